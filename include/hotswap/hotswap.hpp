@@ -1,0 +1,7 @@
+// hotswap: Erlang/OTP-style hot code upgrades for C++20. Include this, or only the headers you use.
+#pragma once
+
+#include "version.hpp"
+#include "schemas.hpp"
+#include "migrations.hpp"
+#include "inspect.hpp"

@@ -1,0 +1,18 @@
+# Builds SOURCE with OTHER_CXX and requires it to print what THIS (built by the other compiler)
+# prints: canonical descriptions and fingerprints must not depend on the compiler.
+separate_arguments(flags UNIX_COMMAND "${FLAGS}")
+set(other "${WORK_DIR}/fingerprints_other_compiler")
+execute_process(COMMAND "${OTHER_CXX}" ${flags} "${SOURCE}" -o "${other}" -lfmt
+                RESULT_VARIABLE status ERROR_VARIABLE errors)
+if(NOT status EQUAL 0)
+  message(FATAL_ERROR "${OTHER_CXX} could not build ${SOURCE}:\n${errors}")
+endif()
+execute_process(COMMAND "${THIS}" OUTPUT_VARIABLE this_output RESULT_VARIABLE this_status)
+execute_process(COMMAND "${other}" OUTPUT_VARIABLE other_output RESULT_VARIABLE other_status)
+if(NOT this_status EQUAL 0 OR NOT other_status EQUAL 0 OR this_output STREQUAL "")
+  message(FATAL_ERROR "a fingerprint program failed: ${this_status} / ${other_status}")
+endif()
+if(NOT this_output STREQUAL other_output)
+  message(FATAL_ERROR "fingerprints differ between compilers:\n${this_output}\n--- ${OTHER_CXX}:\n${other_output}")
+endif()
+message(STATUS "both compilers print:\n${this_output}")

@@ -1,0 +1,10 @@
+# Runs PROGRAM (with ARGS) and requires its output to be exactly the file EXPECTED.
+separate_arguments(args UNIX_COMMAND "${ARGS}")
+execute_process(COMMAND "${PROGRAM}" ${args} RESULT_VARIABLE status OUTPUT_VARIABLE output ERROR_VARIABLE errors)
+if(NOT status EQUAL 0)
+  message(FATAL_ERROR "${PROGRAM} exited with ${status}:\n${output}${errors}")
+endif()
+file(READ "${EXPECTED}" expected)
+if(NOT output STREQUAL expected)
+  message(FATAL_ERROR "${PROGRAM} printed:\n${output}\n--- but ${EXPECTED} says:\n${expected}")
+endif()

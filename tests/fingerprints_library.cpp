@@ -1,0 +1,13 @@
+// Built as a shared library: the fingerprints it computes must equal the host's.
+#include "anemone/account.hpp"
+#include "fingerprints.hpp"
+
+extern "C" __attribute__((visibility("default"))) std::uint64_t account_fingerprint_shared_library(int vsn) {
+  using namespace anemone;
+  switch (vsn) {
+    case 1: return hotswap::fingerprint<v1::Account>;
+    case 2: return hotswap::fingerprint<v2::Account>;
+    case 3: return hotswap::fingerprint<v3::Account>;
+    default: return 0;
+  }
+}

@@ -1,0 +1,53 @@
+#!/usr/bin/env python3
+"""Generates single_include/hotswap/hotswap.hpp from include/: every hotswap header inlined once,
+in include order, system includes kept.
+
+    tools/amalgamate.py           write the single header
+    tools/amalgamate.py --check   exit 1 if the committed single header is stale
+"""
+import pathlib
+import re
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+SOURCE = ROOT / "include/hotswap/hotswap.hpp"
+TARGET = ROOT / "single_include/hotswap/hotswap.hpp"
+LOCAL_INCLUDE = re.compile(r'^#include "([^"]+)"\s*$')
+
+
+def inline(path, seen, out):
+    path = path.resolve()
+    if path in seen:
+        return
+    seen.add(path)
+    out.append(f"// ---- {path.relative_to(ROOT / 'include').as_posix()} ----\n")
+    for line in path.read_text().splitlines(keepends=True):
+        match = LOCAL_INCLUDE.match(line)
+        if match:
+            inline(path.parent / match.group(1), seen, out)
+        elif line.strip() != "#pragma once":
+            out.append(line)
+
+
+def generate():
+    out = ["// hotswap single header, generated from include/ by tools/amalgamate.py; do not edit.\n",
+           "#pragma once\n"]
+    inline(SOURCE, set(), out)
+    return "".join(out)
+
+
+def main():
+    text = generate()
+    if sys.argv[1:] == ["--check"]:
+        if not TARGET.exists() or TARGET.read_text() != text:
+            print(f"{TARGET.relative_to(ROOT)} is stale: run tools/amalgamate.py and commit the result")
+            return 1
+        print(f"{TARGET.relative_to(ROOT)} is up to date")
+        return 0
+    TARGET.parent.mkdir(parents=True, exist_ok=True)
+    TARGET.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

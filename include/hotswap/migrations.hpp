@@ -380,6 +380,43 @@ decltype(auto) call_declared(const Function& function, Value&& value, const cont
     return (void)errors::declared_function_does_not_fit<Function, Value, Extra, Key>{}, 0;
 }
 
+/// The fields of a plan whose source is `kind`, in order.
+template <auto Plan, source_kind Kind>
+constexpr auto fields_of_kind() {
+  constexpr std::size_t count = [] {
+    std::size_t n = 0;
+    for (const auto& source : Plan) n += source.kind == Kind;
+    return n;
+  }();
+  std::array<std::size_t, count> indices{};
+  std::size_t n = 0;
+  for (std::size_t j = 0; j < Plan.size(); ++j)
+    if (Plan[j].kind == Kind) indices[n++] = j;
+  return indices;
+}
+
+/// How many leading fields need an initializer: trailing added fields are left to their default
+/// member initializers by aggregate initialization itself.
+template <auto Plan>
+constexpr std::size_t initialized_prefix() {
+  std::size_t prefix = Plan.size();
+  while (prefix > 0 && Plan[prefix - 1].kind == source_kind::added) --prefix;
+  return prefix;
+}
+
+template <class Field, class Value>
+Field implicitly(Value&& value) {
+  return std::forward<Value>(value);
+}
+
+/// An added field that is followed by initialized fields: its default member initializer,
+/// taken from a default-built struct.
+template <class T, std::size_t I>
+field_type<T, I> default_member() {
+  T defaults{};
+  return std::move(member<I>(fields(defaults)));
+}
+
 template <class From, class To, class Context>
 To run_step(From&& from, const Context& context) {
   using Step = step<From, To>;
@@ -389,35 +426,52 @@ To run_step(From&& from, const Context& context) {
     return To{};  // unreachable: check_step reported a compile error
   } else {
     constexpr auto plan = step_plan<From, To>;
-    using Rules = step_rules<From, To>;
     constexpr auto declared = rules_of<Step>();
-    To to{};
+    using Rules = step_rules<From, To>;
     auto old_fields = fields(from);
-    auto new_fields = fields(to);
     auto declared_function = [&]<rule_kind Kind, std::size_t New>() -> const auto& {
       using Rule = typename rules_type<Step>::template rule_type<Rules::find(Kind, field_names<To>[New])>;
       return static_cast<const Rule&>(declared).function;
     };
+
     // Initializers read the whole old value, so they all run before anything is moved out of it.
-    auto initialize = [&]<std::size_t New>(std::integral_constant<std::size_t, New>) {
-      if constexpr (plan[New].kind == source_kind::init)
-        member<New>(new_fields) =
-            call_declared(declared_function.template operator()<rule_kind::init, New>(), std::as_const(from), context);
-    };
-    auto fill = [&]<std::size_t New>(std::integral_constant<std::size_t, New>) {
+    constexpr auto init_fields = fields_of_kind<plan, source_kind::init>();
+    auto initialized = [&]<std::size_t... K>(std::index_sequence<K...>) {
+      return std::tuple<field_type<To, init_fields[K]>...>{implicitly<field_type<To, init_fields[K]>>(
+          call_declared(declared_function.template operator()<rule_kind::init, init_fields[K]>(), std::as_const(from),
+                        context))...};
+    }(std::make_index_sequence<init_fields.size()>{});
+
+    // Each field's initializer: a moved field is moved straight into place, as a hand-written
+    // `To{std::move(old.name), ...}` does.
+    auto field_value = [&]<std::size_t New>(std::integral_constant<std::size_t, New>) -> decltype(auto) {
       constexpr field_source source = plan[New];
-      if constexpr (source.kind == source_kind::moved)
-        member<New>(new_fields) =
-            migrate_value<field_type<To, New>>(std::move(member<source.old_index>(old_fields)), context);
-      else if constexpr (source.kind == source_kind::convert)
-        member<New>(new_fields) = call_declared(declared_function.template operator()<rule_kind::convert, New>(),
-                                                std::move(member<source.old_index>(old_fields)), context);
+      using Field = field_type<To, New>;
+      if constexpr (source.kind == source_kind::init) {
+        constexpr std::size_t position = [&] {
+          std::size_t k = 0;
+          while (init_fields[k] != New) ++k;
+          return k;
+        }();
+        return std::move(std::get<position>(initialized));
+      } else if constexpr (source.kind == source_kind::convert) {
+        return implicitly<Field>(call_declared(declared_function.template operator()<rule_kind::convert, New>(),
+                                               std::move(member<source.old_index>(old_fields)), context));
+      } else if constexpr (source.kind == source_kind::moved &&
+                           std::is_same_v<field_type<From, source.old_index>, Field>) {
+        return std::move(member<source.old_index>(old_fields));
+      } else if constexpr (source.kind == source_kind::moved) {
+        return migrate_value<Field>(std::move(member<source.old_index>(old_fields)), context);
+      } else {
+        return default_member<To, New>();
+      }
     };
-    [&]<std::size_t... J>(std::index_sequence<J...>) {
-      (initialize(std::integral_constant<std::size_t, J>{}), ...);
-      (fill(std::integral_constant<std::size_t, J>{}), ...);
-    }(std::make_index_sequence<field_count<To>>{});
-    return to;
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"  // trailing added fields: on purpose
+    return [&]<std::size_t... J>(std::index_sequence<J...>) {
+      return To{field_value(std::integral_constant<std::size_t, J>{})...};
+    }(std::make_index_sequence<initialized_prefix<plan>()>{});
+#pragma GCC diagnostic pop
   }
 }
 
@@ -429,7 +483,10 @@ To migrate_versions(From&& from, const Context& context) {
     return std::move(from);
   } else {
     using Next = typename schema_of<From>::template type_of<(from_vsn < to_vsn ? from_vsn + 1 : from_vsn - 1)>;
-    return migrate_versions<To>(run_step<From, Next>(std::move(from), context), context);
+    if constexpr (std::is_same_v<Next, To>)
+      return run_step<From, To>(std::move(from), context);  // built in place, not moved once more
+    else
+      return migrate_versions<To>(run_step<From, Next>(std::move(from), context), context);
   }
 }
 

@@ -196,15 +196,17 @@ constexpr bool check_schema() {
 // ---- per-step field diffs ----
 
 namespace detail {
+// A type's identity as a constant: the compiler's own spelling of it. (Comparing the addresses
+// of per-type variables is not a constant expression under -fsanitize=address.)
 template <class T>
-inline constexpr char type_id = 0;
+constexpr std::string_view type_identity() {
+  return __PRETTY_FUNCTION__;
+}
 
 template <class T>
-constexpr auto field_type_ids() {
-  return []<std::size_t... I>(std::index_sequence<I...>) {
-    return std::array<const void*, sizeof...(I)>{&type_id<field_type<T, I>>...};
-  }(std::make_index_sequence<field_count<T>>{});
-}
+inline constexpr auto field_type_ids = []<std::size_t... I>(std::index_sequence<I...>) {
+  return std::array<std::string_view, sizeof...(I)>{type_identity<field_type<T, I>>()...};
+}(std::make_index_sequence<field_count<T>>{});
 
 enum class field_change { added, removed, kept, retyped };
 
@@ -215,8 +217,8 @@ constexpr bool diff_has(std::string_view name, field_change change) {
   switch (change) {
     case field_change::added: return !was && is;
     case field_change::removed: return was && !is;
-    case field_change::kept: return was && is && field_type_ids<From>()[in_from] == field_type_ids<To>()[in_to];
-    case field_change::retyped: return was && is && field_type_ids<From>()[in_from] != field_type_ids<To>()[in_to];
+    case field_change::kept: return was && is && field_type_ids<From>[in_from] == field_type_ids<To>[in_to];
+    case field_change::retyped: return was && is && field_type_ids<From>[in_from] != field_type_ids<To>[in_to];
   }
   return false;
 }

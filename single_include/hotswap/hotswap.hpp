@@ -730,7 +730,7 @@ using field_type = std::remove_cvref_t<decltype(member<I>(fields(std::declval<co
 //
 // The address of each member of an object that is declared but never defined is a constant;
 // the compiler spells it, member name included, in __PRETTY_FUNCTION__ when the addresses are
-// a template argument. One template argument carries all the addresses of a struct.
+// a template argument.
 
 template <class T>
 struct fake_holder {
@@ -782,11 +782,30 @@ constexpr std::string_view nth_member_name(std::string_view spelled, std::size_t
   return last == std::string_view::npos ? path : path.substr(last + 1);
 }
 
+// clang writes "..." for the elements of an array template argument past the tenth, so the
+// addresses are spelled eight at a time.
+inline constexpr std::size_t names_per_spelling = 8;
+
+template <class T, std::size_t Chunk>
+constexpr auto address_chunk() {
+  constexpr auto all = member_addresses<T>();
+  constexpr std::size_t first = Chunk * names_per_spelling;
+  std::array<const void*, (all.size() - first < names_per_spelling ? all.size() - first : names_per_spelling)> chunk{};
+  for (std::size_t i = 0; i < chunk.size(); ++i) chunk[i] = all[first + i];
+  return chunk;
+}
+
 template <class T>
 constexpr auto compute_field_names() {
-  constexpr std::string_view spelled = spelled_addresses<member_addresses<T>()>();
   std::array<std::string_view, field_count<T>> names{};
-  for (std::size_t i = 0; i < names.size(); ++i) names[i] = nth_member_name(spelled, i);
+  [&]<std::size_t... Chunk>(std::index_sequence<Chunk...>) {
+    auto read_chunk = [&]<std::size_t C>(std::integral_constant<std::size_t, C>) {
+      constexpr std::string_view spelled = spelled_addresses<address_chunk<T, C>()>();
+      for (std::size_t i = 0; i < address_chunk<T, C>().size(); ++i)
+        names[C * names_per_spelling + i] = nth_member_name(spelled, i);
+    };
+    (read_chunk(std::integral_constant<std::size_t, Chunk>{}), ...);
+  }(std::make_index_sequence<(field_count<T> + names_per_spelling - 1) / names_per_spelling>{});
   return names;
 }
 
@@ -1039,15 +1058,17 @@ constexpr bool check_schema() {
 // ---- per-step field diffs ----
 
 namespace detail {
+// A type's identity as a constant: the compiler's own spelling of it. (Comparing the addresses
+// of per-type variables is not a constant expression under -fsanitize=address.)
 template <class T>
-inline constexpr char type_id = 0;
+constexpr std::string_view type_identity() {
+  return __PRETTY_FUNCTION__;
+}
 
 template <class T>
-constexpr auto field_type_ids() {
-  return []<std::size_t... I>(std::index_sequence<I...>) {
-    return std::array<const void*, sizeof...(I)>{&type_id<field_type<T, I>>...};
-  }(std::make_index_sequence<field_count<T>>{});
-}
+inline constexpr auto field_type_ids = []<std::size_t... I>(std::index_sequence<I...>) {
+  return std::array<std::string_view, sizeof...(I)>{type_identity<field_type<T, I>>()...};
+}(std::make_index_sequence<field_count<T>>{});
 
 enum class field_change { added, removed, kept, retyped };
 
@@ -1058,8 +1079,8 @@ constexpr bool diff_has(std::string_view name, field_change change) {
   switch (change) {
     case field_change::added: return !was && is;
     case field_change::removed: return was && !is;
-    case field_change::kept: return was && is && field_type_ids<From>()[in_from] == field_type_ids<To>()[in_to];
-    case field_change::retyped: return was && is && field_type_ids<From>()[in_from] != field_type_ids<To>()[in_to];
+    case field_change::kept: return was && is && field_type_ids<From>[in_from] == field_type_ids<To>[in_to];
+    case field_change::retyped: return was && is && field_type_ids<From>[in_from] != field_type_ids<To>[in_to];
   }
   return false;
 }
@@ -1706,6 +1727,43 @@ decltype(auto) call_declared(const Function& function, Value&& value, const cont
     return (void)errors::declared_function_does_not_fit<Function, Value, Extra, Key>{}, 0;
 }
 
+/// The fields of a plan whose source is `kind`, in order.
+template <auto Plan, source_kind Kind>
+constexpr auto fields_of_kind() {
+  constexpr std::size_t count = [] {
+    std::size_t n = 0;
+    for (const auto& source : Plan) n += source.kind == Kind;
+    return n;
+  }();
+  std::array<std::size_t, count> indices{};
+  std::size_t n = 0;
+  for (std::size_t j = 0; j < Plan.size(); ++j)
+    if (Plan[j].kind == Kind) indices[n++] = j;
+  return indices;
+}
+
+/// How many leading fields need an initializer: trailing added fields are left to their default
+/// member initializers by aggregate initialization itself.
+template <auto Plan>
+constexpr std::size_t initialized_prefix() {
+  std::size_t prefix = Plan.size();
+  while (prefix > 0 && Plan[prefix - 1].kind == source_kind::added) --prefix;
+  return prefix;
+}
+
+template <class Field, class Value>
+Field implicitly(Value&& value) {
+  return std::forward<Value>(value);
+}
+
+/// An added field that is followed by initialized fields: its default member initializer,
+/// taken from a default-built struct.
+template <class T, std::size_t I>
+field_type<T, I> default_member() {
+  T defaults{};
+  return std::move(member<I>(fields(defaults)));
+}
+
 template <class From, class To, class Context>
 To run_step(From&& from, const Context& context) {
   using Step = step<From, To>;
@@ -1715,35 +1773,52 @@ To run_step(From&& from, const Context& context) {
     return To{};  // unreachable: check_step reported a compile error
   } else {
     constexpr auto plan = step_plan<From, To>;
-    using Rules = step_rules<From, To>;
     constexpr auto declared = rules_of<Step>();
-    To to{};
+    using Rules = step_rules<From, To>;
     auto old_fields = fields(from);
-    auto new_fields = fields(to);
     auto declared_function = [&]<rule_kind Kind, std::size_t New>() -> const auto& {
       using Rule = typename rules_type<Step>::template rule_type<Rules::find(Kind, field_names<To>[New])>;
       return static_cast<const Rule&>(declared).function;
     };
+
     // Initializers read the whole old value, so they all run before anything is moved out of it.
-    auto initialize = [&]<std::size_t New>(std::integral_constant<std::size_t, New>) {
-      if constexpr (plan[New].kind == source_kind::init)
-        member<New>(new_fields) =
-            call_declared(declared_function.template operator()<rule_kind::init, New>(), std::as_const(from), context);
-    };
-    auto fill = [&]<std::size_t New>(std::integral_constant<std::size_t, New>) {
+    constexpr auto init_fields = fields_of_kind<plan, source_kind::init>();
+    auto initialized = [&]<std::size_t... K>(std::index_sequence<K...>) {
+      return std::tuple<field_type<To, init_fields[K]>...>{implicitly<field_type<To, init_fields[K]>>(
+          call_declared(declared_function.template operator()<rule_kind::init, init_fields[K]>(), std::as_const(from),
+                        context))...};
+    }(std::make_index_sequence<init_fields.size()>{});
+
+    // Each field's initializer: a moved field is moved straight into place, as a hand-written
+    // `To{std::move(old.name), ...}` does.
+    auto field_value = [&]<std::size_t New>(std::integral_constant<std::size_t, New>) -> decltype(auto) {
       constexpr field_source source = plan[New];
-      if constexpr (source.kind == source_kind::moved)
-        member<New>(new_fields) =
-            migrate_value<field_type<To, New>>(std::move(member<source.old_index>(old_fields)), context);
-      else if constexpr (source.kind == source_kind::convert)
-        member<New>(new_fields) = call_declared(declared_function.template operator()<rule_kind::convert, New>(),
-                                                std::move(member<source.old_index>(old_fields)), context);
+      using Field = field_type<To, New>;
+      if constexpr (source.kind == source_kind::init) {
+        constexpr std::size_t position = [&] {
+          std::size_t k = 0;
+          while (init_fields[k] != New) ++k;
+          return k;
+        }();
+        return std::move(std::get<position>(initialized));
+      } else if constexpr (source.kind == source_kind::convert) {
+        return implicitly<Field>(call_declared(declared_function.template operator()<rule_kind::convert, New>(),
+                                               std::move(member<source.old_index>(old_fields)), context));
+      } else if constexpr (source.kind == source_kind::moved &&
+                           std::is_same_v<field_type<From, source.old_index>, Field>) {
+        return std::move(member<source.old_index>(old_fields));
+      } else if constexpr (source.kind == source_kind::moved) {
+        return migrate_value<Field>(std::move(member<source.old_index>(old_fields)), context);
+      } else {
+        return default_member<To, New>();
+      }
     };
-    [&]<std::size_t... J>(std::index_sequence<J...>) {
-      (initialize(std::integral_constant<std::size_t, J>{}), ...);
-      (fill(std::integral_constant<std::size_t, J>{}), ...);
-    }(std::make_index_sequence<field_count<To>>{});
-    return to;
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"  // trailing added fields: on purpose
+    return [&]<std::size_t... J>(std::index_sequence<J...>) {
+      return To{field_value(std::integral_constant<std::size_t, J>{})...};
+    }(std::make_index_sequence<initialized_prefix<plan>()>{});
+#pragma GCC diagnostic pop
   }
 }
 
@@ -1755,7 +1830,10 @@ To migrate_versions(From&& from, const Context& context) {
     return std::move(from);
   } else {
     using Next = typename schema_of<From>::template type_of<(from_vsn < to_vsn ? from_vsn + 1 : from_vsn - 1)>;
-    return migrate_versions<To>(run_step<From, Next>(std::move(from), context), context);
+    if constexpr (std::is_same_v<Next, To>)
+      return run_step<From, To>(std::move(from), context);  // built in place, not moved once more
+    else
+      return migrate_versions<To>(run_step<From, Next>(std::move(from), context), context);
   }
 }
 

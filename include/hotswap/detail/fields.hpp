@@ -102,7 +102,7 @@ using field_type = std::remove_cvref_t<decltype(member<I>(fields(std::declval<co
 //
 // The address of each member of an object that is declared but never defined is a constant;
 // the compiler spells it, member name included, in __PRETTY_FUNCTION__ when the addresses are
-// a template argument. One template argument carries all the addresses of a struct.
+// a template argument.
 
 template <class T>
 struct fake_holder {
@@ -154,11 +154,30 @@ constexpr std::string_view nth_member_name(std::string_view spelled, std::size_t
   return last == std::string_view::npos ? path : path.substr(last + 1);
 }
 
+// clang writes "..." for the elements of an array template argument past the tenth, so the
+// addresses are spelled eight at a time.
+inline constexpr std::size_t names_per_spelling = 8;
+
+template <class T, std::size_t Chunk>
+constexpr auto address_chunk() {
+  constexpr auto all = member_addresses<T>();
+  constexpr std::size_t first = Chunk * names_per_spelling;
+  std::array<const void*, (all.size() - first < names_per_spelling ? all.size() - first : names_per_spelling)> chunk{};
+  for (std::size_t i = 0; i < chunk.size(); ++i) chunk[i] = all[first + i];
+  return chunk;
+}
+
 template <class T>
 constexpr auto compute_field_names() {
-  constexpr std::string_view spelled = spelled_addresses<member_addresses<T>()>();
   std::array<std::string_view, field_count<T>> names{};
-  for (std::size_t i = 0; i < names.size(); ++i) names[i] = nth_member_name(spelled, i);
+  [&]<std::size_t... Chunk>(std::index_sequence<Chunk...>) {
+    auto read_chunk = [&]<std::size_t C>(std::integral_constant<std::size_t, C>) {
+      constexpr std::string_view spelled = spelled_addresses<address_chunk<T, C>()>();
+      for (std::size_t i = 0; i < address_chunk<T, C>().size(); ++i)
+        names[C * names_per_spelling + i] = nth_member_name(spelled, i);
+    };
+    (read_chunk(std::integral_constant<std::size_t, Chunk>{}), ...);
+  }(std::make_index_sequence<(field_count<T> + names_per_spelling - 1) / names_per_spelling>{});
   return names;
 }
 

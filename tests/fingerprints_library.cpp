@@ -1,13 +1,6 @@
-// Built as a shared library: the fingerprints it computes must equal the host's.
-#include "anemone/account.hpp"
+// Built as a shared library with hidden visibility: the fingerprints it computes must equal the host's.
 #include "fingerprints.hpp"
 
 extern "C" __attribute__((visibility("default"))) std::uint64_t account_fingerprint_shared_library(int vsn) {
-  using namespace anemone;
-  switch (vsn) {
-    case 1: return hotswap::fingerprint<v1::Account>;
-    case 2: return hotswap::fingerprint<v2::Account>;
-    case 3: return hotswap::fingerprint<v3::Account>;
-    default: return 0;
-  }
+  return account_fingerprint(vsn);
 }

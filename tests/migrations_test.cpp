@@ -2,6 +2,7 @@
 #include <array>
 #include <map>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -253,4 +254,47 @@ TEST_CASE("a 60-field struct migrates field by field") {
     (compare(std::integral_constant<std::size_t, I>{}), ...);
   }(std::make_index_sequence<60>{});
   CHECK(compared == 57);  // 60 - renamed - retyped - added
+}
+
+// ---- failure ----
+namespace risky {
+namespace v1 {
+struct Counter {
+  std::string name;
+  int value = 0;
+};
+}  // namespace v1
+namespace v2 {
+struct Counter {
+  std::string name;
+  int value = 0;
+  int doubled = 0;
+};
+}  // namespace v2
+using CounterSchema = hotswap::schema<"Counter", hotswap::version<1, v1::Counter>, hotswap::version<2, v2::Counter>>;
+}  // namespace risky
+
+template <hotswap::listed_in<risky::CounterSchema> T>
+struct hotswap::schema_of<T> : risky::CounterSchema {};
+template <>
+struct hotswap::step<risky::v1::Counter, risky::v2::Counter> {
+  static constexpr auto rules = hotswap::rules{hotswap::init<"doubled">([](const risky::v1::Counter& counter) {
+    if (counter.value < 0) throw std::domain_error("negative counter " + counter.name);
+    return counter.value * 2;
+  })};
+};
+
+TEST_CASE("a migration that throws passes the error on and leaves a source it was given as an lvalue intact") {
+  const std::vector<risky::v1::Counter> before{{"first", 1}, {"second", -1}, {"third", 3}};
+  std::vector<risky::v1::Counter> counters = before;
+  CHECK_THROWS_WITH(hotswap::migrate<std::vector<risky::v2::Counter>>(counters), "negative counter second");
+  REQUIRE(counters.size() == before.size());
+  for (std::size_t i = 0; i < before.size(); ++i) {
+    CHECK(counters[i].name == before[i].name);
+    CHECK(counters[i].value == before[i].value);
+  }
+  counters[1].value = 2;
+  const auto migrated = hotswap::migrate<std::vector<risky::v2::Counter>>(std::move(counters));
+  CHECK(migrated[1].doubled == 4);
+  CHECK(migrated[2].name == "third");
 }

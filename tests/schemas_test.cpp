@@ -63,7 +63,7 @@ static_assert(v1_to_v2::removed.empty() && v1_to_v2::retyped.empty());
 using v3_to_v1 = hotswap::field_diff<v3::Account, v1::Account>;
 static_assert(v3_to_v1::removed == std::array{"stage"sv, "active"sv} && v3_to_v1::added.empty());
 
-namespace shop {
+namespace catalog {
 namespace v1 {
 struct Item {
   int price = 0;
@@ -78,8 +78,8 @@ struct Item {
   std::vector<std::string> tags;
 };
 }  // namespace v2
-}  // namespace shop
-using item_diff = hotswap::field_diff<shop::v1::Item, shop::v2::Item>;
+}  // namespace catalog
+using item_diff = hotswap::field_diff<catalog::v1::Item, catalog::v2::Item>;
 static_assert(item_diff::retyped == std::array{"price"sv});
 static_assert(item_diff::added == std::array{"code"sv, "tags"sv});
 static_assert(item_diff::removed == std::array{"sku"sv, "legacy"sv});

@@ -40,9 +40,9 @@ static_assert(hotswap::field_count<other::Odd> == boost::pfr::tuple_size_v<other
 static_assert(hotswap::field_count<other::Empty> == boost::pfr::tuple_size_v<other::Empty>);
 
 #if BOOST_VERSION >= 108400
-// Where Boost.PFR reads names itself, ours must agree with it.
-static_assert(hotswap::detail::pfr_field_names<v3::Account>() == hotswap::field_names<v3::Account>);
-static_assert(hotswap::detail::pfr_field_names<other::Odd>() == hotswap::field_names<other::Odd>);
+// Where Boost.PFR reads names itself, hotswap uses them, and ours must agree with them.
+static_assert(hotswap::detail::compute_field_names<v3::Account>() == boost::pfr::names_as_array<v3::Account>());
+static_assert(hotswap::detail::compute_field_names<other::Odd>() == boost::pfr::names_as_array<other::Odd>());
 #endif
 
 // ---- the schema ----

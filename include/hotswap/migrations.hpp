@@ -490,6 +490,18 @@ To migrate_versions(From&& from, const Context& context) {
   }
 }
 
+/// Converts to `To` by calling `make`, so that a container building a `To` from it in place
+/// builds it straight from make's result, with no temporary moved in.
+template <class To, class Make>
+struct built_in_place {
+  Make make;
+  operator To() && { return make(); }
+};
+template <class To, class Make>
+built_in_place<To, Make> in_place(Make make) {
+  return {std::move(make)};
+}
+
 template <class To, class From, class Context>
 To migrate_value(From&& from, const Context& context) {
   if constexpr (std::is_same_v<From, To>) {
@@ -501,19 +513,26 @@ To migrate_value(From&& from, const Context& context) {
   } else if constexpr (sequence<From> && sequence<To>) {
     To out;
     out.reserve(from.size());
-    for (auto& element : from) out.push_back(migrate_value<typename To::value_type>(std::move(element), context));
+    for (auto& element : from)
+      out.emplace_back(in_place<typename To::value_type>(
+          [&] { return migrate_value<typename To::value_type>(std::move(element), context); }));
     return out;
   } else if constexpr (ordered_map<From> && ordered_map<To>) {
     To out;
-    for (auto& [key, value] : from)
-      out.emplace_hint(out.end(), key,
-                       migrate_value<typename To::mapped_type>(std::move(value), context.with_key(key)));
+    for (auto& entry : from)  // not a structured binding: clang 14 cannot capture one
+      out.emplace_hint(out.end(), entry.first, in_place<typename To::mapped_type>([&] {
+                         return migrate_value<typename To::mapped_type>(std::move(entry.second),
+                                                                        context.with_key(entry.first));
+                       }));
     return out;
   } else if constexpr (hashed_map<From> && hashed_map<To>) {
     To out;
     out.reserve(from.size());
-    for (auto& [key, value] : from)
-      out.emplace(key, migrate_value<typename To::mapped_type>(std::move(value), context.with_key(key)));
+    for (auto& entry : from)
+      out.emplace(entry.first, in_place<typename To::mapped_type>([&] {
+                    return migrate_value<typename To::mapped_type>(std::move(entry.second),
+                                                                   context.with_key(entry.first));
+                  }));
     return out;
   } else if constexpr (optional<From> && optional<To>) {
     if (!from) return To{};

@@ -6,7 +6,7 @@ once here instead of being written by hand. Run it after changing MAX_FIELDS.
 """
 import pathlib
 
-MAX_FIELDS = 128
+MAX_FIELDS = 64
 OUT = pathlib.Path(__file__).resolve().parent.parent / "include/hotswap/detail/bindings.hpp"
 
 

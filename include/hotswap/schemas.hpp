@@ -69,7 +69,7 @@ struct version_has_a_bit_field {
 template <class Schema, int Vsn, class T, std::size_t Fields>
 struct version_has_too_many_fields {
   static_assert(reported<version_has_too_many_fields>,
-                "hotswap: a schema version may have at most hotswap::detail::max_fields (128) fields: group "
+                "hotswap: a schema version may have at most hotswap::detail::max_fields (64) fields: group "
                 "fields into nested structs, or raise MAX_FIELDS in tools/generate_bindings.py and rerun it");
 };
 template <class T>

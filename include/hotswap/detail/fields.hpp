@@ -1,8 +1,9 @@
 // Structure reflection: the count, types, names and references of an aggregate's fields.
 //
-// Boost.PFR's technique, our own code: PFR 1.81 stops at 100 fields, its tuples are slow to
-// compile for wide structs, and its field count crashes g++ 12 (internal compiler error in
-// check_noexcept_r) on a struct with a std::array of aggregates.
+// Boost.PFR's technique, our own code: PFR 1.81's tuples are slow to compile for wide structs,
+// and its field count crashes g++ 12 (internal compiler error in check_noexcept_r) on a struct
+// with a std::array of aggregates. The structured bindings (bindings.hpp) stop at 64 fields:
+// each count is spelled out, and parsing them is most of what including hotswap costs.
 #pragma once
 
 #include <array>

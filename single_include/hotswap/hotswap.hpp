@@ -1701,10 +1701,11 @@ template <class Out>
 Out inspect_float(Out out, double value) {
   const std::string text = fmt::format("{}", value);
   if (text.find_first_of("in") != std::string::npos) return fmt::format_to(out, "{}", text);  // inf, nan
-  const std::size_t e = std::min(text.find('e'), text.size());
+  const std::size_t e = text.find('e') == std::string::npos ? text.size() : text.find('e');
   std::string_view mantissa(text.data(), e), exponent(text.data() + e, text.size() - e);
   const bool negative = exponent.size() > 1 && exponent[1] == '-';
-  exponent = exponent.substr(std::min(exponent.size(), exponent.find_first_not_of("e+-0")));
+  const std::size_t digits = exponent.find_first_not_of("e+-0");
+  exponent = digits == std::string_view::npos ? std::string_view() : exponent.substr(digits);
   return fmt::format_to(out, "{}{}{}{}{}", mantissa, mantissa.find('.') == std::string_view::npos ? ".0" : "",
                         e < text.size() ? "e" : "", negative ? "-" : "", exponent);
 }

@@ -19,6 +19,11 @@ static_assert(hotswap::migrates<int, long> && hotswap::migrates<int, double> && 
 static_assert(hotswap::migrates<std::uint8_t, std::uint32_t> && hotswap::migrates<int, std::optional<long>>);
 static_assert(!hotswap::migrates<long, int> && !hotswap::migrates<int, unsigned> && !hotswap::migrates<double, float>);
 static_assert(!hotswap::migrates<bool, int> && !hotswap::migrates<int, std::string>);
+// Only conversions that keep every value: a float cannot hold every int, nor a double every long.
+static_assert(!hotswap::migrates<int, float> && !hotswap::migrates<long, double>);
+static_assert(!hotswap::migrates<std::uint64_t, double> && hotswap::migrates<std::uint16_t, float>);
+// char's signedness depends on the platform: it converts only to itself.
+static_assert(!hotswap::migrates<char, int> && hotswap::migrates<char, char>);
 static_assert(hotswap::migrates<v1::Account, v3::Account> && hotswap::migrates<v3::Account, v1::Account>);
 static_assert(hotswap::migrates<std::vector<v1::Account>, std::vector<v2::Account>>);
 static_assert(hotswap::migrates<std::map<std::string, v1::Account>, std::map<std::string, v3::Account>>);
@@ -54,9 +59,9 @@ TEST_CASE("an unordered_map migrates the same way") {
   CHECK(migrated.at("alice").score == 3);
 }
 
-TEST_CASE("a step that needs a map key cannot run outside a map") {
-  // v2 -> v3 needs nothing, so a lone v2 account migrates; v1 -> v2 is checked at compile time
-  // by the compile-fail test `init_needs_key`.
+TEST_CASE("a step that needs no map key migrates a lone value") {
+  // v1 -> v2 needs a key: that a lone v1 account does not compile is the compile-fail test
+  // `init_needs_key`.
   const auto account = hotswap::migrate<v3::Account>(v2::Account{"Dan", 1, 2});
   CHECK(account.name == "Dan");
   CHECK(account.stage == 2);
@@ -101,7 +106,7 @@ struct Item {
 }  // namespace v2
 namespace v3 {
 struct Item {
-  double price = 0;            // widened again
+  double price = 0;            // converted: a double does not hold every long
   std::string code;
   std::string stock;
   std::string currency;
@@ -129,6 +134,11 @@ struct hotswap::step<shop::v1::Item, shop::v2::Item> {
   };
 };
 
+template <>
+struct hotswap::step<shop::v2::Item, shop::v3::Item> {
+  static constexpr auto rules = hotswap::rules{hotswap::convert<"price">([](long cents) { return cents / 100.0; })};
+};
+
 // A whole-step override: written by hand, used instead of the generated step.
 template <>
 struct hotswap::step<shop::v3::Item, shop::v2::Item> {
@@ -147,8 +157,8 @@ TEST_CASE("declared renames, removals, converters and initializers") {
   CHECK(item.currency == "EUR");
   CHECK_FALSE(item.rating);
 
-  const auto latest = hotswap::migrate<shop::v3::Item>(shop::v1::Item{5, "B-2", false, 0}, settings);
-  CHECK(latest.price == 5.0);
+  const auto latest = hotswap::migrate<shop::v3::Item>(shop::v1::Item{525, "B-2", false, 0}, settings);
+  CHECK(latest.price == 5.25);
   CHECK(latest.code == "B-2");
   CHECK(latest.currency == "EUR");
 }
@@ -297,4 +307,46 @@ TEST_CASE("a migration that throws passes the error on and leaves a source it wa
   const auto migrated = hotswap::migrate<std::vector<risky::v2::Counter>>(std::move(counters));
   CHECK(migrated[1].doubled == 4);
   CHECK(migrated[2].name == "third");
+}
+
+// ---- renames: reversed on the way down, and a renamed-away name free for a new field ----
+namespace profile {
+namespace v1 {
+struct User {
+  std::string nick;
+  int karma = 0;
+};
+}  // namespace v1
+namespace v2 {
+struct User {
+  std::string handle;                // was nick
+  int karma = 0;
+  std::string nick = "(unset)";      // a new field that reuses the old name
+};
+}  // namespace v2
+using UserSchema = hotswap::schema<"User", hotswap::version<1, v1::User>, hotswap::version<2, v2::User>>;
+}  // namespace profile
+
+template <hotswap::listed_in<profile::UserSchema> T>
+struct hotswap::schema_of<T> : profile::UserSchema {};
+template <>
+struct hotswap::step<profile::v1::User, profile::v2::User> {
+  static constexpr auto rules = hotswap::rules{hotswap::renamed<"nick", "handle">};
+};
+template <>
+struct hotswap::step<profile::v2::User, profile::v1::User> {
+  static constexpr auto rules = hotswap::rules{hotswap::removed<"nick">};  // the new one; handle goes back to nick
+};
+
+TEST_CASE("a rename moves the old field once, and a new field may take the old name") {
+  const auto user = hotswap::migrate<profile::v2::User>(profile::v1::User{"a name too long for small-string storage", 3});
+  CHECK(user.handle == "a name too long for small-string storage");
+  CHECK(user.nick == "(unset)");
+  CHECK(user.karma == 3);
+}
+
+TEST_CASE("a downgrade renames back what the upgrade renamed") {
+  const auto user = hotswap::migrate<profile::v1::User>(profile::v2::User{"old-handle", 7, "new nick"});
+  CHECK(user.nick == "old-handle");
+  CHECK(user.karma == 7);
 }

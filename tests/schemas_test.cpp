@@ -32,6 +32,23 @@ struct Odd {
 };
 }  // namespace other
 static_assert(hotswap::field_count<other::Empty> == 0);
+
+// Names of structs whose own names hold brackets and commas.
+namespace {
+struct Hidden {
+  int alpha;
+  std::pair<int, int> beta;
+};
+}  // namespace
+template <class A, int N>
+struct Generic {
+  A gamma;
+  double delta = N;
+};
+static_assert(hotswap::field_names<Hidden> == std::array{"alpha"sv, "beta"sv});
+static_assert(hotswap::field_names<Generic<std::map<int, int>, 2>>[0] == "gamma");
+// A std::wstring is a string, not a vector of its characters.
+static_assert(!hotswap::detail::sequence<std::wstring> && hotswap::detail::sequence<std::vector<wchar_t>>);
 static_assert(hotswap::field_names<other::Odd> == std::array{"_x1"sv, "y_2"sv, "CamelCase"sv});
 
 // Our field count agrees with Boost.PFR's wherever PFR's works.

@@ -19,6 +19,7 @@
 
 #include <array>
 #include <cstddef>
+#include <limits>
 #include <string_view>
 #include <tuple>
 #include <type_traits>
@@ -142,7 +143,8 @@ template <class Schema, int From, int To, class Field>
 struct rule_names_an_unknown_field {
   static_assert(reported<rule_names_an_unknown_field>,
                 "hotswap: a rule of this step names a field that does not exist: removed and renamed name a "
-                "field of the older struct, renamed's second name and init and convert a field of the newer");
+                "field of the older struct, renamed's second name and init and convert a field of the newer "
+                "(and convert one the older struct has too, under its old name)");
 };
 template <class Function, class Value, class Extra, class Key>
 struct declared_function_does_not_fit {
@@ -163,14 +165,24 @@ struct no_migration_between {
 
 namespace detail {
 
+/// A conversion that keeps every value: to a larger integer of the same signedness, to a larger
+/// floating type, or from an integer to a floating type whose mantissa holds all its values
+/// (int -> double, not int -> float or long -> double). bool and char (whose signedness depends
+/// on the platform) convert only to themselves.
 template <class From, class To>
 constexpr bool widens() {
-  if constexpr (std::is_same_v<From, bool> || std::is_same_v<To, bool>) {
+  constexpr bool plain_number = [] {
+    using F = std::remove_cv_t<From>;
+    using T = std::remove_cv_t<To>;
+    return std::is_arithmetic_v<F> && std::is_arithmetic_v<T> && !std::is_same_v<F, bool> &&
+           !std::is_same_v<T, bool> && !std::is_same_v<F, char> && !std::is_same_v<T, char>;
+  }();
+  if constexpr (!plain_number) {
     return false;
   } else if constexpr (std::is_integral_v<From> && std::is_integral_v<To>) {
     return std::is_signed_v<From> == std::is_signed_v<To> && sizeof(From) <= sizeof(To);
-  } else if constexpr (std::is_arithmetic_v<From> && std::is_floating_point_v<To>) {
-    return !std::is_floating_point_v<From> || sizeof(From) <= sizeof(To);
+  } else if constexpr (std::is_floating_point_v<To>) {
+    return std::numeric_limits<From>::digits <= std::numeric_limits<To>::digits;
   } else {
     return false;
   }
@@ -243,12 +255,17 @@ struct step_rules {
   }
   static constexpr bool has(rule_kind kind, std::string_view field) { return find(kind, field) < own.size(); }
 
-  /// The name field `new_name` of `To` had in `From`.
+  /// The name field `new_name` of `To` had in `From`; empty when it is new although `From` has a
+  /// field of that name, because that field was renamed away.
   static constexpr std::string_view old_name(std::string_view new_name) {
     for (const auto& rule : own)
       if (rule.kind == rule_kind::renamed && rule.renamed_to == new_name) return rule.field;
     for (const auto& rule : reverse)
       if (rule.kind == rule_kind::renamed && rule.field == new_name) return rule.renamed_to;
+    for (const auto& rule : own)
+      if (rule.kind == rule_kind::renamed && rule.field == new_name) return {};
+    for (const auto& rule : reverse)
+      if (rule.kind == rule_kind::renamed && rule.renamed_to == new_name) return {};
     return new_name;
   }
 };
@@ -317,7 +334,9 @@ constexpr bool check_step() {
       constexpr bool old_side = rule.kind == rule_kind::removed || rule.kind == rule_kind::renamed;
       constexpr bool known = (old_side ? field_index<From>(rule.field) < field_count<From>
                                        : field_index<To>(rule.field) < field_count<To>) &&
-                             (rule.kind != rule_kind::renamed || field_index<To>(rule.renamed_to) < field_count<To>);
+                             (rule.kind != rule_kind::renamed || field_index<To>(rule.renamed_to) < field_count<To>) &&
+                             (rule.kind != rule_kind::convert ||
+                              field_index<From>(Rules::old_name(rule.field)) < field_count<From>);
       if constexpr (!known) {
         (void)errors::rule_names_an_unknown_field<schema, from, to, spelled<errors::field_named, fixed_string<rule.field.size() + 1>(rule.field)>>{};
         ok = false;
@@ -332,8 +351,7 @@ constexpr bool check_step() {
     auto check_old = [&]<std::size_t Old>(std::integral_constant<std::size_t, Old>) {
       constexpr bool used = [&] {
         for (const auto& source : plan)
-          if ((source.kind == source_kind::moved || source.kind == source_kind::convert) && source.old_index == Old)
-            return true;
+          if (source.kind != source_kind::added && source.old_index == Old) return true;
         return Rules::has(rule_kind::removed, field_names<From>[Old]);
       }();
       if constexpr (!used) {

@@ -55,6 +55,12 @@ struct version_is_not_an_aggregate {
                 "virtual functions, no base classes): remove the constructors or wrap the class in a struct");
 };
 template <class Schema, int Vsn, class T>
+struct version_is_not_default_constructible {
+  static_assert(reported<version_is_not_default_constructible>,
+                "hotswap: every field of a schema version needs a default, so that a migration can add it: "
+                "give a field whose type has no default constructor a default member initializer");
+};
+template <class Schema, int Vsn, class T>
 struct version_has_a_reference_or_const_member {
   static_assert(reported<version_has_a_reference_or_const_member>,
                 "hotswap: a schema version cannot have a reference or const member (its fields must be "
@@ -165,6 +171,8 @@ template <class Schema, int Vsn, class T>
 constexpr bool check_version() {
   if constexpr (!std::is_aggregate_v<T> || std::is_polymorphic_v<T>) {
     return (void)errors::version_is_not_an_aggregate<Schema, Vsn, T>{}, false;
+  } else if constexpr (!std::is_default_constructible_v<T>) {
+    return (void)errors::version_is_not_default_constructible<Schema, Vsn, T>{}, false;
   } else if constexpr (field_count<T> > max_fields) {
     return (void)errors::version_has_too_many_fields<Schema, Vsn, T, field_count<T>>{}, false;
   } else if constexpr (!std::is_move_assignable_v<T>) {
@@ -477,7 +485,8 @@ class schema_registry {
   std::vector<version_info> entries_;
 };
 
-/// The process's registry.
+/// The registry of this program image. (A shared library built with hidden visibility has its
+/// own; the modules layer reconciles them.)
 inline schema_registry& registry() {
   static schema_registry instance;
   return instance;

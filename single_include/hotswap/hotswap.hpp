@@ -73,7 +73,7 @@ concept fixed_array = is_std_array<T>;
 
 /// std::vector and its kin: contiguous, growable, not a string.
 template <class T>
-concept sequence = !std::is_convertible_v<const T&, std::string_view> &&
+concept sequence = !is_instance_of<std::basic_string, T> && !std::is_convertible_v<const T&, std::string_view> &&
                    requires(T& c, typename T::value_type&& v) {
                      c.reserve(std::size_t{});
                      c.push_back(std::move(v));
@@ -485,6 +485,7 @@ struct fake_holder {
 #if defined(__clang__)
 #pragma clang diagnostic push
 #pragma clang diagnostic ignored "-Wundefined-var-template"
+#pragma clang diagnostic ignored "-Wundefined-internal"  // a struct in an anonymous namespace
 #endif
 template <class T>
 extern const fake_holder<T> fake_object;
@@ -520,8 +521,15 @@ constexpr std::string_view nth_member_name(std::string_view spelled, std::size_t
     if (at == std::string_view::npos) return {};
     at += marker.size();
   }
+  // The path runs to the first `,` at depth 0 or the first closing bracket that was not opened
+  // in it: type names in it may hold brackets and commas ({anonymous}, Pair<int, 2>).
   std::size_t end = at;
-  while (end < spelled.size() && spelled[end] != ')' && spelled[end] != ',' && spelled[end] != '}') ++end;
+  for (int depth = 0; end < spelled.size(); ++end) {
+    const char c = spelled[end];
+    if (c == '<' || c == '(' || c == '{' || c == '[') ++depth;
+    else if (c == '>' || c == ')' || c == '}' || c == ']') { if (depth-- == 0) break; }
+    else if (c == ',' && depth == 0) break;
+  }
   std::string_view path = spelled.substr(at, end - at);
   const std::size_t last = path.find_last_of(":.");
   return last == std::string_view::npos ? path : path.substr(last + 1);
@@ -565,11 +573,13 @@ inline constexpr std::array<std::string_view, field_count<T>> field_names =
 #endif
 
 namespace self_test {
+template <class, int>
 struct probe {
   int first_field;
   char second;
 };
-static_assert(compute_field_names<probe>()[0] == "first_field" && compute_field_names<probe>()[1] == "second",
+static_assert(compute_field_names<probe<int, 2>>()[0] == "first_field" &&
+                  compute_field_names<probe<int, 2>>()[1] == "second",
               "hotswap: this compiler spells template arguments in a way hotswap cannot read field names "
               "from (was -fno-pretty-templates given?); build without that option");
 }  // namespace self_test
@@ -658,6 +668,12 @@ struct version_is_not_an_aggregate {
   static_assert(reported<version_is_not_an_aggregate>,
                 "hotswap: a schema version must be a plain aggregate (public fields, no constructors, no "
                 "virtual functions, no base classes): remove the constructors or wrap the class in a struct");
+};
+template <class Schema, int Vsn, class T>
+struct version_is_not_default_constructible {
+  static_assert(reported<version_is_not_default_constructible>,
+                "hotswap: every field of a schema version needs a default, so that a migration can add it: "
+                "give a field whose type has no default constructor a default member initializer");
 };
 template <class Schema, int Vsn, class T>
 struct version_has_a_reference_or_const_member {
@@ -770,6 +786,8 @@ template <class Schema, int Vsn, class T>
 constexpr bool check_version() {
   if constexpr (!std::is_aggregate_v<T> || std::is_polymorphic_v<T>) {
     return (void)errors::version_is_not_an_aggregate<Schema, Vsn, T>{}, false;
+  } else if constexpr (!std::is_default_constructible_v<T>) {
+    return (void)errors::version_is_not_default_constructible<Schema, Vsn, T>{}, false;
   } else if constexpr (field_count<T> > max_fields) {
     return (void)errors::version_has_too_many_fields<Schema, Vsn, T, field_count<T>>{}, false;
   } else if constexpr (!std::is_move_assignable_v<T>) {
@@ -1082,7 +1100,8 @@ class schema_registry {
   std::vector<version_info> entries_;
 };
 
-/// The process's registry.
+/// The registry of this program image. (A shared library built with hidden visibility has its
+/// own; the modules layer reconciles them.)
 inline schema_registry& registry() {
   static schema_registry instance;
   return instance;
@@ -1110,6 +1129,7 @@ inline schema_registry& registry() {
 
 #include <array>
 #include <cstddef>
+#include <limits>
 #include <string_view>
 #include <tuple>
 #include <type_traits>
@@ -1232,7 +1252,8 @@ template <class Schema, int From, int To, class Field>
 struct rule_names_an_unknown_field {
   static_assert(reported<rule_names_an_unknown_field>,
                 "hotswap: a rule of this step names a field that does not exist: removed and renamed name a "
-                "field of the older struct, renamed's second name and init and convert a field of the newer");
+                "field of the older struct, renamed's second name and init and convert a field of the newer "
+                "(and convert one the older struct has too, under its old name)");
 };
 template <class Function, class Value, class Extra, class Key>
 struct declared_function_does_not_fit {
@@ -1253,14 +1274,24 @@ struct no_migration_between {
 
 namespace detail {
 
+/// A conversion that keeps every value: to a larger integer of the same signedness, to a larger
+/// floating type, or from an integer to a floating type whose mantissa holds all its values
+/// (int -> double, not int -> float or long -> double). bool and char (whose signedness depends
+/// on the platform) convert only to themselves.
 template <class From, class To>
 constexpr bool widens() {
-  if constexpr (std::is_same_v<From, bool> || std::is_same_v<To, bool>) {
+  constexpr bool plain_number = [] {
+    using F = std::remove_cv_t<From>;
+    using T = std::remove_cv_t<To>;
+    return std::is_arithmetic_v<F> && std::is_arithmetic_v<T> && !std::is_same_v<F, bool> &&
+           !std::is_same_v<T, bool> && !std::is_same_v<F, char> && !std::is_same_v<T, char>;
+  }();
+  if constexpr (!plain_number) {
     return false;
   } else if constexpr (std::is_integral_v<From> && std::is_integral_v<To>) {
     return std::is_signed_v<From> == std::is_signed_v<To> && sizeof(From) <= sizeof(To);
-  } else if constexpr (std::is_arithmetic_v<From> && std::is_floating_point_v<To>) {
-    return !std::is_floating_point_v<From> || sizeof(From) <= sizeof(To);
+  } else if constexpr (std::is_floating_point_v<To>) {
+    return std::numeric_limits<From>::digits <= std::numeric_limits<To>::digits;
   } else {
     return false;
   }
@@ -1333,12 +1364,17 @@ struct step_rules {
   }
   static constexpr bool has(rule_kind kind, std::string_view field) { return find(kind, field) < own.size(); }
 
-  /// The name field `new_name` of `To` had in `From`.
+  /// The name field `new_name` of `To` had in `From`; empty when it is new although `From` has a
+  /// field of that name, because that field was renamed away.
   static constexpr std::string_view old_name(std::string_view new_name) {
     for (const auto& rule : own)
       if (rule.kind == rule_kind::renamed && rule.renamed_to == new_name) return rule.field;
     for (const auto& rule : reverse)
       if (rule.kind == rule_kind::renamed && rule.field == new_name) return rule.renamed_to;
+    for (const auto& rule : own)
+      if (rule.kind == rule_kind::renamed && rule.field == new_name) return {};
+    for (const auto& rule : reverse)
+      if (rule.kind == rule_kind::renamed && rule.renamed_to == new_name) return {};
     return new_name;
   }
 };
@@ -1407,7 +1443,9 @@ constexpr bool check_step() {
       constexpr bool old_side = rule.kind == rule_kind::removed || rule.kind == rule_kind::renamed;
       constexpr bool known = (old_side ? field_index<From>(rule.field) < field_count<From>
                                        : field_index<To>(rule.field) < field_count<To>) &&
-                             (rule.kind != rule_kind::renamed || field_index<To>(rule.renamed_to) < field_count<To>);
+                             (rule.kind != rule_kind::renamed || field_index<To>(rule.renamed_to) < field_count<To>) &&
+                             (rule.kind != rule_kind::convert ||
+                              field_index<From>(Rules::old_name(rule.field)) < field_count<From>);
       if constexpr (!known) {
         (void)errors::rule_names_an_unknown_field<schema, from, to, spelled<errors::field_named, fixed_string<rule.field.size() + 1>(rule.field)>>{};
         ok = false;
@@ -1422,8 +1460,7 @@ constexpr bool check_step() {
     auto check_old = [&]<std::size_t Old>(std::integral_constant<std::size_t, Old>) {
       constexpr bool used = [&] {
         for (const auto& source : plan)
-          if ((source.kind == source_kind::moved || source.kind == source_kind::convert) && source.old_index == Old)
-            return true;
+          if (source.kind != source_kind::added && source.old_index == Old) return true;
         return Rules::has(rule_kind::removed, field_names<From>[Old]);
       }();
       if constexpr (!used) {

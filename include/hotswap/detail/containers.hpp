@@ -30,7 +30,7 @@ concept fixed_array = is_std_array<T>;
 
 /// std::vector and its kin: contiguous, growable, not a string.
 template <class T>
-concept sequence = !std::is_convertible_v<const T&, std::string_view> &&
+concept sequence = !is_instance_of<std::basic_string, T> && !std::is_convertible_v<const T&, std::string_view> &&
                    requires(T& c, typename T::value_type&& v) {
                      c.reserve(std::size_t{});
                      c.push_back(std::move(v));

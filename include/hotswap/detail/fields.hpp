@@ -113,6 +113,7 @@ struct fake_holder {
 #if defined(__clang__)
 #pragma clang diagnostic push
 #pragma clang diagnostic ignored "-Wundefined-var-template"
+#pragma clang diagnostic ignored "-Wundefined-internal"  // a struct in an anonymous namespace
 #endif
 template <class T>
 extern const fake_holder<T> fake_object;
@@ -148,8 +149,15 @@ constexpr std::string_view nth_member_name(std::string_view spelled, std::size_t
     if (at == std::string_view::npos) return {};
     at += marker.size();
   }
+  // The path runs to the first `,` at depth 0 or the first closing bracket that was not opened
+  // in it: type names in it may hold brackets and commas ({anonymous}, Pair<int, 2>).
   std::size_t end = at;
-  while (end < spelled.size() && spelled[end] != ')' && spelled[end] != ',' && spelled[end] != '}') ++end;
+  for (int depth = 0; end < spelled.size(); ++end) {
+    const char c = spelled[end];
+    if (c == '<' || c == '(' || c == '{' || c == '[') ++depth;
+    else if (c == '>' || c == ')' || c == '}' || c == ']') { if (depth-- == 0) break; }
+    else if (c == ',' && depth == 0) break;
+  }
   std::string_view path = spelled.substr(at, end - at);
   const std::size_t last = path.find_last_of(":.");
   return last == std::string_view::npos ? path : path.substr(last + 1);
@@ -193,11 +201,13 @@ inline constexpr std::array<std::string_view, field_count<T>> field_names =
 #endif
 
 namespace self_test {
+template <class, int>
 struct probe {
   int first_field;
   char second;
 };
-static_assert(compute_field_names<probe>()[0] == "first_field" && compute_field_names<probe>()[1] == "second",
+static_assert(compute_field_names<probe<int, 2>>()[0] == "first_field" &&
+                  compute_field_names<probe<int, 2>>()[1] == "second",
               "hotswap: this compiler spells template arguments in a way hotswap cannot read field names "
               "from (was -fno-pretty-templates given?); build without that option");
 }  // namespace self_test

@@ -1496,8 +1496,8 @@ To migrate_value(From&& from, const Context& context);
 
 template <class Function, class Value, class Extra, class Key>
 decltype(auto) call_declared(const Function& function, Value&& value, const context<Extra, Key>& context) {
-  if constexpr (std::is_invocable_v<const Function&, Value&&, const Extra&, const Key&> &&
-                !std::is_same_v<Key, no_key>)
+  if constexpr (hotswap::context<Extra, Key>::has_key &&
+                std::is_invocable_v<const Function&, Value&&, const Extra&, const Key&>)
     return function(std::forward<Value>(value), context.extra, context.key);
   else if constexpr (std::is_invocable_v<const Function&, Value&&, const hotswap::context<Extra, Key>&>)
     return function(std::forward<Value>(value), context);

@@ -5,3 +5,6 @@
 #include "schemas.hpp"
 #include "migrations.hpp"
 #include "inspect.hpp"
+#include "servers.hpp"
+#include "sys.hpp"
+#include "supervisors.hpp"

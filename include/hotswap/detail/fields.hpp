@@ -186,6 +186,7 @@ constexpr auto compute_field_names() {
         names[C * names_per_spelling + i] = nth_member_name(spelled, i);
     };
     (read_chunk(std::integral_constant<std::size_t, Chunk>{}), ...);
+    (void)read_chunk;  // a struct without fields has no chunk to read
   }(std::make_index_sequence<(field_count<T> + names_per_spelling - 1) / names_per_spelling>{});
   return names;
 }

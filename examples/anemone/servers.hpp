@@ -1,0 +1,116 @@
+// The Anemone app's two servers, AccountManager and Inspector, in their v2 and v3, behind
+// interfaces that stay the same across both.
+//
+// AccountManager (registered as "account_manager") holds the accounts by key and on every tick
+// adds `stage + 1` to each score and prints `alice: 3, bob: 6`. Inspector (registered as
+// "inspector") prints `[2] %Account{name: nil, score: 0, stage: 0}` on every tick: its vsn and
+// an empty Account. Each ticks by a timer of its own, started in init.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <string>
+
+#include <fmt/format.h>
+
+#include <hotswap/hotswap.hpp>
+
+#include "account.hpp"
+
+namespace anemone {
+
+struct Tick {};
+/// Asks the AccountManager for every score, by key.
+struct Scores {};
+
+using AccountManagerInterface =
+    hotswap::interface<"Anemone.AccountManager", hotswap::call_msg<Scores, std::map<std::string, int>>,
+                       hotswap::info_msg<Tick>>;
+using InspectorInterface = hotswap::interface<"Anemone.Inspector", hotswap::info_msg<Tick>>;
+
+/// The tick period, given to init.
+using Period = std::chrono::milliseconds;
+
+namespace detail {
+template <class Accounts>
+void tick(Accounts& accounts) {
+  for (auto& entry : accounts) entry.second.score += entry.second.stage + 1;
+  fmt::print("alice: {}, bob: {}\n", accounts.at("alice").score, accounts.at("bob").score);
+}
+template <class Accounts>
+std::map<std::string, int> scores(const Accounts& accounts) {
+  std::map<std::string, int> out;
+  for (const auto& entry : accounts) out.emplace(entry.first, entry.second.score);
+  return out;
+}
+}  // namespace detail
+
+struct AccountManagerV2 {
+  using interface = AccountManagerInterface;
+  static constexpr int vsn = 2;
+  using state = std::map<std::string, v2::Account>;
+
+  static state init(Period period) {
+    hotswap::send_interval(hotswap::self<interface>(), Tick{}, period);
+    return {{"alice", {"Alice", 0, initial_stages.at("alice")}}, {"bob", {"Bob", 0, initial_stages.at("bob")}}};
+  }
+  static void handle_info(const Tick&, state& accounts) { detail::tick(accounts); }
+  static std::map<std::string, int> handle_call(const Scores&, const state& accounts) {
+    return detail::scores(accounts);
+  }
+};
+
+/// v3: the accounts are v3 Accounts (`active: true` added). Their migration is generated; from
+/// v1 it sets each stage from @initial_stages by key, the one rule written by hand (account.hpp).
+struct AccountManagerV3 {
+  using interface = AccountManagerInterface;
+  static constexpr int vsn = 3;
+  using state = std::map<std::string, v3::Account>;
+  using extra = InitialStages;
+  using state_history = hotswap::state_history<hotswap::version<1, std::map<std::string, v1::Account>>,
+                                               hotswap::version<2, std::map<std::string, v2::Account>>>;
+
+  static state init(Period period) {
+    hotswap::send_interval(hotswap::self<interface>(), Tick{}, period);
+    return {{"alice", {"Alice", 0, initial_stages.at("alice"), true}},
+            {"bob", {"Bob", 0, initial_stages.at("bob"), true}}};
+  }
+  static void handle_info(const Tick&, state& accounts) { detail::tick(accounts); }
+  static std::map<std::string, int> handle_call(const Scores&, const state& accounts) {
+    return detail::scores(accounts);
+  }
+};
+
+/// The Inspector keeps nothing.
+struct InspectorState {};
+
+struct InspectorV2 {
+  using interface = InspectorInterface;
+  static constexpr int vsn = 2;
+  using state = InspectorState;
+
+  static state init(Period period) {
+    hotswap::send_interval(hotswap::self<interface>(), Tick{}, period);
+    return {};
+  }
+  static void handle_info(const Tick&, state&) { fmt::print("[{}] {}\n", vsn, v2::Account{}); }
+};
+
+struct InspectorV3 {
+  using interface = InspectorInterface;
+  static constexpr int vsn = 3;
+  using state = InspectorState;
+  using state_history = hotswap::state_history<hotswap::version<2, InspectorState>>;
+
+  static state init(Period period) {
+    hotswap::send_interval(hotswap::self<interface>(), Tick{}, period);
+    return {};
+  }
+  static void handle_info(const Tick&, state&) { fmt::print("[{}] {}\n", vsn, v3::Account{}); }
+  static state code_change(hotswap::from_vsn<2>, InspectorState&& old) {
+    fmt::print("[code_change] {}\n", v3::Account{});
+    return old;
+  }
+};
+
+}  // namespace anemone

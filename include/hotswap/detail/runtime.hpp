@@ -1,0 +1,612 @@
+// The machinery under hotswap/servers.hpp: server cores, the worker pool, threads of their own,
+// replies, timers and names.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "mailbox.hpp"
+#include "sync.hpp"
+#include "table.hpp"
+
+namespace hotswap {
+
+/// One message going into or out of a server, as sys::trace reports it.
+struct trace_event {
+  enum direction { in, out } way;
+  std::string_view message;  ///< the message type
+  std::uint64_t server;      ///< the server's id
+};
+
+namespace detail {
+
+// ---- replies ----
+
+/// Where a reply (or a failure) lands. The waiting side spins, then parks on `state`. If it
+/// gives up (timeout), it abandons the slot to the server, which frees it after answering.
+struct reply_slot_base {
+  enum : std::uint32_t { waiting, parked, answered, failed, abandoned };
+  alignas(64) std::atomic<std::uint32_t> state{waiting};
+  hotswap::error failure{};
+  void (*free)(reply_slot_base*) noexcept;
+
+  explicit reply_slot_base(void (*free_slot)(reply_slot_base*) noexcept) : free(free_slot) {}
+
+  void fail(errc code, std::string what = {}) noexcept {
+    failure = {code, std::move(what)};
+    finish(failed);
+  }
+  /// After the answer is written: wakes a parked waiter, or frees an abandoned slot.
+  void finish(std::uint32_t how) noexcept {
+    const std::uint32_t before = state.exchange(how, std::memory_order_acq_rel);
+    if (before == parked)
+      futex_wake(state, 1);
+    else if (before == abandoned)
+      free(this);
+  }
+
+  /// Waits until answered or `timeout`; false on timeout, after which the slot is no longer
+  /// the caller's. `before_parking` runs once if the wait outlasts the spin.
+  template <class BeforeParking>
+  bool wait(std::chrono::nanoseconds timeout, BeforeParking before_parking) {
+    auto answered_yet = [&] { return state.load(std::memory_order_acquire) >= answered; };
+    if (spin_until(answered_yet)) return true;
+    before_parking();
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      std::uint32_t expected = waiting;
+      if (state.compare_exchange_strong(expected, parked, std::memory_order_acq_rel) || expected == parked) {
+        const auto left = deadline - std::chrono::steady_clock::now();
+        if (left > std::chrono::nanoseconds::zero()) futex_wait(state, parked, left);
+      }
+      if (answered_yet()) return true;
+      if (std::chrono::steady_clock::now() >= deadline) {
+        expected = state.load(std::memory_order_acquire);
+        while (expected < answered)
+          if (state.compare_exchange_weak(expected, abandoned, std::memory_order_acq_rel)) return false;
+        return true;
+      }
+    }
+  }
+  /// Ready for the next request of the same caller.
+  void reset() noexcept { state.store(waiting, std::memory_order_relaxed); }
+};
+
+template <class Reply>
+struct reply_slot : reply_slot_base {
+  std::optional<Reply> value;
+  reply_slot() : reply_slot_base([](reply_slot_base* slot) noexcept { delete static_cast<reply_slot*>(slot); }) {}
+  template <class R>
+  void answer(R&& reply) noexcept(std::is_nothrow_constructible_v<Reply, R&&>) {
+    value.emplace(std::forward<R>(reply));
+    finish(answered);
+  }
+};
+
+/// A thread reuses one slot per reply type: no allocation per call.
+template <class Reply>
+class cached_slot {
+ public:
+  cached_slot() {
+    if (!spare()) spare().reset(new reply_slot<Reply>);
+    slot_ = spare().release();
+  }
+  ~cached_slot() {
+    if (!slot_) return;
+    slot_->value.reset();
+    slot_->failure = {};
+    slot_->reset();
+    spare().reset(slot_);
+  }
+  cached_slot(const cached_slot&) = delete;
+  cached_slot& operator=(const cached_slot&) = delete;
+  reply_slot<Reply>* get() const noexcept { return slot_; }
+  /// The server side now owns the slot (the caller timed out).
+  void abandon() noexcept { slot_ = nullptr; }
+
+ private:
+  static std::unique_ptr<reply_slot<Reply>>& spare() {
+    thread_local std::unique_ptr<reply_slot<Reply>> slot;
+    return slot;
+  }
+  reply_slot<Reply>* slot_;
+};
+
+struct server_core;
+
+/// A sys request: runs on the server, between messages, even while it is suspended.
+struct control_request : reply_slot_base {
+  void (*run)(control_request& self, server_core& server) noexcept;
+  using reply_slot_base::reply_slot_base;
+};
+
+inline constexpr std::uint32_t control_kind = 0xFFFF'FFFF;
+
+// ---- executors ----
+
+/// Where a server's messages are handled: the shared pool, or a thread of its own.
+class executor {
+ public:
+  virtual ~executor() = default;
+  /// Takes a reference to `server` and runs it soon.
+  virtual void schedule(server_core& server) = 0;
+  /// Another server waits for this executor's thread.
+  virtual bool others_waiting() const noexcept = 0;
+};
+
+// ---- servers ----
+
+/// Receives the exit of a monitored server.
+using exit_callback = std::function<void(std::uint64_t id, const exit_reason& reason)>;
+
+/// A running server: its mailbox, its implementation table and state, and its sys settings.
+/// Shared by every handle to it; the thread running it owns everything below `table`.
+struct server_core {
+  enum : std::uint32_t { idle = 0, running = 1, notified = 2 };
+
+  std::atomic<std::uint32_t> references{1};  // one for being alive, one per handle, queue or timer
+  std::atomic<std::uint32_t> run_state{idle};
+  std::atomic<bool> alive{true};
+  const std::uint64_t id;
+  const std::uint64_t interface_fingerprint;
+  executor* runs_on = nullptr;
+  std::unique_ptr<executor> own_thread;
+  mailbox inbox;
+
+  const implementation_table* table;
+  void* state = nullptr;
+  std::shared_ptr<const void> table_owner;  // keeps the code of `table` loaded
+  bool suspended = false;
+  std::vector<envelope> deferred;  // normal messages that arrived while suspended, in order
+  std::size_t deferred_next = 0;
+  std::uint64_t handled = 0;
+  bool timing = false;
+  std::chrono::nanoseconds time_in_handlers{};
+  std::function<void(const trace_event&)> trace;
+
+  std::mutex exit_lock;  // guards what follows: read by other threads
+  std::string name;
+  std::vector<exit_callback> monitors;
+  exit_reason reason;
+
+  server_core(std::uint64_t server_id, const implementation_table& implementation)
+      : id(server_id), interface_fingerprint(implementation.interface_fingerprint), table(&implementation) {}
+
+  void acquire() noexcept { references.fetch_add(1, std::memory_order_relaxed); }
+  void release() noexcept;
+
+  /// Any thread: queues a message and gets the server running. False if it has stopped.
+  template <class Fill>
+  bool deliver(Fill&& fill) {
+    if (!alive.load(std::memory_order_acquire)) return false;
+    inbox.push(std::forward<Fill>(fill));
+    if (run_state.fetch_or(notified, std::memory_order_acq_rel) == idle) runs_on->schedule(*this);
+    return true;
+  }
+
+  bool has_input() noexcept {
+    return (!suspended && deferred_next < deferred.size()) || inbox.front() != nullptr;
+  }
+};
+
+// ---- the runtime: pool, server list, names, timers ----
+
+class runtime;
+runtime& the_runtime();
+
+/// The server whose handler this thread is running, if any.
+inline server_core*& current_server() noexcept {
+  thread_local server_core* current = nullptr;
+  return current;
+}
+
+/// Receiver side: hands out the next message to handle, or null when none waits.
+inline bool take_message(server_core& server, envelope& out) noexcept {
+  if (!server.suspended && server.deferred_next < server.deferred.size()) {
+    out = server.deferred[server.deferred_next++];
+    if (server.deferred_next == server.deferred.size()) {
+      server.deferred.clear();
+      server.deferred_next = 0;
+    }
+    return true;
+  }
+  envelope* next = server.inbox.front();
+  if (!next) return false;
+  out = *next;
+  server.inbox.pop();
+  return true;
+}
+
+/// Answers a message that will never be handled: calls fail, the rest is dropped.
+inline void refuse(server_core& server, envelope& message, errc why) noexcept {
+  if (message.kind == control_kind) {
+    static_cast<control_request*>(message.reply)->fail(why, "the server has stopped");
+    return;
+  }
+  server.table->discards[message.kind](message);
+  if (message.reply) static_cast<reply_slot_base*>(message.reply)->fail(why, "the server has stopped");
+}
+
+void end_server(server_core& server, exit_reason reason) noexcept;
+
+inline void dispatch(server_core& server, envelope& message) noexcept {
+  const implementation_table& table = *server.table;
+  if (server.trace) server.trace({trace_event::in, table.message_names[message.kind], server.id});
+  outcome result;
+  const auto start = server.timing ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
+  table.handlers[message.kind](server.state, message, result);
+  if (server.timing) server.time_in_handlers += std::chrono::steady_clock::now() - start;
+  ++server.handled;
+  if (result.failed) {
+    if (message.reply) static_cast<reply_slot_base*>(message.reply)->fail(errc::server_died, result.what);
+    end_server(server, {exit_kind::crashed, std::move(result.what)});
+    return;
+  }
+  if (server.trace) server.trace({trace_event::out, table.message_names[message.kind], server.id});
+}
+
+/// Handles up to `budget` messages; true if that many were handled (more may wait).
+inline bool handle_messages(server_core& server, unsigned budget) noexcept {
+  envelope message;
+  for (unsigned handled = 0; handled < budget; ++handled) {
+    if (!take_message(server, message)) return false;
+    if (!server.alive.load(std::memory_order_relaxed))
+      refuse(server, message, errc::server_died);
+    else if (message.kind == control_kind)
+      static_cast<control_request*>(message.reply)->run(*static_cast<control_request*>(message.reply), server);
+    else if (server.suspended)
+      server.deferred.push_back(message);
+    else
+      dispatch(server, message);
+  }
+  return true;
+}
+
+/// Runs a server until it has nothing to do (or, when others wait for this thread, until it
+/// has had a fair share). After its mailbox empties it watches it a little longer, unless others
+/// wait: a caller that sends again soon is answered without a wake-up.
+inline void run_server(server_core& server, executor& on) noexcept {
+  constexpr unsigned fair_share = 256;
+  server.run_state.store(server_core::running, std::memory_order_seq_cst);
+  server_core*& current = current_server();
+  server_core* const outer = current;
+  current = &server;
+  for (;;) {
+    if (handle_messages(server, fair_share)) {
+      if (!on.others_waiting()) continue;
+      on.schedule(server);  // still marked running: nobody else schedules it meanwhile
+      break;
+    }
+    if (!on.others_waiting() && server.alive.load(std::memory_order_relaxed) &&
+        spin_until([&] { return server.has_input() || on.others_waiting(); }) && server.has_input())
+      continue;
+    std::uint32_t expected = server_core::running;
+    if (server.run_state.compare_exchange_strong(expected, server_core::idle, std::memory_order_seq_cst)) break;
+    server.run_state.store(server_core::running, std::memory_order_seq_cst);  // a message came meanwhile
+  }
+  current = outer;
+}
+
+/// The shared worker threads (default: one per hardware thread). At most one idle worker spins
+/// at a time; the others park. A worker about to block (a handler calling another server)
+/// makes sure another can take its place, so calls between servers never starve the pool.
+class worker_pool final : public executor {
+ public:
+  explicit worker_pool(unsigned threads) {
+    for (unsigned i = 0; i < std::max(threads, 1u); ++i) add_worker();
+  }
+  ~worker_pool() override {
+    {
+      const std::lock_guard hold(lock_);
+      stopping_ = true;
+    }
+    wake_word_.fetch_add(1, std::memory_order_seq_cst);
+    futex_wake(wake_word_, 1 << 30);
+    for (auto& thread : threads_) thread.join();
+  }
+
+  void schedule(server_core& server) override {
+    server.acquire();
+    {
+      const std::lock_guard hold(lock_);
+      queue_.push_back(&server);
+      queued_.fetch_add(1, std::memory_order_seq_cst);
+    }
+    if (spinners_.load(std::memory_order_seq_cst) == 0 && sleepers_.load(std::memory_order_seq_cst) > 0) {
+      wake_word_.fetch_add(1, std::memory_order_seq_cst);
+      futex_wake(wake_word_, 1);
+    }
+  }
+  bool others_waiting() const noexcept override { return queued_.load(std::memory_order_relaxed) != 0; }
+
+  /// The calling worker is about to block: wake or start another.
+  void blocking() {
+    if (sleepers_.load(std::memory_order_seq_cst) > 0) {
+      wake_word_.fetch_add(1, std::memory_order_seq_cst);
+      futex_wake(wake_word_, 1);
+      return;
+    }
+    const std::lock_guard hold(lock_);
+    if (!stopping_ && threads_.size() < max_threads) add_worker();
+  }
+
+  static worker_pool*& this_thread_pool() noexcept {
+    thread_local worker_pool* pool = nullptr;
+    return pool;
+  }
+
+ private:
+  static constexpr std::size_t max_threads = 512;
+
+  void add_worker() {
+    threads_.emplace_back([this] { work(); });
+  }
+
+  server_core* take() {
+    if (queued_.load(std::memory_order_acquire) == 0) return nullptr;
+    const std::lock_guard hold(lock_);
+    if (queue_.empty()) return nullptr;
+    server_core* next = queue_.front();
+    queue_.pop_front();
+    queued_.fetch_sub(1, std::memory_order_relaxed);
+    return next;
+  }
+
+  void work() {
+    this_thread_pool() = this;
+    for (;;) {
+      if (server_core* server = take()) {
+        run_server(*server, *this);
+        server->release();
+        continue;
+      }
+      if (stopped()) return;
+      std::uint32_t none = 0;
+      if (spinners_.compare_exchange_strong(none, 1, std::memory_order_seq_cst)) {
+        const bool found = spin_until([&] { return others_waiting() || stopped(); });
+        spinners_.store(0, std::memory_order_seq_cst);
+        if (found) continue;
+      }
+      sleepers_.fetch_add(1, std::memory_order_seq_cst);
+      const std::uint32_t seen = wake_word_.load(std::memory_order_seq_cst);
+      if (queued_.load(std::memory_order_seq_cst) == 0 && !stopped()) futex_wait(wake_word_, seen);
+      sleepers_.fetch_sub(1, std::memory_order_seq_cst);
+    }
+  }
+  bool stopped() {
+    const std::lock_guard hold(lock_);
+    return stopping_ && queue_.empty();
+  }
+
+  std::mutex lock_;
+  std::deque<server_core*> queue_;
+  bool stopping_ = false;
+  std::vector<std::thread> threads_;
+  alignas(64) std::atomic<std::size_t> queued_{0};
+  alignas(64) std::atomic<std::uint32_t> spinners_{0};
+  std::atomic<std::uint32_t> sleepers_{0};
+  std::atomic<std::uint32_t> wake_word_{0};
+};
+
+/// A thread for one server whose handlers block. It holds a reference to the server until the
+/// server has ended.
+class own_thread final : public executor {
+ public:
+  explicit own_thread(server_core& server) : thread_((server.acquire(), [this, &server] { work(server); })) {}
+  ~own_thread() override {
+    stopping_.store(true, std::memory_order_seq_cst);
+    signal();
+    if (thread_.get_id() == std::this_thread::get_id())
+      thread_.detach();  // the server's last handle went away inside its own handler
+    else
+      thread_.join();
+  }
+  void schedule(server_core&) override { signal(); }
+  bool others_waiting() const noexcept override { return false; }
+
+ private:
+  void signal() {
+    wake_word_.fetch_add(1, std::memory_order_seq_cst);
+    futex_wake(wake_word_, 1);
+  }
+  void work(server_core& server) {
+    for (;;) {
+      const std::uint32_t seen = wake_word_.load(std::memory_order_seq_cst);
+      if (server.run_state.load(std::memory_order_seq_cst) != server_core::idle) run_server(server, *this);
+      if (!server.alive.load(std::memory_order_seq_cst) || stopping_.load(std::memory_order_seq_cst)) break;
+      if (server.run_state.load(std::memory_order_seq_cst) == server_core::idle) futex_wait(wake_word_, seen);
+    }
+    server.release();  // may destroy this executor: touch nothing after it
+  }
+  std::atomic<std::uint32_t> wake_word_{0};
+  std::atomic<bool> stopping_{false};
+  std::thread thread_;
+};
+
+/// Timers: one thread, asleep until the next deadline.
+class timer_service {
+ public:
+  struct entry {
+    std::function<bool()> fire;  // false: the target is gone, stop repeating
+    std::chrono::steady_clock::duration period{};
+    std::atomic<bool> cancelled{false};
+  };
+
+  std::shared_ptr<entry> add(std::chrono::steady_clock::duration delay, std::chrono::steady_clock::duration period,
+                             std::function<bool()> fire) {
+    auto made = std::make_shared<entry>();
+    made->fire = std::move(fire);
+    made->period = period;
+    {
+      const std::lock_guard hold(lock_);
+      if (!thread_.joinable()) thread_ = std::thread([this] { work(); });
+      due_.push_back({std::chrono::steady_clock::now() + delay, made});
+      std::push_heap(due_.begin(), due_.end(), later);
+    }
+    changed_.notify_one();
+    return made;
+  }
+
+  ~timer_service() {
+    {
+      const std::lock_guard hold(lock_);
+      stopping_ = true;
+    }
+    changed_.notify_one();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  struct due {
+    std::chrono::steady_clock::time_point at;
+    std::shared_ptr<entry> what;
+  };
+  static bool later(const due& a, const due& b) { return a.at > b.at; }
+
+  void work() {
+    std::unique_lock hold(lock_);
+    while (!stopping_) {
+      if (due_.empty()) {
+        changed_.wait(hold);
+        continue;
+      }
+      const auto next = due_.front().at;
+      if (std::chrono::steady_clock::now() < next) {
+        changed_.wait_until(hold, next);
+        continue;
+      }
+      std::pop_heap(due_.begin(), due_.end(), later);
+      due firing = std::move(due_.back());
+      due_.pop_back();
+      if (firing.what->cancelled.load(std::memory_order_acquire)) continue;
+      hold.unlock();
+      const bool again = firing.what->fire() && firing.what->period.count() > 0;
+      hold.lock();
+      if (again && !firing.what->cancelled.load(std::memory_order_acquire)) {
+        firing.at += firing.what->period;  // no drift: the next tick is due one period after this one
+        due_.push_back(std::move(firing));
+        std::push_heap(due_.begin(), due_.end(), later);
+      }
+    }
+  }
+
+  std::mutex lock_;
+  std::condition_variable changed_;
+  std::vector<due> due_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+/// Registered names, and the servers alive.
+class runtime {
+ public:
+  runtime() : pool(std::max(1u, std::thread::hardware_concurrency())) {}
+
+  worker_pool pool;
+  timer_service timers;
+
+  std::uint64_t next_id() noexcept { return ids_.fetch_add(1, std::memory_order_relaxed); }
+
+  bool register_name(const std::string& name, server_core& server) {
+    const std::lock_guard hold(names_lock_);
+    const std::lock_guard hold_server(server.exit_lock);
+    if (!server.alive.load() || !server.name.empty() || names_.count(name)) return false;
+    server.acquire();
+    names_.emplace(name, &server);
+    server.name = name;
+    return true;
+  }
+  /// A reference to the server registered as `name`, or null.
+  server_core* whereis(const std::string& name) {
+    const std::lock_guard hold(names_lock_);
+    const auto found = names_.find(name);
+    if (found == names_.end()) return nullptr;
+    found->second->acquire();
+    return found->second;
+  }
+  /// Frees `name` (only if `server` holds it, when given).
+  bool unregister_name(const std::string& name, const server_core* server = nullptr) {
+    server_core* removed;
+    {
+      const std::lock_guard hold(names_lock_);
+      const auto found = names_.find(name);
+      if (found == names_.end() || (server && found->second != server)) return false;
+      removed = found->second;
+      names_.erase(found);
+      const std::lock_guard hold_server(removed->exit_lock);
+      removed->name.clear();
+    }
+    removed->release();
+    return true;
+  }
+
+ private:
+  std::atomic<std::uint64_t> ids_{1};
+  std::mutex names_lock_;
+  std::unordered_map<std::string, server_core*> names_;
+};
+
+inline runtime& the_runtime() {
+  static runtime instance;
+  return instance;
+}
+
+inline void server_core::release() noexcept {
+  if (references.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  // Ended, and nothing can send any more: drop what is left, then free.
+  envelope message;
+  while (take_message(*this, message)) refuse(*this, message, errc::server_died);
+  delete this;
+}
+
+/// Ends a server on its own thread: terminate, free the state, fail what waits, tell monitors.
+inline void end_server(server_core& server, exit_reason reason) noexcept {
+  server.table->terminate(server.state, reason);
+  server.table->destroy(server.state);
+  server.state = nullptr;
+  std::string name;
+  std::vector<exit_callback> monitors;
+  {
+    const std::lock_guard hold(server.exit_lock);
+    server.alive.store(false, std::memory_order_seq_cst);
+    name = server.name;
+    monitors = std::move(server.monitors);
+    server.reason = reason;
+  }
+  if (!name.empty()) the_runtime().unregister_name(name, &server);
+  server.suspended = false;  // what was deferred is refused below, in order
+  envelope message;
+  while (take_message(server, message)) refuse(server, message, errc::server_died);
+  for (auto& monitor : monitors) monitor(server.id, reason);
+  server.release();  // the reference it held for being alive; whoever runs it holds another
+}
+
+/// Calls `on_exit` when `server` ends (at once if it has).
+inline void monitor(server_core& server, exit_callback on_exit) {
+  exit_reason ended;
+  {
+    const std::lock_guard hold(server.exit_lock);
+    if (server.alive.load(std::memory_order_seq_cst)) {
+      server.monitors.push_back(std::move(on_exit));
+      return;
+    }
+    ended = server.reason;
+  }
+  on_exit(server.id, ended);
+}
+
+}  // namespace detail
+}  // namespace hotswap

@@ -1,0 +1,186 @@
+// Erlang's sys module: control requests a server serves between its messages, even while it is
+// suspended. A hot code change is
+//
+//     hotswap::sys::suspend(server);                                        // messages now wait
+//     hotswap::sys::change_code(server, hotswap::table_of<CounterV2>, 1);  // state migrates
+//     hotswap::sys::resume(server);                                         // the waiting ones run, in order
+//
+// Each request waits for its answer at most its timeout and reports failure as a result.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "servers.hpp"
+
+namespace hotswap::sys {
+
+/// Normal messages wait, in order, until resume; sys requests are still served.
+inline result<void> suspend(const any_server& server, std::chrono::nanoseconds timeout = default_timeout) {
+  return detail::control<void>(server, timeout, [](detail::server_core& core) -> result<void> {
+    core.suspended = true;
+    return {};
+  });
+}
+
+/// Handles what waited, in order, then carries on.
+inline result<void> resume(const any_server& server, std::chrono::nanoseconds timeout = default_timeout) {
+  return detail::control<void>(server, timeout, [](detail::server_core& core) -> result<void> {
+    core.suspended = false;
+    return {};
+  });
+}
+
+}  // namespace hotswap::sys
+
+namespace hotswap::detail {
+inline result<void> change_code_request(const any_server& server, const implementation_table& table, int old_vsn,
+                                std::chrono::nanoseconds timeout, std::shared_ptr<const void> table_owner,
+                                extra_ref extra, std::shared_ptr<const void> extra_owner) {
+  return control<void>(
+      server, timeout,
+      [&table, old_vsn, extra, owner = std::move(table_owner), extra_owner = std::move(extra_owner)](
+          server_core& core) mutable -> result<void> {
+        const implementation_table& old = *core.table;
+        if (!core.suspended) return error{errc::not_suspended, "suspend the server first"};
+        if (table.interface_fingerprint != old.interface_fingerprint)
+          return error{errc::wrong_interface, std::string(table.name) + " implements " +
+                                                  std::string(table.interface_name) + ", the server " +
+                                                  std::string(old.interface_name)};
+        if (old_vsn != old.vsn)
+          return error{errc::wrong_vsn, "the server runs vsn " + std::to_string(old.vsn) + " (" +
+                                            std::string(old.name) + "), not vsn " + std::to_string(old_vsn)};
+        outcome changed;
+        void* state = table.code_change(core.state, old.state_fingerprint, old_vsn, extra, changed);
+        if (changed.failed) return error{errc::code_change_failed, std::move(changed.what)};
+        if (state != core.state) old.destroy(core.state);
+        core.state = state;
+        core.table = &table;
+        core.table_owner = std::move(owner);  // the old code may be unloaded once nothing else holds it
+        return {};
+      });
+}
+}  // namespace hotswap::detail
+
+namespace hotswap::sys {
+
+/// Switches a suspended server to `table`, which makes its state from the old one (through its
+/// code_change or the generated migration). `old_vsn` is the vsn the server runs, as in
+/// Erlang. On any failure the server keeps its old state and table, and goes on serving.
+/// `table_owner` keeps the table's code loaded while the server runs it (modules set it).
+inline result<void> change_code(const any_server& server, const implementation_table& table, int old_vsn,
+                                std::chrono::nanoseconds timeout = default_timeout,
+                                std::shared_ptr<const void> table_owner = {}) {
+  return detail::change_code_request(server, table, old_vsn, timeout, std::move(table_owner), {}, {});
+}
+
+/// change_code passing `extra` to code_change (a copy: the request may outlive the wait).
+template <class Extra>
+result<void> change_code(const any_server& server, const implementation_table& table, int old_vsn,
+                         const Extra& extra, std::chrono::nanoseconds timeout = default_timeout) {
+  auto kept = std::make_shared<const Extra>(extra);
+  const extra_ref reference{kept.get(), detail::value_fingerprint<Extra>, detail::type_spelling<Extra>()};
+  return detail::change_code_request(server, table, old_vsn, timeout, {}, reference, std::move(kept));
+}
+
+/// A copy of the server's state, if it is a `State`.
+template <class State>
+result<State> get_state(const any_server& server, std::chrono::nanoseconds timeout = default_timeout) {
+  return detail::control<State>(server, timeout, [](detail::server_core& core) -> result<State> {
+    if (core.table->state_fingerprint != detail::value_fingerprint<State>)
+      return error{errc::wrong_state_type, "the state is a " + std::string(core.table->state_type)};
+    return *static_cast<const State*>(core.state);
+  });
+}
+
+/// Applies `change(State&)` to a copy of the state, which then replaces it: if change throws,
+/// the state is as it was.
+template <class State, class Change>
+result<void> replace_state(const any_server& server, Change change,
+                           std::chrono::nanoseconds timeout = default_timeout) {
+  return detail::control<void>(server, timeout, [change = std::move(change)](detail::server_core& core) mutable
+                               -> result<void> {
+    if (core.table->state_fingerprint != detail::value_fingerprint<State>)
+      return error{errc::wrong_state_type, "the state is a " + std::string(core.table->state_type)};
+    State& current = *static_cast<State*>(core.state);
+    State changed = current;
+    try {
+      change(changed);
+    } catch (const std::exception& thrown) {
+      return error{errc::handler_failed, thrown.what()};
+    }
+    current = std::move(changed);
+    return {};
+  });
+}
+
+/// What sys::get_status reports.
+struct status {
+  std::uint64_t id;
+  std::string name;                ///< registered name (empty: none)
+  std::string_view interface;      ///< the interface's name
+  std::string_view implementation; ///< the implementation type running
+  int vsn;
+  bool suspended;
+  std::size_t mailbox_length;  ///< messages waiting, including those held while suspended
+  std::uint64_t state_fingerprint;
+};
+
+inline result<status> get_status(const any_server& server, std::chrono::nanoseconds timeout = default_timeout) {
+  return detail::control<status>(server, timeout, [](detail::server_core& core) -> result<status> {
+    std::string name;
+    {
+      const std::lock_guard hold(core.exit_lock);
+      name = core.name;
+    }
+    return status{core.id,
+                  std::move(name),
+                  core.table->interface_name,
+                  core.table->name,
+                  core.table->vsn,
+                  core.suspended,
+                  core.inbox.size() + (core.deferred.size() - core.deferred_next),
+                  core.table->state_fingerprint};
+  });
+}
+
+/// What sys::statistics reports.
+struct statistics_report {
+  std::uint64_t messages_handled;            ///< since the server started
+  std::chrono::nanoseconds time_in_handlers; ///< while timing was on
+  bool timing;
+};
+
+/// Turns the timing of handlers on or off (off at start: it costs two clock reads a message).
+inline result<void> statistics(const any_server& server, bool timing,
+                               std::chrono::nanoseconds timeout = default_timeout) {
+  return detail::control<void>(server, timeout, [timing](detail::server_core& core) -> result<void> {
+    core.timing = timing;
+    return {};
+  });
+}
+
+inline result<statistics_report> statistics(const any_server& server,
+                                            std::chrono::nanoseconds timeout = default_timeout) {
+  return detail::control<statistics_report>(server, timeout, [](detail::server_core& core) -> result<statistics_report> {
+    return statistics_report{core.handled, core.time_in_handlers, core.timing};
+  });
+}
+
+/// Calls `hook` for each message the server takes in and each it has handled, on the server's
+/// thread; an empty hook turns tracing off.
+inline result<void> trace(const any_server& server, std::function<void(const trace_event&)> hook,
+                          std::chrono::nanoseconds timeout = default_timeout) {
+  return detail::control<void>(server, timeout, [hook = std::move(hook)](detail::server_core& core) mutable
+                               -> result<void> {
+    core.trace = std::move(hook);
+    return {};
+  });
+}
+
+}  // namespace hotswap::sys

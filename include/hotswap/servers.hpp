@@ -698,6 +698,9 @@ result<server_ref<Interface>> start(const implementation_table& table, const voi
     core->release();
     return error{errc::init_failed, "the name " + options.name + " is already registered"};
   }
+  // Marked running until init returns: what is sent meanwhile (from init, to timers or
+  // monitors set up by it) waits.
+  core->run_state.store(detail::server_core::running);
   detail::outcome initialized;
   {
     detail::server_core*& current = detail::current_server();
@@ -715,9 +718,8 @@ result<server_ref<Interface>> start(const implementation_table& table, const voi
     core->own_thread = std::make_unique<detail::own_thread>(*core);
     core->runs_on = core->own_thread.get();
   }
-  // Messages sent from init (to itself) are waiting: get them handled.
-  if (core->run_state.fetch_or(detail::server_core::notified) == detail::server_core::idle)
-    core->runs_on->schedule(*core);
+  std::uint32_t quiet = detail::server_core::running;
+  if (!core->run_state.compare_exchange_strong(quiet, detail::server_core::idle)) core->runs_on->schedule(*core);
   return *server_ref<Interface>::from(std::move(handle));
 }
 

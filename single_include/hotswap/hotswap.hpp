@@ -558,6 +558,7 @@ constexpr auto compute_field_names() {
         names[C * names_per_spelling + i] = nth_member_name(spelled, i);
     };
     (read_chunk(std::integral_constant<std::size_t, Chunk>{}), ...);
+    (void)read_chunk;  // a struct without fields has no chunk to read
   }(std::make_index_sequence<(field_count<T> + names_per_spelling - 1) / names_per_spelling>{});
   return names;
 }
@@ -1838,3 +1839,2309 @@ struct fmt::formatter<T, char> {
     return hotswap::detail::inspect_to(context.out(), value);
   }
 };
+// ---- hotswap/servers.hpp ----
+// Servers, as Erlang's gen_server: a stable interface (the messages a server takes), versioned
+// implementations of it, and a runtime that runs them on a small pool of threads.
+//
+//     struct Get { };  struct Add { int n; };  struct Tick { };
+//     using Counter = hotswap::interface<"Counter", hotswap::call_msg<Get, int>, hotswap::cast_msg<Add>,
+//                                        hotswap::info_msg<Tick>>;
+//
+//     struct CounterV1 {
+//       using interface = Counter;
+//       static constexpr int vsn = 1;
+//       using state = CountV1;                       // a schema version, or a container of them
+//       static state init() { return {}; }
+//       static int handle_call(const Get&, state& s) { return s.count; }
+//       static void handle_cast(const Add& add, state& s) { s.count += add.n; }
+//       static void handle_info(const Tick&, state&) {}
+//     };
+//
+//     auto counter = hotswap::start<CounterV1>().value();
+//     hotswap::cast(counter, Add{2});
+//     int n = hotswap::call(counter, Get{}).value();
+//
+// An implementation may also have `terminate(const exit_reason&, state&)`, and for hot code
+// changes a `state_history` (the state each older vsn it upgrades from held), an `extra` type,
+// and `code_change(hotswap::from_vsn<N>, OldState&&, const Extra&)` for the vsns it migrates by
+// hand. Everything else migrates by the generated migrations (hotswap/migrations.hpp).
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+// ---- hotswap/detail/mailbox.hpp ----
+// A server's mailbox: an unbounded lock-free queue, many senders and one receiver.
+//
+// Messages sit in arrays of slots (segments) so that a receiver reads them in address order,
+// several to a cache line, rather than chasing one allocation per message. A sender claims a
+// slot with one fetch_add on the tail word, which packs the tail segment's address with the
+// next free index, so that claiming a slot and learning its segment is one atomic step. A sender
+// that finds the segment full links the next one (twice the size, up to a limit) and moves the
+// tail on. A segment is freed when the receiver has left it and every sender that overflowed it
+// is done with it: the sender that moves the tail on learns how many did, from the index.
+
+#include <algorithm>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <new>
+#include <type_traits>
+
+namespace hotswap::detail {
+
+/// One message as it travels: what it is (an index in the server's interface, or a control
+/// request), a pointer for the reply or the control request, and the message itself: in place
+/// when it is small and trivially copyable, else a pointer to it on the heap.
+struct alignas(32) envelope {
+  std::uint32_t ready;  // in a mailbox slot: set (atomically) once the rest is written
+  std::uint32_t kind;
+  void* reply;
+  alignas(8) unsigned char payload[16];
+};
+
+template <class T>
+inline constexpr bool stored_in_place =
+    std::is_trivially_copyable_v<T> && sizeof(T) <= sizeof(envelope::payload) && alignof(T) <= 8;
+
+/// Puts `message` into an envelope's payload.
+template <class T>
+void pack(envelope& into, T&& message) {
+  using M = std::remove_cvref_t<T>;
+  if constexpr (stored_in_place<M>) {
+    ::new (static_cast<void*>(into.payload)) M(std::forward<T>(message));
+  } else {
+    M* boxed = new M(std::forward<T>(message));
+    std::memcpy(into.payload, &boxed, sizeof boxed);
+  }
+}
+
+/// The message in an envelope.
+template <class T>
+T& unpack(envelope& from) {
+  if constexpr (stored_in_place<T>) {
+    return *std::launder(reinterpret_cast<T*>(from.payload));
+  } else {
+    T* boxed;
+    std::memcpy(&boxed, from.payload, sizeof boxed);
+    return *boxed;
+  }
+}
+
+/// Ends the message's life (once handled, or dropped undelivered).
+template <class T>
+void discard(envelope& from) noexcept {
+  if constexpr (stored_in_place<T>)
+    unpack<T>(from).~T();
+  else
+    delete &unpack<T>(from);
+}
+
+class mailbox {
+ public:
+  mailbox() {
+    segment* first = segment::make(first_capacity);
+    head_ = first;
+    tail_.store(pack_tail(first, 0), std::memory_order_relaxed);
+  }
+  mailbox(const mailbox&) = delete;
+  mailbox& operator=(const mailbox&) = delete;
+
+  /// Frees the segments; the owner has taken out and discarded every message first.
+  ~mailbox() {
+    segment* last = tail_segment(tail_.load(std::memory_order_acquire));
+    for (segment* at = head_; at != last;) {
+      segment* next = at->next.load(std::memory_order_acquire);
+      at->drop(1);
+      at = next;
+    }
+    last->drop(1 + tail_reference);
+  }
+
+  /// Any thread. `fill(envelope&)` writes the message; it must not throw.
+  template <class Fill>
+  void push(Fill&& fill) {
+    for (;;) {
+      const std::uintptr_t word = tail_.fetch_add(1, std::memory_order_acq_rel);
+      segment* at = tail_segment(word);
+      const std::uint32_t index = tail_index(word);
+      if (index < at->capacity) {
+        envelope& claimed = at->slots()[index];
+        fill(claimed);
+        std::atomic_ref(claimed.ready).store(1, std::memory_order_release);
+        return;
+      }
+      move_tail_past(at);
+    }
+  }
+
+  /// Receiver only: the oldest message, or null when none has arrived.
+  envelope* front() noexcept {
+    for (;;) {
+      if (head_index_ < head_->capacity) {
+        envelope& next = head_->slots()[head_index_];
+        return std::atomic_ref(next.ready).load(std::memory_order_acquire) ? &next : nullptr;
+      }
+      segment* following = head_->next.load(std::memory_order_acquire);
+      if (!following) return nullptr;
+      segment* left = head_;
+      head_ = following;
+      head_index_ = 0;
+      left->drop(1);
+    }
+  }
+
+  /// Receiver only: removes the message front() returned.
+  void pop() noexcept { ++head_index_; }
+
+  /// Receiver only: how many messages have arrived and wait (walks them; for status reports).
+  std::size_t size() noexcept {
+    std::size_t count = 0;
+    std::uint32_t index = head_index_;
+    for (segment* at = head_; at; at = at->next.load(std::memory_order_acquire), index = 0)
+      for (; index < at->capacity && std::atomic_ref(at->slots()[index].ready).load(std::memory_order_acquire);
+           ++index)
+        ++count;
+    return count;
+  }
+
+ private:
+  using slot = envelope;
+
+  struct alignas(alignof(slot)) segment {
+    std::atomic<segment*> next{nullptr};
+    // The receiver's reference, plus a bias held while the tail may still point here; the
+    // sender that moves the tail on trades the bias for the number of senders that overflowed.
+    std::atomic<std::int64_t> references{1 + tail_reference};
+    std::uint32_t capacity;
+
+    slot* slots() noexcept { return reinterpret_cast<slot*>(this + 1); }
+
+    static segment* make(std::uint32_t capacity) {
+      void* memory = ::operator new(sizeof(segment) + capacity * sizeof(slot), std::align_val_t{alignof(segment)});
+      auto* made = ::new (memory) segment{};
+      made->capacity = capacity;
+      for (std::uint32_t i = 0; i < capacity; ++i) ::new (static_cast<void*>(made->slots() + i)) slot{};
+      return made;
+    }
+    void drop(std::int64_t count) noexcept {
+      if (references.fetch_sub(count, std::memory_order_acq_rel) == count) {
+        this->~segment();  // slots are trivially destructible
+        ::operator delete(static_cast<void*>(this), std::align_val_t{alignof(segment)});
+      }
+    }
+  };
+  static_assert(sizeof(segment) % alignof(slot) == 0 && std::is_trivially_destructible_v<slot>);
+
+  static constexpr std::uint32_t first_capacity = 4;  // an idle server costs little
+  static constexpr std::uint32_t max_capacity = 512;
+  static constexpr std::int64_t tail_reference = std::int64_t{1} << 40;
+  static constexpr int index_bits = 16;
+
+  static std::uintptr_t pack_tail(segment* at, std::uint32_t index) noexcept {
+    return (reinterpret_cast<std::uintptr_t>(at) << index_bits) | index;
+  }
+  static segment* tail_segment(std::uintptr_t word) noexcept {
+    return reinterpret_cast<segment*>(word >> index_bits);
+  }
+  static std::uint32_t tail_index(std::uintptr_t word) noexcept {
+    return static_cast<std::uint32_t>(word & ((std::uintptr_t{1} << index_bits) - 1));
+  }
+
+  // A sender found `full` full: link the next segment if nobody has, move the tail onto it if
+  // nobody has, and release its hold on `full`.
+  void move_tail_past(segment* full) {
+    segment* next = full->next.load(std::memory_order_acquire);
+    if (!next) {
+      segment* fresh = segment::make(std::min(full->capacity * 2, max_capacity));
+      if (full->next.compare_exchange_strong(next, fresh, std::memory_order_acq_rel, std::memory_order_acquire))
+        next = fresh;
+      else
+        fresh->drop(1 + tail_reference);
+    }
+    std::uintptr_t word = tail_.load(std::memory_order_acquire);
+    while (tail_segment(word) == full) {
+      if (tail_.compare_exchange_weak(word, pack_tail(next, 0), std::memory_order_acq_rel,
+                                      std::memory_order_acquire)) {
+        const std::int64_t overflowed = tail_index(word) - std::int64_t{full->capacity};
+        full->drop(tail_reference - overflowed);
+        break;
+      }
+    }
+    full->drop(1);
+  }
+
+  alignas(64) std::atomic<std::uintptr_t> tail_;
+  alignas(64) segment* head_;
+  std::uint32_t head_index_ = 0;
+};
+
+}  // namespace hotswap::detail
+// ---- hotswap/detail/runtime.hpp ----
+// The machinery under hotswap/servers.hpp: server cores, the worker pool, threads of their own,
+// replies, timers and names.
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+// ---- hotswap/detail/sync.hpp ----
+// Waiting without burning a core: spin briefly (a cache-line round trip between cores costs
+// 0.07-0.5 us), then park on a futex (a wake round trip costs ~20 us). Linux only.
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <ctime>
+
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+namespace hotswap::detail {
+
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+/// Sleeps while `word` holds `expected`, at most `timeout` (forever when negative). Returns
+/// early on a wake, a changed word, a signal, or spuriously: callers re-check their condition.
+inline void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected,
+                       std::chrono::nanoseconds timeout = std::chrono::nanoseconds(-1)) noexcept {
+  static_assert(sizeof(std::atomic<std::uint32_t>) == sizeof(std::uint32_t));
+  timespec limit{};
+  timespec* limit_or_none = nullptr;
+  if (timeout.count() >= 0) {
+    limit.tv_sec = static_cast<time_t>(timeout.count() / 1'000'000'000);
+    limit.tv_nsec = static_cast<long>(timeout.count() % 1'000'000'000);
+    limit_or_none = &limit;
+  }
+  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAIT_PRIVATE, expected, limit_or_none, nullptr,
+          0);
+}
+
+inline void futex_wake(std::atomic<std::uint32_t>& word, int waiters) noexcept {
+  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE_PRIVATE, waiters, nullptr, nullptr, 0);
+}
+
+/// How long a waiter spins before it parks.
+inline constexpr auto spin_time = std::chrono::microseconds(50);
+
+/// Spins until `ready()` or `spin_time` has passed; true if ready. Reads the clock only every
+/// 64 rounds: steady_clock::now costs ~20 ns.
+template <class Ready>
+bool spin_until(Ready ready) {
+  const auto give_up = std::chrono::steady_clock::now() + spin_time;
+  for (unsigned round = 1;; ++round) {
+    if (ready()) return true;
+    cpu_relax();
+    if (round % 64 == 0 && std::chrono::steady_clock::now() >= give_up) return ready();
+  }
+}
+
+}  // namespace hotswap::detail
+// ---- hotswap/detail/table.hpp ----
+// The boundary between the runtime and an implementation: plain data and plain function
+// pointers, no exceptions across it, so that a table can come from a shared library built later.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+
+namespace hotswap {
+
+/// Why a request to a server failed.
+enum class errc : std::uint8_t {
+  timeout,             ///< no answer within the timeout
+  no_server,           ///< the server had stopped (or never ran) when the request was made
+  server_died,         ///< the server stopped while the request waited
+  not_suspended,       ///< change_code needs a suspended server
+  wrong_interface,     ///< the new table implements another interface
+  wrong_vsn,           ///< the old vsn given is not the one the server runs
+  wrong_state_type,    ///< the state is not of the type asked for
+  code_change_failed,  ///< code_change threw or refused; state and table are unchanged
+  init_failed,         ///< init threw; no server was started
+  handler_failed,      ///< a function given to replace_state threw; the state is unchanged
+};
+
+constexpr std::string_view to_string(errc code) noexcept {
+  constexpr std::string_view names[] = {"timeout",       "no_server",         "server_died",  "not_suspended",
+                                        "wrong_interface", "wrong_vsn",       "wrong_state_type",
+                                        "code_change_failed", "init_failed",  "handler_failed"};
+  return names[static_cast<int>(code)];
+}
+
+/// A failed request: what kind of failure, and what the server or the runtime said about it.
+struct error {
+  errc code;
+  std::string what;
+};
+
+/// How a server ended: `normal` when asked to stop, `shutdown` when its supervisor stopped it,
+/// `crashed` when a handler threw (`what` says what it threw).
+enum class exit_kind : std::uint8_t { normal, shutdown, crashed };
+
+struct exit_reason {
+  exit_kind kind = exit_kind::normal;
+  std::string what;
+};
+
+/// A value passed to code_change, type-erased and tagged with its type's fingerprint.
+struct extra_ref {
+  const void* value = nullptr;
+  std::uint64_t fingerprint = 0;
+  std::string_view type;
+};
+
+namespace detail {
+/// What a table function reports instead of throwing.
+struct outcome {
+  bool failed = false;
+  std::string what;
+};
+/// A handler: runs the message on the state, consumes the message, sends the reply (calls).
+using handler_fn = void (*)(void* state, envelope& message, outcome& result) noexcept;
+using discard_fn = void (*)(envelope& message) noexcept;
+}  // namespace detail
+
+/// An implementation of an interface, as the runtime sees it. Generated by hotswap::table_of.
+struct implementation_table {
+  std::uint64_t interface_fingerprint;
+  std::string_view interface_name;
+  std::string_view name;  ///< the implementation type, as the compiler spells it
+  int vsn;
+  std::uint64_t state_fingerprint;
+  std::string_view state_type;
+  std::uint32_t message_count;
+  const detail::handler_fn* handlers;  ///< by message index in the interface
+  const detail::discard_fn* discards;  ///< by message index: drops a message undelivered
+  const std::string_view* message_names;
+  /// Makes the initial state from init's argument (null when init takes none).
+  void* (*init)(const void* argument, detail::outcome& result) noexcept;
+  void (*terminate)(void* state, const exit_reason& reason) noexcept;
+  void (*destroy)(void* state) noexcept;
+  /// Makes this implementation's state from another's (leaving that one intact), or returns
+  /// `old_state` itself when it is already of this implementation's state type.
+  void* (*code_change)(void* old_state, std::uint64_t old_fingerprint, int old_vsn, const extra_ref& extra,
+                       detail::outcome& result) noexcept;
+};
+
+}  // namespace hotswap
+
+namespace hotswap {
+
+/// One message going into or out of a server, as sys::trace reports it.
+struct trace_event {
+  enum direction { in, out } way;
+  std::string_view message;  ///< the message type
+  std::uint64_t server;      ///< the server's id
+};
+
+namespace detail {
+
+// ---- replies ----
+
+/// Where a reply (or a failure) lands. The waiting side spins, then parks on `state`. If it
+/// gives up (timeout), it abandons the slot to the server, which frees it after answering.
+struct reply_slot_base {
+  enum : std::uint32_t { waiting, parked, answered, failed, abandoned };
+  alignas(64) std::atomic<std::uint32_t> state{waiting};
+  hotswap::error failure{};
+  void (*free)(reply_slot_base*) noexcept;
+
+  explicit reply_slot_base(void (*free_slot)(reply_slot_base*) noexcept) : free(free_slot) {}
+
+  void fail(errc code, std::string what = {}) noexcept {
+    failure = {code, std::move(what)};
+    finish(failed);
+  }
+  /// After the answer is written: wakes a parked waiter, or frees an abandoned slot.
+  void finish(std::uint32_t how) noexcept {
+    const std::uint32_t before = state.exchange(how, std::memory_order_acq_rel);
+    if (before == parked)
+      futex_wake(state, 1);
+    else if (before == abandoned)
+      free(this);
+  }
+
+  /// Waits until answered or `timeout`; false on timeout, after which the slot is no longer
+  /// the caller's. `before_parking` runs once if the wait outlasts the spin.
+  template <class BeforeParking>
+  bool wait(std::chrono::nanoseconds timeout, BeforeParking before_parking) {
+    auto answered_yet = [&] { return state.load(std::memory_order_acquire) >= answered; };
+    if (spin_until(answered_yet)) return true;
+    before_parking();
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      std::uint32_t expected = waiting;
+      if (state.compare_exchange_strong(expected, parked, std::memory_order_acq_rel) || expected == parked) {
+        const auto left = deadline - std::chrono::steady_clock::now();
+        if (left > std::chrono::nanoseconds::zero()) futex_wait(state, parked, left);
+      }
+      if (answered_yet()) return true;
+      if (std::chrono::steady_clock::now() >= deadline) {
+        expected = state.load(std::memory_order_acquire);
+        while (expected < answered)
+          if (state.compare_exchange_weak(expected, abandoned, std::memory_order_acq_rel)) return false;
+        return true;
+      }
+    }
+  }
+  /// Ready for the next request of the same caller.
+  void reset() noexcept { state.store(waiting, std::memory_order_relaxed); }
+};
+
+template <class Reply>
+struct reply_slot : reply_slot_base {
+  std::optional<Reply> value;
+  reply_slot() : reply_slot_base([](reply_slot_base* slot) noexcept { delete static_cast<reply_slot*>(slot); }) {}
+  template <class R>
+  void answer(R&& reply) noexcept(std::is_nothrow_constructible_v<Reply, R&&>) {
+    value.emplace(std::forward<R>(reply));
+    finish(answered);
+  }
+};
+
+/// A thread reuses one slot per reply type: no allocation per call.
+template <class Reply>
+class cached_slot {
+ public:
+  cached_slot() {
+    if (!spare()) spare().reset(new reply_slot<Reply>);
+    slot_ = spare().release();
+  }
+  ~cached_slot() {
+    if (!slot_) return;
+    slot_->value.reset();
+    slot_->failure = {};
+    slot_->reset();
+    spare().reset(slot_);
+  }
+  cached_slot(const cached_slot&) = delete;
+  cached_slot& operator=(const cached_slot&) = delete;
+  reply_slot<Reply>* get() const noexcept { return slot_; }
+  /// The server side now owns the slot (the caller timed out).
+  void abandon() noexcept { slot_ = nullptr; }
+
+ private:
+  static std::unique_ptr<reply_slot<Reply>>& spare() {
+    thread_local std::unique_ptr<reply_slot<Reply>> slot;
+    return slot;
+  }
+  reply_slot<Reply>* slot_;
+};
+
+struct server_core;
+
+/// A sys request: runs on the server, between messages, even while it is suspended.
+struct control_request : reply_slot_base {
+  void (*run)(control_request& self, server_core& server) noexcept;
+  using reply_slot_base::reply_slot_base;
+};
+
+inline constexpr std::uint32_t control_kind = 0xFFFF'FFFF;
+
+// ---- executors ----
+
+/// Where a server's messages are handled: the shared pool, or a thread of its own.
+class executor {
+ public:
+  virtual ~executor() = default;
+  /// Takes a reference to `server` and runs it soon.
+  virtual void schedule(server_core& server) = 0;
+  /// Another server waits for this executor's thread.
+  virtual bool others_waiting() const noexcept = 0;
+};
+
+// ---- servers ----
+
+/// Receives the exit of a monitored server.
+using exit_callback = std::function<void(std::uint64_t id, const exit_reason& reason)>;
+
+/// A running server: its mailbox, its implementation table and state, and its sys settings.
+/// Shared by every handle to it; the thread running it owns everything below `table`.
+struct server_core {
+  enum : std::uint32_t { idle = 0, running = 1, notified = 2 };
+
+  std::atomic<std::uint32_t> references{1};  // one for being alive, one per handle, queue or timer
+  std::atomic<std::uint32_t> run_state{idle};
+  std::atomic<bool> alive{true};
+  const std::uint64_t id;
+  const std::uint64_t interface_fingerprint;
+  executor* runs_on = nullptr;
+  std::unique_ptr<executor> own_thread;
+  mailbox inbox;
+
+  const implementation_table* table;
+  void* state = nullptr;
+  std::shared_ptr<const void> table_owner;  // keeps the code of `table` loaded
+  bool suspended = false;
+  std::vector<envelope> deferred;  // normal messages that arrived while suspended, in order
+  std::size_t deferred_next = 0;
+  std::uint64_t handled = 0;
+  bool timing = false;
+  std::chrono::nanoseconds time_in_handlers{};
+  std::function<void(const trace_event&)> trace;
+
+  std::mutex exit_lock;  // guards what follows: read by other threads
+  std::string name;
+  std::vector<exit_callback> monitors;
+  exit_reason reason;
+
+  server_core(std::uint64_t server_id, const implementation_table& implementation)
+      : id(server_id), interface_fingerprint(implementation.interface_fingerprint), table(&implementation) {}
+
+  void acquire() noexcept { references.fetch_add(1, std::memory_order_relaxed); }
+  void release() noexcept;
+
+  /// Any thread: queues a message and gets the server running. False if it has stopped.
+  template <class Fill>
+  bool deliver(Fill&& fill) {
+    if (!alive.load(std::memory_order_acquire)) return false;
+    inbox.push(std::forward<Fill>(fill));
+    if (run_state.fetch_or(notified, std::memory_order_acq_rel) == idle) runs_on->schedule(*this);
+    return true;
+  }
+
+  bool has_input() noexcept {
+    return (!suspended && deferred_next < deferred.size()) || inbox.front() != nullptr;
+  }
+};
+
+// ---- the runtime: pool, server list, names, timers ----
+
+class runtime;
+runtime& the_runtime();
+
+/// The server whose handler this thread is running, if any.
+inline server_core*& current_server() noexcept {
+  thread_local server_core* current = nullptr;
+  return current;
+}
+
+/// Receiver side: hands out the next message to handle, or null when none waits.
+inline bool take_message(server_core& server, envelope& out) noexcept {
+  if (!server.suspended && server.deferred_next < server.deferred.size()) {
+    out = server.deferred[server.deferred_next++];
+    if (server.deferred_next == server.deferred.size()) {
+      server.deferred.clear();
+      server.deferred_next = 0;
+    }
+    return true;
+  }
+  envelope* next = server.inbox.front();
+  if (!next) return false;
+  out = *next;
+  server.inbox.pop();
+  return true;
+}
+
+/// Answers a message that will never be handled: calls fail, the rest is dropped.
+inline void refuse(server_core& server, envelope& message, errc why) noexcept {
+  if (message.kind == control_kind) {
+    static_cast<control_request*>(message.reply)->fail(why, "the server has stopped");
+    return;
+  }
+  server.table->discards[message.kind](message);
+  if (message.reply) static_cast<reply_slot_base*>(message.reply)->fail(why, "the server has stopped");
+}
+
+void end_server(server_core& server, exit_reason reason) noexcept;
+
+inline void dispatch(server_core& server, envelope& message) noexcept {
+  const implementation_table& table = *server.table;
+  if (server.trace) server.trace({trace_event::in, table.message_names[message.kind], server.id});
+  outcome result;
+  const auto start = server.timing ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
+  table.handlers[message.kind](server.state, message, result);
+  if (server.timing) server.time_in_handlers += std::chrono::steady_clock::now() - start;
+  ++server.handled;
+  if (result.failed) {
+    if (message.reply) static_cast<reply_slot_base*>(message.reply)->fail(errc::server_died, result.what);
+    end_server(server, {exit_kind::crashed, std::move(result.what)});
+    return;
+  }
+  if (server.trace) server.trace({trace_event::out, table.message_names[message.kind], server.id});
+}
+
+/// Handles up to `budget` messages; true if that many were handled (more may wait).
+inline bool handle_messages(server_core& server, unsigned budget) noexcept {
+  envelope message;
+  for (unsigned handled = 0; handled < budget; ++handled) {
+    if (!take_message(server, message)) return false;
+    if (!server.alive.load(std::memory_order_relaxed))
+      refuse(server, message, errc::server_died);
+    else if (message.kind == control_kind)
+      static_cast<control_request*>(message.reply)->run(*static_cast<control_request*>(message.reply), server);
+    else if (server.suspended)
+      server.deferred.push_back(message);
+    else
+      dispatch(server, message);
+  }
+  return true;
+}
+
+/// Runs a server until it has nothing to do (or, when others wait for this thread, until it
+/// has had a fair share). After its mailbox empties it watches it a little longer, unless others
+/// wait: a caller that sends again soon is answered without a wake-up.
+inline void run_server(server_core& server, executor& on) noexcept {
+  constexpr unsigned fair_share = 256;
+  server.run_state.store(server_core::running, std::memory_order_seq_cst);
+  server_core*& current = current_server();
+  server_core* const outer = current;
+  current = &server;
+  for (;;) {
+    if (handle_messages(server, fair_share)) {
+      if (!on.others_waiting()) continue;
+      on.schedule(server);  // still marked running: nobody else schedules it meanwhile
+      break;
+    }
+    if (!on.others_waiting() && server.alive.load(std::memory_order_relaxed) &&
+        spin_until([&] { return server.has_input() || on.others_waiting(); }) && server.has_input())
+      continue;
+    std::uint32_t expected = server_core::running;
+    if (server.run_state.compare_exchange_strong(expected, server_core::idle, std::memory_order_seq_cst)) break;
+    server.run_state.store(server_core::running, std::memory_order_seq_cst);  // a message came meanwhile
+  }
+  current = outer;
+}
+
+/// The shared worker threads (default: one per hardware thread). At most one idle worker spins
+/// at a time; the others park. A worker about to block (a handler calling another server)
+/// makes sure another can take its place, so calls between servers never starve the pool.
+class worker_pool final : public executor {
+ public:
+  explicit worker_pool(unsigned threads) {
+    for (unsigned i = 0; i < std::max(threads, 1u); ++i) add_worker();
+  }
+  ~worker_pool() override {
+    {
+      const std::lock_guard hold(lock_);
+      stopping_ = true;
+    }
+    wake_word_.fetch_add(1, std::memory_order_seq_cst);
+    futex_wake(wake_word_, 1 << 30);
+    for (auto& thread : threads_) thread.join();
+  }
+
+  void schedule(server_core& server) override {
+    server.acquire();
+    {
+      const std::lock_guard hold(lock_);
+      queue_.push_back(&server);
+      queued_.fetch_add(1, std::memory_order_seq_cst);
+    }
+    if (spinners_.load(std::memory_order_seq_cst) == 0 && sleepers_.load(std::memory_order_seq_cst) > 0) {
+      wake_word_.fetch_add(1, std::memory_order_seq_cst);
+      futex_wake(wake_word_, 1);
+    }
+  }
+  bool others_waiting() const noexcept override { return queued_.load(std::memory_order_relaxed) != 0; }
+
+  /// The calling worker is about to block: wake or start another.
+  void blocking() {
+    if (sleepers_.load(std::memory_order_seq_cst) > 0) {
+      wake_word_.fetch_add(1, std::memory_order_seq_cst);
+      futex_wake(wake_word_, 1);
+      return;
+    }
+    const std::lock_guard hold(lock_);
+    if (!stopping_ && threads_.size() < max_threads) add_worker();
+  }
+
+  static worker_pool*& this_thread_pool() noexcept {
+    thread_local worker_pool* pool = nullptr;
+    return pool;
+  }
+
+ private:
+  static constexpr std::size_t max_threads = 512;
+
+  void add_worker() {
+    threads_.emplace_back([this] { work(); });
+  }
+
+  server_core* take() {
+    if (queued_.load(std::memory_order_acquire) == 0) return nullptr;
+    const std::lock_guard hold(lock_);
+    if (queue_.empty()) return nullptr;
+    server_core* next = queue_.front();
+    queue_.pop_front();
+    queued_.fetch_sub(1, std::memory_order_relaxed);
+    return next;
+  }
+
+  void work() {
+    this_thread_pool() = this;
+    for (;;) {
+      if (server_core* server = take()) {
+        run_server(*server, *this);
+        server->release();
+        continue;
+      }
+      if (stopped()) return;
+      std::uint32_t none = 0;
+      if (spinners_.compare_exchange_strong(none, 1, std::memory_order_seq_cst)) {
+        const bool found = spin_until([&] { return others_waiting() || stopped(); });
+        spinners_.store(0, std::memory_order_seq_cst);
+        if (found) continue;
+      }
+      sleepers_.fetch_add(1, std::memory_order_seq_cst);
+      const std::uint32_t seen = wake_word_.load(std::memory_order_seq_cst);
+      if (queued_.load(std::memory_order_seq_cst) == 0 && !stopped()) futex_wait(wake_word_, seen);
+      sleepers_.fetch_sub(1, std::memory_order_seq_cst);
+    }
+  }
+  bool stopped() {
+    const std::lock_guard hold(lock_);
+    return stopping_ && queue_.empty();
+  }
+
+  std::mutex lock_;
+  std::deque<server_core*> queue_;
+  bool stopping_ = false;
+  std::vector<std::thread> threads_;
+  alignas(64) std::atomic<std::size_t> queued_{0};
+  alignas(64) std::atomic<std::uint32_t> spinners_{0};
+  std::atomic<std::uint32_t> sleepers_{0};
+  std::atomic<std::uint32_t> wake_word_{0};
+};
+
+/// A thread for one server whose handlers block. It holds a reference to the server until the
+/// server has ended.
+class own_thread final : public executor {
+ public:
+  explicit own_thread(server_core& server) : thread_((server.acquire(), [this, &server] { work(server); })) {}
+  ~own_thread() override {
+    stopping_.store(true, std::memory_order_seq_cst);
+    signal();
+    if (thread_.get_id() == std::this_thread::get_id())
+      thread_.detach();  // the server's last handle went away inside its own handler
+    else
+      thread_.join();
+  }
+  void schedule(server_core&) override { signal(); }
+  bool others_waiting() const noexcept override { return false; }
+
+ private:
+  void signal() {
+    wake_word_.fetch_add(1, std::memory_order_seq_cst);
+    futex_wake(wake_word_, 1);
+  }
+  void work(server_core& server) {
+    for (;;) {
+      const std::uint32_t seen = wake_word_.load(std::memory_order_seq_cst);
+      if (server.run_state.load(std::memory_order_seq_cst) != server_core::idle) run_server(server, *this);
+      if (!server.alive.load(std::memory_order_seq_cst) || stopping_.load(std::memory_order_seq_cst)) break;
+      if (server.run_state.load(std::memory_order_seq_cst) == server_core::idle) futex_wait(wake_word_, seen);
+    }
+    server.release();  // may destroy this executor: touch nothing after it
+  }
+  std::atomic<std::uint32_t> wake_word_{0};
+  std::atomic<bool> stopping_{false};
+  std::thread thread_;
+};
+
+/// Timers: one thread, asleep until the next deadline.
+class timer_service {
+ public:
+  struct entry {
+    std::function<bool()> fire;  // false: the target is gone, stop repeating
+    std::chrono::steady_clock::duration period{};
+    std::atomic<bool> cancelled{false};
+  };
+
+  std::shared_ptr<entry> add(std::chrono::steady_clock::duration delay, std::chrono::steady_clock::duration period,
+                             std::function<bool()> fire) {
+    auto made = std::make_shared<entry>();
+    made->fire = std::move(fire);
+    made->period = period;
+    {
+      const std::lock_guard hold(lock_);
+      if (!thread_.joinable()) thread_ = std::thread([this] { work(); });
+      due_.push_back({std::chrono::steady_clock::now() + delay, made});
+      std::push_heap(due_.begin(), due_.end(), later);
+    }
+    changed_.notify_one();
+    return made;
+  }
+
+  ~timer_service() {
+    {
+      const std::lock_guard hold(lock_);
+      stopping_ = true;
+    }
+    changed_.notify_one();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  struct due {
+    std::chrono::steady_clock::time_point at;
+    std::shared_ptr<entry> what;
+  };
+  static bool later(const due& a, const due& b) { return a.at > b.at; }
+
+  void work() {
+    std::unique_lock hold(lock_);
+    while (!stopping_) {
+      if (due_.empty()) {
+        changed_.wait(hold);
+        continue;
+      }
+      const auto next = due_.front().at;
+      if (std::chrono::steady_clock::now() < next) {
+        changed_.wait_until(hold, next);
+        continue;
+      }
+      std::pop_heap(due_.begin(), due_.end(), later);
+      due firing = std::move(due_.back());
+      due_.pop_back();
+      if (firing.what->cancelled.load(std::memory_order_acquire)) continue;
+      hold.unlock();
+      const bool again = firing.what->fire() && firing.what->period.count() > 0;
+      if (!again) firing.what->cancelled.store(true, std::memory_order_release);  // done: cancel() says so
+      hold.lock();
+      if (again && !firing.what->cancelled.load(std::memory_order_acquire)) {
+        firing.at += firing.what->period;  // no drift: the next tick is due one period after this one
+        due_.push_back(std::move(firing));
+        std::push_heap(due_.begin(), due_.end(), later);
+      }
+    }
+  }
+
+  std::mutex lock_;
+  std::condition_variable changed_;
+  std::vector<due> due_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+/// Registered names, and the servers alive.
+class runtime {
+ public:
+  runtime() : pool(std::max(1u, std::thread::hardware_concurrency())) {}
+
+  worker_pool pool;
+  timer_service timers;
+
+  std::uint64_t next_id() noexcept { return ids_.fetch_add(1, std::memory_order_relaxed); }
+
+  bool register_name(const std::string& name, server_core& server) {
+    const std::lock_guard hold(names_lock_);
+    const std::lock_guard hold_server(server.exit_lock);
+    if (!server.alive.load() || !server.name.empty() || names_.count(name)) return false;
+    server.acquire();
+    names_.emplace(name, &server);
+    server.name = name;
+    return true;
+  }
+  /// A reference to the server registered as `name`, or null.
+  server_core* whereis(const std::string& name) {
+    const std::lock_guard hold(names_lock_);
+    const auto found = names_.find(name);
+    if (found == names_.end()) return nullptr;
+    found->second->acquire();
+    return found->second;
+  }
+  /// Frees `name` (only if `server` holds it, when given).
+  bool unregister_name(const std::string& name, const server_core* server = nullptr) {
+    server_core* removed;
+    {
+      const std::lock_guard hold(names_lock_);
+      const auto found = names_.find(name);
+      if (found == names_.end() || (server && found->second != server)) return false;
+      removed = found->second;
+      names_.erase(found);
+      const std::lock_guard hold_server(removed->exit_lock);
+      removed->name.clear();
+    }
+    removed->release();
+    return true;
+  }
+
+ private:
+  std::atomic<std::uint64_t> ids_{1};
+  std::mutex names_lock_;
+  std::unordered_map<std::string, server_core*> names_;
+};
+
+inline runtime& the_runtime() {
+  static runtime instance;
+  return instance;
+}
+
+inline void server_core::release() noexcept {
+  if (references.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  // Ended, and nothing can send any more: drop what is left, then free.
+  envelope message;
+  while (take_message(*this, message)) refuse(*this, message, errc::server_died);
+  delete this;
+}
+
+/// Ends a server on its own thread: terminate, free the state, fail what waits, tell monitors.
+inline void end_server(server_core& server, exit_reason reason) noexcept {
+  server.table->terminate(server.state, reason);
+  server.table->destroy(server.state);
+  server.state = nullptr;
+  std::string name;
+  std::vector<exit_callback> monitors;
+  {
+    const std::lock_guard hold(server.exit_lock);
+    server.alive.store(false, std::memory_order_seq_cst);
+    name = server.name;
+    monitors = std::move(server.monitors);
+    server.reason = reason;
+  }
+  if (!name.empty()) the_runtime().unregister_name(name, &server);
+  server.suspended = false;  // what was deferred is refused below, in order
+  envelope message;
+  while (take_message(server, message)) refuse(server, message, errc::server_died);
+  for (auto& monitor : monitors) monitor(server.id, reason);
+  server.release();  // the reference it held for being alive; whoever runs it holds another
+}
+
+/// Calls `on_exit` when `server` ends (at once if it has).
+inline void monitor(server_core& server, exit_callback on_exit) {
+  exit_reason ended;
+  {
+    const std::lock_guard hold(server.exit_lock);
+    if (server.alive.load(std::memory_order_seq_cst)) {
+      server.monitors.push_back(std::move(on_exit));
+      return;
+    }
+    ended = server.reason;
+  }
+  on_exit(server.id, ended);
+}
+
+}  // namespace detail
+}  // namespace hotswap
+
+namespace hotswap {
+
+/// Erlang's default call timeout.
+inline constexpr std::chrono::milliseconds default_timeout{5000};
+
+// ---- results ----
+
+/// Thrown by result::value() when the request failed.
+class call_error : public std::runtime_error {
+ public:
+  explicit call_error(const error& failure)
+      : std::runtime_error("hotswap: " + std::string(to_string(failure.code)) +
+                           (failure.what.empty() ? "" : ": " + failure.what)),
+        code_(failure.code) {}
+  errc code() const noexcept { return code_; }
+
+ private:
+  errc code_;
+};
+
+/// The outcome of a request to a server: its reply, or why there is none.
+template <class T>
+class [[nodiscard]] result {
+ public:
+  result(T value) : value_(std::move(value)) {}  // NOLINT: implicit, as std::expected
+  result(hotswap::error failure) : failure_(std::move(failure)) {}  // NOLINT
+
+  bool has_value() const noexcept { return value_.has_value(); }
+  explicit operator bool() const noexcept { return has_value(); }
+  /// The reply; throws call_error if there is none.
+  T& value() & { return check(), *value_; }
+  const T& value() const& { return check(), *value_; }
+  T&& value() && { return check(), std::move(*value_); }
+  T& operator*() noexcept { return *value_; }
+  const T& operator*() const noexcept { return *value_; }
+  T* operator->() noexcept { return &*value_; }
+  const T* operator->() const noexcept { return &*value_; }
+  /// Why the request failed (only when it did).
+  const hotswap::error& error() const noexcept { return failure_; }
+
+ private:
+  void check() const {
+    if (!value_) throw call_error(failure_);
+  }
+  std::optional<T> value_;
+  hotswap::error failure_{};
+};
+
+template <>
+class [[nodiscard]] result<void> {
+ public:
+  result() = default;
+  result(hotswap::error failure) : failed_(true), failure_(std::move(failure)) {}  // NOLINT
+  bool has_value() const noexcept { return !failed_; }
+  explicit operator bool() const noexcept { return has_value(); }
+  void value() const {
+    if (failed_) throw call_error(failure_);
+  }
+  const hotswap::error& error() const noexcept { return failure_; }
+
+ private:
+  bool failed_ = false;
+  hotswap::error failure_{};
+};
+
+// ---- interfaces ----
+
+/// A call: a `Message` answered with a `Reply`.
+template <class Message, class Reply>
+struct call_msg {
+  static_assert(!std::is_void_v<Reply>, "hotswap: a call has a reply; for a message without one, use cast_msg");
+  using message = Message;
+  using reply = Reply;
+};
+/// A cast: a `Message` sent without waiting for its handling.
+template <class Message>
+struct cast_msg {
+  using message = Message;
+};
+/// An info: a `Message` that is not part of the request protocol (timer ticks, notifications).
+template <class Message>
+struct info_msg {
+  using message = Message;
+};
+
+namespace errors {
+template <class Interface, class Message>
+struct message_is_not_in_the_interface {
+  static_assert(reported<message_is_not_in_the_interface>,
+                "hotswap: this message is not one the server's interface declares; add "
+                "hotswap::call_msg<Message, Reply>, cast_msg<Message> or info_msg<Message> to the interface");
+};
+template <class Interface, class Message, class DeclaredAs>
+struct message_sent_the_wrong_way {
+  static_assert(reported<message_sent_the_wrong_way>,
+                "hotswap: the interface declares this message as another kind (DeclaredAs): send a call_msg "
+                "with hotswap::call, a cast_msg with hotswap::cast, an info_msg with hotswap::send");
+};
+template <class Interface, class Message>
+struct message_listed_twice {
+  static_assert(reported<message_listed_twice>, "hotswap: an interface lists each message type once");
+};
+}  // namespace errors
+
+namespace detail {
+
+template <class T>
+constexpr std::string_view type_spelling() {
+  constexpr std::string_view text = __PRETTY_FUNCTION__;
+  constexpr std::string_view gcc_start = "[with T = ", clang_start = "[T = ";
+  if constexpr (text.find(gcc_start) != std::string_view::npos) {
+    constexpr auto from = text.find(gcc_start) + gcc_start.size();
+    return text.substr(from, text.find(';', from) - from);
+  } else {
+    constexpr auto from = text.find(clang_start) + clang_start.size();
+    return text.substr(from, text.rfind(']') - from);
+  }
+}
+static_assert(type_spelling<int>() == "int", "hotswap: cannot read type names from this compiler's signatures");
+
+constexpr std::uint64_t hash_more(std::uint64_t hash, std::string_view text) {
+  for (const char c : text) hash = (hash ^ static_cast<unsigned char>(c)) * 0x100000001b3ULL;
+  return hash;
+}
+inline constexpr std::uint64_t hash_start = 0xcbf29ce484222325ULL;
+
+/// A type the schemas layer can describe canonically.
+template <class T>
+constexpr bool describable() {
+  if constexpr (requires { type_name<T>::value; } || versioned<T> || std::is_arithmetic_v<T> ||
+                std::is_enum_v<T> || std::is_same_v<T, std::string>)
+    return true;
+  else if constexpr (optional<T> || sequence<T> || fixed_array<T>)
+    return describable<typename T::value_type>();
+  else if constexpr (ordered_map<T> || hashed_map<T>)
+    return describable<typename T::key_type>() && describable<typename T::mapped_type>();
+  else
+    return false;
+}
+
+/// A message's fingerprint: its canonical description, or for a plain struct its name and its
+/// fields' names and fingerprints.
+template <class T>
+constexpr std::uint64_t message_hash(std::uint64_t hash) {
+  if constexpr (describable<T>()) {
+    return hash_more(hash, type_description<T>);
+  } else if constexpr (std::is_class_v<T> && std::is_aggregate_v<T>) {
+    hash = hash_more(hash_more(hash, type_spelling<T>()), "{");
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+      ((hash = message_hash<field_type<T, I>>(hash_more(hash_more(hash, field_names<T>[I]), ":"))), ...);
+    }(std::make_index_sequence<field_count<T>>{});
+    return hash_more(hash, "}");
+  } else {
+    return hash_more(hash, type_spelling<T>());
+  }
+}
+
+/// The fingerprint of a state or extra type: canonical when describable, else its spelling
+/// (such a state can only be handed on to an implementation with the very same state type).
+template <class T>
+inline constexpr std::uint64_t value_fingerprint = [] {
+  if constexpr (describable<T>())
+    return fingerprint<T>;
+  else
+    return hash_more(hash_start, type_spelling<T>());
+}();
+
+
+template <class Kind>
+constexpr std::uint64_t kind_hash(std::uint64_t hash) {
+  using M = typename Kind::message;
+  if constexpr (requires { typename Kind::reply; })
+    return message_hash<typename Kind::reply>(message_hash<M>(hash_more(hash, "call:")));
+  else if constexpr (std::is_same_v<Kind, cast_msg<M>>)
+    return message_hash<M>(hash_more(hash, "cast:"));
+  else
+    return message_hash<M>(hash_more(hash, "info:"));
+}
+
+template <class Message, class... Kinds>
+constexpr std::size_t index_in() {
+  constexpr bool match[] = {std::is_same_v<typename Kinds::message, Message>..., false};
+  std::size_t i = 0;
+  while (i < sizeof...(Kinds) && !match[i]) ++i;
+  return i;
+}
+
+template <class Interface, class... Kinds>
+constexpr bool check_interface() {
+  return []<std::size_t... I>(std::index_sequence<I...>) {
+    return ([] {
+      if constexpr (index_in<typename Kinds::message, Kinds...>() != I)
+        return (void)errors::message_listed_twice<Interface, typename Kinds::message>{}, false;
+      return true;
+    }() && ...);
+  }(std::index_sequence_for<Kinds...>{});
+}
+
+enum class message_kind { call, cast, info };
+
+template <class Kind>
+constexpr message_kind kind_of() {
+  if constexpr (requires { typename Kind::reply; })
+    return message_kind::call;
+  else if constexpr (std::is_same_v<Kind, cast_msg<typename Kind::message>>)
+    return message_kind::cast;
+  else
+    return message_kind::info;
+}
+}  // namespace detail
+
+/// A stable interface: the calls (each with its reply type), casts and infos a server takes.
+/// Fixed across the versions of its implementations; a changed set is a new interface.
+template <detail::fixed_string Name, class... Kinds>
+struct interface {
+  static constexpr std::string_view name = Name.view();
+  static constexpr std::uint32_t size = sizeof...(Kinds);
+  using kinds = detail::type_list<Kinds...>;
+
+  /// The position of `Message` in the interface (size when absent).
+  template <class Message>
+  static constexpr std::uint32_t index_of = detail::index_in<std::remove_cvref_t<Message>, Kinds...>();
+  template <std::size_t I>
+  using kind_at = std::tuple_element_t<I, std::tuple<Kinds...>>;
+
+  /// A hash of the name, and of each message's kind, name and fields (and reply) in order.
+  static constexpr std::uint64_t fingerprint = [] {
+    std::uint64_t hash = detail::hash_more(detail::hash_start, Name.view());
+    ((hash = detail::kind_hash<Kinds>(detail::hash_more(hash, ";"))), ...);
+    return hash;
+  }();
+  static constexpr std::array<std::string_view, sizeof...(Kinds)> message_names{
+      detail::type_spelling<typename Kinds::message>()...};
+
+ private:
+  static_assert(detail::check_interface<interface, Kinds...>());
+};
+
+namespace detail {
+template <class Interface, class Message, message_kind Kind>
+constexpr bool sent_as() {
+  using M = std::remove_cvref_t<Message>;
+  constexpr auto index = Interface::template index_of<M>;
+  if constexpr (index == Interface::size) {
+    return (void)errors::message_is_not_in_the_interface<Interface, M>{}, false;
+  } else {
+    using declared = typename Interface::template kind_at<index>;
+    if constexpr (kind_of<declared>() != Kind)
+      return (void)errors::message_sent_the_wrong_way<Interface, M, declared>{}, false;
+    return true;
+  }
+}
+}  // namespace detail
+
+/// The reply type of call `Message` in `Interface`.
+template <class Interface, class Message>
+using reply_of =
+    typename Interface::template kind_at<Interface::template index_of<std::remove_cvref_t<Message>>>::reply;
+
+// ---- implementations ----
+
+/// Names the vsn a hand-written code_change upgrades (or downgrades) from.
+template <int Vsn>
+struct from_vsn {
+  static constexpr int value = Vsn;
+};
+
+/// The state type each older (or newer) vsn of an implementation held, as hotswap::version
+/// entries: what change_code can start from.
+template <class... Versions>
+struct state_history {};
+
+namespace errors {
+template <class Implementation>
+struct implementation_needs_interface_vsn_state_and_init {
+  static_assert(reported<implementation_needs_interface_vsn_state_and_init>,
+                "hotswap: an implementation declares `using interface = ...;`, `static constexpr int vsn = N;`, "
+                "`using state = ...;` and `static state init();` (or `static state init(const Argument&);`, not "
+                "overloaded)");
+};
+template <class Implementation, class Message, class Reply>
+struct implementation_lacks_handle_call {
+  static_assert(reported<implementation_lacks_handle_call>,
+                "hotswap: the implementation has no handler for this call; write "
+                "`static Reply handle_call(const Message&, state&);`");
+};
+template <class Implementation, class Message, class Reply, class Returned>
+struct handle_call_returns_the_wrong_type {
+  static_assert(reported<handle_call_returns_the_wrong_type>,
+                "hotswap: this handle_call returns a type that does not convert to the reply type the interface "
+                "declares for the message; return Reply");
+};
+template <class Implementation, class Message>
+struct implementation_lacks_handle_cast {
+  static_assert(reported<implementation_lacks_handle_cast>,
+                "hotswap: the implementation has no handler for this cast; write "
+                "`static void handle_cast(const Message&, state&);`");
+};
+template <class Implementation, class Message>
+struct implementation_lacks_handle_info {
+  static_assert(reported<implementation_lacks_handle_info>,
+                "hotswap: the implementation has no handler for this info; write "
+                "`static void handle_info(const Message&, state&);`");
+};
+template <class Implementation, int FromVsn, class OldState, class State>
+struct state_cannot_change_from_vsn {
+  static_assert(reported<state_cannot_change_from_vsn>,
+                "hotswap: the state of the vsn named in state_history does not migrate to this implementation's "
+                "state by itself; write `static state code_change(hotswap::from_vsn<FromVsn>, OldState&& old, "
+                "const extra&);` or declare the step rules of the schema (hotswap::step)");
+};
+}  // namespace errors
+
+namespace detail {
+
+template <class Result, class Argument>
+Argument init_argument_of(Result (*)(Argument));
+template <class Result>
+void init_argument_of(Result (*)());
+
+template <class Implementation>
+concept has_basics = requires {
+  typename Implementation::interface;
+  typename Implementation::state;
+  { Implementation::vsn } -> std::convertible_to<int>;
+  init_argument_of(&Implementation::init);
+};
+
+template <class Implementation>
+using init_argument = std::remove_cvref_t<decltype(init_argument_of(&Implementation::init))>;
+
+template <class Implementation>
+struct extra_type : std::type_identity<no_extra> {};
+template <class Implementation>
+  requires requires { typename Implementation::extra; }
+struct extra_type<Implementation> : std::type_identity<typename Implementation::extra> {};
+template <class Implementation>
+using extra_of = typename extra_type<Implementation>::type;
+
+template <class Implementation, class Kind>
+constexpr bool check_handler() {
+  using M = typename Kind::message;
+  using S = typename Implementation::state;
+  if constexpr (requires { typename Kind::reply; }) {
+    using R = typename Kind::reply;
+    if constexpr (!requires(M&& m, S& s) { Implementation::handle_call(std::move(m), s); })
+      return (void)errors::implementation_lacks_handle_call<Implementation, M, R>{}, false;
+    else if constexpr (!std::is_convertible_v<
+                           decltype(Implementation::handle_call(std::declval<M&&>(), std::declval<S&>())), R>)
+      return (void)errors::handle_call_returns_the_wrong_type<
+                 Implementation, M, R, decltype(Implementation::handle_call(std::declval<M&&>(), std::declval<S&>()))>{},
+             false;
+    else
+      return true;
+  } else if constexpr (std::is_same_v<Kind, cast_msg<M>>) {
+    if constexpr (!requires(M&& m, S& s) { Implementation::handle_cast(std::move(m), s); })
+      return (void)errors::implementation_lacks_handle_cast<Implementation, M>{}, false;
+    return true;
+  } else {
+    if constexpr (!requires(M&& m, S& s) { Implementation::handle_info(std::move(m), s); })
+      return (void)errors::implementation_lacks_handle_info<Implementation, M>{}, false;
+    return true;
+  }
+}
+
+template <class Implementation, int Vsn, class Old>
+concept writes_code_change = requires(Old&& old, const extra_of<Implementation>& extra) {
+  { Implementation::code_change(from_vsn<Vsn>{}, std::move(old), extra) } -> std::same_as<typename Implementation::state>;
+} || requires(Old&& old) {
+  { Implementation::code_change(from_vsn<Vsn>{}, std::move(old)) } -> std::same_as<typename Implementation::state>;
+};
+
+template <class Implementation, class Version>
+constexpr bool check_history_entry() {
+  using Old = typename Version::type;
+  using S = typename Implementation::state;
+  if constexpr (!writes_code_change<Implementation, Version::vsn, Old> && !std::is_same_v<Old, S> &&
+                !migrates<Old, S>)
+    return (void)errors::state_cannot_change_from_vsn<Implementation, Version::vsn, Old, S>{}, false;
+  return true;
+}
+
+template <class Implementation>
+struct history_type : std::type_identity<state_history<>> {};
+template <class Implementation>
+  requires requires { typename Implementation::state_history; }
+struct history_type<Implementation> : std::type_identity<typename Implementation::state_history> {};
+template <class Implementation>
+using history_of = typename history_type<Implementation>::type;
+
+template <class Implementation, class... Versions>
+constexpr bool check_history(state_history<Versions...>) {
+  return (check_history_entry<Implementation, Versions>() && ...);
+}
+
+template <class Implementation, class... Kinds>
+constexpr bool check_handlers(type_list<Kinds...>) {
+  return (check_handler<Implementation, Kinds>() && ...);
+}
+
+template <class Implementation>
+constexpr bool check_implementation() {
+  if constexpr (!has_basics<Implementation>) {
+    return (void)errors::implementation_needs_interface_vsn_state_and_init<Implementation>{}, false;
+  } else {
+    return check_handlers<Implementation>(typename Implementation::interface::kinds{}) &&
+           check_history<Implementation>(history_of<Implementation>{});
+  }
+}
+
+/// Runs `body`, reporting what it throws instead of letting it cross the table boundary.
+template <class Body>
+void report_failure(outcome& result, Body&& body) noexcept {
+  try {
+    body();
+  } catch (const std::exception& thrown) {
+    result = {true, thrown.what()};
+  } catch (...) {
+    result = {true, "an exception not derived from std::exception"};
+  }
+}
+
+template <class Implementation, std::size_t I>
+void handle(void* state, envelope& message, outcome& result) noexcept {
+  using Kind = typename Implementation::interface::template kind_at<I>;
+  using M = typename Kind::message;
+  using S = typename Implementation::state;
+  struct consume {
+    envelope& message;
+    ~consume() { discard<M>(message); }
+  } consumed{message};
+  S& s = *static_cast<S*>(state);
+  M& m = unpack<M>(message);
+  report_failure(result, [&] {
+    if constexpr (requires { typename Kind::reply; })
+      static_cast<reply_slot<typename Kind::reply>*>(message.reply)
+          ->answer(typename Kind::reply(Implementation::handle_call(std::move(m), s)));
+    else if constexpr (std::is_same_v<Kind, cast_msg<M>>)
+      Implementation::handle_cast(std::move(m), s);
+    else
+      Implementation::handle_info(std::move(m), s);
+  });
+}
+
+template <class Interface, std::size_t I>
+void discard_message(envelope& message) noexcept {
+  discard<typename Interface::template kind_at<I>::message>(message);
+}
+
+template <class Implementation>
+void* init_state(const void* argument, outcome& result) noexcept {
+  using S = typename Implementation::state;
+  S* made = nullptr;
+  report_failure(result, [&] {
+    if constexpr (std::is_void_v<init_argument<Implementation>>)
+      made = new S(Implementation::init());
+    else
+      made = new S(Implementation::init(*static_cast<const init_argument<Implementation>*>(argument)));
+  });
+  return made;
+}
+
+template <class Implementation>
+void terminate_state(void* state, const exit_reason& reason) noexcept {
+  using S = typename Implementation::state;
+  if constexpr (requires(S& s) { Implementation::terminate(reason, s); }) {
+    outcome ignored;  // terminate is the last word: what it throws goes nowhere
+    report_failure(ignored, [&] { Implementation::terminate(reason, *static_cast<S*>(state)); });
+  }
+}
+
+template <class Implementation>
+void destroy_state(void* state) noexcept {
+  delete static_cast<typename Implementation::state*>(state);
+}
+
+/// Builds this implementation's state from a copy of the old one (the old stays intact).
+template <class Implementation, int Vsn, class Old>
+typename Implementation::state change_from(const Old& old, const extra_of<Implementation>& extra) {
+  if constexpr (requires(Old&& o) { Implementation::code_change(from_vsn<Vsn>{}, std::move(o), extra); })
+    return Implementation::code_change(from_vsn<Vsn>{}, Old(old), extra);
+  else if constexpr (writes_code_change<Implementation, Vsn, Old>)
+    return Implementation::code_change(from_vsn<Vsn>{}, Old(old));
+  else
+    return migrate<typename Implementation::state>(old, extra);
+}
+
+template <class Implementation, class... Versions>
+void* change_state(void* old_state, std::uint64_t old_fingerprint, int old_vsn,
+                   const extra_of<Implementation>& extra, outcome& result, state_history<Versions...>) {
+  using S = typename Implementation::state;
+  void* made = nullptr;
+  bool known = false;
+  report_failure(result, [&] {
+    (void)((Versions::vsn == old_vsn && (known = true) &&
+            (value_fingerprint<typename Versions::type> == old_fingerprint
+                 ? (made = new S(change_from<Implementation, Versions::vsn>(
+                        *static_cast<const typename Versions::type*>(old_state), extra)),
+                    true)
+                 : (result = {true, "vsn " + std::to_string(old_vsn) + " is declared with state " +
+                                        std::string(type_spelling<typename Versions::type>()) +
+                                        ", but the server holds a state of another type"},
+                    true))) ||
+           ...);
+  });
+  if (!known && !result.failed) {
+    if (old_fingerprint == value_fingerprint<S>)
+      return old_state;  // the same state type: handed on as it is
+    result = {true, std::string(type_spelling<Implementation>()) + " does not know the state of vsn " +
+                        std::to_string(old_vsn) + ": list it in state_history"};
+  }
+  return made;
+}
+
+template <class Implementation>
+void* change_code(void* old_state, std::uint64_t old_fingerprint, int old_vsn, const extra_ref& extra,
+                  outcome& result) noexcept {
+  using Extra = extra_of<Implementation>;
+  if (!extra.value) {
+    Extra none{};
+    return change_state<Implementation>(old_state, old_fingerprint, old_vsn, none, result,
+                                        history_of<Implementation>{});
+  }
+  if (extra.fingerprint != value_fingerprint<Extra>) {
+    result = {true, "the extra given is a " + std::string(extra.type) + "; " +
+                        std::string(type_spelling<Implementation>()) + " takes a " +
+                        std::string(type_spelling<Extra>())};
+    return nullptr;
+  }
+  return change_state<Implementation>(old_state, old_fingerprint, old_vsn, *static_cast<const Extra*>(extra.value),
+                                      result, history_of<Implementation>{});
+}
+
+template <class Implementation>
+struct table_parts {
+  using interface = typename Implementation::interface;
+  static constexpr auto handlers = []<std::size_t... I>(std::index_sequence<I...>) {
+    return std::array<handler_fn, sizeof...(I)>{&handle<Implementation, I>...};
+  }(std::make_index_sequence<interface::size>{});
+  static constexpr auto discards = []<std::size_t... I>(std::index_sequence<I...>) {
+    return std::array<discard_fn, sizeof...(I)>{&discard_message<interface, I>...};
+  }(std::make_index_sequence<interface::size>{});
+};
+
+template <class Implementation>
+constexpr implementation_table make_table() {
+  using parts = table_parts<Implementation>;
+  using interface = typename Implementation::interface;
+  using S = typename Implementation::state;
+  return {interface::fingerprint,
+          interface::name,
+          type_spelling<Implementation>(),
+          Implementation::vsn,
+          value_fingerprint<S>,
+          type_spelling<S>(),
+          interface::size,
+          parts::handlers.data(),
+          parts::discards.data(),
+          interface::message_names.data(),
+          &init_state<Implementation>,
+          &terminate_state<Implementation>,
+          &destroy_state<Implementation>,
+          &change_code<Implementation>};
+}
+}  // namespace detail
+
+/// The implementation table of `Implementation`: what a server runs, and what change_code
+/// swaps in. Does not compile (naming the message or the vsn) if a handler is missing, returns
+/// the wrong type, or a state in the history cannot migrate.
+template <class Implementation>
+  requires(detail::check_implementation<Implementation>())
+inline constexpr implementation_table table_of = detail::make_table<Implementation>();
+
+// ---- servers ----
+
+/// A handle to a server, of any interface. Copies share the server; a handle does not keep a
+/// server running (a server runs until it stops), only answerable: requests to a stopped
+/// server fail with errc::no_server.
+class any_server {
+ public:
+  any_server() = default;
+  any_server(const any_server& other) noexcept : core_(other.core_) {
+    if (core_) core_->acquire();
+  }
+  any_server(any_server&& other) noexcept : core_(std::exchange(other.core_, nullptr)) {}
+  any_server& operator=(any_server other) noexcept {
+    std::swap(core_, other.core_);
+    return *this;
+  }
+  ~any_server() {
+    if (core_) core_->release();
+  }
+
+  explicit operator bool() const noexcept { return core_ != nullptr; }
+  /// Unique in the process, never reused.
+  std::uint64_t id() const noexcept { return core_ ? core_->id : 0; }
+  bool alive() const noexcept { return core_ && core_->alive.load(std::memory_order_acquire); }
+  /// How it ended (when it has).
+  exit_reason exit() const {
+    const std::lock_guard hold(core_->exit_lock);
+    return core_->reason;
+  }
+  friend bool operator==(const any_server& a, const any_server& b) noexcept { return a.core_ == b.core_; }
+
+  /// Wraps a core, taking over one reference.
+  explicit any_server(detail::server_core* adopted) noexcept : core_(adopted) {}
+  detail::server_core* core() const noexcept { return core_; }
+
+ protected:
+  detail::server_core* core_ = nullptr;
+};
+
+/// A handle to a server of `Interface`, whatever implementation or version it runs.
+template <class Interface>
+class server_ref : public any_server {
+ public:
+  using interface = Interface;
+  server_ref() = default;
+  /// The same server, if it has this interface.
+  static std::optional<server_ref> from(any_server server) {
+    if (!server || server.core()->interface_fingerprint != Interface::fingerprint) return std::nullopt;
+    return server_ref(std::move(server));
+  }
+
+ private:
+  explicit server_ref(any_server server) noexcept : any_server(std::move(server)) {}
+};
+
+struct start_options {
+  std::string name{};       ///< registered as this name (empty: none)
+  bool own_thread = false;  ///< a thread of its own instead of the pool (for handlers that block)
+  /// Keeps the code of the table loaded while the server runs it (the modules layer sets it).
+  std::shared_ptr<const void> table_owner{};
+};
+
+/// Starts a server running `table`: init runs on the calling thread (where hotswap::self() is
+/// the new server), then the server takes messages. Fails if init throws or the name is taken.
+template <class Interface>
+result<server_ref<Interface>> start(const implementation_table& table, const void* argument,
+                                    start_options options = {}) {
+  if (table.interface_fingerprint != Interface::fingerprint)
+    return error{errc::wrong_interface, std::string(table.name) + " implements " + std::string(table.interface_name) +
+                                            ", not " + std::string(Interface::name)};
+  detail::runtime& runtime = detail::the_runtime();
+  auto* core = new detail::server_core(runtime.next_id(), table);
+  core->table_owner = std::move(options.table_owner);
+  core->runs_on = &runtime.pool;
+  any_server handle(core);
+  core->acquire();  // the reference for being alive
+  if (!options.name.empty() && !runtime.register_name(options.name, *core)) {
+    core->alive.store(false);
+    core->release();
+    return error{errc::init_failed, "the name " + options.name + " is already registered"};
+  }
+  // Marked running until init returns: what is sent meanwhile (from init, to timers or
+  // monitors set up by it) waits.
+  core->run_state.store(detail::server_core::running);
+  detail::outcome initialized;
+  {
+    detail::server_core*& current = detail::current_server();
+    detail::server_core* const outer = std::exchange(current, core);
+    core->state = table.init(argument, initialized);
+    current = outer;
+  }
+  if (initialized.failed) {
+    core->alive.store(false);
+    if (!options.name.empty()) runtime.unregister_name(options.name);
+    core->release();
+    return error{errc::init_failed, std::move(initialized.what)};
+  }
+  if (options.own_thread) {
+    core->own_thread = std::make_unique<detail::own_thread>(*core);
+    core->runs_on = core->own_thread.get();
+  }
+  std::uint32_t quiet = detail::server_core::running;
+  if (!core->run_state.compare_exchange_strong(quiet, detail::server_core::idle)) core->runs_on->schedule(*core);
+  return *server_ref<Interface>::from(std::move(handle));
+}
+
+/// Starts a server of `Implementation`, whose init takes no argument.
+template <class Implementation>
+result<server_ref<typename Implementation::interface>> start(start_options options = {}) {
+  return start<typename Implementation::interface>(table_of<Implementation>, nullptr, std::move(options));
+}
+
+/// Starts a server of `Implementation`, passing `argument` to its init.
+template <class Implementation>
+result<server_ref<typename Implementation::interface>> start(const detail::init_argument<Implementation>& argument,
+                                                             start_options options = {}) {
+  return start<typename Implementation::interface>(table_of<Implementation>, &argument, std::move(options));
+}
+
+namespace detail {
+/// A message packed for an envelope before the mailbox is touched: whatever can throw
+/// (allocating a boxed message) happens here.
+template <class M>
+class packed {
+ public:
+  template <class T>
+  explicit packed(T&& message) {
+    pack(bytes_, std::forward<T>(message));
+  }
+  ~packed() {
+    if (!sent_) discard<M>(bytes_);
+  }
+  packed(const packed&) = delete;
+  packed& operator=(const packed&) = delete;
+  bool send(server_core& to, std::uint32_t kind, void* reply) {
+    sent_ = to.deliver([&](envelope& into) noexcept {
+      std::memcpy(into.payload, bytes_.payload, sizeof bytes_.payload);
+      into.kind = kind;
+      into.reply = reply;
+    });
+    return sent_;
+  }
+
+ private:
+  envelope bytes_{};
+  bool sent_ = false;
+};
+
+template <class Interface, class M>
+bool send_kind(const server_ref<Interface>& to, M&& message) {
+  using T = std::remove_cvref_t<M>;
+  if (!to) return false;
+  return packed<T>(std::forward<M>(message)).send(*to.core(), Interface::template index_of<T>, nullptr);
+}
+
+inline void before_parking() {
+  if (worker_pool* pool = worker_pool::this_thread_pool()) pool->blocking();
+}
+}  // namespace detail
+
+/// Sends a call and waits for its reply, at most `timeout`. Fails with errc::timeout,
+/// errc::no_server (the server had stopped), or errc::server_died (it stopped, or its handler
+/// threw, while the call waited: reported at once).
+template <class Interface, class M>
+  requires(detail::sent_as<Interface, M, detail::message_kind::call>())
+result<reply_of<Interface, M>> call(const server_ref<Interface>& to, M&& message,
+                                    std::chrono::nanoseconds timeout = default_timeout) {
+  using R = reply_of<Interface, M>;
+  using T = std::remove_cvref_t<M>;
+  if (!to) return error{errc::no_server, "an empty server handle"};
+  detail::cached_slot<R> slot;
+  if (!detail::packed<T>(std::forward<M>(message)).send(*to.core(), Interface::template index_of<T>, slot.get()))
+    return error{errc::no_server, {}};
+  if (!slot.get()->wait(timeout, detail::before_parking)) {
+    slot.abandon();
+    return error{errc::timeout, "no reply within " + std::to_string(timeout.count() / 1'000'000) + " ms"};
+  }
+  if (!slot.get()->value) return slot.get()->failure;
+  return std::move(*slot.get()->value);
+}
+
+/// Sends a cast. False if the server had stopped (the message is dropped, as in Erlang).
+template <class Interface, class M>
+  requires(detail::sent_as<Interface, M, detail::message_kind::cast>())
+bool cast(const server_ref<Interface>& to, M&& message) {
+  return detail::send_kind(to, std::forward<M>(message));
+}
+
+/// Sends an info. False if the server had stopped.
+template <class Interface, class M>
+  requires(detail::sent_as<Interface, M, detail::message_kind::info>())
+bool send(const server_ref<Interface>& to, M&& message) {
+  return detail::send_kind(to, std::forward<M>(message));
+}
+
+/// The server whose handler (or init) is running on this thread, as a handle of `Interface`.
+/// Throws std::logic_error outside a handler or for another interface.
+template <class Interface>
+server_ref<Interface> self() {
+  detail::server_core* current = detail::current_server();
+  if (!current) throw std::logic_error("hotswap::self() called outside a server");
+  current->acquire();
+  auto typed = server_ref<Interface>::from(any_server(current));
+  if (!typed) throw std::logic_error("hotswap::self(): the running server has another interface");
+  return *typed;
+}
+
+// ---- sys requests (the machinery; hotswap/sys.hpp has the requests) ----
+
+namespace detail {
+template <class Result, class Run>
+struct control_call final : control_request {
+  Run body;
+  std::optional<hotswap::result<Result>> answer;
+  explicit control_call(Run run)
+      : control_request([](reply_slot_base* self) noexcept { delete static_cast<control_call*>(self); }),
+        body(std::move(run)) {
+    this->run = [](control_request& self, server_core& server) noexcept {
+      auto& call = static_cast<control_call&>(self);
+      outcome failed;
+      report_failure(failed, [&] { call.answer.emplace(call.body(server)); });
+      if (failed.failed)
+        call.fail(errc::handler_failed, std::move(failed.what));
+      else
+        call.finish(answered);
+    };
+  }
+};
+
+/// Runs `run(server_core&) -> result<Result>` on the server, between its messages (also while
+/// suspended), and waits for it at most `timeout`.
+template <class Result, class Run>
+result<Result> control(const any_server& server, std::chrono::nanoseconds timeout, Run run) {
+  if (!server) return error{errc::no_server, "an empty server handle"};
+  auto* request = new control_call<Result, Run>(std::move(run));
+  const bool sent = server.core()->deliver([&](envelope& into) noexcept {
+    into.kind = control_kind;
+    into.reply = request;
+  });
+  if (!sent) {
+    delete request;
+    return error{errc::no_server, {}};
+  }
+  if (!request->wait(timeout, before_parking)) return error{errc::timeout, "no answer from the server"};
+  std::unique_ptr<control_call<Result, Run>> done(request);
+  if (!done->answer) return done->failure;
+  return std::move(*done->answer);
+}
+}  // namespace detail
+
+/// Stops a server: its terminate runs (reason normal), calls still waiting fail with
+/// errc::server_died, its name is freed.
+inline result<void> stop(const any_server& server, std::chrono::nanoseconds timeout = default_timeout) {
+  return detail::control<void>(server, timeout, [](detail::server_core& core) -> result<void> {
+    detail::end_server(core, {exit_kind::normal, {}});
+    return {};
+  });
+}
+
+// ---- names ----
+
+/// Registers `server` as `name`; false if the name is taken, the server already has a name, or
+/// it has stopped. A name is freed when its server stops.
+inline bool register_name(const std::string& name, const any_server& server) {
+  return server && detail::the_runtime().register_name(name, *server.core());
+}
+
+/// The server registered as `name`, if it has `Interface`.
+template <class Interface>
+std::optional<server_ref<Interface>> whereis(const std::string& name) {
+  detail::server_core* found = detail::the_runtime().whereis(name);
+  if (!found) return std::nullopt;
+  return server_ref<Interface>::from(any_server(found));
+}
+
+inline bool unregister_name(const std::string& name) { return detail::the_runtime().unregister_name(name); }
+
+// ---- timers ----
+
+/// A pending send_after or send_interval.
+class timer {
+ public:
+  timer() = default;
+  explicit timer(std::shared_ptr<detail::timer_service::entry> entry) : entry_(std::move(entry)) {}
+  /// Stops it; false if it had already fired (send_after) or been cancelled.
+  bool cancel() noexcept { return entry_ && !entry_->cancelled.exchange(true); }
+
+ private:
+  std::shared_ptr<detail::timer_service::entry> entry_;
+};
+
+/// Sends the info `message` to `to` after `delay`.
+template <class Interface, class M>
+  requires(detail::sent_as<Interface, M, detail::message_kind::info>())
+timer send_after(const server_ref<Interface>& to, M message, std::chrono::steady_clock::duration delay) {
+  return timer(detail::the_runtime().timers.add(
+      delay, {}, [to, message = std::move(message)]() mutable { return send(to, std::move(message)); }));
+}
+
+/// Sends a copy of the info `message` to `to` every `period`, until cancelled or the server
+/// stops. Ticks are due at whole periods from the start: late ticks do not shift later ones.
+template <class Interface, class M>
+  requires(detail::sent_as<Interface, M, detail::message_kind::info>())
+timer send_interval(const server_ref<Interface>& to, M message, std::chrono::steady_clock::duration period) {
+  return timer(detail::the_runtime().timers.add(period, period, [to, message = std::move(message)] {
+    return send(to, message);
+  }));
+}
+
+inline bool cancel(timer& pending) noexcept { return pending.cancel(); }
+
+}  // namespace hotswap
+// ---- hotswap/sys.hpp ----
+// Erlang's sys module: control requests a server serves between its messages, even while it is
+// suspended. A hot code change is
+//
+//     hotswap::sys::suspend(server);                                        // messages now wait
+//     hotswap::sys::change_code(server, hotswap::table_of<CounterV2>, 1);  // state migrates
+//     hotswap::sys::resume(server);                                         // the waiting ones run, in order
+//
+// Each request waits for its answer at most its timeout and reports failure as a result.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+
+
+namespace hotswap::sys {
+
+/// Normal messages wait, in order, until resume; sys requests are still served.
+inline result<void> suspend(const any_server& server, std::chrono::nanoseconds timeout = default_timeout) {
+  return detail::control<void>(server, timeout, [](detail::server_core& core) -> result<void> {
+    core.suspended = true;
+    return {};
+  });
+}
+
+/// Handles what waited, in order, then carries on.
+inline result<void> resume(const any_server& server, std::chrono::nanoseconds timeout = default_timeout) {
+  return detail::control<void>(server, timeout, [](detail::server_core& core) -> result<void> {
+    core.suspended = false;
+    return {};
+  });
+}
+
+}  // namespace hotswap::sys
+
+namespace hotswap::detail {
+inline result<void> change_code_request(const any_server& server, const implementation_table& table, int old_vsn,
+                                std::chrono::nanoseconds timeout, std::shared_ptr<const void> table_owner,
+                                extra_ref extra, std::shared_ptr<const void> extra_owner) {
+  return control<void>(
+      server, timeout,
+      [&table, old_vsn, extra, owner = std::move(table_owner), extra_owner = std::move(extra_owner)](
+          server_core& core) mutable -> result<void> {
+        const implementation_table& old = *core.table;
+        if (!core.suspended) return error{errc::not_suspended, "suspend the server first"};
+        if (table.interface_fingerprint != old.interface_fingerprint)
+          return error{errc::wrong_interface, std::string(table.name) + " implements " +
+                                                  std::string(table.interface_name) + ", the server " +
+                                                  std::string(old.interface_name)};
+        if (old_vsn != old.vsn)
+          return error{errc::wrong_vsn, "the server runs vsn " + std::to_string(old.vsn) + " (" +
+                                            std::string(old.name) + "), not vsn " + std::to_string(old_vsn)};
+        outcome changed;
+        void* state = table.code_change(core.state, old.state_fingerprint, old_vsn, extra, changed);
+        if (changed.failed) return error{errc::code_change_failed, std::move(changed.what)};
+        if (state != core.state) old.destroy(core.state);
+        core.state = state;
+        core.table = &table;
+        core.table_owner = std::move(owner);  // the old code may be unloaded once nothing else holds it
+        return {};
+      });
+}
+}  // namespace hotswap::detail
+
+namespace hotswap::sys {
+
+/// Switches a suspended server to `table`, which makes its state from the old one (through its
+/// code_change or the generated migration). `old_vsn` is the vsn the server runs, as in
+/// Erlang. On any failure the server keeps its old state and table, and goes on serving.
+/// `table_owner` keeps the table's code loaded while the server runs it (modules set it).
+inline result<void> change_code(const any_server& server, const implementation_table& table, int old_vsn,
+                                std::chrono::nanoseconds timeout = default_timeout,
+                                std::shared_ptr<const void> table_owner = {}) {
+  return detail::change_code_request(server, table, old_vsn, timeout, std::move(table_owner), {}, {});
+}
+
+/// change_code passing `extra` to code_change (a copy: the request may outlive the wait).
+template <class Extra>
+result<void> change_code(const any_server& server, const implementation_table& table, int old_vsn,
+                         const Extra& extra, std::chrono::nanoseconds timeout = default_timeout) {
+  auto kept = std::make_shared<const Extra>(extra);
+  const extra_ref reference{kept.get(), detail::value_fingerprint<Extra>, detail::type_spelling<Extra>()};
+  return detail::change_code_request(server, table, old_vsn, timeout, {}, reference, std::move(kept));
+}
+
+/// A copy of the server's state, if it is a `State`.
+template <class State>
+result<State> get_state(const any_server& server, std::chrono::nanoseconds timeout = default_timeout) {
+  return detail::control<State>(server, timeout, [](detail::server_core& core) -> result<State> {
+    if (core.table->state_fingerprint != detail::value_fingerprint<State>)
+      return error{errc::wrong_state_type, "the state is a " + std::string(core.table->state_type)};
+    return *static_cast<const State*>(core.state);
+  });
+}
+
+/// Applies `change(State&)` to a copy of the state, which then replaces it: if change throws,
+/// the state is as it was.
+template <class State, class Change>
+result<void> replace_state(const any_server& server, Change change,
+                           std::chrono::nanoseconds timeout = default_timeout) {
+  return detail::control<void>(server, timeout, [change = std::move(change)](detail::server_core& core) mutable
+                               -> result<void> {
+    if (core.table->state_fingerprint != detail::value_fingerprint<State>)
+      return error{errc::wrong_state_type, "the state is a " + std::string(core.table->state_type)};
+    State& current = *static_cast<State*>(core.state);
+    State changed = current;
+    try {
+      change(changed);
+    } catch (const std::exception& thrown) {
+      return error{errc::handler_failed, thrown.what()};
+    }
+    current = std::move(changed);
+    return {};
+  });
+}
+
+/// What sys::get_status reports.
+struct status {
+  std::uint64_t id;
+  std::string name;                ///< registered name (empty: none)
+  std::string_view interface;      ///< the interface's name
+  std::string_view implementation; ///< the implementation type running
+  int vsn;
+  bool suspended;
+  std::size_t mailbox_length;  ///< messages waiting, including those held while suspended
+  std::uint64_t state_fingerprint;
+};
+
+inline result<status> get_status(const any_server& server, std::chrono::nanoseconds timeout = default_timeout) {
+  return detail::control<status>(server, timeout, [](detail::server_core& core) -> result<status> {
+    std::string name;
+    {
+      const std::lock_guard hold(core.exit_lock);
+      name = core.name;
+    }
+    return status{core.id,
+                  std::move(name),
+                  core.table->interface_name,
+                  core.table->name,
+                  core.table->vsn,
+                  core.suspended,
+                  core.inbox.size() + (core.deferred.size() - core.deferred_next),
+                  core.table->state_fingerprint};
+  });
+}
+
+/// What sys::statistics reports.
+struct statistics_report {
+  std::uint64_t messages_handled;            ///< since the server started
+  std::chrono::nanoseconds time_in_handlers; ///< while timing was on
+  bool timing;
+};
+
+/// Turns the timing of handlers on or off (off at start: it costs two clock reads a message).
+inline result<void> statistics(const any_server& server, bool timing,
+                               std::chrono::nanoseconds timeout = default_timeout) {
+  return detail::control<void>(server, timeout, [timing](detail::server_core& core) -> result<void> {
+    core.timing = timing;
+    return {};
+  });
+}
+
+inline result<statistics_report> statistics(const any_server& server,
+                                            std::chrono::nanoseconds timeout = default_timeout) {
+  return detail::control<statistics_report>(server, timeout, [](detail::server_core& core) -> result<statistics_report> {
+    return statistics_report{core.handled, core.time_in_handlers, core.timing};
+  });
+}
+
+/// Calls `hook` for each message the server takes in and each it has handled, on the server's
+/// thread; an empty hook turns tracing off.
+inline result<void> trace(const any_server& server, std::function<void(const trace_event&)> hook,
+                          std::chrono::nanoseconds timeout = default_timeout) {
+  return detail::control<void>(server, timeout, [hook = std::move(hook)](detail::server_core& core) mutable
+                               -> result<void> {
+    core.trace = std::move(hook);
+    return {};
+  });
+}
+
+}  // namespace hotswap::sys
+// ---- hotswap/supervisors.hpp ----
+// Supervisors, as Erlang's: a server that starts children in order, restarts them when they
+// end by its strategy and their restart type, gives up (and ends itself, which its own
+// supervisor sees) when restarts come faster than its intensity allows, and stops its children
+// in reverse order when it stops.
+//
+//     auto root = hotswap::start_supervisor({.strategy = hotswap::strategy::one_for_one},
+//                                           {hotswap::child<CounterV1>("counter", {.name = "counter"})});
+
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+
+namespace hotswap {
+
+/// What else a supervisor restarts when one child ends.
+enum class strategy {
+  one_for_one,   ///< that child only
+  one_for_all,   ///< every child: the others are stopped (in reverse order) and all started again
+  rest_for_one,  ///< that child and those started after it
+};
+
+/// When a child is restarted.
+enum class restart {
+  permanent,  ///< always
+  transient,  ///< only when it crashed
+  temporary,  ///< never (it is forgotten when it ends)
+};
+
+/// How to start and restart one child.
+struct child_spec {
+  std::string id;
+  std::function<result<any_server>()> start;
+  hotswap::restart restart = restart::permanent;
+  std::chrono::milliseconds shutdown = default_timeout;  ///< how long stopping it may take
+};
+
+/// A child running `Implementation`, started with `options` (its init takes no argument).
+template <class Implementation>
+child_spec child(std::string id, start_options options = {}, restart restart_type = restart::permanent) {
+  return {std::move(id),
+          [options]() -> result<any_server> {
+            auto started = start<Implementation>(options);
+            if (!started) return started.error();
+            return any_server(std::move(*started));
+          },
+          restart_type};
+}
+
+struct supervisor_flags {
+  hotswap::strategy strategy = strategy::one_for_one;
+  int intensity = 1;                         ///< at most this many restarts ...
+  std::chrono::milliseconds period{5000};  ///< ... in this period, else the supervisor gives up
+};
+
+namespace detail {
+struct child_exited {
+  std::uint64_t server;
+  exit_kind kind;
+};
+}  // namespace detail
+
+/// A child as which_children reports it.
+struct child_info {
+  std::string id;
+  any_server server;  ///< empty while not running
+};
+struct which_children {};
+
+/// What a supervisor answers to.
+using supervisor_interface = interface<"hotswap.supervisor", call_msg<which_children, std::vector<child_info>>,
+                                       info_msg<detail::child_exited>>;
+
+namespace detail {
+
+struct supervisor_spec {
+  supervisor_flags flags;
+  std::vector<child_spec> children;
+};
+
+struct supervisor_state {
+  struct running_child {
+    child_spec spec;
+    any_server server;
+  };
+  supervisor_flags flags;
+  std::vector<running_child> children;
+  std::deque<std::chrono::steady_clock::time_point> restarts;
+  server_ref<supervisor_interface> self;
+};
+
+/// The supervisor's own implementation. A child that cannot be started, or restarts beyond the
+/// intensity, make a handler throw: the supervisor crashes (its terminate stops the children)
+/// and its own supervisor decides what follows.
+struct supervisor_implementation {
+  using interface = supervisor_interface;
+  static constexpr int vsn = 1;
+  using state = supervisor_state;
+
+  static state init(const supervisor_spec& spec) {
+    state s{spec.flags, {}, {}, hotswap::self<supervisor_interface>()};
+    for (const auto& child : spec.children) s.children.push_back({child, {}});
+    try {
+      start_children(s, 0);
+    } catch (...) {
+      stop_children(s, 0);
+      throw;
+    }
+    return s;
+  }
+
+  static std::vector<child_info> handle_call(const which_children&, state& s) {
+    std::vector<child_info> out;
+    for (const auto& child : s.children)
+      out.push_back({child.spec.id, child.server.alive() ? child.server : any_server{}});
+    return out;
+  }
+
+  static void handle_info(const child_exited& exited, state& s) {
+    std::size_t at = 0;
+    while (at < s.children.size() && s.children[at].server.id() != exited.server) ++at;
+    if (at == s.children.size()) return;  // one we stopped ourselves
+    state::running_child& ended = s.children[at];
+    ended.server = {};
+    const restart type = ended.spec.restart;
+    if (type == restart::temporary) {
+      s.children.erase(s.children.begin() + static_cast<std::ptrdiff_t>(at));
+      return;
+    }
+    if (type == restart::transient && exited.kind != exit_kind::crashed) return;
+    count_restart(s, ended.spec.id);
+    switch (s.flags.strategy) {
+      case strategy::one_for_one:
+        start_children(s, at, at + 1);
+        break;
+      case strategy::one_for_all:
+        stop_children(s, 0);
+        start_children(s, 0);
+        break;
+      case strategy::rest_for_one:
+        stop_children(s, at);
+        start_children(s, at);
+        break;
+    }
+  }
+
+  static void terminate(const exit_reason&, state& s) { stop_children(s, 0); }
+
+ private:
+  static void count_restart(state& s, const std::string& id) {
+    const auto now = std::chrono::steady_clock::now();
+    s.restarts.push_back(now);
+    while (!s.restarts.empty() && now - s.restarts.front() > s.flags.period) s.restarts.pop_front();
+    if (static_cast<int>(s.restarts.size()) > s.flags.intensity)
+      throw std::runtime_error("reached the maximum restart intensity (child " + id + " ended once too often)");
+  }
+
+  static void start_children(state& s, std::size_t from, std::size_t to = static_cast<std::size_t>(-1)) {
+    for (std::size_t i = from; i < std::min(to, s.children.size()); ++i) {
+      state::running_child& child = s.children[i];
+      if (child.server.alive()) continue;
+      auto started = child.spec.start();
+      if (!started) throw std::runtime_error("child " + child.spec.id + " did not start: " + started.error().what);
+      child.server = std::move(*started);
+      monitor(*child.server.core(), [self = s.self](std::uint64_t id, const exit_reason& reason) {
+        hotswap::send(self, child_exited{id, reason.kind});
+      });
+    }
+  }
+
+  static void stop_children(state& s, std::size_t from) {
+    for (std::size_t i = s.children.size(); i-- > from;) {
+      state::running_child& child = s.children[i];
+      if (!child.server) continue;
+      any_server stopping = std::exchange(child.server, {});
+      (void)control<void>(stopping, child.spec.shutdown, [](server_core& core) -> result<void> {
+        end_server(core, {exit_kind::shutdown, "stopped by its supervisor"});
+        return {};
+      });
+    }
+  }
+};
+}  // namespace detail
+
+/// Starts a supervisor: its children start in order (if one fails, those started are stopped
+/// and the supervisor does not start).
+inline result<server_ref<supervisor_interface>> start_supervisor(supervisor_flags flags,
+                                                                 std::vector<child_spec> children,
+                                                                 start_options options = {}) {
+  return start<detail::supervisor_implementation>(detail::supervisor_spec{flags, std::move(children)},
+                                                 std::move(options));
+}
+
+/// A supervisor as a child of another.
+inline child_spec supervisor_child(std::string id, supervisor_flags flags, std::vector<child_spec> children,
+                                   restart restart_type = restart::permanent) {
+  return {std::move(id),
+          [flags, children = std::move(children)]() -> result<any_server> {
+            auto started = start_supervisor(flags, children);
+            if (!started) return started.error();
+            return any_server(std::move(*started));
+          },
+          restart_type};
+}
+
+/// An application: a top supervisor started from an ordered children list, stopped in reverse.
+class application {
+ public:
+  /// Starts the children in order, under a supervisor registered as `name`.
+  static result<application> start(std::string name, supervisor_flags flags, std::vector<child_spec> children) {
+    auto root = start_supervisor(flags, std::move(children), {.name = std::move(name)});
+    if (!root) return root.error();
+    return application(std::move(*root));
+  }
+  /// Stops every child, last started first, then the supervisor.
+  result<void> stop(std::chrono::nanoseconds timeout = default_timeout) { return hotswap::stop(root_, timeout); }
+  /// False once stopped, or once the top supervisor gave up.
+  bool running() const noexcept { return root_.alive(); }
+  const server_ref<supervisor_interface>& supervisor() const noexcept { return root_; }
+
+ private:
+  explicit application(server_ref<supervisor_interface> root) : root_(std::move(root)) {}
+  server_ref<supervisor_interface> root_;
+};
+
+}  // namespace hotswap

@@ -494,6 +494,7 @@ class timer_service {
       if (firing.what->cancelled.load(std::memory_order_acquire)) continue;
       hold.unlock();
       const bool again = firing.what->fire() && firing.what->period.count() > 0;
+      if (!again) firing.what->cancelled.store(true, std::memory_order_release);  // done: cancel() says so
       hold.lock();
       if (again && !firing.what->cancelled.load(std::memory_order_acquire)) {
         firing.at += firing.what->period;  // no drift: the next tick is due one period after this one

@@ -1,0 +1,122 @@
+// Servers the run-time tests share: a counter in two versions (their states two versions of a
+// schema), and a log of what terminate saw.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <hotswap/hotswap.hpp>
+
+namespace testing {
+
+struct Get {};
+struct Add {
+  int n;
+};
+struct Crash {};
+struct Sleep {
+  int ms;
+};
+using Counter = hotswap::interface<"Counter", hotswap::call_msg<Get, long>, hotswap::cast_msg<Add>,
+                                   hotswap::cast_msg<Sleep>, hotswap::info_msg<Crash>>;
+
+namespace v1 {
+struct Count {
+  int count = 0;
+};
+}  // namespace v1
+namespace v2 {
+struct Count {
+  long count = 0;
+  int generation = 2;
+};
+}  // namespace v2
+using CountSchema = hotswap::schema<"Count", hotswap::version<1, v1::Count>, hotswap::version<2, v2::Count>>;
+
+/// What terminate saw, in order, across servers.
+struct exit_log {
+  std::mutex lock;
+  std::vector<std::string> entries;
+  void add(std::string entry) {
+    const std::lock_guard hold(lock);
+    entries.push_back(std::move(entry));
+  }
+  std::vector<std::string> take() {
+    const std::lock_guard hold(lock);
+    return std::exchange(entries, {});
+  }
+};
+inline exit_log& exits() {
+  static exit_log log;
+  return log;
+}
+inline std::string describe(const hotswap::exit_reason& reason) {
+  constexpr const char* kinds[] = {"normal", "shutdown", "crashed"};
+  return std::string(kinds[static_cast<int>(reason.kind)]) + (reason.what.empty() ? "" : ": " + reason.what);
+}
+
+template <class Count>
+struct counter_handlers {
+  static long handle_call(const Get&, const Count& s) { return static_cast<long>(s.count); }
+  static void handle_cast(const Add& add, Count& s) { s.count += add.n; }
+  static void handle_cast(const Sleep& sleep, Count&) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(sleep.ms));
+  }
+  static void handle_info(const Crash&, Count&) { throw std::runtime_error("asked to crash"); }
+  static void terminate(const hotswap::exit_reason& reason, Count& s) {
+    exits().add("counter " + std::to_string(s.count) + " " + describe(reason));
+  }
+};
+
+struct CounterV1 : counter_handlers<v1::Count> {
+  using interface = Counter;
+  static constexpr int vsn = 1;
+  using state = v1::Count;
+  using state_history = hotswap::state_history<hotswap::version<2, v2::Count>>;
+  static state init() { return {}; }
+};
+
+struct CounterV2 : counter_handlers<v2::Count> {
+  using interface = Counter;
+  static constexpr int vsn = 2;
+  using state = v2::Count;
+  using state_history = hotswap::state_history<hotswap::version<1, v1::Count>>;
+  static state init() { return {}; }
+};
+
+/// Starts at a given count.
+struct CounterFrom : CounterV1 {
+  static state init(int start) { return {start}; }
+};
+
+/// v3 refuses to upgrade from v2: its code_change throws.
+struct CounterV3 : counter_handlers<v2::Count> {
+  using interface = Counter;
+  static constexpr int vsn = 3;
+  using state = v2::Count;
+  using state_history = hotswap::state_history<hotswap::version<2, v2::Count>>;
+  static state init() { return {}; }
+  static state code_change(hotswap::from_vsn<2>, v2::Count&&) { throw std::runtime_error("v3 refuses"); }
+};
+
+}  // namespace testing
+
+template <hotswap::listed_in<testing::CountSchema> T>
+struct hotswap::schema_of<T> : testing::CountSchema {};
+
+// Going down narrows count back to int (checked) and drops generation.
+template <>
+struct hotswap::step<testing::v2::Count, testing::v1::Count> {
+  static constexpr auto rules = hotswap::rules{
+      hotswap::removed<"generation">,
+      hotswap::convert<"count">([](long count) {
+        if (count > std::numeric_limits<int>::max()) throw std::overflow_error("count does not fit an int");
+        return static_cast<int>(count);
+      }),
+  };
+};

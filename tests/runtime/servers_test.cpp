@@ -1,0 +1,313 @@
+// Servers: calls, casts, infos, timers, names, crashes, blocking handlers, calls between servers.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+#include <vector>
+
+#include "servers.hpp"
+
+using namespace testing;
+using namespace std::chrono_literals;
+
+namespace {
+// The compile-time side: interfaces, kinds and fingerprints.
+static_assert(Counter::size == 4 && Counter::index_of<Add> == 1 && Counter::index_of<int> == Counter::size);
+static_assert(std::is_same_v<hotswap::reply_of<Counter, Get>, long>);
+static_assert(hotswap::table_of<CounterV1>.vsn == 1 && hotswap::table_of<CounterV2>.vsn == 2);
+static_assert(hotswap::table_of<CounterV1>.interface_fingerprint == Counter::fingerprint);
+static_assert(hotswap::table_of<CounterV1>.state_fingerprint == hotswap::fingerprint<v1::Count>);
+static_assert(hotswap::table_of<CounterV1>.message_names[1] == "testing::Add");
+// The same messages under another name, or in another order, or with another reply: another interface.
+static_assert(Counter::fingerprint != hotswap::interface<"Counter2", hotswap::call_msg<Get, long>, hotswap::cast_msg<Add>,
+                                                         hotswap::cast_msg<Sleep>, hotswap::info_msg<Crash>>::fingerprint);
+static_assert(Counter::fingerprint != hotswap::interface<"Counter", hotswap::call_msg<Get, int>, hotswap::cast_msg<Add>,
+                                                         hotswap::cast_msg<Sleep>, hotswap::info_msg<Crash>>::fingerprint);
+static_assert(Counter::fingerprint != hotswap::interface<"Counter", hotswap::call_msg<Get, long>, hotswap::cast_msg<Sleep>,
+                                                         hotswap::cast_msg<Add>, hotswap::info_msg<Crash>>::fingerprint);
+
+hotswap::server_ref<Counter> start_counter(hotswap::start_options options = {}) {
+  return hotswap::start<CounterV1>(std::move(options)).value();
+}
+}  // namespace
+
+TEST_CASE("a call returns the reply; casts and infos are handled in the order sent") {
+  auto counter = start_counter();
+  for (int i = 0; i < 1000; ++i) CHECK(hotswap::cast(counter, Add{1}));
+  CHECK(hotswap::call(counter, Get{}).value() == 1000);
+  REQUIRE(hotswap::stop(counter));
+  CHECK_FALSE(counter.alive());
+  CHECK(exits().take() == std::vector<std::string>{"counter 1000 normal"});
+}
+
+TEST_CASE("init takes an argument; a throwing init starts nothing") {
+  auto counter = hotswap::start<CounterFrom>(41).value();
+  CHECK(hotswap::call(counter, Get{}).value() == 41);
+  REQUIRE(hotswap::stop(counter));
+  exits().take();
+
+  struct Refuses : CounterV1 {
+    static state init() { throw std::runtime_error("no"); }
+  };
+  const auto refused = hotswap::start<Refuses>({.name = "refuses"});
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().code == hotswap::errc::init_failed);
+  CHECK(refused.error().what == "no");
+  CHECK_FALSE(hotswap::whereis<Counter>("refuses"));
+}
+
+namespace testing {
+struct Seen {
+  std::vector<int> order;
+};
+struct Numbered {
+  int n;
+};
+using Recorder = hotswap::interface<"Recorder", hotswap::cast_msg<Numbered>, hotswap::call_msg<Get, std::size_t>>;
+struct RecorderImpl {
+  using interface = Recorder;
+  static constexpr int vsn = 1;
+  using state = Seen;
+  static state init() { return {}; }
+  static void handle_cast(const Numbered& m, state& s) { s.order.push_back(m.n); }
+  static std::size_t handle_call(const Get&, const state& s) {
+    for (std::size_t i = 0; i < s.order.size(); ++i)
+      if (s.order[i] != static_cast<int>(i)) return i;
+    return s.order.size();
+  }
+};
+}  // namespace testing
+
+TEST_CASE("messages from one sender arrive in the order sent, none lost or doubled") {
+  auto recorder = hotswap::start<RecorderImpl>().value();
+  constexpr int count = 200'000;
+  for (int i = 0; i < count; ++i) hotswap::cast(recorder, Numbered{i});
+  CHECK(hotswap::call(recorder, Get{}).value() == count);  // the first out of place, or all
+  REQUIRE(hotswap::stop(recorder));
+}
+
+namespace testing {
+struct Note {
+  std::string text;
+};
+using Notes = hotswap::interface<"Notes", hotswap::cast_msg<Note>, hotswap::call_msg<Get, std::string>>;
+struct NotesImpl {
+  using interface = Notes;
+  static constexpr int vsn = 1;
+  using state = std::string;
+  static state init() { return {}; }
+  static void handle_cast(Note&& note, state& s) { s += note.text; }
+  static std::string handle_call(const Get&, const state& s) { return s; }
+};
+}  // namespace testing
+
+TEST_CASE("a message too big to travel in place travels boxed, and is freed") {
+  static_assert(!hotswap::detail::stored_in_place<Note>);
+  auto notes = hotswap::start<NotesImpl>().value();
+  hotswap::cast(notes, Note{"a long enough string not to fit in the small buffer, "});
+  hotswap::cast(notes, Note{"twice"});
+  CHECK(hotswap::call(notes, Get{}).value() == "a long enough string not to fit in the small buffer, twice");
+  REQUIRE(hotswap::stop(notes));
+  // Messages to a stopped server are refused and freed (the sanitizer build checks the freeing).
+  CHECK_FALSE(hotswap::cast(notes, Note{"a long enough string not to fit in the small buffer, again"}));
+}
+
+TEST_CASE("a call times out; the server goes on serving") {
+  auto counter = start_counter();
+  hotswap::cast(counter, Sleep{300});
+  const auto late = hotswap::call(counter, Get{}, 20ms);
+  REQUIRE_FALSE(late);
+  CHECK(late.error().code == hotswap::errc::timeout);
+  CHECK(hotswap::call(counter, Get{}).value() == 0);
+  REQUIRE(hotswap::stop(counter));
+  exits().take();
+}
+
+TEST_CASE("a call to a server that is gone, or dies while the call waits, fails at once") {
+  auto counter = start_counter();
+  REQUIRE(hotswap::stop(counter));
+  const auto after_stop = hotswap::call(counter, Get{});
+  REQUIRE_FALSE(after_stop);
+  CHECK(after_stop.error().code == hotswap::errc::no_server);
+
+  auto doomed = start_counter();
+  hotswap::cast(doomed, Sleep{50});
+  hotswap::send(doomed, Crash{});  // handled before the call below: the call waits behind it
+  const auto began = std::chrono::steady_clock::now();
+  const auto pending = hotswap::call(doomed, Get{}, 10s);
+  const auto waited = std::chrono::steady_clock::now() - began;
+  REQUIRE_FALSE(pending);
+  CHECK(pending.error().code == hotswap::errc::server_died);
+  CHECK(waited < 5s);  // at once, not at the 10 s timeout
+  CHECK(doomed.exit().kind == hotswap::exit_kind::crashed);
+  CHECK(doomed.exit().what == "asked to crash");
+  CHECK(exits().take() == std::vector<std::string>{"counter 0 normal", "counter 0 crashed: asked to crash"});
+}
+
+TEST_CASE("names resolve to the server, whatever it runs, until it stops") {
+  auto counter = start_counter({.name = "named_counter"});
+  CHECK(*hotswap::whereis<Counter>("named_counter") == counter);
+  auto other = start_counter();
+  CHECK_FALSE(hotswap::register_name("named_counter", other));  // taken
+  REQUIRE(hotswap::stop(other));
+  using Other = hotswap::interface<"Other", hotswap::cast_msg<Add>>;
+  CHECK_FALSE(hotswap::whereis<Other>("named_counter"));  // another interface
+  CHECK(hotswap::unregister_name("named_counter"));
+  CHECK_FALSE(hotswap::whereis<Counter>("named_counter"));
+  CHECK(hotswap::register_name("named_counter", counter));
+  REQUIRE(hotswap::stop(counter));
+  CHECK_FALSE(hotswap::whereis<Counter>("named_counter"));
+  const auto again = start_counter({.name = "named_counter"});
+  CHECK(hotswap::whereis<Counter>("named_counter"));
+  REQUIRE(hotswap::stop(again));
+  exits().take();
+}
+
+namespace {
+struct Ping {};
+using Ticker = hotswap::interface<"Ticker", hotswap::info_msg<Ping>, hotswap::call_msg<Get, int>>;
+struct TickerImpl {
+  using interface = Ticker;
+  static constexpr int vsn = 1;
+  struct state {
+    int pings = 0;
+  };
+  static state init() { return {}; }
+  static void handle_info(const Ping&, state& s) { ++s.pings; }
+  static int handle_call(const Get&, const state& s) { return s.pings; }
+};
+}  // namespace
+
+TEST_CASE("timers: send_after fires once, send_interval until cancelled") {
+  auto ticker = hotswap::start<TickerImpl>().value();
+  auto once = hotswap::send_after(ticker, Ping{}, 1ms);
+  auto repeating = hotswap::send_interval(ticker, Ping{}, 2ms);
+  while (hotswap::call(ticker, Get{}).value() < 6) std::this_thread::sleep_for(1ms);
+  CHECK(repeating.cancel());
+  CHECK_FALSE(repeating.cancel());
+  CHECK_FALSE(once.cancel());  // it had fired
+  const int at_cancel = hotswap::call(ticker, Get{}).value();
+  std::this_thread::sleep_for(20ms);
+  CHECK(hotswap::call(ticker, Get{}).value() <= at_cancel + 1);  // one may have been on its way
+  auto never = hotswap::send_after(ticker, Ping{}, 10s);
+  CHECK(hotswap::cancel(never));
+  REQUIRE(hotswap::stop(ticker));
+}
+
+namespace {
+struct Relay {
+  int hops;
+};
+using Chain = hotswap::interface<"Chain", hotswap::call_msg<Relay, int>>;
+struct ChainImpl {
+  using interface = Chain;
+  static constexpr int vsn = 1;
+  struct state {
+    std::optional<hotswap::server_ref<Chain>> next;
+  };
+  static state init(const std::optional<hotswap::server_ref<Chain>>& next) { return {next}; }
+  static int handle_call(const Relay& relay, const state& s) {
+    if (!s.next) return relay.hops;
+    return hotswap::call(*s.next, Relay{relay.hops + 1}).value();
+  }
+};
+}  // namespace
+
+TEST_CASE("handlers call other servers, deeper than the pool has threads, without deadlock") {
+  std::vector<hotswap::server_ref<Chain>> chain;
+  std::optional<hotswap::server_ref<Chain>> next;
+  for (int i = 0; i < 16; ++i) {
+    chain.push_back(hotswap::start<ChainImpl>(next).value());
+    next = chain.back();
+  }
+  CHECK(hotswap::call(chain.back(), Relay{0}).value() == 15);
+  for (auto& server : chain) REQUIRE(hotswap::stop(server));
+}
+
+namespace {
+struct Loop {
+  int timeout_ms;
+};
+using Cyclic = hotswap::interface<"Cyclic", hotswap::call_msg<Loop, std::string>>;
+struct CyclicImpl {
+  using interface = Cyclic;
+  static constexpr int vsn = 1;
+  struct state {
+    std::string peer;
+  };
+  static state init(const std::string& peer) { return {peer}; }
+  static std::string handle_call(const Loop& loop, const state& s) {
+    const auto peer = hotswap::whereis<Cyclic>(s.peer);
+    const auto answer = hotswap::call(*peer, loop, std::chrono::milliseconds(loop.timeout_ms));
+    return answer ? *answer : std::string(to_string(answer.error().code));
+  }
+};
+}  // namespace
+
+TEST_CASE("a cycle of calls ends in a timeout, as in Erlang") {
+  auto a = hotswap::start<CyclicImpl>(std::string("cycle_b"), {.name = "cycle_a"}).value();
+  auto b = hotswap::start<CyclicImpl>(std::string("cycle_a"), {.name = "cycle_b"}).value();
+  // a waits for b, which waits for a: b's call times out first and b answers with that.
+  CHECK(hotswap::call(a, Loop{200}, 5s).value() == "timeout");
+  REQUIRE(hotswap::stop(a));
+  REQUIRE(hotswap::stop(b));
+}
+
+namespace {
+std::atomic<bool> released{false};
+struct Block {};
+using Blocker = hotswap::interface<"Blocker", hotswap::cast_msg<Block>, hotswap::call_msg<Get, int>>;
+struct BlockerImpl {
+  using interface = Blocker;
+  static constexpr int vsn = 1;
+  struct state {};
+  static state init() { return {}; }
+  static void handle_cast(const Block&, state&) {
+    while (!released.load()) std::this_thread::sleep_for(1ms);
+  }
+  static int handle_call(const Get&, state&) { return 1; }
+};
+}  // namespace
+
+TEST_CASE("servers with threads of their own block nobody else") {
+  // More blocked servers than the pool has threads: had they run on the pool, the counter
+  // below could not answer before they are released.
+  std::vector<hotswap::server_ref<Blocker>> blocked;
+  for (unsigned i = 0; i < std::thread::hardware_concurrency() + 1; ++i) {
+    blocked.push_back(hotswap::start<BlockerImpl>({.own_thread = true}).value());
+    hotswap::cast(blocked.back(), Block{});
+  }
+  auto counter = start_counter();
+  CHECK(hotswap::call(counter, Get{}).value() == 0);
+  released = true;
+  for (auto& server : blocked) CHECK(hotswap::call(server, Get{}).value() == 1);
+  for (auto& server : blocked) REQUIRE(hotswap::stop(server));
+  REQUIRE(hotswap::stop(counter));
+  exits().take();
+}
+
+namespace {
+struct Selfish {
+  using interface = Ticker;
+  static constexpr int vsn = 1;
+  struct state {
+    int pings = 0;
+  };
+  static state init() {
+    hotswap::send(hotswap::self<Ticker>(), Ping{});  // waits in the mailbox until init returns
+    return {};
+  }
+  static void handle_info(const Ping&, state& s) {
+    if (++s.pings < 3) hotswap::send(hotswap::self<Ticker>(), Ping{});
+  }
+  static int handle_call(const Get&, const state& s) { return s.pings; }
+};
+}  // namespace
+
+TEST_CASE("self() is the running server, from init and from handlers") {
+  auto selfish = hotswap::start<Selfish>().value();
+  while (hotswap::call(selfish, Get{}).value() < 3) std::this_thread::sleep_for(1ms);
+  CHECK_THROWS_AS(hotswap::self<Ticker>(), std::logic_error);
+  REQUIRE(hotswap::stop(selfish));
+}

@@ -1,0 +1,302 @@
+// sys: suspend, resume, change_code, get_state, replace_state, get_status, statistics, trace;
+// and a hot swap under load.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+#include <vector>
+
+#include "servers.hpp"
+
+using namespace testing;
+using namespace std::chrono_literals;
+namespace sys = hotswap::sys;
+
+namespace testing {
+struct Numbered {
+  int n;
+};
+struct Check {};
+using Sequence = hotswap::interface<"Sequence", hotswap::cast_msg<Numbered>, hotswap::call_msg<Check, int>>;
+struct SequenceImpl {
+  using interface = Sequence;
+  static constexpr int vsn = 1;
+  using state = std::vector<int>;
+  static state init() { return {}; }
+  static void handle_cast(const Numbered& m, state& s) { s.push_back(m.n); }
+  static int handle_call(const Check&, const state& s) {
+    for (std::size_t i = 0; i < s.size(); ++i)
+      if (s[i] != static_cast<int>(i)) return -1;
+    return static_cast<int>(s.size());
+  }
+};
+}  // namespace testing
+
+TEST_CASE("10,000 casts to a suspended server wait, and are all handled in order after resume") {
+  auto server = hotswap::start<SequenceImpl>().value();
+  REQUIRE(sys::suspend(server));
+  for (int i = 0; i < 10'000; ++i) hotswap::cast(server, Numbered{i});
+  const auto status = sys::get_status(server).value();  // sys requests are served while suspended
+  CHECK(status.suspended);
+  CHECK(status.mailbox_length == 10'000);
+  CHECK(status.implementation == "testing::SequenceImpl");
+  CHECK(status.vsn == 1);
+  CHECK(sys::get_state<std::vector<int>>(server).value().empty());
+  const auto waiting = hotswap::call(server, Check{}, 20ms);  // normal messages wait
+  REQUIRE_FALSE(waiting);
+  CHECK(waiting.error().code == hotswap::errc::timeout);
+  REQUIRE(sys::resume(server));
+  CHECK(hotswap::call(server, Check{}).value() == 10'000);
+  CHECK_FALSE(sys::get_status(server).value().suspended);
+  REQUIRE(hotswap::stop(server));
+}
+
+TEST_CASE("change_code migrates the state up and down, and only while suspended") {
+  auto counter = hotswap::start<CounterV1>({.name = "swapped"}).value();
+  hotswap::cast(counter, Add{5});
+  const auto running = sys::change_code(counter, hotswap::table_of<CounterV2>, 1);
+  REQUIRE_FALSE(running);
+  CHECK(running.error().code == hotswap::errc::not_suspended);
+
+  REQUIRE(sys::suspend(counter));
+  const auto wrong_vsn = sys::change_code(counter, hotswap::table_of<CounterV2>, 2);
+  REQUIRE_FALSE(wrong_vsn);
+  CHECK(wrong_vsn.error().code == hotswap::errc::wrong_vsn);
+  CHECK(wrong_vsn.error().what == "the server runs vsn 1 (testing::CounterV1), not vsn 2");
+
+  REQUIRE(sys::change_code(counter, hotswap::table_of<CounterV2>, 1));
+  CHECK(sys::get_state<v2::Count>(counter).value().count == 5);
+  CHECK(sys::get_state<v2::Count>(counter).value().generation == 2);
+  CHECK(sys::get_status(counter).value().implementation == "testing::CounterV2");
+  REQUIRE(sys::resume(counter));
+  hotswap::cast(counter, Add{1});
+  CHECK(hotswap::call(counter, Get{}).value() == 6);
+  CHECK(*hotswap::whereis<Counter>("swapped") == counter);
+
+  REQUIRE(sys::suspend(counter));
+  REQUIRE(sys::change_code(counter, hotswap::table_of<CounterV1>, 2));  // down, by the declared step
+  CHECK(sys::get_state<v1::Count>(counter).value().count == 6);
+  REQUIRE(sys::resume(counter));
+  REQUIRE(hotswap::stop(counter));
+  exits().take();
+}
+
+namespace testing {
+struct Unrelated {
+  using interface = hotswap::interface<"Unrelated", hotswap::cast_msg<Add>>;
+  static constexpr int vsn = 3;
+  using state = int;
+  static state init() { return 0; }
+  static void handle_cast(const Add&, state&) {}
+};
+}  // namespace testing
+
+namespace testing {
+struct Forgetful : counter_handlers<v1::Count> {
+  using interface = Counter;
+  static constexpr int vsn = 4;
+  using state = v1::Count;
+  static state init() { return {}; }
+};
+}  // namespace testing
+
+TEST_CASE("a failing change_code leaves state and table exactly as they were, and the server serving") {
+  auto counter = hotswap::start<CounterV2>().value();
+  hotswap::cast(counter, Add{7});
+  REQUIRE(sys::suspend(counter));
+  const auto before = sys::get_status(counter).value();
+
+  const auto refused = sys::change_code(counter, hotswap::table_of<CounterV3>, 2);  // code_change throws
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().code == hotswap::errc::code_change_failed);
+  CHECK(refused.error().what == "v3 refuses");
+
+  REQUIRE(sys::replace_state<v2::Count>(counter, [](v2::Count& s) { s.count = 1L << 40; }));
+  const auto narrow = sys::change_code(counter, hotswap::table_of<CounterV1>, 2);  // the convert throws
+  REQUIRE_FALSE(narrow);
+  CHECK(narrow.error().what == "count does not fit an int");
+  REQUIRE(sys::replace_state<v2::Count>(counter, [](v2::Count& s) { s.count = 7; }));
+
+  const auto other_interface = sys::change_code(counter, hotswap::table_of<Unrelated>, 2);
+  REQUIRE_FALSE(other_interface);
+  CHECK(other_interface.error().code == hotswap::errc::wrong_interface);
+
+  const auto bad_extra = sys::change_code(counter, hotswap::table_of<CounterV1>, 2, 42);
+  REQUIRE_FALSE(bad_extra);
+  CHECK(bad_extra.error().what == "the extra given is a int; testing::CounterV1 takes a hotswap::no_extra");
+
+  const auto after = sys::get_status(counter).value();
+  CHECK(after.implementation == before.implementation);
+  CHECK(after.vsn == 2);
+  CHECK(after.state_fingerprint == before.state_fingerprint);
+  CHECK(sys::get_state<v2::Count>(counter).value().count == 7);
+  REQUIRE(sys::resume(counter));
+  hotswap::cast(counter, Add{1});
+  CHECK(hotswap::call(counter, Get{}).value() == 8);
+
+  // A vsn the new implementation's history does not list, with another state type: refused.
+  REQUIRE(sys::suspend(counter));
+  const auto unknown = sys::change_code(counter, hotswap::table_of<Forgetful>, 2);
+  REQUIRE_FALSE(unknown);
+  CHECK(unknown.error().what ==
+        "testing::Forgetful does not know the state of vsn 2: list it in state_history");
+  REQUIRE(hotswap::stop(counter));
+  exits().take();
+}
+
+TEST_CASE("get_state and replace_state check the state's type; a throwing change changes nothing") {
+  auto counter = hotswap::start<CounterV1>().value();
+  const auto wrong = sys::get_state<v2::Count>(counter);
+  REQUIRE_FALSE(wrong);
+  CHECK(wrong.error().code == hotswap::errc::wrong_state_type);
+  CHECK(wrong.error().what == "the state is a testing::v1::Count");
+  REQUIRE(sys::replace_state<v1::Count>(counter, [](v1::Count& s) { s.count = 10; }));
+  const auto thrown = sys::replace_state<v1::Count>(counter, [](v1::Count& s) {
+    s.count = 99;
+    throw std::runtime_error("changed my mind");
+  });
+  REQUIRE_FALSE(thrown);
+  CHECK(thrown.error().code == hotswap::errc::handler_failed);
+  CHECK(hotswap::call(counter, Get{}).value() == 10);
+  REQUIRE(hotswap::stop(counter));
+  CHECK_FALSE(sys::get_state<v1::Count>(counter));
+  exits().take();
+}
+
+TEST_CASE("statistics count messages, and time handlers when asked") {
+  auto counter = hotswap::start<CounterV1>().value();
+  for (int i = 0; i < 100; ++i) hotswap::cast(counter, Add{1});
+  (void)hotswap::call(counter, Get{});
+  auto report = sys::statistics(counter).value();
+  CHECK(report.messages_handled == 101);
+  CHECK_FALSE(report.timing);
+  CHECK(report.time_in_handlers == std::chrono::nanoseconds::zero());
+  REQUIRE(sys::statistics(counter, true));
+  hotswap::cast(counter, Sleep{2});
+  report = sys::statistics(counter).value();
+  CHECK(report.messages_handled == 102);
+  CHECK(report.time_in_handlers >= 2ms);
+  REQUIRE(hotswap::stop(counter));
+  exits().take();
+}
+
+TEST_CASE("trace reports each message in and out") {
+  auto counter = hotswap::start<CounterV1>().value();
+  std::vector<std::string> seen;  // written on the server's thread, read after a call
+  REQUIRE(sys::trace(counter, [&](const hotswap::trace_event& event) {
+    seen.push_back(std::string(event.way == hotswap::trace_event::in ? "in " : "out ") + std::string(event.message));
+  }));
+  hotswap::cast(counter, Add{1});
+  (void)hotswap::call(counter, Get{});
+  REQUIRE(sys::trace(counter, nullptr));
+  hotswap::cast(counter, Add{1});
+  (void)hotswap::call(counter, Get{});
+  CHECK(seen == std::vector<std::string>{"in testing::Add", "out testing::Add", "in testing::Get", "out testing::Get"});
+  REQUIRE(hotswap::stop(counter));
+  exits().take();
+}
+
+// ---- a hot swap under load ----
+
+namespace load {
+struct Item {
+  int producer;
+  int sequence;
+};
+struct Report {};
+namespace v1 {
+struct Tally {
+  std::vector<long> next;  // per producer: the sequence number expected next
+  long disorder = 0;       // messages that came out of order
+};
+}  // namespace v1
+namespace v2 {
+struct Tally {
+  std::vector<long> next;
+  long disorder = 0;
+  long handled_by_v2 = 0;
+};
+}  // namespace v2
+using TallySchema = hotswap::schema<"Tally", hotswap::version<1, v1::Tally>, hotswap::version<2, v2::Tally>>;
+using Sink = hotswap::interface<"Sink", hotswap::cast_msg<Item>, hotswap::call_msg<Report, std::vector<long>>>;
+
+template <class Tally>
+void take(const Item& item, Tally& tally) {
+  auto& next = tally.next[static_cast<std::size_t>(item.producer)];
+  if (item.sequence != next) ++tally.disorder;
+  next = item.sequence + 1;
+}
+
+struct SinkV1 {
+  using interface = Sink;
+  static constexpr int vsn = 1;
+  using state = v1::Tally;
+  using state_history = hotswap::state_history<hotswap::version<2, v2::Tally>>;
+  static state init(int producers) { return {std::vector<long>(static_cast<std::size_t>(producers)), 0}; }
+  static void handle_cast(const Item& item, state& s) { take(item, s); }
+  static std::vector<long> handle_call(const Report&, const state& s) { return s.next; }
+};
+struct SinkV2 {
+  using interface = Sink;
+  static constexpr int vsn = 2;
+  using state = v2::Tally;
+  using state_history = hotswap::state_history<hotswap::version<1, v1::Tally>>;
+  static state init(int producers) { return {std::vector<long>(static_cast<std::size_t>(producers)), 0, 0}; }
+  static void handle_cast(const Item& item, state& s) {
+    take(item, s);
+    ++s.handled_by_v2;
+  }
+  static std::vector<long> handle_call(const Report&, const state& s) { return s.next; }
+};
+}  // namespace load
+
+template <hotswap::listed_in<load::TallySchema> T>
+struct hotswap::schema_of<T> : load::TallySchema {};
+template <>
+struct hotswap::step<load::v2::Tally, load::v1::Tally> {
+  static constexpr auto rules = hotswap::rules{hotswap::removed<"handled_by_v2">};
+};
+
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+constexpr int per_producer = 100'000;  // the sanitizers slow each message down 5-15 times
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
+constexpr int per_producer = 100'000;
+#else
+constexpr int per_producer = 1'000'000;
+#endif
+#else
+constexpr int per_producer = 1'000'000;
+#endif
+
+TEST_CASE("swap under load: 4 producers cast while the implementation swaps every millisecond") {
+  constexpr int producers = 4;
+  auto sink = hotswap::start<load::SinkV1>(producers).value();
+  std::atomic<int> finished{0};
+  std::vector<std::thread> threads;
+  for (int p = 0; p < producers; ++p)
+    threads.emplace_back([&, p] {
+      for (int i = 0; i < per_producer; ++i) hotswap::cast(sink, load::Item{p, i});
+      ++finished;
+    });
+  int swaps = 0, vsn = 1;
+  while (finished.load() < producers || swaps < 10) {
+    REQUIRE(sys::suspend(sink));
+    const auto& table = vsn == 1 ? hotswap::table_of<load::SinkV2> : hotswap::table_of<load::SinkV1>;
+    REQUIRE(sys::change_code(sink, table, vsn));
+    vsn = 3 - vsn;
+    REQUIRE(sys::resume(sink));
+    ++swaps;
+    std::this_thread::sleep_for(1ms);
+  }
+  for (auto& thread : threads) thread.join();
+  CHECK(hotswap::call(sink, load::Report{}).value() == std::vector<long>(producers, per_producer));
+  const auto disorder = vsn == 1 ? sys::get_state<load::v1::Tally>(sink).value().disorder
+                                 : sys::get_state<load::v2::Tally>(sink).value().disorder;
+  CHECK(disorder == 0);
+  CHECK(sys::statistics(sink).value().messages_handled == std::uint64_t{producers} * per_producer + 1);
+  INFO("swaps: " << swaps);
+  CHECK(swaps >= 10);
+  REQUIRE(hotswap::stop(sink));
+}

@@ -52,6 +52,32 @@ TEST_CASE("10,000 casts to a suspended server wait, and are all handled in order
   REQUIRE(hotswap::stop(server));
 }
 
+namespace testing {
+std::atomic<int> counted{0};
+struct CountingCounter : CounterV1 {
+  static void handle_cast(const Add& add, state& s) {
+    s.count += add.n;
+    counted += add.n;
+  }
+  using CounterV1::handle_cast;
+};
+}  // namespace testing
+
+TEST_CASE("resume alone gets what waited handled: no later message is needed to wake the server") {
+  auto counter = hotswap::start<CountingCounter>().value();
+  REQUIRE(sys::suspend(counter));
+  for (int i = 0; i < 100; ++i) hotswap::cast(counter, Add{1});
+  // Let the server go idle, holding the casts: resume then finds it idle.
+  REQUIRE(sys::get_status(counter).value().mailbox_length == 100);
+  std::this_thread::sleep_for(5ms);
+  REQUIRE(sys::resume(counter));
+  const auto give_up = std::chrono::steady_clock::now() + 5s;
+  while (counted.load() < 100 && std::chrono::steady_clock::now() < give_up) std::this_thread::sleep_for(1ms);
+  CHECK(counted.load() == 100);
+  REQUIRE(hotswap::stop(counter));
+  exits().take();
+}
+
 TEST_CASE("change_code migrates the state up and down, and only while suspended") {
   auto counter = hotswap::start<CounterV1>({.name = "swapped"}).value();
   hotswap::cast(counter, Add{5});

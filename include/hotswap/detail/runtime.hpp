@@ -157,8 +157,10 @@ using exit_callback = std::function<void(std::uint64_t id, const exit_reason& re
 struct server_core {
   enum : std::uint32_t { idle = 0, running = 1, notified = 2 };
 
-  std::atomic<std::uint32_t> references{1};  // one for being alive, one per handle, queue or timer
-  std::atomic<std::uint32_t> run_state{idle};
+  // Written by every sender: a line of its own, so that the receiver's reads of what follows
+  // do not miss after each message.
+  alignas(64) std::atomic<std::uint32_t> run_state{idle};
+  alignas(64) std::atomic<std::uint32_t> references{1};  // one for being alive, one per handle, queue or timer
   std::atomic<bool> alive{true};
   const std::uint64_t id;
   const std::uint64_t interface_fingerprint;

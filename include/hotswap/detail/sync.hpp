@@ -8,6 +8,7 @@
 #include <ctime>
 
 #include <linux/futex.h>
+#include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -52,7 +53,10 @@ bool spin_until(Ready ready) {
   for (unsigned round = 1;; ++round) {
     if (ready()) return true;
     cpu_relax();
-    if (round % 64 == 0 && std::chrono::steady_clock::now() >= give_up) return ready();
+    if (round % 64 == 0) {
+      if (std::chrono::steady_clock::now() >= give_up) return ready();
+      sched_yield();  // when threads outnumber cores, the one we wait for may need this one's
+    }
   }
 }
 

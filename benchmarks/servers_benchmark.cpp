@@ -1,0 +1,238 @@
+// The runtime against its floors: a call round trip beside a bare atomic ping-pong between two
+// threads (same run), cast throughput, dispatch through the table beside a direct call, the
+// pause of a live upgrade of the two Anemone servers, and 100,000 idle servers.
+//
+//   build/gcc/benchmarks/servers_benchmark --benchmark_repetitions=5     (medians and p99 per run)
+//
+// Latencies are timed one by one: p50_ns and p99_ns are percentiles of single round trips.
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <thread>
+#include <vector>
+
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <benchmark/benchmark.h>
+
+#include "anemone/servers.hpp"
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+double percentile(std::vector<double> samples, double p) {
+  if (samples.empty()) return 0;
+  const auto at = static_cast<std::size_t>(p * static_cast<double>(samples.size() - 1));
+  std::nth_element(samples.begin(), samples.begin() + static_cast<std::ptrdiff_t>(at), samples.end());
+  return samples[at];
+}
+
+void report_latencies(benchmark::State& state, const std::vector<double>& nanoseconds) {
+  state.counters["p50_ns"] = percentile(nanoseconds, 0.50);
+  state.counters["p99_ns"] = percentile(nanoseconds, 0.99);
+}
+
+template <class Body>
+double timed_ns(Body&& body) {
+  const auto start = clock_type::now();
+  body();
+  return std::chrono::duration<double, std::nano>(clock_type::now() - start).count();
+}
+
+// ---- the floor: a cache line bounced between two threads ----
+
+void ping_pong_floor(benchmark::State& state) {
+  alignas(64) std::atomic<std::uint64_t> ball{0};
+  std::atomic<bool> done{false};
+  std::thread partner([&] {
+    std::uint64_t seen = 0;
+    while (!done.load(std::memory_order_relaxed)) {
+      const std::uint64_t now = ball.load(std::memory_order_acquire);
+      if (now != seen && now % 2 == 1) {
+        seen = now + 1;
+        ball.store(seen, std::memory_order_release);
+      }
+    }
+  });
+  std::vector<double> samples;
+  samples.reserve(1 << 20);
+  std::uint64_t next = 1;
+  for (auto _ : state) {
+    samples.push_back(timed_ns([&] {
+      ball.store(next, std::memory_order_release);
+      while (ball.load(std::memory_order_acquire) != next + 1) hotswap::detail::cpu_relax();
+    }));
+    next += 2;
+  }
+  done = true;
+  partner.join();
+  report_latencies(state, samples);
+}
+BENCHMARK(ping_pong_floor)->UseRealTime();
+
+// ---- a counter server ----
+
+struct Get {};
+struct Add {
+  int n;
+};
+using Counter = hotswap::interface<"Counter", hotswap::call_msg<Get, long>, hotswap::cast_msg<Add>>;
+struct CounterImpl {
+  using interface = Counter;
+  static constexpr int vsn = 1;
+  struct state {
+    long count = 0;
+  };
+  static state init() { return {}; }
+  static long handle_call(const Get&, const state& s) { return s.count; }
+  [[gnu::noinline]] static void handle_cast(const Add& add, state& s) { s.count += add.n; }
+};
+
+void call_round_trip(benchmark::State& state) {
+  auto counter = hotswap::start<CounterImpl>().value();
+  std::vector<double> samples;
+  samples.reserve(1 << 20);
+  for (auto _ : state)
+    samples.push_back(timed_ns([&] { benchmark::DoNotOptimize(hotswap::call(counter, Get{}).value()); }));
+  (void)hotswap::stop(counter);
+  report_latencies(state, samples);
+}
+BENCHMARK(call_round_trip)->UseRealTime();
+
+void cast_throughput(benchmark::State& state) {
+  auto counter = hotswap::start<CounterImpl>().value();
+  const int batch = static_cast<int>(state.range(0));
+  for (auto _ : state) {
+    for (int i = 0; i < batch; ++i) hotswap::cast(counter, Add{1});
+    benchmark::DoNotOptimize(hotswap::call(counter, Get{}).value());  // all handled
+  }
+  state.SetItemsProcessed(state.iterations() * batch);
+  (void)hotswap::stop(counter);
+}
+BENCHMARK(cast_throughput)->Arg(1'000'000)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// ---- dispatch: the table's handler beside the handler called directly ----
+
+void dispatch_direct(benchmark::State& state) {
+  CounterImpl::state s;
+  for (auto _ : state) {
+    Add add{1};
+    benchmark::DoNotOptimize(add);
+    CounterImpl::handle_cast(add, s);
+  }
+  benchmark::DoNotOptimize(s.count);
+}
+BENCHMARK(dispatch_direct);
+
+void dispatch_through_table(benchmark::State& state) {
+  const hotswap::implementation_table& table = hotswap::table_of<CounterImpl>;
+  CounterImpl::state s;
+  hotswap::detail::outcome result;
+  const auto handler = table.handlers[Counter::index_of<Add>];
+  for (auto _ : state) {
+    hotswap::detail::envelope message;
+    hotswap::detail::pack(message, Add{1});
+    benchmark::DoNotOptimize(message);
+    handler(&s, message, result);
+  }
+  benchmark::DoNotOptimize(s.count);
+}
+BENCHMARK(dispatch_through_table);
+
+// ---- the pause of a live upgrade: AccountManager and Inspector, v2 -> v3 ----
+
+void upgrade_pause(benchmark::State& state) {
+  using namespace anemone;
+  std::fflush(stdout);
+  const int saved_stdout = dup(1);  // Inspector v3's code_change prints its line: not to the report
+  const int null = open("/dev/null", O_WRONLY);
+  dup2(null, 1);
+  std::vector<double> samples;
+  std::atomic<bool> done{false};
+  std::atomic<double> client_worst{0};
+  for (auto _ : state) {
+    const Period no_ticks = std::chrono::hours(1);
+    auto manager = hotswap::start<AccountManagerV2>(no_ticks).value();
+    auto inspector = hotswap::start<InspectorV2>(no_ticks).value();
+    done = false;
+    std::atomic<int> calls{0};
+    std::thread client([&] {  // a client calling in a loop, as the servers' users would
+      while (state.range(0) && !done.load(std::memory_order_relaxed)) {
+        const double took = timed_ns([&] { (void)hotswap::call(manager, Scores{}); });
+        if (took > client_worst.load()) client_worst = took;
+        ++calls;
+      }
+    });
+    while (state.range(0) && calls.load() < 100) std::this_thread::yield();
+    const double took = timed_ns([&] {
+      (void)hotswap::sys::suspend(manager);
+      (void)hotswap::sys::suspend(inspector);
+      (void)hotswap::sys::change_code(manager, hotswap::table_of<AccountManagerV3>, 2);
+      (void)hotswap::sys::change_code(inspector, hotswap::table_of<InspectorV3>, 2);
+      (void)hotswap::sys::resume(inspector);
+      (void)hotswap::sys::resume(manager);
+    });
+    done = true;
+    client.join();
+    samples.push_back(took);
+    state.SetIterationTime(took / 1e9);
+    (void)hotswap::stop(manager);
+    (void)hotswap::stop(inspector);
+  }
+  std::fflush(stdout);
+  dup2(saved_stdout, 1);
+  close(saved_stdout);
+  close(null);
+  report_latencies(state, samples);
+  state.counters["client_worst_call_ns"] = client_worst.load();
+}
+BENCHMARK(upgrade_pause)->Arg(0)->Arg(1)->ArgName("client")->UseManualTime()->Iterations(2000)->Unit(benchmark::kMicrosecond);
+
+// ---- 100,000 idle servers ----
+
+std::size_t resident_bytes() {
+  std::ifstream statm("/proc/self/statm");
+  std::size_t pages_total = 0, pages_resident = 0;
+  statm >> pages_total >> pages_resident;
+  return pages_resident * static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+}
+
+double cpu_seconds() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+         static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+}
+
+void idle_servers(benchmark::State& state) {
+  const auto count = static_cast<std::size_t>(state.range(0));
+  for (auto _ : state) {
+    std::vector<hotswap::server_ref<Counter>> servers;
+    servers.reserve(count);
+    const std::size_t before = resident_bytes();
+    const double spawn = timed_ns([&] {
+      for (std::size_t i = 0; i < count; ++i) servers.push_back(hotswap::start<CounterImpl>().value());
+    });
+    const std::size_t after = resident_bytes();
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));  // let the workers stop spinning
+    const double cpu_before = cpu_seconds();
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    const double idle_cpu = cpu_seconds() - cpu_before;
+    state.counters["spawn_ns_per_server"] = spawn / static_cast<double>(count);
+    state.counters["bytes_per_server"] =
+        static_cast<double>(after - before) / static_cast<double>(count) -
+        static_cast<double>(sizeof(CounterImpl::state));
+    state.counters["idle_cpu_percent"] = idle_cpu * 100;
+    for (auto& server : servers) (void)hotswap::stop(server);
+  }
+}
+BENCHMARK(idle_servers)->Arg(100'000)->Iterations(1)->Unit(benchmark::kSecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();

@@ -778,8 +778,9 @@ inline void before_parking() {
 }  // namespace detail
 
 /// Sends a call and waits for its reply, at most `timeout`. Fails with errc::timeout,
-/// errc::no_server (the server had stopped), or errc::server_died (it stopped, or its handler
-/// threw, while the call waited: reported at once).
+/// errc::no_server (the server had stopped), errc::server_died (it stopped, or its handler
+/// threw, while the call waited: reported at once), or errc::calling_self (from a handler of
+/// the same server, as Erlang's calling_self).
 template <class Interface, class M>
   requires(detail::sent_as<Interface, M, detail::message_kind::call>())
 result<reply_of<Interface, M>> call(const server_ref<Interface>& to, M&& message,
@@ -787,6 +788,7 @@ result<reply_of<Interface, M>> call(const server_ref<Interface>& to, M&& message
   using R = reply_of<Interface, M>;
   using T = std::remove_cvref_t<M>;
   if (!to) return error{errc::no_server, "an empty server handle"};
+  if (to.core() == detail::current_server()) return error{errc::calling_self, "it would wait for itself"};
   detail::cached_slot<R> slot;
   if (!detail::packed<T>(std::forward<M>(message)).send(*to.core(), Interface::template index_of<T>, slot.get()))
     return error{errc::no_server, {}};

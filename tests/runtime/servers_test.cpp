@@ -245,6 +245,28 @@ struct CyclicImpl {
 };
 }  // namespace
 
+namespace testing {
+struct Myself {};
+using Narcissus = hotswap::interface<"Narcissus", hotswap::call_msg<Myself, std::string>, hotswap::call_msg<Get, int>>;
+struct NarcissusImpl {
+  using interface = Narcissus;
+  static constexpr int vsn = 1;
+  struct state {};
+  static state init() { return {}; }
+  static std::string handle_call(const Myself&, state&) {
+    const auto answer = hotswap::call(hotswap::self<Narcissus>(), Get{});
+    return std::string(to_string(answer.error().code));
+  }
+  static int handle_call(const Get&, state&) { return 1; }
+};
+}  // namespace testing
+
+TEST_CASE("a handler calling its own server fails at once with calling_self") {
+  auto server = hotswap::start<NarcissusImpl>().value();
+  CHECK(hotswap::call(server, Myself{}).value() == "calling_self");
+  REQUIRE(hotswap::stop(server));
+}
+
 TEST_CASE("a cycle of calls ends in a timeout, as in Erlang") {
   auto a = hotswap::start<CyclicImpl>(std::string("cycle_b"), {.name = "cycle_a"}).value();
   auto b = hotswap::start<CyclicImpl>(std::string("cycle_a"), {.name = "cycle_b"}).value();

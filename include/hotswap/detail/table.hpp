@@ -22,12 +22,13 @@ enum class errc : std::uint8_t {
   code_change_failed,  ///< code_change threw or refused; state and table are unchanged
   init_failed,         ///< init threw; no server was started
   handler_failed,      ///< a function given to replace_state threw; the state is unchanged
+  calling_self,        ///< a handler called its own server, which cannot answer while it runs
 };
 
 constexpr std::string_view to_string(errc code) noexcept {
   constexpr std::string_view names[] = {"timeout",       "no_server",         "server_died",  "not_suspended",
                                         "wrong_interface", "wrong_vsn",       "wrong_state_type",
-                                        "code_change_failed", "init_failed",  "handler_failed"};
+                                        "code_change_failed", "init_failed",  "handler_failed", "calling_self"};
   return names[static_cast<int>(code)];
 }
 

@@ -26,6 +26,7 @@
 #include "detail/containers.hpp"
 #include "detail/fields.hpp"
 #include "detail/fixed_string.hpp"
+#include "detail/spin_lock.hpp"
 
 namespace hotswap {
 
@@ -426,7 +427,7 @@ class schema_registry {
   /// Adds one version; adding the same description again is harmless, a different one for the
   /// same name and vsn throws schema_conflict and changes nothing.
   void add(version_info info) {
-    const lock hold(busy_);
+    const detail::spin_guard hold(busy_);
     if (const version_info* known = find_locked(info.schema, info.vsn)) {
       if (known->fingerprint != info.fingerprint)
         throw schema_conflict("hotswap: schema " + info.schema + " version " + std::to_string(info.vsn) +
@@ -445,14 +446,14 @@ class schema_registry {
   }
 
   std::optional<version_info> find(std::string_view schema, int vsn) const {
-    const lock hold(busy_);
+    const detail::spin_guard hold(busy_);
     const version_info* known = find_locked(schema, vsn);
     return known ? std::optional(*known) : std::nullopt;
   }
 
   /// The versions of one schema, oldest first.
   std::vector<version_info> versions(std::string_view schema) const {
-    const lock hold(busy_);
+    const detail::spin_guard hold(busy_);
     std::vector<version_info> out;
     for (const auto& info : entries_)
       if (info.schema == schema) out.insert(find_insertion(out, info.vsn), info);
@@ -460,16 +461,6 @@ class schema_registry {
   }
 
  private:
-  struct lock {
-    std::atomic_flag& flag;
-    explicit lock(std::atomic_flag& f) : flag(f) {
-      while (flag.test_and_set(std::memory_order_acquire)) flag.wait(true, std::memory_order_relaxed);
-    }
-    ~lock() {
-      flag.clear(std::memory_order_release);
-      flag.notify_one();
-    }
-  };
   const version_info* find_locked(std::string_view schema, int vsn) const {
     for (const auto& info : entries_)
       if (info.schema == schema && info.vsn == vsn) return &info;
@@ -481,7 +472,7 @@ class schema_registry {
     return at;
   }
 
-  mutable std::atomic_flag busy_;
+  mutable detail::spin_lock busy_;
   std::vector<version_info> entries_;
 };
 

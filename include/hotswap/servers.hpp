@@ -643,7 +643,7 @@ class any_server {
   bool alive() const noexcept { return core_ && core_->alive.load(std::memory_order_acquire); }
   /// How it ended (when it has).
   exit_reason exit() const {
-    const std::lock_guard hold(core_->exit_lock);
+    const detail::spin_guard hold(core_->exit_lock);
     return core_->reason;
   }
   friend bool operator==(const any_server& a, const any_server& b) noexcept { return a.core_ == b.core_; }

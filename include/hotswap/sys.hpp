@@ -135,7 +135,7 @@ inline result<status> get_status(const any_server& server, std::chrono::nanoseco
   return detail::control<status>(server, timeout, [](detail::server_core& core) -> result<status> {
     std::string name;
     {
-      const std::lock_guard hold(core.exit_lock);
+      const detail::spin_guard hold(core.exit_lock);
       name = core.name;
     }
     return status{core.id,

@@ -642,6 +642,41 @@ Spelling<Text.chars[I]...> spell(std::index_sequence<I...>);
 template <template <char...> class Spelling, fixed_string Text>
 using spelled = decltype(spell<Spelling, Text>(std::make_index_sequence<Text.view().size()>{}));
 }  // namespace hotswap::detail
+// ---- hotswap/detail/spin_lock.hpp ----
+// A one-byte lock for data that is rarely touched and briefly held (std::mutex is 40 bytes, and
+// <mutex> a heavy include for the schemas layer). Waits on the flag, not in a busy loop.
+
+#include <atomic>
+
+namespace hotswap::detail {
+
+class spin_lock {
+ public:
+  void lock() noexcept {
+    while (flag_.test_and_set(std::memory_order_acquire)) flag_.wait(true, std::memory_order_relaxed);
+  }
+  void unlock() noexcept {
+    flag_.clear(std::memory_order_release);
+    flag_.notify_one();
+  }
+
+ private:
+  std::atomic_flag flag_;
+};
+
+/// Holds a spin_lock for a scope.
+class spin_guard {
+ public:
+  explicit spin_guard(spin_lock& lock) noexcept : lock_(lock) { lock_.lock(); }
+  ~spin_guard() { lock_.unlock(); }
+  spin_guard(const spin_guard&) = delete;
+  spin_guard& operator=(const spin_guard&) = delete;
+
+ private:
+  spin_lock& lock_;
+};
+
+}  // namespace hotswap::detail
 
 namespace hotswap {
 
@@ -1042,7 +1077,7 @@ class schema_registry {
   /// Adds one version; adding the same description again is harmless, a different one for the
   /// same name and vsn throws schema_conflict and changes nothing.
   void add(version_info info) {
-    const lock hold(busy_);
+    const detail::spin_guard hold(busy_);
     if (const version_info* known = find_locked(info.schema, info.vsn)) {
       if (known->fingerprint != info.fingerprint)
         throw schema_conflict("hotswap: schema " + info.schema + " version " + std::to_string(info.vsn) +
@@ -1061,14 +1096,14 @@ class schema_registry {
   }
 
   std::optional<version_info> find(std::string_view schema, int vsn) const {
-    const lock hold(busy_);
+    const detail::spin_guard hold(busy_);
     const version_info* known = find_locked(schema, vsn);
     return known ? std::optional(*known) : std::nullopt;
   }
 
   /// The versions of one schema, oldest first.
   std::vector<version_info> versions(std::string_view schema) const {
-    const lock hold(busy_);
+    const detail::spin_guard hold(busy_);
     std::vector<version_info> out;
     for (const auto& info : entries_)
       if (info.schema == schema) out.insert(find_insertion(out, info.vsn), info);
@@ -1076,16 +1111,6 @@ class schema_registry {
   }
 
  private:
-  struct lock {
-    std::atomic_flag& flag;
-    explicit lock(std::atomic_flag& f) : flag(f) {
-      while (flag.test_and_set(std::memory_order_acquire)) flag.wait(true, std::memory_order_relaxed);
-    }
-    ~lock() {
-      flag.clear(std::memory_order_release);
-      flag.notify_one();
-    }
-  };
   const version_info* find_locked(std::string_view schema, int vsn) const {
     for (const auto& info : entries_)
       if (info.schema == schema && info.vsn == vsn) return &info;
@@ -1097,7 +1122,7 @@ class schema_registry {
     return at;
   }
 
-  mutable std::atomic_flag busy_;
+  mutable detail::spin_lock busy_;
   std::vector<version_info> entries_;
 };
 
@@ -2080,8 +2105,10 @@ class mailbox {
     full->drop(1);
   }
 
-  alignas(64) std::atomic<std::uintptr_t> tail_;
-  alignas(64) segment* head_;
+  std::atomic<std::uintptr_t> tail_;  // senders'
+  // Keeps the receiver's head off the line the senders write.
+  [[maybe_unused]] unsigned char apart_[64 - sizeof(std::atomic<std::uintptr_t>)];
+  segment* head_;  // the receiver's
   std::uint32_t head_index_ = 0;
 };
 
@@ -2390,21 +2417,20 @@ class executor {
 using exit_callback = std::function<void(std::uint64_t id, const exit_reason& reason)>;
 
 /// A running server: its mailbox, its implementation table and state, and its sys settings.
-/// Shared by every handle to it; the thread running it owns everything below `table`.
+/// Shared by every handle to it. The first cache line is what senders touch (it ends with the
+/// mailbox's tail); from the mailbox's head on, fields belong to the thread running the server.
 struct server_core {
   enum : std::uint32_t { idle = 0, running = 1, notified = 2 };
 
-  // Written by every sender: a line of its own, so that the receiver's reads of what follows
-  // do not miss after each message.
   alignas(64) std::atomic<std::uint32_t> run_state{idle};
-  alignas(64) std::atomic<std::uint32_t> references{1};  // one for being alive, one per handle, queue or timer
   std::atomic<bool> alive{true};
+  std::atomic<std::uint32_t> references{1};  // one for being alive, one per handle, queue or timer
+  executor* runs_on = nullptr;
   const std::uint64_t id;
   const std::uint64_t interface_fingerprint;
-  executor* runs_on = nullptr;
-  std::unique_ptr<executor> own_thread;
   mailbox inbox;
 
+  bool ended = false;  // the receiver's own !alive: read for every message, so not on the senders' line
   const implementation_table* table;
   void* state = nullptr;
   std::shared_ptr<const void> table_owner;  // keeps the code of `table` loaded
@@ -2416,7 +2442,9 @@ struct server_core {
   std::chrono::nanoseconds time_in_handlers{};
   std::function<void(const trace_event&)> trace;
 
-  std::mutex exit_lock;  // guards what follows: read by other threads
+  std::unique_ptr<executor> own_thread;
+
+  spin_lock exit_lock;  // guards what follows: read by other threads
   std::string name;
   std::vector<exit_callback> monitors;
   exit_reason reason;
@@ -2502,7 +2530,7 @@ inline bool handle_messages(server_core& server, unsigned budget) noexcept {
   envelope message;
   for (unsigned handled = 0; handled < budget; ++handled) {
     if (!take_message(server, message)) return false;
-    if (!server.alive.load(std::memory_order_relaxed))
+    if (server.ended)
       refuse(server, message, errc::server_died);
     else if (message.kind == control_kind)
       static_cast<control_request*>(message.reply)->run(*static_cast<control_request*>(message.reply), server);
@@ -2529,7 +2557,7 @@ inline void run_server(server_core& server, executor& on) noexcept {
       on.schedule(server);  // still marked running: nobody else schedules it meanwhile
       break;
     }
-    if (!on.others_waiting() && server.alive.load(std::memory_order_relaxed) &&
+    if (!on.others_waiting() && !server.ended &&
         spin_until([&] { return server.has_input() || on.others_waiting(); }) && server.has_input())
       continue;
     std::uint32_t expected = server_core::running;
@@ -2762,7 +2790,7 @@ class runtime {
 
   bool register_name(const std::string& name, server_core& server) {
     const std::lock_guard hold(names_lock_);
-    const std::lock_guard hold_server(server.exit_lock);
+    const spin_guard hold_server(server.exit_lock);
     if (!server.alive.load() || !server.name.empty() || names_.count(name)) return false;
     server.acquire();
     names_.emplace(name, &server);
@@ -2786,7 +2814,7 @@ class runtime {
       if (found == names_.end() || (server && found->second != server)) return false;
       removed = found->second;
       names_.erase(found);
-      const std::lock_guard hold_server(removed->exit_lock);
+      const spin_guard hold_server(removed->exit_lock);
       removed->name.clear();
     }
     removed->release();
@@ -2817,10 +2845,11 @@ inline void end_server(server_core& server, exit_reason reason) noexcept {
   server.table->terminate(server.state, reason);
   server.table->destroy(server.state);
   server.state = nullptr;
+  server.ended = true;
   std::string name;
   std::vector<exit_callback> monitors;
   {
-    const std::lock_guard hold(server.exit_lock);
+    const spin_guard hold(server.exit_lock);
     server.alive.store(false, std::memory_order_seq_cst);
     name = server.name;
     monitors = std::move(server.monitors);
@@ -2838,7 +2867,7 @@ inline void end_server(server_core& server, exit_reason reason) noexcept {
 inline void monitor(server_core& server, exit_callback on_exit) {
   exit_reason ended;
   {
-    const std::lock_guard hold(server.exit_lock);
+    const spin_guard hold(server.exit_lock);
     if (server.alive.load(std::memory_order_seq_cst)) {
       server.monitors.push_back(std::move(on_exit));
       return;
@@ -3450,7 +3479,7 @@ class any_server {
   bool alive() const noexcept { return core_ && core_->alive.load(std::memory_order_acquire); }
   /// How it ended (when it has).
   exit_reason exit() const {
-    const std::lock_guard hold(core_->exit_lock);
+    const detail::spin_guard hold(core_->exit_lock);
     return core_->reason;
   }
   friend bool operator==(const any_server& a, const any_server& b) noexcept { return a.core_ == b.core_; }
@@ -3900,7 +3929,7 @@ inline result<status> get_status(const any_server& server, std::chrono::nanoseco
   return detail::control<status>(server, timeout, [](detail::server_core& core) -> result<status> {
     std::string name;
     {
-      const std::lock_guard hold(core.exit_lock);
+      const detail::spin_guard hold(core.exit_lock);
       name = core.name;
     }
     return status{core.id,

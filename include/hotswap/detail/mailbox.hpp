@@ -200,8 +200,10 @@ class mailbox {
     full->drop(1);
   }
 
-  alignas(64) std::atomic<std::uintptr_t> tail_;
-  alignas(64) segment* head_;
+  std::atomic<std::uintptr_t> tail_;  // senders'
+  // Keeps the receiver's head off the line the senders write.
+  [[maybe_unused]] unsigned char apart_[64 - sizeof(std::atomic<std::uintptr_t>)];
+  segment* head_;  // the receiver's
   std::uint32_t head_index_ = 0;
 };
 

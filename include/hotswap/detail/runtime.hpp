@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "mailbox.hpp"
+#include "spin_lock.hpp"
 #include "sync.hpp"
 #include "table.hpp"
 
@@ -153,21 +154,20 @@ class executor {
 using exit_callback = std::function<void(std::uint64_t id, const exit_reason& reason)>;
 
 /// A running server: its mailbox, its implementation table and state, and its sys settings.
-/// Shared by every handle to it; the thread running it owns everything below `table`.
+/// Shared by every handle to it. The first cache line is what senders touch (it ends with the
+/// mailbox's tail); from the mailbox's head on, fields belong to the thread running the server.
 struct server_core {
   enum : std::uint32_t { idle = 0, running = 1, notified = 2 };
 
-  // Written by every sender: a line of its own, so that the receiver's reads of what follows
-  // do not miss after each message.
   alignas(64) std::atomic<std::uint32_t> run_state{idle};
-  alignas(64) std::atomic<std::uint32_t> references{1};  // one for being alive, one per handle, queue or timer
   std::atomic<bool> alive{true};
+  std::atomic<std::uint32_t> references{1};  // one for being alive, one per handle, queue or timer
+  executor* runs_on = nullptr;
   const std::uint64_t id;
   const std::uint64_t interface_fingerprint;
-  executor* runs_on = nullptr;
-  std::unique_ptr<executor> own_thread;
   mailbox inbox;
 
+  bool ended = false;  // the receiver's own !alive: read for every message, so not on the senders' line
   const implementation_table* table;
   void* state = nullptr;
   std::shared_ptr<const void> table_owner;  // keeps the code of `table` loaded
@@ -179,7 +179,9 @@ struct server_core {
   std::chrono::nanoseconds time_in_handlers{};
   std::function<void(const trace_event&)> trace;
 
-  std::mutex exit_lock;  // guards what follows: read by other threads
+  std::unique_ptr<executor> own_thread;
+
+  spin_lock exit_lock;  // guards what follows: read by other threads
   std::string name;
   std::vector<exit_callback> monitors;
   exit_reason reason;
@@ -265,7 +267,7 @@ inline bool handle_messages(server_core& server, unsigned budget) noexcept {
   envelope message;
   for (unsigned handled = 0; handled < budget; ++handled) {
     if (!take_message(server, message)) return false;
-    if (!server.alive.load(std::memory_order_relaxed))
+    if (server.ended)
       refuse(server, message, errc::server_died);
     else if (message.kind == control_kind)
       static_cast<control_request*>(message.reply)->run(*static_cast<control_request*>(message.reply), server);
@@ -292,7 +294,7 @@ inline void run_server(server_core& server, executor& on) noexcept {
       on.schedule(server);  // still marked running: nobody else schedules it meanwhile
       break;
     }
-    if (!on.others_waiting() && server.alive.load(std::memory_order_relaxed) &&
+    if (!on.others_waiting() && !server.ended &&
         spin_until([&] { return server.has_input() || on.others_waiting(); }) && server.has_input())
       continue;
     std::uint32_t expected = server_core::running;
@@ -525,7 +527,7 @@ class runtime {
 
   bool register_name(const std::string& name, server_core& server) {
     const std::lock_guard hold(names_lock_);
-    const std::lock_guard hold_server(server.exit_lock);
+    const spin_guard hold_server(server.exit_lock);
     if (!server.alive.load() || !server.name.empty() || names_.count(name)) return false;
     server.acquire();
     names_.emplace(name, &server);
@@ -549,7 +551,7 @@ class runtime {
       if (found == names_.end() || (server && found->second != server)) return false;
       removed = found->second;
       names_.erase(found);
-      const std::lock_guard hold_server(removed->exit_lock);
+      const spin_guard hold_server(removed->exit_lock);
       removed->name.clear();
     }
     removed->release();
@@ -580,10 +582,11 @@ inline void end_server(server_core& server, exit_reason reason) noexcept {
   server.table->terminate(server.state, reason);
   server.table->destroy(server.state);
   server.state = nullptr;
+  server.ended = true;
   std::string name;
   std::vector<exit_callback> monitors;
   {
-    const std::lock_guard hold(server.exit_lock);
+    const spin_guard hold(server.exit_lock);
     server.alive.store(false, std::memory_order_seq_cst);
     name = server.name;
     monitors = std::move(server.monitors);
@@ -601,7 +604,7 @@ inline void end_server(server_core& server, exit_reason reason) noexcept {
 inline void monitor(server_core& server, exit_callback on_exit) {
   exit_reason ended;
   {
-    const std::lock_guard hold(server.exit_lock);
+    const spin_guard hold(server.exit_lock);
     if (server.alive.load(std::memory_order_seq_cst)) {
       server.monitors.push_back(std::move(on_exit));
       return;

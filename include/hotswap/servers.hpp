@@ -26,7 +26,6 @@
 #pragma once
 
 #include <array>
-#include <chrono>
 #include <cstdint>
 #include <exception>
 #include <memory>
@@ -37,6 +36,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "detail/std_parts.hpp"
 #include "detail/fixed_string.hpp"
 #include "detail/mailbox.hpp"
 #include "detail/runtime.hpp"
@@ -656,6 +656,11 @@ class any_server {
   detail::server_core* core_ = nullptr;
 };
 
+/// any_server or a server_ref. (The functions that take one are templates so that a program
+/// compiles only the requests it makes.)
+template <class T>
+concept server_handle = std::derived_from<T, any_server>;
+
 /// A handle to a server of `Interface`, whatever implementation or version it runs.
 template <class Interface>
 class server_ref : public any_server {
@@ -877,7 +882,7 @@ inline bool run_control_here(server_core& server, control_request& request) noex
 /// suspended), and waits for it at most `timeout`. On an idle server it runs at once on the
 /// calling thread; the timeout then bounds nothing (sys requests are short).
 template <class Result, class Run>
-result<Result> control(const any_server& server, std::chrono::nanoseconds timeout, Run run) {
+result<Result> control(const server_handle auto& server, std::chrono::nanoseconds timeout, Run run) {
   if (!server) return error{errc::no_server, "an empty server handle"};
   auto* request = new control_call<Result, Run>(std::move(run));
   const bool sent = run_control_here(*server.core(), *request) || server.core()->deliver([&](envelope& into) noexcept {
@@ -897,7 +902,7 @@ result<Result> control(const any_server& server, std::chrono::nanoseconds timeou
 
 /// Stops a server: its terminate runs (reason normal), calls still waiting fail with
 /// errc::server_died, its name is freed.
-inline result<void> stop(const any_server& server, std::chrono::nanoseconds timeout = default_timeout) {
+result<void> stop(const server_handle auto& server, std::chrono::nanoseconds timeout = default_timeout) {
   return detail::control<void>(server, timeout, [](detail::server_core& core) -> result<void> {
     detail::end_server(core, {exit_kind::normal, {}});
     return {};

@@ -7,14 +7,13 @@
 //                                           {hotswap::child<CounterV1>("counter", {.name = "counter"})});
 #pragma once
 
-#include <chrono>
 #include <deque>
-#include <functional>
 #include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "detail/std_parts.hpp"
 #include "servers.hpp"
 
 namespace hotswap {
@@ -97,7 +96,8 @@ struct supervisor_state {
 
 /// The supervisor's own implementation. A child that cannot be started, or restarts beyond the
 /// intensity, make a handler throw: the supervisor crashes (its terminate stops the children)
-/// and its own supervisor decides what follows.
+/// and its own supervisor decides what follows. (A template only to be compiled when used.)
+template <class = void>
 struct supervisor_implementation {
   using interface = supervisor_interface;
   static constexpr int vsn = 1;
@@ -188,35 +188,39 @@ struct supervisor_implementation {
 };
 }  // namespace detail
 
+// What follows is templated on the supervisor's implementation only so that a program that
+// never starts a supervisor does not compile one.
+
 /// Starts a supervisor: its children start in order (if one fails, those started are stopped
 /// and the supervisor does not start).
-inline result<server_ref<supervisor_interface>> start_supervisor(supervisor_flags flags,
-                                                                 std::vector<child_spec> children,
-                                                                 start_options options = {}) {
-  return start<detail::supervisor_implementation>(detail::supervisor_spec{flags, std::move(children)},
-                                                 std::move(options));
+template <class Implementation = detail::supervisor_implementation<>>
+result<server_ref<supervisor_interface>> start_supervisor(supervisor_flags flags, std::vector<child_spec> children,
+                                                          start_options options = {}) {
+  return start<Implementation>(detail::supervisor_spec{flags, std::move(children)}, std::move(options));
 }
 
 /// A supervisor as a child of another.
-inline child_spec supervisor_child(std::string id, supervisor_flags flags, std::vector<child_spec> children,
-                                   restart restart_type = restart::permanent) {
+template <class Implementation = detail::supervisor_implementation<>>
+child_spec supervisor_child(std::string id, supervisor_flags flags, std::vector<child_spec> children,
+                            restart restart_type = restart::permanent) {
   return {std::move(id),
           [flags, children = std::move(children)]() -> result<any_server> {
-            auto started = start_supervisor(flags, children);
+            auto started = start_supervisor<Implementation>(flags, children);
             if (!started) return started.error();
             return any_server(std::move(*started));
           },
           restart_type};
 }
 
-/// An application: a top supervisor started from an ordered children list, stopped in reverse.
-class application {
+template <class Implementation = detail::supervisor_implementation<>>
+class basic_application {
  public:
   /// Starts the children in order, under a supervisor registered as `name`.
-  static result<application> start(std::string name, supervisor_flags flags, std::vector<child_spec> children) {
-    auto root = start_supervisor(flags, std::move(children), {.name = std::move(name)});
+  static result<basic_application> start(std::string name, supervisor_flags flags,
+                                         std::vector<child_spec> children) {
+    auto root = start_supervisor<Implementation>(flags, std::move(children), {.name = std::move(name)});
     if (!root) return root.error();
-    return application(std::move(*root));
+    return basic_application(std::move(*root));
   }
   /// Stops every child, last started first, then the supervisor.
   result<void> stop(std::chrono::nanoseconds timeout = default_timeout) { return hotswap::stop(root_, timeout); }
@@ -225,8 +229,11 @@ class application {
   const server_ref<supervisor_interface>& supervisor() const noexcept { return root_; }
 
  private:
-  explicit application(server_ref<supervisor_interface> root) : root_(std::move(root)) {}
+  explicit basic_application(server_ref<supervisor_interface> root) : root_(std::move(root)) {}
   server_ref<supervisor_interface> root_;
 };
+
+/// An application: a top supervisor started from an ordered children list, stopped in reverse.
+using application = basic_application<>;
 
 }  // namespace hotswap

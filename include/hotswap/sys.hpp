@@ -8,20 +8,19 @@
 // Each request waits for its answer at most its timeout and reports failure as a result.
 #pragma once
 
-#include <chrono>
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
 
+#include "detail/std_parts.hpp"
 #include "servers.hpp"
 
 namespace hotswap::sys {
 
 /// Normal messages wait, in order, until resume; sys requests are still served.
-inline result<void> suspend(const any_server& server, std::chrono::nanoseconds timeout = default_timeout) {
+result<void> suspend(const server_handle auto& server, std::chrono::nanoseconds timeout = default_timeout) {
   return detail::control<void>(server, timeout, [](detail::server_core& core) -> result<void> {
     core.suspended = true;
     return {};
@@ -29,7 +28,7 @@ inline result<void> suspend(const any_server& server, std::chrono::nanoseconds t
 }
 
 /// Handles what waited, in order, then carries on.
-inline result<void> resume(const any_server& server, std::chrono::nanoseconds timeout = default_timeout) {
+result<void> resume(const server_handle auto& server, std::chrono::nanoseconds timeout = default_timeout) {
   return detail::control<void>(server, timeout, [](detail::server_core& core) -> result<void> {
     core.suspended = false;
     return {};
@@ -39,7 +38,7 @@ inline result<void> resume(const any_server& server, std::chrono::nanoseconds ti
 }  // namespace hotswap::sys
 
 namespace hotswap::detail {
-inline result<void> change_code_request(const any_server& server, const implementation_table& table, int old_vsn,
+result<void> change_code_request(const server_handle auto& server, const implementation_table& table, int old_vsn,
                                 std::chrono::nanoseconds timeout, std::shared_ptr<const void> table_owner,
                                 extra_ref extra, std::shared_ptr<const void> extra_owner) {
   return control<void>(
@@ -73,7 +72,7 @@ namespace hotswap::sys {
 /// code_change or the generated migration). `old_vsn` is the vsn the server runs, as in
 /// Erlang. On any failure the server keeps its old state and table, and goes on serving.
 /// `table_owner` keeps the table's code loaded while the server runs it (modules set it).
-inline result<void> change_code(const any_server& server, const implementation_table& table, int old_vsn,
+result<void> change_code(const server_handle auto& server, const implementation_table& table, int old_vsn,
                                 std::chrono::nanoseconds timeout = default_timeout,
                                 std::shared_ptr<const void> table_owner = {}) {
   return detail::change_code_request(server, table, old_vsn, timeout, std::move(table_owner), {}, {});
@@ -81,7 +80,7 @@ inline result<void> change_code(const any_server& server, const implementation_t
 
 /// change_code passing `extra` to code_change (a copy: the request may outlive the wait).
 template <class Extra>
-result<void> change_code(const any_server& server, const implementation_table& table, int old_vsn,
+result<void> change_code(const server_handle auto& server, const implementation_table& table, int old_vsn,
                          const Extra& extra, std::chrono::nanoseconds timeout = default_timeout) {
   auto kept = std::make_shared<const Extra>(extra);
   const extra_ref reference{kept.get(), detail::value_fingerprint<Extra>, detail::type_spelling<Extra>()};
@@ -90,7 +89,7 @@ result<void> change_code(const any_server& server, const implementation_table& t
 
 /// A copy of the server's state, if it is a `State`.
 template <class State>
-result<State> get_state(const any_server& server, std::chrono::nanoseconds timeout = default_timeout) {
+result<State> get_state(const server_handle auto& server, std::chrono::nanoseconds timeout = default_timeout) {
   return detail::control<State>(server, timeout, [](detail::server_core& core) -> result<State> {
     if (core.table->state_fingerprint != detail::value_fingerprint<State>)
       return error{errc::wrong_state_type, "the state is a " + std::string(core.table->state_type)};
@@ -101,7 +100,7 @@ result<State> get_state(const any_server& server, std::chrono::nanoseconds timeo
 /// Applies `change(State&)` to a copy of the state, which then replaces it: if change throws,
 /// the state is as it was.
 template <class State, class Change>
-result<void> replace_state(const any_server& server, Change change,
+result<void> replace_state(const server_handle auto& server, Change change,
                            std::chrono::nanoseconds timeout = default_timeout) {
   return detail::control<void>(server, timeout, [change = std::move(change)](detail::server_core& core) mutable
                                -> result<void> {
@@ -131,7 +130,7 @@ struct status {
   std::uint64_t state_fingerprint;
 };
 
-inline result<status> get_status(const any_server& server, std::chrono::nanoseconds timeout = default_timeout) {
+result<status> get_status(const server_handle auto& server, std::chrono::nanoseconds timeout = default_timeout) {
   return detail::control<status>(server, timeout, [](detail::server_core& core) -> result<status> {
     std::string name;
     {
@@ -157,7 +156,7 @@ struct statistics_report {
 };
 
 /// Turns the timing of handlers on or off (off at start: it costs two clock reads a message).
-inline result<void> statistics(const any_server& server, bool timing,
+result<void> statistics(const server_handle auto& server, bool timing,
                                std::chrono::nanoseconds timeout = default_timeout) {
   return detail::control<void>(server, timeout, [timing](detail::server_core& core) -> result<void> {
     core.timing = timing;
@@ -165,7 +164,7 @@ inline result<void> statistics(const any_server& server, bool timing,
   });
 }
 
-inline result<statistics_report> statistics(const any_server& server,
+result<statistics_report> statistics(const server_handle auto& server,
                                             std::chrono::nanoseconds timeout = default_timeout) {
   return detail::control<statistics_report>(server, timeout, [](detail::server_core& core) -> result<statistics_report> {
     return statistics_report{core.handled, core.time_in_handlers, core.timing};
@@ -174,7 +173,7 @@ inline result<statistics_report> statistics(const any_server& server,
 
 /// Calls `hook` for each message the server takes in and each it has handled, on the server's
 /// thread; an empty hook turns tracing off.
-inline result<void> trace(const any_server& server, std::function<void(const trace_event&)> hook,
+result<void> trace(const server_handle auto& server, std::function<void(const trace_event&)> hook,
                           std::chrono::nanoseconds timeout = default_timeout) {
   return detail::control<void>(server, timeout, [hook = std::move(hook)](detail::server_core& core) mutable
                                -> result<void> {

@@ -1892,7 +1892,6 @@ struct fmt::formatter<T, char> {
 // hand. Everything else migrates by the generated migrations (hotswap/migrations.hpp).
 
 #include <array>
-#include <chrono>
 #include <cstdint>
 #include <exception>
 #include <memory>
@@ -1903,6 +1902,19 @@ struct fmt::formatter<T, char> {
 #include <type_traits>
 #include <utility>
 
+// ---- hotswap/detail/std_parts.hpp ----
+// The parts of <chrono> and <functional> hotswap uses (durations and clocks; std::function)
+// without the rest: libstdc++ keeps them in headers of their own, which cost a third as much to
+// include (<chrono>'s calendar and time zones, <functional>'s searchers and hash maps). Other
+// standard libraries get the full headers.
+
+#if __has_include(<bits/chrono.h>) && __has_include(<bits/std_function.h>) && defined(__GLIBCXX__)
+#include <bits/chrono.h>
+#include <bits/std_function.h>
+#else
+#include <chrono>
+#include <functional>
+#endif
 // ---- hotswap/detail/mailbox.hpp ----
 // A server's mailbox: an unbounded lock-free queue, many senders and one receiver.
 //
@@ -2119,33 +2131,32 @@ class mailbox {
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
-#include <condition_variable>
 #include <cstdint>
-#include <deque>
-#include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
-#include <thread>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
 // ---- hotswap/detail/sync.hpp ----
-// Waiting without burning a core: spin briefly (a cache-line round trip between cores costs
-// 0.07-0.5 us), then park on a futex (a wake round trip costs ~20 us). Linux only.
+// Threads, and waiting without burning a core: spin briefly (a cache-line round trip between
+// cores costs 0.07-0.5 us), then park on a futex (a wake round trip costs ~20 us). Linux only;
+// pthreads and futexes directly, as <thread>, <mutex> and <condition_variable> would double the
+// cost of including hotswap.
 
 #include <atomic>
-#include <chrono>
 #include <cstdint>
 #include <ctime>
+#include <stdexcept>
+#include <string>
+#include <utility>
 
 #include <linux/futex.h>
+#include <pthread.h>
 #include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
 
 namespace hotswap::detail {
 
@@ -2193,6 +2204,54 @@ bool spin_until(Ready ready) {
       sched_yield();  // when threads outnumber cores, the one we wait for may need this one's
     }
   }
+}
+
+/// A joinable thread running `body()`.
+class thread {
+ public:
+  thread() = default;
+  template <class Body>
+  explicit thread(Body body) {
+    auto* owned = new Body(std::move(body));
+    const int failed = pthread_create(
+        &handle_, nullptr,
+        [](void* argument) -> void* {
+          auto* run = static_cast<Body*>(argument);
+          (*run)();
+          delete run;
+          return nullptr;
+        },
+        owned);
+    if (failed) {
+      delete owned;
+      throw std::runtime_error("hotswap: cannot start a thread (pthread_create: error " + std::to_string(failed) + ")");
+    }
+    running_ = true;
+  }
+  thread(thread&& other) noexcept : handle_(other.handle_), running_(std::exchange(other.running_, false)) {}
+  thread& operator=(thread&& other) noexcept {
+    std::swap(handle_, other.handle_);
+    std::swap(running_, other.running_);
+    return *this;
+  }
+  ~thread() {
+    if (running_) pthread_detach(handle_);
+  }
+
+  bool joinable() const noexcept { return running_; }
+  bool is_this_thread() const noexcept { return running_ && pthread_equal(handle_, pthread_self()); }
+  void join() noexcept {
+    if (std::exchange(running_, false)) pthread_join(handle_, nullptr);
+  }
+
+ private:
+  pthread_t handle_{};
+  bool running_ = false;
+};
+
+inline unsigned hardware_threads() noexcept {
+  const long online = sysconf(_SC_NPROCESSORS_ONLN);
+  return online > 0 ? static_cast<unsigned>(online) : 1u;
 }
 
 }  // namespace hotswap::detail
@@ -2577,7 +2636,7 @@ class worker_pool final : public executor {
   }
   ~worker_pool() override {
     {
-      const std::lock_guard hold(lock_);
+      const spin_guard hold(lock_);
       stopping_ = true;
     }
     wake_word_.fetch_add(1, std::memory_order_seq_cst);
@@ -2588,7 +2647,7 @@ class worker_pool final : public executor {
   void schedule(server_core& server) override {
     server.acquire();
     {
-      const std::lock_guard hold(lock_);
+      const spin_guard hold(lock_);
       queue_.push_back(&server);
       queued_.fetch_add(1, std::memory_order_seq_cst);
     }
@@ -2606,7 +2665,7 @@ class worker_pool final : public executor {
       futex_wake(wake_word_, 1);
       return;
     }
-    const std::lock_guard hold(lock_);
+    const spin_guard hold(lock_);
     if (!stopping_ && threads_.size() < max_threads) add_worker();
   }
 
@@ -2624,10 +2683,16 @@ class worker_pool final : public executor {
 
   server_core* take() {
     if (queued_.load(std::memory_order_acquire) == 0) return nullptr;
-    const std::lock_guard hold(lock_);
-    if (queue_.empty()) return nullptr;
-    server_core* next = queue_.front();
-    queue_.pop_front();
+    const spin_guard hold(lock_);
+    if (queue_head_ == queue_.size()) return nullptr;
+    server_core* next = queue_[queue_head_++];
+    if (queue_head_ == queue_.size()) {
+      queue_.clear();
+      queue_head_ = 0;
+    } else if (queue_head_ > 1024 && queue_head_ * 2 > queue_.size()) {
+      queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(queue_head_));
+      queue_head_ = 0;
+    }
     queued_.fetch_sub(1, std::memory_order_relaxed);
     return next;
   }
@@ -2654,14 +2719,15 @@ class worker_pool final : public executor {
     }
   }
   bool stopped() {
-    const std::lock_guard hold(lock_);
-    return stopping_ && queue_.empty();
+    const spin_guard hold(lock_);
+    return stopping_ && queue_head_ == queue_.size();
   }
 
-  std::mutex lock_;
-  std::deque<server_core*> queue_;
+  spin_lock lock_;
+  std::vector<server_core*> queue_;  // from queue_head_ on
+  std::size_t queue_head_ = 0;
   bool stopping_ = false;
-  std::vector<std::thread> threads_;
+  std::vector<thread> threads_;
   alignas(64) std::atomic<std::size_t> queued_{0};
   alignas(64) std::atomic<std::uint32_t> spinners_{0};
   std::atomic<std::uint32_t> sleepers_{0};
@@ -2676,10 +2742,7 @@ class own_thread final : public executor {
   ~own_thread() override {
     stopping_.store(true, std::memory_order_seq_cst);
     signal();
-    if (thread_.get_id() == std::this_thread::get_id())
-      thread_.detach();  // the server's last handle went away inside its own handler
-    else
-      thread_.join();
+    if (!thread_.is_this_thread()) thread_.join();  // else it ends by itself, detached
   }
   void schedule(server_core&) override { signal(); }
   bool others_waiting() const noexcept override { return false; }
@@ -2700,7 +2763,7 @@ class own_thread final : public executor {
   }
   std::atomic<std::uint32_t> wake_word_{0};
   std::atomic<bool> stopping_{false};
-  std::thread thread_;
+  thread thread_;
 };
 
 /// Timers: one thread, asleep until the next deadline.
@@ -2718,22 +2781,22 @@ class timer_service {
     made->fire = std::move(fire);
     made->period = period;
     {
-      const std::lock_guard hold(lock_);
-      if (!thread_.joinable()) thread_ = std::thread([this] { work(); });
+      const spin_guard hold(lock_);
+      if (!thread_.joinable()) thread_ = thread([this] { work(); });
       due_.push_back({std::chrono::steady_clock::now() + delay, made});
       std::push_heap(due_.begin(), due_.end(), later);
     }
-    changed_.notify_one();
+    wake();
     return made;
   }
 
   ~timer_service() {
     {
-      const std::lock_guard hold(lock_);
+      const spin_guard hold(lock_);
       stopping_ = true;
     }
-    changed_.notify_one();
-    if (thread_.joinable()) thread_.join();
+    wake();
+    thread_.join();
   }
 
  private:
@@ -2743,45 +2806,56 @@ class timer_service {
   };
   static bool later(const due& a, const due& b) { return a.at > b.at; }
 
+  void wake() {
+    changed_.fetch_add(1, std::memory_order_seq_cst);
+    futex_wake(changed_, 1);
+  }
+
   void work() {
-    std::unique_lock hold(lock_);
-    while (!stopping_) {
-      if (due_.empty()) {
-        changed_.wait(hold);
+    for (;;) {
+      const std::uint32_t seen = changed_.load(std::memory_order_seq_cst);
+      std::optional<due> firing;
+      auto sleep = std::chrono::nanoseconds(-1);  // until woken
+      {
+        const spin_guard hold(lock_);
+        if (stopping_) return;
+        const auto now = std::chrono::steady_clock::now();
+        if (!due_.empty() && due_.front().at <= now) {
+          std::pop_heap(due_.begin(), due_.end(), later);
+          firing = std::move(due_.back());
+          due_.pop_back();
+        } else if (!due_.empty()) {
+          sleep = due_.front().at - now;
+        }
+      }
+      if (!firing) {
+        futex_wait(changed_, seen, sleep);
         continue;
       }
-      const auto next = due_.front().at;
-      if (std::chrono::steady_clock::now() < next) {
-        changed_.wait_until(hold, next);
+      if (firing->what->cancelled.load(std::memory_order_acquire)) continue;
+      const bool again = firing->what->fire() && firing->what->period.count() > 0;
+      if (!again) {
+        firing->what->cancelled.store(true, std::memory_order_release);  // done: cancel() says so
         continue;
       }
-      std::pop_heap(due_.begin(), due_.end(), later);
-      due firing = std::move(due_.back());
-      due_.pop_back();
-      if (firing.what->cancelled.load(std::memory_order_acquire)) continue;
-      hold.unlock();
-      const bool again = firing.what->fire() && firing.what->period.count() > 0;
-      if (!again) firing.what->cancelled.store(true, std::memory_order_release);  // done: cancel() says so
-      hold.lock();
-      if (again && !firing.what->cancelled.load(std::memory_order_acquire)) {
-        firing.at += firing.what->period;  // no drift: the next tick is due one period after this one
-        due_.push_back(std::move(firing));
-        std::push_heap(due_.begin(), due_.end(), later);
-      }
+      firing->at += firing->what->period;  // no drift: the next tick is due one period after this one
+      const spin_guard hold(lock_);
+      due_.push_back(std::move(*firing));
+      std::push_heap(due_.begin(), due_.end(), later);
     }
   }
 
-  std::mutex lock_;
-  std::condition_variable changed_;
+  spin_lock lock_;
+  std::atomic<std::uint32_t> changed_{0};
   std::vector<due> due_;
   bool stopping_ = false;
-  std::thread thread_;
+  thread thread_;
 };
 
 /// Registered names, and the servers alive.
 class runtime {
  public:
-  runtime() : pool(std::max(1u, std::thread::hardware_concurrency())) {}
+  runtime() : pool(hardware_threads()) {}
 
   worker_pool pool;
   timer_service timers;
@@ -2789,19 +2863,20 @@ class runtime {
   std::uint64_t next_id() noexcept { return ids_.fetch_add(1, std::memory_order_relaxed); }
 
   bool register_name(const std::string& name, server_core& server) {
-    const std::lock_guard hold(names_lock_);
+    const spin_guard hold(names_lock_);
     const spin_guard hold_server(server.exit_lock);
-    if (!server.alive.load() || !server.name.empty() || names_.count(name)) return false;
+    const auto at = find(name);
+    if (!server.alive.load() || !server.name.empty() || (at != names_.end() && at->first == name)) return false;
     server.acquire();
-    names_.emplace(name, &server);
+    names_.emplace(at, name, &server);
     server.name = name;
     return true;
   }
   /// A reference to the server registered as `name`, or null.
   server_core* whereis(const std::string& name) {
-    const std::lock_guard hold(names_lock_);
-    const auto found = names_.find(name);
-    if (found == names_.end()) return nullptr;
+    const spin_guard hold(names_lock_);
+    const auto found = find(name);
+    if (found == names_.end() || found->first != name) return nullptr;
     found->second->acquire();
     return found->second;
   }
@@ -2809,9 +2884,9 @@ class runtime {
   bool unregister_name(const std::string& name, const server_core* server = nullptr) {
     server_core* removed;
     {
-      const std::lock_guard hold(names_lock_);
-      const auto found = names_.find(name);
-      if (found == names_.end() || (server && found->second != server)) return false;
+      const spin_guard hold(names_lock_);
+      const auto found = find(name);
+      if (found == names_.end() || found->first != name || (server && found->second != server)) return false;
       removed = found->second;
       names_.erase(found);
       const spin_guard hold_server(removed->exit_lock);
@@ -2823,8 +2898,14 @@ class runtime {
 
  private:
   std::atomic<std::uint64_t> ids_{1};
-  std::mutex names_lock_;
-  std::unordered_map<std::string, server_core*> names_;
+  using name_entry = std::pair<std::string, server_core*>;
+  std::vector<name_entry>::iterator find(const std::string& name) {
+    return std::lower_bound(names_.begin(), names_.end(), name,
+                            [](const name_entry& entry, const std::string& key) { return entry.first < key; });
+  }
+
+  spin_lock names_lock_;
+  std::vector<name_entry> names_;  // sorted by name
 };
 
 inline runtime& the_runtime() {
@@ -3492,6 +3573,11 @@ class any_server {
   detail::server_core* core_ = nullptr;
 };
 
+/// any_server or a server_ref. (The functions that take one are templates so that a program
+/// compiles only the requests it makes.)
+template <class T>
+concept server_handle = std::derived_from<T, any_server>;
+
 /// A handle to a server of `Interface`, whatever implementation or version it runs.
 template <class Interface>
 class server_ref : public any_server {
@@ -3713,7 +3799,7 @@ inline bool run_control_here(server_core& server, control_request& request) noex
 /// suspended), and waits for it at most `timeout`. On an idle server it runs at once on the
 /// calling thread; the timeout then bounds nothing (sys requests are short).
 template <class Result, class Run>
-result<Result> control(const any_server& server, std::chrono::nanoseconds timeout, Run run) {
+result<Result> control(const server_handle auto& server, std::chrono::nanoseconds timeout, Run run) {
   if (!server) return error{errc::no_server, "an empty server handle"};
   auto* request = new control_call<Result, Run>(std::move(run));
   const bool sent = run_control_here(*server.core(), *request) || server.core()->deliver([&](envelope& into) noexcept {
@@ -3733,7 +3819,7 @@ result<Result> control(const any_server& server, std::chrono::nanoseconds timeou
 
 /// Stops a server: its terminate runs (reason normal), calls still waiting fail with
 /// errc::server_died, its name is freed.
-inline result<void> stop(const any_server& server, std::chrono::nanoseconds timeout = default_timeout) {
+result<void> stop(const server_handle auto& server, std::chrono::nanoseconds timeout = default_timeout) {
   return detail::control<void>(server, timeout, [](detail::server_core& core) -> result<void> {
     detail::end_server(core, {exit_kind::normal, {}});
     return {};
@@ -3803,9 +3889,7 @@ inline bool cancel(timer& pending) noexcept { return pending.cancel(); }
 //
 // Each request waits for its answer at most its timeout and reports failure as a result.
 
-#include <chrono>
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -3815,7 +3899,7 @@ inline bool cancel(timer& pending) noexcept { return pending.cancel(); }
 namespace hotswap::sys {
 
 /// Normal messages wait, in order, until resume; sys requests are still served.
-inline result<void> suspend(const any_server& server, std::chrono::nanoseconds timeout = default_timeout) {
+result<void> suspend(const server_handle auto& server, std::chrono::nanoseconds timeout = default_timeout) {
   return detail::control<void>(server, timeout, [](detail::server_core& core) -> result<void> {
     core.suspended = true;
     return {};
@@ -3823,7 +3907,7 @@ inline result<void> suspend(const any_server& server, std::chrono::nanoseconds t
 }
 
 /// Handles what waited, in order, then carries on.
-inline result<void> resume(const any_server& server, std::chrono::nanoseconds timeout = default_timeout) {
+result<void> resume(const server_handle auto& server, std::chrono::nanoseconds timeout = default_timeout) {
   return detail::control<void>(server, timeout, [](detail::server_core& core) -> result<void> {
     core.suspended = false;
     return {};
@@ -3833,7 +3917,7 @@ inline result<void> resume(const any_server& server, std::chrono::nanoseconds ti
 }  // namespace hotswap::sys
 
 namespace hotswap::detail {
-inline result<void> change_code_request(const any_server& server, const implementation_table& table, int old_vsn,
+result<void> change_code_request(const server_handle auto& server, const implementation_table& table, int old_vsn,
                                 std::chrono::nanoseconds timeout, std::shared_ptr<const void> table_owner,
                                 extra_ref extra, std::shared_ptr<const void> extra_owner) {
   return control<void>(
@@ -3867,7 +3951,7 @@ namespace hotswap::sys {
 /// code_change or the generated migration). `old_vsn` is the vsn the server runs, as in
 /// Erlang. On any failure the server keeps its old state and table, and goes on serving.
 /// `table_owner` keeps the table's code loaded while the server runs it (modules set it).
-inline result<void> change_code(const any_server& server, const implementation_table& table, int old_vsn,
+result<void> change_code(const server_handle auto& server, const implementation_table& table, int old_vsn,
                                 std::chrono::nanoseconds timeout = default_timeout,
                                 std::shared_ptr<const void> table_owner = {}) {
   return detail::change_code_request(server, table, old_vsn, timeout, std::move(table_owner), {}, {});
@@ -3875,7 +3959,7 @@ inline result<void> change_code(const any_server& server, const implementation_t
 
 /// change_code passing `extra` to code_change (a copy: the request may outlive the wait).
 template <class Extra>
-result<void> change_code(const any_server& server, const implementation_table& table, int old_vsn,
+result<void> change_code(const server_handle auto& server, const implementation_table& table, int old_vsn,
                          const Extra& extra, std::chrono::nanoseconds timeout = default_timeout) {
   auto kept = std::make_shared<const Extra>(extra);
   const extra_ref reference{kept.get(), detail::value_fingerprint<Extra>, detail::type_spelling<Extra>()};
@@ -3884,7 +3968,7 @@ result<void> change_code(const any_server& server, const implementation_table& t
 
 /// A copy of the server's state, if it is a `State`.
 template <class State>
-result<State> get_state(const any_server& server, std::chrono::nanoseconds timeout = default_timeout) {
+result<State> get_state(const server_handle auto& server, std::chrono::nanoseconds timeout = default_timeout) {
   return detail::control<State>(server, timeout, [](detail::server_core& core) -> result<State> {
     if (core.table->state_fingerprint != detail::value_fingerprint<State>)
       return error{errc::wrong_state_type, "the state is a " + std::string(core.table->state_type)};
@@ -3895,7 +3979,7 @@ result<State> get_state(const any_server& server, std::chrono::nanoseconds timeo
 /// Applies `change(State&)` to a copy of the state, which then replaces it: if change throws,
 /// the state is as it was.
 template <class State, class Change>
-result<void> replace_state(const any_server& server, Change change,
+result<void> replace_state(const server_handle auto& server, Change change,
                            std::chrono::nanoseconds timeout = default_timeout) {
   return detail::control<void>(server, timeout, [change = std::move(change)](detail::server_core& core) mutable
                                -> result<void> {
@@ -3925,7 +4009,7 @@ struct status {
   std::uint64_t state_fingerprint;
 };
 
-inline result<status> get_status(const any_server& server, std::chrono::nanoseconds timeout = default_timeout) {
+result<status> get_status(const server_handle auto& server, std::chrono::nanoseconds timeout = default_timeout) {
   return detail::control<status>(server, timeout, [](detail::server_core& core) -> result<status> {
     std::string name;
     {
@@ -3951,7 +4035,7 @@ struct statistics_report {
 };
 
 /// Turns the timing of handlers on or off (off at start: it costs two clock reads a message).
-inline result<void> statistics(const any_server& server, bool timing,
+result<void> statistics(const server_handle auto& server, bool timing,
                                std::chrono::nanoseconds timeout = default_timeout) {
   return detail::control<void>(server, timeout, [timing](detail::server_core& core) -> result<void> {
     core.timing = timing;
@@ -3959,7 +4043,7 @@ inline result<void> statistics(const any_server& server, bool timing,
   });
 }
 
-inline result<statistics_report> statistics(const any_server& server,
+result<statistics_report> statistics(const server_handle auto& server,
                                             std::chrono::nanoseconds timeout = default_timeout) {
   return detail::control<statistics_report>(server, timeout, [](detail::server_core& core) -> result<statistics_report> {
     return statistics_report{core.handled, core.time_in_handlers, core.timing};
@@ -3968,7 +4052,7 @@ inline result<statistics_report> statistics(const any_server& server,
 
 /// Calls `hook` for each message the server takes in and each it has handled, on the server's
 /// thread; an empty hook turns tracing off.
-inline result<void> trace(const any_server& server, std::function<void(const trace_event&)> hook,
+result<void> trace(const server_handle auto& server, std::function<void(const trace_event&)> hook,
                           std::chrono::nanoseconds timeout = default_timeout) {
   return detail::control<void>(server, timeout, [hook = std::move(hook)](detail::server_core& core) mutable
                                -> result<void> {
@@ -3987,9 +4071,7 @@ inline result<void> trace(const any_server& server, std::function<void(const tra
 //     auto root = hotswap::start_supervisor({.strategy = hotswap::strategy::one_for_one},
 //                                           {hotswap::child<CounterV1>("counter", {.name = "counter"})});
 
-#include <chrono>
 #include <deque>
-#include <functional>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -4076,7 +4158,8 @@ struct supervisor_state {
 
 /// The supervisor's own implementation. A child that cannot be started, or restarts beyond the
 /// intensity, make a handler throw: the supervisor crashes (its terminate stops the children)
-/// and its own supervisor decides what follows.
+/// and its own supervisor decides what follows. (A template only to be compiled when used.)
+template <class = void>
 struct supervisor_implementation {
   using interface = supervisor_interface;
   static constexpr int vsn = 1;
@@ -4167,35 +4250,39 @@ struct supervisor_implementation {
 };
 }  // namespace detail
 
+// What follows is templated on the supervisor's implementation only so that a program that
+// never starts a supervisor does not compile one.
+
 /// Starts a supervisor: its children start in order (if one fails, those started are stopped
 /// and the supervisor does not start).
-inline result<server_ref<supervisor_interface>> start_supervisor(supervisor_flags flags,
-                                                                 std::vector<child_spec> children,
-                                                                 start_options options = {}) {
-  return start<detail::supervisor_implementation>(detail::supervisor_spec{flags, std::move(children)},
-                                                 std::move(options));
+template <class Implementation = detail::supervisor_implementation<>>
+result<server_ref<supervisor_interface>> start_supervisor(supervisor_flags flags, std::vector<child_spec> children,
+                                                          start_options options = {}) {
+  return start<Implementation>(detail::supervisor_spec{flags, std::move(children)}, std::move(options));
 }
 
 /// A supervisor as a child of another.
-inline child_spec supervisor_child(std::string id, supervisor_flags flags, std::vector<child_spec> children,
-                                   restart restart_type = restart::permanent) {
+template <class Implementation = detail::supervisor_implementation<>>
+child_spec supervisor_child(std::string id, supervisor_flags flags, std::vector<child_spec> children,
+                            restart restart_type = restart::permanent) {
   return {std::move(id),
           [flags, children = std::move(children)]() -> result<any_server> {
-            auto started = start_supervisor(flags, children);
+            auto started = start_supervisor<Implementation>(flags, children);
             if (!started) return started.error();
             return any_server(std::move(*started));
           },
           restart_type};
 }
 
-/// An application: a top supervisor started from an ordered children list, stopped in reverse.
-class application {
+template <class Implementation = detail::supervisor_implementation<>>
+class basic_application {
  public:
   /// Starts the children in order, under a supervisor registered as `name`.
-  static result<application> start(std::string name, supervisor_flags flags, std::vector<child_spec> children) {
-    auto root = start_supervisor(flags, std::move(children), {.name = std::move(name)});
+  static result<basic_application> start(std::string name, supervisor_flags flags,
+                                         std::vector<child_spec> children) {
+    auto root = start_supervisor<Implementation>(flags, std::move(children), {.name = std::move(name)});
     if (!root) return root.error();
-    return application(std::move(*root));
+    return basic_application(std::move(*root));
   }
   /// Stops every child, last started first, then the supervisor.
   result<void> stop(std::chrono::nanoseconds timeout = default_timeout) { return hotswap::stop(root_, timeout); }
@@ -4204,8 +4291,11 @@ class application {
   const server_ref<supervisor_interface>& supervisor() const noexcept { return root_; }
 
  private:
-  explicit application(server_ref<supervisor_interface> root) : root_(std::move(root)) {}
+  explicit basic_application(server_ref<supervisor_interface> root) : root_(std::move(root)) {}
   server_ref<supervisor_interface> root_;
 };
+
+/// An application: a top supervisor started from an ordered children list, stopped in reverse.
+using application = basic_application<>;
 
 }  // namespace hotswap

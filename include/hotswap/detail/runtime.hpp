@@ -4,20 +4,14 @@
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
-#include <condition_variable>
 #include <cstdint>
-#include <deque>
-#include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
-#include <thread>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
+#include "std_parts.hpp"
 #include "mailbox.hpp"
 #include "spin_lock.hpp"
 #include "sync.hpp"
@@ -314,7 +308,7 @@ class worker_pool final : public executor {
   }
   ~worker_pool() override {
     {
-      const std::lock_guard hold(lock_);
+      const spin_guard hold(lock_);
       stopping_ = true;
     }
     wake_word_.fetch_add(1, std::memory_order_seq_cst);
@@ -325,7 +319,7 @@ class worker_pool final : public executor {
   void schedule(server_core& server) override {
     server.acquire();
     {
-      const std::lock_guard hold(lock_);
+      const spin_guard hold(lock_);
       queue_.push_back(&server);
       queued_.fetch_add(1, std::memory_order_seq_cst);
     }
@@ -343,7 +337,7 @@ class worker_pool final : public executor {
       futex_wake(wake_word_, 1);
       return;
     }
-    const std::lock_guard hold(lock_);
+    const spin_guard hold(lock_);
     if (!stopping_ && threads_.size() < max_threads) add_worker();
   }
 
@@ -361,10 +355,16 @@ class worker_pool final : public executor {
 
   server_core* take() {
     if (queued_.load(std::memory_order_acquire) == 0) return nullptr;
-    const std::lock_guard hold(lock_);
-    if (queue_.empty()) return nullptr;
-    server_core* next = queue_.front();
-    queue_.pop_front();
+    const spin_guard hold(lock_);
+    if (queue_head_ == queue_.size()) return nullptr;
+    server_core* next = queue_[queue_head_++];
+    if (queue_head_ == queue_.size()) {
+      queue_.clear();
+      queue_head_ = 0;
+    } else if (queue_head_ > 1024 && queue_head_ * 2 > queue_.size()) {
+      queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(queue_head_));
+      queue_head_ = 0;
+    }
     queued_.fetch_sub(1, std::memory_order_relaxed);
     return next;
   }
@@ -391,14 +391,15 @@ class worker_pool final : public executor {
     }
   }
   bool stopped() {
-    const std::lock_guard hold(lock_);
-    return stopping_ && queue_.empty();
+    const spin_guard hold(lock_);
+    return stopping_ && queue_head_ == queue_.size();
   }
 
-  std::mutex lock_;
-  std::deque<server_core*> queue_;
+  spin_lock lock_;
+  std::vector<server_core*> queue_;  // from queue_head_ on
+  std::size_t queue_head_ = 0;
   bool stopping_ = false;
-  std::vector<std::thread> threads_;
+  std::vector<thread> threads_;
   alignas(64) std::atomic<std::size_t> queued_{0};
   alignas(64) std::atomic<std::uint32_t> spinners_{0};
   std::atomic<std::uint32_t> sleepers_{0};
@@ -413,10 +414,7 @@ class own_thread final : public executor {
   ~own_thread() override {
     stopping_.store(true, std::memory_order_seq_cst);
     signal();
-    if (thread_.get_id() == std::this_thread::get_id())
-      thread_.detach();  // the server's last handle went away inside its own handler
-    else
-      thread_.join();
+    if (!thread_.is_this_thread()) thread_.join();  // else it ends by itself, detached
   }
   void schedule(server_core&) override { signal(); }
   bool others_waiting() const noexcept override { return false; }
@@ -437,7 +435,7 @@ class own_thread final : public executor {
   }
   std::atomic<std::uint32_t> wake_word_{0};
   std::atomic<bool> stopping_{false};
-  std::thread thread_;
+  thread thread_;
 };
 
 /// Timers: one thread, asleep until the next deadline.
@@ -455,22 +453,22 @@ class timer_service {
     made->fire = std::move(fire);
     made->period = period;
     {
-      const std::lock_guard hold(lock_);
-      if (!thread_.joinable()) thread_ = std::thread([this] { work(); });
+      const spin_guard hold(lock_);
+      if (!thread_.joinable()) thread_ = thread([this] { work(); });
       due_.push_back({std::chrono::steady_clock::now() + delay, made});
       std::push_heap(due_.begin(), due_.end(), later);
     }
-    changed_.notify_one();
+    wake();
     return made;
   }
 
   ~timer_service() {
     {
-      const std::lock_guard hold(lock_);
+      const spin_guard hold(lock_);
       stopping_ = true;
     }
-    changed_.notify_one();
-    if (thread_.joinable()) thread_.join();
+    wake();
+    thread_.join();
   }
 
  private:
@@ -480,45 +478,56 @@ class timer_service {
   };
   static bool later(const due& a, const due& b) { return a.at > b.at; }
 
+  void wake() {
+    changed_.fetch_add(1, std::memory_order_seq_cst);
+    futex_wake(changed_, 1);
+  }
+
   void work() {
-    std::unique_lock hold(lock_);
-    while (!stopping_) {
-      if (due_.empty()) {
-        changed_.wait(hold);
+    for (;;) {
+      const std::uint32_t seen = changed_.load(std::memory_order_seq_cst);
+      std::optional<due> firing;
+      auto sleep = std::chrono::nanoseconds(-1);  // until woken
+      {
+        const spin_guard hold(lock_);
+        if (stopping_) return;
+        const auto now = std::chrono::steady_clock::now();
+        if (!due_.empty() && due_.front().at <= now) {
+          std::pop_heap(due_.begin(), due_.end(), later);
+          firing = std::move(due_.back());
+          due_.pop_back();
+        } else if (!due_.empty()) {
+          sleep = due_.front().at - now;
+        }
+      }
+      if (!firing) {
+        futex_wait(changed_, seen, sleep);
         continue;
       }
-      const auto next = due_.front().at;
-      if (std::chrono::steady_clock::now() < next) {
-        changed_.wait_until(hold, next);
+      if (firing->what->cancelled.load(std::memory_order_acquire)) continue;
+      const bool again = firing->what->fire() && firing->what->period.count() > 0;
+      if (!again) {
+        firing->what->cancelled.store(true, std::memory_order_release);  // done: cancel() says so
         continue;
       }
-      std::pop_heap(due_.begin(), due_.end(), later);
-      due firing = std::move(due_.back());
-      due_.pop_back();
-      if (firing.what->cancelled.load(std::memory_order_acquire)) continue;
-      hold.unlock();
-      const bool again = firing.what->fire() && firing.what->period.count() > 0;
-      if (!again) firing.what->cancelled.store(true, std::memory_order_release);  // done: cancel() says so
-      hold.lock();
-      if (again && !firing.what->cancelled.load(std::memory_order_acquire)) {
-        firing.at += firing.what->period;  // no drift: the next tick is due one period after this one
-        due_.push_back(std::move(firing));
-        std::push_heap(due_.begin(), due_.end(), later);
-      }
+      firing->at += firing->what->period;  // no drift: the next tick is due one period after this one
+      const spin_guard hold(lock_);
+      due_.push_back(std::move(*firing));
+      std::push_heap(due_.begin(), due_.end(), later);
     }
   }
 
-  std::mutex lock_;
-  std::condition_variable changed_;
+  spin_lock lock_;
+  std::atomic<std::uint32_t> changed_{0};
   std::vector<due> due_;
   bool stopping_ = false;
-  std::thread thread_;
+  thread thread_;
 };
 
 /// Registered names, and the servers alive.
 class runtime {
  public:
-  runtime() : pool(std::max(1u, std::thread::hardware_concurrency())) {}
+  runtime() : pool(hardware_threads()) {}
 
   worker_pool pool;
   timer_service timers;
@@ -526,19 +535,20 @@ class runtime {
   std::uint64_t next_id() noexcept { return ids_.fetch_add(1, std::memory_order_relaxed); }
 
   bool register_name(const std::string& name, server_core& server) {
-    const std::lock_guard hold(names_lock_);
+    const spin_guard hold(names_lock_);
     const spin_guard hold_server(server.exit_lock);
-    if (!server.alive.load() || !server.name.empty() || names_.count(name)) return false;
+    const auto at = find(name);
+    if (!server.alive.load() || !server.name.empty() || (at != names_.end() && at->first == name)) return false;
     server.acquire();
-    names_.emplace(name, &server);
+    names_.emplace(at, name, &server);
     server.name = name;
     return true;
   }
   /// A reference to the server registered as `name`, or null.
   server_core* whereis(const std::string& name) {
-    const std::lock_guard hold(names_lock_);
-    const auto found = names_.find(name);
-    if (found == names_.end()) return nullptr;
+    const spin_guard hold(names_lock_);
+    const auto found = find(name);
+    if (found == names_.end() || found->first != name) return nullptr;
     found->second->acquire();
     return found->second;
   }
@@ -546,9 +556,9 @@ class runtime {
   bool unregister_name(const std::string& name, const server_core* server = nullptr) {
     server_core* removed;
     {
-      const std::lock_guard hold(names_lock_);
-      const auto found = names_.find(name);
-      if (found == names_.end() || (server && found->second != server)) return false;
+      const spin_guard hold(names_lock_);
+      const auto found = find(name);
+      if (found == names_.end() || found->first != name || (server && found->second != server)) return false;
       removed = found->second;
       names_.erase(found);
       const spin_guard hold_server(removed->exit_lock);
@@ -560,8 +570,14 @@ class runtime {
 
  private:
   std::atomic<std::uint64_t> ids_{1};
-  std::mutex names_lock_;
-  std::unordered_map<std::string, server_core*> names_;
+  using name_entry = std::pair<std::string, server_core*>;
+  std::vector<name_entry>::iterator find(const std::string& name) {
+    return std::lower_bound(names_.begin(), names_.end(), name,
+                            [](const name_entry& entry, const std::string& key) { return entry.first < key; });
+  }
+
+  spin_lock names_lock_;
+  std::vector<name_entry> names_;  // sorted by name
 };
 
 inline runtime& the_runtime() {

@@ -479,7 +479,7 @@ void handle(void* state, envelope& message, outcome& result) noexcept {
   M& m = unpack<M>(message);
   report_failure(result, [&] {
     if constexpr (requires { typename Kind::reply; })
-      static_cast<reply_slot<typename Kind::reply>*>(message.reply)
+      static_cast<reply_slot<typename Kind::reply>*>(static_cast<reply_slot_base*>(message.reply))
           ->answer(typename Kind::reply(Implementation::handle_call(std::move(m), s)));
     else if constexpr (std::is_same_v<Kind, cast_msg<M>>)
       Implementation::handle_cast(std::move(m), s);
@@ -715,7 +715,7 @@ result<server_ref<Interface>> start(const implementation_table& table, const voi
   }
   if (initialized.failed) {
     core->alive.store(false);
-    if (!options.name.empty()) runtime.unregister_name(options.name);
+    if (!options.name.empty()) runtime.unregister_name(options.name, core);
     core->release();
     return error{errc::init_failed, std::move(initialized.what)};
   }
@@ -795,7 +795,8 @@ result<reply_of<Interface, M>> call(const server_ref<Interface>& to, M&& message
   if (!to) return error{errc::no_server, "an empty server handle"};
   if (to.core() == detail::current_server()) return error{errc::calling_self, "it would wait for itself"};
   detail::cached_slot<R> slot;
-  if (!detail::packed<T>(std::forward<M>(message)).send(*to.core(), Interface::template index_of<T>, slot.get()))
+  detail::reply_slot_base* const reply = slot.get();  // what the receiver casts the envelope's pointer back to
+  if (!detail::packed<T>(std::forward<M>(message)).send(*to.core(), Interface::template index_of<T>, reply))
     return error{errc::no_server, {}};
   if (!slot.get()->wait(timeout, detail::before_parking)) {
     slot.abandon();
@@ -887,7 +888,7 @@ result<Result> control(const server_handle auto& server, std::chrono::nanosecond
   auto* request = new control_call<Result, Run>(std::move(run));
   const bool sent = run_control_here(*server.core(), *request) || server.core()->deliver([&](envelope& into) noexcept {
     into.kind = control_kind;
-    into.reply = request;
+    into.reply = static_cast<control_request*>(request);
   });
   if (!sent) {
     delete request;

@@ -2635,10 +2635,7 @@ class worker_pool final : public executor {
     for (unsigned i = 0; i < std::max(threads, 1u); ++i) add_worker();
   }
   ~worker_pool() override {
-    {
-      const spin_guard hold(lock_);
-      stopping_ = true;
-    }
+    stopping_.store(true, std::memory_order_seq_cst);
     wake_word_.fetch_add(1, std::memory_order_seq_cst);
     futex_wake(wake_word_, 1 << 30);
     for (auto& thread : threads_) thread.join();
@@ -2666,7 +2663,7 @@ class worker_pool final : public executor {
       return;
     }
     const spin_guard hold(lock_);
-    if (!stopping_ && threads_.size() < max_threads) add_worker();
+    if (!stopping_.load() && threads_.size() < max_threads) add_worker();
   }
 
   static worker_pool*& this_thread_pool() noexcept {
@@ -2718,15 +2715,12 @@ class worker_pool final : public executor {
       sleepers_.fetch_sub(1, std::memory_order_seq_cst);
     }
   }
-  bool stopped() {
-    const spin_guard hold(lock_);
-    return stopping_ && queue_head_ == queue_.size();
-  }
+  bool stopped() const noexcept { return stopping_.load(std::memory_order_acquire) && !others_waiting(); }
 
   spin_lock lock_;
   std::vector<server_core*> queue_;  // from queue_head_ on
   std::size_t queue_head_ = 0;
-  bool stopping_ = false;
+  std::atomic<bool> stopping_{false};
   std::vector<thread> threads_;
   alignas(64) std::atomic<std::size_t> queued_{0};
   alignas(64) std::atomic<std::uint32_t> spinners_{0};
@@ -2734,8 +2728,8 @@ class worker_pool final : public executor {
   std::atomic<std::uint32_t> wake_word_{0};
 };
 
-/// A thread for one server whose handlers block. It holds a reference to the server until the
-/// server has ended.
+/// A thread for one server whose handlers block. It runs the server when scheduled (as a pool
+/// worker would), and holds a reference to it until it has ended.
 class own_thread final : public executor {
  public:
   explicit own_thread(server_core& server) : thread_((server.acquire(), [this, &server] { work(server); })) {}
@@ -2744,7 +2738,10 @@ class own_thread final : public executor {
     signal();
     if (!thread_.is_this_thread()) thread_.join();  // else it ends by itself, detached
   }
-  void schedule(server_core&) override { signal(); }
+  void schedule(server_core&) override {
+    scheduled_.store(true, std::memory_order_seq_cst);
+    signal();
+  }
   bool others_waiting() const noexcept override { return false; }
 
  private:
@@ -2755,13 +2752,14 @@ class own_thread final : public executor {
   void work(server_core& server) {
     for (;;) {
       const std::uint32_t seen = wake_word_.load(std::memory_order_seq_cst);
-      if (server.run_state.load(std::memory_order_seq_cst) != server_core::idle) run_server(server, *this);
+      if (scheduled_.exchange(false, std::memory_order_seq_cst)) run_server(server, *this);
       if (!server.alive.load(std::memory_order_seq_cst) || stopping_.load(std::memory_order_seq_cst)) break;
-      if (server.run_state.load(std::memory_order_seq_cst) == server_core::idle) futex_wait(wake_word_, seen);
+      if (!scheduled_.load(std::memory_order_seq_cst)) futex_wait(wake_word_, seen);
     }
     server.release();  // may destroy this executor: touch nothing after it
   }
   std::atomic<std::uint32_t> wake_word_{0};
+  std::atomic<bool> scheduled_{false};
   std::atomic<bool> stopping_{false};
   thread thread_;
 };
@@ -3396,7 +3394,7 @@ void handle(void* state, envelope& message, outcome& result) noexcept {
   M& m = unpack<M>(message);
   report_failure(result, [&] {
     if constexpr (requires { typename Kind::reply; })
-      static_cast<reply_slot<typename Kind::reply>*>(message.reply)
+      static_cast<reply_slot<typename Kind::reply>*>(static_cast<reply_slot_base*>(message.reply))
           ->answer(typename Kind::reply(Implementation::handle_call(std::move(m), s)));
     else if constexpr (std::is_same_v<Kind, cast_msg<M>>)
       Implementation::handle_cast(std::move(m), s);
@@ -3632,7 +3630,7 @@ result<server_ref<Interface>> start(const implementation_table& table, const voi
   }
   if (initialized.failed) {
     core->alive.store(false);
-    if (!options.name.empty()) runtime.unregister_name(options.name);
+    if (!options.name.empty()) runtime.unregister_name(options.name, core);
     core->release();
     return error{errc::init_failed, std::move(initialized.what)};
   }
@@ -3712,7 +3710,8 @@ result<reply_of<Interface, M>> call(const server_ref<Interface>& to, M&& message
   if (!to) return error{errc::no_server, "an empty server handle"};
   if (to.core() == detail::current_server()) return error{errc::calling_self, "it would wait for itself"};
   detail::cached_slot<R> slot;
-  if (!detail::packed<T>(std::forward<M>(message)).send(*to.core(), Interface::template index_of<T>, slot.get()))
+  detail::reply_slot_base* const reply = slot.get();  // what the receiver casts the envelope's pointer back to
+  if (!detail::packed<T>(std::forward<M>(message)).send(*to.core(), Interface::template index_of<T>, reply))
     return error{errc::no_server, {}};
   if (!slot.get()->wait(timeout, detail::before_parking)) {
     slot.abandon();
@@ -3804,7 +3803,7 @@ result<Result> control(const server_handle auto& server, std::chrono::nanosecond
   auto* request = new control_call<Result, Run>(std::move(run));
   const bool sent = run_control_here(*server.core(), *request) || server.core()->deliver([&](envelope& into) noexcept {
     into.kind = control_kind;
-    into.reply = request;
+    into.reply = static_cast<control_request*>(request);
   });
   if (!sent) {
     delete request;

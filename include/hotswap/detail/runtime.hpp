@@ -307,10 +307,7 @@ class worker_pool final : public executor {
     for (unsigned i = 0; i < std::max(threads, 1u); ++i) add_worker();
   }
   ~worker_pool() override {
-    {
-      const spin_guard hold(lock_);
-      stopping_ = true;
-    }
+    stopping_.store(true, std::memory_order_seq_cst);
     wake_word_.fetch_add(1, std::memory_order_seq_cst);
     futex_wake(wake_word_, 1 << 30);
     for (auto& thread : threads_) thread.join();
@@ -338,7 +335,7 @@ class worker_pool final : public executor {
       return;
     }
     const spin_guard hold(lock_);
-    if (!stopping_ && threads_.size() < max_threads) add_worker();
+    if (!stopping_.load() && threads_.size() < max_threads) add_worker();
   }
 
   static worker_pool*& this_thread_pool() noexcept {
@@ -390,15 +387,12 @@ class worker_pool final : public executor {
       sleepers_.fetch_sub(1, std::memory_order_seq_cst);
     }
   }
-  bool stopped() {
-    const spin_guard hold(lock_);
-    return stopping_ && queue_head_ == queue_.size();
-  }
+  bool stopped() const noexcept { return stopping_.load(std::memory_order_acquire) && !others_waiting(); }
 
   spin_lock lock_;
   std::vector<server_core*> queue_;  // from queue_head_ on
   std::size_t queue_head_ = 0;
-  bool stopping_ = false;
+  std::atomic<bool> stopping_{false};
   std::vector<thread> threads_;
   alignas(64) std::atomic<std::size_t> queued_{0};
   alignas(64) std::atomic<std::uint32_t> spinners_{0};
@@ -406,8 +400,8 @@ class worker_pool final : public executor {
   std::atomic<std::uint32_t> wake_word_{0};
 };
 
-/// A thread for one server whose handlers block. It holds a reference to the server until the
-/// server has ended.
+/// A thread for one server whose handlers block. It runs the server when scheduled (as a pool
+/// worker would), and holds a reference to it until it has ended.
 class own_thread final : public executor {
  public:
   explicit own_thread(server_core& server) : thread_((server.acquire(), [this, &server] { work(server); })) {}
@@ -416,7 +410,10 @@ class own_thread final : public executor {
     signal();
     if (!thread_.is_this_thread()) thread_.join();  // else it ends by itself, detached
   }
-  void schedule(server_core&) override { signal(); }
+  void schedule(server_core&) override {
+    scheduled_.store(true, std::memory_order_seq_cst);
+    signal();
+  }
   bool others_waiting() const noexcept override { return false; }
 
  private:
@@ -427,13 +424,14 @@ class own_thread final : public executor {
   void work(server_core& server) {
     for (;;) {
       const std::uint32_t seen = wake_word_.load(std::memory_order_seq_cst);
-      if (server.run_state.load(std::memory_order_seq_cst) != server_core::idle) run_server(server, *this);
+      if (scheduled_.exchange(false, std::memory_order_seq_cst)) run_server(server, *this);
       if (!server.alive.load(std::memory_order_seq_cst) || stopping_.load(std::memory_order_seq_cst)) break;
-      if (server.run_state.load(std::memory_order_seq_cst) == server_core::idle) futex_wait(wake_word_, seen);
+      if (!scheduled_.load(std::memory_order_seq_cst)) futex_wait(wake_word_, seen);
     }
     server.release();  // may destroy this executor: touch nothing after it
   }
   std::atomic<std::uint32_t> wake_word_{0};
+  std::atomic<bool> scheduled_{false};
   std::atomic<bool> stopping_{false};
   thread thread_;
 };

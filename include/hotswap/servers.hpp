@@ -694,37 +694,36 @@ result<server_ref<Interface>> start(const implementation_table& table, const voi
                                             ", not " + std::string(Interface::name)};
   detail::runtime& runtime = detail::the_runtime();
   auto* core = new detail::server_core(runtime.next_id(), table);
-  core->table_owner = std::move(options.table_owner);
-  core->runs_on = &runtime.pool;
   any_server handle(core);
   core->acquire();  // the reference for being alive
-  if (!options.name.empty() && !runtime.register_name(options.name, *core)) {
-    core->alive.store(false);
-    core->release();
-    return error{errc::init_failed, "the name " + options.name + " is already registered"};
-  }
-  // Marked running until init returns: what is sent meanwhile (from init, to timers or
-  // monitors set up by it) waits.
+  core->table_owner = std::move(options.table_owner);
+  // Marked running (owned by this thread) until init returns: what is sent meanwhile, through
+  // the name or from init itself, waits.
   core->run_state.store(detail::server_core::running);
+  core->runs_on = &runtime.pool;
   detail::outcome initialized;
-  {
+  if (options.own_thread) {
+    detail::report_failure(initialized, [&] {
+      core->own_thread = std::make_unique<detail::own_thread>(*core);  // it runs only when scheduled
+      core->runs_on = core->own_thread.get();
+    });
+  }
+  if (!initialized.failed && !options.name.empty() && !runtime.register_name(options.name, *core))
+    initialized = {true, "the name " + options.name + " is already registered"};
+  if (!initialized.failed) {
     detail::server_core*& current = detail::current_server();
     detail::server_core* const outer = std::exchange(current, core);
     core->state = table.init(argument, initialized);
     current = outer;
   }
   if (initialized.failed) {
-    core->alive.store(false);
-    if (!options.name.empty()) runtime.unregister_name(options.name, core);
-    core->release();
-    return error{errc::init_failed, std::move(initialized.what)};
-  }
-  if (options.own_thread) {
-    core->own_thread = std::make_unique<detail::own_thread>(*core);
-    core->runs_on = core->own_thread.get();
+    // As if it had ended: what was sent meanwhile fails, monitors hear of it, the name is free.
+    detail::end_server(*core, {exit_kind::crashed, initialized.what});
+    if (core->own_thread) core->own_thread->wake();  // to see that it has ended
   }
   std::uint32_t quiet = detail::server_core::running;
   if (!core->run_state.compare_exchange_strong(quiet, detail::server_core::idle)) core->runs_on->schedule(*core);
+  if (initialized.failed) return error{errc::init_failed, std::move(initialized.what)};
   return *server_ref<Interface>::from(std::move(handle));
 }
 
@@ -885,6 +884,7 @@ inline bool run_control_here(server_core& server, control_request& request) noex
 template <class Result, class Run>
 result<Result> control(const server_handle auto& server, std::chrono::nanoseconds timeout, Run run) {
   if (!server) return error{errc::no_server, "an empty server handle"};
+  if (server.core() == current_server()) return error{errc::calling_self, "a server cannot wait for itself"};
   auto* request = new control_call<Result, Run>(std::move(run));
   const bool sent = run_control_here(*server.core(), *request) || server.core()->deliver([&](envelope& into) noexcept {
     into.kind = control_kind;
@@ -902,12 +902,23 @@ result<Result> control(const server_handle auto& server, std::chrono::nanosecond
 }  // namespace detail
 
 /// Stops a server: its terminate runs (reason normal), calls still waiting fail with
-/// errc::server_died, its name is freed.
+/// errc::server_died, its name is freed. From the server's own handler, the stop is queued and
+/// happens once the handler returns (this returns at once).
 result<void> stop(const server_handle auto& server, std::chrono::nanoseconds timeout = default_timeout) {
-  return detail::control<void>(server, timeout, [](detail::server_core& core) -> result<void> {
+  auto end = [](detail::server_core& core) -> result<void> {
     detail::end_server(core, {exit_kind::normal, {}});
     return {};
-  });
+  };
+  if (server && server.core() == detail::current_server()) {
+    auto* request = new detail::control_call<void, decltype(end)>(end);
+    request->state.store(detail::reply_slot_base::abandoned);  // nobody waits: the server frees it
+    server.core()->deliver([&](detail::envelope& into) noexcept {
+      into.kind = detail::control_kind;
+      into.reply = static_cast<detail::control_request*>(request);
+    });
+    return {};
+  }
+  return detail::control<void>(server, timeout, end);
 }
 
 // ---- names ----

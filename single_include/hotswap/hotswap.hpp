@@ -2065,6 +2065,10 @@ class mailbox {
 
     static segment* make(std::uint32_t capacity) {
       void* memory = ::operator new(sizeof(segment) + capacity * sizeof(slot), std::align_val_t{alignof(segment)});
+      if (reinterpret_cast<std::uintptr_t>(memory) >> (64 - index_bits)) {  // tagged or above 2^48: cannot pack
+        ::operator delete(memory, std::align_val_t{alignof(segment)});
+        throw std::bad_alloc();
+      }
       auto* made = ::new (memory) segment{};
       made->capacity = capacity;
       for (std::uint32_t i = 0; i < capacity; ++i) ::new (static_cast<void*>(made->slots() + i)) slot{};
@@ -2083,6 +2087,7 @@ class mailbox {
   static constexpr std::uint32_t max_capacity = 512;
   static constexpr std::int64_t tail_reference = std::int64_t{1} << 40;
   static constexpr int index_bits = 16;
+  static_assert(sizeof(std::uintptr_t) == 8, "hotswap: the mailbox packs a 48-bit address and an index in 64 bits");
 
   static std::uintptr_t pack_tail(segment* at, std::uint32_t index) noexcept {
     return (reinterpret_cast<std::uintptr_t>(at) << index_bits) | index;
@@ -2360,6 +2365,9 @@ namespace detail {
 
 /// Where a reply (or a failure) lands. The waiting side spins, then parks on `state`. If it
 /// gives up (timeout), it abandons the slot to the server, which frees it after answering.
+/// Longer timeouts (nanoseconds::max() for "forever") are cut to this, which steady_clock can add.
+inline constexpr std::chrono::nanoseconds longest_wait = std::chrono::hours(24 * 365 * 100);
+
 struct reply_slot_base {
   enum : std::uint32_t { waiting, parked, answered, failed, abandoned };
   alignas(64) std::atomic<std::uint32_t> state{waiting};
@@ -2372,7 +2380,8 @@ struct reply_slot_base {
     failure = {code, std::move(what)};
     finish(failed);
   }
-  /// After the answer is written: wakes a parked waiter, or frees an abandoned slot.
+  /// After the answer is written: wakes a parked waiter, or frees an abandoned slot. (The wake
+  /// may come after the waiter has seen the answer and reused the slot: it re-checks and waits on.)
   void finish(std::uint32_t how) noexcept {
     const std::uint32_t before = state.exchange(how, std::memory_order_acq_rel);
     if (before == parked)
@@ -2388,7 +2397,7 @@ struct reply_slot_base {
     auto answered_yet = [&] { return state.load(std::memory_order_acquire) >= answered; };
     if (spin_until(answered_yet)) return true;
     before_parking();
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    const auto deadline = std::chrono::steady_clock::now() + std::min(timeout, longest_wait);
     for (;;) {
       std::uint32_t expected = waiting;
       if (state.compare_exchange_strong(expected, parked, std::memory_order_acq_rel) || expected == parked) {
@@ -2501,7 +2510,7 @@ struct server_core {
   std::chrono::nanoseconds time_in_handlers{};
   std::function<void(const trace_event&)> trace;
 
-  std::unique_ptr<executor> own_thread;
+  std::unique_ptr<class own_thread> own_thread;
 
   spin_lock exit_lock;  // guards what follows: read by other threads
   std::string name;
@@ -2606,7 +2615,9 @@ inline bool handle_messages(server_core& server, unsigned budget) noexcept {
 /// wait: a caller that sends again soon is answered without a wake-up.
 inline void run_server(server_core& server, executor& on) noexcept {
   constexpr unsigned fair_share = 256;
-  server.run_state.store(server_core::running, std::memory_order_seq_cst);
+  // An exchange, not a store: a read-modify-write synchronizes with every sender's fetch_or
+  // before it, so their messages are visible here.
+  server.run_state.exchange(server_core::running, std::memory_order_seq_cst);
   server_core*& current = current_server();
   server_core* const outer = current;
   current = &server;
@@ -2621,7 +2632,7 @@ inline void run_server(server_core& server, executor& on) noexcept {
       continue;
     std::uint32_t expected = server_core::running;
     if (server.run_state.compare_exchange_strong(expected, server_core::idle, std::memory_order_seq_cst)) break;
-    server.run_state.store(server_core::running, std::memory_order_seq_cst);  // a message came meanwhile
+    server.run_state.exchange(server_core::running, std::memory_order_seq_cst);  // a message came meanwhile
   }
   current = outer;
 }
@@ -2634,12 +2645,7 @@ class worker_pool final : public executor {
   explicit worker_pool(unsigned threads) {
     for (unsigned i = 0; i < std::max(threads, 1u); ++i) add_worker();
   }
-  ~worker_pool() override {
-    stopping_.store(true, std::memory_order_seq_cst);
-    wake_word_.fetch_add(1, std::memory_order_seq_cst);
-    futex_wake(wake_word_, 1 << 30);
-    for (auto& thread : threads_) thread.join();
-  }
+  ~worker_pool() override { stop(); }
 
   void schedule(server_core& server) override {
     server.acquire();
@@ -2648,22 +2654,36 @@ class worker_pool final : public executor {
       queue_.push_back(&server);
       queued_.fetch_add(1, std::memory_order_seq_cst);
     }
-    if (spinners_.load(std::memory_order_seq_cst) == 0 && sleepers_.load(std::memory_order_seq_cst) > 0) {
-      wake_word_.fetch_add(1, std::memory_order_seq_cst);
-      futex_wake(wake_word_, 1);
-    }
+    if (spinners_.load(std::memory_order_seq_cst) == 0 && sleepers_.load(std::memory_order_seq_cst) > 0) wake_one();
   }
   bool others_waiting() const noexcept override { return queued_.load(std::memory_order_relaxed) != 0; }
 
-  /// The calling worker is about to block: wake or start another.
-  void blocking() {
+  /// The calling worker is about to block: wake or start another. (If no thread can be
+  /// started, the pool carries on with those it has.)
+  void blocking() noexcept {
     if (sleepers_.load(std::memory_order_seq_cst) > 0) {
-      wake_word_.fetch_add(1, std::memory_order_seq_cst);
-      futex_wake(wake_word_, 1);
+      wake_one();
       return;
     }
     const spin_guard hold(lock_);
-    if (!stopping_.load() && threads_.size() < max_threads) add_worker();
+    if (stopping_.load() || threads_.size() >= max_threads) return;
+    try {
+      add_worker();
+    } catch (...) {
+    }
+  }
+
+  /// Joins the workers (once every queued server has run).
+  void stop() noexcept {
+    std::vector<thread> joining;
+    {
+      const spin_guard hold(lock_);
+      stopping_.store(true, std::memory_order_seq_cst);
+      joining.swap(threads_);
+    }
+    wake_word_.fetch_add(1, std::memory_order_seq_cst);
+    futex_wake(wake_word_, 1 << 30);
+    for (auto& worker : joining) worker.join();
   }
 
   static worker_pool*& this_thread_pool() noexcept {
@@ -2690,8 +2710,16 @@ class worker_pool final : public executor {
       queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(queue_head_));
       queue_head_ = 0;
     }
-    queued_.fetch_sub(1, std::memory_order_relaxed);
+    // More waiting and nobody spinning to take them: wake a sleeper rather than leave them
+    // behind this worker's batch.
+    if (queued_.fetch_sub(1, std::memory_order_seq_cst) > 1 && spinners_.load(std::memory_order_seq_cst) == 0 &&
+        sleepers_.load(std::memory_order_seq_cst) > 0)
+      wake_one();
     return next;
+  }
+  void wake_one() noexcept {
+    wake_word_.fetch_add(1, std::memory_order_seq_cst);
+    futex_wake(wake_word_, 1);
   }
 
   void work() {
@@ -2728,38 +2756,52 @@ class worker_pool final : public executor {
   std::atomic<std::uint32_t> wake_word_{0};
 };
 
+worker_pool& shared_pool();
+
 /// A thread for one server whose handlers block. It runs the server when scheduled (as a pool
-/// worker would), and holds a reference to it until it has ended.
+/// worker would), holds a reference to it until it has ended, and then hands whatever still
+/// arrives to the pool, which refuses it.
 class own_thread final : public executor {
  public:
-  explicit own_thread(server_core& server) : thread_((server.acquire(), [this, &server] { work(server); })) {}
+  explicit own_thread(server_core& server)
+      : server_(server), thread_((server.acquire(), [this] { work(); })) {}
   ~own_thread() override {
     stopping_.store(true, std::memory_order_seq_cst);
-    signal();
+    wake();
     if (!thread_.is_this_thread()) thread_.join();  // else it ends by itself, detached
   }
   void schedule(server_core&) override {
     scheduled_.store(true, std::memory_order_seq_cst);
-    signal();
+    if (exited_.load(std::memory_order_seq_cst))
+      hand_to_pool();
+    else
+      wake();
   }
   bool others_waiting() const noexcept override { return false; }
-
- private:
-  void signal() {
+  void wake() noexcept {
     wake_word_.fetch_add(1, std::memory_order_seq_cst);
     futex_wake(wake_word_, 1);
   }
-  void work(server_core& server) {
+
+ private:
+  void hand_to_pool() {
+    if (scheduled_.exchange(false, std::memory_order_seq_cst)) shared_pool().schedule(server_);
+  }
+  void work() {
     for (;;) {
       const std::uint32_t seen = wake_word_.load(std::memory_order_seq_cst);
-      if (scheduled_.exchange(false, std::memory_order_seq_cst)) run_server(server, *this);
-      if (!server.alive.load(std::memory_order_seq_cst) || stopping_.load(std::memory_order_seq_cst)) break;
+      if (scheduled_.exchange(false, std::memory_order_seq_cst)) run_server(server_, *this);
+      if (!server_.alive.load(std::memory_order_seq_cst) || stopping_.load(std::memory_order_seq_cst)) break;
       if (!scheduled_.load(std::memory_order_seq_cst)) futex_wait(wake_word_, seen);
     }
-    server.release();  // may destroy this executor: touch nothing after it
+    exited_.store(true, std::memory_order_seq_cst);
+    hand_to_pool();      // scheduled after the last look: one of us hands it over
+    server_.release();   // may destroy this executor: touch nothing after it
   }
+  server_core& server_;
   std::atomic<std::uint32_t> wake_word_{0};
   std::atomic<bool> scheduled_{false};
+  std::atomic<bool> exited_{false};
   std::atomic<bool> stopping_{false};
   thread thread_;
 };
@@ -2780,6 +2822,7 @@ class timer_service {
     made->period = period;
     {
       const spin_guard hold(lock_);
+      if (stopping_) return made;  // the program is ending: it never fires
       if (!thread_.joinable()) thread_ = thread([this] { work(); });
       due_.push_back({std::chrono::steady_clock::now() + delay, made});
       std::push_heap(due_.begin(), due_.end(), later);
@@ -2788,7 +2831,9 @@ class timer_service {
     return made;
   }
 
-  ~timer_service() {
+  ~timer_service() { stop(); }
+
+  void stop() noexcept {
     {
       const spin_guard hold(lock_);
       stopping_ = true;
@@ -2830,10 +2875,17 @@ class timer_service {
         futex_wait(changed_, seen, sleep);
         continue;
       }
-      if (firing->what->cancelled.load(std::memory_order_acquire)) continue;
-      const bool again = firing->what->fire() && firing->what->period.count() > 0;
+      entry& what = *firing->what;
+      const bool repeats = what.period.count() > 0;
+      // A one-shot is claimed before it fires, so that cancel() after this says it was too late.
+      if (repeats ? what.cancelled.load(std::memory_order_acquire) : what.cancelled.exchange(true)) continue;
+      bool again = false;
+      try {
+        again = what.fire() && repeats;
+      } catch (...) {  // copying the message threw: the timer ends, the others go on
+      }
       if (!again) {
-        firing->what->cancelled.store(true, std::memory_order_release);  // done: cancel() says so
+        what.cancelled.store(true, std::memory_order_release);  // done: cancel() says so
         continue;
       }
       firing->at += firing->what->period;  // no drift: the next tick is due one period after this one
@@ -2854,6 +2906,13 @@ class timer_service {
 class runtime {
  public:
   runtime() : pool(hardware_threads()) {}
+  // At exit: no more ticks, then no more handlers (which could set timers).
+  ~runtime() {
+    timers.stop();
+    pool.stop();
+  }
+  runtime(const runtime&) = delete;
+  runtime& operator=(const runtime&) = delete;
 
   worker_pool pool;
   timer_service timers;
@@ -2911,6 +2970,8 @@ inline runtime& the_runtime() {
   return instance;
 }
 
+inline worker_pool& shared_pool() { return the_runtime().pool; }
+
 inline void server_core::release() noexcept {
   if (references.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
   // Ended, and nothing can send any more: drop what is left, then free.
@@ -2920,10 +2981,13 @@ inline void server_core::release() noexcept {
 }
 
 /// Ends a server on its own thread: terminate, free the state, fail what waits, tell monitors.
+/// (Also for a server whose init failed: it has no state.)
 inline void end_server(server_core& server, exit_reason reason) noexcept {
-  server.table->terminate(server.state, reason);
-  server.table->destroy(server.state);
-  server.state = nullptr;
+  if (server.state) {
+    server.table->terminate(server.state, reason);
+    server.table->destroy(server.state);
+    server.state = nullptr;
+  }
   server.ended = true;
   std::string name;
   std::vector<exit_callback> monitors;
@@ -3609,37 +3673,36 @@ result<server_ref<Interface>> start(const implementation_table& table, const voi
                                             ", not " + std::string(Interface::name)};
   detail::runtime& runtime = detail::the_runtime();
   auto* core = new detail::server_core(runtime.next_id(), table);
-  core->table_owner = std::move(options.table_owner);
-  core->runs_on = &runtime.pool;
   any_server handle(core);
   core->acquire();  // the reference for being alive
-  if (!options.name.empty() && !runtime.register_name(options.name, *core)) {
-    core->alive.store(false);
-    core->release();
-    return error{errc::init_failed, "the name " + options.name + " is already registered"};
-  }
-  // Marked running until init returns: what is sent meanwhile (from init, to timers or
-  // monitors set up by it) waits.
+  core->table_owner = std::move(options.table_owner);
+  // Marked running (owned by this thread) until init returns: what is sent meanwhile, through
+  // the name or from init itself, waits.
   core->run_state.store(detail::server_core::running);
+  core->runs_on = &runtime.pool;
   detail::outcome initialized;
-  {
+  if (options.own_thread) {
+    detail::report_failure(initialized, [&] {
+      core->own_thread = std::make_unique<detail::own_thread>(*core);  // it runs only when scheduled
+      core->runs_on = core->own_thread.get();
+    });
+  }
+  if (!initialized.failed && !options.name.empty() && !runtime.register_name(options.name, *core))
+    initialized = {true, "the name " + options.name + " is already registered"};
+  if (!initialized.failed) {
     detail::server_core*& current = detail::current_server();
     detail::server_core* const outer = std::exchange(current, core);
     core->state = table.init(argument, initialized);
     current = outer;
   }
   if (initialized.failed) {
-    core->alive.store(false);
-    if (!options.name.empty()) runtime.unregister_name(options.name, core);
-    core->release();
-    return error{errc::init_failed, std::move(initialized.what)};
-  }
-  if (options.own_thread) {
-    core->own_thread = std::make_unique<detail::own_thread>(*core);
-    core->runs_on = core->own_thread.get();
+    // As if it had ended: what was sent meanwhile fails, monitors hear of it, the name is free.
+    detail::end_server(*core, {exit_kind::crashed, initialized.what});
+    if (core->own_thread) core->own_thread->wake();  // to see that it has ended
   }
   std::uint32_t quiet = detail::server_core::running;
   if (!core->run_state.compare_exchange_strong(quiet, detail::server_core::idle)) core->runs_on->schedule(*core);
+  if (initialized.failed) return error{errc::init_failed, std::move(initialized.what)};
   return *server_ref<Interface>::from(std::move(handle));
 }
 
@@ -3800,6 +3863,7 @@ inline bool run_control_here(server_core& server, control_request& request) noex
 template <class Result, class Run>
 result<Result> control(const server_handle auto& server, std::chrono::nanoseconds timeout, Run run) {
   if (!server) return error{errc::no_server, "an empty server handle"};
+  if (server.core() == current_server()) return error{errc::calling_self, "a server cannot wait for itself"};
   auto* request = new control_call<Result, Run>(std::move(run));
   const bool sent = run_control_here(*server.core(), *request) || server.core()->deliver([&](envelope& into) noexcept {
     into.kind = control_kind;
@@ -3817,12 +3881,23 @@ result<Result> control(const server_handle auto& server, std::chrono::nanosecond
 }  // namespace detail
 
 /// Stops a server: its terminate runs (reason normal), calls still waiting fail with
-/// errc::server_died, its name is freed.
+/// errc::server_died, its name is freed. From the server's own handler, the stop is queued and
+/// happens once the handler returns (this returns at once).
 result<void> stop(const server_handle auto& server, std::chrono::nanoseconds timeout = default_timeout) {
-  return detail::control<void>(server, timeout, [](detail::server_core& core) -> result<void> {
+  auto end = [](detail::server_core& core) -> result<void> {
     detail::end_server(core, {exit_kind::normal, {}});
     return {};
-  });
+  };
+  if (server && server.core() == detail::current_server()) {
+    auto* request = new detail::control_call<void, decltype(end)>(end);
+    request->state.store(detail::reply_slot_base::abandoned);  // nobody waits: the server frees it
+    server.core()->deliver([&](detail::envelope& into) noexcept {
+      into.kind = detail::control_kind;
+      into.reply = static_cast<detail::control_request*>(request);
+    });
+    return {};
+  }
+  return detail::control<void>(server, timeout, end);
 }
 
 // ---- names ----

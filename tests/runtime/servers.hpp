@@ -14,6 +14,15 @@
 
 namespace testing {
 
+/// The sanitizers slow each message 5-15 times: the heaviest loops run fewer rounds under them.
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+inline constexpr bool sanitized = true;
+#elif defined(__has_feature)
+inline constexpr bool sanitized = __has_feature(thread_sanitizer) || __has_feature(address_sanitizer);
+#else
+inline constexpr bool sanitized = false;
+#endif
+
 struct Get {};
 struct Add {
   int n;

@@ -124,6 +124,50 @@ TEST_CASE("a call times out; the server goes on serving") {
   exits().take();
 }
 
+TEST_CASE("a call may wait forever (nanoseconds::max)") {
+  auto counter = start_counter();
+  hotswap::cast(counter, Sleep{30});  // the call below parks: its deadline must not overflow
+  CHECK(hotswap::call(counter, Get{}, std::chrono::nanoseconds::max()).value() == 0);
+  REQUIRE(hotswap::stop(counter));
+  exits().take();
+}
+
+namespace testing {
+std::atomic<long> null_states{0};
+struct Poke {};
+using Poked = hotswap::interface<"Poked", hotswap::cast_msg<Poke>>;
+struct PokedImpl {
+  using interface = Poked;
+  static constexpr int vsn = 1;
+  struct state {
+    long pokes = 0;
+  };
+  static state init() { return {}; }
+  static void handle_cast(const Poke&, state& s) {
+    const volatile std::uintptr_t at = reinterpret_cast<std::uintptr_t>(&s);
+    if (at == 0)
+      ++null_states;
+    else
+      ++s.pokes;
+  }
+};
+}  // namespace testing
+
+TEST_CASE("a server found by its name is not run before its init has returned") {
+  std::atomic<bool> done{false};
+  std::thread hammer([&] {
+    while (!done)
+      if (const auto found = hotswap::whereis<Poked>("poked")) hotswap::cast(*found, Poke{});
+  });
+  for (int i = 0; i < (sanitized ? 2'000 : 20'000); ++i) {  // the window was a few instructions wide
+    auto poked = hotswap::start<PokedImpl>({.name = "poked"}).value();
+    REQUIRE(hotswap::stop(poked));
+  }
+  done = true;
+  hammer.join();
+  CHECK(null_states.load() == 0);
+}
+
 TEST_CASE("a call to a server that is gone, or dies while the call waits, fails at once") {
   auto counter = start_counter();
   REQUIRE(hotswap::stop(counter));
@@ -265,6 +309,32 @@ TEST_CASE("a handler calling its own server fails at once with calling_self") {
   auto server = hotswap::start<NarcissusImpl>().value();
   CHECK(hotswap::call(server, Myself{}).value() == "calling_self");
   REQUIRE(hotswap::stop(server));
+}
+
+namespace testing {
+struct Quit {};
+using Quitter = hotswap::interface<"Quitter", hotswap::call_msg<Quit, std::string>>;
+struct QuitterImpl {
+  using interface = Quitter;
+  static constexpr int vsn = 1;
+  struct state {};
+  static state init() { return {}; }
+  static std::string handle_call(const Quit&, state&) {
+    const auto me = hotswap::self<Quitter>();
+    const auto status = hotswap::sys::get_status(me);  // it would wait for itself
+    REQUIRE(hotswap::stop(me));                          // queued: happens after this handler
+    return std::string(to_string(status.error().code));
+  }
+};
+}  // namespace testing
+
+TEST_CASE("a handler's sys request to its own server fails with calling_self; its stop is queued") {
+  auto server = hotswap::start<QuitterImpl>().value();
+  CHECK(hotswap::call(server, Quit{}).value() == "calling_self");
+  const auto give_up = std::chrono::steady_clock::now() + 5s;
+  while (server.alive() && std::chrono::steady_clock::now() < give_up) std::this_thread::sleep_for(1ms);
+  CHECK_FALSE(server.alive());
+  CHECK(server.exit().kind == hotswap::exit_kind::normal);
 }
 
 TEST_CASE("a cycle of calls ends in a timeout, as in Erlang") {

@@ -284,17 +284,7 @@ struct hotswap::step<load::v2::Tally, load::v1::Tally> {
   static constexpr auto rules = hotswap::rules{hotswap::removed<"handled_by_v2">};
 };
 
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-constexpr int per_producer = 100'000;  // the sanitizers slow each message down 5-15 times
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
-constexpr int per_producer = 100'000;
-#else
-constexpr int per_producer = 1'000'000;
-#endif
-#else
-constexpr int per_producer = 1'000'000;
-#endif
+constexpr int per_producer = sanitized ? 100'000 : 1'000'000;
 
 TEST_CASE("swap under load: 4 producers cast while the implementation swaps every millisecond") {
   constexpr int producers = 4;

@@ -148,6 +148,10 @@ class mailbox {
 
     static segment* make(std::uint32_t capacity) {
       void* memory = ::operator new(sizeof(segment) + capacity * sizeof(slot), std::align_val_t{alignof(segment)});
+      if (reinterpret_cast<std::uintptr_t>(memory) >> (64 - index_bits)) {  // tagged or above 2^48: cannot pack
+        ::operator delete(memory, std::align_val_t{alignof(segment)});
+        throw std::bad_alloc();
+      }
       auto* made = ::new (memory) segment{};
       made->capacity = capacity;
       for (std::uint32_t i = 0; i < capacity; ++i) ::new (static_cast<void*>(made->slots() + i)) slot{};
@@ -166,6 +170,7 @@ class mailbox {
   static constexpr std::uint32_t max_capacity = 512;
   static constexpr std::int64_t tail_reference = std::int64_t{1} << 40;
   static constexpr int index_bits = 16;
+  static_assert(sizeof(std::uintptr_t) == 8, "hotswap: the mailbox packs a 48-bit address and an index in 64 bits");
 
   static std::uintptr_t pack_tail(segment* at, std::uint32_t index) noexcept {
     return (reinterpret_cast<std::uintptr_t>(at) << index_bits) | index;

@@ -32,6 +32,9 @@ namespace detail {
 
 /// Where a reply (or a failure) lands. The waiting side spins, then parks on `state`. If it
 /// gives up (timeout), it abandons the slot to the server, which frees it after answering.
+/// Longer timeouts (nanoseconds::max() for "forever") are cut to this, which steady_clock can add.
+inline constexpr std::chrono::nanoseconds longest_wait = std::chrono::hours(24 * 365 * 100);
+
 struct reply_slot_base {
   enum : std::uint32_t { waiting, parked, answered, failed, abandoned };
   alignas(64) std::atomic<std::uint32_t> state{waiting};
@@ -44,7 +47,8 @@ struct reply_slot_base {
     failure = {code, std::move(what)};
     finish(failed);
   }
-  /// After the answer is written: wakes a parked waiter, or frees an abandoned slot.
+  /// After the answer is written: wakes a parked waiter, or frees an abandoned slot. (The wake
+  /// may come after the waiter has seen the answer and reused the slot: it re-checks and waits on.)
   void finish(std::uint32_t how) noexcept {
     const std::uint32_t before = state.exchange(how, std::memory_order_acq_rel);
     if (before == parked)
@@ -60,7 +64,7 @@ struct reply_slot_base {
     auto answered_yet = [&] { return state.load(std::memory_order_acquire) >= answered; };
     if (spin_until(answered_yet)) return true;
     before_parking();
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    const auto deadline = std::chrono::steady_clock::now() + std::min(timeout, longest_wait);
     for (;;) {
       std::uint32_t expected = waiting;
       if (state.compare_exchange_strong(expected, parked, std::memory_order_acq_rel) || expected == parked) {
@@ -173,7 +177,7 @@ struct server_core {
   std::chrono::nanoseconds time_in_handlers{};
   std::function<void(const trace_event&)> trace;
 
-  std::unique_ptr<executor> own_thread;
+  std::unique_ptr<class own_thread> own_thread;
 
   spin_lock exit_lock;  // guards what follows: read by other threads
   std::string name;
@@ -278,7 +282,9 @@ inline bool handle_messages(server_core& server, unsigned budget) noexcept {
 /// wait: a caller that sends again soon is answered without a wake-up.
 inline void run_server(server_core& server, executor& on) noexcept {
   constexpr unsigned fair_share = 256;
-  server.run_state.store(server_core::running, std::memory_order_seq_cst);
+  // An exchange, not a store: a read-modify-write synchronizes with every sender's fetch_or
+  // before it, so their messages are visible here.
+  server.run_state.exchange(server_core::running, std::memory_order_seq_cst);
   server_core*& current = current_server();
   server_core* const outer = current;
   current = &server;
@@ -293,7 +299,7 @@ inline void run_server(server_core& server, executor& on) noexcept {
       continue;
     std::uint32_t expected = server_core::running;
     if (server.run_state.compare_exchange_strong(expected, server_core::idle, std::memory_order_seq_cst)) break;
-    server.run_state.store(server_core::running, std::memory_order_seq_cst);  // a message came meanwhile
+    server.run_state.exchange(server_core::running, std::memory_order_seq_cst);  // a message came meanwhile
   }
   current = outer;
 }
@@ -306,12 +312,7 @@ class worker_pool final : public executor {
   explicit worker_pool(unsigned threads) {
     for (unsigned i = 0; i < std::max(threads, 1u); ++i) add_worker();
   }
-  ~worker_pool() override {
-    stopping_.store(true, std::memory_order_seq_cst);
-    wake_word_.fetch_add(1, std::memory_order_seq_cst);
-    futex_wake(wake_word_, 1 << 30);
-    for (auto& thread : threads_) thread.join();
-  }
+  ~worker_pool() override { stop(); }
 
   void schedule(server_core& server) override {
     server.acquire();
@@ -320,22 +321,36 @@ class worker_pool final : public executor {
       queue_.push_back(&server);
       queued_.fetch_add(1, std::memory_order_seq_cst);
     }
-    if (spinners_.load(std::memory_order_seq_cst) == 0 && sleepers_.load(std::memory_order_seq_cst) > 0) {
-      wake_word_.fetch_add(1, std::memory_order_seq_cst);
-      futex_wake(wake_word_, 1);
-    }
+    if (spinners_.load(std::memory_order_seq_cst) == 0 && sleepers_.load(std::memory_order_seq_cst) > 0) wake_one();
   }
   bool others_waiting() const noexcept override { return queued_.load(std::memory_order_relaxed) != 0; }
 
-  /// The calling worker is about to block: wake or start another.
-  void blocking() {
+  /// The calling worker is about to block: wake or start another. (If no thread can be
+  /// started, the pool carries on with those it has.)
+  void blocking() noexcept {
     if (sleepers_.load(std::memory_order_seq_cst) > 0) {
-      wake_word_.fetch_add(1, std::memory_order_seq_cst);
-      futex_wake(wake_word_, 1);
+      wake_one();
       return;
     }
     const spin_guard hold(lock_);
-    if (!stopping_.load() && threads_.size() < max_threads) add_worker();
+    if (stopping_.load() || threads_.size() >= max_threads) return;
+    try {
+      add_worker();
+    } catch (...) {
+    }
+  }
+
+  /// Joins the workers (once every queued server has run).
+  void stop() noexcept {
+    std::vector<thread> joining;
+    {
+      const spin_guard hold(lock_);
+      stopping_.store(true, std::memory_order_seq_cst);
+      joining.swap(threads_);
+    }
+    wake_word_.fetch_add(1, std::memory_order_seq_cst);
+    futex_wake(wake_word_, 1 << 30);
+    for (auto& worker : joining) worker.join();
   }
 
   static worker_pool*& this_thread_pool() noexcept {
@@ -362,8 +377,16 @@ class worker_pool final : public executor {
       queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(queue_head_));
       queue_head_ = 0;
     }
-    queued_.fetch_sub(1, std::memory_order_relaxed);
+    // More waiting and nobody spinning to take them: wake a sleeper rather than leave them
+    // behind this worker's batch.
+    if (queued_.fetch_sub(1, std::memory_order_seq_cst) > 1 && spinners_.load(std::memory_order_seq_cst) == 0 &&
+        sleepers_.load(std::memory_order_seq_cst) > 0)
+      wake_one();
     return next;
+  }
+  void wake_one() noexcept {
+    wake_word_.fetch_add(1, std::memory_order_seq_cst);
+    futex_wake(wake_word_, 1);
   }
 
   void work() {
@@ -400,38 +423,52 @@ class worker_pool final : public executor {
   std::atomic<std::uint32_t> wake_word_{0};
 };
 
+worker_pool& shared_pool();
+
 /// A thread for one server whose handlers block. It runs the server when scheduled (as a pool
-/// worker would), and holds a reference to it until it has ended.
+/// worker would), holds a reference to it until it has ended, and then hands whatever still
+/// arrives to the pool, which refuses it.
 class own_thread final : public executor {
  public:
-  explicit own_thread(server_core& server) : thread_((server.acquire(), [this, &server] { work(server); })) {}
+  explicit own_thread(server_core& server)
+      : server_(server), thread_((server.acquire(), [this] { work(); })) {}
   ~own_thread() override {
     stopping_.store(true, std::memory_order_seq_cst);
-    signal();
+    wake();
     if (!thread_.is_this_thread()) thread_.join();  // else it ends by itself, detached
   }
   void schedule(server_core&) override {
     scheduled_.store(true, std::memory_order_seq_cst);
-    signal();
+    if (exited_.load(std::memory_order_seq_cst))
+      hand_to_pool();
+    else
+      wake();
   }
   bool others_waiting() const noexcept override { return false; }
-
- private:
-  void signal() {
+  void wake() noexcept {
     wake_word_.fetch_add(1, std::memory_order_seq_cst);
     futex_wake(wake_word_, 1);
   }
-  void work(server_core& server) {
+
+ private:
+  void hand_to_pool() {
+    if (scheduled_.exchange(false, std::memory_order_seq_cst)) shared_pool().schedule(server_);
+  }
+  void work() {
     for (;;) {
       const std::uint32_t seen = wake_word_.load(std::memory_order_seq_cst);
-      if (scheduled_.exchange(false, std::memory_order_seq_cst)) run_server(server, *this);
-      if (!server.alive.load(std::memory_order_seq_cst) || stopping_.load(std::memory_order_seq_cst)) break;
+      if (scheduled_.exchange(false, std::memory_order_seq_cst)) run_server(server_, *this);
+      if (!server_.alive.load(std::memory_order_seq_cst) || stopping_.load(std::memory_order_seq_cst)) break;
       if (!scheduled_.load(std::memory_order_seq_cst)) futex_wait(wake_word_, seen);
     }
-    server.release();  // may destroy this executor: touch nothing after it
+    exited_.store(true, std::memory_order_seq_cst);
+    hand_to_pool();      // scheduled after the last look: one of us hands it over
+    server_.release();   // may destroy this executor: touch nothing after it
   }
+  server_core& server_;
   std::atomic<std::uint32_t> wake_word_{0};
   std::atomic<bool> scheduled_{false};
+  std::atomic<bool> exited_{false};
   std::atomic<bool> stopping_{false};
   thread thread_;
 };
@@ -452,6 +489,7 @@ class timer_service {
     made->period = period;
     {
       const spin_guard hold(lock_);
+      if (stopping_) return made;  // the program is ending: it never fires
       if (!thread_.joinable()) thread_ = thread([this] { work(); });
       due_.push_back({std::chrono::steady_clock::now() + delay, made});
       std::push_heap(due_.begin(), due_.end(), later);
@@ -460,7 +498,9 @@ class timer_service {
     return made;
   }
 
-  ~timer_service() {
+  ~timer_service() { stop(); }
+
+  void stop() noexcept {
     {
       const spin_guard hold(lock_);
       stopping_ = true;
@@ -502,10 +542,17 @@ class timer_service {
         futex_wait(changed_, seen, sleep);
         continue;
       }
-      if (firing->what->cancelled.load(std::memory_order_acquire)) continue;
-      const bool again = firing->what->fire() && firing->what->period.count() > 0;
+      entry& what = *firing->what;
+      const bool repeats = what.period.count() > 0;
+      // A one-shot is claimed before it fires, so that cancel() after this says it was too late.
+      if (repeats ? what.cancelled.load(std::memory_order_acquire) : what.cancelled.exchange(true)) continue;
+      bool again = false;
+      try {
+        again = what.fire() && repeats;
+      } catch (...) {  // copying the message threw: the timer ends, the others go on
+      }
       if (!again) {
-        firing->what->cancelled.store(true, std::memory_order_release);  // done: cancel() says so
+        what.cancelled.store(true, std::memory_order_release);  // done: cancel() says so
         continue;
       }
       firing->at += firing->what->period;  // no drift: the next tick is due one period after this one
@@ -526,6 +573,13 @@ class timer_service {
 class runtime {
  public:
   runtime() : pool(hardware_threads()) {}
+  // At exit: no more ticks, then no more handlers (which could set timers).
+  ~runtime() {
+    timers.stop();
+    pool.stop();
+  }
+  runtime(const runtime&) = delete;
+  runtime& operator=(const runtime&) = delete;
 
   worker_pool pool;
   timer_service timers;
@@ -583,6 +637,8 @@ inline runtime& the_runtime() {
   return instance;
 }
 
+inline worker_pool& shared_pool() { return the_runtime().pool; }
+
 inline void server_core::release() noexcept {
   if (references.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
   // Ended, and nothing can send any more: drop what is left, then free.
@@ -592,10 +648,13 @@ inline void server_core::release() noexcept {
 }
 
 /// Ends a server on its own thread: terminate, free the state, fail what waits, tell monitors.
+/// (Also for a server whose init failed: it has no state.)
 inline void end_server(server_core& server, exit_reason reason) noexcept {
-  server.table->terminate(server.state, reason);
-  server.table->destroy(server.state);
-  server.state = nullptr;
+  if (server.state) {
+    server.table->terminate(server.state, reason);
+    server.table->destroy(server.state);
+    server.state = nullptr;
+  }
   server.ended = true;
   std::string name;
   std::vector<exit_callback> monitors;

@@ -885,8 +885,14 @@ template <class Result, class Run>
 result<Result> control(const server_handle auto& server, std::chrono::nanoseconds timeout, Run run) {
   if (!server) return error{errc::no_server, "an empty server handle"};
   if (server.core() == current_server()) return error{errc::calling_self, "a server cannot wait for itself"};
-  auto* request = new control_call<Result, Run>(std::move(run));
-  const bool sent = run_control_here(*server.core(), *request) || server.core()->deliver([&](envelope& into) noexcept {
+  auto answer_of = [](control_call<Result, Run>& done) -> result<Result> {
+    if (!done.answer) return done.failure;
+    return std::move(*done.answer);
+  };
+  control_call<Result, Run> here(std::move(run));  // on the stack: nobody else sees it if it runs here
+  if (run_control_here(*server.core(), here)) return answer_of(here);
+  auto* request = new control_call<Result, Run>(std::move(here.body));
+  const bool sent = server.core()->deliver([&](envelope& into) noexcept {
     into.kind = control_kind;
     into.reply = static_cast<control_request*>(request);
   });
@@ -895,9 +901,8 @@ result<Result> control(const server_handle auto& server, std::chrono::nanosecond
     return error{errc::no_server, {}};
   }
   if (!request->wait(timeout, before_parking)) return error{errc::timeout, "no answer from the server"};
-  std::unique_ptr<control_call<Result, Run>> done(request);
-  if (!done->answer) return done->failure;
-  return std::move(*done->answer);
+  const std::unique_ptr<control_call<Result, Run>> done(request);
+  return answer_of(*done);
 }
 }  // namespace detail
 

@@ -6,6 +6,8 @@
 //   build/gcc/benchmarks/servers_benchmark --benchmark_filter=idle      (memory: one fresh run)
 //
 // Latencies are timed one by one: p50_ns and p99_ns are percentiles of single round trips.
+// call_against_floor interleaves the floor and the calls and gives their ratio: the figure the
+// target is about (run apart, the host may have moved the cores in between).
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -104,6 +106,61 @@ void call_round_trip(benchmark::State& state) {
   report_latencies(state, samples);
 }
 BENCHMARK(call_round_trip)->UseRealTime();
+
+// The two above interleaved, 1,000 of each in turn, so that both see the same placement of the
+// two virtual cores (the host moves them, for seconds at a time): the ratio the target is about.
+void call_against_floor(benchmark::State& state) {
+  auto counter = hotswap::start<CounterImpl>().value();
+  alignas(64) std::atomic<std::uint64_t> ball{0};
+  enum : std::uint32_t { calling, bouncing, finished };
+  std::atomic<std::uint32_t> phase{bouncing};  // the partner sleeps while calls are timed
+  std::thread partner([&] {
+    std::uint64_t seen = 0;
+    for (;;) {
+      const std::uint32_t now_phase = phase.load(std::memory_order_acquire);
+      if (now_phase == finished) return;
+      if (now_phase == calling) {
+        hotswap::detail::futex_wait(phase, calling);
+        continue;
+      }
+      const std::uint64_t now = ball.load(std::memory_order_acquire);
+      if (now != seen && now % 2 == 1) {
+        seen = now + 1;
+        ball.store(seen, std::memory_order_release);
+      } else {
+        hotswap::detail::cpu_relax();
+      }
+    }
+  });
+  auto switch_to = [&](std::uint32_t next_phase) {
+    phase.store(next_phase, std::memory_order_release);
+    hotswap::detail::futex_wake(phase, 1);
+  };
+  std::vector<double> floor, calls;
+  floor.reserve(1 << 20);
+  calls.reserve(1 << 20);
+  std::uint64_t next = 1, round = 0;
+  for (auto _ : state) {
+    if (round % 1000 == 0) switch_to(round / 1000 % 2 == 0 ? bouncing : calling);
+    if (round++ / 1000 % 2 == 0) {
+      floor.push_back(timed_ns([&] {
+        ball.store(next, std::memory_order_release);
+        while (ball.load(std::memory_order_acquire) != next + 1) hotswap::detail::cpu_relax();
+      }));
+      next += 2;
+    } else {
+      calls.push_back(timed_ns([&] { benchmark::DoNotOptimize(hotswap::call(counter, Get{}).value()); }));
+    }
+  }
+  switch_to(finished);
+  partner.join();
+  (void)hotswap::stop(counter);
+  state.counters["floor_p50_ns"] = percentile(floor, 0.50);
+  state.counters["call_p50_ns"] = percentile(calls, 0.50);
+  state.counters["call_p99_ns"] = percentile(calls, 0.99);
+  state.counters["p50_ratio"] = percentile(calls, 0.50) / percentile(floor, 0.50);
+}
+BENCHMARK(call_against_floor)->UseRealTime();
 
 void cast_throughput(benchmark::State& state) {
   auto counter = hotswap::start<CounterImpl>().value();

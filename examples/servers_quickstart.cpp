@@ -1,0 +1,46 @@
+// The README's servers example, kept compiling and running by the tests: a counter whose code
+// and state change while it runs.
+#include <fmt/format.h>
+#include <hotswap/hotswap.hpp>
+
+namespace v1 { struct Count { int count = 0; }; }
+namespace v2 { struct Count { long count = 0; int generation = 2; }; }
+using CountSchema = hotswap::schema<"Count", hotswap::version<1, v1::Count>, hotswap::version<2, v2::Count>>;
+template <hotswap::listed_in<CountSchema> T>
+struct hotswap::schema_of<T> : CountSchema {};
+
+struct Get {};
+struct Add { int n; };
+using Counter = hotswap::interface<"Counter", hotswap::call_msg<Get, long>, hotswap::cast_msg<Add>>;
+
+struct CounterV1 {
+  using interface = Counter;
+  static constexpr int vsn = 1;
+  using state = v1::Count;                                   // { int count = 0; }
+  static state init() { return {}; }
+  static long handle_call(const Get&, const state& s) { return s.count; }
+  static void handle_cast(const Add& add, state& s) { s.count += add.n; }
+};
+
+struct CounterV2 {                                           // the same interface, new code
+  using interface = Counter;
+  static constexpr int vsn = 2;
+  using state = v2::Count;                                   // { long count = 0; int generation = 2; }
+  using state_history = hotswap::state_history<hotswap::version<1, v1::Count>>;
+  static state init() { return {}; }
+  static long handle_call(const Get&, const state& s) { return s.count * 10; }
+  static void handle_cast(const Add& add, state& s) { s.count += add.n; }
+};
+
+int main() {
+  auto counter = hotswap::start<CounterV1>({.name = "counter"}).value();
+  hotswap::cast(counter, Add{4});
+
+  hotswap::sys::suspend(counter).value();                          // casts and calls now wait, in order
+  hotswap::sys::change_code(counter, hotswap::table_of<CounterV2>, 1).value();  // v1::Count -> v2::Count
+  hotswap::sys::resume(counter).value();
+
+  long n = hotswap::call(counter, Get{}).value();                  // 40: v2's code on v1's count
+  fmt::print("{} (running {})\n", n, hotswap::sys::get_status(counter).value().implementation);
+  hotswap::stop(counter).value();
+}

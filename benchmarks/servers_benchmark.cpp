@@ -49,31 +49,59 @@ double timed_ns(Body&& body) {
 
 // ---- the floor: a cache line bounced between two threads ----
 
-void ping_pong_floor(benchmark::State& state) {
-  alignas(64) std::atomic<std::uint64_t> ball{0};
-  std::atomic<bool> done{false};
-  std::thread partner([&] {
+/// A partner thread that returns a ball bounced at it; it sleeps while paused, so that it takes
+/// no core from what is measured meanwhile.
+class bouncer {
+ public:
+  bouncer() : partner_([this] { play(); }) {}
+  ~bouncer() {
+    set(finished);
+    partner_.join();
+  }
+  void pause() { set(paused); }
+  void resume() { set(bouncing); }
+  /// One round trip of the ball.
+  void round_trip() {
+    ball_.store(next_, std::memory_order_release);
+    while (ball_.load(std::memory_order_acquire) != next_ + 1) hotswap::detail::cpu_relax();
+    next_ += 2;
+  }
+
+ private:
+  enum : std::uint32_t { bouncing, paused, finished };
+  void set(std::uint32_t phase) {
+    phase_.store(phase, std::memory_order_release);
+    hotswap::detail::futex_wake(phase_, 1);
+  }
+  void play() {
     std::uint64_t seen = 0;
-    while (!done.load(std::memory_order_relaxed)) {
-      const std::uint64_t now = ball.load(std::memory_order_acquire);
+    for (;;) {
+      const std::uint32_t phase = phase_.load(std::memory_order_acquire);
+      if (phase == finished) return;
+      if (phase == paused) {
+        hotswap::detail::futex_wait(phase_, paused);
+        continue;
+      }
+      const std::uint64_t now = ball_.load(std::memory_order_acquire);
       if (now != seen && now % 2 == 1) {
         seen = now + 1;
-        ball.store(seen, std::memory_order_release);
+        ball_.store(seen, std::memory_order_release);
+      } else {
+        hotswap::detail::cpu_relax();
       }
     }
-  });
+  }
+  alignas(64) std::atomic<std::uint64_t> ball_{0};
+  alignas(64) std::atomic<std::uint32_t> phase_{bouncing};
+  std::uint64_t next_ = 1;
+  std::thread partner_;
+};
+
+void ping_pong_floor(benchmark::State& state) {
+  bouncer ball;
   std::vector<double> samples;
   samples.reserve(1 << 20);
-  std::uint64_t next = 1;
-  for (auto _ : state) {
-    samples.push_back(timed_ns([&] {
-      ball.store(next, std::memory_order_release);
-      while (ball.load(std::memory_order_acquire) != next + 1) hotswap::detail::cpu_relax();
-    }));
-    next += 2;
-  }
-  done = true;
-  partner.join();
+  for (auto _ : state) samples.push_back(timed_ns([&] { ball.round_trip(); }));
   report_latencies(state, samples);
 }
 BENCHMARK(ping_pong_floor)->UseRealTime();
@@ -111,49 +139,19 @@ BENCHMARK(call_round_trip)->UseRealTime();
 // two virtual cores (the host moves them, for seconds at a time): the ratio the target is about.
 void call_against_floor(benchmark::State& state) {
   auto counter = hotswap::start<CounterImpl>().value();
-  alignas(64) std::atomic<std::uint64_t> ball{0};
-  enum : std::uint32_t { calling, bouncing, finished };
-  std::atomic<std::uint32_t> phase{bouncing};  // the partner sleeps while calls are timed
-  std::thread partner([&] {
-    std::uint64_t seen = 0;
-    for (;;) {
-      const std::uint32_t now_phase = phase.load(std::memory_order_acquire);
-      if (now_phase == finished) return;
-      if (now_phase == calling) {
-        hotswap::detail::futex_wait(phase, calling);
-        continue;
-      }
-      const std::uint64_t now = ball.load(std::memory_order_acquire);
-      if (now != seen && now % 2 == 1) {
-        seen = now + 1;
-        ball.store(seen, std::memory_order_release);
-      } else {
-        hotswap::detail::cpu_relax();
-      }
-    }
-  });
-  auto switch_to = [&](std::uint32_t next_phase) {
-    phase.store(next_phase, std::memory_order_release);
-    hotswap::detail::futex_wake(phase, 1);
-  };
+  bouncer ball;
   std::vector<double> floor, calls;
   floor.reserve(1 << 20);
   calls.reserve(1 << 20);
-  std::uint64_t next = 1, round = 0;
+  std::uint64_t round = 0;
   for (auto _ : state) {
-    if (round % 1000 == 0) switch_to(round / 1000 % 2 == 0 ? bouncing : calling);
-    if (round++ / 1000 % 2 == 0) {
-      floor.push_back(timed_ns([&] {
-        ball.store(next, std::memory_order_release);
-        while (ball.load(std::memory_order_acquire) != next + 1) hotswap::detail::cpu_relax();
-      }));
-      next += 2;
-    } else {
+    const bool bouncing = round / 1000 % 2 == 0;
+    if (round++ % 1000 == 0) bouncing ? ball.resume() : ball.pause();
+    if (bouncing)
+      floor.push_back(timed_ns([&] { ball.round_trip(); }));
+    else
       calls.push_back(timed_ns([&] { benchmark::DoNotOptimize(hotswap::call(counter, Get{}).value()); }));
-    }
   }
-  switch_to(finished);
-  partner.join();
   (void)hotswap::stop(counter);
   state.counters["floor_p50_ns"] = percentile(floor, 0.50);
   state.counters["call_p50_ns"] = percentile(calls, 0.50);

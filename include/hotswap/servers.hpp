@@ -853,6 +853,14 @@ struct control_call final : control_request {
   }
 };
 
+/// Queues `request` in the server's mailbox; false if the server has stopped.
+inline bool send_control(server_core& server, control_request& request) {
+  return server.deliver([&](envelope& into) noexcept {
+    into.kind = control_kind;
+    into.reply = &request;
+  });
+}
+
 /// Runs `request` on this thread if the server (on the pool) is idle with nothing waiting: no
 /// worker has to be woken for it (a wake costs 20-80 us). False if it must be sent instead.
 inline bool run_control_here(server_core& server, control_request& request) noexcept {
@@ -892,11 +900,7 @@ result<Result> control(const server_handle auto& server, std::chrono::nanosecond
   control_call<Result, Run> here(std::move(run));  // on the stack: nobody else sees it if it runs here
   if (run_control_here(*server.core(), here)) return answer_of(here);
   auto* request = new control_call<Result, Run>(std::move(here.body));
-  const bool sent = server.core()->deliver([&](envelope& into) noexcept {
-    into.kind = control_kind;
-    into.reply = static_cast<control_request*>(request);
-  });
-  if (!sent) {
+  if (!send_control(*server.core(), *request)) {
     delete request;
     return error{errc::no_server, {}};
   }
@@ -917,10 +921,7 @@ result<void> stop(const server_handle auto& server, std::chrono::nanoseconds tim
   if (server && server.core() == detail::current_server()) {
     auto* request = new detail::control_call<void, decltype(end)>(end);
     request->state.store(detail::reply_slot_base::abandoned);  // nobody waits: the server frees it
-    server.core()->deliver([&](detail::envelope& into) noexcept {
-      into.kind = detail::control_kind;
-      into.reply = static_cast<detail::control_request*>(request);
-    });
+    if (!detail::send_control(*server.core(), *request)) delete request;
     return {};
   }
   return detail::control<void>(server, timeout, end);

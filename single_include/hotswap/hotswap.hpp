@@ -2193,6 +2193,13 @@ inline void futex_wake(std::atomic<std::uint32_t>& word, int waiters) noexcept {
   syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE_PRIVATE, waiters, nullptr, nullptr, 0);
 }
 
+/// Changes `word` and wakes up to `waiters` threads parked on it: a waiter that read the word
+/// before the change and has not parked yet does not park (futex_wait sees another value).
+inline void futex_bump(std::atomic<std::uint32_t>& word, int waiters) noexcept {
+  word.fetch_add(1, std::memory_order_seq_cst);
+  futex_wake(word, waiters);
+}
+
 /// How long a waiter spins before it parks.
 inline constexpr auto spin_time = std::chrono::microseconds(50);
 
@@ -2681,8 +2688,7 @@ class worker_pool final : public executor {
       stopping_.store(true, std::memory_order_seq_cst);
       joining.swap(threads_);
     }
-    wake_word_.fetch_add(1, std::memory_order_seq_cst);
-    futex_wake(wake_word_, 1 << 30);
+    futex_bump(wake_word_, 1 << 30);
     for (auto& worker : joining) worker.join();
   }
 
@@ -2718,8 +2724,7 @@ class worker_pool final : public executor {
     return next;
   }
   void wake_one() noexcept {
-    wake_word_.fetch_add(1, std::memory_order_seq_cst);
-    futex_wake(wake_word_, 1);
+    futex_bump(wake_word_, 1);
   }
 
   void work() {
@@ -2779,8 +2784,7 @@ class own_thread final : public executor {
   }
   bool others_waiting() const noexcept override { return false; }
   void wake() noexcept {
-    wake_word_.fetch_add(1, std::memory_order_seq_cst);
-    futex_wake(wake_word_, 1);
+    futex_bump(wake_word_, 1);
   }
 
  private:
@@ -2850,8 +2854,7 @@ class timer_service {
   static bool later(const due& a, const due& b) { return a.at > b.at; }
 
   void wake() {
-    changed_.fetch_add(1, std::memory_order_seq_cst);
-    futex_wake(changed_, 1);
+    futex_bump(changed_, 1);
   }
 
   void work() {
@@ -3832,6 +3835,14 @@ struct control_call final : control_request {
   }
 };
 
+/// Queues `request` in the server's mailbox; false if the server has stopped.
+inline bool send_control(server_core& server, control_request& request) {
+  return server.deliver([&](envelope& into) noexcept {
+    into.kind = control_kind;
+    into.reply = &request;
+  });
+}
+
 /// Runs `request` on this thread if the server (on the pool) is idle with nothing waiting: no
 /// worker has to be woken for it (a wake costs 20-80 us). False if it must be sent instead.
 inline bool run_control_here(server_core& server, control_request& request) noexcept {
@@ -3871,11 +3882,7 @@ result<Result> control(const server_handle auto& server, std::chrono::nanosecond
   control_call<Result, Run> here(std::move(run));  // on the stack: nobody else sees it if it runs here
   if (run_control_here(*server.core(), here)) return answer_of(here);
   auto* request = new control_call<Result, Run>(std::move(here.body));
-  const bool sent = server.core()->deliver([&](envelope& into) noexcept {
-    into.kind = control_kind;
-    into.reply = static_cast<control_request*>(request);
-  });
-  if (!sent) {
+  if (!send_control(*server.core(), *request)) {
     delete request;
     return error{errc::no_server, {}};
   }
@@ -3896,10 +3903,7 @@ result<void> stop(const server_handle auto& server, std::chrono::nanoseconds tim
   if (server && server.core() == detail::current_server()) {
     auto* request = new detail::control_call<void, decltype(end)>(end);
     request->state.store(detail::reply_slot_base::abandoned);  // nobody waits: the server frees it
-    server.core()->deliver([&](detail::envelope& into) noexcept {
-      into.kind = detail::control_kind;
-      into.reply = static_cast<detail::control_request*>(request);
-    });
+    if (!detail::send_control(*server.core(), *request)) delete request;
     return {};
   }
   return detail::control<void>(server, timeout, end);

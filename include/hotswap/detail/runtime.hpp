@@ -348,8 +348,7 @@ class worker_pool final : public executor {
       stopping_.store(true, std::memory_order_seq_cst);
       joining.swap(threads_);
     }
-    wake_word_.fetch_add(1, std::memory_order_seq_cst);
-    futex_wake(wake_word_, 1 << 30);
+    futex_bump(wake_word_, 1 << 30);
     for (auto& worker : joining) worker.join();
   }
 
@@ -385,8 +384,7 @@ class worker_pool final : public executor {
     return next;
   }
   void wake_one() noexcept {
-    wake_word_.fetch_add(1, std::memory_order_seq_cst);
-    futex_wake(wake_word_, 1);
+    futex_bump(wake_word_, 1);
   }
 
   void work() {
@@ -446,8 +444,7 @@ class own_thread final : public executor {
   }
   bool others_waiting() const noexcept override { return false; }
   void wake() noexcept {
-    wake_word_.fetch_add(1, std::memory_order_seq_cst);
-    futex_wake(wake_word_, 1);
+    futex_bump(wake_word_, 1);
   }
 
  private:
@@ -517,8 +514,7 @@ class timer_service {
   static bool later(const due& a, const due& b) { return a.at > b.at; }
 
   void wake() {
-    changed_.fetch_add(1, std::memory_order_seq_cst);
-    futex_wake(changed_, 1);
+    futex_bump(changed_, 1);
   }
 
   void work() {

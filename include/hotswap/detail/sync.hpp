@@ -49,6 +49,13 @@ inline void futex_wake(std::atomic<std::uint32_t>& word, int waiters) noexcept {
   syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE_PRIVATE, waiters, nullptr, nullptr, 0);
 }
 
+/// Changes `word` and wakes up to `waiters` threads parked on it: a waiter that read the word
+/// before the change and has not parked yet does not park (futex_wait sees another value).
+inline void futex_bump(std::atomic<std::uint32_t>& word, int waiters) noexcept {
+  word.fetch_add(1, std::memory_order_seq_cst);
+  futex_wake(word, waiters);
+}
+
 /// How long a waiter spins before it parks.
 inline constexpr auto spin_time = std::chrono::microseconds(50);
 

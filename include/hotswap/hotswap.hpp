@@ -8,3 +8,4 @@
 #include "servers.hpp"
 #include "sys.hpp"
 #include "supervisors.hpp"
+#include "modules.hpp"

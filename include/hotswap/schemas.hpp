@@ -26,6 +26,7 @@
 #include "detail/containers.hpp"
 #include "detail/fields.hpp"
 #include "detail/fixed_string.hpp"
+#include "detail/image.hpp"
 #include "detail/spin_lock.hpp"
 
 namespace hotswap {
@@ -476,11 +477,14 @@ class schema_registry {
   std::vector<version_info> entries_;
 };
 
-/// The registry of this program image. (A shared library built with hidden visibility has its
-/// own; the modules layer reconciles them.)
+/// The registry of this program (a module's code reaches the program's).
 inline schema_registry& registry() {
+#ifdef HOTSWAP_MODULE_BUILD
+  return *detail::module_host.registry_of_host;
+#else
   static schema_registry instance;
   return instance;
+#endif
 }
 
 }  // namespace hotswap

@@ -577,6 +577,15 @@ void* change_code(void* old_state, std::uint64_t old_fingerprint, int old_vsn, c
                                       result, history_of<Implementation>{});
 }
 
+template <class Argument>
+inline constexpr std::uint64_t argument_fingerprint = value_fingerprint<Argument>;
+template <>
+inline constexpr std::uint64_t argument_fingerprint<void> = 0;
+template <class Argument>
+inline constexpr std::string_view argument_spelling = type_spelling<Argument>();
+template <>
+inline constexpr std::string_view argument_spelling<void> = "nothing";
+
 template <class Implementation>
 struct table_parts {
   using interface = typename Implementation::interface;
@@ -603,6 +612,8 @@ constexpr implementation_table make_table() {
           parts::handlers.data(),
           parts::discards.data(),
           interface::message_names.data(),
+          argument_fingerprint<init_argument<Implementation>>,
+          argument_spelling<init_argument<Implementation>>,
           &init_state<Implementation>,
           &terminate_state<Implementation>,
           &destroy_state<Implementation>,
@@ -696,17 +707,16 @@ result<server_ref<Interface>> start(const implementation_table& table, const voi
   auto* core = new detail::server_core(runtime.next_id(), table);
   any_server handle(core);
   core->acquire();  // the reference for being alive
-  core->table_owner = std::move(options.table_owner);
+  // A module starting a server of its own table keeps itself loaded by default.
+  core->table_owner = options.table_owner ? std::move(options.table_owner) : detail::pin_this_image();
   // Marked running (owned by this thread) until init returns: what is sent meanwhile, through
   // the name or from init itself, waits.
   core->run_state.store(detail::server_core::running);
   core->runs_on = &runtime.pool;
   detail::outcome initialized;
   if (options.own_thread) {
-    detail::report_failure(initialized, [&] {
-      core->own_thread = std::make_unique<detail::own_thread>(*core);  // it runs only when scheduled
-      core->runs_on = core->own_thread.get();
-    });
+    // It runs only when scheduled.
+    detail::report_failure(initialized, [&] { core->runs_on = runtime.start_own_thread(*core); });
   }
   if (!initialized.failed && !options.name.empty() && !runtime.register_name(options.name, *core))
     initialized = {true, "the name " + options.name + " is already registered"};
@@ -777,7 +787,8 @@ bool send_kind(const server_ref<Interface>& to, M&& message) {
 }
 
 inline void before_parking() {
-  if (worker_pool* pool = worker_pool::this_thread_pool()) pool->blocking();
+  worker_pool* pool = building_module ? the_runtime().this_thread_pool() : worker_pool::this_thread_pool();
+  if (pool) pool->blocking();
 }
 }  // namespace detail
 
@@ -959,12 +970,34 @@ class timer {
   std::shared_ptr<detail::timer_service::entry> entry_;
 };
 
+namespace detail {
+/// A timer sending `message`: as plain bytes when it travels in place (no code of the caller's
+/// is kept), else by a copy of it (a module's code then stays loaded while the timer runs).
+template <class Interface, class M>
+std::shared_ptr<timer_service::entry> add_timer(const server_ref<Interface>& to, M&& message,
+                                                std::chrono::steady_clock::duration delay,
+                                                std::chrono::steady_clock::duration period) {
+  using T = std::remove_cvref_t<M>;
+  if constexpr (stored_in_place<T>) {
+    if (to) {
+      envelope bytes{};
+      pack(bytes, std::forward<M>(message));
+      bytes.kind = Interface::template index_of<T>;
+      return the_runtime().timers.add(delay, period, *to.core(), bytes);
+    }
+  }
+  return the_runtime().timers.add(delay, period, [to, message = T(std::forward<M>(message)), code = pin_this_image(),
+                                                  repeats = period.count() > 0]() mutable {
+    return repeats ? send(to, message) : send(to, std::move(message));
+  });
+}
+}  // namespace detail
+
 /// Sends the info `message` to `to` after `delay`.
 template <class Interface, class M>
   requires(detail::sent_as<Interface, M, detail::message_kind::info>())
 timer send_after(const server_ref<Interface>& to, M message, std::chrono::steady_clock::duration delay) {
-  return timer(detail::the_runtime().timers.add(
-      delay, {}, [to, message = std::move(message)]() mutable { return send(to, std::move(message)); }));
+  return timer(detail::add_timer(to, std::move(message), delay, {}));
 }
 
 /// Sends a copy of the info `message` to `to` every `period`, until cancelled or the server
@@ -972,9 +1005,7 @@ timer send_after(const server_ref<Interface>& to, M message, std::chrono::steady
 template <class Interface, class M>
   requires(detail::sent_as<Interface, M, detail::message_kind::info>())
 timer send_interval(const server_ref<Interface>& to, M message, std::chrono::steady_clock::duration period) {
-  return timer(detail::the_runtime().timers.add(period, period, [to, message = std::move(message)] {
-    return send(to, message);
-  }));
+  return timer(detail::add_timer(to, std::move(message), period, period));
 }
 
 inline bool cancel(timer& pending) noexcept { return pending.cancel(); }

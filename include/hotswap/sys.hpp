@@ -41,6 +41,7 @@ namespace hotswap::detail {
 result<void> change_code_request(const server_handle auto& server, const implementation_table& table, int old_vsn,
                                 std::chrono::nanoseconds timeout, std::shared_ptr<const void> table_owner,
                                 extra_ref extra, std::shared_ptr<const void> extra_owner) {
+  if (!table_owner) table_owner = pin_this_image();  // a module's own table keeps it loaded
   return control<void>(
       server, timeout,
       [&table, old_vsn, extra, owner = std::move(table_owner), extra_owner = std::move(extra_owner)](
@@ -175,6 +176,8 @@ result<statistics_report> statistics(const server_handle auto& server,
 /// thread; an empty hook turns tracing off.
 result<void> trace(const server_handle auto& server, std::function<void(const trace_event&)> hook,
                           std::chrono::nanoseconds timeout = default_timeout) {
+  if (hook && detail::building_module)  // the hook is the module's code
+    hook = [code = detail::pin_this_image(), call = std::move(hook)](const trace_event& event) { call(event); };
   return detail::control<void>(server, timeout, [hook = std::move(hook)](detail::server_core& core) mutable
                                -> result<void> {
     core.trace = std::move(hook);

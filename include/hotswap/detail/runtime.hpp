@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "std_parts.hpp"
+#include "image.hpp"
 #include "mailbox.hpp"
 #include "spin_lock.hpp"
 #include "sync.hpp"
@@ -28,6 +29,22 @@ struct trace_event {
 
 namespace detail {
 
+/// In a module: its own loaded version, set by the code server (what keeps its code mapped).
+inline std::weak_ptr<const void>& module_self() noexcept {
+  static std::weak_ptr<const void> self;
+  return self;
+}
+
+/// What keeps this image's code loaded, for whatever it makes that may outlive the call that
+/// made it (a timer, a callback, an abandoned reply): nothing in a program, its loaded version
+/// in a module.
+inline std::shared_ptr<const void> pin_this_image() noexcept {
+  if constexpr (building_module)
+    return module_self().lock();
+  else
+    return {};
+}
+
 // ---- replies ----
 
 /// Where a reply (or a failure) lands. The waiting side spins, then parks on `state`. If it
@@ -40,8 +57,9 @@ struct reply_slot_base {
   alignas(64) std::atomic<std::uint32_t> state{waiting};
   hotswap::error failure{};
   void (*free)(reply_slot_base*) noexcept;
+  std::shared_ptr<const void> code;  // a module's slot keeps the module loaded until it is freed
 
-  explicit reply_slot_base(void (*free_slot)(reply_slot_base*) noexcept) : free(free_slot) {}
+  explicit reply_slot_base(void (*free_slot)(reply_slot_base*) noexcept) : free(free_slot), code(pin_this_image()) {}
 
   void fail(errc code, std::string what = {}) noexcept {
     failure = {code, std::move(what)};
@@ -95,16 +113,25 @@ struct reply_slot : reply_slot_base {
   }
 };
 
-/// A thread reuses one slot per reply type: no allocation per call.
+/// A thread reuses one slot per reply type: no allocation per call. (Not in a module: a
+/// thread-local with a destructor would keep the module's code mapped until the thread ends.)
 template <class Reply>
 class cached_slot {
  public:
   cached_slot() {
+    if constexpr (building_module) {
+      slot_ = new reply_slot<Reply>;
+      return;
+    }
     if (!spare()) spare().reset(new reply_slot<Reply>);
     slot_ = spare().release();
   }
   ~cached_slot() {
     if (!slot_) return;
+    if constexpr (building_module) {
+      delete slot_;
+      return;
+    }
     slot_->value.reset();
     slot_->failure = {};
     slot_->reset();
@@ -210,10 +237,12 @@ class runtime;
 runtime& the_runtime();
 
 /// The server whose handler this thread is running, if any.
-inline server_core*& current_server() noexcept {
+inline server_core*& current_server_of_thread() noexcept {
   thread_local server_core* current = nullptr;
   return current;
 }
+/// The same, reached from a module's code or a program's.
+server_core*& current_server() noexcept;
 
 /// Receiver side: hands out the next message to handle, or null when none waits.
 inline bool take_message(server_core& server, envelope& out) noexcept {
@@ -312,6 +341,8 @@ class worker_pool final : public executor {
   explicit worker_pool(unsigned threads) {
     for (unsigned i = 0; i < std::max(threads, 1u); ++i) add_worker();
   }
+  // The code a new worker runs is the code that made the pool: the program's, never a module's.
+  // (A module's call that blocks may start a worker.)
   ~worker_pool() override { stop(); }
 
   void schedule(server_core& server) override {
@@ -360,9 +391,10 @@ class worker_pool final : public executor {
  private:
   static constexpr std::size_t max_threads = 512;
 
-  void add_worker() {
-    threads_.emplace_back([this] { work(); });
-  }
+  void add_worker() { start_worker_(*this); }
+  void (*const start_worker_)(worker_pool&) = [](worker_pool& pool) {
+    pool.threads_.emplace_back([&pool] { pool.work(); });
+  };
 
   server_core* take() {
     if (queued_.load(std::memory_order_acquire) == 0) return nullptr;
@@ -473,26 +505,28 @@ class own_thread final : public executor {
 /// Timers: one thread, asleep until the next deadline.
 class timer_service {
  public:
+  using duration = std::chrono::steady_clock::duration;
   struct entry {
     std::function<bool()> fire;  // false: the target is gone, stop repeating
-    std::chrono::steady_clock::duration period{};
+    server_core* target = nullptr;  // or a message that travels in place, copied to target
+    envelope message{};
+    duration period{};
     std::atomic<bool> cancelled{false};
+    entry() = default;
+    entry(const entry&) = delete;
+    entry& operator=(const entry&) = delete;
+    ~entry();
   };
 
-  std::shared_ptr<entry> add(std::chrono::steady_clock::duration delay, std::chrono::steady_clock::duration period,
-                             std::function<bool()> fire) {
-    auto made = std::make_shared<entry>();
-    made->fire = std::move(fire);
-    made->period = period;
-    {
-      const spin_guard hold(lock_);
-      if (stopping_) return made;  // the program is ending: it never fires
-      if (!thread_.joinable()) thread_ = thread([this] { work(); });
-      due_.push_back({std::chrono::steady_clock::now() + delay, made});
-      std::push_heap(due_.begin(), due_.end(), later);
-    }
-    wake();
-    return made;
+  /// Runs `fire` after `delay`, then every `period` (if not zero) while it returns true.
+  std::shared_ptr<entry> add(duration delay, duration period, std::function<bool()> fire) {
+    return add_(*this, delay, period, std::move(fire), nullptr, nullptr);
+  }
+  /// Copies `message` (an envelope holding its message in place) into `target`'s mailbox after
+  /// `delay`, then every `period`, while the target runs. No code of the caller's is kept: a
+  /// module's ticks do not keep the module loaded.
+  std::shared_ptr<entry> add(duration delay, duration period, server_core& target, const envelope& message) {
+    return add_(*this, delay, period, {}, &target, &message);
   }
 
   ~timer_service() { stop(); }
@@ -515,6 +549,13 @@ class timer_service {
 
   void wake() {
     futex_bump(changed_, 1);
+  }
+  static bool copy_to_target(const entry& what) {
+    return what.target->deliver([&](envelope& into) noexcept {
+      std::memcpy(into.payload, what.message.payload, sizeof into.payload);
+      into.kind = what.message.kind;
+      into.reply = nullptr;
+    });
   }
 
   void work() {
@@ -544,7 +585,7 @@ class timer_service {
       if (repeats ? what.cancelled.load(std::memory_order_acquire) : what.cancelled.exchange(true)) continue;
       bool again = false;
       try {
-        again = what.fire() && repeats;
+        again = (what.target ? copy_to_target(what) : what.fire()) && repeats;
       } catch (...) {  // copying the message threw: the timer ends, the others go on
       }
       if (!again) {
@@ -563,6 +604,29 @@ class timer_service {
   std::vector<due> due_;
   bool stopping_ = false;
   thread thread_;
+  // The program's code, as for the pool's workers (and entries made by it, whatever adds them).
+  std::shared_ptr<entry> (*const add_)(timer_service&, duration, duration, std::function<bool()>, server_core*,
+                                       const envelope*) =
+      [](timer_service& timers, duration delay, duration period, std::function<bool()> fire, server_core* target,
+         const envelope* message) {
+        auto made = std::make_shared<entry>();
+        made->fire = std::move(fire);
+        if (target) {
+          target->acquire();
+          made->target = target;
+          made->message = *message;
+        }
+        made->period = period;
+        {
+          const spin_guard hold(timers.lock_);
+          if (timers.stopping_) return made;  // the program is ending: it never fires
+          if (!timers.thread_.joinable()) timers.thread_ = thread([&timers] { timers.work(); });
+          timers.due_.push_back({std::chrono::steady_clock::now() + delay, made});
+          std::push_heap(timers.due_.begin(), timers.due_.end(), later);
+        }
+        timers.wake();
+        return made;
+      };
 };
 
 /// Registered names, and the servers alive.
@@ -579,6 +643,15 @@ class runtime {
 
   worker_pool pool;
   timer_service timers;
+
+  // The program's code for what a module's copy of these headers must not do itself: look up
+  // the program's thread-locals, make an executor (whose thread and vtable would be the module's).
+  server_core*& (*const current_server)() noexcept = &current_server_of_thread;
+  worker_pool*& (*const this_thread_pool)() noexcept = &worker_pool::this_thread_pool;
+  executor* (*const start_own_thread)(server_core&) = [](server_core& server) -> executor* {
+    server.own_thread = std::make_unique<own_thread>(server);
+    return server.own_thread.get();
+  };
 
   std::uint64_t next_id() noexcept { return ids_.fetch_add(1, std::memory_order_relaxed); }
 
@@ -628,9 +701,21 @@ class runtime {
   std::vector<name_entry> names_;  // sorted by name
 };
 
+/// The program's runtime (a module's code reaches the program's).
 inline runtime& the_runtime() {
+#ifdef HOTSWAP_MODULE_BUILD
+  return *module_host.runtime_of_host;
+#else
   static runtime instance;
   return instance;
+#endif
+}
+
+inline server_core*& current_server() noexcept {
+  if constexpr (building_module)
+    return the_runtime().current_server();
+  else
+    return current_server_of_thread();
 }
 
 inline worker_pool& shared_pool() { return the_runtime().pool; }
@@ -641,6 +726,10 @@ inline void server_core::release() noexcept {
   envelope message;
   while (take_message(*this, message)) refuse(*this, message, errc::server_died);
   delete this;
+}
+
+inline timer_service::entry::~entry() {
+  if (target) target->release();
 }
 
 /// Ends a server on its own thread: terminate, free the state, fail what waits, tell monitors.
@@ -671,6 +760,10 @@ inline void end_server(server_core& server, exit_reason reason) noexcept {
 
 /// Calls `on_exit` when `server` ends (at once if it has).
 inline void monitor(server_core& server, exit_callback on_exit) {
+  if constexpr (building_module)  // the callback is the module's code
+    on_exit = [code = pin_this_image(), call = std::move(on_exit)](std::uint64_t id, const exit_reason& reason) {
+      call(id, reason);
+    };
   exit_reason ended;
   {
     const spin_guard hold(server.exit_lock);

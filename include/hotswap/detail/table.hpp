@@ -23,12 +23,29 @@ enum class errc : std::uint8_t {
   init_failed,         ///< init threw; no server was started
   handler_failed,      ///< a function given to replace_state threw; the state is unchanged
   calling_self,        ///< a handler called its own server, which cannot answer while it runs
+  wrong_argument,      ///< init takes an argument of another type
+  // Loading modules (hotswap/modules.hpp): the code server and every server are left unchanged.
+  no_file,             ///< the path does not exist or cannot be read
+  unsafe_path,         ///< the file or a directory above it is writable by other users
+  not_a_library,       ///< not a shared library for this machine
+  truncated,           ///< a shared library cut short
+  no_descriptor,       ///< a shared library without HOTSWAP_MODULE
+  abi_mismatch,        ///< built by another compiler, standard library, hotswap or settings
+  schema_conflict,     ///< a schema version that differs from the one this program knows
+  not_newer,           ///< the vsn is not newer than the module's current one
+  load_failed,         ///< the dynamic loader refused it (dlerror says why)
+  initializer_failed,  ///< a static initializer of the module threw
+  not_purged,          ///< servers still run the old version
+  no_module,           ///< no module of that name is loaded
 };
 
 constexpr std::string_view to_string(errc code) noexcept {
-  constexpr std::string_view names[] = {"timeout",       "no_server",         "server_died",  "not_suspended",
-                                        "wrong_interface", "wrong_vsn",       "wrong_state_type",
-                                        "code_change_failed", "init_failed",  "handler_failed", "calling_self"};
+  constexpr std::string_view names[] = {
+      "timeout",          "no_server",       "server_died",        "not_suspended", "wrong_interface",
+      "wrong_vsn",        "wrong_state_type", "code_change_failed", "init_failed",   "handler_failed",
+      "calling_self",     "wrong_argument",  "no_file",            "unsafe_path",   "not_a_library",
+      "truncated",        "no_descriptor",   "abi_mismatch",       "schema_conflict", "not_newer",
+      "load_failed",      "initializer_failed", "not_purged",      "no_module"};
   return names[static_cast<int>(code)];
 }
 
@@ -77,6 +94,8 @@ struct implementation_table {
   const detail::handler_fn* handlers;  ///< by message index in the interface
   const detail::discard_fn* discards;  ///< by message index: drops a message undelivered
   const std::string_view* message_names;
+  std::uint64_t init_argument_fingerprint;  ///< 0 when init takes no argument
+  std::string_view init_argument_type;
   /// Makes the initial state from init's argument (null when init takes none).
   void* (*init)(const void* argument, detail::outcome& result) noexcept;
   void (*terminate)(void* state, const exit_reason& reason) noexcept;

@@ -1,0 +1,334 @@
+// Modules: real shared libraries (built beside this test, see tests/CMakeLists.txt) loaded by the
+// code server, run by servers, swapped under load, purged, rebuilt in place, and refused when bad.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <fstream>
+#include <iterator>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <hotswap/modules.hpp>
+
+#include "../runtime/servers.hpp"
+
+using testing::Add;
+using testing::Counter;
+using testing::Get;
+
+namespace {
+
+std::string built(const std::string& name) { return std::string(HOTSWAP_TEST_MODULE_DIR) + "/" + name + ".so"; }
+
+std::string read_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+void write_bytes(const std::string& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << bytes;
+}
+
+/// A private directory (mode 0700) the test puts module files in: the build tree's permissions
+/// are not the test's business.
+struct scratch {
+  std::string dir;
+  scratch() {
+    std::string pattern = "/tmp/hotswap-test-XXXXXX";
+    REQUIRE(::mkdtemp(pattern.data()));
+    dir = pattern;
+  }
+  ~scratch() { (void)std::system(("rm -rf " + dir).c_str()); }
+  /// The bytes of built module `name` as `file` here.
+  std::string stage(const std::string& name, const std::string& file) const {
+    const std::string path = dir + "/" + file;
+    write_bytes(path, read_bytes(built(name)));
+    return path;
+  }
+};
+
+bool mapped(const std::string& path) {
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  while (std::getline(maps, line))
+    if (line.find(path) != std::string::npos) return true;
+  return false;
+}
+
+struct counting_schemas {
+  counting_schemas() { hotswap::registry().add<testing::CountSchema>(); }
+} registered;
+
+long get(const hotswap::server_ref<Counter>& server) { return hotswap::call(server, Get{}).value(); }
+
+/// suspend -> change_code -> resume.
+hotswap::result<void> upgrade(const hotswap::server_ref<Counter>& server, const hotswap::module_ptr& to, int from) {
+  hotswap::sys::suspend(server).value();
+  auto changed = hotswap::sys::change_code(server, to, from);
+  hotswap::sys::resume(server).value();
+  return changed;
+}
+
+}  // namespace
+
+TEST_CASE("a server started from a module behaves as one built in") {
+  const scratch files;
+  hotswap::code_server code;
+  const auto v1 = code.load<Counter>(files.stage("counter_v1", "counter.so")).value();
+  CHECK(v1->name() == "counter");
+  CHECK(v1->vsn() == 1);
+  CHECK(v1->implementation() == "testing::CounterV1");
+  CHECK(v1->interface_name() == "Counter");
+  CHECK(v1->implements<Counter>());
+  CHECK(code.current("counter") == v1);
+  CHECK_FALSE(code.old("counter"));
+  CHECK(mapped(v1->copy()));
+  CHECK(v1->copy().rfind(code.directory(), 0) == 0);
+
+  auto server = hotswap::start<Counter>(v1, {.name = "module_counter"}).value();
+  for (int i = 1; i <= 100; ++i) hotswap::cast(server, Add{i});
+  CHECK(get(server) == 5050);
+  CHECK(hotswap::whereis<Counter>("module_counter") == server);
+  const auto status = hotswap::sys::get_status(server).value();
+  CHECK(status.implementation == "testing::CounterV1");
+  CHECK(status.vsn == 1);
+  CHECK(hotswap::sys::get_state<testing::v1::Count>(server).value().count == 5050);
+  REQUIRE(v1->servers().size() == 1);
+  CHECK(v1->servers()[0] == server);
+
+  // A crash in the module's handler crashes the server, as built in; the module is then free.
+  hotswap::send(server, testing::Crash{});
+  for (int i = 0; i < 1000 && server.alive(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  CHECK_FALSE(server.alive());
+  CHECK(server.exit().what == "asked to crash");
+  CHECK(v1->servers().empty());
+}
+
+TEST_CASE("init's argument is checked against the module's init") {
+  const scratch files;
+  hotswap::code_server code;
+  const auto v1 = code.load<Counter>(files.stage("counter_v1", "counter.so")).value();
+  const auto wrong = hotswap::start<Counter>(v1, 7);
+  REQUIRE_FALSE(wrong);
+  CHECK(wrong.error().code == hotswap::errc::wrong_argument);
+  CHECK(wrong.error().what == "testing::CounterV1 (module counter) takes nothing in init, not int");
+}
+
+TEST_CASE("swap under load: producers cast while the server moves between module versions") {
+  const scratch files;
+  hotswap::code_server code;
+  const auto v1 = code.load<Counter>(files.stage("counter_v1", "counter_v1.so")).value();
+  const auto v2 = code.load<Counter>(files.stage("counter_v2", "counter_v2.so")).value();
+  CHECK(code.current("counter") == v2);
+  CHECK(code.old("counter") == v1);
+
+  auto server = hotswap::start<Counter>(v1).value();
+  constexpr int producers = 4;
+  constexpr int each = testing::sanitized ? 20'000 : 200'000;
+  std::atomic<int> done{0};
+  std::vector<std::thread> threads;
+  for (int p = 0; p < producers; ++p)
+    threads.emplace_back([&] {
+      for (int i = 0; i < each; ++i) hotswap::cast(server, Add{1});
+      done.fetch_add(1);
+    });
+  int swaps = 0;
+  while (done.load() < producers) {  // up to v2 and down to v1 again, migrating the state each way
+    const bool up = swaps % 2 == 0;
+    upgrade(server, up ? v2 : v1, up ? 1 : 2).value();
+    ++swaps;
+  }
+  for (auto& thread : threads) thread.join();
+  if (swaps % 2 == 1) upgrade(server, v1, 2).value();
+  CHECK(get(server) == long{producers} * each);
+  CHECK(swaps > 0);
+  CHECK(hotswap::sys::get_status(server).value().implementation == "testing::CounterV1");
+  hotswap::stop(server).value();
+}
+
+TEST_CASE("purge: soft refuses while a server runs the old version, and unmaps it once none does") {
+  const scratch files;
+  hotswap::code_server code;
+  auto v1 = code.load<Counter>(files.stage("counter_v1", "counter_v1.so")).value();
+  auto server = hotswap::start<Counter>(v1, {.name = "purge_me"}).value();
+  hotswap::cast(server, Add{41});
+  auto v2 = code.load<Counter>(files.stage("counter_v2", "counter_v2.so")).value();
+
+  const auto refused = code.purge("counter");
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().code == hotswap::errc::not_purged);
+  CHECK(refused.error().what == "counter vsn 1 still runs in server " + std::to_string(server.id()) +
+                                    " (purge_me): change their code or stop them first (or purge with "
+                                    "purge_mode::force)");
+  CHECK(code.old("counter") == v1);  // unchanged
+  CHECK(get(server) == 41);
+
+  // Nothing newer can come in while the old version runs: at most current and old.
+  const auto third = code.load<Counter>(files.stage("counter_v3", "counter_v3.so"));
+  REQUIRE_FALSE(third);
+  CHECK(third.error().code == hotswap::errc::not_purged);
+  CHECK(code.current("counter") == v2);
+
+  upgrade(server, v2, 1).value();
+  CHECK(get(server) == 41);
+  const std::string copy = v1->copy();
+  v1.reset();
+  const auto purged = code.purge("counter").value();
+  CHECK(purged.vsn == 1);
+  CHECK(purged.unmapped);
+  CHECK_FALSE(mapped(copy));
+  CHECK_FALSE(code.old("counter"));
+  CHECK(code.purge("counter").value().vsn == 0);  // nothing left to purge
+  CHECK(code.purge("nothing").error().code == hotswap::errc::no_module);
+  CHECK(get(server) == 41);
+  hotswap::stop(server).value();
+}
+
+TEST_CASE("a failing code_change from a module leaves the server on its version, serving") {
+  const scratch files;
+  hotswap::code_server code;
+  const auto v2 = code.load<Counter>(files.stage("counter_v2", "counter_v2.so")).value();
+  auto server = hotswap::start<Counter>(v2).value();
+  hotswap::cast(server, Add{3});
+  const auto v3 = code.load<Counter>(files.stage("counter_v3", "counter_v3.so")).value();  // v2 old now
+  const auto refused = upgrade(server, v3, 2);
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().code == hotswap::errc::code_change_failed);
+  CHECK(refused.error().what == "v3 refuses");
+  CHECK(hotswap::sys::get_status(server).value().vsn == 2);
+  CHECK(get(server) == 3);
+  CHECK(v3->servers().empty());
+  CHECK(v2->servers().size() == 1);
+  hotswap::stop(server).value();
+}
+
+TEST_CASE("force purge stops the servers on the old version") {
+  const scratch files;
+  hotswap::code_server code;
+  auto v1 = code.load<Counter>(files.stage("counter_v1", "counter_v1.so")).value();
+  auto a = hotswap::start<Counter>(v1).value();
+  auto b = hotswap::start<Counter>(v1).value();
+  const std::string copy = v1->copy();
+  v1.reset();
+  const auto v2 = code.load<Counter>(files.stage("counter_v2", "counter_v2.so")).value();
+  auto c = hotswap::start<Counter>(v2).value();
+  const auto report = code.purge("counter", hotswap::purge_mode::force).value();
+  CHECK(report.servers_stopped == 2);
+  CHECK_FALSE(a.alive());
+  CHECK_FALSE(b.alive());
+  CHECK(c.alive());
+  // The stopped servers' handles still hold the version's table (for messages sent to them).
+  CHECK_FALSE(report.unmapped);
+  CHECK(mapped(copy));
+  a = {};
+  b = {};
+  CHECK(code.collect() == 1);
+  CHECK_FALSE(mapped(copy));
+  hotswap::stop(c).value();
+}
+
+TEST_CASE("rebuilding a module file in place leaves its running copy alone; loading it again takes the new build") {
+  const scratch files;
+  hotswap::code_server code;
+  const std::string path = files.stage("counter_v1", "counter.so");
+  const auto v1 = code.load<Counter>(path).value();
+  auto server = hotswap::start<Counter>(v1).value();
+  hotswap::cast(server, Add{5});
+
+  write_bytes(path, read_bytes(built("counter_v2")));  // rewritten in place, as a build would
+  for (int i = 0; i < 100; ++i) hotswap::cast(server, Add{1});
+  CHECK(get(server) == 105);
+
+  write_bytes(path, read_bytes(built("counter_v2")).substr(0, 4096));  // a build caught half-way
+  const auto half = code.load<Counter>(path);
+  REQUIRE_FALSE(half);
+  CHECK(half.error().code == hotswap::errc::truncated);
+  CHECK(get(server) == 105);
+
+  write_bytes(path, read_bytes(built("counter_v2")));
+  const auto v2 = code.load<Counter>(path).value();
+  CHECK(v2->vsn() == 2);
+  CHECK(v2->copy() != v1->copy());
+  upgrade(server, v2, 1).value();
+  CHECK(get(server) == 105);
+  CHECK(hotswap::sys::get_state<testing::v2::Count>(server).value().count == 105);
+  hotswap::stop(server).value();
+}
+
+TEST_CASE("bad modules are refused with the file and the reason; nothing changes and servers serve on") {
+  const scratch files;
+  hotswap::code_server code;
+  const auto v2 = code.load<Counter>(files.stage("counter_v2", "counter_v2.so")).value();
+  auto server = hotswap::start<Counter>(v2).value();
+  hotswap::cast(server, Add{7});
+
+  struct bad_file {
+    std::string path;
+    hotswap::errc code;
+    std::string reason;  // what the error says after "<path>: "
+  };
+  const std::string dir = files.dir;
+  write_bytes(dir + "/notes.so", "not a library\n");
+  const std::string whole = read_bytes(built("counter_v1"));
+  write_bytes(dir + "/truncated.so", whole.substr(0, whole.size() / 2));
+  files.stage("counter_v1", "world_writable.so");
+  ::chmod((dir + "/world_writable.so").c_str(), 0666);
+  ::mkdir((dir + "/shared").c_str(), 0775);
+  ::chmod((dir + "/shared").c_str(), 0775);  // whatever the umask
+  files.stage("counter_v1", "shared/counter.so");
+
+  const std::vector<bad_file> cases = {
+      {dir + "/missing.so", hotswap::errc::no_file, "No such file or directory"},
+      {dir + "/notes.so", hotswap::errc::not_a_library, "not a shared library (not an ELF file)"},
+      {dir + "/truncated.so", hotswap::errc::truncated, "truncated: "},
+      {files.stage("plain_library", "plain.so"), hotswap::errc::no_descriptor,
+       "a shared library without a hotswap module descriptor (HOTSWAP_MODULE in one of its sources)"},
+      {files.stage("counter_old_abi", "old_abi.so"), hotswap::errc::abi_mismatch, "built for another ABI: "},
+      {files.stage("counter_other_interface", "other_interface.so"), hotswap::errc::wrong_interface,
+       "variant::CounterV4 implements Counter with other messages than this program's Counter"},
+      {files.stage("counter_other_schema", "other_schema.so"), hotswap::errc::schema_conflict,
+       "its schema Count version 2 differs from this program's (fields or their types): Count@2 is registered "
+       "with another fingerprint"},
+      {files.stage("counter_v1", "older.so"), hotswap::errc::not_newer, "counter vsn 1 is not newer than the current vsn 2"},
+      {dir + "/world_writable.so", hotswap::errc::unsafe_path,
+       "the file is writable by every user: loading it would run code others could have written"},
+      {dir + "/shared/counter.so", hotswap::errc::unsafe_path,
+       "the directory " + dir + "/shared is writable by its group: loading it would run code others could have "
+                                "written"},
+      {files.stage("counter_throws", "throws.so"), hotswap::errc::initializer_failed,
+       "a static initializer threw: the counter module refuses to load"},
+  };
+  for (const auto& bad : cases) {
+    INFO(bad.path);
+    const auto loaded = code.load<Counter>(bad.path);
+    REQUIRE_FALSE(loaded);
+    CHECK(loaded.error().code == bad.code);
+    CHECK(loaded.error().what.rfind(bad.path + ": " + bad.reason, 0) == 0);
+    INFO(loaded.error().what);
+    CHECK(code.current("counter") == v2);
+    CHECK_FALSE(code.old("counter"));
+    hotswap::cast(server, Add{1});
+    CHECK(hotswap::call(server, Get{}).value() > 7);
+  }
+  CHECK(get(server) == 7 + static_cast<long>(cases.size()));
+  // Nothing of the refused libraries stays mapped (the one whose initializer threw was opened).
+  std::ifstream maps("/proc/self/maps");
+  const std::string all{std::istreambuf_iterator<char>(maps), {}};
+  CHECK(all.find(code.directory() + "/counter-v2-") != std::string::npos);
+  CHECK(all.find(code.directory() + "/counter-v1-") == std::string::npos);
+  CHECK(all.find(code.directory() + "/counter-v3-") == std::string::npos);
+  hotswap::stop(server).value();
+}
+
+TEST_CASE("the ABI description names what a module must share with the program") {
+  const std::string_view abi = hotswap::abi_description;
+  CHECK(abi.find("libstdc++") != std::string_view::npos);
+  CHECK(abi.find("cxx11 abi 1") != std::string_view::npos);
+  CHECK(abi.find("hotswap " HOTSWAP_VERSION_STRING) != std::string_view::npos);
+  CHECK(abi.find("8-byte pointers; exceptions on; rtti on") != std::string_view::npos);
+  CHECK(hotswap::abi_fingerprint == hotswap::detail::fnv1a(abi));
+}

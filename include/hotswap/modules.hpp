@@ -488,6 +488,12 @@ class library_closer {
 template <class Module>
 struct lease;
 
+/// Numbers the private copies of the process's code servers.
+inline std::uint64_t next_copy_number() noexcept {
+  static std::atomic<std::uint64_t> copies{0};
+  return copies.fetch_add(1, std::memory_order_relaxed);
+}
+
 /// A reference to `server` unless it is already being freed.
 inline bool try_acquire(server_core& server) noexcept {
   std::uint32_t count = server.references.load(std::memory_order_relaxed);
@@ -581,6 +587,7 @@ struct lease {
 /// module implements another interface or its init takes another argument.
 template <class Interface, class Argument>
 result<server_ref<Interface>> start(const module_ptr& code, const Argument& argument, start_options options = {}) {
+  if (!code) return error{errc::no_module, "no module given"};
   const implementation_table& table = code->table();
   if (table.init_argument_fingerprint != detail::value_fingerprint<Argument>)
     return error{errc::wrong_argument, code->implementation() + " (module " + code->name() + ") takes " +
@@ -596,6 +603,7 @@ result<server_ref<Interface>> start(const module_ptr& code, const Argument& argu
 /// Starts a server running a module's table whose init takes no argument.
 template <class Interface>
 result<server_ref<Interface>> start(const module_ptr& code, start_options options = {}) {
+  if (!code) return error{errc::no_module, "no module given"};
   const implementation_table& table = code->table();
   if (table.init_argument_fingerprint != 0)
     return error{errc::wrong_argument, code->implementation() + " (module " + code->name() + ") takes " +
@@ -612,6 +620,7 @@ namespace sys {
 result<void> change_code(const server_handle auto& server, const module_ptr& code, int old_vsn,
                          std::chrono::nanoseconds timeout = default_timeout) {
   if (!server) return error{errc::no_server, "an empty server handle"};
+  if (!code) return error{errc::no_module, "no module given"};
   auto held = std::make_shared<detail::lease<module_version>>(code);
   held->bind(*server.core());
   return detail::change_code_request(server, code->table(), old_vsn, timeout, std::move(held), {}, {});
@@ -622,6 +631,7 @@ template <class Extra>
 result<void> change_code(const server_handle auto& server, const module_ptr& code, int old_vsn, const Extra& extra,
                          std::chrono::nanoseconds timeout = default_timeout) {
   if (!server) return error{errc::no_server, "an empty server handle"};
+  if (!code) return error{errc::no_module, "no module given"};
   auto held = std::make_shared<detail::lease<module_version>>(code);
   held->bind(*server.core());
   auto kept = std::make_shared<const Extra>(extra);
@@ -715,6 +725,26 @@ class basic_code_server {
     return report;
   }
 
+  /// Makes the current version of `name` old, as Erlang's code:delete/1: the servers on it run
+  /// on, purge can then unload it, and any vsn may be loaded next. An old version nothing runs is
+  /// purged first; one that servers still run makes this fail with errc::not_purged.
+  result<void> retire(std::string_view name) {
+    module_ptr purged;
+    {
+      const detail::spin_guard hold(lock_);
+      entry* found = find_entry(name);
+      if (!found || !found->current) return error{errc::no_module, "no module " + std::string(name) + " is loaded"};
+      if (found->old) {
+        if (std::vector<any_server> running = found->old->servers(); !running.empty())
+          return error{errc::not_purged, "the old version must go first: " + describe_running(*found->old, running)};
+      }
+      purged = std::exchange(found->old, std::exchange(found->current, nullptr));
+    }
+    purged.reset();
+    closer_->close_pending();
+    return {};
+  }
+
   /// Unmaps the libraries nothing holds any more; how many.
   std::size_t collect() { return closer_->close_pending().size(); }
 
@@ -776,17 +806,16 @@ class basic_code_server {
                                 note.implementation + " implements " + note.interface_name +
                                     (note.interface_name == interface_name ? " with other messages than" : ", not") +
                                     " this program's " + std::string(interface_name));
-    if (const module_ptr now = current(note.name)) {
-      if (note.interface != now->interface_fingerprint())
-        return detail::file_error(errc::wrong_interface, path,
-                                  note.name + " vsn " + std::to_string(note.vsn) + " implements " +
-                                      note.interface_name + " differently from the current vsn " +
-                                      std::to_string(now->vsn()) + " (" + now->interface_name() + ")");
-      if (note.vsn <= now->vsn())
-        return detail::file_error(errc::not_newer, path,
-                                  note.name + " vsn " + std::to_string(note.vsn) + " is not newer than the current vsn " +
-                                      std::to_string(now->vsn()));
-    }
+    const module_ptr now = current(note.name);
+    if (const module_ptr loaded = now ? now : old(note.name); loaded && note.interface != loaded->interface_fingerprint())
+      return detail::file_error(errc::wrong_interface, path,
+                                note.name + " vsn " + std::to_string(note.vsn) + " implements " + note.interface_name +
+                                    " differently from the loaded vsn " + std::to_string(loaded->vsn()) + " (" +
+                                    loaded->interface_name() + ")");
+    if (now && note.vsn <= now->vsn())
+      return detail::file_error(errc::not_newer, path,
+                                note.name + " vsn " + std::to_string(note.vsn) + " is not newer than the current vsn " +
+                                    std::to_string(now->vsn()));
     for (const auto& version : note.schemas)
       if (const auto known = registry().find(version.schema, version.vsn); known && known->fingerprint != version.fingerprint)
         return detail::file_error(errc::schema_conflict, path,
@@ -798,23 +827,38 @@ class basic_code_server {
   }
 
   /// A private copy of the file's bytes, for this load only.
-  result<std::string> write_copy(const std::string& bytes, const detail::module_note_fields& note, const std::string& path) {
-    {
-      const detail::spin_guard hold(lock_);
-      if (directory_.empty()) {
-        const char* base = std::getenv("TMPDIR");
-        std::string pattern = std::string(base && *base ? base : "/tmp") + "/hotswap-modules-XXXXXX";
-        if (!::mkdtemp(pattern.data()))
-          return detail::file_error(errc::load_failed, path, "cannot make a directory for its copy: " + std::string(std::strerror(errno)));
-        directory_ = pattern;
-        made_directory_ = true;
-      } else if (::mkdir(directory_.c_str(), 0700) == 0) {
-        made_directory_ = true;
-      }
+  /// The directory of the copies, made on first use; one that others could write to is refused
+  /// (they could replace a copy between its writing and its loading).
+  result<void> prepare_directory(const std::string& path) {
+    const detail::spin_guard hold(lock_);
+    if (directory_checked_) return {};
+    if (directory_.empty()) {
+      const char* base = std::getenv("TMPDIR");
+      std::string pattern = std::string(base && *base ? base : "/tmp") + "/hotswap-modules-XXXXXX";
+      if (!::mkdtemp(pattern.data()))
+        return detail::file_error(errc::load_failed, path,
+                                  "cannot make a directory for its copy: " + std::string(std::strerror(errno)));
+      directory_ = pattern;
+      made_directory_ = true;
+    } else if (::mkdir(directory_.c_str(), 0700) == 0) {
+      made_directory_ = true;
     }
-    const std::string copy = directory_ + "/" + note.name + "-v" + std::to_string(note.vsn) + "-" +
-                             std::to_string(copies_.fetch_add(1)) + ".so";
-    const int fd = ::open(copy.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0500);
+    if (auto safe = detail::check_path_is_safe(directory_); !safe)
+      return detail::file_error(errc::unsafe_path, path, "the directory for copies is unsafe: " + safe.error().what);
+    directory_checked_ = true;
+    return {};
+  }
+
+  result<std::string> write_copy(const std::string& bytes, const detail::module_note_fields& note, const std::string& path) {
+    if (auto ready = prepare_directory(path); !ready) return ready.error();
+    std::string copy;
+    int fd = -1;
+    for (int attempt = 0; fd < 0 && attempt < 100; ++attempt) {  // another process may share the directory
+      copy = directory_ + "/" + note.name + "-v" + std::to_string(note.vsn) + "-" +
+             std::to_string(detail::next_copy_number()) + ".so";
+      fd = ::open(copy.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0500);
+      if (fd < 0 && errno != EEXIST) break;
+    }
     if (fd < 0) return detail::file_error(errc::load_failed, path, "cannot write its copy " + copy + ": " + std::strerror(errno));
     std::size_t done = 0;
     while (done < bytes.size()) {
@@ -883,11 +927,15 @@ class basic_code_server {
         refused = detail::file_error(errc::not_newer, path,
                                      note->name + " vsn " + std::to_string(note->vsn) +
                                          " is not newer than the current vsn " + std::to_string(found->current->vsn()));
-      } else if (std::vector<any_server> running; found && found->old && !(running = found->old->servers()).empty()) {
+      } else if (std::vector<any_server> running;
+                 found && found->current && found->old && !(running = found->old->servers()).empty()) {
         refused = detail::file_error(errc::not_purged, path,
                                      "the old version must go first: " + describe_running(*found->old, running));
+      } else if (!found) {
+        modules_.push_back(entry{note->name, version, nullptr});
+      } else if (!found->current) {  // retired: the old version stays old
+        found->current = version;
       } else {
-        if (!found) found = &modules_.emplace_back(entry{note->name, nullptr, nullptr});
         purged = std::exchange(found->old, std::exchange(found->current, version));
       }
     }
@@ -906,8 +954,7 @@ class basic_code_server {
 
   mutable detail::spin_lock lock_;
   std::string directory_;
-  bool made_directory_ = false;
-  std::atomic<std::uint64_t> copies_{0};
+  bool made_directory_ = false, directory_checked_ = false;
   std::vector<entry> modules_;
   std::shared_ptr<detail::library_closer<>> closer_ = std::make_shared<detail::library_closer<>>();
 };

@@ -1,13 +1,11 @@
-#include <optional>
-#include <string>
-
 #include <fmt/format.h>
-#include <hotswap/hotswap.hpp>
 
-namespace v1 { struct Point { int x = 0; }; }
-namespace v2 { struct Point { long x = 0; std::optional<std::string> label; }; }
-using PointSchema = hotswap::schema<"Point", hotswap::version<1, v1::Point>, hotswap::version<2, v2::Point>>;
-template <hotswap::listed_in<PointSchema> T>
-struct hotswap::schema_of<T> : PointSchema {};
+#include "point.hpp"
 
-int main() { fmt::print("{}\n", hotswap::inspect(hotswap::migrate<v2::Point>(v1::Point{7}))); }
+int main() {
+  fmt::print("{}\n", hotswap::inspect(hotswap::migrate<v2::Point>(v1::Point{7})));
+  hotswap::code_server code;
+  const auto point = code.load<PointServer>(POINT_MODULE).value();
+  const auto server = hotswap::start<PointServer>(point).value();
+  fmt::print("{} vsn {}: x = {}\n", point->name(), point->vsn(), hotswap::call(server, Where{}).value());
+}

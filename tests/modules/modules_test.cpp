@@ -188,6 +188,33 @@ TEST_CASE("purge: soft refuses while a server runs the old version, and unmaps i
   hotswap::stop(server).value();
 }
 
+TEST_CASE("retire makes the current version old: the module can be reloaded at any vsn, then purged") {
+  const scratch files;
+  hotswap::code_server code;
+  const std::string v1_path = files.stage("counter_v1", "counter_v1.so");
+  auto v1 = code.load<Counter>(v1_path).value();
+  auto server = hotswap::start<Counter>(v1).value();
+  hotswap::cast(server, Add{9});
+  auto v2 = code.load<Counter>(files.stage("counter_v2", "counter_v2.so")).value();
+  upgrade(server, v2, 1).value();
+  v1.reset();
+  CHECK(code.purge("counter").value().unmapped);
+
+  REQUIRE(code.retire("counter"));  // v2 is old now (the server runs on), nothing is current
+  CHECK_FALSE(code.current("counter"));
+  CHECK(code.old("counter") == v2);
+  v1 = code.load<Counter>(v1_path).value();  // reloaded: a fresh copy of the same file
+  CHECK(code.current("counter") == v1);
+  CHECK(v1->vsn() == 1);
+  CHECK(code.retire("counter").error().code == hotswap::errc::not_purged);  // v2 still runs
+  upgrade(server, v1, 2).value();  // downgraded, v2's state migrated back
+  CHECK(get(server) == 9);
+  v2.reset();
+  CHECK(code.purge("counter").value().unmapped);
+  CHECK(code.retire("nothing").error().code == hotswap::errc::no_module);
+  hotswap::stop(server).value();
+}
+
 TEST_CASE("a failing code_change from a module leaves the server on its version, serving") {
   const scratch files;
   hotswap::code_server code;
@@ -315,6 +342,13 @@ TEST_CASE("bad modules are refused with the file and the reason; nothing changes
     CHECK(hotswap::call(server, Get{}).value() > 7);
   }
   CHECK(get(server) == 7 + static_cast<long>(cases.size()));
+  // Loaded without naming the interface, a module must still implement its loaded version's.
+  const std::string untyped_path = files.stage("counter_other_interface", "untyped.so");
+  const auto untyped = code.load(untyped_path);
+  REQUIRE_FALSE(untyped);
+  CHECK(untyped.error().code == hotswap::errc::wrong_interface);
+  CHECK(untyped.error().what ==
+        untyped_path + ": counter vsn 4 implements Counter differently from the loaded vsn 2 (Counter)");
   // Nothing of the refused libraries stays mapped (the one whose initializer threw was opened).
   std::ifstream maps("/proc/self/maps");
   const std::string all{std::istreambuf_iterator<char>(maps), {}};

@@ -1,0 +1,6 @@
+// AccountManager v3 as a module: a shared library the code server loads (see main.cpp).
+#include <hotswap/modules.hpp>
+
+#include "../anemone/servers.hpp"
+
+HOTSWAP_MODULE("anemone.account_manager", anemone::AccountManagerV3);

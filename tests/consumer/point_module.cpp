@@ -1,0 +1,3 @@
+#include "point.hpp"
+
+HOTSWAP_MODULE("point", PointV2);

@@ -1,6 +1,7 @@
-// The README's servers example, kept compiling and running by the tests: a counter whose code
-// and state change while it runs.
-#include <fmt/format.h>
+// The README's counter, in two versions: its servers example swaps them built in (main.cpp),
+// its modules example loads them from shared libraries (../modules_quickstart).
+#pragma once
+
 #include <hotswap/hotswap.hpp>
 
 namespace v1 { struct Count { int count = 0; }; }
@@ -31,16 +32,3 @@ struct CounterV2 {                                           // the same interfa
   static long handle_call(const Get&, const state& s) { return s.count * 10; }
   static void handle_cast(const Add& add, state& s) { s.count += add.n; }
 };
-
-int main() {
-  auto counter = hotswap::start<CounterV1>({.name = "counter"}).value();
-  hotswap::cast(counter, Add{4});
-
-  hotswap::sys::suspend(counter).value();                          // casts and calls now wait, in order
-  hotswap::sys::change_code(counter, hotswap::table_of<CounterV2>, 1).value();  // v1::Count -> v2::Count
-  hotswap::sys::resume(counter).value();
-
-  long n = hotswap::call(counter, Get{}).value();                  // 40: v2's code on v1's count
-  fmt::print("{} (running {})\n", n, hotswap::sys::get_status(counter).value().implementation);
-  hotswap::stop(counter).value();
-}

@@ -586,6 +586,25 @@ inline constexpr std::string_view argument_spelling = type_spelling<Argument>();
 template <>
 inline constexpr std::string_view argument_spelling<void> = "nothing";
 
+/// A type whose values hold nothing that points into code or constants: numbers, strings,
+/// schema versions, standard containers and aggregates of those. A state that is not keeps the
+/// code that made it loaded while it lives, also after change_code hands it on untouched.
+template <class T>
+constexpr bool plain_data() {
+  if constexpr (std::is_arithmetic_v<T> || std::is_enum_v<T> || std::is_same_v<T, std::string>)
+    return true;
+  else if constexpr (optional<T> || sequence<T> || fixed_array<T>)
+    return plain_data<typename T::value_type>();
+  else if constexpr (ordered_map<T> || hashed_map<T>)
+    return plain_data<typename T::key_type>() && plain_data<typename T::mapped_type>();
+  else if constexpr (std::is_class_v<T> && std::is_aggregate_v<T> && !std::is_polymorphic_v<T>)
+    return []<std::size_t... I>(std::index_sequence<I...>) {
+      return (plain_data<field_type<T, I>>() && ...);
+    }(std::make_index_sequence<field_count<T>>{});
+  else
+    return false;
+}
+
 template <class Implementation>
 struct table_parts {
   using interface = typename Implementation::interface;
@@ -614,6 +633,7 @@ constexpr implementation_table make_table() {
           interface::message_names.data(),
           argument_fingerprint<init_argument<Implementation>>,
           argument_spelling<init_argument<Implementation>>,
+          plain_data<S>(),
           &init_state<Implementation>,
           &terminate_state<Implementation>,
           &destroy_state<Implementation>,
@@ -693,6 +713,8 @@ struct start_options {
   bool own_thread = false;  ///< a thread of its own instead of the pool (for handlers that block)
   /// Keeps the code of the table loaded while the server runs it (the modules layer sets it).
   std::shared_ptr<const void> table_owner{};
+  /// Called with the new server before its init runs, to tell table_owner which server holds it.
+  void (*bind_owner)(const void* table_owner, detail::server_core& server) noexcept = nullptr;
 };
 
 /// Starts a server running `table`: init runs on the calling thread (where hotswap::self() is
@@ -707,8 +729,13 @@ result<server_ref<Interface>> start(const implementation_table& table, const voi
   auto* core = new detail::server_core(runtime.next_id(), table);
   any_server handle(core);
   core->acquire();  // the reference for being alive
-  // A module starting a server of its own table keeps itself loaded by default.
-  core->table_owner = options.table_owner ? std::move(options.table_owner) : detail::pin_this_image();
+  if (!options.table_owner && detail::building_module) {  // a module's server of its own: leased from it
+    const detail::lease_maker& leases = detail::module_leases();
+    options.table_owner = leases.make(detail::module_self().lock());
+    options.bind_owner = leases.bind;
+  }
+  core->table_owner = std::move(options.table_owner);
+  if (options.bind_owner) options.bind_owner(core->table_owner.get(), *core);
   // Marked running (owned by this thread) until init returns: what is sent meanwhile, through
   // the name or from init itself, waits.
   core->run_state.store(detail::server_core::running);
@@ -986,10 +1013,12 @@ std::shared_ptr<timer_service::entry> add_timer(const server_ref<Interface>& to,
       return the_runtime().timers.add(delay, period, *to.core(), bytes);
     }
   }
-  return the_runtime().timers.add(delay, period, [to, message = T(std::forward<M>(message)), code = pin_this_image(),
-                                                  repeats = period.count() > 0]() mutable {
-    return repeats ? send(to, message) : send(to, std::move(message));
-  });
+  return the_runtime().timers.add(
+      delay, period,
+      [to, message = T(std::forward<M>(message)), repeats = period.count() > 0]() mutable {
+        return repeats ? send(to, message) : send(to, std::move(message));
+      },
+      pin_this_image());
 }
 }  // namespace detail
 

@@ -41,7 +41,11 @@ namespace hotswap::detail {
 result<void> change_code_request(const server_handle auto& server, const implementation_table& table, int old_vsn,
                                 std::chrono::nanoseconds timeout, std::shared_ptr<const void> table_owner,
                                 extra_ref extra, std::shared_ptr<const void> extra_owner) {
-  if (!table_owner) table_owner = pin_this_image();  // a module's own table keeps it loaded
+  if (!table_owner && building_module) {  // a module's own table: the server gets a lease of it
+    const lease_maker& leases = module_leases();
+    table_owner = leases.make(module_self().lock());
+    leases.bind(table_owner.get(), *server.core());
+  }
   return control<void>(
       server, timeout,
       [&table, old_vsn, extra, owner = std::move(table_owner), extra_owner = std::move(extra_owner)](
@@ -59,6 +63,12 @@ result<void> change_code_request(const server_handle auto& server, const impleme
         void* state = table.code_change(core.state, old.state_fingerprint, old_vsn, extra, changed);
         if (changed.failed) return error{errc::code_change_failed, std::move(changed.what)};
         if (state != core.state) old.destroy(core.state);
+        // A state that is not plain data may point into the code that made or copied it (and
+        // so may one made from it): that code stays loaded while the state lives.
+        if (old.state_is_plain_data || table.state_is_plain_data)
+          core.state_owner.reset();
+        else
+          core.state_owner = the_runtime().hold_both(std::move(core.state_owner), core.table_owner);
         core.state = state;
         core.table = &table;
         core.table_owner = std::move(owner);  // the old code may be unloaded once nothing else holds it
@@ -123,8 +133,8 @@ result<void> replace_state(const server_handle auto& server, Change change,
 struct status {
   std::uint64_t id;
   std::string name;                ///< registered name (empty: none)
-  std::string_view interface;      ///< the interface's name
-  std::string_view implementation; ///< the implementation type running
+  std::string interface;       ///< the interface's name
+  std::string implementation;  ///< the implementation type running
   int vsn;
   bool suspended;
   std::size_t mailbox_length;  ///< messages waiting, including those held while suspended
@@ -140,8 +150,8 @@ result<status> get_status(const server_handle auto& server, std::chrono::nanosec
     }
     return status{core.id,
                   std::move(name),
-                  core.table->interface_name,
-                  core.table->name,
+                  std::string(core.table->interface_name),
+                  std::string(core.table->name),
                   core.table->vsn,
                   core.suspended,
                   core.inbox.size() + (core.deferred.size() - core.deferred_next),
@@ -176,13 +186,13 @@ result<statistics_report> statistics(const server_handle auto& server,
 /// thread; an empty hook turns tracing off.
 result<void> trace(const server_handle auto& server, std::function<void(const trace_event&)> hook,
                           std::chrono::nanoseconds timeout = default_timeout) {
-  if (hook && detail::building_module)  // the hook is the module's code
-    hook = [code = detail::pin_this_image(), call = std::move(hook)](const trace_event& event) { call(event); };
-  return detail::control<void>(server, timeout, [hook = std::move(hook)](detail::server_core& core) mutable
-                               -> result<void> {
-    core.trace = std::move(hook);
-    return {};
-  });
+  return detail::control<void>(server, timeout,
+                               [hook = std::move(hook), code = detail::pin_this_image()](
+                                   detail::server_core& core) mutable -> result<void> {
+                                 core.trace = std::move(hook);  // the old hook goes before its code's hold
+                                 core.trace_code = std::move(code);
+                                 return {};
+                               });
 }
 
 }  // namespace hotswap::sys

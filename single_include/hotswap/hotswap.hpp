@@ -2394,6 +2394,7 @@ struct implementation_table {
   const std::string_view* message_names;
   std::uint64_t init_argument_fingerprint;  ///< 0 when init takes no argument
   std::string_view init_argument_type;
+  bool state_is_plain_data;  ///< holds nothing that points into the code (see detail::plain_data)
   /// Makes the initial state from init's argument (null when init takes none).
   void* (*init)(const void* argument, detail::outcome& result) noexcept;
   void (*terminate)(void* state, const exit_reason& reason) noexcept;
@@ -2425,12 +2426,26 @@ inline std::weak_ptr<const void>& module_self() noexcept {
 
 /// What keeps this image's code loaded, for whatever it makes that may outlive the call that
 /// made it (a timer, a callback, an abandoned reply): nothing in a program, its loaded version
-/// in a module.
+/// in a module. Whatever holds one releases it only after the module's part of it is gone, and
+/// never from the module's own code: a module's code always runs under a hold of the program's.
 inline std::shared_ptr<const void> pin_this_image() noexcept {
   if constexpr (building_module)
     return module_self().lock();
   else
     return {};
+}
+
+struct server_core;
+
+/// How the program makes a server's hold on a module (a lease, which lists the server among
+/// those running the module's code); a module's servers of its own get one too.
+struct lease_maker {
+  std::shared_ptr<const void> (*make)(const std::shared_ptr<const void>& version) = nullptr;
+  void (*bind)(const void* lease, server_core& server) noexcept = nullptr;
+};
+inline lease_maker& module_leases() noexcept {
+  static lease_maker maker;
+  return maker;
 }
 
 // ---- replies ----
@@ -2457,10 +2472,12 @@ struct reply_slot_base {
   /// may come after the waiter has seen the answer and reused the slot: it re-checks and waits on.)
   void finish(std::uint32_t how) noexcept {
     const std::uint32_t before = state.exchange(how, std::memory_order_acq_rel);
-    if (before == parked)
+    if (before == parked) {
       futex_wake(state, 1);
-    else if (before == abandoned)
+    } else if (before == abandoned) {
+      const auto keep = code;  // `free` may be a module's code: its hold is released out here
       free(this);
+    }
   }
 
   /// Waits until answered or `timeout`; false on timeout, after which the slot is no longer
@@ -2566,6 +2583,12 @@ class executor {
 /// Receives the exit of a monitored server.
 using exit_callback = std::function<void(std::uint64_t id, const exit_reason& reason)>;
 
+/// A monitor, and what keeps its code loaded (a module's), released after it.
+struct exit_monitor {
+  std::shared_ptr<const void> code;
+  exit_callback call;
+};
+
 /// A running server: its mailbox, its implementation table and state, and its sys settings.
 /// Shared by every handle to it. The first cache line is what senders touch (it ends with the
 /// mailbox's tail); from the mailbox's head on, fields belong to the thread running the server.
@@ -2584,19 +2607,21 @@ struct server_core {
   const implementation_table* table;
   void* state = nullptr;
   std::shared_ptr<const void> table_owner;  // keeps the code of `table` loaded
+  std::shared_ptr<const void> state_owner;  // and of the code that made a state not plain data
   bool suspended = false;
   std::vector<envelope> deferred;  // normal messages that arrived while suspended, in order
   std::size_t deferred_next = 0;
   std::uint64_t handled = 0;
   bool timing = false;
   std::chrono::nanoseconds time_in_handlers{};
+  std::shared_ptr<const void> trace_code;  // released after `trace`
   std::function<void(const trace_event&)> trace;
 
   std::unique_ptr<class own_thread> own_thread;
 
   spin_lock exit_lock;  // guards what follows: read by other threads
   std::string name;
-  std::vector<exit_callback> monitors;
+  std::vector<exit_monitor> monitors;
   exit_reason reason;
 
   server_core(std::uint64_t server_id, const implementation_table& implementation)
@@ -2895,7 +2920,8 @@ class timer_service {
  public:
   using duration = std::chrono::steady_clock::duration;
   struct entry {
-    std::function<bool()> fire;  // false: the target is gone, stop repeating
+    std::shared_ptr<const void> code;  // keeps the code of `fire` loaded (a module's); released after it
+    std::function<bool()> fire;        // false: the target is gone, stop repeating
     server_core* target = nullptr;  // or a message that travels in place, copied to target
     envelope message{};
     duration period{};
@@ -2906,15 +2932,17 @@ class timer_service {
     ~entry();
   };
 
-  /// Runs `fire` after `delay`, then every `period` (if not zero) while it returns true.
-  std::shared_ptr<entry> add(duration delay, duration period, std::function<bool()> fire) {
-    return add_(*this, delay, period, std::move(fire), nullptr, nullptr);
+  /// Runs `fire` after `delay`, then every `period` (if not zero) while it returns true; `code`
+  /// keeps its code loaded.
+  std::shared_ptr<entry> add(duration delay, duration period, std::function<bool()> fire,
+                             std::shared_ptr<const void> code) {
+    return add_(*this, delay, period, std::move(fire), std::move(code), nullptr, nullptr);
   }
   /// Copies `message` (an envelope holding its message in place) into `target`'s mailbox after
   /// `delay`, then every `period`, while the target runs. No code of the caller's is kept: a
   /// module's ticks do not keep the module loaded.
   std::shared_ptr<entry> add(duration delay, duration period, server_core& target, const envelope& message) {
-    return add_(*this, delay, period, {}, &target, &message);
+    return add_(*this, delay, period, {}, {}, &target, &message);
   }
 
   ~timer_service() { stop(); }
@@ -2993,11 +3021,12 @@ class timer_service {
   bool stopping_ = false;
   thread thread_;
   // The program's code, as for the pool's workers (and entries made by it, whatever adds them).
-  std::shared_ptr<entry> (*const add_)(timer_service&, duration, duration, std::function<bool()>, server_core*,
-                                       const envelope*) =
-      [](timer_service& timers, duration delay, duration period, std::function<bool()> fire, server_core* target,
-         const envelope* message) {
+  std::shared_ptr<entry> (*const add_)(timer_service&, duration, duration, std::function<bool()>,
+                                       std::shared_ptr<const void>, server_core*, const envelope*) =
+      [](timer_service& timers, duration delay, duration period, std::function<bool()> fire,
+         std::shared_ptr<const void> code, server_core* target, const envelope* message) {
         auto made = std::make_shared<entry>();
+        made->code = std::move(code);
         made->fire = std::move(fire);
         if (target) {
           target->acquire();
@@ -3039,6 +3068,12 @@ class runtime {
   executor* (*const start_own_thread)(server_core&) = [](server_core& server) -> executor* {
     server.own_thread = std::make_unique<own_thread>(server);
     return server.own_thread.get();
+  };
+  /// One hold on both (made by the program: a module's control block would outlive its code).
+  std::shared_ptr<const void> (*const hold_both)(std::shared_ptr<const void>, std::shared_ptr<const void>) =
+      [](std::shared_ptr<const void> first, std::shared_ptr<const void> second) -> std::shared_ptr<const void> {
+    return std::make_shared<std::pair<std::shared_ptr<const void>, std::shared_ptr<const void>>>(std::move(first),
+                                                                                                 std::move(second));
   };
 
   std::uint64_t next_id() noexcept { return ids_.fetch_add(1, std::memory_order_relaxed); }
@@ -3130,7 +3165,7 @@ inline void end_server(server_core& server, exit_reason reason) noexcept {
   }
   server.ended = true;
   std::string name;
-  std::vector<exit_callback> monitors;
+  std::vector<exit_monitor> monitors;
   {
     const spin_guard hold(server.exit_lock);
     server.alive.store(false, std::memory_order_seq_cst);
@@ -3142,21 +3177,17 @@ inline void end_server(server_core& server, exit_reason reason) noexcept {
   server.suspended = false;  // what was deferred is refused below, in order
   envelope message;
   while (take_message(server, message)) refuse(server, message, errc::server_died);
-  for (auto& monitor : monitors) monitor(server.id, reason);
+  for (auto& monitor : monitors) monitor.call(server.id, reason);
   server.release();  // the reference it held for being alive; whoever runs it holds another
 }
 
 /// Calls `on_exit` when `server` ends (at once if it has).
 inline void monitor(server_core& server, exit_callback on_exit) {
-  if constexpr (building_module)  // the callback is the module's code
-    on_exit = [code = pin_this_image(), call = std::move(on_exit)](std::uint64_t id, const exit_reason& reason) {
-      call(id, reason);
-    };
   exit_reason ended;
   {
     const spin_guard hold(server.exit_lock);
     if (server.alive.load(std::memory_order_seq_cst)) {
-      server.monitors.push_back(std::move(on_exit));
+      server.monitors.push_back({pin_this_image(), std::move(on_exit)});
       return;
     }
     ended = server.reason;
@@ -3709,6 +3740,25 @@ inline constexpr std::string_view argument_spelling = type_spelling<Argument>();
 template <>
 inline constexpr std::string_view argument_spelling<void> = "nothing";
 
+/// A type whose values hold nothing that points into code or constants: numbers, strings,
+/// schema versions, standard containers and aggregates of those. A state that is not keeps the
+/// code that made it loaded while it lives, also after change_code hands it on untouched.
+template <class T>
+constexpr bool plain_data() {
+  if constexpr (std::is_arithmetic_v<T> || std::is_enum_v<T> || std::is_same_v<T, std::string>)
+    return true;
+  else if constexpr (optional<T> || sequence<T> || fixed_array<T>)
+    return plain_data<typename T::value_type>();
+  else if constexpr (ordered_map<T> || hashed_map<T>)
+    return plain_data<typename T::key_type>() && plain_data<typename T::mapped_type>();
+  else if constexpr (std::is_class_v<T> && std::is_aggregate_v<T> && !std::is_polymorphic_v<T>)
+    return []<std::size_t... I>(std::index_sequence<I...>) {
+      return (plain_data<field_type<T, I>>() && ...);
+    }(std::make_index_sequence<field_count<T>>{});
+  else
+    return false;
+}
+
 template <class Implementation>
 struct table_parts {
   using interface = typename Implementation::interface;
@@ -3737,6 +3787,7 @@ constexpr implementation_table make_table() {
           interface::message_names.data(),
           argument_fingerprint<init_argument<Implementation>>,
           argument_spelling<init_argument<Implementation>>,
+          plain_data<S>(),
           &init_state<Implementation>,
           &terminate_state<Implementation>,
           &destroy_state<Implementation>,
@@ -3816,6 +3867,8 @@ struct start_options {
   bool own_thread = false;  ///< a thread of its own instead of the pool (for handlers that block)
   /// Keeps the code of the table loaded while the server runs it (the modules layer sets it).
   std::shared_ptr<const void> table_owner{};
+  /// Called with the new server before its init runs, to tell table_owner which server holds it.
+  void (*bind_owner)(const void* table_owner, detail::server_core& server) noexcept = nullptr;
 };
 
 /// Starts a server running `table`: init runs on the calling thread (where hotswap::self() is
@@ -3830,8 +3883,13 @@ result<server_ref<Interface>> start(const implementation_table& table, const voi
   auto* core = new detail::server_core(runtime.next_id(), table);
   any_server handle(core);
   core->acquire();  // the reference for being alive
-  // A module starting a server of its own table keeps itself loaded by default.
-  core->table_owner = options.table_owner ? std::move(options.table_owner) : detail::pin_this_image();
+  if (!options.table_owner && detail::building_module) {  // a module's server of its own: leased from it
+    const detail::lease_maker& leases = detail::module_leases();
+    options.table_owner = leases.make(detail::module_self().lock());
+    options.bind_owner = leases.bind;
+  }
+  core->table_owner = std::move(options.table_owner);
+  if (options.bind_owner) options.bind_owner(core->table_owner.get(), *core);
   // Marked running (owned by this thread) until init returns: what is sent meanwhile, through
   // the name or from init itself, waits.
   core->run_state.store(detail::server_core::running);
@@ -4109,10 +4167,12 @@ std::shared_ptr<timer_service::entry> add_timer(const server_ref<Interface>& to,
       return the_runtime().timers.add(delay, period, *to.core(), bytes);
     }
   }
-  return the_runtime().timers.add(delay, period, [to, message = T(std::forward<M>(message)), code = pin_this_image(),
-                                                  repeats = period.count() > 0]() mutable {
-    return repeats ? send(to, message) : send(to, std::move(message));
-  });
+  return the_runtime().timers.add(
+      delay, period,
+      [to, message = T(std::forward<M>(message)), repeats = period.count() > 0]() mutable {
+        return repeats ? send(to, message) : send(to, std::move(message));
+      },
+      pin_this_image());
 }
 }  // namespace detail
 
@@ -4175,7 +4235,11 @@ namespace hotswap::detail {
 result<void> change_code_request(const server_handle auto& server, const implementation_table& table, int old_vsn,
                                 std::chrono::nanoseconds timeout, std::shared_ptr<const void> table_owner,
                                 extra_ref extra, std::shared_ptr<const void> extra_owner) {
-  if (!table_owner) table_owner = pin_this_image();  // a module's own table keeps it loaded
+  if (!table_owner && building_module) {  // a module's own table: the server gets a lease of it
+    const lease_maker& leases = module_leases();
+    table_owner = leases.make(module_self().lock());
+    leases.bind(table_owner.get(), *server.core());
+  }
   return control<void>(
       server, timeout,
       [&table, old_vsn, extra, owner = std::move(table_owner), extra_owner = std::move(extra_owner)](
@@ -4193,6 +4257,12 @@ result<void> change_code_request(const server_handle auto& server, const impleme
         void* state = table.code_change(core.state, old.state_fingerprint, old_vsn, extra, changed);
         if (changed.failed) return error{errc::code_change_failed, std::move(changed.what)};
         if (state != core.state) old.destroy(core.state);
+        // A state that is not plain data may point into the code that made or copied it (and
+        // so may one made from it): that code stays loaded while the state lives.
+        if (old.state_is_plain_data || table.state_is_plain_data)
+          core.state_owner.reset();
+        else
+          core.state_owner = the_runtime().hold_both(std::move(core.state_owner), core.table_owner);
         core.state = state;
         core.table = &table;
         core.table_owner = std::move(owner);  // the old code may be unloaded once nothing else holds it
@@ -4257,8 +4327,8 @@ result<void> replace_state(const server_handle auto& server, Change change,
 struct status {
   std::uint64_t id;
   std::string name;                ///< registered name (empty: none)
-  std::string_view interface;      ///< the interface's name
-  std::string_view implementation; ///< the implementation type running
+  std::string interface;       ///< the interface's name
+  std::string implementation;  ///< the implementation type running
   int vsn;
   bool suspended;
   std::size_t mailbox_length;  ///< messages waiting, including those held while suspended
@@ -4274,8 +4344,8 @@ result<status> get_status(const server_handle auto& server, std::chrono::nanosec
     }
     return status{core.id,
                   std::move(name),
-                  core.table->interface_name,
-                  core.table->name,
+                  std::string(core.table->interface_name),
+                  std::string(core.table->name),
                   core.table->vsn,
                   core.suspended,
                   core.inbox.size() + (core.deferred.size() - core.deferred_next),
@@ -4310,13 +4380,13 @@ result<statistics_report> statistics(const server_handle auto& server,
 /// thread; an empty hook turns tracing off.
 result<void> trace(const server_handle auto& server, std::function<void(const trace_event&)> hook,
                           std::chrono::nanoseconds timeout = default_timeout) {
-  if (hook && detail::building_module)  // the hook is the module's code
-    hook = [code = detail::pin_this_image(), call = std::move(hook)](const trace_event& event) { call(event); };
-  return detail::control<void>(server, timeout, [hook = std::move(hook)](detail::server_core& core) mutable
-                               -> result<void> {
-    core.trace = std::move(hook);
-    return {};
-  });
+  return detail::control<void>(server, timeout,
+                               [hook = std::move(hook), code = detail::pin_this_image()](
+                                   detail::server_core& core) mutable -> result<void> {
+                                 core.trace = std::move(hook);  // the old hook goes before its code's hold
+                                 core.trace_code = std::move(code);
+                                 return {};
+                               });
 }
 
 }  // namespace hotswap::sys
@@ -4581,19 +4651,292 @@ using application = basic_application<>;
 // code is left.
 
 #include <dlfcn.h>
-#include <fcntl.h>
-#include <link.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include <cerrno>
-#include <cstdlib>
-#include <cstring>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+// ---- hotswap/detail/module_file.hpp ----
+// Reading a module's file before any of its code runs: the path (nobody else could have written
+// it), the bytes, the ELF headers (nothing the loader maps lies past the end: a truncated library
+// would crash the program when first touched), and the note HOTSWAP_MODULE stamps into it.
+// Functions are templates only so that a program that loads no module does not compile them.
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <string_view>
+#include <vector>
+
+
+namespace hotswap::detail {
+
+/// The ELF64 records read here (the System V ABI's layout), so that <elf.h>'s thousands of
+/// macros stay out of every file that includes hotswap.
+namespace elf {
+struct header {
+  unsigned char ident[16];
+  std::uint16_t type, machine;
+  std::uint32_t version;
+  std::uint64_t entry, phoff, shoff;
+  std::uint32_t flags;
+  std::uint16_t ehsize, phentsize, phnum, shentsize, shnum, shstrndx;
+};
+struct segment {
+  std::uint32_t type, flags;
+  std::uint64_t offset, vaddr, paddr, filesz, memsz, align;
+};
+struct section {
+  std::uint32_t name, type;
+  std::uint64_t flags, addr, offset, size;
+  std::uint32_t link, info;
+  std::uint64_t addralign, entsize;
+};
+static_assert(sizeof(header) == 64 && sizeof(segment) == 56 && sizeof(section) == 64);
+inline constexpr unsigned char class_64 = 2, little_endian = 1, big_endian = 2;
+inline constexpr std::uint16_t relocatable = 1, shared_object = 3;
+inline constexpr std::uint32_t loadable = 1, progbits = 1, nobits = 8;
+#if defined(__x86_64__)
+inline constexpr std::uint16_t this_machine = 62;
+#elif defined(__aarch64__)
+inline constexpr std::uint16_t this_machine = 183;
+#else
+inline constexpr std::uint16_t this_machine = 0;  // none: modules are refused
+#endif
+}  // namespace elf
+
+/// A module file's bytes may not exceed this (a module is kilobytes to megabytes).
+inline constexpr std::size_t largest_module = std::size_t{1} << 30;
+
+/// What a module's note says.
+struct module_note_fields {
+  std::uint64_t abi = 0;
+  std::string abi_text, name, implementation, interface_name;
+  int vsn = 0;
+  std::uint64_t interface = 0;
+  struct schema_version {
+    std::string schema;
+    int vsn;
+    std::uint64_t fingerprint;
+  };
+  std::vector<schema_version> schemas;
+};
+
+template <class = void>
+error file_error(errc code, const std::string& path, const std::string& why) {
+  return error{code, path + ": " + why};
+}
+
+/// Why `info` makes its file or directory unsafe (empty: it is safe): writable by group or
+/// others (a sticky directory such as /tmp excepted: nobody can replace what is in it but its
+/// owner), or owned by a user other than root or this one.
+template <class = void>
+std::string unsafe_because(const struct stat& info, const std::string& what) {
+  if (info.st_uid != 0 && info.st_uid != ::geteuid())
+    return what + " belongs to another user (uid " + std::to_string(info.st_uid) + ")";
+  const bool sticky = S_ISDIR(info.st_mode) && (info.st_mode & S_ISVTX);
+  if ((info.st_mode & (S_IWGRP | S_IWOTH)) && !sticky)
+    return what + " is writable by " + ((info.st_mode & S_IWOTH) ? "every user" : "its group") +
+           ": loading it would run code others could have written";
+  return {};
+}
+
+/// The path with every symbolic link resolved, once every directory on it is safe (nobody else
+/// can then change what it names).
+template <class = void>
+result<std::string> resolve_safe_path(const std::string& path) {
+  char* resolved = ::realpath(path.c_str(), nullptr);
+  if (!resolved) return file_error(errc::no_file, path, std::strerror(errno));
+  const std::string file(resolved);
+  std::free(resolved);
+  for (std::string dir = file.substr(0, file.rfind('/'));; dir.erase(dir.rfind('/'))) {
+    const std::string shown = dir.empty() ? "/" : dir;
+    struct stat info {};
+    if (::stat(shown.c_str(), &info) != 0) return file_error(errc::no_file, path, shown + ": " + std::strerror(errno));
+    if (const std::string why = unsafe_because(info, "the directory " + shown); !why.empty())
+      return file_error(errc::unsafe_path, path, why);
+    if (dir.empty()) return file;
+  }
+}
+
+/// The bytes of the file at `resolved` (a safe path), checked on the open file itself: a regular
+/// file, safe, not too large. Never blocks (a FIFO is refused, not waited on).
+template <class = void>
+result<std::string> read_module_file(const std::string& resolved, const std::string& path) {
+  const int fd = ::open(resolved.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+  if (fd < 0) return file_error(errc::no_file, path, std::strerror(errno));
+  struct stat info {};
+  std::string bytes, why;
+  errc code = errc::not_a_library;
+  if (::fstat(fd, &info) != 0) {
+    code = errc::no_file;
+    why = std::strerror(errno);
+  } else if (!S_ISREG(info.st_mode)) {
+    why = "not a regular file";
+  } else if (static_cast<std::uint64_t>(info.st_size) > largest_module) {
+    why = "larger than a module can be (1 GiB)";
+  } else if (why = unsafe_because(info, "the file"); !why.empty()) {
+    code = errc::unsafe_path;
+  } else {
+    bytes.resize(static_cast<std::size_t>(info.st_size));
+    std::size_t done = 0;
+    while (done < bytes.size()) {
+      const ssize_t got = ::read(fd, bytes.data() + done, bytes.size() - done);
+      if (got < 0 && errno == EINTR) continue;
+      if (got <= 0) break;
+      done += static_cast<std::size_t>(got);
+    }
+    bytes.resize(done);  // shorter if it shrank while read: the checks below see what was read
+  }
+  ::close(fd);
+  if (!why.empty()) return file_error(code, path, why);
+  return bytes;
+}
+
+/// The note in the `hotswap_module` section of an ELF shared library for this machine, after
+/// checking that every header, loaded segment and section lies inside the file.
+template <class = void>
+result<std::string_view> find_module_note(std::string_view file, const std::string& path) {
+  auto fits = [&](std::uint64_t offset, std::uint64_t size) {
+    return offset <= file.size() && size <= file.size() - offset;
+  };
+  auto read = [&](std::uint64_t offset, auto& out) { std::memcpy(&out, file.data() + offset, sizeof out); };
+  if (file.size() < 4 || file.substr(0, 4) != "\x7f" "ELF")
+    return file_error(errc::not_a_library, path, "not a shared library (not an ELF file)");
+  if (!fits(0, sizeof(elf::header))) return file_error(errc::truncated, path, "truncated: its ELF header is cut short");
+  elf::header header;
+  read(0, header);
+  const unsigned char byte_order = __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ ? elf::little_endian : elf::big_endian;
+  if (header.ident[4] != elf::class_64 || header.ident[5] != byte_order || header.machine != elf::this_machine ||
+      sizeof(void*) != 8)
+    return file_error(errc::not_a_library, path, "not a shared library for this machine");
+  if (header.type != elf::shared_object)
+    return file_error(errc::not_a_library, path,
+                      header.type == elf::relocatable ? "not a shared library (an object file: link it)"
+                                                      : "not a shared library (an executable)");
+  if ((header.phnum && header.phentsize != sizeof(elf::segment)) ||
+      (header.shnum && header.shentsize != sizeof(elf::section)))
+    return file_error(errc::not_a_library, path, "not a shared library (malformed ELF headers)");
+  if (!fits(header.phoff, std::uint64_t{header.phnum} * sizeof(elf::segment)))
+    return file_error(errc::truncated, path, "truncated: its program headers are cut short");
+  for (std::uint64_t i = 0; i < header.phnum; ++i) {
+    elf::segment segment;
+    read(header.phoff + i * sizeof(elf::segment), segment);
+    if (segment.type == elf::loadable && !fits(segment.offset, segment.filesz))
+      return file_error(errc::truncated, path, "truncated: a segment ends past the end of the file");
+  }
+  if (header.shoff == 0 || header.shnum == 0)
+    return file_error(errc::no_descriptor, path, "no section headers, so no hotswap module note");
+  if (!fits(header.shoff, std::uint64_t{header.shnum} * sizeof(elf::section)) || header.shstrndx >= header.shnum)
+    return file_error(errc::truncated, path, "truncated: its section headers are cut short");
+  elf::section names;
+  read(header.shoff + header.shstrndx * sizeof(elf::section), names);
+  if (!fits(names.offset, names.size)) return file_error(errc::truncated, path, "truncated: its section names are cut short");
+  std::string_view note;
+  bool found = false;
+  std::uint64_t initializers = 0;  // bytes of .init_array: what the dynamic loader would run
+  for (std::uint64_t i = 0; i < header.shnum; ++i) {
+    elf::section section;
+    read(header.shoff + i * sizeof(elf::section), section);
+    const bool in_file = section.type != elf::nobits;
+    if (in_file && !fits(section.offset, section.size))
+      return file_error(errc::truncated, path, "truncated: a section ends past the end of the file");
+    if (section.name >= names.size) continue;
+    const char* name_at = file.data() + names.offset + section.name;
+    const std::string_view name(name_at, ::strnlen(name_at, names.size - section.name));
+    if (name == ".init_array") initializers += section.size;
+    if (name != "hotswap_module") continue;
+    if (section.type != elf::progbits)
+      return file_error(errc::no_descriptor, path, "its hotswap_module section holds no note");
+    note = file.substr(section.offset, section.size);
+    note = note.substr(0, note.find('\0'));
+    found = true;
+  }
+  if (!found)
+    return file_error(errc::no_descriptor, path,
+                      "a shared library without a hotswap module descriptor (HOTSWAP_MODULE in one of its sources)");
+  // One entry is the C runtime's own; more are the module's static initializers, which the
+  // loader would run before the code server could catch what they throw.
+  if (initializers > sizeof(void*))
+    return file_error(errc::load_failed, path,
+                      "its static initializers would run as it is opened: link it with hotswap_module.ld "
+                      "(hotswap_add_module does)");
+  return note;
+}
+
+/// A module's name: letters, digits, '.', '_', '-' (it names files).
+constexpr bool valid_module_name(std::string_view name) {
+  if (name.empty() || name.size() > 200 || name[0] == '.') return false;
+  for (const char c : name)
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+          c == '-'))
+      return false;
+  return true;
+}
+
+template <class = void>
+result<module_note_fields> parse_module_note(std::string_view text, const std::string& path) {
+  module_note_fields note;
+  auto bad = [&](std::string_view line) {
+    return file_error(errc::no_descriptor, path, "an unreadable hotswap module note at \"" + std::string(line) + "\"");
+  };
+  auto number = [](std::string_view word, int base, auto& out) {
+    const std::string copy(word);
+    char* end = nullptr;
+    errno = 0;
+    const unsigned long long value = std::strtoull(copy.c_str(), &end, base);
+    out = static_cast<std::remove_reference_t<decltype(out)>>(value);
+    return !copy.empty() && *end == '\0' && errno == 0 &&
+           value <= static_cast<unsigned long long>(std::numeric_limits<std::remove_reference_t<decltype(out)>>::max());
+  };
+  bool header = false;
+  while (!text.empty()) {
+    const std::string_view line = text.substr(0, text.find('\n'));
+    text.remove_prefix(std::min(text.size(), line.size() + 1));
+    const auto space = line.find(' ');
+    const std::string_view key = line.substr(0, space);
+    const std::string_view rest = space == line.npos ? std::string_view{} : line.substr(space + 1);
+    const std::string_view first = rest.substr(0, rest.find(' '));
+    const std::string_view after_first = first.size() < rest.size() ? rest.substr(first.size() + 1) : std::string_view{};
+    if (key == "hotswap") {
+      if (rest != "module 1") return file_error(errc::abi_mismatch, path, "a module note of another format: " + std::string(line));
+      header = true;
+    } else if (key == "abi") {
+      if (!number(first, 16, note.abi)) return bad(line);
+      note.abi_text = after_first;
+    } else if (key == "name") {
+      note.name = rest;
+    } else if (key == "vsn") {
+      if (!number(rest, 10, note.vsn)) return bad(line);
+    } else if (key == "implementation") {
+      note.implementation = rest;
+    } else if (key == "interface") {
+      if (!number(first, 16, note.interface)) return bad(line);
+      note.interface_name = after_first;
+    } else if (key == "schema") {
+      const std::string_view vsn = after_first.substr(0, after_first.find(' '));
+      module_note_fields::schema_version version{std::string(first), 0, 0};
+      if (vsn.size() >= after_first.size() || !number(vsn, 10, version.vsn) ||
+          !number(after_first.substr(vsn.size() + 1), 16, version.fingerprint))
+        return bad(line);
+      note.schemas.push_back(std::move(version));
+    }
+  }
+  if (!header) return bad("hotswap module 1");
+  if (!valid_module_name(note.name)) return bad("name " + note.name);
+  return note;
+}
+
+}  // namespace hotswap::detail
 
 // ---- the ABI a module must share with the program ----
 
@@ -4755,6 +5098,23 @@ template <fixed_string Name, class Implementation>
   requires(check_implementation<Implementation>())
 inline constexpr auto module_note = make_module_note<Name, Implementation>();
 
+}  // namespace detail
+
+namespace errors {
+template <class Name>
+struct module_name_is_invalid {
+  static_assert(reported<module_name_is_invalid>,
+                "hotswap: a module's name names its files: use letters, digits, '.', '_' and '-' only, not first '.'");
+};
+}  // namespace errors
+
+namespace detail {
+template <fixed_string Name>
+constexpr bool check_module_name() {
+  if constexpr (!valid_module_name(Name.view())) (void)errors::module_name_is_invalid<spelled<errors::schema_named, Name>>{};
+  return true;
+}
+
 inline constexpr std::uint64_t descriptor_magic = 0x3176'6d73'7768'746fULL;  // "othwsmv1"
 
 /// What the program finds through the module's one exported symbol, once the note has passed.
@@ -4763,9 +5123,11 @@ struct module_descriptor {
   const char* note;  // the same text as the section
   const implementation_table* table;
   void (*describe_schemas)(std::vector<version_info>& out);
-  /// Links the module to the program's runtime, then runs the module's static initializers (which
+  /// Links the module to the program (its runtime, its registry, the module's own version and
+  /// how the program leases it to servers), then runs the module's static initializers (which
   /// hotswap_add_module's link script defers to here); false, with what one of them threw.
-  bool (*attach)(const host_link& host, const std::weak_ptr<const void>& self, std::string& failure) noexcept;
+  bool (*attach)(const host_link& host, const std::weak_ptr<const void>& self, const lease_maker& leases,
+                 std::string& failure) noexcept;
 };
 
 }  // namespace detail
@@ -4786,9 +5148,11 @@ void describe_schemas(std::vector<version_info>& out) {
 }
 
 template <class Implementation>
-bool attach_module(const host_link& host, const std::weak_ptr<const void>& self, std::string& failure) noexcept {
+bool attach_module(const host_link& host, const std::weak_ptr<const void>& self, const lease_maker& leases,
+                   std::string& failure) noexcept {
   module_host = host;
   module_self() = self;
+  module_leases() = leases;
   try {
     for (auto* run = __start_hotswap_init_array; run != __stop_hotswap_init_array; ++run) (*run)(0, nullptr, environ);
     return true;
@@ -4808,13 +5172,14 @@ inline constexpr module_descriptor make_descriptor(const char* note) {
 
 }  // namespace hotswap::detail
 
-/// Makes this shared library a module named `name` (a string literal) holding `Implementation`.
-/// Once in a library made by hotswap_add_module.
+/// Makes this shared library a module named `name` (a string literal: letters, digits, '.', '_',
+/// '-') holding `Implementation`. Once in a library made by hotswap_add_module.
 #define HOTSWAP_MODULE(name, Implementation)                                                                       \
   static_assert(::hotswap::detail::building_module,                                                                \
                 "hotswap: HOTSWAP_MODULE makes a module: build this file into a library made by "                  \
                 "hotswap_add_module() in CMake (or compile it with -DHOTSWAP_MODULE_BUILD -fvisibility=hidden "    \
                 "and link it with hotswap_module.ld)");                                                            \
+  static_assert(::hotswap::detail::check_module_name<name>());                                                     \
   [[gnu::used, gnu::section("hotswap_module")]] constinit const auto hotswap_module_note =                         \
       ::hotswap::detail::module_note<name, Implementation>;                                                        \
   extern "C" [[gnu::visibility("default")]] constinit const ::hotswap::detail::module_descriptor                  \
@@ -4822,188 +5187,177 @@ inline constexpr module_descriptor make_descriptor(const char* note) {
 
 namespace hotswap {
 
-// ---- reading a module file ----
+// ---- modules ----
 
 namespace detail {
+template <class Module>
+struct lease;
+struct module_access;
 
-/// What a module's note says.
-struct module_note_fields {
-  std::uint64_t abi = 0;
-  std::string abi_text, name, implementation, interface_name;
-  int vsn = 0;
-  std::uint64_t interface = 0;
-  struct schema_version {
-    std::string schema;
-    int vsn;
-    std::uint64_t fingerprint;
-  };
-  std::vector<schema_version> schemas;
+/// A reference to `server` unless it is already being freed.
+inline bool try_acquire(server_core& server) noexcept {
+  std::uint32_t count = server.references.load(std::memory_order_relaxed);
+  while (count != 0)
+    if (server.references.compare_exchange_weak(count, count + 1, std::memory_order_acq_rel)) return true;
+  return false;
+}
+}  // namespace detail
+
+/// One loaded version of a module: what its note says, and the servers using it. Shared by the
+/// code server, the servers on it (and whatever else holds its code); its library is unmapped
+/// after the last of them lets go (at the code server's next load, purge, retire or collect).
+class module_version {
+ public:
+  const std::string& name() const noexcept { return note_.name; }
+  int vsn() const noexcept { return note_.vsn; }
+  /// The file it was loaded from, and the private copy it runs from.
+  const std::string& path() const noexcept { return path_; }
+  const std::string& copy() const noexcept { return copy_; }
+  const std::string& implementation() const noexcept { return note_.implementation; }
+  const std::string& interface_name() const noexcept { return note_.interface_name; }
+  std::uint64_t interface_fingerprint() const noexcept { return note_.interface; }
+  template <class Interface>
+  bool implements() const noexcept {
+    return note_.interface == Interface::fingerprint;
+  }
+
+  /// The servers using this version now: running its table, or holding a state it made that
+  /// is not plain data.
+  template <class Lease = detail::lease<module_version>>
+  std::vector<any_server> servers() const {
+    std::vector<any_server> using_it;
+    const detail::spin_guard hold(lock_);
+    for (const Lease* held : leases_)
+      if (held->server && held->server->alive.load(std::memory_order_acquire) && detail::try_acquire(*held->server))
+        using_it.emplace_back(held->server);
+    return using_it;
+  }
+
+  module_version(const module_version&) = delete;
+  module_version& operator=(const module_version&) = delete;
+
+  // Made by the code server only: `library` closes the library when the last holder lets go.
+  module_version(detail::module_note_fields note, std::string path, std::string copy, const implementation_table* table,
+                 std::shared_ptr<void> library)
+      : note_(std::move(note)), path_(std::move(path)), copy_(std::move(copy)), table_(table),
+        library_(std::move(library)) {}
+
+ private:
+  template <class>
+  friend struct detail::lease;
+  friend struct detail::module_access;
+  detail::module_note_fields note_;
+  std::string path_, copy_;
+  const implementation_table* table_;  // reached only with a lease (detail::module_access)
+  std::shared_ptr<void> library_;
+  mutable detail::spin_lock lock_;
+  mutable std::vector<detail::lease<module_version>*> leases_;
 };
 
-template <class = void>  // compiled only where used
-error file_error(errc code, const std::string& path, const std::string& why) {
-  return error{code, path + ": " + why};
+using module_ptr = std::shared_ptr<const module_version>;
+
+namespace detail {
+/// A server's hold on the module it runs (its table_owner, or its state_owner): listed by the
+/// module as one of its servers, it keeps the module loaded while the server holds it.
+template <class Module>
+struct lease {
+  std::shared_ptr<const Module> code;
+  server_core* server = nullptr;  // bound before the server's init runs
+
+  explicit lease(std::shared_ptr<const Module> of) : code(std::move(of)) {
+    const spin_guard hold(code->lock_);
+    code->leases_.push_back(this);
+  }
+  ~lease() {
+    const spin_guard hold(code->lock_);
+    std::erase(code->leases_, this);
+  }
+  lease(const lease&) = delete;
+  lease& operator=(const lease&) = delete;
+  void bind(server_core& running) noexcept {
+    const spin_guard hold(code->lock_);
+    server = &running;
+  }
+};
+
+template <class Module>
+std::shared_ptr<const void> make_lease(const std::shared_ptr<const void>& version) {
+  return version ? std::make_shared<lease<Module>>(std::static_pointer_cast<const Module>(version)) : nullptr;
+}
+template <class Module>
+void bind_lease(const void* held, server_core& server) noexcept {
+  if (held) static_cast<lease<Module>*>(const_cast<void*>(held))->bind(server);
+}
+inline constexpr lease_maker leases_of_modules{&make_lease<module_version>, &bind_lease<module_version>};
+
+/// A module's table, with the lease that must come with it.
+struct module_access {
+  static const implementation_table& table(const module_version& version) noexcept { return *version.table_; }
+};
+}  // namespace detail
+
+/// Starts a server running a module's table, passing `argument` to its init. Fails if the
+/// module implements another interface or its init takes another argument.
+template <class Interface, class Argument>
+result<server_ref<Interface>> start(const module_ptr& code, const Argument& argument, start_options options = {}) {
+  if (!code) return error{errc::no_module, "no module given"};
+  const implementation_table& table = detail::module_access::table(*code);
+  if (table.init_argument_fingerprint != detail::value_fingerprint<Argument>)
+    return error{errc::wrong_argument, code->implementation() + " (module " + code->name() + ") takes " +
+                                           std::string(table.init_argument_type) + " in init, not " +
+                                           std::string(detail::type_spelling<Argument>())};
+  options.table_owner = detail::make_lease<module_version>(code);
+  options.bind_owner = &detail::bind_lease<module_version>;
+  return start<Interface>(table, &argument, std::move(options));
 }
 
-/// Refuses a path that someone other than its owner (root or this user) could have written: the
-/// file, or a directory above it, writable by group or others (a sticky directory such as /tmp
-/// excepted: nobody can replace what is in it but its owner), or owned by another user.
-template <class = void>
-result<void> check_path_is_safe(const std::string& path) {
-  char* resolved = ::realpath(path.c_str(), nullptr);
-  if (!resolved) return file_error(errc::no_file, path, std::strerror(errno));
-  std::string at(resolved);
-  std::free(resolved);
-  const uid_t me = ::geteuid();
-  for (bool file = true;; file = false) {
-    struct stat info {};
-    if (::stat(at.empty() ? "/" : at.c_str(), &info) != 0) return file_error(errc::no_file, path, std::strerror(errno));
-    const bool sticky = S_ISDIR(info.st_mode) && (info.st_mode & S_ISVTX);
-    const std::string what = file ? "the file" : "the directory " + (at.empty() ? std::string("/") : at);
-    if (info.st_uid != 0 && info.st_uid != me)
-      return file_error(errc::unsafe_path, path, what + " belongs to another user (uid " + std::to_string(info.st_uid) + ")");
-    if ((info.st_mode & (S_IWGRP | S_IWOTH)) && !sticky)
-      return file_error(errc::unsafe_path, path,
-                        what + " is writable by " + ((info.st_mode & S_IWOTH) ? "every user" : "its group") +
-                            ": loading it would run code others could have written");
-    if (at.empty()) return {};
-    at.erase(at.rfind('/'));
-  }
+/// Starts a server running a module's table whose init takes no argument.
+template <class Interface>
+result<server_ref<Interface>> start(const module_ptr& code, start_options options = {}) {
+  if (!code) return error{errc::no_module, "no module given"};
+  const implementation_table& table = detail::module_access::table(*code);
+  if (table.init_argument_fingerprint != 0)
+    return error{errc::wrong_argument, code->implementation() + " (module " + code->name() + ") takes " +
+                                           std::string(table.init_argument_type) + " in init"};
+  options.table_owner = detail::make_lease<module_version>(code);
+  options.bind_owner = &detail::bind_lease<module_version>;
+  return start<Interface>(table, nullptr, std::move(options));
 }
 
-/// The whole file.
-template <class = void>
-result<std::string> read_file(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return file_error(errc::no_file, path, std::strerror(errno));
-  std::string bytes;
-  struct stat info {};
-  if (::fstat(fd, &info) == 0 && S_ISREG(info.st_mode)) {
-    bytes.resize(static_cast<std::size_t>(info.st_size));
-    std::size_t done = 0;
-    while (done < bytes.size()) {
-      const ssize_t got = ::read(fd, bytes.data() + done, bytes.size() - done);
-      if (got <= 0) break;
-      done += static_cast<std::size_t>(got);
-    }
-    bytes.resize(done);
-  }
-  ::close(fd);
-  if (!S_ISREG(info.st_mode)) return file_error(errc::not_a_library, path, "not a regular file");
-  return bytes;
+namespace detail {
+template <class Extra>
+result<void> change_code_to_module(const server_handle auto& server, const module_ptr& code, int old_vsn,
+                                   const Extra* extra, std::chrono::nanoseconds timeout) {
+  if (!server) return error{errc::no_server, "an empty server handle"};
+  if (!code) return error{errc::no_module, "no module given"};
+  auto held = make_lease<module_version>(code);
+  bind_lease<module_version>(held.get(), *server.core());
+  if (!extra) return change_code_request(server, module_access::table(*code), old_vsn, timeout, std::move(held), {}, {});
+  auto kept = std::make_shared<const Extra>(*extra);
+  const extra_ref reference{kept.get(), value_fingerprint<Extra>, type_spelling<Extra>()};
+  return change_code_request(server, module_access::table(*code), old_vsn, timeout, std::move(held), reference,
+                             std::move(kept));
+}
+}  // namespace detail
+
+namespace sys {
+/// change_code to a loaded module: the server then keeps that version loaded.
+result<void> change_code(const server_handle auto& server, const module_ptr& code, int old_vsn,
+                         std::chrono::nanoseconds timeout = default_timeout) {
+  return detail::change_code_to_module<no_extra>(server, code, old_vsn, nullptr, timeout);
 }
 
-/// The `hotswap_module` section of an ELF shared library for this machine, after checking that
-/// nothing the loader would map lies past the end of the file.
-template <class = void>
-result<std::string_view> find_module_note(std::string_view file, const std::string& path) {
-  using header = ElfW(Ehdr);
-  using segment = ElfW(Phdr);
-  using section = ElfW(Shdr);
-  auto fits = [&](std::uint64_t offset, std::uint64_t size) { return offset <= file.size() && size <= file.size() - offset; };
-  auto object = [&](std::uint64_t offset, auto* out) { std::memcpy(out, file.data() + offset, sizeof *out); };
-  if (file.size() < EI_NIDENT || std::memcmp(file.data(), ELFMAG, SELFMAG) != 0)
-    return file_error(errc::not_a_library, path, "not a shared library (not an ELF file)");
-  if (!fits(0, sizeof(header))) return file_error(errc::truncated, path, "truncated: its ELF header is cut short");
-  header elf;
-  object(0, &elf);
-#if defined(__x86_64__)
-  constexpr auto machine = EM_X86_64;
-#elif defined(__aarch64__)
-  constexpr auto machine = EM_AARCH64;
-#else
-  const auto machine = elf.e_machine;
-#endif
-  if (elf.e_ident[EI_CLASS] != (sizeof(void*) == 8 ? ELFCLASS64 : ELFCLASS32) || elf.e_machine != machine)
-    return file_error(errc::not_a_library, path, "not a shared library for this machine");
-  if (elf.e_type != ET_DYN)
-    return file_error(errc::not_a_library, path,
-                      elf.e_type == ET_REL ? "not a shared library (an object file: link it)"
-                                           : "not a shared library (an executable)");
-  if ((elf.e_shnum && elf.e_shentsize != sizeof(section)) || (elf.e_phnum && elf.e_phentsize != sizeof(segment)))
-    return file_error(errc::not_a_library, path, "not a shared library (malformed ELF headers)");
-  if (!fits(elf.e_phoff, std::uint64_t{elf.e_phnum} * sizeof(segment)))
-    return file_error(errc::truncated, path, "truncated: its program headers are cut short");
-  for (unsigned i = 0; i < elf.e_phnum; ++i) {
-    segment loaded;
-    object(elf.e_phoff + i * sizeof(segment), &loaded);
-    if (loaded.p_type == PT_LOAD && !fits(loaded.p_offset, loaded.p_filesz))
-      return file_error(errc::truncated, path, "truncated: a segment ends past the end of the file");
-  }
-  if (elf.e_shoff == 0 || elf.e_shnum == 0)
-    return file_error(errc::no_descriptor, path, "no section headers, so no hotswap module note");
-  if (!fits(elf.e_shoff, std::uint64_t{elf.e_shnum} * sizeof(section)) || elf.e_shstrndx >= elf.e_shnum)
-    return file_error(errc::truncated, path, "truncated: its section headers are cut short");
-  section names;
-  object(elf.e_shoff + elf.e_shstrndx * sizeof(section), &names);
-  if (!fits(names.sh_offset, names.sh_size)) return file_error(errc::truncated, path, "truncated: section names cut short");
-  for (unsigned i = 0; i < elf.e_shnum; ++i) {
-    section one;
-    object(elf.e_shoff + i * sizeof(section), &one);
-    if (one.sh_type != SHT_NOBITS && !fits(one.sh_offset, one.sh_size))
-      return file_error(errc::truncated, path, "truncated: a section ends past the end of the file");
-    if (one.sh_name >= names.sh_size) continue;
-    const std::string_view name(file.data() + names.sh_offset + one.sh_name,
-                                strnlen(file.data() + names.sh_offset + one.sh_name, names.sh_size - one.sh_name));
-    if (name == "hotswap_module") {
-      const std::string_view text(file.data() + one.sh_offset, one.sh_size);
-      return text.substr(0, text.find('\0'));
-    }
-  }
-  return file_error(errc::no_descriptor, path,
-                    "a shared library without a hotswap module descriptor (HOTSWAP_MODULE in one of its sources)");
+/// change_code to a loaded module, passing `extra` to its code_change.
+template <class Extra>
+result<void> change_code(const server_handle auto& server, const module_ptr& code, int old_vsn, const Extra& extra,
+                         std::chrono::nanoseconds timeout = default_timeout) {
+  return detail::change_code_to_module(server, code, old_vsn, &extra, timeout);
 }
+}  // namespace sys
 
-template <class = void>
-result<module_note_fields> parse_module_note(std::string_view text, const std::string& path) {
-  module_note_fields note;
-  auto bad = [&](std::string_view line) {
-    return file_error(errc::no_descriptor, path, "an unreadable hotswap module note at \"" + std::string(line) + "\"");
-  };
-  auto number = [](std::string_view word, int base, auto& out) {
-    std::string copy(word);
-    char* end = nullptr;
-    const unsigned long long value = std::strtoull(copy.c_str(), &end, base);
-    out = static_cast<std::remove_reference_t<decltype(out)>>(value);
-    return !copy.empty() && *end == '\0';
-  };
-  bool header = false;
-  while (!text.empty()) {
-    const std::string_view line = text.substr(0, text.find('\n'));
-    text.remove_prefix(std::min(text.size(), line.size() + 1));
-    const auto space = line.find(' ');
-    const std::string_view key = line.substr(0, space);
-    const std::string_view rest = space == line.npos ? std::string_view{} : line.substr(space + 1);
-    const std::string_view first = rest.substr(0, rest.find(' '));
-    const std::string_view after_first = first.size() < rest.size() ? rest.substr(first.size() + 1) : std::string_view{};
-    if (key == "hotswap") {
-      if (rest != "module 1") return file_error(errc::abi_mismatch, path, "a module note of another format: " + std::string(line));
-      header = true;
-    } else if (key == "abi") {
-      if (!number(first, 16, note.abi)) return bad(line);
-      note.abi_text = after_first;
-    } else if (key == "name") {
-      note.name = rest;
-    } else if (key == "vsn") {
-      if (!number(rest, 10, note.vsn)) return bad(line);
-    } else if (key == "implementation") {
-      note.implementation = rest;
-    } else if (key == "interface") {
-      if (!number(first, 16, note.interface)) return bad(line);
-      note.interface_name = after_first;
-    } else if (key == "schema") {
-      const std::string_view vsn = after_first.substr(0, after_first.find(' '));
-      module_note_fields::schema_version version{std::string(first), 0, 0};
-      if (vsn.size() >= after_first.size() || !number(vsn, 10, version.vsn) ||
-          !number(after_first.substr(vsn.size() + 1), 16, version.fingerprint))
-        return bad(line);
-      note.schemas.push_back(std::move(version));
-    }
-  }
-  if (!header || note.name.empty()) return bad(text);
-  return note;
-}
+// ---- the code server ----
 
+namespace detail {
 /// Shared libraries whose last user has gone, closed by the code server (in the program's code:
 /// the last user may have been the module's own code, which cannot unmap itself).
 template <class = void>
@@ -5040,167 +5394,27 @@ class library_closer {
   std::vector<std::pair<void*, std::string>> pending_;
 };
 
-template <class Module>
-struct lease;
-
-/// A reference to `server` unless it is already being freed.
-inline bool try_acquire(server_core& server) noexcept {
-  std::uint32_t count = server.references.load(std::memory_order_relaxed);
-  while (count != 0)
-    if (server.references.compare_exchange_weak(count, count + 1, std::memory_order_acq_rel)) return true;
-  return false;
+/// Numbers the private copies of the process's code servers.
+inline std::uint64_t next_copy_number() noexcept {
+  static std::atomic<std::uint64_t> copies{0};
+  return copies.fetch_add(1, std::memory_order_relaxed);
 }
 }  // namespace detail
 
-// ---- modules ----
-
-/// One loaded version of a module: its table and what its note says. Shared by the code server,
-/// the servers running it (and whatever they hold of its code); the library is unmapped when the
-/// last of them lets go (at the code server's next load, purge or collect).
-class module_version {
- public:
-  const std::string& name() const noexcept { return note_.name; }
-  int vsn() const noexcept { return note_.vsn; }
-  /// The file it was loaded from, and the private copy it runs from.
-  const std::string& path() const noexcept { return path_; }
-  const std::string& copy() const noexcept { return copy_; }
-  const std::string& implementation() const noexcept { return note_.implementation; }
-  const std::string& interface_name() const noexcept { return note_.interface_name; }
-  std::uint64_t interface_fingerprint() const noexcept { return note_.interface; }
-  template <class Interface>
-  bool implements() const noexcept {
-    return note_.interface == Interface::fingerprint;
-  }
-  const implementation_table& table() const noexcept { return *table_; }
-
-  /// The servers running this version now.
-  template <class Lease = detail::lease<module_version>>
-  std::vector<any_server> servers() const {
-    std::vector<any_server> running;
-    const detail::spin_guard hold(lock_);
-    for (const Lease* held : leases_)
-      if (held->server && held->server->alive.load(std::memory_order_acquire) && detail::try_acquire(*held->server))
-        running.emplace_back(held->server);
-    return running;
-  }
-
-  module_version(const module_version&) = delete;
-  module_version& operator=(const module_version&) = delete;
-
-  // Made by the code server only: `library` closes the library when the last holder lets go.
-  module_version(detail::module_note_fields note, std::string path, std::string copy, const implementation_table* table,
-                 std::shared_ptr<void> library)
-      : note_(std::move(note)), path_(std::move(path)), copy_(std::move(copy)), table_(table),
-        library_(std::move(library)) {}
-
- private:
-  template <class>
-  friend struct detail::lease;
-  detail::module_note_fields note_;
-  std::string path_, copy_;
-  const implementation_table* table_;
-  std::shared_ptr<void> library_;
-  mutable detail::spin_lock lock_;
-  mutable std::vector<detail::lease<module_version>*> leases_;  // one per server running it (or being started on it)
-};
-
-using module_ptr = std::shared_ptr<const module_version>;
-
-namespace detail {
-/// A server's hold on the module it runs: kept as the server's table_owner, so it lasts while
-/// the server runs the module's table (and, after the server ends, until its last handle goes).
-template <class Module>
-struct lease {
-  std::shared_ptr<const Module> code;
-  server_core* server = nullptr;  // set once known
-
-  explicit lease(std::shared_ptr<const Module> of) : code(std::move(of)) {
-    const spin_guard hold(code->lock_);
-    code->leases_.push_back(this);
-  }
-  ~lease() {
-    const spin_guard hold(code->lock_);
-    std::erase(code->leases_, this);
-  }
-  lease(const lease&) = delete;
-  lease& operator=(const lease&) = delete;
-  void bind(server_core& running) {
-    const spin_guard hold(code->lock_);
-    server = &running;
-  }
-};
-
-}  // namespace detail
-
-/// Starts a server running a module's table, passing `argument` to its init. Fails if the
-/// module implements another interface or its init takes another argument.
-template <class Interface, class Argument>
-result<server_ref<Interface>> start(const module_ptr& code, const Argument& argument, start_options options = {}) {
-  const implementation_table& table = code->table();
-  if (table.init_argument_fingerprint != detail::value_fingerprint<Argument>)
-    return error{errc::wrong_argument, code->implementation() + " (module " + code->name() + ") takes " +
-                                           std::string(table.init_argument_type) + " in init, not " +
-                                           std::string(detail::type_spelling<Argument>())};
-  auto held = std::make_shared<detail::lease<module_version>>(code);
-  options.table_owner = held;
-  auto started = start<Interface>(table, &argument, std::move(options));
-  if (started) held->bind(*started->core());
-  return started;
-}
-
-/// Starts a server running a module's table whose init takes no argument.
-template <class Interface>
-result<server_ref<Interface>> start(const module_ptr& code, start_options options = {}) {
-  const implementation_table& table = code->table();
-  if (table.init_argument_fingerprint != 0)
-    return error{errc::wrong_argument, code->implementation() + " (module " + code->name() + ") takes " +
-                                           std::string(table.init_argument_type) + " in init"};
-  auto held = std::make_shared<detail::lease<module_version>>(code);
-  options.table_owner = held;
-  auto started = start<Interface>(table, nullptr, std::move(options));
-  if (started) held->bind(*started->core());
-  return started;
-}
-
-namespace sys {
-/// change_code to a loaded module: the server then keeps that version loaded.
-result<void> change_code(const server_handle auto& server, const module_ptr& code, int old_vsn,
-                         std::chrono::nanoseconds timeout = default_timeout) {
-  if (!server) return error{errc::no_server, "an empty server handle"};
-  auto held = std::make_shared<detail::lease<module_version>>(code);
-  held->bind(*server.core());
-  return detail::change_code_request(server, code->table(), old_vsn, timeout, std::move(held), {}, {});
-}
-
-/// change_code to a loaded module, passing `extra` to its code_change.
-template <class Extra>
-result<void> change_code(const server_handle auto& server, const module_ptr& code, int old_vsn, const Extra& extra,
-                         std::chrono::nanoseconds timeout = default_timeout) {
-  if (!server) return error{errc::no_server, "an empty server handle"};
-  auto held = std::make_shared<detail::lease<module_version>>(code);
-  held->bind(*server.core());
-  auto kept = std::make_shared<const Extra>(extra);
-  const extra_ref reference{kept.get(), detail::value_fingerprint<Extra>, detail::type_spelling<Extra>()};
-  return detail::change_code_request(server, code->table(), old_vsn, timeout, std::move(held), reference,
-                                     std::move(kept));
-}
-}  // namespace sys
-
-// ---- the code server ----
-
-/// soft: refuse while servers run the old version; force: stop them first.
+/// soft: refuse while servers use the old version; force: stop them first.
 enum class purge_mode { soft, force };
 
 /// What a purge did.
 struct purge_report {
-  int vsn = 0;                       ///< the version purged (0: there was no old version)
-  std::size_t servers_stopped = 0;   ///< by a forced purge
-  bool unmapped = false;             ///< its library is gone from the process
-  std::string note;                  ///< why it is still mapped, when it is
+  int vsn = 0;                      ///< the version purged (0: there was no old version)
+  std::size_t servers_stopped = 0;  ///< by a forced purge
+  bool unmapped = false;            ///< its library is gone from the process
+  std::string note;                 ///< why it is still mapped, when it is
 };
 
-/// Loads modules, keeping a current and an old version of each, as Erlang's code server. (A
-/// template only so that a program compiles it where it uses it: use hotswap::code_server.)
+/// Loads modules, keeping a current and an old version of each, as Erlang's code server. Its
+/// operations run one at a time, in the order they are called. (A template only so that a
+/// program compiles it where it uses it: use hotswap::code_server.)
 template <class = void>
 class basic_code_server {
  public:
@@ -5217,11 +5431,11 @@ class basic_code_server {
   }
 
   /// Loads the module in `path`, checking it against the program (ABI, schemas) and against
-  /// its current version (interface, a newer vsn), and makes it the current version; the
-  /// current one becomes old (an old one nothing runs any more is purged first). On any failure
+  /// its loaded versions (interface, a newer vsn), and makes it the current version; the
+  /// current one becomes old (an old one nothing uses any more is purged first). On any failure
   /// (errc::no_file, unsafe_path, not_a_library, truncated, no_descriptor, abi_mismatch,
-  /// wrong_interface, schema_conflict, not_newer, load_failed, initializer_failed, not_purged)
-  /// nothing changes.
+  /// wrong_interface, schema_conflict, not_newer, not_purged, load_failed, initializer_failed)
+  /// the code server and every server are left as they were.
   result<module_ptr> load(const std::string& path) { return load(path, 0, {}); }
 
   /// The same, checking too that the module implements `Interface` as this program knows it.
@@ -5235,45 +5449,74 @@ class basic_code_server {
   module_ptr old(std::string_view name) const { return find(name, &entry::old); }
 
   /// Unloads the old version of `name`. Soft: fails with errc::not_purged, naming the servers
-  /// still on it, if any runs it. Force: stops them first. The library is unmapped once nothing
+  /// still using it, if any does. Force: stops them first. The library is unmapped once nothing
   /// holds its code (a handle to a stopped server, a pending timer or reply may, for a while).
   result<purge_report> purge(std::string_view name, purge_mode mode = purge_mode::soft) {
-    module_ptr old_version;
-    {
-      const detail::spin_guard hold(lock_);
-      entry* found = find_entry(name);
-      if (!found) return error{errc::no_module, "no module " + std::string(name) + " is loaded"};
-      old_version = found->old;
-    }
+    const detail::spin_guard one_at_a_time(operation_);
+    module_ptr old_version = old(name);
+    if (!old_version && !current(name)) return error{errc::no_module, "no module " + std::string(name) + " is loaded"};
     purge_report report;
     if (!old_version) return report;
     report.vsn = old_version->vsn();
-    std::vector<any_server> running = old_version->servers();
-    if (!running.empty() && mode == purge_mode::soft)
-      return error{errc::not_purged, describe_running(*old_version, running)};
-    for (auto& server : running)
+    std::vector<any_server> using_it = old_version->servers();
+    if (!using_it.empty() && mode == purge_mode::soft)
+      return error{errc::not_purged, describe_users(*old_version, using_it)};
+    for (auto& server : using_it)
       if (stop(server)) ++report.servers_stopped;
-    running.clear();
+    using_it.clear();
     {
       const detail::spin_guard hold(lock_);
-      entry* found = find_entry(name);
-      if (found && found->old == old_version) found->old.reset();
+      if (entry* found = find_entry(name); found && found->old == old_version) found->old.reset();
     }
-    std::weak_ptr<const module_version> watch = old_version;
+    const std::weak_ptr<const module_version> watch = old_version;
     const std::string copy = old_version->copy();
     old_version.reset();
-    report.unmapped = !watch.expired() ? false : unmapped(closer_->close_pending(), copy, report.note);
-    if (!watch.expired())
+    const auto closed = closer_->close_pending();
+    if (!watch.expired()) {
       report.note = "still held by " + std::to_string(watch.use_count()) +
                     " holder(s) of its code (a stopped server's handle, a timer, a reply); unmapped at a later "
                     "collect() once they are gone";
+      return report;
+    }
+    for (const auto& one : closed)
+      if (one.copy == copy) report.unmapped = one.unmapped;
+    if (!report.unmapped)
+      report.note = "closed, but the system keeps it mapped (it registered thread-local destructors or has unique "
+                    "symbols: build it with hotswap_add_module)";
     return report;
   }
 
-  /// Unmaps the libraries nothing holds any more; how many.
-  std::size_t collect() { return closer_->close_pending().size(); }
+  /// Makes the current version of `name` old, as Erlang's code:delete/1: the servers on it run
+  /// on, purge can then unload it, and any vsn may be loaded next. An old version nothing uses is
+  /// purged first; one that servers still use makes this fail with errc::not_purged.
+  result<void> retire(std::string_view name) {
+    const detail::spin_guard one_at_a_time(operation_);
+    module_ptr purged;
+    {
+      const detail::spin_guard hold(lock_);
+      entry* found = find_entry(name);
+      if (!found || !found->current) return error{errc::no_module, "no module " + std::string(name) + " is loaded"};
+      if (found->old)
+        if (std::vector<any_server> using_it = found->old->servers(); !using_it.empty())
+          return error{errc::not_purged, "the old version must go first: " + describe_users(*found->old, using_it)};
+      purged = std::exchange(found->old, std::exchange(found->current, nullptr));
+    }
+    purged.reset();
+    closer_->close_pending();
+    return {};
+  }
 
-  const std::string& directory() const noexcept { return directory_; }
+  /// Unmaps the libraries nothing holds any more; how many.
+  std::size_t collect() {
+    const detail::spin_guard one_at_a_time(operation_);
+    return closer_->close_pending().size();
+  }
+
+  /// Where the private copies go (empty until the first load, when none was given).
+  std::string directory() const {
+    const detail::spin_guard hold(lock_);
+    return directory_;
+  }
 
  private:
   struct entry {
@@ -5281,22 +5524,10 @@ class basic_code_server {
     module_ptr current, old;
   };
 
-  static bool unmapped(const std::vector<typename detail::library_closer<>::closed>& closed, const std::string& copy,
-                       std::string& note) {
-    for (const auto& one : closed)
-      if (one.copy == copy) {
-        if (!one.unmapped)
-          note = "closed, but the system keeps it mapped (it registered thread-local destructors or has unique "
-                 "symbols: build it with hotswap_add_module)";
-        return one.unmapped;
-      }
-    return false;
-  }
-
-  static std::string describe_running(const module_version& version, const std::vector<any_server>& running) {
-    std::string text = version.name() + " vsn " + std::to_string(version.vsn()) + " still runs in ";
-    for (std::size_t i = 0; i < running.size(); ++i) {
-      detail::server_core& core = *running[i].core();
+  static std::string describe_users(const module_version& version, const std::vector<any_server>& using_it) {
+    std::string text = version.name() + " vsn " + std::to_string(version.vsn()) + " is still used by ";
+    for (std::size_t i = 0; i < using_it.size(); ++i) {
+      detail::server_core& core = *using_it[i].core();
       std::string name;
       {
         const detail::spin_guard hold(core.exit_lock);
@@ -5319,7 +5550,7 @@ class basic_code_server {
     return nullptr;
   }
 
-  /// Checks the note against the program and the module's current version.
+  /// Checks the note against the program and the module's loaded versions.
   result<void> check(const detail::module_note_fields& note, const std::string& path, std::uint64_t interface,
                      std::string_view interface_name) const {
     if (note.abi != abi_fingerprint)
@@ -5331,17 +5562,20 @@ class basic_code_server {
                                 note.implementation + " implements " + note.interface_name +
                                     (note.interface_name == interface_name ? " with other messages than" : ", not") +
                                     " this program's " + std::string(interface_name));
-    if (const module_ptr now = current(note.name)) {
-      if (note.interface != now->interface_fingerprint())
-        return detail::file_error(errc::wrong_interface, path,
-                                  note.name + " vsn " + std::to_string(note.vsn) + " implements " +
-                                      note.interface_name + " differently from the current vsn " +
-                                      std::to_string(now->vsn()) + " (" + now->interface_name() + ")");
-      if (note.vsn <= now->vsn())
-        return detail::file_error(errc::not_newer, path,
-                                  note.name + " vsn " + std::to_string(note.vsn) + " is not newer than the current vsn " +
-                                      std::to_string(now->vsn()));
-    }
+    const module_ptr now = current(note.name), before = old(note.name);
+    if (const module_ptr loaded = now ? now : before; loaded && note.interface != loaded->interface_fingerprint())
+      return detail::file_error(errc::wrong_interface, path,
+                                note.name + " vsn " + std::to_string(note.vsn) + " implements " + note.interface_name +
+                                    " differently from the loaded vsn " + std::to_string(loaded->vsn()) + " (" +
+                                    loaded->interface_name() + ")");
+    if (now && note.vsn <= now->vsn())
+      return detail::file_error(errc::not_newer, path,
+                                note.name + " vsn " + std::to_string(note.vsn) + " is not newer than the current vsn " +
+                                    std::to_string(now->vsn()));
+    if (now && before)
+      if (std::vector<any_server> using_it = before->servers(); !using_it.empty())
+        return detail::file_error(errc::not_purged, path,
+                                  "the old version must go first: " + describe_users(*before, using_it));
     for (const auto& version : note.schemas)
       if (const auto known = registry().find(version.schema, version.vsn); known && known->fingerprint != version.fingerprint)
         return detail::file_error(errc::schema_conflict, path,
@@ -5352,28 +5586,49 @@ class basic_code_server {
     return {};
   }
 
-  /// A private copy of the file's bytes, for this load only.
-  result<std::string> write_copy(const std::string& bytes, const detail::module_note_fields& note, const std::string& path) {
-    {
+  /// The directory of the copies, made on first use; one that others could write to is refused
+  /// (they could replace a copy between its writing and its loading).
+  result<std::string> prepare_directory(const std::string& path) {
+    std::string directory = this->directory();
+    if (directory.empty()) {
+      const char* base = std::getenv("TMPDIR");
+      std::string pattern = std::string(base && *base ? base : "/tmp") + "/hotswap-modules-XXXXXX";
+      if (!::mkdtemp(pattern.data()))
+        return detail::file_error(errc::load_failed, path,
+                                  "cannot make a directory for its copy: " + std::string(std::strerror(errno)));
+      directory = pattern;
       const detail::spin_guard hold(lock_);
-      if (directory_.empty()) {
-        const char* base = std::getenv("TMPDIR");
-        std::string pattern = std::string(base && *base ? base : "/tmp") + "/hotswap-modules-XXXXXX";
-        if (!::mkdtemp(pattern.data()))
-          return detail::file_error(errc::load_failed, path, "cannot make a directory for its copy: " + std::string(std::strerror(errno)));
-        directory_ = pattern;
-        made_directory_ = true;
-      } else if (::mkdir(directory_.c_str(), 0700) == 0) {
-        made_directory_ = true;
-      }
+      directory_ = directory;
+      made_directory_ = true;
+    } else if (::mkdir(directory.c_str(), 0700) == 0) {
+      const detail::spin_guard hold(lock_);
+      made_directory_ = true;
     }
-    const std::string copy = directory_ + "/" + note.name + "-v" + std::to_string(note.vsn) + "-" +
-                             std::to_string(copies_.fetch_add(1)) + ".so";
-    const int fd = ::open(copy.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0500);
+    struct stat info {};
+    if (::stat(directory.c_str(), &info) != 0 || !S_ISDIR(info.st_mode))
+      return detail::file_error(errc::load_failed, path, "no directory " + directory + " for its copy");
+    if (const std::string why = detail::unsafe_because(info, "the directory " + directory + " for copies"); !why.empty())
+      return detail::file_error(errc::unsafe_path, path, why);
+    return directory;
+  }
+
+  /// A private copy of the bytes checked, for this load only.
+  result<std::string> write_copy(const std::string& bytes, const detail::module_note_fields& note, const std::string& path) {
+    const auto directory = prepare_directory(path);
+    if (!directory) return directory.error();
+    std::string copy;
+    int fd = -1;
+    for (int attempt = 0; fd < 0 && attempt < 100; ++attempt) {  // another process may share the directory
+      copy = *directory + "/" + note.name + "-v" + std::to_string(note.vsn) + "-" +
+             std::to_string(detail::next_copy_number()) + ".so";
+      fd = ::open(copy.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0500);
+      if (fd < 0 && errno != EEXIST) break;
+    }
     if (fd < 0) return detail::file_error(errc::load_failed, path, "cannot write its copy " + copy + ": " + std::strerror(errno));
     std::size_t done = 0;
     while (done < bytes.size()) {
       const ssize_t wrote = ::write(fd, bytes.data() + done, bytes.size() - done);
+      if (wrote < 0 && errno == EINTR) continue;
       if (wrote <= 0) break;
       done += static_cast<std::size_t>(wrote);
     }
@@ -5386,17 +5641,28 @@ class basic_code_server {
   }
 
   result<module_ptr> load(const std::string& path, std::uint64_t interface, std::string_view interface_name) {
+    const detail::spin_guard one_at_a_time(operation_);
     closer_->close_pending();
+    try {
+      return load_checked(path, interface, interface_name);
+    } catch (const std::exception& failed) {  // out of memory, most likely: what was opened is closed
+      closer_->close_pending();
+      return detail::file_error(errc::load_failed, path, failed.what());
+    }
+  }
+
+  result<module_ptr> load_checked(const std::string& path, std::uint64_t interface, std::string_view interface_name) {
     // Everything the file says is checked before any of its code runs.
-    if (auto safe = detail::check_path_is_safe(path); !safe) return safe.error();
-    auto bytes = detail::read_file(path);
+    const auto resolved = detail::resolve_safe_path(path);
+    if (!resolved) return resolved.error();
+    const auto bytes = detail::read_module_file(*resolved, path);
     if (!bytes) return bytes.error();
-    auto text = detail::find_module_note(*bytes, path);
+    const auto text = detail::find_module_note(*bytes, path);
     if (!text) return text.error();
-    auto note = detail::parse_module_note(*text, path);
+    const auto note = detail::parse_module_note(*text, path);
     if (!note) return note.error();
     if (auto fits = check(*note, path, interface, interface_name); !fits) return fits.error();
-    auto copy = write_copy(*bytes, *note, path);
+    const auto copy = write_copy(*bytes, *note, path);
     if (!copy) return copy.error();
 
     // Opened from the copy: static initializers (deferred by the link script) run in attach.
@@ -5405,64 +5671,47 @@ class basic_code_server {
       ::unlink(copy->c_str());
       return detail::file_error(errc::load_failed, path, ::dlerror());
     }
-    auto fail = [&](errc code, const std::string& why) -> result<module_ptr> {
-      ::dlclose(handle);
-      ::unlink(copy->c_str());
-      return detail::file_error(code, path, why);
-    };
-    const auto* descriptor = static_cast<const detail::module_descriptor*>(::dlsym(handle, "hotswap_module_descriptor"));
-    if (!descriptor || descriptor->magic != detail::descriptor_magic)
-      return fail(errc::no_descriptor, "its note has no descriptor beside it (hotswap_module_descriptor)");
-    if (std::string_view(descriptor->note) != *text || descriptor->table->interface_fingerprint != note->interface ||
-        descriptor->table->vsn != note->vsn)
-      return fail(errc::no_descriptor, "its descriptor disagrees with its note");
-
     std::shared_ptr<void> library(handle, [closer = closer_, copy = *copy](void* opened) { closer->add(opened, copy); });
+    const auto* descriptor = static_cast<const detail::module_descriptor*>(::dlsym(handle, "hotswap_module_descriptor"));
+    if (!descriptor || descriptor->magic != detail::descriptor_magic || std::string_view(descriptor->note) != *text ||
+        descriptor->table->interface_fingerprint != note->interface || descriptor->table->vsn != note->vsn) {
+      library.reset();
+      closer_->close_pending();
+      return detail::file_error(errc::no_descriptor, path, "its descriptor is missing or disagrees with its note");
+    }
     auto version = std::make_shared<module_version>(*note, path, *copy, descriptor->table, std::move(library));
     std::string failure;
-    if (!descriptor->attach(detail::host_link{&detail::the_runtime(), &registry()}, version, failure)) {
-      version.reset();  // closed below, in the program's code
+    if (!descriptor->attach(detail::host_link{&detail::the_runtime(), &registry()}, version, detail::leases_of_modules,
+                            failure)) {
+      version.reset();
       closer_->close_pending();
       return detail::file_error(errc::initializer_failed, path, "a static initializer threw: " + failure);
     }
     std::vector<version_info> schemas;
     descriptor->describe_schemas(schemas);
+    for (auto& schema : schemas) registry().add(std::move(schema));  // checked against the registry above
 
-    // Installed only if it is still newer than the current version, and the old version is free.
+    // Loads run one at a time: what check() saw still holds.
     module_ptr purged;
-    std::optional<error> refused;
     {
       const detail::spin_guard hold(lock_);
       entry* found = find_entry(note->name);
-      if (found && found->current && found->current->vsn() >= note->vsn) {
-        refused = detail::file_error(errc::not_newer, path,
-                                     note->name + " vsn " + std::to_string(note->vsn) +
-                                         " is not newer than the current vsn " + std::to_string(found->current->vsn()));
-      } else if (std::vector<any_server> running; found && found->old && !(running = found->old->servers()).empty()) {
-        refused = detail::file_error(errc::not_purged, path,
-                                     "the old version must go first: " + describe_running(*found->old, running));
-      } else {
-        if (!found) found = &modules_.emplace_back(entry{note->name, nullptr, nullptr});
+      if (!found)
+        modules_.push_back(entry{note->name, version, nullptr});
+      else if (!found->current)  // retired: the old version stays old
+        found->current = version;
+      else
         purged = std::exchange(found->old, std::exchange(found->current, version));
-      }
     }
-    if (refused) version.reset();
     purged.reset();
     closer_->close_pending();
-    if (refused) return std::move(*refused);
-    for (auto& schema : schemas) {
-      try {
-        registry().add(std::move(schema));
-      } catch (const schema_conflict&) {  // checked before loading; a concurrent load may have won
-      }
-    }
-    return module_ptr(version);
+    return module_ptr(std::move(version));
   }
 
-  mutable detail::spin_lock lock_;
+  detail::spin_lock operation_;  // one load, purge, retire or collect at a time
+  mutable detail::spin_lock lock_;  // the table below, briefly
   std::string directory_;
   bool made_directory_ = false;
-  std::atomic<std::uint64_t> copies_{0};
   std::vector<entry> modules_;
   std::shared_ptr<detail::library_closer<>> closer_ = std::make_shared<detail::library_closer<>>();
 };

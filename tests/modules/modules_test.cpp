@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <cstring>
 #include <fstream>
 #include <iterator>
 #include <sstream>
@@ -15,6 +16,7 @@
 #include <hotswap/modules.hpp>
 
 #include "../runtime/servers.hpp"
+#include "labelled.hpp"
 
 using testing::Add;
 using testing::Counter;
@@ -57,6 +59,26 @@ bool mapped(const std::string& path) {
   while (std::getline(maps, line))
     if (line.find(path) != std::string::npos) return true;
   return false;
+}
+
+/// The library with its note section marked as holding nothing in the file, and pointing far
+/// past its end: a reader trusting the section type would read out of bounds.
+std::string without_note(std::string bytes) {
+  namespace elf = hotswap::detail::elf;
+  elf::header header;
+  std::memcpy(&header, bytes.data(), sizeof header);
+  elf::section names;
+  std::memcpy(&names, bytes.data() + header.shoff + header.shstrndx * sizeof(elf::section), sizeof names);
+  for (std::size_t i = 0; i < header.shnum; ++i) {
+    elf::section section;
+    char* at = bytes.data() + header.shoff + i * sizeof(elf::section);
+    std::memcpy(&section, at, sizeof section);
+    if (std::string_view(bytes.data() + names.offset + section.name) != "hotswap_module") continue;
+    section.type = elf::nobits;
+    section.offset = std::uint64_t{1} << 40;
+    std::memcpy(at, &section, sizeof section);
+  }
+  return bytes;
 }
 
 struct counting_schemas {
@@ -161,7 +183,7 @@ TEST_CASE("purge: soft refuses while a server runs the old version, and unmaps i
   const auto refused = code.purge("counter");
   REQUIRE_FALSE(refused);
   CHECK(refused.error().code == hotswap::errc::not_purged);
-  CHECK(refused.error().what == "counter vsn 1 still runs in server " + std::to_string(server.id()) +
+  CHECK(refused.error().what == "counter vsn 1 is still used by server " + std::to_string(server.id()) +
                                     " (purge_me): change their code or stop them first (or purge with "
                                     "purge_mode::force)");
   CHECK(code.old("counter") == v1);  // unchanged
@@ -307,11 +329,17 @@ TEST_CASE("bad modules are refused with the file and the reason; nothing changes
   ::mkdir((dir + "/shared").c_str(), 0775);
   ::chmod((dir + "/shared").c_str(), 0775);  // whatever the umask
   files.stage("counter_v1", "shared/counter.so");
+  ::mkfifo((dir + "/fifo.so").c_str(), 0600);  // opening it for reading would wait for a writer
+  write_bytes(dir + "/no_note.so", without_note(read_bytes(built("counter_v3"))));
 
   const std::vector<bad_file> cases = {
       {dir + "/missing.so", hotswap::errc::no_file, "No such file or directory"},
       {dir + "/notes.so", hotswap::errc::not_a_library, "not a shared library (not an ELF file)"},
       {dir + "/truncated.so", hotswap::errc::truncated, "truncated: "},
+      {dir + "/fifo.so", hotswap::errc::not_a_library, "not a regular file"},
+      {dir + "/no_note.so", hotswap::errc::no_descriptor, "its hotswap_module section holds no note"},
+      {files.stage("counter_unguarded", "unguarded.so"), hotswap::errc::load_failed,
+       "its static initializers would run as it is opened: link it with hotswap_module.ld (hotswap_add_module does)"},
       {files.stage("plain_library", "plain.so"), hotswap::errc::no_descriptor,
        "a shared library without a hotswap module descriptor (HOTSWAP_MODULE in one of its sources)"},
       {files.stage("counter_old_abi", "old_abi.so"), hotswap::errc::abi_mismatch, "built for another ABI: "},
@@ -356,6 +384,45 @@ TEST_CASE("bad modules are refused with the file and the reason; nothing changes
   CHECK(all.find(code.directory() + "/counter-v1-") == std::string::npos);
   CHECK(all.find(code.directory() + "/counter-v3-") == std::string::npos);
   hotswap::stop(server).value();
+}
+
+TEST_CASE("a state that is not plain data keeps the code that made it loaded, as long as it lives") {
+  const scratch files;
+  hotswap::code_server code;
+  auto v1 = code.load<labelled::Interface>(files.stage("labelled_v1", "labelled_v1.so")).value();
+  auto server = hotswap::start<labelled::Interface>(v1).value();
+  auto v2 = code.load<labelled::Interface>(files.stage("labelled_v2", "labelled_v2.so")).value();
+  hotswap::sys::suspend(server).value();
+  hotswap::sys::change_code(server, v2, 1).value();  // the state is handed on untouched
+  hotswap::sys::resume(server).value();
+  CHECK(hotswap::sys::get_status(server).value().vsn == 2);
+  v1.reset();
+  // The state points into v1's constants: v1 is still in use, by this server.
+  const auto refused = code.purge("labelled");
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().code == hotswap::errc::not_purged);
+  CHECK(hotswap::call(server, labelled::Label{}).value() == "made by v1");
+  hotswap::stop(server).value();
+  server = {};
+  CHECK(code.purge("labelled").value().unmapped);
+}
+
+TEST_CASE("a server a module starts on its own code is one of that version's servers") {
+  const scratch files;
+  hotswap::code_server code;
+  auto v1 = code.load<labelled::Interface>(files.stage("labelled_v1", "labelled_v1.so")).value();
+  auto parent = hotswap::start<labelled::Interface>(v1).value();
+  REQUIRE(hotswap::call(parent, labelled::Spawn{}).value());
+  auto child = hotswap::whereis<labelled::Interface>("spawned").value();
+  const auto servers = v1->servers();
+  CHECK(servers.size() == 2);
+  CHECK(std::count(servers.begin(), servers.end(), child) == 1);
+  CHECK(hotswap::call(child, labelled::Label{}).value() == "made by v1");
+  (void)code.retire("labelled");
+  CHECK(code.purge("labelled").error().what.find("(spawned)") != std::string::npos);
+  const auto forced = code.purge("labelled", hotswap::purge_mode::force).value();
+  CHECK(forced.servers_stopped == 2);
+  CHECK_FALSE(child.alive());
 }
 
 TEST_CASE("the ABI description names what a module must share with the program") {

@@ -37,12 +37,26 @@ inline std::weak_ptr<const void>& module_self() noexcept {
 
 /// What keeps this image's code loaded, for whatever it makes that may outlive the call that
 /// made it (a timer, a callback, an abandoned reply): nothing in a program, its loaded version
-/// in a module.
+/// in a module. Whatever holds one releases it only after the module's part of it is gone, and
+/// never from the module's own code: a module's code always runs under a hold of the program's.
 inline std::shared_ptr<const void> pin_this_image() noexcept {
   if constexpr (building_module)
     return module_self().lock();
   else
     return {};
+}
+
+struct server_core;
+
+/// How the program makes a server's hold on a module (a lease, which lists the server among
+/// those running the module's code); a module's servers of its own get one too.
+struct lease_maker {
+  std::shared_ptr<const void> (*make)(const std::shared_ptr<const void>& version) = nullptr;
+  void (*bind)(const void* lease, server_core& server) noexcept = nullptr;
+};
+inline lease_maker& module_leases() noexcept {
+  static lease_maker maker;
+  return maker;
 }
 
 // ---- replies ----
@@ -69,10 +83,12 @@ struct reply_slot_base {
   /// may come after the waiter has seen the answer and reused the slot: it re-checks and waits on.)
   void finish(std::uint32_t how) noexcept {
     const std::uint32_t before = state.exchange(how, std::memory_order_acq_rel);
-    if (before == parked)
+    if (before == parked) {
       futex_wake(state, 1);
-    else if (before == abandoned)
+    } else if (before == abandoned) {
+      const auto keep = code;  // `free` may be a module's code: its hold is released out here
       free(this);
+    }
   }
 
   /// Waits until answered or `timeout`; false on timeout, after which the slot is no longer
@@ -178,6 +194,12 @@ class executor {
 /// Receives the exit of a monitored server.
 using exit_callback = std::function<void(std::uint64_t id, const exit_reason& reason)>;
 
+/// A monitor, and what keeps its code loaded (a module's), released after it.
+struct exit_monitor {
+  std::shared_ptr<const void> code;
+  exit_callback call;
+};
+
 /// A running server: its mailbox, its implementation table and state, and its sys settings.
 /// Shared by every handle to it. The first cache line is what senders touch (it ends with the
 /// mailbox's tail); from the mailbox's head on, fields belong to the thread running the server.
@@ -196,19 +218,21 @@ struct server_core {
   const implementation_table* table;
   void* state = nullptr;
   std::shared_ptr<const void> table_owner;  // keeps the code of `table` loaded
+  std::shared_ptr<const void> state_owner;  // and of the code that made a state not plain data
   bool suspended = false;
   std::vector<envelope> deferred;  // normal messages that arrived while suspended, in order
   std::size_t deferred_next = 0;
   std::uint64_t handled = 0;
   bool timing = false;
   std::chrono::nanoseconds time_in_handlers{};
+  std::shared_ptr<const void> trace_code;  // released after `trace`
   std::function<void(const trace_event&)> trace;
 
   std::unique_ptr<class own_thread> own_thread;
 
   spin_lock exit_lock;  // guards what follows: read by other threads
   std::string name;
-  std::vector<exit_callback> monitors;
+  std::vector<exit_monitor> monitors;
   exit_reason reason;
 
   server_core(std::uint64_t server_id, const implementation_table& implementation)
@@ -507,7 +531,8 @@ class timer_service {
  public:
   using duration = std::chrono::steady_clock::duration;
   struct entry {
-    std::function<bool()> fire;  // false: the target is gone, stop repeating
+    std::shared_ptr<const void> code;  // keeps the code of `fire` loaded (a module's); released after it
+    std::function<bool()> fire;        // false: the target is gone, stop repeating
     server_core* target = nullptr;  // or a message that travels in place, copied to target
     envelope message{};
     duration period{};
@@ -518,15 +543,17 @@ class timer_service {
     ~entry();
   };
 
-  /// Runs `fire` after `delay`, then every `period` (if not zero) while it returns true.
-  std::shared_ptr<entry> add(duration delay, duration period, std::function<bool()> fire) {
-    return add_(*this, delay, period, std::move(fire), nullptr, nullptr);
+  /// Runs `fire` after `delay`, then every `period` (if not zero) while it returns true; `code`
+  /// keeps its code loaded.
+  std::shared_ptr<entry> add(duration delay, duration period, std::function<bool()> fire,
+                             std::shared_ptr<const void> code) {
+    return add_(*this, delay, period, std::move(fire), std::move(code), nullptr, nullptr);
   }
   /// Copies `message` (an envelope holding its message in place) into `target`'s mailbox after
   /// `delay`, then every `period`, while the target runs. No code of the caller's is kept: a
   /// module's ticks do not keep the module loaded.
   std::shared_ptr<entry> add(duration delay, duration period, server_core& target, const envelope& message) {
-    return add_(*this, delay, period, {}, &target, &message);
+    return add_(*this, delay, period, {}, {}, &target, &message);
   }
 
   ~timer_service() { stop(); }
@@ -605,11 +632,12 @@ class timer_service {
   bool stopping_ = false;
   thread thread_;
   // The program's code, as for the pool's workers (and entries made by it, whatever adds them).
-  std::shared_ptr<entry> (*const add_)(timer_service&, duration, duration, std::function<bool()>, server_core*,
-                                       const envelope*) =
-      [](timer_service& timers, duration delay, duration period, std::function<bool()> fire, server_core* target,
-         const envelope* message) {
+  std::shared_ptr<entry> (*const add_)(timer_service&, duration, duration, std::function<bool()>,
+                                       std::shared_ptr<const void>, server_core*, const envelope*) =
+      [](timer_service& timers, duration delay, duration period, std::function<bool()> fire,
+         std::shared_ptr<const void> code, server_core* target, const envelope* message) {
         auto made = std::make_shared<entry>();
+        made->code = std::move(code);
         made->fire = std::move(fire);
         if (target) {
           target->acquire();
@@ -651,6 +679,12 @@ class runtime {
   executor* (*const start_own_thread)(server_core&) = [](server_core& server) -> executor* {
     server.own_thread = std::make_unique<own_thread>(server);
     return server.own_thread.get();
+  };
+  /// One hold on both (made by the program: a module's control block would outlive its code).
+  std::shared_ptr<const void> (*const hold_both)(std::shared_ptr<const void>, std::shared_ptr<const void>) =
+      [](std::shared_ptr<const void> first, std::shared_ptr<const void> second) -> std::shared_ptr<const void> {
+    return std::make_shared<std::pair<std::shared_ptr<const void>, std::shared_ptr<const void>>>(std::move(first),
+                                                                                                 std::move(second));
   };
 
   std::uint64_t next_id() noexcept { return ids_.fetch_add(1, std::memory_order_relaxed); }
@@ -742,7 +776,7 @@ inline void end_server(server_core& server, exit_reason reason) noexcept {
   }
   server.ended = true;
   std::string name;
-  std::vector<exit_callback> monitors;
+  std::vector<exit_monitor> monitors;
   {
     const spin_guard hold(server.exit_lock);
     server.alive.store(false, std::memory_order_seq_cst);
@@ -754,21 +788,17 @@ inline void end_server(server_core& server, exit_reason reason) noexcept {
   server.suspended = false;  // what was deferred is refused below, in order
   envelope message;
   while (take_message(server, message)) refuse(server, message, errc::server_died);
-  for (auto& monitor : monitors) monitor(server.id, reason);
+  for (auto& monitor : monitors) monitor.call(server.id, reason);
   server.release();  // the reference it held for being alive; whoever runs it holds another
 }
 
 /// Calls `on_exit` when `server` ends (at once if it has).
 inline void monitor(server_core& server, exit_callback on_exit) {
-  if constexpr (building_module)  // the callback is the module's code
-    on_exit = [code = pin_this_image(), call = std::move(on_exit)](std::uint64_t id, const exit_reason& reason) {
-      call(id, reason);
-    };
   exit_reason ended;
   {
     const spin_guard hold(server.exit_lock);
     if (server.alive.load(std::memory_order_seq_cst)) {
-      server.monitors.push_back(std::move(on_exit));
+      server.monitors.push_back({pin_this_image(), std::move(on_exit)});
       return;
     }
     ended = server.reason;

@@ -96,6 +96,7 @@ struct implementation_table {
   const std::string_view* message_names;
   std::uint64_t init_argument_fingerprint;  ///< 0 when init takes no argument
   std::string_view init_argument_type;
+  bool state_is_plain_data;  ///< holds nothing that points into the code (see detail::plain_data)
   /// Makes the initial state from init's argument (null when init takes none).
   void* (*init)(const void* argument, detail::outcome& result) noexcept;
   void (*terminate)(void* state, const exit_reason& reason) noexcept;

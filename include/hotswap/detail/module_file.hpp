@@ -1,0 +1,280 @@
+// Reading a module's file before any of its code runs: the path (nobody else could have written
+// it), the bytes, the ELF headers (nothing the loader maps lies past the end: a truncated library
+// would crash the program when first touched), and the note HOTSWAP_MODULE stamps into it.
+// Functions are templates only so that a program that loads no module does not compile them.
+#pragma once
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "../servers.hpp"
+
+namespace hotswap::detail {
+
+/// The ELF64 records read here (the System V ABI's layout), so that <elf.h>'s thousands of
+/// macros stay out of every file that includes hotswap.
+namespace elf {
+struct header {
+  unsigned char ident[16];
+  std::uint16_t type, machine;
+  std::uint32_t version;
+  std::uint64_t entry, phoff, shoff;
+  std::uint32_t flags;
+  std::uint16_t ehsize, phentsize, phnum, shentsize, shnum, shstrndx;
+};
+struct segment {
+  std::uint32_t type, flags;
+  std::uint64_t offset, vaddr, paddr, filesz, memsz, align;
+};
+struct section {
+  std::uint32_t name, type;
+  std::uint64_t flags, addr, offset, size;
+  std::uint32_t link, info;
+  std::uint64_t addralign, entsize;
+};
+static_assert(sizeof(header) == 64 && sizeof(segment) == 56 && sizeof(section) == 64);
+inline constexpr unsigned char class_64 = 2, little_endian = 1, big_endian = 2;
+inline constexpr std::uint16_t relocatable = 1, shared_object = 3;
+inline constexpr std::uint32_t loadable = 1, progbits = 1, nobits = 8;
+#if defined(__x86_64__)
+inline constexpr std::uint16_t this_machine = 62;
+#elif defined(__aarch64__)
+inline constexpr std::uint16_t this_machine = 183;
+#else
+inline constexpr std::uint16_t this_machine = 0;  // none: modules are refused
+#endif
+}  // namespace elf
+
+/// A module file's bytes may not exceed this (a module is kilobytes to megabytes).
+inline constexpr std::size_t largest_module = std::size_t{1} << 30;
+
+/// What a module's note says.
+struct module_note_fields {
+  std::uint64_t abi = 0;
+  std::string abi_text, name, implementation, interface_name;
+  int vsn = 0;
+  std::uint64_t interface = 0;
+  struct schema_version {
+    std::string schema;
+    int vsn;
+    std::uint64_t fingerprint;
+  };
+  std::vector<schema_version> schemas;
+};
+
+template <class = void>
+error file_error(errc code, const std::string& path, const std::string& why) {
+  return error{code, path + ": " + why};
+}
+
+/// Why `info` makes its file or directory unsafe (empty: it is safe): writable by group or
+/// others (a sticky directory such as /tmp excepted: nobody can replace what is in it but its
+/// owner), or owned by a user other than root or this one.
+template <class = void>
+std::string unsafe_because(const struct stat& info, const std::string& what) {
+  if (info.st_uid != 0 && info.st_uid != ::geteuid())
+    return what + " belongs to another user (uid " + std::to_string(info.st_uid) + ")";
+  const bool sticky = S_ISDIR(info.st_mode) && (info.st_mode & S_ISVTX);
+  if ((info.st_mode & (S_IWGRP | S_IWOTH)) && !sticky)
+    return what + " is writable by " + ((info.st_mode & S_IWOTH) ? "every user" : "its group") +
+           ": loading it would run code others could have written";
+  return {};
+}
+
+/// The path with every symbolic link resolved, once every directory on it is safe (nobody else
+/// can then change what it names).
+template <class = void>
+result<std::string> resolve_safe_path(const std::string& path) {
+  char* resolved = ::realpath(path.c_str(), nullptr);
+  if (!resolved) return file_error(errc::no_file, path, std::strerror(errno));
+  const std::string file(resolved);
+  std::free(resolved);
+  for (std::string dir = file.substr(0, file.rfind('/'));; dir.erase(dir.rfind('/'))) {
+    const std::string shown = dir.empty() ? "/" : dir;
+    struct stat info {};
+    if (::stat(shown.c_str(), &info) != 0) return file_error(errc::no_file, path, shown + ": " + std::strerror(errno));
+    if (const std::string why = unsafe_because(info, "the directory " + shown); !why.empty())
+      return file_error(errc::unsafe_path, path, why);
+    if (dir.empty()) return file;
+  }
+}
+
+/// The bytes of the file at `resolved` (a safe path), checked on the open file itself: a regular
+/// file, safe, not too large. Never blocks (a FIFO is refused, not waited on).
+template <class = void>
+result<std::string> read_module_file(const std::string& resolved, const std::string& path) {
+  const int fd = ::open(resolved.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+  if (fd < 0) return file_error(errc::no_file, path, std::strerror(errno));
+  struct stat info {};
+  std::string bytes, why;
+  errc code = errc::not_a_library;
+  if (::fstat(fd, &info) != 0) {
+    code = errc::no_file;
+    why = std::strerror(errno);
+  } else if (!S_ISREG(info.st_mode)) {
+    why = "not a regular file";
+  } else if (static_cast<std::uint64_t>(info.st_size) > largest_module) {
+    why = "larger than a module can be (1 GiB)";
+  } else if (why = unsafe_because(info, "the file"); !why.empty()) {
+    code = errc::unsafe_path;
+  } else {
+    bytes.resize(static_cast<std::size_t>(info.st_size));
+    std::size_t done = 0;
+    while (done < bytes.size()) {
+      const ssize_t got = ::read(fd, bytes.data() + done, bytes.size() - done);
+      if (got < 0 && errno == EINTR) continue;
+      if (got <= 0) break;
+      done += static_cast<std::size_t>(got);
+    }
+    bytes.resize(done);  // shorter if it shrank while read: the checks below see what was read
+  }
+  ::close(fd);
+  if (!why.empty()) return file_error(code, path, why);
+  return bytes;
+}
+
+/// The note in the `hotswap_module` section of an ELF shared library for this machine, after
+/// checking that every header, loaded segment and section lies inside the file.
+template <class = void>
+result<std::string_view> find_module_note(std::string_view file, const std::string& path) {
+  auto fits = [&](std::uint64_t offset, std::uint64_t size) {
+    return offset <= file.size() && size <= file.size() - offset;
+  };
+  auto read = [&](std::uint64_t offset, auto& out) { std::memcpy(&out, file.data() + offset, sizeof out); };
+  if (file.size() < 4 || file.substr(0, 4) != "\x7f" "ELF")
+    return file_error(errc::not_a_library, path, "not a shared library (not an ELF file)");
+  if (!fits(0, sizeof(elf::header))) return file_error(errc::truncated, path, "truncated: its ELF header is cut short");
+  elf::header header;
+  read(0, header);
+  const unsigned char byte_order = __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ ? elf::little_endian : elf::big_endian;
+  if (header.ident[4] != elf::class_64 || header.ident[5] != byte_order || header.machine != elf::this_machine ||
+      sizeof(void*) != 8)
+    return file_error(errc::not_a_library, path, "not a shared library for this machine");
+  if (header.type != elf::shared_object)
+    return file_error(errc::not_a_library, path,
+                      header.type == elf::relocatable ? "not a shared library (an object file: link it)"
+                                                      : "not a shared library (an executable)");
+  if ((header.phnum && header.phentsize != sizeof(elf::segment)) ||
+      (header.shnum && header.shentsize != sizeof(elf::section)))
+    return file_error(errc::not_a_library, path, "not a shared library (malformed ELF headers)");
+  if (!fits(header.phoff, std::uint64_t{header.phnum} * sizeof(elf::segment)))
+    return file_error(errc::truncated, path, "truncated: its program headers are cut short");
+  for (std::uint64_t i = 0; i < header.phnum; ++i) {
+    elf::segment segment;
+    read(header.phoff + i * sizeof(elf::segment), segment);
+    if (segment.type == elf::loadable && !fits(segment.offset, segment.filesz))
+      return file_error(errc::truncated, path, "truncated: a segment ends past the end of the file");
+  }
+  if (header.shoff == 0 || header.shnum == 0)
+    return file_error(errc::no_descriptor, path, "no section headers, so no hotswap module note");
+  if (!fits(header.shoff, std::uint64_t{header.shnum} * sizeof(elf::section)) || header.shstrndx >= header.shnum)
+    return file_error(errc::truncated, path, "truncated: its section headers are cut short");
+  elf::section names;
+  read(header.shoff + header.shstrndx * sizeof(elf::section), names);
+  if (!fits(names.offset, names.size)) return file_error(errc::truncated, path, "truncated: its section names are cut short");
+  std::string_view note;
+  bool found = false;
+  std::uint64_t initializers = 0;  // bytes of .init_array: what the dynamic loader would run
+  for (std::uint64_t i = 0; i < header.shnum; ++i) {
+    elf::section section;
+    read(header.shoff + i * sizeof(elf::section), section);
+    const bool in_file = section.type != elf::nobits;
+    if (in_file && !fits(section.offset, section.size))
+      return file_error(errc::truncated, path, "truncated: a section ends past the end of the file");
+    if (section.name >= names.size) continue;
+    const char* name_at = file.data() + names.offset + section.name;
+    const std::string_view name(name_at, ::strnlen(name_at, names.size - section.name));
+    if (name == ".init_array") initializers += section.size;
+    if (name != "hotswap_module") continue;
+    if (section.type != elf::progbits)
+      return file_error(errc::no_descriptor, path, "its hotswap_module section holds no note");
+    note = file.substr(section.offset, section.size);
+    note = note.substr(0, note.find('\0'));
+    found = true;
+  }
+  if (!found)
+    return file_error(errc::no_descriptor, path,
+                      "a shared library without a hotswap module descriptor (HOTSWAP_MODULE in one of its sources)");
+  // One entry is the C runtime's own; more are the module's static initializers, which the
+  // loader would run before the code server could catch what they throw.
+  if (initializers > sizeof(void*))
+    return file_error(errc::load_failed, path,
+                      "its static initializers would run as it is opened: link it with hotswap_module.ld "
+                      "(hotswap_add_module does)");
+  return note;
+}
+
+/// A module's name: letters, digits, '.', '_', '-' (it names files).
+constexpr bool valid_module_name(std::string_view name) {
+  if (name.empty() || name.size() > 200 || name[0] == '.') return false;
+  for (const char c : name)
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+          c == '-'))
+      return false;
+  return true;
+}
+
+template <class = void>
+result<module_note_fields> parse_module_note(std::string_view text, const std::string& path) {
+  module_note_fields note;
+  auto bad = [&](std::string_view line) {
+    return file_error(errc::no_descriptor, path, "an unreadable hotswap module note at \"" + std::string(line) + "\"");
+  };
+  auto number = [](std::string_view word, int base, auto& out) {
+    const std::string copy(word);
+    char* end = nullptr;
+    errno = 0;
+    const unsigned long long value = std::strtoull(copy.c_str(), &end, base);
+    out = static_cast<std::remove_reference_t<decltype(out)>>(value);
+    return !copy.empty() && *end == '\0' && errno == 0 &&
+           value <= static_cast<unsigned long long>(std::numeric_limits<std::remove_reference_t<decltype(out)>>::max());
+  };
+  bool header = false;
+  while (!text.empty()) {
+    const std::string_view line = text.substr(0, text.find('\n'));
+    text.remove_prefix(std::min(text.size(), line.size() + 1));
+    const auto space = line.find(' ');
+    const std::string_view key = line.substr(0, space);
+    const std::string_view rest = space == line.npos ? std::string_view{} : line.substr(space + 1);
+    const std::string_view first = rest.substr(0, rest.find(' '));
+    const std::string_view after_first = first.size() < rest.size() ? rest.substr(first.size() + 1) : std::string_view{};
+    if (key == "hotswap") {
+      if (rest != "module 1") return file_error(errc::abi_mismatch, path, "a module note of another format: " + std::string(line));
+      header = true;
+    } else if (key == "abi") {
+      if (!number(first, 16, note.abi)) return bad(line);
+      note.abi_text = after_first;
+    } else if (key == "name") {
+      note.name = rest;
+    } else if (key == "vsn") {
+      if (!number(rest, 10, note.vsn)) return bad(line);
+    } else if (key == "implementation") {
+      note.implementation = rest;
+    } else if (key == "interface") {
+      if (!number(first, 16, note.interface)) return bad(line);
+      note.interface_name = after_first;
+    } else if (key == "schema") {
+      const std::string_view vsn = after_first.substr(0, after_first.find(' '));
+      module_note_fields::schema_version version{std::string(first), 0, 0};
+      if (vsn.size() >= after_first.size() || !number(vsn, 10, version.vsn) ||
+          !number(after_first.substr(vsn.size() + 1), 16, version.fingerprint))
+        return bad(line);
+      note.schemas.push_back(std::move(version));
+    }
+  }
+  if (!header) return bad("hotswap module 1");
+  if (!valid_module_name(note.name)) return bad("name " + note.name);
+  return note;
+}
+
+}  // namespace hotswap::detail

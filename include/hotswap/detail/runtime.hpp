@@ -23,7 +23,7 @@ namespace hotswap {
 /// One message going into or out of a server, as sys::trace reports it.
 struct trace_event {
   enum direction { in, out } way;
-  std::string_view message;  ///< the message type
+  std::string_view message;  ///< the message type (valid during the hook's call only)
   std::uint64_t server;      ///< the server's id
 };
 

@@ -9,18 +9,15 @@
 
 #include <benchmark/benchmark.h>
 
+#include "percentile.hpp"
+
 #include <hotswap/modules.hpp>
 
 namespace {
 
 using clock_type = std::chrono::steady_clock;
 
-double percentile(std::vector<double> samples, double p) {
-  if (samples.empty()) return 0;
-  const auto at = static_cast<std::size_t>(p * static_cast<double>(samples.size() - 1));
-  std::nth_element(samples.begin(), samples.begin() + static_cast<std::ptrdiff_t>(at), samples.end());
-  return samples[at];
-}
+using bench::percentile;
 
 double microseconds_since(clock_type::time_point start) {
   return std::chrono::duration<double, std::micro>(clock_type::now() - start).count();

@@ -22,18 +22,15 @@
 
 #include <benchmark/benchmark.h>
 
+#include "percentile.hpp"
+
 #include "anemone/servers.hpp"
 
 namespace {
 
 using clock_type = std::chrono::steady_clock;
 
-double percentile(std::vector<double> samples, double p) {
-  if (samples.empty()) return 0;
-  const auto at = static_cast<std::size_t>(p * static_cast<double>(samples.size() - 1));
-  std::nth_element(samples.begin(), samples.begin() + static_cast<std::ptrdiff_t>(at), samples.end());
-  return samples[at];
-}
+using bench::percentile;
 
 void report_latencies(benchmark::State& state, const std::vector<double>& nanoseconds) {
   state.counters["p50_ns"] = percentile(nanoseconds, 0.50);

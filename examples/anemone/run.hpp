@@ -1,0 +1,61 @@
+// What the two live Anemone upgrades (anemone_inprocess, anemone_live) do alike: stop on a failed
+// request, wait for ticks, upgrade as the article's script does, show the final state.
+#pragma once
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <thread>
+#include <type_traits>
+
+#include <fmt/format.h>
+
+#include <hotswap/hotswap.hpp>
+
+#include "servers.hpp"
+
+namespace anemone::run {
+
+/// The value, or the program ends saying what failed.
+template <class T>
+T or_exit(hotswap::result<T> result, const char* doing) {
+  if (!result) {
+    fmt::print(stderr, "anemone: {} failed: {} {}\n", doing, to_string(result.error().code), result.error().what);
+    std::exit(1);
+  }
+  if constexpr (!std::is_void_v<T>) return std::move(*result);
+}
+
+inline void wait_for_ticks(const hotswap::server_ref<AccountManagerInterface>& manager, int ticks, Period period) {
+  while (or_exit(hotswap::call(manager, Scores{}), "asking for the scores").at("alice") < ticks)
+    std::this_thread::sleep_for(period / 4);
+}
+
+/// Suspends both servers, runs `change_code_of_each`, resumes both: the article's upgrade script.
+template <class ChangeCode>
+void upgrade(const hotswap::server_ref<AccountManagerInterface>& manager,
+             const hotswap::server_ref<InspectorInterface>& inspector, ChangeCode change_code_of_each) {
+  const auto began = std::chrono::steady_clock::now();
+  or_exit(hotswap::sys::suspend(manager), "suspend");
+  or_exit(hotswap::sys::suspend(inspector), "suspend");
+  change_code_of_each();
+  or_exit(hotswap::sys::resume(inspector), "resume");
+  or_exit(hotswap::sys::resume(manager), "resume");
+  const auto pause = std::chrono::steady_clock::now() - began;
+  fmt::print("-- upgraded account_manager and inspector to v3 (suspend, change_code, resume)\n");
+  fmt::print(stderr, "-- the upgrade took {} us (the first in this process: its code and caches were cold)\n",
+             std::chrono::duration<double, std::micro>(pause).count());
+}
+
+/// Waits for `ticks` in all, then prints the accounts as v3 holds them and stops both servers.
+inline void finish(const hotswap::server_ref<AccountManagerInterface>& manager,
+                   const hotswap::server_ref<InspectorInterface>& inspector, int ticks, Period period) {
+  wait_for_ticks(manager, ticks, period);
+  or_exit(hotswap::sys::suspend(manager), "suspend");
+  const auto accounts = or_exit(hotswap::sys::get_state<AccountManagerV3::state>(manager), "get_state");
+  fmt::print("{}\n", hotswap::inspect(accounts));
+  or_exit(hotswap::stop(inspector), "stop");
+  or_exit(hotswap::stop(manager), "stop");
+}
+
+}  // namespace anemone::run

@@ -8,11 +8,11 @@
 // and the program loads it, starts servers on it or switches running ones to it:
 //
 //     hotswap::code_server code;
-//     auto v2 = code.load<CounterInterface>("modules/counter_v2.so").value();
-//     hotswap::sys::suspend(server);
-//     hotswap::sys::change_code(server, v2, 1);   // from vsn 1
-//     hotswap::sys::resume(server);
-//     code.purge("counter");                      // unloads v1, or names the servers still on it
+//     auto v2 = code.load<Counter>("modules/counter_v2.so").value();
+//     hotswap::sys::suspend(server).value();
+//     hotswap::sys::change_code(server, v2, 1).value();   // from vsn 1
+//     hotswap::sys::resume(server).value();
+//     code.purge("counter");                              // unloads v1, or names the servers using it
 //
 // Everything a module says of itself (ABI, name, vsn, interface, schemas) is text in a section of
 // the file, read and checked before the library is opened: a module that does not fit never runs a
@@ -23,6 +23,7 @@
 
 #include <dlfcn.h>
 
+#include <algorithm>
 #include <memory>
 #include <optional>
 #include <string>
@@ -324,9 +325,13 @@ class module_version {
   std::vector<any_server> servers() const {
     std::vector<any_server> using_it;
     const detail::spin_guard hold(lock_);
-    for (const Lease* held : leases_)
-      if (held->server && held->server->alive.load(std::memory_order_acquire) && detail::try_acquire(*held->server))
-        using_it.emplace_back(held->server);
+    for (const Lease* held : leases_) {
+      detail::server_core* server = held->server;  // its table's lease and its state's may both be here
+      const auto seen = [&](const any_server& listed) { return listed.core() == server; };
+      if (server && std::none_of(using_it.begin(), using_it.end(), seen) &&
+          server->alive.load(std::memory_order_acquire) && detail::try_acquire(*server))
+        using_it.emplace_back(server);
+    }
     return using_it;
   }
 

@@ -402,8 +402,18 @@ TEST_CASE("a state that is not plain data keeps the code that made it loaded, as
   REQUIRE_FALSE(refused);
   CHECK(refused.error().code == hotswap::errc::not_purged);
   CHECK(hotswap::call(server, labelled::Label{}).value() == "made by v1");
+  // Back to v1 (now current again, retired v2 old): the state still holds v1, and now v2 too.
+  REQUIRE(code.retire("labelled").error().code == hotswap::errc::not_purged);
+  hotswap::sys::suspend(server).value();
+  hotswap::sys::change_code(server, code.old("labelled"), 2).value();
+  hotswap::sys::resume(server).value();
+  auto v1_again = code.old("labelled");
+  CHECK(v1_again->servers().size() == 1);  // listed once, though held by its table and its state
+  CHECK(v2->servers().size() == 1);        // by the state alone
+  CHECK(hotswap::call(server, labelled::Label{}).value() == "made by v1");
   hotswap::stop(server).value();
   server = {};
+  v1_again.reset();
   CHECK(code.purge("labelled").value().unmapped);
 }
 

@@ -4654,7 +4654,6 @@ using application = basic_application<>;
 
 #include <algorithm>
 #include <memory>
-#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>

@@ -87,6 +87,17 @@ struct counting_schemas {
 
 long get(const hotswap::server_ref<Counter>& server) { return hotswap::call(server, Get{}).value(); }
 
+/// Waits (at most 10 s) until `done()`: a stopped server's last reference (a worker's) and the
+/// hold on its code go a moment after stop returns.
+template <class Done>
+bool eventually(Done done) {
+  for (int i = 0; i < 10'000; ++i) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return done();
+}
+
 /// suspend -> change_code -> resume.
 hotswap::result<void> upgrade(const hotswap::server_ref<Counter>& server, const hotswap::module_ptr& to, int from) {
   hotswap::sys::suspend(server).value();
@@ -275,7 +286,8 @@ TEST_CASE("force purge stops the servers on the old version") {
   CHECK(mapped(copy));
   a = {};
   b = {};
-  CHECK(code.collect() == 1);
+  std::size_t closed = 0;
+  CHECK(eventually([&] { return (closed += code.collect()) == 1; }));
   CHECK_FALSE(mapped(copy));
   hotswap::stop(c).value();
 }
@@ -413,7 +425,9 @@ TEST_CASE("a state that is not plain data keeps the code that made it loaded, as
   CHECK(hotswap::call(server, labelled::Label{}).value() == "made by v1");
   hotswap::stop(server).value();
   server = {};
+  const std::weak_ptr<const hotswap::module_version> v1_watch = v1_again;
   v1_again.reset();
+  CHECK(eventually([&] { return v1_watch.use_count() == 1; }));  // the code server's hold alone
   CHECK(code.purge("labelled").value().unmapped);
 }
 

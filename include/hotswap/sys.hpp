@@ -38,6 +38,13 @@ result<void> resume(const server_handle auto& server, std::chrono::nanoseconds t
 }  // namespace hotswap::sys
 
 namespace hotswap::detail {
+/// A copy of code_change's `extra` (the request may outlive the wait), and a reference to it.
+template <class Extra>
+std::pair<extra_ref, std::shared_ptr<const void>> keep_extra(const Extra& extra) {
+  auto kept = std::make_shared<const Extra>(extra);
+  return {extra_ref{kept.get(), value_fingerprint<Extra>, type_spelling<Extra>()}, std::move(kept)};
+}
+
 result<void> change_code_request(const server_handle auto& server, const implementation_table& table, int old_vsn,
                                 std::chrono::nanoseconds timeout, std::shared_ptr<const void> table_owner,
                                 extra_ref extra, std::shared_ptr<const void> extra_owner) {
@@ -93,8 +100,7 @@ result<void> change_code(const server_handle auto& server, const implementation_
 template <class Extra>
 result<void> change_code(const server_handle auto& server, const implementation_table& table, int old_vsn,
                          const Extra& extra, std::chrono::nanoseconds timeout = default_timeout) {
-  auto kept = std::make_shared<const Extra>(extra);
-  const extra_ref reference{kept.get(), detail::value_fingerprint<Extra>, detail::type_spelling<Extra>()};
+  auto [reference, kept] = detail::keep_extra(extra);
   return detail::change_code_request(server, table, old_vsn, timeout, {}, reference, std::move(kept));
 }
 

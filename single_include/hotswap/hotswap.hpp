@@ -4232,6 +4232,13 @@ result<void> resume(const server_handle auto& server, std::chrono::nanoseconds t
 }  // namespace hotswap::sys
 
 namespace hotswap::detail {
+/// A copy of code_change's `extra` (the request may outlive the wait), and a reference to it.
+template <class Extra>
+std::pair<extra_ref, std::shared_ptr<const void>> keep_extra(const Extra& extra) {
+  auto kept = std::make_shared<const Extra>(extra);
+  return {extra_ref{kept.get(), value_fingerprint<Extra>, type_spelling<Extra>()}, std::move(kept)};
+}
+
 result<void> change_code_request(const server_handle auto& server, const implementation_table& table, int old_vsn,
                                 std::chrono::nanoseconds timeout, std::shared_ptr<const void> table_owner,
                                 extra_ref extra, std::shared_ptr<const void> extra_owner) {
@@ -4287,8 +4294,7 @@ result<void> change_code(const server_handle auto& server, const implementation_
 template <class Extra>
 result<void> change_code(const server_handle auto& server, const implementation_table& table, int old_vsn,
                          const Extra& extra, std::chrono::nanoseconds timeout = default_timeout) {
-  auto kept = std::make_shared<const Extra>(extra);
-  const extra_ref reference{kept.get(), detail::value_fingerprint<Extra>, detail::type_spelling<Extra>()};
+  auto [reference, kept] = detail::keep_extra(extra);
   return detail::change_code_request(server, table, old_vsn, timeout, {}, reference, std::move(kept));
 }
 
@@ -5300,32 +5306,33 @@ struct module_access {
 };
 }  // namespace detail
 
+namespace detail {
+/// start on a module's table, with a lease; `Argument` is void when init takes none.
+template <class Interface, class Argument>
+result<server_ref<Interface>> start_on_module(const module_ptr& code, const void* argument, start_options options) {
+  if (!code) return error{errc::no_module, "no module given"};
+  const implementation_table& table = module_access::table(*code);
+  if (table.init_argument_fingerprint != argument_fingerprint<Argument>)
+    return error{errc::wrong_argument, code->implementation() + " (module " + code->name() + ") takes " +
+                                           std::string(table.init_argument_type) + " in init, not " +
+                                           std::string(argument_spelling<Argument>)};
+  options.table_owner = make_lease<module_version>(code);
+  options.bind_owner = &bind_lease<module_version>;
+  return hotswap::start<Interface>(table, argument, std::move(options));
+}
+}  // namespace detail
+
 /// Starts a server running a module's table, passing `argument` to its init. Fails if the
 /// module implements another interface or its init takes another argument.
 template <class Interface, class Argument>
 result<server_ref<Interface>> start(const module_ptr& code, const Argument& argument, start_options options = {}) {
-  if (!code) return error{errc::no_module, "no module given"};
-  const implementation_table& table = detail::module_access::table(*code);
-  if (table.init_argument_fingerprint != detail::value_fingerprint<Argument>)
-    return error{errc::wrong_argument, code->implementation() + " (module " + code->name() + ") takes " +
-                                           std::string(table.init_argument_type) + " in init, not " +
-                                           std::string(detail::type_spelling<Argument>())};
-  options.table_owner = detail::make_lease<module_version>(code);
-  options.bind_owner = &detail::bind_lease<module_version>;
-  return start<Interface>(table, &argument, std::move(options));
+  return detail::start_on_module<Interface, Argument>(code, &argument, std::move(options));
 }
 
 /// Starts a server running a module's table whose init takes no argument.
 template <class Interface>
 result<server_ref<Interface>> start(const module_ptr& code, start_options options = {}) {
-  if (!code) return error{errc::no_module, "no module given"};
-  const implementation_table& table = detail::module_access::table(*code);
-  if (table.init_argument_fingerprint != 0)
-    return error{errc::wrong_argument, code->implementation() + " (module " + code->name() + ") takes " +
-                                           std::string(table.init_argument_type) + " in init"};
-  options.table_owner = detail::make_lease<module_version>(code);
-  options.bind_owner = &detail::bind_lease<module_version>;
-  return start<Interface>(table, nullptr, std::move(options));
+  return detail::start_on_module<Interface, void>(code, nullptr, std::move(options));
 }
 
 namespace detail {
@@ -5337,8 +5344,7 @@ result<void> change_code_to_module(const server_handle auto& server, const modul
   auto held = make_lease<module_version>(code);
   bind_lease<module_version>(held.get(), *server.core());
   if (!extra) return change_code_request(server, module_access::table(*code), old_vsn, timeout, std::move(held), {}, {});
-  auto kept = std::make_shared<const Extra>(*extra);
-  const extra_ref reference{kept.get(), value_fingerprint<Extra>, type_spelling<Extra>()};
+  auto [reference, kept] = keep_extra(*extra);
   return change_code_request(server, module_access::table(*code), old_vsn, timeout, std::move(held), reference,
                              std::move(kept));
 }

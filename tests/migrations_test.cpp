@@ -24,10 +24,15 @@ static_assert(!hotswap::migrates<int, float> && !hotswap::migrates<long, double>
 static_assert(!hotswap::migrates<std::uint64_t, double> && hotswap::migrates<std::uint16_t, float>);
 // char's signedness depends on the platform: it converts only to itself.
 static_assert(!hotswap::migrates<char, int> && hotswap::migrates<char, char>);
-static_assert(hotswap::migrates<v1::Account, v3::Account> && hotswap::migrates<v3::Account, v1::Account>);
-static_assert(hotswap::migrates<std::vector<v1::Account>, std::vector<v2::Account>>);
-static_assert(hotswap::migrates<std::map<std::string, v1::Account>, std::map<std::string, v3::Account>>);
-static_assert(!hotswap::migrates<std::map<std::string, v1::Account>, std::map<int, v3::Account>>);
+// migrates says exactly whether hotswap::migrate compiles: the Anemone v1 -> v2 step sets the
+// stage from the table given as extra, by the key of the map entry, so it needs both.
+static_assert(hotswap::migrates<v3::Account, v1::Account> && hotswap::migrates<v2::Account, v3::Account>);
+static_assert(!hotswap::migrates<v1::Account, v3::Account> && !hotswap::migrates<v1::Account, v3::Account, InitialStages>);
+static_assert(hotswap::migrates<std::map<std::string, v1::Account>, std::map<std::string, v3::Account>, InitialStages>);
+static_assert(!hotswap::migrates<std::map<std::string, v1::Account>, std::map<std::string, v3::Account>>);
+static_assert(!hotswap::migrates<std::vector<v1::Account>, std::vector<v2::Account>, InitialStages>);
+static_assert(hotswap::migrates<std::vector<v2::Account>, std::vector<v3::Account>>);
+static_assert(!hotswap::migrates<std::map<std::string, v1::Account>, std::map<int, v3::Account>, InitialStages>);
 static_assert(hotswap::migrates<std::array<v2::Account, 2>, std::array<v3::Account, 2>>);
 static_assert(!hotswap::migrates<std::array<v2::Account, 2>, std::array<v3::Account, 3>>);
 static_assert(hotswap::migrates<std::optional<v2::Account>, std::optional<v3::Account>>);

@@ -104,11 +104,15 @@ struct no_extra {};
 
 template <class Extra, class Key = no_key>
 struct context {
+  using extra_type = Extra;
+  using key_type = Key;
   const Extra& extra;
   const Key& key;
 
   static constexpr bool has_key = !std::is_same_v<Key, no_key>;
 
+  template <class NewKey>
+  using with_key_type = context<Extra, NewKey>;
   template <class NewKey>
   constexpr context<Extra, NewKey> with_key(const NewKey& new_key) const {
     return {extra, new_key};
@@ -153,11 +157,19 @@ struct declared_function_does_not_fit {
                 "(old, context), or (old, extra, key) when the value is migrated inside a map (Key is "
                 "hotswap::no_key outside one), with Extra the type of the value given to hotswap::migrate");
 };
+template <class Schema, int From, int To, class Field, class Returned, class FieldType>
+struct declared_function_returns_the_wrong_type {
+  static_assert(reported<declared_function_returns_the_wrong_type>,
+                "hotswap: a declared init or convert function returns a type (Returned) that does not convert to "
+                "the type of the field it makes (FieldType); return FieldType");
+};
 template <class From, class To>
 struct no_migration_between {
   static_assert(reported<no_migration_between>,
                 "hotswap: there is no migration between these types: they are not versions of one schema, "
-                "matching containers of them, or a widening conversion");
+                "matching containers of them, or a widening conversion; if From and To are two versions of one "
+                "struct, declare them: `using S = hotswap::schema<\"Name\", hotswap::version<1, From>, "
+                "hotswap::version<2, To>>;` and `template <hotswap::listed_in<S> T> struct hotswap::schema_of<T> : S {};`");
 };
 }  // namespace errors
 
@@ -188,41 +200,49 @@ constexpr bool widens() {
   }
 }
 
-template <class From, class To>
-constexpr bool migrates_by_itself();
+/// How a value of From becomes a To: the one decision that checking and migrating share.
+enum class route { same, versions, widening, sequence, map, optional, into_optional, array, none };
 
 template <class From, class To>
-constexpr bool container_migrates() {
-  if constexpr (sequence<From> && sequence<To>) {
-    return migrates_by_itself<typename From::value_type, typename To::value_type>();
-  } else if constexpr ((ordered_map<From> && ordered_map<To>) || (hashed_map<From> && hashed_map<To>)) {
-    return std::is_same_v<typename From::key_type, typename To::key_type> &&
-           migrates_by_itself<typename From::mapped_type, typename To::mapped_type>();
-  } else if constexpr (optional<From> && optional<To>) {
-    return migrates_by_itself<typename From::value_type, typename To::value_type>();
-  } else if constexpr (optional<To>) {
-    return migrates_by_itself<From, typename To::value_type>();
-  } else if constexpr (fixed_array<From> && fixed_array<To>) {
-    return std::tuple_size_v<From> == std::tuple_size_v<To> &&
-           migrates_by_itself<typename From::value_type, typename To::value_type>();
-  } else {
-    return false;
-  }
+constexpr route route_of() {
+  if constexpr (std::is_same_v<From, To>)
+    return route::same;
+  else if constexpr (same_schema<From, To>)
+    return route::versions;
+  else if constexpr (widens<From, To>())
+    return route::widening;
+  else if constexpr (sequence<From> && sequence<To>)
+    return route::sequence;
+  else if constexpr ((ordered_map<From> && ordered_map<To>) || (hashed_map<From> && hashed_map<To>))
+    return std::is_same_v<typename From::key_type, typename To::key_type> ? route::map : route::none;
+  else if constexpr (optional<From> && optional<To>)
+    return route::optional;
+  else if constexpr (optional<To>)
+    return route::into_optional;
+  else if constexpr (fixed_array<From> && fixed_array<To>)
+    return std::tuple_size_v<From> == std::tuple_size_v<To> ? route::array : route::none;
+  else
+    return route::none;
 }
 
+/// Whether From reaches To by a route, element by element (shapes only: check_migration also
+/// checks the steps between schema versions).
 template <class From, class To>
-constexpr bool migrates_by_itself() {
-  if constexpr (std::is_same_v<From, To> || same_schema<From, To>) return true;
-  else return widens<From, To>() || container_migrates<From, To>();
+constexpr bool has_route() {
+  constexpr route way = route_of<From, To>();
+  if constexpr (way == route::sequence || way == route::optional || way == route::array)
+    return has_route<typename From::value_type, typename To::value_type>();
+  else if constexpr (way == route::map)
+    return has_route<typename From::mapped_type, typename To::mapped_type>();
+  else if constexpr (way == route::into_optional)
+    return has_route<From, typename To::value_type>();
+  else
+    return way != route::none;
 }
 
 }  // namespace detail
 
-/// A value of `From` migrates to `To` with nothing declared outside the schemas' steps.
-template <class From, class To>
-concept migrates = detail::migrates_by_itself<std::remove_cvref_t<From>, To>();
-
-// ---- one step, generated ----
+// ---- one step's plan ----
 
 namespace detail {
 
@@ -270,11 +290,16 @@ struct step_rules {
   }
 };
 
+/// The function a rule of `kind` declares for field `New` of To.
+template <class From, class To, rule_kind Kind, std::size_t New>
+using declared_rule =
+    typename rules_type<step<From, To>>::template rule_type<step_rules<From, To>::find(Kind, field_names<To>[New])>;
+
 enum class source_kind { init, convert, moved, added };
 
 struct field_source {
   source_kind kind;
-  std::size_t old_index;
+  std::size_t old_index;  // field_count<From> when the field is added
 };
 
 /// Where each field of `To` comes from.
@@ -295,6 +320,24 @@ constexpr auto plan_step() {
 
 template <class From, class To>
 inline constexpr auto step_plan = plan_step<From, To>();
+
+/// How many leading fields need an initializer: trailing added fields are left to their default
+/// member initializers by aggregate initialization itself.
+template <auto Plan>
+constexpr std::size_t initialized_prefix() {
+  std::size_t prefix = Plan.size();
+  while (prefix > 0 && Plan[prefix - 1].kind == source_kind::added) --prefix;
+  return prefix;
+}
+
+/// Whether an added field comes before an initialized one (the struct is then built with its
+/// defaults, and the other fields assigned).
+template <auto Plan>
+constexpr bool adds_before_the_end() {
+  for (std::size_t j = 0; j < initialized_prefix<Plan>(); ++j)
+    if (Plan[j].kind == source_kind::added) return true;
+  return false;
+}
 
 // Whether an added scalar field has a default member initializer. Reading it after default
 // initialization is a constant expression exactly when it has one; this can only be asked of
@@ -320,119 +363,203 @@ constexpr bool lacks_default() {
   else return false;
 }
 
-/// Reports the first mistake in a step's declarations, as a compile error that names it.
-template <class From, class To>
-constexpr bool check_step() {
-  using Rules = step_rules<From, To>;
-  constexpr auto plan = step_plan<From, To>;
-  using schema = schema_name_arg<To>;
-  constexpr int from = vsn_of<From>, to = vsn_of<To>;
-  bool ok = true;
-  [&]<std::size_t... R>(std::index_sequence<R...>) {
-    auto check_rule = [&]<std::size_t I>(std::integral_constant<std::size_t, I>) {
-      constexpr rule_entry rule = Rules::own[I];
-      constexpr bool old_side = rule.kind == rule_kind::removed || rule.kind == rule_kind::renamed;
-      constexpr bool known = (old_side ? field_index<From>(rule.field) < field_count<From>
-                                       : field_index<To>(rule.field) < field_count<To>) &&
-                             (rule.kind != rule_kind::renamed || field_index<To>(rule.renamed_to) < field_count<To>) &&
-                             (rule.kind != rule_kind::convert ||
-                              field_index<From>(Rules::old_name(rule.field)) < field_count<From>);
-      if constexpr (!known) {
-        (void)errors::rule_names_an_unknown_field<schema, from, to, spelled<errors::field_named, fixed_string<rule.field.size() + 1>(rule.field)>>{};
-        ok = false;
-      }
-    };
-    (check_rule(std::integral_constant<std::size_t, R>{}), ...);
-    (void)check_rule;
-  }(std::make_index_sequence<Rules::own.size()>{});
-  if (!ok) return false;
+/// How a declared function is called: `(old, extra, key)` inside a map when it takes that,
+/// else `(old, context)`, else `(old)`.
+enum class call_form { extra_and_key, context, value, none };
 
-  [&]<std::size_t... I>(std::index_sequence<I...>) {
-    auto check_old = [&]<std::size_t Old>(std::integral_constant<std::size_t, Old>) {
-      constexpr bool used = [&] {
-        for (const auto& source : plan)
-          if (source.kind != source_kind::added && source.old_index == Old) return true;
-        return Rules::has(rule_kind::removed, field_names<From>[Old]);
-      }();
-      if constexpr (!used) {
-        (void)errors::field_dropped_without_declaration<schema, from, to, field_name_arg<From, Old>>{};
-        ok = false;
-      }
-    };
-    (check_old(std::integral_constant<std::size_t, I>{}), ...);
-  }(std::make_index_sequence<field_count<From>>{});
-
-  [&]<std::size_t... J>(std::index_sequence<J...>) {
-    auto check_new = [&]<std::size_t New>(std::integral_constant<std::size_t, New>) {
-      constexpr field_source source = plan[New];
-      if constexpr (source.kind == source_kind::moved) {
-        using Old = field_type<From, source.old_index>;
-        using Now = field_type<To, New>;
-        if constexpr (!migrates_by_itself<Old, Now>()) {
-          (void)errors::field_type_changed_without_converter<schema, from, to, field_name_arg<To, New>, Old, Now>{};
-          ok = false;
-        }
-      } else if constexpr (source.kind == source_kind::added && lacks_default<To, New>()) {
-        (void)errors::added_field_has_no_default<schema, from, to, field_name_arg<To, New>>{};
-        ok = false;
-      }
-    };
-    (check_new(std::integral_constant<std::size_t, J>{}), ...);
-  }(std::make_index_sequence<field_count<To>>{});
-  return ok;
+template <class Function, class Value, class Context>
+constexpr call_form call_form_of() {
+  if constexpr (Context::has_key && std::is_invocable_v<const Function&, Value, const typename Context::extra_type&,
+                                                        const typename Context::key_type&>)
+    return call_form::extra_and_key;
+  else if constexpr (std::is_invocable_v<const Function&, Value, const Context&>)
+    return call_form::context;
+  else if constexpr (std::is_invocable_v<const Function&, Value>)
+    return call_form::value;
+  else
+    return call_form::none;
 }
+
+template <class Function, class Value, class Context>
+decltype(auto) call_declared(const Function& function, Value&& value, const Context& context) {
+  constexpr call_form form = call_form_of<Function, Value&&, Context>();
+  if constexpr (form == call_form::extra_and_key)
+    return function(std::forward<Value>(value), context.extra, context.key);
+  else if constexpr (form == call_form::context)
+    return function(std::forward<Value>(value), context);
+  else
+    return function(std::forward<Value>(value));
+}
+
+}  // namespace detail
+
+// ---- checks: the first mistake of a migration, found without reporting anything ----
+//
+// check_migration mirrors migrate_value route by route, and each step's check mirrors run_step
+// field by field: `migrate` compiles exactly when it finds nothing, and hotswap::migrates asks
+// it. Cost: one instantiation per field per step per context (the key type of an enclosing map
+// is part of it), the same fields run_step instantiates anyway.
+
+namespace detail {
+
+template <class From, class To, class Context>
+constexpr auto check_migration();
+
+template <class From, class To, std::size_t I>
+constexpr auto check_rule() {
+  using Rules = step_rules<From, To>;
+  constexpr rule_entry rule = Rules::own[I];
+  constexpr bool old_side = rule.kind == rule_kind::removed || rule.kind == rule_kind::renamed;
+  constexpr bool known =
+      (old_side ? field_index<From>(rule.field) < field_count<From> : field_index<To>(rule.field) < field_count<To>) &&
+      (rule.kind != rule_kind::renamed || field_index<To>(rule.renamed_to) < field_count<To>) &&
+      (rule.kind != rule_kind::convert || field_index<From>(Rules::old_name(rule.field)) < field_count<From>);
+  if constexpr (known)
+    return verdict<no_error>{};
+  else
+    return verdict<errors::rule_names_an_unknown_field<schema_name_arg<To>, vsn_of<From>, vsn_of<To>,
+                                                       spelled<errors::field_named, fixed_string<rule.field.size() + 1>(rule.field)>>>{};
+}
+
+/// An old field nothing takes, unless declared removed.
+template <class From, class To, std::size_t Old>
+constexpr auto check_dropped() {
+  constexpr bool used = [] {
+    for (const auto& source : step_plan<From, To>)
+      if (source.kind != source_kind::added && source.old_index == Old) return true;
+    return step_rules<From, To>::has(rule_kind::removed, field_names<From>[Old]);
+  }();
+  if constexpr (used)
+    return verdict<no_error>{};
+  else
+    return verdict<errors::field_dropped_without_declaration<schema_name_arg<To>, vsn_of<From>, vsn_of<To>,
+                                                             field_name_arg<From, Old>>>{};
+}
+
+template <class From, class To, class Context, std::size_t New, class Function, class Value>
+constexpr auto check_declared() {
+  using Extra = typename Context::extra_type;
+  using Key = typename Context::key_type;
+  if constexpr (call_form_of<Function, Value, Context>() == call_form::none) {
+    return verdict<errors::declared_function_does_not_fit<Function, std::remove_reference_t<Value>, Extra, Key>>{};
+  } else {
+    using Returned = decltype(call_declared(std::declval<const Function&>(), std::declval<Value>(),
+                                            std::declval<const Context&>()));
+    if constexpr (!std::is_convertible_v<Returned, field_type<To, New>>)
+      return verdict<errors::declared_function_returns_the_wrong_type<schema_name_arg<To>, vsn_of<From>, vsn_of<To>,
+                                                                      field_name_arg<To, New>, Returned,
+                                                                      field_type<To, New>>>{};
+    else
+      return verdict<no_error>{};
+  }
+}
+
+/// Field `New` of To, made as the plan says.
+template <class From, class To, class Context, std::size_t New>
+constexpr auto check_field() {
+  constexpr field_source source = step_plan<From, To>[New];
+  using Field = field_type<To, New>;
+  if constexpr (source.kind == source_kind::init) {
+    using Function = decltype(declared_rule<From, To, rule_kind::init, New>::function);
+    return check_declared<From, To, Context, New, Function, const From&>();
+  } else if constexpr (source.kind == source_kind::convert) {
+    using Function = decltype(declared_rule<From, To, rule_kind::convert, New>::function);
+    return check_declared<From, To, Context, New, Function, field_type<From, source.old_index>&&>();
+  } else if constexpr (source.kind == source_kind::moved) {
+    using Old = field_type<From, source.old_index>;
+    if constexpr (!has_route<Old, Field>())
+      return verdict<errors::field_type_changed_without_converter<schema_name_arg<To>, vsn_of<From>, vsn_of<To>,
+                                                                  field_name_arg<To, New>, Old, Field>>{};
+    else
+      return check_migration<Old, Field, Context>();
+  } else if constexpr (lacks_default<To, New>()) {
+    return verdict<errors::added_field_has_no_default<schema_name_arg<To>, vsn_of<From>, vsn_of<To>,
+                                                      field_name_arg<To, New>>>{};
+  } else {
+    return verdict<no_error>{};
+  }
+}
+
+template <class From, class To, class Context, std::size_t... Rule, std::size_t... Old, std::size_t... New>
+constexpr auto check_generated_step(std::index_sequence<Rule...>, std::index_sequence<Old...>,
+                                    std::index_sequence<New...>) {
+  using rules_verdict = first_of<decltype(check_rule<From, To, Rule>())...>;
+  using dropped_verdict = first_of<decltype(check_dropped<From, To, Old>())...>;
+  if constexpr (!fine<rules_verdict>)
+    return verdict<error_of<rules_verdict>>{};  // the plan is not to be trusted before this
+  else if constexpr (!fine<dropped_verdict>)
+    return verdict<error_of<dropped_verdict>>{};
+  else
+    return verdict<error_of<first_of<decltype(check_field<From, To, Context, New>())...>>>{};
+}
+
+/// One step between adjacent versions: written by hand, or generated from the plan.
+template <class From, class To, class Context>
+constexpr auto check_step() {
+  if constexpr (requires(From&& from, const Context& context) { step<From, To>::migrate(std::move(from), context); })
+    return verdict<no_error>{};
+  else
+    return check_generated_step<From, To, Context>(std::make_index_sequence<step_rules<From, To>::own.size()>{},
+                                                   std::make_index_sequence<field_count<From>>{},
+                                                   std::make_index_sequence<field_count<To>>{});
+}
+
+/// Each step from From to To, in order (the schema's own mistakes first).
+template <class From, class To, class Context>
+constexpr auto check_versions() {
+  using schema_verdict = schema_check<typename schema_of<From>::schema_type>;
+  if constexpr (!fine<schema_verdict>) {
+    return verdict<error_of<schema_verdict>>{};
+  } else {
+    constexpr int from = vsn_of<From>, to = vsn_of<To>;
+    using Next = typename schema_of<From>::template type_of<(from < to ? from + 1 : from - 1)>;
+    using step_verdict = decltype(check_step<From, Next, Context>());
+    if constexpr (!fine<step_verdict> || std::is_same_v<Next, To>)
+      return step_verdict{};
+    else
+      return check_versions<Next, To, Context>();
+  }
+}
+
+template <class From, class To, class Context>
+constexpr auto check_migration() {
+  constexpr route way = route_of<From, To>();
+  if constexpr (way == route::same || way == route::widening)
+    return verdict<no_error>{};
+  else if constexpr (way == route::versions)
+    return check_versions<From, To, Context>();
+  else if constexpr (way == route::sequence || way == route::optional || way == route::array)
+    return check_migration<typename From::value_type, typename To::value_type, Context>();
+  else if constexpr (way == route::map)
+    return check_migration<typename From::mapped_type, typename To::mapped_type,
+                           typename Context::template with_key_type<typename From::key_type>>();
+  else if constexpr (way == route::into_optional)
+    return check_migration<From, typename To::value_type, Context>();
+  else
+    return verdict<errors::no_migration_between<From, To>>{};
+}
+
+template <class From, class To, class Context>
+using migration_check = decltype(check_migration<From, To, Context>());
+
+}  // namespace detail
+
+/// `hotswap::migrate<To>(from, extra)` compiles: From reaches To, and every step on the way has
+/// what it needs (declarations, defaults, declared functions that take `extra`'s type).
+template <class From, class To, class Extra = no_extra>
+concept migrates =
+    detail::fine<detail::migration_check<std::remove_cvref_t<From>, To, context<std::remove_cvref_t<Extra>>>>;
+
+// ---- migrating (after check_migration found nothing) ----
+
+namespace detail {
 
 template <class To, class From, class Context>
 To migrate_value(From&& from, const Context& context);
 
-template <class Function, class Value, class Extra, class Key>
-decltype(auto) call_declared(const Function& function, Value&& value, const context<Extra, Key>& context) {
-  if constexpr (hotswap::context<Extra, Key>::has_key &&
-                std::is_invocable_v<const Function&, Value&&, const Extra&, const Key&>)
-    return function(std::forward<Value>(value), context.extra, context.key);
-  else if constexpr (std::is_invocable_v<const Function&, Value&&, const hotswap::context<Extra, Key>&>)
-    return function(std::forward<Value>(value), context);
-  else if constexpr (std::is_invocable_v<const Function&, Value&&>)
-    return function(std::forward<Value>(value));
-  else
-    return (void)errors::declared_function_does_not_fit<Function, Value, Extra, Key>{}, 0;
-}
-
-/// The fields of a plan whose source is `kind`, in order.
-template <auto Plan, source_kind Kind>
-constexpr auto fields_of_kind() {
-  constexpr std::size_t count = [] {
-    std::size_t n = 0;
-    for (const auto& source : Plan) n += source.kind == Kind;
-    return n;
-  }();
-  std::array<std::size_t, count> indices{};
-  std::size_t n = 0;
-  for (std::size_t j = 0; j < Plan.size(); ++j)
-    if (Plan[j].kind == Kind) indices[n++] = j;
-  return indices;
-}
-
-/// How many leading fields need an initializer: trailing added fields are left to their default
-/// member initializers by aggregate initialization itself.
-template <auto Plan>
-constexpr std::size_t initialized_prefix() {
-  std::size_t prefix = Plan.size();
-  while (prefix > 0 && Plan[prefix - 1].kind == source_kind::added) --prefix;
-  return prefix;
-}
-
 template <class Field, class Value>
 Field implicitly(Value&& value) {
   return std::forward<Value>(value);
-}
-
-/// An added field that is followed by initialized fields: its default member initializer,
-/// taken from a default-built struct.
-template <class T, std::size_t I>
-field_type<T, I> default_member() {
-  T defaults{};
-  return std::move(member<I>(fields(defaults)));
 }
 
 template <class From, class To, class Context>
@@ -440,25 +567,27 @@ To run_step(From&& from, const Context& context) {
   using Step = step<From, To>;
   if constexpr (requires { Step::migrate(std::move(from), context); }) {
     return Step::migrate(std::move(from), context);
-  } else if constexpr (!check_step<From, To>()) {
-    return To{};  // unreachable: check_step reported a compile error
   } else {
     constexpr auto plan = step_plan<From, To>;
     constexpr auto declared = rules_of<Step>();
-    using Rules = step_rules<From, To>;
     auto old_fields = fields(from);
     auto declared_function = [&]<rule_kind Kind, std::size_t New>() -> const auto& {
-      using Rule = typename rules_type<Step>::template rule_type<Rules::find(Kind, field_names<To>[New])>;
-      return static_cast<const Rule&>(declared).function;
+      return static_cast<const declared_rule<From, To, Kind, New>&>(declared).function;
     };
 
     // Initializers read the whole old value, so they all run before anything is moved out of it.
-    constexpr auto init_fields = fields_of_kind<plan, source_kind::init>();
+    constexpr auto init_fields = [&] {
+      std::array<std::size_t, field_count<To>> indices{};
+      std::size_t n = 0;
+      for (std::size_t j = 0; j < plan.size(); ++j)
+        if (plan[j].kind == source_kind::init) indices[n++] = j;
+      return std::pair{indices, n};
+    }();
     auto initialized = [&]<std::size_t... K>(std::index_sequence<K...>) {
-      return std::tuple<field_type<To, init_fields[K]>...>{implicitly<field_type<To, init_fields[K]>>(
-          call_declared(declared_function.template operator()<rule_kind::init, init_fields[K]>(), std::as_const(from),
-                        context))...};
-    }(std::make_index_sequence<init_fields.size()>{});
+      return std::tuple<field_type<To, init_fields.first[K]>...>{implicitly<field_type<To, init_fields.first[K]>>(
+          call_declared(declared_function.template operator()<rule_kind::init, init_fields.first[K]>(),
+                        std::as_const(from), context))...};
+    }(std::make_index_sequence<init_fields.second>{});
 
     // Each field's initializer: a moved field is moved straight into place, as a hand-written
     // `To{std::move(old.name), ...}` does.
@@ -468,28 +597,51 @@ To run_step(From&& from, const Context& context) {
       if constexpr (source.kind == source_kind::init) {
         constexpr std::size_t position = [&] {
           std::size_t k = 0;
-          while (init_fields[k] != New) ++k;
+          while (init_fields.first[k] != New) ++k;
           return k;
         }();
         return std::move(std::get<position>(initialized));
       } else if constexpr (source.kind == source_kind::convert) {
         return implicitly<Field>(call_declared(declared_function.template operator()<rule_kind::convert, New>(),
                                                std::move(member<source.old_index>(old_fields)), context));
-      } else if constexpr (source.kind == source_kind::moved &&
-                           std::is_same_v<field_type<From, source.old_index>, Field>) {
-        return std::move(member<source.old_index>(old_fields));
-      } else if constexpr (source.kind == source_kind::moved) {
-        return migrate_value<Field>(std::move(member<source.old_index>(old_fields)), context);
       } else {
-        return default_member<To, New>();
+        static_assert(source.kind == source_kind::moved);
+        if constexpr (std::is_same_v<field_type<From, source.old_index>, Field>)
+          return std::move(member<source.old_index>(old_fields));
+        else
+          return migrate_value<Field>(std::move(member<source.old_index>(old_fields)), context);
       }
     };
+    if constexpr (adds_before_the_end<plan>()) {
+      // A field added before others: aggregate initialization cannot skip it, so the struct is
+      // built with every default member initializer, and the other fields are assigned.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+// g++ 12 at -O2/-O3 believes a std::string in `made` may be destroyed uninitialized on the path
+// where building it throws (valgrind finds nothing; plain code building the same struct does not
+// warn).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+      To made{};
+      auto made_fields = fields(made);
+      [&]<std::size_t... J>(std::index_sequence<J...>) {
+        auto assign = [&]<std::size_t New>(std::integral_constant<std::size_t, New> field) {
+          if constexpr (plan[New].kind != source_kind::added) member<New>(made_fields) = field_value(field);
+        };
+        (assign(std::integral_constant<std::size_t, J>{}), ...);
+      }(std::make_index_sequence<plan.size()>{});
+      return made;
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+    } else {
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"  // trailing added fields: on purpose
-    return [&]<std::size_t... J>(std::index_sequence<J...>) {
-      return To{field_value(std::integral_constant<std::size_t, J>{})...};
-    }(std::make_index_sequence<initialized_prefix<plan>()>{});
+      return [&]<std::size_t... J>(std::index_sequence<J...>) {
+        return To{field_value(std::integral_constant<std::size_t, J>{})...};
+      }(std::make_index_sequence<initialized_prefix<plan>()>{});
 #pragma GCC diagnostic pop
+    }
   }
 }
 
@@ -497,15 +649,11 @@ To run_step(From&& from, const Context& context) {
 template <class To, class From, class Context>
 To migrate_versions(From&& from, const Context& context) {
   constexpr int from_vsn = vsn_of<From>, to_vsn = vsn_of<To>;
-  if constexpr (from_vsn == to_vsn) {
-    return std::move(from);
-  } else {
-    using Next = typename schema_of<From>::template type_of<(from_vsn < to_vsn ? from_vsn + 1 : from_vsn - 1)>;
-    if constexpr (std::is_same_v<Next, To>)
-      return run_step<From, To>(std::move(from), context);  // built in place, not moved once more
-    else
-      return migrate_versions<To>(run_step<From, Next>(std::move(from), context), context);
-  }
+  using Next = typename schema_of<From>::template type_of<(from_vsn < to_vsn ? from_vsn + 1 : from_vsn - 1)>;
+  if constexpr (std::is_same_v<Next, To>)
+    return run_step<From, To>(std::move(from), context);  // built in place, not moved once more
+  else
+    return migrate_versions<To>(run_step<From, Next>(std::move(from), context), context);
 }
 
 /// Converts to `To` by calling `make`, so that a container building a `To` from it in place
@@ -522,20 +670,21 @@ built_in_place<To, Make> in_place(Make make) {
 
 template <class To, class From, class Context>
 To migrate_value(From&& from, const Context& context) {
-  if constexpr (std::is_same_v<From, To>) {
+  constexpr route way = route_of<From, To>();
+  if constexpr (way == route::same) {
     return std::move(from);
-  } else if constexpr (same_schema<From, To>) {
+  } else if constexpr (way == route::versions) {
     return migrate_versions<To>(std::move(from), context);
-  } else if constexpr (widens<From, To>()) {
+  } else if constexpr (way == route::widening) {
     return static_cast<To>(from);
-  } else if constexpr (sequence<From> && sequence<To>) {
+  } else if constexpr (way == route::sequence) {
     To out;
     out.reserve(from.size());
     for (auto& element : from)
       out.emplace_back(in_place<typename To::value_type>(
           [&] { return migrate_value<typename To::value_type>(std::move(element), context); }));
     return out;
-  } else if constexpr (ordered_map<From> && ordered_map<To>) {
+  } else if constexpr (way == route::map && ordered_map<To>) {
     To out;
     for (auto& entry : from)  // not a structured binding: clang 14 cannot capture one
       out.emplace_hint(out.end(), entry.first, in_place<typename To::mapped_type>([&] {
@@ -543,7 +692,7 @@ To migrate_value(From&& from, const Context& context) {
                                                                         context.with_key(entry.first));
                        }));
     return out;
-  } else if constexpr (hashed_map<From> && hashed_map<To>) {
+  } else if constexpr (way == route::map) {
     To out;
     out.reserve(from.size());
     for (auto& entry : from)
@@ -552,17 +701,16 @@ To migrate_value(From&& from, const Context& context) {
                                                                    context.with_key(entry.first));
                   }));
     return out;
-  } else if constexpr (optional<From> && optional<To>) {
+  } else if constexpr (way == route::optional) {
     if (!from) return To{};
     return To{migrate_value<typename To::value_type>(std::move(*from), context)};
-  } else if constexpr (optional<To>) {
+  } else if constexpr (way == route::into_optional) {
     return To{migrate_value<typename To::value_type>(std::move(from), context)};
-  } else if constexpr (fixed_array<From> && fixed_array<To> && std::tuple_size_v<From> == std::tuple_size_v<To>) {
+  } else {
+    static_assert(way == route::array);
     return [&]<std::size_t... I>(std::index_sequence<I...>) {
       return To{migrate_value<typename To::value_type>(std::move(from[I]), context)...};
     }(std::make_index_sequence<std::tuple_size_v<To>>{});
-  } else {
-    return (void)errors::no_migration_between<From, To>{}, To{};
   }
 }
 
@@ -570,11 +718,18 @@ To migrate_value(From&& from, const Context& context) {
 
 /// Migrates `value` to `To`: a schema version to another (up or down, step by step), or a
 /// container or optional of versions to the same container of others. `extra` reaches every
-/// declared function as `context.extra`.
+/// declared function as `context.extra`. What does not migrate is a compile error naming the
+/// first mistake (hotswap::migrates<From, To, Extra> asks the same question quietly).
 template <class To, class From, class Extra = no_extra>
 To migrate(From value, const Extra& extra = {}) {
-  static constexpr no_key top_level{};
-  return detail::migrate_value<To>(std::move(value), context<Extra>{extra, top_level});
+  using check = detail::migration_check<From, To, context<Extra>>;
+  if constexpr (!detail::fine<check>) {
+    (void)sizeof(detail::error_of<check>);  // the first mistake, reported once
+    __builtin_unreachable();
+  } else {
+    static constexpr no_key top_level{};
+    return detail::migrate_value<To>(std::move(value), context<Extra>{extra, top_level});
+  }
 }
 
 }  // namespace hotswap

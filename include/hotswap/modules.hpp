@@ -192,8 +192,10 @@ constexpr auto make_module_note() {
 
 /// Stamped into the module's `hotswap_module` section by HOTSWAP_MODULE.
 template <fixed_string Name, class Implementation>
-  requires(check_implementation<Implementation>())
-inline constexpr auto module_note = make_module_note<Name, Implementation>();
+inline constexpr auto module_note = [] {
+  if constexpr (fine<implementation_check<Implementation>>) return make_module_note<Name, Implementation>();
+  else return (void)table_of<Implementation>, std::array<char, 1>{};  // reports the implementation's mistake
+}();
 
 }  // namespace detail
 
@@ -207,10 +209,8 @@ struct module_name_is_invalid {
 
 namespace detail {
 template <fixed_string Name>
-constexpr bool check_module_name() {
-  if constexpr (!valid_module_name(Name.view())) (void)errors::module_name_is_invalid<spelled<errors::schema_named, Name>>{};
-  return true;
-}
+using module_name_check = std::conditional_t<valid_module_name(Name.view()), no_error,
+                                             errors::module_name_is_invalid<spelled<errors::schema_named, Name>>>;
 
 inline constexpr std::uint64_t descriptor_magic = 0x3176'6d73'7768'746fULL;  // "othwsmv1"
 
@@ -276,7 +276,7 @@ inline constexpr module_descriptor make_descriptor(const char* note) {
                 "hotswap: HOTSWAP_MODULE makes a module: build this file into a library made by "                  \
                 "hotswap_add_module() in CMake (or compile it with -DHOTSWAP_MODULE_BUILD -fvisibility=hidden "    \
                 "and link it with hotswap_module.ld)");                                                            \
-  static_assert(::hotswap::detail::check_module_name<name>());                                                     \
+  static_assert(sizeof(::hotswap::detail::module_name_check<name>) != 0); /* a bad name, reported once */          \
   [[gnu::used, gnu::section("hotswap_module")]] constinit const auto hotswap_module_note =                         \
       ::hotswap::detail::module_note<name, Implementation>;                                                        \
   extern "C" [[gnu::visibility("default")]] constinit const ::hotswap::detail::module_descriptor                  \
@@ -416,12 +416,14 @@ result<server_ref<Interface>> start_on_module(const module_ptr& code, const void
 /// Starts a server running a module's table, passing `argument` to its init. Fails if the
 /// module implements another interface or its init takes another argument.
 template <class Interface, class Argument>
+  requires detail::is_interface<Interface>
 result<server_ref<Interface>> start(const module_ptr& code, const Argument& argument, start_options options = {}) {
   return detail::start_on_module<Interface, Argument>(code, &argument, std::move(options));
 }
 
 /// Starts a server running a module's table whose init takes no argument.
 template <class Interface>
+  requires detail::is_interface<Interface>
 result<server_ref<Interface>> start(const module_ptr& code, start_options options = {}) {
   return detail::start_on_module<Interface, void>(code, nullptr, std::move(options));
 }

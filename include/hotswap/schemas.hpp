@@ -28,6 +28,7 @@
 #include "detail/fixed_string.hpp"
 #include "detail/image.hpp"
 #include "detail/spin_lock.hpp"
+#include "detail/verdict.hpp"
 
 namespace hotswap {
 
@@ -91,14 +92,28 @@ struct type_has_no_canonical_name {
 
 namespace detail {
 template <fixed_string Schema, class... Versions>
-constexpr bool check_schema();
+constexpr auto check_schema();
+
+/// The type of version `Vsn` among `Versions` (void when none is).
+template <int Vsn, class... Versions>
+constexpr auto version_type() {
+  constexpr bool match[] = {Versions::vsn == Vsn..., false};
+  constexpr std::size_t at = [&] {
+    std::size_t i = 0;
+    while (i < sizeof...(Versions) && !match[i]) ++i;
+    return i;
+  }();
+  if constexpr (at == sizeof...(Versions)) return std::type_identity<void>{};
+  else return std::type_identity<std::tuple_element_t<at, std::tuple<typename Versions::type...>>>{};
 }
+}  // namespace detail
 
 /// Lists the versions of the schema `Name`, oldest first, numbered consecutively.
 template <detail::fixed_string Name, class... Versions>
 struct schema {
   static_assert(sizeof...(Versions) > 0, "hotswap: a schema lists at least one hotswap::version<N, T>");
-  static_assert(detail::check_schema<Name, Versions...>());
+  // Reports the first mistake in the list, once (the check is true whatever it found).
+  static_assert(sizeof(detail::error_of<decltype(detail::check_schema<Name, Versions...>())>) != 0);
 
   using schema_type = schema;
   static constexpr std::string_view name = Name.view();
@@ -117,7 +132,7 @@ struct schema {
 
   /// The struct of version `Vsn`.
   template <int Vsn>
-  using type_of = std::tuple_element_t<Vsn - oldest_vsn, std::tuple<typename Versions::type...>>;
+  using type_of = typename decltype(detail::version_type<Vsn, Versions...>())::type;
   using latest = type_of<latest_vsn>;
 };
 
@@ -170,36 +185,45 @@ constexpr std::size_t field_index(std::string_view name) {
 namespace detail {
 
 template <class Schema, int Vsn, class T>
-constexpr bool check_version() {
-  if constexpr (!std::is_aggregate_v<T> || std::is_polymorphic_v<T>) {
-    return (void)errors::version_is_not_an_aggregate<Schema, Vsn, T>{}, false;
-  } else if constexpr (!std::is_default_constructible_v<T>) {
-    return (void)errors::version_is_not_default_constructible<Schema, Vsn, T>{}, false;
-  } else if constexpr (field_count<T> > max_fields) {
-    return (void)errors::version_has_too_many_fields<Schema, Vsn, T, field_count<T>>{}, false;
-  } else if constexpr (!std::is_move_assignable_v<T>) {
-    return (void)errors::version_has_a_reference_or_const_member<Schema, Vsn, T>{}, false;
-  } else if constexpr (plain_layout_size(field_types<T>{}) != sizeof(T)) {
-    return (void)errors::version_has_a_bit_field<Schema, Vsn, T>{}, false;
-  } else {
-    return true;
-  }
+constexpr auto check_version() {
+  if constexpr (!std::is_aggregate_v<T> || std::is_polymorphic_v<T>)
+    return verdict<errors::version_is_not_an_aggregate<Schema, Vsn, T>>{};
+  else if constexpr (!std::is_default_constructible_v<T>)
+    return verdict<errors::version_is_not_default_constructible<Schema, Vsn, T>>{};
+  else if constexpr (field_count<T> > max_fields)
+    return verdict<errors::version_has_too_many_fields<Schema, Vsn, T, field_count<T>>>{};
+  else if constexpr (!std::is_move_assignable_v<T>)
+    return verdict<errors::version_has_a_reference_or_const_member<Schema, Vsn, T>>{};
+  else if constexpr (plain_layout_size(field_types<T>{}) != sizeof(T))
+    return verdict<errors::version_has_a_bit_field<Schema, Vsn, T>>{};
+  else
+    return verdict<no_error>{};
 }
 
 template <class Schema, int Previous, int Next>
-constexpr bool check_numbering() {
-  if constexpr (Next != Previous + 1) return (void)errors::version_numbers_must_count_up_by_one<Schema, Previous, Next>{}, false;
-  return true;
+using check_numbering = verdict<std::conditional_t<Next == Previous + 1, no_error,
+                                                   errors::version_numbers_must_count_up_by_one<Schema, Previous, Next>>>;
+
+template <class Schema, auto Vsns, std::size_t... I>
+constexpr auto check_numbers(std::index_sequence<I...>) {
+  return first_of<check_numbering<Schema, Vsns[I], Vsns[I + 1]>...>{};
 }
 
+/// The first mistake in a schema's list: its numbering, then each version's shape.
 template <fixed_string Schema, class... Versions>
-constexpr bool check_schema() {
-  constexpr std::array<int, sizeof...(Versions)> vsns{Versions::vsn...};
-  const bool numbered = [&]<std::size_t... I>(std::index_sequence<I...>) {
-    return (check_numbering<spelled<errors::schema_named, Schema>, vsns[I], vsns[I + 1]>() && ...);
-  }(std::make_index_sequence<sizeof...(Versions) - 1>{});
-  return numbered && (check_version<spelled<errors::schema_named, Schema>, Versions::vsn, typename Versions::type>() && ...);
+constexpr auto check_schema() {
+  using name = spelled<errors::schema_named, Schema>;
+  using numbering = decltype(check_numbers<name, std::array<int, sizeof...(Versions)>{Versions::vsn...}>(
+      std::make_index_sequence<sizeof...(Versions) - 1>{}));
+  if constexpr (!fine<numbering>) return verdict<error_of<numbering>>{};
+  else return verdict<error_of<first_of<decltype(check_version<name, Versions::vsn, typename Versions::type>())...>>>{};
 }
+
+/// The verdict on the schema `T` is a version of (its list's first mistake).
+template <class Schema>
+struct schema_check;
+template <fixed_string Name, class... Versions>
+struct schema_check<schema<Name, Versions...>> : decltype(check_schema<Name, Versions...>()) {};
 
 }  // namespace detail
 
@@ -292,85 +316,119 @@ constexpr void put_number(Sink& sink, std::size_t value) {
   while (n > 0) sink.put(std::string_view(&digits[--n], 1));
 }
 
+// Describing a type also checks it: each function returns the verdict on what it described
+// (a type without a canonical name), so that the list of describable types is written once.
+// (Verdicts are never operands of `,`: its overload lookup would instantiate the error.)
+
 template <class T, class Sink>
-constexpr void describe_type(Sink& sink);
+constexpr auto describe_type(Sink& sink);
+
+template <class T, class Sink>
+constexpr auto describe_after(Sink& sink, std::string_view separator, std::string_view name = {}) {
+  sink.put(separator);
+  sink.put(name);
+  if (!name.empty()) sink.put(":");
+  return describe_type<T>(sink);
+}
 
 /// `Account@2{name:optional<string>,score:i32,stage:i32}`.
 template <versioned T, class Sink>
-constexpr void describe_struct(Sink& sink) {
-  sink.put(schema_of<T>::name);
-  sink.put("@");
-  put_number(sink, static_cast<std::size_t>(vsn_of<T>));
-  sink.put("{");
-  [&]<std::size_t... I>(std::index_sequence<I...>) {
-    ((sink.put(I == 0 ? "" : ","), sink.put(field_names<T>[I]), sink.put(":"), describe_type<field_type<T, I>>(sink)),
-     ...);
-  }(std::make_index_sequence<field_count<T>>{});
-  sink.put("}");
-}
-
-template <class Sink, class... Args>
-constexpr void describe_arguments(Sink& sink, std::string_view template_name, type_list<Args...>) {
-  sink.put(template_name);
-  sink.put("<");
-  std::size_t i = 0;
-  ((sink.put(i++ == 0 ? "" : ","), describe_type<Args>(sink)), ...);
-  sink.put(">");
-}
-
-template <class T, class Sink>
-constexpr void describe_type(Sink& sink) {
-  if constexpr (requires { type_name<T>::value; }) {
-    sink.put(type_name<T>::value);
-  } else if constexpr (versioned<T>) {
-    describe_struct<T>(sink);
-  } else if constexpr (std::is_same_v<T, bool>) {
-    sink.put("bool");
-  } else if constexpr (std::is_same_v<T, char>) {
-    sink.put("char");
-  } else if constexpr (std::is_integral_v<T>) {
-    sink.put(std::is_signed_v<T> ? "i" : "u");
-    put_number(sink, sizeof(T) * 8);
-  } else if constexpr (std::is_floating_point_v<T>) {
-    sink.put("f");
-    put_number(sink, sizeof(T) * 8);
-  } else if constexpr (std::is_enum_v<T>) {
-    sink.put("enum:");
-    describe_type<std::underlying_type_t<T>>(sink);
-  } else if constexpr (std::is_same_v<T, std::string>) {
-    sink.put("string");
-  } else if constexpr (optional<T>) {
-    describe_arguments(sink, "optional", type_list<typename T::value_type>{});
-  } else if constexpr (sequence<T>) {
-    describe_arguments(sink, "vector", type_list<typename T::value_type>{});
-  } else if constexpr (ordered_map<T>) {
-    describe_arguments(sink, "map", type_list<typename T::key_type, typename T::mapped_type>{});
-  } else if constexpr (hashed_map<T>) {
-    describe_arguments(sink, "unordered_map", type_list<typename T::key_type, typename T::mapped_type>{});
-  } else if constexpr (fixed_array<T>) {
-    describe_arguments(sink, "array", type_list<typename T::value_type>{});
-    sink.put("[");
-    put_number(sink, std::tuple_size_v<T>);
-    sink.put("]");
+constexpr auto describe_struct(Sink& sink) {
+  using schema_verdict = schema_check<typename schema_of<T>::schema_type>;
+  if constexpr (!fine<schema_verdict>) {
+    return verdict<error_of<schema_verdict>>{};  // reported by the schema itself
   } else {
-    (void)errors::type_has_no_canonical_name<T>{};
+    sink.put(schema_of<T>::name);
+    sink.put("@");
+    put_number(sink, static_cast<std::size_t>(vsn_of<T>));
+    sink.put("{");
+    const auto found = [&]<std::size_t... I>(std::index_sequence<I...>) {
+      (static_cast<void>(describe_after<field_type<T, I>>(sink, I == 0 ? "" : ",", field_names<T>[I])), ...);
+      return verdict<error_of<first_of<decltype(describe_type<field_type<T, I>>(sink))...>>>{};
+    }(std::make_index_sequence<field_count<T>>{});
+    sink.put("}");
+    return found;
   }
 }
 
-template <class T>
-constexpr auto make_type_description() {
-  constexpr std::size_t size = [] {
-    length_sink counter;
-    describe_type<T>(counter);
-    return counter.size;
-  }();
-  chars_sink<size> text;
-  describe_type<T>(text);
-  return text.chars;
+template <class Sink, class... Args>
+constexpr auto describe_arguments(Sink& sink, std::string_view template_name, type_list<Args...>) {
+  sink.put(template_name);
+  sink.put("<");
+  std::size_t i = 0;
+  (static_cast<void>(describe_after<Args>(sink, i++ == 0 ? "" : ",")), ...);
+  sink.put(">");
+  return verdict<error_of<first_of<decltype(describe_type<Args>(sink))...>>>{};
 }
 
+template <class T, class Sink>
+constexpr auto describe_type(Sink& sink) {
+  constexpr verdict<no_error> described{};
+  if constexpr (requires { type_name<T>::value; }) {
+    return sink.put(type_name<T>::value), described;
+  } else if constexpr (versioned<T>) {
+    return describe_struct<T>(sink);
+  } else if constexpr (std::is_same_v<T, bool>) {
+    return sink.put("bool"), described;
+  } else if constexpr (std::is_same_v<T, char>) {
+    return sink.put("char"), described;
+  } else if constexpr (std::is_integral_v<T>) {
+    sink.put(std::is_signed_v<T> ? "i" : "u");
+    return put_number(sink, sizeof(T) * 8), described;
+  } else if constexpr (std::is_floating_point_v<T>) {
+    sink.put("f");
+    return put_number(sink, sizeof(T) * 8), described;
+  } else if constexpr (std::is_enum_v<T>) {
+    sink.put("enum:");
+    return describe_type<std::underlying_type_t<T>>(sink);
+  } else if constexpr (std::is_same_v<T, std::string>) {
+    return sink.put("string"), described;
+  } else if constexpr (optional<T>) {
+    return describe_arguments(sink, "optional", type_list<typename T::value_type>{});
+  } else if constexpr (sequence<T>) {
+    return describe_arguments(sink, "vector", type_list<typename T::value_type>{});
+  } else if constexpr (ordered_map<T>) {
+    return describe_arguments(sink, "map", type_list<typename T::key_type, typename T::mapped_type>{});
+  } else if constexpr (hashed_map<T>) {
+    return describe_arguments(sink, "unordered_map", type_list<typename T::key_type, typename T::mapped_type>{});
+  } else if constexpr (fixed_array<T>) {
+    const auto found = describe_arguments(sink, "array", type_list<typename T::value_type>{});
+    sink.put("[");
+    put_number(sink, std::tuple_size_v<T>);
+    sink.put("]");
+    return found;
+  } else {
+    return verdict<errors::type_has_no_canonical_name<T>>{};
+  }
+}
+
+/// The verdict on describing T: a field type without a canonical name, or a broken schema.
 template <class T>
-inline constexpr auto type_description_chars = make_type_description<T>();
+using description_check = decltype(describe_type<T>(std::declval<length_sink&>()));
+
+template <class T>
+constexpr auto make_type_description() {
+  if constexpr (!fine<description_check<T>>) {
+    return std::array<char, 0>{};
+  } else {
+    constexpr std::size_t size = [] {
+      length_sink counter;
+      describe_type<T>(counter);
+      return counter.size;
+    }();
+    chars_sink<size> text;
+    describe_type<T>(text);
+    return text.chars;
+  }
+}
+
+// A class, not a function, reports the error: clang takes a function whose instantiation failed
+// for one that cannot be evaluated, and would report every constant computed from it too.
+template <class T>
+struct type_description_of {
+  static_assert(sizeof(error_of<description_check<T>>) != 0);  // the first mistake, reported once
+  static constexpr auto chars = make_type_description<T>();
+};
 
 /// FNV-1a, 64 bits: the same on every compiler, which is all a fingerprint needs.
 constexpr std::uint64_t fnv1a(std::string_view text) {
@@ -384,8 +442,8 @@ constexpr std::uint64_t fnv1a(std::string_view text) {
 /// The canonical spelling of a type, the same on every compiler: `optional<string>`, `i32`,
 /// `Account@2{name:optional<string>,score:i32,stage:i32}`.
 template <class T>
-inline constexpr std::string_view type_description{detail::type_description_chars<T>.data(),
-                                                   detail::type_description_chars<T>.size()};
+inline constexpr std::string_view type_description{detail::type_description_of<T>::chars.data(),
+                                                   detail::type_description_of<T>::chars.size()};
 
 /// The fingerprint of a schema version (or any describable type): a hash of its schema name,
 /// vsn, field names and canonical field types, recursively.

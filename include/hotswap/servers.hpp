@@ -231,15 +231,10 @@ constexpr std::size_t index_in() {
   return i;
 }
 
-template <class Interface, class... Kinds>
-constexpr bool check_interface() {
-  return []<std::size_t... I>(std::index_sequence<I...>) {
-    return ([] {
-      if constexpr (index_in<typename Kinds::message, Kinds...>() != I)
-        return (void)errors::message_listed_twice<Interface, typename Kinds::message>{}, false;
-      return true;
-    }() && ...);
-  }(std::index_sequence_for<Kinds...>{});
+template <class Interface, class... Kinds, std::size_t... I>
+constexpr auto check_interface(std::index_sequence<I...>) {
+  return first_of<verdict<std::conditional_t<index_in<typename Kinds::message, Kinds...>() == I, no_error,
+                                             errors::message_listed_twice<Interface, typename Kinds::message>>>...>{};
 }
 
 enum class message_kind { call, cast, info };
@@ -253,6 +248,16 @@ constexpr message_kind kind_of() {
   else
     return message_kind::info;
 }
+}  // namespace detail
+
+template <detail::fixed_string Name, class... Kinds>
+struct interface;
+
+namespace detail {
+template <class T>
+inline constexpr bool is_interface = false;
+template <fixed_string Name, class... Kinds>
+inline constexpr bool is_interface<interface<Name, Kinds...>> = true;
 }  // namespace detail
 
 /// A stable interface: the calls (each with its reply type), casts and infos a server takes.
@@ -279,29 +284,45 @@ struct interface {
       detail::type_spelling<typename Kinds::message>()...};
 
  private:
-  static_assert(detail::check_interface<interface, Kinds...>());
+  static_assert(sizeof(detail::error_of<decltype(detail::check_interface<interface, Kinds...>(
+                    std::index_sequence_for<Kinds...>{}))>) != 0);  // a message listed twice, reported once
 };
 
 namespace detail {
+/// Whether `Message` may be sent to `Interface` as a `Kind`.
 template <class Interface, class Message, message_kind Kind>
-constexpr bool sent_as() {
+constexpr auto check_sent() {
   using M = std::remove_cvref_t<Message>;
   constexpr auto index = Interface::template index_of<M>;
   if constexpr (index == Interface::size) {
-    return (void)errors::message_is_not_in_the_interface<Interface, M>{}, false;
+    return verdict<errors::message_is_not_in_the_interface<Interface, M>>{};
   } else {
     using declared = typename Interface::template kind_at<index>;
     if constexpr (kind_of<declared>() != Kind)
-      return (void)errors::message_sent_the_wrong_way<Interface, M, declared>{}, false;
-    return true;
+      return verdict<errors::message_sent_the_wrong_way<Interface, M, declared>>{};
+    else
+      return verdict<no_error>{};
   }
+}
+template <class Interface, class Message, message_kind Kind>
+using sent_check = decltype(check_sent<Interface, Message, Kind>());
+
+/// What hotswap::call returns for a message that is no call (its error is reported instead).
+struct not_a_call {};
+
+template <class Interface, class Message>
+constexpr auto reply_type() {
+  constexpr auto index = Interface::template index_of<std::remove_cvref_t<Message>>;
+  if constexpr (index == Interface::size) return std::type_identity<not_a_call>{};
+  else if constexpr (kind_of<typename Interface::template kind_at<index>>() != message_kind::call)
+    return std::type_identity<not_a_call>{};
+  else return std::type_identity<typename Interface::template kind_at<index>::reply>{};
 }
 }  // namespace detail
 
 /// The reply type of call `Message` in `Interface`.
 template <class Interface, class Message>
-using reply_of =
-    typename Interface::template kind_at<Interface::template index_of<std::remove_cvref_t<Message>>>::reply;
+using reply_of = typename decltype(detail::reply_type<Interface, Message>())::type;
 
 // ---- implementations ----
 
@@ -355,6 +376,15 @@ struct state_cannot_change_from_vsn {
                 "state by itself; write `static state code_change(hotswap::from_vsn<FromVsn>, OldState&& old, "
                 "const extra&);` or declare the step rules of the schema (hotswap::step)");
 };
+template <class Implementation, int FromVsn, class OldState, class State>
+struct states_are_not_versions_of_a_schema {
+  static_assert(reported<states_are_not_versions_of_a_schema>,
+                "hotswap: the state of the vsn named in state_history and this implementation's state are structs "
+                "that are not declared as versions of one schema, so no migration between them is generated; "
+                "declare them: `using S = hotswap::schema<\"Name\", hotswap::version<1, OldState>, "
+                "hotswap::version<2, State>>;` and `template <hotswap::listed_in<S> T> struct hotswap::schema_of<T> "
+                ": S {};`, or write `static state code_change(hotswap::from_vsn<FromVsn>, OldState&& old);`");
+};
 }  // namespace errors
 
 namespace detail {
@@ -376,6 +406,9 @@ template <class Implementation>
 using init_argument = std::remove_cvref_t<decltype(init_argument_of(&Implementation::init))>;
 
 template <class Implementation>
+concept init_takes_argument = has_basics<Implementation> && !std::is_void_v<init_argument<Implementation>>;
+
+template <class Implementation>
 struct extra_type : std::type_identity<no_extra> {};
 template <class Implementation>
   requires requires { typename Implementation::extra; }
@@ -384,28 +417,28 @@ template <class Implementation>
 using extra_of = typename extra_type<Implementation>::type;
 
 template <class Implementation, class Kind>
-constexpr bool check_handler() {
+constexpr auto check_handler() {
   using M = typename Kind::message;
   using S = typename Implementation::state;
-  if constexpr (requires { typename Kind::reply; }) {
+  if constexpr (kind_of<Kind>() == message_kind::call) {
     using R = typename Kind::reply;
     if constexpr (!requires(M&& m, S& s) { Implementation::handle_call(std::move(m), s); })
-      return (void)errors::implementation_lacks_handle_call<Implementation, M, R>{}, false;
-    else if constexpr (!std::is_convertible_v<
-                           decltype(Implementation::handle_call(std::declval<M&&>(), std::declval<S&>())), R>)
-      return (void)errors::handle_call_returns_the_wrong_type<
-                 Implementation, M, R, decltype(Implementation::handle_call(std::declval<M&&>(), std::declval<S&>()))>{},
-             false;
+      return verdict<errors::implementation_lacks_handle_call<Implementation, M, R>>{};
+    else if constexpr (!std::is_convertible_v<decltype(Implementation::handle_call(std::declval<M&&>(), std::declval<S&>())), R>)
+      return verdict<errors::handle_call_returns_the_wrong_type<
+          Implementation, M, R, decltype(Implementation::handle_call(std::declval<M&&>(), std::declval<S&>()))>>{};
     else
-      return true;
-  } else if constexpr (std::is_same_v<Kind, cast_msg<M>>) {
+      return verdict<no_error>{};
+  } else if constexpr (kind_of<Kind>() == message_kind::cast) {
     if constexpr (!requires(M&& m, S& s) { Implementation::handle_cast(std::move(m), s); })
-      return (void)errors::implementation_lacks_handle_cast<Implementation, M>{}, false;
-    return true;
+      return verdict<errors::implementation_lacks_handle_cast<Implementation, M>>{};
+    else
+      return verdict<no_error>{};
   } else {
     if constexpr (!requires(M&& m, S& s) { Implementation::handle_info(std::move(m), s); })
-      return (void)errors::implementation_lacks_handle_info<Implementation, M>{}, false;
-    return true;
+      return verdict<errors::implementation_lacks_handle_info<Implementation, M>>{};
+    else
+      return verdict<no_error>{};
   }
 }
 
@@ -416,14 +449,21 @@ concept writes_code_change = requires(Old&& old, const extra_of<Implementation>&
   { Implementation::code_change(from_vsn<Vsn>{}, std::move(old)) } -> std::same_as<typename Implementation::state>;
 };
 
+/// A vsn of the history: code_change written for it, the same state, or a migration that
+/// compiles (its own first mistake is reported when there is a route, which names the field).
 template <class Implementation, class Version>
-constexpr bool check_history_entry() {
+constexpr auto check_history_entry() {
   using Old = typename Version::type;
   using S = typename Implementation::state;
-  if constexpr (!writes_code_change<Implementation, Version::vsn, Old> && !std::is_same_v<Old, S> &&
-                !migrates<Old, S>)
-    return (void)errors::state_cannot_change_from_vsn<Implementation, Version::vsn, Old, S>{}, false;
-  return true;
+  if constexpr (writes_code_change<Implementation, Version::vsn, Old> || std::is_same_v<Old, S>)
+    return verdict<no_error>{};
+  else if constexpr (!has_route<Old, S>() && std::is_aggregate_v<Old> && std::is_aggregate_v<S> && !versioned<Old> &&
+                     !versioned<S>)
+    return verdict<errors::states_are_not_versions_of_a_schema<Implementation, Version::vsn, Old, S>>{};
+  else if constexpr (!has_route<Old, S>())
+    return verdict<errors::state_cannot_change_from_vsn<Implementation, Version::vsn, Old, S>>{};
+  else
+    return check_migration<Old, S, context<extra_of<Implementation>>>();
 }
 
 template <class Implementation>
@@ -435,24 +475,31 @@ template <class Implementation>
 using history_of = typename history_type<Implementation>::type;
 
 template <class Implementation, class... Versions>
-constexpr bool check_history(state_history<Versions...>) {
-  return (check_history_entry<Implementation, Versions>() && ...);
+constexpr auto check_history(state_history<Versions...>) {
+  return first_of<decltype(check_history_entry<Implementation, Versions>())...>{};
 }
 
 template <class Implementation, class... Kinds>
-constexpr bool check_handlers(type_list<Kinds...>) {
-  return (check_handler<Implementation, Kinds>() && ...);
+constexpr auto check_handlers(type_list<Kinds...>) {
+  return first_of<decltype(check_handler<Implementation, Kinds>())...>{};
+}
+
+/// The first mistake of an implementation: its basics, its handlers, then its history.
+template <class Implementation>
+constexpr auto check_implementation() {
+  if constexpr (!has_basics<Implementation>) {
+    return verdict<errors::implementation_needs_interface_vsn_state_and_init<Implementation>>{};
+  } else {
+    using handlers = decltype(check_handlers<Implementation>(typename Implementation::interface::kinds{}));
+    if constexpr (!fine<handlers>)
+      return verdict<error_of<handlers>>{};
+    else
+      return verdict<error_of<decltype(check_history<Implementation>(history_of<Implementation>{}))>>{};
+  }
 }
 
 template <class Implementation>
-constexpr bool check_implementation() {
-  if constexpr (!has_basics<Implementation>) {
-    return (void)errors::implementation_needs_interface_vsn_state_and_init<Implementation>{}, false;
-  } else {
-    return check_handlers<Implementation>(typename Implementation::interface::kinds{}) &&
-           check_history<Implementation>(history_of<Implementation>{});
-  }
-}
+using implementation_check = decltype(check_implementation<Implementation>());
 
 /// Runs `body`, reporting what it throws instead of letting it cross the table boundary.
 template <class Body>
@@ -641,12 +688,24 @@ constexpr implementation_table make_table() {
 }
 }  // namespace detail
 
+namespace detail {
+// A class, not a function, reports the error: clang takes a function whose instantiation failed
+// for one that cannot be evaluated, and would report every constant computed from it too.
+template <class Implementation>
+struct checked_table {
+  static_assert(sizeof(error_of<implementation_check<Implementation>>) != 0);  // the first mistake, once
+  static constexpr implementation_table table = [] {
+    if constexpr (fine<implementation_check<Implementation>>) return make_table<Implementation>();
+    else return implementation_table{};
+  }();
+};
+}  // namespace detail
+
 /// The implementation table of `Implementation`: what a server runs, and what change_code
 /// swaps in. Does not compile (naming the message or the vsn) if a handler is missing, returns
 /// the wrong type, or a state in the history cannot migrate.
 template <class Implementation>
-  requires(detail::check_implementation<Implementation>())
-inline constexpr implementation_table table_of = detail::make_table<Implementation>();
+inline constexpr implementation_table table_of = detail::checked_table<Implementation>::table;
 
 // ---- servers ----
 
@@ -766,12 +825,14 @@ result<server_ref<Interface>> start(const implementation_table& table, const voi
 
 /// Starts a server of `Implementation`, whose init takes no argument.
 template <class Implementation>
+  requires(!detail::init_takes_argument<Implementation>)
 result<server_ref<typename Implementation::interface>> start(start_options options = {}) {
   return start<typename Implementation::interface>(table_of<Implementation>, nullptr, std::move(options));
 }
 
 /// Starts a server of `Implementation`, passing `argument` to its init.
 template <class Implementation>
+  requires detail::init_takes_argument<Implementation>
 result<server_ref<typename Implementation::interface>> start(const detail::init_argument<Implementation>& argument,
                                                              start_options options = {}) {
   return start<typename Implementation::interface>(table_of<Implementation>, &argument, std::move(options));
@@ -806,11 +867,19 @@ class packed {
   bool sent_ = false;
 };
 
-template <class Interface, class M>
+/// Sends a cast or an info; a message the interface does not declare as that kind is a compile
+/// error, reported once.
+template <message_kind Kind, class Interface, class M>
 bool send_kind(const server_ref<Interface>& to, M&& message) {
-  using T = std::remove_cvref_t<M>;
-  if (!to) return false;
-  return packed<T>(std::forward<M>(message)).send(*to.core(), Interface::template index_of<T>, nullptr);
+  using check = sent_check<Interface, M, Kind>;
+  if constexpr (!fine<check>) {
+    (void)sizeof(error_of<check>);
+    __builtin_unreachable();
+  } else {
+    using T = std::remove_cvref_t<M>;
+    if (!to) return false;
+    return packed<T>(std::forward<M>(message)).send(*to.core(), Interface::template index_of<T>, nullptr);
+  }
 }
 
 inline void before_parking() {
@@ -824,9 +893,13 @@ inline void before_parking() {
 /// threw, while the call waited: reported at once), or errc::calling_self (from a handler of
 /// the same server, as Erlang's calling_self).
 template <class Interface, class M>
-  requires(detail::sent_as<Interface, M, detail::message_kind::call>())
 result<reply_of<Interface, M>> call(const server_ref<Interface>& to, M&& message,
                                     std::chrono::nanoseconds timeout = default_timeout) {
+  using check = detail::sent_check<Interface, M, detail::message_kind::call>;
+  if constexpr (!detail::fine<check>) {
+    (void)sizeof(detail::error_of<check>);  // a message the interface does not call: reported once
+    __builtin_unreachable();
+  }
   using R = reply_of<Interface, M>;
   using T = std::remove_cvref_t<M>;
   if (!to) return error{errc::no_server, "an empty server handle"};
@@ -845,16 +918,14 @@ result<reply_of<Interface, M>> call(const server_ref<Interface>& to, M&& message
 
 /// Sends a cast. False if the server had stopped (the message is dropped, as in Erlang).
 template <class Interface, class M>
-  requires(detail::sent_as<Interface, M, detail::message_kind::cast>())
 bool cast(const server_ref<Interface>& to, M&& message) {
-  return detail::send_kind(to, std::forward<M>(message));
+  return detail::send_kind<detail::message_kind::cast>(to, std::forward<M>(message));
 }
 
 /// Sends an info. False if the server had stopped.
 template <class Interface, class M>
-  requires(detail::sent_as<Interface, M, detail::message_kind::info>())
 bool send(const server_ref<Interface>& to, M&& message) {
-  return detail::send_kind(to, std::forward<M>(message));
+  return detail::send_kind<detail::message_kind::info>(to, std::forward<M>(message));
 }
 
 /// The server whose handler (or init) is running on this thread, as a handle of `Interface`.
@@ -1004,6 +1075,11 @@ template <class Interface, class M>
 std::shared_ptr<timer_service::entry> add_timer(const server_ref<Interface>& to, M&& message,
                                                 std::chrono::steady_clock::duration delay,
                                                 std::chrono::steady_clock::duration period) {
+  using check = sent_check<Interface, M, message_kind::info>;
+  if constexpr (!fine<check>) {
+    (void)sizeof(error_of<check>);  // timers send infos: reported once
+    __builtin_unreachable();
+  }
   using T = std::remove_cvref_t<M>;
   if constexpr (stored_in_place<T>) {
     if (to) {
@@ -1024,7 +1100,6 @@ std::shared_ptr<timer_service::entry> add_timer(const server_ref<Interface>& to,
 
 /// Sends the info `message` to `to` after `delay`.
 template <class Interface, class M>
-  requires(detail::sent_as<Interface, M, detail::message_kind::info>())
 timer send_after(const server_ref<Interface>& to, M message, std::chrono::steady_clock::duration delay) {
   return timer(detail::add_timer(to, std::move(message), delay, {}));
 }
@@ -1032,7 +1107,6 @@ timer send_after(const server_ref<Interface>& to, M message, std::chrono::steady
 /// Sends a copy of the info `message` to `to` every `period`, until cancelled or the server
 /// stops. Ticks are due at whole periods from the start: late ticks do not shift later ones.
 template <class Interface, class M>
-  requires(detail::sent_as<Interface, M, detail::message_kind::info>())
 timer send_interval(const server_ref<Interface>& to, M message, std::chrono::steady_clock::duration period) {
   return timer(detail::add_timer(to, std::move(message), period, period));
 }

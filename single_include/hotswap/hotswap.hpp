@@ -704,6 +704,47 @@ class spin_guard {
 };
 
 }  // namespace hotswap::detail
+// ---- hotswap/detail/verdict.hpp ----
+// Verdicts: what a compile-time check found, as a type, computed without reporting anything.
+//
+// A check returns `verdict<no_error>`, or `verdict<errors::some_mistake<...>>` naming the first
+// mistake; nothing is instantiated meanwhile. The public entry point (migrate, table_of, a
+// schema, call) then reports it by instantiating that error type, whose static_assert says what
+// to write, and compiles nothing else that depends on the mistake. So one mistake is one error,
+// reported a few frames from the user's line (compilers print every frame), and a concept such as
+// hotswap::migrates asks the very same check that decides whether the code compiles.
+//
+// Reporting the same error type twice (a schema used in two places) instantiates it once:
+// still one error.
+
+#include <type_traits>
+
+namespace hotswap::detail {
+
+/// Nothing to report.
+struct no_error {};
+
+/// The result of a check: `Error` is no_error or the errors:: type to report.
+template <class Error>
+struct verdict {
+  using error = Error;
+};
+
+template <class Verdict>
+using error_of = typename Verdict::error;
+
+template <class Verdict>
+inline constexpr bool fine = std::is_same_v<error_of<Verdict>, no_error>;
+
+/// The first verdict that is not fine (all of them computed: each must be quiet on its own).
+template <class... Verdicts>
+struct first_of;
+template <>
+struct first_of<> : verdict<no_error> {};
+template <class Verdict, class... Rest>
+struct first_of<Verdict, Rest...> : std::conditional_t<fine<Verdict>, first_of<Rest...>, Verdict> {};
+
+}  // namespace hotswap::detail
 
 namespace hotswap {
 
@@ -767,14 +808,28 @@ struct type_has_no_canonical_name {
 
 namespace detail {
 template <fixed_string Schema, class... Versions>
-constexpr bool check_schema();
+constexpr auto check_schema();
+
+/// The type of version `Vsn` among `Versions` (void when none is).
+template <int Vsn, class... Versions>
+constexpr auto version_type() {
+  constexpr bool match[] = {Versions::vsn == Vsn..., false};
+  constexpr std::size_t at = [&] {
+    std::size_t i = 0;
+    while (i < sizeof...(Versions) && !match[i]) ++i;
+    return i;
+  }();
+  if constexpr (at == sizeof...(Versions)) return std::type_identity<void>{};
+  else return std::type_identity<std::tuple_element_t<at, std::tuple<typename Versions::type...>>>{};
 }
+}  // namespace detail
 
 /// Lists the versions of the schema `Name`, oldest first, numbered consecutively.
 template <detail::fixed_string Name, class... Versions>
 struct schema {
   static_assert(sizeof...(Versions) > 0, "hotswap: a schema lists at least one hotswap::version<N, T>");
-  static_assert(detail::check_schema<Name, Versions...>());
+  // Reports the first mistake in the list, once (the check is true whatever it found).
+  static_assert(sizeof(detail::error_of<decltype(detail::check_schema<Name, Versions...>())>) != 0);
 
   using schema_type = schema;
   static constexpr std::string_view name = Name.view();
@@ -793,7 +848,7 @@ struct schema {
 
   /// The struct of version `Vsn`.
   template <int Vsn>
-  using type_of = std::tuple_element_t<Vsn - oldest_vsn, std::tuple<typename Versions::type...>>;
+  using type_of = typename decltype(detail::version_type<Vsn, Versions...>())::type;
   using latest = type_of<latest_vsn>;
 };
 
@@ -846,36 +901,45 @@ constexpr std::size_t field_index(std::string_view name) {
 namespace detail {
 
 template <class Schema, int Vsn, class T>
-constexpr bool check_version() {
-  if constexpr (!std::is_aggregate_v<T> || std::is_polymorphic_v<T>) {
-    return (void)errors::version_is_not_an_aggregate<Schema, Vsn, T>{}, false;
-  } else if constexpr (!std::is_default_constructible_v<T>) {
-    return (void)errors::version_is_not_default_constructible<Schema, Vsn, T>{}, false;
-  } else if constexpr (field_count<T> > max_fields) {
-    return (void)errors::version_has_too_many_fields<Schema, Vsn, T, field_count<T>>{}, false;
-  } else if constexpr (!std::is_move_assignable_v<T>) {
-    return (void)errors::version_has_a_reference_or_const_member<Schema, Vsn, T>{}, false;
-  } else if constexpr (plain_layout_size(field_types<T>{}) != sizeof(T)) {
-    return (void)errors::version_has_a_bit_field<Schema, Vsn, T>{}, false;
-  } else {
-    return true;
-  }
+constexpr auto check_version() {
+  if constexpr (!std::is_aggregate_v<T> || std::is_polymorphic_v<T>)
+    return verdict<errors::version_is_not_an_aggregate<Schema, Vsn, T>>{};
+  else if constexpr (!std::is_default_constructible_v<T>)
+    return verdict<errors::version_is_not_default_constructible<Schema, Vsn, T>>{};
+  else if constexpr (field_count<T> > max_fields)
+    return verdict<errors::version_has_too_many_fields<Schema, Vsn, T, field_count<T>>>{};
+  else if constexpr (!std::is_move_assignable_v<T>)
+    return verdict<errors::version_has_a_reference_or_const_member<Schema, Vsn, T>>{};
+  else if constexpr (plain_layout_size(field_types<T>{}) != sizeof(T))
+    return verdict<errors::version_has_a_bit_field<Schema, Vsn, T>>{};
+  else
+    return verdict<no_error>{};
 }
 
 template <class Schema, int Previous, int Next>
-constexpr bool check_numbering() {
-  if constexpr (Next != Previous + 1) return (void)errors::version_numbers_must_count_up_by_one<Schema, Previous, Next>{}, false;
-  return true;
+using check_numbering = verdict<std::conditional_t<Next == Previous + 1, no_error,
+                                                   errors::version_numbers_must_count_up_by_one<Schema, Previous, Next>>>;
+
+template <class Schema, auto Vsns, std::size_t... I>
+constexpr auto check_numbers(std::index_sequence<I...>) {
+  return first_of<check_numbering<Schema, Vsns[I], Vsns[I + 1]>...>{};
 }
 
+/// The first mistake in a schema's list: its numbering, then each version's shape.
 template <fixed_string Schema, class... Versions>
-constexpr bool check_schema() {
-  constexpr std::array<int, sizeof...(Versions)> vsns{Versions::vsn...};
-  const bool numbered = [&]<std::size_t... I>(std::index_sequence<I...>) {
-    return (check_numbering<spelled<errors::schema_named, Schema>, vsns[I], vsns[I + 1]>() && ...);
-  }(std::make_index_sequence<sizeof...(Versions) - 1>{});
-  return numbered && (check_version<spelled<errors::schema_named, Schema>, Versions::vsn, typename Versions::type>() && ...);
+constexpr auto check_schema() {
+  using name = spelled<errors::schema_named, Schema>;
+  using numbering = decltype(check_numbers<name, std::array<int, sizeof...(Versions)>{Versions::vsn...}>(
+      std::make_index_sequence<sizeof...(Versions) - 1>{}));
+  if constexpr (!fine<numbering>) return verdict<error_of<numbering>>{};
+  else return verdict<error_of<first_of<decltype(check_version<name, Versions::vsn, typename Versions::type>())...>>>{};
 }
+
+/// The verdict on the schema `T` is a version of (its list's first mistake).
+template <class Schema>
+struct schema_check;
+template <fixed_string Name, class... Versions>
+struct schema_check<schema<Name, Versions...>> : decltype(check_schema<Name, Versions...>()) {};
 
 }  // namespace detail
 
@@ -968,85 +1032,119 @@ constexpr void put_number(Sink& sink, std::size_t value) {
   while (n > 0) sink.put(std::string_view(&digits[--n], 1));
 }
 
+// Describing a type also checks it: each function returns the verdict on what it described
+// (a type without a canonical name), so that the list of describable types is written once.
+// (Verdicts are never operands of `,`: its overload lookup would instantiate the error.)
+
 template <class T, class Sink>
-constexpr void describe_type(Sink& sink);
+constexpr auto describe_type(Sink& sink);
+
+template <class T, class Sink>
+constexpr auto describe_after(Sink& sink, std::string_view separator, std::string_view name = {}) {
+  sink.put(separator);
+  sink.put(name);
+  if (!name.empty()) sink.put(":");
+  return describe_type<T>(sink);
+}
 
 /// `Account@2{name:optional<string>,score:i32,stage:i32}`.
 template <versioned T, class Sink>
-constexpr void describe_struct(Sink& sink) {
-  sink.put(schema_of<T>::name);
-  sink.put("@");
-  put_number(sink, static_cast<std::size_t>(vsn_of<T>));
-  sink.put("{");
-  [&]<std::size_t... I>(std::index_sequence<I...>) {
-    ((sink.put(I == 0 ? "" : ","), sink.put(field_names<T>[I]), sink.put(":"), describe_type<field_type<T, I>>(sink)),
-     ...);
-  }(std::make_index_sequence<field_count<T>>{});
-  sink.put("}");
-}
-
-template <class Sink, class... Args>
-constexpr void describe_arguments(Sink& sink, std::string_view template_name, type_list<Args...>) {
-  sink.put(template_name);
-  sink.put("<");
-  std::size_t i = 0;
-  ((sink.put(i++ == 0 ? "" : ","), describe_type<Args>(sink)), ...);
-  sink.put(">");
-}
-
-template <class T, class Sink>
-constexpr void describe_type(Sink& sink) {
-  if constexpr (requires { type_name<T>::value; }) {
-    sink.put(type_name<T>::value);
-  } else if constexpr (versioned<T>) {
-    describe_struct<T>(sink);
-  } else if constexpr (std::is_same_v<T, bool>) {
-    sink.put("bool");
-  } else if constexpr (std::is_same_v<T, char>) {
-    sink.put("char");
-  } else if constexpr (std::is_integral_v<T>) {
-    sink.put(std::is_signed_v<T> ? "i" : "u");
-    put_number(sink, sizeof(T) * 8);
-  } else if constexpr (std::is_floating_point_v<T>) {
-    sink.put("f");
-    put_number(sink, sizeof(T) * 8);
-  } else if constexpr (std::is_enum_v<T>) {
-    sink.put("enum:");
-    describe_type<std::underlying_type_t<T>>(sink);
-  } else if constexpr (std::is_same_v<T, std::string>) {
-    sink.put("string");
-  } else if constexpr (optional<T>) {
-    describe_arguments(sink, "optional", type_list<typename T::value_type>{});
-  } else if constexpr (sequence<T>) {
-    describe_arguments(sink, "vector", type_list<typename T::value_type>{});
-  } else if constexpr (ordered_map<T>) {
-    describe_arguments(sink, "map", type_list<typename T::key_type, typename T::mapped_type>{});
-  } else if constexpr (hashed_map<T>) {
-    describe_arguments(sink, "unordered_map", type_list<typename T::key_type, typename T::mapped_type>{});
-  } else if constexpr (fixed_array<T>) {
-    describe_arguments(sink, "array", type_list<typename T::value_type>{});
-    sink.put("[");
-    put_number(sink, std::tuple_size_v<T>);
-    sink.put("]");
+constexpr auto describe_struct(Sink& sink) {
+  using schema_verdict = schema_check<typename schema_of<T>::schema_type>;
+  if constexpr (!fine<schema_verdict>) {
+    return verdict<error_of<schema_verdict>>{};  // reported by the schema itself
   } else {
-    (void)errors::type_has_no_canonical_name<T>{};
+    sink.put(schema_of<T>::name);
+    sink.put("@");
+    put_number(sink, static_cast<std::size_t>(vsn_of<T>));
+    sink.put("{");
+    const auto found = [&]<std::size_t... I>(std::index_sequence<I...>) {
+      (static_cast<void>(describe_after<field_type<T, I>>(sink, I == 0 ? "" : ",", field_names<T>[I])), ...);
+      return verdict<error_of<first_of<decltype(describe_type<field_type<T, I>>(sink))...>>>{};
+    }(std::make_index_sequence<field_count<T>>{});
+    sink.put("}");
+    return found;
   }
 }
 
-template <class T>
-constexpr auto make_type_description() {
-  constexpr std::size_t size = [] {
-    length_sink counter;
-    describe_type<T>(counter);
-    return counter.size;
-  }();
-  chars_sink<size> text;
-  describe_type<T>(text);
-  return text.chars;
+template <class Sink, class... Args>
+constexpr auto describe_arguments(Sink& sink, std::string_view template_name, type_list<Args...>) {
+  sink.put(template_name);
+  sink.put("<");
+  std::size_t i = 0;
+  (static_cast<void>(describe_after<Args>(sink, i++ == 0 ? "" : ",")), ...);
+  sink.put(">");
+  return verdict<error_of<first_of<decltype(describe_type<Args>(sink))...>>>{};
 }
 
+template <class T, class Sink>
+constexpr auto describe_type(Sink& sink) {
+  constexpr verdict<no_error> described{};
+  if constexpr (requires { type_name<T>::value; }) {
+    return sink.put(type_name<T>::value), described;
+  } else if constexpr (versioned<T>) {
+    return describe_struct<T>(sink);
+  } else if constexpr (std::is_same_v<T, bool>) {
+    return sink.put("bool"), described;
+  } else if constexpr (std::is_same_v<T, char>) {
+    return sink.put("char"), described;
+  } else if constexpr (std::is_integral_v<T>) {
+    sink.put(std::is_signed_v<T> ? "i" : "u");
+    return put_number(sink, sizeof(T) * 8), described;
+  } else if constexpr (std::is_floating_point_v<T>) {
+    sink.put("f");
+    return put_number(sink, sizeof(T) * 8), described;
+  } else if constexpr (std::is_enum_v<T>) {
+    sink.put("enum:");
+    return describe_type<std::underlying_type_t<T>>(sink);
+  } else if constexpr (std::is_same_v<T, std::string>) {
+    return sink.put("string"), described;
+  } else if constexpr (optional<T>) {
+    return describe_arguments(sink, "optional", type_list<typename T::value_type>{});
+  } else if constexpr (sequence<T>) {
+    return describe_arguments(sink, "vector", type_list<typename T::value_type>{});
+  } else if constexpr (ordered_map<T>) {
+    return describe_arguments(sink, "map", type_list<typename T::key_type, typename T::mapped_type>{});
+  } else if constexpr (hashed_map<T>) {
+    return describe_arguments(sink, "unordered_map", type_list<typename T::key_type, typename T::mapped_type>{});
+  } else if constexpr (fixed_array<T>) {
+    const auto found = describe_arguments(sink, "array", type_list<typename T::value_type>{});
+    sink.put("[");
+    put_number(sink, std::tuple_size_v<T>);
+    sink.put("]");
+    return found;
+  } else {
+    return verdict<errors::type_has_no_canonical_name<T>>{};
+  }
+}
+
+/// The verdict on describing T: a field type without a canonical name, or a broken schema.
 template <class T>
-inline constexpr auto type_description_chars = make_type_description<T>();
+using description_check = decltype(describe_type<T>(std::declval<length_sink&>()));
+
+template <class T>
+constexpr auto make_type_description() {
+  if constexpr (!fine<description_check<T>>) {
+    return std::array<char, 0>{};
+  } else {
+    constexpr std::size_t size = [] {
+      length_sink counter;
+      describe_type<T>(counter);
+      return counter.size;
+    }();
+    chars_sink<size> text;
+    describe_type<T>(text);
+    return text.chars;
+  }
+}
+
+// A class, not a function, reports the error: clang takes a function whose instantiation failed
+// for one that cannot be evaluated, and would report every constant computed from it too.
+template <class T>
+struct type_description_of {
+  static_assert(sizeof(error_of<description_check<T>>) != 0);  // the first mistake, reported once
+  static constexpr auto chars = make_type_description<T>();
+};
 
 /// FNV-1a, 64 bits: the same on every compiler, which is all a fingerprint needs.
 constexpr std::uint64_t fnv1a(std::string_view text) {
@@ -1060,8 +1158,8 @@ constexpr std::uint64_t fnv1a(std::string_view text) {
 /// The canonical spelling of a type, the same on every compiler: `optional<string>`, `i32`,
 /// `Account@2{name:optional<string>,score:i32,stage:i32}`.
 template <class T>
-inline constexpr std::string_view type_description{detail::type_description_chars<T>.data(),
-                                                   detail::type_description_chars<T>.size()};
+inline constexpr std::string_view type_description{detail::type_description_of<T>::chars.data(),
+                                                   detail::type_description_of<T>::chars.size()};
 
 /// The fingerprint of a schema version (or any describable type): a hash of its schema name,
 /// vsn, field names and canonical field types, recursively.
@@ -1269,11 +1367,15 @@ struct no_extra {};
 
 template <class Extra, class Key = no_key>
 struct context {
+  using extra_type = Extra;
+  using key_type = Key;
   const Extra& extra;
   const Key& key;
 
   static constexpr bool has_key = !std::is_same_v<Key, no_key>;
 
+  template <class NewKey>
+  using with_key_type = context<Extra, NewKey>;
   template <class NewKey>
   constexpr context<Extra, NewKey> with_key(const NewKey& new_key) const {
     return {extra, new_key};
@@ -1318,11 +1420,19 @@ struct declared_function_does_not_fit {
                 "(old, context), or (old, extra, key) when the value is migrated inside a map (Key is "
                 "hotswap::no_key outside one), with Extra the type of the value given to hotswap::migrate");
 };
+template <class Schema, int From, int To, class Field, class Returned, class FieldType>
+struct declared_function_returns_the_wrong_type {
+  static_assert(reported<declared_function_returns_the_wrong_type>,
+                "hotswap: a declared init or convert function returns a type (Returned) that does not convert to "
+                "the type of the field it makes (FieldType); return FieldType");
+};
 template <class From, class To>
 struct no_migration_between {
   static_assert(reported<no_migration_between>,
                 "hotswap: there is no migration between these types: they are not versions of one schema, "
-                "matching containers of them, or a widening conversion");
+                "matching containers of them, or a widening conversion; if From and To are two versions of one "
+                "struct, declare them: `using S = hotswap::schema<\"Name\", hotswap::version<1, From>, "
+                "hotswap::version<2, To>>;` and `template <hotswap::listed_in<S> T> struct hotswap::schema_of<T> : S {};`");
 };
 }  // namespace errors
 
@@ -1353,41 +1463,49 @@ constexpr bool widens() {
   }
 }
 
-template <class From, class To>
-constexpr bool migrates_by_itself();
+/// How a value of From becomes a To: the one decision that checking and migrating share.
+enum class route { same, versions, widening, sequence, map, optional, into_optional, array, none };
 
 template <class From, class To>
-constexpr bool container_migrates() {
-  if constexpr (sequence<From> && sequence<To>) {
-    return migrates_by_itself<typename From::value_type, typename To::value_type>();
-  } else if constexpr ((ordered_map<From> && ordered_map<To>) || (hashed_map<From> && hashed_map<To>)) {
-    return std::is_same_v<typename From::key_type, typename To::key_type> &&
-           migrates_by_itself<typename From::mapped_type, typename To::mapped_type>();
-  } else if constexpr (optional<From> && optional<To>) {
-    return migrates_by_itself<typename From::value_type, typename To::value_type>();
-  } else if constexpr (optional<To>) {
-    return migrates_by_itself<From, typename To::value_type>();
-  } else if constexpr (fixed_array<From> && fixed_array<To>) {
-    return std::tuple_size_v<From> == std::tuple_size_v<To> &&
-           migrates_by_itself<typename From::value_type, typename To::value_type>();
-  } else {
-    return false;
-  }
+constexpr route route_of() {
+  if constexpr (std::is_same_v<From, To>)
+    return route::same;
+  else if constexpr (same_schema<From, To>)
+    return route::versions;
+  else if constexpr (widens<From, To>())
+    return route::widening;
+  else if constexpr (sequence<From> && sequence<To>)
+    return route::sequence;
+  else if constexpr ((ordered_map<From> && ordered_map<To>) || (hashed_map<From> && hashed_map<To>))
+    return std::is_same_v<typename From::key_type, typename To::key_type> ? route::map : route::none;
+  else if constexpr (optional<From> && optional<To>)
+    return route::optional;
+  else if constexpr (optional<To>)
+    return route::into_optional;
+  else if constexpr (fixed_array<From> && fixed_array<To>)
+    return std::tuple_size_v<From> == std::tuple_size_v<To> ? route::array : route::none;
+  else
+    return route::none;
 }
 
+/// Whether From reaches To by a route, element by element (shapes only: check_migration also
+/// checks the steps between schema versions).
 template <class From, class To>
-constexpr bool migrates_by_itself() {
-  if constexpr (std::is_same_v<From, To> || same_schema<From, To>) return true;
-  else return widens<From, To>() || container_migrates<From, To>();
+constexpr bool has_route() {
+  constexpr route way = route_of<From, To>();
+  if constexpr (way == route::sequence || way == route::optional || way == route::array)
+    return has_route<typename From::value_type, typename To::value_type>();
+  else if constexpr (way == route::map)
+    return has_route<typename From::mapped_type, typename To::mapped_type>();
+  else if constexpr (way == route::into_optional)
+    return has_route<From, typename To::value_type>();
+  else
+    return way != route::none;
 }
 
 }  // namespace detail
 
-/// A value of `From` migrates to `To` with nothing declared outside the schemas' steps.
-template <class From, class To>
-concept migrates = detail::migrates_by_itself<std::remove_cvref_t<From>, To>();
-
-// ---- one step, generated ----
+// ---- one step's plan ----
 
 namespace detail {
 
@@ -1435,11 +1553,16 @@ struct step_rules {
   }
 };
 
+/// The function a rule of `kind` declares for field `New` of To.
+template <class From, class To, rule_kind Kind, std::size_t New>
+using declared_rule =
+    typename rules_type<step<From, To>>::template rule_type<step_rules<From, To>::find(Kind, field_names<To>[New])>;
+
 enum class source_kind { init, convert, moved, added };
 
 struct field_source {
   source_kind kind;
-  std::size_t old_index;
+  std::size_t old_index;  // field_count<From> when the field is added
 };
 
 /// Where each field of `To` comes from.
@@ -1460,6 +1583,24 @@ constexpr auto plan_step() {
 
 template <class From, class To>
 inline constexpr auto step_plan = plan_step<From, To>();
+
+/// How many leading fields need an initializer: trailing added fields are left to their default
+/// member initializers by aggregate initialization itself.
+template <auto Plan>
+constexpr std::size_t initialized_prefix() {
+  std::size_t prefix = Plan.size();
+  while (prefix > 0 && Plan[prefix - 1].kind == source_kind::added) --prefix;
+  return prefix;
+}
+
+/// Whether an added field comes before an initialized one (the struct is then built with its
+/// defaults, and the other fields assigned).
+template <auto Plan>
+constexpr bool adds_before_the_end() {
+  for (std::size_t j = 0; j < initialized_prefix<Plan>(); ++j)
+    if (Plan[j].kind == source_kind::added) return true;
+  return false;
+}
 
 // Whether an added scalar field has a default member initializer. Reading it after default
 // initialization is a constant expression exactly when it has one; this can only be asked of
@@ -1485,119 +1626,203 @@ constexpr bool lacks_default() {
   else return false;
 }
 
-/// Reports the first mistake in a step's declarations, as a compile error that names it.
-template <class From, class To>
-constexpr bool check_step() {
-  using Rules = step_rules<From, To>;
-  constexpr auto plan = step_plan<From, To>;
-  using schema = schema_name_arg<To>;
-  constexpr int from = vsn_of<From>, to = vsn_of<To>;
-  bool ok = true;
-  [&]<std::size_t... R>(std::index_sequence<R...>) {
-    auto check_rule = [&]<std::size_t I>(std::integral_constant<std::size_t, I>) {
-      constexpr rule_entry rule = Rules::own[I];
-      constexpr bool old_side = rule.kind == rule_kind::removed || rule.kind == rule_kind::renamed;
-      constexpr bool known = (old_side ? field_index<From>(rule.field) < field_count<From>
-                                       : field_index<To>(rule.field) < field_count<To>) &&
-                             (rule.kind != rule_kind::renamed || field_index<To>(rule.renamed_to) < field_count<To>) &&
-                             (rule.kind != rule_kind::convert ||
-                              field_index<From>(Rules::old_name(rule.field)) < field_count<From>);
-      if constexpr (!known) {
-        (void)errors::rule_names_an_unknown_field<schema, from, to, spelled<errors::field_named, fixed_string<rule.field.size() + 1>(rule.field)>>{};
-        ok = false;
-      }
-    };
-    (check_rule(std::integral_constant<std::size_t, R>{}), ...);
-    (void)check_rule;
-  }(std::make_index_sequence<Rules::own.size()>{});
-  if (!ok) return false;
+/// How a declared function is called: `(old, extra, key)` inside a map when it takes that,
+/// else `(old, context)`, else `(old)`.
+enum class call_form { extra_and_key, context, value, none };
 
-  [&]<std::size_t... I>(std::index_sequence<I...>) {
-    auto check_old = [&]<std::size_t Old>(std::integral_constant<std::size_t, Old>) {
-      constexpr bool used = [&] {
-        for (const auto& source : plan)
-          if (source.kind != source_kind::added && source.old_index == Old) return true;
-        return Rules::has(rule_kind::removed, field_names<From>[Old]);
-      }();
-      if constexpr (!used) {
-        (void)errors::field_dropped_without_declaration<schema, from, to, field_name_arg<From, Old>>{};
-        ok = false;
-      }
-    };
-    (check_old(std::integral_constant<std::size_t, I>{}), ...);
-  }(std::make_index_sequence<field_count<From>>{});
-
-  [&]<std::size_t... J>(std::index_sequence<J...>) {
-    auto check_new = [&]<std::size_t New>(std::integral_constant<std::size_t, New>) {
-      constexpr field_source source = plan[New];
-      if constexpr (source.kind == source_kind::moved) {
-        using Old = field_type<From, source.old_index>;
-        using Now = field_type<To, New>;
-        if constexpr (!migrates_by_itself<Old, Now>()) {
-          (void)errors::field_type_changed_without_converter<schema, from, to, field_name_arg<To, New>, Old, Now>{};
-          ok = false;
-        }
-      } else if constexpr (source.kind == source_kind::added && lacks_default<To, New>()) {
-        (void)errors::added_field_has_no_default<schema, from, to, field_name_arg<To, New>>{};
-        ok = false;
-      }
-    };
-    (check_new(std::integral_constant<std::size_t, J>{}), ...);
-  }(std::make_index_sequence<field_count<To>>{});
-  return ok;
+template <class Function, class Value, class Context>
+constexpr call_form call_form_of() {
+  if constexpr (Context::has_key && std::is_invocable_v<const Function&, Value, const typename Context::extra_type&,
+                                                        const typename Context::key_type&>)
+    return call_form::extra_and_key;
+  else if constexpr (std::is_invocable_v<const Function&, Value, const Context&>)
+    return call_form::context;
+  else if constexpr (std::is_invocable_v<const Function&, Value>)
+    return call_form::value;
+  else
+    return call_form::none;
 }
+
+template <class Function, class Value, class Context>
+decltype(auto) call_declared(const Function& function, Value&& value, const Context& context) {
+  constexpr call_form form = call_form_of<Function, Value&&, Context>();
+  if constexpr (form == call_form::extra_and_key)
+    return function(std::forward<Value>(value), context.extra, context.key);
+  else if constexpr (form == call_form::context)
+    return function(std::forward<Value>(value), context);
+  else
+    return function(std::forward<Value>(value));
+}
+
+}  // namespace detail
+
+// ---- checks: the first mistake of a migration, found without reporting anything ----
+//
+// check_migration mirrors migrate_value route by route, and each step's check mirrors run_step
+// field by field: `migrate` compiles exactly when it finds nothing, and hotswap::migrates asks
+// it. Cost: one instantiation per field per step per context (the key type of an enclosing map
+// is part of it), the same fields run_step instantiates anyway.
+
+namespace detail {
+
+template <class From, class To, class Context>
+constexpr auto check_migration();
+
+template <class From, class To, std::size_t I>
+constexpr auto check_rule() {
+  using Rules = step_rules<From, To>;
+  constexpr rule_entry rule = Rules::own[I];
+  constexpr bool old_side = rule.kind == rule_kind::removed || rule.kind == rule_kind::renamed;
+  constexpr bool known =
+      (old_side ? field_index<From>(rule.field) < field_count<From> : field_index<To>(rule.field) < field_count<To>) &&
+      (rule.kind != rule_kind::renamed || field_index<To>(rule.renamed_to) < field_count<To>) &&
+      (rule.kind != rule_kind::convert || field_index<From>(Rules::old_name(rule.field)) < field_count<From>);
+  if constexpr (known)
+    return verdict<no_error>{};
+  else
+    return verdict<errors::rule_names_an_unknown_field<schema_name_arg<To>, vsn_of<From>, vsn_of<To>,
+                                                       spelled<errors::field_named, fixed_string<rule.field.size() + 1>(rule.field)>>>{};
+}
+
+/// An old field nothing takes, unless declared removed.
+template <class From, class To, std::size_t Old>
+constexpr auto check_dropped() {
+  constexpr bool used = [] {
+    for (const auto& source : step_plan<From, To>)
+      if (source.kind != source_kind::added && source.old_index == Old) return true;
+    return step_rules<From, To>::has(rule_kind::removed, field_names<From>[Old]);
+  }();
+  if constexpr (used)
+    return verdict<no_error>{};
+  else
+    return verdict<errors::field_dropped_without_declaration<schema_name_arg<To>, vsn_of<From>, vsn_of<To>,
+                                                             field_name_arg<From, Old>>>{};
+}
+
+template <class From, class To, class Context, std::size_t New, class Function, class Value>
+constexpr auto check_declared() {
+  using Extra = typename Context::extra_type;
+  using Key = typename Context::key_type;
+  if constexpr (call_form_of<Function, Value, Context>() == call_form::none) {
+    return verdict<errors::declared_function_does_not_fit<Function, std::remove_reference_t<Value>, Extra, Key>>{};
+  } else {
+    using Returned = decltype(call_declared(std::declval<const Function&>(), std::declval<Value>(),
+                                            std::declval<const Context&>()));
+    if constexpr (!std::is_convertible_v<Returned, field_type<To, New>>)
+      return verdict<errors::declared_function_returns_the_wrong_type<schema_name_arg<To>, vsn_of<From>, vsn_of<To>,
+                                                                      field_name_arg<To, New>, Returned,
+                                                                      field_type<To, New>>>{};
+    else
+      return verdict<no_error>{};
+  }
+}
+
+/// Field `New` of To, made as the plan says.
+template <class From, class To, class Context, std::size_t New>
+constexpr auto check_field() {
+  constexpr field_source source = step_plan<From, To>[New];
+  using Field = field_type<To, New>;
+  if constexpr (source.kind == source_kind::init) {
+    using Function = decltype(declared_rule<From, To, rule_kind::init, New>::function);
+    return check_declared<From, To, Context, New, Function, const From&>();
+  } else if constexpr (source.kind == source_kind::convert) {
+    using Function = decltype(declared_rule<From, To, rule_kind::convert, New>::function);
+    return check_declared<From, To, Context, New, Function, field_type<From, source.old_index>&&>();
+  } else if constexpr (source.kind == source_kind::moved) {
+    using Old = field_type<From, source.old_index>;
+    if constexpr (!has_route<Old, Field>())
+      return verdict<errors::field_type_changed_without_converter<schema_name_arg<To>, vsn_of<From>, vsn_of<To>,
+                                                                  field_name_arg<To, New>, Old, Field>>{};
+    else
+      return check_migration<Old, Field, Context>();
+  } else if constexpr (lacks_default<To, New>()) {
+    return verdict<errors::added_field_has_no_default<schema_name_arg<To>, vsn_of<From>, vsn_of<To>,
+                                                      field_name_arg<To, New>>>{};
+  } else {
+    return verdict<no_error>{};
+  }
+}
+
+template <class From, class To, class Context, std::size_t... Rule, std::size_t... Old, std::size_t... New>
+constexpr auto check_generated_step(std::index_sequence<Rule...>, std::index_sequence<Old...>,
+                                    std::index_sequence<New...>) {
+  using rules_verdict = first_of<decltype(check_rule<From, To, Rule>())...>;
+  using dropped_verdict = first_of<decltype(check_dropped<From, To, Old>())...>;
+  if constexpr (!fine<rules_verdict>)
+    return verdict<error_of<rules_verdict>>{};  // the plan is not to be trusted before this
+  else if constexpr (!fine<dropped_verdict>)
+    return verdict<error_of<dropped_verdict>>{};
+  else
+    return verdict<error_of<first_of<decltype(check_field<From, To, Context, New>())...>>>{};
+}
+
+/// One step between adjacent versions: written by hand, or generated from the plan.
+template <class From, class To, class Context>
+constexpr auto check_step() {
+  if constexpr (requires(From&& from, const Context& context) { step<From, To>::migrate(std::move(from), context); })
+    return verdict<no_error>{};
+  else
+    return check_generated_step<From, To, Context>(std::make_index_sequence<step_rules<From, To>::own.size()>{},
+                                                   std::make_index_sequence<field_count<From>>{},
+                                                   std::make_index_sequence<field_count<To>>{});
+}
+
+/// Each step from From to To, in order (the schema's own mistakes first).
+template <class From, class To, class Context>
+constexpr auto check_versions() {
+  using schema_verdict = schema_check<typename schema_of<From>::schema_type>;
+  if constexpr (!fine<schema_verdict>) {
+    return verdict<error_of<schema_verdict>>{};
+  } else {
+    constexpr int from = vsn_of<From>, to = vsn_of<To>;
+    using Next = typename schema_of<From>::template type_of<(from < to ? from + 1 : from - 1)>;
+    using step_verdict = decltype(check_step<From, Next, Context>());
+    if constexpr (!fine<step_verdict> || std::is_same_v<Next, To>)
+      return step_verdict{};
+    else
+      return check_versions<Next, To, Context>();
+  }
+}
+
+template <class From, class To, class Context>
+constexpr auto check_migration() {
+  constexpr route way = route_of<From, To>();
+  if constexpr (way == route::same || way == route::widening)
+    return verdict<no_error>{};
+  else if constexpr (way == route::versions)
+    return check_versions<From, To, Context>();
+  else if constexpr (way == route::sequence || way == route::optional || way == route::array)
+    return check_migration<typename From::value_type, typename To::value_type, Context>();
+  else if constexpr (way == route::map)
+    return check_migration<typename From::mapped_type, typename To::mapped_type,
+                           typename Context::template with_key_type<typename From::key_type>>();
+  else if constexpr (way == route::into_optional)
+    return check_migration<From, typename To::value_type, Context>();
+  else
+    return verdict<errors::no_migration_between<From, To>>{};
+}
+
+template <class From, class To, class Context>
+using migration_check = decltype(check_migration<From, To, Context>());
+
+}  // namespace detail
+
+/// `hotswap::migrate<To>(from, extra)` compiles: From reaches To, and every step on the way has
+/// what it needs (declarations, defaults, declared functions that take `extra`'s type).
+template <class From, class To, class Extra = no_extra>
+concept migrates =
+    detail::fine<detail::migration_check<std::remove_cvref_t<From>, To, context<std::remove_cvref_t<Extra>>>>;
+
+// ---- migrating (after check_migration found nothing) ----
+
+namespace detail {
 
 template <class To, class From, class Context>
 To migrate_value(From&& from, const Context& context);
 
-template <class Function, class Value, class Extra, class Key>
-decltype(auto) call_declared(const Function& function, Value&& value, const context<Extra, Key>& context) {
-  if constexpr (hotswap::context<Extra, Key>::has_key &&
-                std::is_invocable_v<const Function&, Value&&, const Extra&, const Key&>)
-    return function(std::forward<Value>(value), context.extra, context.key);
-  else if constexpr (std::is_invocable_v<const Function&, Value&&, const hotswap::context<Extra, Key>&>)
-    return function(std::forward<Value>(value), context);
-  else if constexpr (std::is_invocable_v<const Function&, Value&&>)
-    return function(std::forward<Value>(value));
-  else
-    return (void)errors::declared_function_does_not_fit<Function, Value, Extra, Key>{}, 0;
-}
-
-/// The fields of a plan whose source is `kind`, in order.
-template <auto Plan, source_kind Kind>
-constexpr auto fields_of_kind() {
-  constexpr std::size_t count = [] {
-    std::size_t n = 0;
-    for (const auto& source : Plan) n += source.kind == Kind;
-    return n;
-  }();
-  std::array<std::size_t, count> indices{};
-  std::size_t n = 0;
-  for (std::size_t j = 0; j < Plan.size(); ++j)
-    if (Plan[j].kind == Kind) indices[n++] = j;
-  return indices;
-}
-
-/// How many leading fields need an initializer: trailing added fields are left to their default
-/// member initializers by aggregate initialization itself.
-template <auto Plan>
-constexpr std::size_t initialized_prefix() {
-  std::size_t prefix = Plan.size();
-  while (prefix > 0 && Plan[prefix - 1].kind == source_kind::added) --prefix;
-  return prefix;
-}
-
 template <class Field, class Value>
 Field implicitly(Value&& value) {
   return std::forward<Value>(value);
-}
-
-/// An added field that is followed by initialized fields: its default member initializer,
-/// taken from a default-built struct.
-template <class T, std::size_t I>
-field_type<T, I> default_member() {
-  T defaults{};
-  return std::move(member<I>(fields(defaults)));
 }
 
 template <class From, class To, class Context>
@@ -1605,25 +1830,27 @@ To run_step(From&& from, const Context& context) {
   using Step = step<From, To>;
   if constexpr (requires { Step::migrate(std::move(from), context); }) {
     return Step::migrate(std::move(from), context);
-  } else if constexpr (!check_step<From, To>()) {
-    return To{};  // unreachable: check_step reported a compile error
   } else {
     constexpr auto plan = step_plan<From, To>;
     constexpr auto declared = rules_of<Step>();
-    using Rules = step_rules<From, To>;
     auto old_fields = fields(from);
     auto declared_function = [&]<rule_kind Kind, std::size_t New>() -> const auto& {
-      using Rule = typename rules_type<Step>::template rule_type<Rules::find(Kind, field_names<To>[New])>;
-      return static_cast<const Rule&>(declared).function;
+      return static_cast<const declared_rule<From, To, Kind, New>&>(declared).function;
     };
 
     // Initializers read the whole old value, so they all run before anything is moved out of it.
-    constexpr auto init_fields = fields_of_kind<plan, source_kind::init>();
+    constexpr auto init_fields = [&] {
+      std::array<std::size_t, field_count<To>> indices{};
+      std::size_t n = 0;
+      for (std::size_t j = 0; j < plan.size(); ++j)
+        if (plan[j].kind == source_kind::init) indices[n++] = j;
+      return std::pair{indices, n};
+    }();
     auto initialized = [&]<std::size_t... K>(std::index_sequence<K...>) {
-      return std::tuple<field_type<To, init_fields[K]>...>{implicitly<field_type<To, init_fields[K]>>(
-          call_declared(declared_function.template operator()<rule_kind::init, init_fields[K]>(), std::as_const(from),
-                        context))...};
-    }(std::make_index_sequence<init_fields.size()>{});
+      return std::tuple<field_type<To, init_fields.first[K]>...>{implicitly<field_type<To, init_fields.first[K]>>(
+          call_declared(declared_function.template operator()<rule_kind::init, init_fields.first[K]>(),
+                        std::as_const(from), context))...};
+    }(std::make_index_sequence<init_fields.second>{});
 
     // Each field's initializer: a moved field is moved straight into place, as a hand-written
     // `To{std::move(old.name), ...}` does.
@@ -1633,28 +1860,51 @@ To run_step(From&& from, const Context& context) {
       if constexpr (source.kind == source_kind::init) {
         constexpr std::size_t position = [&] {
           std::size_t k = 0;
-          while (init_fields[k] != New) ++k;
+          while (init_fields.first[k] != New) ++k;
           return k;
         }();
         return std::move(std::get<position>(initialized));
       } else if constexpr (source.kind == source_kind::convert) {
         return implicitly<Field>(call_declared(declared_function.template operator()<rule_kind::convert, New>(),
                                                std::move(member<source.old_index>(old_fields)), context));
-      } else if constexpr (source.kind == source_kind::moved &&
-                           std::is_same_v<field_type<From, source.old_index>, Field>) {
-        return std::move(member<source.old_index>(old_fields));
-      } else if constexpr (source.kind == source_kind::moved) {
-        return migrate_value<Field>(std::move(member<source.old_index>(old_fields)), context);
       } else {
-        return default_member<To, New>();
+        static_assert(source.kind == source_kind::moved);
+        if constexpr (std::is_same_v<field_type<From, source.old_index>, Field>)
+          return std::move(member<source.old_index>(old_fields));
+        else
+          return migrate_value<Field>(std::move(member<source.old_index>(old_fields)), context);
       }
     };
+    if constexpr (adds_before_the_end<plan>()) {
+      // A field added before others: aggregate initialization cannot skip it, so the struct is
+      // built with every default member initializer, and the other fields are assigned.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+// g++ 12 at -O2/-O3 believes a std::string in `made` may be destroyed uninitialized on the path
+// where building it throws (valgrind finds nothing; plain code building the same struct does not
+// warn).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+      To made{};
+      auto made_fields = fields(made);
+      [&]<std::size_t... J>(std::index_sequence<J...>) {
+        auto assign = [&]<std::size_t New>(std::integral_constant<std::size_t, New> field) {
+          if constexpr (plan[New].kind != source_kind::added) member<New>(made_fields) = field_value(field);
+        };
+        (assign(std::integral_constant<std::size_t, J>{}), ...);
+      }(std::make_index_sequence<plan.size()>{});
+      return made;
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+    } else {
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"  // trailing added fields: on purpose
-    return [&]<std::size_t... J>(std::index_sequence<J...>) {
-      return To{field_value(std::integral_constant<std::size_t, J>{})...};
-    }(std::make_index_sequence<initialized_prefix<plan>()>{});
+      return [&]<std::size_t... J>(std::index_sequence<J...>) {
+        return To{field_value(std::integral_constant<std::size_t, J>{})...};
+      }(std::make_index_sequence<initialized_prefix<plan>()>{});
 #pragma GCC diagnostic pop
+    }
   }
 }
 
@@ -1662,15 +1912,11 @@ To run_step(From&& from, const Context& context) {
 template <class To, class From, class Context>
 To migrate_versions(From&& from, const Context& context) {
   constexpr int from_vsn = vsn_of<From>, to_vsn = vsn_of<To>;
-  if constexpr (from_vsn == to_vsn) {
-    return std::move(from);
-  } else {
-    using Next = typename schema_of<From>::template type_of<(from_vsn < to_vsn ? from_vsn + 1 : from_vsn - 1)>;
-    if constexpr (std::is_same_v<Next, To>)
-      return run_step<From, To>(std::move(from), context);  // built in place, not moved once more
-    else
-      return migrate_versions<To>(run_step<From, Next>(std::move(from), context), context);
-  }
+  using Next = typename schema_of<From>::template type_of<(from_vsn < to_vsn ? from_vsn + 1 : from_vsn - 1)>;
+  if constexpr (std::is_same_v<Next, To>)
+    return run_step<From, To>(std::move(from), context);  // built in place, not moved once more
+  else
+    return migrate_versions<To>(run_step<From, Next>(std::move(from), context), context);
 }
 
 /// Converts to `To` by calling `make`, so that a container building a `To` from it in place
@@ -1687,20 +1933,21 @@ built_in_place<To, Make> in_place(Make make) {
 
 template <class To, class From, class Context>
 To migrate_value(From&& from, const Context& context) {
-  if constexpr (std::is_same_v<From, To>) {
+  constexpr route way = route_of<From, To>();
+  if constexpr (way == route::same) {
     return std::move(from);
-  } else if constexpr (same_schema<From, To>) {
+  } else if constexpr (way == route::versions) {
     return migrate_versions<To>(std::move(from), context);
-  } else if constexpr (widens<From, To>()) {
+  } else if constexpr (way == route::widening) {
     return static_cast<To>(from);
-  } else if constexpr (sequence<From> && sequence<To>) {
+  } else if constexpr (way == route::sequence) {
     To out;
     out.reserve(from.size());
     for (auto& element : from)
       out.emplace_back(in_place<typename To::value_type>(
           [&] { return migrate_value<typename To::value_type>(std::move(element), context); }));
     return out;
-  } else if constexpr (ordered_map<From> && ordered_map<To>) {
+  } else if constexpr (way == route::map && ordered_map<To>) {
     To out;
     for (auto& entry : from)  // not a structured binding: clang 14 cannot capture one
       out.emplace_hint(out.end(), entry.first, in_place<typename To::mapped_type>([&] {
@@ -1708,7 +1955,7 @@ To migrate_value(From&& from, const Context& context) {
                                                                         context.with_key(entry.first));
                        }));
     return out;
-  } else if constexpr (hashed_map<From> && hashed_map<To>) {
+  } else if constexpr (way == route::map) {
     To out;
     out.reserve(from.size());
     for (auto& entry : from)
@@ -1717,17 +1964,16 @@ To migrate_value(From&& from, const Context& context) {
                                                                    context.with_key(entry.first));
                   }));
     return out;
-  } else if constexpr (optional<From> && optional<To>) {
+  } else if constexpr (way == route::optional) {
     if (!from) return To{};
     return To{migrate_value<typename To::value_type>(std::move(*from), context)};
-  } else if constexpr (optional<To>) {
+  } else if constexpr (way == route::into_optional) {
     return To{migrate_value<typename To::value_type>(std::move(from), context)};
-  } else if constexpr (fixed_array<From> && fixed_array<To> && std::tuple_size_v<From> == std::tuple_size_v<To>) {
+  } else {
+    static_assert(way == route::array);
     return [&]<std::size_t... I>(std::index_sequence<I...>) {
       return To{migrate_value<typename To::value_type>(std::move(from[I]), context)...};
     }(std::make_index_sequence<std::tuple_size_v<To>>{});
-  } else {
-    return (void)errors::no_migration_between<From, To>{}, To{};
   }
 }
 
@@ -1735,11 +1981,18 @@ To migrate_value(From&& from, const Context& context) {
 
 /// Migrates `value` to `To`: a schema version to another (up or down, step by step), or a
 /// container or optional of versions to the same container of others. `extra` reaches every
-/// declared function as `context.extra`.
+/// declared function as `context.extra`. What does not migrate is a compile error naming the
+/// first mistake (hotswap::migrates<From, To, Extra> asks the same question quietly).
 template <class To, class From, class Extra = no_extra>
 To migrate(From value, const Extra& extra = {}) {
-  static constexpr no_key top_level{};
-  return detail::migrate_value<To>(std::move(value), context<Extra>{extra, top_level});
+  using check = detail::migration_check<From, To, context<Extra>>;
+  if constexpr (!detail::fine<check>) {
+    (void)sizeof(detail::error_of<check>);  // the first mistake, reported once
+    __builtin_unreachable();
+  } else {
+    static constexpr no_key top_level{};
+    return detail::migrate_value<To>(std::move(value), context<Extra>{extra, top_level});
+  }
 }
 
 }  // namespace hotswap
@@ -3385,15 +3638,10 @@ constexpr std::size_t index_in() {
   return i;
 }
 
-template <class Interface, class... Kinds>
-constexpr bool check_interface() {
-  return []<std::size_t... I>(std::index_sequence<I...>) {
-    return ([] {
-      if constexpr (index_in<typename Kinds::message, Kinds...>() != I)
-        return (void)errors::message_listed_twice<Interface, typename Kinds::message>{}, false;
-      return true;
-    }() && ...);
-  }(std::index_sequence_for<Kinds...>{});
+template <class Interface, class... Kinds, std::size_t... I>
+constexpr auto check_interface(std::index_sequence<I...>) {
+  return first_of<verdict<std::conditional_t<index_in<typename Kinds::message, Kinds...>() == I, no_error,
+                                             errors::message_listed_twice<Interface, typename Kinds::message>>>...>{};
 }
 
 enum class message_kind { call, cast, info };
@@ -3407,6 +3655,16 @@ constexpr message_kind kind_of() {
   else
     return message_kind::info;
 }
+}  // namespace detail
+
+template <detail::fixed_string Name, class... Kinds>
+struct interface;
+
+namespace detail {
+template <class T>
+inline constexpr bool is_interface = false;
+template <fixed_string Name, class... Kinds>
+inline constexpr bool is_interface<interface<Name, Kinds...>> = true;
 }  // namespace detail
 
 /// A stable interface: the calls (each with its reply type), casts and infos a server takes.
@@ -3433,29 +3691,45 @@ struct interface {
       detail::type_spelling<typename Kinds::message>()...};
 
  private:
-  static_assert(detail::check_interface<interface, Kinds...>());
+  static_assert(sizeof(detail::error_of<decltype(detail::check_interface<interface, Kinds...>(
+                    std::index_sequence_for<Kinds...>{}))>) != 0);  // a message listed twice, reported once
 };
 
 namespace detail {
+/// Whether `Message` may be sent to `Interface` as a `Kind`.
 template <class Interface, class Message, message_kind Kind>
-constexpr bool sent_as() {
+constexpr auto check_sent() {
   using M = std::remove_cvref_t<Message>;
   constexpr auto index = Interface::template index_of<M>;
   if constexpr (index == Interface::size) {
-    return (void)errors::message_is_not_in_the_interface<Interface, M>{}, false;
+    return verdict<errors::message_is_not_in_the_interface<Interface, M>>{};
   } else {
     using declared = typename Interface::template kind_at<index>;
     if constexpr (kind_of<declared>() != Kind)
-      return (void)errors::message_sent_the_wrong_way<Interface, M, declared>{}, false;
-    return true;
+      return verdict<errors::message_sent_the_wrong_way<Interface, M, declared>>{};
+    else
+      return verdict<no_error>{};
   }
+}
+template <class Interface, class Message, message_kind Kind>
+using sent_check = decltype(check_sent<Interface, Message, Kind>());
+
+/// What hotswap::call returns for a message that is no call (its error is reported instead).
+struct not_a_call {};
+
+template <class Interface, class Message>
+constexpr auto reply_type() {
+  constexpr auto index = Interface::template index_of<std::remove_cvref_t<Message>>;
+  if constexpr (index == Interface::size) return std::type_identity<not_a_call>{};
+  else if constexpr (kind_of<typename Interface::template kind_at<index>>() != message_kind::call)
+    return std::type_identity<not_a_call>{};
+  else return std::type_identity<typename Interface::template kind_at<index>::reply>{};
 }
 }  // namespace detail
 
 /// The reply type of call `Message` in `Interface`.
 template <class Interface, class Message>
-using reply_of =
-    typename Interface::template kind_at<Interface::template index_of<std::remove_cvref_t<Message>>>::reply;
+using reply_of = typename decltype(detail::reply_type<Interface, Message>())::type;
 
 // ---- implementations ----
 
@@ -3509,6 +3783,15 @@ struct state_cannot_change_from_vsn {
                 "state by itself; write `static state code_change(hotswap::from_vsn<FromVsn>, OldState&& old, "
                 "const extra&);` or declare the step rules of the schema (hotswap::step)");
 };
+template <class Implementation, int FromVsn, class OldState, class State>
+struct states_are_not_versions_of_a_schema {
+  static_assert(reported<states_are_not_versions_of_a_schema>,
+                "hotswap: the state of the vsn named in state_history and this implementation's state are structs "
+                "that are not declared as versions of one schema, so no migration between them is generated; "
+                "declare them: `using S = hotswap::schema<\"Name\", hotswap::version<1, OldState>, "
+                "hotswap::version<2, State>>;` and `template <hotswap::listed_in<S> T> struct hotswap::schema_of<T> "
+                ": S {};`, or write `static state code_change(hotswap::from_vsn<FromVsn>, OldState&& old);`");
+};
 }  // namespace errors
 
 namespace detail {
@@ -3530,6 +3813,9 @@ template <class Implementation>
 using init_argument = std::remove_cvref_t<decltype(init_argument_of(&Implementation::init))>;
 
 template <class Implementation>
+concept init_takes_argument = has_basics<Implementation> && !std::is_void_v<init_argument<Implementation>>;
+
+template <class Implementation>
 struct extra_type : std::type_identity<no_extra> {};
 template <class Implementation>
   requires requires { typename Implementation::extra; }
@@ -3538,28 +3824,28 @@ template <class Implementation>
 using extra_of = typename extra_type<Implementation>::type;
 
 template <class Implementation, class Kind>
-constexpr bool check_handler() {
+constexpr auto check_handler() {
   using M = typename Kind::message;
   using S = typename Implementation::state;
-  if constexpr (requires { typename Kind::reply; }) {
+  if constexpr (kind_of<Kind>() == message_kind::call) {
     using R = typename Kind::reply;
     if constexpr (!requires(M&& m, S& s) { Implementation::handle_call(std::move(m), s); })
-      return (void)errors::implementation_lacks_handle_call<Implementation, M, R>{}, false;
-    else if constexpr (!std::is_convertible_v<
-                           decltype(Implementation::handle_call(std::declval<M&&>(), std::declval<S&>())), R>)
-      return (void)errors::handle_call_returns_the_wrong_type<
-                 Implementation, M, R, decltype(Implementation::handle_call(std::declval<M&&>(), std::declval<S&>()))>{},
-             false;
+      return verdict<errors::implementation_lacks_handle_call<Implementation, M, R>>{};
+    else if constexpr (!std::is_convertible_v<decltype(Implementation::handle_call(std::declval<M&&>(), std::declval<S&>())), R>)
+      return verdict<errors::handle_call_returns_the_wrong_type<
+          Implementation, M, R, decltype(Implementation::handle_call(std::declval<M&&>(), std::declval<S&>()))>>{};
     else
-      return true;
-  } else if constexpr (std::is_same_v<Kind, cast_msg<M>>) {
+      return verdict<no_error>{};
+  } else if constexpr (kind_of<Kind>() == message_kind::cast) {
     if constexpr (!requires(M&& m, S& s) { Implementation::handle_cast(std::move(m), s); })
-      return (void)errors::implementation_lacks_handle_cast<Implementation, M>{}, false;
-    return true;
+      return verdict<errors::implementation_lacks_handle_cast<Implementation, M>>{};
+    else
+      return verdict<no_error>{};
   } else {
     if constexpr (!requires(M&& m, S& s) { Implementation::handle_info(std::move(m), s); })
-      return (void)errors::implementation_lacks_handle_info<Implementation, M>{}, false;
-    return true;
+      return verdict<errors::implementation_lacks_handle_info<Implementation, M>>{};
+    else
+      return verdict<no_error>{};
   }
 }
 
@@ -3570,14 +3856,21 @@ concept writes_code_change = requires(Old&& old, const extra_of<Implementation>&
   { Implementation::code_change(from_vsn<Vsn>{}, std::move(old)) } -> std::same_as<typename Implementation::state>;
 };
 
+/// A vsn of the history: code_change written for it, the same state, or a migration that
+/// compiles (its own first mistake is reported when there is a route, which names the field).
 template <class Implementation, class Version>
-constexpr bool check_history_entry() {
+constexpr auto check_history_entry() {
   using Old = typename Version::type;
   using S = typename Implementation::state;
-  if constexpr (!writes_code_change<Implementation, Version::vsn, Old> && !std::is_same_v<Old, S> &&
-                !migrates<Old, S>)
-    return (void)errors::state_cannot_change_from_vsn<Implementation, Version::vsn, Old, S>{}, false;
-  return true;
+  if constexpr (writes_code_change<Implementation, Version::vsn, Old> || std::is_same_v<Old, S>)
+    return verdict<no_error>{};
+  else if constexpr (!has_route<Old, S>() && std::is_aggregate_v<Old> && std::is_aggregate_v<S> && !versioned<Old> &&
+                     !versioned<S>)
+    return verdict<errors::states_are_not_versions_of_a_schema<Implementation, Version::vsn, Old, S>>{};
+  else if constexpr (!has_route<Old, S>())
+    return verdict<errors::state_cannot_change_from_vsn<Implementation, Version::vsn, Old, S>>{};
+  else
+    return check_migration<Old, S, context<extra_of<Implementation>>>();
 }
 
 template <class Implementation>
@@ -3589,24 +3882,31 @@ template <class Implementation>
 using history_of = typename history_type<Implementation>::type;
 
 template <class Implementation, class... Versions>
-constexpr bool check_history(state_history<Versions...>) {
-  return (check_history_entry<Implementation, Versions>() && ...);
+constexpr auto check_history(state_history<Versions...>) {
+  return first_of<decltype(check_history_entry<Implementation, Versions>())...>{};
 }
 
 template <class Implementation, class... Kinds>
-constexpr bool check_handlers(type_list<Kinds...>) {
-  return (check_handler<Implementation, Kinds>() && ...);
+constexpr auto check_handlers(type_list<Kinds...>) {
+  return first_of<decltype(check_handler<Implementation, Kinds>())...>{};
+}
+
+/// The first mistake of an implementation: its basics, its handlers, then its history.
+template <class Implementation>
+constexpr auto check_implementation() {
+  if constexpr (!has_basics<Implementation>) {
+    return verdict<errors::implementation_needs_interface_vsn_state_and_init<Implementation>>{};
+  } else {
+    using handlers = decltype(check_handlers<Implementation>(typename Implementation::interface::kinds{}));
+    if constexpr (!fine<handlers>)
+      return verdict<error_of<handlers>>{};
+    else
+      return verdict<error_of<decltype(check_history<Implementation>(history_of<Implementation>{}))>>{};
+  }
 }
 
 template <class Implementation>
-constexpr bool check_implementation() {
-  if constexpr (!has_basics<Implementation>) {
-    return (void)errors::implementation_needs_interface_vsn_state_and_init<Implementation>{}, false;
-  } else {
-    return check_handlers<Implementation>(typename Implementation::interface::kinds{}) &&
-           check_history<Implementation>(history_of<Implementation>{});
-  }
-}
+using implementation_check = decltype(check_implementation<Implementation>());
 
 /// Runs `body`, reporting what it throws instead of letting it cross the table boundary.
 template <class Body>
@@ -3795,12 +4095,24 @@ constexpr implementation_table make_table() {
 }
 }  // namespace detail
 
+namespace detail {
+// A class, not a function, reports the error: clang takes a function whose instantiation failed
+// for one that cannot be evaluated, and would report every constant computed from it too.
+template <class Implementation>
+struct checked_table {
+  static_assert(sizeof(error_of<implementation_check<Implementation>>) != 0);  // the first mistake, once
+  static constexpr implementation_table table = [] {
+    if constexpr (fine<implementation_check<Implementation>>) return make_table<Implementation>();
+    else return implementation_table{};
+  }();
+};
+}  // namespace detail
+
 /// The implementation table of `Implementation`: what a server runs, and what change_code
 /// swaps in. Does not compile (naming the message or the vsn) if a handler is missing, returns
 /// the wrong type, or a state in the history cannot migrate.
 template <class Implementation>
-  requires(detail::check_implementation<Implementation>())
-inline constexpr implementation_table table_of = detail::make_table<Implementation>();
+inline constexpr implementation_table table_of = detail::checked_table<Implementation>::table;
 
 // ---- servers ----
 
@@ -3920,12 +4232,14 @@ result<server_ref<Interface>> start(const implementation_table& table, const voi
 
 /// Starts a server of `Implementation`, whose init takes no argument.
 template <class Implementation>
+  requires(!detail::init_takes_argument<Implementation>)
 result<server_ref<typename Implementation::interface>> start(start_options options = {}) {
   return start<typename Implementation::interface>(table_of<Implementation>, nullptr, std::move(options));
 }
 
 /// Starts a server of `Implementation`, passing `argument` to its init.
 template <class Implementation>
+  requires detail::init_takes_argument<Implementation>
 result<server_ref<typename Implementation::interface>> start(const detail::init_argument<Implementation>& argument,
                                                              start_options options = {}) {
   return start<typename Implementation::interface>(table_of<Implementation>, &argument, std::move(options));
@@ -3960,11 +4274,19 @@ class packed {
   bool sent_ = false;
 };
 
-template <class Interface, class M>
+/// Sends a cast or an info; a message the interface does not declare as that kind is a compile
+/// error, reported once.
+template <message_kind Kind, class Interface, class M>
 bool send_kind(const server_ref<Interface>& to, M&& message) {
-  using T = std::remove_cvref_t<M>;
-  if (!to) return false;
-  return packed<T>(std::forward<M>(message)).send(*to.core(), Interface::template index_of<T>, nullptr);
+  using check = sent_check<Interface, M, Kind>;
+  if constexpr (!fine<check>) {
+    (void)sizeof(error_of<check>);
+    __builtin_unreachable();
+  } else {
+    using T = std::remove_cvref_t<M>;
+    if (!to) return false;
+    return packed<T>(std::forward<M>(message)).send(*to.core(), Interface::template index_of<T>, nullptr);
+  }
 }
 
 inline void before_parking() {
@@ -3978,9 +4300,13 @@ inline void before_parking() {
 /// threw, while the call waited: reported at once), or errc::calling_self (from a handler of
 /// the same server, as Erlang's calling_self).
 template <class Interface, class M>
-  requires(detail::sent_as<Interface, M, detail::message_kind::call>())
 result<reply_of<Interface, M>> call(const server_ref<Interface>& to, M&& message,
                                     std::chrono::nanoseconds timeout = default_timeout) {
+  using check = detail::sent_check<Interface, M, detail::message_kind::call>;
+  if constexpr (!detail::fine<check>) {
+    (void)sizeof(detail::error_of<check>);  // a message the interface does not call: reported once
+    __builtin_unreachable();
+  }
   using R = reply_of<Interface, M>;
   using T = std::remove_cvref_t<M>;
   if (!to) return error{errc::no_server, "an empty server handle"};
@@ -3999,16 +4325,14 @@ result<reply_of<Interface, M>> call(const server_ref<Interface>& to, M&& message
 
 /// Sends a cast. False if the server had stopped (the message is dropped, as in Erlang).
 template <class Interface, class M>
-  requires(detail::sent_as<Interface, M, detail::message_kind::cast>())
 bool cast(const server_ref<Interface>& to, M&& message) {
-  return detail::send_kind(to, std::forward<M>(message));
+  return detail::send_kind<detail::message_kind::cast>(to, std::forward<M>(message));
 }
 
 /// Sends an info. False if the server had stopped.
 template <class Interface, class M>
-  requires(detail::sent_as<Interface, M, detail::message_kind::info>())
 bool send(const server_ref<Interface>& to, M&& message) {
-  return detail::send_kind(to, std::forward<M>(message));
+  return detail::send_kind<detail::message_kind::info>(to, std::forward<M>(message));
 }
 
 /// The server whose handler (or init) is running on this thread, as a handle of `Interface`.
@@ -4158,6 +4482,11 @@ template <class Interface, class M>
 std::shared_ptr<timer_service::entry> add_timer(const server_ref<Interface>& to, M&& message,
                                                 std::chrono::steady_clock::duration delay,
                                                 std::chrono::steady_clock::duration period) {
+  using check = sent_check<Interface, M, message_kind::info>;
+  if constexpr (!fine<check>) {
+    (void)sizeof(error_of<check>);  // timers send infos: reported once
+    __builtin_unreachable();
+  }
   using T = std::remove_cvref_t<M>;
   if constexpr (stored_in_place<T>) {
     if (to) {
@@ -4178,7 +4507,6 @@ std::shared_ptr<timer_service::entry> add_timer(const server_ref<Interface>& to,
 
 /// Sends the info `message` to `to` after `delay`.
 template <class Interface, class M>
-  requires(detail::sent_as<Interface, M, detail::message_kind::info>())
 timer send_after(const server_ref<Interface>& to, M message, std::chrono::steady_clock::duration delay) {
   return timer(detail::add_timer(to, std::move(message), delay, {}));
 }
@@ -4186,7 +4514,6 @@ timer send_after(const server_ref<Interface>& to, M message, std::chrono::steady
 /// Sends a copy of the info `message` to `to` every `period`, until cancelled or the server
 /// stops. Ticks are due at whole periods from the start: late ticks do not shift later ones.
 template <class Interface, class M>
-  requires(detail::sent_as<Interface, M, detail::message_kind::info>())
 timer send_interval(const server_ref<Interface>& to, M message, std::chrono::steady_clock::duration period) {
   return timer(detail::add_timer(to, std::move(message), period, period));
 }
@@ -5101,8 +5428,10 @@ constexpr auto make_module_note() {
 
 /// Stamped into the module's `hotswap_module` section by HOTSWAP_MODULE.
 template <fixed_string Name, class Implementation>
-  requires(check_implementation<Implementation>())
-inline constexpr auto module_note = make_module_note<Name, Implementation>();
+inline constexpr auto module_note = [] {
+  if constexpr (fine<implementation_check<Implementation>>) return make_module_note<Name, Implementation>();
+  else return (void)table_of<Implementation>, std::array<char, 1>{};  // reports the implementation's mistake
+}();
 
 }  // namespace detail
 
@@ -5116,10 +5445,8 @@ struct module_name_is_invalid {
 
 namespace detail {
 template <fixed_string Name>
-constexpr bool check_module_name() {
-  if constexpr (!valid_module_name(Name.view())) (void)errors::module_name_is_invalid<spelled<errors::schema_named, Name>>{};
-  return true;
-}
+using module_name_check = std::conditional_t<valid_module_name(Name.view()), no_error,
+                                             errors::module_name_is_invalid<spelled<errors::schema_named, Name>>>;
 
 inline constexpr std::uint64_t descriptor_magic = 0x3176'6d73'7768'746fULL;  // "othwsmv1"
 
@@ -5185,7 +5512,7 @@ inline constexpr module_descriptor make_descriptor(const char* note) {
                 "hotswap: HOTSWAP_MODULE makes a module: build this file into a library made by "                  \
                 "hotswap_add_module() in CMake (or compile it with -DHOTSWAP_MODULE_BUILD -fvisibility=hidden "    \
                 "and link it with hotswap_module.ld)");                                                            \
-  static_assert(::hotswap::detail::check_module_name<name>());                                                     \
+  static_assert(sizeof(::hotswap::detail::module_name_check<name>) != 0); /* a bad name, reported once */          \
   [[gnu::used, gnu::section("hotswap_module")]] constinit const auto hotswap_module_note =                         \
       ::hotswap::detail::module_note<name, Implementation>;                                                        \
   extern "C" [[gnu::visibility("default")]] constinit const ::hotswap::detail::module_descriptor                  \
@@ -5325,12 +5652,14 @@ result<server_ref<Interface>> start_on_module(const module_ptr& code, const void
 /// Starts a server running a module's table, passing `argument` to its init. Fails if the
 /// module implements another interface or its init takes another argument.
 template <class Interface, class Argument>
+  requires detail::is_interface<Interface>
 result<server_ref<Interface>> start(const module_ptr& code, const Argument& argument, start_options options = {}) {
   return detail::start_on_module<Interface, Argument>(code, &argument, std::move(options));
 }
 
 /// Starts a server running a module's table whose init takes no argument.
 template <class Interface>
+  requires detail::is_interface<Interface>
 result<server_ref<Interface>> start(const module_ptr& code, start_options options = {}) {
   return detail::start_on_module<Interface, void>(code, nullptr, std::move(options));
 }

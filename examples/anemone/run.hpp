@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <thread>
@@ -26,15 +27,36 @@ T or_exit(hotswap::result<T> result, const char* doing) {
   if constexpr (!std::is_void_v<T>) return std::move(*result);
 }
 
-inline void wait_for_ticks(const hotswap::server_ref<AccountManagerInterface>& manager, int ticks, Period period) {
-  while (or_exit(hotswap::call(manager, Scores{}), "asking for the scores").at("alice") < ticks)
+/// How many times each server has ticked: alice's score grows by one a tick (her stage is 0),
+/// and the Inspector handles nothing but ticks.
+struct tick_counts {
+  int manager = 0;
+  std::uint64_t inspector = 0;
+};
+
+inline tick_counts ticks_so_far(const hotswap::server_ref<AccountManagerInterface>& manager,
+                                const hotswap::server_ref<InspectorInterface>& inspector) {
+  return {or_exit(hotswap::call(manager, Scores{}), "asking for the scores").at("alice"),
+          or_exit(hotswap::sys::statistics(inspector), "statistics").messages_handled};
+}
+
+/// Waits until each server has ticked `ticks` times since `since` (events, not a count reached:
+/// on a slow machine more may have happened before `since` than were asked for).
+inline void wait_for_ticks(const hotswap::server_ref<AccountManagerInterface>& manager,
+                           const hotswap::server_ref<InspectorInterface>& inspector, int ticks, Period period,
+                           tick_counts since = {}) {
+  for (;;) {
+    const tick_counts now = ticks_so_far(manager, inspector);
+    if (now.manager >= since.manager + ticks && now.inspector >= since.inspector + std::uint64_t(ticks)) return;
     std::this_thread::sleep_for(period / 4);
+  }
 }
 
 /// Suspends both servers, runs `change_code_of_each`, resumes both: the article's upgrade script.
 /// The line saying so is printed before the resume: every tick before it is v2's, after it v3's.
+/// Returns the ticks counted just after it.
 template <class ChangeCode>
-void upgrade(const hotswap::server_ref<AccountManagerInterface>& manager,
+tick_counts upgrade(const hotswap::server_ref<AccountManagerInterface>& manager,
              const hotswap::server_ref<InspectorInterface>& inspector, ChangeCode change_code_of_each) {
   using clock = std::chrono::steady_clock;
   const auto began = clock::now();
@@ -49,12 +71,15 @@ void upgrade(const hotswap::server_ref<AccountManagerInterface>& manager,
   const auto pause = (clock::now() - began) - (printed - changed);
   fmt::print(stderr, "-- the upgrade took {} us (the first in this process: its code and caches were cold)\n",
              std::chrono::duration<double, std::micro>(pause).count());
+  return ticks_so_far(manager, inspector);
 }
 
-/// Waits for `ticks` in all, then prints the accounts as v3 holds them and stops both servers.
+/// Waits for `ticks` more ticks of each server since `upgraded`, then prints the accounts as v3
+/// holds them and stops both servers.
 inline void finish(const hotswap::server_ref<AccountManagerInterface>& manager,
-                   const hotswap::server_ref<InspectorInterface>& inspector, int ticks, Period period) {
-  wait_for_ticks(manager, ticks, period);
+                   const hotswap::server_ref<InspectorInterface>& inspector, int ticks, Period period,
+                   tick_counts upgraded) {
+  wait_for_ticks(manager, inspector, ticks, period, upgraded);
   or_exit(hotswap::sys::suspend(manager), "suspend");
   const auto accounts = or_exit(hotswap::sys::get_state<AccountManagerV3::state>(manager), "get_state");
   fmt::print("{}\n", hotswap::inspect(accounts));

@@ -18,12 +18,12 @@ int main(int argc, char** argv) {
 
   const auto manager = or_exit(hotswap::start<AccountManagerV2>(period, {.name = "account_manager"}), "start");
   const auto inspector = or_exit(hotswap::start<InspectorV2>(period, {.name = "inspector"}), "start");
-  run::wait_for_ticks(manager, ticks, period);
+  run::wait_for_ticks(manager, inspector, ticks, period);
 
-  run::upgrade(manager, inspector, [&] {
+  const auto upgraded = run::upgrade(manager, inspector, [&] {
     or_exit(hotswap::sys::change_code(manager, hotswap::table_of<AccountManagerV3>, 2), "change_code");
     or_exit(hotswap::sys::change_code(inspector, hotswap::table_of<InspectorV3>, 2), "change_code");
   });
 
-  run::finish(manager, inspector, 2 * ticks, period);
+  run::finish(manager, inspector, ticks, period, upgraded);
 }

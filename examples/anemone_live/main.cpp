@@ -35,7 +35,7 @@ int main(int argc, char** argv) {
       or_exit(hotswap::start<AccountManagerInterface>(manager_v2, period, {.name = "account_manager"}), "start");
   const auto inspector =
       or_exit(hotswap::start<InspectorInterface>(inspector_v2, period, {.name = "inspector"}), "start");
-  run::wait_for_ticks(manager, ticks, period);
+  run::wait_for_ticks(manager, inspector, ticks, period);
 
   // New code arrives while v2 serves on: loaded and checked outside the suspend window.
   const auto manager_v3 = or_exit(code.load<AccountManagerInterface>(modules + "/account_manager_v3.so"), "load");
@@ -43,7 +43,7 @@ int main(int argc, char** argv) {
   fmt::print("-- loaded {} and {} vsn 3; the program now knows Account v{}\n", manager_v3->name(),
              inspector_v3->name(), hotswap::registry().versions("Account").back().vsn);
 
-  run::upgrade(manager, inspector, [&] {
+  const auto upgraded = run::upgrade(manager, inspector, [&] {
     or_exit(hotswap::sys::change_code(manager, manager_v3, 2), "change_code");
     or_exit(hotswap::sys::change_code(inspector, inspector_v3, 2), "change_code");
   });
@@ -58,5 +58,5 @@ int main(int argc, char** argv) {
   else
     fmt::print("-- purged vsn 2 of both, still mapped: {} {}\n", purged_manager.note, purged_inspector.note);
 
-  run::finish(manager, inspector, 2 * ticks, period);
+  run::finish(manager, inspector, ticks, period, upgraded);
 }

@@ -21,6 +21,7 @@
 using testing::Add;
 using testing::Counter;
 using testing::Get;
+using testing::eventually;
 
 namespace {
 
@@ -87,16 +88,6 @@ struct counting_schemas {
 
 long get(const hotswap::server_ref<Counter>& server) { return hotswap::call(server, Get{}).value(); }
 
-/// Waits (at most 10 s) until `done()`: a stopped server's last reference (a worker's) and the
-/// hold on its code go a moment after stop returns.
-template <class Done>
-bool eventually(Done done) {
-  for (int i = 0; i < 10'000; ++i) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  return done();
-}
 
 /// suspend -> change_code -> resume.
 hotswap::result<void> upgrade(const hotswap::server_ref<Counter>& server, const hotswap::module_ptr& to, int from) {
@@ -135,8 +126,7 @@ TEST_CASE("a server started from a module behaves as one built in") {
 
   // A crash in the module's handler crashes the server, as built in; the module is then free.
   hotswap::send(server, testing::Crash{});
-  for (int i = 0; i < 1000 && server.alive(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  CHECK_FALSE(server.alive());
+  CHECK(eventually([&] { return !server.alive(); }));
   CHECK(server.exit().what == "asked to crash");
   CHECK(v1->servers().empty());
 }

@@ -12,6 +12,8 @@
 
 #include <hotswap/hotswap.hpp>
 
+#include "../wait.hpp"
+
 namespace testing {
 
 /// The sanitizers slow each message 5-15 times: the heaviest loops run fewer rounds under them.

@@ -12,16 +12,6 @@ using namespace testing;
 using namespace std::chrono_literals;
 
 namespace {
-/// Waits (at most 5 s) until `ready()`.
-template <class Ready>
-bool eventually(Ready ready) {
-  const auto give_up = std::chrono::steady_clock::now() + 5s;
-  while (!ready()) {
-    if (std::chrono::steady_clock::now() > give_up) return false;
-    std::this_thread::sleep_for(1ms);
-  }
-  return true;
-}
 
 hotswap::server_ref<Counter> named(const std::string& name) { return hotswap::whereis<Counter>(name).value(); }
 

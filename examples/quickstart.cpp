@@ -1,4 +1,4 @@
-// The README's first example, kept compiling and running by the tests.
+// examples/quickstart.cpp: the README's first example (the tests build it, run it and check what it prints).
 #include <map>
 #include <optional>
 #include <string>

@@ -1,9 +1,11 @@
-// The README's counter, in two versions: its servers example swaps them built in (main.cpp),
-// its modules example loads them from shared libraries (../modules_quickstart).
+// examples/servers_quickstart/counter.hpp: a counter's interface, the two versions of its state
+// and two implementations (main.cpp swaps them in a running server; ../modules_quickstart loads
+// them from shared libraries).
 #pragma once
 
 #include <hotswap/hotswap.hpp>
 
+// The state's versions, declared as a schema: what lets change_code migrate one to the other.
 namespace v1 { struct Count { int count = 0; }; }
 namespace v2 { struct Count { long count = 0; int generation = 2; }; }
 using CountSchema = hotswap::schema<"Count", hotswap::version<1, v1::Count>, hotswap::version<2, v2::Count>>;

@@ -1,5 +1,4 @@
-// The README's servers example, kept compiling and running by the tests: a counter whose code
-// and state change while it runs.
+// examples/servers_quickstart/main.cpp: a counter whose code and state change while it runs.
 #include <fmt/format.h>
 
 #include "counter.hpp"

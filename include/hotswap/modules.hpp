@@ -450,8 +450,9 @@ result<void> change_code(const server_handle auto& server, const module_ptr& cod
   return detail::change_code_to_module<no_extra>(server, code, old_vsn, nullptr, timeout);
 }
 
-/// change_code to a loaded module, passing `extra` to its code_change.
+/// change_code to a loaded module, passing `extra` to its code_change (a duration is the timeout).
 template <class Extra>
+  requires(!detail::is_instance_of<std::chrono::duration, Extra>)
 result<void> change_code(const server_handle auto& server, const module_ptr& code, int old_vsn, const Extra& extra,
                          std::chrono::nanoseconds timeout = default_timeout) {
   return detail::change_code_to_module(server, code, old_vsn, &extra, timeout);

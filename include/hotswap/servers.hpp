@@ -36,6 +36,8 @@
 #include <type_traits>
 #include <utility>
 
+#include <fmt/core.h>
+
 #include "detail/std_parts.hpp"
 #include "detail/fixed_string.hpp"
 #include "detail/mailbox.hpp"
@@ -108,6 +110,43 @@ class [[nodiscard]] result<void> {
   bool failed_ = false;
   hotswap::error failure_{};
 };
+
+}  // namespace hotswap
+
+// fmt prints an errc as its name (`timeout`), an error as `timeout: no reply within 5000 ms`, and
+// a result as its value, `ok` (result<void>) or its error.
+template <>
+struct fmt::formatter<hotswap::errc> : fmt::formatter<std::string_view> {
+  template <class Context>
+  auto format(hotswap::errc code, Context& context) const {
+    return fmt::formatter<std::string_view>::format(hotswap::to_string(code), context);
+  }
+};
+
+template <>
+struct fmt::formatter<hotswap::error> {
+  constexpr auto parse(fmt::format_parse_context& context) { return context.begin(); }
+  template <class Context>
+  auto format(const hotswap::error& failure, Context& context) const {
+    if (failure.what.empty()) return fmt::format_to(context.out(), "{}", failure.code);
+    return fmt::format_to(context.out(), "{}: {}", failure.code, failure.what);
+  }
+};
+
+template <class T>
+struct fmt::formatter<hotswap::result<T>> {
+  constexpr auto parse(fmt::format_parse_context& context) { return context.begin(); }
+  template <class Context>
+  auto format(const hotswap::result<T>& outcome, Context& context) const {
+    if (!outcome) return fmt::format_to(context.out(), "{}", outcome.error());
+    if constexpr (std::is_void_v<T>)
+      return fmt::format_to(context.out(), "ok");
+    else
+      return fmt::format_to(context.out(), "{}", *outcome);
+  }
+};
+
+namespace hotswap {
 
 // ---- interfaces ----
 

@@ -96,8 +96,10 @@ result<void> change_code(const server_handle auto& server, const implementation_
   return detail::change_code_request(server, table, old_vsn, timeout, std::move(table_owner), {}, {});
 }
 
-/// change_code passing `extra` to code_change (a copy: the request may outlive the wait).
+/// change_code passing `extra` to code_change (a copy: the request may outlive the wait). A
+/// duration is never an extra: `change_code(server, table, 1, 2s)` is the timeout.
 template <class Extra>
+  requires(!detail::is_instance_of<std::chrono::duration, Extra>)
 result<void> change_code(const server_handle auto& server, const implementation_table& table, int old_vsn,
                          const Extra& extra, std::chrono::nanoseconds timeout = default_timeout) {
   auto [reference, kept] = detail::keep_extra(extra);

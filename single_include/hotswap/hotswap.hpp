@@ -2185,6 +2185,8 @@ struct fmt::formatter<T, char> {
 #include <type_traits>
 #include <utility>
 
+#include <fmt/core.h>
+
 // ---- hotswap/detail/std_parts.hpp ----
 // The parts of <chrono> and <functional> hotswap uses (durations and clocks; std::function)
 // without the rest: libstdc++ keeps them in headers of their own, which cost a third as much to
@@ -3516,6 +3518,43 @@ class [[nodiscard]] result<void> {
   hotswap::error failure_{};
 };
 
+}  // namespace hotswap
+
+// fmt prints an errc as its name (`timeout`), an error as `timeout: no reply within 5000 ms`, and
+// a result as its value, `ok` (result<void>) or its error.
+template <>
+struct fmt::formatter<hotswap::errc> : fmt::formatter<std::string_view> {
+  template <class Context>
+  auto format(hotswap::errc code, Context& context) const {
+    return fmt::formatter<std::string_view>::format(hotswap::to_string(code), context);
+  }
+};
+
+template <>
+struct fmt::formatter<hotswap::error> {
+  constexpr auto parse(fmt::format_parse_context& context) { return context.begin(); }
+  template <class Context>
+  auto format(const hotswap::error& failure, Context& context) const {
+    if (failure.what.empty()) return fmt::format_to(context.out(), "{}", failure.code);
+    return fmt::format_to(context.out(), "{}: {}", failure.code, failure.what);
+  }
+};
+
+template <class T>
+struct fmt::formatter<hotswap::result<T>> {
+  constexpr auto parse(fmt::format_parse_context& context) { return context.begin(); }
+  template <class Context>
+  auto format(const hotswap::result<T>& outcome, Context& context) const {
+    if (!outcome) return fmt::format_to(context.out(), "{}", outcome.error());
+    if constexpr (std::is_void_v<T>)
+      return fmt::format_to(context.out(), "ok");
+    else
+      return fmt::format_to(context.out(), "{}", *outcome);
+  }
+};
+
+namespace hotswap {
+
 // ---- interfaces ----
 
 /// A call: a `Message` answered with a `Reply`.
@@ -4617,8 +4656,10 @@ result<void> change_code(const server_handle auto& server, const implementation_
   return detail::change_code_request(server, table, old_vsn, timeout, std::move(table_owner), {}, {});
 }
 
-/// change_code passing `extra` to code_change (a copy: the request may outlive the wait).
+/// change_code passing `extra` to code_change (a copy: the request may outlive the wait). A
+/// duration is never an extra: `change_code(server, table, 1, 2s)` is the timeout.
 template <class Extra>
+  requires(!detail::is_instance_of<std::chrono::duration, Extra>)
 result<void> change_code(const server_handle auto& server, const implementation_table& table, int old_vsn,
                          const Extra& extra, std::chrono::nanoseconds timeout = default_timeout) {
   auto [reference, kept] = detail::keep_extra(extra);
@@ -5686,8 +5727,9 @@ result<void> change_code(const server_handle auto& server, const module_ptr& cod
   return detail::change_code_to_module<no_extra>(server, code, old_vsn, nullptr, timeout);
 }
 
-/// change_code to a loaded module, passing `extra` to its code_change.
+/// change_code to a loaded module, passing `extra` to its code_change (a duration is the timeout).
 template <class Extra>
+  requires(!detail::is_instance_of<std::chrono::duration, Extra>)
 result<void> change_code(const server_handle auto& server, const module_ptr& code, int old_vsn, const Extra& extra,
                          std::chrono::nanoseconds timeout = default_timeout) {
   return detail::change_code_to_module(server, code, old_vsn, &extra, timeout);

@@ -395,7 +395,7 @@ TEST_CASE("a state that is not plain data keeps the code that made it loaded, as
   auto server = hotswap::start<labelled::Interface>(v1).value();
   auto v2 = code.load<labelled::Interface>(files.stage("labelled_v2", "labelled_v2.so")).value();
   hotswap::sys::suspend(server).value();
-  hotswap::sys::change_code(server, v2, 1).value();  // the state is handed on untouched
+  hotswap::sys::change_code(server, v2, 1, std::chrono::seconds(5)).value();  // handed on untouched (5 s: the timeout)
   hotswap::sys::resume(server).value();
   CHECK(hotswap::sys::get_status(server).value().vsn == 2);
   v1.reset();

@@ -42,9 +42,15 @@ TEST_CASE("a call returns the reply; casts and infos are handled in the order se
 }
 
 TEST_CASE("init takes an argument; a throwing init starts nothing") {
-  auto counter = hotswap::start<CounterFrom>(41).value();
+  auto counter = hotswap::start<CounterFrom>(41, {}).value();
   CHECK(hotswap::call(counter, Get{}).value() == 41);
   REQUIRE(hotswap::stop(counter));
+  exits().take();
+  // Options given as `{}` are options: the overloads for modules and for init's argument do not
+  // compete with them.
+  auto plain = hotswap::start<CounterV1>({}).value();
+  CHECK(hotswap::call(plain, Get{}).value() == 0);
+  REQUIRE(hotswap::stop(plain));
   exits().take();
 
   struct Refuses : CounterV1 {
@@ -122,6 +128,16 @@ TEST_CASE("a call times out; the server goes on serving") {
   CHECK(hotswap::call(counter, Get{}).value() == 0);
   REQUIRE(hotswap::stop(counter));
   exits().take();
+
+  // fmt prints what a request gives back: errc, error and result.
+  CHECK(fmt::format("{}", late.error().code) == "timeout");
+  CHECK(fmt::format("{:>9}", hotswap::errc::no_server) == "no_server");
+  CHECK(fmt::format("{}", late.error()) == "timeout: no reply within 20 ms");
+  CHECK(fmt::format("{}", late) == "timeout: no reply within 20 ms");
+  CHECK(fmt::format("{}", hotswap::error{hotswap::errc::no_server, {}}) == "no_server");
+  CHECK(fmt::format("{}", hotswap::result<long>(42)) == "42");
+  CHECK(fmt::format("{}", hotswap::result<void>()) == "ok");
+  CHECK(fmt::format("{}", hotswap::call(counter, Get{})) == "no_server");  // it has stopped
 }
 
 TEST_CASE("a call may wait forever (nanoseconds::max)") {

@@ -89,7 +89,7 @@ TEST_CASE("change_code migrates the state up and down, and only while suspended"
   CHECK(wrong_vsn.error().code == hotswap::errc::wrong_vsn);
   CHECK(wrong_vsn.error().what == "the server runs vsn 1 (testing::CounterV1), not vsn 2");
 
-  REQUIRE(sys::change_code(counter, hotswap::table_of<CounterV2>, 1));
+  REQUIRE(sys::change_code(counter, hotswap::table_of<CounterV2>, 1, 2s));  // a duration is the timeout, not an extra
   CHECK(sys::get_state<v2::Count>(counter).value().count == 5);
   CHECK(sys::get_state<v2::Count>(counter).value().generation == 2);
   CHECK(sys::get_status(counter).value().implementation == "testing::CounterV2");

@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
 """Generates single_include/hotswap/hotswap.hpp from include/: every hotswap header inlined once,
-in include order, system includes kept.
+in include order, system includes kept. First it stamps the headers' digest
+(tools/headers_digest.py), which the single header carries too.
 
-    tools/amalgamate.py           write the single header
-    tools/amalgamate.py --check   exit 1 if the committed single header is stale
+    tools/amalgamate.py           write the digest and the single header
+    tools/amalgamate.py --check   exit 1 if either committed file is stale
 """
 import pathlib
 import re
 import sys
+
+import headers_digest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "include/hotswap/hotswap.hpp"
@@ -37,6 +40,8 @@ def generate():
 
 
 def main():
+    if headers_digest.main(sys.argv[1:]) != 0:
+        return 1
     text = generate()
     if sys.argv[1:] == ["--check"]:
         if not TARGET.exists() or TARGET.read_text() != text:

@@ -29,6 +29,7 @@
 #include <string_view>
 #include <vector>
 
+#include "detail/headers_digest.hpp"
 #include "detail/module_file.hpp"
 #include "schemas.hpp"
 #include "servers.hpp"
@@ -81,12 +82,14 @@
 namespace hotswap {
 
 /// What a module must share with the program that loads it: the compiler and its version, the
-/// standard library and its dual-ABI setting, hotswap's version, the pointer size, exceptions
-/// and RTTI. (Types cross between them as they are, so any of these changing is a refusal.)
+/// standard library and its dual-ABI setting, hotswap's version and the digest of its headers
+/// (the layouts of what program and module share, and the code that works on them), the pointer
+/// size, exceptions and RTTI. (Types cross between them as they are, so any of these changing is
+/// a refusal.)
 inline constexpr std::string_view abi_description =
     HOTSWAP_DETAIL_COMPILER "; " HOTSWAP_DETAIL_STDLIB HOTSWAP_DETAIL_DEBUG_CONTAINERS
-    "; hotswap " HOTSWAP_VERSION_STRING "; " HOTSWAP_DETAIL_STRING(__SIZEOF_POINTER__) "-byte pointers; "
-    HOTSWAP_DETAIL_EXCEPTIONS "; " HOTSWAP_DETAIL_RTTI;
+    "; hotswap " HOTSWAP_VERSION_STRING " headers " HOTSWAP_DETAIL_HEADERS_DIGEST "; "
+    HOTSWAP_DETAIL_STRING(__SIZEOF_POINTER__) "-byte pointers; " HOTSWAP_DETAIL_EXCEPTIONS "; " HOTSWAP_DETAIL_RTTI;
 inline constexpr std::uint64_t abi_fingerprint = detail::fnv1a(abi_description);
 
 // ---- what a module says of itself ----

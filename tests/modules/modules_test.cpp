@@ -443,7 +443,32 @@ TEST_CASE("the ABI description names what a module must share with the program")
   const std::string_view abi = hotswap::abi_description;
   CHECK(abi.find("libstdc++") != std::string_view::npos);
   CHECK(abi.find("cxx11 abi 1") != std::string_view::npos);
-  CHECK(abi.find("hotswap " HOTSWAP_VERSION_STRING) != std::string_view::npos);
+  CHECK(abi.find("hotswap " HOTSWAP_VERSION_STRING " headers " HOTSWAP_DETAIL_HEADERS_DIGEST ";") !=
+        std::string_view::npos);
   CHECK(abi.find("8-byte pointers; exceptions on; rtti on") != std::string_view::npos);
   CHECK(hotswap::abi_fingerprint == hotswap::detail::fnv1a(abi));
+}
+
+TEST_CASE("a module built from headers whose shared layouts changed is refused, whatever its version says") {
+  // counter_changed_layout: the same source, compiler and hotswap version, built from a copy of
+  // the headers whose server core has one member more (tests/modules/change_layout.py).
+  const scratch files;
+  hotswap::code_server code;
+  const auto refused = code.load<Counter>(files.stage("counter_changed_layout", "changed_layout.so"));
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().code == hotswap::errc::abi_mismatch);
+  // Its ABI text is the program's but for the headers' digest.
+  const std::string& what = refused.error().what;
+  const std::string module_side = "the module has \"";
+  const auto from = what.find(module_side);
+  REQUIRE(from != std::string::npos);
+  std::string module_abi = what.substr(from + module_side.size());
+  module_abi = module_abi.substr(0, module_abi.find('"'));
+  const std::string program_abi(hotswap::abi_description);
+  const auto digest_at = program_abi.find(HOTSWAP_DETAIL_HEADERS_DIGEST);
+  REQUIRE(module_abi.size() == program_abi.size());
+  CHECK(module_abi.substr(0, digest_at) == program_abi.substr(0, digest_at));
+  CHECK(module_abi.substr(digest_at + 16) == program_abi.substr(digest_at + 16));
+  CHECK(module_abi.substr(digest_at, 16) != HOTSWAP_DETAIL_HEADERS_DIGEST);
+  CHECK_FALSE(code.current("counter"));  // nothing loaded
 }

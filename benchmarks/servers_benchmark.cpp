@@ -1,6 +1,7 @@
 // The runtime against its floors: a call round trip beside a bare atomic ping-pong between two
 // threads (same run), cast throughput, dispatch through the table beside a direct call, the
-// pause of a live upgrade of the two Anemone servers, and 100,000 idle servers.
+// pause of a live upgrade of the two Anemone servers, the upgrade pause of a server with 0 to
+// 1,000,000 messages queued, and 100,000 idle servers.
 //
 //   build/gcc/benchmarks/servers_benchmark --benchmark_filter=-idle --benchmark_repetitions=5
 //   build/gcc/benchmarks/servers_benchmark --benchmark_filter=idle      (memory: one fresh run)
@@ -13,6 +14,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -245,6 +247,91 @@ void upgrade_pause(benchmark::State& state) {
   state.counters["client_worst_call_ns"] = client_worst.load();
 }
 BENCHMARK(upgrade_pause)->Arg(0)->Arg(1)->ArgName("client")->UseManualTime()->Iterations(2000)->Unit(benchmark::kMicrosecond);
+
+// ---- the upgrade pause with a backlog: sys requests do not wait behind normal messages ----
+
+struct Hold {};
+std::atomic<bool> holding{false};
+using Backlogged = hotswap::interface<"Backlogged", hotswap::cast_msg<Hold>, hotswap::cast_msg<Add>,
+                                      hotswap::call_msg<Get, long>>;
+struct BackloggedV1 {
+  using interface = Backlogged;
+  static constexpr int vsn = 1;
+  struct state {
+    long count = 0;
+  };
+  static state init() { return {}; }
+  // Busy until a sys request arrives: a handler at work when the upgrade comes, with the backlog
+  // behind it.
+  static void handle_cast(const Hold&, state&) {
+    holding = true;
+    while (!hotswap::detail::current_server()->controls.load(std::memory_order_acquire)) hotswap::detail::cpu_relax();
+  }
+  static void handle_cast(const Add& add, state& s) { s.count += add.n; }
+  static long handle_call(const Get&, const state& s) { return s.count; }
+};
+struct BackloggedV2 : BackloggedV1 {  // new code on the same state
+  static constexpr int vsn = 2;
+};
+
+/// Writes 64 MiB: every case starts its timing with the caches as cold as the largest backlog
+/// leaves them (casting a million messages writes 32 MiB), so that only the mailbox differs.
+void evict_caches() {
+  static std::vector<char> junk(std::size_t{64} << 20);
+  for (std::size_t i = 0; i < junk.size(); i += 64) junk[i] = static_cast<char>(junk[i] + 1);
+  benchmark::ClobberMemory();
+}
+
+/// One upgrade of a server with `queued` messages waiting: suspended (they arrived while it was
+/// suspended; the worker has left it), timed is change_code; or busy (in a handler, the backlog
+/// behind it), timed is suspend, change_code, resume.
+double backlog_upgrade_ns(int queued, bool busy) {
+  auto server = hotswap::start<BackloggedV1>().value();
+  holding = false;
+  if (busy) hotswap::cast(server, Hold{});
+  else (void)hotswap::sys::suspend(server);
+  for (int i = 0; i < queued; ++i) hotswap::cast(server, Add{1});
+  while (busy ? !holding.load() : server.core()->run_state.load() != hotswap::detail::server_core::idle)
+    std::this_thread::yield();
+  evict_caches();
+  const double took = timed_ns([&] {
+    if (busy) (void)hotswap::sys::suspend(server);
+    (void)hotswap::sys::change_code(server, hotswap::table_of<BackloggedV2>, 1);
+    if (busy) (void)hotswap::sys::resume(server);
+  });
+  if (!busy) (void)hotswap::sys::resume(server);
+  const long handled = hotswap::call(server, Get{}, std::chrono::seconds(60)).value();
+  (void)hotswap::stop(server);
+  return handled == queued ? took : -1;
+}
+
+// Every size and both cases interleaved, `rounds` times, so that all see the same machine state;
+// the target is each size's p50 within 2x of the empty mailbox's.
+void upgrade_with_backlog(benchmark::State& state) {
+  constexpr int sizes[] = {0, 10'000, 100'000, 1'000'000};
+  std::vector<double> samples[2][4];
+  for (auto _ : state)
+    for (int round = 0; round < state.range(0); ++round)
+      for (int busy = 0; busy < 2; ++busy)
+        for (int size = 0; size < 4; ++size) {
+          const double took = backlog_upgrade_ns(sizes[size], busy == 1);
+          if (took < 0) state.SkipWithError("a message was lost");
+          samples[busy][size].push_back(took);
+        }
+  for (int busy = 0; busy < 2; ++busy) {
+    const char* mode = busy ? "busy" : "suspended";
+    const double empty = percentile(samples[busy][0], 0.50);
+    double worst_ratio = 0;
+    for (int size = 0; size < 4; ++size) {
+      const std::string name = std::string(mode) + "_" + std::to_string(sizes[size]);
+      state.counters[name + "_p50_ns"] = percentile(samples[busy][size], 0.50);
+      state.counters[name + "_p99_ns"] = percentile(samples[busy][size], 0.99);
+      worst_ratio = std::max(worst_ratio, percentile(samples[busy][size], 0.50) / empty);
+    }
+    state.counters[std::string(mode) + "_worst_p50_ratio"] = worst_ratio;
+  }
+}
+BENCHMARK(upgrade_with_backlog)->ArgName("rounds")->Arg(1)->Arg(25)->Iterations(1)->UseRealTime()->Unit(benchmark::kSecond);
 
 // ---- 100,000 idle servers ----
 

@@ -1,5 +1,6 @@
-// Erlang's sys module: control requests a server serves between its messages, even while it is
-// suspended. A hot code change is
+// Erlang's sys module: control requests a server serves between two messages, ahead of the
+// messages waiting (they travel in a lane of their own), and while it is suspended. A hot code
+// change is
 //
 //     hotswap::sys::suspend(server);                                        // messages now wait
 //     hotswap::sys::change_code(server, hotswap::table_of<CounterV2>, 1);  // state migrates
@@ -19,7 +20,9 @@
 
 namespace hotswap::sys {
 
-/// Normal messages wait, in order, until resume; sys requests are still served.
+/// After the message being handled, normal messages wait in the mailbox, in order, until resume;
+/// sys requests are still served. (Messages already queued wait too: to have your own casts
+/// handled first, make a call before.)
 result<void> suspend(const server_handle auto& server, std::chrono::nanoseconds timeout = default_timeout) {
   return detail::control<void>(server, timeout, [](detail::server_core& core) -> result<void> {
     core.suspended = true;
@@ -162,7 +165,7 @@ result<status> get_status(const server_handle auto& server, std::chrono::nanosec
                   std::string(core.table->name),
                   core.table->vsn,
                   core.suspended,
-                  core.inbox.size() + (core.deferred.size() - core.deferred_next),
+                  core.inbox.size(),
                   core.table->state_fingerprint};
   });
 }

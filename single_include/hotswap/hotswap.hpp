@@ -2813,13 +2813,13 @@ class cached_slot {
 
 struct server_core;
 
-/// A sys request: runs on the server, between messages, even while it is suspended.
+/// A sys request: runs on the server between two messages, ahead of the messages waiting, and
+/// while it is suspended. It travels in the server's sys lane, not in its mailbox.
 struct control_request : reply_slot_base {
   void (*run)(control_request& self, server_core& server) noexcept;
+  control_request* next_in_lane = nullptr;
   using reply_slot_base::reply_slot_base;
 };
-
-inline constexpr std::uint32_t control_kind = 0xFFFF'FFFF;
 
 // ---- executors ----
 
@@ -2844,9 +2844,14 @@ struct exit_monitor {
   exit_callback call;
 };
 
-/// A running server: its mailbox, its implementation table and state, and its sys settings.
-/// Shared by every handle to it. The first cache line is what senders touch (it ends with the
-/// mailbox's tail); from the mailbox's head on, fields belong to the thread running the server.
+/// A running server: its mailbox, its sys lane, its implementation table and state, and its sys
+/// settings. Shared by every handle to it. The first cache line is what senders touch (it ends
+/// with the mailbox's tail); from the mailbox's head on, fields belong to the thread running the
+/// server, but for the sys lane, which sys requests (rare) push to.
+///
+/// Sys requests have a lane of their own so that what they cost does not depend on the mailbox:
+/// a suspended server leaves its normal messages in the mailbox, in order, untouched, and a busy
+/// one serves a sys request after the message it is handling, not after its backlog.
 struct server_core {
   enum : std::uint32_t { idle = 0, running = 1, notified = 2 };
 
@@ -2859,13 +2864,12 @@ struct server_core {
   mailbox inbox;
 
   bool ended = false;  // the receiver's own !alive: read for every message, so not on the senders' line
+  std::atomic<control_request*> controls{nullptr};  // the sys lane: newest first
   const implementation_table* table;
   void* state = nullptr;
   std::shared_ptr<const void> table_owner;  // keeps the code of `table` loaded
   std::shared_ptr<const void> state_owner;  // and of the code that made a state not plain data
-  bool suspended = false;
-  std::vector<envelope> deferred;  // normal messages that arrived while suspended, in order
-  std::size_t deferred_next = 0;
+  bool suspended = false;  // normal messages wait in the mailbox
   std::uint64_t handled = 0;
   bool timing = false;
   std::chrono::nanoseconds time_in_handlers{};
@@ -2890,12 +2894,29 @@ struct server_core {
   bool deliver(Fill&& fill) {
     if (!alive.load(std::memory_order_acquire)) return false;
     inbox.push(std::forward<Fill>(fill));
-    if (run_state.fetch_or(notified, std::memory_order_acq_rel) == idle) runs_on->schedule(*this);
+    notify();
     return true;
   }
 
+  /// Any thread: puts a sys request in the sys lane and gets the server running. False if it
+  /// has stopped.
+  bool deliver_control(control_request& request) noexcept {
+    if (!alive.load(std::memory_order_acquire)) return false;
+    control_request* newest = controls.load(std::memory_order_relaxed);
+    do request.next_in_lane = newest;
+    while (!controls.compare_exchange_weak(newest, &request, std::memory_order_release, std::memory_order_relaxed));
+    notify();
+    return true;
+  }
+
+  /// Receiver: whether there is something to do now.
   bool has_input() noexcept {
-    return (!suspended && deferred_next < deferred.size()) || inbox.front() != nullptr;
+    return controls.load(std::memory_order_acquire) != nullptr || (!suspended && inbox.front() != nullptr);
+  }
+
+ private:
+  void notify() {
+    if (run_state.fetch_or(notified, std::memory_order_acq_rel) == idle) runs_on->schedule(*this);
   }
 };
 
@@ -2912,16 +2933,8 @@ inline server_core*& current_server_of_thread() noexcept {
 /// The same, reached from a module's code or a program's.
 server_core*& current_server() noexcept;
 
-/// Receiver side: hands out the next message to handle, or null when none waits.
+/// Receiver side: hands out the oldest message, or false when none waits.
 inline bool take_message(server_core& server, envelope& out) noexcept {
-  if (!server.suspended && server.deferred_next < server.deferred.size()) {
-    out = server.deferred[server.deferred_next++];
-    if (server.deferred_next == server.deferred.size()) {
-      server.deferred.clear();
-      server.deferred_next = 0;
-    }
-    return true;
-  }
   envelope* next = server.inbox.front();
   if (!next) return false;
   out = *next;
@@ -2931,12 +2944,31 @@ inline bool take_message(server_core& server, envelope& out) noexcept {
 
 /// Answers a message that will never be handled: calls fail, the rest is dropped.
 inline void refuse(server_core& server, envelope& message, errc why) noexcept {
-  if (message.kind == control_kind) {
-    static_cast<control_request*>(message.reply)->fail(why, "the server has stopped");
-    return;
-  }
   server.table->discards[message.kind](message);
   if (message.reply) static_cast<reply_slot_base*>(message.reply)->fail(why, "the server has stopped");
+}
+
+/// Receiver side: runs the sys requests in the lane, oldest first (those of an ended server
+/// fail); false if there were none.
+inline bool run_controls(server_core& server) noexcept {
+  control_request* newest = server.controls.exchange(nullptr, std::memory_order_acquire);
+  if (!newest) return false;
+  control_request* oldest = nullptr;
+  while (newest) {
+    control_request* next = newest->next_in_lane;
+    newest->next_in_lane = oldest;
+    oldest = newest;
+    newest = next;
+  }
+  while (oldest) {
+    control_request* request = oldest;
+    oldest = request->next_in_lane;  // before it runs: its waiter may free it as soon as it is answered
+    if (server.ended)
+      request->fail(errc::no_server, "the server has stopped");
+    else
+      request->run(*request, server);
+  }
+  return true;
 }
 
 void end_server(server_core& server, exit_reason reason) noexcept;
@@ -2957,17 +2989,15 @@ inline void dispatch(server_core& server, envelope& message) noexcept {
   if (server.trace) server.trace({trace_event::out, table.message_names[message.kind], server.id});
 }
 
-/// Handles up to `budget` messages; true if that many were handled (more may wait).
+/// Handles up to `budget` messages, the sys lane first before each; true if that many were
+/// handled (more may wait). While suspended, only the sys lane is served.
 inline bool handle_messages(server_core& server, unsigned budget) noexcept {
   envelope message;
   for (unsigned handled = 0; handled < budget; ++handled) {
-    if (!take_message(server, message)) return false;
+    if (server.controls.load(std::memory_order_relaxed)) run_controls(server);
+    if (server.suspended || !take_message(server, message)) return false;
     if (server.ended)
       refuse(server, message, errc::server_died);
-    else if (message.kind == control_kind)
-      static_cast<control_request*>(message.reply)->run(*static_cast<control_request*>(message.reply), server);
-    else if (server.suspended)
-      server.deferred.push_back(message);
     else
       dispatch(server, message);
   }
@@ -3403,6 +3433,7 @@ inline void server_core::release() noexcept {
   // Ended, and nothing can send any more: drop what is left, then free.
   envelope message;
   while (take_message(*this, message)) refuse(*this, message, errc::server_died);
+  run_controls(*this);  // fails each: ended
   delete this;
 }
 
@@ -3429,9 +3460,10 @@ inline void end_server(server_core& server, exit_reason reason) noexcept {
     server.reason = reason;
   }
   if (!name.empty()) the_runtime().unregister_name(name, &server);
-  server.suspended = false;  // what was deferred is refused below, in order
+  server.suspended = false;
   envelope message;
   while (take_message(server, message)) refuse(server, message, errc::server_died);
+  run_controls(server);  // fails each: ended
   for (auto& monitor : monitors) monitor.call(server.id, reason);
   server.release();  // the reference it held for being alive; whoever runs it holds another
 }
@@ -4408,22 +4440,15 @@ struct control_call final : control_request {
   }
 };
 
-/// Queues `request` in the server's mailbox; false if the server has stopped.
-inline bool send_control(server_core& server, control_request& request) {
-  return server.deliver([&](envelope& into) noexcept {
-    into.kind = control_kind;
-    into.reply = &request;
-  });
-}
-
-/// Runs `request` on this thread if the server (on the pool) is idle with nothing waiting: no
-/// worker has to be woken for it (a wake costs 20-80 us). False if it must be sent instead.
+/// Runs `request` on this thread if the server (on the pool) is idle and no sys request is
+/// ahead of it: no worker has to be woken for it (a wake costs 20-80 us), whatever waits in
+/// the mailbox. False if it must be sent instead.
 inline bool run_control_here(server_core& server, control_request& request) noexcept {
   if (server.runs_on != &the_runtime().pool) return false;
   std::uint32_t expected = server_core::idle;
   if (!server.run_state.compare_exchange_strong(expected, server_core::running, std::memory_order_seq_cst))
     return false;
-  const bool ran = !server.has_input();
+  const bool ran = server.controls.load(std::memory_order_acquire) == nullptr;
   if (ran) {
     server_core*& current = current_server();
     server_core* const outer = std::exchange(current, &server);
@@ -4455,7 +4480,7 @@ result<Result> control(const server_handle auto& server, std::chrono::nanosecond
   control_call<Result, Run> here(std::move(run));  // on the stack: nobody else sees it if it runs here
   if (run_control_here(*server.core(), here)) return answer_of(here);
   auto* request = new control_call<Result, Run>(std::move(here.body));
-  if (!send_control(*server.core(), *request)) {
+  if (!server.core()->deliver_control(*request)) {
     delete request;
     return error{errc::no_server, {}};
   }
@@ -4476,7 +4501,7 @@ result<void> stop(const server_handle auto& server, std::chrono::nanoseconds tim
   if (server && server.core() == detail::current_server()) {
     auto* request = new detail::control_call<void, decltype(end)>(end);
     request->state.store(detail::reply_slot_base::abandoned);  // nobody waits: the server frees it
-    if (!detail::send_control(*server.core(), *request)) delete request;
+    if (!server.core()->deliver_control(*request)) delete request;
     return {};
   }
   return detail::control<void>(server, timeout, end);
@@ -4561,8 +4586,9 @@ inline bool cancel(timer& pending) noexcept { return pending.cancel(); }
 
 }  // namespace hotswap
 // ---- hotswap/sys.hpp ----
-// Erlang's sys module: control requests a server serves between its messages, even while it is
-// suspended. A hot code change is
+// Erlang's sys module: control requests a server serves between two messages, ahead of the
+// messages waiting (they travel in a lane of their own), and while it is suspended. A hot code
+// change is
 //
 //     hotswap::sys::suspend(server);                                        // messages now wait
 //     hotswap::sys::change_code(server, hotswap::table_of<CounterV2>, 1);  // state migrates
@@ -4579,7 +4605,9 @@ inline bool cancel(timer& pending) noexcept { return pending.cancel(); }
 
 namespace hotswap::sys {
 
-/// Normal messages wait, in order, until resume; sys requests are still served.
+/// After the message being handled, normal messages wait in the mailbox, in order, until resume;
+/// sys requests are still served. (Messages already queued wait too: to have your own casts
+/// handled first, make a call before.)
 result<void> suspend(const server_handle auto& server, std::chrono::nanoseconds timeout = default_timeout) {
   return detail::control<void>(server, timeout, [](detail::server_core& core) -> result<void> {
     core.suspended = true;
@@ -4722,7 +4750,7 @@ result<status> get_status(const server_handle auto& server, std::chrono::nanosec
                   std::string(core.table->name),
                   core.table->vsn,
                   core.suspended,
-                  core.inbox.size() + (core.deferred.size() - core.deferred_next),
+                  core.inbox.size(),
                   core.table->state_fingerprint};
   });
 }
@@ -5036,7 +5064,7 @@ using application = basic_application<>;
 // Generated by tools/headers_digest.py from every other header under include/hotswap; do not
 // edit. It enters the ABI fingerprint: a module built from other headers is refused.
 
-#define HOTSWAP_DETAIL_HEADERS_DIGEST "737dd003f1570cc5"
+#define HOTSWAP_DETAIL_HEADERS_DIGEST "6c35d1112e701ffd"
 // ---- hotswap/detail/module_file.hpp ----
 // Reading a module's file before any of its code runs: the path (nobody else could have written
 // it), the bytes, the ELF headers (nothing the loader maps lies past the end: a truncated library

@@ -9,8 +9,10 @@ import pathlib
 import sys
 
 runtime = pathlib.Path(sys.argv[1]) / "hotswap/detail/runtime.hpp"
-text = runtime.read_text()
-anchor = "  bool suspended = false;\n"
-if anchor not in text:
+lines = runtime.read_text().splitlines(keepends=True)
+anchor = "  bool suspended = false;"
+at = next((i for i, line in enumerate(lines) if line.startswith(anchor)), None)
+if at is None:
     sys.exit(f"{runtime}: the server core no longer has `{anchor.strip()}`: update tests/modules/change_layout.py")
-runtime.write_text(text.replace(anchor, anchor + "  std::uint64_t added_by_a_later_version = 0;\n", 1))
+lines.insert(at + 1, "  std::uint64_t added_by_a_later_version = 0;\n")
+runtime.write_text("".join(lines))

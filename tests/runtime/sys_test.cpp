@@ -53,6 +53,52 @@ TEST_CASE("10,000 casts to a suspended server wait, and are all handled in order
 }
 
 namespace testing {
+/// A sequence whose handler of `Hold` says it has begun, then waits until `held` is cleared:
+/// the server is busy.
+std::atomic<bool> held{false};
+std::atomic<bool> holding{false};
+struct Hold {};
+using HeldSequence =
+    hotswap::interface<"HeldSequence", hotswap::cast_msg<Hold>, hotswap::cast_msg<Numbered>, hotswap::call_msg<Check, int>>;
+struct HeldSequenceImpl : SequenceImpl {
+  using interface = HeldSequence;
+  static void handle_cast(const Hold&, state&) {
+    holding = true;
+    while (held.load()) std::this_thread::yield();
+  }
+  using SequenceImpl::handle_cast;
+};
+struct HeldSequenceV2 : HeldSequenceImpl {  // the same state, new code: a code-only change
+  static constexpr int vsn = 2;
+};
+}  // namespace testing
+
+TEST_CASE("sys requests overtake a busy server's backlog; its normal messages keep their order") {
+  held = true;
+  auto server = hotswap::start<HeldSequenceImpl>().value();
+  hotswap::cast(server, Hold{});
+  REQUIRE(eventually([] { return holding.load(); }));
+  for (int i = 0; i < 10'000; ++i) hotswap::cast(server, Numbered{i});
+  // The server is busy in Hold with 10,000 messages behind it: the suspend waits only for Hold.
+  bool queued = false;  // (Catch2's macros are for the test's own thread)
+  std::thread release([&] {
+    queued = eventually([&] { return server.core()->controls.load() != nullptr; });  // suspend is in the lane
+    held = false;
+  });
+  REQUIRE(sys::suspend(server));
+  release.join();
+  REQUIRE(queued);
+  CHECK(sys::get_state<std::vector<int>>(server).value().empty());  // none of the backlog was handled
+  CHECK(sys::get_status(server).value().mailbox_length == 10'000);
+  REQUIRE(sys::change_code(server, hotswap::table_of<HeldSequenceV2>, 1));
+  CHECK(sys::get_status(server).value().mailbox_length == 10'000);  // the change left the mailbox alone
+  REQUIRE(sys::resume(server));
+  CHECK(hotswap::call(server, Check{}).value() == 10'000);  // all of it, in order, by v2
+  CHECK(sys::get_status(server).value().vsn == 2);
+  REQUIRE(hotswap::stop(server));
+}
+
+namespace testing {
 std::atomic<int> counted{0};
 struct CountingCounter : CounterV1 {
   static void handle_cast(const Add& add, state& s) {
@@ -128,6 +174,7 @@ struct Forgetful : counter_handlers<v1::Count> {
 TEST_CASE("a failing change_code leaves state and table exactly as they were, and the server serving") {
   auto counter = hotswap::start<CounterV2>().value();
   hotswap::cast(counter, Add{7});
+  REQUIRE(hotswap::call(counter, Get{}).value() == 7);  // sys requests overtake casts still queued
   REQUIRE(sys::suspend(counter));
   const auto before = sys::get_status(counter).value();
 
@@ -198,8 +245,9 @@ TEST_CASE("statistics count messages, and time handlers when asked") {
   CHECK(report.time_in_handlers == std::chrono::nanoseconds::zero());
   REQUIRE(sys::statistics(counter, true));
   hotswap::cast(counter, Sleep{2});
+  (void)hotswap::call(counter, Get{});  // the sleep is handled (statistics would overtake it)
   report = sys::statistics(counter).value();
-  CHECK(report.messages_handled == 102);
+  CHECK(report.messages_handled == 103);
   CHECK(report.time_in_handlers >= 2ms);
   REQUIRE(hotswap::stop(counter));
   exits().take();

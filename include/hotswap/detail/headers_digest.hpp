@@ -2,4 +2,4 @@
 // edit. It enters the ABI fingerprint: a module built from other headers is refused.
 #pragma once
 
-#define HOTSWAP_DETAIL_HEADERS_DIGEST "737dd003f1570cc5"
+#define HOTSWAP_DETAIL_HEADERS_DIGEST "6c35d1112e701ffd"

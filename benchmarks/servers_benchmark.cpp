@@ -251,7 +251,7 @@ BENCHMARK(upgrade_pause)->Arg(0)->Arg(1)->ArgName("client")->UseManualTime()->It
 // ---- the upgrade pause with a backlog: sys requests do not wait behind normal messages ----
 
 struct Hold {};
-std::atomic<bool> holding{false};
+std::atomic<bool> holding{false}, released{false};
 using Backlogged = hotswap::interface<"Backlogged", hotswap::cast_msg<Hold>, hotswap::cast_msg<Add>,
                                       hotswap::call_msg<Get, long>>;
 struct BackloggedV1 {
@@ -261,11 +261,10 @@ struct BackloggedV1 {
     long count = 0;
   };
   static state init() { return {}; }
-  // Busy until a sys request arrives: a handler at work when the upgrade comes, with the backlog
-  // behind it.
+  // A handler at work when the upgrade comes, with the backlog behind it.
   static void handle_cast(const Hold&, state&) {
     holding = true;
-    while (!hotswap::detail::current_server()->controls.load(std::memory_order_acquire)) hotswap::detail::cpu_relax();
+    while (!released.load(std::memory_order_acquire)) hotswap::detail::cpu_relax();
   }
   static void handle_cast(const Add& add, state& s) { s.count += add.n; }
   static long handle_call(const Get&, const state& s) { return s.count; }
@@ -274,61 +273,81 @@ struct BackloggedV2 : BackloggedV1 {  // new code on the same state
   static constexpr int vsn = 2;
 };
 
-/// Writes 64 MiB: every case starts its timing with the caches as cold as the largest backlog
-/// leaves them (casting a million messages writes 32 MiB), so that only the mailbox differs.
-void evict_caches() {
-  static std::vector<char> junk(std::size_t{64} << 20);
-  for (std::size_t i = 0; i < junk.size(); i += 64) junk[i] = static_cast<char>(junk[i] + 1);
+/// How the upgraded server stands when the upgrade comes.
+enum class backlog_case {
+  suspended,     ///< suspended, the messages arrived meanwhile, no worker on it: change_code is timed
+  just_arrived,  ///< the same, asked as the last message arrives (a worker is taking them): change_code
+  busy,          ///< in a handler, the backlog behind it: suspend, change_code, resume are timed
+};
+constexpr const char* backlog_case_names[] = {"suspended", "just_arrived", "busy"};
+
+/// Writes `bytes` of fresh memory, to leave the caches (and the TLB) as cold as a mailbox of
+/// that many bytes of messages would: new pages, zeroed by the kernel, then written.
+void pollute_caches(std::size_t bytes) {
+  std::vector<char> junk(bytes, 1);
+  benchmark::DoNotOptimize(junk.data());
   benchmark::ClobberMemory();
 }
 
-/// One upgrade of a server with `queued` messages waiting: suspended (they arrived while it was
-/// suspended; the worker has left it), timed is change_code; or busy (in a handler, the backlog
-/// behind it), timed is suspend, change_code, resume.
-double backlog_upgrade_ns(int queued, bool busy) {
+/// One upgrade of a server with `queued` messages waiting.
+double backlog_upgrade_ns(int queued, backlog_case how) {
+  const bool busy = how == backlog_case::busy;
   auto server = hotswap::start<BackloggedV1>().value();
   holding = false;
-  if (busy) hotswap::cast(server, Hold{});
-  else (void)hotswap::sys::suspend(server);
+  released = false;
+  if (busy) {
+    hotswap::cast(server, Hold{});
+    while (!holding.load()) std::this_thread::yield();
+  } else {
+    (void)hotswap::sys::suspend(server);
+  }
+  // Every case leaves the caches alike, as cold as a million messages (32 MiB) do: only the
+  // mailbox differs.
+  constexpr std::size_t most = 1'000'000;
+  const std::size_t message = sizeof(hotswap::detail::envelope);
+  if (how == backlog_case::just_arrived) pollute_caches((most - static_cast<std::size_t>(queued)) * message);
   for (int i = 0; i < queued; ++i) hotswap::cast(server, Add{1});
-  while (busy ? !holding.load() : server.core()->run_state.load() != hotswap::detail::server_core::idle)
-    std::this_thread::yield();
-  evict_caches();
+  if (how == backlog_case::suspended)  // until the worker has left it
+    while (server.core()->run_state.load() != hotswap::detail::server_core::idle) std::this_thread::yield();
+  if (how != backlog_case::just_arrived) pollute_caches(std::size_t{64} << 20);  // as cold as that for all
   const double took = timed_ns([&] {
-    if (busy) (void)hotswap::sys::suspend(server);
+    if (busy) {
+      released = true;
+      (void)hotswap::sys::suspend(server);
+    }
     (void)hotswap::sys::change_code(server, hotswap::table_of<BackloggedV2>, 1);
     if (busy) (void)hotswap::sys::resume(server);
   });
+  released = true;
   if (!busy) (void)hotswap::sys::resume(server);
-  const long handled = hotswap::call(server, Get{}, std::chrono::seconds(60)).value();
+  const bool all = hotswap::call(server, Get{}, std::chrono::seconds(60)).value() == queued;
   (void)hotswap::stop(server);
-  return handled == queued ? took : -1;
+  return all ? took : -1;
 }
 
-// Every size and both cases interleaved, `rounds` times, so that all see the same machine state;
-// the target is each size's p50 within 2x of the empty mailbox's.
+// Every size and case interleaved, `rounds` times, so that all see the same machine state; the
+// target is each size's p50 within 2x of the empty mailbox's.
 void upgrade_with_backlog(benchmark::State& state) {
   constexpr int sizes[] = {0, 10'000, 100'000, 1'000'000};
-  std::vector<double> samples[2][4];
+  std::vector<double> samples[3][4];
   for (auto _ : state)
     for (int round = 0; round < state.range(0); ++round)
-      for (int busy = 0; busy < 2; ++busy)
+      for (int how = 0; how < 3; ++how)
         for (int size = 0; size < 4; ++size) {
-          const double took = backlog_upgrade_ns(sizes[size], busy == 1);
+          const double took = backlog_upgrade_ns(sizes[size], static_cast<backlog_case>(how));
           if (took < 0) state.SkipWithError("a message was lost");
-          samples[busy][size].push_back(took);
+          samples[how][size].push_back(took);
         }
-  for (int busy = 0; busy < 2; ++busy) {
-    const char* mode = busy ? "busy" : "suspended";
-    const double empty = percentile(samples[busy][0], 0.50);
+  for (int how = 0; how < 3; ++how) {
+    const double empty = percentile(samples[how][0], 0.50);
     double worst_ratio = 0;
     for (int size = 0; size < 4; ++size) {
-      const std::string name = std::string(mode) + "_" + std::to_string(sizes[size]);
-      state.counters[name + "_p50_ns"] = percentile(samples[busy][size], 0.50);
-      state.counters[name + "_p99_ns"] = percentile(samples[busy][size], 0.99);
-      worst_ratio = std::max(worst_ratio, percentile(samples[busy][size], 0.50) / empty);
+      const std::string name = std::string(backlog_case_names[how]) + "_" + std::to_string(sizes[size]);
+      state.counters[name + "_p50_ns"] = percentile(samples[how][size], 0.50);
+      state.counters[name + "_p99_ns"] = percentile(samples[how][size], 0.99);
+      worst_ratio = std::max(worst_ratio, percentile(samples[how][size], 0.50) / empty);
     }
-    state.counters[std::string(mode) + "_worst_p50_ratio"] = worst_ratio;
+    state.counters[std::string(backlog_case_names[how]) + "_worst_p50_ratio"] = worst_ratio;
   }
 }
 BENCHMARK(upgrade_with_backlog)->ArgName("rounds")->Arg(1)->Arg(25)->Iterations(1)->UseRealTime()->Unit(benchmark::kSecond);

@@ -3,8 +3,9 @@
 // pause of a live upgrade of the two Anemone servers, the upgrade pause of a server with 0 to
 // 1,000,000 messages queued, and 100,000 idle servers.
 //
-//   build/gcc/benchmarks/servers_benchmark --benchmark_filter=-idle --benchmark_repetitions=5
+//   build/gcc/benchmarks/servers_benchmark '--benchmark_filter=-idle|upgrade_with_backlog' --benchmark_repetitions=5
 //   build/gcc/benchmarks/servers_benchmark --benchmark_filter=idle      (memory: one fresh run)
+//   build/gcc/benchmarks/servers_benchmark --benchmark_filter=upgrade_with_backlog/rounds:25/
 //
 // Latencies are timed one by one: p50_ns and p99_ns are percentiles of single round trips.
 // call_against_floor interleaves the floor and the calls and gives their ratio: the figure the

@@ -455,6 +455,9 @@ struct extra_type<Implementation> : std::type_identity<typename Implementation::
 template <class Implementation>
 using extra_of = typename extra_type<Implementation>::type;
 
+template <class Implementation, class M, class S>
+using call_returns = decltype(Implementation::handle_call(std::declval<M&&>(), std::declval<S&>()));
+
 template <class Implementation, class Kind>
 constexpr auto check_handler() {
   using M = typename Kind::message;
@@ -463,9 +466,8 @@ constexpr auto check_handler() {
     using R = typename Kind::reply;
     if constexpr (!requires(M&& m, S& s) { Implementation::handle_call(std::move(m), s); })
       return verdict<errors::implementation_lacks_handle_call<Implementation, M, R>>{};
-    else if constexpr (!std::is_convertible_v<decltype(Implementation::handle_call(std::declval<M&&>(), std::declval<S&>())), R>)
-      return verdict<errors::handle_call_returns_the_wrong_type<
-          Implementation, M, R, decltype(Implementation::handle_call(std::declval<M&&>(), std::declval<S&>()))>>{};
+    else if constexpr (!std::is_convertible_v<call_returns<Implementation, M, S>, R>)
+      return verdict<errors::handle_call_returns_the_wrong_type<Implementation, M, R, call_returns<Implementation, M, S>>>{};
     else
       return verdict<no_error>{};
   } else if constexpr (kind_of<Kind>() == message_kind::cast) {
@@ -725,9 +727,7 @@ constexpr implementation_table make_table() {
           &destroy_state<Implementation>,
           &change_code<Implementation>};
 }
-}  // namespace detail
 
-namespace detail {
 // A class, not a function, reports the error: clang takes a function whose instantiation failed
 // for one that cannot be evaluated, and would report every constant computed from it too.
 template <class Implementation>

@@ -2,4 +2,4 @@
 // edit. It enters the ABI fingerprint: a module built from other headers is refused.
 #pragma once
 
-#define HOTSWAP_DETAIL_HEADERS_DIGEST "6c35d1112e701ffd"
+#define HOTSWAP_DETAIL_HEADERS_DIGEST "d36ae781c4431077"

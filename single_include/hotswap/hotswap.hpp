@@ -2590,6 +2590,7 @@ enum class errc : std::uint8_t {
   initializer_failed,  ///< a static initializer of the module threw
   not_purged,          ///< servers still run the old version
   no_module,           ///< no module of that name is loaded
+  bad_flags,           ///< a supervisor's flags are refused (an intensity below 0, a period not above 0)
 };
 
 constexpr std::string_view to_string(errc code) noexcept {
@@ -2598,7 +2599,7 @@ constexpr std::string_view to_string(errc code) noexcept {
       "wrong_vsn",        "wrong_state_type", "code_change_failed", "init_failed",   "handler_failed",
       "calling_self",     "wrong_argument",  "no_file",            "unsafe_path",   "not_a_library",
       "truncated",        "no_descriptor",   "abi_mismatch",       "schema_conflict", "not_newer",
-      "load_failed",      "initializer_failed", "not_purged",      "no_module"};
+      "load_failed",      "initializer_failed", "not_purged",      "no_module",     "bad_flags"};
   return names[static_cast<int>(code)];
 }
 
@@ -4802,6 +4803,7 @@ result<void> trace(const server_handle auto& server, std::function<void(const tr
 //                                           {hotswap::child<CounterV1>("counter", {.name = "counter"})});
 
 #include <deque>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -4846,8 +4848,8 @@ child_spec child(std::string id, start_options options = {}, restart restart_typ
 
 struct supervisor_flags {
   hotswap::strategy strategy = strategy::one_for_one;
-  int intensity = 1;                         ///< at most this many restarts ...
-  std::chrono::milliseconds period{5000};  ///< ... in this period, else the supervisor gives up
+  int intensity = 1;                         ///< at most this many restarts (0 or more) ...
+  std::chrono::milliseconds period{5000};  ///< ... in this period (more than 0), else the supervisor gives up
 };
 
 namespace detail {
@@ -4855,6 +4857,18 @@ struct child_exited {
   std::uint64_t server;
   exit_kind kind;
 };
+/// A restart that failed, tried again (as OTP's try_again_restart).
+struct restart_again {
+  std::size_t child;
+};
+
+/// Why flags are refused, as OTP refuses them (bad_intensity, bad_period); empty if they are not.
+inline std::string refuse_flags(const supervisor_flags& flags) {
+  if (flags.intensity < 0) return "the intensity must be 0 or more, not " + std::to_string(flags.intensity);
+  if (flags.period.count() <= 0)
+    return "the period must be more than 0, not " + std::to_string(flags.period.count()) + " ms";
+  return {};
+}
 }  // namespace detail
 
 /// A child as which_children reports it.
@@ -4866,7 +4880,7 @@ struct which_children {};
 
 /// What a supervisor answers to.
 using supervisor_interface = interface<"hotswap.supervisor", call_msg<which_children, std::vector<child_info>>,
-                                       info_msg<detail::child_exited>>;
+                                       info_msg<detail::child_exited>, info_msg<detail::restart_again>>;
 
 namespace detail {
 
@@ -4886,9 +4900,10 @@ struct supervisor_state {
   server_ref<supervisor_interface> self;
 };
 
-/// The supervisor's own implementation. A child that cannot be started, or restarts beyond the
-/// intensity, make a handler throw: the supervisor crashes (its terminate stops the children)
-/// and its own supervisor decides what follows. (A template only to be compiled when used.)
+/// The supervisor's own implementation. A restart that fails (the child's init throws) counts
+/// as a restart and is tried again, as in OTP; restarts beyond the intensity make a handler
+/// throw: the supervisor crashes (its terminate stops the children) and its own supervisor
+/// decides what follows. (A template only to be compiled when used.)
 template <class = void>
 struct supervisor_implementation {
   using interface = supervisor_interface;
@@ -4927,19 +4942,13 @@ struct supervisor_implementation {
     }
     if (type == restart::transient && exited.kind != exit_kind::crashed) return;
     count_restart(s, ended.spec.id);
-    switch (s.flags.strategy) {
-      case strategy::one_for_one:
-        start_children(s, at, at + 1);
-        break;
-      case strategy::one_for_all:
-        stop_children(s, 0);
-        start_children(s, 0);
-        break;
-      case strategy::rest_for_one:
-        stop_children(s, at);
-        start_children(s, at);
-        break;
-    }
+    restart_from(s, at);
+  }
+
+  static void handle_info(const restart_again& again, state& s) {
+    if (again.child >= s.children.size() || s.children[again.child].server.alive()) return;
+    count_restart(s, s.children[again.child].spec.id);
+    restart_from(s, again.child);
   }
 
   static void terminate(const exit_reason&, state& s) { stop_children(s, 0); }
@@ -4953,17 +4962,42 @@ struct supervisor_implementation {
       throw std::runtime_error("reached the maximum restart intensity (child " + id + " ended once too often)");
   }
 
-  static void start_children(state& s, std::size_t from, std::size_t to = static_cast<std::size_t>(-1)) {
+  /// Restarts child `at` as the strategy says; if one of them cannot start, those this restart
+  /// started are stopped again and it is tried again later, counting as another restart.
+  static void restart_from(state& s, std::size_t at) {
+    const std::size_t first = s.flags.strategy == strategy::one_for_all ? 0 : at;
+    const std::size_t last = s.flags.strategy == strategy::one_for_one ? at + 1 : s.children.size();
+    if (s.flags.strategy != strategy::one_for_one) stop_children(s, first);
+    if (const auto failed = try_start_children(s, first, last)) {
+      if (s.flags.strategy != strategy::one_for_one) stop_children(s, first);
+      hotswap::send(s.self, restart_again{failed->child});
+    }
+  }
+
+  struct start_failure {
+    std::size_t child;
+    std::string why;
+  };
+
+  /// Starts the children in [from, to) that do not run, in order, up to the first that cannot.
+  static std::optional<start_failure> try_start_children(state& s, std::size_t from, std::size_t to) {
     for (std::size_t i = from; i < std::min(to, s.children.size()); ++i) {
       state::running_child& child = s.children[i];
       if (child.server.alive()) continue;
       auto started = child.spec.start();
-      if (!started) throw std::runtime_error("child " + child.spec.id + " did not start: " + started.error().what);
+      if (!started) return start_failure{i, std::move(started.error().what)};
       child.server = std::move(*started);
       monitor(*child.server.core(), [self = s.self](std::uint64_t id, const exit_reason& reason) {
         hotswap::send(self, child_exited{id, reason.kind});
       });
     }
+    return std::nullopt;
+  }
+
+  /// At init: every child, in order, or an error naming the one that could not start.
+  static void start_children(state& s, std::size_t from) {
+    if (const auto failed = try_start_children(s, from, s.children.size()))
+      throw std::runtime_error("child " + s.children[failed->child].spec.id + " did not start: " + failed->why);
   }
 
   static void stop_children(state& s, std::size_t from) {
@@ -4984,10 +5018,12 @@ struct supervisor_implementation {
 // never starts a supervisor does not compile one.
 
 /// Starts a supervisor: its children start in order (if one fails, those started are stopped
-/// and the supervisor does not start).
+/// and the supervisor does not start). Flags with an intensity below 0 or a period not above 0
+/// are refused (errc::bad_flags), as OTP refuses them.
 template <class Implementation = detail::supervisor_implementation<>>
 result<server_ref<supervisor_interface>> start_supervisor(supervisor_flags flags, std::vector<child_spec> children,
                                                           start_options options = {}) {
+  if (std::string refused = detail::refuse_flags(flags); !refused.empty()) return error{errc::bad_flags, refused};
   return start<Implementation>(detail::supervisor_spec{flags, std::move(children)}, std::move(options));
 }
 
@@ -5064,7 +5100,7 @@ using application = basic_application<>;
 // Generated by tools/headers_digest.py from every other header under include/hotswap; do not
 // edit. It enters the ABI fingerprint: a module built from other headers is refused.
 
-#define HOTSWAP_DETAIL_HEADERS_DIGEST "d36ae781c4431077"
+#define HOTSWAP_DETAIL_HEADERS_DIGEST "af42374c2c6d473d"
 // ---- hotswap/detail/module_file.hpp ----
 // Reading a module's file before any of its code runs: the path (nobody else could have written
 // it), the bytes, the ELF headers (nothing the loader maps lies past the end: a truncated library

@@ -1,6 +1,7 @@
 // Supervisors: strategies, restart types, intensity and its escalation, applications.
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <string>
 #include <thread>
@@ -93,7 +94,8 @@ TEST_CASE("transient children restart only after a crash, temporary ones never")
 }
 
 TEST_CASE("restarts beyond the intensity end the supervisor, and its supervisor restarts it") {
-  auto inner = hotswap::supervisor_child("inner", {.intensity = 1}, {counter_child("deep")});
+  // The period is long enough that a slow machine cannot let the two crashes fall in two periods.
+  auto inner = hotswap::supervisor_child("inner", {.intensity = 1, .period = 600s}, {counter_child("deep")});
   auto root = hotswap::start_supervisor({.intensity = 5}, {std::move(inner)}).value();
   const auto first_inner = hotswap::call(root, hotswap::which_children{}).value().at(0).server;
   crash_and_wait("deep");  // one restart: within the intensity
@@ -140,4 +142,68 @@ TEST_CASE("a supervisor whose child cannot start does not start") {
   CHECK(sup.error().what == "child refuses did not start: cannot");
   CHECK_FALSE(hotswap::whereis<Counter>("starts_first"));
   CHECK(exits().take() == std::vector<std::string>{"counter 0 shutdown: stopped by its supervisor"});
+}
+
+TEST_CASE("flags OTP refuses are refused: no intensity below 0, no period of 0 (a restart storm)") {
+  const auto negative = hotswap::start_supervisor({.intensity = -1}, {counter_child("never_a")});
+  REQUIRE_FALSE(negative);
+  CHECK(negative.error().code == hotswap::errc::bad_flags);
+  CHECK(negative.error().what == "the intensity must be 0 or more, not -1");
+  const auto no_period = hotswap::start_supervisor({.intensity = 5, .period = 0ms}, {counter_child("never_b")});
+  REQUIRE_FALSE(no_period);
+  CHECK(no_period.error().what == "the period must be more than 0, not 0 ms");
+  CHECK_FALSE(hotswap::whereis<Counter>("never_a"));
+  CHECK_FALSE(hotswap::whereis<Counter>("never_b"));
+  // Nested, the inner supervisor is a child that cannot start.
+  const auto outer =
+      hotswap::start_supervisor({}, {hotswap::supervisor_child("inner", {.period = -1ms}, {counter_child("never_c")})});
+  REQUIRE_FALSE(outer);
+  CHECK(outer.error().what == "child inner did not start: the period must be more than 0, not -1 ms");
+}
+
+namespace testing {
+/// Its init throws while `refusals` is above 0 (and counts it down).
+std::atomic<int> refusals{0};
+struct Reluctant : CounterV1 {
+  static state init() {
+    if (refusals.load() > 0) {
+      --refusals;
+      throw std::runtime_error("not now");
+    }
+    return {};
+  }
+};
+}  // namespace testing
+
+TEST_CASE("a restart whose init throws counts against the intensity and is tried again, as in OTP") {
+  for (const auto strategy : {hotswap::strategy::one_for_one, hotswap::strategy::one_for_all}) {
+    refusals = 0;
+    auto sup = hotswap::start_supervisor({.strategy = strategy, .intensity = 3, .period = 600s},
+                                         {counter_child("steady"), hotswap::child<Reluctant>("reluctant",
+                                                                                             {.name = "reluctant"})})
+                   .value();
+    refusals = 2;  // the crash, then two failed restarts: three restarts, within the intensity
+    const auto first = named("reluctant");
+    hotswap::send(first, Crash{});
+    REQUIRE(eventually([&] {
+      const auto now = hotswap::whereis<Counter>("reluctant");
+      return now && now->id() != first.id();
+    }));
+    CHECK(refusals.load() == 0);
+    CHECK(sup.alive());
+    CHECK(hotswap::call(sup, hotswap::which_children{}).value().size() == 2);
+    REQUIRE(hotswap::stop(sup));
+    exits().take();
+
+    // One failure more than the intensity allows: the supervisor gives up.
+    auto strict = hotswap::start_supervisor({.strategy = strategy, .intensity = 2, .period = 600s},
+                                            {hotswap::child<Reluctant>("reluctant", {.name = "reluctant"})})
+                      .value();
+    refusals = 2;
+    hotswap::send(named("reluctant"), Crash{});
+    REQUIRE(eventually([&] { return !strict.alive(); }));
+    CHECK(strict.exit().what == "reached the maximum restart intensity (child reluctant ended once too often)");
+    CHECK(refusals.load() == 0);
+    exits().take();
+  }
 }

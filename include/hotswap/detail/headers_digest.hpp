@@ -2,4 +2,4 @@
 // edit. It enters the ABI fingerprint: a module built from other headers is refused.
 #pragma once
 
-#define HOTSWAP_DETAIL_HEADERS_DIGEST "d36ae781c4431077"
+#define HOTSWAP_DETAIL_HEADERS_DIGEST "af42374c2c6d473d"

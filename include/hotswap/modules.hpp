@@ -556,9 +556,13 @@ class basic_code_server {
   module_ptr old(std::string_view name) const { return find(name, &entry::old); }
 
   /// Unloads the old version of `name`. Soft: fails with errc::not_purged, naming the servers
-  /// still using it, if any does. Force: stops them first. The library is unmapped once nothing
-  /// holds its code (a handle to a stopped server, a pending timer or reply may, for a while).
-  result<purge_report> purge(std::string_view name, purge_mode mode = purge_mode::soft) {
+  /// still using it, if any does. Force: stops them first, each within `timeout`; if one cannot
+  /// be stopped (a handler that does not return), fails with errc::not_purged naming it, and
+  /// keeps the version (its stop may take effect later; purge again then). The library is
+  /// unmapped once nothing holds its code (a handle to a stopped server, a pending timer or reply
+  /// may, for a while).
+  result<purge_report> purge(std::string_view name, purge_mode mode = purge_mode::soft,
+                             std::chrono::nanoseconds timeout = default_timeout) {
     const detail::spin_guard one_at_a_time(operation_);
     module_ptr old_version = old(name);
     if (!old_version && !current(name)) return error{errc::no_module, "no module " + std::string(name) + " is loaded"};
@@ -567,9 +571,17 @@ class basic_code_server {
     report.vsn = old_version->vsn();
     std::vector<any_server> using_it = old_version->servers();
     if (!using_it.empty() && mode == purge_mode::soft)
-      return error{errc::not_purged, describe_users(*old_version, using_it)};
-    for (auto& server : using_it)
-      if (stop(server)) ++report.servers_stopped;
+      return error{errc::not_purged, describe_users(*old_version, using_it) + std::string(advice)};
+    std::vector<any_server> running_on;  // what could not be stopped: the version stays
+    for (auto& server : using_it) {
+      if (stop(server, timeout)) ++report.servers_stopped;
+      else if (server.alive()) running_on.push_back(server);
+    }
+    if (!running_on.empty())
+      return error{errc::not_purged, describe_users(*old_version, running_on) + ", which did not stop within " +
+                                         std::to_string(timeout.count() / 1'000'000) +
+                                         " ms (a handler that has not returned); its stop may take effect later: "
+                                         "purge again then"};
     using_it.clear();
     {
       const detail::spin_guard hold(lock_);
@@ -605,7 +617,8 @@ class basic_code_server {
       if (!found || !found->current) return error{errc::no_module, "no module " + std::string(name) + " is loaded"};
       if (found->old)
         if (std::vector<any_server> using_it = found->old->servers(); !using_it.empty())
-          return error{errc::not_purged, "the old version must go first: " + describe_users(*found->old, using_it)};
+          return error{errc::not_purged,
+                       "the old version must go first: " + describe_users(*found->old, using_it) + std::string(advice)};
       purged = std::exchange(found->old, std::exchange(found->current, nullptr));
     }
     purged.reset();
@@ -642,8 +655,9 @@ class basic_code_server {
       }
       text += (i ? ", " : "") + std::string("server ") + std::to_string(core.id) + (name.empty() ? "" : " (" + name + ")");
     }
-    return text + ": change their code or stop them first (or purge with purge_mode::force)";
+    return text;
   }
+  static constexpr std::string_view advice = ": change their code or stop them first (or purge with purge_mode::force)";
 
   module_ptr find(std::string_view name, module_ptr entry::*which) const {
     const detail::spin_guard hold(lock_);
@@ -682,7 +696,7 @@ class basic_code_server {
     if (now && before)
       if (std::vector<any_server> using_it = before->servers(); !using_it.empty())
         return detail::file_error(errc::not_purged, path,
-                                  "the old version must go first: " + describe_users(*before, using_it));
+                                  "the old version must go first: " + describe_users(*before, using_it) + std::string(advice));
     for (const auto& version : note.schemas)
       if (const auto known = registry().find(version.schema, version.vsn); known && known->fingerprint != version.fingerprint)
         return detail::file_error(errc::schema_conflict, path,

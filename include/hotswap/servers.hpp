@@ -1045,7 +1045,9 @@ result<Result> control(const server_handle auto& server, std::chrono::nanosecond
     delete request;
     return error{errc::no_server, {}};
   }
-  if (!request->wait(timeout, before_parking)) return error{errc::timeout, "no answer from the server"};
+  if (!request->wait(timeout, before_parking))
+    return error{errc::timeout, "no answer within " + std::to_string(timeout.count() / 1'000'000) +
+                                    " ms: the request may yet take effect (sys::get_status shows whether it did)"};
   const std::unique_ptr<control_call<Result, Run>> done(request);
   return answer_of(*done);
 }

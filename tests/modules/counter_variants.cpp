@@ -39,6 +39,7 @@ struct CounterV4 {
   static long handle_call(const testing::Get&, const state& s) { return s.count; }
   static void handle_cast(const testing::Add& add, state& s) { s.count = static_cast<short>(s.count + add.n); }
   static void handle_cast(const testing::Sleep&, state&) {}
+  static void handle_cast(const testing::Gate&, state&) {}
   static void handle_info(const testing::Crash&, state&) {}
 };
 HOTSWAP_MODULE("counter", CounterV4);

@@ -282,6 +282,38 @@ TEST_CASE("force purge stops the servers on the old version") {
   hotswap::stop(c).value();
 }
 
+TEST_CASE("force purge fails, naming it, when a server on the old version cannot be stopped; the version stays") {
+  const scratch files;
+  hotswap::code_server code;
+  auto v1 = code.load<Counter>(files.stage("counter_v1", "counter_v1.so")).value();
+  auto stuck = hotswap::start<Counter>(v1, {.name = "stuck"}).value();
+  testing::gate held;
+  hotswap::cast(stuck, held.message());
+  REQUIRE(held.entered());  // the module's handler runs, and will not return until opened
+  const auto v2 = code.load<Counter>(files.stage("counter_v2", "counter_v2.so")).value();
+
+  const auto refused = code.purge("counter", hotswap::purge_mode::force, std::chrono::milliseconds(50));
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().code == hotswap::errc::not_purged);
+  CHECK(refused.error().what == "counter vsn 1 is still used by server " + std::to_string(stuck.id()) +
+                                    " (stuck), which did not stop within 50 ms (a handler that has not returned); "
+                                    "its stop may take effect later: purge again then");
+  CHECK(code.old("counter") == v1);  // not forgotten while it runs
+  CHECK(stuck.alive());
+  const auto third = code.load<Counter>(files.stage("counter_v3", "counter_v3.so"));  // would push v1 out
+  REQUIRE_FALSE(third);
+  CHECK(third.error().code == hotswap::errc::not_purged);
+
+  held.open();  // the handler returns; the stop that timed out takes effect
+  CHECK(eventually([&] { return !stuck.alive(); }));
+  stuck = {};
+  const std::string copy = v1->copy();
+  v1.reset();
+  CHECK(code.purge("counter").value().vsn == 1);
+  CHECK(eventually([&] { return code.collect(), !mapped(copy); }));
+  CHECK(code.current("counter") == v2);
+}
+
 TEST_CASE("rebuilding a module file in place leaves its running copy alone; loading it again takes the new build") {
   const scratch files;
   hotswap::code_server code;

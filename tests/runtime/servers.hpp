@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -33,8 +34,25 @@ struct Crash {};
 struct Sleep {
   int ms;
 };
+/// Holds its handler until the test opens it: `state` is the address of a std::atomic<int> the
+/// handler sets to 1 on entry, then waits for the test to set to 2. (An address as an integer, so
+/// that it also reaches a module's copy of the handler.)
+struct Gate {
+  std::uintptr_t state;
+};
 using Counter = hotswap::interface<"Counter", hotswap::call_msg<Get, long>, hotswap::cast_msg<Add>,
-                                   hotswap::cast_msg<Sleep>, hotswap::info_msg<Crash>>;
+                                   hotswap::cast_msg<Sleep>, hotswap::cast_msg<Gate>, hotswap::info_msg<Crash>>;
+
+/// A gate for one handler: cast `message()`, wait for `entered()`, then `open()`.
+class gate {
+ public:
+  Gate message() { return {reinterpret_cast<std::uintptr_t>(&state_)}; }
+  bool entered() { return eventually([&] { return state_.load() == 1; }); }
+  void open() { state_ = 2; }
+
+ private:
+  std::atomic<int> state_{0};
+};
 
 namespace v1 {
 struct Count {
@@ -77,6 +95,11 @@ struct counter_handlers {
   static void handle_cast(const Add& add, Count& s) { s.count += add.n; }
   static void handle_cast(const Sleep& sleep, Count&) {
     std::this_thread::sleep_for(std::chrono::milliseconds(sleep.ms));
+  }
+  static void handle_cast(const Gate& gate, Count&) {
+    auto& state = *reinterpret_cast<std::atomic<int>*>(gate.state);
+    state = 1;
+    while (state.load() != 2) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   static void handle_info(const Crash&, Count&) { throw std::runtime_error("asked to crash"); }
   static void terminate(const hotswap::exit_reason& reason, Count& s) {

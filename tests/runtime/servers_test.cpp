@@ -13,7 +13,7 @@ using namespace std::chrono_literals;
 
 namespace {
 // The compile-time side: interfaces, kinds and fingerprints.
-static_assert(Counter::size == 4 && Counter::index_of<Add> == 1 && Counter::index_of<int> == Counter::size);
+static_assert(Counter::size == 5 && Counter::index_of<Add> == 1 && Counter::index_of<int> == Counter::size);
 static_assert(std::is_same_v<hotswap::reply_of<Counter, Get>, long>);
 static_assert(hotswap::table_of<CounterV1>.vsn == 1 && hotswap::table_of<CounterV2>.vsn == 2);
 static_assert(hotswap::table_of<CounterV1>.interface_fingerprint == Counter::fingerprint);

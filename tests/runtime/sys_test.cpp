@@ -98,6 +98,23 @@ TEST_CASE("sys requests overtake a busy server's backlog; its normal messages ke
   REQUIRE(hotswap::stop(server));
 }
 
+TEST_CASE("a sys request that times out says it may yet take effect, and get_status shows whether it did") {
+  auto counter = hotswap::start<CounterV1>().value();
+  testing::gate held;
+  hotswap::cast(counter, held.message());
+  REQUIRE(held.entered());
+  const auto late = sys::suspend(counter, 50ms);  // the handler has not returned
+  REQUIRE_FALSE(late);
+  CHECK(late.error().code == hotswap::errc::timeout);
+  CHECK(late.error().what ==
+        "no answer within 50 ms: the request may yet take effect (sys::get_status shows whether it did)");
+  held.open();
+  CHECK(sys::get_status(counter).value().suspended);  // it did, once the handler returned
+  REQUIRE(sys::resume(counter));
+  REQUIRE(hotswap::stop(counter));
+  exits().take();
+}
+
 namespace testing {
 std::atomic<int> counted{0};
 struct CountingCounter : CounterV1 {

@@ -2,4 +2,4 @@
 // edit. It enters the ABI fingerprint: a module built from other headers is refused.
 #pragma once
 
-#define HOTSWAP_DETAIL_HEADERS_DIGEST "af42374c2c6d473d"
+#define HOTSWAP_DETAIL_HEADERS_DIGEST "5734d587a51ca1e5"

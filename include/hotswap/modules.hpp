@@ -226,8 +226,7 @@ struct module_descriptor {
   /// Links the module to the program (its runtime, its registry, the module's own version and
   /// how the program leases it to servers), then runs the module's static initializers (which
   /// hotswap_add_module's link script defers to here); false, with what one of them threw.
-  bool (*attach)(const host_link& host, const std::weak_ptr<const void>& self, const lease_maker& leases,
-                 std::string& failure) noexcept;
+  bool (*attach)(const host_link& host, const lease_maker& leases, std::string& failure) noexcept;
 };
 
 }  // namespace detail
@@ -248,10 +247,8 @@ void describe_schemas(std::vector<version_info>& out) {
 }
 
 template <class Implementation>
-bool attach_module(const host_link& host, const std::weak_ptr<const void>& self, const lease_maker& leases,
-                   std::string& failure) noexcept {
+bool attach_module(const host_link& host, const lease_maker& leases, std::string& failure) noexcept {
   module_host = host;
-  module_self() = self;
   module_leases() = leases;
   try {
     for (auto* run = __start_hotswap_init_array; run != __stop_hotswap_init_array; ++run) (*run)(0, nullptr, environ);
@@ -306,7 +303,7 @@ inline bool try_acquire(server_core& server) noexcept {
 /// One loaded version of a module: what its note says, and the servers using it. Shared by the
 /// code server, the servers on it (and whatever else holds its code); its library is unmapped
 /// after the last of them lets go (at the code server's next load, purge, retire or collect).
-class module_version {
+class module_version : public std::enable_shared_from_this<module_version> {
  public:
   const std::string& name() const noexcept { return note_.name; }
   int vsn() const noexcept { return note_.vsn; }
@@ -519,15 +516,26 @@ struct purge_report {
   std::string note;                 ///< why it is still mapped, when it is
 };
 
+/// How a code server is set up.
+struct code_server_options {
+  /// Where private copies of the libraries go (made, mode 0700); empty: a new directory under
+  /// $TMPDIR or /tmp. It must allow executable mappings (not mounted noexec).
+  std::string directory{};
+  /// A larger file is refused at once (errc::too_large), before a byte of it is read: a module
+  /// is kilobytes to megabytes, and a load holds the code server.
+  std::size_t largest_module = std::size_t{64} << 20;
+};
+
 /// Loads modules, keeping a current and an old version of each, as Erlang's code server. Its
 /// operations run one at a time, in the order they are called. (A template only so that a
 /// program compiles it where it uses it: use hotswap::code_server.)
 template <class = void>
 class basic_code_server {
  public:
-  /// Private copies of the libraries go to `directory` (made, mode 0700), by default a new
-  /// directory under $TMPDIR or /tmp. It must allow executable mappings (not mounted noexec).
-  explicit basic_code_server(std::string directory = {}) : directory_(std::move(directory)) {}
+  explicit basic_code_server(code_server_options options = {})
+      : directory_(std::move(options.directory)), largest_module_(options.largest_module) {}
+  /// Private copies go to `directory`.
+  explicit basic_code_server(std::string directory) : basic_code_server(code_server_options{std::move(directory)}) {}
   basic_code_server(const basic_code_server&) = delete;
   basic_code_server& operator=(const basic_code_server&) = delete;
   /// Closes what nothing uses; libraries still in use stay mapped (and their copies stay on disk).
@@ -540,7 +548,7 @@ class basic_code_server {
   /// Loads the module in `path`, checking it against the program (ABI, schemas) and against
   /// its loaded versions (interface, a newer vsn), and makes it the current version; the
   /// current one becomes old (an old one nothing uses any more is purged first). On any failure
-  /// (errc::no_file, unsafe_path, not_a_library, truncated, no_descriptor, abi_mismatch,
+  /// (errc::no_file, unsafe_path, not_a_library, too_large, truncated, no_descriptor, abi_mismatch,
   /// wrong_interface, schema_conflict, not_newer, not_purged, load_failed, initializer_failed)
   /// the code server and every server are left as they were.
   result<module_ptr> load(const std::string& path) { return load(path, 0, {}); }
@@ -776,7 +784,7 @@ class basic_code_server {
     // Everything the file says is checked before any of its code runs.
     const auto resolved = detail::resolve_safe_path(path);
     if (!resolved) return resolved.error();
-    const auto bytes = detail::read_module_file(*resolved, path);
+    const auto bytes = detail::read_module_file(*resolved, path, largest_module_);
     if (!bytes) return bytes.error();
     const auto text = detail::find_module_note(*bytes, path);
     if (!text) return text.error();
@@ -802,8 +810,11 @@ class basic_code_server {
     }
     auto version = std::make_shared<module_version>(*note, path, *copy, descriptor->table, std::move(library));
     std::string failure;
-    if (!descriptor->attach(detail::host_link{&detail::the_runtime(), &registry()}, version, detail::leases_of_modules,
-                            failure)) {
+    const detail::host_link host{&detail::the_runtime(), &registry(), version.get(),
+                                 [](const void* self) noexcept -> std::shared_ptr<const void> {
+                                   return static_cast<const module_version*>(self)->weak_from_this().lock();
+                                 }};
+    if (!descriptor->attach(host, detail::leases_of_modules, failure)) {
       version.reset();
       closer_->close_pending();
       return detail::file_error(errc::initializer_failed, path, "a static initializer threw: " + failure);
@@ -833,6 +844,7 @@ class basic_code_server {
   mutable detail::spin_lock lock_;  // the table below, briefly
   std::string directory_;
   bool made_directory_ = false;
+  std::size_t largest_module_;
   std::vector<entry> modules_;
   std::shared_ptr<detail::library_closer<>> closer_ = std::make_shared<detail::library_closer<>>();
 };

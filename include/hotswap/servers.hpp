@@ -829,7 +829,7 @@ result<server_ref<Interface>> start(const implementation_table& table, const voi
   core->acquire();  // the reference for being alive
   if (!options.table_owner && detail::building_module) {  // a module's server of its own: leased from it
     const detail::lease_maker& leases = detail::module_leases();
-    options.table_owner = leases.make(detail::module_self().lock());
+    options.table_owner = leases.make(detail::pin_this_image());
     options.bind_owner = leases.bind;
   }
   core->table_owner = std::move(options.table_owner);

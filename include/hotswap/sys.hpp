@@ -53,7 +53,7 @@ result<void> change_code_request(const server_handle auto& server, const impleme
                                 extra_ref extra, std::shared_ptr<const void> extra_owner) {
   if (!table_owner && building_module) {  // a module's own table: the server gets a lease of it
     const lease_maker& leases = module_leases();
-    table_owner = leases.make(module_self().lock());
+    table_owner = leases.make(pin_this_image());
     leases.bind(table_owner.get(), *server.core());
   }
   return control<void>(

@@ -649,6 +649,8 @@ using spelled = decltype(spell<Spelling, Text>(std::make_index_sequence<Text.vie
 // the module's static initializers run. Whatever would outlive a call into a module's code (a
 // thread, a timer, a callback) is made by the program's code, or keeps the module loaded.
 
+#include <memory>
+
 namespace hotswap {
 class schema_registry;
 namespace detail {
@@ -660,10 +662,14 @@ inline constexpr bool building_module = true;
 inline constexpr bool building_module = false;
 #endif
 
-/// In a module: the program's runtime and registry. (In a program: unused.)
+/// In a module: the program's runtime and registry, and the module's own loaded version with the
+/// program's function that makes a hold on it. (In a program: unused.) Plain data: a module
+/// registers no destructor at exit, which glibc would keep a record of after every unload.
 struct host_link {
   runtime* runtime_of_host = nullptr;
   schema_registry* registry_of_host = nullptr;
+  const void* self = nullptr;
+  std::shared_ptr<const void> (*hold_self)(const void* self) noexcept = nullptr;
 };
 inline host_link module_host{};
 
@@ -2210,6 +2216,10 @@ struct fmt::formatter<T, char> {
 // that finds the segment full links the next one (twice the size, up to a limit) and moves the
 // tail on. A segment is freed when the receiver has left it and every sender that overflowed it
 // is done with it: the sender that moves the tail on learns how many did, from the index.
+//
+// Once a backlog of more than a few MiB has drained, the mailbox says so, and the runtime gives
+// the freed memory back to the system when it next idles (malloc's free lists would otherwise
+// keep it, and the process's size, for good).
 
 #include <algorithm>
 #include <atomic>
@@ -2218,8 +2228,20 @@ struct fmt::formatter<T, char> {
 #include <cstring>
 #include <new>
 #include <type_traits>
+#include <utility>
+
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 namespace hotswap::detail {
+
+/// Returns what malloc holds free to the system (glibc: malloc_trim; elsewhere nothing to do).
+inline void give_back_free_memory() noexcept {
+#if defined(__GLIBC__)
+  ::malloc_trim(0);
+#endif
+}
 
 /// One message as it travels: what it is (an index in the server's interface, or a control
 /// request), a pointer for the reply or the control request, and the message itself: in place
@@ -2318,8 +2340,15 @@ class mailbox {
       segment* left = head_;
       head_ = following;
       head_index_ = 0;
+      drained_since_empty_ += left->capacity;
       left->drop(1);
     }
+  }
+
+  /// Receiver only, with the mailbox found empty: whether more than `backlog_to_give_back` bytes
+  /// of messages went through it since it was last empty (a backlog, whose memory is free now).
+  bool drained_after_backlog() noexcept {
+    return std::exchange(drained_since_empty_, 0) * sizeof(slot) > backlog_to_give_back;
   }
 
   /// Receiver only: removes the message front() returned.
@@ -2370,6 +2399,7 @@ class mailbox {
 
   static constexpr std::uint32_t first_capacity = 4;  // an idle server costs little
   static constexpr std::uint32_t max_capacity = 512;
+  static constexpr std::size_t backlog_to_give_back = std::size_t{8} << 20;
   static constexpr std::int64_t tail_reference = std::int64_t{1} << 40;
   static constexpr int index_bits = 16;
   static_assert(sizeof(std::uintptr_t) == 8, "hotswap: the mailbox packs a 48-bit address and an index in 64 bits");
@@ -2412,6 +2442,7 @@ class mailbox {
   [[maybe_unused]] unsigned char apart_[64 - sizeof(std::atomic<std::uintptr_t>)];
   segment* head_;  // the receiver's
   std::uint32_t head_index_ = 0;
+  std::size_t drained_since_empty_ = 0;  // slots of the segments left since the mailbox was empty
 };
 
 }  // namespace hotswap::detail
@@ -2591,6 +2622,7 @@ enum class errc : std::uint8_t {
   not_purged,          ///< servers still run the old version
   no_module,           ///< no module of that name is loaded
   bad_flags,           ///< a supervisor's flags are refused (an intensity below 0, a period not above 0)
+  too_large,           ///< a module file larger than the code server takes
 };
 
 constexpr std::string_view to_string(errc code) noexcept {
@@ -2599,7 +2631,8 @@ constexpr std::string_view to_string(errc code) noexcept {
       "wrong_vsn",        "wrong_state_type", "code_change_failed", "init_failed",   "handler_failed",
       "calling_self",     "wrong_argument",  "no_file",            "unsafe_path",   "not_a_library",
       "truncated",        "no_descriptor",   "abi_mismatch",       "schema_conflict", "not_newer",
-      "load_failed",      "initializer_failed", "not_purged",      "no_module",     "bad_flags"};
+      "load_failed",      "initializer_failed", "not_purged",      "no_module",     "bad_flags",
+      "too_large"};
   return names[static_cast<int>(code)];
 }
 
@@ -2674,19 +2707,13 @@ struct trace_event {
 
 namespace detail {
 
-/// In a module: its own loaded version, set by the code server (what keeps its code mapped).
-inline std::weak_ptr<const void>& module_self() noexcept {
-  static std::weak_ptr<const void> self;
-  return self;
-}
-
 /// What keeps this image's code loaded, for whatever it makes that may outlive the call that
 /// made it (a timer, a callback, an abandoned reply): nothing in a program, its loaded version
 /// in a module. Whatever holds one releases it only after the module's part of it is gone, and
 /// never from the module's own code: a module's code always runs under a hold of the program's.
 inline std::shared_ptr<const void> pin_this_image() noexcept {
   if constexpr (building_module)
-    return module_self().lock();
+    return module_host.hold_self ? module_host.hold_self(module_host.self) : nullptr;
   else
     return {};
 }
@@ -2925,6 +2952,8 @@ struct server_core {
 
 class runtime;
 runtime& the_runtime();
+/// A backlog has drained: its memory goes back to the system once the pool idles.
+void give_back_memory_when_idle() noexcept;
 
 /// The server whose handler this thread is running, if any.
 inline server_core*& current_server_of_thread() noexcept {
@@ -2996,7 +3025,11 @@ inline bool handle_messages(server_core& server, unsigned budget) noexcept {
   envelope message;
   for (unsigned handled = 0; handled < budget; ++handled) {
     if (server.controls.load(std::memory_order_relaxed)) run_controls(server);
-    if (server.suspended || !take_message(server, message)) return false;
+    if (server.suspended) return false;
+    if (!take_message(server, message)) {
+      if (server.inbox.drained_after_backlog()) give_back_memory_when_idle();
+      return false;
+    }
     if (server.ended)
       refuse(server, message, errc::server_died);
     else
@@ -3055,6 +3088,11 @@ class worker_pool final : public executor {
   }
   bool others_waiting() const noexcept override { return queued_.load(std::memory_order_relaxed) != 0; }
 
+  /// A backlog has drained: its memory goes back to the system once every worker has idled for
+  /// `idle_before_giving_back` (not before: a burst that follows at once would fault it all in
+  /// again).
+  void give_back_memory_when_idle() noexcept { give_back_.store(true, std::memory_order_relaxed); }
+
   /// The calling worker is about to block: wake or start another. (If no thread can be
   /// started, the pool carries on with those it has.)
   void blocking() noexcept {
@@ -3089,8 +3127,12 @@ class worker_pool final : public executor {
 
  private:
   static constexpr std::size_t max_threads = 512;
+  static constexpr std::chrono::milliseconds idle_before_giving_back{20};
 
-  void add_worker() { start_worker_(*this); }
+  void add_worker() {
+    start_worker_(*this);
+    workers_.fetch_add(1, std::memory_order_relaxed);
+  }
   void (*const start_worker_)(worker_pool&) = [](worker_pool& pool) {
     pool.threads_.emplace_back([&pool] { pool.work(); });
   };
@@ -3133,9 +3175,19 @@ class worker_pool final : public executor {
         spinners_.store(0, std::memory_order_seq_cst);
         if (found) continue;
       }
-      sleepers_.fetch_add(1, std::memory_order_seq_cst);
+      const bool last_awake = sleepers_.fetch_add(1, std::memory_order_seq_cst) + 1 == workers_.load();
       const std::uint32_t seen = wake_word_.load(std::memory_order_seq_cst);
-      if (queued_.load(std::memory_order_seq_cst) == 0 && !stopped()) futex_wait(wake_word_, seen);
+      if (queued_.load(std::memory_order_seq_cst) == 0 && !stopped()) {
+        if (last_awake && give_back_.load(std::memory_order_relaxed)) {
+          // Memory a drained backlog freed goes back once the whole pool has idled a while.
+          futex_wait(wake_word_, seen, idle_before_giving_back);
+          if (wake_word_.load(std::memory_order_seq_cst) == seen && queued_.load(std::memory_order_seq_cst) == 0 &&
+              give_back_.exchange(false, std::memory_order_relaxed))
+            give_back_free_memory();
+        } else {
+          futex_wait(wake_word_, seen);
+        }
+      }
       sleepers_.fetch_sub(1, std::memory_order_seq_cst);
     }
   }
@@ -3150,6 +3202,8 @@ class worker_pool final : public executor {
   alignas(64) std::atomic<std::uint32_t> spinners_{0};
   std::atomic<std::uint32_t> sleepers_{0};
   std::atomic<std::uint32_t> wake_word_{0};
+  std::atomic<std::uint32_t> workers_{0};
+  std::atomic<bool> give_back_{false};
 };
 
 worker_pool& shared_pool();
@@ -3428,6 +3482,8 @@ inline server_core*& current_server() noexcept {
 }
 
 inline worker_pool& shared_pool() { return the_runtime().pool; }
+
+inline void give_back_memory_when_idle() noexcept { the_runtime().pool.give_back_memory_when_idle(); }
 
 inline void server_core::release() noexcept {
   if (references.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
@@ -4269,7 +4325,7 @@ result<server_ref<Interface>> start(const implementation_table& table, const voi
   core->acquire();  // the reference for being alive
   if (!options.table_owner && detail::building_module) {  // a module's server of its own: leased from it
     const detail::lease_maker& leases = detail::module_leases();
-    options.table_owner = leases.make(detail::module_self().lock());
+    options.table_owner = leases.make(detail::pin_this_image());
     options.bind_owner = leases.bind;
   }
   core->table_owner = std::move(options.table_owner);
@@ -4641,7 +4697,7 @@ result<void> change_code_request(const server_handle auto& server, const impleme
                                 extra_ref extra, std::shared_ptr<const void> extra_owner) {
   if (!table_owner && building_module) {  // a module's own table: the server gets a lease of it
     const lease_maker& leases = module_leases();
-    table_owner = leases.make(module_self().lock());
+    table_owner = leases.make(pin_this_image());
     leases.bind(table_owner.get(), *server.core());
   }
   return control<void>(
@@ -5102,7 +5158,7 @@ using application = basic_application<>;
 // Generated by tools/headers_digest.py from every other header under include/hotswap; do not
 // edit. It enters the ABI fingerprint: a module built from other headers is refused.
 
-#define HOTSWAP_DETAIL_HEADERS_DIGEST "5734d587a51ca1e5"
+#define HOTSWAP_DETAIL_HEADERS_DIGEST "44b0b32c598e3e6c"
 // ---- hotswap/detail/module_file.hpp ----
 // Reading a module's file before any of its code runs: the path (nobody else could have written
 // it), the bytes, the ELF headers (nothing the loader maps lies past the end: a truncated library
@@ -5159,8 +5215,6 @@ inline constexpr std::uint16_t this_machine = 0;  // none: modules are refused
 #endif
 }  // namespace elf
 
-/// A module file's bytes may not exceed this (a module is kilobytes to megabytes).
-inline constexpr std::size_t largest_module = std::size_t{1} << 30;
 
 /// What a module's note says.
 struct module_note_fields {
@@ -5214,9 +5268,10 @@ result<std::string> resolve_safe_path(const std::string& path) {
 }
 
 /// The bytes of the file at `resolved` (a safe path), checked on the open file itself: a regular
-/// file, safe, not too large. Never blocks (a FIFO is refused, not waited on).
+/// file, safe, at most `largest` bytes (a larger one is refused before a byte is read). Never
+/// blocks (a FIFO is refused, not waited on).
 template <class = void>
-result<std::string> read_module_file(const std::string& resolved, const std::string& path) {
+result<std::string> read_module_file(const std::string& resolved, const std::string& path, std::size_t largest) {
   const int fd = ::open(resolved.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
   if (fd < 0) return file_error(errc::no_file, path, std::strerror(errno));
   struct stat info {};
@@ -5227,8 +5282,10 @@ result<std::string> read_module_file(const std::string& resolved, const std::str
     why = std::strerror(errno);
   } else if (!S_ISREG(info.st_mode)) {
     why = "not a regular file";
-  } else if (static_cast<std::uint64_t>(info.st_size) > largest_module) {
-    why = "larger than a module can be (1 GiB)";
+  } else if (static_cast<std::uint64_t>(info.st_size) > largest) {
+    code = errc::too_large;
+    why = std::to_string(info.st_size) + " bytes, more than this code server takes (" + std::to_string(largest) +
+          "; code_server_options::largest_module)";
   } else if (why = unsafe_because(info, "the file"); !why.empty()) {
     code = errc::unsafe_path;
   } else {
@@ -5573,8 +5630,7 @@ struct module_descriptor {
   /// Links the module to the program (its runtime, its registry, the module's own version and
   /// how the program leases it to servers), then runs the module's static initializers (which
   /// hotswap_add_module's link script defers to here); false, with what one of them threw.
-  bool (*attach)(const host_link& host, const std::weak_ptr<const void>& self, const lease_maker& leases,
-                 std::string& failure) noexcept;
+  bool (*attach)(const host_link& host, const lease_maker& leases, std::string& failure) noexcept;
 };
 
 }  // namespace detail
@@ -5595,10 +5651,8 @@ void describe_schemas(std::vector<version_info>& out) {
 }
 
 template <class Implementation>
-bool attach_module(const host_link& host, const std::weak_ptr<const void>& self, const lease_maker& leases,
-                   std::string& failure) noexcept {
+bool attach_module(const host_link& host, const lease_maker& leases, std::string& failure) noexcept {
   module_host = host;
-  module_self() = self;
   module_leases() = leases;
   try {
     for (auto* run = __start_hotswap_init_array; run != __stop_hotswap_init_array; ++run) (*run)(0, nullptr, environ);
@@ -5653,7 +5707,7 @@ inline bool try_acquire(server_core& server) noexcept {
 /// One loaded version of a module: what its note says, and the servers using it. Shared by the
 /// code server, the servers on it (and whatever else holds its code); its library is unmapped
 /// after the last of them lets go (at the code server's next load, purge, retire or collect).
-class module_version {
+class module_version : public std::enable_shared_from_this<module_version> {
  public:
   const std::string& name() const noexcept { return note_.name; }
   int vsn() const noexcept { return note_.vsn; }
@@ -5866,15 +5920,26 @@ struct purge_report {
   std::string note;                 ///< why it is still mapped, when it is
 };
 
+/// How a code server is set up.
+struct code_server_options {
+  /// Where private copies of the libraries go (made, mode 0700); empty: a new directory under
+  /// $TMPDIR or /tmp. It must allow executable mappings (not mounted noexec).
+  std::string directory{};
+  /// A larger file is refused at once (errc::too_large), before a byte of it is read: a module
+  /// is kilobytes to megabytes, and a load holds the code server.
+  std::size_t largest_module = std::size_t{64} << 20;
+};
+
 /// Loads modules, keeping a current and an old version of each, as Erlang's code server. Its
 /// operations run one at a time, in the order they are called. (A template only so that a
 /// program compiles it where it uses it: use hotswap::code_server.)
 template <class = void>
 class basic_code_server {
  public:
-  /// Private copies of the libraries go to `directory` (made, mode 0700), by default a new
-  /// directory under $TMPDIR or /tmp. It must allow executable mappings (not mounted noexec).
-  explicit basic_code_server(std::string directory = {}) : directory_(std::move(directory)) {}
+  explicit basic_code_server(code_server_options options = {})
+      : directory_(std::move(options.directory)), largest_module_(options.largest_module) {}
+  /// Private copies go to `directory`.
+  explicit basic_code_server(std::string directory) : basic_code_server(code_server_options{std::move(directory)}) {}
   basic_code_server(const basic_code_server&) = delete;
   basic_code_server& operator=(const basic_code_server&) = delete;
   /// Closes what nothing uses; libraries still in use stay mapped (and their copies stay on disk).
@@ -5887,7 +5952,7 @@ class basic_code_server {
   /// Loads the module in `path`, checking it against the program (ABI, schemas) and against
   /// its loaded versions (interface, a newer vsn), and makes it the current version; the
   /// current one becomes old (an old one nothing uses any more is purged first). On any failure
-  /// (errc::no_file, unsafe_path, not_a_library, truncated, no_descriptor, abi_mismatch,
+  /// (errc::no_file, unsafe_path, not_a_library, too_large, truncated, no_descriptor, abi_mismatch,
   /// wrong_interface, schema_conflict, not_newer, not_purged, load_failed, initializer_failed)
   /// the code server and every server are left as they were.
   result<module_ptr> load(const std::string& path) { return load(path, 0, {}); }
@@ -6123,7 +6188,7 @@ class basic_code_server {
     // Everything the file says is checked before any of its code runs.
     const auto resolved = detail::resolve_safe_path(path);
     if (!resolved) return resolved.error();
-    const auto bytes = detail::read_module_file(*resolved, path);
+    const auto bytes = detail::read_module_file(*resolved, path, largest_module_);
     if (!bytes) return bytes.error();
     const auto text = detail::find_module_note(*bytes, path);
     if (!text) return text.error();
@@ -6149,8 +6214,11 @@ class basic_code_server {
     }
     auto version = std::make_shared<module_version>(*note, path, *copy, descriptor->table, std::move(library));
     std::string failure;
-    if (!descriptor->attach(detail::host_link{&detail::the_runtime(), &registry()}, version, detail::leases_of_modules,
-                            failure)) {
+    const detail::host_link host{&detail::the_runtime(), &registry(), version.get(),
+                                 [](const void* self) noexcept -> std::shared_ptr<const void> {
+                                   return static_cast<const module_version*>(self)->weak_from_this().lock();
+                                 }};
+    if (!descriptor->attach(host, detail::leases_of_modules, failure)) {
       version.reset();
       closer_->close_pending();
       return detail::file_error(errc::initializer_failed, path, "a static initializer threw: " + failure);
@@ -6180,6 +6248,7 @@ class basic_code_server {
   mutable detail::spin_lock lock_;  // the table below, briefly
   std::string directory_;
   bool made_directory_ = false;
+  std::size_t largest_module_;
   std::vector<entry> modules_;
   std::shared_ptr<detail::library_closer<>> closer_ = std::make_shared<detail::library_closer<>>();
 };

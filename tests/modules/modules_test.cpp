@@ -364,6 +364,8 @@ TEST_CASE("bad modules are refused with the file and the reason; nothing changes
   ::chmod((dir + "/shared").c_str(), 0775);  // whatever the umask
   files.stage("counter_v1", "shared/counter.so");
   ::mkfifo((dir + "/fifo.so").c_str(), 0600);  // opening it for reading would wait for a writer
+  write_bytes(dir + "/huge.so", "");
+  REQUIRE(::truncate((dir + "/huge.so").c_str(), off_t{100} << 20) == 0);  // 100 MiB, sparse: none of it is read
   write_bytes(dir + "/no_note.so", without_note(read_bytes(built("counter_v3"))));
 
   const std::vector<bad_file> cases = {
@@ -371,6 +373,8 @@ TEST_CASE("bad modules are refused with the file and the reason; nothing changes
       {dir + "/notes.so", hotswap::errc::not_a_library, "not a shared library (not an ELF file)"},
       {dir + "/truncated.so", hotswap::errc::truncated, "truncated: "},
       {dir + "/fifo.so", hotswap::errc::not_a_library, "not a regular file"},
+      {dir + "/huge.so", hotswap::errc::too_large,
+       "104857600 bytes, more than this code server takes (67108864; code_server_options::largest_module)"},
       {dir + "/no_note.so", hotswap::errc::no_descriptor, "its hotswap_module section holds no note"},
       {files.stage("counter_unguarded", "unguarded.so"), hotswap::errc::load_failed,
        "its static initializers would run as it is opened: link it with hotswap_module.ld (hotswap_add_module does)"},

@@ -4,8 +4,11 @@
 
 #include <atomic>
 #include <chrono>
+#include <fstream>
 #include <thread>
 #include <vector>
+
+#include <unistd.h>
 
 #include "servers.hpp"
 
@@ -111,6 +114,29 @@ TEST_CASE("a sys request that times out says it may yet take effect, and get_sta
   held.open();
   CHECK(sys::get_status(counter).value().suspended);  // it did, once the handler returned
   REQUIRE(sys::resume(counter));
+  REQUIRE(hotswap::stop(counter));
+  exits().take();
+}
+
+namespace {
+std::size_t resident_mib() {
+  std::ifstream statm("/proc/self/statm");
+  std::size_t pages = 0, resident = 0;
+  statm >> pages >> resident;
+  return resident * static_cast<std::size_t>(::sysconf(_SC_PAGESIZE)) >> 20;
+}
+}  // namespace
+
+TEST_CASE("the memory a drained backlog took is given back once the runtime idles") {
+  if (sanitized) return;  // the sanitizers' allocators keep freed memory on purpose
+  auto counter = hotswap::start<CounterV1>().value();
+  const std::size_t before = resident_mib();
+  REQUIRE(sys::suspend(counter));
+  for (int i = 0; i < 2'000'000; ++i) hotswap::cast(counter, Add{1});  // 64 MiB of mailbox
+  CHECK(resident_mib() > before + 48);
+  REQUIRE(sys::resume(counter));
+  CHECK(hotswap::call(counter, Get{}, 60s).value() == 2'000'000);
+  CHECK(eventually([&] { return resident_mib() < before + 16; }));  // once the pool has idled a while
   REQUIRE(hotswap::stop(counter));
   exits().take();
 }

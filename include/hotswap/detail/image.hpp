@@ -5,6 +5,8 @@
 // thread, a timer, a callback) is made by the program's code, or keeps the module loaded.
 #pragma once
 
+#include <memory>
+
 namespace hotswap {
 class schema_registry;
 namespace detail {
@@ -16,10 +18,14 @@ inline constexpr bool building_module = true;
 inline constexpr bool building_module = false;
 #endif
 
-/// In a module: the program's runtime and registry. (In a program: unused.)
+/// In a module: the program's runtime and registry, and the module's own loaded version with the
+/// program's function that makes a hold on it. (In a program: unused.) Plain data: a module
+/// registers no destructor at exit, which glibc would keep a record of after every unload.
 struct host_link {
   runtime* runtime_of_host = nullptr;
   schema_registry* registry_of_host = nullptr;
+  const void* self = nullptr;
+  std::shared_ptr<const void> (*hold_self)(const void* self) noexcept = nullptr;
 };
 inline host_link module_host{};
 

@@ -7,6 +7,10 @@
 // that finds the segment full links the next one (twice the size, up to a limit) and moves the
 // tail on. A segment is freed when the receiver has left it and every sender that overflowed it
 // is done with it: the sender that moves the tail on learns how many did, from the index.
+//
+// Once a backlog of more than a few MiB has drained, the mailbox says so, and the runtime gives
+// the freed memory back to the system when it next idles (malloc's free lists would otherwise
+// keep it, and the process's size, for good).
 #pragma once
 
 #include <algorithm>
@@ -16,8 +20,20 @@
 #include <cstring>
 #include <new>
 #include <type_traits>
+#include <utility>
+
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 namespace hotswap::detail {
+
+/// Returns what malloc holds free to the system (glibc: malloc_trim; elsewhere nothing to do).
+inline void give_back_free_memory() noexcept {
+#if defined(__GLIBC__)
+  ::malloc_trim(0);
+#endif
+}
 
 /// One message as it travels: what it is (an index in the server's interface, or a control
 /// request), a pointer for the reply or the control request, and the message itself: in place
@@ -116,8 +132,15 @@ class mailbox {
       segment* left = head_;
       head_ = following;
       head_index_ = 0;
+      drained_since_empty_ += left->capacity;
       left->drop(1);
     }
+  }
+
+  /// Receiver only, with the mailbox found empty: whether more than `backlog_to_give_back` bytes
+  /// of messages went through it since it was last empty (a backlog, whose memory is free now).
+  bool drained_after_backlog() noexcept {
+    return std::exchange(drained_since_empty_, 0) * sizeof(slot) > backlog_to_give_back;
   }
 
   /// Receiver only: removes the message front() returned.
@@ -168,6 +191,7 @@ class mailbox {
 
   static constexpr std::uint32_t first_capacity = 4;  // an idle server costs little
   static constexpr std::uint32_t max_capacity = 512;
+  static constexpr std::size_t backlog_to_give_back = std::size_t{8} << 20;
   static constexpr std::int64_t tail_reference = std::int64_t{1} << 40;
   static constexpr int index_bits = 16;
   static_assert(sizeof(std::uintptr_t) == 8, "hotswap: the mailbox packs a 48-bit address and an index in 64 bits");
@@ -210,6 +234,7 @@ class mailbox {
   [[maybe_unused]] unsigned char apart_[64 - sizeof(std::atomic<std::uintptr_t>)];
   segment* head_;  // the receiver's
   std::uint32_t head_index_ = 0;
+  std::size_t drained_since_empty_ = 0;  // slots of the segments left since the mailbox was empty
 };
 
 }  // namespace hotswap::detail

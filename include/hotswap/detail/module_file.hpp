@@ -55,8 +55,6 @@ inline constexpr std::uint16_t this_machine = 0;  // none: modules are refused
 #endif
 }  // namespace elf
 
-/// A module file's bytes may not exceed this (a module is kilobytes to megabytes).
-inline constexpr std::size_t largest_module = std::size_t{1} << 30;
 
 /// What a module's note says.
 struct module_note_fields {
@@ -110,9 +108,10 @@ result<std::string> resolve_safe_path(const std::string& path) {
 }
 
 /// The bytes of the file at `resolved` (a safe path), checked on the open file itself: a regular
-/// file, safe, not too large. Never blocks (a FIFO is refused, not waited on).
+/// file, safe, at most `largest` bytes (a larger one is refused before a byte is read). Never
+/// blocks (a FIFO is refused, not waited on).
 template <class = void>
-result<std::string> read_module_file(const std::string& resolved, const std::string& path) {
+result<std::string> read_module_file(const std::string& resolved, const std::string& path, std::size_t largest) {
   const int fd = ::open(resolved.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
   if (fd < 0) return file_error(errc::no_file, path, std::strerror(errno));
   struct stat info {};
@@ -123,8 +122,10 @@ result<std::string> read_module_file(const std::string& resolved, const std::str
     why = std::strerror(errno);
   } else if (!S_ISREG(info.st_mode)) {
     why = "not a regular file";
-  } else if (static_cast<std::uint64_t>(info.st_size) > largest_module) {
-    why = "larger than a module can be (1 GiB)";
+  } else if (static_cast<std::uint64_t>(info.st_size) > largest) {
+    code = errc::too_large;
+    why = std::to_string(info.st_size) + " bytes, more than this code server takes (" + std::to_string(largest) +
+          "; code_server_options::largest_module)";
   } else if (why = unsafe_because(info, "the file"); !why.empty()) {
     code = errc::unsafe_path;
   } else {

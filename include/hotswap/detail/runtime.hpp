@@ -29,19 +29,13 @@ struct trace_event {
 
 namespace detail {
 
-/// In a module: its own loaded version, set by the code server (what keeps its code mapped).
-inline std::weak_ptr<const void>& module_self() noexcept {
-  static std::weak_ptr<const void> self;
-  return self;
-}
-
 /// What keeps this image's code loaded, for whatever it makes that may outlive the call that
 /// made it (a timer, a callback, an abandoned reply): nothing in a program, its loaded version
 /// in a module. Whatever holds one releases it only after the module's part of it is gone, and
 /// never from the module's own code: a module's code always runs under a hold of the program's.
 inline std::shared_ptr<const void> pin_this_image() noexcept {
   if constexpr (building_module)
-    return module_self().lock();
+    return module_host.hold_self ? module_host.hold_self(module_host.self) : nullptr;
   else
     return {};
 }
@@ -280,6 +274,8 @@ struct server_core {
 
 class runtime;
 runtime& the_runtime();
+/// A backlog has drained: its memory goes back to the system once the pool idles.
+void give_back_memory_when_idle() noexcept;
 
 /// The server whose handler this thread is running, if any.
 inline server_core*& current_server_of_thread() noexcept {
@@ -351,7 +347,11 @@ inline bool handle_messages(server_core& server, unsigned budget) noexcept {
   envelope message;
   for (unsigned handled = 0; handled < budget; ++handled) {
     if (server.controls.load(std::memory_order_relaxed)) run_controls(server);
-    if (server.suspended || !take_message(server, message)) return false;
+    if (server.suspended) return false;
+    if (!take_message(server, message)) {
+      if (server.inbox.drained_after_backlog()) give_back_memory_when_idle();
+      return false;
+    }
     if (server.ended)
       refuse(server, message, errc::server_died);
     else
@@ -410,6 +410,11 @@ class worker_pool final : public executor {
   }
   bool others_waiting() const noexcept override { return queued_.load(std::memory_order_relaxed) != 0; }
 
+  /// A backlog has drained: its memory goes back to the system once every worker has idled for
+  /// `idle_before_giving_back` (not before: a burst that follows at once would fault it all in
+  /// again).
+  void give_back_memory_when_idle() noexcept { give_back_.store(true, std::memory_order_relaxed); }
+
   /// The calling worker is about to block: wake or start another. (If no thread can be
   /// started, the pool carries on with those it has.)
   void blocking() noexcept {
@@ -444,8 +449,12 @@ class worker_pool final : public executor {
 
  private:
   static constexpr std::size_t max_threads = 512;
+  static constexpr std::chrono::milliseconds idle_before_giving_back{20};
 
-  void add_worker() { start_worker_(*this); }
+  void add_worker() {
+    start_worker_(*this);
+    workers_.fetch_add(1, std::memory_order_relaxed);
+  }
   void (*const start_worker_)(worker_pool&) = [](worker_pool& pool) {
     pool.threads_.emplace_back([&pool] { pool.work(); });
   };
@@ -488,9 +497,19 @@ class worker_pool final : public executor {
         spinners_.store(0, std::memory_order_seq_cst);
         if (found) continue;
       }
-      sleepers_.fetch_add(1, std::memory_order_seq_cst);
+      const bool last_awake = sleepers_.fetch_add(1, std::memory_order_seq_cst) + 1 == workers_.load();
       const std::uint32_t seen = wake_word_.load(std::memory_order_seq_cst);
-      if (queued_.load(std::memory_order_seq_cst) == 0 && !stopped()) futex_wait(wake_word_, seen);
+      if (queued_.load(std::memory_order_seq_cst) == 0 && !stopped()) {
+        if (last_awake && give_back_.load(std::memory_order_relaxed)) {
+          // Memory a drained backlog freed goes back once the whole pool has idled a while.
+          futex_wait(wake_word_, seen, idle_before_giving_back);
+          if (wake_word_.load(std::memory_order_seq_cst) == seen && queued_.load(std::memory_order_seq_cst) == 0 &&
+              give_back_.exchange(false, std::memory_order_relaxed))
+            give_back_free_memory();
+        } else {
+          futex_wait(wake_word_, seen);
+        }
+      }
       sleepers_.fetch_sub(1, std::memory_order_seq_cst);
     }
   }
@@ -505,6 +524,8 @@ class worker_pool final : public executor {
   alignas(64) std::atomic<std::uint32_t> spinners_{0};
   std::atomic<std::uint32_t> sleepers_{0};
   std::atomic<std::uint32_t> wake_word_{0};
+  std::atomic<std::uint32_t> workers_{0};
+  std::atomic<bool> give_back_{false};
 };
 
 worker_pool& shared_pool();
@@ -783,6 +804,8 @@ inline server_core*& current_server() noexcept {
 }
 
 inline worker_pool& shared_pool() { return the_runtime().pool; }
+
+inline void give_back_memory_when_idle() noexcept { the_runtime().pool.give_back_memory_when_idle(); }
 
 inline void server_core::release() noexcept {
   if (references.fetch_sub(1, std::memory_order_acq_rel) != 1) return;

@@ -38,6 +38,7 @@ enum class errc : std::uint8_t {
   not_purged,          ///< servers still run the old version
   no_module,           ///< no module of that name is loaded
   bad_flags,           ///< a supervisor's flags are refused (an intensity below 0, a period not above 0)
+  too_large,           ///< a module file larger than the code server takes
 };
 
 constexpr std::string_view to_string(errc code) noexcept {
@@ -46,7 +47,8 @@ constexpr std::string_view to_string(errc code) noexcept {
       "wrong_vsn",        "wrong_state_type", "code_change_failed", "init_failed",   "handler_failed",
       "calling_self",     "wrong_argument",  "no_file",            "unsafe_path",   "not_a_library",
       "truncated",        "no_descriptor",   "abi_mismatch",       "schema_conflict", "not_newer",
-      "load_failed",      "initializer_failed", "not_purged",      "no_module",     "bad_flags"};
+      "load_failed",      "initializer_failed", "not_purged",      "no_module",     "bad_flags",
+      "too_large"};
   return names[static_cast<int>(code)];
 }
 

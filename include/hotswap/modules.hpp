@@ -15,8 +15,9 @@
 //     code.purge("counter");                              // unloads v1, or names the servers using it
 //
 // Everything a module says of itself (ABI, name, vsn, interface, schemas) is text in a section of
-// the file, read and checked before the library is opened: a module that does not fit never runs a
-// line of its code. Each version is loaded from a private copy (rebuilding the file in place does
+// the file, read and checked before the library is opened, with the seal its build wrote (a digest
+// of its bytes, and a signature if the build has a key): a module that does not fit, is torn or
+// is not signed by a trusted key never runs a line of its code. Each version is loaded from a private copy (rebuilding the file in place does
 // not touch running code), and unmapped only once no server, table, state, timer or reply of its
 // code is left.
 #pragma once
@@ -31,6 +32,7 @@
 
 #include "detail/headers_digest.hpp"
 #include "detail/module_file.hpp"
+#include "detail/module_seal.hpp"
 #include "schemas.hpp"
 #include "servers.hpp"
 #include "sys.hpp"
@@ -274,11 +276,13 @@ inline constexpr module_descriptor make_descriptor(const char* note) {
 #define HOTSWAP_MODULE(name, Implementation)                                                                       \
   static_assert(::hotswap::detail::building_module,                                                                \
                 "hotswap: HOTSWAP_MODULE makes a module: build this file into a library made by "                  \
-                "hotswap_add_module() in CMake (or compile it with -DHOTSWAP_MODULE_BUILD -fvisibility=hidden "    \
-                "and link it with hotswap_module.ld)");                                                            \
+                "hotswap_add_module() in CMake (or compile it with -DHOTSWAP_MODULE_BUILD -fvisibility=hidden, "   \
+                "link it with hotswap_module.ld and seal it with hotswap-seal)");                                  \
   static_assert(sizeof(::hotswap::detail::module_name_check<name>) != 0); /* a bad name, reported once */          \
   [[gnu::used, gnu::section("hotswap_module")]] constinit const auto hotswap_module_note =                         \
       ::hotswap::detail::module_note<name, Implementation>;                                                        \
+  [[gnu::used, gnu::section("hotswap_seal")]] constinit const ::hotswap::detail::module_seal hotswap_module_seal = \
+      {"hotswap seal 1", {}, {}, {}}; /* written by hotswap-seal after the link */                                 \
   extern "C" [[gnu::visibility("default")]] constinit const ::hotswap::detail::module_descriptor                  \
       hotswap_module_descriptor = ::hotswap::detail::make_descriptor<Implementation>(hotswap_module_note.data())
 
@@ -524,6 +528,10 @@ struct code_server_options {
   /// A larger file is refused at once (errc::too_large), before a byte of it is read: a module
   /// is kilobytes to megabytes, and a load holds the code server.
   std::size_t largest_module = std::size_t{64} << 20;
+  /// Ed25519 public keys (PEM, as `hotswap-seal keygen` or `openssl pkey -pubout` write them);
+  /// given any, a module not signed by one of them is refused (errc::untrusted). None: a module
+  /// need only be sealed (its bytes as its build wrote them).
+  std::vector<std::string> trusted_keys{};
 };
 
 /// Loads modules, keeping a current and an old version of each, as Erlang's code server. Its
@@ -533,9 +541,14 @@ template <class = void>
 class basic_code_server {
  public:
   explicit basic_code_server(code_server_options options = {})
-      : directory_(std::move(options.directory)), largest_module_(options.largest_module) {}
-  /// Private copies go to `directory`.
-  explicit basic_code_server(std::string directory) : basic_code_server(code_server_options{std::move(directory)}) {}
+      : directory_(std::move(options.directory)), largest_module_(options.largest_module) {
+    for (std::size_t i = 0; i < options.trusted_keys.size(); ++i) {
+      trusted_.push_back(detail::read_public_key(options.trusted_keys[i]));
+      if (!trusted_.back() && bad_key_.empty())
+        bad_key_ = "trusted key " + std::to_string(i + 1) +
+                   " is not an Ed25519 public key in PEM (hotswap-seal keygen writes one), so no module is taken";
+    }
+  }
   basic_code_server(const basic_code_server&) = delete;
   basic_code_server& operator=(const basic_code_server&) = delete;
   /// Closes what nothing uses; libraries still in use stay mapped (and their copies stay on disk).
@@ -548,8 +561,9 @@ class basic_code_server {
   /// Loads the module in `path`, checking it against the program (ABI, schemas) and against
   /// its loaded versions (interface, a newer vsn), and makes it the current version; the
   /// current one becomes old (an old one nothing uses any more is purged first). On any failure
-  /// (errc::no_file, unsafe_path, not_a_library, too_large, truncated, no_descriptor, abi_mismatch,
-  /// wrong_interface, schema_conflict, not_newer, not_purged, load_failed, initializer_failed)
+  /// (errc::no_file, unsafe_path, not_a_library, too_large, truncated, no_descriptor, unsealed,
+  /// torn, untrusted, abi_mismatch, wrong_interface, schema_conflict, not_newer, not_purged,
+  /// load_failed, initializer_failed)
   /// the code server and every server are left as they were.
   result<module_ptr> load(const std::string& path) { return load(path, 0, {}); }
 
@@ -786,9 +800,12 @@ class basic_code_server {
     if (!resolved) return resolved.error();
     const auto bytes = detail::read_module_file(*resolved, path, largest_module_);
     if (!bytes) return bytes.error();
-    const auto text = detail::find_module_note(*bytes, path);
-    if (!text) return text.error();
-    const auto note = detail::parse_module_note(*text, path);
+    const auto sections = detail::find_module_sections(*bytes, path);
+    if (!sections) return sections.error();
+    if (!bad_key_.empty()) return detail::file_error(errc::untrusted, path, bad_key_);
+    if (auto sealed = detail::check_seal(*bytes, sections->seal, trusted_, path); !sealed) return sealed.error();
+    const std::string_view text = sections->note;
+    const auto note = detail::parse_module_note(text, path);
     if (!note) return note.error();
     if (auto fits = check(*note, path, interface, interface_name); !fits) return fits.error();
     const auto copy = write_copy(*bytes, *note, path);
@@ -802,7 +819,7 @@ class basic_code_server {
     }
     std::shared_ptr<void> library(handle, [closer = closer_, copy = *copy](void* opened) { closer->add(opened, copy); });
     const auto* descriptor = static_cast<const detail::module_descriptor*>(::dlsym(handle, "hotswap_module_descriptor"));
-    if (!descriptor || descriptor->magic != detail::descriptor_magic || std::string_view(descriptor->note) != *text ||
+    if (!descriptor || descriptor->magic != detail::descriptor_magic || std::string_view(descriptor->note) != text ||
         descriptor->table->interface_fingerprint != note->interface || descriptor->table->vsn != note->vsn) {
       library.reset();
       closer_->close_pending();
@@ -845,6 +862,8 @@ class basic_code_server {
   std::string directory_;
   bool made_directory_ = false;
   std::size_t largest_module_;
+  std::vector<detail::evp_key> trusted_;
+  std::string bad_key_;  // why trusted_ is unusable (a key that did not parse), if it is
   std::vector<entry> modules_;
   std::shared_ptr<detail::library_closer<>> closer_ = std::make_shared<detail::library_closer<>>();
 };

@@ -15,6 +15,7 @@ if(MODE STREQUAL "add_subdirectory")
 else()
   run(${CMAKE_COMMAND} -S "${SOURCE_DIR}" -B "${WORK_DIR}/hotswap" ${configure_args} -DHOTSWAP_BUILD_TESTS=OFF
       -DHOTSWAP_BUILD_EXAMPLES=OFF -DCMAKE_INSTALL_PREFIX=${WORK_DIR}/prefix)
+  run(${CMAKE_COMMAND} --build "${WORK_DIR}/hotswap")  # hotswap-seal
   run(${CMAKE_COMMAND} --install "${WORK_DIR}/hotswap")
   run(${CMAKE_COMMAND} -S "${SOURCE_DIR}/tests/consumer" -B "${WORK_DIR}/build" ${configure_args}
       -DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix)

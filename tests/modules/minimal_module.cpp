@@ -3,14 +3,18 @@
 // must register no exit handler (glibc keeps a record of one after every unload).
 #include <hotswap/modules.hpp>
 
-struct Ping {};
-using Minimal = hotswap::interface<"Minimal", hotswap::call_msg<Ping, int>>;
+#include "minimal.hpp"
+
+#ifndef MINIMAL_INIT
+#define MINIMAL_INIT 1  // another value: another build of the same module (the torn-file test)
+#endif
+
 
 struct MinimalV1 {
   using interface = Minimal;
   static constexpr int vsn = 1;
   using state = int;
-  static state init() { return 1; }
+  static state init() { return MINIMAL_INIT; }
   static int handle_call(const Ping&, const state& s) { return s; }
 };
 

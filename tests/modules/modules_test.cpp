@@ -1,10 +1,13 @@
 // Modules: real shared libraries (built beside this test, see tests/CMakeLists.txt) loaded by the
 // code server, run by servers, swapped under load, purged, rebuilt in place, and refused when bad.
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <cstddef>
 #include <cstring>
 #include <fstream>
 #include <iterator>
@@ -17,6 +20,7 @@
 
 #include "../runtime/servers.hpp"
 #include "labelled.hpp"
+#include "minimal.hpp"
 
 using testing::Add;
 using testing::Counter;
@@ -342,6 +346,129 @@ TEST_CASE("rebuilding a module file in place leaves its running copy alone; load
   hotswap::stop(server).value();
 }
 
+// -- seals: torn, modified, unsealed and unsigned files are refused before any of their code runs --
+
+/// Where the seal of a module's file starts.
+std::size_t seal_offset(const std::string& bytes) {
+  const auto sections = hotswap::detail::find_module_sections(bytes, "module").value();
+  REQUIRE(sections.seal.size() == sizeof(hotswap::detail::module_seal));
+  return static_cast<std::size_t>(sections.seal.data() - bytes.data());
+}
+
+std::string key(const std::string& name) {
+  return read_bytes(std::string(HOTSWAP_TEST_KEYS_DIR) + "/" + name + ".pub.pem");
+}
+
+TEST_CASE("a torn module file, the start of one build and the rest of another, is refused: its seal does not match") {
+  const scratch files;
+  const std::string one = read_bytes(built("minimal")), other = read_bytes(built("minimal_other_build"));
+  REQUIRE(one.size() == other.size());
+  REQUIRE(one.size() > 8192);
+  const std::string torn = one.substr(0, 8192) + other.substr(8192);
+  REQUIRE(torn != one);
+  REQUIRE(torn != other);
+  REQUIRE(hotswap::detail::find_module_sections(torn, "torn"));  // every check of shape passes: the attack
+  write_bytes(files.dir + "/torn.so", torn);
+  hotswap::code_server code;
+  const auto refused = code.load(files.dir + "/torn.so");
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().code == hotswap::errc::torn);
+  CHECK(refused.error().what == files.dir + "/torn.so: torn or modified since it was built: its bytes do not match "
+                                            "its seal (a rebuild or a copy that was not atomic, caught half-way?)");
+  CHECK_FALSE(code.current("minimal"));
+  // Each build whole loads.
+  const auto whole = code.load<Minimal>(files.stage("minimal_other_build", "whole.so"));
+  REQUIRE(whole);
+  auto server = hotswap::start<Minimal>(*whole).value();
+  CHECK(hotswap::call(server, Ping{}).value() == 2);  // that build's constant
+  hotswap::stop(server).value();
+}
+
+TEST_CASE("a module file rewritten in place while it is read is never taken torn") {
+  const scratch files;
+  const std::string builds[] = {read_bytes(built("minimal")), read_bytes(built("minimal_other_build"))};
+  const std::string path = files.dir + "/rewritten.so";
+  write_bytes(path, builds[0]);
+  std::atomic<bool> done{false};
+  std::thread rewriter([&] {  // as a copy that is not atomic: in place, 4 KiB at a time
+    const int fd = ::open(path.c_str(), O_WRONLY);
+    for (std::size_t round = 0; !done.load(); ++round)
+      for (std::size_t at = 0; at < builds[0].size(); at += 4096)
+        (void)::pwrite(fd, builds[round % 2].data() + at, std::min<std::size_t>(4096, builds[0].size() - at),
+                       static_cast<off_t>(at));
+    ::close(fd);
+  });
+  int taken = 0, refused_torn = 0;
+  for (int read = 0; read < 500; ++read) {
+    const auto bytes = hotswap::detail::read_module_file(path, path, std::size_t{1} << 26).value();
+    const auto sections = hotswap::detail::find_module_sections(bytes, path);
+    if (!sections) continue;  // torn where the shape checks see it
+    const auto sealed = hotswap::detail::check_seal(bytes, sections->seal, {}, path);
+    if (sealed) {
+      ++taken;
+      CHECK((bytes == builds[0] || bytes == builds[1]));
+    } else {
+      ++refused_torn;
+      CHECK(sealed.error().code == hotswap::errc::torn);
+    }
+  }
+  done = true;
+  rewriter.join();
+  INFO(taken << " taken whole, " << refused_torn << " refused torn");
+  CHECK(taken + refused_torn > 0);
+}
+
+TEST_CASE("a code server given trusted keys takes only modules signed by one of them") {
+  const scratch files;
+  SECTION("signed by a trusted key: taken") {
+    hotswap::code_server code({.trusted_keys = {key("other"), key("trusted")}});
+    const auto loaded = code.load(files.stage("minimal_signed_trusted", "signed.so"));
+    REQUIRE(loaded);
+    CHECK((*loaded)->name() == "minimal");
+  }
+  SECTION("no trusted keys: a signed module need only be sealed") {
+    hotswap::code_server code;
+    CHECK(code.load(files.stage("minimal_signed_other", "signed.so")));
+  }
+  struct refusal {
+    std::string file;
+    hotswap::errc code;
+    std::string reason;
+  };
+  std::string forged = read_bytes(built("minimal_signed_trusted"));
+  forged[seal_offset(forged) + offsetof(hotswap::detail::module_seal, signature) + 7] ^= 1;
+  write_bytes(files.dir + "/forged.so", forged);
+  std::string changed = read_bytes(built("minimal_signed_trusted"));
+  changed[changed.size() / 2] ^= 1;
+  write_bytes(files.dir + "/changed.so", changed);
+  const std::vector<refusal> refusals = {
+      {files.stage("minimal", "unsigned.so"), hotswap::errc::untrusted,
+       "not signed, and this code server takes only modules signed by a trusted key "
+       "(code_server_options::trusted_keys; sign with HOTSWAP_SIGNING_KEY)"},
+      {files.stage("minimal_signed_other", "other.so"), hotswap::errc::untrusted, "signed by key "},
+      {files.dir + "/forged.so", hotswap::errc::untrusted, "its signature by key "},
+      {files.dir + "/changed.so", hotswap::errc::torn, "torn or modified since it was built"},
+  };
+  hotswap::code_server code({.trusted_keys = {key("trusted")}});
+  for (const auto& bad : refusals) {
+    INFO(bad.file);
+    const auto loaded = code.load(bad.file);
+    REQUIRE_FALSE(loaded);
+    CHECK(loaded.error().code == bad.code);
+    CHECK(loaded.error().what.rfind(bad.file + ": " + bad.reason, 0) == 0);
+    INFO(loaded.error().what);
+    CHECK_FALSE(code.current("minimal"));
+  }
+  CHECK(code.load(files.stage("minimal_signed_trusted", "signed.so")));
+
+  hotswap::code_server misconfigured({.trusted_keys = {key("trusted"), "not a key"}});
+  const auto refused = misconfigured.load(files.stage("minimal_signed_trusted", "signed.so"));
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().code == hotswap::errc::untrusted);
+  CHECK(refused.error().what == files.dir + "/signed.so: trusted key 2 is not an Ed25519 public key in PEM "
+                                            "(hotswap-seal keygen writes one), so no module is taken");
+}
+
 TEST_CASE("bad modules are refused with the file and the reason; nothing changes and servers serve on") {
   const scratch files;
   hotswap::code_server code;
@@ -367,6 +494,10 @@ TEST_CASE("bad modules are refused with the file and the reason; nothing changes
   write_bytes(dir + "/huge.so", "");
   REQUIRE(::truncate((dir + "/huge.so").c_str(), off_t{100} << 20) == 0);  // 100 MiB, sparse: none of it is read
   write_bytes(dir + "/no_note.so", without_note(read_bytes(built("counter_v3"))));
+  std::string unsealed = read_bytes(built("counter_v3"));
+  std::fill_n(unsealed.begin() + static_cast<std::ptrdiff_t>(seal_offset(unsealed) + hotswap::detail::seal_marker.size()),
+              hotswap::detail::seal_payload, '\0');
+  write_bytes(dir + "/unsealed.so", unsealed);
 
   const std::vector<bad_file> cases = {
       {dir + "/missing.so", hotswap::errc::no_file, "No such file or directory"},
@@ -376,6 +507,8 @@ TEST_CASE("bad modules are refused with the file and the reason; nothing changes
       {dir + "/huge.so", hotswap::errc::too_large,
        "104857600 bytes, more than this code server takes (67108864; code_server_options::largest_module)"},
       {dir + "/no_note.so", hotswap::errc::no_descriptor, "its hotswap_module section holds no note"},
+      {dir + "/unsealed.so", hotswap::errc::unsealed,
+       "not sealed: hotswap_add_module's post-link step (hotswap-seal) did not run"},
       {files.stage("counter_unguarded", "unguarded.so"), hotswap::errc::load_failed,
        "its static initializers would run as it is opened: link it with hotswap_module.ld (hotswap_add_module does)"},
       {files.stage("plain_library", "plain.so"), hotswap::errc::no_descriptor,

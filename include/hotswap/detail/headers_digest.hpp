@@ -2,4 +2,4 @@
 // edit. It enters the ABI fingerprint: a module built from other headers is refused.
 #pragma once
 
-#define HOTSWAP_DETAIL_HEADERS_DIGEST "44b0b32c598e3e6c"
+#define HOTSWAP_DETAIL_HEADERS_DIGEST "d0fcf2ea7399175c"

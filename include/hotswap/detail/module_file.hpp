@@ -144,10 +144,15 @@ result<std::string> read_module_file(const std::string& resolved, const std::str
   return bytes;
 }
 
-/// The note in the `hotswap_module` section of an ELF shared library for this machine, after
+/// What HOTSWAP_MODULE puts in a module's file: its note (text), and its seal (no data: none).
+struct module_sections {
+  std::string_view note, seal;
+};
+
+/// The sections of an ELF shared library for this machine that HOTSWAP_MODULE makes, after
 /// checking that every header, loaded segment and section lies inside the file.
 template <class = void>
-result<std::string_view> find_module_note(std::string_view file, const std::string& path) {
+result<module_sections> find_module_sections(std::string_view file, const std::string& path) {
   auto fits = [&](std::uint64_t offset, std::uint64_t size) {
     return offset <= file.size() && size <= file.size() - offset;
   };
@@ -183,7 +188,7 @@ result<std::string_view> find_module_note(std::string_view file, const std::stri
   elf::section names;
   read(header.shoff + header.shstrndx * sizeof(elf::section), names);
   if (!fits(names.offset, names.size)) return file_error(errc::truncated, path, "truncated: its section names are cut short");
-  std::string_view note;
+  module_sections found_sections;
   bool found = false;
   std::uint64_t initializers = 0;  // bytes of .init_array: what the dynamic loader would run
   for (std::uint64_t i = 0; i < header.shnum; ++i) {
@@ -196,9 +201,11 @@ result<std::string_view> find_module_note(std::string_view file, const std::stri
     const char* name_at = file.data() + names.offset + section.name;
     const std::string_view name(name_at, ::strnlen(name_at, names.size - section.name));
     if (name == ".init_array") initializers += section.size;
+    if (name == "hotswap_seal" && in_file) found_sections.seal = file.substr(section.offset, section.size);
     if (name != "hotswap_module") continue;
     if (section.type != elf::progbits)
       return file_error(errc::no_descriptor, path, "its hotswap_module section holds no note");
+    std::string_view& note = found_sections.note;
     note = file.substr(section.offset, section.size);
     note = note.substr(0, note.find('\0'));
     found = true;
@@ -212,7 +219,7 @@ result<std::string_view> find_module_note(std::string_view file, const std::stri
     return file_error(errc::load_failed, path,
                       "its static initializers would run as it is opened: link it with hotswap_module.ld "
                       "(hotswap_add_module does)");
-  return note;
+  return found_sections;
 }
 
 /// A module's name: letters, digits, '.', '_', '-' (it names files).

@@ -39,6 +39,9 @@ enum class errc : std::uint8_t {
   no_module,           ///< no module of that name is loaded
   bad_flags,           ///< a supervisor's flags are refused (an intensity below 0, a period not above 0)
   too_large,           ///< a module file larger than the code server takes
+  unsealed,            ///< a module file without a seal (not built by hotswap_add_module)
+  torn,                ///< a module file whose bytes do not match its seal: torn, or modified since built
+  untrusted,           ///< a module not signed by a key the code server trusts
 };
 
 constexpr std::string_view to_string(errc code) noexcept {
@@ -48,7 +51,7 @@ constexpr std::string_view to_string(errc code) noexcept {
       "calling_self",     "wrong_argument",  "no_file",            "unsafe_path",   "not_a_library",
       "truncated",        "no_descriptor",   "abi_mismatch",       "schema_conflict", "not_newer",
       "load_failed",      "initializer_failed", "not_purged",      "no_module",     "bad_flags",
-      "too_large"};
+      "too_large",        "unsealed",        "torn",               "untrusted"};
   return names[static_cast<int>(code)];
 }
 

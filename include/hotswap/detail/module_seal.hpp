@@ -1,0 +1,150 @@
+// A module's seal: a digest of its file, and optionally a signature of that digest, which
+// hotswap-seal writes after the link (hotswap_add_module runs it) into a section HOTSWAP_MODULE
+// reserves. The code server recomputes the digest over exactly the bytes it read, so a file torn
+// by a rebuild or a copy that was not atomic, or modified since it was built, is refused before
+// any of its code runs (checks of shape cannot see a torn file: each half is well formed). Given
+// trusted keys, it also refuses a module not signed by one of them. SHA-256 and Ed25519 are
+// OpenSSL's (libcrypto); functions are templates only so that a program that loads no module
+// does not compile them.
+#pragma once
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "module_file.hpp"
+
+namespace hotswap::detail {
+
+/// The `hotswap_seal` section. All but the marker is zero until hotswap-seal writes it, and is
+/// read as zeros while hashing (the digest cannot cover itself).
+struct module_seal {
+  char marker[16];
+  unsigned char digest[32];     ///< SHA-256 of the file, this payload read as zeros
+  unsigned char signature[64];  ///< Ed25519 signature of seal_message(digest); zeros: unsigned
+  unsigned char signer[32];     ///< the signer's public key (raw); zeros: unsigned
+};
+static_assert(sizeof(module_seal) == 144 && offsetof(module_seal, digest) == 16);
+inline constexpr std::string_view seal_marker{"hotswap seal 1\0\0", 16};
+inline constexpr std::size_t seal_payload = sizeof(module_seal) - seal_marker.size();
+
+using seal_digest = std::array<unsigned char, 32>;
+
+/// What is signed: the digest, under a label of its own (a signature made for anything else
+/// never verifies as a seal).
+inline std::string seal_message(const seal_digest& digest) {
+  return std::string("hotswap module seal 1\n") + std::string(reinterpret_cast<const char*>(digest.data()), digest.size());
+}
+
+/// The digest of `file` whose seal starts at `seal_at`, its payload read as zeros.
+template <class = void>
+seal_digest digest_of_module(std::string_view file, std::size_t seal_at) {
+  const std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> hashing(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  static constexpr unsigned char zeros[seal_payload] = {};
+  const std::size_t payload_at = seal_at + seal_marker.size();
+  seal_digest digest{};
+  unsigned int size = 0;
+  if (!hashing || !EVP_DigestInit_ex(hashing.get(), EVP_sha256(), nullptr) ||
+      !EVP_DigestUpdate(hashing.get(), file.data(), payload_at) || !EVP_DigestUpdate(hashing.get(), zeros, seal_payload) ||
+      !EVP_DigestUpdate(hashing.get(), file.data() + payload_at + seal_payload, file.size() - payload_at - seal_payload) ||
+      !EVP_DigestFinal_ex(hashing.get(), digest.data(), &size))
+    throw std::bad_alloc();  // libcrypto fails only to allocate
+  return digest;
+}
+
+/// The seal in `section` (found by find_module_note; no data: there is none), checked for its
+/// size and marker.
+template <class = void>
+result<module_seal> read_seal(std::string_view section, const std::string& path) {
+  if (section.data() == nullptr)
+    return file_error(errc::unsealed, path, "not sealed (no hotswap_seal section): build it with hotswap_add_module");
+  module_seal seal;
+  if (section.size() != sizeof seal || section.substr(0, seal_marker.size()) != seal_marker)
+    return file_error(errc::unsealed, path, "its hotswap_seal section is not a seal of this hotswap");
+  std::memcpy(&seal, section.data(), sizeof seal);
+  return seal;
+}
+
+// -- keys --
+
+struct key_deleter {
+  void operator()(EVP_PKEY* key) const noexcept { EVP_PKEY_free(key); }
+};
+using evp_key = std::unique_ptr<EVP_PKEY, key_deleter>;  // a public or private key
+
+/// The Ed25519 public key in `pem` (as `openssl pkey -pubout` or `hotswap-seal keygen` write it).
+template <class = void>
+evp_key read_public_key(std::string_view pem) {
+  const std::unique_ptr<BIO, int (*)(BIO*)> in(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), BIO_free);
+  evp_key key(in ? PEM_read_bio_PUBKEY(in.get(), nullptr, nullptr, nullptr) : nullptr);
+  if (key && EVP_PKEY_get_base_id(key.get()) != EVP_PKEY_ED25519) key.reset();
+  ERR_clear_error();  // what failed is said by the caller, not left in this thread's error queue
+  return key;
+}
+
+/// A raw Ed25519 public key, and how it is shown: hex.
+using raw_key = std::array<unsigned char, 32>;
+template <class = void>
+raw_key raw_public_key(const EVP_PKEY* key) {
+  raw_key raw{};
+  std::size_t size = raw.size();
+  EVP_PKEY_get_raw_public_key(key, raw.data(), &size);
+  return raw;
+}
+inline std::string hex(const unsigned char* bytes, std::size_t size) {
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string text;
+  for (std::size_t i = 0; i < size; ++i) text += {digits[bytes[i] >> 4], digits[bytes[i] & 15]};
+  return text;
+}
+
+// -- the check --
+
+/// The seal of `file` matches its bytes and, when `trusted` is not empty, is signed by one of
+/// those keys.
+template <class = void>
+result<void> check_seal(std::string_view file, std::string_view section, const std::vector<evp_key>& trusted,
+                        const std::string& path) {
+  const auto seal = read_seal(section, path);
+  if (!seal) return seal.error();
+  auto zero = [](const auto& bytes) { return std::all_of(std::begin(bytes), std::end(bytes), [](auto b) { return b == 0; }); };
+  if (zero(seal->digest))
+    return file_error(errc::unsealed, path, "not sealed: hotswap_add_module's post-link step (hotswap-seal) did not run");
+  const seal_digest digest = digest_of_module(file, static_cast<std::size_t>(section.data() - file.data()));
+  if (!std::equal(digest.begin(), digest.end(), seal->digest))
+    return file_error(errc::torn, path,
+                      "torn or modified since it was built: its bytes do not match its seal (a rebuild or a copy "
+                      "that was not atomic, caught half-way?)");
+  if (trusted.empty()) return {};
+  if (zero(seal->signer))
+    return file_error(errc::untrusted, path,
+                      "not signed, and this code server takes only modules signed by a trusted key "
+                      "(code_server_options::trusted_keys; sign with HOTSWAP_SIGNING_KEY)");
+  const std::string signer = hex(seal->signer, sizeof seal->signer);
+  const auto key = std::find_if(trusted.begin(), trusted.end(), [&](const evp_key& candidate) {
+    const raw_key raw = raw_public_key(candidate.get());
+    return std::equal(raw.begin(), raw.end(), seal->signer);
+  });
+  if (key == trusted.end())
+    return file_error(errc::untrusted, path, "signed by key " + signer + ", which this code server does not trust");
+  const std::string message = seal_message(digest);
+  const std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> verifying(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  if (!verifying || EVP_DigestVerifyInit(verifying.get(), nullptr, nullptr, nullptr, key->get()) != 1 ||
+      EVP_DigestVerify(verifying.get(), seal->signature, sizeof seal->signature,
+                       reinterpret_cast<const unsigned char*>(message.data()), message.size()) != 1) {
+    ERR_clear_error();
+    return file_error(errc::untrusted, path, "its signature by key " + signer + " does not verify");
+  }
+  return {};
+}
+
+}  // namespace hotswap::detail

@@ -466,21 +466,45 @@ result<void> change_code(const server_handle auto& server, const module_ptr& cod
 // ---- the code server ----
 
 namespace detail {
+/// The directory of a code server's private copies, held open from its first use: copies are
+/// made and opened relative to it, so that nothing can redirect them once it was checked (not a
+/// rename of it, not a symbolic link put in its place). Shared with the closer of the libraries,
+/// which may outlive the code server.
+struct copy_directory {
+  int fd = -1;
+  copy_directory() = default;
+  copy_directory(const copy_directory&) = delete;
+  copy_directory& operator=(const copy_directory&) = delete;
+  ~copy_directory() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+/// A private copy: its name in the copy directory, and a descriptor open on it for as long as
+/// its library is mapped (the library is opened as /proc/self/fd/N, a name no other can take
+/// while N is open).
+struct library_copy {
+  std::string name;
+  int fd = -1;
+  std::string opened_as() const { return "/proc/self/fd/" + std::to_string(fd); }
+};
+
 /// Shared libraries whose last user has gone, closed by the code server (in the program's code:
 /// the last user may have been the module's own code, which cannot unmap itself).
 template <class = void>
 class library_closer {
  public:
   struct closed {
-    std::string copy;
+    std::string name;  // of the copy
     bool unmapped;
   };
-  void add(void* handle, std::string copy) {
+  explicit library_closer(std::shared_ptr<const copy_directory> directory) : directory_(std::move(directory)) {}
+  void add(void* handle, library_copy copy) {
     const spin_guard hold(lock_);
     pending_.push_back({handle, std::move(copy)});
   }
   std::vector<closed> close_pending() {
-    std::vector<std::pair<void*, std::string>> closing;
+    std::vector<std::pair<void*, library_copy>> closing;
     {
       const spin_guard hold(lock_);
       closing.swap(pending_);
@@ -489,17 +513,19 @@ class library_closer {
     for (auto& [handle, copy] : closing) {
       ::dlclose(handle);
       // glibc keeps a library mapped that registered thread-local destructors or has unique symbols.
-      void* still = ::dlopen(copy.c_str(), RTLD_LAZY | RTLD_NOLOAD);
+      void* still = ::dlopen(copy.opened_as().c_str(), RTLD_LAZY | RTLD_NOLOAD);
       if (still) ::dlclose(still);
-      ::unlink(copy.c_str());
-      done.push_back({std::move(copy), still == nullptr});
+      else ::close(copy.fd);  // kept open while mapped: a new copy must not be opened by its name
+      ::unlinkat(directory_->fd, copy.name.c_str(), 0);
+      done.push_back({std::move(copy.name), still == nullptr});
     }
     return done;
   }
 
  private:
+  std::shared_ptr<const copy_directory> directory_;
   spin_lock lock_;
-  std::vector<std::pair<void*, std::string>> pending_;
+  std::vector<std::pair<void*, library_copy>> pending_;
 };
 
 /// Numbers the private copies of the process's code servers.
@@ -610,7 +636,7 @@ class basic_code_server {
       if (entry* found = find_entry(name); found && found->old == old_version) found->old.reset();
     }
     const std::weak_ptr<const module_version> watch = old_version;
-    const std::string copy = old_version->copy();
+    const std::string copy = old_version->copy().substr(old_version->copy().rfind('/') + 1);
     old_version.reset();
     const auto closed = closer_->close_pending();
     if (!watch.expired()) {
@@ -620,7 +646,7 @@ class basic_code_server {
       return report;
     }
     for (const auto& one : closed)
-      if (one.copy == copy) report.unmapped = one.unmapped;
+      if (one.name == copy) report.unmapped = one.unmapped;
     if (!report.unmapped)
       report.note = "closed, but the system keeps it mapped (it registered thread-local destructors or has unique "
                     "symbols: build it with hotswap_add_module)";
@@ -729,10 +755,12 @@ class basic_code_server {
     return {};
   }
 
-  /// The directory of the copies, made on first use; one that others could write to is refused
-  /// (they could replace a copy between its writing and its loading).
-  result<std::string> prepare_directory(const std::string& path) {
+  /// The directory of the copies, made and opened on first use. It, and every directory above
+  /// it, must be safe (others could otherwise swap it for their own between two loads).
+  result<void> open_directory(const std::string& path) {
+    if (directory_fd_->fd >= 0) return {};
     std::string directory = this->directory();
+    bool made = false;
     if (directory.empty()) {
       const char* base = std::getenv("TMPDIR");
       std::string pattern = std::string(base && *base ? base : "/tmp") + "/hotswap-modules-XXXXXX";
@@ -740,47 +768,72 @@ class basic_code_server {
         return detail::file_error(errc::load_failed, path,
                                   "cannot make a directory for its copy: " + std::string(std::strerror(errno)));
       directory = pattern;
-      const detail::spin_guard hold(lock_);
-      directory_ = directory;
-      made_directory_ = true;
-    } else if (::mkdir(directory.c_str(), 0700) == 0) {
-      const detail::spin_guard hold(lock_);
-      made_directory_ = true;
+      made = true;
+    } else {
+      made = ::mkdir(directory.c_str(), 0700) == 0;
     }
+    auto refuse = [&](errc code, const std::string& why) {
+      if (made) ::rmdir(directory.c_str());
+      return detail::file_error(code, path, why);
+    };
+    const int fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     struct stat info {};
-    if (::stat(directory.c_str(), &info) != 0 || !S_ISDIR(info.st_mode))
-      return detail::file_error(errc::load_failed, path, "no directory " + directory + " for its copy");
-    if (const std::string why = detail::unsafe_because(info, "the directory " + directory + " for copies"); !why.empty())
-      return detail::file_error(errc::unsafe_path, path, why);
-    return directory;
+    if (fd < 0 || ::fstat(fd, &info) != 0) {
+      const std::string why = std::strerror(errno);
+      if (fd >= 0) ::close(fd);
+      return refuse(errc::load_failed, "no directory " + directory + " for its copy: " + why);
+    }
+    std::string why = detail::unsafe_because(info, "the directory " + directory + " for copies");
+    if (why.empty()) {
+      // Above it, both as given and as resolved: the directories others could rename it out of.
+      const std::string given = detail::absolute(directory);
+      auto safe = detail::check_directories(given.substr(0, given.rfind('/')), path);
+      if (char* resolved = ::realpath(directory.c_str(), nullptr); safe && resolved) {
+        const std::string real(resolved);
+        safe = detail::check_directories(real.substr(0, real.rfind('/')), path);
+      }
+      if (!safe) why = safe.error().what.substr(path.size() + 2) + " (it holds the directory for copies)";
+    }
+    if (!why.empty()) {
+      ::close(fd);
+      return refuse(errc::unsafe_path, why);
+    }
+    const detail::spin_guard hold(lock_);
+    directory_ = directory;
+    made_directory_ = made;
+    directory_fd_->fd = fd;
+    return {};
   }
 
-  /// A private copy of the bytes checked, for this load only.
-  result<std::string> write_copy(const std::string& bytes, const detail::module_note_fields& note, const std::string& path) {
-    const auto directory = prepare_directory(path);
-    if (!directory) return directory.error();
-    std::string copy;
-    int fd = -1;
-    for (int attempt = 0; fd < 0 && attempt < 100; ++attempt) {  // another process may share the directory
-      copy = *directory + "/" + note.name + "-v" + std::to_string(note.vsn) + "-" +
-             std::to_string(detail::next_copy_number()) + ".so";
-      fd = ::open(copy.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0500);
-      if (fd < 0 && errno != EEXIST) break;
+  /// A private copy of the bytes checked, for this load only, made in the copy directory
+  /// (O_EXCL, O_NOFOLLOW: never an existing file, never through a link) and kept open.
+  result<detail::library_copy> write_copy(const std::string& bytes, const detail::module_note_fields& note,
+                                          const std::string& path) {
+    if (auto opened = open_directory(path); !opened) return opened.error();
+    detail::library_copy copy;
+    for (int attempt = 0; copy.fd < 0 && attempt < 100; ++attempt) {  // another process may share the directory
+      copy.name = note.name + "-v" + std::to_string(note.vsn) + "-" + std::to_string(detail::next_copy_number()) + ".so";
+      copy.fd = ::openat(directory_fd_->fd, copy.name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0500);
+      if (copy.fd < 0 && errno != EEXIST) break;
     }
-    if (fd < 0) return detail::file_error(errc::load_failed, path, "cannot write its copy " + copy + ": " + std::strerror(errno));
+    const std::string shown = directory() + "/" + copy.name;
+    if (copy.fd < 0) return detail::file_error(errc::load_failed, path, "cannot write its copy " + shown + ": " + std::strerror(errno));
     std::size_t done = 0;
     while (done < bytes.size()) {
-      const ssize_t wrote = ::write(fd, bytes.data() + done, bytes.size() - done);
+      const ssize_t wrote = ::write(copy.fd, bytes.data() + done, bytes.size() - done);
       if (wrote < 0 && errno == EINTR) continue;
       if (wrote <= 0) break;
       done += static_cast<std::size_t>(wrote);
     }
-    ::close(fd);
     if (done != bytes.size()) {
-      ::unlink(copy.c_str());
-      return detail::file_error(errc::load_failed, path, "cannot write its copy " + copy);
+      discard(copy);
+      return detail::file_error(errc::load_failed, path, "cannot write its copy " + shown);
     }
     return copy;
+  }
+  void discard(const detail::library_copy& copy) {
+    ::close(copy.fd);
+    ::unlinkat(directory_fd_->fd, copy.name.c_str(), 0);
   }
 
   result<module_ptr> load(const std::string& path, std::uint64_t interface, std::string_view interface_name) {
@@ -811,10 +864,11 @@ class basic_code_server {
     const auto copy = write_copy(*bytes, *note, path);
     if (!copy) return copy.error();
 
-    // Opened from the copy: static initializers (deferred by the link script) run in attach.
-    void* handle = ::dlopen(copy->c_str(), RTLD_NOW | RTLD_LOCAL);
+    // Opened through the copy's descriptor (no path is resolved again after the checks): static
+    // initializers (deferred by the link script) run in attach.
+    void* handle = ::dlopen(copy->opened_as().c_str(), RTLD_NOW | RTLD_LOCAL);
     if (!handle) {
-      ::unlink(copy->c_str());
+      discard(*copy);
       return detail::file_error(errc::load_failed, path, ::dlerror());
     }
     std::shared_ptr<void> library(handle, [closer = closer_, copy = *copy](void* opened) { closer->add(opened, copy); });
@@ -825,7 +879,8 @@ class basic_code_server {
       closer_->close_pending();
       return detail::file_error(errc::no_descriptor, path, "its descriptor is missing or disagrees with its note");
     }
-    auto version = std::make_shared<module_version>(*note, path, *copy, descriptor->table, std::move(library));
+    auto version = std::make_shared<module_version>(*note, path, directory() + "/" + copy->name, descriptor->table,
+                                                    std::move(library));
     std::string failure;
     const detail::host_link host{&detail::the_runtime(), &registry(), version.get(),
                                  [](const void* self) noexcept -> std::shared_ptr<const void> {
@@ -865,7 +920,8 @@ class basic_code_server {
   std::vector<detail::evp_key> trusted_;
   std::string bad_key_;  // why trusted_ is unusable (a key that did not parse), if it is
   std::vector<entry> modules_;
-  std::shared_ptr<detail::library_closer<>> closer_ = std::make_shared<detail::library_closer<>>();
+  std::shared_ptr<detail::copy_directory> directory_fd_ = std::make_shared<detail::copy_directory>();
+  std::shared_ptr<detail::library_closer<>> closer_ = std::make_shared<detail::library_closer<>>(directory_fd_);
 };
 
 using code_server = basic_code_server<>;

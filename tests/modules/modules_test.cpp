@@ -469,6 +469,75 @@ TEST_CASE("a code server given trusted keys takes only modules signed by one of 
                                             "(hotswap-seal keygen writes one), so no module is taken");
 }
 
+// -- the copy directory: nobody else can put their code where the code server opens it --
+
+/// A directory others can write, and not sticky: anyone can rename what is in it.
+std::string open_to_all(const std::string& dir) {
+  ::mkdir(dir.c_str(), 0777);
+  ::chmod(dir.c_str(), 0777);  // whatever the umask
+  return dir;
+}
+
+TEST_CASE("a copy directory inside a directory others can write is refused, given or from TMPDIR") {
+  const scratch files;
+  const std::string open = open_to_all(files.dir + "/open");
+  const std::string module = files.stage("minimal", "minimal.so");
+  const std::string why = "the directory " + open + " is writable by every user: loading it would run code others "
+                          "could have written (it holds the directory for copies)";
+  {
+    hotswap::code_server code({.directory = open + "/copies"});
+    const auto refused = code.load(module);
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error().code == hotswap::errc::unsafe_path);
+    CHECK(refused.error().what == module + ": " + why);
+  }
+  {
+    const std::string saved = std::getenv("TMPDIR") ? std::getenv("TMPDIR") : "";
+    ::setenv("TMPDIR", open.c_str(), 1);
+    hotswap::code_server code;
+    const auto refused = code.load(module);
+    saved.empty() ? ::unsetenv("TMPDIR") : ::setenv("TMPDIR", saved.c_str(), 1);
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error().code == hotswap::errc::unsafe_path);
+    CHECK(refused.error().what == module + ": " + why);
+  }
+  // Nothing was left behind in the open directory.
+  CHECK(::rmdir(open.c_str()) == 0);
+}
+
+TEST_CASE("copies go to the directory the code server opened, even once its path names another") {
+  const scratch files;
+  const std::string copies = files.dir + "/copies", elsewhere = files.dir + "/elsewhere";
+  ::mkdir(elsewhere.c_str(), 0700);
+  hotswap::code_server code({.directory = copies});
+  const auto v1 = code.load<Counter>(files.stage("counter_v1", "v1.so")).value();
+  // The directory renamed away and a symbolic link to another put in its place, as the attack did.
+  REQUIRE(::rename(copies.c_str(), (files.dir + "/moved").c_str()) == 0);
+  REQUIRE(::symlink(elsewhere.c_str(), copies.c_str()) == 0);
+  const auto v2 = code.load<Counter>(files.stage("counter_v2", "v2.so")).value();
+  CHECK(mapped(files.dir + "/moved/counter-v2-"));
+  CHECK_FALSE(mapped(elsewhere));
+  CHECK(::rmdir(elsewhere.c_str()) == 0);  // empty: nothing was written through the link
+  auto server = hotswap::start<Counter>(v2).value();
+  hotswap::cast(server, Add{2});
+  CHECK(get(server) == 2);
+  hotswap::stop(server).value();
+}
+
+TEST_CASE("a module reached through a directory others can write is refused, even when the file it names is safe") {
+  const scratch files;
+  const std::string open = open_to_all(files.dir + "/open");
+  const std::string module = files.stage("minimal", "minimal.so");
+  REQUIRE(::symlink(module.c_str(), (open + "/link.so").c_str()) == 0);
+  hotswap::code_server code;
+  const auto refused = code.load(open + "/link.so");
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().code == hotswap::errc::unsafe_path);
+  CHECK(refused.error().what == open + "/link.so: the directory " + open +
+                                    " is writable by every user: loading it would run code others could have written");
+  CHECK(code.load(module));  // the file itself, by its own path
+}
+
 TEST_CASE("bad modules are refused with the file and the reason; nothing changes and servers serve on") {
   const scratch files;
   hotswap::code_server code;

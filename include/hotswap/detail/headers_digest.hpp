@@ -2,4 +2,4 @@
 // edit. It enters the ABI fingerprint: a module built from other headers is refused.
 #pragma once
 
-#define HOTSWAP_DETAIL_HEADERS_DIGEST "d0fcf2ea7399175c"
+#define HOTSWAP_DETAIL_HEADERS_DIGEST "a0b1a0309731f815"

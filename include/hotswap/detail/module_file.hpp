@@ -89,22 +89,42 @@ std::string unsafe_because(const struct stat& info, const std::string& what) {
   return {};
 }
 
-/// The path with every symbolic link resolved, once every directory on it is safe (nobody else
-/// can then change what it names).
+/// Every directory from `dir` (absolute) up to / is safe, as it is now.
+template <class = void>
+result<void> check_directories(std::string dir, const std::string& path) {
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  for (;; dir.erase(dir.rfind('/'))) {
+    const std::string shown = dir.empty() ? "/" : dir;
+    struct stat info {};
+    if (::stat(shown.c_str(), &info) != 0) return file_error(errc::no_file, path, shown + ": " + std::strerror(errno));
+    if (const std::string why = unsafe_because(info, "the directory " + shown); !why.empty())
+      return file_error(errc::unsafe_path, path, why);
+    if (dir.empty()) return {};
+  }
+}
+
+/// `path` made absolute (from the working directory), not resolved.
+template <class = void>
+std::string absolute(const std::string& path) {
+  if (path.starts_with('/')) return path;
+  std::string here(4096, '\0');
+  if (!::getcwd(here.data(), here.size())) return path;
+  return here.c_str() + std::string("/") + path;
+}
+
+/// The path with every symbolic link resolved, once every directory on it is safe, and every
+/// directory of the path as given too (a symbolic link in a directory others can write could be
+/// pointed elsewhere before the next load).
 template <class = void>
 result<std::string> resolve_safe_path(const std::string& path) {
   char* resolved = ::realpath(path.c_str(), nullptr);
   if (!resolved) return file_error(errc::no_file, path, std::strerror(errno));
   const std::string file(resolved);
   std::free(resolved);
-  for (std::string dir = file.substr(0, file.rfind('/'));; dir.erase(dir.rfind('/'))) {
-    const std::string shown = dir.empty() ? "/" : dir;
-    struct stat info {};
-    if (::stat(shown.c_str(), &info) != 0) return file_error(errc::no_file, path, shown + ": " + std::strerror(errno));
-    if (const std::string why = unsafe_because(info, "the directory " + shown); !why.empty())
-      return file_error(errc::unsafe_path, path, why);
-    if (dir.empty()) return file;
-  }
+  if (auto safe = check_directories(file.substr(0, file.rfind('/')), path); !safe) return safe.error();
+  const std::string given = absolute(path);
+  if (auto safe = check_directories(given.substr(0, given.rfind('/')), path); !safe) return safe.error();
+  return file;
 }
 
 /// The bytes of the file at `resolved` (a safe path), checked on the open file itself: a regular

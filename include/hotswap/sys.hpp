@@ -150,6 +150,7 @@ struct status {
   bool suspended;
   std::size_t mailbox_length;  ///< messages waiting, including those held while suspended
   std::uint64_t state_fingerprint;
+  std::uint64_t slow_handlers;  ///< handlers that held a pool worker over 4 ms (see statistics)
 };
 
 result<status> get_status(const server_handle auto& server, std::chrono::nanoseconds timeout = default_timeout) {
@@ -166,7 +167,8 @@ result<status> get_status(const server_handle auto& server, std::chrono::nanosec
                   core.table->vsn,
                   core.suspended,
                   core.inbox.size(),
-                  core.table->state_fingerprint};
+                  core.table->state_fingerprint,
+                  core.slow_handlers};
   });
 }
 
@@ -175,6 +177,11 @@ struct statistics_report {
   std::uint64_t messages_handled;            ///< since the server started
   std::chrono::nanoseconds time_in_handlers; ///< while timing was on
   bool timing;
+  /// Handlers that held a pool worker over 4 ms (the pool added a worker for each if other
+  /// servers were waiting), and the longest of them: its message, and how long it ran at least.
+  std::uint64_t slow_handlers;
+  std::string slowest_message;
+  std::chrono::nanoseconds slowest_handler;
 };
 
 /// Turns the timing of handlers on or off (off at start: it costs two clock reads a message).
@@ -189,7 +196,8 @@ result<void> statistics(const server_handle auto& server, bool timing,
 result<statistics_report> statistics(const server_handle auto& server,
                                             std::chrono::nanoseconds timeout = default_timeout) {
   return detail::control<statistics_report>(server, timeout, [](detail::server_core& core) -> result<statistics_report> {
-    return statistics_report{core.handled, core.time_in_handlers, core.timing};
+    return statistics_report{core.handled,       core.time_in_handlers, core.timing,
+                             core.slow_handlers, core.slowest_message,  core.slowest_handler};
   });
 }
 

@@ -2459,6 +2459,91 @@ class mailbox {
 #include <utility>
 #include <vector>
 
+// ---- hotswap/detail/slow_handlers.hpp ----
+// Noticing handlers that hold a pool worker too long. C++ cannot preempt a handler that sleeps,
+// blocks or loops, as Erlang's schedulers do; instead the pool's monitor looks at its workers
+// every millisecond or so, and one found in the same handler past `slow_handler_after` while
+// other servers wait gets the pool another worker (bounded), as Go's runtime hands the processor
+// of a thread blocked in a system call to another thread. The handler is marked, and its server
+// counts it, with its message and time, once it returns (sys::statistics).
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <vector>
+
+namespace hotswap::detail {
+
+/// A handler running longer than this, while other servers wait, gets the pool another worker.
+inline constexpr std::chrono::milliseconds slow_handler_after{4};
+
+/// What one pool worker is doing, for the monitor. The worker writes `ticks` only, on a line of
+/// its own (a handler costs two relaxed stores and a load more); the monitor writes the mark.
+struct worker_activity {
+  alignas(64) std::atomic<std::uint64_t> ticks{0};  ///< handlers entered and left: odd while in one
+  std::atomic<std::uint64_t> slow_tick{0};          ///< the monitor's mark: the handler entered at this tick
+  std::atomic<std::int64_t> slow_since{0};          ///< has run since then, at least (steady_clock)
+
+  /// The tick of the handler entered now.
+  std::uint64_t enter() noexcept {
+    const std::uint64_t tick = ticks.load(std::memory_order_relaxed) + 1;
+    ticks.store(tick, std::memory_order_relaxed);
+    return tick;
+  }
+  /// Leaves the handler entered at `tick`: since when it ran, if the monitor marked it slow.
+  std::int64_t leave(std::uint64_t tick) noexcept {
+    ticks.store(tick + 1, std::memory_order_relaxed);
+    return slow_tick.load(std::memory_order_relaxed) == tick ? slow_since.load(std::memory_order_relaxed) : 0;
+  }
+};
+
+/// The monitor's memory of what each worker was doing when it last looked.
+class handler_watch {
+ public:
+  using clock = std::chrono::steady_clock;
+
+  /// Looks at the first `count` workers; for each newly found in one handler past the threshold,
+  /// marks it and calls `compensate()` (which adds a worker if others wait, and says whether it
+  /// did; a worker not compensated is offered again at the next look). True if any worker was in
+  /// a handler.
+  template <class Compensate>
+  bool look(worker_activity* workers, std::size_t count, clock::time_point now, Compensate compensate) {
+    if (seen_.size() < count) seen_.resize(count);
+    bool busy = false;
+    for (std::size_t i = 0; i < count; ++i) {
+      seen& last = seen_[i];
+      const std::uint64_t ticks = workers[i].ticks.load(std::memory_order_relaxed);
+      if (ticks % 2 == 0 || ticks != last.ticks) {
+        last = {ticks, now, false, false};
+        busy = busy || ticks % 2 != 0;
+        continue;
+      }
+      busy = true;
+      if (now - last.since < slow_handler_after) continue;
+      if (!last.marked) {
+        workers[i].slow_since.store(last.since.time_since_epoch().count(), std::memory_order_relaxed);
+        workers[i].slow_tick.store(ticks, std::memory_order_relaxed);
+        last.marked = true;
+        marked_.fetch_add(1, std::memory_order_relaxed);
+      }
+      if (!last.compensated) last.compensated = compensate();
+    }
+    return busy;
+  }
+  /// How many handlers it has found slow.
+  std::uint64_t marked() const noexcept { return marked_.load(std::memory_order_relaxed); }
+
+ private:
+  struct seen {
+    std::uint64_t ticks = 0;
+    clock::time_point since{};
+    bool marked = false, compensated = false;
+  };
+  std::vector<seen> seen_;
+  std::atomic<std::uint64_t> marked_{0};
+};
+
+}  // namespace hotswap::detail
 // ---- hotswap/detail/sync.hpp ----
 // Threads, and waiting without burning a core: spin briefly (a cache-line round trip between
 // cores costs 0.07-0.5 us), then park on a futex (a wake round trip costs ~20 us). Linux only;
@@ -2904,6 +2989,9 @@ struct server_core {
   std::uint64_t handled = 0;
   bool timing = false;
   std::chrono::nanoseconds time_in_handlers{};
+  std::uint64_t slow_handlers = 0;  // that held a pool worker past slow_handler_after
+  std::string slowest_message;      // of them, the longest: its message, and (at least) how long
+  std::chrono::nanoseconds slowest_handler{};
   std::shared_ptr<const void> trace_code;  // released after `trace`
   std::function<void(const trace_event&)> trace;
 
@@ -3006,12 +3094,36 @@ inline bool run_controls(server_core& server) noexcept {
 
 void end_server(server_core& server, exit_reason reason) noexcept;
 
+/// What this pool worker is doing (null: not a pool worker).
+inline worker_activity*& current_activity() noexcept {
+  thread_local worker_activity* activity = nullptr;
+  return activity;
+}
+
+/// A handler the pool's monitor found slow has returned: counted, and kept if the slowest.
+inline void note_slow_handler(server_core& server, const implementation_table& table, std::uint32_t kind,
+                              std::int64_t since) noexcept {
+  const std::chrono::steady_clock::time_point began{std::chrono::steady_clock::duration(since)};
+  const auto took = std::chrono::steady_clock::now() - began;
+  ++server.slow_handlers;
+  if (took <= server.slowest_handler) return;
+  server.slowest_handler = took;
+  try {
+    server.slowest_message = table.message_names[kind];
+  } catch (...) {  // out of memory: the time is kept without the name
+  }
+}
+
 inline void dispatch(server_core& server, envelope& message) noexcept {
   const implementation_table& table = *server.table;
   if (server.trace) server.trace({trace_event::in, table.message_names[message.kind], server.id});
   outcome result;
   const auto start = server.timing ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
+  worker_activity* const activity = current_activity();
+  const std::uint64_t tick = activity ? activity->enter() : 0;
   table.handlers[message.kind](server.state, message, result);
+  if (activity)
+    if (const std::int64_t slow_since = activity->leave(tick)) note_slow_handler(server, table, message.kind, slow_since);
   if (server.timing) server.time_in_handlers += std::chrono::steady_clock::now() - start;
   ++server.handled;
   if (result.failed) {
@@ -3070,11 +3182,14 @@ inline void run_server(server_core& server, executor& on) noexcept {
 
 /// The shared worker threads (default: one per hardware thread). At most one idle worker spins
 /// at a time; the others park. A worker about to block (a handler calling another server)
-/// makes sure another can take its place, so calls between servers never starve the pool.
+/// makes sure another can take its place, so calls between servers never starve the pool; and
+/// a monitor adds a worker when one is held in a handler past slow_handler_after while others
+/// wait (a handler that sleeps, blocks on I/O or loops), at most max_compensating in all.
 class worker_pool final : public executor {
  public:
   explicit worker_pool(unsigned threads) {
-    for (unsigned i = 0; i < std::max(threads, 1u); ++i) add_worker();
+    for (unsigned i = 0; i < std::clamp(threads, 1u, unsigned{max_threads / 2}); ++i) add_worker();
+    watcher_ = thread([this] { watch_handlers(); });
   }
   // The code a new worker runs is the code that made the pool: the program's, never a module's.
   // (A module's call that blocks may start a worker.)
@@ -3090,6 +3205,10 @@ class worker_pool final : public executor {
     if (spinners_.load(std::memory_order_seq_cst) == 0 && sleepers_.load(std::memory_order_seq_cst) > 0) wake_one();
   }
   bool others_waiting() const noexcept override { return queued_.load(std::memory_order_relaxed) != 0; }
+  /// How many workers it has now (it adds some: for handlers that call or block).
+  std::uint32_t workers() const noexcept { return workers_.load(std::memory_order_relaxed); }
+  /// How many handlers its monitor has found holding a worker past slow_handler_after.
+  std::uint64_t slow_handlers() const noexcept { return watch_.marked(); }
 
   /// A backlog has drained: its memory goes back to the system once every worker has idled for
   /// `idle_before_giving_back` (not before: a burst that follows at once would fault it all in
@@ -3119,6 +3238,8 @@ class worker_pool final : public executor {
       stopping_.store(true, std::memory_order_seq_cst);
       joining.swap(threads_);
     }
+    futex_bump(watch_word_, 1);
+    watcher_.join();
     futex_bump(wake_word_, 1 << 30);
     for (auto& worker : joining) worker.join();
   }
@@ -3130,15 +3251,43 @@ class worker_pool final : public executor {
 
  private:
   static constexpr std::size_t max_threads = 512;
+  static constexpr std::uint32_t max_compensating = 64;  // workers the monitor may add
   static constexpr std::chrono::milliseconds idle_before_giving_back{20};
+  // The monitor looks this often while a handler runs, and backs off to the second when none does.
+  static constexpr std::chrono::microseconds watch_busy{500};
+  static constexpr std::chrono::milliseconds watch_idle{50};
 
-  void add_worker() {
-    start_worker_(*this);
-    workers_.fetch_add(1, std::memory_order_relaxed);
+  void add_worker() {  // under lock_ (or in the constructor)
+    start_worker_(*this, threads_.size());
+    workers_.fetch_add(1, std::memory_order_release);
   }
-  void (*const start_worker_)(worker_pool&) = [](worker_pool& pool) {
-    pool.threads_.emplace_back([&pool] { pool.work(); });
+  void (*const start_worker_)(worker_pool&, std::size_t) = [](worker_pool& pool, std::size_t index) {
+    pool.threads_.emplace_back([&pool, index] { pool.work(pool.activities_[index]); });
   };
+
+  void watch_handlers() {
+    handler_watch& watch = watch_;
+    std::chrono::nanoseconds interval = watch_idle;
+    std::uint32_t added = 0;
+    const auto compensate = [&] {
+      if (!others_waiting() || added >= max_compensating) return false;
+      const spin_guard hold(lock_);
+      if (stopping_.load() || threads_.size() >= max_threads) return false;
+      try {
+        add_worker();
+      } catch (...) {  // no thread to be had: the pool carries on with those it has
+        return false;
+      }
+      ++added;
+      return true;
+    };
+    while (!stopping_.load(std::memory_order_acquire)) {
+      futex_wait(watch_word_, watch_word_.load(std::memory_order_acquire), interval);
+      const bool busy = watch.look(activities_.get(), workers_.load(std::memory_order_acquire),
+                                   std::chrono::steady_clock::now(), compensate);
+      interval = busy ? std::chrono::nanoseconds(watch_busy) : std::min<std::chrono::nanoseconds>(interval * 2, watch_idle);
+    }
+  }
 
   server_core* take() {
     if (queued_.load(std::memory_order_acquire) == 0) return nullptr;
@@ -3163,8 +3312,9 @@ class worker_pool final : public executor {
     futex_bump(wake_word_, 1);
   }
 
-  void work() {
+  void work(worker_activity& activity) {
     this_thread_pool() = this;
+    current_activity() = &activity;
     for (;;) {
       if (server_core* server = take()) {
         run_server(*server, *this);
@@ -3207,6 +3357,10 @@ class worker_pool final : public executor {
   std::atomic<std::uint32_t> wake_word_{0};
   std::atomic<std::uint32_t> workers_{0};
   std::atomic<bool> give_back_{false};
+  std::unique_ptr<worker_activity[]> activities_ = std::make_unique<worker_activity[]>(max_threads);
+  std::atomic<std::uint32_t> watch_word_{0};
+  handler_watch watch_;  // the monitor's own, but for its count
+  thread watcher_;
 };
 
 worker_pool& shared_pool();
@@ -4797,6 +4951,7 @@ struct status {
   bool suspended;
   std::size_t mailbox_length;  ///< messages waiting, including those held while suspended
   std::uint64_t state_fingerprint;
+  std::uint64_t slow_handlers;  ///< handlers that held a pool worker over 4 ms (see statistics)
 };
 
 result<status> get_status(const server_handle auto& server, std::chrono::nanoseconds timeout = default_timeout) {
@@ -4813,7 +4968,8 @@ result<status> get_status(const server_handle auto& server, std::chrono::nanosec
                   core.table->vsn,
                   core.suspended,
                   core.inbox.size(),
-                  core.table->state_fingerprint};
+                  core.table->state_fingerprint,
+                  core.slow_handlers};
   });
 }
 
@@ -4822,6 +4978,11 @@ struct statistics_report {
   std::uint64_t messages_handled;            ///< since the server started
   std::chrono::nanoseconds time_in_handlers; ///< while timing was on
   bool timing;
+  /// Handlers that held a pool worker over 4 ms (the pool added a worker for each if other
+  /// servers were waiting), and the longest of them: its message, and how long it ran at least.
+  std::uint64_t slow_handlers;
+  std::string slowest_message;
+  std::chrono::nanoseconds slowest_handler;
 };
 
 /// Turns the timing of handlers on or off (off at start: it costs two clock reads a message).
@@ -4836,7 +4997,8 @@ result<void> statistics(const server_handle auto& server, bool timing,
 result<statistics_report> statistics(const server_handle auto& server,
                                             std::chrono::nanoseconds timeout = default_timeout) {
   return detail::control<statistics_report>(server, timeout, [](detail::server_core& core) -> result<statistics_report> {
-    return statistics_report{core.handled, core.time_in_handlers, core.timing};
+    return statistics_report{core.handled,       core.time_in_handlers, core.timing,
+                             core.slow_handlers, core.slowest_message,  core.slowest_handler};
   });
 }
 
@@ -5162,7 +5324,7 @@ using application = basic_application<>;
 // Generated by tools/headers_digest.py from every other header under include/hotswap; do not
 // edit. It enters the ABI fingerprint: a module built from other headers is refused.
 
-#define HOTSWAP_DETAIL_HEADERS_DIGEST "a0b1a0309731f815"
+#define HOTSWAP_DETAIL_HEADERS_DIGEST "7f9beca6ed2b0bfa"
 // ---- hotswap/detail/module_file.hpp ----
 // Reading a module's file before any of its code runs: the path (nobody else could have written
 // it), the bytes, the ELF headers (nothing the loader maps lies past the end: a truncated library

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <deque>
 #include <fstream>
 #include <thread>
 #include <vector>
@@ -293,6 +294,46 @@ TEST_CASE("statistics count messages, and time handlers when asked") {
   CHECK(report.messages_handled == 103);
   CHECK(report.time_in_handlers >= 2ms);
   REQUIRE(hotswap::stop(counter));
+  exits().take();
+}
+
+TEST_CASE("handlers that hold every pool worker do not starve other servers: the pool adds workers, and counts them") {
+  // More blocked handlers than the pool has workers (8 on a fresh 2-core machine's): without a
+  // worker added for each, the later ones, and every other server, would wait for the gates.
+  hotswap::detail::worker_pool& pool = hotswap::detail::shared_pool();
+  const std::uint32_t before = pool.workers();
+  const std::uint64_t slow_before = pool.slow_handlers();
+  std::deque<gate> gates(before + 6);
+  std::vector<hotswap::server_ref<Counter>> held;
+  for (auto& closed : gates) {
+    held.push_back(hotswap::start<CounterV1>().value());
+    hotswap::cast(held.back(), closed.message());
+  }
+  for (auto& closed : gates) REQUIRE(closed.entered());
+  CHECK(pool.workers() > before + 6);
+
+  auto other = hotswap::start<CounterV1>().value();
+  const auto asked = std::chrono::steady_clock::now();
+  hotswap::cast(other, Add{3});
+  CHECK(hotswap::call(other, Get{}, 120s).value() == 3);  // every gate still closed
+  const auto answered = std::chrono::steady_clock::now() - asked;
+  const double micros = std::chrono::duration<double, std::micro>(answered).count();
+  INFO("another server answered in " << micros << " us");
+  CHECK(answered > 0ns);
+
+  // Each gate's handler is found slow, in time (the monitor marks a handler past 4 ms).
+  REQUIRE(eventually([&] { return pool.slow_handlers() - slow_before >= gates.size(); }));
+  for (auto& closed : gates) closed.open();
+  for (auto& server : held) {
+    const auto report = sys::statistics(server).value();
+    CHECK(report.slow_handlers == 1);
+    CHECK_THAT(report.slowest_message, Catch::Contains("Gate"));
+    CHECK(report.slowest_handler >= hotswap::detail::slow_handler_after);
+    CHECK(sys::get_status(server).value().slow_handlers == 1);
+    REQUIRE(hotswap::stop(server));
+  }
+  CHECK(sys::statistics(other).value().slow_handlers == 0);
+  REQUIRE(hotswap::stop(other));
   exits().take();
 }
 

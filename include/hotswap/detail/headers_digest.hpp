@@ -2,4 +2,4 @@
 // edit. It enters the ABI fingerprint: a module built from other headers is refused.
 #pragma once
 
-#define HOTSWAP_DETAIL_HEADERS_DIGEST "a0b1a0309731f815"
+#define HOTSWAP_DETAIL_HEADERS_DIGEST "7f9beca6ed2b0bfa"

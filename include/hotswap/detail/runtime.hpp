@@ -14,6 +14,7 @@
 #include "std_parts.hpp"
 #include "image.hpp"
 #include "mailbox.hpp"
+#include "slow_handlers.hpp"
 #include "spin_lock.hpp"
 #include "sync.hpp"
 #include "table.hpp"
@@ -223,6 +224,9 @@ struct server_core {
   std::uint64_t handled = 0;
   bool timing = false;
   std::chrono::nanoseconds time_in_handlers{};
+  std::uint64_t slow_handlers = 0;  // that held a pool worker past slow_handler_after
+  std::string slowest_message;      // of them, the longest: its message, and (at least) how long
+  std::chrono::nanoseconds slowest_handler{};
   std::shared_ptr<const void> trace_code;  // released after `trace`
   std::function<void(const trace_event&)> trace;
 
@@ -325,12 +329,36 @@ inline bool run_controls(server_core& server) noexcept {
 
 void end_server(server_core& server, exit_reason reason) noexcept;
 
+/// What this pool worker is doing (null: not a pool worker).
+inline worker_activity*& current_activity() noexcept {
+  thread_local worker_activity* activity = nullptr;
+  return activity;
+}
+
+/// A handler the pool's monitor found slow has returned: counted, and kept if the slowest.
+inline void note_slow_handler(server_core& server, const implementation_table& table, std::uint32_t kind,
+                              std::int64_t since) noexcept {
+  const std::chrono::steady_clock::time_point began{std::chrono::steady_clock::duration(since)};
+  const auto took = std::chrono::steady_clock::now() - began;
+  ++server.slow_handlers;
+  if (took <= server.slowest_handler) return;
+  server.slowest_handler = took;
+  try {
+    server.slowest_message = table.message_names[kind];
+  } catch (...) {  // out of memory: the time is kept without the name
+  }
+}
+
 inline void dispatch(server_core& server, envelope& message) noexcept {
   const implementation_table& table = *server.table;
   if (server.trace) server.trace({trace_event::in, table.message_names[message.kind], server.id});
   outcome result;
   const auto start = server.timing ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
+  worker_activity* const activity = current_activity();
+  const std::uint64_t tick = activity ? activity->enter() : 0;
   table.handlers[message.kind](server.state, message, result);
+  if (activity)
+    if (const std::int64_t slow_since = activity->leave(tick)) note_slow_handler(server, table, message.kind, slow_since);
   if (server.timing) server.time_in_handlers += std::chrono::steady_clock::now() - start;
   ++server.handled;
   if (result.failed) {
@@ -389,11 +417,14 @@ inline void run_server(server_core& server, executor& on) noexcept {
 
 /// The shared worker threads (default: one per hardware thread). At most one idle worker spins
 /// at a time; the others park. A worker about to block (a handler calling another server)
-/// makes sure another can take its place, so calls between servers never starve the pool.
+/// makes sure another can take its place, so calls between servers never starve the pool; and
+/// a monitor adds a worker when one is held in a handler past slow_handler_after while others
+/// wait (a handler that sleeps, blocks on I/O or loops), at most max_compensating in all.
 class worker_pool final : public executor {
  public:
   explicit worker_pool(unsigned threads) {
-    for (unsigned i = 0; i < std::max(threads, 1u); ++i) add_worker();
+    for (unsigned i = 0; i < std::clamp(threads, 1u, unsigned{max_threads / 2}); ++i) add_worker();
+    watcher_ = thread([this] { watch_handlers(); });
   }
   // The code a new worker runs is the code that made the pool: the program's, never a module's.
   // (A module's call that blocks may start a worker.)
@@ -409,6 +440,10 @@ class worker_pool final : public executor {
     if (spinners_.load(std::memory_order_seq_cst) == 0 && sleepers_.load(std::memory_order_seq_cst) > 0) wake_one();
   }
   bool others_waiting() const noexcept override { return queued_.load(std::memory_order_relaxed) != 0; }
+  /// How many workers it has now (it adds some: for handlers that call or block).
+  std::uint32_t workers() const noexcept { return workers_.load(std::memory_order_relaxed); }
+  /// How many handlers its monitor has found holding a worker past slow_handler_after.
+  std::uint64_t slow_handlers() const noexcept { return watch_.marked(); }
 
   /// A backlog has drained: its memory goes back to the system once every worker has idled for
   /// `idle_before_giving_back` (not before: a burst that follows at once would fault it all in
@@ -438,6 +473,8 @@ class worker_pool final : public executor {
       stopping_.store(true, std::memory_order_seq_cst);
       joining.swap(threads_);
     }
+    futex_bump(watch_word_, 1);
+    watcher_.join();
     futex_bump(wake_word_, 1 << 30);
     for (auto& worker : joining) worker.join();
   }
@@ -449,15 +486,43 @@ class worker_pool final : public executor {
 
  private:
   static constexpr std::size_t max_threads = 512;
+  static constexpr std::uint32_t max_compensating = 64;  // workers the monitor may add
   static constexpr std::chrono::milliseconds idle_before_giving_back{20};
+  // The monitor looks this often while a handler runs, and backs off to the second when none does.
+  static constexpr std::chrono::microseconds watch_busy{500};
+  static constexpr std::chrono::milliseconds watch_idle{50};
 
-  void add_worker() {
-    start_worker_(*this);
-    workers_.fetch_add(1, std::memory_order_relaxed);
+  void add_worker() {  // under lock_ (or in the constructor)
+    start_worker_(*this, threads_.size());
+    workers_.fetch_add(1, std::memory_order_release);
   }
-  void (*const start_worker_)(worker_pool&) = [](worker_pool& pool) {
-    pool.threads_.emplace_back([&pool] { pool.work(); });
+  void (*const start_worker_)(worker_pool&, std::size_t) = [](worker_pool& pool, std::size_t index) {
+    pool.threads_.emplace_back([&pool, index] { pool.work(pool.activities_[index]); });
   };
+
+  void watch_handlers() {
+    handler_watch& watch = watch_;
+    std::chrono::nanoseconds interval = watch_idle;
+    std::uint32_t added = 0;
+    const auto compensate = [&] {
+      if (!others_waiting() || added >= max_compensating) return false;
+      const spin_guard hold(lock_);
+      if (stopping_.load() || threads_.size() >= max_threads) return false;
+      try {
+        add_worker();
+      } catch (...) {  // no thread to be had: the pool carries on with those it has
+        return false;
+      }
+      ++added;
+      return true;
+    };
+    while (!stopping_.load(std::memory_order_acquire)) {
+      futex_wait(watch_word_, watch_word_.load(std::memory_order_acquire), interval);
+      const bool busy = watch.look(activities_.get(), workers_.load(std::memory_order_acquire),
+                                   std::chrono::steady_clock::now(), compensate);
+      interval = busy ? std::chrono::nanoseconds(watch_busy) : std::min<std::chrono::nanoseconds>(interval * 2, watch_idle);
+    }
+  }
 
   server_core* take() {
     if (queued_.load(std::memory_order_acquire) == 0) return nullptr;
@@ -482,8 +547,9 @@ class worker_pool final : public executor {
     futex_bump(wake_word_, 1);
   }
 
-  void work() {
+  void work(worker_activity& activity) {
     this_thread_pool() = this;
+    current_activity() = &activity;
     for (;;) {
       if (server_core* server = take()) {
         run_server(*server, *this);
@@ -526,6 +592,10 @@ class worker_pool final : public executor {
   std::atomic<std::uint32_t> wake_word_{0};
   std::atomic<std::uint32_t> workers_{0};
   std::atomic<bool> give_back_{false};
+  std::unique_ptr<worker_activity[]> activities_ = std::make_unique<worker_activity[]>(max_threads);
+  std::atomic<std::uint32_t> watch_word_{0};
+  handler_watch watch_;  // the monitor's own, but for its count
+  thread watcher_;
 };
 
 worker_pool& shared_pool();

@@ -17,9 +17,9 @@
 // Everything a module says of itself (ABI, name, vsn, interface, schemas) is text in a section of
 // the file, read and checked before the library is opened, with the seal its build wrote (a digest
 // of its bytes, and a signature if the build has a key): a module that does not fit, is torn or
-// is not signed by a trusted key never runs a line of its code. Each version is loaded from a private copy (rebuilding the file in place does
-// not touch running code), and unmapped only once no server, table, state, timer or reply of its
-// code is left.
+// is not signed by a trusted key never runs a line of its code. Each version is loaded from a
+// private copy (rebuilding the file in place does not touch running code), and unmapped only once
+// no server, table, state, timer or reply of its code is left.
 #pragma once
 
 #include <dlfcn.h>
@@ -589,8 +589,7 @@ class basic_code_server {
   /// current one becomes old (an old one nothing uses any more is purged first). On any failure
   /// (errc::no_file, unsafe_path, not_a_library, too_large, truncated, no_descriptor, unsealed,
   /// torn, untrusted, abi_mismatch, wrong_interface, schema_conflict, not_newer, not_purged,
-  /// load_failed, initializer_failed)
-  /// the code server and every server are left as they were.
+  /// load_failed, initializer_failed) the code server and every server are left as they were.
   result<module_ptr> load(const std::string& path) { return load(path, 0, {}); }
 
   /// The same, checking too that the module implements `Interface` as this program knows it.
@@ -783,20 +782,18 @@ class basic_code_server {
       if (fd >= 0) ::close(fd);
       return refuse(errc::load_failed, "no directory " + directory + " for its copy: " + why);
     }
-    std::string why = detail::unsafe_because(info, "the directory " + directory + " for copies");
-    if (why.empty()) {
-      // Above it, both as given and as resolved: the directories others could rename it out of.
-      const std::string given = detail::absolute(directory);
-      auto safe = detail::check_directories(given.substr(0, given.rfind('/')), path);
-      if (char* resolved = ::realpath(directory.c_str(), nullptr); safe && resolved) {
-        const std::string real(resolved);
-        safe = detail::check_directories(real.substr(0, real.rfind('/')), path);
-      }
-      if (!safe) why = safe.error().what.substr(path.size() + 2) + " (it holds the directory for copies)";
+    error unsafe{errc::unsafe_path, detail::unsafe_because(info, "the directory " + directory + " for copies")};
+    // Above it, as given and as resolved: the directories others could rename it out of.
+    std::string resolved = detail::absolute(directory);
+    if (char* real = ::realpath(directory.c_str(), nullptr)) {
+      resolved = real;
+      std::free(real);
     }
-    if (!why.empty()) {
+    for (const std::string& way : {detail::absolute(directory), resolved})
+      if (unsafe.what.empty()) unsafe = detail::unsafe_directory_of(way);
+    if (!unsafe.what.empty()) {
       ::close(fd);
-      return refuse(errc::unsafe_path, why);
+      return refuse(unsafe.code, unsafe.what + (unsafe.code == errc::unsafe_path ? " (it holds the directory for copies)" : ""));
     }
     const detail::spin_guard hold(lock_);
     directory_ = directory;

@@ -89,18 +89,24 @@ std::string unsafe_because(const struct stat& info, const std::string& what) {
   return {};
 }
 
-/// Every directory from `dir` (absolute) up to / is safe, as it is now.
+/// Why a directory from `dir` (absolute) up to / is unsafe, as it is now (no reason: all are safe).
 template <class = void>
-result<void> check_directories(std::string dir, const std::string& path) {
+error unsafe_directory_on(std::string dir) {
   while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
   for (;; dir.erase(dir.rfind('/'))) {
     const std::string shown = dir.empty() ? "/" : dir;
     struct stat info {};
-    if (::stat(shown.c_str(), &info) != 0) return file_error(errc::no_file, path, shown + ": " + std::strerror(errno));
-    if (const std::string why = unsafe_because(info, "the directory " + shown); !why.empty())
-      return file_error(errc::unsafe_path, path, why);
-    if (dir.empty()) return {};
+    if (::stat(shown.c_str(), &info) != 0) return {errc::no_file, shown + ": " + std::strerror(errno)};
+    if (std::string why = unsafe_because(info, "the directory " + shown); !why.empty())
+      return {errc::unsafe_path, std::move(why)};
+    if (dir.empty()) return {errc::unsafe_path, {}};
   }
+}
+
+/// The same for the directory of `file` (absolute).
+template <class = void>
+error unsafe_directory_of(const std::string& file) {
+  return unsafe_directory_on(file.substr(0, file.rfind('/')));
 }
 
 /// `path` made absolute (from the working directory), not resolved.
@@ -121,9 +127,8 @@ result<std::string> resolve_safe_path(const std::string& path) {
   if (!resolved) return file_error(errc::no_file, path, std::strerror(errno));
   const std::string file(resolved);
   std::free(resolved);
-  if (auto safe = check_directories(file.substr(0, file.rfind('/')), path); !safe) return safe.error();
-  const std::string given = absolute(path);
-  if (auto safe = check_directories(given.substr(0, given.rfind('/')), path); !safe) return safe.error();
+  for (const std::string& way : {file, absolute(path)})
+    if (error unsafe = unsafe_directory_of(way); !unsafe.what.empty()) return file_error(unsafe.code, path, unsafe.what);
   return file;
 }
 

@@ -12,10 +12,13 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
+#include <fmt/core.h>
+
 #include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstring>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -101,9 +104,8 @@ raw_key raw_public_key(const EVP_PKEY* key) {
   return raw;
 }
 inline std::string hex(const unsigned char* bytes, std::size_t size) {
-  static constexpr char digits[] = "0123456789abcdef";
   std::string text;
-  for (std::size_t i = 0; i < size; ++i) text += {digits[bytes[i] >> 4], digits[bytes[i] & 15]};
+  for (std::size_t i = 0; i < size; ++i) fmt::format_to(std::back_inserter(text), "{:02x}", bytes[i]);
   return text;
 }
 

@@ -55,7 +55,6 @@ detail::evp_key read_secret_key(const std::string& path) {
   const std::string pem = read_file(path);
   const std::unique_ptr<BIO, int (*)(BIO*)> in(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), BIO_free);
   detail::evp_key key(in ? PEM_read_bio_PrivateKey(in.get(), nullptr, nullptr, nullptr) : nullptr);
-  ERR_clear_error();
   if (!key || EVP_PKEY_get_base_id(key.get()) != EVP_PKEY_ED25519)
     throw failure(path + ": not an Ed25519 private key in PEM (hotswap-seal keygen writes one)");
   return key;
@@ -66,10 +65,12 @@ detail::evp_key read_secret_key(const std::string& path) {
 void keygen(const std::string& secret_path, const std::string& public_path) {
   const detail::evp_key key(EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519"));
   if (!key) throw failure("cannot make an Ed25519 key");
-  const file_ptr secret = create(secret_path, 0600), published = create(public_path, 0644);
-  if (!PEM_write_PrivateKey(secret.get(), key.get(), nullptr, nullptr, 0, nullptr, nullptr) ||
-      !PEM_write_PUBKEY(published.get(), key.get()))
-    throw failure("cannot write the keys");
+  file_ptr published = create(public_path, 0644);  // first: a secret key is never left without its public one
+  file_ptr secret = create(secret_path, 0600);
+  if (!PEM_write_PUBKEY(published.get(), key.get()) || std::fclose(published.release()) != 0 ||
+      !PEM_write_PrivateKey(secret.get(), key.get(), nullptr, nullptr, 0, nullptr, nullptr) ||
+      std::fclose(secret.release()) != 0)
+    throw failure("cannot write the keys " + secret_path + " and " + public_path);
 }
 
 // -- seal --
@@ -108,8 +109,8 @@ void seal(const std::string& path, const std::string& key_path) {
   }
   const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
   const bool wrote = fd >= 0 && ::pwrite(fd, &seal, sizeof seal, static_cast<off_t>(file.seal_at)) == sizeof seal;
-  if (fd >= 0) ::close(fd);
-  if (!wrote) throw failure(path + ": cannot write its seal (" + std::strerror(errno) + ")");
+  const std::string why = std::strerror(errno);
+  if ((fd >= 0 && ::close(fd) != 0) || !wrote) throw failure(path + ": cannot write its seal (" + why + ")");
 }
 
 // -- verify --

@@ -279,10 +279,10 @@ inline constexpr module_descriptor make_descriptor(const char* note) {
                 "hotswap_add_module() in CMake (or compile it with -DHOTSWAP_MODULE_BUILD -fvisibility=hidden, "   \
                 "link it with hotswap_module.ld and seal it with hotswap-seal)");                                  \
   static_assert(sizeof(::hotswap::detail::module_name_check<name>) != 0); /* a bad name, reported once */          \
-  [[gnu::used, gnu::section("hotswap_module")]] constinit const auto hotswap_module_note =                         \
+  [[gnu::used, gnu::retain, gnu::section("hotswap_module")]] constinit const auto hotswap_module_note =            \
       ::hotswap::detail::module_note<name, Implementation>;                                                        \
-  [[gnu::used, gnu::section("hotswap_seal")]] constinit const ::hotswap::detail::module_seal hotswap_module_seal = \
-      {"hotswap seal 1", {}, {}, {}}; /* written by hotswap-seal after the link */                                 \
+  [[gnu::used, gnu::retain, gnu::section("hotswap_seal")]] constinit const ::hotswap::detail::module_seal          \
+      hotswap_module_seal = {"hotswap seal 1", {}, {}, {}}; /* written by hotswap-seal after the link */           \
   extern "C" [[gnu::visibility("default")]] constinit const ::hotswap::detail::module_descriptor                  \
       hotswap_module_descriptor = ::hotswap::detail::make_descriptor<Implementation>(hotswap_module_note.data())
 
@@ -478,15 +478,12 @@ struct copy_directory {
   ~copy_directory() {
     if (fd >= 0) ::close(fd);
   }
-};
-
-/// A private copy: its name in the copy directory, and a descriptor open on it for as long as
-/// its library is mapped (the library is opened as /proc/self/fd/N, a name no other can take
-/// while N is open).
-struct library_copy {
-  std::string name;
-  int fd = -1;
-  std::string opened_as() const { return "/proc/self/fd/" + std::to_string(fd); }
+  /// What the dynamic loader opens for the copy `name`: a path through the open directory (no
+  /// path of the file system is resolved again), never the same for two copies of the process
+  /// (glibc takes a library already loaded under the same name for the one asked for).
+  std::string path_of(const std::string& name) const {
+    return "/proc/self/fd/" + std::to_string(fd) + "/" + name;
+  }
 };
 
 /// Shared libraries whose last user has gone, closed by the code server (in the program's code:
@@ -499,12 +496,12 @@ class library_closer {
     bool unmapped;
   };
   explicit library_closer(std::shared_ptr<const copy_directory> directory) : directory_(std::move(directory)) {}
-  void add(void* handle, library_copy copy) {
+  void add(void* handle, std::string copy) {
     const spin_guard hold(lock_);
     pending_.push_back({handle, std::move(copy)});
   }
   std::vector<closed> close_pending() {
-    std::vector<std::pair<void*, library_copy>> closing;
+    std::vector<std::pair<void*, std::string>> closing;
     {
       const spin_guard hold(lock_);
       closing.swap(pending_);
@@ -513,11 +510,10 @@ class library_closer {
     for (auto& [handle, copy] : closing) {
       ::dlclose(handle);
       // glibc keeps a library mapped that registered thread-local destructors or has unique symbols.
-      void* still = ::dlopen(copy.opened_as().c_str(), RTLD_LAZY | RTLD_NOLOAD);
+      void* still = ::dlopen(directory_->path_of(copy).c_str(), RTLD_LAZY | RTLD_NOLOAD);
       if (still) ::dlclose(still);
-      else ::close(copy.fd);  // kept open while mapped: a new copy must not be opened by its name
-      ::unlinkat(directory_->fd, copy.name.c_str(), 0);
-      done.push_back({std::move(copy.name), still == nullptr});
+      ::unlinkat(directory_->fd, copy.c_str(), 0);
+      done.push_back({std::move(copy), still == nullptr});
     }
     return done;
   }
@@ -525,7 +521,7 @@ class library_closer {
  private:
   std::shared_ptr<const copy_directory> directory_;
   spin_lock lock_;
-  std::vector<std::pair<void*, library_copy>> pending_;
+  std::vector<std::pair<void*, std::string>> pending_;
 };
 
 /// Numbers the private copies of the process's code servers.
@@ -803,34 +799,33 @@ class basic_code_server {
   }
 
   /// A private copy of the bytes checked, for this load only, made in the copy directory
-  /// (O_EXCL, O_NOFOLLOW: never an existing file, never through a link) and kept open.
-  result<detail::library_copy> write_copy(const std::string& bytes, const detail::module_note_fields& note,
-                                          const std::string& path) {
+  /// (O_EXCL, O_NOFOLLOW: never an existing file, never through a link): its name there.
+  result<std::string> write_copy(const std::string& bytes, const detail::module_note_fields& note,
+                                 const std::string& path) {
     if (auto opened = open_directory(path); !opened) return opened.error();
-    detail::library_copy copy;
-    for (int attempt = 0; copy.fd < 0 && attempt < 100; ++attempt) {  // another process may share the directory
-      copy.name = note.name + "-v" + std::to_string(note.vsn) + "-" + std::to_string(detail::next_copy_number()) + ".so";
-      copy.fd = ::openat(directory_fd_->fd, copy.name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0500);
-      if (copy.fd < 0 && errno != EEXIST) break;
+    std::string copy;
+    int fd = -1;
+    for (int attempt = 0; fd < 0 && attempt < 100; ++attempt) {  // another process may share the directory
+      copy = note.name + "-v" + std::to_string(note.vsn) + "-" + std::to_string(detail::next_copy_number()) + ".so";
+      fd = ::openat(directory_fd_->fd, copy.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0500);
+      if (fd < 0 && errno != EEXIST) break;
     }
-    const std::string shown = directory() + "/" + copy.name;
-    if (copy.fd < 0) return detail::file_error(errc::load_failed, path, "cannot write its copy " + shown + ": " + std::strerror(errno));
+    if (fd < 0)
+      return detail::file_error(errc::load_failed, path,
+                                "cannot write its copy " + directory() + "/" + copy + ": " + std::strerror(errno));
     std::size_t done = 0;
     while (done < bytes.size()) {
-      const ssize_t wrote = ::write(copy.fd, bytes.data() + done, bytes.size() - done);
+      const ssize_t wrote = ::write(fd, bytes.data() + done, bytes.size() - done);
       if (wrote < 0 && errno == EINTR) continue;
       if (wrote <= 0) break;
       done += static_cast<std::size_t>(wrote);
     }
+    ::close(fd);
     if (done != bytes.size()) {
-      discard(copy);
-      return detail::file_error(errc::load_failed, path, "cannot write its copy " + shown);
+      ::unlinkat(directory_fd_->fd, copy.c_str(), 0);
+      return detail::file_error(errc::load_failed, path, "cannot write its copy " + directory() + "/" + copy);
     }
     return copy;
-  }
-  void discard(const detail::library_copy& copy) {
-    ::close(copy.fd);
-    ::unlinkat(directory_fd_->fd, copy.name.c_str(), 0);
   }
 
   result<module_ptr> load(const std::string& path, std::uint64_t interface, std::string_view interface_name) {
@@ -861,11 +856,11 @@ class basic_code_server {
     const auto copy = write_copy(*bytes, *note, path);
     if (!copy) return copy.error();
 
-    // Opened through the copy's descriptor (no path is resolved again after the checks): static
-    // initializers (deferred by the link script) run in attach.
-    void* handle = ::dlopen(copy->opened_as().c_str(), RTLD_NOW | RTLD_LOCAL);
+    // Opened through the copy directory's descriptor: static initializers (deferred by the link
+    // script) run in attach.
+    void* handle = ::dlopen(directory_fd_->path_of(*copy).c_str(), RTLD_NOW | RTLD_LOCAL);
     if (!handle) {
-      discard(*copy);
+      ::unlinkat(directory_fd_->fd, copy->c_str(), 0);
       return detail::file_error(errc::load_failed, path, ::dlerror());
     }
     std::shared_ptr<void> library(handle, [closer = closer_, copy = *copy](void* opened) { closer->add(opened, copy); });
@@ -876,7 +871,7 @@ class basic_code_server {
       closer_->close_pending();
       return detail::file_error(errc::no_descriptor, path, "its descriptor is missing or disagrees with its note");
     }
-    auto version = std::make_shared<module_version>(*note, path, directory() + "/" + copy->name, descriptor->table,
+    auto version = std::make_shared<module_version>(*note, path, directory() + "/" + *copy, descriptor->table,
                                                     std::move(library));
     std::string failure;
     const detail::host_link host{&detail::the_runtime(), &registry(), version.get(),

@@ -398,11 +398,14 @@ TEST_CASE("a module file rewritten in place while it is read is never taken torn
                        static_cast<off_t>(at));
     ::close(fd);
   });
-  int taken = 0, refused_torn = 0;
+  int taken = 0, refused_torn = 0, shapeless = 0;
   for (int read = 0; read < 500; ++read) {
     const auto bytes = hotswap::detail::read_module_file(path, path, std::size_t{1} << 26).value();
     const auto sections = hotswap::detail::find_module_sections(bytes, path);
-    if (!sections) continue;  // torn where the shape checks see it
+    if (!sections) {  // torn where the shape checks see it
+      ++shapeless;
+      continue;
+    }
     const auto sealed = hotswap::detail::check_seal(bytes, sections->seal, {}, path);
     if (sealed) {
       ++taken;
@@ -414,8 +417,8 @@ TEST_CASE("a module file rewritten in place while it is read is never taken torn
   }
   done = true;
   rewriter.join();
-  INFO(taken << " taken whole, " << refused_torn << " refused torn");
-  CHECK(taken + refused_torn > 0);
+  INFO(taken << " taken whole, " << refused_torn << " refused torn, " << shapeless << " refused by shape");
+  CHECK(shapeless < 500);  // the seal was checked
 }
 
 TEST_CASE("a code server given trusted keys takes only modules signed by one of them") {

@@ -310,7 +310,7 @@ TEST_CASE("handlers that hold every pool worker do not starve other servers: the
     hotswap::cast(held.back(), closed.message());
   }
   for (auto& closed : gates) REQUIRE(closed.entered());
-  CHECK(pool.workers() > before + 6);
+  CHECK(pool.workers() >= before + 6);
 
   auto other = hotswap::start<CounterV1>().value();
   const auto asked = std::chrono::steady_clock::now();
@@ -319,7 +319,6 @@ TEST_CASE("handlers that hold every pool worker do not starve other servers: the
   const auto answered = std::chrono::steady_clock::now() - asked;
   const double micros = std::chrono::duration<double, std::micro>(answered).count();
   INFO("another server answered in " << micros << " us");
-  CHECK(answered > 0ns);
 
   // Each gate's handler is found slow, in time (the monitor marks a handler past 4 ms).
   REQUIRE(eventually([&] { return pool.slow_handlers() - slow_before >= gates.size(); }));

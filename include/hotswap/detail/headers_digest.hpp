@@ -2,4 +2,4 @@
 // edit. It enters the ABI fingerprint: a module built from other headers is refused.
 #pragma once
 
-#define HOTSWAP_DETAIL_HEADERS_DIGEST "8f10e3d6efcd765c"
+#define HOTSWAP_DETAIL_HEADERS_DIGEST "bf0d877fda159d60"

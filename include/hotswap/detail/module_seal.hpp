@@ -87,10 +87,11 @@ using evp_key = std::unique_ptr<EVP_PKEY, key_deleter>;  // a public or private 
 /// The Ed25519 public key in `pem` (as `openssl pkey -pubout` or `hotswap-seal keygen` write it).
 template <class = void>
 evp_key read_public_key(std::string_view pem) {
+  ERR_set_mark();  // what fails is said by the caller, not left in this thread's error queue
   const std::unique_ptr<BIO, int (*)(BIO*)> in(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), BIO_free);
   evp_key key(in ? PEM_read_bio_PUBKEY(in.get(), nullptr, nullptr, nullptr) : nullptr);
   if (key && EVP_PKEY_get_base_id(key.get()) != EVP_PKEY_ED25519) key.reset();
-  ERR_clear_error();  // what failed is said by the caller, not left in this thread's error queue
+  ERR_pop_to_mark();
   return key;
 }
 
@@ -140,12 +141,13 @@ result<void> check_seal(std::string_view file, std::string_view section, const s
     return file_error(errc::untrusted, path, "signed by key " + signer + ", which this code server does not trust");
   const std::string message = seal_message(digest);
   const std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> verifying(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-  if (!verifying || EVP_DigestVerifyInit(verifying.get(), nullptr, nullptr, nullptr, key->get()) != 1 ||
+  ERR_set_mark();
+  const bool verified =
+      verifying && EVP_DigestVerifyInit(verifying.get(), nullptr, nullptr, nullptr, key->get()) == 1 &&
       EVP_DigestVerify(verifying.get(), seal->signature, sizeof seal->signature,
-                       reinterpret_cast<const unsigned char*>(message.data()), message.size()) != 1) {
-    ERR_clear_error();
-    return file_error(errc::untrusted, path, "its signature by key " + signer + " does not verify");
-  }
+                       reinterpret_cast<const unsigned char*>(message.data()), message.size()) == 1;
+  ERR_pop_to_mark();
+  if (!verified) return file_error(errc::untrusted, path, "its signature by key " + signer + " does not verify");
   return {};
 }
 

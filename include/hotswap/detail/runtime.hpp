@@ -419,7 +419,8 @@ inline void run_server(server_core& server, executor& on) noexcept {
 /// at a time; the others park. A worker about to block (a handler calling another server)
 /// makes sure another can take its place, so calls between servers never starve the pool; and
 /// a monitor adds a worker when one is held in a handler past slow_handler_after while others
-/// wait (a handler that sleeps, blocks on I/O or loops), at most max_compensating in all.
+/// wait and no worker is idle (a handler that sleeps, blocks on I/O or loops), at most
+/// max_compensating in all (they stay, parked when idle, and are used first the next time).
 class worker_pool final : public executor {
  public:
   explicit worker_pool(unsigned threads) {
@@ -503,9 +504,13 @@ class worker_pool final : public executor {
   void watch_handlers() {
     handler_watch& watch = watch_;
     std::chrono::nanoseconds interval = watch_idle;
-    std::uint32_t added = 0;
+    std::uint32_t added = 0, added_now = 0;
+    // A worker for a stuck one only if servers wait and no worker is idle (parked workers it
+    // added before are used first), one per waiting server at most.
     const auto compensate = [&] {
-      if (!others_waiting() || added >= max_compensating) return false;
+      if (queued_.load(std::memory_order_seq_cst) <= added_now || sleepers_.load(std::memory_order_seq_cst) != 0 ||
+          spinners_.load(std::memory_order_seq_cst) != 0 || added >= max_compensating)
+        return false;
       const spin_guard hold(lock_);
       if (stopping_.load() || threads_.size() >= max_threads) return false;
       try {
@@ -513,11 +518,14 @@ class worker_pool final : public executor {
       } catch (...) {  // no thread to be had: the pool carries on with those it has
         return false;
       }
-      ++added;
+      ++added, ++added_now;
       return true;
     };
-    while (!stopping_.load(std::memory_order_acquire)) {
-      futex_wait(watch_word_, watch_word_.load(std::memory_order_acquire), interval);
+    for (;;) {
+      const std::uint32_t seen = watch_word_.load(std::memory_order_acquire);  // before stopping_: stop() bumps it after
+      if (stopping_.load(std::memory_order_acquire)) return;
+      futex_wait(watch_word_, seen, interval);
+      added_now = 0;
       const bool busy = watch.look(activities_.get(), workers_.load(std::memory_order_acquire),
                                    std::chrono::steady_clock::now(), compensate);
       interval = busy ? std::chrono::nanoseconds(watch_busy) : std::min<std::chrono::nanoseconds>(interval * 2, watch_idle);

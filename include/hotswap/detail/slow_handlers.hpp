@@ -29,10 +29,11 @@ struct worker_activity {
     ticks.store(tick, std::memory_order_relaxed);
     return tick;
   }
-  /// Leaves the handler entered at `tick`: since when it ran, if the monitor marked it slow.
+  /// Leaves the handler entered at `tick`: since when it ran, if the monitor marked it slow. (A
+  /// handler that returns as the monitor marks it is not counted by its server.)
   std::int64_t leave(std::uint64_t tick) noexcept {
     ticks.store(tick + 1, std::memory_order_relaxed);
-    return slow_tick.load(std::memory_order_relaxed) == tick ? slow_since.load(std::memory_order_relaxed) : 0;
+    return slow_tick.load(std::memory_order_acquire) == tick ? slow_since.load(std::memory_order_relaxed) : 0;
   }
 };
 
@@ -61,7 +62,7 @@ class handler_watch {
       if (now - last.since < slow_handler_after) continue;
       if (!last.marked) {
         workers[i].slow_since.store(last.since.time_since_epoch().count(), std::memory_order_relaxed);
-        workers[i].slow_tick.store(ticks, std::memory_order_relaxed);
+        workers[i].slow_tick.store(ticks, std::memory_order_release);  // after slow_since
         last.marked = true;
         marked_.fetch_add(1, std::memory_order_relaxed);
       }

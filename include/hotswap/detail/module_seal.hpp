@@ -18,7 +18,6 @@
 #include <array>
 #include <cstddef>
 #include <cstring>
-#include <iterator>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -106,7 +105,7 @@ raw_key raw_public_key(const EVP_PKEY* key) {
 }
 inline std::string hex(const unsigned char* bytes, std::size_t size) {
   std::string text;
-  for (std::size_t i = 0; i < size; ++i) fmt::format_to(std::back_inserter(text), "{:02x}", bytes[i]);
+  for (std::size_t i = 0; i < size; ++i) text += fmt::format("{:02x}", bytes[i]);
   return text;
 }
 

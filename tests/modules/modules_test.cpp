@@ -359,7 +359,7 @@ std::string key(const std::string& name) {
   return read_bytes(std::string(HOTSWAP_TEST_KEYS_DIR) + "/" + name + ".pub.pem");
 }
 
-TEST_CASE("a torn module file, the start of one build and the rest of another, is refused: its seal does not match") {
+TEST_CASE("a torn module file (the start of one build, the rest of another) is refused, its seal not matching") {
   const scratch files;
   const std::string one = read_bytes(built("minimal")), other = read_bytes(built("minimal_other_build"));
   REQUIRE(one.size() == other.size());

@@ -297,7 +297,7 @@ TEST_CASE("statistics count messages, and time handlers when asked") {
   exits().take();
 }
 
-TEST_CASE("handlers that hold every pool worker do not starve other servers: the pool adds workers, and counts them") {
+TEST_CASE("handlers that hold every pool worker do not starve other servers (the pool adds workers) and are counted") {
   // More blocked handlers than the pool has workers (8 on a fresh 2-core machine's): without a
   // worker added for each, the later ones, and every other server, would wait for the gates.
   hotswap::detail::worker_pool& pool = hotswap::detail::shared_pool();

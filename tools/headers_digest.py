@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Stamps a digest of hotswap's headers into include/hotswap/detail/headers_digest.hpp.
+"""Stamps a digest of hotswap's headers into include/hotswap/detail/abi/headers_digest.hpp.
 
     tools/headers_digest.py [INCLUDE_DIR]           write the digest (default: include/)
     tools/headers_digest.py --check [INCLUDE_DIR]   exit 1 if it is stale
@@ -16,7 +16,7 @@ import pathlib
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-STAMP = pathlib.Path("hotswap/detail/headers_digest.hpp")
+STAMP = pathlib.Path("hotswap/detail/abi/headers_digest.hpp")
 
 
 def digest(include):

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "version.hpp"
+#include "result.hpp"
 #include "schemas.hpp"
 #include "migrations.hpp"
 #include "inspect.hpp"

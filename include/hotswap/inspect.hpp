@@ -14,6 +14,7 @@
 
 #include <fmt/format.h>
 
+#include "detail/schemas/inspect.hpp"
 #include "schemas.hpp"
 
 namespace hotswap {
@@ -25,112 +26,6 @@ inline constexpr bool enable_inspect = false;
 /// A version of a schema that opted in to inspect formatting.
 template <class T>
 concept inspectable = versioned<T> && enable_inspect<typename schema_of<T>::schema_type>;
-
-namespace detail {
-
-template <class Out>
-Out inspect_string(Out out, std::string_view text) {
-  *out++ = '"';
-  for (char c : text) {
-    switch (c) {
-      case '"': out = fmt::format_to(out, "\\\""); break;
-      case '\\': out = fmt::format_to(out, "\\\\"); break;
-      case '\n': out = fmt::format_to(out, "\\n"); break;
-      case '\t': out = fmt::format_to(out, "\\t"); break;
-      case '\r': out = fmt::format_to(out, "\\r"); break;
-      default: *out++ = c;
-    }
-  }
-  *out++ = '"';
-  return out;
-}
-
-/// Elixir writes floats with a fraction and a bare exponent: 1.0, 0.1, 1.0e20, 1.5e-7.
-template <class Out>
-Out inspect_float(Out out, double value) {
-  const std::string text = fmt::format("{}", value);
-  if (text.find_first_of("in") != std::string::npos) return fmt::format_to(out, "{}", text);  // inf, nan
-  const std::size_t e = text.find('e') == std::string::npos ? text.size() : text.find('e');
-  std::string_view mantissa(text.data(), e), exponent(text.data() + e, text.size() - e);
-  const bool negative = exponent.size() > 1 && exponent[1] == '-';
-  const std::size_t digits = exponent.find_first_not_of("e+-0");
-  exponent = digits == std::string_view::npos ? std::string_view() : exponent.substr(digits);
-  return fmt::format_to(out, "{}{}{}{}{}", mantissa, mantissa.find('.') == std::string_view::npos ? ".0" : "",
-                        e < text.size() ? "e" : "", negative ? "-" : "", exponent);
-}
-
-template <class Out, class T>
-Out inspect_to(Out out, const T& value);
-
-template <class Out, class Range>
-Out inspect_list(Out out, const Range& range) {
-  *out++ = '[';
-  bool first = true;
-  for (const auto& element : range) {
-    if (!first) out = fmt::format_to(out, ", ");
-    first = false;
-    out = inspect_to(out, element);
-  }
-  *out++ = ']';
-  return out;
-}
-
-/// Maps print with their keys in order, as Elixir prints small maps.
-template <class Out, class Map>
-Out inspect_map(Out out, const Map& map) {
-  const std::size_t size = map.size();
-  auto entries = std::make_unique<const typename Map::value_type*[]>(size);
-  std::size_t n = 0;
-  for (const auto& entry : map) {  // insertion sort: a hash map is printed in key order too
-    std::size_t at = n++;
-    for (; at > 0 && entry.first < entries[at - 1]->first; --at) entries[at] = entries[at - 1];
-    entries[at] = &entry;
-  }
-  out = fmt::format_to(out, "%{{");
-  for (std::size_t i = 0; i < size; ++i) {
-    const auto* entry = entries[i];
-    if (i > 0) out = fmt::format_to(out, ", ");
-    out = inspect_to(out, entry->first);
-    out = fmt::format_to(out, " => ");
-    out = inspect_to(out, entry->second);
-  }
-  *out++ = '}';
-  return out;
-}
-
-template <class Out, class T>
-Out inspect_to(Out out, const T& value) {
-  if constexpr (versioned<T>) {
-    out = fmt::format_to(out, "%{}{{", schema_of<T>::name);
-    auto members = fields(value);
-    [&]<std::size_t... I>(std::index_sequence<I...>) {
-      ((out = fmt::format_to(out, "{}{}: ", I == 0 ? "" : ", ", field_names<T>[I]), out = inspect_to(out, member<I>(members))),
-       ...);
-    }(std::make_index_sequence<field_count<T>>{});
-    *out++ = '}';
-    return out;
-  } else if constexpr (std::is_same_v<T, bool>) {
-    return fmt::format_to(out, "{}", value ? "true" : "false");
-  } else if constexpr (std::is_floating_point_v<T>) {
-    return inspect_float(out, static_cast<double>(value));
-  } else if constexpr (std::is_arithmetic_v<T>) {
-    return fmt::format_to(out, "{}", +value);  // a char is a number in Elixir
-  } else if constexpr (std::is_enum_v<T>) {
-    return fmt::format_to(out, "{}", static_cast<std::underlying_type_t<T>>(value));
-  } else if constexpr (std::is_convertible_v<const T&, std::string_view>) {
-    return inspect_string(out, value);
-  } else if constexpr (optional<T>) {
-    return value ? inspect_to(out, *value) : fmt::format_to(out, "nil");
-  } else if constexpr (ordered_map<T> || hashed_map<T>) {
-    return inspect_map(out, value);
-  } else if constexpr (requires { std::begin(value); std::end(value); }) {
-    return inspect_list(out, value);
-  } else {
-    return fmt::format_to(out, "{}", value);
-  }
-}
-
-}  // namespace detail
 
 /// `value` as Elixir's inspect would print it.
 template <class T>

@@ -14,7 +14,7 @@
 #include <utility>
 #include <vector>
 
-#include "detail/std_parts.hpp"
+#include "detail/common/std_parts.hpp"
 #include "servers.hpp"
 
 namespace hotswap {

@@ -14,11 +14,24 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <chrono>
+#include <functional>
 
-#include "detail/std_parts.hpp"
+#include "detail/abi/trace_event.hpp"
+#include "detail/common/std_parts.hpp"
+#include "detail/servers/code_change.hpp"
 #include "servers.hpp"
 
+namespace hotswap {
+
+/// One message going into or out of a server, as sys::trace reports it.
+using trace_event = detail::trace_event;
+
+}  // namespace hotswap
+
 namespace hotswap::sys {
+
+// -- suspending --
 
 /// After the message being handled, normal messages wait in the mailbox, in order, until resume;
 /// sys requests are still served. (Messages already queued wait too: to have your own casts
@@ -38,56 +51,8 @@ result<void> resume(const server_handle auto& server, std::chrono::nanoseconds t
   });
 }
 
-}  // namespace hotswap::sys
 
-namespace hotswap::detail {
-/// A copy of code_change's `extra` (the request may outlive the wait), and a reference to it.
-template <class Extra>
-std::pair<extra_ref, std::shared_ptr<const void>> keep_extra(const Extra& extra) {
-  auto kept = std::make_shared<const Extra>(extra);
-  return {extra_ref{kept.get(), value_fingerprint<Extra>, type_spelling<Extra>()}, std::move(kept)};
-}
-
-result<void> change_code_request(const server_handle auto& server, const implementation_table& table, int old_vsn,
-                                std::chrono::nanoseconds timeout, std::shared_ptr<const void> table_owner,
-                                extra_ref extra, std::shared_ptr<const void> extra_owner) {
-  if (!table_owner && building_module) {  // a module's own table: the server gets a lease of it
-    const lease_maker& leases = module_leases();
-    table_owner = leases.make(pin_this_image());
-    leases.bind(table_owner.get(), *server.core());
-  }
-  return control<void>(
-      server, timeout,
-      [&table, old_vsn, extra, owner = std::move(table_owner), extra_owner = std::move(extra_owner)](
-          server_core& core) mutable -> result<void> {
-        const implementation_table& old = *core.table;
-        if (!core.suspended) return error{errc::not_suspended, "suspend the server first"};
-        if (table.interface_fingerprint != old.interface_fingerprint)
-          return error{errc::wrong_interface, std::string(table.name) + " implements " +
-                                                  std::string(table.interface_name) + ", the server " +
-                                                  std::string(old.interface_name)};
-        if (old_vsn != old.vsn)
-          return error{errc::wrong_vsn, "the server runs vsn " + std::to_string(old.vsn) + " (" +
-                                            std::string(old.name) + "), not vsn " + std::to_string(old_vsn)};
-        outcome changed;
-        void* state = table.code_change(core.state, old.state_fingerprint, old_vsn, extra, changed);
-        if (changed.failed) return error{errc::code_change_failed, std::move(changed.what)};
-        if (state != core.state) old.destroy(core.state);
-        // A state that is not plain data may point into the code that made or copied it (and
-        // so may one made from it): that code stays loaded while the state lives.
-        if (old.state_is_plain_data || table.state_is_plain_data)
-          core.state_owner.reset();
-        else
-          core.state_owner = the_runtime().hold_both(std::move(core.state_owner), core.table_owner);
-        core.state = state;
-        core.table = &table;
-        core.table_owner = std::move(owner);  // the old code may be unloaded once nothing else holds it
-        return {};
-      });
-}
-}  // namespace hotswap::detail
-
-namespace hotswap::sys {
+// -- changing code and state --
 
 /// Switches a suspended server to `table`, which makes its state from the old one (through its
 /// code_change or the generated migration). `old_vsn` is the vsn the server runs, as in
@@ -139,6 +104,8 @@ result<void> replace_state(const server_handle auto& server, Change change,
     return {};
   });
 }
+
+// -- observing --
 
 /// What sys::get_status reports.
 struct status {

@@ -16,6 +16,205 @@ inline constexpr int version_major = HOTSWAP_VERSION_MAJOR;
 inline constexpr int version_minor = HOTSWAP_VERSION_MINOR;
 inline constexpr int version_patch = HOTSWAP_VERSION_PATCH;
 }  // namespace hotswap
+// ---- hotswap/result.hpp ----
+// The vocabulary of every layer: why a request failed (errc, error), what it returns instead
+// (result), and how a server ended (exit_reason). Includes nothing else of hotswap.
+//
+//     hotswap::result<int> n = hotswap::call(counter, Get{});
+//     if (!n) fmt::print("{}\n", n.error());   // timeout: no reply within 5000 ms
+
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+#include <fmt/core.h>
+
+namespace hotswap {
+
+// -- failures --
+
+/// Why a request to a server failed.
+enum class errc : std::uint8_t {
+  timeout,             ///< no answer within the timeout
+  no_server,           ///< the server had stopped (or never ran) when the request was made
+  server_died,         ///< the server stopped while the request waited
+  not_suspended,       ///< change_code needs a suspended server
+  wrong_interface,     ///< the new table implements another interface
+  wrong_vsn,           ///< the old vsn given is not the one the server runs
+  wrong_state_type,    ///< the state is not of the type asked for
+  code_change_failed,  ///< code_change threw or refused; state and table are unchanged
+  init_failed,         ///< init threw; no server was started
+  handler_failed,      ///< a function given to replace_state threw; the state is unchanged
+  calling_self,        ///< a handler called its own server, which cannot answer while it runs
+  wrong_argument,      ///< init takes an argument of another type
+  // Loading modules (hotswap/modules.hpp): the code server and every server are left unchanged.
+  no_file,             ///< the path does not exist or cannot be read
+  unsafe_path,         ///< the file or a directory above it is writable by other users
+  not_a_library,       ///< not a shared library for this machine
+  truncated,           ///< a shared library cut short
+  no_descriptor,       ///< a shared library without HOTSWAP_MODULE
+  abi_mismatch,        ///< built by another compiler, standard library, hotswap or settings
+  schema_conflict,     ///< a schema version that differs from the one this program knows
+  not_newer,           ///< the vsn is not newer than the module's current one
+  load_failed,         ///< the dynamic loader refused it (dlerror says why)
+  initializer_failed,  ///< a static initializer of the module threw
+  not_purged,          ///< servers still run the old version
+  no_module,           ///< no module of that name is loaded
+  bad_flags,           ///< a supervisor's flags are refused (an intensity below 0, a period not above 0)
+  too_large,           ///< a module file larger than the code server takes
+  unsealed,            ///< a module file without a seal (not built by hotswap_add_module)
+  torn,                ///< a module file whose bytes do not match its seal: torn, or modified since built
+  untrusted,           ///< a module not signed by a key the code server trusts
+};
+
+constexpr std::string_view to_string(errc code) noexcept {
+  switch (code) {  // no default: a code missing here is a warning, and -Werror stops the build
+    case errc::timeout: return "timeout";
+    case errc::no_server: return "no_server";
+    case errc::server_died: return "server_died";
+    case errc::not_suspended: return "not_suspended";
+    case errc::wrong_interface: return "wrong_interface";
+    case errc::wrong_vsn: return "wrong_vsn";
+    case errc::wrong_state_type: return "wrong_state_type";
+    case errc::code_change_failed: return "code_change_failed";
+    case errc::init_failed: return "init_failed";
+    case errc::handler_failed: return "handler_failed";
+    case errc::calling_self: return "calling_self";
+    case errc::wrong_argument: return "wrong_argument";
+    case errc::no_file: return "no_file";
+    case errc::unsafe_path: return "unsafe_path";
+    case errc::not_a_library: return "not_a_library";
+    case errc::truncated: return "truncated";
+    case errc::no_descriptor: return "no_descriptor";
+    case errc::abi_mismatch: return "abi_mismatch";
+    case errc::schema_conflict: return "schema_conflict";
+    case errc::not_newer: return "not_newer";
+    case errc::load_failed: return "load_failed";
+    case errc::initializer_failed: return "initializer_failed";
+    case errc::not_purged: return "not_purged";
+    case errc::no_module: return "no_module";
+    case errc::bad_flags: return "bad_flags";
+    case errc::too_large: return "too_large";
+    case errc::unsealed: return "unsealed";
+    case errc::torn: return "torn";
+    case errc::untrusted: return "untrusted";
+  }
+  return "unknown";  // not an errc
+}
+
+/// A failed request: what kind of failure, and what the server or the runtime said about it.
+struct error {
+  errc code;
+  std::string what;
+};
+
+/// How a server ended: `normal` when asked to stop, `shutdown` when its supervisor stopped it,
+/// `crashed` when a handler threw (`what` says what it threw).
+enum class exit_kind : std::uint8_t { normal, shutdown, crashed };
+
+struct exit_reason {
+  exit_kind kind = exit_kind::normal;
+  std::string what;
+};
+
+// -- results --
+
+/// Thrown by result::value() when the request failed.
+class call_error : public std::runtime_error {
+ public:
+  explicit call_error(const error& failure)
+      : std::runtime_error("hotswap: " + std::string(to_string(failure.code)) +
+                           (failure.what.empty() ? "" : ": " + failure.what)),
+        code_(failure.code) {}
+  errc code() const noexcept { return code_; }
+
+ private:
+  errc code_;
+};
+
+/// The outcome of a request to a server: its reply, or why there is none.
+template <class T>
+class [[nodiscard]] result {
+ public:
+  result(T value) : value_(std::move(value)) {}  // NOLINT: implicit, as std::expected
+  result(hotswap::error failure) : failure_(std::move(failure)) {}  // NOLINT
+
+  bool has_value() const noexcept { return value_.has_value(); }
+  explicit operator bool() const noexcept { return has_value(); }
+  /// The reply; throws call_error if there is none.
+  T& value() & { return check(), *value_; }
+  const T& value() const& { return check(), *value_; }
+  T&& value() && { return check(), std::move(*value_); }
+  T& operator*() noexcept { return *value_; }
+  const T& operator*() const noexcept { return *value_; }
+  T* operator->() noexcept { return &*value_; }
+  const T* operator->() const noexcept { return &*value_; }
+  /// Why the request failed (only when it did).
+  const hotswap::error& error() const noexcept { return failure_; }
+
+ private:
+  void check() const {
+    if (!value_) throw call_error(failure_);
+  }
+  std::optional<T> value_;
+  hotswap::error failure_{};
+};
+
+template <>
+class [[nodiscard]] result<void> {
+ public:
+  result() = default;
+  result(hotswap::error failure) : failed_(true), failure_(std::move(failure)) {}  // NOLINT
+  bool has_value() const noexcept { return !failed_; }
+  explicit operator bool() const noexcept { return has_value(); }
+  void value() const {
+    if (failed_) throw call_error(failure_);
+  }
+  const hotswap::error& error() const noexcept { return failure_; }
+
+ private:
+  bool failed_ = false;
+  hotswap::error failure_{};
+};
+
+}  // namespace hotswap
+
+// fmt prints an errc as its name (`timeout`), an error as `timeout: no reply within 5000 ms`, and
+// a result as its value, `ok` (result<void>) or its error.
+template <>
+struct fmt::formatter<hotswap::errc> : fmt::formatter<std::string_view> {
+  template <class Context>
+  auto format(hotswap::errc code, Context& context) const {
+    return fmt::formatter<std::string_view>::format(hotswap::to_string(code), context);
+  }
+};
+
+template <>
+struct fmt::formatter<hotswap::error> {
+  constexpr auto parse(fmt::format_parse_context& context) { return context.begin(); }
+  template <class Context>
+  auto format(const hotswap::error& failure, Context& context) const {
+    if (failure.what.empty()) return fmt::format_to(context.out(), "{}", failure.code);
+    return fmt::format_to(context.out(), "{}: {}", failure.code, failure.what);
+  }
+};
+
+template <class T>
+struct fmt::formatter<hotswap::result<T>> {
+  constexpr auto parse(fmt::format_parse_context& context) { return context.begin(); }
+  template <class Context>
+  auto format(const hotswap::result<T>& outcome, Context& context) const {
+    if (!outcome) return fmt::format_to(context.out(), "{}", outcome.error());
+    if constexpr (std::is_void_v<T>)
+      return fmt::format_to(context.out(), "ok");
+    else
+      return fmt::format_to(context.out(), "{}", *outcome);
+  }
+};
 // ---- hotswap/schemas.hpp ----
 // Versioned reflected schemas: plain aggregates declared as the versions of one schema, their
 // field names and types, per-step field diffs, fingerprints and a run-time registry.
@@ -29,73 +228,218 @@ inline constexpr int version_patch = HOTSWAP_VERSION_PATCH;
 //     struct hotswap::schema_of<T> : AccountSchema {};
 
 #include <array>
-#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
-#include <tuple>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
-// ---- hotswap/detail/containers.hpp ----
-// The standard containers a schema field may be, recognised by their shape as fmt recognises
-// ranges, so that hotswap does not include <map>, <unordered_map> or <vector> for its users.
+// ---- hotswap/detail/abi/image.hpp ----
+// Which program image this code is compiled into. A module (a shared library built with
+// hotswap_add_module, which defines HOTSWAP_MODULE_BUILD) owns no runtime and no schema
+// registry: it uses those of the program that loads it, which the code server hands it before
+// the module's static initializers run. Whatever would outlive a call into a module's code (a
+// thread, a timer, a callback) is made by the program's code, or keeps the module loaded.
 
-#include <array>
+#include <memory>
+
+namespace hotswap {
+class schema_registry;
+namespace detail {
+class runtime;
+struct server_core;
+
+#ifdef HOTSWAP_MODULE_BUILD
+inline constexpr bool building_module = true;
+#else
+inline constexpr bool building_module = false;
+#endif
+
+/// In a module: the program's runtime and registry, and the module's own loaded version with the
+/// program's function that makes a hold on it. (In a program: unused.) Plain data: a module
+/// registers no destructor at exit, which glibc would keep a record of after every unload.
+struct host_link {
+  runtime* runtime_of_host = nullptr;
+  schema_registry* registry_of_host = nullptr;
+  const void* self = nullptr;
+  std::shared_ptr<const void> (*hold_self)(const void* self) noexcept = nullptr;
+};
+inline host_link module_host{};
+
+/// What keeps this image's code loaded, for whatever it makes that may outlive the call that
+/// made it (a timer, a callback, an abandoned reply): nothing in a program, its loaded version
+/// in a module. Whatever holds one releases it only after the module's part of it is gone, and
+/// never from the module's own code: a module's code always runs under a hold of the program's.
+inline std::shared_ptr<const void> pin_this_image() noexcept {
+  if constexpr (building_module)
+    return module_host.hold_self ? module_host.hold_self(module_host.self) : nullptr;
+  else
+    return {};
+}
+
+
+/// How the program makes a server's hold on a module (a lease, which lists the server among
+/// those running the module's code); a module's servers of its own get one too.
+struct lease_maker {
+  std::shared_ptr<const void> (*make)(const std::shared_ptr<const void>& version) = nullptr;
+  void (*bind)(const void* lease, server_core& server) noexcept = nullptr;
+};
+inline lease_maker& module_leases() noexcept {
+  static lease_maker maker;
+  return maker;
+}
+
+
+}  // namespace detail
+}  // namespace hotswap
+// ---- hotswap/detail/common/fixed_string.hpp ----
+// A string usable as a template argument: schema names and field names in declarations.
+
 #include <cstddef>
-#include <optional>
-#include <string>
-#include <type_traits>
+#include <string_view>
 #include <utility>
 
 namespace hotswap::detail {
 
-template <template <class...> class Template, class T>
-inline constexpr bool is_instance_of = false;
-template <template <class...> class Template, class... Args>
-inline constexpr bool is_instance_of<Template, Template<Args...>> = true;
+template <std::size_t N>
+struct fixed_string {
+  char chars[N]{};
 
-template <class T>
-concept optional = is_instance_of<std::optional, T>;
-
-template <class T>
-inline constexpr bool is_std_array = false;
-template <class T, std::size_t N>
-inline constexpr bool is_std_array<std::array<T, N>> = true;
-
-/// std::array.
-template <class T>
-concept fixed_array = is_std_array<T>;
-
-/// std::vector and its kin: contiguous, growable, not a string.
-template <class T>
-concept sequence = !is_instance_of<std::basic_string, T> && !std::is_convertible_v<const T&, std::string_view> &&
-                   requires(T& c, typename T::value_type&& v) {
-                     c.reserve(std::size_t{});
-                     c.push_back(std::move(v));
-                     c.data();
-                   };
-
-template <class T>
-concept unique_key_map = requires(T& c, const typename T::key_type& k) {
-  typename T::mapped_type;
-  c.at(k);
+  constexpr fixed_string(const char (&text)[N]) {  // NOLINT: implicit on purpose, `"name"` is the spelling
+    for (std::size_t i = 0; i < N; ++i) chars[i] = text[i];
+  }
+  constexpr explicit fixed_string(std::string_view text) {
+    for (std::size_t i = 0; i + 1 < N && i < text.size(); ++i) chars[i] = text[i];
+  }
+  constexpr std::string_view view() const { return {chars, N - 1}; }
+  constexpr operator std::string_view() const { return view(); }
 };
 
-/// std::map and its kin.
-template <class T>
-concept ordered_map = unique_key_map<T> && requires { typename T::key_compare; };
+}  // namespace hotswap::detail
 
-/// std::unordered_map and its kin.
-template <class T>
-concept hashed_map = unique_key_map<T> && requires { typename T::hasher; };
+namespace hotswap::errors {
+/// Names in compile errors, spelled out letter by letter: the one spelling of a string in a
+/// template argument that g++ and clang both print readably.
+template <char... Letters>
+struct schema_named {};
+template <char... Letters>
+struct field_named {};
+}  // namespace hotswap::errors
+
+namespace hotswap::detail {
+template <template <char...> class Spelling, fixed_string Text, std::size_t... I>
+Spelling<Text.chars[I]...> spell(std::index_sequence<I...>);
+
+/// `spelled<errors::field_named, "stage">` is `errors::field_named<'s', 't', 'a', 'g', 'e'>`.
+template <template <char...> class Spelling, fixed_string Text>
+using spelled = decltype(spell<Spelling, Text>(std::make_index_sequence<Text.view().size()>{}));
+}  // namespace hotswap::detail
+// ---- hotswap/detail/common/hash.hpp ----
+// The one hash of hotswap's fingerprints (schemas, interfaces, messages, states, the ABI).
+
+#include <cstdint>
+#include <string_view>
+
+namespace hotswap::detail {
+
+/// FNV-1a, 64 bits: the same on every compiler, which is all a fingerprint needs. Fingerprints
+/// of several parts continue one hash: fnv1a(b, fnv1a(a)).
+inline constexpr std::uint64_t fnv1a_start = 0xcbf29ce484222325ULL;
+
+constexpr std::uint64_t fnv1a(std::string_view text, std::uint64_t hash = fnv1a_start) {
+  for (const char c : text) hash = (hash ^ static_cast<unsigned char>(c)) * 0x100000001b3ULL;
+  return hash;
+}
 
 }  // namespace hotswap::detail
-// ---- hotswap/detail/fields.hpp ----
+// ---- hotswap/detail/common/spin_lock.hpp ----
+// A one-byte lock for data that is rarely touched and briefly held (std::mutex is 40 bytes, and
+// <mutex> a heavy include for the schemas layer). Waits on the flag, not in a busy loop.
+
+#include <atomic>
+
+namespace hotswap::detail {
+
+class spin_lock {
+ public:
+  void lock() noexcept {
+    while (flag_.test_and_set(std::memory_order_acquire)) flag_.wait(true, std::memory_order_relaxed);
+  }
+  void unlock() noexcept {
+    flag_.clear(std::memory_order_release);
+    flag_.notify_one();
+  }
+
+ private:
+  std::atomic_flag flag_;
+};
+
+/// Holds a spin_lock for a scope.
+class spin_guard {
+ public:
+  explicit spin_guard(spin_lock& lock) noexcept : lock_(lock) { lock_.lock(); }
+  ~spin_guard() { lock_.unlock(); }
+  spin_guard(const spin_guard&) = delete;
+  spin_guard& operator=(const spin_guard&) = delete;
+
+ private:
+  spin_lock& lock_;
+};
+
+}  // namespace hotswap::detail
+// ---- hotswap/detail/common/verdict.hpp ----
+// Verdicts: what a compile-time check found, as a type, computed without reporting anything.
+//
+// A check returns `verdict<no_error>`, or `verdict<errors::some_mistake<...>>` naming the first
+// mistake; nothing is instantiated meanwhile. The public entry point (migrate, table_of, a
+// schema, call) then reports it by instantiating that error type, whose static_assert says what
+// to write, and compiles nothing else that depends on the mistake. So one mistake is one error,
+// reported a few frames from the user's line (compilers print every frame), and a concept such as
+// hotswap::migrates asks the very same check that decides whether the code compiles.
+//
+// Reporting the same error type twice (a schema used in two places) instantiates it once:
+// still one error.
+
+#include <type_traits>
+
+namespace hotswap::detail {
+
+/// Nothing to report.
+struct no_error {};
+
+/// The result of a check: `Error` is no_error or the errors:: type to report.
+template <class Error>
+struct verdict {
+  using error = Error;
+};
+
+template <class Verdict>
+using error_of = typename Verdict::error;
+
+template <class Verdict>
+inline constexpr bool fine = std::is_same_v<error_of<Verdict>, no_error>;
+
+/// The first verdict that is not fine (all of them computed: each must be quiet on its own).
+template <class... Verdicts>
+struct first_of;
+template <>
+struct first_of<> : verdict<no_error> {};
+template <class Verdict, class... Rest>
+struct first_of<Verdict, Rest...> : std::conditional_t<fine<Verdict>, first_of<Rest...>, Verdict> {};
+
+}  // namespace hotswap::detail
+
+namespace hotswap::errors {
+/// False, but only once instantiated: an error type's `static_assert(reported<...>, "what to write")`
+/// fires only when a check reports it.
+template <class...>
+inline constexpr bool reported = false;
+}  // namespace hotswap::errors
+// ---- hotswap/detail/reflect/fields.hpp ----
 // Structure reflection: the count, types, names and references of an aggregate's fields.
 //
 // Boost.PFR's technique, our own code: PFR 1.81's tuples are slow to compile for wide structs,
@@ -114,6 +458,24 @@ concept hashed_map = unique_key_map<T> && requires { typename T::hasher; };
 #include <boost/pfr/core_name.hpp>
 #endif
 
+// ---- hotswap/detail/reflect/bindings.hpp ----
+// Generated by tools/generate_bindings.py; do not edit.
+
+#include <cstddef>
+
+// ---- hotswap/detail/reflect/field_refs.hpp ----
+// References to every field of an aggregate, indexable without std::tuple (what a structured
+// binding in bindings.hpp hands on).
+
+#include <cstddef>
+#include <type_traits>
+#include <utility>
+
+// ---- hotswap/detail/common/type_list.hpp ----
+// A list of types, as a value (type_list<A, B>{}) that functions take and return.
+
+#include <cstddef>
+
 namespace hotswap::detail {
 
 template <class... T>
@@ -121,7 +483,9 @@ struct type_list {
   static constexpr std::size_t size = sizeof...(T);
 };
 
-// ---- references to every field, indexable without std::tuple ----
+}  // namespace hotswap::detail
+
+namespace hotswap::detail {
 
 template <std::size_t I, class T>
 struct field_slot {
@@ -149,10 +513,6 @@ constexpr T& member(field_slot<I, T> slot) {
 
 }  // namespace hotswap::detail
 
-// ---- hotswap/detail/bindings.hpp ----
-// Generated by tools/generate_bindings.py; do not edit.
-
-#include <cstddef>
 
 namespace hotswap::detail {
 
@@ -573,6 +933,14 @@ inline constexpr std::array<std::string_view, field_count<T>> field_names =
     compute_field_names<T>();
 #endif
 
+/// The index of the field called `name`, or field_count<T> when there is none.
+template <class T>
+constexpr std::size_t field_index(std::string_view name) {
+  std::size_t index = 0;
+  while (index < field_count<T> && field_names<T>[index] != name) ++index;
+  return index;
+}
+
 namespace self_test {
 template <class, int>
 struct probe {
@@ -600,173 +968,271 @@ constexpr std::size_t plain_layout_size(type_list<Fields...>) {
 
 
 }  // namespace hotswap::detail
-// ---- hotswap/detail/fixed_string.hpp ----
-// A string usable as a template argument: schema names and field names in declarations.
+// ---- hotswap/detail/schemas/describe.hpp ----
+// Canonical descriptions of types, the same on every compiler (`Account@2{name:optional<string>,
+// score:i32}`), from which fingerprints are hashed. Describing a type also checks it.
+// Cost: one instantiation of describe_type per distinct field type, twice (a counting pass sizes
+// the array the second pass writes); descriptions of nested versions are not shared between
+// the structs that hold them, so a deeply nested schema is described once per holder.
+
+#include <array>
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+// ---- hotswap/detail/common/sinks.hpp ----
+// Text built at compile time: a sink that counts, then one that writes into an array of that size
+// (schema descriptions, module notes).
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace hotswap::detail {
+
+struct length_sink {
+  std::size_t size = 0;
+  constexpr void put(std::string_view text) { size += text.size(); }
+};
+
+template <std::size_t N>
+struct chars_sink {
+  std::array<char, N> chars{};
+  std::size_t size = 0;
+  constexpr void put(std::string_view text) {
+    for (char c : text) chars[size++] = c;
+  }
+};
+
+template <class Sink>
+constexpr void put_number(Sink& sink, std::size_t value) {
+  char digits[20]{};
+  std::size_t n = 0;
+  do digits[n++] = static_cast<char>('0' + value % 10);
+  while ((value /= 10) != 0);
+  while (n > 0) sink.put(std::string_view(&digits[--n], 1));
+}
+
+template <class Sink>
+constexpr void put_hex(Sink& sink, std::uint64_t value) {
+  constexpr std::string_view digits = "0123456789abcdef";
+  for (int shift = 60; shift >= 0; shift -= 4) sink.put(digits.substr((value >> shift) & 0xF, 1));
+}
+
+}  // namespace hotswap::detail
+// ---- hotswap/detail/schemas/field_kinds.hpp ----
+// The field types hotswap supports, listed once. Every place that treats a field type by what it
+// is switches on field_kind_of<T>: describing it canonically (schemas/describe.hpp), whether it
+// can be described, whether it is plain data (servers' tables), how it migrates
+// (migrations/routes.hpp), which schemas it holds (modules' notes) and how inspect prints it.
+// Supporting another standard container is one concept in containers.hpp, one kind here, and a
+// case in each switch (the compiler's -Wswitch names the switches that lack it).
 
 #include <cstddef>
-#include <string_view>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+// ---- hotswap/detail/reflect/containers.hpp ----
+// The standard containers a schema field may be, recognised by their shape as fmt recognises
+// ranges, so that hotswap does not include <map>, <unordered_map> or <vector> for its users.
+
+#include <array>
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <type_traits>
 #include <utility>
 
 namespace hotswap::detail {
 
-template <std::size_t N>
-struct fixed_string {
-  char chars[N]{};
+template <template <class...> class Template, class T>
+inline constexpr bool is_instance_of = false;
+template <template <class...> class Template, class... Args>
+inline constexpr bool is_instance_of<Template, Template<Args...>> = true;
 
-  constexpr fixed_string(const char (&text)[N]) {  // NOLINT: implicit on purpose, `"name"` is the spelling
-    for (std::size_t i = 0; i < N; ++i) chars[i] = text[i];
-  }
-  constexpr explicit fixed_string(std::string_view text) {
-    for (std::size_t i = 0; i + 1 < N && i < text.size(); ++i) chars[i] = text[i];
-  }
-  constexpr std::string_view view() const { return {chars, N - 1}; }
-  constexpr operator std::string_view() const { return view(); }
+template <class T>
+concept optional = is_instance_of<std::optional, T>;
+
+template <class T>
+inline constexpr bool is_std_array = false;
+template <class T, std::size_t N>
+inline constexpr bool is_std_array<std::array<T, N>> = true;
+
+/// std::array.
+template <class T>
+concept fixed_array = is_std_array<T>;
+
+/// std::vector and its kin: contiguous, growable, not a string.
+template <class T>
+concept sequence = !is_instance_of<std::basic_string, T> && !std::is_convertible_v<const T&, std::string_view> &&
+                   requires(T& c, typename T::value_type&& v) {
+                     c.reserve(std::size_t{});
+                     c.push_back(std::move(v));
+                     c.data();
+                   };
+
+template <class T>
+concept unique_key_map = requires(T& c, const typename T::key_type& k) {
+  typename T::mapped_type;
+  c.at(k);
 };
 
+/// std::map and its kin.
+template <class T>
+concept ordered_map = unique_key_map<T> && requires { typename T::key_compare; };
+
+/// std::unordered_map and its kin.
+template <class T>
+concept hashed_map = unique_key_map<T> && requires { typename T::hasher; };
+
 }  // namespace hotswap::detail
-
-namespace hotswap::errors {
-/// Names in compile errors, spelled out letter by letter: the one spelling of a string in a
-/// template argument that g++ and clang both print readably.
-template <char... Letters>
-struct schema_named {};
-template <char... Letters>
-struct field_named {};
-}  // namespace hotswap::errors
-
-namespace hotswap::detail {
-template <template <char...> class Spelling, fixed_string Text, std::size_t... I>
-Spelling<Text.chars[I]...> spell(std::index_sequence<I...>);
-
-/// `spelled<errors::field_named, "stage">` is `errors::field_named<'s', 't', 'a', 'g', 'e'>`.
-template <template <char...> class Spelling, fixed_string Text>
-using spelled = decltype(spell<Spelling, Text>(std::make_index_sequence<Text.view().size()>{}));
-}  // namespace hotswap::detail
-// ---- hotswap/detail/image.hpp ----
-// Which program image this code is compiled into. A module (a shared library built with
-// hotswap_add_module, which defines HOTSWAP_MODULE_BUILD) owns no runtime and no schema
-// registry: it uses those of the program that loads it, which the code server hands it before
-// the module's static initializers run. Whatever would outlive a call into a module's code (a
-// thread, a timer, a callback) is made by the program's code, or keeps the module loaded.
-
-#include <memory>
 
 namespace hotswap {
-class schema_registry;
-namespace detail {
-class runtime;
-
-#ifdef HOTSWAP_MODULE_BUILD
-inline constexpr bool building_module = true;
-#else
-inline constexpr bool building_module = false;
-#endif
-
-/// In a module: the program's runtime and registry, and the module's own loaded version with the
-/// program's function that makes a hold on it. (In a program: unused.) Plain data: a module
-/// registers no destructor at exit, which glibc would keep a record of after every unload.
-struct host_link {
-  runtime* runtime_of_host = nullptr;
-  schema_registry* registry_of_host = nullptr;
-  const void* self = nullptr;
-  std::shared_ptr<const void> (*hold_self)(const void* self) noexcept = nullptr;
-};
-inline host_link module_host{};
-
-}  // namespace detail
+// The customization points (defined in hotswap/schemas.hpp), which decide two kinds.
+template <class T>
+struct schema_of;
+template <class T>
+struct type_name;
 }  // namespace hotswap
-// ---- hotswap/detail/spin_lock.hpp ----
-// A one-byte lock for data that is rarely touched and briefly held (std::mutex is 40 bytes, and
-// <mutex> a heavy include for the schemas layer). Waits on the flag, not in a busy loop.
-
-#include <atomic>
 
 namespace hotswap::detail {
 
-class spin_lock {
- public:
-  void lock() noexcept {
-    while (flag_.test_and_set(std::memory_order_acquire)) flag_.wait(true, std::memory_order_relaxed);
-  }
-  void unlock() noexcept {
-    flag_.clear(std::memory_order_release);
-    flag_.notify_one();
-  }
+/// A version of some schema (hotswap::versioned).
+template <class T>
+concept versioned_type = requires { schema_of<T>::name; } && schema_of<T>::template lists<T>;
 
- private:
-  std::atomic_flag flag_;
+/// The version number of a versioned struct (hotswap::vsn_of).
+template <class T>
+inline constexpr int version_number = schema_of<T>::template vsn_of<T>;
+
+/// Two structs are versions of the same schema (hotswap::same_schema).
+template <class A, class B>
+concept same_schema_types = versioned_type<A> && versioned_type<B> &&
+                            std::is_same_v<typename schema_of<A>::schema_type, typename schema_of<B>::schema_type>;
+
+/// A type given a canonical name by specializing hotswap::type_name.
+template <class T>
+concept named_type = requires { type_name<T>::value; };
+
+enum class field_kind {
+  version,      ///< a schema version (a struct of fields)
+  boolean,      ///< bool
+  character,    ///< char (whose signedness is the platform's)
+  integer,      ///< the other integers
+  floating,     ///< float, double, long double
+  enumeration,  ///< an enum, described by its underlying type
+  string,       ///< std::string
+  optional,     ///< std::optional
+  sequence,     ///< std::vector and its kin
+  fixed_array,  ///< std::array
+  ordered_map,  ///< std::map and its kin
+  hashed_map,   ///< std::unordered_map and its kin
+  other,        ///< none of these: a type named by hotswap::type_name, or one not supported
 };
 
-/// Holds a spin_lock for a scope.
-class spin_guard {
- public:
-  explicit spin_guard(spin_lock& lock) noexcept : lock_(lock) { lock_.lock(); }
-  ~spin_guard() { lock_.unlock(); }
-  spin_guard(const spin_guard&) = delete;
-  spin_guard& operator=(const spin_guard&) = delete;
+template <class T>
+constexpr field_kind kind_of_field() {
+  if constexpr (versioned_type<T>) return field_kind::version;
+  else if constexpr (std::is_same_v<T, bool>) return field_kind::boolean;
+  else if constexpr (std::is_same_v<T, char>) return field_kind::character;
+  else if constexpr (std::is_integral_v<T>) return field_kind::integer;
+  else if constexpr (std::is_floating_point_v<T>) return field_kind::floating;
+  else if constexpr (std::is_enum_v<T>) return field_kind::enumeration;
+  else if constexpr (std::is_same_v<T, std::string>) return field_kind::string;
+  else if constexpr (optional<T>) return field_kind::optional;
+  else if constexpr (sequence<T>) return field_kind::sequence;
+  else if constexpr (fixed_array<T>) return field_kind::fixed_array;
+  else if constexpr (ordered_map<T>) return field_kind::ordered_map;
+  else if constexpr (hashed_map<T>) return field_kind::hashed_map;
+  else return field_kind::other;
+}
 
- private:
-  spin_lock& lock_;
-};
+template <class T>
+inline constexpr field_kind field_kind_of = kind_of_field<T>();
+
+/// A number, an enum or a string: a value that holds no other field type.
+constexpr bool is_scalar(field_kind kind) {
+  switch (kind) {
+    case field_kind::boolean:
+    case field_kind::character:
+    case field_kind::integer:
+    case field_kind::floating:
+    case field_kind::enumeration:
+    case field_kind::string: return true;
+    case field_kind::version:
+    case field_kind::optional:
+    case field_kind::sequence:
+    case field_kind::fixed_array:
+    case field_kind::ordered_map:
+    case field_kind::hashed_map:
+    case field_kind::other: return false;
+  }
+  return false;
+}
+
+/// What a container holds: its element type, or its key and value types (none for the rest).
+template <class T>
+constexpr auto held_types_of() {
+  constexpr field_kind kind = field_kind_of<T>;
+  if constexpr (kind == field_kind::optional || kind == field_kind::sequence || kind == field_kind::fixed_array)
+    return type_list<typename T::value_type>{};
+  else if constexpr (kind == field_kind::ordered_map || kind == field_kind::hashed_map)
+    return type_list<typename T::key_type, typename T::mapped_type>{};
+  else
+    return type_list<>{};
+}
+template <class T>
+using held_types = decltype(held_types_of<T>());
+
+/// Whether `Test<H>()` holds for every type H that `T` holds.
+template <class T, class Test>
+constexpr bool all_held(Test test) {
+  return [&]<class... Held>(type_list<Held...>) { return (test(std::type_identity<Held>{}) && ...); }(held_types<T>{});
+}
+
+/// A type whose values hold nothing that points into code or constants: numbers, strings,
+/// schema versions, standard containers and aggregates of those. A state that is not keeps the
+/// code that made it loaded while it lives, also after change_code hands it on untouched.
+template <class T>
+constexpr bool plain_data() {
+  constexpr field_kind kind = field_kind_of<T>;
+  if constexpr (is_scalar(kind))
+    return true;
+  else if constexpr (kind != field_kind::version && kind != field_kind::other)
+    return all_held<T>([]<class H>(std::type_identity<H>) { return plain_data<H>(); });
+  else if constexpr (std::is_class_v<T> && std::is_aggregate_v<T> && !std::is_polymorphic_v<T>)
+    return []<std::size_t... I>(std::index_sequence<I...>) {
+      return (plain_data<field_type<T, I>>() && ...);
+    }(std::make_index_sequence<field_count<T>>{});
+  else
+    return false;
+}
 
 }  // namespace hotswap::detail
-// ---- hotswap/detail/verdict.hpp ----
-// Verdicts: what a compile-time check found, as a type, computed without reporting anything.
-//
-// A check returns `verdict<no_error>`, or `verdict<errors::some_mistake<...>>` naming the first
-// mistake; nothing is instantiated meanwhile. The public entry point (migrate, table_of, a
-// schema, call) then reports it by instantiating that error type, whose static_assert says what
-// to write, and compiles nothing else that depends on the mistake. So one mistake is one error,
-// reported a few frames from the user's line (compilers print every frame), and a concept such as
-// hotswap::migrates asks the very same check that decides whether the code compiles.
-//
-// Reporting the same error type twice (a schema used in two places) instantiates it once:
-// still one error.
+// ---- hotswap/detail/schemas/schema_checks.hpp ----
+// Checking a schema's list of versions when the schema is first used: numbered 1, 2, 3... and each
+// version a plain aggregate of at most max_fields fields. Cost: one verdict per version, no
+// recursion into the fields (describing them, describe.hpp, checks those).
 
+#include <array>
+#include <cstddef>
+#include <tuple>
 #include <type_traits>
+#include <utility>
 
-namespace hotswap::detail {
-
-/// Nothing to report.
-struct no_error {};
-
-/// The result of a check: `Error` is no_error or the errors:: type to report.
-template <class Error>
-struct verdict {
-  using error = Error;
-};
-
-template <class Verdict>
-using error_of = typename Verdict::error;
-
-template <class Verdict>
-inline constexpr bool fine = std::is_same_v<error_of<Verdict>, no_error>;
-
-/// The first verdict that is not fine (all of them computed: each must be quiet on its own).
-template <class... Verdicts>
-struct first_of;
-template <>
-struct first_of<> : verdict<no_error> {};
-template <class Verdict, class... Rest>
-struct first_of<Verdict, Rest...> : std::conditional_t<fine<Verdict>, first_of<Rest...>, Verdict> {};
-
-}  // namespace hotswap::detail
 
 namespace hotswap {
-
-/// Declares that `T` is version `Vsn` of a schema.
-template <int Vsn, class T>
-struct version {
-  static constexpr int vsn = Vsn;
-  using type = T;
-};
+template <detail::fixed_string Name, class... Versions>
+struct schema;  // hotswap/schemas.hpp
 
 /// Compile errors. Each names what is wrong in its own name and template arguments (which the
 /// compiler prints as "in instantiation of ...") and says in its message what to write.
 namespace errors {
-template <class...>
-inline constexpr bool reported = false;
-
 template <class Schema, int Previous, int Next>
 struct version_numbers_must_count_up_by_one {
   static_assert(reported<version_numbers_must_count_up_by_one>,
@@ -803,18 +1269,10 @@ struct version_has_too_many_fields {
                 "hotswap: a schema version may have at most hotswap::detail::max_fields (64) fields: group "
                 "fields into nested structs, or raise MAX_FIELDS in tools/generate_bindings.py and rerun it");
 };
-template <class T>
-struct type_has_no_canonical_name {
-  static_assert(reported<type_has_no_canonical_name>,
-                "hotswap: this field type has no canonical name for schema fingerprints: declare it as a "
-                "schema version, or specialize hotswap::type_name<T> with `static constexpr std::string_view "
-                "value = \"...\";`");
-};
 }  // namespace errors
+}  // namespace hotswap
 
-namespace detail {
-template <fixed_string Schema, class... Versions>
-constexpr auto check_schema();
+namespace hotswap::detail {
 
 /// The type of version `Vsn` among `Versions` (void when none is).
 template <int Vsn, class... Versions>
@@ -828,83 +1286,6 @@ constexpr auto version_type() {
   if constexpr (at == sizeof...(Versions)) return std::type_identity<void>{};
   else return std::type_identity<std::tuple_element_t<at, std::tuple<typename Versions::type...>>>{};
 }
-}  // namespace detail
-
-/// Lists the versions of the schema `Name`, oldest first, numbered consecutively.
-template <detail::fixed_string Name, class... Versions>
-struct schema {
-  static_assert(sizeof...(Versions) > 0, "hotswap: a schema lists at least one hotswap::version<N, T>");
-  // Reports the first mistake in the list, once (the check is true whatever it found).
-  static_assert(sizeof(detail::error_of<decltype(detail::check_schema<Name, Versions...>())>) != 0);
-
-  using schema_type = schema;
-  static constexpr std::string_view name = Name.view();
-  static constexpr std::array<int, sizeof...(Versions)> vsns{Versions::vsn...};
-  static constexpr int oldest_vsn = vsns.front();
-  static constexpr int latest_vsn = vsns.back();
-
-  /// Whether `T` is one of the listed versions.
-  template <class T>
-  static constexpr bool lists = (std::is_same_v<T, typename Versions::type> || ...);
-
-  /// The version number of `T`.
-  template <class T>
-    requires lists<T>
-  static constexpr int vsn_of = ((std::is_same_v<T, typename Versions::type> ? Versions::vsn : 0) + ...);
-
-  /// The struct of version `Vsn`.
-  template <int Vsn>
-  using type_of = typename decltype(detail::version_type<Vsn, Versions...>())::type;
-  using latest = type_of<latest_vsn>;
-};
-
-/// Maps a struct to its schema. Specialize it once per schema, for the types the schema lists:
-///
-///     template <hotswap::listed_in<AccountSchema> T>
-///     struct hotswap::schema_of<T> : AccountSchema {};
-template <class T>
-struct schema_of {};
-
-/// `T` is one of the versions `Schema` lists.
-template <class T, class Schema>
-concept listed_in = Schema::template lists<T>;
-
-/// `T` is a version of some schema.
-template <class T>
-concept versioned = requires { schema_of<T>::name; } && schema_of<T>::template lists<T>;
-
-/// The version number of a versioned struct.
-template <versioned T>
-inline constexpr int vsn_of = schema_of<T>::template vsn_of<T>;
-
-/// Two structs are versions of the same schema.
-template <class A, class B>
-concept same_schema = versioned<A> && versioned<B> &&
-                      std::is_same_v<typename schema_of<A>::schema_type, typename schema_of<B>::schema_type>;
-
-/// The field names of a struct, in declaration order.
-template <class T>
-inline constexpr auto field_names = detail::field_names<T>;
-
-/// The type of field `I` of a struct.
-template <class T, std::size_t I>
-using field_type = detail::field_type<T, I>;
-
-/// The number of fields of a struct.
-template <class T>
-inline constexpr std::size_t field_count = detail::field_count<T>;
-
-/// The index of the field called `name`, or field_count<T> when there is none.
-template <class T>
-constexpr std::size_t field_index(std::string_view name) {
-  std::size_t index = 0;
-  while (index < field_count<T> && field_names<T>[index] != name) ++index;
-  return index;
-}
-
-// ---- validation of a schema's list, when the schema is first used ----
-
-namespace detail {
 
 template <class Schema, int Vsn, class T>
 constexpr auto check_version() {
@@ -947,21 +1328,195 @@ struct schema_check;
 template <fixed_string Name, class... Versions>
 struct schema_check<schema<Name, Versions...>> : decltype(check_schema<Name, Versions...>()) {};
 
-}  // namespace detail
 
-// ---- per-step field diffs ----
+}  // namespace hotswap::detail
 
-namespace detail {
-// A type's identity as a constant: the compiler's own spelling of it. (Comparing the addresses
-// of per-type variables is not a constant expression under -fsanitize=address.)
+namespace hotswap::errors {
 template <class T>
-constexpr std::string_view type_identity() {
-  return __PRETTY_FUNCTION__;
+struct type_has_no_canonical_name {
+  static_assert(reported<type_has_no_canonical_name>,
+                "hotswap: this field type has no canonical name for schema fingerprints: declare it as a "
+                "schema version, or specialize hotswap::type_name<T> with `static constexpr std::string_view "
+                "value = \"...\";`");
+};
+}  // namespace hotswap::errors
+
+namespace hotswap::detail {
+
+// Describing a type also checks it: each function returns the verdict on what it described
+// (a type without a canonical name), so that the list of describable types is written once.
+// (Verdicts are never operands of `,`: its overload lookup would instantiate the error.)
+
+template <class T, class Sink>
+constexpr auto describe_type(Sink& sink);
+
+template <class T, class Sink>
+constexpr auto describe_after(Sink& sink, std::string_view separator, std::string_view name = {}) {
+  sink.put(separator);
+  sink.put(name);
+  if (!name.empty()) sink.put(":");
+  return describe_type<T>(sink);
 }
+
+/// `Account@2{name:optional<string>,score:i32,stage:i32}`.
+template <versioned_type T, class Sink>
+constexpr auto describe_struct(Sink& sink) {
+  using schema_verdict = schema_check<typename schema_of<T>::schema_type>;
+  if constexpr (!fine<schema_verdict>) {
+    return verdict<error_of<schema_verdict>>{};  // reported by the schema itself
+  } else {
+    sink.put(schema_of<T>::name);
+    sink.put("@");
+    put_number(sink, static_cast<std::size_t>(schema_of<T>::template vsn_of<T>));
+    sink.put("{");
+    const auto found = [&]<std::size_t... I>(std::index_sequence<I...>) {
+      (static_cast<void>(describe_after<field_type<T, I>>(sink, I == 0 ? "" : ",", field_names<T>[I])), ...);
+      return verdict<error_of<first_of<decltype(describe_type<field_type<T, I>>(sink))...>>>{};
+    }(std::make_index_sequence<field_count<T>>{});
+    sink.put("}");
+    return found;
+  }
+}
+
+template <class Sink, class... Args>
+constexpr auto describe_arguments(Sink& sink, std::string_view template_name, type_list<Args...>) {
+  sink.put(template_name);
+  sink.put("<");
+  std::size_t i = 0;
+  (static_cast<void>(describe_after<Args>(sink, i++ == 0 ? "" : ",")), ...);
+  sink.put(">");
+  return verdict<error_of<first_of<decltype(describe_type<Args>(sink))...>>>{};
+}
+
+template <class T, class Sink>
+constexpr auto describe_type(Sink& sink) {
+  constexpr verdict<no_error> described{};
+  constexpr field_kind kind = field_kind_of<T>;
+  if constexpr (named_type<T>) {
+    return sink.put(type_name<T>::value), described;
+  } else if constexpr (kind == field_kind::version) {
+    return describe_struct<T>(sink);
+  } else if constexpr (kind == field_kind::boolean) {
+    return sink.put("bool"), described;
+  } else if constexpr (kind == field_kind::character) {
+    return sink.put("char"), described;
+  } else if constexpr (kind == field_kind::integer) {
+    sink.put(std::is_signed_v<T> ? "i" : "u");
+    return put_number(sink, sizeof(T) * 8), described;
+  } else if constexpr (kind == field_kind::floating) {
+    sink.put("f");
+    return put_number(sink, sizeof(T) * 8), described;
+  } else if constexpr (kind == field_kind::enumeration) {
+    sink.put("enum:");
+    return describe_type<std::underlying_type_t<T>>(sink);
+  } else if constexpr (kind == field_kind::string) {
+    return sink.put("string"), described;
+  } else if constexpr (kind == field_kind::optional) {
+    return describe_arguments(sink, "optional", held_types<T>{});
+  } else if constexpr (kind == field_kind::sequence) {
+    return describe_arguments(sink, "vector", held_types<T>{});
+  } else if constexpr (kind == field_kind::ordered_map) {
+    return describe_arguments(sink, "map", held_types<T>{});
+  } else if constexpr (kind == field_kind::hashed_map) {
+    return describe_arguments(sink, "unordered_map", held_types<T>{});
+  } else if constexpr (kind == field_kind::fixed_array) {
+    const auto found = describe_arguments(sink, "array", held_types<T>{});
+    sink.put("[");
+    put_number(sink, std::tuple_size_v<T>);
+    sink.put("]");
+    return found;
+  } else {
+    static_assert(kind == field_kind::other, "hotswap: a field kind without a canonical description");
+    return verdict<errors::type_has_no_canonical_name<T>>{};
+  }
+}
+
+/// A type the schemas layer can describe canonically (without reporting anything).
+template <class T>
+constexpr bool describable() {
+  constexpr field_kind kind = field_kind_of<T>;
+  if constexpr (named_type<T> || kind == field_kind::version || is_scalar(kind))
+    return true;
+  else if constexpr (kind == field_kind::other)
+    return false;
+  else
+    return all_held<T>([]<class H>(std::type_identity<H>) { return describable<H>(); });
+}
+
+/// The verdict on describing T: a field type without a canonical name, or a broken schema.
+template <class T>
+using description_check = decltype(describe_type<T>(std::declval<length_sink&>()));
+
+template <class T>
+constexpr auto make_type_description() {
+  if constexpr (!fine<description_check<T>>) {
+    return std::array<char, 0>{};
+  } else {
+    constexpr std::size_t size = [] {
+      length_sink counter;
+      describe_type<T>(counter);
+      return counter.size;
+    }();
+    chars_sink<size> text;
+    describe_type<T>(text);
+    return text.chars;
+  }
+}
+
+// A class, not a function, reports the error: clang takes a function whose instantiation failed
+// for one that cannot be evaluated, and would report every constant computed from it too.
+template <class T>
+struct type_description_of {
+  static_assert(sizeof(error_of<description_check<T>>) != 0);  // the first mistake, reported once
+  static constexpr auto chars = make_type_description<T>();
+};
+
+/// The canonical description of `T` (hotswap::type_description).
+template <class T>
+inline constexpr std::string_view description{type_description_of<T>::chars.data(), type_description_of<T>::chars.size()};
+
+}  // namespace hotswap::detail
+// ---- hotswap/detail/schemas/field_diff.hpp ----
+// What changes from one struct to another, field by field and by name (hotswap::field_diff).
+// Types are told apart by the compiler's spelling of them: comparing the addresses of per-type
+// variables is not a constant expression under -fsanitize=address.
+
+#include <array>
+#include <cstddef>
+#include <string_view>
+#include <utility>
+
+// ---- hotswap/detail/common/type_name.hpp ----
+// The one reader of type names: the compiler's own spelling of a type, read from
+// __PRETTY_FUNCTION__ at compile time. Spellings differ between compilers, so they name types in
+// messages and tell types apart within a build; fingerprints use canonical descriptions instead.
+
+#include <string_view>
+
+namespace hotswap::detail {
+
+/// `T` as this compiler spells it (`v2::Account`, `std::vector<int>`).
+template <class T>
+constexpr std::string_view type_spelling() {
+  constexpr std::string_view text = __PRETTY_FUNCTION__;
+  constexpr std::string_view gcc_start = "[with T = ", clang_start = "[T = ";
+  if constexpr (text.find(gcc_start) != std::string_view::npos) {
+    constexpr auto from = text.find(gcc_start) + gcc_start.size();
+    return text.substr(from, text.find(';', from) - from);
+  } else {
+    constexpr auto from = text.find(clang_start) + clang_start.size();
+    return text.substr(from, text.rfind(']') - from);
+  }
+}
+static_assert(type_spelling<int>() == "int", "hotswap: cannot read type names from this compiler's signatures");
+
+}  // namespace hotswap::detail
+
+namespace hotswap::detail {
 
 template <class T>
 inline constexpr auto field_type_ids = []<std::size_t... I>(std::index_sequence<I...>) {
-  return std::array<std::string_view, sizeof...(I)>{type_identity<field_type<T, I>>()...};
+  return std::array<std::string_view, sizeof...(I)>{type_spelling<field_type<T, I>>()...};
 }(std::make_index_sequence<field_count<T>>{});
 
 enum class field_change { added, removed, kept, retyped };
@@ -994,187 +1549,23 @@ constexpr auto diff_names() {
     if (diff_has<From, To>(name, Change)) names[n++] = name;
   return names;
 }
-}  // namespace detail
 
-/// What changes, field by field and by name, from the struct `From` to the struct `To`.
-template <class From, class To>
-struct field_diff {
-  static constexpr auto added = detail::diff_names<From, To, detail::field_change::added>();
-  static constexpr auto removed = detail::diff_names<From, To, detail::field_change::removed>();
-  static constexpr auto kept = detail::diff_names<From, To, detail::field_change::kept>();
-  static constexpr auto retyped = detail::diff_names<From, To, detail::field_change::retyped>();
-};
+}  // namespace hotswap::detail
+// ---- hotswap/detail/schemas/version_info.hpp ----
+// One version of a schema as the run-time registry holds it, and its description made from the
+// struct at compile time.
 
-// ---- canonical type names and fingerprints ----
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
 
-/// The canonical name of a field type that is neither standard nor a schema version. Specialize
-/// with `static constexpr std::string_view value = "...";`: it enters the fingerprint of every
-/// schema that uses the type, so it must not depend on the compiler.
-template <class T>
-struct type_name {};
 
-namespace detail {
+namespace hotswap::detail {
 
-struct length_sink {
-  std::size_t size = 0;
-  constexpr void put(std::string_view text) { size += text.size(); }
-};
-
-template <std::size_t N>
-struct chars_sink {
-  std::array<char, N> chars{};
-  std::size_t size = 0;
-  constexpr void put(std::string_view text) {
-    for (char c : text) chars[size++] = c;
-  }
-};
-
-template <class Sink>
-constexpr void put_number(Sink& sink, std::size_t value) {
-  char digits[20]{};
-  std::size_t n = 0;
-  do digits[n++] = static_cast<char>('0' + value % 10);
-  while ((value /= 10) != 0);
-  while (n > 0) sink.put(std::string_view(&digits[--n], 1));
-}
-
-// Describing a type also checks it: each function returns the verdict on what it described
-// (a type without a canonical name), so that the list of describable types is written once.
-// (Verdicts are never operands of `,`: its overload lookup would instantiate the error.)
-
-template <class T, class Sink>
-constexpr auto describe_type(Sink& sink);
-
-template <class T, class Sink>
-constexpr auto describe_after(Sink& sink, std::string_view separator, std::string_view name = {}) {
-  sink.put(separator);
-  sink.put(name);
-  if (!name.empty()) sink.put(":");
-  return describe_type<T>(sink);
-}
-
-/// `Account@2{name:optional<string>,score:i32,stage:i32}`.
-template <versioned T, class Sink>
-constexpr auto describe_struct(Sink& sink) {
-  using schema_verdict = schema_check<typename schema_of<T>::schema_type>;
-  if constexpr (!fine<schema_verdict>) {
-    return verdict<error_of<schema_verdict>>{};  // reported by the schema itself
-  } else {
-    sink.put(schema_of<T>::name);
-    sink.put("@");
-    put_number(sink, static_cast<std::size_t>(vsn_of<T>));
-    sink.put("{");
-    const auto found = [&]<std::size_t... I>(std::index_sequence<I...>) {
-      (static_cast<void>(describe_after<field_type<T, I>>(sink, I == 0 ? "" : ",", field_names<T>[I])), ...);
-      return verdict<error_of<first_of<decltype(describe_type<field_type<T, I>>(sink))...>>>{};
-    }(std::make_index_sequence<field_count<T>>{});
-    sink.put("}");
-    return found;
-  }
-}
-
-template <class Sink, class... Args>
-constexpr auto describe_arguments(Sink& sink, std::string_view template_name, type_list<Args...>) {
-  sink.put(template_name);
-  sink.put("<");
-  std::size_t i = 0;
-  (static_cast<void>(describe_after<Args>(sink, i++ == 0 ? "" : ",")), ...);
-  sink.put(">");
-  return verdict<error_of<first_of<decltype(describe_type<Args>(sink))...>>>{};
-}
-
-template <class T, class Sink>
-constexpr auto describe_type(Sink& sink) {
-  constexpr verdict<no_error> described{};
-  if constexpr (requires { type_name<T>::value; }) {
-    return sink.put(type_name<T>::value), described;
-  } else if constexpr (versioned<T>) {
-    return describe_struct<T>(sink);
-  } else if constexpr (std::is_same_v<T, bool>) {
-    return sink.put("bool"), described;
-  } else if constexpr (std::is_same_v<T, char>) {
-    return sink.put("char"), described;
-  } else if constexpr (std::is_integral_v<T>) {
-    sink.put(std::is_signed_v<T> ? "i" : "u");
-    return put_number(sink, sizeof(T) * 8), described;
-  } else if constexpr (std::is_floating_point_v<T>) {
-    sink.put("f");
-    return put_number(sink, sizeof(T) * 8), described;
-  } else if constexpr (std::is_enum_v<T>) {
-    sink.put("enum:");
-    return describe_type<std::underlying_type_t<T>>(sink);
-  } else if constexpr (std::is_same_v<T, std::string>) {
-    return sink.put("string"), described;
-  } else if constexpr (optional<T>) {
-    return describe_arguments(sink, "optional", type_list<typename T::value_type>{});
-  } else if constexpr (sequence<T>) {
-    return describe_arguments(sink, "vector", type_list<typename T::value_type>{});
-  } else if constexpr (ordered_map<T>) {
-    return describe_arguments(sink, "map", type_list<typename T::key_type, typename T::mapped_type>{});
-  } else if constexpr (hashed_map<T>) {
-    return describe_arguments(sink, "unordered_map", type_list<typename T::key_type, typename T::mapped_type>{});
-  } else if constexpr (fixed_array<T>) {
-    const auto found = describe_arguments(sink, "array", type_list<typename T::value_type>{});
-    sink.put("[");
-    put_number(sink, std::tuple_size_v<T>);
-    sink.put("]");
-    return found;
-  } else {
-    return verdict<errors::type_has_no_canonical_name<T>>{};
-  }
-}
-
-/// The verdict on describing T: a field type without a canonical name, or a broken schema.
-template <class T>
-using description_check = decltype(describe_type<T>(std::declval<length_sink&>()));
-
-template <class T>
-constexpr auto make_type_description() {
-  if constexpr (!fine<description_check<T>>) {
-    return std::array<char, 0>{};
-  } else {
-    constexpr std::size_t size = [] {
-      length_sink counter;
-      describe_type<T>(counter);
-      return counter.size;
-    }();
-    chars_sink<size> text;
-    describe_type<T>(text);
-    return text.chars;
-  }
-}
-
-// A class, not a function, reports the error: clang takes a function whose instantiation failed
-// for one that cannot be evaluated, and would report every constant computed from it too.
-template <class T>
-struct type_description_of {
-  static_assert(sizeof(error_of<description_check<T>>) != 0);  // the first mistake, reported once
-  static constexpr auto chars = make_type_description<T>();
-};
-
-/// FNV-1a, 64 bits: the same on every compiler, which is all a fingerprint needs.
-constexpr std::uint64_t fnv1a(std::string_view text) {
-  std::uint64_t hash = 14695981039346656037ull;
-  for (char c : text) hash = (hash ^ static_cast<unsigned char>(c)) * 1099511628211ull;
-  return hash;
-}
-
-}  // namespace detail
-
-/// The canonical spelling of a type, the same on every compiler: `optional<string>`, `i32`,
-/// `Account@2{name:optional<string>,score:i32,stage:i32}`.
-template <class T>
-inline constexpr std::string_view type_description{detail::type_description_of<T>::chars.data(),
-                                                   detail::type_description_of<T>::chars.size()};
-
-/// The fingerprint of a schema version (or any describable type): a hash of its schema name,
-/// vsn, field names and canonical field types, recursively.
-template <class T>
-inline constexpr std::uint64_t fingerprint = detail::fnv1a(type_description<T>);
-
-// ---- run-time registry ----
-
-/// One version of a schema as the registry holds it: what type-erased code can know of a value.
+/// One version of a schema as the registry holds it (hotswap::version_info): what type-erased
+/// code can know of a value. Modules hand theirs to the program.
 struct version_info {
   std::string schema;
   int vsn = 0;
@@ -1185,14 +1576,139 @@ struct version_info {
 };
 
 /// The description of version `T` of its schema.
-template <versioned T>
-version_info describe() {
-  version_info info{std::string(schema_of<T>::name), vsn_of<T>, fingerprint<T>, {}, {}};
+template <versioned_type T>
+version_info describe_version() {
+  version_info info{std::string(schema_of<T>::name), version_number<T>, fnv1a(description<T>), {}, {}};
   [&]<std::size_t... I>(std::index_sequence<I...>) {
     (info.field_names.emplace_back(field_names<T>[I]), ...);
-    (info.field_types.emplace_back(type_description<field_type<T, I>>), ...);
+    (info.field_types.emplace_back(description<field_type<T, I>>), ...);
   }(std::make_index_sequence<field_count<T>>{});
   return info;
+}
+
+}  // namespace hotswap::detail
+
+namespace hotswap {
+
+// -- declaring a schema --
+
+/// Declares that `T` is version `Vsn` of a schema.
+template <int Vsn, class T>
+struct version {
+  static constexpr int vsn = Vsn;
+  using type = T;
+};
+
+/// Lists the versions of the schema `Name`, oldest first, numbered consecutively.
+template <detail::fixed_string Name, class... Versions>
+struct schema {
+  static_assert(sizeof...(Versions) > 0, "hotswap: a schema lists at least one hotswap::version<N, T>");
+  // Reports the first mistake in the list, once (the check is true whatever it found).
+  static_assert(sizeof(detail::error_of<decltype(detail::check_schema<Name, Versions...>())>) != 0);
+
+  using schema_type = schema;
+  static constexpr std::string_view name = Name.view();
+  static constexpr std::array<int, sizeof...(Versions)> vsns{Versions::vsn...};
+  static constexpr int oldest_vsn = vsns.front();
+  static constexpr int latest_vsn = vsns.back();
+
+  /// Whether `T` is one of the listed versions.
+  template <class T>
+  static constexpr bool lists = (std::is_same_v<T, typename Versions::type> || ...);
+
+  /// The version number of `T`.
+  template <class T>
+    requires lists<T>
+  static constexpr int vsn_of = ((std::is_same_v<T, typename Versions::type> ? Versions::vsn : 0) + ...);
+
+  /// The struct of version `Vsn`.
+  template <int Vsn>
+  using type_of = typename decltype(detail::version_type<Vsn, Versions...>())::type;
+  using latest = type_of<latest_vsn>;
+};
+
+// -- the customization points --
+
+/// Maps a struct to its schema. Specialize it once per schema, for the types the schema lists:
+///
+///     template <hotswap::listed_in<AccountSchema> T>
+///     struct hotswap::schema_of<T> : AccountSchema {};
+template <class T>
+struct schema_of {};
+
+/// The canonical name of a field type that is neither standard nor a schema version. Specialize
+/// with `static constexpr std::string_view value = "...";`: it enters the fingerprint of every
+/// schema that uses the type, so it must not depend on the compiler.
+template <class T>
+struct type_name {};
+
+/// `T` is one of the versions `Schema` lists.
+template <class T, class Schema>
+concept listed_in = Schema::template lists<T>;
+
+/// `T` is a version of some schema.
+template <class T>
+concept versioned = detail::versioned_type<T>;
+
+/// The version number of a versioned struct.
+template <versioned T>
+inline constexpr int vsn_of = schema_of<T>::template vsn_of<T>;
+
+/// Two structs are versions of the same schema.
+template <class A, class B>
+concept same_schema = detail::same_schema_types<A, B>;
+
+// -- reflection --
+
+/// The field names of a struct, in declaration order.
+template <class T>
+inline constexpr auto field_names = detail::field_names<T>;
+
+/// The type of field `I` of a struct.
+template <class T, std::size_t I>
+using field_type = detail::field_type<T, I>;
+
+/// The number of fields of a struct.
+template <class T>
+inline constexpr std::size_t field_count = detail::field_count<T>;
+
+/// The index of the field called `name`, or field_count<T> when there is none.
+template <class T>
+constexpr std::size_t field_index(std::string_view name) {
+  return detail::field_index<T>(name);
+}
+
+/// What changes, field by field and by name, from the struct `From` to the struct `To`.
+template <class From, class To>
+struct field_diff {
+  static constexpr auto added = detail::diff_names<From, To, detail::field_change::added>();
+  static constexpr auto removed = detail::diff_names<From, To, detail::field_change::removed>();
+  static constexpr auto kept = detail::diff_names<From, To, detail::field_change::kept>();
+  static constexpr auto retyped = detail::diff_names<From, To, detail::field_change::retyped>();
+};
+
+// -- canonical type names and fingerprints --
+
+/// The canonical spelling of a type, the same on every compiler: `optional<string>`, `i32`,
+/// `Account@2{name:optional<string>,score:i32,stage:i32}`.
+template <class T>
+inline constexpr std::string_view type_description = detail::description<T>;
+
+/// The fingerprint of a schema version (or any describable type): a hash of its schema name,
+/// vsn, field names and canonical field types, recursively.
+template <class T>
+inline constexpr std::uint64_t fingerprint = detail::fnv1a(detail::description<T>);
+
+
+// -- run-time registry --
+
+/// One version of a schema as the registry holds it: what type-erased code can know of a value.
+using version_info = detail::version_info;
+
+/// The description of version `T` of its schema.
+template <versioned T>
+version_info describe() {
+  return detail::describe_version<T>();
 }
 
 /// Thrown when two descriptions of the same schema version disagree.
@@ -1295,102 +1811,117 @@ inline schema_registry& registry() {
 #include <type_traits>
 #include <utility>
 
+// ---- hotswap/detail/migrations/apply.hpp ----
+// Migrating a value, once checks.hpp found nothing: step by step between versions, field by field
+// within a step, element by element within a container.
+
+#include <cstddef>
+#include <type_traits>
+#include <utility>
+// ---- hotswap/detail/migrations/context.hpp ----
+// The vocabulary of migrations that the machinery names: declared here, defined (and documented)
+// in hotswap/migrations.hpp, whose users name them. Every use below is in a template, so the
+// definitions are complete by the time anything is instantiated.
 
 namespace hotswap {
+struct no_key;
+struct no_extra;
+template <class Extra, class Key>
+struct context;
+}  // namespace hotswap
+// ---- hotswap/detail/migrations/routes.hpp ----
+// What migrates by itself: how a value of one field type becomes another (the same type, versions
+// of one schema, a widening, or a container of those), decided once for checking and migrating.
 
-// ---- declarations ----
+#include <limits>
+#include <tuple>
+#include <type_traits>
 
-namespace detail {
-enum class rule_kind { removed, renamed, convert, init };
 
-struct rule_entry {
-  rule_kind kind;
-  std::string_view field;       // the old field (removed, renamed) or the new one (convert, init)
-  std::string_view renamed_to;  // renamed only
-};
-}  // namespace detail
+namespace hotswap::detail {
 
-/// Declares that field `Field` of the older struct is dropped on purpose (for a downgrade: that
-/// its loss is accepted).
-template <detail::fixed_string Field>
-struct removed_rule {
-  static constexpr detail::rule_entry entry{detail::rule_kind::removed, Field.view(), {}};
-};
-template <detail::fixed_string Field>
-inline constexpr removed_rule<Field> removed{};
-
-/// Declares that field `Old` is called `New` from this step on. The downgrade renames it back.
-template <detail::fixed_string Old, detail::fixed_string New>
-struct renamed_rule {
-  static constexpr detail::rule_entry entry{detail::rule_kind::renamed, Old.view(), New.view()};
-};
-template <detail::fixed_string Old, detail::fixed_string New>
-inline constexpr renamed_rule<Old, New> renamed{};
-
-/// Converts the old value of field `Field` to its new type: `function(old_value)`,
-/// `function(old_value, context)` or, inside a map, `function(old_value, extra, key)`.
-template <detail::fixed_string Field, class Function>
-struct convert_rule {
-  static constexpr detail::rule_entry entry{detail::rule_kind::convert, Field.view(), {}};
-  Function function;
-};
-template <detail::fixed_string Field, class Function>
-constexpr convert_rule<Field, Function> convert(Function function) {
-  return {function};
-}
-
-/// Computes field `Field` of the newer struct from the whole old value and, optionally, the
-/// context: `function(old)`, `function(old, context)` or, inside a map, `function(old, extra, key)`.
-template <detail::fixed_string Field, class Function>
-struct init_rule {
-  static constexpr detail::rule_entry entry{detail::rule_kind::init, Field.view(), {}};
-  Function function;
-};
-template <detail::fixed_string Field, class Function>
-constexpr init_rule<Field, Function> init(Function function) {
-  return {function};
-}
-
-/// The declarations of one step.
-template <class... Rules>
-struct rules : Rules... {
-  constexpr rules(Rules... each) : Rules(each)... {}
-  template <std::size_t I>
-  using rule_type = std::tuple_element_t<I, std::tuple<Rules...>>;
-  static constexpr std::array<detail::rule_entry, sizeof...(Rules)> entries{Rules::entry...};
-};
-
-/// One step between adjacent versions, in either direction. Specialize it to declare what the
-/// generated step cannot infer, with `static constexpr auto rules = hotswap::rules{...};`, or to
-/// replace the whole step with `static To migrate(From&& old, const auto& context);`.
+/// A conversion that keeps every value: to a larger integer of the same signedness, to a larger
+/// floating type, or from an integer to a floating type whose mantissa holds all its values
+/// (int -> double, not int -> float or long -> double). bool and char (whose signedness depends
+/// on the platform) convert only to themselves.
 template <class From, class To>
-struct step {};
-
-/// What a migration passes to declared functions: `extra`, the value the caller gave `migrate`,
-/// and `key`, the key of the map entry being migrated (`no_key` outside a map).
-struct no_key {};
-struct no_extra {};
-
-template <class Extra, class Key = no_key>
-struct context {
-  using extra_type = Extra;
-  using key_type = Key;
-  const Extra& extra;
-  const Key& key;
-
-  static constexpr bool has_key = !std::is_same_v<Key, no_key>;
-
-  template <class NewKey>
-  using with_key_type = context<Extra, NewKey>;
-  template <class NewKey>
-  constexpr context<Extra, NewKey> with_key(const NewKey& new_key) const {
-    return {extra, new_key};
+constexpr bool widens() {
+  constexpr bool plain_number = [] {
+    using F = std::remove_cv_t<From>;
+    using T = std::remove_cv_t<To>;
+    return std::is_arithmetic_v<F> && std::is_arithmetic_v<T> && !std::is_same_v<F, bool> &&
+           !std::is_same_v<T, bool> && !std::is_same_v<F, char> && !std::is_same_v<T, char>;
+  }();
+  if constexpr (!plain_number) {
+    return false;
+  } else if constexpr (std::is_integral_v<From> && std::is_integral_v<To>) {
+    return std::is_signed_v<From> == std::is_signed_v<To> && sizeof(From) <= sizeof(To);
+  } else if constexpr (std::is_floating_point_v<To>) {
+    return std::numeric_limits<From>::digits <= std::numeric_limits<To>::digits;
+  } else {
+    return false;
   }
-};
+}
 
-// ---- errors ----
+/// How a value of From becomes a To: the one decision that checking and migrating share.
+enum class route { same, versions, widening, sequence, map, optional, into_optional, array, none };
 
-namespace errors {
+template <class From, class To>
+constexpr route route_of() {
+  constexpr field_kind from = field_kind_of<From>, to = field_kind_of<To>;
+  if constexpr (std::is_same_v<From, To>)
+    return route::same;
+  else if constexpr (same_schema_types<From, To>)
+    return route::versions;
+  else if constexpr (widens<From, To>())
+    return route::widening;
+  else if constexpr (from != to)
+    return to == field_kind::optional ? route::into_optional : route::none;
+  else if constexpr (from == field_kind::sequence)
+    return route::sequence;
+  else if constexpr (from == field_kind::ordered_map || from == field_kind::hashed_map)
+    return std::is_same_v<typename From::key_type, typename To::key_type> ? route::map : route::none;
+  else if constexpr (from == field_kind::optional)
+    return route::optional;
+  else if constexpr (from == field_kind::fixed_array)
+    return std::tuple_size_v<From> == std::tuple_size_v<To> ? route::array : route::none;
+  else
+    return route::none;  // two scalars that do not widen, two versions of different schemas
+}
+
+/// Whether From reaches To by a route, element by element (shapes only: check_migration also
+/// checks the steps between schema versions).
+template <class From, class To>
+constexpr bool has_route() {
+  constexpr route way = route_of<From, To>();
+  if constexpr (way == route::sequence || way == route::optional || way == route::array)
+    return has_route<typename From::value_type, typename To::value_type>();
+  else if constexpr (way == route::map)
+    return has_route<typename From::mapped_type, typename To::mapped_type>();
+  else if constexpr (way == route::into_optional)
+    return has_route<From, typename To::value_type>();
+  else
+    return way != route::none;
+}
+
+}  // namespace hotswap::detail
+// ---- hotswap/detail/migrations/step_plan.hpp ----
+// One step's plan: where each field of the newer (or older) struct comes from, by name, given the
+// step's declarations (removed, renamed, convert, init).
+
+#include <array>
+#include <cstddef>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+// ---- hotswap/detail/migrations/errors.hpp ----
+// The compile errors of migrations: each names the schema, the step and the field, and says what
+// to declare.
+
+
+namespace hotswap::errors {
+
 template <class Schema, int From, int To, class Field>
 struct field_dropped_without_declaration {
   static_assert(reported<field_dropped_without_declaration>,
@@ -1440,80 +1971,31 @@ struct no_migration_between {
                 "struct, declare them: `using S = hotswap::schema<\"Name\", hotswap::version<1, From>, "
                 "hotswap::version<2, To>>;` and `template <hotswap::listed_in<S> T> struct hotswap::schema_of<T> : S {};`");
 };
-}  // namespace errors
 
-// ---- what migrates by itself ----
+}  // namespace hotswap::errors
 
-namespace detail {
-
-/// A conversion that keeps every value: to a larger integer of the same signedness, to a larger
-/// floating type, or from an integer to a floating type whose mantissa holds all its values
-/// (int -> double, not int -> float or long -> double). bool and char (whose signedness depends
-/// on the platform) convert only to themselves.
+namespace hotswap {
 template <class From, class To>
-constexpr bool widens() {
-  constexpr bool plain_number = [] {
-    using F = std::remove_cv_t<From>;
-    using T = std::remove_cv_t<To>;
-    return std::is_arithmetic_v<F> && std::is_arithmetic_v<T> && !std::is_same_v<F, bool> &&
-           !std::is_same_v<T, bool> && !std::is_same_v<F, char> && !std::is_same_v<T, char>;
-  }();
-  if constexpr (!plain_number) {
-    return false;
-  } else if constexpr (std::is_integral_v<From> && std::is_integral_v<To>) {
-    return std::is_signed_v<From> == std::is_signed_v<To> && sizeof(From) <= sizeof(To);
-  } else if constexpr (std::is_floating_point_v<To>) {
-    return std::numeric_limits<From>::digits <= std::numeric_limits<To>::digits;
-  } else {
-    return false;
-  }
-}
+struct step;  // the customization point, hotswap/migrations.hpp
+}  // namespace hotswap
 
-/// How a value of From becomes a To: the one decision that checking and migrating share.
-enum class route { same, versions, widening, sequence, map, optional, into_optional, array, none };
+namespace hotswap::detail {
 
-template <class From, class To>
-constexpr route route_of() {
-  if constexpr (std::is_same_v<From, To>)
-    return route::same;
-  else if constexpr (same_schema<From, To>)
-    return route::versions;
-  else if constexpr (widens<From, To>())
-    return route::widening;
-  else if constexpr (sequence<From> && sequence<To>)
-    return route::sequence;
-  else if constexpr ((ordered_map<From> && ordered_map<To>) || (hashed_map<From> && hashed_map<To>))
-    return std::is_same_v<typename From::key_type, typename To::key_type> ? route::map : route::none;
-  else if constexpr (optional<From> && optional<To>)
-    return route::optional;
-  else if constexpr (optional<To>)
-    return route::into_optional;
-  else if constexpr (fixed_array<From> && fixed_array<To>)
-    return std::tuple_size_v<From> == std::tuple_size_v<To> ? route::array : route::none;
-  else
-    return route::none;
-}
+enum class rule_kind { removed, renamed, convert, init };
 
-/// Whether From reaches To by a route, element by element (shapes only: check_migration also
-/// checks the steps between schema versions).
-template <class From, class To>
-constexpr bool has_route() {
-  constexpr route way = route_of<From, To>();
-  if constexpr (way == route::sequence || way == route::optional || way == route::array)
-    return has_route<typename From::value_type, typename To::value_type>();
-  else if constexpr (way == route::map)
-    return has_route<typename From::mapped_type, typename To::mapped_type>();
-  else if constexpr (way == route::into_optional)
-    return has_route<From, typename To::value_type>();
-  else
-    return way != route::none;
-}
+/// One declaration of a step, as the plan reads it.
+struct rule_entry {
+  rule_kind kind;
+  std::string_view field;       // the old field (removed, renamed) or the new one (convert, init)
+  std::string_view renamed_to;  // renamed only
+};
 
-}  // namespace detail
-
-// ---- one step's plan ----
-
-namespace detail {
+/// The declarations of a step that declares none.
+struct no_rules {
+  static constexpr std::array<rule_entry, 0> entries{};
+  template <std::size_t I>
+  using rule_type = std::tuple_element_t<I, std::tuple<>>;  // never named: no field has a rule
+};
 
 template <class T, std::size_t I>
 using field_name_arg = spelled<errors::field_named, fixed_string<field_names<T>[I].size() + 1>(field_names<T>[I])>;
@@ -1524,7 +2006,7 @@ using schema_name_arg = spelled<errors::schema_named, fixed_string<schema_of<T>:
 template <class Step>
 constexpr auto rules_of() {
   if constexpr (requires { Step::rules; }) return Step::rules;
-  else return rules<>{};
+  else return no_rules{};
 }
 
 template <class Step>
@@ -1534,7 +2016,7 @@ template <class From, class To>
 struct step_rules {
   static constexpr auto own = rules_type<step<From, To>>::entries;
   // A downgrade renames back what the upgrade renamed.
-  static constexpr auto reverse = vsn_of<From> > vsn_of<To> ? rules_type<step<To, From>>::entries
+  static constexpr auto reverse = version_number<From> > version_number<To> ? rules_type<step<To, From>>::entries
                                                                : decltype(rules_type<step<To, From>>::entries){};
 
   static constexpr std::size_t find(rule_kind kind, std::string_view field) {
@@ -1660,168 +2142,9 @@ decltype(auto) call_declared(const Function& function, Value&& value, const Cont
     return function(std::forward<Value>(value));
 }
 
-}  // namespace detail
+}  // namespace hotswap::detail
 
-// ---- checks: the first mistake of a migration, found without reporting anything ----
-//
-// check_migration mirrors migrate_value route by route, and each step's check mirrors run_step
-// field by field: `migrate` compiles exactly when it finds nothing, and hotswap::migrates asks
-// it. Cost: one instantiation per field per step per context (the key type of an enclosing map
-// is part of it), the same fields run_step instantiates anyway.
-
-namespace detail {
-
-template <class From, class To, class Context>
-constexpr auto check_migration();
-
-template <class From, class To, std::size_t I>
-constexpr auto check_rule() {
-  using Rules = step_rules<From, To>;
-  constexpr rule_entry rule = Rules::own[I];
-  constexpr bool old_side = rule.kind == rule_kind::removed || rule.kind == rule_kind::renamed;
-  constexpr bool known =
-      (old_side ? field_index<From>(rule.field) < field_count<From> : field_index<To>(rule.field) < field_count<To>) &&
-      (rule.kind != rule_kind::renamed || field_index<To>(rule.renamed_to) < field_count<To>) &&
-      (rule.kind != rule_kind::convert || field_index<From>(Rules::old_name(rule.field)) < field_count<From>);
-  if constexpr (known)
-    return verdict<no_error>{};
-  else
-    return verdict<errors::rule_names_an_unknown_field<schema_name_arg<To>, vsn_of<From>, vsn_of<To>,
-                                                       spelled<errors::field_named, fixed_string<rule.field.size() + 1>(rule.field)>>>{};
-}
-
-/// An old field nothing takes, unless declared removed.
-template <class From, class To, std::size_t Old>
-constexpr auto check_dropped() {
-  constexpr bool used = [] {
-    for (const auto& source : step_plan<From, To>)
-      if (source.kind != source_kind::added && source.old_index == Old) return true;
-    return step_rules<From, To>::has(rule_kind::removed, field_names<From>[Old]);
-  }();
-  if constexpr (used)
-    return verdict<no_error>{};
-  else
-    return verdict<errors::field_dropped_without_declaration<schema_name_arg<To>, vsn_of<From>, vsn_of<To>,
-                                                             field_name_arg<From, Old>>>{};
-}
-
-template <class From, class To, class Context, std::size_t New, class Function, class Value>
-constexpr auto check_declared() {
-  using Extra = typename Context::extra_type;
-  using Key = typename Context::key_type;
-  if constexpr (call_form_of<Function, Value, Context>() == call_form::none) {
-    return verdict<errors::declared_function_does_not_fit<Function, std::remove_reference_t<Value>, Extra, Key>>{};
-  } else {
-    using Returned = decltype(call_declared(std::declval<const Function&>(), std::declval<Value>(),
-                                            std::declval<const Context&>()));
-    if constexpr (!std::is_convertible_v<Returned, field_type<To, New>>)
-      return verdict<errors::declared_function_returns_the_wrong_type<schema_name_arg<To>, vsn_of<From>, vsn_of<To>,
-                                                                      field_name_arg<To, New>, Returned,
-                                                                      field_type<To, New>>>{};
-    else
-      return verdict<no_error>{};
-  }
-}
-
-/// Field `New` of To, made as the plan says.
-template <class From, class To, class Context, std::size_t New>
-constexpr auto check_field() {
-  constexpr field_source source = step_plan<From, To>[New];
-  using Field = field_type<To, New>;
-  if constexpr (source.kind == source_kind::init) {
-    using Function = decltype(declared_rule<From, To, rule_kind::init, New>::function);
-    return check_declared<From, To, Context, New, Function, const From&>();
-  } else if constexpr (source.kind == source_kind::convert) {
-    using Function = decltype(declared_rule<From, To, rule_kind::convert, New>::function);
-    return check_declared<From, To, Context, New, Function, field_type<From, source.old_index>&&>();
-  } else if constexpr (source.kind == source_kind::moved) {
-    using Old = field_type<From, source.old_index>;
-    if constexpr (!has_route<Old, Field>())
-      return verdict<errors::field_type_changed_without_converter<schema_name_arg<To>, vsn_of<From>, vsn_of<To>,
-                                                                  field_name_arg<To, New>, Old, Field>>{};
-    else
-      return check_migration<Old, Field, Context>();
-  } else if constexpr (lacks_default<To, New>()) {
-    return verdict<errors::added_field_has_no_default<schema_name_arg<To>, vsn_of<From>, vsn_of<To>,
-                                                      field_name_arg<To, New>>>{};
-  } else {
-    return verdict<no_error>{};
-  }
-}
-
-template <class From, class To, class Context, std::size_t... Rule, std::size_t... Old, std::size_t... New>
-constexpr auto check_generated_step(std::index_sequence<Rule...>, std::index_sequence<Old...>,
-                                    std::index_sequence<New...>) {
-  using rules_verdict = first_of<decltype(check_rule<From, To, Rule>())...>;
-  using dropped_verdict = first_of<decltype(check_dropped<From, To, Old>())...>;
-  if constexpr (!fine<rules_verdict>)
-    return verdict<error_of<rules_verdict>>{};  // the plan is not to be trusted before this
-  else if constexpr (!fine<dropped_verdict>)
-    return verdict<error_of<dropped_verdict>>{};
-  else
-    return verdict<error_of<first_of<decltype(check_field<From, To, Context, New>())...>>>{};
-}
-
-/// One step between adjacent versions: written by hand, or generated from the plan.
-template <class From, class To, class Context>
-constexpr auto check_step() {
-  if constexpr (requires(From&& from, const Context& context) { step<From, To>::migrate(std::move(from), context); })
-    return verdict<no_error>{};
-  else
-    return check_generated_step<From, To, Context>(std::make_index_sequence<step_rules<From, To>::own.size()>{},
-                                                   std::make_index_sequence<field_count<From>>{},
-                                                   std::make_index_sequence<field_count<To>>{});
-}
-
-/// Each step from From to To, in order (the schema's own mistakes first).
-template <class From, class To, class Context>
-constexpr auto check_versions() {
-  using schema_verdict = schema_check<typename schema_of<From>::schema_type>;
-  if constexpr (!fine<schema_verdict>) {
-    return verdict<error_of<schema_verdict>>{};
-  } else {
-    constexpr int from = vsn_of<From>, to = vsn_of<To>;
-    using Next = typename schema_of<From>::template type_of<(from < to ? from + 1 : from - 1)>;
-    using step_verdict = decltype(check_step<From, Next, Context>());
-    if constexpr (!fine<step_verdict> || std::is_same_v<Next, To>)
-      return step_verdict{};
-    else
-      return check_versions<Next, To, Context>();
-  }
-}
-
-template <class From, class To, class Context>
-constexpr auto check_migration() {
-  constexpr route way = route_of<From, To>();
-  if constexpr (way == route::same || way == route::widening)
-    return verdict<no_error>{};
-  else if constexpr (way == route::versions)
-    return check_versions<From, To, Context>();
-  else if constexpr (way == route::sequence || way == route::optional || way == route::array)
-    return check_migration<typename From::value_type, typename To::value_type, Context>();
-  else if constexpr (way == route::map)
-    return check_migration<typename From::mapped_type, typename To::mapped_type,
-                           typename Context::template with_key_type<typename From::key_type>>();
-  else if constexpr (way == route::into_optional)
-    return check_migration<From, typename To::value_type, Context>();
-  else
-    return verdict<errors::no_migration_between<From, To>>{};
-}
-
-template <class From, class To, class Context>
-using migration_check = decltype(check_migration<From, To, Context>());
-
-}  // namespace detail
-
-/// `hotswap::migrate<To>(from, extra)` compiles: From reaches To, and every step on the way has
-/// what it needs (declarations, defaults, declared functions that take `extra`'s type).
-template <class From, class To, class Extra = no_extra>
-concept migrates =
-    detail::fine<detail::migration_check<std::remove_cvref_t<From>, To, context<std::remove_cvref_t<Extra>>>>;
-
-// ---- migrating (after check_migration found nothing) ----
-
-namespace detail {
+namespace hotswap::detail {
 
 template <class To, class From, class Context>
 To migrate_value(From&& from, const Context& context);
@@ -1917,7 +2240,7 @@ To run_step(From&& from, const Context& context) {
 /// Migrates a schema version to another version of the same schema, one step at a time.
 template <class To, class From, class Context>
 To migrate_versions(From&& from, const Context& context) {
-  constexpr int from_vsn = vsn_of<From>, to_vsn = vsn_of<To>;
+  constexpr int from_vsn = version_number<From>, to_vsn = version_number<To>;
   using Next = typename schema_of<From>::template type_of<(from_vsn < to_vsn ? from_vsn + 1 : from_vsn - 1)>;
   if constexpr (std::is_same_v<Next, To>)
     return run_step<From, To>(std::move(from), context);  // built in place, not moved once more
@@ -1983,7 +2306,266 @@ To migrate_value(From&& from, const Context& context) {
   }
 }
 
-}  // namespace detail
+/// Migrates a whole value: the context of the top level, outside any map.
+template <class To, class From, class Extra, class Key = no_key>
+To migrate_top(From&& value, const Extra& extra) {
+  static constexpr Key top_level{};
+  return migrate_value<To>(std::forward<From>(value), context<Extra, Key>{extra, top_level});
+}
+
+}  // namespace hotswap::detail
+// ---- hotswap/detail/migrations/checks.hpp ----
+// Checking a migration: its first mistake, found without reporting anything.
+
+#include <cstddef>
+#include <type_traits>
+#include <utility>
+
+namespace hotswap::detail {
+
+// ---- checks: the first mistake of a migration, found without reporting anything ----
+//
+// check_migration mirrors migrate_value route by route, and each step's check mirrors run_step
+// field by field: `migrate` compiles exactly when it finds nothing, and hotswap::migrates asks
+// it. Cost: one instantiation per field per step per context (the key type of an enclosing map
+// is part of it), the same fields run_step instantiates anyway.
+
+template <class From, class To, class Context>
+constexpr auto check_migration();
+
+template <class From, class To, std::size_t I>
+constexpr auto check_rule() {
+  using Rules = step_rules<From, To>;
+  constexpr rule_entry rule = Rules::own[I];
+  constexpr bool old_side = rule.kind == rule_kind::removed || rule.kind == rule_kind::renamed;
+  constexpr bool known =
+      (old_side ? field_index<From>(rule.field) < field_count<From> : field_index<To>(rule.field) < field_count<To>) &&
+      (rule.kind != rule_kind::renamed || field_index<To>(rule.renamed_to) < field_count<To>) &&
+      (rule.kind != rule_kind::convert || field_index<From>(Rules::old_name(rule.field)) < field_count<From>);
+  if constexpr (known)
+    return verdict<no_error>{};
+  else
+    return verdict<errors::rule_names_an_unknown_field<schema_name_arg<To>, version_number<From>, version_number<To>,
+                                                       spelled<errors::field_named, fixed_string<rule.field.size() + 1>(rule.field)>>>{};
+}
+
+/// An old field nothing takes, unless declared removed.
+template <class From, class To, std::size_t Old>
+constexpr auto check_dropped() {
+  constexpr bool used = [] {
+    for (const auto& source : step_plan<From, To>)
+      if (source.kind != source_kind::added && source.old_index == Old) return true;
+    return step_rules<From, To>::has(rule_kind::removed, field_names<From>[Old]);
+  }();
+  if constexpr (used)
+    return verdict<no_error>{};
+  else
+    return verdict<errors::field_dropped_without_declaration<schema_name_arg<To>, version_number<From>, version_number<To>,
+                                                             field_name_arg<From, Old>>>{};
+}
+
+template <class From, class To, class Context, std::size_t New, class Function, class Value>
+constexpr auto check_declared() {
+  using Extra = typename Context::extra_type;
+  using Key = typename Context::key_type;
+  if constexpr (call_form_of<Function, Value, Context>() == call_form::none) {
+    return verdict<errors::declared_function_does_not_fit<Function, std::remove_reference_t<Value>, Extra, Key>>{};
+  } else {
+    using Returned = decltype(call_declared(std::declval<const Function&>(), std::declval<Value>(),
+                                            std::declval<const Context&>()));
+    if constexpr (!std::is_convertible_v<Returned, field_type<To, New>>)
+      return verdict<errors::declared_function_returns_the_wrong_type<schema_name_arg<To>, version_number<From>, version_number<To>,
+                                                                      field_name_arg<To, New>, Returned,
+                                                                      field_type<To, New>>>{};
+    else
+      return verdict<no_error>{};
+  }
+}
+
+/// Field `New` of To, made as the plan says.
+template <class From, class To, class Context, std::size_t New>
+constexpr auto check_field() {
+  constexpr field_source source = step_plan<From, To>[New];
+  using Field = field_type<To, New>;
+  if constexpr (source.kind == source_kind::init) {
+    using Function = decltype(declared_rule<From, To, rule_kind::init, New>::function);
+    return check_declared<From, To, Context, New, Function, const From&>();
+  } else if constexpr (source.kind == source_kind::convert) {
+    using Function = decltype(declared_rule<From, To, rule_kind::convert, New>::function);
+    return check_declared<From, To, Context, New, Function, field_type<From, source.old_index>&&>();
+  } else if constexpr (source.kind == source_kind::moved) {
+    using Old = field_type<From, source.old_index>;
+    if constexpr (!has_route<Old, Field>())
+      return verdict<errors::field_type_changed_without_converter<schema_name_arg<To>, version_number<From>, version_number<To>,
+                                                                  field_name_arg<To, New>, Old, Field>>{};
+    else
+      return check_migration<Old, Field, Context>();
+  } else if constexpr (lacks_default<To, New>()) {
+    return verdict<errors::added_field_has_no_default<schema_name_arg<To>, version_number<From>, version_number<To>,
+                                                      field_name_arg<To, New>>>{};
+  } else {
+    return verdict<no_error>{};
+  }
+}
+
+template <class From, class To, class Context, std::size_t... Rule, std::size_t... Old, std::size_t... New>
+constexpr auto check_generated_step(std::index_sequence<Rule...>, std::index_sequence<Old...>,
+                                    std::index_sequence<New...>) {
+  using rules_verdict = first_of<decltype(check_rule<From, To, Rule>())...>;
+  using dropped_verdict = first_of<decltype(check_dropped<From, To, Old>())...>;
+  if constexpr (!fine<rules_verdict>)
+    return verdict<error_of<rules_verdict>>{};  // the plan is not to be trusted before this
+  else if constexpr (!fine<dropped_verdict>)
+    return verdict<error_of<dropped_verdict>>{};
+  else
+    return verdict<error_of<first_of<decltype(check_field<From, To, Context, New>())...>>>{};
+}
+
+/// One step between adjacent versions: written by hand, or generated from the plan.
+template <class From, class To, class Context>
+constexpr auto check_step() {
+  if constexpr (requires(From&& from, const Context& context) { step<From, To>::migrate(std::move(from), context); })
+    return verdict<no_error>{};
+  else
+    return check_generated_step<From, To, Context>(std::make_index_sequence<step_rules<From, To>::own.size()>{},
+                                                   std::make_index_sequence<field_count<From>>{},
+                                                   std::make_index_sequence<field_count<To>>{});
+}
+
+/// Each step from From to To, in order (the schema's own mistakes first).
+template <class From, class To, class Context>
+constexpr auto check_versions() {
+  using schema_verdict = schema_check<typename schema_of<From>::schema_type>;
+  if constexpr (!fine<schema_verdict>) {
+    return verdict<error_of<schema_verdict>>{};
+  } else {
+    constexpr int from = version_number<From>, to = version_number<To>;
+    using Next = typename schema_of<From>::template type_of<(from < to ? from + 1 : from - 1)>;
+    using step_verdict = decltype(check_step<From, Next, Context>());
+    if constexpr (!fine<step_verdict> || std::is_same_v<Next, To>)
+      return step_verdict{};
+    else
+      return check_versions<Next, To, Context>();
+  }
+}
+
+template <class From, class To, class Context>
+constexpr auto check_migration() {
+  constexpr route way = route_of<From, To>();
+  if constexpr (way == route::same || way == route::widening)
+    return verdict<no_error>{};
+  else if constexpr (way == route::versions)
+    return check_versions<From, To, Context>();
+  else if constexpr (way == route::sequence || way == route::optional || way == route::array)
+    return check_migration<typename From::value_type, typename To::value_type, Context>();
+  else if constexpr (way == route::map)
+    return check_migration<typename From::mapped_type, typename To::mapped_type,
+                           typename Context::template with_key_type<typename From::key_type>>();
+  else if constexpr (way == route::into_optional)
+    return check_migration<From, typename To::value_type, Context>();
+  else
+    return verdict<errors::no_migration_between<From, To>>{};
+}
+
+template <class From, class To, class Context>
+using migration_check = decltype(check_migration<From, To, Context>());
+
+
+/// `hotswap::migrate<To>(from, extra)` compiles: From reaches To, and every step on the way has
+/// what it needs (declarations, defaults, declared functions that take `extra`'s type).
+
+}  // namespace hotswap::detail
+
+
+namespace hotswap {
+
+// -- declaring a step --
+
+/// Declares that field `Field` of the older struct is dropped on purpose (for a downgrade: that
+/// its loss is accepted).
+template <detail::fixed_string Field>
+struct removed_rule {
+  static constexpr detail::rule_entry entry{detail::rule_kind::removed, Field.view(), {}};
+};
+template <detail::fixed_string Field>
+inline constexpr removed_rule<Field> removed{};
+
+/// Declares that field `Old` is called `New` from this step on. The downgrade renames it back.
+template <detail::fixed_string Old, detail::fixed_string New>
+struct renamed_rule {
+  static constexpr detail::rule_entry entry{detail::rule_kind::renamed, Old.view(), New.view()};
+};
+template <detail::fixed_string Old, detail::fixed_string New>
+inline constexpr renamed_rule<Old, New> renamed{};
+
+/// Converts the old value of field `Field` to its new type: `function(old_value)`,
+/// `function(old_value, context)` or, inside a map, `function(old_value, extra, key)`.
+template <detail::fixed_string Field, class Function>
+struct convert_rule {
+  static constexpr detail::rule_entry entry{detail::rule_kind::convert, Field.view(), {}};
+  Function function;
+};
+template <detail::fixed_string Field, class Function>
+constexpr convert_rule<Field, Function> convert(Function function) {
+  return {function};
+}
+
+/// Computes field `Field` of the newer struct from the whole old value and, optionally, the
+/// context: `function(old)`, `function(old, context)` or, inside a map, `function(old, extra, key)`.
+template <detail::fixed_string Field, class Function>
+struct init_rule {
+  static constexpr detail::rule_entry entry{detail::rule_kind::init, Field.view(), {}};
+  Function function;
+};
+template <detail::fixed_string Field, class Function>
+constexpr init_rule<Field, Function> init(Function function) {
+  return {function};
+}
+
+/// The declarations of one step.
+template <class... Rules>
+struct rules : Rules... {
+  constexpr rules(Rules... each) : Rules(each)... {}
+  template <std::size_t I>
+  using rule_type = std::tuple_element_t<I, std::tuple<Rules...>>;
+  static constexpr std::array<detail::rule_entry, sizeof...(Rules)> entries{Rules::entry...};
+};
+
+/// One step between adjacent versions, in either direction. Specialize it to declare what the
+/// generated step cannot infer, with `static constexpr auto rules = hotswap::rules{...};`, or to
+/// replace the whole step with `static To migrate(From&& old, const auto& context);`.
+template <class From, class To>
+struct step {};
+
+/// What a migration passes to declared functions: `extra`, the value the caller gave `migrate`,
+/// and `key`, the key of the map entry being migrated (`no_key` outside a map).
+struct no_key {};
+struct no_extra {};
+
+template <class Extra, class Key = no_key>
+struct context {
+  using extra_type = Extra;
+  using key_type = Key;
+  const Extra& extra;
+  const Key& key;
+
+  static constexpr bool has_key = !std::is_same_v<Key, no_key>;
+
+  template <class NewKey>
+  using with_key_type = context<Extra, NewKey>;
+  template <class NewKey>
+  constexpr context<Extra, NewKey> with_key(const NewKey& new_key) const {
+    return {extra, new_key};
+  }
+};
+
+// -- migrating --
+
+/// `hotswap::migrate<To>(from, extra)` compiles: From reaches To, and every step on the way has
+/// what it needs (declarations, defaults, declared functions that take `extra`'s type).
+template <class From, class To, class Extra = no_extra>
+concept migrates =
+    detail::fine<detail::migration_check<std::remove_cvref_t<From>, To, context<std::remove_cvref_t<Extra>>>>;
 
 /// Migrates `value` to `To`: a schema version to another (up or down, step by step), or a
 /// container or optional of versions to the same container of others. `extra` reaches every
@@ -1996,8 +2578,7 @@ To migrate(From value, const Extra& extra = {}) {
     (void)sizeof(detail::error_of<check>);  // the first mistake, reported once
     __builtin_unreachable();
   } else {
-    static constexpr no_key top_level{};
-    return detail::migrate_value<To>(std::move(value), context<Extra>{extra, top_level});
+    return detail::migrate_top<To>(std::move(value), extra);
   }
 }
 
@@ -2018,18 +2599,22 @@ To migrate(From value, const Extra& extra = {}) {
 
 #include <fmt/format.h>
 
+// ---- hotswap/detail/schemas/inspect.hpp ----
+// Printing values as Elixir's inspect does (hotswap/inspect.hpp): structs as %Name{field: value},
+// strings quoted, maps in key order, floats with a fraction.
 
-namespace hotswap {
+#include <cstddef>
+#include <iterator>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
 
-/// Set to true for a schema to make fmt print its versions as Elixir's inspect does.
-template <class Schema>
-inline constexpr bool enable_inspect = false;
+#include <fmt/format.h>
 
-/// A version of a schema that opted in to inspect formatting.
-template <class T>
-concept inspectable = versioned<T> && enable_inspect<typename schema_of<T>::schema_type>;
 
-namespace detail {
+namespace hotswap::detail {
 
 template <class Out>
 Out inspect_string(Out out, std::string_view text) {
@@ -2103,7 +2688,8 @@ Out inspect_map(Out out, const Map& map) {
 
 template <class Out, class T>
 Out inspect_to(Out out, const T& value) {
-  if constexpr (versioned<T>) {
+  constexpr field_kind kind = field_kind_of<T>;
+  if constexpr (kind == field_kind::version) {
     out = fmt::format_to(out, "%{}{{", schema_of<T>::name);
     auto members = fields(value);
     [&]<std::size_t... I>(std::index_sequence<I...>) {
@@ -2112,28 +2698,45 @@ Out inspect_to(Out out, const T& value) {
     }(std::make_index_sequence<field_count<T>>{});
     *out++ = '}';
     return out;
-  } else if constexpr (std::is_same_v<T, bool>) {
+  } else if constexpr (kind == field_kind::boolean) {
     return fmt::format_to(out, "{}", value ? "true" : "false");
-  } else if constexpr (std::is_floating_point_v<T>) {
+  } else if constexpr (kind == field_kind::floating) {
     return inspect_float(out, static_cast<double>(value));
-  } else if constexpr (std::is_arithmetic_v<T>) {
+  } else if constexpr (kind == field_kind::character || kind == field_kind::integer) {
     return fmt::format_to(out, "{}", +value);  // a char is a number in Elixir
-  } else if constexpr (std::is_enum_v<T>) {
+  } else if constexpr (kind == field_kind::enumeration) {
     return fmt::format_to(out, "{}", static_cast<std::underlying_type_t<T>>(value));
-  } else if constexpr (std::is_convertible_v<const T&, std::string_view>) {
+  } else if constexpr (kind == field_kind::string) {
     return inspect_string(out, value);
-  } else if constexpr (optional<T>) {
+  } else if constexpr (kind == field_kind::optional) {
     return value ? inspect_to(out, *value) : fmt::format_to(out, "nil");
-  } else if constexpr (ordered_map<T> || hashed_map<T>) {
+  } else if constexpr (kind == field_kind::ordered_map || kind == field_kind::hashed_map) {
     return inspect_map(out, value);
-  } else if constexpr (requires { std::begin(value); std::end(value); }) {
+  } else if constexpr (kind == field_kind::sequence || kind == field_kind::fixed_array) {
     return inspect_list(out, value);
   } else {
-    return fmt::format_to(out, "{}", value);
+    // Beyond the field types: what prints as a string, a range, or by fmt.
+    static_assert(kind == field_kind::other, "hotswap: a field kind inspect does not print");
+    if constexpr (std::is_convertible_v<const T&, std::string_view>)
+      return inspect_string(out, value);
+    else if constexpr (requires { std::begin(value); std::end(value); })
+      return inspect_list(out, value);
+    else
+      return fmt::format_to(out, "{}", value);
   }
 }
 
-}  // namespace detail
+}  // namespace hotswap::detail
+
+namespace hotswap {
+
+/// Set to true for a schema to make fmt print its versions as Elixir's inspect does.
+template <class Schema>
+inline constexpr bool enable_inspect = false;
+
+/// A version of a schema that opted in to inspect formatting.
+template <class T>
+concept inspectable = versioned<T> && enable_inspect<typename schema_of<T>::schema_type>;
 
 /// `value` as Elixir's inspect would print it.
 template <class T>
@@ -2180,9 +2783,9 @@ struct fmt::formatter<T, char> {
 // and `code_change(hotswap::from_vsn<N>, OldState&&, const Extra&)` for the vsns it migrates by
 // hand. Everything else migrates by the generated migrations (hotswap/migrations.hpp).
 
-#include <array>
+#include <chrono>
+#include <concepts>
 #include <cstdint>
-#include <exception>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -2191,57 +2794,25 @@ struct fmt::formatter<T, char> {
 #include <type_traits>
 #include <utility>
 
-#include <fmt/core.h>
+// ---- hotswap/detail/abi/implementation_table.hpp ----
+// The boundary between the runtime and an implementation: plain data and plain function
+// pointers, no exceptions across it, so that a table can come from a shared library built later.
 
-// ---- hotswap/detail/std_parts.hpp ----
-// The parts of <chrono> and <functional> hotswap uses (durations and clocks; std::function)
-// without the rest: libstdc++ keeps them in headers of their own, which cost a third as much to
-// include (<chrono>'s calendar and time zones, <functional>'s searchers and hash maps). Other
-// standard libraries get the full headers.
+#include <cstdint>
+#include <string>
+#include <string_view>
 
-#if __has_include(<bits/chrono.h>) && __has_include(<bits/std_function.h>) && defined(__GLIBCXX__)
-#include <bits/chrono.h>
-#include <bits/std_function.h>
-#else
-#include <chrono>
-#include <functional>
-#endif
-// ---- hotswap/detail/mailbox.hpp ----
-// A server's mailbox: an unbounded lock-free queue, many senders and one receiver.
-//
-// Messages sit in arrays of slots (segments) so that a receiver reads them in address order,
-// several to a cache line, rather than chasing one allocation per message. A sender claims a
-// slot with one fetch_add on the tail word, which packs the tail segment's address with the
-// next free index, so that claiming a slot and learning its segment is one atomic step. A sender
-// that finds the segment full links the next one (twice the size, up to a limit) and moves the
-// tail on. A segment is freed when the receiver has left it and every sender that overflowed it
-// is done with it: the sender that moves the tail on learns how many did, from the index.
-//
-// Once a backlog of more than a few MiB has drained, the mailbox says so, and the runtime gives
-// the freed memory back to the system when it next idles (malloc's free lists would otherwise
-// keep it, and the process's size, for good).
+// ---- hotswap/detail/abi/envelope.hpp ----
+// One message as it travels between servers, program and modules alike: a kind, a reply slot and
+// the message, in place or boxed.
 
-#include <algorithm>
-#include <atomic>
-#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <new>
 #include <type_traits>
 #include <utility>
 
-#if defined(__GLIBC__)
-#include <malloc.h>
-#endif
-
 namespace hotswap::detail {
-
-/// Returns what malloc holds free to the system (glibc: malloc_trim; elsewhere nothing to do).
-inline void give_back_free_memory() noexcept {
-#if defined(__GLIBC__)
-  ::malloc_trim(0);
-#endif
-}
 
 /// One message as it travels: what it is (an index in the server's interface, or a control
 /// request), a pointer for the reply or the control request, and the message itself: in place
@@ -2288,6 +2859,274 @@ void discard(envelope& from) noexcept {
     unpack<T>(from).~T();
   else
     delete &unpack<T>(from);
+}
+
+}  // namespace hotswap::detail
+
+namespace hotswap::detail {
+
+/// A value passed to code_change, type-erased and tagged with its type's fingerprint.
+struct extra_ref {
+  const void* value = nullptr;
+  std::uint64_t fingerprint = 0;
+  std::string_view type;
+};
+
+/// What a table function reports instead of throwing.
+struct outcome {
+  bool failed = false;
+  std::string what;
+};
+/// A handler: runs the message on the state, consumes the message, sends the reply (calls).
+using handler_fn = void (*)(void* state, envelope& message, outcome& result) noexcept;
+using discard_fn = void (*)(envelope& message) noexcept;
+
+/// An implementation of an interface, as the runtime sees it (hotswap::implementation_table).
+/// Generated by hotswap::table_of; a module's comes from its library.
+struct implementation_table {
+  std::uint64_t interface_fingerprint;
+  std::string_view interface_name;
+  std::string_view name;  ///< the implementation type, as the compiler spells it
+  int vsn;
+  std::uint64_t state_fingerprint;
+  std::string_view state_type;
+  std::uint32_t message_count;
+  const handler_fn* handlers;  ///< by message index in the interface
+  const discard_fn* discards;  ///< by message index: drops a message undelivered
+  const std::string_view* message_names;
+  std::uint64_t init_argument_fingerprint;  ///< 0 when init takes no argument
+  std::string_view init_argument_type;
+  bool state_is_plain_data;  ///< holds nothing that points into the code (see detail::plain_data)
+  /// Makes the initial state from init's argument (null when init takes none).
+  void* (*init)(const void* argument, outcome& result) noexcept;
+  void (*terminate)(void* state, const exit_reason& reason) noexcept;
+  void (*destroy)(void* state) noexcept;
+  /// Makes this implementation's state from another's (leaving that one intact), or returns
+  /// `old_state` itself when it is already of this implementation's state type.
+  void* (*code_change)(void* old_state, std::uint64_t old_fingerprint, int old_vsn, const extra_ref& extra,
+                       outcome& result) noexcept;
+};
+
+}  // namespace hotswap::detail
+// ---- hotswap/detail/common/std_parts.hpp ----
+// The parts of <chrono> and <functional> hotswap uses (durations and clocks; std::function)
+// without the rest: libstdc++ keeps them in headers of their own, which cost a third as much to
+// include (<chrono>'s calendar and time zones, <functional>'s searchers and hash maps). Other
+// standard libraries get the full headers.
+
+#if __has_include(<bits/chrono.h>) && __has_include(<bits/std_function.h>) && defined(__GLIBCXX__)
+#include <bits/chrono.h>
+#include <bits/std_function.h>
+#else
+#include <chrono>
+#include <functional>
+#endif
+// ---- hotswap/detail/runtime/runtime.hpp ----
+// The runtime of a program: its pool, timers, server ids and registered names, and how a server
+// ends. One per program; a module's code reaches the program's (abi/image.hpp).
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+// ---- hotswap/detail/runtime/dispatch.hpp ----
+// The receiving side of a server: taking its messages and sys requests in order, running each
+// handler, and running a server on an executor until it has nothing to do.
+
+#include <chrono>
+#include <cstdint>
+#include <utility>
+// ---- hotswap/detail/common/sync.hpp ----
+// Threads, and waiting without burning a core: spin briefly (a cache-line round trip between
+// cores costs 0.07-0.5 us), then park on a futex (a wake round trip costs ~20 us). Linux only;
+// pthreads and futexes directly, as <thread>, <mutex> and <condition_variable> would double the
+// cost of including hotswap.
+
+#include <atomic>
+#include <cstdint>
+#include <ctime>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+#include <linux/futex.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+
+namespace hotswap::detail {
+
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+/// Sleeps while `word` holds `expected`, at most `timeout` (forever when negative). Returns
+/// early on a wake, a changed word, a signal, or spuriously: callers re-check their condition.
+inline void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected,
+                       std::chrono::nanoseconds timeout = std::chrono::nanoseconds(-1)) noexcept {
+  static_assert(sizeof(std::atomic<std::uint32_t>) == sizeof(std::uint32_t));
+  timespec limit{};
+  timespec* limit_or_none = nullptr;
+  if (timeout.count() >= 0) {
+    limit.tv_sec = static_cast<time_t>(timeout.count() / 1'000'000'000);
+    limit.tv_nsec = static_cast<long>(timeout.count() % 1'000'000'000);
+    limit_or_none = &limit;
+  }
+  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAIT_PRIVATE, expected, limit_or_none, nullptr,
+          0);
+}
+
+inline void futex_wake(std::atomic<std::uint32_t>& word, int waiters) noexcept {
+  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE_PRIVATE, waiters, nullptr, nullptr, 0);
+}
+
+/// Changes `word` and wakes up to `waiters` threads parked on it: a waiter that read the word
+/// before the change and has not parked yet does not park (futex_wait sees another value).
+inline void futex_bump(std::atomic<std::uint32_t>& word, int waiters) noexcept {
+  word.fetch_add(1, std::memory_order_seq_cst);
+  futex_wake(word, waiters);
+}
+
+/// How long a waiter spins before it parks.
+inline constexpr auto spin_time = std::chrono::microseconds(50);
+
+/// Spins until `ready()` or `spin_time` has passed; true if ready. Reads the clock only every
+/// 64 rounds: steady_clock::now costs ~20 ns.
+template <class Ready>
+bool spin_until(Ready ready) {
+  const auto give_up = std::chrono::steady_clock::now() + spin_time;
+  for (unsigned round = 1;; ++round) {
+    if (ready()) return true;
+    cpu_relax();
+    if (round % 64 == 0) {
+      if (std::chrono::steady_clock::now() >= give_up) return ready();
+      sched_yield();  // when threads outnumber cores, the one we wait for may need this one's
+    }
+  }
+}
+
+/// A joinable thread running `body()`.
+class thread {
+ public:
+  thread() = default;
+  template <class Body>
+  explicit thread(Body body) {
+    auto* owned = new Body(std::move(body));
+    const int failed = pthread_create(
+        &handle_, nullptr,
+        [](void* argument) -> void* {
+          auto* run = static_cast<Body*>(argument);
+          (*run)();
+          delete run;
+          return nullptr;
+        },
+        owned);
+    if (failed) {
+      delete owned;
+      throw std::runtime_error("hotswap: cannot start a thread (pthread_create: error " + std::to_string(failed) + ")");
+    }
+    running_ = true;
+  }
+  thread(thread&& other) noexcept : handle_(other.handle_), running_(std::exchange(other.running_, false)) {}
+  thread& operator=(thread&& other) noexcept {
+    std::swap(handle_, other.handle_);
+    std::swap(running_, other.running_);
+    return *this;
+  }
+  ~thread() {
+    if (running_) pthread_detach(handle_);
+  }
+
+  bool joinable() const noexcept { return running_; }
+  bool is_this_thread() const noexcept { return running_ && pthread_equal(handle_, pthread_self()); }
+  void join() noexcept {
+    if (std::exchange(running_, false)) pthread_join(handle_, nullptr);
+  }
+
+ private:
+  pthread_t handle_{};
+  bool running_ = false;
+};
+
+inline unsigned hardware_threads() noexcept {
+  const long online = sysconf(_SC_NPROCESSORS_ONLN);
+  return online > 0 ? static_cast<unsigned>(online) : 1u;
+}
+
+}  // namespace hotswap::detail
+// ---- hotswap/detail/runtime/server_core.hpp ----
+// A running server as the runtime holds it, and where its messages are handled (an executor).
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+// ---- hotswap/detail/abi/trace_event.hpp ----
+// One message going into or out of a server, as the runtime hands it to a sys::trace hook (which
+// may be a module's code): hotswap::trace_event.
+
+#include <cstdint>
+#include <string_view>
+
+namespace hotswap::detail {
+
+/// One message going into or out of a server (hotswap::trace_event).
+struct trace_event {
+  enum direction { in, out } way;
+  std::string_view message;  ///< the message type (valid during the hook's call only)
+  std::uint64_t server;      ///< the server's id
+};
+
+}  // namespace hotswap::detail
+// ---- hotswap/detail/runtime/mailbox.hpp ----
+// A server's mailbox: an unbounded lock-free queue, many senders and one receiver.
+//
+// Messages sit in arrays of slots (segments) so that a receiver reads them in address order,
+// several to a cache line, rather than chasing one allocation per message. A sender claims a
+// slot with one fetch_add on the tail word, which packs the tail segment's address with the
+// next free index, so that claiming a slot and learning its segment is one atomic step. A sender
+// that finds the segment full links the next one (twice the size, up to a limit) and moves the
+// tail on. A segment is freed when the receiver has left it and every sender that overflowed it
+// is done with it: the sender that moves the tail on learns how many did, from the index.
+//
+// Once a backlog of more than a few MiB has drained, the mailbox says so, and the runtime gives
+// the freed memory back to the system when it next idles (malloc's free lists would otherwise
+// keep it, and the process's size, for good).
+
+#include <algorithm>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <new>
+#include <type_traits>
+#include <utility>
+
+
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
+namespace hotswap::detail {
+
+/// Returns what malloc holds free to the system (glibc: malloc_trim; elsewhere nothing to do).
+inline void give_back_free_memory() noexcept {
+#if defined(__GLIBC__)
+  ::malloc_trim(0);
+#endif
 }
 
 class mailbox {
@@ -2446,379 +3285,19 @@ class mailbox {
 };
 
 }  // namespace hotswap::detail
-// ---- hotswap/detail/runtime.hpp ----
-// The machinery under hotswap/servers.hpp: server cores, the worker pool, threads of their own,
-// replies, timers and names.
+// ---- hotswap/detail/runtime/reply_slot.hpp ----
+// Where a reply lands: a slot the caller waits on (spinning, then parked on a futex) and the
+// server answers into; and the sys requests, which travel as slots of their own.
 
-#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
 #include <utility>
-#include <vector>
-
-// ---- hotswap/detail/slow_handlers.hpp ----
-// Noticing handlers that hold a pool worker too long. C++ cannot preempt a handler that sleeps,
-// blocks or loops, as Erlang's schedulers do; instead the pool's monitor looks at its workers
-// every millisecond or so, and one found in the same handler past `slow_handler_after` while
-// other servers wait gets the pool another worker (bounded), as Go's runtime hands the processor
-// of a thread blocked in a system call to another thread. The handler is marked, and its server
-// counts it, with its message and time, once it returns (sys::statistics).
-
-#include <atomic>
-#include <chrono>
-#include <cstdint>
-#include <vector>
 
 namespace hotswap::detail {
-
-/// A handler running longer than this, while other servers wait, gets the pool another worker.
-inline constexpr std::chrono::milliseconds slow_handler_after{4};
-
-/// What one pool worker is doing, for the monitor. The worker writes `ticks` only, on a line of
-/// its own (a handler costs two relaxed stores and a load more); the monitor writes the mark.
-struct worker_activity {
-  alignas(64) std::atomic<std::uint64_t> ticks{0};  ///< handlers entered and left: odd while in one
-  std::atomic<std::uint64_t> slow_tick{0};          ///< the monitor's mark: the handler entered at this tick
-  std::atomic<std::int64_t> slow_since{0};          ///< has run since then, at least (steady_clock)
-
-  /// The tick of the handler entered now.
-  std::uint64_t enter() noexcept {
-    const std::uint64_t tick = ticks.load(std::memory_order_relaxed) + 1;
-    ticks.store(tick, std::memory_order_relaxed);
-    return tick;
-  }
-  /// Leaves the handler entered at `tick`: since when it ran, if the monitor marked it slow. (A
-  /// handler that returns as the monitor marks it is not counted by its server.)
-  std::int64_t leave(std::uint64_t tick) noexcept {
-    ticks.store(tick + 1, std::memory_order_relaxed);
-    return slow_tick.load(std::memory_order_acquire) == tick ? slow_since.load(std::memory_order_relaxed) : 0;
-  }
-};
-
-/// The monitor's memory of what each worker was doing when it last looked.
-class handler_watch {
- public:
-  using clock = std::chrono::steady_clock;
-
-  /// Looks at the first `count` workers; for each newly found in one handler past the threshold,
-  /// marks it and calls `compensate()` (which adds a worker if others wait, and says whether it
-  /// did; a worker not compensated is offered again at the next look). True if any worker was in
-  /// a handler.
-  template <class Compensate>
-  bool look(worker_activity* workers, std::size_t count, clock::time_point now, Compensate compensate) {
-    if (seen_.size() < count) seen_.resize(count);
-    bool busy = false;
-    for (std::size_t i = 0; i < count; ++i) {
-      seen& last = seen_[i];
-      const std::uint64_t ticks = workers[i].ticks.load(std::memory_order_relaxed);
-      if (ticks % 2 == 0 || ticks != last.ticks) {
-        last = {ticks, now, false, false};
-        busy = busy || ticks % 2 != 0;
-        continue;
-      }
-      busy = true;
-      if (now - last.since < slow_handler_after) continue;
-      if (!last.marked) {
-        workers[i].slow_since.store(last.since.time_since_epoch().count(), std::memory_order_relaxed);
-        workers[i].slow_tick.store(ticks, std::memory_order_release);  // after slow_since
-        last.marked = true;
-        marked_.fetch_add(1, std::memory_order_relaxed);
-      }
-      if (!last.compensated) last.compensated = compensate();
-    }
-    return busy;
-  }
-  /// How many handlers it has found slow.
-  std::uint64_t marked() const noexcept { return marked_.load(std::memory_order_relaxed); }
-
- private:
-  struct seen {
-    std::uint64_t ticks = 0;
-    clock::time_point since{};
-    bool marked = false, compensated = false;
-  };
-  std::vector<seen> seen_;
-  std::atomic<std::uint64_t> marked_{0};
-};
-
-}  // namespace hotswap::detail
-// ---- hotswap/detail/sync.hpp ----
-// Threads, and waiting without burning a core: spin briefly (a cache-line round trip between
-// cores costs 0.07-0.5 us), then park on a futex (a wake round trip costs ~20 us). Linux only;
-// pthreads and futexes directly, as <thread>, <mutex> and <condition_variable> would double the
-// cost of including hotswap.
-
-#include <atomic>
-#include <cstdint>
-#include <ctime>
-#include <stdexcept>
-#include <string>
-#include <utility>
-
-#include <linux/futex.h>
-#include <pthread.h>
-#include <sched.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
-
-namespace hotswap::detail {
-
-inline void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield");
-#endif
-}
-
-/// Sleeps while `word` holds `expected`, at most `timeout` (forever when negative). Returns
-/// early on a wake, a changed word, a signal, or spuriously: callers re-check their condition.
-inline void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected,
-                       std::chrono::nanoseconds timeout = std::chrono::nanoseconds(-1)) noexcept {
-  static_assert(sizeof(std::atomic<std::uint32_t>) == sizeof(std::uint32_t));
-  timespec limit{};
-  timespec* limit_or_none = nullptr;
-  if (timeout.count() >= 0) {
-    limit.tv_sec = static_cast<time_t>(timeout.count() / 1'000'000'000);
-    limit.tv_nsec = static_cast<long>(timeout.count() % 1'000'000'000);
-    limit_or_none = &limit;
-  }
-  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAIT_PRIVATE, expected, limit_or_none, nullptr,
-          0);
-}
-
-inline void futex_wake(std::atomic<std::uint32_t>& word, int waiters) noexcept {
-  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE_PRIVATE, waiters, nullptr, nullptr, 0);
-}
-
-/// Changes `word` and wakes up to `waiters` threads parked on it: a waiter that read the word
-/// before the change and has not parked yet does not park (futex_wait sees another value).
-inline void futex_bump(std::atomic<std::uint32_t>& word, int waiters) noexcept {
-  word.fetch_add(1, std::memory_order_seq_cst);
-  futex_wake(word, waiters);
-}
-
-/// How long a waiter spins before it parks.
-inline constexpr auto spin_time = std::chrono::microseconds(50);
-
-/// Spins until `ready()` or `spin_time` has passed; true if ready. Reads the clock only every
-/// 64 rounds: steady_clock::now costs ~20 ns.
-template <class Ready>
-bool spin_until(Ready ready) {
-  const auto give_up = std::chrono::steady_clock::now() + spin_time;
-  for (unsigned round = 1;; ++round) {
-    if (ready()) return true;
-    cpu_relax();
-    if (round % 64 == 0) {
-      if (std::chrono::steady_clock::now() >= give_up) return ready();
-      sched_yield();  // when threads outnumber cores, the one we wait for may need this one's
-    }
-  }
-}
-
-/// A joinable thread running `body()`.
-class thread {
- public:
-  thread() = default;
-  template <class Body>
-  explicit thread(Body body) {
-    auto* owned = new Body(std::move(body));
-    const int failed = pthread_create(
-        &handle_, nullptr,
-        [](void* argument) -> void* {
-          auto* run = static_cast<Body*>(argument);
-          (*run)();
-          delete run;
-          return nullptr;
-        },
-        owned);
-    if (failed) {
-      delete owned;
-      throw std::runtime_error("hotswap: cannot start a thread (pthread_create: error " + std::to_string(failed) + ")");
-    }
-    running_ = true;
-  }
-  thread(thread&& other) noexcept : handle_(other.handle_), running_(std::exchange(other.running_, false)) {}
-  thread& operator=(thread&& other) noexcept {
-    std::swap(handle_, other.handle_);
-    std::swap(running_, other.running_);
-    return *this;
-  }
-  ~thread() {
-    if (running_) pthread_detach(handle_);
-  }
-
-  bool joinable() const noexcept { return running_; }
-  bool is_this_thread() const noexcept { return running_ && pthread_equal(handle_, pthread_self()); }
-  void join() noexcept {
-    if (std::exchange(running_, false)) pthread_join(handle_, nullptr);
-  }
-
- private:
-  pthread_t handle_{};
-  bool running_ = false;
-};
-
-inline unsigned hardware_threads() noexcept {
-  const long online = sysconf(_SC_NPROCESSORS_ONLN);
-  return online > 0 ? static_cast<unsigned>(online) : 1u;
-}
-
-}  // namespace hotswap::detail
-// ---- hotswap/detail/table.hpp ----
-// The boundary between the runtime and an implementation: plain data and plain function
-// pointers, no exceptions across it, so that a table can come from a shared library built later.
-
-#include <cstdint>
-#include <string>
-#include <string_view>
-
-
-namespace hotswap {
-
-/// Why a request to a server failed.
-enum class errc : std::uint8_t {
-  timeout,             ///< no answer within the timeout
-  no_server,           ///< the server had stopped (or never ran) when the request was made
-  server_died,         ///< the server stopped while the request waited
-  not_suspended,       ///< change_code needs a suspended server
-  wrong_interface,     ///< the new table implements another interface
-  wrong_vsn,           ///< the old vsn given is not the one the server runs
-  wrong_state_type,    ///< the state is not of the type asked for
-  code_change_failed,  ///< code_change threw or refused; state and table are unchanged
-  init_failed,         ///< init threw; no server was started
-  handler_failed,      ///< a function given to replace_state threw; the state is unchanged
-  calling_self,        ///< a handler called its own server, which cannot answer while it runs
-  wrong_argument,      ///< init takes an argument of another type
-  // Loading modules (hotswap/modules.hpp): the code server and every server are left unchanged.
-  no_file,             ///< the path does not exist or cannot be read
-  unsafe_path,         ///< the file or a directory above it is writable by other users
-  not_a_library,       ///< not a shared library for this machine
-  truncated,           ///< a shared library cut short
-  no_descriptor,       ///< a shared library without HOTSWAP_MODULE
-  abi_mismatch,        ///< built by another compiler, standard library, hotswap or settings
-  schema_conflict,     ///< a schema version that differs from the one this program knows
-  not_newer,           ///< the vsn is not newer than the module's current one
-  load_failed,         ///< the dynamic loader refused it (dlerror says why)
-  initializer_failed,  ///< a static initializer of the module threw
-  not_purged,          ///< servers still run the old version
-  no_module,           ///< no module of that name is loaded
-  bad_flags,           ///< a supervisor's flags are refused (an intensity below 0, a period not above 0)
-  too_large,           ///< a module file larger than the code server takes
-  unsealed,            ///< a module file without a seal (not built by hotswap_add_module)
-  torn,                ///< a module file whose bytes do not match its seal: torn, or modified since built
-  untrusted,           ///< a module not signed by a key the code server trusts
-};
-
-constexpr std::string_view to_string(errc code) noexcept {
-  constexpr std::string_view names[] = {
-      "timeout",          "no_server",       "server_died",        "not_suspended", "wrong_interface",
-      "wrong_vsn",        "wrong_state_type", "code_change_failed", "init_failed",   "handler_failed",
-      "calling_self",     "wrong_argument",  "no_file",            "unsafe_path",   "not_a_library",
-      "truncated",        "no_descriptor",   "abi_mismatch",       "schema_conflict", "not_newer",
-      "load_failed",      "initializer_failed", "not_purged",      "no_module",     "bad_flags",
-      "too_large",        "unsealed",        "torn",               "untrusted"};
-  return names[static_cast<int>(code)];
-}
-
-/// A failed request: what kind of failure, and what the server or the runtime said about it.
-struct error {
-  errc code;
-  std::string what;
-};
-
-/// How a server ended: `normal` when asked to stop, `shutdown` when its supervisor stopped it,
-/// `crashed` when a handler threw (`what` says what it threw).
-enum class exit_kind : std::uint8_t { normal, shutdown, crashed };
-
-struct exit_reason {
-  exit_kind kind = exit_kind::normal;
-  std::string what;
-};
-
-/// A value passed to code_change, type-erased and tagged with its type's fingerprint.
-struct extra_ref {
-  const void* value = nullptr;
-  std::uint64_t fingerprint = 0;
-  std::string_view type;
-};
-
-namespace detail {
-/// What a table function reports instead of throwing.
-struct outcome {
-  bool failed = false;
-  std::string what;
-};
-/// A handler: runs the message on the state, consumes the message, sends the reply (calls).
-using handler_fn = void (*)(void* state, envelope& message, outcome& result) noexcept;
-using discard_fn = void (*)(envelope& message) noexcept;
-}  // namespace detail
-
-/// An implementation of an interface, as the runtime sees it. Generated by hotswap::table_of.
-struct implementation_table {
-  std::uint64_t interface_fingerprint;
-  std::string_view interface_name;
-  std::string_view name;  ///< the implementation type, as the compiler spells it
-  int vsn;
-  std::uint64_t state_fingerprint;
-  std::string_view state_type;
-  std::uint32_t message_count;
-  const detail::handler_fn* handlers;  ///< by message index in the interface
-  const detail::discard_fn* discards;  ///< by message index: drops a message undelivered
-  const std::string_view* message_names;
-  std::uint64_t init_argument_fingerprint;  ///< 0 when init takes no argument
-  std::string_view init_argument_type;
-  bool state_is_plain_data;  ///< holds nothing that points into the code (see detail::plain_data)
-  /// Makes the initial state from init's argument (null when init takes none).
-  void* (*init)(const void* argument, detail::outcome& result) noexcept;
-  void (*terminate)(void* state, const exit_reason& reason) noexcept;
-  void (*destroy)(void* state) noexcept;
-  /// Makes this implementation's state from another's (leaving that one intact), or returns
-  /// `old_state` itself when it is already of this implementation's state type.
-  void* (*code_change)(void* old_state, std::uint64_t old_fingerprint, int old_vsn, const extra_ref& extra,
-                       detail::outcome& result) noexcept;
-};
-
-}  // namespace hotswap
-
-namespace hotswap {
-
-/// One message going into or out of a server, as sys::trace reports it.
-struct trace_event {
-  enum direction { in, out } way;
-  std::string_view message;  ///< the message type (valid during the hook's call only)
-  std::uint64_t server;      ///< the server's id
-};
-
-namespace detail {
-
-/// What keeps this image's code loaded, for whatever it makes that may outlive the call that
-/// made it (a timer, a callback, an abandoned reply): nothing in a program, its loaded version
-/// in a module. Whatever holds one releases it only after the module's part of it is gone, and
-/// never from the module's own code: a module's code always runs under a hold of the program's.
-inline std::shared_ptr<const void> pin_this_image() noexcept {
-  if constexpr (building_module)
-    return module_host.hold_self ? module_host.hold_self(module_host.self) : nullptr;
-  else
-    return {};
-}
-
-struct server_core;
-
-/// How the program makes a server's hold on a module (a lease, which lists the server among
-/// those running the module's code); a module's servers of its own get one too.
-struct lease_maker {
-  std::shared_ptr<const void> (*make)(const std::shared_ptr<const void>& version) = nullptr;
-  void (*bind)(const void* lease, server_core& server) noexcept = nullptr;
-};
-inline lease_maker& module_leases() noexcept {
-  static lease_maker maker;
-  return maker;
-}
 
 // ---- replies ----
 
@@ -2938,6 +3417,10 @@ struct control_request : reply_slot_base {
   using reply_slot_base::reply_slot_base;
 };
 
+}  // namespace hotswap::detail
+
+namespace hotswap::detail {
+
 // ---- executors ----
 
 /// Where a server's messages are handled: the shared pool, or a thread of its own.
@@ -2996,7 +3479,7 @@ struct server_core {
   std::shared_ptr<const void> trace_code;  // released after `trace`
   std::function<void(const trace_event&)> trace;
 
-  std::unique_ptr<class own_thread> own_thread;
+  std::unique_ptr<executor> own_thread;  // a thread of its own (an own_thread), if it runs on one
 
   spin_lock exit_lock;  // guards what follows: read by other threads
   std::string name;
@@ -3039,6 +3522,96 @@ struct server_core {
     if (run_state.fetch_or(notified, std::memory_order_acq_rel) == idle) runs_on->schedule(*this);
   }
 };
+
+}  // namespace hotswap::detail
+// ---- hotswap/detail/runtime/slow_handlers.hpp ----
+// Noticing handlers that hold a pool worker too long. C++ cannot preempt a handler that sleeps,
+// blocks or loops, as Erlang's schedulers do; instead the pool's monitor looks at its workers
+// every millisecond or so, and one found in the same handler past `slow_handler_after` while
+// other servers wait gets the pool another worker (bounded), as Go's runtime hands the processor
+// of a thread blocked in a system call to another thread. The handler is marked, and its server
+// counts it, with its message and time, once it returns (sys::statistics).
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <vector>
+
+namespace hotswap::detail {
+
+/// A handler running longer than this, while other servers wait, gets the pool another worker.
+inline constexpr std::chrono::milliseconds slow_handler_after{4};
+
+/// What one pool worker is doing, for the monitor. The worker writes `ticks` only, on a line of
+/// its own (a handler costs two relaxed stores and a load more); the monitor writes the mark.
+struct worker_activity {
+  alignas(64) std::atomic<std::uint64_t> ticks{0};  ///< handlers entered and left: odd while in one
+  std::atomic<std::uint64_t> slow_tick{0};          ///< the monitor's mark: the handler entered at this tick
+  std::atomic<std::int64_t> slow_since{0};          ///< has run since then, at least (steady_clock)
+
+  /// The tick of the handler entered now.
+  std::uint64_t enter() noexcept {
+    const std::uint64_t tick = ticks.load(std::memory_order_relaxed) + 1;
+    ticks.store(tick, std::memory_order_relaxed);
+    return tick;
+  }
+  /// Leaves the handler entered at `tick`: since when it ran, if the monitor marked it slow. (A
+  /// handler that returns as the monitor marks it is not counted by its server.)
+  std::int64_t leave(std::uint64_t tick) noexcept {
+    ticks.store(tick + 1, std::memory_order_relaxed);
+    return slow_tick.load(std::memory_order_acquire) == tick ? slow_since.load(std::memory_order_relaxed) : 0;
+  }
+};
+
+/// The monitor's memory of what each worker was doing when it last looked.
+class handler_watch {
+ public:
+  using clock = std::chrono::steady_clock;
+
+  /// Looks at the first `count` workers; for each newly found in one handler past the threshold,
+  /// marks it and calls `compensate()` (which adds a worker if others wait, and says whether it
+  /// did; a worker not compensated is offered again at the next look). True if any worker was in
+  /// a handler.
+  template <class Compensate>
+  bool look(worker_activity* workers, std::size_t count, clock::time_point now, Compensate compensate) {
+    if (seen_.size() < count) seen_.resize(count);
+    bool busy = false;
+    for (std::size_t i = 0; i < count; ++i) {
+      seen& last = seen_[i];
+      const std::uint64_t ticks = workers[i].ticks.load(std::memory_order_relaxed);
+      if (ticks % 2 == 0 || ticks != last.ticks) {
+        last = {ticks, now, false, false};
+        busy = busy || ticks % 2 != 0;
+        continue;
+      }
+      busy = true;
+      if (now - last.since < slow_handler_after) continue;
+      if (!last.marked) {
+        workers[i].slow_since.store(last.since.time_since_epoch().count(), std::memory_order_relaxed);
+        workers[i].slow_tick.store(ticks, std::memory_order_release);  // after slow_since
+        last.marked = true;
+        marked_.fetch_add(1, std::memory_order_relaxed);
+      }
+      if (!last.compensated) last.compensated = compensate();
+    }
+    return busy;
+  }
+  /// How many handlers it has found slow.
+  std::uint64_t marked() const noexcept { return marked_.load(std::memory_order_relaxed); }
+
+ private:
+  struct seen {
+    std::uint64_t ticks = 0;
+    clock::time_point since{};
+    bool marked = false, compensated = false;
+  };
+  std::vector<seen> seen_;
+  std::atomic<std::uint64_t> marked_{0};
+};
+
+}  // namespace hotswap::detail
+
+namespace hotswap::detail {
 
 // ---- the runtime: pool, server list, names, timers ----
 
@@ -3187,6 +3760,24 @@ inline void run_server(server_core& server, executor& on) noexcept {
 /// a monitor adds a worker when one is held in a handler past slow_handler_after while others
 /// wait and no worker is idle (a handler that sleeps, blocks on I/O or loops), at most
 /// max_compensating in all (they stay, parked when idle, and are used first the next time).
+
+}  // namespace hotswap::detail
+// ---- hotswap/detail/runtime/own_thread.hpp ----
+// A thread of its own for a server whose handlers block.
+
+#include <atomic>
+#include <cstdint>
+// ---- hotswap/detail/runtime/worker_pool.hpp ----
+// The shared pool of worker threads that runs servers, and its monitor of slow handlers.
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <vector>
+
+namespace hotswap::detail {
+
 class worker_pool final : public executor {
  public:
   explicit worker_pool(unsigned threads) {
@@ -3374,6 +3965,10 @@ class worker_pool final : public executor {
 
 worker_pool& shared_pool();
 
+}  // namespace hotswap::detail
+
+namespace hotswap::detail {
+
 /// A thread for one server whose handlers block. It runs the server when scheduled (as a pool
 /// worker would), holds a reference to it until it has ended, and then hands whatever still
 /// arrives to the pool, which refuses it.
@@ -3420,6 +4015,22 @@ class own_thread final : public executor {
   std::atomic<bool> stopping_{false};
   thread thread_;
 };
+
+}  // namespace hotswap::detail
+// ---- hotswap/detail/runtime/timer_service.hpp ----
+// Timers (send_after, send_interval): one thread, asleep until the next deadline.
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <utility>
+#include <vector>
+
+namespace hotswap::detail {
 
 /// Timers: one thread, asleep until the next deadline.
 class timer_service {
@@ -3551,6 +4162,10 @@ class timer_service {
         return made;
       };
 };
+
+}  // namespace hotswap::detail
+
+namespace hotswap::detail {
 
 /// Registered names, and the servers alive.
 class runtime {
@@ -3705,130 +4320,43 @@ inline void monitor(server_core& server, exit_callback on_exit) {
   on_exit(server.id, ended);
 }
 
-}  // namespace detail
-}  // namespace hotswap
+}  // namespace hotswap::detail
+// ---- hotswap/detail/servers/control.hpp ----
+// Sys requests (the machinery; hotswap/sys.hpp has the requests): a function run on the server
+// between two messages, also while it is suspended, on the calling thread when the server is idle.
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+// ---- hotswap/detail/servers/send.hpp ----
+// Sending: a message packed before the mailbox is touched (whatever can throw happens first), a
+// cast or an info checked against the interface, and a call that waits for its reply.
+
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <type_traits>
+#include <utility>
+// ---- hotswap/detail/servers/interface.hpp ----
+// Interfaces: a message's fingerprint, an interface's check (each message listed once), and
+// whether a message may be sent to an interface as a call, a cast or an info.
+// Cost: one fingerprint per message type (a hash of its description, or of its fields' names
+// and fingerprints); index_in is a constant fold over the interface's kinds, not a recursion.
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+#include <type_traits>
+#include <utility>
 
 namespace hotswap {
-
-/// Erlang's default call timeout.
-inline constexpr std::chrono::milliseconds default_timeout{5000};
-
-// ---- results ----
-
-/// Thrown by result::value() when the request failed.
-class call_error : public std::runtime_error {
- public:
-  explicit call_error(const error& failure)
-      : std::runtime_error("hotswap: " + std::string(to_string(failure.code)) +
-                           (failure.what.empty() ? "" : ": " + failure.what)),
-        code_(failure.code) {}
-  errc code() const noexcept { return code_; }
-
- private:
-  errc code_;
-};
-
-/// The outcome of a request to a server: its reply, or why there is none.
-template <class T>
-class [[nodiscard]] result {
- public:
-  result(T value) : value_(std::move(value)) {}  // NOLINT: implicit, as std::expected
-  result(hotswap::error failure) : failure_(std::move(failure)) {}  // NOLINT
-
-  bool has_value() const noexcept { return value_.has_value(); }
-  explicit operator bool() const noexcept { return has_value(); }
-  /// The reply; throws call_error if there is none.
-  T& value() & { return check(), *value_; }
-  const T& value() const& { return check(), *value_; }
-  T&& value() && { return check(), std::move(*value_); }
-  T& operator*() noexcept { return *value_; }
-  const T& operator*() const noexcept { return *value_; }
-  T* operator->() noexcept { return &*value_; }
-  const T* operator->() const noexcept { return &*value_; }
-  /// Why the request failed (only when it did).
-  const hotswap::error& error() const noexcept { return failure_; }
-
- private:
-  void check() const {
-    if (!value_) throw call_error(failure_);
-  }
-  std::optional<T> value_;
-  hotswap::error failure_{};
-};
-
-template <>
-class [[nodiscard]] result<void> {
- public:
-  result() = default;
-  result(hotswap::error failure) : failed_(true), failure_(std::move(failure)) {}  // NOLINT
-  bool has_value() const noexcept { return !failed_; }
-  explicit operator bool() const noexcept { return has_value(); }
-  void value() const {
-    if (failed_) throw call_error(failure_);
-  }
-  const hotswap::error& error() const noexcept { return failure_; }
-
- private:
-  bool failed_ = false;
-  hotswap::error failure_{};
-};
-
-}  // namespace hotswap
-
-// fmt prints an errc as its name (`timeout`), an error as `timeout: no reply within 5000 ms`, and
-// a result as its value, `ok` (result<void>) or its error.
-template <>
-struct fmt::formatter<hotswap::errc> : fmt::formatter<std::string_view> {
-  template <class Context>
-  auto format(hotswap::errc code, Context& context) const {
-    return fmt::formatter<std::string_view>::format(hotswap::to_string(code), context);
-  }
-};
-
-template <>
-struct fmt::formatter<hotswap::error> {
-  constexpr auto parse(fmt::format_parse_context& context) { return context.begin(); }
-  template <class Context>
-  auto format(const hotswap::error& failure, Context& context) const {
-    if (failure.what.empty()) return fmt::format_to(context.out(), "{}", failure.code);
-    return fmt::format_to(context.out(), "{}: {}", failure.code, failure.what);
-  }
-};
-
-template <class T>
-struct fmt::formatter<hotswap::result<T>> {
-  constexpr auto parse(fmt::format_parse_context& context) { return context.begin(); }
-  template <class Context>
-  auto format(const hotswap::result<T>& outcome, Context& context) const {
-    if (!outcome) return fmt::format_to(context.out(), "{}", outcome.error());
-    if constexpr (std::is_void_v<T>)
-      return fmt::format_to(context.out(), "ok");
-    else
-      return fmt::format_to(context.out(), "{}", *outcome);
-  }
-};
-
-namespace hotswap {
-
-// ---- interfaces ----
-
-/// A call: a `Message` answered with a `Reply`.
-template <class Message, class Reply>
-struct call_msg {
-  static_assert(!std::is_void_v<Reply>, "hotswap: a call has a reply; for a message without one, use cast_msg");
-  using message = Message;
-  using reply = Reply;
-};
-/// A cast: a `Message` sent without waiting for its handling.
-template <class Message>
-struct cast_msg {
-  using message = Message;
-};
-/// An info: a `Message` that is not part of the request protocol (timer ticks, notifications).
-template <class Message>
-struct info_msg {
-  using message = Message;
-};
+template <detail::fixed_string Name, class... Kinds>
+struct interface;  // hotswap/servers.hpp
 
 namespace errors {
 template <class Interface, class Message>
@@ -3848,57 +4376,27 @@ struct message_listed_twice {
   static_assert(reported<message_listed_twice>, "hotswap: an interface lists each message type once");
 };
 }  // namespace errors
+}  // namespace hotswap
 
-namespace detail {
+namespace hotswap::detail {
 
-template <class T>
-constexpr std::string_view type_spelling() {
-  constexpr std::string_view text = __PRETTY_FUNCTION__;
-  constexpr std::string_view gcc_start = "[with T = ", clang_start = "[T = ";
-  if constexpr (text.find(gcc_start) != std::string_view::npos) {
-    constexpr auto from = text.find(gcc_start) + gcc_start.size();
-    return text.substr(from, text.find(';', from) - from);
-  } else {
-    constexpr auto from = text.find(clang_start) + clang_start.size();
-    return text.substr(from, text.rfind(']') - from);
-  }
-}
-static_assert(type_spelling<int>() == "int", "hotswap: cannot read type names from this compiler's signatures");
-
-constexpr std::uint64_t hash_more(std::uint64_t hash, std::string_view text) {
-  for (const char c : text) hash = (hash ^ static_cast<unsigned char>(c)) * 0x100000001b3ULL;
-  return hash;
-}
-inline constexpr std::uint64_t hash_start = 0xcbf29ce484222325ULL;
-
-/// A type the schemas layer can describe canonically.
-template <class T>
-constexpr bool describable() {
-  if constexpr (requires { type_name<T>::value; } || versioned<T> || std::is_arithmetic_v<T> ||
-                std::is_enum_v<T> || std::is_same_v<T, std::string>)
-    return true;
-  else if constexpr (optional<T> || sequence<T> || fixed_array<T>)
-    return describable<typename T::value_type>();
-  else if constexpr (ordered_map<T> || hashed_map<T>)
-    return describable<typename T::key_type>() && describable<typename T::mapped_type>();
-  else
-    return false;
-}
+/// Whether a message is a call, a cast or an info (call_msg, cast_msg, info_msg say which).
+enum class message_kind { call, cast, info };
 
 /// A message's fingerprint: its canonical description, or for a plain struct its name and its
 /// fields' names and fingerprints.
 template <class T>
 constexpr std::uint64_t message_hash(std::uint64_t hash) {
   if constexpr (describable<T>()) {
-    return hash_more(hash, type_description<T>);
+    return fnv1a(description<T>, hash);
   } else if constexpr (std::is_class_v<T> && std::is_aggregate_v<T>) {
-    hash = hash_more(hash_more(hash, type_spelling<T>()), "{");
+    hash = fnv1a("{", fnv1a(type_spelling<T>(), hash));
     [&]<std::size_t... I>(std::index_sequence<I...>) {
-      ((hash = message_hash<field_type<T, I>>(hash_more(hash_more(hash, field_names<T>[I]), ":"))), ...);
+      ((hash = message_hash<field_type<T, I>>(fnv1a(":", fnv1a(field_names<T>[I], hash)))), ...);
     }(std::make_index_sequence<field_count<T>>{});
-    return hash_more(hash, "}");
+    return fnv1a("}", hash);
   } else {
-    return hash_more(hash, type_spelling<T>());
+    return fnv1a(type_spelling<T>(), hash);
   }
 }
 
@@ -3907,21 +4405,20 @@ constexpr std::uint64_t message_hash(std::uint64_t hash) {
 template <class T>
 inline constexpr std::uint64_t value_fingerprint = [] {
   if constexpr (describable<T>())
-    return fingerprint<T>;
+    return fnv1a(description<T>);
   else
-    return hash_more(hash_start, type_spelling<T>());
+    return fnv1a(type_spelling<T>());
 }();
-
 
 template <class Kind>
 constexpr std::uint64_t kind_hash(std::uint64_t hash) {
   using M = typename Kind::message;
-  if constexpr (requires { typename Kind::reply; })
-    return message_hash<typename Kind::reply>(message_hash<M>(hash_more(hash, "call:")));
-  else if constexpr (std::is_same_v<Kind, cast_msg<M>>)
-    return message_hash<M>(hash_more(hash, "cast:"));
+  if constexpr (Kind::kind == message_kind::call)
+    return message_hash<typename Kind::reply>(message_hash<M>(fnv1a("call:", hash)));
+  else if constexpr (Kind::kind == message_kind::cast)
+    return message_hash<M>(fnv1a("cast:", hash));
   else
-    return message_hash<M>(hash_more(hash, "info:"));
+    return message_hash<M>(fnv1a("info:", hash));
 }
 
 template <class Message, class... Kinds>
@@ -3938,58 +4435,11 @@ constexpr auto check_interface(std::index_sequence<I...>) {
                                              errors::message_listed_twice<Interface, typename Kinds::message>>>...>{};
 }
 
-enum class message_kind { call, cast, info };
-
-template <class Kind>
-constexpr message_kind kind_of() {
-  if constexpr (requires { typename Kind::reply; })
-    return message_kind::call;
-  else if constexpr (std::is_same_v<Kind, cast_msg<typename Kind::message>>)
-    return message_kind::cast;
-  else
-    return message_kind::info;
-}
-}  // namespace detail
-
-template <detail::fixed_string Name, class... Kinds>
-struct interface;
-
-namespace detail {
 template <class T>
 inline constexpr bool is_interface = false;
 template <fixed_string Name, class... Kinds>
 inline constexpr bool is_interface<interface<Name, Kinds...>> = true;
-}  // namespace detail
 
-/// A stable interface: the calls (each with its reply type), casts and infos a server takes.
-/// Fixed across the versions of its implementations; a changed set is a new interface.
-template <detail::fixed_string Name, class... Kinds>
-struct interface {
-  static constexpr std::string_view name = Name.view();
-  static constexpr std::uint32_t size = sizeof...(Kinds);
-  using kinds = detail::type_list<Kinds...>;
-
-  /// The position of `Message` in the interface (size when absent).
-  template <class Message>
-  static constexpr std::uint32_t index_of = detail::index_in<std::remove_cvref_t<Message>, Kinds...>();
-  template <std::size_t I>
-  using kind_at = std::tuple_element_t<I, std::tuple<Kinds...>>;
-
-  /// A hash of the name, and of each message's kind, name and fields (and reply) in order.
-  static constexpr std::uint64_t fingerprint = [] {
-    std::uint64_t hash = detail::hash_more(detail::hash_start, Name.view());
-    ((hash = detail::kind_hash<Kinds>(detail::hash_more(hash, ";"))), ...);
-    return hash;
-  }();
-  static constexpr std::array<std::string_view, sizeof...(Kinds)> message_names{
-      detail::type_spelling<typename Kinds::message>()...};
-
- private:
-  static_assert(sizeof(detail::error_of<decltype(detail::check_interface<interface, Kinds...>(
-                    std::index_sequence_for<Kinds...>{}))>) != 0);  // a message listed twice, reported once
-};
-
-namespace detail {
 /// Whether `Message` may be sent to `Interface` as a `Kind`.
 template <class Interface, class Message, message_kind Kind>
 constexpr auto check_sent() {
@@ -3999,7 +4449,7 @@ constexpr auto check_sent() {
     return verdict<errors::message_is_not_in_the_interface<Interface, M>>{};
   } else {
     using declared = typename Interface::template kind_at<index>;
-    if constexpr (kind_of<declared>() != Kind)
+    if constexpr (declared::kind != Kind)
       return verdict<errors::message_sent_the_wrong_way<Interface, M, declared>>{};
     else
       return verdict<no_error>{};
@@ -4015,28 +4465,115 @@ template <class Interface, class Message>
 constexpr auto reply_type() {
   constexpr auto index = Interface::template index_of<std::remove_cvref_t<Message>>;
   if constexpr (index == Interface::size) return std::type_identity<not_a_call>{};
-  else if constexpr (kind_of<typename Interface::template kind_at<index>>() != message_kind::call)
+  else if constexpr (Interface::template kind_at<index>::kind != message_kind::call)
     return std::type_identity<not_a_call>{};
   else return std::type_identity<typename Interface::template kind_at<index>::reply>{};
 }
-}  // namespace detail
 
-/// The reply type of call `Message` in `Interface`.
-template <class Interface, class Message>
-using reply_of = typename decltype(detail::reply_type<Interface, Message>())::type;
+}  // namespace hotswap::detail
 
-// ---- implementations ----
+namespace hotswap {
+template <class Interface>
+class server_ref;  // hotswap/servers.hpp
+}  // namespace hotswap
 
-/// Names the vsn a hand-written code_change upgrades (or downgrades) from.
-template <int Vsn>
-struct from_vsn {
-  static constexpr int value = Vsn;
+namespace hotswap::detail {
+
+/// A message packed for an envelope before the mailbox is touched: whatever can throw
+/// (allocating a boxed message) happens here.
+template <class M>
+class packed {
+ public:
+  template <class T>
+  explicit packed(T&& message) {
+    pack(bytes_, std::forward<T>(message));
+  }
+  ~packed() {
+    if (!sent_) discard<M>(bytes_);
+  }
+  packed(const packed&) = delete;
+  packed& operator=(const packed&) = delete;
+  bool send(server_core& to, std::uint32_t kind, void* reply) {
+    sent_ = to.deliver([&](envelope& into) noexcept {
+      std::memcpy(into.payload, bytes_.payload, sizeof bytes_.payload);
+      into.kind = kind;
+      into.reply = reply;
+    });
+    return sent_;
+  }
+
+ private:
+  envelope bytes_{};
+  bool sent_ = false;
 };
 
-/// The state type each older (or newer) vsn of an implementation held, as hotswap::version
-/// entries: what change_code can start from.
+/// Sends a cast or an info; a message the interface does not declare as that kind is a compile
+/// error, reported once.
+template <message_kind Kind, class Interface, class M>
+bool send_kind(const server_ref<Interface>& to, M&& message) {
+  using check = sent_check<Interface, M, Kind>;
+  if constexpr (!fine<check>) {
+    (void)sizeof(error_of<check>);
+    __builtin_unreachable();
+  } else {
+    using T = std::remove_cvref_t<M>;
+    if (!to) return false;
+    return packed<T>(std::forward<M>(message)).send(*to.core(), Interface::template index_of<T>, nullptr);
+  }
+}
+
+inline void before_parking() {
+  worker_pool* pool = building_module ? the_runtime().this_thread_pool() : worker_pool::this_thread_pool();
+  if (pool) pool->blocking();
+}
+
+/// Sends `message` as a call (its index in the interface: `kind`) and waits for its reply of
+/// type `R`, at most `timeout`.
+template <class R, class M>
+result<R> call_server(server_core& to, std::uint32_t kind, M&& message, std::chrono::nanoseconds timeout) {
+  using T = std::remove_cvref_t<M>;
+  if (&to == current_server()) return error{errc::calling_self, "it would wait for itself"};
+  cached_slot<R> slot;
+  reply_slot_base* const reply = slot.get();  // what the receiver casts the envelope's pointer back to
+  if (!packed<T>(std::forward<M>(message)).send(to, kind, reply)) return error{errc::no_server, {}};
+  if (!slot.get()->wait(timeout, before_parking)) {
+    slot.abandon();
+    return error{errc::timeout, "no reply within " + std::to_string(timeout.count() / 1'000'000) + " ms"};
+  }
+  if (!slot.get()->value) return slot.get()->failure;
+  return std::move(*slot.get()->value);
+}
+
+}  // namespace hotswap::detail
+// ---- hotswap/detail/servers/table_of.hpp ----
+// Generating an implementation table (hotswap::table_of): a handler per message that unpacks it,
+// runs the implementation's handler and answers a call; init, terminate and destroy; and
+// code_change, which builds the new state from the old by the implementation's code_change or
+// the generated migration. Nothing thrown crosses the table: failures are reported as outcomes.
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+// ---- hotswap/detail/servers/implementation_checks.hpp ----
+// Checking an implementation: its basics (interface, vsn, state, init), a handler of the right
+// type for each message of its interface, and a way to change code from each vsn of its state
+// history (a hand-written code_change, the same state, or a migration that compiles). The first
+// mistake is reported, once, by table_of.
+
+#include <concepts>
+#include <type_traits>
+#include <utility>
+
+namespace hotswap {
+template <int Vsn>
+struct from_vsn;  // hotswap/servers.hpp
 template <class... Versions>
-struct state_history {};
+struct state_history;  // hotswap/servers.hpp
 
 namespace errors {
 template <class Implementation>
@@ -4087,8 +4624,9 @@ struct states_are_not_versions_of_a_schema {
                 ": S {};`, or write `static state code_change(hotswap::from_vsn<FromVsn>, OldState&& old);`");
 };
 }  // namespace errors
+}  // namespace hotswap
 
-namespace detail {
+namespace hotswap::detail {
 
 template <class Result, class Argument>
 Argument init_argument_of(Result (*)(Argument));
@@ -4124,7 +4662,7 @@ template <class Implementation, class Kind>
 constexpr auto check_handler() {
   using M = typename Kind::message;
   using S = typename Implementation::state;
-  if constexpr (kind_of<Kind>() == message_kind::call) {
+  if constexpr (Kind::kind == message_kind::call) {
     using R = typename Kind::reply;
     if constexpr (!requires(M&& m, S& s) { Implementation::handle_call(std::move(m), s); })
       return verdict<errors::implementation_lacks_handle_call<Implementation, M, R>>{};
@@ -4132,7 +4670,7 @@ constexpr auto check_handler() {
       return verdict<errors::handle_call_returns_the_wrong_type<Implementation, M, R, call_returns<Implementation, M, S>>>{};
     else
       return verdict<no_error>{};
-  } else if constexpr (kind_of<Kind>() == message_kind::cast) {
+  } else if constexpr (Kind::kind == message_kind::cast) {
     if constexpr (!requires(M&& m, S& s) { Implementation::handle_cast(std::move(m), s); })
       return verdict<errors::implementation_lacks_handle_cast<Implementation, M>>{};
     else
@@ -4160,13 +4698,13 @@ constexpr auto check_history_entry() {
   using S = typename Implementation::state;
   if constexpr (writes_code_change<Implementation, Version::vsn, Old> || std::is_same_v<Old, S>)
     return verdict<no_error>{};
-  else if constexpr (!has_route<Old, S>() && std::is_aggregate_v<Old> && std::is_aggregate_v<S> && !versioned<Old> &&
-                     !versioned<S>)
+  else if constexpr (!has_route<Old, S>() && std::is_aggregate_v<Old> && std::is_aggregate_v<S> && !versioned_type<Old> &&
+                     !versioned_type<S>)
     return verdict<errors::states_are_not_versions_of_a_schema<Implementation, Version::vsn, Old, S>>{};
   else if constexpr (!has_route<Old, S>())
     return verdict<errors::state_cannot_change_from_vsn<Implementation, Version::vsn, Old, S>>{};
   else
-    return check_migration<Old, S, context<extra_of<Implementation>>>();
+    return check_migration<Old, S, context<extra_of<Implementation>, no_key>>();
 }
 
 template <class Implementation>
@@ -4204,6 +4742,10 @@ constexpr auto check_implementation() {
 template <class Implementation>
 using implementation_check = decltype(check_implementation<Implementation>());
 
+}  // namespace hotswap::detail
+
+namespace hotswap::detail {
+
 /// Runs `body`, reporting what it throws instead of letting it cross the table boundary.
 template <class Body>
 void report_failure(outcome& result, Body&& body) noexcept {
@@ -4228,10 +4770,10 @@ void handle(void* state, envelope& message, outcome& result) noexcept {
   S& s = *static_cast<S*>(state);
   M& m = unpack<M>(message);
   report_failure(result, [&] {
-    if constexpr (requires { typename Kind::reply; })
+    if constexpr (Kind::kind == message_kind::call)
       static_cast<reply_slot<typename Kind::reply>*>(static_cast<reply_slot_base*>(message.reply))
           ->answer(typename Kind::reply(Implementation::handle_call(std::move(m), s)));
-    else if constexpr (std::is_same_v<Kind, cast_msg<M>>)
+    else if constexpr (Kind::kind == message_kind::cast)
       Implementation::handle_cast(std::move(m), s);
     else
       Implementation::handle_info(std::move(m), s);
@@ -4278,7 +4820,7 @@ typename Implementation::state change_from(const Old& old, const extra_of<Implem
   else if constexpr (writes_code_change<Implementation, Vsn, Old>)
     return Implementation::code_change(from_vsn<Vsn>{}, Old(old));
   else
-    return migrate<typename Implementation::state>(old, extra);
+    return migrate_top<typename Implementation::state>(Old(old), extra);
 }
 
 template <class Implementation, class... Versions>
@@ -4336,25 +4878,6 @@ inline constexpr std::string_view argument_spelling = type_spelling<Argument>();
 template <>
 inline constexpr std::string_view argument_spelling<void> = "nothing";
 
-/// A type whose values hold nothing that points into code or constants: numbers, strings,
-/// schema versions, standard containers and aggregates of those. A state that is not keeps the
-/// code that made it loaded while it lives, also after change_code hands it on untouched.
-template <class T>
-constexpr bool plain_data() {
-  if constexpr (std::is_arithmetic_v<T> || std::is_enum_v<T> || std::is_same_v<T, std::string>)
-    return true;
-  else if constexpr (optional<T> || sequence<T> || fixed_array<T>)
-    return plain_data<typename T::value_type>();
-  else if constexpr (ordered_map<T> || hashed_map<T>)
-    return plain_data<typename T::key_type>() && plain_data<typename T::mapped_type>();
-  else if constexpr (std::is_class_v<T> && std::is_aggregate_v<T> && !std::is_polymorphic_v<T>)
-    return []<std::size_t... I>(std::index_sequence<I...>) {
-      return (plain_data<field_type<T, I>>() && ...);
-    }(std::make_index_sequence<field_count<T>>{});
-  else
-    return false;
-}
-
 template <class Implementation>
 struct table_parts {
   using interface = typename Implementation::interface;
@@ -4400,7 +4923,265 @@ struct checked_table {
     else return implementation_table{};
   }();
 };
-}  // namespace detail
+
+}  // namespace hotswap::detail
+
+namespace hotswap::detail {
+
+template <class Result, class Run>
+struct control_call final : control_request {
+  Run body;
+  std::optional<hotswap::result<Result>> answer;
+  explicit control_call(Run run)
+      : control_request([](reply_slot_base* self) noexcept { delete static_cast<control_call*>(self); }),
+        body(std::move(run)) {
+    this->run = [](control_request& self, server_core& server) noexcept {
+      auto& call = static_cast<control_call&>(self);
+      outcome failed;
+      report_failure(failed, [&] { call.answer.emplace(call.body(server)); });
+      if (failed.failed)
+        call.fail(errc::handler_failed, std::move(failed.what));
+      else
+        call.finish(answered);
+    };
+  }
+};
+
+/// Runs `request` on this thread if the server (on the pool) is idle and no sys request is
+/// ahead of it: no worker has to be woken for it (a wake costs 20-80 us), whatever waits in
+/// the mailbox. False if it must be sent instead.
+inline bool run_control_here(server_core& server, control_request& request) noexcept {
+  if (server.runs_on != &the_runtime().pool) return false;
+  std::uint32_t expected = server_core::idle;
+  if (!server.run_state.compare_exchange_strong(expected, server_core::running, std::memory_order_seq_cst))
+    return false;
+  const bool ran = server.controls.load(std::memory_order_acquire) == nullptr;
+  if (ran) {
+    server_core*& current = current_server();
+    server_core* const outer = std::exchange(current, &server);
+    if (server.alive.load(std::memory_order_acquire))
+      request.run(request, server);
+    else
+      request.fail(errc::no_server, "the server has stopped");
+    current = outer;
+  }
+  // Messages that were there, came meanwhile, or were held until a resume: the pool takes over.
+  expected = server_core::running;
+  if (server.has_input() ||
+      !server.run_state.compare_exchange_strong(expected, server_core::idle, std::memory_order_seq_cst))
+    server.runs_on->schedule(server);
+  return ran;
+}
+
+/// Runs `run(server_core&) -> result<Result>` on the server, between its messages (also while
+/// suspended), and waits for it at most `timeout`. On an idle server it runs at once on the
+/// calling thread; the timeout then bounds nothing (sys requests are short).
+template <class Result, class Run>
+result<Result> control(const auto& server, std::chrono::nanoseconds timeout, Run run) {
+  if (!server) return error{errc::no_server, "an empty server handle"};
+  if (server.core() == current_server()) return error{errc::calling_self, "a server cannot wait for itself"};
+  auto answer_of = [](control_call<Result, Run>& done) -> result<Result> {
+    if (!done.answer) return done.failure;
+    return std::move(*done.answer);
+  };
+  control_call<Result, Run> here(std::move(run));  // on the stack: nobody else sees it if it runs here
+  if (run_control_here(*server.core(), here)) return answer_of(here);
+  auto* request = new control_call<Result, Run>(std::move(here.body));
+  if (!server.core()->deliver_control(*request)) {
+    delete request;
+    return error{errc::no_server, {}};
+  }
+  if (!request->wait(timeout, before_parking))
+    return error{errc::timeout, "no answer within " + std::to_string(timeout.count() / 1'000'000) +
+                                    " ms: the request may yet take effect (sys::get_status shows whether it did)"};
+  const std::unique_ptr<control_call<Result, Run>> done(request);
+  return answer_of(*done);
+}
+
+}  // namespace hotswap::detail
+// ---- hotswap/detail/servers/start.hpp ----
+// Starting a server: its core, its hold on the code of its table, its thread (the pool's or its
+// own), its name, then init, on the calling thread.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+
+namespace hotswap::detail {
+
+/// Starts a server on `table` (whose interface the caller checked): init runs on this thread,
+/// where it is the current server. The core, holding a reference for the caller, or why not.
+template <class = void>
+result<server_core*> start_server(const implementation_table& table, const void* argument, const std::string& name,
+                                  bool on_own_thread, std::shared_ptr<const void> table_owner,
+                                  void (*bind_owner)(const void* table_owner, server_core& server) noexcept) {
+  runtime& runtime = the_runtime();
+  struct reference {  // the caller's, released if the start fails (or throws)
+    server_core* core;
+    ~reference() {
+      if (core) core->release();
+    }
+  } handle{new server_core(runtime.next_id(), table)};
+  server_core* const core = handle.core;
+  core->acquire();  // the reference for being alive
+  if (!table_owner && building_module) {  // a module's server of its own: leased from it
+    const lease_maker& leases = module_leases();
+    table_owner = leases.make(pin_this_image());
+    bind_owner = leases.bind;
+  }
+  core->table_owner = std::move(table_owner);
+  if (bind_owner) bind_owner(core->table_owner.get(), *core);
+  // Marked running (owned by this thread) until init returns: what is sent meanwhile, through
+  // the name or from init itself, waits.
+  core->run_state.store(server_core::running);
+  core->runs_on = &runtime.pool;
+  outcome initialized;
+  if (on_own_thread) {
+    // It runs only when scheduled.
+    report_failure(initialized, [&] { core->runs_on = runtime.start_own_thread(*core); });
+  }
+  if (!initialized.failed && !name.empty() && !runtime.register_name(name, *core))
+    initialized = {true, "the name " + name + " is already registered"};
+  if (!initialized.failed) {
+    server_core*& current = current_server();
+    server_core* const outer = std::exchange(current, core);
+    core->state = table.init(argument, initialized);
+    current = outer;
+  }
+  if (initialized.failed) {
+    // As if it had ended: what was sent meanwhile fails, monitors hear of it, the name is free.
+    end_server(*core, {exit_kind::crashed, initialized.what});
+    if (core->own_thread) static_cast<detail::own_thread&>(*core->own_thread).wake();  // to see that it has ended
+  }
+  std::uint32_t quiet = server_core::running;
+  if (!core->run_state.compare_exchange_strong(quiet, server_core::idle)) core->runs_on->schedule(*core);
+  if (initialized.failed) return error{errc::init_failed, std::move(initialized.what)};
+  return std::exchange(handle.core, nullptr);
+}
+
+}  // namespace hotswap::detail
+// ---- hotswap/detail/servers/timers.hpp ----
+// Timers of servers: a message sent after a delay or every period, by the runtime's timer thread.
+
+#include <chrono>
+#include <memory>
+#include <type_traits>
+#include <utility>
+
+namespace hotswap {
+template <class Interface>
+class server_ref;  // hotswap/servers.hpp
+}  // namespace hotswap
+
+namespace hotswap::detail {
+
+/// A timer sending `message`: as plain bytes when it travels in place (no code of the caller's
+/// is kept), else by a copy of it (a module's code then stays loaded while the timer runs).
+template <class Interface, class M>
+std::shared_ptr<timer_service::entry> add_timer(const server_ref<Interface>& to, M&& message,
+                                                std::chrono::steady_clock::duration delay,
+                                                std::chrono::steady_clock::duration period) {
+  using check = sent_check<Interface, M, message_kind::info>;
+  if constexpr (!fine<check>) {
+    (void)sizeof(error_of<check>);  // timers send infos: reported once
+    __builtin_unreachable();
+  }
+  using T = std::remove_cvref_t<M>;
+  if constexpr (stored_in_place<T>) {
+    if (to) {
+      envelope bytes{};
+      pack(bytes, std::forward<M>(message));
+      bytes.kind = Interface::template index_of<T>;
+      return the_runtime().timers.add(delay, period, *to.core(), bytes);
+    }
+  }
+  return the_runtime().timers.add(
+      delay, period,
+      [to, message = T(std::forward<M>(message)), repeats = period.count() > 0]() mutable {
+        return repeats ? send(to, message) : send(to, std::move(message));
+      },
+      pin_this_image());
+}
+
+}  // namespace hotswap::detail
+
+namespace hotswap {
+
+/// Erlang's default call timeout.
+inline constexpr std::chrono::milliseconds default_timeout{5000};
+
+// -- interfaces --
+
+/// A call: a `Message` answered with a `Reply`.
+template <class Message, class Reply>
+struct call_msg {
+  static_assert(!std::is_void_v<Reply>, "hotswap: a call has a reply; for a message without one, use cast_msg");
+  using message = Message;
+  using reply = Reply;
+  static constexpr detail::message_kind kind = detail::message_kind::call;
+};
+/// A cast: a `Message` sent without waiting for its handling.
+template <class Message>
+struct cast_msg {
+  using message = Message;
+  static constexpr detail::message_kind kind = detail::message_kind::cast;
+};
+/// An info: a `Message` that is not part of the request protocol (timer ticks, notifications).
+template <class Message>
+struct info_msg {
+  using message = Message;
+  static constexpr detail::message_kind kind = detail::message_kind::info;
+};
+
+/// A stable interface: the calls (each with its reply type), casts and infos a server takes.
+/// Fixed across the versions of its implementations; a changed set is a new interface.
+template <detail::fixed_string Name, class... Kinds>
+struct interface {
+  static constexpr std::string_view name = Name.view();
+  static constexpr std::uint32_t size = sizeof...(Kinds);
+  using kinds = detail::type_list<Kinds...>;
+
+  /// The position of `Message` in the interface (size when absent).
+  template <class Message>
+  static constexpr std::uint32_t index_of = detail::index_in<std::remove_cvref_t<Message>, Kinds...>();
+  template <std::size_t I>
+  using kind_at = std::tuple_element_t<I, std::tuple<Kinds...>>;
+
+  /// A hash of the name, and of each message's kind, name and fields (and reply) in order.
+  static constexpr std::uint64_t fingerprint = [] {
+    std::uint64_t hash = detail::fnv1a(Name.view());
+    ((hash = detail::kind_hash<Kinds>(detail::fnv1a(";", hash))), ...);
+    return hash;
+  }();
+  static constexpr std::array<std::string_view, sizeof...(Kinds)> message_names{
+      detail::type_spelling<typename Kinds::message>()...};
+
+ private:
+  static_assert(sizeof(detail::error_of<decltype(detail::check_interface<interface, Kinds...>(
+                    std::index_sequence_for<Kinds...>{}))>) != 0);  // a message listed twice, reported once
+};
+
+/// The reply type of call `Message` in `Interface`.
+template <class Interface, class Message>
+using reply_of = typename decltype(detail::reply_type<Interface, Message>())::type;
+
+// -- implementations --
+
+/// Names the vsn a hand-written code_change upgrades (or downgrades) from.
+template <int Vsn>
+struct from_vsn {
+  static constexpr int value = Vsn;
+};
+
+/// The state type each older (or newer) vsn of an implementation held, as hotswap::version
+/// entries: what change_code can start from.
+template <class... Versions>
+struct state_history {};
+
+/// An implementation of an interface as the runtime sees it: plain data and function pointers, the
+/// same in a program and in the modules it loads.
+using implementation_table = detail::implementation_table;
 
 /// The implementation table of `Implementation`: what a server runs, and what change_code
 /// swaps in. Does not compile (naming the message or the vsn) if a handler is missing, returns
@@ -4408,7 +5189,7 @@ struct checked_table {
 template <class Implementation>
 inline constexpr implementation_table table_of = detail::checked_table<Implementation>::table;
 
-// ---- servers ----
+// -- handles --
 
 /// A handle to a server, of any interface. Copies share the server; a handle does not keep a
 /// server running (a server runs until it stops), only answerable: requests to a stopped
@@ -4468,6 +5249,8 @@ class server_ref : public any_server {
   explicit server_ref(any_server server) noexcept : any_server(std::move(server)) {}
 };
 
+// -- starting --
+
 struct start_options {
   std::string name{};       ///< registered as this name (empty: none)
   bool own_thread = false;  ///< a thread of its own instead of the pool (for handlers that block)
@@ -4485,43 +5268,10 @@ result<server_ref<Interface>> start(const implementation_table& table, const voi
   if (table.interface_fingerprint != Interface::fingerprint)
     return error{errc::wrong_interface, std::string(table.name) + " implements " + std::string(table.interface_name) +
                                             ", not " + std::string(Interface::name)};
-  detail::runtime& runtime = detail::the_runtime();
-  auto* core = new detail::server_core(runtime.next_id(), table);
-  any_server handle(core);
-  core->acquire();  // the reference for being alive
-  if (!options.table_owner && detail::building_module) {  // a module's server of its own: leased from it
-    const detail::lease_maker& leases = detail::module_leases();
-    options.table_owner = leases.make(detail::pin_this_image());
-    options.bind_owner = leases.bind;
-  }
-  core->table_owner = std::move(options.table_owner);
-  if (options.bind_owner) options.bind_owner(core->table_owner.get(), *core);
-  // Marked running (owned by this thread) until init returns: what is sent meanwhile, through
-  // the name or from init itself, waits.
-  core->run_state.store(detail::server_core::running);
-  core->runs_on = &runtime.pool;
-  detail::outcome initialized;
-  if (options.own_thread) {
-    // It runs only when scheduled.
-    detail::report_failure(initialized, [&] { core->runs_on = runtime.start_own_thread(*core); });
-  }
-  if (!initialized.failed && !options.name.empty() && !runtime.register_name(options.name, *core))
-    initialized = {true, "the name " + options.name + " is already registered"};
-  if (!initialized.failed) {
-    detail::server_core*& current = detail::current_server();
-    detail::server_core* const outer = std::exchange(current, core);
-    core->state = table.init(argument, initialized);
-    current = outer;
-  }
-  if (initialized.failed) {
-    // As if it had ended: what was sent meanwhile fails, monitors hear of it, the name is free.
-    detail::end_server(*core, {exit_kind::crashed, initialized.what});
-    if (core->own_thread) core->own_thread->wake();  // to see that it has ended
-  }
-  std::uint32_t quiet = detail::server_core::running;
-  if (!core->run_state.compare_exchange_strong(quiet, detail::server_core::idle)) core->runs_on->schedule(*core);
-  if (initialized.failed) return error{errc::init_failed, std::move(initialized.what)};
-  return *server_ref<Interface>::from(std::move(handle));
+  auto started = detail::start_server(table, argument, options.name, options.own_thread,
+                                      std::move(options.table_owner), options.bind_owner);
+  if (!started) return started.error();
+  return *server_ref<Interface>::from(any_server(*started));
 }
 
 /// Starts a server of `Implementation`, whose init takes no argument.
@@ -4539,55 +5289,7 @@ result<server_ref<typename Implementation::interface>> start(const detail::init_
   return start<typename Implementation::interface>(table_of<Implementation>, &argument, std::move(options));
 }
 
-namespace detail {
-/// A message packed for an envelope before the mailbox is touched: whatever can throw
-/// (allocating a boxed message) happens here.
-template <class M>
-class packed {
- public:
-  template <class T>
-  explicit packed(T&& message) {
-    pack(bytes_, std::forward<T>(message));
-  }
-  ~packed() {
-    if (!sent_) discard<M>(bytes_);
-  }
-  packed(const packed&) = delete;
-  packed& operator=(const packed&) = delete;
-  bool send(server_core& to, std::uint32_t kind, void* reply) {
-    sent_ = to.deliver([&](envelope& into) noexcept {
-      std::memcpy(into.payload, bytes_.payload, sizeof bytes_.payload);
-      into.kind = kind;
-      into.reply = reply;
-    });
-    return sent_;
-  }
-
- private:
-  envelope bytes_{};
-  bool sent_ = false;
-};
-
-/// Sends a cast or an info; a message the interface does not declare as that kind is a compile
-/// error, reported once.
-template <message_kind Kind, class Interface, class M>
-bool send_kind(const server_ref<Interface>& to, M&& message) {
-  using check = sent_check<Interface, M, Kind>;
-  if constexpr (!fine<check>) {
-    (void)sizeof(error_of<check>);
-    __builtin_unreachable();
-  } else {
-    using T = std::remove_cvref_t<M>;
-    if (!to) return false;
-    return packed<T>(std::forward<M>(message)).send(*to.core(), Interface::template index_of<T>, nullptr);
-  }
-}
-
-inline void before_parking() {
-  worker_pool* pool = building_module ? the_runtime().this_thread_pool() : worker_pool::this_thread_pool();
-  if (pool) pool->blocking();
-}
-}  // namespace detail
+// -- requests --
 
 /// Sends a call and waits for its reply, at most `timeout`. Fails with errc::timeout,
 /// errc::no_server (the server had stopped), errc::server_died (it stopped, or its handler
@@ -4601,20 +5303,9 @@ result<reply_of<Interface, M>> call(const server_ref<Interface>& to, M&& message
     (void)sizeof(detail::error_of<check>);  // a message the interface does not call: reported once
     __builtin_unreachable();
   }
-  using R = reply_of<Interface, M>;
-  using T = std::remove_cvref_t<M>;
   if (!to) return error{errc::no_server, "an empty server handle"};
-  if (to.core() == detail::current_server()) return error{errc::calling_self, "it would wait for itself"};
-  detail::cached_slot<R> slot;
-  detail::reply_slot_base* const reply = slot.get();  // what the receiver casts the envelope's pointer back to
-  if (!detail::packed<T>(std::forward<M>(message)).send(*to.core(), Interface::template index_of<T>, reply))
-    return error{errc::no_server, {}};
-  if (!slot.get()->wait(timeout, detail::before_parking)) {
-    slot.abandon();
-    return error{errc::timeout, "no reply within " + std::to_string(timeout.count() / 1'000'000) + " ms"};
-  }
-  if (!slot.get()->value) return slot.get()->failure;
-  return std::move(*slot.get()->value);
+  return detail::call_server<reply_of<Interface, M>>(*to.core(), Interface::template index_of<std::remove_cvref_t<M>>,
+                                                      std::forward<M>(message), timeout);
 }
 
 /// Sends a cast. False if the server had stopped (the message is dropped, as in Erlang).
@@ -4641,80 +5332,6 @@ server_ref<Interface> self() {
   return *typed;
 }
 
-// ---- sys requests (the machinery; hotswap/sys.hpp has the requests) ----
-
-namespace detail {
-template <class Result, class Run>
-struct control_call final : control_request {
-  Run body;
-  std::optional<hotswap::result<Result>> answer;
-  explicit control_call(Run run)
-      : control_request([](reply_slot_base* self) noexcept { delete static_cast<control_call*>(self); }),
-        body(std::move(run)) {
-    this->run = [](control_request& self, server_core& server) noexcept {
-      auto& call = static_cast<control_call&>(self);
-      outcome failed;
-      report_failure(failed, [&] { call.answer.emplace(call.body(server)); });
-      if (failed.failed)
-        call.fail(errc::handler_failed, std::move(failed.what));
-      else
-        call.finish(answered);
-    };
-  }
-};
-
-/// Runs `request` on this thread if the server (on the pool) is idle and no sys request is
-/// ahead of it: no worker has to be woken for it (a wake costs 20-80 us), whatever waits in
-/// the mailbox. False if it must be sent instead.
-inline bool run_control_here(server_core& server, control_request& request) noexcept {
-  if (server.runs_on != &the_runtime().pool) return false;
-  std::uint32_t expected = server_core::idle;
-  if (!server.run_state.compare_exchange_strong(expected, server_core::running, std::memory_order_seq_cst))
-    return false;
-  const bool ran = server.controls.load(std::memory_order_acquire) == nullptr;
-  if (ran) {
-    server_core*& current = current_server();
-    server_core* const outer = std::exchange(current, &server);
-    if (server.alive.load(std::memory_order_acquire))
-      request.run(request, server);
-    else
-      request.fail(errc::no_server, "the server has stopped");
-    current = outer;
-  }
-  // Messages that were there, came meanwhile, or were held until a resume: the pool takes over.
-  expected = server_core::running;
-  if (server.has_input() ||
-      !server.run_state.compare_exchange_strong(expected, server_core::idle, std::memory_order_seq_cst))
-    server.runs_on->schedule(server);
-  return ran;
-}
-
-/// Runs `run(server_core&) -> result<Result>` on the server, between its messages (also while
-/// suspended), and waits for it at most `timeout`. On an idle server it runs at once on the
-/// calling thread; the timeout then bounds nothing (sys requests are short).
-template <class Result, class Run>
-result<Result> control(const server_handle auto& server, std::chrono::nanoseconds timeout, Run run) {
-  if (!server) return error{errc::no_server, "an empty server handle"};
-  if (server.core() == current_server()) return error{errc::calling_self, "a server cannot wait for itself"};
-  auto answer_of = [](control_call<Result, Run>& done) -> result<Result> {
-    if (!done.answer) return done.failure;
-    return std::move(*done.answer);
-  };
-  control_call<Result, Run> here(std::move(run));  // on the stack: nobody else sees it if it runs here
-  if (run_control_here(*server.core(), here)) return answer_of(here);
-  auto* request = new control_call<Result, Run>(std::move(here.body));
-  if (!server.core()->deliver_control(*request)) {
-    delete request;
-    return error{errc::no_server, {}};
-  }
-  if (!request->wait(timeout, before_parking))
-    return error{errc::timeout, "no answer within " + std::to_string(timeout.count() / 1'000'000) +
-                                    " ms: the request may yet take effect (sys::get_status shows whether it did)"};
-  const std::unique_ptr<control_call<Result, Run>> done(request);
-  return answer_of(*done);
-}
-}  // namespace detail
-
 /// Stops a server: its terminate runs (reason normal), calls still waiting fail with
 /// errc::server_died, its name is freed. From the server's own handler, the stop is queued and
 /// happens once the handler returns (this returns at once).
@@ -4732,7 +5349,7 @@ result<void> stop(const server_handle auto& server, std::chrono::nanoseconds tim
   return detail::control<void>(server, timeout, end);
 }
 
-// ---- names ----
+// -- names --
 
 /// Registers `server` as `name`; false if the name is taken, the server already has a name, or
 /// it has stopped. A name is freed when its server stops.
@@ -4750,7 +5367,7 @@ std::optional<server_ref<Interface>> whereis(const std::string& name) {
 
 inline bool unregister_name(const std::string& name) { return detail::the_runtime().unregister_name(name); }
 
-// ---- timers ----
+// -- timers --
 
 /// A pending send_after or send_interval.
 class timer {
@@ -4763,36 +5380,6 @@ class timer {
  private:
   std::shared_ptr<detail::timer_service::entry> entry_;
 };
-
-namespace detail {
-/// A timer sending `message`: as plain bytes when it travels in place (no code of the caller's
-/// is kept), else by a copy of it (a module's code then stays loaded while the timer runs).
-template <class Interface, class M>
-std::shared_ptr<timer_service::entry> add_timer(const server_ref<Interface>& to, M&& message,
-                                                std::chrono::steady_clock::duration delay,
-                                                std::chrono::steady_clock::duration period) {
-  using check = sent_check<Interface, M, message_kind::info>;
-  if constexpr (!fine<check>) {
-    (void)sizeof(error_of<check>);  // timers send infos: reported once
-    __builtin_unreachable();
-  }
-  using T = std::remove_cvref_t<M>;
-  if constexpr (stored_in_place<T>) {
-    if (to) {
-      envelope bytes{};
-      pack(bytes, std::forward<M>(message));
-      bytes.kind = Interface::template index_of<T>;
-      return the_runtime().timers.add(delay, period, *to.core(), bytes);
-    }
-  }
-  return the_runtime().timers.add(
-      delay, period,
-      [to, message = T(std::forward<M>(message)), repeats = period.count() > 0]() mutable {
-        return repeats ? send(to, message) : send(to, std::move(message));
-      },
-      pin_this_image());
-}
-}  // namespace detail
 
 /// Sends the info `message` to `to` after `delay`.
 template <class Interface, class M>
@@ -4826,31 +5413,21 @@ inline bool cancel(timer& pending) noexcept { return pending.cancel(); }
 #include <string>
 #include <string_view>
 #include <utility>
+#include <chrono>
+#include <functional>
 
+// ---- hotswap/detail/servers/code_change.hpp ----
+// Changing a server's code (sys::change_code): the new table makes its state from the old one,
+// keeping the old state and table if it fails; the server's hold on the new table's code.
 
-namespace hotswap::sys {
+#include <chrono>
+#include <memory>
+#include <string>
+#include <utility>
 
-/// After the message being handled, normal messages wait in the mailbox, in order, until resume;
-/// sys requests are still served. (Messages already queued wait too: to have your own casts
-/// handled first, make a call before.)
-result<void> suspend(const server_handle auto& server, std::chrono::nanoseconds timeout = default_timeout) {
-  return detail::control<void>(server, timeout, [](detail::server_core& core) -> result<void> {
-    core.suspended = true;
-    return {};
-  });
-}
-
-/// Handles what waited, in order, then carries on.
-result<void> resume(const server_handle auto& server, std::chrono::nanoseconds timeout = default_timeout) {
-  return detail::control<void>(server, timeout, [](detail::server_core& core) -> result<void> {
-    core.suspended = false;
-    return {};
-  });
-}
-
-}  // namespace hotswap::sys
 
 namespace hotswap::detail {
+
 /// A copy of code_change's `extra` (the request may outlive the wait), and a reference to it.
 template <class Extra>
 std::pair<extra_ref, std::shared_ptr<const void>> keep_extra(const Extra& extra) {
@@ -4858,7 +5435,8 @@ std::pair<extra_ref, std::shared_ptr<const void>> keep_extra(const Extra& extra)
   return {extra_ref{kept.get(), value_fingerprint<Extra>, type_spelling<Extra>()}, std::move(kept)};
 }
 
-result<void> change_code_request(const server_handle auto& server, const implementation_table& table, int old_vsn,
+template <class Handle>
+result<void> change_code_request(const Handle& server, const implementation_table& table, int old_vsn,
                                 std::chrono::nanoseconds timeout, std::shared_ptr<const void> table_owner,
                                 extra_ref extra, std::shared_ptr<const void> extra_owner) {
   if (!table_owner && building_module) {  // a module's own table: the server gets a lease of it
@@ -4895,9 +5473,40 @@ result<void> change_code_request(const server_handle auto& server, const impleme
         return {};
       });
 }
+
 }  // namespace hotswap::detail
 
+namespace hotswap {
+
+/// One message going into or out of a server, as sys::trace reports it.
+using trace_event = detail::trace_event;
+
+}  // namespace hotswap
+
 namespace hotswap::sys {
+
+// -- suspending --
+
+/// After the message being handled, normal messages wait in the mailbox, in order, until resume;
+/// sys requests are still served. (Messages already queued wait too: to have your own casts
+/// handled first, make a call before.)
+result<void> suspend(const server_handle auto& server, std::chrono::nanoseconds timeout = default_timeout) {
+  return detail::control<void>(server, timeout, [](detail::server_core& core) -> result<void> {
+    core.suspended = true;
+    return {};
+  });
+}
+
+/// Handles what waited, in order, then carries on.
+result<void> resume(const server_handle auto& server, std::chrono::nanoseconds timeout = default_timeout) {
+  return detail::control<void>(server, timeout, [](detail::server_core& core) -> result<void> {
+    core.suspended = false;
+    return {};
+  });
+}
+
+
+// -- changing code and state --
 
 /// Switches a suspended server to `table`, which makes its state from the old one (through its
 /// code_change or the generated migration). `old_vsn` is the vsn the server runs, as in
@@ -4949,6 +5558,8 @@ result<void> replace_state(const server_handle auto& server, Change change,
     return {};
   });
 }
+
+// -- observing --
 
 /// What sys::get_status reports.
 struct status {
@@ -5324,17 +5935,154 @@ using application = basic_application<>;
 #include <dlfcn.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
-// ---- hotswap/detail/headers_digest.hpp ----
+// ---- hotswap/detail/abi/abi_description.hpp ----
+// The ABI a module must share with the program that loads it, described in text that enters its
+// note and hashed into the fingerprint both compare.
+
+#include <cstdint>
+#include <string_view>
+// ---- hotswap/detail/abi/headers_digest.hpp ----
 // Generated by tools/headers_digest.py from every other header under include/hotswap; do not
 // edit. It enters the ABI fingerprint: a module built from other headers is refused.
 
-#define HOTSWAP_DETAIL_HEADERS_DIGEST "488a9a51fd75e6bd"
-// ---- hotswap/detail/module_file.hpp ----
+#define HOTSWAP_DETAIL_HEADERS_DIGEST "2f88abbab244030f"
+
+#define HOTSWAP_DETAIL_TEXT(x) #x
+#define HOTSWAP_DETAIL_STRING(x) HOTSWAP_DETAIL_TEXT(x)
+
+#if defined(__clang__)
+#define HOTSWAP_DETAIL_COMPILER                                                                         \
+  "clang " HOTSWAP_DETAIL_STRING(__clang_major__) "." HOTSWAP_DETAIL_STRING(__clang_minor__) "." \
+      HOTSWAP_DETAIL_STRING(__clang_patchlevel__)
+#elif defined(__GNUC__)
+#define HOTSWAP_DETAIL_COMPILER \
+  "g++ " HOTSWAP_DETAIL_STRING(__GNUC__) "." HOTSWAP_DETAIL_STRING(__GNUC_MINOR__) "." HOTSWAP_DETAIL_STRING(__GNUC_PATCHLEVEL__)
+#else
+#define HOTSWAP_DETAIL_COMPILER "unknown compiler"
+#endif
+
+#if defined(__GLIBCXX__)
+#define HOTSWAP_DETAIL_STDLIB                                                                      \
+  "libstdc++ " HOTSWAP_DETAIL_STRING(__GLIBCXX__) ", cxx11 abi " HOTSWAP_DETAIL_STRING(_GLIBCXX_USE_CXX11_ABI)
+#elif defined(_LIBCPP_VERSION)
+#define HOTSWAP_DETAIL_STDLIB "libc++ " HOTSWAP_DETAIL_STRING(_LIBCPP_VERSION) ", abi " HOTSWAP_DETAIL_STRING(_LIBCPP_ABI_VERSION)
+#else
+#define HOTSWAP_DETAIL_STDLIB "unknown standard library"
+#endif
+
+#if defined(_GLIBCXX_DEBUG)  // debug containers have other layouts
+#define HOTSWAP_DETAIL_DEBUG_CONTAINERS ", debug containers"
+#else
+#define HOTSWAP_DETAIL_DEBUG_CONTAINERS ""
+#endif
+
+#if defined(__cpp_exceptions) || defined(__EXCEPTIONS)
+#define HOTSWAP_DETAIL_EXCEPTIONS "exceptions on"
+#else
+#define HOTSWAP_DETAIL_EXCEPTIONS "exceptions off"
+#endif
+
+#if defined(__GXX_RTTI) || defined(__cpp_rtti)
+#define HOTSWAP_DETAIL_RTTI "rtti on"
+#else
+#define HOTSWAP_DETAIL_RTTI "rtti off"
+#endif
+
+
+namespace hotswap::detail {
+
+/// What a module must share with the program that loads it (hotswap::abi_description): the compiler and its version, the
+/// standard library and its dual-ABI setting, hotswap's version and the digest of its headers
+/// (the layouts of what program and module share, and the code that works on them), the pointer
+/// size, exceptions and RTTI. (Types cross between them as they are, so any of these changing is
+/// a refusal.)
+inline constexpr std::string_view abi_description =
+    HOTSWAP_DETAIL_COMPILER "; " HOTSWAP_DETAIL_STDLIB HOTSWAP_DETAIL_DEBUG_CONTAINERS
+    "; hotswap " HOTSWAP_VERSION_STRING " headers " HOTSWAP_DETAIL_HEADERS_DIGEST "; "
+    HOTSWAP_DETAIL_STRING(__SIZEOF_POINTER__) "-byte pointers; " HOTSWAP_DETAIL_EXCEPTIONS "; " HOTSWAP_DETAIL_RTTI;
+inline constexpr std::uint64_t abi_fingerprint = fnv1a(abi_description);
+
+}  // namespace hotswap::detail
+// ---- hotswap/detail/abi/module_descriptor.hpp ----
+// What the program finds through a module's one exported symbol, once the module's note has passed
+// its checks; and how the module attaches to the program (its static initializers run then).
+
+#include <cstdint>
+#include <exception>
+#include <string>
+#include <vector>
+#include <unistd.h>
+
+// Set by the linker around the static initializers hotswap_add_module moved out of .init_array.
+extern "C" {
+[[gnu::weak, gnu::visibility("hidden")]] extern void (*const __start_hotswap_init_array[])(int, char**, char**);
+[[gnu::weak, gnu::visibility("hidden")]] extern void (*const __stop_hotswap_init_array[])(int, char**, char**);
+}
+
+
+namespace hotswap::detail {
+
+struct version_info;  // schemas/version_info.hpp
+
+inline constexpr std::uint64_t descriptor_magic = 0x3176'6d73'7768'746fULL;  // "othwsmv1"
+
+/// What the program finds through the module's one exported symbol, once the note has passed.
+struct module_descriptor {
+  std::uint64_t magic;
+  const char* note;  // the same text as the section
+  const implementation_table* table;
+  void (*describe_schemas)(std::vector<version_info>& out);
+  /// Links the module to the program (its runtime, its registry, the module's own version and
+  /// how the program leases it to servers), then runs the module's static initializers (which
+  /// hotswap_add_module's link script defers to here); false, with what one of them threw.
+  bool (*attach)(const host_link& host, const lease_maker& leases, std::string& failure) noexcept;
+};
+
+template <class Implementation>
+bool attach_module(const host_link& host, const lease_maker& leases, std::string& failure) noexcept {
+  module_host = host;
+  module_leases() = leases;
+  try {
+    for (auto* run = __start_hotswap_init_array; run != __stop_hotswap_init_array; ++run) (*run)(0, nullptr, environ);
+    return true;
+  } catch (const std::exception& thrown) {
+    failure = thrown.what();
+  } catch (...) {
+    failure = "an exception not derived from std::exception";
+  }
+  return false;
+}
+
+}  // namespace hotswap::detail
+// ---- hotswap/detail/modules/copy_directory.hpp ----
+// The private copies of modules: the directory that holds them (made, checked and opened once;
+// every copy made and opened relative to it), writing a copy, and closing libraries once their
+// last user has gone. Templates only so that a program that loads no module does not compile them.
+
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+// ---- hotswap/detail/modules/module_file.hpp ----
 // Reading a module's file before any of its code runs: the path (nobody else could have written
 // it), the bytes, the ELF headers (nothing the loader maps lies past the end: a truncated library
 // would crash the program when first touched), and the note HOTSWAP_MODULE stamps into it.
@@ -5353,6 +6101,24 @@ using application = basic_application<>;
 #include <string_view>
 #include <vector>
 
+// ---- hotswap/detail/modules/module_name.hpp ----
+// The rule for a module's name, which both the note's writer (at compile time) and its reader check.
+
+#include <string_view>
+
+namespace hotswap::detail {
+
+/// A module's name: letters, digits, '.', '_', '-' (it names files).
+constexpr bool valid_module_name(std::string_view name) {
+  if (name.empty() || name.size() > 200 || name[0] == '.') return false;
+  for (const char c : name)
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+          c == '-'))
+      return false;
+  return true;
+}
+
+}  // namespace hotswap::detail
 
 namespace hotswap::detail {
 
@@ -5582,16 +6348,6 @@ result<module_sections> find_module_sections(std::string_view file, const std::s
   return found_sections;
 }
 
-/// A module's name: letters, digits, '.', '_', '-' (it names files).
-constexpr bool valid_module_name(std::string_view name) {
-  if (name.empty() || name.size() > 200 || name[0] == '.') return false;
-  for (const char c : name)
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-          c == '-'))
-      return false;
-  return true;
-}
-
 template <class = void>
 result<module_note_fields> parse_module_note(std::string_view text, const std::string& path) {
   module_note_fields note;
@@ -5646,7 +6402,457 @@ result<module_note_fields> parse_module_note(std::string_view text, const std::s
 }
 
 }  // namespace hotswap::detail
-// ---- hotswap/detail/module_seal.hpp ----
+
+namespace hotswap::detail {
+
+/// The directory of a code server's private copies, held open from its first use: copies are
+/// made and opened relative to it, so that nothing can redirect them once it was checked (not a
+/// rename of it, not a symbolic link put in its place). Shared with the closer of the libraries,
+/// which may outlive the code server.
+struct copy_directory {
+  int fd = -1;
+  copy_directory() = default;
+  copy_directory(const copy_directory&) = delete;
+  copy_directory& operator=(const copy_directory&) = delete;
+  ~copy_directory() {
+    if (fd >= 0) ::close(fd);
+  }
+  /// What the dynamic loader opens for the copy `name`: a path through the open directory (no
+  /// path of the file system is resolved again), never the same for two copies of the process
+  /// (glibc takes a library already loaded under the same name for the one asked for).
+  std::string path_of(const std::string& name) const {
+    return "/proc/self/fd/" + std::to_string(fd) + "/" + name;
+  }
+};
+
+/// Shared libraries whose last user has gone, closed by the code server (in the program's code:
+/// the last user may have been the module's own code, which cannot unmap itself).
+template <class = void>
+class library_closer {
+ public:
+  struct closed {
+    std::string name;  // of the copy
+    bool unmapped;
+  };
+  explicit library_closer(std::shared_ptr<const copy_directory> directory) : directory_(std::move(directory)) {}
+  void add(void* handle, std::string copy) {
+    const spin_guard hold(lock_);
+    pending_.push_back({handle, std::move(copy)});
+  }
+  std::vector<closed> close_pending() {
+    std::vector<std::pair<void*, std::string>> closing;
+    {
+      const spin_guard hold(lock_);
+      closing.swap(pending_);
+    }
+    std::vector<closed> done;
+    for (auto& [handle, copy] : closing) {
+      ::dlclose(handle);
+      // glibc keeps a library mapped that registered thread-local destructors or has unique symbols.
+      void* still = ::dlopen(directory_->path_of(copy).c_str(), RTLD_LAZY | RTLD_NOLOAD);
+      if (still) ::dlclose(still);
+      ::unlinkat(directory_->fd, copy.c_str(), 0);
+      done.push_back({std::move(copy), still == nullptr});
+    }
+    return done;
+  }
+
+ private:
+  std::shared_ptr<const copy_directory> directory_;
+  spin_lock lock_;
+  std::vector<std::pair<void*, std::string>> pending_;
+};
+
+/// Numbers the private copies of the process's code servers.
+inline std::uint64_t next_copy_number() noexcept {
+  static std::atomic<std::uint64_t> copies{0};
+  return copies.fetch_add(1, std::memory_order_relaxed);
+}
+
+/// A directory for copies, made if need be and opened, and whether it was made here.
+struct opened_directory {
+  std::string name;
+  bool made;
+  int fd;
+};
+
+/// Makes (`directory` empty: a new one under $TMPDIR or /tmp) and opens the directory for the
+/// copies of the module in `path`. It, and every directory above it, must be safe (others could
+/// otherwise swap it for their own between two loads).
+template <class = void>
+result<opened_directory> open_copy_directory(std::string directory, const std::string& path) {
+  bool made = false;
+  if (directory.empty()) {
+    const char* base = std::getenv("TMPDIR");
+    std::string pattern = std::string(base && *base ? base : "/tmp") + "/hotswap-modules-XXXXXX";
+    if (!::mkdtemp(pattern.data()))
+      return file_error(errc::load_failed, path,
+                        "cannot make a directory for its copy: " + std::string(std::strerror(errno)));
+    directory = pattern;
+    made = true;
+  } else {
+    made = ::mkdir(directory.c_str(), 0700) == 0;
+  }
+  auto refuse = [&](errc code, const std::string& why) {
+    if (made) ::rmdir(directory.c_str());
+    return file_error(code, path, why);
+  };
+  const int fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  struct stat info {};
+  if (fd < 0 || ::fstat(fd, &info) != 0) {
+    const std::string why = std::strerror(errno);
+    if (fd >= 0) ::close(fd);
+    return refuse(errc::load_failed, "no directory " + directory + " for its copy: " + why);
+  }
+  error unsafe{errc::unsafe_path, unsafe_because(info, "the directory " + directory + " for copies")};
+  // Above it, as given and as resolved: the directories others could rename it out of.
+  std::string resolved = absolute(directory);
+  if (char* real = ::realpath(directory.c_str(), nullptr)) {
+    resolved = real;
+    std::free(real);
+  }
+  for (const std::string& way : {absolute(directory), resolved})
+    if (unsafe.what.empty()) unsafe = unsafe_directory_of(way);
+  if (!unsafe.what.empty()) {
+    ::close(fd);
+    return refuse(unsafe.code, unsafe.what + (unsafe.code == errc::unsafe_path ? " (it holds the directory for copies)" : ""));
+  }
+  return opened_directory{std::move(directory), made, fd};
+}
+
+/// A private copy of the bytes checked, for this load only, made in the copy directory `into`
+/// (named `directory`; O_EXCL, O_NOFOLLOW: never an existing file, never through a link): its
+/// name there.
+template <class = void>
+result<std::string> write_copy(const copy_directory& into, const std::string& directory, const std::string& bytes,
+                               const module_note_fields& note, const std::string& path) {
+  std::string copy;
+  int fd = -1;
+  for (int attempt = 0; fd < 0 && attempt < 100; ++attempt) {  // another process may share the directory
+    copy = note.name + "-v" + std::to_string(note.vsn) + "-" + std::to_string(next_copy_number()) + ".so";
+    fd = ::openat(into.fd, copy.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0500);
+    if (fd < 0 && errno != EEXIST) break;
+  }
+  if (fd < 0)
+    return file_error(errc::load_failed, path,
+                      "cannot write its copy " + directory + "/" + copy + ": " + std::strerror(errno));
+  std::size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t wrote = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (wrote < 0 && errno == EINTR) continue;
+    if (wrote <= 0) break;
+    done += static_cast<std::size_t>(wrote);
+  }
+  ::close(fd);
+  if (done != bytes.size()) {
+    ::unlinkat(into.fd, copy.c_str(), 0);
+    return file_error(errc::load_failed, path, "cannot write its copy " + directory + "/" + copy);
+  }
+  return copy;
+}
+
+}  // namespace hotswap::detail
+// ---- hotswap/detail/modules/leases.hpp ----
+// Leases: a server's hold on the module whose code it runs (its table's, or its state's). A lease
+// lists the server among the module's servers, and keeps the module loaded while the server holds
+// it. Templates on the module type, which hotswap/modules.hpp defines (module_version).
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+
+namespace hotswap::detail {
+
+template <class Module>
+struct lease {
+  std::shared_ptr<const Module> code;
+  server_core* server = nullptr;  // bound before the server's init runs
+
+  explicit lease(std::shared_ptr<const Module> of) : code(std::move(of)) {
+    const spin_guard hold(code->lock_);
+    code->leases_.push_back(this);
+  }
+  ~lease() {
+    const spin_guard hold(code->lock_);
+    std::erase(code->leases_, this);
+  }
+  lease(const lease&) = delete;
+  lease& operator=(const lease&) = delete;
+  void bind(server_core& running) noexcept {
+    const spin_guard hold(code->lock_);
+    server = &running;
+  }
+};
+
+template <class Module>
+std::shared_ptr<const void> make_lease(const std::shared_ptr<const void>& version) {
+  return version ? std::make_shared<lease<Module>>(std::static_pointer_cast<const Module>(version)) : nullptr;
+}
+template <class Module>
+void bind_lease(const void* held, server_core& server) noexcept {
+  if (held) static_cast<lease<Module>*>(const_cast<void*>(held))->bind(server);
+}
+/// How the program leases a module to servers (a module's own servers get theirs through it).
+template <class Module>
+inline constexpr lease_maker leases_of{&make_lease<Module>, &bind_lease<Module>};
+
+/// A module's table, reached only to lease it.
+template <class Module>
+struct module_access {
+  static const implementation_table& table(const Module& version) noexcept { return *version.table_; }
+};
+
+/// A module's table with a lease on the module, not yet bound to a server.
+struct leased_table {
+  const implementation_table* table;
+  std::shared_ptr<const void> lease;
+};
+
+/// The table of `code` for a server whose init takes `Argument` (void: none), leased.
+template <class Argument, class Module>
+result<leased_table> lease_to_start(const std::shared_ptr<const Module>& code) {
+  if (!code) return error{errc::no_module, "no module given"};
+  const implementation_table& table = module_access<Module>::table(*code);
+  if (table.init_argument_fingerprint != argument_fingerprint<Argument>)
+    return error{errc::wrong_argument, code->implementation() + " (module " + code->name() + ") takes " +
+                                           std::string(table.init_argument_type) + " in init, not " +
+                                           std::string(argument_spelling<Argument>)};
+  return leased_table{&table, make_lease<Module>(code)};
+}
+
+/// The table of `code` for a running server, leased and bound to it.
+template <class Module>
+result<leased_table> lease_to_server(const std::shared_ptr<const Module>& code, server_core* server) {
+  if (!server) return error{errc::no_server, "an empty server handle"};
+  if (!code) return error{errc::no_module, "no module given"};
+  leased_table leased{&module_access<Module>::table(*code), make_lease<Module>(code)};
+  bind_lease<Module>(leased.lease.get(), *server);
+  return leased;
+}
+
+/// A reference to `server` unless it is already being freed.
+inline bool try_acquire(server_core& server) noexcept {
+  std::uint32_t count = server.references.load(std::memory_order_relaxed);
+  while (count != 0)
+    if (server.references.compare_exchange_weak(count, count + 1, std::memory_order_acq_rel)) return true;
+  return false;
+}
+
+}  // namespace hotswap::detail
+// ---- hotswap/detail/modules/load_checks.hpp ----
+// The code server's policy: whether a module's note fits the program (its ABI, the interface
+// asked for, the schemas it knows) and the module's loaded versions (the same interface, a newer
+// vsn, an old version no server uses), and how the servers in the way are named.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+
+namespace hotswap::detail {
+
+/// What to do about servers that keep an old version in use.
+inline constexpr std::string_view purge_advice =
+    ": change their code or stop them first (or purge with purge_mode::force)";
+
+/// `counter vsn 1 is still used by server 4 (counter), server 7`.
+template <class Version, class Handle>
+std::string describe_users(const Version& version, const std::vector<Handle>& using_it) {
+  std::string text = version.name() + " vsn " + std::to_string(version.vsn()) + " is still used by ";
+  for (std::size_t i = 0; i < using_it.size(); ++i) {
+    server_core& core = *using_it[i].core();
+    std::string name;
+    {
+      const spin_guard hold(core.exit_lock);
+      name = core.name;
+    }
+    text += (i ? ", " : "") + std::string("server ") + std::to_string(core.id) + (name.empty() ? "" : " (" + name + ")");
+  }
+  return text;
+}
+
+/// Checks a module's note against the program (`interface`: the one asked for, 0 for any;
+/// `known`: the program's schema registry) and the module's loaded versions (`now`, `before`:
+/// its current and old ones, or null).
+template <class ModulePtr, class Registry>
+result<void> check_fits(const module_note_fields& note, const std::string& path, std::uint64_t interface,
+                        std::string_view interface_name, const ModulePtr& now, const ModulePtr& before,
+                        const Registry& known) {
+  if (note.abi != abi_fingerprint)
+    return file_error(errc::abi_mismatch, path,
+                      "built for another ABI: the module has \"" + note.abi_text + "\", this program \"" +
+                          std::string(abi_description) + "\"");
+  if (interface && note.interface != interface)
+    return file_error(errc::wrong_interface, path,
+                      note.implementation + " implements " + note.interface_name +
+                          (note.interface_name == interface_name ? " with other messages than" : ", not") +
+                          " this program's " + std::string(interface_name));
+  if (const ModulePtr& loaded = now ? now : before; loaded && note.interface != loaded->interface_fingerprint())
+    return file_error(errc::wrong_interface, path,
+                      note.name + " vsn " + std::to_string(note.vsn) + " implements " + note.interface_name +
+                          " differently from the loaded vsn " + std::to_string(loaded->vsn()) + " (" +
+                          loaded->interface_name() + ")");
+  if (now && note.vsn <= now->vsn())
+    return file_error(errc::not_newer, path,
+                      note.name + " vsn " + std::to_string(note.vsn) + " is not newer than the current vsn " +
+                          std::to_string(now->vsn()));
+  if (now && before)
+    if (const auto using_it = before->servers(); !using_it.empty())
+      return file_error(errc::not_purged, path,
+                        "the old version must go first: " + describe_users(*before, using_it) +
+                            std::string(purge_advice));
+  for (const auto& version : note.schemas)
+    if (const auto found = known.find(version.schema, version.vsn); found && found->fingerprint != version.fingerprint)
+      return file_error(errc::schema_conflict, path,
+                        "its schema " + version.schema + " version " + std::to_string(version.vsn) +
+                            " differs from this program's (fields or their types): " + std::string(found->schema) +
+                            "@" + std::to_string(found->vsn) + " is registered with another fingerprint");
+  return {};
+}
+
+}  // namespace hotswap::detail
+// ---- hotswap/detail/modules/module_note.hpp ----
+// What HOTSWAP_MODULE puts in a module: its note (one fact a line: ABI, name, vsn, implementation,
+// interface, and every schema version its states and extra hold), checked by the program before
+// any of the module's code runs, and its descriptor. Cost: one visit per schema version reached
+// from the state, its history and its extra; a schema reached twice is written once.
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace hotswap::errors {
+template <class Name>
+struct module_name_is_invalid {
+  static_assert(reported<module_name_is_invalid>,
+                "hotswap: a module's name names its files: use letters, digits, '.', '_' and '-' only, not first '.'");
+};
+
+}  // namespace hotswap::errors
+
+namespace hotswap::detail {
+
+template <class T, class Visit>
+constexpr void visit_schemas_in(Visit& visit);
+
+/// Calls `visit(std::type_identity<V>{})` for every version V of `Schema`, then for the schemas
+/// their fields hold.
+template <class Schema, class Visit>
+constexpr void visit_schema_versions(Visit& visit) {
+  [&]<int... Offset>(std::integer_sequence<int, Offset...>) {
+    auto one = [&]<class V>(std::type_identity<V> version) {
+      visit(version);
+      [&]<std::size_t... I>(std::index_sequence<I...>) {
+        (visit_schemas_in<field_type<V, I>>(visit), ...);
+      }(std::make_index_sequence<field_count<V>>{});
+    };
+    (one(std::type_identity<typename Schema::template type_of<Schema::oldest_vsn + Offset>>{}), ...);
+  }(std::make_integer_sequence<int, static_cast<int>(Schema::vsns.size())>{});
+}
+
+/// The schemas a type holds: its own if it is a schema version, those of its elements if it is
+/// a standard container.
+template <class T, class Visit>
+constexpr void visit_schemas_in(Visit& visit) {
+  if constexpr (field_kind_of<T> == field_kind::version)
+    visit_schema_versions<schema_of<T>>(visit);
+  else
+    [&]<class... Held>(type_list<Held...>) { (visit_schemas_in<Held>(visit), ...); }(held_types<T>{});
+}
+
+/// The schema history a module carries: the schemas its state, the states it upgrades from and
+/// its extra hold (each schema with every version it lists). A schema may come more than once.
+template <class Implementation, class Visit>
+constexpr void visit_module_schemas(Visit& visit) {
+  visit_schemas_in<typename Implementation::state>(visit);
+  [&]<class... Versions>(state_history<Versions...>) {
+    (visit_schemas_in<typename Versions::type>(visit), ...);
+  }(history_of<Implementation>{});
+  visit_schemas_in<extra_of<Implementation>>(visit);
+}
+
+/// The text of a module's note: one fact a line, readable with `readelf -p hotswap_module`.
+template <fixed_string Name, class Implementation, class Sink>
+constexpr void put_module_note(Sink& sink) {
+  using interface = typename Implementation::interface;
+  sink.put("hotswap module 1\nabi ");
+  put_hex(sink, abi_fingerprint);
+  sink.put(" ");
+  sink.put(abi_description);
+  sink.put("\nname ");
+  sink.put(Name.view());
+  sink.put("\nvsn ");
+  put_number(sink, static_cast<std::size_t>(Implementation::vsn));
+  sink.put("\nimplementation ");
+  sink.put(type_spelling<Implementation>());
+  sink.put("\ninterface ");
+  put_hex(sink, interface::fingerprint);
+  sink.put(" ");
+  sink.put(interface::name);
+  sink.put("\n");
+  std::array<std::uint64_t, 256> seen{};  // a schema reached twice is written once
+  std::size_t seen_count = 0;
+  auto line = [&]<class V>(std::type_identity<V>) {  // schema Account 2 <fingerprint>
+    for (std::size_t i = 0; i < seen_count; ++i)
+      if (seen[i] == fnv1a(description<V>)) return;
+    if (seen_count < seen.size()) seen[seen_count++] = fnv1a(description<V>);
+    sink.put("schema ");
+    sink.put(schema_of<V>::name);
+    sink.put(" ");
+    put_number(sink, static_cast<std::size_t>(version_number<V>));
+    sink.put(" ");
+    put_hex(sink, fnv1a(description<V>));
+    sink.put("\n");
+  };
+  visit_module_schemas<Implementation>(line);
+}
+
+template <fixed_string Name, class Implementation>
+constexpr auto make_module_note() {
+  constexpr std::size_t size = [] {
+    length_sink counter;
+    put_module_note<Name, Implementation>(counter);
+    return counter.size;
+  }();
+  chars_sink<size + 1> text;  // and a NUL
+  put_module_note<Name, Implementation>(text);
+  return text.chars;
+}
+
+/// Stamped into the module's `hotswap_module` section by HOTSWAP_MODULE.
+template <fixed_string Name, class Implementation>
+inline constexpr auto module_note = [] {
+  if constexpr (fine<implementation_check<Implementation>>) return make_module_note<Name, Implementation>();
+  else return (void)checked_table<Implementation>::table, std::array<char, 1>{};  // reports the implementation's mistake
+}();
+
+template <fixed_string Name>
+using module_name_check = std::conditional_t<valid_module_name(Name.view()), no_error,
+                                             errors::module_name_is_invalid<spelled<errors::schema_named, Name>>>;
+
+template <class Implementation>
+void describe_schemas(std::vector<version_info>& out) {
+  auto add = [&]<class V>(std::type_identity<V>) { out.push_back(describe_version<V>()); };
+  visit_module_schemas<Implementation>(add);
+}
+
+template <class Implementation>
+inline constexpr module_descriptor make_descriptor(const char* note) {
+  return {descriptor_magic, note, &checked_table<Implementation>::table, &describe_schemas<Implementation>,
+          &attach_module<Implementation>};
+}
+
+}  // namespace hotswap::detail
+// ---- hotswap/detail/modules/module_seal.hpp ----
 // A module's seal: a digest of its file, and optionally a signature of that digest, which
 // hotswap-seal writes after the link (hotswap_add_module runs it) into a section HOTSWAP_MODULE
 // reserves. The code server recomputes the digest over exactly the bytes it read, so a file torn
@@ -5799,238 +7005,7 @@ result<void> check_seal(std::string_view file, std::string_view section, const s
 
 }  // namespace hotswap::detail
 
-// ---- the ABI a module must share with the program ----
-
-#define HOTSWAP_DETAIL_TEXT(x) #x
-#define HOTSWAP_DETAIL_STRING(x) HOTSWAP_DETAIL_TEXT(x)
-
-#if defined(__clang__)
-#define HOTSWAP_DETAIL_COMPILER                                                                         \
-  "clang " HOTSWAP_DETAIL_STRING(__clang_major__) "." HOTSWAP_DETAIL_STRING(__clang_minor__) "." \
-      HOTSWAP_DETAIL_STRING(__clang_patchlevel__)
-#elif defined(__GNUC__)
-#define HOTSWAP_DETAIL_COMPILER \
-  "g++ " HOTSWAP_DETAIL_STRING(__GNUC__) "." HOTSWAP_DETAIL_STRING(__GNUC_MINOR__) "." HOTSWAP_DETAIL_STRING(__GNUC_PATCHLEVEL__)
-#else
-#define HOTSWAP_DETAIL_COMPILER "unknown compiler"
-#endif
-
-#if defined(__GLIBCXX__)
-#define HOTSWAP_DETAIL_STDLIB                                                                      \
-  "libstdc++ " HOTSWAP_DETAIL_STRING(__GLIBCXX__) ", cxx11 abi " HOTSWAP_DETAIL_STRING(_GLIBCXX_USE_CXX11_ABI)
-#elif defined(_LIBCPP_VERSION)
-#define HOTSWAP_DETAIL_STDLIB "libc++ " HOTSWAP_DETAIL_STRING(_LIBCPP_VERSION) ", abi " HOTSWAP_DETAIL_STRING(_LIBCPP_ABI_VERSION)
-#else
-#define HOTSWAP_DETAIL_STDLIB "unknown standard library"
-#endif
-
-#if defined(_GLIBCXX_DEBUG)  // debug containers have other layouts
-#define HOTSWAP_DETAIL_DEBUG_CONTAINERS ", debug containers"
-#else
-#define HOTSWAP_DETAIL_DEBUG_CONTAINERS ""
-#endif
-
-#if defined(__cpp_exceptions) || defined(__EXCEPTIONS)
-#define HOTSWAP_DETAIL_EXCEPTIONS "exceptions on"
-#else
-#define HOTSWAP_DETAIL_EXCEPTIONS "exceptions off"
-#endif
-
-#if defined(__GXX_RTTI) || defined(__cpp_rtti)
-#define HOTSWAP_DETAIL_RTTI "rtti on"
-#else
-#define HOTSWAP_DETAIL_RTTI "rtti off"
-#endif
-
-namespace hotswap {
-
-/// What a module must share with the program that loads it: the compiler and its version, the
-/// standard library and its dual-ABI setting, hotswap's version and the digest of its headers
-/// (the layouts of what program and module share, and the code that works on them), the pointer
-/// size, exceptions and RTTI. (Types cross between them as they are, so any of these changing is
-/// a refusal.)
-inline constexpr std::string_view abi_description =
-    HOTSWAP_DETAIL_COMPILER "; " HOTSWAP_DETAIL_STDLIB HOTSWAP_DETAIL_DEBUG_CONTAINERS
-    "; hotswap " HOTSWAP_VERSION_STRING " headers " HOTSWAP_DETAIL_HEADERS_DIGEST "; "
-    HOTSWAP_DETAIL_STRING(__SIZEOF_POINTER__) "-byte pointers; " HOTSWAP_DETAIL_EXCEPTIONS "; " HOTSWAP_DETAIL_RTTI;
-inline constexpr std::uint64_t abi_fingerprint = detail::fnv1a(abi_description);
-
-// ---- what a module says of itself ----
-
-namespace detail {
-
-template <class Sink>
-constexpr void put_hex(Sink& sink, std::uint64_t value) {
-  constexpr std::string_view digits = "0123456789abcdef";
-  for (int shift = 60; shift >= 0; shift -= 4) sink.put(digits.substr((value >> shift) & 0xF, 1));
-}
-
-template <class T, class Visit>
-constexpr void visit_schemas_in(Visit& visit);
-
-/// Calls `visit(std::type_identity<V>{})` for every version V of `Schema`, then for the schemas
-/// their fields hold.
-template <class Schema, class Visit>
-constexpr void visit_schema_versions(Visit& visit) {
-  [&]<int... Offset>(std::integer_sequence<int, Offset...>) {
-    auto one = [&]<class V>(std::type_identity<V> version) {
-      visit(version);
-      [&]<std::size_t... I>(std::index_sequence<I...>) {
-        (visit_schemas_in<field_type<V, I>>(visit), ...);
-      }(std::make_index_sequence<field_count<V>>{});
-    };
-    (one(std::type_identity<typename Schema::template type_of<Schema::oldest_vsn + Offset>>{}), ...);
-  }(std::make_integer_sequence<int, static_cast<int>(Schema::vsns.size())>{});
-}
-
-/// The schemas a type holds: its own if it is a schema version, those of its elements if it is
-/// a standard container.
-template <class T, class Visit>
-constexpr void visit_schemas_in(Visit& visit) {
-  if constexpr (versioned<T>) {
-    visit_schema_versions<schema_of<T>>(visit);
-  } else if constexpr (optional<T> || sequence<T> || fixed_array<T>) {
-    visit_schemas_in<typename T::value_type>(visit);
-  } else if constexpr (ordered_map<T> || hashed_map<T>) {
-    visit_schemas_in<typename T::key_type>(visit);
-    visit_schemas_in<typename T::mapped_type>(visit);
-  }
-}
-
-/// The schema history a module carries: the schemas its state, the states it upgrades from and
-/// its extra hold (each schema with every version it lists). A schema may come more than once.
-template <class Implementation, class Visit>
-constexpr void visit_module_schemas(Visit& visit) {
-  visit_schemas_in<typename Implementation::state>(visit);
-  [&]<class... Versions>(state_history<Versions...>) {
-    (visit_schemas_in<typename Versions::type>(visit), ...);
-  }(history_of<Implementation>{});
-  visit_schemas_in<extra_of<Implementation>>(visit);
-}
-
-/// The text of a module's note: one fact a line, readable with `readelf -p hotswap_module`.
-template <fixed_string Name, class Implementation, class Sink>
-constexpr void put_module_note(Sink& sink) {
-  using interface = typename Implementation::interface;
-  sink.put("hotswap module 1\nabi ");
-  put_hex(sink, abi_fingerprint);
-  sink.put(" ");
-  sink.put(abi_description);
-  sink.put("\nname ");
-  sink.put(Name.view());
-  sink.put("\nvsn ");
-  put_number(sink, static_cast<std::size_t>(Implementation::vsn));
-  sink.put("\nimplementation ");
-  sink.put(type_spelling<Implementation>());
-  sink.put("\ninterface ");
-  put_hex(sink, interface::fingerprint);
-  sink.put(" ");
-  sink.put(interface::name);
-  sink.put("\n");
-  std::array<std::uint64_t, 256> seen{};  // a schema reached twice is written once
-  std::size_t seen_count = 0;
-  auto line = [&]<class V>(std::type_identity<V>) {  // schema Account 2 <fingerprint>
-    for (std::size_t i = 0; i < seen_count; ++i)
-      if (seen[i] == fingerprint<V>) return;
-    if (seen_count < seen.size()) seen[seen_count++] = fingerprint<V>;
-    sink.put("schema ");
-    sink.put(schema_of<V>::name);
-    sink.put(" ");
-    put_number(sink, static_cast<std::size_t>(vsn_of<V>));
-    sink.put(" ");
-    put_hex(sink, fingerprint<V>);
-    sink.put("\n");
-  };
-  visit_module_schemas<Implementation>(line);
-}
-
-template <fixed_string Name, class Implementation>
-constexpr auto make_module_note() {
-  constexpr std::size_t size = [] {
-    length_sink counter;
-    put_module_note<Name, Implementation>(counter);
-    return counter.size;
-  }();
-  chars_sink<size + 1> text;  // and a NUL
-  put_module_note<Name, Implementation>(text);
-  return text.chars;
-}
-
-/// Stamped into the module's `hotswap_module` section by HOTSWAP_MODULE.
-template <fixed_string Name, class Implementation>
-inline constexpr auto module_note = [] {
-  if constexpr (fine<implementation_check<Implementation>>) return make_module_note<Name, Implementation>();
-  else return (void)table_of<Implementation>, std::array<char, 1>{};  // reports the implementation's mistake
-}();
-
-}  // namespace detail
-
-namespace errors {
-template <class Name>
-struct module_name_is_invalid {
-  static_assert(reported<module_name_is_invalid>,
-                "hotswap: a module's name names its files: use letters, digits, '.', '_' and '-' only, not first '.'");
-};
-}  // namespace errors
-
-namespace detail {
-template <fixed_string Name>
-using module_name_check = std::conditional_t<valid_module_name(Name.view()), no_error,
-                                             errors::module_name_is_invalid<spelled<errors::schema_named, Name>>>;
-
-inline constexpr std::uint64_t descriptor_magic = 0x3176'6d73'7768'746fULL;  // "othwsmv1"
-
-/// What the program finds through the module's one exported symbol, once the note has passed.
-struct module_descriptor {
-  std::uint64_t magic;
-  const char* note;  // the same text as the section
-  const implementation_table* table;
-  void (*describe_schemas)(std::vector<version_info>& out);
-  /// Links the module to the program (its runtime, its registry, the module's own version and
-  /// how the program leases it to servers), then runs the module's static initializers (which
-  /// hotswap_add_module's link script defers to here); false, with what one of them threw.
-  bool (*attach)(const host_link& host, const lease_maker& leases, std::string& failure) noexcept;
-};
-
-}  // namespace detail
-}  // namespace hotswap
-
-// Set by the linker around the static initializers hotswap_add_module moved out of .init_array.
-extern "C" {
-[[gnu::weak, gnu::visibility("hidden")]] extern void (*const __start_hotswap_init_array[])(int, char**, char**);
-[[gnu::weak, gnu::visibility("hidden")]] extern void (*const __stop_hotswap_init_array[])(int, char**, char**);
-}
-
-namespace hotswap::detail {
-
-template <class Implementation>
-void describe_schemas(std::vector<version_info>& out) {
-  auto add = [&]<class V>(std::type_identity<V>) { out.push_back(describe<V>()); };
-  visit_module_schemas<Implementation>(add);
-}
-
-template <class Implementation>
-bool attach_module(const host_link& host, const lease_maker& leases, std::string& failure) noexcept {
-  module_host = host;
-  module_leases() = leases;
-  try {
-    for (auto* run = __start_hotswap_init_array; run != __stop_hotswap_init_array; ++run) (*run)(0, nullptr, environ);
-    return true;
-  } catch (const std::exception& thrown) {
-    failure = thrown.what();
-  } catch (...) {
-    failure = "an exception not derived from std::exception";
-  }
-  return false;
-}
-
-template <class Implementation>
-inline constexpr module_descriptor make_descriptor(const char* note) {
-  return {descriptor_magic, note, &table_of<Implementation>, &describe_schemas<Implementation>,
-          &attach_module<Implementation>};
-}
-
-}  // namespace hotswap::detail
+// -- making a module --
 
 /// Makes this shared library a module named `name` (a string literal: letters, digits, '.', '_',
 /// '-') holding `Implementation`. Once in a library made by hotswap_add_module.
@@ -6049,21 +7024,13 @@ inline constexpr module_descriptor make_descriptor(const char* note) {
 
 namespace hotswap {
 
-// ---- modules ----
+/// What a module must share with the program that loads it: the compiler and its version, the
+/// standard library and its dual-ABI setting, hotswap's version and the digest of its headers,
+/// the pointer size, exceptions and RTTI. A module built otherwise is refused (errc::abi_mismatch).
+inline constexpr std::string_view abi_description = detail::abi_description;
+inline constexpr std::uint64_t abi_fingerprint = detail::abi_fingerprint;
 
-namespace detail {
-template <class Module>
-struct lease;
-struct module_access;
-
-/// A reference to `server` unless it is already being freed.
-inline bool try_acquire(server_core& server) noexcept {
-  std::uint32_t count = server.references.load(std::memory_order_relaxed);
-  while (count != 0)
-    if (server.references.compare_exchange_weak(count, count + 1, std::memory_order_acq_rel)) return true;
-  return false;
-}
-}  // namespace detail
+// -- loaded modules --
 
 /// One loaded version of a module: what its note says, and the servers using it. Shared by the
 /// code server, the servers on it (and whatever else holds its code); its library is unmapped
@@ -6111,6 +7078,7 @@ class module_version : public std::enable_shared_from_this<module_version> {
  private:
   template <class>
   friend struct detail::lease;
+  template <class>
   friend struct detail::module_access;
   detail::module_note_fields note_;
   std::string path_, copy_;
@@ -6122,97 +7090,38 @@ class module_version : public std::enable_shared_from_this<module_version> {
 
 using module_ptr = std::shared_ptr<const module_version>;
 
-namespace detail {
-/// A server's hold on the module it runs (its table_owner, or its state_owner): listed by the
-/// module as one of its servers, it keeps the module loaded while the server holds it.
-template <class Module>
-struct lease {
-  std::shared_ptr<const Module> code;
-  server_core* server = nullptr;  // bound before the server's init runs
-
-  explicit lease(std::shared_ptr<const Module> of) : code(std::move(of)) {
-    const spin_guard hold(code->lock_);
-    code->leases_.push_back(this);
-  }
-  ~lease() {
-    const spin_guard hold(code->lock_);
-    std::erase(code->leases_, this);
-  }
-  lease(const lease&) = delete;
-  lease& operator=(const lease&) = delete;
-  void bind(server_core& running) noexcept {
-    const spin_guard hold(code->lock_);
-    server = &running;
-  }
-};
-
-template <class Module>
-std::shared_ptr<const void> make_lease(const std::shared_ptr<const void>& version) {
-  return version ? std::make_shared<lease<Module>>(std::static_pointer_cast<const Module>(version)) : nullptr;
-}
-template <class Module>
-void bind_lease(const void* held, server_core& server) noexcept {
-  if (held) static_cast<lease<Module>*>(const_cast<void*>(held))->bind(server);
-}
-inline constexpr lease_maker leases_of_modules{&make_lease<module_version>, &bind_lease<module_version>};
-
-/// A module's table, with the lease that must come with it.
-struct module_access {
-  static const implementation_table& table(const module_version& version) noexcept { return *version.table_; }
-};
-}  // namespace detail
-
-namespace detail {
-/// start on a module's table, with a lease; `Argument` is void when init takes none.
-template <class Interface, class Argument>
-result<server_ref<Interface>> start_on_module(const module_ptr& code, const void* argument, start_options options) {
-  if (!code) return error{errc::no_module, "no module given"};
-  const implementation_table& table = module_access::table(*code);
-  if (table.init_argument_fingerprint != argument_fingerprint<Argument>)
-    return error{errc::wrong_argument, code->implementation() + " (module " + code->name() + ") takes " +
-                                           std::string(table.init_argument_type) + " in init, not " +
-                                           std::string(argument_spelling<Argument>)};
-  options.table_owner = make_lease<module_version>(code);
-  options.bind_owner = &bind_lease<module_version>;
-  return hotswap::start<Interface>(table, argument, std::move(options));
-}
-}  // namespace detail
+// -- servers on modules --
 
 /// Starts a server running a module's table, passing `argument` to its init. Fails if the
 /// module implements another interface or its init takes another argument.
 template <class Interface, class Argument>
   requires detail::is_interface<Interface>
 result<server_ref<Interface>> start(const module_ptr& code, const Argument& argument, start_options options = {}) {
-  return detail::start_on_module<Interface, Argument>(code, &argument, std::move(options));
+  auto leased = detail::lease_to_start<Argument>(code);
+  if (!leased) return leased.error();
+  options.table_owner = std::move(leased->lease);
+  options.bind_owner = &detail::bind_lease<module_version>;
+  return start<Interface>(*leased->table, &argument, std::move(options));
 }
 
 /// Starts a server running a module's table whose init takes no argument.
 template <class Interface>
   requires detail::is_interface<Interface>
 result<server_ref<Interface>> start(const module_ptr& code, start_options options = {}) {
-  return detail::start_on_module<Interface, void>(code, nullptr, std::move(options));
+  auto leased = detail::lease_to_start<void>(code);
+  if (!leased) return leased.error();
+  options.table_owner = std::move(leased->lease);
+  options.bind_owner = &detail::bind_lease<module_version>;
+  return start<Interface>(*leased->table, nullptr, std::move(options));
 }
-
-namespace detail {
-template <class Extra>
-result<void> change_code_to_module(const server_handle auto& server, const module_ptr& code, int old_vsn,
-                                   const Extra* extra, std::chrono::nanoseconds timeout) {
-  if (!server) return error{errc::no_server, "an empty server handle"};
-  if (!code) return error{errc::no_module, "no module given"};
-  auto held = make_lease<module_version>(code);
-  bind_lease<module_version>(held.get(), *server.core());
-  if (!extra) return change_code_request(server, module_access::table(*code), old_vsn, timeout, std::move(held), {}, {});
-  auto [reference, kept] = keep_extra(*extra);
-  return change_code_request(server, module_access::table(*code), old_vsn, timeout, std::move(held), reference,
-                             std::move(kept));
-}
-}  // namespace detail
 
 namespace sys {
 /// change_code to a loaded module: the server then keeps that version loaded.
 result<void> change_code(const server_handle auto& server, const module_ptr& code, int old_vsn,
                          std::chrono::nanoseconds timeout = default_timeout) {
-  return detail::change_code_to_module<no_extra>(server, code, old_vsn, nullptr, timeout);
+  auto leased = detail::lease_to_server(code, server.core());
+  if (!leased) return leased.error();
+  return detail::change_code_request(server, *leased->table, old_vsn, timeout, std::move(leased->lease), {}, {});
 }
 
 /// change_code to a loaded module, passing `extra` to its code_change (a duration is the timeout).
@@ -6220,77 +7129,15 @@ template <class Extra>
   requires(!detail::is_instance_of<std::chrono::duration, Extra>)
 result<void> change_code(const server_handle auto& server, const module_ptr& code, int old_vsn, const Extra& extra,
                          std::chrono::nanoseconds timeout = default_timeout) {
-  return detail::change_code_to_module(server, code, old_vsn, &extra, timeout);
+  auto leased = detail::lease_to_server(code, server.core());
+  if (!leased) return leased.error();
+  auto [reference, kept] = detail::keep_extra(extra);
+  return detail::change_code_request(server, *leased->table, old_vsn, timeout, std::move(leased->lease), reference,
+                                     std::move(kept));
 }
 }  // namespace sys
 
-// ---- the code server ----
-
-namespace detail {
-/// The directory of a code server's private copies, held open from its first use: copies are
-/// made and opened relative to it, so that nothing can redirect them once it was checked (not a
-/// rename of it, not a symbolic link put in its place). Shared with the closer of the libraries,
-/// which may outlive the code server.
-struct copy_directory {
-  int fd = -1;
-  copy_directory() = default;
-  copy_directory(const copy_directory&) = delete;
-  copy_directory& operator=(const copy_directory&) = delete;
-  ~copy_directory() {
-    if (fd >= 0) ::close(fd);
-  }
-  /// What the dynamic loader opens for the copy `name`: a path through the open directory (no
-  /// path of the file system is resolved again), never the same for two copies of the process
-  /// (glibc takes a library already loaded under the same name for the one asked for).
-  std::string path_of(const std::string& name) const {
-    return "/proc/self/fd/" + std::to_string(fd) + "/" + name;
-  }
-};
-
-/// Shared libraries whose last user has gone, closed by the code server (in the program's code:
-/// the last user may have been the module's own code, which cannot unmap itself).
-template <class = void>
-class library_closer {
- public:
-  struct closed {
-    std::string name;  // of the copy
-    bool unmapped;
-  };
-  explicit library_closer(std::shared_ptr<const copy_directory> directory) : directory_(std::move(directory)) {}
-  void add(void* handle, std::string copy) {
-    const spin_guard hold(lock_);
-    pending_.push_back({handle, std::move(copy)});
-  }
-  std::vector<closed> close_pending() {
-    std::vector<std::pair<void*, std::string>> closing;
-    {
-      const spin_guard hold(lock_);
-      closing.swap(pending_);
-    }
-    std::vector<closed> done;
-    for (auto& [handle, copy] : closing) {
-      ::dlclose(handle);
-      // glibc keeps a library mapped that registered thread-local destructors or has unique symbols.
-      void* still = ::dlopen(directory_->path_of(copy).c_str(), RTLD_LAZY | RTLD_NOLOAD);
-      if (still) ::dlclose(still);
-      ::unlinkat(directory_->fd, copy.c_str(), 0);
-      done.push_back({std::move(copy), still == nullptr});
-    }
-    return done;
-  }
-
- private:
-  std::shared_ptr<const copy_directory> directory_;
-  spin_lock lock_;
-  std::vector<std::pair<void*, std::string>> pending_;
-};
-
-/// Numbers the private copies of the process's code servers.
-inline std::uint64_t next_copy_number() noexcept {
-  static std::atomic<std::uint64_t> copies{0};
-  return copies.fetch_add(1, std::memory_order_relaxed);
-}
-}  // namespace detail
+// -- the code server --
 
 /// soft: refuse while servers use the old version; force: stop them first.
 enum class purge_mode { soft, force };
@@ -6375,14 +7222,14 @@ class basic_code_server {
     report.vsn = old_version->vsn();
     std::vector<any_server> using_it = old_version->servers();
     if (!using_it.empty() && mode == purge_mode::soft)
-      return error{errc::not_purged, describe_users(*old_version, using_it) + std::string(advice)};
+      return error{errc::not_purged, detail::describe_users(*old_version, using_it) + std::string(detail::purge_advice)};
     std::vector<any_server> running_on;  // what could not be stopped: the version stays
     for (auto& server : using_it) {
       if (stop(server, timeout)) ++report.servers_stopped;
       else if (server.alive()) running_on.push_back(server);
     }
     if (!running_on.empty())
-      return error{errc::not_purged, describe_users(*old_version, running_on) + ", which did not stop within " +
+      return error{errc::not_purged, detail::describe_users(*old_version, running_on) + ", which did not stop within " +
                                          std::to_string(timeout.count() / 1'000'000) +
                                          " ms (a handler that has not returned); its stop may take effect later: "
                                          "purge again then"};
@@ -6422,7 +7269,7 @@ class basic_code_server {
       if (found->old)
         if (std::vector<any_server> using_it = found->old->servers(); !using_it.empty())
           return error{errc::not_purged,
-                       "the old version must go first: " + describe_users(*found->old, using_it) + std::string(advice)};
+                       "the old version must go first: " + detail::describe_users(*found->old, using_it) + std::string(detail::purge_advice)};
       purged = std::exchange(found->old, std::exchange(found->current, nullptr));
     }
     purged.reset();
@@ -6448,21 +7295,6 @@ class basic_code_server {
     module_ptr current, old;
   };
 
-  static std::string describe_users(const module_version& version, const std::vector<any_server>& using_it) {
-    std::string text = version.name() + " vsn " + std::to_string(version.vsn()) + " is still used by ";
-    for (std::size_t i = 0; i < using_it.size(); ++i) {
-      detail::server_core& core = *using_it[i].core();
-      std::string name;
-      {
-        const detail::spin_guard hold(core.exit_lock);
-        name = core.name;
-      }
-      text += (i ? ", " : "") + std::string("server ") + std::to_string(core.id) + (name.empty() ? "" : " (" + name + ")");
-    }
-    return text;
-  }
-  static constexpr std::string_view advice = ": change their code or stop them first (or purge with purge_mode::force)";
-
   module_ptr find(std::string_view name, module_ptr entry::*which) const {
     const detail::spin_guard hold(lock_);
     for (const auto& known : modules_)
@@ -6475,118 +7307,16 @@ class basic_code_server {
     return nullptr;
   }
 
-  /// Checks the note against the program and the module's loaded versions.
-  result<void> check(const detail::module_note_fields& note, const std::string& path, std::uint64_t interface,
-                     std::string_view interface_name) const {
-    if (note.abi != abi_fingerprint)
-      return detail::file_error(errc::abi_mismatch, path,
-                                "built for another ABI: the module has \"" + note.abi_text + "\", this program \"" +
-                                    std::string(abi_description) + "\"");
-    if (interface && note.interface != interface)
-      return detail::file_error(errc::wrong_interface, path,
-                                note.implementation + " implements " + note.interface_name +
-                                    (note.interface_name == interface_name ? " with other messages than" : ", not") +
-                                    " this program's " + std::string(interface_name));
-    const module_ptr now = current(note.name), before = old(note.name);
-    if (const module_ptr loaded = now ? now : before; loaded && note.interface != loaded->interface_fingerprint())
-      return detail::file_error(errc::wrong_interface, path,
-                                note.name + " vsn " + std::to_string(note.vsn) + " implements " + note.interface_name +
-                                    " differently from the loaded vsn " + std::to_string(loaded->vsn()) + " (" +
-                                    loaded->interface_name() + ")");
-    if (now && note.vsn <= now->vsn())
-      return detail::file_error(errc::not_newer, path,
-                                note.name + " vsn " + std::to_string(note.vsn) + " is not newer than the current vsn " +
-                                    std::to_string(now->vsn()));
-    if (now && before)
-      if (std::vector<any_server> using_it = before->servers(); !using_it.empty())
-        return detail::file_error(errc::not_purged, path,
-                                  "the old version must go first: " + describe_users(*before, using_it) + std::string(advice));
-    for (const auto& version : note.schemas)
-      if (const auto known = registry().find(version.schema, version.vsn); known && known->fingerprint != version.fingerprint)
-        return detail::file_error(errc::schema_conflict, path,
-                                  "its schema " + version.schema + " version " + std::to_string(version.vsn) +
-                                      " differs from this program's (fields or their types): " +
-                                      std::string(known->schema) + "@" + std::to_string(known->vsn) +
-                                      " is registered with another fingerprint");
-    return {};
-  }
-
-  /// The directory of the copies, made and opened on first use. It, and every directory above
-  /// it, must be safe (others could otherwise swap it for their own between two loads).
+  /// The directory of the copies, made and opened on first use.
   result<void> open_directory(const std::string& path) {
     if (directory_fd_->fd >= 0) return {};
-    std::string directory = this->directory();
-    bool made = false;
-    if (directory.empty()) {
-      const char* base = std::getenv("TMPDIR");
-      std::string pattern = std::string(base && *base ? base : "/tmp") + "/hotswap-modules-XXXXXX";
-      if (!::mkdtemp(pattern.data()))
-        return detail::file_error(errc::load_failed, path,
-                                  "cannot make a directory for its copy: " + std::string(std::strerror(errno)));
-      directory = pattern;
-      made = true;
-    } else {
-      made = ::mkdir(directory.c_str(), 0700) == 0;
-    }
-    auto refuse = [&](errc code, const std::string& why) {
-      if (made) ::rmdir(directory.c_str());
-      return detail::file_error(code, path, why);
-    };
-    const int fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    struct stat info {};
-    if (fd < 0 || ::fstat(fd, &info) != 0) {
-      const std::string why = std::strerror(errno);
-      if (fd >= 0) ::close(fd);
-      return refuse(errc::load_failed, "no directory " + directory + " for its copy: " + why);
-    }
-    error unsafe{errc::unsafe_path, detail::unsafe_because(info, "the directory " + directory + " for copies")};
-    // Above it, as given and as resolved: the directories others could rename it out of.
-    std::string resolved = detail::absolute(directory);
-    if (char* real = ::realpath(directory.c_str(), nullptr)) {
-      resolved = real;
-      std::free(real);
-    }
-    for (const std::string& way : {detail::absolute(directory), resolved})
-      if (unsafe.what.empty()) unsafe = detail::unsafe_directory_of(way);
-    if (!unsafe.what.empty()) {
-      ::close(fd);
-      return refuse(unsafe.code, unsafe.what + (unsafe.code == errc::unsafe_path ? " (it holds the directory for copies)" : ""));
-    }
+    auto opened = detail::open_copy_directory(directory(), path);
+    if (!opened) return opened.error();
     const detail::spin_guard hold(lock_);
-    directory_ = directory;
-    made_directory_ = made;
-    directory_fd_->fd = fd;
+    directory_ = std::move(opened->name);
+    made_directory_ = opened->made;
+    directory_fd_->fd = opened->fd;
     return {};
-  }
-
-  /// A private copy of the bytes checked, for this load only, made in the copy directory
-  /// (O_EXCL, O_NOFOLLOW: never an existing file, never through a link): its name there.
-  result<std::string> write_copy(const std::string& bytes, const detail::module_note_fields& note,
-                                 const std::string& path) {
-    if (auto opened = open_directory(path); !opened) return opened.error();
-    std::string copy;
-    int fd = -1;
-    for (int attempt = 0; fd < 0 && attempt < 100; ++attempt) {  // another process may share the directory
-      copy = note.name + "-v" + std::to_string(note.vsn) + "-" + std::to_string(detail::next_copy_number()) + ".so";
-      fd = ::openat(directory_fd_->fd, copy.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0500);
-      if (fd < 0 && errno != EEXIST) break;
-    }
-    if (fd < 0)
-      return detail::file_error(errc::load_failed, path,
-                                "cannot write its copy " + directory() + "/" + copy + ": " + std::strerror(errno));
-    std::size_t done = 0;
-    while (done < bytes.size()) {
-      const ssize_t wrote = ::write(fd, bytes.data() + done, bytes.size() - done);
-      if (wrote < 0 && errno == EINTR) continue;
-      if (wrote <= 0) break;
-      done += static_cast<std::size_t>(wrote);
-    }
-    ::close(fd);
-    if (done != bytes.size()) {
-      ::unlinkat(directory_fd_->fd, copy.c_str(), 0);
-      return detail::file_error(errc::load_failed, path, "cannot write its copy " + directory() + "/" + copy);
-    }
-    return copy;
   }
 
   result<module_ptr> load(const std::string& path, std::uint64_t interface, std::string_view interface_name) {
@@ -6613,8 +7343,12 @@ class basic_code_server {
     const std::string_view text = sections->note;
     const auto note = detail::parse_module_note(text, path);
     if (!note) return note.error();
-    if (auto fits = check(*note, path, interface, interface_name); !fits) return fits.error();
-    const auto copy = write_copy(*bytes, *note, path);
+    if (auto fits = detail::check_fits(*note, path, interface, interface_name, current(note->name), old(note->name),
+                                       registry());
+        !fits)
+      return fits.error();
+    if (auto opened = open_directory(path); !opened) return opened.error();
+    const auto copy = detail::write_copy(*directory_fd_, directory(), *bytes, *note, path);
     if (!copy) return copy.error();
 
     // Opened through the copy directory's descriptor: static initializers (deferred by the link
@@ -6639,7 +7373,7 @@ class basic_code_server {
                                  [](const void* self) noexcept -> std::shared_ptr<const void> {
                                    return static_cast<const module_version*>(self)->weak_from_this().lock();
                                  }};
-    if (!descriptor->attach(host, detail::leases_of_modules, failure)) {
+    if (!descriptor->attach(host, detail::leases_of<module_version>, failure)) {
       version.reset();
       closer_->close_pending();
       return detail::file_error(errc::initializer_failed, path, "a static initializer threw: " + failure);

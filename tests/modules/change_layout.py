@@ -8,7 +8,7 @@ digest (tools/headers_digest.py) and builds a module from it, which the code ser
 import pathlib
 import sys
 
-runtime = pathlib.Path(sys.argv[1]) / "hotswap/detail/runtime.hpp"
+runtime = pathlib.Path(sys.argv[1]) / "hotswap/detail/runtime/server_core.hpp"
 lines = runtime.read_text().splitlines(keepends=True)
 anchor = "  bool suspended = false;"
 at = next((i for i, line in enumerate(lines) if line.startswith(anchor)), None)

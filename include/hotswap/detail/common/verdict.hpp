@@ -39,3 +39,10 @@ template <class Verdict, class... Rest>
 struct first_of<Verdict, Rest...> : std::conditional_t<fine<Verdict>, first_of<Rest...>, Verdict> {};
 
 }  // namespace hotswap::detail
+
+namespace hotswap::errors {
+/// False, but only once instantiated: an error type's `static_assert(reported<...>, "what to write")`
+/// fires only when a check reports it.
+template <class...>
+inline constexpr bool reported = false;
+}  // namespace hotswap::errors

@@ -17,7 +17,8 @@
 #include <string_view>
 #include <vector>
 
-#include "../servers.hpp"
+#include "../../result.hpp"
+#include "module_name.hpp"
 
 namespace hotswap::detail {
 
@@ -245,16 +246,6 @@ result<module_sections> find_module_sections(std::string_view file, const std::s
                       "its static initializers would run as it is opened: link it with hotswap_module.ld "
                       "(hotswap_add_module does)");
   return found_sections;
-}
-
-/// A module's name: letters, digits, '.', '_', '-' (it names files).
-constexpr bool valid_module_name(std::string_view name) {
-  if (name.empty() || name.size() > 200 || name[0] == '.') return false;
-  for (const char c : name)
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-          c == '-'))
-      return false;
-  return true;
 }
 
 template <class = void>

@@ -11,6 +11,7 @@ namespace hotswap {
 class schema_registry;
 namespace detail {
 class runtime;
+struct server_core;
 
 #ifdef HOTSWAP_MODULE_BUILD
 inline constexpr bool building_module = true;
@@ -28,6 +29,30 @@ struct host_link {
   std::shared_ptr<const void> (*hold_self)(const void* self) noexcept = nullptr;
 };
 inline host_link module_host{};
+
+/// What keeps this image's code loaded, for whatever it makes that may outlive the call that
+/// made it (a timer, a callback, an abandoned reply): nothing in a program, its loaded version
+/// in a module. Whatever holds one releases it only after the module's part of it is gone, and
+/// never from the module's own code: a module's code always runs under a hold of the program's.
+inline std::shared_ptr<const void> pin_this_image() noexcept {
+  if constexpr (building_module)
+    return module_host.hold_self ? module_host.hold_self(module_host.self) : nullptr;
+  else
+    return {};
+}
+
+
+/// How the program makes a server's hold on a module (a lease, which lists the server among
+/// those running the module's code); a module's servers of its own get one too.
+struct lease_maker {
+  std::shared_ptr<const void> (*make)(const std::shared_ptr<const void>& version) = nullptr;
+  void (*bind)(const void* lease, server_core& server) noexcept = nullptr;
+};
+inline lease_maker& module_leases() noexcept {
+  static lease_maker maker;
+  return maker;
+}
+
 
 }  // namespace detail
 }  // namespace hotswap

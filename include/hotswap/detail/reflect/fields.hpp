@@ -17,42 +17,8 @@
 #include <boost/pfr/core_name.hpp>
 #endif
 
-namespace hotswap::detail {
-
-template <class... T>
-struct type_list {
-  static constexpr std::size_t size = sizeof...(T);
-};
-
-// ---- references to every field, indexable without std::tuple ----
-
-template <std::size_t I, class T>
-struct field_slot {
-  T* pointer;
-};
-
-template <class Indices, class... T>
-struct field_refs;
-
-template <std::size_t... I, class... T>
-struct field_refs<std::index_sequence<I...>, T...> : field_slot<I, T>... {
-  using types = type_list<std::remove_const_t<T>...>;
-};
-
-template <class... T>
-constexpr auto tie_members(T&... members) {
-  return field_refs<std::index_sequence_for<T...>, T...>{{&members}...};
-}
-
-/// The I-th field of a `field_refs`, found by overload resolution rather than recursion.
-template <std::size_t I, class T>
-constexpr T& member(field_slot<I, T> slot) {
-  return *slot.pointer;
-}
-
-}  // namespace hotswap::detail
-
 #include "bindings.hpp"
+#include "field_refs.hpp"
 
 namespace hotswap::detail {
 
@@ -200,6 +166,14 @@ inline constexpr std::array<std::string_view, field_count<T>> field_names =
 #else
     compute_field_names<T>();
 #endif
+
+/// The index of the field called `name`, or field_count<T> when there is none.
+template <class T>
+constexpr std::size_t field_index(std::string_view name) {
+  std::size_t index = 0;
+  while (index < field_count<T> && field_names<T>[index] != name) ++index;
+  return index;
+}
 
 namespace self_test {
 template <class, int>

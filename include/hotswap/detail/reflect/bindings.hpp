@@ -3,6 +3,8 @@
 
 #include <cstddef>
 
+#include "field_refs.hpp"
+
 namespace hotswap::detail {
 
 /// The most fields a versioned struct may have.

@@ -1,0 +1,78 @@
+// The code server's policy: whether a module's note fits the program (its ABI, the interface
+// asked for, the schemas it knows) and the module's loaded versions (the same interface, a newer
+// vsn, an old version no server uses), and how the servers in the way are named.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "../../result.hpp"
+#include "../abi/abi_description.hpp"
+#include "../common/spin_lock.hpp"
+#include "../runtime/server_core.hpp"
+#include "module_file.hpp"
+
+namespace hotswap::detail {
+
+/// What to do about servers that keep an old version in use.
+inline constexpr std::string_view purge_advice =
+    ": change their code or stop them first (or purge with purge_mode::force)";
+
+/// `counter vsn 1 is still used by server 4 (counter), server 7`.
+template <class Version, class Handle>
+std::string describe_users(const Version& version, const std::vector<Handle>& using_it) {
+  std::string text = version.name() + " vsn " + std::to_string(version.vsn()) + " is still used by ";
+  for (std::size_t i = 0; i < using_it.size(); ++i) {
+    server_core& core = *using_it[i].core();
+    std::string name;
+    {
+      const spin_guard hold(core.exit_lock);
+      name = core.name;
+    }
+    text += (i ? ", " : "") + std::string("server ") + std::to_string(core.id) + (name.empty() ? "" : " (" + name + ")");
+  }
+  return text;
+}
+
+/// Checks a module's note against the program (`interface`: the one asked for, 0 for any;
+/// `known`: the program's schema registry) and the module's loaded versions (`now`, `before`:
+/// its current and old ones, or null).
+template <class ModulePtr, class Registry>
+result<void> check_fits(const module_note_fields& note, const std::string& path, std::uint64_t interface,
+                        std::string_view interface_name, const ModulePtr& now, const ModulePtr& before,
+                        const Registry& known) {
+  if (note.abi != abi_fingerprint)
+    return file_error(errc::abi_mismatch, path,
+                      "built for another ABI: the module has \"" + note.abi_text + "\", this program \"" +
+                          std::string(abi_description) + "\"");
+  if (interface && note.interface != interface)
+    return file_error(errc::wrong_interface, path,
+                      note.implementation + " implements " + note.interface_name +
+                          (note.interface_name == interface_name ? " with other messages than" : ", not") +
+                          " this program's " + std::string(interface_name));
+  if (const ModulePtr& loaded = now ? now : before; loaded && note.interface != loaded->interface_fingerprint())
+    return file_error(errc::wrong_interface, path,
+                      note.name + " vsn " + std::to_string(note.vsn) + " implements " + note.interface_name +
+                          " differently from the loaded vsn " + std::to_string(loaded->vsn()) + " (" +
+                          loaded->interface_name() + ")");
+  if (now && note.vsn <= now->vsn())
+    return file_error(errc::not_newer, path,
+                      note.name + " vsn " + std::to_string(note.vsn) + " is not newer than the current vsn " +
+                          std::to_string(now->vsn()));
+  if (now && before)
+    if (const auto using_it = before->servers(); !using_it.empty())
+      return file_error(errc::not_purged, path,
+                        "the old version must go first: " + describe_users(*before, using_it) +
+                            std::string(purge_advice));
+  for (const auto& version : note.schemas)
+    if (const auto found = known.find(version.schema, version.vsn); found && found->fingerprint != version.fingerprint)
+      return file_error(errc::schema_conflict, path,
+                        "its schema " + version.schema + " version " + std::to_string(version.vsn) +
+                            " differs from this program's (fields or their types): " + std::string(found->schema) +
+                            "@" + std::to_string(found->vsn) + " is registered with another fingerprint");
+  return {};
+}
+
+}  // namespace hotswap::detail

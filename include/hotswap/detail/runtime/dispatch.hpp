@@ -1,0 +1,163 @@
+// The receiving side of a server: taking its messages and sys requests in order, running each
+// handler, and running a server on an executor until it has nothing to do.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <utility>
+#include "../../result.hpp"
+#include "../common/sync.hpp"
+#include "server_core.hpp"
+#include "slow_handlers.hpp"
+
+namespace hotswap::detail {
+
+// ---- the runtime: pool, server list, names, timers ----
+
+class runtime;
+runtime& the_runtime();
+/// A backlog has drained: its memory goes back to the system once the pool idles.
+void give_back_memory_when_idle() noexcept;
+
+/// The server whose handler this thread is running, if any.
+inline server_core*& current_server_of_thread() noexcept {
+  thread_local server_core* current = nullptr;
+  return current;
+}
+/// The same, reached from a module's code or a program's.
+server_core*& current_server() noexcept;
+
+/// Receiver side: hands out the oldest message, or false when none waits.
+inline bool take_message(server_core& server, envelope& out) noexcept {
+  envelope* next = server.inbox.front();
+  if (!next) return false;
+  out = *next;
+  server.inbox.pop();
+  return true;
+}
+
+/// Answers a message that will never be handled: calls fail, the rest is dropped.
+inline void refuse(server_core& server, envelope& message, errc why) noexcept {
+  server.table->discards[message.kind](message);
+  if (message.reply) static_cast<reply_slot_base*>(message.reply)->fail(why, "the server has stopped");
+}
+
+/// Receiver side: runs the sys requests in the lane, oldest first (those of an ended server
+/// fail); false if there were none.
+inline bool run_controls(server_core& server) noexcept {
+  control_request* newest = server.controls.exchange(nullptr, std::memory_order_acquire);
+  if (!newest) return false;
+  control_request* oldest = nullptr;
+  while (newest) {
+    control_request* next = newest->next_in_lane;
+    newest->next_in_lane = oldest;
+    oldest = newest;
+    newest = next;
+  }
+  while (oldest) {
+    control_request* request = oldest;
+    oldest = request->next_in_lane;  // before it runs: its waiter may free it as soon as it is answered
+    if (server.ended)
+      request->fail(errc::no_server, "the server has stopped");
+    else
+      request->run(*request, server);
+  }
+  return true;
+}
+
+void end_server(server_core& server, exit_reason reason) noexcept;
+
+/// What this pool worker is doing (null: not a pool worker).
+inline worker_activity*& current_activity() noexcept {
+  thread_local worker_activity* activity = nullptr;
+  return activity;
+}
+
+/// A handler the pool's monitor found slow has returned: counted, and kept if the slowest.
+inline void note_slow_handler(server_core& server, const implementation_table& table, std::uint32_t kind,
+                              std::int64_t since) noexcept {
+  const std::chrono::steady_clock::time_point began{std::chrono::steady_clock::duration(since)};
+  const auto took = std::chrono::steady_clock::now() - began;
+  ++server.slow_handlers;
+  if (took <= server.slowest_handler) return;
+  server.slowest_handler = took;
+  try {
+    server.slowest_message = table.message_names[kind];
+  } catch (...) {  // out of memory: the time is kept without the name
+  }
+}
+
+inline void dispatch(server_core& server, envelope& message) noexcept {
+  const implementation_table& table = *server.table;
+  if (server.trace) server.trace({trace_event::in, table.message_names[message.kind], server.id});
+  outcome result;
+  const auto start = server.timing ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
+  worker_activity* const activity = current_activity();
+  const std::uint64_t tick = activity ? activity->enter() : 0;
+  table.handlers[message.kind](server.state, message, result);
+  if (activity)
+    if (const std::int64_t slow_since = activity->leave(tick)) note_slow_handler(server, table, message.kind, slow_since);
+  if (server.timing) server.time_in_handlers += std::chrono::steady_clock::now() - start;
+  ++server.handled;
+  if (result.failed) {
+    if (message.reply) static_cast<reply_slot_base*>(message.reply)->fail(errc::server_died, result.what);
+    end_server(server, {exit_kind::crashed, std::move(result.what)});
+    return;
+  }
+  if (server.trace) server.trace({trace_event::out, table.message_names[message.kind], server.id});
+}
+
+/// Handles up to `budget` messages, the sys lane first before each; true if that many were
+/// handled (more may wait). While suspended, only the sys lane is served.
+inline bool handle_messages(server_core& server, unsigned budget) noexcept {
+  envelope message;
+  for (unsigned handled = 0; handled < budget; ++handled) {
+    if (server.controls.load(std::memory_order_relaxed)) run_controls(server);
+    if (server.suspended) return false;
+    if (!take_message(server, message)) {
+      if (server.inbox.drained_after_backlog()) give_back_memory_when_idle();
+      return false;
+    }
+    if (server.ended)
+      refuse(server, message, errc::server_died);
+    else
+      dispatch(server, message);
+  }
+  return true;
+}
+
+/// Runs a server until it has nothing to do (or, when others wait for this thread, until it
+/// has had a fair share). After its mailbox empties it watches it a little longer, unless others
+/// wait: a caller that sends again soon is answered without a wake-up.
+inline void run_server(server_core& server, executor& on) noexcept {
+  constexpr unsigned fair_share = 256;
+  // An exchange, not a store: a read-modify-write synchronizes with every sender's fetch_or
+  // before it, so their messages are visible here.
+  server.run_state.exchange(server_core::running, std::memory_order_seq_cst);
+  server_core*& current = current_server();
+  server_core* const outer = current;
+  current = &server;
+  for (;;) {
+    if (handle_messages(server, fair_share)) {
+      if (!on.others_waiting()) continue;
+      on.schedule(server);  // still marked running: nobody else schedules it meanwhile
+      break;
+    }
+    if (!on.others_waiting() && !server.ended &&
+        spin_until([&] { return server.has_input() || on.others_waiting(); }) && server.has_input())
+      continue;
+    std::uint32_t expected = server_core::running;
+    if (server.run_state.compare_exchange_strong(expected, server_core::idle, std::memory_order_seq_cst)) break;
+    server.run_state.exchange(server_core::running, std::memory_order_seq_cst);  // a message came meanwhile
+  }
+  current = outer;
+}
+
+/// The shared worker threads (default: one per hardware thread). At most one idle worker spins
+/// at a time; the others park. A worker about to block (a handler calling another server)
+/// makes sure another can take its place, so calls between servers never starve the pool; and
+/// a monitor adds a worker when one is held in a handler past slow_handler_after while others
+/// wait and no worker is idle (a handler that sleeps, blocks on I/O or loops), at most
+/// max_compensating in all (they stay, parked when idle, and are used first the next time).
+
+}  // namespace hotswap::detail

@@ -1,0 +1,174 @@
+// The runtime of a program: its pool, timers, server ids and registered names, and how a server
+// ends. One per program; a module's code reaches the program's (abi/image.hpp).
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+#include "../abi/image.hpp"
+#include "../common/spin_lock.hpp"
+#include "dispatch.hpp"
+#include "own_thread.hpp"
+#include "timer_service.hpp"
+#include "worker_pool.hpp"
+
+namespace hotswap::detail {
+
+/// Registered names, and the servers alive.
+class runtime {
+ public:
+  runtime() : pool(hardware_threads()) {}
+  // At exit: no more ticks, then no more handlers (which could set timers).
+  ~runtime() {
+    timers.stop();
+    pool.stop();
+  }
+  runtime(const runtime&) = delete;
+  runtime& operator=(const runtime&) = delete;
+
+  worker_pool pool;
+  timer_service timers;
+
+  // The program's code for what a module's copy of these headers must not do itself: look up
+  // the program's thread-locals, make an executor (whose thread and vtable would be the module's).
+  server_core*& (*const current_server)() noexcept = &current_server_of_thread;
+  worker_pool*& (*const this_thread_pool)() noexcept = &worker_pool::this_thread_pool;
+  executor* (*const start_own_thread)(server_core&) = [](server_core& server) -> executor* {
+    server.own_thread = std::make_unique<own_thread>(server);
+    return server.own_thread.get();
+  };
+  /// One hold on both (made by the program: a module's control block would outlive its code).
+  std::shared_ptr<const void> (*const hold_both)(std::shared_ptr<const void>, std::shared_ptr<const void>) =
+      [](std::shared_ptr<const void> first, std::shared_ptr<const void> second) -> std::shared_ptr<const void> {
+    return std::make_shared<std::pair<std::shared_ptr<const void>, std::shared_ptr<const void>>>(std::move(first),
+                                                                                                 std::move(second));
+  };
+
+  std::uint64_t next_id() noexcept { return ids_.fetch_add(1, std::memory_order_relaxed); }
+
+  bool register_name(const std::string& name, server_core& server) {
+    const spin_guard hold(names_lock_);
+    const spin_guard hold_server(server.exit_lock);
+    const auto at = find(name);
+    if (!server.alive.load() || !server.name.empty() || (at != names_.end() && at->first == name)) return false;
+    server.acquire();
+    names_.emplace(at, name, &server);
+    server.name = name;
+    return true;
+  }
+  /// A reference to the server registered as `name`, or null.
+  server_core* whereis(const std::string& name) {
+    const spin_guard hold(names_lock_);
+    const auto found = find(name);
+    if (found == names_.end() || found->first != name) return nullptr;
+    found->second->acquire();
+    return found->second;
+  }
+  /// Frees `name` (only if `server` holds it, when given).
+  bool unregister_name(const std::string& name, const server_core* server = nullptr) {
+    server_core* removed;
+    {
+      const spin_guard hold(names_lock_);
+      const auto found = find(name);
+      if (found == names_.end() || found->first != name || (server && found->second != server)) return false;
+      removed = found->second;
+      names_.erase(found);
+      const spin_guard hold_server(removed->exit_lock);
+      removed->name.clear();
+    }
+    removed->release();
+    return true;
+  }
+
+ private:
+  std::atomic<std::uint64_t> ids_{1};
+  using name_entry = std::pair<std::string, server_core*>;
+  std::vector<name_entry>::iterator find(const std::string& name) {
+    return std::lower_bound(names_.begin(), names_.end(), name,
+                            [](const name_entry& entry, const std::string& key) { return entry.first < key; });
+  }
+
+  spin_lock names_lock_;
+  std::vector<name_entry> names_;  // sorted by name
+};
+
+/// The program's runtime (a module's code reaches the program's).
+inline runtime& the_runtime() {
+#ifdef HOTSWAP_MODULE_BUILD
+  return *module_host.runtime_of_host;
+#else
+  static runtime instance;
+  return instance;
+#endif
+}
+
+inline server_core*& current_server() noexcept {
+  if constexpr (building_module)
+    return the_runtime().current_server();
+  else
+    return current_server_of_thread();
+}
+
+inline worker_pool& shared_pool() { return the_runtime().pool; }
+
+inline void give_back_memory_when_idle() noexcept { the_runtime().pool.give_back_memory_when_idle(); }
+
+inline void server_core::release() noexcept {
+  if (references.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  // Ended, and nothing can send any more: drop what is left, then free.
+  envelope message;
+  while (take_message(*this, message)) refuse(*this, message, errc::server_died);
+  run_controls(*this);  // fails each: ended
+  delete this;
+}
+
+inline timer_service::entry::~entry() {
+  if (target) target->release();
+}
+
+/// Ends a server on its own thread: terminate, free the state, fail what waits, tell monitors.
+/// (Also for a server whose init failed: it has no state.)
+inline void end_server(server_core& server, exit_reason reason) noexcept {
+  if (server.state) {
+    server.table->terminate(server.state, reason);
+    server.table->destroy(server.state);
+    server.state = nullptr;
+  }
+  server.ended = true;
+  std::string name;
+  std::vector<exit_monitor> monitors;
+  {
+    const spin_guard hold(server.exit_lock);
+    server.alive.store(false, std::memory_order_seq_cst);
+    name = server.name;
+    monitors = std::move(server.monitors);
+    server.reason = reason;
+  }
+  if (!name.empty()) the_runtime().unregister_name(name, &server);
+  server.suspended = false;
+  envelope message;
+  while (take_message(server, message)) refuse(server, message, errc::server_died);
+  run_controls(server);  // fails each: ended
+  for (auto& monitor : monitors) monitor.call(server.id, reason);
+  server.release();  // the reference it held for being alive; whoever runs it holds another
+}
+
+/// Calls `on_exit` when `server` ends (at once if it has).
+inline void monitor(server_core& server, exit_callback on_exit) {
+  exit_reason ended;
+  {
+    const spin_guard hold(server.exit_lock);
+    if (server.alive.load(std::memory_order_seq_cst)) {
+      server.monitors.push_back({pin_this_image(), std::move(on_exit)});
+      return;
+    }
+    ended = server.reason;
+  }
+  on_exit(server.id, ended);
+}
+
+}  // namespace hotswap::detail

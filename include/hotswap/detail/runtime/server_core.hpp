@@ -1,0 +1,124 @@
+// A running server as the runtime holds it, and where its messages are handled (an executor).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+#include "../../result.hpp"
+#include "../abi/implementation_table.hpp"
+#include "../abi/trace_event.hpp"
+#include "../common/spin_lock.hpp"
+#include "../common/std_parts.hpp"
+#include "mailbox.hpp"
+#include "reply_slot.hpp"
+
+namespace hotswap::detail {
+
+// ---- executors ----
+
+/// Where a server's messages are handled: the shared pool, or a thread of its own.
+class executor {
+ public:
+  virtual ~executor() = default;
+  /// Takes a reference to `server` and runs it soon.
+  virtual void schedule(server_core& server) = 0;
+  /// Another server waits for this executor's thread.
+  virtual bool others_waiting() const noexcept = 0;
+};
+
+// ---- servers ----
+
+/// Receives the exit of a monitored server.
+using exit_callback = std::function<void(std::uint64_t id, const exit_reason& reason)>;
+
+/// A monitor, and what keeps its code loaded (a module's), released after it.
+struct exit_monitor {
+  std::shared_ptr<const void> code;
+  exit_callback call;
+};
+
+/// A running server: its mailbox, its sys lane, its implementation table and state, and its sys
+/// settings. Shared by every handle to it. The first cache line is what senders touch (it ends
+/// with the mailbox's tail); from the mailbox's head on, fields belong to the thread running the
+/// server, but for the sys lane, which sys requests (rare) push to.
+///
+/// Sys requests have a lane of their own so that what they cost does not depend on the mailbox:
+/// a suspended server leaves its normal messages in the mailbox, in order, untouched, and a busy
+/// one serves a sys request after the message it is handling, not after its backlog.
+struct server_core {
+  enum : std::uint32_t { idle = 0, running = 1, notified = 2 };
+
+  alignas(64) std::atomic<std::uint32_t> run_state{idle};
+  std::atomic<bool> alive{true};
+  std::atomic<std::uint32_t> references{1};  // one for being alive, one per handle, queue or timer
+  executor* runs_on = nullptr;
+  const std::uint64_t id;
+  const std::uint64_t interface_fingerprint;
+  mailbox inbox;
+
+  bool ended = false;  // the receiver's own !alive: read for every message, so not on the senders' line
+  std::atomic<control_request*> controls{nullptr};  // the sys lane: newest first
+  const implementation_table* table;
+  void* state = nullptr;
+  std::shared_ptr<const void> table_owner;  // keeps the code of `table` loaded
+  std::shared_ptr<const void> state_owner;  // and of the code that made a state not plain data
+  bool suspended = false;  // normal messages wait in the mailbox
+  std::uint64_t handled = 0;
+  bool timing = false;
+  std::chrono::nanoseconds time_in_handlers{};
+  std::uint64_t slow_handlers = 0;  // that held a pool worker past slow_handler_after
+  std::string slowest_message;      // of them, the longest: its message, and (at least) how long
+  std::chrono::nanoseconds slowest_handler{};
+  std::shared_ptr<const void> trace_code;  // released after `trace`
+  std::function<void(const trace_event&)> trace;
+
+  std::unique_ptr<executor> own_thread;  // a thread of its own (an own_thread), if it runs on one
+
+  spin_lock exit_lock;  // guards what follows: read by other threads
+  std::string name;
+  std::vector<exit_monitor> monitors;
+  exit_reason reason;
+
+  server_core(std::uint64_t server_id, const implementation_table& implementation)
+      : id(server_id), interface_fingerprint(implementation.interface_fingerprint), table(&implementation) {}
+
+  void acquire() noexcept { references.fetch_add(1, std::memory_order_relaxed); }
+  void release() noexcept;
+
+  /// Any thread: queues a message and gets the server running. False if it has stopped.
+  template <class Fill>
+  bool deliver(Fill&& fill) {
+    if (!alive.load(std::memory_order_acquire)) return false;
+    inbox.push(std::forward<Fill>(fill));
+    notify();
+    return true;
+  }
+
+  /// Any thread: puts a sys request in the sys lane and gets the server running. False if it
+  /// has stopped.
+  bool deliver_control(control_request& request) noexcept {
+    if (!alive.load(std::memory_order_acquire)) return false;
+    control_request* newest = controls.load(std::memory_order_relaxed);
+    do request.next_in_lane = newest;
+    while (!controls.compare_exchange_weak(newest, &request, std::memory_order_release, std::memory_order_relaxed));
+    notify();
+    return true;
+  }
+
+  /// Receiver: whether there is something to do now.
+  bool has_input() noexcept {
+    return controls.load(std::memory_order_acquire) != nullptr || (!suspended && inbox.front() != nullptr);
+  }
+
+ private:
+  void notify() {
+    if (run_state.fetch_or(notified, std::memory_order_acq_rel) == idle) runs_on->schedule(*this);
+  }
+};
+
+}  // namespace hotswap::detail

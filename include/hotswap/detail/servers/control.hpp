@@ -1,0 +1,90 @@
+// Sys requests (the machinery; hotswap/sys.hpp has the requests): a function run on the server
+// between two messages, also while it is suspended, on the calling thread when the server is idle.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include "../../result.hpp"
+#include "../runtime/dispatch.hpp"
+#include "../runtime/reply_slot.hpp"
+#include "../runtime/runtime.hpp"
+#include "send.hpp"
+#include "table_of.hpp"
+
+namespace hotswap::detail {
+
+template <class Result, class Run>
+struct control_call final : control_request {
+  Run body;
+  std::optional<hotswap::result<Result>> answer;
+  explicit control_call(Run run)
+      : control_request([](reply_slot_base* self) noexcept { delete static_cast<control_call*>(self); }),
+        body(std::move(run)) {
+    this->run = [](control_request& self, server_core& server) noexcept {
+      auto& call = static_cast<control_call&>(self);
+      outcome failed;
+      report_failure(failed, [&] { call.answer.emplace(call.body(server)); });
+      if (failed.failed)
+        call.fail(errc::handler_failed, std::move(failed.what));
+      else
+        call.finish(answered);
+    };
+  }
+};
+
+/// Runs `request` on this thread if the server (on the pool) is idle and no sys request is
+/// ahead of it: no worker has to be woken for it (a wake costs 20-80 us), whatever waits in
+/// the mailbox. False if it must be sent instead.
+inline bool run_control_here(server_core& server, control_request& request) noexcept {
+  if (server.runs_on != &the_runtime().pool) return false;
+  std::uint32_t expected = server_core::idle;
+  if (!server.run_state.compare_exchange_strong(expected, server_core::running, std::memory_order_seq_cst))
+    return false;
+  const bool ran = server.controls.load(std::memory_order_acquire) == nullptr;
+  if (ran) {
+    server_core*& current = current_server();
+    server_core* const outer = std::exchange(current, &server);
+    if (server.alive.load(std::memory_order_acquire))
+      request.run(request, server);
+    else
+      request.fail(errc::no_server, "the server has stopped");
+    current = outer;
+  }
+  // Messages that were there, came meanwhile, or were held until a resume: the pool takes over.
+  expected = server_core::running;
+  if (server.has_input() ||
+      !server.run_state.compare_exchange_strong(expected, server_core::idle, std::memory_order_seq_cst))
+    server.runs_on->schedule(server);
+  return ran;
+}
+
+/// Runs `run(server_core&) -> result<Result>` on the server, between its messages (also while
+/// suspended), and waits for it at most `timeout`. On an idle server it runs at once on the
+/// calling thread; the timeout then bounds nothing (sys requests are short).
+template <class Result, class Run>
+result<Result> control(const auto& server, std::chrono::nanoseconds timeout, Run run) {
+  if (!server) return error{errc::no_server, "an empty server handle"};
+  if (server.core() == current_server()) return error{errc::calling_self, "a server cannot wait for itself"};
+  auto answer_of = [](control_call<Result, Run>& done) -> result<Result> {
+    if (!done.answer) return done.failure;
+    return std::move(*done.answer);
+  };
+  control_call<Result, Run> here(std::move(run));  // on the stack: nobody else sees it if it runs here
+  if (run_control_here(*server.core(), here)) return answer_of(here);
+  auto* request = new control_call<Result, Run>(std::move(here.body));
+  if (!server.core()->deliver_control(*request)) {
+    delete request;
+    return error{errc::no_server, {}};
+  }
+  if (!request->wait(timeout, before_parking))
+    return error{errc::timeout, "no answer within " + std::to_string(timeout.count() / 1'000'000) +
+                                    " ms: the request may yet take effect (sys::get_status shows whether it did)"};
+  const std::unique_ptr<control_call<Result, Run>> done(request);
+  return answer_of(*done);
+}
+
+}  // namespace hotswap::detail

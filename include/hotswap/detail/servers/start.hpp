@@ -1,0 +1,67 @@
+// Starting a server: its core, its hold on the code of its table, its thread (the pool's or its
+// own), its name, then init, on the calling thread.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include "../../result.hpp"
+#include "../abi/image.hpp"
+#include "../abi/implementation_table.hpp"
+#include "../runtime/runtime.hpp"
+#include "table_of.hpp"
+
+namespace hotswap::detail {
+
+/// Starts a server on `table` (whose interface the caller checked): init runs on this thread,
+/// where it is the current server. The core, holding a reference for the caller, or why not.
+template <class = void>
+result<server_core*> start_server(const implementation_table& table, const void* argument, const std::string& name,
+                                  bool on_own_thread, std::shared_ptr<const void> table_owner,
+                                  void (*bind_owner)(const void* table_owner, server_core& server) noexcept) {
+  runtime& runtime = the_runtime();
+  struct reference {  // the caller's, released if the start fails (or throws)
+    server_core* core;
+    ~reference() {
+      if (core) core->release();
+    }
+  } handle{new server_core(runtime.next_id(), table)};
+  server_core* const core = handle.core;
+  core->acquire();  // the reference for being alive
+  if (!table_owner && building_module) {  // a module's server of its own: leased from it
+    const lease_maker& leases = module_leases();
+    table_owner = leases.make(pin_this_image());
+    bind_owner = leases.bind;
+  }
+  core->table_owner = std::move(table_owner);
+  if (bind_owner) bind_owner(core->table_owner.get(), *core);
+  // Marked running (owned by this thread) until init returns: what is sent meanwhile, through
+  // the name or from init itself, waits.
+  core->run_state.store(server_core::running);
+  core->runs_on = &runtime.pool;
+  outcome initialized;
+  if (on_own_thread) {
+    // It runs only when scheduled.
+    report_failure(initialized, [&] { core->runs_on = runtime.start_own_thread(*core); });
+  }
+  if (!initialized.failed && !name.empty() && !runtime.register_name(name, *core))
+    initialized = {true, "the name " + name + " is already registered"};
+  if (!initialized.failed) {
+    server_core*& current = current_server();
+    server_core* const outer = std::exchange(current, core);
+    core->state = table.init(argument, initialized);
+    current = outer;
+  }
+  if (initialized.failed) {
+    // As if it had ended: what was sent meanwhile fails, monitors hear of it, the name is free.
+    end_server(*core, {exit_kind::crashed, initialized.what});
+    if (core->own_thread) static_cast<detail::own_thread&>(*core->own_thread).wake();  // to see that it has ended
+  }
+  std::uint32_t quiet = server_core::running;
+  if (!core->run_state.compare_exchange_strong(quiet, server_core::idle)) core->runs_on->schedule(*core);
+  if (initialized.failed) return error{errc::init_failed, std::move(initialized.what)};
+  return std::exchange(handle.core, nullptr);
+}
+
+}  // namespace hotswap::detail

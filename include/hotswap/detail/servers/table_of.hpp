@@ -1,0 +1,203 @@
+// Generating an implementation table (hotswap::table_of): a handler per message that unpacks it,
+// runs the implementation's handler and answers a call; init, terminate and destroy; and
+// code_change, which builds the new state from the old by the implementation's code_change or
+// the generated migration. Nothing thrown crosses the table: failures are reported as outcomes.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include "../abi/implementation_table.hpp"
+#include "../common/type_name.hpp"
+#include "../migrations/apply.hpp"
+#include "../runtime/reply_slot.hpp"
+#include "../schemas/field_kinds.hpp"
+#include "implementation_checks.hpp"
+#include "interface.hpp"
+
+namespace hotswap::detail {
+
+/// Runs `body`, reporting what it throws instead of letting it cross the table boundary.
+template <class Body>
+void report_failure(outcome& result, Body&& body) noexcept {
+  try {
+    body();
+  } catch (const std::exception& thrown) {
+    result = {true, thrown.what()};
+  } catch (...) {
+    result = {true, "an exception not derived from std::exception"};
+  }
+}
+
+template <class Implementation, std::size_t I>
+void handle(void* state, envelope& message, outcome& result) noexcept {
+  using Kind = typename Implementation::interface::template kind_at<I>;
+  using M = typename Kind::message;
+  using S = typename Implementation::state;
+  struct consume {
+    envelope& message;
+    ~consume() { discard<M>(message); }
+  } consumed{message};
+  S& s = *static_cast<S*>(state);
+  M& m = unpack<M>(message);
+  report_failure(result, [&] {
+    if constexpr (Kind::kind == message_kind::call)
+      static_cast<reply_slot<typename Kind::reply>*>(static_cast<reply_slot_base*>(message.reply))
+          ->answer(typename Kind::reply(Implementation::handle_call(std::move(m), s)));
+    else if constexpr (Kind::kind == message_kind::cast)
+      Implementation::handle_cast(std::move(m), s);
+    else
+      Implementation::handle_info(std::move(m), s);
+  });
+}
+
+template <class Interface, std::size_t I>
+void discard_message(envelope& message) noexcept {
+  discard<typename Interface::template kind_at<I>::message>(message);
+}
+
+template <class Implementation>
+void* init_state(const void* argument, outcome& result) noexcept {
+  using S = typename Implementation::state;
+  S* made = nullptr;
+  report_failure(result, [&] {
+    if constexpr (std::is_void_v<init_argument<Implementation>>)
+      made = new S(Implementation::init());
+    else
+      made = new S(Implementation::init(*static_cast<const init_argument<Implementation>*>(argument)));
+  });
+  return made;
+}
+
+template <class Implementation>
+void terminate_state(void* state, const exit_reason& reason) noexcept {
+  using S = typename Implementation::state;
+  if constexpr (requires(S& s) { Implementation::terminate(reason, s); }) {
+    outcome ignored;  // terminate is the last word: what it throws goes nowhere
+    report_failure(ignored, [&] { Implementation::terminate(reason, *static_cast<S*>(state)); });
+  }
+}
+
+template <class Implementation>
+void destroy_state(void* state) noexcept {
+  delete static_cast<typename Implementation::state*>(state);
+}
+
+/// Builds this implementation's state from a copy of the old one (the old stays intact).
+template <class Implementation, int Vsn, class Old>
+typename Implementation::state change_from(const Old& old, const extra_of<Implementation>& extra) {
+  if constexpr (requires(Old&& o) { Implementation::code_change(from_vsn<Vsn>{}, std::move(o), extra); })
+    return Implementation::code_change(from_vsn<Vsn>{}, Old(old), extra);
+  else if constexpr (writes_code_change<Implementation, Vsn, Old>)
+    return Implementation::code_change(from_vsn<Vsn>{}, Old(old));
+  else
+    return migrate_top<typename Implementation::state>(Old(old), extra);
+}
+
+template <class Implementation, class... Versions>
+void* change_state(void* old_state, std::uint64_t old_fingerprint, int old_vsn,
+                   const extra_of<Implementation>& extra, outcome& result, state_history<Versions...>) {
+  using S = typename Implementation::state;
+  void* made = nullptr;
+  bool known = false;
+  report_failure(result, [&] {
+    (void)((Versions::vsn == old_vsn && (known = true) &&
+            (value_fingerprint<typename Versions::type> == old_fingerprint
+                 ? (made = new S(change_from<Implementation, Versions::vsn>(
+                        *static_cast<const typename Versions::type*>(old_state), extra)),
+                    true)
+                 : (result = {true, "vsn " + std::to_string(old_vsn) + " is declared with state " +
+                                        std::string(type_spelling<typename Versions::type>()) +
+                                        ", but the server holds a state of another type"},
+                    true))) ||
+           ...);
+  });
+  if (!known && !result.failed) {
+    if (old_fingerprint == value_fingerprint<S>)
+      return old_state;  // the same state type: handed on as it is
+    result = {true, std::string(type_spelling<Implementation>()) + " does not know the state of vsn " +
+                        std::to_string(old_vsn) + ": list it in state_history"};
+  }
+  return made;
+}
+
+template <class Implementation>
+void* change_code(void* old_state, std::uint64_t old_fingerprint, int old_vsn, const extra_ref& extra,
+                  outcome& result) noexcept {
+  using Extra = extra_of<Implementation>;
+  if (!extra.value) {
+    Extra none{};
+    return change_state<Implementation>(old_state, old_fingerprint, old_vsn, none, result,
+                                        history_of<Implementation>{});
+  }
+  if (extra.fingerprint != value_fingerprint<Extra>) {
+    result = {true, "the extra given is a " + std::string(extra.type) + "; " +
+                        std::string(type_spelling<Implementation>()) + " takes a " +
+                        std::string(type_spelling<Extra>())};
+    return nullptr;
+  }
+  return change_state<Implementation>(old_state, old_fingerprint, old_vsn, *static_cast<const Extra*>(extra.value),
+                                      result, history_of<Implementation>{});
+}
+
+template <class Argument>
+inline constexpr std::uint64_t argument_fingerprint = value_fingerprint<Argument>;
+template <>
+inline constexpr std::uint64_t argument_fingerprint<void> = 0;
+template <class Argument>
+inline constexpr std::string_view argument_spelling = type_spelling<Argument>();
+template <>
+inline constexpr std::string_view argument_spelling<void> = "nothing";
+
+template <class Implementation>
+struct table_parts {
+  using interface = typename Implementation::interface;
+  static constexpr auto handlers = []<std::size_t... I>(std::index_sequence<I...>) {
+    return std::array<handler_fn, sizeof...(I)>{&handle<Implementation, I>...};
+  }(std::make_index_sequence<interface::size>{});
+  static constexpr auto discards = []<std::size_t... I>(std::index_sequence<I...>) {
+    return std::array<discard_fn, sizeof...(I)>{&discard_message<interface, I>...};
+  }(std::make_index_sequence<interface::size>{});
+};
+
+template <class Implementation>
+constexpr implementation_table make_table() {
+  using parts = table_parts<Implementation>;
+  using interface = typename Implementation::interface;
+  using S = typename Implementation::state;
+  return {interface::fingerprint,
+          interface::name,
+          type_spelling<Implementation>(),
+          Implementation::vsn,
+          value_fingerprint<S>,
+          type_spelling<S>(),
+          interface::size,
+          parts::handlers.data(),
+          parts::discards.data(),
+          interface::message_names.data(),
+          argument_fingerprint<init_argument<Implementation>>,
+          argument_spelling<init_argument<Implementation>>,
+          plain_data<S>(),
+          &init_state<Implementation>,
+          &terminate_state<Implementation>,
+          &destroy_state<Implementation>,
+          &change_code<Implementation>};
+}
+
+// A class, not a function, reports the error: clang takes a function whose instantiation failed
+// for one that cannot be evaluated, and would report every constant computed from it too.
+template <class Implementation>
+struct checked_table {
+  static_assert(sizeof(error_of<implementation_check<Implementation>>) != 0);  // the first mistake, once
+  static constexpr implementation_table table = [] {
+    if constexpr (fine<implementation_check<Implementation>>) return make_table<Implementation>();
+    else return implementation_table{};
+  }();
+};
+
+}  // namespace hotswap::detail

@@ -1,0 +1,199 @@
+// The vocabulary of every layer: why a request failed (errc, error), what it returns instead
+// (result), and how a server ended (exit_reason). Includes nothing else of hotswap.
+//
+//     hotswap::result<int> n = hotswap::call(counter, Get{});
+//     if (!n) fmt::print("{}\n", n.error());   // timeout: no reply within 5000 ms
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+#include <fmt/core.h>
+
+namespace hotswap {
+
+// -- failures --
+
+/// Why a request to a server failed.
+enum class errc : std::uint8_t {
+  timeout,             ///< no answer within the timeout
+  no_server,           ///< the server had stopped (or never ran) when the request was made
+  server_died,         ///< the server stopped while the request waited
+  not_suspended,       ///< change_code needs a suspended server
+  wrong_interface,     ///< the new table implements another interface
+  wrong_vsn,           ///< the old vsn given is not the one the server runs
+  wrong_state_type,    ///< the state is not of the type asked for
+  code_change_failed,  ///< code_change threw or refused; state and table are unchanged
+  init_failed,         ///< init threw; no server was started
+  handler_failed,      ///< a function given to replace_state threw; the state is unchanged
+  calling_self,        ///< a handler called its own server, which cannot answer while it runs
+  wrong_argument,      ///< init takes an argument of another type
+  // Loading modules (hotswap/modules.hpp): the code server and every server are left unchanged.
+  no_file,             ///< the path does not exist or cannot be read
+  unsafe_path,         ///< the file or a directory above it is writable by other users
+  not_a_library,       ///< not a shared library for this machine
+  truncated,           ///< a shared library cut short
+  no_descriptor,       ///< a shared library without HOTSWAP_MODULE
+  abi_mismatch,        ///< built by another compiler, standard library, hotswap or settings
+  schema_conflict,     ///< a schema version that differs from the one this program knows
+  not_newer,           ///< the vsn is not newer than the module's current one
+  load_failed,         ///< the dynamic loader refused it (dlerror says why)
+  initializer_failed,  ///< a static initializer of the module threw
+  not_purged,          ///< servers still run the old version
+  no_module,           ///< no module of that name is loaded
+  bad_flags,           ///< a supervisor's flags are refused (an intensity below 0, a period not above 0)
+  too_large,           ///< a module file larger than the code server takes
+  unsealed,            ///< a module file without a seal (not built by hotswap_add_module)
+  torn,                ///< a module file whose bytes do not match its seal: torn, or modified since built
+  untrusted,           ///< a module not signed by a key the code server trusts
+};
+
+constexpr std::string_view to_string(errc code) noexcept {
+  switch (code) {  // no default: a code missing here is a warning, and -Werror stops the build
+    case errc::timeout: return "timeout";
+    case errc::no_server: return "no_server";
+    case errc::server_died: return "server_died";
+    case errc::not_suspended: return "not_suspended";
+    case errc::wrong_interface: return "wrong_interface";
+    case errc::wrong_vsn: return "wrong_vsn";
+    case errc::wrong_state_type: return "wrong_state_type";
+    case errc::code_change_failed: return "code_change_failed";
+    case errc::init_failed: return "init_failed";
+    case errc::handler_failed: return "handler_failed";
+    case errc::calling_self: return "calling_self";
+    case errc::wrong_argument: return "wrong_argument";
+    case errc::no_file: return "no_file";
+    case errc::unsafe_path: return "unsafe_path";
+    case errc::not_a_library: return "not_a_library";
+    case errc::truncated: return "truncated";
+    case errc::no_descriptor: return "no_descriptor";
+    case errc::abi_mismatch: return "abi_mismatch";
+    case errc::schema_conflict: return "schema_conflict";
+    case errc::not_newer: return "not_newer";
+    case errc::load_failed: return "load_failed";
+    case errc::initializer_failed: return "initializer_failed";
+    case errc::not_purged: return "not_purged";
+    case errc::no_module: return "no_module";
+    case errc::bad_flags: return "bad_flags";
+    case errc::too_large: return "too_large";
+    case errc::unsealed: return "unsealed";
+    case errc::torn: return "torn";
+    case errc::untrusted: return "untrusted";
+  }
+  return "unknown";  // not an errc
+}
+
+/// A failed request: what kind of failure, and what the server or the runtime said about it.
+struct error {
+  errc code;
+  std::string what;
+};
+
+/// How a server ended: `normal` when asked to stop, `shutdown` when its supervisor stopped it,
+/// `crashed` when a handler threw (`what` says what it threw).
+enum class exit_kind : std::uint8_t { normal, shutdown, crashed };
+
+struct exit_reason {
+  exit_kind kind = exit_kind::normal;
+  std::string what;
+};
+
+// -- results --
+
+/// Thrown by result::value() when the request failed.
+class call_error : public std::runtime_error {
+ public:
+  explicit call_error(const error& failure)
+      : std::runtime_error("hotswap: " + std::string(to_string(failure.code)) +
+                           (failure.what.empty() ? "" : ": " + failure.what)),
+        code_(failure.code) {}
+  errc code() const noexcept { return code_; }
+
+ private:
+  errc code_;
+};
+
+/// The outcome of a request to a server: its reply, or why there is none.
+template <class T>
+class [[nodiscard]] result {
+ public:
+  result(T value) : value_(std::move(value)) {}  // NOLINT: implicit, as std::expected
+  result(hotswap::error failure) : failure_(std::move(failure)) {}  // NOLINT
+
+  bool has_value() const noexcept { return value_.has_value(); }
+  explicit operator bool() const noexcept { return has_value(); }
+  /// The reply; throws call_error if there is none.
+  T& value() & { return check(), *value_; }
+  const T& value() const& { return check(), *value_; }
+  T&& value() && { return check(), std::move(*value_); }
+  T& operator*() noexcept { return *value_; }
+  const T& operator*() const noexcept { return *value_; }
+  T* operator->() noexcept { return &*value_; }
+  const T* operator->() const noexcept { return &*value_; }
+  /// Why the request failed (only when it did).
+  const hotswap::error& error() const noexcept { return failure_; }
+
+ private:
+  void check() const {
+    if (!value_) throw call_error(failure_);
+  }
+  std::optional<T> value_;
+  hotswap::error failure_{};
+};
+
+template <>
+class [[nodiscard]] result<void> {
+ public:
+  result() = default;
+  result(hotswap::error failure) : failed_(true), failure_(std::move(failure)) {}  // NOLINT
+  bool has_value() const noexcept { return !failed_; }
+  explicit operator bool() const noexcept { return has_value(); }
+  void value() const {
+    if (failed_) throw call_error(failure_);
+  }
+  const hotswap::error& error() const noexcept { return failure_; }
+
+ private:
+  bool failed_ = false;
+  hotswap::error failure_{};
+};
+
+}  // namespace hotswap
+
+// fmt prints an errc as its name (`timeout`), an error as `timeout: no reply within 5000 ms`, and
+// a result as its value, `ok` (result<void>) or its error.
+template <>
+struct fmt::formatter<hotswap::errc> : fmt::formatter<std::string_view> {
+  template <class Context>
+  auto format(hotswap::errc code, Context& context) const {
+    return fmt::formatter<std::string_view>::format(hotswap::to_string(code), context);
+  }
+};
+
+template <>
+struct fmt::formatter<hotswap::error> {
+  constexpr auto parse(fmt::format_parse_context& context) { return context.begin(); }
+  template <class Context>
+  auto format(const hotswap::error& failure, Context& context) const {
+    if (failure.what.empty()) return fmt::format_to(context.out(), "{}", failure.code);
+    return fmt::format_to(context.out(), "{}: {}", failure.code, failure.what);
+  }
+};
+
+template <class T>
+struct fmt::formatter<hotswap::result<T>> {
+  constexpr auto parse(fmt::format_parse_context& context) { return context.begin(); }
+  template <class Context>
+  auto format(const hotswap::result<T>& outcome, Context& context) const {
+    if (!outcome) return fmt::format_to(context.out(), "{}", outcome.error());
+    if constexpr (std::is_void_v<T>)
+      return fmt::format_to(context.out(), "ok");
+    else
+      return fmt::format_to(context.out(), "{}", *outcome);
+  }
+};

@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""The layout rules of include/hotswap (docs/architecture.md), checked:
+
+1. Every header compiles on its own (the generated ones too), warning-free.
+2. A detail header includes only detail headers, and the two vocabulary headers every layer
+   speaks (result.hpp, version.hpp), which include nothing else of hotswap.
+3. Layers include only downward: a header includes headers of its own layer or of lower ones.
+4. Every header is in a layer this script knows: a new folder or public header is placed here
+   (and in docs/architecture.md) on purpose.
+
+    layout_test.py CXX [FLAGS...]     (FLAGS: what a user has, -I for include/ among them)
+"""
+import concurrent.futures
+import os
+import pathlib
+import re
+import subprocess
+import sys
+import tempfile
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+INCLUDE = ROOT / "include"
+
+# Lowest first. A detail folder and the public headers of its layer share a rank.
+LAYERS = ["common", "abi", "reflect", "schemas", "migrations", "runtime", "servers", "modules", "umbrella"]
+PUBLIC = {
+    "version.hpp": "common", "result.hpp": "common",
+    "schemas.hpp": "schemas", "inspect.hpp": "schemas",
+    "migrations.hpp": "migrations",
+    "servers.hpp": "servers", "sys.hpp": "servers", "supervisors.hpp": "servers",
+    "modules.hpp": "modules",
+    "hotswap.hpp": "umbrella",
+}
+VOCABULARY = {"hotswap/result.hpp", "hotswap/version.hpp"}
+LOCAL_INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
+
+
+def layer_of(header):
+    """The layer of a header given relative to include/ (hotswap/...), or None."""
+    parts = pathlib.PurePosixPath(header).parts
+    if len(parts) == 2:
+        return PUBLIC.get(parts[1])
+    if len(parts) >= 3 and parts[1] == "detail" and parts[2] in LAYERS:
+        return parts[2]
+    return None
+
+
+def check_includes(headers):
+    problems = []
+    for header in headers:
+        path = INCLUDE / header
+        layer = layer_of(header)
+        if layer is None:
+            problems.append(f"{header}: in no layer (place it in tests/layout_test.py and docs/architecture.md)")
+            continue
+        is_detail = "/detail/" in header
+        for included in LOCAL_INCLUDE.findall(path.read_text()):
+            target = (path.parent / included).resolve().relative_to(INCLUDE.resolve()).as_posix()
+            if not (INCLUDE / target).exists():
+                problems.append(f"{header}: includes {included}, which does not exist")
+                continue
+            if is_detail and "/detail/" not in target and target not in VOCABULARY:
+                problems.append(f"{header}: a detail header includes the public {target}")
+            if header in VOCABULARY:
+                problems.append(f"{header}: a vocabulary header includes {target}")
+            target_layer = layer_of(target)
+            if target_layer is None or LAYERS.index(target_layer) > LAYERS.index(layer):
+                problems.append(f"{header} ({layer}) includes {target} ({target_layer}): layers include only downward")
+    return problems
+
+
+def compiles_alone(cxx, flags, header):
+    with tempfile.TemporaryDirectory() as work:
+        source = pathlib.Path(work) / "alone.cpp"
+        source.write_text(f"#include <{header}>\n")
+        done = subprocess.run([cxx, *flags, "-fsyntax-only", str(source)], capture_output=True, text=True)
+    if done.returncode != 0:
+        return f"{header} does not compile on its own:\n{done.stderr[:3000]}"
+    return None
+
+
+def main(arguments):
+    cxx, flags = arguments[0], arguments[1:]
+    headers = sorted(p.relative_to(INCLUDE).as_posix() for p in (INCLUDE / "hotswap").rglob("*.hpp"))
+    problems = check_includes(headers)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        problems += [p for p in pool.map(lambda h: compiles_alone(cxx, flags, h), headers) if p]
+    for problem in problems:
+        print(problem)
+    print(f"{len(headers)} headers: {len(problems)} problem(s)")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -7,12 +7,11 @@
 #pragma once
 
 #include <iterator>
-#include <memory>
 #include <string>
 #include <string_view>
 #include <type_traits>
 
-#include <fmt/format.h>
+#include <fmt/core.h>
 
 #include "detail/schemas/inspect.hpp"
 #include "schemas.hpp"

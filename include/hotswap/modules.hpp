@@ -24,15 +24,15 @@
 
 #include <dlfcn.h>
 
-#include <algorithm>
-#include <chrono>
 #include <cstdint>
-#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
+#include "detail/common/std_algorithm.hpp"
+#include "detail/common/std_memory.hpp"
+#include "detail/common/std_parts.hpp"
 #include "detail/abi/abi_description.hpp"
 #include "detail/abi/module_descriptor.hpp"
 #include "detail/common/spin_lock.hpp"

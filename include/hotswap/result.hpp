@@ -5,6 +5,7 @@
 //     if (!n) fmt::print("{}\n", n.error());   // timeout: no reply within 5000 ms
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <stdexcept>
@@ -166,12 +167,31 @@ class [[nodiscard]] result<void> {
 }  // namespace hotswap
 
 // fmt prints an errc as its name (`timeout`), an error as `timeout: no reply within 5000 ms`, and
-// a result as its value, `ok` (result<void>) or its error.
+// a result as its value, `ok` (result<void>) or its error. They write through the output iterator
+// and fmt::format: fmt::format_to needs <fmt/format.h> (and with clang does not link against
+// Debian's libfmt with <fmt/core.h> alone), which costs as much to include as the rest of hotswap.
+namespace hotswap::detail {
+template <class Out>
+Out write_text(Out out, std::string_view text) {
+  for (const char c : text) *out++ = c;
+  return out;
+}
+}  // namespace hotswap::detail
+
 template <>
-struct fmt::formatter<hotswap::errc> : fmt::formatter<std::string_view> {
+struct fmt::formatter<hotswap::errc> {
+  std::string_view spec;  // a string's format spec (`{:>16}`), applied to the name
+  constexpr auto parse(fmt::format_parse_context& context) {
+    auto end = context.begin();
+    while (end != context.end() && *end != '}') ++end;
+    spec = std::string_view(context.begin(), static_cast<std::size_t>(end - context.begin()));
+    return end;
+  }
   template <class Context>
   auto format(hotswap::errc code, Context& context) const {
-    return fmt::formatter<std::string_view>::format(hotswap::to_string(code), context);
+    if (spec.empty()) return hotswap::detail::write_text(context.out(), hotswap::to_string(code));
+    return hotswap::detail::write_text(context.out(),
+                                       fmt::format(fmt::runtime("{:" + std::string(spec) + "}"), hotswap::to_string(code)));
   }
 };
 
@@ -180,8 +200,9 @@ struct fmt::formatter<hotswap::error> {
   constexpr auto parse(fmt::format_parse_context& context) { return context.begin(); }
   template <class Context>
   auto format(const hotswap::error& failure, Context& context) const {
-    if (failure.what.empty()) return fmt::format_to(context.out(), "{}", failure.code);
-    return fmt::format_to(context.out(), "{}: {}", failure.code, failure.what);
+    auto out = hotswap::detail::write_text(context.out(), hotswap::to_string(failure.code));
+    if (failure.what.empty()) return out;
+    return hotswap::detail::write_text(hotswap::detail::write_text(out, ": "), failure.what);
   }
 };
 
@@ -190,10 +211,10 @@ struct fmt::formatter<hotswap::result<T>> {
   constexpr auto parse(fmt::format_parse_context& context) { return context.begin(); }
   template <class Context>
   auto format(const hotswap::result<T>& outcome, Context& context) const {
-    if (!outcome) return fmt::format_to(context.out(), "{}", outcome.error());
+    if (!outcome) return fmt::formatter<hotswap::error>().format(outcome.error(), context);
     if constexpr (std::is_void_v<T>)
-      return fmt::format_to(context.out(), "ok");
+      return hotswap::detail::write_text(context.out(), "ok");
     else
-      return fmt::format_to(context.out(), "{}", *outcome);
+      return hotswap::detail::write_text(context.out(), fmt::format("{}", *outcome));
   }
 };

@@ -25,10 +25,8 @@
 // hand. Everything else migrates by the generated migrations (hotswap/migrations.hpp).
 #pragma once
 
-#include <chrono>
 #include <concepts>
 #include <cstdint>
-#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -38,6 +36,7 @@
 
 #include "detail/abi/implementation_table.hpp"
 #include "detail/common/fixed_string.hpp"
+#include "detail/common/std_memory.hpp"
 #include "detail/common/std_parts.hpp"
 #include "detail/runtime/runtime.hpp"
 #include "detail/servers/control.hpp"
@@ -298,7 +297,8 @@ result<void> stop(const server_handle auto& server, std::chrono::nanoseconds tim
 
 /// Registers `server` as `name`; false if the name is taken, the server already has a name, or
 /// it has stopped. A name is freed when its server stops.
-inline bool register_name(const std::string& name, const any_server& server) {
+template <class = void>
+bool register_name(const std::string& name, const any_server& server) {
   return server && detail::the_runtime().register_name(name, *server.core());
 }
 
@@ -310,7 +310,10 @@ std::optional<server_ref<Interface>> whereis(const std::string& name) {
   return server_ref<Interface>::from(any_server(found));
 }
 
-inline bool unregister_name(const std::string& name) { return detail::the_runtime().unregister_name(name); }
+template <class = void>
+bool unregister_name(const std::string& name) {
+  return detail::the_runtime().unregister_name(name);
+}
 
 // -- timers --
 

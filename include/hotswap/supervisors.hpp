@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "detail/common/std_algorithm.hpp"
 #include "detail/common/std_parts.hpp"
 #include "servers.hpp"
 

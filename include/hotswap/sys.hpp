@@ -10,14 +10,12 @@
 #pragma once
 
 #include <cstdint>
-#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
-#include <chrono>
-#include <functional>
 
 #include "detail/abi/trace_event.hpp"
+#include "detail/common/std_memory.hpp"
 #include "detail/common/std_parts.hpp"
 #include "detail/servers/code_change.hpp"
 #include "servers.hpp"

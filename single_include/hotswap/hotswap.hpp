@@ -23,6 +23,7 @@ inline constexpr int version_patch = HOTSWAP_VERSION_PATCH;
 //     hotswap::result<int> n = hotswap::call(counter, Get{});
 //     if (!n) fmt::print("{}\n", n.error());   // timeout: no reply within 5000 ms
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <stdexcept>
@@ -184,12 +185,31 @@ class [[nodiscard]] result<void> {
 }  // namespace hotswap
 
 // fmt prints an errc as its name (`timeout`), an error as `timeout: no reply within 5000 ms`, and
-// a result as its value, `ok` (result<void>) or its error.
+// a result as its value, `ok` (result<void>) or its error. They write through the output iterator
+// and fmt::format: fmt::format_to needs <fmt/format.h> (and with clang does not link against
+// Debian's libfmt with <fmt/core.h> alone), which costs as much to include as the rest of hotswap.
+namespace hotswap::detail {
+template <class Out>
+Out write_text(Out out, std::string_view text) {
+  for (const char c : text) *out++ = c;
+  return out;
+}
+}  // namespace hotswap::detail
+
 template <>
-struct fmt::formatter<hotswap::errc> : fmt::formatter<std::string_view> {
+struct fmt::formatter<hotswap::errc> {
+  std::string_view spec;  // a string's format spec (`{:>16}`), applied to the name
+  constexpr auto parse(fmt::format_parse_context& context) {
+    auto end = context.begin();
+    while (end != context.end() && *end != '}') ++end;
+    spec = std::string_view(context.begin(), static_cast<std::size_t>(end - context.begin()));
+    return end;
+  }
   template <class Context>
   auto format(hotswap::errc code, Context& context) const {
-    return fmt::formatter<std::string_view>::format(hotswap::to_string(code), context);
+    if (spec.empty()) return hotswap::detail::write_text(context.out(), hotswap::to_string(code));
+    return hotswap::detail::write_text(context.out(),
+                                       fmt::format(fmt::runtime("{:" + std::string(spec) + "}"), hotswap::to_string(code)));
   }
 };
 
@@ -198,8 +218,9 @@ struct fmt::formatter<hotswap::error> {
   constexpr auto parse(fmt::format_parse_context& context) { return context.begin(); }
   template <class Context>
   auto format(const hotswap::error& failure, Context& context) const {
-    if (failure.what.empty()) return fmt::format_to(context.out(), "{}", failure.code);
-    return fmt::format_to(context.out(), "{}: {}", failure.code, failure.what);
+    auto out = hotswap::detail::write_text(context.out(), hotswap::to_string(failure.code));
+    if (failure.what.empty()) return out;
+    return hotswap::detail::write_text(hotswap::detail::write_text(out, ": "), failure.what);
   }
 };
 
@@ -208,11 +229,11 @@ struct fmt::formatter<hotswap::result<T>> {
   constexpr auto parse(fmt::format_parse_context& context) { return context.begin(); }
   template <class Context>
   auto format(const hotswap::result<T>& outcome, Context& context) const {
-    if (!outcome) return fmt::format_to(context.out(), "{}", outcome.error());
+    if (!outcome) return fmt::formatter<hotswap::error>().format(outcome.error(), context);
     if constexpr (std::is_void_v<T>)
-      return fmt::format_to(context.out(), "ok");
+      return hotswap::detail::write_text(context.out(), "ok");
     else
-      return fmt::format_to(context.out(), "{}", *outcome);
+      return hotswap::detail::write_text(context.out(), fmt::format("{}", *outcome));
   }
 };
 // ---- hotswap/schemas.hpp ----
@@ -245,12 +266,26 @@ struct fmt::formatter<hotswap::result<T>> {
 // the module's static initializers run. Whatever would outlive a call into a module's code (a
 // thread, a timer, a callback) is made by the program's code, or keeps the module loaded.
 
+// ---- hotswap/detail/common/std_memory.hpp ----
+// shared_ptr and unique_ptr without the rest of <memory> (its ranges algorithms and
+// parallel policies, half of what it costs to include), as std_parts.hpp does for <chrono>.
+
+#include <cstddef>  // defines __GLIBCXX__ when the standard library is libstdc++
+
+#if defined(__GLIBCXX__) && __has_include(<bits/shared_ptr.h>) && __has_include(<bits/unique_ptr.h>)
+#include <bits/shared_ptr.h>
+#include <bits/unique_ptr.h>
+#else
 #include <memory>
+#endif
+
 
 namespace hotswap {
 class schema_registry;
 namespace detail {
-class runtime;
+template <class = void>
+class basic_runtime;
+using runtime = basic_runtime<>;
 struct server_core;
 
 #ifdef HOTSWAP_MODULE_BUILD
@@ -296,6 +331,7 @@ inline lease_maker& module_leases() noexcept {
 
 }  // namespace detail
 }  // namespace hotswap
+
 // ---- hotswap/detail/common/fixed_string.hpp ----
 // A string usable as a template argument: schema names and field names in declarations.
 
@@ -2592,12 +2628,11 @@ To migrate(From value, const Extra& extra = {}) {
 //     fmt::print("{}\n", account);   // %Account{name: nil, score: 0, stage: 0}
 
 #include <iterator>
-#include <memory>
 #include <string>
 #include <string_view>
 #include <type_traits>
 
-#include <fmt/format.h>
+#include <fmt/core.h>
 
 // ---- hotswap/detail/schemas/inspect.hpp ----
 // Printing values as Elixir's inspect does (hotswap/inspect.hpp): structs as %Name{field: value},
@@ -2605,13 +2640,12 @@ To migrate(From value, const Extra& extra = {}) {
 
 #include <cstddef>
 #include <iterator>
-#include <memory>
 #include <string>
 #include <string_view>
 #include <type_traits>
 #include <utility>
 
-#include <fmt/format.h>
+#include <fmt/core.h>
 
 
 namespace hotswap::detail {
@@ -2621,11 +2655,11 @@ Out inspect_string(Out out, std::string_view text) {
   *out++ = '"';
   for (char c : text) {
     switch (c) {
-      case '"': out = fmt::format_to(out, "\\\""); break;
-      case '\\': out = fmt::format_to(out, "\\\\"); break;
-      case '\n': out = fmt::format_to(out, "\\n"); break;
-      case '\t': out = fmt::format_to(out, "\\t"); break;
-      case '\r': out = fmt::format_to(out, "\\r"); break;
+      case '"': out = write_text(out, "\\\""); break;
+      case '\\': out = write_text(out, "\\\\"); break;
+      case '\n': out = write_text(out, "\\n"); break;
+      case '\t': out = write_text(out, "\\t"); break;
+      case '\r': out = write_text(out, "\\r"); break;
       default: *out++ = c;
     }
   }
@@ -2637,14 +2671,14 @@ Out inspect_string(Out out, std::string_view text) {
 template <class Out>
 Out inspect_float(Out out, double value) {
   const std::string text = fmt::format("{}", value);
-  if (text.find_first_of("in") != std::string::npos) return fmt::format_to(out, "{}", text);  // inf, nan
+  if (text.find_first_of("in") != std::string::npos) return write_text(out, text);  // inf, nan
   const std::size_t e = text.find('e') == std::string::npos ? text.size() : text.find('e');
   std::string_view mantissa(text.data(), e), exponent(text.data() + e, text.size() - e);
   const bool negative = exponent.size() > 1 && exponent[1] == '-';
   const std::size_t digits = exponent.find_first_not_of("e+-0");
   exponent = digits == std::string_view::npos ? std::string_view() : exponent.substr(digits);
-  return fmt::format_to(out, "{}{}{}{}{}", mantissa, mantissa.find('.') == std::string_view::npos ? ".0" : "",
-                        e < text.size() ? "e" : "", negative ? "-" : "", exponent);
+  return write_text(out, fmt::format("{}{}{}{}{}", mantissa, mantissa.find('.') == std::string_view::npos ? ".0" : "",
+                                    e < text.size() ? "e" : "", negative ? "-" : "", exponent));
 }
 
 template <class Out, class T>
@@ -2655,7 +2689,7 @@ Out inspect_list(Out out, const Range& range) {
   *out++ = '[';
   bool first = true;
   for (const auto& element : range) {
-    if (!first) out = fmt::format_to(out, ", ");
+    if (!first) out = write_text(out, ", ");
     first = false;
     out = inspect_to(out, element);
   }
@@ -2674,12 +2708,12 @@ Out inspect_map(Out out, const Map& map) {
     for (; at > 0 && entry.first < entries[at - 1]->first; --at) entries[at] = entries[at - 1];
     entries[at] = &entry;
   }
-  out = fmt::format_to(out, "%{{");
+  out = write_text(out, "%{");
   for (std::size_t i = 0; i < size; ++i) {
     const auto* entry = entries[i];
-    if (i > 0) out = fmt::format_to(out, ", ");
+    if (i > 0) out = write_text(out, ", ");
     out = inspect_to(out, entry->first);
-    out = fmt::format_to(out, " => ");
+    out = write_text(out, " => ");
     out = inspect_to(out, entry->second);
   }
   *out++ = '}';
@@ -2690,26 +2724,28 @@ template <class Out, class T>
 Out inspect_to(Out out, const T& value) {
   constexpr field_kind kind = field_kind_of<T>;
   if constexpr (kind == field_kind::version) {
-    out = fmt::format_to(out, "%{}{{", schema_of<T>::name);
+    out = write_text(write_text(out, "%"), schema_of<T>::name);
+    *out++ = '{';
     auto members = fields(value);
     [&]<std::size_t... I>(std::index_sequence<I...>) {
-      ((out = fmt::format_to(out, "{}{}: ", I == 0 ? "" : ", ", field_names<T>[I]), out = inspect_to(out, member<I>(members))),
+      ((out = write_text(write_text(write_text(out, I == 0 ? "" : ", "), field_names<T>[I]), ": "),
+        out = inspect_to(out, member<I>(members))),
        ...);
     }(std::make_index_sequence<field_count<T>>{});
     *out++ = '}';
     return out;
   } else if constexpr (kind == field_kind::boolean) {
-    return fmt::format_to(out, "{}", value ? "true" : "false");
+    return write_text(out, value ? "true" : "false");
   } else if constexpr (kind == field_kind::floating) {
     return inspect_float(out, static_cast<double>(value));
   } else if constexpr (kind == field_kind::character || kind == field_kind::integer) {
-    return fmt::format_to(out, "{}", +value);  // a char is a number in Elixir
+    return write_text(out, fmt::format("{}", +value));  // a char is a number in Elixir
   } else if constexpr (kind == field_kind::enumeration) {
-    return fmt::format_to(out, "{}", static_cast<std::underlying_type_t<T>>(value));
+    return write_text(out, fmt::format("{}", static_cast<std::underlying_type_t<T>>(value)));
   } else if constexpr (kind == field_kind::string) {
     return inspect_string(out, value);
   } else if constexpr (kind == field_kind::optional) {
-    return value ? inspect_to(out, *value) : fmt::format_to(out, "nil");
+    return value ? inspect_to(out, *value) : write_text(out, "nil");
   } else if constexpr (kind == field_kind::ordered_map || kind == field_kind::hashed_map) {
     return inspect_map(out, value);
   } else if constexpr (kind == field_kind::sequence || kind == field_kind::fixed_array) {
@@ -2722,7 +2758,7 @@ Out inspect_to(Out out, const T& value) {
     else if constexpr (requires { std::begin(value); std::end(value); })
       return inspect_list(out, value);
     else
-      return fmt::format_to(out, "{}", value);
+      return write_text(out, fmt::format("{}", value));
   }
 }
 
@@ -2783,10 +2819,8 @@ struct fmt::formatter<T, char> {
 // and `code_change(hotswap::from_vsn<N>, OldState&&, const Extra&)` for the vsns it migrates by
 // hand. Everything else migrates by the generated migrations (hotswap/migrations.hpp).
 
-#include <chrono>
 #include <concepts>
 #include <cstdint>
-#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -2910,11 +2944,13 @@ struct implementation_table {
 }  // namespace hotswap::detail
 // ---- hotswap/detail/common/std_parts.hpp ----
 // The parts of <chrono> and <functional> hotswap uses (durations and clocks; std::function)
-// without the rest: libstdc++ keeps them in headers of their own, which cost a third as much to
+// without the rest: libstdc++ keeps them in headers of their own, which cost a fraction as much to
 // include (<chrono>'s calendar and time zones, <functional>'s searchers and hash maps). Other
-// standard libraries get the full headers.
+// standard libraries get the full headers. (std_memory.hpp and std_algorithm.hpp do the same.)
 
-#if __has_include(<bits/chrono.h>) && __has_include(<bits/std_function.h>) && defined(__GLIBCXX__)
+#include <cstddef>  // defines __GLIBCXX__ when the standard library is libstdc++
+
+#if defined(__GLIBCXX__) && __has_include(<bits/chrono.h>) && __has_include(<bits/std_function.h>)
 #include <bits/chrono.h>
 #include <bits/std_function.h>
 #else
@@ -2925,18 +2961,26 @@ struct implementation_table {
 // The runtime of a program: its pool, timers, server ids and registered names, and how a server
 // ends. One per program; a module's code reaches the program's (abi/image.hpp).
 
-#include <algorithm>
 #include <atomic>
 #include <cstdint>
-#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
+// ---- hotswap/detail/common/std_algorithm.hpp ----
+// The algorithms on iterators without the rest of <algorithm> (its ranges versions and
+// parallel policies, half of what it costs to include), as std_parts.hpp does for <chrono>.
+
+#include <cstddef>  // defines __GLIBCXX__ when the standard library is libstdc++
+
+#if defined(__GLIBCXX__) && __has_include(<bits/stl_algo.h>)
+#include <bits/stl_algo.h>
+#else
+#include <algorithm>
+#endif
 // ---- hotswap/detail/runtime/dispatch.hpp ----
 // The receiving side of a server: taking its messages and sys requests in order, running each
 // handler, and running a server on an executor until it has nothing to do.
 
-#include <chrono>
 #include <cstdint>
 #include <utility>
 // ---- hotswap/detail/common/sync.hpp ----
@@ -3067,10 +3111,7 @@ inline unsigned hardware_threads() noexcept {
 // A running server as the runtime holds it, and where its messages are handled (an executor).
 
 #include <atomic>
-#include <chrono>
 #include <cstdint>
-#include <functional>
-#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -3106,7 +3147,6 @@ struct trace_event {
 // the freed memory back to the system when it next idles (malloc's free lists would otherwise
 // keep it, and the process's size, for good).
 
-#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -3290,9 +3330,7 @@ class mailbox {
 // server answers into; and the sys requests, which travel as slots of their own.
 
 #include <atomic>
-#include <chrono>
 #include <cstdint>
-#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -3466,6 +3504,9 @@ struct server_core {
   bool ended = false;  // the receiver's own !alive: read for every message, so not on the senders' line
   std::atomic<control_request*> controls{nullptr};  // the sys lane: newest first
   const implementation_table* table;
+  /// Frees it once its last reference is gone: the program's code (abi/image.hpp), whoever
+  /// lets go last.
+  void (*const free_core)(server_core& server) noexcept;
   void* state = nullptr;
   std::shared_ptr<const void> table_owner;  // keeps the code of `table` loaded
   std::shared_ptr<const void> state_owner;  // and of the code that made a state not plain data
@@ -3486,11 +3527,15 @@ struct server_core {
   std::vector<exit_monitor> monitors;
   exit_reason reason;
 
-  server_core(std::uint64_t server_id, const implementation_table& implementation)
-      : id(server_id), interface_fingerprint(implementation.interface_fingerprint), table(&implementation) {}
+  server_core(std::uint64_t server_id, const implementation_table& implementation,
+              void (*free)(server_core& server) noexcept)
+      : id(server_id), interface_fingerprint(implementation.interface_fingerprint), table(&implementation),
+        free_core(free) {}
 
   void acquire() noexcept { references.fetch_add(1, std::memory_order_relaxed); }
-  void release() noexcept;
+  void release() noexcept {
+    if (references.fetch_sub(1, std::memory_order_acq_rel) == 1) free_core(*this);
+  }
 
   /// Any thread: queues a message and gets the server running. False if it has stopped.
   template <class Fill>
@@ -3533,9 +3578,9 @@ struct server_core {
 // counts it, with its message and time, once it returns (sys::statistics).
 
 #include <atomic>
-#include <chrono>
 #include <cstdint>
 #include <vector>
+
 
 namespace hotswap::detail {
 
@@ -3611,25 +3656,30 @@ class handler_watch {
 
 }  // namespace hotswap::detail
 
+
 namespace hotswap::detail {
 
 // ---- the runtime: pool, server list, names, timers ----
 
-class runtime;
+template <class = void>
 runtime& the_runtime();
 /// A backlog has drained: its memory goes back to the system once the pool idles.
+template <class = void>
 void give_back_memory_when_idle() noexcept;
 
 /// The server whose handler this thread is running, if any.
-inline server_core*& current_server_of_thread() noexcept {
+template <class = void>
+server_core*& current_server_of_thread() noexcept {
   thread_local server_core* current = nullptr;
   return current;
 }
 /// The same, reached from a module's code or a program's.
+template <class = void>
 server_core*& current_server() noexcept;
 
 /// Receiver side: hands out the oldest message, or false when none waits.
-inline bool take_message(server_core& server, envelope& out) noexcept {
+template <class = void>
+bool take_message(server_core& server, envelope& out) noexcept {
   envelope* next = server.inbox.front();
   if (!next) return false;
   out = *next;
@@ -3638,14 +3688,16 @@ inline bool take_message(server_core& server, envelope& out) noexcept {
 }
 
 /// Answers a message that will never be handled: calls fail, the rest is dropped.
-inline void refuse(server_core& server, envelope& message, errc why) noexcept {
+template <class = void>
+void refuse(server_core& server, envelope& message, errc why) noexcept {
   server.table->discards[message.kind](message);
   if (message.reply) static_cast<reply_slot_base*>(message.reply)->fail(why, "the server has stopped");
 }
 
 /// Receiver side: runs the sys requests in the lane, oldest first (those of an ended server
 /// fail); false if there were none.
-inline bool run_controls(server_core& server) noexcept {
+template <class = void>
+bool run_controls(server_core& server) noexcept {
   control_request* newest = server.controls.exchange(nullptr, std::memory_order_acquire);
   if (!newest) return false;
   control_request* oldest = nullptr;
@@ -3666,16 +3718,19 @@ inline bool run_controls(server_core& server) noexcept {
   return true;
 }
 
+template <class = void>
 void end_server(server_core& server, exit_reason reason) noexcept;
 
 /// What this pool worker is doing (null: not a pool worker).
-inline worker_activity*& current_activity() noexcept {
+template <class = void>
+worker_activity*& current_activity() noexcept {
   thread_local worker_activity* activity = nullptr;
   return activity;
 }
 
 /// A handler the pool's monitor found slow has returned: counted, and kept if the slowest.
-inline void note_slow_handler(server_core& server, const implementation_table& table, std::uint32_t kind,
+template <class = void>
+void note_slow_handler(server_core& server, const implementation_table& table, std::uint32_t kind,
                               std::int64_t since) noexcept {
   const std::chrono::steady_clock::time_point began{std::chrono::steady_clock::duration(since)};
   const auto took = std::chrono::steady_clock::now() - began;
@@ -3688,7 +3743,8 @@ inline void note_slow_handler(server_core& server, const implementation_table& t
   }
 }
 
-inline void dispatch(server_core& server, envelope& message) noexcept {
+template <class = void>
+void dispatch(server_core& server, envelope& message) noexcept {
   const implementation_table& table = *server.table;
   if (server.trace) server.trace({trace_event::in, table.message_names[message.kind], server.id});
   outcome result;
@@ -3710,7 +3766,8 @@ inline void dispatch(server_core& server, envelope& message) noexcept {
 
 /// Handles up to `budget` messages, the sys lane first before each; true if that many were
 /// handled (more may wait). While suspended, only the sys lane is served.
-inline bool handle_messages(server_core& server, unsigned budget) noexcept {
+template <class = void>
+bool handle_messages(server_core& server, unsigned budget) noexcept {
   envelope message;
   for (unsigned handled = 0; handled < budget; ++handled) {
     if (server.controls.load(std::memory_order_relaxed)) run_controls(server);
@@ -3730,7 +3787,8 @@ inline bool handle_messages(server_core& server, unsigned budget) noexcept {
 /// Runs a server until it has nothing to do (or, when others wait for this thread, until it
 /// has had a fair share). After its mailbox empties it watches it a little longer, unless others
 /// wait: a caller that sends again soon is answered without a wake-up.
-inline void run_server(server_core& server, executor& on) noexcept {
+template <class = void>
+void run_server(server_core& server, executor& on) noexcept {
   constexpr unsigned fair_share = 256;
   // An exchange, not a store: a read-modify-write synchronizes with every sender's fetch_or
   // before it, so their messages are visible here.
@@ -3770,23 +3828,25 @@ inline void run_server(server_core& server, executor& on) noexcept {
 // ---- hotswap/detail/runtime/worker_pool.hpp ----
 // The shared pool of worker threads that runs servers, and its monitor of slow handlers.
 
-#include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <cstdint>
 #include <vector>
 
 namespace hotswap::detail {
 
-class worker_pool final : public executor {
+template <class = void>
+class basic_worker_pool;
+
+template <class>
+class basic_worker_pool final : public executor {
  public:
-  explicit worker_pool(unsigned threads) {
+  explicit basic_worker_pool(unsigned threads) {
     for (unsigned i = 0; i < std::clamp(threads, 1u, unsigned{max_threads / 2}); ++i) add_worker();
     watcher_ = thread([this] { watch_handlers(); });
   }
   // The code a new worker runs is the code that made the pool: the program's, never a module's.
   // (A module's call that blocks may start a worker.)
-  ~worker_pool() override { stop(); }
+  ~basic_worker_pool() override { stop(); }
 
   void schedule(server_core& server) override {
     server.acquire();
@@ -3837,8 +3897,8 @@ class worker_pool final : public executor {
     for (auto& worker : joining) worker.join();
   }
 
-  static worker_pool*& this_thread_pool() noexcept {
-    thread_local worker_pool* pool = nullptr;
+  static basic_worker_pool*& this_thread_pool() noexcept {
+    thread_local basic_worker_pool* pool = nullptr;
     return pool;
   }
 
@@ -3854,7 +3914,7 @@ class worker_pool final : public executor {
     start_worker_(*this, threads_.size());
     workers_.fetch_add(1, std::memory_order_release);
   }
-  void (*const start_worker_)(worker_pool&, std::size_t) = [](worker_pool& pool, std::size_t index) {
+  void (*const start_worker_)(basic_worker_pool&, std::size_t) = [](basic_worker_pool& pool, std::size_t index) {
     pool.threads_.emplace_back([&pool, index] { pool.work(pool.activities_[index]); });
   };
 
@@ -3963,6 +4023,9 @@ class worker_pool final : public executor {
   thread watcher_;
 };
 
+using worker_pool = basic_worker_pool<>;
+
+template <class = void>
 worker_pool& shared_pool();
 
 }  // namespace hotswap::detail
@@ -3972,11 +4035,12 @@ namespace hotswap::detail {
 /// A thread for one server whose handlers block. It runs the server when scheduled (as a pool
 /// worker would), holds a reference to it until it has ended, and then hands whatever still
 /// arrives to the pool, which refuses it.
-class own_thread final : public executor {
+template <class = void>
+class basic_own_thread final : public executor {
  public:
-  explicit own_thread(server_core& server)
+  explicit basic_own_thread(server_core& server)
       : server_(server), thread_((server.acquire(), [this] { work(); })) {}
-  ~own_thread() override {
+  ~basic_own_thread() override {
     stopping_.store(true, std::memory_order_seq_cst);
     wake();
     if (!thread_.is_this_thread()) thread_.join();  // else it ends by itself, detached
@@ -4015,17 +4079,14 @@ class own_thread final : public executor {
   std::atomic<bool> stopping_{false};
   thread thread_;
 };
+using own_thread = basic_own_thread<>;
 
 }  // namespace hotswap::detail
 // ---- hotswap/detail/runtime/timer_service.hpp ----
 // Timers (send_after, send_interval): one thread, asleep until the next deadline.
 
-#include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <cstring>
-#include <functional>
-#include <memory>
 #include <optional>
 #include <utility>
 #include <vector>
@@ -4033,7 +4094,8 @@ class own_thread final : public executor {
 namespace hotswap::detail {
 
 /// Timers: one thread, asleep until the next deadline.
-class timer_service {
+template <class = void>
+class basic_timer_service {
  public:
   using duration = std::chrono::steady_clock::duration;
   struct entry {
@@ -4062,7 +4124,7 @@ class timer_service {
     return add_(*this, delay, period, {}, {}, &target, &message);
   }
 
-  ~timer_service() { stop(); }
+  ~basic_timer_service() { stop(); }
 
   void stop() noexcept {
     {
@@ -4138,9 +4200,9 @@ class timer_service {
   bool stopping_ = false;
   thread thread_;
   // The program's code, as for the pool's workers (and entries made by it, whatever adds them).
-  std::shared_ptr<entry> (*const add_)(timer_service&, duration, duration, std::function<bool()>,
+  std::shared_ptr<entry> (*const add_)(basic_timer_service&, duration, duration, std::function<bool()>,
                                        std::shared_ptr<const void>, server_core*, const envelope*) =
-      [](timer_service& timers, duration delay, duration period, std::function<bool()> fire,
+      [](basic_timer_service& timers, duration delay, duration period, std::function<bool()> fire,
          std::shared_ptr<const void> code, server_core* target, const envelope* message) {
         auto made = std::make_shared<entry>();
         made->code = std::move(code);
@@ -4162,34 +4224,47 @@ class timer_service {
         return made;
       };
 };
+using timer_service = basic_timer_service<>;
 
 }  // namespace hotswap::detail
 
 namespace hotswap::detail {
 
+/// Frees a server whose last reference is gone: it has ended, and nothing can send any more.
+/// What is left is dropped (calls fail), then the core is deleted.
+template <class = void>
+void free_server(server_core& server) noexcept {
+  envelope message;
+  while (take_message(server, message)) refuse(server, message, errc::server_died);
+  run_controls(server);  // fails each: ended
+  delete &server;
+}
+
 /// Registered names, and the servers alive.
-class runtime {
+template <class>
+class basic_runtime {
  public:
-  runtime() : pool(hardware_threads()) {}
+  basic_runtime() : pool(hardware_threads()) {}
   // At exit: no more ticks, then no more handlers (which could set timers).
-  ~runtime() {
+  ~basic_runtime() {
     timers.stop();
     pool.stop();
   }
-  runtime(const runtime&) = delete;
-  runtime& operator=(const runtime&) = delete;
+  basic_runtime(const basic_runtime&) = delete;
+  basic_runtime& operator=(const basic_runtime&) = delete;
 
   worker_pool pool;
   timer_service timers;
 
   // The program's code for what a module's copy of these headers must not do itself: look up
   // the program's thread-locals, make an executor (whose thread and vtable would be the module's).
-  server_core*& (*const current_server)() noexcept = &current_server_of_thread;
+  server_core*& (*const current_server)() noexcept = &current_server_of_thread<>;
   worker_pool*& (*const this_thread_pool)() noexcept = &worker_pool::this_thread_pool;
   executor* (*const start_own_thread)(server_core&) = [](server_core& server) -> executor* {
     server.own_thread = std::make_unique<own_thread>(server);
     return server.own_thread.get();
   };
+  void (*const free_core)(server_core&) noexcept = &free_server<>;
   /// One hold on both (made by the program: a module's control block would outlive its code).
   std::shared_ptr<const void> (*const hold_both)(std::shared_ptr<const void>, std::shared_ptr<const void>) =
       [](std::shared_ptr<const void> first, std::shared_ptr<const void> second) -> std::shared_ptr<const void> {
@@ -4246,7 +4321,8 @@ class runtime {
 };
 
 /// The program's runtime (a module's code reaches the program's).
-inline runtime& the_runtime() {
+template <class>
+runtime& the_runtime() {
 #ifdef HOTSWAP_MODULE_BUILD
   return *module_host.runtime_of_host;
 #else
@@ -4255,33 +4331,33 @@ inline runtime& the_runtime() {
 #endif
 }
 
-inline server_core*& current_server() noexcept {
+template <class>
+server_core*& current_server() noexcept {
   if constexpr (building_module)
     return the_runtime().current_server();
   else
     return current_server_of_thread();
 }
 
-inline worker_pool& shared_pool() { return the_runtime().pool; }
-
-inline void give_back_memory_when_idle() noexcept { the_runtime().pool.give_back_memory_when_idle(); }
-
-inline void server_core::release() noexcept {
-  if (references.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
-  // Ended, and nothing can send any more: drop what is left, then free.
-  envelope message;
-  while (take_message(*this, message)) refuse(*this, message, errc::server_died);
-  run_controls(*this);  // fails each: ended
-  delete this;
+template <class>
+worker_pool& shared_pool() {
+  return the_runtime().pool;
 }
 
-inline timer_service::entry::~entry() {
+template <class>
+void give_back_memory_when_idle() noexcept {
+  the_runtime().pool.give_back_memory_when_idle();
+}
+
+template <class V>
+basic_timer_service<V>::entry::~entry() {
   if (target) target->release();
 }
 
 /// Ends a server on its own thread: terminate, free the state, fail what waits, tell monitors.
 /// (Also for a server whose init failed: it has no state.)
-inline void end_server(server_core& server, exit_reason reason) noexcept {
+template <class>
+void end_server(server_core& server, exit_reason reason) noexcept {
   if (server.state) {
     server.table->terminate(server.state, reason);
     server.table->destroy(server.state);
@@ -4307,7 +4383,8 @@ inline void end_server(server_core& server, exit_reason reason) noexcept {
 }
 
 /// Calls `on_exit` when `server` ends (at once if it has).
-inline void monitor(server_core& server, exit_callback on_exit) {
+template <class = void>
+void monitor(server_core& server, exit_callback on_exit) {
   exit_reason ended;
   {
     const spin_guard hold(server.exit_lock);
@@ -4325,9 +4402,7 @@ inline void monitor(server_core& server, exit_callback on_exit) {
 // Sys requests (the machinery; hotswap/sys.hpp has the requests): a function run on the server
 // between two messages, also while it is suspended, on the calling thread when the server is idle.
 
-#include <chrono>
 #include <cstdint>
-#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -4335,7 +4410,6 @@ inline void monitor(server_core& server, exit_callback on_exit) {
 // Sending: a message packed before the mailbox is touched (whatever can throw happens first), a
 // cast or an info checked against the interface, and a call that waits for its reply.
 
-#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -4522,7 +4596,8 @@ bool send_kind(const server_ref<Interface>& to, M&& message) {
   }
 }
 
-inline void before_parking() {
+template <class = void>
+void before_parking() {
   worker_pool* pool = building_module ? the_runtime().this_thread_pool() : worker_pool::this_thread_pool();
   if (pool) pool->blocking();
 }
@@ -4536,7 +4611,7 @@ result<R> call_server(server_core& to, std::uint32_t kind, M&& message, std::chr
   cached_slot<R> slot;
   reply_slot_base* const reply = slot.get();  // what the receiver casts the envelope's pointer back to
   if (!packed<T>(std::forward<M>(message)).send(to, kind, reply)) return error{errc::no_server, {}};
-  if (!slot.get()->wait(timeout, before_parking)) {
+  if (!slot.get()->wait(timeout, before_parking<>)) {
     slot.abandon();
     return error{errc::timeout, "no reply within " + std::to_string(timeout.count() / 1'000'000) + " ms"};
   }
@@ -4950,7 +5025,8 @@ struct control_call final : control_request {
 /// Runs `request` on this thread if the server (on the pool) is idle and no sys request is
 /// ahead of it: no worker has to be woken for it (a wake costs 20-80 us), whatever waits in
 /// the mailbox. False if it must be sent instead.
-inline bool run_control_here(server_core& server, control_request& request) noexcept {
+template <class = void>
+bool run_control_here(server_core& server, control_request& request) noexcept {
   if (server.runs_on != &the_runtime().pool) return false;
   std::uint32_t expected = server_core::idle;
   if (!server.run_state.compare_exchange_strong(expected, server_core::running, std::memory_order_seq_cst))
@@ -4991,7 +5067,7 @@ result<Result> control(const auto& server, std::chrono::nanoseconds timeout, Run
     delete request;
     return error{errc::no_server, {}};
   }
-  if (!request->wait(timeout, before_parking))
+  if (!request->wait(timeout, before_parking<>))
     return error{errc::timeout, "no answer within " + std::to_string(timeout.count() / 1'000'000) +
                                     " ms: the request may yet take effect (sys::get_status shows whether it did)"};
   const std::unique_ptr<control_call<Result, Run>> done(request);
@@ -5004,7 +5080,6 @@ result<Result> control(const auto& server, std::chrono::nanoseconds timeout, Run
 // own), its name, then init, on the calling thread.
 
 #include <cstdint>
-#include <memory>
 #include <string>
 #include <utility>
 
@@ -5022,7 +5097,7 @@ result<server_core*> start_server(const implementation_table& table, const void*
     ~reference() {
       if (core) core->release();
     }
-  } handle{new server_core(runtime.next_id(), table)};
+  } handle{new server_core(runtime.next_id(), table, runtime.free_core)};
   server_core* const core = handle.core;
   core->acquire();  // the reference for being alive
   if (!table_owner && building_module) {  // a module's server of its own: leased from it
@@ -5064,8 +5139,6 @@ result<server_core*> start_server(const implementation_table& table, const void*
 // ---- hotswap/detail/servers/timers.hpp ----
 // Timers of servers: a message sent after a delay or every period, by the runtime's timer thread.
 
-#include <chrono>
-#include <memory>
 #include <type_traits>
 #include <utility>
 
@@ -5353,7 +5426,8 @@ result<void> stop(const server_handle auto& server, std::chrono::nanoseconds tim
 
 /// Registers `server` as `name`; false if the name is taken, the server already has a name, or
 /// it has stopped. A name is freed when its server stops.
-inline bool register_name(const std::string& name, const any_server& server) {
+template <class = void>
+bool register_name(const std::string& name, const any_server& server) {
   return server && detail::the_runtime().register_name(name, *server.core());
 }
 
@@ -5365,7 +5439,10 @@ std::optional<server_ref<Interface>> whereis(const std::string& name) {
   return server_ref<Interface>::from(any_server(found));
 }
 
-inline bool unregister_name(const std::string& name) { return detail::the_runtime().unregister_name(name); }
+template <class = void>
+bool unregister_name(const std::string& name) {
+  return detail::the_runtime().unregister_name(name);
+}
 
 // -- timers --
 
@@ -5409,19 +5486,14 @@ inline bool cancel(timer& pending) noexcept { return pending.cancel(); }
 // Each request waits for its answer at most its timeout and reports failure as a result.
 
 #include <cstdint>
-#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
-#include <chrono>
-#include <functional>
 
 // ---- hotswap/detail/servers/code_change.hpp ----
 // Changing a server's code (sys::change_code): the new table makes its state from the old one,
 // keeping the old state and table if it fails; the server's hold on the new table's code.
 
-#include <chrono>
-#include <memory>
 #include <string>
 #include <utility>
 
@@ -5934,10 +6006,7 @@ using application = basic_application<>;
 
 #include <dlfcn.h>
 
-#include <algorithm>
-#include <chrono>
 #include <cstdint>
-#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -5953,7 +6022,7 @@ using application = basic_application<>;
 // Generated by tools/headers_digest.py from every other header under include/hotswap; do not
 // edit. It enters the ABI fingerprint: a module built from other headers is refused.
 
-#define HOTSWAP_DETAIL_HEADERS_DIGEST "2f88abbab244030f"
+#define HOTSWAP_DETAIL_HEADERS_DIGEST "31f99f4275590d33"
 
 #define HOTSWAP_DETAIL_TEXT(x) #x
 #define HOTSWAP_DETAIL_STRING(x) HOTSWAP_DETAIL_TEXT(x)
@@ -6077,7 +6146,6 @@ bool attach_module(const host_link& host, const lease_maker& leases, std::string
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
-#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -6557,10 +6625,8 @@ result<std::string> write_copy(const copy_directory& into, const std::string& di
 // lists the server among the module's servers, and keeps the module loaded while the server holds
 // it. Templates on the module type, which hotswap/modules.hpp defines (module_version).
 
-#include <algorithm>
 #include <atomic>
 #include <cstdint>
-#include <memory>
 #include <string>
 #include <vector>
 
@@ -6868,11 +6934,9 @@ inline constexpr module_descriptor make_descriptor(const char* note) {
 
 #include <fmt/core.h>
 
-#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstring>
-#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -6896,7 +6960,8 @@ using seal_digest = std::array<unsigned char, 32>;
 
 /// What is signed: the digest, under a label of its own (a signature made for anything else
 /// never verifies as a seal).
-inline std::string seal_message(const seal_digest& digest) {
+template <class = void>
+std::string seal_message(const seal_digest& digest) {
   return std::string("hotswap module seal 1\n") + std::string(reinterpret_cast<const char*>(digest.data()), digest.size());
 }
 
@@ -6956,7 +7021,8 @@ raw_key raw_public_key(const EVP_PKEY* key) {
   EVP_PKEY_get_raw_public_key(key, raw.data(), &size);
   return raw;
 }
-inline std::string hex(const unsigned char* bytes, std::size_t size) {
+template <class = void>
+std::string hex(const unsigned char* bytes, std::size_t size) {
   std::string text;
   for (std::size_t i = 0; i < size; ++i) text += fmt::format("{:02x}", bytes[i]);
   return text;

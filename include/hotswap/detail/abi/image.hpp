@@ -5,12 +5,15 @@
 // thread, a timer, a callback) is made by the program's code, or keeps the module loaded.
 #pragma once
 
-#include <memory>
+#include "../common/std_memory.hpp"
+
 
 namespace hotswap {
 class schema_registry;
 namespace detail {
-class runtime;
+template <class = void>
+class basic_runtime;
+using runtime = basic_runtime<>;
 struct server_core;
 
 #ifdef HOTSWAP_MODULE_BUILD
@@ -56,3 +59,4 @@ inline lease_maker& module_leases() noexcept {
 
 }  // namespace detail
 }  // namespace hotswap
+

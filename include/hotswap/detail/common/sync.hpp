@@ -17,7 +17,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "std_parts.hpp"
+#include "./std_parts.hpp"
 
 namespace hotswap::detail {
 

@@ -13,11 +13,11 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
-#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "../common/std_memory.hpp"
 #include "../../result.hpp"
 #include "../common/spin_lock.hpp"
 #include "module_file.hpp"

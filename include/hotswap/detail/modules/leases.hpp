@@ -3,13 +3,13 @@
 // it. Templates on the module type, which hotswap/modules.hpp defines (module_version).
 #pragma once
 
-#include <algorithm>
 #include <atomic>
 #include <cstdint>
-#include <memory>
 #include <string>
 #include <vector>
 
+#include "../common/std_algorithm.hpp"
+#include "../common/std_memory.hpp"
 #include "../../result.hpp"
 #include "../abi/image.hpp"
 #include "../abi/implementation_table.hpp"

@@ -14,15 +14,15 @@
 
 #include <fmt/core.h>
 
-#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstring>
-#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "../common/std_algorithm.hpp"
+#include "../common/std_memory.hpp"
 #include "module_file.hpp"
 
 namespace hotswap::detail {
@@ -43,7 +43,8 @@ using seal_digest = std::array<unsigned char, 32>;
 
 /// What is signed: the digest, under a label of its own (a signature made for anything else
 /// never verifies as a seal).
-inline std::string seal_message(const seal_digest& digest) {
+template <class = void>
+std::string seal_message(const seal_digest& digest) {
   return std::string("hotswap module seal 1\n") + std::string(reinterpret_cast<const char*>(digest.data()), digest.size());
 }
 
@@ -103,7 +104,8 @@ raw_key raw_public_key(const EVP_PKEY* key) {
   EVP_PKEY_get_raw_public_key(key, raw.data(), &size);
   return raw;
 }
-inline std::string hex(const unsigned char* bytes, std::size_t size) {
+template <class = void>
+std::string hex(const unsigned char* bytes, std::size_t size) {
   std::string text;
   for (std::size_t i = 0; i < size; ++i) text += fmt::format("{:02x}", bytes[i]);
   return text;

@@ -2,9 +2,9 @@
 // handler, and running a server on an executor until it has nothing to do.
 #pragma once
 
-#include <chrono>
 #include <cstdint>
 #include <utility>
+#include "../common/std_parts.hpp"
 #include "../../result.hpp"
 #include "../common/sync.hpp"
 #include "server_core.hpp"
@@ -14,21 +14,25 @@ namespace hotswap::detail {
 
 // ---- the runtime: pool, server list, names, timers ----
 
-class runtime;
+template <class = void>
 runtime& the_runtime();
 /// A backlog has drained: its memory goes back to the system once the pool idles.
+template <class = void>
 void give_back_memory_when_idle() noexcept;
 
 /// The server whose handler this thread is running, if any.
-inline server_core*& current_server_of_thread() noexcept {
+template <class = void>
+server_core*& current_server_of_thread() noexcept {
   thread_local server_core* current = nullptr;
   return current;
 }
 /// The same, reached from a module's code or a program's.
+template <class = void>
 server_core*& current_server() noexcept;
 
 /// Receiver side: hands out the oldest message, or false when none waits.
-inline bool take_message(server_core& server, envelope& out) noexcept {
+template <class = void>
+bool take_message(server_core& server, envelope& out) noexcept {
   envelope* next = server.inbox.front();
   if (!next) return false;
   out = *next;
@@ -37,14 +41,16 @@ inline bool take_message(server_core& server, envelope& out) noexcept {
 }
 
 /// Answers a message that will never be handled: calls fail, the rest is dropped.
-inline void refuse(server_core& server, envelope& message, errc why) noexcept {
+template <class = void>
+void refuse(server_core& server, envelope& message, errc why) noexcept {
   server.table->discards[message.kind](message);
   if (message.reply) static_cast<reply_slot_base*>(message.reply)->fail(why, "the server has stopped");
 }
 
 /// Receiver side: runs the sys requests in the lane, oldest first (those of an ended server
 /// fail); false if there were none.
-inline bool run_controls(server_core& server) noexcept {
+template <class = void>
+bool run_controls(server_core& server) noexcept {
   control_request* newest = server.controls.exchange(nullptr, std::memory_order_acquire);
   if (!newest) return false;
   control_request* oldest = nullptr;
@@ -65,16 +71,19 @@ inline bool run_controls(server_core& server) noexcept {
   return true;
 }
 
+template <class = void>
 void end_server(server_core& server, exit_reason reason) noexcept;
 
 /// What this pool worker is doing (null: not a pool worker).
-inline worker_activity*& current_activity() noexcept {
+template <class = void>
+worker_activity*& current_activity() noexcept {
   thread_local worker_activity* activity = nullptr;
   return activity;
 }
 
 /// A handler the pool's monitor found slow has returned: counted, and kept if the slowest.
-inline void note_slow_handler(server_core& server, const implementation_table& table, std::uint32_t kind,
+template <class = void>
+void note_slow_handler(server_core& server, const implementation_table& table, std::uint32_t kind,
                               std::int64_t since) noexcept {
   const std::chrono::steady_clock::time_point began{std::chrono::steady_clock::duration(since)};
   const auto took = std::chrono::steady_clock::now() - began;
@@ -87,7 +96,8 @@ inline void note_slow_handler(server_core& server, const implementation_table& t
   }
 }
 
-inline void dispatch(server_core& server, envelope& message) noexcept {
+template <class = void>
+void dispatch(server_core& server, envelope& message) noexcept {
   const implementation_table& table = *server.table;
   if (server.trace) server.trace({trace_event::in, table.message_names[message.kind], server.id});
   outcome result;
@@ -109,7 +119,8 @@ inline void dispatch(server_core& server, envelope& message) noexcept {
 
 /// Handles up to `budget` messages, the sys lane first before each; true if that many were
 /// handled (more may wait). While suspended, only the sys lane is served.
-inline bool handle_messages(server_core& server, unsigned budget) noexcept {
+template <class = void>
+bool handle_messages(server_core& server, unsigned budget) noexcept {
   envelope message;
   for (unsigned handled = 0; handled < budget; ++handled) {
     if (server.controls.load(std::memory_order_relaxed)) run_controls(server);
@@ -129,7 +140,8 @@ inline bool handle_messages(server_core& server, unsigned budget) noexcept {
 /// Runs a server until it has nothing to do (or, when others wait for this thread, until it
 /// has had a fair share). After its mailbox empties it watches it a little longer, unless others
 /// wait: a caller that sends again soon is answered without a wake-up.
-inline void run_server(server_core& server, executor& on) noexcept {
+template <class = void>
+void run_server(server_core& server, executor& on) noexcept {
   constexpr unsigned fair_share = 256;
   // An exchange, not a store: a read-modify-write synchronizes with every sender's fetch_or
   // before it, so their messages are visible here.

@@ -13,7 +13,6 @@
 // keep it, and the process's size, for good).
 #pragma once
 
-#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -22,6 +21,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "../common/std_algorithm.hpp"
 #include "../abi/envelope.hpp"
 
 #if defined(__GLIBC__)

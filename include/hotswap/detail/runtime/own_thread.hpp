@@ -12,11 +12,12 @@ namespace hotswap::detail {
 /// A thread for one server whose handlers block. It runs the server when scheduled (as a pool
 /// worker would), holds a reference to it until it has ended, and then hands whatever still
 /// arrives to the pool, which refuses it.
-class own_thread final : public executor {
+template <class = void>
+class basic_own_thread final : public executor {
  public:
-  explicit own_thread(server_core& server)
+  explicit basic_own_thread(server_core& server)
       : server_(server), thread_((server.acquire(), [this] { work(); })) {}
-  ~own_thread() override {
+  ~basic_own_thread() override {
     stopping_.store(true, std::memory_order_seq_cst);
     wake();
     if (!thread_.is_this_thread()) thread_.join();  // else it ends by itself, detached
@@ -55,5 +56,6 @@ class own_thread final : public executor {
   std::atomic<bool> stopping_{false};
   thread thread_;
 };
+using own_thread = basic_own_thread<>;
 
 }  // namespace hotswap::detail

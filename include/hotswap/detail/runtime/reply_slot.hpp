@@ -3,12 +3,13 @@
 #pragma once
 
 #include <atomic>
-#include <chrono>
 #include <cstdint>
-#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
+#include "../common/std_algorithm.hpp"
+#include "../common/std_memory.hpp"
+#include "../common/std_parts.hpp"
 #include "../../result.hpp"
 #include "../abi/image.hpp"
 #include "../common/sync.hpp"

@@ -2,13 +2,14 @@
 // ends. One per program; a module's code reaches the program's (abi/image.hpp).
 #pragma once
 
-#include <algorithm>
 #include <atomic>
 #include <cstdint>
-#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
+#include "../common/std_algorithm.hpp"
+#include "../common/std_memory.hpp"
+#include "../common/std_parts.hpp"
 #include "../abi/image.hpp"
 #include "../common/spin_lock.hpp"
 #include "dispatch.hpp"
@@ -18,29 +19,41 @@
 
 namespace hotswap::detail {
 
+/// Frees a server whose last reference is gone: it has ended, and nothing can send any more.
+/// What is left is dropped (calls fail), then the core is deleted.
+template <class = void>
+void free_server(server_core& server) noexcept {
+  envelope message;
+  while (take_message(server, message)) refuse(server, message, errc::server_died);
+  run_controls(server);  // fails each: ended
+  delete &server;
+}
+
 /// Registered names, and the servers alive.
-class runtime {
+template <class>
+class basic_runtime {
  public:
-  runtime() : pool(hardware_threads()) {}
+  basic_runtime() : pool(hardware_threads()) {}
   // At exit: no more ticks, then no more handlers (which could set timers).
-  ~runtime() {
+  ~basic_runtime() {
     timers.stop();
     pool.stop();
   }
-  runtime(const runtime&) = delete;
-  runtime& operator=(const runtime&) = delete;
+  basic_runtime(const basic_runtime&) = delete;
+  basic_runtime& operator=(const basic_runtime&) = delete;
 
   worker_pool pool;
   timer_service timers;
 
   // The program's code for what a module's copy of these headers must not do itself: look up
   // the program's thread-locals, make an executor (whose thread and vtable would be the module's).
-  server_core*& (*const current_server)() noexcept = &current_server_of_thread;
+  server_core*& (*const current_server)() noexcept = &current_server_of_thread<>;
   worker_pool*& (*const this_thread_pool)() noexcept = &worker_pool::this_thread_pool;
   executor* (*const start_own_thread)(server_core&) = [](server_core& server) -> executor* {
     server.own_thread = std::make_unique<own_thread>(server);
     return server.own_thread.get();
   };
+  void (*const free_core)(server_core&) noexcept = &free_server<>;
   /// One hold on both (made by the program: a module's control block would outlive its code).
   std::shared_ptr<const void> (*const hold_both)(std::shared_ptr<const void>, std::shared_ptr<const void>) =
       [](std::shared_ptr<const void> first, std::shared_ptr<const void> second) -> std::shared_ptr<const void> {
@@ -97,7 +110,8 @@ class runtime {
 };
 
 /// The program's runtime (a module's code reaches the program's).
-inline runtime& the_runtime() {
+template <class>
+runtime& the_runtime() {
 #ifdef HOTSWAP_MODULE_BUILD
   return *module_host.runtime_of_host;
 #else
@@ -106,33 +120,33 @@ inline runtime& the_runtime() {
 #endif
 }
 
-inline server_core*& current_server() noexcept {
+template <class>
+server_core*& current_server() noexcept {
   if constexpr (building_module)
     return the_runtime().current_server();
   else
     return current_server_of_thread();
 }
 
-inline worker_pool& shared_pool() { return the_runtime().pool; }
-
-inline void give_back_memory_when_idle() noexcept { the_runtime().pool.give_back_memory_when_idle(); }
-
-inline void server_core::release() noexcept {
-  if (references.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
-  // Ended, and nothing can send any more: drop what is left, then free.
-  envelope message;
-  while (take_message(*this, message)) refuse(*this, message, errc::server_died);
-  run_controls(*this);  // fails each: ended
-  delete this;
+template <class>
+worker_pool& shared_pool() {
+  return the_runtime().pool;
 }
 
-inline timer_service::entry::~entry() {
+template <class>
+void give_back_memory_when_idle() noexcept {
+  the_runtime().pool.give_back_memory_when_idle();
+}
+
+template <class V>
+basic_timer_service<V>::entry::~entry() {
   if (target) target->release();
 }
 
 /// Ends a server on its own thread: terminate, free the state, fail what waits, tell monitors.
 /// (Also for a server whose init failed: it has no state.)
-inline void end_server(server_core& server, exit_reason reason) noexcept {
+template <class>
+void end_server(server_core& server, exit_reason reason) noexcept {
   if (server.state) {
     server.table->terminate(server.state, reason);
     server.table->destroy(server.state);
@@ -158,7 +172,8 @@ inline void end_server(server_core& server, exit_reason reason) noexcept {
 }
 
 /// Calls `on_exit` when `server` ends (at once if it has).
-inline void monitor(server_core& server, exit_callback on_exit) {
+template <class = void>
+void monitor(server_core& server, exit_callback on_exit) {
   exit_reason ended;
   {
     const spin_guard hold(server.exit_lock);

@@ -2,10 +2,7 @@
 #pragma once
 
 #include <atomic>
-#include <chrono>
 #include <cstdint>
-#include <functional>
-#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -13,6 +10,7 @@
 #include "../abi/implementation_table.hpp"
 #include "../abi/trace_event.hpp"
 #include "../common/spin_lock.hpp"
+#include "../common/std_memory.hpp"
 #include "../common/std_parts.hpp"
 #include "mailbox.hpp"
 #include "reply_slot.hpp"
@@ -64,6 +62,9 @@ struct server_core {
   bool ended = false;  // the receiver's own !alive: read for every message, so not on the senders' line
   std::atomic<control_request*> controls{nullptr};  // the sys lane: newest first
   const implementation_table* table;
+  /// Frees it once its last reference is gone: the program's code (abi/image.hpp), whoever
+  /// lets go last.
+  void (*const free_core)(server_core& server) noexcept;
   void* state = nullptr;
   std::shared_ptr<const void> table_owner;  // keeps the code of `table` loaded
   std::shared_ptr<const void> state_owner;  // and of the code that made a state not plain data
@@ -84,11 +85,15 @@ struct server_core {
   std::vector<exit_monitor> monitors;
   exit_reason reason;
 
-  server_core(std::uint64_t server_id, const implementation_table& implementation)
-      : id(server_id), interface_fingerprint(implementation.interface_fingerprint), table(&implementation) {}
+  server_core(std::uint64_t server_id, const implementation_table& implementation,
+              void (*free)(server_core& server) noexcept)
+      : id(server_id), interface_fingerprint(implementation.interface_fingerprint), table(&implementation),
+        free_core(free) {}
 
   void acquire() noexcept { references.fetch_add(1, std::memory_order_relaxed); }
-  void release() noexcept;
+  void release() noexcept {
+    if (references.fetch_sub(1, std::memory_order_acq_rel) == 1) free_core(*this);
+  }
 
   /// Any thread: queues a message and gets the server running. False if it has stopped.
   template <class Fill>

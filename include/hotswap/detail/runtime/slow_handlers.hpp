@@ -7,9 +7,10 @@
 #pragma once
 
 #include <atomic>
-#include <chrono>
 #include <cstdint>
 #include <vector>
+
+#include "../common/std_parts.hpp"
 
 namespace hotswap::detail {
 
@@ -84,3 +85,4 @@ class handler_watch {
 };
 
 }  // namespace hotswap::detail
+

@@ -1,15 +1,14 @@
 // Timers (send_after, send_interval): one thread, asleep until the next deadline.
 #pragma once
 
-#include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <cstring>
-#include <functional>
-#include <memory>
 #include <optional>
 #include <utility>
 #include <vector>
+#include "../common/std_algorithm.hpp"
+#include "../common/std_memory.hpp"
+#include "../common/std_parts.hpp"
 #include "../abi/image.hpp"
 #include "../common/spin_lock.hpp"
 #include "../common/sync.hpp"
@@ -18,7 +17,8 @@
 namespace hotswap::detail {
 
 /// Timers: one thread, asleep until the next deadline.
-class timer_service {
+template <class = void>
+class basic_timer_service {
  public:
   using duration = std::chrono::steady_clock::duration;
   struct entry {
@@ -47,7 +47,7 @@ class timer_service {
     return add_(*this, delay, period, {}, {}, &target, &message);
   }
 
-  ~timer_service() { stop(); }
+  ~basic_timer_service() { stop(); }
 
   void stop() noexcept {
     {
@@ -123,9 +123,9 @@ class timer_service {
   bool stopping_ = false;
   thread thread_;
   // The program's code, as for the pool's workers (and entries made by it, whatever adds them).
-  std::shared_ptr<entry> (*const add_)(timer_service&, duration, duration, std::function<bool()>,
+  std::shared_ptr<entry> (*const add_)(basic_timer_service&, duration, duration, std::function<bool()>,
                                        std::shared_ptr<const void>, server_core*, const envelope*) =
-      [](timer_service& timers, duration delay, duration period, std::function<bool()> fire,
+      [](basic_timer_service& timers, duration delay, duration period, std::function<bool()> fire,
          std::shared_ptr<const void> code, server_core* target, const envelope* message) {
         auto made = std::make_shared<entry>();
         made->code = std::move(code);
@@ -147,5 +147,6 @@ class timer_service {
         return made;
       };
 };
+using timer_service = basic_timer_service<>;
 
 }  // namespace hotswap::detail

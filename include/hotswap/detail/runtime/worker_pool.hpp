@@ -1,11 +1,12 @@
 // The shared pool of worker threads that runs servers, and its monitor of slow handlers.
 #pragma once
 
-#include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <cstdint>
 #include <vector>
+#include "../common/std_algorithm.hpp"
+#include "../common/std_memory.hpp"
+#include "../common/std_parts.hpp"
 #include "../common/spin_lock.hpp"
 #include "../common/sync.hpp"
 #include "dispatch.hpp"
@@ -13,15 +14,19 @@
 
 namespace hotswap::detail {
 
-class worker_pool final : public executor {
+template <class = void>
+class basic_worker_pool;
+
+template <class>
+class basic_worker_pool final : public executor {
  public:
-  explicit worker_pool(unsigned threads) {
+  explicit basic_worker_pool(unsigned threads) {
     for (unsigned i = 0; i < std::clamp(threads, 1u, unsigned{max_threads / 2}); ++i) add_worker();
     watcher_ = thread([this] { watch_handlers(); });
   }
   // The code a new worker runs is the code that made the pool: the program's, never a module's.
   // (A module's call that blocks may start a worker.)
-  ~worker_pool() override { stop(); }
+  ~basic_worker_pool() override { stop(); }
 
   void schedule(server_core& server) override {
     server.acquire();
@@ -72,8 +77,8 @@ class worker_pool final : public executor {
     for (auto& worker : joining) worker.join();
   }
 
-  static worker_pool*& this_thread_pool() noexcept {
-    thread_local worker_pool* pool = nullptr;
+  static basic_worker_pool*& this_thread_pool() noexcept {
+    thread_local basic_worker_pool* pool = nullptr;
     return pool;
   }
 
@@ -89,7 +94,7 @@ class worker_pool final : public executor {
     start_worker_(*this, threads_.size());
     workers_.fetch_add(1, std::memory_order_release);
   }
-  void (*const start_worker_)(worker_pool&, std::size_t) = [](worker_pool& pool, std::size_t index) {
+  void (*const start_worker_)(basic_worker_pool&, std::size_t) = [](basic_worker_pool& pool, std::size_t index) {
     pool.threads_.emplace_back([&pool, index] { pool.work(pool.activities_[index]); });
   };
 
@@ -198,6 +203,9 @@ class worker_pool final : public executor {
   thread watcher_;
 };
 
+using worker_pool = basic_worker_pool<>;
+
+template <class = void>
 worker_pool& shared_pool();
 
 }  // namespace hotswap::detail

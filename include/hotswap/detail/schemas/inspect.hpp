@@ -4,14 +4,15 @@
 
 #include <cstddef>
 #include <iterator>
-#include <memory>
 #include <string>
 #include <string_view>
 #include <type_traits>
 #include <utility>
 
-#include <fmt/format.h>
+#include <fmt/core.h>
 
+#include "../common/std_memory.hpp"
+#include "../../result.hpp"
 #include "../reflect/fields.hpp"
 #include "field_kinds.hpp"
 
@@ -22,11 +23,11 @@ Out inspect_string(Out out, std::string_view text) {
   *out++ = '"';
   for (char c : text) {
     switch (c) {
-      case '"': out = fmt::format_to(out, "\\\""); break;
-      case '\\': out = fmt::format_to(out, "\\\\"); break;
-      case '\n': out = fmt::format_to(out, "\\n"); break;
-      case '\t': out = fmt::format_to(out, "\\t"); break;
-      case '\r': out = fmt::format_to(out, "\\r"); break;
+      case '"': out = write_text(out, "\\\""); break;
+      case '\\': out = write_text(out, "\\\\"); break;
+      case '\n': out = write_text(out, "\\n"); break;
+      case '\t': out = write_text(out, "\\t"); break;
+      case '\r': out = write_text(out, "\\r"); break;
       default: *out++ = c;
     }
   }
@@ -38,14 +39,14 @@ Out inspect_string(Out out, std::string_view text) {
 template <class Out>
 Out inspect_float(Out out, double value) {
   const std::string text = fmt::format("{}", value);
-  if (text.find_first_of("in") != std::string::npos) return fmt::format_to(out, "{}", text);  // inf, nan
+  if (text.find_first_of("in") != std::string::npos) return write_text(out, text);  // inf, nan
   const std::size_t e = text.find('e') == std::string::npos ? text.size() : text.find('e');
   std::string_view mantissa(text.data(), e), exponent(text.data() + e, text.size() - e);
   const bool negative = exponent.size() > 1 && exponent[1] == '-';
   const std::size_t digits = exponent.find_first_not_of("e+-0");
   exponent = digits == std::string_view::npos ? std::string_view() : exponent.substr(digits);
-  return fmt::format_to(out, "{}{}{}{}{}", mantissa, mantissa.find('.') == std::string_view::npos ? ".0" : "",
-                        e < text.size() ? "e" : "", negative ? "-" : "", exponent);
+  return write_text(out, fmt::format("{}{}{}{}{}", mantissa, mantissa.find('.') == std::string_view::npos ? ".0" : "",
+                                    e < text.size() ? "e" : "", negative ? "-" : "", exponent));
 }
 
 template <class Out, class T>
@@ -56,7 +57,7 @@ Out inspect_list(Out out, const Range& range) {
   *out++ = '[';
   bool first = true;
   for (const auto& element : range) {
-    if (!first) out = fmt::format_to(out, ", ");
+    if (!first) out = write_text(out, ", ");
     first = false;
     out = inspect_to(out, element);
   }
@@ -75,12 +76,12 @@ Out inspect_map(Out out, const Map& map) {
     for (; at > 0 && entry.first < entries[at - 1]->first; --at) entries[at] = entries[at - 1];
     entries[at] = &entry;
   }
-  out = fmt::format_to(out, "%{{");
+  out = write_text(out, "%{");
   for (std::size_t i = 0; i < size; ++i) {
     const auto* entry = entries[i];
-    if (i > 0) out = fmt::format_to(out, ", ");
+    if (i > 0) out = write_text(out, ", ");
     out = inspect_to(out, entry->first);
-    out = fmt::format_to(out, " => ");
+    out = write_text(out, " => ");
     out = inspect_to(out, entry->second);
   }
   *out++ = '}';
@@ -91,26 +92,28 @@ template <class Out, class T>
 Out inspect_to(Out out, const T& value) {
   constexpr field_kind kind = field_kind_of<T>;
   if constexpr (kind == field_kind::version) {
-    out = fmt::format_to(out, "%{}{{", schema_of<T>::name);
+    out = write_text(write_text(out, "%"), schema_of<T>::name);
+    *out++ = '{';
     auto members = fields(value);
     [&]<std::size_t... I>(std::index_sequence<I...>) {
-      ((out = fmt::format_to(out, "{}{}: ", I == 0 ? "" : ", ", field_names<T>[I]), out = inspect_to(out, member<I>(members))),
+      ((out = write_text(write_text(write_text(out, I == 0 ? "" : ", "), field_names<T>[I]), ": "),
+        out = inspect_to(out, member<I>(members))),
        ...);
     }(std::make_index_sequence<field_count<T>>{});
     *out++ = '}';
     return out;
   } else if constexpr (kind == field_kind::boolean) {
-    return fmt::format_to(out, "{}", value ? "true" : "false");
+    return write_text(out, value ? "true" : "false");
   } else if constexpr (kind == field_kind::floating) {
     return inspect_float(out, static_cast<double>(value));
   } else if constexpr (kind == field_kind::character || kind == field_kind::integer) {
-    return fmt::format_to(out, "{}", +value);  // a char is a number in Elixir
+    return write_text(out, fmt::format("{}", +value));  // a char is a number in Elixir
   } else if constexpr (kind == field_kind::enumeration) {
-    return fmt::format_to(out, "{}", static_cast<std::underlying_type_t<T>>(value));
+    return write_text(out, fmt::format("{}", static_cast<std::underlying_type_t<T>>(value)));
   } else if constexpr (kind == field_kind::string) {
     return inspect_string(out, value);
   } else if constexpr (kind == field_kind::optional) {
-    return value ? inspect_to(out, *value) : fmt::format_to(out, "nil");
+    return value ? inspect_to(out, *value) : write_text(out, "nil");
   } else if constexpr (kind == field_kind::ordered_map || kind == field_kind::hashed_map) {
     return inspect_map(out, value);
   } else if constexpr (kind == field_kind::sequence || kind == field_kind::fixed_array) {
@@ -123,7 +126,7 @@ Out inspect_to(Out out, const T& value) {
     else if constexpr (requires { std::begin(value); std::end(value); })
       return inspect_list(out, value);
     else
-      return fmt::format_to(out, "{}", value);
+      return write_text(out, fmt::format("{}", value));
   }
 }
 

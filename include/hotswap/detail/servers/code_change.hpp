@@ -2,11 +2,11 @@
 // keeping the old state and table if it fails; the server's hold on the new table's code.
 #pragma once
 
-#include <chrono>
-#include <memory>
 #include <string>
 #include <utility>
 
+#include "../common/std_memory.hpp"
+#include "../common/std_parts.hpp"
 #include "../../result.hpp"
 #include "../abi/image.hpp"
 #include "../abi/implementation_table.hpp"

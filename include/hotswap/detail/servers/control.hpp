@@ -2,12 +2,12 @@
 // between two messages, also while it is suspended, on the calling thread when the server is idle.
 #pragma once
 
-#include <chrono>
 #include <cstdint>
-#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
+#include "../common/std_memory.hpp"
+#include "../common/std_parts.hpp"
 #include "../../result.hpp"
 #include "../runtime/dispatch.hpp"
 #include "../runtime/reply_slot.hpp"
@@ -39,7 +39,8 @@ struct control_call final : control_request {
 /// Runs `request` on this thread if the server (on the pool) is idle and no sys request is
 /// ahead of it: no worker has to be woken for it (a wake costs 20-80 us), whatever waits in
 /// the mailbox. False if it must be sent instead.
-inline bool run_control_here(server_core& server, control_request& request) noexcept {
+template <class = void>
+bool run_control_here(server_core& server, control_request& request) noexcept {
   if (server.runs_on != &the_runtime().pool) return false;
   std::uint32_t expected = server_core::idle;
   if (!server.run_state.compare_exchange_strong(expected, server_core::running, std::memory_order_seq_cst))
@@ -80,7 +81,7 @@ result<Result> control(const auto& server, std::chrono::nanoseconds timeout, Run
     delete request;
     return error{errc::no_server, {}};
   }
-  if (!request->wait(timeout, before_parking))
+  if (!request->wait(timeout, before_parking<>))
     return error{errc::timeout, "no answer within " + std::to_string(timeout.count() / 1'000'000) +
                                     " ms: the request may yet take effect (sys::get_status shows whether it did)"};
   const std::unique_ptr<control_call<Result, Run>> done(request);

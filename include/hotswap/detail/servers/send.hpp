@@ -2,12 +2,12 @@
 // cast or an info checked against the interface, and a call that waits for its reply.
 #pragma once
 
-#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <string>
 #include <type_traits>
 #include <utility>
+#include "../common/std_parts.hpp"
 #include "../../result.hpp"
 #include "../abi/envelope.hpp"
 #include "../common/verdict.hpp"
@@ -66,7 +66,8 @@ bool send_kind(const server_ref<Interface>& to, M&& message) {
   }
 }
 
-inline void before_parking() {
+template <class = void>
+void before_parking() {
   worker_pool* pool = building_module ? the_runtime().this_thread_pool() : worker_pool::this_thread_pool();
   if (pool) pool->blocking();
 }
@@ -80,7 +81,7 @@ result<R> call_server(server_core& to, std::uint32_t kind, M&& message, std::chr
   cached_slot<R> slot;
   reply_slot_base* const reply = slot.get();  // what the receiver casts the envelope's pointer back to
   if (!packed<T>(std::forward<M>(message)).send(to, kind, reply)) return error{errc::no_server, {}};
-  if (!slot.get()->wait(timeout, before_parking)) {
+  if (!slot.get()->wait(timeout, before_parking<>)) {
     slot.abandon();
     return error{errc::timeout, "no reply within " + std::to_string(timeout.count() / 1'000'000) + " ms"};
   }

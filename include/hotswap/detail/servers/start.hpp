@@ -3,9 +3,9 @@
 #pragma once
 
 #include <cstdint>
-#include <memory>
 #include <string>
 #include <utility>
+#include "../common/std_memory.hpp"
 #include "../../result.hpp"
 #include "../abi/image.hpp"
 #include "../abi/implementation_table.hpp"
@@ -26,7 +26,7 @@ result<server_core*> start_server(const implementation_table& table, const void*
     ~reference() {
       if (core) core->release();
     }
-  } handle{new server_core(runtime.next_id(), table)};
+  } handle{new server_core(runtime.next_id(), table, runtime.free_core)};
   server_core* const core = handle.core;
   core->acquire();  // the reference for being alive
   if (!table_owner && building_module) {  // a module's server of its own: leased from it

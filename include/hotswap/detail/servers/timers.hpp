@@ -1,10 +1,10 @@
 // Timers of servers: a message sent after a delay or every period, by the runtime's timer thread.
 #pragma once
 
-#include <chrono>
-#include <memory>
 #include <type_traits>
 #include <utility>
+#include "../common/std_memory.hpp"
+#include "../common/std_parts.hpp"
 #include "../abi/envelope.hpp"
 #include "../abi/image.hpp"
 #include "../common/verdict.hpp"

@@ -4098,6 +4098,7 @@ template <class = void>
 class basic_timer_service {
  public:
   using duration = std::chrono::steady_clock::duration;
+  using time_point = std::chrono::steady_clock::time_point;
   struct entry {
     std::shared_ptr<const void> code;  // keeps the code of `fire` loaded (a module's); released after it
     std::function<bool()> fire;        // false: the target is gone, stop repeating
@@ -4135,9 +4136,43 @@ class basic_timer_service {
     thread_.join();
   }
 
+  // -- a manual clock, for deterministic tests --
+
+  /// Time moves only by advance() from now on (true), or with the steady clock again (false;
+  /// timers due by the manual time then fire at once).
+  void use_manual_clock(bool manual) {
+    {
+      const spin_guard hold(lock_);
+      if (manual && !manual_) manual_now_ = std::chrono::steady_clock::now();
+      manual_ = manual;
+    }
+    wake();
+  }
+
+  /// Moves the manual clock on by `by`, and fires on this thread, in order, every timer due by
+  /// then (a repeating one as often as it is due).
+  void advance(duration by) {
+    time_point until;
+    {
+      const spin_guard hold(lock_);
+      manual_now_ += by;
+      until = manual_now_;
+    }
+    for (;;) {
+      std::optional<due> firing;
+      auto ignored = std::chrono::nanoseconds(-1);
+      {
+        const spin_guard hold(lock_);
+        firing = take_due(until, ignored);
+      }
+      if (!firing) return;
+      fire(std::move(*firing));
+    }
+  }
+
  private:
   struct due {
-    std::chrono::steady_clock::time_point at;
+    time_point at;
     std::shared_ptr<entry> what;
   };
   static bool later(const due& a, const due& b) { return a.at > b.at; }
@@ -4161,43 +4196,58 @@ class basic_timer_service {
       {
         const spin_guard hold(lock_);
         if (stopping_) return;
-        const auto now = std::chrono::steady_clock::now();
-        if (!due_.empty() && due_.front().at <= now) {
-          std::pop_heap(due_.begin(), due_.end(), later);
-          firing = std::move(due_.back());
-          due_.pop_back();
-        } else if (!due_.empty()) {
-          sleep = due_.front().at - now;
-        }
+        if (!manual_) firing = take_due(std::chrono::steady_clock::now(), sleep);  // a manual clock fires in advance()
       }
-      if (!firing) {
+      if (firing)
+        fire(std::move(*firing));
+      else
         futex_wait(changed_, seen, sleep);
-        continue;
-      }
-      entry& what = *firing->what;
-      const bool repeats = what.period.count() > 0;
-      // A one-shot is claimed before it fires, so that cancel() after this says it was too late.
-      if (repeats ? what.cancelled.load(std::memory_order_acquire) : what.cancelled.exchange(true)) continue;
-      bool again = false;
-      try {
-        again = (what.target ? copy_to_target(what) : what.fire()) && repeats;
-      } catch (...) {  // copying the message threw: the timer ends, the others go on
-      }
-      if (!again) {
-        what.cancelled.store(true, std::memory_order_release);  // done: cancel() says so
-        continue;
-      }
-      firing->at += firing->what->period;  // no drift: the next tick is due one period after this one
-      const spin_guard hold(lock_);
-      due_.push_back(std::move(*firing));
-      std::push_heap(due_.begin(), due_.end(), later);
     }
   }
+
+  /// Under lock_: the next timer due by `now`, off the heap; or none, and how long until the
+  /// next one is due.
+  std::optional<due> take_due(time_point now, std::chrono::nanoseconds& sleep) {
+    if (due_.empty()) return std::nullopt;
+    if (due_.front().at > now) {
+      sleep = due_.front().at - now;
+      return std::nullopt;
+    }
+    std::pop_heap(due_.begin(), due_.end(), later);
+    due firing = std::move(due_.back());
+    due_.pop_back();
+    return firing;
+  }
+
+  void fire(due firing) {
+    entry& what = *firing.what;
+    const bool repeats = what.period.count() > 0;
+    // A one-shot is claimed before it fires, so that cancel() after this says it was too late.
+    if (repeats ? what.cancelled.load(std::memory_order_acquire) : what.cancelled.exchange(true)) return;
+    bool again = false;
+    try {
+      again = (what.target ? copy_to_target(what) : what.fire()) && repeats;
+    } catch (...) {  // copying the message threw: the timer ends, the others go on
+    }
+    if (!again) {
+      what.cancelled.store(true, std::memory_order_release);  // done: cancel() says so
+      return;
+    }
+    firing.at += what.period;  // no drift: the next tick is due one period after this one
+    const spin_guard hold(lock_);
+    due_.push_back(std::move(firing));
+    std::push_heap(due_.begin(), due_.end(), later);
+  }
+
+  /// Under lock_: what time it is for the timers.
+  time_point now() const { return manual_ ? manual_now_ : std::chrono::steady_clock::now(); }
 
   spin_lock lock_;
   std::atomic<std::uint32_t> changed_{0};
   std::vector<due> due_;
   bool stopping_ = false;
+  bool manual_ = false;  // time moves only by advance()
+  time_point manual_now_{};
   thread thread_;
   // The program's code, as for the pool's workers (and entries made by it, whatever adds them).
   std::shared_ptr<entry> (*const add_)(basic_timer_service&, duration, duration, std::function<bool()>,
@@ -4217,7 +4267,7 @@ class basic_timer_service {
           const spin_guard hold(timers.lock_);
           if (timers.stopping_) return made;  // the program is ending: it never fires
           if (!timers.thread_.joinable()) timers.thread_ = thread([&timers] { timers.work(); });
-          timers.due_.push_back({std::chrono::steady_clock::now() + delay, made});
+          timers.due_.push_back({timers.now() + delay, made});
           std::push_heap(timers.due_.begin(), timers.due_.end(), later);
         }
         timers.wake();
@@ -5086,11 +5136,13 @@ result<Result> control(const auto& server, std::chrono::nanoseconds timeout, Run
 namespace hotswap::detail {
 
 /// Starts a server on `table` (whose interface the caller checked): init runs on this thread,
-/// where it is the current server. The core, holding a reference for the caller, or why not.
+/// where it is the current server; then it runs on the pool (or `runs_on`: tests give a manual
+/// executor). The core, holding a reference for the caller, or why not.
 template <class = void>
 result<server_core*> start_server(const implementation_table& table, const void* argument, const std::string& name,
                                   bool on_own_thread, std::shared_ptr<const void> table_owner,
-                                  void (*bind_owner)(const void* table_owner, server_core& server) noexcept) {
+                                  void (*bind_owner)(const void* table_owner, server_core& server) noexcept,
+                                  executor* runs_on = nullptr) {
   runtime& runtime = the_runtime();
   struct reference {  // the caller's, released if the start fails (or throws)
     server_core* core;
@@ -5110,7 +5162,7 @@ result<server_core*> start_server(const implementation_table& table, const void*
   // Marked running (owned by this thread) until init returns: what is sent meanwhile, through
   // the name or from init itself, waits.
   core->run_state.store(server_core::running);
-  core->runs_on = &runtime.pool;
+  core->runs_on = runs_on ? runs_on : &runtime.pool;  // another executor: a test's
   outcome initialized;
   if (on_own_thread) {
     // It runs only when scheduled.
@@ -6022,7 +6074,7 @@ using application = basic_application<>;
 // Generated by tools/headers_digest.py from every other header under include/hotswap; do not
 // edit. It enters the ABI fingerprint: a module built from other headers is refused.
 
-#define HOTSWAP_DETAIL_HEADERS_DIGEST "31f99f4275590d33"
+#define HOTSWAP_DETAIL_HEADERS_DIGEST "1c68dbb032a73be6"
 
 #define HOTSWAP_DETAIL_TEXT(x) #x
 #define HOTSWAP_DETAIL_STRING(x) HOTSWAP_DETAIL_TEXT(x)

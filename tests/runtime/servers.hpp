@@ -34,8 +34,8 @@ struct Crash {};
 struct Sleep {
   int ms;
 };
-/// Holds its handler until the test opens it: `state` is the address of a std::atomic<int> the
-/// handler sets to 1 on entry, then waits for the test to set to 2. (An address as an integer, so
+/// Holds its handler until the test opens it: `state` is the address of a std::atomic<std::uint32_t> the
+/// handler sets to 1 on entry, then waits (on a futex) for the test to set to 2. (An address as an integer, so
 /// that it also reaches a module's copy of the handler.)
 struct Gate {
   std::uintptr_t state;
@@ -48,10 +48,13 @@ class gate {
  public:
   Gate message() { return {reinterpret_cast<std::uintptr_t>(&state_)}; }
   bool entered() { return eventually([&] { return state_.load() == 1; }); }
-  void open() { state_ = 2; }
+  void open() {
+    state_.store(2);
+    hotswap::detail::futex_wake(state_, 1);
+  }
 
  private:
-  std::atomic<int> state_{0};
+  std::atomic<std::uint32_t> state_{0};
 };
 
 namespace v1 {
@@ -97,9 +100,11 @@ struct counter_handlers {
     std::this_thread::sleep_for(std::chrono::milliseconds(sleep.ms));
   }
   static void handle_cast(const Gate& gate, Count&) {
-    auto& state = *reinterpret_cast<std::atomic<int>*>(gate.state);
+    // A futex, not std::atomic::wait: libstdc++ counts waiters in a table of its own in each
+    // image, so a module's wait would miss the program's notify.
+    auto& state = *reinterpret_cast<std::atomic<std::uint32_t>*>(gate.state);
     state = 1;
-    while (state.load() != 2) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    while (state.load() != 2) hotswap::detail::futex_wait(state, 1);
   }
   static void handle_info(const Crash&, Count&) { throw std::runtime_error("asked to crash"); }
   static void terminate(const hotswap::exit_reason& reason, Count& s) {

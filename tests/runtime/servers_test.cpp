@@ -6,6 +6,7 @@
 #include <thread>
 #include <vector>
 
+#include "fixture.hpp"
 #include "servers.hpp"
 
 using namespace testing;
@@ -239,19 +240,28 @@ struct TickerImpl {
 };
 }  // namespace
 
-TEST_CASE("timers: send_after fires once, send_interval until cancelled") {
+TEST_CASE("timers: send_after fires once, send_interval until cancelled, on time and without drift") {
+  testing::manual_clock clock;  // ticks are delivered inside advance(), before the calls below
   auto ticker = hotswap::start<TickerImpl>().value();
   auto once = hotswap::send_after(ticker, Ping{}, 1ms);
   auto repeating = hotswap::send_interval(ticker, Ping{}, 2ms);
-  while (hotswap::call(ticker, Get{}).value() < 6) std::this_thread::sleep_for(1ms);
+  clock.advance(999us);
+  CHECK(hotswap::call(ticker, Get{}).value() == 0);
+  clock.advance(1us);
+  CHECK(hotswap::call(ticker, Get{}).value() == 1);  // the send_after
+  clock.advance(1ms);
+  CHECK(hotswap::call(ticker, Get{}).value() == 2);  // the first tick, at 2 ms
+  clock.advance(9ms);
+  CHECK(hotswap::call(ticker, Get{}).value() == 6);  // at 4, 6, 8 and 10 ms: whole periods from the start
   CHECK(repeating.cancel());
   CHECK_FALSE(repeating.cancel());
   CHECK_FALSE(once.cancel());  // it had fired
-  const int at_cancel = hotswap::call(ticker, Get{}).value();
-  std::this_thread::sleep_for(20ms);
-  CHECK(hotswap::call(ticker, Get{}).value() <= at_cancel + 1);  // one may have been on its way
+  clock.advance(20ms);
+  CHECK(hotswap::call(ticker, Get{}).value() == 6);  // none after the cancel
   auto never = hotswap::send_after(ticker, Ping{}, 10s);
   CHECK(hotswap::cancel(never));
+  clock.advance(20s);
+  CHECK(hotswap::call(ticker, Get{}).value() == 6);
   REQUIRE(hotswap::stop(ticker));
 }
 
@@ -370,7 +380,7 @@ struct BlockerImpl {
   struct state {};
   static state init() { return {}; }
   static void handle_cast(const Block&, state&) {
-    while (!released.load()) std::this_thread::sleep_for(1ms);
+    released.wait(false);
   }
   static int handle_call(const Get&, state&) { return 1; }
 };
@@ -387,6 +397,7 @@ TEST_CASE("servers with threads of their own block nobody else") {
   auto counter = start_counter();
   CHECK(hotswap::call(counter, Get{}).value() == 0);
   released = true;
+  released.notify_all();
   for (auto& server : blocked) CHECK(hotswap::call(server, Get{}).value() == 1);
   for (auto& server : blocked) REQUIRE(hotswap::stop(server));
   REQUIRE(hotswap::stop(counter));
@@ -413,7 +424,36 @@ struct Selfish {
 
 TEST_CASE("self() is the running server, from init and from handlers") {
   auto selfish = hotswap::start<Selfish>().value();
-  while (hotswap::call(selfish, Get{}).value() < 3) std::this_thread::sleep_for(1ms);
+  REQUIRE(eventually([&] { return hotswap::call(selfish, Get{}).value() == 3; }));  // two sent to itself
   CHECK_THROWS_AS(hotswap::self<Ticker>(), std::logic_error);
   REQUIRE(hotswap::stop(selfish));
+}
+
+TEST_CASE("on a manual executor a server runs on the test's thread: at once, or when the test runs it") {
+  namespace sys = hotswap::sys;
+  testing::manual_executor here;
+  auto counter = here.start<CounterV1>();
+  hotswap::cast(counter, Add{2});  // handled before cast returns
+  CHECK(sys::get_state<v1::Count>(counter).value().count == 2);
+  CHECK(hotswap::call(counter, Get{}).value() == 2);
+
+  here.set_mode(testing::manual_executor::mode::held);
+  hotswap::cast(counter, Add{3});
+  hotswap::cast(counter, Add{4});
+  CHECK(here.held() == 1);  // the server, once, with both casts
+  CHECK(here.run() == 1);
+  CHECK(here.held() == 0);
+  here.set_mode(testing::manual_executor::mode::immediate);
+  CHECK(hotswap::call(counter, Get{}).value() == 9);
+
+  // A code change, step by step: what is cast while suspended waits, in order, for the resume.
+  REQUIRE(sys::suspend(counter));
+  hotswap::cast(counter, Add{1});
+  CHECK(sys::get_status(counter).value().mailbox_length == 1);
+  REQUIRE(sys::change_code(counter, hotswap::table_of<CounterV2>, 1));
+  CHECK(sys::get_state<v2::Count>(counter).value().count == 9);
+  REQUIRE(sys::resume(counter));
+  CHECK(hotswap::call(counter, Get{}).value() == 10);
+  REQUIRE(hotswap::stop(counter));
+  CHECK(exits().take() == std::vector<std::string>{"counter 10 normal"});
 }

@@ -157,9 +157,9 @@ TEST_CASE("resume alone gets what waited handled: no later message is needed to 
   auto counter = hotswap::start<CountingCounter>().value();
   REQUIRE(sys::suspend(counter));
   for (int i = 0; i < 100; ++i) hotswap::cast(counter, Add{1});
-  // Let the server go idle, holding the casts: resume then finds it idle.
+  // The server goes idle, holding the casts: resume then finds it idle.
   REQUIRE(sys::get_status(counter).value().mailbox_length == 100);
-  std::this_thread::sleep_for(5ms);
+  REQUIRE(eventually([&] { return counter.core()->run_state.load() == hotswap::detail::server_core::idle; }));
   REQUIRE(sys::resume(counter));
   CHECK(eventually([] { return counted.load() == 100; }));
   REQUIRE(hotswap::stop(counter));
@@ -433,7 +433,7 @@ TEST_CASE("swap under load: 4 producers cast while the implementation swaps ever
     vsn = 3 - vsn;
     REQUIRE(sys::resume(sink));
     ++swaps;
-    std::this_thread::sleep_for(1ms);
+    std::this_thread::yield();  // the producers get the cores between two swaps
   }
   for (auto& thread : threads) thread.join();
   CHECK(hotswap::call(sink, load::Report{}).value() == std::vector<long>(producers, per_producer));

@@ -2,4 +2,4 @@
 // edit. It enters the ABI fingerprint: a module built from other headers is refused.
 #pragma once
 
-#define HOTSWAP_DETAIL_HEADERS_DIGEST "31f99f4275590d33"
+#define HOTSWAP_DETAIL_HEADERS_DIGEST "1c68dbb032a73be6"

@@ -21,6 +21,7 @@ template <class = void>
 class basic_timer_service {
  public:
   using duration = std::chrono::steady_clock::duration;
+  using time_point = std::chrono::steady_clock::time_point;
   struct entry {
     std::shared_ptr<const void> code;  // keeps the code of `fire` loaded (a module's); released after it
     std::function<bool()> fire;        // false: the target is gone, stop repeating
@@ -58,9 +59,43 @@ class basic_timer_service {
     thread_.join();
   }
 
+  // -- a manual clock, for deterministic tests --
+
+  /// Time moves only by advance() from now on (true), or with the steady clock again (false;
+  /// timers due by the manual time then fire at once).
+  void use_manual_clock(bool manual) {
+    {
+      const spin_guard hold(lock_);
+      if (manual && !manual_) manual_now_ = std::chrono::steady_clock::now();
+      manual_ = manual;
+    }
+    wake();
+  }
+
+  /// Moves the manual clock on by `by`, and fires on this thread, in order, every timer due by
+  /// then (a repeating one as often as it is due).
+  void advance(duration by) {
+    time_point until;
+    {
+      const spin_guard hold(lock_);
+      manual_now_ += by;
+      until = manual_now_;
+    }
+    for (;;) {
+      std::optional<due> firing;
+      auto ignored = std::chrono::nanoseconds(-1);
+      {
+        const spin_guard hold(lock_);
+        firing = take_due(until, ignored);
+      }
+      if (!firing) return;
+      fire(std::move(*firing));
+    }
+  }
+
  private:
   struct due {
-    std::chrono::steady_clock::time_point at;
+    time_point at;
     std::shared_ptr<entry> what;
   };
   static bool later(const due& a, const due& b) { return a.at > b.at; }
@@ -84,43 +119,58 @@ class basic_timer_service {
       {
         const spin_guard hold(lock_);
         if (stopping_) return;
-        const auto now = std::chrono::steady_clock::now();
-        if (!due_.empty() && due_.front().at <= now) {
-          std::pop_heap(due_.begin(), due_.end(), later);
-          firing = std::move(due_.back());
-          due_.pop_back();
-        } else if (!due_.empty()) {
-          sleep = due_.front().at - now;
-        }
+        if (!manual_) firing = take_due(std::chrono::steady_clock::now(), sleep);  // a manual clock fires in advance()
       }
-      if (!firing) {
+      if (firing)
+        fire(std::move(*firing));
+      else
         futex_wait(changed_, seen, sleep);
-        continue;
-      }
-      entry& what = *firing->what;
-      const bool repeats = what.period.count() > 0;
-      // A one-shot is claimed before it fires, so that cancel() after this says it was too late.
-      if (repeats ? what.cancelled.load(std::memory_order_acquire) : what.cancelled.exchange(true)) continue;
-      bool again = false;
-      try {
-        again = (what.target ? copy_to_target(what) : what.fire()) && repeats;
-      } catch (...) {  // copying the message threw: the timer ends, the others go on
-      }
-      if (!again) {
-        what.cancelled.store(true, std::memory_order_release);  // done: cancel() says so
-        continue;
-      }
-      firing->at += firing->what->period;  // no drift: the next tick is due one period after this one
-      const spin_guard hold(lock_);
-      due_.push_back(std::move(*firing));
-      std::push_heap(due_.begin(), due_.end(), later);
     }
   }
+
+  /// Under lock_: the next timer due by `now`, off the heap; or none, and how long until the
+  /// next one is due.
+  std::optional<due> take_due(time_point now, std::chrono::nanoseconds& sleep) {
+    if (due_.empty()) return std::nullopt;
+    if (due_.front().at > now) {
+      sleep = due_.front().at - now;
+      return std::nullopt;
+    }
+    std::pop_heap(due_.begin(), due_.end(), later);
+    due firing = std::move(due_.back());
+    due_.pop_back();
+    return firing;
+  }
+
+  void fire(due firing) {
+    entry& what = *firing.what;
+    const bool repeats = what.period.count() > 0;
+    // A one-shot is claimed before it fires, so that cancel() after this says it was too late.
+    if (repeats ? what.cancelled.load(std::memory_order_acquire) : what.cancelled.exchange(true)) return;
+    bool again = false;
+    try {
+      again = (what.target ? copy_to_target(what) : what.fire()) && repeats;
+    } catch (...) {  // copying the message threw: the timer ends, the others go on
+    }
+    if (!again) {
+      what.cancelled.store(true, std::memory_order_release);  // done: cancel() says so
+      return;
+    }
+    firing.at += what.period;  // no drift: the next tick is due one period after this one
+    const spin_guard hold(lock_);
+    due_.push_back(std::move(firing));
+    std::push_heap(due_.begin(), due_.end(), later);
+  }
+
+  /// Under lock_: what time it is for the timers.
+  time_point now() const { return manual_ ? manual_now_ : std::chrono::steady_clock::now(); }
 
   spin_lock lock_;
   std::atomic<std::uint32_t> changed_{0};
   std::vector<due> due_;
   bool stopping_ = false;
+  bool manual_ = false;  // time moves only by advance()
+  time_point manual_now_{};
   thread thread_;
   // The program's code, as for the pool's workers (and entries made by it, whatever adds them).
   std::shared_ptr<entry> (*const add_)(basic_timer_service&, duration, duration, std::function<bool()>,
@@ -140,7 +190,7 @@ class basic_timer_service {
           const spin_guard hold(timers.lock_);
           if (timers.stopping_) return made;  // the program is ending: it never fires
           if (!timers.thread_.joinable()) timers.thread_ = thread([&timers] { timers.work(); });
-          timers.due_.push_back({std::chrono::steady_clock::now() + delay, made});
+          timers.due_.push_back({timers.now() + delay, made});
           std::push_heap(timers.due_.begin(), timers.due_.end(), later);
         }
         timers.wake();

@@ -15,11 +15,13 @@
 namespace hotswap::detail {
 
 /// Starts a server on `table` (whose interface the caller checked): init runs on this thread,
-/// where it is the current server. The core, holding a reference for the caller, or why not.
+/// where it is the current server; then it runs on the pool (or `runs_on`: tests give a manual
+/// executor). The core, holding a reference for the caller, or why not.
 template <class = void>
 result<server_core*> start_server(const implementation_table& table, const void* argument, const std::string& name,
                                   bool on_own_thread, std::shared_ptr<const void> table_owner,
-                                  void (*bind_owner)(const void* table_owner, server_core& server) noexcept) {
+                                  void (*bind_owner)(const void* table_owner, server_core& server) noexcept,
+                                  executor* runs_on = nullptr) {
   runtime& runtime = the_runtime();
   struct reference {  // the caller's, released if the start fails (or throws)
     server_core* core;
@@ -39,7 +41,7 @@ result<server_core*> start_server(const implementation_table& table, const void*
   // Marked running (owned by this thread) until init returns: what is sent meanwhile, through
   // the name or from init itself, waits.
   core->run_state.store(server_core::running);
-  core->runs_on = &runtime.pool;
+  core->runs_on = runs_on ? runs_on : &runtime.pool;  // another executor: a test's
   outcome initialized;
   if (on_own_thread) {
     // It runs only when scheduled.

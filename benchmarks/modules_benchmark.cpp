@@ -11,10 +11,9 @@
 
 #include <benchmark/benchmark.h>
 
-#include "percentile.hpp"
-
 #include <hotswap/modules.hpp>
 
+#include "percentile.hpp"
 #include "small_module.hpp"
 
 namespace {
@@ -76,7 +75,8 @@ void upgrade_pause(benchmark::State& state) {
       (void)hotswap::sys::change_code(server, vsn == 1 ? v2 : v1, vsn);
     else
       (void)hotswap::sys::change_code(
-          server, vsn == 1 ? hotswap::table_of<bench::SmallCounter<2>> : hotswap::table_of<bench::SmallCounter<1>>, vsn);
+          server, vsn == 1 ? hotswap::table_of<bench::SmallCounter<2>> : hotswap::table_of<bench::SmallCounter<1>>,
+          vsn);
     (void)hotswap::sys::resume(server);
     const double took = microseconds_since(began);
     vsn = 3 - vsn;
@@ -88,7 +88,13 @@ void upgrade_pause(benchmark::State& state) {
   state.counters["p99_ns"] = percentile(pauses, 0.99);
   (void)hotswap::stop(server);
 }
-BENCHMARK(upgrade_pause)->ArgName("module")->Arg(0)->Arg(1)->UseManualTime()->Iterations(10000)->Unit(benchmark::kMicrosecond);
+BENCHMARK(upgrade_pause)
+    ->ArgName("module")
+    ->Arg(0)
+    ->Arg(1)
+    ->UseManualTime()
+    ->Iterations(10000)
+    ->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 

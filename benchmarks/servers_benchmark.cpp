@@ -10,6 +10,10 @@
 // Latencies are timed one by one: p50_ns and p99_ns are percentiles of single round trips.
 // call_against_floor interleaves the floor and the calls and gives their ratio: the figure the
 // target is about (run apart, the host may have moved the cores in between).
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -19,15 +23,10 @@
 #include <thread>
 #include <vector>
 
-#include <fcntl.h>
-#include <sys/resource.h>
-#include <unistd.h>
-
 #include <benchmark/benchmark.h>
 
-#include "percentile.hpp"
-
 #include "anemone/servers.hpp"
+#include "percentile.hpp"
 
 namespace {
 
@@ -247,14 +246,20 @@ void upgrade_pause(benchmark::State& state) {
   report_latencies(state, samples);
   state.counters["client_worst_call_ns"] = client_worst.load();
 }
-BENCHMARK(upgrade_pause)->Arg(0)->Arg(1)->ArgName("client")->UseManualTime()->Iterations(2000)->Unit(benchmark::kMicrosecond);
+BENCHMARK(upgrade_pause)
+    ->Arg(0)
+    ->Arg(1)
+    ->ArgName("client")
+    ->UseManualTime()
+    ->Iterations(2000)
+    ->Unit(benchmark::kMicrosecond);
 
 // ---- the upgrade pause with a backlog: sys requests do not wait behind normal messages ----
 
 struct Hold {};
 std::atomic<bool> holding{false}, released{false};
-using Backlogged = hotswap::interface<"Backlogged", hotswap::cast_msg<Hold>, hotswap::cast_msg<Add>,
-                                      hotswap::call_msg<Get, long>>;
+using Backlogged =
+    hotswap::interface<"Backlogged", hotswap::cast_msg<Hold>, hotswap::cast_msg<Add>, hotswap::call_msg<Get, long>>;
 struct BackloggedV1 {
   using interface = Backlogged;
   static constexpr int vsn = 1;
@@ -351,7 +356,13 @@ void upgrade_with_backlog(benchmark::State& state) {
     state.counters[std::string(backlog_case_names[how]) + "_worst_p50_ratio"] = worst_ratio;
   }
 }
-BENCHMARK(upgrade_with_backlog)->ArgName("rounds")->Arg(1)->Arg(25)->Iterations(1)->UseRealTime()->Unit(benchmark::kSecond);
+BENCHMARK(upgrade_with_backlog)
+    ->ArgName("rounds")
+    ->Arg(1)
+    ->Arg(25)
+    ->Iterations(1)
+    ->UseRealTime()
+    ->Unit(benchmark::kSecond);
 
 // ---- 100,000 idle servers ----
 

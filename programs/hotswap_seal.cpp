@@ -6,12 +6,8 @@
 //   hotswap-seal seal module.so [--key deploy.pem]  # what hotswap_add_module does
 //   hotswap-seal verify module.so [--trusted deploy.pub.pem]...
 #include <fcntl.h>
-#include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
 #include <unistd.h>
 
-#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -20,6 +16,11 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include <CLI/CLI.hpp>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 
 #include <hotswap/modules.hpp>
 
@@ -145,7 +146,9 @@ int main(int argc, char** argv) {
   keygen_command->add_option("public", published, "The public key to write (for code_server_options::trusted_keys)")
       ->required();
   auto* seal_command = app.add_subcommand("seal", "Writes a module's seal: the digest of its bytes, signed with --key");
-  seal_command->add_option("module", module, "The module file, as its link wrote it")->required()->check(CLI::ExistingFile);
+  seal_command->add_option("module", module, "The module file, as its link wrote it")
+      ->required()
+      ->check(CLI::ExistingFile);
   seal_command->add_option("--key", key, "A private key to sign the seal with")->check(CLI::ExistingFile);
   auto* verify_command = app.add_subcommand("verify", "Checks a module's seal as a code server would");
   verify_command->add_option("module", module, "The module file")->required()->check(CLI::ExistingFile);

@@ -1,3 +1,5 @@
 #include "fingerprints.hpp"
 
-std::uint64_t account_fingerprint_other_tu(int vsn) { return account_fingerprint(vsn); }
+std::uint64_t account_fingerprint_other_tu(int vsn) {
+  return account_fingerprint(vsn);
+}

@@ -27,7 +27,8 @@ static_assert(!hotswap::migrates<char, int> && hotswap::migrates<char, char>);
 // migrates says exactly whether hotswap::migrate compiles: the Anemone v1 -> v2 step sets the
 // stage from the table given as extra, by the key of the map entry, so it needs both.
 static_assert(hotswap::migrates<v3::Account, v1::Account> && hotswap::migrates<v2::Account, v3::Account>);
-static_assert(!hotswap::migrates<v1::Account, v3::Account> && !hotswap::migrates<v1::Account, v3::Account, InitialStages>);
+static_assert(!hotswap::migrates<v1::Account, v3::Account> &&
+              !hotswap::migrates<v1::Account, v3::Account, InitialStages>);
 static_assert(hotswap::migrates<std::map<std::string, v1::Account>, std::map<std::string, v3::Account>, InitialStages>);
 static_assert(!hotswap::migrates<std::map<std::string, v1::Account>, std::map<std::string, v3::Account>>);
 static_assert(!hotswap::migrates<std::vector<v1::Account>, std::vector<v2::Account>, InitialStages>);
@@ -102,16 +103,16 @@ struct Item {
 }  // namespace v1
 namespace v2 {
 struct Item {
-  long price = 0;              // widened by itself
-  std::string code;            // renamed from sku
-  std::string stock;           // retyped with a converter
-  std::string currency;        // computed from what the caller passes
-  std::optional<int> rating;   // added: empty
+  long price = 0;             // widened by itself
+  std::string code;           // renamed from sku
+  std::string stock;          // retyped with a converter
+  std::string currency;       // computed from what the caller passes
+  std::optional<int> rating;  // added: empty
 };
 }  // namespace v2
 namespace v3 {
 struct Item {
-  double price = 0;            // converted: a double does not hold every long
+  double price = 0;  // converted: a double does not hold every long
   std::string code;
   std::string stock;
   std::string currency;
@@ -134,8 +135,9 @@ struct hotswap::step<shop::v1::Item, shop::v2::Item> {
       hotswap::renamed<"sku", "code">,
       hotswap::removed<"legacy">,
       hotswap::convert<"stock">([](int stock) { return std::to_string(stock) + " units"; }),
-      hotswap::init<"currency">(
-          [](const shop::v1::Item&, const hotswap::context<shop::Settings>& context) { return context.extra.currency; }),
+      hotswap::init<"currency">([](const shop::v1::Item&, const hotswap::context<shop::Settings>& context) {
+        return context.extra.currency;
+      }),
   };
 };
 
@@ -148,8 +150,8 @@ struct hotswap::step<shop::v2::Item, shop::v3::Item> {
 template <>
 struct hotswap::step<shop::v3::Item, shop::v2::Item> {
   static shop::v2::Item migrate(shop::v3::Item&& item, const auto&) {
-    return {static_cast<long>(item.price * 100), std::move(item.code), std::move(item.stock),
-            std::move(item.currency), item.rating};
+    return {static_cast<long>(item.price * 100), std::move(item.code), std::move(item.stock), std::move(item.currency),
+            item.rating};
   }
 };
 
@@ -229,7 +231,8 @@ TEST_CASE("nested schemas migrate inside vectors, maps, optionals and arrays") {
 }
 
 // ---- a wide struct ----
-using RecordSchema = hotswap::schema<"Record", hotswap::version<1, wide::v1::Record>, hotswap::version<2, wide::v2::Record>>;
+using RecordSchema =
+    hotswap::schema<"Record", hotswap::version<1, wide::v1::Record>, hotswap::version<2, wide::v2::Record>>;
 template <hotswap::listed_in<RecordSchema> T>
 struct hotswap::schema_of<T> : RecordSchema {};
 template <>
@@ -267,7 +270,8 @@ TEST_CASE("a 60-field struct migrates field by field") {
       }
     };
     (compare(std::integral_constant<std::size_t, I>{}), ...);
-  }(std::make_index_sequence<60>{});
+  }
+  (std::make_index_sequence<60>{});
   CHECK(compared == 57);  // 60 - renamed - retyped - added
 }
 
@@ -324,9 +328,9 @@ struct User {
 }  // namespace v1
 namespace v2 {
 struct User {
-  std::string handle;                // was nick
+  std::string handle;  // was nick
   int karma = 0;
-  std::string nick = "(unset)";      // a new field that reuses the old name
+  std::string nick = "(unset)";  // a new field that reuses the old name
 };
 }  // namespace v2
 using UserSchema = hotswap::schema<"User", hotswap::version<1, v1::User>, hotswap::version<2, v2::User>>;
@@ -344,7 +348,8 @@ struct hotswap::step<profile::v2::User, profile::v1::User> {
 };
 
 TEST_CASE("a rename moves the old field once, and a new field may take the old name") {
-  const auto user = hotswap::migrate<profile::v2::User>(profile::v1::User{"a name too long for small-string storage", 3});
+  const auto user =
+      hotswap::migrate<profile::v2::User>(profile::v1::User{"a name too long for small-string storage", 3});
   CHECK(user.handle == "a name too long for small-string storage");
   CHECK(user.nick == "(unset)");
   CHECK(user.karma == 3);

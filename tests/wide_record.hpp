@@ -69,7 +69,12 @@ struct Record {
   bool f58;
   std::optional<int> f59;
 };
-inline Record sample() { return Record{0, 1L, 2.5, "s3", false, 5, 6, 7L, 8.5, "s9", false, 11, 12, 13L, 14.5, "s15", false, 17, 18, 19L, 20.5, "s21", false, 23, 24, 25L, 26.5, "s27", false, 29, 30, 31L, 32.5, "s33", false, 35, 36, 37L, 38.5, "s39", false, 41, 42, 43L, 44.5, "s45", false, 47, 48, 49L, 50.5, "s51", false, 53, 54, 55L, 56.5, "s57", false, 59}; }
+inline Record sample() {
+  return Record{0,     1L,    2.5,  "s3",  false, 5,    6,     7L,    8.5,  "s9",  false, 11,   12,    13L,   14.5,
+                "s15", false, 17,   18,    19L,   20.5, "s21", false, 23,   24,    25L,   26.5, "s27", false, 29,
+                30,    31L,   32.5, "s33", false, 35,   36,    37L,   38.5, "s39", false, 41,   42,    43L,   44.5,
+                "s45", false, 47,   48,    49L,   50.5, "s51", false, 53,   54,    55L,   56.5, "s57", false, 59};
+}
 }  // namespace v1
 namespace v2 {
 struct Record {

@@ -31,6 +31,7 @@ namespace hotswap::detail {{
 inline constexpr std::size_t max_fields = {MAX_FIELDS};
 
 /// Binds the N members of `object` and passes them to `tie_members`.
+// clang-format off: one binding a line, as generated
 template <std::size_t N, class T>
 constexpr auto bind_members(T& object) {{
   if constexpr (N == 0) {{
@@ -38,6 +39,7 @@ constexpr auto bind_members(T& object) {{
     return tie_members();
   }}
 {body}}}
+// clang-format on
 
 }}  // namespace hotswap::detail
 """)

@@ -35,8 +35,7 @@ struct Account {
 }  // namespace v3
 
 using AccountSchema = hotswap::schema<"Account",  //
-                                      hotswap::version<1, v1::Account>,
-                                      hotswap::version<2, v2::Account>,
+                                      hotswap::version<1, v1::Account>, hotswap::version<2, v2::Account>,
                                       hotswap::version<3, v3::Account>>;
 
 /// `@initial_stages` of the v2 AccountManager: the stage each account starts v2 at, by map key.
@@ -56,11 +55,11 @@ inline constexpr bool hotswap::enable_inspect<anemone::AccountSchema> = true;
 template <>
 struct hotswap::step<anemone::v1::Account, anemone::v2::Account> {
   static constexpr auto rules = hotswap::rules{
-      hotswap::init<"stage">([](const anemone::v1::Account&, const anemone::InitialStages& stages,
-                                const std::string& key) {
-        const auto found = stages.find(key);
-        return found == stages.end() ? 0 : found->second;
-      }),
+      hotswap::init<"stage">(
+          [](const anemone::v1::Account&, const anemone::InitialStages& stages, const std::string& key) {
+            const auto found = stages.find(key);
+            return found == stages.end() ? 0 : found->second;
+          }),
   };
 };
 

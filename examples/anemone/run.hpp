@@ -57,7 +57,7 @@ inline void wait_for_ticks(const hotswap::server_ref<AccountManagerInterface>& m
 /// Returns the ticks counted just after it.
 template <class ChangeCode>
 tick_counts upgrade(const hotswap::server_ref<AccountManagerInterface>& manager,
-             const hotswap::server_ref<InspectorInterface>& inspector, ChangeCode change_code_of_each) {
+                    const hotswap::server_ref<InspectorInterface>& inspector, ChangeCode change_code_of_each) {
   using clock = std::chrono::steady_clock;
   const auto began = clock::now();
   or_exit(hotswap::sys::suspend(manager), "suspend");

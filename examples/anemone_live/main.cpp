@@ -40,8 +40,8 @@ int main(int argc, char** argv) {
   // New code arrives while v2 serves on: loaded and checked outside the suspend window.
   const auto manager_v3 = or_exit(code.load<AccountManagerInterface>(modules + "/account_manager_v3.so"), "load");
   const auto inspector_v3 = or_exit(code.load<InspectorInterface>(modules + "/inspector_v3.so"), "load");
-  fmt::print("-- loaded {} and {} vsn 3; the program now knows Account v{}\n", manager_v3->name(),
-             inspector_v3->name(), hotswap::registry().versions("Account").back().vsn);
+  fmt::print("-- loaded {} and {} vsn 3; the program now knows Account v{}\n", manager_v3->name(), inspector_v3->name(),
+             hotswap::registry().versions("Account").back().vsn);
 
   const auto upgraded = run::upgrade(manager, inspector, [&] {
     or_exit(hotswap::sys::change_code(manager, manager_v3, 2), "change_code");

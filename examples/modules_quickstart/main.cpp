@@ -13,12 +13,12 @@ int main() {
   auto counter = hotswap::start<Counter>(v1).value();
   hotswap::cast(counter, Add{4});
   // ... a new build arrives:
-  auto v2 = code.load<Counter>("modules/counter_v2.so").value();   // checked, then current; v1 is old
+  auto v2 = code.load<Counter>("modules/counter_v2.so").value();  // checked, then current; v1 is old
   hotswap::sys::suspend(counter).value();
-  hotswap::sys::change_code(counter, v2, 1).value();                // or (counter, v2, 1, extra)
+  hotswap::sys::change_code(counter, v2, 1).value();  // or (counter, v2, 1, extra)
   hotswap::sys::resume(counter).value();
   v1.reset();
-  auto purged = code.purge("counter").value();                      // v1 unmapped: nothing runs it
+  auto purged = code.purge("counter").value();  // v1 unmapped: nothing runs it
 
   fmt::print("{} (running {} vsn {}); vsn {} {}\n", hotswap::call(counter, Get{}).value(), v2->implementation(),
              v2->vsn(), purged.vsn, purged.unmapped ? "unmapped" : "still mapped");

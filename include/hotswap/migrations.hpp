@@ -32,7 +32,6 @@
 #include "detail/migrations/step_plan.hpp"
 #include "schemas.hpp"
 
-
 namespace hotswap {
 
 // -- declaring a step --

@@ -30,12 +30,12 @@
 #include <utility>
 #include <vector>
 
-#include "detail/common/std_algorithm.hpp"
-#include "detail/common/std_memory.hpp"
-#include "detail/common/std_parts.hpp"
 #include "detail/abi/abi_description.hpp"
 #include "detail/abi/module_descriptor.hpp"
 #include "detail/common/spin_lock.hpp"
+#include "detail/common/std_algorithm.hpp"
+#include "detail/common/std_memory.hpp"
+#include "detail/common/std_parts.hpp"
 #include "detail/modules/copy_directory.hpp"
 #include "detail/modules/leases.hpp"
 #include "detail/modules/load_checks.hpp"
@@ -51,18 +51,20 @@
 
 /// Makes this shared library a module named `name` (a string literal: letters, digits, '.', '_',
 /// '-') holding `Implementation`. Once in a library made by hotswap_add_module.
-#define HOTSWAP_MODULE(name, Implementation)                                                                       \
-  static_assert(::hotswap::detail::building_module,                                                                \
-                "hotswap: HOTSWAP_MODULE makes a module: build this file into a library made by "                  \
-                "hotswap_add_module() in CMake (or compile it with -DHOTSWAP_MODULE_BUILD -fvisibility=hidden, "   \
-                "link it with hotswap_module.ld and seal it with hotswap-seal)");                                  \
-  static_assert(sizeof(::hotswap::detail::module_name_check<name>) != 0); /* a bad name, reported once */          \
-  [[gnu::used, gnu::retain, gnu::section("hotswap_module")]] constinit const auto hotswap_module_note =            \
-      ::hotswap::detail::module_note<name, Implementation>;                                                        \
-  [[gnu::used, gnu::retain, gnu::section("hotswap_seal")]] constinit const ::hotswap::detail::module_seal          \
-      hotswap_module_seal = {"hotswap seal 1", {}, {}, {}}; /* written by hotswap-seal after the link */           \
-  extern "C" [[gnu::visibility("default")]] constinit const ::hotswap::detail::module_descriptor                  \
-      hotswap_module_descriptor = ::hotswap::detail::make_descriptor<Implementation>(hotswap_module_note.data())
+#define HOTSWAP_MODULE(name, Implementation)                                                                          \
+  static_assert(::hotswap::detail::building_module,                                                                   \
+                "hotswap: HOTSWAP_MODULE makes a module: build this file into a library made by "                     \
+                "hotswap_add_module() in CMake (or compile it with -DHOTSWAP_MODULE_BUILD -fvisibility=hidden, "      \
+                "link it with hotswap_module.ld and seal it with hotswap-seal)");                                     \
+  static_assert(sizeof(::hotswap::detail::module_name_check<name>) != 0); /* a bad name, reported once */             \
+  [[gnu::used, gnu::retain, gnu::section("hotswap_module")]] constinit const auto hotswap_module_note =               \
+      ::hotswap::detail::module_note<name, Implementation>;                                                           \
+  [[gnu::used, gnu::retain,                                                                                           \
+    gnu::section("hotswap_seal")]] constinit const ::hotswap::detail::module_seal hotswap_module_seal = {             \
+      "hotswap seal 1", {}, {}, {}}; /* written by hotswap-seal after the link */                                     \
+  extern "C"                                                                                                          \
+      [[gnu::visibility("default")]] constinit const ::hotswap::detail::module_descriptor hotswap_module_descriptor = \
+          ::hotswap::detail::make_descriptor<Implementation>(hotswap_module_note.data())
 
 namespace hotswap {
 
@@ -114,7 +116,10 @@ class module_version : public std::enable_shared_from_this<module_version> {
   // Made by the code server only: `library` closes the library when the last holder lets go.
   module_version(detail::module_note_fields note, std::string path, std::string copy, const implementation_table* table,
                  std::shared_ptr<void> library)
-      : note_(std::move(note)), path_(std::move(path)), copy_(std::move(copy)), table_(table),
+      : note_(std::move(note)),
+        path_(std::move(path)),
+        copy_(std::move(copy)),
+        table_(table),
         library_(std::move(library)) {}
 
  private:
@@ -137,8 +142,9 @@ using module_ptr = std::shared_ptr<const module_version>;
 /// Starts a server running a module's table, passing `argument` to its init. Fails if the
 /// module implements another interface or its init takes another argument.
 template <class Interface, class Argument>
-  requires detail::is_interface<Interface>
-result<server_ref<Interface>> start(const module_ptr& code, const Argument& argument, start_options options = {}) {
+requires detail::is_interface<Interface> result<server_ref<Interface>> start(const module_ptr& code,
+                                                                             const Argument& argument,
+                                                                             start_options options = {}) {
   auto leased = detail::lease_to_start<Argument>(code);
   if (!leased) return leased.error();
   options.table_owner = std::move(leased->lease);
@@ -148,8 +154,8 @@ result<server_ref<Interface>> start(const module_ptr& code, const Argument& argu
 
 /// Starts a server running a module's table whose init takes no argument.
 template <class Interface>
-  requires detail::is_interface<Interface>
-result<server_ref<Interface>> start(const module_ptr& code, start_options options = {}) {
+requires detail::is_interface<Interface> result<server_ref<Interface>> start(const module_ptr& code,
+                                                                             start_options options = {}) {
   auto leased = detail::lease_to_start<void>(code);
   if (!leased) return leased.error();
   options.table_owner = std::move(leased->lease);
@@ -168,9 +174,9 @@ result<void> change_code(const server_handle auto& server, const module_ptr& cod
 
 /// change_code to a loaded module, passing `extra` to its code_change (a duration is the timeout).
 template <class Extra>
-  requires(!detail::is_instance_of<std::chrono::duration, Extra>)
-result<void> change_code(const server_handle auto& server, const module_ptr& code, int old_vsn, const Extra& extra,
-                         std::chrono::nanoseconds timeout = default_timeout) {
+requires(!detail::is_instance_of<std::chrono::duration, Extra>) result<void> change_code(
+    const server_handle auto& server, const module_ptr& code, int old_vsn, const Extra& extra,
+    std::chrono::nanoseconds timeout = default_timeout) {
   auto leased = detail::lease_to_server(code, server.core());
   if (!leased) return leased.error();
   auto [reference, kept] = detail::keep_extra(extra);
@@ -264,11 +270,14 @@ class basic_code_server {
     report.vsn = old_version->vsn();
     std::vector<any_server> using_it = old_version->servers();
     if (!using_it.empty() && mode == purge_mode::soft)
-      return error{errc::not_purged, detail::describe_users(*old_version, using_it) + std::string(detail::purge_advice)};
+      return error{errc::not_purged,
+                   detail::describe_users(*old_version, using_it) + std::string(detail::purge_advice)};
     std::vector<any_server> running_on;  // what could not be stopped: the version stays
     for (auto& server : using_it) {
-      if (stop(server, timeout)) ++report.servers_stopped;
-      else if (server.alive()) running_on.push_back(server);
+      if (stop(server, timeout))
+        ++report.servers_stopped;
+      else if (server.alive())
+        running_on.push_back(server);
     }
     if (!running_on.empty())
       return error{errc::not_purged, detail::describe_users(*old_version, running_on) + ", which did not stop within " +
@@ -293,8 +302,9 @@ class basic_code_server {
     for (const auto& one : closed)
       if (one.name == copy) report.unmapped = one.unmapped;
     if (!report.unmapped)
-      report.note = "closed, but the system keeps it mapped (it registered thread-local destructors or has unique "
-                    "symbols: build it with hotswap_add_module)";
+      report.note =
+          "closed, but the system keeps it mapped (it registered thread-local destructors or has unique "
+          "symbols: build it with hotswap_add_module)";
     return report;
   }
 
@@ -311,7 +321,8 @@ class basic_code_server {
       if (found->old)
         if (std::vector<any_server> using_it = found->old->servers(); !using_it.empty())
           return error{errc::not_purged,
-                       "the old version must go first: " + detail::describe_users(*found->old, using_it) + std::string(detail::purge_advice)};
+                       "the old version must go first: " + detail::describe_users(*found->old, using_it) +
+                           std::string(detail::purge_advice)};
       purged = std::exchange(found->old, std::exchange(found->current, nullptr));
     }
     purged.reset();
@@ -400,16 +411,18 @@ class basic_code_server {
       ::unlinkat(directory_fd_->fd, copy->c_str(), 0);
       return detail::file_error(errc::load_failed, path, ::dlerror());
     }
-    std::shared_ptr<void> library(handle, [closer = closer_, copy = *copy](void* opened) { closer->add(opened, copy); });
-    const auto* descriptor = static_cast<const detail::module_descriptor*>(::dlsym(handle, "hotswap_module_descriptor"));
+    std::shared_ptr<void> library(handle,
+                                  [closer = closer_, copy = *copy](void* opened) { closer->add(opened, copy); });
+    const auto* descriptor =
+        static_cast<const detail::module_descriptor*>(::dlsym(handle, "hotswap_module_descriptor"));
     if (!descriptor || descriptor->magic != detail::descriptor_magic || std::string_view(descriptor->note) != text ||
         descriptor->table->interface_fingerprint != note->interface || descriptor->table->vsn != note->vsn) {
       library.reset();
       closer_->close_pending();
       return detail::file_error(errc::no_descriptor, path, "its descriptor is missing or disagrees with its note");
     }
-    auto version = std::make_shared<module_version>(*note, path, directory() + "/" + *copy, descriptor->table,
-                                                    std::move(library));
+    auto version =
+        std::make_shared<module_version>(*note, path, directory() + "/" + *copy, descriptor->table, std::move(library));
     std::string failure;
     const detail::host_link host{&detail::the_runtime(), &registry(), version.get(),
                                  [](const void* self) noexcept -> std::shared_ptr<const void> {
@@ -441,7 +454,7 @@ class basic_code_server {
     return module_ptr(std::move(version));
   }
 
-  detail::spin_lock operation_;  // one load, purge, retire or collect at a time
+  detail::spin_lock operation_;     // one load, purge, retire or collect at a time
   mutable detail::spin_lock lock_;  // the table below, briefly
   std::string directory_;
   bool made_directory_ = false;

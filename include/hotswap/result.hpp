@@ -56,35 +56,64 @@ enum class errc : std::uint8_t {
 
 constexpr std::string_view to_string(errc code) noexcept {
   switch (code) {  // no default: a code missing here is a warning, and -Werror stops the build
-    case errc::timeout: return "timeout";
-    case errc::no_server: return "no_server";
-    case errc::server_died: return "server_died";
-    case errc::not_suspended: return "not_suspended";
-    case errc::wrong_interface: return "wrong_interface";
-    case errc::wrong_vsn: return "wrong_vsn";
-    case errc::wrong_state_type: return "wrong_state_type";
-    case errc::code_change_failed: return "code_change_failed";
-    case errc::init_failed: return "init_failed";
-    case errc::handler_failed: return "handler_failed";
-    case errc::calling_self: return "calling_self";
-    case errc::wrong_argument: return "wrong_argument";
-    case errc::no_file: return "no_file";
-    case errc::unsafe_path: return "unsafe_path";
-    case errc::not_a_library: return "not_a_library";
-    case errc::truncated: return "truncated";
-    case errc::no_descriptor: return "no_descriptor";
-    case errc::abi_mismatch: return "abi_mismatch";
-    case errc::schema_conflict: return "schema_conflict";
-    case errc::not_newer: return "not_newer";
-    case errc::load_failed: return "load_failed";
-    case errc::initializer_failed: return "initializer_failed";
-    case errc::not_purged: return "not_purged";
-    case errc::no_module: return "no_module";
-    case errc::bad_flags: return "bad_flags";
-    case errc::too_large: return "too_large";
-    case errc::unsealed: return "unsealed";
-    case errc::torn: return "torn";
-    case errc::untrusted: return "untrusted";
+    case errc::timeout:
+      return "timeout";
+    case errc::no_server:
+      return "no_server";
+    case errc::server_died:
+      return "server_died";
+    case errc::not_suspended:
+      return "not_suspended";
+    case errc::wrong_interface:
+      return "wrong_interface";
+    case errc::wrong_vsn:
+      return "wrong_vsn";
+    case errc::wrong_state_type:
+      return "wrong_state_type";
+    case errc::code_change_failed:
+      return "code_change_failed";
+    case errc::init_failed:
+      return "init_failed";
+    case errc::handler_failed:
+      return "handler_failed";
+    case errc::calling_self:
+      return "calling_self";
+    case errc::wrong_argument:
+      return "wrong_argument";
+    case errc::no_file:
+      return "no_file";
+    case errc::unsafe_path:
+      return "unsafe_path";
+    case errc::not_a_library:
+      return "not_a_library";
+    case errc::truncated:
+      return "truncated";
+    case errc::no_descriptor:
+      return "no_descriptor";
+    case errc::abi_mismatch:
+      return "abi_mismatch";
+    case errc::schema_conflict:
+      return "schema_conflict";
+    case errc::not_newer:
+      return "not_newer";
+    case errc::load_failed:
+      return "load_failed";
+    case errc::initializer_failed:
+      return "initializer_failed";
+    case errc::not_purged:
+      return "not_purged";
+    case errc::no_module:
+      return "no_module";
+    case errc::bad_flags:
+      return "bad_flags";
+    case errc::too_large:
+      return "too_large";
+    case errc::unsealed:
+      return "unsealed";
+    case errc::torn:
+      return "torn";
+    case errc::untrusted:
+      return "untrusted";
   }
   return "unknown";  // not an errc
 }
@@ -123,7 +152,7 @@ class call_error : public std::runtime_error {
 template <class T>
 class [[nodiscard]] result {
  public:
-  result(T value) : value_(std::move(value)) {}  // NOLINT: implicit, as std::expected
+  result(T value) : value_(std::move(value)) {}                     // NOLINT: implicit, as std::expected
   result(hotswap::error failure) : failure_(std::move(failure)) {}  // NOLINT
 
   bool has_value() const noexcept { return value_.has_value(); }
@@ -190,8 +219,8 @@ struct fmt::formatter<hotswap::errc> {
   template <class Context>
   auto format(hotswap::errc code, Context& context) const {
     if (spec.empty()) return hotswap::detail::write_text(context.out(), hotswap::to_string(code));
-    return hotswap::detail::write_text(context.out(),
-                                       fmt::format(fmt::runtime("{:" + std::string(spec) + "}"), hotswap::to_string(code)));
+    return hotswap::detail::write_text(
+        context.out(), fmt::format(fmt::runtime("{:" + std::string(spec) + "}"), hotswap::to_string(code)));
   }
 };
 

@@ -28,8 +28,8 @@
 #include "detail/common/verdict.hpp"
 #include "detail/reflect/fields.hpp"
 #include "detail/schemas/describe.hpp"
-#include "detail/schemas/field_kinds.hpp"
 #include "detail/schemas/field_diff.hpp"
+#include "detail/schemas/field_kinds.hpp"
 #include "detail/schemas/schema_checks.hpp"
 #include "detail/schemas/version_info.hpp"
 
@@ -63,7 +63,7 @@ struct schema {
 
   /// The version number of `T`.
   template <class T>
-    requires lists<T>
+  requires lists<T>
   static constexpr int vsn_of = ((std::is_same_v<T, typename Versions::type> ? Versions::vsn : 0) + ...);
 
   /// The struct of version `Vsn`.
@@ -144,7 +144,6 @@ inline constexpr std::string_view type_description = detail::description<T>;
 template <class T>
 inline constexpr std::uint64_t fingerprint = detail::fnv1a(detail::description<T>);
 
-
 // -- run-time registry --
 
 /// One version of a schema as the registry holds it: what type-erased code can know of a value.
@@ -184,7 +183,8 @@ class schema_registry {
   void add() {
     [&]<int... Offset>(std::integer_sequence<int, Offset...>) {
       (add(describe<typename Schema::template type_of<Schema::oldest_vsn + Offset>>()), ...);
-    }(std::make_integer_sequence<int, static_cast<int>(Schema::vsns.size())>{});
+    }
+    (std::make_integer_sequence<int, static_cast<int>(Schema::vsns.size())>{});
   }
 
   std::optional<version_info> find(std::string_view schema, int vsn) const {

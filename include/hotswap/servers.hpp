@@ -103,7 +103,7 @@ struct interface {
 
  private:
   static_assert(sizeof(detail::error_of<decltype(detail::check_interface<interface, Kinds...>(
-                    std::index_sequence_for<Kinds...>{}))>) != 0);  // a message listed twice, reported once
+                           std::index_sequence_for<Kinds...>{}))>) != 0);  // a message listed twice, reported once
 };
 
 /// The reply type of call `Message` in `Interface`.
@@ -212,24 +212,23 @@ result<server_ref<Interface>> start(const implementation_table& table, const voi
   if (table.interface_fingerprint != Interface::fingerprint)
     return error{errc::wrong_interface, std::string(table.name) + " implements " + std::string(table.interface_name) +
                                             ", not " + std::string(Interface::name)};
-  auto started = detail::start_server(table, argument, options.name, options.own_thread,
-                                      std::move(options.table_owner), options.bind_owner);
+  auto started = detail::start_server(table, argument, options.name, options.own_thread, std::move(options.table_owner),
+                                      options.bind_owner);
   if (!started) return started.error();
   return *server_ref<Interface>::from(any_server(*started));
 }
 
 /// Starts a server of `Implementation`, whose init takes no argument.
 template <class Implementation>
-  requires(!detail::init_takes_argument<Implementation>)
-result<server_ref<typename Implementation::interface>> start(start_options options = {}) {
+requires(!detail::init_takes_argument<Implementation>) result<server_ref<typename Implementation::interface>> start(
+    start_options options = {}) {
   return start<typename Implementation::interface>(table_of<Implementation>, nullptr, std::move(options));
 }
 
 /// Starts a server of `Implementation`, passing `argument` to its init.
 template <class Implementation>
-  requires detail::init_takes_argument<Implementation>
-result<server_ref<typename Implementation::interface>> start(const detail::init_argument<Implementation>& argument,
-                                                             start_options options = {}) {
+requires detail::init_takes_argument<Implementation> result<server_ref<typename Implementation::interface>> start(
+    const detail::init_argument<Implementation>& argument, start_options options = {}) {
   return start<typename Implementation::interface>(table_of<Implementation>, &argument, std::move(options));
 }
 
@@ -249,7 +248,7 @@ result<reply_of<Interface, M>> call(const server_ref<Interface>& to, M&& message
   }
   if (!to) return error{errc::no_server, "an empty server handle"};
   return detail::call_server<reply_of<Interface, M>>(*to.core(), Interface::template index_of<std::remove_cvref_t<M>>,
-                                                      std::forward<M>(message), timeout);
+                                                     std::forward<M>(message), timeout);
 }
 
 /// Sends a cast. False if the server had stopped (the message is dropped, as in Erlang).
@@ -342,6 +341,8 @@ timer send_interval(const server_ref<Interface>& to, M message, std::chrono::ste
   return timer(detail::add_timer(to, std::move(message), period, period));
 }
 
-inline bool cancel(timer& pending) noexcept { return pending.cancel(); }
+inline bool cancel(timer& pending) noexcept {
+  return pending.cancel();
+}
 
 }  // namespace hotswap

@@ -56,7 +56,7 @@ child_spec child(std::string id, start_options options = {}, restart restart_typ
 
 struct supervisor_flags {
   hotswap::strategy strategy = strategy::one_for_one;
-  int intensity = 1;                         ///< at most this many restarts (0 or more) ...
+  int intensity = 1;                       ///< at most this many restarts (0 or more) ...
   std::chrono::milliseconds period{5000};  ///< ... in this period (more than 0), else the supervisor gives up
 };
 
@@ -252,8 +252,7 @@ template <class Implementation = detail::supervisor_implementation<>>
 class basic_application {
  public:
   /// Starts the children in order, under a supervisor registered as `name`.
-  static result<basic_application> start(std::string name, supervisor_flags flags,
-                                         std::vector<child_spec> children) {
+  static result<basic_application> start(std::string name, supervisor_flags flags, std::vector<child_spec> children) {
     auto root = start_supervisor<Implementation>(flags, std::move(children), {.name = std::move(name)});
     if (!root) return root.error();
     return basic_application(std::move(*root));

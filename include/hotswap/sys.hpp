@@ -49,7 +49,6 @@ result<void> resume(const server_handle auto& server, std::chrono::nanoseconds t
   });
 }
 
-
 // -- changing code and state --
 
 /// Switches a suspended server to `table`, which makes its state from the old one (through its
@@ -57,17 +56,17 @@ result<void> resume(const server_handle auto& server, std::chrono::nanoseconds t
 /// Erlang. On any failure the server keeps its old state and table, and goes on serving.
 /// `table_owner` keeps the table's code loaded while the server runs it (modules set it).
 result<void> change_code(const server_handle auto& server, const implementation_table& table, int old_vsn,
-                                std::chrono::nanoseconds timeout = default_timeout,
-                                std::shared_ptr<const void> table_owner = {}) {
+                         std::chrono::nanoseconds timeout = default_timeout,
+                         std::shared_ptr<const void> table_owner = {}) {
   return detail::change_code_request(server, table, old_vsn, timeout, std::move(table_owner), {}, {});
 }
 
 /// change_code passing `extra` to code_change (a copy: the request may outlive the wait). A
 /// duration is never an extra: `change_code(server, table, 1, 2s)` is the timeout.
 template <class Extra>
-  requires(!detail::is_instance_of<std::chrono::duration, Extra>)
-result<void> change_code(const server_handle auto& server, const implementation_table& table, int old_vsn,
-                         const Extra& extra, std::chrono::nanoseconds timeout = default_timeout) {
+requires(!detail::is_instance_of<std::chrono::duration, Extra>) result<void> change_code(
+    const server_handle auto& server, const implementation_table& table, int old_vsn, const Extra& extra,
+    std::chrono::nanoseconds timeout = default_timeout) {
   auto [reference, kept] = detail::keep_extra(extra);
   return detail::change_code_request(server, table, old_vsn, timeout, {}, reference, std::move(kept));
 }
@@ -87,20 +86,20 @@ result<State> get_state(const server_handle auto& server, std::chrono::nanosecon
 template <class State, class Change>
 result<void> replace_state(const server_handle auto& server, Change change,
                            std::chrono::nanoseconds timeout = default_timeout) {
-  return detail::control<void>(server, timeout, [change = std::move(change)](detail::server_core& core) mutable
-                               -> result<void> {
-    if (core.table->state_fingerprint != detail::value_fingerprint<State>)
-      return error{errc::wrong_state_type, "the state is a " + std::string(core.table->state_type)};
-    State& current = *static_cast<State*>(core.state);
-    State changed = current;
-    try {
-      change(changed);
-    } catch (const std::exception& thrown) {
-      return error{errc::handler_failed, thrown.what()};
-    }
-    current = std::move(changed);
-    return {};
-  });
+  return detail::control<void>(
+      server, timeout, [change = std::move(change)](detail::server_core& core) mutable -> result<void> {
+        if (core.table->state_fingerprint != detail::value_fingerprint<State>)
+          return error{errc::wrong_state_type, "the state is a " + std::string(core.table->state_type)};
+        State& current = *static_cast<State*>(core.state);
+        State changed = current;
+        try {
+          change(changed);
+        } catch (const std::exception& thrown) {
+          return error{errc::handler_failed, thrown.what()};
+        }
+        current = std::move(changed);
+        return {};
+      });
 }
 
 // -- observing --
@@ -108,7 +107,7 @@ result<void> replace_state(const server_handle auto& server, Change change,
 /// What sys::get_status reports.
 struct status {
   std::uint64_t id;
-  std::string name;                ///< registered name (empty: none)
+  std::string name;            ///< registered name (empty: none)
   std::string interface;       ///< the interface's name
   std::string implementation;  ///< the implementation type running
   int vsn;
@@ -139,8 +138,8 @@ result<status> get_status(const server_handle auto& server, std::chrono::nanosec
 
 /// What sys::statistics reports.
 struct statistics_report {
-  std::uint64_t messages_handled;            ///< since the server started
-  std::chrono::nanoseconds time_in_handlers; ///< while timing was on
+  std::uint64_t messages_handled;             ///< since the server started
+  std::chrono::nanoseconds time_in_handlers;  ///< while timing was on
   bool timing;
   /// Handlers that held a pool worker over 4 ms (the pool added a worker for each if other
   /// servers were waiting), and the longest of them: its message, and how long it ran at least.
@@ -151,7 +150,7 @@ struct statistics_report {
 
 /// Turns the timing of handlers on or off (off at start: it costs two clock reads a message).
 result<void> statistics(const server_handle auto& server, bool timing,
-                               std::chrono::nanoseconds timeout = default_timeout) {
+                        std::chrono::nanoseconds timeout = default_timeout) {
   return detail::control<void>(server, timeout, [timing](detail::server_core& core) -> result<void> {
     core.timing = timing;
     return {};
@@ -159,24 +158,25 @@ result<void> statistics(const server_handle auto& server, bool timing,
 }
 
 result<statistics_report> statistics(const server_handle auto& server,
-                                            std::chrono::nanoseconds timeout = default_timeout) {
-  return detail::control<statistics_report>(server, timeout, [](detail::server_core& core) -> result<statistics_report> {
-    return statistics_report{core.handled,       core.time_in_handlers, core.timing,
-                             core.slow_handlers, core.slowest_message,  core.slowest_handler};
-  });
+                                     std::chrono::nanoseconds timeout = default_timeout) {
+  return detail::control<statistics_report>(
+      server, timeout, [](detail::server_core& core) -> result<statistics_report> {
+        return statistics_report{core.handled,       core.time_in_handlers, core.timing,
+                                 core.slow_handlers, core.slowest_message,  core.slowest_handler};
+      });
 }
 
 /// Calls `hook` for each message the server takes in and each it has handled, on the server's
 /// thread; an empty hook turns tracing off.
 result<void> trace(const server_handle auto& server, std::function<void(const trace_event&)> hook,
-                          std::chrono::nanoseconds timeout = default_timeout) {
-  return detail::control<void>(server, timeout,
-                               [hook = std::move(hook), code = detail::pin_this_image()](
-                                   detail::server_core& core) mutable -> result<void> {
-                                 core.trace = std::move(hook);  // the old hook goes before its code's hold
-                                 core.trace_code = std::move(code);
-                                 return {};
-                               });
+                   std::chrono::nanoseconds timeout = default_timeout) {
+  return detail::control<void>(
+      server, timeout,
+      [hook = std::move(hook), code = detail::pin_this_image()](detail::server_core& core) mutable -> result<void> {
+        core.trace = std::move(hook);  // the old hook goes before its code's hold
+        core.trace_code = std::move(code);
+        return {};
+      });
 }
 
 }  // namespace hotswap::sys

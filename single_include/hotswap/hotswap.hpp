@@ -3,19 +3,34 @@
 // ---- hotswap/hotswap.hpp ----
 // hotswap: Erlang/OTP-style hot code upgrades for C++20. Include this, or only the headers you use.
 
-// ---- hotswap/version.hpp ----
-// hotswap's version. It enters the ABI fingerprint of every module built against it.
+// ---- hotswap/inspect.hpp ----
+// Values printed as Elixir's `inspect` prints them: `%Account{name: "Alice", score: 3, stage: 1}`.
+//
+// Opt in per schema, so that the formatter never competes with fmt's own for other aggregates:
+//
+//     template <> inline constexpr bool hotswap::enable_inspect<AccountSchema> = true;
+//     fmt::print("{}\n", account);   // %Account{name: nil, score: 0, stage: 0}
 
-#define HOTSWAP_VERSION_MAJOR 0
-#define HOTSWAP_VERSION_MINOR 1
-#define HOTSWAP_VERSION_PATCH 0
-#define HOTSWAP_VERSION_STRING "0.1.0"
+#include <iterator>
+#include <string>
+#include <string_view>
+#include <type_traits>
 
-namespace hotswap {
-inline constexpr int version_major = HOTSWAP_VERSION_MAJOR;
-inline constexpr int version_minor = HOTSWAP_VERSION_MINOR;
-inline constexpr int version_patch = HOTSWAP_VERSION_PATCH;
-}  // namespace hotswap
+#include <fmt/core.h>
+
+// ---- hotswap/detail/schemas/inspect.hpp ----
+// Printing values as Elixir's inspect does (hotswap/inspect.hpp): structs as %Name{field: value},
+// strings quoted, maps in key order, floats with a fraction.
+
+#include <cstddef>
+#include <iterator>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+#include <fmt/core.h>
+
 // ---- hotswap/result.hpp ----
 // The vocabulary of every layer: why a request failed (errc, error), what it returns instead
 // (result), and how a server ended (exit_reason). Includes nothing else of hotswap.
@@ -74,35 +89,64 @@ enum class errc : std::uint8_t {
 
 constexpr std::string_view to_string(errc code) noexcept {
   switch (code) {  // no default: a code missing here is a warning, and -Werror stops the build
-    case errc::timeout: return "timeout";
-    case errc::no_server: return "no_server";
-    case errc::server_died: return "server_died";
-    case errc::not_suspended: return "not_suspended";
-    case errc::wrong_interface: return "wrong_interface";
-    case errc::wrong_vsn: return "wrong_vsn";
-    case errc::wrong_state_type: return "wrong_state_type";
-    case errc::code_change_failed: return "code_change_failed";
-    case errc::init_failed: return "init_failed";
-    case errc::handler_failed: return "handler_failed";
-    case errc::calling_self: return "calling_self";
-    case errc::wrong_argument: return "wrong_argument";
-    case errc::no_file: return "no_file";
-    case errc::unsafe_path: return "unsafe_path";
-    case errc::not_a_library: return "not_a_library";
-    case errc::truncated: return "truncated";
-    case errc::no_descriptor: return "no_descriptor";
-    case errc::abi_mismatch: return "abi_mismatch";
-    case errc::schema_conflict: return "schema_conflict";
-    case errc::not_newer: return "not_newer";
-    case errc::load_failed: return "load_failed";
-    case errc::initializer_failed: return "initializer_failed";
-    case errc::not_purged: return "not_purged";
-    case errc::no_module: return "no_module";
-    case errc::bad_flags: return "bad_flags";
-    case errc::too_large: return "too_large";
-    case errc::unsealed: return "unsealed";
-    case errc::torn: return "torn";
-    case errc::untrusted: return "untrusted";
+    case errc::timeout:
+      return "timeout";
+    case errc::no_server:
+      return "no_server";
+    case errc::server_died:
+      return "server_died";
+    case errc::not_suspended:
+      return "not_suspended";
+    case errc::wrong_interface:
+      return "wrong_interface";
+    case errc::wrong_vsn:
+      return "wrong_vsn";
+    case errc::wrong_state_type:
+      return "wrong_state_type";
+    case errc::code_change_failed:
+      return "code_change_failed";
+    case errc::init_failed:
+      return "init_failed";
+    case errc::handler_failed:
+      return "handler_failed";
+    case errc::calling_self:
+      return "calling_self";
+    case errc::wrong_argument:
+      return "wrong_argument";
+    case errc::no_file:
+      return "no_file";
+    case errc::unsafe_path:
+      return "unsafe_path";
+    case errc::not_a_library:
+      return "not_a_library";
+    case errc::truncated:
+      return "truncated";
+    case errc::no_descriptor:
+      return "no_descriptor";
+    case errc::abi_mismatch:
+      return "abi_mismatch";
+    case errc::schema_conflict:
+      return "schema_conflict";
+    case errc::not_newer:
+      return "not_newer";
+    case errc::load_failed:
+      return "load_failed";
+    case errc::initializer_failed:
+      return "initializer_failed";
+    case errc::not_purged:
+      return "not_purged";
+    case errc::no_module:
+      return "no_module";
+    case errc::bad_flags:
+      return "bad_flags";
+    case errc::too_large:
+      return "too_large";
+    case errc::unsealed:
+      return "unsealed";
+    case errc::torn:
+      return "torn";
+    case errc::untrusted:
+      return "untrusted";
   }
   return "unknown";  // not an errc
 }
@@ -141,7 +185,7 @@ class call_error : public std::runtime_error {
 template <class T>
 class [[nodiscard]] result {
  public:
-  result(T value) : value_(std::move(value)) {}  // NOLINT: implicit, as std::expected
+  result(T value) : value_(std::move(value)) {}                     // NOLINT: implicit, as std::expected
   result(hotswap::error failure) : failure_(std::move(failure)) {}  // NOLINT
 
   bool has_value() const noexcept { return value_.has_value(); }
@@ -208,8 +252,8 @@ struct fmt::formatter<hotswap::errc> {
   template <class Context>
   auto format(hotswap::errc code, Context& context) const {
     if (spec.empty()) return hotswap::detail::write_text(context.out(), hotswap::to_string(code));
-    return hotswap::detail::write_text(context.out(),
-                                       fmt::format(fmt::runtime("{:" + std::string(spec) + "}"), hotswap::to_string(code)));
+    return hotswap::detail::write_text(
+        context.out(), fmt::format(fmt::runtime("{:" + std::string(spec) + "}"), hotswap::to_string(code)));
   }
 };
 
@@ -236,6 +280,972 @@ struct fmt::formatter<hotswap::result<T>> {
       return hotswap::detail::write_text(context.out(), fmt::format("{}", *outcome));
   }
 };
+// ---- hotswap/detail/common/std_memory.hpp ----
+// shared_ptr and unique_ptr without the rest of <memory> (its ranges algorithms and
+// parallel policies, half of what it costs to include), as std_parts.hpp does for <chrono>.
+
+#include <cstddef>  // defines __GLIBCXX__ when the standard library is libstdc++
+
+#if defined(__GLIBCXX__) && __has_include(<bits/shared_ptr.h>) && __has_include(<bits/unique_ptr.h>)
+#include <bits/shared_ptr.h>
+#include <bits/unique_ptr.h>
+#else
+#include <memory>
+#endif
+// ---- hotswap/detail/reflect/fields.hpp ----
+// Structure reflection: the count, types, names and references of an aggregate's fields.
+//
+// Boost.PFR's technique, our own code: PFR 1.81's tuples are slow to compile for wide structs,
+// and its field count crashes g++ 12 (internal compiler error in check_noexcept_r) on a struct
+// with a std::array of aggregates. The structured bindings (bindings.hpp) stop at 64 fields:
+// each count is spelled out, and parsing them is most of what including hotswap costs.
+
+#include <array>
+#include <cstddef>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+#include <boost/version.hpp>
+#if BOOST_VERSION >= 108400
+#include <boost/pfr/core_name.hpp>
+#endif
+
+// ---- hotswap/detail/reflect/bindings.hpp ----
+// Generated by tools/generate_bindings.py; do not edit.
+
+#include <cstddef>
+
+// ---- hotswap/detail/reflect/field_refs.hpp ----
+// References to every field of an aggregate, indexable without std::tuple (what a structured
+// binding in bindings.hpp hands on).
+
+#include <cstddef>
+#include <type_traits>
+#include <utility>
+
+// ---- hotswap/detail/common/type_list.hpp ----
+// A list of types, as a value (type_list<A, B>{}) that functions take and return.
+
+#include <cstddef>
+
+namespace hotswap::detail {
+
+template <class... T>
+struct type_list {
+  static constexpr std::size_t size = sizeof...(T);
+};
+
+}  // namespace hotswap::detail
+
+namespace hotswap::detail {
+
+template <std::size_t I, class T>
+struct field_slot {
+  T* pointer;
+};
+
+template <class Indices, class... T>
+struct field_refs;
+
+template <std::size_t... I, class... T>
+struct field_refs<std::index_sequence<I...>, T...> : field_slot<I, T>... {
+  using types = type_list<std::remove_const_t<T>...>;
+};
+
+template <class... T>
+constexpr auto tie_members(T&... members) {
+  return field_refs<std::index_sequence_for<T...>, T...>{{&members}...};
+}
+
+/// The I-th field of a `field_refs`, found by overload resolution rather than recursion.
+template <std::size_t I, class T>
+constexpr T& member(field_slot<I, T> slot) {
+  return *slot.pointer;
+}
+
+}  // namespace hotswap::detail
+
+namespace hotswap::detail {
+
+/// The most fields a versioned struct may have.
+inline constexpr std::size_t max_fields = 64;
+
+/// Binds the N members of `object` and passes them to `tie_members`.
+// clang-format off: one binding a line, as generated
+template <std::size_t N, class T>
+constexpr auto bind_members(T& object) {
+  if constexpr (N == 0) {
+    (void)object;
+    return tie_members();
+  } else if constexpr (N == 1) {
+    auto& [a0] = object;
+    return tie_members(a0);
+  } else if constexpr (N == 2) {
+    auto& [a0, a1] = object;
+    return tie_members(a0, a1);
+  } else if constexpr (N == 3) {
+    auto& [a0, a1, a2] = object;
+    return tie_members(a0, a1, a2);
+  } else if constexpr (N == 4) {
+    auto& [a0, a1, a2, a3] = object;
+    return tie_members(a0, a1, a2, a3);
+  } else if constexpr (N == 5) {
+    auto& [a0, a1, a2, a3, a4] = object;
+    return tie_members(a0, a1, a2, a3, a4);
+  } else if constexpr (N == 6) {
+    auto& [a0, a1, a2, a3, a4, a5] = object;
+    return tie_members(a0, a1, a2, a3, a4, a5);
+  } else if constexpr (N == 7) {
+    auto& [a0, a1, a2, a3, a4, a5, a6] = object;
+    return tie_members(a0, a1, a2, a3, a4, a5, a6);
+  } else if constexpr (N == 8) {
+    auto& [a0, a1, a2, a3, a4, a5, a6, a7] = object;
+    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7);
+  } else if constexpr (N == 9) {
+    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8] = object;
+    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8);
+  } else if constexpr (N == 10) {
+    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9] = object;
+    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9);
+  } else if constexpr (N == 11) {
+    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10] = object;
+    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10);
+  } else if constexpr (N == 12) {
+    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11] = object;
+    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11);
+  } else if constexpr (N == 13) {
+    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12] = object;
+    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12);
+  } else if constexpr (N == 14) {
+    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13] = object;
+    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13);
+  } else if constexpr (N == 15) {
+    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14] = object;
+    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14);
+  } else if constexpr (N == 16) {
+    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15] = object;
+    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15);
+  } else if constexpr (N == 17) {
+    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16] = object;
+    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16);
+  } else if constexpr (N == 18) {
+    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17] = object;
+    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17);
+  } else if constexpr (N == 19) {
+    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18] = object;
+    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18);
+  } else if constexpr (N == 20) {
+    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19] = object;
+    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19);
+  } else if constexpr (N == 21) {
+    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20] = object;
+    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20);
+  } else if constexpr (N == 22) {
+    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21] = object;
+    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20,
+                       a21);
+  } else if constexpr (N == 23) {
+    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22] =
+        object;
+    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20,
+                       a21, a22);
+  } else if constexpr (N == 24) {
+    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22,
+           a23] = object;
+    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20,
+                       a21, a22, a23);
+  } else if constexpr (N == 25) {
+    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23,
+           a24] = object;
+    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20,
+                       a21, a22, a23, a24);
+  } else if constexpr (N == 26) {
+    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23,
+           a24, a25] = object;
+    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20,
+                       a21, a22, a23, a24, a25);
+  } else if constexpr (N == 27) {
+    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23,
+           a24, a25, a26] = object;
+    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20,
+                       a21, a22, a23, a24, a25, a26);
+  } else if constexpr (N == 28) {
+    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23,
+           a24, a25, a26, a27] = object;
+    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20,
+                       a21, a22, a23, a24, a25, a26, a27);
+  } else if constexpr (N == 29) {
+    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23,
+           a24, a25, a26, a27, a28] = object;
+    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20,
+                       a21, a22, a23, a24, a25, a26, a27, a28);
+  } else if constexpr (N == 30) {
+    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23,
+           a24, a25, a26, a27, a28, a29] = object;
+    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20,
+                       a21, a22, a23, a24, a25, a26, a27, a28, a29);
+  } else if constexpr (N == 31) {
+    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23,
+           a24, a25, a26, a27, a28, a29, a30] = object;
+    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20,
+                       a21, a22, a23, a24, a25, a26, a27, a28, a29, a30);
+  } else if constexpr (N == 32) {
+    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23,
+           a24, a25, a26, a27, a28, a29, a30, a31] = object;
+    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20,
+                       a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31);
+  } else if constexpr (N == 33) {
+    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23,
+           a24, a25, a26, a27, a28, a29, a30, a31, a32] = object;
+    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20,
+                       a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32);
+  } else if constexpr (N == 34) {
+    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23,
+           a24, a25, a26, a27, a28, a29, a30, a31, a32, a33] = object;
+    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20,
+                       a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33);
+  } else if constexpr (N == 35) {
+    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23,
+           a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34] = object;
+    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20,
+                       a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34);
+  } else if constexpr (N == 36) {
+    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23,
+           a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35] = object;
+    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20,
+                       a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35);
+  } else if constexpr (N == 37) {
+    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23,
+           a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36] = object;
+    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20,
+                       a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36);
+  } else if constexpr (N == 38) {
+    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23,
+           a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37] = object;
+    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20,
+                       a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37);
+  } else if constexpr (N == 39) {
+    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23,
+           a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38] = object;
+    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20,
+                       a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38);
+  } else if constexpr (N == 40) {
+    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23,
+           a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39] = object;
+    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20,
+                       a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39);
+  } else if constexpr (N == 41) {
+    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23,
+           a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40] = object;
+    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20,
+                       a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39,
+                       a40);
+  } else if constexpr (N == 42) {
+    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23,
+           a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40, a41] = object;
+    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20,
+                       a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39,
+                       a40, a41);
+  } else if constexpr (N == 43) {
+    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23,
+           a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40, a41, a42] = object;
+    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20,
+                       a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39,
+                       a40, a41, a42);
+  } else if constexpr (N == 44) {
+    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23,
+           a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40, a41, a42, a43] = object;
+    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20,
+                       a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39,
+                       a40, a41, a42, a43);
+  } else if constexpr (N == 45) {
+    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23,
+           a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40, a41, a42, a43, a44] =
+        object;
+    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20,
+                       a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39,
+                       a40, a41, a42, a43, a44);
+  } else if constexpr (N == 46) {
+    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23,
+           a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40, a41, a42, a43, a44,
+           a45] = object;
+    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20,
+                       a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39,
+                       a40, a41, a42, a43, a44, a45);
+  } else if constexpr (N == 47) {
+    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23,
+           a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40, a41, a42, a43, a44, a45,
+           a46] = object;
+    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20,
+                       a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39,
+                       a40, a41, a42, a43, a44, a45, a46);
+  } else if constexpr (N == 48) {
+    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23,
+           a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40, a41, a42, a43, a44, a45,
+           a46, a47] = object;
+    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20,
+                       a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39,
+                       a40, a41, a42, a43, a44, a45, a46, a47);
+  } else if constexpr (N == 49) {
+    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23,
+           a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40, a41, a42, a43, a44, a45,
+           a46, a47, a48] = object;
+    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20,
+                       a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39,
+                       a40, a41, a42, a43, a44, a45, a46, a47, a48);
+  } else if constexpr (N == 50) {
+    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23,
+           a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40, a41, a42, a43, a44, a45,
+           a46, a47, a48, a49] = object;
+    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20,
+                       a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39,
+                       a40, a41, a42, a43, a44, a45, a46, a47, a48, a49);
+  } else if constexpr (N == 51) {
+    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23,
+           a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40, a41, a42, a43, a44, a45,
+           a46, a47, a48, a49, a50] = object;
+    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20,
+                       a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39,
+                       a40, a41, a42, a43, a44, a45, a46, a47, a48, a49, a50);
+  } else if constexpr (N == 52) {
+    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23,
+           a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40, a41, a42, a43, a44, a45,
+           a46, a47, a48, a49, a50, a51] = object;
+    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20,
+                       a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39,
+                       a40, a41, a42, a43, a44, a45, a46, a47, a48, a49, a50, a51);
+  } else if constexpr (N == 53) {
+    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23,
+           a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40, a41, a42, a43, a44, a45,
+           a46, a47, a48, a49, a50, a51, a52] = object;
+    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20,
+                       a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39,
+                       a40, a41, a42, a43, a44, a45, a46, a47, a48, a49, a50, a51, a52);
+  } else if constexpr (N == 54) {
+    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23,
+           a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40, a41, a42, a43, a44, a45,
+           a46, a47, a48, a49, a50, a51, a52, a53] = object;
+    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20,
+                       a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39,
+                       a40, a41, a42, a43, a44, a45, a46, a47, a48, a49, a50, a51, a52, a53);
+  } else if constexpr (N == 55) {
+    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23,
+           a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40, a41, a42, a43, a44, a45,
+           a46, a47, a48, a49, a50, a51, a52, a53, a54] = object;
+    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20,
+                       a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39,
+                       a40, a41, a42, a43, a44, a45, a46, a47, a48, a49, a50, a51, a52, a53, a54);
+  } else if constexpr (N == 56) {
+    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23,
+           a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40, a41, a42, a43, a44, a45,
+           a46, a47, a48, a49, a50, a51, a52, a53, a54, a55] = object;
+    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20,
+                       a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39,
+                       a40, a41, a42, a43, a44, a45, a46, a47, a48, a49, a50, a51, a52, a53, a54, a55);
+  } else if constexpr (N == 57) {
+    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23,
+           a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40, a41, a42, a43, a44, a45,
+           a46, a47, a48, a49, a50, a51, a52, a53, a54, a55, a56] = object;
+    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20,
+                       a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39,
+                       a40, a41, a42, a43, a44, a45, a46, a47, a48, a49, a50, a51, a52, a53, a54, a55, a56);
+  } else if constexpr (N == 58) {
+    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23,
+           a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40, a41, a42, a43, a44, a45,
+           a46, a47, a48, a49, a50, a51, a52, a53, a54, a55, a56, a57] = object;
+    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20,
+                       a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39,
+                       a40, a41, a42, a43, a44, a45, a46, a47, a48, a49, a50, a51, a52, a53, a54, a55, a56, a57);
+  } else if constexpr (N == 59) {
+    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23,
+           a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40, a41, a42, a43, a44, a45,
+           a46, a47, a48, a49, a50, a51, a52, a53, a54, a55, a56, a57, a58] = object;
+    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20,
+                       a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39,
+                       a40, a41, a42, a43, a44, a45, a46, a47, a48, a49, a50, a51, a52, a53, a54, a55, a56, a57, a58);
+  } else if constexpr (N == 60) {
+    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23,
+           a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40, a41, a42, a43, a44, a45,
+           a46, a47, a48, a49, a50, a51, a52, a53, a54, a55, a56, a57, a58, a59] = object;
+    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20,
+                       a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39,
+                       a40, a41, a42, a43, a44, a45, a46, a47, a48, a49, a50, a51, a52, a53, a54, a55, a56, a57, a58,
+                       a59);
+  } else if constexpr (N == 61) {
+    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23,
+           a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40, a41, a42, a43, a44, a45,
+           a46, a47, a48, a49, a50, a51, a52, a53, a54, a55, a56, a57, a58, a59, a60] = object;
+    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20,
+                       a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39,
+                       a40, a41, a42, a43, a44, a45, a46, a47, a48, a49, a50, a51, a52, a53, a54, a55, a56, a57, a58,
+                       a59, a60);
+  } else if constexpr (N == 62) {
+    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23,
+           a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40, a41, a42, a43, a44, a45,
+           a46, a47, a48, a49, a50, a51, a52, a53, a54, a55, a56, a57, a58, a59, a60, a61] = object;
+    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20,
+                       a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39,
+                       a40, a41, a42, a43, a44, a45, a46, a47, a48, a49, a50, a51, a52, a53, a54, a55, a56, a57, a58,
+                       a59, a60, a61);
+  } else if constexpr (N == 63) {
+    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23,
+           a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40, a41, a42, a43, a44, a45,
+           a46, a47, a48, a49, a50, a51, a52, a53, a54, a55, a56, a57, a58, a59, a60, a61, a62] = object;
+    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20,
+                       a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39,
+                       a40, a41, a42, a43, a44, a45, a46, a47, a48, a49, a50, a51, a52, a53, a54, a55, a56, a57, a58,
+                       a59, a60, a61, a62);
+  } else if constexpr (N == 64) {
+    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23,
+           a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40, a41, a42, a43, a44, a45,
+           a46, a47, a48, a49, a50, a51, a52, a53, a54, a55, a56, a57, a58, a59, a60, a61, a62, a63] = object;
+    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20,
+                       a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39,
+                       a40, a41, a42, a43, a44, a45, a46, a47, a48, a49, a50, a51, a52, a53, a54, a55, a56, a57, a58,
+                       a59, a60, a61, a62, a63);
+  }
+}
+// clang-format on
+
+}  // namespace hotswap::detail
+
+namespace hotswap::detail {
+
+// ---- the field count: the most initializers that aggregate initialization accepts ----
+
+struct any_field {
+  std::size_t index;
+  template <class U>
+  operator U&&() const&& noexcept;  // never defined: only asked about
+};
+
+template <class T, std::size_t... I>
+constexpr bool accepts_initializers(std::index_sequence<I...>) {
+  return requires {
+    T{any_field{I}...};
+  };
+}
+
+/// Binary search: T accepts Low initializers and not High.
+template <class T, std::size_t Low, std::size_t High>
+constexpr std::size_t count_fields() {
+  if constexpr (High - Low <= 1) {
+    return Low;
+  } else {
+    constexpr std::size_t middle = (Low + High) / 2;
+    if constexpr (accepts_initializers<T>(std::make_index_sequence<middle>{}))
+      return count_fields<T, middle, High>();
+    else
+      return count_fields<T, Low, middle>();
+  }
+}
+
+/// The number of fields of an aggregate; max_fields + 1 stands for "more than max_fields".
+template <class T>
+inline constexpr std::size_t field_count = count_fields<T, 0, max_fields + 2>();
+
+/// References to the fields of `object`; `member<I>(fields(object))` is its I-th field.
+template <class T>
+constexpr auto fields(T& object) {
+  return bind_members<field_count<std::remove_const_t<T>>>(object);
+}
+
+// Types are read through a const binding: a const reference binds even to a bit-field, so that
+// the bit-field check can run and say what is wrong.
+template <class T>
+using field_types = typename decltype(fields(std::declval<const T&>()))::types;
+
+template <class T, std::size_t I>
+using field_type = std::remove_cvref_t<decltype(member<I>(fields(std::declval<const T&>())))>;
+
+// ---- field names ----
+//
+// The address of each member of an object that is declared but never defined is a constant;
+// the compiler spells it, member name included, in __PRETTY_FUNCTION__ when the addresses are
+// a template argument.
+
+template <class T>
+struct fake_holder {
+  const T hotswap_fake_member_;
+};
+
+#if defined(__clang__)
+#pragma clang diagnostic push
+#pragma clang diagnostic ignored "-Wundefined-var-template"
+#pragma clang diagnostic ignored "-Wundefined-internal"  // a struct in an anonymous namespace
+#endif
+template <class T>
+extern const fake_holder<T> fake_object;
+
+template <class T>
+constexpr auto member_addresses() {
+  constexpr std::size_t n = field_count<T>;
+  std::array<const void*, n> addresses{};
+  if constexpr (n > 0) {
+    auto refs = fields(fake_object<T>.hotswap_fake_member_);
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+      ((addresses[I] = &member<I>(refs)), ...);
+    }
+    (std::make_index_sequence<n>{});
+  }
+  return addresses;
+}
+#if defined(__clang__)
+#pragma clang diagnostic pop
+#endif
+
+template <auto Addresses>
+constexpr std::string_view spelled_addresses() {
+  return __PRETTY_FUNCTION__;
+}
+
+/// The I-th member name in a spelling of member addresses: g++ writes
+/// `&fake_object<X>.holder<X>::hotswap_fake_member_.ns::X::name`, clang `&fake_object.hotswap_fake_member_.name`.
+constexpr std::string_view nth_member_name(std::string_view spelled, std::size_t index) {
+  constexpr std::string_view marker = "hotswap_fake_member_.";
+  std::size_t at = 0;
+  for (std::size_t i = 0; i <= index; ++i) {
+    at = spelled.find(marker, at);
+    if (at == std::string_view::npos) return {};
+    at += marker.size();
+  }
+  // The path runs to the first `,` at depth 0 or the first closing bracket that was not opened
+  // in it: type names in it may hold brackets and commas ({anonymous}, Pair<int, 2>).
+  std::size_t end = at;
+  for (int depth = 0; end < spelled.size(); ++end) {
+    const char c = spelled[end];
+    if (c == '<' || c == '(' || c == '{' || c == '[')
+      ++depth;
+    else if (c == '>' || c == ')' || c == '}' || c == ']') {
+      if (depth-- == 0) break;
+    } else if (c == ',' && depth == 0)
+      break;
+  }
+  std::string_view path = spelled.substr(at, end - at);
+  const std::size_t last = path.find_last_of(":.");
+  return last == std::string_view::npos ? path : path.substr(last + 1);
+}
+
+// clang writes "..." for the elements of an array template argument past the tenth, so the
+// addresses are spelled eight at a time.
+inline constexpr std::size_t names_per_spelling = 8;
+
+template <class T, std::size_t Chunk>
+constexpr auto address_chunk() {
+  constexpr auto all = member_addresses<T>();
+  constexpr std::size_t first = Chunk * names_per_spelling;
+  std::array<const void*, (all.size() - first < names_per_spelling ? all.size() - first : names_per_spelling)> chunk{};
+  for (std::size_t i = 0; i < chunk.size(); ++i) chunk[i] = all[first + i];
+  return chunk;
+}
+
+template <class T>
+constexpr auto compute_field_names() {
+  std::array<std::string_view, field_count<T>> names{};
+  [&]<std::size_t... Chunk>(std::index_sequence<Chunk...>) {
+    auto read_chunk = [&]<std::size_t C>(std::integral_constant<std::size_t, C>) {
+      constexpr std::string_view spelled = spelled_addresses<address_chunk<T, C>()>();
+      for (std::size_t i = 0; i < address_chunk<T, C>().size(); ++i)
+        names[C * names_per_spelling + i] = nth_member_name(spelled, i);
+    };
+    (read_chunk(std::integral_constant<std::size_t, Chunk>{}), ...);
+    (void)read_chunk;  // a struct without fields has no chunk to read
+  }
+  (std::make_index_sequence<(field_count<T> + names_per_spelling - 1) / names_per_spelling>{});
+  return names;
+}
+
+/// The names of T's fields, in declaration order: Boost.PFR's where the Boost in use reads them
+/// (1.84 and later), our own otherwise; the tests check that the two agree.
+template <class T>
+inline constexpr std::array<std::string_view, field_count<T>> field_names =
+#if BOOST_VERSION >= 108400
+    boost::pfr::names_as_array<T>();
+#else
+    compute_field_names<T>();
+#endif
+
+/// The index of the field called `name`, or field_count<T> when there is none.
+template <class T>
+constexpr std::size_t field_index(std::string_view name) {
+  std::size_t index = 0;
+  while (index < field_count<T> && field_names<T>[index] != name) ++index;
+  return index;
+}
+
+namespace self_test {
+template <class, int>
+struct probe {
+  int first_field;
+  char second;
+};
+static_assert(compute_field_names<probe<int, 2>>()[0] == "first_field" &&
+                  compute_field_names<probe<int, 2>>()[1] == "second",
+              "hotswap: this compiler spells template arguments in a way hotswap cannot read field names "
+              "from (was -fno-pretty-templates given?); build without that option");
+}  // namespace self_test
+
+// ---- shape checks ----
+
+/// The size T would have if every field were laid out whole, as an aggregate without
+/// bit-fields is; a smaller T packs a bit-field (or an empty [[no_unique_address]] member).
+template <class... Fields>
+constexpr std::size_t plain_layout_size(type_list<Fields...>) {
+  std::size_t offset = 0, align = 1;
+  ((offset = (offset + alignof(Fields) - 1) / alignof(Fields) * alignof(Fields) + sizeof(Fields),
+    align = alignof(Fields) > align ? alignof(Fields) : align),
+   ...);
+  return offset == 0 ? 1 : (offset + align - 1) / align * align;
+}
+
+}  // namespace hotswap::detail
+// ---- hotswap/detail/schemas/field_kinds.hpp ----
+// The field types hotswap supports, listed once. Every place that treats a field type by what it
+// is switches on field_kind_of<T>: describing it canonically (schemas/describe.hpp), whether it
+// can be described, whether it is plain data (servers' tables), how it migrates
+// (migrations/routes.hpp), which schemas it holds (modules' notes) and how inspect prints it.
+// Supporting another standard container is one concept in containers.hpp, one kind here, and a
+// case in each switch (the compiler's -Wswitch names the switches that lack it).
+
+#include <cstddef>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+// ---- hotswap/detail/reflect/containers.hpp ----
+// The standard containers a schema field may be, recognised by their shape as fmt recognises
+// ranges, so that hotswap does not include <map>, <unordered_map> or <vector> for its users.
+
+#include <array>
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+namespace hotswap::detail {
+
+template <template <class...> class Template, class T>
+inline constexpr bool is_instance_of = false;
+template <template <class...> class Template, class... Args>
+inline constexpr bool is_instance_of<Template, Template<Args...>> = true;
+
+template <class T>
+concept optional = is_instance_of<std::optional, T>;
+
+template <class T>
+inline constexpr bool is_std_array = false;
+template <class T, std::size_t N>
+inline constexpr bool is_std_array<std::array<T, N>> = true;
+
+/// std::array.
+template <class T>
+concept fixed_array = is_std_array<T>;
+
+/// std::vector and its kin: contiguous, growable, not a string.
+template <class T>
+concept sequence = !is_instance_of<std::basic_string, T> && !std::is_convertible_v<const T&, std::string_view> &&
+                   requires(T & c, typename T::value_type&& v) {
+  c.reserve(std::size_t{});
+  c.push_back(std::move(v));
+  c.data();
+};
+
+template <class T>
+concept unique_key_map = requires(T& c, const typename T::key_type& k) {
+  typename T::mapped_type;
+  c.at(k);
+};
+
+/// std::map and its kin.
+template <class T>
+concept ordered_map = unique_key_map<T> && requires {
+  typename T::key_compare;
+};
+
+/// std::unordered_map and its kin.
+template <class T>
+concept hashed_map = unique_key_map<T> && requires {
+  typename T::hasher;
+};
+
+}  // namespace hotswap::detail
+
+namespace hotswap {
+// The customization points (defined in hotswap/schemas.hpp), which decide two kinds.
+template <class T>
+struct schema_of;
+template <class T>
+struct type_name;
+}  // namespace hotswap
+
+namespace hotswap::detail {
+
+/// A version of some schema (hotswap::versioned).
+template <class T>
+concept versioned_type = requires {
+  schema_of<T>::name;
+}
+&&schema_of<T>::template lists<T>;
+
+/// The version number of a versioned struct (hotswap::vsn_of).
+template <class T>
+inline constexpr int version_number = schema_of<T>::template vsn_of<T>;
+
+/// Two structs are versions of the same schema (hotswap::same_schema).
+template <class A, class B>
+concept same_schema_types =
+    versioned_type<A> && versioned_type<B> && std::is_same_v < typename schema_of<A>::schema_type,
+typename schema_of<B>::schema_type > ;
+
+/// A type given a canonical name by specializing hotswap::type_name.
+template <class T>
+concept named_type = requires {
+  type_name<T>::value;
+};
+
+enum class field_kind {
+  version,      ///< a schema version (a struct of fields)
+  boolean,      ///< bool
+  character,    ///< char (whose signedness is the platform's)
+  integer,      ///< the other integers
+  floating,     ///< float, double, long double
+  enumeration,  ///< an enum, described by its underlying type
+  string,       ///< std::string
+  optional,     ///< std::optional
+  sequence,     ///< std::vector and its kin
+  fixed_array,  ///< std::array
+  ordered_map,  ///< std::map and its kin
+  hashed_map,   ///< std::unordered_map and its kin
+  other,        ///< none of these: a type named by hotswap::type_name, or one not supported
+};
+
+template <class T>
+constexpr field_kind kind_of_field() {
+  if constexpr (versioned_type<T>)
+    return field_kind::version;
+  else if constexpr (std::is_same_v<T, bool>)
+    return field_kind::boolean;
+  else if constexpr (std::is_same_v<T, char>)
+    return field_kind::character;
+  else if constexpr (std::is_integral_v<T>)
+    return field_kind::integer;
+  else if constexpr (std::is_floating_point_v<T>)
+    return field_kind::floating;
+  else if constexpr (std::is_enum_v<T>)
+    return field_kind::enumeration;
+  else if constexpr (std::is_same_v<T, std::string>)
+    return field_kind::string;
+  else if constexpr (optional<T>)
+    return field_kind::optional;
+  else if constexpr (sequence<T>)
+    return field_kind::sequence;
+  else if constexpr (fixed_array<T>)
+    return field_kind::fixed_array;
+  else if constexpr (ordered_map<T>)
+    return field_kind::ordered_map;
+  else if constexpr (hashed_map<T>)
+    return field_kind::hashed_map;
+  else
+    return field_kind::other;
+}
+
+template <class T>
+inline constexpr field_kind field_kind_of = kind_of_field<T>();
+
+/// A number, an enum or a string: a value that holds no other field type.
+constexpr bool is_scalar(field_kind kind) {
+  switch (kind) {
+    case field_kind::boolean:
+    case field_kind::character:
+    case field_kind::integer:
+    case field_kind::floating:
+    case field_kind::enumeration:
+    case field_kind::string:
+      return true;
+    case field_kind::version:
+    case field_kind::optional:
+    case field_kind::sequence:
+    case field_kind::fixed_array:
+    case field_kind::ordered_map:
+    case field_kind::hashed_map:
+    case field_kind::other:
+      return false;
+  }
+  return false;
+}
+
+/// What a container holds: its element type, or its key and value types (none for the rest).
+template <class T>
+constexpr auto held_types_of() {
+  constexpr field_kind kind = field_kind_of<T>;
+  if constexpr (kind == field_kind::optional || kind == field_kind::sequence || kind == field_kind::fixed_array)
+    return type_list<typename T::value_type>{};
+  else if constexpr (kind == field_kind::ordered_map || kind == field_kind::hashed_map)
+    return type_list<typename T::key_type, typename T::mapped_type>{};
+  else
+    return type_list<>{};
+}
+template <class T>
+using held_types = decltype(held_types_of<T>());
+
+/// Whether `Test<H>()` holds for every type H that `T` holds.
+template <class T, class Test>
+constexpr bool all_held(Test test) {
+  return [&]<class... Held>(type_list<Held...>) { return (test(std::type_identity<Held>{}) && ...); }(held_types<T>{});
+}
+
+/// A type whose values hold nothing that points into code or constants: numbers, strings,
+/// schema versions, standard containers and aggregates of those. A state that is not keeps the
+/// code that made it loaded while it lives, also after change_code hands it on untouched.
+template <class T>
+constexpr bool plain_data() {
+  constexpr field_kind kind = field_kind_of<T>;
+  if constexpr (is_scalar(kind))
+    return true;
+  else if constexpr (kind != field_kind::version && kind != field_kind::other)
+    return all_held<T>([]<class H>(std::type_identity<H>) { return plain_data<H>(); });
+  else if constexpr (std::is_class_v<T> && std::is_aggregate_v<T> && !std::is_polymorphic_v<T>)
+    return []<std::size_t... I>(std::index_sequence<I...>) {
+      return (plain_data<field_type<T, I>>() && ...);
+    }
+  (std::make_index_sequence<field_count<T>>{});
+  else return false;
+}
+
+}  // namespace hotswap::detail
+
+namespace hotswap::detail {
+
+template <class Out>
+Out inspect_string(Out out, std::string_view text) {
+  *out++ = '"';
+  for (char c : text) {
+    switch (c) {
+      case '"':
+        out = write_text(out, "\\\"");
+        break;
+      case '\\':
+        out = write_text(out, "\\\\");
+        break;
+      case '\n':
+        out = write_text(out, "\\n");
+        break;
+      case '\t':
+        out = write_text(out, "\\t");
+        break;
+      case '\r':
+        out = write_text(out, "\\r");
+        break;
+      default:
+        *out++ = c;
+    }
+  }
+  *out++ = '"';
+  return out;
+}
+
+/// Elixir writes floats with a fraction and a bare exponent: 1.0, 0.1, 1.0e20, 1.5e-7.
+template <class Out>
+Out inspect_float(Out out, double value) {
+  const std::string text = fmt::format("{}", value);
+  if (text.find_first_of("in") != std::string::npos) return write_text(out, text);  // inf, nan
+  const std::size_t e = text.find('e') == std::string::npos ? text.size() : text.find('e');
+  std::string_view mantissa(text.data(), e), exponent(text.data() + e, text.size() - e);
+  const bool negative = exponent.size() > 1 && exponent[1] == '-';
+  const std::size_t digits = exponent.find_first_not_of("e+-0");
+  exponent = digits == std::string_view::npos ? std::string_view() : exponent.substr(digits);
+  return write_text(out, fmt::format("{}{}{}{}{}", mantissa, mantissa.find('.') == std::string_view::npos ? ".0" : "",
+                                     e < text.size() ? "e" : "", negative ? "-" : "", exponent));
+}
+
+template <class Out, class T>
+Out inspect_to(Out out, const T& value);
+
+template <class Out, class Range>
+Out inspect_list(Out out, const Range& range) {
+  *out++ = '[';
+  bool first = true;
+  for (const auto& element : range) {
+    if (!first) out = write_text(out, ", ");
+    first = false;
+    out = inspect_to(out, element);
+  }
+  *out++ = ']';
+  return out;
+}
+
+/// Maps print with their keys in order, as Elixir prints small maps.
+template <class Out, class Map>
+Out inspect_map(Out out, const Map& map) {
+  const std::size_t size = map.size();
+  auto entries = std::make_unique<const typename Map::value_type*[]>(size);
+  std::size_t n = 0;
+  for (const auto& entry : map) {  // insertion sort: a hash map is printed in key order too
+    std::size_t at = n++;
+    for (; at > 0 && entry.first < entries[at - 1]->first; --at) entries[at] = entries[at - 1];
+    entries[at] = &entry;
+  }
+  out = write_text(out, "%{");
+  for (std::size_t i = 0; i < size; ++i) {
+    const auto* entry = entries[i];
+    if (i > 0) out = write_text(out, ", ");
+    out = inspect_to(out, entry->first);
+    out = write_text(out, " => ");
+    out = inspect_to(out, entry->second);
+  }
+  *out++ = '}';
+  return out;
+}
+
+template <class Out, class T>
+Out inspect_to(Out out, const T& value) {
+  constexpr field_kind kind = field_kind_of<T>;
+  if constexpr (kind == field_kind::version) {
+    out = write_text(write_text(out, "%"), schema_of<T>::name);
+    *out++ = '{';
+    auto members = fields(value);
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+      ((out = write_text(write_text(write_text(out, I == 0 ? "" : ", "), field_names<T>[I]), ": "),
+        out = inspect_to(out, member<I>(members))),
+       ...);
+    }
+    (std::make_index_sequence<field_count<T>>{});
+    *out++ = '}';
+    return out;
+  } else if constexpr (kind == field_kind::boolean) {
+    return write_text(out, value ? "true" : "false");
+  } else if constexpr (kind == field_kind::floating) {
+    return inspect_float(out, static_cast<double>(value));
+  } else if constexpr (kind == field_kind::character || kind == field_kind::integer) {
+    return write_text(out, fmt::format("{}", +value));  // a char is a number in Elixir
+  } else if constexpr (kind == field_kind::enumeration) {
+    return write_text(out, fmt::format("{}", static_cast<std::underlying_type_t<T>>(value)));
+  } else if constexpr (kind == field_kind::string) {
+    return inspect_string(out, value);
+  } else if constexpr (kind == field_kind::optional) {
+    return value ? inspect_to(out, *value) : write_text(out, "nil");
+  } else if constexpr (kind == field_kind::ordered_map || kind == field_kind::hashed_map) {
+    return inspect_map(out, value);
+  } else if constexpr (kind == field_kind::sequence || kind == field_kind::fixed_array) {
+    return inspect_list(out, value);
+  } else {
+    // Beyond the field types: what prints as a string, a range, or by fmt.
+    static_assert(kind == field_kind::other, "hotswap: a field kind inspect does not print");
+    if constexpr (std::is_convertible_v<const T&, std::string_view>)
+      return inspect_string(out, value);
+    else if constexpr (requires {
+                         std::begin(value);
+                         std::end(value);
+                       })
+      return inspect_list(out, value);
+    else
+      return write_text(out, fmt::format("{}", value));
+  }
+}
+
+}  // namespace hotswap::detail
 // ---- hotswap/schemas.hpp ----
 // Versioned reflected schemas: plain aggregates declared as the versions of one schema, their
 // field names and types, per-step field diffs, fingerprints and a run-time registry.
@@ -265,19 +1275,6 @@ struct fmt::formatter<hotswap::result<T>> {
 // registry: it uses those of the program that loads it, which the code server hands it before
 // the module's static initializers run. Whatever would outlive a call into a module's code (a
 // thread, a timer, a callback) is made by the program's code, or keeps the module loaded.
-
-// ---- hotswap/detail/common/std_memory.hpp ----
-// shared_ptr and unique_ptr without the rest of <memory> (its ranges algorithms and
-// parallel policies, half of what it costs to include), as std_parts.hpp does for <chrono>.
-
-#include <cstddef>  // defines __GLIBCXX__ when the standard library is libstdc++
-
-#if defined(__GLIBCXX__) && __has_include(<bits/shared_ptr.h>) && __has_include(<bits/unique_ptr.h>)
-#include <bits/shared_ptr.h>
-#include <bits/unique_ptr.h>
-#else
-#include <memory>
-#endif
 
 
 namespace hotswap {
@@ -316,7 +1313,6 @@ inline std::shared_ptr<const void> pin_this_image() noexcept {
     return {};
 }
 
-
 /// How the program makes a server's hold on a module (a lease, which lists the server among
 /// those running the module's code); a module's servers of its own get one too.
 struct lease_maker {
@@ -328,10 +1324,8 @@ inline lease_maker& module_leases() noexcept {
   return maker;
 }
 
-
 }  // namespace detail
 }  // namespace hotswap
-
 // ---- hotswap/detail/common/fixed_string.hpp ----
 // A string usable as a template argument: schema names and field names in declarations.
 
@@ -475,535 +1469,6 @@ namespace hotswap::errors {
 template <class...>
 inline constexpr bool reported = false;
 }  // namespace hotswap::errors
-// ---- hotswap/detail/reflect/fields.hpp ----
-// Structure reflection: the count, types, names and references of an aggregate's fields.
-//
-// Boost.PFR's technique, our own code: PFR 1.81's tuples are slow to compile for wide structs,
-// and its field count crashes g++ 12 (internal compiler error in check_noexcept_r) on a struct
-// with a std::array of aggregates. The structured bindings (bindings.hpp) stop at 64 fields:
-// each count is spelled out, and parsing them is most of what including hotswap costs.
-
-#include <array>
-#include <cstddef>
-#include <string_view>
-#include <type_traits>
-#include <utility>
-
-#include <boost/version.hpp>
-#if BOOST_VERSION >= 108400
-#include <boost/pfr/core_name.hpp>
-#endif
-
-// ---- hotswap/detail/reflect/bindings.hpp ----
-// Generated by tools/generate_bindings.py; do not edit.
-
-#include <cstddef>
-
-// ---- hotswap/detail/reflect/field_refs.hpp ----
-// References to every field of an aggregate, indexable without std::tuple (what a structured
-// binding in bindings.hpp hands on).
-
-#include <cstddef>
-#include <type_traits>
-#include <utility>
-
-// ---- hotswap/detail/common/type_list.hpp ----
-// A list of types, as a value (type_list<A, B>{}) that functions take and return.
-
-#include <cstddef>
-
-namespace hotswap::detail {
-
-template <class... T>
-struct type_list {
-  static constexpr std::size_t size = sizeof...(T);
-};
-
-}  // namespace hotswap::detail
-
-namespace hotswap::detail {
-
-template <std::size_t I, class T>
-struct field_slot {
-  T* pointer;
-};
-
-template <class Indices, class... T>
-struct field_refs;
-
-template <std::size_t... I, class... T>
-struct field_refs<std::index_sequence<I...>, T...> : field_slot<I, T>... {
-  using types = type_list<std::remove_const_t<T>...>;
-};
-
-template <class... T>
-constexpr auto tie_members(T&... members) {
-  return field_refs<std::index_sequence_for<T...>, T...>{{&members}...};
-}
-
-/// The I-th field of a `field_refs`, found by overload resolution rather than recursion.
-template <std::size_t I, class T>
-constexpr T& member(field_slot<I, T> slot) {
-  return *slot.pointer;
-}
-
-}  // namespace hotswap::detail
-
-
-namespace hotswap::detail {
-
-/// The most fields a versioned struct may have.
-inline constexpr std::size_t max_fields = 64;
-
-/// Binds the N members of `object` and passes them to `tie_members`.
-template <std::size_t N, class T>
-constexpr auto bind_members(T& object) {
-  if constexpr (N == 0) {
-    (void)object;
-    return tie_members();
-  }
-  else if constexpr (N == 1) {
-    auto& [a0] = object;
-    return tie_members(a0);
-  }
-  else if constexpr (N == 2) {
-    auto& [a0, a1] = object;
-    return tie_members(a0, a1);
-  }
-  else if constexpr (N == 3) {
-    auto& [a0, a1, a2] = object;
-    return tie_members(a0, a1, a2);
-  }
-  else if constexpr (N == 4) {
-    auto& [a0, a1, a2, a3] = object;
-    return tie_members(a0, a1, a2, a3);
-  }
-  else if constexpr (N == 5) {
-    auto& [a0, a1, a2, a3, a4] = object;
-    return tie_members(a0, a1, a2, a3, a4);
-  }
-  else if constexpr (N == 6) {
-    auto& [a0, a1, a2, a3, a4, a5] = object;
-    return tie_members(a0, a1, a2, a3, a4, a5);
-  }
-  else if constexpr (N == 7) {
-    auto& [a0, a1, a2, a3, a4, a5, a6] = object;
-    return tie_members(a0, a1, a2, a3, a4, a5, a6);
-  }
-  else if constexpr (N == 8) {
-    auto& [a0, a1, a2, a3, a4, a5, a6, a7] = object;
-    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7);
-  }
-  else if constexpr (N == 9) {
-    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8] = object;
-    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8);
-  }
-  else if constexpr (N == 10) {
-    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9] = object;
-    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9);
-  }
-  else if constexpr (N == 11) {
-    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10] = object;
-    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10);
-  }
-  else if constexpr (N == 12) {
-    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11] = object;
-    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11);
-  }
-  else if constexpr (N == 13) {
-    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12] = object;
-    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12);
-  }
-  else if constexpr (N == 14) {
-    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13] = object;
-    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13);
-  }
-  else if constexpr (N == 15) {
-    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14] = object;
-    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14);
-  }
-  else if constexpr (N == 16) {
-    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15] = object;
-    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15);
-  }
-  else if constexpr (N == 17) {
-    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16] = object;
-    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16);
-  }
-  else if constexpr (N == 18) {
-    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17] = object;
-    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17);
-  }
-  else if constexpr (N == 19) {
-    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18] = object;
-    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18);
-  }
-  else if constexpr (N == 20) {
-    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19] = object;
-    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19);
-  }
-  else if constexpr (N == 21) {
-    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20] = object;
-    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20);
-  }
-  else if constexpr (N == 22) {
-    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21] = object;
-    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21);
-  }
-  else if constexpr (N == 23) {
-    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22] = object;
-    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22);
-  }
-  else if constexpr (N == 24) {
-    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23] = object;
-    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23);
-  }
-  else if constexpr (N == 25) {
-    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24] = object;
-    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24);
-  }
-  else if constexpr (N == 26) {
-    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25] = object;
-    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25);
-  }
-  else if constexpr (N == 27) {
-    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26] = object;
-    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26);
-  }
-  else if constexpr (N == 28) {
-    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27] = object;
-    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27);
-  }
-  else if constexpr (N == 29) {
-    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28] = object;
-    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28);
-  }
-  else if constexpr (N == 30) {
-    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28, a29] = object;
-    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28, a29);
-  }
-  else if constexpr (N == 31) {
-    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28, a29, a30] = object;
-    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28, a29, a30);
-  }
-  else if constexpr (N == 32) {
-    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31] = object;
-    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31);
-  }
-  else if constexpr (N == 33) {
-    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32] = object;
-    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32);
-  }
-  else if constexpr (N == 34) {
-    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33] = object;
-    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33);
-  }
-  else if constexpr (N == 35) {
-    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34] = object;
-    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34);
-  }
-  else if constexpr (N == 36) {
-    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35] = object;
-    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35);
-  }
-  else if constexpr (N == 37) {
-    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36] = object;
-    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36);
-  }
-  else if constexpr (N == 38) {
-    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37] = object;
-    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37);
-  }
-  else if constexpr (N == 39) {
-    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38] = object;
-    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38);
-  }
-  else if constexpr (N == 40) {
-    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39] = object;
-    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39);
-  }
-  else if constexpr (N == 41) {
-    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40] = object;
-    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40);
-  }
-  else if constexpr (N == 42) {
-    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40, a41] = object;
-    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40, a41);
-  }
-  else if constexpr (N == 43) {
-    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40, a41, a42] = object;
-    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40, a41, a42);
-  }
-  else if constexpr (N == 44) {
-    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40, a41, a42, a43] = object;
-    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40, a41, a42, a43);
-  }
-  else if constexpr (N == 45) {
-    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40, a41, a42, a43, a44] = object;
-    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40, a41, a42, a43, a44);
-  }
-  else if constexpr (N == 46) {
-    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40, a41, a42, a43, a44, a45] = object;
-    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40, a41, a42, a43, a44, a45);
-  }
-  else if constexpr (N == 47) {
-    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40, a41, a42, a43, a44, a45, a46] = object;
-    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40, a41, a42, a43, a44, a45, a46);
-  }
-  else if constexpr (N == 48) {
-    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40, a41, a42, a43, a44, a45, a46, a47] = object;
-    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40, a41, a42, a43, a44, a45, a46, a47);
-  }
-  else if constexpr (N == 49) {
-    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40, a41, a42, a43, a44, a45, a46, a47, a48] = object;
-    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40, a41, a42, a43, a44, a45, a46, a47, a48);
-  }
-  else if constexpr (N == 50) {
-    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40, a41, a42, a43, a44, a45, a46, a47, a48, a49] = object;
-    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40, a41, a42, a43, a44, a45, a46, a47, a48, a49);
-  }
-  else if constexpr (N == 51) {
-    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40, a41, a42, a43, a44, a45, a46, a47, a48, a49, a50] = object;
-    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40, a41, a42, a43, a44, a45, a46, a47, a48, a49, a50);
-  }
-  else if constexpr (N == 52) {
-    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40, a41, a42, a43, a44, a45, a46, a47, a48, a49, a50, a51] = object;
-    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40, a41, a42, a43, a44, a45, a46, a47, a48, a49, a50, a51);
-  }
-  else if constexpr (N == 53) {
-    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40, a41, a42, a43, a44, a45, a46, a47, a48, a49, a50, a51, a52] = object;
-    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40, a41, a42, a43, a44, a45, a46, a47, a48, a49, a50, a51, a52);
-  }
-  else if constexpr (N == 54) {
-    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40, a41, a42, a43, a44, a45, a46, a47, a48, a49, a50, a51, a52, a53] = object;
-    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40, a41, a42, a43, a44, a45, a46, a47, a48, a49, a50, a51, a52, a53);
-  }
-  else if constexpr (N == 55) {
-    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40, a41, a42, a43, a44, a45, a46, a47, a48, a49, a50, a51, a52, a53, a54] = object;
-    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40, a41, a42, a43, a44, a45, a46, a47, a48, a49, a50, a51, a52, a53, a54);
-  }
-  else if constexpr (N == 56) {
-    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40, a41, a42, a43, a44, a45, a46, a47, a48, a49, a50, a51, a52, a53, a54, a55] = object;
-    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40, a41, a42, a43, a44, a45, a46, a47, a48, a49, a50, a51, a52, a53, a54, a55);
-  }
-  else if constexpr (N == 57) {
-    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40, a41, a42, a43, a44, a45, a46, a47, a48, a49, a50, a51, a52, a53, a54, a55, a56] = object;
-    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40, a41, a42, a43, a44, a45, a46, a47, a48, a49, a50, a51, a52, a53, a54, a55, a56);
-  }
-  else if constexpr (N == 58) {
-    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40, a41, a42, a43, a44, a45, a46, a47, a48, a49, a50, a51, a52, a53, a54, a55, a56, a57] = object;
-    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40, a41, a42, a43, a44, a45, a46, a47, a48, a49, a50, a51, a52, a53, a54, a55, a56, a57);
-  }
-  else if constexpr (N == 59) {
-    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40, a41, a42, a43, a44, a45, a46, a47, a48, a49, a50, a51, a52, a53, a54, a55, a56, a57, a58] = object;
-    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40, a41, a42, a43, a44, a45, a46, a47, a48, a49, a50, a51, a52, a53, a54, a55, a56, a57, a58);
-  }
-  else if constexpr (N == 60) {
-    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40, a41, a42, a43, a44, a45, a46, a47, a48, a49, a50, a51, a52, a53, a54, a55, a56, a57, a58, a59] = object;
-    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40, a41, a42, a43, a44, a45, a46, a47, a48, a49, a50, a51, a52, a53, a54, a55, a56, a57, a58, a59);
-  }
-  else if constexpr (N == 61) {
-    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40, a41, a42, a43, a44, a45, a46, a47, a48, a49, a50, a51, a52, a53, a54, a55, a56, a57, a58, a59, a60] = object;
-    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40, a41, a42, a43, a44, a45, a46, a47, a48, a49, a50, a51, a52, a53, a54, a55, a56, a57, a58, a59, a60);
-  }
-  else if constexpr (N == 62) {
-    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40, a41, a42, a43, a44, a45, a46, a47, a48, a49, a50, a51, a52, a53, a54, a55, a56, a57, a58, a59, a60, a61] = object;
-    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40, a41, a42, a43, a44, a45, a46, a47, a48, a49, a50, a51, a52, a53, a54, a55, a56, a57, a58, a59, a60, a61);
-  }
-  else if constexpr (N == 63) {
-    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40, a41, a42, a43, a44, a45, a46, a47, a48, a49, a50, a51, a52, a53, a54, a55, a56, a57, a58, a59, a60, a61, a62] = object;
-    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40, a41, a42, a43, a44, a45, a46, a47, a48, a49, a50, a51, a52, a53, a54, a55, a56, a57, a58, a59, a60, a61, a62);
-  }
-  else if constexpr (N == 64) {
-    auto& [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40, a41, a42, a43, a44, a45, a46, a47, a48, a49, a50, a51, a52, a53, a54, a55, a56, a57, a58, a59, a60, a61, a62, a63] = object;
-    return tie_members(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, a33, a34, a35, a36, a37, a38, a39, a40, a41, a42, a43, a44, a45, a46, a47, a48, a49, a50, a51, a52, a53, a54, a55, a56, a57, a58, a59, a60, a61, a62, a63);
-  }
-}
-
-}  // namespace hotswap::detail
-
-namespace hotswap::detail {
-
-// ---- the field count: the most initializers that aggregate initialization accepts ----
-
-struct any_field {
-  std::size_t index;
-  template <class U>
-  operator U&&() const&& noexcept;  // never defined: only asked about
-};
-
-template <class T, std::size_t... I>
-constexpr bool accepts_initializers(std::index_sequence<I...>) {
-  return requires { T{any_field{I}...}; };
-}
-
-/// Binary search: T accepts Low initializers and not High.
-template <class T, std::size_t Low, std::size_t High>
-constexpr std::size_t count_fields() {
-  if constexpr (High - Low <= 1) {
-    return Low;
-  } else {
-    constexpr std::size_t middle = (Low + High) / 2;
-    if constexpr (accepts_initializers<T>(std::make_index_sequence<middle>{})) return count_fields<T, middle, High>();
-    else return count_fields<T, Low, middle>();
-  }
-}
-
-/// The number of fields of an aggregate; max_fields + 1 stands for "more than max_fields".
-template <class T>
-inline constexpr std::size_t field_count = count_fields<T, 0, max_fields + 2>();
-
-/// References to the fields of `object`; `member<I>(fields(object))` is its I-th field.
-template <class T>
-constexpr auto fields(T& object) {
-  return bind_members<field_count<std::remove_const_t<T>>>(object);
-}
-
-// Types are read through a const binding: a const reference binds even to a bit-field, so that
-// the bit-field check can run and say what is wrong.
-template <class T>
-using field_types = typename decltype(fields(std::declval<const T&>()))::types;
-
-template <class T, std::size_t I>
-using field_type = std::remove_cvref_t<decltype(member<I>(fields(std::declval<const T&>())))>;
-
-// ---- field names ----
-//
-// The address of each member of an object that is declared but never defined is a constant;
-// the compiler spells it, member name included, in __PRETTY_FUNCTION__ when the addresses are
-// a template argument.
-
-template <class T>
-struct fake_holder {
-  const T hotswap_fake_member_;
-};
-
-#if defined(__clang__)
-#pragma clang diagnostic push
-#pragma clang diagnostic ignored "-Wundefined-var-template"
-#pragma clang diagnostic ignored "-Wundefined-internal"  // a struct in an anonymous namespace
-#endif
-template <class T>
-extern const fake_holder<T> fake_object;
-
-template <class T>
-constexpr auto member_addresses() {
-  constexpr std::size_t n = field_count<T>;
-  std::array<const void*, n> addresses{};
-  if constexpr (n > 0) {
-    auto refs = fields(fake_object<T>.hotswap_fake_member_);
-    [&]<std::size_t... I>(std::index_sequence<I...>) {
-      ((addresses[I] = &member<I>(refs)), ...);
-    }(std::make_index_sequence<n>{});
-  }
-  return addresses;
-}
-#if defined(__clang__)
-#pragma clang diagnostic pop
-#endif
-
-template <auto Addresses>
-constexpr std::string_view spelled_addresses() {
-  return __PRETTY_FUNCTION__;
-}
-
-/// The I-th member name in a spelling of member addresses: g++ writes
-/// `&fake_object<X>.holder<X>::hotswap_fake_member_.ns::X::name`, clang `&fake_object.hotswap_fake_member_.name`.
-constexpr std::string_view nth_member_name(std::string_view spelled, std::size_t index) {
-  constexpr std::string_view marker = "hotswap_fake_member_.";
-  std::size_t at = 0;
-  for (std::size_t i = 0; i <= index; ++i) {
-    at = spelled.find(marker, at);
-    if (at == std::string_view::npos) return {};
-    at += marker.size();
-  }
-  // The path runs to the first `,` at depth 0 or the first closing bracket that was not opened
-  // in it: type names in it may hold brackets and commas ({anonymous}, Pair<int, 2>).
-  std::size_t end = at;
-  for (int depth = 0; end < spelled.size(); ++end) {
-    const char c = spelled[end];
-    if (c == '<' || c == '(' || c == '{' || c == '[') ++depth;
-    else if (c == '>' || c == ')' || c == '}' || c == ']') { if (depth-- == 0) break; }
-    else if (c == ',' && depth == 0) break;
-  }
-  std::string_view path = spelled.substr(at, end - at);
-  const std::size_t last = path.find_last_of(":.");
-  return last == std::string_view::npos ? path : path.substr(last + 1);
-}
-
-// clang writes "..." for the elements of an array template argument past the tenth, so the
-// addresses are spelled eight at a time.
-inline constexpr std::size_t names_per_spelling = 8;
-
-template <class T, std::size_t Chunk>
-constexpr auto address_chunk() {
-  constexpr auto all = member_addresses<T>();
-  constexpr std::size_t first = Chunk * names_per_spelling;
-  std::array<const void*, (all.size() - first < names_per_spelling ? all.size() - first : names_per_spelling)> chunk{};
-  for (std::size_t i = 0; i < chunk.size(); ++i) chunk[i] = all[first + i];
-  return chunk;
-}
-
-template <class T>
-constexpr auto compute_field_names() {
-  std::array<std::string_view, field_count<T>> names{};
-  [&]<std::size_t... Chunk>(std::index_sequence<Chunk...>) {
-    auto read_chunk = [&]<std::size_t C>(std::integral_constant<std::size_t, C>) {
-      constexpr std::string_view spelled = spelled_addresses<address_chunk<T, C>()>();
-      for (std::size_t i = 0; i < address_chunk<T, C>().size(); ++i)
-        names[C * names_per_spelling + i] = nth_member_name(spelled, i);
-    };
-    (read_chunk(std::integral_constant<std::size_t, Chunk>{}), ...);
-    (void)read_chunk;  // a struct without fields has no chunk to read
-  }(std::make_index_sequence<(field_count<T> + names_per_spelling - 1) / names_per_spelling>{});
-  return names;
-}
-
-/// The names of T's fields, in declaration order: Boost.PFR's where the Boost in use reads them
-/// (1.84 and later), our own otherwise; the tests check that the two agree.
-template <class T>
-inline constexpr std::array<std::string_view, field_count<T>> field_names =
-#if BOOST_VERSION >= 108400
-    boost::pfr::names_as_array<T>();
-#else
-    compute_field_names<T>();
-#endif
-
-/// The index of the field called `name`, or field_count<T> when there is none.
-template <class T>
-constexpr std::size_t field_index(std::string_view name) {
-  std::size_t index = 0;
-  while (index < field_count<T> && field_names<T>[index] != name) ++index;
-  return index;
-}
-
-namespace self_test {
-template <class, int>
-struct probe {
-  int first_field;
-  char second;
-};
-static_assert(compute_field_names<probe<int, 2>>()[0] == "first_field" &&
-                  compute_field_names<probe<int, 2>>()[1] == "second",
-              "hotswap: this compiler spells template arguments in a way hotswap cannot read field names "
-              "from (was -fno-pretty-templates given?); build without that option");
-}  // namespace self_test
-
-// ---- shape checks ----
-
-/// The size T would have if every field were laid out whole, as an aggregate without
-/// bit-fields is; a smaller T packs a bit-field (or an empty [[no_unique_address]] member).
-template <class... Fields>
-constexpr std::size_t plain_layout_size(type_list<Fields...>) {
-  std::size_t offset = 0, align = 1;
-  ((offset = (offset + alignof(Fields) - 1) / alignof(Fields) * alignof(Fields) + sizeof(Fields),
-    align = alignof(Fields) > align ? alignof(Fields) : align),
-   ...);
-  return offset == 0 ? 1 : (offset + align - 1) / align * align;
-}
-
-
-}  // namespace hotswap::detail
 // ---- hotswap/detail/schemas/describe.hpp ----
 // Canonical descriptions of types, the same on every compiler (`Account@2{name:optional<string>,
 // score:i32}`), from which fingerprints are hashed. Describing a type also checks it.
@@ -1057,196 +1522,6 @@ template <class Sink>
 constexpr void put_hex(Sink& sink, std::uint64_t value) {
   constexpr std::string_view digits = "0123456789abcdef";
   for (int shift = 60; shift >= 0; shift -= 4) sink.put(digits.substr((value >> shift) & 0xF, 1));
-}
-
-}  // namespace hotswap::detail
-// ---- hotswap/detail/schemas/field_kinds.hpp ----
-// The field types hotswap supports, listed once. Every place that treats a field type by what it
-// is switches on field_kind_of<T>: describing it canonically (schemas/describe.hpp), whether it
-// can be described, whether it is plain data (servers' tables), how it migrates
-// (migrations/routes.hpp), which schemas it holds (modules' notes) and how inspect prints it.
-// Supporting another standard container is one concept in containers.hpp, one kind here, and a
-// case in each switch (the compiler's -Wswitch names the switches that lack it).
-
-#include <cstddef>
-#include <string>
-#include <type_traits>
-#include <utility>
-
-// ---- hotswap/detail/reflect/containers.hpp ----
-// The standard containers a schema field may be, recognised by their shape as fmt recognises
-// ranges, so that hotswap does not include <map>, <unordered_map> or <vector> for its users.
-
-#include <array>
-#include <cstddef>
-#include <optional>
-#include <string>
-#include <type_traits>
-#include <utility>
-
-namespace hotswap::detail {
-
-template <template <class...> class Template, class T>
-inline constexpr bool is_instance_of = false;
-template <template <class...> class Template, class... Args>
-inline constexpr bool is_instance_of<Template, Template<Args...>> = true;
-
-template <class T>
-concept optional = is_instance_of<std::optional, T>;
-
-template <class T>
-inline constexpr bool is_std_array = false;
-template <class T, std::size_t N>
-inline constexpr bool is_std_array<std::array<T, N>> = true;
-
-/// std::array.
-template <class T>
-concept fixed_array = is_std_array<T>;
-
-/// std::vector and its kin: contiguous, growable, not a string.
-template <class T>
-concept sequence = !is_instance_of<std::basic_string, T> && !std::is_convertible_v<const T&, std::string_view> &&
-                   requires(T& c, typename T::value_type&& v) {
-                     c.reserve(std::size_t{});
-                     c.push_back(std::move(v));
-                     c.data();
-                   };
-
-template <class T>
-concept unique_key_map = requires(T& c, const typename T::key_type& k) {
-  typename T::mapped_type;
-  c.at(k);
-};
-
-/// std::map and its kin.
-template <class T>
-concept ordered_map = unique_key_map<T> && requires { typename T::key_compare; };
-
-/// std::unordered_map and its kin.
-template <class T>
-concept hashed_map = unique_key_map<T> && requires { typename T::hasher; };
-
-}  // namespace hotswap::detail
-
-namespace hotswap {
-// The customization points (defined in hotswap/schemas.hpp), which decide two kinds.
-template <class T>
-struct schema_of;
-template <class T>
-struct type_name;
-}  // namespace hotswap
-
-namespace hotswap::detail {
-
-/// A version of some schema (hotswap::versioned).
-template <class T>
-concept versioned_type = requires { schema_of<T>::name; } && schema_of<T>::template lists<T>;
-
-/// The version number of a versioned struct (hotswap::vsn_of).
-template <class T>
-inline constexpr int version_number = schema_of<T>::template vsn_of<T>;
-
-/// Two structs are versions of the same schema (hotswap::same_schema).
-template <class A, class B>
-concept same_schema_types = versioned_type<A> && versioned_type<B> &&
-                            std::is_same_v<typename schema_of<A>::schema_type, typename schema_of<B>::schema_type>;
-
-/// A type given a canonical name by specializing hotswap::type_name.
-template <class T>
-concept named_type = requires { type_name<T>::value; };
-
-enum class field_kind {
-  version,      ///< a schema version (a struct of fields)
-  boolean,      ///< bool
-  character,    ///< char (whose signedness is the platform's)
-  integer,      ///< the other integers
-  floating,     ///< float, double, long double
-  enumeration,  ///< an enum, described by its underlying type
-  string,       ///< std::string
-  optional,     ///< std::optional
-  sequence,     ///< std::vector and its kin
-  fixed_array,  ///< std::array
-  ordered_map,  ///< std::map and its kin
-  hashed_map,   ///< std::unordered_map and its kin
-  other,        ///< none of these: a type named by hotswap::type_name, or one not supported
-};
-
-template <class T>
-constexpr field_kind kind_of_field() {
-  if constexpr (versioned_type<T>) return field_kind::version;
-  else if constexpr (std::is_same_v<T, bool>) return field_kind::boolean;
-  else if constexpr (std::is_same_v<T, char>) return field_kind::character;
-  else if constexpr (std::is_integral_v<T>) return field_kind::integer;
-  else if constexpr (std::is_floating_point_v<T>) return field_kind::floating;
-  else if constexpr (std::is_enum_v<T>) return field_kind::enumeration;
-  else if constexpr (std::is_same_v<T, std::string>) return field_kind::string;
-  else if constexpr (optional<T>) return field_kind::optional;
-  else if constexpr (sequence<T>) return field_kind::sequence;
-  else if constexpr (fixed_array<T>) return field_kind::fixed_array;
-  else if constexpr (ordered_map<T>) return field_kind::ordered_map;
-  else if constexpr (hashed_map<T>) return field_kind::hashed_map;
-  else return field_kind::other;
-}
-
-template <class T>
-inline constexpr field_kind field_kind_of = kind_of_field<T>();
-
-/// A number, an enum or a string: a value that holds no other field type.
-constexpr bool is_scalar(field_kind kind) {
-  switch (kind) {
-    case field_kind::boolean:
-    case field_kind::character:
-    case field_kind::integer:
-    case field_kind::floating:
-    case field_kind::enumeration:
-    case field_kind::string: return true;
-    case field_kind::version:
-    case field_kind::optional:
-    case field_kind::sequence:
-    case field_kind::fixed_array:
-    case field_kind::ordered_map:
-    case field_kind::hashed_map:
-    case field_kind::other: return false;
-  }
-  return false;
-}
-
-/// What a container holds: its element type, or its key and value types (none for the rest).
-template <class T>
-constexpr auto held_types_of() {
-  constexpr field_kind kind = field_kind_of<T>;
-  if constexpr (kind == field_kind::optional || kind == field_kind::sequence || kind == field_kind::fixed_array)
-    return type_list<typename T::value_type>{};
-  else if constexpr (kind == field_kind::ordered_map || kind == field_kind::hashed_map)
-    return type_list<typename T::key_type, typename T::mapped_type>{};
-  else
-    return type_list<>{};
-}
-template <class T>
-using held_types = decltype(held_types_of<T>());
-
-/// Whether `Test<H>()` holds for every type H that `T` holds.
-template <class T, class Test>
-constexpr bool all_held(Test test) {
-  return [&]<class... Held>(type_list<Held...>) { return (test(std::type_identity<Held>{}) && ...); }(held_types<T>{});
-}
-
-/// A type whose values hold nothing that points into code or constants: numbers, strings,
-/// schema versions, standard containers and aggregates of those. A state that is not keeps the
-/// code that made it loaded while it lives, also after change_code hands it on untouched.
-template <class T>
-constexpr bool plain_data() {
-  constexpr field_kind kind = field_kind_of<T>;
-  if constexpr (is_scalar(kind))
-    return true;
-  else if constexpr (kind != field_kind::version && kind != field_kind::other)
-    return all_held<T>([]<class H>(std::type_identity<H>) { return plain_data<H>(); });
-  else if constexpr (std::is_class_v<T> && std::is_aggregate_v<T> && !std::is_polymorphic_v<T>)
-    return []<std::size_t... I>(std::index_sequence<I...>) {
-      return (plain_data<field_type<T, I>>() && ...);
-    }(std::make_index_sequence<field_count<T>>{});
-  else
-    return false;
 }
 
 }  // namespace hotswap::detail
@@ -1319,8 +1594,10 @@ constexpr auto version_type() {
     while (i < sizeof...(Versions) && !match[i]) ++i;
     return i;
   }();
-  if constexpr (at == sizeof...(Versions)) return std::type_identity<void>{};
-  else return std::type_identity<std::tuple_element_t<at, std::tuple<typename Versions::type...>>>{};
+  if constexpr (at == sizeof...(Versions))
+    return std::type_identity<void>{};
+  else
+    return std::type_identity<std::tuple_element_t<at, std::tuple<typename Versions::type...>>>{};
 }
 
 template <class Schema, int Vsn, class T>
@@ -1340,8 +1617,9 @@ constexpr auto check_version() {
 }
 
 template <class Schema, int Previous, int Next>
-using check_numbering = verdict<std::conditional_t<Next == Previous + 1, no_error,
-                                                   errors::version_numbers_must_count_up_by_one<Schema, Previous, Next>>>;
+using check_numbering =
+    verdict<std::conditional_t<Next == Previous + 1, no_error,
+                               errors::version_numbers_must_count_up_by_one<Schema, Previous, Next>>>;
 
 template <class Schema, auto Vsns, std::size_t... I>
 constexpr auto check_numbers(std::index_sequence<I...>) {
@@ -1354,8 +1632,10 @@ constexpr auto check_schema() {
   using name = spelled<errors::schema_named, Schema>;
   using numbering = decltype(check_numbers<name, std::array<int, sizeof...(Versions)>{Versions::vsn...}>(
       std::make_index_sequence<sizeof...(Versions) - 1>{}));
-  if constexpr (!fine<numbering>) return verdict<error_of<numbering>>{};
-  else return verdict<error_of<first_of<decltype(check_version<name, Versions::vsn, typename Versions::type>())...>>>{};
+  if constexpr (!fine<numbering>)
+    return verdict<error_of<numbering>>{};
+  else
+    return verdict<error_of<first_of<decltype(check_version<name, Versions::vsn, typename Versions::type>())...>>>{};
 }
 
 /// The verdict on the schema `T` is a version of (its list's first mistake).
@@ -1363,7 +1643,6 @@ template <class Schema>
 struct schema_check;
 template <fixed_string Name, class... Versions>
 struct schema_check<schema<Name, Versions...>> : decltype(check_schema<Name, Versions...>()) {};
-
 
 }  // namespace hotswap::detail
 
@@ -1408,7 +1687,8 @@ constexpr auto describe_struct(Sink& sink) {
     const auto found = [&]<std::size_t... I>(std::index_sequence<I...>) {
       (static_cast<void>(describe_after<field_type<T, I>>(sink, I == 0 ? "" : ",", field_names<T>[I])), ...);
       return verdict<error_of<first_of<decltype(describe_type<field_type<T, I>>(sink))...>>>{};
-    }(std::make_index_sequence<field_count<T>>{});
+    }
+    (std::make_index_sequence<field_count<T>>{});
     sink.put("}");
     return found;
   }
@@ -1509,7 +1789,8 @@ struct type_description_of {
 
 /// The canonical description of `T` (hotswap::type_description).
 template <class T>
-inline constexpr std::string_view description{type_description_of<T>::chars.data(), type_description_of<T>::chars.size()};
+inline constexpr std::string_view description{type_description_of<T>::chars.data(),
+                                              type_description_of<T>::chars.size()};
 
 }  // namespace hotswap::detail
 // ---- hotswap/detail/schemas/field_diff.hpp ----
@@ -1553,7 +1834,8 @@ namespace hotswap::detail {
 template <class T>
 inline constexpr auto field_type_ids = []<std::size_t... I>(std::index_sequence<I...>) {
   return std::array<std::string_view, sizeof...(I)>{type_spelling<field_type<T, I>>()...};
-}(std::make_index_sequence<field_count<T>>{});
+}
+(std::make_index_sequence<field_count<T>>{});
 
 enum class field_change { added, removed, kept, retyped };
 
@@ -1562,10 +1844,14 @@ constexpr bool diff_has(std::string_view name, field_change change) {
   const std::size_t in_from = field_index<From>(name), in_to = field_index<To>(name);
   const bool was = in_from < field_count<From>, is = in_to < field_count<To>;
   switch (change) {
-    case field_change::added: return !was && is;
-    case field_change::removed: return was && !is;
-    case field_change::kept: return was && is && field_type_ids<From>[in_from] == field_type_ids<To>[in_to];
-    case field_change::retyped: return was && is && field_type_ids<From>[in_from] != field_type_ids<To>[in_to];
+    case field_change::added:
+      return !was && is;
+    case field_change::removed:
+      return was && !is;
+    case field_change::kept:
+      return was && is && field_type_ids<From>[in_from] == field_type_ids<To>[in_to];
+    case field_change::retyped:
+      return was && is && field_type_ids<From>[in_from] != field_type_ids<To>[in_to];
   }
   return false;
 }
@@ -1618,7 +1904,8 @@ version_info describe_version() {
   [&]<std::size_t... I>(std::index_sequence<I...>) {
     (info.field_names.emplace_back(field_names<T>[I]), ...);
     (info.field_types.emplace_back(description<field_type<T, I>>), ...);
-  }(std::make_index_sequence<field_count<T>>{});
+  }
+  (std::make_index_sequence<field_count<T>>{});
   return info;
 }
 
@@ -1654,7 +1941,7 @@ struct schema {
 
   /// The version number of `T`.
   template <class T>
-    requires lists<T>
+  requires lists<T>
   static constexpr int vsn_of = ((std::is_same_v<T, typename Versions::type> ? Versions::vsn : 0) + ...);
 
   /// The struct of version `Vsn`.
@@ -1735,7 +2022,6 @@ inline constexpr std::string_view type_description = detail::description<T>;
 template <class T>
 inline constexpr std::uint64_t fingerprint = detail::fnv1a(detail::description<T>);
 
-
 // -- run-time registry --
 
 /// One version of a schema as the registry holds it: what type-erased code can know of a value.
@@ -1775,7 +2061,8 @@ class schema_registry {
   void add() {
     [&]<int... Offset>(std::integer_sequence<int, Offset...>) {
       (add(describe<typename Schema::template type_of<Schema::oldest_vsn + Offset>>()), ...);
-    }(std::make_integer_sequence<int, static_cast<int>(Schema::vsns.size())>{});
+    }
+    (std::make_integer_sequence<int, static_cast<int>(Schema::vsns.size())>{});
   }
 
   std::optional<version_info> find(std::string_view schema, int vsn) const {
@@ -1820,6 +2107,35 @@ inline schema_registry& registry() {
 }
 
 }  // namespace hotswap
+
+namespace hotswap {
+
+/// Set to true for a schema to make fmt print its versions as Elixir's inspect does.
+template <class Schema>
+inline constexpr bool enable_inspect = false;
+
+/// A version of a schema that opted in to inspect formatting.
+template <class T>
+concept inspectable = versioned<T> && enable_inspect<typename schema_of<T>::schema_type>;
+
+/// `value` as Elixir's inspect would print it.
+template <class T>
+std::string inspect(const T& value) {
+  std::string text;
+  detail::inspect_to(std::back_inserter(text), value);
+  return text;
+}
+
+}  // namespace hotswap
+
+template <hotswap::inspectable T>
+struct fmt::formatter<T, char> {
+  constexpr auto parse(format_parse_context& context) { return context.begin(); }
+  template <class FormatContext>
+  auto format(const T& value, FormatContext& context) const {
+    return hotswap::detail::inspect_to(context.out(), value);
+  }
+};
 // ---- hotswap/migrations.hpp ----
 // Migrations between the versions of a schema, generated field by field at compile time.
 //
@@ -1854,6 +2170,7 @@ inline schema_registry& registry() {
 #include <cstddef>
 #include <type_traits>
 #include <utility>
+
 // ---- hotswap/detail/migrations/context.hpp ----
 // The vocabulary of migrations that the machinery names: declared here, defined (and documented)
 // in hotswap/migrations.hpp, whose users name them. Every use below is in a template, so the
@@ -1885,8 +2202,8 @@ constexpr bool widens() {
   constexpr bool plain_number = [] {
     using F = std::remove_cv_t<From>;
     using T = std::remove_cv_t<To>;
-    return std::is_arithmetic_v<F> && std::is_arithmetic_v<T> && !std::is_same_v<F, bool> &&
-           !std::is_same_v<T, bool> && !std::is_same_v<F, char> && !std::is_same_v<T, char>;
+    return std::is_arithmetic_v<F> && std::is_arithmetic_v<T> && !std::is_same_v<F, bool> && !std::is_same_v<T, bool> &&
+           !std::is_same_v<F, char> && !std::is_same_v<T, char>;
   }();
   if constexpr (!plain_number) {
     return false;
@@ -1951,6 +2268,7 @@ constexpr bool has_route() {
 #include <tuple>
 #include <type_traits>
 #include <utility>
+
 // ---- hotswap/detail/migrations/errors.hpp ----
 // The compile errors of migrations: each names the schema, the step and the field, and says what
 // to declare.
@@ -2001,11 +2319,12 @@ struct declared_function_returns_the_wrong_type {
 };
 template <class From, class To>
 struct no_migration_between {
-  static_assert(reported<no_migration_between>,
-                "hotswap: there is no migration between these types: they are not versions of one schema, "
-                "matching containers of them, or a widening conversion; if From and To are two versions of one "
-                "struct, declare them: `using S = hotswap::schema<\"Name\", hotswap::version<1, From>, "
-                "hotswap::version<2, To>>;` and `template <hotswap::listed_in<S> T> struct hotswap::schema_of<T> : S {};`");
+  static_assert(
+      reported<no_migration_between>,
+      "hotswap: there is no migration between these types: they are not versions of one schema, "
+      "matching containers of them, or a widening conversion; if From and To are two versions of one "
+      "struct, declare them: `using S = hotswap::schema<\"Name\", hotswap::version<1, From>, "
+      "hotswap::version<2, To>>;` and `template <hotswap::listed_in<S> T> struct hotswap::schema_of<T> : S {};`");
 };
 
 }  // namespace hotswap::errors
@@ -2041,8 +2360,10 @@ using schema_name_arg = spelled<errors::schema_named, fixed_string<schema_of<T>:
 
 template <class Step>
 constexpr auto rules_of() {
-  if constexpr (requires { Step::rules; }) return Step::rules;
-  else return no_rules{};
+  if constexpr (requires { Step::rules; })
+    return Step::rules;
+  else
+    return no_rules{};
 }
 
 template <class Step>
@@ -2052,8 +2373,9 @@ template <class From, class To>
 struct step_rules {
   static constexpr auto own = rules_type<step<From, To>>::entries;
   // A downgrade renames back what the upgrade renamed.
-  static constexpr auto reverse = version_number<From> > version_number<To> ? rules_type<step<To, From>>::entries
-                                                               : decltype(rules_type<step<To, From>>::entries){};
+  static constexpr auto reverse = version_number<From> > version_number<To>
+                                      ? rules_type<step<To, From>>::entries
+                                      : decltype(rules_type<step<To, From>>::entries){};
 
   static constexpr std::size_t find(rule_kind kind, std::string_view field) {
     for (std::size_t i = 0; i < own.size(); ++i)
@@ -2097,10 +2419,14 @@ constexpr auto plan_step() {
   for (std::size_t j = 0; j < plan.size(); ++j) {
     const std::string_view name = field_names<To>[j];
     const std::size_t old_index = field_index<From>(Rules::old_name(name));
-    if (Rules::has(rule_kind::init, name)) plan[j] = {source_kind::init, old_index};
-    else if (Rules::has(rule_kind::convert, name)) plan[j] = {source_kind::convert, old_index};
-    else if (old_index < field_count<From>) plan[j] = {source_kind::moved, old_index};
-    else plan[j] = {source_kind::added, old_index};
+    if (Rules::has(rule_kind::init, name))
+      plan[j] = {source_kind::init, old_index};
+    else if (Rules::has(rule_kind::convert, name))
+      plan[j] = {source_kind::convert, old_index};
+    else if (old_index < field_count<From>)
+      plan[j] = {source_kind::moved, old_index};
+    else
+      plan[j] = {source_kind::added, old_index};
   }
   return plan;
 }
@@ -2143,11 +2469,16 @@ constexpr bool build_default() {
 }
 template <class T, std::size_t J>
 constexpr bool lacks_default() {
-  if constexpr (!std::is_scalar_v<field_type<T, J>>) return false;
-  else if constexpr (std::is_trivially_default_constructible_v<T>) return true;
+  if constexpr (!std::is_scalar_v<field_type<T, J>>)
+    return false;
+  else if constexpr (std::is_trivially_default_constructible_v<T>)
+    return true;
   else if constexpr (requires { typename std::bool_constant<build_default<T>()>; })
-    return !requires { typename std::bool_constant<read_default_member<T, J>()>; };
-  else return false;
+    return !requires {
+      typename std::bool_constant<read_default_member<T, J>()>;
+    };
+  else
+    return false;
 }
 
 /// How a declared function is called: `(old, extra, key)` inside a map when it takes that,
@@ -2215,7 +2546,8 @@ To run_step(From&& from, const Context& context) {
       return std::tuple<field_type<To, init_fields.first[K]>...>{implicitly<field_type<To, init_fields.first[K]>>(
           call_declared(declared_function.template operator()<rule_kind::init, init_fields.first[K]>(),
                         std::as_const(from), context))...};
-    }(std::make_index_sequence<init_fields.second>{});
+    }
+    (std::make_index_sequence<init_fields.second>{});
 
     // Each field's initializer: a moved field is moved straight into place, as a hand-written
     // `To{std::move(old.name), ...}` does.
@@ -2257,7 +2589,8 @@ To run_step(From&& from, const Context& context) {
           if constexpr (plan[New].kind != source_kind::added) member<New>(made_fields) = field_value(field);
         };
         (assign(std::integral_constant<std::size_t, J>{}), ...);
-      }(std::make_index_sequence<plan.size()>{});
+      }
+      (std::make_index_sequence<plan.size()>{});
       return made;
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
@@ -2267,7 +2600,8 @@ To run_step(From&& from, const Context& context) {
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"  // trailing added fields: on purpose
       return [&]<std::size_t... J>(std::index_sequence<J...>) {
         return To{field_value(std::integral_constant<std::size_t, J>{})...};
-      }(std::make_index_sequence<initialized_prefix<plan>()>{});
+      }
+      (std::make_index_sequence<initialized_prefix<plan>()>{});
 #pragma GCC diagnostic pop
     }
   }
@@ -2338,7 +2672,8 @@ To migrate_value(From&& from, const Context& context) {
     static_assert(way == route::array);
     return [&]<std::size_t... I>(std::index_sequence<I...>) {
       return To{migrate_value<typename To::value_type>(std::move(from[I]), context)...};
-    }(std::make_index_sequence<std::tuple_size_v<To>>{});
+    }
+    (std::make_index_sequence<std::tuple_size_v<To>>{});
   }
 }
 
@@ -2356,6 +2691,7 @@ To migrate_top(From&& value, const Extra& extra) {
 #include <cstddef>
 #include <type_traits>
 #include <utility>
+
 
 namespace hotswap::detail {
 
@@ -2375,14 +2711,17 @@ constexpr auto check_rule() {
   constexpr rule_entry rule = Rules::own[I];
   constexpr bool old_side = rule.kind == rule_kind::removed || rule.kind == rule_kind::renamed;
   constexpr bool known =
-      (old_side ? field_index<From>(rule.field) < field_count<From> : field_index<To>(rule.field) < field_count<To>) &&
-      (rule.kind != rule_kind::renamed || field_index<To>(rule.renamed_to) < field_count<To>) &&
-      (rule.kind != rule_kind::convert || field_index<From>(Rules::old_name(rule.field)) < field_count<From>);
+      (old_side ? field_index<From>(rule.field) < field_count<From> : field_index<To>(rule.field) < field_count<To>)&&(
+          rule.kind != rule_kind::renamed ||
+          field_index<To>(rule.renamed_to) < field_count<To>)&&(rule.kind != rule_kind::convert ||
+                                                                field_index<From>(Rules::old_name(rule.field)) <
+                                                                    field_count<From>);
   if constexpr (known)
     return verdict<no_error>{};
   else
-    return verdict<errors::rule_names_an_unknown_field<schema_name_arg<To>, version_number<From>, version_number<To>,
-                                                       spelled<errors::field_named, fixed_string<rule.field.size() + 1>(rule.field)>>>{};
+    return verdict<errors::rule_names_an_unknown_field<
+        schema_name_arg<To>, version_number<From>, version_number<To>,
+        spelled<errors::field_named, fixed_string<rule.field.size() + 1>(rule.field)>>>{};
 }
 
 /// An old field nothing takes, unless declared removed.
@@ -2396,8 +2735,8 @@ constexpr auto check_dropped() {
   if constexpr (used)
     return verdict<no_error>{};
   else
-    return verdict<errors::field_dropped_without_declaration<schema_name_arg<To>, version_number<From>, version_number<To>,
-                                                             field_name_arg<From, Old>>>{};
+    return verdict<errors::field_dropped_without_declaration<schema_name_arg<To>, version_number<From>,
+                                                             version_number<To>, field_name_arg<From, Old>>>{};
 }
 
 template <class From, class To, class Context, std::size_t New, class Function, class Value>
@@ -2407,12 +2746,12 @@ constexpr auto check_declared() {
   if constexpr (call_form_of<Function, Value, Context>() == call_form::none) {
     return verdict<errors::declared_function_does_not_fit<Function, std::remove_reference_t<Value>, Extra, Key>>{};
   } else {
-    using Returned = decltype(call_declared(std::declval<const Function&>(), std::declval<Value>(),
-                                            std::declval<const Context&>()));
+    using Returned =
+        decltype(call_declared(std::declval<const Function&>(), std::declval<Value>(), std::declval<const Context&>()));
     if constexpr (!std::is_convertible_v<Returned, field_type<To, New>>)
-      return verdict<errors::declared_function_returns_the_wrong_type<schema_name_arg<To>, version_number<From>, version_number<To>,
-                                                                      field_name_arg<To, New>, Returned,
-                                                                      field_type<To, New>>>{};
+      return verdict<errors::declared_function_returns_the_wrong_type<schema_name_arg<To>, version_number<From>,
+                                                                      version_number<To>, field_name_arg<To, New>,
+                                                                      Returned, field_type<To, New>>>{};
     else
       return verdict<no_error>{};
   }
@@ -2432,8 +2771,8 @@ constexpr auto check_field() {
   } else if constexpr (source.kind == source_kind::moved) {
     using Old = field_type<From, source.old_index>;
     if constexpr (!has_route<Old, Field>())
-      return verdict<errors::field_type_changed_without_converter<schema_name_arg<To>, version_number<From>, version_number<To>,
-                                                                  field_name_arg<To, New>, Old, Field>>{};
+      return verdict<errors::field_type_changed_without_converter<
+          schema_name_arg<To>, version_number<From>, version_number<To>, field_name_arg<To, New>, Old, Field>>{};
     else
       return check_migration<Old, Field, Context>();
   } else if constexpr (lacks_default<To, New>()) {
@@ -2460,7 +2799,7 @@ constexpr auto check_generated_step(std::index_sequence<Rule...>, std::index_seq
 /// One step between adjacent versions: written by hand, or generated from the plan.
 template <class From, class To, class Context>
 constexpr auto check_step() {
-  if constexpr (requires(From&& from, const Context& context) { step<From, To>::migrate(std::move(from), context); })
+  if constexpr (requires(From && from, const Context& context) { step<From, To>::migrate(std::move(from), context); })
     return verdict<no_error>{};
   else
     return check_generated_step<From, To, Context>(std::make_index_sequence<step_rules<From, To>::own.size()>{},
@@ -2506,12 +2845,10 @@ constexpr auto check_migration() {
 template <class From, class To, class Context>
 using migration_check = decltype(check_migration<From, To, Context>());
 
-
 /// `hotswap::migrate<To>(from, extra)` compiles: From reaches To, and every step on the way has
 /// what it needs (declarations, defaults, declared functions that take `extra`'s type).
 
 }  // namespace hotswap::detail
-
 
 namespace hotswap {
 
@@ -2619,214 +2956,131 @@ To migrate(From value, const Extra& extra = {}) {
 }
 
 }  // namespace hotswap
-// ---- hotswap/inspect.hpp ----
-// Values printed as Elixir's `inspect` prints them: `%Account{name: "Alice", score: 3, stage: 1}`.
+// ---- hotswap/modules.hpp ----
+// Modules: implementation tables and schema histories loaded from shared libraries at run time,
+// as Erlang's code server loads modules.
 //
-// Opt in per schema, so that the formatter never competes with fmt's own for other aggregates:
+// A module is a shared library (made by hotswap_add_module in CMake) whose source says
 //
-//     template <> inline constexpr bool hotswap::enable_inspect<AccountSchema> = true;
-//     fmt::print("{}\n", account);   // %Account{name: nil, score: 0, stage: 0}
+//     HOTSWAP_MODULE("counter", CounterV2)
+//
+// and the program loads it, starts servers on it or switches running ones to it:
+//
+//     hotswap::code_server code;
+//     auto v2 = code.load<Counter>("modules/counter_v2.so").value();
+//     hotswap::sys::suspend(server).value();
+//     hotswap::sys::change_code(server, v2, 1).value();   // from vsn 1
+//     hotswap::sys::resume(server).value();
+//     code.purge("counter");                              // unloads v1, or names the servers using it
+//
+// Everything a module says of itself (ABI, name, vsn, interface, schemas) is text in a section of
+// the file, read and checked before the library is opened, with the seal its build wrote (a digest
+// of its bytes, and a signature if the build has a key): a module that does not fit, is torn or
+// is not signed by a trusted key never runs a line of its code. Each version is loaded from a
+// private copy (rebuilding the file in place does not touch running code), and unmapped only once
+// no server, table, state, timer or reply of its code is left.
 
-#include <iterator>
+#include <dlfcn.h>
+
+#include <cstdint>
 #include <string>
 #include <string_view>
-#include <type_traits>
-
-#include <fmt/core.h>
-
-// ---- hotswap/detail/schemas/inspect.hpp ----
-// Printing values as Elixir's inspect does (hotswap/inspect.hpp): structs as %Name{field: value},
-// strings quoted, maps in key order, floats with a fraction.
-
-#include <cstddef>
-#include <iterator>
-#include <string>
-#include <string_view>
-#include <type_traits>
 #include <utility>
+#include <vector>
 
-#include <fmt/core.h>
+// ---- hotswap/detail/abi/abi_description.hpp ----
+// The ABI a module must share with the program that loads it, described in text that enters its
+// note and hashed into the fingerprint both compare.
 
+#include <cstdint>
+#include <string_view>
+
+// ---- hotswap/version.hpp ----
+// hotswap's version. It enters the ABI fingerprint of every module built against it.
+
+#define HOTSWAP_VERSION_MAJOR 0
+#define HOTSWAP_VERSION_MINOR 1
+#define HOTSWAP_VERSION_PATCH 0
+#define HOTSWAP_VERSION_STRING "0.1.0"
+
+namespace hotswap {
+inline constexpr int version_major = HOTSWAP_VERSION_MAJOR;
+inline constexpr int version_minor = HOTSWAP_VERSION_MINOR;
+inline constexpr int version_patch = HOTSWAP_VERSION_PATCH;
+}  // namespace hotswap
+// ---- hotswap/detail/abi/headers_digest.hpp ----
+// Generated by tools/headers_digest.py from every other header under include/hotswap; do not
+// edit. It enters the ABI fingerprint: a module built from other headers is refused.
+
+#define HOTSWAP_DETAIL_HEADERS_DIGEST "653d606634d49ea0"
+
+#define HOTSWAP_DETAIL_TEXT(x) #x
+#define HOTSWAP_DETAIL_STRING(x) HOTSWAP_DETAIL_TEXT(x)
+
+#if defined(__clang__)
+#define HOTSWAP_DETAIL_COMPILER                                              \
+  "clang " HOTSWAP_DETAIL_STRING(__clang_major__) "." HOTSWAP_DETAIL_STRING( \
+      __clang_minor__) "." HOTSWAP_DETAIL_STRING(__clang_patchlevel__)
+#elif defined(__GNUC__)
+#define HOTSWAP_DETAIL_COMPILER                                                                               \
+  "g++ " HOTSWAP_DETAIL_STRING(__GNUC__) "." HOTSWAP_DETAIL_STRING(__GNUC_MINOR__) "." HOTSWAP_DETAIL_STRING( \
+      __GNUC_PATCHLEVEL__)
+#else
+#define HOTSWAP_DETAIL_COMPILER "unknown compiler"
+#endif
+
+#if defined(__GLIBCXX__)
+#define HOTSWAP_DETAIL_STDLIB \
+  "libstdc++ " HOTSWAP_DETAIL_STRING(__GLIBCXX__) ", cxx11 abi " HOTSWAP_DETAIL_STRING(_GLIBCXX_USE_CXX11_ABI)
+#elif defined(_LIBCPP_VERSION)
+#define HOTSWAP_DETAIL_STDLIB \
+  "libc++ " HOTSWAP_DETAIL_STRING(_LIBCPP_VERSION) ", abi " HOTSWAP_DETAIL_STRING(_LIBCPP_ABI_VERSION)
+#else
+#define HOTSWAP_DETAIL_STDLIB "unknown standard library"
+#endif
+
+#if defined(_GLIBCXX_DEBUG)  // debug containers have other layouts
+#define HOTSWAP_DETAIL_DEBUG_CONTAINERS ", debug containers"
+#else
+#define HOTSWAP_DETAIL_DEBUG_CONTAINERS ""
+#endif
+
+#if defined(__cpp_exceptions) || defined(__EXCEPTIONS)
+#define HOTSWAP_DETAIL_EXCEPTIONS "exceptions on"
+#else
+#define HOTSWAP_DETAIL_EXCEPTIONS "exceptions off"
+#endif
+
+#if defined(__GXX_RTTI) || defined(__cpp_rtti)
+#define HOTSWAP_DETAIL_RTTI "rtti on"
+#else
+#define HOTSWAP_DETAIL_RTTI "rtti off"
+#endif
 
 namespace hotswap::detail {
 
-template <class Out>
-Out inspect_string(Out out, std::string_view text) {
-  *out++ = '"';
-  for (char c : text) {
-    switch (c) {
-      case '"': out = write_text(out, "\\\""); break;
-      case '\\': out = write_text(out, "\\\\"); break;
-      case '\n': out = write_text(out, "\\n"); break;
-      case '\t': out = write_text(out, "\\t"); break;
-      case '\r': out = write_text(out, "\\r"); break;
-      default: *out++ = c;
-    }
-  }
-  *out++ = '"';
-  return out;
-}
-
-/// Elixir writes floats with a fraction and a bare exponent: 1.0, 0.1, 1.0e20, 1.5e-7.
-template <class Out>
-Out inspect_float(Out out, double value) {
-  const std::string text = fmt::format("{}", value);
-  if (text.find_first_of("in") != std::string::npos) return write_text(out, text);  // inf, nan
-  const std::size_t e = text.find('e') == std::string::npos ? text.size() : text.find('e');
-  std::string_view mantissa(text.data(), e), exponent(text.data() + e, text.size() - e);
-  const bool negative = exponent.size() > 1 && exponent[1] == '-';
-  const std::size_t digits = exponent.find_first_not_of("e+-0");
-  exponent = digits == std::string_view::npos ? std::string_view() : exponent.substr(digits);
-  return write_text(out, fmt::format("{}{}{}{}{}", mantissa, mantissa.find('.') == std::string_view::npos ? ".0" : "",
-                                    e < text.size() ? "e" : "", negative ? "-" : "", exponent));
-}
-
-template <class Out, class T>
-Out inspect_to(Out out, const T& value);
-
-template <class Out, class Range>
-Out inspect_list(Out out, const Range& range) {
-  *out++ = '[';
-  bool first = true;
-  for (const auto& element : range) {
-    if (!first) out = write_text(out, ", ");
-    first = false;
-    out = inspect_to(out, element);
-  }
-  *out++ = ']';
-  return out;
-}
-
-/// Maps print with their keys in order, as Elixir prints small maps.
-template <class Out, class Map>
-Out inspect_map(Out out, const Map& map) {
-  const std::size_t size = map.size();
-  auto entries = std::make_unique<const typename Map::value_type*[]>(size);
-  std::size_t n = 0;
-  for (const auto& entry : map) {  // insertion sort: a hash map is printed in key order too
-    std::size_t at = n++;
-    for (; at > 0 && entry.first < entries[at - 1]->first; --at) entries[at] = entries[at - 1];
-    entries[at] = &entry;
-  }
-  out = write_text(out, "%{");
-  for (std::size_t i = 0; i < size; ++i) {
-    const auto* entry = entries[i];
-    if (i > 0) out = write_text(out, ", ");
-    out = inspect_to(out, entry->first);
-    out = write_text(out, " => ");
-    out = inspect_to(out, entry->second);
-  }
-  *out++ = '}';
-  return out;
-}
-
-template <class Out, class T>
-Out inspect_to(Out out, const T& value) {
-  constexpr field_kind kind = field_kind_of<T>;
-  if constexpr (kind == field_kind::version) {
-    out = write_text(write_text(out, "%"), schema_of<T>::name);
-    *out++ = '{';
-    auto members = fields(value);
-    [&]<std::size_t... I>(std::index_sequence<I...>) {
-      ((out = write_text(write_text(write_text(out, I == 0 ? "" : ", "), field_names<T>[I]), ": "),
-        out = inspect_to(out, member<I>(members))),
-       ...);
-    }(std::make_index_sequence<field_count<T>>{});
-    *out++ = '}';
-    return out;
-  } else if constexpr (kind == field_kind::boolean) {
-    return write_text(out, value ? "true" : "false");
-  } else if constexpr (kind == field_kind::floating) {
-    return inspect_float(out, static_cast<double>(value));
-  } else if constexpr (kind == field_kind::character || kind == field_kind::integer) {
-    return write_text(out, fmt::format("{}", +value));  // a char is a number in Elixir
-  } else if constexpr (kind == field_kind::enumeration) {
-    return write_text(out, fmt::format("{}", static_cast<std::underlying_type_t<T>>(value)));
-  } else if constexpr (kind == field_kind::string) {
-    return inspect_string(out, value);
-  } else if constexpr (kind == field_kind::optional) {
-    return value ? inspect_to(out, *value) : write_text(out, "nil");
-  } else if constexpr (kind == field_kind::ordered_map || kind == field_kind::hashed_map) {
-    return inspect_map(out, value);
-  } else if constexpr (kind == field_kind::sequence || kind == field_kind::fixed_array) {
-    return inspect_list(out, value);
-  } else {
-    // Beyond the field types: what prints as a string, a range, or by fmt.
-    static_assert(kind == field_kind::other, "hotswap: a field kind inspect does not print");
-    if constexpr (std::is_convertible_v<const T&, std::string_view>)
-      return inspect_string(out, value);
-    else if constexpr (requires { std::begin(value); std::end(value); })
-      return inspect_list(out, value);
-    else
-      return write_text(out, fmt::format("{}", value));
-  }
-}
+/// What a module must share with the program that loads it (hotswap::abi_description): the compiler and its version,
+/// the standard library and its dual-ABI setting, hotswap's version and the digest of its headers (the layouts of what
+/// program and module share, and the code that works on them), the pointer size, exceptions and RTTI. (Types cross
+/// between them as they are, so any of these changing is a refusal.)
+inline constexpr std::string_view abi_description =
+    HOTSWAP_DETAIL_COMPILER "; " HOTSWAP_DETAIL_STDLIB HOTSWAP_DETAIL_DEBUG_CONTAINERS
+                            "; hotswap " HOTSWAP_VERSION_STRING " headers " HOTSWAP_DETAIL_HEADERS_DIGEST
+                            "; " HOTSWAP_DETAIL_STRING(__SIZEOF_POINTER__) "-byte pointers; " HOTSWAP_DETAIL_EXCEPTIONS
+                                                                           "; " HOTSWAP_DETAIL_RTTI;
+inline constexpr std::uint64_t abi_fingerprint = fnv1a(abi_description);
 
 }  // namespace hotswap::detail
+// ---- hotswap/detail/abi/module_descriptor.hpp ----
+// What the program finds through a module's one exported symbol, once the module's note has passed
+// its checks; and how the module attaches to the program (its static initializers run then).
 
-namespace hotswap {
+#include <unistd.h>
 
-/// Set to true for a schema to make fmt print its versions as Elixir's inspect does.
-template <class Schema>
-inline constexpr bool enable_inspect = false;
-
-/// A version of a schema that opted in to inspect formatting.
-template <class T>
-concept inspectable = versioned<T> && enable_inspect<typename schema_of<T>::schema_type>;
-
-/// `value` as Elixir's inspect would print it.
-template <class T>
-std::string inspect(const T& value) {
-  std::string text;
-  detail::inspect_to(std::back_inserter(text), value);
-  return text;
-}
-
-}  // namespace hotswap
-
-template <hotswap::inspectable T>
-struct fmt::formatter<T, char> {
-  constexpr auto parse(format_parse_context& context) { return context.begin(); }
-  template <class FormatContext>
-  auto format(const T& value, FormatContext& context) const {
-    return hotswap::detail::inspect_to(context.out(), value);
-  }
-};
-// ---- hotswap/servers.hpp ----
-// Servers, as Erlang's gen_server: a stable interface (the messages a server takes), versioned
-// implementations of it, and a runtime that runs them on a small pool of threads.
-//
-//     struct Get { };  struct Add { int n; };  struct Tick { };
-//     using Counter = hotswap::interface<"Counter", hotswap::call_msg<Get, int>, hotswap::cast_msg<Add>,
-//                                        hotswap::info_msg<Tick>>;
-//
-//     struct CounterV1 {
-//       using interface = Counter;
-//       static constexpr int vsn = 1;
-//       using state = CountV1;                       // a schema version, or a container of them
-//       static state init() { return {}; }
-//       static int handle_call(const Get&, state& s) { return s.count; }
-//       static void handle_cast(const Add& add, state& s) { s.count += add.n; }
-//       static void handle_info(const Tick&, state&) {}
-//     };
-//
-//     auto counter = hotswap::start<CounterV1>().value();
-//     hotswap::cast(counter, Add{2});
-//     int n = hotswap::call(counter, Get{}).value();
-//
-// An implementation may also have `terminate(const exit_reason&, state&)`, and for hot code
-// changes a `state_history` (the state each older vsn it upgrades from held), an `extra` type,
-// and `code_change(hotswap::from_vsn<N>, OldState&&, const Extra&)` for the vsns it migrates by
-// hand. Everything else migrates by the generated migrations (hotswap/migrations.hpp).
-
-#include <concepts>
 #include <cstdint>
-#include <optional>
-#include <stdexcept>
+#include <exception>
 #include <string>
-#include <string_view>
-#include <type_traits>
-#include <utility>
+#include <vector>
 
 // ---- hotswap/detail/abi/implementation_table.hpp ----
 // The boundary between the runtime and an implementation: plain data and plain function
@@ -2859,8 +3113,8 @@ struct alignas(32) envelope {
 };
 
 template <class T>
-inline constexpr bool stored_in_place =
-    std::is_trivially_copyable_v<T> && sizeof(T) <= sizeof(envelope::payload) && alignof(T) <= 8;
+inline constexpr bool stored_in_place = std::is_trivially_copyable_v<T> && sizeof(T) <= sizeof(envelope::payload) &&
+                                        alignof(T) <= 8;
 
 /// Puts `message` into an envelope's payload.
 template <class T>
@@ -2942,6 +3196,58 @@ struct implementation_table {
 };
 
 }  // namespace hotswap::detail
+
+// Set by the linker around the static initializers hotswap_add_module moved out of .init_array.
+extern "C" {
+[[gnu::weak, gnu::visibility("hidden")]] extern void (*const __start_hotswap_init_array[])(int, char**, char**);
+[[gnu::weak, gnu::visibility("hidden")]] extern void (*const __stop_hotswap_init_array[])(int, char**, char**);
+}
+
+namespace hotswap::detail {
+
+struct version_info;  // schemas/version_info.hpp
+
+inline constexpr std::uint64_t descriptor_magic = 0x3176'6d73'7768'746fULL;  // "othwsmv1"
+
+/// What the program finds through the module's one exported symbol, once the note has passed.
+struct module_descriptor {
+  std::uint64_t magic;
+  const char* note;  // the same text as the section
+  const implementation_table* table;
+  void (*describe_schemas)(std::vector<version_info>& out);
+  /// Links the module to the program (its runtime, its registry, the module's own version and
+  /// how the program leases it to servers), then runs the module's static initializers (which
+  /// hotswap_add_module's link script defers to here); false, with what one of them threw.
+  bool (*attach)(const host_link& host, const lease_maker& leases, std::string& failure) noexcept;
+};
+
+template <class Implementation>
+bool attach_module(const host_link& host, const lease_maker& leases, std::string& failure) noexcept {
+  module_host = host;
+  module_leases() = leases;
+  try {
+    for (auto* run = __start_hotswap_init_array; run != __stop_hotswap_init_array; ++run) (*run)(0, nullptr, environ);
+    return true;
+  } catch (const std::exception& thrown) {
+    failure = thrown.what();
+  } catch (...) {
+    failure = "an exception not derived from std::exception";
+  }
+  return false;
+}
+
+}  // namespace hotswap::detail
+// ---- hotswap/detail/common/std_algorithm.hpp ----
+// The algorithms on iterators without the rest of <algorithm> (its ranges versions and
+// parallel policies, half of what it costs to include), as std_parts.hpp does for <chrono>.
+
+#include <cstddef>  // defines __GLIBCXX__ when the standard library is libstdc++
+
+#if defined(__GLIBCXX__) && __has_include(<bits/stl_algo.h>)
+#include <bits/stl_algo.h>
+#else
+#include <algorithm>
+#endif
 // ---- hotswap/detail/common/std_parts.hpp ----
 // The parts of <chrono> and <functional> hotswap uses (durations and clocks; std::function)
 // without the rest: libstdc++ keeps them in headers of their own, which cost a fraction as much to
@@ -2957,156 +3263,509 @@ struct implementation_table {
 #include <chrono>
 #include <functional>
 #endif
-// ---- hotswap/detail/runtime/runtime.hpp ----
-// The runtime of a program: its pool, timers, server ids and registered names, and how a server
-// ends. One per program; a module's code reaches the program's (abi/image.hpp).
+// ---- hotswap/detail/modules/copy_directory.hpp ----
+// The private copies of modules: the directory that holds them (made, checked and opened once;
+// every copy made and opened relative to it), writing a copy, and closing libraries once their
+// last user has gone. Templates only so that a program that loads no module does not compile them.
+
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <string>
 #include <utility>
 #include <vector>
-// ---- hotswap/detail/common/std_algorithm.hpp ----
-// The algorithms on iterators without the rest of <algorithm> (its ranges versions and
-// parallel policies, half of what it costs to include), as std_parts.hpp does for <chrono>.
 
-#include <cstddef>  // defines __GLIBCXX__ when the standard library is libstdc++
+// ---- hotswap/detail/modules/module_file.hpp ----
+// Reading a module's file before any of its code runs: the path (nobody else could have written
+// it), the bytes, the ELF headers (nothing the loader maps lies past the end: a truncated library
+// would crash the program when first touched), and the note HOTSWAP_MODULE stamps into it.
+// Functions are templates only so that a program that loads no module does not compile them.
 
-#if defined(__GLIBCXX__) && __has_include(<bits/stl_algo.h>)
-#include <bits/stl_algo.h>
-#else
-#include <algorithm>
-#endif
-// ---- hotswap/detail/runtime/dispatch.hpp ----
-// The receiving side of a server: taking its messages and sys requests in order, running each
-// handler, and running a server on an executor until it has nothing to do.
-
-#include <cstdint>
-#include <utility>
-// ---- hotswap/detail/common/sync.hpp ----
-// Threads, and waiting without burning a core: spin briefly (a cache-line round trip between
-// cores costs 0.07-0.5 us), then park on a futex (a wake round trip costs ~20 us). Linux only;
-// pthreads and futexes directly, as <thread>, <mutex> and <condition_variable> would double the
-// cost of including hotswap.
-
-#include <atomic>
-#include <cstdint>
-#include <ctime>
-#include <stdexcept>
-#include <string>
-#include <utility>
-
-#include <linux/futex.h>
-#include <pthread.h>
-#include <sched.h>
-#include <sys/syscall.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <string_view>
+#include <vector>
+
+// ---- hotswap/detail/modules/module_name.hpp ----
+// The rule for a module's name, which both the note's writer (at compile time) and its reader check.
+
+#include <string_view>
 
 namespace hotswap::detail {
 
-inline void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield");
-#endif
-}
-
-/// Sleeps while `word` holds `expected`, at most `timeout` (forever when negative). Returns
-/// early on a wake, a changed word, a signal, or spuriously: callers re-check their condition.
-inline void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected,
-                       std::chrono::nanoseconds timeout = std::chrono::nanoseconds(-1)) noexcept {
-  static_assert(sizeof(std::atomic<std::uint32_t>) == sizeof(std::uint32_t));
-  timespec limit{};
-  timespec* limit_or_none = nullptr;
-  if (timeout.count() >= 0) {
-    limit.tv_sec = static_cast<time_t>(timeout.count() / 1'000'000'000);
-    limit.tv_nsec = static_cast<long>(timeout.count() % 1'000'000'000);
-    limit_or_none = &limit;
-  }
-  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAIT_PRIVATE, expected, limit_or_none, nullptr,
-          0);
-}
-
-inline void futex_wake(std::atomic<std::uint32_t>& word, int waiters) noexcept {
-  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE_PRIVATE, waiters, nullptr, nullptr, 0);
-}
-
-/// Changes `word` and wakes up to `waiters` threads parked on it: a waiter that read the word
-/// before the change and has not parked yet does not park (futex_wait sees another value).
-inline void futex_bump(std::atomic<std::uint32_t>& word, int waiters) noexcept {
-  word.fetch_add(1, std::memory_order_seq_cst);
-  futex_wake(word, waiters);
-}
-
-/// How long a waiter spins before it parks.
-inline constexpr auto spin_time = std::chrono::microseconds(50);
-
-/// Spins until `ready()` or `spin_time` has passed; true if ready. Reads the clock only every
-/// 64 rounds: steady_clock::now costs ~20 ns.
-template <class Ready>
-bool spin_until(Ready ready) {
-  const auto give_up = std::chrono::steady_clock::now() + spin_time;
-  for (unsigned round = 1;; ++round) {
-    if (ready()) return true;
-    cpu_relax();
-    if (round % 64 == 0) {
-      if (std::chrono::steady_clock::now() >= give_up) return ready();
-      sched_yield();  // when threads outnumber cores, the one we wait for may need this one's
-    }
-  }
-}
-
-/// A joinable thread running `body()`.
-class thread {
- public:
-  thread() = default;
-  template <class Body>
-  explicit thread(Body body) {
-    auto* owned = new Body(std::move(body));
-    const int failed = pthread_create(
-        &handle_, nullptr,
-        [](void* argument) -> void* {
-          auto* run = static_cast<Body*>(argument);
-          (*run)();
-          delete run;
-          return nullptr;
-        },
-        owned);
-    if (failed) {
-      delete owned;
-      throw std::runtime_error("hotswap: cannot start a thread (pthread_create: error " + std::to_string(failed) + ")");
-    }
-    running_ = true;
-  }
-  thread(thread&& other) noexcept : handle_(other.handle_), running_(std::exchange(other.running_, false)) {}
-  thread& operator=(thread&& other) noexcept {
-    std::swap(handle_, other.handle_);
-    std::swap(running_, other.running_);
-    return *this;
-  }
-  ~thread() {
-    if (running_) pthread_detach(handle_);
-  }
-
-  bool joinable() const noexcept { return running_; }
-  bool is_this_thread() const noexcept { return running_ && pthread_equal(handle_, pthread_self()); }
-  void join() noexcept {
-    if (std::exchange(running_, false)) pthread_join(handle_, nullptr);
-  }
-
- private:
-  pthread_t handle_{};
-  bool running_ = false;
-};
-
-inline unsigned hardware_threads() noexcept {
-  const long online = sysconf(_SC_NPROCESSORS_ONLN);
-  return online > 0 ? static_cast<unsigned>(online) : 1u;
+/// A module's name: letters, digits, '.', '_', '-' (it names files).
+constexpr bool valid_module_name(std::string_view name) {
+  if (name.empty() || name.size() > 200 || name[0] == '.') return false;
+  for (const char c : name)
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+          c == '-'))
+      return false;
+  return true;
 }
 
 }  // namespace hotswap::detail
+
+namespace hotswap::detail {
+
+/// The ELF64 records read here (the System V ABI's layout), so that <elf.h>'s thousands of
+/// macros stay out of every file that includes hotswap.
+namespace elf {
+struct header {
+  unsigned char ident[16];
+  std::uint16_t type, machine;
+  std::uint32_t version;
+  std::uint64_t entry, phoff, shoff;
+  std::uint32_t flags;
+  std::uint16_t ehsize, phentsize, phnum, shentsize, shnum, shstrndx;
+};
+struct segment {
+  std::uint32_t type, flags;
+  std::uint64_t offset, vaddr, paddr, filesz, memsz, align;
+};
+struct section {
+  std::uint32_t name, type;
+  std::uint64_t flags, addr, offset, size;
+  std::uint32_t link, info;
+  std::uint64_t addralign, entsize;
+};
+static_assert(sizeof(header) == 64 && sizeof(segment) == 56 && sizeof(section) == 64);
+inline constexpr unsigned char class_64 = 2, little_endian = 1, big_endian = 2;
+inline constexpr std::uint16_t relocatable = 1, shared_object = 3;
+inline constexpr std::uint32_t loadable = 1, progbits = 1, nobits = 8;
+#if defined(__x86_64__)
+inline constexpr std::uint16_t this_machine = 62;
+#elif defined(__aarch64__)
+inline constexpr std::uint16_t this_machine = 183;
+#else
+inline constexpr std::uint16_t this_machine = 0;  // none: modules are refused
+#endif
+}  // namespace elf
+
+/// What a module's note says.
+struct module_note_fields {
+  std::uint64_t abi = 0;
+  std::string abi_text, name, implementation, interface_name;
+  int vsn = 0;
+  std::uint64_t interface = 0;
+  struct schema_version {
+    std::string schema;
+    int vsn;
+    std::uint64_t fingerprint;
+  };
+  std::vector<schema_version> schemas;
+};
+
+template <class = void>
+error file_error(errc code, const std::string& path, const std::string& why) {
+  return error{code, path + ": " + why};
+}
+
+/// Why `info` makes its file or directory unsafe (empty: it is safe): writable by group or
+/// others (a sticky directory such as /tmp excepted: nobody can replace what is in it but its
+/// owner), or owned by a user other than root or this one.
+template <class = void>
+std::string unsafe_because(const struct stat& info, const std::string& what) {
+  if (info.st_uid != 0 && info.st_uid != ::geteuid())
+    return what + " belongs to another user (uid " + std::to_string(info.st_uid) + ")";
+  const bool sticky = S_ISDIR(info.st_mode) && (info.st_mode & S_ISVTX);
+  if ((info.st_mode & (S_IWGRP | S_IWOTH)) && !sticky)
+    return what + " is writable by " + ((info.st_mode & S_IWOTH) ? "every user" : "its group") +
+           ": loading it would run code others could have written";
+  return {};
+}
+
+/// Why a directory from `dir` (absolute) up to / is unsafe, as it is now (no reason: all are safe).
+template <class = void>
+error unsafe_directory_on(std::string dir) {
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  for (;; dir.erase(dir.rfind('/'))) {
+    const std::string shown = dir.empty() ? "/" : dir;
+    struct stat info {};
+    if (::stat(shown.c_str(), &info) != 0) return {errc::no_file, shown + ": " + std::strerror(errno)};
+    if (std::string why = unsafe_because(info, "the directory " + shown); !why.empty())
+      return {errc::unsafe_path, std::move(why)};
+    if (dir.empty()) return {errc::unsafe_path, {}};
+  }
+}
+
+/// The same for the directory of `file` (absolute).
+template <class = void>
+error unsafe_directory_of(const std::string& file) {
+  return unsafe_directory_on(file.substr(0, file.rfind('/')));
+}
+
+/// `path` made absolute (from the working directory), not resolved.
+template <class = void>
+std::string absolute(const std::string& path) {
+  if (path.starts_with('/')) return path;
+  std::string here(4096, '\0');
+  if (!::getcwd(here.data(), here.size())) return path;
+  return here.c_str() + std::string("/") + path;
+}
+
+/// The path with every symbolic link resolved, once every directory on it is safe, and every
+/// directory of the path as given too (a symbolic link in a directory others can write could be
+/// pointed elsewhere before the next load).
+template <class = void>
+result<std::string> resolve_safe_path(const std::string& path) {
+  char* resolved = ::realpath(path.c_str(), nullptr);
+  if (!resolved) return file_error(errc::no_file, path, std::strerror(errno));
+  const std::string file(resolved);
+  std::free(resolved);
+  for (const std::string& way : {file, absolute(path)})
+    if (error unsafe = unsafe_directory_of(way); !unsafe.what.empty())
+      return file_error(unsafe.code, path, unsafe.what);
+  return file;
+}
+
+/// The bytes of the file at `resolved` (a safe path), checked on the open file itself: a regular
+/// file, safe, at most `largest` bytes (a larger one is refused before a byte is read). Never
+/// blocks (a FIFO is refused, not waited on).
+template <class = void>
+result<std::string> read_module_file(const std::string& resolved, const std::string& path, std::size_t largest) {
+  const int fd = ::open(resolved.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+  if (fd < 0) return file_error(errc::no_file, path, std::strerror(errno));
+  struct stat info {};
+  std::string bytes, why;
+  errc code = errc::not_a_library;
+  if (::fstat(fd, &info) != 0) {
+    code = errc::no_file;
+    why = std::strerror(errno);
+  } else if (!S_ISREG(info.st_mode)) {
+    why = "not a regular file";
+  } else if (static_cast<std::uint64_t>(info.st_size) > largest) {
+    code = errc::too_large;
+    why = std::to_string(info.st_size) + " bytes, more than this code server takes (" + std::to_string(largest) +
+          "; code_server_options::largest_module)";
+  } else if (why = unsafe_because(info, "the file"); !why.empty()) {
+    code = errc::unsafe_path;
+  } else {
+    bytes.resize(static_cast<std::size_t>(info.st_size));
+    std::size_t done = 0;
+    while (done < bytes.size()) {
+      const ssize_t got = ::read(fd, bytes.data() + done, bytes.size() - done);
+      if (got < 0 && errno == EINTR) continue;
+      if (got <= 0) break;
+      done += static_cast<std::size_t>(got);
+    }
+    bytes.resize(done);  // shorter if it shrank while read: the checks below see what was read
+  }
+  ::close(fd);
+  if (!why.empty()) return file_error(code, path, why);
+  return bytes;
+}
+
+/// What HOTSWAP_MODULE puts in a module's file: its note (text), and its seal (no data: none).
+struct module_sections {
+  std::string_view note, seal;
+};
+
+/// The sections of an ELF shared library for this machine that HOTSWAP_MODULE makes, after
+/// checking that every header, loaded segment and section lies inside the file.
+template <class = void>
+result<module_sections> find_module_sections(std::string_view file, const std::string& path) {
+  auto fits = [&](std::uint64_t offset, std::uint64_t size) {
+    return offset <= file.size() && size <= file.size() - offset;
+  };
+  auto read = [&](std::uint64_t offset, auto& out) { std::memcpy(&out, file.data() + offset, sizeof out); };
+  if (file.size() < 4 || file.substr(0, 4) !=
+                             "\x7f"
+                             "ELF")
+    return file_error(errc::not_a_library, path, "not a shared library (not an ELF file)");
+  if (!fits(0, sizeof(elf::header))) return file_error(errc::truncated, path, "truncated: its ELF header is cut short");
+  elf::header header;
+  read(0, header);
+  const unsigned char byte_order = __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ ? elf::little_endian : elf::big_endian;
+  if (header.ident[4] != elf::class_64 || header.ident[5] != byte_order || header.machine != elf::this_machine ||
+      sizeof(void*) != 8)
+    return file_error(errc::not_a_library, path, "not a shared library for this machine");
+  if (header.type != elf::shared_object)
+    return file_error(errc::not_a_library, path,
+                      header.type == elf::relocatable ? "not a shared library (an object file: link it)"
+                                                      : "not a shared library (an executable)");
+  if ((header.phnum && header.phentsize != sizeof(elf::segment)) ||
+      (header.shnum && header.shentsize != sizeof(elf::section)))
+    return file_error(errc::not_a_library, path, "not a shared library (malformed ELF headers)");
+  if (!fits(header.phoff, std::uint64_t{header.phnum} * sizeof(elf::segment)))
+    return file_error(errc::truncated, path, "truncated: its program headers are cut short");
+  for (std::uint64_t i = 0; i < header.phnum; ++i) {
+    elf::segment segment;
+    read(header.phoff + i * sizeof(elf::segment), segment);
+    if (segment.type == elf::loadable && !fits(segment.offset, segment.filesz))
+      return file_error(errc::truncated, path, "truncated: a segment ends past the end of the file");
+  }
+  if (header.shoff == 0 || header.shnum == 0)
+    return file_error(errc::no_descriptor, path, "no section headers, so no hotswap module note");
+  if (!fits(header.shoff, std::uint64_t{header.shnum} * sizeof(elf::section)) || header.shstrndx >= header.shnum)
+    return file_error(errc::truncated, path, "truncated: its section headers are cut short");
+  elf::section names;
+  read(header.shoff + header.shstrndx * sizeof(elf::section), names);
+  if (!fits(names.offset, names.size))
+    return file_error(errc::truncated, path, "truncated: its section names are cut short");
+  module_sections found_sections;
+  bool found = false;
+  std::uint64_t initializers = 0;  // bytes of .init_array: what the dynamic loader would run
+  for (std::uint64_t i = 0; i < header.shnum; ++i) {
+    elf::section section;
+    read(header.shoff + i * sizeof(elf::section), section);
+    const bool in_file = section.type != elf::nobits;
+    if (in_file && !fits(section.offset, section.size))
+      return file_error(errc::truncated, path, "truncated: a section ends past the end of the file");
+    if (section.name >= names.size) continue;
+    const char* name_at = file.data() + names.offset + section.name;
+    const std::string_view name(name_at, ::strnlen(name_at, names.size - section.name));
+    if (name == ".init_array") initializers += section.size;
+    if (name == "hotswap_seal" && in_file) found_sections.seal = file.substr(section.offset, section.size);
+    if (name != "hotswap_module") continue;
+    if (section.type != elf::progbits)
+      return file_error(errc::no_descriptor, path, "its hotswap_module section holds no note");
+    std::string_view& note = found_sections.note;
+    note = file.substr(section.offset, section.size);
+    note = note.substr(0, note.find('\0'));
+    found = true;
+  }
+  if (!found)
+    return file_error(errc::no_descriptor, path,
+                      "a shared library without a hotswap module descriptor (HOTSWAP_MODULE in one of its sources)");
+  // One entry is the C runtime's own; more are the module's static initializers, which the
+  // loader would run before the code server could catch what they throw.
+  if (initializers > sizeof(void*))
+    return file_error(errc::load_failed, path,
+                      "its static initializers would run as it is opened: link it with hotswap_module.ld "
+                      "(hotswap_add_module does)");
+  return found_sections;
+}
+
+template <class = void>
+result<module_note_fields> parse_module_note(std::string_view text, const std::string& path) {
+  module_note_fields note;
+  auto bad = [&](std::string_view line) {
+    return file_error(errc::no_descriptor, path, "an unreadable hotswap module note at \"" + std::string(line) + "\"");
+  };
+  auto number = [](std::string_view word, int base, auto& out) {
+    const std::string copy(word);
+    char* end = nullptr;
+    errno = 0;
+    const unsigned long long value = std::strtoull(copy.c_str(), &end, base);
+    out = static_cast<std::remove_reference_t<decltype(out)>>(value);
+    return !copy.empty() && *end == '\0' && errno == 0 &&
+           value <= static_cast<unsigned long long>(std::numeric_limits<std::remove_reference_t<decltype(out)>>::max());
+  };
+  bool header = false;
+  while (!text.empty()) {
+    const std::string_view line = text.substr(0, text.find('\n'));
+    text.remove_prefix(std::min(text.size(), line.size() + 1));
+    const auto space = line.find(' ');
+    const std::string_view key = line.substr(0, space);
+    const std::string_view rest = space == line.npos ? std::string_view{} : line.substr(space + 1);
+    const std::string_view first = rest.substr(0, rest.find(' '));
+    const std::string_view after_first =
+        first.size() < rest.size() ? rest.substr(first.size() + 1) : std::string_view{};
+    if (key == "hotswap") {
+      if (rest != "module 1")
+        return file_error(errc::abi_mismatch, path, "a module note of another format: " + std::string(line));
+      header = true;
+    } else if (key == "abi") {
+      if (!number(first, 16, note.abi)) return bad(line);
+      note.abi_text = after_first;
+    } else if (key == "name") {
+      note.name = rest;
+    } else if (key == "vsn") {
+      if (!number(rest, 10, note.vsn)) return bad(line);
+    } else if (key == "implementation") {
+      note.implementation = rest;
+    } else if (key == "interface") {
+      if (!number(first, 16, note.interface)) return bad(line);
+      note.interface_name = after_first;
+    } else if (key == "schema") {
+      const std::string_view vsn = after_first.substr(0, after_first.find(' '));
+      module_note_fields::schema_version version{std::string(first), 0, 0};
+      if (vsn.size() >= after_first.size() || !number(vsn, 10, version.vsn) ||
+          !number(after_first.substr(vsn.size() + 1), 16, version.fingerprint))
+        return bad(line);
+      note.schemas.push_back(std::move(version));
+    }
+  }
+  if (!header) return bad("hotswap module 1");
+  if (!valid_module_name(note.name)) return bad("name " + note.name);
+  return note;
+}
+
+}  // namespace hotswap::detail
+
+namespace hotswap::detail {
+
+/// The directory of a code server's private copies, held open from its first use: copies are
+/// made and opened relative to it, so that nothing can redirect them once it was checked (not a
+/// rename of it, not a symbolic link put in its place). Shared with the closer of the libraries,
+/// which may outlive the code server.
+struct copy_directory {
+  int fd = -1;
+  copy_directory() = default;
+  copy_directory(const copy_directory&) = delete;
+  copy_directory& operator=(const copy_directory&) = delete;
+  ~copy_directory() {
+    if (fd >= 0) ::close(fd);
+  }
+  /// What the dynamic loader opens for the copy `name`: a path through the open directory (no
+  /// path of the file system is resolved again), never the same for two copies of the process
+  /// (glibc takes a library already loaded under the same name for the one asked for).
+  std::string path_of(const std::string& name) const { return "/proc/self/fd/" + std::to_string(fd) + "/" + name; }
+};
+
+/// Shared libraries whose last user has gone, closed by the code server (in the program's code:
+/// the last user may have been the module's own code, which cannot unmap itself).
+template <class = void>
+class library_closer {
+ public:
+  struct closed {
+    std::string name;  // of the copy
+    bool unmapped;
+  };
+  explicit library_closer(std::shared_ptr<const copy_directory> directory) : directory_(std::move(directory)) {}
+  void add(void* handle, std::string copy) {
+    const spin_guard hold(lock_);
+    pending_.push_back({handle, std::move(copy)});
+  }
+  std::vector<closed> close_pending() {
+    std::vector<std::pair<void*, std::string>> closing;
+    {
+      const spin_guard hold(lock_);
+      closing.swap(pending_);
+    }
+    std::vector<closed> done;
+    for (auto& [handle, copy] : closing) {
+      ::dlclose(handle);
+      // glibc keeps a library mapped that registered thread-local destructors or has unique symbols.
+      void* still = ::dlopen(directory_->path_of(copy).c_str(), RTLD_LAZY | RTLD_NOLOAD);
+      if (still) ::dlclose(still);
+      ::unlinkat(directory_->fd, copy.c_str(), 0);
+      done.push_back({std::move(copy), still == nullptr});
+    }
+    return done;
+  }
+
+ private:
+  std::shared_ptr<const copy_directory> directory_;
+  spin_lock lock_;
+  std::vector<std::pair<void*, std::string>> pending_;
+};
+
+/// Numbers the private copies of the process's code servers.
+inline std::uint64_t next_copy_number() noexcept {
+  static std::atomic<std::uint64_t> copies{0};
+  return copies.fetch_add(1, std::memory_order_relaxed);
+}
+
+/// A directory for copies, made if need be and opened, and whether it was made here.
+struct opened_directory {
+  std::string name;
+  bool made;
+  int fd;
+};
+
+/// Makes (`directory` empty: a new one under $TMPDIR or /tmp) and opens the directory for the
+/// copies of the module in `path`. It, and every directory above it, must be safe (others could
+/// otherwise swap it for their own between two loads).
+template <class = void>
+result<opened_directory> open_copy_directory(std::string directory, const std::string& path) {
+  bool made = false;
+  if (directory.empty()) {
+    const char* base = std::getenv("TMPDIR");
+    std::string pattern = std::string(base && *base ? base : "/tmp") + "/hotswap-modules-XXXXXX";
+    if (!::mkdtemp(pattern.data()))
+      return file_error(errc::load_failed, path,
+                        "cannot make a directory for its copy: " + std::string(std::strerror(errno)));
+    directory = pattern;
+    made = true;
+  } else {
+    made = ::mkdir(directory.c_str(), 0700) == 0;
+  }
+  auto refuse = [&](errc code, const std::string& why) {
+    if (made) ::rmdir(directory.c_str());
+    return file_error(code, path, why);
+  };
+  const int fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  struct stat info {};
+  if (fd < 0 || ::fstat(fd, &info) != 0) {
+    const std::string why = std::strerror(errno);
+    if (fd >= 0) ::close(fd);
+    return refuse(errc::load_failed, "no directory " + directory + " for its copy: " + why);
+  }
+  error unsafe{errc::unsafe_path, unsafe_because(info, "the directory " + directory + " for copies")};
+  // Above it, as given and as resolved: the directories others could rename it out of.
+  std::string resolved = absolute(directory);
+  if (char* real = ::realpath(directory.c_str(), nullptr)) {
+    resolved = real;
+    std::free(real);
+  }
+  for (const std::string& way : {absolute(directory), resolved})
+    if (unsafe.what.empty()) unsafe = unsafe_directory_of(way);
+  if (!unsafe.what.empty()) {
+    ::close(fd);
+    return refuse(unsafe.code,
+                  unsafe.what + (unsafe.code == errc::unsafe_path ? " (it holds the directory for copies)" : ""));
+  }
+  return opened_directory{std::move(directory), made, fd};
+}
+
+/// A private copy of the bytes checked, for this load only, made in the copy directory `into`
+/// (named `directory`; O_EXCL, O_NOFOLLOW: never an existing file, never through a link): its
+/// name there.
+template <class = void>
+result<std::string> write_copy(const copy_directory& into, const std::string& directory, const std::string& bytes,
+                               const module_note_fields& note, const std::string& path) {
+  std::string copy;
+  int fd = -1;
+  for (int attempt = 0; fd < 0 && attempt < 100; ++attempt) {  // another process may share the directory
+    copy = note.name + "-v" + std::to_string(note.vsn) + "-" + std::to_string(next_copy_number()) + ".so";
+    fd = ::openat(into.fd, copy.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0500);
+    if (fd < 0 && errno != EEXIST) break;
+  }
+  if (fd < 0)
+    return file_error(errc::load_failed, path,
+                      "cannot write its copy " + directory + "/" + copy + ": " + std::strerror(errno));
+  std::size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t wrote = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (wrote < 0 && errno == EINTR) continue;
+    if (wrote <= 0) break;
+    done += static_cast<std::size_t>(wrote);
+  }
+  ::close(fd);
+  if (done != bytes.size()) {
+    ::unlinkat(into.fd, copy.c_str(), 0);
+    return file_error(errc::load_failed, path, "cannot write its copy " + directory + "/" + copy);
+  }
+  return copy;
+}
+
+}  // namespace hotswap::detail
+// ---- hotswap/detail/modules/leases.hpp ----
+// Leases: a server's hold on the module whose code it runs (its table's, or its state's). A lease
+// lists the server among the module's servers, and keeps the module loaded while the server holds
+// it. Templates on the module type, which hotswap/modules.hpp defines (module_version).
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <vector>
+
 // ---- hotswap/detail/runtime/server_core.hpp ----
 // A running server as the runtime holds it, and where its messages are handled (an executor).
 
@@ -3115,6 +3774,7 @@ inline unsigned hardware_threads() noexcept {
 #include <string>
 #include <utility>
 #include <vector>
+
 // ---- hotswap/detail/abi/trace_event.hpp ----
 // One message going into or out of a server, as the runtime hands it to a sys::trace hook (which
 // may be a module's code): hotswap::trace_event.
@@ -3238,8 +3898,7 @@ class mailbox {
     std::size_t count = 0;
     std::uint32_t index = head_index_;
     for (segment* at = head_; at; at = at->next.load(std::memory_order_acquire), index = 0)
-      for (; index < at->capacity && std::atomic_ref(at->slots()[index].ready).load(std::memory_order_acquire);
-           ++index)
+      for (; index < at->capacity && std::atomic_ref(at->slots()[index].ready).load(std::memory_order_acquire); ++index)
         ++count;
     return count;
   }
@@ -3257,9 +3916,9 @@ class mailbox {
     slot* slots() noexcept { return reinterpret_cast<slot*>(this + 1); }
 
     static segment* make(std::uint32_t capacity) {
-      void* memory = ::operator new(sizeof(segment) + capacity * sizeof(slot), std::align_val_t{alignof(segment)});
+      void* memory = ::operator new (sizeof(segment) + capacity * sizeof(slot), std::align_val_t{alignof(segment)});
       if (reinterpret_cast<std::uintptr_t>(memory) >> (64 - index_bits)) {  // tagged or above 2^48: cannot pack
-        ::operator delete(memory, std::align_val_t{alignof(segment)});
+        ::operator delete (memory, std::align_val_t{alignof(segment)});
         throw std::bad_alloc();
       }
       auto* made = ::new (memory) segment{};
@@ -3270,7 +3929,7 @@ class mailbox {
     void drop(std::int64_t count) noexcept {
       if (references.fetch_sub(count, std::memory_order_acq_rel) == count) {
         this->~segment();  // slots are trivially destructible
-        ::operator delete(static_cast<void*>(this), std::align_val_t{alignof(segment)});
+        ::operator delete (static_cast<void*>(this), std::align_val_t{alignof(segment)});
       }
     }
   };
@@ -3286,9 +3945,7 @@ class mailbox {
   static std::uintptr_t pack_tail(segment* at, std::uint32_t index) noexcept {
     return (reinterpret_cast<std::uintptr_t>(at) << index_bits) | index;
   }
-  static segment* tail_segment(std::uintptr_t word) noexcept {
-    return reinterpret_cast<segment*>(word >> index_bits);
-  }
+  static segment* tail_segment(std::uintptr_t word) noexcept { return reinterpret_cast<segment*>(word >> index_bits); }
   static std::uint32_t tail_index(std::uintptr_t word) noexcept {
     return static_cast<std::uint32_t>(word & ((std::uintptr_t{1} << index_bits) - 1));
   }
@@ -3306,8 +3963,7 @@ class mailbox {
     }
     std::uintptr_t word = tail_.load(std::memory_order_acquire);
     while (tail_segment(word) == full) {
-      if (tail_.compare_exchange_weak(word, pack_tail(next, 0), std::memory_order_acq_rel,
-                                      std::memory_order_acquire)) {
+      if (tail_.compare_exchange_weak(word, pack_tail(next, 0), std::memory_order_acq_rel, std::memory_order_acquire)) {
         const std::int64_t overflowed = tail_index(word) - std::int64_t{full->capacity};
         full->drop(tail_reference - overflowed);
         break;
@@ -3334,6 +3990,130 @@ class mailbox {
 #include <optional>
 #include <string>
 #include <utility>
+
+// ---- hotswap/detail/common/sync.hpp ----
+// Threads, and waiting without burning a core: spin briefly (a cache-line round trip between
+// cores costs 0.07-0.5 us), then park on a futex (a wake round trip costs ~20 us). Linux only;
+// pthreads and futexes directly, as <thread>, <mutex> and <condition_variable> would double the
+// cost of including hotswap.
+
+#include <linux/futex.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdint>
+#include <ctime>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+
+namespace hotswap::detail {
+
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+/// Sleeps while `word` holds `expected`, at most `timeout` (forever when negative). Returns
+/// early on a wake, a changed word, a signal, or spuriously: callers re-check their condition.
+inline void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected,
+                       std::chrono::nanoseconds timeout = std::chrono::nanoseconds(-1)) noexcept {
+  static_assert(sizeof(std::atomic<std::uint32_t>) == sizeof(std::uint32_t));
+  timespec limit{};
+  timespec* limit_or_none = nullptr;
+  if (timeout.count() >= 0) {
+    limit.tv_sec = static_cast<time_t>(timeout.count() / 1'000'000'000);
+    limit.tv_nsec = static_cast<long>(timeout.count() % 1'000'000'000);
+    limit_or_none = &limit;
+  }
+  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAIT_PRIVATE, expected, limit_or_none, nullptr, 0);
+}
+
+inline void futex_wake(std::atomic<std::uint32_t>& word, int waiters) noexcept {
+  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE_PRIVATE, waiters, nullptr, nullptr, 0);
+}
+
+/// Changes `word` and wakes up to `waiters` threads parked on it: a waiter that read the word
+/// before the change and has not parked yet does not park (futex_wait sees another value).
+inline void futex_bump(std::atomic<std::uint32_t>& word, int waiters) noexcept {
+  word.fetch_add(1, std::memory_order_seq_cst);
+  futex_wake(word, waiters);
+}
+
+/// How long a waiter spins before it parks.
+inline constexpr auto spin_time = std::chrono::microseconds(50);
+
+/// Spins until `ready()` or `spin_time` has passed; true if ready. Reads the clock only every
+/// 64 rounds: steady_clock::now costs ~20 ns.
+template <class Ready>
+bool spin_until(Ready ready) {
+  const auto give_up = std::chrono::steady_clock::now() + spin_time;
+  for (unsigned round = 1;; ++round) {
+    if (ready()) return true;
+    cpu_relax();
+    if (round % 64 == 0) {
+      if (std::chrono::steady_clock::now() >= give_up) return ready();
+      sched_yield();  // when threads outnumber cores, the one we wait for may need this one's
+    }
+  }
+}
+
+/// A joinable thread running `body()`.
+class thread {
+ public:
+  thread() = default;
+  template <class Body>
+  explicit thread(Body body) {
+    auto* owned = new Body(std::move(body));
+    const int failed = pthread_create(
+        &handle_, nullptr,
+        [](void* argument) -> void* {
+          auto* run = static_cast<Body*>(argument);
+          (*run)();
+          delete run;
+          return nullptr;
+        },
+        owned);
+    if (failed) {
+      delete owned;
+      throw std::runtime_error("hotswap: cannot start a thread (pthread_create: error " + std::to_string(failed) + ")");
+    }
+    running_ = true;
+  }
+  thread(thread&& other) noexcept : handle_(other.handle_), running_(std::exchange(other.running_, false)) {}
+  thread& operator=(thread&& other) noexcept {
+    std::swap(handle_, other.handle_);
+    std::swap(running_, other.running_);
+    return *this;
+  }
+  ~thread() {
+    if (running_) pthread_detach(handle_);
+  }
+
+  bool joinable() const noexcept { return running_; }
+  bool is_this_thread() const noexcept { return running_ && pthread_equal(handle_, pthread_self()); }
+  void join() noexcept {
+    if (std::exchange(running_, false)) pthread_join(handle_, nullptr);
+  }
+
+ private:
+  pthread_t handle_{};
+  bool running_ = false;
+};
+
+inline unsigned hardware_threads() noexcept {
+  const long online = sysconf(_SC_NPROCESSORS_ONLN);
+  return online > 0 ? static_cast<unsigned>(online) : 1u;
+}
+
+}  // namespace hotswap::detail
 
 namespace hotswap::detail {
 
@@ -3510,7 +4290,7 @@ struct server_core {
   void* state = nullptr;
   std::shared_ptr<const void> table_owner;  // keeps the code of `table` loaded
   std::shared_ptr<const void> state_owner;  // and of the code that made a state not plain data
-  bool suspended = false;  // normal messages wait in the mailbox
+  bool suspended = false;                   // normal messages wait in the mailbox
   std::uint64_t handled = 0;
   bool timing = false;
   std::chrono::nanoseconds time_in_handlers{};
@@ -3529,7 +4309,9 @@ struct server_core {
 
   server_core(std::uint64_t server_id, const implementation_table& implementation,
               void (*free)(server_core& server) noexcept)
-      : id(server_id), interface_fingerprint(implementation.interface_fingerprint), table(&implementation),
+      : id(server_id),
+        interface_fingerprint(implementation.interface_fingerprint),
+        table(&implementation),
         free_core(free) {}
 
   void acquire() noexcept { references.fetch_add(1, std::memory_order_relaxed); }
@@ -3569,6 +4351,1037 @@ struct server_core {
 };
 
 }  // namespace hotswap::detail
+// ---- hotswap/detail/servers/table_of.hpp ----
+// Generating an implementation table (hotswap::table_of): a handler per message that unpacks it,
+// runs the implementation's handler and answers a call; init, terminate and destroy; and
+// code_change, which builds the new state from the old by the implementation's code_change or
+// the generated migration. Nothing thrown crosses the table: failures are reported as outcomes.
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+// ---- hotswap/detail/servers/implementation_checks.hpp ----
+// Checking an implementation: its basics (interface, vsn, state, init), a handler of the right
+// type for each message of its interface, and a way to change code from each vsn of its state
+// history (a hand-written code_change, the same state, or a migration that compiles). The first
+// mistake is reported, once, by table_of.
+
+#include <concepts>
+#include <type_traits>
+#include <utility>
+
+// ---- hotswap/detail/servers/interface.hpp ----
+// Interfaces: a message's fingerprint, an interface's check (each message listed once), and
+// whether a message may be sent to an interface as a call, a cast or an info.
+// Cost: one fingerprint per message type (a hash of its description, or of its fields' names
+// and fingerprints); index_in is a constant fold over the interface's kinds, not a recursion.
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+
+namespace hotswap {
+template <detail::fixed_string Name, class... Kinds>
+struct interface;  // hotswap/servers.hpp
+
+namespace errors {
+template <class Interface, class Message>
+struct message_is_not_in_the_interface {
+  static_assert(reported<message_is_not_in_the_interface>,
+                "hotswap: this message is not one the server's interface declares; add "
+                "hotswap::call_msg<Message, Reply>, cast_msg<Message> or info_msg<Message> to the interface");
+};
+template <class Interface, class Message, class DeclaredAs>
+struct message_sent_the_wrong_way {
+  static_assert(reported<message_sent_the_wrong_way>,
+                "hotswap: the interface declares this message as another kind (DeclaredAs): send a call_msg "
+                "with hotswap::call, a cast_msg with hotswap::cast, an info_msg with hotswap::send");
+};
+template <class Interface, class Message>
+struct message_listed_twice {
+  static_assert(reported<message_listed_twice>, "hotswap: an interface lists each message type once");
+};
+}  // namespace errors
+}  // namespace hotswap
+
+namespace hotswap::detail {
+
+/// Whether a message is a call, a cast or an info (call_msg, cast_msg, info_msg say which).
+enum class message_kind { call, cast, info };
+
+/// A message's fingerprint: its canonical description, or for a plain struct its name and its
+/// fields' names and fingerprints.
+template <class T>
+constexpr std::uint64_t message_hash(std::uint64_t hash) {
+  if constexpr (describable<T>()) {
+    return fnv1a(description<T>, hash);
+  } else if constexpr (std::is_class_v<T> && std::is_aggregate_v<T>) {
+    hash = fnv1a("{", fnv1a(type_spelling<T>(), hash));
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+      ((hash = message_hash<field_type<T, I>>(fnv1a(":", fnv1a(field_names<T>[I], hash)))), ...);
+    }
+    (std::make_index_sequence<field_count<T>>{});
+    return fnv1a("}", hash);
+  } else {
+    return fnv1a(type_spelling<T>(), hash);
+  }
+}
+
+/// The fingerprint of a state or extra type: canonical when describable, else its spelling
+/// (such a state can only be handed on to an implementation with the very same state type).
+template <class T>
+inline constexpr std::uint64_t value_fingerprint = [] {
+  if constexpr (describable<T>())
+    return fnv1a(description<T>);
+  else
+    return fnv1a(type_spelling<T>());
+}();
+
+template <class Kind>
+constexpr std::uint64_t kind_hash(std::uint64_t hash) {
+  using M = typename Kind::message;
+  if constexpr (Kind::kind == message_kind::call)
+    return message_hash<typename Kind::reply>(message_hash<M>(fnv1a("call:", hash)));
+  else if constexpr (Kind::kind == message_kind::cast)
+    return message_hash<M>(fnv1a("cast:", hash));
+  else
+    return message_hash<M>(fnv1a("info:", hash));
+}
+
+template <class Message, class... Kinds>
+constexpr std::size_t index_in() {
+  constexpr bool match[] = {std::is_same_v<typename Kinds::message, Message>..., false};
+  std::size_t i = 0;
+  while (i < sizeof...(Kinds) && !match[i]) ++i;
+  return i;
+}
+
+template <class Interface, class... Kinds, std::size_t... I>
+constexpr auto check_interface(std::index_sequence<I...>) {
+  return first_of<verdict<std::conditional_t<index_in<typename Kinds::message, Kinds...>() == I, no_error,
+                                             errors::message_listed_twice<Interface, typename Kinds::message>>>...>{};
+}
+
+template <class T>
+inline constexpr bool is_interface = false;
+template <fixed_string Name, class... Kinds>
+inline constexpr bool is_interface<interface<Name, Kinds...>> = true;
+
+/// Whether `Message` may be sent to `Interface` as a `Kind`.
+template <class Interface, class Message, message_kind Kind>
+constexpr auto check_sent() {
+  using M = std::remove_cvref_t<Message>;
+  constexpr auto index = Interface::template index_of<M>;
+  if constexpr (index == Interface::size) {
+    return verdict<errors::message_is_not_in_the_interface<Interface, M>>{};
+  } else {
+    using declared = typename Interface::template kind_at<index>;
+    if constexpr (declared::kind != Kind)
+      return verdict<errors::message_sent_the_wrong_way<Interface, M, declared>>{};
+    else
+      return verdict<no_error>{};
+  }
+}
+template <class Interface, class Message, message_kind Kind>
+using sent_check = decltype(check_sent<Interface, Message, Kind>());
+
+/// What hotswap::call returns for a message that is no call (its error is reported instead).
+struct not_a_call {};
+
+template <class Interface, class Message>
+constexpr auto reply_type() {
+  constexpr auto index = Interface::template index_of<std::remove_cvref_t<Message>>;
+  if constexpr (index == Interface::size)
+    return std::type_identity<not_a_call>{};
+  else if constexpr (Interface::template kind_at<index>::kind != message_kind::call)
+    return std::type_identity<not_a_call>{};
+  else
+    return std::type_identity<typename Interface::template kind_at<index>::reply>{};
+}
+
+}  // namespace hotswap::detail
+
+namespace hotswap {
+template <int Vsn>
+struct from_vsn;  // hotswap/servers.hpp
+template <class... Versions>
+struct state_history;  // hotswap/servers.hpp
+
+namespace errors {
+template <class Implementation>
+struct implementation_needs_interface_vsn_state_and_init {
+  static_assert(reported<implementation_needs_interface_vsn_state_and_init>,
+                "hotswap: an implementation declares `using interface = ...;`, `static constexpr int vsn = N;`, "
+                "`using state = ...;` and `static state init();` (or `static state init(const Argument&);`, not "
+                "overloaded)");
+};
+template <class Implementation, class Message, class Reply>
+struct implementation_lacks_handle_call {
+  static_assert(reported<implementation_lacks_handle_call>,
+                "hotswap: the implementation has no handler for this call; write "
+                "`static Reply handle_call(const Message&, state&);`");
+};
+template <class Implementation, class Message, class Reply, class Returned>
+struct handle_call_returns_the_wrong_type {
+  static_assert(reported<handle_call_returns_the_wrong_type>,
+                "hotswap: this handle_call returns a type that does not convert to the reply type the interface "
+                "declares for the message; return Reply");
+};
+template <class Implementation, class Message>
+struct implementation_lacks_handle_cast {
+  static_assert(reported<implementation_lacks_handle_cast>,
+                "hotswap: the implementation has no handler for this cast; write "
+                "`static void handle_cast(const Message&, state&);`");
+};
+template <class Implementation, class Message>
+struct implementation_lacks_handle_info {
+  static_assert(reported<implementation_lacks_handle_info>,
+                "hotswap: the implementation has no handler for this info; write "
+                "`static void handle_info(const Message&, state&);`");
+};
+template <class Implementation, int FromVsn, class OldState, class State>
+struct state_cannot_change_from_vsn {
+  static_assert(reported<state_cannot_change_from_vsn>,
+                "hotswap: the state of the vsn named in state_history does not migrate to this implementation's "
+                "state by itself; write `static state code_change(hotswap::from_vsn<FromVsn>, OldState&& old, "
+                "const extra&);` or declare the step rules of the schema (hotswap::step)");
+};
+template <class Implementation, int FromVsn, class OldState, class State>
+struct states_are_not_versions_of_a_schema {
+  static_assert(reported<states_are_not_versions_of_a_schema>,
+                "hotswap: the state of the vsn named in state_history and this implementation's state are structs "
+                "that are not declared as versions of one schema, so no migration between them is generated; "
+                "declare them: `using S = hotswap::schema<\"Name\", hotswap::version<1, OldState>, "
+                "hotswap::version<2, State>>;` and `template <hotswap::listed_in<S> T> struct hotswap::schema_of<T> "
+                ": S {};`, or write `static state code_change(hotswap::from_vsn<FromVsn>, OldState&& old);`");
+};
+}  // namespace errors
+}  // namespace hotswap
+
+namespace hotswap::detail {
+
+template <class Result, class Argument>
+Argument init_argument_of(Result (*)(Argument));
+template <class Result>
+void init_argument_of(Result (*)());
+
+template <class Implementation>
+concept has_basics = requires {
+  typename Implementation::interface;
+  typename Implementation::state;
+  { Implementation::vsn } -> std::convertible_to<int>;
+  init_argument_of(&Implementation::init);
+};
+
+template <class Implementation>
+using init_argument = std::remove_cvref_t<decltype(init_argument_of(&Implementation::init))>;
+
+template <class Implementation>
+concept init_takes_argument = has_basics<Implementation> && !std::is_void_v<init_argument<Implementation>>;
+
+template <class Implementation>
+struct extra_type : std::type_identity<no_extra> {};
+template <class Implementation>
+requires requires {
+  typename Implementation::extra;
+}
+struct extra_type<Implementation> : std::type_identity<typename Implementation::extra> {};
+template <class Implementation>
+using extra_of = typename extra_type<Implementation>::type;
+
+template <class Implementation, class M, class S>
+using call_returns = decltype(Implementation::handle_call(std::declval<M&&>(), std::declval<S&>()));
+
+template <class Implementation, class Kind>
+constexpr auto check_handler() {
+  using M = typename Kind::message;
+  using S = typename Implementation::state;
+  if constexpr (Kind::kind == message_kind::call) {
+    using R = typename Kind::reply;
+    if constexpr (!requires(M && m, S & s) { Implementation::handle_call(std::move(m), s); })
+      return verdict<errors::implementation_lacks_handle_call<Implementation, M, R>>{};
+    else if constexpr (!std::is_convertible_v<call_returns<Implementation, M, S>, R>)
+      return verdict<
+          errors::handle_call_returns_the_wrong_type<Implementation, M, R, call_returns<Implementation, M, S>>>{};
+    else
+      return verdict<no_error>{};
+  } else if constexpr (Kind::kind == message_kind::cast) {
+    if constexpr (!requires(M && m, S & s) { Implementation::handle_cast(std::move(m), s); })
+      return verdict<errors::implementation_lacks_handle_cast<Implementation, M>>{};
+    else
+      return verdict<no_error>{};
+  } else {
+    if constexpr (!requires(M && m, S & s) { Implementation::handle_info(std::move(m), s); })
+      return verdict<errors::implementation_lacks_handle_info<Implementation, M>>{};
+    else
+      return verdict<no_error>{};
+  }
+}
+
+template <class Implementation, int Vsn, class Old>
+concept writes_code_change = requires(Old&& old, const extra_of<Implementation>& extra) {
+  {
+    Implementation::code_change(from_vsn<Vsn>{}, std::move(old), extra)
+    } -> std::same_as<typename Implementation::state>;
+}
+|| requires(Old&& old) {
+  { Implementation::code_change(from_vsn<Vsn>{}, std::move(old)) } -> std::same_as<typename Implementation::state>;
+};
+
+/// A vsn of the history: code_change written for it, the same state, or a migration that
+/// compiles (its own first mistake is reported when there is a route, which names the field).
+template <class Implementation, class Version>
+constexpr auto check_history_entry() {
+  using Old = typename Version::type;
+  using S = typename Implementation::state;
+  if constexpr (writes_code_change<Implementation, Version::vsn, Old> || std::is_same_v<Old, S>)
+    return verdict<no_error>{};
+  else if constexpr (!has_route<Old, S>() && std::is_aggregate_v<Old> && std::is_aggregate_v<S> &&
+                     !versioned_type<Old> && !versioned_type<S>)
+    return verdict<errors::states_are_not_versions_of_a_schema<Implementation, Version::vsn, Old, S>>{};
+  else if constexpr (!has_route<Old, S>())
+    return verdict<errors::state_cannot_change_from_vsn<Implementation, Version::vsn, Old, S>>{};
+  else
+    return check_migration<Old, S, context<extra_of<Implementation>, no_key>>();
+}
+
+template <class Implementation>
+struct history_type : std::type_identity<state_history<>> {};
+template <class Implementation>
+requires requires {
+  typename Implementation::state_history;
+}
+struct history_type<Implementation> : std::type_identity<typename Implementation::state_history> {};
+template <class Implementation>
+using history_of = typename history_type<Implementation>::type;
+
+template <class Implementation, class... Versions>
+constexpr auto check_history(state_history<Versions...>) {
+  return first_of<decltype(check_history_entry<Implementation, Versions>())...>{};
+}
+
+template <class Implementation, class... Kinds>
+constexpr auto check_handlers(type_list<Kinds...>) {
+  return first_of<decltype(check_handler<Implementation, Kinds>())...>{};
+}
+
+/// The first mistake of an implementation: its basics, its handlers, then its history.
+template <class Implementation>
+constexpr auto check_implementation() {
+  if constexpr (!has_basics<Implementation>) {
+    return verdict<errors::implementation_needs_interface_vsn_state_and_init<Implementation>>{};
+  } else {
+    using handlers = decltype(check_handlers<Implementation>(typename Implementation::interface::kinds{}));
+    if constexpr (!fine<handlers>)
+      return verdict<error_of<handlers>>{};
+    else
+      return verdict<error_of<decltype(check_history<Implementation>(history_of<Implementation>{}))>>{};
+  }
+}
+
+template <class Implementation>
+using implementation_check = decltype(check_implementation<Implementation>());
+
+}  // namespace hotswap::detail
+
+namespace hotswap::detail {
+
+/// Runs `body`, reporting what it throws instead of letting it cross the table boundary.
+template <class Body>
+void report_failure(outcome& result, Body&& body) noexcept {
+  try {
+    body();
+  } catch (const std::exception& thrown) {
+    result = {true, thrown.what()};
+  } catch (...) {
+    result = {true, "an exception not derived from std::exception"};
+  }
+}
+
+template <class Implementation, std::size_t I>
+void handle(void* state, envelope& message, outcome& result) noexcept {
+  using Kind = typename Implementation::interface::template kind_at<I>;
+  using M = typename Kind::message;
+  using S = typename Implementation::state;
+  struct consume {
+    envelope& message;
+    ~consume() { discard<M>(message); }
+  } consumed{message};
+  S& s = *static_cast<S*>(state);
+  M& m = unpack<M>(message);
+  report_failure(result, [&] {
+    if constexpr (Kind::kind == message_kind::call)
+      static_cast<reply_slot<typename Kind::reply>*>(static_cast<reply_slot_base*>(message.reply))
+          ->answer(typename Kind::reply(Implementation::handle_call(std::move(m), s)));
+    else if constexpr (Kind::kind == message_kind::cast)
+      Implementation::handle_cast(std::move(m), s);
+    else
+      Implementation::handle_info(std::move(m), s);
+  });
+}
+
+template <class Interface, std::size_t I>
+void discard_message(envelope& message) noexcept {
+  discard<typename Interface::template kind_at<I>::message>(message);
+}
+
+template <class Implementation>
+void* init_state(const void* argument, outcome& result) noexcept {
+  using S = typename Implementation::state;
+  S* made = nullptr;
+  report_failure(result, [&] {
+    if constexpr (std::is_void_v<init_argument<Implementation>>)
+      made = new S(Implementation::init());
+    else
+      made = new S(Implementation::init(*static_cast<const init_argument<Implementation>*>(argument)));
+  });
+  return made;
+}
+
+template <class Implementation>
+void terminate_state(void* state, const exit_reason& reason) noexcept {
+  using S = typename Implementation::state;
+  if constexpr (requires(S & s) { Implementation::terminate(reason, s); }) {
+    outcome ignored;  // terminate is the last word: what it throws goes nowhere
+    report_failure(ignored, [&] { Implementation::terminate(reason, *static_cast<S*>(state)); });
+  }
+}
+
+template <class Implementation>
+void destroy_state(void* state) noexcept {
+  delete static_cast<typename Implementation::state*>(state);
+}
+
+/// Builds this implementation's state from a copy of the old one (the old stays intact).
+template <class Implementation, int Vsn, class Old>
+typename Implementation::state change_from(const Old& old, const extra_of<Implementation>& extra) {
+  if constexpr (requires(Old && o) { Implementation::code_change(from_vsn<Vsn>{}, std::move(o), extra); })
+    return Implementation::code_change(from_vsn<Vsn>{}, Old(old), extra);
+  else if constexpr (writes_code_change<Implementation, Vsn, Old>)
+    return Implementation::code_change(from_vsn<Vsn>{}, Old(old));
+  else
+    return migrate_top<typename Implementation::state>(Old(old), extra);
+}
+
+template <class Implementation, class... Versions>
+void* change_state(void* old_state, std::uint64_t old_fingerprint, int old_vsn, const extra_of<Implementation>& extra,
+                   outcome& result, state_history<Versions...>) {
+  using S = typename Implementation::state;
+  void* made = nullptr;
+  bool known = false;
+  report_failure(result, [&] {
+    (void)((Versions::vsn == old_vsn && (known = true) &&
+            (value_fingerprint<typename Versions::type> == old_fingerprint
+                 ? (made = new S(change_from<Implementation, Versions::vsn>(
+                        *static_cast<const typename Versions::type*>(old_state), extra)),
+                    true)
+                 : (result = {true, "vsn " + std::to_string(old_vsn) + " is declared with state " +
+                                        std::string(type_spelling<typename Versions::type>()) +
+                                        ", but the server holds a state of another type"},
+                    true))) ||
+           ...);
+  });
+  if (!known && !result.failed) {
+    if (old_fingerprint == value_fingerprint<S>) return old_state;  // the same state type: handed on as it is
+    result = {true, std::string(type_spelling<Implementation>()) + " does not know the state of vsn " +
+                        std::to_string(old_vsn) + ": list it in state_history"};
+  }
+  return made;
+}
+
+template <class Implementation>
+void* change_code(void* old_state, std::uint64_t old_fingerprint, int old_vsn, const extra_ref& extra,
+                  outcome& result) noexcept {
+  using Extra = extra_of<Implementation>;
+  if (!extra.value) {
+    Extra none{};
+    return change_state<Implementation>(old_state, old_fingerprint, old_vsn, none, result,
+                                        history_of<Implementation>{});
+  }
+  if (extra.fingerprint != value_fingerprint<Extra>) {
+    result = {true, "the extra given is a " + std::string(extra.type) + "; " +
+                        std::string(type_spelling<Implementation>()) + " takes a " +
+                        std::string(type_spelling<Extra>())};
+    return nullptr;
+  }
+  return change_state<Implementation>(old_state, old_fingerprint, old_vsn, *static_cast<const Extra*>(extra.value),
+                                      result, history_of<Implementation>{});
+}
+
+template <class Argument>
+inline constexpr std::uint64_t argument_fingerprint = value_fingerprint<Argument>;
+template <>
+inline constexpr std::uint64_t argument_fingerprint<void> = 0;
+template <class Argument>
+inline constexpr std::string_view argument_spelling = type_spelling<Argument>();
+template <>
+inline constexpr std::string_view argument_spelling<void> = "nothing";
+
+template <class Implementation>
+struct table_parts {
+  using interface = typename Implementation::interface;
+  static constexpr auto handlers = []<std::size_t... I>(std::index_sequence<I...>) {
+    return std::array<handler_fn, sizeof...(I)>{&handle<Implementation, I>...};
+  }
+  (std::make_index_sequence<interface::size>{});
+  static constexpr auto discards = []<std::size_t... I>(std::index_sequence<I...>) {
+    return std::array<discard_fn, sizeof...(I)>{&discard_message<interface, I>...};
+  }
+  (std::make_index_sequence<interface::size>{});
+};
+
+template <class Implementation>
+constexpr implementation_table make_table() {
+  using parts = table_parts<Implementation>;
+  using interface = typename Implementation::interface;
+  using S = typename Implementation::state;
+  return {interface::fingerprint,
+          interface::name,
+          type_spelling<Implementation>(),
+          Implementation::vsn,
+          value_fingerprint<S>,
+          type_spelling<S>(),
+          interface::size,
+          parts::handlers.data(),
+          parts::discards.data(),
+          interface::message_names.data(),
+          argument_fingerprint<init_argument<Implementation>>,
+          argument_spelling<init_argument<Implementation>>,
+          plain_data<S>(),
+          &init_state<Implementation>,
+          &terminate_state<Implementation>,
+          &destroy_state<Implementation>,
+          &change_code<Implementation>};
+}
+
+// A class, not a function, reports the error: clang takes a function whose instantiation failed
+// for one that cannot be evaluated, and would report every constant computed from it too.
+template <class Implementation>
+struct checked_table {
+  static_assert(sizeof(error_of<implementation_check<Implementation>>) != 0);  // the first mistake, once
+  static constexpr implementation_table table = [] {
+    if constexpr (fine<implementation_check<Implementation>>)
+      return make_table<Implementation>();
+    else
+      return implementation_table{};
+  }();
+};
+
+}  // namespace hotswap::detail
+
+namespace hotswap::detail {
+
+template <class Module>
+struct lease {
+  std::shared_ptr<const Module> code;
+  server_core* server = nullptr;  // bound before the server's init runs
+
+  explicit lease(std::shared_ptr<const Module> of) : code(std::move(of)) {
+    const spin_guard hold(code->lock_);
+    code->leases_.push_back(this);
+  }
+  ~lease() {
+    const spin_guard hold(code->lock_);
+    std::erase(code->leases_, this);
+  }
+  lease(const lease&) = delete;
+  lease& operator=(const lease&) = delete;
+  void bind(server_core& running) noexcept {
+    const spin_guard hold(code->lock_);
+    server = &running;
+  }
+};
+
+template <class Module>
+std::shared_ptr<const void> make_lease(const std::shared_ptr<const void>& version) {
+  return version ? std::make_shared<lease<Module>>(std::static_pointer_cast<const Module>(version)) : nullptr;
+}
+template <class Module>
+void bind_lease(const void* held, server_core& server) noexcept {
+  if (held) static_cast<lease<Module>*>(const_cast<void*>(held))->bind(server);
+}
+/// How the program leases a module to servers (a module's own servers get theirs through it).
+template <class Module>
+inline constexpr lease_maker leases_of{&make_lease<Module>, &bind_lease<Module>};
+
+/// A module's table, reached only to lease it.
+template <class Module>
+struct module_access {
+  static const implementation_table& table(const Module& version) noexcept { return *version.table_; }
+};
+
+/// A module's table with a lease on the module, not yet bound to a server.
+struct leased_table {
+  const implementation_table* table;
+  std::shared_ptr<const void> lease;
+};
+
+/// The table of `code` for a server whose init takes `Argument` (void: none), leased.
+template <class Argument, class Module>
+result<leased_table> lease_to_start(const std::shared_ptr<const Module>& code) {
+  if (!code) return error{errc::no_module, "no module given"};
+  const implementation_table& table = module_access<Module>::table(*code);
+  if (table.init_argument_fingerprint != argument_fingerprint<Argument>)
+    return error{errc::wrong_argument, code->implementation() + " (module " + code->name() + ") takes " +
+                                           std::string(table.init_argument_type) + " in init, not " +
+                                           std::string(argument_spelling<Argument>)};
+  return leased_table{&table, make_lease<Module>(code)};
+}
+
+/// The table of `code` for a running server, leased and bound to it.
+template <class Module>
+result<leased_table> lease_to_server(const std::shared_ptr<const Module>& code, server_core* server) {
+  if (!server) return error{errc::no_server, "an empty server handle"};
+  if (!code) return error{errc::no_module, "no module given"};
+  leased_table leased{&module_access<Module>::table(*code), make_lease<Module>(code)};
+  bind_lease<Module>(leased.lease.get(), *server);
+  return leased;
+}
+
+/// A reference to `server` unless it is already being freed.
+inline bool try_acquire(server_core& server) noexcept {
+  std::uint32_t count = server.references.load(std::memory_order_relaxed);
+  while (count != 0)
+    if (server.references.compare_exchange_weak(count, count + 1, std::memory_order_acq_rel)) return true;
+  return false;
+}
+
+}  // namespace hotswap::detail
+// ---- hotswap/detail/modules/load_checks.hpp ----
+// The code server's policy: whether a module's note fits the program (its ABI, the interface
+// asked for, the schemas it knows) and the module's loaded versions (the same interface, a newer
+// vsn, an old version no server uses), and how the servers in the way are named.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+
+namespace hotswap::detail {
+
+/// What to do about servers that keep an old version in use.
+inline constexpr std::string_view purge_advice =
+    ": change their code or stop them first (or purge with purge_mode::force)";
+
+/// `counter vsn 1 is still used by server 4 (counter), server 7`.
+template <class Version, class Handle>
+std::string describe_users(const Version& version, const std::vector<Handle>& using_it) {
+  std::string text = version.name() + " vsn " + std::to_string(version.vsn()) + " is still used by ";
+  for (std::size_t i = 0; i < using_it.size(); ++i) {
+    server_core& core = *using_it[i].core();
+    std::string name;
+    {
+      const spin_guard hold(core.exit_lock);
+      name = core.name;
+    }
+    text +=
+        (i ? ", " : "") + std::string("server ") + std::to_string(core.id) + (name.empty() ? "" : " (" + name + ")");
+  }
+  return text;
+}
+
+/// Checks a module's note against the program (`interface`: the one asked for, 0 for any;
+/// `known`: the program's schema registry) and the module's loaded versions (`now`, `before`:
+/// its current and old ones, or null).
+template <class ModulePtr, class Registry>
+result<void> check_fits(const module_note_fields& note, const std::string& path, std::uint64_t interface,
+                        std::string_view interface_name, const ModulePtr& now, const ModulePtr& before,
+                        const Registry& known) {
+  if (note.abi != abi_fingerprint)
+    return file_error(errc::abi_mismatch, path,
+                      "built for another ABI: the module has \"" + note.abi_text + "\", this program \"" +
+                          std::string(abi_description) + "\"");
+  if (interface && note.interface != interface)
+    return file_error(errc::wrong_interface, path,
+                      note.implementation + " implements " + note.interface_name +
+                          (note.interface_name == interface_name ? " with other messages than" : ", not") +
+                          " this program's " + std::string(interface_name));
+  if (const ModulePtr& loaded = now ? now : before; loaded && note.interface != loaded->interface_fingerprint())
+    return file_error(errc::wrong_interface, path,
+                      note.name + " vsn " + std::to_string(note.vsn) + " implements " + note.interface_name +
+                          " differently from the loaded vsn " + std::to_string(loaded->vsn()) + " (" +
+                          loaded->interface_name() + ")");
+  if (now && note.vsn <= now->vsn())
+    return file_error(errc::not_newer, path,
+                      note.name + " vsn " + std::to_string(note.vsn) + " is not newer than the current vsn " +
+                          std::to_string(now->vsn()));
+  if (now && before)
+    if (const auto using_it = before->servers(); !using_it.empty())
+      return file_error(
+          errc::not_purged, path,
+          "the old version must go first: " + describe_users(*before, using_it) + std::string(purge_advice));
+  for (const auto& version : note.schemas)
+    if (const auto found = known.find(version.schema, version.vsn); found && found->fingerprint != version.fingerprint)
+      return file_error(errc::schema_conflict, path,
+                        "its schema " + version.schema + " version " + std::to_string(version.vsn) +
+                            " differs from this program's (fields or their types): " + std::string(found->schema) +
+                            "@" + std::to_string(found->vsn) + " is registered with another fingerprint");
+  return {};
+}
+
+}  // namespace hotswap::detail
+// ---- hotswap/detail/modules/module_note.hpp ----
+// What HOTSWAP_MODULE puts in a module: its note (one fact a line: ABI, name, vsn, implementation,
+// interface, and every schema version its states and extra hold), checked by the program before
+// any of the module's code runs, and its descriptor. Cost: one visit per schema version reached
+// from the state, its history and its extra; a schema reached twice is written once.
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+
+namespace hotswap::errors {
+template <class Name>
+struct module_name_is_invalid {
+  static_assert(reported<module_name_is_invalid>,
+                "hotswap: a module's name names its files: use letters, digits, '.', '_' and '-' only, not first '.'");
+};
+
+}  // namespace hotswap::errors
+
+namespace hotswap::detail {
+
+template <class T, class Visit>
+constexpr void visit_schemas_in(Visit& visit);
+
+/// Calls `visit(std::type_identity<V>{})` for every version V of `Schema`, then for the schemas
+/// their fields hold.
+template <class Schema, class Visit>
+constexpr void visit_schema_versions(Visit& visit) {
+  [&]<int... Offset>(std::integer_sequence<int, Offset...>) {
+    auto one = [&]<class V>(std::type_identity<V> version) {
+      visit(version);
+      [&]<std::size_t... I>(std::index_sequence<I...>) {
+        (visit_schemas_in<field_type<V, I>>(visit), ...);
+      }
+      (std::make_index_sequence<field_count<V>>{});
+    };
+    (one(std::type_identity<typename Schema::template type_of<Schema::oldest_vsn + Offset>>{}), ...);
+  }
+  (std::make_integer_sequence<int, static_cast<int>(Schema::vsns.size())>{});
+}
+
+/// The schemas a type holds: its own if it is a schema version, those of its elements if it is
+/// a standard container.
+template <class T, class Visit>
+constexpr void visit_schemas_in(Visit& visit) {
+  if constexpr (field_kind_of<T> == field_kind::version)
+    visit_schema_versions<schema_of<T>>(visit);
+  else
+    [&]<class... Held>(type_list<Held...>) { (visit_schemas_in<Held>(visit), ...); }(held_types<T>{});
+}
+
+/// The schema history a module carries: the schemas its state, the states it upgrades from and
+/// its extra hold (each schema with every version it lists). A schema may come more than once.
+template <class Implementation, class Visit>
+constexpr void visit_module_schemas(Visit& visit) {
+  visit_schemas_in<typename Implementation::state>(visit);
+  [&]<class... Versions>(state_history<Versions...>) {
+    (visit_schemas_in<typename Versions::type>(visit), ...);
+  }(history_of<Implementation>{});
+  visit_schemas_in<extra_of<Implementation>>(visit);
+}
+
+/// The text of a module's note: one fact a line, readable with `readelf -p hotswap_module`.
+template <fixed_string Name, class Implementation, class Sink>
+constexpr void put_module_note(Sink& sink) {
+  using interface = typename Implementation::interface;
+  sink.put("hotswap module 1\nabi ");
+  put_hex(sink, abi_fingerprint);
+  sink.put(" ");
+  sink.put(abi_description);
+  sink.put("\nname ");
+  sink.put(Name.view());
+  sink.put("\nvsn ");
+  put_number(sink, static_cast<std::size_t>(Implementation::vsn));
+  sink.put("\nimplementation ");
+  sink.put(type_spelling<Implementation>());
+  sink.put("\ninterface ");
+  put_hex(sink, interface::fingerprint);
+  sink.put(" ");
+  sink.put(interface::name);
+  sink.put("\n");
+  std::array<std::uint64_t, 256> seen{};  // a schema reached twice is written once
+  std::size_t seen_count = 0;
+  auto line = [&]<class V>(std::type_identity<V>) {  // schema Account 2 <fingerprint>
+    for (std::size_t i = 0; i < seen_count; ++i)
+      if (seen[i] == fnv1a(description<V>)) return;
+    if (seen_count < seen.size()) seen[seen_count++] = fnv1a(description<V>);
+    sink.put("schema ");
+    sink.put(schema_of<V>::name);
+    sink.put(" ");
+    put_number(sink, static_cast<std::size_t>(version_number<V>));
+    sink.put(" ");
+    put_hex(sink, fnv1a(description<V>));
+    sink.put("\n");
+  };
+  visit_module_schemas<Implementation>(line);
+}
+
+template <fixed_string Name, class Implementation>
+constexpr auto make_module_note() {
+  constexpr std::size_t size = [] {
+    length_sink counter;
+    put_module_note<Name, Implementation>(counter);
+    return counter.size;
+  }();
+  chars_sink<size + 1> text;  // and a NUL
+  put_module_note<Name, Implementation>(text);
+  return text.chars;
+}
+
+/// Stamped into the module's `hotswap_module` section by HOTSWAP_MODULE.
+template <fixed_string Name, class Implementation>
+inline constexpr auto module_note = [] {
+  if constexpr (fine<implementation_check<Implementation>>)
+    return make_module_note<Name, Implementation>();
+  else
+    return (void)checked_table<Implementation>::table, std::array<char, 1>{};  // reports the implementation's mistake
+}();
+
+template <fixed_string Name>
+using module_name_check = std::conditional_t<valid_module_name(Name.view()), no_error,
+                                             errors::module_name_is_invalid<spelled<errors::schema_named, Name>>>;
+
+template <class Implementation>
+void describe_schemas(std::vector<version_info>& out) {
+  auto add = [&]<class V>(std::type_identity<V>) { out.push_back(describe_version<V>()); };
+  visit_module_schemas<Implementation>(add);
+}
+
+template <class Implementation>
+inline constexpr module_descriptor make_descriptor(const char* note) {
+  return {descriptor_magic, note, &checked_table<Implementation>::table, &describe_schemas<Implementation>,
+          &attach_module<Implementation>};
+}
+
+}  // namespace hotswap::detail
+// ---- hotswap/detail/modules/module_seal.hpp ----
+// A module's seal: a digest of its file, and optionally a signature of that digest, which
+// hotswap-seal writes after the link (hotswap_add_module runs it) into a section HOTSWAP_MODULE
+// reserves. The code server recomputes the digest over exactly the bytes it read, so a file torn
+// by a rebuild or a copy that was not atomic, or modified since it was built, is refused before
+// any of its code runs (checks of shape cannot see a torn file: each half is well formed). Given
+// trusted keys, it also refuses a module not signed by one of them. SHA-256 and Ed25519 are
+// OpenSSL's (libcrypto); functions are templates only so that a program that loads no module
+// does not compile them.
+
+#include <array>
+#include <cstddef>
+#include <cstring>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <fmt/core.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
+
+namespace hotswap::detail {
+
+/// The `hotswap_seal` section. All but the marker is zero until hotswap-seal writes it, and is
+/// read as zeros while hashing (the digest cannot cover itself).
+struct module_seal {
+  char marker[16];
+  unsigned char digest[32];     ///< SHA-256 of the file, this payload read as zeros
+  unsigned char signature[64];  ///< Ed25519 signature of seal_message(digest); zeros: unsigned
+  unsigned char signer[32];     ///< the signer's public key (raw); zeros: unsigned
+};
+static_assert(sizeof(module_seal) == 144 && offsetof(module_seal, digest) == 16);
+inline constexpr std::string_view seal_marker{"hotswap seal 1\0\0", 16};
+inline constexpr std::size_t seal_payload = sizeof(module_seal) - seal_marker.size();
+
+using seal_digest = std::array<unsigned char, 32>;
+
+/// What is signed: the digest, under a label of its own (a signature made for anything else
+/// never verifies as a seal).
+template <class = void>
+std::string seal_message(const seal_digest& digest) {
+  return std::string("hotswap module seal 1\n") +
+         std::string(reinterpret_cast<const char*>(digest.data()), digest.size());
+}
+
+/// The digest of `file` whose seal starts at `seal_at`, its payload read as zeros.
+template <class = void>
+seal_digest digest_of_module(std::string_view file, std::size_t seal_at) {
+  const std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> hashing(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  static constexpr unsigned char zeros[seal_payload] = {};
+  const std::size_t payload_at = seal_at + seal_marker.size();
+  seal_digest digest{};
+  unsigned int size = 0;
+  if (!hashing || !EVP_DigestInit_ex(hashing.get(), EVP_sha256(), nullptr) ||
+      !EVP_DigestUpdate(hashing.get(), file.data(), payload_at) ||
+      !EVP_DigestUpdate(hashing.get(), zeros, seal_payload) ||
+      !EVP_DigestUpdate(hashing.get(), file.data() + payload_at + seal_payload,
+                        file.size() - payload_at - seal_payload) ||
+      !EVP_DigestFinal_ex(hashing.get(), digest.data(), &size))
+    throw std::bad_alloc();  // libcrypto fails only to allocate
+  return digest;
+}
+
+/// The seal in `section` (found by find_module_note; no data: there is none), checked for its
+/// size and marker.
+template <class = void>
+result<module_seal> read_seal(std::string_view section, const std::string& path) {
+  if (section.data() == nullptr)
+    return file_error(errc::unsealed, path, "not sealed (no hotswap_seal section): build it with hotswap_add_module");
+  module_seal seal;
+  if (section.size() != sizeof seal || section.substr(0, seal_marker.size()) != seal_marker)
+    return file_error(errc::unsealed, path, "its hotswap_seal section is not a seal of this hotswap");
+  std::memcpy(&seal, section.data(), sizeof seal);
+  return seal;
+}
+
+// -- keys --
+
+struct key_deleter {
+  void operator()(EVP_PKEY* key) const noexcept { EVP_PKEY_free(key); }
+};
+using evp_key = std::unique_ptr<EVP_PKEY, key_deleter>;  // a public or private key
+
+/// The Ed25519 public key in `pem` (as `openssl pkey -pubout` or `hotswap-seal keygen` write it).
+template <class = void>
+evp_key read_public_key(std::string_view pem) {
+  ERR_set_mark();  // what fails is said by the caller, not left in this thread's error queue
+  const std::unique_ptr<BIO, int (*)(BIO*)> in(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), BIO_free);
+  evp_key key(in ? PEM_read_bio_PUBKEY(in.get(), nullptr, nullptr, nullptr) : nullptr);
+  if (key && EVP_PKEY_get_base_id(key.get()) != EVP_PKEY_ED25519) key.reset();
+  ERR_pop_to_mark();
+  return key;
+}
+
+/// A raw Ed25519 public key, and how it is shown: hex.
+using raw_key = std::array<unsigned char, 32>;
+template <class = void>
+raw_key raw_public_key(const EVP_PKEY* key) {
+  raw_key raw{};
+  std::size_t size = raw.size();
+  EVP_PKEY_get_raw_public_key(key, raw.data(), &size);
+  return raw;
+}
+template <class = void>
+std::string hex(const unsigned char* bytes, std::size_t size) {
+  std::string text;
+  for (std::size_t i = 0; i < size; ++i) text += fmt::format("{:02x}", bytes[i]);
+  return text;
+}
+
+// -- the check --
+
+/// The seal of `file` matches its bytes and, when `trusted` is not empty, is signed by one of
+/// those keys.
+template <class = void>
+result<void> check_seal(std::string_view file, std::string_view section, const std::vector<evp_key>& trusted,
+                        const std::string& path) {
+  const auto seal = read_seal(section, path);
+  if (!seal) return seal.error();
+  auto zero = [](const auto& bytes) {
+    return std::all_of(std::begin(bytes), std::end(bytes), [](auto b) { return b == 0; });
+  };
+  if (zero(seal->digest))
+    return file_error(errc::unsealed, path,
+                      "not sealed: hotswap_add_module's post-link step (hotswap-seal) did not run");
+  const seal_digest digest = digest_of_module(file, static_cast<std::size_t>(section.data() - file.data()));
+  if (!std::equal(digest.begin(), digest.end(), seal->digest))
+    return file_error(errc::torn, path,
+                      "torn or modified since it was built: its bytes do not match its seal (a rebuild or a copy "
+                      "that was not atomic, caught half-way?)");
+  if (trusted.empty()) return {};
+  if (zero(seal->signer))
+    return file_error(errc::untrusted, path,
+                      "not signed, and this code server takes only modules signed by a trusted key "
+                      "(code_server_options::trusted_keys; sign with HOTSWAP_SIGNING_KEY)");
+  const std::string signer = hex(seal->signer, sizeof seal->signer);
+  const auto key = std::find_if(trusted.begin(), trusted.end(), [&](const evp_key& candidate) {
+    const raw_key raw = raw_public_key(candidate.get());
+    return std::equal(raw.begin(), raw.end(), seal->signer);
+  });
+  if (key == trusted.end())
+    return file_error(errc::untrusted, path, "signed by key " + signer + ", which this code server does not trust");
+  const std::string message = seal_message(digest);
+  const std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> verifying(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  ERR_set_mark();
+  const bool verified = verifying &&
+                        EVP_DigestVerifyInit(verifying.get(), nullptr, nullptr, nullptr, key->get()) == 1 &&
+                        EVP_DigestVerify(verifying.get(), seal->signature, sizeof seal->signature,
+                                         reinterpret_cast<const unsigned char*>(message.data()), message.size()) == 1;
+  ERR_pop_to_mark();
+  if (!verified) return file_error(errc::untrusted, path, "its signature by key " + signer + " does not verify");
+  return {};
+}
+
+}  // namespace hotswap::detail
+// ---- hotswap/servers.hpp ----
+// Servers, as Erlang's gen_server: a stable interface (the messages a server takes), versioned
+// implementations of it, and a runtime that runs them on a small pool of threads.
+//
+//     struct Get { };  struct Add { int n; };  struct Tick { };
+//     using Counter = hotswap::interface<"Counter", hotswap::call_msg<Get, int>, hotswap::cast_msg<Add>,
+//                                        hotswap::info_msg<Tick>>;
+//
+//     struct CounterV1 {
+//       using interface = Counter;
+//       static constexpr int vsn = 1;
+//       using state = CountV1;                       // a schema version, or a container of them
+//       static state init() { return {}; }
+//       static int handle_call(const Get&, state& s) { return s.count; }
+//       static void handle_cast(const Add& add, state& s) { s.count += add.n; }
+//       static void handle_info(const Tick&, state&) {}
+//     };
+//
+//     auto counter = hotswap::start<CounterV1>().value();
+//     hotswap::cast(counter, Add{2});
+//     int n = hotswap::call(counter, Get{}).value();
+//
+// An implementation may also have `terminate(const exit_reason&, state&)`, and for hot code
+// changes a `state_history` (the state each older vsn it upgrades from held), an `extra` type,
+// and `code_change(hotswap::from_vsn<N>, OldState&&, const Extra&)` for the vsns it migrates by
+// hand. Everything else migrates by the generated migrations (hotswap/migrations.hpp).
+
+#include <concepts>
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+// ---- hotswap/detail/runtime/runtime.hpp ----
+// The runtime of a program: its pool, timers, server ids and registered names, and how a server
+// ends. One per program; a module's code reaches the program's (abi/image.hpp).
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+// ---- hotswap/detail/runtime/dispatch.hpp ----
+// The receiving side of a server: taking its messages and sys requests in order, running each
+// handler, and running a server on an executor until it has nothing to do.
+
+#include <cstdint>
+#include <utility>
+
 // ---- hotswap/detail/runtime/slow_handlers.hpp ----
 // Noticing handlers that hold a pool worker too long. C++ cannot preempt a handler that sleeps,
 // blocks or loops, as Erlang's schedulers do; instead the pool's monitor looks at its workers
@@ -3656,7 +5469,6 @@ class handler_watch {
 
 }  // namespace hotswap::detail
 
-
 namespace hotswap::detail {
 
 // ---- the runtime: pool, server list, names, timers ----
@@ -3731,7 +5543,7 @@ worker_activity*& current_activity() noexcept {
 /// A handler the pool's monitor found slow has returned: counted, and kept if the slowest.
 template <class = void>
 void note_slow_handler(server_core& server, const implementation_table& table, std::uint32_t kind,
-                              std::int64_t since) noexcept {
+                       std::int64_t since) noexcept {
   const std::chrono::steady_clock::time_point began{std::chrono::steady_clock::duration(since)};
   const auto took = std::chrono::steady_clock::now() - began;
   ++server.slow_handlers;
@@ -3753,7 +5565,8 @@ void dispatch(server_core& server, envelope& message) noexcept {
   const std::uint64_t tick = activity ? activity->enter() : 0;
   table.handlers[message.kind](server.state, message, result);
   if (activity)
-    if (const std::int64_t slow_since = activity->leave(tick)) note_slow_handler(server, table, message.kind, slow_since);
+    if (const std::int64_t slow_since = activity->leave(tick))
+      note_slow_handler(server, table, message.kind, slow_since);
   if (server.timing) server.time_in_handlers += std::chrono::steady_clock::now() - start;
   ++server.handled;
   if (result.failed) {
@@ -3825,12 +5638,14 @@ void run_server(server_core& server, executor& on) noexcept {
 
 #include <atomic>
 #include <cstdint>
+
 // ---- hotswap/detail/runtime/worker_pool.hpp ----
 // The shared pool of worker threads that runs servers, and its monitor of slow handlers.
 
 #include <atomic>
 #include <cstdint>
 #include <vector>
+
 
 namespace hotswap::detail {
 
@@ -3939,13 +5754,15 @@ class basic_worker_pool final : public executor {
       return true;
     };
     for (;;) {
-      const std::uint32_t seen = watch_word_.load(std::memory_order_acquire);  // before stopping_: stop() bumps it after
+      const std::uint32_t seen =
+          watch_word_.load(std::memory_order_acquire);  // before stopping_: stop() bumps it after
       if (stopping_.load(std::memory_order_acquire)) return;
       futex_wait(watch_word_, seen, interval);
       added_now = 0;
       const bool busy = watch.look(activities_.get(), workers_.load(std::memory_order_acquire),
                                    std::chrono::steady_clock::now(), compensate);
-      interval = busy ? std::chrono::nanoseconds(watch_busy) : std::min<std::chrono::nanoseconds>(interval * 2, watch_idle);
+      interval =
+          busy ? std::chrono::nanoseconds(watch_busy) : std::min<std::chrono::nanoseconds>(interval * 2, watch_idle);
     }
   }
 
@@ -3968,9 +5785,7 @@ class basic_worker_pool final : public executor {
       wake_one();
     return next;
   }
-  void wake_one() noexcept {
-    futex_bump(wake_word_, 1);
-  }
+  void wake_one() noexcept { futex_bump(wake_word_, 1); }
 
   void work(worker_activity& activity) {
     this_thread_pool() = this;
@@ -4038,8 +5853,7 @@ namespace hotswap::detail {
 template <class = void>
 class basic_own_thread final : public executor {
  public:
-  explicit basic_own_thread(server_core& server)
-      : server_(server), thread_((server.acquire(), [this] { work(); })) {}
+  explicit basic_own_thread(server_core& server) : server_(server), thread_((server.acquire(), [this] { work(); })) {}
   ~basic_own_thread() override {
     stopping_.store(true, std::memory_order_seq_cst);
     wake();
@@ -4053,9 +5867,7 @@ class basic_own_thread final : public executor {
       wake();
   }
   bool others_waiting() const noexcept override { return false; }
-  void wake() noexcept {
-    futex_bump(wake_word_, 1);
-  }
+  void wake() noexcept { futex_bump(wake_word_, 1); }
 
  private:
   void hand_to_pool() {
@@ -4069,8 +5881,8 @@ class basic_own_thread final : public executor {
       if (!scheduled_.load(std::memory_order_seq_cst)) futex_wait(wake_word_, seen);
     }
     exited_.store(true, std::memory_order_seq_cst);
-    hand_to_pool();      // scheduled after the last look: one of us hands it over
-    server_.release();   // may destroy this executor: touch nothing after it
+    hand_to_pool();     // scheduled after the last look: one of us hands it over
+    server_.release();  // may destroy this executor: touch nothing after it
   }
   server_core& server_;
   std::atomic<std::uint32_t> wake_word_{0};
@@ -4091,6 +5903,7 @@ using own_thread = basic_own_thread<>;
 #include <utility>
 #include <vector>
 
+
 namespace hotswap::detail {
 
 /// Timers: one thread, asleep until the next deadline.
@@ -4102,7 +5915,7 @@ class basic_timer_service {
   struct entry {
     std::shared_ptr<const void> code;  // keeps the code of `fire` loaded (a module's); released after it
     std::function<bool()> fire;        // false: the target is gone, stop repeating
-    server_core* target = nullptr;  // or a message that travels in place, copied to target
+    server_core* target = nullptr;     // or a message that travels in place, copied to target
     envelope message{};
     duration period{};
     std::atomic<bool> cancelled{false};
@@ -4177,9 +5990,7 @@ class basic_timer_service {
   };
   static bool later(const due& a, const due& b) { return a.at > b.at; }
 
-  void wake() {
-    futex_bump(changed_, 1);
-  }
+  void wake() { futex_bump(changed_, 1); }
   static bool copy_to_target(const entry& what) {
     return what.target->deliver([&](envelope& into) noexcept {
       std::memcpy(into.payload, what.message.payload, sizeof into.payload);
@@ -4456,6 +6267,7 @@ void monitor(server_core& server, exit_callback on_exit) {
 #include <optional>
 #include <string>
 #include <utility>
+
 // ---- hotswap/detail/servers/send.hpp ----
 // Sending: a message packed before the mailbox is touched (whatever can throw happens first), a
 // cast or an info checked against the interface, and a call that waits for its reply.
@@ -4465,136 +6277,7 @@ void monitor(server_core& server, exit_callback on_exit) {
 #include <string>
 #include <type_traits>
 #include <utility>
-// ---- hotswap/detail/servers/interface.hpp ----
-// Interfaces: a message's fingerprint, an interface's check (each message listed once), and
-// whether a message may be sent to an interface as a call, a cast or an info.
-// Cost: one fingerprint per message type (a hash of its description, or of its fields' names
-// and fingerprints); index_in is a constant fold over the interface's kinds, not a recursion.
 
-#include <array>
-#include <cstddef>
-#include <cstdint>
-#include <string_view>
-#include <type_traits>
-#include <utility>
-
-namespace hotswap {
-template <detail::fixed_string Name, class... Kinds>
-struct interface;  // hotswap/servers.hpp
-
-namespace errors {
-template <class Interface, class Message>
-struct message_is_not_in_the_interface {
-  static_assert(reported<message_is_not_in_the_interface>,
-                "hotswap: this message is not one the server's interface declares; add "
-                "hotswap::call_msg<Message, Reply>, cast_msg<Message> or info_msg<Message> to the interface");
-};
-template <class Interface, class Message, class DeclaredAs>
-struct message_sent_the_wrong_way {
-  static_assert(reported<message_sent_the_wrong_way>,
-                "hotswap: the interface declares this message as another kind (DeclaredAs): send a call_msg "
-                "with hotswap::call, a cast_msg with hotswap::cast, an info_msg with hotswap::send");
-};
-template <class Interface, class Message>
-struct message_listed_twice {
-  static_assert(reported<message_listed_twice>, "hotswap: an interface lists each message type once");
-};
-}  // namespace errors
-}  // namespace hotswap
-
-namespace hotswap::detail {
-
-/// Whether a message is a call, a cast or an info (call_msg, cast_msg, info_msg say which).
-enum class message_kind { call, cast, info };
-
-/// A message's fingerprint: its canonical description, or for a plain struct its name and its
-/// fields' names and fingerprints.
-template <class T>
-constexpr std::uint64_t message_hash(std::uint64_t hash) {
-  if constexpr (describable<T>()) {
-    return fnv1a(description<T>, hash);
-  } else if constexpr (std::is_class_v<T> && std::is_aggregate_v<T>) {
-    hash = fnv1a("{", fnv1a(type_spelling<T>(), hash));
-    [&]<std::size_t... I>(std::index_sequence<I...>) {
-      ((hash = message_hash<field_type<T, I>>(fnv1a(":", fnv1a(field_names<T>[I], hash)))), ...);
-    }(std::make_index_sequence<field_count<T>>{});
-    return fnv1a("}", hash);
-  } else {
-    return fnv1a(type_spelling<T>(), hash);
-  }
-}
-
-/// The fingerprint of a state or extra type: canonical when describable, else its spelling
-/// (such a state can only be handed on to an implementation with the very same state type).
-template <class T>
-inline constexpr std::uint64_t value_fingerprint = [] {
-  if constexpr (describable<T>())
-    return fnv1a(description<T>);
-  else
-    return fnv1a(type_spelling<T>());
-}();
-
-template <class Kind>
-constexpr std::uint64_t kind_hash(std::uint64_t hash) {
-  using M = typename Kind::message;
-  if constexpr (Kind::kind == message_kind::call)
-    return message_hash<typename Kind::reply>(message_hash<M>(fnv1a("call:", hash)));
-  else if constexpr (Kind::kind == message_kind::cast)
-    return message_hash<M>(fnv1a("cast:", hash));
-  else
-    return message_hash<M>(fnv1a("info:", hash));
-}
-
-template <class Message, class... Kinds>
-constexpr std::size_t index_in() {
-  constexpr bool match[] = {std::is_same_v<typename Kinds::message, Message>..., false};
-  std::size_t i = 0;
-  while (i < sizeof...(Kinds) && !match[i]) ++i;
-  return i;
-}
-
-template <class Interface, class... Kinds, std::size_t... I>
-constexpr auto check_interface(std::index_sequence<I...>) {
-  return first_of<verdict<std::conditional_t<index_in<typename Kinds::message, Kinds...>() == I, no_error,
-                                             errors::message_listed_twice<Interface, typename Kinds::message>>>...>{};
-}
-
-template <class T>
-inline constexpr bool is_interface = false;
-template <fixed_string Name, class... Kinds>
-inline constexpr bool is_interface<interface<Name, Kinds...>> = true;
-
-/// Whether `Message` may be sent to `Interface` as a `Kind`.
-template <class Interface, class Message, message_kind Kind>
-constexpr auto check_sent() {
-  using M = std::remove_cvref_t<Message>;
-  constexpr auto index = Interface::template index_of<M>;
-  if constexpr (index == Interface::size) {
-    return verdict<errors::message_is_not_in_the_interface<Interface, M>>{};
-  } else {
-    using declared = typename Interface::template kind_at<index>;
-    if constexpr (declared::kind != Kind)
-      return verdict<errors::message_sent_the_wrong_way<Interface, M, declared>>{};
-    else
-      return verdict<no_error>{};
-  }
-}
-template <class Interface, class Message, message_kind Kind>
-using sent_check = decltype(check_sent<Interface, Message, Kind>());
-
-/// What hotswap::call returns for a message that is no call (its error is reported instead).
-struct not_a_call {};
-
-template <class Interface, class Message>
-constexpr auto reply_type() {
-  constexpr auto index = Interface::template index_of<std::remove_cvref_t<Message>>;
-  if constexpr (index == Interface::size) return std::type_identity<not_a_call>{};
-  else if constexpr (Interface::template kind_at<index>::kind != message_kind::call)
-    return std::type_identity<not_a_call>{};
-  else return std::type_identity<typename Interface::template kind_at<index>::reply>{};
-}
-
-}  // namespace hotswap::detail
 
 namespace hotswap {
 template <class Interface>
@@ -4668,386 +6351,6 @@ result<R> call_server(server_core& to, std::uint32_t kind, M&& message, std::chr
   if (!slot.get()->value) return slot.get()->failure;
   return std::move(*slot.get()->value);
 }
-
-}  // namespace hotswap::detail
-// ---- hotswap/detail/servers/table_of.hpp ----
-// Generating an implementation table (hotswap::table_of): a handler per message that unpacks it,
-// runs the implementation's handler and answers a call; init, terminate and destroy; and
-// code_change, which builds the new state from the old by the implementation's code_change or
-// the generated migration. Nothing thrown crosses the table: failures are reported as outcomes.
-
-#include <array>
-#include <cstddef>
-#include <cstdint>
-#include <exception>
-#include <string>
-#include <string_view>
-#include <type_traits>
-#include <utility>
-// ---- hotswap/detail/servers/implementation_checks.hpp ----
-// Checking an implementation: its basics (interface, vsn, state, init), a handler of the right
-// type for each message of its interface, and a way to change code from each vsn of its state
-// history (a hand-written code_change, the same state, or a migration that compiles). The first
-// mistake is reported, once, by table_of.
-
-#include <concepts>
-#include <type_traits>
-#include <utility>
-
-namespace hotswap {
-template <int Vsn>
-struct from_vsn;  // hotswap/servers.hpp
-template <class... Versions>
-struct state_history;  // hotswap/servers.hpp
-
-namespace errors {
-template <class Implementation>
-struct implementation_needs_interface_vsn_state_and_init {
-  static_assert(reported<implementation_needs_interface_vsn_state_and_init>,
-                "hotswap: an implementation declares `using interface = ...;`, `static constexpr int vsn = N;`, "
-                "`using state = ...;` and `static state init();` (or `static state init(const Argument&);`, not "
-                "overloaded)");
-};
-template <class Implementation, class Message, class Reply>
-struct implementation_lacks_handle_call {
-  static_assert(reported<implementation_lacks_handle_call>,
-                "hotswap: the implementation has no handler for this call; write "
-                "`static Reply handle_call(const Message&, state&);`");
-};
-template <class Implementation, class Message, class Reply, class Returned>
-struct handle_call_returns_the_wrong_type {
-  static_assert(reported<handle_call_returns_the_wrong_type>,
-                "hotswap: this handle_call returns a type that does not convert to the reply type the interface "
-                "declares for the message; return Reply");
-};
-template <class Implementation, class Message>
-struct implementation_lacks_handle_cast {
-  static_assert(reported<implementation_lacks_handle_cast>,
-                "hotswap: the implementation has no handler for this cast; write "
-                "`static void handle_cast(const Message&, state&);`");
-};
-template <class Implementation, class Message>
-struct implementation_lacks_handle_info {
-  static_assert(reported<implementation_lacks_handle_info>,
-                "hotswap: the implementation has no handler for this info; write "
-                "`static void handle_info(const Message&, state&);`");
-};
-template <class Implementation, int FromVsn, class OldState, class State>
-struct state_cannot_change_from_vsn {
-  static_assert(reported<state_cannot_change_from_vsn>,
-                "hotswap: the state of the vsn named in state_history does not migrate to this implementation's "
-                "state by itself; write `static state code_change(hotswap::from_vsn<FromVsn>, OldState&& old, "
-                "const extra&);` or declare the step rules of the schema (hotswap::step)");
-};
-template <class Implementation, int FromVsn, class OldState, class State>
-struct states_are_not_versions_of_a_schema {
-  static_assert(reported<states_are_not_versions_of_a_schema>,
-                "hotswap: the state of the vsn named in state_history and this implementation's state are structs "
-                "that are not declared as versions of one schema, so no migration between them is generated; "
-                "declare them: `using S = hotswap::schema<\"Name\", hotswap::version<1, OldState>, "
-                "hotswap::version<2, State>>;` and `template <hotswap::listed_in<S> T> struct hotswap::schema_of<T> "
-                ": S {};`, or write `static state code_change(hotswap::from_vsn<FromVsn>, OldState&& old);`");
-};
-}  // namespace errors
-}  // namespace hotswap
-
-namespace hotswap::detail {
-
-template <class Result, class Argument>
-Argument init_argument_of(Result (*)(Argument));
-template <class Result>
-void init_argument_of(Result (*)());
-
-template <class Implementation>
-concept has_basics = requires {
-  typename Implementation::interface;
-  typename Implementation::state;
-  { Implementation::vsn } -> std::convertible_to<int>;
-  init_argument_of(&Implementation::init);
-};
-
-template <class Implementation>
-using init_argument = std::remove_cvref_t<decltype(init_argument_of(&Implementation::init))>;
-
-template <class Implementation>
-concept init_takes_argument = has_basics<Implementation> && !std::is_void_v<init_argument<Implementation>>;
-
-template <class Implementation>
-struct extra_type : std::type_identity<no_extra> {};
-template <class Implementation>
-  requires requires { typename Implementation::extra; }
-struct extra_type<Implementation> : std::type_identity<typename Implementation::extra> {};
-template <class Implementation>
-using extra_of = typename extra_type<Implementation>::type;
-
-template <class Implementation, class M, class S>
-using call_returns = decltype(Implementation::handle_call(std::declval<M&&>(), std::declval<S&>()));
-
-template <class Implementation, class Kind>
-constexpr auto check_handler() {
-  using M = typename Kind::message;
-  using S = typename Implementation::state;
-  if constexpr (Kind::kind == message_kind::call) {
-    using R = typename Kind::reply;
-    if constexpr (!requires(M&& m, S& s) { Implementation::handle_call(std::move(m), s); })
-      return verdict<errors::implementation_lacks_handle_call<Implementation, M, R>>{};
-    else if constexpr (!std::is_convertible_v<call_returns<Implementation, M, S>, R>)
-      return verdict<errors::handle_call_returns_the_wrong_type<Implementation, M, R, call_returns<Implementation, M, S>>>{};
-    else
-      return verdict<no_error>{};
-  } else if constexpr (Kind::kind == message_kind::cast) {
-    if constexpr (!requires(M&& m, S& s) { Implementation::handle_cast(std::move(m), s); })
-      return verdict<errors::implementation_lacks_handle_cast<Implementation, M>>{};
-    else
-      return verdict<no_error>{};
-  } else {
-    if constexpr (!requires(M&& m, S& s) { Implementation::handle_info(std::move(m), s); })
-      return verdict<errors::implementation_lacks_handle_info<Implementation, M>>{};
-    else
-      return verdict<no_error>{};
-  }
-}
-
-template <class Implementation, int Vsn, class Old>
-concept writes_code_change = requires(Old&& old, const extra_of<Implementation>& extra) {
-  { Implementation::code_change(from_vsn<Vsn>{}, std::move(old), extra) } -> std::same_as<typename Implementation::state>;
-} || requires(Old&& old) {
-  { Implementation::code_change(from_vsn<Vsn>{}, std::move(old)) } -> std::same_as<typename Implementation::state>;
-};
-
-/// A vsn of the history: code_change written for it, the same state, or a migration that
-/// compiles (its own first mistake is reported when there is a route, which names the field).
-template <class Implementation, class Version>
-constexpr auto check_history_entry() {
-  using Old = typename Version::type;
-  using S = typename Implementation::state;
-  if constexpr (writes_code_change<Implementation, Version::vsn, Old> || std::is_same_v<Old, S>)
-    return verdict<no_error>{};
-  else if constexpr (!has_route<Old, S>() && std::is_aggregate_v<Old> && std::is_aggregate_v<S> && !versioned_type<Old> &&
-                     !versioned_type<S>)
-    return verdict<errors::states_are_not_versions_of_a_schema<Implementation, Version::vsn, Old, S>>{};
-  else if constexpr (!has_route<Old, S>())
-    return verdict<errors::state_cannot_change_from_vsn<Implementation, Version::vsn, Old, S>>{};
-  else
-    return check_migration<Old, S, context<extra_of<Implementation>, no_key>>();
-}
-
-template <class Implementation>
-struct history_type : std::type_identity<state_history<>> {};
-template <class Implementation>
-  requires requires { typename Implementation::state_history; }
-struct history_type<Implementation> : std::type_identity<typename Implementation::state_history> {};
-template <class Implementation>
-using history_of = typename history_type<Implementation>::type;
-
-template <class Implementation, class... Versions>
-constexpr auto check_history(state_history<Versions...>) {
-  return first_of<decltype(check_history_entry<Implementation, Versions>())...>{};
-}
-
-template <class Implementation, class... Kinds>
-constexpr auto check_handlers(type_list<Kinds...>) {
-  return first_of<decltype(check_handler<Implementation, Kinds>())...>{};
-}
-
-/// The first mistake of an implementation: its basics, its handlers, then its history.
-template <class Implementation>
-constexpr auto check_implementation() {
-  if constexpr (!has_basics<Implementation>) {
-    return verdict<errors::implementation_needs_interface_vsn_state_and_init<Implementation>>{};
-  } else {
-    using handlers = decltype(check_handlers<Implementation>(typename Implementation::interface::kinds{}));
-    if constexpr (!fine<handlers>)
-      return verdict<error_of<handlers>>{};
-    else
-      return verdict<error_of<decltype(check_history<Implementation>(history_of<Implementation>{}))>>{};
-  }
-}
-
-template <class Implementation>
-using implementation_check = decltype(check_implementation<Implementation>());
-
-}  // namespace hotswap::detail
-
-namespace hotswap::detail {
-
-/// Runs `body`, reporting what it throws instead of letting it cross the table boundary.
-template <class Body>
-void report_failure(outcome& result, Body&& body) noexcept {
-  try {
-    body();
-  } catch (const std::exception& thrown) {
-    result = {true, thrown.what()};
-  } catch (...) {
-    result = {true, "an exception not derived from std::exception"};
-  }
-}
-
-template <class Implementation, std::size_t I>
-void handle(void* state, envelope& message, outcome& result) noexcept {
-  using Kind = typename Implementation::interface::template kind_at<I>;
-  using M = typename Kind::message;
-  using S = typename Implementation::state;
-  struct consume {
-    envelope& message;
-    ~consume() { discard<M>(message); }
-  } consumed{message};
-  S& s = *static_cast<S*>(state);
-  M& m = unpack<M>(message);
-  report_failure(result, [&] {
-    if constexpr (Kind::kind == message_kind::call)
-      static_cast<reply_slot<typename Kind::reply>*>(static_cast<reply_slot_base*>(message.reply))
-          ->answer(typename Kind::reply(Implementation::handle_call(std::move(m), s)));
-    else if constexpr (Kind::kind == message_kind::cast)
-      Implementation::handle_cast(std::move(m), s);
-    else
-      Implementation::handle_info(std::move(m), s);
-  });
-}
-
-template <class Interface, std::size_t I>
-void discard_message(envelope& message) noexcept {
-  discard<typename Interface::template kind_at<I>::message>(message);
-}
-
-template <class Implementation>
-void* init_state(const void* argument, outcome& result) noexcept {
-  using S = typename Implementation::state;
-  S* made = nullptr;
-  report_failure(result, [&] {
-    if constexpr (std::is_void_v<init_argument<Implementation>>)
-      made = new S(Implementation::init());
-    else
-      made = new S(Implementation::init(*static_cast<const init_argument<Implementation>*>(argument)));
-  });
-  return made;
-}
-
-template <class Implementation>
-void terminate_state(void* state, const exit_reason& reason) noexcept {
-  using S = typename Implementation::state;
-  if constexpr (requires(S& s) { Implementation::terminate(reason, s); }) {
-    outcome ignored;  // terminate is the last word: what it throws goes nowhere
-    report_failure(ignored, [&] { Implementation::terminate(reason, *static_cast<S*>(state)); });
-  }
-}
-
-template <class Implementation>
-void destroy_state(void* state) noexcept {
-  delete static_cast<typename Implementation::state*>(state);
-}
-
-/// Builds this implementation's state from a copy of the old one (the old stays intact).
-template <class Implementation, int Vsn, class Old>
-typename Implementation::state change_from(const Old& old, const extra_of<Implementation>& extra) {
-  if constexpr (requires(Old&& o) { Implementation::code_change(from_vsn<Vsn>{}, std::move(o), extra); })
-    return Implementation::code_change(from_vsn<Vsn>{}, Old(old), extra);
-  else if constexpr (writes_code_change<Implementation, Vsn, Old>)
-    return Implementation::code_change(from_vsn<Vsn>{}, Old(old));
-  else
-    return migrate_top<typename Implementation::state>(Old(old), extra);
-}
-
-template <class Implementation, class... Versions>
-void* change_state(void* old_state, std::uint64_t old_fingerprint, int old_vsn,
-                   const extra_of<Implementation>& extra, outcome& result, state_history<Versions...>) {
-  using S = typename Implementation::state;
-  void* made = nullptr;
-  bool known = false;
-  report_failure(result, [&] {
-    (void)((Versions::vsn == old_vsn && (known = true) &&
-            (value_fingerprint<typename Versions::type> == old_fingerprint
-                 ? (made = new S(change_from<Implementation, Versions::vsn>(
-                        *static_cast<const typename Versions::type*>(old_state), extra)),
-                    true)
-                 : (result = {true, "vsn " + std::to_string(old_vsn) + " is declared with state " +
-                                        std::string(type_spelling<typename Versions::type>()) +
-                                        ", but the server holds a state of another type"},
-                    true))) ||
-           ...);
-  });
-  if (!known && !result.failed) {
-    if (old_fingerprint == value_fingerprint<S>)
-      return old_state;  // the same state type: handed on as it is
-    result = {true, std::string(type_spelling<Implementation>()) + " does not know the state of vsn " +
-                        std::to_string(old_vsn) + ": list it in state_history"};
-  }
-  return made;
-}
-
-template <class Implementation>
-void* change_code(void* old_state, std::uint64_t old_fingerprint, int old_vsn, const extra_ref& extra,
-                  outcome& result) noexcept {
-  using Extra = extra_of<Implementation>;
-  if (!extra.value) {
-    Extra none{};
-    return change_state<Implementation>(old_state, old_fingerprint, old_vsn, none, result,
-                                        history_of<Implementation>{});
-  }
-  if (extra.fingerprint != value_fingerprint<Extra>) {
-    result = {true, "the extra given is a " + std::string(extra.type) + "; " +
-                        std::string(type_spelling<Implementation>()) + " takes a " +
-                        std::string(type_spelling<Extra>())};
-    return nullptr;
-  }
-  return change_state<Implementation>(old_state, old_fingerprint, old_vsn, *static_cast<const Extra*>(extra.value),
-                                      result, history_of<Implementation>{});
-}
-
-template <class Argument>
-inline constexpr std::uint64_t argument_fingerprint = value_fingerprint<Argument>;
-template <>
-inline constexpr std::uint64_t argument_fingerprint<void> = 0;
-template <class Argument>
-inline constexpr std::string_view argument_spelling = type_spelling<Argument>();
-template <>
-inline constexpr std::string_view argument_spelling<void> = "nothing";
-
-template <class Implementation>
-struct table_parts {
-  using interface = typename Implementation::interface;
-  static constexpr auto handlers = []<std::size_t... I>(std::index_sequence<I...>) {
-    return std::array<handler_fn, sizeof...(I)>{&handle<Implementation, I>...};
-  }(std::make_index_sequence<interface::size>{});
-  static constexpr auto discards = []<std::size_t... I>(std::index_sequence<I...>) {
-    return std::array<discard_fn, sizeof...(I)>{&discard_message<interface, I>...};
-  }(std::make_index_sequence<interface::size>{});
-};
-
-template <class Implementation>
-constexpr implementation_table make_table() {
-  using parts = table_parts<Implementation>;
-  using interface = typename Implementation::interface;
-  using S = typename Implementation::state;
-  return {interface::fingerprint,
-          interface::name,
-          type_spelling<Implementation>(),
-          Implementation::vsn,
-          value_fingerprint<S>,
-          type_spelling<S>(),
-          interface::size,
-          parts::handlers.data(),
-          parts::discards.data(),
-          interface::message_names.data(),
-          argument_fingerprint<init_argument<Implementation>>,
-          argument_spelling<init_argument<Implementation>>,
-          plain_data<S>(),
-          &init_state<Implementation>,
-          &terminate_state<Implementation>,
-          &destroy_state<Implementation>,
-          &change_code<Implementation>};
-}
-
-// A class, not a function, reports the error: clang takes a function whose instantiation failed
-// for one that cannot be evaluated, and would report every constant computed from it too.
-template <class Implementation>
-struct checked_table {
-  static_assert(sizeof(error_of<implementation_check<Implementation>>) != 0);  // the first mistake, once
-  static constexpr implementation_table table = [] {
-    if constexpr (fine<implementation_check<Implementation>>) return make_table<Implementation>();
-    else return implementation_table{};
-  }();
-};
 
 }  // namespace hotswap::detail
 
@@ -5133,6 +6436,7 @@ result<Result> control(const auto& server, std::chrono::nanoseconds timeout, Run
 #include <string>
 #include <utility>
 
+
 namespace hotswap::detail {
 
 /// Starts a server on `table` (whose interface the caller checked): init runs on this thread,
@@ -5151,7 +6455,7 @@ result<server_core*> start_server(const implementation_table& table, const void*
     }
   } handle{new server_core(runtime.next_id(), table, runtime.free_core)};
   server_core* const core = handle.core;
-  core->acquire();  // the reference for being alive
+  core->acquire();                        // the reference for being alive
   if (!table_owner && building_module) {  // a module's server of its own: leased from it
     const lease_maker& leases = module_leases();
     table_owner = leases.make(pin_this_image());
@@ -5193,6 +6497,7 @@ result<server_core*> start_server(const implementation_table& table, const void*
 
 #include <type_traits>
 #include <utility>
+
 
 namespace hotswap {
 template <class Interface>
@@ -5284,7 +6589,7 @@ struct interface {
 
  private:
   static_assert(sizeof(detail::error_of<decltype(detail::check_interface<interface, Kinds...>(
-                    std::index_sequence_for<Kinds...>{}))>) != 0);  // a message listed twice, reported once
+                           std::index_sequence_for<Kinds...>{}))>) != 0);  // a message listed twice, reported once
 };
 
 /// The reply type of call `Message` in `Interface`.
@@ -5393,24 +6698,23 @@ result<server_ref<Interface>> start(const implementation_table& table, const voi
   if (table.interface_fingerprint != Interface::fingerprint)
     return error{errc::wrong_interface, std::string(table.name) + " implements " + std::string(table.interface_name) +
                                             ", not " + std::string(Interface::name)};
-  auto started = detail::start_server(table, argument, options.name, options.own_thread,
-                                      std::move(options.table_owner), options.bind_owner);
+  auto started = detail::start_server(table, argument, options.name, options.own_thread, std::move(options.table_owner),
+                                      options.bind_owner);
   if (!started) return started.error();
   return *server_ref<Interface>::from(any_server(*started));
 }
 
 /// Starts a server of `Implementation`, whose init takes no argument.
 template <class Implementation>
-  requires(!detail::init_takes_argument<Implementation>)
-result<server_ref<typename Implementation::interface>> start(start_options options = {}) {
+requires(!detail::init_takes_argument<Implementation>) result<server_ref<typename Implementation::interface>> start(
+    start_options options = {}) {
   return start<typename Implementation::interface>(table_of<Implementation>, nullptr, std::move(options));
 }
 
 /// Starts a server of `Implementation`, passing `argument` to its init.
 template <class Implementation>
-  requires detail::init_takes_argument<Implementation>
-result<server_ref<typename Implementation::interface>> start(const detail::init_argument<Implementation>& argument,
-                                                             start_options options = {}) {
+requires detail::init_takes_argument<Implementation> result<server_ref<typename Implementation::interface>> start(
+    const detail::init_argument<Implementation>& argument, start_options options = {}) {
   return start<typename Implementation::interface>(table_of<Implementation>, &argument, std::move(options));
 }
 
@@ -5430,7 +6734,7 @@ result<reply_of<Interface, M>> call(const server_ref<Interface>& to, M&& message
   }
   if (!to) return error{errc::no_server, "an empty server handle"};
   return detail::call_server<reply_of<Interface, M>>(*to.core(), Interface::template index_of<std::remove_cvref_t<M>>,
-                                                      std::forward<M>(message), timeout);
+                                                     std::forward<M>(message), timeout);
 }
 
 /// Sends a cast. False if the server had stopped (the message is dropped, as in Erlang).
@@ -5523,7 +6827,9 @@ timer send_interval(const server_ref<Interface>& to, M message, std::chrono::ste
   return timer(detail::add_timer(to, std::move(message), period, period));
 }
 
-inline bool cancel(timer& pending) noexcept { return pending.cancel(); }
+inline bool cancel(timer& pending) noexcept {
+  return pending.cancel();
+}
 
 }  // namespace hotswap
 // ---- hotswap/sys.hpp ----
@@ -5561,8 +6867,8 @@ std::pair<extra_ref, std::shared_ptr<const void>> keep_extra(const Extra& extra)
 
 template <class Handle>
 result<void> change_code_request(const Handle& server, const implementation_table& table, int old_vsn,
-                                std::chrono::nanoseconds timeout, std::shared_ptr<const void> table_owner,
-                                extra_ref extra, std::shared_ptr<const void> extra_owner) {
+                                 std::chrono::nanoseconds timeout, std::shared_ptr<const void> table_owner,
+                                 extra_ref extra, std::shared_ptr<const void> extra_owner) {
   if (!table_owner && building_module) {  // a module's own table: the server gets a lease of it
     const lease_maker& leases = module_leases();
     table_owner = leases.make(pin_this_image());
@@ -5570,8 +6876,8 @@ result<void> change_code_request(const Handle& server, const implementation_tabl
   }
   return control<void>(
       server, timeout,
-      [&table, old_vsn, extra, owner = std::move(table_owner), extra_owner = std::move(extra_owner)](
-          server_core& core) mutable -> result<void> {
+      [&table, old_vsn, extra, owner = std::move(table_owner),
+       extra_owner = std::move(extra_owner)](server_core& core) mutable -> result<void> {
         const implementation_table& old = *core.table;
         if (!core.suspended) return error{errc::not_suspended, "suspend the server first"};
         if (table.interface_fingerprint != old.interface_fingerprint)
@@ -5629,7 +6935,6 @@ result<void> resume(const server_handle auto& server, std::chrono::nanoseconds t
   });
 }
 
-
 // -- changing code and state --
 
 /// Switches a suspended server to `table`, which makes its state from the old one (through its
@@ -5637,17 +6942,17 @@ result<void> resume(const server_handle auto& server, std::chrono::nanoseconds t
 /// Erlang. On any failure the server keeps its old state and table, and goes on serving.
 /// `table_owner` keeps the table's code loaded while the server runs it (modules set it).
 result<void> change_code(const server_handle auto& server, const implementation_table& table, int old_vsn,
-                                std::chrono::nanoseconds timeout = default_timeout,
-                                std::shared_ptr<const void> table_owner = {}) {
+                         std::chrono::nanoseconds timeout = default_timeout,
+                         std::shared_ptr<const void> table_owner = {}) {
   return detail::change_code_request(server, table, old_vsn, timeout, std::move(table_owner), {}, {});
 }
 
 /// change_code passing `extra` to code_change (a copy: the request may outlive the wait). A
 /// duration is never an extra: `change_code(server, table, 1, 2s)` is the timeout.
 template <class Extra>
-  requires(!detail::is_instance_of<std::chrono::duration, Extra>)
-result<void> change_code(const server_handle auto& server, const implementation_table& table, int old_vsn,
-                         const Extra& extra, std::chrono::nanoseconds timeout = default_timeout) {
+requires(!detail::is_instance_of<std::chrono::duration, Extra>) result<void> change_code(
+    const server_handle auto& server, const implementation_table& table, int old_vsn, const Extra& extra,
+    std::chrono::nanoseconds timeout = default_timeout) {
   auto [reference, kept] = detail::keep_extra(extra);
   return detail::change_code_request(server, table, old_vsn, timeout, {}, reference, std::move(kept));
 }
@@ -5667,20 +6972,20 @@ result<State> get_state(const server_handle auto& server, std::chrono::nanosecon
 template <class State, class Change>
 result<void> replace_state(const server_handle auto& server, Change change,
                            std::chrono::nanoseconds timeout = default_timeout) {
-  return detail::control<void>(server, timeout, [change = std::move(change)](detail::server_core& core) mutable
-                               -> result<void> {
-    if (core.table->state_fingerprint != detail::value_fingerprint<State>)
-      return error{errc::wrong_state_type, "the state is a " + std::string(core.table->state_type)};
-    State& current = *static_cast<State*>(core.state);
-    State changed = current;
-    try {
-      change(changed);
-    } catch (const std::exception& thrown) {
-      return error{errc::handler_failed, thrown.what()};
-    }
-    current = std::move(changed);
-    return {};
-  });
+  return detail::control<void>(
+      server, timeout, [change = std::move(change)](detail::server_core& core) mutable -> result<void> {
+        if (core.table->state_fingerprint != detail::value_fingerprint<State>)
+          return error{errc::wrong_state_type, "the state is a " + std::string(core.table->state_type)};
+        State& current = *static_cast<State*>(core.state);
+        State changed = current;
+        try {
+          change(changed);
+        } catch (const std::exception& thrown) {
+          return error{errc::handler_failed, thrown.what()};
+        }
+        current = std::move(changed);
+        return {};
+      });
 }
 
 // -- observing --
@@ -5688,7 +6993,7 @@ result<void> replace_state(const server_handle auto& server, Change change,
 /// What sys::get_status reports.
 struct status {
   std::uint64_t id;
-  std::string name;                ///< registered name (empty: none)
+  std::string name;            ///< registered name (empty: none)
   std::string interface;       ///< the interface's name
   std::string implementation;  ///< the implementation type running
   int vsn;
@@ -5719,8 +7024,8 @@ result<status> get_status(const server_handle auto& server, std::chrono::nanosec
 
 /// What sys::statistics reports.
 struct statistics_report {
-  std::uint64_t messages_handled;            ///< since the server started
-  std::chrono::nanoseconds time_in_handlers; ///< while timing was on
+  std::uint64_t messages_handled;             ///< since the server started
+  std::chrono::nanoseconds time_in_handlers;  ///< while timing was on
   bool timing;
   /// Handlers that held a pool worker over 4 ms (the pool added a worker for each if other
   /// servers were waiting), and the longest of them: its message, and how long it ran at least.
@@ -5731,7 +7036,7 @@ struct statistics_report {
 
 /// Turns the timing of handlers on or off (off at start: it costs two clock reads a message).
 result<void> statistics(const server_handle auto& server, bool timing,
-                               std::chrono::nanoseconds timeout = default_timeout) {
+                        std::chrono::nanoseconds timeout = default_timeout) {
   return detail::control<void>(server, timeout, [timing](detail::server_core& core) -> result<void> {
     core.timing = timing;
     return {};
@@ -5739,27 +7044,451 @@ result<void> statistics(const server_handle auto& server, bool timing,
 }
 
 result<statistics_report> statistics(const server_handle auto& server,
-                                            std::chrono::nanoseconds timeout = default_timeout) {
-  return detail::control<statistics_report>(server, timeout, [](detail::server_core& core) -> result<statistics_report> {
-    return statistics_report{core.handled,       core.time_in_handlers, core.timing,
-                             core.slow_handlers, core.slowest_message,  core.slowest_handler};
-  });
+                                     std::chrono::nanoseconds timeout = default_timeout) {
+  return detail::control<statistics_report>(
+      server, timeout, [](detail::server_core& core) -> result<statistics_report> {
+        return statistics_report{core.handled,       core.time_in_handlers, core.timing,
+                                 core.slow_handlers, core.slowest_message,  core.slowest_handler};
+      });
 }
 
 /// Calls `hook` for each message the server takes in and each it has handled, on the server's
 /// thread; an empty hook turns tracing off.
 result<void> trace(const server_handle auto& server, std::function<void(const trace_event&)> hook,
-                          std::chrono::nanoseconds timeout = default_timeout) {
-  return detail::control<void>(server, timeout,
-                               [hook = std::move(hook), code = detail::pin_this_image()](
-                                   detail::server_core& core) mutable -> result<void> {
-                                 core.trace = std::move(hook);  // the old hook goes before its code's hold
-                                 core.trace_code = std::move(code);
-                                 return {};
-                               });
+                   std::chrono::nanoseconds timeout = default_timeout) {
+  return detail::control<void>(
+      server, timeout,
+      [hook = std::move(hook), code = detail::pin_this_image()](detail::server_core& core) mutable -> result<void> {
+        core.trace = std::move(hook);  // the old hook goes before its code's hold
+        core.trace_code = std::move(code);
+        return {};
+      });
 }
 
 }  // namespace hotswap::sys
+
+// -- making a module --
+
+/// Makes this shared library a module named `name` (a string literal: letters, digits, '.', '_',
+/// '-') holding `Implementation`. Once in a library made by hotswap_add_module.
+#define HOTSWAP_MODULE(name, Implementation)                                                                          \
+  static_assert(::hotswap::detail::building_module,                                                                   \
+                "hotswap: HOTSWAP_MODULE makes a module: build this file into a library made by "                     \
+                "hotswap_add_module() in CMake (or compile it with -DHOTSWAP_MODULE_BUILD -fvisibility=hidden, "      \
+                "link it with hotswap_module.ld and seal it with hotswap-seal)");                                     \
+  static_assert(sizeof(::hotswap::detail::module_name_check<name>) != 0); /* a bad name, reported once */             \
+  [[gnu::used, gnu::retain, gnu::section("hotswap_module")]] constinit const auto hotswap_module_note =               \
+      ::hotswap::detail::module_note<name, Implementation>;                                                           \
+  [[gnu::used, gnu::retain,                                                                                           \
+    gnu::section("hotswap_seal")]] constinit const ::hotswap::detail::module_seal hotswap_module_seal = {             \
+      "hotswap seal 1", {}, {}, {}}; /* written by hotswap-seal after the link */                                     \
+  extern "C"                                                                                                          \
+      [[gnu::visibility("default")]] constinit const ::hotswap::detail::module_descriptor hotswap_module_descriptor = \
+          ::hotswap::detail::make_descriptor<Implementation>(hotswap_module_note.data())
+
+namespace hotswap {
+
+/// What a module must share with the program that loads it: the compiler and its version, the
+/// standard library and its dual-ABI setting, hotswap's version and the digest of its headers,
+/// the pointer size, exceptions and RTTI. A module built otherwise is refused (errc::abi_mismatch).
+inline constexpr std::string_view abi_description = detail::abi_description;
+inline constexpr std::uint64_t abi_fingerprint = detail::abi_fingerprint;
+
+// -- loaded modules --
+
+/// One loaded version of a module: what its note says, and the servers using it. Shared by the
+/// code server, the servers on it (and whatever else holds its code); its library is unmapped
+/// after the last of them lets go (at the code server's next load, purge, retire or collect).
+class module_version : public std::enable_shared_from_this<module_version> {
+ public:
+  const std::string& name() const noexcept { return note_.name; }
+  int vsn() const noexcept { return note_.vsn; }
+  /// The file it was loaded from, and the private copy it runs from.
+  const std::string& path() const noexcept { return path_; }
+  const std::string& copy() const noexcept { return copy_; }
+  const std::string& implementation() const noexcept { return note_.implementation; }
+  const std::string& interface_name() const noexcept { return note_.interface_name; }
+  std::uint64_t interface_fingerprint() const noexcept { return note_.interface; }
+  template <class Interface>
+  bool implements() const noexcept {
+    return note_.interface == Interface::fingerprint;
+  }
+
+  /// The servers using this version now: running its table, or holding a state it made that
+  /// is not plain data.
+  template <class Lease = detail::lease<module_version>>
+  std::vector<any_server> servers() const {
+    std::vector<any_server> using_it;
+    const detail::spin_guard hold(lock_);
+    for (const Lease* held : leases_) {
+      detail::server_core* server = held->server;  // its table's lease and its state's may both be here
+      const auto seen = [&](const any_server& listed) { return listed.core() == server; };
+      if (server && std::none_of(using_it.begin(), using_it.end(), seen) &&
+          server->alive.load(std::memory_order_acquire) && detail::try_acquire(*server))
+        using_it.emplace_back(server);
+    }
+    return using_it;
+  }
+
+  module_version(const module_version&) = delete;
+  module_version& operator=(const module_version&) = delete;
+
+  // Made by the code server only: `library` closes the library when the last holder lets go.
+  module_version(detail::module_note_fields note, std::string path, std::string copy, const implementation_table* table,
+                 std::shared_ptr<void> library)
+      : note_(std::move(note)),
+        path_(std::move(path)),
+        copy_(std::move(copy)),
+        table_(table),
+        library_(std::move(library)) {}
+
+ private:
+  template <class>
+  friend struct detail::lease;
+  template <class>
+  friend struct detail::module_access;
+  detail::module_note_fields note_;
+  std::string path_, copy_;
+  const implementation_table* table_;  // reached only with a lease (detail::module_access)
+  std::shared_ptr<void> library_;
+  mutable detail::spin_lock lock_;
+  mutable std::vector<detail::lease<module_version>*> leases_;
+};
+
+using module_ptr = std::shared_ptr<const module_version>;
+
+// -- servers on modules --
+
+/// Starts a server running a module's table, passing `argument` to its init. Fails if the
+/// module implements another interface or its init takes another argument.
+template <class Interface, class Argument>
+requires detail::is_interface<Interface> result<server_ref<Interface>> start(const module_ptr& code,
+                                                                             const Argument& argument,
+                                                                             start_options options = {}) {
+  auto leased = detail::lease_to_start<Argument>(code);
+  if (!leased) return leased.error();
+  options.table_owner = std::move(leased->lease);
+  options.bind_owner = &detail::bind_lease<module_version>;
+  return start<Interface>(*leased->table, &argument, std::move(options));
+}
+
+/// Starts a server running a module's table whose init takes no argument.
+template <class Interface>
+requires detail::is_interface<Interface> result<server_ref<Interface>> start(const module_ptr& code,
+                                                                             start_options options = {}) {
+  auto leased = detail::lease_to_start<void>(code);
+  if (!leased) return leased.error();
+  options.table_owner = std::move(leased->lease);
+  options.bind_owner = &detail::bind_lease<module_version>;
+  return start<Interface>(*leased->table, nullptr, std::move(options));
+}
+
+namespace sys {
+/// change_code to a loaded module: the server then keeps that version loaded.
+result<void> change_code(const server_handle auto& server, const module_ptr& code, int old_vsn,
+                         std::chrono::nanoseconds timeout = default_timeout) {
+  auto leased = detail::lease_to_server(code, server.core());
+  if (!leased) return leased.error();
+  return detail::change_code_request(server, *leased->table, old_vsn, timeout, std::move(leased->lease), {}, {});
+}
+
+/// change_code to a loaded module, passing `extra` to its code_change (a duration is the timeout).
+template <class Extra>
+requires(!detail::is_instance_of<std::chrono::duration, Extra>) result<void> change_code(
+    const server_handle auto& server, const module_ptr& code, int old_vsn, const Extra& extra,
+    std::chrono::nanoseconds timeout = default_timeout) {
+  auto leased = detail::lease_to_server(code, server.core());
+  if (!leased) return leased.error();
+  auto [reference, kept] = detail::keep_extra(extra);
+  return detail::change_code_request(server, *leased->table, old_vsn, timeout, std::move(leased->lease), reference,
+                                     std::move(kept));
+}
+}  // namespace sys
+
+// -- the code server --
+
+/// soft: refuse while servers use the old version; force: stop them first.
+enum class purge_mode { soft, force };
+
+/// What a purge did.
+struct purge_report {
+  int vsn = 0;                      ///< the version purged (0: there was no old version)
+  std::size_t servers_stopped = 0;  ///< by a forced purge
+  bool unmapped = false;            ///< its library is gone from the process
+  std::string note;                 ///< why it is still mapped, when it is
+};
+
+/// How a code server is set up.
+struct code_server_options {
+  /// Where private copies of the libraries go (made, mode 0700); empty: a new directory under
+  /// $TMPDIR or /tmp. It must allow executable mappings (not mounted noexec).
+  std::string directory{};
+  /// A larger file is refused at once (errc::too_large), before a byte of it is read: a module
+  /// is kilobytes to megabytes, and a load holds the code server.
+  std::size_t largest_module = std::size_t{64} << 20;
+  /// Ed25519 public keys (PEM, as `hotswap-seal keygen` or `openssl pkey -pubout` write them);
+  /// given any, a module not signed by one of them is refused (errc::untrusted). None: a module
+  /// need only be sealed (its bytes as its build wrote them).
+  std::vector<std::string> trusted_keys{};
+};
+
+/// Loads modules, keeping a current and an old version of each, as Erlang's code server. Its
+/// operations run one at a time, in the order they are called. (A template only so that a
+/// program compiles it where it uses it: use hotswap::code_server.)
+template <class = void>
+class basic_code_server {
+ public:
+  explicit basic_code_server(code_server_options options = {})
+      : directory_(std::move(options.directory)), largest_module_(options.largest_module) {
+    for (std::size_t i = 0; i < options.trusted_keys.size(); ++i) {
+      trusted_.push_back(detail::read_public_key(options.trusted_keys[i]));
+      if (!trusted_.back() && bad_key_.empty())
+        bad_key_ = "trusted key " + std::to_string(i + 1) +
+                   " is not an Ed25519 public key in PEM (hotswap-seal keygen writes one), so no module is taken";
+    }
+  }
+  basic_code_server(const basic_code_server&) = delete;
+  basic_code_server& operator=(const basic_code_server&) = delete;
+  /// Closes what nothing uses; libraries still in use stay mapped (and their copies stay on disk).
+  ~basic_code_server() {
+    modules_.clear();
+    closer_->close_pending();
+    if (made_directory_) ::rmdir(directory_.c_str());  // only if empty
+  }
+
+  /// Loads the module in `path`, checking it against the program (ABI, schemas) and against
+  /// its loaded versions (interface, a newer vsn), and makes it the current version; the
+  /// current one becomes old (an old one nothing uses any more is purged first). On any failure
+  /// (errc::no_file, unsafe_path, not_a_library, too_large, truncated, no_descriptor, unsealed,
+  /// torn, untrusted, abi_mismatch, wrong_interface, schema_conflict, not_newer, not_purged,
+  /// load_failed, initializer_failed) the code server and every server are left as they were.
+  result<module_ptr> load(const std::string& path) { return load(path, 0, {}); }
+
+  /// The same, checking too that the module implements `Interface` as this program knows it.
+  template <class Interface>
+  result<module_ptr> load(const std::string& path) {
+    return load(path, Interface::fingerprint, Interface::name);
+  }
+
+  /// The current and old versions of a module (null if none).
+  module_ptr current(std::string_view name) const { return find(name, &entry::current); }
+  module_ptr old(std::string_view name) const { return find(name, &entry::old); }
+
+  /// Unloads the old version of `name`. Soft: fails with errc::not_purged, naming the servers
+  /// still using it, if any does. Force: stops them first, each within `timeout`; if one cannot
+  /// be stopped (a handler that does not return), fails with errc::not_purged naming it, and
+  /// keeps the version (its stop may take effect later; purge again then). The library is
+  /// unmapped once nothing holds its code (a handle to a stopped server, a pending timer or reply
+  /// may, for a while).
+  result<purge_report> purge(std::string_view name, purge_mode mode = purge_mode::soft,
+                             std::chrono::nanoseconds timeout = default_timeout) {
+    const detail::spin_guard one_at_a_time(operation_);
+    module_ptr old_version = old(name);
+    if (!old_version && !current(name)) return error{errc::no_module, "no module " + std::string(name) + " is loaded"};
+    purge_report report;
+    if (!old_version) return report;
+    report.vsn = old_version->vsn();
+    std::vector<any_server> using_it = old_version->servers();
+    if (!using_it.empty() && mode == purge_mode::soft)
+      return error{errc::not_purged,
+                   detail::describe_users(*old_version, using_it) + std::string(detail::purge_advice)};
+    std::vector<any_server> running_on;  // what could not be stopped: the version stays
+    for (auto& server : using_it) {
+      if (stop(server, timeout))
+        ++report.servers_stopped;
+      else if (server.alive())
+        running_on.push_back(server);
+    }
+    if (!running_on.empty())
+      return error{errc::not_purged, detail::describe_users(*old_version, running_on) + ", which did not stop within " +
+                                         std::to_string(timeout.count() / 1'000'000) +
+                                         " ms (a handler that has not returned); its stop may take effect later: "
+                                         "purge again then"};
+    using_it.clear();
+    {
+      const detail::spin_guard hold(lock_);
+      if (entry* found = find_entry(name); found && found->old == old_version) found->old.reset();
+    }
+    const std::weak_ptr<const module_version> watch = old_version;
+    const std::string copy = old_version->copy().substr(old_version->copy().rfind('/') + 1);
+    old_version.reset();
+    const auto closed = closer_->close_pending();
+    if (!watch.expired()) {
+      report.note = "still held by " + std::to_string(watch.use_count()) +
+                    " holder(s) of its code (a stopped server's handle, a timer, a reply); unmapped at a later "
+                    "collect() once they are gone";
+      return report;
+    }
+    for (const auto& one : closed)
+      if (one.name == copy) report.unmapped = one.unmapped;
+    if (!report.unmapped)
+      report.note =
+          "closed, but the system keeps it mapped (it registered thread-local destructors or has unique "
+          "symbols: build it with hotswap_add_module)";
+    return report;
+  }
+
+  /// Makes the current version of `name` old, as Erlang's code:delete/1: the servers on it run
+  /// on, purge can then unload it, and any vsn may be loaded next. An old version nothing uses is
+  /// purged first; one that servers still use makes this fail with errc::not_purged.
+  result<void> retire(std::string_view name) {
+    const detail::spin_guard one_at_a_time(operation_);
+    module_ptr purged;
+    {
+      const detail::spin_guard hold(lock_);
+      entry* found = find_entry(name);
+      if (!found || !found->current) return error{errc::no_module, "no module " + std::string(name) + " is loaded"};
+      if (found->old)
+        if (std::vector<any_server> using_it = found->old->servers(); !using_it.empty())
+          return error{errc::not_purged,
+                       "the old version must go first: " + detail::describe_users(*found->old, using_it) +
+                           std::string(detail::purge_advice)};
+      purged = std::exchange(found->old, std::exchange(found->current, nullptr));
+    }
+    purged.reset();
+    closer_->close_pending();
+    return {};
+  }
+
+  /// Unmaps the libraries nothing holds any more; how many.
+  std::size_t collect() {
+    const detail::spin_guard one_at_a_time(operation_);
+    return closer_->close_pending().size();
+  }
+
+  /// Where the private copies go (empty until the first load, when none was given).
+  std::string directory() const {
+    const detail::spin_guard hold(lock_);
+    return directory_;
+  }
+
+ private:
+  struct entry {
+    std::string name;
+    module_ptr current, old;
+  };
+
+  module_ptr find(std::string_view name, module_ptr entry::*which) const {
+    const detail::spin_guard hold(lock_);
+    for (const auto& known : modules_)
+      if (known.name == name) return known.*which;
+    return nullptr;
+  }
+  entry* find_entry(std::string_view name) {
+    for (auto& known : modules_)
+      if (known.name == name) return &known;
+    return nullptr;
+  }
+
+  /// The directory of the copies, made and opened on first use.
+  result<void> open_directory(const std::string& path) {
+    if (directory_fd_->fd >= 0) return {};
+    auto opened = detail::open_copy_directory(directory(), path);
+    if (!opened) return opened.error();
+    const detail::spin_guard hold(lock_);
+    directory_ = std::move(opened->name);
+    made_directory_ = opened->made;
+    directory_fd_->fd = opened->fd;
+    return {};
+  }
+
+  result<module_ptr> load(const std::string& path, std::uint64_t interface, std::string_view interface_name) {
+    const detail::spin_guard one_at_a_time(operation_);
+    closer_->close_pending();
+    try {
+      return load_checked(path, interface, interface_name);
+    } catch (const std::exception& failed) {  // out of memory, most likely: what was opened is closed
+      closer_->close_pending();
+      return detail::file_error(errc::load_failed, path, failed.what());
+    }
+  }
+
+  result<module_ptr> load_checked(const std::string& path, std::uint64_t interface, std::string_view interface_name) {
+    // Everything the file says is checked before any of its code runs.
+    const auto resolved = detail::resolve_safe_path(path);
+    if (!resolved) return resolved.error();
+    const auto bytes = detail::read_module_file(*resolved, path, largest_module_);
+    if (!bytes) return bytes.error();
+    const auto sections = detail::find_module_sections(*bytes, path);
+    if (!sections) return sections.error();
+    if (!bad_key_.empty()) return detail::file_error(errc::untrusted, path, bad_key_);
+    if (auto sealed = detail::check_seal(*bytes, sections->seal, trusted_, path); !sealed) return sealed.error();
+    const std::string_view text = sections->note;
+    const auto note = detail::parse_module_note(text, path);
+    if (!note) return note.error();
+    if (auto fits = detail::check_fits(*note, path, interface, interface_name, current(note->name), old(note->name),
+                                       registry());
+        !fits)
+      return fits.error();
+    if (auto opened = open_directory(path); !opened) return opened.error();
+    const auto copy = detail::write_copy(*directory_fd_, directory(), *bytes, *note, path);
+    if (!copy) return copy.error();
+
+    // Opened through the copy directory's descriptor: static initializers (deferred by the link
+    // script) run in attach.
+    void* handle = ::dlopen(directory_fd_->path_of(*copy).c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (!handle) {
+      ::unlinkat(directory_fd_->fd, copy->c_str(), 0);
+      return detail::file_error(errc::load_failed, path, ::dlerror());
+    }
+    std::shared_ptr<void> library(handle,
+                                  [closer = closer_, copy = *copy](void* opened) { closer->add(opened, copy); });
+    const auto* descriptor =
+        static_cast<const detail::module_descriptor*>(::dlsym(handle, "hotswap_module_descriptor"));
+    if (!descriptor || descriptor->magic != detail::descriptor_magic || std::string_view(descriptor->note) != text ||
+        descriptor->table->interface_fingerprint != note->interface || descriptor->table->vsn != note->vsn) {
+      library.reset();
+      closer_->close_pending();
+      return detail::file_error(errc::no_descriptor, path, "its descriptor is missing or disagrees with its note");
+    }
+    auto version =
+        std::make_shared<module_version>(*note, path, directory() + "/" + *copy, descriptor->table, std::move(library));
+    std::string failure;
+    const detail::host_link host{&detail::the_runtime(), &registry(), version.get(),
+                                 [](const void* self) noexcept -> std::shared_ptr<const void> {
+                                   return static_cast<const module_version*>(self)->weak_from_this().lock();
+                                 }};
+    if (!descriptor->attach(host, detail::leases_of<module_version>, failure)) {
+      version.reset();
+      closer_->close_pending();
+      return detail::file_error(errc::initializer_failed, path, "a static initializer threw: " + failure);
+    }
+    std::vector<version_info> schemas;
+    descriptor->describe_schemas(schemas);
+    for (auto& schema : schemas) registry().add(std::move(schema));  // checked against the registry above
+
+    // Loads run one at a time: what check() saw still holds.
+    module_ptr purged;
+    {
+      const detail::spin_guard hold(lock_);
+      entry* found = find_entry(note->name);
+      if (!found)
+        modules_.push_back(entry{note->name, version, nullptr});
+      else if (!found->current)  // retired: the old version stays old
+        found->current = version;
+      else
+        purged = std::exchange(found->old, std::exchange(found->current, version));
+    }
+    purged.reset();
+    closer_->close_pending();
+    return module_ptr(std::move(version));
+  }
+
+  detail::spin_lock operation_;     // one load, purge, retire or collect at a time
+  mutable detail::spin_lock lock_;  // the table below, briefly
+  std::string directory_;
+  bool made_directory_ = false;
+  std::size_t largest_module_;
+  std::vector<detail::evp_key> trusted_;
+  std::string bad_key_;  // why trusted_ is unusable (a key that did not parse), if it is
+  std::vector<entry> modules_;
+  std::shared_ptr<detail::copy_directory> directory_fd_ = std::make_shared<detail::copy_directory>();
+  std::shared_ptr<detail::library_closer<>> closer_ = std::make_shared<detail::library_closer<>>(directory_fd_);
+};
+
+using code_server = basic_code_server<>;
+
+}  // namespace hotswap
 // ---- hotswap/supervisors.hpp ----
 // Supervisors, as Erlang's: a server that starts children in order, restarts them when they
 // end by its strategy and their restart type, gives up (and ends itself, which its own
@@ -5815,7 +7544,7 @@ child_spec child(std::string id, start_options options = {}, restart restart_typ
 
 struct supervisor_flags {
   hotswap::strategy strategy = strategy::one_for_one;
-  int intensity = 1;                         ///< at most this many restarts (0 or more) ...
+  int intensity = 1;                       ///< at most this many restarts (0 or more) ...
   std::chrono::milliseconds period{5000};  ///< ... in this period (more than 0), else the supervisor gives up
 };
 
@@ -6011,8 +7740,7 @@ template <class Implementation = detail::supervisor_implementation<>>
 class basic_application {
  public:
   /// Starts the children in order, under a supervisor registered as `name`.
-  static result<basic_application> start(std::string name, supervisor_flags flags,
-                                         std::vector<child_spec> children) {
+  static result<basic_application> start(std::string name, supervisor_flags flags, std::vector<child_spec> children) {
     auto root = start_supervisor<Implementation>(flags, std::move(children), {.name = std::move(name)});
     if (!root) return root.error();
     return basic_application(std::move(*root));
@@ -6030,1505 +7758,5 @@ class basic_application {
 
 /// An application: a top supervisor started from an ordered children list, stopped in reverse.
 using application = basic_application<>;
-
-}  // namespace hotswap
-// ---- hotswap/modules.hpp ----
-// Modules: implementation tables and schema histories loaded from shared libraries at run time,
-// as Erlang's code server loads modules.
-//
-// A module is a shared library (made by hotswap_add_module in CMake) whose source says
-//
-//     HOTSWAP_MODULE("counter", CounterV2)
-//
-// and the program loads it, starts servers on it or switches running ones to it:
-//
-//     hotswap::code_server code;
-//     auto v2 = code.load<Counter>("modules/counter_v2.so").value();
-//     hotswap::sys::suspend(server).value();
-//     hotswap::sys::change_code(server, v2, 1).value();   // from vsn 1
-//     hotswap::sys::resume(server).value();
-//     code.purge("counter");                              // unloads v1, or names the servers using it
-//
-// Everything a module says of itself (ABI, name, vsn, interface, schemas) is text in a section of
-// the file, read and checked before the library is opened, with the seal its build wrote (a digest
-// of its bytes, and a signature if the build has a key): a module that does not fit, is torn or
-// is not signed by a trusted key never runs a line of its code. Each version is loaded from a
-// private copy (rebuilding the file in place does not touch running code), and unmapped only once
-// no server, table, state, timer or reply of its code is left.
-
-#include <dlfcn.h>
-
-#include <cstdint>
-#include <string>
-#include <string_view>
-#include <utility>
-#include <vector>
-
-// ---- hotswap/detail/abi/abi_description.hpp ----
-// The ABI a module must share with the program that loads it, described in text that enters its
-// note and hashed into the fingerprint both compare.
-
-#include <cstdint>
-#include <string_view>
-// ---- hotswap/detail/abi/headers_digest.hpp ----
-// Generated by tools/headers_digest.py from every other header under include/hotswap; do not
-// edit. It enters the ABI fingerprint: a module built from other headers is refused.
-
-#define HOTSWAP_DETAIL_HEADERS_DIGEST "1c68dbb032a73be6"
-
-#define HOTSWAP_DETAIL_TEXT(x) #x
-#define HOTSWAP_DETAIL_STRING(x) HOTSWAP_DETAIL_TEXT(x)
-
-#if defined(__clang__)
-#define HOTSWAP_DETAIL_COMPILER                                                                         \
-  "clang " HOTSWAP_DETAIL_STRING(__clang_major__) "." HOTSWAP_DETAIL_STRING(__clang_minor__) "." \
-      HOTSWAP_DETAIL_STRING(__clang_patchlevel__)
-#elif defined(__GNUC__)
-#define HOTSWAP_DETAIL_COMPILER \
-  "g++ " HOTSWAP_DETAIL_STRING(__GNUC__) "." HOTSWAP_DETAIL_STRING(__GNUC_MINOR__) "." HOTSWAP_DETAIL_STRING(__GNUC_PATCHLEVEL__)
-#else
-#define HOTSWAP_DETAIL_COMPILER "unknown compiler"
-#endif
-
-#if defined(__GLIBCXX__)
-#define HOTSWAP_DETAIL_STDLIB                                                                      \
-  "libstdc++ " HOTSWAP_DETAIL_STRING(__GLIBCXX__) ", cxx11 abi " HOTSWAP_DETAIL_STRING(_GLIBCXX_USE_CXX11_ABI)
-#elif defined(_LIBCPP_VERSION)
-#define HOTSWAP_DETAIL_STDLIB "libc++ " HOTSWAP_DETAIL_STRING(_LIBCPP_VERSION) ", abi " HOTSWAP_DETAIL_STRING(_LIBCPP_ABI_VERSION)
-#else
-#define HOTSWAP_DETAIL_STDLIB "unknown standard library"
-#endif
-
-#if defined(_GLIBCXX_DEBUG)  // debug containers have other layouts
-#define HOTSWAP_DETAIL_DEBUG_CONTAINERS ", debug containers"
-#else
-#define HOTSWAP_DETAIL_DEBUG_CONTAINERS ""
-#endif
-
-#if defined(__cpp_exceptions) || defined(__EXCEPTIONS)
-#define HOTSWAP_DETAIL_EXCEPTIONS "exceptions on"
-#else
-#define HOTSWAP_DETAIL_EXCEPTIONS "exceptions off"
-#endif
-
-#if defined(__GXX_RTTI) || defined(__cpp_rtti)
-#define HOTSWAP_DETAIL_RTTI "rtti on"
-#else
-#define HOTSWAP_DETAIL_RTTI "rtti off"
-#endif
-
-
-namespace hotswap::detail {
-
-/// What a module must share with the program that loads it (hotswap::abi_description): the compiler and its version, the
-/// standard library and its dual-ABI setting, hotswap's version and the digest of its headers
-/// (the layouts of what program and module share, and the code that works on them), the pointer
-/// size, exceptions and RTTI. (Types cross between them as they are, so any of these changing is
-/// a refusal.)
-inline constexpr std::string_view abi_description =
-    HOTSWAP_DETAIL_COMPILER "; " HOTSWAP_DETAIL_STDLIB HOTSWAP_DETAIL_DEBUG_CONTAINERS
-    "; hotswap " HOTSWAP_VERSION_STRING " headers " HOTSWAP_DETAIL_HEADERS_DIGEST "; "
-    HOTSWAP_DETAIL_STRING(__SIZEOF_POINTER__) "-byte pointers; " HOTSWAP_DETAIL_EXCEPTIONS "; " HOTSWAP_DETAIL_RTTI;
-inline constexpr std::uint64_t abi_fingerprint = fnv1a(abi_description);
-
-}  // namespace hotswap::detail
-// ---- hotswap/detail/abi/module_descriptor.hpp ----
-// What the program finds through a module's one exported symbol, once the module's note has passed
-// its checks; and how the module attaches to the program (its static initializers run then).
-
-#include <cstdint>
-#include <exception>
-#include <string>
-#include <vector>
-#include <unistd.h>
-
-// Set by the linker around the static initializers hotswap_add_module moved out of .init_array.
-extern "C" {
-[[gnu::weak, gnu::visibility("hidden")]] extern void (*const __start_hotswap_init_array[])(int, char**, char**);
-[[gnu::weak, gnu::visibility("hidden")]] extern void (*const __stop_hotswap_init_array[])(int, char**, char**);
-}
-
-
-namespace hotswap::detail {
-
-struct version_info;  // schemas/version_info.hpp
-
-inline constexpr std::uint64_t descriptor_magic = 0x3176'6d73'7768'746fULL;  // "othwsmv1"
-
-/// What the program finds through the module's one exported symbol, once the note has passed.
-struct module_descriptor {
-  std::uint64_t magic;
-  const char* note;  // the same text as the section
-  const implementation_table* table;
-  void (*describe_schemas)(std::vector<version_info>& out);
-  /// Links the module to the program (its runtime, its registry, the module's own version and
-  /// how the program leases it to servers), then runs the module's static initializers (which
-  /// hotswap_add_module's link script defers to here); false, with what one of them threw.
-  bool (*attach)(const host_link& host, const lease_maker& leases, std::string& failure) noexcept;
-};
-
-template <class Implementation>
-bool attach_module(const host_link& host, const lease_maker& leases, std::string& failure) noexcept {
-  module_host = host;
-  module_leases() = leases;
-  try {
-    for (auto* run = __start_hotswap_init_array; run != __stop_hotswap_init_array; ++run) (*run)(0, nullptr, environ);
-    return true;
-  } catch (const std::exception& thrown) {
-    failure = thrown.what();
-  } catch (...) {
-    failure = "an exception not derived from std::exception";
-  }
-  return false;
-}
-
-}  // namespace hotswap::detail
-// ---- hotswap/detail/modules/copy_directory.hpp ----
-// The private copies of modules: the directory that holds them (made, checked and opened once;
-// every copy made and opened relative to it), writing a copy, and closing libraries once their
-// last user has gone. Templates only so that a program that loads no module does not compile them.
-
-#include <dlfcn.h>
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <atomic>
-#include <cerrno>
-#include <cstdint>
-#include <cstdlib>
-#include <cstring>
-#include <string>
-#include <utility>
-#include <vector>
-
-// ---- hotswap/detail/modules/module_file.hpp ----
-// Reading a module's file before any of its code runs: the path (nobody else could have written
-// it), the bytes, the ELF headers (nothing the loader maps lies past the end: a truncated library
-// would crash the program when first touched), and the note HOTSWAP_MODULE stamps into it.
-// Functions are templates only so that a program that loads no module does not compile them.
-
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstdint>
-#include <cstdlib>
-#include <cstring>
-#include <limits>
-#include <string>
-#include <string_view>
-#include <vector>
-
-// ---- hotswap/detail/modules/module_name.hpp ----
-// The rule for a module's name, which both the note's writer (at compile time) and its reader check.
-
-#include <string_view>
-
-namespace hotswap::detail {
-
-/// A module's name: letters, digits, '.', '_', '-' (it names files).
-constexpr bool valid_module_name(std::string_view name) {
-  if (name.empty() || name.size() > 200 || name[0] == '.') return false;
-  for (const char c : name)
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-          c == '-'))
-      return false;
-  return true;
-}
-
-}  // namespace hotswap::detail
-
-namespace hotswap::detail {
-
-/// The ELF64 records read here (the System V ABI's layout), so that <elf.h>'s thousands of
-/// macros stay out of every file that includes hotswap.
-namespace elf {
-struct header {
-  unsigned char ident[16];
-  std::uint16_t type, machine;
-  std::uint32_t version;
-  std::uint64_t entry, phoff, shoff;
-  std::uint32_t flags;
-  std::uint16_t ehsize, phentsize, phnum, shentsize, shnum, shstrndx;
-};
-struct segment {
-  std::uint32_t type, flags;
-  std::uint64_t offset, vaddr, paddr, filesz, memsz, align;
-};
-struct section {
-  std::uint32_t name, type;
-  std::uint64_t flags, addr, offset, size;
-  std::uint32_t link, info;
-  std::uint64_t addralign, entsize;
-};
-static_assert(sizeof(header) == 64 && sizeof(segment) == 56 && sizeof(section) == 64);
-inline constexpr unsigned char class_64 = 2, little_endian = 1, big_endian = 2;
-inline constexpr std::uint16_t relocatable = 1, shared_object = 3;
-inline constexpr std::uint32_t loadable = 1, progbits = 1, nobits = 8;
-#if defined(__x86_64__)
-inline constexpr std::uint16_t this_machine = 62;
-#elif defined(__aarch64__)
-inline constexpr std::uint16_t this_machine = 183;
-#else
-inline constexpr std::uint16_t this_machine = 0;  // none: modules are refused
-#endif
-}  // namespace elf
-
-
-/// What a module's note says.
-struct module_note_fields {
-  std::uint64_t abi = 0;
-  std::string abi_text, name, implementation, interface_name;
-  int vsn = 0;
-  std::uint64_t interface = 0;
-  struct schema_version {
-    std::string schema;
-    int vsn;
-    std::uint64_t fingerprint;
-  };
-  std::vector<schema_version> schemas;
-};
-
-template <class = void>
-error file_error(errc code, const std::string& path, const std::string& why) {
-  return error{code, path + ": " + why};
-}
-
-/// Why `info` makes its file or directory unsafe (empty: it is safe): writable by group or
-/// others (a sticky directory such as /tmp excepted: nobody can replace what is in it but its
-/// owner), or owned by a user other than root or this one.
-template <class = void>
-std::string unsafe_because(const struct stat& info, const std::string& what) {
-  if (info.st_uid != 0 && info.st_uid != ::geteuid())
-    return what + " belongs to another user (uid " + std::to_string(info.st_uid) + ")";
-  const bool sticky = S_ISDIR(info.st_mode) && (info.st_mode & S_ISVTX);
-  if ((info.st_mode & (S_IWGRP | S_IWOTH)) && !sticky)
-    return what + " is writable by " + ((info.st_mode & S_IWOTH) ? "every user" : "its group") +
-           ": loading it would run code others could have written";
-  return {};
-}
-
-/// Why a directory from `dir` (absolute) up to / is unsafe, as it is now (no reason: all are safe).
-template <class = void>
-error unsafe_directory_on(std::string dir) {
-  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
-  for (;; dir.erase(dir.rfind('/'))) {
-    const std::string shown = dir.empty() ? "/" : dir;
-    struct stat info {};
-    if (::stat(shown.c_str(), &info) != 0) return {errc::no_file, shown + ": " + std::strerror(errno)};
-    if (std::string why = unsafe_because(info, "the directory " + shown); !why.empty())
-      return {errc::unsafe_path, std::move(why)};
-    if (dir.empty()) return {errc::unsafe_path, {}};
-  }
-}
-
-/// The same for the directory of `file` (absolute).
-template <class = void>
-error unsafe_directory_of(const std::string& file) {
-  return unsafe_directory_on(file.substr(0, file.rfind('/')));
-}
-
-/// `path` made absolute (from the working directory), not resolved.
-template <class = void>
-std::string absolute(const std::string& path) {
-  if (path.starts_with('/')) return path;
-  std::string here(4096, '\0');
-  if (!::getcwd(here.data(), here.size())) return path;
-  return here.c_str() + std::string("/") + path;
-}
-
-/// The path with every symbolic link resolved, once every directory on it is safe, and every
-/// directory of the path as given too (a symbolic link in a directory others can write could be
-/// pointed elsewhere before the next load).
-template <class = void>
-result<std::string> resolve_safe_path(const std::string& path) {
-  char* resolved = ::realpath(path.c_str(), nullptr);
-  if (!resolved) return file_error(errc::no_file, path, std::strerror(errno));
-  const std::string file(resolved);
-  std::free(resolved);
-  for (const std::string& way : {file, absolute(path)})
-    if (error unsafe = unsafe_directory_of(way); !unsafe.what.empty()) return file_error(unsafe.code, path, unsafe.what);
-  return file;
-}
-
-/// The bytes of the file at `resolved` (a safe path), checked on the open file itself: a regular
-/// file, safe, at most `largest` bytes (a larger one is refused before a byte is read). Never
-/// blocks (a FIFO is refused, not waited on).
-template <class = void>
-result<std::string> read_module_file(const std::string& resolved, const std::string& path, std::size_t largest) {
-  const int fd = ::open(resolved.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-  if (fd < 0) return file_error(errc::no_file, path, std::strerror(errno));
-  struct stat info {};
-  std::string bytes, why;
-  errc code = errc::not_a_library;
-  if (::fstat(fd, &info) != 0) {
-    code = errc::no_file;
-    why = std::strerror(errno);
-  } else if (!S_ISREG(info.st_mode)) {
-    why = "not a regular file";
-  } else if (static_cast<std::uint64_t>(info.st_size) > largest) {
-    code = errc::too_large;
-    why = std::to_string(info.st_size) + " bytes, more than this code server takes (" + std::to_string(largest) +
-          "; code_server_options::largest_module)";
-  } else if (why = unsafe_because(info, "the file"); !why.empty()) {
-    code = errc::unsafe_path;
-  } else {
-    bytes.resize(static_cast<std::size_t>(info.st_size));
-    std::size_t done = 0;
-    while (done < bytes.size()) {
-      const ssize_t got = ::read(fd, bytes.data() + done, bytes.size() - done);
-      if (got < 0 && errno == EINTR) continue;
-      if (got <= 0) break;
-      done += static_cast<std::size_t>(got);
-    }
-    bytes.resize(done);  // shorter if it shrank while read: the checks below see what was read
-  }
-  ::close(fd);
-  if (!why.empty()) return file_error(code, path, why);
-  return bytes;
-}
-
-/// What HOTSWAP_MODULE puts in a module's file: its note (text), and its seal (no data: none).
-struct module_sections {
-  std::string_view note, seal;
-};
-
-/// The sections of an ELF shared library for this machine that HOTSWAP_MODULE makes, after
-/// checking that every header, loaded segment and section lies inside the file.
-template <class = void>
-result<module_sections> find_module_sections(std::string_view file, const std::string& path) {
-  auto fits = [&](std::uint64_t offset, std::uint64_t size) {
-    return offset <= file.size() && size <= file.size() - offset;
-  };
-  auto read = [&](std::uint64_t offset, auto& out) { std::memcpy(&out, file.data() + offset, sizeof out); };
-  if (file.size() < 4 || file.substr(0, 4) != "\x7f" "ELF")
-    return file_error(errc::not_a_library, path, "not a shared library (not an ELF file)");
-  if (!fits(0, sizeof(elf::header))) return file_error(errc::truncated, path, "truncated: its ELF header is cut short");
-  elf::header header;
-  read(0, header);
-  const unsigned char byte_order = __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ ? elf::little_endian : elf::big_endian;
-  if (header.ident[4] != elf::class_64 || header.ident[5] != byte_order || header.machine != elf::this_machine ||
-      sizeof(void*) != 8)
-    return file_error(errc::not_a_library, path, "not a shared library for this machine");
-  if (header.type != elf::shared_object)
-    return file_error(errc::not_a_library, path,
-                      header.type == elf::relocatable ? "not a shared library (an object file: link it)"
-                                                      : "not a shared library (an executable)");
-  if ((header.phnum && header.phentsize != sizeof(elf::segment)) ||
-      (header.shnum && header.shentsize != sizeof(elf::section)))
-    return file_error(errc::not_a_library, path, "not a shared library (malformed ELF headers)");
-  if (!fits(header.phoff, std::uint64_t{header.phnum} * sizeof(elf::segment)))
-    return file_error(errc::truncated, path, "truncated: its program headers are cut short");
-  for (std::uint64_t i = 0; i < header.phnum; ++i) {
-    elf::segment segment;
-    read(header.phoff + i * sizeof(elf::segment), segment);
-    if (segment.type == elf::loadable && !fits(segment.offset, segment.filesz))
-      return file_error(errc::truncated, path, "truncated: a segment ends past the end of the file");
-  }
-  if (header.shoff == 0 || header.shnum == 0)
-    return file_error(errc::no_descriptor, path, "no section headers, so no hotswap module note");
-  if (!fits(header.shoff, std::uint64_t{header.shnum} * sizeof(elf::section)) || header.shstrndx >= header.shnum)
-    return file_error(errc::truncated, path, "truncated: its section headers are cut short");
-  elf::section names;
-  read(header.shoff + header.shstrndx * sizeof(elf::section), names);
-  if (!fits(names.offset, names.size)) return file_error(errc::truncated, path, "truncated: its section names are cut short");
-  module_sections found_sections;
-  bool found = false;
-  std::uint64_t initializers = 0;  // bytes of .init_array: what the dynamic loader would run
-  for (std::uint64_t i = 0; i < header.shnum; ++i) {
-    elf::section section;
-    read(header.shoff + i * sizeof(elf::section), section);
-    const bool in_file = section.type != elf::nobits;
-    if (in_file && !fits(section.offset, section.size))
-      return file_error(errc::truncated, path, "truncated: a section ends past the end of the file");
-    if (section.name >= names.size) continue;
-    const char* name_at = file.data() + names.offset + section.name;
-    const std::string_view name(name_at, ::strnlen(name_at, names.size - section.name));
-    if (name == ".init_array") initializers += section.size;
-    if (name == "hotswap_seal" && in_file) found_sections.seal = file.substr(section.offset, section.size);
-    if (name != "hotswap_module") continue;
-    if (section.type != elf::progbits)
-      return file_error(errc::no_descriptor, path, "its hotswap_module section holds no note");
-    std::string_view& note = found_sections.note;
-    note = file.substr(section.offset, section.size);
-    note = note.substr(0, note.find('\0'));
-    found = true;
-  }
-  if (!found)
-    return file_error(errc::no_descriptor, path,
-                      "a shared library without a hotswap module descriptor (HOTSWAP_MODULE in one of its sources)");
-  // One entry is the C runtime's own; more are the module's static initializers, which the
-  // loader would run before the code server could catch what they throw.
-  if (initializers > sizeof(void*))
-    return file_error(errc::load_failed, path,
-                      "its static initializers would run as it is opened: link it with hotswap_module.ld "
-                      "(hotswap_add_module does)");
-  return found_sections;
-}
-
-template <class = void>
-result<module_note_fields> parse_module_note(std::string_view text, const std::string& path) {
-  module_note_fields note;
-  auto bad = [&](std::string_view line) {
-    return file_error(errc::no_descriptor, path, "an unreadable hotswap module note at \"" + std::string(line) + "\"");
-  };
-  auto number = [](std::string_view word, int base, auto& out) {
-    const std::string copy(word);
-    char* end = nullptr;
-    errno = 0;
-    const unsigned long long value = std::strtoull(copy.c_str(), &end, base);
-    out = static_cast<std::remove_reference_t<decltype(out)>>(value);
-    return !copy.empty() && *end == '\0' && errno == 0 &&
-           value <= static_cast<unsigned long long>(std::numeric_limits<std::remove_reference_t<decltype(out)>>::max());
-  };
-  bool header = false;
-  while (!text.empty()) {
-    const std::string_view line = text.substr(0, text.find('\n'));
-    text.remove_prefix(std::min(text.size(), line.size() + 1));
-    const auto space = line.find(' ');
-    const std::string_view key = line.substr(0, space);
-    const std::string_view rest = space == line.npos ? std::string_view{} : line.substr(space + 1);
-    const std::string_view first = rest.substr(0, rest.find(' '));
-    const std::string_view after_first = first.size() < rest.size() ? rest.substr(first.size() + 1) : std::string_view{};
-    if (key == "hotswap") {
-      if (rest != "module 1") return file_error(errc::abi_mismatch, path, "a module note of another format: " + std::string(line));
-      header = true;
-    } else if (key == "abi") {
-      if (!number(first, 16, note.abi)) return bad(line);
-      note.abi_text = after_first;
-    } else if (key == "name") {
-      note.name = rest;
-    } else if (key == "vsn") {
-      if (!number(rest, 10, note.vsn)) return bad(line);
-    } else if (key == "implementation") {
-      note.implementation = rest;
-    } else if (key == "interface") {
-      if (!number(first, 16, note.interface)) return bad(line);
-      note.interface_name = after_first;
-    } else if (key == "schema") {
-      const std::string_view vsn = after_first.substr(0, after_first.find(' '));
-      module_note_fields::schema_version version{std::string(first), 0, 0};
-      if (vsn.size() >= after_first.size() || !number(vsn, 10, version.vsn) ||
-          !number(after_first.substr(vsn.size() + 1), 16, version.fingerprint))
-        return bad(line);
-      note.schemas.push_back(std::move(version));
-    }
-  }
-  if (!header) return bad("hotswap module 1");
-  if (!valid_module_name(note.name)) return bad("name " + note.name);
-  return note;
-}
-
-}  // namespace hotswap::detail
-
-namespace hotswap::detail {
-
-/// The directory of a code server's private copies, held open from its first use: copies are
-/// made and opened relative to it, so that nothing can redirect them once it was checked (not a
-/// rename of it, not a symbolic link put in its place). Shared with the closer of the libraries,
-/// which may outlive the code server.
-struct copy_directory {
-  int fd = -1;
-  copy_directory() = default;
-  copy_directory(const copy_directory&) = delete;
-  copy_directory& operator=(const copy_directory&) = delete;
-  ~copy_directory() {
-    if (fd >= 0) ::close(fd);
-  }
-  /// What the dynamic loader opens for the copy `name`: a path through the open directory (no
-  /// path of the file system is resolved again), never the same for two copies of the process
-  /// (glibc takes a library already loaded under the same name for the one asked for).
-  std::string path_of(const std::string& name) const {
-    return "/proc/self/fd/" + std::to_string(fd) + "/" + name;
-  }
-};
-
-/// Shared libraries whose last user has gone, closed by the code server (in the program's code:
-/// the last user may have been the module's own code, which cannot unmap itself).
-template <class = void>
-class library_closer {
- public:
-  struct closed {
-    std::string name;  // of the copy
-    bool unmapped;
-  };
-  explicit library_closer(std::shared_ptr<const copy_directory> directory) : directory_(std::move(directory)) {}
-  void add(void* handle, std::string copy) {
-    const spin_guard hold(lock_);
-    pending_.push_back({handle, std::move(copy)});
-  }
-  std::vector<closed> close_pending() {
-    std::vector<std::pair<void*, std::string>> closing;
-    {
-      const spin_guard hold(lock_);
-      closing.swap(pending_);
-    }
-    std::vector<closed> done;
-    for (auto& [handle, copy] : closing) {
-      ::dlclose(handle);
-      // glibc keeps a library mapped that registered thread-local destructors or has unique symbols.
-      void* still = ::dlopen(directory_->path_of(copy).c_str(), RTLD_LAZY | RTLD_NOLOAD);
-      if (still) ::dlclose(still);
-      ::unlinkat(directory_->fd, copy.c_str(), 0);
-      done.push_back({std::move(copy), still == nullptr});
-    }
-    return done;
-  }
-
- private:
-  std::shared_ptr<const copy_directory> directory_;
-  spin_lock lock_;
-  std::vector<std::pair<void*, std::string>> pending_;
-};
-
-/// Numbers the private copies of the process's code servers.
-inline std::uint64_t next_copy_number() noexcept {
-  static std::atomic<std::uint64_t> copies{0};
-  return copies.fetch_add(1, std::memory_order_relaxed);
-}
-
-/// A directory for copies, made if need be and opened, and whether it was made here.
-struct opened_directory {
-  std::string name;
-  bool made;
-  int fd;
-};
-
-/// Makes (`directory` empty: a new one under $TMPDIR or /tmp) and opens the directory for the
-/// copies of the module in `path`. It, and every directory above it, must be safe (others could
-/// otherwise swap it for their own between two loads).
-template <class = void>
-result<opened_directory> open_copy_directory(std::string directory, const std::string& path) {
-  bool made = false;
-  if (directory.empty()) {
-    const char* base = std::getenv("TMPDIR");
-    std::string pattern = std::string(base && *base ? base : "/tmp") + "/hotswap-modules-XXXXXX";
-    if (!::mkdtemp(pattern.data()))
-      return file_error(errc::load_failed, path,
-                        "cannot make a directory for its copy: " + std::string(std::strerror(errno)));
-    directory = pattern;
-    made = true;
-  } else {
-    made = ::mkdir(directory.c_str(), 0700) == 0;
-  }
-  auto refuse = [&](errc code, const std::string& why) {
-    if (made) ::rmdir(directory.c_str());
-    return file_error(code, path, why);
-  };
-  const int fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  struct stat info {};
-  if (fd < 0 || ::fstat(fd, &info) != 0) {
-    const std::string why = std::strerror(errno);
-    if (fd >= 0) ::close(fd);
-    return refuse(errc::load_failed, "no directory " + directory + " for its copy: " + why);
-  }
-  error unsafe{errc::unsafe_path, unsafe_because(info, "the directory " + directory + " for copies")};
-  // Above it, as given and as resolved: the directories others could rename it out of.
-  std::string resolved = absolute(directory);
-  if (char* real = ::realpath(directory.c_str(), nullptr)) {
-    resolved = real;
-    std::free(real);
-  }
-  for (const std::string& way : {absolute(directory), resolved})
-    if (unsafe.what.empty()) unsafe = unsafe_directory_of(way);
-  if (!unsafe.what.empty()) {
-    ::close(fd);
-    return refuse(unsafe.code, unsafe.what + (unsafe.code == errc::unsafe_path ? " (it holds the directory for copies)" : ""));
-  }
-  return opened_directory{std::move(directory), made, fd};
-}
-
-/// A private copy of the bytes checked, for this load only, made in the copy directory `into`
-/// (named `directory`; O_EXCL, O_NOFOLLOW: never an existing file, never through a link): its
-/// name there.
-template <class = void>
-result<std::string> write_copy(const copy_directory& into, const std::string& directory, const std::string& bytes,
-                               const module_note_fields& note, const std::string& path) {
-  std::string copy;
-  int fd = -1;
-  for (int attempt = 0; fd < 0 && attempt < 100; ++attempt) {  // another process may share the directory
-    copy = note.name + "-v" + std::to_string(note.vsn) + "-" + std::to_string(next_copy_number()) + ".so";
-    fd = ::openat(into.fd, copy.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0500);
-    if (fd < 0 && errno != EEXIST) break;
-  }
-  if (fd < 0)
-    return file_error(errc::load_failed, path,
-                      "cannot write its copy " + directory + "/" + copy + ": " + std::strerror(errno));
-  std::size_t done = 0;
-  while (done < bytes.size()) {
-    const ssize_t wrote = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (wrote < 0 && errno == EINTR) continue;
-    if (wrote <= 0) break;
-    done += static_cast<std::size_t>(wrote);
-  }
-  ::close(fd);
-  if (done != bytes.size()) {
-    ::unlinkat(into.fd, copy.c_str(), 0);
-    return file_error(errc::load_failed, path, "cannot write its copy " + directory + "/" + copy);
-  }
-  return copy;
-}
-
-}  // namespace hotswap::detail
-// ---- hotswap/detail/modules/leases.hpp ----
-// Leases: a server's hold on the module whose code it runs (its table's, or its state's). A lease
-// lists the server among the module's servers, and keeps the module loaded while the server holds
-// it. Templates on the module type, which hotswap/modules.hpp defines (module_version).
-
-#include <atomic>
-#include <cstdint>
-#include <string>
-#include <vector>
-
-
-namespace hotswap::detail {
-
-template <class Module>
-struct lease {
-  std::shared_ptr<const Module> code;
-  server_core* server = nullptr;  // bound before the server's init runs
-
-  explicit lease(std::shared_ptr<const Module> of) : code(std::move(of)) {
-    const spin_guard hold(code->lock_);
-    code->leases_.push_back(this);
-  }
-  ~lease() {
-    const spin_guard hold(code->lock_);
-    std::erase(code->leases_, this);
-  }
-  lease(const lease&) = delete;
-  lease& operator=(const lease&) = delete;
-  void bind(server_core& running) noexcept {
-    const spin_guard hold(code->lock_);
-    server = &running;
-  }
-};
-
-template <class Module>
-std::shared_ptr<const void> make_lease(const std::shared_ptr<const void>& version) {
-  return version ? std::make_shared<lease<Module>>(std::static_pointer_cast<const Module>(version)) : nullptr;
-}
-template <class Module>
-void bind_lease(const void* held, server_core& server) noexcept {
-  if (held) static_cast<lease<Module>*>(const_cast<void*>(held))->bind(server);
-}
-/// How the program leases a module to servers (a module's own servers get theirs through it).
-template <class Module>
-inline constexpr lease_maker leases_of{&make_lease<Module>, &bind_lease<Module>};
-
-/// A module's table, reached only to lease it.
-template <class Module>
-struct module_access {
-  static const implementation_table& table(const Module& version) noexcept { return *version.table_; }
-};
-
-/// A module's table with a lease on the module, not yet bound to a server.
-struct leased_table {
-  const implementation_table* table;
-  std::shared_ptr<const void> lease;
-};
-
-/// The table of `code` for a server whose init takes `Argument` (void: none), leased.
-template <class Argument, class Module>
-result<leased_table> lease_to_start(const std::shared_ptr<const Module>& code) {
-  if (!code) return error{errc::no_module, "no module given"};
-  const implementation_table& table = module_access<Module>::table(*code);
-  if (table.init_argument_fingerprint != argument_fingerprint<Argument>)
-    return error{errc::wrong_argument, code->implementation() + " (module " + code->name() + ") takes " +
-                                           std::string(table.init_argument_type) + " in init, not " +
-                                           std::string(argument_spelling<Argument>)};
-  return leased_table{&table, make_lease<Module>(code)};
-}
-
-/// The table of `code` for a running server, leased and bound to it.
-template <class Module>
-result<leased_table> lease_to_server(const std::shared_ptr<const Module>& code, server_core* server) {
-  if (!server) return error{errc::no_server, "an empty server handle"};
-  if (!code) return error{errc::no_module, "no module given"};
-  leased_table leased{&module_access<Module>::table(*code), make_lease<Module>(code)};
-  bind_lease<Module>(leased.lease.get(), *server);
-  return leased;
-}
-
-/// A reference to `server` unless it is already being freed.
-inline bool try_acquire(server_core& server) noexcept {
-  std::uint32_t count = server.references.load(std::memory_order_relaxed);
-  while (count != 0)
-    if (server.references.compare_exchange_weak(count, count + 1, std::memory_order_acq_rel)) return true;
-  return false;
-}
-
-}  // namespace hotswap::detail
-// ---- hotswap/detail/modules/load_checks.hpp ----
-// The code server's policy: whether a module's note fits the program (its ABI, the interface
-// asked for, the schemas it knows) and the module's loaded versions (the same interface, a newer
-// vsn, an old version no server uses), and how the servers in the way are named.
-
-#include <cstdint>
-#include <string>
-#include <string_view>
-#include <vector>
-
-
-namespace hotswap::detail {
-
-/// What to do about servers that keep an old version in use.
-inline constexpr std::string_view purge_advice =
-    ": change their code or stop them first (or purge with purge_mode::force)";
-
-/// `counter vsn 1 is still used by server 4 (counter), server 7`.
-template <class Version, class Handle>
-std::string describe_users(const Version& version, const std::vector<Handle>& using_it) {
-  std::string text = version.name() + " vsn " + std::to_string(version.vsn()) + " is still used by ";
-  for (std::size_t i = 0; i < using_it.size(); ++i) {
-    server_core& core = *using_it[i].core();
-    std::string name;
-    {
-      const spin_guard hold(core.exit_lock);
-      name = core.name;
-    }
-    text += (i ? ", " : "") + std::string("server ") + std::to_string(core.id) + (name.empty() ? "" : " (" + name + ")");
-  }
-  return text;
-}
-
-/// Checks a module's note against the program (`interface`: the one asked for, 0 for any;
-/// `known`: the program's schema registry) and the module's loaded versions (`now`, `before`:
-/// its current and old ones, or null).
-template <class ModulePtr, class Registry>
-result<void> check_fits(const module_note_fields& note, const std::string& path, std::uint64_t interface,
-                        std::string_view interface_name, const ModulePtr& now, const ModulePtr& before,
-                        const Registry& known) {
-  if (note.abi != abi_fingerprint)
-    return file_error(errc::abi_mismatch, path,
-                      "built for another ABI: the module has \"" + note.abi_text + "\", this program \"" +
-                          std::string(abi_description) + "\"");
-  if (interface && note.interface != interface)
-    return file_error(errc::wrong_interface, path,
-                      note.implementation + " implements " + note.interface_name +
-                          (note.interface_name == interface_name ? " with other messages than" : ", not") +
-                          " this program's " + std::string(interface_name));
-  if (const ModulePtr& loaded = now ? now : before; loaded && note.interface != loaded->interface_fingerprint())
-    return file_error(errc::wrong_interface, path,
-                      note.name + " vsn " + std::to_string(note.vsn) + " implements " + note.interface_name +
-                          " differently from the loaded vsn " + std::to_string(loaded->vsn()) + " (" +
-                          loaded->interface_name() + ")");
-  if (now && note.vsn <= now->vsn())
-    return file_error(errc::not_newer, path,
-                      note.name + " vsn " + std::to_string(note.vsn) + " is not newer than the current vsn " +
-                          std::to_string(now->vsn()));
-  if (now && before)
-    if (const auto using_it = before->servers(); !using_it.empty())
-      return file_error(errc::not_purged, path,
-                        "the old version must go first: " + describe_users(*before, using_it) +
-                            std::string(purge_advice));
-  for (const auto& version : note.schemas)
-    if (const auto found = known.find(version.schema, version.vsn); found && found->fingerprint != version.fingerprint)
-      return file_error(errc::schema_conflict, path,
-                        "its schema " + version.schema + " version " + std::to_string(version.vsn) +
-                            " differs from this program's (fields or their types): " + std::string(found->schema) +
-                            "@" + std::to_string(found->vsn) + " is registered with another fingerprint");
-  return {};
-}
-
-}  // namespace hotswap::detail
-// ---- hotswap/detail/modules/module_note.hpp ----
-// What HOTSWAP_MODULE puts in a module: its note (one fact a line: ABI, name, vsn, implementation,
-// interface, and every schema version its states and extra hold), checked by the program before
-// any of the module's code runs, and its descriptor. Cost: one visit per schema version reached
-// from the state, its history and its extra; a schema reached twice is written once.
-
-#include <array>
-#include <cstddef>
-#include <cstdint>
-#include <string_view>
-#include <type_traits>
-#include <utility>
-#include <vector>
-
-namespace hotswap::errors {
-template <class Name>
-struct module_name_is_invalid {
-  static_assert(reported<module_name_is_invalid>,
-                "hotswap: a module's name names its files: use letters, digits, '.', '_' and '-' only, not first '.'");
-};
-
-}  // namespace hotswap::errors
-
-namespace hotswap::detail {
-
-template <class T, class Visit>
-constexpr void visit_schemas_in(Visit& visit);
-
-/// Calls `visit(std::type_identity<V>{})` for every version V of `Schema`, then for the schemas
-/// their fields hold.
-template <class Schema, class Visit>
-constexpr void visit_schema_versions(Visit& visit) {
-  [&]<int... Offset>(std::integer_sequence<int, Offset...>) {
-    auto one = [&]<class V>(std::type_identity<V> version) {
-      visit(version);
-      [&]<std::size_t... I>(std::index_sequence<I...>) {
-        (visit_schemas_in<field_type<V, I>>(visit), ...);
-      }(std::make_index_sequence<field_count<V>>{});
-    };
-    (one(std::type_identity<typename Schema::template type_of<Schema::oldest_vsn + Offset>>{}), ...);
-  }(std::make_integer_sequence<int, static_cast<int>(Schema::vsns.size())>{});
-}
-
-/// The schemas a type holds: its own if it is a schema version, those of its elements if it is
-/// a standard container.
-template <class T, class Visit>
-constexpr void visit_schemas_in(Visit& visit) {
-  if constexpr (field_kind_of<T> == field_kind::version)
-    visit_schema_versions<schema_of<T>>(visit);
-  else
-    [&]<class... Held>(type_list<Held...>) { (visit_schemas_in<Held>(visit), ...); }(held_types<T>{});
-}
-
-/// The schema history a module carries: the schemas its state, the states it upgrades from and
-/// its extra hold (each schema with every version it lists). A schema may come more than once.
-template <class Implementation, class Visit>
-constexpr void visit_module_schemas(Visit& visit) {
-  visit_schemas_in<typename Implementation::state>(visit);
-  [&]<class... Versions>(state_history<Versions...>) {
-    (visit_schemas_in<typename Versions::type>(visit), ...);
-  }(history_of<Implementation>{});
-  visit_schemas_in<extra_of<Implementation>>(visit);
-}
-
-/// The text of a module's note: one fact a line, readable with `readelf -p hotswap_module`.
-template <fixed_string Name, class Implementation, class Sink>
-constexpr void put_module_note(Sink& sink) {
-  using interface = typename Implementation::interface;
-  sink.put("hotswap module 1\nabi ");
-  put_hex(sink, abi_fingerprint);
-  sink.put(" ");
-  sink.put(abi_description);
-  sink.put("\nname ");
-  sink.put(Name.view());
-  sink.put("\nvsn ");
-  put_number(sink, static_cast<std::size_t>(Implementation::vsn));
-  sink.put("\nimplementation ");
-  sink.put(type_spelling<Implementation>());
-  sink.put("\ninterface ");
-  put_hex(sink, interface::fingerprint);
-  sink.put(" ");
-  sink.put(interface::name);
-  sink.put("\n");
-  std::array<std::uint64_t, 256> seen{};  // a schema reached twice is written once
-  std::size_t seen_count = 0;
-  auto line = [&]<class V>(std::type_identity<V>) {  // schema Account 2 <fingerprint>
-    for (std::size_t i = 0; i < seen_count; ++i)
-      if (seen[i] == fnv1a(description<V>)) return;
-    if (seen_count < seen.size()) seen[seen_count++] = fnv1a(description<V>);
-    sink.put("schema ");
-    sink.put(schema_of<V>::name);
-    sink.put(" ");
-    put_number(sink, static_cast<std::size_t>(version_number<V>));
-    sink.put(" ");
-    put_hex(sink, fnv1a(description<V>));
-    sink.put("\n");
-  };
-  visit_module_schemas<Implementation>(line);
-}
-
-template <fixed_string Name, class Implementation>
-constexpr auto make_module_note() {
-  constexpr std::size_t size = [] {
-    length_sink counter;
-    put_module_note<Name, Implementation>(counter);
-    return counter.size;
-  }();
-  chars_sink<size + 1> text;  // and a NUL
-  put_module_note<Name, Implementation>(text);
-  return text.chars;
-}
-
-/// Stamped into the module's `hotswap_module` section by HOTSWAP_MODULE.
-template <fixed_string Name, class Implementation>
-inline constexpr auto module_note = [] {
-  if constexpr (fine<implementation_check<Implementation>>) return make_module_note<Name, Implementation>();
-  else return (void)checked_table<Implementation>::table, std::array<char, 1>{};  // reports the implementation's mistake
-}();
-
-template <fixed_string Name>
-using module_name_check = std::conditional_t<valid_module_name(Name.view()), no_error,
-                                             errors::module_name_is_invalid<spelled<errors::schema_named, Name>>>;
-
-template <class Implementation>
-void describe_schemas(std::vector<version_info>& out) {
-  auto add = [&]<class V>(std::type_identity<V>) { out.push_back(describe_version<V>()); };
-  visit_module_schemas<Implementation>(add);
-}
-
-template <class Implementation>
-inline constexpr module_descriptor make_descriptor(const char* note) {
-  return {descriptor_magic, note, &checked_table<Implementation>::table, &describe_schemas<Implementation>,
-          &attach_module<Implementation>};
-}
-
-}  // namespace hotswap::detail
-// ---- hotswap/detail/modules/module_seal.hpp ----
-// A module's seal: a digest of its file, and optionally a signature of that digest, which
-// hotswap-seal writes after the link (hotswap_add_module runs it) into a section HOTSWAP_MODULE
-// reserves. The code server recomputes the digest over exactly the bytes it read, so a file torn
-// by a rebuild or a copy that was not atomic, or modified since it was built, is refused before
-// any of its code runs (checks of shape cannot see a torn file: each half is well formed). Given
-// trusted keys, it also refuses a module not signed by one of them. SHA-256 and Ed25519 are
-// OpenSSL's (libcrypto); functions are templates only so that a program that loads no module
-// does not compile them.
-
-#include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-
-#include <fmt/core.h>
-
-#include <array>
-#include <cstddef>
-#include <cstring>
-#include <string>
-#include <string_view>
-#include <vector>
-
-
-namespace hotswap::detail {
-
-/// The `hotswap_seal` section. All but the marker is zero until hotswap-seal writes it, and is
-/// read as zeros while hashing (the digest cannot cover itself).
-struct module_seal {
-  char marker[16];
-  unsigned char digest[32];     ///< SHA-256 of the file, this payload read as zeros
-  unsigned char signature[64];  ///< Ed25519 signature of seal_message(digest); zeros: unsigned
-  unsigned char signer[32];     ///< the signer's public key (raw); zeros: unsigned
-};
-static_assert(sizeof(module_seal) == 144 && offsetof(module_seal, digest) == 16);
-inline constexpr std::string_view seal_marker{"hotswap seal 1\0\0", 16};
-inline constexpr std::size_t seal_payload = sizeof(module_seal) - seal_marker.size();
-
-using seal_digest = std::array<unsigned char, 32>;
-
-/// What is signed: the digest, under a label of its own (a signature made for anything else
-/// never verifies as a seal).
-template <class = void>
-std::string seal_message(const seal_digest& digest) {
-  return std::string("hotswap module seal 1\n") + std::string(reinterpret_cast<const char*>(digest.data()), digest.size());
-}
-
-/// The digest of `file` whose seal starts at `seal_at`, its payload read as zeros.
-template <class = void>
-seal_digest digest_of_module(std::string_view file, std::size_t seal_at) {
-  const std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> hashing(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-  static constexpr unsigned char zeros[seal_payload] = {};
-  const std::size_t payload_at = seal_at + seal_marker.size();
-  seal_digest digest{};
-  unsigned int size = 0;
-  if (!hashing || !EVP_DigestInit_ex(hashing.get(), EVP_sha256(), nullptr) ||
-      !EVP_DigestUpdate(hashing.get(), file.data(), payload_at) || !EVP_DigestUpdate(hashing.get(), zeros, seal_payload) ||
-      !EVP_DigestUpdate(hashing.get(), file.data() + payload_at + seal_payload, file.size() - payload_at - seal_payload) ||
-      !EVP_DigestFinal_ex(hashing.get(), digest.data(), &size))
-    throw std::bad_alloc();  // libcrypto fails only to allocate
-  return digest;
-}
-
-/// The seal in `section` (found by find_module_note; no data: there is none), checked for its
-/// size and marker.
-template <class = void>
-result<module_seal> read_seal(std::string_view section, const std::string& path) {
-  if (section.data() == nullptr)
-    return file_error(errc::unsealed, path, "not sealed (no hotswap_seal section): build it with hotswap_add_module");
-  module_seal seal;
-  if (section.size() != sizeof seal || section.substr(0, seal_marker.size()) != seal_marker)
-    return file_error(errc::unsealed, path, "its hotswap_seal section is not a seal of this hotswap");
-  std::memcpy(&seal, section.data(), sizeof seal);
-  return seal;
-}
-
-// -- keys --
-
-struct key_deleter {
-  void operator()(EVP_PKEY* key) const noexcept { EVP_PKEY_free(key); }
-};
-using evp_key = std::unique_ptr<EVP_PKEY, key_deleter>;  // a public or private key
-
-/// The Ed25519 public key in `pem` (as `openssl pkey -pubout` or `hotswap-seal keygen` write it).
-template <class = void>
-evp_key read_public_key(std::string_view pem) {
-  ERR_set_mark();  // what fails is said by the caller, not left in this thread's error queue
-  const std::unique_ptr<BIO, int (*)(BIO*)> in(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), BIO_free);
-  evp_key key(in ? PEM_read_bio_PUBKEY(in.get(), nullptr, nullptr, nullptr) : nullptr);
-  if (key && EVP_PKEY_get_base_id(key.get()) != EVP_PKEY_ED25519) key.reset();
-  ERR_pop_to_mark();
-  return key;
-}
-
-/// A raw Ed25519 public key, and how it is shown: hex.
-using raw_key = std::array<unsigned char, 32>;
-template <class = void>
-raw_key raw_public_key(const EVP_PKEY* key) {
-  raw_key raw{};
-  std::size_t size = raw.size();
-  EVP_PKEY_get_raw_public_key(key, raw.data(), &size);
-  return raw;
-}
-template <class = void>
-std::string hex(const unsigned char* bytes, std::size_t size) {
-  std::string text;
-  for (std::size_t i = 0; i < size; ++i) text += fmt::format("{:02x}", bytes[i]);
-  return text;
-}
-
-// -- the check --
-
-/// The seal of `file` matches its bytes and, when `trusted` is not empty, is signed by one of
-/// those keys.
-template <class = void>
-result<void> check_seal(std::string_view file, std::string_view section, const std::vector<evp_key>& trusted,
-                        const std::string& path) {
-  const auto seal = read_seal(section, path);
-  if (!seal) return seal.error();
-  auto zero = [](const auto& bytes) { return std::all_of(std::begin(bytes), std::end(bytes), [](auto b) { return b == 0; }); };
-  if (zero(seal->digest))
-    return file_error(errc::unsealed, path, "not sealed: hotswap_add_module's post-link step (hotswap-seal) did not run");
-  const seal_digest digest = digest_of_module(file, static_cast<std::size_t>(section.data() - file.data()));
-  if (!std::equal(digest.begin(), digest.end(), seal->digest))
-    return file_error(errc::torn, path,
-                      "torn or modified since it was built: its bytes do not match its seal (a rebuild or a copy "
-                      "that was not atomic, caught half-way?)");
-  if (trusted.empty()) return {};
-  if (zero(seal->signer))
-    return file_error(errc::untrusted, path,
-                      "not signed, and this code server takes only modules signed by a trusted key "
-                      "(code_server_options::trusted_keys; sign with HOTSWAP_SIGNING_KEY)");
-  const std::string signer = hex(seal->signer, sizeof seal->signer);
-  const auto key = std::find_if(trusted.begin(), trusted.end(), [&](const evp_key& candidate) {
-    const raw_key raw = raw_public_key(candidate.get());
-    return std::equal(raw.begin(), raw.end(), seal->signer);
-  });
-  if (key == trusted.end())
-    return file_error(errc::untrusted, path, "signed by key " + signer + ", which this code server does not trust");
-  const std::string message = seal_message(digest);
-  const std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> verifying(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-  ERR_set_mark();
-  const bool verified =
-      verifying && EVP_DigestVerifyInit(verifying.get(), nullptr, nullptr, nullptr, key->get()) == 1 &&
-      EVP_DigestVerify(verifying.get(), seal->signature, sizeof seal->signature,
-                       reinterpret_cast<const unsigned char*>(message.data()), message.size()) == 1;
-  ERR_pop_to_mark();
-  if (!verified) return file_error(errc::untrusted, path, "its signature by key " + signer + " does not verify");
-  return {};
-}
-
-}  // namespace hotswap::detail
-
-// -- making a module --
-
-/// Makes this shared library a module named `name` (a string literal: letters, digits, '.', '_',
-/// '-') holding `Implementation`. Once in a library made by hotswap_add_module.
-#define HOTSWAP_MODULE(name, Implementation)                                                                       \
-  static_assert(::hotswap::detail::building_module,                                                                \
-                "hotswap: HOTSWAP_MODULE makes a module: build this file into a library made by "                  \
-                "hotswap_add_module() in CMake (or compile it with -DHOTSWAP_MODULE_BUILD -fvisibility=hidden, "   \
-                "link it with hotswap_module.ld and seal it with hotswap-seal)");                                  \
-  static_assert(sizeof(::hotswap::detail::module_name_check<name>) != 0); /* a bad name, reported once */          \
-  [[gnu::used, gnu::retain, gnu::section("hotswap_module")]] constinit const auto hotswap_module_note =            \
-      ::hotswap::detail::module_note<name, Implementation>;                                                        \
-  [[gnu::used, gnu::retain, gnu::section("hotswap_seal")]] constinit const ::hotswap::detail::module_seal          \
-      hotswap_module_seal = {"hotswap seal 1", {}, {}, {}}; /* written by hotswap-seal after the link */           \
-  extern "C" [[gnu::visibility("default")]] constinit const ::hotswap::detail::module_descriptor                  \
-      hotswap_module_descriptor = ::hotswap::detail::make_descriptor<Implementation>(hotswap_module_note.data())
-
-namespace hotswap {
-
-/// What a module must share with the program that loads it: the compiler and its version, the
-/// standard library and its dual-ABI setting, hotswap's version and the digest of its headers,
-/// the pointer size, exceptions and RTTI. A module built otherwise is refused (errc::abi_mismatch).
-inline constexpr std::string_view abi_description = detail::abi_description;
-inline constexpr std::uint64_t abi_fingerprint = detail::abi_fingerprint;
-
-// -- loaded modules --
-
-/// One loaded version of a module: what its note says, and the servers using it. Shared by the
-/// code server, the servers on it (and whatever else holds its code); its library is unmapped
-/// after the last of them lets go (at the code server's next load, purge, retire or collect).
-class module_version : public std::enable_shared_from_this<module_version> {
- public:
-  const std::string& name() const noexcept { return note_.name; }
-  int vsn() const noexcept { return note_.vsn; }
-  /// The file it was loaded from, and the private copy it runs from.
-  const std::string& path() const noexcept { return path_; }
-  const std::string& copy() const noexcept { return copy_; }
-  const std::string& implementation() const noexcept { return note_.implementation; }
-  const std::string& interface_name() const noexcept { return note_.interface_name; }
-  std::uint64_t interface_fingerprint() const noexcept { return note_.interface; }
-  template <class Interface>
-  bool implements() const noexcept {
-    return note_.interface == Interface::fingerprint;
-  }
-
-  /// The servers using this version now: running its table, or holding a state it made that
-  /// is not plain data.
-  template <class Lease = detail::lease<module_version>>
-  std::vector<any_server> servers() const {
-    std::vector<any_server> using_it;
-    const detail::spin_guard hold(lock_);
-    for (const Lease* held : leases_) {
-      detail::server_core* server = held->server;  // its table's lease and its state's may both be here
-      const auto seen = [&](const any_server& listed) { return listed.core() == server; };
-      if (server && std::none_of(using_it.begin(), using_it.end(), seen) &&
-          server->alive.load(std::memory_order_acquire) && detail::try_acquire(*server))
-        using_it.emplace_back(server);
-    }
-    return using_it;
-  }
-
-  module_version(const module_version&) = delete;
-  module_version& operator=(const module_version&) = delete;
-
-  // Made by the code server only: `library` closes the library when the last holder lets go.
-  module_version(detail::module_note_fields note, std::string path, std::string copy, const implementation_table* table,
-                 std::shared_ptr<void> library)
-      : note_(std::move(note)), path_(std::move(path)), copy_(std::move(copy)), table_(table),
-        library_(std::move(library)) {}
-
- private:
-  template <class>
-  friend struct detail::lease;
-  template <class>
-  friend struct detail::module_access;
-  detail::module_note_fields note_;
-  std::string path_, copy_;
-  const implementation_table* table_;  // reached only with a lease (detail::module_access)
-  std::shared_ptr<void> library_;
-  mutable detail::spin_lock lock_;
-  mutable std::vector<detail::lease<module_version>*> leases_;
-};
-
-using module_ptr = std::shared_ptr<const module_version>;
-
-// -- servers on modules --
-
-/// Starts a server running a module's table, passing `argument` to its init. Fails if the
-/// module implements another interface or its init takes another argument.
-template <class Interface, class Argument>
-  requires detail::is_interface<Interface>
-result<server_ref<Interface>> start(const module_ptr& code, const Argument& argument, start_options options = {}) {
-  auto leased = detail::lease_to_start<Argument>(code);
-  if (!leased) return leased.error();
-  options.table_owner = std::move(leased->lease);
-  options.bind_owner = &detail::bind_lease<module_version>;
-  return start<Interface>(*leased->table, &argument, std::move(options));
-}
-
-/// Starts a server running a module's table whose init takes no argument.
-template <class Interface>
-  requires detail::is_interface<Interface>
-result<server_ref<Interface>> start(const module_ptr& code, start_options options = {}) {
-  auto leased = detail::lease_to_start<void>(code);
-  if (!leased) return leased.error();
-  options.table_owner = std::move(leased->lease);
-  options.bind_owner = &detail::bind_lease<module_version>;
-  return start<Interface>(*leased->table, nullptr, std::move(options));
-}
-
-namespace sys {
-/// change_code to a loaded module: the server then keeps that version loaded.
-result<void> change_code(const server_handle auto& server, const module_ptr& code, int old_vsn,
-                         std::chrono::nanoseconds timeout = default_timeout) {
-  auto leased = detail::lease_to_server(code, server.core());
-  if (!leased) return leased.error();
-  return detail::change_code_request(server, *leased->table, old_vsn, timeout, std::move(leased->lease), {}, {});
-}
-
-/// change_code to a loaded module, passing `extra` to its code_change (a duration is the timeout).
-template <class Extra>
-  requires(!detail::is_instance_of<std::chrono::duration, Extra>)
-result<void> change_code(const server_handle auto& server, const module_ptr& code, int old_vsn, const Extra& extra,
-                         std::chrono::nanoseconds timeout = default_timeout) {
-  auto leased = detail::lease_to_server(code, server.core());
-  if (!leased) return leased.error();
-  auto [reference, kept] = detail::keep_extra(extra);
-  return detail::change_code_request(server, *leased->table, old_vsn, timeout, std::move(leased->lease), reference,
-                                     std::move(kept));
-}
-}  // namespace sys
-
-// -- the code server --
-
-/// soft: refuse while servers use the old version; force: stop them first.
-enum class purge_mode { soft, force };
-
-/// What a purge did.
-struct purge_report {
-  int vsn = 0;                      ///< the version purged (0: there was no old version)
-  std::size_t servers_stopped = 0;  ///< by a forced purge
-  bool unmapped = false;            ///< its library is gone from the process
-  std::string note;                 ///< why it is still mapped, when it is
-};
-
-/// How a code server is set up.
-struct code_server_options {
-  /// Where private copies of the libraries go (made, mode 0700); empty: a new directory under
-  /// $TMPDIR or /tmp. It must allow executable mappings (not mounted noexec).
-  std::string directory{};
-  /// A larger file is refused at once (errc::too_large), before a byte of it is read: a module
-  /// is kilobytes to megabytes, and a load holds the code server.
-  std::size_t largest_module = std::size_t{64} << 20;
-  /// Ed25519 public keys (PEM, as `hotswap-seal keygen` or `openssl pkey -pubout` write them);
-  /// given any, a module not signed by one of them is refused (errc::untrusted). None: a module
-  /// need only be sealed (its bytes as its build wrote them).
-  std::vector<std::string> trusted_keys{};
-};
-
-/// Loads modules, keeping a current and an old version of each, as Erlang's code server. Its
-/// operations run one at a time, in the order they are called. (A template only so that a
-/// program compiles it where it uses it: use hotswap::code_server.)
-template <class = void>
-class basic_code_server {
- public:
-  explicit basic_code_server(code_server_options options = {})
-      : directory_(std::move(options.directory)), largest_module_(options.largest_module) {
-    for (std::size_t i = 0; i < options.trusted_keys.size(); ++i) {
-      trusted_.push_back(detail::read_public_key(options.trusted_keys[i]));
-      if (!trusted_.back() && bad_key_.empty())
-        bad_key_ = "trusted key " + std::to_string(i + 1) +
-                   " is not an Ed25519 public key in PEM (hotswap-seal keygen writes one), so no module is taken";
-    }
-  }
-  basic_code_server(const basic_code_server&) = delete;
-  basic_code_server& operator=(const basic_code_server&) = delete;
-  /// Closes what nothing uses; libraries still in use stay mapped (and their copies stay on disk).
-  ~basic_code_server() {
-    modules_.clear();
-    closer_->close_pending();
-    if (made_directory_) ::rmdir(directory_.c_str());  // only if empty
-  }
-
-  /// Loads the module in `path`, checking it against the program (ABI, schemas) and against
-  /// its loaded versions (interface, a newer vsn), and makes it the current version; the
-  /// current one becomes old (an old one nothing uses any more is purged first). On any failure
-  /// (errc::no_file, unsafe_path, not_a_library, too_large, truncated, no_descriptor, unsealed,
-  /// torn, untrusted, abi_mismatch, wrong_interface, schema_conflict, not_newer, not_purged,
-  /// load_failed, initializer_failed) the code server and every server are left as they were.
-  result<module_ptr> load(const std::string& path) { return load(path, 0, {}); }
-
-  /// The same, checking too that the module implements `Interface` as this program knows it.
-  template <class Interface>
-  result<module_ptr> load(const std::string& path) {
-    return load(path, Interface::fingerprint, Interface::name);
-  }
-
-  /// The current and old versions of a module (null if none).
-  module_ptr current(std::string_view name) const { return find(name, &entry::current); }
-  module_ptr old(std::string_view name) const { return find(name, &entry::old); }
-
-  /// Unloads the old version of `name`. Soft: fails with errc::not_purged, naming the servers
-  /// still using it, if any does. Force: stops them first, each within `timeout`; if one cannot
-  /// be stopped (a handler that does not return), fails with errc::not_purged naming it, and
-  /// keeps the version (its stop may take effect later; purge again then). The library is
-  /// unmapped once nothing holds its code (a handle to a stopped server, a pending timer or reply
-  /// may, for a while).
-  result<purge_report> purge(std::string_view name, purge_mode mode = purge_mode::soft,
-                             std::chrono::nanoseconds timeout = default_timeout) {
-    const detail::spin_guard one_at_a_time(operation_);
-    module_ptr old_version = old(name);
-    if (!old_version && !current(name)) return error{errc::no_module, "no module " + std::string(name) + " is loaded"};
-    purge_report report;
-    if (!old_version) return report;
-    report.vsn = old_version->vsn();
-    std::vector<any_server> using_it = old_version->servers();
-    if (!using_it.empty() && mode == purge_mode::soft)
-      return error{errc::not_purged, detail::describe_users(*old_version, using_it) + std::string(detail::purge_advice)};
-    std::vector<any_server> running_on;  // what could not be stopped: the version stays
-    for (auto& server : using_it) {
-      if (stop(server, timeout)) ++report.servers_stopped;
-      else if (server.alive()) running_on.push_back(server);
-    }
-    if (!running_on.empty())
-      return error{errc::not_purged, detail::describe_users(*old_version, running_on) + ", which did not stop within " +
-                                         std::to_string(timeout.count() / 1'000'000) +
-                                         " ms (a handler that has not returned); its stop may take effect later: "
-                                         "purge again then"};
-    using_it.clear();
-    {
-      const detail::spin_guard hold(lock_);
-      if (entry* found = find_entry(name); found && found->old == old_version) found->old.reset();
-    }
-    const std::weak_ptr<const module_version> watch = old_version;
-    const std::string copy = old_version->copy().substr(old_version->copy().rfind('/') + 1);
-    old_version.reset();
-    const auto closed = closer_->close_pending();
-    if (!watch.expired()) {
-      report.note = "still held by " + std::to_string(watch.use_count()) +
-                    " holder(s) of its code (a stopped server's handle, a timer, a reply); unmapped at a later "
-                    "collect() once they are gone";
-      return report;
-    }
-    for (const auto& one : closed)
-      if (one.name == copy) report.unmapped = one.unmapped;
-    if (!report.unmapped)
-      report.note = "closed, but the system keeps it mapped (it registered thread-local destructors or has unique "
-                    "symbols: build it with hotswap_add_module)";
-    return report;
-  }
-
-  /// Makes the current version of `name` old, as Erlang's code:delete/1: the servers on it run
-  /// on, purge can then unload it, and any vsn may be loaded next. An old version nothing uses is
-  /// purged first; one that servers still use makes this fail with errc::not_purged.
-  result<void> retire(std::string_view name) {
-    const detail::spin_guard one_at_a_time(operation_);
-    module_ptr purged;
-    {
-      const detail::spin_guard hold(lock_);
-      entry* found = find_entry(name);
-      if (!found || !found->current) return error{errc::no_module, "no module " + std::string(name) + " is loaded"};
-      if (found->old)
-        if (std::vector<any_server> using_it = found->old->servers(); !using_it.empty())
-          return error{errc::not_purged,
-                       "the old version must go first: " + detail::describe_users(*found->old, using_it) + std::string(detail::purge_advice)};
-      purged = std::exchange(found->old, std::exchange(found->current, nullptr));
-    }
-    purged.reset();
-    closer_->close_pending();
-    return {};
-  }
-
-  /// Unmaps the libraries nothing holds any more; how many.
-  std::size_t collect() {
-    const detail::spin_guard one_at_a_time(operation_);
-    return closer_->close_pending().size();
-  }
-
-  /// Where the private copies go (empty until the first load, when none was given).
-  std::string directory() const {
-    const detail::spin_guard hold(lock_);
-    return directory_;
-  }
-
- private:
-  struct entry {
-    std::string name;
-    module_ptr current, old;
-  };
-
-  module_ptr find(std::string_view name, module_ptr entry::*which) const {
-    const detail::spin_guard hold(lock_);
-    for (const auto& known : modules_)
-      if (known.name == name) return known.*which;
-    return nullptr;
-  }
-  entry* find_entry(std::string_view name) {
-    for (auto& known : modules_)
-      if (known.name == name) return &known;
-    return nullptr;
-  }
-
-  /// The directory of the copies, made and opened on first use.
-  result<void> open_directory(const std::string& path) {
-    if (directory_fd_->fd >= 0) return {};
-    auto opened = detail::open_copy_directory(directory(), path);
-    if (!opened) return opened.error();
-    const detail::spin_guard hold(lock_);
-    directory_ = std::move(opened->name);
-    made_directory_ = opened->made;
-    directory_fd_->fd = opened->fd;
-    return {};
-  }
-
-  result<module_ptr> load(const std::string& path, std::uint64_t interface, std::string_view interface_name) {
-    const detail::spin_guard one_at_a_time(operation_);
-    closer_->close_pending();
-    try {
-      return load_checked(path, interface, interface_name);
-    } catch (const std::exception& failed) {  // out of memory, most likely: what was opened is closed
-      closer_->close_pending();
-      return detail::file_error(errc::load_failed, path, failed.what());
-    }
-  }
-
-  result<module_ptr> load_checked(const std::string& path, std::uint64_t interface, std::string_view interface_name) {
-    // Everything the file says is checked before any of its code runs.
-    const auto resolved = detail::resolve_safe_path(path);
-    if (!resolved) return resolved.error();
-    const auto bytes = detail::read_module_file(*resolved, path, largest_module_);
-    if (!bytes) return bytes.error();
-    const auto sections = detail::find_module_sections(*bytes, path);
-    if (!sections) return sections.error();
-    if (!bad_key_.empty()) return detail::file_error(errc::untrusted, path, bad_key_);
-    if (auto sealed = detail::check_seal(*bytes, sections->seal, trusted_, path); !sealed) return sealed.error();
-    const std::string_view text = sections->note;
-    const auto note = detail::parse_module_note(text, path);
-    if (!note) return note.error();
-    if (auto fits = detail::check_fits(*note, path, interface, interface_name, current(note->name), old(note->name),
-                                       registry());
-        !fits)
-      return fits.error();
-    if (auto opened = open_directory(path); !opened) return opened.error();
-    const auto copy = detail::write_copy(*directory_fd_, directory(), *bytes, *note, path);
-    if (!copy) return copy.error();
-
-    // Opened through the copy directory's descriptor: static initializers (deferred by the link
-    // script) run in attach.
-    void* handle = ::dlopen(directory_fd_->path_of(*copy).c_str(), RTLD_NOW | RTLD_LOCAL);
-    if (!handle) {
-      ::unlinkat(directory_fd_->fd, copy->c_str(), 0);
-      return detail::file_error(errc::load_failed, path, ::dlerror());
-    }
-    std::shared_ptr<void> library(handle, [closer = closer_, copy = *copy](void* opened) { closer->add(opened, copy); });
-    const auto* descriptor = static_cast<const detail::module_descriptor*>(::dlsym(handle, "hotswap_module_descriptor"));
-    if (!descriptor || descriptor->magic != detail::descriptor_magic || std::string_view(descriptor->note) != text ||
-        descriptor->table->interface_fingerprint != note->interface || descriptor->table->vsn != note->vsn) {
-      library.reset();
-      closer_->close_pending();
-      return detail::file_error(errc::no_descriptor, path, "its descriptor is missing or disagrees with its note");
-    }
-    auto version = std::make_shared<module_version>(*note, path, directory() + "/" + *copy, descriptor->table,
-                                                    std::move(library));
-    std::string failure;
-    const detail::host_link host{&detail::the_runtime(), &registry(), version.get(),
-                                 [](const void* self) noexcept -> std::shared_ptr<const void> {
-                                   return static_cast<const module_version*>(self)->weak_from_this().lock();
-                                 }};
-    if (!descriptor->attach(host, detail::leases_of<module_version>, failure)) {
-      version.reset();
-      closer_->close_pending();
-      return detail::file_error(errc::initializer_failed, path, "a static initializer threw: " + failure);
-    }
-    std::vector<version_info> schemas;
-    descriptor->describe_schemas(schemas);
-    for (auto& schema : schemas) registry().add(std::move(schema));  // checked against the registry above
-
-    // Loads run one at a time: what check() saw still holds.
-    module_ptr purged;
-    {
-      const detail::spin_guard hold(lock_);
-      entry* found = find_entry(note->name);
-      if (!found)
-        modules_.push_back(entry{note->name, version, nullptr});
-      else if (!found->current)  // retired: the old version stays old
-        found->current = version;
-      else
-        purged = std::exchange(found->old, std::exchange(found->current, version));
-    }
-    purged.reset();
-    closer_->close_pending();
-    return module_ptr(std::move(version));
-  }
-
-  detail::spin_lock operation_;  // one load, purge, retire or collect at a time
-  mutable detail::spin_lock lock_;  // the table below, briefly
-  std::string directory_;
-  bool made_directory_ = false;
-  std::size_t largest_module_;
-  std::vector<detail::evp_key> trusted_;
-  std::string bad_key_;  // why trusted_ is unusable (a key that did not parse), if it is
-  std::vector<entry> modules_;
-  std::shared_ptr<detail::copy_directory> directory_fd_ = std::make_shared<detail::copy_directory>();
-  std::shared_ptr<detail::library_closer<>> closer_ = std::make_shared<detail::library_closer<>>(directory_fd_);
-};
-
-using code_server = basic_code_server<>;
 
 }  // namespace hotswap

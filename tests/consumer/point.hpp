@@ -3,8 +3,17 @@
 
 #include <hotswap/hotswap.hpp>
 
-namespace v1 { struct Point { int x = 0; }; }
-namespace v2 { struct Point { long x = 0; std::optional<std::string> label; }; }
+namespace v1 {
+struct Point {
+  int x = 0;
+};
+}  // namespace v1
+namespace v2 {
+struct Point {
+  long x = 0;
+  std::optional<std::string> label;
+};
+}  // namespace v2
 using PointSchema = hotswap::schema<"Point", hotswap::version<1, v1::Point>, hotswap::version<2, v2::Point>>;
 template <hotswap::listed_in<PointSchema> T>
 struct hotswap::schema_of<T> : PointSchema {};

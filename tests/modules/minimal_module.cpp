@@ -9,7 +9,6 @@
 #define MINIMAL_INIT 1  // another value: another build of the same module (the torn-file test)
 #endif
 
-
 struct MinimalV1 {
   using interface = Minimal;
   static constexpr int vsn = 1;

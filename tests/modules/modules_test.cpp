@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <catch2/catch.hpp>
 #include <cstddef>
 #include <cstring>
 #include <fstream>
@@ -16,6 +15,8 @@
 #include <thread>
 #include <vector>
 
+#include <catch2/catch.hpp>
+
 #include <hotswap/modules.hpp>
 
 #include "../runtime/servers.hpp"
@@ -24,12 +25,14 @@
 
 using testing::Add;
 using testing::Counter;
-using testing::Get;
 using testing::eventually;
+using testing::Get;
 
 namespace {
 
-std::string built(const std::string& name) { return std::string(HOTSWAP_TEST_MODULE_DIR) + "/" + name + ".so"; }
+std::string built(const std::string& name) {
+  return std::string(HOTSWAP_TEST_MODULE_DIR) + "/" + name + ".so";
+}
 
 std::string read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -90,8 +93,9 @@ struct counting_schemas {
   counting_schemas() { hotswap::registry().add<testing::CountSchema>(); }
 } registered;
 
-long get(const hotswap::server_ref<Counter>& server) { return hotswap::call(server, Get{}).value(); }
-
+long get(const hotswap::server_ref<Counter>& server) {
+  return hotswap::call(server, Get{}).value();
+}
 
 /// suspend -> change_code -> resume.
 hotswap::result<void> upgrade(const hotswap::server_ref<Counter>& server, const hotswap::module_ptr& to, int from) {
@@ -234,7 +238,7 @@ TEST_CASE("retire makes the current version old: the module can be reloaded at a
   CHECK(code.current("counter") == v1);
   CHECK(v1->vsn() == 1);
   CHECK(code.retire("counter").error().code == hotswap::errc::not_purged);  // v2 still runs
-  upgrade(server, v1, 2).value();  // downgraded, v2's state migrated back
+  upgrade(server, v1, 2).value();                                           // downgraded, v2's state migrated back
   CHECK(get(server) == 9);
   v2.reset();
   CHECK(code.purge("counter").value().unmapped);
@@ -373,8 +377,9 @@ TEST_CASE("a torn module file (the start of one build, the rest of another) is r
   const auto refused = code.load(files.dir + "/torn.so");
   REQUIRE_FALSE(refused);
   CHECK(refused.error().code == hotswap::errc::torn);
-  CHECK(refused.error().what == files.dir + "/torn.so: torn or modified since it was built: its bytes do not match "
-                                            "its seal (a rebuild or a copy that was not atomic, caught half-way?)");
+  CHECK(refused.error().what == files.dir +
+                                    "/torn.so: torn or modified since it was built: its bytes do not match "
+                                    "its seal (a rebuild or a copy that was not atomic, caught half-way?)");
   CHECK_FALSE(code.current("minimal"));
   // Each build whole loads.
   const auto whole = code.load<Minimal>(files.stage("minimal_other_build", "whole.so"));
@@ -468,8 +473,9 @@ TEST_CASE("a code server given trusted keys takes only modules signed by one of 
   const auto refused = misconfigured.load(files.stage("minimal_signed_trusted", "signed.so"));
   REQUIRE_FALSE(refused);
   CHECK(refused.error().code == hotswap::errc::untrusted);
-  CHECK(refused.error().what == files.dir + "/signed.so: trusted key 2 is not an Ed25519 public key in PEM "
-                                            "(hotswap-seal keygen writes one), so no module is taken");
+  CHECK(refused.error().what == files.dir +
+                                    "/signed.so: trusted key 2 is not an Ed25519 public key in PEM "
+                                    "(hotswap-seal keygen writes one), so no module is taken");
 }
 
 // -- the copy directory: nobody else can put their code where the code server opens it --
@@ -485,7 +491,8 @@ TEST_CASE("a copy directory inside a directory others can write is refused, give
   const scratch files;
   const std::string open = open_to_all(files.dir + "/open");
   const std::string module = files.stage("minimal", "minimal.so");
-  const std::string why = "the directory " + open + " is writable by every user: loading it would run code others "
+  const std::string why = "the directory " + open +
+                          " is writable by every user: loading it would run code others "
                           "could have written (it holds the directory for copies)";
   {
     hotswap::code_server code({.directory = open + "/copies"});
@@ -567,8 +574,9 @@ TEST_CASE("bad modules are refused with the file and the reason; nothing changes
   REQUIRE(::truncate((dir + "/huge.so").c_str(), off_t{100} << 20) == 0);  // 100 MiB, sparse: none of it is read
   write_bytes(dir + "/no_note.so", without_note(read_bytes(built("counter_v3"))));
   std::string unsealed = read_bytes(built("counter_v3"));
-  std::fill_n(unsealed.begin() + static_cast<std::ptrdiff_t>(seal_offset(unsealed) + hotswap::detail::seal_marker.size()),
-              hotswap::detail::seal_payload, '\0');
+  std::fill_n(
+      unsealed.begin() + static_cast<std::ptrdiff_t>(seal_offset(unsealed) + hotswap::detail::seal_marker.size()),
+      hotswap::detail::seal_payload, '\0');
   write_bytes(dir + "/unsealed.so", unsealed);
 
   const std::vector<bad_file> cases = {
@@ -591,12 +599,14 @@ TEST_CASE("bad modules are refused with the file and the reason; nothing changes
       {files.stage("counter_other_schema", "other_schema.so"), hotswap::errc::schema_conflict,
        "its schema Count version 2 differs from this program's (fields or their types): Count@2 is registered "
        "with another fingerprint"},
-      {files.stage("counter_v1", "older.so"), hotswap::errc::not_newer, "counter vsn 1 is not newer than the current vsn 2"},
+      {files.stage("counter_v1", "older.so"), hotswap::errc::not_newer,
+       "counter vsn 1 is not newer than the current vsn 2"},
       {dir + "/world_writable.so", hotswap::errc::unsafe_path,
        "the file is writable by every user: loading it would run code others could have written"},
       {dir + "/shared/counter.so", hotswap::errc::unsafe_path,
-       "the directory " + dir + "/shared is writable by its group: loading it would run code others could have "
-                                "written"},
+       "the directory " + dir +
+           "/shared is writable by its group: loading it would run code others could have "
+           "written"},
       {files.stage("counter_throws", "throws.so"), hotswap::errc::initializer_failed,
        "a static initializer threw: the counter module refuses to load"},
   };

@@ -1,2 +1,4 @@
 // A shared library that is not a module: it has no HOTSWAP_MODULE.
-extern "C" int plain_library_answer() { return 42; }
+extern "C" int plain_library_answer() {
+  return 42;
+}

@@ -47,7 +47,9 @@ using Counter = hotswap::interface<"Counter", hotswap::call_msg<Get, long>, hots
 class gate {
  public:
   Gate message() { return {reinterpret_cast<std::uintptr_t>(&state_)}; }
-  bool entered() { return eventually([&] { return state_.load() == 1; }); }
+  bool entered() {
+    return eventually([&] { return state_.load() == 1; });
+  }
   void open() {
     state_.store(2);
     hotswap::detail::futex_wake(state_, 1);

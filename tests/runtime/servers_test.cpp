@@ -1,13 +1,14 @@
 // Servers: calls, casts, infos, timers, names, crashes, blocking handlers, calls between servers.
-#include <catch2/catch.hpp>
+#include "servers.hpp"
 
 #include <atomic>
 #include <chrono>
 #include <thread>
 #include <vector>
 
+#include <catch2/catch.hpp>
+
 #include "fixture.hpp"
-#include "servers.hpp"
 
 using namespace testing;
 using namespace std::chrono_literals;
@@ -21,12 +22,15 @@ static_assert(hotswap::table_of<CounterV1>.interface_fingerprint == Counter::fin
 static_assert(hotswap::table_of<CounterV1>.state_fingerprint == hotswap::fingerprint<v1::Count>);
 static_assert(hotswap::table_of<CounterV1>.message_names[1] == "testing::Add");
 // The same messages under another name, or in another order, or with another reply: another interface.
-static_assert(Counter::fingerprint != hotswap::interface<"Counter2", hotswap::call_msg<Get, long>, hotswap::cast_msg<Add>,
-                                                         hotswap::cast_msg<Sleep>, hotswap::info_msg<Crash>>::fingerprint);
-static_assert(Counter::fingerprint != hotswap::interface<"Counter", hotswap::call_msg<Get, int>, hotswap::cast_msg<Add>,
-                                                         hotswap::cast_msg<Sleep>, hotswap::info_msg<Crash>>::fingerprint);
-static_assert(Counter::fingerprint != hotswap::interface<"Counter", hotswap::call_msg<Get, long>, hotswap::cast_msg<Sleep>,
-                                                         hotswap::cast_msg<Add>, hotswap::info_msg<Crash>>::fingerprint);
+static_assert(Counter::fingerprint !=
+              hotswap::interface<"Counter2", hotswap::call_msg<Get, long>, hotswap::cast_msg<Add>,
+                                 hotswap::cast_msg<Sleep>, hotswap::info_msg<Crash>>::fingerprint);
+static_assert(Counter::fingerprint !=
+              hotswap::interface<"Counter", hotswap::call_msg<Get, int>, hotswap::cast_msg<Add>,
+                                 hotswap::cast_msg<Sleep>, hotswap::info_msg<Crash>>::fingerprint);
+static_assert(Counter::fingerprint !=
+              hotswap::interface<"Counter", hotswap::call_msg<Get, long>, hotswap::cast_msg<Sleep>,
+                                 hotswap::cast_msg<Add>, hotswap::info_msg<Crash>>::fingerprint);
 
 hotswap::server_ref<Counter> start_counter(hotswap::start_options options = {}) {
   return hotswap::start<CounterV1>(std::move(options)).value();
@@ -348,7 +352,7 @@ struct QuitterImpl {
   static std::string handle_call(const Quit&, state&) {
     const auto me = hotswap::self<Quitter>();
     const auto status = hotswap::sys::get_status(me);  // it would wait for itself
-    REQUIRE(hotswap::stop(me));                          // queued: happens after this handler
+    REQUIRE(hotswap::stop(me));                        // queued: happens after this handler
     return std::string(to_string(status.error().code));
   }
 };
@@ -379,9 +383,7 @@ struct BlockerImpl {
   static constexpr int vsn = 1;
   struct state {};
   static state init() { return {}; }
-  static void handle_cast(const Block&, state&) {
-    released.wait(false);
-  }
+  static void handle_cast(const Block&, state&) { released.wait(false); }
   static int handle_call(const Get&, state&) { return 1; }
 };
 }  // namespace

@@ -1,11 +1,11 @@
 // Supervisors: strategies, restart types, intensity and its escalation, applications.
-#include <catch2/catch.hpp>
-
 #include <atomic>
 #include <chrono>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <catch2/catch.hpp>
 
 #include "servers.hpp"
 
@@ -14,7 +14,9 @@ using namespace std::chrono_literals;
 
 namespace {
 
-hotswap::server_ref<Counter> named(const std::string& name) { return hotswap::whereis<Counter>(name).value(); }
+hotswap::server_ref<Counter> named(const std::string& name) {
+  return hotswap::whereis<Counter>(name).value();
+}
 
 /// Crashes the server registered as `name` and waits until its supervisor restarted it.
 hotswap::server_ref<Counter> crash_and_wait(const std::string& name) {
@@ -76,10 +78,8 @@ TEST_CASE("one_for_all restarts every child; rest_for_one those started after th
 }
 
 TEST_CASE("transient children restart only after a crash, temporary ones never") {
-  auto sup = hotswap::start_supervisor(
-                 {.intensity = 5},
-                 {counter_child("transient", hotswap::restart::transient),
-                  counter_child("temporary", hotswap::restart::temporary)})
+  auto sup = hotswap::start_supervisor({.intensity = 5}, {counter_child("transient", hotswap::restart::transient),
+                                                          counter_child("temporary", hotswap::restart::temporary)})
                  .value();
   crash_and_wait("transient");
   REQUIRE(hotswap::stop(named("transient")));  // a normal exit: not restarted
@@ -98,7 +98,7 @@ TEST_CASE("restarts beyond the intensity end the supervisor, and its supervisor 
   auto inner = hotswap::supervisor_child("inner", {.intensity = 1, .period = 600s}, {counter_child("deep")});
   auto root = hotswap::start_supervisor({.intensity = 5}, {std::move(inner)}).value();
   const auto first_inner = hotswap::call(root, hotswap::which_children{}).value().at(0).server;
-  crash_and_wait("deep");  // one restart: within the intensity
+  crash_and_wait("deep");                 // one restart: within the intensity
   hotswap::send(named("deep"), Crash{});  // a second within the period: the inner supervisor gives up
   REQUIRE(eventually([&] { return !first_inner.alive(); }));
   CHECK(first_inner.exit().kind == hotswap::exit_kind::crashed);
@@ -178,9 +178,9 @@ struct Reluctant : CounterV1 {
 TEST_CASE("a restart whose init throws counts against the intensity and is tried again, as in OTP") {
   for (const auto strategy : {hotswap::strategy::one_for_one, hotswap::strategy::one_for_all}) {
     refusals = 0;
-    auto sup = hotswap::start_supervisor({.strategy = strategy, .intensity = 3, .period = 600s},
-                                         {counter_child("steady"), hotswap::child<Reluctant>("reluctant",
-                                                                                             {.name = "reluctant"})})
+    auto sup = hotswap::start_supervisor(
+                   {.strategy = strategy, .intensity = 3, .period = 600s},
+                   {counter_child("steady"), hotswap::child<Reluctant>("reluctant", {.name = "reluctant"})})
                    .value();
     refusals = 2;  // the crash, then two failed restarts: three restarts, within the intensity
     const auto first = named("reluctant");

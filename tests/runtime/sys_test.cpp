@@ -1,6 +1,6 @@
 // sys: suspend, resume, change_code, get_state, replace_state, get_status, statistics, trace;
 // and a hot swap under load.
-#include <catch2/catch.hpp>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -9,7 +9,7 @@
 #include <thread>
 #include <vector>
 
-#include <unistd.h>
+#include <catch2/catch.hpp>
 
 #include "servers.hpp"
 
@@ -62,8 +62,8 @@ namespace testing {
 std::atomic<bool> held{false};
 std::atomic<bool> holding{false};
 struct Hold {};
-using HeldSequence =
-    hotswap::interface<"HeldSequence", hotswap::cast_msg<Hold>, hotswap::cast_msg<Numbered>, hotswap::call_msg<Check, int>>;
+using HeldSequence = hotswap::interface<"HeldSequence", hotswap::cast_msg<Hold>, hotswap::cast_msg<Numbered>,
+                                        hotswap::call_msg<Check, int>>;
 struct HeldSequenceImpl : SequenceImpl {
   using interface = HeldSequence;
   static void handle_cast(const Hold&, state&) {
@@ -254,8 +254,7 @@ TEST_CASE("a failing change_code leaves state and table exactly as they were, an
   REQUIRE(sys::suspend(counter));
   const auto unknown = sys::change_code(counter, hotswap::table_of<Forgetful>, 2);
   REQUIRE_FALSE(unknown);
-  CHECK(unknown.error().what ==
-        "testing::Forgetful does not know the state of vsn 2: list it in state_history");
+  CHECK(unknown.error().what == "testing::Forgetful does not know the state of vsn 2: list it in state_history");
   REQUIRE(hotswap::stop(counter));
   exits().take();
 }

@@ -21,8 +21,8 @@ struct alignas(32) envelope {
 };
 
 template <class T>
-inline constexpr bool stored_in_place =
-    std::is_trivially_copyable_v<T> && sizeof(T) <= sizeof(envelope::payload) && alignof(T) <= 8;
+inline constexpr bool stored_in_place = std::is_trivially_copyable_v<T> && sizeof(T) <= sizeof(envelope::payload) &&
+                                        alignof(T) <= 8;
 
 /// Puts `message` into an envelope's payload.
 template <class T>

@@ -7,7 +7,6 @@
 
 #include "../common/std_memory.hpp"
 
-
 namespace hotswap {
 class schema_registry;
 namespace detail {
@@ -44,7 +43,6 @@ inline std::shared_ptr<const void> pin_this_image() noexcept {
     return {};
 }
 
-
 /// How the program makes a server's hold on a module (a lease, which lists the server among
 /// those running the module's code); a module's servers of its own get one too.
 struct lease_maker {
@@ -56,7 +54,5 @@ inline lease_maker& module_leases() noexcept {
   return maker;
 }
 
-
 }  // namespace detail
 }  // namespace hotswap
-

@@ -2,11 +2,13 @@
 // its checks; and how the module attaches to the program (its static initializers run then).
 #pragma once
 
+#include <unistd.h>
+
 #include <cstdint>
 #include <exception>
 #include <string>
 #include <vector>
-#include <unistd.h>
+
 #include "image.hpp"
 #include "implementation_table.hpp"
 
@@ -15,7 +17,6 @@ extern "C" {
 [[gnu::weak, gnu::visibility("hidden")]] extern void (*const __start_hotswap_init_array[])(int, char**, char**);
 [[gnu::weak, gnu::visibility("hidden")]] extern void (*const __stop_hotswap_init_array[])(int, char**, char**);
 }
-
 
 namespace hotswap::detail {
 

@@ -4,18 +4,18 @@
 // cost of including hotswap.
 #pragma once
 
+#include <linux/futex.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <cstdint>
 #include <ctime>
 #include <stdexcept>
 #include <string>
 #include <utility>
-
-#include <linux/futex.h>
-#include <pthread.h>
-#include <sched.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include "./std_parts.hpp"
 
@@ -41,8 +41,7 @@ inline void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected,
     limit.tv_nsec = static_cast<long>(timeout.count() % 1'000'000'000);
     limit_or_none = &limit;
   }
-  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAIT_PRIVATE, expected, limit_or_none, nullptr,
-          0);
+  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAIT_PRIVATE, expected, limit_or_none, nullptr, 0);
 }
 
 inline void futex_wake(std::atomic<std::uint32_t>& word, int waiters) noexcept {

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <type_traits>
 #include <utility>
+
 #include "../reflect/fields.hpp"
 #include "../schemas/field_kinds.hpp"
 #include "context.hpp"
@@ -46,7 +47,8 @@ To run_step(From&& from, const Context& context) {
       return std::tuple<field_type<To, init_fields.first[K]>...>{implicitly<field_type<To, init_fields.first[K]>>(
           call_declared(declared_function.template operator()<rule_kind::init, init_fields.first[K]>(),
                         std::as_const(from), context))...};
-    }(std::make_index_sequence<init_fields.second>{});
+    }
+    (std::make_index_sequence<init_fields.second>{});
 
     // Each field's initializer: a moved field is moved straight into place, as a hand-written
     // `To{std::move(old.name), ...}` does.
@@ -88,7 +90,8 @@ To run_step(From&& from, const Context& context) {
           if constexpr (plan[New].kind != source_kind::added) member<New>(made_fields) = field_value(field);
         };
         (assign(std::integral_constant<std::size_t, J>{}), ...);
-      }(std::make_index_sequence<plan.size()>{});
+      }
+      (std::make_index_sequence<plan.size()>{});
       return made;
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
@@ -98,7 +101,8 @@ To run_step(From&& from, const Context& context) {
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"  // trailing added fields: on purpose
       return [&]<std::size_t... J>(std::index_sequence<J...>) {
         return To{field_value(std::integral_constant<std::size_t, J>{})...};
-      }(std::make_index_sequence<initialized_prefix<plan>()>{});
+      }
+      (std::make_index_sequence<initialized_prefix<plan>()>{});
 #pragma GCC diagnostic pop
     }
   }
@@ -169,7 +173,8 @@ To migrate_value(From&& from, const Context& context) {
     static_assert(way == route::array);
     return [&]<std::size_t... I>(std::index_sequence<I...>) {
       return To{migrate_value<typename To::value_type>(std::move(from[I]), context)...};
-    }(std::make_index_sequence<std::tuple_size_v<To>>{});
+    }
+    (std::make_index_sequence<std::tuple_size_v<To>>{});
   }
 }
 

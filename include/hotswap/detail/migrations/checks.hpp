@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <type_traits>
 #include <utility>
+
 #include "../common/verdict.hpp"
 #include "../reflect/fields.hpp"
 #include "../schemas/field_kinds.hpp"
@@ -30,14 +31,17 @@ constexpr auto check_rule() {
   constexpr rule_entry rule = Rules::own[I];
   constexpr bool old_side = rule.kind == rule_kind::removed || rule.kind == rule_kind::renamed;
   constexpr bool known =
-      (old_side ? field_index<From>(rule.field) < field_count<From> : field_index<To>(rule.field) < field_count<To>) &&
-      (rule.kind != rule_kind::renamed || field_index<To>(rule.renamed_to) < field_count<To>) &&
-      (rule.kind != rule_kind::convert || field_index<From>(Rules::old_name(rule.field)) < field_count<From>);
+      (old_side ? field_index<From>(rule.field) < field_count<From> : field_index<To>(rule.field) < field_count<To>)&&(
+          rule.kind != rule_kind::renamed ||
+          field_index<To>(rule.renamed_to) < field_count<To>)&&(rule.kind != rule_kind::convert ||
+                                                                field_index<From>(Rules::old_name(rule.field)) <
+                                                                    field_count<From>);
   if constexpr (known)
     return verdict<no_error>{};
   else
-    return verdict<errors::rule_names_an_unknown_field<schema_name_arg<To>, version_number<From>, version_number<To>,
-                                                       spelled<errors::field_named, fixed_string<rule.field.size() + 1>(rule.field)>>>{};
+    return verdict<errors::rule_names_an_unknown_field<
+        schema_name_arg<To>, version_number<From>, version_number<To>,
+        spelled<errors::field_named, fixed_string<rule.field.size() + 1>(rule.field)>>>{};
 }
 
 /// An old field nothing takes, unless declared removed.
@@ -51,8 +55,8 @@ constexpr auto check_dropped() {
   if constexpr (used)
     return verdict<no_error>{};
   else
-    return verdict<errors::field_dropped_without_declaration<schema_name_arg<To>, version_number<From>, version_number<To>,
-                                                             field_name_arg<From, Old>>>{};
+    return verdict<errors::field_dropped_without_declaration<schema_name_arg<To>, version_number<From>,
+                                                             version_number<To>, field_name_arg<From, Old>>>{};
 }
 
 template <class From, class To, class Context, std::size_t New, class Function, class Value>
@@ -62,12 +66,12 @@ constexpr auto check_declared() {
   if constexpr (call_form_of<Function, Value, Context>() == call_form::none) {
     return verdict<errors::declared_function_does_not_fit<Function, std::remove_reference_t<Value>, Extra, Key>>{};
   } else {
-    using Returned = decltype(call_declared(std::declval<const Function&>(), std::declval<Value>(),
-                                            std::declval<const Context&>()));
+    using Returned =
+        decltype(call_declared(std::declval<const Function&>(), std::declval<Value>(), std::declval<const Context&>()));
     if constexpr (!std::is_convertible_v<Returned, field_type<To, New>>)
-      return verdict<errors::declared_function_returns_the_wrong_type<schema_name_arg<To>, version_number<From>, version_number<To>,
-                                                                      field_name_arg<To, New>, Returned,
-                                                                      field_type<To, New>>>{};
+      return verdict<errors::declared_function_returns_the_wrong_type<schema_name_arg<To>, version_number<From>,
+                                                                      version_number<To>, field_name_arg<To, New>,
+                                                                      Returned, field_type<To, New>>>{};
     else
       return verdict<no_error>{};
   }
@@ -87,8 +91,8 @@ constexpr auto check_field() {
   } else if constexpr (source.kind == source_kind::moved) {
     using Old = field_type<From, source.old_index>;
     if constexpr (!has_route<Old, Field>())
-      return verdict<errors::field_type_changed_without_converter<schema_name_arg<To>, version_number<From>, version_number<To>,
-                                                                  field_name_arg<To, New>, Old, Field>>{};
+      return verdict<errors::field_type_changed_without_converter<
+          schema_name_arg<To>, version_number<From>, version_number<To>, field_name_arg<To, New>, Old, Field>>{};
     else
       return check_migration<Old, Field, Context>();
   } else if constexpr (lacks_default<To, New>()) {
@@ -115,7 +119,7 @@ constexpr auto check_generated_step(std::index_sequence<Rule...>, std::index_seq
 /// One step between adjacent versions: written by hand, or generated from the plan.
 template <class From, class To, class Context>
 constexpr auto check_step() {
-  if constexpr (requires(From&& from, const Context& context) { step<From, To>::migrate(std::move(from), context); })
+  if constexpr (requires(From && from, const Context& context) { step<From, To>::migrate(std::move(from), context); })
     return verdict<no_error>{};
   else
     return check_generated_step<From, To, Context>(std::make_index_sequence<step_rules<From, To>::own.size()>{},
@@ -160,7 +164,6 @@ constexpr auto check_migration() {
 
 template <class From, class To, class Context>
 using migration_check = decltype(check_migration<From, To, Context>());
-
 
 /// `hotswap::migrate<To>(from, extra)` compiles: From reaches To, and every step on the way has
 /// what it needs (declarations, defaults, declared functions that take `extra`'s type).

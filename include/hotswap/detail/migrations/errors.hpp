@@ -49,11 +49,12 @@ struct declared_function_returns_the_wrong_type {
 };
 template <class From, class To>
 struct no_migration_between {
-  static_assert(reported<no_migration_between>,
-                "hotswap: there is no migration between these types: they are not versions of one schema, "
-                "matching containers of them, or a widening conversion; if From and To are two versions of one "
-                "struct, declare them: `using S = hotswap::schema<\"Name\", hotswap::version<1, From>, "
-                "hotswap::version<2, To>>;` and `template <hotswap::listed_in<S> T> struct hotswap::schema_of<T> : S {};`");
+  static_assert(
+      reported<no_migration_between>,
+      "hotswap: there is no migration between these types: they are not versions of one schema, "
+      "matching containers of them, or a widening conversion; if From and To are two versions of one "
+      "struct, declare them: `using S = hotswap::schema<\"Name\", hotswap::version<1, From>, "
+      "hotswap::version<2, To>>;` and `template <hotswap::listed_in<S> T> struct hotswap::schema_of<T> : S {};`");
 };
 
 }  // namespace hotswap::errors

@@ -19,8 +19,8 @@ constexpr bool widens() {
   constexpr bool plain_number = [] {
     using F = std::remove_cv_t<From>;
     using T = std::remove_cv_t<To>;
-    return std::is_arithmetic_v<F> && std::is_arithmetic_v<T> && !std::is_same_v<F, bool> &&
-           !std::is_same_v<T, bool> && !std::is_same_v<F, char> && !std::is_same_v<T, char>;
+    return std::is_arithmetic_v<F> && std::is_arithmetic_v<T> && !std::is_same_v<F, bool> && !std::is_same_v<T, bool> &&
+           !std::is_same_v<F, char> && !std::is_same_v<T, char>;
   }();
   if constexpr (!plain_number) {
     return false;

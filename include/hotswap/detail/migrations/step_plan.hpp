@@ -8,6 +8,7 @@
 #include <tuple>
 #include <type_traits>
 #include <utility>
+
 #include "../common/fixed_string.hpp"
 #include "../reflect/fields.hpp"
 #include "../schemas/field_kinds.hpp"
@@ -44,8 +45,10 @@ using schema_name_arg = spelled<errors::schema_named, fixed_string<schema_of<T>:
 
 template <class Step>
 constexpr auto rules_of() {
-  if constexpr (requires { Step::rules; }) return Step::rules;
-  else return no_rules{};
+  if constexpr (requires { Step::rules; })
+    return Step::rules;
+  else
+    return no_rules{};
 }
 
 template <class Step>
@@ -55,8 +58,9 @@ template <class From, class To>
 struct step_rules {
   static constexpr auto own = rules_type<step<From, To>>::entries;
   // A downgrade renames back what the upgrade renamed.
-  static constexpr auto reverse = version_number<From> > version_number<To> ? rules_type<step<To, From>>::entries
-                                                               : decltype(rules_type<step<To, From>>::entries){};
+  static constexpr auto reverse = version_number<From> > version_number<To>
+                                      ? rules_type<step<To, From>>::entries
+                                      : decltype(rules_type<step<To, From>>::entries){};
 
   static constexpr std::size_t find(rule_kind kind, std::string_view field) {
     for (std::size_t i = 0; i < own.size(); ++i)
@@ -100,10 +104,14 @@ constexpr auto plan_step() {
   for (std::size_t j = 0; j < plan.size(); ++j) {
     const std::string_view name = field_names<To>[j];
     const std::size_t old_index = field_index<From>(Rules::old_name(name));
-    if (Rules::has(rule_kind::init, name)) plan[j] = {source_kind::init, old_index};
-    else if (Rules::has(rule_kind::convert, name)) plan[j] = {source_kind::convert, old_index};
-    else if (old_index < field_count<From>) plan[j] = {source_kind::moved, old_index};
-    else plan[j] = {source_kind::added, old_index};
+    if (Rules::has(rule_kind::init, name))
+      plan[j] = {source_kind::init, old_index};
+    else if (Rules::has(rule_kind::convert, name))
+      plan[j] = {source_kind::convert, old_index};
+    else if (old_index < field_count<From>)
+      plan[j] = {source_kind::moved, old_index};
+    else
+      plan[j] = {source_kind::added, old_index};
   }
   return plan;
 }
@@ -146,11 +154,16 @@ constexpr bool build_default() {
 }
 template <class T, std::size_t J>
 constexpr bool lacks_default() {
-  if constexpr (!std::is_scalar_v<field_type<T, J>>) return false;
-  else if constexpr (std::is_trivially_default_constructible_v<T>) return true;
+  if constexpr (!std::is_scalar_v<field_type<T, J>>)
+    return false;
+  else if constexpr (std::is_trivially_default_constructible_v<T>)
+    return true;
   else if constexpr (requires { typename std::bool_constant<build_default<T>()>; })
-    return !requires { typename std::bool_constant<read_default_member<T, J>()>; };
-  else return false;
+    return !requires {
+      typename std::bool_constant<read_default_member<T, J>()>;
+    };
+  else
+    return false;
 }
 
 /// How a declared function is called: `(old, extra, key)` inside a map when it takes that,

@@ -17,9 +17,9 @@
 #include <utility>
 #include <vector>
 
-#include "../common/std_memory.hpp"
 #include "../../result.hpp"
 #include "../common/spin_lock.hpp"
+#include "../common/std_memory.hpp"
 #include "module_file.hpp"
 
 namespace hotswap::detail {
@@ -39,9 +39,7 @@ struct copy_directory {
   /// What the dynamic loader opens for the copy `name`: a path through the open directory (no
   /// path of the file system is resolved again), never the same for two copies of the process
   /// (glibc takes a library already loaded under the same name for the one asked for).
-  std::string path_of(const std::string& name) const {
-    return "/proc/self/fd/" + std::to_string(fd) + "/" + name;
-  }
+  std::string path_of(const std::string& name) const { return "/proc/self/fd/" + std::to_string(fd) + "/" + name; }
 };
 
 /// Shared libraries whose last user has gone, closed by the code server (in the program's code:
@@ -134,7 +132,8 @@ result<opened_directory> open_copy_directory(std::string directory, const std::s
     if (unsafe.what.empty()) unsafe = unsafe_directory_of(way);
   if (!unsafe.what.empty()) {
     ::close(fd);
-    return refuse(unsafe.code, unsafe.what + (unsafe.code == errc::unsafe_path ? " (it holds the directory for copies)" : ""));
+    return refuse(unsafe.code,
+                  unsafe.what + (unsafe.code == errc::unsafe_path ? " (it holds the directory for copies)" : ""));
   }
   return opened_directory{std::move(directory), made, fd};
 }

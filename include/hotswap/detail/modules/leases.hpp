@@ -8,12 +8,12 @@
 #include <string>
 #include <vector>
 
-#include "../common/std_algorithm.hpp"
-#include "../common/std_memory.hpp"
 #include "../../result.hpp"
 #include "../abi/image.hpp"
 #include "../abi/implementation_table.hpp"
 #include "../common/spin_lock.hpp"
+#include "../common/std_algorithm.hpp"
+#include "../common/std_memory.hpp"
 #include "../runtime/server_core.hpp"
 #include "../servers/table_of.hpp"
 

@@ -31,7 +31,8 @@ std::string describe_users(const Version& version, const std::vector<Handle>& us
       const spin_guard hold(core.exit_lock);
       name = core.name;
     }
-    text += (i ? ", " : "") + std::string("server ") + std::to_string(core.id) + (name.empty() ? "" : " (" + name + ")");
+    text +=
+        (i ? ", " : "") + std::string("server ") + std::to_string(core.id) + (name.empty() ? "" : " (" + name + ")");
   }
   return text;
 }
@@ -63,9 +64,9 @@ result<void> check_fits(const module_note_fields& note, const std::string& path,
                           std::to_string(now->vsn()));
   if (now && before)
     if (const auto using_it = before->servers(); !using_it.empty())
-      return file_error(errc::not_purged, path,
-                        "the old version must go first: " + describe_users(*before, using_it) +
-                            std::string(purge_advice));
+      return file_error(
+          errc::not_purged, path,
+          "the old version must go first: " + describe_users(*before, using_it) + std::string(purge_advice));
   for (const auto& version : note.schemas)
     if (const auto found = known.find(version.schema, version.vsn); found && found->fingerprint != version.fingerprint)
       return file_error(errc::schema_conflict, path,

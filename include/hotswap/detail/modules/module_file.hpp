@@ -56,7 +56,6 @@ inline constexpr std::uint16_t this_machine = 0;  // none: modules are refused
 #endif
 }  // namespace elf
 
-
 /// What a module's note says.
 struct module_note_fields {
   std::uint64_t abi = 0;
@@ -129,7 +128,8 @@ result<std::string> resolve_safe_path(const std::string& path) {
   const std::string file(resolved);
   std::free(resolved);
   for (const std::string& way : {file, absolute(path)})
-    if (error unsafe = unsafe_directory_of(way); !unsafe.what.empty()) return file_error(unsafe.code, path, unsafe.what);
+    if (error unsafe = unsafe_directory_of(way); !unsafe.what.empty())
+      return file_error(unsafe.code, path, unsafe.what);
   return file;
 }
 
@@ -183,7 +183,9 @@ result<module_sections> find_module_sections(std::string_view file, const std::s
     return offset <= file.size() && size <= file.size() - offset;
   };
   auto read = [&](std::uint64_t offset, auto& out) { std::memcpy(&out, file.data() + offset, sizeof out); };
-  if (file.size() < 4 || file.substr(0, 4) != "\x7f" "ELF")
+  if (file.size() < 4 || file.substr(0, 4) !=
+                             "\x7f"
+                             "ELF")
     return file_error(errc::not_a_library, path, "not a shared library (not an ELF file)");
   if (!fits(0, sizeof(elf::header))) return file_error(errc::truncated, path, "truncated: its ELF header is cut short");
   elf::header header;
@@ -213,7 +215,8 @@ result<module_sections> find_module_sections(std::string_view file, const std::s
     return file_error(errc::truncated, path, "truncated: its section headers are cut short");
   elf::section names;
   read(header.shoff + header.shstrndx * sizeof(elf::section), names);
-  if (!fits(names.offset, names.size)) return file_error(errc::truncated, path, "truncated: its section names are cut short");
+  if (!fits(names.offset, names.size))
+    return file_error(errc::truncated, path, "truncated: its section names are cut short");
   module_sections found_sections;
   bool found = false;
   std::uint64_t initializers = 0;  // bytes of .init_array: what the dynamic loader would run
@@ -271,9 +274,11 @@ result<module_note_fields> parse_module_note(std::string_view text, const std::s
     const std::string_view key = line.substr(0, space);
     const std::string_view rest = space == line.npos ? std::string_view{} : line.substr(space + 1);
     const std::string_view first = rest.substr(0, rest.find(' '));
-    const std::string_view after_first = first.size() < rest.size() ? rest.substr(first.size() + 1) : std::string_view{};
+    const std::string_view after_first =
+        first.size() < rest.size() ? rest.substr(first.size() + 1) : std::string_view{};
     if (key == "hotswap") {
-      if (rest != "module 1") return file_error(errc::abi_mismatch, path, "a module note of another format: " + std::string(line));
+      if (rest != "module 1")
+        return file_error(errc::abi_mismatch, path, "a module note of another format: " + std::string(line));
       header = true;
     } else if (key == "abi") {
       if (!number(first, 16, note.abi)) return bad(line);

@@ -11,6 +11,7 @@
 #include <type_traits>
 #include <utility>
 #include <vector>
+
 #include "../abi/abi_description.hpp"
 #include "../abi/module_descriptor.hpp"
 #include "../common/fixed_string.hpp"
@@ -49,10 +50,12 @@ constexpr void visit_schema_versions(Visit& visit) {
       visit(version);
       [&]<std::size_t... I>(std::index_sequence<I...>) {
         (visit_schemas_in<field_type<V, I>>(visit), ...);
-      }(std::make_index_sequence<field_count<V>>{});
+      }
+      (std::make_index_sequence<field_count<V>>{});
     };
     (one(std::type_identity<typename Schema::template type_of<Schema::oldest_vsn + Offset>>{}), ...);
-  }(std::make_integer_sequence<int, static_cast<int>(Schema::vsns.size())>{});
+  }
+  (std::make_integer_sequence<int, static_cast<int>(Schema::vsns.size())>{});
 }
 
 /// The schemas a type holds: its own if it is a schema version, those of its elements if it is
@@ -127,8 +130,10 @@ constexpr auto make_module_note() {
 /// Stamped into the module's `hotswap_module` section by HOTSWAP_MODULE.
 template <fixed_string Name, class Implementation>
 inline constexpr auto module_note = [] {
-  if constexpr (fine<implementation_check<Implementation>>) return make_module_note<Name, Implementation>();
-  else return (void)checked_table<Implementation>::table, std::array<char, 1>{};  // reports the implementation's mistake
+  if constexpr (fine<implementation_check<Implementation>>)
+    return make_module_note<Name, Implementation>();
+  else
+    return (void)checked_table<Implementation>::table, std::array<char, 1>{};  // reports the implementation's mistake
 }();
 
 template <fixed_string Name>

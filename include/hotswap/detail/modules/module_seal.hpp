@@ -8,18 +8,17 @@
 // does not compile them.
 #pragma once
 
-#include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-
-#include <fmt/core.h>
-
 #include <array>
 #include <cstddef>
 #include <cstring>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <fmt/core.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 
 #include "../common/std_algorithm.hpp"
 #include "../common/std_memory.hpp"
@@ -45,7 +44,8 @@ using seal_digest = std::array<unsigned char, 32>;
 /// never verifies as a seal).
 template <class = void>
 std::string seal_message(const seal_digest& digest) {
-  return std::string("hotswap module seal 1\n") + std::string(reinterpret_cast<const char*>(digest.data()), digest.size());
+  return std::string("hotswap module seal 1\n") +
+         std::string(reinterpret_cast<const char*>(digest.data()), digest.size());
 }
 
 /// The digest of `file` whose seal starts at `seal_at`, its payload read as zeros.
@@ -57,8 +57,10 @@ seal_digest digest_of_module(std::string_view file, std::size_t seal_at) {
   seal_digest digest{};
   unsigned int size = 0;
   if (!hashing || !EVP_DigestInit_ex(hashing.get(), EVP_sha256(), nullptr) ||
-      !EVP_DigestUpdate(hashing.get(), file.data(), payload_at) || !EVP_DigestUpdate(hashing.get(), zeros, seal_payload) ||
-      !EVP_DigestUpdate(hashing.get(), file.data() + payload_at + seal_payload, file.size() - payload_at - seal_payload) ||
+      !EVP_DigestUpdate(hashing.get(), file.data(), payload_at) ||
+      !EVP_DigestUpdate(hashing.get(), zeros, seal_payload) ||
+      !EVP_DigestUpdate(hashing.get(), file.data() + payload_at + seal_payload,
+                        file.size() - payload_at - seal_payload) ||
       !EVP_DigestFinal_ex(hashing.get(), digest.data(), &size))
     throw std::bad_alloc();  // libcrypto fails only to allocate
   return digest;
@@ -120,9 +122,12 @@ result<void> check_seal(std::string_view file, std::string_view section, const s
                         const std::string& path) {
   const auto seal = read_seal(section, path);
   if (!seal) return seal.error();
-  auto zero = [](const auto& bytes) { return std::all_of(std::begin(bytes), std::end(bytes), [](auto b) { return b == 0; }); };
+  auto zero = [](const auto& bytes) {
+    return std::all_of(std::begin(bytes), std::end(bytes), [](auto b) { return b == 0; });
+  };
   if (zero(seal->digest))
-    return file_error(errc::unsealed, path, "not sealed: hotswap_add_module's post-link step (hotswap-seal) did not run");
+    return file_error(errc::unsealed, path,
+                      "not sealed: hotswap_add_module's post-link step (hotswap-seal) did not run");
   const seal_digest digest = digest_of_module(file, static_cast<std::size_t>(section.data() - file.data()));
   if (!std::equal(digest.begin(), digest.end(), seal->digest))
     return file_error(errc::torn, path,
@@ -143,10 +148,10 @@ result<void> check_seal(std::string_view file, std::string_view section, const s
   const std::string message = seal_message(digest);
   const std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> verifying(EVP_MD_CTX_new(), EVP_MD_CTX_free);
   ERR_set_mark();
-  const bool verified =
-      verifying && EVP_DigestVerifyInit(verifying.get(), nullptr, nullptr, nullptr, key->get()) == 1 &&
-      EVP_DigestVerify(verifying.get(), seal->signature, sizeof seal->signature,
-                       reinterpret_cast<const unsigned char*>(message.data()), message.size()) == 1;
+  const bool verified = verifying &&
+                        EVP_DigestVerifyInit(verifying.get(), nullptr, nullptr, nullptr, key->get()) == 1 &&
+                        EVP_DigestVerify(verifying.get(), seal->signature, sizeof seal->signature,
+                                         reinterpret_cast<const unsigned char*>(message.data()), message.size()) == 1;
   ERR_pop_to_mark();
   if (!verified) return file_error(errc::untrusted, path, "its signature by key " + signer + " does not verify");
   return {};

@@ -31,11 +31,11 @@ concept fixed_array = is_std_array<T>;
 /// std::vector and its kin: contiguous, growable, not a string.
 template <class T>
 concept sequence = !is_instance_of<std::basic_string, T> && !std::is_convertible_v<const T&, std::string_view> &&
-                   requires(T& c, typename T::value_type&& v) {
-                     c.reserve(std::size_t{});
-                     c.push_back(std::move(v));
-                     c.data();
-                   };
+                   requires(T & c, typename T::value_type&& v) {
+  c.reserve(std::size_t{});
+  c.push_back(std::move(v));
+  c.data();
+};
 
 template <class T>
 concept unique_key_map = requires(T& c, const typename T::key_type& k) {
@@ -45,10 +45,14 @@ concept unique_key_map = requires(T& c, const typename T::key_type& k) {
 
 /// std::map and its kin.
 template <class T>
-concept ordered_map = unique_key_map<T> && requires { typename T::key_compare; };
+concept ordered_map = unique_key_map<T> && requires {
+  typename T::key_compare;
+};
 
 /// std::unordered_map and its kin.
 template <class T>
-concept hashed_map = unique_key_map<T> && requires { typename T::hasher; };
+concept hashed_map = unique_key_map<T> && requires {
+  typename T::hasher;
+};
 
 }  // namespace hotswap::detail

@@ -35,4 +35,3 @@ constexpr T& member(field_slot<I, T> slot) {
 }
 
 }  // namespace hotswap::detail
-

@@ -32,7 +32,9 @@ struct any_field {
 
 template <class T, std::size_t... I>
 constexpr bool accepts_initializers(std::index_sequence<I...>) {
-  return requires { T{any_field{I}...}; };
+  return requires {
+    T{any_field{I}...};
+  };
 }
 
 /// Binary search: T accepts Low initializers and not High.
@@ -42,8 +44,10 @@ constexpr std::size_t count_fields() {
     return Low;
   } else {
     constexpr std::size_t middle = (Low + High) / 2;
-    if constexpr (accepts_initializers<T>(std::make_index_sequence<middle>{})) return count_fields<T, middle, High>();
-    else return count_fields<T, Low, middle>();
+    if constexpr (accepts_initializers<T>(std::make_index_sequence<middle>{}))
+      return count_fields<T, middle, High>();
+    else
+      return count_fields<T, Low, middle>();
   }
 }
 
@@ -92,7 +96,8 @@ constexpr auto member_addresses() {
     auto refs = fields(fake_object<T>.hotswap_fake_member_);
     [&]<std::size_t... I>(std::index_sequence<I...>) {
       ((addresses[I] = &member<I>(refs)), ...);
-    }(std::make_index_sequence<n>{});
+    }
+    (std::make_index_sequence<n>{});
   }
   return addresses;
 }
@@ -120,9 +125,12 @@ constexpr std::string_view nth_member_name(std::string_view spelled, std::size_t
   std::size_t end = at;
   for (int depth = 0; end < spelled.size(); ++end) {
     const char c = spelled[end];
-    if (c == '<' || c == '(' || c == '{' || c == '[') ++depth;
-    else if (c == '>' || c == ')' || c == '}' || c == ']') { if (depth-- == 0) break; }
-    else if (c == ',' && depth == 0) break;
+    if (c == '<' || c == '(' || c == '{' || c == '[')
+      ++depth;
+    else if (c == '>' || c == ')' || c == '}' || c == ']') {
+      if (depth-- == 0) break;
+    } else if (c == ',' && depth == 0)
+      break;
   }
   std::string_view path = spelled.substr(at, end - at);
   const std::size_t last = path.find_last_of(":.");
@@ -153,7 +161,8 @@ constexpr auto compute_field_names() {
     };
     (read_chunk(std::integral_constant<std::size_t, Chunk>{}), ...);
     (void)read_chunk;  // a struct without fields has no chunk to read
-  }(std::make_index_sequence<(field_count<T> + names_per_spelling - 1) / names_per_spelling>{});
+  }
+  (std::make_index_sequence<(field_count<T> + names_per_spelling - 1) / names_per_spelling>{});
   return names;
 }
 
@@ -199,6 +208,5 @@ constexpr std::size_t plain_layout_size(type_list<Fields...>) {
    ...);
   return offset == 0 ? 1 : (offset + align - 1) / align * align;
 }
-
 
 }  // namespace hotswap::detail

@@ -4,8 +4,9 @@
 
 #include <cstdint>
 #include <utility>
-#include "../common/std_parts.hpp"
+
 #include "../../result.hpp"
+#include "../common/std_parts.hpp"
 #include "../common/sync.hpp"
 #include "server_core.hpp"
 #include "slow_handlers.hpp"
@@ -84,7 +85,7 @@ worker_activity*& current_activity() noexcept {
 /// A handler the pool's monitor found slow has returned: counted, and kept if the slowest.
 template <class = void>
 void note_slow_handler(server_core& server, const implementation_table& table, std::uint32_t kind,
-                              std::int64_t since) noexcept {
+                       std::int64_t since) noexcept {
   const std::chrono::steady_clock::time_point began{std::chrono::steady_clock::duration(since)};
   const auto took = std::chrono::steady_clock::now() - began;
   ++server.slow_handlers;
@@ -106,7 +107,8 @@ void dispatch(server_core& server, envelope& message) noexcept {
   const std::uint64_t tick = activity ? activity->enter() : 0;
   table.handlers[message.kind](server.state, message, result);
   if (activity)
-    if (const std::int64_t slow_since = activity->leave(tick)) note_slow_handler(server, table, message.kind, slow_since);
+    if (const std::int64_t slow_since = activity->leave(tick))
+      note_slow_handler(server, table, message.kind, slow_since);
   if (server.timing) server.time_in_handlers += std::chrono::steady_clock::now() - start;
   ++server.handled;
   if (result.failed) {

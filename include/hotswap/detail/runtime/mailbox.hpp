@@ -21,8 +21,8 @@
 #include <type_traits>
 #include <utility>
 
-#include "../common/std_algorithm.hpp"
 #include "../abi/envelope.hpp"
+#include "../common/std_algorithm.hpp"
 
 #if defined(__GLIBC__)
 #include <malloc.h>
@@ -106,8 +106,7 @@ class mailbox {
     std::size_t count = 0;
     std::uint32_t index = head_index_;
     for (segment* at = head_; at; at = at->next.load(std::memory_order_acquire), index = 0)
-      for (; index < at->capacity && std::atomic_ref(at->slots()[index].ready).load(std::memory_order_acquire);
-           ++index)
+      for (; index < at->capacity && std::atomic_ref(at->slots()[index].ready).load(std::memory_order_acquire); ++index)
         ++count;
     return count;
   }
@@ -125,9 +124,9 @@ class mailbox {
     slot* slots() noexcept { return reinterpret_cast<slot*>(this + 1); }
 
     static segment* make(std::uint32_t capacity) {
-      void* memory = ::operator new(sizeof(segment) + capacity * sizeof(slot), std::align_val_t{alignof(segment)});
+      void* memory = ::operator new (sizeof(segment) + capacity * sizeof(slot), std::align_val_t{alignof(segment)});
       if (reinterpret_cast<std::uintptr_t>(memory) >> (64 - index_bits)) {  // tagged or above 2^48: cannot pack
-        ::operator delete(memory, std::align_val_t{alignof(segment)});
+        ::operator delete (memory, std::align_val_t{alignof(segment)});
         throw std::bad_alloc();
       }
       auto* made = ::new (memory) segment{};
@@ -138,7 +137,7 @@ class mailbox {
     void drop(std::int64_t count) noexcept {
       if (references.fetch_sub(count, std::memory_order_acq_rel) == count) {
         this->~segment();  // slots are trivially destructible
-        ::operator delete(static_cast<void*>(this), std::align_val_t{alignof(segment)});
+        ::operator delete (static_cast<void*>(this), std::align_val_t{alignof(segment)});
       }
     }
   };
@@ -154,9 +153,7 @@ class mailbox {
   static std::uintptr_t pack_tail(segment* at, std::uint32_t index) noexcept {
     return (reinterpret_cast<std::uintptr_t>(at) << index_bits) | index;
   }
-  static segment* tail_segment(std::uintptr_t word) noexcept {
-    return reinterpret_cast<segment*>(word >> index_bits);
-  }
+  static segment* tail_segment(std::uintptr_t word) noexcept { return reinterpret_cast<segment*>(word >> index_bits); }
   static std::uint32_t tail_index(std::uintptr_t word) noexcept {
     return static_cast<std::uint32_t>(word & ((std::uintptr_t{1} << index_bits) - 1));
   }
@@ -174,8 +171,7 @@ class mailbox {
     }
     std::uintptr_t word = tail_.load(std::memory_order_acquire);
     while (tail_segment(word) == full) {
-      if (tail_.compare_exchange_weak(word, pack_tail(next, 0), std::memory_order_acq_rel,
-                                      std::memory_order_acquire)) {
+      if (tail_.compare_exchange_weak(word, pack_tail(next, 0), std::memory_order_acq_rel, std::memory_order_acquire)) {
         const std::int64_t overflowed = tail_index(word) - std::int64_t{full->capacity};
         full->drop(tail_reference - overflowed);
         break;

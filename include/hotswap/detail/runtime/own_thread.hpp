@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <cstdint>
+
 #include "../common/sync.hpp"
 #include "dispatch.hpp"
 #include "worker_pool.hpp"
@@ -15,8 +16,7 @@ namespace hotswap::detail {
 template <class = void>
 class basic_own_thread final : public executor {
  public:
-  explicit basic_own_thread(server_core& server)
-      : server_(server), thread_((server.acquire(), [this] { work(); })) {}
+  explicit basic_own_thread(server_core& server) : server_(server), thread_((server.acquire(), [this] { work(); })) {}
   ~basic_own_thread() override {
     stopping_.store(true, std::memory_order_seq_cst);
     wake();
@@ -30,9 +30,7 @@ class basic_own_thread final : public executor {
       wake();
   }
   bool others_waiting() const noexcept override { return false; }
-  void wake() noexcept {
-    futex_bump(wake_word_, 1);
-  }
+  void wake() noexcept { futex_bump(wake_word_, 1); }
 
  private:
   void hand_to_pool() {
@@ -46,8 +44,8 @@ class basic_own_thread final : public executor {
       if (!scheduled_.load(std::memory_order_seq_cst)) futex_wait(wake_word_, seen);
     }
     exited_.store(true, std::memory_order_seq_cst);
-    hand_to_pool();      // scheduled after the last look: one of us hands it over
-    server_.release();   // may destroy this executor: touch nothing after it
+    hand_to_pool();     // scheduled after the last look: one of us hands it over
+    server_.release();  // may destroy this executor: touch nothing after it
   }
   server_core& server_;
   std::atomic<std::uint32_t> wake_word_{0};

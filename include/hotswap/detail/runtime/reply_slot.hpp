@@ -7,11 +7,12 @@
 #include <optional>
 #include <string>
 #include <utility>
+
+#include "../../result.hpp"
+#include "../abi/image.hpp"
 #include "../common/std_algorithm.hpp"
 #include "../common/std_memory.hpp"
 #include "../common/std_parts.hpp"
-#include "../../result.hpp"
-#include "../abi/image.hpp"
 #include "../common/sync.hpp"
 
 namespace hotswap::detail {

@@ -7,11 +7,12 @@
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "../abi/image.hpp"
+#include "../common/spin_lock.hpp"
 #include "../common/std_algorithm.hpp"
 #include "../common/std_memory.hpp"
 #include "../common/std_parts.hpp"
-#include "../abi/image.hpp"
-#include "../common/spin_lock.hpp"
 #include "dispatch.hpp"
 #include "own_thread.hpp"
 #include "timer_service.hpp"

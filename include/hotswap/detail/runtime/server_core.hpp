@@ -6,6 +6,7 @@
 #include <string>
 #include <utility>
 #include <vector>
+
 #include "../../result.hpp"
 #include "../abi/implementation_table.hpp"
 #include "../abi/trace_event.hpp"
@@ -68,7 +69,7 @@ struct server_core {
   void* state = nullptr;
   std::shared_ptr<const void> table_owner;  // keeps the code of `table` loaded
   std::shared_ptr<const void> state_owner;  // and of the code that made a state not plain data
-  bool suspended = false;  // normal messages wait in the mailbox
+  bool suspended = false;                   // normal messages wait in the mailbox
   std::uint64_t handled = 0;
   bool timing = false;
   std::chrono::nanoseconds time_in_handlers{};
@@ -87,7 +88,9 @@ struct server_core {
 
   server_core(std::uint64_t server_id, const implementation_table& implementation,
               void (*free)(server_core& server) noexcept)
-      : id(server_id), interface_fingerprint(implementation.interface_fingerprint), table(&implementation),
+      : id(server_id),
+        interface_fingerprint(implementation.interface_fingerprint),
+        table(&implementation),
         free_core(free) {}
 
   void acquire() noexcept { references.fetch_add(1, std::memory_order_relaxed); }

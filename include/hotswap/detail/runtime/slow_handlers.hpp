@@ -85,4 +85,3 @@ class handler_watch {
 };
 
 }  // namespace hotswap::detail
-

@@ -6,11 +6,12 @@
 #include <optional>
 #include <utility>
 #include <vector>
+
+#include "../abi/image.hpp"
+#include "../common/spin_lock.hpp"
 #include "../common/std_algorithm.hpp"
 #include "../common/std_memory.hpp"
 #include "../common/std_parts.hpp"
-#include "../abi/image.hpp"
-#include "../common/spin_lock.hpp"
 #include "../common/sync.hpp"
 #include "server_core.hpp"
 
@@ -25,7 +26,7 @@ class basic_timer_service {
   struct entry {
     std::shared_ptr<const void> code;  // keeps the code of `fire` loaded (a module's); released after it
     std::function<bool()> fire;        // false: the target is gone, stop repeating
-    server_core* target = nullptr;  // or a message that travels in place, copied to target
+    server_core* target = nullptr;     // or a message that travels in place, copied to target
     envelope message{};
     duration period{};
     std::atomic<bool> cancelled{false};
@@ -100,9 +101,7 @@ class basic_timer_service {
   };
   static bool later(const due& a, const due& b) { return a.at > b.at; }
 
-  void wake() {
-    futex_bump(changed_, 1);
-  }
+  void wake() { futex_bump(changed_, 1); }
   static bool copy_to_target(const entry& what) {
     return what.target->deliver([&](envelope& into) noexcept {
       std::memcpy(into.payload, what.message.payload, sizeof into.payload);

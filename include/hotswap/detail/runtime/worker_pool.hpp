@@ -4,10 +4,11 @@
 #include <atomic>
 #include <cstdint>
 #include <vector>
+
+#include "../common/spin_lock.hpp"
 #include "../common/std_algorithm.hpp"
 #include "../common/std_memory.hpp"
 #include "../common/std_parts.hpp"
-#include "../common/spin_lock.hpp"
 #include "../common/sync.hpp"
 #include "dispatch.hpp"
 #include "slow_handlers.hpp"
@@ -119,13 +120,15 @@ class basic_worker_pool final : public executor {
       return true;
     };
     for (;;) {
-      const std::uint32_t seen = watch_word_.load(std::memory_order_acquire);  // before stopping_: stop() bumps it after
+      const std::uint32_t seen =
+          watch_word_.load(std::memory_order_acquire);  // before stopping_: stop() bumps it after
       if (stopping_.load(std::memory_order_acquire)) return;
       futex_wait(watch_word_, seen, interval);
       added_now = 0;
       const bool busy = watch.look(activities_.get(), workers_.load(std::memory_order_acquire),
                                    std::chrono::steady_clock::now(), compensate);
-      interval = busy ? std::chrono::nanoseconds(watch_busy) : std::min<std::chrono::nanoseconds>(interval * 2, watch_idle);
+      interval =
+          busy ? std::chrono::nanoseconds(watch_busy) : std::min<std::chrono::nanoseconds>(interval * 2, watch_idle);
     }
   }
 
@@ -148,9 +151,7 @@ class basic_worker_pool final : public executor {
       wake_one();
     return next;
   }
-  void wake_one() noexcept {
-    futex_bump(wake_word_, 1);
-  }
+  void wake_one() noexcept { futex_bump(wake_word_, 1); }
 
   void work(worker_activity& activity) {
     this_thread_pool() = this;

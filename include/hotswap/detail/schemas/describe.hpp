@@ -60,7 +60,8 @@ constexpr auto describe_struct(Sink& sink) {
     const auto found = [&]<std::size_t... I>(std::index_sequence<I...>) {
       (static_cast<void>(describe_after<field_type<T, I>>(sink, I == 0 ? "" : ",", field_names<T>[I])), ...);
       return verdict<error_of<first_of<decltype(describe_type<field_type<T, I>>(sink))...>>>{};
-    }(std::make_index_sequence<field_count<T>>{});
+    }
+    (std::make_index_sequence<field_count<T>>{});
     sink.put("}");
     return found;
   }
@@ -161,6 +162,7 @@ struct type_description_of {
 
 /// The canonical description of `T` (hotswap::type_description).
 template <class T>
-inline constexpr std::string_view description{type_description_of<T>::chars.data(), type_description_of<T>::chars.size()};
+inline constexpr std::string_view description{type_description_of<T>::chars.data(),
+                                              type_description_of<T>::chars.size()};
 
 }  // namespace hotswap::detail

@@ -16,7 +16,8 @@ namespace hotswap::detail {
 template <class T>
 inline constexpr auto field_type_ids = []<std::size_t... I>(std::index_sequence<I...>) {
   return std::array<std::string_view, sizeof...(I)>{type_spelling<field_type<T, I>>()...};
-}(std::make_index_sequence<field_count<T>>{});
+}
+(std::make_index_sequence<field_count<T>>{});
 
 enum class field_change { added, removed, kept, retyped };
 
@@ -25,10 +26,14 @@ constexpr bool diff_has(std::string_view name, field_change change) {
   const std::size_t in_from = field_index<From>(name), in_to = field_index<To>(name);
   const bool was = in_from < field_count<From>, is = in_to < field_count<To>;
   switch (change) {
-    case field_change::added: return !was && is;
-    case field_change::removed: return was && !is;
-    case field_change::kept: return was && is && field_type_ids<From>[in_from] == field_type_ids<To>[in_to];
-    case field_change::retyped: return was && is && field_type_ids<From>[in_from] != field_type_ids<To>[in_to];
+    case field_change::added:
+      return !was && is;
+    case field_change::removed:
+      return was && !is;
+    case field_change::kept:
+      return was && is && field_type_ids<From>[in_from] == field_type_ids<To>[in_to];
+    case field_change::retyped:
+      return was && is && field_type_ids<From>[in_from] != field_type_ids<To>[in_to];
   }
   return false;
 }

@@ -27,7 +27,10 @@ namespace hotswap::detail {
 
 /// A version of some schema (hotswap::versioned).
 template <class T>
-concept versioned_type = requires { schema_of<T>::name; } && schema_of<T>::template lists<T>;
+concept versioned_type = requires {
+  schema_of<T>::name;
+}
+&&schema_of<T>::template lists<T>;
 
 /// The version number of a versioned struct (hotswap::vsn_of).
 template <class T>
@@ -35,12 +38,15 @@ inline constexpr int version_number = schema_of<T>::template vsn_of<T>;
 
 /// Two structs are versions of the same schema (hotswap::same_schema).
 template <class A, class B>
-concept same_schema_types = versioned_type<A> && versioned_type<B> &&
-                            std::is_same_v<typename schema_of<A>::schema_type, typename schema_of<B>::schema_type>;
+concept same_schema_types =
+    versioned_type<A> && versioned_type<B> && std::is_same_v < typename schema_of<A>::schema_type,
+typename schema_of<B>::schema_type > ;
 
 /// A type given a canonical name by specializing hotswap::type_name.
 template <class T>
-concept named_type = requires { type_name<T>::value; };
+concept named_type = requires {
+  type_name<T>::value;
+};
 
 enum class field_kind {
   version,      ///< a schema version (a struct of fields)
@@ -60,19 +66,32 @@ enum class field_kind {
 
 template <class T>
 constexpr field_kind kind_of_field() {
-  if constexpr (versioned_type<T>) return field_kind::version;
-  else if constexpr (std::is_same_v<T, bool>) return field_kind::boolean;
-  else if constexpr (std::is_same_v<T, char>) return field_kind::character;
-  else if constexpr (std::is_integral_v<T>) return field_kind::integer;
-  else if constexpr (std::is_floating_point_v<T>) return field_kind::floating;
-  else if constexpr (std::is_enum_v<T>) return field_kind::enumeration;
-  else if constexpr (std::is_same_v<T, std::string>) return field_kind::string;
-  else if constexpr (optional<T>) return field_kind::optional;
-  else if constexpr (sequence<T>) return field_kind::sequence;
-  else if constexpr (fixed_array<T>) return field_kind::fixed_array;
-  else if constexpr (ordered_map<T>) return field_kind::ordered_map;
-  else if constexpr (hashed_map<T>) return field_kind::hashed_map;
-  else return field_kind::other;
+  if constexpr (versioned_type<T>)
+    return field_kind::version;
+  else if constexpr (std::is_same_v<T, bool>)
+    return field_kind::boolean;
+  else if constexpr (std::is_same_v<T, char>)
+    return field_kind::character;
+  else if constexpr (std::is_integral_v<T>)
+    return field_kind::integer;
+  else if constexpr (std::is_floating_point_v<T>)
+    return field_kind::floating;
+  else if constexpr (std::is_enum_v<T>)
+    return field_kind::enumeration;
+  else if constexpr (std::is_same_v<T, std::string>)
+    return field_kind::string;
+  else if constexpr (optional<T>)
+    return field_kind::optional;
+  else if constexpr (sequence<T>)
+    return field_kind::sequence;
+  else if constexpr (fixed_array<T>)
+    return field_kind::fixed_array;
+  else if constexpr (ordered_map<T>)
+    return field_kind::ordered_map;
+  else if constexpr (hashed_map<T>)
+    return field_kind::hashed_map;
+  else
+    return field_kind::other;
 }
 
 template <class T>
@@ -86,14 +105,16 @@ constexpr bool is_scalar(field_kind kind) {
     case field_kind::integer:
     case field_kind::floating:
     case field_kind::enumeration:
-    case field_kind::string: return true;
+    case field_kind::string:
+      return true;
     case field_kind::version:
     case field_kind::optional:
     case field_kind::sequence:
     case field_kind::fixed_array:
     case field_kind::ordered_map:
     case field_kind::hashed_map:
-    case field_kind::other: return false;
+    case field_kind::other:
+      return false;
   }
   return false;
 }
@@ -131,9 +152,9 @@ constexpr bool plain_data() {
   else if constexpr (std::is_class_v<T> && std::is_aggregate_v<T> && !std::is_polymorphic_v<T>)
     return []<std::size_t... I>(std::index_sequence<I...>) {
       return (plain_data<field_type<T, I>>() && ...);
-    }(std::make_index_sequence<field_count<T>>{});
-  else
-    return false;
+    }
+  (std::make_index_sequence<field_count<T>>{});
+  else return false;
 }
 
 }  // namespace hotswap::detail

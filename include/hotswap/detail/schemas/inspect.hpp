@@ -11,8 +11,8 @@
 
 #include <fmt/core.h>
 
-#include "../common/std_memory.hpp"
 #include "../../result.hpp"
+#include "../common/std_memory.hpp"
 #include "../reflect/fields.hpp"
 #include "field_kinds.hpp"
 
@@ -23,12 +23,23 @@ Out inspect_string(Out out, std::string_view text) {
   *out++ = '"';
   for (char c : text) {
     switch (c) {
-      case '"': out = write_text(out, "\\\""); break;
-      case '\\': out = write_text(out, "\\\\"); break;
-      case '\n': out = write_text(out, "\\n"); break;
-      case '\t': out = write_text(out, "\\t"); break;
-      case '\r': out = write_text(out, "\\r"); break;
-      default: *out++ = c;
+      case '"':
+        out = write_text(out, "\\\"");
+        break;
+      case '\\':
+        out = write_text(out, "\\\\");
+        break;
+      case '\n':
+        out = write_text(out, "\\n");
+        break;
+      case '\t':
+        out = write_text(out, "\\t");
+        break;
+      case '\r':
+        out = write_text(out, "\\r");
+        break;
+      default:
+        *out++ = c;
     }
   }
   *out++ = '"';
@@ -46,7 +57,7 @@ Out inspect_float(Out out, double value) {
   const std::size_t digits = exponent.find_first_not_of("e+-0");
   exponent = digits == std::string_view::npos ? std::string_view() : exponent.substr(digits);
   return write_text(out, fmt::format("{}{}{}{}{}", mantissa, mantissa.find('.') == std::string_view::npos ? ".0" : "",
-                                    e < text.size() ? "e" : "", negative ? "-" : "", exponent));
+                                     e < text.size() ? "e" : "", negative ? "-" : "", exponent));
 }
 
 template <class Out, class T>
@@ -99,7 +110,8 @@ Out inspect_to(Out out, const T& value) {
       ((out = write_text(write_text(write_text(out, I == 0 ? "" : ", "), field_names<T>[I]), ": "),
         out = inspect_to(out, member<I>(members))),
        ...);
-    }(std::make_index_sequence<field_count<T>>{});
+    }
+    (std::make_index_sequence<field_count<T>>{});
     *out++ = '}';
     return out;
   } else if constexpr (kind == field_kind::boolean) {
@@ -123,7 +135,10 @@ Out inspect_to(Out out, const T& value) {
     static_assert(kind == field_kind::other, "hotswap: a field kind inspect does not print");
     if constexpr (std::is_convertible_v<const T&, std::string_view>)
       return inspect_string(out, value);
-    else if constexpr (requires { std::begin(value); std::end(value); })
+    else if constexpr (requires {
+                         std::begin(value);
+                         std::end(value);
+                       })
       return inspect_list(out, value);
     else
       return write_text(out, fmt::format("{}", value));

@@ -70,8 +70,10 @@ constexpr auto version_type() {
     while (i < sizeof...(Versions) && !match[i]) ++i;
     return i;
   }();
-  if constexpr (at == sizeof...(Versions)) return std::type_identity<void>{};
-  else return std::type_identity<std::tuple_element_t<at, std::tuple<typename Versions::type...>>>{};
+  if constexpr (at == sizeof...(Versions))
+    return std::type_identity<void>{};
+  else
+    return std::type_identity<std::tuple_element_t<at, std::tuple<typename Versions::type...>>>{};
 }
 
 template <class Schema, int Vsn, class T>
@@ -91,8 +93,9 @@ constexpr auto check_version() {
 }
 
 template <class Schema, int Previous, int Next>
-using check_numbering = verdict<std::conditional_t<Next == Previous + 1, no_error,
-                                                   errors::version_numbers_must_count_up_by_one<Schema, Previous, Next>>>;
+using check_numbering =
+    verdict<std::conditional_t<Next == Previous + 1, no_error,
+                               errors::version_numbers_must_count_up_by_one<Schema, Previous, Next>>>;
 
 template <class Schema, auto Vsns, std::size_t... I>
 constexpr auto check_numbers(std::index_sequence<I...>) {
@@ -105,8 +108,10 @@ constexpr auto check_schema() {
   using name = spelled<errors::schema_named, Schema>;
   using numbering = decltype(check_numbers<name, std::array<int, sizeof...(Versions)>{Versions::vsn...}>(
       std::make_index_sequence<sizeof...(Versions) - 1>{}));
-  if constexpr (!fine<numbering>) return verdict<error_of<numbering>>{};
-  else return verdict<error_of<first_of<decltype(check_version<name, Versions::vsn, typename Versions::type>())...>>>{};
+  if constexpr (!fine<numbering>)
+    return verdict<error_of<numbering>>{};
+  else
+    return verdict<error_of<first_of<decltype(check_version<name, Versions::vsn, typename Versions::type>())...>>>{};
 }
 
 /// The verdict on the schema `T` is a version of (its list's first mistake).
@@ -114,6 +119,5 @@ template <class Schema>
 struct schema_check;
 template <fixed_string Name, class... Versions>
 struct schema_check<schema<Name, Versions...>> : decltype(check_schema<Name, Versions...>()) {};
-
 
 }  // namespace hotswap::detail

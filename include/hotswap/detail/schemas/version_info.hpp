@@ -33,7 +33,8 @@ version_info describe_version() {
   [&]<std::size_t... I>(std::index_sequence<I...>) {
     (info.field_names.emplace_back(field_names<T>[I]), ...);
     (info.field_types.emplace_back(description<field_type<T, I>>), ...);
-  }(std::make_index_sequence<field_count<T>>{});
+  }
+  (std::make_index_sequence<field_count<T>>{});
   return info;
 }
 

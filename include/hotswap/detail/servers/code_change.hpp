@@ -5,11 +5,11 @@
 #include <string>
 #include <utility>
 
-#include "../common/std_memory.hpp"
-#include "../common/std_parts.hpp"
 #include "../../result.hpp"
 #include "../abi/image.hpp"
 #include "../abi/implementation_table.hpp"
+#include "../common/std_memory.hpp"
+#include "../common/std_parts.hpp"
 #include "../common/type_name.hpp"
 #include "../runtime/runtime.hpp"
 #include "control.hpp"
@@ -26,8 +26,8 @@ std::pair<extra_ref, std::shared_ptr<const void>> keep_extra(const Extra& extra)
 
 template <class Handle>
 result<void> change_code_request(const Handle& server, const implementation_table& table, int old_vsn,
-                                std::chrono::nanoseconds timeout, std::shared_ptr<const void> table_owner,
-                                extra_ref extra, std::shared_ptr<const void> extra_owner) {
+                                 std::chrono::nanoseconds timeout, std::shared_ptr<const void> table_owner,
+                                 extra_ref extra, std::shared_ptr<const void> extra_owner) {
   if (!table_owner && building_module) {  // a module's own table: the server gets a lease of it
     const lease_maker& leases = module_leases();
     table_owner = leases.make(pin_this_image());
@@ -35,8 +35,8 @@ result<void> change_code_request(const Handle& server, const implementation_tabl
   }
   return control<void>(
       server, timeout,
-      [&table, old_vsn, extra, owner = std::move(table_owner), extra_owner = std::move(extra_owner)](
-          server_core& core) mutable -> result<void> {
+      [&table, old_vsn, extra, owner = std::move(table_owner),
+       extra_owner = std::move(extra_owner)](server_core& core) mutable -> result<void> {
         const implementation_table& old = *core.table;
         if (!core.suspended) return error{errc::not_suspended, "suspend the server first"};
         if (table.interface_fingerprint != old.interface_fingerprint)

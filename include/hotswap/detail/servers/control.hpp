@@ -6,9 +6,10 @@
 #include <optional>
 #include <string>
 #include <utility>
+
+#include "../../result.hpp"
 #include "../common/std_memory.hpp"
 #include "../common/std_parts.hpp"
-#include "../../result.hpp"
 #include "../runtime/dispatch.hpp"
 #include "../runtime/reply_slot.hpp"
 #include "../runtime/runtime.hpp"

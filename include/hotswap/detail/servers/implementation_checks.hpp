@@ -7,6 +7,7 @@
 #include <concepts>
 #include <type_traits>
 #include <utility>
+
 #include "../common/type_list.hpp"
 #include "../common/verdict.hpp"
 #include "../migrations/checks.hpp"
@@ -96,7 +97,9 @@ concept init_takes_argument = has_basics<Implementation> && !std::is_void_v<init
 template <class Implementation>
 struct extra_type : std::type_identity<no_extra> {};
 template <class Implementation>
-  requires requires { typename Implementation::extra; }
+requires requires {
+  typename Implementation::extra;
+}
 struct extra_type<Implementation> : std::type_identity<typename Implementation::extra> {};
 template <class Implementation>
 using extra_of = typename extra_type<Implementation>::type;
@@ -110,19 +113,20 @@ constexpr auto check_handler() {
   using S = typename Implementation::state;
   if constexpr (Kind::kind == message_kind::call) {
     using R = typename Kind::reply;
-    if constexpr (!requires(M&& m, S& s) { Implementation::handle_call(std::move(m), s); })
+    if constexpr (!requires(M && m, S & s) { Implementation::handle_call(std::move(m), s); })
       return verdict<errors::implementation_lacks_handle_call<Implementation, M, R>>{};
     else if constexpr (!std::is_convertible_v<call_returns<Implementation, M, S>, R>)
-      return verdict<errors::handle_call_returns_the_wrong_type<Implementation, M, R, call_returns<Implementation, M, S>>>{};
+      return verdict<
+          errors::handle_call_returns_the_wrong_type<Implementation, M, R, call_returns<Implementation, M, S>>>{};
     else
       return verdict<no_error>{};
   } else if constexpr (Kind::kind == message_kind::cast) {
-    if constexpr (!requires(M&& m, S& s) { Implementation::handle_cast(std::move(m), s); })
+    if constexpr (!requires(M && m, S & s) { Implementation::handle_cast(std::move(m), s); })
       return verdict<errors::implementation_lacks_handle_cast<Implementation, M>>{};
     else
       return verdict<no_error>{};
   } else {
-    if constexpr (!requires(M&& m, S& s) { Implementation::handle_info(std::move(m), s); })
+    if constexpr (!requires(M && m, S & s) { Implementation::handle_info(std::move(m), s); })
       return verdict<errors::implementation_lacks_handle_info<Implementation, M>>{};
     else
       return verdict<no_error>{};
@@ -131,8 +135,11 @@ constexpr auto check_handler() {
 
 template <class Implementation, int Vsn, class Old>
 concept writes_code_change = requires(Old&& old, const extra_of<Implementation>& extra) {
-  { Implementation::code_change(from_vsn<Vsn>{}, std::move(old), extra) } -> std::same_as<typename Implementation::state>;
-} || requires(Old&& old) {
+  {
+    Implementation::code_change(from_vsn<Vsn>{}, std::move(old), extra)
+    } -> std::same_as<typename Implementation::state>;
+}
+|| requires(Old&& old) {
   { Implementation::code_change(from_vsn<Vsn>{}, std::move(old)) } -> std::same_as<typename Implementation::state>;
 };
 
@@ -144,8 +151,8 @@ constexpr auto check_history_entry() {
   using S = typename Implementation::state;
   if constexpr (writes_code_change<Implementation, Version::vsn, Old> || std::is_same_v<Old, S>)
     return verdict<no_error>{};
-  else if constexpr (!has_route<Old, S>() && std::is_aggregate_v<Old> && std::is_aggregate_v<S> && !versioned_type<Old> &&
-                     !versioned_type<S>)
+  else if constexpr (!has_route<Old, S>() && std::is_aggregate_v<Old> && std::is_aggregate_v<S> &&
+                     !versioned_type<Old> && !versioned_type<S>)
     return verdict<errors::states_are_not_versions_of_a_schema<Implementation, Version::vsn, Old, S>>{};
   else if constexpr (!has_route<Old, S>())
     return verdict<errors::state_cannot_change_from_vsn<Implementation, Version::vsn, Old, S>>{};
@@ -156,7 +163,9 @@ constexpr auto check_history_entry() {
 template <class Implementation>
 struct history_type : std::type_identity<state_history<>> {};
 template <class Implementation>
-  requires requires { typename Implementation::state_history; }
+requires requires {
+  typename Implementation::state_history;
+}
 struct history_type<Implementation> : std::type_identity<typename Implementation::state_history> {};
 template <class Implementation>
 using history_of = typename history_type<Implementation>::type;

@@ -10,6 +10,7 @@
 #include <string_view>
 #include <type_traits>
 #include <utility>
+
 #include "../common/fixed_string.hpp"
 #include "../common/hash.hpp"
 #include "../common/type_name.hpp"
@@ -56,7 +57,8 @@ constexpr std::uint64_t message_hash(std::uint64_t hash) {
     hash = fnv1a("{", fnv1a(type_spelling<T>(), hash));
     [&]<std::size_t... I>(std::index_sequence<I...>) {
       ((hash = message_hash<field_type<T, I>>(fnv1a(":", fnv1a(field_names<T>[I], hash)))), ...);
-    }(std::make_index_sequence<field_count<T>>{});
+    }
+    (std::make_index_sequence<field_count<T>>{});
     return fnv1a("}", hash);
   } else {
     return fnv1a(type_spelling<T>(), hash);
@@ -127,10 +129,12 @@ struct not_a_call {};
 template <class Interface, class Message>
 constexpr auto reply_type() {
   constexpr auto index = Interface::template index_of<std::remove_cvref_t<Message>>;
-  if constexpr (index == Interface::size) return std::type_identity<not_a_call>{};
+  if constexpr (index == Interface::size)
+    return std::type_identity<not_a_call>{};
   else if constexpr (Interface::template kind_at<index>::kind != message_kind::call)
     return std::type_identity<not_a_call>{};
-  else return std::type_identity<typename Interface::template kind_at<index>::reply>{};
+  else
+    return std::type_identity<typename Interface::template kind_at<index>::reply>{};
 }
 
 }  // namespace hotswap::detail

@@ -7,9 +7,10 @@
 #include <string>
 #include <type_traits>
 #include <utility>
-#include "../common/std_parts.hpp"
+
 #include "../../result.hpp"
 #include "../abi/envelope.hpp"
+#include "../common/std_parts.hpp"
 #include "../common/verdict.hpp"
 #include "../runtime/reply_slot.hpp"
 #include "../runtime/runtime.hpp"

@@ -5,10 +5,11 @@
 #include <cstdint>
 #include <string>
 #include <utility>
-#include "../common/std_memory.hpp"
+
 #include "../../result.hpp"
 #include "../abi/image.hpp"
 #include "../abi/implementation_table.hpp"
+#include "../common/std_memory.hpp"
 #include "../runtime/runtime.hpp"
 #include "table_of.hpp"
 
@@ -30,7 +31,7 @@ result<server_core*> start_server(const implementation_table& table, const void*
     }
   } handle{new server_core(runtime.next_id(), table, runtime.free_core)};
   server_core* const core = handle.core;
-  core->acquire();  // the reference for being alive
+  core->acquire();                        // the reference for being alive
   if (!table_owner && building_module) {  // a module's server of its own: leased from it
     const lease_maker& leases = module_leases();
     table_owner = leases.make(pin_this_image());

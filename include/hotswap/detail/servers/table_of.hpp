@@ -12,6 +12,7 @@
 #include <string_view>
 #include <type_traits>
 #include <utility>
+
 #include "../abi/implementation_table.hpp"
 #include "../common/type_name.hpp"
 #include "../migrations/apply.hpp"
@@ -77,7 +78,7 @@ void* init_state(const void* argument, outcome& result) noexcept {
 template <class Implementation>
 void terminate_state(void* state, const exit_reason& reason) noexcept {
   using S = typename Implementation::state;
-  if constexpr (requires(S& s) { Implementation::terminate(reason, s); }) {
+  if constexpr (requires(S & s) { Implementation::terminate(reason, s); }) {
     outcome ignored;  // terminate is the last word: what it throws goes nowhere
     report_failure(ignored, [&] { Implementation::terminate(reason, *static_cast<S*>(state)); });
   }
@@ -91,7 +92,7 @@ void destroy_state(void* state) noexcept {
 /// Builds this implementation's state from a copy of the old one (the old stays intact).
 template <class Implementation, int Vsn, class Old>
 typename Implementation::state change_from(const Old& old, const extra_of<Implementation>& extra) {
-  if constexpr (requires(Old&& o) { Implementation::code_change(from_vsn<Vsn>{}, std::move(o), extra); })
+  if constexpr (requires(Old && o) { Implementation::code_change(from_vsn<Vsn>{}, std::move(o), extra); })
     return Implementation::code_change(from_vsn<Vsn>{}, Old(old), extra);
   else if constexpr (writes_code_change<Implementation, Vsn, Old>)
     return Implementation::code_change(from_vsn<Vsn>{}, Old(old));
@@ -100,8 +101,8 @@ typename Implementation::state change_from(const Old& old, const extra_of<Implem
 }
 
 template <class Implementation, class... Versions>
-void* change_state(void* old_state, std::uint64_t old_fingerprint, int old_vsn,
-                   const extra_of<Implementation>& extra, outcome& result, state_history<Versions...>) {
+void* change_state(void* old_state, std::uint64_t old_fingerprint, int old_vsn, const extra_of<Implementation>& extra,
+                   outcome& result, state_history<Versions...>) {
   using S = typename Implementation::state;
   void* made = nullptr;
   bool known = false;
@@ -118,8 +119,7 @@ void* change_state(void* old_state, std::uint64_t old_fingerprint, int old_vsn,
            ...);
   });
   if (!known && !result.failed) {
-    if (old_fingerprint == value_fingerprint<S>)
-      return old_state;  // the same state type: handed on as it is
+    if (old_fingerprint == value_fingerprint<S>) return old_state;  // the same state type: handed on as it is
     result = {true, std::string(type_spelling<Implementation>()) + " does not know the state of vsn " +
                         std::to_string(old_vsn) + ": list it in state_history"};
   }
@@ -159,10 +159,12 @@ struct table_parts {
   using interface = typename Implementation::interface;
   static constexpr auto handlers = []<std::size_t... I>(std::index_sequence<I...>) {
     return std::array<handler_fn, sizeof...(I)>{&handle<Implementation, I>...};
-  }(std::make_index_sequence<interface::size>{});
+  }
+  (std::make_index_sequence<interface::size>{});
   static constexpr auto discards = []<std::size_t... I>(std::index_sequence<I...>) {
     return std::array<discard_fn, sizeof...(I)>{&discard_message<interface, I>...};
-  }(std::make_index_sequence<interface::size>{});
+  }
+  (std::make_index_sequence<interface::size>{});
 };
 
 template <class Implementation>
@@ -195,8 +197,10 @@ template <class Implementation>
 struct checked_table {
   static_assert(sizeof(error_of<implementation_check<Implementation>>) != 0);  // the first mistake, once
   static constexpr implementation_table table = [] {
-    if constexpr (fine<implementation_check<Implementation>>) return make_table<Implementation>();
-    else return implementation_table{};
+    if constexpr (fine<implementation_check<Implementation>>)
+      return make_table<Implementation>();
+    else
+      return implementation_table{};
   }();
 };
 

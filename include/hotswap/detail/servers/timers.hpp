@@ -3,10 +3,11 @@
 
 #include <type_traits>
 #include <utility>
-#include "../common/std_memory.hpp"
-#include "../common/std_parts.hpp"
+
 #include "../abi/envelope.hpp"
 #include "../abi/image.hpp"
+#include "../common/std_memory.hpp"
+#include "../common/std_parts.hpp"
 #include "../common/verdict.hpp"
 #include "../runtime/runtime.hpp"
 #include "interface.hpp"

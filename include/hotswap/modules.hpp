@@ -147,9 +147,8 @@ requires detail::is_interface<Interface> result<server_ref<Interface>> start(con
                                                                              start_options options = {}) {
   auto leased = detail::lease_to_start<Argument>(code);
   if (!leased) return leased.error();
-  options.table_owner = std::move(leased->lease);
-  options.bind_owner = &detail::bind_lease<module_version>;
-  return start<Interface>(*leased->table, &argument, std::move(options));
+  return detail::start_as<Interface>(*leased->table, &argument, options.name, options.own_thread,
+                                     std::move(leased->lease), &detail::bind_lease<module_version>);
 }
 
 /// Starts a server running a module's table whose init takes no argument.
@@ -158,9 +157,8 @@ requires detail::is_interface<Interface> result<server_ref<Interface>> start(con
                                                                              start_options options = {}) {
   auto leased = detail::lease_to_start<void>(code);
   if (!leased) return leased.error();
-  options.table_owner = std::move(leased->lease);
-  options.bind_owner = &detail::bind_lease<module_version>;
-  return start<Interface>(*leased->table, nullptr, std::move(options));
+  return detail::start_as<Interface>(*leased->table, nullptr, options.name, options.own_thread,
+                                     std::move(leased->lease), &detail::bind_lease<module_version>);
 }
 
 namespace sys {

@@ -198,10 +198,6 @@ class server_ref : public any_server {
 struct start_options {
   std::string name{};       ///< registered as this name (empty: none)
   bool own_thread = false;  ///< a thread of its own instead of the pool (for handlers that block)
-  /// Keeps the code of the table loaded while the server runs it (the modules layer sets it).
-  std::shared_ptr<const void> table_owner{};
-  /// Called with the new server before its init runs, to tell table_owner which server holds it.
-  void (*bind_owner)(const void* table_owner, detail::server_core& server) noexcept = nullptr;
 };
 
 /// Starts a server running `table`: init runs on the calling thread (where hotswap::self() is
@@ -209,13 +205,7 @@ struct start_options {
 template <class Interface>
 result<server_ref<Interface>> start(const implementation_table& table, const void* argument,
                                     start_options options = {}) {
-  if (table.interface_fingerprint != Interface::fingerprint)
-    return error{errc::wrong_interface, std::string(table.name) + " implements " + std::string(table.interface_name) +
-                                            ", not " + std::string(Interface::name)};
-  auto started = detail::start_server(table, argument, options.name, options.own_thread, std::move(options.table_owner),
-                                      options.bind_owner);
-  if (!started) return started.error();
-  return *server_ref<Interface>::from(any_server(*started));
+  return detail::start_as<Interface>(table, argument, options.name, options.own_thread);
 }
 
 /// Starts a server of `Implementation`, whose init takes no argument.

@@ -54,11 +54,9 @@ result<void> resume(const server_handle auto& server, std::chrono::nanoseconds t
 /// Switches a suspended server to `table`, which makes its state from the old one (through its
 /// code_change or the generated migration). `old_vsn` is the vsn the server runs, as in
 /// Erlang. On any failure the server keeps its old state and table, and goes on serving.
-/// `table_owner` keeps the table's code loaded while the server runs it (modules set it).
 result<void> change_code(const server_handle auto& server, const implementation_table& table, int old_vsn,
-                         std::chrono::nanoseconds timeout = default_timeout,
-                         std::shared_ptr<const void> table_owner = {}) {
-  return detail::change_code_request(server, table, old_vsn, timeout, std::move(table_owner), {}, {});
+                         std::chrono::nanoseconds timeout = default_timeout) {
+  return detail::change_code_request(server, table, old_vsn, timeout, {}, {}, {});
 }
 
 /// change_code passing `extra` to code_change (a copy: the request may outlive the wait). A

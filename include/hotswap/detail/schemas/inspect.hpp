@@ -56,8 +56,10 @@ Out inspect_float(Out out, double value) {
   const bool negative = exponent.size() > 1 && exponent[1] == '-';
   const std::size_t digits = exponent.find_first_not_of("e+-0");
   exponent = digits == std::string_view::npos ? std::string_view() : exponent.substr(digits);
-  return write_text(out, fmt::format("{}{}{}{}{}", mantissa, mantissa.find('.') == std::string_view::npos ? ".0" : "",
-                                     e < text.size() ? "e" : "", negative ? "-" : "", exponent));
+  out = write_text(out, mantissa);
+  if (mantissa.find('.') == std::string_view::npos) out = write_text(out, ".0");
+  if (e < text.size()) out = write_text(out, negative ? "e-" : "e");
+  return write_text(out, exponent);
 }
 
 template <class Out, class T>

@@ -13,6 +13,12 @@
 #include "../runtime/runtime.hpp"
 #include "table_of.hpp"
 
+namespace hotswap {
+class any_server;  // hotswap/servers.hpp
+template <class Interface>
+class server_ref;
+}  // namespace hotswap
+
 namespace hotswap::detail {
 
 /// Starts a server on `table` (whose interface the caller checked): init runs on this thread,
@@ -65,6 +71,21 @@ result<server_core*> start_server(const implementation_table& table, const void*
   if (!core->run_state.compare_exchange_strong(quiet, server_core::idle)) core->runs_on->schedule(*core);
   if (initialized.failed) return error{errc::init_failed, std::move(initialized.what)};
   return std::exchange(handle.core, nullptr);
+}
+
+/// hotswap::start: a server of `Interface` on `table`, and the hold on the table's code it keeps
+/// (a module's lease, bound to the server by `bind_owner` before its init runs).
+template <class Interface, class Handle = any_server>
+result<server_ref<Interface>> start_as(const implementation_table& table, const void* argument, const std::string& name,
+                                       bool on_own_thread, std::shared_ptr<const void> table_owner = {},
+                                       void (*bind_owner)(const void* table_owner,
+                                                          server_core& server) noexcept = nullptr) {
+  if (table.interface_fingerprint != Interface::fingerprint)
+    return error{errc::wrong_interface, std::string(table.name) + " implements " + std::string(table.interface_name) +
+                                            ", not " + std::string(Interface::name)};
+  auto started = start_server(table, argument, name, on_own_thread, std::move(table_owner), bind_owner);
+  if (!started) return started.error();
+  return *server_ref<Interface>::from(Handle(*started));
 }
 
 }  // namespace hotswap::detail

@@ -1,8 +1,13 @@
 // Which program image this code is compiled into. A module (a shared library built with
 // hotswap_add_module, which defines HOTSWAP_MODULE_BUILD) owns no runtime and no schema
 // registry: it uses those of the program that loads it, which the code server hands it before
-// the module's static initializers run. Whatever would outlive a call into a module's code (a
-// thread, a timer, a callback) is made by the program's code, or keeps the module loaded.
+// the module's static initializers run.
+//
+// The idiom this file names, "the program's copy of the code": whatever would outlive a call into
+// a module's code (a thread, a timer, a callback, a control block, a freed server) is made or run
+// by the program's copy of these headers, reached through function pointers the program fills in
+// (the runtime's, the host link's), or it keeps the module loaded (pin_this_image, a lease).
+// docs/architecture.md lists where.
 #pragma once
 
 #include "../common/std_memory.hpp"

@@ -185,9 +185,11 @@ TEST_CASE("a restart whose init throws counts against the intensity and is tried
     refusals = 2;  // the crash, then two failed restarts: three restarts, within the intensity
     const auto first = named("reluctant");
     hotswap::send(first, Crash{});
+    // The name also resolves, briefly, to each restart whose init is about to throw: only the
+    // one that started answers.
     REQUIRE(eventually([&] {
       const auto now = hotswap::whereis<Counter>("reluctant");
-      return now && now->id() != first.id();
+      return now && now->id() != first.id() && hotswap::call(*now, Get{}).has_value();
     }));
     CHECK(refusals.load() == 0);
     CHECK(sup.alive());

@@ -13,7 +13,6 @@
 #include <chrono>
 #include <deque>
 #include <mutex>
-#include <stdexcept>
 
 #include <hotswap/servers.hpp>
 
@@ -30,10 +29,9 @@ class manual_executor final : public hotswap::detail::executor {
   /// Starts a server of `Implementation` on this executor.
   template <class Implementation>
   hotswap::server_ref<typename Implementation::interface> start(std::string name = {}) {
-    auto started =
-        hotswap::detail::start_server(hotswap::table_of<Implementation>, nullptr, name, false, {}, nullptr, this);
-    if (!started) throw std::runtime_error("manual_executor: " + started.error().what);
-    return *hotswap::server_ref<typename Implementation::interface>::from(hotswap::any_server(*started));
+    return hotswap::detail::start_as<typename Implementation::interface>(hotswap::table_of<Implementation>, nullptr,
+                                                                         name, false, {}, nullptr, this)
+        .value();
   }
 
   void set_mode(mode now) { mode_ = now; }

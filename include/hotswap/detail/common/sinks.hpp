@@ -32,10 +32,11 @@ constexpr void put_number(Sink& sink, std::size_t value) {
   while (n > 0) sink.put(std::string_view(&digits[--n], 1));
 }
 
+inline constexpr std::string_view hex_digits = "0123456789abcdef";
+
 template <class Sink>
 constexpr void put_hex(Sink& sink, std::uint64_t value) {
-  constexpr std::string_view digits = "0123456789abcdef";
-  for (int shift = 60; shift >= 0; shift -= 4) sink.put(digits.substr((value >> shift) & 0xF, 1));
+  for (int shift = 60; shift >= 0; shift -= 4) sink.put(hex_digits.substr((value >> shift) & 0xF, 1));
 }
 
 }  // namespace hotswap::detail

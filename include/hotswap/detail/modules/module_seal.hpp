@@ -19,6 +19,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 
+#include "../common/sinks.hpp"
 #include "../common/std_algorithm.hpp"
 #include "../common/std_memory.hpp"
 #include "module_file.hpp"
@@ -115,10 +116,9 @@ raw_key raw_public_key(const EVP_PKEY* key) {
 template <class = void>
 std::string hex(const unsigned char* bytes, std::size_t size) {
   std::string text;
-  constexpr std::string_view digits = "0123456789abcdef";
   for (std::size_t i = 0; i < size; ++i) {
-    text += digits[bytes[i] >> 4];
-    text += digits[bytes[i] & 0xF];
+    text += hex_digits[bytes[i] >> 4];
+    text += hex_digits[bytes[i] & 0xF];
   }
   return text;
 }

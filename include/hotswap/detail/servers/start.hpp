@@ -74,16 +74,18 @@ result<server_core*> start_server(const implementation_table& table, const void*
 }
 
 /// hotswap::start: a server of `Interface` on `table`, and the hold on the table's code it keeps
-/// (a module's lease, bound to the server by `bind_owner` before its init runs).
+/// (a module's lease, bound to the server by `bind_owner` before its init runs), on the pool or
+/// on `runs_on`.
 template <class Interface, class Handle = any_server>
 result<server_ref<Interface>> start_as(const implementation_table& table, const void* argument, const std::string& name,
                                        bool on_own_thread, std::shared_ptr<const void> table_owner = {},
                                        void (*bind_owner)(const void* table_owner,
-                                                          server_core& server) noexcept = nullptr) {
+                                                          server_core& server) noexcept = nullptr,
+                                       executor* runs_on = nullptr) {
   if (table.interface_fingerprint != Interface::fingerprint)
     return error{errc::wrong_interface, std::string(table.name) + " implements " + std::string(table.interface_name) +
                                             ", not " + std::string(Interface::name)};
-  auto started = start_server(table, argument, name, on_own_thread, std::move(table_owner), bind_owner);
+  auto started = start_server(table, argument, name, on_own_thread, std::move(table_owner), bind_owner, runs_on);
   if (!started) return started.error();
   return *server_ref<Interface>::from(Handle(*started));
 }

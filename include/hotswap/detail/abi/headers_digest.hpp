@@ -2,4 +2,4 @@
 // edit. It enters the ABI fingerprint: a module built from other headers is refused.
 #pragma once
 
-#define HOTSWAP_DETAIL_HEADERS_DIGEST "f127bed8dcc403e9"
+#define HOTSWAP_DETAIL_HEADERS_DIGEST "5ba04362f726eba4"

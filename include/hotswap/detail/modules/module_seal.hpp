@@ -15,13 +15,9 @@
 #include <string_view>
 #include <vector>
 
-#include <openssl/decoder.h>
-#include <openssl/err.h>
-#include <openssl/evp.h>
-
 #include "../common/sinks.hpp"
 #include "../common/std_algorithm.hpp"
-#include "../common/std_memory.hpp"
+#include "libcrypto.hpp"
 #include "module_file.hpp"
 
 namespace hotswap::detail {
@@ -35,10 +31,13 @@ struct module_seal {
   unsigned char signer[32];     ///< the signer's public key (raw); zeros: unsigned
 };
 static_assert(sizeof(module_seal) == 144 && offsetof(module_seal, digest) == 16);
-inline constexpr std::string_view seal_marker{"hotswap seal 1\0\0", 16};
-inline constexpr std::size_t seal_payload = sizeof(module_seal) - seal_marker.size();
+// (An array, not a string_view of 16 chars: that constructor alone would cost 1.5% of what
+// including hotswap does, checking the iterator concepts of its overloads.)
+inline constexpr char seal_marker[sizeof(module_seal::marker)] = "hotswap seal 1";
+inline constexpr std::size_t seal_payload = sizeof(module_seal) - sizeof seal_marker;
 
 using seal_digest = std::array<unsigned char, 32>;
+using md_context = libcrypto::owned<evp_md_ctx_st, libcrypto::EVP_MD_CTX_free>;
 
 /// What is signed: the digest, under a label of its own (a signature made for anything else
 /// never verifies as a seal).
@@ -51,17 +50,17 @@ std::string seal_message(const seal_digest& digest) {
 /// The digest of `file` whose seal starts at `seal_at`, its payload read as zeros.
 template <class = void>
 seal_digest digest_of_module(std::string_view file, std::size_t seal_at) {
-  const std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> hashing(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  const md_context hashing(libcrypto::EVP_MD_CTX_new());
   static constexpr unsigned char zeros[seal_payload] = {};
-  const std::size_t payload_at = seal_at + seal_marker.size();
+  const std::size_t payload_at = seal_at + sizeof seal_marker;
   seal_digest digest{};
   unsigned int size = 0;
-  if (!hashing || !EVP_DigestInit_ex(hashing.get(), EVP_sha256(), nullptr) ||
-      !EVP_DigestUpdate(hashing.get(), file.data(), payload_at) ||
-      !EVP_DigestUpdate(hashing.get(), zeros, seal_payload) ||
-      !EVP_DigestUpdate(hashing.get(), file.data() + payload_at + seal_payload,
-                        file.size() - payload_at - seal_payload) ||
-      !EVP_DigestFinal_ex(hashing.get(), digest.data(), &size))
+  if (!hashing || !libcrypto::EVP_DigestInit_ex(hashing.get(), libcrypto::EVP_sha256(), nullptr) ||
+      !libcrypto::EVP_DigestUpdate(hashing.get(), file.data(), payload_at) ||
+      !libcrypto::EVP_DigestUpdate(hashing.get(), zeros, seal_payload) ||
+      !libcrypto::EVP_DigestUpdate(hashing.get(), file.data() + payload_at + seal_payload,
+                                   file.size() - payload_at - seal_payload) ||
+      !libcrypto::EVP_DigestFinal_ex(hashing.get(), digest.data(), &size))
     throw std::bad_alloc();  // libcrypto fails only to allocate
   return digest;
 }
@@ -73,7 +72,7 @@ result<module_seal> read_seal(std::string_view section, const std::string& path)
   if (section.data() == nullptr)
     return file_error(errc::unsealed, path, "not sealed (no hotswap_seal section): build it with hotswap_add_module");
   module_seal seal;
-  if (section.size() != sizeof seal || section.substr(0, seal_marker.size()) != seal_marker)
+  if (section.size() != sizeof seal || std::memcmp(section.data(), seal_marker, sizeof seal_marker) != 0)
     return file_error(errc::unsealed, path, "its hotswap_seal section is not a seal of this hotswap");
   std::memcpy(&seal, section.data(), sizeof seal);
   return seal;
@@ -81,36 +80,33 @@ result<module_seal> read_seal(std::string_view section, const std::string& path)
 
 // -- keys --
 
-struct key_deleter {
-  void operator()(EVP_PKEY* key) const noexcept { EVP_PKEY_free(key); }
-};
-using evp_key = std::unique_ptr<EVP_PKEY, key_deleter>;  // a public or private key
+using evp_key = libcrypto::owned<evp_pkey_st, libcrypto::EVP_PKEY_free>;  // a public or private key
 
 /// The Ed25519 public key in `pem` (as `openssl pkey -pubout` or `hotswap-seal keygen` write it).
 /// (Read by OpenSSL's decoders: <openssl/pem.h> would cost a third of what including hotswap does.)
 template <class = void>
 evp_key read_public_key(std::string_view pem) {
-  ERR_set_mark();  // what fails is said by the caller, not left in this thread's error queue
-  EVP_PKEY* read = nullptr;
-  const std::unique_ptr<OSSL_DECODER_CTX, void (*)(OSSL_DECODER_CTX*)> decoder(
-      OSSL_DECODER_CTX_new_for_pkey(&read, "PEM", nullptr, "ED25519", EVP_PKEY_PUBLIC_KEY, nullptr, nullptr),
-      OSSL_DECODER_CTX_free);
+  libcrypto::ERR_set_mark();  // what fails is said by the caller, not left in this thread's error queue
+  evp_pkey_st* read = nullptr;
+  const libcrypto::owned<ossl_decoder_ctx_st, libcrypto::OSSL_DECODER_CTX_free> decoder(
+      libcrypto::OSSL_DECODER_CTX_new_for_pkey(&read, "PEM", nullptr, "ED25519", libcrypto::public_key_part, nullptr,
+                                               nullptr));
   const auto* data = reinterpret_cast<const unsigned char*>(pem.data());
   std::size_t size = pem.size();
-  if (decoder) OSSL_DECODER_from_data(decoder.get(), &data, &size);
+  if (decoder) libcrypto::OSSL_DECODER_from_data(decoder.get(), &data, &size);
   evp_key key(read);
-  if (key && EVP_PKEY_get_base_id(key.get()) != EVP_PKEY_ED25519) key.reset();
-  ERR_pop_to_mark();
+  if (key && libcrypto::EVP_PKEY_get_base_id(key.get()) != libcrypto::ed25519) key.reset();
+  libcrypto::ERR_pop_to_mark();
   return key;
 }
 
 /// A raw Ed25519 public key, and how it is shown: hex.
 using raw_key = std::array<unsigned char, 32>;
 template <class = void>
-raw_key raw_public_key(const EVP_PKEY* key) {
+raw_key raw_public_key(const evp_pkey_st* key) {
   raw_key raw{};
   std::size_t size = raw.size();
-  EVP_PKEY_get_raw_public_key(key, raw.data(), &size);
+  libcrypto::EVP_PKEY_get_raw_public_key(key, raw.data(), &size);
   return raw;
 }
 template <class = void>
@@ -156,13 +152,13 @@ result<void> check_seal(std::string_view file, std::string_view section, const s
   if (key == trusted.end())
     return file_error(errc::untrusted, path, "signed by key " + signer + ", which this code server does not trust");
   const std::string message = seal_message(digest);
-  const std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> verifying(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-  ERR_set_mark();
-  const bool verified = verifying &&
-                        EVP_DigestVerifyInit(verifying.get(), nullptr, nullptr, nullptr, key->get()) == 1 &&
-                        EVP_DigestVerify(verifying.get(), seal->signature, sizeof seal->signature,
-                                         reinterpret_cast<const unsigned char*>(message.data()), message.size()) == 1;
-  ERR_pop_to_mark();
+  const md_context verifying(libcrypto::EVP_MD_CTX_new());
+  libcrypto::ERR_set_mark();
+  const bool verified =
+      verifying && libcrypto::EVP_DigestVerifyInit(verifying.get(), nullptr, nullptr, nullptr, key->get()) == 1 &&
+      libcrypto::EVP_DigestVerify(verifying.get(), seal->signature, sizeof seal->signature,
+                                  reinterpret_cast<const unsigned char*>(message.data()), message.size()) == 1;
+  libcrypto::ERR_pop_to_mark();
   if (!verified) return file_error(errc::untrusted, path, "its signature by key " + signer + " does not verify");
   return {};
 }

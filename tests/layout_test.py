@@ -22,13 +22,14 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 INCLUDE = ROOT / "include"
 
 # Lowest first. A detail folder and the public headers of its layer share a rank.
-LAYERS = ["common", "abi", "reflect", "schemas", "migrations", "runtime", "servers", "modules", "umbrella"]
+LAYERS = ["common", "abi", "reflect", "schemas", "migrations", "runtime", "servers", "modules", "releases", "umbrella"]
 PUBLIC = {
     "version.hpp": "common", "result.hpp": "common",
     "schemas.hpp": "schemas", "inspect.hpp": "schemas",
     "migrations.hpp": "migrations",
     "servers.hpp": "servers", "sys.hpp": "servers", "supervisors.hpp": "servers",
     "modules.hpp": "modules",
+    "releases.hpp": "releases",
     "hotswap.hpp": "umbrella",
 }
 VOCABULARY = {"hotswap/result.hpp", "hotswap/version.hpp"}

@@ -89,4 +89,51 @@ result<Result> control(const auto& server, std::chrono::nanoseconds timeout, Run
   return answer_of(*done);
 }
 
+/// control() in two halves: a sys request sent now and waited for later, so that one thread can
+/// have many servers serve theirs at once (a release suspends all its servers in parallel, under
+/// one deadline). An idle server serves it at once, on this thread.
+template <class Result, class Run>
+class sent_control {
+ public:
+  sent_control(const auto& server, Run run) {
+    if (!server) {
+      failure_ = error{errc::no_server, "an empty server handle"};
+      return;
+    }
+    if (server.core() == current_server()) {
+      failure_ = error{errc::calling_self, "a server cannot wait for itself"};
+      return;
+    }
+    request_ = new control_call<Result, Run>(std::move(run));
+    if (run_control_here(*server.core(), *request_)) return;
+    if (!server.core()->deliver_control(*request_)) {
+      delete std::exchange(request_, nullptr);
+      failure_ = error{errc::no_server, {}};
+    }
+  }
+  sent_control(sent_control&& other) noexcept
+      : request_(std::exchange(other.request_, nullptr)), failure_(std::move(other.failure_)) {}
+  sent_control& operator=(sent_control&&) = delete;
+  /// Not waited for: the server frees it after serving it.
+  ~sent_control() {
+    if (request_ && request_->wait(std::chrono::nanoseconds::zero(), [] {})) delete request_;
+  }
+
+  /// Its answer, waiting until `deadline` at most (once).
+  result<Result> wait_until(std::chrono::steady_clock::time_point deadline) {
+    if (!request_) return failure_;
+    control_call<Result, Run>* request = std::exchange(request_, nullptr);
+    const auto left = std::max<std::chrono::nanoseconds>(deadline - std::chrono::steady_clock::now(), {});
+    if (!request->wait(left, before_parking<>))
+      return error{errc::timeout, "no answer in time: the request may yet take effect"};
+    const std::unique_ptr<control_call<Result, Run>> done(request);
+    if (!done->answer) return done->failure;
+    return std::move(*done->answer);
+  }
+
+ private:
+  control_call<Result, Run>* request_ = nullptr;
+  hotswap::error failure_{};
+};
+
 }  // namespace hotswap::detail

@@ -25,8 +25,7 @@ struct transaction_step {
   int old_vsn;
   std::shared_ptr<const void> table_owner;
   std::shared_ptr<kept_code> kept = std::make_shared<kept_code>();  // written on the server
-  bool switched = false;                                            // answered: switched, waiting for commit or revert
-  bool attempted = false;  // a switch was sent (it may yet run, if it timed out)
+  bool attempted = false;  // a switch was sent (if it timed out, it may yet run)
   std::chrono::nanoseconds switch_time{};
 };
 
@@ -86,26 +85,20 @@ std::optional<transaction_failure> run_transaction(std::vector<transaction_step>
                                     return switch_code(core, *table, vsn, {}, std::move(owner), *kept);
                                   });
     step.switch_time = clock::now() - started;
-    step.switched = static_cast<bool>(switched);
     if (!switched) fail(i, "change_code", switched.error());
   }
 
-  // Undo, on each server that switched or may have (a request that timed out may run later:
-  // the revert runs after it, in the server's sys lane). A server that stopped meanwhile has
-  // nothing to put back; what it kept is let go below.
-  if (failed) {
-    auto revert = [](server_core& core, kept_code& kept) noexcept {
-      if (kept.table) revert_code(core, kept);
-    };
-    for (std::size_t i = steps.size(); i-- > 0;) {
-      if (!steps[i].attempted) continue;
-      (void)control<void>(core_ref{steps[i].server}, change_timeout,
-                          [kept = steps[i].kept, revert](server_core& core) -> result<void> {
-                            revert(core, *kept);
-                            return {};
-                          });
-    }
-  }
+  // Undo, last first, on each server that switched or may have (a switch that timed out may run
+  // later: the revert runs after it, in the server's sys lane). A server that stopped meanwhile
+  // has nothing to put back; what it kept goes with the steps.
+  if (failed)
+    for (std::size_t i = steps.size(); i-- > 0;)
+      if (steps[i].attempted)
+        (void)control<void>(core_ref{steps[i].server}, change_timeout,
+                            [kept = steps[i].kept](server_core& core) -> result<void> {
+                              if (kept->table) revert_code(core, *kept);
+                              return {};
+                            });
 
   // Resume all, in parallel (a suspend that timed out may yet take effect: it is resumed too):
   // the messages sent meanwhile are handled now, in order.

@@ -1,7 +1,8 @@
 // The runtime against its floors: a call round trip beside a bare atomic ping-pong between two
 // threads (same run), cast throughput, dispatch through the table beside a direct call, the
-// pause of a live upgrade of the two Anemone servers, the upgrade pause of a server with 0 to
-// 1,000,000 messages queued, and 100,000 idle servers.
+// pause of a live upgrade of the two Anemone servers (by hand and as one transaction), 1,000
+// servers upgraded in one transaction, the upgrade pause of a server with 0 to 1,000,000
+// messages queued, and 100,000 idle servers.
 //
 //   build/gcc/benchmarks/servers_benchmark '--benchmark_filter=-idle|upgrade_with_backlog' --benchmark_repetitions=5
 //   build/gcc/benchmarks/servers_benchmark --benchmark_filter=idle      (memory: one fresh run)
@@ -24,6 +25,8 @@
 #include <vector>
 
 #include <benchmark/benchmark.h>
+
+#include <hotswap/releases.hpp>
 
 #include "anemone/servers.hpp"
 #include "percentile.hpp"
@@ -225,6 +228,11 @@ void upgrade_pause(benchmark::State& state) {
     });
     while (state.range(0) && calls.load() < 100) std::this_thread::yield();
     const double took = timed_ns([&] {
+      if (state.range(1)) {  // as one transaction
+        (void)hotswap::upgrade(
+            {{manager, hotswap::table_of<AccountManagerV3>, 2}, {inspector, hotswap::table_of<InspectorV3>, 2}});
+        return;
+      }
       (void)hotswap::sys::suspend(manager);
       (void)hotswap::sys::suspend(inspector);
       (void)hotswap::sys::change_code(manager, hotswap::table_of<AccountManagerV3>, 2);
@@ -247,12 +255,38 @@ void upgrade_pause(benchmark::State& state) {
   state.counters["client_worst_call_ns"] = client_worst.load();
 }
 BENCHMARK(upgrade_pause)
-    ->Arg(0)
-    ->Arg(1)
-    ->ArgName("client")
+    ->ArgsProduct({{0, 1}, {0, 1}})
+    ->ArgNames({"client", "transaction"})
     ->UseManualTime()
     ->Iterations(2000)
     ->Unit(benchmark::kMicrosecond);
+
+// ---- many servers in one transaction: 1,000 AccountManagers, v2 -> v3 ----
+
+void upgrade_many(benchmark::State& state) {
+  using namespace anemone;
+  const Period no_ticks = std::chrono::hours(1);
+  std::vector<hotswap::server_ref<AccountManagerV2::interface>> managers;
+  std::vector<double> pauses;
+  for (auto _ : state) {
+    state.PauseTiming();
+    managers.clear();
+    for (std::int64_t i = 0; i < state.range(0); ++i)
+      managers.push_back(hotswap::start<AccountManagerV2>(no_ticks).value());
+    std::vector<hotswap::upgrade_step> steps;
+    for (const auto& manager : managers) steps.emplace_back(manager, hotswap::table_of<AccountManagerV3>, 2);
+    state.ResumeTiming();
+    const auto report = hotswap::upgrade(steps);
+    state.PauseTiming();
+    if (!report) state.SkipWithError(report.outcome.error().what.c_str());
+    pauses.push_back(std::chrono::duration<double, std::nano>(report.pause).count());
+    for (auto& manager : managers) (void)hotswap::stop(manager);
+    state.ResumeTiming();
+  }
+  report_latencies(state, pauses);
+  state.counters["p50_ns_a_server"] = percentile(pauses, 0.50) / static_cast<double>(state.range(0));
+}
+BENCHMARK(upgrade_many)->Arg(1'000)->Iterations(50)->Unit(benchmark::kMicrosecond)->UseRealTime();
 
 // ---- the upgrade pause with a backlog: sys requests do not wait behind normal messages ----
 

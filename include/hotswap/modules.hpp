@@ -196,6 +196,14 @@ struct purge_report {
   std::string note;                 ///< why it is still mapped, when it is
 };
 
+/// What a module file says it is (code_server::check).
+struct module_info {
+  std::string name;
+  int vsn;
+  std::string implementation, interface_name;
+  std::uint64_t interface_fingerprint;
+};
+
 /// How a code server is set up.
 struct code_server_options {
   /// Where private copies of the libraries go (made, mode 0700); empty: a new directory under
@@ -246,6 +254,24 @@ class basic_code_server {
   template <class Interface>
   result<module_ptr> load(const std::string& path) {
     return load(path, Interface::fingerprint, Interface::name);
+  }
+
+  /// What the module in `path` is, after every check a load makes before opening the library
+  /// (the file, its seal, its note against this program and the loaded versions, a newer vsn);
+  /// with load's errors. Nothing is loaded, copied or changed: what a release checks before
+  /// anything moves.
+  result<module_info> check(const std::string& path) {
+    const detail::spin_guard one_at_a_time(operation_);
+    std::string bytes;
+    std::string_view text;
+    try {
+      auto note = check_file(path, 0, {}, bytes, text);
+      if (!note) return note.error();
+      return module_info{std::move(note->name), note->vsn, std::move(note->implementation),
+                         std::move(note->interface_name), note->interface};
+    } catch (const std::exception& failed) {  // out of memory, most likely
+      return detail::file_error(errc::load_failed, path, failed.what());
+    }
   }
 
   /// The current and old versions of a module (null if none).
@@ -381,25 +407,38 @@ class basic_code_server {
     }
   }
 
-  result<module_ptr> load_checked(const std::string& path, std::uint64_t interface, std::string_view interface_name) {
-    // Everything the file says is checked before any of its code runs.
+  /// Everything the file says, checked before any of its code runs: the file (its bytes into
+  /// `bytes`, its note's text into `text`), its seal, its note against the program and the
+  /// loaded versions.
+  result<detail::module_note_fields> check_file(const std::string& path, std::uint64_t interface,
+                                                std::string_view interface_name, std::string& bytes,
+                                                std::string_view& text) {
     const auto resolved = detail::resolve_safe_path(path);
     if (!resolved) return resolved.error();
-    const auto bytes = detail::read_module_file(*resolved, path, largest_module_);
-    if (!bytes) return bytes.error();
-    const auto sections = detail::find_module_sections(*bytes, path);
+    auto read = detail::read_module_file(*resolved, path, largest_module_);
+    if (!read) return read.error();
+    bytes = std::move(*read);
+    const auto sections = detail::find_module_sections(bytes, path);
     if (!sections) return sections.error();
     if (!bad_key_.empty()) return detail::file_error(errc::untrusted, path, bad_key_);
-    if (auto sealed = detail::check_seal(*bytes, sections->seal, trusted_, path); !sealed) return sealed.error();
-    const std::string_view text = sections->note;
-    const auto note = detail::parse_module_note(text, path);
+    if (auto sealed = detail::check_seal(bytes, sections->seal, trusted_, path); !sealed) return sealed.error();
+    text = sections->note;
+    auto note = detail::parse_module_note(text, path);
     if (!note) return note.error();
     if (auto fits = detail::check_fits(*note, path, interface, interface_name, current(note->name), old(note->name),
                                        registry());
         !fits)
       return fits.error();
+    return note;
+  }
+
+  result<module_ptr> load_checked(const std::string& path, std::uint64_t interface, std::string_view interface_name) {
+    std::string bytes;
+    std::string_view text;
+    const auto note = check_file(path, interface, interface_name, bytes, text);
+    if (!note) return note.error();
     if (auto opened = open_directory(path); !opened) return opened.error();
-    const auto copy = detail::write_copy(*directory_fd_, directory(), *bytes, *note, path);
+    const auto copy = detail::write_copy(*directory_fd_, directory(), bytes, *note, path);
     if (!copy) return copy.error();
 
     // Opened through the copy directory's descriptor: static initializers (deferred by the link

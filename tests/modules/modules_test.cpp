@@ -639,6 +639,32 @@ TEST_CASE("bad modules are refused with the file and the reason; nothing changes
   hotswap::stop(server).value();
 }
 
+TEST_CASE("check says what a module is, refusing what load refuses before opening it; nothing changes") {
+  const scratch files;
+  hotswap::code_server code;
+  const auto info = code.check(files.stage("counter_v2", "checked.so"));
+  REQUIRE(info);
+  CHECK(info->name == "counter");
+  CHECK(info->vsn == 2);
+  CHECK(info->interface_name == "Counter");
+  CHECK(info->interface_fingerprint == Counter::fingerprint);
+  CHECK_FALSE(info->implementation.empty());
+  CHECK_FALSE(code.current("counter"));
+  CHECK(code.directory().empty());  // nothing copied: the copies' directory comes with the first load
+
+  const auto v2 = code.load<Counter>(files.stage("counter_v2", "counter_v2.so")).value();
+  const auto older = code.check(files.stage("counter_v1", "older.so"));
+  REQUIRE_FALSE(older);
+  CHECK(older.error().code == hotswap::errc::not_newer);
+  CHECK_FALSE(code.check(files.dir + "/missing.so"));
+  // Its initializers have not run: check takes it, load then refuses it.
+  const std::string throws = files.stage("counter_throws", "throws.so");
+  CHECK(code.check(throws).value().vsn == 3);
+  CHECK(code.load<Counter>(throws).error().code == hotswap::errc::initializer_failed);
+  CHECK(code.current("counter") == v2);
+  CHECK_FALSE(code.old("counter"));
+}
+
 TEST_CASE("a state that is not plain data keeps the code that made it loaded, as long as it lives") {
   const scratch files;
   hotswap::code_server code;

@@ -35,7 +35,20 @@ struct control_call final : control_request {
         call.finish(answered);
     };
   }
+  /// Its answer, once it has run (or the failure that kept it from running).
+  hotswap::result<Result> take() {
+    if (!answer) return failure;
+    return std::move(*answer);
+  }
 };
+
+/// Whether a sys request can be sent to `server` at all, and why not.
+template <class Handle>
+hotswap::result<void> control_allowed(const Handle& server) {
+  if (!server) return error{errc::no_server, "an empty server handle"};
+  if (server.core() == current_server()) return error{errc::calling_self, "a server cannot wait for itself"};
+  return {};
+}
 
 /// Runs `request` on this thread if the server (on the pool) is idle and no sys request is
 /// ahead of it: no worker has to be woken for it (a wake costs 20-80 us), whatever waits in
@@ -69,14 +82,9 @@ bool run_control_here(server_core& server, control_request& request) noexcept {
 /// calling thread; the timeout then bounds nothing (sys requests are short).
 template <class Result, class Run>
 result<Result> control(const auto& server, std::chrono::nanoseconds timeout, Run run) {
-  if (!server) return error{errc::no_server, "an empty server handle"};
-  if (server.core() == current_server()) return error{errc::calling_self, "a server cannot wait for itself"};
-  auto answer_of = [](control_call<Result, Run>& done) -> result<Result> {
-    if (!done.answer) return done.failure;
-    return std::move(*done.answer);
-  };
+  if (auto allowed = control_allowed(server); !allowed) return allowed.error();
   control_call<Result, Run> here(std::move(run));  // on the stack: nobody else sees it if it runs here
-  if (run_control_here(*server.core(), here)) return answer_of(here);
+  if (run_control_here(*server.core(), here)) return here.take();
   auto* request = new control_call<Result, Run>(std::move(here.body));
   if (!server.core()->deliver_control(*request)) {
     delete request;
@@ -86,7 +94,7 @@ result<Result> control(const auto& server, std::chrono::nanoseconds timeout, Run
     return error{errc::timeout, "no answer within " + std::to_string(timeout.count() / 1'000'000) +
                                     " ms: the request may yet take effect (sys::get_status shows whether it did)"};
   const std::unique_ptr<control_call<Result, Run>> done(request);
-  return answer_of(*done);
+  return done->take();
 }
 
 /// control() in two halves: a sys request sent now and waited for later, so that one thread can
@@ -96,12 +104,8 @@ template <class Result, class Run>
 class sent_control {
  public:
   sent_control(const auto& server, Run run) {
-    if (!server) {
-      failure_ = error{errc::no_server, "an empty server handle"};
-      return;
-    }
-    if (server.core() == current_server()) {
-      failure_ = error{errc::calling_self, "a server cannot wait for itself"};
+    if (auto allowed = control_allowed(server); !allowed) {
+      failure_ = allowed.error();
       return;
     }
     request_ = new control_call<Result, Run>(std::move(run));
@@ -127,8 +131,7 @@ class sent_control {
     if (!request->wait(left, before_parking<>))
       return error{errc::timeout, "no answer in time: the request may yet take effect"};
     const std::unique_ptr<control_call<Result, Run>> done(request);
-    if (!done->answer) return done->failure;
-    return std::move(*done->answer);
+    return done->take();
   }
 
  private:

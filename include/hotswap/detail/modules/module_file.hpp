@@ -62,6 +62,12 @@ struct module_note_fields {
   std::string abi_text, name, implementation, interface_name;
   int vsn = 0;
   std::uint64_t interface = 0;
+  std::uint64_t state = 0;  // its state type's fingerprint
+  struct earlier_state {    // a vsn its code_change starts from, and the state that vsn held
+    int vsn;
+    std::uint64_t state;
+  };
+  std::vector<earlier_state> history;
   struct schema_version {
     std::string schema;
     int vsn;
@@ -292,6 +298,12 @@ result<module_note_fields> parse_module_note(std::string_view text, const std::s
     } else if (key == "interface") {
       if (!number(first, 16, note.interface)) return bad(line);
       note.interface_name = after_first;
+    } else if (key == "state") {
+      if (!number(rest, 16, note.state)) return bad(line);
+    } else if (key == "from") {
+      module_note_fields::earlier_state earlier{0, 0};
+      if (!number(first, 10, earlier.vsn) || !number(after_first, 16, earlier.state)) return bad(line);
+      note.history.push_back(earlier);
     } else if (key == "schema") {
       const std::string_view vsn = after_first.substr(0, after_first.find(' '));
       module_note_fields::schema_version version{std::string(first), 0, 0};

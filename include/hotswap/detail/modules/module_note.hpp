@@ -1,5 +1,6 @@
 // What HOTSWAP_MODULE puts in a module: its note (one fact a line: ABI, name, vsn, implementation,
-// interface, and every schema version its states and extra hold), checked by the program before
+// interface, its state and the vsns it changes code from, and every schema version its states and
+// extra hold), checked by the program before
 // any of the module's code runs, and its descriptor. Cost: one visit per schema version reached
 // from the state, its history and its extra; a schema reached twice is written once.
 #pragma once
@@ -97,7 +98,20 @@ constexpr void put_module_note(Sink& sink) {
   put_hex(sink, interface::fingerprint);
   sink.put(" ");
   sink.put(interface::name);
+  sink.put("\nstate ");  // what a release checks a running server against before anything moves
+  put_hex(sink, value_fingerprint<typename Implementation::state>);
   sink.put("\n");
+  [&]<class... Versions>(state_history<Versions...>) {
+    auto from = [&](int vsn, std::uint64_t state) {  // from 1 <fingerprint of vsn 1's state>
+      sink.put("from ");
+      put_number(sink, static_cast<std::size_t>(vsn));
+      sink.put(" ");
+      put_hex(sink, state);
+      sink.put("\n");
+    };
+    (void)from;  // an empty history
+    (from(Versions::vsn, value_fingerprint<typename Versions::type>), ...);
+  }(history_of<Implementation>{});
   std::array<std::uint64_t, 256> seen{};  // a schema reached twice is written once
   std::size_t seen_count = 0;
   auto line = [&]<class V>(std::type_identity<V>) {  // schema Account 2 <fingerprint>

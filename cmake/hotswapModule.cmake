@@ -34,3 +34,35 @@ function(hotswap_add_module target)
   add_custom_command(TARGET ${target} POST_BUILD COMMAND hotswap::seal seal $<TARGET_FILE:${target}> ${sign}
                      VERBATIM)
 endfunction()
+
+# hotswap_add_release(<name> VERSION <vsn> MODULES <module target>... [DESTINATION <directory>])
+#
+# A release for hotswap's release handler: its name, its vsn and its modules' files, written as
+# <name>-<vsn>.release.json into DESTINATION (by default the directory of the first module). A
+# module beside the manifest is named by its file name, others by their full path; the release
+# handler reads each module's name from its file (docs/releases.md describes the format).
+function(hotswap_add_release name)
+  cmake_parse_arguments(PARSE_ARGV 1 release "" "VERSION;DESTINATION" "MODULES")
+  foreach(word IN ITEMS name release_VERSION)
+    if(NOT "${${word}}" MATCHES "^[A-Za-z0-9][A-Za-z0-9._-]*$")
+      message(FATAL_ERROR "hotswap_add_release: a release's name and VERSION are letters, digits, '.', '_' and '-' "
+                          "(not first '.', '_' or '-'), not \"${${word}}\"")
+    endif()
+  endforeach()
+  if(NOT release_MODULES)
+    message(FATAL_ERROR "hotswap_add_release(${name}): list its modules' targets after MODULES")
+  endif()
+  list(GET release_MODULES 0 first)
+  set(directory "$<TARGET_FILE_DIR:${first}>")
+  if(DEFINED release_DESTINATION)
+    get_filename_component(directory "${release_DESTINATION}" ABSOLUTE BASE_DIR "${CMAKE_CURRENT_BINARY_DIR}")
+  endif()
+  set(files)
+  foreach(module IN LISTS release_MODULES)
+    set(beside "$<STREQUAL:$<TARGET_FILE_DIR:${module}>,${directory}>")
+    list(APPEND files "\"$<IF:${beside},$<TARGET_FILE_NAME:${module}>,$<TARGET_FILE:${module}>>\"")
+  endforeach()
+  list(JOIN files ", " files)
+  file(GENERATE OUTPUT "${directory}/${name}-${release_VERSION}.release.json"
+       CONTENT "{\"hotswap_release\": 1, \"name\": \"${name}\", \"vsn\": \"${release_VERSION}\", \"modules\": [${files}]}\n")
+endfunction()

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Generates single_include/hotswap/hotswap.hpp from include/: every hotswap header inlined once,
-in include order, system includes kept. First it stamps the headers' digest
-(tools/headers_digest.py), which the single header carries too.
+in include order, system includes kept. Beside it, single_include/hotswap/releases.hpp: the
+releases layer (not in the umbrella header), including hotswap.hpp and inlining the rest. First
+it stamps the headers' digest (tools/headers_digest.py), which the single header carries too.
 
     tools/amalgamate.py           write the digest and the single header
     tools/amalgamate.py --check   exit 1 if either committed file is stale
@@ -15,6 +16,8 @@ import headers_digest
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "include/hotswap/hotswap.hpp"
 TARGET = ROOT / "single_include/hotswap/hotswap.hpp"
+RELEASES_SOURCE = ROOT / "include/hotswap/releases.hpp"
+RELEASES_TARGET = ROOT / "single_include/hotswap/releases.hpp"
 LOCAL_INCLUDE = re.compile(r'^#include "([^"]+)"\s*$')
 
 
@@ -33,24 +36,31 @@ def inline(path, seen, out):
 
 
 def generate():
+    """The single header and the releases header, as {target: text}."""
+    seen = set()
     out = ["// hotswap single header, generated from include/ by tools/amalgamate.py; do not edit.\n",
            "#pragma once\n"]
-    inline(SOURCE, set(), out)
-    return "".join(out)
+    inline(SOURCE, seen, out)
+    releases = ["// hotswap's releases, generated from include/ by tools/amalgamate.py; do not edit.\n",
+                "#pragma once\n", '#include "hotswap.hpp"\n']
+    inline(RELEASES_SOURCE, seen, releases)  # what hotswap.hpp has is not inlined twice
+    return {TARGET: "".join(out), RELEASES_TARGET: "".join(releases)}
 
 
 def main():
     if headers_digest.main(sys.argv[1:]) != 0:
         return 1
-    text = generate()
+    generated = generate()
     if sys.argv[1:] == ["--check"]:
-        if not TARGET.exists() or TARGET.read_text() != text:
-            print(f"{TARGET.relative_to(ROOT)} is stale: run tools/amalgamate.py and commit the result")
-            return 1
-        print(f"{TARGET.relative_to(ROOT)} is up to date")
+        for target, text in generated.items():
+            if not target.exists() or target.read_text() != text:
+                print(f"{target.relative_to(ROOT)} is stale: run tools/amalgamate.py and commit the result")
+                return 1
+            print(f"{target.relative_to(ROOT)} is up to date")
         return 0
-    TARGET.parent.mkdir(parents=True, exist_ok=True)
-    TARGET.write_text(text)
+    for target, text in generated.items():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
     return 0
 
 

@@ -1,18 +1,22 @@
 // The Anemone app upgraded live from v2 to v3 with code loaded from shared libraries, as the
-// article's Elixir app is: the program starts its two servers on the v2 modules; new code
-// arrives as the v3 modules, which the code server checks against the program (ABI, interface,
-// the Account schema) before any of their code runs; then, as the article's upgrade script does,
-// both servers are suspended, the code of each is changed, both are resumed; v2 is purged. The
-// servers tick on; no tick is lost (the ones due while suspended wait in the mailbox).
+// article's Elixir app is, through releases as OTP's release_handler installs them: the program
+// boots release anemone 2 (the v2 modules) and starts its two servers on them; release anemone 3
+// arrives; the release handler derives the plan from what runs, checks it whole (the v3 modules
+// against the program: ABI, interface, the Account schema; each server's vsn against v3's state
+// history) before anything moves, loads the v3 modules, then suspends both servers, changes the
+// code of each and resumes both as one transaction, and purges v2. The servers tick on; no tick
+// is lost (the ones due while suspended wait in the mailbox).
 //
 //     anemone_live [ticks before and after the upgrade = 5] [tick period in ms = 1000]
-//                  [directory of the modules = where the build put them]
+//                  [directory of the modules and releases = where the build put them]
+#include <chrono>
 #include <cstdlib>
 #include <string>
 
 #include <fmt/format.h>
 
 #include <hotswap/hotswap.hpp>
+#include <hotswap/releases.hpp>
 
 #include "../anemone/run.hpp"
 
@@ -29,34 +33,31 @@ int main(int argc, char** argv) {
   hotswap::registry().add(hotswap::describe<v2::Account>());
 
   hotswap::code_server code;
-  auto manager_v2 = or_exit(code.load<AccountManagerInterface>(modules + "/account_manager_v2.so"), "load");
-  auto inspector_v2 = or_exit(code.load<InspectorInterface>(modules + "/inspector_v2.so"), "load");
-  const auto manager =
-      or_exit(hotswap::start<AccountManagerInterface>(manager_v2, period, {.name = "account_manager"}), "start");
-  const auto inspector =
-      or_exit(hotswap::start<InspectorInterface>(inspector_v2, period, {.name = "inspector"}), "start");
+  hotswap::release_handler releases(code);
+  or_exit(releases.boot(modules + "/anemone-2.release.json"), "boot");
+  const auto manager = or_exit(hotswap::start<AccountManagerInterface>(code.current("anemone.account_manager"), period,
+                                                                       {.name = "account_manager"}),
+                               "start");
+  const auto inspector = or_exit(
+      hotswap::start<InspectorInterface>(code.current("anemone.inspector"), period, {.name = "inspector"}), "start");
   run::wait_for_ticks(manager, inspector, ticks, period);
 
-  // New code arrives while v2 serves on: loaded and checked outside the suspend window.
-  const auto manager_v3 = or_exit(code.load<AccountManagerInterface>(modules + "/account_manager_v3.so"), "load");
-  const auto inspector_v3 = or_exit(code.load<InspectorInterface>(modules + "/inspector_v3.so"), "load");
-  fmt::print("-- loaded {} and {} vsn 3; the program now knows Account v{}\n", manager_v3->name(), inspector_v3->name(),
-             hotswap::registry().versions("Account").back().vsn);
-
-  const auto upgraded = run::upgrade(manager, inspector, [&] {
-    or_exit(hotswap::sys::change_code(manager, manager_v3, 2), "change_code");
-    or_exit(hotswap::sys::change_code(inspector, inspector_v3, 2), "change_code");
-  });
-
-  // Nothing runs v2 any more: its libraries go.
-  manager_v2.reset();
-  inspector_v2.reset();
-  const auto purged_manager = or_exit(code.purge("anemone.account_manager"), "purge");
-  const auto purged_inspector = or_exit(code.purge("anemone.inspector"), "purge");
-  if (purged_manager.unmapped && purged_inspector.unmapped)
-    fmt::print("-- purged vsn 2 of both: unmapped\n");
-  else
-    fmt::print("-- purged vsn 2 of both, still mapped: {} {}\n", purged_manager.note, purged_inspector.note);
+  // Release anemone 3 arrives while v2 serves on. Its modules load outside the pause; the line
+  // at the commit is printed while both servers are still suspended: every tick before it is
+  // v2's, after it v3's.
+  hotswap::upgrade_options options;
+  options.progress = [](hotswap::upgrade_stage stage, const std::string& line) {
+    if (stage == hotswap::upgrade_stage::commit)
+      fmt::print("-- upgraded account_manager and inspector to v3 (suspend, change_code, resume)\n");
+    else if (stage == hotswap::upgrade_stage::load || stage == hotswap::upgrade_stage::purge)
+      fmt::print("-- {}\n", line);  // loaded anemone.inspector vsn 3; purged anemone.inspector vsn 2
+  };
+  const auto report = releases.upgrade(modules + "/anemone-3.release.json", options);
+  if (!report) or_exit(report.outcome, "upgrade");
+  const auto upgraded = run::ticks_so_far(manager, inspector);
+  or_exit(releases.make_permanent(), "make_permanent");
+  fmt::print(stderr, "-- the upgrade (the first in this process: its code and caches were cold):\n{}",
+             to_string(report));
 
   run::finish(manager, inspector, ticks, period, upgraded);
 }

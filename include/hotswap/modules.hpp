@@ -202,6 +202,7 @@ struct module_info {
   int vsn;
   std::string implementation, interface_name;
   std::uint64_t interface_fingerprint;
+  std::vector<int> from_vsns;  ///< the vsns its code_change starts from (its state_history)
 };
 
 /// How a code server is set up.
@@ -217,6 +218,11 @@ struct code_server_options {
   /// need only be sealed (its bytes as its build wrote them).
   std::vector<std::string> trusted_keys{};
 };
+
+namespace detail {
+template <class>
+struct code_server_access;  // defined by the releases layer
+}  // namespace detail
 
 /// Loads modules, keeping a current and an old version of each, as Erlang's code server. Its
 /// operations run one at a time, in the order they are called. (A template only so that a
@@ -267,8 +273,10 @@ class basic_code_server {
     try {
       auto note = check_file(path, 0, {}, bytes, text);
       if (!note) return note.error();
-      return module_info{std::move(note->name), note->vsn, std::move(note->implementation),
-                         std::move(note->interface_name), note->interface};
+      std::vector<int> from_vsns;
+      for (const auto& earlier : note->history) from_vsns.push_back(earlier.vsn);
+      return module_info{std::move(note->name),           note->vsn,       std::move(note->implementation),
+                         std::move(note->interface_name), note->interface, std::move(from_vsns)};
     } catch (const std::exception& failed) {  // out of memory, most likely
       return detail::file_error(errc::load_failed, path, failed.what());
     }
@@ -367,6 +375,9 @@ class basic_code_server {
   }
 
  private:
+  template <class>
+  friend struct detail::code_server_access;  // the release handler's: read_note, undo_load
+
   struct entry {
     std::string name;
     module_ptr current, old;
@@ -407,12 +418,9 @@ class basic_code_server {
     }
   }
 
-  /// Everything the file says, checked before any of its code runs: the file (its bytes into
-  /// `bytes`, its note's text into `text`), its seal, its note against the program and the
-  /// loaded versions.
-  result<detail::module_note_fields> check_file(const std::string& path, std::uint64_t interface,
-                                                std::string_view interface_name, std::string& bytes,
-                                                std::string_view& text) {
+  /// What the file says, before any of its code runs: the file (its bytes into `bytes`, its
+  /// note's text into `text`), its seal, its note.
+  result<detail::module_note_fields> read_note(const std::string& path, std::string& bytes, std::string_view& text) {
     const auto resolved = detail::resolve_safe_path(path);
     if (!resolved) return resolved.error();
     auto read = detail::read_module_file(*resolved, path, largest_module_);
@@ -423,13 +431,37 @@ class basic_code_server {
     if (!bad_key_.empty()) return detail::file_error(errc::untrusted, path, bad_key_);
     if (auto sealed = detail::check_seal(bytes, sections->seal, trusted_, path); !sealed) return sealed.error();
     text = sections->note;
-    auto note = detail::parse_module_note(text, path);
+    return detail::parse_module_note(text, path);
+  }
+
+  /// The same, and the note checked against the program and the loaded versions.
+  result<detail::module_note_fields> check_file(const std::string& path, std::uint64_t interface,
+                                                std::string_view interface_name, std::string& bytes,
+                                                std::string_view& text) {
+    auto note = read_note(path, bytes, text);
     if (!note) return note.error();
     if (auto fits = detail::check_fits(*note, path, interface, interface_name, current(note->name), old(note->name),
                                        registry());
         !fits)
       return fits.error();
     return note;
+  }
+
+  /// Undoes the load that made `version` current: the version before it is current again (a
+  /// release whose load failed part way). Its servers, if any, must have let go.
+  void undo_load(module_ptr version) {
+    const detail::spin_guard one_at_a_time(operation_);
+    module_ptr dropped;
+    {
+      const detail::spin_guard hold(lock_);
+      entry* found = find_entry(version->name());
+      if (!found || found->current != version) return;
+      dropped = std::exchange(found->current, std::exchange(found->old, nullptr));
+      if (!found->current) std::erase_if(modules_, [&](const entry& known) { return !known.current && !known.old; });
+    }
+    version.reset();
+    dropped.reset();
+    closer_->close_pending();
   }
 
   result<module_ptr> load_checked(const std::string& path, std::uint64_t interface, std::string_view interface_name) {

@@ -1,28 +1,47 @@
-// Releases (OTP's release_handler): many servers upgraded as one transaction. Every server is
-// suspended in parallel under one deadline, each switched in the order given keeping its old
-// table and state, then all committed and resumed; if any step fails, every server is put back
-// on its old table with its old state (the same object, not a round trip through a downgrade)
-// and resumed. Messages sent to them meanwhile are handled after, in order, whatever the outcome.
+// Releases (OTP's release_handler): a program's modules upgraded together, as one transaction.
 //
-//     std::vector<hotswap::upgrade_step> steps{{accounts, table_of<AccountsV3>, 2},
-//                                              {inspector, inspector_v3_module, 2}};
-//     hotswap::upgrade_report report = hotswap::upgrade(steps);
-//     if (!report) fmt::print("{}\n", report.outcome);  // every server runs as before
+// A release is a name, a vsn and its modules' files, in a manifest hotswap_add_release writes.
+// The release handler derives the plan from what the program runs (the modules that differ, the
+// servers on each, their vsns and states), validates it whole before anything moves, loads the
+// new modules outside the pause, and upgrades every server in one transaction: all suspended in
+// parallel under one deadline, each switched keeping its old table and state, then all committed
+// and resumed, or (any step failing, or the pause over its budget) all put back on their old
+// tables with their old states (the same objects, not a round trip through a downgrade) and
+// what was loaded unloaded. Messages sent meanwhile are handled after, in order, whatever the
+// outcome.
+//
+//     hotswap::code_server code;
+//     hotswap::release_handler releases(code);
+//     releases.boot("modules/anemone-2.release.json").value();   // loads its modules
+//     auto manager = hotswap::start<Accounts>(code.current("anemone.account_manager")).value();
+//     ...
+//     hotswap::upgrade_report report = releases.upgrade("modules/anemone-3.release.json");
+//     fmt::print("{}", to_string(report));                        // each step, its time, the pause
+//
+// hotswap::upgrade(steps) runs the same transaction over steps written by hand.
 //
 // Not included by <hotswap/hotswap.hpp>: include it where releases are handled.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <mutex>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
+#include <fmt/format.h>
+
+#include "detail/releases/manifest.hpp"
 #include "detail/releases/transaction.hpp"
 #include "modules.hpp"
 #include "result.hpp"
 #include "servers.hpp"
+#include "sys.hpp"
 
 namespace hotswap {
 
@@ -53,17 +72,48 @@ class upgrade_step {
 
 // -- running one --
 
+/// The stages of an upgrade, as upgrade_options::progress hears of them.
+enum class upgrade_stage { load, suspend, change_code, commit, resume, purge, rollback };
+
+constexpr std::string_view to_string(upgrade_stage stage) noexcept {
+  switch (stage) {  // no default: -Wswitch names a stage missing here
+    case upgrade_stage::load:
+      return "load";
+    case upgrade_stage::suspend:
+      return "suspend";
+    case upgrade_stage::change_code:
+      return "change_code";
+    case upgrade_stage::commit:
+      return "commit";
+    case upgrade_stage::resume:
+      return "resume";
+    case upgrade_stage::purge:
+      return "purge";
+    case upgrade_stage::rollback:
+      return "rollback";
+  }
+  return "?";
+}
+
 struct upgrade_options {
   /// One deadline for every suspend: a server still busy in a handler then fails the upgrade.
   std::chrono::nanoseconds suspend_timeout = default_timeout;
   /// For each server's change of code.
   std::chrono::nanoseconds change_timeout = default_timeout;
+  /// The longest pause the upgrade may commit, measured from the first suspend to the last
+  /// change of code: over it, every server is put back as it was before any resumes
+  /// (errc::over_budget).
+  std::chrono::nanoseconds pause_budget = std::chrono::nanoseconds::max();
+  /// Told of each stage as it happens, with a line saying what happened. The commit is told
+  /// inside the pause, before any server resumes: keep it short.
+  std::function<void(upgrade_stage, const std::string&)> progress{};
 };
 
 /// What an upgrade did.
 struct upgrade_report {
   struct step {
     std::uint64_t server;           ///< its id
+    std::string server_label;       ///< `server 4 (name)`
     int from_vsn;                   ///< the vsn it ran
     std::string to;                 ///< the implementation it was to run,
     int to_vsn;                     ///< and its vsn
@@ -75,17 +125,43 @@ struct upgrade_report {
   /// From the first suspend sent to the last resume answered: how long the servers held their
   /// messages.
   std::chrono::nanoseconds pause{};
+  /// What the upgrade left for later, if anything: an old version still used, so not purged.
+  std::vector<std::string> notes;
 
   explicit operator bool() const noexcept { return outcome.has_value(); }
 };
 
+/// The report as a table: a line per step (server, vsns, implementation, time), then the pause
+/// and the outcome.
+inline std::string to_string(const upgrade_report& report) {
+  auto micros = [](std::chrono::nanoseconds time) { return std::chrono::duration<double, std::micro>(time).count(); };
+  std::string text = fmt::format("{:<4} {:<28} {:<9} {:<36} {:>10}\n", "step", "server", "vsn", "to", "change");
+  for (std::size_t i = 0; i < report.steps.size(); ++i) {
+    const auto& step = report.steps[i];
+    const std::string change = step.time.count() ? fmt::format("{:.1f} us", micros(step.time)) : "-";
+    text += fmt::format("{:<4} {:<28} {:<9} {:<36} {:>10}\n", i + 1, step.server_label,
+                        fmt::format("{} -> {}", step.from_vsn, step.to_vsn), step.to, change);
+  }
+  text += fmt::format("pause {:.1f} us; {}\n", micros(report.pause),
+                      report ? std::string("done") : report.outcome.error().what);
+  for (const auto& note : report.notes) text += note + "\n";
+  return text;
+}
+
 /// Upgrades the servers of `steps` as one transaction (see the top of this header).
 inline upgrade_report upgrade(const std::vector<upgrade_step>& steps, const upgrade_options& options = {}) {
+  using std::chrono::duration_cast;
+  using std::chrono::microseconds;
   upgrade_report report;
+  auto tell = [&](upgrade_stage stage, const std::string& line) {
+    if (options.progress) options.progress(stage, line);
+  };
   auto failure = [&](std::size_t i, const char* stage, const error& why) {
-    return error{why.code, "step " + std::to_string(i + 1) + " of " + std::to_string(steps.size()) + " (server " +
-                               std::to_string(steps[i].server().id()) + ", " + stage +
-                               "): " + (why.what.empty() ? std::string(to_string(why.code)) : why.what) +
+    const std::string where = i == detail::no_step
+                                  ? std::string(stage)
+                                  : "step " + std::to_string(i + 1) + " of " + std::to_string(steps.size()) +
+                                        " (server " + std::to_string(steps[i].server().id()) + ", " + stage + ")";
+    return error{why.code, where + ": " + (why.what.empty() ? std::string(to_string(why.code)) : why.what) +
                                "; every server runs its old code with its old state"};
   };
   std::vector<detail::transaction_step> run;
@@ -103,15 +179,398 @@ inline upgrade_report upgrade(const std::vector<upgrade_step>& steps, const upgr
       one.table_owner = std::move(leased->lease);
     }
     run.push_back(std::move(one));
+    report.steps.push_back({step.server().id(),
+                            step.server().core()->label(),
+                            step.old_vsn(),
+                            std::string(run.back().table->name),
+                            run.back().table->vsn,
+                            {}});
   }
   const auto started = std::chrono::steady_clock::now();
-  const auto failed = detail::run_transaction(run, options.suspend_timeout, options.change_timeout);
+  const auto failed = detail::run_transaction(
+      run, {options.suspend_timeout, options.change_timeout, options.pause_budget},
+      [&](detail::transaction_event event, std::size_t i) {
+        if (!options.progress) return;
+        switch (event) {
+          case detail::transaction_event::suspended:
+            return tell(upgrade_stage::suspend, fmt::format("suspended {} servers", steps.size()));
+          case detail::transaction_event::changed:
+            return tell(upgrade_stage::change_code,
+                        fmt::format("{}: vsn {} -> {} ({}) in {} us", report.steps[i].server_label, steps[i].old_vsn(),
+                                    run[i].table->vsn, run[i].table->name,
+                                    duration_cast<microseconds>(run[i].switch_time).count()));
+          case detail::transaction_event::committed:
+            return tell(upgrade_stage::commit,
+                        fmt::format("committed after {} us",
+                                    duration_cast<microseconds>(std::chrono::steady_clock::now() - started).count()));
+        }
+      });
   report.pause = std::chrono::steady_clock::now() - started;
-  if (failed) report.outcome = failure(failed->step, failed->stage, failed->failure);
-  for (std::size_t i = 0; i < run.size(); ++i)
-    report.steps.push_back({steps[i].server().id(), steps[i].old_vsn(), std::string(run[i].table->name),
-                            run[i].table->vsn, run[i].switch_time});
+  for (std::size_t i = 0; i < run.size(); ++i) report.steps[i].time = run[i].switch_time;
+  if (failed) {
+    report.outcome = failure(failed->step, failed->stage, failed->failure);
+    tell(upgrade_stage::rollback, report.outcome.error().what);
+  } else {
+    tell(upgrade_stage::resume, fmt::format("resumed {} servers: paused {} us", steps.size(),
+                                            duration_cast<microseconds>(report.pause).count()));
+  }
   return report;
 }
+
+// -- releases --
+
+/// A release: a name, a vsn and its modules' files, as its manifest says.
+struct release {
+  std::string name, vsn;
+  std::vector<std::string> modules;  ///< the module files
+  std::string manifest;              ///< the file it was read from
+};
+
+/// Reads the release manifest in `path` (errc::bad_release, saying why, if it cannot).
+inline result<release> read_release(const std::string& path) {
+  auto read = detail::read_manifest(path);
+  if (!read) return read.error();
+  return release{std::move(read->name), std::move(read->vsn), std::move(read->modules), std::move(read->path)};
+}
+
+/// As Erlang's release_handler:which_releases/0 says: the release the program runs and boots
+/// is permanent; one installed since, not yet made permanent, is current; one left is old.
+enum class release_status { permanent, current, old };
+
+constexpr std::string_view to_string(release_status status) noexcept {
+  switch (status) {
+    case release_status::permanent:
+      return "permanent";
+    case release_status::current:
+      return "current";
+    case release_status::old:
+      return "old";
+  }
+  return "?";
+}
+
+struct release_info {
+  std::string name, vsn;
+  release_status status;
+};
+
+// -- plans --
+
+/// What an upgrade to a release will do, derived from what the program runs: each module that
+/// differs, in the release's order, with the servers on it.
+struct release_plan {
+  struct server_step {
+    any_server server;
+    std::string label;  ///< `server 4 (name)`
+    int from_vsn;       ///< the vsn it runs
+  };
+  struct module_step {
+    std::string module;
+    int from_vsn;  ///< 0: not loaded yet
+    int to_vsn;
+    std::string file;
+    std::vector<server_step> servers;  ///< upgraded in this order, after those of earlier steps
+  };
+  release from, to;
+  std::vector<module_step> changes;
+  std::vector<std::string> retired;  ///< modules `to` does not have and nothing uses: retired, then purged
+};
+
+/// The plan, a line for the release, then a line per module and per server.
+inline std::string to_string(const release_plan& plan) {
+  std::string text = fmt::format("release {} {} -> {} {}\n", plan.from.name, plan.from.vsn, plan.to.name, plan.to.vsn);
+  for (const auto& change : plan.changes) {
+    text +=
+        fmt::format("  {} {} -> {} ({})\n", change.module,
+                    change.from_vsn ? std::to_string(change.from_vsn) : std::string("new"), change.to_vsn, change.file);
+    for (const auto& server : change.servers)
+      text += fmt::format("    {}: vsn {} -> {}\n", server.label, server.from_vsn, change.to_vsn);
+  }
+  for (const auto& module : plan.retired) text += fmt::format("  {} retired\n", module);
+  if (plan.changes.empty() && plan.retired.empty()) text += "  nothing changes\n";
+  return text;
+}
+
+namespace detail {
+/// The release handler's way into the code server: a module file's note, read and sealed but
+/// not yet checked against the loaded versions; the undoing of a load.
+template <class>
+struct code_server_access {
+  template <class CodeServer>
+  static result<module_note_fields> read_note(CodeServer& code, const std::string& path) {
+    std::string bytes;
+    std::string_view text;
+    return code.read_note(path, bytes, text);
+  }
+  template <class CodeServer>
+  static void undo_load(CodeServer& code, module_ptr version) {
+    code.undo_load(std::move(version));
+  }
+};
+
+/// Why `server` (running vsn `vsn` with a state of fingerprint `state`) cannot change code to
+/// the module `note` says (empty: it can): its code_change starts from the vsns its
+/// state_history lists, each with the state it names, or from a server holding its very state.
+inline std::string refuses_state(const module_note_fields& note, const std::string& label, int vsn,
+                                 std::uint64_t state) {
+  std::string listed;
+  for (const auto& earlier : note.history) {
+    if (earlier.vsn == vsn)
+      return earlier.state == state ? std::string()
+                                    : fmt::format(
+                                          "{} vsn {} declares the state of vsn {} as another type than "
+                                          "{} holds",
+                                          note.name, note.vsn, vsn, label);
+    listed += (listed.empty() ? "" : ", ") + std::to_string(earlier.vsn);
+  }
+  if (note.state == state) return {};  // the same state: handed on as it is
+  return fmt::format(
+      "{} runs vsn {}, which {} vsn {} cannot change code from: its state_history lists {} (add "
+      "hotswap::version<{}, ...> there)",
+      label, vsn, note.name, note.vsn, listed.empty() ? std::string("no vsn") : "vsns " + listed, vsn);
+}
+}  // namespace detail
+
+// -- the release handler --
+
+/// Installs releases on a running program, as OTP's release_handler: one per program, beside
+/// its code server. Its operations run one at a time. (A template only so that a program
+/// compiles it where it uses it: use hotswap::release_handler.)
+template <class CodeServer = code_server>
+class basic_release_handler {
+ public:
+  explicit basic_release_handler(CodeServer& code) : code_(code) {}
+  basic_release_handler(const basic_release_handler&) = delete;
+  basic_release_handler& operator=(const basic_release_handler&) = delete;
+
+  /// Loads the modules of the release in `manifest` (a program's first release), which becomes
+  /// permanent. A module that fails to load unloads those loaded before it.
+  result<void> boot(const std::string& manifest) {
+    const std::lock_guard one_at_a_time(operation_);
+    if (!releases_.empty())
+      return error{errc::bad_release, "release " + releases_.front().name + " " + releases_.front().vsn +
+                                          " is already booted: upgrade to another"};
+    auto target = read_release(manifest);
+    if (!target) return target.error();
+    std::vector<module_ptr> loaded;
+    for (const auto& file : target->modules) {
+      auto version = code_.load(file);
+      if (!version) {
+        undo(loaded);
+        return error{version.error().code,
+                     "booting release " + target->name + " " + target->vsn + ": " + version.error().what};
+      }
+      loaded.push_back(std::move(*version));
+    }
+    releases_.push_back({std::move(*target), release_status::permanent});
+    return {};
+  }
+
+  /// Every release known, the permanent one first, as Erlang's which_releases.
+  std::vector<release_info> which_releases() const {
+    const std::lock_guard one_at_a_time(operation_);
+    std::vector<release_info> known;
+    for (const auto& one : releases_) known.push_back({one.name, one.vsn, one.status});
+    return known;
+  }
+
+  /// Derives the plan to the release in `manifest` and validates it whole: refused
+  /// (errc::plan_refused) with every reason at once if a module file fails the code server's
+  /// checks (ABI, seal, interface, schemas against the program, a newer vsn, an old version
+  /// still used), if a running server's vsn and state are not in its new version's
+  /// state_history, if two of the release's modules disagree on a schema, or if servers use a
+  /// module the release does not have. Nothing is loaded or changed. `timeout`: for asking each
+  /// server its vsn and state.
+  result<release_plan> plan(const std::string& manifest, std::chrono::nanoseconds timeout = default_timeout) {
+    const std::lock_guard one_at_a_time(operation_);
+    return plan_locked(manifest, timeout);
+  }
+
+  /// Plans the upgrade to the release in `manifest`, then runs it: loads its new modules
+  /// (outside the pause), upgrades every server of the plan as one transaction, purges the
+  /// versions left unused. The release becomes current (make_permanent makes it permanent).
+  /// On any failure the program runs its release as before, and the report says why.
+  upgrade_report upgrade(const std::string& manifest, const upgrade_options& options = {}) {
+    const std::lock_guard one_at_a_time(operation_);
+    auto planned = plan_locked(manifest, options.suspend_timeout);  // a server busy past it would fail the suspend
+    if (!planned) {
+      upgrade_report report;
+      report.outcome = planned.error();
+      return report;
+    }
+    return run(*planned, options);
+  }
+
+  /// Makes the current release permanent: the release the program boots, and the end of its
+  /// grace period. The permanent one before it becomes old.
+  result<void> make_permanent() {
+    const std::lock_guard one_at_a_time(operation_);
+    const auto current = find(release_status::current);
+    if (current == releases_.end()) return error{errc::no_release, "no release is waiting to be made permanent"};
+    if (const auto permanent = find(release_status::permanent); permanent != releases_.end())
+      permanent->status = release_status::old;
+    current->status = release_status::permanent;
+    std::stable_partition(releases_.begin(), releases_.end(),
+                          [](const known& one) { return one.status == release_status::permanent; });
+    return {};
+  }
+
+ private:
+  struct known : release {
+    release_status status;
+  };
+  using access = detail::code_server_access<void>;
+
+  typename std::vector<known>::iterator find(release_status status) {
+    return std::find_if(releases_.begin(), releases_.end(), [&](const known& one) { return one.status == status; });
+  }
+  /// The release running now: the current one, else the permanent one.
+  const known* running() {
+    auto found = find(release_status::current);
+    if (found == releases_.end()) found = find(release_status::permanent);
+    return found == releases_.end() ? nullptr : &*found;
+  }
+
+  result<release_plan> plan_locked(const std::string& manifest, std::chrono::nanoseconds timeout) {
+    const known* from = running();
+    if (!from) return error{errc::no_release, "no release runs: boot one first"};
+    auto target = read_release(manifest);
+    if (!target) return target.error();
+    if (target->name == from->name && target->vsn == from->vsn)
+      return error{errc::plan_refused, "release " + target->name + " " + target->vsn + " is the one running"};
+    release_plan plan{*from, *target, {}, {}};
+    std::vector<std::string> reasons;
+    std::vector<std::string> modules;                                 // the target's, by name
+    std::vector<detail::module_note_fields::schema_version> schemas;  // the new modules'
+    std::vector<std::string> schema_files;
+    for (const auto& file : target->modules) {
+      auto note = access::read_note(code_, file);
+      if (!note) {
+        reasons.push_back(note.error().what);
+        continue;
+      }
+      if (std::find(modules.begin(), modules.end(), note->name) != modules.end()) {
+        reasons.push_back(file + ": the release lists module " + note->name + " twice");
+        continue;
+      }
+      modules.push_back(note->name);
+      const module_ptr now = code_.current(note->name);
+      if (now && now->vsn() == note->vsn) continue;  // this version runs already
+      if (auto fits = detail::check_fits(*note, file, 0, {}, now, code_.old(note->name), registry()); !fits) {
+        reasons.push_back(fits.error().what);
+        continue;
+      }
+      for (const auto& schema : note->schemas) {
+        for (std::size_t i = 0; i < schemas.size(); ++i)
+          if (schemas[i].schema == schema.schema && schemas[i].vsn == schema.vsn &&
+              schemas[i].fingerprint != schema.fingerprint)
+            reasons.push_back(fmt::format("{} and {} hold different fields under schema {} version {}", schema_files[i],
+                                          file, schema.schema, schema.vsn));
+        schemas.push_back(schema);
+        schema_files.push_back(file);
+      }
+      release_plan::module_step change{note->name, now ? now->vsn() : 0, note->vsn, file, {}};
+      for (auto& server : now ? now->servers() : std::vector<any_server>{}) {
+        const std::string label = server.core()->label();
+        auto status = sys::get_status(server, timeout);
+        if (!status) {
+          if (status.error().code != errc::no_server) reasons.push_back(label + ": " + status.error().what);
+          continue;  // one that stopped meanwhile has nothing to upgrade
+        }
+        if (status->implementation != now->implementation()) continue;  // holds a state of this code, runs other
+        if (auto refused = detail::refuses_state(*note, label, status->vsn, status->state_fingerprint);
+            !refused.empty())
+          reasons.push_back(std::move(refused));
+        change.servers.push_back({std::move(server), label, status->vsn});
+      }
+      plan.changes.push_back(std::move(change));
+    }
+    for (const auto& file : from->modules)  // the running release's modules the target lacks
+      if (auto note = access::read_note(code_, file);
+          note && std::find(modules.begin(), modules.end(), note->name) == modules.end()) {
+        if (const module_ptr now = code_.current(note->name); now && !now->servers().empty())
+          reasons.push_back(detail::describe_users(*now, now->servers()) + ", and release " + target->name + " " +
+                            target->vsn + " does not have it");
+        else if (now)
+          plan.retired.push_back(note->name);
+      }
+    if (!reasons.empty()) {
+      std::string why = fmt::format("release {} {} cannot be installed over {} {}:", target->name, target->vsn,
+                                    from->name, from->vsn);
+      for (const auto& reason : reasons) why += "\n  - " + reason;
+      return error{errc::plan_refused, std::move(why)};
+    }
+    return plan;
+  }
+
+  upgrade_report run(const release_plan& plan, const upgrade_options& options) {
+    auto tell = [&](upgrade_stage stage, const std::string& line) {
+      if (options.progress) options.progress(stage, line);
+    };
+    upgrade_report report;
+    std::vector<module_ptr> loaded;  // outside the pause: nothing runs on them yet
+    for (const auto& change : plan.changes) {
+      auto version = code_.load(change.file);
+      if (version && (*version)->vsn() != change.to_vsn) {
+        loaded.push_back(std::move(*version));
+        version = error{errc::plan_refused, change.file + ": rewritten since the plan was made: plan again"};
+      }
+      if (!version) {
+        undo(loaded);
+        report.outcome = error{version.error().code, "loading release " + plan.to.name + " " + plan.to.vsn + ": " +
+                                                         version.error().what + "; release " + plan.from.name + " " +
+                                                         plan.from.vsn + " runs on, unchanged"};
+        tell(upgrade_stage::rollback, report.outcome.error().what);
+        return report;
+      }
+      tell(upgrade_stage::load, fmt::format("loaded {} vsn {}", change.module, change.to_vsn));
+      loaded.push_back(std::move(*version));
+    }
+    {
+      std::vector<upgrade_step> steps;
+      for (std::size_t i = 0; i < plan.changes.size(); ++i)
+        for (const auto& server : plan.changes[i].servers)
+          steps.emplace_back(server.server, loaded[i], server.from_vsn);
+      report = hotswap::upgrade(steps, options);
+    }  // the steps' leases go: a version rolled back from is held by nothing now
+    if (!report) {
+      undo(loaded);
+      return report;
+    }
+    loaded.clear();
+    for (auto& one : releases_)
+      if (one.status == release_status::current) one.status = release_status::old;
+    releases_.push_back({plan.to, release_status::current});
+    for (const auto& module : plan.retired)
+      if (auto retired = code_.retire(module); !retired) report.notes.push_back(retired.error().what);
+    for (const auto& change : plan.changes) {
+      if (!change.from_vsn) continue;
+      auto purged = code_.purge(change.module);
+      std::string line = !purged ? purged.error().what
+                         : purged->note.empty()
+                             ? fmt::format("purged {} vsn {}", change.module, change.from_vsn)
+                             : fmt::format("purged {} vsn {}: {}", change.module, change.from_vsn, purged->note);
+      if (!purged || !purged->note.empty()) report.notes.push_back(line);
+      tell(upgrade_stage::purge, line);
+    }
+    for (const auto& module : plan.retired) (void)code_.purge(module);
+    return report;
+  }
+
+  /// Unloads what a failed boot or upgrade loaded, last first.
+  void undo(std::vector<module_ptr>& loaded) {
+    while (!loaded.empty()) {
+      module_ptr version = std::move(loaded.back());
+      loaded.pop_back();
+      access::undo_load(code_, std::move(version));
+    }
+  }
+
+  CodeServer& code_;
+  mutable std::mutex operation_;
+  std::vector<known> releases_;  // the permanent one first
+};
+
+using release_handler = basic_release_handler<>;
 
 }  // namespace hotswap

@@ -52,6 +52,11 @@ enum class errc : std::uint8_t {
   unsealed,            ///< a module file without a seal (not built by hotswap_add_module)
   torn,                ///< a module file whose bytes do not match its seal: torn, or modified since built
   untrusted,           ///< a module not signed by a key the code server trusts
+  // Releases (hotswap/releases.hpp): the running release and every server are left unchanged.
+  bad_release,   ///< a release manifest that cannot be read
+  plan_refused,  ///< a release whose plan does not validate (every reason is given)
+  over_budget,   ///< an upgrade whose pause would exceed its budget: rolled back before resuming
+  no_release,    ///< no release to go back to, or none to make permanent
 };
 
 constexpr std::string_view to_string(errc code) noexcept {
@@ -114,6 +119,14 @@ constexpr std::string_view to_string(errc code) noexcept {
       return "torn";
     case errc::untrusted:
       return "untrusted";
+    case errc::bad_release:
+      return "bad_release";
+    case errc::plan_refused:
+      return "plan_refused";
+    case errc::over_budget:
+      return "over_budget";
+    case errc::no_release:
+      return "no_release";
   }
   return "unknown";  // not an errc
 }

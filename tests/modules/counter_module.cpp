@@ -8,6 +8,17 @@
 
 #if COUNTER_VERSION == 1
 HOTSWAP_MODULE("counter", testing::CounterV1);
+#elif COUNTER_VERSION == 2 && defined(COUNTER_REFUSES_13)
+namespace testing {
+/// v2, refusing to upgrade a server whose count is 13: a fault one server of several meets.
+struct CounterV2Refuses13 : CounterV2 {
+  static state code_change(hotswap::from_vsn<1>, v1::Count&& old) {
+    if (old.count == 13) throw std::runtime_error("13 is unlucky");
+    return {old.count, 2};
+  }
+};
+}  // namespace testing
+HOTSWAP_MODULE("counter", testing::CounterV2Refuses13);
 #elif COUNTER_VERSION == 2
 HOTSWAP_MODULE("counter", testing::CounterV2);
 #elif COUNTER_VERSION == 3

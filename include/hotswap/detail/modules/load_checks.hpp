@@ -10,7 +10,6 @@
 
 #include "../../result.hpp"
 #include "../abi/abi_description.hpp"
-#include "../common/spin_lock.hpp"
 #include "../runtime/server_core.hpp"
 #include "module_file.hpp"
 
@@ -24,16 +23,7 @@ inline constexpr std::string_view purge_advice =
 template <class Version, class Handle>
 std::string describe_users(const Version& version, const std::vector<Handle>& using_it) {
   std::string text = version.name() + " vsn " + std::to_string(version.vsn()) + " is still used by ";
-  for (std::size_t i = 0; i < using_it.size(); ++i) {
-    server_core& core = *using_it[i].core();
-    std::string name;
-    {
-      const spin_guard hold(core.exit_lock);
-      name = core.name;
-    }
-    text +=
-        (i ? ", " : "") + std::string("server ") + std::to_string(core.id) + (name.empty() ? "" : " (" + name + ")");
-  }
+  for (std::size_t i = 0; i < using_it.size(); ++i) text += (i ? ", " : "") + using_it[i].core()->label();
   return text;
 }
 

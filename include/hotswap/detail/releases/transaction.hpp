@@ -31,10 +31,21 @@ struct transaction_step {
 
 /// Where a transaction failed.
 struct transaction_failure {
-  std::size_t step;   // the step's index
-  const char* stage;  // "suspend" or "change_code"
+  std::size_t step;   // the step's index, or no_step: the whole transaction (its pause budget)
+  const char* stage;  // "suspend", "change_code" or "pause budget"
   hotswap::error failure;
 };
+inline constexpr std::size_t no_step = std::size_t(-1);
+
+/// The transaction's times: one deadline for every suspend (and every resume), one for each
+/// change of code, and the longest pause it may commit (measured from the first suspend sent).
+struct transaction_limits {
+  std::chrono::nanoseconds suspend_timeout, change_timeout, pause_budget;
+};
+
+/// What a transaction tells as it goes: all suspended; step i changed; all changed and
+/// committed, still suspended.
+enum class transaction_event { suspended, changed, committed };
 
 struct core_ref {  // what sent_control and control take: a handle, without a count of its own
   server_core* server;
@@ -54,12 +65,13 @@ void to_every_server(std::vector<transaction_step>& steps, std::chrono::steady_c
 }
 
 /// Runs the transaction; on failure every server is back on its old table with its old state.
-/// Every server suspended is resumed, whatever the outcome.
-template <class = void>
+/// Every server suspended is resumed, whatever the outcome. `tell(event, step)` runs as it goes
+/// (the committed event inside the pause).
+template <class Tell>
 std::optional<transaction_failure> run_transaction(std::vector<transaction_step>& steps,
-                                                   std::chrono::nanoseconds suspend_timeout,
-                                                   std::chrono::nanoseconds change_timeout) {
+                                                   const transaction_limits& limits, Tell&& tell) {
   using clock = std::chrono::steady_clock;
+  const auto started = clock::now();
   std::optional<transaction_failure> failed;
   auto fail = [&](std::size_t i, const char* stage, hotswap::error why) {
     if (!failed) failed = transaction_failure{i, stage, std::move(why)};
@@ -70,23 +82,36 @@ std::optional<transaction_failure> run_transaction(std::vector<transaction_step>
     core.suspended = true;
     return {};
   };
-  to_every_server(steps, clock::now() + suspend_timeout, suspend, [&](std::size_t i, result<void> answer) {
+  to_every_server(steps, started + limits.suspend_timeout, suspend, [&](std::size_t i, result<void> answer) {
     if (!answer) fail(i, "suspend", answer.error());
   });
+  if (!failed) tell(transaction_event::suspended, no_step);
 
   // Switch each, in order, keeping what it ran.
   for (std::size_t i = 0; i < steps.size() && !failed; ++i) {
     transaction_step& step = steps[i];
     step.attempted = true;
     const auto started = clock::now();
-    auto switched = control<void>(core_ref{step.server}, change_timeout,
+    auto switched = control<void>(core_ref{step.server}, limits.change_timeout,
                                   [table = step.table, vsn = step.old_vsn, owner = step.table_owner,
                                    kept = step.kept](server_core& core) mutable -> result<void> {
                                     return switch_code(core, *table, vsn, {}, std::move(owner), *kept);
                                   });
     step.switch_time = clock::now() - started;
-    if (!switched) fail(i, "change_code", switched.error());
+    if (!switched)
+      fail(i, "change_code", switched.error());
+    else
+      tell(transaction_event::changed, i);
   }
+
+  // Over its budget, the pause ends with every server as before: an upgrade never breaks the
+  // latency it was given.
+  if (const auto paused = clock::now() - started; !failed && paused > limits.pause_budget)
+    fail(no_step, "pause budget",
+         hotswap::error{errc::over_budget, "the pause reached " + std::to_string(paused.count() / 1000) +
+                                               " us by the last change_code, over its budget of " +
+                                               std::to_string(limits.pause_budget.count() / 1000) + " us"});
+  if (!failed) tell(transaction_event::committed, no_step);
 
   // Undo, last first, on each server that switched or may have (a switch that timed out may run
   // later: the revert runs after it, in the server's sys lane). A server that stopped meanwhile
@@ -94,7 +119,7 @@ std::optional<transaction_failure> run_transaction(std::vector<transaction_step>
   if (failed)
     for (std::size_t i = steps.size(); i-- > 0;)
       if (steps[i].attempted)
-        (void)control<void>(core_ref{steps[i].server}, change_timeout,
+        (void)control<void>(core_ref{steps[i].server}, limits.change_timeout,
                             [kept = steps[i].kept](server_core& core) -> result<void> {
                               if (kept->table) revert_code(core, *kept);
                               return {};
@@ -103,7 +128,7 @@ std::optional<transaction_failure> run_transaction(std::vector<transaction_step>
   // Resume all, in parallel (a suspend that timed out may yet take effect: it is resumed too):
   // the messages sent meanwhile are handled now, in order.
   to_every_server(
-      steps, clock::now() + suspend_timeout,
+      steps, clock::now() + limits.suspend_timeout,
       [](server_core& core) -> result<void> {
         core.suspended = false;
         return {};

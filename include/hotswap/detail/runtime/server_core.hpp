@@ -93,6 +93,12 @@ struct server_core {
         table(&implementation),
         free_core(free) {}
 
+  /// Any thread: `server 4 (counter)`, or `server 4` if it has no name: how messages name it.
+  std::string label() {
+    const spin_guard hold(exit_lock);
+    return "server " + std::to_string(id) + (name.empty() ? "" : " (" + name + ")");
+  }
+
   void acquire() noexcept { references.fetch_add(1, std::memory_order_relaxed); }
   void release() noexcept {
     if (references.fetch_sub(1, std::memory_order_acq_rel) == 1) free_core(*this);

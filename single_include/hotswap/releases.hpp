@@ -1,0 +1,778 @@
+// hotswap's releases, generated from include/ by tools/amalgamate.py; do not edit.
+#pragma once
+#include "hotswap.hpp"
+// ---- hotswap/releases.hpp ----
+// Releases (OTP's release_handler): a program's modules upgraded together, as one transaction.
+//
+// A release is a name, a vsn and its modules' files, in a manifest hotswap_add_release writes.
+// The release handler derives the plan from what the program runs (the modules that differ, the
+// servers on each, their vsns and states), validates it whole before anything moves, loads the
+// new modules outside the pause, and upgrades every server in one transaction: all suspended in
+// parallel under one deadline, each switched keeping its old table and state, then all committed
+// and resumed, or (any step failing, or the pause over its budget) all put back on their old
+// tables with their old states (the same objects, not a round trip through a downgrade) and
+// what was loaded unloaded. Messages sent meanwhile are handled after, in order, whatever the
+// outcome.
+//
+//     hotswap::code_server code;
+//     hotswap::release_handler releases(code);
+//     releases.boot("modules/anemone-2.release.json").value();   // loads its modules
+//     auto manager = hotswap::start<Accounts>(code.current("anemone.account_manager")).value();
+//     ...
+//     hotswap::upgrade_report report = releases.upgrade("modules/anemone-3.release.json");
+//     fmt::print("{}", to_string(report));                        // each step, its time, the pause
+//
+// hotswap::upgrade(steps) runs the same transaction over steps written by hand.
+//
+// Not included by <hotswap/hotswap.hpp>: include it where releases are handled.
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <fmt/format.h>
+
+// ---- hotswap/detail/releases/manifest.hpp ----
+// Reading a release manifest, the JSON object hotswap_add_release writes beside the modules:
+//
+//     {"hotswap_release": 1, "name": "anemone", "vsn": "3",
+//      "modules": ["account_manager_v3.so", "inspector_v3.so"]}
+//
+// Module files are relative to the manifest's directory unless absolute. Parsed by nlohmann/json.
+
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+
+namespace hotswap::detail {
+
+/// A release as its manifest says.
+struct release_manifest {
+  std::string name, vsn;
+  std::vector<std::string> modules;  // module files, as paths
+  std::string path;                  // the manifest's
+};
+
+/// A name or vsn: letters, digits, '.', '_' and '-', not first '.', '_' or '-' (what
+/// hotswap_add_release accepts).
+inline bool valid_release_word(const std::string& word) {
+  if (word.empty() || word.size() > 255 || word[0] == '.' || word[0] == '_' || word[0] == '-') return false;
+  for (const char c : word)
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+          c == '-'))
+      return false;
+  return true;
+}
+
+template <class = void>
+result<release_manifest> read_manifest(const std::string& path) {
+  auto bad = [&](const std::string& why) { return error{errc::bad_release, path + ": " + why}; };
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return bad("cannot be read");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (text.size() > (std::size_t{1} << 20)) return bad("larger than 1 MiB: not a release manifest");
+  const auto json = nlohmann::json::parse(text, nullptr, false);
+  if (json.is_discarded()) return bad("not JSON (hotswap_add_release writes release manifests)");
+  if (const auto format = json.find("hotswap_release"); format == json.end() || *format != 1)
+    return bad("not a release manifest of format 1 (no \"hotswap_release\": 1)");
+  release_manifest release;
+  release.path = path;
+  const auto name = json.find("name"), vsn = json.find("vsn"), modules = json.find("modules");
+  if (name == json.end() || !name->is_string() || !valid_release_word(release.name = name->get<std::string>()))
+    return bad("\"name\" must be a string of letters, digits, '.', '_' and '-'");
+  if (vsn == json.end() || !vsn->is_string() || !valid_release_word(release.vsn = vsn->get<std::string>()))
+    return bad("\"vsn\" must be a string of letters, digits, '.', '_' and '-'");
+  if (modules == json.end() || !modules->is_array() || modules->empty())
+    return bad("\"modules\" must be a list of module files");
+  const std::string directory = path.find('/') == std::string::npos ? "." : path.substr(0, path.rfind('/'));
+  for (const auto& file : *modules) {
+    if (!file.is_string() || file.get_ref<const std::string&>().empty())
+      return bad("\"modules\" must be a list of module files");
+    const auto& name_of_file = file.get_ref<const std::string&>();
+    release.modules.push_back(name_of_file[0] == '/' ? name_of_file : directory + "/" + name_of_file);
+  }
+  return release;
+}
+
+}  // namespace hotswap::detail
+// ---- hotswap/detail/releases/transaction.hpp ----
+// An upgrade of many servers as one transaction: every server suspended in parallel under one
+// deadline, switched in order keeping its old table and state, then all committed or all put
+// back as they were. (OTP's release_handler suspends one by one and cannot undo a code_change.)
+
+#include <chrono>
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+
+namespace hotswap::detail {
+
+/// One server's part, as the transaction runs it.
+struct transaction_step {
+  server_core* server;  // held by the caller's handles
+  const implementation_table* table;
+  int old_vsn;
+  std::shared_ptr<const void> table_owner;
+  std::shared_ptr<kept_code> kept = std::make_shared<kept_code>();  // written on the server
+  bool attempted = false;  // a switch was sent (if it timed out, it may yet run)
+  std::chrono::nanoseconds switch_time{};
+};
+
+/// Where a transaction failed.
+struct transaction_failure {
+  std::size_t step;   // the step's index, or no_step: the whole transaction (its pause budget)
+  const char* stage;  // "suspend", "change_code" or "pause budget"
+  hotswap::error failure;
+};
+inline constexpr std::size_t no_step = std::size_t(-1);
+
+/// The transaction's times: one deadline for every suspend (and every resume), one for each
+/// change of code, and the longest pause it may commit (measured from the first suspend sent).
+struct transaction_limits {
+  std::chrono::nanoseconds suspend_timeout, change_timeout, pause_budget;
+};
+
+/// What a transaction tells as it goes: all suspended; step i changed; all changed and
+/// committed, still suspended.
+enum class transaction_event { suspended, changed, committed };
+
+struct core_ref {  // what sent_control and control take: a handle, without a count of its own
+  server_core* server;
+  explicit operator bool() const noexcept { return server != nullptr; }
+  server_core* core() const noexcept { return server; }
+};
+
+/// Sends `run` to every step's server at once, then waits for each until `deadline`; `done(i,
+/// answer)` sees each answer in order.
+template <class Run, class Done>
+void to_every_server(std::vector<transaction_step>& steps, std::chrono::steady_clock::time_point deadline, Run run,
+                     Done done) {
+  std::vector<sent_control<void, Run>> sent;
+  sent.reserve(steps.size());
+  for (auto& step : steps) sent.emplace_back(core_ref{step.server}, run);
+  for (std::size_t i = 0; i < steps.size(); ++i) done(i, sent[i].wait_until(deadline));
+}
+
+/// Runs the transaction; on failure every server is back on its old table with its old state.
+/// Every server suspended is resumed, whatever the outcome. `tell(event, step)` runs as it goes
+/// (the committed event inside the pause).
+template <class Tell>
+std::optional<transaction_failure> run_transaction(std::vector<transaction_step>& steps,
+                                                   const transaction_limits& limits, Tell&& tell) {
+  using clock = std::chrono::steady_clock;
+  const auto started = clock::now();
+  std::optional<transaction_failure> failed;
+  auto fail = [&](std::size_t i, const char* stage, hotswap::error why) {
+    if (!failed) failed = transaction_failure{i, stage, std::move(why)};
+  };
+
+  // Suspend all, in parallel: a server busy past the deadline fails the whole transaction.
+  auto suspend = [](server_core& core) -> result<void> {
+    core.suspended = true;
+    return {};
+  };
+  to_every_server(steps, started + limits.suspend_timeout, suspend, [&](std::size_t i, result<void> answer) {
+    if (!answer) fail(i, "suspend", answer.error());
+  });
+  if (!failed) tell(transaction_event::suspended, no_step);
+
+  // Switch each, in order, keeping what it ran.
+  for (std::size_t i = 0; i < steps.size() && !failed; ++i) {
+    transaction_step& step = steps[i];
+    step.attempted = true;
+    const auto started = clock::now();
+    auto switched = control<void>(core_ref{step.server}, limits.change_timeout,
+                                  [table = step.table, vsn = step.old_vsn, owner = step.table_owner,
+                                   kept = step.kept](server_core& core) mutable -> result<void> {
+                                    return switch_code(core, *table, vsn, {}, std::move(owner), *kept);
+                                  });
+    step.switch_time = clock::now() - started;
+    if (!switched)
+      fail(i, "change_code", switched.error());
+    else
+      tell(transaction_event::changed, i);
+  }
+
+  // Over its budget, the pause ends with every server as before: an upgrade never breaks the
+  // latency it was given.
+  if (const auto paused = clock::now() - started; !failed && paused > limits.pause_budget)
+    fail(no_step, "pause budget",
+         hotswap::error{errc::over_budget, "the pause reached " + std::to_string(paused.count() / 1000) +
+                                               " us by the last change_code, over its budget of " +
+                                               std::to_string(limits.pause_budget.count() / 1000) + " us"});
+  if (!failed) tell(transaction_event::committed, no_step);
+
+  // Undo, last first, on each server that switched or may have (a switch that timed out may run
+  // later: the revert runs after it, in the server's sys lane). A server that stopped meanwhile
+  // has nothing to put back; what it kept goes with the steps.
+  if (failed)
+    for (std::size_t i = steps.size(); i-- > 0;)
+      if (steps[i].attempted)
+        (void)control<void>(core_ref{steps[i].server}, limits.change_timeout,
+                            [kept = steps[i].kept](server_core& core) -> result<void> {
+                              if (kept->table) revert_code(core, *kept);
+                              return {};
+                            });
+
+  // Resume all, in parallel (a suspend that timed out may yet take effect: it is resumed too):
+  // the messages sent meanwhile are handled now, in order.
+  to_every_server(
+      steps, clock::now() + limits.suspend_timeout,
+      [](server_core& core) -> result<void> {
+        core.suspended = false;
+        return {};
+      },
+      [](std::size_t, const result<void>&) {});
+
+  // The old states go only now, after the pause, as the caller lets go of the steps (or as a
+  // request that timed out lets go of its share).
+  return failed;
+}
+
+}  // namespace hotswap::detail
+
+namespace hotswap {
+
+// -- a step --
+
+/// One server's part in an upgrade: the table it moves to, and the vsn it runs now (as
+/// sys::change_code takes them).
+class upgrade_step {
+ public:
+  upgrade_step(any_server server, const implementation_table& table, int old_vsn)
+      : server_(std::move(server)), table_(&table), old_vsn_(old_vsn) {}
+  /// To a loaded module's table: the server then keeps that version loaded.
+  upgrade_step(any_server server, const module_ptr& code, int old_vsn)
+      : server_(std::move(server)), code_(code), old_vsn_(old_vsn) {}
+
+  const any_server& server() const noexcept { return server_; }
+  /// The table, or (null) the module whose table it is.
+  const implementation_table* table() const noexcept { return table_; }
+  const module_ptr& module() const noexcept { return code_; }
+  int old_vsn() const noexcept { return old_vsn_; }
+
+ private:
+  any_server server_;
+  const implementation_table* table_ = nullptr;
+  module_ptr code_;
+  int old_vsn_;
+};
+
+// -- running one --
+
+/// The stages of an upgrade, as upgrade_options::progress hears of them.
+enum class upgrade_stage { load, suspend, change_code, commit, resume, purge, rollback };
+
+constexpr std::string_view to_string(upgrade_stage stage) noexcept {
+  switch (stage) {  // no default: -Wswitch names a stage missing here
+    case upgrade_stage::load:
+      return "load";
+    case upgrade_stage::suspend:
+      return "suspend";
+    case upgrade_stage::change_code:
+      return "change_code";
+    case upgrade_stage::commit:
+      return "commit";
+    case upgrade_stage::resume:
+      return "resume";
+    case upgrade_stage::purge:
+      return "purge";
+    case upgrade_stage::rollback:
+      return "rollback";
+  }
+  return "?";
+}
+
+struct upgrade_options {
+  /// One deadline for every suspend: a server still busy in a handler then fails the upgrade.
+  std::chrono::nanoseconds suspend_timeout = default_timeout;
+  /// For each server's change of code.
+  std::chrono::nanoseconds change_timeout = default_timeout;
+  /// The longest pause the upgrade may commit, measured from the first suspend to the last
+  /// change of code: over it, every server is put back as it was before any resumes
+  /// (errc::over_budget).
+  std::chrono::nanoseconds pause_budget = std::chrono::nanoseconds::max();
+  /// Told of each stage as it happens, with a line saying what happened. The commit is told
+  /// inside the pause, before any server resumes: keep it short.
+  std::function<void(upgrade_stage, const std::string&)> progress{};
+};
+
+/// What an upgrade did.
+struct upgrade_report {
+  struct step {
+    std::uint64_t server;           ///< its id
+    std::string server_label;       ///< `server 4 (name)`
+    int from_vsn;                   ///< the vsn it ran
+    std::string to;                 ///< the implementation it was to run,
+    int to_vsn;                     ///< and its vsn
+    std::chrono::nanoseconds time;  ///< its change of code, the state's migration included (0: not tried)
+  };
+  /// Done, or why not: which step failed, at which stage, and why (every server is then as before).
+  result<void> outcome;
+  std::vector<step> steps;
+  /// From the first suspend sent to the last resume answered: how long the servers held their
+  /// messages.
+  std::chrono::nanoseconds pause{};
+  /// What the upgrade left for later, if anything: an old version still used, so not purged.
+  std::vector<std::string> notes;
+
+  explicit operator bool() const noexcept { return outcome.has_value(); }
+};
+
+/// The report as a table: a line per step (server, vsns, implementation, time), then the pause
+/// and the outcome.
+inline std::string to_string(const upgrade_report& report) {
+  auto micros = [](std::chrono::nanoseconds time) { return std::chrono::duration<double, std::micro>(time).count(); };
+  std::string text = fmt::format("{:<4} {:<28} {:<9} {:<36} {:>10}\n", "step", "server", "vsn", "to", "change");
+  for (std::size_t i = 0; i < report.steps.size(); ++i) {
+    const auto& step = report.steps[i];
+    const std::string change = step.time.count() ? fmt::format("{:.1f} us", micros(step.time)) : "-";
+    text += fmt::format("{:<4} {:<28} {:<9} {:<36} {:>10}\n", i + 1, step.server_label,
+                        fmt::format("{} -> {}", step.from_vsn, step.to_vsn), step.to, change);
+  }
+  text += fmt::format("pause {:.1f} us; {}\n", micros(report.pause),
+                      report ? std::string("done") : report.outcome.error().what);
+  for (const auto& note : report.notes) text += note + "\n";
+  return text;
+}
+
+/// Upgrades the servers of `steps` as one transaction (see the top of this header).
+inline upgrade_report upgrade(const std::vector<upgrade_step>& steps, const upgrade_options& options = {}) {
+  using std::chrono::duration_cast;
+  using std::chrono::microseconds;
+  upgrade_report report;
+  auto tell = [&](upgrade_stage stage, const std::string& line) {
+    if (options.progress) options.progress(stage, line);
+  };
+  auto failure = [&](std::size_t i, const char* stage, const error& why) {
+    const std::string where = i == detail::no_step
+                                  ? std::string(stage)
+                                  : "step " + std::to_string(i + 1) + " of " + std::to_string(steps.size()) +
+                                        " (server " + std::to_string(steps[i].server().id()) + ", " + stage + ")";
+    return error{why.code, where + ": " + (why.what.empty() ? std::string(to_string(why.code)) : why.what) +
+                               "; every server runs its old code with its old state"};
+  };
+  std::vector<detail::transaction_step> run;
+  run.reserve(steps.size());
+  for (std::size_t i = 0; i < steps.size(); ++i) {
+    const upgrade_step& step = steps[i];
+    detail::transaction_step one{step.server().core(), step.table(), step.old_vsn(), {}};
+    if (!one.table) {
+      auto leased = detail::lease_to_server(step.module(), step.server().core());
+      if (!leased) {
+        report.outcome = failure(i, "lease", leased.error());
+        return report;
+      }
+      one.table = leased->table;
+      one.table_owner = std::move(leased->lease);
+    }
+    run.push_back(std::move(one));
+    report.steps.push_back({step.server().id(),
+                            step.server().core()->label(),
+                            step.old_vsn(),
+                            std::string(run.back().table->name),
+                            run.back().table->vsn,
+                            {}});
+  }
+  const auto started = std::chrono::steady_clock::now();
+  const auto failed = detail::run_transaction(
+      run, {options.suspend_timeout, options.change_timeout, options.pause_budget},
+      [&](detail::transaction_event event, std::size_t i) {
+        if (!options.progress) return;
+        switch (event) {
+          case detail::transaction_event::suspended:
+            return tell(upgrade_stage::suspend, fmt::format("suspended {} servers", steps.size()));
+          case detail::transaction_event::changed:
+            return tell(upgrade_stage::change_code,
+                        fmt::format("{}: vsn {} -> {} ({}) in {} us", report.steps[i].server_label, steps[i].old_vsn(),
+                                    run[i].table->vsn, run[i].table->name,
+                                    duration_cast<microseconds>(run[i].switch_time).count()));
+          case detail::transaction_event::committed:
+            return tell(upgrade_stage::commit,
+                        fmt::format("committed after {} us",
+                                    duration_cast<microseconds>(std::chrono::steady_clock::now() - started).count()));
+        }
+      });
+  report.pause = std::chrono::steady_clock::now() - started;
+  for (std::size_t i = 0; i < run.size(); ++i) report.steps[i].time = run[i].switch_time;
+  if (failed) {
+    report.outcome = failure(failed->step, failed->stage, failed->failure);
+    tell(upgrade_stage::rollback, report.outcome.error().what);
+  } else {
+    tell(upgrade_stage::resume, fmt::format("resumed {} servers: paused {} us", steps.size(),
+                                            duration_cast<microseconds>(report.pause).count()));
+  }
+  return report;
+}
+
+// -- releases --
+
+/// A release: a name, a vsn and its modules' files, as its manifest says.
+struct release {
+  std::string name, vsn;
+  std::vector<std::string> modules;  ///< the module files
+  std::string manifest;              ///< the file it was read from
+};
+
+/// Reads the release manifest in `path` (errc::bad_release, saying why, if it cannot).
+inline result<release> read_release(const std::string& path) {
+  auto read = detail::read_manifest(path);
+  if (!read) return read.error();
+  return release{std::move(read->name), std::move(read->vsn), std::move(read->modules), std::move(read->path)};
+}
+
+/// As Erlang's release_handler:which_releases/0 says: the release the program runs and boots
+/// is permanent; one installed since, not yet made permanent, is current; one left is old.
+enum class release_status { permanent, current, old };
+
+constexpr std::string_view to_string(release_status status) noexcept {
+  switch (status) {
+    case release_status::permanent:
+      return "permanent";
+    case release_status::current:
+      return "current";
+    case release_status::old:
+      return "old";
+  }
+  return "?";
+}
+
+struct release_info {
+  std::string name, vsn;
+  release_status status;
+};
+
+// -- plans --
+
+/// What an upgrade to a release will do, derived from what the program runs: each module that
+/// differs, in the release's order, with the servers on it.
+struct release_plan {
+  struct server_step {
+    any_server server;
+    std::string label;  ///< `server 4 (name)`
+    int from_vsn;       ///< the vsn it runs
+  };
+  struct module_step {
+    std::string module;
+    int from_vsn;  ///< 0: not loaded yet
+    int to_vsn;
+    std::string file;
+    std::vector<server_step> servers;  ///< upgraded in this order, after those of earlier steps
+  };
+  release from, to;
+  std::vector<module_step> changes;
+  std::vector<std::string> retired;  ///< modules `to` does not have and nothing uses: retired, then purged
+};
+
+/// The plan, a line for the release, then a line per module and per server.
+inline std::string to_string(const release_plan& plan) {
+  std::string text = fmt::format("release {} {} -> {} {}\n", plan.from.name, plan.from.vsn, plan.to.name, plan.to.vsn);
+  for (const auto& change : plan.changes) {
+    text +=
+        fmt::format("  {} {} -> {} ({})\n", change.module,
+                    change.from_vsn ? std::to_string(change.from_vsn) : std::string("new"), change.to_vsn, change.file);
+    for (const auto& server : change.servers)
+      text += fmt::format("    {}: vsn {} -> {}\n", server.label, server.from_vsn, change.to_vsn);
+  }
+  for (const auto& module : plan.retired) text += fmt::format("  {} retired\n", module);
+  if (plan.changes.empty() && plan.retired.empty()) text += "  nothing changes\n";
+  return text;
+}
+
+namespace detail {
+/// The release handler's way into the code server: a module file's note, read and sealed but
+/// not yet checked against the loaded versions; the undoing of a load.
+template <class>
+struct code_server_access {
+  template <class CodeServer>
+  static result<module_note_fields> read_note(CodeServer& code, const std::string& path) {
+    std::string bytes;
+    std::string_view text;
+    return code.read_note(path, bytes, text);
+  }
+  template <class CodeServer>
+  static void undo_load(CodeServer& code, module_ptr version) {
+    code.undo_load(std::move(version));
+  }
+};
+
+/// Why `server` (running vsn `vsn` with a state of fingerprint `state`) cannot change code to
+/// the module `note` says (empty: it can): its code_change starts from the vsns its
+/// state_history lists, each with the state it names, or from a server holding its very state.
+inline std::string refuses_state(const module_note_fields& note, const std::string& label, int vsn,
+                                 std::uint64_t state) {
+  std::string listed;
+  for (const auto& earlier : note.history) {
+    if (earlier.vsn == vsn)
+      return earlier.state == state ? std::string()
+                                    : fmt::format(
+                                          "{} vsn {} declares the state of vsn {} as another type than "
+                                          "{} holds",
+                                          note.name, note.vsn, vsn, label);
+    listed += (listed.empty() ? "" : ", ") + std::to_string(earlier.vsn);
+  }
+  if (note.state == state) return {};  // the same state: handed on as it is
+  return fmt::format(
+      "{} runs vsn {}, which {} vsn {} cannot change code from: its state_history lists {} (add "
+      "hotswap::version<{}, ...> there)",
+      label, vsn, note.name, note.vsn, listed.empty() ? std::string("no vsn") : "vsns " + listed, vsn);
+}
+}  // namespace detail
+
+// -- the release handler --
+
+/// Installs releases on a running program, as OTP's release_handler: one per program, beside
+/// its code server. Its operations run one at a time. (A template only so that a program
+/// compiles it where it uses it: use hotswap::release_handler.)
+template <class CodeServer = code_server>
+class basic_release_handler {
+ public:
+  explicit basic_release_handler(CodeServer& code) : code_(code) {}
+  basic_release_handler(const basic_release_handler&) = delete;
+  basic_release_handler& operator=(const basic_release_handler&) = delete;
+
+  /// Loads the modules of the release in `manifest` (a program's first release), which becomes
+  /// permanent. A module that fails to load unloads those loaded before it.
+  result<void> boot(const std::string& manifest) {
+    const std::lock_guard one_at_a_time(operation_);
+    if (!releases_.empty())
+      return error{errc::bad_release, "release " + releases_.front().name + " " + releases_.front().vsn +
+                                          " is already booted: upgrade to another"};
+    auto target = read_release(manifest);
+    if (!target) return target.error();
+    std::vector<module_ptr> loaded;
+    for (const auto& file : target->modules) {
+      auto version = code_.load(file);
+      if (!version) {
+        undo(loaded);
+        return error{version.error().code,
+                     "booting release " + target->name + " " + target->vsn + ": " + version.error().what};
+      }
+      loaded.push_back(std::move(*version));
+    }
+    releases_.push_back({std::move(*target), release_status::permanent});
+    return {};
+  }
+
+  /// Every release known, the permanent one first, as Erlang's which_releases.
+  std::vector<release_info> which_releases() const {
+    const std::lock_guard one_at_a_time(operation_);
+    std::vector<release_info> known;
+    for (const auto& one : releases_) known.push_back({one.name, one.vsn, one.status});
+    return known;
+  }
+
+  /// Derives the plan to the release in `manifest` and validates it whole: refused
+  /// (errc::plan_refused) with every reason at once if a module file fails the code server's
+  /// checks (ABI, seal, interface, schemas against the program, a newer vsn, an old version
+  /// still used), if a running server's vsn and state are not in its new version's
+  /// state_history, if two of the release's modules disagree on a schema, or if servers use a
+  /// module the release does not have. Nothing is loaded or changed. `timeout`: for asking each
+  /// server its vsn and state.
+  result<release_plan> plan(const std::string& manifest, std::chrono::nanoseconds timeout = default_timeout) {
+    const std::lock_guard one_at_a_time(operation_);
+    return plan_locked(manifest, timeout);
+  }
+
+  /// Plans the upgrade to the release in `manifest`, then runs it: loads its new modules
+  /// (outside the pause), upgrades every server of the plan as one transaction, purges the
+  /// versions left unused. The release becomes current (make_permanent makes it permanent).
+  /// On any failure the program runs its release as before, and the report says why.
+  upgrade_report upgrade(const std::string& manifest, const upgrade_options& options = {}) {
+    const std::lock_guard one_at_a_time(operation_);
+    auto planned = plan_locked(manifest, options.suspend_timeout);  // a server busy past it would fail the suspend
+    if (!planned) {
+      upgrade_report report;
+      report.outcome = planned.error();
+      return report;
+    }
+    return run(*planned, options);
+  }
+
+  /// Makes the current release permanent: the release the program boots, and the end of its
+  /// grace period. The permanent one before it becomes old.
+  result<void> make_permanent() {
+    const std::lock_guard one_at_a_time(operation_);
+    const auto current = find(release_status::current);
+    if (current == releases_.end()) return error{errc::no_release, "no release is waiting to be made permanent"};
+    if (const auto permanent = find(release_status::permanent); permanent != releases_.end())
+      permanent->status = release_status::old;
+    current->status = release_status::permanent;
+    std::stable_partition(releases_.begin(), releases_.end(),
+                          [](const known& one) { return one.status == release_status::permanent; });
+    return {};
+  }
+
+ private:
+  struct known : release {
+    release_status status;
+  };
+  using access = detail::code_server_access<void>;
+
+  typename std::vector<known>::iterator find(release_status status) {
+    return std::find_if(releases_.begin(), releases_.end(), [&](const known& one) { return one.status == status; });
+  }
+  /// The release running now: the current one, else the permanent one.
+  const known* running() {
+    auto found = find(release_status::current);
+    if (found == releases_.end()) found = find(release_status::permanent);
+    return found == releases_.end() ? nullptr : &*found;
+  }
+
+  result<release_plan> plan_locked(const std::string& manifest, std::chrono::nanoseconds timeout) {
+    const known* from = running();
+    if (!from) return error{errc::no_release, "no release runs: boot one first"};
+    auto target = read_release(manifest);
+    if (!target) return target.error();
+    if (target->name == from->name && target->vsn == from->vsn)
+      return error{errc::plan_refused, "release " + target->name + " " + target->vsn + " is the one running"};
+    release_plan plan{*from, *target, {}, {}};
+    std::vector<std::string> reasons;
+    std::vector<std::string> modules;                                 // the target's, by name
+    std::vector<detail::module_note_fields::schema_version> schemas;  // the new modules'
+    std::vector<std::string> schema_files;
+    for (const auto& file : target->modules) {
+      auto note = access::read_note(code_, file);
+      if (!note) {
+        reasons.push_back(note.error().what);
+        continue;
+      }
+      if (std::find(modules.begin(), modules.end(), note->name) != modules.end()) {
+        reasons.push_back(file + ": the release lists module " + note->name + " twice");
+        continue;
+      }
+      modules.push_back(note->name);
+      const module_ptr now = code_.current(note->name);
+      if (now && now->vsn() == note->vsn) continue;  // this version runs already
+      if (auto fits = detail::check_fits(*note, file, 0, {}, now, code_.old(note->name), registry()); !fits) {
+        reasons.push_back(fits.error().what);
+        continue;
+      }
+      for (const auto& schema : note->schemas) {
+        for (std::size_t i = 0; i < schemas.size(); ++i)
+          if (schemas[i].schema == schema.schema && schemas[i].vsn == schema.vsn &&
+              schemas[i].fingerprint != schema.fingerprint)
+            reasons.push_back(fmt::format("{} and {} hold different fields under schema {} version {}", schema_files[i],
+                                          file, schema.schema, schema.vsn));
+        schemas.push_back(schema);
+        schema_files.push_back(file);
+      }
+      release_plan::module_step change{note->name, now ? now->vsn() : 0, note->vsn, file, {}};
+      for (auto& server : now ? now->servers() : std::vector<any_server>{}) {
+        const std::string label = server.core()->label();
+        auto status = sys::get_status(server, timeout);
+        if (!status) {
+          if (status.error().code != errc::no_server) reasons.push_back(label + ": " + status.error().what);
+          continue;  // one that stopped meanwhile has nothing to upgrade
+        }
+        if (status->implementation != now->implementation()) continue;  // holds a state of this code, runs other
+        if (auto refused = detail::refuses_state(*note, label, status->vsn, status->state_fingerprint);
+            !refused.empty())
+          reasons.push_back(std::move(refused));
+        change.servers.push_back({std::move(server), label, status->vsn});
+      }
+      plan.changes.push_back(std::move(change));
+    }
+    for (const auto& file : from->modules)  // the running release's modules the target lacks
+      if (auto note = access::read_note(code_, file);
+          note && std::find(modules.begin(), modules.end(), note->name) == modules.end()) {
+        if (const module_ptr now = code_.current(note->name); now && !now->servers().empty())
+          reasons.push_back(detail::describe_users(*now, now->servers()) + ", and release " + target->name + " " +
+                            target->vsn + " does not have it");
+        else if (now)
+          plan.retired.push_back(note->name);
+      }
+    if (!reasons.empty()) {
+      std::string why = fmt::format("release {} {} cannot be installed over {} {}:", target->name, target->vsn,
+                                    from->name, from->vsn);
+      for (const auto& reason : reasons) why += "\n  - " + reason;
+      return error{errc::plan_refused, std::move(why)};
+    }
+    return plan;
+  }
+
+  upgrade_report run(const release_plan& plan, const upgrade_options& options) {
+    auto tell = [&](upgrade_stage stage, const std::string& line) {
+      if (options.progress) options.progress(stage, line);
+    };
+    upgrade_report report;
+    std::vector<module_ptr> loaded;  // outside the pause: nothing runs on them yet
+    for (const auto& change : plan.changes) {
+      auto version = code_.load(change.file);
+      if (version && (*version)->vsn() != change.to_vsn) {
+        loaded.push_back(std::move(*version));
+        version = error{errc::plan_refused, change.file + ": rewritten since the plan was made: plan again"};
+      }
+      if (!version) {
+        undo(loaded);
+        report.outcome = error{version.error().code, "loading release " + plan.to.name + " " + plan.to.vsn + ": " +
+                                                         version.error().what + "; release " + plan.from.name + " " +
+                                                         plan.from.vsn + " runs on, unchanged"};
+        tell(upgrade_stage::rollback, report.outcome.error().what);
+        return report;
+      }
+      tell(upgrade_stage::load, fmt::format("loaded {} vsn {}", change.module, change.to_vsn));
+      loaded.push_back(std::move(*version));
+    }
+    {
+      std::vector<upgrade_step> steps;
+      for (std::size_t i = 0; i < plan.changes.size(); ++i)
+        for (const auto& server : plan.changes[i].servers)
+          steps.emplace_back(server.server, loaded[i], server.from_vsn);
+      report = hotswap::upgrade(steps, options);
+    }  // the steps' leases go: a version rolled back from is held by nothing now
+    if (!report) {
+      undo(loaded);
+      return report;
+    }
+    loaded.clear();
+    for (auto& one : releases_)
+      if (one.status == release_status::current) one.status = release_status::old;
+    releases_.push_back({plan.to, release_status::current});
+    for (const auto& module : plan.retired)
+      if (auto retired = code_.retire(module); !retired) report.notes.push_back(retired.error().what);
+    for (const auto& change : plan.changes) {
+      if (!change.from_vsn) continue;
+      auto purged = code_.purge(change.module);
+      std::string line = !purged ? purged.error().what
+                         : purged->note.empty()
+                             ? fmt::format("purged {} vsn {}", change.module, change.from_vsn)
+                             : fmt::format("purged {} vsn {}: {}", change.module, change.from_vsn, purged->note);
+      if (!purged || !purged->note.empty()) report.notes.push_back(line);
+      tell(upgrade_stage::purge, line);
+    }
+    for (const auto& module : plan.retired) (void)code_.purge(module);
+    return report;
+  }
+
+  /// Unloads what a failed boot or upgrade loaded, last first.
+  void undo(std::vector<module_ptr>& loaded) {
+    while (!loaded.empty()) {
+      module_ptr version = std::move(loaded.back());
+      loaded.pop_back();
+      access::undo_load(code_, std::move(version));
+    }
+  }
+
+  CodeServer& code_;
+  mutable std::mutex operation_;
+  std::vector<known> releases_;  // the permanent one first
+};
+
+using release_handler = basic_release_handler<>;
+
+}  // namespace hotswap

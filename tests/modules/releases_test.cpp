@@ -1,0 +1,344 @@
+// The release handler with real modules: a release of three servers (two counters sharing a
+// schema, a minimal server of another interface) upgraded as one transaction, its plan derived
+// and refused with every reason, and a fault at every stage leaving the running release as it was.
+#include <algorithm>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include <hotswap/releases.hpp>
+
+#include "../runtime/servers.hpp"
+#include "files.hpp"
+#include "minimal.hpp"
+
+using namespace std::chrono_literals;
+using testing::Add;
+using testing::Counter;
+using testing::Get;
+namespace sys = hotswap::sys;
+
+namespace {
+
+/// Release "shop" 1 (counter vsn 1 and minimal vsn 1) booted and running three servers: a
+/// (count 5) and b (count 9) on the counter, c (state 1) on minimal.
+struct running_release {
+  testing::scratch files;
+  hotswap::code_server code;
+  hotswap::release_handler releases{code};
+  hotswap::server_ref<Counter> a, b;
+  hotswap::server_ref<Minimal> c;
+  int sent = 0;  // Adds of 1 sent to a and b during upgrades
+
+  running_release() {
+    REQUIRE(releases.boot(manifest("1", {"counter_v1", "minimal"})));
+    a = hotswap::start<Counter>(code.current("counter")).value();
+    b = hotswap::start<Counter>(code.current("counter")).value();
+    c = hotswap::start<Minimal>(code.current("minimal")).value();
+    hotswap::cast(a, Add{5});
+    hotswap::cast(b, Add{9});
+    REQUIRE(hotswap::call(a, Get{}).value() == 5);  // handled before any sys request below
+    REQUIRE(hotswap::call(b, Get{}).value() == 9);
+  }
+  ~running_release() {
+    (void)hotswap::stop(a);
+    (void)hotswap::stop(b);
+    (void)hotswap::stop(c);
+    testing::exits().take();
+  }
+
+  /// Release shop `vsn` of the built modules named, staged here with its manifest.
+  std::string manifest(const std::string& vsn, const std::vector<std::string>& modules) const {
+    std::string list;
+    for (const auto& module : modules) {
+      if (module.ends_with(".so"))  // a file that is not there
+        list += (list.empty() ? "\"" : ", \"") + module + "\"";
+      else
+        list += (list.empty() ? "\"" : ", \"") + files.stage(module, module + "-" + vsn + ".so") + "\"";
+    }
+    const std::string path = files.dir + "/shop-" + vsn + ".release.json";
+    testing::write_bytes(
+        path, R"({"hotswap_release": 1, "name": "shop", "vsn": ")" + vsn + R"(", "modules": [)" + list + "]}");
+    return path;
+  }
+
+  /// Upgrade options whose progress sends 10 Adds to a and b while they are suspended.
+  hotswap::upgrade_options sending(std::vector<std::string>* lines = nullptr) {
+    hotswap::upgrade_options options;
+    options.progress = [this, lines](hotswap::upgrade_stage stage, const std::string& line) {
+      if (lines) lines->push_back(std::string(to_string(stage)) + ": " + line);
+      if (stage != hotswap::upgrade_stage::suspend) return;
+      for (int i = 0; i < 10; ++i, ++sent) {
+        hotswap::cast(a, Add{1});
+        hotswap::cast(b, Add{1});
+      }
+    };
+    return options;
+  }
+
+  /// Everything as release 1 left it: the code server's versions, each server's table and state
+  /// (compared whole), serving, with what was sent during the attempt handled.
+  void check_release_1_runs() {
+    CHECK(code.current("counter")->vsn() == 1);
+    CHECK_FALSE(code.old("counter"));
+    CHECK(code.current("minimal")->vsn() == 1);
+    CHECK_FALSE(code.old("minimal"));
+    CHECK(hotswap::call(a, Get{}).value() == 5 + sent);  // what was sent meanwhile handled: then the sys requests
+    CHECK(hotswap::call(b, Get{}).value() == 9 + sent);
+    CHECK(sys::get_status(a).value().implementation == "testing::CounterV1");
+    CHECK(sys::get_status(c).value().vsn == 1);
+    CHECK(sys::get_state<testing::v1::Count>(a).value().count == 5 + sent);
+    CHECK(sys::get_state<testing::v1::Count>(b).value().count == 9 + sent);
+    CHECK(sys::get_state<int>(c).value() == 1);
+    CHECK(hotswap::call(c, Ping{}).value() == 1);
+    const auto known = releases.which_releases();
+    REQUIRE(known.size() == 1);
+    CHECK(known[0].vsn == "1");
+    CHECK(known[0].status == hotswap::release_status::permanent);
+  }
+};
+
+std::string what(const hotswap::upgrade_report& report) {
+  return report ? std::string("done") : report.outcome.error().what;
+}
+
+}  // namespace
+
+TEST_CASE("a release upgrade derives its plan, moves every server in one transaction and purges what is left") {
+  running_release shop;
+  const auto target = shop.manifest("2", {"counter_v2", "minimal_v2"});
+  const auto plan = shop.releases.plan(target).value();
+  CHECK(to_string(plan) ==
+        "release shop 1 -> shop 2\n"
+        "  counter 1 -> 2 (" +
+            target.substr(0, target.rfind('/')) +
+            "/counter_v2-2.so)\n"
+            "    server " +
+            std::to_string(shop.a.id()) +
+            ": vsn 1 -> 2\n"
+            "    server " +
+            std::to_string(shop.b.id()) +
+            ": vsn 1 -> 2\n"
+            "  minimal 1 -> 2 (" +
+            target.substr(0, target.rfind('/')) +
+            "/minimal_v2-2.so)\n"
+            "    server " +
+            std::to_string(shop.c.id()) + ": vsn 1 -> 2\n");
+  CHECK(shop.code.current("counter")->vsn() == 1);  // a plan changes nothing
+
+  std::vector<std::string> lines;
+  const auto report = shop.releases.upgrade(target, shop.sending(&lines));
+  REQUIRE(what(report) == "done");
+  REQUIRE(report.steps.size() == 3);
+  CHECK(report.steps[0].to == "testing::CounterV2");
+  CHECK(report.steps[2].to == "MinimalV2");
+  for (const auto& step : report.steps) CHECK(step.time > 0ns);
+  CHECK(report.notes.empty());
+  // The stages in order, each once per module or server, the messages sent while suspended after.
+  std::vector<std::string> stages;
+  for (const auto& line : lines) stages.push_back(line.substr(0, line.find(':')));
+  CHECK(stages == std::vector<std::string>{"load", "load", "suspend", "change_code", "change_code", "change_code",
+                                           "commit", "resume", "purge", "purge"});
+  CHECK(lines[0] == "load: loaded counter vsn 2");
+  CHECK(lines.back() == "purge: purged minimal vsn 1");
+
+  CHECK(hotswap::call(shop.b, Get{}).value() == 9 + 10);
+  CHECK(hotswap::call(shop.a, Get{}).value() == 5 + 10);
+  CHECK(sys::get_status(shop.a).value().implementation == "testing::CounterV2");
+  CHECK(sys::get_state<testing::v2::Count>(shop.a).value().count == 5 + 10);
+  CHECK(hotswap::call(shop.c, Ping{}).value() == 101);  // migrated by v2's code_change
+  CHECK(shop.code.current("counter")->vsn() == 2);
+  CHECK_FALSE(shop.code.old("counter"));  // purged
+  CHECK_FALSE(shop.code.old("minimal"));
+
+  auto known = shop.releases.which_releases();
+  REQUIRE(known.size() == 2);
+  CHECK((known[0].vsn == "1" && known[0].status == hotswap::release_status::permanent));
+  CHECK((known[1].vsn == "2" && known[1].status == hotswap::release_status::current));
+  REQUIRE(shop.releases.make_permanent());
+  known = shop.releases.which_releases();
+  CHECK((known[0].vsn == "2" && known[0].status == hotswap::release_status::permanent));
+  CHECK((known[1].vsn == "1" && known[1].status == hotswap::release_status::old));
+  CHECK(shop.releases.make_permanent().error().code == hotswap::errc::no_release);
+
+  // The report prints as a table: a line per step, then the pause.
+  const std::string table = to_string(report);
+  CHECK(table.starts_with("step server"));
+  CHECK(table.find("1 -> 2    testing::CounterV2") != std::string::npos);
+  CHECK(table.find("; done\n") != std::string::npos);
+}
+
+TEST_CASE("a plan is refused with every reason at once, before anything is loaded") {
+  running_release shop;
+  // counter vsn 3 changes code from vsn 2 only (a and b run 1); a file that is not there; the
+  // counter twice.
+  const auto target = shop.manifest("3", {"counter_v3", "missing.so", "minimal_v2", "counter_v2"});
+  const auto refused = shop.releases.plan(target);
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().code == hotswap::errc::plan_refused);
+  const std::string& why = refused.error().what;
+  CAPTURE(why);
+  CHECK(why.starts_with("release shop 3 cannot be installed over shop 1:\n  - "));
+  for (const auto& server : {shop.a.id(), shop.b.id()})
+    CHECK(why.find("server " + std::to_string(server) +
+                   " runs vsn 1, which counter vsn 3 cannot change code from: its state_history lists vsns 2 (add "
+                   "hotswap::version<1, ...> there)") != std::string::npos);
+  CHECK(why.find("missing.so") != std::string::npos);
+  CHECK(why.find("the release lists module counter twice") != std::string::npos);
+  CHECK(std::count(why.begin(), why.end(), '\n') == 4);  // four reasons, and no other
+
+  // upgrade refuses it the same, and nothing moved.
+  const auto report = shop.releases.upgrade(target);
+  CHECK(report.outcome.error().code == hotswap::errc::plan_refused);
+  CHECK(report.steps.empty());
+  shop.check_release_1_runs();
+}
+
+TEST_CASE("a release whose module does not fit the program, or the running one, is refused at plan time") {
+  running_release shop;
+  // Another schema under Count 2; another interface under the name counter; a module the target
+  // lacks that servers use (minimal).
+  auto refused = shop.releases.plan(shop.manifest("4", {"counter_other_schema"})).error();
+  CHECK(refused.what.find("its schema Count version 2 differs from this program's") != std::string::npos);
+  CHECK(refused.what.find("minimal vsn 1 is still used by server " + std::to_string(shop.c.id()) +
+                          ", and release shop 4 does not have it") != std::string::npos);
+  refused = shop.releases.plan(shop.manifest("5", {"counter_other_interface", "minimal"})).error();
+  CHECK(refused.what.find("implements Counter differently from the loaded vsn 1") != std::string::npos);
+  CHECK(std::count(refused.what.begin(), refused.what.end(), '\n') == 1);  // minimal vsn 1 runs already
+  shop.check_release_1_runs();
+}
+
+TEST_CASE("a module failing to load leaves the running release untouched, whichever it is") {
+  for (const auto& modules : {std::vector<std::string>{"counter_v2_throws_at_load", "minimal_v2"},
+                              std::vector<std::string>{"counter_v2", "minimal_v2_throws_at_load"}}) {
+    CAPTURE(modules);
+    running_release shop;
+    std::vector<std::string> lines;
+    const auto report = shop.releases.upgrade(shop.manifest("2", modules), shop.sending(&lines));
+    REQUIRE_FALSE(report);
+    CHECK(report.outcome.error().code == hotswap::errc::initializer_failed);
+    CHECK(report.outcome.error().what.starts_with("loading release shop 2: "));
+    CHECK(report.outcome.error().what.ends_with("; release shop 1 runs on, unchanged"));
+    CHECK(lines.back().starts_with("rollback: loading release shop 2"));
+    shop.check_release_1_runs();
+    // And the release without the fault goes through.
+    REQUIRE(shop.releases.upgrade(shop.manifest("2b", {"counter_v2", "minimal_v2"})));
+    CHECK(hotswap::call(shop.c, Ping{}).value() == 101);
+  }
+}
+
+TEST_CASE("a code_change failing at any server puts every server back, and unloads the release") {
+  for (int failing = 0; failing < 3; ++failing) {
+    CAPTURE(failing);
+    running_release shop;
+    if (failing < 2) {
+      const auto& unlucky = failing == 0 ? shop.a : shop.b;
+      hotswap::cast(unlucky, Add{13 - static_cast<int>(hotswap::call(unlucky, Get{}).value())});
+      REQUIRE(hotswap::call(unlucky, Get{}).value() == 13);
+    }
+    const int a_count = failing == 0 ? 13 : 5, b_count = failing == 1 ? 13 : 9;
+    const auto target = shop.manifest("2", {failing < 2 ? "counter_v2_refuses_13" : "counter_v2",
+                                            failing == 2 ? "minimal_v2_refuses" : "minimal_v2"});
+    std::vector<std::string> lines;
+    const auto report = shop.releases.upgrade(target, shop.sending(&lines));
+    REQUIRE_FALSE(report);
+    CHECK(report.outcome.error().code == hotswap::errc::code_change_failed);
+    const hotswap::any_server failed[] = {shop.a, shop.b, shop.c};
+    CHECK(report.outcome.error().what ==
+          "step " + std::to_string(failing + 1) + " of 3 (server " + std::to_string(failed[failing].id()) +
+              ", change_code): " + (failing < 2 ? "13 is unlucky" : "minimal v2 refuses") +
+              "; every server runs its old code with its old state");
+    CHECK(lines.back().starts_with("rollback: step "));
+    CHECK(hotswap::call(shop.a, Get{}).value() == a_count + shop.sent);
+    CHECK(hotswap::call(shop.b, Get{}).value() == b_count + shop.sent);
+    CHECK(sys::get_state<testing::v1::Count>(shop.a).value().count == a_count + shop.sent);
+    CHECK(sys::get_state<testing::v1::Count>(shop.b).value().count == b_count + shop.sent);
+    // Release 1 runs as before (the counts aside, checked above).
+    CHECK(shop.code.current("counter")->vsn() == 1);
+    CHECK_FALSE(shop.code.old("counter"));
+    CHECK(shop.code.current("minimal")->vsn() == 1);
+    CHECK(sys::get_status(shop.b).value().implementation == "testing::CounterV1");
+    CHECK(hotswap::call(shop.c, Ping{}).value() == 1);
+    CHECK(shop.releases.which_releases().size() == 1);
+  }
+}
+
+TEST_CASE("a server busy past the suspend deadline, or a pause over its budget, fails the upgrade") {
+  SECTION("busy at the suspend") {
+    running_release shop;
+    testing::gate held;
+    auto options = shop.sending();
+    const auto send = options.progress;
+    options.progress = [&](hotswap::upgrade_stage stage, const std::string& line) {
+      send(stage, line);
+      if (stage != hotswap::upgrade_stage::load || line != "loaded minimal vsn 2") return;
+      hotswap::cast(shop.b, held.message());  // after the plan, before the suspend
+      REQUIRE(held.entered());
+    };
+    options.suspend_timeout = 50ms;
+    const auto report = shop.releases.upgrade(shop.manifest("2", {"counter_v2", "minimal_v2"}), options);
+    REQUIRE_FALSE(report);
+    CHECK(report.outcome.error().code == hotswap::errc::timeout);
+    CHECK(report.outcome.error().what.starts_with("step 2 of 3 (server " + std::to_string(shop.b.id()) + ", suspend)"));
+    held.open();
+    shop.check_release_1_runs();
+  }
+  SECTION("busy at the plan") {
+    running_release shop;
+    testing::gate held;
+    hotswap::cast(shop.b, held.message());
+    REQUIRE(held.entered());
+    const auto report =
+        shop.releases.upgrade(shop.manifest("2", {"counter_v2", "minimal_v2"}), {.suspend_timeout = 50ms});
+    REQUIRE_FALSE(report);
+    CHECK(report.outcome.error().code == hotswap::errc::plan_refused);
+    CHECK(report.outcome.error().what.find("\n  - server " + std::to_string(shop.b.id()) + ": ") != std::string::npos);
+    held.open();
+    shop.check_release_1_runs();
+  }
+  SECTION("over budget") {
+    running_release shop;
+    auto options = shop.sending();
+    options.pause_budget = 1ns;
+    const auto report = shop.releases.upgrade(shop.manifest("2", {"counter_v2", "minimal_v2"}), options);
+    REQUIRE_FALSE(report);
+    CHECK(report.outcome.error().code == hotswap::errc::over_budget);
+    CHECK(report.outcome.error().what.starts_with("pause budget: the pause reached "));
+    CHECK(report.outcome.error().what.ends_with(
+        " us by the last change_code, over its budget of 0 us; every server runs its old code with its old state"));
+    for (const auto& step : report.steps) CHECK(step.time > 0ns);  // each changed, then all put back
+    shop.check_release_1_runs();
+  }
+}
+
+TEST_CASE("the manifest hotswap_add_release writes names the release and its modules' files") {
+  const auto release = hotswap::read_release(std::string(HOTSWAP_TEST_MODULE_DIR) + "/counters-2.release.json");
+  REQUIRE(release);
+  CHECK(release->name == "counters");
+  CHECK(release->vsn == "2");
+  CHECK(release->modules == std::vector<std::string>{testing::built("counter_v2"), testing::built("minimal_v2")});
+}
+
+TEST_CASE("a malformed release manifest is refused saying why") {
+  const testing::scratch files;
+  auto refusal = [&](const std::string& text) {
+    testing::write_bytes(files.dir + "/bad.json", text);
+    const auto read = hotswap::read_release(files.dir + "/bad.json");
+    REQUIRE_FALSE(read);
+    CHECK(read.error().code == hotswap::errc::bad_release);
+    return read.error().what.substr(files.dir.size() + sizeof("/bad.json:"));
+  };
+  CHECK(refusal("{\"hotswap_release\": 1, \"name\": ") == "not JSON (hotswap_add_release writes release manifests)");
+  CHECK(refusal("[1, 2]") == "not a release manifest of format 1 (no \"hotswap_release\": 1)");
+  CHECK(refusal(R"({"hotswap_release": "1"})") == "not a release manifest of format 1 (no \"hotswap_release\": 1)");
+  CHECK(refusal(R"({"hotswap_release": 1, "name": "a b", "vsn": "1", "modules": ["x.so"]})") ==
+        "\"name\" must be a string of letters, digits, '.', '_' and '-'");
+  CHECK(refusal(R"({"hotswap_release": 1, "name": "a", "vsn": 3, "modules": ["x.so"]})") ==
+        "\"vsn\" must be a string of letters, digits, '.', '_' and '-'");
+  CHECK(refusal(R"({"hotswap_release": 1, "name": "a", "vsn": "3", "modules": [7]})") ==
+        "\"modules\" must be a list of module files");
+  CHECK(refusal(R"({"hotswap_release": 1, "name": "a", "vsn": "3"})") == "\"modules\" must be a list of module files");
+  CHECK(hotswap::read_release(files.dir + "/none.json").error().what == files.dir + "/none.json: cannot be read");
+}

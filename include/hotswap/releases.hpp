@@ -127,6 +127,9 @@ struct upgrade_report {
   std::chrono::nanoseconds pause{};
   /// What the upgrade left for later, if anything: an old version still used, so not purged.
   std::vector<std::string> notes;
+  /// A dry run's report: each step's time is its migration's, made and thrown away, and the
+  /// pause their sum (the pause to expect, the suspends and resumes aside).
+  bool dry_run = false;
 
   explicit operator bool() const noexcept { return outcome.has_value(); }
 };
@@ -142,8 +145,8 @@ inline std::string to_string(const upgrade_report& report) {
     text += fmt::format("{:<4} {:<28} {:<9} {:<36} {:>10}\n", i + 1, step.server_label,
                         fmt::format("{} -> {}", step.from_vsn, step.to_vsn), step.to, change);
   }
-  text += fmt::format("pause {:.1f} us; {}\n", micros(report.pause),
-                      report ? std::string("done") : report.outcome.error().what);
+  text += fmt::format("{} {:.1f} us; {}\n", report.dry_run ? "dry run: expected pause" : "pause", micros(report.pause),
+                      report ? std::string(report.dry_run ? "nothing changed" : "done") : report.outcome.error().what);
   for (const auto& note : report.notes) text += note + "\n";
   return text;
 }
@@ -401,6 +404,49 @@ class basic_release_handler {
     return run(*planned, options);
   }
 
+  /// Tries the upgrade to the release in `manifest` and changes nothing: plans it, loads its new
+  /// modules, has each server of the plan make (between its messages, not suspended) the state
+  /// its new version would make from its own, times it and throws it away, then unloads the
+  /// modules (the schema versions they brought stay registered: they agreed with the program's).
+  /// Fails where the upgrade would: the plan, a load, a code_change.
+  upgrade_report dry_run(const std::string& manifest, const upgrade_options& options = {}) {
+    const std::lock_guard one_at_a_time(operation_);
+    upgrade_report report;
+    report.dry_run = true;
+    auto planned = plan_locked(manifest, options.suspend_timeout);
+    if (!planned) {
+      report.outcome = planned.error();
+      return report;
+    }
+    std::vector<module_ptr> loaded;
+    if (!load_all(*planned, options, report, loaded)) return report;
+    std::size_t count = 0;
+    for (const auto& change : planned->changes) count += change.servers.size();
+    for (std::size_t i = 0; i < planned->changes.size() && report; ++i)
+      for (const auto& server : planned->changes[i].servers) {
+        const implementation_table& table = detail::module_access<module_version>::table(*loaded[i]);
+        report.steps.push_back(
+            {server.server.id(), server.label, server.from_vsn, std::string(table.name), table.vsn, {}});
+        auto tried = detail::control<std::chrono::nanoseconds>(
+            server.server, options.change_timeout,
+            [&table, vsn = server.from_vsn](detail::server_core& core) { return detail::try_code(core, table, vsn); });
+        if (!tried) {
+          report.outcome =
+              error{tried.error().code, fmt::format("step {} of {} ({}, dry run): {}; nothing changed",
+                                                    report.steps.size(), count, server.label, tried.error().what)};
+          break;
+        }
+        report.steps.back().time = *tried;
+        report.pause += *tried;
+        if (options.progress)
+          options.progress(upgrade_stage::change_code,
+                           fmt::format("{}: vsn {} -> {} ({}) would take {} us", server.label, server.from_vsn,
+                                       table.vsn, table.name, tried->count() / 1000));
+      }
+    undo(loaded);
+    return report;
+  }
+
   /// Makes the current release permanent: the release the program boots, and the end of its
   /// grace period. The permanent one before it becomes old.
   result<void> make_permanent() {
@@ -509,23 +555,7 @@ class basic_release_handler {
     };
     upgrade_report report;
     std::vector<module_ptr> loaded;  // outside the pause: nothing runs on them yet
-    for (const auto& change : plan.changes) {
-      auto version = code_.load(change.file);
-      if (version && (*version)->vsn() != change.to_vsn) {
-        loaded.push_back(std::move(*version));
-        version = error{errc::plan_refused, change.file + ": rewritten since the plan was made: plan again"};
-      }
-      if (!version) {
-        undo(loaded);
-        report.outcome = error{version.error().code, "loading release " + plan.to.name + " " + plan.to.vsn + ": " +
-                                                         version.error().what + "; release " + plan.from.name + " " +
-                                                         plan.from.vsn + " runs on, unchanged"};
-        tell(upgrade_stage::rollback, report.outcome.error().what);
-        return report;
-      }
-      tell(upgrade_stage::load, fmt::format("loaded {} vsn {}", change.module, change.to_vsn));
-      loaded.push_back(std::move(*version));
-    }
+    if (!load_all(plan, options, report, loaded)) return report;
     {
       std::vector<upgrade_step> steps;
       for (std::size_t i = 0; i < plan.changes.size(); ++i)
@@ -555,6 +585,31 @@ class basic_release_handler {
     }
     for (const auto& module : plan.retired) (void)code_.purge(module);
     return report;
+  }
+
+  /// Loads the plan's new modules into `loaded`, in order; if one fails, unloads those before it
+  /// and says why in `report`.
+  bool load_all(const release_plan& plan, const upgrade_options& options, upgrade_report& report,
+                std::vector<module_ptr>& loaded) {
+    for (const auto& change : plan.changes) {
+      auto version = code_.load(change.file);
+      if (version && (*version)->vsn() != change.to_vsn) {
+        loaded.push_back(std::move(*version));
+        version = error{errc::plan_refused, change.file + ": rewritten since the plan was made: plan again"};
+      }
+      if (!version) {
+        undo(loaded);
+        report.outcome = error{version.error().code, "loading release " + plan.to.name + " " + plan.to.vsn + ": " +
+                                                         version.error().what + "; release " + plan.from.name + " " +
+                                                         plan.from.vsn + " runs on, unchanged"};
+        if (options.progress) options.progress(upgrade_stage::rollback, report.outcome.error().what);
+        return false;
+      }
+      if (options.progress)
+        options.progress(upgrade_stage::load, fmt::format("loaded {} vsn {}", change.module, change.to_vsn));
+      loaded.push_back(std::move(*version));
+    }
+    return true;
   }
 
   /// Unloads what a failed boot or upgrade loaded, last first.

@@ -342,3 +342,42 @@ TEST_CASE("a malformed release manifest is refused saying why") {
   CHECK(refusal(R"({"hotswap_release": 1, "name": "a", "vsn": "3"})") == "\"modules\" must be a list of module files");
   CHECK(hotswap::read_release(files.dir + "/none.json").error().what == files.dir + "/none.json: cannot be read");
 }
+
+TEST_CASE("a dry run tries every migration on the running states and changes nothing") {
+  running_release shop;
+  const auto handled = [&] {
+    return std::vector<std::uint64_t>{sys::statistics(shop.a).value().messages_handled,
+                                      sys::statistics(shop.b).value().messages_handled,
+                                      sys::statistics(shop.c).value().messages_handled};
+  };
+  const auto handled_before = handled();
+  const auto target = shop.manifest("2", {"counter_v2", "minimal_v2"});
+  std::vector<std::string> lines;
+  auto report = shop.releases.dry_run(target, shop.sending(&lines));
+  REQUIRE(what(report) == "done");
+  CHECK(report.dry_run);
+  REQUIRE(report.steps.size() == 3);
+  auto sum = 0ns;
+  for (const auto& step : report.steps) {
+    CHECK(step.time > 0ns);
+    sum += step.time;
+  }
+  CHECK(report.pause == sum);
+  CHECK(report.steps[2].to == "MinimalV2");
+  CHECK(lines.size() == 5);  // two loads, three migrations tried
+  CHECK(lines[2].find(": vsn 1 -> 2 (testing::CounterV2) would take ") != std::string::npos);
+  CHECK(to_string(report).ends_with("; nothing changed\n"));
+  CHECK(handled() == handled_before);  // the sys requests are no messages
+  shop.check_release_1_runs();
+
+  // A code_change that throws fails the dry run at its step, and still nothing changed.
+  report = shop.releases.dry_run(shop.manifest("3", {"counter_v2", "minimal_v2_refuses"}));
+  REQUIRE_FALSE(report);
+  CHECK(report.outcome.error().what ==
+        "step 3 of 3 (server " + std::to_string(shop.c.id()) + ", dry run): minimal v2 refuses; nothing changed");
+  shop.check_release_1_runs();
+
+  // The modules the dry runs loaded are gone: the upgrade loads them again.
+  REQUIRE(shop.releases.upgrade(target));
+  CHECK(hotswap::call(shop.c, Ping{}).value() == 101);
+}

@@ -2,4 +2,4 @@
 // edit. It enters the ABI fingerprint: a module built from other headers is refused.
 #pragma once
 
-#define HOTSWAP_DETAIL_HEADERS_DIGEST "12078c84624a9ec3"
+#define HOTSWAP_DETAIL_HEADERS_DIGEST "e65f209ebaf6d5e2"

@@ -48,6 +48,33 @@ struct kept_code {
   }
 };
 
+/// Whether the server, running vsn `old_vsn`, can take `table`.
+template <class = void>
+result<void> check_change(const server_core& core, const implementation_table& table, int old_vsn) {
+  const implementation_table& old = *core.table;
+  if (table.interface_fingerprint != old.interface_fingerprint)
+    return error{errc::wrong_interface, std::string(table.name) + " implements " + std::string(table.interface_name) +
+                                            ", the server " + std::string(old.interface_name)};
+  if (old_vsn != old.vsn)
+    return error{errc::wrong_vsn, "the server runs vsn " + std::to_string(old.vsn) + " (" + std::string(old.name) +
+                                      "), not vsn " + std::to_string(old_vsn)};
+  return {};
+}
+
+/// On the server, between its messages: the state `table` would make from the server's, made,
+/// timed and thrown away (a release's dry run). Nothing of the server changes.
+template <class = void>
+result<std::chrono::nanoseconds> try_code(server_core& core, const implementation_table& table, int old_vsn) {
+  if (auto fits = check_change(core, table, old_vsn); !fits) return fits.error();
+  outcome changed;
+  const auto started = std::chrono::steady_clock::now();
+  void* state = table.code_change(core.state, core.table->state_fingerprint, old_vsn, {}, changed);
+  const auto took = std::chrono::steady_clock::now() - started;
+  if (changed.failed) return error{errc::code_change_failed, std::move(changed.what)};
+  if (state != core.state) table.destroy(state);  // (one handed on is the server's own)
+  return took;
+}
+
 /// On the suspended server: switches it to `table`, with a state made from the old one (which is
 /// kept, with the old table, in `kept`). On failure nothing changed.
 template <class = void>
@@ -55,12 +82,7 @@ result<void> switch_code(server_core& core, const implementation_table& table, i
                          std::shared_ptr<const void> owner, kept_code& kept) {
   const implementation_table& old = *core.table;
   if (!core.suspended) return error{errc::not_suspended, "suspend the server first"};
-  if (table.interface_fingerprint != old.interface_fingerprint)
-    return error{errc::wrong_interface, std::string(table.name) + " implements " + std::string(table.interface_name) +
-                                            ", the server " + std::string(old.interface_name)};
-  if (old_vsn != old.vsn)
-    return error{errc::wrong_vsn, "the server runs vsn " + std::to_string(old.vsn) + " (" + std::string(old.name) +
-                                      "), not vsn " + std::to_string(old_vsn)};
+  if (auto fits = check_change(core, table, old_vsn); !fits) return fits.error();
   outcome changed;
   void* state = table.code_change(core.state, old.state_fingerprint, old_vsn, extra, changed);
   if (changed.failed) return error{errc::code_change_failed, std::move(changed.what)};

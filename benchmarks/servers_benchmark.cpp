@@ -1,7 +1,8 @@
 // The runtime against its floors: a call round trip beside a bare atomic ping-pong between two
 // threads (same run), cast throughput, dispatch through the table beside a direct call, the
 // pause of a live upgrade of the two Anemone servers (by hand and as one transaction), 1,000
-// servers upgraded in one transaction, the upgrade pause of a server with 0 to 1,000,000
+// servers upgraded in one transaction, one server of 1,000,000 accounts upgraded beside the bare
+// migration of its state, the upgrade pause of a server with 0 to 1,000,000
 // messages queued, and 100,000 idle servers.
 //
 //   build/gcc/benchmarks/servers_benchmark '--benchmark_filter=-idle|upgrade_with_backlog' --benchmark_repetitions=5
@@ -287,6 +288,59 @@ void upgrade_many(benchmark::State& state) {
   state.counters["p50_ns_a_server"] = percentile(pauses, 0.50) / static_cast<double>(state.range(0));
 }
 BENCHMARK(upgrade_many)->Arg(1'000)->Iterations(50)->Unit(benchmark::kMicrosecond)->UseRealTime();
+
+// ---- one server holding 1,000,000 accounts: the pause beside the bare migration ----
+
+struct Size {};
+using Ledger = hotswap::interface<"Ledger", hotswap::call_msg<Size, long>>;
+struct LedgerV2 {
+  using interface = Ledger;
+  static constexpr int vsn = 2;
+  using state = std::vector<anemone::v2::Account>;
+  static state init(const state& accounts) { return accounts; }
+  static long handle_call(const Size&, const state& s) { return static_cast<long>(s.size()); }
+};
+struct LedgerV3 {
+  using interface = Ledger;
+  static constexpr int vsn = 3;
+  using state = std::vector<anemone::v3::Account>;
+  using state_history = hotswap::state_history<hotswap::version<2, std::vector<anemone::v2::Account>>>;
+  static state init() { return {}; }
+  static long handle_call(const Size&, const state& s) { return static_cast<long>(s.size()); }
+};
+
+/// Each round times the bare migration of the accounts (moved in, and from a copy, which keeps
+/// the original as a transaction keeps the old state), then the upgrade of a server holding
+/// them: pause_over_migration is the ratio of the medians of the pause and of the migration that
+/// keeps the original; pause_over_moving_migration, the same over the one that moves them.
+void upgrade_big_state(benchmark::State& state) {
+  using accounts_v2 = std::vector<anemone::v2::Account>;
+  using accounts_v3 = std::vector<anemone::v3::Account>;
+  accounts_v2 accounts(static_cast<std::size_t>(state.range(0)));
+  for (std::size_t i = 0; i < accounts.size(); ++i)
+    accounts[i] = {"account " + std::to_string(i), static_cast<int>(i % 1000), static_cast<int>(i % 3)};
+  std::vector<double> pauses, keeping, moving;
+  accounts_v3 migrated;
+  for (auto _ : state) {
+    keeping.push_back(timed_ns([&] { migrated = hotswap::migrate<accounts_v3>(accounts_v2(accounts)); }));
+    migrated = {};
+    auto copy = accounts;
+    moving.push_back(timed_ns([&] { migrated = hotswap::migrate<accounts_v3>(std::move(copy)); }));
+    migrated = {};
+    auto ledger = hotswap::start<LedgerV2>(accounts).value();
+    const auto report = hotswap::upgrade({{ledger, hotswap::table_of<LedgerV3>, 2}});
+    if (!report) state.SkipWithError(report.outcome.error().what.c_str());
+    (void)hotswap::stop(ledger);
+    pauses.push_back(std::chrono::duration<double, std::nano>(report.pause).count());
+    state.SetIterationTime(pauses.back() / 1e9);
+  }
+  report_latencies(state, pauses);
+  state.counters["migration_p50_ns"] = percentile(keeping, 0.50);
+  state.counters["moving_migration_p50_ns"] = percentile(moving, 0.50);
+  state.counters["pause_over_migration"] = percentile(pauses, 0.50) / percentile(keeping, 0.50);
+  state.counters["pause_over_moving_migration"] = percentile(pauses, 0.50) / percentile(moving, 0.50);
+}
+BENCHMARK(upgrade_big_state)->Arg(1'000'000)->Iterations(10)->UseManualTime()->Unit(benchmark::kMillisecond);
 
 // ---- the upgrade pause with a backlog: sys requests do not wait behind normal messages ----
 

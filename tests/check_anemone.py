@@ -11,7 +11,9 @@
 - the final state, inspected, agrees with the last scores printed.
 With `live` (anemone_live, the servers loaded from modules, upgraded as release anemone 3): the
 v3 modules are loaded before the upgrade, and v2 purged (and unmapped: a purge that leaves a
-library mapped says why on its line) after it.
+library mapped says why on its line) after it. With `live downgrade`, the program then goes
+back down to release anemone 2: after its line, the Inspector prints v2 lines only, the final
+state is v2's (`active` dropped, as declared), and no tick is lost across both.
 The two servers tick on their own timers, so how their lines interleave is not checked.
 """
 import re
@@ -19,8 +21,10 @@ import subprocess
 import sys
 
 program, ticks, period = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-live = sys.argv[4:] == ["live"]
-run = subprocess.run([program, str(ticks), period], capture_output=True, text=True, timeout=120)
+live = sys.argv[4:5] == ["live"]
+downgrade = sys.argv[5:] == ["downgrade"]
+run = subprocess.run([program, str(ticks), period] + (["--downgrade"] if downgrade else []), capture_output=True,
+                     text=True, timeout=120)
 lines = run.stdout.splitlines()
 problems = []
 if run.returncode != 0:
@@ -32,23 +36,33 @@ CHANGE = "[code_change] %Account{name: nil, score: 0, stage: 0, active: true}"
 UPGRADED = "-- upgraded account_manager and inspector to v3 (suspend, change_code, resume)"
 LOADED = ("-- loaded anemone.account_manager vsn 3", "-- loaded anemone.inspector vsn 3")
 PURGED = ("-- purged anemone.account_manager vsn 2", "-- purged anemone.inspector vsn 2")
+DOWNGRADED = "-- downgraded account_manager and inspector to v2 (release anemone 2 again)"
+DOWN_MODULES = ("-- loaded anemone.account_manager vsn 2", "-- loaded anemone.inspector vsn 2",
+                "-- purged anemone.account_manager vsn 3", "-- purged anemone.inspector vsn 3")
 SCORES = re.compile(r"alice: (\d+), bob: (\d+)$")
-FINAL = re.compile(r'%\{"alice" => %Account\{name: "Alice", score: (\d+), stage: 0, active: true\}, '
-                   r'"bob" => %Account\{name: "Bob", score: (\d+), stage: 1, active: true\}\}$')
+ACTIVE = ", active: true" if not downgrade else ""
+FINAL = re.compile(rf'%\{{"alice" => %Account\{{name: "Alice", score: (\d+), stage: 0{ACTIVE}\}}, '
+                   rf'"bob" => %Account\{{name: "Bob", score: (\d+), stage: 1{ACTIVE}\}}\}}$')
 
 upgraded = lines.index(UPGRADED) if UPGRADED in lines else None
-if upgraded is None:
-    problems.append("no upgrade line")
+down = lines.index(DOWNGRADED) if DOWNGRADED in lines else None
+if upgraded is None or (downgrade and (down is None or down < upgraded)):
+    problems.append("no upgrade line" if upgraded is None else "no downgrade line after the upgrade")
 else:
-    before, after = lines[:upgraded], lines[upgraded + 1:]
-    if before.count(CHANGE) != 1 or CHANGE in after:
+    before = lines[:upgraded]
+    after = lines[upgraded + 1:down] if downgrade else lines[upgraded + 1:]
+    after_down = lines[down + 1:] if downgrade else []
+    if before.count(CHANGE) != 1 or CHANGE in after + after_down:
         problems.append("the [code_change] line is not printed once, during the upgrade")
-    if any(line == V3 for line in before) or any(line == V2 for line in after):
+    if V3 in before or V2 in after or V3 in after_down:
         problems.append("an Inspector line of the wrong vsn")
-    if V2 not in before or V3 not in after:
-        problems.append("the Inspector did not tick on both sides of the upgrade")
+    if V2 not in before or V3 not in after or (downgrade and V2 not in after_down):
+        problems.append("the Inspector did not tick on every side of the upgrades")
     if live and not (all(line in before for line in LOADED) and all(line in after for line in PURGED)):
         problems.append("the v3 modules were not loaded before the upgrade, or v2 not unmapped after it")
+    if downgrade and not (all(line in after for line in DOWN_MODULES[:2]) and
+                          all(line in after_down for line in DOWN_MODULES[2:])):
+        problems.append("the v2 modules were not loaded before the downgrade, or v3 not unmapped after it")
 
 scores = [tuple(map(int, m.groups())) for m in map(SCORES.match, lines) if m]
 expected = [(k, 2 * k) for k in range(1, len(scores) + 1)]
@@ -59,8 +73,8 @@ if len(scores) < 2 * ticks:
 final = FINAL.match(lines[-1]) if lines else None
 if not final or (scores and tuple(map(int, final.groups())) != scores[-1]):
     problems.append(f"the final state does not agree with the last scores: {lines[-1:]}")
-module_lines = (*LOADED, *PURGED) if live else ()
-others = [l for l in lines if l not in (V2, V3, CHANGE, UPGRADED, *module_lines) and not SCORES.match(l) and not FINAL.match(l)]
+module_lines = (*LOADED, *PURGED, *(DOWN_MODULES if downgrade else ())) if live else ()
+others = [l for l in lines if l not in (V2, V3, CHANGE, UPGRADED, DOWNGRADED, *module_lines) and not SCORES.match(l) and not FINAL.match(l)]
 if others:
     problems.append(f"unexpected lines: {others}")
 

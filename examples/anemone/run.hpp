@@ -74,14 +74,14 @@ tick_counts upgrade(const hotswap::server_ref<AccountManagerInterface>& manager,
   return ticks_so_far(manager, inspector);
 }
 
-/// Waits for `ticks` more ticks of each server since `upgraded`, then prints the accounts as v3
-/// holds them and stops both servers.
-inline void finish(const hotswap::server_ref<AccountManagerInterface>& manager,
-                   const hotswap::server_ref<InspectorInterface>& inspector, int ticks, Period period,
-                   tick_counts upgraded) {
+/// Waits for `ticks` more ticks of each server since `upgraded`, then prints the accounts as the
+/// server holds them (a map of v3 Accounts, unless told otherwise) and stops both servers.
+template <class Accounts = AccountManagerV3::state>
+void finish(const hotswap::server_ref<AccountManagerInterface>& manager,
+            const hotswap::server_ref<InspectorInterface>& inspector, int ticks, Period period, tick_counts upgraded) {
   wait_for_ticks(manager, inspector, ticks, period, upgraded);
   or_exit(hotswap::sys::suspend(manager), "suspend");
-  const auto accounts = or_exit(hotswap::sys::get_state<AccountManagerV3::state>(manager), "get_state");
+  const auto accounts = or_exit(hotswap::sys::get_state<Accounts>(manager), "get_state");
   fmt::print("{}\n", hotswap::inspect(accounts));
   or_exit(hotswap::stop(inspector), "stop");
   or_exit(hotswap::stop(manager), "stop");

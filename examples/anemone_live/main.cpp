@@ -7,11 +7,16 @@
 // code of each and resumes both as one transaction, and purges v2. The servers tick on; no tick
 // is lost (the ones due while suspended wait in the mailbox).
 //
+// With --downgrade, it then goes back down to release anemone 2: the v3 code makes each server's
+// v2 state from its own (the accounts lose `active`, as Account's step from v3 to v2 declares).
+//
 //     anemone_live [ticks before and after the upgrade = 5] [tick period in ms = 1000]
-//                  [directory of the modules and releases = where the build put them]
+//                  [directory of the modules and releases = where the build put them] [--downgrade]
 #include <chrono>
 #include <cstdlib>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -24,9 +29,11 @@ using namespace anemone;
 using run::or_exit;
 
 int main(int argc, char** argv) {
-  const int ticks = argc > 1 ? std::atoi(argv[1]) : 5;
-  const Period period{argc > 2 ? std::atoi(argv[2]) : 1000};
-  const std::string modules = argc > 3 ? argv[3] : ANEMONE_MODULES_DIR;
+  std::vector<std::string> args(argv + 1, argv + argc);
+  const bool downgrade = std::erase(args, "--downgrade") > 0;
+  const int ticks = args.size() > 0 ? std::atoi(args[0].c_str()) : 5;
+  const Period period{args.size() > 1 ? std::atoi(args[1].c_str()) : 1000};
+  const std::string modules = args.size() > 2 ? args[2] : ANEMONE_MODULES_DIR;
 
   // The schema versions the v2 program was built with; v3 comes with the new modules.
   hotswap::registry().add(hotswap::describe<v1::Account>());
@@ -45,19 +52,31 @@ int main(int argc, char** argv) {
   // Release anemone 3 arrives while v2 serves on. Its modules load outside the pause; the line
   // at the commit is printed while both servers are still suspended: every tick before it is
   // v2's, after it v3's.
+  std::string_view committed = "-- upgraded account_manager and inspector to v3 (suspend, change_code, resume)";
   hotswap::upgrade_options options;
-  options.progress = [](hotswap::upgrade_stage stage, const std::string& line) {
+  options.progress = [&](hotswap::upgrade_stage stage, const std::string& line) {
     if (stage == hotswap::upgrade_stage::commit)
-      fmt::print("-- upgraded account_manager and inspector to v3 (suspend, change_code, resume)\n");
+      fmt::print("{}\n", committed);
     else if (stage == hotswap::upgrade_stage::load || stage == hotswap::upgrade_stage::purge)
       fmt::print("-- {}\n", line);  // loaded anemone.inspector vsn 3; purged anemone.inspector vsn 2
   };
   const auto report = releases.upgrade(modules + "/anemone-3.release.json", options);
   if (!report) or_exit(report.outcome, "upgrade");
-  const auto upgraded = run::ticks_so_far(manager, inspector);
-  or_exit(releases.make_permanent(), "make_permanent");
+  auto upgraded = run::ticks_so_far(manager, inspector);
   fmt::print(stderr, "-- the upgrade (the first in this process: its code and caches were cold):\n{}",
              to_string(report));
+  if (!downgrade) {
+    or_exit(releases.make_permanent(), "make_permanent");
+    run::finish(manager, inspector, ticks, period, upgraded);
+    return 0;
+  }
 
-  run::finish(manager, inspector, ticks, period, upgraded);
+  // Back down to release anemone 2, which is still the permanent one.
+  run::wait_for_ticks(manager, inspector, ticks, period, upgraded);
+  committed = "-- downgraded account_manager and inspector to v2 (release anemone 2 again)";
+  const auto downgraded = releases.upgrade(modules + "/anemone-2.release.json", options);
+  if (!downgraded) or_exit(downgraded.outcome, "downgrade");
+  upgraded = run::ticks_so_far(manager, inspector);
+  fmt::print(stderr, "-- the downgrade:\n{}", to_string(downgraded));
+  run::finish<AccountManagerV2::state>(manager, inspector, ticks, period, upgraded);
 }

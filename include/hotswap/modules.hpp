@@ -93,6 +93,11 @@ class module_version : public std::enable_shared_from_this<module_version> {
   bool implements() const noexcept {
     return note_.interface == Interface::fingerprint;
   }
+  /// The vsns its code_change starts from (its state_history), each with the state that vsn
+  /// held, and whether this code makes that state from its own (`down`: a release going down to
+  /// that vsn) or why not (`not_down`: the first mistake of the migration down).
+  using earlier_state = detail::module_note_fields::earlier_state;
+  const std::vector<earlier_state>& history() const noexcept { return note_.history; }
 
   /// The servers using this version now: running its table, or holding a state it made that
   /// is not plain data.
@@ -376,7 +381,7 @@ class basic_code_server {
 
  private:
   template <class>
-  friend struct detail::code_server_access;  // the release handler's: read_note, undo_load
+  friend struct detail::code_server_access;  // the release handler's: read_note, load (older), undo_load
 
   struct entry {
     std::string name;
@@ -407,11 +412,12 @@ class basic_code_server {
     return {};
   }
 
-  result<module_ptr> load(const std::string& path, std::uint64_t interface, std::string_view interface_name) {
+  result<module_ptr> load(const std::string& path, std::uint64_t interface, std::string_view interface_name,
+                          bool older = false) {
     const detail::spin_guard one_at_a_time(operation_);
     closer_->close_pending();
     try {
-      return load_checked(path, interface, interface_name);
+      return load_checked(path, interface, interface_name, older);
     } catch (const std::exception& failed) {  // out of memory, most likely: what was opened is closed
       closer_->close_pending();
       return detail::file_error(errc::load_failed, path, failed.what());
@@ -437,11 +443,11 @@ class basic_code_server {
   /// The same, and the note checked against the program and the loaded versions.
   result<detail::module_note_fields> check_file(const std::string& path, std::uint64_t interface,
                                                 std::string_view interface_name, std::string& bytes,
-                                                std::string_view& text) {
+                                                std::string_view& text, bool older = false) {
     auto note = read_note(path, bytes, text);
     if (!note) return note.error();
     if (auto fits = detail::check_fits(*note, path, interface, interface_name, current(note->name), old(note->name),
-                                       registry());
+                                       registry(), older);
         !fits)
       return fits.error();
     return note;
@@ -464,10 +470,11 @@ class basic_code_server {
     closer_->close_pending();
   }
 
-  result<module_ptr> load_checked(const std::string& path, std::uint64_t interface, std::string_view interface_name) {
+  result<module_ptr> load_checked(const std::string& path, std::uint64_t interface, std::string_view interface_name,
+                                  bool older) {
     std::string bytes;
     std::string_view text;
-    const auto note = check_file(path, interface, interface_name, bytes, text);
+    const auto note = check_file(path, interface, interface_name, bytes, text, older);
     if (!note) return note.error();
     if (auto opened = open_directory(path); !opened) return opened.error();
     const auto copy = detail::write_copy(*directory_fd_, directory(), bytes, *note, path);

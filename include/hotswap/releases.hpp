@@ -306,6 +306,10 @@ struct code_server_access {
     return code.read_note(path, bytes, text);
   }
   template <class CodeServer>
+  static result<module_ptr> load_older(CodeServer& code, const std::string& path) {
+    return code.load(path, 0, {}, true);
+  }
+  template <class CodeServer>
   static void undo_load(CodeServer& code, module_ptr version) {
     code.undo_load(std::move(version));
   }
@@ -331,6 +335,51 @@ inline std::string refuses_state(const module_note_fields& note, const std::stri
       "{} runs vsn {}, which {} vsn {} cannot change code from: its state_history lists {} (add "
       "hotswap::version<{}, ...> there)",
       label, vsn, note.name, note.vsn, listed.empty() ? std::string("no vsn") : "vsns " + listed, vsn);
+}
+/// A compile error's name as the note spells it, readable in a message:
+/// `hotswap::errors::field_named<'a', 'b'> >` becomes `field_named<"ab">>` (as clang spells it).
+inline std::string readable_error(std::string_view spelled) {
+  std::string out;
+  for (std::size_t i = 0; i < spelled.size();) {
+    if (spelled.substr(i).starts_with("hotswap::errors::")) {
+      i += std::string_view("hotswap::errors::").size();
+    } else if (spelled[i] == '\'' && i + 2 < spelled.size() && spelled[i + 2] == '\'') {
+      out += '"';
+      for (;;) {  // 'a', 'b', 'c'
+        out += spelled[i + 1];
+        i += 3;
+        if (!spelled.substr(i).starts_with(", '")) break;
+        i += 2;
+      }
+      out += '"';
+    } else if (spelled.substr(i).starts_with(" >") && !out.empty() && out.back() == '>') {
+      ++i;  // g++'s "> >"
+    } else {
+      out += spelled[i++];
+    }
+  }
+  return out;
+}
+
+/// Why `server` (running `now`, vsn `vsn`) cannot go down to the module `note` says (empty: it
+/// can): `now`'s code makes the older state from its own (Erlang's code_change({down, Vsn})), or
+/// the older code's state_history lists the server's vsn and state.
+inline std::string refuses_down(const module_version& now, const module_note_fields& note, const std::string& label,
+                                int vsn, std::uint64_t state) {
+  for (const auto& earlier : now.history())
+    if (earlier.vsn == note.vsn && earlier.state == note.state) {
+      if (earlier.down) return {};
+      if (refuses_state(note, label, vsn, state).empty()) return {};
+      return fmt::format(
+          "{} runs {} vsn {}, which cannot go down to vsn {}: its state does not migrate down by "
+          "itself ({}); declare the schema's step rules (hotswap::step)",
+          label, now.name(), vsn, note.vsn, readable_error(earlier.not_down));
+    }
+  if (refuses_state(note, label, vsn, state).empty()) return {};
+  return fmt::format(
+      "{} runs {} vsn {}, which cannot go down to vsn {}: neither does vsn {} list vsn {} with its "
+      "state in its state_history, nor vsn {} list vsn {}",
+      label, now.name(), vsn, note.vsn, vsn, note.vsn, note.vsn, vsn);
 }
 }  // namespace detail
 
@@ -502,7 +551,8 @@ class basic_release_handler {
       modules.push_back(note->name);
       const module_ptr now = code_.current(note->name);
       if (now && now->vsn() == note->vsn) continue;  // this version runs already
-      if (auto fits = detail::check_fits(*note, file, 0, {}, now, code_.old(note->name), registry()); !fits) {
+      const bool down = now && note->vsn < now->vsn();
+      if (auto fits = detail::check_fits(*note, file, 0, {}, now, code_.old(note->name), registry(), down); !fits) {
         reasons.push_back(fits.error().what);
         continue;
       }
@@ -524,7 +574,8 @@ class basic_release_handler {
           continue;  // one that stopped meanwhile has nothing to upgrade
         }
         if (status->implementation != now->implementation()) continue;  // holds a state of this code, runs other
-        if (auto refused = detail::refuses_state(*note, label, status->vsn, status->state_fingerprint);
+        if (auto refused = down ? detail::refuses_down(*now, *note, label, status->vsn, status->state_fingerprint)
+                                : detail::refuses_state(*note, label, status->vsn, status->state_fingerprint);
             !refused.empty())
           reasons.push_back(std::move(refused));
         change.servers.push_back({std::move(server), label, status->vsn});
@@ -570,7 +621,13 @@ class basic_release_handler {
     loaded.clear();
     for (auto& one : releases_)
       if (one.status == release_status::current) one.status = release_status::old;
-    releases_.push_back({plan.to, release_status::current});
+    const auto known_before = std::find_if(releases_.begin(), releases_.end(), [&](const known& one) {
+      return one.name == plan.to.name && one.vsn == plan.to.vsn;
+    });
+    if (known_before == releases_.end())
+      releases_.push_back({plan.to, release_status::current});
+    else if (known_before->status != release_status::permanent)  // back to the permanent one: it runs again
+      known_before->status = release_status::current;
     for (const auto& module : plan.retired)
       if (auto retired = code_.retire(module); !retired) report.notes.push_back(retired.error().what);
     for (const auto& change : plan.changes) {
@@ -592,7 +649,7 @@ class basic_release_handler {
   bool load_all(const release_plan& plan, const upgrade_options& options, upgrade_report& report,
                 std::vector<module_ptr>& loaded) {
     for (const auto& change : plan.changes) {
-      auto version = code_.load(change.file);
+      auto version = change.from_vsn > change.to_vsn ? access::load_older(code_, change.file) : code_.load(change.file);
       if (version && (*version)->vsn() != change.to_vsn) {
         loaded.push_back(std::move(*version));
         version = error{errc::plan_refused, change.file + ": rewritten since the plan was made: plan again"};

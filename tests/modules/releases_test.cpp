@@ -381,3 +381,59 @@ TEST_CASE("a dry run tries every migration on the running states and changes not
   REQUIRE(shop.releases.upgrade(target));
   CHECK(hotswap::call(shop.c, Ping{}).value() == 101);
 }
+
+TEST_CASE("a release goes down to an older one: the newer code makes the older states from its own") {
+  running_release shop;
+  REQUIRE(shop.releases.upgrade(shop.manifest("2", {"counter_v2", "minimal_v2"})));
+  CHECK(hotswap::call(shop.c, Ping{}).value() == 101);
+  const auto& history = shop.code.current("counter")->history();  // what counter vsn 2's note says
+  REQUIRE(history.size() == 1);
+  CHECK((history[0].vsn == 1 && history[0].down));
+
+  const auto back = shop.manifest("1b", {"counter_v1", "minimal"});
+  const auto plan = shop.releases.plan(back).value();
+  REQUIRE(plan.changes.size() == 2);
+  CHECK((plan.changes[0].from_vsn == 2 && plan.changes[0].to_vsn == 1 && plan.changes[0].servers.size() == 2));
+  const auto report = shop.releases.upgrade(back, shop.sending());
+  REQUIRE(what(report) == "done");
+  CHECK(hotswap::call(shop.a, Get{}).value() == 5 + 10);
+  CHECK(sys::get_status(shop.a).value().implementation == "testing::CounterV1");
+  CHECK(sys::get_state<testing::v1::Count>(shop.b).value().count == 9 + 10);  // generation dropped, as declared
+  CHECK(hotswap::call(shop.c, Ping{}).value() == 101);                        // the same state: handed on
+  CHECK(shop.code.current("counter")->vsn() == 1);
+  CHECK_FALSE(shop.code.old("counter"));  // vsn 2 purged
+  const auto known = shop.releases.which_releases();
+  REQUIRE(known.size() == 3);
+  CHECK((known[0].vsn == "1" && known[0].status == hotswap::release_status::permanent));
+  CHECK((known[1].vsn == "2" && known[1].status == hotswap::release_status::old));
+  CHECK((known[2].vsn == "1b" && known[2].status == hotswap::release_status::current));
+}
+
+TEST_CASE("a release going down is refused at plan time when a state would lose a field no step declares lost") {
+  running_release shop;
+  REQUIRE(shop.releases.upgrade(shop.manifest("2", {"counter_v1", "minimal", "tally_v1"})));
+  auto tally = hotswap::start<Counter>(shop.code.current("tally")).value();
+  REQUIRE(shop.releases.upgrade(shop.manifest("3", {"counter_v1", "minimal", "tally_v2"})));
+  const auto refused = shop.releases.plan(shop.manifest("4", {"counter_v1", "minimal", "tally_v1"}));
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().what ==
+        "release shop 4 cannot be installed over shop 3:\n  - server " + std::to_string(tally.id()) +
+            " runs tally vsn 2, which cannot go down to vsn 1: its state does not migrate down by itself "
+            "(field_dropped_without_declaration<schema_named<\"Tally\">, 2, 1, field_named<\"rounds\">>); declare "
+            "the schema's step rules (hotswap::step)");
+  CHECK(hotswap::call(tally, Get{}).value() == 0);
+  (void)hotswap::stop(tally);
+}
+
+TEST_CASE("going back to the permanent release leaves it permanent, and the one left old") {
+  running_release shop;
+  REQUIRE(shop.releases.upgrade(shop.manifest("2", {"counter_v2", "minimal_v2"})));
+  REQUIRE(shop.releases.upgrade(shop.manifest("1", {"counter_v1", "minimal"})));  // its manifest again
+  const auto known = shop.releases.which_releases();
+  REQUIRE(known.size() == 2);
+  CHECK((known[0].vsn == "1" && known[0].status == hotswap::release_status::permanent));
+  CHECK((known[1].vsn == "2" && known[1].status == hotswap::release_status::old));
+  CHECK(shop.releases.make_permanent().error().code == hotswap::errc::no_release);
+  CHECK(hotswap::call(shop.a, Get{}).value() == 5);
+  CHECK(hotswap::call(shop.c, Ping{}).value() == 101);
+}

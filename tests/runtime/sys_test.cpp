@@ -215,6 +215,35 @@ struct Forgetful : counter_handlers<v1::Count> {
 };
 }  // namespace testing
 
+namespace testing {
+/// vsn 1 that knows nothing of vsn 2: going down, vsn 2's code makes its state.
+struct CounterV1Unaware : counter_handlers<v1::Count> {
+  using interface = Counter;
+  static constexpr int vsn = 1;
+  using state = v1::Count;
+  static state init() { return {}; }
+};
+}  // namespace testing
+
+TEST_CASE("going down to code that does not know the newer vsn, the newer code makes the older state") {
+  auto counter = hotswap::start<CounterV2>().value();
+  hotswap::cast(counter, Add{7});
+  REQUIRE(hotswap::call(counter, Get{}).value() == 7);
+  REQUIRE(sys::suspend(counter));
+  REQUIRE(sys::change_code(counter, hotswap::table_of<CounterV1Unaware>, 2));  // CounterV2's generated migration
+  REQUIRE(sys::resume(counter));
+  CHECK(sys::get_status(counter).value().implementation == "testing::CounterV1Unaware");
+  CHECK(sys::get_state<v1::Count>(counter).value().count == 7);
+  // With an extra, the older code's own code_change is asked, and it knows no vsn 2.
+  REQUIRE(sys::suspend(counter));
+  REQUIRE(sys::change_code(counter, hotswap::table_of<CounterV2>, 1));
+  const auto refused = sys::change_code(counter, hotswap::table_of<CounterV1Unaware>, 2, hotswap::no_extra{});
+  CHECK(refused.error().what == "testing::CounterV1Unaware does not know the state of vsn 2: list it in state_history");
+  REQUIRE(sys::resume(counter));
+  REQUIRE(hotswap::stop(counter));
+  exits().take();
+}
+
 TEST_CASE("a failing change_code leaves state and table exactly as they were, and the server serving") {
   auto counter = hotswap::start<CounterV2>().value();
   hotswap::cast(counter, Add{7});

@@ -51,6 +51,13 @@ struct implementation_table {
   /// `old_state` itself when it is already of this implementation's state type.
   void* (*code_change)(void* old_state, std::uint64_t old_fingerprint, int old_vsn, const extra_ref& extra,
                        outcome& result) noexcept;
+  /// Makes the state an older vsn held (listed in state_history, of fingerprint `fingerprint`)
+  /// from this implementation's, leaving it intact, by the generated migration: how a release
+  /// goes down, the newer code making the older state as Erlang's code_change({down, Vsn}) does.
+  /// Returns `state` itself when it is of that type already; null when it cannot (a vsn it does
+  /// not list, a migration not generated: then the older table's own code_change may know), or
+  /// when the migration threw (`result` says what).
+  void* (*down)(void* state, int vsn, std::uint64_t fingerprint, outcome& result) noexcept;
 };
 
 }  // namespace hotswap::detail

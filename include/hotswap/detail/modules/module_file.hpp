@@ -66,6 +66,8 @@ struct module_note_fields {
   struct earlier_state {    // a vsn its code_change starts from, and the state that vsn held
     int vsn;
     std::uint64_t state;
+    bool down = false;     // its code makes that state from its own (a release going down),
+    std::string not_down;  // or why not
   };
   std::vector<earlier_state> history;
   struct schema_version {
@@ -301,9 +303,14 @@ result<module_note_fields> parse_module_note(std::string_view text, const std::s
     } else if (key == "state") {
       if (!number(rest, 16, note.state)) return bad(line);
     } else if (key == "from") {
-      module_note_fields::earlier_state earlier{0, 0};
+      module_note_fields::earlier_state earlier{0, 0, false, {}};
       if (!number(first, 10, earlier.vsn) || !number(after_first, 16, earlier.state)) return bad(line);
-      note.history.push_back(earlier);
+      note.history.push_back(std::move(earlier));
+    } else if (key == "down" || key == "no-down") {  // of the "from" line before it
+      int vsn = 0;
+      if (note.history.empty() || !number(first, 10, vsn) || vsn != note.history.back().vsn) return bad(line);
+      note.history.back().down = key == "down";
+      note.history.back().not_down = after_first;
     } else if (key == "schema") {
       const std::string_view vsn = after_first.substr(0, after_first.find(' '));
       module_note_fields::schema_version version{std::string(first), 0, 0};

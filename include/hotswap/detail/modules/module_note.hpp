@@ -102,15 +102,25 @@ constexpr void put_module_note(Sink& sink) {
   put_hex(sink, value_fingerprint<typename Implementation::state>);
   sink.put("\n");
   [&]<class... Versions>(state_history<Versions...>) {
-    auto from = [&](int vsn, std::uint64_t state) {  // from 1 <fingerprint of vsn 1's state>
-      sink.put("from ");
-      put_number(sink, static_cast<std::size_t>(vsn));
+    auto from = [&]<class Earlier>(std::type_identity<Earlier>) {
+      using Old = typename Earlier::type;
+      sink.put("from ");  // from 1 <fingerprint of vsn 1's state>
+      put_number(sink, static_cast<std::size_t>(Earlier::vsn));
       sink.put(" ");
-      put_hex(sink, state);
+      put_hex(sink, value_fingerprint<Old>);
+      if constexpr (fine<down_check<Implementation, Old>>) {
+        sink.put("\ndown ");  // down 1: this code makes vsn 1's state (a release going down)
+        put_number(sink, static_cast<std::size_t>(Earlier::vsn));
+      } else {
+        sink.put("\nno-down ");  // no-down 1 <the first mistake of the migration down>
+        put_number(sink, static_cast<std::size_t>(Earlier::vsn));
+        sink.put(" ");
+        sink.put(type_spelling<error_of<down_check<Implementation, Old>>>());
+      }
       sink.put("\n");
     };
     (void)from;  // an empty history
-    (from(Versions::vsn, value_fingerprint<typename Versions::type>), ...);
+    (from(std::type_identity<Versions>{}), ...);
   }(history_of<Implementation>{});
   std::array<std::uint64_t, 256> seen{};  // a schema reached twice is written once
   std::size_t seen_count = 0;

@@ -61,6 +61,19 @@ result<void> check_change(const server_core& core, const implementation_table& t
   return {};
 }
 
+/// The state the server would run `table` with, made from its own (left intact): by the server's
+/// code going down to an older vsn's state when it can and no extra is given (Erlang's
+/// code_change({down, Vsn})), else by `table`'s code_change. The server's own state when it is
+/// handed on as it is.
+inline void* make_state(server_core& core, const implementation_table& table, int old_vsn, const extra_ref& extra,
+                        outcome& changed) noexcept {
+  const implementation_table& old = *core.table;
+  if (table.vsn < old.vsn && !extra.value)
+    if (void* state = old.down(core.state, table.vsn, table.state_fingerprint, changed); state || changed.failed)
+      return state;
+  return table.code_change(core.state, old.state_fingerprint, old_vsn, extra, changed);
+}
+
 /// On the server, between its messages: the state `table` would make from the server's, made,
 /// timed and thrown away (a release's dry run). Nothing of the server changes.
 template <class = void>
@@ -68,7 +81,7 @@ result<std::chrono::nanoseconds> try_code(server_core& core, const implementatio
   if (auto fits = check_change(core, table, old_vsn); !fits) return fits.error();
   outcome changed;
   const auto started = std::chrono::steady_clock::now();
-  void* state = table.code_change(core.state, core.table->state_fingerprint, old_vsn, {}, changed);
+  void* state = make_state(core, table, old_vsn, {}, changed);
   const auto took = std::chrono::steady_clock::now() - started;
   if (changed.failed) return error{errc::code_change_failed, std::move(changed.what)};
   if (state != core.state) table.destroy(state);  // (one handed on is the server's own)
@@ -84,7 +97,7 @@ result<void> switch_code(server_core& core, const implementation_table& table, i
   if (!core.suspended) return error{errc::not_suspended, "suspend the server first"};
   if (auto fits = check_change(core, table, old_vsn); !fits) return fits.error();
   outcome changed;
-  void* state = table.code_change(core.state, old.state_fingerprint, old_vsn, extra, changed);
+  void* state = make_state(core, table, old_vsn, extra, changed);
   if (changed.failed) return error{errc::code_change_failed, std::move(changed.what)};
   kept.commit();  // (empty: nothing to end)
   kept.table = &old;

@@ -126,6 +126,34 @@ void* change_state(void* old_state, std::uint64_t old_fingerprint, int old_vsn, 
   return made;
 }
 
+/// Whether the implementation's state goes down to `Old` by the generated migration (no extra).
+template <class Implementation, class Old>
+using down_check = migration_check<typename Implementation::state, Old, context<no_extra, no_key>>;
+
+template <class Implementation, class... Versions>
+void* down_state(void* state, int vsn, std::uint64_t fingerprint, outcome& result, state_history<Versions...>) {
+  using S = typename Implementation::state;
+  if (fingerprint == value_fingerprint<S>) return state;  // the same state: handed on
+  void* made = nullptr;
+  report_failure(result, [&] {
+    auto one = [&]<class Old>(std::type_identity<Old>) {
+      using none = std::conditional_t<sizeof(Old) != 0, no_extra, void>;  // complete where it is used
+      if constexpr (fine<down_check<Implementation, Old>>)
+        made = new Old(migrate_top<Old>(S(*static_cast<const S*>(state)), none{}));
+    };
+    (void)one;  // an empty history
+    (void)((Versions::vsn == vsn && value_fingerprint<typename Versions::type> == fingerprint &&
+            (one(std::type_identity<typename Versions::type>{}), true)) ||
+           ...);
+  });
+  return made;
+}
+
+template <class Implementation>
+void* down(void* state, int vsn, std::uint64_t fingerprint, outcome& result) noexcept {
+  return down_state<Implementation>(state, vsn, fingerprint, result, history_of<Implementation>{});
+}
+
 template <class Implementation>
 void* change_code(void* old_state, std::uint64_t old_fingerprint, int old_vsn, const extra_ref& extra,
                   outcome& result) noexcept {
@@ -188,7 +216,8 @@ constexpr implementation_table make_table() {
           &init_state<Implementation>,
           &terminate_state<Implementation>,
           &destroy_state<Implementation>,
-          &change_code<Implementation>};
+          &change_code<Implementation>,
+          &down<Implementation>};
 }
 
 // A class, not a function, reports the error: clang takes a function whose instantiation failed

@@ -36,6 +36,7 @@
 
 #include <fmt/format.h>
 
+#include "detail/releases/grace_period.hpp"
 #include "detail/releases/manifest.hpp"
 #include "detail/releases/transaction.hpp"
 #include "modules.hpp"
@@ -105,8 +106,12 @@ struct upgrade_options {
   /// (errc::over_budget).
   std::chrono::nanoseconds pause_budget = std::chrono::nanoseconds::max();
   /// Told of each stage as it happens, with a line saying what happened. The commit is told
-  /// inside the pause, before any server resumes: keep it short.
+  /// inside the pause, before any server resumes: keep it short. (After a crash in a grace
+  /// period, the rollback's stages are told on the release handler's thread.)
   std::function<void(upgrade_stage, const std::string&)> progress{};
+  /// A release handler's upgrade only: for this long after it, a crash of a server it upgraded
+  /// rolls the release back by itself (0: no grace period). make_permanent ends it.
+  std::chrono::nanoseconds grace_period{};
 };
 
 /// What an upgrade did.
@@ -394,6 +399,8 @@ class basic_release_handler {
   explicit basic_release_handler(CodeServer& code) : code_(code) {}
   basic_release_handler(const basic_release_handler&) = delete;
   basic_release_handler& operator=(const basic_release_handler&) = delete;
+  /// A rollback under way finishes first; no other starts.
+  ~basic_release_handler() { grace_->stop(); }
 
   /// Loads the modules of the release in `manifest` (a program's first release), which becomes
   /// permanent. A module that fails to load unloads those loaded before it.
@@ -496,12 +503,20 @@ class basic_release_handler {
     return report;
   }
 
+  /// Goes back from the current release to the permanent one (a downgrade where its modules are
+  /// older), ending the grace period: every server keeps its state, migrated down.
+  upgrade_report rollback(const upgrade_options& options = {}) {
+    const std::lock_guard one_at_a_time(operation_);
+    return rollback_locked(options);
+  }
+
   /// Makes the current release permanent: the release the program boots, and the end of its
   /// grace period. The permanent one before it becomes old.
   result<void> make_permanent() {
     const std::lock_guard one_at_a_time(operation_);
     const auto current = find(release_status::current);
     if (current == releases_.end()) return error{errc::no_release, "no release is waiting to be made permanent"};
+    grace_->start({});
     if (const auto permanent = find(release_status::permanent); permanent != releases_.end())
       permanent->status = release_status::old;
     current->status = release_status::permanent;
@@ -524,6 +539,39 @@ class basic_release_handler {
     auto found = find(release_status::current);
     if (found == releases_.end()) found = find(release_status::permanent);
     return found == releases_.end() ? nullptr : &*found;
+  }
+
+  upgrade_report rollback_locked(upgrade_options options) {
+    const auto permanent = find(release_status::permanent);
+    if (permanent == releases_.end() || find(release_status::current) == releases_.end()) {
+      upgrade_report report;
+      report.outcome = error{errc::no_release, "no release to roll back: the permanent one runs"};
+      return report;
+    }
+    options.grace_period = {};
+    auto planned = plan_locked(permanent->manifest, options.suspend_timeout);
+    if (!planned) {
+      upgrade_report report;
+      report.outcome = planned.error();
+      return report;
+    }
+    return run(*planned, options);
+  }
+
+  /// On the grace watch's thread: a server upgraded in `generation` crashed.
+  void roll_back_after_crash(std::uint64_t generation, const std::string& why) {
+    const std::lock_guard one_at_a_time(operation_);
+    if (!grace_->current(generation)) return;  // made permanent, or upgraded again, meanwhile
+    auto tell = [&](const std::string& line) {
+      if (grace_options_.progress) grace_options_.progress(upgrade_stage::rollback, line);
+    };
+    const known* from = running();
+    const auto permanent = find(release_status::permanent);
+    tell(fmt::format("{} in the grace period of release {} {}: rolling back to {} {}", why, from->name, from->vsn,
+                     permanent->name, permanent->vsn));
+    const auto report = rollback_locked(grace_options_);
+    tell(report ? fmt::format("rolled back: release {} {} runs again", permanent->name, permanent->vsn)
+                : "the rollback failed: " + report.outcome.error().what);
   }
 
   result<release_plan> plan_locked(const std::string& manifest, std::chrono::nanoseconds timeout) {
@@ -628,6 +676,7 @@ class basic_release_handler {
       releases_.push_back({plan.to, release_status::current});
     else if (known_before->status != release_status::permanent)  // back to the permanent one: it runs again
       known_before->status = release_status::current;
+    watch_grace(plan, options);
     for (const auto& module : plan.retired)
       if (auto retired = code_.retire(module); !retired) report.notes.push_back(retired.error().what);
     for (const auto& change : plan.changes) {
@@ -642,6 +691,23 @@ class basic_release_handler {
     }
     for (const auto& module : plan.retired) (void)code_.purge(module);
     return report;
+  }
+
+  /// A new grace period, if the options ask for one: a crash of a server the plan upgraded rolls
+  /// the release back (the monitors outlive the period, and then do nothing).
+  void watch_grace(const release_plan& plan, const upgrade_options& options) {
+    const std::uint64_t generation = grace_->start(options.grace_period);
+    if (options.grace_period <= std::chrono::nanoseconds::zero()) return;
+    grace_options_ = options;
+    const std::weak_ptr<detail::grace_watch> watch = grace_;
+    for (const auto& change : plan.changes)
+      for (const auto& server : change.servers)
+        detail::monitor(*server.server.core(),
+                        [watch, generation, label = server.label](std::uint64_t, const exit_reason& reason) {
+                          if (reason.kind != exit_kind::crashed) return;
+                          if (const auto alive = watch.lock())
+                            alive->crashed(generation, label + " crashed (" + reason.what + ")");
+                        });
   }
 
   /// Loads the plan's new modules into `loaded`, in order; if one fails, unloads those before it
@@ -680,7 +746,10 @@ class basic_release_handler {
 
   CodeServer& code_;
   mutable std::mutex operation_;
-  std::vector<known> releases_;  // the permanent one first
+  std::vector<known> releases_;    // the permanent one first
+  upgrade_options grace_options_;  // the upgrade's whose grace period runs: its rollback's
+  std::shared_ptr<detail::grace_watch> grace_ = std::make_shared<detail::grace_watch>(
+      [this](std::uint64_t generation, const std::string& why) { roll_back_after_crash(generation, why); });
 };
 
 using release_handler = basic_release_handler<>;

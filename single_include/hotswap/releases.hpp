@@ -39,6 +39,107 @@
 
 #include <fmt/format.h>
 
+// ---- hotswap/detail/releases/grace_period.hpp ----
+// A release's grace period: after an upgrade, the release handler watches the servers it
+// upgraded; one crashing before the period ends (or make_permanent) has the release rolled
+// back, on the handler's own thread, never on the crashing server's. Every upgrade, rollback and
+// make_permanent starts a new generation: a crash of an older one is ignored.
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <utility>
+
+namespace hotswap::detail {
+
+class grace_watch {
+ public:
+  using clock = std::chrono::steady_clock;
+
+  /// `roll_back(generation, why)` runs on the watch's thread after a crash in the grace period.
+  explicit grace_watch(std::function<void(std::uint64_t, const std::string&)> roll_back)
+      : roll_back_(std::move(roll_back)) {}
+  grace_watch(const grace_watch&) = delete;
+  grace_watch& operator=(const grace_watch&) = delete;
+  ~grace_watch() { stop(); }
+
+  /// Ends the watch for good: a rollback under way finishes first. (Not on the watch's thread.)
+  void stop() {
+    {
+      const std::lock_guard hold(lock_);
+      stopping_ = true;
+    }
+    changed_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  /// A new generation; with a period above zero, watched until `period` from now. Its number.
+  std::uint64_t start(std::chrono::nanoseconds period) {
+    const std::lock_guard hold(lock_);
+    ++generation_;
+    armed_ = period > std::chrono::nanoseconds::zero();
+    crashed_.clear();
+    if (armed_) {
+      deadline_ = clock::now() + std::min<std::chrono::nanoseconds>(period, std::chrono::hours(24 * 365 * 100));
+      if (!thread_.joinable() && !stopping_) thread_ = std::thread([this] { watch(); });
+    }
+    changed_.notify_all();
+    return generation_;
+  }
+
+  /// A server upgraded in `generation` crashed (any thread: a monitor's call).
+  void crashed(std::uint64_t generation, std::string why) {
+    {
+      const std::lock_guard hold(lock_);
+      if (generation != generation_ || !armed_ || !crashed_.empty()) return;
+      crashed_ = std::move(why);
+    }
+    changed_.notify_all();
+  }
+
+  /// Whether `generation` is still the one running (what a rollback checks before it starts).
+  bool current(std::uint64_t generation) {
+    const std::lock_guard hold(lock_);
+    return generation == generation_;
+  }
+
+ private:
+  void watch() {
+    std::unique_lock hold(lock_);
+    for (;;) {
+      const auto ready = [&] { return stopping_ || (armed_ && (!crashed_.empty() || clock::now() >= deadline_)); };
+      if (armed_)
+        changed_.wait_until(hold, deadline_, ready);
+      else
+        changed_.wait(hold, ready);
+      if (stopping_) return;
+      if (!armed_) continue;
+      armed_ = false;  // the period ends, by a crash or by its time
+      if (crashed_.empty()) continue;
+      const std::uint64_t generation = generation_;
+      const std::string why = std::exchange(crashed_, {});
+      hold.unlock();
+      roll_back_(generation, why);
+      hold.lock();
+    }
+  }
+
+  std::function<void(std::uint64_t, const std::string&)> roll_back_;
+  std::mutex lock_;
+  std::condition_variable changed_;
+  std::uint64_t generation_ = 0;
+  bool armed_ = false, stopping_ = false;
+  std::string crashed_;  // who crashed, and why (empty: nobody)
+  clock::time_point deadline_{};
+  std::thread thread_;
+};
+
+}  // namespace hotswap::detail
 // ---- hotswap/detail/releases/manifest.hpp ----
 // Reading a release manifest, the JSON object hotswap_add_release writes beside the modules:
 //
@@ -307,8 +408,12 @@ struct upgrade_options {
   /// (errc::over_budget).
   std::chrono::nanoseconds pause_budget = std::chrono::nanoseconds::max();
   /// Told of each stage as it happens, with a line saying what happened. The commit is told
-  /// inside the pause, before any server resumes: keep it short.
+  /// inside the pause, before any server resumes: keep it short. (After a crash in a grace
+  /// period, the rollback's stages are told on the release handler's thread.)
   std::function<void(upgrade_stage, const std::string&)> progress{};
+  /// A release handler's upgrade only: for this long after it, a crash of a server it upgraded
+  /// rolls the release back by itself (0: no grace period). make_permanent ends it.
+  std::chrono::nanoseconds grace_period{};
 };
 
 /// What an upgrade did.
@@ -596,6 +701,8 @@ class basic_release_handler {
   explicit basic_release_handler(CodeServer& code) : code_(code) {}
   basic_release_handler(const basic_release_handler&) = delete;
   basic_release_handler& operator=(const basic_release_handler&) = delete;
+  /// A rollback under way finishes first; no other starts.
+  ~basic_release_handler() { grace_->stop(); }
 
   /// Loads the modules of the release in `manifest` (a program's first release), which becomes
   /// permanent. A module that fails to load unloads those loaded before it.
@@ -698,12 +805,20 @@ class basic_release_handler {
     return report;
   }
 
+  /// Goes back from the current release to the permanent one (a downgrade where its modules are
+  /// older), ending the grace period: every server keeps its state, migrated down.
+  upgrade_report rollback(const upgrade_options& options = {}) {
+    const std::lock_guard one_at_a_time(operation_);
+    return rollback_locked(options);
+  }
+
   /// Makes the current release permanent: the release the program boots, and the end of its
   /// grace period. The permanent one before it becomes old.
   result<void> make_permanent() {
     const std::lock_guard one_at_a_time(operation_);
     const auto current = find(release_status::current);
     if (current == releases_.end()) return error{errc::no_release, "no release is waiting to be made permanent"};
+    grace_->start({});
     if (const auto permanent = find(release_status::permanent); permanent != releases_.end())
       permanent->status = release_status::old;
     current->status = release_status::permanent;
@@ -726,6 +841,39 @@ class basic_release_handler {
     auto found = find(release_status::current);
     if (found == releases_.end()) found = find(release_status::permanent);
     return found == releases_.end() ? nullptr : &*found;
+  }
+
+  upgrade_report rollback_locked(upgrade_options options) {
+    const auto permanent = find(release_status::permanent);
+    if (permanent == releases_.end() || find(release_status::current) == releases_.end()) {
+      upgrade_report report;
+      report.outcome = error{errc::no_release, "no release to roll back: the permanent one runs"};
+      return report;
+    }
+    options.grace_period = {};
+    auto planned = plan_locked(permanent->manifest, options.suspend_timeout);
+    if (!planned) {
+      upgrade_report report;
+      report.outcome = planned.error();
+      return report;
+    }
+    return run(*planned, options);
+  }
+
+  /// On the grace watch's thread: a server upgraded in `generation` crashed.
+  void roll_back_after_crash(std::uint64_t generation, const std::string& why) {
+    const std::lock_guard one_at_a_time(operation_);
+    if (!grace_->current(generation)) return;  // made permanent, or upgraded again, meanwhile
+    auto tell = [&](const std::string& line) {
+      if (grace_options_.progress) grace_options_.progress(upgrade_stage::rollback, line);
+    };
+    const known* from = running();
+    const auto permanent = find(release_status::permanent);
+    tell(fmt::format("{} in the grace period of release {} {}: rolling back to {} {}", why, from->name, from->vsn,
+                     permanent->name, permanent->vsn));
+    const auto report = rollback_locked(grace_options_);
+    tell(report ? fmt::format("rolled back: release {} {} runs again", permanent->name, permanent->vsn)
+                : "the rollback failed: " + report.outcome.error().what);
   }
 
   result<release_plan> plan_locked(const std::string& manifest, std::chrono::nanoseconds timeout) {
@@ -830,6 +978,7 @@ class basic_release_handler {
       releases_.push_back({plan.to, release_status::current});
     else if (known_before->status != release_status::permanent)  // back to the permanent one: it runs again
       known_before->status = release_status::current;
+    watch_grace(plan, options);
     for (const auto& module : plan.retired)
       if (auto retired = code_.retire(module); !retired) report.notes.push_back(retired.error().what);
     for (const auto& change : plan.changes) {
@@ -844,6 +993,23 @@ class basic_release_handler {
     }
     for (const auto& module : plan.retired) (void)code_.purge(module);
     return report;
+  }
+
+  /// A new grace period, if the options ask for one: a crash of a server the plan upgraded rolls
+  /// the release back (the monitors outlive the period, and then do nothing).
+  void watch_grace(const release_plan& plan, const upgrade_options& options) {
+    const std::uint64_t generation = grace_->start(options.grace_period);
+    if (options.grace_period <= std::chrono::nanoseconds::zero()) return;
+    grace_options_ = options;
+    const std::weak_ptr<detail::grace_watch> watch = grace_;
+    for (const auto& change : plan.changes)
+      for (const auto& server : change.servers)
+        detail::monitor(*server.server.core(),
+                        [watch, generation, label = server.label](std::uint64_t, const exit_reason& reason) {
+                          if (reason.kind != exit_kind::crashed) return;
+                          if (const auto alive = watch.lock())
+                            alive->crashed(generation, label + " crashed (" + reason.what + ")");
+                        });
   }
 
   /// Loads the plan's new modules into `loaded`, in order; if one fails, unloads those before it
@@ -882,7 +1048,10 @@ class basic_release_handler {
 
   CodeServer& code_;
   mutable std::mutex operation_;
-  std::vector<known> releases_;  // the permanent one first
+  std::vector<known> releases_;    // the permanent one first
+  upgrade_options grace_options_;  // the upgrade's whose grace period runs: its rollback's
+  std::shared_ptr<detail::grace_watch> grace_ = std::make_shared<detail::grace_watch>(
+      [this](std::uint64_t generation, const std::string& why) { roll_back_after_crash(generation, why); });
 };
 
 using release_handler = basic_release_handler<>;

@@ -2,6 +2,7 @@
 // schema, a minimal server of another interface) upgraded as one transaction, its plan derived
 // and refused with every reason, and a fault at every stage leaving the running release as it was.
 #include <algorithm>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -436,4 +437,56 @@ TEST_CASE("going back to the permanent release leaves it permanent, and the one 
   CHECK(shop.releases.make_permanent().error().code == hotswap::errc::no_release);
   CHECK(hotswap::call(shop.a, Get{}).value() == 5);
   CHECK(hotswap::call(shop.c, Ping{}).value() == 101);
+}
+
+TEST_CASE("a server crashing in the grace period has the release rolled back by itself; make_permanent ends it") {
+  running_release shop;
+  std::mutex lock;
+  std::vector<std::string> lines;  // told on the release handler's thread too
+  hotswap::upgrade_options options;
+  options.grace_period = std::chrono::hours(1);
+  options.progress = [&](hotswap::upgrade_stage stage, const std::string& line) {
+    const std::lock_guard hold(lock);
+    lines.push_back(std::string(to_string(stage)) + ": " + line);
+  };
+  auto told = [&](const std::string& line) {
+    const std::lock_guard hold(lock);
+    return std::find(lines.begin(), lines.end(), line) != lines.end();
+  };
+  REQUIRE(shop.releases.upgrade(shop.manifest("2", {"counter_v2", "minimal_v2"}), options));
+  hotswap::cast(shop.b, Add{1});
+  hotswap::send(shop.a, testing::Crash{});  // counter vsn 2's handle_info throws
+  REQUIRE(testing::eventually([&] { return told("rollback: rolled back: release shop 1 runs again"); }));
+  CHECK(told("rollback: server " + std::to_string(shop.a.id()) +
+             " crashed (asked to crash) in the grace period of release shop 2: rolling back to shop 1"));
+  CHECK_FALSE(shop.a.alive());
+  CHECK(hotswap::call(shop.b, Get{}).value() == 10);  // its state kept, migrated down
+  CHECK(sys::get_status(shop.b).value().implementation == "testing::CounterV1");
+  CHECK(hotswap::call(shop.c, Ping{}).value() == 101);
+  CHECK(shop.code.current("counter")->vsn() == 1);
+  const auto known = shop.releases.which_releases();
+  REQUIRE(known.size() == 2);
+  CHECK((known[0].vsn == "1" && known[0].status == hotswap::release_status::permanent));
+  CHECK((known[1].vsn == "2" && known[1].status == hotswap::release_status::old));
+
+  // Made permanent, a release is not rolled back any more: a crash is a crash.
+  REQUIRE(shop.releases.upgrade(shop.manifest("2b", {"counter_v2", "minimal_v2"}), options));
+  REQUIRE(shop.releases.make_permanent());
+  hotswap::send(shop.b, testing::Crash{});
+  REQUIRE(testing::eventually([&] { return !shop.b.alive(); }));
+  CHECK(shop.releases.rollback().outcome.error().code == hotswap::errc::no_release);
+  CHECK(shop.code.current("counter")->vsn() == 2);
+  CHECK(shop.releases.which_releases()[0].vsn == "2b");
+}
+
+TEST_CASE("rollback goes back to the permanent release by hand, with every state") {
+  running_release shop;
+  REQUIRE(shop.releases.upgrade(shop.manifest("2", {"counter_v2", "minimal_v2"})));
+  const auto report = shop.releases.rollback();
+  REQUIRE(what(report) == "done");
+  CHECK(report.steps.size() == 3);
+  CHECK(hotswap::call(shop.a, Get{}).value() == 5);
+  CHECK(sys::get_status(shop.a).value().vsn == 1);
+  CHECK(shop.releases.which_releases().size() == 2);
+  CHECK(shop.releases.rollback().outcome.error().code == hotswap::errc::no_release);
 }

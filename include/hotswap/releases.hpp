@@ -38,6 +38,7 @@
 
 #include "detail/releases/grace_period.hpp"
 #include "detail/releases/manifest.hpp"
+#include "detail/releases/release_record.hpp"
 #include "detail/releases/transaction.hpp"
 #include "modules.hpp"
 #include "result.hpp"
@@ -390,39 +391,51 @@ inline std::string refuses_down(const module_version& now, const module_note_fie
 
 // -- the release handler --
 
+/// How a release handler is set up.
+struct release_handler_options {
+  /// Where it keeps the releases it knows and which is permanent (made, mode 0700, if missing;
+  /// refused if another user's or writable by others), so that boot() boots the permanent one
+  /// when the program starts again. Empty: nothing is kept.
+  std::string directory{};
+};
+
 /// Installs releases on a running program, as OTP's release_handler: one per program, beside
 /// its code server. Its operations run one at a time. (A template only so that a program
 /// compiles it where it uses it: use hotswap::release_handler.)
 template <class CodeServer = code_server>
 class basic_release_handler {
  public:
-  explicit basic_release_handler(CodeServer& code) : code_(code) {}
+  explicit basic_release_handler(CodeServer& code, release_handler_options options = {})
+      : code_(code), directory_(std::move(options.directory)) {}
   basic_release_handler(const basic_release_handler&) = delete;
   basic_release_handler& operator=(const basic_release_handler&) = delete;
   /// A rollback under way finishes first; no other starts.
   ~basic_release_handler() { grace_->stop(); }
 
   /// Loads the modules of the release in `manifest` (a program's first release), which becomes
-  /// permanent. A module that fails to load unloads those loaded before it.
+  /// permanent (and is recorded so, given a directory). A module that fails to load unloads
+  /// those loaded before it.
   result<void> boot(const std::string& manifest) {
     const std::lock_guard one_at_a_time(operation_);
-    if (!releases_.empty())
-      return error{errc::bad_release, "release " + releases_.front().name + " " + releases_.front().vsn +
-                                          " is already booted: upgrade to another"};
-    auto target = read_release(manifest);
-    if (!target) return target.error();
-    std::vector<module_ptr> loaded;
-    for (const auto& file : target->modules) {
-      auto version = code_.load(file);
-      if (!version) {
-        undo(loaded);
-        return error{version.error().code,
-                     "booting release " + target->name + " " + target->vsn + ": " + version.error().what};
-      }
-      loaded.push_back(std::move(*version));
-    }
-    releases_.push_back({std::move(*target), release_status::permanent});
-    return {};
+    return boot_locked(manifest, {});
+  }
+
+  /// Boots the release recorded permanent in the handler's directory, as Erlang boots a node:
+  /// a program started again runs the release it last made permanent (one installed but not
+  /// made permanent, in its grace period, is not booted: it is recorded old).
+  result<void> boot() {
+    const std::lock_guard one_at_a_time(operation_);
+    if (directory_.empty()) return error{errc::no_release, "no directory was given: boot(manifest)"};
+    auto record = detail::read_record<>(directory_);
+    if (!record) return record.error();
+    const auto permanent = std::find_if(record->begin(), record->end(),
+                                        [](const detail::recorded_release& one) { return one.status == "permanent"; });
+    if (permanent == record->end())
+      return error{errc::no_release, "no permanent release recorded in " + directory_ + ": boot(manifest) first"};
+    std::vector<detail::recorded_release> others;
+    for (const auto& one : *record)
+      if (&one != &*permanent) others.push_back(one);
+    return boot_locked(permanent->manifest, others);
   }
 
   /// Every release known, the permanent one first, as Erlang's which_releases.
@@ -516,12 +529,17 @@ class basic_release_handler {
     const std::lock_guard one_at_a_time(operation_);
     const auto current = find(release_status::current);
     if (current == releases_.end()) return error{errc::no_release, "no release is waiting to be made permanent"};
-    grace_->start({});
+    const auto before = releases_;
     if (const auto permanent = find(release_status::permanent); permanent != releases_.end())
       permanent->status = release_status::old;
     current->status = release_status::permanent;
     std::stable_partition(releases_.begin(), releases_.end(),
                           [](const known& one) { return one.status == release_status::permanent; });
+    if (auto recorded = record(); !recorded) {
+      releases_ = before;  // not permanent unless recorded so
+      return recorded.error();
+    }
+    grace_->start({});
     return {};
   }
 
@@ -539,6 +557,45 @@ class basic_release_handler {
     auto found = find(release_status::current);
     if (found == releases_.end()) found = find(release_status::permanent);
     return found == releases_.end() ? nullptr : &*found;
+  }
+
+  result<void> boot_locked(const std::string& manifest, const std::vector<detail::recorded_release>& others) {
+    if (!releases_.empty())
+      return error{errc::bad_release, "release " + releases_.front().name + " " + releases_.front().vsn +
+                                          " is already booted: upgrade to another"};
+    if (!directory_.empty())
+      if (auto owned = detail::own_directory<>(directory_); !owned) return owned.error();
+    auto target = read_release(manifest);
+    if (!target) return target.error();
+    std::vector<module_ptr> loaded;
+    for (const auto& file : target->modules) {
+      auto version = code_.load(file);
+      if (!version) {
+        undo(loaded);
+        return error{version.error().code,
+                     "booting release " + target->name + " " + target->vsn + ": " + version.error().what};
+      }
+      loaded.push_back(std::move(*version));
+    }
+    target->manifest = detail::absolute_path(target->manifest);
+    releases_.push_back({std::move(*target), release_status::permanent});
+    for (const auto& one : others)
+      releases_.push_back({release{one.name, one.vsn, {}, one.manifest}, release_status::old});
+    if (auto recorded = record(); !recorded) {
+      releases_.clear();
+      undo(loaded);
+      return recorded.error();
+    }
+    return {};
+  }
+
+  /// Writes the releases known to the handler's directory, if it has one.
+  result<void> record() const {
+    if (directory_.empty()) return {};
+    std::vector<detail::recorded_release> entries;
+    for (const auto& one : releases_)
+      entries.push_back({one.name, one.vsn, one.manifest, std::string(to_string(one.status))});
+    return detail::write_record<>(directory_, entries);
   }
 
   upgrade_report rollback_locked(upgrade_options options) {
@@ -673,9 +730,12 @@ class basic_release_handler {
       return one.name == plan.to.name && one.vsn == plan.to.vsn;
     });
     if (known_before == releases_.end())
-      releases_.push_back({plan.to, release_status::current});
+      releases_.push_back({release{plan.to.name, plan.to.vsn, plan.to.modules, detail::absolute_path(plan.to.manifest)},
+                           release_status::current});
     else if (known_before->status != release_status::permanent)  // back to the permanent one: it runs again
       known_before->status = release_status::current;
+    if (auto recorded = record(); !recorded)
+      report.notes.push_back("the release handler's record was not written: " + recorded.error().what);
     watch_grace(plan, options);
     for (const auto& module : plan.retired)
       if (auto retired = code_.retire(module); !retired) report.notes.push_back(retired.error().what);
@@ -745,6 +805,7 @@ class basic_release_handler {
   }
 
   CodeServer& code_;
+  std::string directory_;  // where the record is kept (empty: nowhere)
   mutable std::mutex operation_;
   std::vector<known> releases_;    // the permanent one first
   upgrade_options grace_options_;  // the upgrade's whose grace period runs: its rollback's

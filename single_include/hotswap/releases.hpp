@@ -207,6 +207,120 @@ result<release_manifest> read_manifest(const std::string& path) {
 }
 
 }  // namespace hotswap::detail
+// ---- hotswap/detail/releases/release_record.hpp ----
+// The release handler's record on disk: the releases it knows and their states, in
+// `releases.json` in a directory of its own, so that a program started again boots its
+// permanent release. Written to a temporary file, flushed, then renamed over the record: a
+// crash mid-write leaves the previous record.
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+
+namespace hotswap::detail {
+
+struct recorded_release {
+  std::string name, vsn, manifest, status;  // status: permanent, current or old
+};
+
+/// Makes `directory` (mode 0700) if it is missing; refuses one that is not a directory, is
+/// another user's, or is writable by others.
+template <class = void>
+result<void> own_directory(const std::string& directory) {
+  auto refuse = [&](const std::string& why) { return error{errc::bad_release, directory + ": " + why}; };
+  if (::mkdir(directory.c_str(), 0700) != 0 && errno != EEXIST) return refuse(std::strerror(errno));
+  struct stat info {};
+  if (::lstat(directory.c_str(), &info) != 0) return refuse(std::strerror(errno));
+  if (!S_ISDIR(info.st_mode)) return refuse("not a directory");
+  if (info.st_uid != ::geteuid())
+    return refuse("owned by another user: the release handler keeps its record in a directory of its own");
+  if (info.st_mode & (S_IWGRP | S_IWOTH)) return refuse("writable by other users");
+  return {};
+}
+
+/// `path` from the root (a record outlives the working directory it was made in).
+inline std::string absolute_path(const std::string& path) {
+  if (path.starts_with('/')) return path;
+  char here[4096];
+  return ::getcwd(here, sizeof here) ? std::string(here) + "/" + path : path;
+}
+
+/// The record in `directory` (none yet: empty).
+template <class = void>
+result<std::vector<recorded_release>> read_record(const std::string& directory) {
+  const std::string path = directory + "/releases.json";
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::vector<recorded_release>{};
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto json = nlohmann::json::parse(text, nullptr, false);
+  auto bad = [&] { return error{errc::bad_release, path + ": not a release handler's record"}; };
+  const auto format = json.find("hotswap_releases");
+  const auto releases = json.find("releases");
+  if (json.is_discarded() || format == json.end() || *format != 1 || releases == json.end() || !releases->is_array())
+    return bad();
+  std::vector<recorded_release> record;
+  for (const auto& one : *releases) {
+    recorded_release entry;
+    for (auto [field, out] : {std::pair{"name", &entry.name}, std::pair{"vsn", &entry.vsn},
+                              std::pair{"manifest", &entry.manifest}, std::pair{"status", &entry.status}}) {
+      const auto found = one.find(field);
+      if (found == one.end() || !found->is_string()) return bad();
+      *out = found->template get<std::string>();
+    }
+    if (entry.status != "permanent" && entry.status != "current" && entry.status != "old") return bad();
+    record.push_back(std::move(entry));
+  }
+  return record;
+}
+
+/// Replaces the record in `directory` with `record`, atomically.
+template <class = void>
+result<void> write_record(const std::string& directory, const std::vector<recorded_release>& record) {
+  nlohmann::json releases = nlohmann::json::array();
+  for (const auto& one : record)
+    releases.push_back({{"name", one.name}, {"vsn", one.vsn}, {"manifest", one.manifest}, {"status", one.status}});
+  const std::string text = nlohmann::json{{"hotswap_releases", 1}, {"releases", releases}}.dump(2) + "\n";
+  const std::string path = directory + "/releases.json", temporary = path + ".new";
+  auto failed = [&](const char* doing) {
+    const std::string why = std::strerror(errno);
+    ::unlink(temporary.c_str());
+    return error{errc::bad_release, temporary + ": " + doing + ": " + why};
+  };
+  const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return failed("open");
+  for (std::size_t written = 0; written < text.size();) {
+    const ssize_t wrote = ::write(fd, text.data() + written, text.size() - written);
+    if (wrote < 0 && errno == EINTR) continue;
+    if (wrote <= 0) {
+      ::close(fd);
+      return failed("write");
+    }
+    written += static_cast<std::size_t>(wrote);
+  }
+  if (::fsync(fd) != 0) {
+    ::close(fd);
+    return failed("fsync");
+  }
+  ::close(fd);
+  if (::rename(temporary.c_str(), path.c_str()) != 0) return failed("rename");
+  if (const int dir = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dir >= 0) {
+    ::fsync(dir);  // the rename itself, on disk
+    ::close(dir);
+  }
+  return {};
+}
+
+}  // namespace hotswap::detail
 // ---- hotswap/detail/releases/transaction.hpp ----
 // An upgrade of many servers as one transaction: every server suspended in parallel under one
 // deadline, switched in order keeping its old table and state, then all committed or all put
@@ -692,39 +806,51 @@ inline std::string refuses_down(const module_version& now, const module_note_fie
 
 // -- the release handler --
 
+/// How a release handler is set up.
+struct release_handler_options {
+  /// Where it keeps the releases it knows and which is permanent (made, mode 0700, if missing;
+  /// refused if another user's or writable by others), so that boot() boots the permanent one
+  /// when the program starts again. Empty: nothing is kept.
+  std::string directory{};
+};
+
 /// Installs releases on a running program, as OTP's release_handler: one per program, beside
 /// its code server. Its operations run one at a time. (A template only so that a program
 /// compiles it where it uses it: use hotswap::release_handler.)
 template <class CodeServer = code_server>
 class basic_release_handler {
  public:
-  explicit basic_release_handler(CodeServer& code) : code_(code) {}
+  explicit basic_release_handler(CodeServer& code, release_handler_options options = {})
+      : code_(code), directory_(std::move(options.directory)) {}
   basic_release_handler(const basic_release_handler&) = delete;
   basic_release_handler& operator=(const basic_release_handler&) = delete;
   /// A rollback under way finishes first; no other starts.
   ~basic_release_handler() { grace_->stop(); }
 
   /// Loads the modules of the release in `manifest` (a program's first release), which becomes
-  /// permanent. A module that fails to load unloads those loaded before it.
+  /// permanent (and is recorded so, given a directory). A module that fails to load unloads
+  /// those loaded before it.
   result<void> boot(const std::string& manifest) {
     const std::lock_guard one_at_a_time(operation_);
-    if (!releases_.empty())
-      return error{errc::bad_release, "release " + releases_.front().name + " " + releases_.front().vsn +
-                                          " is already booted: upgrade to another"};
-    auto target = read_release(manifest);
-    if (!target) return target.error();
-    std::vector<module_ptr> loaded;
-    for (const auto& file : target->modules) {
-      auto version = code_.load(file);
-      if (!version) {
-        undo(loaded);
-        return error{version.error().code,
-                     "booting release " + target->name + " " + target->vsn + ": " + version.error().what};
-      }
-      loaded.push_back(std::move(*version));
-    }
-    releases_.push_back({std::move(*target), release_status::permanent});
-    return {};
+    return boot_locked(manifest, {});
+  }
+
+  /// Boots the release recorded permanent in the handler's directory, as Erlang boots a node:
+  /// a program started again runs the release it last made permanent (one installed but not
+  /// made permanent, in its grace period, is not booted: it is recorded old).
+  result<void> boot() {
+    const std::lock_guard one_at_a_time(operation_);
+    if (directory_.empty()) return error{errc::no_release, "no directory was given: boot(manifest)"};
+    auto record = detail::read_record<>(directory_);
+    if (!record) return record.error();
+    const auto permanent = std::find_if(record->begin(), record->end(),
+                                        [](const detail::recorded_release& one) { return one.status == "permanent"; });
+    if (permanent == record->end())
+      return error{errc::no_release, "no permanent release recorded in " + directory_ + ": boot(manifest) first"};
+    std::vector<detail::recorded_release> others;
+    for (const auto& one : *record)
+      if (&one != &*permanent) others.push_back(one);
+    return boot_locked(permanent->manifest, others);
   }
 
   /// Every release known, the permanent one first, as Erlang's which_releases.
@@ -818,12 +944,17 @@ class basic_release_handler {
     const std::lock_guard one_at_a_time(operation_);
     const auto current = find(release_status::current);
     if (current == releases_.end()) return error{errc::no_release, "no release is waiting to be made permanent"};
-    grace_->start({});
+    const auto before = releases_;
     if (const auto permanent = find(release_status::permanent); permanent != releases_.end())
       permanent->status = release_status::old;
     current->status = release_status::permanent;
     std::stable_partition(releases_.begin(), releases_.end(),
                           [](const known& one) { return one.status == release_status::permanent; });
+    if (auto recorded = record(); !recorded) {
+      releases_ = before;  // not permanent unless recorded so
+      return recorded.error();
+    }
+    grace_->start({});
     return {};
   }
 
@@ -841,6 +972,45 @@ class basic_release_handler {
     auto found = find(release_status::current);
     if (found == releases_.end()) found = find(release_status::permanent);
     return found == releases_.end() ? nullptr : &*found;
+  }
+
+  result<void> boot_locked(const std::string& manifest, const std::vector<detail::recorded_release>& others) {
+    if (!releases_.empty())
+      return error{errc::bad_release, "release " + releases_.front().name + " " + releases_.front().vsn +
+                                          " is already booted: upgrade to another"};
+    if (!directory_.empty())
+      if (auto owned = detail::own_directory<>(directory_); !owned) return owned.error();
+    auto target = read_release(manifest);
+    if (!target) return target.error();
+    std::vector<module_ptr> loaded;
+    for (const auto& file : target->modules) {
+      auto version = code_.load(file);
+      if (!version) {
+        undo(loaded);
+        return error{version.error().code,
+                     "booting release " + target->name + " " + target->vsn + ": " + version.error().what};
+      }
+      loaded.push_back(std::move(*version));
+    }
+    target->manifest = detail::absolute_path(target->manifest);
+    releases_.push_back({std::move(*target), release_status::permanent});
+    for (const auto& one : others)
+      releases_.push_back({release{one.name, one.vsn, {}, one.manifest}, release_status::old});
+    if (auto recorded = record(); !recorded) {
+      releases_.clear();
+      undo(loaded);
+      return recorded.error();
+    }
+    return {};
+  }
+
+  /// Writes the releases known to the handler's directory, if it has one.
+  result<void> record() const {
+    if (directory_.empty()) return {};
+    std::vector<detail::recorded_release> entries;
+    for (const auto& one : releases_)
+      entries.push_back({one.name, one.vsn, one.manifest, std::string(to_string(one.status))});
+    return detail::write_record<>(directory_, entries);
   }
 
   upgrade_report rollback_locked(upgrade_options options) {
@@ -975,9 +1145,12 @@ class basic_release_handler {
       return one.name == plan.to.name && one.vsn == plan.to.vsn;
     });
     if (known_before == releases_.end())
-      releases_.push_back({plan.to, release_status::current});
+      releases_.push_back({release{plan.to.name, plan.to.vsn, plan.to.modules, detail::absolute_path(plan.to.manifest)},
+                           release_status::current});
     else if (known_before->status != release_status::permanent)  // back to the permanent one: it runs again
       known_before->status = release_status::current;
+    if (auto recorded = record(); !recorded)
+      report.notes.push_back("the release handler's record was not written: " + recorded.error().what);
     watch_grace(plan, options);
     for (const auto& module : plan.retired)
       if (auto retired = code_.retire(module); !retired) report.notes.push_back(retired.error().what);
@@ -1047,6 +1220,7 @@ class basic_release_handler {
   }
 
   CodeServer& code_;
+  std::string directory_;  // where the record is kept (empty: nowhere)
   mutable std::mutex operation_;
   std::vector<known> releases_;    // the permanent one first
   upgrade_options grace_options_;  // the upgrade's whose grace period runs: its rollback's

@@ -1,6 +1,8 @@
 // The release handler with real modules: a release of three servers (two counters sharing a
 // schema, a minimal server of another interface) upgraded as one transaction, its plan derived
 // and refused with every reason, and a fault at every stage leaving the running release as it was.
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <mutex>
 #include <string>
@@ -489,4 +491,48 @@ TEST_CASE("rollback goes back to the permanent release by hand, with every state
   CHECK(sys::get_status(shop.a).value().vsn == 1);
   CHECK(shop.releases.which_releases().size() == 2);
   CHECK(shop.releases.rollback().outcome.error().code == hotswap::errc::no_release);
+}
+
+TEST_CASE("the permanent release survives a restart; a release in its grace period does not") {
+  const testing::scratch kept;
+  const std::string directory = kept.dir + "/releases";
+  running_release shop;  // (its files: the releases' manifests and modules)
+  {
+    // The fixture's handler booted release 1; this one boots it again into a code server of its own.
+    hotswap::code_server code;
+    hotswap::release_handler recorded(code, {.directory = directory});
+    REQUIRE(recorded.boot(shop.manifest("1", {"counter_v1", "minimal"})));
+    auto a = hotswap::start<Counter>(code.current("counter")).value();
+    REQUIRE(recorded.upgrade(shop.manifest("2", {"counter_v2", "minimal_v2"})));
+    REQUIRE(recorded.make_permanent());
+    hotswap::upgrade_options in_grace;
+    in_grace.grace_period = std::chrono::hours(1);
+    REQUIRE(recorded.upgrade(shop.manifest("3", {"counter_v1", "minimal"}), in_grace));  // never made permanent
+    (void)hotswap::stop(a);
+    // A crash mid-write leaves a torn temporary file: the record is still the last one written.
+    testing::write_bytes(directory + "/releases.json.new", "{\"hotswap_rel");
+    struct stat info {};
+    REQUIRE(::stat(directory.c_str(), &info) == 0);
+    CHECK((info.st_mode & 0777) == 0700);
+  }
+  // The program starts again: it boots release 2, the permanent one, with its modules.
+  hotswap::code_server code;
+  hotswap::release_handler releases(code, {.directory = directory});
+  REQUIRE(releases.boot());
+  CHECK(code.current("counter")->vsn() == 2);
+  CHECK(code.current("minimal")->vsn() == 2);
+  const auto known = releases.which_releases();
+  REQUIRE(known.size() == 3);
+  CHECK((known[0].vsn == "2" && known[0].status == hotswap::release_status::permanent));
+  CHECK((known[1].vsn == "1" && known[1].status == hotswap::release_status::old));
+  CHECK((known[2].vsn == "3" && known[2].status == hotswap::release_status::old));
+  CHECK(releases.boot().error().what == "release shop 2 is already booted: upgrade to another");
+
+  // A record that is not one is refused, saying where.
+  testing::write_bytes(directory + "/releases.json", "[]");
+  hotswap::code_server other;
+  hotswap::release_handler unreadable(other, {.directory = directory});
+  CHECK(unreadable.boot().error().what == directory + "/releases.json: not a release handler's record");
+  hotswap::release_handler nowhere(other);
+  CHECK(nowhere.boot().error().code == hotswap::errc::no_release);
 }

@@ -2,4 +2,4 @@
 // edit. It enters the ABI fingerprint: a module built from other headers is refused.
 #pragma once
 
-#define HOTSWAP_DETAIL_HEADERS_DIGEST "7d778ecfc6413286"
+#define HOTSWAP_DETAIL_HEADERS_DIGEST "e4a35b7ea1c57426"

@@ -880,12 +880,7 @@ class basic_release_handler {
   upgrade_report upgrade(const std::string& manifest, const upgrade_options& options = {}) {
     const std::lock_guard one_at_a_time(operation_);
     auto planned = plan_locked(manifest, options.suspend_timeout);  // a server busy past it would fail the suspend
-    if (!planned) {
-      upgrade_report report;
-      report.outcome = planned.error();
-      return report;
-    }
-    return run(*planned, options);
+    return planned ? run(*planned, options) : refused(planned.error());
   }
 
   /// Tries the upgrade to the release in `manifest` and changes nothing: plans it, loads its new
@@ -895,13 +890,10 @@ class basic_release_handler {
   /// Fails where the upgrade would: the plan, a load, a code_change.
   upgrade_report dry_run(const std::string& manifest, const upgrade_options& options = {}) {
     const std::lock_guard one_at_a_time(operation_);
-    upgrade_report report;
-    report.dry_run = true;
     auto planned = plan_locked(manifest, options.suspend_timeout);
-    if (!planned) {
-      report.outcome = planned.error();
-      return report;
-    }
+    upgrade_report report = planned ? upgrade_report{} : refused(planned.error());
+    report.dry_run = true;
+    if (!planned) return report;
     std::vector<module_ptr> loaded;
     if (!load_all(*planned, options, report, loaded)) return report;
     std::size_t count = 0;
@@ -911,9 +903,11 @@ class basic_release_handler {
         const implementation_table& table = detail::module_access<module_version>::table(*loaded[i]);
         report.steps.push_back(
             {server.server.id(), server.label, server.from_vsn, std::string(table.name), table.vsn, {}});
-        auto tried = detail::control<std::chrono::nanoseconds>(
+        auto tried = detail::control<std::chrono::nanoseconds>(  // holding the code: a late request may run it
             server.server, options.change_timeout,
-            [&table, vsn = server.from_vsn](detail::server_core& core) { return detail::try_code(core, table, vsn); });
+            [table = &table, code = loaded[i], vsn = server.from_vsn](detail::server_core& core) {
+              return detail::try_code(core, *table, vsn);
+            });
         if (!tried) {
           report.outcome =
               error{tried.error().code, fmt::format("step {} of {} ({}, dry run): {}; nothing changed",
@@ -963,6 +957,12 @@ class basic_release_handler {
     release_status status;
   };
   using access = detail::code_server_access<void>;
+
+  static upgrade_report refused(error why) {
+    upgrade_report report;
+    report.outcome = std::move(why);
+    return report;
+  }
 
   typename std::vector<known>::iterator find(release_status status) {
     return std::find_if(releases_.begin(), releases_.end(), [&](const known& one) { return one.status == status; });
@@ -1015,19 +1015,11 @@ class basic_release_handler {
 
   upgrade_report rollback_locked(upgrade_options options) {
     const auto permanent = find(release_status::permanent);
-    if (permanent == releases_.end() || find(release_status::current) == releases_.end()) {
-      upgrade_report report;
-      report.outcome = error{errc::no_release, "no release to roll back: the permanent one runs"};
-      return report;
-    }
+    if (permanent == releases_.end() || find(release_status::current) == releases_.end())
+      return refused(error{errc::no_release, "no release to roll back: the permanent one runs"});
     options.grace_period = {};
     auto planned = plan_locked(permanent->manifest, options.suspend_timeout);
-    if (!planned) {
-      upgrade_report report;
-      report.outcome = planned.error();
-      return report;
-    }
-    return run(*planned, options);
+    return planned ? run(*planned, options) : refused(planned.error());
   }
 
   /// On the grace watch's thread: a server upgraded in `generation` crashed.
@@ -1038,11 +1030,12 @@ class basic_release_handler {
       if (grace_options_.progress) grace_options_.progress(upgrade_stage::rollback, line);
     };
     const known* from = running();
-    const auto permanent = find(release_status::permanent);
-    tell(fmt::format("{} in the grace period of release {} {}: rolling back to {} {}", why, from->name, from->vsn,
-                     permanent->name, permanent->vsn));
+    const known& permanent = *find(release_status::permanent);
+    const std::string back_to = permanent.name + " " + permanent.vsn;  // (the list may change below)
+    tell(fmt::format("{} in the grace period of release {} {}: rolling back to {}", why, from->name, from->vsn,
+                     back_to));
     const auto report = rollback_locked(grace_options_);
-    tell(report ? fmt::format("rolled back: release {} {} runs again", permanent->name, permanent->vsn)
+    tell(report ? "rolled back: release " + back_to + " runs again"
                 : "the rollback failed: " + report.outcome.error().what);
   }
 

@@ -536,3 +536,24 @@ TEST_CASE("the permanent release survives a restart; a release in its grace peri
   hotswap::release_handler nowhere(other);
   CHECK(nowhere.boot().error().code == hotswap::errc::no_release);
 }
+
+TEST_CASE("a server stopped while suspended fails the upgrade; every other server is put back") {
+  running_release shop;
+  auto options = shop.sending();
+  const auto send = options.progress;
+  options.progress = [&](hotswap::upgrade_stage stage, const std::string& line) {
+    send(stage, line);
+    if (stage == hotswap::upgrade_stage::suspend) REQUIRE(hotswap::stop(shop.b));  // suspended, it still stops
+  };
+  const auto report = shop.releases.upgrade(shop.manifest("2", {"counter_v2", "minimal_v2"}), options);
+  REQUIRE_FALSE(report);
+  CHECK(report.outcome.error().what.starts_with("step 2 of 3 (server " + std::to_string(shop.b.id()) +
+                                                ", change_code): "));
+  CHECK_FALSE(shop.b.alive());
+  CHECK(hotswap::call(shop.a, Get{}).value() == 5 + shop.sent);
+  CHECK(sys::get_status(shop.a).value().implementation == "testing::CounterV1");
+  CHECK(hotswap::call(shop.c, Ping{}).value() == 1);
+  CHECK(shop.code.current("counter")->vsn() == 1);
+  CHECK_FALSE(shop.code.old("counter"));
+  CHECK(shop.releases.which_releases().size() == 1);
+}

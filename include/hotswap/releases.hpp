@@ -283,6 +283,7 @@ struct release_plan {
   release from, to;
   std::vector<module_step> changes;
   std::vector<std::string> retired;  ///< modules `to` does not have and nothing uses: retired, then purged
+  std::vector<std::string> modules;  ///< every module of `to`, by name
 };
 
 /// The plan, a line for the release, then a line per module and per server.
@@ -540,6 +541,7 @@ class basic_release_handler {
  private:
   struct known : release {
     release_status status;
+    std::vector<std::string> module_names = {};  // of a release that ran here (what a plan compares)
   };
   using access = detail::code_server_access<void>;
 
@@ -578,9 +580,11 @@ class basic_release_handler {
       loaded.push_back(std::move(*version));
     }
     target->manifest = detail::absolute_path(target->manifest);
-    releases_.push_back({std::move(*target), release_status::permanent});
+    std::vector<std::string> names;
+    for (const auto& version : loaded) names.push_back(version->name());
+    releases_.push_back({std::move(*target), release_status::permanent, std::move(names)});
     for (const auto& one : others)
-      releases_.push_back({release{one.name, one.vsn, {}, one.manifest}, release_status::old});
+      releases_.push_back({release{one.name, one.vsn, {}, one.manifest}, release_status::old, {}});
     if (auto recorded = record(); !recorded) {
       releases_.clear();
       undo(loaded);
@@ -631,7 +635,7 @@ class basic_release_handler {
     if (!target) return target.error();
     if (target->name == from->name && target->vsn == from->vsn)
       return error{errc::plan_refused, "release " + target->name + " " + target->vsn + " is the one running"};
-    release_plan plan{*from, *target, {}, {}};
+    release_plan plan{*from, *target, {}, {}, {}};
     std::vector<std::string> reasons;
     std::vector<std::string> modules;                                 // the target's, by name
     std::vector<detail::module_note_fields::schema_version> schemas;  // the new modules'
@@ -680,15 +684,15 @@ class basic_release_handler {
       }
       plan.changes.push_back(std::move(change));
     }
-    for (const auto& file : from->modules)  // the running release's modules the target lacks
-      if (auto note = access::read_note(code_, file);
-          note && std::find(modules.begin(), modules.end(), note->name) == modules.end()) {
-        if (const module_ptr now = code_.current(note->name); now && !now->servers().empty())
+    for (const auto& name : from->module_names)  // the running release's modules the target lacks
+      if (std::find(modules.begin(), modules.end(), name) == modules.end()) {
+        if (const module_ptr now = code_.current(name); now && !now->servers().empty())
           reasons.push_back(detail::describe_users(*now, now->servers()) + ", and release " + target->name + " " +
                             target->vsn + " does not have it");
         else if (now)
-          plan.retired.push_back(note->name);
+          plan.retired.push_back(name);
       }
+    plan.modules = std::move(modules);
     if (!reasons.empty()) {
       std::string why = fmt::format("release {} {} cannot be installed over {} {}:", target->name, target->vsn,
                                     from->name, from->vsn);
@@ -722,11 +726,14 @@ class basic_release_handler {
     const auto known_before = std::find_if(releases_.begin(), releases_.end(), [&](const known& one) {
       return one.name == plan.to.name && one.vsn == plan.to.vsn;
     });
-    if (known_before == releases_.end())
+    if (known_before == releases_.end()) {
       releases_.push_back({release{plan.to.name, plan.to.vsn, plan.to.modules, detail::absolute_path(plan.to.manifest)},
-                           release_status::current});
-    else if (known_before->status != release_status::permanent)  // back to the permanent one: it runs again
-      known_before->status = release_status::current;
+                           release_status::current, plan.modules});
+    } else {
+      known_before->module_names = plan.modules;
+      if (known_before->status != release_status::permanent)  // back to the permanent one: it runs again
+        known_before->status = release_status::current;
+    }
     if (auto recorded = record(); !recorded)
       report.notes.push_back("the release handler's record was not written: " + recorded.error().what);
     watch_grace(plan, options);

@@ -211,9 +211,9 @@ void upgrade_pause(benchmark::State& state) {
   const int saved_stdout = dup(1);  // Inspector v3's code_change prints its line: not to the report
   const int null = open("/dev/null", O_WRONLY);
   dup2(null, 1);
-  std::vector<double> samples;
+  std::vector<double> samples, worst_calls;
   std::atomic<bool> done{false};
-  std::atomic<double> client_worst{0};
+  std::atomic<double> client_worst{0};  // of the calls that overlap the upgrade
   for (auto _ : state) {
     const Period no_ticks = std::chrono::hours(1);
     auto manager = hotswap::start<AccountManagerV2>(no_ticks).value();
@@ -228,6 +228,7 @@ void upgrade_pause(benchmark::State& state) {
       }
     });
     while (state.range(0) && calls.load() < 100) std::this_thread::yield();
+    client_worst = 0;  // the call in flight now overlaps the upgrade: it counts
     const double took = timed_ns([&] {
       if (state.range(1)) {  // as one transaction
         (void)hotswap::upgrade(
@@ -244,6 +245,7 @@ void upgrade_pause(benchmark::State& state) {
     done = true;
     client.join();
     samples.push_back(took);
+    if (state.range(0)) worst_calls.push_back(client_worst.load());
     state.SetIterationTime(took / 1e9);
     (void)hotswap::stop(manager);
     (void)hotswap::stop(inspector);
@@ -253,7 +255,10 @@ void upgrade_pause(benchmark::State& state) {
   close(saved_stdout);
   close(null);
   report_latencies(state, samples);
-  state.counters["client_worst_call_ns"] = client_worst.load();
+  if (state.range(0)) {  // Erlang's figure: the worst call of each upgrade, median over upgrades
+    state.counters["client_worst_call_p50_ns"] = percentile(worst_calls, 0.50);
+    state.counters["client_worst_call_p99_ns"] = percentile(worst_calls, 0.99);
+  }
 }
 BENCHMARK(upgrade_pause)
     ->ArgsProduct({{0, 1}, {0, 1}})

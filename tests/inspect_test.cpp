@@ -46,3 +46,32 @@ TEST_CASE("containers and nested schemas print recursively") {
   const std::unordered_map<int, std::vector<std::optional<int>>> sparse{{3, {1, {}}}, {1, {}}, {2, {{7}}}};
   CHECK(hotswap::inspect(sparse) == "%{1 => [], 2 => [7], 3 => [1, nil]}");
 }
+
+// -- state sizes: what an upgrade's report says a state holds --
+
+#include <hotswap/detail/schemas/state_size.hpp>
+
+TEST_CASE("a state's size is itself and what its containers hold on the heap") {
+  using hotswap::detail::heap_bytes;
+  CHECK(heap_bytes(42) == 0);
+  CHECK(heap_bytes(std::string("short")) == 0);  // held inline
+  const std::string long_text(100, 'x');
+  CHECK(heap_bytes(long_text) == long_text.capacity() + 1);
+  std::vector<int> numbers{1, 2, 3};
+  numbers.reserve(100);
+  CHECK(heap_bytes(numbers) == 100 * sizeof(int));
+  const std::vector<std::string> texts{long_text, "short"};
+  CHECK(heap_bytes(texts) == 2 * sizeof(std::string) + long_text.capacity() + 1);
+  CHECK(heap_bytes(std::optional<std::string>{}) == 0);
+  CHECK(heap_bytes(std::optional<std::string>{long_text}) == long_text.capacity() + 1);
+  // A map's nodes: the value, three pointers and the colour.
+  const std::map<std::string, v1::Account> accounts{{"bob", {"Bob", 6}}, {long_text, {long_text, 3}}};
+  const std::size_t node = sizeof(std::pair<const std::string, v1::Account>) + 4 * sizeof(void*);
+  CHECK(heap_bytes(accounts) == 2 * node + 2 * (long_text.capacity() + 1));
+  // A hash map's: the value, a link and a cached hash; and its buckets.
+  const std::unordered_map<int, std::vector<int>> sparse{{1, {1, 2}}, {2, {}}};
+  CHECK(heap_bytes(sparse) == 2 * (sizeof(std::pair<const int, std::vector<int>>) + 2 * sizeof(void*)) +
+                                  sparse.bucket_count() * sizeof(void*) + 2 * sizeof(int));
+  const v1::Account alice{long_text, 1};
+  CHECK(hotswap::detail::state_bytes<v1::Account>(&alice) == sizeof(v1::Account) + long_text.capacity() + 1);
+}

@@ -371,12 +371,12 @@ struct core_ref {  // what sent_control and control take: a handle, without a co
   server_core* core() const noexcept { return server; }
 };
 
-/// Sends `run` to every step's server at once, then waits for each until `deadline`; `done(i,
-/// answer)` sees each answer in order.
-template <class Run, class Done>
+/// Sends `run` (server_core& -> result<Result>) to every step's server at once, then waits for
+/// each until `deadline`; `done(i, answer)` sees each answer in order.
+template <class Result = void, class Run, class Done>
 void to_every_server(std::vector<transaction_step>& steps, std::chrono::steady_clock::time_point deadline, Run run,
                      Done done) {
-  std::vector<sent_control<void, Run>> sent;
+  std::vector<sent_control<Result, Run>> sent;
   sent.reserve(steps.size());
   for (auto& step : steps) sent.emplace_back(core_ref{step.server}, run);
   for (std::size_t i = 0; i < steps.size(); ++i) done(i, sent[i].wait_until(deadline));
@@ -528,6 +528,10 @@ struct upgrade_options {
   /// A release handler's upgrade only: for this long after it, a crash of a server it upgraded
   /// rolls the release back by itself (0: no grace period). make_permanent ends it.
   std::chrono::nanoseconds grace_period{};
+  /// Measures each upgraded server's state for the report, after the resume, on the server: a
+  /// walk of its fields (a state of a million elements takes milliseconds of the server's time,
+  /// none of the pause). false skips it.
+  bool state_sizes = true;
 };
 
 /// What an upgrade did.
@@ -539,6 +543,9 @@ struct upgrade_report {
     std::string to;                 ///< the implementation it was to run,
     int to_vsn;                     ///< and its vsn
     std::chrono::nanoseconds time;  ///< its change of code, the state's migration included (0: not tried)
+    /// The bytes of the state it runs after (a dry run's: would run), estimated by a walk of its
+    /// fields (0: not measured; see upgrade_options::state_sizes).
+    std::size_t state_bytes = 0;
   };
   /// Done, or why not: which step failed, at which stage, and why (every server is then as before).
   result<void> outcome;
@@ -555,16 +562,30 @@ struct upgrade_report {
   explicit operator bool() const noexcept { return outcome.has_value(); }
 };
 
-/// The report as a table: a line per step (server, vsns, implementation, time), then the pause
-/// and the outcome.
+namespace detail {
+/// 512 B, 3.2 KiB, 41.0 MiB: a state's size, as reports print it.
+inline std::string print_bytes(std::size_t bytes) {
+  if (bytes < 1024) return fmt::format("{} B", bytes);
+  const char* const units[] = {"KiB", "MiB", "GiB", "TiB"};
+  double value = static_cast<double>(bytes) / 1024;
+  std::size_t unit = 0;
+  for (; value >= 1024 && unit + 1 < std::size(units); ++unit) value /= 1024;
+  return fmt::format("{:.1f} {}", value, units[unit]);
+}
+}  // namespace detail
+
+/// The report as a table: a line per step (server, vsns, implementation, time, state), then the
+/// pause and the outcome.
 inline std::string to_string(const upgrade_report& report) {
   auto micros = [](std::chrono::nanoseconds time) { return std::chrono::duration<double, std::micro>(time).count(); };
-  std::string text = fmt::format("{:<4} {:<28} {:<9} {:<36} {:>10}\n", "step", "server", "vsn", "to", "change");
+  std::string text =
+      fmt::format("{:<4} {:<28} {:<9} {:<36} {:>10} {:>10}\n", "step", "server", "vsn", "to", "change", "state");
   for (std::size_t i = 0; i < report.steps.size(); ++i) {
     const auto& step = report.steps[i];
     const std::string change = step.time.count() ? fmt::format("{:.1f} us", micros(step.time)) : "-";
-    text += fmt::format("{:<4} {:<28} {:<9} {:<36} {:>10}\n", i + 1, step.server_label,
-                        fmt::format("{} -> {}", step.from_vsn, step.to_vsn), step.to, change);
+    const std::string state = step.state_bytes ? detail::print_bytes(step.state_bytes) : "-";
+    text += fmt::format("{:<4} {:<28} {:<9} {:<36} {:>10} {:>10}\n", i + 1, step.server_label,
+                        fmt::format("{} -> {}", step.from_vsn, step.to_vsn), step.to, change, state);
   }
   text += fmt::format("{} {:.1f} us; {}\n", report.dry_run ? "dry run: expected pause" : "pause", micros(report.pause),
                       report ? std::string(report.dry_run ? "nothing changed" : "done") : report.outcome.error().what);
@@ -637,6 +658,13 @@ inline upgrade_report upgrade(const std::vector<upgrade_step>& steps, const upgr
   } else {
     tell(upgrade_stage::resume, fmt::format("resumed {} servers: paused {} us", steps.size(),
                                             duration_cast<microseconds>(report.pause).count()));
+    if (options.state_sizes)  // after the pause, all at once
+      detail::to_every_server<std::size_t>(
+          run, std::chrono::steady_clock::now() + options.change_timeout,
+          [](detail::server_core& core) -> result<std::size_t> { return core.table->state_bytes(core.state); },
+          [&](std::size_t i, const result<std::size_t>& bytes) {
+            if (bytes) report.steps[i].state_bytes = *bytes;
+          });
   }
   return report;
 }
@@ -904,7 +932,7 @@ class basic_release_handler {
         const implementation_table& table = detail::module_access<module_version>::table(*loaded[i]);
         report.steps.push_back(
             {server.server.id(), server.label, server.from_vsn, std::string(table.name), table.vsn, {}});
-        auto tried = detail::control<std::chrono::nanoseconds>(  // holding the code: a late request may run it
+        auto tried = detail::control<detail::tried_code>(  // holding the code: a late request may run it
             server.server, options.change_timeout,
             [table = &table, code = loaded[i], vsn = server.from_vsn](detail::server_core& core) {
               return detail::try_code(core, *table, vsn);
@@ -915,12 +943,14 @@ class basic_release_handler {
                                                     report.steps.size(), count, server.label, tried.error().what)};
           break;
         }
-        report.steps.back().time = *tried;
-        report.pause += *tried;
+        report.steps.back().time = tried->time;
+        report.steps.back().state_bytes = tried->state_bytes;
+        report.pause += tried->time;
         if (options.progress)
-          options.progress(upgrade_stage::change_code,
-                           fmt::format("{}: vsn {} -> {} ({}) would take {} us", server.label, server.from_vsn,
-                                       table.vsn, table.name, tried->count() / 1000));
+          options.progress(
+              upgrade_stage::change_code,
+              fmt::format("{}: vsn {} -> {} ({}) would take {} us, making {}", server.label, server.from_vsn, table.vsn,
+                          table.name, tried->time.count() / 1000, detail::print_bytes(tried->state_bytes)));
       }
     undo(loaded);
     return report;

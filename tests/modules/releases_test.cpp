@@ -10,6 +10,7 @@
 #include <vector>
 
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 
 #include <hotswap/releases.hpp>
 
@@ -138,6 +139,8 @@ TEST_CASE("a release upgrade derives its plan, moves every server in one transac
   CHECK(report.steps[0].to == "testing::CounterV2");
   CHECK(report.steps[2].to == "MinimalV2");
   for (const auto& step : report.steps) CHECK(step.time > 0ns);
+  CHECK(report.steps[0].state_bytes == sizeof(testing::v2::Count));  // measured after the pause
+  CHECK(report.steps[2].state_bytes == sizeof(int));
   CHECK(report.notes.empty());
   // The stages in order, each once per module or server, the messages sent while suspended after.
   std::vector<std::string> stages;
@@ -170,6 +173,7 @@ TEST_CASE("a release upgrade derives its plan, moves every server in one transac
   const std::string table = to_string(report);
   CHECK(table.starts_with("step server"));
   CHECK(table.find("1 -> 2    testing::CounterV2") != std::string::npos);
+  CHECK(table.find(fmt::format(" {} B\n", sizeof(int))) != std::string::npos);
   CHECK(table.find("; done\n") != std::string::npos);
 }
 
@@ -367,7 +371,8 @@ TEST_CASE("a dry run tries every migration on the running states and changes not
   }
   CHECK(report.pause == sum);
   CHECK(report.steps[2].to == "MinimalV2");
-  CHECK(lines.size() == 5);  // two loads, three migrations tried
+  CHECK(report.steps[2].state_bytes == sizeof(int));  // the state it would make
+  CHECK(lines.size() == 5);                           // two loads, three migrations tried
   CHECK(lines[2].find(": vsn 1 -> 2 (testing::CounterV2) would take ") != std::string::npos);
   CHECK(to_string(report).ends_with("; nothing changed\n"));
   CHECK(handled() == handled_before);  // the sys requests are no messages

@@ -2,6 +2,7 @@
 // pointers, no exceptions across it, so that a table can come from a shared library built later.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -58,6 +59,8 @@ struct implementation_table {
   /// not list, a migration not generated: then the older table's own code_change may know), or
   /// when the migration threw (`result` says what).
   void* (*down)(void* state, int vsn, std::uint64_t fingerprint, outcome& result) noexcept;
+  /// The bytes the state holds, estimated by a walk of its fields (detail/schemas/state_size.hpp).
+  std::size_t (*state_bytes)(const void* state) noexcept;
 };
 
 }  // namespace hotswap::detail

@@ -53,12 +53,12 @@ struct core_ref {  // what sent_control and control take: a handle, without a co
   server_core* core() const noexcept { return server; }
 };
 
-/// Sends `run` to every step's server at once, then waits for each until `deadline`; `done(i,
-/// answer)` sees each answer in order.
-template <class Run, class Done>
+/// Sends `run` (server_core& -> result<Result>) to every step's server at once, then waits for
+/// each until `deadline`; `done(i, answer)` sees each answer in order.
+template <class Result = void, class Run, class Done>
 void to_every_server(std::vector<transaction_step>& steps, std::chrono::steady_clock::time_point deadline, Run run,
                      Done done) {
-  std::vector<sent_control<void, Run>> sent;
+  std::vector<sent_control<Result, Run>> sent;
   sent.reserve(steps.size());
   for (auto& step : steps) sent.emplace_back(core_ref{step.server}, run);
   for (std::size_t i = 0; i < steps.size(); ++i) done(i, sent[i].wait_until(deadline));

@@ -2,6 +2,8 @@
 // keeping the old state and table if it fails; the server's hold on the new table's code.
 #pragma once
 
+#include <chrono>
+#include <cstddef>
 #include <string>
 #include <utility>
 
@@ -74,18 +76,25 @@ inline void* make_state(server_core& core, const implementation_table& table, in
   return table.code_change(core.state, old.state_fingerprint, old_vsn, extra, changed);
 }
 
+/// What a dry run of a change of code found: how long the state took to make, and its bytes.
+struct tried_code {
+  std::chrono::nanoseconds time;
+  std::size_t state_bytes;
+};
+
 /// On the server, between its messages: the state `table` would make from the server's, made,
-/// timed and thrown away (a release's dry run). Nothing of the server changes.
+/// timed, measured and thrown away (a release's dry run). Nothing of the server changes.
 template <class = void>
-result<std::chrono::nanoseconds> try_code(server_core& core, const implementation_table& table, int old_vsn) {
+result<tried_code> try_code(server_core& core, const implementation_table& table, int old_vsn) {
   if (auto fits = check_change(core, table, old_vsn); !fits) return fits.error();
   outcome changed;
   const auto started = std::chrono::steady_clock::now();
   void* state = make_state(core, table, old_vsn, {}, changed);
   const auto took = std::chrono::steady_clock::now() - started;
   if (changed.failed) return error{errc::code_change_failed, std::move(changed.what)};
+  const std::size_t bytes = table.state_bytes(state);
   if (state != core.state) table.destroy(state);  // (one handed on is the server's own)
-  return took;
+  return tried_code{took, bytes};
 }
 
 /// On the suspended server: switches it to `table`, with a state made from the old one (which is

@@ -751,6 +751,7 @@ class basic_release_handler {
       return report;
     }
     loaded.clear();
+    const release_plan moved = move_late_servers(plan, options, report);
     for (auto& one : releases_)
       if (one.status == release_status::current) one.status = release_status::old;
     const auto known_before = std::find_if(releases_.begin(), releases_.end(), [&](const known& one) {
@@ -766,7 +767,7 @@ class basic_release_handler {
     }
     if (auto recorded = record(); !recorded)
       report.notes.push_back("the release handler's record was not written: " + recorded.error().what);
-    watch_grace(plan, options);
+    watch_grace(moved, options);
     for (const auto& module : plan.retired)
       if (auto retired = code_.retire(module); !retired) report.notes.push_back(retired.error().what);
     for (const auto& change : plan.changes) {
@@ -781,6 +782,40 @@ class basic_release_handler {
     }
     for (const auto& module : plan.retired) (void)code_.purge(module);
     return report;
+  }
+
+  /// Moves the servers started on a version the plan leaves after the plan was made (before its
+  /// load made the new version current: a supervisor restarting a child, say), in a transaction
+  /// of their own, so that no server is left on code about to be purged. Returns the plan with
+  /// them in it.
+  release_plan move_late_servers(const release_plan& plan, const upgrade_options& options, upgrade_report& report) {
+    release_plan moved = plan;
+    std::vector<upgrade_step> late;
+    std::vector<std::pair<std::size_t, release_plan::server_step>> joining;  // (change, server)
+    for (std::size_t i = 0; i < plan.changes.size(); ++i) {
+      const auto& change = plan.changes[i];
+      const module_ptr left = change.from_vsn ? code_.old(change.module) : nullptr;
+      const module_ptr now = code_.current(change.module);
+      if (!left || !now) continue;
+      for (auto& server : left->servers()) {
+        const auto planned = [&](const release_plan::server_step& step) { return step.server == server; };
+        if (std::any_of(change.servers.begin(), change.servers.end(), planned)) continue;
+        auto status = sys::get_status(server, options.suspend_timeout);
+        if (!status || status->implementation != left->implementation()) continue;
+        late.emplace_back(server, now, status->vsn);
+        joining.push_back({i, {server, server.core()->label(), status->vsn}});
+      }
+    }
+    if (late.empty()) return moved;
+    upgrade_report second = hotswap::upgrade(late, options);
+    report.steps.insert(report.steps.end(), second.steps.begin(), second.steps.end());
+    if (!second) {
+      report.notes.push_back("servers started on the versions left while the upgrade ran stay on them: " +
+                             second.outcome.error().what);
+      return moved;
+    }
+    for (auto& [i, server] : joining) moved.changes[i].servers.push_back(std::move(server));
+    return moved;
   }
 
   /// A new grace period, if the options ask for one: a crash of a server the plan upgraded rolls

@@ -562,3 +562,63 @@ TEST_CASE("a server stopped while suspended fails the upgrade; every other serve
   CHECK_FALSE(shop.code.old("counter"));
   CHECK(shop.releases.which_releases().size() == 1);
 }
+
+TEST_CASE("a server started on the version left while the upgrade runs is moved too, not left to the purge") {
+  running_release shop;
+  hotswap::server_ref<Counter> late;
+  hotswap::upgrade_options options;
+  options.progress = [&](hotswap::upgrade_stage stage, const std::string& line) {
+    // After the plan, the new version just loaded: as a supervisor restarting a child on the old one.
+    if (stage == hotswap::upgrade_stage::load && line == "loaded counter vsn 2") {
+      late = hotswap::start<Counter>(shop.code.old("counter")).value();
+      hotswap::cast(late, Add{7});
+    }
+  };
+  const auto report = shop.releases.upgrade(shop.manifest("2", {"counter_v2", "minimal_v2"}), options);
+  REQUIRE(what(report) == "done");
+  REQUIRE(late);
+  REQUIRE(report.steps.size() == 4);  // the three planned, then the late one in a transaction of its own
+  CHECK(report.steps[3].server == late.id());
+  CHECK(report.notes.empty());
+  CHECK(sys::get_status(late).value().implementation == "testing::CounterV2");
+  CHECK(hotswap::call(late, Get{}).value() == 7);
+  CHECK_FALSE(shop.code.old("counter"));  // nothing held it: purged
+  (void)hotswap::stop(late);
+}
+
+TEST_CASE("a supervised server crashing in the grace period ends on the old version, restarted before or after") {
+  running_release shop;
+  auto sup = hotswap::start_supervisor({hotswap::strategy::one_for_one, 5, std::chrono::seconds(60)},
+                                       {{"counter",
+                                         [&]() -> hotswap::result<hotswap::any_server> {
+                                           auto started = hotswap::start<Counter>(shop.code.current("counter"),
+                                                                                  {.name = "supervised"});
+                                           if (!started) return started.error();
+                                           return hotswap::any_server(std::move(*started));
+                                         }}})
+                 .value();
+  auto child = [&] { return hotswap::call(sup, hotswap::which_children{}).value().at(0).server; };
+  const hotswap::any_server first = child();
+  const auto first_ref = hotswap::whereis<Counter>("supervised").value();
+  std::mutex lock;
+  bool rolled_back = false;
+  hotswap::upgrade_options options;
+  options.grace_period = std::chrono::hours(1);
+  options.progress = [&](hotswap::upgrade_stage, const std::string& line) {
+    const std::lock_guard hold(lock);
+    rolled_back = rolled_back || line == "rolled back: release shop 1 runs again";
+  };
+  REQUIRE(shop.releases.upgrade(shop.manifest("2", {"counter_v2", "minimal_v2"}), options));
+  CHECK(sys::get_status(first).value().vsn == 2);
+  hotswap::send(first_ref, testing::Crash{});
+  REQUIRE(testing::eventually([&] {
+    const std::lock_guard hold(lock);
+    return rolled_back;
+  }));
+  // Restarted on vsn 2 before the rollback, it was moved down with it; after, it started on vsn 1.
+  REQUIRE(testing::eventually([&] { return child() && child() != first; }));
+  CHECK(sys::get_status(child()).value().vsn == 1);
+  CHECK(shop.code.current("counter")->vsn() == 1);
+  CHECK_FALSE(shop.code.old("counter"));  // nothing left on vsn 2
+  (void)hotswap::stop(sup);
+}

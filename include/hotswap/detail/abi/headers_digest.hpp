@@ -2,4 +2,4 @@
 // edit. It enters the ABI fingerprint: a module built from other headers is refused.
 #pragma once
 
-#define HOTSWAP_DETAIL_HEADERS_DIGEST "1b293fa0016e2801"
+#define HOTSWAP_DETAIL_HEADERS_DIGEST "9ec77df44679e621"

@@ -7,6 +7,9 @@
 3. Layers include only downward: a header includes headers of its own layer or of lower ones.
 4. Every header is in a layer this script knows: a new folder or public header is placed here
    (and in docs/architecture.md) on purpose.
+5. Below the releases layer (what the umbrella header includes), <chrono>, <functional>,
+   <memory> and <algorithm> come only through detail/common/std_*.hpp, which take the parts
+   used: whole, they would cost as much to compile as the rest of hotswap.
 
     layout_test.py CXX [FLAGS...]     (FLAGS: what a user has, -I for include/ among them)
 """
@@ -34,6 +37,7 @@ PUBLIC = {
 }
 VOCABULARY = {"hotswap/result.hpp", "hotswap/version.hpp"}
 LOCAL_INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
+HEAVY_INCLUDE = re.compile(r"^\s*#\s*include\s+<(chrono|functional|memory|algorithm)>", re.M)
 
 
 def layer_of(header):
@@ -67,6 +71,9 @@ def check_includes(headers):
             target_layer = layer_of(target)
             if target_layer is None or LAYERS.index(target_layer) > LAYERS.index(layer):
                 problems.append(f"{header} ({layer}) includes {target} ({target_layer}): layers include only downward")
+        light = LAYERS.index(layer) < LAYERS.index("releases") and not header.startswith("hotswap/detail/common/std_")
+        for heavy in HEAVY_INCLUDE.findall(path.read_text()) if light else []:
+            problems.append(f"{header}: includes <{heavy}>; include detail/common/std_*.hpp for the parts it uses")
     return problems
 
 

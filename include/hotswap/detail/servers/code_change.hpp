@@ -2,7 +2,6 @@
 // keeping the old state and table if it fails; the server's hold on the new table's code.
 #pragma once
 
-#include <chrono>
 #include <cstddef>
 #include <string>
 #include <utility>

@@ -142,6 +142,12 @@ class module_version : public std::enable_shared_from_this<module_version> {
 
 using module_ptr = std::shared_ptr<const module_version>;
 
+/// A module, as code_server::all_loaded lists it.
+struct loaded_module {
+  std::string name;
+  module_ptr current, old;  ///< either may be null
+};
+
 // -- servers on modules --
 
 /// Starts a server running a module's table, passing `argument` to its init. Fails if the
@@ -290,6 +296,16 @@ class basic_code_server {
   /// The current and old versions of a module (null if none).
   module_ptr current(std::string_view name) const { return find(name, &entry::current); }
   module_ptr old(std::string_view name) const { return find(name, &entry::old); }
+
+  /// Every module loaded, in the order first loaded, with its current and old versions (Erlang's
+  /// code:all_loaded()): what observers list.
+  std::vector<loaded_module> all_loaded() const {
+    const detail::spin_guard hold(lock_);
+    std::vector<loaded_module> all;
+    for (const auto& known : modules_)
+      if (known.current || known.old) all.push_back({known.name, known.current, known.old});
+    return all;
+  }
 
   /// Unloads the old version of `name`. Soft: fails with errc::not_purged, naming the servers
   /// still using it, if any does. Force: stops them first, each within `timeout`; if one cannot

@@ -57,6 +57,8 @@ enum class errc : std::uint8_t {
   plan_refused,  ///< a release whose plan does not validate (every reason is given)
   over_budget,   ///< an upgrade whose pause would exceed its budget: rolled back before resuming
   no_release,    ///< no release to go back to, or none to make permanent
+  bad_control,   ///< a control socket that cannot be opened safely (its directory, its path)
+  bad_request,   ///< a control request that is not one: malformed, oversized, unknown, of wrong types
 };
 
 constexpr std::string_view to_string(errc code) noexcept {
@@ -127,6 +129,10 @@ constexpr std::string_view to_string(errc code) noexcept {
       return "over_budget";
     case errc::no_release:
       return "no_release";
+    case errc::bad_control:
+      return "bad_control";
+    case errc::bad_request:
+      return "bad_request";
   }
   return "unknown";  // not an errc
 }

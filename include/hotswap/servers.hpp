@@ -304,6 +304,15 @@ bool unregister_name(const std::string& name) {
   return detail::the_runtime().unregister_name(name);
 }
 
+/// Every live server (started, not yet ended), oldest first: Erlang's processes(), what
+/// observers list.
+template <class = void>
+std::vector<any_server> all_servers() {
+  std::vector<any_server> all;
+  detail::the_runtime().each_live([&](detail::server_core* server) { all.emplace_back(server); });
+  return all;
+}
+
 // -- timers --
 
 /// A pending send_after or send_interval.

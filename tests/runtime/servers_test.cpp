@@ -229,6 +229,32 @@ TEST_CASE("names resolve to the server, whatever it runs, until it stops") {
   exits().take();
 }
 
+TEST_CASE("all_servers lists the live servers, oldest first: not one whose init failed, nor one that ended") {
+  auto ids = [] {
+    std::vector<std::uint64_t> listed;
+    for (const auto& server : hotswap::all_servers()) listed.push_back(server.id());
+    return listed;
+  };
+  const auto before = ids();
+  auto first = start_counter();
+  auto second = start_counter();
+  auto third = start_counter();
+  struct Refuses : CounterV1 {
+    static state init() { throw std::runtime_error("no"); }
+  };
+  REQUIRE_FALSE(hotswap::start<Refuses>({}));
+  auto expected = before;
+  for (const auto* server : {&first, &second, &third}) expected.push_back(server->id());
+  CHECK(ids() == expected);
+  REQUIRE(hotswap::stop(second));  // from the middle of the list
+  REQUIRE(hotswap::stop(third));   // and its newest
+  expected.resize(before.size() + 1);
+  CHECK(ids() == expected);
+  REQUIRE(hotswap::stop(first));
+  CHECK(ids() == before);
+  exits().take();
+}
+
 namespace {
 struct Ping {};
 using Ticker = hotswap::interface<"Ticker", hotswap::info_msg<Ping>, hotswap::call_msg<Get, int>>;

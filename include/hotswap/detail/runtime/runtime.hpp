@@ -64,6 +64,41 @@ class basic_runtime {
 
   std::uint64_t next_id() noexcept { return ids_.fetch_add(1, std::memory_order_relaxed); }
 
+  // -- the live servers, as Erlang's processes(): what observers list --
+
+  /// A server that started (its init returned), until it ends.
+  void track(server_core& server) noexcept {
+    const spin_guard hold(live_lock_);
+    server.live_next = live_;
+    if (live_) live_->live_prev = &server;
+    live_ = &server;
+  }
+  void untrack(server_core& server) noexcept {
+    const spin_guard hold(live_lock_);
+    if (server.live_prev)
+      server.live_prev->live_next = server.live_next;
+    else if (live_ == &server)
+      live_ = server.live_next;
+    else
+      return;  // never tracked (its init failed)
+    if (server.live_next) server.live_next->live_prev = server.live_prev;
+    server.live_prev = server.live_next = nullptr;
+  }
+  /// Every live server, oldest first, each with a reference the caller releases. (A server in
+  /// the list holds its reference for being alive, so acquiring one under the lock is safe.)
+  template <class Each>
+  void each_live(Each each) {
+    std::vector<server_core*> found;
+    {
+      const spin_guard hold(live_lock_);
+      for (server_core* server = live_; server; server = server->live_next) {
+        server->acquire();
+        found.push_back(server);
+      }
+    }
+    for (auto at = found.rbegin(); at != found.rend(); ++at) each(*at);
+  }
+
   bool register_name(const std::string& name, server_core& server) {
     const spin_guard hold(names_lock_);
     const spin_guard hold_server(server.exit_lock);
@@ -108,6 +143,8 @@ class basic_runtime {
 
   spin_lock names_lock_;
   std::vector<name_entry> names_;  // sorted by name
+  spin_lock live_lock_;
+  server_core* live_ = nullptr;  // newest first
 };
 
 /// The program's runtime (a module's code reaches the program's).
@@ -164,6 +201,7 @@ void end_server(server_core& server, exit_reason reason) noexcept {
     server.reason = reason;
   }
   if (!name.empty()) the_runtime().unregister_name(name, &server);
+  the_runtime().untrack(server);
   server.suspended = false;
   envelope message;
   while (take_message(server, message)) refuse(server, message, errc::server_died);

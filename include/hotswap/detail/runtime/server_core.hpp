@@ -81,6 +81,9 @@ struct server_core {
 
   std::unique_ptr<executor> own_thread;  // a thread of its own (an own_thread), if it runs on one
 
+  server_core* live_prev = nullptr;  // the runtime's list of live servers (runtime::track)
+  server_core* live_next = nullptr;
+
   spin_lock exit_lock;  // guards what follows: read by other threads
   std::string name;
   std::vector<exit_monitor> monitors;

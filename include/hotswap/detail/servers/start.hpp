@@ -62,6 +62,7 @@ result<server_core*> start_server(const implementation_table& table, const void*
     core->state = table.init(argument, initialized);
     current = outer;
   }
+  if (!initialized.failed) runtime.track(*core);
   if (initialized.failed) {
     // As if it had ended: what was sent meanwhile fails, monitors hear of it, the name is free.
     end_server(*core, {exit_kind::crashed, initialized.what});

@@ -25,7 +25,8 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 INCLUDE = ROOT / "include"
 
 # Lowest first. A detail folder and the public headers of its layer share a rank.
-LAYERS = ["common", "abi", "reflect", "schemas", "migrations", "runtime", "servers", "modules", "releases", "umbrella"]
+LAYERS = ["common", "abi", "reflect", "schemas", "migrations", "runtime", "servers", "modules", "releases", "umbrella",
+          "control"]
 PUBLIC = {
     "version.hpp": "common", "result.hpp": "common",
     "schemas.hpp": "schemas", "inspect.hpp": "schemas",
@@ -34,6 +35,7 @@ PUBLIC = {
     "modules.hpp": "modules",
     "releases.hpp": "releases",
     "hotswap.hpp": "umbrella",
+    "control.hpp": "control",
 }
 VOCABULARY = {"hotswap/result.hpp", "hotswap/version.hpp"}
 LOCAL_INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)

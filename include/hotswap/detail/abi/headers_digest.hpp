@@ -2,4 +2,4 @@
 // edit. It enters the ABI fingerprint: a module built from other headers is refused.
 #pragma once
 
-#define HOTSWAP_DETAIL_HEADERS_DIGEST "11e98d5091a8a88e"
+#define HOTSWAP_DETAIL_HEADERS_DIGEST "a4987cc9de2fe7d6"

@@ -1,0 +1,279 @@
+// The control socket (<hotswap/control.hpp>, beside the umbrella header, not in it): a program
+// opens it with one call, and operators drive its release handler and look at its servers from
+// outside, with hotswapctl or any client speaking a JSON object a line.
+//
+//     hotswap::code_server code;
+//     hotswap::release_handler releases(code);
+//     auto control = hotswap::open_control(code, releases, {.program = "anemone"}).value();
+//     // $XDG_RUNTIME_DIR/hotswap/anemone.<pid>.sock until `control` goes
+//
+// docs/operations.md describes the socket, its security and every command.
+#pragma once
+
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdint>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "detail/control/listener.hpp"
+#include "detail/control/request.hpp"
+#include "detail/control/socket_place.hpp"
+#include "releases.hpp"
+
+namespace hotswap {
+
+// -- JSON forms (nlohmann's to_json: `nlohmann::json j = report;`) --
+
+inline void to_json(nlohmann::json& out, const upgrade_report& report) {
+  using json = nlohmann::json;
+  json steps = json::array();
+  for (const auto& step : report.steps)
+    steps.push_back({{"server", step.server},
+                     {"label", step.server_label},
+                     {"from_vsn", step.from_vsn},
+                     {"to", step.to},
+                     {"to_vsn", step.to_vsn},
+                     {"time_us", std::chrono::duration<double, std::micro>(step.time).count()},
+                     {"state_bytes", step.state_bytes}});
+  out = {{"dry_run", report.dry_run},
+         {"steps", std::move(steps)},
+         {"pause_us", std::chrono::duration<double, std::micro>(report.pause).count()},
+         {"notes", report.notes},
+         {"text", to_string(report)}};
+}
+
+inline void to_json(nlohmann::json& out, const release_plan& plan) {
+  using json = nlohmann::json;
+  json changes = json::array();
+  for (const auto& change : plan.changes) {
+    json servers = json::array();
+    for (const auto& server : change.servers)
+      servers.push_back({{"server", server.server.id()}, {"label", server.label}, {"from_vsn", server.from_vsn}});
+    changes.push_back({{"module", change.module},
+                       {"from_vsn", change.from_vsn},
+                       {"to_vsn", change.to_vsn},
+                       {"file", change.file},
+                       {"servers", std::move(servers)}});
+  }
+  out = {{"from", {{"name", plan.from.name}, {"vsn", plan.from.vsn}}},
+         {"to", {{"name", plan.to.name}, {"vsn", plan.to.vsn}}},
+         {"changes", std::move(changes)},
+         {"retired", plan.retired},
+         {"text", to_string(plan)}};
+}
+
+// -- the control socket --
+
+struct control_options {
+  /// Names the socket, <program>.<pid>.sock (default: the program's name, /proc/self/comm).
+  std::string program{};
+  /// Where the socket goes (default: $XDG_RUNTIME_DIR/hotswap, else /tmp/hotswap-<uid>): made
+  /// mode 0700 if missing, refused if another user's or open to others.
+  std::string directory{};
+  /// Who may connect beside the program's own user and root: checked (SO_PEERCRED) before a
+  /// byte is read; others are refused and logged.
+  std::vector<uid_t> allowed_uids{};
+  std::size_t max_connections = 16;
+  std::size_t max_request = 64 * 1024;        ///< bytes of one request line
+  std::size_t max_pending = 4 * 1024 * 1024;  ///< bytes of replies a client leaves unread: then cut off
+  /// To send a request line, and to take each reply: a client slower than that is cut off.
+  std::chrono::milliseconds deadline{10'000};
+  /// For a server's status: one busier than that is listed as busy.
+  std::chrono::milliseconds server_timeout{100};
+  /// Refusals and cut-off clients, a line each (default: standard error).
+  std::function<void(const std::string&)> log{};
+};
+
+/// An open control socket: served on a thread of its own until it goes (the socket file is
+/// removed then).
+class control_socket {
+ public:
+  const std::string& path() const noexcept { return listener_->path(); }
+
+  explicit control_socket(std::unique_ptr<detail::control_listener> listener) : listener_(std::move(listener)) {}
+
+ private:
+  std::unique_ptr<detail::control_listener> listener_;
+};
+
+namespace detail {
+
+inline std::string program_name() {
+  std::ifstream comm("/proc/self/comm");
+  std::string name;
+  std::getline(comm, name);
+  return name.empty() ? "hotswap" : name;
+}
+
+using json = nlohmann::json;
+
+/// status: the program, its release, its modules and every server (a server too busy to answer
+/// within `timeout` is listed as busy).
+template <class CodeServer, class ReleaseHandler>
+nlohmann::json status_json(const std::string& program, CodeServer& code, ReleaseHandler& releases,
+                           std::chrono::nanoseconds timeout) {
+  json release = nullptr;
+  for (const auto& known : releases.which_releases())
+    if (known.status == release_status::current || (known.status == release_status::permanent && release.is_null()))
+      release = {{"name", known.name}, {"vsn", known.vsn}, {"status", std::string(to_string(known.status))}};
+  std::string text =
+      fmt::format("{} (pid {}), release {}\n\n", program, ::getpid(),
+                  release.is_null() ? std::string("none")
+                                    : release["name"].get<std::string>() + " " + release["vsn"].get<std::string>());
+  json modules = json::array();
+  text += fmt::format("{:<32} {:>7} {:>7}  {}\n", "module", "current", "old", "servers");
+  for (const auto& loaded : code.all_loaded()) {
+    auto ids = [](const module_ptr& version) {
+      std::vector<std::uint64_t> found;
+      if (version)
+        for (const auto& server : version->servers()) found.push_back(server.id());
+      return found;
+    };
+    const auto on_current = ids(loaded.current), on_old = ids(loaded.old);
+    modules.push_back({{"name", loaded.name},
+                       {"current", loaded.current ? json(loaded.current->vsn()) : json(nullptr)},
+                       {"old", loaded.old ? json(loaded.old->vsn()) : json(nullptr)},
+                       {"servers_current", on_current},
+                       {"servers_old", on_old}});
+    text += fmt::format("{:<32} {:>7} {:>7}  {}{}\n", loaded.name,
+                        loaded.current ? std::to_string(loaded.current->vsn()) : "-",
+                        loaded.old ? std::to_string(loaded.old->vsn()) : "-", fmt::join(on_current, " "),
+                        on_old.empty() ? std::string() : fmt::format(" (on old: {})", fmt::join(on_old, " ")));
+  }
+  json servers = json::array();
+  text += fmt::format("\n{:>6} {:<20} {:<24} {:<32} {:>4} {:>9} {:>7} {:>10}\n", "id", "name", "interface",
+                      "implementation", "vsn", "suspended", "mailbox", "handled");
+  for (const auto& server : all_servers()) {
+    auto status = sys::get_status(server, timeout);
+    auto statistics = sys::statistics(server, timeout);
+    if (!status || !statistics) {
+      if (!server.alive()) continue;  // ended meanwhile
+      servers.push_back({{"id", server.id()}, {"busy", true}});
+      text += fmt::format("{:>6} (busy: no answer within {} ms)\n", server.id(),
+                          std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count());
+      continue;
+    }
+    servers.push_back({{"id", status->id},
+                       {"name", status->name},
+                       {"interface", status->interface},
+                       {"implementation", status->implementation},
+                       {"vsn", status->vsn},
+                       {"suspended", status->suspended},
+                       {"mailbox", status->mailbox_length},
+                       {"handled", statistics->messages_handled}});
+    text +=
+        fmt::format("{:>6} {:<20} {:<24} {:<32} {:>4} {:>9} {:>7} {:>10}\n", status->id,
+                    status->name.empty() ? "-" : status->name, status->interface, status->implementation, status->vsn,
+                    status->suspended ? "yes" : "no", status->mailbox_length, statistics->messages_handled);
+  }
+  return {{"program", program},
+          {"pid", ::getpid()},
+          {"release", std::move(release)},
+          {"modules", std::move(modules)},
+          {"servers", std::move(servers)},
+          {"text", std::move(text)}};
+}
+
+/// Runs one request line, writing its progress lines and its reply line.
+template <class CodeServer, class ReleaseHandler>
+void run_request(std::string_view line, reply_lines& reply, const std::string& program, CodeServer& code,
+                 ReleaseHandler& releases, std::chrono::nanoseconds timeout) {
+  auto request = decode_request(line);
+  if (!request) return reply.line(reply_line(false, nullptr, request.error()));
+  const std::string& command = request->command;
+  upgrade_options options;
+  options.progress = [&](upgrade_stage stage, const std::string& told) {
+    reply.line(json{{"event", "progress"}, {"stage", std::string(to_string(stage))}, {"line", told}}.dump(
+        -1, ' ', false, json::error_handler_t::replace));
+  };
+  auto report_reply = [&](const upgrade_report& report) {
+    reply.line(reply_line(report.outcome.has_value(), json(report), report ? error{} : report.outcome.error()));
+  };
+  if (command == "status") return reply.line(reply_line(true, status_json(program, code, releases, timeout)));
+  if (command == "releases") {
+    json known = json::array();
+    std::string text = fmt::format("{:<24} {:<12} {}\n", "release", "vsn", "status");
+    for (const auto& one : releases.which_releases()) {
+      known.push_back({{"name", one.name}, {"vsn", one.vsn}, {"status", std::string(to_string(one.status))}});
+      text += fmt::format("{:<24} {:<12} {}\n", one.name, one.vsn, to_string(one.status));
+    }
+    return reply.line(reply_line(true, {{"releases", std::move(known)}, {"text", std::move(text)}}));
+  }
+  if (command == "plan" || command == "downgrade") {
+    auto plan = releases.plan(request->release, timeout);
+    if (!plan) return reply.line(reply_line(false, nullptr, plan.error()));
+    if (command == "plan") return reply.line(reply_line(true, json(*plan)));
+    for (const auto& change : plan->changes)
+      if (change.from_vsn && change.to_vsn > change.from_vsn)
+        return reply.line(
+            reply_line(false, nullptr,
+                       error{errc::bad_request,
+                             fmt::format("release {} {} is no downgrade: {} goes up from vsn {} to {} (upgrade it)",
+                                         plan->to.name, plan->to.vsn, change.module, change.from_vsn, change.to_vsn)}));
+  }
+  if (command == "dry-run") return report_reply(releases.dry_run(request->release, options));
+  if (command == "upgrade" || command == "downgrade") return report_reply(releases.upgrade(request->release, options));
+  if (command == "rollback") return report_reply(releases.rollback(options));
+  if (command == "make-permanent") {
+    auto made = releases.make_permanent();
+    if (!made) return reply.line(reply_line(false, nullptr, made.error()));
+    return reply.line(reply_line(true, {{"text", "the current release is permanent\n"}}));
+  }
+  if (command == "load") {
+    auto loaded = code.load(request->file);
+    if (!loaded) return reply.line(reply_line(false, nullptr, loaded.error()));
+    const std::string text =
+        fmt::format("loaded {} vsn {} ({})\n", (*loaded)->name(), (*loaded)->vsn(), (*loaded)->implementation());
+    return reply.line(reply_line(true, {{"module", (*loaded)->name()}, {"vsn", (*loaded)->vsn()}, {"text", text}}));
+  }
+  if (command == "purge") {
+    auto purged = code.purge(request->module, request->force ? purge_mode::force : purge_mode::soft);
+    if (!purged) return reply.line(reply_line(false, nullptr, purged.error()));
+    const std::string text =
+        purged->vsn ? fmt::format("purged {} vsn {}{}{}\n", request->module, purged->vsn,
+                                  purged->servers_stopped ? fmt::format(", {} servers stopped", purged->servers_stopped)
+                                                          : std::string(),
+                                  purged->note.empty() ? std::string() : ": " + purged->note)
+                    : fmt::format("{} has no old version\n", request->module);
+    return reply.line(reply_line(true, {{"vsn", purged->vsn},
+                                        {"servers_stopped", purged->servers_stopped},
+                                        {"unmapped", purged->unmapped},
+                                        {"text", text}}));
+  }
+  reply.line(reply_line(false, nullptr, error{errc::bad_request, "command " + command + " is not served here"}));
+}
+
+}  // namespace detail
+
+/// Opens the program's control socket on `code` and `releases` (which must outlive it).
+template <class CodeServer>
+result<control_socket> open_control(CodeServer& code, basic_release_handler<CodeServer>& releases,
+                                    control_options options = {}) {
+  const std::string program = options.program.empty() ? detail::program_name() : options.program;
+  const std::string directory = options.directory.empty() ? detail::default_socket_directory() : options.directory;
+  if (auto owned = detail::own_socket_directory(directory); !owned) return owned.error();
+  auto path = detail::socket_path(directory, program);
+  if (!path) return path.error();
+  auto log = options.log ? options.log : [](const std::string& line) { fmt::print(stderr, "{}\n", line); };
+  auto listener = detail::control_listener::open(
+      *path,
+      {options.allowed_uids, options.max_connections, options.max_request, options.max_pending, options.deadline},
+      [&code, &releases, program, timeout = options.server_timeout](std::string_view line, detail::reply_lines& reply) {
+        detail::run_request(line, reply, program, code, releases, timeout);
+      },
+      std::move(log));
+  if (!listener) return listener.error();
+  return control_socket(std::move(*listener));
+}
+
+}  // namespace hotswap

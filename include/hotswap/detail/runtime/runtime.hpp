@@ -66,37 +66,31 @@ class basic_runtime {
 
   // -- the live servers, as Erlang's processes(): what observers list --
 
-  /// A server that started (its init returned), until it ends.
+  /// A server that started (its init returned), until it ends: appended, so the list runs
+  /// oldest first.
   void track(server_core& server) noexcept {
     const spin_guard hold(live_lock_);
-    server.live_next = live_;
-    if (live_) live_->live_prev = &server;
-    live_ = &server;
+    server.live_prev = newest_;
+    (newest_ ? newest_->live_next : oldest_) = &server;
+    newest_ = &server;
   }
   void untrack(server_core& server) noexcept {
     const spin_guard hold(live_lock_);
-    if (server.live_prev)
-      server.live_prev->live_next = server.live_next;
-    else if (live_ == &server)
-      live_ = server.live_next;
-    else
-      return;  // never tracked (its init failed)
-    if (server.live_next) server.live_next->live_prev = server.live_prev;
+    if (!server.live_prev && oldest_ != &server) return;  // never tracked (its init failed)
+    (server.live_prev ? server.live_prev->live_next : oldest_) = server.live_next;
+    (server.live_next ? server.live_next->live_prev : newest_) = server.live_prev;
     server.live_prev = server.live_next = nullptr;
   }
-  /// Every live server, oldest first, each with a reference the caller releases. (A server in
-  /// the list holds its reference for being alive, so acquiring one under the lock is safe.)
-  template <class Each>
-  void each_live(Each each) {
-    std::vector<server_core*> found;
-    {
-      const spin_guard hold(live_lock_);
-      for (server_core* server = live_; server; server = server->live_next) {
-        server->acquire();
-        found.push_back(server);
-      }
+  /// Calls `keep(server)` for every live server, oldest first, with a reference the caller
+  /// releases. It runs under the list's lock: it keeps the server and does nothing else. (A
+  /// server in the list holds its reference for being alive: acquiring one here is safe.)
+  template <class Keep>
+  void each_live(Keep keep) {
+    const spin_guard hold(live_lock_);
+    for (server_core* server = oldest_; server; server = server->live_next) {
+      server->acquire();
+      keep(server);
     }
-    for (auto at = found.rbegin(); at != found.rend(); ++at) each(*at);
   }
 
   bool register_name(const std::string& name, server_core& server) {
@@ -144,7 +138,8 @@ class basic_runtime {
   spin_lock names_lock_;
   std::vector<name_entry> names_;  // sorted by name
   spin_lock live_lock_;
-  server_core* live_ = nullptr;  // newest first
+  server_core* oldest_ = nullptr;  // the live servers, a list through server_core::live_next
+  server_core* newest_ = nullptr;
 };
 
 /// The program's runtime (a module's code reaches the program's).

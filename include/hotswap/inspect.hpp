@@ -18,9 +18,7 @@
 
 namespace hotswap {
 
-/// Set to true for a schema to make fmt print its versions as Elixir's inspect does.
-template <class Schema>
-inline constexpr bool enable_inspect = false;
+// hotswap::enable_inspect<Schema>: declared in detail/schemas/inspect.hpp, beside what it enables.
 
 /// A version of a schema that opted in to inspect formatting.
 template <class T>

@@ -61,6 +61,9 @@ struct implementation_table {
   void* (*down)(void* state, int vsn, std::uint64_t fingerprint, outcome& result) noexcept;
   /// The bytes the state holds, estimated by a walk of its fields (detail/schemas/state_size.hpp).
   std::size_t (*state_bytes)(const void* state) noexcept;
+  /// Prints the state as Elixir's inspect does into `out` (at most `size` bytes) and returns the
+  /// size of all of it; null when the state's schemas did not enable inspect.
+  std::size_t (*inspect_state)(const void* state, char* out, std::size_t size) noexcept;
 };
 
 }  // namespace hotswap::detail

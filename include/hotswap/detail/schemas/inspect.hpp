@@ -16,6 +16,15 @@
 #include "../reflect/fields.hpp"
 #include "field_kinds.hpp"
 
+namespace hotswap {
+
+/// Set to true for a schema to make fmt print its versions as Elixir's inspect does
+/// (hotswap/inspect.hpp); a server's state is then printed so too (hotswapctl state).
+template <class Schema>
+inline constexpr bool enable_inspect = false;
+
+}  // namespace hotswap
+
 namespace hotswap::detail {
 
 template <class Out>
@@ -145,6 +154,57 @@ Out inspect_to(Out out, const T& value) {
     else
       return write_text(out, fmt::format("{}", value));
   }
+}
+
+/// Whether inspect prints a `T` as its schemas ask: numbers, strings, containers of them, and
+/// versions of schemas that enabled inspect (whose fields are all so too).
+template <class T>
+constexpr bool inspect_enabled() {
+  constexpr field_kind kind = field_kind_of<T>;
+  if constexpr (is_scalar(kind))
+    return true;
+  else if constexpr (kind == field_kind::version)
+    return enable_inspect<typename schema_of<T>::schema_type>&&[]<std::size_t... I>(std::index_sequence<I...>) {
+      return (inspect_enabled<field_type<T, I>>() && ...);
+    }
+  (std::make_index_sequence<field_count<T>>{});
+  else if constexpr (kind != field_kind::other) return all_held<T>(
+      []<class H>(std::type_identity<H>) { return inspect_enabled<H>(); });
+  else return false;
+}
+
+/// A state of type `T` printed into `out` (up to `size` bytes); the size of all of it
+/// (implementation_table::inspect_state). Out of memory, it prints what it could.
+template <class T>
+std::size_t inspect_state(const void* state, char* out, std::size_t size) noexcept {
+  struct bounded_out {  // writes the first `size` characters, counts them all
+    char* out;
+    std::size_t size;
+    std::size_t* count;
+    bounded_out& operator*() { return *this; }
+    bounded_out& operator++() { return *this; }
+    bounded_out operator++(int) { return *this; }
+    bounded_out& operator=(char c) {
+      if (*count < size) out[*count] = c;
+      ++*count;
+      return *this;
+    }
+  };
+  std::size_t count = 0;
+  try {
+    inspect_to(bounded_out{out, size, &count}, *static_cast<const T*>(state));
+  } catch (...) {  // out of memory for a number's text: what was printed stands
+  }
+  return count;
+}
+
+/// Null when `T`'s schemas did not enable inspect.
+template <class T>
+constexpr auto inspect_state_of() -> std::size_t (*)(const void*, char*, std::size_t) noexcept {
+  if constexpr (inspect_enabled<T>())
+    return &inspect_state<T>;
+  else
+    return nullptr;
 }
 
 }  // namespace hotswap::detail

@@ -18,6 +18,7 @@
 #include "../migrations/apply.hpp"
 #include "../runtime/reply_slot.hpp"
 #include "../schemas/field_kinds.hpp"
+#include "../schemas/inspect.hpp"
 #include "../schemas/state_size.hpp"
 #include "implementation_checks.hpp"
 #include "interface.hpp"
@@ -219,7 +220,8 @@ constexpr implementation_table make_table() {
           &destroy_state<Implementation>,
           &change_code<Implementation>,
           &down<Implementation>,
-          &state_bytes<S>};
+          &state_bytes<S>,
+          inspect_state_of<S>()};
 }
 
 // A class, not a function, reports the error: clang takes a function whose instantiation failed

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Generates single_include/hotswap/hotswap.hpp from include/: every hotswap header inlined once,
-in include order, system includes kept. Beside it, single_include/hotswap/releases.hpp: the
-releases layer (not in the umbrella header), including hotswap.hpp and inlining the rest. First
+in include order, system includes kept. Beside it, single_include/hotswap/releases.hpp and
+control.hpp: the layers not in the umbrella header, each including the one below and inlining
+the rest. First
 it stamps the headers' digest (tools/headers_digest.py), which the single header carries too.
 
     tools/amalgamate.py           write the digest and the single header
@@ -18,6 +19,8 @@ SOURCE = ROOT / "include/hotswap/hotswap.hpp"
 TARGET = ROOT / "single_include/hotswap/hotswap.hpp"
 RELEASES_SOURCE = ROOT / "include/hotswap/releases.hpp"
 RELEASES_TARGET = ROOT / "single_include/hotswap/releases.hpp"
+CONTROL_SOURCE = ROOT / "include/hotswap/control.hpp"
+CONTROL_TARGET = ROOT / "single_include/hotswap/control.hpp"
 LOCAL_INCLUDE = re.compile(r'^#include "([^"]+)"\s*$')
 
 
@@ -36,7 +39,7 @@ def inline(path, seen, out):
 
 
 def generate():
-    """The single header and the releases header, as {target: text}."""
+    """The single header, the releases header and the control header, as {target: text}."""
     seen = set()
     out = ["// hotswap single header, generated from include/ by tools/amalgamate.py; do not edit.\n",
            "#pragma once\n"]
@@ -44,7 +47,10 @@ def generate():
     releases = ["// hotswap's releases, generated from include/ by tools/amalgamate.py; do not edit.\n",
                 "#pragma once\n", '#include "hotswap.hpp"\n']
     inline(RELEASES_SOURCE, seen, releases)  # what hotswap.hpp has is not inlined twice
-    return {TARGET: "".join(out), RELEASES_TARGET: "".join(releases)}
+    control = ["// hotswap's control socket, generated from include/ by tools/amalgamate.py; do not edit.\n",
+               "#pragma once\n", '#include "releases.hpp"\n']
+    inline(CONTROL_SOURCE, seen, control)
+    return {TARGET: "".join(out), RELEASES_TARGET: "".join(releases), CONTROL_TARGET: "".join(control)}
 
 
 def main():

@@ -10,9 +10,17 @@
 // With --downgrade, it then goes back down to release anemone 2: the v3 code makes each server's
 // v2 state from its own (the accounts lose `active`, as Account's step from v3 to v2 declares).
 //
+// With --serve, it ticks on release anemone 2 until it is stopped (SIGINT or SIGTERM), with its
+// control socket open: an operator upgrades it from outside, as the article does from a remote
+// shell (`hotswapctl anemone upgrade .../anemone-3.release.json`; tools/run demo does so).
+//
 //     anemone_live [ticks before and after the upgrade = 5] [tick period in ms = 1000]
 //                  [directory of the modules and releases = where the build put them] [--downgrade]
+//     anemone_live --serve [tick period in ms = 1000] [directory of the modules and releases]
+#include <signal.h>
+
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <string_view>
@@ -20,6 +28,7 @@
 
 #include <fmt/format.h>
 
+#include <hotswap/control.hpp>
 #include <hotswap/hotswap.hpp>
 #include <hotswap/releases.hpp>
 
@@ -28,8 +37,44 @@
 using namespace anemone;
 using run::or_exit;
 
+namespace {
+
+/// Ticks on release anemone 2 until stopped, its control socket open.
+int serve(Period period, const std::string& modules) {
+  // Stops are taken by sigwait below: blocked first, so that every thread started after inherits it.
+  sigset_t stops;
+  sigemptyset(&stops);
+  sigaddset(&stops, SIGINT);
+  sigaddset(&stops, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stops, nullptr);
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // each tick's line as it happens, also into a pipe
+
+  hotswap::code_server code;
+  hotswap::release_handler releases(code);
+  or_exit(releases.boot(modules + "/anemone-2.release.json"), "boot");
+  const auto manager = or_exit(hotswap::start<AccountManagerInterface>(code.current("anemone.account_manager"), period,
+                                                                       {.name = "account_manager"}),
+                               "start");
+  const auto inspector = or_exit(
+      hotswap::start<InspectorInterface>(code.current("anemone.inspector"), period, {.name = "inspector"}), "start");
+  const auto control = or_exit(hotswap::open_control(code, releases, {.program = "anemone"}), "open_control");
+  fmt::print(stderr, "-- anemone (pid {}) serves release anemone 2; control socket {}\n", ::getpid(), control.path());
+
+  int stopped = 0;
+  sigwait(&stops, &stopped);
+  fmt::print(stderr, "-- stopping ({})\n", stopped == SIGINT ? "SIGINT" : "SIGTERM");
+  or_exit(hotswap::stop(inspector), "stop");
+  or_exit(hotswap::stop(manager), "stop");
+  return 0;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
+  if (std::erase(args, "--serve") > 0)
+    return serve(Period{args.size() > 0 ? std::atoi(args[0].c_str()) : 1000},
+                 args.size() > 1 ? args[1] : ANEMONE_MODULES_DIR);
   const bool downgrade = std::erase(args, "--downgrade") > 0;
   const int ticks = args.size() > 0 ? std::atoi(args[0].c_str()) : 5;
   const Period period{args.size() > 1 ? std::atoi(args[1].c_str()) : 1000};

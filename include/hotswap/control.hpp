@@ -17,7 +17,9 @@
 #include <cstdint>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -26,9 +28,11 @@
 #include <nlohmann/json.hpp>
 
 #include "detail/control/listener.hpp"
+#include "detail/control/observe.hpp"
 #include "detail/control/request.hpp"
 #include "detail/control/socket_place.hpp"
 #include "releases.hpp"
+#include "supervisors.hpp"
 
 namespace hotswap {
 
@@ -78,10 +82,11 @@ struct control_options {
   /// Names the socket, <program>.<pid>.sock (default: the program's name, /proc/self/comm).
   std::string program{};
   /// Where the socket goes (default: $XDG_RUNTIME_DIR/hotswap, else /tmp/hotswap-<uid>): made
-  /// mode 0700 if missing, refused if another user's or open to others.
+  /// mode 0700 if missing (0711 with allowed_uids), refused if another user's or open to others.
   std::string directory{};
   /// Who may connect beside the program's own user and root: checked (SO_PEERCRED) before a
-  /// byte is read; others are refused and logged.
+  /// byte is read; others are refused and logged. (With any, the directory is 0711 and the
+  /// socket 0666, so that they can reach it: the check is then the gate.)
   std::vector<uid_t> allowed_uids{};
   std::size_t max_connections = 16;
   std::size_t max_request = 64 * 1024;        ///< bytes of one request line
@@ -90,6 +95,9 @@ struct control_options {
   std::chrono::milliseconds deadline{10'000};
   /// For a server's status: one busier than that is listed as busy.
   std::chrono::milliseconds server_timeout{100};
+  std::size_t log_size = 64;             ///< events a server's log keeps (`log`)
+  std::size_t trace_rate = 100;          ///< events a second a trace sends at most (`trace`)
+  std::size_t max_state_text = 1 << 20;  ///< bytes of a state `state` prints at most
   /// Refusals and cut-off clients, a line each (default: standard error).
   std::function<void(const std::string&)> log{};
 };
@@ -184,10 +192,177 @@ nlohmann::json status_json(const std::string& program, CodeServer& code, Release
           {"text", std::move(text)}};
 }
 
+/// The server an operator names: by its registered name, or by its id.
+inline result<any_server> named_server(const std::string& name) {
+  if (server_core* found = the_runtime().whereis(name)) return any_server(found);
+  for (auto& server : all_servers())
+    if (std::to_string(server.id()) == name) return std::move(server);
+  return error{errc::no_server, "no server is named or numbered " + name.substr(0, 64)};
+}
+
+inline std::string server_label(const sys::status& status) {
+  return status.name.empty() ? fmt::format("server {}", status.id)
+                             : fmt::format("server {} ({})", status.id, status.name);
+}
+
+/// tree: each supervisor's children, down from the servers no supervisor owns.
+inline nlohmann::json tree_json(std::chrono::nanoseconds timeout) {
+  struct node {
+    any_server server;
+    std::optional<sys::status> status;
+    std::vector<child_info> children;
+  };
+  std::map<std::uint64_t, node> nodes;
+  std::map<std::uint64_t, bool> owned;
+  for (auto& server : all_servers()) {
+    node one{server, {}, {}};
+    if (auto status = sys::get_status(server, timeout)) one.status = std::move(*status);
+    if (auto supervisor = server_ref<supervisor_interface>::from(server))
+      if (auto children = call(*supervisor, which_children{}, timeout)) one.children = std::move(*children);
+    for (const auto& child : one.children)
+      if (child.server) owned[child.server.id()] = true;
+    nodes.emplace(server.id(), std::move(one));
+  }
+  std::string text;
+  auto describe = [&](auto& self, std::uint64_t id, const std::string& child, int depth) -> json {
+    const auto found = nodes.find(id);
+    json out{{"id", id}};
+    std::string line = fmt::format("{:{}}{}", "", depth * 2, child.empty() ? "" : child + ": ");
+    if (found == nodes.end() || !found->second.status) {
+      out["busy"] = true;
+      text += line + fmt::format("server {} (busy)\n", id);
+      return out;
+    }
+    const auto& status = *found->second.status;
+    out.update({{"name", status.name},
+                {"interface", status.interface},
+                {"implementation", status.implementation},
+                {"vsn", status.vsn}});
+    text += line + fmt::format("{}  {} vsn {}\n", server_label(status), status.implementation, status.vsn);
+    json children = json::array();
+    for (const auto& one : found->second.children) {
+      if (one.server) {
+        children.push_back(self(self, one.server.id(), one.id, depth + 1));
+        children.back()["child"] = one.id;
+      } else {
+        children.push_back({{"child", one.id}, {"id", nullptr}});
+        text += fmt::format("{:{}}{}: not running\n", "", (depth + 1) * 2, one.id);
+      }
+    }
+    if (!found->second.children.empty() || server_ref<supervisor_interface>::from(found->second.server))
+      out["children"] = std::move(children);
+    return out;
+  };
+  json roots = json::array();
+  for (const auto& [id, one] : nodes)
+    if (!owned.contains(id)) roots.push_back(describe(describe, id, "", 0));
+  return {{"roots", std::move(roots)}, {"text", std::move(text)}};
+}
+
+/// state: the server's state printed with inspect where its schemas enable it, else its type;
+/// its vsn and bytes either way (on the server's thread, between its messages).
+inline result<json> state_json(const any_server& server, std::size_t max_text, std::chrono::nanoseconds timeout) {
+  return control<json>(server, timeout, [max_text](server_core& core) -> result<json> {
+    const implementation_table& table = *core.table;
+    json out{{"implementation", std::string(table.name)},
+             {"vsn", table.vsn},
+             {"type", std::string(table.state_type)},
+             {"bytes", table.state_bytes(core.state)}};
+    std::string head = fmt::format("{} vsn {}, a {} of ", table.name, table.vsn, table.state_type);
+    head += print_bytes(table.state_bytes(core.state));
+    if (!table.inspect_state) {
+      out["text"] = head + "\n(its schemas do not enable inspect: see hotswap::enable_inspect)\n";
+      return out;
+    }
+    std::string text(std::min<std::size_t>(max_text, 64 * 1024), '\0');
+    std::size_t whole = table.inspect_state(core.state, text.data(), text.size());
+    if (whole > text.size() && text.size() < max_text) {
+      text.assign(std::min(whole, max_text), '\0');
+      whole = table.inspect_state(core.state, text.data(), text.size());
+    }
+    text.resize(std::min(whole, text.size()));
+    out["inspect"] = text;
+    out["truncated"] = whole > text.size();
+    out["text"] = fmt::format("{}\n{}{}\n", head, text,
+                              whole > text.size() ? fmt::format("... ({} bytes more)", whole - text.size()) : "");
+    return out;
+  });
+}
+
+/// stats: the server's statistics, its timing switched first if asked.
+inline result<json> stats_json(const any_server& server, std::optional<bool> timing, std::chrono::nanoseconds timeout) {
+  if (timing)
+    if (auto set = sys::statistics(server, *timing, timeout); !set) return set.error();
+  auto status = sys::get_status(server, timeout);
+  if (!status) return status.error();
+  auto statistics = sys::statistics(server, timeout);
+  if (!statistics) return statistics.error();
+  const auto us = [](std::chrono::nanoseconds time) { return std::chrono::duration<double, std::micro>(time).count(); };
+  json out{{"id", status->id},
+           {"name", status->name},
+           {"mailbox", status->mailbox_length},
+           {"handled", statistics->messages_handled},
+           {"timing", statistics->timing},
+           {"time_in_handlers_us", us(statistics->time_in_handlers)},
+           {"slow_handlers", statistics->slow_handlers},
+           {"slowest_message", statistics->slowest_message},
+           {"slowest_handler_us", us(statistics->slowest_handler)}};
+  std::string text = fmt::format("{}\n  messages handled   {}\n  mailbox            {}\n", server_label(*status),
+                                 statistics->messages_handled, status->mailbox_length);
+  text += statistics->timing ? fmt::format("  time in handlers   {:.1f} us\n", us(statistics->time_in_handlers))
+                             : "  time in handlers   - (timing is off: stats --timing on)\n";
+  text += fmt::format("  slow handlers      {}{}\n", statistics->slow_handlers,
+                      statistics->slow_handlers ? fmt::format(" (slowest: {}, {:.1f} us)", statistics->slowest_message,
+                                                              us(statistics->slowest_handler))
+                                                : "");
+  out["text"] = std::move(text);
+  return out;
+}
+
+/// top: every server's counters now, with the program's clock; rates come from two of them.
+inline json top_json(std::chrono::nanoseconds timeout) {
+  json servers = json::array();
+  for (const auto& server : all_servers()) {
+    auto status = sys::get_status(server, timeout);
+    auto statistics = sys::statistics(server, timeout);
+    if (!status || !statistics) continue;  // busy or ended: in the next one
+    servers.push_back(
+        {{"id", status->id},
+         {"name", status->name},
+         {"implementation", status->implementation},
+         {"mailbox", status->mailbox_length},
+         {"handled", statistics->messages_handled},
+         {"timing", statistics->timing},
+         {"time_in_handlers_us", std::chrono::duration<double, std::micro>(statistics->time_in_handlers).count()}});
+  }
+  const auto now = std::chrono::steady_clock::now().time_since_epoch();
+  return {{"at_us", std::chrono::duration<double, std::micro>(now).count()}, {"servers", std::move(servers)}};
+}
+
+/// log: the server's last events (its log switched first if asked).
+inline result<json> log_json(server_watches<any_server>& watches, const any_server& server, std::optional<bool> enable,
+                             std::chrono::nanoseconds timeout) {
+  if (enable)
+    if (auto set = watches.set_log(server, *enable, timeout); !set) return set.error();
+  bool logging = false;
+  const auto events = watches.log(server, logging);
+  const auto now = std::chrono::steady_clock::now();
+  json listed = json::array();
+  std::string text = logging
+                         ? fmt::format("the last {} events of server {} (ms before now):\n", events.size(), server.id())
+                         : fmt::format("the log of server {} is off (log --on switches it on)\n", server.id());
+  for (const auto& event : events) {
+    listed.push_back(to_event_json(event, now));
+    text += to_event_text(event, now);
+  }
+  return json{{"logging", logging}, {"events", std::move(listed)}, {"text", std::move(text)}};
+}
+
 /// Runs one request line, writing its progress lines and its reply line.
 template <class CodeServer, class ReleaseHandler>
 void run_request(std::string_view line, reply_lines& reply, const std::string& program, CodeServer& code,
-                 ReleaseHandler& releases, std::chrono::nanoseconds timeout) {
+                 ReleaseHandler& releases, server_watches<any_server>& watches, const control_options& limits) {
+  const std::chrono::nanoseconds timeout = limits.server_timeout;
   auto request = decode_request(line);
   if (!request) return reply.line(reply_line(false, nullptr, request.error()));
   const std::string& command = request->command;
@@ -199,7 +374,25 @@ void run_request(std::string_view line, reply_lines& reply, const std::string& p
   auto report_reply = [&](const upgrade_report& report) {
     reply.line(reply_line(report.outcome.has_value(), json(report), report ? error{} : report.outcome.error()));
   };
+  auto answer = [&](const result<json>& made) {
+    reply.line(made ? reply_line(true, *made) : reply_line(false, nullptr, made.error()));
+  };
   if (command == "status") return reply.line(reply_line(true, status_json(program, code, releases, timeout)));
+  if (command == "tree") return reply.line(reply_line(true, tree_json(timeout)));
+  if (command == "top") return reply.line(reply_line(true, top_json(timeout)));
+  if (!request->server.empty()) {
+    auto server = named_server(request->server);
+    if (!server) return answer(server.error());
+    if (command == "state") return answer(state_json(*server, limits.max_state_text, timeout));
+    if (command == "stats") return answer(stats_json(*server, request->timing, timeout));
+    if (command == "log") return answer(log_json(watches, *server, request->enable, timeout));
+    auto traced = watches.trace(*server, request->count, timeout);
+    if (!traced) return answer(traced.error());
+    reply.line(event_line("tracing", {{"server", server->id()},
+                                      {"text", fmt::format("tracing the next {} messages of server {} (ms since now)\n",
+                                                           request->count, server->id())}}));
+    return reply.follow(std::move(*traced));
+  }
   if (command == "releases") {
     json known = json::array();
     std::string text = fmt::format("{:<24} {:<12} {}\n", "release", "vsn", "status");
@@ -261,15 +454,21 @@ result<control_socket> open_control(CodeServer& code, basic_release_handler<Code
                                     control_options options = {}) {
   const std::string program = options.program.empty() ? detail::program_name() : options.program;
   const std::string directory = options.directory.empty() ? detail::default_socket_directory() : options.directory;
-  if (auto owned = detail::own_socket_directory(directory); !owned) return owned.error();
+  if (auto owned = detail::own_socket_directory(directory, !options.allowed_uids.empty()); !owned) return owned.error();
   auto path = detail::socket_path(directory, program);
   if (!path) return path.error();
   auto log = options.log ? options.log : [](const std::string& line) { fmt::print(stderr, "{}\n", line); };
+  auto watches = std::make_shared<detail::server_watches<any_server>>(
+      options.log_size, options.trace_rate,
+      [](const any_server& server, std::function<void(const trace_event&)> hook, std::chrono::nanoseconds timeout) {
+        return sys::trace(server, std::move(hook), timeout);
+      });
+  const detail::listener_limits limits{options.allowed_uids, options.max_connections, options.max_request,
+                                       options.max_pending, options.deadline};
   auto listener = detail::control_listener::open(
-      *path,
-      {options.allowed_uids, options.max_connections, options.max_request, options.max_pending, options.deadline},
-      [&code, &releases, program, timeout = options.server_timeout](std::string_view line, detail::reply_lines& reply) {
-        detail::run_request(line, reply, program, code, releases, timeout);
+      *path, limits,
+      [&code, &releases, program, watches, options](std::string_view line, detail::reply_lines& reply) {
+        detail::run_request(line, reply, program, code, releases, *watches, options);
       },
       std::move(log));
   if (!listener) return listener.error();

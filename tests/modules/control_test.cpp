@@ -1,17 +1,22 @@
 // The control socket, driven by a raw client as hotswapctl drives it: every command on release
 // "shop", and abuse (malformed, oversized, unfinished and slow requests, clients that do not
 // read, too many connections), each leaving the program serving with its state.
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
+#include <map>
 #include <mutex>
 #include <string>
 #include <vector>
 
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include <hotswap/control.hpp>
@@ -123,6 +128,40 @@ TEST_CASE("the control socket is the program's user's alone, and goes with the p
   REQUIRE_FALSE(refused);
   CHECK(refused.error().code == hotswap::errc::bad_control);
   CHECK(refused.error().what == open_dir + " is open to other users (mode 755): refused");
+}
+
+TEST_CASE("a client of another uid is refused before a byte is read, unless the program allows its uid") {
+  if (::geteuid() != 0) {
+    WARN("not root: no other uid to connect as (CI runs this as root)");
+    return;
+  }
+  // The real hotswapctl, run as nobody (uid and gid 65534): its exit status says what it got.
+  auto as_nobody = [](const std::string& socket) {
+    const int status =
+        std::system(fmt::format("setpriv --reuid=65534 --regid=65534 --clear-groups {} -s {} releases >/dev/null 2>&1",
+                                HOTSWAPCTL, socket)
+                        .c_str());
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  };
+  SECTION("by default the directory keeps it out") {
+    controlled_shop shop;
+    CHECK(as_nobody(shop.control.path()) == 3);  // no program: the socket cannot be reached
+    CHECK_FALSE(shop.was_logged("control: refused"));
+  }
+  SECTION("with other uids allowed, the socket is reached and the peer check refuses it, logged") {
+    controlled_shop shop({.allowed_uids = {65533}});
+    REQUIRE(::chmod(shop.files.dir.c_str(), 0711) == 0);  // the test's own directory above the socket's
+    struct stat seen {};
+    REQUIRE(::stat((shop.files.dir + "/control").c_str(), &seen) == 0);
+    CHECK((seen.st_mode & 0777) == 0711);
+    CHECK(as_nobody(shop.control.path()) == 3);  // closed before its reply
+    CHECK(shop.was_logged("control: refused a connection from uid 65534"));
+  }
+  SECTION("an allowed uid is served") {
+    controlled_shop shop({.allowed_uids = {65534}});
+    REQUIRE(::chmod(shop.files.dir.c_str(), 0711) == 0);
+    CHECK(as_nobody(shop.control.path()) == 0);
+  }
 }
 
 TEST_CASE("status shows the release, the modules with the servers on each, and every server") {
@@ -251,4 +290,126 @@ TEST_CASE("slow clients, clients that do not read and too many clients are cut o
   CHECK(fourth.line().empty());
   CHECK(third.reply({{"command", "releases"}})["ok"] == true);
   shop.check_release_1_runs();
+}
+
+namespace observed {
+
+// A server of the program's own whose state inspect prints (its schemas: a map of numbers).
+using Tally = hotswap::interface<"Tally", hotswap::cast_msg<testing::Add>>;
+struct TallyV1 {
+  using interface = Tally;
+  static constexpr int vsn = 1;
+  using state = std::map<std::string, int>;
+  static state init() { return {{"a", 1}, {"b", 2}}; }
+  static void handle_cast(const testing::Add& add, state& s) { s["a"] += add.n; }
+};
+
+}  // namespace observed
+using observed::TallyV1;
+
+TEST_CASE("tree, state, stats and top look at the servers, each named by its registered name or its id") {
+  controlled_shop shop;
+  client operator_(shop.control.path());
+  auto root = hotswap::start_supervisor({}, {hotswap::child<TallyV1>("tally")}, {.name = "root"}).value();
+  const auto children = hotswap::call(root, hotswap::which_children{}).value();
+  const std::uint64_t tally = children.at(0).server.id();
+
+  const json tree = operator_.reply({{"command", "tree"}})["result"];
+  json supervisor;
+  for (const auto& one : tree["roots"]) {
+    CHECK(one["id"] != tally);  // a supervised server is under its supervisor, not a root
+    if (one["id"] == root.id()) supervisor = one;
+  }
+  REQUIRE(supervisor.is_object());
+  CHECK(supervisor["name"] == "root");
+  REQUIRE(supervisor["children"].size() == 1);
+  CHECK(supervisor["children"][0]["child"] == "tally");
+  CHECK(supervisor["children"][0]["id"] == tally);
+  CHECK(supervisor["children"][0]["implementation"] == "observed::TallyV1");
+  CHECK(tree["text"].get<std::string>().find("\n  tally: server " + std::to_string(tally) +
+                                             "  observed::TallyV1 vsn 1\n") != std::string::npos);
+
+  const json state = operator_.reply({{"command", "state"}, {"server", std::to_string(tally)}});
+  REQUIRE(state["ok"] == true);
+  CHECK(state["result"]["inspect"] == R"(%{"a" => 1, "b" => 2})");
+  CHECK(state["result"]["vsn"] == 1);
+  const json opaque = operator_.reply({{"command", "state"}, {"server", std::to_string(shop.a.id())}});
+  CHECK(opaque["result"]["bytes"] == sizeof(testing::v1::Count));
+  CHECK_FALSE(opaque["result"].contains("inspect"));
+  CHECK(opaque["result"]["text"].get<std::string>().find("its schemas do not enable inspect") != std::string::npos);
+  CHECK(operator_.reply({{"command", "state"}, {"server", "nobody"}})["error"]["message"] ==
+        "no server is named or numbered nobody");
+
+  const json stats = operator_.reply({{"command", "stats"}, {"server", "root"}, {"timing", true}});
+  REQUIRE(stats["ok"] == true);
+  CHECK(stats["result"]["timing"] == true);
+  CHECK(stats["result"]["id"] == root.id());
+  CHECK(hotswap::sys::statistics(root).value().timing);
+
+  const json top = operator_.reply({{"command", "top"}})["result"];
+  CHECK(top["servers"].size() >= 5);  // the shop's three, the supervisor and its child
+  for (const auto& one : top["servers"])
+    if (one["id"] == shop.a.id()) CHECK(one["handled"] == 2);
+  CHECK(top["at_us"].get<double>() > 0);
+  REQUIRE(hotswap::stop(root));
+  shop.check_release_1_runs();
+}
+
+TEST_CASE("a server's log keeps its last events while it is on; a trace streams the next ones, rate-limited") {
+  controlled_shop shop({.log_size = 4, .trace_rate = 5});
+  client operator_(shop.control.path());
+  const std::string a = std::to_string(shop.a.id());
+  CHECK(operator_.reply({{"command", "log"}, {"server", a}})["result"]["logging"] == false);
+  CHECK(operator_.reply({{"command", "log"}, {"server", a}, {"enable", true}})["result"]["logging"] == true);
+  for (int i = 0; i < 3; ++i) hotswap::cast(shop.a, testing::Add{1});
+  REQUIRE(hotswap::call(shop.a, testing::Get{}).value() == 8);
+  REQUIRE(hotswap::sys::get_status(shop.a));  // after the Get's "out" (a sys request runs between messages)
+  const json logged = operator_.reply({{"command", "log"}, {"server", a}})["result"];
+  REQUIRE(logged["events"].size() == 4);  // the last 4 of 8
+  CHECK(logged["events"][0]["way"] == "in");
+  CHECK(logged["events"][0]["message"] == "testing::Add");
+  CHECK(logged["events"][3]["way"] == "out");
+  CHECK(logged["events"][3]["message"] == "testing::Get");
+  CHECK(operator_.reply({{"command", "log"}, {"server", a}, {"enable", false}})["result"]["events"].empty());
+
+  // A trace streams: the connection's trace runs while other clients are served.
+  client tracer(shop.control.path());
+  tracer.send(json{{"command", "trace"}, {"server", a}, {"count", 6}}.dump() + "\n");
+  CHECK(json::parse(tracer.line())["event"] == "tracing");          // hooked
+  CHECK(operator_.reply({{"command", "releases"}})["ok"] == true);  // served while the trace waits
+  // 200 events at once: the first 5 are sent (a burst of a second's worth), the rest dropped;
+  // the 6th is the first that comes once the rate allows, so Adds go on until the trace ends.
+  int adds = 100;
+  for (int i = 0; i < 100; ++i) hotswap::cast(shop.a, testing::Add{1});
+  std::vector<json> lines;
+  for (;;) {
+    pollfd waiting{tracer.fd, POLLIN, 0};
+    if (tracer.pending.find('\n') == std::string::npos && ::poll(&waiting, 1, 10) == 0) {
+      hotswap::cast(shop.a, testing::Add{1});
+      ++adds;
+      continue;
+    }
+    lines.push_back(json::parse(tracer.line()));
+    if (lines.back().contains("ok")) break;
+  }
+  REQUIRE(lines.size() == 7);
+  for (std::size_t i = 0; i < 6; ++i) {
+    CHECK(lines[i]["event"] == "trace");
+    CHECK(lines[i]["server"] == shop.a.id());
+    CHECK(lines[i]["message"] == "testing::Add");
+  }
+  CHECK(lines[0]["way"] == "in");
+  CHECK(lines[6]["result"]["traced"] == 6);
+  CHECK(lines[6]["result"]["dropped"].get<int>() >= 190);
+  CHECK(hotswap::call(shop.a, testing::Get{}).value() == 5 + 3 + adds);  // traced or not, every message handled
+
+  // A trace of a server that ends meanwhile ends with it.
+  auto tally = hotswap::start<TallyV1>().value();
+  tracer.send(json{{"command", "trace"}, {"server", std::to_string(tally.id())}, {"count", 100}}.dump() + "\n");
+  CHECK(json::parse(tracer.line())["event"] == "tracing");
+  REQUIRE(hotswap::stop(tally));
+  const json ended = json::parse(tracer.line());
+  CHECK(ended["result"]["ended"] == true);
+  CHECK(ended["result"]["traced"] == 0);
+  CHECK(hotswap::call(shop.b, testing::Get{}).value() == 9);
 }

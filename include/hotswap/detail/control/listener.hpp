@@ -38,10 +38,23 @@ struct listener_limits {
   std::chrono::milliseconds deadline;  ///< to send a request line, and to take a reply, each time
 };
 
+class reply_lines;
+
+/// A reply that goes on after its request's handler returned (a trace): pumped by the listener
+/// about every 20 ms until it is complete. While it runs, the connection's next requests wait;
+/// it is destroyed, and so stops, when it is complete or the client goes.
+class reply_stream {
+ public:
+  virtual ~reply_stream() = default;
+  /// Writes what is ready; false once the reply is complete.
+  virtual bool pump(reply_lines& reply) = 0;
+};
+
 /// Where a request's reply lines go: the connection's buffer, written as far as the socket takes.
 class reply_lines {
  public:
-  virtual void line(const std::string& text) = 0;  ///< one line (the newline is added)
+  virtual void line(const std::string& text) = 0;                 ///< one line (the newline is added)
+  virtual void follow(std::unique_ptr<reply_stream> stream) = 0;  ///< the rest of the reply comes from `stream`
 
  protected:
   ~reply_lines() = default;
@@ -54,7 +67,8 @@ class control_listener {
   using logger = std::function<void(const std::string& line)>;
 
   /// Listens on `path` (which must not exist but as a stale socket of this program's pid), mode
-  /// 0600, on a thread of its own.
+  /// 0600 (0666 when other uids are allowed: the peer check keeps the rest out), on a thread of
+  /// its own.
   static result<std::unique_ptr<control_listener>> open(const std::string& path, listener_limits limits, handler handle,
                                                         logger log) {
     std::unique_ptr<control_listener> made(
@@ -73,7 +87,7 @@ class control_listener {
       [[maybe_unused]] const auto written = ::write(wake_, &one, sizeof one);
     }
     thread_.join();
-    for (auto& connection : connections_) ::close(connection.fd);
+    for (auto& connection : connections_) drop(connection);  // streams end before what they watch
     if (socket_ >= 0) {
       ::close(socket_);
       ::unlink(path_.c_str());
@@ -91,6 +105,8 @@ class control_listener {
     std::string in, out;
     clock::time_point deadline;
     bool closing = false;  // closed once `out` is written
+    bool ended = false;    // the client sent its last byte
+    std::unique_ptr<reply_stream> stream{};
   };
 
   class buffered_reply final : public reply_lines {
@@ -101,6 +117,7 @@ class control_listener {
       to_.out += '\n';
       listener_.flush(to_);  // as it happens: an upgrade's steps are seen while it runs
     }
+    void follow(std::unique_ptr<reply_stream> stream) override { to_.stream = std::move(stream); }
 
    private:
     control_listener& listener_;
@@ -133,8 +150,8 @@ class control_listener {
       errno = bound;
       return failed("bind");
     }
-    // The directory is closed to others already; the socket is too.
-    if (::chmod(path_.c_str(), 0600) != 0 || ::listen(socket_, 64) != 0) {
+    // Others are kept out by the directory, or, when some are allowed, by the peer check.
+    if (::chmod(path_.c_str(), limits_.allowed_uids.empty() ? 0600 : 0666) != 0 || ::listen(socket_, 64) != 0) {
       const auto why = failed("listen");
       ::close(std::exchange(socket_, -1));
       ::unlink(path_.c_str());
@@ -151,10 +168,12 @@ class control_listener {
       watched.push_back({socket_, POLLIN, 0});
       auto next_deadline = clock::time_point::max();
       for (const auto& one : connections_) {
-        short events = one.closing ? 0 : POLLIN;
+        // A connection whose reply streams reads nothing until it ends: its input waits in the socket.
+        short events = one.closing || one.ended || one.stream ? 0 : POLLIN;
         if (!one.out.empty()) events |= POLLOUT;
         watched.push_back({one.fd, events, 0});
-        next_deadline = std::min(next_deadline, one.deadline);
+        next_deadline =
+            std::min(next_deadline, one.stream ? clock::now() + std::chrono::milliseconds(20) : one.deadline);
       }
       int wait_ms = -1;
       if (next_deadline != clock::time_point::max()) {
@@ -169,7 +188,16 @@ class control_listener {
         connection& one = connections_[i];
         const short happened = watched[i + 2].revents;
         if (happened & POLLOUT) flush(one);
-        if ((happened & (POLLIN | POLLHUP | POLLERR)) && !one.closing) receive(one);
+        if (one.stream && (happened & (POLLHUP | POLLERR))) drop(one);  // gone: its stream stops
+        if ((happened & (POLLIN | POLLHUP | POLLERR)) && one.fd >= 0 && !one.closing && !one.stream) receive(one);
+        if (one.fd >= 0 && one.stream) {
+          buffered_reply reply(*this, one);
+          if (!one.stream->pump(reply)) {
+            one.stream.reset();
+            run_lines(one);
+          }
+          if (one.stream && one.out.empty()) one.deadline = clock::now() + limits_.deadline;  // waiting on us
+        }
         if (one.fd >= 0 && one.deadline <= now) {
           if (!one.in.empty() || !one.out.empty())
             log_(fmt::format("control: uid {} cut off: {} ms without a request line or taking its reply", one.uid,
@@ -214,34 +242,42 @@ class control_listener {
     return false;
   }
 
-  /// Reads what came; runs each complete line. A line over the limit, or an end of input with a
-  /// line unfinished, is answered with an error and the connection closed.
+  /// Reads what came; runs each complete line.
   void receive(connection& one) {
     char chunk[16384];
     for (;;) {
       const ssize_t got = ::recv(one.fd, chunk, sizeof chunk, MSG_DONTWAIT);
       if (got < 0 && (errno == EAGAIN || errno == EINTR)) break;
-      if (got <= 0) {  // the client is done (or gone)
-        if (!one.in.empty()) refuse(one, "the request line has no end");
-        one.closing = true;
-        return;
+      if (got <= 0) {  // the client is done sending (or gone)
+        one.ended = true;
+        break;
       }
       one.in.append(chunk, static_cast<std::size_t>(got));
-      std::size_t end;
-      while (!one.closing && (end = one.in.find('\n')) != std::string::npos) {
-        if (end > limits_.max_request) break;
-        const std::string line = one.in.substr(0, end);
-        one.in.erase(0, end + 1);
-        buffered_reply reply(*this, one);
-        handle_(line, reply);
-        one.deadline = clock::now() + limits_.deadline;
-      }
-      if (!one.closing &&
-          (one.in.find('\n') == std::string::npos ? one.in.size() : one.in.find('\n')) > limits_.max_request) {
-        refuse(one, fmt::format("a request line is at most {} bytes", limits_.max_request));
-        return;
-      }
-      if (one.closing || one.fd < 0) return;
+      run_lines(one);
+      if (one.fd < 0 || one.closing || one.stream) return;
+    }
+    run_lines(one);
+  }
+
+  /// Runs each complete line, until one's reply streams. A line over the limit, or an end of
+  /// input with a line unfinished, is answered with an error and the connection closed.
+  void run_lines(connection& one) {
+    std::size_t end;
+    while (one.fd >= 0 && !one.closing && !one.stream && (end = one.in.find('\n')) != std::string::npos) {
+      if (end > limits_.max_request) break;
+      const std::string line = one.in.substr(0, end);
+      one.in.erase(0, end + 1);
+      buffered_reply reply(*this, one);
+      handle_(line, reply);
+      one.deadline = clock::now() + limits_.deadline;
+    }
+    if (one.fd < 0 || one.closing || one.stream) return;
+    if (const auto first = one.in.find('\n');
+        (first == std::string::npos ? one.in.size() : first) > limits_.max_request)
+      return refuse(one, fmt::format("a request line is at most {} bytes", limits_.max_request));
+    if (one.ended) {
+      if (!one.in.empty()) return refuse(one, "the request line has no end");
+      one.closing = true;
     }
   }
 
@@ -278,6 +314,7 @@ class control_listener {
     one.fd = -1;
     one.out.clear();
     one.in.clear();
+    one.stream.reset();
   }
 
   std::string path_;

@@ -29,8 +29,10 @@ inline std::string default_socket_directory() {
 }
 
 /// Makes `directory` (mode 0700) if it is missing; refuses it unless it is a directory (not a
-/// link to one), this user's, and closed to others.
-inline result<void> own_socket_directory(const std::string& directory) {
+/// link to one), this user's, and closed to others but for passing through it (mode 0711). A
+/// socket `shared` with other users (control_options::allowed_uids) needs that passage: the
+/// directory is then made 0711, and the socket's peer check is the gate.
+inline result<void> own_socket_directory(const std::string& directory, bool shared = false) {
   if (::mkdir(directory.c_str(), 0700) != 0 && errno != EEXIST)
     return error{errc::bad_control, "cannot make " + directory + ": " + std::strerror(errno)};
   struct stat seen {};
@@ -40,9 +42,11 @@ inline result<void> own_socket_directory(const std::string& directory) {
   if (seen.st_uid != ::geteuid())
     return error{errc::bad_control, directory + " belongs to uid " + std::to_string(seen.st_uid) + ", not to uid " +
                                         std::to_string(::geteuid()) + ": refused"};
-  if ((seen.st_mode & 077) != 0)
+  if ((seen.st_mode & 066) != 0)
     return error{errc::bad_control,
                  fmt::format("{} is open to other users (mode {:03o}): refused", directory, seen.st_mode & 0777)};
+  if (shared && (seen.st_mode & 011) != 011 && ::chmod(directory.c_str(), (seen.st_mode & 0700) | 0711) != 0)
+    return error{errc::bad_control, "cannot open " + directory + " to other users: " + std::strerror(errno)};
   return {};
 }
 

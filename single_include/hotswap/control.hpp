@@ -1,0 +1,1297 @@
+// hotswap's control socket, generated from include/ by tools/amalgamate.py; do not edit.
+#pragma once
+#include "releases.hpp"
+// ---- hotswap/control.hpp ----
+// The control socket (<hotswap/control.hpp>, beside the umbrella header, not in it): a program
+// opens it with one call, and operators drive its release handler and look at its servers from
+// outside, with hotswapctl or any client speaking a JSON object a line.
+//
+//     hotswap::code_server code;
+//     hotswap::release_handler releases(code);
+//     auto control = hotswap::open_control(code, releases, {.program = "anemone"}).value();
+//     // $XDG_RUNTIME_DIR/hotswap/anemone.<pid>.sock until `control` goes
+//
+// docs/operations.md describes the socket, its security and every command.
+
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdint>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+// ---- hotswap/detail/control/listener.hpp ----
+// The control socket's listener: one thread of its own polling the socket and its connections
+// (never a worker's), each connection's peer checked before a byte is read, bounded requests,
+// bounded connections, a deadline on each, and replies buffered so that a client that does not
+// read stalls nobody.
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <fmt/format.h>
+
+// ---- hotswap/detail/control/request.hpp ----
+// A control request: one JSON object on one line, decoded and checked against the command's
+// fields before anything runs (the libFuzzer target in tests/fuzz feeds this any bytes).
+//
+//     {"command": "upgrade", "release": "/srv/anemone/anemone-3.release.json"}
+//
+// The commands and their fields are listed once, here: the control server checks requests
+// against the list, and hotswapctl makes its subcommands and their help from it.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+
+namespace hotswap::detail {
+
+/// A request, its fields checked: those its command does not take are empty.
+struct operator_request {
+  std::string command;
+  std::string release;         ///< plan, dry-run, upgrade, downgrade: a release manifest's path
+  std::string file;            ///< load: a module file's path
+  std::string module;          ///< purge: a module's name
+  std::string server;          ///< state, stats, log, trace: a server's registered name or id
+  std::uint64_t count = 0;     ///< trace: how many messages
+  bool force = false;          ///< purge: stop the servers still using the old version
+  std::optional<bool> timing;  ///< stats: the timing of handlers switched on or off
+  std::optional<bool> enable;  ///< log: the server's log switched on or off
+};
+
+/// A field a command takes: a string, a count (1 to 1,000,000) or a boolean.
+struct operator_field {
+  enum kind_type { text, count, flag } kind;
+  std::string_view name;
+  bool required;
+  std::string_view help;
+};
+
+struct operator_command {
+  std::string_view name;
+  std::vector<operator_field> fields;
+  std::string_view summary;  ///< one line
+  std::string_view help;     ///< what it does, for `hotswapctl COMMAND --help` and docs/operations.md
+};
+
+inline const std::vector<operator_command>& operator_commands() {
+  using field = operator_field;
+  const field release{field::text, "release", true, "the release's manifest file (NAME-VSN.release.json)"};
+  const field server{field::text, "server", true, "a server's registered name, or its id"};
+  static const std::vector<operator_command> commands{
+      {"status",
+       {},
+       "the program, its release, its modules and every server",
+       "Lists the running release, every loaded module with its current and old vsn and the servers on "
+       "each, and every server: id, name, interface, implementation, vsn, suspended, mailbox, messages "
+       "handled. A server too busy to answer at once is listed as busy."},
+      {"tree",
+       {},
+       "the supervision trees",
+       "Each supervisor with its children by id, down the tree; servers no supervisor owns are listed "
+       "on their own."},
+      {"state",
+       {server},
+       "a server's state",
+       "The server's state, printed as Elixir's inspect prints it where its schema enables inspect, "
+       "else its type; with its vsn and the bytes it holds."},
+      {"stats",
+       {server,
+        {field::flag, "timing", false, "switch the timing of handlers on or off (it costs two clock reads a message)"}},
+       "a server's statistics",
+       "Messages handled, time in handlers (while timing is on), mailbox, and the slowest handler."},
+      {"top",
+       {},
+       "every server's load, for hotswapctl top",
+       "A snapshot of every server's mailbox, messages handled and time in handlers, with the program's "
+       "clock: hotswapctl top ranks the servers by the difference between two of them."},
+      {"log",
+       {server, {field::flag, "enable", false, "switch the server's log on or off"}},
+       "the last events of a server (Erlang's sys:log)",
+       "The last messages the server took in and handled, from a bounded ring kept while its log is on."},
+      {"trace",
+       {server, {field::count, "count", true, "how many messages"}},
+       "the next COUNT messages in and out of a server, as they happen",
+       "Streams a line for each message the server takes in or handles, COUNT in all, at most the "
+       "program's trace rate a second (those beyond are counted, not sent), then a summary. Tracing "
+       "stops when the client goes."},
+      {"releases",
+       {},
+       "the releases the program knows: permanent, current, old",
+       "Every release the release handler knows, with its vsn and status."},
+      {"plan",
+       {release},
+       "the plan to a release, validated, without running it",
+       "The plan's steps in order, the servers of each; refused with every reason at once if any check fails."},
+      {"dry-run",
+       {release},
+       "every migration of the plan tried on the running states, nothing changed",
+       "Runs every migration on a copy of each server's state, measures each, and discards them; reports "
+       "the expected pause."},
+      {"upgrade",
+       {release},
+       "the release installed: a line per step as it happens, then the report",
+       "Loads the release's modules, suspends every affected server at once, changes their code, resumes "
+       "them and purges the old versions, as one transaction: if any step fails, every server goes back "
+       "to its old code with its old state. The release then runs in its grace period until make-permanent."},
+      {"downgrade",
+       {release},
+       "an older release installed, each server's state migrated down",
+       "As upgrade, to a release whose modules are older: each server's state is migrated down. Refused "
+       "if any module would go up."},
+      {"make-permanent",
+       {},
+       "the current release made permanent, ending its grace period",
+       "Makes the current release the one the program boots, and ends its grace period."},
+      {"rollback",
+       {},
+       "back to the permanent release, every server keeping its state",
+       "Installs the permanent release again: each server's state migrated down, none lost."},
+      {"load",
+       {{field::text, "file", true, "the module file (a shared library built with hotswap_add_module)"}},
+       "a module file loaded, checked before any of its code runs",
+       "Loads a module through the code server: its seal, ABI, interface and schemas are checked before "
+       "any of its code runs. The servers stay on their code until an upgrade moves them."},
+      {"purge",
+       {{field::text, "module", true, "the module's name"},
+        {field::flag, "force", false, "stop the servers still on the old version first"}},
+       "a module's old version unloaded",
+       "Unloads the old version of a module; refused while servers run it, unless forced."},
+  };
+  return commands;
+}
+
+inline const operator_command* find_operator_command(std::string_view name) {
+  for (const auto& one : operator_commands())
+    if (one.name == name) return &one;
+  return nullptr;
+}
+
+/// A reply line: {"ok": true, "result": ...} or {"ok": false, "error": {"code", "message"},
+/// "result": ...} (a failed upgrade's report). Bytes that are not UTF-8 (a path, a message
+/// quoting a request) are replaced, never thrown on.
+inline std::string reply_line(bool ok, nlohmann::json result, const error& failure = {}) {
+  nlohmann::json line{{"ok", ok}};
+  if (!ok) line["error"] = {{"code", to_string(failure.code)}, {"message", failure.what}};
+  if (!result.is_null()) line["result"] = std::move(result);
+  return line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+/// An event line, sent before a request's reply: {"event": kind, ...fields}.
+inline std::string event_line(std::string_view kind, nlohmann::json fields) {
+  fields["event"] = kind;
+  return fields.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+/// The request on `line` (without its newline), or why it is none (errc::bad_request).
+inline result<operator_request> decode_request(std::string_view line) {
+  using json = nlohmann::json;
+  const json parsed = json::parse(line.begin(), line.end(), nullptr, /*allow_exceptions=*/false);
+  if (parsed.is_discarded()) return error{errc::bad_request, "not JSON: a request is one JSON object on one line"};
+  if (!parsed.is_object()) return error{errc::bad_request, "not a JSON object: a request is {\"command\": ...}"};
+  const auto command = parsed.find("command");
+  if (command == parsed.end() || !command->is_string())
+    return error{errc::bad_request, "no \"command\" string in the request"};
+  const std::string& name = command->get_ref<const std::string&>();
+  const operator_command* known = find_operator_command(name);
+  if (!known) {
+    std::string names;
+    for (const auto& one : operator_commands()) names += (names.empty() ? "" : ", ") + std::string(one.name);
+    return error{errc::bad_request, "unknown command \"" + name.substr(0, 64) + "\" (commands: " + names + ")"};
+  }
+  operator_request request;
+  request.command = name;
+  for (const auto& [key, value] : parsed.items()) {
+    if (key == "command") continue;
+    const operator_field* field = nullptr;
+    for (const auto& one : known->fields)
+      if (one.name == key) field = &one;
+    if (!field) return error{errc::bad_request, name + " takes no \"" + key.substr(0, 64) + "\""};
+    switch (field->kind) {
+      case operator_field::flag:
+        if (!value.is_boolean()) return error{errc::bad_request, "\"" + key + "\" must be true or false"};
+        (key == "force" ? request.force : (key == "timing" ? request.timing : request.enable).emplace()) =
+            value.get<bool>();
+        break;
+      case operator_field::count:
+        if (!value.is_number_unsigned() || value.get<std::uint64_t>() < 1 || value.get<std::uint64_t>() > 1'000'000)
+          return error{errc::bad_request, "\"" + key + "\" must be a whole number from 1 to 1000000"};
+        request.count = value.get<std::uint64_t>();
+        break;
+      case operator_field::text:
+        if (!value.is_string() || value.get_ref<const std::string&>().empty())
+          return error{errc::bad_request, "\"" + key + "\" must be a non-empty string"};
+        (key == "release"  ? request.release
+         : key == "file"   ? request.file
+         : key == "module" ? request.module
+                           : request.server) = value.get<std::string>();
+        break;
+    }
+  }
+  for (const auto& field : known->fields)
+    if (field.required && !parsed.contains(field.name))
+      return error{errc::bad_request, name + " needs \"" + std::string(field.name) + "\""};
+  return request;
+}
+
+}  // namespace hotswap::detail
+
+namespace hotswap::detail {
+
+/// The listener's limits and who may connect.
+struct listener_limits {
+  std::vector<uid_t> allowed_uids;  ///< beside the program's own uid and root's
+  std::size_t max_connections;
+  std::size_t max_request;             ///< bytes of one request line
+  std::size_t max_pending;             ///< bytes of replies a client has not read: past them, it is cut off
+  std::chrono::milliseconds deadline;  ///< to send a request line, and to take a reply, each time
+};
+
+class reply_lines;
+
+/// A reply that goes on after its request's handler returned (a trace): pumped by the listener
+/// about every 20 ms until it is complete. While it runs, the connection's next requests wait;
+/// it is destroyed, and so stops, when it is complete or the client goes.
+class reply_stream {
+ public:
+  virtual ~reply_stream() = default;
+  /// Writes what is ready; false once the reply is complete.
+  virtual bool pump(reply_lines& reply) = 0;
+};
+
+/// Where a request's reply lines go: the connection's buffer, written as far as the socket takes.
+class reply_lines {
+ public:
+  virtual void line(const std::string& text) = 0;                 ///< one line (the newline is added)
+  virtual void follow(std::unique_ptr<reply_stream> stream) = 0;  ///< the rest of the reply comes from `stream`
+
+ protected:
+  ~reply_lines() = default;
+};
+
+class control_listener {
+ public:
+  /// Runs a request line (without its newline), writing its reply lines.
+  using handler = std::function<void(std::string_view request, reply_lines& reply)>;
+  using logger = std::function<void(const std::string& line)>;
+
+  /// Listens on `path` (which must not exist but as a stale socket of this program's pid), mode
+  /// 0600 (0666 when other uids are allowed: the peer check keeps the rest out), on a thread of
+  /// its own.
+  static result<std::unique_ptr<control_listener>> open(const std::string& path, listener_limits limits, handler handle,
+                                                        logger log) {
+    std::unique_ptr<control_listener> made(
+        new control_listener(path, std::move(limits), std::move(handle), std::move(log)));
+    if (auto opened = made->listen(); !opened) return opened.error();
+    made->thread_ = thread([listener = made.get()] { listener->loop(); });
+    return made;
+  }
+
+  control_listener(const control_listener&) = delete;
+  control_listener& operator=(const control_listener&) = delete;
+  /// Stops the thread, closes every connection, removes the socket.
+  ~control_listener() {
+    if (wake_ >= 0) {
+      const std::uint64_t one = 1;
+      [[maybe_unused]] const auto written = ::write(wake_, &one, sizeof one);
+    }
+    thread_.join();
+    for (auto& connection : connections_) drop(connection);  // streams end before what they watch
+    if (socket_ >= 0) {
+      ::close(socket_);
+      ::unlink(path_.c_str());
+    }
+    if (wake_ >= 0) ::close(wake_);
+  }
+
+  const std::string& path() const noexcept { return path_; }
+
+ private:
+  using clock = std::chrono::steady_clock;
+  struct connection {
+    int fd;
+    uid_t uid;
+    std::string in, out;
+    clock::time_point deadline;
+    bool closing = false;  // closed once `out` is written
+    bool ended = false;    // the client sent its last byte
+    std::unique_ptr<reply_stream> stream{};
+  };
+
+  class buffered_reply final : public reply_lines {
+   public:
+    buffered_reply(control_listener& listener, connection& to) : listener_(listener), to_(to) {}
+    void line(const std::string& text) override {
+      to_.out += text;
+      to_.out += '\n';
+      listener_.flush(to_);  // as it happens: an upgrade's steps are seen while it runs
+    }
+    void follow(std::unique_ptr<reply_stream> stream) override { to_.stream = std::move(stream); }
+
+   private:
+    control_listener& listener_;
+    connection& to_;
+  };
+
+  control_listener(std::string path, listener_limits limits, handler handle, logger log)
+      : path_(std::move(path)), limits_(std::move(limits)), handle_(std::move(handle)), log_(std::move(log)) {}
+
+  result<void> listen() {
+    auto failed = [&](const char* what) {
+      return error{errc::bad_control, fmt::format("control socket {}: {}: {}", path_, what, std::strerror(errno))};
+    };
+    wake_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (wake_ < 0) return failed("eventfd");
+    socket_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (socket_ < 0) return failed("socket");
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    std::memcpy(address.sun_path, path_.c_str(), path_.size() + 1);
+    struct stat seen {};
+    if (::lstat(path_.c_str(), &seen) == 0) {  // this pid's, from a program that ran before with it
+      if (!S_ISSOCK(seen.st_mode) || seen.st_uid != ::geteuid())
+        return error{errc::bad_control, path_ + " exists and is not a socket of this user's: refused"};
+      ::unlink(path_.c_str());
+    }
+    if (::bind(socket_, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
+      const int bound = errno;
+      ::close(std::exchange(socket_, -1));
+      errno = bound;
+      return failed("bind");
+    }
+    // Others are kept out by the directory, or, when some are allowed, by the peer check.
+    if (::chmod(path_.c_str(), limits_.allowed_uids.empty() ? 0600 : 0666) != 0 || ::listen(socket_, 64) != 0) {
+      const auto why = failed("listen");
+      ::close(std::exchange(socket_, -1));
+      ::unlink(path_.c_str());
+      return why;
+    }
+    return {};
+  }
+
+  void loop() {
+    std::vector<pollfd> watched;
+    for (;;) {
+      watched.clear();
+      watched.push_back({wake_, POLLIN, 0});
+      watched.push_back({socket_, POLLIN, 0});
+      auto next_deadline = clock::time_point::max();
+      for (const auto& one : connections_) {
+        // A connection whose reply streams reads nothing until it ends: its input waits in the socket.
+        short events = one.closing || one.ended || one.stream ? 0 : POLLIN;
+        if (!one.out.empty()) events |= POLLOUT;
+        watched.push_back({one.fd, events, 0});
+        next_deadline =
+            std::min(next_deadline, one.stream ? clock::now() + std::chrono::milliseconds(20) : one.deadline);
+      }
+      int wait_ms = -1;
+      if (next_deadline != clock::time_point::max()) {
+        const auto left = std::chrono::ceil<std::chrono::milliseconds>(next_deadline - clock::now()).count();
+        wait_ms = static_cast<int>(std::clamp<long long>(left, 0, 60'000));
+      }
+      if (::poll(watched.data(), watched.size(), wait_ms) < 0 && errno != EINTR) return;
+      if (watched[0].revents) return;  // stopping
+      const auto now = clock::now();
+      // Connections first (by index: accepting below appends), then the new ones.
+      for (std::size_t i = 0; i < connections_.size(); ++i) {
+        connection& one = connections_[i];
+        const short happened = watched[i + 2].revents;
+        if (happened & POLLOUT) flush(one);
+        if (one.stream && (happened & (POLLHUP | POLLERR))) drop(one);  // gone: its stream stops
+        if ((happened & (POLLIN | POLLHUP | POLLERR)) && one.fd >= 0 && !one.closing && !one.stream) receive(one);
+        if (one.fd >= 0 && one.stream) {
+          buffered_reply reply(*this, one);
+          if (!one.stream->pump(reply)) {
+            one.stream.reset();
+            run_lines(one);
+          }
+          if (one.stream && one.out.empty()) one.deadline = clock::now() + limits_.deadline;  // waiting on us
+        }
+        if (one.fd >= 0 && one.deadline <= now) {
+          if (!one.in.empty() || !one.out.empty())
+            log_(fmt::format("control: uid {} cut off: {} ms without a request line or taking its reply", one.uid,
+                             limits_.deadline.count()));
+          drop(one);
+        }
+        if (one.fd >= 0 && one.closing && one.out.empty()) drop(one);
+      }
+      std::erase_if(connections_, [](const connection& one) { return one.fd < 0; });
+      if (watched[1].revents & POLLIN) accept_all(now);
+    }
+  }
+
+  void accept_all(clock::time_point now) {
+    for (;;) {
+      const int fd = ::accept4(socket_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd < 0) return;  // EAGAIN, or out of descriptors: the others are served meanwhile
+      ucred peer{};
+      socklen_t size = sizeof peer;
+      if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &size) != 0 || !allowed(peer.uid)) {
+        log_(fmt::format("control: refused a connection from uid {} (pid {})", peer.uid, peer.pid));
+        ::close(fd);
+        continue;
+      }
+      if (connections_.size() >= limits_.max_connections) {
+        const std::string busy =
+            reply_line(false, {},
+                       error{errc::bad_control, fmt::format("busy: {} connections already", limits_.max_connections)}) +
+            "\n";
+        [[maybe_unused]] const auto sent = ::send(fd, busy.data(), busy.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+        ::close(fd);
+        continue;
+      }
+      connections_.push_back({fd, peer.uid, {}, {}, now + limits_.deadline});
+    }
+  }
+
+  bool allowed(uid_t uid) const {
+    if (uid == ::geteuid() || uid == 0) return true;
+    for (uid_t one : limits_.allowed_uids)
+      if (one == uid) return true;
+    return false;
+  }
+
+  /// Reads what came; runs each complete line.
+  void receive(connection& one) {
+    char chunk[16384];
+    for (;;) {
+      const ssize_t got = ::recv(one.fd, chunk, sizeof chunk, MSG_DONTWAIT);
+      if (got < 0 && (errno == EAGAIN || errno == EINTR)) break;
+      if (got <= 0) {  // the client is done sending (or gone)
+        one.ended = true;
+        break;
+      }
+      one.in.append(chunk, static_cast<std::size_t>(got));
+      run_lines(one);
+      if (one.fd < 0 || one.closing || one.stream) return;
+    }
+    run_lines(one);
+  }
+
+  /// Runs each complete line, until one's reply streams. A line over the limit, or an end of
+  /// input with a line unfinished, is answered with an error and the connection closed.
+  void run_lines(connection& one) {
+    std::size_t end;
+    while (one.fd >= 0 && !one.closing && !one.stream && (end = one.in.find('\n')) != std::string::npos) {
+      if (end > limits_.max_request) break;
+      const std::string line = one.in.substr(0, end);
+      one.in.erase(0, end + 1);
+      buffered_reply reply(*this, one);
+      handle_(line, reply);
+      one.deadline = clock::now() + limits_.deadline;
+    }
+    if (one.fd < 0 || one.closing || one.stream) return;
+    if (const auto first = one.in.find('\n');
+        (first == std::string::npos ? one.in.size() : first) > limits_.max_request)
+      return refuse(one, fmt::format("a request line is at most {} bytes", limits_.max_request));
+    if (one.ended) {
+      if (!one.in.empty()) return refuse(one, "the request line has no end");
+      one.closing = true;
+    }
+  }
+
+  void refuse(connection& one, const std::string& why) {
+    buffered_reply reply(*this, one);
+    reply.line(reply_line(false, {}, error{errc::bad_request, why}));
+    one.in.clear();
+    one.closing = true;
+  }
+
+  /// Writes as much of `one.out` as the socket takes now; cuts off a client that lets too much
+  /// wait.
+  void flush(connection& one) {
+    while (one.fd >= 0 && !one.out.empty()) {
+      const ssize_t sent = ::send(one.fd, one.out.data(), one.out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (sent < 0 && errno == EINTR) continue;
+      if (sent < 0 && errno == EAGAIN) break;
+      if (sent <= 0) {
+        drop(one);
+        return;
+      }
+      one.out.erase(0, static_cast<std::size_t>(sent));
+      one.deadline = clock::now() + limits_.deadline;
+    }
+    if (one.out.size() > limits_.max_pending) {
+      log_(fmt::format("control: uid {} cut off: {} bytes of replies not read", one.uid, one.out.size()));
+      drop(one);
+    }
+  }
+
+  void drop(connection& one) {
+    if (one.fd < 0) return;
+    ::close(one.fd);
+    one.fd = -1;
+    one.out.clear();
+    one.in.clear();
+    one.stream.reset();
+  }
+
+  std::string path_;
+  listener_limits limits_;
+  handler handle_;
+  logger log_;
+  int socket_ = -1;
+  int wake_ = -1;
+  std::vector<connection> connections_;
+  thread thread_;
+};
+
+}  // namespace hotswap::detail
+// ---- hotswap/detail/control/observe.hpp ----
+// What the control server watches of servers for `log` and `trace`: one sys::trace hook on each
+// watched server feeds its log (a bounded ring of its last events, Erlang's sys:log) and the
+// traces streaming its messages (each rate-limited, so that tracing a busy server cannot flood
+// the server, the program or the client). A program's own sys::trace hook on the same server is
+// replaced while the server is watched. (A template on the server handle, given the hook's
+// setter: detail headers include no public one.)
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+
+namespace hotswap::detail {
+
+/// One message in or out of a watched server.
+struct watched_event {
+  std::chrono::steady_clock::time_point at;
+  trace_event::direction way;
+  std::string message;
+};
+
+inline nlohmann::json to_event_json(const watched_event& event, std::chrono::steady_clock::time_point since) {
+  return {{"way", event.way == trace_event::in ? "in" : "out"},
+          {"message", event.message},
+          {"us", std::chrono::duration<double, std::micro>(event.at - since).count()}};
+}
+
+inline std::string to_event_text(const watched_event& event, std::chrono::steady_clock::time_point since) {
+  return fmt::format("{:>12.3f} ms  {:<3}  {}\n", std::chrono::duration<double, std::milli>(event.at - since).count(),
+                     event.way == trace_event::in ? "in" : "out", event.message);
+}
+
+/// `Server` is hotswap::any_server; `set_trace(server, hook, timeout)` is sys::trace.
+template <class Server>
+class server_watches {
+ public:
+  using clock = std::chrono::steady_clock;
+  using any_server = Server;
+  using hook_type = std::function<void(const trace_event&)>;
+  using trace_setter = std::function<result<void>(const Server&, hook_type, std::chrono::nanoseconds)>;
+
+  /// `log_size` events kept a server; at most `trace_rate` events a second sent by a trace.
+  server_watches(std::size_t log_size, std::size_t trace_rate, trace_setter set_trace)
+      : log_size_(log_size), trace_rate_(trace_rate), set_trace_(std::move(set_trace)) {}
+
+  /// Switches `server`'s log on or off (off forgets its events).
+  result<void> set_log(const any_server& server, bool on, std::chrono::nanoseconds timeout) {
+    auto watch = on ? watch_of(server, timeout) : find(server);
+    if (!watch) return on ? watch.error() : result<void>{};
+    {
+      const std::lock_guard hold((*watch)->lock);
+      (*watch)->logging = on;
+      if (!on) (*watch)->ring.clear();
+    }
+    forget_unused(server, timeout);
+    return {};
+  }
+
+  /// The server's logged events, oldest first; empty when its log is off (`logging` says).
+  std::vector<watched_event> log(const any_server& server, bool& logging) {
+    auto watch = find(server);
+    logging = false;
+    if (!watch) return {};
+    const std::lock_guard hold((*watch)->lock);
+    logging = (*watch)->logging;
+    return {(*watch)->ring.begin(), (*watch)->ring.end()};
+  }
+
+  /// A trace of the next `count` messages in and out of `server`, streamed as event lines and
+  /// ended with a reply line (hotswapctl trace).
+  result<std::unique_ptr<reply_stream>> trace(const any_server& server, std::uint64_t count,
+                                              std::chrono::nanoseconds timeout) {
+    auto watch = watch_of(server, timeout);
+    if (!watch) return watch.error();
+    auto tracer = std::make_shared<trace_queue>(count, trace_rate_);
+    {
+      const std::lock_guard hold((*watch)->lock);
+      (*watch)->traces.push_back(tracer);
+    }
+    return std::unique_ptr<reply_stream>(new trace_stream(*this, *watch, std::move(tracer), timeout));
+  }
+
+ private:
+  /// One trace's events, taken on the server's thread and sent by the listener's.
+  struct trace_queue {
+    trace_queue(std::uint64_t wanted, std::size_t rate)
+        : wanted(wanted), rate(static_cast<double>(rate)), tokens(static_cast<double>(rate)) {}
+    const std::uint64_t wanted;
+    const double rate;
+    std::deque<watched_event> ready;
+    std::uint64_t taken = 0, dropped = 0;
+    double tokens;  // a token bucket: `rate` a second, at most `rate` at once
+    clock::time_point refilled = clock::now();
+
+    void take(const watched_event& event) {  // under the watch's lock
+      if (taken >= wanted) return;
+      tokens = std::min(rate, tokens + rate * std::chrono::duration<double>(event.at - refilled).count());
+      refilled = event.at;
+      if (tokens < 1) {
+        ++dropped;
+        return;
+      }
+      tokens -= 1;
+      ++taken;
+      ready.push_back(event);
+    }
+  };
+
+  struct watch {
+    any_server server;
+    std::mutex lock;
+    bool logging = false;
+    std::deque<watched_event> ring;
+    std::vector<std::shared_ptr<trace_queue>> traces;
+  };
+
+  class trace_stream final : public reply_stream {
+   public:
+    trace_stream(server_watches& watches, std::shared_ptr<watch> watched, std::shared_ptr<trace_queue> queue,
+                 std::chrono::nanoseconds timeout)
+        : watches_(watches), watch_(std::move(watched)), queue_(std::move(queue)), timeout_(timeout) {}
+    ~trace_stream() override { watches_.stop_trace(*watch_, queue_, timeout_); }
+
+    bool pump(reply_lines& reply) override {
+      std::deque<watched_event> ready;
+      std::uint64_t taken, dropped;
+      {
+        const std::lock_guard hold(watch_->lock);
+        ready.swap(queue_->ready);
+        taken = queue_->taken;
+        dropped = queue_->dropped;
+      }
+      for (const auto& event : ready) {
+        auto line = to_event_json(event, began_);
+        line["server"] = watch_->server.id();
+        line["text"] = to_event_text(event, began_);
+        reply.line(event_line("trace", std::move(line)));
+      }
+      const bool ended = !watch_->server.alive();
+      if (taken < queue_->wanted && !ended) return true;
+      std::string text = fmt::format("{} messages traced", taken);
+      if (dropped) text += fmt::format(", {} more not sent (over {} a second)", dropped, queue_->rate);
+      if (ended) text += "; the server ended";
+      reply.line(reply_line(true, {{"traced", taken}, {"dropped", dropped}, {"ended", ended}, {"text", text + "\n"}}));
+      return false;
+    }
+
+   private:
+    server_watches& watches_;
+    std::shared_ptr<watch> watch_;
+    std::shared_ptr<trace_queue> queue_;
+    std::chrono::nanoseconds timeout_;
+    clock::time_point began_ = clock::now();
+  };
+
+  result<std::shared_ptr<watch>> find(const any_server& server) {
+    const auto found = watches_.find(server.id());
+    if (found == watches_.end()) return error{errc::no_server, "not watched"};
+    return found->second;
+  }
+
+  /// The server's watch, its hook installed if it is new.
+  result<std::shared_ptr<watch>> watch_of(const any_server& server, std::chrono::nanoseconds timeout) {
+    std::erase_if(watches_, [](const auto& entry) { return !entry.second->server.alive(); });
+    if (auto found = find(server)) return found;
+    auto made = std::make_shared<watch>();
+    made->server = server;
+    const std::size_t log_size = log_size_;
+    // On the server's thread, with each message: kept as short as a lock and a copy of a name.
+    // (The watch holds the server: the hook, which the server holds, must not hold the watch.)
+    auto hook = [weak = std::weak_ptr<watch>(made), log_size](const trace_event& event) {
+      const auto made = weak.lock();
+      if (!made) return;
+      watched_event seen{clock::now(), event.way, std::string(event.message)};
+      const std::lock_guard hold(made->lock);
+      if (made->logging) {
+        if (made->ring.size() == log_size) made->ring.pop_front();
+        made->ring.push_back(seen);
+      }
+      for (const auto& one : made->traces) one->take(seen);
+    };
+    if (auto hooked = set_trace_(server, std::move(hook), timeout); !hooked) return hooked.error();
+    watches_.emplace(server.id(), made);
+    return made;
+  }
+
+  void stop_trace(watch& watched, const std::shared_ptr<trace_queue>& queue, std::chrono::nanoseconds timeout) {
+    {
+      const std::lock_guard hold(watched.lock);
+      std::erase(watched.traces, queue);
+    }
+    forget_unused(watched.server, timeout);
+  }
+
+  /// Unhooks a server neither logged nor traced.
+  void forget_unused(const any_server& server, std::chrono::nanoseconds timeout) {
+    auto watch = find(server);
+    if (!watch) return;
+    {
+      const std::lock_guard hold((*watch)->lock);
+      if ((*watch)->logging || !(*watch)->traces.empty()) return;
+    }
+    if (server.alive()) (void)set_trace_(server, {}, timeout);
+    watches_.erase(server.id());
+  }
+
+  std::size_t log_size_, trace_rate_;
+  trace_setter set_trace_;
+  std::map<std::uint64_t, std::shared_ptr<watch>> watches_;  // the listener's thread's alone
+};
+
+}  // namespace hotswap::detail
+// ---- hotswap/detail/control/socket_place.hpp ----
+// Where a program's control socket lives: a directory only its user can enter, made if missing,
+// refused if it is anyone else's or open to others (a path another user prepared is never
+// reused); the socket is <program>.<pid>.sock in it.
+
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include <fmt/format.h>
+
+
+namespace hotswap::detail {
+
+/// The directory for the sockets of this user's programs: $XDG_RUNTIME_DIR/hotswap when the
+/// session has one, else /tmp/hotswap-<uid>. (hotswapctl list looks in the same place.)
+inline std::string default_socket_directory() {
+  const char* runtime = std::getenv("XDG_RUNTIME_DIR");
+  struct stat seen {};
+  if (runtime && *runtime == '/' && ::stat(runtime, &seen) == 0 && S_ISDIR(seen.st_mode))
+    return std::string(runtime) + "/hotswap";
+  return "/tmp/hotswap-" + std::to_string(::geteuid());
+}
+
+/// Makes `directory` (mode 0700) if it is missing; refuses it unless it is a directory (not a
+/// link to one), this user's, and closed to others but for passing through it (mode 0711). A
+/// socket `shared` with other users (control_options::allowed_uids) needs that passage: the
+/// directory is then made 0711, and the socket's peer check is the gate.
+inline result<void> own_socket_directory(const std::string& directory, bool shared = false) {
+  if (::mkdir(directory.c_str(), 0700) != 0 && errno != EEXIST)
+    return error{errc::bad_control, "cannot make " + directory + ": " + std::strerror(errno)};
+  struct stat seen {};
+  if (::lstat(directory.c_str(), &seen) != 0)
+    return error{errc::bad_control, "cannot read " + directory + ": " + std::strerror(errno)};
+  if (!S_ISDIR(seen.st_mode)) return error{errc::bad_control, directory + " is not a directory: refused"};
+  if (seen.st_uid != ::geteuid())
+    return error{errc::bad_control, directory + " belongs to uid " + std::to_string(seen.st_uid) + ", not to uid " +
+                                        std::to_string(::geteuid()) + ": refused"};
+  if ((seen.st_mode & 066) != 0)
+    return error{errc::bad_control,
+                 fmt::format("{} is open to other users (mode {:03o}): refused", directory, seen.st_mode & 0777)};
+  if (shared && (seen.st_mode & 011) != 011 && ::chmod(directory.c_str(), (seen.st_mode & 0700) | 0711) != 0)
+    return error{errc::bad_control, "cannot open " + directory + " to other users: " + std::strerror(errno)};
+  return {};
+}
+
+/// `directory`/<program>.<pid>.sock, if a socket address can hold it.
+inline result<std::string> socket_path(const std::string& directory, const std::string& program) {
+  if (program.empty() || program.find('/') != std::string::npos || program.find('.') == 0)
+    return error{errc::bad_control, "the program's name \"" + program + "\" cannot name a socket file"};
+  std::string path = directory + "/" + program + "." + std::to_string(::getpid()) + ".sock";
+  if (path.size() >= sizeof(sockaddr_un{}.sun_path))
+    return error{errc::bad_control, path + " is too long for a socket address (" +
+                                        std::to_string(sizeof(sockaddr_un{}.sun_path) - 1) + " bytes at most)"};
+  return path;
+}
+
+}  // namespace hotswap::detail
+
+namespace hotswap {
+
+// -- JSON forms (nlohmann's to_json: `nlohmann::json j = report;`) --
+
+inline void to_json(nlohmann::json& out, const upgrade_report& report) {
+  using json = nlohmann::json;
+  json steps = json::array();
+  for (const auto& step : report.steps)
+    steps.push_back({{"server", step.server},
+                     {"label", step.server_label},
+                     {"from_vsn", step.from_vsn},
+                     {"to", step.to},
+                     {"to_vsn", step.to_vsn},
+                     {"time_us", std::chrono::duration<double, std::micro>(step.time).count()},
+                     {"state_bytes", step.state_bytes}});
+  out = {{"dry_run", report.dry_run},
+         {"steps", std::move(steps)},
+         {"pause_us", std::chrono::duration<double, std::micro>(report.pause).count()},
+         {"notes", report.notes},
+         {"text", to_string(report)}};
+}
+
+inline void to_json(nlohmann::json& out, const release_plan& plan) {
+  using json = nlohmann::json;
+  json changes = json::array();
+  for (const auto& change : plan.changes) {
+    json servers = json::array();
+    for (const auto& server : change.servers)
+      servers.push_back({{"server", server.server.id()}, {"label", server.label}, {"from_vsn", server.from_vsn}});
+    changes.push_back({{"module", change.module},
+                       {"from_vsn", change.from_vsn},
+                       {"to_vsn", change.to_vsn},
+                       {"file", change.file},
+                       {"servers", std::move(servers)}});
+  }
+  out = {{"from", {{"name", plan.from.name}, {"vsn", plan.from.vsn}}},
+         {"to", {{"name", plan.to.name}, {"vsn", plan.to.vsn}}},
+         {"changes", std::move(changes)},
+         {"retired", plan.retired},
+         {"text", to_string(plan)}};
+}
+
+// -- the control socket --
+
+struct control_options {
+  /// Names the socket, <program>.<pid>.sock (default: the program's name, /proc/self/comm).
+  std::string program{};
+  /// Where the socket goes (default: $XDG_RUNTIME_DIR/hotswap, else /tmp/hotswap-<uid>): made
+  /// mode 0700 if missing (0711 with allowed_uids), refused if another user's or open to others.
+  std::string directory{};
+  /// Who may connect beside the program's own user and root: checked (SO_PEERCRED) before a
+  /// byte is read; others are refused and logged. (With any, the directory is 0711 and the
+  /// socket 0666, so that they can reach it: the check is then the gate.)
+  std::vector<uid_t> allowed_uids{};
+  std::size_t max_connections = 16;
+  std::size_t max_request = 64 * 1024;        ///< bytes of one request line
+  std::size_t max_pending = 4 * 1024 * 1024;  ///< bytes of replies a client leaves unread: then cut off
+  /// To send a request line, and to take each reply: a client slower than that is cut off.
+  std::chrono::milliseconds deadline{10'000};
+  /// For a server's status: one busier than that is listed as busy.
+  std::chrono::milliseconds server_timeout{100};
+  std::size_t log_size = 64;             ///< events a server's log keeps (`log`)
+  std::size_t trace_rate = 100;          ///< events a second a trace sends at most (`trace`)
+  std::size_t max_state_text = 1 << 20;  ///< bytes of a state `state` prints at most
+  /// Refusals and cut-off clients, a line each (default: standard error).
+  std::function<void(const std::string&)> log{};
+};
+
+/// An open control socket: served on a thread of its own until it goes (the socket file is
+/// removed then).
+class control_socket {
+ public:
+  const std::string& path() const noexcept { return listener_->path(); }
+
+  explicit control_socket(std::unique_ptr<detail::control_listener> listener) : listener_(std::move(listener)) {}
+
+ private:
+  std::unique_ptr<detail::control_listener> listener_;
+};
+
+namespace detail {
+
+inline std::string program_name() {
+  std::ifstream comm("/proc/self/comm");
+  std::string name;
+  std::getline(comm, name);
+  return name.empty() ? "hotswap" : name;
+}
+
+using json = nlohmann::json;
+
+/// status: the program, its release, its modules and every server (a server too busy to answer
+/// within `timeout` is listed as busy).
+template <class CodeServer, class ReleaseHandler>
+nlohmann::json status_json(const std::string& program, CodeServer& code, ReleaseHandler& releases,
+                           std::chrono::nanoseconds timeout) {
+  json release = nullptr;
+  for (const auto& known : releases.which_releases())
+    if (known.status == release_status::current || (known.status == release_status::permanent && release.is_null()))
+      release = {{"name", known.name}, {"vsn", known.vsn}, {"status", std::string(to_string(known.status))}};
+  std::string text =
+      fmt::format("{} (pid {}), release {}\n\n", program, ::getpid(),
+                  release.is_null() ? std::string("none")
+                                    : release["name"].get<std::string>() + " " + release["vsn"].get<std::string>());
+  json modules = json::array();
+  text += fmt::format("{:<32} {:>7} {:>7}  {}\n", "module", "current", "old", "servers");
+  for (const auto& loaded : code.all_loaded()) {
+    auto ids = [](const module_ptr& version) {
+      std::vector<std::uint64_t> found;
+      if (version)
+        for (const auto& server : version->servers()) found.push_back(server.id());
+      return found;
+    };
+    const auto on_current = ids(loaded.current), on_old = ids(loaded.old);
+    modules.push_back({{"name", loaded.name},
+                       {"current", loaded.current ? json(loaded.current->vsn()) : json(nullptr)},
+                       {"old", loaded.old ? json(loaded.old->vsn()) : json(nullptr)},
+                       {"servers_current", on_current},
+                       {"servers_old", on_old}});
+    text += fmt::format("{:<32} {:>7} {:>7}  {}{}\n", loaded.name,
+                        loaded.current ? std::to_string(loaded.current->vsn()) : "-",
+                        loaded.old ? std::to_string(loaded.old->vsn()) : "-", fmt::join(on_current, " "),
+                        on_old.empty() ? std::string() : fmt::format(" (on old: {})", fmt::join(on_old, " ")));
+  }
+  json servers = json::array();
+  text += fmt::format("\n{:>6} {:<20} {:<24} {:<32} {:>4} {:>9} {:>7} {:>10}\n", "id", "name", "interface",
+                      "implementation", "vsn", "suspended", "mailbox", "handled");
+  for (const auto& server : all_servers()) {
+    auto status = sys::get_status(server, timeout);
+    auto statistics = sys::statistics(server, timeout);
+    if (!status || !statistics) {
+      if (!server.alive()) continue;  // ended meanwhile
+      servers.push_back({{"id", server.id()}, {"busy", true}});
+      text += fmt::format("{:>6} (busy: no answer within {} ms)\n", server.id(),
+                          std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count());
+      continue;
+    }
+    servers.push_back({{"id", status->id},
+                       {"name", status->name},
+                       {"interface", status->interface},
+                       {"implementation", status->implementation},
+                       {"vsn", status->vsn},
+                       {"suspended", status->suspended},
+                       {"mailbox", status->mailbox_length},
+                       {"handled", statistics->messages_handled}});
+    text +=
+        fmt::format("{:>6} {:<20} {:<24} {:<32} {:>4} {:>9} {:>7} {:>10}\n", status->id,
+                    status->name.empty() ? "-" : status->name, status->interface, status->implementation, status->vsn,
+                    status->suspended ? "yes" : "no", status->mailbox_length, statistics->messages_handled);
+  }
+  return {{"program", program},
+          {"pid", ::getpid()},
+          {"release", std::move(release)},
+          {"modules", std::move(modules)},
+          {"servers", std::move(servers)},
+          {"text", std::move(text)}};
+}
+
+/// The server an operator names: by its registered name, or by its id.
+inline result<any_server> named_server(const std::string& name) {
+  if (server_core* found = the_runtime().whereis(name)) return any_server(found);
+  for (auto& server : all_servers())
+    if (std::to_string(server.id()) == name) return std::move(server);
+  return error{errc::no_server, "no server is named or numbered " + name.substr(0, 64)};
+}
+
+inline std::string server_label(const sys::status& status) {
+  return status.name.empty() ? fmt::format("server {}", status.id)
+                             : fmt::format("server {} ({})", status.id, status.name);
+}
+
+/// tree: each supervisor's children, down from the servers no supervisor owns.
+inline nlohmann::json tree_json(std::chrono::nanoseconds timeout) {
+  struct node {
+    any_server server;
+    std::optional<sys::status> status;
+    std::vector<child_info> children;
+  };
+  std::map<std::uint64_t, node> nodes;
+  std::map<std::uint64_t, bool> owned;
+  for (auto& server : all_servers()) {
+    node one{server, {}, {}};
+    if (auto status = sys::get_status(server, timeout)) one.status = std::move(*status);
+    if (auto supervisor = server_ref<supervisor_interface>::from(server))
+      if (auto children = call(*supervisor, which_children{}, timeout)) one.children = std::move(*children);
+    for (const auto& child : one.children)
+      if (child.server) owned[child.server.id()] = true;
+    nodes.emplace(server.id(), std::move(one));
+  }
+  std::string text;
+  auto describe = [&](auto& self, std::uint64_t id, const std::string& child, int depth) -> json {
+    const auto found = nodes.find(id);
+    json out{{"id", id}};
+    std::string line = fmt::format("{:{}}{}", "", depth * 2, child.empty() ? "" : child + ": ");
+    if (found == nodes.end() || !found->second.status) {
+      out["busy"] = true;
+      text += line + fmt::format("server {} (busy)\n", id);
+      return out;
+    }
+    const auto& status = *found->second.status;
+    out.update({{"name", status.name},
+                {"interface", status.interface},
+                {"implementation", status.implementation},
+                {"vsn", status.vsn}});
+    text += line + fmt::format("{}  {} vsn {}\n", server_label(status), status.implementation, status.vsn);
+    json children = json::array();
+    for (const auto& one : found->second.children) {
+      if (one.server) {
+        children.push_back(self(self, one.server.id(), one.id, depth + 1));
+        children.back()["child"] = one.id;
+      } else {
+        children.push_back({{"child", one.id}, {"id", nullptr}});
+        text += fmt::format("{:{}}{}: not running\n", "", (depth + 1) * 2, one.id);
+      }
+    }
+    if (!found->second.children.empty() || server_ref<supervisor_interface>::from(found->second.server))
+      out["children"] = std::move(children);
+    return out;
+  };
+  json roots = json::array();
+  for (const auto& [id, one] : nodes)
+    if (!owned.contains(id)) roots.push_back(describe(describe, id, "", 0));
+  return {{"roots", std::move(roots)}, {"text", std::move(text)}};
+}
+
+/// state: the server's state printed with inspect where its schemas enable it, else its type;
+/// its vsn and bytes either way (on the server's thread, between its messages).
+inline result<json> state_json(const any_server& server, std::size_t max_text, std::chrono::nanoseconds timeout) {
+  return control<json>(server, timeout, [max_text](server_core& core) -> result<json> {
+    const implementation_table& table = *core.table;
+    json out{{"implementation", std::string(table.name)},
+             {"vsn", table.vsn},
+             {"type", std::string(table.state_type)},
+             {"bytes", table.state_bytes(core.state)}};
+    std::string head = fmt::format("{} vsn {}, a {} of ", table.name, table.vsn, table.state_type);
+    head += print_bytes(table.state_bytes(core.state));
+    if (!table.inspect_state) {
+      out["text"] = head + "\n(its schemas do not enable inspect: see hotswap::enable_inspect)\n";
+      return out;
+    }
+    std::string text(std::min<std::size_t>(max_text, 64 * 1024), '\0');
+    std::size_t whole = table.inspect_state(core.state, text.data(), text.size());
+    if (whole > text.size() && text.size() < max_text) {
+      text.assign(std::min(whole, max_text), '\0');
+      whole = table.inspect_state(core.state, text.data(), text.size());
+    }
+    text.resize(std::min(whole, text.size()));
+    out["inspect"] = text;
+    out["truncated"] = whole > text.size();
+    out["text"] = fmt::format("{}\n{}{}\n", head, text,
+                              whole > text.size() ? fmt::format("... ({} bytes more)", whole - text.size()) : "");
+    return out;
+  });
+}
+
+/// stats: the server's statistics, its timing switched first if asked.
+inline result<json> stats_json(const any_server& server, std::optional<bool> timing, std::chrono::nanoseconds timeout) {
+  if (timing)
+    if (auto set = sys::statistics(server, *timing, timeout); !set) return set.error();
+  auto status = sys::get_status(server, timeout);
+  if (!status) return status.error();
+  auto statistics = sys::statistics(server, timeout);
+  if (!statistics) return statistics.error();
+  const auto us = [](std::chrono::nanoseconds time) { return std::chrono::duration<double, std::micro>(time).count(); };
+  json out{{"id", status->id},
+           {"name", status->name},
+           {"mailbox", status->mailbox_length},
+           {"handled", statistics->messages_handled},
+           {"timing", statistics->timing},
+           {"time_in_handlers_us", us(statistics->time_in_handlers)},
+           {"slow_handlers", statistics->slow_handlers},
+           {"slowest_message", statistics->slowest_message},
+           {"slowest_handler_us", us(statistics->slowest_handler)}};
+  std::string text = fmt::format("{}\n  messages handled   {}\n  mailbox            {}\n", server_label(*status),
+                                 statistics->messages_handled, status->mailbox_length);
+  text += statistics->timing ? fmt::format("  time in handlers   {:.1f} us\n", us(statistics->time_in_handlers))
+                             : "  time in handlers   - (timing is off: stats --timing on)\n";
+  text += fmt::format("  slow handlers      {}{}\n", statistics->slow_handlers,
+                      statistics->slow_handlers ? fmt::format(" (slowest: {}, {:.1f} us)", statistics->slowest_message,
+                                                              us(statistics->slowest_handler))
+                                                : "");
+  out["text"] = std::move(text);
+  return out;
+}
+
+/// top: every server's counters now, with the program's clock; rates come from two of them.
+inline json top_json(std::chrono::nanoseconds timeout) {
+  json servers = json::array();
+  for (const auto& server : all_servers()) {
+    auto status = sys::get_status(server, timeout);
+    auto statistics = sys::statistics(server, timeout);
+    if (!status || !statistics) continue;  // busy or ended: in the next one
+    servers.push_back(
+        {{"id", status->id},
+         {"name", status->name},
+         {"implementation", status->implementation},
+         {"mailbox", status->mailbox_length},
+         {"handled", statistics->messages_handled},
+         {"timing", statistics->timing},
+         {"time_in_handlers_us", std::chrono::duration<double, std::micro>(statistics->time_in_handlers).count()}});
+  }
+  const auto now = std::chrono::steady_clock::now().time_since_epoch();
+  return {{"at_us", std::chrono::duration<double, std::micro>(now).count()}, {"servers", std::move(servers)}};
+}
+
+/// log: the server's last events (its log switched first if asked).
+inline result<json> log_json(server_watches<any_server>& watches, const any_server& server, std::optional<bool> enable,
+                             std::chrono::nanoseconds timeout) {
+  if (enable)
+    if (auto set = watches.set_log(server, *enable, timeout); !set) return set.error();
+  bool logging = false;
+  const auto events = watches.log(server, logging);
+  const auto now = std::chrono::steady_clock::now();
+  json listed = json::array();
+  std::string text = logging
+                         ? fmt::format("the last {} events of server {} (ms before now):\n", events.size(), server.id())
+                         : fmt::format("the log of server {} is off (log --on switches it on)\n", server.id());
+  for (const auto& event : events) {
+    listed.push_back(to_event_json(event, now));
+    text += to_event_text(event, now);
+  }
+  return json{{"logging", logging}, {"events", std::move(listed)}, {"text", std::move(text)}};
+}
+
+/// Runs one request line, writing its progress lines and its reply line.
+template <class CodeServer, class ReleaseHandler>
+void run_request(std::string_view line, reply_lines& reply, const std::string& program, CodeServer& code,
+                 ReleaseHandler& releases, server_watches<any_server>& watches, const control_options& limits) {
+  const std::chrono::nanoseconds timeout = limits.server_timeout;
+  auto request = decode_request(line);
+  if (!request) return reply.line(reply_line(false, nullptr, request.error()));
+  const std::string& command = request->command;
+  upgrade_options options;
+  options.progress = [&](upgrade_stage stage, const std::string& told) {
+    reply.line(json{{"event", "progress"}, {"stage", std::string(to_string(stage))}, {"line", told}}.dump(
+        -1, ' ', false, json::error_handler_t::replace));
+  };
+  auto report_reply = [&](const upgrade_report& report) {
+    reply.line(reply_line(report.outcome.has_value(), json(report), report ? error{} : report.outcome.error()));
+  };
+  auto answer = [&](const result<json>& made) {
+    reply.line(made ? reply_line(true, *made) : reply_line(false, nullptr, made.error()));
+  };
+  if (command == "status") return reply.line(reply_line(true, status_json(program, code, releases, timeout)));
+  if (command == "tree") return reply.line(reply_line(true, tree_json(timeout)));
+  if (command == "top") return reply.line(reply_line(true, top_json(timeout)));
+  if (!request->server.empty()) {
+    auto server = named_server(request->server);
+    if (!server) return answer(server.error());
+    if (command == "state") return answer(state_json(*server, limits.max_state_text, timeout));
+    if (command == "stats") return answer(stats_json(*server, request->timing, timeout));
+    if (command == "log") return answer(log_json(watches, *server, request->enable, timeout));
+    auto traced = watches.trace(*server, request->count, timeout);
+    if (!traced) return answer(traced.error());
+    reply.line(event_line("tracing", {{"server", server->id()},
+                                      {"text", fmt::format("tracing the next {} messages of server {} (ms since now)\n",
+                                                           request->count, server->id())}}));
+    return reply.follow(std::move(*traced));
+  }
+  if (command == "releases") {
+    json known = json::array();
+    std::string text = fmt::format("{:<24} {:<12} {}\n", "release", "vsn", "status");
+    for (const auto& one : releases.which_releases()) {
+      known.push_back({{"name", one.name}, {"vsn", one.vsn}, {"status", std::string(to_string(one.status))}});
+      text += fmt::format("{:<24} {:<12} {}\n", one.name, one.vsn, to_string(one.status));
+    }
+    return reply.line(reply_line(true, {{"releases", std::move(known)}, {"text", std::move(text)}}));
+  }
+  if (command == "plan" || command == "downgrade") {
+    auto plan = releases.plan(request->release, timeout);
+    if (!plan) return reply.line(reply_line(false, nullptr, plan.error()));
+    if (command == "plan") return reply.line(reply_line(true, json(*plan)));
+    for (const auto& change : plan->changes)
+      if (change.from_vsn && change.to_vsn > change.from_vsn)
+        return reply.line(
+            reply_line(false, nullptr,
+                       error{errc::bad_request,
+                             fmt::format("release {} {} is no downgrade: {} goes up from vsn {} to {} (upgrade it)",
+                                         plan->to.name, plan->to.vsn, change.module, change.from_vsn, change.to_vsn)}));
+  }
+  if (command == "dry-run") return report_reply(releases.dry_run(request->release, options));
+  if (command == "upgrade" || command == "downgrade") return report_reply(releases.upgrade(request->release, options));
+  if (command == "rollback") return report_reply(releases.rollback(options));
+  if (command == "make-permanent") {
+    auto made = releases.make_permanent();
+    if (!made) return reply.line(reply_line(false, nullptr, made.error()));
+    return reply.line(reply_line(true, {{"text", "the current release is permanent\n"}}));
+  }
+  if (command == "load") {
+    auto loaded = code.load(request->file);
+    if (!loaded) return reply.line(reply_line(false, nullptr, loaded.error()));
+    const std::string text =
+        fmt::format("loaded {} vsn {} ({})\n", (*loaded)->name(), (*loaded)->vsn(), (*loaded)->implementation());
+    return reply.line(reply_line(true, {{"module", (*loaded)->name()}, {"vsn", (*loaded)->vsn()}, {"text", text}}));
+  }
+  if (command == "purge") {
+    auto purged = code.purge(request->module, request->force ? purge_mode::force : purge_mode::soft);
+    if (!purged) return reply.line(reply_line(false, nullptr, purged.error()));
+    const std::string text =
+        purged->vsn ? fmt::format("purged {} vsn {}{}{}\n", request->module, purged->vsn,
+                                  purged->servers_stopped ? fmt::format(", {} servers stopped", purged->servers_stopped)
+                                                          : std::string(),
+                                  purged->note.empty() ? std::string() : ": " + purged->note)
+                    : fmt::format("{} has no old version\n", request->module);
+    return reply.line(reply_line(true, {{"vsn", purged->vsn},
+                                        {"servers_stopped", purged->servers_stopped},
+                                        {"unmapped", purged->unmapped},
+                                        {"text", text}}));
+  }
+  reply.line(reply_line(false, nullptr, error{errc::bad_request, "command " + command + " is not served here"}));
+}
+
+}  // namespace detail
+
+/// Opens the program's control socket on `code` and `releases` (which must outlive it).
+template <class CodeServer>
+result<control_socket> open_control(CodeServer& code, basic_release_handler<CodeServer>& releases,
+                                    control_options options = {}) {
+  const std::string program = options.program.empty() ? detail::program_name() : options.program;
+  const std::string directory = options.directory.empty() ? detail::default_socket_directory() : options.directory;
+  if (auto owned = detail::own_socket_directory(directory, !options.allowed_uids.empty()); !owned) return owned.error();
+  auto path = detail::socket_path(directory, program);
+  if (!path) return path.error();
+  auto log = options.log ? options.log : [](const std::string& line) { fmt::print(stderr, "{}\n", line); };
+  auto watches = std::make_shared<detail::server_watches<any_server>>(
+      options.log_size, options.trace_rate,
+      [](const any_server& server, std::function<void(const trace_event&)> hook, std::chrono::nanoseconds timeout) {
+        return sys::trace(server, std::move(hook), timeout);
+      });
+  const detail::listener_limits limits{options.allowed_uids, options.max_connections, options.max_request,
+                                       options.max_pending, options.deadline};
+  auto listener = detail::control_listener::open(
+      *path, limits,
+      [&code, &releases, program, watches, options](std::string_view line, detail::reply_lines& reply) {
+        detail::run_request(line, reply, program, code, releases, *watches, options);
+      },
+      std::move(log));
+  if (!listener) return listener.error();
+  return control_socket(std::move(*listener));
+}
+
+}  // namespace hotswap

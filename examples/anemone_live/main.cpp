@@ -39,6 +39,26 @@ using run::or_exit;
 
 namespace {
 
+/// The program on release anemone 2: its v2 modules booted, its two servers started on them.
+struct anemone_2 {
+  hotswap::code_server code;
+  hotswap::release_handler releases{code};
+  hotswap::server_ref<AccountManagerInterface> manager;
+  hotswap::server_ref<InspectorInterface> inspector;
+
+  anemone_2(Period period, const std::string& modules) {
+    // The schema versions the v2 program was built with; v3 comes with the new modules.
+    hotswap::registry().add(hotswap::describe<v1::Account>());
+    hotswap::registry().add(hotswap::describe<v2::Account>());
+    or_exit(releases.boot(modules + "/anemone-2.release.json"), "boot");
+    manager = or_exit(hotswap::start<AccountManagerInterface>(code.current("anemone.account_manager"), period,
+                                                              {.name = "account_manager"}),
+                      "start");
+    inspector = or_exit(
+        hotswap::start<InspectorInterface>(code.current("anemone.inspector"), period, {.name = "inspector"}), "start");
+  }
+};
+
 /// Ticks on release anemone 2 until stopped, its control socket open.
 int serve(Period period, const std::string& modules) {
   // Stops are taken by sigwait below: blocked first, so that every thread started after inherits it.
@@ -49,22 +69,16 @@ int serve(Period period, const std::string& modules) {
   pthread_sigmask(SIG_BLOCK, &stops, nullptr);
   std::setvbuf(stdout, nullptr, _IOLBF, 0);  // each tick's line as it happens, also into a pipe
 
-  hotswap::code_server code;
-  hotswap::release_handler releases(code);
-  or_exit(releases.boot(modules + "/anemone-2.release.json"), "boot");
-  const auto manager = or_exit(hotswap::start<AccountManagerInterface>(code.current("anemone.account_manager"), period,
-                                                                       {.name = "account_manager"}),
-                               "start");
-  const auto inspector = or_exit(
-      hotswap::start<InspectorInterface>(code.current("anemone.inspector"), period, {.name = "inspector"}), "start");
-  const auto control = or_exit(hotswap::open_control(code, releases, {.program = "anemone"}), "open_control");
+  anemone_2 program(period, modules);
+  const auto control =
+      or_exit(hotswap::open_control(program.code, program.releases, {.program = "anemone"}), "open_control");
   fmt::print(stderr, "-- anemone (pid {}) serves release anemone 2; control socket {}\n", ::getpid(), control.path());
 
   int stopped = 0;
   sigwait(&stops, &stopped);
   fmt::print(stderr, "-- stopping ({})\n", stopped == SIGINT ? "SIGINT" : "SIGTERM");
-  or_exit(hotswap::stop(inspector), "stop");
-  or_exit(hotswap::stop(manager), "stop");
+  or_exit(hotswap::stop(program.inspector), "stop");
+  or_exit(hotswap::stop(program.manager), "stop");
   return 0;
 }
 
@@ -80,18 +94,8 @@ int main(int argc, char** argv) {
   const Period period{args.size() > 1 ? std::atoi(args[1].c_str()) : 1000};
   const std::string modules = args.size() > 2 ? args[2] : ANEMONE_MODULES_DIR;
 
-  // The schema versions the v2 program was built with; v3 comes with the new modules.
-  hotswap::registry().add(hotswap::describe<v1::Account>());
-  hotswap::registry().add(hotswap::describe<v2::Account>());
-
-  hotswap::code_server code;
-  hotswap::release_handler releases(code);
-  or_exit(releases.boot(modules + "/anemone-2.release.json"), "boot");
-  const auto manager = or_exit(hotswap::start<AccountManagerInterface>(code.current("anemone.account_manager"), period,
-                                                                       {.name = "account_manager"}),
-                               "start");
-  const auto inspector = or_exit(
-      hotswap::start<InspectorInterface>(code.current("anemone.inspector"), period, {.name = "inspector"}), "start");
+  anemone_2 program(period, modules);
+  auto& [code, releases, manager, inspector] = program;
   run::wait_for_ticks(manager, inspector, ticks, period);
 
   // Release anemone 3 arrives while v2 serves on. Its modules load outside the pause; the line

@@ -162,8 +162,8 @@ class connection {
 exit_status failure_status(const std::string& command, const json& reply) {
   const std::string code = reply.value("/error/code"_json_pointer, std::string());
   const bool moved_servers = command == "upgrade" || command == "downgrade" || command == "rollback";
-  const bool nothing_moved = code == "plan_refused" || code == "bad_release" || code == "no_release" ||
-                             code == "bad_request" || code == "over_budget";
+  const bool nothing_moved =
+      code == "plan_refused" || code == "bad_release" || code == "no_release" || code == "bad_request";
   return moved_servers && !nothing_moved && reply.contains("result") ? rolled_back : refused;
 }
 

@@ -20,6 +20,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -200,11 +201,6 @@ inline result<any_server> named_server(const std::string& name) {
   return error{errc::no_server, "no server is named or numbered " + name.substr(0, 64)};
 }
 
-inline std::string server_label(const sys::status& status) {
-  return status.name.empty() ? fmt::format("server {}", status.id)
-                             : fmt::format("server {} ({})", status.id, status.name);
-}
-
 /// tree: each supervisor's children, down from the servers no supervisor owns.
 inline nlohmann::json tree_json(std::chrono::nanoseconds timeout) {
   struct node {
@@ -213,14 +209,14 @@ inline nlohmann::json tree_json(std::chrono::nanoseconds timeout) {
     std::vector<child_info> children;
   };
   std::map<std::uint64_t, node> nodes;
-  std::map<std::uint64_t, bool> owned;
+  std::set<std::uint64_t> owned;
   for (auto& server : all_servers()) {
     node one{server, {}, {}};
     if (auto status = sys::get_status(server, timeout)) one.status = std::move(*status);
     if (auto supervisor = server_ref<supervisor_interface>::from(server))
       if (auto children = call(*supervisor, which_children{}, timeout)) one.children = std::move(*children);
     for (const auto& child : one.children)
-      if (child.server) owned[child.server.id()] = true;
+      if (child.server) owned.insert(child.server.id());
     nodes.emplace(server.id(), std::move(one));
   }
   std::string text;
@@ -238,7 +234,8 @@ inline nlohmann::json tree_json(std::chrono::nanoseconds timeout) {
                 {"interface", status.interface},
                 {"implementation", status.implementation},
                 {"vsn", status.vsn}});
-    text += line + fmt::format("{}  {} vsn {}\n", server_label(status), status.implementation, status.vsn);
+    text +=
+        line + fmt::format("{}  {} vsn {}\n", found->second.server.core()->label(), status.implementation, status.vsn);
     json children = json::array();
     for (const auto& one : found->second.children) {
       if (one.server) {
@@ -307,7 +304,7 @@ inline result<json> stats_json(const any_server& server, std::optional<bool> tim
            {"slow_handlers", statistics->slow_handlers},
            {"slowest_message", statistics->slowest_message},
            {"slowest_handler_us", us(statistics->slowest_handler)}};
-  std::string text = fmt::format("{}\n  messages handled   {}\n  mailbox            {}\n", server_label(*status),
+  std::string text = fmt::format("{}\n  messages handled   {}\n  mailbox            {}\n", server.core()->label(),
                                  statistics->messages_handled, status->mailbox_length);
   text += statistics->timing ? fmt::format("  time in handlers   {:.1f} us\n", us(statistics->time_in_handlers))
                              : "  time in handlers   - (timing is off: stats --timing on)\n";

@@ -184,7 +184,7 @@ json ask(connection& program, const json& request, const output_options& output)
       std::fflush(stdout);
       continue;
     }
-    if (line.value("event", "") == "trace" || line.value("event", "") == "tracing")
+    if (line.contains("text"))  // a trace's or a watch's lines
       fmt::print("{}", line.value("text", ""));
     else  // an upgrade's step, as it happens
       fmt::print("[{:>9.3f} ms] {}\n", std::chrono::duration<double, std::milli>(clock_type::now() - sent).count(),
@@ -353,8 +353,9 @@ int main(int argc, char** argv) {
               upper,
               [&requests, name, key](const std::string& value) {
                 // A path is the program's to open, from its own directory: made absolute here.
-                requests[name][key] =
-                    key == "release" || key == "file" ? std::filesystem::absolute(value).string() : value;
+                requests[name][key] = key == "release" || key == "file" || key == "directory"
+                                          ? std::filesystem::absolute(value).string()
+                                          : value;
               },
               std::string(field.help));
           if (field.required) option->required();

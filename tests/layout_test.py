@@ -26,7 +26,7 @@ INCLUDE = ROOT / "include"
 
 # Lowest first. A detail folder and the public headers of its layer share a rank.
 LAYERS = ["common", "abi", "reflect", "schemas", "migrations", "runtime", "servers", "modules", "releases", "umbrella",
-          "control"]
+          "development", "control"]
 PUBLIC = {
     "version.hpp": "common", "result.hpp": "common",
     "schemas.hpp": "schemas", "inspect.hpp": "schemas",
@@ -35,6 +35,7 @@ PUBLIC = {
     "modules.hpp": "modules",
     "releases.hpp": "releases",
     "hotswap.hpp": "umbrella",
+    "watch.hpp": "development",
     "control.hpp": "control",
 }
 VOCABULARY = {"hotswap/result.hpp", "hotswap/version.hpp"}

@@ -1,9 +1,8 @@
 #!/usr/bin/env python3
 """Generates single_include/hotswap/hotswap.hpp from include/: every hotswap header inlined once,
-in include order, system includes kept. Beside it, single_include/hotswap/releases.hpp and
-control.hpp: the layers not in the umbrella header, each including the one below and inlining
-the rest. First
-it stamps the headers' digest (tools/headers_digest.py), which the single header carries too.
+in include order, system includes kept. Beside it, single_include/hotswap/releases.hpp, watch.hpp
+and control.hpp: the layers not in the umbrella header, each including the one below and
+inlining the rest. First it stamps the headers' digest (tools/headers_digest.py), which the single header carries too.
 
     tools/amalgamate.py           write the digest and the single header
     tools/amalgamate.py --check   exit 1 if either committed file is stale
@@ -17,10 +16,8 @@ import headers_digest
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "include/hotswap/hotswap.hpp"
 TARGET = ROOT / "single_include/hotswap/hotswap.hpp"
-RELEASES_SOURCE = ROOT / "include/hotswap/releases.hpp"
-RELEASES_TARGET = ROOT / "single_include/hotswap/releases.hpp"
-CONTROL_SOURCE = ROOT / "include/hotswap/control.hpp"
-CONTROL_TARGET = ROOT / "single_include/hotswap/control.hpp"
+# The layers above the umbrella header, lowest first: (header, what it is), each including the one before.
+ABOVE = [("releases.hpp", "releases"), ("watch.hpp", "development loop"), ("control.hpp", "control socket")]
 LOCAL_INCLUDE = re.compile(r'^#include "([^"]+)"\s*$')
 
 
@@ -39,18 +36,20 @@ def inline(path, seen, out):
 
 
 def generate():
-    """The single header, the releases header and the control header, as {target: text}."""
+    """The single header and the layers above it, as {target: text}."""
     seen = set()
     out = ["// hotswap single header, generated from include/ by tools/amalgamate.py; do not edit.\n",
            "#pragma once\n"]
     inline(SOURCE, seen, out)
-    releases = ["// hotswap's releases, generated from include/ by tools/amalgamate.py; do not edit.\n",
-                "#pragma once\n", '#include "hotswap.hpp"\n']
-    inline(RELEASES_SOURCE, seen, releases)  # what hotswap.hpp has is not inlined twice
-    control = ["// hotswap's control socket, generated from include/ by tools/amalgamate.py; do not edit.\n",
-               "#pragma once\n", '#include "releases.hpp"\n']
-    inline(CONTROL_SOURCE, seen, control)
-    return {TARGET: "".join(out), RELEASES_TARGET: "".join(releases), CONTROL_TARGET: "".join(control)}
+    generated = {TARGET: "".join(out)}
+    below = "hotswap.hpp"
+    for header, what in ABOVE:
+        layer = [f"// hotswap's {what}, generated from include/ by tools/amalgamate.py; do not edit.\n",
+                 "#pragma once\n", f'#include "{below}"\n']
+        inline(ROOT / "include/hotswap" / header, seen, layer)  # what the layers below have is not inlined twice
+        generated[ROOT / "single_include/hotswap" / header] = "".join(layer)
+        below = header
+    return generated
 
 
 def main():

@@ -19,6 +19,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -34,6 +35,7 @@
 #include "detail/control/socket_place.hpp"
 #include "releases.hpp"
 #include "supervisors.hpp"
+#include "watch.hpp"
 
 namespace hotswap {
 
@@ -355,6 +357,40 @@ inline result<json> log_json(server_watches<any_server>& watches, const any_serv
   return json{{"logging", logging}, {"events", std::move(listed)}, {"text", std::move(text)}};
 }
 
+/// watch: a module watch on a directory whose lines stream to the client until it goes (and the
+/// watch with it).
+template <class CodeServer>
+class watch_stream final : public reply_stream {
+ public:
+  static result<std::unique_ptr<reply_stream>> open(CodeServer& code, const std::string& directory) {
+    std::unique_ptr<watch_stream> made(new watch_stream(code));
+    if (auto watched = made->watch_.watch(directory); !watched) return watched.error();
+    return std::unique_ptr<reply_stream>(std::move(made));
+  }
+  bool pump(reply_lines& reply) override {
+    std::vector<std::string> lines;
+    {
+      const std::lock_guard hold(said_->lock);
+      lines.swap(said_->lines);
+    }
+    for (const auto& line : lines) reply.line(event_line("watch", {{"text", line + "\n"}}));
+    return true;  // until the client goes
+  }
+
+ private:
+  struct said {
+    std::mutex lock;
+    std::vector<std::string> lines;
+  };
+  explicit watch_stream(CodeServer& code)
+      : watch_(code, {.print = [said = said_](const std::string& line) {
+                 const std::lock_guard hold(said->lock);
+                 said->lines.push_back(line);
+               }}) {}
+  std::shared_ptr<said> said_ = std::make_shared<said>();  // (before the watch, which prints to it)
+  basic_module_watch<CodeServer> watch_;
+};
+
 /// Runs one request line, writing its progress lines and its reply line.
 template <class CodeServer, class ReleaseHandler>
 void run_request(std::string_view line, reply_lines& reply, const std::string& program, CodeServer& code,
@@ -439,6 +475,17 @@ void run_request(std::string_view line, reply_lines& reply, const std::string& p
                                         {"servers_stopped", purged->servers_stopped},
                                         {"unmapped", purged->unmapped},
                                         {"text", text}}));
+  }
+  if (command == "watch") {
+    auto stream = watch_stream<CodeServer>::open(code, request->directory);
+    if (!stream) return answer(stream.error());
+    reply.line(event_line(
+        "watching",
+        {{"text", fmt::format("watching {} for module files; {}\n", request->directory,
+                              code.development() ? "a rebuild of the same vsn is taken (development mode)"
+                                                 : "only newer vsns are taken (the code server is not in development "
+                                                   "mode)")}}));
+    return reply.follow(std::move(*stream));
   }
   reply.line(reply_line(false, nullptr, error{errc::bad_request, "command " + command + " is not served here"}));
 }

@@ -83,6 +83,9 @@ class module_version : public std::enable_shared_from_this<module_version> {
  public:
   const std::string& name() const noexcept { return note_.name; }
   int vsn() const noexcept { return note_.vsn; }
+  /// Which build of its vsn it is: 16 hex digits of the SHA-256 its seal holds (`hotswap-seal
+  /// verify` prints all of it). A rebuild that changes anything has another.
+  const std::string& build() const noexcept { return note_.build; }
   /// The file it was loaded from, and the private copy it runs from.
   const std::string& path() const noexcept { return path_; }
   const std::string& copy() const noexcept { return copy_; }
@@ -211,6 +214,7 @@ struct purge_report {
 struct module_info {
   std::string name;
   int vsn;
+  std::string build;  ///< as module_version::build says
   std::string implementation, interface_name;
   std::uint64_t interface_fingerprint;
   std::vector<int> from_vsns;  ///< the vsns its code_change starts from (its state_history)
@@ -228,6 +232,10 @@ struct code_server_options {
   /// given any, a module not signed by one of them is refused (errc::untrusted). None: a module
   /// need only be sealed (its bytes as its build wrote them).
   std::vector<std::string> trusted_keys{};
+  /// A development code server (the edit, rebuild, reload loop: hotswap::module_watch) also
+  /// takes another build of the current vsn, which a rebuild keeps; production's rule, a newer
+  /// vsn, is otherwise the same. The build already loaded is still refused (errc::not_newer).
+  bool development = false;
 };
 
 namespace detail {
@@ -242,7 +250,9 @@ template <class = void>
 class basic_code_server {
  public:
   explicit basic_code_server(code_server_options options = {})
-      : directory_(std::move(options.directory)), largest_module_(options.largest_module) {
+      : directory_(std::move(options.directory)),
+        largest_module_(options.largest_module),
+        development_(options.development) {
     for (std::size_t i = 0; i < options.trusted_keys.size(); ++i) {
       trusted_.push_back(detail::read_public_key(options.trusted_keys[i]));
       if (!trusted_.back() && bad_key_.empty())
@@ -286,8 +296,9 @@ class basic_code_server {
       if (!note) return note.error();
       std::vector<int> from_vsns;
       for (const auto& earlier : note->history) from_vsns.push_back(earlier.vsn);
-      return module_info{std::move(note->name),           note->vsn,       std::move(note->implementation),
-                         std::move(note->interface_name), note->interface, std::move(from_vsns)};
+      return module_info{
+          std::move(note->name),           note->vsn,       std::move(note->build), std::move(note->implementation),
+          std::move(note->interface_name), note->interface, std::move(from_vsns)};
     } catch (const std::exception& failed) {  // out of memory, most likely
       return detail::file_error(errc::load_failed, path, failed.what());
     }
@@ -389,6 +400,9 @@ class basic_code_server {
     return closer_->close_pending().size();
   }
 
+  /// Whether it takes another build of the current vsn (code_server_options::development).
+  bool development() const noexcept { return development_; }
+
   /// Where the private copies go (empty until the first load, when none was given).
   std::string directory() const {
     const detail::spin_guard hold(lock_);
@@ -451,9 +465,12 @@ class basic_code_server {
     const auto sections = detail::find_module_sections(bytes, path);
     if (!sections) return sections.error();
     if (!bad_key_.empty()) return detail::file_error(errc::untrusted, path, bad_key_);
-    if (auto sealed = detail::check_seal(bytes, sections->seal, trusted_, path); !sealed) return sealed.error();
+    auto sealed = detail::check_seal(bytes, sections->seal, trusted_, path);
+    if (!sealed) return sealed.error();
     text = sections->note;
-    return detail::parse_module_note(text, path);
+    auto note = detail::parse_module_note(text, path);
+    if (note) note->build = std::move(*sealed);
+    return note;
   }
 
   /// The same, and the note checked against the program and the loaded versions.
@@ -463,7 +480,7 @@ class basic_code_server {
     auto note = read_note(path, bytes, text);
     if (!note) return note.error();
     if (auto fits = detail::check_fits(*note, path, interface, interface_name, current(note->name), old(note->name),
-                                       registry(), older);
+                                       registry(), older, development_);
         !fits)
       return fits.error();
     return note;
@@ -551,6 +568,7 @@ class basic_code_server {
   std::string directory_;
   bool made_directory_ = false;
   std::size_t largest_module_;
+  bool development_;
   std::vector<detail::evp_key> trusted_;
   std::string bad_key_;  // why trusted_ is unusable (a key that did not parse), if it is
   std::vector<entry> modules_;

@@ -31,7 +31,8 @@ enum class errc : std::uint8_t {
   wrong_state_type,    ///< the state is not of the type asked for
   code_change_failed,  ///< code_change threw or refused; state and table are unchanged
   init_failed,         ///< init threw; no server was started
-  handler_failed,      ///< a function given to replace_state threw; the state is unchanged
+  handler_failed,      ///< a function given to replace_state threw (the state is unchanged), or a handler threw and the
+                       ///< server went back to its code before (a development reload on probation)
   calling_self,        ///< a handler called its own server, which cannot answer while it runs
   wrong_argument,      ///< init takes an argument of another type
   // Loading modules (hotswap/modules.hpp): the code server and every server are left unchanged.

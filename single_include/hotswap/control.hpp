@@ -1,6 +1,6 @@
 // hotswap's control socket, generated from include/ by tools/amalgamate.py; do not edit.
 #pragma once
-#include "releases.hpp"
+#include "watch.hpp"
 // ---- hotswap/control.hpp ----
 // The control socket (<hotswap/control.hpp>, beside the umbrella header, not in it): a program
 // opens it with one call, and operators drive its release handler and look at its servers from
@@ -22,6 +22,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -82,6 +83,7 @@ struct operator_request {
   std::string release;         ///< plan, dry-run, upgrade, downgrade: a release manifest's path
   std::string file;            ///< load: a module file's path
   std::string module;          ///< purge: a module's name
+  std::string directory;       ///< watch: a directory of module files
   std::string server;          ///< state, stats, log, trace: a server's registered name or id
   std::uint64_t count = 0;     ///< trace: how many messages
   bool force = false;          ///< purge: stop the servers still using the old version
@@ -187,6 +189,14 @@ inline const std::vector<operator_command>& operator_commands() {
         {field::flag, "force", false, "stop the servers still on the old version first"}},
        "a module's old version unloaded",
        "Unloads the old version of a module; refused while servers run it, unless forced."},
+      {"watch",
+       {{field::text, "directory", true, "the directory the build writes the program's module files to"}},
+       "module files reloaded as the build rewrites them, a line each (the development loop)",
+       "Watches the directory until the client goes: each module file the build finishes writing whose "
+       "module the program runs is loaded, and every server on the module upgraded to it in one "
+       "transaction, or refused with the reason and the old code serving on. A program whose code server "
+       "is in development mode takes another build of the same vsn; a handler of a reloaded build that "
+       "throws within a minute puts its servers back on the build before, with their state."},
   };
   return commands;
 }
@@ -251,10 +261,11 @@ inline result<operator_request> decode_request(std::string_view line) {
       case operator_field::text:
         if (!value.is_string() || value.get_ref<const std::string&>().empty())
           return error{errc::bad_request, "\"" + key + "\" must be a non-empty string"};
-        (key == "release"  ? request.release
-         : key == "file"   ? request.file
-         : key == "module" ? request.module
-                           : request.server) = value.get<std::string>();
+        (key == "release"     ? request.release
+         : key == "file"      ? request.file
+         : key == "module"    ? request.module
+         : key == "directory" ? request.directory
+                              : request.server) = value.get<std::string>();
         break;
     }
   }
@@ -1174,6 +1185,40 @@ inline result<json> log_json(server_watches<any_server>& watches, const any_serv
   return json{{"logging", logging}, {"events", std::move(listed)}, {"text", std::move(text)}};
 }
 
+/// watch: a module watch on a directory whose lines stream to the client until it goes (and the
+/// watch with it).
+template <class CodeServer>
+class watch_stream final : public reply_stream {
+ public:
+  static result<std::unique_ptr<reply_stream>> open(CodeServer& code, const std::string& directory) {
+    std::unique_ptr<watch_stream> made(new watch_stream(code));
+    if (auto watched = made->watch_.watch(directory); !watched) return watched.error();
+    return std::unique_ptr<reply_stream>(std::move(made));
+  }
+  bool pump(reply_lines& reply) override {
+    std::vector<std::string> lines;
+    {
+      const std::lock_guard hold(said_->lock);
+      lines.swap(said_->lines);
+    }
+    for (const auto& line : lines) reply.line(event_line("watch", {{"text", line + "\n"}}));
+    return true;  // until the client goes
+  }
+
+ private:
+  struct said {
+    std::mutex lock;
+    std::vector<std::string> lines;
+  };
+  explicit watch_stream(CodeServer& code)
+      : watch_(code, {.print = [said = said_](const std::string& line) {
+                 const std::lock_guard hold(said->lock);
+                 said->lines.push_back(line);
+               }}) {}
+  std::shared_ptr<said> said_ = std::make_shared<said>();  // (before the watch, which prints to it)
+  basic_module_watch<CodeServer> watch_;
+};
+
 /// Runs one request line, writing its progress lines and its reply line.
 template <class CodeServer, class ReleaseHandler>
 void run_request(std::string_view line, reply_lines& reply, const std::string& program, CodeServer& code,
@@ -1258,6 +1303,17 @@ void run_request(std::string_view line, reply_lines& reply, const std::string& p
                                         {"servers_stopped", purged->servers_stopped},
                                         {"unmapped", purged->unmapped},
                                         {"text", text}}));
+  }
+  if (command == "watch") {
+    auto stream = watch_stream<CodeServer>::open(code, request->directory);
+    if (!stream) return answer(stream.error());
+    reply.line(event_line(
+        "watching",
+        {{"text", fmt::format("watching {} for module files; {}\n", request->directory,
+                              code.development() ? "a rebuild of the same vsn is taken (development mode)"
+                                                 : "only newer vsns are taken (the code server is not in development "
+                                                   "mode)")}}));
+    return reply.follow(std::move(*stream));
   }
   reply.line(reply_line(false, nullptr, error{errc::bad_request, "command " + command + " is not served here"}));
 }

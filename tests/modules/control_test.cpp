@@ -413,3 +413,36 @@ TEST_CASE("a server's log keeps its last events while it is on; a trace streams 
   CHECK(ended["result"]["traced"] == 0);
   CHECK(hotswap::call(shop.b, testing::Get{}).value() == 9);
 }
+
+TEST_CASE("watch streams a line for each module file the build writes, reloaded or refused, until the client goes") {
+  controlled_shop shop;
+  const std::string watched = shop.files.dir + "/build";
+  REQUIRE(::mkdir(watched.c_str(), 0700) == 0);
+  client developer(shop.control.path());
+  developer.send(json{{"command", "watch"}, {"directory", watched}}.dump() + "\n");
+  const json started = json::parse(developer.line());
+  CHECK(started["event"] == "watching");
+  CHECK(started["text"] == "watching " + watched +
+                               " for module files; only newer vsns are taken (the code server is not in development "
+                               "mode)\n");
+  client operator_(shop.control.path());
+  CHECK(operator_.reply({{"command", "releases"}})["ok"] == true);  // served while the watch streams
+  // A newer vsn of the counter, as a build writes it: both servers on it are upgraded.
+  testing::write_bytes(watched + "/counter.so", testing::read_bytes(testing::built("counter_v2")));
+  const json reloaded = json::parse(developer.line());
+  CHECK(reloaded["event"] == "watch");
+  CHECK_THAT(reloaded["text"].get<std::string>(),
+             Catch::Matches("reloaded counter vsn 1 -> 2 \\(build [0-9a-f]{8} -> [0-9a-f]{8}\\): 2 servers upgraded "
+                            "in \\d+ us \\(server \\d+, server \\d+\\); load \\d+\\.\\d ms\n"));
+  CHECK(hotswap::sys::get_status(shop.a).value().vsn == 2);
+  CHECK(hotswap::call(shop.b, testing::Get{}).value() == 9);
+  // Another build of vsn 2: this code server is not in development mode.
+  testing::write_bytes(watched + "/rebuilt.so", testing::read_bytes(testing::built("counter_v2_rebuilt")));
+  const json refused = json::parse(developer.line());
+  CHECK_THAT(refused["text"].get<std::string>(),
+             Catch::StartsWith("refused " + watched +
+                               "/rebuilt.so: counter vsn 2 is not newer than the current vsn 2 "
+                               "(another build of it: a code server in development mode takes that); the old code "
+                               "serves on"));
+  CHECK(hotswap::call(shop.b, testing::Get{}).value() == 9);
+}

@@ -25,6 +25,7 @@ struct operator_request {
   std::string release;         ///< plan, dry-run, upgrade, downgrade: a release manifest's path
   std::string file;            ///< load: a module file's path
   std::string module;          ///< purge: a module's name
+  std::string directory;       ///< watch: a directory of module files
   std::string server;          ///< state, stats, log, trace: a server's registered name or id
   std::uint64_t count = 0;     ///< trace: how many messages
   bool force = false;          ///< purge: stop the servers still using the old version
@@ -130,6 +131,14 @@ inline const std::vector<operator_command>& operator_commands() {
         {field::flag, "force", false, "stop the servers still on the old version first"}},
        "a module's old version unloaded",
        "Unloads the old version of a module; refused while servers run it, unless forced."},
+      {"watch",
+       {{field::text, "directory", true, "the directory the build writes the program's module files to"}},
+       "module files reloaded as the build rewrites them, a line each (the development loop)",
+       "Watches the directory until the client goes: each module file the build finishes writing whose "
+       "module the program runs is loaded, and every server on the module upgraded to it in one "
+       "transaction, or refused with the reason and the old code serving on. A program whose code server "
+       "is in development mode takes another build of the same vsn; a handler of a reloaded build that "
+       "throws within a minute puts its servers back on the build before, with their state."},
   };
   return commands;
 }
@@ -194,10 +203,11 @@ inline result<operator_request> decode_request(std::string_view line) {
       case operator_field::text:
         if (!value.is_string() || value.get_ref<const std::string&>().empty())
           return error{errc::bad_request, "\"" + key + "\" must be a non-empty string"};
-        (key == "release"  ? request.release
-         : key == "file"   ? request.file
-         : key == "module" ? request.module
-                           : request.server) = value.get<std::string>();
+        (key == "release"     ? request.release
+         : key == "file"      ? request.file
+         : key == "module"    ? request.module
+         : key == "directory" ? request.directory
+                              : request.server) = value.get<std::string>();
         break;
     }
   }

@@ -29,11 +29,12 @@ std::string describe_users(const Version& version, const std::vector<Handle>& us
 
 /// Checks a module's note against the program (`interface`: the one asked for, 0 for any;
 /// `known`: the program's schema registry) and the module's loaded versions (`now`, `before`:
-/// its current and old ones, or null); `older`: a release going down loads an older vsn.
+/// its current and old ones, or null); `older`: a release going down loads an older vsn;
+/// `development`: another build of the current vsn is taken too.
 template <class ModulePtr, class Registry>
 result<void> check_fits(const module_note_fields& note, const std::string& path, std::uint64_t interface,
                         std::string_view interface_name, const ModulePtr& now, const ModulePtr& before,
-                        const Registry& known, bool older = false) {
+                        const Registry& known, bool older = false, bool development = false) {
   if (note.abi != abi_fingerprint)
     return file_error(errc::abi_mismatch, path,
                       "built for another ABI: the module has \"" + note.abi_text + "\", this program \"" +
@@ -48,10 +49,19 @@ result<void> check_fits(const module_note_fields& note, const std::string& path,
                       note.name + " vsn " + std::to_string(note.vsn) + " implements " + note.interface_name +
                           " differently from the loaded vsn " + std::to_string(loaded->vsn()) + " (" +
                           loaded->interface_name() + ")");
-  if (now && (older ? note.vsn >= now->vsn() : note.vsn <= now->vsn()))
+  if (now && development && !older && note.vsn == now->vsn()) {
+    if (note.build == now->build())
+      return file_error(
+          errc::not_newer, path,
+          note.name + " vsn " + std::to_string(note.vsn) + " build " + note.build + " is the build loaded already");
+  } else if (now && (older ? note.vsn >= now->vsn() : note.vsn <= now->vsn())) {
     return file_error(errc::not_newer, path,
                       note.name + " vsn " + std::to_string(note.vsn) + " is not " + (older ? "older" : "newer") +
-                          " than the current vsn " + std::to_string(now->vsn()));
+                          " than the current vsn " + std::to_string(now->vsn()) +
+                          (!older && note.vsn == now->vsn() && note.build != now->build()
+                               ? " (another build of it: a code server in development mode takes that)"
+                               : ""));
+  }
   if (now && before)
     if (const auto using_it = before->servers(); !using_it.empty())
       return file_error(

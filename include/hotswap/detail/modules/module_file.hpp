@@ -76,6 +76,7 @@ struct module_note_fields {
     std::uint64_t fingerprint;
   };
   std::vector<schema_version> schemas;
+  std::string build;  // not in the note: its seal's (check_seal), which covers the note and the code
 };
 
 template <class = void>

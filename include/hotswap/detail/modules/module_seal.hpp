@@ -122,10 +122,12 @@ std::string hex(const unsigned char* bytes, std::size_t size) {
 // -- the check --
 
 /// The seal of `file` matches its bytes and, when `trusted` is not empty, is signed by one of
-/// those keys.
+/// those keys. Returns the module's build: its digest's first 8 bytes in hex, which tell two
+/// builds of one vsn apart (the digest covers every byte of the file, so a build that differs in
+/// anything, code or note, has another).
 template <class = void>
-result<void> check_seal(std::string_view file, std::string_view section, const std::vector<evp_key>& trusted,
-                        const std::string& path) {
+result<std::string> check_seal(std::string_view file, std::string_view section, const std::vector<evp_key>& trusted,
+                               const std::string& path) {
   const auto seal = read_seal(section, path);
   if (!seal) return seal.error();
   auto zero = [](const auto& bytes) {
@@ -139,7 +141,8 @@ result<void> check_seal(std::string_view file, std::string_view section, const s
     return file_error(errc::torn, path,
                       "torn or modified since it was built: its bytes do not match its seal (a rebuild or a copy "
                       "that was not atomic, caught half-way?)");
-  if (trusted.empty()) return {};
+  std::string build = hex(digest.data(), 8);
+  if (trusted.empty()) return build;
   if (zero(seal->signer))
     return file_error(errc::untrusted, path,
                       "not signed, and this code server takes only modules signed by a trusted key "
@@ -160,7 +163,7 @@ result<void> check_seal(std::string_view file, std::string_view section, const s
                                   reinterpret_cast<const unsigned char*>(message.data()), message.size()) == 1;
   libcrypto::ERR_pop_to_mark();
   if (!verified) return file_error(errc::untrusted, path, "its signature by key " + signer + " does not verify");
-  return {};
+  return build;
 }
 
 }  // namespace hotswap::detail

@@ -112,6 +112,10 @@ void dispatch(server_core& server, envelope& message) noexcept {
   if (server.timing) server.time_in_handlers += std::chrono::steady_clock::now() - start;
   ++server.handled;
   if (result.failed) {
+    if (auto guard = std::exchange(server.on_failure, nullptr); guard && guard(server, result.what)) {
+      if (message.reply) static_cast<reply_slot_base*>(message.reply)->fail(errc::handler_failed, result.what);
+      return;  // back on the code before, its state kept: it serves on
+    }
     if (message.reply) static_cast<reply_slot_base*>(message.reply)->fail(errc::server_died, result.what);
     end_server(server, {exit_kind::crashed, std::move(result.what)});
     return;

@@ -78,6 +78,10 @@ struct server_core {
   std::chrono::nanoseconds slowest_handler{};
   std::shared_ptr<const void> trace_code;  // released after `trace`
   std::function<void(const trace_event&)> trace;
+  /// Asked once, on the server's thread, when a handler fails (set while a development reload is
+  /// on probation: hotswap::module_watch): true if it put the server back on code that serves,
+  /// with its state, and the server lives on; false, or none, and the server crashes.
+  std::function<bool(server_core& server, const std::string& why)> on_failure;
 
   std::unique_ptr<executor> own_thread;  // a thread of its own (an own_thread), if it runs on one
 

@@ -96,13 +96,12 @@ result<tried_code> try_code(server_core& core, const implementation_table& table
   return tried_code{took, bytes};
 }
 
-/// On the suspended server: switches it to `table`, with a state made from the old one (which is
-/// kept, with the old table, in `kept`). On failure nothing changed.
+/// On the server, between its messages: switches it to `table`, with a state made from the old
+/// one (which is kept, with the old table, in `kept`). On failure nothing changed.
 template <class = void>
-result<void> switch_code(server_core& core, const implementation_table& table, int old_vsn, const extra_ref& extra,
-                         std::shared_ptr<const void> owner, kept_code& kept) {
+result<void> swap_code(server_core& core, const implementation_table& table, int old_vsn, const extra_ref& extra,
+                       std::shared_ptr<const void> owner, kept_code& kept) {
   const implementation_table& old = *core.table;
-  if (!core.suspended) return error{errc::not_suspended, "suspend the server first"};
   if (auto fits = check_change(core, table, old_vsn); !fits) return fits.error();
   outcome changed;
   void* state = make_state(core, table, old_vsn, extra, changed);
@@ -123,6 +122,14 @@ result<void> switch_code(server_core& core, const implementation_table& table, i
   core.table = &table;
   core.table_owner = std::move(owner);
   return {};
+}
+
+/// The same, on a suspended server only (sys::change_code, a release's transaction).
+template <class = void>
+result<void> switch_code(server_core& core, const implementation_table& table, int old_vsn, const extra_ref& extra,
+                         std::shared_ptr<const void> owner, kept_code& kept) {
+  if (!core.suspended) return error{errc::not_suspended, "suspend the server first"};
+  return swap_code(core, table, old_vsn, extra, std::move(owner), kept);
 }
 
 /// On the suspended server: undoes a switch. The new state goes, the old table and state are

@@ -102,6 +102,38 @@ typename Implementation::state change_from(const Old& old, const extra_of<Implem
     return migrate_top<typename Implementation::state>(Old(old), extra);
 }
 
+/// A rebuild of the same vsn whose state is now another version of its schema (a development
+/// build: code_server_options::development): the state made from the old by the schema's steps,
+/// when the old is one of the schema's versions and the steps reach this one. Cost: a migration
+/// check per version of the state's schema, for an implementation whose state is a schema
+/// version; nothing otherwise.
+template <class Implementation>
+void* rebuilt_state(void* old_state, std::uint64_t old_fingerprint, const extra_of<Implementation>& extra,
+                    outcome& result) {
+  using S = typename Implementation::state;
+  void* made = nullptr;
+  if constexpr (field_kind_of<S> == field_kind::version) {
+    using Schema = schema_of<S>;
+    [&]<int... Offset>(std::integer_sequence<int, Offset...>) {
+      auto one = [&]<class Old>(std::type_identity<Old>) {
+        if constexpr (!std::is_same_v<Old, S>) {
+          using check = migration_check<Old, S, context<extra_of<Implementation>, no_key>>;
+          if (value_fingerprint<Old> != old_fingerprint) return;
+          if constexpr (fine<check>)
+            made = new S(migrate_top<S>(Old(*static_cast<const Old*>(old_state)), extra));
+          else
+            result = {true, "the state changed from " + std::string(type_spelling<Old>()) + " to " +
+                                std::string(type_spelling<S>()) + ", which the schema's steps do not migrate: " +
+                                std::string(type_spelling<error_of<check>>())};
+        }
+      };
+      (one(std::type_identity<typename Schema::template type_of<Schema::oldest_vsn + Offset>>{}), ...);
+    }
+    (std::make_integer_sequence<int, static_cast<int>(Schema::vsns.size())>{});
+  }
+  return made;
+}
+
 template <class Implementation, class... Versions>
 void* change_state(void* old_state, std::uint64_t old_fingerprint, int old_vsn, const extra_of<Implementation>& extra,
                    outcome& result, state_history<Versions...>) {
@@ -122,6 +154,15 @@ void* change_state(void* old_state, std::uint64_t old_fingerprint, int old_vsn, 
   });
   if (!known && !result.failed) {
     if (old_fingerprint == value_fingerprint<S>) return old_state;  // the same state type: handed on as it is
+    if (old_vsn == Implementation::vsn) {                           // a rebuild of this vsn
+      report_failure(result, [&] { made = rebuilt_state<Implementation>(old_state, old_fingerprint, extra, result); });
+      if (made || result.failed) return made;
+      result = {true, "this rebuild of vsn " + std::to_string(old_vsn) + " holds its state as " +
+                          std::string(type_spelling<S>()) +
+                          ", and the server's is not another version of its schema: make the new state a new "
+                          "version of the old one's schema"};
+      return nullptr;
+    }
     result = {true, std::string(type_spelling<Implementation>()) + " does not know the state of vsn " +
                         std::to_string(old_vsn) + ": list it in state_history"};
   }

@@ -1,0 +1,377 @@
+// The development loop: edit a module's source, rebuild it, and the running program takes the
+// new code with its state, as cr.h, Live++ and jet-live do, but with the state migrated by its
+// schema and every module checked before it runs.
+//
+//     hotswap::code_server code({.development = true});   // takes a rebuild of the same vsn
+//     ...
+//     hotswap::module_watch watch(code);
+//     watch.watch("build/modules").value();                // inotify on the build's module directory
+//     // cmake --build build --target rules  ->  "reloaded life.rules vsn 1 (build 3f2a1b0c -> 9c1e2d3f): ..."
+//
+// A module file the build has finished writing (quiet for `settle`, its seal matching its bytes)
+// whose module the program runs is loaded and every server on the module's current version is
+// upgraded to it in one transaction (hotswap::upgrade): all or none, the old code serving on when
+// the load or any change of code fails. For a grace period after, a handler of the new build
+// that throws puts its server back on the build before, with its state, and the reload's other
+// servers with it, and the build before is current again.
+//
+// Not included by <hotswap/hotswap.hpp>: include it where the program watches its modules.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "detail/development/file_events.hpp"
+#include "modules.hpp"
+#include "releases.hpp"
+#include "result.hpp"
+#include "servers.hpp"
+#include "sys.hpp"
+
+namespace hotswap {
+
+// -- a reload --
+
+/// What one reload of a module file did.
+struct reload_report {
+  std::string file, module;
+  int from_vsn = 0, to_vsn = 0;
+  std::string from_build, to_build;  ///< module_version::build of each
+  std::vector<std::string> servers;  ///< upgraded: `server 4 (name)`
+  std::chrono::nanoseconds load{};   ///< reading, checking and opening the file
+  std::chrono::nanoseconds pause{};  ///< the servers' pause (hotswap::upgrade's)
+  /// Done, or why not: every server then runs its old code with its old state.
+  result<void> outcome;
+
+  explicit operator bool() const noexcept { return outcome.has_value(); }
+};
+
+/// One line: `reloaded life.rules vsn 1 (build 3f2a1b0c -> 9c1e2d3f): 1 server upgraded in 41 us
+/// (server 3 (life)); load 1.2 ms`, or `refused rules.so: why; the old code serves on`.
+inline std::string to_string(const reload_report& report) {
+  if (!report) {
+    std::string why = report.outcome.error().what;
+    if (why.starts_with(report.file + ": ")) why.erase(0, report.file.size() + 2);  // a file's error names it
+    if (!why.ends_with("with its old state")) why += "; the old code serves on";    // the transaction says so itself
+    return fmt::format("refused {}: {}", report.file, why);
+  }
+  const auto micros = [](std::chrono::nanoseconds time) { return std::chrono::duration<double, std::micro>(time); };
+  std::string servers;
+  for (const auto& label : report.servers) servers += (servers.empty() ? "" : ", ") + label;
+  return fmt::format("reloaded {} vsn {}{} (build {} -> {}): {} server{} upgraded in {:.0f} us{}; load {:.1f} ms",
+                     report.module, report.from_vsn,
+                     report.to_vsn == report.from_vsn ? std::string() : fmt::format(" -> {}", report.to_vsn),
+                     report.from_build.substr(0, 8), report.to_build.substr(0, 8), report.servers.size(),
+                     report.servers.size() == 1 ? "" : "s", micros(report.pause).count(),
+                     servers.empty() ? "" : " (" + servers + ")", micros(report.load).count() / 1000);
+}
+
+// -- the watch --
+
+struct watch_options {
+  /// How long a module file must go unwritten before it is tried: a link writes it in pieces,
+  /// then hotswap-seal writes its seal.
+  std::chrono::nanoseconds settle = std::chrono::milliseconds(50);
+  /// For this long after a reload (and until the next), a handler of the new build that throws
+  /// puts its server back on the build before, its state kept (and the reload's other servers
+  /// with it) instead of crashing it. 0: none.
+  std::chrono::nanoseconds grace_period = std::chrono::minutes(1);
+  /// For each server's suspend and change of code.
+  std::chrono::nanoseconds timeout = default_timeout;
+  /// Each line the watch says: a reload, a refusal, a rollback. Default: standard output.
+  std::function<void(const std::string&)> print{};
+};
+
+namespace detail {
+/// A handler of the new build failed on server `id` (`label`), which went back to the build
+/// before unless `failure` says why not.
+struct reload_crash {
+  std::uint64_t generation, id;
+  std::string label, why, failure;
+};
+/// Where the servers on probation report their failures: they hold it weakly.
+struct crash_mailbox {
+  std::mutex lock;
+  std::vector<reload_crash> crashes;
+  file_events* wake = nullptr;  // null once the watch has gone
+  void post(reload_crash crash) {
+    const std::lock_guard hold(lock);
+    crashes.push_back(std::move(crash));
+    if (wake) wake->wake();
+  }
+};
+/// Whether a reload's outcome is worth a line when the watch made it: not a file still being
+/// written (caught half-way, its seal not yet written), one of a module this program does not
+/// run, or a write that left the build loaded already.
+inline bool worth_saying(const reload_report& report) {
+  if (report) return true;
+  switch (report.outcome.error().code) {
+    case errc::no_file:
+    case errc::not_a_library:
+    case errc::truncated:
+    case errc::unsealed:
+    case errc::torn:
+    case errc::no_module:
+      return false;
+    default:
+      return !(report.outcome.error().code == errc::not_newer && report.from_build == report.to_build);
+  }
+}
+}  // namespace detail
+
+/// Watches a program's module files and reloads those its build rewrites (see the top of this
+/// header). Its reloads run one at a time, on its own thread; reload() runs one now. (A template
+/// only so that a program compiles it where it uses it: use hotswap::module_watch.)
+template <class CodeServer = code_server>
+class basic_module_watch {
+ public:
+  explicit basic_module_watch(CodeServer& code, watch_options options = {})
+      : code_(code), options_(std::move(options)), events_(options_.settle) {
+    if (!options_.print)
+      options_.print = [](const std::string& line) {
+        fmt::print("{}\n", line);
+        std::fflush(stdout);
+      };
+    opened_ = events_.open();
+    crashes_->wake = &events_;
+    if (opened_) thread_ = std::thread([this] { run(); });
+  }
+  basic_module_watch(const basic_module_watch&) = delete;
+  basic_module_watch& operator=(const basic_module_watch&) = delete;
+  /// Stops watching. A probation ends (the build on it stays); nothing is unloaded.
+  ~basic_module_watch() {
+    {
+      const std::lock_guard hold(crashes_->lock);
+      stopping_ = true;
+      crashes_->wake = nullptr;
+    }
+    events_.wake();
+    if (thread_.joinable()) thread_.join();
+    const std::lock_guard one_at_a_time(operation_);
+    end_probation(false);
+  }
+
+  /// Watches `directory` for module files (`*.so`) the build writes.
+  result<void> watch(const std::string& directory) {
+    if (!opened_) return opened_.error();
+    const std::lock_guard one_at_a_time(operation_);
+    return events_.add(directory, ".so");
+  }
+
+  /// Reloads the module in `path` now, as the watch does a file its build has written: checks it
+  /// (a module the program runs, a newer vsn or another build of it), loads it, and upgrades
+  /// every server on the module's current version in one transaction; on any failure unloads it,
+  /// every server as before.
+  reload_report reload(const std::string& path) {
+    const std::lock_guard one_at_a_time(operation_);
+    return reload_locked(path);
+  }
+
+ private:
+  using clock = std::chrono::steady_clock;
+  using access = detail::code_server_access<void>;
+
+  /// A reload on probation: its servers guarded, the build before kept.
+  struct probation {
+    std::uint64_t generation;
+    module_ptr before, now;
+    std::vector<any_server> servers;
+    clock::time_point ends;
+  };
+
+  void run() {
+    for (;;) {
+      clock::time_point until = clock::now() + std::chrono::hours(1);
+      {
+        const std::lock_guard one_at_a_time(operation_);
+        if (probation_) until = probation_->ends;
+      }
+      const auto settled = events_.wait(until);
+      std::vector<detail::reload_crash> crashes;
+      {
+        const std::lock_guard hold(crashes_->lock);
+        if (stopping_) return;
+        crashes.swap(crashes_->crashes);
+      }
+      const std::lock_guard one_at_a_time(operation_);
+      for (const auto& crash : crashes) roll_back(crash);
+      for (const auto& path : settled)
+        if (const auto report = reload_locked(path); detail::worth_saying(report)) options_.print(to_string(report));
+      if (probation_ && clock::now() >= probation_->ends) end_probation(true);
+    }
+  }
+
+  reload_report reload_locked(const std::string& path) {
+    reload_report report;
+    report.file = path;
+    auto info = code_.check(path);
+    module_ptr now = info ? code_.current(info->name) : nullptr;
+    if (info) {
+      report.module = info->name;
+      report.to_vsn = info->vsn;
+      report.to_build = info->build;
+    } else if (auto note = access::read_note(code_, path); note) {  // why not: which build it is, still
+      report.module = note->name;
+      report.to_vsn = note->vsn;
+      report.to_build = note->build;
+      now = code_.current(note->name);
+    }
+    if (now) {
+      report.from_vsn = now->vsn();
+      report.from_build = now->build();
+    }
+    if (!info) {
+      report.outcome = info.error();
+      return report;
+    }
+    if (!now) {
+      report.outcome = error{errc::no_module, path + ": " + info->name + " is not loaded here: nothing to reload"};
+      return report;
+    }
+    end_probation(true);  // the build on probation has served until this one: it stays, as the one before
+    const auto started = clock::now();
+    auto loaded = code_.load(path);
+    report.load = clock::now() - started;
+    if (!loaded) {
+      report.outcome = loaded.error();
+      return report;
+    }
+    std::vector<upgrade_step> steps;
+    for (auto& server : running(now)) {
+      report.servers.push_back(server.first.core()->label());
+      steps.emplace_back(std::move(server.first), *loaded, server.second);
+    }
+    upgrade_options upgrade;
+    upgrade.suspend_timeout = upgrade.change_timeout = options_.timeout;
+    upgrade.state_sizes = false;
+    const upgrade_report done = hotswap::upgrade(steps, upgrade);
+    report.pause = done.pause;
+    if (!done) {
+      steps.clear();  // their leases of the new build go
+      access::undo_load(code_, std::move(*loaded));
+      report.outcome = done.outcome.error();
+      report.servers.clear();
+      return report;
+    }
+    if (options_.grace_period > std::chrono::nanoseconds::zero() && !steps.empty()) {
+      probation_.emplace(probation{++generation_, std::move(now), std::move(*loaded), {}, {}});
+      for (const auto& step : steps) probation_->servers.push_back(step.server());
+      probation_->ends =
+          clock::now() + std::min<std::chrono::nanoseconds>(options_.grace_period, std::chrono::hours(24 * 365));
+      guard(probation_->servers, probation_->before, probation_->generation);
+    } else {
+      steps.clear();
+      now.reset();
+      (void)code_.purge(report.module);  // the build before, unless something still runs it
+    }
+    return report;
+  }
+
+  /// The servers running `version`'s own table now (not those only holding a state it made),
+  /// each with its vsn.
+  std::vector<std::pair<any_server, int>> running(const module_ptr& version) {
+    std::vector<std::pair<any_server, int>> found;
+    const implementation_table* table = &detail::module_access<module_version>::table(*version);
+    for (auto& server : version->servers()) {
+      auto vsn = detail::control<int>(server, options_.timeout, [table](detail::server_core& core) -> result<int> {
+        return core.table == table ? result<int>(core.table->vsn) : error{errc::wrong_vsn, {}};
+      });
+      if (vsn) found.emplace_back(std::move(server), *vsn);
+    }
+    return found;
+  }
+
+  /// Each server of a reload on probation: a handler that throws puts it back on `before`.
+  void guard(const std::vector<any_server>& servers, const module_ptr& before, std::uint64_t generation) {
+    std::function<bool(detail::server_core&, const std::string&)> back =
+        [before, mailbox = std::weak_ptr<detail::crash_mailbox>(crashes_), generation](detail::server_core& core,
+                                                                                       const std::string& why) {
+          auto leased = detail::lease_to_server(before, &core);
+          detail::kept_code kept;
+          const result<void> moved =
+              leased ? detail::swap_code(core, *leased->table, core.table->vsn, {}, std::move(leased->lease), kept)
+                     : result<void>(leased.error());
+          if (moved) kept.commit();
+          if (const auto alive = mailbox.lock())
+            alive->post({generation, core.id, core.label(), why, moved ? std::string() : moved.error().what});
+          return moved.has_value();
+        };
+    for (const auto& server : servers)
+      (void)detail::control<void>(server, options_.timeout, [back](detail::server_core& core) -> result<void> {
+        core.on_failure = back;
+        return {};
+      });
+  }
+
+  /// Ends the probation: the guards go, and (`purge`) the build before with them.
+  void end_probation(bool purge) {
+    if (!probation_) return;
+    for (const auto& server : probation_->servers)
+      (void)detail::control<void>(server, options_.timeout, [](detail::server_core& core) -> result<void> {
+        core.on_failure = nullptr;
+        return {};
+      });
+    const std::string module = probation_->before->name();
+    probation_.reset();
+    if (purge) (void)code_.purge(module);
+  }
+
+  /// A handler of the build on probation failed: every server of the reload goes back to the
+  /// build before, which is current again.
+  void roll_back(const detail::reload_crash& crash) {
+    if (!probation_ || probation_->generation != crash.generation) return;  // ended, or another reload since
+    probation held = std::move(*probation_);
+    probation_.reset();
+    for (const auto& server : held.servers)  // the guards go first: none may fire during the rollback
+      (void)detail::control<void>(server, options_.timeout, [](detail::server_core& core) -> result<void> {
+        core.on_failure = nullptr;
+        return {};
+      });
+    std::vector<upgrade_step> steps;
+    for (auto& server : running(held.now)) steps.emplace_back(std::move(server.first), held.before, server.second);
+    upgrade_options upgrade;
+    upgrade.suspend_timeout = upgrade.change_timeout = options_.timeout;
+    upgrade.state_sizes = false;
+    const upgrade_report done = hotswap::upgrade(steps, upgrade);
+    const std::size_t others = steps.size();
+    steps.clear();
+    const std::string module = held.now->name(), back_to = "build " + held.before->build().substr(0, 8);
+    std::string line = fmt::format("{} failed in a handler of {} build {} ({})", crash.label, module,
+                                   held.now->build().substr(0, 8), crash.why);
+    line += crash.failure.empty() ? "; back on " + back_to + ", its state kept"
+                                  : "; it crashed, as its state could not go back (" + crash.failure + ")";
+    if (!done) {
+      options_.print(line + "; the reload's other servers could not go back: " + done.outcome.error().what);
+      return;
+    }
+    if (others) line += fmt::format("; {} other server{} back too", others, others == 1 ? "" : "s");
+    access::undo_load(code_, std::move(held.now));
+    options_.print("rolled back " + module + ": " + line + "; " + back_to + " is current again");
+  }
+
+  CodeServer& code_;
+  watch_options options_;
+  detail::file_events events_;
+  result<void> opened_;
+  std::mutex operation_;  // one reload, rollback or end of probation at a time
+  std::optional<probation> probation_;
+  std::uint64_t generation_ = 0;
+  std::shared_ptr<detail::crash_mailbox> crashes_ = std::make_shared<detail::crash_mailbox>();
+  bool stopping_ = false;  // under crashes_->lock
+  std::thread thread_;
+};
+
+using module_watch = basic_module_watch<>;
+
+}  // namespace hotswap

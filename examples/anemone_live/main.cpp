@@ -16,7 +16,10 @@
 //
 //     anemone_live [ticks before and after the upgrade = 5] [tick period in ms = 1000]
 //                  [directory of the modules and releases = where the build put them] [--downgrade]
-//     anemone_live --serve [tick period in ms = 1000] [directory of the modules and releases]
+//     anemone_live --serve [tick period in ms = 1000] [directory of the modules and releases] [--development]
+//
+// (--development: its code server takes a rebuild of a module's vsn, as `hotswapctl anemone watch
+// DIR` reloads one: benchmarks/save_to_serving.py times that.)
 #include <signal.h>
 
 #include <chrono>
@@ -41,12 +44,13 @@ namespace {
 
 /// The program on release anemone 2: its v2 modules booted, its two servers started on them.
 struct anemone_2 {
-  hotswap::code_server code;
+  hotswap::code_server code;  // in development mode, it takes another build of the same vsn
   hotswap::release_handler releases{code};
   hotswap::server_ref<AccountManagerInterface> manager;
   hotswap::server_ref<InspectorInterface> inspector;
 
-  anemone_2(Period period, const std::string& modules) {
+  anemone_2(Period period, const std::string& modules, bool development = false)
+      : code(hotswap::code_server_options{.development = development}) {
     // The schema versions the v2 program was built with; v3 comes with the new modules.
     hotswap::registry().add(hotswap::describe<v1::Account>());
     hotswap::registry().add(hotswap::describe<v2::Account>());
@@ -60,7 +64,7 @@ struct anemone_2 {
 };
 
 /// Ticks on release anemone 2 until stopped, its control socket open.
-int serve(Period period, const std::string& modules) {
+int serve(Period period, const std::string& modules, bool development) {
   // Stops are taken by sigwait below: blocked first, so that every thread started after inherits it.
   sigset_t stops;
   sigemptyset(&stops);
@@ -69,7 +73,7 @@ int serve(Period period, const std::string& modules) {
   pthread_sigmask(SIG_BLOCK, &stops, nullptr);
   std::setvbuf(stdout, nullptr, _IOLBF, 0);  // each tick's line as it happens, also into a pipe
 
-  anemone_2 program(period, modules);
+  anemone_2 program(period, modules, development);
   const auto control =
       or_exit(hotswap::open_control(program.code, program.releases, {.program = "anemone"}), "open_control");
   fmt::print(stderr, "-- anemone (pid {}) serves release anemone 2; control socket {}\n", ::getpid(), control.path());
@@ -86,9 +90,10 @@ int serve(Period period, const std::string& modules) {
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
+  const bool development = std::erase(args, "--development") > 0;
   if (std::erase(args, "--serve") > 0)
     return serve(Period{args.size() > 0 ? std::atoi(args[0].c_str()) : 1000},
-                 args.size() > 1 ? args[1] : ANEMONE_MODULES_DIR);
+                 args.size() > 1 ? args[1] : ANEMONE_MODULES_DIR, development);
   const bool downgrade = std::erase(args, "--downgrade") > 0;
   const int ticks = args.size() > 0 ? std::atoi(args[0].c_str()) : 5;
   const Period period{args.size() > 1 ? std::atoi(args[1].c_str()) : 1000};

@@ -192,7 +192,7 @@ inline std::string to_string(const reload_report& report) {
 struct watch_options {
   /// How long a module file must go unwritten before it is tried: a link writes it in pieces,
   /// then hotswap-seal writes its seal.
-  std::chrono::nanoseconds settle = std::chrono::milliseconds(50);
+  std::chrono::nanoseconds settle = std::chrono::milliseconds(10);
   /// For this long after a reload (and until the next), a handler of the new build that throws
   /// puts its server back on the build before, its state kept (and the reload's other servers
   /// with it) instead of crashing it. 0: none.

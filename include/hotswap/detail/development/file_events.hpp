@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <cstring>
 #include <map>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -43,11 +44,12 @@ class file_events {
     return {};
   }
 
-  /// Watches the files ending in `suffix` that are written, moved or linked into `directory`.
+  /// Any thread: watches the files ending in `suffix` that are written, moved or linked into `directory`.
   result<void> add(const std::string& directory, const std::string& suffix) {
     const int watch = ::inotify_add_watch(inotify_, directory.c_str(),
                                           IN_CLOSE_WRITE | IN_MODIFY | IN_MOVED_TO | IN_CREATE | IN_ONLYDIR);
     if (watch < 0) return error{errc::no_file, directory + ": cannot watch it: " + std::strerror(errno)};
+    const std::lock_guard hold(directories_lock_);
     directories_[watch] = {directory, suffix};
     return {};
   }
@@ -58,7 +60,7 @@ class file_events {
     [[maybe_unused]] const auto written = ::write(wake_, &one, sizeof one);
   }
 
-  /// Waits for writes, a wake() or `until`; returns the files whose last write is `settle` old.
+  /// The watch's thread: waits for writes, a wake() or `until`; returns the files whose last write is `settle` old.
   std::vector<std::string> wait(clock::time_point until) {
     const auto now = clock::now();
     for (const auto& [path, due] : pending_) until = std::min(until, due);
@@ -94,6 +96,7 @@ class file_events {
       for (ssize_t at = 0; at < got;) {
         const auto* event = reinterpret_cast<const inotify_event*>(buffer + at);
         at += static_cast<ssize_t>(sizeof(inotify_event) + event->len);
+        const std::lock_guard hold(directories_lock_);
         const auto found = directories_.find(event->wd);
         if (found == directories_.end() || event->len == 0) continue;
         const std::string name = event->name;
@@ -107,6 +110,7 @@ class file_events {
 
   std::chrono::nanoseconds settle_;
   int wake_ = -1, inotify_ = -1;
+  std::mutex directories_lock_;  // add() runs on any thread, wait() on the watch's
   std::map<int, watched_directory> directories_;
   std::map<std::string, clock::time_point> pending_;  // a file written, and when it will have been quiet long enough
 };

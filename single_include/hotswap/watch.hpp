@@ -366,10 +366,7 @@ class basic_module_watch {
       report.servers.push_back(server.first.core()->label());
       steps.emplace_back(std::move(server.first), *loaded, server.second);
     }
-    upgrade_options upgrade;
-    upgrade.suspend_timeout = upgrade.change_timeout = options_.timeout;
-    upgrade.state_sizes = false;
-    const upgrade_report done = hotswap::upgrade(steps, upgrade);
+    const upgrade_report done = hotswap::upgrade(steps, transaction());
     report.pause = done.pause;
     if (!done) {
       steps.clear();  // their leases of the new build go
@@ -428,14 +425,26 @@ class basic_module_watch {
       });
   }
 
-  /// Ends the probation: the guards go, and (`purge`) the build before with them.
-  void end_probation(bool purge) {
-    if (!probation_) return;
-    for (const auto& server : probation_->servers)
+  /// The guards of `servers` go.
+  void unguard(const std::vector<any_server>& servers) {
+    for (const auto& server : servers)
       (void)detail::control<void>(server, options_.timeout, [](detail::server_core& core) -> result<void> {
         core.on_failure = nullptr;
         return {};
       });
+  }
+
+  upgrade_options transaction() const {
+    upgrade_options options;
+    options.suspend_timeout = options.change_timeout = options_.timeout;
+    options.state_sizes = false;
+    return options;
+  }
+
+  /// Ends the probation: the guards go, and (`purge`) the build before with them.
+  void end_probation(bool purge) {
+    if (!probation_) return;
+    unguard(probation_->servers);
     const std::string module = probation_->before->name();
     probation_.reset();
     if (purge) (void)code_.purge(module);
@@ -447,17 +456,10 @@ class basic_module_watch {
     if (!probation_ || probation_->generation != crash.generation) return;  // ended, or another reload since
     probation held = std::move(*probation_);
     probation_.reset();
-    for (const auto& server : held.servers)  // the guards go first: none may fire during the rollback
-      (void)detail::control<void>(server, options_.timeout, [](detail::server_core& core) -> result<void> {
-        core.on_failure = nullptr;
-        return {};
-      });
+    unguard(held.servers);  // first: none may fire during the rollback
     std::vector<upgrade_step> steps;
     for (auto& server : running(held.now)) steps.emplace_back(std::move(server.first), held.before, server.second);
-    upgrade_options upgrade;
-    upgrade.suspend_timeout = upgrade.change_timeout = options_.timeout;
-    upgrade.state_sizes = false;
-    const upgrade_report done = hotswap::upgrade(steps, upgrade);
+    const upgrade_report done = hotswap::upgrade(steps, transaction());
     const std::size_t others = steps.size();
     steps.clear();
     const std::string module = held.now->name(), back_to = "build " + held.before->build().substr(0, 8);

@@ -111,7 +111,8 @@ while at < len(output):
         rows.append(output[at][1:-1])
         at += 1
     frames.append((int(header.group(1)), int(header.group(2)), header.group(3), rows))
-frames = [frame for frame in frames if frame[3] and len(frame[3]) == len(frames[0][3])]  # the last may be cut off
+shape = (len(frames[0][3]), len(frames[0][3][0]))  # the last frame may be cut off: whole frames only
+frames = [frame for frame in frames if len(frame[3]) == shape[0] and all(len(row) == shape[1] for row in frame[3])]
 
 
 def step(rows, rule):

@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -320,8 +321,18 @@ class basic_module_watch {
       }
       const std::lock_guard one_at_a_time(operation_);
       for (const auto& crash : crashes) roll_back(crash);
-      for (const auto& path : settled)
-        if (const auto report = reload_locked(path); detail::worth_saying(report)) options_.print(to_string(report));
+      for (const auto& path : settled) {
+        const auto report = reload_locked(path);
+        if (!detail::worth_saying(report)) continue;
+        std::string line = to_string(report);
+        if (report)
+          refused_.erase(path);
+        else if (auto& before = refused_[path]; before != line)  // (a write and its close may both be tried)
+          before = line;
+        else
+          continue;  // the same file refused again, for the same reason: said already
+        options_.print(line);
+      }
       if (probation_ && clock::now() >= probation_->ends) end_probation(true);
     }
   }
@@ -483,6 +494,7 @@ class basic_module_watch {
   std::mutex operation_;  // one reload, rollback or end of probation at a time
   std::optional<probation> probation_;
   std::uint64_t generation_ = 0;
+  std::map<std::string, std::string> refused_;  // the watch's thread's: each file's last refusal, said once
   std::shared_ptr<detail::crash_mailbox> crashes_ = std::make_shared<detail::crash_mailbox>();
   bool stopping_ = false;  // under crashes_->lock
   std::thread thread_;

@@ -82,7 +82,6 @@ defmodule Compare do
         accounts = %{"alice" => %{account | name: "Alice"}, "bob" => %{account | name: "Bob", stage: 1}}
         {:ok, manager} = GenServer.start(Compare.AccountManager, accounts)
         {:ok, inspector} = GenServer.start(Compare.Inspector, account)
-        GenServer.call(manager, :scores)
 
         took =
           timed_us(fn ->

@@ -136,7 +136,7 @@ def report(out):
     data = json.loads((out / "results.json").read_text())
     table = medians(data["results"])
     m = data["machine"]
-    lines = [f"# hotswap beside Erlang/OTP and CAF", "",
+    lines = ["# hotswap beside Erlang/OTP and CAF", "",
              f"{m['date']}: {m['cpu']}, {m['cores']} cores, Linux {m['kernel']}; {m['compiler']}; "
              f"{m['elixir']}; CAF {m['caf']}. Median over {data['rounds']} interleaved rounds"
              f"{' (quick: a few iterations each, not figures to quote)' if data['quick'] else ''}.", "",

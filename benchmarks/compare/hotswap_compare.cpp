@@ -115,7 +115,6 @@ void upgrade_pause() {
     const Period no_ticks = std::chrono::hours(1);
     auto manager = hotswap::start<AccountManagerV2>(no_ticks).value();
     auto inspector = hotswap::start<InspectorV2>(no_ticks).value();
-    (void)hotswap::call(manager, Scores{});
     samples.push_back(timed_us([&] {
       (void)hotswap::upgrade(
           {{manager, hotswap::table_of<AccountManagerV3>, 2}, {inspector, hotswap::table_of<InspectorV3>, 2}},

@@ -20,7 +20,6 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -30,6 +29,7 @@
 #include <hotswap/releases.hpp>
 
 #include "anemone/servers.hpp"
+#include "ledger.hpp"
 #include "percentile.hpp"
 
 namespace {
@@ -297,23 +297,8 @@ BENCHMARK(upgrade_many)->Arg(1'000)->Iterations(50)->Unit(benchmark::kMicrosecon
 
 // ---- one server holding 1,000,000 accounts: the pause beside the bare migration ----
 
-struct Size {};
-using Ledger = hotswap::interface<"Ledger", hotswap::call_msg<Size, long>>;
-struct LedgerV2 {
-  using interface = Ledger;
-  static constexpr int vsn = 2;
-  using state = std::vector<anemone::v2::Account>;
-  static state init(const state& accounts) { return accounts; }
-  static long handle_call(const Size&, const state& s) { return static_cast<long>(s.size()); }
-};
-struct LedgerV3 {
-  using interface = Ledger;
-  static constexpr int vsn = 3;
-  using state = std::vector<anemone::v3::Account>;
-  using state_history = hotswap::state_history<hotswap::version<2, std::vector<anemone::v2::Account>>>;
-  static state init() { return {}; }
-  static long handle_call(const Size&, const state& s) { return static_cast<long>(s.size()); }
-};
+using bench::LedgerV2;
+using bench::LedgerV3;
 
 /// Each round times the bare migration of the accounts (moved in, and from a copy, which keeps
 /// the original as a transaction keeps the old state), then the upgrade of a server holding
@@ -322,9 +307,7 @@ struct LedgerV3 {
 void upgrade_big_state(benchmark::State& state) {
   using accounts_v2 = std::vector<anemone::v2::Account>;
   using accounts_v3 = std::vector<anemone::v3::Account>;
-  accounts_v2 accounts(static_cast<std::size_t>(state.range(0)));
-  for (std::size_t i = 0; i < accounts.size(); ++i)
-    accounts[i] = {"account " + std::to_string(i), static_cast<int>(i % 1000), static_cast<int>(i % 3)};
+  const accounts_v2 accounts = bench::accounts(static_cast<std::size_t>(state.range(0)));
   std::vector<double> pauses, keeping, moving, measuring;
   std::size_t state_bytes = 0;
   accounts_v3 migrated;
@@ -467,12 +450,7 @@ BENCHMARK(upgrade_with_backlog)
 
 // ---- 100,000 idle servers ----
 
-std::size_t resident_bytes() {
-  std::ifstream statm("/proc/self/statm");
-  std::size_t pages_total = 0, pages_resident = 0;
-  statm >> pages_total >> pages_resident;
-  return pages_resident * static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
-}
+using bench::resident_bytes;
 
 double cpu_seconds() {
   rusage usage{};

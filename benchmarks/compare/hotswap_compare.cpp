@@ -13,7 +13,6 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -23,6 +22,7 @@
 
 #include <hotswap/releases.hpp>
 
+#include "../ledger.hpp"
 #include "../percentile.hpp"
 #include "../small_module.hpp"
 #include "anemone/servers.hpp"
@@ -132,33 +132,13 @@ void upgrade_pause() {
 
 // -- one server holding many accounts --
 
-struct Size {};
-using Ledger = hotswap::interface<"Ledger", hotswap::call_msg<Size, long>>;
-struct LedgerV2 {
-  using interface = Ledger;
-  static constexpr int vsn = 2;
-  using state = std::vector<anemone::v2::Account>;
-  static state init(const state& accounts) { return accounts; }
-  static long handle_call(const Size&, const state& s) { return static_cast<long>(s.size()); }
-};
-struct LedgerV3 {
-  using interface = Ledger;
-  static constexpr int vsn = 3;
-  using state = std::vector<anemone::v3::Account>;
-  using state_history = hotswap::state_history<hotswap::version<2, std::vector<anemone::v2::Account>>>;
-  static state init() { return {}; }
-  static long handle_call(const Size&, const state& s) { return static_cast<long>(s.size()); }
-};
-
 void upgrade_accounts(std::size_t count) {
-  std::vector<anemone::v2::Account> accounts(quick ? 1'000 : count);
-  for (std::size_t i = 0; i < accounts.size(); ++i)
-    accounts[i] = {"account " + std::to_string(i), static_cast<int>(i % 1000), static_cast<int>(i % 3)};
+  const auto accounts = bench::accounts(quick ? 1'000 : count);
   std::vector<double> samples;
   for (int i = 0; i < (quick ? 1 : 5); ++i) {
-    auto ledger = hotswap::start<LedgerV2>(accounts).value();
+    auto ledger = hotswap::start<bench::LedgerV2>(accounts).value();
     samples.push_back(timed_us([&] {
-      (void)hotswap::upgrade({{ledger, hotswap::table_of<LedgerV3>, 2}}, {.state_sizes = false});
+      (void)hotswap::upgrade({{ledger, hotswap::table_of<bench::LedgerV3>, 2}}, {.state_sizes = false});
     }));
     (void)hotswap::stop(ledger);
   }
@@ -182,20 +162,13 @@ void load_purge() {
 
 // -- memory per idle server --
 
-std::size_t resident_bytes() {
-  std::ifstream statm("/proc/self/statm");
-  std::size_t total = 0, resident = 0;
-  statm >> total >> resident;
-  return resident * static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
-}
-
 void idle_memory() {
   const std::size_t count = quick ? 1'000 : 100'000;
   std::vector<hotswap::server_ref<bench::Counter>> servers;
   servers.reserve(count);
-  const std::size_t before = resident_bytes();
+  const std::size_t before = bench::resident_bytes();
   for (std::size_t i = 0; i < count; ++i) servers.push_back(hotswap::start<CounterImpl>().value());
-  const std::size_t after = resident_bytes();
+  const std::size_t after = bench::resident_bytes();
   metric("bytes", static_cast<double>(after - before) / static_cast<double>(count), "B");
   for (auto& server : servers) (void)hotswap::stop(server);
 }

@@ -723,3 +723,30 @@ TEST_CASE("a module built from headers whose shared layouts changed is refused, 
   CHECK(module_abi.substr(digest_at, 16) != HOTSWAP_DETAIL_HEADERS_DIGEST);
   CHECK_FALSE(code.current("counter"));  // nothing loaded
 }
+
+TEST_CASE("a symbolic link another user planted in a sticky directory is refused, as protected_symlinks would") {
+  if (::geteuid() != 0) {
+    WARN("not root: cannot give a link to another user (CI runs this as root)");
+    return;
+  }
+  const scratch files;
+  const std::string sticky = files.dir + "/tmp";
+  REQUIRE(::mkdir(sticky.c_str(), 0700) == 0);
+  REQUIRE(::chmod(sticky.c_str(), 01777) == 0);  // as /tmp is
+  const std::string module = files.stage("minimal", "minimal.so");
+  REQUIRE(::symlink(module.c_str(), (sticky + "/planted.so").c_str()) == 0);
+  REQUIRE(::lchown((sticky + "/planted.so").c_str(), 65534, 65534) == 0);
+  REQUIRE(::symlink(module.c_str(), (sticky + "/mine.so").c_str()) == 0);
+  REQUIRE(::symlink((sticky + "/planted.so").c_str(), (files.dir + "/through.so").c_str()) == 0);
+  hotswap::code_server code;
+  for (const std::string& path : {sticky + "/planted.so", files.dir + "/through.so"}) {
+    const auto refused = code.check(path);
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error().code == hotswap::errc::unsafe_path);
+    CHECK(refused.error().what == path + ": the symbolic link " + sticky +
+                                      "/planted.so belongs to uid 65534, in the sticky directory " + sticky +
+                                      " others can write: another user could have planted it (protected_symlinks "
+                                      "refuses it too)");
+  }
+  CHECK(code.load(sticky + "/mine.so"));  // a link of this user's is followed
+}

@@ -127,9 +127,40 @@ std::string absolute(const std::string& path) {
   return here.c_str() + std::string("/") + path;
 }
 
+/// Why a symbolic link on `path` (absolute), or on what its links point to, would not be followed
+/// by a kernel with protected_symlinks (no reason: none): a link in a sticky directory others can
+/// write (/tmp) is followed only if it is this user's or the directory owner's; another user
+/// could have planted it there.
+template <class = void>
+std::string planted_link_on(const std::string& path, int depth = 0) {
+  if (depth > 40) return "too many symbolic links on the way";
+  for (std::size_t end = path.find('/', 1);; end = path.find('/', end + 1)) {
+    const std::string prefix = path.substr(0, end);
+    struct stat link {
+    }, directory{};
+    if (::lstat(prefix.c_str(), &link) == 0 && S_ISLNK(link.st_mode)) {
+      const std::string parent = prefix.rfind('/') == 0 ? "/" : prefix.substr(0, prefix.rfind('/'));
+      if (::stat(parent.c_str(), &directory) == 0 && (directory.st_mode & S_ISVTX) && (directory.st_mode & S_IWOTH) &&
+          link.st_uid != ::geteuid() && link.st_uid != directory.st_uid)
+        return "the symbolic link " + prefix + " belongs to uid " + std::to_string(link.st_uid) +
+               ", in the sticky directory " + parent +
+               " others can write: another user could have planted it (protected_symlinks refuses it too)";
+      std::string target(4096, '\0');
+      const ssize_t size = ::readlink(prefix.c_str(), target.data(), target.size());
+      if (size > 0) {
+        target.resize(static_cast<std::size_t>(size));
+        if (!target.starts_with('/')) target = parent + "/" + target;
+        if (std::string why = planted_link_on(target + path.substr(prefix.size()), depth + 1); !why.empty()) return why;
+        return {};  // the rest of the path was checked through the link
+      }
+    }
+    if (end == std::string::npos) return {};
+  }
+}
+
 /// The path with every symbolic link resolved, once every directory on it is safe, and every
 /// directory of the path as given too (a symbolic link in a directory others can write could be
-/// pointed elsewhere before the next load).
+/// pointed elsewhere before the next load), and no link on it planted by another user.
 template <class = void>
 result<std::string> resolve_safe_path(const std::string& path) {
   char* resolved = ::realpath(path.c_str(), nullptr);
@@ -139,6 +170,7 @@ result<std::string> resolve_safe_path(const std::string& path) {
   for (const std::string& way : {file, absolute(path)})
     if (error unsafe = unsafe_directory_of(way); !unsafe.what.empty())
       return file_error(unsafe.code, path, unsafe.what);
+  if (std::string why = planted_link_on(absolute(path)); !why.empty()) return file_error(errc::unsafe_path, path, why);
   return file;
 }
 

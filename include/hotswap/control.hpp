@@ -85,13 +85,18 @@ struct control_options {
   /// Names the socket, <program>.<pid>.sock (default: the program's name, /proc/self/comm).
   std::string program{};
   /// Where the socket goes (default: $XDG_RUNTIME_DIR/hotswap, else /tmp/hotswap-<uid>): made
-  /// mode 0700 if missing (0711 with allowed_uids), refused if another user's or open to others.
+  /// mode 0700 if missing (0711 with other uids allowed), refused if another user's or open to others.
   std::string directory{};
-  /// Who may connect beside the program's own user and root: checked (SO_PEERCRED) before a
-  /// byte is read; others are refused and logged. (With any, the directory is 0711 and the
-  /// socket 0666, so that they can reach it: the check is then the gate.)
-  std::vector<uid_t> allowed_uids{};
-  std::size_t max_connections = 16;
+  /// Who may connect beside the program's own user and root, and what each may do (checked with
+  /// SO_PEERCRED before a byte is read; others are refused, and logged at most a line a second
+  /// a uid). Viewers run the commands of access_level::view (status, tree, top, releases,
+  /// stats); operators run every command, as the program's own user and root do. (With any,
+  /// the directory is 0711 and the socket 0666, so that they can reach it: the check is then
+  /// the gate.) An operator can make the program load code: grant it as the program's account.
+  std::vector<uid_t> operator_uids{};
+  std::vector<uid_t> viewer_uids{};
+  std::size_t max_connections = 16;           ///< the last one kept for the program's own user and root
+  std::size_t max_streams_per_uid = 4;        ///< replies that stream (trace, watch) open at once, a uid
   std::size_t max_request = 64 * 1024;        ///< bytes of one request line
   std::size_t max_pending = 4 * 1024 * 1024;  ///< bytes of replies a client leaves unread: then cut off
   /// To send a request line, and to take each reply: a client slower than that is cut off.
@@ -393,12 +398,20 @@ class watch_stream final : public reply_stream {
 
 /// Runs one request line, writing its progress lines and its reply line.
 template <class CodeServer, class ReleaseHandler>
-void run_request(std::string_view line, reply_lines& reply, const std::string& program, CodeServer& code,
-                 ReleaseHandler& releases, server_watches<any_server>& watches, const control_options& limits) {
+void run_request(std::string_view line, const control_peer& peer, reply_lines& reply, const std::string& program,
+                 CodeServer& code, ReleaseHandler& releases, server_watches<any_server>& watches,
+                 const control_options& limits) {
   const std::chrono::nanoseconds timeout = limits.server_timeout;
   auto request = decode_request(line);
   if (!request) return reply.line(reply_line(false, nullptr, request.error()));
   const std::string& command = request->command;
+  if (peer.access == access_level::view &&
+      (find_operator_command(command)->access == access_level::operate || request->timing))
+    return reply.line(reply_line(
+        false, nullptr,
+        error{errc::not_permitted,
+              fmt::format("uid {} may view, not operate: {}{} needs an operator (control_options::operator_uids)",
+                          peer.uid, command, request->timing ? " --timing" : "")}));
   upgrade_options options;
   options.progress = [&](upgrade_stage stage, const std::string& told) {
     reply.line(json{{"event", "progress"}, {"stage", std::string(to_string(stage))}, {"line", told}}.dump(
@@ -498,7 +511,9 @@ result<control_socket> open_control(CodeServer& code, basic_release_handler<Code
                                     control_options options = {}) {
   const std::string program = options.program.empty() ? detail::program_name() : options.program;
   const std::string directory = options.directory.empty() ? detail::default_socket_directory() : options.directory;
-  if (auto owned = detail::own_socket_directory(directory, !options.allowed_uids.empty()); !owned) return owned.error();
+  const bool shared = !options.operator_uids.empty() || !options.viewer_uids.empty();
+  auto opened = detail::open_socket_directory(directory, shared);
+  if (!opened) return opened.error();
   auto path = detail::socket_path(directory, program);
   if (!path) return path.error();
   auto log = options.log ? options.log : [](const std::string& line) { fmt::print(stderr, "{}\n", line); };
@@ -507,12 +522,14 @@ result<control_socket> open_control(CodeServer& code, basic_release_handler<Code
       [](const any_server& server, std::function<void(const trace_event&)> hook, std::chrono::nanoseconds timeout) {
         return sys::trace(server, std::move(hook), timeout);
       });
-  const detail::listener_limits limits{options.allowed_uids, options.max_connections, options.max_request,
-                                       options.max_pending, options.deadline};
+  const detail::listener_limits limits{
+      options.operator_uids, options.viewer_uids, options.max_connections, options.max_streams_per_uid,
+      options.max_request,   options.max_pending, options.deadline};
   auto listener = detail::control_listener::open(
-      *path, limits,
-      [&code, &releases, program, watches, options](std::string_view line, detail::reply_lines& reply) {
-        detail::run_request(line, reply, program, code, releases, *watches, options);
+      opened->fd(), path->substr(path->rfind('/') + 1), *path, limits,
+      [&code, &releases, program, watches, options](std::string_view line, const detail::control_peer& peer,
+                                                    detail::reply_lines& reply) {
+        detail::run_request(line, peer, reply, program, code, releases, *watches, options);
       },
       std::move(log));
   if (!listener) return listener.error();

@@ -54,12 +54,14 @@ enum class errc : std::uint8_t {
   torn,                ///< a module file whose bytes do not match its seal: torn, or modified since built
   untrusted,           ///< a module not signed by a key the code server trusts
   // Releases (hotswap/releases.hpp): the running release and every server are left unchanged.
-  bad_release,   ///< a release manifest that cannot be read
-  plan_refused,  ///< a release whose plan does not validate (every reason is given)
-  over_budget,   ///< an upgrade whose pause would exceed its budget: rolled back before resuming
-  no_release,    ///< no release to go back to, or none to make permanent
-  bad_control,   ///< a control socket that cannot be opened safely (its directory, its path)
-  bad_request,   ///< a control request that is not one: malformed, oversized, unknown, of wrong types
+  bad_release,     ///< a release manifest that cannot be read
+  plan_refused,    ///< a release whose plan does not validate (every reason is given)
+  over_budget,     ///< an upgrade whose pause would exceed its budget: rolled back before resuming
+  no_release,      ///< no release to go back to, or none to make permanent
+  bad_control,     ///< a control socket that cannot be opened safely (its directory, its path)
+  bad_request,     ///< a control request that is not one: malformed, oversized, unknown, of wrong types
+  not_permitted,   ///< a control request the peer's role does not grant (a viewer asking to operate)
+  request_failed,  ///< a control request that threw in the program: answered with this, the program serves on
 };
 
 constexpr std::string_view to_string(errc code) noexcept {
@@ -134,6 +136,10 @@ constexpr std::string_view to_string(errc code) noexcept {
       return "bad_control";
     case errc::bad_request:
       return "bad_request";
+    case errc::not_permitted:
+      return "not_permitted";
+    case errc::request_failed:
+      return "request_failed";
   }
   return "unknown";  // not an errc
 }

@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -149,7 +150,7 @@ TEST_CASE("a client of another uid is refused before a byte is read, unless the 
     CHECK_FALSE(shop.was_logged("control: refused"));
   }
   SECTION("with other uids allowed, the socket is reached and the peer check refuses it, logged") {
-    controlled_shop shop({.allowed_uids = {65533}});
+    controlled_shop shop({.operator_uids = {65533}});
     REQUIRE(::chmod(shop.files.dir.c_str(), 0711) == 0);  // the test's own directory above the socket's
     struct stat seen {};
     REQUIRE(::stat((shop.files.dir + "/control").c_str(), &seen) == 0);
@@ -158,7 +159,7 @@ TEST_CASE("a client of another uid is refused before a byte is read, unless the 
     CHECK(shop.was_logged("control: refused a connection from uid 65534"));
   }
   SECTION("an allowed uid is served") {
-    controlled_shop shop({.allowed_uids = {65534}});
+    controlled_shop shop({.operator_uids = {65534}});
     REQUIRE(::chmod(shop.files.dir.c_str(), 0711) == 0);
     CHECK(as_nobody(shop.control.path()) == 0);
   }
@@ -445,4 +446,63 @@ TEST_CASE("watch streams a line for each module file the build writes, reloaded 
                                "(another build of it: a code server in development mode takes that); the old code "
                                "serves on"));
   CHECK(hotswap::call(shop.b, testing::Get{}).value() == 9);
+}
+
+TEST_CASE("a trace or watch client that goes while its reply streams ends its stream; the program serves on") {
+  controlled_shop shop;
+  client operator_(shop.control.path());
+  // Whether the listener has closed `gone`'s connection (its reading side shut, the client can
+  // only tell by writing).
+  auto closed = [](const client& gone) {
+    return ::send(gone.fd, " ", 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 && errno == EPIPE;
+  };
+  SECTION("a trace, its client shutting its reading side after the first line (hotswapctl trace | head -1)") {
+    client tracer(shop.control.path());
+    tracer.send(json{{"command", "trace"}, {"server", std::to_string(shop.a.id())}, {"count", 1000000}}.dump() + "\n");
+    CHECK(json::parse(tracer.line())["event"] == "tracing");
+    hotswap::cast(shop.a, testing::Add{1});
+    CHECK(json::parse(tracer.line())["event"] == "trace");
+    ::shutdown(tracer.fd, SHUT_RD);
+    REQUIRE(testing::eventually([&] {
+      hotswap::cast(shop.a, testing::Add{1});  // more lines for the trace to send, and fail to
+      return closed(tracer);
+    }));
+  }
+  SECTION("a watch, its client shutting its reading side after the first line") {
+    const std::string watched = shop.files.dir + "/build";
+    REQUIRE(::mkdir(watched.c_str(), 0700) == 0);
+    client developer(shop.control.path());
+    developer.send(json{{"command", "watch"}, {"directory", watched}}.dump() + "\n");
+    CHECK(json::parse(developer.line())["event"] == "watching");
+    ::shutdown(developer.fd, SHUT_RD);
+    testing::write_bytes(watched + "/counter.so", testing::read_bytes(testing::built("counter_v2")));
+    REQUIRE(testing::eventually([&] { return closed(developer); }));
+  }
+  CHECK(operator_.reply({{"command", "status"}})["ok"] == true);
+  CHECK(hotswap::call(shop.b, testing::Get{}).value() == 9);
+}
+
+TEST_CASE("a viewer uid sees how the program runs and may not change it") {
+  if (::geteuid() != 0) {
+    WARN("not root: no other uid to connect as (CI runs this as root)");
+    return;
+  }
+  controlled_shop shop({.viewer_uids = {65534}});
+  REQUIRE(::chmod(shop.files.dir.c_str(), 0711) == 0);
+  auto as_nobody = [&](const std::string& command) {
+    const int status =
+        std::system(fmt::format("setpriv --reuid=65534 --regid=65534 --clear-groups {} -s {} {} >{}/out 2>&1",
+                                HOTSWAPCTL, shop.control.path(), command, shop.files.dir)
+                        .c_str());
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  };
+  CHECK(as_nobody("releases") == 0);
+  CHECK(as_nobody("status") == 0);
+  CHECK(as_nobody("make-permanent") == 1);
+  CHECK_THAT(testing::read_bytes(shop.files.dir + "/out"),
+             Catch::Contains("not_permitted uid 65534 may view, not operate: make-permanent needs an operator"));
+  CHECK(as_nobody(fmt::format("state {}", shop.a.id())) == 1);
+  CHECK(as_nobody(fmt::format("stats {} --timing on", shop.a.id())) == 1);
+  CHECK(as_nobody(fmt::format("stats {}", shop.a.id())) == 0);
+  shop.check_release_1_runs();
 }

@@ -41,11 +41,16 @@ struct operator_field {
   std::string_view help;
 };
 
+/// What a uid's role grants (control_options::viewer_uids, operator_uids): viewers see how the
+/// program runs; operators change it, and see what its servers hold and are sent.
+enum class access_level { view, operate };
+
 struct operator_command {
   std::string_view name;
   std::vector<operator_field> fields;
   std::string_view summary;  ///< one line
   std::string_view help;     ///< what it does, for `hotswapctl COMMAND --help` and docs/operations.md
+  access_level access = access_level::operate;  ///< the least role that may run it
 };
 
 inline const std::vector<operator_command>& operator_commands() {
@@ -58,12 +63,14 @@ inline const std::vector<operator_command>& operator_commands() {
        "the program, its release, its modules and every server",
        "Lists the running release, every loaded module with its current and old vsn and the servers on "
        "each, and every server: id, name, interface, implementation, vsn, suspended, mailbox, messages "
-       "handled. A server too busy to answer at once is listed as busy."},
+       "handled. A server too busy to answer at once is listed as busy.",
+       access_level::view},
       {"tree",
        {},
        "the supervision trees",
        "Each supervisor with its children by id, down the tree; servers no supervisor owns are listed "
-       "on their own."},
+       "on their own.",
+       access_level::view},
       {"state",
        {server},
        "a server's state",
@@ -73,12 +80,14 @@ inline const std::vector<operator_command>& operator_commands() {
        {server,
         {field::flag, "timing", false, "switch the timing of handlers on or off (it costs two clock reads a message)"}},
        "a server's statistics",
-       "Messages handled, time in handlers (while timing is on), mailbox, and the slowest handler."},
+       "Messages handled, time in handlers (while timing is on), mailbox, and the slowest handler.",
+       access_level::view},
       {"top",
        {},
        "every server's load, for hotswapctl top",
        "A snapshot of every server's mailbox, messages handled and time in handlers, with the program's "
-       "clock: hotswapctl top ranks the servers by the difference between two of them."},
+       "clock: hotswapctl top ranks the servers by the difference between two of them.",
+       access_level::view},
       {"log",
        {server, {field::flag, "enable", false, "switch the server's log on or off"}},
        "the last events of a server (Erlang's sys:log)",
@@ -92,7 +101,8 @@ inline const std::vector<operator_command>& operator_commands() {
       {"releases",
        {},
        "the releases the program knows: permanent, current, old",
-       "Every release the release handler knows, with its vsn and status."},
+       "Every release the release handler knows, with its vsn and status.",
+       access_level::view},
       {"plan",
        {release},
        "the plan to a release, validated, without running it",

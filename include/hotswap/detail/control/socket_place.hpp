@@ -3,6 +3,7 @@
 // reused); the socket is <program>.<pid>.sock in it.
 #pragma once
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -11,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -48,6 +50,30 @@ inline result<void> own_socket_directory(const std::string& directory, bool shar
   if (shared && (seen.st_mode & 011) != 011 && ::chmod(directory.c_str(), (seen.st_mode & 0700) | 0711) != 0)
     return error{errc::bad_control, "cannot open " + directory + " to other users: " + std::strerror(errno)};
   return {};
+}
+
+/// The socket directory, opened (provisional: the lead's merge takes helper A's version).
+class socket_directory {
+ public:
+  explicit socket_directory(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+  socket_directory(socket_directory&& other) noexcept : fd_(std::exchange(other.fd_, -1)), path_(other.path_) {}
+  socket_directory& operator=(socket_directory&&) = delete;
+  ~socket_directory() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  int fd() const noexcept { return fd_; }
+  const std::string& path() const noexcept { return path_; }
+
+ private:
+  int fd_;
+  std::string path_;
+};
+
+inline result<socket_directory> open_socket_directory(const std::string& directory, bool shared = false) {
+  if (auto owned = own_socket_directory(directory, shared); !owned) return owned.error();
+  const int fd = ::open(directory.c_str(), O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return error{errc::bad_control, "cannot open " + directory + ": " + std::strerror(errno)};
+  return socket_directory(fd, directory);
 }
 
 /// `directory`/<program>.<pid>.sock, if a socket address can hold it.

@@ -15,6 +15,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -30,9 +31,30 @@ namespace {
 namespace detail = hotswap::detail;
 
 // hotswap declares the libcrypto functions it calls (detail/modules/libcrypto.hpp): this file,
-// which includes OpenSSL's headers too, compiles only if the declarations agree.
+// which includes OpenSSL's headers too, compiles only if the declarations agree. Compared type by
+// type: clang refuses an extern "C" function declared twice with two types, but g++ takes it.
 static_assert(detail::libcrypto::ed25519 == EVP_PKEY_ED25519 &&
               detail::libcrypto::public_key_part == EVP_PKEY_PUBLIC_KEY);
+#define HOTSWAP_SAME_AS_OPENSSL(function)                                                      \
+  static_assert(std::is_same_v<decltype(&::function), decltype(&detail::libcrypto::function)>, \
+                "detail/modules/libcrypto.hpp declares " #function " otherwise than OpenSSL")
+HOTSWAP_SAME_AS_OPENSSL(EVP_MD_CTX_new);
+HOTSWAP_SAME_AS_OPENSSL(EVP_MD_CTX_free);
+HOTSWAP_SAME_AS_OPENSSL(EVP_sha256);
+HOTSWAP_SAME_AS_OPENSSL(EVP_DigestInit_ex);
+HOTSWAP_SAME_AS_OPENSSL(EVP_DigestUpdate);
+HOTSWAP_SAME_AS_OPENSSL(EVP_DigestFinal_ex);
+HOTSWAP_SAME_AS_OPENSSL(EVP_DigestVerifyInit);
+HOTSWAP_SAME_AS_OPENSSL(EVP_DigestVerify);
+HOTSWAP_SAME_AS_OPENSSL(EVP_PKEY_free);
+HOTSWAP_SAME_AS_OPENSSL(EVP_PKEY_get_base_id);
+HOTSWAP_SAME_AS_OPENSSL(EVP_PKEY_get_raw_public_key);
+HOTSWAP_SAME_AS_OPENSSL(ERR_set_mark);
+HOTSWAP_SAME_AS_OPENSSL(ERR_pop_to_mark);
+HOTSWAP_SAME_AS_OPENSSL(OSSL_DECODER_CTX_new_for_pkey);
+HOTSWAP_SAME_AS_OPENSSL(OSSL_DECODER_from_data);
+HOTSWAP_SAME_AS_OPENSSL(OSSL_DECODER_CTX_free);
+#undef HOTSWAP_SAME_AS_OPENSSL
 
 /// What went wrong, said once by main.
 struct failure : std::runtime_error {

@@ -12,17 +12,20 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -30,6 +33,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <hotswap/detail/common/utf8.hpp>
 #include <hotswap/detail/control/request.hpp>
 #include <hotswap/detail/control/socket_place.hpp>
 
@@ -44,7 +48,7 @@ enum exit_status : int {
   done = 0,
   refused = 1,      ///< the program refused the request; nothing changed
   rolled_back = 2,  ///< an upgrade, downgrade or rollback failed and every server went back
-  no_program = 3,   ///< no program to talk to: none found, the socket refused, or the connection lost
+  no_program = 3,   ///< no program to talk to: none found, the socket refused or not believed, or the connection lost
   usage = 64,       ///< a command line that is not one (EX_USAGE)
 };
 
@@ -53,6 +57,58 @@ struct stop {
   exit_status status;
   std::string why;
 };
+
+/// The longest reply line taken: a program that sends a line without an end is refused there.
+constexpr std::size_t largest_line = std::size_t{64} << 20;
+
+/// `text` made safe to show on a terminal: what a program sent, or a file name, could clear the
+/// screen or fake lines. Control characters (C0 but \n and \t, and DEL) are shown as \xNN, C1
+/// characters as \u00NN, bytes that are not UTF-8 as \xNN; the rest as it is.
+std::string visible(std::string_view text) {
+  std::string shown;
+  shown.reserve(text.size());
+  for (std::size_t at = 0; at < text.size();) {
+    const std::size_t start = at;
+    const std::int32_t c = detail::next_code_point(text, at);
+    if (c < 0)
+      shown += fmt::format("\\x{:02x}", static_cast<unsigned char>(text[at++]));
+    else if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f)
+      shown += fmt::format("\\x{:02x}", c);
+    else if (c >= 0x80 && c <= 0x9f)
+      shown += fmt::format("\\u{:04x}", c);
+    else
+      shown.append(text, start, at - start);
+  }
+  return shown;
+}
+
+/// A JSON line for --json: ASCII only, so that DEL and C1 characters are escaped as C0 ones are
+/// (a name that is not UTF-8, from a directory, gets U+FFFD).
+std::string json_text(const json& line) {
+  return line.dump(-1, ' ', true, json::error_handler_t::replace);
+}
+
+/// The uids hotswapctl believes beside its own: root's, and those given with --peer-uid.
+using trusted_uids = std::vector<uid_t>;
+
+bool trusts(const trusted_uids& others, uid_t uid) {
+  return uid == ::geteuid() || std::find(others.begin(), others.end(), uid) != others.end();
+}
+
+/// Checks the socket at `path` before connecting: in a directory checked as the program checks
+/// its own (detail::check_socket_directory), and a socket of a trusted user.
+void check_socket_file(const std::string& path, const trusted_uids& others) {
+  const std::string absolute = detail::absolute(path);
+  const std::string directory = absolute.substr(0, absolute.rfind('/'));
+  if (auto checked = detail::check_socket_directory(directory.empty() ? "/" : directory, others); !checked)
+    throw stop{no_program, fmt::format("{}: {}", path, checked.error().what)};
+  struct stat seen {};
+  if (::lstat(path.c_str(), &seen) != 0)
+    throw stop{no_program, fmt::format("cannot connect to {}: {}", path, std::strerror(errno))};
+  if (!S_ISSOCK(seen.st_mode)) throw stop{no_program, path + " is not a socket: refused"};
+  if (!trusts(others, seen.st_uid))
+    throw stop{no_program, fmt::format("{} belongs to uid {}: refused", path, seen.st_uid)};
+}
 
 // -- finding programs --
 
@@ -84,12 +140,18 @@ std::vector<program_socket> running_programs(const std::string& directory) {
 }
 
 /// The socket the command line names: -s, -p, a program's name, or the only program running.
-std::string socket_of(const std::string& directory, const std::string& socket, long pid, const std::string& name) {
+std::string socket_of(const std::string& directory, const std::string& socket, long pid, const std::string& name,
+                      const trusted_uids& others) {
   if (!socket.empty()) return socket;
   std::vector<program_socket> matching;
-  for (auto& one : running_programs(directory))
-    if ((pid && one.pid == pid) || (!pid && (name.empty() || one.program == name))) matching.push_back(one);
   const std::string which = pid ? fmt::format("with pid {}", pid) : name.empty() ? "" : "named " + name;
+  // A directory the program would refuse is not believed; a missing one holds no program.
+  if (auto checked = detail::check_socket_directory(directory, others); !checked) {
+    if (checked.error().code != hotswap::errc::no_file) throw stop{no_program, checked.error().what};
+  } else {
+    for (auto& one : running_programs(directory))
+      if ((pid && one.pid == pid) || (!pid && (name.empty() || one.program == name))) matching.push_back(one);
+  }
   if (matching.empty())
     throw stop{no_program, fmt::format("no running program {}{}has a control socket in {}", which,
                                        which.empty() ? "" : " ", directory)};
@@ -104,10 +166,11 @@ std::string socket_of(const std::string& directory, const std::string& socket, l
 
 // -- talking to one --
 
-/// A connection to a program's control socket, a JSON line each way.
+/// A connection to a program's control socket, a JSON line each way; the program is believed
+/// only if it runs as this user, root, or a uid given with --peer-uid (SO_PEERCRED).
 class connection {
  public:
-  explicit connection(const std::string& path) : path_(path) {
+  connection(const std::string& path, const trusted_uids& others) : path_(path) {
     fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_un address{};
     address.sun_family = AF_UNIX;
@@ -115,6 +178,14 @@ class connection {
     std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
     if (fd_ < 0 || ::connect(fd_, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0)
       throw stop{no_program, fmt::format("cannot connect to {}: {}", path, std::strerror(errno))};
+    ucred peer{};
+    socklen_t size = sizeof peer;
+    if (::getsockopt(fd_, SOL_SOCKET, SO_PEERCRED, &peer, &size) != 0)
+      throw stop{no_program, fmt::format("{}: cannot tell who runs the program: {}", path, std::strerror(errno))};
+    if (!trusts(others, peer.uid))
+      throw stop{no_program, fmt::format("{}: the program there runs as uid {} (pid {}), not as this user (uid {}) "
+                                         "nor root: refused (--peer-uid {} believes it)",
+                                         path, peer.uid, peer.pid, ::geteuid(), peer.uid)};
   }
   ~connection() { ::close(fd_); }
   connection(const connection&) = delete;
@@ -130,16 +201,20 @@ class connection {
     }
   }
 
-  /// The next line, waiting at most `timeout` (none when zero).
+  /// The next line, waiting at most `timeout` (none when zero), its fields of the types read.
   json line(std::chrono::milliseconds timeout) {
     for (;;) {
-      if (const auto end = pending_.find('\n'); end != std::string::npos) {
+      if (const auto end = pending_.find('\n', scanned_); end != std::string::npos) {
         const json parsed = json::parse(pending_.begin(), pending_.begin() + static_cast<long>(end), nullptr, false);
         pending_.erase(0, end + 1);
+        scanned_ = 0;
         if (parsed.is_discarded() || !parsed.is_object())
           throw stop{no_program, path_ + ": the program answered something that is not a JSON object"};
+        if (const char* wrong = mistyped(parsed))
+          throw stop{no_program, fmt::format("{}: the program answered a line whose {}: refused", path_, wrong)};
         return parsed;
       }
+      scanned_ = pending_.size();
       pollfd waited{fd_, POLLIN, 0};
       const int ready = ::poll(&waited, 1, timeout.count() ? static_cast<int>(timeout.count()) : -1);
       if (ready < 0 && errno == EINTR) continue;
@@ -148,14 +223,38 @@ class connection {
       const ssize_t got = ::recv(fd_, chunk, sizeof chunk, 0);
       if (got < 0 && errno == EINTR) continue;
       if (got <= 0) throw stop{no_program, path_ + ": the program closed the connection before its reply"};
+      // Refused before it is kept: what is held stays within the bound.
+      if (pending_.size() + static_cast<std::size_t>(got) > largest_line &&
+          std::memchr(chunk, '\n', static_cast<std::size_t>(got)) == nullptr)
+        throw stop{no_program,
+                   fmt::format("{}: the program sent a line longer than {} MiB: refused", path_, largest_line >> 20)};
       pending_.append(chunk, static_cast<std::size_t>(got));
     }
   }
 
  private:
+  /// What is of the wrong type in a line, of those fields hotswapctl reads (null: none).
+  static const char* mistyped(const json& line) {
+    auto is = [&](const char* pointer, auto check) {
+      const json::json_pointer at(pointer);
+      return !line.contains(at) || check(line[at]);
+    };
+    auto string = [](const json& field) { return field.is_string(); };
+    auto object = [](const json& field) { return field.is_object(); };
+    if (!line.contains("ok"))  // an event
+      return !is("/text", string) ? "text is not a string" : !is("/line", string) ? "line is not a string" : nullptr;
+    if (!line["ok"].is_boolean()) return "ok is not true or false";
+    if (!is("/result", object)) return "result is not an object";
+    if (!is("/result/text", string)) return "result's text is not a string";
+    if (!is("/error", object)) return "error is not an object";
+    if (!is("/error/code", string) || !is("/error/message", string)) return "error's code or message is not a string";
+    return nullptr;
+  }
+
   std::string path_;
   int fd_ = -1;
   std::string pending_;
+  std::size_t scanned_ = 0;  // bytes of pending_ known to hold no end of line
 };
 
 /// The exit status a failed reply means.
@@ -178,17 +277,17 @@ json ask(connection& program, const json& request, const output_options& output)
   program.send(request);
   for (;;) {
     json line = program.line(output.timeout);
-    if (output.json_lines) fmt::print("{}\n", line.dump());
+    if (output.json_lines) fmt::print("{}\n", json_text(line));
     if (line.contains("ok")) return line;
     if (output.json_lines) {
       std::fflush(stdout);
       continue;
     }
     if (line.contains("text"))  // a trace's or a watch's lines
-      fmt::print("{}", line.value("text", ""));
+      fmt::print("{}", visible(line.value("text", "")));
     else  // an upgrade's step, as it happens
       fmt::print("[{:>9.3f} ms] {}\n", std::chrono::duration<double, std::milli>(clock_type::now() - sent).count(),
-                 line.value("line", line.dump()));
+                 visible(line.value("line", json_text(line))));
     std::fflush(stdout);
   }
 }
@@ -198,17 +297,17 @@ int run_command(connection& program, const json& request, const output_options& 
   const json reply = ask(program, request, output);
   const std::string command = request["command"];
   if (reply.value("ok", false)) {
-    if (!output.json_lines) fmt::print("{}", reply.value("/result/text"_json_pointer, std::string()));
+    if (!output.json_lines) fmt::print("{}", visible(reply.value("/result/text"_json_pointer, std::string())));
     return done;
   }
   if (!output.json_lines) {
     // A report shows the step that failed; one of a plan refused before any step has nothing to show.
     if (reply.contains("/result/text"_json_pointer) && !reply["result"].value("steps", json::array({0})).empty())
-      fmt::print("{}", reply["result"]["text"].get<std::string>());
+      fmt::print("{}", visible(reply["result"]["text"].get<std::string>()));
     const auto status = failure_status(command, reply);
     fmt::print(stderr, "hotswapctl: {} {}: {} {}\n", command, status == rolled_back ? "failed, rolled back" : "refused",
-               reply.value("/error/code"_json_pointer, std::string()),
-               reply.value("/error/message"_json_pointer, std::string()));
+               visible(reply.value("/error/code"_json_pointer, std::string())),
+               visible(reply.value("/error/message"_json_pointer, std::string())));
   }
   return failure_status(command, reply);
 }
@@ -271,7 +370,7 @@ int run_top(connection& program, const top_options& options, const output_option
     for (const auto& one : rows) {
       const std::string name = one.server["name"];
       fmt::print("{:>6} {:<20} {:<36} {:>8} {:>10.1f} {:>7}\n", one.server["id"].get<std::uint64_t>(),
-                 name.empty() ? "-" : name, one.server["implementation"].get<std::string>(),
+                 name.empty() ? "-" : visible(name), visible(one.server["implementation"].get<std::string>()),
                  one.server["mailbox"].get<std::size_t>(), one.rate,
                  one.busy < 0 ? std::string("-") : fmt::format("{:.1f}%", one.busy));
     }
@@ -291,7 +390,7 @@ std::string take_program_name(std::vector<std::string>& args, const std::vector<
     if (word == "--") return {};
     if (word.starts_with("-")) {
       const bool takes_value = word == "-p" || word == "--pid" || word == "-s" || word == "--socket" || word == "-d" ||
-                               word == "--directory" || word == "--timeout";
+                               word == "--directory" || word == "--timeout" || word == "--peer-uid";
       i += takes_value;
       continue;
     }
@@ -317,8 +416,8 @@ int main(int argc, char** argv) {
       "hotswapctl"};
   app.footer(
       "Exit status: 0 done; 1 refused (nothing changed); 2 failed and rolled back (every server back on "
-      "its old code with its state); 3 no program (none found, the socket refused, or the connection "
-      "lost); 64 usage.\n\nSee docs/operations.md for every command with its output.");
+      "its old code with its state); 3 no program (none found, the socket refused or not believed, or "
+      "the connection lost); 64 usage.\n\nSee docs/operations.md for every command with its output.");
   app.require_subcommand(1);
   std::string directory = detail::default_socket_directory(), socket;
   long pid = 0;
@@ -330,6 +429,10 @@ int main(int argc, char** argv) {
   app.add_flag("--json", output.json_lines, "print the program's reply lines, a JSON object each");
   app.add_option("--timeout", timeout_seconds, "seconds to wait for each line of a reply (0: no limit)")
       ->capture_default_str();
+  trusted_uids others;
+  app.add_option("--peer-uid", others,
+                 "believe a program run by this uid too, and its socket's directory (another user's program "
+                 "that shares its socket: control_options::operator_uids or viewer_uids)");
 
   std::vector<std::string> commands{"list"};
   app.add_subcommand("list", "this user's running programs with a control socket");
@@ -405,29 +508,40 @@ int main(int argc, char** argv) {
                  program_name);
     return status == 0 ? done : usage;
   }
+  std::string path;  // the socket talked to
   try {
+    others.push_back(0);  // root's programs are believed, as a program believes root
     output.timeout = std::chrono::milliseconds(static_cast<long>(timeout_seconds * 1000));
     const std::string chosen = app.get_subcommands().front()->get_name();
     if (chosen == "list") {
       if (!program_name.empty() || pid || !socket.empty()) throw stop{usage, "list takes no program"};
-      const auto programs = running_programs(directory);
+      const auto checked = detail::check_socket_directory(directory, others);
+      if (!checked && checked.error().code != hotswap::errc::no_file) throw stop{no_program, checked.error().what};
+      const auto programs = checked ? running_programs(directory) : std::vector<program_socket>{};
       if (output.json_lines)
         for (const auto& one : programs)
-          fmt::print("{}\n", json{{"program", one.program}, {"pid", one.pid}, {"socket", one.path}}.dump());
+          fmt::print("{}\n", json_text(json{{"program", one.program}, {"pid", one.pid}, {"socket", one.path}}));
       else if (programs.empty())
-        fmt::print("no running program has a control socket in {}\n", directory);
+        fmt::print("no running program has a control socket in {}\n", visible(directory));
       else {
         fmt::print("{:<24} {:>8}  {}\n", "program", "pid", "socket");
-        for (const auto& one : programs) fmt::print("{:<24} {:>8}  {}\n", one.program, one.pid, one.path);
+        for (const auto& one : programs)
+          fmt::print("{:<24} {:>8}  {}\n", visible(one.program), one.pid, visible(one.path));
       }
       return done;
     }
-    connection program(socket_of(directory, socket, pid, program_name));
+    path = socket_of(directory, socket, pid, program_name, others);
+    check_socket_file(path, others);
+    connection program(path, others);
     if (chosen == "top") return run_top(program, top, output);
     if (chosen == "trace" && !app.get_option("--timeout")->count()) output.timeout = {};  // waits for messages
     return run_command(program, requests[chosen], output);
   } catch (const stop& stopped) {
-    fmt::print(stderr, "hotswapctl: {}\n", stopped.why);
+    fmt::print(stderr, "hotswapctl: {}\n", visible(stopped.why));
     return stopped.status;
+  } catch (const json::exception& wrong) {  // a field of the wrong type, read past the checks of `line`
+    fmt::print(stderr, "hotswapctl: {}: the program answered what hotswapctl cannot read ({}): refused\n",
+               visible(path), visible(wrong.what()));
+    return no_program;
   }
 }

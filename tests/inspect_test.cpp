@@ -25,6 +25,32 @@ TEST_CASE("strings are quoted and escaped") {
   CHECK(hotswap::inspect(std::optional<std::string>{""}) == "\"\"");
 }
 
+// Elixir's rules (Inspect for BitString, Code.Identifier.escape): a string String.printable?
+// holds for prints quoted, its control characters as escapes; any other binary (a control byte
+// outside \a..\r and \e, a C1 character, bytes that are not UTF-8) prints as its bytes. Either
+// way no control byte reaches the terminal of the operator who asked for a state.
+TEST_CASE("control characters are escaped as Elixir escapes them, never printed raw") {
+  CHECK(hotswap::inspect(std::string("\x1b[2J\a\b\t\n\v\f\r\x7f")) == R"("\e[2J\a\b\t\n\v\f\r\d")");
+  CHECK(hotswap::inspect(std::string("\x1b]0;title\a")) == R"("\e]0;title\a")");
+  CHECK(hotswap::inspect(std::string("#{x} # {")) == R"("\#{x} # {")");
+  CHECK(hotswap::inspect(std::string("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x99\x82")) ==
+        "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x99\x82\"");
+  CHECK(hotswap::inspect(std::string("\xef\xbb\xbfhi")) == R"("\uFEFFhi")");
+  CHECK(hotswap::inspect(std::string("a\0b", 3)) == "<<97, 0, 98>>");
+  CHECK(hotswap::inspect(std::string("\x01")) == "<<1>>");
+  CHECK(hotswap::inspect(std::string("\x1f")) == "<<31>>");
+  CHECK(hotswap::inspect(std::string("x\xc2\x9b") + "2J") == "<<120, 194, 155, 50, 74>>");  // C1 CSI
+  CHECK(hotswap::inspect(std::string("\xff\x9b")) == "<<255, 155>>");                       // not UTF-8
+  CHECK(hotswap::inspect(std::string("\xc0\xaf")) == "<<192, 175>>");                       // overlong '/'
+  CHECK(hotswap::inspect(std::string("\xed\xa0\x80")) == "<<237, 160, 128>>");              // a surrogate
+  CHECK(hotswap::inspect(std::string("\xef\xbf\xbe")) == "<<239, 191, 190>>");              // U+FFFE
+  CHECK(hotswap::inspect(std::vector<std::string>{"ok", "\x1b", "\x05"}) == R"(["ok", "\e", <<5>>])");
+  for (int byte = 0; byte < 256; ++byte) {
+    const std::string printed = hotswap::inspect(std::string(1, static_cast<char>(byte)) + "x");
+    for (char c : printed) CHECK((static_cast<unsigned char>(c) >= 0x20 && c != 0x7f));
+  }
+}
+
 TEST_CASE("numbers print as Elixir prints them") {
   CHECK(hotswap::inspect(1.0) == "1.0");
   CHECK(hotswap::inspect(0.1) == "0.1");

@@ -131,6 +131,44 @@ TEST_CASE("the control socket is the program's user's alone, and goes with the p
   CHECK(refused.error().what == open_dir + " is open to other users (mode 755): refused");
 }
 
+TEST_CASE("a socket directory below one others can write, or a link, is refused; the one opened is the one checked") {
+  running_release shop;
+  const std::string open_above = shop.files.dir + "/open";
+  REQUIRE(::mkdir(open_above.c_str(), 0777) == 0);
+  REQUIRE(::chmod(open_above.c_str(), 0777) == 0);
+  const auto refused =
+      hotswap::open_control(shop.code, shop.releases, {.program = "shop", .directory = open_above + "/control"});
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().code == hotswap::errc::bad_control);
+  CHECK(refused.error().what ==
+        open_above + ", above " + open_above + "/control, is writable by every user (mode 777): refused");
+  REQUIRE(::chmod(open_above.c_str(), 01777) == 0);  // sticky, as /tmp: nobody else can replace what is in it
+  CHECK(hotswap::open_control(shop.code, shop.releases, {.program = "shop", .directory = open_above + "/control"}));
+
+  const std::string real = shop.files.dir + "/real", link = shop.files.dir + "/link";
+  REQUIRE(::mkdir(real.c_str(), 0700) == 0);
+  REQUIRE(::symlink(real.c_str(), link.c_str()) == 0);
+  const auto through_link = hotswap::open_control(shop.code, shop.releases, {.program = "shop", .directory = link});
+  REQUIRE_FALSE(through_link);
+  CHECK(through_link.error().what == link + " is not a directory (a link or a file): refused");
+
+  // What the listener binds in: the directory checked, opened (0711 when shared).
+  auto opened = hotswap::detail::open_socket_directory(real, true);
+  REQUIRE(opened);
+  CHECK(opened->path() == real);
+  struct stat by_fd {
+  }, by_path{};
+  REQUIRE(::fstat(opened->fd(), &by_fd) == 0);
+  REQUIRE(::stat(real.c_str(), &by_path) == 0);
+  CHECK((by_fd.st_ino == by_path.st_ino && by_fd.st_dev == by_path.st_dev));
+  CHECK((by_path.st_mode & 0777) == 0711);
+  // hotswapctl's check makes nothing.
+  const std::string missing = shop.files.dir + "/missing";
+  CHECK(hotswap::detail::check_socket_directory(missing).error().code == hotswap::errc::no_file);
+  CHECK(::access(missing.c_str(), F_OK) != 0);
+  CHECK(hotswap::detail::check_socket_directory(real));
+}
+
 TEST_CASE("a client of another uid is refused before a byte is read, unless the program allows its uid") {
   if (::geteuid() != 0) {
     WARN("not root: no other uid to connect as (CI runs this as root)");

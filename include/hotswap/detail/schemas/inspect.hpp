@@ -1,8 +1,9 @@
 // Printing values as Elixir's inspect does (hotswap/inspect.hpp): structs as %Name{field: value},
-// strings quoted, maps in key order, floats with a fraction.
+// strings quoted and escaped (or as bytes), maps in key order, floats with a fraction.
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <iterator>
 #include <string>
 #include <string_view>
@@ -13,6 +14,7 @@
 
 #include "../../result.hpp"
 #include "../common/std_memory.hpp"
+#include "../common/utf8.hpp"
 #include "../reflect/fields.hpp"
 #include "field_kinds.hpp"
 
@@ -27,28 +29,83 @@ inline constexpr bool enable_inspect = false;
 
 namespace hotswap::detail {
 
+/// Whether Elixir's String.printable? holds: UTF-8 of printable characters only (\a to \r, \e,
+/// space to DEL, and U+00A0 on but for surrogates, U+FFFE and U+FFFF). Inspect prints a string so
+/// quoted, any other binary as its bytes.
+template <class = void>
+bool elixir_printable(std::string_view text) {
+  for (std::size_t at = 0; at < text.size();) {
+    const std::int32_t c = next_code_point(text, at);
+    if (!((c >= 7 && c <= 13) || c == 27 || (c >= 32 && c <= 127) || (c >= 0xA0 && c <= 0xD7FF) ||
+          (c >= 0xE000 && c <= 0xFFFD) || c >= 0x10000))
+      return false;
+  }
+  return true;
+}
+
+/// A string as Elixir's inspect prints it (Inspect for BitString, Code.Identifier.escape): quoted,
+/// its control characters escaped, when printable; else its bytes, <<104, 105, 0>>. No control
+/// byte is ever written as it is.
 template <class Out>
 Out inspect_string(Out out, std::string_view text) {
+  if (!elixir_printable(text)) {
+    out = write_text(out, "<<");
+    for (std::size_t i = 0; i < text.size(); ++i) {
+      if (i > 0) out = write_text(out, ", ");
+      out = write_text(out, fmt::format("{}", static_cast<unsigned char>(text[i])));
+    }
+    return write_text(out, ">>");
+  }
   *out++ = '"';
-  for (char c : text) {
-    switch (c) {
+  for (std::size_t at = 0; at < text.size();) {
+    const std::size_t start = at;
+    switch (next_code_point(text, at)) {  // a code point: the text is printable
       case '"':
         out = write_text(out, "\\\"");
         break;
       case '\\':
         out = write_text(out, "\\\\");
         break;
+      case '#':  // "#{" escaped: no interpolation when pasted back
+        if (at < text.size() && text[at] == '{') {
+          out = write_text(out, "\\#{");
+          ++at;
+        } else {
+          *out++ = '#';
+        }
+        break;
+      case '\a':
+        out = write_text(out, "\\a");
+        break;
+      case '\b':
+        out = write_text(out, "\\b");
+        break;
+      case 0x7f:
+        out = write_text(out, "\\d");
+        break;
+      case 0x1b:
+        out = write_text(out, "\\e");
+        break;
+      case '\f':
+        out = write_text(out, "\\f");
+        break;
       case '\n':
         out = write_text(out, "\\n");
-        break;
-      case '\t':
-        out = write_text(out, "\\t");
         break;
       case '\r':
         out = write_text(out, "\\r");
         break;
+      case '\t':
+        out = write_text(out, "\\t");
+        break;
+      case '\v':
+        out = write_text(out, "\\v");
+        break;
+      case 0xFEFF:  // a byte order mark, invisible
+        out = write_text(out, "\\uFEFF");
+        break;
       default:
-        *out++ = c;
+        out = write_text(out, text.substr(start, at - start));
     }
   }
   *out++ = '"';

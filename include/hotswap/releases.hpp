@@ -29,6 +29,7 @@
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -102,13 +103,16 @@ struct upgrade_options {
   std::chrono::nanoseconds suspend_timeout = default_timeout;
   /// For each server's change of code.
   std::chrono::nanoseconds change_timeout = default_timeout;
-  /// The longest pause the upgrade may commit, measured from the first suspend to the last
-  /// change of code: over it, every server is put back as it was before any resumes
-  /// (errc::over_budget).
+  /// The longest pause the upgrade may commit, measured from the first suspend: it bounds the
+  /// wait for every suspend and change of code (the earlier of it and their own timeouts), and is
+  /// checked after the suspends and after each change; over it, the changes after are not tried
+  /// and every server is put back as it was and resumed (errc::over_budget). A code_change that
+  /// runs past it holds its own server until it returns (it cannot be interrupted), no other.
   std::chrono::nanoseconds pause_budget = std::chrono::nanoseconds::max();
   /// Told of each stage as it happens, with a line saying what happened. The commit is told
-  /// inside the pause, before any server resumes: keep it short. (After a crash in a grace
-  /// period, the rollback's stages are told on the release handler's thread.)
+  /// inside the pause, before any server resumes: keep it short. Never called after the call
+  /// that took it returns (a rollback after a crash in a grace period is told to
+  /// release_handler_options::log).
   std::function<void(upgrade_stage, const std::string&)> progress{};
   /// A release handler's upgrade only: for this long after it, a crash of a server it upgraded
   /// rolls the release back by itself (0: no grace period). make_permanent ends it.
@@ -217,7 +221,7 @@ inline upgrade_report upgrade(const std::vector<upgrade_step>& steps, const upgr
                             {}});
   }
   const auto started = std::chrono::steady_clock::now();
-  const auto failed = detail::run_transaction(
+  const auto outcome = detail::run_transaction(
       run, {options.suspend_timeout, options.change_timeout, options.pause_budget},
       [&](detail::transaction_event event, std::size_t i) {
         if (!options.progress) return;
@@ -235,9 +239,9 @@ inline upgrade_report upgrade(const std::vector<upgrade_step>& steps, const upgr
                                     duration_cast<microseconds>(std::chrono::steady_clock::now() - started).count()));
         }
       });
-  report.pause = std::chrono::steady_clock::now() - started;
+  report.pause = outcome.pause;
   for (std::size_t i = 0; i < run.size(); ++i) report.steps[i].time = run[i].switch_time;
-  if (failed) {
+  if (const auto& failed = outcome.failed) {
     report.outcome = failure(failed->step, failed->stage, failed->failure);
     tell(upgrade_stage::rollback, report.outcome.error().what);
   } else {
@@ -307,6 +311,9 @@ struct release_plan {
     int to_vsn;
     std::string file;
     std::vector<server_step> servers;  ///< upgraded in this order, after those of earlier steps
+    /// Its version is loaded and current already (code_server::load before the upgrade): only
+    /// the servers still on the old version move, to it.
+    bool loaded = false;
   };
   release from, to;
   std::vector<module_step> changes;
@@ -426,6 +433,10 @@ struct release_handler_options {
   /// refused if another user's or writable by others), so that boot() boots the permanent one
   /// when the program starts again. Empty: nothing is kept.
   std::string directory{};
+  /// Told, on the handler's own thread, what it does by itself: the lines of a rollback after a
+  /// crash in a grace period (upgrade_options::progress is the caller's, and never called after
+  /// the call that took it returns). Kept, and called, as long as the handler lives.
+  std::function<void(upgrade_stage, const std::string&)> log{};
 };
 
 /// Installs releases on a running program, as OTP's release_handler: one per program, beside
@@ -435,7 +446,7 @@ template <class CodeServer = code_server>
 class basic_release_handler {
  public:
   explicit basic_release_handler(CodeServer& code, release_handler_options options = {})
-      : code_(code), directory_(std::move(options.directory)) {}
+      : code_(code), directory_(std::move(options.directory)), log_(std::move(options.log)) {}
   basic_release_handler(const basic_release_handler&) = delete;
   basic_release_handler& operator=(const basic_release_handler&) = delete;
   /// A rollback under way finishes first; no other starts.
@@ -537,7 +548,7 @@ class basic_release_handler {
               fmt::format("{}: vsn {} -> {} ({}) would take {} us, making {}", server.label, server.from_vsn, table.vsn,
                           table.name, tried->time.count() / 1000, detail::print_bytes(tried->state_bytes)));
       }
-    undo(loaded);
+    undo(loaded, &*planned);
     return report;
   }
 
@@ -646,14 +657,16 @@ class basic_release_handler {
     const std::lock_guard one_at_a_time(operation_);
     if (!grace_->current(generation)) return;  // made permanent, or upgraded again, meanwhile
     auto tell = [&](const std::string& line) {
-      if (grace_options_.progress) grace_options_.progress(upgrade_stage::rollback, line);
+      if (log_) log_(upgrade_stage::rollback, line);
     };
     const known* from = running();
     const known& permanent = *find(release_status::permanent);
     const std::string back_to = permanent.name + " " + permanent.vsn;  // (the list may change below)
     tell(fmt::format("{} in the grace period of release {} {}: rolling back to {}", why, from->name, from->vsn,
                      back_to));
-    const auto report = rollback_locked(grace_options_);
+    upgrade_options options = grace_options_;
+    options.progress = log_;  // the rollback's stages too
+    const auto report = rollback_locked(options);
     tell(report ? "rolled back: release " + back_to + " runs again"
                 : "the rollback failed: " + report.outcome.error().what);
   }
@@ -682,7 +695,10 @@ class basic_release_handler {
       }
       modules.push_back(note->name);
       const module_ptr now = code_.current(note->name);
-      if (now && now->vsn() == note->vsn) continue;  // this version runs already
+      if (now && now->vsn() == note->vsn) {  // this version is loaded: the servers left on the old one move to it
+        if (auto left = servers_left(*note, file, now, timeout, reasons)) plan.changes.push_back(std::move(*left));
+        continue;
+      }
       const bool down = now && note->vsn < now->vsn();
       if (auto fits = detail::check_fits(*note, file, 0, {}, now, code_.old(note->name), registry(), down); !fits) {
         reasons.push_back(fits.error().what);
@@ -697,7 +713,7 @@ class basic_release_handler {
         schemas.push_back(schema);
         schema_files.push_back(file);
       }
-      release_plan::module_step change{note->name, now ? now->vsn() : 0, note->vsn, file, {}};
+      release_plan::module_step change{note->name, now ? now->vsn() : 0, note->vsn, file, {}, false};
       for (auto& server : now ? now->servers() : std::vector<any_server>{}) {
         const std::string label = server.core()->label();
         auto status = sys::get_status(server, timeout);
@@ -716,8 +732,12 @@ class basic_release_handler {
     }
     for (const auto& name : from->module_names)  // the running release's modules the target lacks
       if (std::find(modules.begin(), modules.end(), name) == modules.end()) {
-        if (const module_ptr now = code_.current(name); now && !now->servers().empty())
+        const module_ptr now = code_.current(name), left = code_.old(name);
+        if (now && !now->servers().empty())
           reasons.push_back(detail::describe_users(*now, now->servers()) + ", and release " + target->name + " " +
+                            target->vsn + " does not have it");
+        else if (left && !left->servers().empty())
+          reasons.push_back(detail::describe_users(*left, left->servers()) + ", and release " + target->name + " " +
                             target->vsn + " does not have it");
         else if (now)
           plan.retired.push_back(name);
@@ -730,6 +750,41 @@ class basic_release_handler {
       return error{errc::plan_refused, std::move(why)};
     }
     return plan;
+  }
+
+  /// The change that moves the servers still on the old version of a module to its current
+  /// one, which the release names (`note`, read from `file`): loaded already by hand
+  /// (code_server::load), it would otherwise be taken as running while they stay behind. None
+  /// if no server is left on the old version; each one that cannot move is a reason.
+  std::optional<release_plan::module_step> servers_left(const detail::module_note_fields& note, const std::string& file,
+                                                        const module_ptr& now, std::chrono::nanoseconds timeout,
+                                                        std::vector<std::string>& reasons) {
+    if (note.build != now->build()) {
+      reasons.push_back(fmt::format("{}: another build ({}) of {} vsn {} than the one loaded ({})", file, note.build,
+                                    note.name, note.vsn, now->build()));
+      return std::nullopt;
+    }
+    const module_ptr left = code_.old(note.name);
+    if (!left) return std::nullopt;
+    release_plan::module_step change{note.name, left->vsn(), note.vsn, file, {}, true};
+    const bool down = left->vsn() > note.vsn;
+    for (auto& server : left->servers()) {
+      const std::string label = server.core()->label();
+      auto status = sys::get_status(server, timeout);
+      if (!status) {
+        if (status.error().code != errc::no_server) reasons.push_back(label + ": " + status.error().what);
+        continue;
+      }
+      if (status->implementation != left->implementation()) continue;  // holds a state of that code, runs other
+      if (auto refused = down ? detail::refuses_down(*left, note, label, status->vsn, status->state_fingerprint)
+                              : detail::refuses_state(note, label, status->vsn, status->state_fingerprint);
+          !refused.empty())
+        reasons.push_back(fmt::format("{} (on {} vsn {}, left behind by a load of vsn {})", refused, note.name,
+                                      left->vsn(), note.vsn));
+      change.servers.push_back({std::move(server), label, status->vsn});
+    }
+    if (change.servers.empty()) return std::nullopt;
+    return change;
   }
 
   upgrade_report run(const release_plan& plan, const upgrade_options& options) {
@@ -747,7 +802,7 @@ class basic_release_handler {
       report = hotswap::upgrade(steps, options);
     }  // the steps' leases go: a version rolled back from is held by nothing now
     if (!report) {
-      undo(loaded);
+      undo(loaded, &plan);
       return report;
     }
     loaded.clear();
@@ -824,6 +879,9 @@ class basic_release_handler {
     const std::uint64_t generation = grace_->start(options.grace_period);
     if (options.grace_period <= std::chrono::nanoseconds::zero()) return;
     grace_options_ = options;
+    // The caller's progress may capture what dies when upgrade() returns: the rollback after a
+    // crash tells the handler's log instead.
+    grace_options_.progress = nullptr;
     const std::weak_ptr<detail::grace_watch> watch = grace_;
     for (const auto& change : plan.changes)
       for (const auto& server : change.servers)
@@ -840,13 +898,25 @@ class basic_release_handler {
   bool load_all(const release_plan& plan, const upgrade_options& options, upgrade_report& report,
                 std::vector<module_ptr>& loaded) {
     for (const auto& change : plan.changes) {
+      if (change.loaded) {  // by hand, before: only its servers move
+        const module_ptr now = code_.current(change.module);
+        if (!now || now->vsn() != change.to_vsn) {
+          undo(loaded, &plan);
+          report.outcome = error{errc::plan_refused, "loading release " + plan.to.name + " " + plan.to.vsn + ": " +
+                                                         change.module + " vsn " + std::to_string(change.to_vsn) +
+                                                         " is no longer current: plan again"};
+          return false;
+        }
+        loaded.push_back(now);
+        continue;
+      }
       auto version = change.from_vsn > change.to_vsn ? access::load_older(code_, change.file) : code_.load(change.file);
       if (version && (*version)->vsn() != change.to_vsn) {
         loaded.push_back(std::move(*version));
         version = error{errc::plan_refused, change.file + ": rewritten since the plan was made: plan again"};
       }
       if (!version) {
-        undo(loaded);
+        undo(loaded, &plan);
         report.outcome = error{version.error().code, "loading release " + plan.to.name + " " + plan.to.vsn + ": " +
                                                          version.error().what + "; release " + plan.from.name + " " +
                                                          plan.from.vsn + " runs on, unchanged"};
@@ -860,17 +930,19 @@ class basic_release_handler {
     return true;
   }
 
-  /// Unloads what a failed boot or upgrade loaded, last first.
-  void undo(std::vector<module_ptr>& loaded) {
+  /// Unloads what a failed boot or upgrade loaded, last first (for `plan`'s changes, `loaded[i]`
+  /// its i-th's: one loaded before it is kept).
+  void undo(std::vector<module_ptr>& loaded, const release_plan* plan = nullptr) {
     while (!loaded.empty()) {
       module_ptr version = std::move(loaded.back());
       loaded.pop_back();
-      access::undo_load(code_, std::move(version));
+      if (!plan || !plan->changes[loaded.size()].loaded) access::undo_load(code_, std::move(version));
     }
   }
 
   CodeServer& code_;
   std::string directory_;  // where the record is kept (empty: nowhere)
+  std::function<void(upgrade_stage, const std::string&)> log_;
   mutable std::mutex operation_;
   std::vector<known> releases_;    // the permanent one first
   upgrade_options grace_options_;  // the upgrade's whose grace period runs: its rollback's

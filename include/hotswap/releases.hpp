@@ -295,6 +295,13 @@ struct release_info {
   release_status status;
 };
 
+/// What a boot did: the release it booted, and what it left undone.
+struct boot_report {
+  std::string name, vsn;
+  /// What it could not do, the release running all the same: the record not written.
+  std::vector<std::string> notes;
+};
+
 // -- plans --
 
 /// What an upgrade to a release will do, derived from what the program runs: each module that
@@ -454,28 +461,29 @@ class basic_release_handler {
 
   /// Loads the modules of the release in `manifest` (a program's first release), which becomes
   /// permanent (and is recorded so, given a directory). A module that fails to load unloads
-  /// those loaded before it.
-  result<void> boot(const std::string& manifest) {
+  /// those loaded before it. A record that cannot be written is a note: the release runs.
+  result<boot_report> boot(const std::string& manifest) {
     const std::lock_guard one_at_a_time(operation_);
-    return boot_locked(manifest, {});
+    return boot_locked(manifest, nullptr, {});
   }
 
   /// Boots the release recorded permanent in the handler's directory, as Erlang boots a node:
   /// a program started again runs the release it last made permanent (one installed but not
-  /// made permanent, in its grace period, is not booted: it is recorded old).
-  result<void> boot() {
+  /// made permanent, in its grace period, is not booted: it is recorded old). Refused
+  /// (errc::bad_release) if its manifest now names another release, or other builds of its
+  /// modules than it ran with. The record is written only if this changes it (a release
+  /// recorded current is now old); a write that fails is a note, not a refusal.
+  result<boot_report> boot() {
     const std::lock_guard one_at_a_time(operation_);
     if (directory_.empty()) return error{errc::no_release, "no directory was given: boot(manifest)"};
-    auto record = detail::read_record<>(directory_);
+    if (auto opened = detail::open_record_directory<>(directory_, record_); !opened) return opened.error();
+    auto record = detail::read_record<>(record_);
     if (!record) return record.error();
     const auto permanent = std::find_if(record->begin(), record->end(),
                                         [](const detail::recorded_release& one) { return one.status == "permanent"; });
     if (permanent == record->end())
       return error{errc::no_release, "no permanent release recorded in " + directory_ + ": boot(manifest) first"};
-    std::vector<detail::recorded_release> others;
-    for (const auto& one : *record)
-      if (&one != &*permanent) others.push_back(one);
-    return boot_locked(permanent->manifest, others);
+    return boot_locked(permanent->manifest, &*permanent, *record);
   }
 
   /// Every release known, the permanent one first, as Erlang's which_releases.
@@ -582,7 +590,8 @@ class basic_release_handler {
  private:
   struct known : release {
     release_status status;
-    std::vector<std::string> module_names = {};  // of a release that ran here (what a plan compares)
+    std::vector<std::string> module_names = {};                    // of a release that ran here (what a plan compares)
+    std::vector<std::pair<std::string, std::string>> builds = {};  // (module, build), sorted; none: not known
   };
   using access = detail::code_server_access<void>;
 
@@ -602,45 +611,106 @@ class basic_release_handler {
     return found == releases_.end() ? nullptr : &*found;
   }
 
-  result<void> boot_locked(const std::string& manifest, const std::vector<detail::recorded_release>& others) {
+  /// Boots the release in `manifest`; `pinned`: as the record says it (its name, vsn and
+  /// builds must be the manifest's), with the rest of `recorded`, old now.
+  result<boot_report> boot_locked(const std::string& manifest, const detail::recorded_release* pinned,
+                                  const std::vector<detail::recorded_release>& recorded) {
     if (!releases_.empty())
       return error{errc::bad_release, "release " + releases_.front().name + " " + releases_.front().vsn +
                                           " is already booted: upgrade to another"};
     if (!directory_.empty())
-      if (auto owned = detail::own_directory<>(directory_); !owned) return owned.error();
+      if (auto opened = detail::open_record_directory<>(directory_, record_); !opened) return opened.error();
     auto target = read_release(manifest);
     if (!target) return target.error();
+    const std::string booting = "booting release " + target->name + " " + target->vsn + ": ";
+    if (pinned && (target->name != pinned->name || target->vsn != pinned->vsn))
+      return error{errc::bad_release,
+                   fmt::format("{}: now release {} {}, not release {} {}, which {}/releases.json "
+                               "records permanent",
+                               manifest, target->name, target->vsn, pinned->name, pinned->vsn, directory_)};
+    if (pinned && !pinned->builds.empty()) {  // before any of their code runs (and again once loaded, below)
+      builds now;
+      for (const auto& file : target->modules) {
+        auto note = access::read_note(code_, file);
+        if (!note) return error{note.error().code, booting + note.error().what};
+        now.emplace_back(note->name, note->build);
+      }
+      if (auto changed = changed_builds(as_recorded(*pinned), pinned->builds, now); !changed.empty())
+        return error{errc::bad_release, booting + changed};
+    }
     std::vector<module_ptr> loaded;
     for (const auto& file : target->modules) {
       auto version = code_.load(file);
       if (!version) {
         undo(loaded);
-        return error{version.error().code,
-                     "booting release " + target->name + " " + target->vsn + ": " + version.error().what};
+        return error{version.error().code, booting + version.error().what};
       }
       loaded.push_back(std::move(*version));
     }
-    target->manifest = detail::absolute_path(target->manifest);
     std::vector<std::string> names;
-    for (const auto& version : loaded) names.push_back(version->name());
-    releases_.push_back({std::move(*target), release_status::permanent, std::move(names)});
-    for (const auto& one : others)
-      releases_.push_back({release{one.name, one.vsn, {}, one.manifest}, release_status::old, {}});
-    if (auto recorded = record(); !recorded) {
-      releases_.clear();
-      undo(loaded);
-      return recorded.error();
+    builds ran;
+    for (const auto& version : loaded) {
+      names.push_back(version->name());
+      ran.emplace_back(version->name(), version->build());
     }
-    return {};
+    if (pinned && !pinned->builds.empty())  // a file rewritten between its check and its load
+      if (auto changed = changed_builds(as_recorded(*pinned), pinned->builds, ran); !changed.empty()) {
+        undo(loaded);
+        return error{errc::bad_release, booting + changed};
+      }
+    target->manifest = detail::absolute_path(target->manifest);
+    releases_.push_back({std::move(*target), release_status::permanent, std::move(names), sorted(std::move(ran))});
+    for (const auto& one : recorded)
+      if (&one != pinned)
+        releases_.push_back({release{one.name, one.vsn, {}, one.manifest}, release_status::old, {}, one.builds});
+    boot_report report{releases_.front().name, releases_.front().vsn, {}};
+    if (!directory_.empty() && entries() != recorded)  // written only when changed: a full disk does not stop a boot
+      if (auto written = record(); !written)
+        report.notes.push_back("the release handler's record was not written: " + written.error().what +
+                               " (the release runs; the record is as before)");
+    return report;
+  }
+
+  using builds = std::vector<std::pair<std::string, std::string>>;  // (module, build)
+  static release as_recorded(const detail::recorded_release& one) { return {one.name, one.vsn, {}, one.manifest}; }
+  static builds sorted(builds modules) {
+    std::sort(modules.begin(), modules.end());
+    return modules;
+  }
+  /// What differs between the builds `release` ran with, `ran`, and `now` (empty: nothing).
+  static std::string changed_builds(const release& release, const builds& ran, const builds& now) {
+    const builds was = sorted(ran), is = sorted(now);
+    std::vector<std::string> changes;
+    for (const auto& [module, build] : was) {
+      const auto found = std::find_if(is.begin(), is.end(), [&](const auto& one) { return one.first == module; });
+      if (found == is.end())
+        changes.push_back(fmt::format("module {} is no longer in it", module));
+      else if (found->second != build)
+        changes.push_back(fmt::format("module {} is build {}, not build {}", module, found->second, build));
+    }
+    for (const auto& [module, build] : is)
+      if (std::none_of(was.begin(), was.end(), [&](const auto& one) { return one.first == module; }))
+        changes.push_back(fmt::format("module {} (build {}) was not in it", module, build));
+    if (changes.empty()) return {};
+    std::string said =
+        fmt::format("the manifest of release {} {} ({}) no longer holds the builds it ran with: ", release.name,
+                    release.vsn, release.manifest);
+    for (std::size_t i = 0; i < changes.size(); ++i) said += (i ? "; " : "") + changes[i];
+    return said;
+  }
+
+  /// The releases known, as the record holds them.
+  std::vector<detail::recorded_release> entries() const {
+    std::vector<detail::recorded_release> made;
+    for (const auto& one : releases_)
+      made.push_back({one.name, one.vsn, one.manifest, std::string(to_string(one.status)), one.builds});
+    return made;
   }
 
   /// Writes the releases known to the handler's directory, if it has one.
   result<void> record() const {
     if (directory_.empty()) return {};
-    std::vector<detail::recorded_release> entries;
-    for (const auto& one : releases_)
-      entries.push_back({one.name, one.vsn, one.manifest, std::string(to_string(one.status))});
-    return detail::write_record<>(directory_, entries);
+    return detail::write_record<>(record_, entries());
   }
 
   upgrade_report rollback_locked(upgrade_options options) {
@@ -648,7 +718,7 @@ class basic_release_handler {
     if (permanent == releases_.end() || find(release_status::current) == releases_.end())
       return refused(error{errc::no_release, "no release to roll back: the permanent one runs"});
     options.grace_period = {};
-    auto planned = plan_locked(permanent->manifest, options.suspend_timeout);
+    auto planned = plan_locked(permanent->manifest, options.suspend_timeout, &*permanent);
     return planned ? run(*planned, options) : refused(planned.error());
   }
 
@@ -671,11 +741,21 @@ class basic_release_handler {
                 : "the rollback failed: " + report.outcome.error().what);
   }
 
-  result<release_plan> plan_locked(const std::string& manifest, std::chrono::nanoseconds timeout) {
+  /// The plan to the release in `manifest`; `expected`: the release known that it must still be
+  /// (a rollback's). A release known by its name and vsn must still hold the builds it ran with.
+  result<release_plan> plan_locked(const std::string& manifest, std::chrono::nanoseconds timeout,
+                                   const known* expected = nullptr) {
     const known* from = running();
     if (!from) return error{errc::no_release, "no release runs: boot one first"};
     auto target = read_release(manifest);
     if (!target) return target.error();
+    if (expected && (target->name != expected->name || target->vsn != expected->vsn))
+      return error{errc::plan_refused, fmt::format("{}: now release {} {}, not release {} {}, which it held", manifest,
+                                                   target->name, target->vsn, expected->name, expected->vsn)};
+    const auto same = std::find_if(releases_.begin(), releases_.end(), [&](const known& one) {
+      return one.name == target->name && one.vsn == target->vsn && !one.builds.empty();
+    });
+    builds holds;  // the target's modules' builds
     if (target->name == from->name && target->vsn == from->vsn)
       return error{errc::plan_refused, "release " + target->name + " " + target->vsn + " is the one running"};
     release_plan plan{*from, *target, {}, {}, {}};
@@ -694,6 +774,7 @@ class basic_release_handler {
         continue;
       }
       modules.push_back(note->name);
+      holds.emplace_back(note->name, note->build);
       const module_ptr now = code_.current(note->name);
       if (now && now->vsn() == note->vsn) {  // this version is loaded: the servers left on the old one move to it
         if (auto left = servers_left(*note, file, now, timeout, reasons)) plan.changes.push_back(std::move(*left));
@@ -742,6 +823,9 @@ class basic_release_handler {
         else if (now)
           plan.retired.push_back(name);
       }
+    // A release known by its name and vsn is the one it was, not whatever its manifest now holds.
+    if (same != releases_.end() && holds.size() == target->modules.size())  // (each note read: else a reason says why)
+      if (auto changed = changed_builds(*same, same->builds, holds); !changed.empty()) reasons.push_back(changed);
     plan.modules = std::move(modules);
     if (!reasons.empty()) {
       std::string why = fmt::format("release {} {} cannot be installed over {} {}:", target->name, target->vsn,
@@ -812,11 +896,15 @@ class basic_release_handler {
     const auto known_before = std::find_if(releases_.begin(), releases_.end(), [&](const known& one) {
       return one.name == plan.to.name && one.vsn == plan.to.vsn;
     });
+    builds ran;
+    for (const auto& name : plan.modules)
+      if (const module_ptr now = code_.current(name)) ran.emplace_back(name, now->build());
     if (known_before == releases_.end()) {
       releases_.push_back({release{plan.to.name, plan.to.vsn, plan.to.modules, detail::absolute_path(plan.to.manifest)},
-                           release_status::current, plan.modules});
+                           release_status::current, plan.modules, sorted(std::move(ran))});
     } else {
       known_before->module_names = plan.modules;
+      known_before->builds = sorted(std::move(ran));
       if (known_before->status != release_status::permanent)  // back to the permanent one: it runs again
         known_before->status = release_status::current;
     }
@@ -941,7 +1029,8 @@ class basic_release_handler {
   }
 
   CodeServer& code_;
-  std::string directory_;  // where the record is kept (empty: nowhere)
+  std::string directory_;            // where the record is kept (empty: nowhere)
+  detail::record_directory record_;  // it, open (from the first boot)
   std::function<void(upgrade_stage, const std::string&)> log_;
   mutable std::mutex operation_;
   std::vector<known> releases_;    // the permanent one first

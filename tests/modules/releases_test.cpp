@@ -695,3 +695,118 @@ TEST_CASE(
     if (shop.c.alive()) REQUIRE(sys::get_status(shop.c).value().vsn == now.minimal);
   }
 }
+
+TEST_CASE("a record that cannot be written does not stop a boot; one that would not change is not written") {
+  const testing::scratch kept;
+  const std::string directory = kept.dir + "/releases", record = directory + "/releases.json";
+  running_release shop;  // (its files)
+  {
+    hotswap::code_server code;
+    hotswap::release_handler recorded(code, {.directory = directory});
+    REQUIRE(recorded.boot(shop.manifest("1", {"counter_v1", "minimal"})));
+    REQUIRE(recorded.upgrade(shop.manifest("2", {"counter_v2", "minimal_v2"})));  // current: old at the next boot
+  }
+  // The temporary file's place taken by a directory: every write fails (as on a full disk; root
+  // ignores permission bits).
+  REQUIRE(::mkdir((record + ".new").c_str(), 0700) == 0);
+  const std::string before = testing::read_bytes(record);
+  {
+    hotswap::code_server code;
+    hotswap::release_handler releases(code, {.directory = directory});
+    const auto booted = releases.boot();
+    REQUIRE(booted);
+    CHECK((booted->name == "shop" && booted->vsn == "1"));
+    REQUIRE(booted->notes.size() == 1);
+    CHECK(booted->notes[0] == "the release handler's record was not written: " + record +
+                                  ".new: open: Is a directory (the release runs; the record is as before)");
+    CHECK(code.current("counter")->vsn() == 1);  // it runs
+    CHECK(testing::read_bytes(record) == before);
+  }
+  REQUIRE(::rmdir((record + ".new").c_str()) == 0);
+  {
+    hotswap::code_server code;
+    hotswap::release_handler releases(code, {.directory = directory});
+    const auto booted = releases.boot();  // release 2 recorded old now
+    REQUIRE(booted);
+    CHECK(booted->notes.empty());
+    CHECK(testing::read_bytes(record) != before);
+  }
+  // Nothing changes at this boot: nothing is written, so the blocked write is not even tried.
+  REQUIRE(::mkdir((record + ".new").c_str(), 0700) == 0);
+  hotswap::code_server code;
+  hotswap::release_handler releases(code, {.directory = directory});
+  const auto booted = releases.boot();
+  REQUIRE(booted);
+  CHECK(booted->notes.empty());
+  const auto known = releases.which_releases();
+  REQUIRE(known.size() == 2);
+  CHECK((known[1].vsn == "2" && known[1].status == hotswap::release_status::old));
+}
+
+TEST_CASE("a boot or a rollback whose manifest now holds another release, or other builds, is refused saying what") {
+  const testing::scratch kept;
+  const std::string directory = kept.dir + "/releases";
+  running_release shop;  // (its files, and a handler of its own for the rollback below)
+  const std::string manifest_1 = shop.manifest("1", {"counter_v1", "minimal"});
+  const std::string original = testing::read_bytes(manifest_1);
+  {
+    hotswap::code_server code;
+    hotswap::release_handler recorded(code, {.directory = directory});
+    REQUIRE(recorded.boot(manifest_1));
+  }
+  auto boot = [&] {
+    hotswap::code_server code;
+    hotswap::release_handler releases(code, {.directory = directory});
+    auto booted = releases.boot();
+    if (booted) return std::string("booted");
+    CHECK(booted.error().code == hotswap::errc::bad_release);
+    CHECK_FALSE(code.current("counter"));  // nothing of it was loaded
+    return booted.error().what;
+  };
+  // Another name or vsn in the manifest's place.
+  testing::write_bytes(manifest_1,
+                       R"({"hotswap_release": 1, "name": "shop", "vsn": "7", "modules": ["counter_v1-1.so", )"
+                       R"("minimal-1.so"]})");
+  CHECK(boot() == manifest_1 + ": now release shop 7, not release shop 1, which " + directory +
+                      "/releases.json records permanent");
+  // Another build of counter vsn 1 in its module's place.
+  testing::write_bytes(manifest_1, original);
+  const std::string built_1 = hotswap::code_server().check(shop.files.dir + "/counter_v1-1.so").value().build;
+  shop.files.stage("counter_v1_grown", "counter_v1-1.so");
+  const std::string grown = hotswap::code_server().check(shop.files.dir + "/counter_v1-1.so").value().build;
+  REQUIRE(grown != built_1);
+  CHECK(boot() == "booting release shop 1: the manifest of release shop 1 (" + manifest_1 +
+                      ") no longer holds the builds it ran with: module counter is build " + grown + ", not build " +
+                      built_1);
+
+  // The same for a rollback: the permanent release is the builds it ran with.
+  REQUIRE(what(shop.releases.upgrade(shop.manifest("2", {"counter_v2", "minimal_v2"}))) == "done");
+  auto refused = shop.releases.rollback();
+  CHECK(refused.outcome.error().code == hotswap::errc::plan_refused);
+  CHECK(refused.outcome.error().what.ends_with("module counter is build " + grown + ", not build " + built_1));
+  testing::write_bytes(manifest_1,
+                       R"({"hotswap_release": 1, "name": "shop", "vsn": "7", "modules": ["counter_v1-1.so", )"
+                       R"("minimal-1.so"]})");
+  CHECK(shop.releases.rollback().outcome.error().what ==
+        manifest_1 + ": now release shop 7, not release shop 1, which it held");
+  CHECK(sys::get_status(shop.a).value().vsn == 2);  // release 2 runs on
+  shop.files.stage("counter_v1", "counter_v1-1.so");
+  testing::write_bytes(manifest_1, original);
+  REQUIRE(what(shop.releases.rollback()) == "done");
+  CHECK(sys::get_status(shop.a).value().vsn == 1);
+}
+
+TEST_CASE("the record's directory is refused when a directory above it could be renamed by others") {
+  const testing::scratch kept;
+  const std::string open = kept.dir + "/open";
+  REQUIRE(::mkdir(open.c_str(), 0700) == 0);
+  REQUIRE(::chmod(open.c_str(), 0777) == 0);  // writable by every user, and not sticky
+  running_release shop;
+  hotswap::code_server code;
+  hotswap::release_handler releases(code, {.directory = open + "/releases"});
+  const auto booted = releases.boot(shop.manifest("1", {"counter_v1", "minimal"}));
+  REQUIRE_FALSE(booted);
+  CHECK(booted.error().code == hotswap::errc::bad_release);
+  CHECK(booted.error().what.starts_with(open + "/releases: the directory " + open + " is writable by every user"));
+  CHECK_FALSE(code.current("counter"));
+}

@@ -139,8 +139,8 @@ struct upgrade_report {
   /// Done, or why not: which step failed, at which stage, and why (every server is then as before).
   result<void> outcome;
   std::vector<step> steps;
-  /// From the first suspend sent to the last resume answered: how long the servers held their
-  /// messages.
+  /// From the first suspend sent to the last resume served: how long the servers held their
+  /// messages (one still in a handler when the upgrade stopped waiting is resumed as it returns).
   std::chrono::nanoseconds pause{};
   /// What the upgrade left for later, if anything: an old version still used, so not purged.
   std::vector<std::string> notes;
@@ -681,15 +681,16 @@ class basic_release_handler {
   static std::string changed_builds(const release& release, const builds& ran, const builds& now) {
     const builds was = sorted(ran), is = sorted(now);
     std::vector<std::string> changes;
+    auto named = [](const std::string& module) { return [&module](const auto& one) { return one.first == module; }; };
     for (const auto& [module, build] : was) {
-      const auto found = std::find_if(is.begin(), is.end(), [&](const auto& one) { return one.first == module; });
+      const auto found = std::find_if(is.begin(), is.end(), named(module));
       if (found == is.end())
         changes.push_back(fmt::format("module {} is no longer in it", module));
       else if (found->second != build)
         changes.push_back(fmt::format("module {} is build {}, not build {}", module, found->second, build));
     }
     for (const auto& [module, build] : is)
-      if (std::none_of(was.begin(), was.end(), [&](const auto& one) { return one.first == module; }))
+      if (std::none_of(was.begin(), was.end(), named(module)))
         changes.push_back(fmt::format("module {} (build {}) was not in it", module, build));
     if (changes.empty()) return {};
     std::string said =

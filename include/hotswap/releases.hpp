@@ -29,6 +29,7 @@
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -102,13 +103,16 @@ struct upgrade_options {
   std::chrono::nanoseconds suspend_timeout = default_timeout;
   /// For each server's change of code.
   std::chrono::nanoseconds change_timeout = default_timeout;
-  /// The longest pause the upgrade may commit, measured from the first suspend to the last
-  /// change of code: over it, every server is put back as it was before any resumes
-  /// (errc::over_budget).
+  /// The longest pause the upgrade may commit, measured from the first suspend: it bounds the
+  /// wait for every suspend and change of code (the earlier of it and their own timeouts), and is
+  /// checked after the suspends and after each change; over it, the changes after are not tried
+  /// and every server is put back as it was and resumed (errc::over_budget). A code_change that
+  /// runs past it holds its own server until it returns (it cannot be interrupted), no other.
   std::chrono::nanoseconds pause_budget = std::chrono::nanoseconds::max();
   /// Told of each stage as it happens, with a line saying what happened. The commit is told
-  /// inside the pause, before any server resumes: keep it short. (After a crash in a grace
-  /// period, the rollback's stages are told on the release handler's thread.)
+  /// inside the pause, before any server resumes: keep it short. Never called after the call
+  /// that took it returns (a rollback after a crash in a grace period is told to
+  /// release_handler_options::log).
   std::function<void(upgrade_stage, const std::string&)> progress{};
   /// A release handler's upgrade only: for this long after it, a crash of a server it upgraded
   /// rolls the release back by itself (0: no grace period). make_permanent ends it.
@@ -135,8 +139,8 @@ struct upgrade_report {
   /// Done, or why not: which step failed, at which stage, and why (every server is then as before).
   result<void> outcome;
   std::vector<step> steps;
-  /// From the first suspend sent to the last resume answered: how long the servers held their
-  /// messages.
+  /// From the first suspend sent to the last resume served: how long the servers held their
+  /// messages (one still in a handler when the upgrade stopped waiting is resumed as it returns).
   std::chrono::nanoseconds pause{};
   /// What the upgrade left for later, if anything: an old version still used, so not purged.
   std::vector<std::string> notes;
@@ -217,7 +221,7 @@ inline upgrade_report upgrade(const std::vector<upgrade_step>& steps, const upgr
                             {}});
   }
   const auto started = std::chrono::steady_clock::now();
-  const auto failed = detail::run_transaction(
+  const auto outcome = detail::run_transaction(
       run, {options.suspend_timeout, options.change_timeout, options.pause_budget},
       [&](detail::transaction_event event, std::size_t i) {
         if (!options.progress) return;
@@ -235,9 +239,9 @@ inline upgrade_report upgrade(const std::vector<upgrade_step>& steps, const upgr
                                     duration_cast<microseconds>(std::chrono::steady_clock::now() - started).count()));
         }
       });
-  report.pause = std::chrono::steady_clock::now() - started;
+  report.pause = outcome.pause;
   for (std::size_t i = 0; i < run.size(); ++i) report.steps[i].time = run[i].switch_time;
-  if (failed) {
+  if (const auto& failed = outcome.failed) {
     report.outcome = failure(failed->step, failed->stage, failed->failure);
     tell(upgrade_stage::rollback, report.outcome.error().what);
   } else {
@@ -291,6 +295,13 @@ struct release_info {
   release_status status;
 };
 
+/// What a boot did: the release it booted, and what it left undone.
+struct boot_report {
+  std::string name, vsn;
+  /// What it could not do, the release running all the same: the record not written.
+  std::vector<std::string> notes;
+};
+
 // -- plans --
 
 /// What an upgrade to a release will do, derived from what the program runs: each module that
@@ -307,6 +318,9 @@ struct release_plan {
     int to_vsn;
     std::string file;
     std::vector<server_step> servers;  ///< upgraded in this order, after those of earlier steps
+    /// Its version is loaded and current already (code_server::load before the upgrade): only
+    /// the servers still on the old version move, to it.
+    bool loaded = false;
   };
   release from, to;
   std::vector<module_step> changes;
@@ -426,6 +440,10 @@ struct release_handler_options {
   /// refused if another user's or writable by others), so that boot() boots the permanent one
   /// when the program starts again. Empty: nothing is kept.
   std::string directory{};
+  /// Told, on the handler's own thread, what it does by itself: the lines of a rollback after a
+  /// crash in a grace period (upgrade_options::progress is the caller's, and never called after
+  /// the call that took it returns). Kept, and called, as long as the handler lives.
+  std::function<void(upgrade_stage, const std::string&)> log{};
 };
 
 /// Installs releases on a running program, as OTP's release_handler: one per program, beside
@@ -435,7 +453,7 @@ template <class CodeServer = code_server>
 class basic_release_handler {
  public:
   explicit basic_release_handler(CodeServer& code, release_handler_options options = {})
-      : code_(code), directory_(std::move(options.directory)) {}
+      : code_(code), directory_(std::move(options.directory)), log_(std::move(options.log)) {}
   basic_release_handler(const basic_release_handler&) = delete;
   basic_release_handler& operator=(const basic_release_handler&) = delete;
   /// A rollback under way finishes first; no other starts.
@@ -443,28 +461,29 @@ class basic_release_handler {
 
   /// Loads the modules of the release in `manifest` (a program's first release), which becomes
   /// permanent (and is recorded so, given a directory). A module that fails to load unloads
-  /// those loaded before it.
-  result<void> boot(const std::string& manifest) {
+  /// those loaded before it. A record that cannot be written is a note: the release runs.
+  result<boot_report> boot(const std::string& manifest) {
     const std::lock_guard one_at_a_time(operation_);
-    return boot_locked(manifest, {});
+    return boot_locked(manifest, nullptr, {});
   }
 
   /// Boots the release recorded permanent in the handler's directory, as Erlang boots a node:
   /// a program started again runs the release it last made permanent (one installed but not
-  /// made permanent, in its grace period, is not booted: it is recorded old).
-  result<void> boot() {
+  /// made permanent, in its grace period, is not booted: it is recorded old). Refused
+  /// (errc::bad_release) if its manifest now names another release, or other builds of its
+  /// modules than it ran with. The record is written only if this changes it (a release
+  /// recorded current is now old); a write that fails is a note, not a refusal.
+  result<boot_report> boot() {
     const std::lock_guard one_at_a_time(operation_);
     if (directory_.empty()) return error{errc::no_release, "no directory was given: boot(manifest)"};
-    auto record = detail::read_record<>(directory_);
+    if (auto opened = detail::open_record_directory<>(directory_, record_); !opened) return opened.error();
+    auto record = detail::read_record<>(record_);
     if (!record) return record.error();
     const auto permanent = std::find_if(record->begin(), record->end(),
                                         [](const detail::recorded_release& one) { return one.status == "permanent"; });
     if (permanent == record->end())
       return error{errc::no_release, "no permanent release recorded in " + directory_ + ": boot(manifest) first"};
-    std::vector<detail::recorded_release> others;
-    for (const auto& one : *record)
-      if (&one != &*permanent) others.push_back(one);
-    return boot_locked(permanent->manifest, others);
+    return boot_locked(permanent->manifest, &*permanent, *record);
   }
 
   /// Every release known, the permanent one first, as Erlang's which_releases.
@@ -537,7 +556,7 @@ class basic_release_handler {
               fmt::format("{}: vsn {} -> {} ({}) would take {} us, making {}", server.label, server.from_vsn, table.vsn,
                           table.name, tried->time.count() / 1000, detail::print_bytes(tried->state_bytes)));
       }
-    undo(loaded);
+    undo(loaded, &*planned);
     return report;
   }
 
@@ -571,7 +590,8 @@ class basic_release_handler {
  private:
   struct known : release {
     release_status status;
-    std::vector<std::string> module_names = {};  // of a release that ran here (what a plan compares)
+    std::vector<std::string> module_names = {};                    // of a release that ran here (what a plan compares)
+    std::vector<std::pair<std::string, std::string>> builds = {};  // (module, build), sorted; none: not known
   };
   using access = detail::code_server_access<void>;
 
@@ -591,45 +611,107 @@ class basic_release_handler {
     return found == releases_.end() ? nullptr : &*found;
   }
 
-  result<void> boot_locked(const std::string& manifest, const std::vector<detail::recorded_release>& others) {
+  /// Boots the release in `manifest`; `pinned`: as the record says it (its name, vsn and
+  /// builds must be the manifest's), with the rest of `recorded`, old now.
+  result<boot_report> boot_locked(const std::string& manifest, const detail::recorded_release* pinned,
+                                  const std::vector<detail::recorded_release>& recorded) {
     if (!releases_.empty())
       return error{errc::bad_release, "release " + releases_.front().name + " " + releases_.front().vsn +
                                           " is already booted: upgrade to another"};
     if (!directory_.empty())
-      if (auto owned = detail::own_directory<>(directory_); !owned) return owned.error();
+      if (auto opened = detail::open_record_directory<>(directory_, record_); !opened) return opened.error();
     auto target = read_release(manifest);
     if (!target) return target.error();
+    const std::string booting = "booting release " + target->name + " " + target->vsn + ": ";
+    if (pinned && (target->name != pinned->name || target->vsn != pinned->vsn))
+      return error{errc::bad_release,
+                   fmt::format("{}: now release {} {}, not release {} {}, which {}/releases.json "
+                               "records permanent",
+                               manifest, target->name, target->vsn, pinned->name, pinned->vsn, directory_)};
+    if (pinned && !pinned->builds.empty()) {  // before any of their code runs (and again once loaded, below)
+      builds now;
+      for (const auto& file : target->modules) {
+        auto note = access::read_note(code_, file);
+        if (!note) return error{note.error().code, booting + note.error().what};
+        now.emplace_back(note->name, note->build);
+      }
+      if (auto changed = changed_builds(as_recorded(*pinned), pinned->builds, now); !changed.empty())
+        return error{errc::bad_release, booting + changed};
+    }
     std::vector<module_ptr> loaded;
     for (const auto& file : target->modules) {
       auto version = code_.load(file);
       if (!version) {
         undo(loaded);
-        return error{version.error().code,
-                     "booting release " + target->name + " " + target->vsn + ": " + version.error().what};
+        return error{version.error().code, booting + version.error().what};
       }
       loaded.push_back(std::move(*version));
     }
-    target->manifest = detail::absolute_path(target->manifest);
     std::vector<std::string> names;
-    for (const auto& version : loaded) names.push_back(version->name());
-    releases_.push_back({std::move(*target), release_status::permanent, std::move(names)});
-    for (const auto& one : others)
-      releases_.push_back({release{one.name, one.vsn, {}, one.manifest}, release_status::old, {}});
-    if (auto recorded = record(); !recorded) {
-      releases_.clear();
-      undo(loaded);
-      return recorded.error();
+    builds ran;
+    for (const auto& version : loaded) {
+      names.push_back(version->name());
+      ran.emplace_back(version->name(), version->build());
     }
-    return {};
+    if (pinned && !pinned->builds.empty())  // a file rewritten between its check and its load
+      if (auto changed = changed_builds(as_recorded(*pinned), pinned->builds, ran); !changed.empty()) {
+        undo(loaded);
+        return error{errc::bad_release, booting + changed};
+      }
+    target->manifest = detail::absolute_path(target->manifest);
+    releases_.push_back({std::move(*target), release_status::permanent, std::move(names), sorted(std::move(ran))});
+    for (const auto& one : recorded)
+      if (&one != pinned)
+        releases_.push_back({release{one.name, one.vsn, {}, one.manifest}, release_status::old, {}, one.builds});
+    boot_report report{releases_.front().name, releases_.front().vsn, {}};
+    if (!directory_.empty() && entries() != recorded)  // written only when changed: a full disk does not stop a boot
+      if (auto written = record(); !written)
+        report.notes.push_back("the release handler's record was not written: " + written.error().what +
+                               " (the release runs; the record is as before)");
+    return report;
+  }
+
+  using builds = std::vector<std::pair<std::string, std::string>>;  // (module, build)
+  static release as_recorded(const detail::recorded_release& one) { return {one.name, one.vsn, {}, one.manifest}; }
+  static builds sorted(builds modules) {
+    std::sort(modules.begin(), modules.end());
+    return modules;
+  }
+  /// What differs between the builds `release` ran with, `ran`, and `now` (empty: nothing).
+  static std::string changed_builds(const release& release, const builds& ran, const builds& now) {
+    const builds was = sorted(ran), is = sorted(now);
+    std::vector<std::string> changes;
+    auto named = [](const std::string& module) { return [&module](const auto& one) { return one.first == module; }; };
+    for (const auto& [module, build] : was) {
+      const auto found = std::find_if(is.begin(), is.end(), named(module));
+      if (found == is.end())
+        changes.push_back(fmt::format("module {} is no longer in it", module));
+      else if (found->second != build)
+        changes.push_back(fmt::format("module {} is build {}, not build {}", module, found->second, build));
+    }
+    for (const auto& [module, build] : is)
+      if (std::none_of(was.begin(), was.end(), named(module)))
+        changes.push_back(fmt::format("module {} (build {}) was not in it", module, build));
+    if (changes.empty()) return {};
+    std::string said =
+        fmt::format("the manifest of release {} {} ({}) no longer holds the builds it ran with: ", release.name,
+                    release.vsn, release.manifest);
+    for (std::size_t i = 0; i < changes.size(); ++i) said += (i ? "; " : "") + changes[i];
+    return said;
+  }
+
+  /// The releases known, as the record holds them.
+  std::vector<detail::recorded_release> entries() const {
+    std::vector<detail::recorded_release> made;
+    for (const auto& one : releases_)
+      made.push_back({one.name, one.vsn, one.manifest, std::string(to_string(one.status)), one.builds});
+    return made;
   }
 
   /// Writes the releases known to the handler's directory, if it has one.
   result<void> record() const {
     if (directory_.empty()) return {};
-    std::vector<detail::recorded_release> entries;
-    for (const auto& one : releases_)
-      entries.push_back({one.name, one.vsn, one.manifest, std::string(to_string(one.status))});
-    return detail::write_record<>(directory_, entries);
+    return detail::write_record<>(record_, entries());
   }
 
   upgrade_report rollback_locked(upgrade_options options) {
@@ -637,7 +719,7 @@ class basic_release_handler {
     if (permanent == releases_.end() || find(release_status::current) == releases_.end())
       return refused(error{errc::no_release, "no release to roll back: the permanent one runs"});
     options.grace_period = {};
-    auto planned = plan_locked(permanent->manifest, options.suspend_timeout);
+    auto planned = plan_locked(permanent->manifest, options.suspend_timeout, &*permanent);
     return planned ? run(*planned, options) : refused(planned.error());
   }
 
@@ -646,23 +728,35 @@ class basic_release_handler {
     const std::lock_guard one_at_a_time(operation_);
     if (!grace_->current(generation)) return;  // made permanent, or upgraded again, meanwhile
     auto tell = [&](const std::string& line) {
-      if (grace_options_.progress) grace_options_.progress(upgrade_stage::rollback, line);
+      if (log_) log_(upgrade_stage::rollback, line);
     };
     const known* from = running();
     const known& permanent = *find(release_status::permanent);
     const std::string back_to = permanent.name + " " + permanent.vsn;  // (the list may change below)
     tell(fmt::format("{} in the grace period of release {} {}: rolling back to {}", why, from->name, from->vsn,
                      back_to));
-    const auto report = rollback_locked(grace_options_);
+    upgrade_options options = grace_options_;
+    options.progress = log_;  // the rollback's stages too
+    const auto report = rollback_locked(options);
     tell(report ? "rolled back: release " + back_to + " runs again"
                 : "the rollback failed: " + report.outcome.error().what);
   }
 
-  result<release_plan> plan_locked(const std::string& manifest, std::chrono::nanoseconds timeout) {
+  /// The plan to the release in `manifest`; `expected`: the release known that it must still be
+  /// (a rollback's). A release known by its name and vsn must still hold the builds it ran with.
+  result<release_plan> plan_locked(const std::string& manifest, std::chrono::nanoseconds timeout,
+                                   const known* expected = nullptr) {
     const known* from = running();
     if (!from) return error{errc::no_release, "no release runs: boot one first"};
     auto target = read_release(manifest);
     if (!target) return target.error();
+    if (expected && (target->name != expected->name || target->vsn != expected->vsn))
+      return error{errc::plan_refused, fmt::format("{}: now release {} {}, not release {} {}, which it held", manifest,
+                                                   target->name, target->vsn, expected->name, expected->vsn)};
+    const auto same = std::find_if(releases_.begin(), releases_.end(), [&](const known& one) {
+      return one.name == target->name && one.vsn == target->vsn && !one.builds.empty();
+    });
+    builds holds;  // the target's modules' builds
     if (target->name == from->name && target->vsn == from->vsn)
       return error{errc::plan_refused, "release " + target->name + " " + target->vsn + " is the one running"};
     release_plan plan{*from, *target, {}, {}, {}};
@@ -681,8 +775,12 @@ class basic_release_handler {
         continue;
       }
       modules.push_back(note->name);
+      holds.emplace_back(note->name, note->build);
       const module_ptr now = code_.current(note->name);
-      if (now && now->vsn() == note->vsn) continue;  // this version runs already
+      if (now && now->vsn() == note->vsn) {  // this version is loaded: the servers left on the old one move to it
+        if (auto left = servers_left(*note, file, now, timeout, reasons)) plan.changes.push_back(std::move(*left));
+        continue;
+      }
       const bool down = now && note->vsn < now->vsn();
       if (auto fits = detail::check_fits(*note, file, 0, {}, now, code_.old(note->name), registry(), down); !fits) {
         reasons.push_back(fits.error().what);
@@ -697,7 +795,7 @@ class basic_release_handler {
         schemas.push_back(schema);
         schema_files.push_back(file);
       }
-      release_plan::module_step change{note->name, now ? now->vsn() : 0, note->vsn, file, {}};
+      release_plan::module_step change{note->name, now ? now->vsn() : 0, note->vsn, file, {}, false};
       for (auto& server : now ? now->servers() : std::vector<any_server>{}) {
         const std::string label = server.core()->label();
         auto status = sys::get_status(server, timeout);
@@ -716,12 +814,19 @@ class basic_release_handler {
     }
     for (const auto& name : from->module_names)  // the running release's modules the target lacks
       if (std::find(modules.begin(), modules.end(), name) == modules.end()) {
-        if (const module_ptr now = code_.current(name); now && !now->servers().empty())
+        const module_ptr now = code_.current(name), left = code_.old(name);
+        if (now && !now->servers().empty())
           reasons.push_back(detail::describe_users(*now, now->servers()) + ", and release " + target->name + " " +
+                            target->vsn + " does not have it");
+        else if (left && !left->servers().empty())
+          reasons.push_back(detail::describe_users(*left, left->servers()) + ", and release " + target->name + " " +
                             target->vsn + " does not have it");
         else if (now)
           plan.retired.push_back(name);
       }
+    // A release known by its name and vsn is the one it was, not whatever its manifest now holds.
+    if (same != releases_.end() && holds.size() == target->modules.size())  // (each note read: else a reason says why)
+      if (auto changed = changed_builds(*same, same->builds, holds); !changed.empty()) reasons.push_back(changed);
     plan.modules = std::move(modules);
     if (!reasons.empty()) {
       std::string why = fmt::format("release {} {} cannot be installed over {} {}:", target->name, target->vsn,
@@ -730,6 +835,41 @@ class basic_release_handler {
       return error{errc::plan_refused, std::move(why)};
     }
     return plan;
+  }
+
+  /// The change that moves the servers still on the old version of a module to its current
+  /// one, which the release names (`note`, read from `file`): loaded already by hand
+  /// (code_server::load), it would otherwise be taken as running while they stay behind. None
+  /// if no server is left on the old version; each one that cannot move is a reason.
+  std::optional<release_plan::module_step> servers_left(const detail::module_note_fields& note, const std::string& file,
+                                                        const module_ptr& now, std::chrono::nanoseconds timeout,
+                                                        std::vector<std::string>& reasons) {
+    if (note.build != now->build()) {
+      reasons.push_back(fmt::format("{}: another build ({}) of {} vsn {} than the one loaded ({})", file, note.build,
+                                    note.name, note.vsn, now->build()));
+      return std::nullopt;
+    }
+    const module_ptr left = code_.old(note.name);
+    if (!left) return std::nullopt;
+    release_plan::module_step change{note.name, left->vsn(), note.vsn, file, {}, true};
+    const bool down = left->vsn() > note.vsn;
+    for (auto& server : left->servers()) {
+      const std::string label = server.core()->label();
+      auto status = sys::get_status(server, timeout);
+      if (!status) {
+        if (status.error().code != errc::no_server) reasons.push_back(label + ": " + status.error().what);
+        continue;
+      }
+      if (status->implementation != left->implementation()) continue;  // holds a state of that code, runs other
+      if (auto refused = down ? detail::refuses_down(*left, note, label, status->vsn, status->state_fingerprint)
+                              : detail::refuses_state(note, label, status->vsn, status->state_fingerprint);
+          !refused.empty())
+        reasons.push_back(fmt::format("{} (on {} vsn {}, left behind by a load of vsn {})", refused, note.name,
+                                      left->vsn(), note.vsn));
+      change.servers.push_back({std::move(server), label, status->vsn});
+    }
+    if (change.servers.empty()) return std::nullopt;
+    return change;
   }
 
   upgrade_report run(const release_plan& plan, const upgrade_options& options) {
@@ -747,7 +887,7 @@ class basic_release_handler {
       report = hotswap::upgrade(steps, options);
     }  // the steps' leases go: a version rolled back from is held by nothing now
     if (!report) {
-      undo(loaded);
+      undo(loaded, &plan);
       return report;
     }
     loaded.clear();
@@ -757,11 +897,15 @@ class basic_release_handler {
     const auto known_before = std::find_if(releases_.begin(), releases_.end(), [&](const known& one) {
       return one.name == plan.to.name && one.vsn == plan.to.vsn;
     });
+    builds ran;
+    for (const auto& name : plan.modules)
+      if (const module_ptr now = code_.current(name)) ran.emplace_back(name, now->build());
     if (known_before == releases_.end()) {
       releases_.push_back({release{plan.to.name, plan.to.vsn, plan.to.modules, detail::absolute_path(plan.to.manifest)},
-                           release_status::current, plan.modules});
+                           release_status::current, plan.modules, sorted(std::move(ran))});
     } else {
       known_before->module_names = plan.modules;
+      known_before->builds = sorted(std::move(ran));
       if (known_before->status != release_status::permanent)  // back to the permanent one: it runs again
         known_before->status = release_status::current;
     }
@@ -824,6 +968,9 @@ class basic_release_handler {
     const std::uint64_t generation = grace_->start(options.grace_period);
     if (options.grace_period <= std::chrono::nanoseconds::zero()) return;
     grace_options_ = options;
+    // The caller's progress may capture what dies when upgrade() returns: the rollback after a
+    // crash tells the handler's log instead.
+    grace_options_.progress = nullptr;
     const std::weak_ptr<detail::grace_watch> watch = grace_;
     for (const auto& change : plan.changes)
       for (const auto& server : change.servers)
@@ -840,13 +987,25 @@ class basic_release_handler {
   bool load_all(const release_plan& plan, const upgrade_options& options, upgrade_report& report,
                 std::vector<module_ptr>& loaded) {
     for (const auto& change : plan.changes) {
+      if (change.loaded) {  // by hand, before: only its servers move
+        const module_ptr now = code_.current(change.module);
+        if (!now || now->vsn() != change.to_vsn) {
+          undo(loaded, &plan);
+          report.outcome = error{errc::plan_refused, "loading release " + plan.to.name + " " + plan.to.vsn + ": " +
+                                                         change.module + " vsn " + std::to_string(change.to_vsn) +
+                                                         " is no longer current: plan again"};
+          return false;
+        }
+        loaded.push_back(now);
+        continue;
+      }
       auto version = change.from_vsn > change.to_vsn ? access::load_older(code_, change.file) : code_.load(change.file);
       if (version && (*version)->vsn() != change.to_vsn) {
         loaded.push_back(std::move(*version));
         version = error{errc::plan_refused, change.file + ": rewritten since the plan was made: plan again"};
       }
       if (!version) {
-        undo(loaded);
+        undo(loaded, &plan);
         report.outcome = error{version.error().code, "loading release " + plan.to.name + " " + plan.to.vsn + ": " +
                                                          version.error().what + "; release " + plan.from.name + " " +
                                                          plan.from.vsn + " runs on, unchanged"};
@@ -860,17 +1019,20 @@ class basic_release_handler {
     return true;
   }
 
-  /// Unloads what a failed boot or upgrade loaded, last first.
-  void undo(std::vector<module_ptr>& loaded) {
+  /// Unloads what a failed boot or upgrade loaded, last first (for `plan`'s changes, `loaded[i]`
+  /// its i-th's: one loaded before it is kept).
+  void undo(std::vector<module_ptr>& loaded, const release_plan* plan = nullptr) {
     while (!loaded.empty()) {
       module_ptr version = std::move(loaded.back());
       loaded.pop_back();
-      access::undo_load(code_, std::move(version));
+      if (!plan || !plan->changes[loaded.size()].loaded) access::undo_load(code_, std::move(version));
     }
   }
 
   CodeServer& code_;
-  std::string directory_;  // where the record is kept (empty: nowhere)
+  std::string directory_;            // where the record is kept (empty: nowhere)
+  detail::record_directory record_;  // it, open (from the first boot)
+  std::function<void(upgrade_stage, const std::string&)> log_;
   mutable std::mutex operation_;
   std::vector<known> releases_;    // the permanent one first
   upgrade_options grace_options_;  // the upgrade's whose grace period runs: its rollback's

@@ -2,6 +2,8 @@
 // and the control socket's.
 #pragma once
 
+#include <algorithm>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -22,7 +24,14 @@ namespace sys = hotswap::sys;
 struct running_release {
   testing::scratch files;
   hotswap::code_server code;
-  hotswap::release_handler releases{code};
+  struct said {
+    std::mutex lock;
+    std::vector<std::string> lines;  // "stage: line", on the handler's thread
+  } log;
+  hotswap::release_handler releases{code, {.log = [this](hotswap::upgrade_stage stage, const std::string& line) {
+                                      const std::lock_guard hold(log.lock);
+                                      log.lines.push_back(std::string(to_string(stage)) + ": " + line);
+                                    }}};
   hotswap::server_ref<Counter> a, b;
   hotswap::server_ref<Minimal> c;
   int sent = 0;  // Adds of 1 sent to a and b during upgrades
@@ -42,6 +51,12 @@ struct running_release {
     (void)hotswap::stop(b);
     (void)hotswap::stop(c);
     testing::exits().take();
+  }
+
+  /// Whether the release handler's log said `line`.
+  bool logged(const std::string& line) {
+    const std::lock_guard hold(log.lock);
+    return std::find(log.lines.begin(), log.lines.end(), line) != log.lines.end();
   }
 
   /// Release shop `vsn` of the built modules named, staged here with its manifest.

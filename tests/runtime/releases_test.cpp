@@ -1,7 +1,10 @@
 // Releases: many servers upgraded as one transaction, and put back as they were when any step
 // fails.
+#include <atomic>
+#include <chrono>
 #include <functional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -210,4 +213,58 @@ TEST_CASE("a server stopped before its step fails the upgrade; the others run as
   CHECK(sys::get_status(f.a).value().implementation == "testing::CounterV1");
   CHECK(hotswap::call(f.a, Get{}).value() == 5);
   CHECK(hotswap::call(f.b, Get{}).value() == 9);
+}
+
+TEST_CASE("a server busy in a handler holds the others no longer than the pause budget, whatever the suspend timeout") {
+  release_fixture f;
+  gate held;
+  hotswap::cast(f.b, held.message());
+  REQUIRE(held.entered());
+  const auto report = hotswap::upgrade({{f.a, hotswap::table_of<CounterUp>, 1},
+                                        {f.b, hotswap::table_of<CounterUp>, 1},
+                                        {f.c, hotswap::table_of<LogV2>, 1}},
+                                       {.suspend_timeout = 1h, .change_timeout = 1h, .pause_budget = 2ms});
+  // Returned while b is still in its handler: the suspend waited for the budget, not the hour.
+  REQUIRE_FALSE(report);
+  CHECK(report.outcome.error().code == hotswap::errc::over_budget);
+  CHECK(report.outcome.error().what.starts_with("step 2 of 3 (server " + std::to_string(f.b.id()) +
+                                                ", suspend): no answer within the pause budget of 2000 us"));
+  for (const auto& step : report.steps) CHECK(step.time == 0ns);
+  // The others were resumed at once, as they were.
+  CHECK(hotswap::call(f.a, Get{}).value() == 5);
+  CHECK_FALSE(sys::get_status(f.a).value().suspended);
+  CHECK(sys::get_status(f.c).value().implementation == "testing::LogV1");
+  CHECK(hotswap::call(f.c, InOrder{}).value() == 100);
+  held.open();
+  CHECK(hotswap::call(f.b, Get{}).value() == 9);  // its late suspend was resumed too
+  CHECK_FALSE(sys::get_status(f.b).value().suspended);
+  CHECK(sys::get_status(f.b).value().implementation == "testing::CounterV1");
+}
+
+TEST_CASE("the pause budget is checked after each change: the changes after the one past it are not tried") {
+  release_fixture f;
+  std::atomic<int> changes{0};
+  constexpr auto budget = 20ms;
+  during_change = [&] {
+    if (++changes == 1)  // a migration longer than the whole budget
+      std::this_thread::sleep_until(std::chrono::steady_clock::now() + budget + 1ms);
+  };
+  const auto report = hotswap::upgrade({{f.a, hotswap::table_of<CounterUp>, 1},
+                                        {f.b, hotswap::table_of<CounterUp>, 1},
+                                        {f.c, hotswap::table_of<LogV2>, 1}},
+                                       {.suspend_timeout = 1h, .change_timeout = 1h, .pause_budget = budget});
+  REQUIRE_FALSE(report);
+  CHECK(changes == 1);
+  CHECK(report.outcome.error().code == hotswap::errc::over_budget);
+  CHECK(report.outcome.error().what.starts_with("pause budget: the pause reached "));
+  CHECK(report.outcome.error().what.ends_with(
+      " us by the change_code of step 1 of 3, over its budget of 20000 us; every server runs its old code with its old "
+      "state"));
+  CHECK(report.steps[0].time > budget);
+  CHECK(report.steps[1].time == 0ns);
+  CHECK(report.pause >= report.steps[0].time);  // the servers were held through it
+  CHECK(sys::get_status(f.a).value().implementation == "testing::CounterV1");
+  CHECK(hotswap::call(f.a, Get{}).value() == 5);
+  CHECK(hotswap::call(f.b, Get{}).value() == 9);
+  CHECK(hotswap::call(f.c, InOrder{}).value() == 100);
 }

@@ -6,14 +6,14 @@
 // Module files are relative to the manifest's directory unless absolute. Parsed by nlohmann/json.
 #pragma once
 
-#include <fstream>
-#include <iterator>
+#include <cstddef>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "../../result.hpp"
+#include "../modules/module_file.hpp"
 
 namespace hotswap::detail {
 
@@ -35,14 +35,26 @@ inline bool valid_release_word(const std::string& word) {
   return true;
 }
 
+/// The largest manifest read: hotswap_add_release writes hundreds of bytes.
+inline constexpr std::size_t largest_manifest = std::size_t{1} << 20;
+
+/// Reads the manifest in `path` as a module's file is read (resolve_safe_path,
+/// read_module_file): every directory on the path safe, opened without blocking (a FIFO is
+/// refused, not waited on), a regular file, its size checked before a byte is read. Every
+/// refusal is errc::bad_release, at once.
 template <class = void>
 result<release_manifest> read_manifest(const std::string& path) {
   auto bad = [&](const std::string& why) { return error{errc::bad_release, path + ": " + why}; };
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return bad("cannot be read");
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (text.size() > (std::size_t{1} << 20)) return bad("larger than 1 MiB: not a release manifest");
-  const auto json = nlohmann::json::parse(text, nullptr, false);
+  auto refused = [&](const error& why) {  // read_module_file's errors, said of a manifest
+    if (why.code == errc::too_large) return bad("larger than 1 MiB: not a release manifest");
+    if (why.code == errc::no_file) return bad("cannot be read: " + why.what.substr(path.size() + 2));
+    return error{errc::bad_release, why.what};
+  };
+  const auto resolved = resolve_safe_path(path);
+  if (!resolved) return refused(resolved.error());
+  const auto text = read_module_file(*resolved, path, largest_manifest);
+  if (!text) return refused(text.error());
+  const auto json = nlohmann::json::parse(*text, nullptr, false);
   if (json.is_discarded()) return bad("not JSON (hotswap_add_release writes release manifests)");
   if (const auto format = json.find("hotswap_release"); format == json.end() || *format != 1)
     return bad("not a release manifest of format 1 (no \"hotswap_release\": 1)");

@@ -3,6 +3,7 @@
 // back as they were. (OTP's release_handler suspends one by one and cannot undo a code_change.)
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <optional>
@@ -37,8 +38,17 @@ struct transaction_failure {
 };
 inline constexpr std::size_t no_step = std::size_t(-1);
 
+/// What a transaction did: how it failed, if it did, and how long the servers were held (from
+/// the first suspend sent to the last resume served; a server still in a handler or a
+/// code_change when the transaction gave up on it is resumed as it returns, unwaited).
+struct transaction_outcome {
+  std::optional<transaction_failure> failed;
+  std::chrono::nanoseconds pause{};
+};
+
 /// The transaction's times: one deadline for every suspend (and every resume), one for each
-/// change of code, and the longest pause it may commit (measured from the first suspend sent).
+/// change of code, and the longest pause it may commit (measured from the first suspend sent),
+/// which bounds every wait of the pause too.
 struct transaction_limits {
   std::chrono::nanoseconds suspend_timeout, change_timeout, pause_budget;
 };
@@ -53,6 +63,15 @@ struct core_ref {  // what sent_control and control take: a handle, without a co
   server_core* core() const noexcept { return server; }
 };
 
+/// `from + limit`, the far future if that is past what a time point holds (a budget of
+/// nanoseconds::max() is no budget).
+inline std::chrono::steady_clock::time_point time_after(std::chrono::steady_clock::time_point from,
+                                                        std::chrono::nanoseconds limit) {
+  using clock = std::chrono::steady_clock;
+  if (limit <= std::chrono::nanoseconds::zero()) return from;
+  return limit >= clock::time_point::max() - from ? clock::time_point::max() : from + limit;
+}
+
 /// Sends `run` (server_core& -> result<Result>) to every step's server at once, then waits for
 /// each until `deadline`; `done(i, answer)` sees each answer in order.
 template <class Result = void, class Run, class Done>
@@ -66,78 +85,113 @@ void to_every_server(std::vector<transaction_step>& steps, std::chrono::steady_c
 
 /// Runs the transaction; on failure every server is back on its old table with its old state.
 /// Every server suspended is resumed, whatever the outcome. `tell(event, step)` runs as it goes
-/// (the committed event inside the pause).
+/// (the committed event inside the pause). No wait of the pause outlasts the pause budget: a
+/// suspend or a change not answered by then, or a change ending past it, fails the transaction
+/// at once (errc::over_budget), and the changes after it are not tried.
 template <class Tell>
-std::optional<transaction_failure> run_transaction(std::vector<transaction_step>& steps,
-                                                   const transaction_limits& limits, Tell&& tell) {
+transaction_outcome run_transaction(std::vector<transaction_step>& steps, const transaction_limits& limits,
+                                    Tell&& tell) {
   using clock = std::chrono::steady_clock;
+  using std::chrono::microseconds;
   const auto started = clock::now();
-  std::optional<transaction_failure> failed;
+  const auto budget_end = time_after(started, limits.pause_budget);
+  transaction_outcome outcome;
+  std::optional<transaction_failure>& failed = outcome.failed;
   auto fail = [&](std::size_t i, const char* stage, hotswap::error why) {
     if (!failed) failed = transaction_failure{i, stage, std::move(why)};
   };
+  auto budget = [&] { return std::to_string(std::chrono::duration_cast<microseconds>(limits.pause_budget).count()); };
+  auto over_budget = [&](const std::string& by) {
+    const auto paused = std::chrono::duration_cast<microseconds>(clock::now() - started).count();
+    fail(no_step, "pause budget",
+         hotswap::error{errc::over_budget, "the pause reached " + std::to_string(paused) + " us by " + by +
+                                               ", over its budget of " + budget() + " us"});
+  };
+  // A wait that ended at the budget's deadline rather than its own is the budget's failure.
+  auto late = [&](const hotswap::error& why, clock::time_point own_deadline) {
+    return why.code == errc::timeout && budget_end < own_deadline
+               ? hotswap::error{errc::over_budget, "no answer within the pause budget of " + budget() +
+                                                       " us (the server is resumed as it returns)"}
+               : why;
+  };
+  // Servers the transaction gave up waiting for (in a handler or a code_change past its
+  // deadline): their resume is sent, not waited for.
+  std::vector<bool> stuck(steps.size(), false);
 
-  // Suspend all, in parallel: a server busy past the deadline fails the whole transaction.
+  // Suspend all, in parallel: a server busy past the deadline (the earlier of the suspend
+  // timeout and the pause budget) fails the whole transaction.
   auto suspend = [](server_core& core) -> result<void> {
     core.suspended = true;
     return {};
   };
-  to_every_server(steps, started + limits.suspend_timeout, suspend, [&](std::size_t i, result<void> answer) {
-    if (!answer) fail(i, "suspend", answer.error());
+  const auto suspend_deadline = time_after(started, limits.suspend_timeout);
+  to_every_server(steps, std::min(suspend_deadline, budget_end), suspend, [&](std::size_t i, result<void> answer) {
+    if (answer) return;
+    stuck[i] = answer.error().code == errc::timeout;
+    fail(i, "suspend", late(answer.error(), suspend_deadline));
   });
+  if (!failed && clock::now() > budget_end) over_budget("the last suspend");
   if (!failed) tell(transaction_event::suspended, no_step);
 
-  // Switch each, in order, keeping what it ran.
+  // Switch each, in order, keeping what it ran; the budget is checked after each.
   for (std::size_t i = 0; i < steps.size() && !failed; ++i) {
     transaction_step& step = steps[i];
     step.attempted = true;
     const auto started = clock::now();
-    auto switched = control<void>(core_ref{step.server}, limits.change_timeout,
-                                  [table = step.table, vsn = step.old_vsn, owner = step.table_owner,
-                                   kept = step.kept](server_core& core) mutable -> result<void> {
-                                    return switch_code(core, *table, vsn, {}, std::move(owner), *kept);
-                                  });
+    const auto change_deadline = time_after(started, limits.change_timeout);
+    auto switched = control<void>(
+        core_ref{step.server}, std::max<std::chrono::nanoseconds>(std::min(change_deadline, budget_end) - started, {}),
+        [table = step.table, vsn = step.old_vsn, owner = step.table_owner, kept = step.kept](server_core& core) mutable
+        -> result<void> { return switch_code(core, *table, vsn, {}, std::move(owner), *kept); });
     step.switch_time = clock::now() - started;
-    if (!switched)
-      fail(i, "change_code", switched.error());
-    else
+    if (!switched) {
+      stuck[i] = switched.error().code == errc::timeout;
+      fail(i, "change_code", late(switched.error(), change_deadline));
+    } else if (clock::now() > budget_end) {
+      over_budget("the change_code of step " + std::to_string(i + 1) + " of " + std::to_string(steps.size()));
+    } else {
       tell(transaction_event::changed, i);
+    }
   }
-
-  // Over its budget, the pause ends with every server as before: an upgrade never breaks the
-  // latency it was given.
-  if (const auto paused = clock::now() - started; !failed && paused > limits.pause_budget)
-    fail(no_step, "pause budget",
-         hotswap::error{errc::over_budget, "the pause reached " + std::to_string(paused.count() / 1000) +
-                                               " us by the last change_code, over its budget of " +
-                                               std::to_string(limits.pause_budget.count() / 1000) + " us"});
   if (!failed) tell(transaction_event::committed, no_step);
 
   // Undo, last first, on each server that switched or may have (a switch that timed out may run
   // later: the revert runs after it, in the server's sys lane). A server that stopped meanwhile
-  // has nothing to put back; what it kept goes with the steps.
+  // has nothing to put back; what it kept goes with the steps. Sent, not waited for: each
+  // server's resume, sent after, answers once its revert ran.
+  auto revert = [](std::shared_ptr<kept_code> kept) {
+    return [kept = std::move(kept)](server_core& core) -> result<void> {
+      if (kept->table) revert_code(core, *kept);
+      return {};
+    };
+  };
   if (failed)
     for (std::size_t i = steps.size(); i-- > 0;)
-      if (steps[i].attempted)
-        (void)control<void>(core_ref{steps[i].server}, limits.change_timeout,
-                            [kept = steps[i].kept](server_core& core) -> result<void> {
-                              if (kept->table) revert_code(core, *kept);
-                              return {};
-                            });
+      if (steps[i].attempted) {
+        const sent_control<void, decltype(revert(nullptr))> sent(core_ref{steps[i].server}, revert(steps[i].kept));
+      }
 
   // Resume all, in parallel (a suspend that timed out may yet take effect: it is resumed too):
-  // the messages sent meanwhile are handled now, in order.
-  to_every_server(
-      steps, clock::now() + limits.suspend_timeout,
-      [](server_core& core) -> result<void> {
-        core.suspended = false;
-        return {};
-      },
-      [](std::size_t, const result<void>&) {});
+  // the messages sent meanwhile are handled now, in order. Each resume says when it ran: the
+  // pause ends at the last.
+  auto resume = [](server_core& core) -> result<clock::time_point> {
+    core.suspended = false;
+    return clock::now();
+  };
+  std::vector<sent_control<clock::time_point, decltype(resume)>> resumed;
+  resumed.reserve(steps.size());
+  for (auto& step : steps) resumed.emplace_back(core_ref{step.server}, resume);
+  auto last = started;
+  const auto resume_deadline = time_after(clock::now(), limits.suspend_timeout);
+  for (std::size_t i = 0; i < steps.size(); ++i) {
+    if (stuck[i]) continue;  // freed by the server once served
+    if (auto ran = resumed[i].wait_until(resume_deadline)) last = std::max(last, *ran);
+  }
+  outcome.pause = last - started;
 
   // The old states go only now, after the pause, as the caller lets go of the steps (or as a
   // request that timed out lets go of its share).
-  return failed;
+  return outcome;
 }
 
 }  // namespace hotswap::detail

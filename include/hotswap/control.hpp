@@ -519,7 +519,7 @@ result<control_socket> open_control(CodeServer& code, basic_release_handler<Code
   auto log = options.log ? options.log : [](const std::string& line) { fmt::print(stderr, "{}\n", line); };
   auto watches = std::make_shared<detail::server_watches<any_server>>(
       options.log_size, options.trace_rate,
-      [](const any_server& server, std::function<void(const trace_event&)> hook, std::chrono::nanoseconds timeout) {
+      [](const any_server& server, trace_hook hook, std::chrono::nanoseconds timeout) {
         return sys::trace(server, std::move(hook), timeout);
       });
   const detail::listener_limits limits{

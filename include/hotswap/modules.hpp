@@ -223,7 +223,9 @@ struct module_info {
 /// How a code server is set up.
 struct code_server_options {
   /// Where private copies of the libraries go (made, mode 0700); empty: a new directory under
-  /// $TMPDIR or /tmp. It must allow executable mappings (not mounted noexec).
+  /// $TMPDIR or /tmp, named for this process (`hotswap-modules-<pid>-...`), where the code
+  /// server, as it starts, removes those of this user's processes that died without removing
+  /// theirs. It must allow executable mappings (not mounted noexec).
   std::string directory{};
   /// A larger file is refused at once (errc::too_large), before a byte of it is read: a module
   /// is kilobytes to megabytes, and a load holds the code server.
@@ -253,6 +255,8 @@ class basic_code_server {
       : directory_(std::move(options.directory)),
         largest_module_(options.largest_module),
         development_(options.development) {
+    // What earlier programs killed by a signal left where this one makes its copies.
+    if (directory_.empty()) detail::sweep_dead_copy_directories(detail::temporary_base());
     for (std::size_t i = 0; i < options.trusted_keys.size(); ++i) {
       trusted_.push_back(detail::read_public_key(options.trusted_keys[i]));
       if (!trusted_.back() && bad_key_.empty())
@@ -262,10 +266,12 @@ class basic_code_server {
   }
   basic_code_server(const basic_code_server&) = delete;
   basic_code_server& operator=(const basic_code_server&) = delete;
-  /// Closes what nothing uses; libraries still in use stay mapped (and their copies stay on disk).
+  /// Closes what nothing uses; libraries still in use stay mapped, but no copy stays on disk
+  /// (nor the directory it made for them).
   ~basic_code_server() {
     modules_.clear();
     closer_->close_pending();
+    closer_->unlink_all();
     if (made_directory_) ::rmdir(directory_.c_str());  // only if empty
   }
 
@@ -522,6 +528,7 @@ class basic_code_server {
     }
     std::shared_ptr<void> library(handle,
                                   [closer = closer_, copy = *copy](void* opened) { closer->add(opened, copy); });
+    closer_->opened(*copy);
     const auto* descriptor =
         static_cast<const detail::module_descriptor*>(::dlsym(handle, "hotswap_module_descriptor"));
     if (!descriptor || descriptor->magic != detail::descriptor_magic || std::string_view(descriptor->note) != text ||

@@ -24,6 +24,9 @@ namespace hotswap {
 
 /// One message going into or out of a server, as sys::trace reports it.
 using trace_event = detail::trace_event;
+/// A trace hook as sys::trace replaced it, with what keeps its code loaded: given back to
+/// sys::trace, it is in place again.
+using trace_hook = detail::trace_hook;
 
 }  // namespace hotswap
 
@@ -164,17 +167,25 @@ result<statistics_report> statistics(const server_handle auto& server,
       });
 }
 
+/// Puts `hook` (with what keeps its code loaded) in place of the server's trace hook, and hands
+/// back the one it replaced: what sys::trace returns, to be put back later by this.
+result<trace_hook> trace(const server_handle auto& server, trace_hook hook,
+                         std::chrono::nanoseconds timeout = default_timeout) {
+  return detail::control<trace_hook>(server, timeout,
+                                     [hook = std::move(hook)](detail::server_core& core) mutable -> result<trace_hook> {
+                                       trace_hook replaced{std::move(core.trace_code), std::move(core.trace)};
+                                       core.trace = std::move(hook.call);
+                                       core.trace_code = std::move(hook.code);
+                                       return replaced;
+                                     });
+}
+
 /// Calls `hook` for each message the server takes in and each it has handled, on the server's
-/// thread; an empty hook turns tracing off.
-result<void> trace(const server_handle auto& server, std::function<void(const trace_event&)> hook,
-                   std::chrono::nanoseconds timeout = default_timeout) {
-  return detail::control<void>(
-      server, timeout,
-      [hook = std::move(hook), code = detail::pin_this_image()](detail::server_core& core) mutable -> result<void> {
-        core.trace = std::move(hook);  // the old hook goes before its code's hold
-        core.trace_code = std::move(code);
-        return {};
-      });
+/// thread; an empty hook turns tracing off. The hook it replaced (empty if none): give it to
+/// sys::trace to put it back.
+result<trace_hook> trace(const server_handle auto& server, std::function<void(const trace_event&)> hook,
+                         std::chrono::nanoseconds timeout = default_timeout) {
+  return trace(server, trace_hook{detail::pin_this_image(), std::move(hook)}, timeout);
 }
 
 }  // namespace hotswap::sys

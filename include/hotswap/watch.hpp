@@ -90,7 +90,8 @@ struct watch_options {
   std::chrono::nanoseconds grace_period = std::chrono::minutes(1);
   /// For each server's suspend and change of code.
   std::chrono::nanoseconds timeout = default_timeout;
-  /// Each line the watch says: a reload, a refusal, a rollback. Default: standard output.
+  /// Each line the watch says: a reload, a refusal, a rollback, a watched directory gone or back,
+  /// file events lost. Default: standard output.
   std::function<void(const std::string&)> print{};
 };
 
@@ -206,6 +207,7 @@ class basic_module_watch {
         crashes.swap(crashes_->crashes);
       }
       const std::lock_guard one_at_a_time(operation_);
+      for (const auto& note : events_.take_notes()) options_.print(note);  // a directory gone or back, events lost
       for (const auto& crash : crashes) roll_back(crash);
       for (const auto& path : settled) {
         const auto report = reload_locked(path);

@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -451,6 +452,37 @@ TEST_CASE("a server's log keeps its last events while it is on; a trace streams 
   CHECK(ended["result"]["ended"] == true);
   CHECK(ended["result"]["traced"] == 0);
   CHECK(hotswap::call(shop.b, testing::Get{}).value() == 9);
+}
+
+TEST_CASE("the program's own trace hook on a server is put back once a log or trace from outside ends") {
+  controlled_shop shop;
+  std::atomic<int> own{0};  // messages in, as the program's hook saw them (on the server's thread)
+  REQUIRE(hotswap::sys::trace(shop.b, [&own](const hotswap::trace_event& event) {
+    if (event.way == hotswap::trace_event::in) ++own;
+  }));
+  REQUIRE(hotswap::call(shop.b, testing::Get{}));
+  REQUIRE(own.load() == 1);
+  client operator_(shop.control.path());
+  const std::string b = std::to_string(shop.b.id());
+
+  // A log, on then off: the program's hook is replaced meanwhile, then back.
+  CHECK(operator_.reply({{"command", "log"}, {"server", b}, {"enable", true}})["result"]["logging"] == true);
+  REQUIRE(hotswap::call(shop.b, testing::Get{}));
+  CHECK(own.load() == 1);
+  CHECK(operator_.reply({{"command", "log"}, {"server", b}, {"enable", false}})["ok"] == true);
+  REQUIRE(hotswap::call(shop.b, testing::Get{}));
+  CHECK(own.load() == 2);
+
+  // A trace of one message: once it has ended (the listener drops it after its last line), back.
+  client tracer(shop.control.path());
+  tracer.send(json{{"command", "trace"}, {"server", b}, {"count", 1}}.dump() + "\n");
+  CHECK(json::parse(tracer.line())["event"] == "tracing");
+  hotswap::cast(shop.b, testing::Add{1});
+  CHECK(json::parse(tracer.line())["event"] == "trace");
+  CHECK(json::parse(tracer.line())["result"]["traced"] == 1);
+  CHECK(own.load() == 2);
+  CHECK(testing::eventually([&] { return hotswap::call(shop.b, testing::Get{}).value() > 0 && own > 2; }));
+  CHECK(hotswap::sys::trace(shop.b, nullptr));
 }
 
 TEST_CASE("watch streams a line for each module file the build writes, reloaded or refused, until the client goes") {

@@ -1,7 +1,9 @@
 // Modules: real shared libraries (built beside this test, see tests/CMakeLists.txt) loaded by the
 // code server, run by servers, swapped under load, purged, rebuilt in place, and refused when bad.
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -23,6 +25,7 @@
 #include "files.hpp"
 #include "labelled.hpp"
 #include "minimal.hpp"
+#include "ticking.hpp"
 
 using testing::Add;
 using testing::built;
@@ -749,4 +752,148 @@ TEST_CASE("a symbolic link another user planted in a sticky directory is refused
                                       "refuses it too)");
   }
   CHECK(code.load(sticky + "/mine.so"));  // a link of this user's is followed
+}
+
+// ---- what a program leaves on disk ----
+
+namespace {
+
+bool exists(const std::string& path) {
+  struct stat info {};
+  return ::lstat(path.c_str(), &info) == 0;
+}
+
+/// $TMPDIR as `dir` while it lives.
+struct temporary_dir {
+  std::string saved;
+  bool was_set;
+  explicit temporary_dir(const std::string& dir) : was_set(std::getenv("TMPDIR") != nullptr) {
+    if (was_set) saved = std::getenv("TMPDIR");
+    ::setenv("TMPDIR", dir.c_str(), 1);
+  }
+  ~temporary_dir() { was_set ? ::setenv("TMPDIR", saved.c_str(), 1) : ::unsetenv("TMPDIR"); }
+};
+
+/// A copy directory as a program killed by a signal leaves it: made (under $TMPDIR) by the code
+/// server's own function in a child process, a copy written in it (and a symbolic link named as
+/// a copy, to `link`, if given), then the child killed, unless it is to `stay` alive until
+/// `release` is called.
+struct left_by_child {
+  pid_t pid = -1;
+  std::string directory;
+  int hold = -1;  // the child lives while this is open
+
+  explicit left_by_child(bool stay, const std::string& link = {}) {
+    int report[2], held[2];
+    REQUIRE(::pipe(report) == 0);
+    REQUIRE(::pipe(held) == 0);
+    pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {  // the child: nothing of Catch's
+      ::close(report[0]);
+      ::close(held[1]);
+      auto opened = hotswap::detail::open_copy_directory("", "a test");
+      if (!opened) ::_exit(1);
+      ::close(::openat(opened->fd, "counter-v1-0.so", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0500));
+      if (!link.empty()) (void)::symlinkat(link.c_str(), opened->fd, "counter-v1-1.so");
+      (void)::write(report[1], opened->name.data(), opened->name.size());
+      ::close(report[1]);
+      char byte;
+      if (stay) (void)::read(held[0], &byte, 1);  // until the parent closes its end
+      ::kill(::getpid(), SIGKILL);
+    }
+    ::close(report[1]);
+    ::close(held[0]);
+    hold = held[1];
+    char chunk[512];
+    for (ssize_t got; (got = ::read(report[0], chunk, sizeof chunk)) > 0;)
+      directory.append(chunk, static_cast<std::size_t>(got));
+    ::close(report[0]);
+    REQUIRE(exists(directory + "/counter-v1-0.so"));
+    if (!stay) release();
+  }
+  ~left_by_child() { release(); }
+  void release() {
+    if (hold < 0) return;
+    ::close(std::exchange(hold, -1));
+    int status = 0;
+    REQUIRE(::waitpid(pid, &status, 0) == pid);
+    CHECK((WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL));
+  }
+};
+
+}  // namespace
+
+TEST_CASE("a stopped server's timers let go of it at once, and of its module: the module can be unloaded") {
+  const scratch files;
+  std::string directory;
+  {
+    hotswap::code_server code;
+    auto v1 = code.load<ticking::Interface>(files.stage("ticking", "ticking.so")).value();
+    directory = code.directory();
+    // Its init set two timers on itself an hour apart: one holds the server, one the module too.
+    auto server = hotswap::start<ticking::Interface>(v1).value();
+    CHECK(hotswap::call(server, ticking::Ticks{}).value() == 0);
+    hotswap::stop(server).value();
+    server = {};
+    const std::weak_ptr<const hotswap::module_version> watch = v1;
+    v1.reset();
+    CHECK(eventually([&] { return watch.use_count() == 1; }));  // the code server's hold alone
+    REQUIRE(code.retire("ticking"));
+    CHECK(code.purge("ticking").value().unmapped);
+  }
+  CHECK_FALSE(exists(directory));
+}
+
+TEST_CASE("a code server's end leaves no copy behind, even of a version a server still runs") {
+  const scratch files;
+  std::string directory;
+  hotswap::server_ref<Counter> server;
+  {
+    hotswap::code_server code;
+    server = hotswap::start<Counter>(code.load<Counter>(files.stage("counter_v1", "v1.so")).value()).value();
+    directory = code.directory();
+    REQUIRE(exists(directory));
+  }
+  CHECK_FALSE(exists(directory));
+  hotswap::cast(server, Add{2});  // its code is still mapped
+  CHECK(get(server) == 2);
+  hotswap::stop(server).value();
+}
+
+TEST_CASE("a code server removes the copy directories killed programs of its user left, and only those") {
+  const scratch files;
+  const temporary_dir tmp(files.dir);
+  const std::string target = files.dir + "/target";
+  write_bytes(target, "not a copy");
+  left_by_child killed(false);
+  left_by_child killed_with_link(false, target);  // not provably a code server's: kept whole
+  left_by_child alive(true);
+  // Named for a dead pid of another pid namespace (a container sharing the directory): kept.
+  struct stat ns {};
+  REQUIRE(::stat("/proc/self/ns/pid", &ns) == 0);
+  const std::string other_namespace =
+      files.dir + "/hotswap-modules-" + std::to_string(killed.pid) + "-" + std::to_string(ns.st_ino + 1) + "-abcdef";
+  REQUIRE(::mkdir(other_namespace.c_str(), 0700) == 0);
+  // A link named as one, to a directory of a dead pid: not followed.
+  const std::string elsewhere = files.dir + "/elsewhere";
+  REQUIRE(::mkdir(elsewhere.c_str(), 0700) == 0);
+  write_bytes(elsewhere + "/counter-v1-0.so", "");
+  const std::string linked =
+      files.dir + "/hotswap-modules-" + std::to_string(killed.pid) + "-" + std::to_string(ns.st_ino) + "-ghijkl";
+  REQUIRE(::symlink(elsewhere.c_str(), linked.c_str()) == 0);
+  { const hotswap::code_server code; }
+  CHECK_FALSE(exists(killed.directory));
+  CHECK(exists(killed_with_link.directory + "/counter-v1-0.so"));
+  CHECK(read_bytes(target) == "not a copy");
+  CHECK(exists(alive.directory + "/counter-v1-0.so"));
+  CHECK(exists(other_namespace));
+  CHECK(exists(linked));
+  CHECK(exists(elsewhere + "/counter-v1-0.so"));
+  // Killed too: the next code server removes it. One given a directory looks nowhere else.
+  alive.release();
+  { const hotswap::code_server code({.directory = files.dir + "/copies"}); }
+  CHECK(exists(alive.directory));
+  { const hotswap::code_server code; }
+  CHECK_FALSE(exists(alive.directory));
 }

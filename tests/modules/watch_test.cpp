@@ -1,6 +1,12 @@
 // The development loop: another build of the same vsn taken by a development code server, a
 // rebuild's state handed on or migrated, a failing one refused, the build on probation rolled
 // back when a handler throws, and module files reloaded as their build writes them.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -267,4 +273,75 @@ TEST_CASE("a production code server refuses a rebuild of the same vsn, and the w
   CHECK(hotswap::detail::worth_saying(report));
   CHECK_THAT(to_string(report), Catch::Contains("a code server in development mode takes that"));
   CHECK(code.current("counter") == v2);
+}
+
+TEST_CASE("a watched directory removed and made again (a clean rebuild) is watched again, and what it holds tried") {
+  development dev;
+  const std::string build = dev.files.dir + "/build", modules = build + "/modules";
+  std::filesystem::create_directories(modules);
+  const std::string path = modules + "/counter.so";
+  write_bytes(path, read_bytes(built("counter_v2")));
+  auto server = hotswap::start<Counter>(dev.code.load<Counter>(path).value()).value();
+  hotswap::cast(server, Add{3});
+  hotswap::module_watch watch(dev.code, {.settle = std::chrono::milliseconds(5), .print = dev.said.sink()});
+  REQUIRE(watch.watch(modules));
+  // The build directory and all in it removed, as a clean rebuild does.
+  std::filesystem::remove_all(build);
+  REQUIRE(eventually([&] { return dev.said.has(modules + " is gone: watching for it to come back"); }));
+  // Made again, the rebuilt module written at once: before the watch is back, or after.
+  std::filesystem::create_directories(modules);
+  write_bytes(path, read_bytes(built("counter_v2_rebuilt")));
+  REQUIRE(eventually([&] { return dev.said.has("reloaded counter vsn 2"); }));
+  CHECK(dev.said.has(modules + " is back: watching it again, every module file is tried"));
+  CHECK(hotswap::call(server, Get{}).value() == 30);
+  // And watched as before.
+  write_bytes(modules + "/old_abi.so", read_bytes(built("counter_old_abi")));
+  REQUIRE(eventually([&] { return dev.said.has("refused " + modules + "/old_abi.so: "); }));
+  hotswap::stop(server).value();
+}
+
+TEST_CASE("file events lost to an overflow of inotify's queue are said, and every module file is tried") {
+  // The queue holds max_queued_events (a system setting, not changed here): while the watch's
+  // thread is held in its print, more files are made than it holds, then the rebuilt module is
+  // written, its events lost.
+  long queue = 0;
+  std::ifstream("/proc/sys/fs/inotify/max_queued_events") >> queue;
+  REQUIRE(queue > 0);
+  if (queue > 1'000'000) {
+    WARN("max_queued_events is " << queue << ": too many files to overflow it; not tested");
+    return;
+  }
+  development dev;
+  const std::string path = dev.files.stage("counter_v2", "counter.so");
+  auto server = hotswap::start<Counter>(dev.code.load<Counter>(path).value()).value();
+  hotswap::cast(server, Add{3});
+  std::mutex lock;
+  std::condition_variable changed;
+  bool held = false, go = false;
+  auto print = dev.said.sink();
+  hotswap::module_watch watch(dev.code, {.settle = std::chrono::milliseconds(5), .print = [&](const std::string& line) {
+                                           print(line);
+                                           std::unique_lock hold(lock);
+                                           held = true;
+                                           changed.notify_all();
+                                           changed.wait(hold, [&] { return go; });
+                                         }});
+  REQUIRE(watch.watch(dev.files.dir));
+  write_bytes(dev.files.dir + "/old_abi.so", read_bytes(built("counter_old_abi")));  // refused: a line
+  {
+    std::unique_lock hold(lock);
+    changed.wait(hold, [&] { return held; });
+  }
+  for (long i = 0; i < queue / 2 + 1; ++i)  // two events each: made, closed
+    ::close(::open((dev.files.dir + "/f" + std::to_string(i)).c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
+  write_bytes(path, read_bytes(built("counter_v2_rebuilt")));
+  {
+    const std::lock_guard hold(lock);
+    go = true;
+  }
+  changed.notify_all();
+  REQUIRE(eventually([&] { return dev.said.has("reloaded counter vsn 2"); }));
+  CHECK(dev.said.has("missed file events (inotify's queue overflowed): watching again, every module file is tried"));
+  CHECK(hotswap::call(server, Get{}).value() == 30);
+  hotswap::stop(server).value();
 }

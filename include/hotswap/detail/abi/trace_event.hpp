@@ -5,6 +5,9 @@
 #include <cstdint>
 #include <string_view>
 
+#include "../common/std_memory.hpp"
+#include "../common/std_parts.hpp"
+
 namespace hotswap::detail {
 
 /// One message going into or out of a server (hotswap::trace_event).
@@ -12,6 +15,13 @@ struct trace_event {
   enum direction { in, out } way;
   std::string_view message;  ///< the message type (valid during the hook's call only)
   std::uint64_t server;      ///< the server's id
+};
+
+/// A server's trace hook with what keeps its code loaded (a module's), as sys::trace sets it and
+/// hands back the one it replaced (hotswap::sys::trace_hook).
+struct trace_hook {
+  std::shared_ptr<const void> code;  // declared first: released after `call`
+  std::function<void(const trace_event&)> call;
 };
 
 }  // namespace hotswap::detail

@@ -2,8 +2,8 @@
 // watched server feeds its log (a bounded ring of its last events, Erlang's sys:log) and the
 // traces streaming its messages (each rate-limited, so that tracing a busy server cannot flood
 // the server, the program or the client). A program's own sys::trace hook on the same server is
-// replaced while the server is watched. (A template on the server handle, given the hook's
-// setter: detail headers include no public one.)
+// replaced while the server is watched, and put back when the watch ends. (A template on the
+// server handle, given the hook's setter: detail headers include no public one.)
 #pragma once
 
 #include <chrono>
@@ -44,14 +44,14 @@ inline std::string to_event_text(const watched_event& event, std::chrono::steady
                      event.way == trace_event::in ? "in" : "out", event.message);
 }
 
-/// `Server` is hotswap::any_server; `set_trace(server, hook, timeout)` is sys::trace.
+/// `Server` is hotswap::any_server; `set_trace(server, hook, timeout)` is sys::trace (of a
+/// trace_hook: it returns the hook it replaced).
 template <class Server>
 class server_watches {
  public:
   using clock = std::chrono::steady_clock;
   using any_server = Server;
-  using hook_type = std::function<void(const trace_event&)>;
-  using trace_setter = std::function<result<void>(const Server&, hook_type, std::chrono::nanoseconds)>;
+  using trace_setter = std::function<result<trace_hook>(const Server&, trace_hook, std::chrono::nanoseconds)>;
 
   /// `log_size` events kept a server; at most `trace_rate` events a second sent by a trace.
   server_watches(std::size_t log_size, std::size_t trace_rate, trace_setter set_trace)
@@ -126,6 +126,26 @@ class server_watches {
     bool logging = false;
     std::deque<watched_event> ring;
     std::vector<std::shared_ptr<trace_queue>> traces;
+    trace_hook replaced;  // the program's own, put back when the watch ends
+  };
+
+  /// The hook on a watched server, on the server's thread with each message: kept as short as a
+  /// lock and a copy of a name. (The watch holds the server: the hook, which the server holds,
+  /// must not hold the watch.)
+  struct watch_hook {
+    std::weak_ptr<watch> weak;
+    std::size_t log_size;
+    void operator()(const trace_event& event) const {
+      const auto made = weak.lock();
+      if (!made) return;
+      watched_event seen{clock::now(), event.way, std::string(event.message)};
+      const std::lock_guard hold(made->lock);
+      if (made->logging) {
+        if (made->ring.size() == log_size) made->ring.pop_front();
+        made->ring.push_back(seen);
+      }
+      for (const auto& one : made->traces) one->take(seen);
+    }
   };
 
   class trace_stream final : public reply_stream {
@@ -179,21 +199,9 @@ class server_watches {
     if (auto found = find(server)) return found;
     auto made = std::make_shared<watch>();
     made->server = server;
-    const std::size_t log_size = log_size_;
-    // On the server's thread, with each message: kept as short as a lock and a copy of a name.
-    // (The watch holds the server: the hook, which the server holds, must not hold the watch.)
-    auto hook = [weak = std::weak_ptr<watch>(made), log_size](const trace_event& event) {
-      const auto made = weak.lock();
-      if (!made) return;
-      watched_event seen{clock::now(), event.way, std::string(event.message)};
-      const std::lock_guard hold(made->lock);
-      if (made->logging) {
-        if (made->ring.size() == log_size) made->ring.pop_front();
-        made->ring.push_back(seen);
-      }
-      for (const auto& one : made->traces) one->take(seen);
-    };
-    if (auto hooked = set_trace_(server, std::move(hook), timeout); !hooked) return hooked.error();
+    auto hooked = set_trace_(server, trace_hook{nullptr, watch_hook{made, log_size_}}, timeout);
+    if (!hooked) return hooked.error();
+    made->replaced = std::move(*hooked);
     watches_.emplace(server.id(), made);
     return made;
   }
@@ -214,7 +222,12 @@ class server_watches {
       const std::lock_guard hold((*watch)->lock);
       if ((*watch)->logging || !(*watch)->traces.empty()) return;
     }
-    if (server.alive()) (void)set_trace_(server, {}, timeout);
+    if (server.alive()) {
+      auto displaced = set_trace_(server, std::move((*watch)->replaced), timeout);
+      // The program set a hook of its own meanwhile: that one stays.
+      if (displaced && displaced->call && !displaced->call.template target<watch_hook>())
+        (void)set_trace_(server, std::move(*displaced), timeout);
+    }
     watches_.erase(server.id());
   }
 

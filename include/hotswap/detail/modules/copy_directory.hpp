@@ -3,8 +3,10 @@
 // last user has gone. Templates only so that a program that loads no module does not compile them.
 #pragma once
 
+#include <dirent.h>
 #include <dlfcn.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -14,11 +16,13 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 #include "../../result.hpp"
 #include "../common/spin_lock.hpp"
+#include "../common/std_algorithm.hpp"
 #include "../common/std_memory.hpp"
 #include "module_file.hpp"
 
@@ -52,6 +56,11 @@ class library_closer {
     bool unmapped;
   };
   explicit library_closer(std::shared_ptr<const copy_directory> directory) : directory_(std::move(directory)) {}
+  /// The copy `name` was opened: it is removed when its library is closed, or by unlink_all.
+  void opened(const std::string& copy) {
+    const spin_guard hold(lock_);
+    open_.push_back(copy);
+  }
   void add(void* handle, std::string copy) {
     const spin_guard hold(lock_);
     pending_.push_back({handle, std::move(copy)});
@@ -69,21 +78,162 @@ class library_closer {
       void* still = ::dlopen(directory_->path_of(copy).c_str(), RTLD_LAZY | RTLD_NOLOAD);
       if (still) ::dlclose(still);
       ::unlinkat(directory_->fd, copy.c_str(), 0);
+      {
+        const spin_guard hold(lock_);
+        if (const auto at = std::find(open_.begin(), open_.end(), copy); at != open_.end()) open_.erase(at);
+      }
       done.push_back({std::move(copy), still == nullptr});
     }
     return done;
+  }
+  /// Removes the copies of the libraries still open (the code server is going): their mappings
+  /// outlive their files, and no copy is left on disk.
+  void unlink_all() {
+    std::vector<std::string> open;
+    {
+      const spin_guard hold(lock_);
+      open.swap(open_);
+    }
+    for (const auto& copy : open) ::unlinkat(directory_->fd, copy.c_str(), 0);
   }
 
  private:
   std::shared_ptr<const copy_directory> directory_;
   spin_lock lock_;
   std::vector<std::pair<void*, std::string>> pending_;
+  std::vector<std::string> open_;  // the copies of libraries open
 };
 
 /// Numbers the private copies of the process's code servers.
 inline std::uint64_t next_copy_number() noexcept {
   static std::atomic<std::uint64_t> copies{0};
   return copies.fetch_add(1, std::memory_order_relaxed);
+}
+
+// -- the directories made under $TMPDIR, and those that dead processes left --
+
+/// Where a code server given no directory makes one: $TMPDIR, else /tmp.
+inline std::string temporary_base() {
+  const char* base = std::getenv("TMPDIR");
+  return base && *base ? base : "/tmp";
+}
+
+/// This process's pid namespace (the inode of /proc/self/ns/pid), which a copy directory's name
+/// records beside the pid: a pid names a process only in its namespace (a container sharing
+/// /tmp has its own).
+inline std::uint64_t pid_namespace() noexcept {
+  struct stat info {};
+  return ::stat("/proc/self/ns/pid", &info) == 0 ? static_cast<std::uint64_t>(info.st_ino) : 0;
+}
+
+inline constexpr std::string_view copy_directory_prefix = "hotswap-modules-";
+
+/// `<pid>-<namespace>-XXXXXX` (what mkdtemp fills in), after the prefix: the pid, if `rest` is
+/// that and the namespace is this process's; else 0.
+inline pid_t copy_directory_pid(std::string_view rest, std::uint64_t namespace_here) noexcept {
+  auto number = [&](std::uint64_t& value) {
+    std::size_t digits = 0;
+    value = 0;
+    while (digits < rest.size() && digits < 19 && rest[digits] >= '0' && rest[digits] <= '9')
+      value = value * 10 + static_cast<std::uint64_t>(rest[digits++] - '0');
+    if (digits == 0 || digits == rest.size() || rest[digits] != '-') return false;
+    rest.remove_prefix(digits + 1);
+    return true;
+  };
+  std::uint64_t pid = 0, space = 0;
+  if (!number(pid) || !number(space) || space != namespace_here || rest.size() != 6 || pid == 0 ||
+      pid > 0x3fffffff)  // the kernel's largest pid
+    return 0;
+  for (const char c : rest)
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))) return 0;
+  return static_cast<pid_t>(pid);
+}
+
+/// Whether `name` is what write_copy names a copy: `<module>-v<vsn>-<n>.so`.
+inline bool looks_like_copy(std::string_view name) noexcept {
+  auto digits_after = [&](std::string_view marker) {
+    const auto at = name.rfind(marker);
+    if (at == std::string_view::npos || at + marker.size() == name.size()) return false;
+    for (const char c : name.substr(at + marker.size()))
+      if (c < '0' || c > '9') return false;
+    name = name.substr(0, at);
+    return true;
+  };
+  if (!name.ends_with(".so")) return false;
+  name.remove_suffix(3);
+  return digits_after("-") && digits_after("-v") && !name.empty();
+}
+
+/// Removes the copy directory `name` in `parent` if it is provably one a code server of this
+/// user made: a directory (not a link to one), this user's, mode 0700, holding nothing but this
+/// user's regular files named as copies. Anything else, and it stays whole.
+template <class = void>
+bool remove_copy_directory(int parent, const std::string& name) {
+  struct stat seen {};
+  if (::fstatat(parent, name.c_str(), &seen, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(seen.st_mode) ||
+      seen.st_uid != ::geteuid() || (seen.st_mode & 07777) != 0700)
+    return false;
+  const int fd = ::openat(parent, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return false;
+  struct stat opened {};
+  if (::fstat(fd, &opened) != 0 || opened.st_dev != seen.st_dev || opened.st_ino != seen.st_ino) {
+    ::close(fd);
+    return false;
+  }
+  DIR* listing = ::fdopendir(fd);
+  if (!listing) {
+    ::close(fd);
+    return false;
+  }
+  std::vector<std::string> copies;
+  bool ours = true;
+  while (const dirent* one = ::readdir(listing)) {
+    const std::string_view file = one->d_name;
+    if (file == "." || file == "..") continue;
+    struct stat info {};
+    if (copies.size() >= 4096 || !looks_like_copy(file) ||
+        ::fstatat(fd, one->d_name, &info, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(info.st_mode) ||
+        info.st_uid != ::geteuid()) {
+      ours = false;
+      break;
+    }
+    copies.emplace_back(file);
+  }
+  if (ours)
+    for (const auto& copy : copies) ::unlinkat(fd, copy.c_str(), 0);
+  ::closedir(listing);
+  return ours && ::unlinkat(parent, name.c_str(), AT_REMOVEDIR) == 0;
+}
+
+/// Removes, under `base`, the copy directories of this user's processes that died without
+/// removing them (killed by a signal: no destructor ran): those named for a pid of this pid
+/// namespace that no process has (kill(pid, 0) fails with ESRCH). A pid in use, by whatever
+/// process, keeps its directory. How many were removed.
+template <class = void>
+std::size_t sweep_dead_copy_directories(const std::string& base) noexcept {
+  try {
+    const int fd = ::open(base.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    DIR* listing = ::fdopendir(fd);
+    if (!listing) {
+      ::close(fd);
+      return 0;
+    }
+    const std::uint64_t namespace_here = pid_namespace();
+    std::vector<std::string> dead;
+    while (const dirent* one = ::readdir(listing)) {
+      const std::string_view name = one->d_name;
+      if (!name.starts_with(copy_directory_prefix)) continue;
+      const pid_t pid = copy_directory_pid(name.substr(copy_directory_prefix.size()), namespace_here);
+      if (pid != 0 && pid != ::getpid() && ::kill(pid, 0) != 0 && errno == ESRCH) dead.emplace_back(name);
+    }
+    std::size_t removed = 0;
+    for (const auto& name : dead) removed += remove_copy_directory(fd, name) ? 1 : 0;
+    ::closedir(listing);
+    return removed;
+  } catch (...) {  // out of memory: they stay, as they would have
+    return 0;
+  }
 }
 
 /// A directory for copies, made if need be and opened, and whether it was made here.
@@ -100,8 +250,10 @@ template <class = void>
 result<opened_directory> open_copy_directory(std::string directory, const std::string& path) {
   bool made = false;
   if (directory.empty()) {
-    const char* base = std::getenv("TMPDIR");
-    std::string pattern = std::string(base && *base ? base : "/tmp") + "/hotswap-modules-XXXXXX";
+    // Named for this process, so that a code server of a later one can remove it if this one is
+    // killed (sweep_dead_copy_directories).
+    std::string pattern = temporary_base() + "/" + std::string(copy_directory_prefix) + std::to_string(::getpid()) +
+                          "-" + std::to_string(pid_namespace()) + "-XXXXXX";
     if (!::mkdtemp(pattern.data()))
       return file_error(errc::load_failed, path,
                         "cannot make a directory for its copy: " + std::string(std::strerror(errno)));

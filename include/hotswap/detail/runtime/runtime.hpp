@@ -176,6 +176,14 @@ basic_timer_service<V>::entry::~entry() {
   if (target) target->release();
 }
 
+template <class V>
+void basic_timer_service<V>::entry::let_go() noexcept {
+  fire = nullptr;  // before the hold on its code
+  code.reset();
+  owner = nullptr;
+  if (target) std::exchange(target, nullptr)->release();
+}
+
 /// Ends a server on its own thread: terminate, free the state, fail what waits, tell monitors.
 /// (Also for a server whose init failed: it has no state.)
 template <class>
@@ -195,6 +203,7 @@ void end_server(server_core& server, exit_reason reason) noexcept {
     monitors = std::move(server.monitors);
     server.reason = reason;
   }
+  the_runtime().timers.forget(server);  // a timer of an hour would otherwise hold it (and its module) that long
   if (!name.empty()) the_runtime().unregister_name(name, &server);
   the_runtime().untrack(server);
   server.suspended = false;

@@ -30,17 +30,24 @@ class basic_timer_service {
     envelope message{};
     duration period{};
     std::atomic<bool> cancelled{false};
+    // The server it sends to (held by `target`'s reference or by `fire`): its timers go when it
+    // ends (forget).
+    server_core* owner = nullptr;
     entry() = default;
     entry(const entry&) = delete;
     entry& operator=(const entry&) = delete;
     ~entry();
+    /// Once it will never fire again: lets go of what it holds (the server, its message, the
+    /// code), though a handle to it may live on.
+    void let_go() noexcept;
   };
 
   /// Runs `fire` after `delay`, then every `period` (if not zero) while it returns true; `code`
-  /// keeps its code loaded.
+  /// keeps its code loaded. `owner`, if any, is the server `fire` sends to: the timer goes when
+  /// it ends.
   std::shared_ptr<entry> add(duration delay, duration period, std::function<bool()> fire,
-                             std::shared_ptr<const void> code) {
-    return add_(*this, delay, period, std::move(fire), std::move(code), nullptr, nullptr);
+                             std::shared_ptr<const void> code, server_core* owner = nullptr) {
+    return add_(*this, delay, period, std::move(fire), std::move(code), owner, nullptr);
   }
   /// Copies `message` (an envelope holding its message in place) into `target`'s mailbox after
   /// `delay`, then every `period`, while the target runs. No code of the caller's is kept: a
@@ -48,6 +55,11 @@ class basic_timer_service {
   std::shared_ptr<entry> add(duration delay, duration period, server_core& target, const envelope& message) {
     return add_(*this, delay, period, {}, {}, &target, &message);
   }
+
+  /// Drops the timers sending to `server`, which has ended (alive is false): what they hold (the
+  /// server's core, and so its module's lease; a module's code) goes now, not at their next tick,
+  /// which may be hours away.
+  void forget(server_core& server) noexcept { forget_(*this, server); }
 
   ~basic_timer_service() { stop(); }
 
@@ -145,20 +157,27 @@ class basic_timer_service {
     entry& what = *firing.what;
     const bool repeats = what.period.count() > 0;
     // A one-shot is claimed before it fires, so that cancel() after this says it was too late.
-    if (repeats ? what.cancelled.load(std::memory_order_acquire) : what.cancelled.exchange(true)) return;
+    if (repeats ? what.cancelled.load(std::memory_order_acquire) : what.cancelled.exchange(true)) {
+      what.let_go();
+      return;
+    }
     bool again = false;
     try {
       again = (what.target ? copy_to_target(what) : what.fire()) && repeats;
     } catch (...) {  // copying the message threw: the timer ends, the others go on
     }
-    if (!again) {
-      what.cancelled.store(true, std::memory_order_release);  // done: cancel() says so
-      return;
+    if (again) {
+      firing.at += what.period;  // no drift: the next tick is due one period after this one
+      const spin_guard hold(lock_);
+      // Its server ended while it fired: forget() has been, or comes after it was put back.
+      if (!what.owner || what.owner->alive.load(std::memory_order_seq_cst)) {
+        due_.push_back(std::move(firing));
+        std::push_heap(due_.begin(), due_.end(), later);
+        return;
+      }
     }
-    firing.at += what.period;  // no drift: the next tick is due one period after this one
-    const spin_guard hold(lock_);
-    due_.push_back(std::move(firing));
-    std::push_heap(due_.begin(), due_.end(), later);
+    what.cancelled.store(true, std::memory_order_release);  // done: cancel() says so
+    what.let_go();
   }
 
   /// Under lock_: what time it is for the timers.
@@ -179,22 +198,51 @@ class basic_timer_service {
         auto made = std::make_shared<entry>();
         made->code = std::move(code);
         made->fire = std::move(fire);
-        if (target) {
+        made->owner = target;  // with no message: the server `fire` sends to
+        if (target && message) {
           target->acquire();
           made->target = target;
           made->message = *message;
         }
         made->period = period;
+        bool scheduled = false;
         {
           const spin_guard hold(timers.lock_);
-          if (timers.stopping_) return made;  // the program is ending: it never fires
-          if (!timers.thread_.joinable()) timers.thread_ = thread([&timers] { timers.work(); });
-          timers.due_.push_back({timers.now() + delay, made});
-          std::push_heap(timers.due_.begin(), timers.due_.end(), later);
+          // Unless the program is ending, or the server has ended (forget() has been, or comes
+          // after this and finds it).
+          scheduled = !timers.stopping_ && (!target || target->alive.load(std::memory_order_seq_cst));
+          if (scheduled) {
+            if (!timers.thread_.joinable()) timers.thread_ = thread([&timers] { timers.work(); });
+            timers.due_.push_back({timers.now() + delay, made});
+            std::push_heap(timers.due_.begin(), timers.due_.end(), later);
+          }
+        }
+        if (!scheduled) {  // it never fires
+          made->cancelled.store(true, std::memory_order_release);
+          made->let_go();
+          return made;
         }
         timers.wake();
         return made;
       };
+  void (*const forget_)(basic_timer_service&, server_core&) noexcept = [](basic_timer_service& timers,
+                                                                          server_core& server) noexcept {
+    for (;;) {  // one at a time, each let go outside the lock
+      std::shared_ptr<entry> gone;
+      {
+        const spin_guard hold(timers.lock_);
+        const auto at = std::find_if(timers.due_.begin(), timers.due_.end(),
+                                     [&](const due& pending) { return pending.what->owner == &server; });
+        if (at == timers.due_.end()) return;
+        gone = std::move(at->what);
+        *at = std::move(timers.due_.back());
+        timers.due_.pop_back();
+        std::make_heap(timers.due_.begin(), timers.due_.end(), later);
+      }
+      gone->cancelled.store(true, std::memory_order_release);
+      gone->let_go();
+    }
+  };
 };
 using timer_service = basic_timer_service<>;
 

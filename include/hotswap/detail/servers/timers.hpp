@@ -44,7 +44,7 @@ std::shared_ptr<timer_service::entry> add_timer(const server_ref<Interface>& to,
       [to, message = T(std::forward<M>(message)), repeats = period.count() > 0]() mutable {
         return repeats ? send(to, message) : send(to, std::move(message));
       },
-      pin_this_image());
+      pin_this_image(), to.core());
 }
 
 }  // namespace hotswap::detail

@@ -12,6 +12,7 @@
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -177,22 +178,17 @@ class file_events {
     const std::lock_guard hold(directories_lock_);
     std::set<int> wanted;
     for (auto it = lost_.begin(); it != lost_.end();) {
-      if (const int watch = ::inotify_add_watch(inotify_, it->path.c_str(), directory_mask); watch >= 0) {
-        notes_.push_back(it->path + " is back: watching it again, every module file is tried");
-        rescan(*it);
-        directories_[watch] = std::move(*it);
-        it = lost_.erase(it);
+      int watch = -1;
+      for (int attempt = 0; watch < 0 && attempt < 8 && !watch_from_above(*it, wanted); ++attempt)
+        watch = ::inotify_add_watch(inotify_, it->path.c_str(), directory_mask);  // fails if it went again
+      if (watch < 0) {
+        ++it;
         continue;
       }
-      for (std::string above = parent_of(it->path);; above = parent_of(above)) {
-        if (const int watch = ::inotify_add_watch(inotify_, above.c_str(), above_mask); watch >= 0) {
-          above_.insert(watch);
-          wanted.insert(watch);
-          break;
-        }
-        if (above == "/" || above == ".") break;  // nothing to watch from: it stays lost
-      }
-      ++it;
+      notes_.push_back(it->path + " is back: watching it again, every module file is tried");
+      rescan(*it);
+      directories_[watch] = std::move(*it);
+      it = lost_.erase(it);
     }
     for (auto it = above_.begin(); it != above_.end();) {
       if (wanted.contains(*it)) {
@@ -202,6 +198,27 @@ class file_events {
       if (!directories_.contains(*it)) ::inotify_rm_watch(inotify_, *it);
       it = above_.erase(it);
     }
+  }
+
+  /// Under directories_lock_: false if `lost` is there (to be watched again); else true, the
+  /// nearest directory above it that is there watched (in `wanted`), if any. A directory made
+  /// on the way to it before that watch was in place has no event: looked for after.
+  bool watch_from_above(const watched_directory& lost, std::set<int>& wanted) {
+    for (int attempt = 0; attempt < 64; ++attempt) {  // each attempt finds one more level made
+      struct stat info {};
+      if (::stat(lost.path.c_str(), &info) == 0 && S_ISDIR(info.st_mode)) return false;
+      std::string below = lost.path;
+      for (std::string above = parent_of(below);; below = above, above = parent_of(above)) {
+        if (const int watch = ::inotify_add_watch(inotify_, above.c_str(), above_mask); watch >= 0) {
+          above_.insert(watch);
+          wanted.insert(watch);
+          break;
+        }
+        if (above == "/" || above == ".") return true;  // nothing to watch from: it stays lost
+      }
+      if (::stat(below.c_str(), &info) != 0) return true;  // its making will be an event
+    }
+    return true;
   }
 
   static std::string parent_of(std::string path) {

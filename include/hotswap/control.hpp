@@ -519,8 +519,8 @@ result<control_socket> open_control(CodeServer& code, basic_release_handler<Code
   auto log = options.log ? options.log : [](const std::string& line) { fmt::print(stderr, "{}\n", line); };
   auto watches = std::make_shared<detail::server_watches<any_server>>(
       options.log_size, options.trace_rate,
-      [](const any_server& server, trace_hook hook, std::chrono::nanoseconds timeout) {
-        return sys::trace(server, std::move(hook), timeout);
+      [](const any_server& server, std::function<trace_hook(trace_hook)> change, std::chrono::nanoseconds timeout) {
+        return sys::replace_trace(server, std::move(change), timeout);
       });
   const detail::listener_limits limits{
       options.operator_uids, options.viewer_uids, options.max_connections, options.max_streams_per_uid,

@@ -180,6 +180,21 @@ result<trace_hook> trace(const server_handle auto& server, trace_hook hook,
                                      });
 }
 
+/// Runs `change` on the server, between its messages, with its trace hook, and puts in place the
+/// hook it returns: one step, so that a watch puts back the hook it replaced only while its own is
+/// still the one in place (a hook the program set meanwhile stays, and the one before never runs
+/// again).
+result<void> replace_trace(const server_handle auto& server, std::function<trace_hook(trace_hook current)> change,
+                           std::chrono::nanoseconds timeout = default_timeout) {
+  return detail::control<void>(
+      server, timeout, [change = std::move(change)](detail::server_core& core) -> result<void> {
+        trace_hook next = change(trace_hook{std::move(core.trace_code), std::move(core.trace)});
+        core.trace = std::move(next.call);
+        core.trace_code = std::move(next.code);
+        return {};
+      });
+}
+
 /// Calls `hook` for each message the server takes in and each it has handled, on the server's
 /// thread; an empty hook turns tracing off. The hook it replaced (empty if none): give it to
 /// sys::trace to put it back.

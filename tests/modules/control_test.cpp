@@ -482,6 +482,27 @@ TEST_CASE("the program's own trace hook on a server is put back once a log or tr
   CHECK(json::parse(tracer.line())["result"]["traced"] == 1);
   CHECK(own.load() == 2);
   CHECK(testing::eventually([&] { return hotswap::call(shop.b, testing::Get{}).value() > 0 && own > 2; }));
+
+  // A hook the program sets while the server is watched stays once the watch ends, and the one it
+  // replaced never runs again: not even for a message handled while the watch lets go.
+  CHECK(operator_.reply({{"command", "log"}, {"server", b}, {"enable", true}})["ok"] == true);
+  std::atomic<int> second{0};
+  REQUIRE(hotswap::sys::trace(shop.b, [&second](const hotswap::trace_event& event) {
+    if (event.way == hotswap::trace_event::in) ++second;
+  }));
+  const int own_before = own.load();
+  std::atomic<bool> off{false};
+  std::atomic<int> sent{0};
+  hotswap::detail::thread producer([&] {  // messages handled while the log goes off
+    for (; !off; ++sent) hotswap::cast(shop.b, testing::Add{0});
+  });
+  REQUIRE(testing::eventually([&] { return second > 100; }));
+  CHECK(operator_.reply({{"command", "log"}, {"server", b}, {"enable", false}})["ok"] == true);
+  off = true;
+  producer.join();
+  REQUIRE(hotswap::call(shop.b, testing::Get{}));
+  CHECK(own.load() == own_before);
+  CHECK(second.load() == sent + 1);
   CHECK(hotswap::sys::trace(shop.b, nullptr));
 }
 

@@ -2,6 +2,7 @@
 // code server, run by servers, swapped under load, purged, rebuilt in place, and refused when bad.
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -882,7 +883,14 @@ TEST_CASE("a code server removes the copy directories killed programs of its use
   const std::string linked =
       files.dir + "/hotswap-modules-" + std::to_string(killed.pid) + "-" + std::to_string(ns.st_ino) + "-ghijkl";
   REQUIRE(::symlink(elsewhere.c_str(), linked.c_str()) == 0);
+  // Named for a dead pid, but its lock held (a child it forked goes on with its code server): kept.
+  left_by_child forked_on(false);
+  const int still_used = ::open(forked_on.directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  REQUIRE(still_used >= 0);
+  REQUIRE(::flock(still_used, LOCK_EX | LOCK_NB) == 0);
   { const hotswap::code_server code; }
+  CHECK(exists(forked_on.directory + "/counter-v1-0.so"));
+  ::close(still_used);
   CHECK_FALSE(exists(killed.directory));
   CHECK(exists(killed_with_link.directory + "/counter-v1-0.so"));
   CHECK(read_bytes(target) == "not a copy");
@@ -896,4 +904,5 @@ TEST_CASE("a code server removes the copy directories killed programs of its use
   CHECK(exists(alive.directory));
   { const hotswap::code_server code; }
   CHECK_FALSE(exists(alive.directory));
+  CHECK_FALSE(exists(forked_on.directory));  // let go of: removed
 }

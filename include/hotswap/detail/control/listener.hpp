@@ -211,10 +211,12 @@ class control_listener {
     }
   }
 
+  /// Every line the listener's thread logs: a logger that throws (standard error closed, say)
+  /// loses the line, never a connection or the accepting.
   void log_quietly(const std::string& line) noexcept {
     try {
       log_(line);
-    } catch (...) {  // a logger that throws is not told so
+    } catch (...) {
     }
   }
 
@@ -225,8 +227,8 @@ class control_listener {
       if (failed == boost::asio::error::operation_aborted) return;  // stopping
       if (failed) return back_off(failed);
       backoff_ms_ = 0;
+      accept();  // first: whatever admitting this one does, the next are accepted
       admit(std::move(connected));
-      accept();
     });
   }
 
@@ -234,7 +236,8 @@ class control_listener {
   /// waits, a little longer each time, instead of being told of it again at once.
   void back_off(const error_code& failed) {
     backoff_ms_ = std::clamp(backoff_ms_ * 2, 50, 1000);
-    log_(fmt::format("control: cannot accept a connection ({}): trying again in {} ms", failed.message(), backoff_ms_));
+    log_quietly(
+        fmt::format("control: cannot accept a connection ({}): trying again in {} ms", failed.message(), backoff_ms_));
     backoff_.expires_after(std::chrono::milliseconds(backoff_ms_));
     backoff_.async_wait([this](const error_code& cancelled) {
       if (!cancelled) accept();
@@ -281,7 +284,7 @@ class control_listener {
       ++counted->second;
       return;
     }
-    log_(fmt::format("control: refused a connection from uid {} (pid {}): not allowed", peer.uid, peer.pid));
+    log_quietly(fmt::format("control: refused a connection from uid {} (pid {}): not allowed", peer.uid, peer.pid));
     if (refusals_.size() == 1) count_refusals();
   }
 
@@ -293,8 +296,8 @@ class control_listener {
         if (counted->second == 0) {
           counted = refusals_.erase(counted);  // quiet for a second: its next refusal is logged again
         } else {
-          log_(fmt::format("control: refused {} more connections from uid {} in the last second", counted->second,
-                           counted->first));
+          log_quietly(fmt::format("control: refused {} more connections from uid {} in the last second",
+                                  counted->second, counted->first));
           (counted++)->second = 0;
         }
       if (!refusals_.empty()) count_refusals();
@@ -307,18 +310,18 @@ class control_listener {
     if (one->gone || one->reading || one->stream || one->ended || one->closing) return;
     one->reading = true;
     one->socket.async_read_some(boost::asio::buffer(one->chunk),
-                                [this, one](const error_code& failed, std::size_t got) {
-                                  one->reading = false;
-                                  if (one->gone) return;
-                                  if (failed && failed != boost::asio::error::eof) return drop(one);
-                                  if (failed) {
-                                    one->ended = true;  // the client is done sending: what it sent is still answered
-                                  } else {
-                                    one->in.append(one->chunk.data(), got);
-                                    arm_deadline(one);
-                                  }
-                                  serve(one);
-                                });
+                                [this, one](const error_code& failed, std::size_t got) { received(one, failed, got); });
+  }
+
+  void received(const session_ptr& one, const error_code& failed, std::size_t got) {
+    one->reading = false;
+    if (one->gone) return;
+    if (failed && failed != boost::asio::error::eof) return drop(one);
+    if (failed)
+      one->ended = true;  // the client is done sending: what it sent is still answered
+    else
+      one->in.append(one->chunk.data(), got);  // (the deadline is for a whole line: a piece does not renew it)
+    serve(one);
   }
 
   /// Runs the connection's next complete line, if any, and comes back for the one after on a
@@ -397,8 +400,9 @@ class control_listener {
       arm_deadline(one);
     }
     if (one->out.size() > limits_.max_pending) {
-      log_(fmt::format("control: uid {} cut off: {} bytes of replies not read", one->peer.uid, one->out.size()));
-      return drop(one);
+      const std::size_t unread = one->out.size();
+      drop(one);
+      return log_quietly(fmt::format("control: uid {} cut off: {} bytes of replies not read", one->peer.uid, unread));
     }
     if (one->out.empty()) {
       if (one->closing) drop(one);
@@ -471,10 +475,11 @@ class control_listener {
       const auto one = weak.lock();
       if (cancelled || !one || one->gone) return;
       if (one->stream && one->out.empty()) return arm_deadline(one);
-      if (!one->in.empty() || !one->out.empty())
-        log_(fmt::format("control: uid {} cut off: {} ms without a request line or taking its reply", one->peer.uid,
-                         limits_.deadline.count()));
+      const bool begun = !one->in.empty() || !one->out.empty();
       drop(one);
+      if (begun)
+        log_quietly(fmt::format("control: uid {} cut off: {} ms without a request line or taking its reply",
+                                one->peer.uid, limits_.deadline.count()));
     });
   }
 

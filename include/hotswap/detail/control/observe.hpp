@@ -51,7 +51,9 @@ class server_watches {
  public:
   using clock = std::chrono::steady_clock;
   using any_server = Server;
-  using trace_setter = std::function<result<trace_hook>(const Server&, trace_hook, std::chrono::nanoseconds)>;
+  /// sys::replace_trace: `change` runs on the server with its hook, and returns the hook to put in place.
+  using trace_setter = std::function<result<void>(const Server&, std::function<trace_hook(trace_hook)> change,
+                                                  std::chrono::nanoseconds)>;
 
   /// `log_size` events kept a server; at most `trace_rate` events a second sent by a trace.
   server_watches(std::size_t log_size, std::size_t trace_rate, trace_setter set_trace)
@@ -199,9 +201,15 @@ class server_watches {
     if (auto found = find(server)) return found;
     auto made = std::make_shared<watch>();
     made->server = server;
-    auto hooked = set_trace_(server, trace_hook{nullptr, watch_hook{made, log_size_}}, timeout);
+    auto hooked = set_trace_(
+        server,
+        [made, log_size = log_size_](trace_hook replaced) {
+          const std::lock_guard hold(made->lock);
+          made->replaced = std::move(replaced);
+          return trace_hook{nullptr, watch_hook{made, log_size}};
+        },
+        timeout);
     if (!hooked) return hooked.error();
-    made->replaced = std::move(*hooked);
     watches_.emplace(server.id(), made);
     return made;
   }
@@ -222,12 +230,15 @@ class server_watches {
       const std::lock_guard hold((*watch)->lock);
       if ((*watch)->logging || !(*watch)->traces.empty()) return;
     }
-    if (server.alive()) {
-      auto displaced = set_trace_(server, std::move((*watch)->replaced), timeout);
-      // The program set a hook of its own meanwhile: that one stays.
-      if (displaced && displaced->call && !displaced->call.template target<watch_hook>())
-        (void)set_trace_(server, std::move(*displaced), timeout);
-    }
+    if (server.alive())
+      (void)set_trace_(
+          server,
+          [watched = *watch](trace_hook current) {
+            if (!current.call.template target<watch_hook>()) return current;  // the program set its own meanwhile
+            const std::lock_guard hold(watched->lock);
+            return std::move(watched->replaced);
+          },
+          timeout);
     watches_.erase(server.id());
   }
 

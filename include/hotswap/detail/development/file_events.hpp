@@ -168,7 +168,9 @@ class file_events {
         continue;
       }
       lose(directories_.find(old_watch));
-      if (watch >= 0) ::inotify_rm_watch(inotify_, watch);  // rewatch() takes it back, and says so
+      // rewatch() takes it back, and says so; a watch another directory still holds (the path now
+      // names its inode) stays.
+      if (watch >= 0 && !directories_.contains(watch) && !above_.contains(watch)) ::inotify_rm_watch(inotify_, watch);
     }
   }
 

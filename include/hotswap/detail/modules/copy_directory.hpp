@@ -7,6 +7,7 @@
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -165,8 +166,11 @@ inline bool looks_like_copy(std::string_view name) noexcept {
 }
 
 /// Removes the copy directory `name` in `parent` if it is provably one a code server of this
-/// user made: a directory (not a link to one), this user's, mode 0700, holding nothing but this
-/// user's regular files named as copies. Anything else, and it stays whole.
+/// user made and no process uses: a directory (not a link to one), this user's, mode 0700, whose
+/// lock nobody holds (a code server holds it while its directory is open, and so do the children
+/// it forked: a pid alone proves nothing across hosts sharing the directory, or after a fork),
+/// holding nothing but this user's regular files named as copies. Anything else, and it stays
+/// whole.
 template <class = void>
 bool remove_copy_directory(int parent, const std::string& name) {
   struct stat seen {};
@@ -176,18 +180,19 @@ bool remove_copy_directory(int parent, const std::string& name) {
   const int fd = ::openat(parent, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) return false;
   struct stat opened {};
-  if (::fstat(fd, &opened) != 0 || opened.st_dev != seen.st_dev || opened.st_ino != seen.st_ino) {
+  if (::fstat(fd, &opened) != 0 || opened.st_dev != seen.st_dev || opened.st_ino != seen.st_ino ||
+      ::flock(fd, LOCK_EX | LOCK_NB) != 0) {
     ::close(fd);
     return false;
   }
-  DIR* listing = ::fdopendir(fd);
+  const std::unique_ptr<DIR, int (*)(DIR*)> listing(::fdopendir(fd), ::closedir);
   if (!listing) {
     ::close(fd);
     return false;
   }
   std::vector<std::string> copies;
   bool ours = true;
-  while (const dirent* one = ::readdir(listing)) {
+  while (const dirent* one = ::readdir(listing.get())) {
     const std::string_view file = one->d_name;
     if (file == "." || file == "..") continue;
     struct stat info {};
@@ -201,7 +206,6 @@ bool remove_copy_directory(int parent, const std::string& name) {
   }
   if (ours)
     for (const auto& copy : copies) ::unlinkat(fd, copy.c_str(), 0);
-  ::closedir(listing);
   return ours && ::unlinkat(parent, name.c_str(), AT_REMOVEDIR) == 0;
 }
 
@@ -212,16 +216,17 @@ bool remove_copy_directory(int parent, const std::string& name) {
 template <class = void>
 std::size_t sweep_dead_copy_directories(const std::string& base) noexcept {
   try {
+    const std::uint64_t namespace_here = pid_namespace();
+    if (namespace_here == 0) return 0;  // no /proc: no namespace to tell pids apart by
     const int fd = ::open(base.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) return 0;
-    DIR* listing = ::fdopendir(fd);
+    const std::unique_ptr<DIR, int (*)(DIR*)> listing(::fdopendir(fd), ::closedir);
     if (!listing) {
       ::close(fd);
       return 0;
     }
-    const std::uint64_t namespace_here = pid_namespace();
     std::vector<std::string> dead;
-    while (const dirent* one = ::readdir(listing)) {
+    while (const dirent* one = ::readdir(listing.get())) {
       const std::string_view name = one->d_name;
       if (!name.starts_with(copy_directory_prefix)) continue;
       const pid_t pid = copy_directory_pid(name.substr(copy_directory_prefix.size()), namespace_here);
@@ -229,7 +234,6 @@ std::size_t sweep_dead_copy_directories(const std::string& base) noexcept {
     }
     std::size_t removed = 0;
     for (const auto& name : dead) removed += remove_copy_directory(fd, name) ? 1 : 0;
-    ::closedir(listing);
     return removed;
   } catch (...) {  // out of memory: they stay, as they would have
     return 0;
@@ -287,6 +291,8 @@ result<opened_directory> open_copy_directory(std::string directory, const std::s
     return refuse(unsafe.code,
                   unsafe.what + (unsafe.code == errc::unsafe_path ? " (it holds the directory for copies)" : ""));
   }
+  // Held while the directory is open here (or in a child forked meanwhile): a sweep leaves it.
+  if (made) (void)::flock(fd, LOCK_EX | LOCK_NB);
   return opened_directory{std::move(directory), made, fd};
 }
 

@@ -33,28 +33,42 @@
 #include <nlohmann/json.hpp>
 
 // ---- hotswap/detail/control/listener.hpp ----
-// The control socket's listener: one thread of its own polling the socket and its connections
-// (never a worker's), each connection's peer checked before a byte is read, bounded requests,
-// bounded connections, a deadline on each, and replies buffered so that a client that does not
-// read stalls nobody.
+// The control socket's listener, on Boost.Asio and one thread of its own (never a worker's):
+// each connection's peer checked before a byte is read and given its role, bounded requests,
+// bounded connections (one kept for the program's own user) and streams a uid, a deadline on
+// each, one request line a connection a turn (a client that keeps writing starves nobody), and
+// replies written as far as the socket takes them (a client that does not read stalls nobody).
+//
+// A connection is a shared `session`: what runs for it (a read, a wait to write, a timer, a
+// stream's pump) holds it, so nothing it owns is freed beneath a caller. A reply stream is
+// destroyed only by the listener, never from inside its own pump: a connection that fails while
+// the stream writes is closed at once and the stream let go once its pump has returned.
 
 #include <fcntl.h>
 #include <poll.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <exception>
 #include <functional>
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <fmt/format.h>
 
 // ---- hotswap/detail/control/request.hpp ----
@@ -99,11 +113,16 @@ struct operator_field {
   std::string_view help;
 };
 
+/// What a uid's role grants (control_options::viewer_uids, operator_uids): viewers see how the
+/// program runs; operators change it, and see what its servers hold and are sent.
+enum class access_level { view, operate };
+
 struct operator_command {
   std::string_view name;
   std::vector<operator_field> fields;
   std::string_view summary;  ///< one line
   std::string_view help;     ///< what it does, for `hotswapctl COMMAND --help` and docs/operations.md
+  access_level access = access_level::operate;  ///< the least role that may run it
 };
 
 inline const std::vector<operator_command>& operator_commands() {
@@ -116,12 +135,14 @@ inline const std::vector<operator_command>& operator_commands() {
        "the program, its release, its modules and every server",
        "Lists the running release, every loaded module with its current and old vsn and the servers on "
        "each, and every server: id, name, interface, implementation, vsn, suspended, mailbox, messages "
-       "handled. A server too busy to answer at once is listed as busy."},
+       "handled. A server too busy to answer at once is listed as busy.",
+       access_level::view},
       {"tree",
        {},
        "the supervision trees",
        "Each supervisor with its children by id, down the tree; servers no supervisor owns are listed "
-       "on their own."},
+       "on their own.",
+       access_level::view},
       {"state",
        {server},
        "a server's state",
@@ -131,12 +152,14 @@ inline const std::vector<operator_command>& operator_commands() {
        {server,
         {field::flag, "timing", false, "switch the timing of handlers on or off (it costs two clock reads a message)"}},
        "a server's statistics",
-       "Messages handled, time in handlers (while timing is on), mailbox, and the slowest handler."},
+       "Messages handled, time in handlers (while timing is on), mailbox, and the slowest handler.",
+       access_level::view},
       {"top",
        {},
        "every server's load, for hotswapctl top",
        "A snapshot of every server's mailbox, messages handled and time in handlers, with the program's "
-       "clock: hotswapctl top ranks the servers by the difference between two of them."},
+       "clock: hotswapctl top ranks the servers by the difference between two of them.",
+       access_level::view},
       {"log",
        {server, {field::flag, "enable", false, "switch the server's log on or off"}},
        "the last events of a server (Erlang's sys:log)",
@@ -150,7 +173,8 @@ inline const std::vector<operator_command>& operator_commands() {
       {"releases",
        {},
        "the releases the program knows: permanent, current, old",
-       "Every release the release handler knows, with its vsn and status."},
+       "Every release the release handler knows, with its vsn and status.",
+       access_level::view},
       {"plan",
        {release},
        "the plan to a release, validated, without running it",
@@ -279,20 +303,29 @@ inline result<operator_request> decode_request(std::string_view line) {
 
 namespace hotswap::detail {
 
-/// The listener's limits and who may connect.
+/// The listener's limits, and who may connect with which role.
 struct listener_limits {
-  std::vector<uid_t> allowed_uids;  ///< beside the program's own uid and root's
-  std::size_t max_connections;
+  std::vector<uid_t> operator_uids;    ///< beside the program's own uid and root's, which always operate
+  std::vector<uid_t> viewer_uids;      ///< may use the commands of access_level::view only
+  std::size_t max_connections;         ///< the last one only for the program's own uid and root
+  std::size_t max_streams_per_uid;     ///< replies that stream (trace, watch) one uid holds at once
   std::size_t max_request;             ///< bytes of one request line
   std::size_t max_pending;             ///< bytes of replies a client has not read: past them, it is cut off
   std::chrono::milliseconds deadline;  ///< to send a request line, and to take a reply, each time
+};
+
+/// Who sent a request.
+struct control_peer {
+  uid_t uid;
+  pid_t pid;
+  access_level access;  ///< what the uid's role grants
 };
 
 class reply_lines;
 
 /// A reply that goes on after its request's handler returned (a trace): pumped by the listener
 /// about every 20 ms until it is complete. While it runs, the connection's next requests wait;
-/// it is destroyed, and so stops, when it is complete or the client goes.
+/// it is destroyed, and so stops, when it is complete or the client goes (never inside `pump`).
 class reply_stream {
  public:
   virtual ~reply_stream() = default;
@@ -313,267 +346,430 @@ class reply_lines {
 class control_listener {
  public:
   /// Runs a request line (without its newline), writing its reply lines.
-  using handler = std::function<void(std::string_view request, reply_lines& reply)>;
+  using handler = std::function<void(std::string_view request, const control_peer& peer, reply_lines& reply)>;
   using logger = std::function<void(const std::string& line)>;
 
-  /// Listens on `path` (which must not exist but as a stale socket of this program's pid), mode
-  /// 0600 (0666 when other uids are allowed: the peer check keeps the rest out), on a thread of
-  /// its own.
-  static result<std::unique_ptr<control_listener>> open(const std::string& path, listener_limits limits, handler handle,
-                                                        logger log) {
+  /// Listens on `name` in the directory open as `directory` (a descriptor the listener keeps a
+  /// copy of; `path` names the socket in messages), which must not exist but as a stale socket of
+  /// this program's user; mode 0600 (0666 when other uids are allowed: the peer check keeps the
+  /// rest out), on a thread of its own.
+  static result<std::unique_ptr<control_listener>> open(int directory, const std::string& name, const std::string& path,
+                                                        listener_limits limits, handler handle, logger log) {
     std::unique_ptr<control_listener> made(
-        new control_listener(path, std::move(limits), std::move(handle), std::move(log)));
-    if (auto opened = made->listen(); !opened) return opened.error();
+        new control_listener(path, name, std::move(limits), std::move(handle), std::move(log)));
+    if (auto opened = made->listen(directory); !opened) return opened.error();
+    made->accept();
     made->thread_ = thread([listener = made.get()] { listener->loop(); });
     return made;
   }
 
   control_listener(const control_listener&) = delete;
   control_listener& operator=(const control_listener&) = delete;
-  /// Stops the thread, closes every connection, removes the socket.
+  /// Stops the thread, closes every connection (their streams end before what they watch),
+  /// removes the socket.
   ~control_listener() {
-    if (wake_ >= 0) {
-      const std::uint64_t one = 1;
-      [[maybe_unused]] const auto written = ::write(wake_, &one, sizeof one);
-    }
+    boost::asio::post(io_, [this] {
+      boost::system::error_code ignored;
+      acceptor_.close(ignored);
+      backoff_.cancel();
+      refusals_timer_.cancel();
+      while (!sessions_.empty()) drop(sessions_.back());
+      io_.stop();
+    });
     thread_.join();
-    for (auto& connection : connections_) drop(connection);  // streams end before what they watch
-    if (socket_ >= 0) {
-      ::close(socket_);
-      ::unlink(path_.c_str());
+    if (directory_ >= 0) {
+      if (bound_) ::unlinkat(directory_, name_.c_str(), 0);
+      ::close(directory_);
     }
-    if (wake_ >= 0) ::close(wake_);
   }
 
   const std::string& path() const noexcept { return path_; }
 
  private:
   using clock = std::chrono::steady_clock;
-  struct connection {
-    int fd;
-    uid_t uid;
+  using socket_type = boost::asio::local::stream_protocol::socket;
+  using error_code = boost::system::error_code;
+
+  struct session {
+    session(socket_type connected, control_peer who)
+        : socket(std::move(connected)), peer(who), deadline(socket.get_executor()), pump_timer(socket.get_executor()) {}
+    socket_type socket;
+    control_peer peer;
     std::string in, out;
-    clock::time_point deadline;
-    bool closing = false;  // closed once `out` is written
-    bool ended = false;    // the client sent its last byte
+    std::array<char, 16384> chunk{};
+    boost::asio::steady_timer deadline, pump_timer;
     std::unique_ptr<reply_stream> stream{};
+    bool reading = false;           // a read is under way
+    bool waiting_to_write = false;  // a wait for room in the socket is under way
+    bool ended = false;             // the client sent its last byte
+    bool closing = false;           // closed once `out` is written
+    bool gone = false;              // closed: what runs for it stops
+    bool pumping = false;           // its stream's pump is on the stack
   };
+  using session_ptr = std::shared_ptr<session>;
 
   class buffered_reply final : public reply_lines {
    public:
-    buffered_reply(control_listener& listener, connection& to) : listener_(listener), to_(to) {}
-    void line(const std::string& text) override {
-      to_.out += text;
-      to_.out += '\n';
-      listener_.flush(to_);  // as it happens: an upgrade's steps are seen while it runs
-    }
-    void follow(std::unique_ptr<reply_stream> stream) override { to_.stream = std::move(stream); }
+    buffered_reply(control_listener& listener, const session_ptr& to) : listener_(listener), to_(to) {}
+    void line(const std::string& text) override { listener_.write_line(to_, text); }
+    void follow(std::unique_ptr<reply_stream> stream) override { to_->stream = std::move(stream); }
 
    private:
     control_listener& listener_;
-    connection& to_;
+    const session_ptr& to_;
   };
 
-  control_listener(std::string path, listener_limits limits, handler handle, logger log)
-      : path_(std::move(path)), limits_(std::move(limits)), handle_(std::move(handle)), log_(std::move(log)) {}
+  control_listener(std::string path, std::string name, listener_limits limits, handler handle, logger log)
+      : path_(std::move(path)),
+        name_(std::move(name)),
+        limits_(std::move(limits)),
+        handle_(std::move(handle)),
+        log_(std::move(log)) {}
 
-  result<void> listen() {
-    auto failed = [&](const char* what) {
-      return error{errc::bad_control, fmt::format("control socket {}: {}: {}", path_, what, std::strerror(errno))};
+  result<void> listen(int directory) {
+    auto failed = [&](const char* what, int number) {
+      return error{errc::bad_control, fmt::format("control socket {}: {}: {}", path_, what, std::strerror(number))};
     };
-    wake_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (wake_ < 0) return failed("eventfd");
-    socket_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (socket_ < 0) return failed("socket");
-    sockaddr_un address{};
-    address.sun_family = AF_UNIX;
-    std::memcpy(address.sun_path, path_.c_str(), path_.size() + 1);
+    directory_ = ::fcntl(directory, F_DUPFD_CLOEXEC, 0);
+    if (directory_ < 0) return failed("dup", errno);
     struct stat seen {};
-    if (::lstat(path_.c_str(), &seen) == 0) {  // this pid's, from a program that ran before with it
+    if (::fstatat(directory_, name_.c_str(), &seen, AT_SYMLINK_NOFOLLOW) == 0) {  // from a program that had this pid
       if (!S_ISSOCK(seen.st_mode) || seen.st_uid != ::geteuid())
         return error{errc::bad_control, path_ + " exists and is not a socket of this user's: refused"};
-      ::unlink(path_.c_str());
+      ::unlinkat(directory_, name_.c_str(), 0);
     }
-    if (::bind(socket_, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
-      const int bound = errno;
-      ::close(std::exchange(socket_, -1));
-      errno = bound;
-      return failed("bind");
-    }
+    // Bound through the opened directory: no path is resolved again between its check and here.
+    const std::string through = fmt::format("/proc/self/fd/{}/{}", directory_, name_);
+    if (through.size() >= sizeof(sockaddr_un{}.sun_path))
+      return error{errc::bad_control, path_ + ": the program's name is too long for a socket address"};
+    boost::system::error_code failure;
+    acceptor_.open(boost::asio::local::stream_protocol(), failure);
+    if (!failure) acceptor_.bind(boost::asio::local::stream_protocol::endpoint(through), failure);
+    if (failure) return error{errc::bad_control, fmt::format("control socket {}: bind: {}", path_, failure.message())};
+    bound_ = true;
     // Others are kept out by the directory, or, when some are allowed, by the peer check.
-    if (::chmod(path_.c_str(), limits_.allowed_uids.empty() ? 0600 : 0666) != 0 || ::listen(socket_, 64) != 0) {
-      const auto why = failed("listen");
-      ::close(std::exchange(socket_, -1));
-      ::unlink(path_.c_str());
-      return why;
-    }
+    const bool shared = !limits_.operator_uids.empty() || !limits_.viewer_uids.empty();
+    if (::fchmodat(directory_, name_.c_str(), shared ? 0666 : 0600, 0) != 0) return failed("chmod", errno);
+    acceptor_.listen(64, failure);
+    if (failure)
+      return error{errc::bad_control, fmt::format("control socket {}: listen: {}", path_, failure.message())};
     return {};
   }
 
+  /// The listener's thread: no exception leaves it (one from a handler is logged, and serving
+  /// goes on).
   void loop() {
-    std::vector<pollfd> watched;
     for (;;) {
-      watched.clear();
-      watched.push_back({wake_, POLLIN, 0});
-      watched.push_back({socket_, POLLIN, 0});
-      auto next_deadline = clock::time_point::max();
-      for (const auto& one : connections_) {
-        // A connection whose reply streams reads nothing until it ends: its input waits in the socket.
-        short events = one.closing || one.ended || one.stream ? 0 : POLLIN;
-        if (!one.out.empty()) events |= POLLOUT;
-        watched.push_back({one.fd, events, 0});
-        next_deadline =
-            std::min(next_deadline, one.stream ? clock::now() + std::chrono::milliseconds(20) : one.deadline);
-      }
-      int wait_ms = -1;
-      if (next_deadline != clock::time_point::max()) {
-        const auto left = std::chrono::ceil<std::chrono::milliseconds>(next_deadline - clock::now()).count();
-        wait_ms = static_cast<int>(std::clamp<long long>(left, 0, 60'000));
-      }
-      if (::poll(watched.data(), watched.size(), wait_ms) < 0 && errno != EINTR) return;
-      if (watched[0].revents) return;  // stopping
-      const auto now = clock::now();
-      // Connections first (by index: accepting below appends), then the new ones.
-      for (std::size_t i = 0; i < connections_.size(); ++i) {
-        connection& one = connections_[i];
-        const short happened = watched[i + 2].revents;
-        if (happened & POLLOUT) flush(one);
-        if (one.stream && (happened & (POLLHUP | POLLERR))) drop(one);  // gone: its stream stops
-        if ((happened & (POLLIN | POLLHUP | POLLERR)) && one.fd >= 0 && !one.closing && !one.stream) receive(one);
-        if (one.fd >= 0 && one.stream) {
-          buffered_reply reply(*this, one);
-          if (!one.stream->pump(reply)) {
-            one.stream.reset();
-            run_lines(one);
-          }
-          if (one.stream && one.out.empty()) one.deadline = clock::now() + limits_.deadline;  // waiting on us
-        }
-        if (one.fd >= 0 && one.deadline <= now) {
-          if (!one.in.empty() || !one.out.empty())
-            log_(fmt::format("control: uid {} cut off: {} ms without a request line or taking its reply", one.uid,
-                             limits_.deadline.count()));
-          drop(one);
-        }
-        if (one.fd >= 0 && one.closing && one.out.empty()) drop(one);
-      }
-      std::erase_if(connections_, [](const connection& one) { return one.fd < 0; });
-      if (watched[1].revents & POLLIN) accept_all(now);
-    }
-  }
-
-  void accept_all(clock::time_point now) {
-    for (;;) {
-      const int fd = ::accept4(socket_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-      if (fd < 0) return;  // EAGAIN, or out of descriptors: the others are served meanwhile
-      ucred peer{};
-      socklen_t size = sizeof peer;
-      if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &size) != 0 || !allowed(peer.uid)) {
-        log_(fmt::format("control: refused a connection from uid {} (pid {})", peer.uid, peer.pid));
-        ::close(fd);
-        continue;
-      }
-      if (connections_.size() >= limits_.max_connections) {
-        const std::string busy =
-            reply_line(false, {},
-                       error{errc::bad_control, fmt::format("busy: {} connections already", limits_.max_connections)}) +
-            "\n";
-        [[maybe_unused]] const auto sent = ::send(fd, busy.data(), busy.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-        ::close(fd);
-        continue;
-      }
-      connections_.push_back({fd, peer.uid, {}, {}, now + limits_.deadline});
-    }
-  }
-
-  bool allowed(uid_t uid) const {
-    if (uid == ::geteuid() || uid == 0) return true;
-    for (uid_t one : limits_.allowed_uids)
-      if (one == uid) return true;
-    return false;
-  }
-
-  /// Reads what came; runs each complete line.
-  void receive(connection& one) {
-    char chunk[16384];
-    for (;;) {
-      const ssize_t got = ::recv(one.fd, chunk, sizeof chunk, MSG_DONTWAIT);
-      if (got < 0 && (errno == EAGAIN || errno == EINTR)) break;
-      if (got <= 0) {  // the client is done sending (or gone)
-        one.ended = true;
-        break;
-      }
-      one.in.append(chunk, static_cast<std::size_t>(got));
-      run_lines(one);
-      if (one.fd < 0 || one.closing || one.stream) return;
-    }
-    run_lines(one);
-  }
-
-  /// Runs each complete line, until one's reply streams. A line over the limit, or an end of
-  /// input with a line unfinished, is answered with an error and the connection closed.
-  void run_lines(connection& one) {
-    std::size_t end;
-    while (one.fd >= 0 && !one.closing && !one.stream && (end = one.in.find('\n')) != std::string::npos) {
-      if (end > limits_.max_request) break;
-      const std::string line = one.in.substr(0, end);
-      one.in.erase(0, end + 1);
-      buffered_reply reply(*this, one);
-      handle_(line, reply);
-      one.deadline = clock::now() + limits_.deadline;
-    }
-    if (one.fd < 0 || one.closing || one.stream) return;
-    if (const auto first = one.in.find('\n');
-        (first == std::string::npos ? one.in.size() : first) > limits_.max_request)
-      return refuse(one, fmt::format("a request line is at most {} bytes", limits_.max_request));
-    if (one.ended) {
-      if (!one.in.empty()) return refuse(one, "the request line has no end");
-      one.closing = true;
-    }
-  }
-
-  void refuse(connection& one, const std::string& why) {
-    buffered_reply reply(*this, one);
-    reply.line(reply_line(false, {}, error{errc::bad_request, why}));
-    one.in.clear();
-    one.closing = true;
-  }
-
-  /// Writes as much of `one.out` as the socket takes now; cuts off a client that lets too much
-  /// wait.
-  void flush(connection& one) {
-    while (one.fd >= 0 && !one.out.empty()) {
-      const ssize_t sent = ::send(one.fd, one.out.data(), one.out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-      if (sent < 0 && errno == EINTR) continue;
-      if (sent < 0 && errno == EAGAIN) break;
-      if (sent <= 0) {
-        drop(one);
+      try {
+        io_.run();
         return;
+      } catch (const std::exception& thrown) {
+        log_quietly(fmt::format("control: {} (the listener serves on)", thrown.what()));
+      } catch (...) {
+        log_quietly("control: an unknown exception (the listener serves on)");
       }
-      one.out.erase(0, static_cast<std::size_t>(sent));
-      one.deadline = clock::now() + limits_.deadline;
     }
-    if (one.out.size() > limits_.max_pending) {
-      log_(fmt::format("control: uid {} cut off: {} bytes of replies not read", one.uid, one.out.size()));
+  }
+
+  /// Every line the listener's thread logs: a logger that throws (standard error closed, say)
+  /// loses the line, never a connection or the accepting.
+  void log_quietly(const std::string& line) noexcept {
+    try {
+      log_(line);
+    } catch (...) {
+    }
+  }
+
+  // -- accepting --
+
+  void accept() {
+    acceptor_.async_accept([this](const error_code& failed, socket_type connected) {
+      if (failed == boost::asio::error::operation_aborted) return;  // stopping
+      if (failed) return back_off(failed);
+      backoff_ms_ = 0;
+      accept();  // first: whatever admitting this one does, the next are accepted
+      admit(std::move(connected));
+    });
+  }
+
+  /// Out of descriptors (or memory): the connection waits in the backlog while the listener
+  /// waits, a little longer each time, instead of being told of it again at once.
+  void back_off(const error_code& failed) {
+    backoff_ms_ = std::clamp(backoff_ms_ * 2, 50, 1000);
+    log_quietly(
+        fmt::format("control: cannot accept a connection ({}): trying again in {} ms", failed.message(), backoff_ms_));
+    backoff_.expires_after(std::chrono::milliseconds(backoff_ms_));
+    backoff_.async_wait([this](const error_code& cancelled) {
+      if (!cancelled) accept();
+    });
+  }
+
+  void admit(socket_type connected) {
+    ucred peer{};
+    socklen_t size = sizeof peer;
+    if (::getsockopt(connected.native_handle(), SOL_SOCKET, SO_PEERCRED, &peer, &size) != 0) return;
+    const auto access = access_of(peer.uid);
+    if (!access) return refused(peer);
+    const bool owner = peer.uid == ::geteuid() || peer.uid == 0;
+    if (sessions_.size() >= (owner ? limits_.max_connections : std::max<std::size_t>(limits_.max_connections, 1) - 1)) {
+      const std::string busy =
+          reply_line(false, {},
+                     error{errc::bad_control, fmt::format("busy: {} connections already", sessions_.size())}) +
+          "\n";
+      [[maybe_unused]] const auto sent =
+          ::send(connected.native_handle(), busy.data(), busy.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      return;  // closed as `connected` goes
+    }
+    error_code ignored;
+    connected.non_blocking(true, ignored);
+    auto made = std::make_shared<session>(std::move(connected), control_peer{peer.uid, peer.pid, *access});
+    sessions_.push_back(made);
+    arm_deadline(made);
+    read(made);
+  }
+
+  std::optional<access_level> access_of(uid_t uid) const {
+    const auto listed = [](const std::vector<uid_t>& uids, uid_t one) {
+      return std::find(uids.begin(), uids.end(), one) != uids.end();
+    };
+    if (uid == ::geteuid() || uid == 0 || listed(limits_.operator_uids, uid)) return access_level::operate;
+    if (listed(limits_.viewer_uids, uid)) return access_level::view;
+    return std::nullopt;
+  }
+
+  /// A refused connection: the first of a uid is logged, then a count a second while they go on.
+  void refused(const ucred& peer) {
+    const auto [counted, first] = refusals_.try_emplace(peer.uid, 0);
+    if (!first) {
+      ++counted->second;
+      return;
+    }
+    log_quietly(fmt::format("control: refused a connection from uid {} (pid {}): not allowed", peer.uid, peer.pid));
+    if (refusals_.size() == 1) count_refusals();
+  }
+
+  void count_refusals() {
+    refusals_timer_.expires_after(std::chrono::seconds(1));
+    refusals_timer_.async_wait([this](const error_code& cancelled) {
+      if (cancelled) return;
+      for (auto counted = refusals_.begin(); counted != refusals_.end();)
+        if (counted->second == 0) {
+          counted = refusals_.erase(counted);  // quiet for a second: its next refusal is logged again
+        } else {
+          log_quietly(fmt::format("control: refused {} more connections from uid {} in the last second",
+                                  counted->second, counted->first));
+          (counted++)->second = 0;
+        }
+      if (!refusals_.empty()) count_refusals();
+    });
+  }
+
+  // -- requests --
+
+  void read(const session_ptr& one) {
+    if (one->gone || one->reading || one->stream || one->ended || one->closing) return;
+    one->reading = true;
+    one->socket.async_read_some(boost::asio::buffer(one->chunk),
+                                [this, one](const error_code& failed, std::size_t got) { received(one, failed, got); });
+  }
+
+  void received(const session_ptr& one, const error_code& failed, std::size_t got) {
+    one->reading = false;
+    if (one->gone) return;
+    if (failed && failed != boost::asio::error::eof) return drop(one);
+    if (failed)
+      one->ended = true;  // the client is done sending: what it sent is still answered
+    else
+      one->in.append(one->chunk.data(), got);  // (the deadline is for a whole line: a piece does not renew it)
+    serve(one);
+  }
+
+  /// Runs the connection's next complete line, if any, and comes back for the one after on a
+  /// later turn (other connections are served meanwhile); reads more when no line is complete.
+  /// A line over the limit, or an end of input with a line unfinished, is answered with an error
+  /// and the connection closed.
+  void serve(const session_ptr& one) {
+    if (one->gone || one->closing || one->stream) return;
+    const auto end = one->in.find('\n');
+    if ((end == std::string::npos ? one->in.size() : end) > limits_.max_request)
+      return refuse(one, fmt::format("a request line is at most {} bytes", limits_.max_request));
+    if (end == std::string::npos) {
+      if (!one->ended) return read(one);
+      if (!one->in.empty()) return refuse(one, "the request line has no end");
+      return close_when_written(one);
+    }
+    const std::string line = one->in.substr(0, end);
+    one->in.erase(0, end + 1);
+    run(one, line);
+    if (one->gone) {
+      one->stream.reset();  // a stream its handler made for a connection that went meanwhile
+      return;
+    }
+    arm_deadline(one);
+    if (one->stream) return start_stream(one);
+    boost::asio::post(io_, [this, one] { serve(one); });
+  }
+
+  /// The handler, which may throw: its exception is the request's error reply.
+  void run(const session_ptr& one, const std::string& line) {
+    buffered_reply reply(*this, one);
+    std::string failure;
+    try {
+      handle_(line, one->peer, reply);
+      return;
+    } catch (const std::exception& thrown) {
+      failure = thrown.what();
+    } catch (...) {
+      failure = "an unknown exception";
+    }
+    one->stream.reset();
+    reply.line(reply_line(false, nullptr,
+                          error{errc::request_failed, "the request failed in the program (" + failure +
+                                                          "); nothing it had not done yet was done"}));
+  }
+
+  void refuse(const session_ptr& one, const std::string& why) {
+    write_line(one, reply_line(false, {}, error{errc::bad_request, why}));
+    one->in.clear();
+    close_when_written(one);
+  }
+
+  void close_when_written(const session_ptr& one) {
+    one->closing = true;
+    if (one->out.empty()) drop(one);
+  }
+
+  // -- replies --
+
+  void write_line(const session_ptr& one, const std::string& text) {
+    if (one->gone) return;
+    one->out += text;
+    one->out += '\n';
+    flush(one);  // as it happens: an upgrade's steps are seen while it runs
+  }
+
+  /// Writes as much of the reply as the socket takes now, and waits for room for the rest; cuts
+  /// off a client that lets too much wait. Never destroys the connection's stream.
+  void flush(const session_ptr& one) {
+    while (!one->gone && !one->out.empty()) {
+      error_code failed;
+      const std::size_t sent = one->socket.write_some(boost::asio::buffer(one->out), failed);
+      if (failed == boost::asio::error::would_block || failed == boost::asio::error::try_again) break;
+      if (failed || sent == 0) return drop(one);
+      one->out.erase(0, sent);
+      arm_deadline(one);
+    }
+    if (one->out.size() > limits_.max_pending) {
+      const std::size_t unread = one->out.size();
       drop(one);
+      return log_quietly(fmt::format("control: uid {} cut off: {} bytes of replies not read", one->peer.uid, unread));
     }
+    if (one->out.empty()) {
+      if (one->closing) drop(one);
+      return;
+    }
+    if (one->waiting_to_write) return;
+    one->waiting_to_write = true;
+    one->socket.async_wait(socket_type::wait_write, [this, one](const error_code&) {
+      one->waiting_to_write = false;
+      flush(one);
+    });
   }
 
-  void drop(connection& one) {
-    if (one.fd < 0) return;
-    ::close(one.fd);
-    one.fd = -1;
-    one.out.clear();
-    one.in.clear();
-    one.stream.reset();
+  // -- streams --
+
+  void start_stream(const session_ptr& one) {
+    std::size_t held = 0;
+    for (const auto& other : sessions_) held += other != one && other->stream && other->peer.uid == one->peer.uid;
+    if (held >= limits_.max_streams_per_uid) {
+      one->stream.reset();
+      write_line(one, reply_line(false, nullptr,
+                                 error{errc::bad_request,
+                                       fmt::format("uid {} holds {} streaming replies already (trace, watch): end one",
+                                                   one->peer.uid, held)}));
+      return boost::asio::post(io_, [this, one] { serve(one); });
+    }
+    pump(one);
   }
 
-  std::string path_;
+  void pump(const session_ptr& one) {
+    if (!one->gone && hung_up(one)) drop(one);  // a client that went: its stream stops
+    if (one->gone) {
+      one->stream.reset();
+      return;
+    }
+    bool more = false;
+    one->pumping = true;
+    try {
+      buffered_reply reply(*this, one);
+      more = one->stream->pump(reply);
+    } catch (const std::exception& thrown) {
+      write_line(one, reply_line(false, nullptr, error{errc::request_failed, thrown.what()}));
+    } catch (...) {
+      write_line(one, reply_line(false, nullptr, error{errc::request_failed, "an unknown exception"}));
+    }
+    one->pumping = false;
+    if (one->gone || !more) {
+      one->stream.reset();
+      if (!one->gone) boost::asio::post(io_, [this, one] { serve(one); });
+      return;
+    }
+    if (one->out.empty()) arm_deadline(one);  // waiting on the program, not on the client
+    one->pump_timer.expires_after(std::chrono::milliseconds(20));
+    one->pump_timer.async_wait([this, one](const error_code& cancelled) {
+      if (!cancelled) pump(one);
+    });
+  }
+
+  /// Whether the client closed its end (its input is not read while a stream runs).
+  static bool hung_up(const session_ptr& one) {
+    pollfd probe{one->socket.native_handle(), 0, 0};
+    return ::poll(&probe, 1, 0) > 0 && (probe.revents & (POLLHUP | POLLERR));
+  }
+
+  // -- ending --
+
+  void arm_deadline(const session_ptr& one) {
+    one->deadline.expires_after(limits_.deadline);
+    one->deadline.async_wait([this, weak = std::weak_ptr<session>(one)](const error_code& cancelled) {
+      const auto one = weak.lock();
+      if (cancelled || !one || one->gone) return;
+      if (one->stream && one->out.empty()) return arm_deadline(one);
+      const bool begun = !one->in.empty() || !one->out.empty();
+      drop(one);
+      if (begun)
+        log_quietly(fmt::format("control: uid {} cut off: {} ms without a request line or taking its reply",
+                                one->peer.uid, limits_.deadline.count()));
+    });
+  }
+
+  /// Closes the connection; what runs for it sees `gone` and stops. Its stream goes now, unless
+  /// it is the one writing (then as its pump returns).
+  void drop(session_ptr one) {
+    if (one->gone) return;
+    one->gone = true;
+    error_code ignored;
+    one->socket.close(ignored);
+    one->deadline.cancel();
+    one->pump_timer.cancel();
+    one->in.clear();
+    one->out.clear();
+    std::erase(sessions_, one);
+    if (!one->pumping) one->stream.reset();
+  }
+
+  std::string path_, name_;
   listener_limits limits_;
   handler handle_;
   logger log_;
-  int socket_ = -1;
-  int wake_ = -1;
-  std::vector<connection> connections_;
+  int directory_ = -1;
+  bool bound_ = false;
+  boost::asio::io_context io_{1};
+  boost::asio::local::stream_protocol::acceptor acceptor_{io_};
+  boost::asio::steady_timer backoff_{io_}, refusals_timer_{io_};
+  int backoff_ms_ = 0;
+  std::map<uid_t, std::size_t> refusals_;  // uid -> refused since its last line
+  std::vector<session_ptr> sessions_;
   thread thread_;
 };
 
@@ -583,8 +779,8 @@ class control_listener {
 // watched server feeds its log (a bounded ring of its last events, Erlang's sys:log) and the
 // traces streaming its messages (each rate-limited, so that tracing a busy server cannot flood
 // the server, the program or the client). A program's own sys::trace hook on the same server is
-// replaced while the server is watched. (A template on the server handle, given the hook's
-// setter: detail headers include no public one.)
+// replaced while the server is watched, and put back when the watch ends. (A template on the
+// server handle, given the hook's setter: detail headers include no public one.)
 
 #include <chrono>
 #include <cstdint>
@@ -621,14 +817,16 @@ inline std::string to_event_text(const watched_event& event, std::chrono::steady
                      event.way == trace_event::in ? "in" : "out", event.message);
 }
 
-/// `Server` is hotswap::any_server; `set_trace(server, hook, timeout)` is sys::trace.
+/// `Server` is hotswap::any_server; `set_trace(server, hook, timeout)` is sys::trace (of a
+/// trace_hook: it returns the hook it replaced).
 template <class Server>
 class server_watches {
  public:
   using clock = std::chrono::steady_clock;
   using any_server = Server;
-  using hook_type = std::function<void(const trace_event&)>;
-  using trace_setter = std::function<result<void>(const Server&, hook_type, std::chrono::nanoseconds)>;
+  /// sys::replace_trace: `change` runs on the server with its hook, and returns the hook to put in place.
+  using trace_setter = std::function<result<void>(const Server&, std::function<trace_hook(trace_hook)> change,
+                                                  std::chrono::nanoseconds)>;
 
   /// `log_size` events kept a server; at most `trace_rate` events a second sent by a trace.
   server_watches(std::size_t log_size, std::size_t trace_rate, trace_setter set_trace)
@@ -703,6 +901,26 @@ class server_watches {
     bool logging = false;
     std::deque<watched_event> ring;
     std::vector<std::shared_ptr<trace_queue>> traces;
+    trace_hook replaced;  // the program's own, put back when the watch ends
+  };
+
+  /// The hook on a watched server, on the server's thread with each message: kept as short as a
+  /// lock and a copy of a name. (The watch holds the server: the hook, which the server holds,
+  /// must not hold the watch.)
+  struct watch_hook {
+    std::weak_ptr<watch> weak;
+    std::size_t log_size;
+    void operator()(const trace_event& event) const {
+      const auto made = weak.lock();
+      if (!made) return;
+      watched_event seen{clock::now(), event.way, std::string(event.message)};
+      const std::lock_guard hold(made->lock);
+      if (made->logging) {
+        if (made->ring.size() == log_size) made->ring.pop_front();
+        made->ring.push_back(seen);
+      }
+      for (const auto& one : made->traces) one->take(seen);
+    }
   };
 
   class trace_stream final : public reply_stream {
@@ -756,21 +974,15 @@ class server_watches {
     if (auto found = find(server)) return found;
     auto made = std::make_shared<watch>();
     made->server = server;
-    const std::size_t log_size = log_size_;
-    // On the server's thread, with each message: kept as short as a lock and a copy of a name.
-    // (The watch holds the server: the hook, which the server holds, must not hold the watch.)
-    auto hook = [weak = std::weak_ptr<watch>(made), log_size](const trace_event& event) {
-      const auto made = weak.lock();
-      if (!made) return;
-      watched_event seen{clock::now(), event.way, std::string(event.message)};
-      const std::lock_guard hold(made->lock);
-      if (made->logging) {
-        if (made->ring.size() == log_size) made->ring.pop_front();
-        made->ring.push_back(seen);
-      }
-      for (const auto& one : made->traces) one->take(seen);
-    };
-    if (auto hooked = set_trace_(server, std::move(hook), timeout); !hooked) return hooked.error();
+    auto hooked = set_trace_(
+        server,
+        [made, log_size = log_size_](trace_hook replaced) {
+          const std::lock_guard hold(made->lock);
+          made->replaced = std::move(replaced);
+          return trace_hook{nullptr, watch_hook{made, log_size}};
+        },
+        timeout);
+    if (!hooked) return hooked.error();
     watches_.emplace(server.id(), made);
     return made;
   }
@@ -791,7 +1003,15 @@ class server_watches {
       const std::lock_guard hold((*watch)->lock);
       if ((*watch)->logging || !(*watch)->traces.empty()) return;
     }
-    if (server.alive()) (void)set_trace_(server, {}, timeout);
+    if (server.alive())
+      (void)set_trace_(
+          server,
+          [watched = *watch](trace_hook current) {
+            if (!current.call.template target<watch_hook>()) return current;  // the program set its own meanwhile
+            const std::lock_guard hold(watched->lock);
+            return std::move(watched->replaced);
+          },
+          timeout);
     watches_.erase(server.id());
   }
 
@@ -803,9 +1023,11 @@ class server_watches {
 }  // namespace hotswap::detail
 // ---- hotswap/detail/control/socket_place.hpp ----
 // Where a program's control socket lives: a directory only its user can enter, made if missing,
-// refused if it is anyone else's or open to others (a path another user prepared is never
-// reused); the socket is <program>.<pid>.sock in it.
+// refused if it is anyone else's or open to others, or if a directory above it is (a path another
+// user prepared is never reused); the socket is <program>.<pid>.sock in it. hotswapctl checks the
+// same before it believes a socket.
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -814,6 +1036,8 @@ class server_watches {
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -830,26 +1054,151 @@ inline std::string default_socket_directory() {
   return "/tmp/hotswap-" + std::to_string(::geteuid());
 }
 
-/// Makes `directory` (mode 0700) if it is missing; refuses it unless it is a directory (not a
-/// link to one), this user's, and closed to others but for passing through it (mode 0711). A
-/// socket `shared` with other users (control_options::allowed_uids) needs that passage: the
-/// directory is then made 0711, and the socket's peer check is the gate.
-inline result<void> own_socket_directory(const std::string& directory, bool shared = false) {
-  if (::mkdir(directory.c_str(), 0700) != 0 && errno != EEXIST)
-    return error{errc::bad_control, "cannot make " + directory + ": " + std::strerror(errno)};
+/// A socket directory, opened once checked: what is made in it is made relative to `fd()`, so a
+/// directory renamed or replaced after the check is not the one used.
+class socket_directory {
+ public:
+  socket_directory(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+  socket_directory(socket_directory&& other) noexcept
+      : fd_(std::exchange(other.fd_, -1)), path_(std::move(other.path_)) {}
+  socket_directory& operator=(socket_directory&& other) noexcept {
+    std::swap(fd_, other.fd_);
+    std::swap(path_, other.path_);
+    return *this;
+  }
+  socket_directory(const socket_directory&) = delete;
+  socket_directory& operator=(const socket_directory&) = delete;
+  ~socket_directory() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+  int fd() const { return fd_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  int fd_;
+  std::string path_;
+};
+
+namespace socket_place {
+
+/// Whether `uid` may own a socket directory, or one above it: this user, root (when in
+/// `others`, or above), or one of `others`.
+inline bool trusted(uid_t uid, const std::vector<uid_t>& others, bool above) {
+  if (uid == ::geteuid() || (above && uid == 0)) return true;
+  for (uid_t one : others)
+    if (uid == one) return true;
+  return false;
+}
+
+/// Why the directory `shown`, above `directory`, makes it unsafe (empty: it is safe): the rules of
+/// module paths (unsafe_because in modules/module_file.hpp), with `others` trusted too.
+inline std::string unsafe_above(const struct stat& info, const std::string& shown, const std::string& directory,
+                                const std::vector<uid_t>& others) {
+  if (!trusted(info.st_uid, others, true))
+    return fmt::format("{}, above {}, belongs to uid {}: refused", shown, directory, info.st_uid);
+  if ((info.st_mode & (S_IWGRP | S_IWOTH)) && !(S_ISDIR(info.st_mode) && (info.st_mode & S_ISVTX)))
+    return fmt::format("{}, above {}, is writable by {} (mode {:03o}): refused", shown, directory,
+                       (info.st_mode & S_IWOTH) ? "every user" : "its group", info.st_mode & 07777);
+  return {};
+}
+
+/// Checks every directory above `directory`, up to /: as the path says (a link on the way must be a
+/// trusted user's: one in a sticky directory could be anyone's) and as it resolves.
+inline result<void> check_above(const std::string& directory, const std::vector<uid_t>& others) {
+  std::string given = absolute(directory);
+  while (given.size() > 1 && given.back() == '/') given.pop_back();
+  const std::string parent = given.substr(0, given.rfind('/'));
+  char* resolved = ::realpath(parent.empty() ? "/" : parent.c_str(), nullptr);
+  if (!resolved) return error{errc::bad_control, fmt::format("cannot read {}: {}", parent, std::strerror(errno))};
+  const std::string real(resolved);
+  std::free(resolved);
+  for (std::string dir : {parent, real}) {
+    while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+    for (;;) {
+      const std::string shown = dir.empty() ? "/" : dir;
+      struct stat info {};
+      if (::lstat(shown.c_str(), &info) != 0)
+        return error{errc::bad_control, fmt::format("cannot read {}: {}", shown, std::strerror(errno))};
+      if (S_ISLNK(info.st_mode)) {
+        if (!trusted(info.st_uid, others, true))
+          return error{errc::bad_control,
+                       fmt::format("{}, above {}, is a link of uid {}: refused", shown, directory, info.st_uid)};
+        if (::stat(shown.c_str(), &info) != 0)
+          return error{errc::bad_control, fmt::format("cannot read {}: {}", shown, std::strerror(errno))};
+      }
+      if (std::string why = unsafe_above(info, shown, directory, others); !why.empty())
+        return error{errc::bad_control, std::move(why)};
+      if (dir.empty()) break;
+      dir.erase(dir.rfind('/'));
+    }
+  }
+  return {};
+}
+
+/// Checks the opened directory `fd`: a directory, of this user or one of `others`, closed to
+/// others but for passing through it (mode 0711).
+inline result<void> check_opened(int fd, const std::string& directory, const std::vector<uid_t>& others) {
   struct stat seen {};
-  if (::lstat(directory.c_str(), &seen) != 0)
+  if (::fstat(fd, &seen) != 0)
     return error{errc::bad_control, "cannot read " + directory + ": " + std::strerror(errno)};
   if (!S_ISDIR(seen.st_mode)) return error{errc::bad_control, directory + " is not a directory: refused"};
-  if (seen.st_uid != ::geteuid())
-    return error{errc::bad_control, directory + " belongs to uid " + std::to_string(seen.st_uid) + ", not to uid " +
-                                        std::to_string(::geteuid()) + ": refused"};
+  if (!trusted(seen.st_uid, others, false)) {
+    std::string owners = std::to_string(::geteuid());
+    for (uid_t one : others)
+      if (one != ::geteuid()) owners += " nor " + std::to_string(one);
+    return error{errc::bad_control,
+                 fmt::format("{} belongs to uid {}, not to uid {}: refused", directory, seen.st_uid, owners)};
+  }
   if ((seen.st_mode & 066) != 0)
     return error{errc::bad_control,
                  fmt::format("{} is open to other users (mode {:03o}): refused", directory, seen.st_mode & 0777)};
-  if (shared && (seen.st_mode & 011) != 011 && ::chmod(directory.c_str(), (seen.st_mode & 0700) | 0711) != 0)
-    return error{errc::bad_control, "cannot open " + directory + " to other users: " + std::strerror(errno)};
   return {};
+}
+
+/// `directory` opened with `flags` (never through a link); errc::no_file if it is missing.
+inline result<int> open_directory(const std::string& directory, int flags) {
+  const int fd = ::open(directory.c_str(), flags | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd >= 0) return fd;
+  if (errno == ENOENT) return error{errc::no_file, directory + ": " + std::strerror(errno)};
+  if (errno == ENOTDIR || errno == ELOOP)
+    return error{errc::bad_control, directory + " is not a directory (a link or a file): refused"};
+  return error{errc::bad_control, "cannot open " + directory + ": " + std::strerror(errno)};
+}
+
+}  // namespace socket_place
+
+/// Checks, making nothing, that `directory` may hold a socket to believe: a directory (not a
+/// link), of this user or one of `others`, closed to others but for passing through it, and every
+/// directory above it owned by root, this user or one of `others`, writable by no one else unless
+/// sticky. errc::no_file if it is missing. (hotswapctl, before it lists or connects.)
+inline result<void> check_socket_directory(const std::string& directory, const std::vector<uid_t>& others = {}) {
+  if (auto above = socket_place::check_above(directory, others); !above) return above.error();
+  // O_PATH: another user's shared directory (mode 0711) can be checked without reading it.
+  auto fd = socket_place::open_directory(directory, O_PATH);
+  if (!fd) return fd.error();
+  auto checked = socket_place::check_opened(*fd, directory, others);
+  ::close(*fd);
+  return checked;
+}
+
+/// Makes `directory` (mode 0700) if it is missing, and opens it once checked as
+/// check_socket_directory does, for this user alone. A socket `shared` with other users
+/// (control_options::operator_uids, viewer_uids) needs passage through it: the directory is then made 0711,
+/// and the socket's peer check is the gate.
+inline result<socket_directory> open_socket_directory(const std::string& directory, bool shared = false) {
+  if (auto above = socket_place::check_above(directory, {}); !above) return above.error();
+  if (::mkdir(directory.c_str(), 0700) != 0 && errno != EEXIST)
+    return error{errc::bad_control, "cannot make " + directory + ": " + std::strerror(errno)};
+  auto fd = socket_place::open_directory(directory, O_RDONLY);
+  if (!fd) return error{errc::bad_control, fd.error().what};
+  socket_directory opened(*fd, directory);
+  if (auto checked = socket_place::check_opened(opened.fd(), directory, {}); !checked) return checked.error();
+  struct stat seen {};
+  if (shared && (::fstat(opened.fd(), &seen) != 0 ||
+                 ((seen.st_mode & 011) != 011 && ::fchmod(opened.fd(), (seen.st_mode & 0700) | 0711) != 0)))
+    return error{errc::bad_control, "cannot open " + directory + " to other users: " + std::strerror(errno)};
+  return opened;
 }
 
 /// `directory`/<program>.<pid>.sock, if a socket address can hold it.
@@ -913,13 +1262,18 @@ struct control_options {
   /// Names the socket, <program>.<pid>.sock (default: the program's name, /proc/self/comm).
   std::string program{};
   /// Where the socket goes (default: $XDG_RUNTIME_DIR/hotswap, else /tmp/hotswap-<uid>): made
-  /// mode 0700 if missing (0711 with allowed_uids), refused if another user's or open to others.
+  /// mode 0700 if missing (0711 with other uids allowed), refused if another user's or open to others.
   std::string directory{};
-  /// Who may connect beside the program's own user and root: checked (SO_PEERCRED) before a
-  /// byte is read; others are refused and logged. (With any, the directory is 0711 and the
-  /// socket 0666, so that they can reach it: the check is then the gate.)
-  std::vector<uid_t> allowed_uids{};
-  std::size_t max_connections = 16;
+  /// Who may connect beside the program's own user and root, and what each may do (checked with
+  /// SO_PEERCRED before a byte is read; others are refused, and logged at most a line a second
+  /// a uid). Viewers run the commands of access_level::view (status, tree, top, releases,
+  /// stats); operators run every command, as the program's own user and root do. (With any,
+  /// the directory is 0711 and the socket 0666, so that they can reach it: the check is then
+  /// the gate.) An operator can make the program load code: grant it as the program's account.
+  std::vector<uid_t> operator_uids{};
+  std::vector<uid_t> viewer_uids{};
+  std::size_t max_connections = 16;           ///< the last one kept for the program's own user and root
+  std::size_t max_streams_per_uid = 4;        ///< replies that stream (trace, watch) open at once, a uid
   std::size_t max_request = 64 * 1024;        ///< bytes of one request line
   std::size_t max_pending = 4 * 1024 * 1024;  ///< bytes of replies a client leaves unread: then cut off
   /// To send a request line, and to take each reply: a client slower than that is cut off.
@@ -1221,12 +1575,20 @@ class watch_stream final : public reply_stream {
 
 /// Runs one request line, writing its progress lines and its reply line.
 template <class CodeServer, class ReleaseHandler>
-void run_request(std::string_view line, reply_lines& reply, const std::string& program, CodeServer& code,
-                 ReleaseHandler& releases, server_watches<any_server>& watches, const control_options& limits) {
+void run_request(std::string_view line, const control_peer& peer, reply_lines& reply, const std::string& program,
+                 CodeServer& code, ReleaseHandler& releases, server_watches<any_server>& watches,
+                 const control_options& limits) {
   const std::chrono::nanoseconds timeout = limits.server_timeout;
   auto request = decode_request(line);
   if (!request) return reply.line(reply_line(false, nullptr, request.error()));
   const std::string& command = request->command;
+  if (peer.access == access_level::view &&
+      (find_operator_command(command)->access == access_level::operate || request->timing))
+    return reply.line(reply_line(
+        false, nullptr,
+        error{errc::not_permitted,
+              fmt::format("uid {} may view, not operate: {}{} needs an operator (control_options::operator_uids)",
+                          peer.uid, command, request->timing ? " --timing" : "")}));
   upgrade_options options;
   options.progress = [&](upgrade_stage stage, const std::string& told) {
     reply.line(json{{"event", "progress"}, {"stage", std::string(to_string(stage))}, {"line", told}}.dump(
@@ -1326,21 +1688,25 @@ result<control_socket> open_control(CodeServer& code, basic_release_handler<Code
                                     control_options options = {}) {
   const std::string program = options.program.empty() ? detail::program_name() : options.program;
   const std::string directory = options.directory.empty() ? detail::default_socket_directory() : options.directory;
-  if (auto owned = detail::own_socket_directory(directory, !options.allowed_uids.empty()); !owned) return owned.error();
+  const bool shared = !options.operator_uids.empty() || !options.viewer_uids.empty();
+  auto opened = detail::open_socket_directory(directory, shared);
+  if (!opened) return opened.error();
   auto path = detail::socket_path(directory, program);
   if (!path) return path.error();
   auto log = options.log ? options.log : [](const std::string& line) { fmt::print(stderr, "{}\n", line); };
   auto watches = std::make_shared<detail::server_watches<any_server>>(
       options.log_size, options.trace_rate,
-      [](const any_server& server, std::function<void(const trace_event&)> hook, std::chrono::nanoseconds timeout) {
-        return sys::trace(server, std::move(hook), timeout);
+      [](const any_server& server, std::function<trace_hook(trace_hook)> change, std::chrono::nanoseconds timeout) {
+        return sys::replace_trace(server, std::move(change), timeout);
       });
-  const detail::listener_limits limits{options.allowed_uids, options.max_connections, options.max_request,
-                                       options.max_pending, options.deadline};
+  const detail::listener_limits limits{
+      options.operator_uids, options.viewer_uids, options.max_connections, options.max_streams_per_uid,
+      options.max_request,   options.max_pending, options.deadline};
   auto listener = detail::control_listener::open(
-      *path, limits,
-      [&code, &releases, program, watches, options](std::string_view line, detail::reply_lines& reply) {
-        detail::run_request(line, reply, program, code, releases, *watches, options);
+      opened->fd(), path->substr(path->rfind('/') + 1), *path, limits,
+      [&code, &releases, program, watches, options](std::string_view line, const detail::control_peer& peer,
+                                                    detail::reply_lines& reply) {
+        detail::run_request(line, peer, reply, program, code, releases, *watches, options);
       },
       std::move(log));
   if (!listener) return listener.error();

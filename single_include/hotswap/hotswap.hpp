@@ -20,9 +20,10 @@
 
 // ---- hotswap/detail/schemas/inspect.hpp ----
 // Printing values as Elixir's inspect does (hotswap/inspect.hpp): structs as %Name{field: value},
-// strings quoted, maps in key order, floats with a fraction.
+// strings quoted and escaped (or as bytes), maps in key order, floats with a fraction.
 
 #include <cstddef>
+#include <cstdint>
 #include <iterator>
 #include <string>
 #include <string_view>
@@ -87,12 +88,14 @@ enum class errc : std::uint8_t {
   torn,                ///< a module file whose bytes do not match its seal: torn, or modified since built
   untrusted,           ///< a module not signed by a key the code server trusts
   // Releases (hotswap/releases.hpp): the running release and every server are left unchanged.
-  bad_release,   ///< a release manifest that cannot be read
-  plan_refused,  ///< a release whose plan does not validate (every reason is given)
-  over_budget,   ///< an upgrade whose pause would exceed its budget: rolled back before resuming
-  no_release,    ///< no release to go back to, or none to make permanent
-  bad_control,   ///< a control socket that cannot be opened safely (its directory, its path)
-  bad_request,   ///< a control request that is not one: malformed, oversized, unknown, of wrong types
+  bad_release,     ///< a release manifest that cannot be read
+  plan_refused,    ///< a release whose plan does not validate (every reason is given)
+  over_budget,     ///< an upgrade whose pause would exceed its budget: rolled back before resuming
+  no_release,      ///< no release to go back to, or none to make permanent
+  bad_control,     ///< a control socket that cannot be opened safely (its directory, its path)
+  bad_request,     ///< a control request that is not one: malformed, oversized, unknown, of wrong types
+  not_permitted,   ///< a control request the peer's role does not grant (a viewer asking to operate)
+  request_failed,  ///< a control request that threw in the program: answered with this, the program serves on
 };
 
 constexpr std::string_view to_string(errc code) noexcept {
@@ -167,6 +170,10 @@ constexpr std::string_view to_string(errc code) noexcept {
       return "bad_control";
     case errc::bad_request:
       return "bad_request";
+    case errc::not_permitted:
+      return "not_permitted";
+    case errc::request_failed:
+      return "request_failed";
   }
   return "unknown";  // not an errc
 }
@@ -354,6 +361,44 @@ struct fmt::formatter<hotswap::result<T>> {
 #else
 #include <memory>
 #endif
+// ---- hotswap/detail/common/utf8.hpp ----
+// Reading UTF-8 one code point at a time, strictly: what inspect prints as a string, and what
+// hotswapctl shows of what a program sent, depend on which bytes are characters.
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace hotswap::detail {
+
+/// The code point whose UTF-8 sequence starts at `text[at]` (at < text.size()), `at` moved past
+/// it; -1, `at` unmoved, when no valid sequence starts there. Valid as Erlang's `<<c::utf8>>`
+/// match takes it: the shortest form, no surrogate, at most U+10FFFF.
+constexpr std::int32_t next_code_point(std::string_view text, std::size_t& at) noexcept {
+  const auto byte = [&](std::size_t i) -> std::uint32_t { return static_cast<unsigned char>(text[i]); };
+  const std::uint32_t first = byte(at);
+  if (first < 0x80) return static_cast<std::int32_t>(text[at++]);
+  std::size_t length = 0;
+  std::uint32_t point = 0, least = 0;
+  if ((first & 0xE0) == 0xC0)
+    length = 2, point = first & 0x1F, least = 0x80;
+  else if ((first & 0xF0) == 0xE0)
+    length = 3, point = first & 0x0F, least = 0x800;
+  else if ((first & 0xF8) == 0xF0)
+    length = 4, point = first & 0x07, least = 0x10000;
+  else
+    return -1;
+  if (text.size() - at < length) return -1;
+  for (std::size_t i = 1; i < length; ++i) {
+    if ((byte(at + i) & 0xC0) != 0x80) return -1;
+    point = point << 6 | (byte(at + i) & 0x3F);
+  }
+  if (point < least || point > 0x10FFFF || (point >= 0xD800 && point <= 0xDFFF)) return -1;
+  at += length;
+  return static_cast<std::int32_t>(point);
+}
+
+}  // namespace hotswap::detail
 // ---- hotswap/detail/reflect/fields.hpp ----
 // Structure reflection: the count, types, names and references of an aggregate's fields.
 //
@@ -1189,28 +1234,83 @@ inline constexpr bool enable_inspect = false;
 
 namespace hotswap::detail {
 
+/// Whether Elixir's String.printable? holds: UTF-8 of printable characters only (\a to \r, \e,
+/// space to DEL, and U+00A0 on but for surrogates, U+FFFE and U+FFFF). Inspect prints a string so
+/// quoted, any other binary as its bytes.
+template <class = void>
+bool elixir_printable(std::string_view text) {
+  for (std::size_t at = 0; at < text.size();) {
+    const std::int32_t c = next_code_point(text, at);
+    if (!((c >= 7 && c <= 13) || c == 27 || (c >= 32 && c <= 127) || (c >= 0xA0 && c <= 0xD7FF) ||
+          (c >= 0xE000 && c <= 0xFFFD) || c >= 0x10000))
+      return false;
+  }
+  return true;
+}
+
+/// A string as Elixir's inspect prints it (Inspect for BitString, Code.Identifier.escape): quoted,
+/// its control characters escaped, when printable; else its bytes, <<104, 105, 0>>. No control
+/// byte is ever written as it is.
 template <class Out>
 Out inspect_string(Out out, std::string_view text) {
+  if (!elixir_printable(text)) {
+    out = write_text(out, "<<");
+    for (std::size_t i = 0; i < text.size(); ++i) {
+      if (i > 0) out = write_text(out, ", ");
+      out = write_text(out, fmt::format("{}", static_cast<unsigned char>(text[i])));
+    }
+    return write_text(out, ">>");
+  }
   *out++ = '"';
-  for (char c : text) {
-    switch (c) {
+  for (std::size_t at = 0; at < text.size();) {
+    const std::size_t start = at;
+    switch (next_code_point(text, at)) {  // a code point: the text is printable
       case '"':
         out = write_text(out, "\\\"");
         break;
       case '\\':
         out = write_text(out, "\\\\");
         break;
+      case '#':  // "#{" escaped: no interpolation when pasted back
+        if (at < text.size() && text[at] == '{') {
+          out = write_text(out, "\\#{");
+          ++at;
+        } else {
+          *out++ = '#';
+        }
+        break;
+      case '\a':
+        out = write_text(out, "\\a");
+        break;
+      case '\b':
+        out = write_text(out, "\\b");
+        break;
+      case 0x7f:
+        out = write_text(out, "\\d");
+        break;
+      case 0x1b:
+        out = write_text(out, "\\e");
+        break;
+      case '\f':
+        out = write_text(out, "\\f");
+        break;
       case '\n':
         out = write_text(out, "\\n");
-        break;
-      case '\t':
-        out = write_text(out, "\\t");
         break;
       case '\r':
         out = write_text(out, "\\r");
         break;
+      case '\t':
+        out = write_text(out, "\\t");
+        break;
+      case '\v':
+        out = write_text(out, "\\v");
+        break;
+      case 0xFEFF:  // a byte order mark, invisible
+        out = write_text(out, "\\uFEFF");
+        break;
       default:
-        *out++ = c;
+        out = write_text(out, text.substr(start, at - start));
     }
   }
   *out++ = '"';
@@ -3140,7 +3240,7 @@ inline constexpr int version_patch = HOTSWAP_VERSION_PATCH;
 // Generated by tools/headers_digest.py from every other header under include/hotswap; do not
 // edit. It enters the ABI fingerprint: a module built from other headers is refused.
 
-#define HOTSWAP_DETAIL_HEADERS_DIGEST "e75051f5f19a89a1"
+#define HOTSWAP_DETAIL_HEADERS_DIGEST "910b23ec2fc44e9c"
 
 #define HOTSWAP_DETAIL_TEXT(x) #x
 #define HOTSWAP_DETAIL_STRING(x) HOTSWAP_DETAIL_TEXT(x)
@@ -3409,8 +3509,11 @@ bool attach_module(const host_link& host, const lease_maker& leases, std::string
 // every copy made and opened relative to it), writing a copy, and closing libraries once their
 // last user has gone. Templates only so that a program that loads no module does not compile them.
 
+#include <dirent.h>
 #include <dlfcn.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -3420,6 +3523,7 @@ bool attach_module(const host_link& host, const lease_maker& leases, std::string
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -3568,9 +3672,40 @@ std::string absolute(const std::string& path) {
   return here.c_str() + std::string("/") + path;
 }
 
+/// Why a symbolic link on `path` (absolute), or on what its links point to, would not be followed
+/// by a kernel with protected_symlinks (no reason: none): a link in a sticky directory others can
+/// write (/tmp) is followed only if it is this user's or the directory owner's; another user
+/// could have planted it there.
+template <class = void>
+std::string planted_link_on(const std::string& path, int depth = 0) {
+  if (depth > 40) return "too many symbolic links on the way";
+  for (std::size_t end = path.find('/', 1);; end = path.find('/', end + 1)) {
+    const std::string prefix = path.substr(0, end);
+    struct stat link {
+    }, directory{};
+    if (::lstat(prefix.c_str(), &link) == 0 && S_ISLNK(link.st_mode)) {
+      const std::string parent = prefix.rfind('/') == 0 ? "/" : prefix.substr(0, prefix.rfind('/'));
+      if (::stat(parent.c_str(), &directory) == 0 && (directory.st_mode & S_ISVTX) && (directory.st_mode & S_IWOTH) &&
+          link.st_uid != ::geteuid() && link.st_uid != directory.st_uid)
+        return "the symbolic link " + prefix + " belongs to uid " + std::to_string(link.st_uid) +
+               ", in the sticky directory " + parent +
+               " others can write: another user could have planted it (protected_symlinks refuses it too)";
+      std::string target(4096, '\0');
+      const ssize_t size = ::readlink(prefix.c_str(), target.data(), target.size());
+      if (size > 0) {
+        target.resize(static_cast<std::size_t>(size));
+        if (!target.starts_with('/')) target = parent + "/" + target;
+        if (std::string why = planted_link_on(target + path.substr(prefix.size()), depth + 1); !why.empty()) return why;
+        return {};  // the rest of the path was checked through the link
+      }
+    }
+    if (end == std::string::npos) return {};
+  }
+}
+
 /// The path with every symbolic link resolved, once every directory on it is safe, and every
 /// directory of the path as given too (a symbolic link in a directory others can write could be
-/// pointed elsewhere before the next load).
+/// pointed elsewhere before the next load), and no link on it planted by another user.
 template <class = void>
 result<std::string> resolve_safe_path(const std::string& path) {
   char* resolved = ::realpath(path.c_str(), nullptr);
@@ -3580,6 +3715,7 @@ result<std::string> resolve_safe_path(const std::string& path) {
   for (const std::string& way : {file, absolute(path)})
     if (error unsafe = unsafe_directory_of(way); !unsafe.what.empty())
       return file_error(unsafe.code, path, unsafe.what);
+  if (std::string why = planted_link_on(absolute(path)); !why.empty()) return file_error(errc::unsafe_path, path, why);
   return file;
 }
 
@@ -3799,6 +3935,11 @@ class library_closer {
     bool unmapped;
   };
   explicit library_closer(std::shared_ptr<const copy_directory> directory) : directory_(std::move(directory)) {}
+  /// The copy `name` was opened: it is removed when its library is closed, or by unlink_all.
+  void opened(const std::string& copy) {
+    const spin_guard hold(lock_);
+    open_.push_back(copy);
+  }
   void add(void* handle, std::string copy) {
     const spin_guard hold(lock_);
     pending_.push_back({handle, std::move(copy)});
@@ -3816,21 +3957,165 @@ class library_closer {
       void* still = ::dlopen(directory_->path_of(copy).c_str(), RTLD_LAZY | RTLD_NOLOAD);
       if (still) ::dlclose(still);
       ::unlinkat(directory_->fd, copy.c_str(), 0);
+      {
+        const spin_guard hold(lock_);
+        if (const auto at = std::find(open_.begin(), open_.end(), copy); at != open_.end()) open_.erase(at);
+      }
       done.push_back({std::move(copy), still == nullptr});
     }
     return done;
+  }
+  /// Removes the copies of the libraries still open (the code server is going): their mappings
+  /// outlive their files, and no copy is left on disk.
+  void unlink_all() {
+    std::vector<std::string> open;
+    {
+      const spin_guard hold(lock_);
+      open.swap(open_);
+    }
+    for (const auto& copy : open) ::unlinkat(directory_->fd, copy.c_str(), 0);
   }
 
  private:
   std::shared_ptr<const copy_directory> directory_;
   spin_lock lock_;
   std::vector<std::pair<void*, std::string>> pending_;
+  std::vector<std::string> open_;  // the copies of libraries open
 };
 
 /// Numbers the private copies of the process's code servers.
 inline std::uint64_t next_copy_number() noexcept {
   static std::atomic<std::uint64_t> copies{0};
   return copies.fetch_add(1, std::memory_order_relaxed);
+}
+
+// -- the directories made under $TMPDIR, and those that dead processes left --
+
+/// Where a code server given no directory makes one: $TMPDIR, else /tmp.
+inline std::string temporary_base() {
+  const char* base = std::getenv("TMPDIR");
+  return base && *base ? base : "/tmp";
+}
+
+/// This process's pid namespace (the inode of /proc/self/ns/pid), which a copy directory's name
+/// records beside the pid: a pid names a process only in its namespace (a container sharing
+/// /tmp has its own).
+inline std::uint64_t pid_namespace() noexcept {
+  struct stat info {};
+  return ::stat("/proc/self/ns/pid", &info) == 0 ? static_cast<std::uint64_t>(info.st_ino) : 0;
+}
+
+inline constexpr std::string_view copy_directory_prefix = "hotswap-modules-";
+
+/// `<pid>-<namespace>-XXXXXX` (what mkdtemp fills in), after the prefix: the pid, if `rest` is
+/// that and the namespace is this process's; else 0.
+inline pid_t copy_directory_pid(std::string_view rest, std::uint64_t namespace_here) noexcept {
+  auto number = [&](std::uint64_t& value) {
+    std::size_t digits = 0;
+    value = 0;
+    while (digits < rest.size() && digits < 19 && rest[digits] >= '0' && rest[digits] <= '9')
+      value = value * 10 + static_cast<std::uint64_t>(rest[digits++] - '0');
+    if (digits == 0 || digits == rest.size() || rest[digits] != '-') return false;
+    rest.remove_prefix(digits + 1);
+    return true;
+  };
+  std::uint64_t pid = 0, space = 0;
+  if (!number(pid) || !number(space) || space != namespace_here || rest.size() != 6 || pid == 0 ||
+      pid > 0x3fffffff)  // the kernel's largest pid
+    return 0;
+  for (const char c : rest)
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))) return 0;
+  return static_cast<pid_t>(pid);
+}
+
+/// Whether `name` is what write_copy names a copy: `<module>-v<vsn>-<n>.so`.
+inline bool looks_like_copy(std::string_view name) noexcept {
+  auto digits_after = [&](std::string_view marker) {
+    const auto at = name.rfind(marker);
+    if (at == std::string_view::npos || at + marker.size() == name.size()) return false;
+    for (const char c : name.substr(at + marker.size()))
+      if (c < '0' || c > '9') return false;
+    name = name.substr(0, at);
+    return true;
+  };
+  if (!name.ends_with(".so")) return false;
+  name.remove_suffix(3);
+  return digits_after("-") && digits_after("-v") && !name.empty();
+}
+
+/// Removes the copy directory `name` in `parent` if it is provably one a code server of this
+/// user made and no process uses: a directory (not a link to one), this user's, mode 0700, whose
+/// lock nobody holds (a code server holds it while its directory is open, and so do the children
+/// it forked: a pid alone proves nothing across hosts sharing the directory, or after a fork),
+/// holding nothing but this user's regular files named as copies. Anything else, and it stays
+/// whole.
+template <class = void>
+bool remove_copy_directory(int parent, const std::string& name) {
+  struct stat seen {};
+  if (::fstatat(parent, name.c_str(), &seen, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(seen.st_mode) ||
+      seen.st_uid != ::geteuid() || (seen.st_mode & 07777) != 0700)
+    return false;
+  const int fd = ::openat(parent, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return false;
+  struct stat opened {};
+  if (::fstat(fd, &opened) != 0 || opened.st_dev != seen.st_dev || opened.st_ino != seen.st_ino ||
+      ::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    ::close(fd);
+    return false;
+  }
+  const std::unique_ptr<DIR, int (*)(DIR*)> listing(::fdopendir(fd), ::closedir);
+  if (!listing) {
+    ::close(fd);
+    return false;
+  }
+  std::vector<std::string> copies;
+  bool ours = true;
+  while (const dirent* one = ::readdir(listing.get())) {
+    const std::string_view file = one->d_name;
+    if (file == "." || file == "..") continue;
+    struct stat info {};
+    if (copies.size() >= 4096 || !looks_like_copy(file) ||
+        ::fstatat(fd, one->d_name, &info, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(info.st_mode) ||
+        info.st_uid != ::geteuid()) {
+      ours = false;
+      break;
+    }
+    copies.emplace_back(file);
+  }
+  if (ours)
+    for (const auto& copy : copies) ::unlinkat(fd, copy.c_str(), 0);
+  return ours && ::unlinkat(parent, name.c_str(), AT_REMOVEDIR) == 0;
+}
+
+/// Removes, under `base`, the copy directories of this user's processes that died without
+/// removing them (killed by a signal: no destructor ran): those named for a pid of this pid
+/// namespace that no process has (kill(pid, 0) fails with ESRCH). A pid in use, by whatever
+/// process, keeps its directory. How many were removed.
+template <class = void>
+std::size_t sweep_dead_copy_directories(const std::string& base) noexcept {
+  try {
+    const std::uint64_t namespace_here = pid_namespace();
+    if (namespace_here == 0) return 0;  // no /proc: no namespace to tell pids apart by
+    const int fd = ::open(base.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    const std::unique_ptr<DIR, int (*)(DIR*)> listing(::fdopendir(fd), ::closedir);
+    if (!listing) {
+      ::close(fd);
+      return 0;
+    }
+    std::vector<std::string> dead;
+    while (const dirent* one = ::readdir(listing.get())) {
+      const std::string_view name = one->d_name;
+      if (!name.starts_with(copy_directory_prefix)) continue;
+      const pid_t pid = copy_directory_pid(name.substr(copy_directory_prefix.size()), namespace_here);
+      if (pid != 0 && pid != ::getpid() && ::kill(pid, 0) != 0 && errno == ESRCH) dead.emplace_back(name);
+    }
+    std::size_t removed = 0;
+    for (const auto& name : dead) removed += remove_copy_directory(fd, name) ? 1 : 0;
+    return removed;
+  } catch (...) {  // out of memory: they stay, as they would have
+    return 0;
+  }
 }
 
 /// A directory for copies, made if need be and opened, and whether it was made here.
@@ -3847,8 +4132,10 @@ template <class = void>
 result<opened_directory> open_copy_directory(std::string directory, const std::string& path) {
   bool made = false;
   if (directory.empty()) {
-    const char* base = std::getenv("TMPDIR");
-    std::string pattern = std::string(base && *base ? base : "/tmp") + "/hotswap-modules-XXXXXX";
+    // Named for this process, so that a code server of a later one can remove it if this one is
+    // killed (sweep_dead_copy_directories).
+    std::string pattern = temporary_base() + "/" + std::string(copy_directory_prefix) + std::to_string(::getpid()) +
+                          "-" + std::to_string(pid_namespace()) + "-XXXXXX";
     if (!::mkdtemp(pattern.data()))
       return file_error(errc::load_failed, path,
                         "cannot make a directory for its copy: " + std::string(std::strerror(errno)));
@@ -3882,6 +4169,8 @@ result<opened_directory> open_copy_directory(std::string directory, const std::s
     return refuse(unsafe.code,
                   unsafe.what + (unsafe.code == errc::unsafe_path ? " (it holds the directory for copies)" : ""));
   }
+  // Held while the directory is open here (or in a child forked meanwhile): a sweep leaves it.
+  if (made) (void)::flock(fd, LOCK_EX | LOCK_NB);
   return opened_directory{std::move(directory), made, fd};
 }
 
@@ -3943,6 +4232,7 @@ result<std::string> write_copy(const copy_directory& into, const std::string& di
 #include <cstdint>
 #include <string_view>
 
+
 namespace hotswap::detail {
 
 /// One message going into or out of a server (hotswap::trace_event).
@@ -3950,6 +4240,13 @@ struct trace_event {
   enum direction { in, out } way;
   std::string_view message;  ///< the message type (valid during the hook's call only)
   std::uint64_t server;      ///< the server's id
+};
+
+/// A server's trace hook with what keeps its code loaded (a module's), as sys::trace sets it and
+/// hands back the one it replaced (hotswap::sys::trace_hook).
+struct trace_hook {
+  std::shared_ptr<const void> code;  // declared first: released after `call`
+  std::function<void(const trace_event&)> call;
 };
 
 }  // namespace hotswap::detail
@@ -6336,17 +6633,24 @@ class basic_timer_service {
     envelope message{};
     duration period{};
     std::atomic<bool> cancelled{false};
+    // The server it sends to (held by `target`'s reference or by `fire`): its timers go when it
+    // ends (forget).
+    server_core* owner = nullptr;
     entry() = default;
     entry(const entry&) = delete;
     entry& operator=(const entry&) = delete;
     ~entry();
+    /// Once it will never fire again: lets go of what it holds (the server, its message, the
+    /// code), though a handle to it may live on.
+    void let_go() noexcept;
   };
 
   /// Runs `fire` after `delay`, then every `period` (if not zero) while it returns true; `code`
-  /// keeps its code loaded.
+  /// keeps its code loaded. `owner`, if any, is the server `fire` sends to: the timer goes when
+  /// it ends.
   std::shared_ptr<entry> add(duration delay, duration period, std::function<bool()> fire,
-                             std::shared_ptr<const void> code) {
-    return add_(*this, delay, period, std::move(fire), std::move(code), nullptr, nullptr);
+                             std::shared_ptr<const void> code, server_core* owner = nullptr) {
+    return add_(*this, delay, period, std::move(fire), std::move(code), owner, nullptr);
   }
   /// Copies `message` (an envelope holding its message in place) into `target`'s mailbox after
   /// `delay`, then every `period`, while the target runs. No code of the caller's is kept: a
@@ -6354,6 +6658,11 @@ class basic_timer_service {
   std::shared_ptr<entry> add(duration delay, duration period, server_core& target, const envelope& message) {
     return add_(*this, delay, period, {}, {}, &target, &message);
   }
+
+  /// Drops the timers sending to `server`, which has ended (alive is false): what they hold (the
+  /// server's core, and so its module's lease; a module's code) goes now, not at their next tick,
+  /// which may be hours away.
+  void forget(server_core& server) noexcept { forget_(*this, server); }
 
   ~basic_timer_service() { stop(); }
 
@@ -6451,20 +6760,27 @@ class basic_timer_service {
     entry& what = *firing.what;
     const bool repeats = what.period.count() > 0;
     // A one-shot is claimed before it fires, so that cancel() after this says it was too late.
-    if (repeats ? what.cancelled.load(std::memory_order_acquire) : what.cancelled.exchange(true)) return;
+    if (repeats ? what.cancelled.load(std::memory_order_acquire) : what.cancelled.exchange(true)) {
+      what.let_go();
+      return;
+    }
     bool again = false;
     try {
       again = (what.target ? copy_to_target(what) : what.fire()) && repeats;
     } catch (...) {  // copying the message threw: the timer ends, the others go on
     }
-    if (!again) {
-      what.cancelled.store(true, std::memory_order_release);  // done: cancel() says so
-      return;
+    if (again) {
+      firing.at += what.period;  // no drift: the next tick is due one period after this one
+      const spin_guard hold(lock_);
+      // Its server ended while it fired: forget() has been, or comes after it was put back.
+      if (!what.owner || what.owner->alive.load(std::memory_order_seq_cst)) {
+        due_.push_back(std::move(firing));
+        std::push_heap(due_.begin(), due_.end(), later);
+        return;
+      }
     }
-    firing.at += what.period;  // no drift: the next tick is due one period after this one
-    const spin_guard hold(lock_);
-    due_.push_back(std::move(firing));
-    std::push_heap(due_.begin(), due_.end(), later);
+    what.cancelled.store(true, std::memory_order_release);  // done: cancel() says so
+    what.let_go();
   }
 
   /// Under lock_: what time it is for the timers.
@@ -6485,22 +6801,51 @@ class basic_timer_service {
         auto made = std::make_shared<entry>();
         made->code = std::move(code);
         made->fire = std::move(fire);
-        if (target) {
+        made->owner = target;  // with no message: the server `fire` sends to
+        if (target && message) {
           target->acquire();
           made->target = target;
           made->message = *message;
         }
         made->period = period;
+        bool scheduled = false;
         {
           const spin_guard hold(timers.lock_);
-          if (timers.stopping_) return made;  // the program is ending: it never fires
-          if (!timers.thread_.joinable()) timers.thread_ = thread([&timers] { timers.work(); });
-          timers.due_.push_back({timers.now() + delay, made});
-          std::push_heap(timers.due_.begin(), timers.due_.end(), later);
+          // Unless the program is ending, or the server has ended (forget() has been, or comes
+          // after this and finds it).
+          scheduled = !timers.stopping_ && (!target || target->alive.load(std::memory_order_seq_cst));
+          if (scheduled) {
+            if (!timers.thread_.joinable()) timers.thread_ = thread([&timers] { timers.work(); });
+            timers.due_.push_back({timers.now() + delay, made});
+            std::push_heap(timers.due_.begin(), timers.due_.end(), later);
+          }
+        }
+        if (!scheduled) {  // it never fires
+          made->cancelled.store(true, std::memory_order_release);
+          made->let_go();
+          return made;
         }
         timers.wake();
         return made;
       };
+  void (*const forget_)(basic_timer_service&, server_core&) noexcept = [](basic_timer_service& timers,
+                                                                          server_core& server) noexcept {
+    for (;;) {  // one at a time, each let go outside the lock
+      std::shared_ptr<entry> gone;
+      {
+        const spin_guard hold(timers.lock_);
+        const auto at = std::find_if(timers.due_.begin(), timers.due_.end(),
+                                     [&](const due& pending) { return pending.what->owner == &server; });
+        if (at == timers.due_.end()) return;
+        gone = std::move(at->what);
+        *at = std::move(timers.due_.back());
+        timers.due_.pop_back();
+        std::make_heap(timers.due_.begin(), timers.due_.end(), later);
+      }
+      gone->cancelled.store(true, std::memory_order_release);
+      gone->let_go();
+    }
+  };
 };
 using timer_service = basic_timer_service<>;
 
@@ -6664,6 +7009,14 @@ basic_timer_service<V>::entry::~entry() {
   if (target) target->release();
 }
 
+template <class V>
+void basic_timer_service<V>::entry::let_go() noexcept {
+  fire = nullptr;  // before the hold on its code
+  code.reset();
+  owner = nullptr;
+  if (target) std::exchange(target, nullptr)->release();
+}
+
 /// Ends a server on its own thread: terminate, free the state, fail what waits, tell monitors.
 /// (Also for a server whose init failed: it has no state.)
 template <class>
@@ -6683,6 +7036,7 @@ void end_server(server_core& server, exit_reason reason) noexcept {
     monitors = std::move(server.monitors);
     server.reason = reason;
   }
+  the_runtime().timers.forget(server);  // a timer of an hour would otherwise hold it (and its module) that long
   if (!name.empty()) the_runtime().unregister_name(name, &server);
   the_runtime().untrack(server);
   server.suspended = false;
@@ -7055,7 +7409,7 @@ std::shared_ptr<timer_service::entry> add_timer(const server_ref<Interface>& to,
       [to, message = T(std::forward<M>(message)), repeats = period.count() > 0]() mutable {
         return repeats ? send(to, message) : send(to, std::move(message));
       },
-      pin_this_image());
+      pin_this_image(), to.core());
 }
 
 }  // namespace hotswap::detail
@@ -7538,6 +7892,9 @@ namespace hotswap {
 
 /// One message going into or out of a server, as sys::trace reports it.
 using trace_event = detail::trace_event;
+/// A trace hook as sys::trace replaced it, with what keeps its code loaded: given back to
+/// sys::trace, it is in place again.
+using trace_hook = detail::trace_hook;
 
 }  // namespace hotswap
 
@@ -7678,17 +8035,40 @@ result<statistics_report> statistics(const server_handle auto& server,
       });
 }
 
-/// Calls `hook` for each message the server takes in and each it has handled, on the server's
-/// thread; an empty hook turns tracing off.
-result<void> trace(const server_handle auto& server, std::function<void(const trace_event&)> hook,
-                   std::chrono::nanoseconds timeout = default_timeout) {
+/// Puts `hook` (with what keeps its code loaded) in place of the server's trace hook, and hands
+/// back the one it replaced: what sys::trace returns, to be put back later by this.
+result<trace_hook> trace(const server_handle auto& server, trace_hook hook,
+                         std::chrono::nanoseconds timeout = default_timeout) {
+  return detail::control<trace_hook>(server, timeout,
+                                     [hook = std::move(hook)](detail::server_core& core) mutable -> result<trace_hook> {
+                                       trace_hook replaced{std::move(core.trace_code), std::move(core.trace)};
+                                       core.trace = std::move(hook.call);
+                                       core.trace_code = std::move(hook.code);
+                                       return replaced;
+                                     });
+}
+
+/// Runs `change` on the server, between its messages, with its trace hook, and puts in place the
+/// hook it returns: one step, so that a watch puts back the hook it replaced only while its own is
+/// still the one in place (a hook the program set meanwhile stays, and the one before never runs
+/// again).
+result<void> replace_trace(const server_handle auto& server, std::function<trace_hook(trace_hook current)> change,
+                           std::chrono::nanoseconds timeout = default_timeout) {
   return detail::control<void>(
-      server, timeout,
-      [hook = std::move(hook), code = detail::pin_this_image()](detail::server_core& core) mutable -> result<void> {
-        core.trace = std::move(hook);  // the old hook goes before its code's hold
-        core.trace_code = std::move(code);
+      server, timeout, [change = std::move(change)](detail::server_core& core) -> result<void> {
+        trace_hook next = change(trace_hook{std::move(core.trace_code), std::move(core.trace)});
+        core.trace = std::move(next.call);
+        core.trace_code = std::move(next.code);
         return {};
       });
+}
+
+/// Calls `hook` for each message the server takes in and each it has handled, on the server's
+/// thread; an empty hook turns tracing off. The hook it replaced (empty if none): give it to
+/// sys::trace to put it back.
+result<trace_hook> trace(const server_handle auto& server, std::function<void(const trace_event&)> hook,
+                         std::chrono::nanoseconds timeout = default_timeout) {
+  return trace(server, trace_hook{detail::pin_this_image(), std::move(hook)}, timeout);
 }
 
 }  // namespace hotswap::sys
@@ -7869,7 +8249,9 @@ struct module_info {
 /// How a code server is set up.
 struct code_server_options {
   /// Where private copies of the libraries go (made, mode 0700); empty: a new directory under
-  /// $TMPDIR or /tmp. It must allow executable mappings (not mounted noexec).
+  /// $TMPDIR or /tmp, named for this process (`hotswap-modules-<pid>-...`), where the code
+  /// server, as it starts, removes those of this user's processes that died without removing
+  /// theirs. It must allow executable mappings (not mounted noexec).
   std::string directory{};
   /// A larger file is refused at once (errc::too_large), before a byte of it is read: a module
   /// is kilobytes to megabytes, and a load holds the code server.
@@ -7899,6 +8281,8 @@ class basic_code_server {
       : directory_(std::move(options.directory)),
         largest_module_(options.largest_module),
         development_(options.development) {
+    // What earlier programs killed by a signal left where this one makes its copies.
+    if (directory_.empty()) detail::sweep_dead_copy_directories(detail::temporary_base());
     for (std::size_t i = 0; i < options.trusted_keys.size(); ++i) {
       trusted_.push_back(detail::read_public_key(options.trusted_keys[i]));
       if (!trusted_.back() && bad_key_.empty())
@@ -7908,10 +8292,12 @@ class basic_code_server {
   }
   basic_code_server(const basic_code_server&) = delete;
   basic_code_server& operator=(const basic_code_server&) = delete;
-  /// Closes what nothing uses; libraries still in use stay mapped (and their copies stay on disk).
+  /// Closes what nothing uses; libraries still in use stay mapped, but no copy stays on disk
+  /// (nor the directory it made for them).
   ~basic_code_server() {
     modules_.clear();
     closer_->close_pending();
+    closer_->unlink_all();
     if (made_directory_) ::rmdir(directory_.c_str());  // only if empty
   }
 
@@ -8168,6 +8554,7 @@ class basic_code_server {
     }
     std::shared_ptr<void> library(handle,
                                   [closer = closer_, copy = *copy](void* opened) { closer->add(opened, copy); });
+    closer_->opened(*copy);
     const auto* descriptor =
         static_cast<const detail::module_descriptor*>(::dlsym(handle, "hotswap_module_descriptor"));
     if (!descriptor || descriptor->magic != detail::descriptor_magic || std::string_view(descriptor->note) != text ||

@@ -32,6 +32,7 @@
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -148,8 +149,7 @@ class grace_watch {
 //
 // Module files are relative to the manifest's directory unless absolute. Parsed by nlohmann/json.
 
-#include <fstream>
-#include <iterator>
+#include <cstddef>
 #include <string>
 #include <vector>
 
@@ -176,14 +176,26 @@ inline bool valid_release_word(const std::string& word) {
   return true;
 }
 
+/// The largest manifest read: hotswap_add_release writes hundreds of bytes.
+inline constexpr std::size_t largest_manifest = std::size_t{1} << 20;
+
+/// Reads the manifest in `path` as a module's file is read (resolve_safe_path,
+/// read_module_file): every directory on the path safe, opened without blocking (a FIFO is
+/// refused, not waited on), a regular file, its size checked before a byte is read. Every
+/// refusal is errc::bad_release, at once.
 template <class = void>
 result<release_manifest> read_manifest(const std::string& path) {
   auto bad = [&](const std::string& why) { return error{errc::bad_release, path + ": " + why}; };
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return bad("cannot be read");
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (text.size() > (std::size_t{1} << 20)) return bad("larger than 1 MiB: not a release manifest");
-  const auto json = nlohmann::json::parse(text, nullptr, false);
+  auto refused = [&](const error& why) {  // read_module_file's errors, said of a manifest
+    if (why.code == errc::too_large) return bad("larger than 1 MiB: not a release manifest");
+    if (why.code == errc::no_file) return bad("cannot be read: " + why.what.substr(path.size() + 2));
+    return error{errc::bad_release, why.what};
+  };
+  const auto resolved = resolve_safe_path(path);
+  if (!resolved) return refused(resolved.error());
+  const auto text = read_module_file(*resolved, path, largest_manifest);
+  if (!text) return refused(text.error());
+  const auto json = nlohmann::json::parse(*text, nullptr, false);
   if (json.is_discarded()) return bad("not JSON (hotswap_add_release writes release manifests)");
   if (const auto format = json.find("hotswap_release"); format == json.end() || *format != 1)
     return bad("not a release manifest of format 1 (no \"hotswap_release\": 1)");
@@ -208,9 +220,11 @@ result<release_manifest> read_manifest(const std::string& path) {
 
 }  // namespace hotswap::detail
 // ---- hotswap/detail/releases/release_record.hpp ----
-// The release handler's record on disk: the releases it knows and their states, in
-// `releases.json` in a directory of its own, so that a program started again boots its
-// permanent release. Written to a temporary file, flushed, then renamed over the record: a
+// The release handler's record on disk: the releases it knows, their states, and each one's
+// modules by build, in `releases.json` in a directory of its own, so that a program started
+// again boots its permanent release (and only the very builds it recorded). The directory is
+// checked up to the root and held open: the record is read and written relative to it, never
+// through its path again. Written to a temporary file, flushed, then renamed over the record: a
 // crash mid-write leaves the previous record.
 
 #include <fcntl.h>
@@ -218,10 +232,12 @@ result<release_manifest> read_manifest(const std::string& path) {
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
 #include <cstring>
-#include <fstream>
-#include <iterator>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -231,53 +247,120 @@ namespace hotswap::detail {
 
 struct recorded_release {
   std::string name, vsn, manifest, status;  // status: permanent, current or old
+  /// Its modules, (name, build), as they ran; none in a record written before builds were kept.
+  std::vector<std::pair<std::string, std::string>> builds;
+  bool operator==(const recorded_release&) const = default;
 };
 
-/// Makes `directory` (mode 0700) if it is missing; refuses one that is not a directory, is
-/// another user's, or is writable by others.
-template <class = void>
-result<void> own_directory(const std::string& directory) {
-  auto refuse = [&](const std::string& why) { return error{errc::bad_release, directory + ": " + why}; };
-  if (::mkdir(directory.c_str(), 0700) != 0 && errno != EEXIST) return refuse(std::strerror(errno));
-  struct stat info {};
-  if (::lstat(directory.c_str(), &info) != 0) return refuse(std::strerror(errno));
-  if (!S_ISDIR(info.st_mode)) return refuse("not a directory");
-  if (info.st_uid != ::geteuid())
-    return refuse("owned by another user: the release handler keeps its record in a directory of its own");
-  if (info.st_mode & (S_IWGRP | S_IWOTH)) return refuse("writable by other users");
-  return {};
-}
+/// The record's directory, open: what the record is read and written relative to.
+struct record_directory {
+  std::string path;
+  int fd = -1;
+  record_directory() = default;
+  record_directory(const record_directory&) = delete;
+  record_directory& operator=(const record_directory&) = delete;
+  ~record_directory() {
+    if (fd >= 0) ::close(fd);
+  }
+};
 
 /// `path` from the root (a record outlives the working directory it was made in).
 inline std::string absolute_path(const std::string& path) {
-  if (path.starts_with('/')) return path;
-  char here[4096];
-  return ::getcwd(here, sizeof here) ? std::string(here) + "/" + path : path;
+  return absolute(path);
+}
+
+/// The largest record read: a few hundred bytes a release.
+inline constexpr std::size_t largest_record = std::size_t{1} << 20;
+
+/// Makes `directory` (mode 0700) if it is missing and opens it (never through a symbolic link);
+/// refuses one that is not a directory, is another user's or writable by others, or has a
+/// directory above it others could rename it out of (as module paths are checked).
+template <class = void>
+result<void> open_record_directory(const std::string& directory, record_directory& into) {
+  auto refuse = [&](const std::string& why) { return error{errc::bad_release, directory + ": " + why}; };
+  if (::mkdir(directory.c_str(), 0700) != 0 && errno != EEXIST) return refuse(std::strerror(errno));
+  const int fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return refuse(errno == ENOTDIR || errno == ELOOP ? "not a directory" : std::strerror(errno));
+  struct stat info {};
+  std::string why;
+  if (::fstat(fd, &info) != 0)
+    why = std::strerror(errno);
+  else if (info.st_uid != ::geteuid())
+    why = "owned by another user: the release handler keeps its record in a directory of its own";
+  else if (info.st_mode & (S_IWGRP | S_IWOTH))
+    why = "writable by other users";
+  // Above it, as given and as resolved.
+  std::string resolved = absolute(directory);
+  if (char* real = ::realpath(directory.c_str(), nullptr)) {
+    resolved = real;
+    std::free(real);
+  }
+  for (const std::string& way : {absolute(directory), resolved})
+    if (why.empty())
+      if (error unsafe = unsafe_directory_of(way); !unsafe.what.empty()) why = unsafe.what;
+  if (!why.empty()) {
+    ::close(fd);
+    return refuse(why);
+  }
+  if (into.fd >= 0) ::close(into.fd);
+  into.fd = fd;
+  into.path = directory;
+  return {};
 }
 
 /// The record in `directory` (none yet: empty).
 template <class = void>
-result<std::vector<recorded_release>> read_record(const std::string& directory) {
-  const std::string path = directory + "/releases.json";
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::vector<recorded_release>{};
-  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+result<std::vector<recorded_release>> read_record(const record_directory& directory) {
+  const std::string path = directory.path + "/releases.json";
+  auto bad = [&](const std::string& why) { return error{errc::bad_release, path + ": " + why}; };
+  const int fd = ::openat(directory.fd, "releases.json", O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0 && errno == ENOENT) return std::vector<recorded_release>{};
+  if (fd < 0) return bad(std::strerror(errno));
+  struct stat info {};
+  std::string text, why;
+  if (::fstat(fd, &info) != 0)
+    why = std::strerror(errno);
+  else if (!S_ISREG(info.st_mode))
+    why = "not a regular file";
+  else if (static_cast<std::uint64_t>(info.st_size) > largest_record)
+    why = "larger than 1 MiB: not a release handler's record";
+  else {
+    text.resize(static_cast<std::size_t>(info.st_size));
+    std::size_t done = 0;
+    while (done < text.size()) {
+      const ssize_t got = ::read(fd, text.data() + done, text.size() - done);
+      if (got < 0 && errno == EINTR) continue;
+      if (got <= 0) break;
+      done += static_cast<std::size_t>(got);
+    }
+    text.resize(done);
+  }
+  ::close(fd);
+  if (!why.empty()) return bad(why);
   const auto json = nlohmann::json::parse(text, nullptr, false);
-  auto bad = [&] { return error{errc::bad_release, path + ": not a release handler's record"}; };
+  auto not_one = [&] { return bad("not a release handler's record"); };
+  if (json.is_discarded() || !json.is_object()) return not_one();
   const auto format = json.find("hotswap_releases");
   const auto releases = json.find("releases");
-  if (json.is_discarded() || format == json.end() || *format != 1 || releases == json.end() || !releases->is_array())
-    return bad();
+  if (format == json.end() || *format != 1 || releases == json.end() || !releases->is_array()) return not_one();
   std::vector<recorded_release> record;
   for (const auto& one : *releases) {
+    if (!one.is_object()) return not_one();
     recorded_release entry;
     for (auto [field, out] : {std::pair{"name", &entry.name}, std::pair{"vsn", &entry.vsn},
                               std::pair{"manifest", &entry.manifest}, std::pair{"status", &entry.status}}) {
       const auto found = one.find(field);
-      if (found == one.end() || !found->is_string()) return bad();
+      if (found == one.end() || !found->is_string()) return not_one();
       *out = found->template get<std::string>();
     }
-    if (entry.status != "permanent" && entry.status != "current" && entry.status != "old") return bad();
+    if (entry.status != "permanent" && entry.status != "current" && entry.status != "old") return not_one();
+    if (const auto modules = one.find("modules"); modules != one.end()) {  // (absent in older records)
+      if (!modules->is_object()) return not_one();
+      for (const auto& [module, build] : modules->items()) {
+        if (!build.is_string()) return not_one();
+        entry.builds.emplace_back(module, build.template get<std::string>());
+      }
+    }
     record.push_back(std::move(entry));
   }
   return record;
@@ -285,18 +368,25 @@ result<std::vector<recorded_release>> read_record(const std::string& directory) 
 
 /// Replaces the record in `directory` with `record`, atomically.
 template <class = void>
-result<void> write_record(const std::string& directory, const std::vector<recorded_release>& record) {
+result<void> write_record(const record_directory& directory, const std::vector<recorded_release>& record) {
   nlohmann::json releases = nlohmann::json::array();
-  for (const auto& one : record)
-    releases.push_back({{"name", one.name}, {"vsn", one.vsn}, {"manifest", one.manifest}, {"status", one.status}});
+  for (const auto& one : record) {
+    nlohmann::json modules = nlohmann::json::object();
+    for (const auto& [module, build] : one.builds) modules[module] = build;
+    releases.push_back({{"name", one.name},
+                        {"vsn", one.vsn},
+                        {"manifest", one.manifest},
+                        {"status", one.status},
+                        {"modules", std::move(modules)}});
+  }
   const std::string text = nlohmann::json{{"hotswap_releases", 1}, {"releases", releases}}.dump(2) + "\n";
-  const std::string path = directory + "/releases.json", temporary = path + ".new";
+  constexpr const char* temporary = "releases.json.new";
   auto failed = [&](const char* doing) {
     const std::string why = std::strerror(errno);
-    ::unlink(temporary.c_str());
-    return error{errc::bad_release, temporary + ": " + doing + ": " + why};
+    ::unlinkat(directory.fd, temporary, 0);
+    return error{errc::bad_release, directory.path + "/" + temporary + ": " + doing + ": " + why};
   };
-  const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  const int fd = ::openat(directory.fd, temporary, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0) return failed("open");
   for (std::size_t written = 0; written < text.size();) {
     const ssize_t wrote = ::write(fd, text.data() + written, text.size() - written);
@@ -312,11 +402,8 @@ result<void> write_record(const std::string& directory, const std::vector<record
     return failed("fsync");
   }
   ::close(fd);
-  if (::rename(temporary.c_str(), path.c_str()) != 0) return failed("rename");
-  if (const int dir = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dir >= 0) {
-    ::fsync(dir);  // the rename itself, on disk
-    ::close(dir);
-  }
+  if (::renameat(directory.fd, temporary, directory.fd, "releases.json") != 0) return failed("rename");
+  ::fsync(directory.fd);  // the rename itself, on disk
   return {};
 }
 
@@ -326,6 +413,7 @@ result<void> write_record(const std::string& directory, const std::vector<record
 // deadline, switched in order keeping its old table and state, then all committed or all put
 // back as they were. (OTP's release_handler suspends one by one and cannot undo a code_change.)
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <optional>
@@ -355,8 +443,17 @@ struct transaction_failure {
 };
 inline constexpr std::size_t no_step = std::size_t(-1);
 
+/// What a transaction did: how it failed, if it did, and how long the servers were held (from
+/// the first suspend sent to the last resume served; a server still in a handler or a
+/// code_change when the transaction gave up on it is resumed as it returns, unwaited).
+struct transaction_outcome {
+  std::optional<transaction_failure> failed;
+  std::chrono::nanoseconds pause{};
+};
+
 /// The transaction's times: one deadline for every suspend (and every resume), one for each
-/// change of code, and the longest pause it may commit (measured from the first suspend sent).
+/// change of code, and the longest pause it may commit (measured from the first suspend sent),
+/// which bounds every wait of the pause too.
 struct transaction_limits {
   std::chrono::nanoseconds suspend_timeout, change_timeout, pause_budget;
 };
@@ -371,6 +468,15 @@ struct core_ref {  // what sent_control and control take: a handle, without a co
   server_core* core() const noexcept { return server; }
 };
 
+/// `from + limit`, the far future if that is past what a time point holds (a budget of
+/// nanoseconds::max() is no budget).
+inline std::chrono::steady_clock::time_point time_after(std::chrono::steady_clock::time_point from,
+                                                        std::chrono::nanoseconds limit) {
+  using clock = std::chrono::steady_clock;
+  if (limit <= std::chrono::nanoseconds::zero()) return from;
+  return limit >= clock::time_point::max() - from ? clock::time_point::max() : from + limit;
+}
+
 /// Sends `run` (server_core& -> result<Result>) to every step's server at once, then waits for
 /// each until `deadline`; `done(i, answer)` sees each answer in order.
 template <class Result = void, class Run, class Done>
@@ -384,78 +490,113 @@ void to_every_server(std::vector<transaction_step>& steps, std::chrono::steady_c
 
 /// Runs the transaction; on failure every server is back on its old table with its old state.
 /// Every server suspended is resumed, whatever the outcome. `tell(event, step)` runs as it goes
-/// (the committed event inside the pause).
+/// (the committed event inside the pause). No wait of the pause outlasts the pause budget: a
+/// suspend or a change not answered by then, or a change ending past it, fails the transaction
+/// at once (errc::over_budget), and the changes after it are not tried.
 template <class Tell>
-std::optional<transaction_failure> run_transaction(std::vector<transaction_step>& steps,
-                                                   const transaction_limits& limits, Tell&& tell) {
+transaction_outcome run_transaction(std::vector<transaction_step>& steps, const transaction_limits& limits,
+                                    Tell&& tell) {
   using clock = std::chrono::steady_clock;
+  using std::chrono::microseconds;
   const auto started = clock::now();
-  std::optional<transaction_failure> failed;
+  const auto budget_end = time_after(started, limits.pause_budget);
+  transaction_outcome outcome;
+  std::optional<transaction_failure>& failed = outcome.failed;
   auto fail = [&](std::size_t i, const char* stage, hotswap::error why) {
     if (!failed) failed = transaction_failure{i, stage, std::move(why)};
   };
+  auto budget = [&] { return std::to_string(std::chrono::duration_cast<microseconds>(limits.pause_budget).count()); };
+  auto over_budget = [&](const std::string& by) {
+    const auto paused = std::chrono::duration_cast<microseconds>(clock::now() - started).count();
+    fail(no_step, "pause budget",
+         hotswap::error{errc::over_budget, "the pause reached " + std::to_string(paused) + " us by " + by +
+                                               ", over its budget of " + budget() + " us"});
+  };
+  // A wait that ended at the budget's deadline rather than its own is the budget's failure.
+  auto late = [&](const hotswap::error& why, clock::time_point own_deadline) {
+    return why.code == errc::timeout && budget_end < own_deadline
+               ? hotswap::error{errc::over_budget, "no answer within the pause budget of " + budget() +
+                                                       " us (the server is resumed as it returns)"}
+               : why;
+  };
+  // Servers the transaction gave up waiting for (in a handler or a code_change past its
+  // deadline): their resume is sent, not waited for.
+  std::vector<bool> stuck(steps.size(), false);
 
-  // Suspend all, in parallel: a server busy past the deadline fails the whole transaction.
+  // Suspend all, in parallel: a server busy past the deadline (the earlier of the suspend
+  // timeout and the pause budget) fails the whole transaction.
   auto suspend = [](server_core& core) -> result<void> {
     core.suspended = true;
     return {};
   };
-  to_every_server(steps, started + limits.suspend_timeout, suspend, [&](std::size_t i, result<void> answer) {
-    if (!answer) fail(i, "suspend", answer.error());
+  const auto suspend_deadline = time_after(started, limits.suspend_timeout);
+  to_every_server(steps, std::min(suspend_deadline, budget_end), suspend, [&](std::size_t i, result<void> answer) {
+    if (answer) return;
+    stuck[i] = answer.error().code == errc::timeout;
+    fail(i, "suspend", late(answer.error(), suspend_deadline));
   });
+  if (!failed && clock::now() > budget_end) over_budget("the last suspend");
   if (!failed) tell(transaction_event::suspended, no_step);
 
-  // Switch each, in order, keeping what it ran.
+  // Switch each, in order, keeping what it ran; the budget is checked after each.
   for (std::size_t i = 0; i < steps.size() && !failed; ++i) {
     transaction_step& step = steps[i];
     step.attempted = true;
     const auto started = clock::now();
-    auto switched = control<void>(core_ref{step.server}, limits.change_timeout,
-                                  [table = step.table, vsn = step.old_vsn, owner = step.table_owner,
-                                   kept = step.kept](server_core& core) mutable -> result<void> {
-                                    return switch_code(core, *table, vsn, {}, std::move(owner), *kept);
-                                  });
+    const auto change_deadline = time_after(started, limits.change_timeout);
+    auto switched = control<void>(
+        core_ref{step.server}, std::max<std::chrono::nanoseconds>(std::min(change_deadline, budget_end) - started, {}),
+        [table = step.table, vsn = step.old_vsn, owner = step.table_owner, kept = step.kept](server_core& core) mutable
+        -> result<void> { return switch_code(core, *table, vsn, {}, std::move(owner), *kept); });
     step.switch_time = clock::now() - started;
-    if (!switched)
-      fail(i, "change_code", switched.error());
-    else
+    if (!switched) {
+      stuck[i] = switched.error().code == errc::timeout;
+      fail(i, "change_code", late(switched.error(), change_deadline));
+    } else if (clock::now() > budget_end) {
+      over_budget("the change_code of step " + std::to_string(i + 1) + " of " + std::to_string(steps.size()));
+    } else {
       tell(transaction_event::changed, i);
+    }
   }
-
-  // Over its budget, the pause ends with every server as before: an upgrade never breaks the
-  // latency it was given.
-  if (const auto paused = clock::now() - started; !failed && paused > limits.pause_budget)
-    fail(no_step, "pause budget",
-         hotswap::error{errc::over_budget, "the pause reached " + std::to_string(paused.count() / 1000) +
-                                               " us by the last change_code, over its budget of " +
-                                               std::to_string(limits.pause_budget.count() / 1000) + " us"});
   if (!failed) tell(transaction_event::committed, no_step);
 
   // Undo, last first, on each server that switched or may have (a switch that timed out may run
   // later: the revert runs after it, in the server's sys lane). A server that stopped meanwhile
-  // has nothing to put back; what it kept goes with the steps.
+  // has nothing to put back; what it kept goes with the steps. Sent, not waited for: each
+  // server's resume, sent after, answers once its revert ran.
+  auto revert = [](std::shared_ptr<kept_code> kept) {
+    return [kept = std::move(kept)](server_core& core) -> result<void> {
+      if (kept->table) revert_code(core, *kept);
+      return {};
+    };
+  };
   if (failed)
     for (std::size_t i = steps.size(); i-- > 0;)
-      if (steps[i].attempted)
-        (void)control<void>(core_ref{steps[i].server}, limits.change_timeout,
-                            [kept = steps[i].kept](server_core& core) -> result<void> {
-                              if (kept->table) revert_code(core, *kept);
-                              return {};
-                            });
+      if (steps[i].attempted) {
+        const sent_control<void, decltype(revert(nullptr))> sent(core_ref{steps[i].server}, revert(steps[i].kept));
+      }
 
   // Resume all, in parallel (a suspend that timed out may yet take effect: it is resumed too):
-  // the messages sent meanwhile are handled now, in order.
-  to_every_server(
-      steps, clock::now() + limits.suspend_timeout,
-      [](server_core& core) -> result<void> {
-        core.suspended = false;
-        return {};
-      },
-      [](std::size_t, const result<void>&) {});
+  // the messages sent meanwhile are handled now, in order. Each resume says when it ran: the
+  // pause ends at the last.
+  auto resume = [](server_core& core) -> result<clock::time_point> {
+    core.suspended = false;
+    return clock::now();
+  };
+  std::vector<sent_control<clock::time_point, decltype(resume)>> resumed;
+  resumed.reserve(steps.size());
+  for (auto& step : steps) resumed.emplace_back(core_ref{step.server}, resume);
+  auto last = started;
+  const auto resume_deadline = time_after(clock::now(), limits.suspend_timeout);
+  for (std::size_t i = 0; i < steps.size(); ++i) {
+    if (stuck[i]) continue;  // freed by the server once served
+    if (auto ran = resumed[i].wait_until(resume_deadline)) last = std::max(last, *ran);
+  }
+  outcome.pause = last - started;
 
   // The old states go only now, after the pause, as the caller lets go of the steps (or as a
   // request that timed out lets go of its share).
-  return failed;
+  return outcome;
 }
 
 }  // namespace hotswap::detail
@@ -517,13 +658,16 @@ struct upgrade_options {
   std::chrono::nanoseconds suspend_timeout = default_timeout;
   /// For each server's change of code.
   std::chrono::nanoseconds change_timeout = default_timeout;
-  /// The longest pause the upgrade may commit, measured from the first suspend to the last
-  /// change of code: over it, every server is put back as it was before any resumes
-  /// (errc::over_budget).
+  /// The longest pause the upgrade may commit, measured from the first suspend: it bounds the
+  /// wait for every suspend and change of code (the earlier of it and their own timeouts), and is
+  /// checked after the suspends and after each change; over it, the changes after are not tried
+  /// and every server is put back as it was and resumed (errc::over_budget). A code_change that
+  /// runs past it holds its own server until it returns (it cannot be interrupted), no other.
   std::chrono::nanoseconds pause_budget = std::chrono::nanoseconds::max();
   /// Told of each stage as it happens, with a line saying what happened. The commit is told
-  /// inside the pause, before any server resumes: keep it short. (After a crash in a grace
-  /// period, the rollback's stages are told on the release handler's thread.)
+  /// inside the pause, before any server resumes: keep it short. Never called after the call
+  /// that took it returns (a rollback after a crash in a grace period is told to
+  /// release_handler_options::log).
   std::function<void(upgrade_stage, const std::string&)> progress{};
   /// A release handler's upgrade only: for this long after it, a crash of a server it upgraded
   /// rolls the release back by itself (0: no grace period). make_permanent ends it.
@@ -550,8 +694,8 @@ struct upgrade_report {
   /// Done, or why not: which step failed, at which stage, and why (every server is then as before).
   result<void> outcome;
   std::vector<step> steps;
-  /// From the first suspend sent to the last resume answered: how long the servers held their
-  /// messages.
+  /// From the first suspend sent to the last resume served: how long the servers held their
+  /// messages (one still in a handler when the upgrade stopped waiting is resumed as it returns).
   std::chrono::nanoseconds pause{};
   /// What the upgrade left for later, if anything: an old version still used, so not purged.
   std::vector<std::string> notes;
@@ -632,7 +776,7 @@ inline upgrade_report upgrade(const std::vector<upgrade_step>& steps, const upgr
                             {}});
   }
   const auto started = std::chrono::steady_clock::now();
-  const auto failed = detail::run_transaction(
+  const auto outcome = detail::run_transaction(
       run, {options.suspend_timeout, options.change_timeout, options.pause_budget},
       [&](detail::transaction_event event, std::size_t i) {
         if (!options.progress) return;
@@ -650,9 +794,9 @@ inline upgrade_report upgrade(const std::vector<upgrade_step>& steps, const upgr
                                     duration_cast<microseconds>(std::chrono::steady_clock::now() - started).count()));
         }
       });
-  report.pause = std::chrono::steady_clock::now() - started;
+  report.pause = outcome.pause;
   for (std::size_t i = 0; i < run.size(); ++i) report.steps[i].time = run[i].switch_time;
-  if (failed) {
+  if (const auto& failed = outcome.failed) {
     report.outcome = failure(failed->step, failed->stage, failed->failure);
     tell(upgrade_stage::rollback, report.outcome.error().what);
   } else {
@@ -706,6 +850,13 @@ struct release_info {
   release_status status;
 };
 
+/// What a boot did: the release it booted, and what it left undone.
+struct boot_report {
+  std::string name, vsn;
+  /// What it could not do, the release running all the same: the record not written.
+  std::vector<std::string> notes;
+};
+
 // -- plans --
 
 /// What an upgrade to a release will do, derived from what the program runs: each module that
@@ -722,6 +873,9 @@ struct release_plan {
     int to_vsn;
     std::string file;
     std::vector<server_step> servers;  ///< upgraded in this order, after those of earlier steps
+    /// Its version is loaded and current already (code_server::load before the upgrade): only
+    /// the servers still on the old version move, to it.
+    bool loaded = false;
   };
   release from, to;
   std::vector<module_step> changes;
@@ -841,6 +995,10 @@ struct release_handler_options {
   /// refused if another user's or writable by others), so that boot() boots the permanent one
   /// when the program starts again. Empty: nothing is kept.
   std::string directory{};
+  /// Told, on the handler's own thread, what it does by itself: the lines of a rollback after a
+  /// crash in a grace period (upgrade_options::progress is the caller's, and never called after
+  /// the call that took it returns). Kept, and called, as long as the handler lives.
+  std::function<void(upgrade_stage, const std::string&)> log{};
 };
 
 /// Installs releases on a running program, as OTP's release_handler: one per program, beside
@@ -850,7 +1008,7 @@ template <class CodeServer = code_server>
 class basic_release_handler {
  public:
   explicit basic_release_handler(CodeServer& code, release_handler_options options = {})
-      : code_(code), directory_(std::move(options.directory)) {}
+      : code_(code), directory_(std::move(options.directory)), log_(std::move(options.log)) {}
   basic_release_handler(const basic_release_handler&) = delete;
   basic_release_handler& operator=(const basic_release_handler&) = delete;
   /// A rollback under way finishes first; no other starts.
@@ -858,28 +1016,29 @@ class basic_release_handler {
 
   /// Loads the modules of the release in `manifest` (a program's first release), which becomes
   /// permanent (and is recorded so, given a directory). A module that fails to load unloads
-  /// those loaded before it.
-  result<void> boot(const std::string& manifest) {
+  /// those loaded before it. A record that cannot be written is a note: the release runs.
+  result<boot_report> boot(const std::string& manifest) {
     const std::lock_guard one_at_a_time(operation_);
-    return boot_locked(manifest, {});
+    return boot_locked(manifest, nullptr, {});
   }
 
   /// Boots the release recorded permanent in the handler's directory, as Erlang boots a node:
   /// a program started again runs the release it last made permanent (one installed but not
-  /// made permanent, in its grace period, is not booted: it is recorded old).
-  result<void> boot() {
+  /// made permanent, in its grace period, is not booted: it is recorded old). Refused
+  /// (errc::bad_release) if its manifest now names another release, or other builds of its
+  /// modules than it ran with. The record is written only if this changes it (a release
+  /// recorded current is now old); a write that fails is a note, not a refusal.
+  result<boot_report> boot() {
     const std::lock_guard one_at_a_time(operation_);
     if (directory_.empty()) return error{errc::no_release, "no directory was given: boot(manifest)"};
-    auto record = detail::read_record<>(directory_);
+    if (auto opened = detail::open_record_directory<>(directory_, record_); !opened) return opened.error();
+    auto record = detail::read_record<>(record_);
     if (!record) return record.error();
     const auto permanent = std::find_if(record->begin(), record->end(),
                                         [](const detail::recorded_release& one) { return one.status == "permanent"; });
     if (permanent == record->end())
       return error{errc::no_release, "no permanent release recorded in " + directory_ + ": boot(manifest) first"};
-    std::vector<detail::recorded_release> others;
-    for (const auto& one : *record)
-      if (&one != &*permanent) others.push_back(one);
-    return boot_locked(permanent->manifest, others);
+    return boot_locked(permanent->manifest, &*permanent, *record);
   }
 
   /// Every release known, the permanent one first, as Erlang's which_releases.
@@ -952,7 +1111,7 @@ class basic_release_handler {
               fmt::format("{}: vsn {} -> {} ({}) would take {} us, making {}", server.label, server.from_vsn, table.vsn,
                           table.name, tried->time.count() / 1000, detail::print_bytes(tried->state_bytes)));
       }
-    undo(loaded);
+    undo(loaded, &*planned);
     return report;
   }
 
@@ -986,7 +1145,8 @@ class basic_release_handler {
  private:
   struct known : release {
     release_status status;
-    std::vector<std::string> module_names = {};  // of a release that ran here (what a plan compares)
+    std::vector<std::string> module_names = {};                    // of a release that ran here (what a plan compares)
+    std::vector<std::pair<std::string, std::string>> builds = {};  // (module, build), sorted; none: not known
   };
   using access = detail::code_server_access<void>;
 
@@ -1006,45 +1166,107 @@ class basic_release_handler {
     return found == releases_.end() ? nullptr : &*found;
   }
 
-  result<void> boot_locked(const std::string& manifest, const std::vector<detail::recorded_release>& others) {
+  /// Boots the release in `manifest`; `pinned`: as the record says it (its name, vsn and
+  /// builds must be the manifest's), with the rest of `recorded`, old now.
+  result<boot_report> boot_locked(const std::string& manifest, const detail::recorded_release* pinned,
+                                  const std::vector<detail::recorded_release>& recorded) {
     if (!releases_.empty())
       return error{errc::bad_release, "release " + releases_.front().name + " " + releases_.front().vsn +
                                           " is already booted: upgrade to another"};
     if (!directory_.empty())
-      if (auto owned = detail::own_directory<>(directory_); !owned) return owned.error();
+      if (auto opened = detail::open_record_directory<>(directory_, record_); !opened) return opened.error();
     auto target = read_release(manifest);
     if (!target) return target.error();
+    const std::string booting = "booting release " + target->name + " " + target->vsn + ": ";
+    if (pinned && (target->name != pinned->name || target->vsn != pinned->vsn))
+      return error{errc::bad_release,
+                   fmt::format("{}: now release {} {}, not release {} {}, which {}/releases.json "
+                               "records permanent",
+                               manifest, target->name, target->vsn, pinned->name, pinned->vsn, directory_)};
+    if (pinned && !pinned->builds.empty()) {  // before any of their code runs (and again once loaded, below)
+      builds now;
+      for (const auto& file : target->modules) {
+        auto note = access::read_note(code_, file);
+        if (!note) return error{note.error().code, booting + note.error().what};
+        now.emplace_back(note->name, note->build);
+      }
+      if (auto changed = changed_builds(as_recorded(*pinned), pinned->builds, now); !changed.empty())
+        return error{errc::bad_release, booting + changed};
+    }
     std::vector<module_ptr> loaded;
     for (const auto& file : target->modules) {
       auto version = code_.load(file);
       if (!version) {
         undo(loaded);
-        return error{version.error().code,
-                     "booting release " + target->name + " " + target->vsn + ": " + version.error().what};
+        return error{version.error().code, booting + version.error().what};
       }
       loaded.push_back(std::move(*version));
     }
-    target->manifest = detail::absolute_path(target->manifest);
     std::vector<std::string> names;
-    for (const auto& version : loaded) names.push_back(version->name());
-    releases_.push_back({std::move(*target), release_status::permanent, std::move(names)});
-    for (const auto& one : others)
-      releases_.push_back({release{one.name, one.vsn, {}, one.manifest}, release_status::old, {}});
-    if (auto recorded = record(); !recorded) {
-      releases_.clear();
-      undo(loaded);
-      return recorded.error();
+    builds ran;
+    for (const auto& version : loaded) {
+      names.push_back(version->name());
+      ran.emplace_back(version->name(), version->build());
     }
-    return {};
+    if (pinned && !pinned->builds.empty())  // a file rewritten between its check and its load
+      if (auto changed = changed_builds(as_recorded(*pinned), pinned->builds, ran); !changed.empty()) {
+        undo(loaded);
+        return error{errc::bad_release, booting + changed};
+      }
+    target->manifest = detail::absolute_path(target->manifest);
+    releases_.push_back({std::move(*target), release_status::permanent, std::move(names), sorted(std::move(ran))});
+    for (const auto& one : recorded)
+      if (&one != pinned)
+        releases_.push_back({release{one.name, one.vsn, {}, one.manifest}, release_status::old, {}, one.builds});
+    boot_report report{releases_.front().name, releases_.front().vsn, {}};
+    if (!directory_.empty() && entries() != recorded)  // written only when changed: a full disk does not stop a boot
+      if (auto written = record(); !written)
+        report.notes.push_back("the release handler's record was not written: " + written.error().what +
+                               " (the release runs; the record is as before)");
+    return report;
+  }
+
+  using builds = std::vector<std::pair<std::string, std::string>>;  // (module, build)
+  static release as_recorded(const detail::recorded_release& one) { return {one.name, one.vsn, {}, one.manifest}; }
+  static builds sorted(builds modules) {
+    std::sort(modules.begin(), modules.end());
+    return modules;
+  }
+  /// What differs between the builds `release` ran with, `ran`, and `now` (empty: nothing).
+  static std::string changed_builds(const release& release, const builds& ran, const builds& now) {
+    const builds was = sorted(ran), is = sorted(now);
+    std::vector<std::string> changes;
+    auto named = [](const std::string& module) { return [&module](const auto& one) { return one.first == module; }; };
+    for (const auto& [module, build] : was) {
+      const auto found = std::find_if(is.begin(), is.end(), named(module));
+      if (found == is.end())
+        changes.push_back(fmt::format("module {} is no longer in it", module));
+      else if (found->second != build)
+        changes.push_back(fmt::format("module {} is build {}, not build {}", module, found->second, build));
+    }
+    for (const auto& [module, build] : is)
+      if (std::none_of(was.begin(), was.end(), named(module)))
+        changes.push_back(fmt::format("module {} (build {}) was not in it", module, build));
+    if (changes.empty()) return {};
+    std::string said =
+        fmt::format("the manifest of release {} {} ({}) no longer holds the builds it ran with: ", release.name,
+                    release.vsn, release.manifest);
+    for (std::size_t i = 0; i < changes.size(); ++i) said += (i ? "; " : "") + changes[i];
+    return said;
+  }
+
+  /// The releases known, as the record holds them.
+  std::vector<detail::recorded_release> entries() const {
+    std::vector<detail::recorded_release> made;
+    for (const auto& one : releases_)
+      made.push_back({one.name, one.vsn, one.manifest, std::string(to_string(one.status)), one.builds});
+    return made;
   }
 
   /// Writes the releases known to the handler's directory, if it has one.
   result<void> record() const {
     if (directory_.empty()) return {};
-    std::vector<detail::recorded_release> entries;
-    for (const auto& one : releases_)
-      entries.push_back({one.name, one.vsn, one.manifest, std::string(to_string(one.status))});
-    return detail::write_record<>(directory_, entries);
+    return detail::write_record<>(record_, entries());
   }
 
   upgrade_report rollback_locked(upgrade_options options) {
@@ -1052,7 +1274,7 @@ class basic_release_handler {
     if (permanent == releases_.end() || find(release_status::current) == releases_.end())
       return refused(error{errc::no_release, "no release to roll back: the permanent one runs"});
     options.grace_period = {};
-    auto planned = plan_locked(permanent->manifest, options.suspend_timeout);
+    auto planned = plan_locked(permanent->manifest, options.suspend_timeout, &*permanent);
     return planned ? run(*planned, options) : refused(planned.error());
   }
 
@@ -1061,23 +1283,35 @@ class basic_release_handler {
     const std::lock_guard one_at_a_time(operation_);
     if (!grace_->current(generation)) return;  // made permanent, or upgraded again, meanwhile
     auto tell = [&](const std::string& line) {
-      if (grace_options_.progress) grace_options_.progress(upgrade_stage::rollback, line);
+      if (log_) log_(upgrade_stage::rollback, line);
     };
     const known* from = running();
     const known& permanent = *find(release_status::permanent);
     const std::string back_to = permanent.name + " " + permanent.vsn;  // (the list may change below)
     tell(fmt::format("{} in the grace period of release {} {}: rolling back to {}", why, from->name, from->vsn,
                      back_to));
-    const auto report = rollback_locked(grace_options_);
+    upgrade_options options = grace_options_;
+    options.progress = log_;  // the rollback's stages too
+    const auto report = rollback_locked(options);
     tell(report ? "rolled back: release " + back_to + " runs again"
                 : "the rollback failed: " + report.outcome.error().what);
   }
 
-  result<release_plan> plan_locked(const std::string& manifest, std::chrono::nanoseconds timeout) {
+  /// The plan to the release in `manifest`; `expected`: the release known that it must still be
+  /// (a rollback's). A release known by its name and vsn must still hold the builds it ran with.
+  result<release_plan> plan_locked(const std::string& manifest, std::chrono::nanoseconds timeout,
+                                   const known* expected = nullptr) {
     const known* from = running();
     if (!from) return error{errc::no_release, "no release runs: boot one first"};
     auto target = read_release(manifest);
     if (!target) return target.error();
+    if (expected && (target->name != expected->name || target->vsn != expected->vsn))
+      return error{errc::plan_refused, fmt::format("{}: now release {} {}, not release {} {}, which it held", manifest,
+                                                   target->name, target->vsn, expected->name, expected->vsn)};
+    const auto same = std::find_if(releases_.begin(), releases_.end(), [&](const known& one) {
+      return one.name == target->name && one.vsn == target->vsn && !one.builds.empty();
+    });
+    builds holds;  // the target's modules' builds
     if (target->name == from->name && target->vsn == from->vsn)
       return error{errc::plan_refused, "release " + target->name + " " + target->vsn + " is the one running"};
     release_plan plan{*from, *target, {}, {}, {}};
@@ -1096,8 +1330,12 @@ class basic_release_handler {
         continue;
       }
       modules.push_back(note->name);
+      holds.emplace_back(note->name, note->build);
       const module_ptr now = code_.current(note->name);
-      if (now && now->vsn() == note->vsn) continue;  // this version runs already
+      if (now && now->vsn() == note->vsn) {  // this version is loaded: the servers left on the old one move to it
+        if (auto left = servers_left(*note, file, now, timeout, reasons)) plan.changes.push_back(std::move(*left));
+        continue;
+      }
       const bool down = now && note->vsn < now->vsn();
       if (auto fits = detail::check_fits(*note, file, 0, {}, now, code_.old(note->name), registry(), down); !fits) {
         reasons.push_back(fits.error().what);
@@ -1112,7 +1350,7 @@ class basic_release_handler {
         schemas.push_back(schema);
         schema_files.push_back(file);
       }
-      release_plan::module_step change{note->name, now ? now->vsn() : 0, note->vsn, file, {}};
+      release_plan::module_step change{note->name, now ? now->vsn() : 0, note->vsn, file, {}, false};
       for (auto& server : now ? now->servers() : std::vector<any_server>{}) {
         const std::string label = server.core()->label();
         auto status = sys::get_status(server, timeout);
@@ -1131,12 +1369,19 @@ class basic_release_handler {
     }
     for (const auto& name : from->module_names)  // the running release's modules the target lacks
       if (std::find(modules.begin(), modules.end(), name) == modules.end()) {
-        if (const module_ptr now = code_.current(name); now && !now->servers().empty())
+        const module_ptr now = code_.current(name), left = code_.old(name);
+        if (now && !now->servers().empty())
           reasons.push_back(detail::describe_users(*now, now->servers()) + ", and release " + target->name + " " +
+                            target->vsn + " does not have it");
+        else if (left && !left->servers().empty())
+          reasons.push_back(detail::describe_users(*left, left->servers()) + ", and release " + target->name + " " +
                             target->vsn + " does not have it");
         else if (now)
           plan.retired.push_back(name);
       }
+    // A release known by its name and vsn is the one it was, not whatever its manifest now holds.
+    if (same != releases_.end() && holds.size() == target->modules.size())  // (each note read: else a reason says why)
+      if (auto changed = changed_builds(*same, same->builds, holds); !changed.empty()) reasons.push_back(changed);
     plan.modules = std::move(modules);
     if (!reasons.empty()) {
       std::string why = fmt::format("release {} {} cannot be installed over {} {}:", target->name, target->vsn,
@@ -1145,6 +1390,41 @@ class basic_release_handler {
       return error{errc::plan_refused, std::move(why)};
     }
     return plan;
+  }
+
+  /// The change that moves the servers still on the old version of a module to its current
+  /// one, which the release names (`note`, read from `file`): loaded already by hand
+  /// (code_server::load), it would otherwise be taken as running while they stay behind. None
+  /// if no server is left on the old version; each one that cannot move is a reason.
+  std::optional<release_plan::module_step> servers_left(const detail::module_note_fields& note, const std::string& file,
+                                                        const module_ptr& now, std::chrono::nanoseconds timeout,
+                                                        std::vector<std::string>& reasons) {
+    if (note.build != now->build()) {
+      reasons.push_back(fmt::format("{}: another build ({}) of {} vsn {} than the one loaded ({})", file, note.build,
+                                    note.name, note.vsn, now->build()));
+      return std::nullopt;
+    }
+    const module_ptr left = code_.old(note.name);
+    if (!left) return std::nullopt;
+    release_plan::module_step change{note.name, left->vsn(), note.vsn, file, {}, true};
+    const bool down = left->vsn() > note.vsn;
+    for (auto& server : left->servers()) {
+      const std::string label = server.core()->label();
+      auto status = sys::get_status(server, timeout);
+      if (!status) {
+        if (status.error().code != errc::no_server) reasons.push_back(label + ": " + status.error().what);
+        continue;
+      }
+      if (status->implementation != left->implementation()) continue;  // holds a state of that code, runs other
+      if (auto refused = down ? detail::refuses_down(*left, note, label, status->vsn, status->state_fingerprint)
+                              : detail::refuses_state(note, label, status->vsn, status->state_fingerprint);
+          !refused.empty())
+        reasons.push_back(fmt::format("{} (on {} vsn {}, left behind by a load of vsn {})", refused, note.name,
+                                      left->vsn(), note.vsn));
+      change.servers.push_back({std::move(server), label, status->vsn});
+    }
+    if (change.servers.empty()) return std::nullopt;
+    return change;
   }
 
   upgrade_report run(const release_plan& plan, const upgrade_options& options) {
@@ -1162,7 +1442,7 @@ class basic_release_handler {
       report = hotswap::upgrade(steps, options);
     }  // the steps' leases go: a version rolled back from is held by nothing now
     if (!report) {
-      undo(loaded);
+      undo(loaded, &plan);
       return report;
     }
     loaded.clear();
@@ -1172,11 +1452,15 @@ class basic_release_handler {
     const auto known_before = std::find_if(releases_.begin(), releases_.end(), [&](const known& one) {
       return one.name == plan.to.name && one.vsn == plan.to.vsn;
     });
+    builds ran;
+    for (const auto& name : plan.modules)
+      if (const module_ptr now = code_.current(name)) ran.emplace_back(name, now->build());
     if (known_before == releases_.end()) {
       releases_.push_back({release{plan.to.name, plan.to.vsn, plan.to.modules, detail::absolute_path(plan.to.manifest)},
-                           release_status::current, plan.modules});
+                           release_status::current, plan.modules, sorted(std::move(ran))});
     } else {
       known_before->module_names = plan.modules;
+      known_before->builds = sorted(std::move(ran));
       if (known_before->status != release_status::permanent)  // back to the permanent one: it runs again
         known_before->status = release_status::current;
     }
@@ -1239,6 +1523,9 @@ class basic_release_handler {
     const std::uint64_t generation = grace_->start(options.grace_period);
     if (options.grace_period <= std::chrono::nanoseconds::zero()) return;
     grace_options_ = options;
+    // The caller's progress may capture what dies when upgrade() returns: the rollback after a
+    // crash tells the handler's log instead.
+    grace_options_.progress = nullptr;
     const std::weak_ptr<detail::grace_watch> watch = grace_;
     for (const auto& change : plan.changes)
       for (const auto& server : change.servers)
@@ -1255,13 +1542,25 @@ class basic_release_handler {
   bool load_all(const release_plan& plan, const upgrade_options& options, upgrade_report& report,
                 std::vector<module_ptr>& loaded) {
     for (const auto& change : plan.changes) {
+      if (change.loaded) {  // by hand, before: only its servers move
+        const module_ptr now = code_.current(change.module);
+        if (!now || now->vsn() != change.to_vsn) {
+          undo(loaded, &plan);
+          report.outcome = error{errc::plan_refused, "loading release " + plan.to.name + " " + plan.to.vsn + ": " +
+                                                         change.module + " vsn " + std::to_string(change.to_vsn) +
+                                                         " is no longer current: plan again"};
+          return false;
+        }
+        loaded.push_back(now);
+        continue;
+      }
       auto version = change.from_vsn > change.to_vsn ? access::load_older(code_, change.file) : code_.load(change.file);
       if (version && (*version)->vsn() != change.to_vsn) {
         loaded.push_back(std::move(*version));
         version = error{errc::plan_refused, change.file + ": rewritten since the plan was made: plan again"};
       }
       if (!version) {
-        undo(loaded);
+        undo(loaded, &plan);
         report.outcome = error{version.error().code, "loading release " + plan.to.name + " " + plan.to.vsn + ": " +
                                                          version.error().what + "; release " + plan.from.name + " " +
                                                          plan.from.vsn + " runs on, unchanged"};
@@ -1275,17 +1574,20 @@ class basic_release_handler {
     return true;
   }
 
-  /// Unloads what a failed boot or upgrade loaded, last first.
-  void undo(std::vector<module_ptr>& loaded) {
+  /// Unloads what a failed boot or upgrade loaded, last first (for `plan`'s changes, `loaded[i]`
+  /// its i-th's: one loaded before it is kept).
+  void undo(std::vector<module_ptr>& loaded, const release_plan* plan = nullptr) {
     while (!loaded.empty()) {
       module_ptr version = std::move(loaded.back());
       loaded.pop_back();
-      access::undo_load(code_, std::move(version));
+      if (!plan || !plan->changes[loaded.size()].loaded) access::undo_load(code_, std::move(version));
     }
   }
 
   CodeServer& code_;
-  std::string directory_;  // where the record is kept (empty: nowhere)
+  std::string directory_;            // where the record is kept (empty: nowhere)
+  detail::record_directory record_;  // it, open (from the first boot)
+  std::function<void(upgrade_stage, const std::string&)> log_;
   mutable std::mutex operation_;
   std::vector<known> releases_;    // the permanent one first
   upgrade_options grace_options_;  // the upgrade's whose grace period runs: its rollback's

@@ -2,4 +2,4 @@
 // edit. It enters the ABI fingerprint: a module built from other headers is refused.
 #pragma once
 
-#define HOTSWAP_DETAIL_HEADERS_DIGEST "e75051f5f19a89a1"
+#define HOTSWAP_DETAIL_HEADERS_DIGEST "910b23ec2fc44e9c"

@@ -230,10 +230,13 @@ TEST_CASE("a server busy past the suspend deadline, or a pause over its budget, 
     const auto report = shop.releases.upgrade(shop.manifest("2", {"counter_v2", "minimal_v2"}), options);
     REQUIRE_FALSE(report);
     CHECK(report.outcome.error().code == hotswap::errc::over_budget);
-    CHECK(report.outcome.error().what.starts_with("pause budget: the pause reached "));
-    // Past it once all are suspended: no change is tried.
-    CHECK(report.outcome.error().what.ends_with(
-        " us by the last suspend, over its budget of 0 us; every server runs its old code with its old state"));
+    // Past it by the time all are suspended (or a suspend not answered within it, on a busy
+    // machine): no change is tried.
+    CHECK_THAT(report.outcome.error().what,
+               Catch::Matches("(pause budget: the pause reached \\d+ us by the last suspend, over its budget of 0 us"
+                              "|step \\d+ of \\d+ \\(server \\d+, suspend\\): no answer within the pause budget of 0 us "
+                              "\\(the server is resumed as it returns\\)); every server runs its old code with its old "
+                              "state"));
     for (const auto& step : report.steps) CHECK(step.time == 0ns);
     shop.check_release_1_runs();
   }

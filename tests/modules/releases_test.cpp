@@ -232,11 +232,12 @@ TEST_CASE("a server busy past the suspend deadline, or a pause over its budget, 
     CHECK(report.outcome.error().code == hotswap::errc::over_budget);
     // Past it by the time all are suspended (or a suspend not answered within it, on a busy
     // machine): no change is tried.
-    CHECK_THAT(report.outcome.error().what,
-               Catch::Matches("(pause budget: the pause reached \\d+ us by the last suspend, over its budget of 0 us"
-                              "|step \\d+ of \\d+ \\(server \\d+, suspend\\): no answer within the pause budget of 0 us "
-                              "\\(the server is resumed as it returns\\)); every server runs its old code with its old "
-                              "state"));
+    CHECK_THAT(
+        report.outcome.error().what,
+        Catch::Matches("(pause budget: the pause reached \\d+ us by the last suspend, over its budget of 0 us"
+                       "|step \\d+ of \\d+ \\(server \\d+, suspend\\): no answer within the pause budget of 0 us "
+                       "\\(the server is resumed as it returns\\)); every server runs its old code with its old "
+                       "state"));
     for (const auto& step : report.steps) CHECK(step.time == 0ns);
     shop.check_release_1_runs();
   }

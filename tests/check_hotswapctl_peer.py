@@ -29,7 +29,7 @@ import tempfile
 import tty
 
 NOBODY = 65534
-ENDLESS_CAP = 256 << 20  # what the endless server sends at most: more than hotswapctl's bound
+ENDLESS_CAP = 1 << 30  # what the endless server sends at most: far more than hotswapctl's bound
 
 
 def serve(path, reply_hex, uid, endless):
@@ -215,7 +215,9 @@ server = fake_program(sock, b'{"ok":true,"result":{"text":"', endless=True)
 status, out, err, peak_kib = ctl("-s", sock, "status")
 no_crash(status, "(iv)")
 check(status == 3 and "64 MiB" in err, f"(iv) an endless line: exit {status}, not 3 naming the bound ({err!r})")
-check(peak_kib < 128 * 1024, f"(iv) hotswapctl grew to {peak_kib // 1024} MiB on an endless line")
+# Its 64 MiB line, and what the allocator keeps of the buffers it outgrew (AddressSanitizer's
+# quarantine holds them: 167 MiB under it), stay far below the gigabyte sent.
+check(peak_kib < 256 * 1024, f"(iv) hotswapctl grew to {peak_kib // 1024} MiB on an endless line")
 
 # -- (v) control characters sent to the operator's terminal --
 

@@ -23,6 +23,7 @@
 
 #include <hotswap/control.hpp>
 
+#include "../line_client.hpp"
 #include "shop.hpp"
 
 using namespace std::chrono_literals;
@@ -31,41 +32,9 @@ using testing::running_release;
 
 namespace {
 
-/// A connection to a control socket.
-struct client {
-  int fd = -1;
-  std::string pending;
-
-  explicit client(const std::string& path) {
-    fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_un address{};
-    address.sun_family = AF_UNIX;
-    std::strncpy(address.sun_path, path.c_str(), sizeof address.sun_path - 1);
-    REQUIRE(::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0);
-  }
-  ~client() { ::close(fd); }
-
-  void send(const std::string& bytes) const {
-    for (std::size_t sent = 0; sent < bytes.size();) {
-      const ssize_t n = ::send(fd, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
-      if (n <= 0) return;  // cut off: what follows shows it
-      sent += static_cast<std::size_t>(n);
-    }
-  }
-  /// The next line, or "" once the program closed the connection.
-  std::string line() {
-    for (;;) {
-      if (const auto end = pending.find('\n'); end != std::string::npos) {
-        std::string one = pending.substr(0, end);
-        pending.erase(0, end + 1);
-        return one;
-      }
-      char chunk[4096];
-      const ssize_t got = ::recv(fd, chunk, sizeof chunk, 0);
-      if (got <= 0) return {};
-      pending.append(chunk, static_cast<std::size_t>(got));
-    }
-  }
+/// A connection to a control socket, asking JSON requests.
+struct client : testing::line_client {
+  using line_client::line_client;
   /// Sends `request`; returns its progress lines and, last, its reply.
   std::vector<json> ask(const json& request) {
     send(request.dump() + "\n");

@@ -22,6 +22,7 @@
 
 #include <hotswap/detail/control/listener.hpp>
 
+#include "../line_client.hpp"
 #include "../wait.hpp"
 
 namespace {
@@ -145,44 +146,7 @@ struct test_listener {
   }
 };
 
-/// A raw client: connects, sends bytes as told, reads lines.
-struct raw_client {
-  int fd = -1;
-  std::string pending;
-
-  explicit raw_client(const std::string& path) {
-    fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    REQUIRE(fd >= 0);
-    sockaddr_un address{};
-    address.sun_family = AF_UNIX;
-    std::strncpy(address.sun_path, path.c_str(), sizeof address.sun_path - 1);
-    REQUIRE(::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0);
-  }
-  ~raw_client() {
-    if (fd >= 0) ::close(fd);
-  }
-  void send(const std::string& bytes) const {
-    for (std::size_t sent = 0; sent < bytes.size();) {
-      const ssize_t n = ::send(fd, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
-      REQUIRE(n > 0);
-      sent += static_cast<std::size_t>(n);
-    }
-  }
-  /// The next line, or "" once the listener closed the connection.
-  std::string line() {
-    for (;;) {
-      if (const auto end = pending.find('\n'); end != std::string::npos) {
-        std::string one = pending.substr(0, end);
-        pending.erase(0, end + 1);
-        return one;
-      }
-      char chunk[4096];
-      const ssize_t got = ::recv(fd, chunk, sizeof chunk, 0);
-      if (got <= 0) return {};
-      pending.append(chunk, static_cast<std::size_t>(got));
-    }
-  }
-};
+using raw_client = testing::line_client;
 
 }  // namespace
 

@@ -344,4 +344,22 @@ inline bool cancel(timer& pending) noexcept {
   return pending.cancel();
 }
 
+// -- reports --
+
+/// What hotswap says by itself, as OTP's logger hears it, one line each: a crash report when a
+/// handler throws (the server, its implementation and vsn, the message, what was thrown, its
+/// state as inspect shows it, bounded; and whether it crashed or went back to the code before),
+/// a supervisor report when a child starts, ends, is restarted or is given up on. `text` is safe
+/// to show on a terminal.
+using report = detail::report;
+using report_sink = std::function<void(const report&)>;
+
+/// Puts `sink` in place of the program's sink of reports (empty: standard error, the default)
+/// and returns the one it replaced. The sink is called on the thread that reports (a server's),
+/// must not block for long, and must not set the sink. Set it from the program, not a module.
+template <class = void>
+report_sink set_report_sink(report_sink sink) {
+  return detail::the_runtime().reports.replace(std::move(sink));
+}
+
 }  // namespace hotswap

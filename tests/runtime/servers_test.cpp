@@ -3,6 +3,10 @@
 
 #include <atomic>
 #include <chrono>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -484,4 +488,73 @@ TEST_CASE("on a manual executor a server runs on the test's thread: at once, or 
   CHECK(hotswap::call(counter, Get{}).value() == 10);
   REQUIRE(hotswap::stop(counter));
   CHECK(exits().take() == std::vector<std::string>{"counter 10 normal"});
+}
+
+// A server whose state inspect prints, and whose handler throws what a terminal must not get raw.
+namespace reported {
+struct Note {
+  std::string text;
+  int seen = 0;
+};
+struct Throw {
+  std::string what;
+};
+class custom_failure : public std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+using Noting = hotswap::interface<"Noting", hotswap::cast_msg<Throw>, hotswap::call_msg<testing::Get, int>>;
+struct NoteKeeper {
+  using interface = Noting;
+  static constexpr int vsn = 1;
+  using state = Note;
+  static state init() { return {"a\x1b[2Jb", 7}; }
+  static void handle_cast(const Throw& message, Note&) { throw custom_failure(message.what); }
+  static int handle_call(const testing::Get&, const Note& s) { return s.seen; }
+};
+}  // namespace reported
+using NoteSchema = hotswap::schema<"Note", hotswap::version<1, reported::Note>>;
+template <>
+struct hotswap::schema_of<reported::Note> : NoteSchema {};
+template <>
+inline constexpr bool hotswap::enable_inspect<NoteSchema> = true;
+
+TEST_CASE("a handler that throws sends one crash report to the program's sink, safe for a terminal") {
+  struct heard {
+    std::mutex lock;
+    std::vector<hotswap::report> reports;
+  };
+  auto sink = std::make_shared<heard>();
+  const hotswap::report_sink before = hotswap::set_report_sink([sink](const hotswap::report& said) {
+    const std::lock_guard hold(sink->lock);
+    sink->reports.push_back(said);
+  });
+  auto server = hotswap::start<reported::NoteKeeper>({.name = "noted"}).value();
+  const std::uint64_t id = server.id();
+  hotswap::cast(server, reported::Throw{"bad\nline\x1b]0;owned\x07"});
+  REQUIRE(eventually([&] { return !server.alive(); }));
+  REQUIRE(eventually([&] {
+    const std::lock_guard hold(sink->lock);
+    return !sink->reports.empty();
+  }));
+  hotswap::set_report_sink(before);
+  const std::lock_guard hold(sink->lock);
+  REQUIRE(sink->reports.size() == 1);
+  const hotswap::report& said = sink->reports.front();
+  CHECK(said.about == hotswap::report::kind::crash);
+  CHECK(said.server == id);
+  CHECK(said.text == "crash report: server " + std::to_string(id) +
+                         " (noted), reported::NoteKeeper vsn 1, handling reported::Throw: "
+                         "reported::custom_failure: bad\\x0aline\\x1b]0;owned\\x07; its state: "
+                         "%Note{text: \"a\\e[2Jb\", seen: 7}; the server crashed");
+  CHECK(said.text.find('\n') == std::string::npos);
+}
+
+TEST_CASE("a sink that throws loses its report only; an empty sink is standard error again") {
+  const hotswap::report_sink before = hotswap::set_report_sink([](const hotswap::report&) { throw 1; });
+  auto server = hotswap::start<reported::NoteKeeper>().value();
+  hotswap::cast(server, reported::Throw{"boom"});
+  REQUIRE(eventually([&] { return !server.alive(); }));
+  auto again = hotswap::start<reported::NoteKeeper>().value();
+  CHECK(hotswap::call(again, Get{}).value() == 7);  // the program serves on
+  CHECK(!hotswap::set_report_sink(before) == false);
 }

@@ -23,6 +23,7 @@ struct extra_ref {
 struct outcome {
   bool failed = false;
   std::string what;
+  std::string thrown = {};  ///< the type of what a handler threw, as the compiler spells it (its crash report's)
 };
 /// A handler: runs the message on the state, consumes the message, sends the reply (calls).
 using handler_fn = void (*)(void* state, envelope& message, outcome& result) noexcept;

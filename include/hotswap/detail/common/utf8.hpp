@@ -1,9 +1,11 @@
 // Reading UTF-8 one code point at a time, strictly: what inspect prints as a string, and what
-// hotswapctl shows of what a program sent, depend on which bytes are characters.
+// hotswapctl shows of what a program sent, depend on which bytes are characters; and text from
+// outside made safe to show on a terminal.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 namespace hotswap::detail {
@@ -33,6 +35,38 @@ constexpr std::int32_t next_code_point(std::string_view text, std::size_t& at) n
   if (point < least || point > 0x10FFFF || (point >= 0xD800 && point <= 0xDFFF)) return -1;
   at += length;
   return static_cast<std::int32_t>(point);
+}
+
+/// `text` made safe to show on a terminal: what a program sent, a file name or an exception's
+/// message could clear the screen or fake lines. Control characters (C0 but, with `newlines`, \n
+/// and \t; and DEL) are shown as \xNN, C1 characters as \u00NN, bytes that are not UTF-8 as
+/// \xNN; the rest as it is. At most `limit` bytes of `text` are shown, then `...`.
+inline std::string visible(std::string_view text, bool newlines = true, std::size_t limit = std::string_view::npos) {
+  constexpr std::string_view hex = "0123456789abcdef";
+  std::string shown;
+  shown.reserve(text.size() < limit ? text.size() : limit);
+  for (std::size_t at = 0; at < text.size();) {
+    if (at >= limit) {
+      shown += "...";
+      break;
+    }
+    const std::size_t start = at;
+    const std::int32_t c = next_code_point(text, at);
+    const auto escaped = [&](std::string_view prefix, unsigned value) {
+      shown += prefix;
+      shown += hex[(value >> 4) & 0xF];
+      shown += hex[value & 0xF];
+    };
+    if (c < 0)
+      escaped("\\x", static_cast<unsigned char>(text[at++]));
+    else if ((c < 0x20 && !(newlines && (c == '\n' || c == '\t'))) || c == 0x7f)
+      escaped("\\x", static_cast<unsigned>(c));
+    else if (c >= 0x80 && c <= 0x9f)
+      escaped("\\u00", static_cast<unsigned>(c));
+    else
+      shown.append(text, start, at - start);
+  }
+  return shown;
 }
 
 }  // namespace hotswap::detail

@@ -6,8 +6,11 @@
 #include <utility>
 
 #include "../../result.hpp"
+#include "../common/std_algorithm.hpp"
 #include "../common/std_parts.hpp"
 #include "../common/sync.hpp"
+#include "../common/utf8.hpp"
+#include "reports.hpp"
 #include "server_core.hpp"
 #include "slow_handlers.hpp"
 
@@ -20,6 +23,9 @@ runtime& the_runtime();
 /// A backlog has drained: its memory goes back to the system once the pool idles.
 template <class = void>
 void give_back_memory_when_idle() noexcept;
+/// Hands a report to the program's sink (the runtime's report_log).
+template <class = void>
+void write_report(const report& said) noexcept;
 
 /// The server whose handler this thread is running, if any.
 template <class = void>
@@ -97,6 +103,51 @@ void note_slow_handler(server_core& server, const implementation_table& table, s
   }
 }
 
+/// The first line of a crash report: the server, its code, the message, what was thrown, and
+/// the state it failed on as inspect shows it (at most `state_shown` bytes of it).
+template <class = void>
+std::string crash_report_text(server_core& server, const implementation_table& table, std::uint32_t kind,
+                              const outcome& result) {
+  constexpr std::size_t state_shown = 512;
+  std::string text = "crash report: " + visible(server.label(), false) + ", " + visible(table.name, false) + " vsn " +
+                     std::to_string(table.vsn) + ", handling " + visible(table.message_names[kind], false) + ": " +
+                     (result.thrown.empty() ? "" : visible(result.thrown, false) + ": ") +
+                     visible(result.what, false, state_shown);
+  if (!table.inspect_state || !server.state) return text + "; its state is not shown (inspect is not enabled for it)";
+  std::string state(state_shown, '\0');
+  const std::size_t size = table.inspect_state(server.state, state.data(), state.size());
+  state.resize(std::min(size, state.size()));
+  return text + "; its state: " + visible(state, false) + (size > state_shown ? "..." : "");
+}
+
+/// A handler threw: the server's on_failure guard puts it back on the code before, its state
+/// kept (a development reload or a release on probation), else the server ends, crashed. Either
+/// way its trace hook hears of it, and a crash report goes to the program's sink.
+template <class = void>
+void handler_failed(server_core& server, envelope& message, outcome& result) noexcept {
+  const implementation_table& table = *server.table;
+  if (server.trace)
+    server.trace({trace_event::failed, table.message_names[message.kind], server.id, std::string_view(result.what)});
+  std::string text;
+  try {
+    text = crash_report_text(server, table, message.kind, result);  // before the state goes
+  } catch (...) {                                                   // out of memory: no report
+  }
+  if (auto guard = std::exchange(server.on_failure, nullptr); guard && guard(server, result.what)) {
+    if (!text.empty()) try {
+        write_report({report::kind::crash, server.id,
+                      text + "; back on " + visible(server.table->name, false) + " vsn " +
+                          std::to_string(server.table->vsn) + ", its state kept"});
+      } catch (...) {
+      }
+    if (message.reply) static_cast<reply_slot_base*>(message.reply)->fail(errc::handler_failed, result.what);
+    return;  // back on the code before, its state kept: it serves on
+  }
+  if (!text.empty()) write_report({report::kind::crash, server.id, std::move(text) + "; the server crashed"});
+  if (message.reply) static_cast<reply_slot_base*>(message.reply)->fail(errc::server_died, result.what);
+  end_server(server, {exit_kind::crashed, std::move(result.what)});
+}
+
 template <class = void>
 void dispatch(server_core& server, envelope& message) noexcept {
   const implementation_table& table = *server.table;
@@ -111,15 +162,7 @@ void dispatch(server_core& server, envelope& message) noexcept {
       note_slow_handler(server, table, message.kind, slow_since);
   if (server.timing) server.time_in_handlers += std::chrono::steady_clock::now() - start;
   ++server.handled;
-  if (result.failed) {
-    if (auto guard = std::exchange(server.on_failure, nullptr); guard && guard(server, result.what)) {
-      if (message.reply) static_cast<reply_slot_base*>(message.reply)->fail(errc::handler_failed, result.what);
-      return;  // back on the code before, its state kept: it serves on
-    }
-    if (message.reply) static_cast<reply_slot_base*>(message.reply)->fail(errc::server_died, result.what);
-    end_server(server, {exit_kind::crashed, std::move(result.what)});
-    return;
-  }
+  if (result.failed) return handler_failed(server, message, result);
   if (server.trace) server.trace({trace_event::out, table.message_names[message.kind], server.id});
 }
 

@@ -45,6 +45,7 @@ class basic_runtime {
 
   worker_pool pool;
   timer_service timers;
+  report_log reports;  // crash and supervisor reports: to the program's sink
 
   // The program's code for what a module's copy of these headers must not do itself: look up
   // the program's thread-locals, make an executor (whose thread and vtable would be the module's).
@@ -169,6 +170,11 @@ worker_pool& shared_pool() {
 template <class>
 void give_back_memory_when_idle() noexcept {
   the_runtime().pool.give_back_memory_when_idle();
+}
+
+template <class>
+void write_report(const report& said) noexcept {
+  the_runtime().reports.write(said);
 }
 
 template <class V>

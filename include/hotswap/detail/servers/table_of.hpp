@@ -4,13 +4,17 @@
 // the generated migration. Nothing thrown crosses the table: failures are reported as outcomes.
 #pragma once
 
+#include <cxxabi.h>
+
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <exception>
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <typeinfo>
 #include <utility>
 
 #include "../abi/implementation_table.hpp"
@@ -25,15 +29,34 @@
 
 namespace hotswap::detail {
 
+/// The name of the type of the exception being handled, as the compiler spells it.
+inline std::string thrown_type() {
+  const std::type_info* type = abi::__cxa_current_exception_type();
+  if (!type) return {};
+  int status = 0;
+  char* readable = abi::__cxa_demangle(type->name(), nullptr, nullptr, &status);
+  std::string name = readable ? readable : type->name();
+  std::free(readable);
+  return name;
+}
+
 /// Runs `body`, reporting what it throws instead of letting it cross the table boundary.
 template <class Body>
 void report_failure(outcome& result, Body&& body) noexcept {
   try {
     body();
   } catch (const std::exception& thrown) {
-    result = {true, thrown.what()};
+    try {
+      result = {true, thrown.what(), thrown_type()};
+    } catch (...) {  // out of memory
+      result.failed = true;
+    }
   } catch (...) {
-    result = {true, "an exception not derived from std::exception"};
+    try {
+      result = {true, "an exception not derived from std::exception", thrown_type()};
+    } catch (...) {
+      result.failed = true;
+    }
   }
 }
 

@@ -23,6 +23,7 @@ import signal
 import subprocess
 import sys
 
+sys.dont_write_bytecode = True  # the import below leaves no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from anemone_app import AnemoneApp  # noqa: E402
 

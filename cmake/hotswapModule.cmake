@@ -45,7 +45,9 @@ endfunction()
 # A release for hotswap's release handler: its name, its vsn and its modules' files, written as
 # <name>-<vsn>.release.json into DESTINATION (by default the directory of the first module). A
 # module beside the manifest is named by its file name, others by their full path; the release
-# handler reads each module's name from its file (docs/releases.md describes the format).
+# handler reads each module's name from its file (docs/releases.md describes the format). Each
+# of MODULES is a target hotswap_add_module made before: a name that is none, or another kind of
+# target (the program itself), is refused when the project is configured.
 function(hotswap_add_release name)
   cmake_parse_arguments(PARSE_ARGV 1 release "" "VERSION;DESTINATION" "MODULES")
   foreach(word IN ITEMS name release_VERSION)
@@ -57,6 +59,19 @@ function(hotswap_add_release name)
   if(NOT release_MODULES)
     message(FATAL_ERROR "hotswap_add_release(${name}): list its modules' targets after MODULES")
   endif()
+  # Each is checked here, where the mistake can be named: past this, a name that is no target is a
+  # generator-expression error at generate time, and a program is listed as if it were a module.
+  foreach(module IN LISTS release_MODULES)
+    if(NOT TARGET "${module}")
+      message(FATAL_ERROR "hotswap_add_release(${name}): ${module} is no target: MODULES lists the targets made by "
+                          "hotswap_add_module, each made before the release")
+    endif()
+    get_target_property(type "${module}" TYPE)
+    if(NOT type STREQUAL "MODULE_LIBRARY")
+      message(FATAL_ERROR "hotswap_add_release(${name}): ${module} is no module (an ${type}): MODULES lists the "
+                          "targets made by hotswap_add_module, not the program that loads them")
+    endif()
+  endforeach()
   list(GET release_MODULES 0 first)
   set(directory "$<TARGET_FILE_DIR:${first}>")
   if(DEFINED release_DESTINATION)

@@ -4,7 +4,8 @@
 //   hotswapctl list                                  # this user's running programs
 //   hotswapctl anemone status                        # a program by name (or -p PID, -s SOCKET)
 //   hotswapctl anemone upgrade build/anemone-3.release.json
-//   hotswapctl --json anemone upgrade ...            # the program's reply lines, for scripts
+//   hotswapctl anemone upgrade ... --json            # the program's reply lines, for scripts
+//   hotswapctl --version                             # hotswap's version
 //
 // Its subcommands are the control server's commands (detail/control/request.hpp lists them
 // once, with their help); docs/operations.md shows each with its output.
@@ -36,6 +37,7 @@
 #include <hotswap/detail/common/utf8.hpp>
 #include <hotswap/detail/control/request.hpp>
 #include <hotswap/detail/control/socket_place.hpp>
+#include <hotswap/version.hpp>
 
 namespace {
 
@@ -408,7 +410,8 @@ int main(int argc, char** argv) {
   CLI::App app{
       "hotswapctl: look at a running hotswap program and upgrade it, through its control socket.\n\n"
       "  hotswapctl list\n"
-      "  hotswapctl [-p PID | -s SOCKET | NAME] COMMAND [ARGS]\n\n"
+      "  hotswapctl [-p PID | -s SOCKET | NAME] COMMAND [ARGS] [--json]\n\n"
+      "Options go anywhere on the line. "
       "A program is found by its name (the socket NAME.PID.sock of this user), its pid, or its socket's "
       "path; with none given, the only program running is meant. Output is for people (aligned tables, an "
       "upgrade's steps as they happen, with the milliseconds since the request); --json prints the "
@@ -419,6 +422,7 @@ int main(int argc, char** argv) {
       "its old code with its state); 3 no program (none found, the socket refused or not believed, or "
       "the connection lost); 64 usage.\n\nSee docs/operations.md for every command with its output.");
   app.require_subcommand(1);
+  app.set_version_flag("--version", "hotswapctl (hotswap) " HOTSWAP_VERSION_STRING, "print hotswap's version");
   std::string directory = detail::default_socket_directory(), socket;
   long pid = 0;
   output_options output;
@@ -435,7 +439,7 @@ int main(int argc, char** argv) {
                  "that shares its socket: control_options::operator_uids or viewer_uids)");
 
   std::vector<std::string> commands{"list"};
-  app.add_subcommand("list", "this user's running programs with a control socket");
+  app.add_subcommand("list", "this user's running programs with a control socket")->fallthrough();
 
   // Each of the control server's commands, its fields as arguments.
   std::map<std::string, json> requests;
@@ -445,6 +449,7 @@ int main(int argc, char** argv) {
     commands.push_back(name);
     auto* sub = app.add_subcommand(name, std::string(command.summary));
     sub->footer(std::string(command.help));
+    sub->fallthrough();  // hotswapctl's own options go anywhere: `hotswapctl anemone status --json`
     requests[name] = {{"command", name}};
     for (const auto& field : command.fields) {
       const std::string key(field.name);

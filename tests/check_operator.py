@@ -17,21 +17,19 @@ import json
 import os
 import random
 import re
-import signal
 import socket
 import subprocess
 import sys
-import tempfile
-import threading
 import time
+
+sys.dont_write_bytecode = True  # the import below leaves no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from anemone_app import AnemoneApp  # noqa: E402
 
 app_path, ctl_path, modules = sys.argv[1:4]
 fleet_script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples", "fleet", "upgrade_host.py")
 V2, V3 = f"{modules}/anemone-2.release.json", f"{modules}/anemone-3.release.json"
 problems = []
-runtime = tempfile.mkdtemp(prefix="hotswap-operator-")
-os.chmod(runtime, 0o700)
-env = dict(os.environ, XDG_RUNTIME_DIR=runtime)
 
 
 def check(condition, what):
@@ -42,35 +40,8 @@ def check(condition, what):
 
 # -- the app, its output read as it comes --
 
-app = subprocess.Popen([app_path, "--serve", "20", modules], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       text=True, env=env)
-lines, lines_lock, new_line = [], threading.Lock(), threading.Condition(threading.Lock())
-
-
-def read_app():
-    for line in app.stdout:
-        with new_line:
-            lines.append(line.rstrip("\n"))
-            new_line.notify_all()
-
-
-threading.Thread(target=read_app, daemon=True).start()
-SCORES = re.compile(r"alice: (\d+), bob: (\d+)$")
-
-
-def ticks():
-    with new_line:
-        return sum(1 for line in lines if SCORES.match(line))
-
-
-def wait_for_ticks(n):
-    """Until the AccountManager has printed n more ticks than now."""
-    target = ticks() + n
-    with new_line:
-        while sum(1 for line in lines if SCORES.match(line)) < target:
-            if app.poll() is not None:
-                sys.exit(f"the app ended: {app.stderr.read()}")
-            new_line.wait(timeout=1)
+app = AnemoneApp(app_path, ctl_path, modules, prefix="hotswap-operator-")
+runtime, env, socket_path, wait_for_ticks = app.runtime, app.env, app.socket, app.wait_for_ticks
 
 
 def ctl(*args, status=0, json_lines=False):
@@ -82,14 +53,6 @@ def ctl(*args, status=0, json_lines=False):
     return run.stdout + run.stderr
 
 
-socket_path = None
-while socket_path is None:
-    listed = subprocess.run([ctl_path, "list"], capture_output=True, text=True, env=env).stdout
-    found = re.search(rf"^anemone +{app.pid} +(\S+)$", listed, re.M)
-    socket_path = found.group(1) if found else None
-    if app.poll() is not None:
-        sys.exit(f"the app ended before opening its socket: {app.stderr.read()}")
-    time.sleep(0.02)  # polling for the socket file, not waiting for an amount of anything
 check(oct(os.stat(socket_path).st_mode & 0o777) == "0o600", "the socket is not mode 0600")
 wait_for_ticks(2)
 
@@ -234,13 +197,12 @@ silent.close()
 # -- the app served throughout, and lost no tick --
 
 wait_for_ticks(2)
-app.send_signal(signal.SIGTERM)
-app.wait(timeout=60)
-check(app.returncode == 0, f"the app exited with {app.returncode}: {app.stderr.read()}")
+stopped, errors = app.stop()
+check(stopped == 0, f"the app exited with {stopped}: {errors}")
 check(not os.path.exists(socket_path), "the socket is left behind")
-scores = [int(m.group(1)) for m in map(SCORES.match, lines) if m]
+bobs = app.scores()
+scores = [a for a, _ in bobs]
 check(scores == list(range(1, len(scores) + 1)), f"ticks lost or repeated: {scores}")
-bobs = [(int(m.group(1)), int(m.group(2))) for m in map(SCORES.match, lines) if m]
 check(all(b == 2 * a for a, b in bobs), "bob's score is not twice alice's")
 
 if problems:

@@ -14,63 +14,28 @@ purge stops servers: it is left out.) Waits are for events (a tick printed, a so
 import json
 import os
 import random
-import re
-import signal
 import subprocess
 import sys
-import tempfile
-import threading
-import time
+
+sys.dont_write_bytecode = True  # the import below leaves no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from anemone_app import AnemoneApp  # noqa: E402
 
 app_path, ctl_path, modules = sys.argv[1:4]
 steps = int(sys.argv[4]) if len(sys.argv) > 4 else 60
 seed = int(sys.argv[5]) if len(sys.argv) > 5 else random.randrange(1 << 30)
 print(f"seed {seed} ({steps} steps): check_release_sequence.py ... {steps} {seed} repeats this run", flush=True)
 rng = random.Random(seed)
-runtime = tempfile.mkdtemp(prefix="hotswap-sequence-")
-os.chmod(runtime, 0o700)
-env = dict(os.environ, XDG_RUNTIME_DIR=runtime)
-
-app = subprocess.Popen([app_path, "--serve", "20", modules], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       text=True, env=env)
-lines, new_line = [], threading.Condition(threading.Lock())
-SCORES = re.compile(r"alice: (\d+), bob: (\d+)$")
-
-
-def read_app():
-    for line in app.stdout:
-        with new_line:
-            lines.append(line.rstrip("\n"))
-            new_line.notify_all()
-
-
-threading.Thread(target=read_app, daemon=True).start()
-
-
-def ticks():
-    return sum(1 for line in lines if SCORES.match(line))
-
-
-def wait_for_ticks(n):
-    with new_line:
-        target = ticks() + n
-        while ticks() < target:
-            if app.poll() is not None:
-                sys.exit(f"the app ended: {app.stderr.read()}")
-            new_line.wait(timeout=1)
+app = AnemoneApp(app_path, ctl_path, modules, prefix="hotswap-sequence-")
 
 
 def ctl(*args):
     run = subprocess.run([ctl_path, "--json", "-p", str(app.pid)] + list(args), capture_output=True, text=True,
-                         env=env, timeout=120)
+                         env=app.env, timeout=120)
     return run.returncode, [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")], run.stderr
 
 
-while "anemone" not in subprocess.run([ctl_path, "list"], capture_output=True, text=True, env=env).stdout:
-    if app.poll() is not None:
-        sys.exit(f"the app ended before opening its socket: {app.stderr.read()}")
-    time.sleep(0.02)  # polling for the socket file, not waiting for an amount of anything
-wait_for_ticks(1)
+app.wait_for_ticks(1)
 
 V2, V3 = f"{modules}/anemone-2.release.json", f"{modules}/anemone-3.release.json"
 FILES = [f"{modules}/{name}_v{vsn}.so" for name in ("account_manager", "inspector") for vsn in (2, 3)]
@@ -98,12 +63,11 @@ for step in range(steps):
                         f"but runs {wrong or shown['servers']}")
         break
 
-wait_for_ticks(2)
-app.send_signal(signal.SIGTERM)
-app.wait(timeout=60)
-if app.returncode != 0:
-    problems.append(f"the app exited with {app.returncode}: {app.stderr.read()}")
-scores = [(int(m.group(1)), int(m.group(2))) for m in map(SCORES.match, lines) if m]
+app.wait_for_ticks(2)
+stopped, errors = app.stop()
+if stopped != 0:
+    problems.append(f"the app exited with {stopped}: {errors}")
+scores = app.scores()
 if [a for a, _ in scores] != list(range(1, len(scores) + 1)) or any(b != 2 * a for a, b in scores):
     problems.append(f"ticks lost, repeated or wrong: {scores}")
 

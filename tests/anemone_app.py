@@ -1,0 +1,74 @@
+"""The Anemone app served with its control socket open, for the end-to-end tests that operate it
+from outside (check_operator.py, check_release_sequence.py, check_docs_commands.py):
+
+    app = AnemoneApp(ANEMONE_LIVE, HOTSWAPCTL, MODULES_DIR)  # started on release anemone 2
+    app.wait_for_ticks(2)
+    ... hotswapctl with env=app.env ...
+    app.stop()
+
+`anemone_live --serve PERIOD MODULES_DIR` runs with its socket in a runtime directory of its own
+(XDG_RUNTIME_DIR, in `env`: hotswapctl run with it finds the app and nothing else); its lines are
+read as they come. Waits are for events (a tick printed, the socket listed by hotswapctl), never
+for amounts of time.
+"""
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+SCORES = re.compile(r"alice: (\d+), bob: (\d+)$")
+
+
+class AnemoneApp:
+    def __init__(self, app_path, ctl_path, modules, period_ms=20, prefix="hotswap-app-"):
+        self.runtime = tempfile.mkdtemp(prefix=prefix)
+        os.chmod(self.runtime, 0o700)
+        self.env = dict(os.environ, XDG_RUNTIME_DIR=self.runtime)
+        self.process = subprocess.Popen([app_path, "--serve", str(period_ms), modules], stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True, env=self.env)
+        self.pid = self.process.pid
+        self.lines, self.new_line = [], threading.Condition(threading.Lock())
+        threading.Thread(target=self._read, daemon=True).start()
+        self.socket = None
+        while self.socket is None:
+            listed = subprocess.run([ctl_path, "list"], capture_output=True, text=True, env=self.env).stdout
+            found = re.search(rf"^anemone +{self.pid} +(\S+)$", listed, re.M)
+            self.socket = found.group(1) if found else None
+            if self.process.poll() is not None:
+                sys.exit(f"the app ended before opening its socket: {self.process.stderr.read()}")
+            time.sleep(0.02)  # polling for the socket file, not waiting for an amount of anything
+
+    def _read(self):
+        for line in self.process.stdout:
+            with self.new_line:
+                self.lines.append(line.rstrip("\n"))
+                self.new_line.notify_all()
+
+    def ticks(self):
+        """The AccountManager's ticks printed so far."""
+        with self.new_line:
+            return sum(1 for line in self.lines if SCORES.match(line))
+
+    def wait_for_ticks(self, n):
+        """Until the AccountManager has printed n more ticks than now."""
+        with self.new_line:
+            target = sum(1 for line in self.lines if SCORES.match(line)) + n
+            while sum(1 for line in self.lines if SCORES.match(line)) < target:
+                if self.process.poll() is not None:
+                    sys.exit(f"the app ended: {self.process.stderr.read()}")
+                self.new_line.wait(timeout=1)
+
+    def scores(self):
+        """Each tick's (alice, bob), in order."""
+        with self.new_line:
+            return [(int(m.group(1)), int(m.group(2))) for m in map(SCORES.match, self.lines) if m]
+
+    def stop(self):
+        """Ends the app as an operator does (SIGTERM); returns its exit status and standard error."""
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(timeout=60)
+        return self.process.returncode, self.process.stderr.read()

@@ -575,8 +575,8 @@ TEST_CASE("bad modules are refused with the file and the reason; nothing changes
       {files.stage("counter_other_interface", "other_interface.so"), hotswap::errc::wrong_interface,
        "variant::CounterV4 implements Counter with other messages than this program's Counter"},
       {files.stage("counter_other_schema", "other_schema.so"), hotswap::errc::schema_conflict,
-       "its schema Count version 2 differs from this program's (fields or their types): Count@2 is registered "
-       "with another fingerprint"},
+       "its schema Count version 2 differs from this program's: count is i16 in it, i64 here (it has "
+       "Count@2{count:i16,generation:i32}, this program Count@2{count:i64,generation:i32})"},
       {files.stage("counter_v1", "older.so"), hotswap::errc::not_newer,
        "counter vsn 1 is not newer than the current vsn 2"},
       {dir + "/world_writable.so", hotswap::errc::unsafe_path,

@@ -71,8 +71,10 @@ result<void> check_fits(const module_note_fields& note, const std::string& path,
     if (const auto found = known.find(version.schema, version.vsn); found && found->fingerprint != version.fingerprint)
       return file_error(errc::schema_conflict, path,
                         "its schema " + version.schema + " version " + std::to_string(version.vsn) +
-                            " differs from this program's (fields or their types): " + std::string(found->schema) +
-                            "@" + std::to_string(found->vsn) + " is registered with another fingerprint");
+                            " differs from this program's: " +
+                            field_differences(described_fields(version.description), described_fields(*found),
+                                              "in it", "here") +
+                            " (it has " + version.description + ", this program " + described(*found) + ")");
   return {};
 }
 

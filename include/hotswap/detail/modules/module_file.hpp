@@ -74,6 +74,7 @@ struct module_note_fields {
     std::string schema;
     int vsn;
     std::uint64_t fingerprint;
+    std::string description;  // Account@2{owner:string,balance:money}
   };
   std::vector<schema_version> schemas;
   std::string build;  // not in the note: its seal's (check_seal), which covers the note and the code
@@ -346,10 +347,15 @@ result<module_note_fields> parse_module_note(std::string_view text, const std::s
       note.history.back().not_down = after_first;
     } else if (key == "schema") {
       const std::string_view vsn = after_first.substr(0, after_first.find(' '));
-      module_note_fields::schema_version version{std::string(first), 0, 0};
-      if (vsn.size() >= after_first.size() || !number(vsn, 10, version.vsn) ||
-          !number(after_first.substr(vsn.size() + 1), 16, version.fingerprint))
-        return bad(line);
+      module_note_fields::schema_version version{std::string(first), 0, 0, {}};
+      if (vsn.size() >= after_first.size()) return bad(line);
+      std::string_view fingerprint = after_first.substr(vsn.size() + 1);
+      const std::size_t space = fingerprint.find(' ');
+      if (space != std::string_view::npos) {
+        version.description = fingerprint.substr(space + 1);
+        fingerprint = fingerprint.substr(0, space);
+      }
+      if (!number(vsn, 10, version.vsn) || !number(fingerprint, 16, version.fingerprint)) return bad(line);
       note.schemas.push_back(std::move(version));
     }
   }

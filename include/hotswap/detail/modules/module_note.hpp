@@ -124,7 +124,7 @@ constexpr void put_module_note(Sink& sink) {
   }(history_of<Implementation>{});
   std::array<std::uint64_t, 256> seen{};  // a schema reached twice is written once
   std::size_t seen_count = 0;
-  auto line = [&]<class V>(std::type_identity<V>) {  // schema Account 2 <fingerprint>
+  auto line = [&]<class V>(std::type_identity<V>) {  // schema Account 2 <fingerprint> <description>
     for (std::size_t i = 0; i < seen_count; ++i)
       if (seen[i] == fnv1a(description<V>)) return;
     if (seen_count < seen.size()) seen[seen_count++] = fnv1a(description<V>);
@@ -134,6 +134,8 @@ constexpr void put_module_note(Sink& sink) {
     put_number(sink, static_cast<std::size_t>(version_number<V>));
     sink.put(" ");
     put_hex(sink, fnv1a(description<V>));
+    sink.put(" ");  // the fields, so that a conflict can say which differ
+    sink.put(description<V>);
     sink.put("\n");
   };
   visit_module_schemas<Implementation>(line);

@@ -2,8 +2,10 @@
 // watched server feeds its log (a bounded ring of its last events, Erlang's sys:log) and the
 // traces streaming its messages (each rate-limited, so that tracing a busy server cannot flood
 // the server, the program or the client). A program's own sys::trace hook on the same server is
-// replaced while the server is watched, and put back when the watch ends. (A template on the
-// server handle, given the hook's setter: detail headers include no public one.)
+// replaced while the server is watched, and put back when the watch ends. What the log of a
+// server that ended kept is kept after it (the latest few): the log of a crashed server shows
+// what it was sent up to its crash. (A template on the server handle, given the hook's setter:
+// detail headers include no public one.)
 #pragma once
 
 #include <chrono>
@@ -13,7 +15,9 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -22,26 +26,35 @@
 
 #include "../../result.hpp"
 #include "../abi/trace_event.hpp"
+#include "../common/spin_lock.hpp"
 #include "listener.hpp"
 
 namespace hotswap::detail {
 
-/// One message in or out of a watched server.
+/// One message in or out of a watched server, or whose handler threw (`why` says what).
 struct watched_event {
   std::chrono::steady_clock::time_point at;
   trace_event::direction way;
   std::string message;
+  std::string why = {};
 };
 
+inline std::string_view to_string(trace_event::direction way) {
+  return way == trace_event::in ? "in" : way == trace_event::out ? "out" : "failed";
+}
+
 inline nlohmann::json to_event_json(const watched_event& event, std::chrono::steady_clock::time_point since) {
-  return {{"way", event.way == trace_event::in ? "in" : "out"},
-          {"message", event.message},
-          {"us", std::chrono::duration<double, std::micro>(event.at - since).count()}};
+  nlohmann::json made{{"way", to_string(event.way)},
+                      {"message", event.message},
+                      {"us", std::chrono::duration<double, std::micro>(event.at - since).count()}};
+  if (event.way == trace_event::failed) made["why"] = event.why;
+  return made;
 }
 
 inline std::string to_event_text(const watched_event& event, std::chrono::steady_clock::time_point since) {
-  return fmt::format("{:>12.3f} ms  {:<3}  {}\n", std::chrono::duration<double, std::milli>(event.at - since).count(),
-                     event.way == trace_event::in ? "in" : "out", event.message);
+  return fmt::format("{:>12.3f} ms  {:<6}  {}{}\n",
+                     std::chrono::duration<double, std::milli>(event.at - since).count(), to_string(event.way),
+                     event.message, event.way == trace_event::failed ? " (" + event.why + ")" : "");
 }
 
 /// `Server` is hotswap::any_server; `set_trace(server, hook, timeout)` is sys::trace (of a
@@ -54,6 +67,18 @@ class server_watches {
   /// sys::replace_trace: `change` runs on the server with its hook, and returns the hook to put in place.
   using trace_setter = std::function<result<void>(const Server&, std::function<trace_hook(trace_hook)> change,
                                                   std::chrono::nanoseconds)>;
+
+  /// What the log of a server that ended had kept.
+  struct ended_log {
+    std::uint64_t id;
+    std::string name;  // its registered name when its log was switched on (empty: none)
+    exit_reason reason;
+    std::vector<watched_event> events;
+  };
+  /// How many logs of ended servers are kept, the latest.
+  static constexpr std::size_t ended_logs_kept = 16;
+  /// How long a failure's `why` kept in a log may be.
+  static constexpr std::size_t largest_why = 1024;
 
   /// `log_size` events kept a server; at most `trace_rate` events a second sent by a trace.
   server_watches(std::size_t log_size, std::size_t trace_rate, trace_setter set_trace)
@@ -70,6 +95,14 @@ class server_watches {
     }
     forget_unused(server, timeout);
     return {};
+  }
+
+  /// The log kept of the latest ended server named `name` (or whose id it is), if its log was on.
+  std::optional<ended_log> ended(std::string_view name) {
+    keep_ended();
+    for (auto one = ended_.rbegin(); one != ended_.rend(); ++one)
+      if (one->name == name || std::to_string(one->id) == name) return *one;
+    return std::nullopt;
   }
 
   /// The server's logged events, oldest first; empty when its log is off (`logging` says).
@@ -124,6 +157,7 @@ class server_watches {
 
   struct watch {
     any_server server;
+    std::string name;
     std::mutex lock;
     bool logging = false;
     std::deque<watched_event> ring;
@@ -140,7 +174,8 @@ class server_watches {
     void operator()(const trace_event& event) const {
       const auto made = weak.lock();
       if (!made) return;
-      watched_event seen{clock::now(), event.way, std::string(event.message)};
+      watched_event seen{clock::now(), event.way, std::string(event.message),
+                         std::string(event.why.substr(0, largest_why))};
       const std::lock_guard hold(made->lock);
       if (made->logging) {
         if (made->ring.size() == log_size) made->ring.pop_front();
@@ -197,10 +232,14 @@ class server_watches {
 
   /// The server's watch, its hook installed if it is new.
   result<std::shared_ptr<watch>> watch_of(const any_server& server, std::chrono::nanoseconds timeout) {
-    std::erase_if(watches_, [](const auto& entry) { return !entry.second->server.alive(); });
+    keep_ended();
     if (auto found = find(server)) return found;
     auto made = std::make_shared<watch>();
     made->server = server;
+    {
+      const spin_guard hold(server.core()->exit_lock);
+      made->name = server.core()->name;
+    }
     auto hooked = set_trace_(
         server,
         [made, log_size = log_size_](trace_hook replaced) {
@@ -242,9 +281,30 @@ class server_watches {
     watches_.erase(server.id());
   }
 
+  /// The watches of servers that ended go; what their logs kept is kept in `ended_`.
+  void keep_ended() {
+    for (auto at = watches_.begin(); at != watches_.end();) {
+      watch& watched = *at->second;
+      if (watched.server.alive()) {
+        ++at;
+        continue;
+      }
+      {
+        const std::lock_guard hold(watched.lock);
+        if (watched.logging) {
+          if (ended_.size() == ended_logs_kept) ended_.pop_front();
+          ended_.push_back({watched.server.id(), watched.name, watched.server.exit(),
+                            {watched.ring.begin(), watched.ring.end()}});
+        }
+      }
+      at = watches_.erase(at);
+    }
+  }
+
   std::size_t log_size_, trace_rate_;
   trace_setter set_trace_;
   std::map<std::uint64_t, std::shared_ptr<watch>> watches_;  // the listener's thread's alone
+  std::deque<ended_log> ended_;                              // the same
 };
 
 }  // namespace hotswap::detail

@@ -20,6 +20,8 @@
 
 namespace hotswap {
 
+// -- children --
+
 /// What else a supervisor restarts when one child ends.
 enum class strategy {
   one_for_one,   ///< that child only
@@ -54,6 +56,8 @@ child_spec child(std::string id, start_options options = {}, restart restart_typ
           restart_type};
 }
 
+// -- supervisors --
+
 struct supervisor_flags {
   hotswap::strategy strategy = strategy::one_for_one;
   int intensity = 1;                       ///< at most this many restarts (0 or more) ...
@@ -85,6 +89,8 @@ result<server_ref<supervisor_interface>> start_supervisor(supervisor_flags flags
 template <class Implementation = detail::supervisor_implementation<>>
 child_spec supervisor_child(std::string id, supervisor_flags flags, std::vector<child_spec> children,
                             restart restart_type = restart::permanent);
+
+// -- applications --
 
 template <class Implementation = detail::supervisor_implementation<>>
 class basic_application {

@@ -18,6 +18,8 @@
 
 namespace hotswap {
 
+// -- inspect --
+
 // hotswap::enable_inspect<Schema>: declared in detail/schemas/inspect.hpp, beside what it enables.
 
 /// A version of a schema that opted in to inspect formatting.

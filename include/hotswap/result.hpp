@@ -1,5 +1,6 @@
 // The vocabulary of every layer: why a request failed (errc, error), what it returns instead
-// (result), and how a server ended (exit_reason). Includes nothing else of hotswap.
+// (result), and how a server ended (exit_reason). Includes nothing else of hotswap but
+// detail/common/write_text.hpp, which includes nothing of hotswap.
 //
 //     hotswap::result<int> n = hotswap::call(counter, Get{});
 //     if (!n) fmt::print("{}\n", n.error());   // timeout: no reply within 5000 ms
@@ -15,6 +16,8 @@
 #include <utility>
 
 #include <fmt/core.h>
+
+#include "detail/common/write_text.hpp"
 
 namespace hotswap {
 
@@ -267,14 +270,6 @@ class [[nodiscard]] result<void> {
 // a result as its value, `ok` (result<void>) or its error. They write through the output iterator
 // and fmt::format: fmt::format_to needs <fmt/format.h> (and with clang does not link against
 // Debian's libfmt with <fmt/core.h> alone), which costs as much to include as the rest of hotswap.
-namespace hotswap::detail {
-template <class Out>
-Out write_text(Out out, std::string_view text) {
-  for (const char c : text) *out++ = c;
-  return out;
-}
-}  // namespace hotswap::detail
-
 template <>
 struct fmt::formatter<hotswap::errc> {
   std::string_view spec;  // a string's format spec (`{:>16}`), applied to the name

@@ -1,0 +1,759 @@
+// The bodies of <hotswap/releases.hpp> (its declarations, documented, are there): an upgrade's
+// report and transaction, reading a release, a plan's text, the release handler's operations,
+// and what a plan checks of each server. Included by releases.hpp only.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "../detail/releases/print_bytes.hpp"
+#include "../releases.hpp"
+
+namespace hotswap {
+
+namespace detail {
+/// The release handler's way into the code server: a module file's note, read and sealed but
+/// not yet checked against the loaded versions; the undoing of a load.
+template <class>
+struct code_server_access {
+  template <class CodeServer>
+  static result<module_note_fields> read_note(CodeServer& code, const std::string& path) {
+    std::string bytes;
+    std::string_view text;
+    return code.read_note(path, bytes, text);
+  }
+  template <class CodeServer>
+  static result<module_ptr> load_older(CodeServer& code, const std::string& path) {
+    return code.load(path, 0, {}, true);
+  }
+  template <class CodeServer>
+  static void undo_load(CodeServer& code, module_ptr version) {
+    code.undo_load(std::move(version));
+  }
+};
+
+/// Why `server` (running vsn `vsn` with a state of fingerprint `state`) cannot change code to
+/// the module `note` says (empty: it can): its code_change starts from the vsns its
+/// state_history lists, each with the state it names, or from a server holding its very state.
+inline std::string refuses_state(const module_note_fields& note, const std::string& label, int vsn,
+                                 std::uint64_t state) {
+  std::string listed;
+  for (const auto& earlier : note.history) {
+    if (earlier.vsn == vsn)
+      return earlier.state == state ? std::string()
+                                    : fmt::format(
+                                          "{} vsn {} declares the state of vsn {} as another type than "
+                                          "{} holds",
+                                          note.name, note.vsn, vsn, label);
+    listed += (listed.empty() ? "" : ", ") + std::to_string(earlier.vsn);
+  }
+  if (note.state == state) return {};  // the same state: handed on as it is
+  return fmt::format(
+      "{} runs vsn {}, which {} vsn {} cannot change code from: its state_history lists {} (add "
+      "hotswap::version<{}, ...> there)",
+      label, vsn, note.name, note.vsn, listed.empty() ? std::string("no vsn") : "vsns " + listed, vsn);
+}
+/// A compile error's name as the note spells it, readable in a message:
+/// `hotswap::errors::field_named<'a', 'b'> >` becomes `field_named<"ab">>` (as clang spells it).
+inline std::string readable_error(std::string_view spelled) {
+  std::string out;
+  for (std::size_t i = 0; i < spelled.size();) {
+    if (spelled.substr(i).starts_with("hotswap::errors::")) {
+      i += std::string_view("hotswap::errors::").size();
+    } else if (spelled[i] == '\'' && i + 2 < spelled.size() && spelled[i + 2] == '\'') {
+      out += '"';
+      for (;;) {  // 'a', 'b', 'c'
+        out += spelled[i + 1];
+        i += 3;
+        if (!spelled.substr(i).starts_with(", '")) break;
+        i += 2;
+      }
+      out += '"';
+    } else if (spelled.substr(i).starts_with(" >") && !out.empty() && out.back() == '>') {
+      ++i;  // g++'s "> >"
+    } else {
+      out += spelled[i++];
+    }
+  }
+  return out;
+}
+
+/// Why `server` (running `now`, vsn `vsn`) cannot go down to the module `note` says (empty: it
+/// can): `now`'s code makes the older state from its own (Erlang's code_change({down, Vsn})), or
+/// the older code's state_history lists the server's vsn and state.
+inline std::string refuses_down(const module_version& now, const module_note_fields& note, const std::string& label,
+                                int vsn, std::uint64_t state) {
+  for (const auto& earlier : now.history())
+    if (earlier.vsn == note.vsn && earlier.state == note.state) {
+      if (earlier.down) return {};
+      if (refuses_state(note, label, vsn, state).empty()) return {};
+      return fmt::format(
+          "{} runs {} vsn {}, which cannot go down to vsn {}: its state does not migrate down by "
+          "itself ({}); declare the schema's step rules (hotswap::step)",
+          label, now.name(), vsn, note.vsn, readable_error(earlier.not_down));
+    }
+  if (refuses_state(note, label, vsn, state).empty()) return {};
+  return fmt::format(
+      "{} runs {} vsn {}, which cannot go down to vsn {}: neither does vsn {} list vsn {} with its "
+      "state in its state_history, nor vsn {} list vsn {}",
+      label, now.name(), vsn, note.vsn, vsn, note.vsn, note.vsn, vsn);
+}
+}  // namespace detail
+
+inline std::string to_string(const upgrade_report& report) {
+  auto micros = [](std::chrono::nanoseconds time) { return std::chrono::duration<double, std::micro>(time).count(); };
+  std::string text =
+      fmt::format("{:<4} {:<28} {:<9} {:<36} {:>10} {:>10}\n", "step", "server", "vsn", "to", "change", "state");
+  for (std::size_t i = 0; i < report.steps.size(); ++i) {
+    const auto& step = report.steps[i];
+    const std::string change = step.time.count() ? fmt::format("{:.1f} us", micros(step.time)) : "-";
+    const std::string state = step.state_bytes ? detail::print_bytes(step.state_bytes) : "-";
+    text += fmt::format("{:<4} {:<28} {:<9} {:<36} {:>10} {:>10}\n", i + 1, step.server_label,
+                        fmt::format("{} -> {}", step.from_vsn, step.to_vsn), step.to, change, state);
+  }
+  text += fmt::format("{} {:.1f} us; {}\n", report.dry_run ? "dry run: expected pause" : "pause", micros(report.pause),
+                      report ? std::string(report.dry_run ? "nothing changed" : "done") : report.outcome.error().what);
+  for (const auto& note : report.notes) text += note + "\n";
+  return text;
+}
+
+inline upgrade_report upgrade(const std::vector<upgrade_step>& steps, const upgrade_options& options) {
+  using std::chrono::duration_cast;
+  using std::chrono::microseconds;
+  upgrade_report report;
+  auto tell = [&](upgrade_stage stage, const std::string& line) {
+    if (options.progress) options.progress(stage, line);
+  };
+  auto failure = [&](std::size_t i, const char* stage, const error& why) {
+    const std::string where = i == detail::no_step
+                                  ? std::string(stage)
+                                  : "step " + std::to_string(i + 1) + " of " + std::to_string(steps.size()) +
+                                        " (server " + std::to_string(steps[i].server().id()) + ", " + stage + ")";
+    return error{why.code, where + ": " + (why.what.empty() ? std::string(to_string(why.code)) : why.what) +
+                               "; every server runs its old code with its old state"};
+  };
+  std::vector<detail::transaction_step> run;
+  run.reserve(steps.size());
+  for (std::size_t i = 0; i < steps.size(); ++i) {
+    const upgrade_step& step = steps[i];
+    detail::transaction_step one{step.server().core(), step.table(), step.old_vsn(), {}};
+    if (!one.table) {
+      auto leased = detail::lease_to_server(step.module(), step.server().core());
+      if (!leased) {
+        report.outcome = failure(i, "lease", leased.error());
+        return report;
+      }
+      one.table = leased->table;
+      one.table_owner = std::move(leased->lease);
+    }
+    run.push_back(std::move(one));
+    report.steps.push_back({step.server().id(),
+                            step.server().core()->label(),
+                            step.old_vsn(),
+                            std::string(run.back().table->name),
+                            run.back().table->vsn,
+                            {}});
+  }
+  const auto started = std::chrono::steady_clock::now();
+  const auto outcome = detail::run_transaction(
+      run, {options.suspend_timeout, options.change_timeout, options.pause_budget},
+      [&](detail::transaction_event event, std::size_t i) {
+        if (!options.progress) return;
+        switch (event) {
+          case detail::transaction_event::suspended:
+            return tell(upgrade_stage::suspend, fmt::format("suspended {} servers", steps.size()));
+          case detail::transaction_event::changed:
+            return tell(upgrade_stage::change_code,
+                        fmt::format("{}: vsn {} -> {} ({}) in {} us", report.steps[i].server_label, steps[i].old_vsn(),
+                                    run[i].table->vsn, run[i].table->name,
+                                    duration_cast<microseconds>(run[i].switch_time).count()));
+          case detail::transaction_event::committed:
+            return tell(upgrade_stage::commit,
+                        fmt::format("committed after {} us",
+                                    duration_cast<microseconds>(std::chrono::steady_clock::now() - started).count()));
+        }
+      });
+  report.pause = outcome.pause;
+  for (std::size_t i = 0; i < run.size(); ++i) report.steps[i].time = run[i].switch_time;
+  if (const auto& failed = outcome.failed) {
+    report.outcome = failure(failed->step, failed->stage, failed->failure);
+    tell(upgrade_stage::rollback, report.outcome.error().what);
+  } else {
+    tell(upgrade_stage::resume, fmt::format("resumed {} servers: paused {} us", steps.size(),
+                                            duration_cast<microseconds>(report.pause).count()));
+    if (options.state_sizes)  // after the pause, all at once
+      detail::to_every_server<std::size_t>(
+          run, std::chrono::steady_clock::now() + options.change_timeout,
+          [](detail::server_core& core) -> result<std::size_t> { return core.table->state_bytes(core.state); },
+          [&](std::size_t i, const result<std::size_t>& bytes) {
+            if (bytes) report.steps[i].state_bytes = *bytes;
+          });
+  }
+  return report;
+}
+
+inline result<release> read_release(const std::string& path) {
+  auto read = detail::read_manifest(path);
+  if (!read) return read.error();
+  return release{std::move(read->name), std::move(read->vsn), std::move(read->modules), std::move(read->path)};
+}
+
+inline std::string to_string(const release_plan& plan) {
+  std::string text = fmt::format("release {} {} -> {} {}\n", plan.from.name, plan.from.vsn, plan.to.name, plan.to.vsn);
+  for (const auto& change : plan.changes) {
+    text +=
+        fmt::format("  {} {} -> {} ({})\n", change.module,
+                    change.from_vsn ? std::to_string(change.from_vsn) : std::string("new"), change.to_vsn, change.file);
+    for (const auto& server : change.servers)
+      text += fmt::format("    {}: vsn {} -> {}\n", server.label, server.from_vsn, change.to_vsn);
+  }
+  for (const auto& module : plan.retired) text += fmt::format("  {} retired\n", module);
+  if (plan.changes.empty() && plan.retired.empty()) text += "  nothing changes\n";
+  return text;
+}
+
+template <class CodeServer>
+result<boot_report> basic_release_handler<CodeServer>::boot(const std::string& manifest) {
+  const std::lock_guard one_at_a_time(operation_);
+  return boot_locked(manifest, nullptr, {});
+}
+
+template <class CodeServer>
+result<boot_report> basic_release_handler<CodeServer>::boot() {
+  const std::lock_guard one_at_a_time(operation_);
+  if (directory_.empty()) return error{errc::no_release, "no directory was given: boot(manifest)"};
+  if (auto opened = detail::open_record_directory<>(directory_, record_); !opened) return opened.error();
+  auto record = detail::read_record<>(record_);
+  if (!record) return record.error();
+  const auto permanent = std::find_if(record->begin(), record->end(),
+                                      [](const detail::recorded_release& one) { return one.status == "permanent"; });
+  if (permanent == record->end())
+    return error{errc::no_release, "no permanent release recorded in " + directory_ + ": boot(manifest) first"};
+  return boot_locked(permanent->manifest, &*permanent, *record);
+}
+
+template <class CodeServer>
+std::vector<release_info> basic_release_handler<CodeServer>::which_releases() const {
+  const std::lock_guard one_at_a_time(operation_);
+  std::vector<release_info> known;
+  for (const auto& one : releases_) known.push_back({one.name, one.vsn, one.status});
+  return known;
+}
+
+template <class CodeServer>
+result<release_plan> basic_release_handler<CodeServer>::plan(const std::string& manifest,
+                                                             std::chrono::nanoseconds timeout) {
+  const std::lock_guard one_at_a_time(operation_);
+  return plan_locked(manifest, timeout);
+}
+
+template <class CodeServer>
+upgrade_report basic_release_handler<CodeServer>::upgrade(const std::string& manifest, const upgrade_options& options) {
+  const std::lock_guard one_at_a_time(operation_);
+  auto planned = plan_locked(manifest, options.suspend_timeout);  // a server busy past it would fail the suspend
+  return planned ? run(*planned, options) : refused(planned.error());
+}
+
+template <class CodeServer>
+upgrade_report basic_release_handler<CodeServer>::dry_run(const std::string& manifest, const upgrade_options& options) {
+  const std::lock_guard one_at_a_time(operation_);
+  auto planned = plan_locked(manifest, options.suspend_timeout);
+  upgrade_report report = planned ? upgrade_report{} : refused(planned.error());
+  report.dry_run = true;
+  if (!planned) return report;
+  std::vector<module_ptr> loaded;
+  if (!load_all(*planned, options, report, loaded)) return report;
+  std::size_t count = 0;
+  for (const auto& change : planned->changes) count += change.servers.size();
+  for (std::size_t i = 0; i < planned->changes.size() && report; ++i)
+    for (const auto& server : planned->changes[i].servers) {
+      const implementation_table& table = detail::module_access<module_version>::table(*loaded[i]);
+      report.steps.push_back(
+          {server.server.id(), server.label, server.from_vsn, std::string(table.name), table.vsn, {}});
+      auto tried = detail::control<detail::tried_code>(  // holding the code: a late request may run it
+          server.server, options.change_timeout,
+          [table = &table, code = loaded[i], vsn = server.from_vsn](detail::server_core& core) {
+            return detail::try_code(core, *table, vsn);
+          });
+      if (!tried) {
+        report.outcome =
+            error{tried.error().code, fmt::format("step {} of {} ({}, dry run): {}; nothing changed",
+                                                  report.steps.size(), count, server.label, tried.error().what)};
+        break;
+      }
+      report.steps.back().time = tried->time;
+      report.steps.back().state_bytes = tried->state_bytes;
+      report.pause += tried->time;
+      if (options.progress)
+        options.progress(
+            upgrade_stage::change_code,
+            fmt::format("{}: vsn {} -> {} ({}) would take {} us, making {}", server.label, server.from_vsn, table.vsn,
+                        table.name, tried->time.count() / 1000, detail::print_bytes(tried->state_bytes)));
+    }
+  undo(loaded, &*planned);
+  return report;
+}
+
+template <class CodeServer>
+upgrade_report basic_release_handler<CodeServer>::rollback(const upgrade_options& options) {
+  const std::lock_guard one_at_a_time(operation_);
+  return rollback_locked(options);
+}
+
+template <class CodeServer>
+result<void> basic_release_handler<CodeServer>::make_permanent() {
+  const std::lock_guard one_at_a_time(operation_);
+  const auto current = find(release_status::current);
+  if (current == releases_.end()) return error{errc::no_release, "no release is waiting to be made permanent"};
+  const auto before = releases_;
+  if (const auto permanent = find(release_status::permanent); permanent != releases_.end())
+    permanent->status = release_status::old;
+  current->status = release_status::permanent;
+  std::stable_partition(releases_.begin(), releases_.end(),
+                        [](const known& one) { return one.status == release_status::permanent; });
+  if (auto recorded = record(); !recorded) {
+    releases_ = before;  // not permanent unless recorded so
+    return recorded.error();
+  }
+  grace_->start({});
+  return {};
+}
+
+template <class CodeServer>
+upgrade_report basic_release_handler<CodeServer>::refused(error why) {
+  upgrade_report report;
+  report.outcome = std::move(why);
+  return report;
+}
+
+template <class CodeServer>
+auto basic_release_handler<CodeServer>::running() -> const known* {
+  auto found = find(release_status::current);
+  if (found == releases_.end()) found = find(release_status::permanent);
+  return found == releases_.end() ? nullptr : &*found;
+}
+
+template <class CodeServer>
+result<boot_report> basic_release_handler<CodeServer>::boot_locked(
+    const std::string& manifest, const detail::recorded_release* pinned,
+    const std::vector<detail::recorded_release>& recorded) {
+  if (!releases_.empty())
+    return error{errc::bad_release, "release " + releases_.front().name + " " + releases_.front().vsn +
+                                        " is already booted: upgrade to another"};
+  if (!directory_.empty())
+    if (auto opened = detail::open_record_directory<>(directory_, record_); !opened) return opened.error();
+  auto target = read_release(manifest);
+  if (!target) return target.error();
+  const std::string booting = "booting release " + target->name + " " + target->vsn + ": ";
+  if (pinned && (target->name != pinned->name || target->vsn != pinned->vsn))
+    return error{errc::bad_release,
+                 fmt::format("{}: now release {} {}, not release {} {}, which {}/releases.json "
+                             "records permanent",
+                             manifest, target->name, target->vsn, pinned->name, pinned->vsn, directory_)};
+  if (pinned && !pinned->builds.empty()) {  // before any of their code runs (and again once loaded, below)
+    builds now;
+    for (const auto& file : target->modules) {
+      auto note = access::read_note(code_, file);
+      if (!note) return error{note.error().code, booting + note.error().what};
+      now.emplace_back(note->name, note->build);
+    }
+    if (auto changed = changed_builds(as_recorded(*pinned), pinned->builds, now); !changed.empty())
+      return error{errc::bad_release, booting + changed};
+  }
+  std::vector<module_ptr> loaded;
+  for (const auto& file : target->modules) {
+    auto version = code_.load(file);
+    if (!version) {
+      undo(loaded);
+      return error{version.error().code, booting + version.error().what};
+    }
+    loaded.push_back(std::move(*version));
+  }
+  std::vector<std::string> names;
+  builds ran;
+  for (const auto& version : loaded) {
+    names.push_back(version->name());
+    ran.emplace_back(version->name(), version->build());
+  }
+  if (pinned && !pinned->builds.empty())  // a file rewritten between its check and its load
+    if (auto changed = changed_builds(as_recorded(*pinned), pinned->builds, ran); !changed.empty()) {
+      undo(loaded);
+      return error{errc::bad_release, booting + changed};
+    }
+  target->manifest = detail::absolute_path(target->manifest);
+  releases_.push_back({std::move(*target), release_status::permanent, std::move(names), sorted(std::move(ran))});
+  for (const auto& one : recorded)
+    if (&one != pinned)
+      releases_.push_back({release{one.name, one.vsn, {}, one.manifest}, release_status::old, {}, one.builds});
+  boot_report report{releases_.front().name, releases_.front().vsn, {}};
+  if (!directory_.empty() && entries() != recorded)  // written only when changed: a full disk does not stop a boot
+    if (auto written = record(); !written)
+      report.notes.push_back("the release handler's record was not written: " + written.error().what +
+                             " (the release runs; the record is as before)");
+  return report;
+}
+
+template <class CodeServer>
+auto basic_release_handler<CodeServer>::sorted(builds modules) -> builds {
+  std::sort(modules.begin(), modules.end());
+  return modules;
+}
+
+template <class CodeServer>
+std::string basic_release_handler<CodeServer>::changed_builds(const release& release, const builds& ran,
+                                                              const builds& now) {
+  const builds was = sorted(ran), is = sorted(now);
+  std::vector<std::string> changes;
+  auto named = [](const std::string& module) { return [&module](const auto& one) { return one.first == module; }; };
+  for (const auto& [module, build] : was) {
+    const auto found = std::find_if(is.begin(), is.end(), named(module));
+    if (found == is.end())
+      changes.push_back(fmt::format("module {} is no longer in it", module));
+    else if (found->second != build)
+      changes.push_back(fmt::format("module {} is build {}, not build {}", module, found->second, build));
+  }
+  for (const auto& [module, build] : is)
+    if (std::none_of(was.begin(), was.end(), named(module)))
+      changes.push_back(fmt::format("module {} (build {}) was not in it", module, build));
+  if (changes.empty()) return {};
+  std::string said =
+      fmt::format("the manifest of release {} {} ({}) no longer holds the builds it ran with: ", release.name,
+                  release.vsn, release.manifest);
+  for (std::size_t i = 0; i < changes.size(); ++i) said += (i ? "; " : "") + changes[i];
+  return said;
+}
+
+template <class CodeServer>
+std::vector<detail::recorded_release> basic_release_handler<CodeServer>::entries() const {
+  std::vector<detail::recorded_release> made;
+  for (const auto& one : releases_)
+    made.push_back({one.name, one.vsn, one.manifest, std::string(to_string(one.status)), one.builds});
+  return made;
+}
+
+template <class CodeServer>
+result<void> basic_release_handler<CodeServer>::record() const {
+  if (directory_.empty()) return {};
+  return detail::write_record<>(record_, entries());
+}
+
+template <class CodeServer>
+upgrade_report basic_release_handler<CodeServer>::rollback_locked(upgrade_options options) {
+  const auto permanent = find(release_status::permanent);
+  if (permanent == releases_.end() || find(release_status::current) == releases_.end())
+    return refused(error{errc::no_release, "no release to roll back: the permanent one runs"});
+  options.grace_period = {};
+  auto planned = plan_locked(permanent->manifest, options.suspend_timeout, &*permanent);
+  return planned ? run(*planned, options) : refused(planned.error());
+}
+
+template <class CodeServer>
+void basic_release_handler<CodeServer>::roll_back_after_crash(std::uint64_t generation, const std::string& why) {
+  const std::lock_guard one_at_a_time(operation_);
+  if (!grace_->current(generation)) return;  // made permanent, or upgraded again, meanwhile
+  auto tell = [&](const std::string& line) {
+    if (log_) log_(upgrade_stage::rollback, line);
+  };
+  const known* from = running();
+  const known& permanent = *find(release_status::permanent);
+  const std::string back_to = permanent.name + " " + permanent.vsn;  // (the list may change below)
+  tell(fmt::format("{} in the grace period of release {} {}: rolling back to {}", why, from->name, from->vsn, back_to));
+  upgrade_options options = grace_options_;
+  options.progress = log_;  // the rollback's stages too
+  const auto report = rollback_locked(options);
+  tell(report ? "rolled back: release " + back_to + " runs again"
+              : "the rollback failed: " + report.outcome.error().what);
+}
+
+template <class CodeServer>
+result<release_plan> basic_release_handler<CodeServer>::plan_locked(const std::string& manifest,
+                                                                    std::chrono::nanoseconds timeout,
+                                                                    const known* expected) {
+  const known* from = running();
+  if (!from) return error{errc::no_release, "no release runs: boot one first"};
+  auto target = read_release(manifest);
+  if (!target) return target.error();
+  if (expected && (target->name != expected->name || target->vsn != expected->vsn))
+    return error{errc::plan_refused, fmt::format("{}: now release {} {}, not release {} {}, which it held", manifest,
+                                                 target->name, target->vsn, expected->name, expected->vsn)};
+  const auto same = std::find_if(releases_.begin(), releases_.end(), [&](const known& one) {
+    return one.name == target->name && one.vsn == target->vsn && !one.builds.empty();
+  });
+  builds holds;  // the target's modules' builds
+  if (target->name == from->name && target->vsn == from->vsn)
+    return error{errc::plan_refused, "release " + target->name + " " + target->vsn + " is the one running"};
+  release_plan plan{*from, *target, {}, {}, {}};
+  std::vector<std::string> reasons;
+  std::vector<std::string> modules;                                 // the target's, by name
+  std::vector<detail::module_note_fields::schema_version> schemas;  // the new modules'
+  std::vector<std::string> schema_files;
+  for (const auto& file : target->modules) {
+    auto note = access::read_note(code_, file);
+    if (!note) {
+      reasons.push_back(note.error().what);
+      continue;
+    }
+    if (std::find(modules.begin(), modules.end(), note->name) != modules.end()) {
+      reasons.push_back(file + ": the release lists module " + note->name + " twice");
+      continue;
+    }
+    modules.push_back(note->name);
+    holds.emplace_back(note->name, note->build);
+    const module_ptr now = code_.current(note->name);
+    if (now && now->vsn() == note->vsn) {  // this version is loaded: the servers left on the old one move to it
+      if (auto left = servers_left(*note, file, now, timeout, reasons)) plan.changes.push_back(std::move(*left));
+      continue;
+    }
+    const bool down = now && note->vsn < now->vsn();
+    if (auto fits = detail::check_fits(*note, file, 0, {}, now, code_.old(note->name), registry(), down); !fits) {
+      reasons.push_back(fits.error().what);
+      continue;
+    }
+    for (const auto& schema : note->schemas) {
+      for (std::size_t i = 0; i < schemas.size(); ++i)
+        if (schemas[i].schema == schema.schema && schemas[i].vsn == schema.vsn &&
+            schemas[i].fingerprint != schema.fingerprint)
+          reasons.push_back(fmt::format("{} and {} hold different fields under schema {} version {}", schema_files[i],
+                                        file, schema.schema, schema.vsn));
+      schemas.push_back(schema);
+      schema_files.push_back(file);
+    }
+    release_plan::module_step change{note->name, now ? now->vsn() : 0, note->vsn, file, {}, false};
+    for (auto& server : now ? now->servers() : std::vector<any_server>{}) {
+      const std::string label = server.core()->label();
+      auto status = sys::get_status(server, timeout);
+      if (!status) {
+        if (status.error().code != errc::no_server) reasons.push_back(label + ": " + status.error().what);
+        continue;  // one that stopped meanwhile has nothing to upgrade
+      }
+      if (status->implementation != now->implementation()) continue;  // holds a state of this code, runs other
+      if (auto refused = down ? detail::refuses_down(*now, *note, label, status->vsn, status->state_fingerprint)
+                              : detail::refuses_state(*note, label, status->vsn, status->state_fingerprint);
+          !refused.empty())
+        reasons.push_back(std::move(refused));
+      change.servers.push_back({std::move(server), label, status->vsn});
+    }
+    plan.changes.push_back(std::move(change));
+  }
+  for (const auto& name : from->module_names)  // the running release's modules the target lacks
+    if (std::find(modules.begin(), modules.end(), name) == modules.end()) {
+      const module_ptr now = code_.current(name), left = code_.old(name);
+      if (now && !now->servers().empty())
+        reasons.push_back(detail::describe_users(*now, now->servers()) + ", and release " + target->name + " " +
+                          target->vsn + " does not have it");
+      else if (left && !left->servers().empty())
+        reasons.push_back(detail::describe_users(*left, left->servers()) + ", and release " + target->name + " " +
+                          target->vsn + " does not have it");
+      else if (now)
+        plan.retired.push_back(name);
+    }
+  // A release known by its name and vsn is the one it was, not whatever its manifest now holds.
+  if (same != releases_.end() && holds.size() == target->modules.size())  // (each note read: else a reason says why)
+    if (auto changed = changed_builds(*same, same->builds, holds); !changed.empty()) reasons.push_back(changed);
+  plan.modules = std::move(modules);
+  if (!reasons.empty()) {
+    std::string why =
+        fmt::format("release {} {} cannot be installed over {} {}:", target->name, target->vsn, from->name, from->vsn);
+    for (const auto& reason : reasons) why += "\n  - " + reason;
+    return error{errc::plan_refused, std::move(why)};
+  }
+  return plan;
+}
+
+template <class CodeServer>
+std::optional<release_plan::module_step> basic_release_handler<CodeServer>::servers_left(
+    const detail::module_note_fields& note, const std::string& file, const module_ptr& now,
+    std::chrono::nanoseconds timeout, std::vector<std::string>& reasons) {
+  if (note.build != now->build()) {
+    reasons.push_back(fmt::format("{}: another build ({}) of {} vsn {} than the one loaded ({})", file, note.build,
+                                  note.name, note.vsn, now->build()));
+    return std::nullopt;
+  }
+  const module_ptr left = code_.old(note.name);
+  if (!left) return std::nullopt;
+  release_plan::module_step change{note.name, left->vsn(), note.vsn, file, {}, true};
+  const bool down = left->vsn() > note.vsn;
+  for (auto& server : left->servers()) {
+    const std::string label = server.core()->label();
+    auto status = sys::get_status(server, timeout);
+    if (!status) {
+      if (status.error().code != errc::no_server) reasons.push_back(label + ": " + status.error().what);
+      continue;
+    }
+    if (status->implementation != left->implementation()) continue;  // holds a state of that code, runs other
+    if (auto refused = down ? detail::refuses_down(*left, note, label, status->vsn, status->state_fingerprint)
+                            : detail::refuses_state(note, label, status->vsn, status->state_fingerprint);
+        !refused.empty())
+      reasons.push_back(
+          fmt::format("{} (on {} vsn {}, left behind by a load of vsn {})", refused, note.name, left->vsn(), note.vsn));
+    change.servers.push_back({std::move(server), label, status->vsn});
+  }
+  if (change.servers.empty()) return std::nullopt;
+  return change;
+}
+
+template <class CodeServer>
+upgrade_report basic_release_handler<CodeServer>::run(const release_plan& plan, const upgrade_options& options) {
+  auto tell = [&](upgrade_stage stage, const std::string& line) {
+    if (options.progress) options.progress(stage, line);
+  };
+  upgrade_report report;
+  std::vector<module_ptr> loaded;  // outside the pause: nothing runs on them yet
+  if (!load_all(plan, options, report, loaded)) return report;
+  {
+    std::vector<upgrade_step> steps;
+    for (std::size_t i = 0; i < plan.changes.size(); ++i)
+      for (const auto& server : plan.changes[i].servers) steps.emplace_back(server.server, loaded[i], server.from_vsn);
+    report = hotswap::upgrade(steps, options);
+  }  // the steps' leases go: a version rolled back from is held by nothing now
+  if (!report) {
+    undo(loaded, &plan);
+    return report;
+  }
+  loaded.clear();
+  const release_plan moved = move_late_servers(plan, options, report);
+  for (auto& one : releases_)
+    if (one.status == release_status::current) one.status = release_status::old;
+  const auto known_before = std::find_if(releases_.begin(), releases_.end(), [&](const known& one) {
+    return one.name == plan.to.name && one.vsn == plan.to.vsn;
+  });
+  builds ran;
+  for (const auto& name : plan.modules)
+    if (const module_ptr now = code_.current(name)) ran.emplace_back(name, now->build());
+  if (known_before == releases_.end()) {
+    releases_.push_back({release{plan.to.name, plan.to.vsn, plan.to.modules, detail::absolute_path(plan.to.manifest)},
+                         release_status::current, plan.modules, sorted(std::move(ran))});
+  } else {
+    known_before->module_names = plan.modules;
+    known_before->builds = sorted(std::move(ran));
+    if (known_before->status != release_status::permanent)  // back to the permanent one: it runs again
+      known_before->status = release_status::current;
+  }
+  if (auto recorded = record(); !recorded)
+    report.notes.push_back("the release handler's record was not written: " + recorded.error().what);
+  watch_grace(moved, options);
+  for (const auto& module : plan.retired)
+    if (auto retired = code_.retire(module); !retired) report.notes.push_back(retired.error().what);
+  for (const auto& change : plan.changes) {
+    if (!change.from_vsn) continue;
+    auto purged = code_.purge(change.module);
+    std::string line = !purged ? purged.error().what
+                       : purged->note.empty()
+                           ? fmt::format("purged {} vsn {}", change.module, change.from_vsn)
+                           : fmt::format("purged {} vsn {}: {}", change.module, change.from_vsn, purged->note);
+    if (!purged || !purged->note.empty()) report.notes.push_back(line);
+    tell(upgrade_stage::purge, line);
+  }
+  for (const auto& module : plan.retired) (void)code_.purge(module);
+  return report;
+}
+
+template <class CodeServer>
+release_plan basic_release_handler<CodeServer>::move_late_servers(const release_plan& plan,
+                                                                  const upgrade_options& options,
+                                                                  upgrade_report& report) {
+  release_plan moved = plan;
+  std::vector<upgrade_step> late;
+  std::vector<std::pair<std::size_t, release_plan::server_step>> joining;  // (change, server)
+  for (std::size_t i = 0; i < plan.changes.size(); ++i) {
+    const auto& change = plan.changes[i];
+    const module_ptr left = change.from_vsn ? code_.old(change.module) : nullptr;
+    const module_ptr now = code_.current(change.module);
+    if (!left || !now) continue;
+    for (auto& server : left->servers()) {
+      const auto planned = [&](const release_plan::server_step& step) { return step.server == server; };
+      if (std::any_of(change.servers.begin(), change.servers.end(), planned)) continue;
+      auto status = sys::get_status(server, options.suspend_timeout);
+      if (!status || status->implementation != left->implementation()) continue;
+      late.emplace_back(server, now, status->vsn);
+      joining.push_back({i, {server, server.core()->label(), status->vsn}});
+    }
+  }
+  if (late.empty()) return moved;
+  upgrade_report second = hotswap::upgrade(late, options);
+  report.steps.insert(report.steps.end(), second.steps.begin(), second.steps.end());
+  if (!second) {
+    report.notes.push_back("servers started on the versions left while the upgrade ran stay on them: " +
+                           second.outcome.error().what);
+    return moved;
+  }
+  for (auto& [i, server] : joining) moved.changes[i].servers.push_back(std::move(server));
+  return moved;
+}
+
+template <class CodeServer>
+void basic_release_handler<CodeServer>::watch_grace(const release_plan& plan, const upgrade_options& options) {
+  const std::uint64_t generation = grace_->start(options.grace_period);
+  if (options.grace_period <= std::chrono::nanoseconds::zero()) return;
+  grace_options_ = options;
+  // The caller's progress may capture what dies when upgrade() returns: the rollback after a
+  // crash tells the handler's log instead.
+  grace_options_.progress = nullptr;
+  const std::weak_ptr<detail::grace_watch> watch = grace_;
+  for (const auto& change : plan.changes)
+    for (const auto& server : change.servers)
+      detail::monitor(*server.server.core(),
+                      [watch, generation, label = server.label](std::uint64_t, const exit_reason& reason) {
+                        if (reason.kind != exit_kind::crashed) return;
+                        if (const auto alive = watch.lock())
+                          alive->crashed(generation, label + " crashed (" + reason.what + ")");
+                      });
+}
+
+template <class CodeServer>
+bool basic_release_handler<CodeServer>::load_all(const release_plan& plan, const upgrade_options& options,
+                                                 upgrade_report& report, std::vector<module_ptr>& loaded) {
+  for (const auto& change : plan.changes) {
+    if (change.loaded) {  // by hand, before: only its servers move
+      const module_ptr now = code_.current(change.module);
+      if (!now || now->vsn() != change.to_vsn) {
+        undo(loaded, &plan);
+        report.outcome = error{errc::plan_refused, "loading release " + plan.to.name + " " + plan.to.vsn + ": " +
+                                                       change.module + " vsn " + std::to_string(change.to_vsn) +
+                                                       " is no longer current: plan again"};
+        return false;
+      }
+      loaded.push_back(now);
+      continue;
+    }
+    auto version = change.from_vsn > change.to_vsn ? access::load_older(code_, change.file) : code_.load(change.file);
+    if (version && (*version)->vsn() != change.to_vsn) {
+      loaded.push_back(std::move(*version));
+      version = error{errc::plan_refused, change.file + ": rewritten since the plan was made: plan again"};
+    }
+    if (!version) {
+      undo(loaded, &plan);
+      report.outcome = error{version.error().code, "loading release " + plan.to.name + " " + plan.to.vsn + ": " +
+                                                       version.error().what + "; release " + plan.from.name + " " +
+                                                       plan.from.vsn + " runs on, unchanged"};
+      if (options.progress) options.progress(upgrade_stage::rollback, report.outcome.error().what);
+      return false;
+    }
+    if (options.progress)
+      options.progress(upgrade_stage::load, fmt::format("loaded {} vsn {}", change.module, change.to_vsn));
+    loaded.push_back(std::move(*version));
+  }
+  return true;
+}
+
+template <class CodeServer>
+void basic_release_handler<CodeServer>::undo(std::vector<module_ptr>& loaded, const release_plan* plan) {
+  while (!loaded.empty()) {
+    module_ptr version = std::move(loaded.back());
+    loaded.pop_back();
+    if (!plan || !plan->changes[loaded.size()].loaded) access::undo_load(code_, std::move(version));
+  }
+}
+
+}  // namespace hotswap

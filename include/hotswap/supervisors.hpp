@@ -67,7 +67,9 @@ struct supervisor_flags {
 /// A child as which_children reports it.
 struct child_info {
   std::string id;
-  any_server server;  ///< empty while not running
+  any_server server;                       ///< empty while not running
+  int restarts = 0;                        ///< how often it was restarted
+  std::optional<exit_reason> last_exit{};  ///< how it last ended, if it has
 };
 struct which_children {};
 

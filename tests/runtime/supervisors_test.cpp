@@ -1,6 +1,8 @@
 // Supervisors: strategies, restart types, intensity and its escalation, applications.
 #include <atomic>
 #include <chrono>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -208,4 +210,55 @@ TEST_CASE("a restart whose init throws counts against the intensity and is tried
     CHECK(refusals.load() == 0);
     exits().take();
   }
+}
+
+TEST_CASE("a supervisor reports a child's end, its restart and giving up; which_children counts restarts") {
+  struct heard {
+    std::mutex lock;
+    std::vector<hotswap::report> reports;
+    std::vector<std::string> lines(hotswap::report::kind about) {
+      const std::lock_guard hold(lock);
+      std::vector<std::string> found;
+      for (const auto& one : reports)
+        if (one.about == about) found.push_back(one.text);
+      return found;
+    }
+  };
+  auto sink = std::make_shared<heard>();
+  const hotswap::report_sink before = hotswap::set_report_sink([sink](const hotswap::report& said) {
+    const std::lock_guard hold(sink->lock);
+    sink->reports.push_back(said);
+  });
+  auto sup = hotswap::start_supervisor({.strategy = hotswap::strategy::one_for_one, .intensity = 1},
+                                       {counter_child("reported")}, {.name = "reporting"})
+                 .value();
+  const std::string who = "supervisor report: server " + std::to_string(sup.id()) + " (reporting): ";
+  const auto first = named("reported");
+  CHECK(sink->lines(hotswap::report::kind::progress) ==
+        std::vector<std::string>{who + "started child reported as server " + std::to_string(first.id())});
+  const auto second = crash_and_wait("reported");
+  const auto children = hotswap::call(sup, hotswap::which_children{}).value();
+  REQUIRE(children.size() == 1);
+  CHECK(children[0].restarts == 1);
+  REQUIRE(children[0].last_exit);
+  CHECK(children[0].last_exit->kind == hotswap::exit_kind::crashed);
+  CHECK(children[0].last_exit->what == "asked to crash");
+  CHECK(sink->lines(hotswap::report::kind::supervisor) ==
+        std::vector<std::string>{who + "child reported (server " + std::to_string(first.id()) +
+                                 ") ended: crashed (asked to crash); restarting it"});
+  CHECK(sink->lines(hotswap::report::kind::progress).back() ==
+        who + "started child reported as server " + std::to_string(second.id()));
+
+  hotswap::send(second, Crash{});  // a second restart within the period: over the intensity
+  REQUIRE(eventually([&] { return !sup.alive(); }));
+  const auto said = sink->lines(hotswap::report::kind::supervisor);
+  REQUIRE(said.size() == 3);
+  CHECK(said[2] == who +
+                       "gave up: more than 1 restarts in 5000 ms (child reported ended once too often); it stops "
+                       "its children and ends");
+  const auto crashes = sink->lines(hotswap::report::kind::crash);
+  REQUIRE(crashes.size() == 3);  // the child twice, then the supervisor
+  CHECK(crashes[2].starts_with("crash report: server " + std::to_string(sup.id()) + " (reporting), "));
+  hotswap::set_report_sink(before);
+  (void)exits().take();
 }

@@ -9,6 +9,8 @@
 #include <utility>
 #include <vector>
 
+#include <fmt/core.h>
+
 #include "../detail/common/std_algorithm.hpp"
 #include "../detail/common/std_parts.hpp"
 #include "../supervisors.hpp"
@@ -33,6 +35,8 @@ struct supervisor_state {
   struct running_child {
     child_spec spec;
     any_server server;
+    int restarts = 0;
+    std::optional<exit_reason> last_exit = {};
   };
   supervisor_flags flags;
   std::vector<running_child> children;
@@ -65,7 +69,8 @@ struct supervisor_implementation {
   static std::vector<child_info> handle_call(const which_children&, state& s) {
     std::vector<child_info> out;
     for (const auto& child : s.children)
-      out.push_back({child.spec.id, child.server.alive() ? child.server : any_server{}});
+      out.push_back(
+          {child.spec.id, child.server.alive() ? child.server : any_server{}, child.restarts, child.last_exit});
     return out;
   }
 
@@ -75,12 +80,20 @@ struct supervisor_implementation {
     if (at == s.children.size()) return;  // one we stopped ourselves
     state::running_child& ended = s.children[at];
     ended.server = {};
+    ended.last_exit = exited.reason;
     const restart type = ended.spec.restart;
+    const bool restarted =
+        type == restart::permanent || (type == restart::transient && exited.reason.kind == exit_kind::crashed);
+    tell(report::kind::supervisor, fmt::format("child {} (server {}) ended: {}; {}", visible(ended.spec.id, false),
+                                               exited.server, describe(exited.reason),
+                                               restarted                    ? "restarting it"
+                                               : type == restart::temporary ? "not restarted (temporary)"
+                                                                            : "not restarted (transient)"));
     if (type == restart::temporary) {
       s.children.erase(s.children.begin() + static_cast<std::ptrdiff_t>(at));
       return;
     }
-    if (type == restart::transient && exited.kind != exit_kind::crashed) return;
+    if (!restarted) return;
     count_restart(s, ended.spec.id);
     restart_from(s, at);
   }
@@ -94,14 +107,31 @@ struct supervisor_implementation {
   static void terminate(const exit_reason&, state& s) { stop_children(s, 0); }
 
  private:
+  /// A supervisor or progress report, from the supervisor's handler.
+  static void tell(report::kind about, const std::string& what) {
+    server_core* self = current_server();
+    write_report(
+        {about, self ? self->id : 0, "supervisor report: " + (self ? self->label() : "a supervisor") + ": " + what});
+  }
+  static std::string describe(const exit_reason& reason) {
+    constexpr const char* kinds[] = {"normal", "shutdown", "crashed"};
+    return std::string(kinds[static_cast<int>(reason.kind)]) +
+           (reason.what.empty() ? "" : " (" + visible(reason.what, false, 512) + ")");
+  }
+
   static void count_restart(state& s, const std::string& id) {
     const auto now = std::chrono::steady_clock::now();
     s.restarts.push_back(now);
     const auto recent =
         std::find_if(s.restarts.begin(), s.restarts.end(), [&](auto at) { return now - at <= s.flags.period; });
     s.restarts.erase(s.restarts.begin(), recent);
-    if (static_cast<int>(s.restarts.size()) > s.flags.intensity)
+    if (static_cast<int>(s.restarts.size()) > s.flags.intensity) {
+      tell(report::kind::supervisor,
+           fmt::format("gave up: more than {} restarts in {} ms (child {} ended once too often); it stops its children "
+                       "and ends",
+                       s.flags.intensity, s.flags.period.count(), visible(id, false)));
       throw std::runtime_error("reached the maximum restart intensity (child " + id + " ended once too often)");
+    }
   }
 
   /// Restarts child `at` as the strategy says; if one of them cannot start, those this restart
@@ -110,7 +140,11 @@ struct supervisor_implementation {
     const std::size_t first = s.flags.strategy == strategy::one_for_all ? 0 : at;
     const std::size_t last = s.flags.strategy == strategy::one_for_one ? at + 1 : s.children.size();
     if (s.flags.strategy != strategy::one_for_one) stop_children(s, first);
+    for (std::size_t i = first; i < std::min(last, s.children.size()); ++i) ++s.children[i].restarts;
     if (const auto failed = try_start_children(s, first, last)) {
+      tell(report::kind::supervisor,
+           fmt::format("child {} did not start: {}; trying again", visible(s.children[failed->child].spec.id, false),
+                       visible(failed->why, false, 512)));
       if (s.flags.strategy != strategy::one_for_one) stop_children(s, first);
       hotswap::send(s.self, restart_again{failed->child});
     }
@@ -129,8 +163,10 @@ struct supervisor_implementation {
       auto started = child.spec.start();
       if (!started) return start_failure{i, std::move(started.error().what)};
       child.server = std::move(*started);
+      tell(report::kind::progress,
+           fmt::format("started child {} as server {}", visible(child.spec.id, false), child.server.id()));
       monitor(*child.server.core(), [self = s.self](std::uint64_t id, const exit_reason& reason) {
-        hotswap::send(self, child_exited{id, reason.kind});
+        hotswap::send(self, child_exited{id, reason});
       });
     }
     return std::nullopt;

@@ -1,7 +1,8 @@
 // What hotswap says by itself, as OTP's logger hears it: a crash report when a handler throws, a
-// supervisor report when a child starts, ends, is restarted or is given up on (hotswap::report).
-// One line each, to the program's sink: standard error unless the program replaces it. The sink
-// is the runtime's, so a module's servers report to the program's.
+// supervisor report when a child ends, cannot start, or its supervisor gives up, a progress
+// report when a child starts (hotswap::report). One line each, to the program's sink: by default
+// standard error, which, as OTP's default logger level, leaves progress reports out. The sink is
+// the runtime's, so a module's servers report to the program's.
 #pragma once
 
 #include <cstdint>
@@ -16,14 +17,16 @@ namespace hotswap::detail {
 
 /// One report: what it is about, and its line (no newline; safe to show on a terminal).
 struct report {
-  enum class kind : std::uint8_t { crash, supervisor } about;
+  enum class kind : std::uint8_t { crash, supervisor, progress } about;
   std::uint64_t server;  ///< the server that crashed, or the supervisor's child (0: none)
   std::string text;
 };
 
-/// Writes `line` and a newline to standard error in one write: reports of two threads do not
-/// interleave. (Lines longer than the pipe's atomic size may, as any stderr writer's.)
+/// Writes the report's line and a newline to standard error in one write, as reports of two
+/// threads do not interleave (lines longer than a pipe's atomic size may, as any writer's);
+/// progress reports are left out.
 inline void write_to_stderr(const report& said) noexcept {
+  if (said.about == report::kind::progress) return;
   try {
     std::string line = "hotswap: " + said.text + "\n";
     std::fwrite(line.data(), 1, line.size(), stderr);

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "../../result.hpp"
 
@@ -12,7 +13,7 @@ namespace hotswap::detail {
 
 struct child_exited {
   std::uint64_t server;
-  exit_kind kind;
+  exit_reason reason;
 };
 /// A restart that failed, tried again (as OTP's try_again_restart).
 struct restart_again {

@@ -37,6 +37,7 @@
 
 #include <fmt/format.h>
 
+#include "detail/modules/probation.hpp"
 #include "detail/releases/grace_period.hpp"
 #include "detail/releases/manifest.hpp"
 #include "detail/releases/release_record.hpp"
@@ -114,8 +115,12 @@ struct upgrade_options {
   /// that took it returns (a rollback after a crash in a grace period is told to
   /// release_handler_options::log).
   std::function<void(upgrade_stage, const std::string&)> progress{};
-  /// A release handler's upgrade only: for this long after it, a crash of a server it upgraded
-  /// rolls the release back by itself (0: no grace period). make_permanent ends it.
+  /// A release handler's upgrade only: for this long after it, the release is on probation. A
+  /// handler of a server it upgraded that throws puts that server back on its version before,
+  /// its state migrated back (as the development watch does), and rolls the whole release back
+  /// by itself; a server that crashes otherwise rolls it back too. The versions before stay
+  /// loaded until the period ends (by its time, make_permanent or another upgrade), then are
+  /// purged. 0: no grace period, and they are purged at once.
   std::chrono::nanoseconds grace_period{};
   /// Measures each upgraded server's state for the report, after the resume, on the server: a
   /// walk of its fields (a state of a million elements takes milliseconds of the server's time,
@@ -217,6 +222,9 @@ struct release_plan {
     /// Its version is loaded and current already (code_server::load before the upgrade): only
     /// the servers still on the old version move, to it.
     bool loaded = false;
+    /// Back to the version kept loaded since the upgrade in its grace period (a rollback): it
+    /// is not loaded again, and is current again once its servers are on it.
+    bool back = false;
   };
   release from, to;
   std::vector<module_step> changes;
@@ -335,8 +343,17 @@ class basic_release_handler {
 
   upgrade_report rollback_locked(upgrade_options options);
 
-  /// On the grace watch's thread: a server upgraded in `generation` crashed.
+  /// On the grace watch's thread: a server upgraded in `generation` crashed, or went back to
+  /// its version before when a handler threw.
   void roll_back_after_crash(std::uint64_t generation, const std::string& why);
+  /// On the grace watch's thread: the grace period of `generation` ended by its time.
+  void grace_ended(std::uint64_t generation);
+  /// Puts the guards of the last upgrade's probation on its servers (`on`), or takes them off.
+  void guard_probation(bool on);
+  /// Ends the probation of the last upgrade: its guards go, and the versions it kept loaded are
+  /// purged, but for those in `still` (the new upgrade's). Tells `tell` what it purged.
+  void end_probation(const std::vector<std::string>& still,
+                     const std::function<void(upgrade_stage, const std::string&)>& tell);
 
   /// The plan to the release in `manifest`; `expected`: the release known that it must still be
   /// (a rollback's). A release known by its name and vsn must still hold the builds it ran with.
@@ -359,8 +376,9 @@ class basic_release_handler {
   /// them in it.
   release_plan move_late_servers(const release_plan& plan, const upgrade_options& options, upgrade_report& report);
 
-  /// A new grace period, if the options ask for one: a crash of a server the plan upgraded rolls
-  /// the release back (the monitors outlive the period, and then do nothing).
+  /// A new grace period, if the options ask for one: each server the plan upgraded from a
+  /// version before is guarded (a handler that throws puts it back there), and a crash of any
+  /// rolls the release back (the monitors outlive the period, and then do nothing).
   void watch_grace(const release_plan& plan, const upgrade_options& options);
 
   /// Loads the plan's new modules into `loaded`, in order; if one fails, unloads those before it
@@ -379,8 +397,15 @@ class basic_release_handler {
   mutable std::mutex operation_;
   std::vector<known> releases_;    // the permanent one first
   upgrade_options grace_options_;  // the upgrade's whose grace period runs: its rollback's
+  /// What the last upgrade's probation holds: the modules whose versions before stay loaded,
+  /// and the servers guarded.
+  struct probation {
+    std::vector<std::string> modules;
+    std::vector<std::pair<any_server, detail::probation_guard>> servers;
+  } probation_;
   std::shared_ptr<detail::grace_watch> grace_ = std::make_shared<detail::grace_watch>(
-      [this](std::uint64_t generation, const std::string& why) { roll_back_after_crash(generation, why); });
+      [this](std::uint64_t generation, const std::string& why) { roll_back_after_crash(generation, why); },
+      [this](std::uint64_t generation) { grace_ended(generation); });
 };
 
 using release_handler = basic_release_handler<>;

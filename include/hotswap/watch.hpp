@@ -35,6 +35,7 @@
 
 #include "detail/development/crash_mailbox.hpp"
 #include "detail/development/file_events.hpp"
+#include "detail/modules/probation.hpp"
 #include "modules.hpp"
 #include "releases.hpp"
 #include "result.hpp"

@@ -212,9 +212,9 @@ inline result<release> read_release(const std::string& path) {
 inline std::string to_string(const release_plan& plan) {
   std::string text = fmt::format("release {} {} -> {} {}\n", plan.from.name, plan.from.vsn, plan.to.name, plan.to.vsn);
   for (const auto& change : plan.changes) {
-    text +=
-        fmt::format("  {} {} -> {} ({})\n", change.module,
-                    change.from_vsn ? std::to_string(change.from_vsn) : std::string("new"), change.to_vsn, change.file);
+    text += fmt::format("  {} {} -> {} ({}{})\n", change.module,
+                        change.from_vsn ? std::to_string(change.from_vsn) : std::string("new"), change.to_vsn,
+                        change.file, change.back ? "; loaded still, since the upgrade" : "");
     for (const auto& server : change.servers)
       text += fmt::format("    {}: vsn {} -> {}\n", server.label, server.from_vsn, change.to_vsn);
   }
@@ -327,6 +327,7 @@ result<void> basic_release_handler<CodeServer>::make_permanent() {
     return recorded.error();
   }
   grace_->start({});
+  end_probation({}, log_);
   return {};
 }
 
@@ -516,7 +517,11 @@ result<release_plan> basic_release_handler<CodeServer>::plan_locked(const std::s
       continue;
     }
     const bool down = now && note->vsn < now->vsn();
-    if (auto fits = detail::check_fits(*note, file, 0, {}, now, code_.old(note->name), registry(), down); !fits) {
+    const module_ptr kept = code_.old(note->name);
+    // The version the last upgrade left, kept loaded in its grace period: taken back, not loaded.
+    const bool back = now && kept && kept->build() == note->build && kept->vsn() == note->vsn;
+    if (auto fits = back ? result<void>{} : detail::check_fits(*note, file, 0, {}, now, kept, registry(), down);
+        !fits) {
       reasons.push_back(fits.error().what);
       continue;
     }
@@ -524,12 +529,15 @@ result<release_plan> basic_release_handler<CodeServer>::plan_locked(const std::s
       for (std::size_t i = 0; i < schemas.size(); ++i)
         if (schemas[i].schema == schema.schema && schemas[i].vsn == schema.vsn &&
             schemas[i].fingerprint != schema.fingerprint)
-          reasons.push_back(fmt::format("{} and {} hold different fields under schema {} version {}", schema_files[i],
-                                        file, schema.schema, schema.vsn));
+          reasons.push_back(fmt::format("{} and {} hold different fields under schema {} version {}: {}",
+                                        schema_files[i], file, schema.schema, schema.vsn,
+                                        detail::field_differences(detail::described_fields(schemas[i].description),
+                                                                  detail::described_fields(schema.description),
+                                                                  "in the first", "in the second")));
       schemas.push_back(schema);
       schema_files.push_back(file);
     }
-    release_plan::module_step change{note->name, now ? now->vsn() : 0, note->vsn, file, {}, false};
+    release_plan::module_step change{note->name, now ? now->vsn() : 0, note->vsn, file, {}, false, back};
     for (auto& server : now ? now->servers() : std::vector<any_server>{}) {
       const std::string label = server.core()->label();
       auto status = sys::get_status(server, timeout);
@@ -582,7 +590,7 @@ std::optional<release_plan::module_step> basic_release_handler<CodeServer>::serv
   }
   const module_ptr left = code_.old(note.name);
   if (!left) return std::nullopt;
-  release_plan::module_step change{note.name, left->vsn(), note.vsn, file, {}, true};
+  release_plan::module_step change{note.name, left->vsn(), note.vsn, file, {}, true, false};
   const bool down = left->vsn() > note.vsn;
   for (auto& server : left->servers()) {
     const std::string label = server.core()->label();
@@ -611,6 +619,7 @@ upgrade_report basic_release_handler<CodeServer>::run(const release_plan& plan, 
   upgrade_report report;
   std::vector<module_ptr> loaded;  // outside the pause: nothing runs on them yet
   if (!load_all(plan, options, report, loaded)) return report;
+  guard_probation(false);  // the last upgrade's guards would put a server back on its version before
   {
     std::vector<upgrade_step> steps;
     for (std::size_t i = 0; i < plan.changes.size(); ++i)
@@ -619,10 +628,17 @@ upgrade_report basic_release_handler<CodeServer>::run(const release_plan& plan, 
   }  // the steps' leases go: a version rolled back from is held by nothing now
   if (!report) {
     undo(loaded, &plan);
+    guard_probation(true);  // its grace period goes on
     return report;
   }
   loaded.clear();
   const release_plan moved = move_late_servers(plan, options, report);
+  for (const auto& change : plan.changes)  // the versions gone back to are current again
+    if (const module_ptr left = change.back ? code_.current(change.module) : nullptr) {
+      access::undo_load(code_, left);
+      tell(upgrade_stage::purge, fmt::format("unloaded {} vsn {}: {} vsn {} is current again", change.module,
+                                             change.from_vsn, change.module, change.to_vsn));
+    }
   for (auto& one : releases_)
     if (one.status == release_status::current) one.status = release_status::old;
   const auto known_before = std::find_if(releases_.begin(), releases_.end(), [&](const known& one) {
@@ -642,11 +658,17 @@ upgrade_report basic_release_handler<CodeServer>::run(const release_plan& plan, 
   }
   if (auto recorded = record(); !recorded)
     report.notes.push_back("the release handler's record was not written: " + recorded.error().what);
+  std::vector<std::string> kept;  // in a grace period, the versions before stay loaded until it ends
+  for (const auto& change : plan.changes)
+    if (change.from_vsn && !change.back && options.grace_period > std::chrono::nanoseconds::zero())
+      kept.push_back(change.module);
+  end_probation(kept, tell);  // the last upgrade's
+  probation_.modules = kept;
   watch_grace(moved, options);
   for (const auto& module : plan.retired)
     if (auto retired = code_.retire(module); !retired) report.notes.push_back(retired.error().what);
   for (const auto& change : plan.changes) {
-    if (!change.from_vsn) continue;
+    if (!change.from_vsn || change.back || std::find(kept.begin(), kept.end(), change.module) != kept.end()) continue;
     auto purged = code_.purge(change.module);
     std::string line = !purged ? purged.error().what
                        : purged->note.empty()
@@ -668,8 +690,11 @@ release_plan basic_release_handler<CodeServer>::move_late_servers(const release_
   std::vector<std::pair<std::size_t, release_plan::server_step>> joining;  // (change, server)
   for (std::size_t i = 0; i < plan.changes.size(); ++i) {
     const auto& change = plan.changes[i];
-    const module_ptr left = change.from_vsn ? code_.old(change.module) : nullptr;
-    const module_ptr now = code_.current(change.module);
+    // Going back, the version left is current still, and the one gone back to old.
+    const module_ptr left = change.back       ? code_.current(change.module)
+                            : change.from_vsn ? code_.old(change.module)
+                                              : nullptr;
+    const module_ptr now = change.back ? code_.old(change.module) : code_.current(change.module);
     if (!left || !now) continue;
     for (auto& server : left->servers()) {
       const auto planned = [&](const release_plan::server_step& step) { return step.server == server; };
@@ -701,7 +726,8 @@ void basic_release_handler<CodeServer>::watch_grace(const release_plan& plan, co
   // crash tells the handler's log instead.
   grace_options_.progress = nullptr;
   const std::weak_ptr<detail::grace_watch> watch = grace_;
-  for (const auto& change : plan.changes)
+  std::vector<std::pair<any_server, detail::probation_guard>> guarded;
+  for (const auto& change : plan.changes) {
     for (const auto& server : change.servers)
       detail::monitor(*server.server.core(),
                       [watch, generation, label = server.label](std::uint64_t, const exit_reason& reason) {
@@ -709,21 +735,78 @@ void basic_release_handler<CodeServer>::watch_grace(const release_plan& plan, co
                         if (const auto alive = watch.lock())
                           alive->crashed(generation, label + " crashed (" + reason.what + ")");
                       });
+    const module_ptr before = change.from_vsn ? code_.old(change.module) : nullptr;
+    if (!before || change.servers.empty()) continue;
+    const detail::probation_guard guard = detail::back_on_failure<module_version>(
+        before,
+        [watch, generation, module = change.module, vsn = change.to_vsn](const detail::probation_failure& failed) {
+          if (const auto alive = watch.lock())
+            alive->crashed(
+                generation,
+                fmt::format("{} failed in a handler of {} vsn {} ({}){}", failed.label, module, vsn, failed.why,
+                            failed.failure.empty()
+                                ? fmt::format("; back on vsn {}, its state kept", failed.back_vsn)
+                                : "; it crashed: its state could not go back (" + failed.failure + ")"));
+        });
+    for (const auto& server : change.servers) guarded.emplace_back(server.server, guard);
+  }
+  probation_.servers = std::move(guarded);
+  guard_probation(true);
+}
+
+template <class CodeServer>
+void basic_release_handler<CodeServer>::guard_probation(bool on) {
+  for (const auto& [server, guard] : probation_.servers)
+    detail::set_probation(std::vector<any_server>{server}, on ? guard : detail::probation_guard{},
+                          grace_options_.suspend_timeout);
+}
+
+template <class CodeServer>
+void basic_release_handler<CodeServer>::end_probation(
+    const std::vector<std::string>& still, const std::function<void(upgrade_stage, const std::string&)>& tell) {
+  guard_probation(false);
+  probation_.servers.clear();
+  for (const auto& module : std::exchange(probation_.modules, {})) {
+    if (std::find(still.begin(), still.end(), module) != still.end()) continue;
+    const module_ptr left = code_.old(module);
+    if (!left) continue;  // gone back to, or replaced since
+    auto purged = code_.purge(module);
+    if (tell)
+      tell(upgrade_stage::purge, !purged ? purged.error().what
+                                 : purged->note.empty()
+                                     ? fmt::format("purged {} vsn {}", module, left->vsn())
+                                     : fmt::format("purged {} vsn {}: {}", module, left->vsn(), purged->note));
+  }
+}
+
+template <class CodeServer>
+void basic_release_handler<CodeServer>::grace_ended(std::uint64_t generation) {
+  const std::lock_guard one_at_a_time(operation_);
+  if (!grace_->current(generation)) return;  // made permanent, or upgraded again, meanwhile
+  const known* current = running();
+  if (log_ && current)
+    log_(upgrade_stage::purge,
+         fmt::format("the grace period of release {} {} ended: the versions before go", current->name, current->vsn));
+  end_probation({}, log_);
 }
 
 template <class CodeServer>
 bool basic_release_handler<CodeServer>::load_all(const release_plan& plan, const upgrade_options& options,
                                                  upgrade_report& report, std::vector<module_ptr>& loaded) {
   for (const auto& change : plan.changes) {
-    if (change.loaded) {  // by hand, before: only its servers move
-      const module_ptr now = code_.current(change.module);
+    if (change.loaded || change.back) {  // by hand, before, or kept since: only its servers move
+      const module_ptr now = change.back ? code_.old(change.module) : code_.current(change.module);
       if (!now || now->vsn() != change.to_vsn) {
         undo(loaded, &plan);
-        report.outcome = error{errc::plan_refused, "loading release " + plan.to.name + " " + plan.to.vsn + ": " +
-                                                       change.module + " vsn " + std::to_string(change.to_vsn) +
-                                                       " is no longer current: plan again"};
+        report.outcome = error{errc::plan_refused,
+                               "loading release " + plan.to.name + " " + plan.to.vsn + ": " + change.module + " vsn " +
+                                   std::to_string(change.to_vsn) +
+                                   (change.back ? " is no longer loaded" : " is no longer current") + ": plan again"};
         return false;
       }
+      if (change.back && options.progress)
+        options.progress(upgrade_stage::load, fmt::format("{} vsn {} is loaded still, since the upgrade: taken back",
+                                                          change.module, change.to_vsn));
       loaded.push_back(now);
       continue;
     }
@@ -752,7 +835,8 @@ void basic_release_handler<CodeServer>::undo(std::vector<module_ptr>& loaded, co
   while (!loaded.empty()) {
     module_ptr version = std::move(loaded.back());
     loaded.pop_back();
-    if (!plan || !plan->changes[loaded.size()].loaded) access::undo_load(code_, std::move(version));
+    if (!plan || !(plan->changes[loaded.size()].loaded || plan->changes[loaded.size()].back))
+      access::undo_load(code_, std::move(version));
   }
 }
 

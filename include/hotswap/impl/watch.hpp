@@ -212,33 +212,20 @@ std::vector<std::pair<any_server, int>> basic_module_watch<CodeServer>::running(
 template <class CodeServer>
 void basic_module_watch<CodeServer>::guard(const std::vector<any_server>& servers, const module_ptr& before,
                                            std::uint64_t generation) {
-  std::function<bool(detail::server_core&, const std::string&)> back =
-      [before, mailbox = std::weak_ptr<detail::crash_mailbox>(crashes_), generation](detail::server_core& core,
-                                                                                     const std::string& why) {
-        auto leased = detail::lease_to_server(before, &core);
-        detail::kept_code kept;
-        const result<void> moved =
-            leased ? detail::swap_code(core, *leased->table, core.table->vsn, {}, std::move(leased->lease), kept)
-                   : result<void>(leased.error());
-        if (moved) kept.commit();
-        if (const auto alive = mailbox.lock())
-          alive->post({generation, core.id, core.label(), why, moved ? std::string() : moved.error().what});
-        return moved.has_value();
-      };
-  for (const auto& server : servers)
-    (void)detail::control<void>(server, options_.timeout, [back](detail::server_core& core) -> result<void> {
-      core.on_failure = back;
-      return {};
-    });
+  detail::set_probation(servers,
+                        detail::back_on_failure<module_version>(
+                            before,
+                            [mailbox = std::weak_ptr<detail::crash_mailbox>(crashes_),
+                             generation](const detail::probation_failure& failed) {
+                              if (const auto alive = mailbox.lock())
+                                alive->post({generation, failed.server, failed.label, failed.why, failed.failure});
+                            }),
+                        options_.timeout);
 }
 
 template <class CodeServer>
 void basic_module_watch<CodeServer>::unguard(const std::vector<any_server>& servers) {
-  for (const auto& server : servers)
-    (void)detail::control<void>(server, options_.timeout, [](detail::server_core& core) -> result<void> {
-      core.on_failure = nullptr;
-      return {};
-    });
+  detail::set_probation(servers, {}, options_.timeout);
 }
 
 template <class CodeServer>

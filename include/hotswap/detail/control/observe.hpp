@@ -52,9 +52,9 @@ inline nlohmann::json to_event_json(const watched_event& event, std::chrono::ste
 }
 
 inline std::string to_event_text(const watched_event& event, std::chrono::steady_clock::time_point since) {
-  return fmt::format("{:>12.3f} ms  {:<6}  {}{}\n",
-                     std::chrono::duration<double, std::milli>(event.at - since).count(), to_string(event.way),
-                     event.message, event.way == trace_event::failed ? " (" + event.why + ")" : "");
+  return fmt::format("{:>12.3f} ms  {:<6}  {}{}\n", std::chrono::duration<double, std::milli>(event.at - since).count(),
+                     to_string(event.way), event.message,
+                     event.way == trace_event::failed ? " (" + event.why + ")" : "");
 }
 
 /// `Server` is hotswap::any_server; `set_trace(server, hook, timeout)` is sys::trace (of a
@@ -293,8 +293,8 @@ class server_watches {
         const std::lock_guard hold(watched.lock);
         if (watched.logging) {
           if (ended_.size() == ended_logs_kept) ended_.pop_front();
-          ended_.push_back({watched.server.id(), watched.name, watched.server.exit(),
-                            {watched.ring.begin(), watched.ring.end()}});
+          ended_.push_back(
+              {watched.server.id(), watched.name, watched.server.exit(), {watched.ring.begin(), watched.ring.end()}});
         }
       }
       at = watches_.erase(at);

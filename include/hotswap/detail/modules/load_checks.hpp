@@ -11,6 +11,7 @@
 #include "../../result.hpp"
 #include "../abi/abi_description.hpp"
 #include "../runtime/server_core.hpp"
+#include "../schemas/version_info.hpp"
 #include "module_file.hpp"
 
 namespace hotswap::detail {
@@ -69,12 +70,12 @@ result<void> check_fits(const module_note_fields& note, const std::string& path,
           "the old version must go first: " + describe_users(*before, using_it) + std::string(purge_advice));
   for (const auto& version : note.schemas)
     if (const auto found = known.find(version.schema, version.vsn); found && found->fingerprint != version.fingerprint)
-      return file_error(errc::schema_conflict, path,
-                        "its schema " + version.schema + " version " + std::to_string(version.vsn) +
-                            " differs from this program's: " +
-                            field_differences(described_fields(version.description), described_fields(*found),
-                                              "in it", "here") +
-                            " (it has " + version.description + ", this program " + described(*found) + ")");
+      return file_error(
+          errc::schema_conflict, path,
+          "its schema " + version.schema + " version " + std::to_string(version.vsn) +
+              " differs from this program's: " +
+              field_differences(described_fields(version.description), described_fields(*found), "in it", "here") +
+              " (it has " + version.description + ", this program " + described(*found) + ")");
   return {};
 }
 

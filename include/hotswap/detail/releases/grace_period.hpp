@@ -1,7 +1,8 @@
 // A release's grace period: after an upgrade, the release handler watches the servers it
 // upgraded; one crashing before the period ends (or make_permanent) has the release rolled
-// back, on the handler's own thread, never on the crashing server's. Every upgrade, rollback and
-// make_permanent starts a new generation: a crash of an older one is ignored.
+// back, on the handler's own thread, never on the crashing server's; one that ends by its time
+// is told so there too. Every upgrade, rollback and make_permanent starts a new generation: a
+// crash of an older one is ignored.
 #pragma once
 
 #include <algorithm>
@@ -20,9 +21,11 @@ class grace_watch {
  public:
   using clock = std::chrono::steady_clock;
 
-  /// `roll_back(generation, why)` runs on the watch's thread after a crash in the grace period.
-  explicit grace_watch(std::function<void(std::uint64_t, const std::string&)> roll_back)
-      : roll_back_(std::move(roll_back)) {}
+  /// `roll_back(generation, why)` runs on the watch's thread after a crash in the grace period,
+  /// `ended(generation)` when the period ends by its time.
+  grace_watch(std::function<void(std::uint64_t, const std::string&)> roll_back,
+              std::function<void(std::uint64_t)> ended)
+      : roll_back_(std::move(roll_back)), ended_(std::move(ended)) {}
   grace_watch(const grace_watch&) = delete;
   grace_watch& operator=(const grace_watch&) = delete;
   ~grace_watch() { stop(); }
@@ -79,16 +82,19 @@ class grace_watch {
       if (stopping_) return;
       if (!armed_) continue;
       armed_ = false;  // the period ends, by a crash or by its time
-      if (crashed_.empty()) continue;
       const std::uint64_t generation = generation_;
       const std::string why = std::exchange(crashed_, {});
       hold.unlock();
-      roll_back_(generation, why);
+      if (why.empty())
+        ended_(generation);
+      else
+        roll_back_(generation, why);
       hold.lock();
     }
   }
 
   std::function<void(std::uint64_t, const std::string&)> roll_back_;
+  std::function<void(std::uint64_t)> ended_;
   std::mutex lock_;
   std::condition_variable changed_;
   std::uint64_t generation_ = 0;

@@ -104,7 +104,8 @@ std::string field_differences(const std::vector<described_field>& there, const s
       said.push_back(field.first + " is " + field.second + " " + std::string(there_is) + ", " + other->second + " " +
                      std::string(here_is));
   for (const auto& field : here)
-    if (!find(there, field.first)) said.push_back(field.first + ":" + field.second + " is only " + std::string(here_is));
+    if (!find(there, field.first))
+      said.push_back(field.first + ":" + field.second + " is only " + std::string(here_is));
   if (said.empty() && there != here) said.push_back("the same fields in another order");
   std::string text;
   for (const auto& one : said) text += (text.empty() ? "" : "; ") + one;

@@ -476,6 +476,12 @@ int main(int argc, char** argv) {
               ->required(field.required)
               ->check(CLI::Range(1, 1'000'000));
           break;
+        case detail::operator_field::seconds:
+          sub->add_option_function<double>(
+                 "--" + key, [&requests, name, key](double value) { requests[name][key] = value; },
+                 std::string(field.help))
+              ->check(CLI::Range(0.0, detail::longest_grace));
+          break;
         case detail::operator_field::flag:
           if (key == "force")
             sub->add_flag_callback(

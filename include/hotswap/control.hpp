@@ -72,6 +72,11 @@ struct control_options {
   std::size_t log_size = 64;             ///< events a server's log keeps (`log`)
   std::size_t trace_rate = 100;          ///< events a second a trace sends at most (`trace`)
   std::size_t max_state_text = 1 << 20;  ///< bytes of a state `state` prints at most
+  /// The grace period of an upgrade or downgrade from the socket, unless the request gives one
+  /// (`hotswapctl upgrade --grace SECONDS`): until make-permanent, or until it ends, a server of
+  /// the release whose handler throws goes back to its version before with its state, and the
+  /// release rolls back by itself (upgrade_options::grace_period). 0: none.
+  std::chrono::nanoseconds grace_period = std::chrono::minutes(1);
   /// Refusals and cut-off clients, a line each (default: standard error).
   std::function<void(const std::string&)> log{};
 };

@@ -103,11 +103,16 @@ struct operator_request {
   bool force = false;          ///< purge: stop the servers still using the old version
   std::optional<bool> timing;  ///< stats: the timing of handlers switched on or off
   std::optional<bool> enable;  ///< log: the server's log switched on or off
+  std::optional<double> grace;  ///< upgrade, downgrade: the grace period, in seconds
 };
 
-/// A field a command takes: a string, a count (1 to 1,000,000) or a boolean.
+/// The longest grace period a request may ask for, in seconds: a year.
+inline constexpr double longest_grace = 365.0 * 24 * 3600;
+
+/// A field a command takes: a string, a count (1 to 1,000,000), a boolean, or seconds (0 to a
+/// year, with a fraction).
 struct operator_field {
-  enum kind_type { text, count, flag } kind;
+  enum kind_type { text, count, flag, seconds } kind;
   std::string_view name;
   bool required;
   std::string_view help;
@@ -129,6 +134,10 @@ inline const std::vector<operator_command>& operator_commands() {
   using field = operator_field;
   const field release{field::text, "release", true, "the release's manifest file (NAME-VSN.release.json)"};
   const field server{field::text, "server", true, "a server's registered name, or its id"};
+  const field grace{field::seconds, "grace", false,
+                    "the grace period: until make-permanent, or for this long, a server of the release whose handler "
+                    "throws goes back to its version before with its state, and the release rolls back (0: none; "
+                    "default: the program's, control_options::grace_period)"};
   static const std::vector<operator_command> commands{
       {"status",
        {},
@@ -185,13 +194,15 @@ inline const std::vector<operator_command>& operator_commands() {
        "Runs every migration on a copy of each server's state, measures each, and discards them; reports "
        "the expected pause."},
       {"upgrade",
-       {release},
+       {release, grace},
        "the release installed: a line per step as it happens, then the report",
        "Loads the release's modules, suspends every affected server at once, changes their code, resumes "
        "them and purges the old versions, as one transaction: if any step fails, every server goes back "
-       "to its old code with its old state. The release then runs in its grace period until make-permanent."},
+       "to its old code with its old state. The release then runs in its grace period (--grace) until "
+       "make-permanent: a server whose handler throws goes back to its old code with its state, and the release "
+       "rolls back by itself."},
       {"downgrade",
-       {release},
+       {release, grace},
        "an older release installed, each server's state migrated down",
        "As upgrade, to a release whose modules are older: each server's state is migrated down. Refused "
        "if any module would go up."},
@@ -281,6 +292,11 @@ inline result<operator_request> decode_request(std::string_view line) {
         if (!value.is_number_unsigned() || value.get<std::uint64_t>() < 1 || value.get<std::uint64_t>() > 1'000'000)
           return error{errc::bad_request, "\"" + key + "\" must be a whole number from 1 to 1000000"};
         request.count = value.get<std::uint64_t>();
+        break;
+      case operator_field::seconds:
+        if (!value.is_number() || !(value.get<double>() >= 0 && value.get<double>() <= longest_grace))
+          return error{errc::bad_request, "\"" + key + "\" must be a number of seconds from 0 to 31536000"};
+        request.grace = value.get<double>();
         break;
       case operator_field::text:
         if (!value.is_string() || value.get_ref<const std::string&>().empty())
@@ -779,8 +795,10 @@ class control_listener {
 // watched server feeds its log (a bounded ring of its last events, Erlang's sys:log) and the
 // traces streaming its messages (each rate-limited, so that tracing a busy server cannot flood
 // the server, the program or the client). A program's own sys::trace hook on the same server is
-// replaced while the server is watched, and put back when the watch ends. (A template on the
-// server handle, given the hook's setter: detail headers include no public one.)
+// replaced while the server is watched, and put back when the watch ends. What the log of a
+// server that ended kept is kept after it (the latest few): the log of a crashed server shows
+// what it was sent up to its crash. (A template on the server handle, given the hook's setter:
+// detail headers include no public one.)
 
 #include <chrono>
 #include <cstdint>
@@ -789,7 +807,9 @@ class control_listener {
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -799,22 +819,30 @@ class control_listener {
 
 namespace hotswap::detail {
 
-/// One message in or out of a watched server.
+/// One message in or out of a watched server, or whose handler threw (`why` says what).
 struct watched_event {
   std::chrono::steady_clock::time_point at;
   trace_event::direction way;
   std::string message;
+  std::string why = {};
 };
 
+inline std::string_view to_string(trace_event::direction way) {
+  return way == trace_event::in ? "in" : way == trace_event::out ? "out" : "failed";
+}
+
 inline nlohmann::json to_event_json(const watched_event& event, std::chrono::steady_clock::time_point since) {
-  return {{"way", event.way == trace_event::in ? "in" : "out"},
-          {"message", event.message},
-          {"us", std::chrono::duration<double, std::micro>(event.at - since).count()}};
+  nlohmann::json made{{"way", to_string(event.way)},
+                      {"message", event.message},
+                      {"us", std::chrono::duration<double, std::micro>(event.at - since).count()}};
+  if (event.way == trace_event::failed) made["why"] = event.why;
+  return made;
 }
 
 inline std::string to_event_text(const watched_event& event, std::chrono::steady_clock::time_point since) {
-  return fmt::format("{:>12.3f} ms  {:<3}  {}\n", std::chrono::duration<double, std::milli>(event.at - since).count(),
-                     event.way == trace_event::in ? "in" : "out", event.message);
+  return fmt::format("{:>12.3f} ms  {:<6}  {}{}\n",
+                     std::chrono::duration<double, std::milli>(event.at - since).count(), to_string(event.way),
+                     event.message, event.way == trace_event::failed ? " (" + event.why + ")" : "");
 }
 
 /// `Server` is hotswap::any_server; `set_trace(server, hook, timeout)` is sys::trace (of a
@@ -827,6 +855,18 @@ class server_watches {
   /// sys::replace_trace: `change` runs on the server with its hook, and returns the hook to put in place.
   using trace_setter = std::function<result<void>(const Server&, std::function<trace_hook(trace_hook)> change,
                                                   std::chrono::nanoseconds)>;
+
+  /// What the log of a server that ended had kept.
+  struct ended_log {
+    std::uint64_t id;
+    std::string name;  // its registered name when its log was switched on (empty: none)
+    exit_reason reason;
+    std::vector<watched_event> events;
+  };
+  /// How many logs of ended servers are kept, the latest.
+  static constexpr std::size_t ended_logs_kept = 16;
+  /// How long a failure's `why` kept in a log may be.
+  static constexpr std::size_t largest_why = 1024;
 
   /// `log_size` events kept a server; at most `trace_rate` events a second sent by a trace.
   server_watches(std::size_t log_size, std::size_t trace_rate, trace_setter set_trace)
@@ -843,6 +883,14 @@ class server_watches {
     }
     forget_unused(server, timeout);
     return {};
+  }
+
+  /// The log kept of the latest ended server named `name` (or whose id it is), if its log was on.
+  std::optional<ended_log> ended(std::string_view name) {
+    keep_ended();
+    for (auto one = ended_.rbegin(); one != ended_.rend(); ++one)
+      if (one->name == name || std::to_string(one->id) == name) return *one;
+    return std::nullopt;
   }
 
   /// The server's logged events, oldest first; empty when its log is off (`logging` says).
@@ -897,6 +945,7 @@ class server_watches {
 
   struct watch {
     any_server server;
+    std::string name;
     std::mutex lock;
     bool logging = false;
     std::deque<watched_event> ring;
@@ -913,7 +962,8 @@ class server_watches {
     void operator()(const trace_event& event) const {
       const auto made = weak.lock();
       if (!made) return;
-      watched_event seen{clock::now(), event.way, std::string(event.message)};
+      watched_event seen{clock::now(), event.way, std::string(event.message),
+                         std::string(event.why.substr(0, largest_why))};
       const std::lock_guard hold(made->lock);
       if (made->logging) {
         if (made->ring.size() == log_size) made->ring.pop_front();
@@ -970,10 +1020,14 @@ class server_watches {
 
   /// The server's watch, its hook installed if it is new.
   result<std::shared_ptr<watch>> watch_of(const any_server& server, std::chrono::nanoseconds timeout) {
-    std::erase_if(watches_, [](const auto& entry) { return !entry.second->server.alive(); });
+    keep_ended();
     if (auto found = find(server)) return found;
     auto made = std::make_shared<watch>();
     made->server = server;
+    {
+      const spin_guard hold(server.core()->exit_lock);
+      made->name = server.core()->name;
+    }
     auto hooked = set_trace_(
         server,
         [made, log_size = log_size_](trace_hook replaced) {
@@ -1015,9 +1069,30 @@ class server_watches {
     watches_.erase(server.id());
   }
 
+  /// The watches of servers that ended go; what their logs kept is kept in `ended_`.
+  void keep_ended() {
+    for (auto at = watches_.begin(); at != watches_.end();) {
+      watch& watched = *at->second;
+      if (watched.server.alive()) {
+        ++at;
+        continue;
+      }
+      {
+        const std::lock_guard hold(watched.lock);
+        if (watched.logging) {
+          if (ended_.size() == ended_logs_kept) ended_.pop_front();
+          ended_.push_back({watched.server.id(), watched.name, watched.server.exit(),
+                            {watched.ring.begin(), watched.ring.end()}});
+        }
+      }
+      at = watches_.erase(at);
+    }
+  }
+
   std::size_t log_size_, trace_rate_;
   trace_setter set_trace_;
   std::map<std::uint64_t, std::shared_ptr<watch>> watches_;  // the listener's thread's alone
+  std::deque<ended_log> ended_;                              // the same
 };
 
 }  // namespace hotswap::detail
@@ -1218,6 +1293,93 @@ namespace hotswap {
 
 // -- JSON forms (nlohmann's to_json: `nlohmann::json j = report;`) --
 
+inline void to_json(nlohmann::json& out, const upgrade_report& report);
+
+inline void to_json(nlohmann::json& out, const release_plan& plan);
+
+// -- the control socket --
+
+struct control_options {
+  /// Names the socket, <program>.<pid>.sock (default: the program's name, /proc/self/comm).
+  std::string program{};
+  /// Where the socket goes (default: $XDG_RUNTIME_DIR/hotswap, else /tmp/hotswap-<uid>): made
+  /// mode 0700 if missing (0711 with other uids allowed), refused if another user's or open to others.
+  std::string directory{};
+  /// Who may connect beside the program's own user and root, and what each may do (checked with
+  /// SO_PEERCRED before a byte is read; others are refused, and logged at most a line a second
+  /// a uid). Viewers run the commands of access_level::view (status, tree, top, releases,
+  /// stats); operators run every command, as the program's own user and root do. (With any,
+  /// the directory is 0711 and the socket 0666, so that they can reach it: the check is then
+  /// the gate.) An operator can make the program load code: grant it as the program's account.
+  std::vector<uid_t> operator_uids{};
+  std::vector<uid_t> viewer_uids{};
+  std::size_t max_connections = 16;           ///< the last one kept for the program's own user and root
+  std::size_t max_streams_per_uid = 4;        ///< replies that stream (trace, watch) open at once, a uid
+  std::size_t max_request = 64 * 1024;        ///< bytes of one request line
+  std::size_t max_pending = 4 * 1024 * 1024;  ///< bytes of replies a client leaves unread: then cut off
+  /// To send a request line, and to take each reply: a client slower than that is cut off.
+  std::chrono::milliseconds deadline{10'000};
+  /// For a server's status: one busier than that is listed as busy.
+  std::chrono::milliseconds server_timeout{100};
+  std::size_t log_size = 64;             ///< events a server's log keeps (`log`)
+  std::size_t trace_rate = 100;          ///< events a second a trace sends at most (`trace`)
+  std::size_t max_state_text = 1 << 20;  ///< bytes of a state `state` prints at most
+  /// The grace period of an upgrade or downgrade from the socket, unless the request gives one
+  /// (`hotswapctl upgrade --grace SECONDS`): until make-permanent, or until it ends, a server of
+  /// the release whose handler throws goes back to its version before with its state, and the
+  /// release rolls back by itself (upgrade_options::grace_period). 0: none.
+  std::chrono::nanoseconds grace_period = std::chrono::minutes(1);
+  /// Refusals and cut-off clients, a line each (default: standard error).
+  std::function<void(const std::string&)> log{};
+};
+
+/// An open control socket: served on a thread of its own until it goes (the socket file is
+/// removed then).
+class control_socket {
+ public:
+  const std::string& path() const noexcept { return listener_->path(); }
+
+  explicit control_socket(std::unique_ptr<detail::control_listener> listener) : listener_(std::move(listener)) {}
+
+ private:
+  std::unique_ptr<detail::control_listener> listener_;
+};
+
+/// Opens the program's control socket on `code` and `releases` (which must outlive it).
+template <class CodeServer>
+result<control_socket> open_control(CodeServer& code, basic_release_handler<CodeServer>& releases,
+                                    control_options options = {});
+
+}  // namespace hotswap
+
+// ---- hotswap/impl/control.hpp ----
+// The bodies of <hotswap/control.hpp> (its declarations, documented, are there): the JSON forms
+// of reports and plans, the commands run against the code server and the release handler (each
+// command's reply, and run_request, which decodes a request line and runs it), and opening the
+// socket. Included by control.hpp only.
+
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdint>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+
+namespace hotswap {
+
 inline void to_json(nlohmann::json& out, const upgrade_report& report) {
   using json = nlohmann::json;
   json steps = json::array();
@@ -1247,6 +1409,8 @@ inline void to_json(nlohmann::json& out, const release_plan& plan) {
                        {"from_vsn", change.from_vsn},
                        {"to_vsn", change.to_vsn},
                        {"file", change.file},
+                       {"loaded", change.loaded},
+                       {"back", change.back},
                        {"servers", std::move(servers)}});
   }
   out = {{"from", {{"name", plan.from.name}, {"vsn", plan.from.vsn}}},
@@ -1255,49 +1419,6 @@ inline void to_json(nlohmann::json& out, const release_plan& plan) {
          {"retired", plan.retired},
          {"text", to_string(plan)}};
 }
-
-// -- the control socket --
-
-struct control_options {
-  /// Names the socket, <program>.<pid>.sock (default: the program's name, /proc/self/comm).
-  std::string program{};
-  /// Where the socket goes (default: $XDG_RUNTIME_DIR/hotswap, else /tmp/hotswap-<uid>): made
-  /// mode 0700 if missing (0711 with other uids allowed), refused if another user's or open to others.
-  std::string directory{};
-  /// Who may connect beside the program's own user and root, and what each may do (checked with
-  /// SO_PEERCRED before a byte is read; others are refused, and logged at most a line a second
-  /// a uid). Viewers run the commands of access_level::view (status, tree, top, releases,
-  /// stats); operators run every command, as the program's own user and root do. (With any,
-  /// the directory is 0711 and the socket 0666, so that they can reach it: the check is then
-  /// the gate.) An operator can make the program load code: grant it as the program's account.
-  std::vector<uid_t> operator_uids{};
-  std::vector<uid_t> viewer_uids{};
-  std::size_t max_connections = 16;           ///< the last one kept for the program's own user and root
-  std::size_t max_streams_per_uid = 4;        ///< replies that stream (trace, watch) open at once, a uid
-  std::size_t max_request = 64 * 1024;        ///< bytes of one request line
-  std::size_t max_pending = 4 * 1024 * 1024;  ///< bytes of replies a client leaves unread: then cut off
-  /// To send a request line, and to take each reply: a client slower than that is cut off.
-  std::chrono::milliseconds deadline{10'000};
-  /// For a server's status: one busier than that is listed as busy.
-  std::chrono::milliseconds server_timeout{100};
-  std::size_t log_size = 64;             ///< events a server's log keeps (`log`)
-  std::size_t trace_rate = 100;          ///< events a second a trace sends at most (`trace`)
-  std::size_t max_state_text = 1 << 20;  ///< bytes of a state `state` prints at most
-  /// Refusals and cut-off clients, a line each (default: standard error).
-  std::function<void(const std::string&)> log{};
-};
-
-/// An open control socket: served on a thread of its own until it goes (the socket file is
-/// removed then).
-class control_socket {
- public:
-  const std::string& path() const noexcept { return listener_->path(); }
-
-  explicit control_socket(std::unique_ptr<detail::control_listener> listener) : listener_(std::move(listener)) {}
-
- private:
-  std::unique_ptr<detail::control_listener> listener_;
-};
 
 namespace detail {
 
@@ -1638,7 +1759,12 @@ void run_request(std::string_view line, const control_peer& peer, reply_lines& r
                                          plan->to.name, plan->to.vsn, change.module, change.from_vsn, change.to_vsn)}));
   }
   if (command == "dry-run") return report_reply(releases.dry_run(request->release, options));
-  if (command == "upgrade" || command == "downgrade") return report_reply(releases.upgrade(request->release, options));
+  if (command == "upgrade" || command == "downgrade") {
+    options.grace_period = request->grace ? std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                                std::chrono::duration<double>(*request->grace))
+                                          : limits.grace_period;
+    return report_reply(releases.upgrade(request->release, options));
+  }
   if (command == "rollback") return report_reply(releases.rollback(options));
   if (command == "make-permanent") {
     auto made = releases.make_permanent();
@@ -1682,10 +1808,9 @@ void run_request(std::string_view line, const control_peer& peer, reply_lines& r
 
 }  // namespace detail
 
-/// Opens the program's control socket on `code` and `releases` (which must outlive it).
 template <class CodeServer>
 result<control_socket> open_control(CodeServer& code, basic_release_handler<CodeServer>& releases,
-                                    control_options options = {}) {
+                                    control_options options) {
   const std::string program = options.program.empty() ? detail::program_name() : options.program;
   const std::string directory = options.directory.empty() ? detail::default_socket_directory() : options.directory;
   const bool shared = !options.operator_uids.empty() || !options.viewer_uids.empty();

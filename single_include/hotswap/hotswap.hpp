@@ -34,7 +34,8 @@
 
 // ---- hotswap/result.hpp ----
 // The vocabulary of every layer: why a request failed (errc, error), what it returns instead
-// (result), and how a server ended (exit_reason). Includes nothing else of hotswap.
+// (result), and how a server ended (exit_reason). Includes nothing else of hotswap but
+// detail/common/write_text.hpp, which includes nothing of hotswap.
 //
 //     hotswap::result<int> n = hotswap::call(counter, Get{});
 //     if (!n) fmt::print("{}\n", n.error());   // timeout: no reply within 5000 ms
@@ -49,6 +50,23 @@
 #include <utility>
 
 #include <fmt/core.h>
+
+// ---- hotswap/detail/common/write_text.hpp ----
+// Text written through a formatter's output iterator, one character at a time: what result.hpp's
+// and inspect's fmt formatters write with (fmt::format_to needs <fmt/format.h>). Includes nothing
+// of hotswap: result.hpp, a vocabulary header, includes it.
+
+#include <string_view>
+
+namespace hotswap::detail {
+
+template <class Out>
+Out write_text(Out out, std::string_view text) {
+  for (const char c : text) *out++ = c;
+  return out;
+}
+
+}  // namespace hotswap::detail
 
 namespace hotswap {
 
@@ -301,14 +319,6 @@ class [[nodiscard]] result<void> {
 // a result as its value, `ok` (result<void>) or its error. They write through the output iterator
 // and fmt::format: fmt::format_to needs <fmt/format.h> (and with clang does not link against
 // Debian's libfmt with <fmt/core.h> alone), which costs as much to include as the rest of hotswap.
-namespace hotswap::detail {
-template <class Out>
-Out write_text(Out out, std::string_view text) {
-  for (const char c : text) *out++ = c;
-  return out;
-}
-}  // namespace hotswap::detail
-
 template <>
 struct fmt::formatter<hotswap::errc> {
   std::string_view spec;  // a string's format spec (`{:>16}`), applied to the name
@@ -363,10 +373,12 @@ struct fmt::formatter<hotswap::result<T>> {
 #endif
 // ---- hotswap/detail/common/utf8.hpp ----
 // Reading UTF-8 one code point at a time, strictly: what inspect prints as a string, and what
-// hotswapctl shows of what a program sent, depend on which bytes are characters.
+// hotswapctl shows of what a program sent, depend on which bytes are characters; and text from
+// outside made safe to show on a terminal.
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 namespace hotswap::detail {
@@ -396,6 +408,38 @@ constexpr std::int32_t next_code_point(std::string_view text, std::size_t& at) n
   if (point < least || point > 0x10FFFF || (point >= 0xD800 && point <= 0xDFFF)) return -1;
   at += length;
   return static_cast<std::int32_t>(point);
+}
+
+/// `text` made safe to show on a terminal: what a program sent, a file name or an exception's
+/// message could clear the screen or fake lines. Control characters (C0 but, with `newlines`, \n
+/// and \t; and DEL) are shown as \xNN, C1 characters as \u00NN, bytes that are not UTF-8 as
+/// \xNN; the rest as it is. At most `limit` bytes of `text` are shown, then `...`.
+inline std::string visible(std::string_view text, bool newlines = true, std::size_t limit = std::string_view::npos) {
+  constexpr std::string_view hex = "0123456789abcdef";
+  std::string shown;
+  shown.reserve(text.size() < limit ? text.size() : limit);
+  for (std::size_t at = 0; at < text.size();) {
+    if (at >= limit) {
+      shown += "...";
+      break;
+    }
+    const std::size_t start = at;
+    const std::int32_t c = next_code_point(text, at);
+    const auto escaped = [&](std::string_view prefix, unsigned value) {
+      shown += prefix;
+      shown += hex[(value >> 4) & 0xF];
+      shown += hex[value & 0xF];
+    };
+    if (c < 0)
+      escaped("\\x", static_cast<unsigned char>(text[at++]));
+    else if ((c < 0x20 && !(newlines && (c == '\n' || c == '\t'))) || c == 0x7f)
+      escaped("\\x", static_cast<unsigned>(c));
+    else if (c >= 0x80 && c <= 0x9f)
+      escaped("\\u00", static_cast<unsigned>(c));
+    else
+      shown.append(text, start, at - start);
+  }
+  return shown;
 }
 
 }  // namespace hotswap::detail
@@ -2110,6 +2154,7 @@ constexpr auto diff_names() {
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -2137,6 +2182,78 @@ version_info describe_version() {
   }
   (std::make_index_sequence<field_count<T>>{});
   return info;
+}
+
+// -- what differs between two versions of a schema held under one name and vsn --
+
+using described_field = std::pair<std::string, std::string>;  // (name, type) as a description has them
+
+/// The fields of a description (`Account@2{owner:string,balance:money}`), in order; empty if it
+/// is none (a type's description is not read further than its first level).
+template <class = void>
+std::vector<described_field> described_fields(std::string_view description) {
+  std::vector<described_field> fields;
+  const std::size_t open = description.find('{');
+  if (open == std::string_view::npos || description.empty() || description.back() != '}') return fields;
+  const std::string_view body = description.substr(open + 1, description.size() - open - 2);
+  int depth = 0;
+  std::size_t start = 0;
+  for (std::size_t at = 0; at <= body.size(); ++at) {
+    const char c = at < body.size() ? body[at] : ',';
+    if (c == '<' || c == '{' || c == '(' || c == '[') ++depth;
+    if (c == '>' || c == '}' || c == ')' || c == ']') --depth;
+    if (c != ',' || depth != 0) continue;
+    const std::string_view field = body.substr(start, at - start);
+    const std::size_t colon = field.find(':');
+    if (!field.empty()) {
+      if (colon == std::string_view::npos) return {};
+      fields.emplace_back(std::string(field.substr(0, colon)), std::string(field.substr(colon + 1)));
+    }
+    start = at + 1;
+  }
+  return fields;
+}
+
+/// The fields of a version the registry holds.
+inline std::vector<described_field> described_fields(const version_info& version) {
+  std::vector<described_field> fields;
+  for (std::size_t i = 0; i < version.field_names.size() && i < version.field_types.size(); ++i)
+    fields.emplace_back(version.field_names[i], version.field_types[i]);
+  return fields;
+}
+
+/// A version the registry holds as its description reads: `Account@2{owner:string,balance:money}`.
+inline std::string described(const version_info& version) {
+  std::string text = version.schema + "@" + std::to_string(version.vsn) + "{";
+  for (std::size_t i = 0; i < version.field_names.size() && i < version.field_types.size(); ++i)
+    text += (i ? "," : "") + version.field_names[i] + ":" + version.field_types[i];
+  return text + "}";
+}
+
+/// Which fields differ between `there` (another's) and `here`: `count is short there, long
+/// here; shelf:string is only there; price:int only here; the same fields in another order`.
+/// Empty when they are the same.
+template <class = void>
+std::string field_differences(const std::vector<described_field>& there, const std::vector<described_field>& here,
+                              std::string_view there_is = "there", std::string_view here_is = "here") {
+  std::vector<std::string> said;
+  const auto find = [](const std::vector<described_field>& in, const std::string& name) {
+    for (const auto& field : in)
+      if (field.first == name) return &field;
+    return static_cast<const described_field*>(nullptr);
+  };
+  for (const auto& field : there)
+    if (const auto* other = find(here, field.first); !other)
+      said.push_back(field.first + ":" + field.second + " is only " + std::string(there_is));
+    else if (other->second != field.second)
+      said.push_back(field.first + " is " + field.second + " " + std::string(there_is) + ", " + other->second + " " +
+                     std::string(here_is));
+  for (const auto& field : here)
+    if (!find(there, field.first)) said.push_back(field.first + ":" + field.second + " is only " + std::string(here_is));
+  if (said.empty() && there != here) said.push_back("the same fields in another order");
+  std::string text;
+  for (const auto& one : said) text += (text.empty() ? "" : "; ") + one;
+  return text;
 }
 
 }  // namespace hotswap::detail
@@ -2339,6 +2456,8 @@ inline schema_registry& registry() {
 }  // namespace hotswap
 
 namespace hotswap {
+
+// -- inspect --
 
 // hotswap::enable_inspect<Schema>: declared in detail/schemas/inspect.hpp, beside what it enables.
 
@@ -3240,7 +3359,7 @@ inline constexpr int version_patch = HOTSWAP_VERSION_PATCH;
 // Generated by tools/headers_digest.py from every other header under include/hotswap; do not
 // edit. It enters the ABI fingerprint: a module built from other headers is refused.
 
-#define HOTSWAP_DETAIL_HEADERS_DIGEST "910b23ec2fc44e9c"
+#define HOTSWAP_DETAIL_HEADERS_DIGEST "d435dac67313d076"
 
 #define HOTSWAP_DETAIL_TEXT(x) #x
 #define HOTSWAP_DETAIL_STRING(x) HOTSWAP_DETAIL_TEXT(x)
@@ -3393,6 +3512,7 @@ struct extra_ref {
 struct outcome {
   bool failed = false;
   std::string what;
+  std::string thrown = {};  ///< the type of what a handler threw, as the compiler spells it (its crash report's)
 };
 /// A handler: runs the message on the state, consumes the message, sends the reply (calls).
 using handler_fn = void (*)(void* state, envelope& message, outcome& result) noexcept;
@@ -3504,6 +3624,17 @@ bool attach_module(const host_link& host, const lease_maker& leases, std::string
 #include <chrono>
 #include <functional>
 #endif
+// ---- hotswap/detail/modules/code_server_access.hpp ----
+// The release handler's way into the code server (a module file's note, a load of an older vsn,
+// the undoing of a load): declared here, where basic_code_server names it a friend, and defined
+// by the releases layer (impl/releases.hpp).
+
+namespace hotswap::detail {
+
+template <class>
+struct code_server_access;
+
+}  // namespace hotswap::detail
 // ---- hotswap/detail/modules/copy_directory.hpp ----
 // The private copies of modules: the directory that holds them (made, checked and opened once;
 // every copy made and opened relative to it), writing a copy, and closing libraries once their
@@ -3619,6 +3750,7 @@ struct module_note_fields {
     std::string schema;
     int vsn;
     std::uint64_t fingerprint;
+    std::string description;  // Account@2{owner:string,balance:money}
   };
   std::vector<schema_version> schemas;
   std::string build;  // not in the note: its seal's (check_seal), which covers the note and the code
@@ -3891,10 +4023,15 @@ result<module_note_fields> parse_module_note(std::string_view text, const std::s
       note.history.back().not_down = after_first;
     } else if (key == "schema") {
       const std::string_view vsn = after_first.substr(0, after_first.find(' '));
-      module_note_fields::schema_version version{std::string(first), 0, 0};
-      if (vsn.size() >= after_first.size() || !number(vsn, 10, version.vsn) ||
-          !number(after_first.substr(vsn.size() + 1), 16, version.fingerprint))
-        return bad(line);
+      module_note_fields::schema_version version{std::string(first), 0, 0, {}};
+      if (vsn.size() >= after_first.size()) return bad(line);
+      std::string_view fingerprint = after_first.substr(vsn.size() + 1);
+      const std::size_t space = fingerprint.find(' ');
+      if (space != std::string_view::npos) {
+        version.description = fingerprint.substr(space + 1);
+        fingerprint = fingerprint.substr(0, space);
+      }
+      if (!number(vsn, 10, version.vsn) || !number(fingerprint, 16, version.fingerprint)) return bad(line);
       note.schemas.push_back(std::move(version));
     }
   }
@@ -4226,8 +4363,8 @@ result<std::string> write_copy(const copy_directory& into, const std::string& di
 #include <vector>
 
 // ---- hotswap/detail/abi/trace_event.hpp ----
-// One message going into or out of a server, as the runtime hands it to a sys::trace hook (which
-// may be a module's code): hotswap::trace_event.
+// One message going into or out of a server, or failing in its handler, as the runtime hands it
+// to a sys::trace hook (which may be a module's code): hotswap::trace_event.
 
 #include <cstdint>
 #include <string_view>
@@ -4235,11 +4372,12 @@ result<std::string> write_copy(const copy_directory& into, const std::string& di
 
 namespace hotswap::detail {
 
-/// One message going into or out of a server (hotswap::trace_event).
+/// One message going into or out of a server, or whose handler threw (hotswap::trace_event).
 struct trace_event {
-  enum direction { in, out } way;
-  std::string_view message;  ///< the message type (valid during the hook's call only)
-  std::uint64_t server;      ///< the server's id
+  enum direction { in, out, failed } way;
+  std::string_view message;   ///< the message type (valid during the hook's call only)
+  std::uint64_t server;       ///< the server's id
+  std::string_view why = {};  ///< `failed`: what the handler threw (valid during the call only)
 };
 
 /// A server's trace hook with what keeps its code loaded (a module's), as sys::trace sets it and
@@ -4828,13 +4966,17 @@ struct server_core {
 // code_change, which builds the new state from the old by the implementation's code_change or
 // the generated migration. Nothing thrown crosses the table: failures are reported as outcomes.
 
+#include <cxxabi.h>
+
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <exception>
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <typeinfo>
 #include <utility>
 
 // ---- hotswap/detail/schemas/state_size.hpp ----
@@ -5228,15 +5370,34 @@ using implementation_check = decltype(check_implementation<Implementation>());
 
 namespace hotswap::detail {
 
+/// The name of the type of the exception being handled, as the compiler spells it.
+inline std::string thrown_type() {
+  const std::type_info* type = abi::__cxa_current_exception_type();
+  if (!type) return {};
+  int status = 0;
+  char* readable = abi::__cxa_demangle(type->name(), nullptr, nullptr, &status);
+  std::string name = readable ? readable : type->name();
+  std::free(readable);
+  return name;
+}
+
 /// Runs `body`, reporting what it throws instead of letting it cross the table boundary.
 template <class Body>
 void report_failure(outcome& result, Body&& body) noexcept {
   try {
     body();
   } catch (const std::exception& thrown) {
-    result = {true, thrown.what()};
+    try {
+      result = {true, thrown.what(), thrown_type()};
+    } catch (...) {  // out of memory
+      result.failed = true;
+    }
   } catch (...) {
-    result = {true, "an exception not derived from std::exception"};
+    try {
+      result = {true, "an exception not derived from std::exception", thrown_type()};
+    } catch (...) {
+      result.failed = true;
+    }
   }
 }
 
@@ -5630,8 +5791,10 @@ result<void> check_fits(const module_note_fields& note, const std::string& path,
     if (const auto found = known.find(version.schema, version.vsn); found && found->fingerprint != version.fingerprint)
       return file_error(errc::schema_conflict, path,
                         "its schema " + version.schema + " version " + std::to_string(version.vsn) +
-                            " differs from this program's (fields or their types): " + std::string(found->schema) +
-                            "@" + std::to_string(found->vsn) + " is registered with another fingerprint");
+                            " differs from this program's: " +
+                            field_differences(described_fields(version.description), described_fields(*found),
+                                              "in it", "here") +
+                            " (it has " + version.description + ", this program " + described(*found) + ")");
   return {};
 }
 
@@ -5748,7 +5911,7 @@ constexpr void put_module_note(Sink& sink) {
   }(history_of<Implementation>{});
   std::array<std::uint64_t, 256> seen{};  // a schema reached twice is written once
   std::size_t seen_count = 0;
-  auto line = [&]<class V>(std::type_identity<V>) {  // schema Account 2 <fingerprint>
+  auto line = [&]<class V>(std::type_identity<V>) {  // schema Account 2 <fingerprint> <description>
     for (std::size_t i = 0; i < seen_count; ++i)
       if (seen[i] == fnv1a(description<V>)) return;
     if (seen_count < seen.size()) seen[seen_count++] = fnv1a(description<V>);
@@ -5758,6 +5921,8 @@ constexpr void put_module_note(Sink& sink) {
     put_number(sink, static_cast<std::size_t>(version_number<V>));
     sink.put(" ");
     put_hex(sink, fnv1a(description<V>));
+    sink.put(" ");  // the fields, so that a conflict can say which differ
+    sink.put(description<V>);
     sink.put("\n");
   };
   visit_module_schemas<Implementation>(line);
@@ -6092,6 +6257,70 @@ result<std::string> check_seal(std::string_view file, std::string_view section, 
 #include <cstdint>
 #include <utility>
 
+// ---- hotswap/detail/runtime/reports.hpp ----
+// What hotswap says by itself, as OTP's logger hears it: a crash report when a handler throws, a
+// supervisor report when a child starts, ends, is restarted or is given up on (hotswap::report).
+// One line each, to the program's sink: standard error unless the program replaces it. The sink
+// is the runtime's, so a module's servers report to the program's.
+
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <utility>
+
+
+namespace hotswap::detail {
+
+/// One report: what it is about, and its line (no newline; safe to show on a terminal).
+struct report {
+  enum class kind : std::uint8_t { crash, supervisor } about;
+  std::uint64_t server;  ///< the server that crashed, or the supervisor's child (0: none)
+  std::string text;
+};
+
+/// Writes `line` and a newline to standard error in one write: reports of two threads do not
+/// interleave. (Lines longer than the pipe's atomic size may, as any stderr writer's.)
+inline void write_to_stderr(const report& said) noexcept {
+  try {
+    std::string line = "hotswap: " + said.text + "\n";
+    std::fwrite(line.data(), 1, line.size(), stderr);
+  } catch (...) {  // out of memory: the report is lost, the program is not
+  }
+}
+
+/// The program's sink of reports (the runtime holds one).
+class report_log {
+ public:
+  using sink = std::function<void(const report&)>;
+
+  /// Hands `said` to the sink, on the calling thread. A sink that throws loses that report only.
+  void write(const report& said) noexcept {
+    try {
+      sink to;
+      {
+        const spin_guard hold(lock_);
+        to = sink_;
+      }
+      if (to)
+        to(said);
+      else
+        write_to_stderr(said);
+    } catch (...) {
+    }
+  }
+
+  /// Puts `next` in place (empty: standard error again) and returns the sink it replaced.
+  sink replace(sink next) {
+    const spin_guard hold(lock_);
+    return std::exchange(sink_, std::move(next));
+  }
+
+ private:
+  spin_lock lock_;
+  sink sink_;
+};
+
+}  // namespace hotswap::detail
 // ---- hotswap/detail/runtime/slow_handlers.hpp ----
 // Noticing handlers that hold a pool worker too long. C++ cannot preempt a handler that sleeps,
 // blocks or loops, as Erlang's schedulers do; instead the pool's monitor looks at its workers
@@ -6188,6 +6417,9 @@ runtime& the_runtime();
 /// A backlog has drained: its memory goes back to the system once the pool idles.
 template <class = void>
 void give_back_memory_when_idle() noexcept;
+/// Hands a report to the program's sink (the runtime's report_log).
+template <class = void>
+void write_report(const report& said) noexcept;
 
 /// The server whose handler this thread is running, if any.
 template <class = void>
@@ -6265,6 +6497,51 @@ void note_slow_handler(server_core& server, const implementation_table& table, s
   }
 }
 
+/// The first line of a crash report: the server, its code, the message, what was thrown, and
+/// the state it failed on as inspect shows it (at most `state_shown` bytes of it).
+template <class = void>
+std::string crash_report_text(server_core& server, const implementation_table& table, std::uint32_t kind,
+                              const outcome& result) {
+  constexpr std::size_t state_shown = 512;
+  std::string text = "crash report: " + visible(server.label(), false) + ", " + visible(table.name, false) + " vsn " +
+                     std::to_string(table.vsn) + ", handling " + visible(table.message_names[kind], false) + ": " +
+                     (result.thrown.empty() ? "" : visible(result.thrown, false) + ": ") +
+                     visible(result.what, false, state_shown);
+  if (!table.inspect_state || !server.state) return text + "; its state is not shown (inspect is not enabled for it)";
+  std::string state(state_shown, '\0');
+  const std::size_t size = table.inspect_state(server.state, state.data(), state.size());
+  state.resize(std::min(size, state.size()));
+  return text + "; its state: " + visible(state, false) + (size > state_shown ? "..." : "");
+}
+
+/// A handler threw: the server's on_failure guard puts it back on the code before, its state
+/// kept (a development reload or a release on probation), else the server ends, crashed. Either
+/// way its trace hook hears of it, and a crash report goes to the program's sink.
+template <class = void>
+void handler_failed(server_core& server, envelope& message, outcome& result) noexcept {
+  const implementation_table& table = *server.table;
+  if (server.trace)
+    server.trace({trace_event::failed, table.message_names[message.kind], server.id, std::string_view(result.what)});
+  std::string text;
+  try {
+    text = crash_report_text(server, table, message.kind, result);  // before the state goes
+  } catch (...) {                                                   // out of memory: no report
+  }
+  if (auto guard = std::exchange(server.on_failure, nullptr); guard && guard(server, result.what)) {
+    if (!text.empty()) try {
+        write_report({report::kind::crash, server.id,
+                      text + "; back on " + visible(server.table->name, false) + " vsn " +
+                          std::to_string(server.table->vsn) + ", its state kept"});
+      } catch (...) {
+      }
+    if (message.reply) static_cast<reply_slot_base*>(message.reply)->fail(errc::handler_failed, result.what);
+    return;  // back on the code before, its state kept: it serves on
+  }
+  if (!text.empty()) write_report({report::kind::crash, server.id, std::move(text) + "; the server crashed"});
+  if (message.reply) static_cast<reply_slot_base*>(message.reply)->fail(errc::server_died, result.what);
+  end_server(server, {exit_kind::crashed, std::move(result.what)});
+}
+
 template <class = void>
 void dispatch(server_core& server, envelope& message) noexcept {
   const implementation_table& table = *server.table;
@@ -6279,15 +6556,7 @@ void dispatch(server_core& server, envelope& message) noexcept {
       note_slow_handler(server, table, message.kind, slow_since);
   if (server.timing) server.time_in_handlers += std::chrono::steady_clock::now() - start;
   ++server.handled;
-  if (result.failed) {
-    if (auto guard = std::exchange(server.on_failure, nullptr); guard && guard(server, result.what)) {
-      if (message.reply) static_cast<reply_slot_base*>(message.reply)->fail(errc::handler_failed, result.what);
-      return;  // back on the code before, its state kept: it serves on
-    }
-    if (message.reply) static_cast<reply_slot_base*>(message.reply)->fail(errc::server_died, result.what);
-    end_server(server, {exit_kind::crashed, std::move(result.what)});
-    return;
-  }
+  if (result.failed) return handler_failed(server, message, result);
   if (server.trace) server.trace({trace_event::out, table.message_names[message.kind], server.id});
 }
 
@@ -6878,6 +7147,7 @@ class basic_runtime {
 
   worker_pool pool;
   timer_service timers;
+  report_log reports;  // crash and supervisor reports: to the program's sink
 
   // The program's code for what a module's copy of these headers must not do itself: look up
   // the program's thread-locals, make an executor (whose thread and vtable would be the module's).
@@ -7002,6 +7272,11 @@ worker_pool& shared_pool() {
 template <class>
 void give_back_memory_when_idle() noexcept {
   the_runtime().pool.give_back_memory_when_idle();
+}
+
+template <class>
+void write_report(const report& said) noexcept {
+  the_runtime().reports.write(said);
 }
 
 template <class V>
@@ -7708,6 +7983,24 @@ inline bool cancel(timer& pending) noexcept {
   return pending.cancel();
 }
 
+// -- reports --
+
+/// What hotswap says by itself, as OTP's logger hears it, one line each: a crash report when a
+/// handler throws (the server, its implementation and vsn, the message, what was thrown, its
+/// state as inspect shows it, bounded; and whether it crashed or went back to the code before),
+/// a supervisor report when a child starts, ends, is restarted or is given up on. `text` is safe
+/// to show on a terminal.
+using report = detail::report;
+using report_sink = std::function<void(const report&)>;
+
+/// Puts `sink` in place of the program's sink of reports (empty: standard error, the default)
+/// and returns the one it replaced. The sink is called on the thread that reports (a server's),
+/// must not block for long, and must not set the sink. Set it from the program, not a module.
+template <class = void>
+report_sink set_report_sink(report_sink sink) {
+  return detail::the_runtime().reports.replace(std::move(sink));
+}
+
 }  // namespace hotswap
 // ---- hotswap/sys.hpp ----
 // Erlang's sys module: control requests a server serves between two messages, ahead of the
@@ -8266,40 +8559,18 @@ struct code_server_options {
   bool development = false;
 };
 
-namespace detail {
-template <class>
-struct code_server_access;  // defined by the releases layer
-}  // namespace detail
-
 /// Loads modules, keeping a current and an old version of each, as Erlang's code server. Its
 /// operations run one at a time, in the order they are called. (A template only so that a
 /// program compiles it where it uses it: use hotswap::code_server.)
 template <class = void>
 class basic_code_server {
  public:
-  explicit basic_code_server(code_server_options options = {})
-      : directory_(std::move(options.directory)),
-        largest_module_(options.largest_module),
-        development_(options.development) {
-    // What earlier programs killed by a signal left where this one makes its copies.
-    if (directory_.empty()) detail::sweep_dead_copy_directories(detail::temporary_base());
-    for (std::size_t i = 0; i < options.trusted_keys.size(); ++i) {
-      trusted_.push_back(detail::read_public_key(options.trusted_keys[i]));
-      if (!trusted_.back() && bad_key_.empty())
-        bad_key_ = "trusted key " + std::to_string(i + 1) +
-                   " is not an Ed25519 public key in PEM (hotswap-seal keygen writes one), so no module is taken";
-    }
-  }
+  explicit basic_code_server(code_server_options options = {});
   basic_code_server(const basic_code_server&) = delete;
   basic_code_server& operator=(const basic_code_server&) = delete;
   /// Closes what nothing uses; libraries still in use stay mapped, but no copy stays on disk
   /// (nor the directory it made for them).
-  ~basic_code_server() {
-    modules_.clear();
-    closer_->close_pending();
-    closer_->unlink_all();
-    if (made_directory_) ::rmdir(directory_.c_str());  // only if empty
-  }
+  ~basic_code_server();
 
   /// Loads the module in `path`, checking it against the program (ABI, schemas) and against
   /// its loaded versions (interface, a newer vsn), and makes it the current version; the
@@ -8311,30 +8582,13 @@ class basic_code_server {
 
   /// The same, checking too that the module implements `Interface` as this program knows it.
   template <class Interface>
-  result<module_ptr> load(const std::string& path) {
-    return load(path, Interface::fingerprint, Interface::name);
-  }
+  result<module_ptr> load(const std::string& path);
 
   /// What the module in `path` is, after every check a load makes before opening the library
   /// (the file, its seal, its note against this program and the loaded versions, a newer vsn);
   /// with load's errors. Nothing is loaded, copied or changed: what a release checks before
   /// anything moves.
-  result<module_info> check(const std::string& path) {
-    const detail::spin_guard one_at_a_time(operation_);
-    std::string bytes;
-    std::string_view text;
-    try {
-      auto note = check_file(path, 0, {}, bytes, text);
-      if (!note) return note.error();
-      std::vector<int> from_vsns;
-      for (const auto& earlier : note->history) from_vsns.push_back(earlier.vsn);
-      return module_info{
-          std::move(note->name),           note->vsn,       std::move(note->build), std::move(note->implementation),
-          std::move(note->interface_name), note->interface, std::move(from_vsns)};
-    } catch (const std::exception& failed) {  // out of memory, most likely
-      return detail::file_error(errc::load_failed, path, failed.what());
-    }
-  }
+  result<module_info> check(const std::string& path);
 
   /// The current and old versions of a module (null if none).
   module_ptr current(std::string_view name) const { return find(name, &entry::current); }
@@ -8342,13 +8596,7 @@ class basic_code_server {
 
   /// Every module loaded, in the order first loaded, with its current and old versions (Erlang's
   /// code:all_loaded()): what observers list.
-  std::vector<loaded_module> all_loaded() const {
-    const detail::spin_guard hold(lock_);
-    std::vector<loaded_module> all;
-    for (const auto& known : modules_)
-      if (known.current || known.old) all.push_back({known.name, known.current, known.old});
-    return all;
-  }
+  std::vector<loaded_module> all_loaded() const;
 
   /// Unloads the old version of `name`. Soft: fails with errc::not_purged, naming the servers
   /// still using it, if any does. Force: stops them first, each within `timeout`; if one cannot
@@ -8357,89 +8605,21 @@ class basic_code_server {
   /// unmapped once nothing holds its code (a handle to a stopped server, a pending timer or reply
   /// may, for a while).
   result<purge_report> purge(std::string_view name, purge_mode mode = purge_mode::soft,
-                             std::chrono::nanoseconds timeout = default_timeout) {
-    const detail::spin_guard one_at_a_time(operation_);
-    module_ptr old_version = old(name);
-    if (!old_version && !current(name)) return error{errc::no_module, "no module " + std::string(name) + " is loaded"};
-    purge_report report;
-    if (!old_version) return report;
-    report.vsn = old_version->vsn();
-    std::vector<any_server> using_it = old_version->servers();
-    if (!using_it.empty() && mode == purge_mode::soft)
-      return error{errc::not_purged,
-                   detail::describe_users(*old_version, using_it) + std::string(detail::purge_advice)};
-    std::vector<any_server> running_on;  // what could not be stopped: the version stays
-    for (auto& server : using_it) {
-      if (stop(server, timeout))
-        ++report.servers_stopped;
-      else if (server.alive())
-        running_on.push_back(server);
-    }
-    if (!running_on.empty())
-      return error{errc::not_purged, detail::describe_users(*old_version, running_on) + ", which did not stop within " +
-                                         std::to_string(timeout.count() / 1'000'000) +
-                                         " ms (a handler that has not returned); its stop may take effect later: "
-                                         "purge again then"};
-    using_it.clear();
-    {
-      const detail::spin_guard hold(lock_);
-      if (entry* found = find_entry(name); found && found->old == old_version) found->old.reset();
-    }
-    const std::weak_ptr<const module_version> watch = old_version;
-    const std::string copy = old_version->copy().substr(old_version->copy().rfind('/') + 1);
-    old_version.reset();
-    const auto closed = closer_->close_pending();
-    if (!watch.expired()) {
-      report.note = "still held by " + std::to_string(watch.use_count()) +
-                    " holder(s) of its code (a stopped server's handle, a timer, a reply); unmapped at a later "
-                    "collect() once they are gone";
-      return report;
-    }
-    for (const auto& one : closed)
-      if (one.name == copy) report.unmapped = one.unmapped;
-    if (!report.unmapped)
-      report.note =
-          "closed, but the system keeps it mapped (it registered thread-local destructors or has unique "
-          "symbols: build it with hotswap_add_module)";
-    return report;
-  }
+                             std::chrono::nanoseconds timeout = default_timeout);
 
   /// Makes the current version of `name` old, as Erlang's code:delete/1: the servers on it run
   /// on, purge can then unload it, and any vsn may be loaded next. An old version nothing uses is
   /// purged first; one that servers still use makes this fail with errc::not_purged.
-  result<void> retire(std::string_view name) {
-    const detail::spin_guard one_at_a_time(operation_);
-    module_ptr purged;
-    {
-      const detail::spin_guard hold(lock_);
-      entry* found = find_entry(name);
-      if (!found || !found->current) return error{errc::no_module, "no module " + std::string(name) + " is loaded"};
-      if (found->old)
-        if (std::vector<any_server> using_it = found->old->servers(); !using_it.empty())
-          return error{errc::not_purged,
-                       "the old version must go first: " + detail::describe_users(*found->old, using_it) +
-                           std::string(detail::purge_advice)};
-      purged = std::exchange(found->old, std::exchange(found->current, nullptr));
-    }
-    purged.reset();
-    closer_->close_pending();
-    return {};
-  }
+  result<void> retire(std::string_view name);
 
   /// Unmaps the libraries nothing holds any more; how many.
-  std::size_t collect() {
-    const detail::spin_guard one_at_a_time(operation_);
-    return closer_->close_pending().size();
-  }
+  std::size_t collect();
 
   /// Whether it takes another build of the current vsn (code_server_options::development).
   bool development() const noexcept { return development_; }
 
   /// Where the private copies go (empty until the first load, when none was given).
-  std::string directory() const {
-    const detail::spin_guard hold(lock_);
-    return directory_;
-  }
+  std::string directory() const;
 
  private:
   template <class>
@@ -8450,151 +8630,30 @@ class basic_code_server {
     module_ptr current, old;
   };
 
-  module_ptr find(std::string_view name, module_ptr entry::*which) const {
-    const detail::spin_guard hold(lock_);
-    for (const auto& known : modules_)
-      if (known.name == name) return known.*which;
-    return nullptr;
-  }
-  entry* find_entry(std::string_view name) {
-    for (auto& known : modules_)
-      if (known.name == name) return &known;
-    return nullptr;
-  }
+  module_ptr find(std::string_view name, module_ptr entry::*which) const;
+  entry* find_entry(std::string_view name);
 
   /// The directory of the copies, made and opened on first use.
-  result<void> open_directory(const std::string& path) {
-    if (directory_fd_->fd >= 0) return {};
-    auto opened = detail::open_copy_directory(directory(), path);
-    if (!opened) return opened.error();
-    const detail::spin_guard hold(lock_);
-    directory_ = std::move(opened->name);
-    made_directory_ = opened->made;
-    directory_fd_->fd = opened->fd;
-    return {};
-  }
+  result<void> open_directory(const std::string& path);
 
   result<module_ptr> load(const std::string& path, std::uint64_t interface, std::string_view interface_name,
-                          bool older = false) {
-    const detail::spin_guard one_at_a_time(operation_);
-    closer_->close_pending();
-    try {
-      return load_checked(path, interface, interface_name, older);
-    } catch (const std::exception& failed) {  // out of memory, most likely: what was opened is closed
-      closer_->close_pending();
-      return detail::file_error(errc::load_failed, path, failed.what());
-    }
-  }
+                          bool older = false);
 
   /// What the file says, before any of its code runs: the file (its bytes into `bytes`, its
   /// note's text into `text`), its seal, its note.
-  result<detail::module_note_fields> read_note(const std::string& path, std::string& bytes, std::string_view& text) {
-    const auto resolved = detail::resolve_safe_path(path);
-    if (!resolved) return resolved.error();
-    auto read = detail::read_module_file(*resolved, path, largest_module_);
-    if (!read) return read.error();
-    bytes = std::move(*read);
-    const auto sections = detail::find_module_sections(bytes, path);
-    if (!sections) return sections.error();
-    if (!bad_key_.empty()) return detail::file_error(errc::untrusted, path, bad_key_);
-    auto sealed = detail::check_seal(bytes, sections->seal, trusted_, path);
-    if (!sealed) return sealed.error();
-    text = sections->note;
-    auto note = detail::parse_module_note(text, path);
-    if (note) note->build = std::move(*sealed);
-    return note;
-  }
+  result<detail::module_note_fields> read_note(const std::string& path, std::string& bytes, std::string_view& text);
 
   /// The same, and the note checked against the program and the loaded versions.
   result<detail::module_note_fields> check_file(const std::string& path, std::uint64_t interface,
                                                 std::string_view interface_name, std::string& bytes,
-                                                std::string_view& text, bool older = false) {
-    auto note = read_note(path, bytes, text);
-    if (!note) return note.error();
-    if (auto fits = detail::check_fits(*note, path, interface, interface_name, current(note->name), old(note->name),
-                                       registry(), older, development_);
-        !fits)
-      return fits.error();
-    return note;
-  }
+                                                std::string_view& text, bool older = false);
 
   /// Undoes the load that made `version` current: the version before it is current again (a
   /// release whose load failed part way). Its servers, if any, must have let go.
-  void undo_load(module_ptr version) {
-    const detail::spin_guard one_at_a_time(operation_);
-    module_ptr dropped;
-    {
-      const detail::spin_guard hold(lock_);
-      entry* found = find_entry(version->name());
-      if (!found || found->current != version) return;
-      dropped = std::exchange(found->current, std::exchange(found->old, nullptr));
-      if (!found->current) std::erase_if(modules_, [&](const entry& known) { return !known.current && !known.old; });
-    }
-    version.reset();
-    dropped.reset();
-    closer_->close_pending();
-  }
+  void undo_load(module_ptr version);
 
   result<module_ptr> load_checked(const std::string& path, std::uint64_t interface, std::string_view interface_name,
-                                  bool older) {
-    std::string bytes;
-    std::string_view text;
-    const auto note = check_file(path, interface, interface_name, bytes, text, older);
-    if (!note) return note.error();
-    if (auto opened = open_directory(path); !opened) return opened.error();
-    const auto copy = detail::write_copy(*directory_fd_, directory(), bytes, *note, path);
-    if (!copy) return copy.error();
-
-    // Opened through the copy directory's descriptor: static initializers (deferred by the link
-    // script) run in attach.
-    void* handle = ::dlopen(directory_fd_->path_of(*copy).c_str(), RTLD_NOW | RTLD_LOCAL);
-    if (!handle) {
-      ::unlinkat(directory_fd_->fd, copy->c_str(), 0);
-      return detail::file_error(errc::load_failed, path, ::dlerror());
-    }
-    std::shared_ptr<void> library(handle,
-                                  [closer = closer_, copy = *copy](void* opened) { closer->add(opened, copy); });
-    closer_->opened(*copy);
-    const auto* descriptor =
-        static_cast<const detail::module_descriptor*>(::dlsym(handle, "hotswap_module_descriptor"));
-    if (!descriptor || descriptor->magic != detail::descriptor_magic || std::string_view(descriptor->note) != text ||
-        descriptor->table->interface_fingerprint != note->interface || descriptor->table->vsn != note->vsn) {
-      library.reset();
-      closer_->close_pending();
-      return detail::file_error(errc::no_descriptor, path, "its descriptor is missing or disagrees with its note");
-    }
-    auto version =
-        std::make_shared<module_version>(*note, path, directory() + "/" + *copy, descriptor->table, std::move(library));
-    std::string failure;
-    const detail::host_link host{&detail::the_runtime(), &registry(), version.get(),
-                                 [](const void* self) noexcept -> std::shared_ptr<const void> {
-                                   return static_cast<const module_version*>(self)->weak_from_this().lock();
-                                 }};
-    if (!descriptor->attach(host, detail::leases_of<module_version>, failure)) {
-      version.reset();
-      closer_->close_pending();
-      return detail::file_error(errc::initializer_failed, path, "a static initializer threw: " + failure);
-    }
-    std::vector<version_info> schemas;
-    descriptor->describe_schemas(schemas);
-    for (auto& schema : schemas) registry().add(std::move(schema));  // checked against the registry above
-
-    // Loads run one at a time: what check() saw still holds.
-    module_ptr purged;
-    {
-      const detail::spin_guard hold(lock_);
-      entry* found = find_entry(note->name);
-      if (!found)
-        modules_.push_back(entry{note->name, version, nullptr});
-      else if (!found->current)  // retired: the old version stays old
-        found->current = version;
-      else
-        purged = std::exchange(found->old, std::exchange(found->current, version));
-    }
-    purged.reset();
-    closer_->close_pending();
-    return module_ptr(std::move(version));
-  }
+                                  bool older);
 
   detail::spin_lock operation_;     // one load, purge, retire or collect at a time
   mutable detail::spin_lock lock_;  // the table below, briefly
@@ -8612,6 +8671,310 @@ class basic_code_server {
 using code_server = basic_code_server<>;
 
 }  // namespace hotswap
+
+// ---- hotswap/impl/modules.hpp ----
+// The bodies of <hotswap/modules.hpp> (its declarations, documented, are there): the code
+// server's loads, checks, purges and retirements. Included by modules.hpp only.
+
+#include <dlfcn.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+
+namespace hotswap {
+
+template <class Unused>
+basic_code_server<Unused>::basic_code_server(code_server_options options)
+    : directory_(std::move(options.directory)),
+      largest_module_(options.largest_module),
+      development_(options.development) {
+  // What earlier programs killed by a signal left where this one makes its copies.
+  if (directory_.empty()) detail::sweep_dead_copy_directories(detail::temporary_base());
+  for (std::size_t i = 0; i < options.trusted_keys.size(); ++i) {
+    trusted_.push_back(detail::read_public_key(options.trusted_keys[i]));
+    if (!trusted_.back() && bad_key_.empty())
+      bad_key_ = "trusted key " + std::to_string(i + 1) +
+                 " is not an Ed25519 public key in PEM (hotswap-seal keygen writes one), so no module is taken";
+  }
+}
+
+template <class Unused>
+basic_code_server<Unused>::~basic_code_server() {
+  modules_.clear();
+  closer_->close_pending();
+  closer_->unlink_all();
+  if (made_directory_) ::rmdir(directory_.c_str());  // only if empty
+}
+
+template <class Unused>
+template <class Interface>
+result<module_ptr> basic_code_server<Unused>::load(const std::string& path) {
+  return load(path, Interface::fingerprint, Interface::name);
+}
+
+template <class Unused>
+result<module_info> basic_code_server<Unused>::check(const std::string& path) {
+  const detail::spin_guard one_at_a_time(operation_);
+  std::string bytes;
+  std::string_view text;
+  try {
+    auto note = check_file(path, 0, {}, bytes, text);
+    if (!note) return note.error();
+    std::vector<int> from_vsns;
+    for (const auto& earlier : note->history) from_vsns.push_back(earlier.vsn);
+    return module_info{
+        std::move(note->name),           note->vsn,       std::move(note->build), std::move(note->implementation),
+        std::move(note->interface_name), note->interface, std::move(from_vsns)};
+  } catch (const std::exception& failed) {  // out of memory, most likely
+    return detail::file_error(errc::load_failed, path, failed.what());
+  }
+}
+
+template <class Unused>
+std::vector<loaded_module> basic_code_server<Unused>::all_loaded() const {
+  const detail::spin_guard hold(lock_);
+  std::vector<loaded_module> all;
+  for (const auto& known : modules_)
+    if (known.current || known.old) all.push_back({known.name, known.current, known.old});
+  return all;
+}
+
+template <class Unused>
+result<purge_report> basic_code_server<Unused>::purge(std::string_view name, purge_mode mode,
+                                                      std::chrono::nanoseconds timeout) {
+  const detail::spin_guard one_at_a_time(operation_);
+  module_ptr old_version = old(name);
+  if (!old_version && !current(name)) return error{errc::no_module, "no module " + std::string(name) + " is loaded"};
+  purge_report report;
+  if (!old_version) return report;
+  report.vsn = old_version->vsn();
+  std::vector<any_server> using_it = old_version->servers();
+  if (!using_it.empty() && mode == purge_mode::soft)
+    return error{errc::not_purged, detail::describe_users(*old_version, using_it) + std::string(detail::purge_advice)};
+  std::vector<any_server> running_on;  // what could not be stopped: the version stays
+  for (auto& server : using_it) {
+    if (stop(server, timeout))
+      ++report.servers_stopped;
+    else if (server.alive())
+      running_on.push_back(server);
+  }
+  if (!running_on.empty())
+    return error{errc::not_purged, detail::describe_users(*old_version, running_on) + ", which did not stop within " +
+                                       std::to_string(timeout.count() / 1'000'000) +
+                                       " ms (a handler that has not returned); its stop may take effect later: "
+                                       "purge again then"};
+  using_it.clear();
+  {
+    const detail::spin_guard hold(lock_);
+    if (entry* found = find_entry(name); found && found->old == old_version) found->old.reset();
+  }
+  const std::weak_ptr<const module_version> watch = old_version;
+  const std::string copy = old_version->copy().substr(old_version->copy().rfind('/') + 1);
+  old_version.reset();
+  const auto closed = closer_->close_pending();
+  if (!watch.expired()) {
+    report.note = "still held by " + std::to_string(watch.use_count()) +
+                  " holder(s) of its code (a stopped server's handle, a timer, a reply); unmapped at a later "
+                  "collect() once they are gone";
+    return report;
+  }
+  for (const auto& one : closed)
+    if (one.name == copy) report.unmapped = one.unmapped;
+  if (!report.unmapped)
+    report.note =
+        "closed, but the system keeps it mapped (it registered thread-local destructors or has unique "
+        "symbols: build it with hotswap_add_module)";
+  return report;
+}
+
+template <class Unused>
+result<void> basic_code_server<Unused>::retire(std::string_view name) {
+  const detail::spin_guard one_at_a_time(operation_);
+  module_ptr purged;
+  {
+    const detail::spin_guard hold(lock_);
+    entry* found = find_entry(name);
+    if (!found || !found->current) return error{errc::no_module, "no module " + std::string(name) + " is loaded"};
+    if (found->old)
+      if (std::vector<any_server> using_it = found->old->servers(); !using_it.empty())
+        return error{errc::not_purged,
+                     "the old version must go first: " + detail::describe_users(*found->old, using_it) +
+                         std::string(detail::purge_advice)};
+    purged = std::exchange(found->old, std::exchange(found->current, nullptr));
+  }
+  purged.reset();
+  closer_->close_pending();
+  return {};
+}
+
+template <class Unused>
+std::size_t basic_code_server<Unused>::collect() {
+  const detail::spin_guard one_at_a_time(operation_);
+  return closer_->close_pending().size();
+}
+
+template <class Unused>
+std::string basic_code_server<Unused>::directory() const {
+  const detail::spin_guard hold(lock_);
+  return directory_;
+}
+
+template <class Unused>
+module_ptr basic_code_server<Unused>::find(std::string_view name, module_ptr entry::*which) const {
+  const detail::spin_guard hold(lock_);
+  for (const auto& known : modules_)
+    if (known.name == name) return known.*which;
+  return nullptr;
+}
+
+template <class Unused>
+auto basic_code_server<Unused>::find_entry(std::string_view name) -> entry* {
+  for (auto& known : modules_)
+    if (known.name == name) return &known;
+  return nullptr;
+}
+
+template <class Unused>
+result<void> basic_code_server<Unused>::open_directory(const std::string& path) {
+  if (directory_fd_->fd >= 0) return {};
+  auto opened = detail::open_copy_directory(directory(), path);
+  if (!opened) return opened.error();
+  const detail::spin_guard hold(lock_);
+  directory_ = std::move(opened->name);
+  made_directory_ = opened->made;
+  directory_fd_->fd = opened->fd;
+  return {};
+}
+
+template <class Unused>
+result<module_ptr> basic_code_server<Unused>::load(const std::string& path, std::uint64_t interface,
+                                                   std::string_view interface_name, bool older) {
+  const detail::spin_guard one_at_a_time(operation_);
+  closer_->close_pending();
+  try {
+    return load_checked(path, interface, interface_name, older);
+  } catch (const std::exception& failed) {  // out of memory, most likely: what was opened is closed
+    closer_->close_pending();
+    return detail::file_error(errc::load_failed, path, failed.what());
+  }
+}
+
+template <class Unused>
+result<detail::module_note_fields> basic_code_server<Unused>::read_note(const std::string& path, std::string& bytes,
+                                                                        std::string_view& text) {
+  const auto resolved = detail::resolve_safe_path(path);
+  if (!resolved) return resolved.error();
+  auto read = detail::read_module_file(*resolved, path, largest_module_);
+  if (!read) return read.error();
+  bytes = std::move(*read);
+  const auto sections = detail::find_module_sections(bytes, path);
+  if (!sections) return sections.error();
+  if (!bad_key_.empty()) return detail::file_error(errc::untrusted, path, bad_key_);
+  auto sealed = detail::check_seal(bytes, sections->seal, trusted_, path);
+  if (!sealed) return sealed.error();
+  text = sections->note;
+  auto note = detail::parse_module_note(text, path);
+  if (note) note->build = std::move(*sealed);
+  return note;
+}
+
+template <class Unused>
+result<detail::module_note_fields> basic_code_server<Unused>::check_file(const std::string& path,
+                                                                         std::uint64_t interface,
+                                                                         std::string_view interface_name,
+                                                                         std::string& bytes, std::string_view& text,
+                                                                         bool older) {
+  auto note = read_note(path, bytes, text);
+  if (!note) return note.error();
+  if (auto fits = detail::check_fits(*note, path, interface, interface_name, current(note->name), old(note->name),
+                                     registry(), older, development_);
+      !fits)
+    return fits.error();
+  return note;
+}
+
+template <class Unused>
+void basic_code_server<Unused>::undo_load(module_ptr version) {
+  const detail::spin_guard one_at_a_time(operation_);
+  module_ptr dropped;
+  {
+    const detail::spin_guard hold(lock_);
+    entry* found = find_entry(version->name());
+    if (!found || found->current != version) return;
+    dropped = std::exchange(found->current, std::exchange(found->old, nullptr));
+    if (!found->current) std::erase_if(modules_, [&](const entry& known) { return !known.current && !known.old; });
+  }
+  version.reset();
+  dropped.reset();
+  closer_->close_pending();
+}
+
+template <class Unused>
+result<module_ptr> basic_code_server<Unused>::load_checked(const std::string& path, std::uint64_t interface,
+                                                           std::string_view interface_name, bool older) {
+  std::string bytes;
+  std::string_view text;
+  const auto note = check_file(path, interface, interface_name, bytes, text, older);
+  if (!note) return note.error();
+  if (auto opened = open_directory(path); !opened) return opened.error();
+  const auto copy = detail::write_copy(*directory_fd_, directory(), bytes, *note, path);
+  if (!copy) return copy.error();
+
+  // Opened through the copy directory's descriptor: static initializers (deferred by the link
+  // script) run in attach.
+  void* handle = ::dlopen(directory_fd_->path_of(*copy).c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!handle) {
+    ::unlinkat(directory_fd_->fd, copy->c_str(), 0);
+    return detail::file_error(errc::load_failed, path, ::dlerror());
+  }
+  std::shared_ptr<void> library(handle, [closer = closer_, copy = *copy](void* opened) { closer->add(opened, copy); });
+  closer_->opened(*copy);
+  const auto* descriptor = static_cast<const detail::module_descriptor*>(::dlsym(handle, "hotswap_module_descriptor"));
+  if (!descriptor || descriptor->magic != detail::descriptor_magic || std::string_view(descriptor->note) != text ||
+      descriptor->table->interface_fingerprint != note->interface || descriptor->table->vsn != note->vsn) {
+    library.reset();
+    closer_->close_pending();
+    return detail::file_error(errc::no_descriptor, path, "its descriptor is missing or disagrees with its note");
+  }
+  auto version =
+      std::make_shared<module_version>(*note, path, directory() + "/" + *copy, descriptor->table, std::move(library));
+  std::string failure;
+  const detail::host_link host{&detail::the_runtime(), &registry(), version.get(),
+                               [](const void* self) noexcept -> std::shared_ptr<const void> {
+                                 return static_cast<const module_version*>(self)->weak_from_this().lock();
+                               }};
+  if (!descriptor->attach(host, detail::leases_of<module_version>, failure)) {
+    version.reset();
+    closer_->close_pending();
+    return detail::file_error(errc::initializer_failed, path, "a static initializer threw: " + failure);
+  }
+  std::vector<version_info> schemas;
+  descriptor->describe_schemas(schemas);
+  for (auto& schema : schemas) registry().add(std::move(schema));  // checked against the registry above
+
+  // Loads run one at a time: what check() saw still holds.
+  module_ptr purged;
+  {
+    const detail::spin_guard hold(lock_);
+    entry* found = find_entry(note->name);
+    if (!found)
+      modules_.push_back(entry{note->name, version, nullptr});
+    else if (!found->current)  // retired: the old version stays old
+      found->current = version;
+    else
+      purged = std::exchange(found->old, std::exchange(found->current, version));
+  }
+  purged.reset();
+  closer_->close_pending();
+  return module_ptr(std::move(version));
+}
+
+}  // namespace hotswap
 // ---- hotswap/supervisors.hpp ----
 // Supervisors, as Erlang's: a server that starts children in order, restarts them when they
 // end by its strategy and their restart type, gives up (and ends itself, which its own
@@ -8627,8 +8990,35 @@ using code_server = basic_code_server<>;
 #include <utility>
 #include <vector>
 
+// ---- hotswap/detail/servers/supervisor.hpp ----
+// What a supervisor's own implementation is told by itself (a child exited, a restart to try
+// again), named by supervisor_interface; and that implementation, declared (impl/supervisors.hpp
+// defines it).
+
+#include <cstddef>
+#include <cstdint>
+
+
+namespace hotswap::detail {
+
+struct child_exited {
+  std::uint64_t server;
+  exit_kind kind;
+};
+/// A restart that failed, tried again (as OTP's try_again_restart).
+struct restart_again {
+  std::size_t child;
+};
+
+/// The supervisor's own implementation (a template only to be compiled when used).
+template <class = void>
+struct supervisor_implementation;
+
+}  // namespace hotswap::detail
 
 namespace hotswap {
+
+// -- children --
 
 /// What else a supervisor restarts when one child ends.
 enum class strategy {
@@ -8664,30 +9054,13 @@ child_spec child(std::string id, start_options options = {}, restart restart_typ
           restart_type};
 }
 
+// -- supervisors --
+
 struct supervisor_flags {
   hotswap::strategy strategy = strategy::one_for_one;
   int intensity = 1;                       ///< at most this many restarts (0 or more) ...
   std::chrono::milliseconds period{5000};  ///< ... in this period (more than 0), else the supervisor gives up
 };
-
-namespace detail {
-struct child_exited {
-  std::uint64_t server;
-  exit_kind kind;
-};
-/// A restart that failed, tried again (as OTP's try_again_restart).
-struct restart_again {
-  std::size_t child;
-};
-
-/// Why flags are refused, as OTP refuses them (bad_intensity, bad_period); empty if they are not.
-inline std::string refuse_flags(const supervisor_flags& flags) {
-  if (flags.intensity < 0) return "the intensity must be 0 or more, not " + std::to_string(flags.intensity);
-  if (flags.period.count() <= 0)
-    return "the period must be more than 0, not " + std::to_string(flags.period.count()) + " ms";
-  return {};
-}
-}  // namespace detail
 
 /// A child as which_children reports it.
 struct child_info {
@@ -8700,7 +9073,70 @@ struct which_children {};
 using supervisor_interface = interface<"hotswap.supervisor", call_msg<which_children, std::vector<child_info>>,
                                        info_msg<detail::child_exited>, info_msg<detail::restart_again>>;
 
+// What follows is templated on the supervisor's implementation only so that a program that
+// never starts a supervisor does not compile one.
+
+/// Starts a supervisor: its children start in order (if one fails, those started are stopped
+/// and the supervisor does not start). Flags with an intensity below 0 or a period not above 0
+/// are refused (errc::bad_flags), as OTP refuses them.
+template <class Implementation = detail::supervisor_implementation<>>
+result<server_ref<supervisor_interface>> start_supervisor(supervisor_flags flags, std::vector<child_spec> children,
+                                                          start_options options = {});
+
+/// A supervisor as a child of another.
+template <class Implementation = detail::supervisor_implementation<>>
+child_spec supervisor_child(std::string id, supervisor_flags flags, std::vector<child_spec> children,
+                            restart restart_type = restart::permanent);
+
+// -- applications --
+
+template <class Implementation = detail::supervisor_implementation<>>
+class basic_application {
+ public:
+  /// Starts the children in order, under a supervisor registered as `name`.
+  static result<basic_application> start(std::string name, supervisor_flags flags, std::vector<child_spec> children) {
+    auto root = start_supervisor<Implementation>(flags, std::move(children), {.name = std::move(name)});
+    if (!root) return root.error();
+    return basic_application(std::move(*root));
+  }
+  /// Stops every child, last started first, then the supervisor.
+  result<void> stop(std::chrono::nanoseconds timeout = default_timeout) { return hotswap::stop(root_, timeout); }
+  /// False once stopped, or once the top supervisor gave up.
+  bool running() const noexcept { return root_.alive(); }
+  const server_ref<supervisor_interface>& supervisor() const noexcept { return root_; }
+
+ private:
+  explicit basic_application(server_ref<supervisor_interface> root) : root_(std::move(root)) {}
+  server_ref<supervisor_interface> root_;
+};
+
+/// An application: a top supervisor started from an ordered children list, stopped in reverse.
+using application = basic_application<>;
+
+}  // namespace hotswap
+
+// ---- hotswap/impl/supervisors.hpp ----
+// The bodies of <hotswap/supervisors.hpp> (its declarations, documented, are there): the
+// supervisor's own implementation (its state, its restarts) and starting one. Included by
+// supervisors.hpp only.
+
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+
+namespace hotswap {
+
 namespace detail {
+/// Why flags are refused, as OTP refuses them (bad_intensity, bad_period); empty if they are not.
+inline std::string refuse_flags(const supervisor_flags& flags) {
+  if (flags.intensity < 0) return "the intensity must be 0 or more, not " + std::to_string(flags.intensity);
+  if (flags.period.count() <= 0)
+    return "the period must be more than 0, not " + std::to_string(flags.period.count()) + " ms";
+  return {};
+}
 
 struct supervisor_spec {
   supervisor_flags flags;
@@ -8722,7 +9158,7 @@ struct supervisor_state {
 /// as a restart and is tried again, as in OTP; restarts beyond the intensity make a handler
 /// throw: the supervisor crashes (its terminate stops the children) and its own supervisor
 /// decides what follows. (A template only to be compiled when used.)
-template <class = void>
+template <class>
 struct supervisor_implementation {
   using interface = supervisor_interface;
   static constexpr int vsn = 1;
@@ -8834,23 +9270,16 @@ struct supervisor_implementation {
 };
 }  // namespace detail
 
-// What follows is templated on the supervisor's implementation only so that a program that
-// never starts a supervisor does not compile one.
-
-/// Starts a supervisor: its children start in order (if one fails, those started are stopped
-/// and the supervisor does not start). Flags with an intensity below 0 or a period not above 0
-/// are refused (errc::bad_flags), as OTP refuses them.
-template <class Implementation = detail::supervisor_implementation<>>
+template <class Implementation>
 result<server_ref<supervisor_interface>> start_supervisor(supervisor_flags flags, std::vector<child_spec> children,
-                                                          start_options options = {}) {
+                                                          start_options options) {
   if (std::string refused = detail::refuse_flags(flags); !refused.empty()) return error{errc::bad_flags, refused};
   return start<Implementation>(detail::supervisor_spec{flags, std::move(children)}, std::move(options));
 }
 
-/// A supervisor as a child of another.
-template <class Implementation = detail::supervisor_implementation<>>
+template <class Implementation>
 child_spec supervisor_child(std::string id, supervisor_flags flags, std::vector<child_spec> children,
-                            restart restart_type = restart::permanent) {
+                            restart restart_type) {
   return {std::move(id),
           [flags, children = std::move(children)]() -> result<any_server> {
             auto started = start_supervisor<Implementation>(flags, children);
@@ -8859,28 +9288,5 @@ child_spec supervisor_child(std::string id, supervisor_flags flags, std::vector<
           },
           restart_type};
 }
-
-template <class Implementation = detail::supervisor_implementation<>>
-class basic_application {
- public:
-  /// Starts the children in order, under a supervisor registered as `name`.
-  static result<basic_application> start(std::string name, supervisor_flags flags, std::vector<child_spec> children) {
-    auto root = start_supervisor<Implementation>(flags, std::move(children), {.name = std::move(name)});
-    if (!root) return root.error();
-    return basic_application(std::move(*root));
-  }
-  /// Stops every child, last started first, then the supervisor.
-  result<void> stop(std::chrono::nanoseconds timeout = default_timeout) { return hotswap::stop(root_, timeout); }
-  /// False once stopped, or once the top supervisor gave up.
-  bool running() const noexcept { return root_.alive(); }
-  const server_ref<supervisor_interface>& supervisor() const noexcept { return root_; }
-
- private:
-  explicit basic_application(server_ref<supervisor_interface> root) : root_(std::move(root)) {}
-  server_ref<supervisor_interface> root_;
-};
-
-/// An application: a top supervisor started from an ordered children list, stopped in reverse.
-using application = basic_application<>;
 
 }  // namespace hotswap

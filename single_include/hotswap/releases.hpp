@@ -40,11 +40,68 @@
 
 #include <fmt/format.h>
 
+// ---- hotswap/detail/modules/probation.hpp ----
+// Servers on probation after a change of code: a development reload (hotswap::module_watch) or a
+// release in its grace period (hotswap::release_handler). One mechanism for both: a guard on each
+// server (server_core::on_failure) that, when a handler of the new code throws, puts the server
+// back on the version before with its state migrated back, on the server's own thread, before
+// the next message; whoever set the guard hears of it, and rolls the rest back.
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+
+namespace hotswap::detail {
+
+/// A server's handler failed on probation: `failure` is empty if it went back to the version
+/// before (`back_vsn`) with its state, else says why it could not (the server then crashes).
+struct probation_failure {
+  std::uint64_t server;
+  std::string label, why, failure;
+  int back_vsn;
+};
+
+using probation_guard = std::function<bool(server_core& server, const std::string& why)>;
+
+/// The guard that puts a server back on `before` (a module's version: its leases are taken by
+/// the server) and tells `told`, on the server's thread. `told` must not block.
+template <class Module>
+probation_guard back_on_failure(std::shared_ptr<const Module> before,
+                                std::function<void(const probation_failure&)> told) {
+  return [before = std::move(before), told = std::move(told)](server_core& core, const std::string& why) {
+    auto leased = lease_to_server(before, &core);
+    kept_code kept;
+    const result<void> moved = leased ? swap_code(core, *leased->table, core.table->vsn, {}, std::move(leased->lease), kept)
+                                      : result<void>(leased.error());
+    if (moved) kept.commit();
+    told({core.id, core.label(), why, moved ? std::string() : moved.error().what, core.table->vsn});
+    return moved.has_value();
+  };
+}
+
+/// Puts `guard` on each of `servers` (an empty guard takes theirs off), each on the server; one
+/// that has ended, or does not answer within `timeout`, is left as it is.
+template <class Server>
+void set_probation(const std::vector<Server>& servers, const probation_guard& guard,
+                   std::chrono::nanoseconds timeout) {
+  for (const auto& server : servers)
+    (void)control<void>(server, timeout, [guard](server_core& core) -> result<void> {
+      core.on_failure = guard;
+      return {};
+    });
+}
+
+}  // namespace hotswap::detail
 // ---- hotswap/detail/releases/grace_period.hpp ----
 // A release's grace period: after an upgrade, the release handler watches the servers it
 // upgraded; one crashing before the period ends (or make_permanent) has the release rolled
-// back, on the handler's own thread, never on the crashing server's. Every upgrade, rollback and
-// make_permanent starts a new generation: a crash of an older one is ignored.
+// back, on the handler's own thread, never on the crashing server's; one that ends by its time
+// is told so there too. Every upgrade, rollback and make_permanent starts a new generation: a
+// crash of an older one is ignored.
 
 #include <algorithm>
 #include <chrono>
@@ -62,9 +119,11 @@ class grace_watch {
  public:
   using clock = std::chrono::steady_clock;
 
-  /// `roll_back(generation, why)` runs on the watch's thread after a crash in the grace period.
-  explicit grace_watch(std::function<void(std::uint64_t, const std::string&)> roll_back)
-      : roll_back_(std::move(roll_back)) {}
+  /// `roll_back(generation, why)` runs on the watch's thread after a crash in the grace period,
+  /// `ended(generation)` when the period ends by its time.
+  grace_watch(std::function<void(std::uint64_t, const std::string&)> roll_back,
+              std::function<void(std::uint64_t)> ended)
+      : roll_back_(std::move(roll_back)), ended_(std::move(ended)) {}
   grace_watch(const grace_watch&) = delete;
   grace_watch& operator=(const grace_watch&) = delete;
   ~grace_watch() { stop(); }
@@ -121,16 +180,19 @@ class grace_watch {
       if (stopping_) return;
       if (!armed_) continue;
       armed_ = false;  // the period ends, by a crash or by its time
-      if (crashed_.empty()) continue;
       const std::uint64_t generation = generation_;
       const std::string why = std::exchange(crashed_, {});
       hold.unlock();
-      roll_back_(generation, why);
+      if (why.empty())
+        ended_(generation);
+      else
+        roll_back_(generation, why);
       hold.lock();
     }
   }
 
   std::function<void(std::uint64_t, const std::string&)> roll_back_;
+  std::function<void(std::uint64_t)> ended_;
   std::mutex lock_;
   std::condition_variable changed_;
   std::uint64_t generation_ = 0;
@@ -669,8 +731,12 @@ struct upgrade_options {
   /// that took it returns (a rollback after a crash in a grace period is told to
   /// release_handler_options::log).
   std::function<void(upgrade_stage, const std::string&)> progress{};
-  /// A release handler's upgrade only: for this long after it, a crash of a server it upgraded
-  /// rolls the release back by itself (0: no grace period). make_permanent ends it.
+  /// A release handler's upgrade only: for this long after it, the release is on probation. A
+  /// handler of a server it upgraded that throws puts that server back on its version before,
+  /// its state migrated back (as the development watch does), and rolls the whole release back
+  /// by itself; a server that crashes otherwise rolls it back too. The versions before stay
+  /// loaded until the period ends (by its time, make_permanent or another upgrade), then are
+  /// purged. 0: no grace period, and they are purged at once.
   std::chrono::nanoseconds grace_period{};
   /// Measures each upgraded server's state for the report, after the resume, on the server: a
   /// walk of its fields (a state of a million elements takes milliseconds of the server's time,
@@ -706,112 +772,12 @@ struct upgrade_report {
   explicit operator bool() const noexcept { return outcome.has_value(); }
 };
 
-namespace detail {
-/// 512 B, 3.2 KiB, 41.0 MiB: a state's size, as reports print it.
-inline std::string print_bytes(std::size_t bytes) {
-  if (bytes < 1024) return fmt::format("{} B", bytes);
-  const char* const units[] = {"KiB", "MiB", "GiB", "TiB"};
-  double value = static_cast<double>(bytes) / 1024;
-  std::size_t unit = 0;
-  for (; value >= 1024 && unit + 1 < std::size(units); ++unit) value /= 1024;
-  return fmt::format("{:.1f} {}", value, units[unit]);
-}
-}  // namespace detail
-
 /// The report as a table: a line per step (server, vsns, implementation, time, state), then the
 /// pause and the outcome.
-inline std::string to_string(const upgrade_report& report) {
-  auto micros = [](std::chrono::nanoseconds time) { return std::chrono::duration<double, std::micro>(time).count(); };
-  std::string text =
-      fmt::format("{:<4} {:<28} {:<9} {:<36} {:>10} {:>10}\n", "step", "server", "vsn", "to", "change", "state");
-  for (std::size_t i = 0; i < report.steps.size(); ++i) {
-    const auto& step = report.steps[i];
-    const std::string change = step.time.count() ? fmt::format("{:.1f} us", micros(step.time)) : "-";
-    const std::string state = step.state_bytes ? detail::print_bytes(step.state_bytes) : "-";
-    text += fmt::format("{:<4} {:<28} {:<9} {:<36} {:>10} {:>10}\n", i + 1, step.server_label,
-                        fmt::format("{} -> {}", step.from_vsn, step.to_vsn), step.to, change, state);
-  }
-  text += fmt::format("{} {:.1f} us; {}\n", report.dry_run ? "dry run: expected pause" : "pause", micros(report.pause),
-                      report ? std::string(report.dry_run ? "nothing changed" : "done") : report.outcome.error().what);
-  for (const auto& note : report.notes) text += note + "\n";
-  return text;
-}
+inline std::string to_string(const upgrade_report& report);
 
 /// Upgrades the servers of `steps` as one transaction (see the top of this header).
-inline upgrade_report upgrade(const std::vector<upgrade_step>& steps, const upgrade_options& options = {}) {
-  using std::chrono::duration_cast;
-  using std::chrono::microseconds;
-  upgrade_report report;
-  auto tell = [&](upgrade_stage stage, const std::string& line) {
-    if (options.progress) options.progress(stage, line);
-  };
-  auto failure = [&](std::size_t i, const char* stage, const error& why) {
-    const std::string where = i == detail::no_step
-                                  ? std::string(stage)
-                                  : "step " + std::to_string(i + 1) + " of " + std::to_string(steps.size()) +
-                                        " (server " + std::to_string(steps[i].server().id()) + ", " + stage + ")";
-    return error{why.code, where + ": " + (why.what.empty() ? std::string(to_string(why.code)) : why.what) +
-                               "; every server runs its old code with its old state"};
-  };
-  std::vector<detail::transaction_step> run;
-  run.reserve(steps.size());
-  for (std::size_t i = 0; i < steps.size(); ++i) {
-    const upgrade_step& step = steps[i];
-    detail::transaction_step one{step.server().core(), step.table(), step.old_vsn(), {}};
-    if (!one.table) {
-      auto leased = detail::lease_to_server(step.module(), step.server().core());
-      if (!leased) {
-        report.outcome = failure(i, "lease", leased.error());
-        return report;
-      }
-      one.table = leased->table;
-      one.table_owner = std::move(leased->lease);
-    }
-    run.push_back(std::move(one));
-    report.steps.push_back({step.server().id(),
-                            step.server().core()->label(),
-                            step.old_vsn(),
-                            std::string(run.back().table->name),
-                            run.back().table->vsn,
-                            {}});
-  }
-  const auto started = std::chrono::steady_clock::now();
-  const auto outcome = detail::run_transaction(
-      run, {options.suspend_timeout, options.change_timeout, options.pause_budget},
-      [&](detail::transaction_event event, std::size_t i) {
-        if (!options.progress) return;
-        switch (event) {
-          case detail::transaction_event::suspended:
-            return tell(upgrade_stage::suspend, fmt::format("suspended {} servers", steps.size()));
-          case detail::transaction_event::changed:
-            return tell(upgrade_stage::change_code,
-                        fmt::format("{}: vsn {} -> {} ({}) in {} us", report.steps[i].server_label, steps[i].old_vsn(),
-                                    run[i].table->vsn, run[i].table->name,
-                                    duration_cast<microseconds>(run[i].switch_time).count()));
-          case detail::transaction_event::committed:
-            return tell(upgrade_stage::commit,
-                        fmt::format("committed after {} us",
-                                    duration_cast<microseconds>(std::chrono::steady_clock::now() - started).count()));
-        }
-      });
-  report.pause = outcome.pause;
-  for (std::size_t i = 0; i < run.size(); ++i) report.steps[i].time = run[i].switch_time;
-  if (const auto& failed = outcome.failed) {
-    report.outcome = failure(failed->step, failed->stage, failed->failure);
-    tell(upgrade_stage::rollback, report.outcome.error().what);
-  } else {
-    tell(upgrade_stage::resume, fmt::format("resumed {} servers: paused {} us", steps.size(),
-                                            duration_cast<microseconds>(report.pause).count()));
-    if (options.state_sizes)  // after the pause, all at once
-      detail::to_every_server<std::size_t>(
-          run, std::chrono::steady_clock::now() + options.change_timeout,
-          [](detail::server_core& core) -> result<std::size_t> { return core.table->state_bytes(core.state); },
-          [&](std::size_t i, const result<std::size_t>& bytes) {
-            if (bytes) report.steps[i].state_bytes = *bytes;
-          });
-  }
-  return report;
-}
+inline upgrade_report upgrade(const std::vector<upgrade_step>& steps, const upgrade_options& options = {});
 
 // -- releases --
 
@@ -823,11 +789,7 @@ struct release {
 };
 
 /// Reads the release manifest in `path` (errc::bad_release, saying why, if it cannot).
-inline result<release> read_release(const std::string& path) {
-  auto read = detail::read_manifest(path);
-  if (!read) return read.error();
-  return release{std::move(read->name), std::move(read->vsn), std::move(read->modules), std::move(read->path)};
-}
+inline result<release> read_release(const std::string& path);
 
 /// As Erlang's release_handler:which_releases/0 says: the release the program runs and boots
 /// is permanent; one installed since, not yet made permanent, is current; one left is old.
@@ -876,6 +838,9 @@ struct release_plan {
     /// Its version is loaded and current already (code_server::load before the upgrade): only
     /// the servers still on the old version move, to it.
     bool loaded = false;
+    /// Back to the version kept loaded since the upgrade in its grace period (a rollback): it
+    /// is not loaded again, and is current again once its servers are on it.
+    bool back = false;
   };
   release from, to;
   std::vector<module_step> changes;
@@ -884,19 +849,228 @@ struct release_plan {
 };
 
 /// The plan, a line for the release, then a line per module and per server.
-inline std::string to_string(const release_plan& plan) {
-  std::string text = fmt::format("release {} {} -> {} {}\n", plan.from.name, plan.from.vsn, plan.to.name, plan.to.vsn);
-  for (const auto& change : plan.changes) {
-    text +=
-        fmt::format("  {} {} -> {} ({})\n", change.module,
-                    change.from_vsn ? std::to_string(change.from_vsn) : std::string("new"), change.to_vsn, change.file);
-    for (const auto& server : change.servers)
-      text += fmt::format("    {}: vsn {} -> {}\n", server.label, server.from_vsn, change.to_vsn);
+inline std::string to_string(const release_plan& plan);
+
+// -- the release handler --
+
+/// How a release handler is set up.
+struct release_handler_options {
+  /// Where it keeps the releases it knows and which is permanent (made, mode 0700, if missing;
+  /// refused if another user's or writable by others), so that boot() boots the permanent one
+  /// when the program starts again. Empty: nothing is kept.
+  std::string directory{};
+  /// Told, on the handler's own thread, what it does by itself: the lines of a rollback after a
+  /// crash in a grace period (upgrade_options::progress is the caller's, and never called after
+  /// the call that took it returns). Kept, and called, as long as the handler lives.
+  std::function<void(upgrade_stage, const std::string&)> log{};
+};
+
+/// Installs releases on a running program, as OTP's release_handler: one per program, beside
+/// its code server. Its operations run one at a time. (A template only so that a program
+/// compiles it where it uses it: use hotswap::release_handler.)
+template <class CodeServer = code_server>
+class basic_release_handler {
+ public:
+  explicit basic_release_handler(CodeServer& code, release_handler_options options = {})
+      : code_(code), directory_(std::move(options.directory)), log_(std::move(options.log)) {}
+  basic_release_handler(const basic_release_handler&) = delete;
+  basic_release_handler& operator=(const basic_release_handler&) = delete;
+  /// A rollback under way finishes first; no other starts.
+  ~basic_release_handler() { grace_->stop(); }
+
+  /// Loads the modules of the release in `manifest` (a program's first release), which becomes
+  /// permanent (and is recorded so, given a directory). A module that fails to load unloads
+  /// those loaded before it. A record that cannot be written is a note: the release runs.
+  result<boot_report> boot(const std::string& manifest);
+
+  /// Boots the release recorded permanent in the handler's directory, as Erlang boots a node:
+  /// a program started again runs the release it last made permanent (one installed but not
+  /// made permanent, in its grace period, is not booted: it is recorded old). Refused
+  /// (errc::bad_release) if its manifest now names another release, or other builds of its
+  /// modules than it ran with. The record is written only if this changes it (a release
+  /// recorded current is now old); a write that fails is a note, not a refusal.
+  result<boot_report> boot();
+
+  /// Every release known, the permanent one first, as Erlang's which_releases.
+  std::vector<release_info> which_releases() const;
+
+  /// Derives the plan to the release in `manifest` and validates it whole: refused
+  /// (errc::plan_refused) with every reason at once if a module file fails the code server's
+  /// checks (ABI, seal, interface, schemas against the program, a newer vsn, an old version
+  /// still used), if a running server's vsn and state are not in its new version's
+  /// state_history, if two of the release's modules disagree on a schema, or if servers use a
+  /// module the release does not have. Nothing is loaded or changed. `timeout`: for asking each
+  /// server its vsn and state.
+  result<release_plan> plan(const std::string& manifest, std::chrono::nanoseconds timeout = default_timeout);
+
+  /// Plans the upgrade to the release in `manifest`, then runs it: loads its new modules
+  /// (outside the pause), upgrades every server of the plan as one transaction, purges the
+  /// versions left unused. The release becomes current (make_permanent makes it permanent).
+  /// On any failure the program runs its release as before, and the report says why.
+  upgrade_report upgrade(const std::string& manifest, const upgrade_options& options = {});
+
+  /// Tries the upgrade to the release in `manifest` and changes nothing: plans it, loads its new
+  /// modules, has each server of the plan make (between its messages, not suspended) the state
+  /// its new version would make from its own, times it and throws it away, then unloads the
+  /// modules (the schema versions they brought stay registered: they agreed with the program's).
+  /// Fails where the upgrade would: the plan, a load, a code_change.
+  upgrade_report dry_run(const std::string& manifest, const upgrade_options& options = {});
+
+  /// Goes back from the current release to the permanent one (a downgrade where its modules are
+  /// older), ending the grace period: every server keeps its state, migrated down.
+  upgrade_report rollback(const upgrade_options& options = {});
+
+  /// Makes the current release permanent: the release the program boots, and the end of its
+  /// grace period. The permanent one before it becomes old.
+  result<void> make_permanent();
+
+ private:
+  struct known : release {
+    release_status status;
+    std::vector<std::string> module_names = {};                    // of a release that ran here (what a plan compares)
+    std::vector<std::pair<std::string, std::string>> builds = {};  // (module, build), sorted; none: not known
+  };
+  using access = detail::code_server_access<void>;
+
+  static upgrade_report refused(error why);
+
+  typename std::vector<known>::iterator find(release_status status) {
+    return std::find_if(releases_.begin(), releases_.end(), [&](const known& one) { return one.status == status; });
   }
-  for (const auto& module : plan.retired) text += fmt::format("  {} retired\n", module);
-  if (plan.changes.empty() && plan.retired.empty()) text += "  nothing changes\n";
-  return text;
+  /// The release running now: the current one, else the permanent one.
+  const known* running();
+
+  /// Boots the release in `manifest`; `pinned`: as the record says it (its name, vsn and
+  /// builds must be the manifest's), with the rest of `recorded`, old now.
+  result<boot_report> boot_locked(const std::string& manifest, const detail::recorded_release* pinned,
+                                  const std::vector<detail::recorded_release>& recorded);
+
+  using builds = std::vector<std::pair<std::string, std::string>>;  // (module, build)
+  static release as_recorded(const detail::recorded_release& one) { return {one.name, one.vsn, {}, one.manifest}; }
+  static builds sorted(builds modules);
+  /// What differs between the builds `release` ran with, `ran`, and `now` (empty: nothing).
+  static std::string changed_builds(const release& release, const builds& ran, const builds& now);
+
+  /// The releases known, as the record holds them.
+  std::vector<detail::recorded_release> entries() const;
+
+  /// Writes the releases known to the handler's directory, if it has one.
+  result<void> record() const;
+
+  upgrade_report rollback_locked(upgrade_options options);
+
+  /// On the grace watch's thread: a server upgraded in `generation` crashed, or went back to
+  /// its version before when a handler threw.
+  void roll_back_after_crash(std::uint64_t generation, const std::string& why);
+  /// On the grace watch's thread: the grace period of `generation` ended by its time.
+  void grace_ended(std::uint64_t generation);
+  /// Puts the guards of the last upgrade's probation on its servers (`on`), or takes them off.
+  void guard_probation(bool on);
+  /// Ends the probation of the last upgrade: its guards go, and the versions it kept loaded are
+  /// purged, but for those in `still` (the new upgrade's). Tells `tell` what it purged.
+  void end_probation(const std::vector<std::string>& still,
+                     const std::function<void(upgrade_stage, const std::string&)>& tell);
+
+  /// The plan to the release in `manifest`; `expected`: the release known that it must still be
+  /// (a rollback's). A release known by its name and vsn must still hold the builds it ran with.
+  result<release_plan> plan_locked(const std::string& manifest, std::chrono::nanoseconds timeout,
+                                   const known* expected = nullptr);
+
+  /// The change that moves the servers still on the old version of a module to its current
+  /// one, which the release names (`note`, read from `file`): loaded already by hand
+  /// (code_server::load), it would otherwise be taken as running while they stay behind. None
+  /// if no server is left on the old version; each one that cannot move is a reason.
+  std::optional<release_plan::module_step> servers_left(const detail::module_note_fields& note, const std::string& file,
+                                                        const module_ptr& now, std::chrono::nanoseconds timeout,
+                                                        std::vector<std::string>& reasons);
+
+  upgrade_report run(const release_plan& plan, const upgrade_options& options);
+
+  /// Moves the servers started on a version the plan leaves after the plan was made (before its
+  /// load made the new version current: a supervisor restarting a child, say), in a transaction
+  /// of their own, so that no server is left on code about to be purged. Returns the plan with
+  /// them in it.
+  release_plan move_late_servers(const release_plan& plan, const upgrade_options& options, upgrade_report& report);
+
+  /// A new grace period, if the options ask for one: each server the plan upgraded from a
+  /// version before is guarded (a handler that throws puts it back there), and a crash of any
+  /// rolls the release back (the monitors outlive the period, and then do nothing).
+  void watch_grace(const release_plan& plan, const upgrade_options& options);
+
+  /// Loads the plan's new modules into `loaded`, in order; if one fails, unloads those before it
+  /// and says why in `report`.
+  bool load_all(const release_plan& plan, const upgrade_options& options, upgrade_report& report,
+                std::vector<module_ptr>& loaded);
+
+  /// Unloads what a failed boot or upgrade loaded, last first (for `plan`'s changes, `loaded[i]`
+  /// its i-th's: one loaded before it is kept).
+  void undo(std::vector<module_ptr>& loaded, const release_plan* plan = nullptr);
+
+  CodeServer& code_;
+  std::string directory_;            // where the record is kept (empty: nowhere)
+  detail::record_directory record_;  // it, open (from the first boot)
+  std::function<void(upgrade_stage, const std::string&)> log_;
+  mutable std::mutex operation_;
+  std::vector<known> releases_;    // the permanent one first
+  upgrade_options grace_options_;  // the upgrade's whose grace period runs: its rollback's
+  /// What the last upgrade's probation holds: the modules whose versions before stay loaded,
+  /// and the servers guarded.
+  struct probation {
+    std::vector<std::string> modules;
+    std::vector<std::pair<any_server, detail::probation_guard>> servers;
+  } probation_;
+  std::shared_ptr<detail::grace_watch> grace_ = std::make_shared<detail::grace_watch>(
+      [this](std::uint64_t generation, const std::string& why) { roll_back_after_crash(generation, why); },
+      [this](std::uint64_t generation) { grace_ended(generation); });
+};
+
+using release_handler = basic_release_handler<>;
+
+}  // namespace hotswap
+
+// ---- hotswap/impl/releases.hpp ----
+// The bodies of <hotswap/releases.hpp> (its declarations, documented, are there): an upgrade's
+// report and transaction, reading a release, a plan's text, the release handler's operations,
+// and what a plan checks of each server. Included by releases.hpp only.
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <fmt/format.h>
+
+// ---- hotswap/detail/releases/print_bytes.hpp ----
+// A state's size as reports print it (an upgrade's report, a dry run's progress, control's state).
+
+#include <cstddef>
+#include <iterator>
+#include <string>
+
+#include <fmt/format.h>
+
+namespace hotswap::detail {
+
+/// 512 B, 3.2 KiB, 41.0 MiB: a state's size, as reports print it.
+inline std::string print_bytes(std::size_t bytes) {
+  if (bytes < 1024) return fmt::format("{} B", bytes);
+  const char* const units[] = {"KiB", "MiB", "GiB", "TiB"};
+  double value = static_cast<double>(bytes) / 1024;
+  std::size_t unit = 0;
+  for (; value >= 1024 && unit + 1 < std::size(units); ++unit) value /= 1024;
+  return fmt::format("{:.1f} {}", value, units[unit]);
 }
+
+}  // namespace hotswap::detail
+
+namespace hotswap {
 
 namespace detail {
 /// The release handler's way into the code server: a module file's note, read and sealed but
@@ -987,614 +1161,732 @@ inline std::string refuses_down(const module_version& now, const module_note_fie
 }
 }  // namespace detail
 
-// -- the release handler --
-
-/// How a release handler is set up.
-struct release_handler_options {
-  /// Where it keeps the releases it knows and which is permanent (made, mode 0700, if missing;
-  /// refused if another user's or writable by others), so that boot() boots the permanent one
-  /// when the program starts again. Empty: nothing is kept.
-  std::string directory{};
-  /// Told, on the handler's own thread, what it does by itself: the lines of a rollback after a
-  /// crash in a grace period (upgrade_options::progress is the caller's, and never called after
-  /// the call that took it returns). Kept, and called, as long as the handler lives.
-  std::function<void(upgrade_stage, const std::string&)> log{};
-};
-
-/// Installs releases on a running program, as OTP's release_handler: one per program, beside
-/// its code server. Its operations run one at a time. (A template only so that a program
-/// compiles it where it uses it: use hotswap::release_handler.)
-template <class CodeServer = code_server>
-class basic_release_handler {
- public:
-  explicit basic_release_handler(CodeServer& code, release_handler_options options = {})
-      : code_(code), directory_(std::move(options.directory)), log_(std::move(options.log)) {}
-  basic_release_handler(const basic_release_handler&) = delete;
-  basic_release_handler& operator=(const basic_release_handler&) = delete;
-  /// A rollback under way finishes first; no other starts.
-  ~basic_release_handler() { grace_->stop(); }
-
-  /// Loads the modules of the release in `manifest` (a program's first release), which becomes
-  /// permanent (and is recorded so, given a directory). A module that fails to load unloads
-  /// those loaded before it. A record that cannot be written is a note: the release runs.
-  result<boot_report> boot(const std::string& manifest) {
-    const std::lock_guard one_at_a_time(operation_);
-    return boot_locked(manifest, nullptr, {});
+inline std::string to_string(const upgrade_report& report) {
+  auto micros = [](std::chrono::nanoseconds time) { return std::chrono::duration<double, std::micro>(time).count(); };
+  std::string text =
+      fmt::format("{:<4} {:<28} {:<9} {:<36} {:>10} {:>10}\n", "step", "server", "vsn", "to", "change", "state");
+  for (std::size_t i = 0; i < report.steps.size(); ++i) {
+    const auto& step = report.steps[i];
+    const std::string change = step.time.count() ? fmt::format("{:.1f} us", micros(step.time)) : "-";
+    const std::string state = step.state_bytes ? detail::print_bytes(step.state_bytes) : "-";
+    text += fmt::format("{:<4} {:<28} {:<9} {:<36} {:>10} {:>10}\n", i + 1, step.server_label,
+                        fmt::format("{} -> {}", step.from_vsn, step.to_vsn), step.to, change, state);
   }
+  text += fmt::format("{} {:.1f} us; {}\n", report.dry_run ? "dry run: expected pause" : "pause", micros(report.pause),
+                      report ? std::string(report.dry_run ? "nothing changed" : "done") : report.outcome.error().what);
+  for (const auto& note : report.notes) text += note + "\n";
+  return text;
+}
 
-  /// Boots the release recorded permanent in the handler's directory, as Erlang boots a node:
-  /// a program started again runs the release it last made permanent (one installed but not
-  /// made permanent, in its grace period, is not booted: it is recorded old). Refused
-  /// (errc::bad_release) if its manifest now names another release, or other builds of its
-  /// modules than it ran with. The record is written only if this changes it (a release
-  /// recorded current is now old); a write that fails is a note, not a refusal.
-  result<boot_report> boot() {
-    const std::lock_guard one_at_a_time(operation_);
-    if (directory_.empty()) return error{errc::no_release, "no directory was given: boot(manifest)"};
-    if (auto opened = detail::open_record_directory<>(directory_, record_); !opened) return opened.error();
-    auto record = detail::read_record<>(record_);
-    if (!record) return record.error();
-    const auto permanent = std::find_if(record->begin(), record->end(),
-                                        [](const detail::recorded_release& one) { return one.status == "permanent"; });
-    if (permanent == record->end())
-      return error{errc::no_release, "no permanent release recorded in " + directory_ + ": boot(manifest) first"};
-    return boot_locked(permanent->manifest, &*permanent, *record);
-  }
-
-  /// Every release known, the permanent one first, as Erlang's which_releases.
-  std::vector<release_info> which_releases() const {
-    const std::lock_guard one_at_a_time(operation_);
-    std::vector<release_info> known;
-    for (const auto& one : releases_) known.push_back({one.name, one.vsn, one.status});
-    return known;
-  }
-
-  /// Derives the plan to the release in `manifest` and validates it whole: refused
-  /// (errc::plan_refused) with every reason at once if a module file fails the code server's
-  /// checks (ABI, seal, interface, schemas against the program, a newer vsn, an old version
-  /// still used), if a running server's vsn and state are not in its new version's
-  /// state_history, if two of the release's modules disagree on a schema, or if servers use a
-  /// module the release does not have. Nothing is loaded or changed. `timeout`: for asking each
-  /// server its vsn and state.
-  result<release_plan> plan(const std::string& manifest, std::chrono::nanoseconds timeout = default_timeout) {
-    const std::lock_guard one_at_a_time(operation_);
-    return plan_locked(manifest, timeout);
-  }
-
-  /// Plans the upgrade to the release in `manifest`, then runs it: loads its new modules
-  /// (outside the pause), upgrades every server of the plan as one transaction, purges the
-  /// versions left unused. The release becomes current (make_permanent makes it permanent).
-  /// On any failure the program runs its release as before, and the report says why.
-  upgrade_report upgrade(const std::string& manifest, const upgrade_options& options = {}) {
-    const std::lock_guard one_at_a_time(operation_);
-    auto planned = plan_locked(manifest, options.suspend_timeout);  // a server busy past it would fail the suspend
-    return planned ? run(*planned, options) : refused(planned.error());
-  }
-
-  /// Tries the upgrade to the release in `manifest` and changes nothing: plans it, loads its new
-  /// modules, has each server of the plan make (between its messages, not suspended) the state
-  /// its new version would make from its own, times it and throws it away, then unloads the
-  /// modules (the schema versions they brought stay registered: they agreed with the program's).
-  /// Fails where the upgrade would: the plan, a load, a code_change.
-  upgrade_report dry_run(const std::string& manifest, const upgrade_options& options = {}) {
-    const std::lock_guard one_at_a_time(operation_);
-    auto planned = plan_locked(manifest, options.suspend_timeout);
-    upgrade_report report = planned ? upgrade_report{} : refused(planned.error());
-    report.dry_run = true;
-    if (!planned) return report;
-    std::vector<module_ptr> loaded;
-    if (!load_all(*planned, options, report, loaded)) return report;
-    std::size_t count = 0;
-    for (const auto& change : planned->changes) count += change.servers.size();
-    for (std::size_t i = 0; i < planned->changes.size() && report; ++i)
-      for (const auto& server : planned->changes[i].servers) {
-        const implementation_table& table = detail::module_access<module_version>::table(*loaded[i]);
-        report.steps.push_back(
-            {server.server.id(), server.label, server.from_vsn, std::string(table.name), table.vsn, {}});
-        auto tried = detail::control<detail::tried_code>(  // holding the code: a late request may run it
-            server.server, options.change_timeout,
-            [table = &table, code = loaded[i], vsn = server.from_vsn](detail::server_core& core) {
-              return detail::try_code(core, *table, vsn);
-            });
-        if (!tried) {
-          report.outcome =
-              error{tried.error().code, fmt::format("step {} of {} ({}, dry run): {}; nothing changed",
-                                                    report.steps.size(), count, server.label, tried.error().what)};
-          break;
-        }
-        report.steps.back().time = tried->time;
-        report.steps.back().state_bytes = tried->state_bytes;
-        report.pause += tried->time;
-        if (options.progress)
-          options.progress(
-              upgrade_stage::change_code,
-              fmt::format("{}: vsn {} -> {} ({}) would take {} us, making {}", server.label, server.from_vsn, table.vsn,
-                          table.name, tried->time.count() / 1000, detail::print_bytes(tried->state_bytes)));
-      }
-    undo(loaded, &*planned);
-    return report;
-  }
-
-  /// Goes back from the current release to the permanent one (a downgrade where its modules are
-  /// older), ending the grace period: every server keeps its state, migrated down.
-  upgrade_report rollback(const upgrade_options& options = {}) {
-    const std::lock_guard one_at_a_time(operation_);
-    return rollback_locked(options);
-  }
-
-  /// Makes the current release permanent: the release the program boots, and the end of its
-  /// grace period. The permanent one before it becomes old.
-  result<void> make_permanent() {
-    const std::lock_guard one_at_a_time(operation_);
-    const auto current = find(release_status::current);
-    if (current == releases_.end()) return error{errc::no_release, "no release is waiting to be made permanent"};
-    const auto before = releases_;
-    if (const auto permanent = find(release_status::permanent); permanent != releases_.end())
-      permanent->status = release_status::old;
-    current->status = release_status::permanent;
-    std::stable_partition(releases_.begin(), releases_.end(),
-                          [](const known& one) { return one.status == release_status::permanent; });
-    if (auto recorded = record(); !recorded) {
-      releases_ = before;  // not permanent unless recorded so
-      return recorded.error();
-    }
-    grace_->start({});
-    return {};
-  }
-
- private:
-  struct known : release {
-    release_status status;
-    std::vector<std::string> module_names = {};                    // of a release that ran here (what a plan compares)
-    std::vector<std::pair<std::string, std::string>> builds = {};  // (module, build), sorted; none: not known
+inline upgrade_report upgrade(const std::vector<upgrade_step>& steps, const upgrade_options& options) {
+  using std::chrono::duration_cast;
+  using std::chrono::microseconds;
+  upgrade_report report;
+  auto tell = [&](upgrade_stage stage, const std::string& line) {
+    if (options.progress) options.progress(stage, line);
   };
-  using access = detail::code_server_access<void>;
-
-  static upgrade_report refused(error why) {
-    upgrade_report report;
-    report.outcome = std::move(why);
-    return report;
-  }
-
-  typename std::vector<known>::iterator find(release_status status) {
-    return std::find_if(releases_.begin(), releases_.end(), [&](const known& one) { return one.status == status; });
-  }
-  /// The release running now: the current one, else the permanent one.
-  const known* running() {
-    auto found = find(release_status::current);
-    if (found == releases_.end()) found = find(release_status::permanent);
-    return found == releases_.end() ? nullptr : &*found;
-  }
-
-  /// Boots the release in `manifest`; `pinned`: as the record says it (its name, vsn and
-  /// builds must be the manifest's), with the rest of `recorded`, old now.
-  result<boot_report> boot_locked(const std::string& manifest, const detail::recorded_release* pinned,
-                                  const std::vector<detail::recorded_release>& recorded) {
-    if (!releases_.empty())
-      return error{errc::bad_release, "release " + releases_.front().name + " " + releases_.front().vsn +
-                                          " is already booted: upgrade to another"};
-    if (!directory_.empty())
-      if (auto opened = detail::open_record_directory<>(directory_, record_); !opened) return opened.error();
-    auto target = read_release(manifest);
-    if (!target) return target.error();
-    const std::string booting = "booting release " + target->name + " " + target->vsn + ": ";
-    if (pinned && (target->name != pinned->name || target->vsn != pinned->vsn))
-      return error{errc::bad_release,
-                   fmt::format("{}: now release {} {}, not release {} {}, which {}/releases.json "
-                               "records permanent",
-                               manifest, target->name, target->vsn, pinned->name, pinned->vsn, directory_)};
-    if (pinned && !pinned->builds.empty()) {  // before any of their code runs (and again once loaded, below)
-      builds now;
-      for (const auto& file : target->modules) {
-        auto note = access::read_note(code_, file);
-        if (!note) return error{note.error().code, booting + note.error().what};
-        now.emplace_back(note->name, note->build);
+  auto failure = [&](std::size_t i, const char* stage, const error& why) {
+    const std::string where = i == detail::no_step
+                                  ? std::string(stage)
+                                  : "step " + std::to_string(i + 1) + " of " + std::to_string(steps.size()) +
+                                        " (server " + std::to_string(steps[i].server().id()) + ", " + stage + ")";
+    return error{why.code, where + ": " + (why.what.empty() ? std::string(to_string(why.code)) : why.what) +
+                               "; every server runs its old code with its old state"};
+  };
+  std::vector<detail::transaction_step> run;
+  run.reserve(steps.size());
+  for (std::size_t i = 0; i < steps.size(); ++i) {
+    const upgrade_step& step = steps[i];
+    detail::transaction_step one{step.server().core(), step.table(), step.old_vsn(), {}};
+    if (!one.table) {
+      auto leased = detail::lease_to_server(step.module(), step.server().core());
+      if (!leased) {
+        report.outcome = failure(i, "lease", leased.error());
+        return report;
       }
-      if (auto changed = changed_builds(as_recorded(*pinned), pinned->builds, now); !changed.empty())
-        return error{errc::bad_release, booting + changed};
+      one.table = leased->table;
+      one.table_owner = std::move(leased->lease);
     }
-    std::vector<module_ptr> loaded;
-    for (const auto& file : target->modules) {
-      auto version = code_.load(file);
-      if (!version) {
-        undo(loaded);
-        return error{version.error().code, booting + version.error().what};
+    run.push_back(std::move(one));
+    report.steps.push_back({step.server().id(),
+                            step.server().core()->label(),
+                            step.old_vsn(),
+                            std::string(run.back().table->name),
+                            run.back().table->vsn,
+                            {}});
+  }
+  const auto started = std::chrono::steady_clock::now();
+  const auto outcome = detail::run_transaction(
+      run, {options.suspend_timeout, options.change_timeout, options.pause_budget},
+      [&](detail::transaction_event event, std::size_t i) {
+        if (!options.progress) return;
+        switch (event) {
+          case detail::transaction_event::suspended:
+            return tell(upgrade_stage::suspend, fmt::format("suspended {} servers", steps.size()));
+          case detail::transaction_event::changed:
+            return tell(upgrade_stage::change_code,
+                        fmt::format("{}: vsn {} -> {} ({}) in {} us", report.steps[i].server_label, steps[i].old_vsn(),
+                                    run[i].table->vsn, run[i].table->name,
+                                    duration_cast<microseconds>(run[i].switch_time).count()));
+          case detail::transaction_event::committed:
+            return tell(upgrade_stage::commit,
+                        fmt::format("committed after {} us",
+                                    duration_cast<microseconds>(std::chrono::steady_clock::now() - started).count()));
+        }
+      });
+  report.pause = outcome.pause;
+  for (std::size_t i = 0; i < run.size(); ++i) report.steps[i].time = run[i].switch_time;
+  if (const auto& failed = outcome.failed) {
+    report.outcome = failure(failed->step, failed->stage, failed->failure);
+    tell(upgrade_stage::rollback, report.outcome.error().what);
+  } else {
+    tell(upgrade_stage::resume, fmt::format("resumed {} servers: paused {} us", steps.size(),
+                                            duration_cast<microseconds>(report.pause).count()));
+    if (options.state_sizes)  // after the pause, all at once
+      detail::to_every_server<std::size_t>(
+          run, std::chrono::steady_clock::now() + options.change_timeout,
+          [](detail::server_core& core) -> result<std::size_t> { return core.table->state_bytes(core.state); },
+          [&](std::size_t i, const result<std::size_t>& bytes) {
+            if (bytes) report.steps[i].state_bytes = *bytes;
+          });
+  }
+  return report;
+}
+
+inline result<release> read_release(const std::string& path) {
+  auto read = detail::read_manifest(path);
+  if (!read) return read.error();
+  return release{std::move(read->name), std::move(read->vsn), std::move(read->modules), std::move(read->path)};
+}
+
+inline std::string to_string(const release_plan& plan) {
+  std::string text = fmt::format("release {} {} -> {} {}\n", plan.from.name, plan.from.vsn, plan.to.name, plan.to.vsn);
+  for (const auto& change : plan.changes) {
+    text +=
+        fmt::format("  {} {} -> {} ({}{})\n", change.module,
+                    change.from_vsn ? std::to_string(change.from_vsn) : std::string("new"), change.to_vsn, change.file,
+                    change.back ? "; loaded still, since the upgrade" : "");
+    for (const auto& server : change.servers)
+      text += fmt::format("    {}: vsn {} -> {}\n", server.label, server.from_vsn, change.to_vsn);
+  }
+  for (const auto& module : plan.retired) text += fmt::format("  {} retired\n", module);
+  if (plan.changes.empty() && plan.retired.empty()) text += "  nothing changes\n";
+  return text;
+}
+
+template <class CodeServer>
+result<boot_report> basic_release_handler<CodeServer>::boot(const std::string& manifest) {
+  const std::lock_guard one_at_a_time(operation_);
+  return boot_locked(manifest, nullptr, {});
+}
+
+template <class CodeServer>
+result<boot_report> basic_release_handler<CodeServer>::boot() {
+  const std::lock_guard one_at_a_time(operation_);
+  if (directory_.empty()) return error{errc::no_release, "no directory was given: boot(manifest)"};
+  if (auto opened = detail::open_record_directory<>(directory_, record_); !opened) return opened.error();
+  auto record = detail::read_record<>(record_);
+  if (!record) return record.error();
+  const auto permanent = std::find_if(record->begin(), record->end(),
+                                      [](const detail::recorded_release& one) { return one.status == "permanent"; });
+  if (permanent == record->end())
+    return error{errc::no_release, "no permanent release recorded in " + directory_ + ": boot(manifest) first"};
+  return boot_locked(permanent->manifest, &*permanent, *record);
+}
+
+template <class CodeServer>
+std::vector<release_info> basic_release_handler<CodeServer>::which_releases() const {
+  const std::lock_guard one_at_a_time(operation_);
+  std::vector<release_info> known;
+  for (const auto& one : releases_) known.push_back({one.name, one.vsn, one.status});
+  return known;
+}
+
+template <class CodeServer>
+result<release_plan> basic_release_handler<CodeServer>::plan(const std::string& manifest,
+                                                             std::chrono::nanoseconds timeout) {
+  const std::lock_guard one_at_a_time(operation_);
+  return plan_locked(manifest, timeout);
+}
+
+template <class CodeServer>
+upgrade_report basic_release_handler<CodeServer>::upgrade(const std::string& manifest, const upgrade_options& options) {
+  const std::lock_guard one_at_a_time(operation_);
+  auto planned = plan_locked(manifest, options.suspend_timeout);  // a server busy past it would fail the suspend
+  return planned ? run(*planned, options) : refused(planned.error());
+}
+
+template <class CodeServer>
+upgrade_report basic_release_handler<CodeServer>::dry_run(const std::string& manifest, const upgrade_options& options) {
+  const std::lock_guard one_at_a_time(operation_);
+  auto planned = plan_locked(manifest, options.suspend_timeout);
+  upgrade_report report = planned ? upgrade_report{} : refused(planned.error());
+  report.dry_run = true;
+  if (!planned) return report;
+  std::vector<module_ptr> loaded;
+  if (!load_all(*planned, options, report, loaded)) return report;
+  std::size_t count = 0;
+  for (const auto& change : planned->changes) count += change.servers.size();
+  for (std::size_t i = 0; i < planned->changes.size() && report; ++i)
+    for (const auto& server : planned->changes[i].servers) {
+      const implementation_table& table = detail::module_access<module_version>::table(*loaded[i]);
+      report.steps.push_back(
+          {server.server.id(), server.label, server.from_vsn, std::string(table.name), table.vsn, {}});
+      auto tried = detail::control<detail::tried_code>(  // holding the code: a late request may run it
+          server.server, options.change_timeout,
+          [table = &table, code = loaded[i], vsn = server.from_vsn](detail::server_core& core) {
+            return detail::try_code(core, *table, vsn);
+          });
+      if (!tried) {
+        report.outcome =
+            error{tried.error().code, fmt::format("step {} of {} ({}, dry run): {}; nothing changed",
+                                                  report.steps.size(), count, server.label, tried.error().what)};
+        break;
       }
-      loaded.push_back(std::move(*version));
+      report.steps.back().time = tried->time;
+      report.steps.back().state_bytes = tried->state_bytes;
+      report.pause += tried->time;
+      if (options.progress)
+        options.progress(
+            upgrade_stage::change_code,
+            fmt::format("{}: vsn {} -> {} ({}) would take {} us, making {}", server.label, server.from_vsn, table.vsn,
+                        table.name, tried->time.count() / 1000, detail::print_bytes(tried->state_bytes)));
     }
-    std::vector<std::string> names;
-    builds ran;
-    for (const auto& version : loaded) {
-      names.push_back(version->name());
-      ran.emplace_back(version->name(), version->build());
-    }
-    if (pinned && !pinned->builds.empty())  // a file rewritten between its check and its load
-      if (auto changed = changed_builds(as_recorded(*pinned), pinned->builds, ran); !changed.empty()) {
-        undo(loaded);
-        return error{errc::bad_release, booting + changed};
-      }
-    target->manifest = detail::absolute_path(target->manifest);
-    releases_.push_back({std::move(*target), release_status::permanent, std::move(names), sorted(std::move(ran))});
-    for (const auto& one : recorded)
-      if (&one != pinned)
-        releases_.push_back({release{one.name, one.vsn, {}, one.manifest}, release_status::old, {}, one.builds});
-    boot_report report{releases_.front().name, releases_.front().vsn, {}};
-    if (!directory_.empty() && entries() != recorded)  // written only when changed: a full disk does not stop a boot
-      if (auto written = record(); !written)
-        report.notes.push_back("the release handler's record was not written: " + written.error().what +
-                               " (the release runs; the record is as before)");
-    return report;
-  }
+  undo(loaded, &*planned);
+  return report;
+}
 
-  using builds = std::vector<std::pair<std::string, std::string>>;  // (module, build)
-  static release as_recorded(const detail::recorded_release& one) { return {one.name, one.vsn, {}, one.manifest}; }
-  static builds sorted(builds modules) {
-    std::sort(modules.begin(), modules.end());
-    return modules;
-  }
-  /// What differs between the builds `release` ran with, `ran`, and `now` (empty: nothing).
-  static std::string changed_builds(const release& release, const builds& ran, const builds& now) {
-    const builds was = sorted(ran), is = sorted(now);
-    std::vector<std::string> changes;
-    auto named = [](const std::string& module) { return [&module](const auto& one) { return one.first == module; }; };
-    for (const auto& [module, build] : was) {
-      const auto found = std::find_if(is.begin(), is.end(), named(module));
-      if (found == is.end())
-        changes.push_back(fmt::format("module {} is no longer in it", module));
-      else if (found->second != build)
-        changes.push_back(fmt::format("module {} is build {}, not build {}", module, found->second, build));
-    }
-    for (const auto& [module, build] : is)
-      if (std::none_of(was.begin(), was.end(), named(module)))
-        changes.push_back(fmt::format("module {} (build {}) was not in it", module, build));
-    if (changes.empty()) return {};
-    std::string said =
-        fmt::format("the manifest of release {} {} ({}) no longer holds the builds it ran with: ", release.name,
-                    release.vsn, release.manifest);
-    for (std::size_t i = 0; i < changes.size(); ++i) said += (i ? "; " : "") + changes[i];
-    return said;
-  }
+template <class CodeServer>
+upgrade_report basic_release_handler<CodeServer>::rollback(const upgrade_options& options) {
+  const std::lock_guard one_at_a_time(operation_);
+  return rollback_locked(options);
+}
 
-  /// The releases known, as the record holds them.
-  std::vector<detail::recorded_release> entries() const {
-    std::vector<detail::recorded_release> made;
-    for (const auto& one : releases_)
-      made.push_back({one.name, one.vsn, one.manifest, std::string(to_string(one.status)), one.builds});
-    return made;
+template <class CodeServer>
+result<void> basic_release_handler<CodeServer>::make_permanent() {
+  const std::lock_guard one_at_a_time(operation_);
+  const auto current = find(release_status::current);
+  if (current == releases_.end()) return error{errc::no_release, "no release is waiting to be made permanent"};
+  const auto before = releases_;
+  if (const auto permanent = find(release_status::permanent); permanent != releases_.end())
+    permanent->status = release_status::old;
+  current->status = release_status::permanent;
+  std::stable_partition(releases_.begin(), releases_.end(),
+                        [](const known& one) { return one.status == release_status::permanent; });
+  if (auto recorded = record(); !recorded) {
+    releases_ = before;  // not permanent unless recorded so
+    return recorded.error();
   }
+  grace_->start({});
+  end_probation({}, log_);
+  return {};
+}
 
-  /// Writes the releases known to the handler's directory, if it has one.
-  result<void> record() const {
-    if (directory_.empty()) return {};
-    return detail::write_record<>(record_, entries());
-  }
+template <class CodeServer>
+upgrade_report basic_release_handler<CodeServer>::refused(error why) {
+  upgrade_report report;
+  report.outcome = std::move(why);
+  return report;
+}
 
-  upgrade_report rollback_locked(upgrade_options options) {
-    const auto permanent = find(release_status::permanent);
-    if (permanent == releases_.end() || find(release_status::current) == releases_.end())
-      return refused(error{errc::no_release, "no release to roll back: the permanent one runs"});
-    options.grace_period = {};
-    auto planned = plan_locked(permanent->manifest, options.suspend_timeout, &*permanent);
-    return planned ? run(*planned, options) : refused(planned.error());
-  }
+template <class CodeServer>
+auto basic_release_handler<CodeServer>::running() -> const known* {
+  auto found = find(release_status::current);
+  if (found == releases_.end()) found = find(release_status::permanent);
+  return found == releases_.end() ? nullptr : &*found;
+}
 
-  /// On the grace watch's thread: a server upgraded in `generation` crashed.
-  void roll_back_after_crash(std::uint64_t generation, const std::string& why) {
-    const std::lock_guard one_at_a_time(operation_);
-    if (!grace_->current(generation)) return;  // made permanent, or upgraded again, meanwhile
-    auto tell = [&](const std::string& line) {
-      if (log_) log_(upgrade_stage::rollback, line);
-    };
-    const known* from = running();
-    const known& permanent = *find(release_status::permanent);
-    const std::string back_to = permanent.name + " " + permanent.vsn;  // (the list may change below)
-    tell(fmt::format("{} in the grace period of release {} {}: rolling back to {}", why, from->name, from->vsn,
-                     back_to));
-    upgrade_options options = grace_options_;
-    options.progress = log_;  // the rollback's stages too
-    const auto report = rollback_locked(options);
-    tell(report ? "rolled back: release " + back_to + " runs again"
-                : "the rollback failed: " + report.outcome.error().what);
-  }
-
-  /// The plan to the release in `manifest`; `expected`: the release known that it must still be
-  /// (a rollback's). A release known by its name and vsn must still hold the builds it ran with.
-  result<release_plan> plan_locked(const std::string& manifest, std::chrono::nanoseconds timeout,
-                                   const known* expected = nullptr) {
-    const known* from = running();
-    if (!from) return error{errc::no_release, "no release runs: boot one first"};
-    auto target = read_release(manifest);
-    if (!target) return target.error();
-    if (expected && (target->name != expected->name || target->vsn != expected->vsn))
-      return error{errc::plan_refused, fmt::format("{}: now release {} {}, not release {} {}, which it held", manifest,
-                                                   target->name, target->vsn, expected->name, expected->vsn)};
-    const auto same = std::find_if(releases_.begin(), releases_.end(), [&](const known& one) {
-      return one.name == target->name && one.vsn == target->vsn && !one.builds.empty();
-    });
-    builds holds;  // the target's modules' builds
-    if (target->name == from->name && target->vsn == from->vsn)
-      return error{errc::plan_refused, "release " + target->name + " " + target->vsn + " is the one running"};
-    release_plan plan{*from, *target, {}, {}, {}};
-    std::vector<std::string> reasons;
-    std::vector<std::string> modules;                                 // the target's, by name
-    std::vector<detail::module_note_fields::schema_version> schemas;  // the new modules'
-    std::vector<std::string> schema_files;
+template <class CodeServer>
+result<boot_report> basic_release_handler<CodeServer>::boot_locked(
+    const std::string& manifest, const detail::recorded_release* pinned,
+    const std::vector<detail::recorded_release>& recorded) {
+  if (!releases_.empty())
+    return error{errc::bad_release, "release " + releases_.front().name + " " + releases_.front().vsn +
+                                        " is already booted: upgrade to another"};
+  if (!directory_.empty())
+    if (auto opened = detail::open_record_directory<>(directory_, record_); !opened) return opened.error();
+  auto target = read_release(manifest);
+  if (!target) return target.error();
+  const std::string booting = "booting release " + target->name + " " + target->vsn + ": ";
+  if (pinned && (target->name != pinned->name || target->vsn != pinned->vsn))
+    return error{errc::bad_release,
+                 fmt::format("{}: now release {} {}, not release {} {}, which {}/releases.json "
+                             "records permanent",
+                             manifest, target->name, target->vsn, pinned->name, pinned->vsn, directory_)};
+  if (pinned && !pinned->builds.empty()) {  // before any of their code runs (and again once loaded, below)
+    builds now;
     for (const auto& file : target->modules) {
       auto note = access::read_note(code_, file);
-      if (!note) {
-        reasons.push_back(note.error().what);
-        continue;
-      }
-      if (std::find(modules.begin(), modules.end(), note->name) != modules.end()) {
-        reasons.push_back(file + ": the release lists module " + note->name + " twice");
-        continue;
-      }
-      modules.push_back(note->name);
-      holds.emplace_back(note->name, note->build);
-      const module_ptr now = code_.current(note->name);
-      if (now && now->vsn() == note->vsn) {  // this version is loaded: the servers left on the old one move to it
-        if (auto left = servers_left(*note, file, now, timeout, reasons)) plan.changes.push_back(std::move(*left));
-        continue;
-      }
-      const bool down = now && note->vsn < now->vsn();
-      if (auto fits = detail::check_fits(*note, file, 0, {}, now, code_.old(note->name), registry(), down); !fits) {
-        reasons.push_back(fits.error().what);
-        continue;
-      }
-      for (const auto& schema : note->schemas) {
-        for (std::size_t i = 0; i < schemas.size(); ++i)
-          if (schemas[i].schema == schema.schema && schemas[i].vsn == schema.vsn &&
-              schemas[i].fingerprint != schema.fingerprint)
-            reasons.push_back(fmt::format("{} and {} hold different fields under schema {} version {}", schema_files[i],
-                                          file, schema.schema, schema.vsn));
-        schemas.push_back(schema);
-        schema_files.push_back(file);
-      }
-      release_plan::module_step change{note->name, now ? now->vsn() : 0, note->vsn, file, {}, false};
-      for (auto& server : now ? now->servers() : std::vector<any_server>{}) {
-        const std::string label = server.core()->label();
-        auto status = sys::get_status(server, timeout);
-        if (!status) {
-          if (status.error().code != errc::no_server) reasons.push_back(label + ": " + status.error().what);
-          continue;  // one that stopped meanwhile has nothing to upgrade
-        }
-        if (status->implementation != now->implementation()) continue;  // holds a state of this code, runs other
-        if (auto refused = down ? detail::refuses_down(*now, *note, label, status->vsn, status->state_fingerprint)
-                                : detail::refuses_state(*note, label, status->vsn, status->state_fingerprint);
-            !refused.empty())
-          reasons.push_back(std::move(refused));
-        change.servers.push_back({std::move(server), label, status->vsn});
-      }
-      plan.changes.push_back(std::move(change));
+      if (!note) return error{note.error().code, booting + note.error().what};
+      now.emplace_back(note->name, note->build);
     }
-    for (const auto& name : from->module_names)  // the running release's modules the target lacks
-      if (std::find(modules.begin(), modules.end(), name) == modules.end()) {
-        const module_ptr now = code_.current(name), left = code_.old(name);
-        if (now && !now->servers().empty())
-          reasons.push_back(detail::describe_users(*now, now->servers()) + ", and release " + target->name + " " +
-                            target->vsn + " does not have it");
-        else if (left && !left->servers().empty())
-          reasons.push_back(detail::describe_users(*left, left->servers()) + ", and release " + target->name + " " +
-                            target->vsn + " does not have it");
-        else if (now)
-          plan.retired.push_back(name);
-      }
-    // A release known by its name and vsn is the one it was, not whatever its manifest now holds.
-    if (same != releases_.end() && holds.size() == target->modules.size())  // (each note read: else a reason says why)
-      if (auto changed = changed_builds(*same, same->builds, holds); !changed.empty()) reasons.push_back(changed);
-    plan.modules = std::move(modules);
-    if (!reasons.empty()) {
-      std::string why = fmt::format("release {} {} cannot be installed over {} {}:", target->name, target->vsn,
-                                    from->name, from->vsn);
-      for (const auto& reason : reasons) why += "\n  - " + reason;
-      return error{errc::plan_refused, std::move(why)};
-    }
-    return plan;
+    if (auto changed = changed_builds(as_recorded(*pinned), pinned->builds, now); !changed.empty())
+      return error{errc::bad_release, booting + changed};
   }
-
-  /// The change that moves the servers still on the old version of a module to its current
-  /// one, which the release names (`note`, read from `file`): loaded already by hand
-  /// (code_server::load), it would otherwise be taken as running while they stay behind. None
-  /// if no server is left on the old version; each one that cannot move is a reason.
-  std::optional<release_plan::module_step> servers_left(const detail::module_note_fields& note, const std::string& file,
-                                                        const module_ptr& now, std::chrono::nanoseconds timeout,
-                                                        std::vector<std::string>& reasons) {
-    if (note.build != now->build()) {
-      reasons.push_back(fmt::format("{}: another build ({}) of {} vsn {} than the one loaded ({})", file, note.build,
-                                    note.name, note.vsn, now->build()));
-      return std::nullopt;
+  std::vector<module_ptr> loaded;
+  for (const auto& file : target->modules) {
+    auto version = code_.load(file);
+    if (!version) {
+      undo(loaded);
+      return error{version.error().code, booting + version.error().what};
     }
-    const module_ptr left = code_.old(note.name);
-    if (!left) return std::nullopt;
-    release_plan::module_step change{note.name, left->vsn(), note.vsn, file, {}, true};
-    const bool down = left->vsn() > note.vsn;
-    for (auto& server : left->servers()) {
+    loaded.push_back(std::move(*version));
+  }
+  std::vector<std::string> names;
+  builds ran;
+  for (const auto& version : loaded) {
+    names.push_back(version->name());
+    ran.emplace_back(version->name(), version->build());
+  }
+  if (pinned && !pinned->builds.empty())  // a file rewritten between its check and its load
+    if (auto changed = changed_builds(as_recorded(*pinned), pinned->builds, ran); !changed.empty()) {
+      undo(loaded);
+      return error{errc::bad_release, booting + changed};
+    }
+  target->manifest = detail::absolute_path(target->manifest);
+  releases_.push_back({std::move(*target), release_status::permanent, std::move(names), sorted(std::move(ran))});
+  for (const auto& one : recorded)
+    if (&one != pinned)
+      releases_.push_back({release{one.name, one.vsn, {}, one.manifest}, release_status::old, {}, one.builds});
+  boot_report report{releases_.front().name, releases_.front().vsn, {}};
+  if (!directory_.empty() && entries() != recorded)  // written only when changed: a full disk does not stop a boot
+    if (auto written = record(); !written)
+      report.notes.push_back("the release handler's record was not written: " + written.error().what +
+                             " (the release runs; the record is as before)");
+  return report;
+}
+
+template <class CodeServer>
+auto basic_release_handler<CodeServer>::sorted(builds modules) -> builds {
+  std::sort(modules.begin(), modules.end());
+  return modules;
+}
+
+template <class CodeServer>
+std::string basic_release_handler<CodeServer>::changed_builds(const release& release, const builds& ran,
+                                                              const builds& now) {
+  const builds was = sorted(ran), is = sorted(now);
+  std::vector<std::string> changes;
+  auto named = [](const std::string& module) { return [&module](const auto& one) { return one.first == module; }; };
+  for (const auto& [module, build] : was) {
+    const auto found = std::find_if(is.begin(), is.end(), named(module));
+    if (found == is.end())
+      changes.push_back(fmt::format("module {} is no longer in it", module));
+    else if (found->second != build)
+      changes.push_back(fmt::format("module {} is build {}, not build {}", module, found->second, build));
+  }
+  for (const auto& [module, build] : is)
+    if (std::none_of(was.begin(), was.end(), named(module)))
+      changes.push_back(fmt::format("module {} (build {}) was not in it", module, build));
+  if (changes.empty()) return {};
+  std::string said =
+      fmt::format("the manifest of release {} {} ({}) no longer holds the builds it ran with: ", release.name,
+                  release.vsn, release.manifest);
+  for (std::size_t i = 0; i < changes.size(); ++i) said += (i ? "; " : "") + changes[i];
+  return said;
+}
+
+template <class CodeServer>
+std::vector<detail::recorded_release> basic_release_handler<CodeServer>::entries() const {
+  std::vector<detail::recorded_release> made;
+  for (const auto& one : releases_)
+    made.push_back({one.name, one.vsn, one.manifest, std::string(to_string(one.status)), one.builds});
+  return made;
+}
+
+template <class CodeServer>
+result<void> basic_release_handler<CodeServer>::record() const {
+  if (directory_.empty()) return {};
+  return detail::write_record<>(record_, entries());
+}
+
+template <class CodeServer>
+upgrade_report basic_release_handler<CodeServer>::rollback_locked(upgrade_options options) {
+  const auto permanent = find(release_status::permanent);
+  if (permanent == releases_.end() || find(release_status::current) == releases_.end())
+    return refused(error{errc::no_release, "no release to roll back: the permanent one runs"});
+  options.grace_period = {};
+  auto planned = plan_locked(permanent->manifest, options.suspend_timeout, &*permanent);
+  return planned ? run(*planned, options) : refused(planned.error());
+}
+
+template <class CodeServer>
+void basic_release_handler<CodeServer>::roll_back_after_crash(std::uint64_t generation, const std::string& why) {
+  const std::lock_guard one_at_a_time(operation_);
+  if (!grace_->current(generation)) return;  // made permanent, or upgraded again, meanwhile
+  auto tell = [&](const std::string& line) {
+    if (log_) log_(upgrade_stage::rollback, line);
+  };
+  const known* from = running();
+  const known& permanent = *find(release_status::permanent);
+  const std::string back_to = permanent.name + " " + permanent.vsn;  // (the list may change below)
+  tell(fmt::format("{} in the grace period of release {} {}: rolling back to {}", why, from->name, from->vsn, back_to));
+  upgrade_options options = grace_options_;
+  options.progress = log_;  // the rollback's stages too
+  const auto report = rollback_locked(options);
+  tell(report ? "rolled back: release " + back_to + " runs again"
+              : "the rollback failed: " + report.outcome.error().what);
+}
+
+template <class CodeServer>
+result<release_plan> basic_release_handler<CodeServer>::plan_locked(const std::string& manifest,
+                                                                    std::chrono::nanoseconds timeout,
+                                                                    const known* expected) {
+  const known* from = running();
+  if (!from) return error{errc::no_release, "no release runs: boot one first"};
+  auto target = read_release(manifest);
+  if (!target) return target.error();
+  if (expected && (target->name != expected->name || target->vsn != expected->vsn))
+    return error{errc::plan_refused, fmt::format("{}: now release {} {}, not release {} {}, which it held", manifest,
+                                                 target->name, target->vsn, expected->name, expected->vsn)};
+  const auto same = std::find_if(releases_.begin(), releases_.end(), [&](const known& one) {
+    return one.name == target->name && one.vsn == target->vsn && !one.builds.empty();
+  });
+  builds holds;  // the target's modules' builds
+  if (target->name == from->name && target->vsn == from->vsn)
+    return error{errc::plan_refused, "release " + target->name + " " + target->vsn + " is the one running"};
+  release_plan plan{*from, *target, {}, {}, {}};
+  std::vector<std::string> reasons;
+  std::vector<std::string> modules;                                 // the target's, by name
+  std::vector<detail::module_note_fields::schema_version> schemas;  // the new modules'
+  std::vector<std::string> schema_files;
+  for (const auto& file : target->modules) {
+    auto note = access::read_note(code_, file);
+    if (!note) {
+      reasons.push_back(note.error().what);
+      continue;
+    }
+    if (std::find(modules.begin(), modules.end(), note->name) != modules.end()) {
+      reasons.push_back(file + ": the release lists module " + note->name + " twice");
+      continue;
+    }
+    modules.push_back(note->name);
+    holds.emplace_back(note->name, note->build);
+    const module_ptr now = code_.current(note->name);
+    if (now && now->vsn() == note->vsn) {  // this version is loaded: the servers left on the old one move to it
+      if (auto left = servers_left(*note, file, now, timeout, reasons)) plan.changes.push_back(std::move(*left));
+      continue;
+    }
+    const bool down = now && note->vsn < now->vsn();
+    const module_ptr kept = code_.old(note->name);
+    // The version the last upgrade left, kept loaded in its grace period: taken back, not loaded.
+    const bool back = now && kept && kept->build() == note->build && kept->vsn() == note->vsn;
+    if (auto fits = back ? result<void>{} : detail::check_fits(*note, file, 0, {}, now, kept, registry(), down);
+        !fits) {
+      reasons.push_back(fits.error().what);
+      continue;
+    }
+    for (const auto& schema : note->schemas) {
+      for (std::size_t i = 0; i < schemas.size(); ++i)
+        if (schemas[i].schema == schema.schema && schemas[i].vsn == schema.vsn &&
+            schemas[i].fingerprint != schema.fingerprint)
+          reasons.push_back(fmt::format(
+              "{} and {} hold different fields under schema {} version {}: {}", schema_files[i], file, schema.schema,
+              schema.vsn,
+              detail::field_differences(detail::described_fields(schemas[i].description),
+                                        detail::described_fields(schema.description), "in the first", "in the second")));
+      schemas.push_back(schema);
+      schema_files.push_back(file);
+    }
+    release_plan::module_step change{note->name, now ? now->vsn() : 0, note->vsn, file, {}, false, back};
+    for (auto& server : now ? now->servers() : std::vector<any_server>{}) {
       const std::string label = server.core()->label();
       auto status = sys::get_status(server, timeout);
       if (!status) {
         if (status.error().code != errc::no_server) reasons.push_back(label + ": " + status.error().what);
-        continue;
+        continue;  // one that stopped meanwhile has nothing to upgrade
       }
-      if (status->implementation != left->implementation()) continue;  // holds a state of that code, runs other
-      if (auto refused = down ? detail::refuses_down(*left, note, label, status->vsn, status->state_fingerprint)
-                              : detail::refuses_state(note, label, status->vsn, status->state_fingerprint);
+      if (status->implementation != now->implementation()) continue;  // holds a state of this code, runs other
+      if (auto refused = down ? detail::refuses_down(*now, *note, label, status->vsn, status->state_fingerprint)
+                              : detail::refuses_state(*note, label, status->vsn, status->state_fingerprint);
           !refused.empty())
-        reasons.push_back(fmt::format("{} (on {} vsn {}, left behind by a load of vsn {})", refused, note.name,
-                                      left->vsn(), note.vsn));
+        reasons.push_back(std::move(refused));
       change.servers.push_back({std::move(server), label, status->vsn});
     }
-    if (change.servers.empty()) return std::nullopt;
-    return change;
+    plan.changes.push_back(std::move(change));
   }
+  for (const auto& name : from->module_names)  // the running release's modules the target lacks
+    if (std::find(modules.begin(), modules.end(), name) == modules.end()) {
+      const module_ptr now = code_.current(name), left = code_.old(name);
+      if (now && !now->servers().empty())
+        reasons.push_back(detail::describe_users(*now, now->servers()) + ", and release " + target->name + " " +
+                          target->vsn + " does not have it");
+      else if (left && !left->servers().empty())
+        reasons.push_back(detail::describe_users(*left, left->servers()) + ", and release " + target->name + " " +
+                          target->vsn + " does not have it");
+      else if (now)
+        plan.retired.push_back(name);
+    }
+  // A release known by its name and vsn is the one it was, not whatever its manifest now holds.
+  if (same != releases_.end() && holds.size() == target->modules.size())  // (each note read: else a reason says why)
+    if (auto changed = changed_builds(*same, same->builds, holds); !changed.empty()) reasons.push_back(changed);
+  plan.modules = std::move(modules);
+  if (!reasons.empty()) {
+    std::string why =
+        fmt::format("release {} {} cannot be installed over {} {}:", target->name, target->vsn, from->name, from->vsn);
+    for (const auto& reason : reasons) why += "\n  - " + reason;
+    return error{errc::plan_refused, std::move(why)};
+  }
+  return plan;
+}
 
-  upgrade_report run(const release_plan& plan, const upgrade_options& options) {
-    auto tell = [&](upgrade_stage stage, const std::string& line) {
-      if (options.progress) options.progress(stage, line);
-    };
-    upgrade_report report;
-    std::vector<module_ptr> loaded;  // outside the pause: nothing runs on them yet
-    if (!load_all(plan, options, report, loaded)) return report;
-    {
-      std::vector<upgrade_step> steps;
-      for (std::size_t i = 0; i < plan.changes.size(); ++i)
-        for (const auto& server : plan.changes[i].servers)
-          steps.emplace_back(server.server, loaded[i], server.from_vsn);
-      report = hotswap::upgrade(steps, options);
-    }  // the steps' leases go: a version rolled back from is held by nothing now
-    if (!report) {
-      undo(loaded, &plan);
-      return report;
+template <class CodeServer>
+std::optional<release_plan::module_step> basic_release_handler<CodeServer>::servers_left(
+    const detail::module_note_fields& note, const std::string& file, const module_ptr& now,
+    std::chrono::nanoseconds timeout, std::vector<std::string>& reasons) {
+  if (note.build != now->build()) {
+    reasons.push_back(fmt::format("{}: another build ({}) of {} vsn {} than the one loaded ({})", file, note.build,
+                                  note.name, note.vsn, now->build()));
+    return std::nullopt;
+  }
+  const module_ptr left = code_.old(note.name);
+  if (!left) return std::nullopt;
+  release_plan::module_step change{note.name, left->vsn(), note.vsn, file, {}, true, false};
+  const bool down = left->vsn() > note.vsn;
+  for (auto& server : left->servers()) {
+    const std::string label = server.core()->label();
+    auto status = sys::get_status(server, timeout);
+    if (!status) {
+      if (status.error().code != errc::no_server) reasons.push_back(label + ": " + status.error().what);
+      continue;
     }
-    loaded.clear();
-    const release_plan moved = move_late_servers(plan, options, report);
-    for (auto& one : releases_)
-      if (one.status == release_status::current) one.status = release_status::old;
-    const auto known_before = std::find_if(releases_.begin(), releases_.end(), [&](const known& one) {
-      return one.name == plan.to.name && one.vsn == plan.to.vsn;
-    });
-    builds ran;
-    for (const auto& name : plan.modules)
-      if (const module_ptr now = code_.current(name)) ran.emplace_back(name, now->build());
-    if (known_before == releases_.end()) {
-      releases_.push_back({release{plan.to.name, plan.to.vsn, plan.to.modules, detail::absolute_path(plan.to.manifest)},
-                           release_status::current, plan.modules, sorted(std::move(ran))});
-    } else {
-      known_before->module_names = plan.modules;
-      known_before->builds = sorted(std::move(ran));
-      if (known_before->status != release_status::permanent)  // back to the permanent one: it runs again
-        known_before->status = release_status::current;
-    }
-    if (auto recorded = record(); !recorded)
-      report.notes.push_back("the release handler's record was not written: " + recorded.error().what);
-    watch_grace(moved, options);
-    for (const auto& module : plan.retired)
-      if (auto retired = code_.retire(module); !retired) report.notes.push_back(retired.error().what);
-    for (const auto& change : plan.changes) {
-      if (!change.from_vsn) continue;
-      auto purged = code_.purge(change.module);
-      std::string line = !purged ? purged.error().what
-                         : purged->note.empty()
-                             ? fmt::format("purged {} vsn {}", change.module, change.from_vsn)
-                             : fmt::format("purged {} vsn {}: {}", change.module, change.from_vsn, purged->note);
-      if (!purged || !purged->note.empty()) report.notes.push_back(line);
-      tell(upgrade_stage::purge, line);
-    }
-    for (const auto& module : plan.retired) (void)code_.purge(module);
+    if (status->implementation != left->implementation()) continue;  // holds a state of that code, runs other
+    if (auto refused = down ? detail::refuses_down(*left, note, label, status->vsn, status->state_fingerprint)
+                            : detail::refuses_state(note, label, status->vsn, status->state_fingerprint);
+        !refused.empty())
+      reasons.push_back(
+          fmt::format("{} (on {} vsn {}, left behind by a load of vsn {})", refused, note.name, left->vsn(), note.vsn));
+    change.servers.push_back({std::move(server), label, status->vsn});
+  }
+  if (change.servers.empty()) return std::nullopt;
+  return change;
+}
+
+template <class CodeServer>
+upgrade_report basic_release_handler<CodeServer>::run(const release_plan& plan, const upgrade_options& options) {
+  auto tell = [&](upgrade_stage stage, const std::string& line) {
+    if (options.progress) options.progress(stage, line);
+  };
+  upgrade_report report;
+  std::vector<module_ptr> loaded;  // outside the pause: nothing runs on them yet
+  if (!load_all(plan, options, report, loaded)) return report;
+  guard_probation(false);  // the last upgrade's guards would put a server back on its version before
+  {
+    std::vector<upgrade_step> steps;
+    for (std::size_t i = 0; i < plan.changes.size(); ++i)
+      for (const auto& server : plan.changes[i].servers) steps.emplace_back(server.server, loaded[i], server.from_vsn);
+    report = hotswap::upgrade(steps, options);
+  }  // the steps' leases go: a version rolled back from is held by nothing now
+  if (!report) {
+    undo(loaded, &plan);
+    guard_probation(true);  // its grace period goes on
     return report;
   }
+  loaded.clear();
+  const release_plan moved = move_late_servers(plan, options, report);
+  for (const auto& change : plan.changes)  // the versions gone back to are current again
+    if (const module_ptr left = change.back ? code_.current(change.module) : nullptr) {
+      access::undo_load(code_, left);
+      tell(upgrade_stage::purge, fmt::format("unloaded {} vsn {}: {} vsn {} is current again", change.module,
+                                             change.from_vsn, change.module, change.to_vsn));
+    }
+  for (auto& one : releases_)
+    if (one.status == release_status::current) one.status = release_status::old;
+  const auto known_before = std::find_if(releases_.begin(), releases_.end(), [&](const known& one) {
+    return one.name == plan.to.name && one.vsn == plan.to.vsn;
+  });
+  builds ran;
+  for (const auto& name : plan.modules)
+    if (const module_ptr now = code_.current(name)) ran.emplace_back(name, now->build());
+  if (known_before == releases_.end()) {
+    releases_.push_back({release{plan.to.name, plan.to.vsn, plan.to.modules, detail::absolute_path(plan.to.manifest)},
+                         release_status::current, plan.modules, sorted(std::move(ran))});
+  } else {
+    known_before->module_names = plan.modules;
+    known_before->builds = sorted(std::move(ran));
+    if (known_before->status != release_status::permanent)  // back to the permanent one: it runs again
+      known_before->status = release_status::current;
+  }
+  if (auto recorded = record(); !recorded)
+    report.notes.push_back("the release handler's record was not written: " + recorded.error().what);
+  std::vector<std::string> kept;  // in a grace period, the versions before stay loaded until it ends
+  for (const auto& change : plan.changes)
+    if (change.from_vsn && !change.back && options.grace_period > std::chrono::nanoseconds::zero())
+      kept.push_back(change.module);
+  end_probation(kept, tell);  // the last upgrade's
+  probation_.modules = kept;
+  watch_grace(moved, options);
+  for (const auto& module : plan.retired)
+    if (auto retired = code_.retire(module); !retired) report.notes.push_back(retired.error().what);
+  for (const auto& change : plan.changes) {
+    if (!change.from_vsn || change.back || std::find(kept.begin(), kept.end(), change.module) != kept.end()) continue;
+    auto purged = code_.purge(change.module);
+    std::string line = !purged ? purged.error().what
+                       : purged->note.empty()
+                           ? fmt::format("purged {} vsn {}", change.module, change.from_vsn)
+                           : fmt::format("purged {} vsn {}: {}", change.module, change.from_vsn, purged->note);
+    if (!purged || !purged->note.empty()) report.notes.push_back(line);
+    tell(upgrade_stage::purge, line);
+  }
+  for (const auto& module : plan.retired) (void)code_.purge(module);
+  return report;
+}
 
-  /// Moves the servers started on a version the plan leaves after the plan was made (before its
-  /// load made the new version current: a supervisor restarting a child, say), in a transaction
-  /// of their own, so that no server is left on code about to be purged. Returns the plan with
-  /// them in it.
-  release_plan move_late_servers(const release_plan& plan, const upgrade_options& options, upgrade_report& report) {
-    release_plan moved = plan;
-    std::vector<upgrade_step> late;
-    std::vector<std::pair<std::size_t, release_plan::server_step>> joining;  // (change, server)
-    for (std::size_t i = 0; i < plan.changes.size(); ++i) {
-      const auto& change = plan.changes[i];
-      const module_ptr left = change.from_vsn ? code_.old(change.module) : nullptr;
-      const module_ptr now = code_.current(change.module);
-      if (!left || !now) continue;
-      for (auto& server : left->servers()) {
-        const auto planned = [&](const release_plan::server_step& step) { return step.server == server; };
-        if (std::any_of(change.servers.begin(), change.servers.end(), planned)) continue;
-        auto status = sys::get_status(server, options.suspend_timeout);
-        if (!status || status->implementation != left->implementation()) continue;
-        late.emplace_back(server, now, status->vsn);
-        joining.push_back({i, {server, server.core()->label(), status->vsn}});
-      }
+template <class CodeServer>
+release_plan basic_release_handler<CodeServer>::move_late_servers(const release_plan& plan,
+                                                                  const upgrade_options& options,
+                                                                  upgrade_report& report) {
+  release_plan moved = plan;
+  std::vector<upgrade_step> late;
+  std::vector<std::pair<std::size_t, release_plan::server_step>> joining;  // (change, server)
+  for (std::size_t i = 0; i < plan.changes.size(); ++i) {
+    const auto& change = plan.changes[i];
+    // Going back, the version left is current still, and the one gone back to old.
+    const module_ptr left = change.back ? code_.current(change.module) : change.from_vsn ? code_.old(change.module) : nullptr;
+    const module_ptr now = change.back ? code_.old(change.module) : code_.current(change.module);
+    if (!left || !now) continue;
+    for (auto& server : left->servers()) {
+      const auto planned = [&](const release_plan::server_step& step) { return step.server == server; };
+      if (std::any_of(change.servers.begin(), change.servers.end(), planned)) continue;
+      auto status = sys::get_status(server, options.suspend_timeout);
+      if (!status || status->implementation != left->implementation()) continue;
+      late.emplace_back(server, now, status->vsn);
+      joining.push_back({i, {server, server.core()->label(), status->vsn}});
     }
-    if (late.empty()) return moved;
-    upgrade_report second = hotswap::upgrade(late, options);
-    report.steps.insert(report.steps.end(), second.steps.begin(), second.steps.end());
-    if (!second) {
-      report.notes.push_back("servers started on the versions left while the upgrade ran stay on them: " +
-                             second.outcome.error().what);
-      return moved;
-    }
-    for (auto& [i, server] : joining) moved.changes[i].servers.push_back(std::move(server));
+  }
+  if (late.empty()) return moved;
+  upgrade_report second = hotswap::upgrade(late, options);
+  report.steps.insert(report.steps.end(), second.steps.begin(), second.steps.end());
+  if (!second) {
+    report.notes.push_back("servers started on the versions left while the upgrade ran stay on them: " +
+                           second.outcome.error().what);
     return moved;
   }
+  for (auto& [i, server] : joining) moved.changes[i].servers.push_back(std::move(server));
+  return moved;
+}
 
-  /// A new grace period, if the options ask for one: a crash of a server the plan upgraded rolls
-  /// the release back (the monitors outlive the period, and then do nothing).
-  void watch_grace(const release_plan& plan, const upgrade_options& options) {
-    const std::uint64_t generation = grace_->start(options.grace_period);
-    if (options.grace_period <= std::chrono::nanoseconds::zero()) return;
-    grace_options_ = options;
-    // The caller's progress may capture what dies when upgrade() returns: the rollback after a
-    // crash tells the handler's log instead.
-    grace_options_.progress = nullptr;
-    const std::weak_ptr<detail::grace_watch> watch = grace_;
-    for (const auto& change : plan.changes)
-      for (const auto& server : change.servers)
-        detail::monitor(*server.server.core(),
-                        [watch, generation, label = server.label](std::uint64_t, const exit_reason& reason) {
-                          if (reason.kind != exit_kind::crashed) return;
-                          if (const auto alive = watch.lock())
-                            alive->crashed(generation, label + " crashed (" + reason.what + ")");
-                        });
+template <class CodeServer>
+void basic_release_handler<CodeServer>::watch_grace(const release_plan& plan, const upgrade_options& options) {
+  const std::uint64_t generation = grace_->start(options.grace_period);
+  if (options.grace_period <= std::chrono::nanoseconds::zero()) return;
+  grace_options_ = options;
+  // The caller's progress may capture what dies when upgrade() returns: the rollback after a
+  // crash tells the handler's log instead.
+  grace_options_.progress = nullptr;
+  const std::weak_ptr<detail::grace_watch> watch = grace_;
+  std::vector<std::pair<any_server, detail::probation_guard>> guarded;
+  for (const auto& change : plan.changes) {
+    for (const auto& server : change.servers)
+      detail::monitor(*server.server.core(),
+                      [watch, generation, label = server.label](std::uint64_t, const exit_reason& reason) {
+                        if (reason.kind != exit_kind::crashed) return;
+                        if (const auto alive = watch.lock())
+                          alive->crashed(generation, label + " crashed (" + reason.what + ")");
+                      });
+    const module_ptr before = change.from_vsn ? code_.old(change.module) : nullptr;
+    if (!before || change.servers.empty()) continue;
+    const detail::probation_guard guard = detail::back_on_failure<module_version>(
+            before,
+            [watch, generation, module = change.module, vsn = change.to_vsn](const detail::probation_failure& failed) {
+              if (const auto alive = watch.lock())
+                alive->crashed(generation,
+                               fmt::format("{} failed in a handler of {} vsn {} ({}){}", failed.label, module, vsn,
+                                           failed.why,
+                                           failed.failure.empty()
+                                               ? fmt::format("; back on vsn {}, its state kept", failed.back_vsn)
+                                               : "; it crashed: its state could not go back (" + failed.failure + ")"));
+            });
+    for (const auto& server : change.servers) guarded.emplace_back(server.server, guard);
   }
+  probation_.servers = std::move(guarded);
+  guard_probation(true);
+}
 
-  /// Loads the plan's new modules into `loaded`, in order; if one fails, unloads those before it
-  /// and says why in `report`.
-  bool load_all(const release_plan& plan, const upgrade_options& options, upgrade_report& report,
-                std::vector<module_ptr>& loaded) {
-    for (const auto& change : plan.changes) {
-      if (change.loaded) {  // by hand, before: only its servers move
-        const module_ptr now = code_.current(change.module);
-        if (!now || now->vsn() != change.to_vsn) {
-          undo(loaded, &plan);
-          report.outcome = error{errc::plan_refused, "loading release " + plan.to.name + " " + plan.to.vsn + ": " +
-                                                         change.module + " vsn " + std::to_string(change.to_vsn) +
-                                                         " is no longer current: plan again"};
-          return false;
-        }
-        loaded.push_back(now);
-        continue;
-      }
-      auto version = change.from_vsn > change.to_vsn ? access::load_older(code_, change.file) : code_.load(change.file);
-      if (version && (*version)->vsn() != change.to_vsn) {
-        loaded.push_back(std::move(*version));
-        version = error{errc::plan_refused, change.file + ": rewritten since the plan was made: plan again"};
-      }
-      if (!version) {
+template <class CodeServer>
+void basic_release_handler<CodeServer>::guard_probation(bool on) {
+  for (const auto& [server, guard] : probation_.servers)
+    detail::set_probation(std::vector<any_server>{server}, on ? guard : detail::probation_guard{},
+                          grace_options_.suspend_timeout);
+}
+
+template <class CodeServer>
+void basic_release_handler<CodeServer>::end_probation(
+    const std::vector<std::string>& still, const std::function<void(upgrade_stage, const std::string&)>& tell) {
+  guard_probation(false);
+  probation_.servers.clear();
+  for (const auto& module : std::exchange(probation_.modules, {})) {
+    if (std::find(still.begin(), still.end(), module) != still.end()) continue;
+    const module_ptr left = code_.old(module);
+    if (!left) continue;  // gone back to, or replaced since
+    auto purged = code_.purge(module);
+    if (tell)
+      tell(upgrade_stage::purge, !purged ? purged.error().what
+                                 : purged->note.empty()
+                                     ? fmt::format("purged {} vsn {}", module, left->vsn())
+                                     : fmt::format("purged {} vsn {}: {}", module, left->vsn(), purged->note));
+  }
+}
+
+template <class CodeServer>
+void basic_release_handler<CodeServer>::grace_ended(std::uint64_t generation) {
+  const std::lock_guard one_at_a_time(operation_);
+  if (!grace_->current(generation)) return;  // made permanent, or upgraded again, meanwhile
+  const known* current = running();
+  if (log_ && current)
+    log_(upgrade_stage::purge, fmt::format("the grace period of release {} {} ended: the versions before go",
+                                           current->name, current->vsn));
+  end_probation({}, log_);
+}
+
+template <class CodeServer>
+bool basic_release_handler<CodeServer>::load_all(const release_plan& plan, const upgrade_options& options,
+                                                 upgrade_report& report, std::vector<module_ptr>& loaded) {
+  for (const auto& change : plan.changes) {
+    if (change.loaded || change.back) {  // by hand, before, or kept since: only its servers move
+      const module_ptr now = change.back ? code_.old(change.module) : code_.current(change.module);
+      if (!now || now->vsn() != change.to_vsn) {
         undo(loaded, &plan);
-        report.outcome = error{version.error().code, "loading release " + plan.to.name + " " + plan.to.vsn + ": " +
-                                                         version.error().what + "; release " + plan.from.name + " " +
-                                                         plan.from.vsn + " runs on, unchanged"};
-        if (options.progress) options.progress(upgrade_stage::rollback, report.outcome.error().what);
+        report.outcome = error{errc::plan_refused, "loading release " + plan.to.name + " " + plan.to.vsn + ": " +
+                                                       change.module + " vsn " + std::to_string(change.to_vsn) +
+                                                       (change.back ? " is no longer loaded" : " is no longer current") +
+                                                       ": plan again"};
         return false;
       }
-      if (options.progress)
-        options.progress(upgrade_stage::load, fmt::format("loaded {} vsn {}", change.module, change.to_vsn));
+      if (change.back && options.progress)
+        options.progress(upgrade_stage::load, fmt::format("{} vsn {} is loaded still, since the upgrade: taken back",
+                                                          change.module, change.to_vsn));
+      loaded.push_back(now);
+      continue;
+    }
+    auto version = change.from_vsn > change.to_vsn ? access::load_older(code_, change.file) : code_.load(change.file);
+    if (version && (*version)->vsn() != change.to_vsn) {
       loaded.push_back(std::move(*version));
+      version = error{errc::plan_refused, change.file + ": rewritten since the plan was made: plan again"};
     }
-    return true;
-  }
-
-  /// Unloads what a failed boot or upgrade loaded, last first (for `plan`'s changes, `loaded[i]`
-  /// its i-th's: one loaded before it is kept).
-  void undo(std::vector<module_ptr>& loaded, const release_plan* plan = nullptr) {
-    while (!loaded.empty()) {
-      module_ptr version = std::move(loaded.back());
-      loaded.pop_back();
-      if (!plan || !plan->changes[loaded.size()].loaded) access::undo_load(code_, std::move(version));
+    if (!version) {
+      undo(loaded, &plan);
+      report.outcome = error{version.error().code, "loading release " + plan.to.name + " " + plan.to.vsn + ": " +
+                                                       version.error().what + "; release " + plan.from.name + " " +
+                                                       plan.from.vsn + " runs on, unchanged"};
+      if (options.progress) options.progress(upgrade_stage::rollback, report.outcome.error().what);
+      return false;
     }
+    if (options.progress)
+      options.progress(upgrade_stage::load, fmt::format("loaded {} vsn {}", change.module, change.to_vsn));
+    loaded.push_back(std::move(*version));
   }
+  return true;
+}
 
-  CodeServer& code_;
-  std::string directory_;            // where the record is kept (empty: nowhere)
-  detail::record_directory record_;  // it, open (from the first boot)
-  std::function<void(upgrade_stage, const std::string&)> log_;
-  mutable std::mutex operation_;
-  std::vector<known> releases_;    // the permanent one first
-  upgrade_options grace_options_;  // the upgrade's whose grace period runs: its rollback's
-  std::shared_ptr<detail::grace_watch> grace_ = std::make_shared<detail::grace_watch>(
-      [this](std::uint64_t generation, const std::string& why) { roll_back_after_crash(generation, why); });
-};
-
-using release_handler = basic_release_handler<>;
+template <class CodeServer>
+void basic_release_handler<CodeServer>::undo(std::vector<module_ptr>& loaded, const release_plan* plan) {
+  while (!loaded.empty()) {
+    module_ptr version = std::move(loaded.back());
+    loaded.pop_back();
+    if (!plan || !(plan->changes[loaded.size()].loaded || plan->changes[loaded.size()].back))
+      access::undo_load(code_, std::move(version));
+  }
+}
 
 }  // namespace hotswap

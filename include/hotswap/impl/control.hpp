@@ -56,6 +56,8 @@ inline void to_json(nlohmann::json& out, const release_plan& plan) {
                        {"from_vsn", change.from_vsn},
                        {"to_vsn", change.to_vsn},
                        {"file", change.file},
+                       {"loaded", change.loaded},
+                       {"back", change.back},
                        {"servers", std::move(servers)}});
   }
   out = {{"from", {{"name", plan.from.name}, {"vsn", plan.from.vsn}}},
@@ -404,7 +406,13 @@ void run_request(std::string_view line, const control_peer& peer, reply_lines& r
                                          plan->to.name, plan->to.vsn, change.module, change.from_vsn, change.to_vsn)}));
   }
   if (command == "dry-run") return report_reply(releases.dry_run(request->release, options));
-  if (command == "upgrade" || command == "downgrade") return report_reply(releases.upgrade(request->release, options));
+  if (command == "upgrade" || command == "downgrade") {
+    options.grace_period =
+        request->grace
+            ? std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::duration<double>(*request->grace))
+            : limits.grace_period;
+    return report_reply(releases.upgrade(request->release, options));
+  }
   if (command == "rollback") return report_reply(releases.rollback(options));
   if (command == "make-permanent") {
     auto made = releases.make_permanent();

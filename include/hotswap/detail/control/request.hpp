@@ -22,20 +22,25 @@ namespace hotswap::detail {
 /// A request, its fields checked: those its command does not take are empty.
 struct operator_request {
   std::string command;
-  std::string release;         ///< plan, dry-run, upgrade, downgrade: a release manifest's path
-  std::string file;            ///< load: a module file's path
-  std::string module;          ///< purge: a module's name
-  std::string directory;       ///< watch: a directory of module files
-  std::string server;          ///< state, stats, log, trace: a server's registered name or id
-  std::uint64_t count = 0;     ///< trace: how many messages
-  bool force = false;          ///< purge: stop the servers still using the old version
-  std::optional<bool> timing;  ///< stats: the timing of handlers switched on or off
-  std::optional<bool> enable;  ///< log: the server's log switched on or off
+  std::string release;          ///< plan, dry-run, upgrade, downgrade: a release manifest's path
+  std::string file;             ///< load: a module file's path
+  std::string module;           ///< purge: a module's name
+  std::string directory;        ///< watch: a directory of module files
+  std::string server;           ///< state, stats, log, trace: a server's registered name or id
+  std::uint64_t count = 0;      ///< trace: how many messages
+  bool force = false;           ///< purge: stop the servers still using the old version
+  std::optional<bool> timing;   ///< stats: the timing of handlers switched on or off
+  std::optional<bool> enable;   ///< log: the server's log switched on or off
+  std::optional<double> grace;  ///< upgrade, downgrade: the grace period, in seconds
 };
 
-/// A field a command takes: a string, a count (1 to 1,000,000) or a boolean.
+/// The longest grace period a request may ask for, in seconds: a year.
+inline constexpr double longest_grace = 365.0 * 24 * 3600;
+
+/// A field a command takes: a string, a count (1 to 1,000,000), a boolean, or seconds (0 to a
+/// year, with a fraction).
 struct operator_field {
-  enum kind_type { text, count, flag } kind;
+  enum kind_type { text, count, flag, seconds } kind;
   std::string_view name;
   bool required;
   std::string_view help;
@@ -57,6 +62,10 @@ inline const std::vector<operator_command>& operator_commands() {
   using field = operator_field;
   const field release{field::text, "release", true, "the release's manifest file (NAME-VSN.release.json)"};
   const field server{field::text, "server", true, "a server's registered name, or its id"};
+  const field grace{field::seconds, "grace", false,
+                    "the grace period: until make-permanent, or for this long, a server of the release whose handler "
+                    "throws goes back to its version before with its state, and the release rolls back (0: none; "
+                    "default: the program's, control_options::grace_period)"};
   static const std::vector<operator_command> commands{
       {"status",
        {},
@@ -113,13 +122,15 @@ inline const std::vector<operator_command>& operator_commands() {
        "Runs every migration on a copy of each server's state, measures each, and discards them; reports "
        "the expected pause."},
       {"upgrade",
-       {release},
+       {release, grace},
        "the release installed: a line per step as it happens, then the report",
        "Loads the release's modules, suspends every affected server at once, changes their code, resumes "
        "them and purges the old versions, as one transaction: if any step fails, every server goes back "
-       "to its old code with its old state. The release then runs in its grace period until make-permanent."},
+       "to its old code with its old state. The release then runs in its grace period (--grace) until "
+       "make-permanent: a server whose handler throws goes back to its old code with its state, and the release "
+       "rolls back by itself."},
       {"downgrade",
-       {release},
+       {release, grace},
        "an older release installed, each server's state migrated down",
        "As upgrade, to a release whose modules are older: each server's state is migrated down. Refused "
        "if any module would go up."},
@@ -209,6 +220,11 @@ inline result<operator_request> decode_request(std::string_view line) {
         if (!value.is_number_unsigned() || value.get<std::uint64_t>() < 1 || value.get<std::uint64_t>() > 1'000'000)
           return error{errc::bad_request, "\"" + key + "\" must be a whole number from 1 to 1000000"};
         request.count = value.get<std::uint64_t>();
+        break;
+      case operator_field::seconds:
+        if (!value.is_number() || !(value.get<double>() >= 0 && value.get<double>() <= longest_grace))
+          return error{errc::bad_request, "\"" + key + "\" must be a number of seconds from 0 to 31536000"};
+        request.grace = value.get<double>();
         break;
       case operator_field::text:
         if (!value.is_string() || value.get_ref<const std::string&>().empty())

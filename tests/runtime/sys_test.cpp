@@ -293,7 +293,7 @@ TEST_CASE("get_state and replace_state check the state's type; a throwing change
   const auto wrong = sys::get_state<v2::Count>(counter);
   REQUIRE_FALSE(wrong);
   CHECK(wrong.error().code == hotswap::errc::wrong_state_type);
-  CHECK(wrong.error().what == "the state is a testing::v1::Count");
+  CHECK(wrong.error().what == "the state is a Count@1");
   REQUIRE(sys::replace_state<v1::Count>(counter, [](v1::Count& s) { s.count = 10; }));
   const auto thrown = sys::replace_state<v1::Count>(counter, [](v1::Count& s) {
     s.count = 99;

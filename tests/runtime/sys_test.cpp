@@ -437,6 +437,10 @@ struct SinkV2 {
 template <hotswap::listed_in<load::TallySchema> T>
 struct hotswap::schema_of<T> : load::TallySchema {};
 template <>
+struct hotswap::step<load::v1::Tally, load::v2::Tally> {
+  static constexpr auto rules = hotswap::rules{hotswap::added<"handled_by_v2">};  // Tally holds a vector
+};
+template <>
 struct hotswap::step<load::v2::Tally, load::v1::Tally> {
   static constexpr auto rules = hotswap::rules{hotswap::removed<"handled_by_v2">};
 };

@@ -44,6 +44,12 @@ struct hotswap::step<v1::Account, v2::Account> {
           [](const v1::Account&, const Stages& stages, const std::string& key) { return stages.at(key); }),
   };
 };
+// v2 -> v3 adds `active`, which takes its default member initializer. Declared: Account holds a
+// string, and hotswap reads default member initializers at compile time only in structs of numbers.
+template <>
+struct hotswap::step<v2::Account, v3::Account> {
+  static constexpr auto rules = hotswap::rules{hotswap::added<"active">};
+};
 
 // Print as Elixir's inspect does (opt in per schema).
 template <>

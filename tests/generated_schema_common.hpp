@@ -28,6 +28,12 @@ using InnerSchema = hotswap::schema<"Inner", hotswap::version<1, v1::Inner>, hot
 template <hotswap::listed_in<gen::InnerSchema> T>
 struct hotswap::schema_of<T> : gen::InnerSchema {};
 
+// Inner holds a string, so its added number is declared (its default member initializer is
+// taken all the same).
+template <>
+struct hotswap::step<gen::v1::Inner, gen::v2::Inner> {
+  static constexpr auto rules = hotswap::rules{hotswap::added<"y">};
+};
 template <>
 struct hotswap::step<gen::v2::Inner, gen::v1::Inner> {
   static constexpr auto rules = hotswap::rules{hotswap::removed<"y">};

@@ -2,12 +2,14 @@
 #include <map>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 
 #include "anemone/account.hpp"
+#include "anemone/servers.hpp"
 
 using namespace anemone;
 
@@ -17,6 +19,17 @@ TEST_CASE("accounts print as the article prints them") {
   CHECK(fmt::format("{}", v3::Account{"Alice", 3, 1, true}) ==
         "%Account{name: \"Alice\", score: 3, stage: 1, active: true}");
   CHECK(hotswap::inspect(v1::Account{"Bob", -6}) == "%Account{name: \"Bob\", score: -6}");
+}
+
+// What `hotswapctl status`, `state` and `tree` show of a server's state, and get_state's refusal
+// says: the type as hotswap describes it, the same on g++ and clang, not libstdc++'s spelling.
+TEST_CASE("a server's state type is named as hotswap describes it") {
+  CHECK(hotswap::table_of<AccountManagerV3>.state_type == "map<string,Account@3>");
+  CHECK(hotswap::table_of<AccountManagerV2>.state_type == "map<string,Account@2>");
+  CHECK(hotswap::table_of<InspectorV2>.state_type == "anemone::InspectorState");  // no description: as written
+  CHECK(hotswap::detail::readable_name<std::vector<std::optional<v1::Account>>> == "vector<optional<Account@1>>");
+  CHECK(hotswap::detail::readable_name<std::pair<std::string, std::vector<std::string>>> ==
+        "std::pair<std::string, std::vector<std::string>>");
 }
 
 TEST_CASE("strings are quoted and escaped") {

@@ -237,7 +237,8 @@ template <hotswap::listed_in<RecordSchema> T>
 struct hotswap::schema_of<T> : RecordSchema {};
 template <>
 struct hotswap::step<wide::v1::Record, wide::v2::Record> {
-  static constexpr auto rules = hotswap::rules{hotswap::renamed<"f07", "g07">, hotswap::removed<"f59">};
+  static constexpr auto rules =
+      hotswap::rules{hotswap::renamed<"f07", "g07">, hotswap::removed<"f59">, hotswap::added<"h60">};
 };
 
 static_assert(hotswap::field_count<wide::v1::Record> == 60);

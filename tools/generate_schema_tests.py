@@ -4,10 +4,13 @@
     generate_schema_tests.py OUTPUT_DIR [FILES=4]
 
 For every struct size N from 1 to 8 and every position, one case per kind of change: a field
-added, removed, renamed, widened, converted or moved elsewhere (reordered). The fields around it
-have mixed types: scalars, strings, optionals, vectors, maps, and vectors, maps, optionals and
-arrays of a nested schema whose own version changes too (so every case also migrates nested
-values). Each case migrates a value up (v1 -> v2) and down (v2 -> v1) and checks every field of
+added (with a default member initializer, or a number without one), removed, renamed, widened,
+converted or moved elsewhere (reordered). The fields around it have mixed types: scalars,
+strings, optionals, vectors, maps, and vectors, maps, optionals and arrays of a nested schema
+whose own version changes too (so every case also migrates nested values); a third of the added
+fields go into structs of numbers only. An added number must be declared hotswap::added where the
+struct holds a string or a container, and where it has no default member initializer; the same
+verdict on g++ and clang (both compile these tests). Each case migrates a value up (v1 -> v2) and down (v2 -> v1) and checks every field of
 the result at run time; `hotswap::migrates` must say yes to both directions, and no to a twin
 pair of structs that lacks the declaration the change needs. The build runs this script (CMake
 tests/CMakeLists.txt), so the cases are never stale; the output is deterministic.
@@ -89,6 +92,8 @@ TYPES = [
            lambda e, v, k: f"std::array<gen::v{v}::Inner, 2>{{{e(k)}, {e(k + 2)}}}"),
 ]
 BY_KEY = {t.key: t for t in TYPES}
+SCALAR_TYPES = [t for t in TYPES if t.key in ("int", "double", "bool", "uint8")]
+NUMBER_TYPES = SCALAR_TYPES + [BY_KEY["optional_int"]]
 
 # Widenings hotswap applies by itself, each with the narrowing a downgrade declares.
 WIDENINGS = [
@@ -124,7 +129,19 @@ CONVERSIONS = [
 ]
 CONVERTED_BACK = {"vector_of_int": lambda k: "std::vector<int>{7, 7}"}
 
-KINDS = ["add", "remove", "rename", "widen", "convert", "reorder"]
+KINDS = ["add", "add_bare", "remove", "rename", "widen", "convert", "reorder"]
+
+# Field types every compiler builds in a constant expression (numbers, enums, std::optional and
+# std::array of those): in a struct of only these, hotswap reads an added number's default member
+# initializer at compile time. In any other struct (a string, a container, the nested schema,
+# which holds a string) an added number, bool, char or enum must be declared.
+BUILT_AT_COMPILE_TIME = {"int", "double", "bool", "uint8", "optional_int", "long", "uint32", "size"}
+SCALARS = {"int", "double", "bool", "uint8", "long", "uint32", "size"}
+
+
+def needs_added_rule(field, fields):
+    """Whether adding `field` to a struct of `fields` must be declared hotswap::added."""
+    return field.type.key in SCALARS and any(f.type.key not in BUILT_AT_COMPILE_TIME for f in fields)
 
 
 class Field:
@@ -134,7 +151,10 @@ class Field:
 
 def make_case(number, size, kind, position):
     """The two structs of one case, the rules each direction needs, and the checks."""
-    base = [Field(f"f{i}", TYPES[(number * 5 + i * 3 + size) % len(TYPES)], number * 10 + i) for i in range(size)]
+    # A third of the added fields go into structs of numbers only, whose defaults hotswap reads.
+    numbers_only = kind in ("add", "add_bare") and (number + position) % 3 == 0
+    pool = NUMBER_TYPES if numbers_only else TYPES
+    base = [Field(f"f{i}", pool[(number * 5 + i * 3 + size) % len(pool)], number * 10 + i) for i in range(size)]
     v1 = list(base)
     v2 = list(base)
     up, down = [], []             # rules of step<v1, v2> and step<v2, v1>
@@ -143,17 +163,33 @@ def make_case(number, size, kind, position):
     new_types = {}                # field name -> its type in v2 when it changed
     title = ""
     if kind == "add":
-        added = Field("added", TYPES[(number * 7 + position) % len(TYPES)], number * 10 + 9)
+        added = Field("added", pool[(number * 7 + position) % len(pool)], number * 10 + 9)
         v2 = base[:position] + [added] + base[position:]
         down.append('hotswap::removed<"added">')
         needs.append("down")
+        if needs_added_rule(added, v2):
+            up.append('hotswap::added<"added">')
+            needs.append("up")
         up_expect["added"] = added.type.default(2)
         title = f"add {added.type.key} at {position} of {size}"
+    elif kind == "add_bare":  # a number without a default member initializer: declared, value-initialized
+        scalar = SCALAR_TYPES[(number + position) % len(SCALAR_TYPES)]
+        bare = FieldType(scalar.key, scalar.v1, "", scalar.sample)
+        added = Field("added", bare, number * 10 + 9)
+        v2 = base[:position] + [added] + base[position:]
+        up.append('hotswap::added<"added">')
+        down.append('hotswap::removed<"added">')
+        needs.extend(["up", "down"])
+        up_expect["added"] = f"{bare.v1}{{}}"
+        title = f"add {bare.key} without a default at {position} of {size}"
     elif kind == "remove":
         gone = base[position]
         v2 = base[:position] + base[position + 1:]
         up.append(f'hotswap::removed<"{gone.name}">')
         needs.append("up")
+        if needs_added_rule(gone, v1):  # the downgrade adds it back
+            down.append(f'hotswap::added<"{gone.name}">')
+            needs.append("down")
         down_expect[gone.name] = gone.type.default(1)
         title = f"remove {gone.type.key} at {position} of {size}"
     elif kind == "rename":
@@ -262,7 +298,7 @@ def main():
     cases = []
     for size in range(1, 9):
         for kind in KINDS:
-            positions = range(size + 1) if kind == "add" else range(size if not (kind == "reorder" and size == 1) else 0)
+            positions = range(size + 1) if kind in ("add", "add_bare") else range(size if not (kind == "reorder" and size == 1) else 0)
             for position in positions:
                 cases.append(make_case(len(cases), size, kind, position))
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -63,6 +63,13 @@ struct hotswap::step<anemone::v1::Account, anemone::v2::Account> {
   };
 };
 
+// v2 -> v3 adds `active`, which takes its default member initializer (true). Account holds a
+// string, so hotswap cannot read that initializer at compile time: the step declares it.
+template <>
+struct hotswap::step<anemone::v2::Account, anemone::v3::Account> {
+  static constexpr auto rules = hotswap::rules{hotswap::added<"active">};
+};
+
 // Downgrades drop what the upgrades added; the loss is declared.
 template <>
 struct hotswap::step<anemone::v2::Account, anemone::v1::Account> {

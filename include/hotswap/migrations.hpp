@@ -1,9 +1,11 @@
 // Migrations between the versions of a schema, generated field by field at compile time.
 //
 // Fields are matched by name. A kept field is moved; an added field takes the new struct's
-// default member initializer; a field whose type is a schema version, or a standard container
-// or optional of one, migrates recursively; widening conversions apply by themselves. What
-// cannot be inferred is declared once per step:
+// default member initializer (an added number, bool, char or enum must have one, checked at
+// compile time, or be declared `hotswap::added<"field">` where the struct holds a string or a
+// container, whose default member initializers cannot be read there); a field whose type is a
+// schema version, or a standard container or optional of one, migrates recursively; widening
+// conversions apply by themselves. What cannot be inferred is declared once per step:
 //
 //     template <>
 //     struct hotswap::step<v1::Account, v2::Account> {
@@ -76,6 +78,17 @@ template <detail::fixed_string Field, class Function>
 constexpr init_rule<Field, Function> init(Function function) {
   return {function};
 }
+
+/// Declares that field `Field`, added in this step, takes its default member initializer (or is
+/// value-initialized without one). A number, bool, char or enum field added to a struct that
+/// holds a string or a container needs it (or init): hotswap cannot read that struct's default
+/// member initializers at compile time.
+template <detail::fixed_string Field>
+struct added_rule {
+  static constexpr detail::rule_entry entry{detail::rule_kind::added, Field.view(), {}};
+};
+template <detail::fixed_string Field>
+inline constexpr added_rule<Field> added{};
 
 /// The declarations of one step.
 template <class... Rules>

@@ -1,6 +1,5 @@
 // Sending a message the server's interface does not declare.
-// expect: message_is_not_in_the_interface<
-// expect: Reset>
+// expect: message_is_not_in_the_interface<hotswap::errors::interface_named<'C', 'o', 'u', 'n', 't', 'e', 'r'>, Reset>
 // expect: add hotswap::call_msg<Message, Reply>, cast_msg<Message> or info_msg<Message> to the interface
 #include <hotswap/hotswap.hpp>
 

@@ -1,6 +1,5 @@
 // Casting a message the interface declares as a call.
-// expect: message_sent_the_wrong_way<
-// expect: Get, hotswap::call_msg<Get, int>
+// expect: message_sent_the_wrong_way<hotswap::errors::interface_named<'C', 'o', 'u', 'n', 't', 'e', 'r'>, Get, hotswap::call_msg<Get, int>
 // expect: send a call_msg with hotswap::call
 #include <hotswap/hotswap.hpp>
 

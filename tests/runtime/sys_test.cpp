@@ -293,7 +293,7 @@ TEST_CASE("get_state and replace_state check the state's type; a throwing change
   const auto wrong = sys::get_state<v2::Count>(counter);
   REQUIRE_FALSE(wrong);
   CHECK(wrong.error().code == hotswap::errc::wrong_state_type);
-  CHECK(wrong.error().what == "the state is a testing::v1::Count");
+  CHECK(wrong.error().what == "the state is a Count@1");
   REQUIRE(sys::replace_state<v1::Count>(counter, [](v1::Count& s) { s.count = 10; }));
   const auto thrown = sys::replace_state<v1::Count>(counter, [](v1::Count& s) {
     s.count = 99;
@@ -436,6 +436,10 @@ struct SinkV2 {
 
 template <hotswap::listed_in<load::TallySchema> T>
 struct hotswap::schema_of<T> : load::TallySchema {};
+template <>
+struct hotswap::step<load::v1::Tally, load::v2::Tally> {
+  static constexpr auto rules = hotswap::rules{hotswap::added<"handled_by_v2">};  // Tally holds a vector
+};
 template <>
 struct hotswap::step<load::v2::Tally, load::v1::Tally> {
   static constexpr auto rules = hotswap::rules{hotswap::removed<"handled_by_v2">};

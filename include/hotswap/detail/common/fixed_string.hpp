@@ -30,6 +30,8 @@ template <char... Letters>
 struct schema_named {};
 template <char... Letters>
 struct field_named {};
+template <char... Letters>
+struct interface_named {};
 }  // namespace hotswap::errors
 
 namespace hotswap::detail {

@@ -25,17 +25,32 @@ namespace hotswap::detail {
 template <class From, class To, class Context>
 constexpr auto check_migration();
 
+/// Whether a rule names fields that exist where it says.
+template <class From, class To>
+constexpr bool names_known_fields(rule_entry rule) {
+  using Rules = step_rules<From, To>;
+  switch (rule.kind) {
+    case rule_kind::removed:
+      return field_index<From>(rule.field) < field_count<From>;
+    case rule_kind::renamed:
+      return field_index<From>(rule.field) < field_count<From> && field_index<To>(rule.renamed_to) < field_count<To>;
+    case rule_kind::convert:
+      return field_index<To>(rule.field) < field_count<To> &&
+             field_index<From>(Rules::old_name(rule.field)) < field_count<From>;
+    case rule_kind::init:
+      return field_index<To>(rule.field) < field_count<To>;
+    case rule_kind::added:  // a field of the newer struct that the older lacks
+      return field_index<To>(rule.field) < field_count<To> &&
+             step_plan<From, To>[field_index<To>(rule.field)].kind == source_kind::added;
+  }
+  return false;
+}
+
 template <class From, class To, std::size_t I>
 constexpr auto check_rule() {
   using Rules = step_rules<From, To>;
   constexpr rule_entry rule = Rules::own[I];
-  constexpr bool old_side = rule.kind == rule_kind::removed || rule.kind == rule_kind::renamed;
-  constexpr bool known =
-      (old_side ? field_index<From>(rule.field) < field_count<From> : field_index<To>(rule.field) < field_count<To>)&&(
-          rule.kind != rule_kind::renamed ||
-          field_index<To>(rule.renamed_to) < field_count<To>)&&(rule.kind != rule_kind::convert ||
-                                                                field_index<From>(Rules::old_name(rule.field)) <
-                                                                    field_count<From>);
+  constexpr bool known = names_known_fields<From, To>(rule);
   if constexpr (known)
     return verdict<no_error>{};
   else
@@ -95,9 +110,16 @@ constexpr auto check_field() {
           schema_name_arg<To>, version_number<From>, version_number<To>, field_name_arg<To, New>, Old, Field>>{};
     else
       return check_migration<Old, Field, Context>();
-  } else if constexpr (lacks_default<To, New>()) {
+  } else if constexpr (step_rules<From, To>::has(rule_kind::added, field_names<To>[New])) {
+    return verdict<no_error>{};
+  } else if constexpr (default_of<To, New>() == added_default::missing) {
     return verdict<errors::added_field_has_no_default<schema_name_arg<To>, version_number<From>, version_number<To>,
                                                       field_name_arg<To, New>>>{};
+  } else if constexpr (default_of<To, New>() == added_default::unknown) {
+    constexpr std::size_t held = first_field_not_built<To>();
+    return verdict < errors::added_field_must_be_declared<schema_name_arg<To>, version_number<From>, version_number<To>,
+                                                          field_name_arg<To, New>,
+                                                          field_name_arg<To, held<field_count<To> ? held : New>>>{};
   } else {
     return verdict<no_error>{};
   }

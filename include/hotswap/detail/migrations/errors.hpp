@@ -23,16 +23,27 @@ struct field_type_changed_without_converter {
 template <class Schema, int From, int To, class Field>
 struct added_field_has_no_default {
   static_assert(reported<added_field_has_no_default>,
-                "hotswap: a field added in this step has no default member initializer; give it one "
-                "(`int stage = 0;`) or declare hotswap::init<\"field\">(fn) in the rules of "
-                "hotswap::step<From, To>");
+                "hotswap: a number, bool, char or enum field added in this step has no default member "
+                "initializer; give it one (`int stage = 0;`), or declare hotswap::added<\"field\"> (it is then "
+                "zero) or hotswap::init<\"field\">(fn) in the rules of hotswap::step<From, To>");
+};
+template <class Schema, int From, int To, class Field, class HeldField>
+struct added_field_must_be_declared {
+  static_assert(reported<added_field_must_be_declared>,
+                "hotswap: a number, bool, char or enum field added in this step must be declared: declare "
+                "hotswap::added<\"field\"> (it takes its default member initializer, zero without one) or "
+                "hotswap::init<\"field\">(fn) in the rules of hotswap::step<From, To>. hotswap reads a default "
+                "member initializer at compile time only in a struct whose fields are all numbers, enums, "
+                "std::array and std::optional of those or schema versions of those, which every compiler can "
+                "build in a constant expression; HeldField holds another type (a string, a container...)");
 };
 template <class Schema, int From, int To, class Field>
 struct rule_names_an_unknown_field {
   static_assert(reported<rule_names_an_unknown_field>,
                 "hotswap: a rule of this step names a field that does not exist: removed and renamed name a "
                 "field of the older struct, renamed's second name and init and convert a field of the newer "
-                "(and convert one the older struct has too, under its old name)");
+                "(and convert one the older struct has too, under its old name), added a field of the newer "
+                "struct that the older lacks");
 };
 template <class Function, class Value, class Extra, class Key>
 struct declared_function_does_not_fit {

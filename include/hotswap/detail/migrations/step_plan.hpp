@@ -21,12 +21,12 @@ struct step;  // the customization point, hotswap/migrations.hpp
 
 namespace hotswap::detail {
 
-enum class rule_kind { removed, renamed, convert, init };
+enum class rule_kind { removed, renamed, convert, init, added };
 
 /// One declaration of a step, as the plan reads it.
 struct rule_entry {
   rule_kind kind;
-  std::string_view field;       // the old field (removed, renamed) or the new one (convert, init)
+  std::string_view field;       // the old field (removed, renamed) or the new one (convert, init, added)
   std::string_view renamed_to;  // renamed only
 };
 
@@ -137,10 +137,37 @@ constexpr bool adds_before_the_end() {
   return false;
 }
 
-// Whether an added scalar field has a default member initializer. Reading it after default
-// initialization is a constant expression exactly when it has one; this can only be asked of
-// structs that can be built in a constant expression (clang 14 cannot build a std::string
-// there), and of the others hotswap value-initializes the field.
+/// Whether g++ and clang can both build T in a constant expression, judged by its field types
+/// alone, never by trying: trying gives each compiler's own verdict (clang 14 cannot build
+/// libstdc++'s std::string there, g++ 12 can; neither can build a std::map). Numbers, enums,
+/// std::array and std::optional of those, and schema versions made of those.
+template <class T>
+constexpr bool built_at_compile_time() {
+  constexpr field_kind kind = field_kind_of<T>;
+  if constexpr (kind == field_kind::version) return []<std::size_t... I>(std::index_sequence<I...>) {
+      return (built_at_compile_time<field_type<T, I>>() && ...);
+    }
+  (std::make_index_sequence<field_count<T>>{});
+  else if constexpr (kind == field_kind::optional ||
+                     kind == field_kind::fixed_array) return built_at_compile_time<typename T::value_type>();
+  else return kind == field_kind::boolean || kind == field_kind::character || kind == field_kind::integer ||
+      kind == field_kind::floating || kind == field_kind::enumeration;
+}
+
+/// The first field of T that keeps it from being built at compile time (field_count<T> if none).
+template <class T>
+constexpr std::size_t first_field_not_built() {
+  return []<std::size_t... I>(std::index_sequence<I...>) {
+    constexpr bool built[] = {built_at_compile_time<field_type<T, I>>()..., false};
+    std::size_t i = 0;
+    while (i < sizeof...(I) && built[i]) ++i;
+    return i;
+  }
+  (std::make_index_sequence<field_count<T>>{});
+}
+
+// Reading a field after default initialization is a constant expression exactly when it has a
+// default member initializer.
 template <class T, std::size_t J>
 constexpr bool read_default_member() {
   T value;
@@ -152,18 +179,27 @@ constexpr bool build_default() {
   T value;
   return (void)value, true;
 }
+
+/// What the check knows of an added field's default member initializer.
+enum class added_default { given, missing, unknown };
+
+/// Only a number, bool, char or enum needs one: the other types' value-initialization is their
+/// empty value. It is read only where built_at_compile_time says both compilers can, so that the
+/// same source gets the same verdict on both; elsewhere it is unknown, and the step declares it.
 template <class T, std::size_t J>
-constexpr bool lacks_default() {
+constexpr added_default default_of() {
   if constexpr (!std::is_scalar_v<field_type<T, J>>)
-    return false;
+    return added_default::given;
+  else if constexpr (!built_at_compile_time<T>())
+    return added_default::unknown;
   else if constexpr (std::is_trivially_default_constructible_v<T>)
-    return true;
-  else if constexpr (requires { typename std::bool_constant<build_default<T>()>; })
-    return !requires {
-      typename std::bool_constant<read_default_member<T, J>()>;
-    };
+    return added_default::missing;  // no field has a default member initializer
+  else if constexpr (!requires { typename std::bool_constant<build_default<T>()>; })
+    return added_default::unknown;  // a default member initializer that is no constant expression
+  else if constexpr (requires { typename std::bool_constant<read_default_member<T, J>()>; })
+    return added_default::given;
   else
-    return false;
+    return added_default::missing;
 }
 
 /// How a declared function is called: `(old, extra, key)` inside a map when it takes that,

@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "../common/sinks.hpp"
+#include "../common/type_name.hpp"
 #include "../common/verdict.hpp"
 #include "../reflect/fields.hpp"
 #include "field_kinds.hpp"
@@ -164,5 +165,89 @@ struct type_description_of {
 template <class T>
 inline constexpr std::string_view description{type_description_of<T>::chars.data(),
                                               type_description_of<T>::chars.size()};
+
+// ---- names for people: a server's state in status, state and tree, and in refusals ----
+
+template <class T, class Sink>
+constexpr void put_short_name(Sink& sink);
+
+template <class Sink, class... Held>
+constexpr void put_short_names(Sink& sink, std::string_view template_name, type_list<Held...>) {
+  sink.put(template_name);
+  sink.put("<");
+  std::size_t i = 0;
+  ((sink.put(i++ == 0 ? "" : ","), put_short_name<Held>(sink)), ...);
+  sink.put(">");
+}
+
+/// The canonical description with each schema version as `Name@vsn` only (`map<string,Account@3>`).
+template <class T, class Sink>
+constexpr void put_short_name(Sink& sink) {
+  constexpr field_kind kind = field_kind_of<T>;
+  if constexpr (kind == field_kind::version && !named_type<T>) {
+    sink.put(schema_of<T>::name);
+    sink.put("@");
+    put_number(sink, static_cast<std::size_t>(schema_of<T>::template vsn_of<T>));
+  } else if constexpr (kind == field_kind::optional) {
+    put_short_names(sink, "optional", held_types<T>{});
+  } else if constexpr (kind == field_kind::sequence) {
+    put_short_names(sink, "vector", held_types<T>{});
+  } else if constexpr (kind == field_kind::ordered_map) {
+    put_short_names(sink, "map", held_types<T>{});
+  } else if constexpr (kind == field_kind::hashed_map) {
+    put_short_names(sink, "unordered_map", held_types<T>{});
+  } else if constexpr (kind == field_kind::fixed_array) {
+    put_short_names(sink, "array", held_types<T>{});
+    sink.put("[");
+    put_number(sink, std::tuple_size_v<T>);
+    sink.put("]");
+  } else {
+    static_cast<void>(describe_type<T>(sink));  // a scalar, a string or a named type
+  }
+}
+
+/// This compiler's spelling without libstdc++'s inner names, and with `>>` as clang writes it:
+/// `std::pair<std::string, int>` on g++ and clang alike.
+template <class Sink>
+constexpr void put_spelling(Sink& sink, std::string_view text) {
+  constexpr std::string_view strings[] = {"std::__cxx11::basic_string<char>", "std::basic_string<char>"};
+  constexpr std::string_view inner = "std::__cxx11::";
+  for (std::size_t i = 0; i < text.size();) {
+    std::size_t skipped = 0;
+    for (const std::string_view string : strings)
+      if (text.substr(i).starts_with(string)) sink.put("std::string"), skipped = string.size();
+    if (skipped == 0 && text.substr(i).starts_with(inner)) sink.put("std::"), skipped = inner.size();
+    if (skipped == 0 && !text.substr(i).starts_with(" >")) sink.put(text.substr(i, 1));
+    i += skipped == 0 ? 1 : skipped;
+  }
+}
+
+template <class T, class Sink>
+constexpr void put_readable_name(Sink& sink) {
+  if constexpr (describable<T>())
+    put_short_name<T>(sink);
+  else
+    put_spelling(sink, type_spelling<T>());
+}
+
+template <class T>
+constexpr auto make_readable_name() {
+  constexpr std::size_t size = [] {
+    length_sink counter;
+    put_readable_name<T>(counter);
+    return counter.size;
+  }();
+  chars_sink<size> text;
+  put_readable_name<T>(text);
+  return text.chars;
+}
+template <class T>
+inline constexpr auto readable_name_chars = make_readable_name<T>();
+
+/// `T` as views name it: its canonical description with versions as `Name@vsn`
+/// (`map<string,Account@3>`), the same on every compiler; a type without one as this compiler
+/// spells it, libstdc++'s inner names taken out (`std::pair<std::string, int>`).
+template <class T>
+inline constexpr std::string_view readable_name{readable_name_chars<T>.data(), readable_name_chars<T>.size()};
 
 }  // namespace hotswap::detail

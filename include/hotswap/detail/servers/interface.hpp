@@ -22,6 +22,8 @@ namespace hotswap {
 template <detail::fixed_string Name, class... Kinds>
 struct interface;  // hotswap/servers.hpp
 
+// The errors name the interface as errors::interface_named<'C', 'o', ...>: clang prints the
+// interface's own name argument as character codes.
 namespace errors {
 template <class Interface, class Message>
 struct message_is_not_in_the_interface {
@@ -94,10 +96,21 @@ constexpr std::size_t index_in() {
   return i;
 }
 
+/// An interface's name as errors spell it (read from its arguments: also while it is defined).
+template <class Interface>
+struct interface_name_of;
+template <fixed_string Name, class... Kinds>
+struct interface_name_of<interface<Name, Kinds...>> {
+  using type = spelled<errors::interface_named, Name>;
+};
+template <class Interface>
+using interface_name = typename interface_name_of<Interface>::type;
+
 template <class Interface, class... Kinds, std::size_t... I>
 constexpr auto check_interface(std::index_sequence<I...>) {
-  return first_of<verdict<std::conditional_t<index_in<typename Kinds::message, Kinds...>() == I, no_error,
-                                             errors::message_listed_twice<Interface, typename Kinds::message>>>...>{};
+  return first_of<verdict<
+      std::conditional_t<index_in<typename Kinds::message, Kinds...>() == I, no_error,
+                         errors::message_listed_twice<interface_name<Interface>, typename Kinds::message>>>...>{};
 }
 
 template <class T>
@@ -111,11 +124,11 @@ constexpr auto check_sent() {
   using M = std::remove_cvref_t<Message>;
   constexpr auto index = Interface::template index_of<M>;
   if constexpr (index == Interface::size) {
-    return verdict<errors::message_is_not_in_the_interface<Interface, M>>{};
+    return verdict<errors::message_is_not_in_the_interface<interface_name<Interface>, M>>{};
   } else {
     using declared = typename Interface::template kind_at<index>;
     if constexpr (declared::kind != Kind)
-      return verdict<errors::message_sent_the_wrong_way<Interface, M, declared>>{};
+      return verdict<errors::message_sent_the_wrong_way<interface_name<Interface>, M, declared>>{};
     else
       return verdict<no_error>{};
   }

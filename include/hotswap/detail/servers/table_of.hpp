@@ -21,6 +21,7 @@
 #include "../common/type_name.hpp"
 #include "../migrations/apply.hpp"
 #include "../runtime/reply_slot.hpp"
+#include "../schemas/describe.hpp"
 #include "../schemas/field_kinds.hpp"
 #include "../schemas/inspect.hpp"
 #include "../schemas/state_size.hpp"
@@ -271,7 +272,7 @@ constexpr implementation_table make_table() {
           type_spelling<Implementation>(),
           Implementation::vsn,
           value_fingerprint<S>,
-          type_spelling<S>(),
+          readable_name<S>,  // what status, state and tree show: the same on every compiler
           interface::size,
           parts::handlers.data(),
           parts::discards.data(),

@@ -46,6 +46,7 @@
 #include "result.hpp"
 #include "schemas.hpp"
 #include "servers.hpp"
+#include "supervisors.hpp"
 #include "sys.hpp"
 
 // -- making a module --
@@ -174,6 +175,42 @@ requires detail::is_interface<Interface> result<server_ref<Interface>> start(con
   if (!leased) return leased.error();
   return detail::start_as<Interface>(*leased->table, nullptr, options.name, options.own_thread,
                                      std::move(leased->lease), &detail::bind_lease<module_version>);
+}
+
+/// A supervisor's child running a module's code (OTP's child spec of a worker whose module
+/// releases upgrade): each start, the first and every restart, takes the version of `module`
+/// current in `code` then, so a child restarted after an upgrade runs the new code. Its start
+/// fails, as an init that throws does, while the module is not loaded. `code` (a code server)
+/// must outlive the supervisor.
+template <class Interface, class CodeServer>
+requires detail::is_interface<Interface> child_spec module_child(std::string id, CodeServer& code, std::string module,
+                                                                 start_options options = {},
+                                                                 restart restart_type = restart::permanent) {
+  return {std::move(id),
+          [&code, module = std::move(module), options]() -> result<any_server> {
+            const module_ptr current = code.current(module);
+            if (!current) return error{errc::no_module, "module " + module + " is not loaded"};
+            auto started = start<Interface>(current, options);
+            if (!started) return started.error();
+            return any_server(std::move(*started));
+          },
+          restart_type};
+}
+
+/// The same, passing `argument` (kept in the spec) to its init at each start.
+template <class Interface, class CodeServer, class Argument>
+requires(detail::is_interface<Interface> && !std::is_same_v<Argument, start_options>) child_spec
+    module_child(std::string id, CodeServer& code, std::string module, Argument argument, start_options options = {},
+                 restart restart_type = restart::permanent) {
+  return {std::move(id),
+          [&code, module = std::move(module), argument = std::move(argument), options]() -> result<any_server> {
+            const module_ptr current = code.current(module);
+            if (!current) return error{errc::no_module, "module " + module + " is not loaded"};
+            auto started = start<Interface>(current, argument, options);
+            if (!started) return started.error();
+            return any_server(std::move(*started));
+          },
+          restart_type};
 }
 
 namespace sys {

@@ -117,6 +117,31 @@ TEST_CASE("a server started from a module behaves as one built in") {
   CHECK(v1->servers().empty());
 }
 
+TEST_CASE("a supervisor's module_child starts the module's current version, each restart the one current then") {
+  const scratch files;
+  hotswap::code_server code;
+  auto sup = hotswap::start_supervisor({.intensity = 5},
+                                       {hotswap::module_child<Counter>("counter", code, "counter", {.name = "mc"})});
+  REQUIRE_FALSE(sup);  // the module is not loaded yet
+  CHECK(sup.error().what == "child counter did not start: module counter is not loaded");
+  const auto v1 = code.load<Counter>(files.stage("counter_v1", "counter_v1.so")).value();
+  auto root = hotswap::start_supervisor({.intensity = 5},
+                                        {hotswap::module_child<Counter>("counter", code, "counter", {.name = "mc"})})
+                  .value();
+  const auto first = hotswap::whereis<Counter>("mc").value();
+  CHECK(hotswap::sys::get_status(first).value().implementation == "testing::CounterV1");
+  const auto v2 = code.load<Counter>(files.stage("counter_v2", "counter_v2.so")).value();
+  hotswap::send(first, testing::Crash{});
+  hotswap::server_ref<Counter> second;
+  REQUIRE(eventually([&] {
+    const auto now = hotswap::whereis<Counter>("mc");
+    return now && now->id() != first.id() && (second = *now, true);
+  }));
+  CHECK(hotswap::sys::get_status(second).value().implementation == "testing::CounterV2");
+  REQUIRE(hotswap::stop(root));
+  CHECK(code.purge("counter").has_value());  // nothing runs vsn 1 any more
+}
+
 TEST_CASE("init's argument is checked against the module's init") {
   const scratch files;
   hotswap::code_server code;

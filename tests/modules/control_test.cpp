@@ -369,6 +369,61 @@ TEST_CASE("tree, state, stats and top look at the servers, each named by its reg
   shop.check_release_1_runs();
 }
 
+TEST_CASE("status and tree show a supervised server's restarts and last exit; its log outlives its crash") {
+  controlled_shop shop;
+  client operator_(shop.control.path());
+  auto root =
+      hotswap::start_supervisor({.intensity = 5}, {hotswap::child<testing::CounterV1>("counter", {.name = "watched"})},
+                                {.name = "root"})
+          .value();
+  const auto first = hotswap::whereis<testing::Counter>("watched").value();
+  REQUIRE(operator_.reply({{"command", "log"}, {"server", "watched"}, {"enable", true}})["result"]["logging"] == true);
+  hotswap::cast(first, testing::Add{2});
+  hotswap::send(first, testing::Crash{});
+  REQUIRE(testing::eventually([&] {
+    const auto now = hotswap::whereis<testing::Counter>("watched");
+    return now && now->id() != first.id();
+  }));
+  const auto second = hotswap::whereis<testing::Counter>("watched").value();
+
+  const json status = operator_.reply({{"command", "status"}});
+  json listed;
+  for (const auto& one : status["result"]["servers"])
+    if (one["id"] == second.id()) listed = one;
+  REQUIRE(listed.is_object());
+  CHECK(listed["restarts"] == 1);
+  CHECK(listed["last_exit"] == json{{"kind", "crashed"}, {"what", "asked to crash"}});
+  const std::string status_text = status["result"]["text"];
+  CHECK(status_text.find("ids of its servers") != std::string::npos);
+  CHECK(status_text.find("        1  crashed: asked to crash\n") != std::string::npos);
+  const json tree = operator_.reply({{"command", "tree"}})["result"];
+  CHECK(tree["text"].get<std::string>().find("  counter: server " + std::to_string(second.id()) +
+                                             " (watched)  testing::CounterV1 vsn 1  (restarts 1, last exit crashed: "
+                                             "asked to crash)\n") != std::string::npos);
+
+  // The log of the server that crashed: what it was sent, up to the message whose handler threw.
+  const json log = operator_.reply({{"command", "log"}, {"server", "watched"}})["result"];
+  CHECK(log["logging"] == false);
+  CHECK(log["ended"]["id"] == first.id());
+  CHECK(log["ended"]["exit"]["kind"] == "crashed");
+  REQUIRE(log["events"].size() == 4);
+  CHECK(log["events"][2]["message"] == "testing::Crash");
+  CHECK(log["events"][3]["way"] == "failed");
+  CHECK(log["events"][3]["why"] == "asked to crash");
+  const std::string text = log["text"];
+  CHECK(
+      text.starts_with("server " + std::to_string(first.id()) +
+                       " (watched) ended, crashed: asked to crash; the last 4 events its log kept (ms before now):\n"));
+  CHECK(text.ends_with("(server " + std::to_string(second.id()) +
+                       ", named watched now, is not logged: log watched --enable on)\n"));
+  REQUIRE(hotswap::stop(root));
+  // No server is named so now: the log kept is found all the same, by name or by id.
+  CHECK(operator_.reply({{"command", "log"}, {"server", "watched"}})["result"]["ended"]["id"] == first.id());
+  CHECK(operator_.reply({{"command", "log"}, {"server", std::to_string(first.id())}})["ok"] == true);
+  CHECK(operator_.reply({{"command", "log"}, {"server", "nobody"}})["error"]["code"] == "no_server");
+  shop.check_release_1_runs();
+}
+
 TEST_CASE("a server's log keeps its last events while it is on; a trace streams the next ones, rate-limited") {
   controlled_shop shop({.log_size = 4, .trace_rate = 5});
   client operator_(shop.control.path());

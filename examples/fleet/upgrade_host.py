@@ -6,8 +6,9 @@ a fleet (docs/operations.md shows it driven by Ansible, a host at a time):
 
 1. dry run: every migration tried on the running states; a refusal stops here, nothing changed;
 2. upgrade, its steps printed as they happen: a failure is rolled back by the program itself;
-3. soak: the release runs in its grace period for SECONDS (a server crashing meanwhile rolls it
-   back by itself), then the program must still run it;
+3. soak: the release runs in its grace period for SECONDS (asked for the soak and a minute more:
+   a server whose handler throws meanwhile goes back with its state, and the release rolls back
+   by itself), then the program must still run it;
 4. make-permanent.
 Exit status, as hotswapctl's: 0 upgraded and permanent; 1 refused (nothing changed); 2 failed
 and rolled back; 3 no program. It reads hotswapctl's --json lines, a JSON object each.
@@ -47,7 +48,7 @@ if status != 0:
     stop(status, f"dry run refused: {reply.get('error', {}).get('message', 'no reply')}")
 print(f"{args.program}: dry run passed, expected pause {reply['result']['pause_us']:.1f} us")
 
-status, reply = hotswapctl("upgrade", args.release, show=True)
+status, reply = hotswapctl("upgrade", args.release, "--grace", str(args.soak + 60), show=True)
 if status != 0:
     stop(status, f"upgrade {'rolled back' if status == 2 else 'refused'}: {reply.get('error', {}).get('message')}")
 print(f"{args.program}: upgraded, pause {reply['result']['pause_us']:.1f} us")

@@ -244,8 +244,9 @@ struct release_handler_options {
   /// when the program starts again. Empty: nothing is kept.
   std::string directory{};
   /// Told, on the handler's own thread, what it does by itself: the lines of a rollback after a
-  /// crash in a grace period (upgrade_options::progress is the caller's, and never called after
-  /// the call that took it returns). Kept, and called, as long as the handler lives.
+  /// crash in a grace period, and the purge when the period ends (upgrade_options::progress is
+  /// the caller's, and never called after the call that took it returns). Kept, and called, as
+  /// long as the handler lives. Default: standard error, `hotswap: release handler: STAGE: LINE`.
   std::function<void(upgrade_stage, const std::string&)> log{};
 };
 
@@ -256,7 +257,12 @@ template <class CodeServer = code_server>
 class basic_release_handler {
  public:
   explicit basic_release_handler(CodeServer& code, release_handler_options options = {})
-      : code_(code), directory_(std::move(options.directory)), log_(std::move(options.log)) {}
+      : code_(code), directory_(std::move(options.directory)), log_(std::move(options.log)) {
+    if (!log_)
+      log_ = [](upgrade_stage stage, const std::string& line) {
+        fmt::print(stderr, "hotswap: release handler: {}: {}\n", to_string(stage), detail::visible(line));
+      };
+  }
   basic_release_handler(const basic_release_handler&) = delete;
   basic_release_handler& operator=(const basic_release_handler&) = delete;
   /// A rollback under way finishes first; no other starts.

@@ -58,6 +58,11 @@ struct running_release {
     const std::lock_guard hold(log.lock);
     return std::find(log.lines.begin(), log.lines.end(), line) != log.lines.end();
   }
+  bool logged_starting(const std::string& start) {
+    const std::lock_guard hold(log.lock);
+    return std::any_of(log.lines.begin(), log.lines.end(),
+                       [&](const std::string& line) { return line.starts_with(start); });
+  }
 
   /// Release shop `vsn` of the built modules named, staged here with its manifest.
   std::string manifest(const std::string& vsn, const std::vector<std::string>& modules) const {

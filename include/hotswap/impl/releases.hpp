@@ -658,13 +658,17 @@ upgrade_report basic_release_handler<CodeServer>::run(const release_plan& plan, 
   }
   if (auto recorded = record(); !recorded)
     report.notes.push_back("the release handler's record was not written: " + recorded.error().what);
-  std::vector<std::string> kept;  // in a grace period, the versions before stay loaded until it ends
+  // A grace period for a release that is not permanent (back to the permanent one, there is none
+  // to go back to); in it, the versions before stay loaded until it ends.
+  upgrade_options grace = options;
+  if (find(release_status::current) == releases_.end()) grace.grace_period = {};
+  std::vector<std::string> kept;
   for (const auto& change : plan.changes)
-    if (change.from_vsn && !change.back && options.grace_period > std::chrono::nanoseconds::zero())
+    if (change.from_vsn && !change.back && grace.grace_period > std::chrono::nanoseconds::zero())
       kept.push_back(change.module);
   end_probation(kept, tell);  // the last upgrade's
   probation_.modules = kept;
-  watch_grace(moved, options);
+  watch_grace(moved, grace);
   for (const auto& module : plan.retired)
     if (auto retired = code_.retire(module); !retired) report.notes.push_back(retired.error().what);
   for (const auto& change : plan.changes) {

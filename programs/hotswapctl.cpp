@@ -63,25 +63,10 @@ struct stop {
 /// The longest reply line taken: a program that sends a line without an end is refused there.
 constexpr std::size_t largest_line = std::size_t{64} << 20;
 
-/// `text` made safe to show on a terminal: what a program sent, or a file name, could clear the
-/// screen or fake lines. Control characters (C0 but \n and \t, and DEL) are shown as \xNN, C1
-/// characters as \u00NN, bytes that are not UTF-8 as \xNN; the rest as it is.
+/// `text` made safe to show on a terminal (detail::visible): what a program sent, or a file name,
+/// could clear the screen or fake lines.
 std::string visible(std::string_view text) {
-  std::string shown;
-  shown.reserve(text.size());
-  for (std::size_t at = 0; at < text.size();) {
-    const std::size_t start = at;
-    const std::int32_t c = detail::next_code_point(text, at);
-    if (c < 0)
-      shown += fmt::format("\\x{:02x}", static_cast<unsigned char>(text[at++]));
-    else if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f)
-      shown += fmt::format("\\x{:02x}", c);
-    else if (c >= 0x80 && c <= 0x9f)
-      shown += fmt::format("\\u{:04x}", c);
-    else
-      shown.append(text, start, at - start);
-  }
-  return shown;
+  return detail::visible(text);
 }
 
 /// A JSON line for --json: ASCII only, so that DEL and C1 characters are escaped as C0 ones are

@@ -94,15 +94,15 @@ namespace hotswap::detail {
 /// A request, its fields checked: those its command does not take are empty.
 struct operator_request {
   std::string command;
-  std::string release;         ///< plan, dry-run, upgrade, downgrade: a release manifest's path
-  std::string file;            ///< load: a module file's path
-  std::string module;          ///< purge: a module's name
-  std::string directory;       ///< watch: a directory of module files
-  std::string server;          ///< state, stats, log, trace: a server's registered name or id
-  std::uint64_t count = 0;     ///< trace: how many messages
-  bool force = false;          ///< purge: stop the servers still using the old version
-  std::optional<bool> timing;  ///< stats: the timing of handlers switched on or off
-  std::optional<bool> enable;  ///< log: the server's log switched on or off
+  std::string release;          ///< plan, dry-run, upgrade, downgrade: a release manifest's path
+  std::string file;             ///< load: a module file's path
+  std::string module;           ///< purge: a module's name
+  std::string directory;        ///< watch: a directory of module files
+  std::string server;           ///< state, stats, log, trace: a server's registered name or id
+  std::uint64_t count = 0;      ///< trace: how many messages
+  bool force = false;           ///< purge: stop the servers still using the old version
+  std::optional<bool> timing;   ///< stats: the timing of handlers switched on or off
+  std::optional<bool> enable;   ///< log: the server's log switched on or off
   std::optional<double> grace;  ///< upgrade, downgrade: the grace period, in seconds
 };
 
@@ -840,9 +840,9 @@ inline nlohmann::json to_event_json(const watched_event& event, std::chrono::ste
 }
 
 inline std::string to_event_text(const watched_event& event, std::chrono::steady_clock::time_point since) {
-  return fmt::format("{:>12.3f} ms  {:<6}  {}{}\n",
-                     std::chrono::duration<double, std::milli>(event.at - since).count(), to_string(event.way),
-                     event.message, event.way == trace_event::failed ? " (" + event.why + ")" : "");
+  return fmt::format("{:>12.3f} ms  {:<6}  {}{}\n", std::chrono::duration<double, std::milli>(event.at - since).count(),
+                     to_string(event.way), event.message,
+                     event.way == trace_event::failed ? " (" + event.why + ")" : "");
 }
 
 /// `Server` is hotswap::any_server; `set_trace(server, hook, timeout)` is sys::trace (of a
@@ -1081,8 +1081,8 @@ class server_watches {
         const std::lock_guard hold(watched.lock);
         if (watched.logging) {
           if (ended_.size() == ended_logs_kept) ended_.pop_front();
-          ended_.push_back({watched.server.id(), watched.name, watched.server.exit(),
-                            {watched.ring.begin(), watched.ring.end()}});
+          ended_.push_back(
+              {watched.server.id(), watched.name, watched.server.exit(), {watched.ring.begin(), watched.ring.end()}});
         }
       }
       at = watches_.erase(at);
@@ -1433,6 +1433,32 @@ using json = nlohmann::json;
 
 /// status: the program, its release, its modules and every server (a server too busy to answer
 /// within `timeout` is listed as busy).
+/// How a child of a supervisor last ended: `crashed: why` (at most 120 bytes of why), or `-`.
+inline std::string last_exit_text(const std::optional<exit_reason>& reason) {
+  if (!reason) return "-";
+  constexpr const char* kinds[] = {"normal", "shutdown", "crashed"};
+  std::string text = kinds[static_cast<int>(reason->kind)];
+  if (!reason->what.empty()) text += ": " + visible(reason->what, false, 120);
+  return text;
+}
+inline nlohmann::json last_exit_json(const std::optional<exit_reason>& reason) {
+  if (!reason) return nullptr;
+  constexpr const char* kinds[] = {"normal", "shutdown", "crashed"};
+  return {{"kind", kinds[static_cast<int>(reason->kind)]}, {"what", reason->what}};
+}
+
+/// Every supervisor's children that run, by server id: their restarts and last exit.
+inline std::map<std::uint64_t, child_info> supervised_children(const std::vector<any_server>& servers,
+                                                               std::chrono::nanoseconds timeout) {
+  std::map<std::uint64_t, child_info> found;
+  for (const auto& server : servers)
+    if (auto supervisor = server_ref<supervisor_interface>::from(server))
+      if (auto children = call(*supervisor, which_children{}, timeout))
+        for (auto& child : *children)
+          if (child.server) found.emplace(child.server.id(), std::move(child));
+  return found;
+}
+
 template <class CodeServer, class ReleaseHandler>
 nlohmann::json status_json(const std::string& program, CodeServer& code, ReleaseHandler& releases,
                            std::chrono::nanoseconds timeout) {
@@ -1445,7 +1471,7 @@ nlohmann::json status_json(const std::string& program, CodeServer& code, Release
                   release.is_null() ? std::string("none")
                                     : release["name"].get<std::string>() + " " + release["vsn"].get<std::string>());
   json modules = json::array();
-  text += fmt::format("{:<32} {:>7} {:>7}  {}\n", "module", "current", "old", "servers");
+  text += fmt::format("{:<32} {:>7} {:>7}  {}\n", "module", "current", "old", "ids of its servers");
   for (const auto& loaded : code.all_loaded()) {
     auto ids = [](const module_ptr& version) {
       std::vector<std::uint64_t> found;
@@ -1465,9 +1491,11 @@ nlohmann::json status_json(const std::string& program, CodeServer& code, Release
                         on_old.empty() ? std::string() : fmt::format(" (on old: {})", fmt::join(on_old, " ")));
   }
   json servers = json::array();
-  text += fmt::format("\n{:>6} {:<20} {:<24} {:<32} {:>4} {:>9} {:>7} {:>10}\n", "id", "name", "interface",
-                      "implementation", "vsn", "suspended", "mailbox", "handled");
-  for (const auto& server : all_servers()) {
+  text += fmt::format("\n{:>6} {:<20} {:<24} {:<32} {:>4} {:>9} {:>7} {:>10} {:>8}  {}\n", "id", "name", "interface",
+                      "implementation", "vsn", "suspended", "mailbox", "handled", "restarts", "last exit");
+  const std::vector<any_server> live = all_servers();
+  const auto children = supervised_children(live, timeout);
+  for (const auto& server : live) {
     auto status = sys::get_status(server, timeout);
     auto statistics = sys::statistics(server, timeout);
     if (!status || !statistics) {
@@ -1477,6 +1505,9 @@ nlohmann::json status_json(const std::string& program, CodeServer& code, Release
                           std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count());
       continue;
     }
+    // A supervisor's child: how often its supervisor restarted it, and how it last ended.
+    const auto child = children.find(status->id);
+    const bool supervised = child != children.end();
     servers.push_back({{"id", status->id},
                        {"name", status->name},
                        {"interface", status->interface},
@@ -1484,11 +1515,14 @@ nlohmann::json status_json(const std::string& program, CodeServer& code, Release
                        {"vsn", status->vsn},
                        {"suspended", status->suspended},
                        {"mailbox", status->mailbox_length},
-                       {"handled", statistics->messages_handled}});
-    text +=
-        fmt::format("{:>6} {:<20} {:<24} {:<32} {:>4} {:>9} {:>7} {:>10}\n", status->id,
-                    status->name.empty() ? "-" : status->name, status->interface, status->implementation, status->vsn,
-                    status->suspended ? "yes" : "no", status->mailbox_length, statistics->messages_handled);
+                       {"handled", statistics->messages_handled},
+                       {"restarts", supervised ? json(child->second.restarts) : json(nullptr)},
+                       {"last_exit", supervised ? last_exit_json(child->second.last_exit) : json(nullptr)}});
+    text += fmt::format("{:>6} {:<20} {:<24} {:<32} {:>4} {:>9} {:>7} {:>10} {:>8}  {}\n", status->id,
+                        status->name.empty() ? "-" : status->name, status->interface, status->implementation,
+                        status->vsn, status->suspended ? "yes" : "no", status->mailbox_length,
+                        statistics->messages_handled, supervised ? std::to_string(child->second.restarts) : "-",
+                        supervised ? last_exit_text(child->second.last_exit) : "-");
   }
   return {{"program", program},
           {"pid", ::getpid()},
@@ -1543,6 +1577,7 @@ inline nlohmann::json tree_json(std::chrono::nanoseconds timeout) {
         line + fmt::format("{}  {} vsn {}\n", found->second.server.core()->label(), status.implementation, status.vsn);
     json children = json::array();
     for (const auto& one : found->second.children) {
+      const std::size_t child_line = text.size();
       if (one.server) {
         children.push_back(self(self, one.server.id(), one.id, depth + 1));
         children.back()["child"] = one.id;
@@ -1550,6 +1585,11 @@ inline nlohmann::json tree_json(std::chrono::nanoseconds timeout) {
         children.push_back({{"child", one.id}, {"id", nullptr}});
         text += fmt::format("{:{}}{}: not running\n", "", (depth + 1) * 2, one.id);
       }
+      children.back()["restarts"] = one.restarts;
+      children.back()["last_exit"] = last_exit_json(one.last_exit);
+      if (one.restarts || one.last_exit)  // at the end of the child's line, before its own children's
+        text.insert(text.find('\n', child_line),
+                    fmt::format("  (restarts {}, last exit {})", one.restarts, last_exit_text(one.last_exit)));
     }
     if (!found->second.children.empty() || server_ref<supervisor_interface>::from(found->second.server))
       out["children"] = std::move(children);
@@ -1641,23 +1681,42 @@ inline json top_json(std::chrono::nanoseconds timeout) {
   return {{"at_us", std::chrono::duration<double, std::micro>(now).count()}, {"servers", std::move(servers)}};
 }
 
-/// log: the server's last events (its log switched first if asked).
-inline result<json> log_json(server_watches<any_server>& watches, const any_server& server, std::optional<bool> enable,
-                             std::chrono::nanoseconds timeout) {
-  if (enable)
-    if (auto set = watches.set_log(server, *enable, timeout); !set) return set.error();
+/// log: the server's last events (its log switched first if asked). A server that ended while
+/// logged (a crash, say) keeps its log: `name` finds it while no live server named so is logged
+/// (the supervisor's restart of it, say, or none).
+inline result<json> log_json(server_watches<any_server>& watches, const result<any_server>& server,
+                             const std::string& name, std::optional<bool> enable, std::chrono::nanoseconds timeout) {
+  if (enable) {
+    if (!server) return server.error();
+    if (auto set = watches.set_log(*server, *enable, timeout); !set) return set.error();
+  }
   bool logging = false;
-  const auto events = watches.log(server, logging);
+  auto events = server ? watches.log(*server, logging) : std::vector<watched_event>{};
+  const auto ended = logging || enable ? std::nullopt : watches.ended(name);
+  if (!server && !ended) return server.error();
   const auto now = std::chrono::steady_clock::now();
-  json listed = json::array();
-  std::string text = logging
-                         ? fmt::format("the last {} events of server {} (ms before now):\n", events.size(), server.id())
-                         : fmt::format("the log of server {} is off (log --on switches it on)\n", server.id());
+  json listed = json::array(), out{{"logging", logging}};
+  std::string text;
+  if (logging) {
+    text = fmt::format("the last {} events of server {} (ms before now):\n", events.size(), server->id());
+  } else if (ended) {
+    events = ended->events;
+    text =
+        fmt::format("server {}{} ended, {}; the last {} events its log kept (ms before now):\n", ended->id,
+                    ended->name.empty() ? "" : " (" + ended->name + ")", last_exit_text(ended->reason), events.size());
+    out["ended"] = {{"id", ended->id}, {"name", ended->name}, {"exit", last_exit_json(ended->reason)}};
+  } else {
+    text = fmt::format("the log of server {} is off (log {} --enable on switches it on)\n", server->id(), name);
+  }
   for (const auto& event : events) {
     listed.push_back(to_event_json(event, now));
     text += to_event_text(event, now);
   }
-  return json{{"logging", logging}, {"events", std::move(listed)}, {"text", std::move(text)}};
+  if (ended && server)
+    text += fmt::format("(server {}, named {} now, is not logged: log {} --enable on)\n", server->id(), name, name);
+  out["events"] = std::move(listed);
+  out["text"] = std::move(text);
+  return out;
 }
 
 /// watch: a module watch on a directory whose lines stream to the client until it goes (and the
@@ -1726,10 +1785,10 @@ void run_request(std::string_view line, const control_peer& peer, reply_lines& r
   if (command == "top") return reply.line(reply_line(true, top_json(timeout)));
   if (!request->server.empty()) {
     auto server = named_server(request->server);
+    if (command == "log") return answer(log_json(watches, server, request->server, request->enable, timeout));
     if (!server) return answer(server.error());
     if (command == "state") return answer(state_json(*server, limits.max_state_text, timeout));
     if (command == "stats") return answer(stats_json(*server, request->timing, timeout));
-    if (command == "log") return answer(log_json(watches, *server, request->enable, timeout));
     auto traced = watches.trace(*server, request->count, timeout);
     if (!traced) return answer(traced.error());
     reply.line(event_line("tracing", {{"server", server->id()},
@@ -1760,9 +1819,10 @@ void run_request(std::string_view line, const control_peer& peer, reply_lines& r
   }
   if (command == "dry-run") return report_reply(releases.dry_run(request->release, options));
   if (command == "upgrade" || command == "downgrade") {
-    options.grace_period = request->grace ? std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                                std::chrono::duration<double>(*request->grace))
-                                          : limits.grace_period;
+    options.grace_period =
+        request->grace
+            ? std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::duration<double>(*request->grace))
+            : limits.grace_period;
     return report_reply(releases.upgrade(request->release, options));
   }
   if (command == "rollback") return report_reply(releases.rollback(options));

@@ -1631,6 +1631,8 @@ template <char... Letters>
 struct schema_named {};
 template <char... Letters>
 struct field_named {};
+template <char... Letters>
+struct interface_named {};
 }  // namespace hotswap::errors
 
 namespace hotswap::detail {
@@ -1797,6 +1799,31 @@ template <class Sink>
 constexpr void put_hex(Sink& sink, std::uint64_t value) {
   for (int shift = 60; shift >= 0; shift -= 4) sink.put(hex_digits.substr((value >> shift) & 0xF, 1));
 }
+
+}  // namespace hotswap::detail
+// ---- hotswap/detail/common/type_name.hpp ----
+// The one reader of type names: the compiler's own spelling of a type, read from
+// __PRETTY_FUNCTION__ at compile time. Spellings differ between compilers, so they name types in
+// messages and tell types apart within a build; fingerprints use canonical descriptions instead.
+
+#include <string_view>
+
+namespace hotswap::detail {
+
+/// `T` as this compiler spells it (`v2::Account`, `std::vector<int>`).
+template <class T>
+constexpr std::string_view type_spelling() {
+  constexpr std::string_view text = __PRETTY_FUNCTION__;
+  constexpr std::string_view gcc_start = "[with T = ", clang_start = "[T = ";
+  if constexpr (text.find(gcc_start) != std::string_view::npos) {
+    constexpr auto from = text.find(gcc_start) + gcc_start.size();
+    return text.substr(from, text.find(';', from) - from);
+  } else {
+    constexpr auto from = text.find(clang_start) + clang_start.size();
+    return text.substr(from, text.rfind(']') - from);
+  }
+}
+static_assert(type_spelling<int>() == "int", "hotswap: cannot read type names from this compiler's signatures");
 
 }  // namespace hotswap::detail
 // ---- hotswap/detail/schemas/schema_checks.hpp ----
@@ -2066,6 +2093,90 @@ template <class T>
 inline constexpr std::string_view description{type_description_of<T>::chars.data(),
                                               type_description_of<T>::chars.size()};
 
+// ---- names for people: a server's state in status, state and tree, and in refusals ----
+
+template <class T, class Sink>
+constexpr void put_short_name(Sink& sink);
+
+template <class Sink, class... Held>
+constexpr void put_short_names(Sink& sink, std::string_view template_name, type_list<Held...>) {
+  sink.put(template_name);
+  sink.put("<");
+  std::size_t i = 0;
+  ((sink.put(i++ == 0 ? "" : ","), put_short_name<Held>(sink)), ...);
+  sink.put(">");
+}
+
+/// The canonical description with each schema version as `Name@vsn` only (`map<string,Account@3>`).
+template <class T, class Sink>
+constexpr void put_short_name(Sink& sink) {
+  constexpr field_kind kind = field_kind_of<T>;
+  if constexpr (kind == field_kind::version && !named_type<T>) {
+    sink.put(schema_of<T>::name);
+    sink.put("@");
+    put_number(sink, static_cast<std::size_t>(schema_of<T>::template vsn_of<T>));
+  } else if constexpr (kind == field_kind::optional) {
+    put_short_names(sink, "optional", held_types<T>{});
+  } else if constexpr (kind == field_kind::sequence) {
+    put_short_names(sink, "vector", held_types<T>{});
+  } else if constexpr (kind == field_kind::ordered_map) {
+    put_short_names(sink, "map", held_types<T>{});
+  } else if constexpr (kind == field_kind::hashed_map) {
+    put_short_names(sink, "unordered_map", held_types<T>{});
+  } else if constexpr (kind == field_kind::fixed_array) {
+    put_short_names(sink, "array", held_types<T>{});
+    sink.put("[");
+    put_number(sink, std::tuple_size_v<T>);
+    sink.put("]");
+  } else {
+    static_cast<void>(describe_type<T>(sink));  // a scalar, a string or a named type
+  }
+}
+
+/// This compiler's spelling without libstdc++'s inner names, and with `>>` as clang writes it:
+/// `std::pair<std::string, int>` on g++ and clang alike.
+template <class Sink>
+constexpr void put_spelling(Sink& sink, std::string_view text) {
+  constexpr std::string_view strings[] = {"std::__cxx11::basic_string<char>", "std::basic_string<char>"};
+  constexpr std::string_view inner = "std::__cxx11::";
+  for (std::size_t i = 0; i < text.size();) {
+    std::size_t skipped = 0;
+    for (const std::string_view string : strings)
+      if (text.substr(i).starts_with(string)) sink.put("std::string"), skipped = string.size();
+    if (skipped == 0 && text.substr(i).starts_with(inner)) sink.put("std::"), skipped = inner.size();
+    if (skipped == 0 && !text.substr(i).starts_with(" >")) sink.put(text.substr(i, 1));
+    i += skipped == 0 ? 1 : skipped;
+  }
+}
+
+template <class T, class Sink>
+constexpr void put_readable_name(Sink& sink) {
+  if constexpr (describable<T>())
+    put_short_name<T>(sink);
+  else
+    put_spelling(sink, type_spelling<T>());
+}
+
+template <class T>
+constexpr auto make_readable_name() {
+  constexpr std::size_t size = [] {
+    length_sink counter;
+    put_readable_name<T>(counter);
+    return counter.size;
+  }();
+  chars_sink<size> text;
+  put_readable_name<T>(text);
+  return text.chars;
+}
+template <class T>
+inline constexpr auto readable_name_chars = make_readable_name<T>();
+
+/// `T` as views name it: its canonical description with versions as `Name@vsn`
+/// (`map<string,Account@3>`), the same on every compiler; a type without one as this compiler
+/// spells it, libstdc++'s inner names taken out (`std::pair<std::string, int>`).
+template <class T>
+inline constexpr std::string_view readable_name{readable_name_chars<T>.data(), readable_name_chars<T>.size()};
+
 }  // namespace hotswap::detail
 // ---- hotswap/detail/schemas/field_diff.hpp ----
 // What changes from one struct to another, field by field and by name (hotswap::field_diff).
@@ -2077,31 +2188,6 @@ inline constexpr std::string_view description{type_description_of<T>::chars.data
 #include <string_view>
 #include <utility>
 
-// ---- hotswap/detail/common/type_name.hpp ----
-// The one reader of type names: the compiler's own spelling of a type, read from
-// __PRETTY_FUNCTION__ at compile time. Spellings differ between compilers, so they name types in
-// messages and tell types apart within a build; fingerprints use canonical descriptions instead.
-
-#include <string_view>
-
-namespace hotswap::detail {
-
-/// `T` as this compiler spells it (`v2::Account`, `std::vector<int>`).
-template <class T>
-constexpr std::string_view type_spelling() {
-  constexpr std::string_view text = __PRETTY_FUNCTION__;
-  constexpr std::string_view gcc_start = "[with T = ", clang_start = "[T = ";
-  if constexpr (text.find(gcc_start) != std::string_view::npos) {
-    constexpr auto from = text.find(gcc_start) + gcc_start.size();
-    return text.substr(from, text.find(';', from) - from);
-  } else {
-    constexpr auto from = text.find(clang_start) + clang_start.size();
-    return text.substr(from, text.rfind(']') - from);
-  }
-}
-static_assert(type_spelling<int>() == "int", "hotswap: cannot read type names from this compiler's signatures");
-
-}  // namespace hotswap::detail
 
 namespace hotswap::detail {
 
@@ -2249,7 +2335,8 @@ std::string field_differences(const std::vector<described_field>& there, const s
       said.push_back(field.first + " is " + field.second + " " + std::string(there_is) + ", " + other->second + " " +
                      std::string(here_is));
   for (const auto& field : here)
-    if (!find(there, field.first)) said.push_back(field.first + ":" + field.second + " is only " + std::string(here_is));
+    if (!find(there, field.first))
+      said.push_back(field.first + ":" + field.second + " is only " + std::string(here_is));
   if (said.empty() && there != here) said.push_back("the same fields in another order");
   std::string text;
   for (const auto& one : said) text += (text.empty() ? "" : "; ") + one;
@@ -2487,9 +2574,11 @@ struct fmt::formatter<T, char> {
 // Migrations between the versions of a schema, generated field by field at compile time.
 //
 // Fields are matched by name. A kept field is moved; an added field takes the new struct's
-// default member initializer; a field whose type is a schema version, or a standard container
-// or optional of one, migrates recursively; widening conversions apply by themselves. What
-// cannot be inferred is declared once per step:
+// default member initializer (an added number, bool, char or enum must have one, checked at
+// compile time, or be declared `hotswap::added<"field">` where the struct holds a string or a
+// container, whose default member initializers cannot be read there); a field whose type is a
+// schema version, or a standard container or optional of one, migrates recursively; widening
+// conversions apply by themselves. What cannot be inferred is declared once per step:
 //
 //     template <>
 //     struct hotswap::step<v1::Account, v2::Account> {
@@ -2640,16 +2729,27 @@ struct field_type_changed_without_converter {
 template <class Schema, int From, int To, class Field>
 struct added_field_has_no_default {
   static_assert(reported<added_field_has_no_default>,
-                "hotswap: a field added in this step has no default member initializer; give it one "
-                "(`int stage = 0;`) or declare hotswap::init<\"field\">(fn) in the rules of "
-                "hotswap::step<From, To>");
+                "hotswap: a number, bool, char or enum field added in this step has no default member "
+                "initializer; give it one (`int stage = 0;`), or declare hotswap::added<\"field\"> (it is then "
+                "zero) or hotswap::init<\"field\">(fn) in the rules of hotswap::step<From, To>");
+};
+template <class Schema, int From, int To, class Field, class HeldField>
+struct added_field_must_be_declared {
+  static_assert(reported<added_field_must_be_declared>,
+                "hotswap: a number, bool, char or enum field added in this step must be declared: declare "
+                "hotswap::added<\"field\"> (it takes its default member initializer, zero without one) or "
+                "hotswap::init<\"field\">(fn) in the rules of hotswap::step<From, To>. hotswap reads a default "
+                "member initializer at compile time only in a struct whose fields are all numbers, enums, "
+                "std::array and std::optional of those or schema versions of those, which every compiler can "
+                "build in a constant expression; HeldField holds another type (a string, a container...)");
 };
 template <class Schema, int From, int To, class Field>
 struct rule_names_an_unknown_field {
   static_assert(reported<rule_names_an_unknown_field>,
                 "hotswap: a rule of this step names a field that does not exist: removed and renamed name a "
                 "field of the older struct, renamed's second name and init and convert a field of the newer "
-                "(and convert one the older struct has too, under its old name)");
+                "(and convert one the older struct has too, under its old name), added a field of the newer "
+                "struct that the older lacks");
 };
 template <class Function, class Value, class Extra, class Key>
 struct declared_function_does_not_fit {
@@ -2683,12 +2783,12 @@ struct step;  // the customization point, hotswap/migrations.hpp
 
 namespace hotswap::detail {
 
-enum class rule_kind { removed, renamed, convert, init };
+enum class rule_kind { removed, renamed, convert, init, added };
 
 /// One declaration of a step, as the plan reads it.
 struct rule_entry {
   rule_kind kind;
-  std::string_view field;       // the old field (removed, renamed) or the new one (convert, init)
+  std::string_view field;       // the old field (removed, renamed) or the new one (convert, init, added)
   std::string_view renamed_to;  // renamed only
 };
 
@@ -2799,10 +2899,37 @@ constexpr bool adds_before_the_end() {
   return false;
 }
 
-// Whether an added scalar field has a default member initializer. Reading it after default
-// initialization is a constant expression exactly when it has one; this can only be asked of
-// structs that can be built in a constant expression (clang 14 cannot build a std::string
-// there), and of the others hotswap value-initializes the field.
+/// Whether g++ and clang can both build T in a constant expression, judged by its field types
+/// alone, never by trying: trying gives each compiler's own verdict (clang 14 cannot build
+/// libstdc++'s std::string there, g++ 12 can; neither can build a std::map). Numbers, enums,
+/// std::array and std::optional of those, and schema versions made of those.
+template <class T>
+constexpr bool built_at_compile_time() {
+  constexpr field_kind kind = field_kind_of<T>;
+  if constexpr (kind == field_kind::version) return []<std::size_t... I>(std::index_sequence<I...>) {
+      return (built_at_compile_time<field_type<T, I>>() && ...);
+    }
+  (std::make_index_sequence<field_count<T>>{});
+  else if constexpr (kind == field_kind::optional ||
+                     kind == field_kind::fixed_array) return built_at_compile_time<typename T::value_type>();
+  else return kind == field_kind::boolean || kind == field_kind::character || kind == field_kind::integer ||
+      kind == field_kind::floating || kind == field_kind::enumeration;
+}
+
+/// The first field of T that keeps it from being built at compile time (field_count<T> if none).
+template <class T>
+constexpr std::size_t first_field_not_built() {
+  return []<std::size_t... I>(std::index_sequence<I...>) {
+    constexpr bool built[] = {built_at_compile_time<field_type<T, I>>()..., false};
+    std::size_t i = 0;
+    while (i < sizeof...(I) && built[i]) ++i;
+    return i;
+  }
+  (std::make_index_sequence<field_count<T>>{});
+}
+
+// Reading a field after default initialization is a constant expression exactly when it has a
+// default member initializer.
 template <class T, std::size_t J>
 constexpr bool read_default_member() {
   T value;
@@ -2814,18 +2941,27 @@ constexpr bool build_default() {
   T value;
   return (void)value, true;
 }
+
+/// What the check knows of an added field's default member initializer.
+enum class added_default { given, missing, unknown };
+
+/// Only a number, bool, char or enum needs one: the other types' value-initialization is their
+/// empty value. It is read only where built_at_compile_time says both compilers can, so that the
+/// same source gets the same verdict on both; elsewhere it is unknown, and the step declares it.
 template <class T, std::size_t J>
-constexpr bool lacks_default() {
+constexpr added_default default_of() {
   if constexpr (!std::is_scalar_v<field_type<T, J>>)
-    return false;
+    return added_default::given;
+  else if constexpr (!built_at_compile_time<T>())
+    return added_default::unknown;
   else if constexpr (std::is_trivially_default_constructible_v<T>)
-    return true;
-  else if constexpr (requires { typename std::bool_constant<build_default<T>()>; })
-    return !requires {
-      typename std::bool_constant<read_default_member<T, J>()>;
-    };
+    return added_default::missing;  // no field has a default member initializer
+  else if constexpr (!requires { typename std::bool_constant<build_default<T>()>; })
+    return added_default::unknown;  // a default member initializer that is no constant expression
+  else if constexpr (requires { typename std::bool_constant<read_default_member<T, J>()>; })
+    return added_default::given;
   else
-    return false;
+    return added_default::missing;
 }
 
 /// How a declared function is called: `(old, extra, key)` inside a map when it takes that,
@@ -3052,17 +3188,32 @@ namespace hotswap::detail {
 template <class From, class To, class Context>
 constexpr auto check_migration();
 
+/// Whether a rule names fields that exist where it says.
+template <class From, class To>
+constexpr bool names_known_fields(rule_entry rule) {
+  using Rules = step_rules<From, To>;
+  switch (rule.kind) {
+    case rule_kind::removed:
+      return field_index<From>(rule.field) < field_count<From>;
+    case rule_kind::renamed:
+      return field_index<From>(rule.field) < field_count<From> && field_index<To>(rule.renamed_to) < field_count<To>;
+    case rule_kind::convert:
+      return field_index<To>(rule.field) < field_count<To> &&
+             field_index<From>(Rules::old_name(rule.field)) < field_count<From>;
+    case rule_kind::init:
+      return field_index<To>(rule.field) < field_count<To>;
+    case rule_kind::added:  // a field of the newer struct that the older lacks
+      return field_index<To>(rule.field) < field_count<To> &&
+             step_plan<From, To>[field_index<To>(rule.field)].kind == source_kind::added;
+  }
+  return false;
+}
+
 template <class From, class To, std::size_t I>
 constexpr auto check_rule() {
   using Rules = step_rules<From, To>;
   constexpr rule_entry rule = Rules::own[I];
-  constexpr bool old_side = rule.kind == rule_kind::removed || rule.kind == rule_kind::renamed;
-  constexpr bool known =
-      (old_side ? field_index<From>(rule.field) < field_count<From> : field_index<To>(rule.field) < field_count<To>)&&(
-          rule.kind != rule_kind::renamed ||
-          field_index<To>(rule.renamed_to) < field_count<To>)&&(rule.kind != rule_kind::convert ||
-                                                                field_index<From>(Rules::old_name(rule.field)) <
-                                                                    field_count<From>);
+  constexpr bool known = names_known_fields<From, To>(rule);
   if constexpr (known)
     return verdict<no_error>{};
   else
@@ -3122,9 +3273,16 @@ constexpr auto check_field() {
           schema_name_arg<To>, version_number<From>, version_number<To>, field_name_arg<To, New>, Old, Field>>{};
     else
       return check_migration<Old, Field, Context>();
-  } else if constexpr (lacks_default<To, New>()) {
+  } else if constexpr (step_rules<From, To>::has(rule_kind::added, field_names<To>[New])) {
+    return verdict<no_error>{};
+  } else if constexpr (default_of<To, New>() == added_default::missing) {
     return verdict<errors::added_field_has_no_default<schema_name_arg<To>, version_number<From>, version_number<To>,
                                                       field_name_arg<To, New>>>{};
+  } else if constexpr (default_of<To, New>() == added_default::unknown) {
+    constexpr std::size_t held = first_field_not_built<To>();
+    return verdict < errors::added_field_must_be_declared<schema_name_arg<To>, version_number<From>, version_number<To>,
+                                                          field_name_arg<To, New>,
+                                                          field_name_arg<To, held<field_count<To> ? held : New>>>{};
   } else {
     return verdict<no_error>{};
   }
@@ -3241,6 +3399,17 @@ template <detail::fixed_string Field, class Function>
 constexpr init_rule<Field, Function> init(Function function) {
   return {function};
 }
+
+/// Declares that field `Field`, added in this step, takes its default member initializer (or is
+/// value-initialized without one). A number, bool, char or enum field added to a struct that
+/// holds a string or a container needs it (or init): hotswap cannot read that struct's default
+/// member initializers at compile time.
+template <detail::fixed_string Field>
+struct added_rule {
+  static constexpr detail::rule_entry entry{detail::rule_kind::added, Field.view(), {}};
+};
+template <detail::fixed_string Field>
+inline constexpr added_rule<Field> added{};
 
 /// The declarations of one step.
 template <class... Rules>
@@ -3359,7 +3528,7 @@ inline constexpr int version_patch = HOTSWAP_VERSION_PATCH;
 // Generated by tools/headers_digest.py from every other header under include/hotswap; do not
 // edit. It enters the ABI fingerprint: a module built from other headers is refused.
 
-#define HOTSWAP_DETAIL_HEADERS_DIGEST "d435dac67313d076"
+#define HOTSWAP_DETAIL_HEADERS_DIGEST "96de1c379df4ad4f"
 
 #define HOTSWAP_DETAIL_TEXT(x) #x
 #define HOTSWAP_DETAIL_STRING(x) HOTSWAP_DETAIL_TEXT(x)
@@ -5068,6 +5237,8 @@ namespace hotswap {
 template <detail::fixed_string Name, class... Kinds>
 struct interface;  // hotswap/servers.hpp
 
+// The errors name the interface as errors::interface_named<'C', 'o', ...>: clang prints the
+// interface's own name argument as character codes.
 namespace errors {
 template <class Interface, class Message>
 struct message_is_not_in_the_interface {
@@ -5140,10 +5311,21 @@ constexpr std::size_t index_in() {
   return i;
 }
 
+/// An interface's name as errors spell it (read from its arguments: also while it is defined).
+template <class Interface>
+struct interface_name_of;
+template <fixed_string Name, class... Kinds>
+struct interface_name_of<interface<Name, Kinds...>> {
+  using type = spelled<errors::interface_named, Name>;
+};
+template <class Interface>
+using interface_name = typename interface_name_of<Interface>::type;
+
 template <class Interface, class... Kinds, std::size_t... I>
 constexpr auto check_interface(std::index_sequence<I...>) {
-  return first_of<verdict<std::conditional_t<index_in<typename Kinds::message, Kinds...>() == I, no_error,
-                                             errors::message_listed_twice<Interface, typename Kinds::message>>>...>{};
+  return first_of<verdict<
+      std::conditional_t<index_in<typename Kinds::message, Kinds...>() == I, no_error,
+                         errors::message_listed_twice<interface_name<Interface>, typename Kinds::message>>>...>{};
 }
 
 template <class T>
@@ -5157,11 +5339,11 @@ constexpr auto check_sent() {
   using M = std::remove_cvref_t<Message>;
   constexpr auto index = Interface::template index_of<M>;
   if constexpr (index == Interface::size) {
-    return verdict<errors::message_is_not_in_the_interface<Interface, M>>{};
+    return verdict<errors::message_is_not_in_the_interface<interface_name<Interface>, M>>{};
   } else {
     using declared = typename Interface::template kind_at<index>;
     if constexpr (declared::kind != Kind)
-      return verdict<errors::message_sent_the_wrong_way<Interface, M, declared>>{};
+      return verdict<errors::message_sent_the_wrong_way<interface_name<Interface>, M, declared>>{};
     else
       return verdict<no_error>{};
   }
@@ -5612,7 +5794,7 @@ constexpr implementation_table make_table() {
           type_spelling<Implementation>(),
           Implementation::vsn,
           value_fingerprint<S>,
-          type_spelling<S>(),
+          readable_name<S>,  // what status, state and tree show: the same on every compiler
           interface::size,
           parts::handlers.data(),
           parts::discards.data(),
@@ -5789,12 +5971,12 @@ result<void> check_fits(const module_note_fields& note, const std::string& path,
           "the old version must go first: " + describe_users(*before, using_it) + std::string(purge_advice));
   for (const auto& version : note.schemas)
     if (const auto found = known.find(version.schema, version.vsn); found && found->fingerprint != version.fingerprint)
-      return file_error(errc::schema_conflict, path,
-                        "its schema " + version.schema + " version " + std::to_string(version.vsn) +
-                            " differs from this program's: " +
-                            field_differences(described_fields(version.description), described_fields(*found),
-                                              "in it", "here") +
-                            " (it has " + version.description + ", this program " + described(*found) + ")");
+      return file_error(
+          errc::schema_conflict, path,
+          "its schema " + version.schema + " version " + std::to_string(version.vsn) +
+              " differs from this program's: " +
+              field_differences(described_fields(version.description), described_fields(*found), "in it", "here") +
+              " (it has " + version.description + ", this program " + described(*found) + ")");
   return {};
 }
 
@@ -6259,9 +6441,10 @@ result<std::string> check_seal(std::string_view file, std::string_view section, 
 
 // ---- hotswap/detail/runtime/reports.hpp ----
 // What hotswap says by itself, as OTP's logger hears it: a crash report when a handler throws, a
-// supervisor report when a child starts, ends, is restarted or is given up on (hotswap::report).
-// One line each, to the program's sink: standard error unless the program replaces it. The sink
-// is the runtime's, so a module's servers report to the program's.
+// supervisor report when a child ends, cannot start, or its supervisor gives up, a progress
+// report when a child starts (hotswap::report). One line each, to the program's sink: by default
+// standard error, which, as OTP's default logger level, leaves progress reports out. The sink is
+// the runtime's, so a module's servers report to the program's.
 
 #include <cstdint>
 #include <cstdio>
@@ -6273,14 +6456,16 @@ namespace hotswap::detail {
 
 /// One report: what it is about, and its line (no newline; safe to show on a terminal).
 struct report {
-  enum class kind : std::uint8_t { crash, supervisor } about;
+  enum class kind : std::uint8_t { crash, supervisor, progress } about;
   std::uint64_t server;  ///< the server that crashed, or the supervisor's child (0: none)
   std::string text;
 };
 
-/// Writes `line` and a newline to standard error in one write: reports of two threads do not
-/// interleave. (Lines longer than the pipe's atomic size may, as any stderr writer's.)
+/// Writes the report's line and a newline to standard error in one write, as reports of two
+/// threads do not interleave (lines longer than a pipe's atomic size may, as any writer's);
+/// progress reports are left out.
 inline void write_to_stderr(const report& said) noexcept {
+  if (said.about == report::kind::progress) return;
   try {
     std::string line = "hotswap: " + said.text + "\n";
     std::fwrite(line.data(), 1, line.size(), stderr);
@@ -8002,6 +8187,360 @@ report_sink set_report_sink(report_sink sink) {
 }
 
 }  // namespace hotswap
+// ---- hotswap/supervisors.hpp ----
+// Supervisors, as Erlang's: a server that starts children in order, restarts them when they
+// end by its strategy and their restart type, gives up (and ends itself, which its own
+// supervisor sees) when restarts come faster than its intensity allows, and stops its children
+// in reverse order when it stops.
+//
+//     auto root = hotswap::start_supervisor({.strategy = hotswap::strategy::one_for_one},
+//                                           {hotswap::child<CounterV1>("counter", {.name = "counter"})});
+
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+// ---- hotswap/detail/servers/supervisor.hpp ----
+// What a supervisor's own implementation is told by itself (a child exited, a restart to try
+// again), named by supervisor_interface; and that implementation, declared (impl/supervisors.hpp
+// defines it).
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+
+namespace hotswap::detail {
+
+struct child_exited {
+  std::uint64_t server;
+  exit_reason reason;
+};
+/// A restart that failed, tried again (as OTP's try_again_restart).
+struct restart_again {
+  std::size_t child;
+};
+
+/// The supervisor's own implementation (a template only to be compiled when used).
+template <class = void>
+struct supervisor_implementation;
+
+}  // namespace hotswap::detail
+
+namespace hotswap {
+
+// -- children --
+
+/// What else a supervisor restarts when one child ends.
+enum class strategy {
+  one_for_one,   ///< that child only
+  one_for_all,   ///< every child: the others are stopped (in reverse order) and all started again
+  rest_for_one,  ///< that child and those started after it
+};
+
+/// When a child is restarted.
+enum class restart {
+  permanent,  ///< always
+  transient,  ///< only when it crashed
+  temporary,  ///< never (it is forgotten when it ends)
+};
+
+/// How to start and restart one child.
+struct child_spec {
+  std::string id;
+  std::function<result<any_server>()> start;
+  hotswap::restart restart = restart::permanent;
+  std::chrono::milliseconds shutdown = default_timeout;  ///< how long stopping it may take
+};
+
+/// A child running `Implementation`, started with `options` (its init takes no argument).
+template <class Implementation>
+child_spec child(std::string id, start_options options = {}, restart restart_type = restart::permanent) {
+  return {std::move(id),
+          [options]() -> result<any_server> {
+            auto started = start<Implementation>(options);
+            if (!started) return started.error();
+            return any_server(std::move(*started));
+          },
+          restart_type};
+}
+
+// -- supervisors --
+
+struct supervisor_flags {
+  hotswap::strategy strategy = strategy::one_for_one;
+  int intensity = 1;                       ///< at most this many restarts (0 or more) ...
+  std::chrono::milliseconds period{5000};  ///< ... in this period (more than 0), else the supervisor gives up
+};
+
+/// A child as which_children reports it.
+struct child_info {
+  std::string id;
+  any_server server;                       ///< empty while not running
+  int restarts = 0;                        ///< how often it was restarted
+  std::optional<exit_reason> last_exit{};  ///< how it last ended, if it has
+};
+struct which_children {};
+
+/// What a supervisor answers to.
+using supervisor_interface = interface<"hotswap.supervisor", call_msg<which_children, std::vector<child_info>>,
+                                       info_msg<detail::child_exited>, info_msg<detail::restart_again>>;
+
+// What follows is templated on the supervisor's implementation only so that a program that
+// never starts a supervisor does not compile one.
+
+/// Starts a supervisor: its children start in order (if one fails, those started are stopped
+/// and the supervisor does not start). Flags with an intensity below 0 or a period not above 0
+/// are refused (errc::bad_flags), as OTP refuses them.
+template <class Implementation = detail::supervisor_implementation<>>
+result<server_ref<supervisor_interface>> start_supervisor(supervisor_flags flags, std::vector<child_spec> children,
+                                                          start_options options = {});
+
+/// A supervisor as a child of another.
+template <class Implementation = detail::supervisor_implementation<>>
+child_spec supervisor_child(std::string id, supervisor_flags flags, std::vector<child_spec> children,
+                            restart restart_type = restart::permanent);
+
+// -- applications --
+
+template <class Implementation = detail::supervisor_implementation<>>
+class basic_application {
+ public:
+  /// Starts the children in order, under a supervisor registered as `name`.
+  static result<basic_application> start(std::string name, supervisor_flags flags, std::vector<child_spec> children) {
+    auto root = start_supervisor<Implementation>(flags, std::move(children), {.name = std::move(name)});
+    if (!root) return root.error();
+    return basic_application(std::move(*root));
+  }
+  /// Stops every child, last started first, then the supervisor.
+  result<void> stop(std::chrono::nanoseconds timeout = default_timeout) { return hotswap::stop(root_, timeout); }
+  /// False once stopped, or once the top supervisor gave up.
+  bool running() const noexcept { return root_.alive(); }
+  const server_ref<supervisor_interface>& supervisor() const noexcept { return root_; }
+
+ private:
+  explicit basic_application(server_ref<supervisor_interface> root) : root_(std::move(root)) {}
+  server_ref<supervisor_interface> root_;
+};
+
+/// An application: a top supervisor started from an ordered children list, stopped in reverse.
+using application = basic_application<>;
+
+}  // namespace hotswap
+
+// ---- hotswap/impl/supervisors.hpp ----
+// The bodies of <hotswap/supervisors.hpp> (its declarations, documented, are there): the
+// supervisor's own implementation (its state, its restarts) and starting one. Included by
+// supervisors.hpp only.
+
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <fmt/core.h>
+
+
+namespace hotswap {
+
+namespace detail {
+/// Why flags are refused, as OTP refuses them (bad_intensity, bad_period); empty if they are not.
+inline std::string refuse_flags(const supervisor_flags& flags) {
+  if (flags.intensity < 0) return "the intensity must be 0 or more, not " + std::to_string(flags.intensity);
+  if (flags.period.count() <= 0)
+    return "the period must be more than 0, not " + std::to_string(flags.period.count()) + " ms";
+  return {};
+}
+
+struct supervisor_spec {
+  supervisor_flags flags;
+  std::vector<child_spec> children;
+};
+
+struct supervisor_state {
+  struct running_child {
+    child_spec spec;
+    any_server server;
+    int restarts = 0;
+    std::optional<exit_reason> last_exit = {};
+  };
+  supervisor_flags flags;
+  std::vector<running_child> children;
+  std::vector<std::chrono::steady_clock::time_point> restarts;  // at most intensity + 1, oldest first
+  server_ref<supervisor_interface> self;
+};
+
+/// The supervisor's own implementation. A restart that fails (the child's init throws) counts
+/// as a restart and is tried again, as in OTP; restarts beyond the intensity make a handler
+/// throw: the supervisor crashes (its terminate stops the children) and its own supervisor
+/// decides what follows. (A template only to be compiled when used.)
+template <class>
+struct supervisor_implementation {
+  using interface = supervisor_interface;
+  static constexpr int vsn = 1;
+  using state = supervisor_state;
+
+  static state init(const supervisor_spec& spec) {
+    state s{spec.flags, {}, {}, hotswap::self<supervisor_interface>()};
+    for (const auto& child : spec.children) s.children.push_back({child, {}});
+    try {
+      start_children(s, 0);
+    } catch (...) {
+      stop_children(s, 0);
+      throw;
+    }
+    return s;
+  }
+
+  static std::vector<child_info> handle_call(const which_children&, state& s) {
+    std::vector<child_info> out;
+    for (const auto& child : s.children)
+      out.push_back(
+          {child.spec.id, child.server.alive() ? child.server : any_server{}, child.restarts, child.last_exit});
+    return out;
+  }
+
+  static void handle_info(const child_exited& exited, state& s) {
+    std::size_t at = 0;
+    while (at < s.children.size() && s.children[at].server.id() != exited.server) ++at;
+    if (at == s.children.size()) return;  // one we stopped ourselves
+    state::running_child& ended = s.children[at];
+    ended.server = {};
+    ended.last_exit = exited.reason;
+    const restart type = ended.spec.restart;
+    const bool restarted =
+        type == restart::permanent || (type == restart::transient && exited.reason.kind == exit_kind::crashed);
+    tell(report::kind::supervisor, fmt::format("child {} (server {}) ended: {}; {}", visible(ended.spec.id, false),
+                                               exited.server, describe(exited.reason),
+                                               restarted                    ? "restarting it"
+                                               : type == restart::temporary ? "not restarted (temporary)"
+                                                                            : "not restarted (transient)"));
+    if (type == restart::temporary) {
+      s.children.erase(s.children.begin() + static_cast<std::ptrdiff_t>(at));
+      return;
+    }
+    if (!restarted) return;
+    count_restart(s, ended.spec.id);
+    restart_from(s, at);
+  }
+
+  static void handle_info(const restart_again& again, state& s) {
+    if (again.child >= s.children.size() || s.children[again.child].server.alive()) return;
+    count_restart(s, s.children[again.child].spec.id);
+    restart_from(s, again.child);
+  }
+
+  static void terminate(const exit_reason&, state& s) { stop_children(s, 0); }
+
+ private:
+  /// A supervisor or progress report, from the supervisor's handler.
+  static void tell(report::kind about, const std::string& what) {
+    server_core* self = current_server();
+    write_report(
+        {about, self ? self->id : 0, "supervisor report: " + (self ? self->label() : "a supervisor") + ": " + what});
+  }
+  static std::string describe(const exit_reason& reason) {
+    constexpr const char* kinds[] = {"normal", "shutdown", "crashed"};
+    return std::string(kinds[static_cast<int>(reason.kind)]) +
+           (reason.what.empty() ? "" : " (" + visible(reason.what, false, 512) + ")");
+  }
+
+  static void count_restart(state& s, const std::string& id) {
+    const auto now = std::chrono::steady_clock::now();
+    s.restarts.push_back(now);
+    const auto recent =
+        std::find_if(s.restarts.begin(), s.restarts.end(), [&](auto at) { return now - at <= s.flags.period; });
+    s.restarts.erase(s.restarts.begin(), recent);
+    if (static_cast<int>(s.restarts.size()) > s.flags.intensity) {
+      tell(report::kind::supervisor,
+           fmt::format("gave up: more than {} restarts in {} ms (child {} ended once too often); it stops its children "
+                       "and ends",
+                       s.flags.intensity, s.flags.period.count(), visible(id, false)));
+      throw std::runtime_error("reached the maximum restart intensity (child " + id + " ended once too often)");
+    }
+  }
+
+  /// Restarts child `at` as the strategy says; if one of them cannot start, those this restart
+  /// started are stopped again and it is tried again later, counting as another restart.
+  static void restart_from(state& s, std::size_t at) {
+    const std::size_t first = s.flags.strategy == strategy::one_for_all ? 0 : at;
+    const std::size_t last = s.flags.strategy == strategy::one_for_one ? at + 1 : s.children.size();
+    if (s.flags.strategy != strategy::one_for_one) stop_children(s, first);
+    for (std::size_t i = first; i < std::min(last, s.children.size()); ++i) ++s.children[i].restarts;
+    if (const auto failed = try_start_children(s, first, last)) {
+      tell(report::kind::supervisor,
+           fmt::format("child {} did not start: {}; trying again", visible(s.children[failed->child].spec.id, false),
+                       visible(failed->why, false, 512)));
+      if (s.flags.strategy != strategy::one_for_one) stop_children(s, first);
+      hotswap::send(s.self, restart_again{failed->child});
+    }
+  }
+
+  struct start_failure {
+    std::size_t child;
+    std::string why;
+  };
+
+  /// Starts the children in [from, to) that do not run, in order, up to the first that cannot.
+  static std::optional<start_failure> try_start_children(state& s, std::size_t from, std::size_t to) {
+    for (std::size_t i = from; i < std::min(to, s.children.size()); ++i) {
+      state::running_child& child = s.children[i];
+      if (child.server.alive()) continue;
+      auto started = child.spec.start();
+      if (!started) return start_failure{i, std::move(started.error().what)};
+      child.server = std::move(*started);
+      tell(report::kind::progress,
+           fmt::format("started child {} as server {}", visible(child.spec.id, false), child.server.id()));
+      monitor(*child.server.core(), [self = s.self](std::uint64_t id, const exit_reason& reason) {
+        hotswap::send(self, child_exited{id, reason});
+      });
+    }
+    return std::nullopt;
+  }
+
+  /// At init: every child, in order, or an error naming the one that could not start.
+  static void start_children(state& s, std::size_t from) {
+    if (const auto failed = try_start_children(s, from, s.children.size()))
+      throw std::runtime_error("child " + s.children[failed->child].spec.id + " did not start: " + failed->why);
+  }
+
+  static void stop_children(state& s, std::size_t from) {
+    for (std::size_t i = s.children.size(); i-- > from;) {
+      state::running_child& child = s.children[i];
+      if (!child.server) continue;
+      any_server stopping = std::exchange(child.server, {});
+      (void)control<void>(stopping, child.spec.shutdown, [](server_core& core) -> result<void> {
+        end_server(core, {exit_kind::shutdown, "stopped by its supervisor"});
+        return {};
+      });
+    }
+  }
+};
+}  // namespace detail
+
+template <class Implementation>
+result<server_ref<supervisor_interface>> start_supervisor(supervisor_flags flags, std::vector<child_spec> children,
+                                                          start_options options) {
+  if (std::string refused = detail::refuse_flags(flags); !refused.empty()) return error{errc::bad_flags, refused};
+  return start<Implementation>(detail::supervisor_spec{flags, std::move(children)}, std::move(options));
+}
+
+template <class Implementation>
+child_spec supervisor_child(std::string id, supervisor_flags flags, std::vector<child_spec> children,
+                            restart restart_type) {
+  return {std::move(id),
+          [flags, children = std::move(children)]() -> result<any_server> {
+            auto started = start_supervisor<Implementation>(flags, children);
+            if (!started) return started.error();
+            return any_server(std::move(*started));
+          },
+          restart_type};
+}
+
+}  // namespace hotswap
 // ---- hotswap/sys.hpp ----
 // Erlang's sys module: control requests a server serves between two messages, ahead of the
 // messages waiting (they travel in a lane of their own), and while it is suspended. A hot code
@@ -8494,6 +9033,42 @@ requires detail::is_interface<Interface> result<server_ref<Interface>> start(con
                                      std::move(leased->lease), &detail::bind_lease<module_version>);
 }
 
+/// A supervisor's child running a module's code (OTP's child spec of a worker whose module
+/// releases upgrade): each start, the first and every restart, takes the version of `module`
+/// current in `code` then, so a child restarted after an upgrade runs the new code. Its start
+/// fails, as an init that throws does, while the module is not loaded. `code` (a code server)
+/// must outlive the supervisor.
+template <class Interface, class CodeServer>
+requires detail::is_interface<Interface> child_spec module_child(std::string id, CodeServer& code, std::string module,
+                                                                 start_options options = {},
+                                                                 restart restart_type = restart::permanent) {
+  return {std::move(id),
+          [&code, module = std::move(module), options]() -> result<any_server> {
+            const module_ptr current = code.current(module);
+            if (!current) return error{errc::no_module, "module " + module + " is not loaded"};
+            auto started = start<Interface>(current, options);
+            if (!started) return started.error();
+            return any_server(std::move(*started));
+          },
+          restart_type};
+}
+
+/// The same, passing `argument` (kept in the spec) to its init at each start.
+template <class Interface, class CodeServer, class Argument>
+requires(detail::is_interface<Interface> && !std::is_same_v<Argument, start_options>) child_spec
+    module_child(std::string id, CodeServer& code, std::string module, Argument argument, start_options options = {},
+                 restart restart_type = restart::permanent) {
+  return {std::move(id),
+          [&code, module = std::move(module), argument = std::move(argument), options]() -> result<any_server> {
+            const module_ptr current = code.current(module);
+            if (!current) return error{errc::no_module, "module " + module + " is not loaded"};
+            auto started = start<Interface>(current, argument, options);
+            if (!started) return started.error();
+            return any_server(std::move(*started));
+          },
+          restart_type};
+}
+
 namespace sys {
 /// change_code to a loaded module: the server then keeps that version loaded.
 result<void> change_code(const server_handle auto& server, const module_ptr& code, int old_vsn,
@@ -8972,321 +9547,6 @@ result<module_ptr> basic_code_server<Unused>::load_checked(const std::string& pa
   purged.reset();
   closer_->close_pending();
   return module_ptr(std::move(version));
-}
-
-}  // namespace hotswap
-// ---- hotswap/supervisors.hpp ----
-// Supervisors, as Erlang's: a server that starts children in order, restarts them when they
-// end by its strategy and their restart type, gives up (and ends itself, which its own
-// supervisor sees) when restarts come faster than its intensity allows, and stops its children
-// in reverse order when it stops.
-//
-//     auto root = hotswap::start_supervisor({.strategy = hotswap::strategy::one_for_one},
-//                                           {hotswap::child<CounterV1>("counter", {.name = "counter"})});
-
-#include <optional>
-#include <stdexcept>
-#include <string>
-#include <utility>
-#include <vector>
-
-// ---- hotswap/detail/servers/supervisor.hpp ----
-// What a supervisor's own implementation is told by itself (a child exited, a restart to try
-// again), named by supervisor_interface; and that implementation, declared (impl/supervisors.hpp
-// defines it).
-
-#include <cstddef>
-#include <cstdint>
-
-
-namespace hotswap::detail {
-
-struct child_exited {
-  std::uint64_t server;
-  exit_kind kind;
-};
-/// A restart that failed, tried again (as OTP's try_again_restart).
-struct restart_again {
-  std::size_t child;
-};
-
-/// The supervisor's own implementation (a template only to be compiled when used).
-template <class = void>
-struct supervisor_implementation;
-
-}  // namespace hotswap::detail
-
-namespace hotswap {
-
-// -- children --
-
-/// What else a supervisor restarts when one child ends.
-enum class strategy {
-  one_for_one,   ///< that child only
-  one_for_all,   ///< every child: the others are stopped (in reverse order) and all started again
-  rest_for_one,  ///< that child and those started after it
-};
-
-/// When a child is restarted.
-enum class restart {
-  permanent,  ///< always
-  transient,  ///< only when it crashed
-  temporary,  ///< never (it is forgotten when it ends)
-};
-
-/// How to start and restart one child.
-struct child_spec {
-  std::string id;
-  std::function<result<any_server>()> start;
-  hotswap::restart restart = restart::permanent;
-  std::chrono::milliseconds shutdown = default_timeout;  ///< how long stopping it may take
-};
-
-/// A child running `Implementation`, started with `options` (its init takes no argument).
-template <class Implementation>
-child_spec child(std::string id, start_options options = {}, restart restart_type = restart::permanent) {
-  return {std::move(id),
-          [options]() -> result<any_server> {
-            auto started = start<Implementation>(options);
-            if (!started) return started.error();
-            return any_server(std::move(*started));
-          },
-          restart_type};
-}
-
-// -- supervisors --
-
-struct supervisor_flags {
-  hotswap::strategy strategy = strategy::one_for_one;
-  int intensity = 1;                       ///< at most this many restarts (0 or more) ...
-  std::chrono::milliseconds period{5000};  ///< ... in this period (more than 0), else the supervisor gives up
-};
-
-/// A child as which_children reports it.
-struct child_info {
-  std::string id;
-  any_server server;  ///< empty while not running
-};
-struct which_children {};
-
-/// What a supervisor answers to.
-using supervisor_interface = interface<"hotswap.supervisor", call_msg<which_children, std::vector<child_info>>,
-                                       info_msg<detail::child_exited>, info_msg<detail::restart_again>>;
-
-// What follows is templated on the supervisor's implementation only so that a program that
-// never starts a supervisor does not compile one.
-
-/// Starts a supervisor: its children start in order (if one fails, those started are stopped
-/// and the supervisor does not start). Flags with an intensity below 0 or a period not above 0
-/// are refused (errc::bad_flags), as OTP refuses them.
-template <class Implementation = detail::supervisor_implementation<>>
-result<server_ref<supervisor_interface>> start_supervisor(supervisor_flags flags, std::vector<child_spec> children,
-                                                          start_options options = {});
-
-/// A supervisor as a child of another.
-template <class Implementation = detail::supervisor_implementation<>>
-child_spec supervisor_child(std::string id, supervisor_flags flags, std::vector<child_spec> children,
-                            restart restart_type = restart::permanent);
-
-// -- applications --
-
-template <class Implementation = detail::supervisor_implementation<>>
-class basic_application {
- public:
-  /// Starts the children in order, under a supervisor registered as `name`.
-  static result<basic_application> start(std::string name, supervisor_flags flags, std::vector<child_spec> children) {
-    auto root = start_supervisor<Implementation>(flags, std::move(children), {.name = std::move(name)});
-    if (!root) return root.error();
-    return basic_application(std::move(*root));
-  }
-  /// Stops every child, last started first, then the supervisor.
-  result<void> stop(std::chrono::nanoseconds timeout = default_timeout) { return hotswap::stop(root_, timeout); }
-  /// False once stopped, or once the top supervisor gave up.
-  bool running() const noexcept { return root_.alive(); }
-  const server_ref<supervisor_interface>& supervisor() const noexcept { return root_; }
-
- private:
-  explicit basic_application(server_ref<supervisor_interface> root) : root_(std::move(root)) {}
-  server_ref<supervisor_interface> root_;
-};
-
-/// An application: a top supervisor started from an ordered children list, stopped in reverse.
-using application = basic_application<>;
-
-}  // namespace hotswap
-
-// ---- hotswap/impl/supervisors.hpp ----
-// The bodies of <hotswap/supervisors.hpp> (its declarations, documented, are there): the
-// supervisor's own implementation (its state, its restarts) and starting one. Included by
-// supervisors.hpp only.
-
-#include <optional>
-#include <stdexcept>
-#include <string>
-#include <utility>
-#include <vector>
-
-
-namespace hotswap {
-
-namespace detail {
-/// Why flags are refused, as OTP refuses them (bad_intensity, bad_period); empty if they are not.
-inline std::string refuse_flags(const supervisor_flags& flags) {
-  if (flags.intensity < 0) return "the intensity must be 0 or more, not " + std::to_string(flags.intensity);
-  if (flags.period.count() <= 0)
-    return "the period must be more than 0, not " + std::to_string(flags.period.count()) + " ms";
-  return {};
-}
-
-struct supervisor_spec {
-  supervisor_flags flags;
-  std::vector<child_spec> children;
-};
-
-struct supervisor_state {
-  struct running_child {
-    child_spec spec;
-    any_server server;
-  };
-  supervisor_flags flags;
-  std::vector<running_child> children;
-  std::vector<std::chrono::steady_clock::time_point> restarts;  // at most intensity + 1, oldest first
-  server_ref<supervisor_interface> self;
-};
-
-/// The supervisor's own implementation. A restart that fails (the child's init throws) counts
-/// as a restart and is tried again, as in OTP; restarts beyond the intensity make a handler
-/// throw: the supervisor crashes (its terminate stops the children) and its own supervisor
-/// decides what follows. (A template only to be compiled when used.)
-template <class>
-struct supervisor_implementation {
-  using interface = supervisor_interface;
-  static constexpr int vsn = 1;
-  using state = supervisor_state;
-
-  static state init(const supervisor_spec& spec) {
-    state s{spec.flags, {}, {}, hotswap::self<supervisor_interface>()};
-    for (const auto& child : spec.children) s.children.push_back({child, {}});
-    try {
-      start_children(s, 0);
-    } catch (...) {
-      stop_children(s, 0);
-      throw;
-    }
-    return s;
-  }
-
-  static std::vector<child_info> handle_call(const which_children&, state& s) {
-    std::vector<child_info> out;
-    for (const auto& child : s.children)
-      out.push_back({child.spec.id, child.server.alive() ? child.server : any_server{}});
-    return out;
-  }
-
-  static void handle_info(const child_exited& exited, state& s) {
-    std::size_t at = 0;
-    while (at < s.children.size() && s.children[at].server.id() != exited.server) ++at;
-    if (at == s.children.size()) return;  // one we stopped ourselves
-    state::running_child& ended = s.children[at];
-    ended.server = {};
-    const restart type = ended.spec.restart;
-    if (type == restart::temporary) {
-      s.children.erase(s.children.begin() + static_cast<std::ptrdiff_t>(at));
-      return;
-    }
-    if (type == restart::transient && exited.kind != exit_kind::crashed) return;
-    count_restart(s, ended.spec.id);
-    restart_from(s, at);
-  }
-
-  static void handle_info(const restart_again& again, state& s) {
-    if (again.child >= s.children.size() || s.children[again.child].server.alive()) return;
-    count_restart(s, s.children[again.child].spec.id);
-    restart_from(s, again.child);
-  }
-
-  static void terminate(const exit_reason&, state& s) { stop_children(s, 0); }
-
- private:
-  static void count_restart(state& s, const std::string& id) {
-    const auto now = std::chrono::steady_clock::now();
-    s.restarts.push_back(now);
-    const auto recent =
-        std::find_if(s.restarts.begin(), s.restarts.end(), [&](auto at) { return now - at <= s.flags.period; });
-    s.restarts.erase(s.restarts.begin(), recent);
-    if (static_cast<int>(s.restarts.size()) > s.flags.intensity)
-      throw std::runtime_error("reached the maximum restart intensity (child " + id + " ended once too often)");
-  }
-
-  /// Restarts child `at` as the strategy says; if one of them cannot start, those this restart
-  /// started are stopped again and it is tried again later, counting as another restart.
-  static void restart_from(state& s, std::size_t at) {
-    const std::size_t first = s.flags.strategy == strategy::one_for_all ? 0 : at;
-    const std::size_t last = s.flags.strategy == strategy::one_for_one ? at + 1 : s.children.size();
-    if (s.flags.strategy != strategy::one_for_one) stop_children(s, first);
-    if (const auto failed = try_start_children(s, first, last)) {
-      if (s.flags.strategy != strategy::one_for_one) stop_children(s, first);
-      hotswap::send(s.self, restart_again{failed->child});
-    }
-  }
-
-  struct start_failure {
-    std::size_t child;
-    std::string why;
-  };
-
-  /// Starts the children in [from, to) that do not run, in order, up to the first that cannot.
-  static std::optional<start_failure> try_start_children(state& s, std::size_t from, std::size_t to) {
-    for (std::size_t i = from; i < std::min(to, s.children.size()); ++i) {
-      state::running_child& child = s.children[i];
-      if (child.server.alive()) continue;
-      auto started = child.spec.start();
-      if (!started) return start_failure{i, std::move(started.error().what)};
-      child.server = std::move(*started);
-      monitor(*child.server.core(), [self = s.self](std::uint64_t id, const exit_reason& reason) {
-        hotswap::send(self, child_exited{id, reason.kind});
-      });
-    }
-    return std::nullopt;
-  }
-
-  /// At init: every child, in order, or an error naming the one that could not start.
-  static void start_children(state& s, std::size_t from) {
-    if (const auto failed = try_start_children(s, from, s.children.size()))
-      throw std::runtime_error("child " + s.children[failed->child].spec.id + " did not start: " + failed->why);
-  }
-
-  static void stop_children(state& s, std::size_t from) {
-    for (std::size_t i = s.children.size(); i-- > from;) {
-      state::running_child& child = s.children[i];
-      if (!child.server) continue;
-      any_server stopping = std::exchange(child.server, {});
-      (void)control<void>(stopping, child.spec.shutdown, [](server_core& core) -> result<void> {
-        end_server(core, {exit_kind::shutdown, "stopped by its supervisor"});
-        return {};
-      });
-    }
-  }
-};
-}  // namespace detail
-
-template <class Implementation>
-result<server_ref<supervisor_interface>> start_supervisor(supervisor_flags flags, std::vector<child_spec> children,
-                                                          start_options options) {
-  if (std::string refused = detail::refuse_flags(flags); !refused.empty()) return error{errc::bad_flags, refused};
-  return start<Implementation>(detail::supervisor_spec{flags, std::move(children)}, std::move(options));
-}
-
-template <class Implementation>
-child_spec supervisor_child(std::string id, supervisor_flags flags, std::vector<child_spec> children,
-                            restart restart_type) {
-  return {std::move(id),
-          [flags, children = std::move(children)]() -> result<any_server> {
-            auto started = start_supervisor<Implementation>(flags, children);
-            if (!started) return started.error();
-            return any_server(std::move(*started));
-          },
-          restart_type};
 }
 
 }  // namespace hotswap

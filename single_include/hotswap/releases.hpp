@@ -75,8 +75,9 @@ probation_guard back_on_failure(std::shared_ptr<const Module> before,
   return [before = std::move(before), told = std::move(told)](server_core& core, const std::string& why) {
     auto leased = lease_to_server(before, &core);
     kept_code kept;
-    const result<void> moved = leased ? swap_code(core, *leased->table, core.table->vsn, {}, std::move(leased->lease), kept)
-                                      : result<void>(leased.error());
+    const result<void> moved =
+        leased ? swap_code(core, *leased->table, core.table->vsn, {}, std::move(leased->lease), kept)
+               : result<void>(leased.error());
     if (moved) kept.commit();
     told({core.id, core.label(), why, moved ? std::string() : moved.error().what, core.table->vsn});
     return moved.has_value();
@@ -86,8 +87,7 @@ probation_guard back_on_failure(std::shared_ptr<const Module> before,
 /// Puts `guard` on each of `servers` (an empty guard takes theirs off), each on the server; one
 /// that has ended, or does not answer within `timeout`, is left as it is.
 template <class Server>
-void set_probation(const std::vector<Server>& servers, const probation_guard& guard,
-                   std::chrono::nanoseconds timeout) {
+void set_probation(const std::vector<Server>& servers, const probation_guard& guard, std::chrono::nanoseconds timeout) {
   for (const auto& server : servers)
     (void)control<void>(server, timeout, [guard](server_core& core) -> result<void> {
       core.on_failure = guard;
@@ -860,8 +860,9 @@ struct release_handler_options {
   /// when the program starts again. Empty: nothing is kept.
   std::string directory{};
   /// Told, on the handler's own thread, what it does by itself: the lines of a rollback after a
-  /// crash in a grace period (upgrade_options::progress is the caller's, and never called after
-  /// the call that took it returns). Kept, and called, as long as the handler lives.
+  /// crash in a grace period, and the purge when the period ends (upgrade_options::progress is
+  /// the caller's, and never called after the call that took it returns). Kept, and called, as
+  /// long as the handler lives. Default: standard error, `hotswap: release handler: STAGE: LINE`.
   std::function<void(upgrade_stage, const std::string&)> log{};
 };
 
@@ -872,7 +873,12 @@ template <class CodeServer = code_server>
 class basic_release_handler {
  public:
   explicit basic_release_handler(CodeServer& code, release_handler_options options = {})
-      : code_(code), directory_(std::move(options.directory)), log_(std::move(options.log)) {}
+      : code_(code), directory_(std::move(options.directory)), log_(std::move(options.log)) {
+    if (!log_)
+      log_ = [](upgrade_stage stage, const std::string& line) {
+        fmt::print(stderr, "hotswap: release handler: {}: {}\n", to_string(stage), detail::visible(line));
+      };
+  }
   basic_release_handler(const basic_release_handler&) = delete;
   basic_release_handler& operator=(const basic_release_handler&) = delete;
   /// A rollback under way finishes first; no other starts.
@@ -1262,10 +1268,9 @@ inline result<release> read_release(const std::string& path) {
 inline std::string to_string(const release_plan& plan) {
   std::string text = fmt::format("release {} {} -> {} {}\n", plan.from.name, plan.from.vsn, plan.to.name, plan.to.vsn);
   for (const auto& change : plan.changes) {
-    text +=
-        fmt::format("  {} {} -> {} ({}{})\n", change.module,
-                    change.from_vsn ? std::to_string(change.from_vsn) : std::string("new"), change.to_vsn, change.file,
-                    change.back ? "; loaded still, since the upgrade" : "");
+    text += fmt::format("  {} {} -> {} ({}{})\n", change.module,
+                        change.from_vsn ? std::to_string(change.from_vsn) : std::string("new"), change.to_vsn,
+                        change.file, change.back ? "; loaded still, since the upgrade" : "");
     for (const auto& server : change.servers)
       text += fmt::format("    {}: vsn {} -> {}\n", server.label, server.from_vsn, change.to_vsn);
   }
@@ -1580,11 +1585,11 @@ result<release_plan> basic_release_handler<CodeServer>::plan_locked(const std::s
       for (std::size_t i = 0; i < schemas.size(); ++i)
         if (schemas[i].schema == schema.schema && schemas[i].vsn == schema.vsn &&
             schemas[i].fingerprint != schema.fingerprint)
-          reasons.push_back(fmt::format(
-              "{} and {} hold different fields under schema {} version {}: {}", schema_files[i], file, schema.schema,
-              schema.vsn,
-              detail::field_differences(detail::described_fields(schemas[i].description),
-                                        detail::described_fields(schema.description), "in the first", "in the second")));
+          reasons.push_back(fmt::format("{} and {} hold different fields under schema {} version {}: {}",
+                                        schema_files[i], file, schema.schema, schema.vsn,
+                                        detail::field_differences(detail::described_fields(schemas[i].description),
+                                                                  detail::described_fields(schema.description),
+                                                                  "in the first", "in the second")));
       schemas.push_back(schema);
       schema_files.push_back(file);
     }
@@ -1709,13 +1714,17 @@ upgrade_report basic_release_handler<CodeServer>::run(const release_plan& plan, 
   }
   if (auto recorded = record(); !recorded)
     report.notes.push_back("the release handler's record was not written: " + recorded.error().what);
-  std::vector<std::string> kept;  // in a grace period, the versions before stay loaded until it ends
+  // A grace period for a release that is not permanent (back to the permanent one, there is none
+  // to go back to); in it, the versions before stay loaded until it ends.
+  upgrade_options grace = options;
+  if (find(release_status::current) == releases_.end()) grace.grace_period = {};
+  std::vector<std::string> kept;
   for (const auto& change : plan.changes)
-    if (change.from_vsn && !change.back && options.grace_period > std::chrono::nanoseconds::zero())
+    if (change.from_vsn && !change.back && grace.grace_period > std::chrono::nanoseconds::zero())
       kept.push_back(change.module);
   end_probation(kept, tell);  // the last upgrade's
   probation_.modules = kept;
-  watch_grace(moved, options);
+  watch_grace(moved, grace);
   for (const auto& module : plan.retired)
     if (auto retired = code_.retire(module); !retired) report.notes.push_back(retired.error().what);
   for (const auto& change : plan.changes) {
@@ -1742,7 +1751,9 @@ release_plan basic_release_handler<CodeServer>::move_late_servers(const release_
   for (std::size_t i = 0; i < plan.changes.size(); ++i) {
     const auto& change = plan.changes[i];
     // Going back, the version left is current still, and the one gone back to old.
-    const module_ptr left = change.back ? code_.current(change.module) : change.from_vsn ? code_.old(change.module) : nullptr;
+    const module_ptr left = change.back       ? code_.current(change.module)
+                            : change.from_vsn ? code_.old(change.module)
+                                              : nullptr;
     const module_ptr now = change.back ? code_.old(change.module) : code_.current(change.module);
     if (!left || !now) continue;
     for (auto& server : left->servers()) {
@@ -1787,16 +1798,16 @@ void basic_release_handler<CodeServer>::watch_grace(const release_plan& plan, co
     const module_ptr before = change.from_vsn ? code_.old(change.module) : nullptr;
     if (!before || change.servers.empty()) continue;
     const detail::probation_guard guard = detail::back_on_failure<module_version>(
-            before,
-            [watch, generation, module = change.module, vsn = change.to_vsn](const detail::probation_failure& failed) {
-              if (const auto alive = watch.lock())
-                alive->crashed(generation,
-                               fmt::format("{} failed in a handler of {} vsn {} ({}){}", failed.label, module, vsn,
-                                           failed.why,
-                                           failed.failure.empty()
-                                               ? fmt::format("; back on vsn {}, its state kept", failed.back_vsn)
-                                               : "; it crashed: its state could not go back (" + failed.failure + ")"));
-            });
+        before,
+        [watch, generation, module = change.module, vsn = change.to_vsn](const detail::probation_failure& failed) {
+          if (const auto alive = watch.lock())
+            alive->crashed(
+                generation,
+                fmt::format("{} failed in a handler of {} vsn {} ({}){}", failed.label, module, vsn, failed.why,
+                            failed.failure.empty()
+                                ? fmt::format("; back on vsn {}, its state kept", failed.back_vsn)
+                                : "; it crashed: its state could not go back (" + failed.failure + ")"));
+        });
     for (const auto& server : change.servers) guarded.emplace_back(server.server, guard);
   }
   probation_.servers = std::move(guarded);
@@ -1834,8 +1845,8 @@ void basic_release_handler<CodeServer>::grace_ended(std::uint64_t generation) {
   if (!grace_->current(generation)) return;  // made permanent, or upgraded again, meanwhile
   const known* current = running();
   if (log_ && current)
-    log_(upgrade_stage::purge, fmt::format("the grace period of release {} {} ended: the versions before go",
-                                           current->name, current->vsn));
+    log_(upgrade_stage::purge,
+         fmt::format("the grace period of release {} {} ended: the versions before go", current->name, current->vsn));
   end_probation({}, log_);
 }
 
@@ -1847,10 +1858,10 @@ bool basic_release_handler<CodeServer>::load_all(const release_plan& plan, const
       const module_ptr now = change.back ? code_.old(change.module) : code_.current(change.module);
       if (!now || now->vsn() != change.to_vsn) {
         undo(loaded, &plan);
-        report.outcome = error{errc::plan_refused, "loading release " + plan.to.name + " " + plan.to.vsn + ": " +
-                                                       change.module + " vsn " + std::to_string(change.to_vsn) +
-                                                       (change.back ? " is no longer loaded" : " is no longer current") +
-                                                       ": plan again"};
+        report.outcome = error{errc::plan_refused,
+                               "loading release " + plan.to.name + " " + plan.to.vsn + ": " + change.module + " vsn " +
+                                   std::to_string(change.to_vsn) +
+                                   (change.back ? " is no longer loaded" : " is no longer current") + ": plan again"};
         return false;
       }
       if (change.back && options.progress)

@@ -648,15 +648,15 @@ std::vector<std::pair<any_server, int>> basic_module_watch<CodeServer>::running(
 template <class CodeServer>
 void basic_module_watch<CodeServer>::guard(const std::vector<any_server>& servers, const module_ptr& before,
                                            std::uint64_t generation) {
-  detail::set_probation(
-      servers,
-      detail::back_on_failure<module_version>(
-          before,
-          [mailbox = std::weak_ptr<detail::crash_mailbox>(crashes_), generation](const detail::probation_failure& failed) {
-            if (const auto alive = mailbox.lock())
-              alive->post({generation, failed.server, failed.label, failed.why, failed.failure});
-          }),
-      options_.timeout);
+  detail::set_probation(servers,
+                        detail::back_on_failure<module_version>(
+                            before,
+                            [mailbox = std::weak_ptr<detail::crash_mailbox>(crashes_),
+                             generation](const detail::probation_failure& failed) {
+                              if (const auto alive = mailbox.lock())
+                                alive->post({generation, failed.server, failed.label, failed.why, failed.failure});
+                            }),
+                        options_.timeout);
 }
 
 template <class CodeServer>

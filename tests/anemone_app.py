@@ -32,14 +32,17 @@ class AnemoneApp:
                                         stderr=subprocess.PIPE, text=True, env=self.env)
         self.pid = self.process.pid
         self.lines, self.new_line = [], threading.Condition(threading.Lock())
+        self.errors = []  # its standard error, read as it comes: a full pipe would stop the app
         threading.Thread(target=self._read, daemon=True).start()
+        self.error_reader = threading.Thread(target=lambda: self.errors.extend(self.process.stderr), daemon=True)
+        self.error_reader.start()
         self.socket = None
         while self.socket is None:
             listed = subprocess.run([ctl_path, "list"], capture_output=True, text=True, env=self.env).stdout
             found = re.search(rf"^anemone +{self.pid} +(\S+)$", listed, re.M)
             self.socket = found.group(1) if found else None
             if self.process.poll() is not None:
-                sys.exit(f"the app ended before opening its socket: {self.process.stderr.read()}")
+                sys.exit(f"the app ended before opening its socket: {self.stop()[1]}")
             time.sleep(0.02)  # polling for the socket file, not waiting for an amount of anything
 
     def _read(self):
@@ -59,7 +62,7 @@ class AnemoneApp:
             target = sum(1 for line in self.lines if SCORES.match(line)) + n
             while sum(1 for line in self.lines if SCORES.match(line)) < target:
                 if self.process.poll() is not None:
-                    sys.exit(f"the app ended: {self.process.stderr.read()}")
+                    sys.exit(f"the app ended: {self.stop()[1]}")
                 self.new_line.wait(timeout=1)
 
     def scores(self):
@@ -69,6 +72,8 @@ class AnemoneApp:
 
     def stop(self):
         """Ends the app as an operator does (SIGTERM); returns its exit status and standard error."""
-        self.process.send_signal(signal.SIGTERM)
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
         self.process.wait(timeout=60)
-        return self.process.returncode, self.process.stderr.read()
+        self.error_reader.join(timeout=60)
+        return self.process.returncode, "".join(self.errors)

@@ -27,6 +27,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <functional>
 #include <mutex>
 #include <optional>
@@ -260,13 +261,18 @@ class basic_release_handler {
       : code_(code), directory_(std::move(options.directory)), log_(std::move(options.log)) {
     if (!log_)
       log_ = [](upgrade_stage stage, const std::string& line) {
-        fmt::print(stderr, "hotswap: release handler: {}: {}\n", to_string(stage), detail::visible(line));
+        const std::string said =
+            "hotswap: release handler: " + std::string(to_string(stage)) + ": " + detail::visible(line, false) + "\n";
+        std::fwrite(said.data(), 1, said.size(), stderr);  // (fmt::print throws when stderr is closed)
       };
   }
   basic_release_handler(const basic_release_handler&) = delete;
   basic_release_handler& operator=(const basic_release_handler&) = delete;
-  /// A rollback under way finishes first; no other starts.
-  ~basic_release_handler() { grace_->stop(); }
+  /// A rollback under way finishes first; no other starts, and no server goes back any more.
+  ~basic_release_handler() {
+    grace_->stop();
+    guard_probation(false);
+  }
 
   /// Loads the modules of the release in `manifest` (a program's first release), which becomes
   /// permanent (and is recorded so, given a directory). A module that fails to load unloads
@@ -356,6 +362,8 @@ class basic_release_handler {
   void grace_ended(std::uint64_t generation);
   /// Puts the guards of the last upgrade's probation on its servers (`on`), or takes them off.
   void guard_probation(bool on);
+  /// The servers on a version the probation keeps: those that went back after a failure.
+  std::string went_back();
   /// Ends the probation of the last upgrade: its guards go, and the versions it kept loaded are
   /// purged, but for those in `still` (the new upgrade's). Tells `tell` what it purged.
   void end_probation(const std::vector<std::string>& still,

@@ -30,6 +30,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <functional>
 #include <mutex>
 #include <optional>
@@ -47,9 +48,7 @@
 // back on the version before with its state migrated back, on the server's own thread, before
 // the next message; whoever set the guard hears of it, and rolls the rest back.
 
-#include <chrono>
 #include <cstdint>
-#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -183,10 +182,13 @@ class grace_watch {
       const std::uint64_t generation = generation_;
       const std::string why = std::exchange(crashed_, {});
       hold.unlock();
-      if (why.empty())
-        ended_(generation);
-      else
-        roll_back_(generation, why);
+      try {
+        if (why.empty())
+          ended_(generation);
+        else
+          roll_back_(generation, why);
+      } catch (...) {  // a log that threw (its write failed): the watch goes on
+      }
       hold.lock();
     }
   }
@@ -876,13 +878,18 @@ class basic_release_handler {
       : code_(code), directory_(std::move(options.directory)), log_(std::move(options.log)) {
     if (!log_)
       log_ = [](upgrade_stage stage, const std::string& line) {
-        fmt::print(stderr, "hotswap: release handler: {}: {}\n", to_string(stage), detail::visible(line));
+        const std::string said =
+            "hotswap: release handler: " + std::string(to_string(stage)) + ": " + detail::visible(line, false) + "\n";
+        std::fwrite(said.data(), 1, said.size(), stderr);  // (fmt::print throws when stderr is closed)
       };
   }
   basic_release_handler(const basic_release_handler&) = delete;
   basic_release_handler& operator=(const basic_release_handler&) = delete;
-  /// A rollback under way finishes first; no other starts.
-  ~basic_release_handler() { grace_->stop(); }
+  /// A rollback under way finishes first; no other starts, and no server goes back any more.
+  ~basic_release_handler() {
+    grace_->stop();
+    guard_probation(false);
+  }
 
   /// Loads the modules of the release in `manifest` (a program's first release), which becomes
   /// permanent (and is recorded so, given a directory). A module that fails to load unloads
@@ -972,6 +979,8 @@ class basic_release_handler {
   void grace_ended(std::uint64_t generation);
   /// Puts the guards of the last upgrade's probation on its servers (`on`), or takes them off.
   void guard_probation(bool on);
+  /// The servers on a version the probation keeps: those that went back after a failure.
+  std::string went_back();
   /// Ends the probation of the last upgrade: its guards go, and the versions it kept loaded are
   /// purged, but for those in `still` (the new upgrade's). Tells `tell` what it purged.
   void end_probation(const std::vector<std::string>& still,
@@ -1328,6 +1337,16 @@ upgrade_report basic_release_handler<CodeServer>::dry_run(const std::string& man
   upgrade_report report = planned ? upgrade_report{} : refused(planned.error());
   report.dry_run = true;
   if (!planned) return report;
+  for (const auto& change : planned->changes)  // its load would push out the version kept
+    if (!change.loaded && !change.back &&
+        std::find(probation_.modules.begin(), probation_.modules.end(), change.module) != probation_.modules.end()) {
+      report.outcome =
+          error{errc::plan_refused,
+                fmt::format("{} keeps its version before loaded in the grace period of release {} {}: "
+                            "make-permanent or rollback first, then try release {} {}",
+                            change.module, running()->name, running()->vsn, planned->to.name, planned->to.vsn)};
+      return report;
+    }
   std::vector<module_ptr> loaded;
   if (!load_all(*planned, options, report, loaded)) return report;
   std::size_t count = 0;
@@ -1372,6 +1391,13 @@ result<void> basic_release_handler<CodeServer>::make_permanent() {
   const std::lock_guard one_at_a_time(operation_);
   const auto current = find(release_status::current);
   if (current == releases_.end()) return error{errc::no_release, "no release is waiting to be made permanent"};
+  guard_probation(false);
+  if (const std::string back = went_back(); !back.empty()) {
+    guard_probation(true);
+    return error{errc::no_release, fmt::format("release {} {} is rolling back: {} went back to its version before "
+                                               "after a failure in the grace period",
+                                               current->name, current->vsn, back)};
+  }
   const auto before = releases_;
   if (const auto permanent = find(release_status::permanent); permanent != releases_.end())
     permanent->status = release_status::old;
@@ -1673,9 +1699,18 @@ upgrade_report basic_release_handler<CodeServer>::run(const release_plan& plan, 
     if (options.progress) options.progress(stage, line);
   };
   upgrade_report report;
-  std::vector<module_ptr> loaded;  // outside the pause: nothing runs on them yet
-  if (!load_all(plan, options, report, loaded)) return report;
+  // Another upgrade ends the last one's grace period first (its loads would push out the versions
+  // it keeps), unless it goes back to them (a rollback).
   guard_probation(false);  // the last upgrade's guards would put a server back on its version before
+  if (std::none_of(plan.changes.begin(), plan.changes.end(), [](const auto& change) { return change.back; })) {
+    grace_->start({});  // a crash from now on is a crash, whether this upgrade succeeds or not
+    end_probation({}, tell);
+  }
+  std::vector<module_ptr> loaded;  // outside the pause: nothing runs on them yet
+  if (!load_all(plan, options, report, loaded)) {
+    guard_probation(true);  // a rollback's: its grace period goes on
+    return report;
+  }
   {
     std::vector<upgrade_step> steps;
     for (std::size_t i = 0; i < plan.changes.size(); ++i)
@@ -1691,6 +1726,10 @@ upgrade_report basic_release_handler<CodeServer>::run(const release_plan& plan, 
   const release_plan moved = move_late_servers(plan, options, report);
   for (const auto& change : plan.changes)  // the versions gone back to are current again
     if (const module_ptr left = change.back ? code_.current(change.module) : nullptr) {
+      if (const auto users = left->servers(); !users.empty()) {  // ones the late move could not move
+        report.notes.push_back(detail::describe_users(*left, users) + ": it stays current");
+        continue;
+      }
       access::undo_load(code_, left);
       tell(upgrade_stage::purge, fmt::format("unloaded {} vsn {}: {} vsn {} is current again", change.module,
                                              change.from_vsn, change.module, change.to_vsn));
@@ -1844,10 +1883,30 @@ void basic_release_handler<CodeServer>::grace_ended(std::uint64_t generation) {
   const std::lock_guard one_at_a_time(operation_);
   if (!grace_->current(generation)) return;  // made permanent, or upgraded again, meanwhile
   const known* current = running();
-  if (log_ && current)
+  guard_probation(false);
+  if (const std::string back = went_back(); !back.empty() && current) {  // between the period's end and now
+    log_(upgrade_stage::rollback, fmt::format("{} went back after a failure as the grace period of release {} {} "
+                                              "ended: rolling back",
+                                              back, current->name, current->vsn));
+    upgrade_options options = grace_options_;
+    options.progress = log_;
+    const auto report = rollback_locked(options);
+    log_(upgrade_stage::rollback, report ? "rolled back" : "the rollback failed: " + report.outcome.error().what);
+    return;
+  }
+  if (current)
     log_(upgrade_stage::purge,
          fmt::format("the grace period of release {} {} ended: the versions before go", current->name, current->vsn));
   end_probation({}, log_);
+}
+
+template <class CodeServer>
+std::string basic_release_handler<CodeServer>::went_back() {
+  std::string labels;
+  for (const auto& module : probation_.modules)
+    if (const module_ptr kept = code_.old(module))
+      for (const auto& server : kept->servers()) labels += (labels.empty() ? "" : ", ") + server.core()->label();
+  return labels;
 }
 
 template <class CodeServer>

@@ -410,6 +410,29 @@ TEST_CASE("a handler throwing in the grace period puts its server back with its 
   CHECK(shop.releases.which_releases()[0].vsn == "2b");
 }
 
+TEST_CASE("in a grace period a dry run is refused, and another upgrade ends the period first, even if it fails") {
+  running_release shop;
+  hotswap::upgrade_options options;
+  options.grace_period = std::chrono::hours(1);
+  REQUIRE(shop.releases.upgrade(shop.manifest("2", {"counter_v2", "minimal_v2"}), options));
+  const std::string three = shop.manifest("3", {"counter_v3", "minimal_v2"});  // counter vsn 3 refuses vsn 2
+  const auto tried = shop.releases.dry_run(three);
+  REQUIRE_FALSE(tried);
+  CHECK(tried.outcome.error().what ==
+        "counter keeps its version before loaded in the grace period of release shop 2: make-permanent or rollback "
+        "first, then try release shop 3");
+  CHECK(shop.code.old("counter")->vsn() == 1);  // nothing changed
+  const auto failed = shop.releases.upgrade(three, options);
+  REQUIRE_FALSE(failed);
+  CHECK(failed.outcome.error().code == hotswap::errc::code_change_failed);
+  CHECK(shop.code.current("counter")->vsn() == 2);  // release 2 runs on ...
+  CHECK_FALSE(shop.code.old("counter"));            // ... its grace period over
+  CHECK(shop.releases.which_releases()[1].status == hotswap::release_status::current);
+  hotswap::send(shop.a, testing::Crash{});  // a crash is a crash now
+  REQUIRE(testing::eventually([&] { return !shop.a.alive(); }));
+  CHECK(shop.code.current("counter")->vsn() == 2);
+}
+
 TEST_CASE("a grace period that ends by its time purges the versions before; a throw after it is a crash") {
   running_release shop;
   hotswap::upgrade_options options;

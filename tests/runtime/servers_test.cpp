@@ -549,12 +549,14 @@ TEST_CASE("a handler that throws sends one crash report to the program's sink, s
   CHECK(said.text.find('\n') == std::string::npos);
 }
 
-TEST_CASE("a sink that throws loses its report only; an empty sink is standard error again") {
+TEST_CASE("a sink that throws loses its report only; set_report_sink hands back the sink it replaced") {
   const hotswap::report_sink before = hotswap::set_report_sink([](const hotswap::report&) { throw 1; });
   auto server = hotswap::start<reported::NoteKeeper>().value();
   hotswap::cast(server, reported::Throw{"boom"});
   REQUIRE(eventually([&] { return !server.alive(); }));
   auto again = hotswap::start<reported::NoteKeeper>().value();
-  CHECK(hotswap::call(again, Get{}).value() == 7);  // the program serves on
-  CHECK(!hotswap::set_report_sink(before) == false);
+  CHECK(hotswap::call(again, Get{}).value() == 7);                    // the program serves on
+  const hotswap::report_sink thrower = hotswap::set_report_sink({});  // standard error again
+  CHECK(static_cast<bool>(thrower));
+  CHECK_FALSE(hotswap::set_report_sink(before));  // the empty one
 }

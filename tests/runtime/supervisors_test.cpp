@@ -229,7 +229,7 @@ TEST_CASE("a supervisor reports a child's end, its restart and giving up; which_
     const std::lock_guard hold(sink->lock);
     sink->reports.push_back(said);
   });
-  auto sup = hotswap::start_supervisor({.strategy = hotswap::strategy::one_for_one, .intensity = 1},
+  auto sup = hotswap::start_supervisor({.strategy = hotswap::strategy::one_for_one, .intensity = 1, .period = 1h},
                                        {counter_child("reported")}, {.name = "reporting"})
                  .value();
   const std::string who = "supervisor report: server " + std::to_string(sup.id()) + " (reporting): ";
@@ -254,7 +254,7 @@ TEST_CASE("a supervisor reports a child's end, its restart and giving up; which_
   const auto said = sink->lines(hotswap::report::kind::supervisor);
   REQUIRE(said.size() == 3);
   CHECK(said[2] == who +
-                       "gave up: more than 1 restarts in 5000 ms (child reported ended once too often); it stops "
+                       "gave up: more than 1 restarts in 3600000 ms (child reported ended once too often); it stops "
                        "its children and ends");
   const auto crashes = sink->lines(hotswap::report::kind::crash);
   REQUIRE(crashes.size() == 3);  // the child twice, then the supervisor

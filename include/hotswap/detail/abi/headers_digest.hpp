@@ -2,4 +2,4 @@
 // edit. It enters the ABI fingerprint: a module built from other headers is refused.
 #pragma once
 
-#define HOTSWAP_DETAIL_HEADERS_DIGEST "96de1c379df4ad4f"
+#define HOTSWAP_DETAIL_HEADERS_DIGEST "c9b83217833087b1"

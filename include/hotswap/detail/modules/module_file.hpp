@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "../../result.hpp"
+#include "../common/hash.hpp"
 #include "module_name.hpp"
 
 namespace hotswap::detail {
@@ -57,6 +58,9 @@ inline constexpr std::uint16_t this_machine = 0;  // none: modules are refused
 }  // namespace elf
 
 /// What a module's note says.
+/// The longest schema description a note's is taken with (longer: the message says less).
+inline constexpr std::size_t largest_description = 4096;
+
 struct module_note_fields {
   std::uint64_t abi = 0;
   std::string abi_text, name, implementation, interface_name;
@@ -351,11 +355,15 @@ result<module_note_fields> parse_module_note(std::string_view text, const std::s
       if (vsn.size() >= after_first.size()) return bad(line);
       std::string_view fingerprint = after_first.substr(vsn.size() + 1);
       const std::size_t space = fingerprint.find(' ');
+      std::string_view description;
       if (space != std::string_view::npos) {
-        version.description = fingerprint.substr(space + 1);
+        description = fingerprint.substr(space + 1);
         fingerprint = fingerprint.substr(0, space);
       }
       if (!number(vsn, 10, version.vsn) || !number(fingerprint, 16, version.fingerprint)) return bad(line);
+      // Only what the fingerprint vouches for, and not more than an error message can show.
+      if (description.size() <= largest_description && fnv1a(description) == version.fingerprint)
+        version.description = description;
       note.schemas.push_back(std::move(version));
     }
   }

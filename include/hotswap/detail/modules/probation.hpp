@@ -5,14 +5,13 @@
 // the next message; whoever set the guard hears of it, and rolls the rest back.
 #pragma once
 
-#include <chrono>
 #include <cstdint>
-#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "../../result.hpp"
+#include "../common/std_memory.hpp"
 #include "../common/std_parts.hpp"
 #include "../runtime/server_core.hpp"
 #include "../servers/code_change.hpp"

@@ -85,10 +85,13 @@ class grace_watch {
       const std::uint64_t generation = generation_;
       const std::string why = std::exchange(crashed_, {});
       hold.unlock();
-      if (why.empty())
-        ended_(generation);
-      else
-        roll_back_(generation, why);
+      try {
+        if (why.empty())
+          ended_(generation);
+        else
+          roll_back_(generation, why);
+      } catch (...) {  // a log that threw (its write failed): the watch goes on
+      }
       hold.lock();
     }
   }

@@ -107,8 +107,10 @@ std::string field_differences(const std::vector<described_field>& there, const s
     if (!find(there, field.first))
       said.push_back(field.first + ":" + field.second + " is only " + std::string(here_is));
   if (said.empty() && there != here) said.push_back("the same fields in another order");
+  constexpr std::size_t shown = 8;  // a message, not a listing
   std::string text;
-  for (const auto& one : said) text += (text.empty() ? "" : "; ") + one;
+  for (std::size_t i = 0; i < said.size() && i < shown; ++i) text += (i ? "; " : "") + said[i];
+  if (said.size() > shown) text += "; and " + std::to_string(said.size() - shown) + " more";
   return text;
 }
 

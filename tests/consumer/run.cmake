@@ -90,6 +90,9 @@ if(MODE STREQUAL "find_package")
   if(NOT count EQUAL 1 OR NOT block_2 MATCHES "pkg-config --cflags")
     message(FATAL_ERROR "the README's pkg-config block is not one line that runs pkg-config --cflags: ${block_2}")
   endif()
+  # With the compiler that built the module (a module and its program are built by one: the ABI
+  # check says so), where the README says g++.
+  string(REGEX REPLACE "^g\\+\\+ " "${CXX} " block_2 "${block_2}")
   run(${CMAKE_COMMAND} -E env PKG_CONFIG_PATH=${pc_dir} sh -c
       "cd '${SOURCE_DIR}/tests/consumer' && ${block_2} '-DPOINT_MODULE=\"${WORK_DIR}/build/point_module.so\"' -o '${WORK_DIR}/consumer_pkg_config'")
   run("${WORK_DIR}/consumer_pkg_config")

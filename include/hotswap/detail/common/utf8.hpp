@@ -41,7 +41,8 @@ constexpr std::int32_t next_code_point(std::string_view text, std::size_t& at) n
 /// message could clear the screen or fake lines. Control characters (C0 but, with `newlines`, \n
 /// and \t; and DEL) are shown as \xNN, C1 characters as \u00NN, bytes that are not UTF-8 as
 /// \xNN; the rest as it is. At most `limit` bytes of `text` are shown, then `...`.
-inline std::string visible(std::string_view text, bool newlines = true, std::size_t limit = std::string_view::npos) {
+template <class = void>
+std::string visible(std::string_view text, bool newlines = true, std::size_t limit = std::string_view::npos) {
   constexpr std::string_view hex = "0123456789abcdef";
   std::string shown;
   shown.reserve(text.size() < limit ? text.size() : limit);

@@ -25,7 +25,8 @@ struct report {
 /// Writes the report's line and a newline to standard error in one write, as reports of two
 /// threads do not interleave (lines longer than a pipe's atomic size may, as any writer's);
 /// progress reports are left out.
-inline void write_to_stderr(const report& said) noexcept {
+template <class = void>
+void write_to_stderr(const report& said) noexcept {
   if (said.about == report::kind::progress) return;
   try {
     std::string line = "hotswap: " + said.text + "\n";
@@ -34,8 +35,10 @@ inline void write_to_stderr(const report& said) noexcept {
   }
 }
 
-/// The program's sink of reports (the runtime holds one).
-class report_log {
+/// The program's sink of reports (the runtime holds one). (A template only to be compiled where
+/// used.)
+template <class = void>
+class basic_report_log {
  public:
   using sink = std::function<void(const report&)>;
 
@@ -65,5 +68,6 @@ class report_log {
   spin_lock lock_;
   sink sink_;
 };
+using report_log = basic_report_log<>;
 
 }  // namespace hotswap::detail

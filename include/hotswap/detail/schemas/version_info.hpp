@@ -70,7 +70,8 @@ std::vector<described_field> described_fields(std::string_view description) {
 }
 
 /// The fields of a version the registry holds.
-inline std::vector<described_field> described_fields(const version_info& version) {
+template <class = void>
+std::vector<described_field> described_fields(const version_info& version) {
   std::vector<described_field> fields;
   for (std::size_t i = 0; i < version.field_names.size() && i < version.field_types.size(); ++i)
     fields.emplace_back(version.field_names[i], version.field_types[i]);
@@ -78,7 +79,8 @@ inline std::vector<described_field> described_fields(const version_info& version
 }
 
 /// A version the registry holds as its description reads: `Account@2{owner:string,balance:money}`.
-inline std::string described(const version_info& version) {
+template <class = void>
+std::string described(const version_info& version) {
   std::string text = version.schema + "@" + std::to_string(version.vsn) + "{";
   for (std::size_t i = 0; i < version.field_names.size() && i < version.field_types.size(); ++i)
     text += (i ? "," : "") + version.field_names[i] + ":" + version.field_types[i];

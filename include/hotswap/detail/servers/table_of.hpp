@@ -31,7 +31,8 @@
 namespace hotswap::detail {
 
 /// The name of the type of the exception being handled, as the compiler spells it.
-inline std::string thrown_type() {
+template <class = void>
+std::string thrown_type() {
   const std::type_info* type = abi::__cxa_current_exception_type();
   if (!type) return {};
   int status = 0;

@@ -390,10 +390,13 @@ class basic_release_handler {
   /// them in it.
   release_plan move_late_servers(const release_plan& plan, const upgrade_options& options, upgrade_report& report);
 
-  /// A new grace period, if the options ask for one: each server the plan upgraded from a
-  /// version before is guarded (a handler that throws puts it back there), and a crash of any
-  /// rolls the release back (the monitors outlive the period, and then do nothing).
-  void watch_grace(const release_plan& plan, const upgrade_options& options);
+  /// The grace period `generation` watches the servers the plan moved: a crash of any rolls the
+  /// release back (the monitors outlive the period, and then do nothing), and each is guarded.
+  void watch_grace(const release_plan& plan, std::uint64_t generation);
+  /// The guards of the servers the plan moves from a version before: a handler of the new code
+  /// that throws puts its server back there, and has the release rolled back.
+  std::vector<std::pair<any_server, detail::probation_guard>> probation_guards(const release_plan& plan,
+                                                                               std::uint64_t generation);
 
   /// Loads the plan's new modules into `loaded`, in order; if one fails, unloads those before it
   /// and says why in `report`.

@@ -123,7 +123,8 @@ class basic_module_watch {
   std::vector<std::pair<any_server, int>> running(const module_ptr& version);
 
   /// Each server of a reload on probation: a handler that throws puts it back on `before`.
-  void guard(const std::vector<any_server>& servers, const module_ptr& before, std::uint64_t generation);
+  void guard(const std::vector<any_server>& servers, const module_ptr& before, const module_ptr& after,
+             std::uint64_t generation);
 
   /// The guards of `servers` go.
   void unguard(const std::vector<any_server>& servers);

@@ -404,7 +404,8 @@ class basic_module_watch {
   std::vector<std::pair<any_server, int>> running(const module_ptr& version);
 
   /// Each server of a reload on probation: a handler that throws puts it back on `before`.
-  void guard(const std::vector<any_server>& servers, const module_ptr& before, std::uint64_t generation);
+  void guard(const std::vector<any_server>& servers, const module_ptr& before, const module_ptr& after,
+             std::uint64_t generation);
 
   /// The guards of `servers` go.
   void unguard(const std::vector<any_server>& servers);
@@ -605,25 +606,30 @@ reload_report basic_module_watch<CodeServer>::reload_locked(const std::string& p
     return report;
   }
   std::vector<upgrade_step> steps;
+  std::vector<any_server> servers;
   for (auto& server : running(now)) {
     report.servers.push_back(server.first.core()->label());
+    servers.push_back(server.first);
     steps.emplace_back(std::move(server.first), *loaded, server.second);
   }
+  // Guarded before they change: no handler of the new build runs off probation.
+  const bool on_probation = options_.grace_period > std::chrono::nanoseconds::zero() && !steps.empty();
+  const std::uint64_t generation = ++generation_;
+  if (on_probation) guard(servers, now, *loaded, generation);
   const upgrade_report done = hotswap::upgrade(steps, transaction());
   report.pause = done.pause;
   if (!done) {
+    if (on_probation) unguard(servers);
     steps.clear();  // their leases of the new build go
     access::undo_load(code_, std::move(*loaded));
     report.outcome = done.outcome.error();
     report.servers.clear();
     return report;
   }
-  if (options_.grace_period > std::chrono::nanoseconds::zero() && !steps.empty()) {
-    probation_.emplace(probation{++generation_, std::move(now), std::move(*loaded), {}, {}});
-    for (const auto& step : steps) probation_->servers.push_back(step.server());
+  if (on_probation) {
+    probation_.emplace(probation{generation, std::move(now), std::move(*loaded), std::move(servers), {}});
     probation_->ends =
         clock::now() + std::min<std::chrono::nanoseconds>(options_.grace_period, std::chrono::hours(24 * 365));
-    guard(probation_->servers, probation_->before, probation_->generation);
   } else {
     steps.clear();
     now.reset();
@@ -647,10 +653,10 @@ std::vector<std::pair<any_server, int>> basic_module_watch<CodeServer>::running(
 
 template <class CodeServer>
 void basic_module_watch<CodeServer>::guard(const std::vector<any_server>& servers, const module_ptr& before,
-                                           std::uint64_t generation) {
+                                           const module_ptr& after, std::uint64_t generation) {
   detail::set_probation(servers,
                         detail::back_on_failure<module_version>(
-                            before,
+                            before, after,
                             [mailbox = std::weak_ptr<detail::crash_mailbox>(crashes_),
                              generation](const detail::probation_failure& failed) {
                               if (const auto alive = mailbox.lock())

@@ -637,7 +637,9 @@ upgrade_report basic_release_handler<CodeServer>::run(const release_plan& plan, 
   // Another upgrade ends the last one's grace period first (its loads would push out the versions
   // it keeps), unless it goes back to them (a rollback).
   guard_probation(false);  // the last upgrade's guards would put a server back on its version before
-  if (std::none_of(plan.changes.begin(), plan.changes.end(), [](const auto& change) { return change.back; })) {
+  const bool back =
+      std::any_of(plan.changes.begin(), plan.changes.end(), [](const auto& change) { return change.back; });
+  if (!back) {
     grace_->start({});  // a crash from now on is a crash, whether this upgrade succeeds or not
     end_probation({}, tell);
   }
@@ -646,6 +648,24 @@ upgrade_report basic_release_handler<CodeServer>::run(const release_plan& plan, 
     guard_probation(true);  // a rollback's: its grace period goes on
     return report;
   }
+  // A grace period for a release that is not permanent (back to the permanent one, there is none
+  // to go back to). Its servers are guarded before they change: no handler of the new code runs
+  // off probation.
+  upgrade_options grace = options;
+  if (const auto permanent = find(release_status::permanent);
+      permanent != releases_.end() && permanent->name == plan.to.name && permanent->vsn == plan.to.vsn)
+    grace.grace_period = {};
+  const bool probation = grace.grace_period > std::chrono::nanoseconds::zero();
+  std::uint64_t generation = 0;
+  if (probation) {
+    generation = grace_->start(grace.grace_period);
+    grace_options_ = grace;
+    // The caller's progress may capture what dies when upgrade() returns: the rollback after a
+    // crash tells the handler's log instead.
+    grace_options_.progress = nullptr;
+    probation_.servers = probation_guards(plan, generation);
+    guard_probation(true);
+  }
   {
     std::vector<upgrade_step> steps;
     for (std::size_t i = 0; i < plan.changes.size(); ++i)
@@ -653,8 +673,13 @@ upgrade_report basic_release_handler<CodeServer>::run(const release_plan& plan, 
     report = hotswap::upgrade(steps, options);
   }  // the steps' leases go: a version rolled back from is held by nothing now
   if (!report) {
+    if (probation) {
+      guard_probation(false);
+      probation_.servers.clear();
+      grace_->start({});
+    }
     undo(loaded, &plan);
-    guard_probation(true);  // its grace period goes on
+    if (!probation) guard_probation(true);  // a rollback's: its grace period goes on
     return report;
   }
   loaded.clear();
@@ -688,17 +713,13 @@ upgrade_report basic_release_handler<CodeServer>::run(const release_plan& plan, 
   }
   if (auto recorded = record(); !recorded)
     report.notes.push_back("the release handler's record was not written: " + recorded.error().what);
-  // A grace period for a release that is not permanent (back to the permanent one, there is none
-  // to go back to); in it, the versions before stay loaded until it ends.
-  upgrade_options grace = options;
-  if (find(release_status::current) == releases_.end()) grace.grace_period = {};
+  // In a grace period the versions before stay loaded until it ends.
+  if (back) end_probation({}, tell);  // the one rolled back from
   std::vector<std::string> kept;
   for (const auto& change : plan.changes)
-    if (change.from_vsn && !change.back && grace.grace_period > std::chrono::nanoseconds::zero())
-      kept.push_back(change.module);
-  end_probation(kept, tell);  // the last upgrade's
+    if (change.from_vsn && !change.back && probation) kept.push_back(change.module);
   probation_.modules = kept;
-  watch_grace(moved, grace);
+  if (probation) watch_grace(moved, generation);
   for (const auto& module : plan.retired)
     if (auto retired = code_.retire(module); !retired) report.notes.push_back(retired.error().what);
   for (const auto& change : plan.changes) {
@@ -752,16 +773,9 @@ release_plan basic_release_handler<CodeServer>::move_late_servers(const release_
 }
 
 template <class CodeServer>
-void basic_release_handler<CodeServer>::watch_grace(const release_plan& plan, const upgrade_options& options) {
-  const std::uint64_t generation = grace_->start(options.grace_period);
-  if (options.grace_period <= std::chrono::nanoseconds::zero()) return;
-  grace_options_ = options;
-  // The caller's progress may capture what dies when upgrade() returns: the rollback after a
-  // crash tells the handler's log instead.
-  grace_options_.progress = nullptr;
+void basic_release_handler<CodeServer>::watch_grace(const release_plan& plan, std::uint64_t generation) {
   const std::weak_ptr<detail::grace_watch> watch = grace_;
-  std::vector<std::pair<any_server, detail::probation_guard>> guarded;
-  for (const auto& change : plan.changes) {
+  for (const auto& change : plan.changes)
     for (const auto& server : change.servers)
       detail::monitor(*server.server.core(),
                       [watch, generation, label = server.label](std::uint64_t, const exit_reason& reason) {
@@ -769,10 +783,21 @@ void basic_release_handler<CodeServer>::watch_grace(const release_plan& plan, co
                         if (const auto alive = watch.lock())
                           alive->crashed(generation, label + " crashed (" + reason.what + ")");
                       });
+  probation_.servers = probation_guards(plan, generation);  // with those the late move moved
+  guard_probation(true);
+}
+
+template <class CodeServer>
+std::vector<std::pair<any_server, detail::probation_guard>> basic_release_handler<CodeServer>::probation_guards(
+    const release_plan& plan, std::uint64_t generation) {
+  const std::weak_ptr<detail::grace_watch> watch = grace_;
+  std::vector<std::pair<any_server, detail::probation_guard>> guarded;
+  for (const auto& change : plan.changes) {
     const module_ptr before = change.from_vsn ? code_.old(change.module) : nullptr;
-    if (!before || change.servers.empty()) continue;
+    const module_ptr after = code_.current(change.module);
+    if (!before || !after || change.servers.empty()) continue;
     const detail::probation_guard guard = detail::back_on_failure<module_version>(
-        before,
+        before, after,
         [watch, generation, module = change.module, vsn = change.to_vsn](const detail::probation_failure& failed) {
           if (const auto alive = watch.lock())
             alive->crashed(
@@ -784,8 +809,7 @@ void basic_release_handler<CodeServer>::watch_grace(const release_plan& plan, co
         });
     for (const auto& server : change.servers) guarded.emplace_back(server.server, guard);
   }
-  probation_.servers = std::move(guarded);
-  guard_probation(true);
+  return guarded;
 }
 
 template <class CodeServer>

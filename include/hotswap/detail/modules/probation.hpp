@@ -30,12 +30,16 @@ struct probation_failure {
 
 using probation_guard = std::function<bool(server_core& server, const std::string& why)>;
 
-/// The guard that puts a server back on `before` (a module's version: its leases are taken by
-/// the server) and tells `told`, on the server's thread. `told` must not block.
+/// The guard that puts a server running `after` back on `before` (module versions: its leases
+/// are taken by the server) and tells `told`, on the server's thread; a failure of other code (the
+/// server's before it changed: the guard is set before the change, so that none of the new code's
+/// handlers runs unguarded) is a crash. `told` must not block.
 template <class Module>
-probation_guard back_on_failure(std::shared_ptr<const Module> before,
+probation_guard back_on_failure(std::shared_ptr<const Module> before, std::shared_ptr<const Module> after,
                                 std::function<void(const probation_failure&)> told) {
-  return [before = std::move(before), told = std::move(told)](server_core& core, const std::string& why) {
+  return [before = std::move(before), after = std::move(after), told = std::move(told)](server_core& core,
+                                                                                        const std::string& why) {
+    if (core.table != &module_access<Module>::table(*after)) return false;
     auto leased = lease_to_server(before, &core);
     kept_code kept;
     const result<void> moved =

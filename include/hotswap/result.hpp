@@ -157,6 +157,18 @@ struct error {
 /// `crashed` when a handler threw (`what` says what it threw).
 enum class exit_kind : std::uint8_t { normal, shutdown, crashed };
 
+constexpr std::string_view to_string(exit_kind kind) noexcept {
+  switch (kind) {
+    case exit_kind::normal:
+      return "normal";
+    case exit_kind::shutdown:
+      return "shutdown";
+    case exit_kind::crashed:
+      return "crashed";
+  }
+  return "unknown";
+}
+
 struct exit_reason {
   exit_kind kind = exit_kind::normal;
   std::string what;

@@ -1436,15 +1436,13 @@ using json = nlohmann::json;
 /// How a child of a supervisor last ended: `crashed: why` (at most 120 bytes of why), or `-`.
 inline std::string last_exit_text(const std::optional<exit_reason>& reason) {
   if (!reason) return "-";
-  constexpr const char* kinds[] = {"normal", "shutdown", "crashed"};
-  std::string text = kinds[static_cast<int>(reason->kind)];
+  std::string text(to_string(reason->kind));
   if (!reason->what.empty()) text += ": " + visible(reason->what, false, 120);
   return text;
 }
 inline nlohmann::json last_exit_json(const std::optional<exit_reason>& reason) {
   if (!reason) return nullptr;
-  constexpr const char* kinds[] = {"normal", "shutdown", "crashed"};
-  return {{"kind", kinds[static_cast<int>(reason->kind)]}, {"what", reason->what}};
+  return {{"kind", std::string(to_string(reason->kind))}, {"what", reason->what}};
 }
 
 /// Every supervisor's children that run, by server id: their restarts and last exit.

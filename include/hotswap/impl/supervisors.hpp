@@ -114,8 +114,7 @@ struct supervisor_implementation {
         {about, self ? self->id : 0, "supervisor report: " + (self ? self->label() : "a supervisor") + ": " + what});
   }
   static std::string describe(const exit_reason& reason) {
-    constexpr const char* kinds[] = {"normal", "shutdown", "crashed"};
-    return std::string(kinds[static_cast<int>(reason.kind)]) +
+    return std::string(hotswap::to_string(reason.kind)) +
            (reason.what.empty() ? "" : " (" + visible(reason.what, false, 512) + ")");
   }
 

@@ -265,21 +265,118 @@ server_ref<Interface> self() {
   return *typed;
 }
 
-/// Stops a server: its terminate runs (reason normal), calls still waiting fail with
-/// errc::server_died, its name is freed. From the server's own handler, the stop is queued and
-/// happens once the handler returns (this returns at once).
-result<void> stop(const server_handle auto& server, std::chrono::nanoseconds timeout = default_timeout) {
-  auto end = [](detail::server_core& core) -> result<void> {
-    detail::end_server(core, {exit_kind::normal, {}});
-    return {};
-  };
+/// Stops a server with `reason` (OTP's gen_server:stop/3): its terminate runs, calls still
+/// waiting fail with errc::server_died, its name is freed, its monitors and links are told the
+/// reason (a reason other than normal stops the servers linked to it that do not trap exits, and
+/// a transient child's supervisor restarts it). From the server's own handler, the stop is
+/// queued and happens once the handler returns (this returns at once): a call handler that
+/// stops its server this way still replies (OTP's {stop, Reason, Reply, State}).
+result<void> stop(const server_handle auto& server, exit_reason reason,
+                  std::chrono::nanoseconds timeout = default_timeout) {
   if (server && server.core() == detail::current_server()) {
-    auto* request = new detail::control_call<void, decltype(end)>(end);
-    request->state.store(detail::reply_slot_base::abandoned);  // nobody waits: the server frees it
-    if (!server.core()->deliver_control(*request)) delete request;
+    detail::end_later(*server.core(), std::move(reason));
     return {};
   }
-  return detail::control<void>(server, timeout, end);
+  return detail::control<void>(server, timeout, [reason = std::move(reason)](detail::server_core& core) -> result<void> {
+    detail::end_server(core, reason);
+    return {};
+  });
+}
+
+/// Stops a server normally (reason normal), as above.
+result<void> stop(const server_handle auto& server, std::chrono::nanoseconds timeout = default_timeout) {
+  return stop(server, exit_reason{}, timeout);
+}
+
+// -- monitors and links --
+
+/// What a monitor tells the server that set it when the server it watches ends (OTP's {'DOWN',
+/// Ref, process, Pid, Reason}): its interface declares `info_msg<hotswap::down>`.
+using down = detail::down_message;
+/// What a server that traps exits receives when a server linked to it ends (OTP's {'EXIT', Pid,
+/// Reason}): its interface declares `info_msg<hotswap::exit_signal>`.
+using exit_signal = detail::exit_message;
+
+/// A monitor set, for demonitor.
+class monitor_ref {
+ public:
+  monitor_ref() = default;
+  /// The id its down carries (hotswap::down::monitor); 0 for none.
+  std::uint64_t id() const noexcept { return id_; }
+  explicit operator bool() const noexcept { return id_ != 0; }
+
+  /// (What monitor() makes.)
+  monitor_ref(std::uint64_t id, any_server watched, any_server watcher) noexcept
+      : id_(id), watched_(std::move(watched)), watcher_(std::move(watcher)) {}
+  const any_server& watched() const noexcept { return watched_; }
+  const any_server& watcher() const noexcept { return watcher_; }
+
+ private:
+  std::uint64_t id_ = 0;
+  any_server watched_, watcher_;
+};
+
+/// Erlang's monitor(process, Server): `watcher` receives one hotswap::down when `watched` ends,
+/// with its exit reason; at once if it has ended already. When `watcher` ends first, its
+/// monitors are taken off. Several monitors on one server are told each.
+template <class Interface>
+monitor_ref monitor(const server_ref<Interface>& watcher, const any_server& watched) {
+  static_assert(Interface::template index_of<down> != Interface::size,
+                "hotswap: a server that monitors another declares hotswap::info_msg<hotswap::down> in its interface");
+  if (!watcher || !watched) return {};
+  return {detail::add_monitor(*watched.core(), watcher.core(), {}), watched, watcher};
+}
+
+/// A monitor whose down is a call of `on_down`, once, on the thread where `watched` ends (at once,
+/// on this thread, if it has): for code that is not a server. It must not block.
+template <class = void>
+monitor_ref monitor(const any_server& watched, std::function<void(const down&)> on_down) {
+  if (!watched || !on_down) return {};
+  const std::uint64_t id = detail::new_id();
+  detail::add_monitor(
+      *watched.core(), nullptr,
+      [on_down = std::move(on_down), id](std::uint64_t server, const exit_reason& reason) {
+        on_down(down{id, server, reason});
+      },
+      id);
+  return {id, watched, {}};
+}
+
+/// Erlang's demonitor(Ref, [flush]): takes the monitor off, and a down already in the watcher's
+/// mailbox is dropped unhandled. True if its down is not (and will not be) handled or called;
+/// false if it was, or had begun to be.
+template <class = void>
+bool demonitor(monitor_ref& monitor) {
+  if (!monitor) return false;
+  bool taken_off = detail::remove_monitor(*monitor.watched().core(), monitor.id());
+  if (!taken_off && monitor.watcher()) taken_off = detail::forget_watching(*monitor.watcher().core(), monitor.id());
+  monitor = {};
+  return taken_off;
+}
+
+/// Erlang's link/2 (as link/1 from either side): each of `a` and `b` is told when the other
+/// ends. An end with a reason other than normal stops the other too, with the same reason, unless
+/// it traps exits (then it receives a hotswap::exit_signal). If one has ended already, the other
+/// is told at once. False for an empty handle or a server linked to itself.
+template <class = void>
+bool link(const any_server& a, const any_server& b) {
+  return a && b && detail::add_link(*a.core(), *b.core());
+}
+
+/// Erlang's unlink/1: false if they were not linked.
+template <class = void>
+bool unlink(const any_server& a, const any_server& b) {
+  return a && b && detail::remove_link(*a.core(), *b.core());
+}
+
+/// Erlang's process_flag(trap_exit, On): whether the ends of linked servers reach `server` as
+/// hotswap::exit_signal infos instead of stopping it.
+template <class Interface>
+void trap_exits(const server_ref<Interface>& server, bool on = true) {
+  static_assert(Interface::template index_of<exit_signal> != Interface::size,
+                "hotswap: a server that traps exits declares hotswap::info_msg<hotswap::exit_signal> in its "
+                "interface");
+  if (server) server.core()->trapping_exits.store(on, std::memory_order_release);
 }
 
 // -- names --

@@ -23,6 +23,9 @@ runtime& the_runtime();
 /// A backlog has drained: its memory goes back to the system once the pool idles.
 template <class = void>
 void give_back_memory_when_idle() noexcept;
+/// A new id for a server or a monitor: unique in the program, never reused.
+template <class = void>
+std::uint64_t new_id() noexcept;
 /// Hands a report to the program's sink (the runtime's report_log).
 template <class = void>
 void write_report(const report& said) noexcept;
@@ -80,6 +83,10 @@ bool run_controls(server_core& server) noexcept {
 
 template <class = void>
 void end_server(server_core& server, exit_reason reason) noexcept;
+/// Receiver: whether the `down` in `message` is of a monitor still set (it is no longer), or of
+/// one taken off (demonitor): then it is dropped (runtime/exits.hpp).
+template <class = void>
+bool down_awaited(server_core& watcher, envelope& message) noexcept;
 
 /// What this pool worker is doing (null: not a pool worker).
 template <class = void>
@@ -180,6 +187,8 @@ bool handle_messages(server_core& server, unsigned budget) noexcept {
     }
     if (server.ended)
       refuse(server, message, errc::server_died);
+    else if (message.kind == server.down_index && !down_awaited(server, message))
+      server.table->discards[message.kind](message);
     else
       dispatch(server, message);
   }

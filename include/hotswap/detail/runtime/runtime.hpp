@@ -14,6 +14,7 @@
 #include "../common/std_memory.hpp"
 #include "../common/std_parts.hpp"
 #include "dispatch.hpp"
+#include "exits.hpp"
 #include "own_thread.hpp"
 #include "timer_service.hpp"
 #include "worker_pool.hpp"
@@ -173,6 +174,11 @@ void give_back_memory_when_idle() noexcept {
 }
 
 template <class>
+std::uint64_t new_id() noexcept {
+  return the_runtime().next_id();
+}
+
+template <class>
 void write_report(const report& said) noexcept {
   the_runtime().reports.write(said);
 }
@@ -202,11 +208,15 @@ void end_server(server_core& server, exit_reason reason) noexcept {
   server.ended = true;
   std::string name;
   std::vector<exit_monitor> monitors;
+  std::vector<server_core*> links;
+  std::vector<watched_server> watching;
   {
     const spin_guard hold(server.exit_lock);
     server.alive.store(false, std::memory_order_seq_cst);
     name = server.name;
     monitors = std::move(server.monitors);
+    links = std::move(server.links);
+    watching = std::move(server.watching);
     server.reason = reason;
   }
   the_runtime().timers.forget(server);  // a timer of an hour would otherwise hold it (and its module) that long
@@ -216,23 +226,14 @@ void end_server(server_core& server, exit_reason reason) noexcept {
   envelope message;
   while (take_message(server, message)) refuse(server, message, errc::server_died);
   run_controls(server);  // fails each: ended
-  for (auto& monitor : monitors) monitor.call(server.id, reason);
+  tell_exit(server, reason, std::move(monitors), std::move(links), std::move(watching));
   server.release();  // the reference it held for being alive; whoever runs it holds another
 }
 
-/// Calls `on_exit` when `server` ends (at once if it has).
+/// Calls `on_exit` when `server` ends (at once if it has); the monitor's id, for remove_monitor.
 template <class = void>
-void monitor(server_core& server, exit_callback on_exit) {
-  exit_reason ended;
-  {
-    const spin_guard hold(server.exit_lock);
-    if (server.alive.load(std::memory_order_seq_cst)) {
-      server.monitors.push_back({pin_this_image(), std::move(on_exit)});
-      return;
-    }
-    ended = server.reason;
-  }
-  on_exit(server.id, ended);
+std::uint64_t monitor(server_core& server, exit_callback on_exit) {
+  return add_monitor(server, nullptr, std::move(on_exit));
 }
 
 }  // namespace hotswap::detail

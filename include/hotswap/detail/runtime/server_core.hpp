@@ -35,10 +35,37 @@ class executor {
 /// Receives the exit of a monitored server.
 using exit_callback = std::function<void(std::uint64_t id, const exit_reason& reason)>;
 
-/// A monitor, and what keeps its code loaded (a module's), released after it.
+// ---- what a watcher receives ----
+
+/// The info a monitor delivers when the server it watches ends (OTP's {'DOWN', Ref, process,
+/// Pid, Reason}): hotswap::down.
+struct down_message {
+  std::uint64_t monitor = 0;  ///< the monitor's id (monitor_ref::id)
+  std::uint64_t server = 0;   ///< the server that ended
+  exit_reason reason{};
+};
+
+/// The info a server that traps exits receives when a server linked to it ends (OTP's {'EXIT',
+/// Pid, Reason}): hotswap::exit_signal.
+struct exit_message {
+  std::uint64_t server = 0;  ///< the linked server that ended
+  exit_reason reason{};
+};
+
+struct server_core;
+
+/// A monitor on a server (runtime/exits.hpp): the server told (a `down` info) or a callback,
+/// and what keeps the callback's code loaded (a module's), released after it.
 struct exit_monitor {
+  std::uint64_t ref = 0;
+  server_core* watcher = nullptr;  // holding a reference
   std::shared_ptr<const void> code;
   exit_callback call;
+};
+/// A monitor a server set on another, whose down it has not yet received.
+struct watched_server {
+  std::uint64_t ref;
+  server_core* server;  // holding a reference
 };
 
 /// A running server: its mailbox, its sys lane, its implementation table and state, and its sys
@@ -58,6 +85,10 @@ struct server_core {
   executor* runs_on = nullptr;
   const std::uint64_t id;
   const std::uint64_t interface_fingerprint;
+  // Where its interface takes what the runtime sends it (runtime/exits.hpp): the same in every
+  // version of its code. `table_size` where it takes none.
+  const std::uint32_t table_size, down_index, exit_index;
+  std::atomic<bool> trapping_exits{false};
   mailbox inbox;
 
   bool ended = false;  // the receiver's own !alive: read for every message, so not on the senders' line
@@ -90,13 +121,18 @@ struct server_core {
 
   spin_lock exit_lock;  // guards what follows: read by other threads
   std::string name;
-  std::vector<exit_monitor> monitors;
+  std::vector<exit_monitor> monitors;   // told when it ends
+  std::vector<watched_server> watching;  // the monitors it set on others, taken off when it ends
+  std::vector<server_core*> links;       // each holding a reference
   exit_reason reason;
 
   server_core(std::uint64_t server_id, const implementation_table& implementation,
               void (*free)(server_core& server) noexcept)
       : id(server_id),
         interface_fingerprint(implementation.interface_fingerprint),
+        table_size(implementation.message_count),
+        down_index(implementation.down_index),
+        exit_index(implementation.exit_index),
         table(&implementation),
         free_core(free) {}
 

@@ -21,6 +21,7 @@
 #include "../common/type_name.hpp"
 #include "../migrations/apply.hpp"
 #include "../runtime/reply_slot.hpp"
+#include "../runtime/server_core.hpp"
 #include "../schemas/describe.hpp"
 #include "../schemas/field_kinds.hpp"
 #include "../schemas/inspect.hpp"
@@ -275,6 +276,8 @@ constexpr implementation_table make_table() {
           value_fingerprint<S>,
           readable_name<S>,  // what status, state and tree show: the same on every compiler
           interface::size,
+          interface::template index_of<down_message>,
+          interface::template index_of<exit_message>,
           parts::handlers.data(),
           parts::discards.data(),
           interface::message_names.data(),

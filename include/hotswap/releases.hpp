@@ -272,6 +272,7 @@ class basic_release_handler {
   ~basic_release_handler() {
     grace_->stop();
     guard_probation(false);
+    unwatch_grace();
   }
 
   /// Loads the modules of the release in `manifest` (a program's first release), which becomes
@@ -391,8 +392,10 @@ class basic_release_handler {
   release_plan move_late_servers(const release_plan& plan, const upgrade_options& options, upgrade_report& report);
 
   /// The grace period `generation` watches the servers the plan moved: a crash of any rolls the
-  /// release back (the monitors outlive the period, and then do nothing), and each is guarded.
+  /// release back, and each is guarded. The monitors of the period before are taken off.
   void watch_grace(const release_plan& plan, std::uint64_t generation);
+  /// Takes the grace period's monitors off its servers.
+  void unwatch_grace();
   /// The guards of the servers the plan moves from a version before: a handler of the new code
   /// that throws puts its server back there, and has the release rolled back.
   std::vector<std::pair<any_server, detail::probation_guard>> probation_guards(const release_plan& plan,
@@ -419,6 +422,7 @@ class basic_release_handler {
   struct probation {
     std::vector<std::string> modules;
     std::vector<std::pair<any_server, detail::probation_guard>> servers;
+    std::vector<monitor_ref> monitors;  // on the servers the grace period watches
   } probation_;
   std::shared_ptr<detail::grace_watch> grace_ = std::make_shared<detail::grace_watch>(
       [this](std::uint64_t generation, const std::string& why) { roll_back_after_crash(generation, why); },

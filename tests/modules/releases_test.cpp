@@ -28,6 +28,14 @@ using testing::running_release;
 using testing::what;
 namespace sys = hotswap::sys;
 
+namespace {
+/// How many monitors are set on `server` (the grace period's, say).
+std::size_t monitors_on(const hotswap::any_server& server) {
+  const hotswap::detail::spin_guard hold(server.core()->exit_lock);
+  return server.core()->monitors.size();
+}
+}  // namespace
+
 TEST_CASE("a release upgrade derives its plan, moves every server in one transaction and purges what is left") {
   running_release shop;
   const auto target = shop.manifest("2", {"counter_v2", "minimal_v2"});
@@ -415,6 +423,7 @@ TEST_CASE("in a grace period a dry run is refused, and another upgrade ends the 
   hotswap::upgrade_options options;
   options.grace_period = std::chrono::hours(1);
   REQUIRE(shop.releases.upgrade(shop.manifest("2", {"counter_v2", "minimal_v2"}), options));
+  CHECK(monitors_on(shop.a) == 1);  // the grace period's
   const std::string three = shop.manifest("3", {"counter_v3", "minimal_v2"});  // counter vsn 3 refuses vsn 2
   const auto tried = shop.releases.dry_run(three);
   REQUIRE_FALSE(tried);
@@ -428,6 +437,7 @@ TEST_CASE("in a grace period a dry run is refused, and another upgrade ends the 
   CHECK(shop.code.current("counter")->vsn() == 2);  // release 2 runs on ...
   CHECK_FALSE(shop.code.old("counter"));            // ... its grace period over
   CHECK(shop.releases.which_releases()[1].status == hotswap::release_status::current);
+  CHECK(monitors_on(shop.a) == 0);  // the period's monitors went with it
   hotswap::send(shop.a, testing::Crash{});  // a crash is a crash now
   REQUIRE(testing::eventually([&] { return !shop.a.alive(); }));
   CHECK(shop.code.current("counter")->vsn() == 2);
@@ -441,6 +451,7 @@ TEST_CASE("a grace period that ends by its time purges the versions before; a th
   REQUIRE(testing::eventually(
       [&] { return shop.logged("purge: the grace period of release shop 2 ended: the versions before go"); }));
   REQUIRE(testing::eventually([&] { return !shop.code.old("counter") && !shop.code.old("minimal"); }));
+  CHECK(monitors_on(shop.a) == 0);
   hotswap::send(shop.a, testing::Crash{});
   REQUIRE(testing::eventually([&] { return !shop.a.alive(); }));
   CHECK(shop.releases.which_releases()[1].status == hotswap::release_status::current);

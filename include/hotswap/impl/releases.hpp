@@ -775,16 +775,22 @@ release_plan basic_release_handler<CodeServer>::move_late_servers(const release_
 template <class CodeServer>
 void basic_release_handler<CodeServer>::watch_grace(const release_plan& plan, std::uint64_t generation) {
   const std::weak_ptr<detail::grace_watch> watch = grace_;
+  unwatch_grace();
   for (const auto& change : plan.changes)
     for (const auto& server : change.servers)
-      detail::monitor(*server.server.core(),
-                      [watch, generation, label = server.label](std::uint64_t, const exit_reason& reason) {
-                        if (reason.kind != exit_kind::crashed) return;
-                        if (const auto alive = watch.lock())
-                          alive->crashed(generation, label + " crashed (" + reason.what + ")");
-                      });
+      probation_.monitors.push_back(
+          hotswap::monitor(server.server, [watch, generation, label = server.label](const down& ended) {
+            if (ended.reason.kind != exit_kind::crashed) return;
+            if (const auto alive = watch.lock())
+              alive->crashed(generation, label + " crashed (" + ended.reason.what + ")");
+          }));
   probation_.servers = probation_guards(plan, generation);  // with those the late move moved
   guard_probation(true);
+}
+
+template <class CodeServer>
+void basic_release_handler<CodeServer>::unwatch_grace() {
+  for (auto& monitor : std::exchange(probation_.monitors, {})) hotswap::demonitor(monitor);
 }
 
 template <class CodeServer>
@@ -824,6 +830,7 @@ void basic_release_handler<CodeServer>::end_probation(
     const std::vector<std::string>& still, const std::function<void(upgrade_stage, const std::string&)>& tell) {
   guard_probation(false);
   probation_.servers.clear();
+  unwatch_grace();
   for (const auto& module : std::exchange(probation_.modules, {})) {
     if (std::find(still.begin(), still.end(), module) != still.end()) continue;
     const module_ptr left = code_.old(module);

@@ -65,6 +65,9 @@ enum class errc : std::uint8_t {
   bad_request,     ///< a control request that is not one: malformed, oversized, unknown, of wrong types
   not_permitted,   ///< a control request the peer's role does not grant (a viewer asking to operate)
   request_failed,  ///< a control request that threw in the program: answered with this, the program serves on
+  // Deferred replies (hotswap::reply_to).
+  no_reply,         ///< the server dropped the call's reply handle unanswered (it stopped, or let the handle go)
+  already_replied,  ///< a reply to a call that was answered already
 };
 
 constexpr std::string_view to_string(errc code) noexcept {
@@ -143,6 +146,10 @@ constexpr std::string_view to_string(errc code) noexcept {
       return "not_permitted";
     case errc::request_failed:
       return "request_failed";
+    case errc::no_reply:
+      return "no_reply";
+    case errc::already_replied:
+      return "already_replied";
   }
   return "unknown";  // not an errc
 }

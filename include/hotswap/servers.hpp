@@ -38,6 +38,7 @@
 #include "detail/common/fixed_string.hpp"
 #include "detail/common/std_memory.hpp"
 #include "detail/common/std_parts.hpp"
+#include "detail/runtime/requests.hpp"
 #include "detail/runtime/runtime.hpp"
 #include "detail/servers/control.hpp"
 #include "detail/servers/implementation_checks.hpp"
@@ -192,6 +193,29 @@ class server_ref : public any_server {
  private:
   explicit server_ref(any_server server) noexcept : any_server(std::move(server)) {}
 };
+
+// -- deferred replies --
+
+/// The right to answer one call, now or later (OTP's From in handle_call/3, answered by
+/// gen_server:reply/2; CAF's response_promise). A call handler that takes one,
+/// `static void handle_call(const Message&, state&, hotswap::reply_to<Reply> from)`, answers
+/// through it: at once, from another message's handler, from a timer's info, or from another
+/// server it hands the handle to. Copies answer the same call: the first answer is the reply,
+/// a second is refused (errc::already_replied). When the last copy goes unanswered (dropped, or
+/// its server stops with it in its state), the caller gets errc::no_reply at once. It is data of
+/// the runtime, not of the code: a server keeps it in its state across an upgrade.
+template <class Reply>
+using reply_to = detail::deferred<Reply>;
+
+/// OTP's gen_server:reply(From, Reply): `to.reply(value)`.
+template <class Reply, class R>
+result<void> reply(reply_to<Reply>& to, R&& value) {
+  return to.reply(std::forward<R>(value));
+}
+
+/// reply_to's canonical name, `hotswap::reply_to<` the reply's `>`: a field of a state's schema.
+template <class Reply>
+struct type_name<detail::deferred<Reply>> : detail::deferred_name<Reply> {};
 
 // -- starting --
 
@@ -379,6 +403,75 @@ void trap_exits(const server_ref<Interface>& server, bool on = true) {
   if (server) server.core()->trapping_exits.store(on, std::memory_order_release);
 }
 
+// -- requests sent without waiting --
+
+/// A call sent without waiting for its reply (OTP's gen_server:send_request/2): `wait` takes the
+/// reply (receive_response/2). Dropped unwaited, its reply is freed when it comes (OTP's
+/// abandon). Not shared between threads.
+template <class Reply>
+class request {
+ public:
+  request() = default;
+  /// The reply, waiting at most `timeout`: errc::timeout leaves the request pending (wait again),
+  /// errc::no_server, server_died, no_reply as a call's; errc::no_reply too once its reply has
+  /// been taken.
+  result<Reply> wait(std::chrono::nanoseconds timeout = default_timeout);
+  /// Unique in the process; what a `response` carries.
+  std::uint64_t id() const noexcept { return id_; }
+
+  /// (What send_request makes.)
+  request(detail::request_box<Reply> box, std::uint64_t id) noexcept : box_(std::move(box)), id_(id) {}
+
+ private:
+  detail::request_box<Reply> box_;
+  std::uint64_t id_ = 0;
+};
+
+/// Sends call `message` to `to` without waiting. (From a handler, a request waited on blocks
+/// the worker as a call does: pass the server to answer to, below, instead.)
+template <class Interface, class M>
+request<reply_of<Interface, M>> send_request(const server_ref<Interface>& to, M&& message);
+
+/// Many requests' replies, taken as they come (OTP 25's request id collections, CAF's
+/// fan_out_request): send to each, then wait for any or for all. Not shared between threads.
+template <class Reply>
+class request_set {
+ public:
+  /// Sends call `message` to `to` (any interface whose call has this reply type); the request's id.
+  template <class Interface, class M>
+  std::uint64_t send(const server_ref<Interface>& to, M&& message);
+  /// Requests whose reply has not been taken.
+  std::size_t pending() const noexcept { return sent_.size(); }
+  /// The first reply to come, of any pending request, with its request's id (OTP's
+  /// wait_response/3 on a collection); nullopt if none is pending; errc::timeout (id 0) if none
+  /// came in `timeout`.
+  std::optional<std::pair<std::uint64_t, result<Reply>>> wait_any(std::chrono::nanoseconds timeout = default_timeout);
+  /// The reply of every pending request, in the order sent, within one `timeout` for all; one
+  /// that did not come in time is errc::timeout, and stays pending.
+  std::vector<result<Reply>> wait_all(std::chrono::nanoseconds timeout = default_timeout);
+
+ private:
+  detail::request_box<Reply> box_;
+  std::vector<std::uint64_t> sent_;  // pending, in the order sent
+};
+
+/// Sends `message` to each of `to` at once and waits for all their replies, within one `timeout`:
+/// the replies in the order of `to` (OTP's multi_call, to servers rather than nodes).
+template <class Interface, class M>
+std::vector<result<reply_of<Interface, M>>> call_all(const std::vector<server_ref<Interface>>& to, const M& message,
+                                                     std::chrono::nanoseconds timeout = default_timeout);
+
+/// The reply to a request a server sent with send_request(to, message, requester): an info to
+/// `requester`, whose interface declares `info_msg<hotswap::response<Reply>>`. `request` is the
+/// id send_request returned.
+template <class Reply>
+using response = detail::response_message<Reply>;
+
+/// Sends call `message` to `to`; its reply comes back to `requester` (a server, usually
+/// self()) as a hotswap::response<Reply> info, so that no worker waits for it. The request's id.
+template <class Interface, class M, class Requester>
+std::uint64_t send_request(const server_ref<Interface>& to, M&& message, const server_ref<Requester>& requester);
+
 // -- names --
 
 /// Registers `server` as `name`; false if the name is taken, the server already has a name, or
@@ -460,3 +553,5 @@ report_sink set_report_sink(report_sink sink) {
 }
 
 }  // namespace hotswap
+
+#include "impl/servers.hpp"

@@ -13,6 +13,7 @@
 #include "../migrations/checks.hpp"
 #include "../migrations/context.hpp"
 #include "../migrations/routes.hpp"
+#include "../runtime/deferred_reply.hpp"
 #include "../schemas/field_kinds.hpp"
 #include "interface.hpp"
 
@@ -34,7 +35,14 @@ template <class Implementation, class Message, class Reply>
 struct implementation_lacks_handle_call {
   static_assert(reported<implementation_lacks_handle_call>,
                 "hotswap: the implementation has no handler for this call; write "
-                "`static Reply handle_call(const Message&, state&);`");
+                "`static Reply handle_call(const Message&, state&);`, or, to answer later, "
+                "`static void handle_call(const Message&, state&, hotswap::reply_to<Reply>);`");
+};
+template <class Implementation, class Message, class Reply, class Returned>
+struct deferring_handle_call_returns_a_value {
+  static_assert(reported<deferring_handle_call_returns_a_value>,
+                "hotswap: a handle_call that takes a hotswap::reply_to answers through it (now or later) and returns "
+                "void");
 };
 template <class Implementation, class Message, class Reply, class Returned>
 struct handle_call_returns_the_wrong_type {
@@ -107,13 +115,35 @@ using extra_of = typename extra_type<Implementation>::type;
 template <class Implementation, class M, class S>
 using call_returns = decltype(Implementation::handle_call(std::declval<M&&>(), std::declval<S&>()));
 
+/// A call handler that takes the call's reply handle (OTP's handle_call/3 with From) and answers
+/// through it, now or later.
+template <class Implementation, class M, class S, class R>
+concept defers_reply = requires(M&& m, S& s, deferred<R> from) {
+  Implementation::handle_call(std::move(m), s, std::move(from));
+};
+/// Whether the handler of `Kind` is a call handler that takes the reply handle.
+template <class Implementation, class Kind>
+constexpr bool defers_reply_of() {
+  if constexpr (Kind::kind == message_kind::call)
+    return defers_reply<Implementation, typename Kind::message, typename Implementation::state, typename Kind::reply>;
+  else
+    return false;
+}
+
 template <class Implementation, class Kind>
 constexpr auto check_handler() {
   using M = typename Kind::message;
   using S = typename Implementation::state;
   if constexpr (Kind::kind == message_kind::call) {
     using R = typename Kind::reply;
-    if constexpr (!requires(M && m, S & s) { Implementation::handle_call(std::move(m), s); })
+    if constexpr (defers_reply<Implementation, M, S, R>) {
+      using returned = decltype(Implementation::handle_call(std::declval<M&&>(), std::declval<S&>(),
+                                                            std::declval<deferred<R>>()));
+      if constexpr (std::is_void_v<returned>)
+        return verdict<no_error>{};
+      else
+        return verdict<errors::deferring_handle_call_returns_a_value<Implementation, M, R, returned>>{};
+    } else if constexpr (!requires(M && m, S & s) { Implementation::handle_call(std::move(m), s); })
       return verdict<errors::implementation_lacks_handle_call<Implementation, M, R>>{};
     else if constexpr (!std::is_convertible_v<call_returns<Implementation, M, S>, R>)
       return verdict<

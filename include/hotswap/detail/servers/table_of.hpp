@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <exception>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -20,6 +21,7 @@
 #include "../abi/implementation_table.hpp"
 #include "../common/type_name.hpp"
 #include "../migrations/apply.hpp"
+#include "../runtime/deferred_reply.hpp"
 #include "../runtime/reply_slot.hpp"
 #include "../runtime/server_core.hpp"
 #include "../schemas/describe.hpp"
@@ -74,15 +76,28 @@ void handle(void* state, envelope& message, outcome& result) noexcept {
   } consumed{message};
   S& s = *static_cast<S*>(state);
   M& m = unpack<M>(message);
-  report_failure(result, [&] {
-    if constexpr (Kind::kind == message_kind::call)
-      static_cast<reply_slot<typename Kind::reply>*>(static_cast<reply_slot_base*>(message.reply))
-          ->answer(typename Kind::reply(Implementation::handle_call(std::move(m), s)));
-    else if constexpr (Kind::kind == message_kind::cast)
-      Implementation::handle_cast(std::move(m), s);
-    else
-      Implementation::handle_info(std::move(m), s);
-  });
+  if constexpr (defers_reply_of<Implementation, Kind>()) {  // it answers through a reply_to
+    using R = typename Kind::reply;
+    reply_slot_base* const slot = static_cast<reply_slot_base*>(message.reply);
+    std::optional<deferred<R>> own;
+    report_failure(result, [&] {
+      own.emplace(slot);
+      message.reply = nullptr;  // the handle's now
+      Implementation::handle_call(std::move(m), s, deferred<R>(*own));
+    });
+    if (result.failed && own && own->hand_back()) message.reply = slot;  // the crash fails it
+    // `own` goes: if it was the last copy, unanswered, the caller hears no_reply now
+  } else {
+    report_failure(result, [&] {
+      if constexpr (Kind::kind == message_kind::call)
+        static_cast<reply_slot<typename Kind::reply>*>(static_cast<reply_slot_base*>(message.reply))
+            ->answer(typename Kind::reply(Implementation::handle_call(std::move(m), s)));
+      else if constexpr (Kind::kind == message_kind::cast)
+        Implementation::handle_cast(std::move(m), s);
+      else
+        Implementation::handle_info(std::move(m), s);
+    });
+  }
 }
 
 template <class Interface, std::size_t I>

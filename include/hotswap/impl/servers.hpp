@@ -1,0 +1,109 @@
+// The bodies of <hotswap/servers.hpp> (its declarations, documented, are there): requests sent
+// without waiting. Included by servers.hpp only.
+#pragma once
+
+#include <optional>
+#include <stdexcept>
+#include <utility>
+#include <vector>
+
+#include "../detail/common/std_parts.hpp"
+#include "../detail/runtime/requests.hpp"
+#include "../detail/servers/send.hpp"
+#include "../servers.hpp"
+
+namespace hotswap {
+
+namespace detail {
+/// Sends call `message` of `Interface` to `to` through `box`; its request id.
+template <class Interface, class M, class Reply>
+std::uint64_t send_into(request_box<Reply>& box, const server_ref<Interface>& to, M&& message) {
+  using check = sent_check<Interface, M, message_kind::call>;
+  if constexpr (!fine<check>) {
+    (void)sizeof(error_of<check>);  // a message the interface does not call: reported once
+    __builtin_unreachable();
+  } else {
+    static_assert(std::is_same_v<reply_of<Interface, M>, Reply>,
+                  "hotswap: a request_set takes calls of one reply type: the Reply it is declared with");
+    return box.send(to.core(), Interface::template index_of<std::remove_cvref_t<M>>, std::forward<M>(message));
+  }
+}
+}  // namespace detail
+
+// -- request --
+
+template <class Reply>
+result<Reply> request<Reply>::wait(std::chrono::nanoseconds timeout) {
+  if (!id_) return error{errc::no_reply, "an empty request"};
+  auto taken = box_.take_one(id_, timeout, &detail::before_parking<>);
+  if (!taken) return error{errc::no_reply, "its reply was taken already"};
+  return std::move(*taken);
+}
+
+template <class Interface, class M>
+request<reply_of<Interface, M>> send_request(const server_ref<Interface>& to, M&& message) {
+  detail::request_box<reply_of<Interface, M>> box;
+  const std::uint64_t id = detail::send_into(box, to, std::forward<M>(message));
+  return {std::move(box), id};
+}
+
+// -- request_set --
+
+template <class Reply>
+template <class Interface, class M>
+std::uint64_t request_set<Reply>::send(const server_ref<Interface>& to, M&& message) {
+  sent_.reserve(sent_.size() + 1);  // first: a request sent is always listed
+  sent_.push_back(detail::send_into(box_, to, std::forward<M>(message)));
+  return sent_.back();
+}
+
+template <class Reply>
+std::optional<std::pair<std::uint64_t, result<Reply>>> request_set<Reply>::wait_any(std::chrono::nanoseconds timeout) {
+  auto taken = box_.take_any(timeout, &detail::before_parking<>);
+  if (taken && taken->first) sent_.erase(std::find(sent_.begin(), sent_.end(), taken->first));
+  return taken;
+}
+
+template <class Reply>
+std::vector<result<Reply>> request_set<Reply>::wait_all(std::chrono::nanoseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + std::min(timeout, detail::longest_wait);
+  std::vector<result<Reply>> replies(sent_.size(), error{errc::timeout, "no reply in time"});
+  std::vector<std::uint64_t> waited = sent_;
+  while (!sent_.empty()) {
+    const auto left = std::max<std::chrono::nanoseconds>(deadline - std::chrono::steady_clock::now(), {});
+    auto taken = wait_any(left);
+    if (!taken || !taken->first) break;  // the time is up
+    replies[std::find(waited.begin(), waited.end(), taken->first) - waited.begin()] = std::move(taken->second);
+  }
+  return replies;
+}
+
+template <class Interface, class M>
+std::vector<result<reply_of<Interface, M>>> call_all(const std::vector<server_ref<Interface>>& to, const M& message,
+                                                     std::chrono::nanoseconds timeout) {
+  request_set<reply_of<Interface, M>> requests;
+  for (const auto& server : to) requests.send(server, message);
+  return requests.wait_all(timeout);
+}
+
+// -- requests answered to a server --
+
+template <class Interface, class M, class Requester>
+std::uint64_t send_request(const server_ref<Interface>& to, M&& message, const server_ref<Requester>& requester) {
+  using check = detail::sent_check<Interface, M, detail::message_kind::call>;
+  if constexpr (!detail::fine<check>) {
+    (void)sizeof(detail::error_of<check>);
+    __builtin_unreachable();
+  } else {
+    using Reply = reply_of<Interface, M>;
+    constexpr auto index = Requester::template index_of<response<Reply>>;
+    static_assert(index != Requester::size,
+                  "hotswap: a server that sends requests answered to it declares "
+                  "hotswap::info_msg<hotswap::response<Reply>> in its interface, for the Reply of the call it sends");
+    if (!requester) throw std::invalid_argument("hotswap: send_request answered to an empty server handle");
+    return detail::send_forwarded<Reply>(to.core(), Interface::template index_of<std::remove_cvref_t<M>>,
+                                         std::forward<M>(message), *requester.core(), index);
+  }
+}
+
+}  // namespace hotswap

@@ -194,6 +194,23 @@ class server_ref : public any_server {
   explicit server_ref(any_server server) noexcept : any_server(std::move(server)) {}
 };
 
+// -- what follows a handler --
+
+/// OTP's {continue, Continue} and handle_continue/2: once the running handler (or init) returns,
+/// `Implementation::handle_continue(const Continue&, state&)` runs, before any other message or
+/// sys request; after init, on the server's own thread, once hotswap::start has returned (slow
+/// setup that should not hold the starter). A throw in it is a handler's. From a handler or the
+/// init of a server running `Implementation` (std::logic_error otherwise).
+template <class Implementation, class Continue>
+void continue_with(Continue continuation);
+
+/// OTP's {noreply, State, Timeout}: if no message comes within `after` of the running handler's
+/// return, the server receives the info `message` (a message that comes first, a suspension, or
+/// another idle_timeout cancels it). From a handler or the init of `self` (std::logic_error
+/// otherwise).
+template <class Interface, class M>
+void idle_timeout(const server_ref<Interface>& self, std::chrono::nanoseconds after, M message);
+
 // -- deferred replies --
 
 /// The right to answer one call, now or later (OTP's From in handle_call/3, answered by

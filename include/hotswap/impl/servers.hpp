@@ -28,7 +28,96 @@ std::uint64_t send_into(request_box<Reply>& box, const server_ref<Interface>& to
     return box.send(to.core(), Interface::template index_of<std::remove_cvref_t<M>>, std::forward<M>(message));
   }
 }
+/// The idle timeout set `set` of a server: handles `message` if, when its time comes, it is
+/// still the last one set and the server has handled nothing since (a sys request: it runs on the
+/// server's thread, and is not counted as a message).
+template <class M>
+struct idle_check final : control_request {
+  std::uint64_t set, mark;
+  std::uint32_t kind;
+  M message;
+  idle_check(std::uint64_t which, std::uint64_t handled, std::uint32_t index, M info)
+      : control_request([](reply_slot_base* self) noexcept { delete static_cast<idle_check*>(self); }),
+        set(which),
+        mark(handled),
+        kind(index),
+        message(std::move(info)) {
+    state.store(abandoned, std::memory_order_relaxed);  // its server frees it once run
+    run = [](control_request& self, server_core& server) noexcept {
+      auto& check = static_cast<idle_check&>(self);
+      if (server.idle_timeouts == check.set && server.handled == check.mark && !server.suspended) {
+        envelope info{};
+        try {
+          pack(info, std::move(check.message));
+          info.kind = check.kind;
+          dispatch(server, info);
+        } catch (...) {  // out of memory boxing it: no timeout
+        }
+      }
+      self.finish(answered);
+    };
+  }
+};
+
+/// The running server, if it is `expected`'s; else std::logic_error naming `what`.
+inline server_core& running_server(const server_core* expected, const char* what) {
+  server_core* const current = current_server();
+  if (!current || (expected && current != expected))
+    throw std::logic_error(std::string("hotswap::") + what + " called outside a handler or init of the server");
+  return *current;
+}
 }  // namespace detail
+
+// -- what follows a handler --
+
+template <class Implementation, class Continue>
+void continue_with(Continue continuation) {
+  using S = typename Implementation::state;
+  static_assert(requires(const Continue& c, S& s) { Implementation::handle_continue(c, s); },
+                "hotswap: continue_with<Implementation>(c) runs Implementation::handle_continue(const Continue&, "
+                "state&): write it");
+  detail::server_core& server = detail::running_server(nullptr, "continue_with");
+  if (server.table->state_fingerprint != detail::value_fingerprint<S>)
+    throw std::logic_error("hotswap::continue_with: the running server's state is not this implementation's");
+  server.continuation = [continuation = std::move(continuation)](void* state, detail::outcome& result) {
+    detail::report_failure(result, [&] { Implementation::handle_continue(continuation, *static_cast<S*>(state)); });
+  };
+}
+
+template <class Interface, class M>
+void idle_timeout(const server_ref<Interface>& self, std::chrono::nanoseconds after, M message) {
+  using check = detail::sent_check<Interface, M, detail::message_kind::info>;
+  if constexpr (!detail::fine<check>) {
+    (void)sizeof(detail::error_of<check>);  // an idle timeout sends an info: reported once
+    __builtin_unreachable();
+  } else {
+    detail::server_core& server = detail::running_server(self.core(), "idle_timeout");
+    const std::uint64_t set = ++server.idle_timeouts;
+    server.idle_mark = server.handled;
+    struct pending {  // what the timer holds until it fires, or goes with its server
+      detail::server_core* server = nullptr;
+      detail::idle_check<M>* request = nullptr;
+      ~pending() {
+        delete request;
+        if (server) server->release();
+      }
+    };
+    std::unique_ptr<detail::idle_check<M>> request(
+        new detail::idle_check<M>(set, server.handled, Interface::template index_of<M>, std::move(message)));
+    auto held = std::make_shared<pending>();
+    held->request = request.release();
+    server.acquire();
+    held->server = &server;
+    detail::the_runtime().timers.add(
+        std::chrono::duration_cast<std::chrono::steady_clock::duration>(after), {},
+        [held] {
+          detail::idle_check<M>* request = std::exchange(held->request, nullptr);
+          if (request && !held->server->deliver_control(*request)) delete request;
+          return false;
+        },
+        detail::pin_this_image(), &server);
+  }
+}
 
 // -- request --
 

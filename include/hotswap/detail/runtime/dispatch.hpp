@@ -113,11 +113,11 @@ void note_slow_handler(server_core& server, const implementation_table& table, s
 /// The first line of a crash report: the server, its code, the message, what was thrown, and
 /// the state it failed on as inspect shows it (at most `state_shown` bytes of it).
 template <class = void>
-std::string crash_report_text(server_core& server, const implementation_table& table, std::uint32_t kind,
+std::string crash_report_text(server_core& server, const implementation_table& table, std::string_view handling,
                               const outcome& result) {
   constexpr std::size_t state_shown = 512;
   std::string text = "crash report: " + visible(server.label(), false) + ", " + visible(table.name, false) + " vsn " +
-                     std::to_string(table.vsn) + ", handling " + visible(table.message_names[kind], false) + ": " +
+                     std::to_string(table.vsn) + ", handling " + visible(handling, false) + ": " +
                      (result.thrown.empty() ? "" : visible(result.thrown, false) + ": ") +
                      visible(result.what, false, state_shown);
   if (!table.inspect_state || !server.state) return text + "; its state is not shown (inspect is not enabled for it)";
@@ -131,13 +131,13 @@ std::string crash_report_text(server_core& server, const implementation_table& t
 /// kept (a development reload or a release on probation), else the server ends, crashed. Either
 /// way its trace hook hears of it, and a crash report goes to the program's sink.
 template <class = void>
-void handler_failed(server_core& server, envelope& message, outcome& result) noexcept {
+void handler_failed(server_core& server, std::string_view handling, reply_slot_base* reply, outcome& result) noexcept {
   const implementation_table& table = *server.table;
   if (server.trace)
-    server.trace({trace_event::failed, table.message_names[message.kind], server.id, std::string_view(result.what)});
+    server.trace({trace_event::failed, handling, server.id, std::string_view(result.what)});
   std::string text;
   try {
-    text = crash_report_text(server, table, message.kind, result);  // before the state goes
+    text = crash_report_text(server, table, handling, result);  // before the state goes
   } catch (...) {                                                   // out of memory: no report
   }
   if (auto guard = std::exchange(server.on_failure, nullptr); guard && guard(server, result.what)) {
@@ -147,11 +147,11 @@ void handler_failed(server_core& server, envelope& message, outcome& result) noe
                           std::to_string(server.table->vsn) + ", its state kept"});
       } catch (...) {
       }
-    if (message.reply) static_cast<reply_slot_base*>(message.reply)->fail(errc::handler_failed, result.what);
+    if (reply) reply->fail(errc::handler_failed, result.what);
     return;  // back on the code before, its state kept: it serves on
   }
   if (!text.empty()) write_report({report::kind::crash, server.id, std::move(text) + "; the server crashed"});
-  if (message.reply) static_cast<reply_slot_base*>(message.reply)->fail(errc::server_died, result.what);
+  if (reply) reply->fail(errc::server_died, result.what);
   end_server(server, {exit_kind::crashed, std::move(result.what)});
 }
 
@@ -163,14 +163,27 @@ void dispatch(server_core& server, envelope& message) noexcept {
   const auto start = server.timing ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
   worker_activity* const activity = current_activity();
   const std::uint64_t tick = activity ? activity->enter() : 0;
+  ++server.handled;  // before: what the handler sets for "after me" (an idle timeout) counts it
   table.handlers[message.kind](server.state, message, result);
   if (activity)
     if (const std::int64_t slow_since = activity->leave(tick))
       note_slow_handler(server, table, message.kind, slow_since);
   if (server.timing) server.time_in_handlers += std::chrono::steady_clock::now() - start;
-  ++server.handled;
-  if (result.failed) return handler_failed(server, message, result);
+  if (result.failed)
+    return handler_failed(server, table.message_names[message.kind], static_cast<reply_slot_base*>(message.reply),
+                          result);
   if (server.trace) server.trace({trace_event::out, table.message_names[message.kind], server.id});
+}
+
+/// Runs the continuation a handler (or init) left (OTP's handle_continue), before anything else:
+/// a throw is a handler's.
+template <class = void>
+void run_continuation(server_core& server) noexcept {
+  const auto next = std::exchange(server.continuation, nullptr);
+  outcome result;
+  ++server.handled;
+  next(server.state, result);
+  if (result.failed) handler_failed(server, "its handle_continue", nullptr, result);
 }
 
 /// Handles up to `budget` messages, the sys lane first before each; true if that many were
@@ -179,6 +192,7 @@ template <class = void>
 bool handle_messages(server_core& server, unsigned budget) noexcept {
   envelope message;
   for (unsigned handled = 0; handled < budget; ++handled) {
+    if (server.continuation && !server.ended) run_continuation(server);
     if (server.controls.load(std::memory_order_relaxed)) run_controls(server);
     if (server.suspended) return false;
     if (!take_message(server, message)) {

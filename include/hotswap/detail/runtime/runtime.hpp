@@ -206,6 +206,7 @@ void end_server(server_core& server, exit_reason reason) noexcept {
     server.state = nullptr;
   }
   server.ended = true;
+  server.continuation = nullptr;
   std::string name;
   std::vector<exit_monitor> monitors;
   std::vector<server_core*> links;

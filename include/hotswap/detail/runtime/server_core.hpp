@@ -113,6 +113,12 @@ struct server_core {
   /// on probation: hotswap::module_watch): true if it put the server back on code that serves,
   /// with its state, and the server lives on; false, or none, and the server crashes.
   std::function<bool(server_core& server, const std::string& why)> on_failure;
+  /// What a handler (or init) asked to run next, before any other message or sys request (OTP's
+  /// {continue, C}): hotswap::continue_with. It reports a throw in `result`.
+  std::function<void(void* state, outcome& result)> continuation;
+  /// The last idle timeout a handler set (OTP's {noreply, State, Timeout}): its info is handled
+  /// only if it is still the last one set and `handled` is still what it was then.
+  std::uint64_t idle_timeouts = 0, idle_mark = 0;
 
   std::unique_ptr<executor> own_thread;  // a thread of its own (an own_thread), if it runs on one
 
@@ -169,7 +175,8 @@ struct server_core {
 
   /// Receiver: whether there is something to do now.
   bool has_input() noexcept {
-    return controls.load(std::memory_order_acquire) != nullptr || (!suspended && inbox.front() != nullptr);
+    return controls.load(std::memory_order_acquire) != nullptr || (!suspended && inbox.front() != nullptr) ||
+           continuation;
   }
 
  private:

@@ -69,7 +69,8 @@ result<server_core*> start_server(const implementation_table& table, const void*
     if (core->own_thread) static_cast<detail::own_thread&>(*core->own_thread).wake();  // to see that it has ended
   }
   std::uint32_t quiet = server_core::running;
-  if (!core->run_state.compare_exchange_strong(quiet, server_core::idle)) core->runs_on->schedule(*core);
+  if (core->continuation || !core->run_state.compare_exchange_strong(quiet, server_core::idle))
+    core->runs_on->schedule(*core);  // what was sent meanwhile, or init's continuation, on its thread
   if (initialized.failed) return error{errc::init_failed, std::move(initialized.what)};
   return std::exchange(handle.core, nullptr);
 }

@@ -65,6 +65,13 @@ enum class errc : std::uint8_t {
   bad_request,     ///< a control request that is not one: malformed, oversized, unknown, of wrong types
   not_permitted,   ///< a control request the peer's role does not grant (a viewer asking to operate)
   request_failed,  ///< a control request that threw in the program: answered with this, the program serves on
+  // Supervisors' children (hotswap/supervisors.hpp): the supervisor and its children are left unchanged.
+  already_started,  ///< start_child: a running child has that id (OTP's already_started)
+  already_present,  ///< start_child: a stopped child has that id (OTP's already_present)
+  not_found,        ///< no child has that id, or is that server (OTP's not_found)
+  child_running,    ///< restart_child or delete_child of a child that runs (OTP's running)
+  max_children,     ///< a dynamic supervisor that has its max_children already (Elixir's max_children)
+  bad_child_spec,   ///< a child spec refused: an id given twice, no start, significant but permanent or unneeded
 };
 
 constexpr std::string_view to_string(errc code) noexcept {
@@ -143,6 +150,18 @@ constexpr std::string_view to_string(errc code) noexcept {
       return "not_permitted";
     case errc::request_failed:
       return "request_failed";
+    case errc::already_started:
+      return "already_started";
+    case errc::already_present:
+      return "already_present";
+    case errc::not_found:
+      return "not_found";
+    case errc::child_running:
+      return "child_running";
+    case errc::max_children:
+      return "max_children";
+    case errc::bad_child_spec:
+      return "bad_child_spec";
   }
   return "unknown";  // not an errc
 }

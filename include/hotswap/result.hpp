@@ -68,6 +68,13 @@ enum class errc : std::uint8_t {
   // Deferred replies (hotswap::reply_to).
   no_reply,         ///< the server dropped the call's reply handle unanswered (it stopped, or let the handle go)
   already_replied,  ///< a reply to a call that was answered already
+  // Supervisors' children (hotswap/supervisors.hpp): the supervisor and its children are left unchanged.
+  already_started,  ///< start_child: a running child has that id (OTP's already_started)
+  already_present,  ///< start_child: a stopped child has that id (OTP's already_present)
+  not_found,        ///< no child has that id, or is that server (OTP's not_found)
+  child_running,    ///< restart_child or delete_child of a child that runs (OTP's running)
+  max_children,     ///< a dynamic supervisor that has its max_children already (Elixir's max_children)
+  bad_child_spec,   ///< a child spec refused: an id given twice, no start, significant but permanent or unneeded
 };
 
 constexpr std::string_view to_string(errc code) noexcept {
@@ -150,6 +157,18 @@ constexpr std::string_view to_string(errc code) noexcept {
       return "no_reply";
     case errc::already_replied:
       return "already_replied";
+    case errc::already_started:
+      return "already_started";
+    case errc::already_present:
+      return "already_present";
+    case errc::not_found:
+      return "not_found";
+    case errc::child_running:
+      return "child_running";
+    case errc::max_children:
+      return "max_children";
+    case errc::bad_child_spec:
+      return "bad_child_spec";
   }
   return "unknown";  // not an errc
 }

@@ -262,3 +262,408 @@ TEST_CASE("a supervisor reports a child's end, its restart and giving up; which_
   hotswap::set_report_sink(before);
   (void)exits().take();
 }
+
+TEST_CASE("a restart that fails under rest_for_one is tried again from the child that ended, not the one that failed") {
+  refusals = 0;
+  auto sup = hotswap::start_supervisor(
+                 {.strategy = hotswap::strategy::rest_for_one, .intensity = 5, .period = 600s},
+                 {counter_child("rfo_first"), hotswap::child<Reluctant>("reluctant", {.name = "reluctant"}),
+                  counter_child("rfo_last")})
+                 .value();
+  refusals = 1;  // the restart after the crash fails at the second child: the first is stopped again
+  const auto first = named("rfo_first");
+  hotswap::send(first, Crash{});
+  REQUIRE(eventually([&] {
+    const auto children = hotswap::call(sup, hotswap::which_children{}).value();
+    return children.at(0).server && children.at(0).server != first && children.at(1).server && children.at(2).server;
+  }));
+  CHECK(refusals.load() == 0);
+  REQUIRE(hotswap::stop(sup));
+  exits().take();
+}
+
+// -- children of a running supervisor --
+
+namespace {
+/// A child that cannot start.
+struct Refusing : CounterV1 {
+  static state init() { throw std::runtime_error("cannot"); }
+};
+
+hotswap::server_ref<Counter> as_counter(const hotswap::any_server& server) {
+  return hotswap::server_ref<Counter>::from(server).value();
+}
+
+std::vector<std::string> ids_of(const hotswap::server_ref<hotswap::supervisor_interface>& sup) {
+  std::vector<std::string> ids;
+  const auto children = hotswap::call(sup, hotswap::which_children{}).value();
+  for (const auto& child : children) ids.push_back(child.id);
+  return ids;
+}
+}  // namespace
+
+TEST_CASE("start_child adds a child at the end; terminate_child, restart_child, delete_child and their refusals") {
+  auto sup = hotswap::start_supervisor({.intensity = 3}, {counter_child("adm_a")}).value();
+  const auto b = as_counter(hotswap::start_child(sup, counter_child("adm_b")).value());
+  CHECK(named("adm_b") == b);
+  CHECK(ids_of(sup) == std::vector<std::string>{"adm_a", "adm_b"});
+
+  const auto taken = hotswap::start_child(sup, counter_child("adm_b"));
+  REQUIRE_FALSE(taken);
+  CHECK(taken.error().code == hotswap::errc::already_started);
+  CHECK(taken.error().what == "child adm_b already runs, as server " + std::to_string(b.id()));
+  CHECK(hotswap::restart_child(sup, "adm_b").error().code == hotswap::errc::child_running);
+  CHECK(hotswap::delete_child(sup, "adm_b").error().what ==
+        "child adm_b runs, as server " + std::to_string(b.id()) + ": terminate_child first");
+
+  hotswap::cast(b, Add{4});
+  REQUIRE(hotswap::terminate_child(sup, "adm_b"));
+  CHECK_FALSE(b.alive());
+  CHECK(b.exit().kind == hotswap::exit_kind::shutdown);
+  CHECK(exits().take() == std::vector<std::string>{"counter 4 shutdown: stopped by its supervisor"});
+  CHECK(ids_of(sup) == std::vector<std::string>{"adm_a", "adm_b"});  // its spec is kept
+  CHECK(hotswap::terminate_child(sup, "adm_b"));                     // a stopped child stays so
+  const auto present = hotswap::start_child(sup, counter_child("adm_b"));
+  REQUIRE_FALSE(present);
+  CHECK(present.error().code == hotswap::errc::already_present);
+
+  const auto again = hotswap::restart_child(sup, "adm_b").value();
+  CHECK(again != b);
+  CHECK(hotswap::call(hotswap::server_ref<Counter>::from(again).value(), Get{}).value() == 0);
+  REQUIRE(hotswap::terminate_child(sup, "adm_b"));
+  REQUIRE(hotswap::delete_child(sup, "adm_b"));
+  CHECK(ids_of(sup) == std::vector<std::string>{"adm_a"});
+  exits().take();
+
+  for (const auto& missing : {hotswap::terminate_child(sup, "adm_b"), hotswap::delete_child(sup, "adm_b")}) {
+    CHECK(missing.error().code == hotswap::errc::not_found);
+    CHECK(missing.error().what == "no child has the id adm_b");
+  }
+  CHECK(hotswap::restart_child(sup, "adm_b").error().code == hotswap::errc::not_found);
+  CHECK(hotswap::get_childspec(sup, "adm_b").error().code == hotswap::errc::not_found);
+
+  const auto spec = hotswap::get_childspec(sup, "adm_a").value();
+  CHECK(spec.id == "adm_a");
+  CHECK(spec.restart == hotswap::restart::permanent);
+  CHECK(spec.type == hotswap::child_type::worker);
+
+  // A child that cannot start: its error, and its spec forgotten.
+  const auto refused = hotswap::start_child(sup, hotswap::child<Refusing>("adm_refuses"));
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().code == hotswap::errc::init_failed);
+  CHECK(refused.error().what == "child adm_refuses did not start: cannot");
+  const auto throws =
+      hotswap::start_child(sup, hotswap::child_spec{"adm_throws", []() -> hotswap::result<hotswap::any_server> {
+                                                      throw std::runtime_error("a start that throws");
+                                                    }});
+  REQUIRE_FALSE(throws);  // as an init that throws: the supervisor lives on
+  CHECK(throws.error().code == hotswap::errc::init_failed);
+  CHECK(throws.error().what == "child adm_throws did not start: a start that throws");
+  const auto no_start = hotswap::start_child(sup, hotswap::child_spec{"adm_nothing", {}});
+  REQUIRE_FALSE(no_start);
+  CHECK(no_start.error().code == hotswap::errc::bad_child_spec);
+  CHECK(no_start.error().what == "child adm_nothing has no start function");
+  CHECK(ids_of(sup) == std::vector<std::string>{"adm_a"});
+  REQUIRE(hotswap::stop(sup));
+  exits().take();
+}
+
+TEST_CASE("a temporary child terminated is forgotten, as OTP forgets its spec") {
+  auto sup = hotswap::start_supervisor({}, {counter_child("tmp_kept", hotswap::restart::transient),
+                                            counter_child("tmp_gone", hotswap::restart::temporary)})
+                 .value();
+  REQUIRE(hotswap::terminate_child(sup, "tmp_gone"));
+  REQUIRE(hotswap::terminate_child(sup, "tmp_kept"));
+  CHECK(ids_of(sup) == std::vector<std::string>{"tmp_kept"});
+  CHECK(hotswap::restart_child(sup, "tmp_gone").error().code == hotswap::errc::not_found);
+  REQUIRE(hotswap::stop(sup));
+  exits().take();
+}
+
+TEST_CASE("count_children counts specs, running children, supervisors and workers") {
+  auto sup = hotswap::start_supervisor({}, {counter_child("cnt_a"), counter_child("cnt_b"),
+                                            hotswap::supervisor_child("cnt_inner", {}, {counter_child("cnt_deep")}),
+                                            hotswap::dynamic_supervisor_child("cnt_pool")})
+                 .value();
+  auto counts = hotswap::count_children(sup).value();
+  CHECK(counts.specs == 4);
+  CHECK(counts.active == 4);
+  CHECK(counts.supervisors == 2);
+  CHECK(counts.workers == 2);
+  CHECK(hotswap::get_childspec(sup, "cnt_pool").value().type == hotswap::child_type::supervisor);
+  REQUIRE(hotswap::terminate_child(sup, "cnt_b"));
+  REQUIRE(hotswap::terminate_child(sup, "cnt_inner"));
+  counts = hotswap::count_children(sup).value();
+  CHECK(counts.specs == 4);
+  CHECK(counts.active == 2);
+  CHECK(counts.supervisors == 2);  // running or not, as OTP counts them
+  CHECK(counts.workers == 2);
+  REQUIRE(hotswap::stop(sup));
+  exits().take();
+}
+
+TEST_CASE("a child added by start_child is restarted by the strategy, at the end of the order") {
+  auto rest = hotswap::start_supervisor({.strategy = hotswap::strategy::rest_for_one, .intensity = 5},
+                                        {counter_child("add_r_a")})
+                  .value();
+  const auto b = hotswap::start_child(rest, counter_child("add_r_b")).value();
+  const auto a = named("add_r_a");
+  crash_and_wait("add_r_a");  // the one added after it restarts too
+  REQUIRE(eventually([&] { return hotswap::whereis<Counter>("add_r_b") && named("add_r_b") != b; }));
+  const auto b2 = named("add_r_b"), a2 = named("add_r_a");
+  CHECK(a2 != a);
+  crash_and_wait("add_r_b");  // the one added last: no other
+  CHECK(named("add_r_a") == a2);
+  REQUIRE(hotswap::stop(rest));
+  exits().take();
+
+  auto all = hotswap::start_supervisor({.strategy = hotswap::strategy::one_for_all, .intensity = 5},
+                                       {counter_child("add_all_a")})
+                 .value();
+  (void)hotswap::start_child(all, counter_child("add_all_b")).value();
+  const auto first = named("add_all_a");
+  crash_and_wait("add_all_b");
+  REQUIRE(eventually([&] { return hotswap::whereis<Counter>("add_all_a") && named("add_all_a") != first; }));
+  const auto children = hotswap::call(all, hotswap::which_children{}).value();
+  REQUIRE(children.size() == 2);
+  CHECK(children[1].id == "add_all_b");
+  CHECK(children[1].restarts == 1);
+  REQUIRE(hotswap::stop(all));
+  exits().take();
+}
+
+// -- significant children and auto_shutdown --
+
+TEST_CASE("significant children: refused when permanent, under auto_shutdown never, and ids given twice") {
+  auto significant = [](const std::string& id, hotswap::restart restart) {
+    auto spec = counter_child(id, restart);
+    spec.significant = true;
+    return spec;
+  };
+  const auto permanent = hotswap::start_supervisor({.auto_shutdown = hotswap::auto_shutdown::any_significant},
+                                                   {significant("sig_never_a", hotswap::restart::permanent)});
+  REQUIRE_FALSE(permanent);
+  CHECK(permanent.error().code == hotswap::errc::bad_child_spec);
+  CHECK(permanent.error().what ==
+        "child sig_never_a is significant and permanent: only a transient or temporary child may be significant");
+  const auto never = hotswap::start_supervisor({}, {significant("sig_never_b", hotswap::restart::transient)});
+  REQUIRE_FALSE(never);
+  CHECK(never.error().code == hotswap::errc::bad_child_spec);
+  CHECK(never.error().what == "child sig_never_b is significant, under a supervisor whose auto_shutdown is never");
+  const auto twice = hotswap::start_supervisor({}, {counter_child("sig_twice"), counter_child("sig_twice")});
+  REQUIRE_FALSE(twice);
+  CHECK(twice.error().code == hotswap::errc::bad_child_spec);
+  CHECK(twice.error().what == "child id sig_twice is given twice");
+  CHECK_FALSE(hotswap::whereis<Counter>("sig_never_a"));
+  CHECK_FALSE(hotswap::whereis<Counter>("sig_twice"));
+
+  auto sup = hotswap::start_supervisor({.auto_shutdown = hotswap::auto_shutdown::any_significant}, {}).value();
+  const auto added = hotswap::start_child(sup, significant("sig_added", hotswap::restart::permanent));
+  REQUIRE_FALSE(added);
+  CHECK(added.error().code == hotswap::errc::bad_child_spec);
+  REQUIRE(hotswap::stop(sup));
+  auto plain = hotswap::start_supervisor({}, {}).value();
+  CHECK(hotswap::start_child(plain, significant("sig_added", hotswap::restart::temporary)).error().code ==
+        hotswap::errc::bad_child_spec);
+  REQUIRE(hotswap::stop(plain));
+  CHECK(exits().take().empty());
+}
+
+TEST_CASE("auto_shutdown any_significant: a significant child that ends by itself ends the supervisor (shutdown)") {
+  auto sig = counter_child("any_sig", hotswap::restart::transient);
+  sig.significant = true;
+  auto inner =
+      hotswap::supervisor_child("any_inner", {.intensity = 5, .auto_shutdown = hotswap::auto_shutdown::any_significant},
+                                {counter_child("any_plain"), sig}, hotswap::restart::transient);
+  auto root = hotswap::start_supervisor({.intensity = 5}, {std::move(inner)}).value();
+  const auto sup = hotswap::server_ref<hotswap::supervisor_interface>::from(
+                       hotswap::call(root, hotswap::which_children{}).value().at(0).server)
+                       .value();
+  crash_and_wait("any_sig");  // a transient child that crashed is restarted: no shutdown
+  CHECK(sup.alive());
+  REQUIRE(hotswap::terminate_child(sup, "any_sig"));        // stopped by its supervisor: no shutdown
+  CHECK(hotswap::count_children(sup).value().active == 1);  // answered after the child's exit
+  CHECK(sup.alive());
+  (void)hotswap::restart_child(sup, "any_sig").value();
+  exits().take();
+
+  REQUIRE(hotswap::stop(named("any_sig")));  // ends by itself, normally: not restarted
+  REQUIRE(eventually([&] { return !sup.alive(); }));
+  CHECK(sup.exit().kind == hotswap::exit_kind::shutdown);
+  CHECK(sup.exit().what == "auto_shutdown: significant child any_sig ended");
+  CHECK(exits().take() ==
+        std::vector<std::string>{"counter 0 normal", "counter 0 shutdown: stopped by its supervisor"});
+  // Its own supervisor sees a transient child end with reason shutdown: not restarted.
+  CHECK(hotswap::count_children(root).value().active == 0);
+  CHECK_FALSE(hotswap::whereis<Counter>("any_plain"));
+  REQUIRE(hotswap::stop(root));
+}
+
+TEST_CASE("auto_shutdown all_significant: the supervisor ends when the last significant child ends") {
+  auto sig_a = counter_child("all_sig_a", hotswap::restart::temporary);
+  auto sig_b = counter_child("all_sig_b", hotswap::restart::temporary);
+  sig_a.significant = sig_b.significant = true;
+  auto sup = hotswap::start_supervisor({.auto_shutdown = hotswap::auto_shutdown::all_significant},
+                                       {counter_child("all_plain"), sig_a, sig_b})
+                 .value();
+  hotswap::send(named("all_sig_a"), Crash{});  // a temporary one, crashed: not restarted, ended
+  REQUIRE(eventually([&] { return ids_of(sup).size() == 2; }));
+  CHECK(sup.alive());
+  REQUIRE(hotswap::stop(named("all_sig_b")));
+  REQUIRE(eventually([&] { return !sup.alive(); }));
+  CHECK(sup.exit().kind == hotswap::exit_kind::shutdown);
+  CHECK(sup.exit().what == "auto_shutdown: significant child all_sig_b ended");
+  CHECK_FALSE(hotswap::whereis<Counter>("all_plain"));
+  exits().take();
+}
+
+// -- dynamic supervisors --
+
+namespace {
+hotswap::child_spec counting_from(int start, hotswap::restart restart = hotswap::restart::temporary) {
+  return hotswap::child<CounterFrom>("", start, {}, restart);
+}
+}  // namespace
+
+TEST_CASE("a dynamic supervisor starts children on demand, terminates them by server, and counts them") {
+  auto pool = hotswap::start_dynamic_supervisor({}, {.name = "dyn_pool"}).value();
+  const auto one = hotswap::start_child(pool, counting_from(1)).value();
+  const auto two = hotswap::start_child(pool, counting_from(2)).value();
+  CHECK(hotswap::call(as_counter(two), Get{}).value() == 2);
+  auto children = hotswap::call(pool, hotswap::which_children{}).value();
+  REQUIRE(children.size() == 2);
+  CHECK(children[0].server == one);
+  CHECK(children[1].server == two);
+  CHECK(children[0].id.empty());
+  auto counts = hotswap::count_children(pool).value();
+  CHECK(counts.specs == 2);
+  CHECK(counts.active == 2);
+  CHECK(counts.workers == 2);
+  CHECK(counts.supervisors == 0);
+
+  REQUIRE(hotswap::terminate_child(pool, one));
+  CHECK_FALSE(one.alive());
+  CHECK(exits().take() == std::vector<std::string>{"counter 1 shutdown: stopped by its supervisor"});
+  const auto again = hotswap::terminate_child(pool, one);
+  REQUIRE_FALSE(again);
+  CHECK(again.error().code == hotswap::errc::not_found);
+  CHECK(again.error().what == "server " + std::to_string(one.id()) + " is no child of this supervisor");
+  CHECK(hotswap::terminate_child(pool, hotswap::any_server{}).error().code == hotswap::errc::not_found);
+  CHECK(hotswap::count_children(pool).value().specs == 1);
+
+  // Refused: a significant child, one without a start, flags OTP refuses; a start's own error.
+  auto significant = counting_from(3);
+  significant.significant = true;
+  CHECK(hotswap::start_child(pool, significant).error().code == hotswap::errc::bad_child_spec);
+  CHECK(hotswap::start_child(pool, hotswap::child_spec{}).error().code == hotswap::errc::bad_child_spec);
+  const auto refused = hotswap::start_child(pool, hotswap::child<Refusing>(""));
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().code == hotswap::errc::init_failed);
+  CHECK(hotswap::start_dynamic_supervisor({.intensity = -1}).error().code == hotswap::errc::bad_flags);
+  CHECK(hotswap::count_children(pool).value().specs == 1);
+
+  REQUIRE(hotswap::stop(pool));
+  CHECK_FALSE(two.alive());
+  CHECK(exits().take() == std::vector<std::string>{"counter 2 shutdown: stopped by its supervisor"});
+}
+
+TEST_CASE("a dynamic supervisor refuses a child beyond max_children (errc::max_children)") {
+  auto pool = hotswap::start_dynamic_supervisor({.max_children = 2}).value();
+  const auto first = hotswap::start_child(pool, counting_from(1)).value();
+  REQUIRE(hotswap::start_child(pool, counting_from(2)));
+  const auto third = hotswap::start_child(pool, counting_from(3));
+  REQUIRE_FALSE(third);
+  CHECK(third.error().code == hotswap::errc::max_children);
+  CHECK(third.error().what == "the dynamic supervisor has its 2 children (max_children)");
+  REQUIRE(hotswap::terminate_child(pool, first));
+  REQUIRE(hotswap::start_child(pool, counting_from(3)));
+  CHECK(hotswap::count_children(pool).value().specs == 2);
+  REQUIRE(hotswap::stop(pool));
+  exits().take();
+}
+
+TEST_CASE("a dynamic child that ends is restarted by its restart type, and forgotten when it is not") {
+  auto pool = hotswap::start_dynamic_supervisor({.intensity = 10, .period = 600s}).value();
+  const auto permanent = hotswap::start_child(pool, counting_from(1, hotswap::restart::permanent)).value();
+  const auto transient = hotswap::start_child(pool, counting_from(2, hotswap::restart::transient)).value();
+  const auto temporary = hotswap::start_child(pool, counting_from(3, hotswap::restart::temporary)).value();
+  auto server_at = [&](std::size_t at) { return hotswap::call(pool, hotswap::which_children{}).value().at(at).server; };
+
+  hotswap::send(as_counter(permanent), Crash{});
+  REQUIRE(eventually([&] { return server_at(0) && server_at(0) != permanent; }));
+  const auto permanent2 = server_at(0);
+  CHECK(hotswap::call(as_counter(permanent2), Get{}).value() == 1);  // from init, with its argument
+  auto children = hotswap::call(pool, hotswap::which_children{}).value();
+  CHECK(children[0].restarts == 1);
+  REQUIRE(children[0].last_exit);
+  CHECK(children[0].last_exit->what == "asked to crash");
+  CHECK(hotswap::terminate_child(pool, permanent).error().code == hotswap::errc::not_found);  // known by its new server
+
+  hotswap::send(as_counter(transient), Crash{});
+  REQUIRE(eventually([&] { return server_at(1) && server_at(1) != transient; }));
+  REQUIRE(hotswap::stop(server_at(1)));                     // a transient child that ends normally: forgotten
+  CHECK(hotswap::count_children(pool).value().specs == 2);  // answered after the exit
+
+  hotswap::send(as_counter(temporary), Crash{});  // a temporary one: forgotten
+  REQUIRE(eventually([&] { return hotswap::count_children(pool).value().specs == 1; }));
+  CHECK(server_at(0) == permanent2);
+  REQUIRE(hotswap::stop(permanent2));  // a permanent one that ends normally: restarted
+  REQUIRE(eventually([&] { return server_at(0) && server_at(0) != permanent2; }));
+  REQUIRE(hotswap::stop(pool));
+  exits().take();
+}
+
+TEST_CASE("a dynamic supervisor gives up beyond its intensity, stopping its children") {
+  auto pool = hotswap::start_dynamic_supervisor({.intensity = 0, .period = 600s}).value();
+  const auto steady = hotswap::start_child(pool, counting_from(7, hotswap::restart::permanent)).value();
+  const auto crashing = hotswap::start_child(pool, counting_from(8, hotswap::restart::permanent)).value();
+  hotswap::send(as_counter(crashing), Crash{});
+  REQUIRE(eventually([&] { return !pool.alive(); }));
+  CHECK(pool.exit().kind == hotswap::exit_kind::crashed);
+  CHECK(pool.exit().what == "reached the maximum restart intensity (child server " + std::to_string(crashing.id()) +
+                                " ended once too often)");
+  CHECK_FALSE(steady.alive());
+  exits().take();
+}
+
+TEST_CASE("10,000 dynamic children started and stopped; the supervisor stopped stops the rest, last first") {
+  constexpr int many = 10'000;
+  auto pool = hotswap::start_dynamic_supervisor().value();
+  std::vector<hotswap::any_server> children;
+  children.reserve(many);
+  for (int i = 0; i < many; ++i) children.push_back(hotswap::start_child(pool, counting_from(i)).value());
+  auto counts = hotswap::count_children(pool).value();
+  CHECK(counts.specs == many);
+  CHECK(counts.active == many);
+  CHECK(counts.workers == many);
+  for (int i = 0; i < many; i += 2) REQUIRE(hotswap::terminate_child(pool, children[static_cast<std::size_t>(i)]));
+  counts = hotswap::count_children(pool).value();
+  CHECK(counts.specs == many / 2);
+  CHECK(counts.active == many / 2);
+  CHECK(hotswap::call(pool, hotswap::which_children{}).value().at(0).server == children[1]);
+  exits().take();
+
+  REQUIRE(hotswap::stop(pool));
+  const auto stopped = exits().take();
+  REQUIRE(stopped.size() == many / 2);
+  bool reversed = true;  // one CHECK, not 5,000
+  for (std::size_t at = 0; at < stopped.size(); ++at)
+    reversed = reversed && stopped[at] == "counter " + std::to_string(many - 1 - 2 * static_cast<int>(at)) +
+                                              " shutdown: stopped by its supervisor";
+  CHECK(reversed);
+  CHECK(std::none_of(children.begin(), children.end(), [](const auto& child) { return child.alive(); }));
+}
+
+TEST_CASE("a dynamic supervisor under a supervisor") {
+  auto root =
+      hotswap::start_supervisor({}, {hotswap::dynamic_supervisor_child("dyn_under", {.max_children = 5})}).value();
+  const auto pool = hotswap::server_ref<hotswap::dynamic_supervisor_interface>::from(
+                        hotswap::call(root, hotswap::which_children{}).value().at(0).server)
+                        .value();
+  const auto child = hotswap::start_child(pool, counting_from(5)).value();
+  CHECK(hotswap::count_children(root).value().supervisors == 1);
+  REQUIRE(hotswap::stop(root));  // stops the dynamic supervisor, which stops its child
+  CHECK_FALSE(pool.alive());
+  CHECK_FALSE(child.alive());
+  CHECK(exits().take() == std::vector<std::string>{"counter 5 shutdown: stopped by its supervisor"});
+}

@@ -24,6 +24,13 @@ namespace hotswap::detail {
 
 // -- monitors --
 
+/// Orders a server's `watching` by ref.
+struct by_ref_order {
+  bool operator()(const watched_server& entry, std::uint64_t ref) const noexcept { return entry.ref < ref; }
+  bool operator()(std::uint64_t ref, const watched_server& entry) const noexcept { return ref < entry.ref; }
+};
+inline constexpr by_ref_order by_ref{};
+
 /// Whether `reason` stops a linked server that does not trap exits (OTP: any but normal).
 inline bool abnormal(const exit_reason& reason) noexcept {
   return reason.kind != exit_kind::normal;
@@ -56,9 +63,8 @@ bool forget_watching(server_core& watcher, std::uint64_t ref) noexcept {
   server_core* watched = nullptr;
   {
     const spin_guard hold(watcher.exit_lock);
-    const auto at = std::find_if(watcher.watching.begin(), watcher.watching.end(),
-                                 [&](const watched_server& entry) { return entry.ref == ref; });
-    if (at == watcher.watching.end()) return false;
+    const auto at = std::lower_bound(watcher.watching.begin(), watcher.watching.end(), ref, by_ref);
+    if (at == watcher.watching.end() || at->ref != ref) return false;
     watched = at->server;
     watcher.watching.erase(at);
   }
@@ -75,7 +81,10 @@ std::uint64_t add_monitor(server_core& watched, server_core* watcher, exit_callb
   if (watcher) {  // first in the watcher's list, so that its down is taken when it arrives
     const spin_guard hold(watcher->exit_lock);
     watched.acquire();
-    watcher->watching.push_back({ref, &watched});
+    // Sorted by ref (a dynamic supervisor watches each of its many children): ids grow, so this
+    // is nearly always the end.
+    watcher->watching.insert(std::upper_bound(watcher->watching.begin(), watcher->watching.end(), ref, by_ref),
+                             {ref, &watched});
   }
   exit_reason ended;
   {

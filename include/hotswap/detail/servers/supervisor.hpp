@@ -1,6 +1,6 @@
-// What a supervisor's own implementation is told by itself (a child exited, a restart to try
-// again), named by supervisor_interface; and that implementation, declared (impl/supervisors.hpp
-// defines it).
+// What a supervisor's own implementation is told by itself (a restart to try again; a child's
+// end comes as any monitor's down), named by supervisor_interface and dynamic_supervisor_interface; and those
+// implementations, declared (impl/supervisors.hpp defines them).
 #pragma once
 
 #include <cstddef>
@@ -11,17 +11,22 @@
 
 namespace hotswap::detail {
 
-struct child_exited {
-  std::uint64_t server;
-  exit_reason reason;
-};
-/// A restart that failed, tried again (as OTP's try_again_restart).
+/// A restart that failed, tried again (as OTP's try_again_restart): the child, by its id (an
+/// index would name another child once one before it is deleted).
 struct restart_again {
-  std::size_t child;
+  std::string id;
+};
+/// The same for a dynamic supervisor's child, by the server it last ran as.
+struct restart_dynamic_again {
+  std::uint64_t server;
 };
 
 /// The supervisor's own implementation (a template only to be compiled when used).
 template <class = void>
 struct supervisor_implementation;
+
+/// The dynamic supervisor's.
+template <class = void>
+struct dynamic_supervisor_implementation;
 
 }  // namespace hotswap::detail

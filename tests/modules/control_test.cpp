@@ -369,6 +369,24 @@ TEST_CASE("tree, state, stats and top look at the servers, each named by its reg
   shop.check_release_1_runs();
 }
 
+TEST_CASE("tree shows a dynamic supervisor's children under it") {
+  controlled_shop shop;
+  client operator_(shop.control.path());
+  auto pool = hotswap::start_dynamic_supervisor({}, {.name = "pool"}).value();
+  const auto child = hotswap::start_child(pool, hotswap::child<TallyV1>("tally")).value();
+  const json tree = operator_.reply({{"command", "tree"}})["result"];
+  json supervisor;
+  for (const auto& one : tree["roots"]) {
+    CHECK(one["id"] != child.id());
+    if (one["id"] == pool.id()) supervisor = one;
+  }
+  REQUIRE(supervisor.is_object());
+  REQUIRE(supervisor["children"].size() == 1);
+  CHECK(supervisor["children"][0]["id"] == child.id());
+  REQUIRE(hotswap::stop(pool));
+  shop.check_release_1_runs();
+}
+
 TEST_CASE("status and tree show a supervised server's restarts and last exit; its log outlives its crash") {
   controlled_shop shop;
   client operator_(shop.control.path());

@@ -317,6 +317,7 @@ TEST_CASE("start_child adds a child at the end; terminate_child, restart_child, 
         "child adm_b runs, as server " + std::to_string(b.id()) + ": terminate_child first");
 
   hotswap::cast(b, Add{4});
+  CHECK(hotswap::call(b, Get{}).value() == 4);  // handled: a stop overtakes the messages waiting
   REQUIRE(hotswap::terminate_child(sup, "adm_b"));
   CHECK_FALSE(b.alive());
   CHECK(b.exit().kind == hotswap::exit_kind::shutdown);

@@ -261,7 +261,7 @@ struct supervisor_implementation {
     return s.children[*at].spec;
   }
 
-  static void handle_info(const down& exited, state& s) {
+  static void handle_info(const hotswap::down& exited, state& s) {
     std::size_t at = 0;
     while (at < s.children.size() && s.children[at].server.id() != exited.server) ++at;
     if (at == s.children.size()) return;  // one we stopped ourselves
@@ -453,7 +453,7 @@ struct dynamic_supervisor_implementation {
     return {s.children.size(), s.children.size() - s.waiting, s.supervisors, s.children.size() - s.supervisors};
   }
 
-  static void handle_info(const down& exited, state& s) {
+  static void handle_info(const hotswap::down& exited, state& s) {
     const auto found = s.by_server.find(exited.server);
     if (found == s.by_server.end() || found->second->server.id() != exited.server) return;  // stopped by us
     const auto one = found->second;

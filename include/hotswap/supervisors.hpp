@@ -45,12 +45,21 @@ enum class restart {
 /// Whether a child is a supervisor (OTP's child type): what count_children counts it as.
 enum class child_type { worker, supervisor };
 
+/// A child's shutdown that abandons it at once, without its terminate (OTP's brutal_kill).
+inline constexpr std::chrono::milliseconds brutal_kill{0};
+/// A child's shutdown that waits for it for ever (OTP's infinity): a supervisor child's.
+inline constexpr std::chrono::milliseconds infinity = std::chrono::milliseconds::max();
+
 /// How to start and restart one child.
 struct child_spec {
   std::string id;  ///< unique among a supervisor's children (a dynamic supervisor's have none: empty)
   std::function<result<any_server>()> start;
   hotswap::restart restart = restart::permanent;
-  std::chrono::milliseconds shutdown = default_timeout;  ///< how long stopping it may take
+  /// How long its stop (its terminate) may take: past it, the child is abandoned, as OTP's
+  /// brutal_kill as threads allow: told ended at once to its monitors and links, its name free,
+  /// its state destroyed (without terminate) when the handler that holds it returns. brutal_kill
+  /// abandons it at once; infinity waits (supervisor_child's default).
+  std::chrono::milliseconds shutdown = default_timeout;
   hotswap::child_type type = child_type::worker;         ///< supervisor_child sets it
   /// Its end stops its supervisor, as its auto_shutdown says (OTP 24's significant child): only
   /// a transient or temporary child may be significant, and only under a supervisor whose

@@ -668,3 +668,71 @@ TEST_CASE("a dynamic supervisor under a supervisor") {
   CHECK_FALSE(child.alive());
   CHECK(exits().take() == std::vector<std::string>{"counter 5 shutdown: stopped by its supervisor"});
 }
+
+// -- shutdown policies --
+
+namespace testing {
+std::atomic<int> tracked_states_destroyed{0};
+/// A counter whose state says when it is destroyed.
+struct Tracked {
+  int count = 0;
+  Tracked() = default;
+  Tracked(const Tracked&) = default;
+  ~Tracked() { tracked_states_destroyed.fetch_add(1); }
+};
+struct TrackedCounter : counter_handlers<Tracked> {
+  using interface = Counter;
+  static constexpr int vsn = 1;
+  using state = Tracked;
+  static state init() { return {}; }
+};
+}  // namespace testing
+
+TEST_CASE("a child that ignores its shutdown is abandoned: told ended at once, its state goes later without terminate") {
+  tracked_states_destroyed = 0;
+  hotswap::child_spec stuck = hotswap::child<TrackedCounter>("stuck", {.name = "stuck"});
+  stuck.shutdown = std::chrono::milliseconds(50);
+  auto sup = hotswap::start_supervisor({}, {stuck}).value();
+  const auto child = named("stuck");
+  auto watched = hotswap::call(sup, hotswap::which_children{}).value().at(0).server;
+  std::atomic<int> downs{0};
+  std::string reason;
+  auto ref = hotswap::monitor(watched, [&](const hotswap::down& d) {
+    reason = d.reason.what;
+    downs.fetch_add(1);
+  });
+  gate held;
+  hotswap::cast(child, held.message());
+  REQUIRE(held.entered());  // its handler holds its thread: a stop cannot run
+  std::vector<std::string> reports;
+  auto before = hotswap::set_report_sink([&](const hotswap::report& said) { reports.push_back(said.text); });
+  REQUIRE(hotswap::terminate_child(sup, "stuck"));  // returns once its shutdown time is over
+  hotswap::set_report_sink(std::move(before));
+  CHECK_FALSE(child.alive());
+  CHECK(downs.load() == 1);
+  CHECK(reason == "killed: it did not stop within its shutdown time of 50 ms");
+  CHECK_FALSE(hotswap::whereis<Counter>("stuck"));  // its name is free
+  CHECK(hotswap::call(child, Get{}).error().code == hotswap::errc::no_server);
+  REQUIRE(reports.size() == 1);
+  CHECK(reports[0].find("killed: it did not stop within its shutdown time of 50 ms; abandoned") != std::string::npos);
+  held.open();
+  REQUIRE(eventually([&] { return tracked_states_destroyed.load() == 1; }));  // its state went ...
+  CHECK(exits().take().empty());  // ... without its terminate
+  CHECK(downs.load() == 1);
+  REQUIRE(hotswap::stop(sup));
+}
+
+TEST_CASE("brutal_kill abandons a child at once; a supervisor child waits for ever by default") {
+  tracked_states_destroyed = 0;
+  hotswap::child_spec brutal = hotswap::child<TrackedCounter>("brutal", {.name = "brutal"});
+  brutal.shutdown = hotswap::brutal_kill;
+  auto sup = hotswap::start_supervisor({}, {brutal, hotswap::supervisor_child("inner", {}, {})}).value();
+  const auto child = named("brutal");
+  REQUIRE(hotswap::terminate_child(sup, "brutal"));
+  CHECK_FALSE(child.alive());
+  CHECK(child.exit().what == "killed (brutal_kill)");
+  REQUIRE(eventually([&] { return tracked_states_destroyed.load() == 1; }));
+  CHECK(exits().take().empty());  // no terminate
+  CHECK(hotswap::get_childspec(sup, "inner").value().shutdown == hotswap::infinity);
+  REQUIRE(hotswap::stop(sup));
+}

@@ -79,35 +79,33 @@ void watch_child(const server_ref<Interface>& supervisor, const any_server& chil
   hotswap::monitor(supervisor, child);
 }
 
-/// Stops a child, within its shutdown time; its exit, told to the supervisor later, finds no
-/// child running as it and is let go.
-template <class = void>
-void stop_child(const any_server& child, std::chrono::milliseconds shutdown) {
-  (void)control<void>(child, shutdown, [](server_core& core) -> result<void> {
-    end_server(core, {exit_kind::shutdown, "stopped by its supervisor"});
-    return {};
-  });
-}
-
-/// Ends the server running this handler once the handler returns, with `reason` (hotswap::stop
-/// from a handler says normal; an auto_shutdown says shutdown).
-template <class = void>
-void end_after_this_handler(server_core& self, exit_reason reason) {
-  auto end = [reason = std::move(reason)](server_core& core) -> result<void> {
-    end_server(core, reason);
-    return {};
-  };
-  auto* request = new control_call<void, decltype(end)>(std::move(end));
-  request->state.store(reply_slot_base::abandoned);  // nobody waits: the server frees it
-  if (!self.deliver_control(*request)) delete request;
-}
-
 /// A supervisor or progress report, from the supervisor's handler.
 template <class = void>
 void tell_from_supervisor(report::kind about, const std::string& what) {
   server_core* self = current_server();
   write_report(
       {about, self ? self->id : 0, "supervisor report: " + (self ? self->label() : "a supervisor") + ": " + what});
+}
+
+/// Stops a child, within its shutdown time, else abandons it (brutal_kill: at once); its exit,
+/// told to the supervisor later, finds no child running as it and is let go.
+template <class = void>
+void stop_child(const any_server& child, std::chrono::milliseconds shutdown) {
+  if (shutdown > std::chrono::milliseconds::zero()) {
+    const auto stopped = control<void>(child, shutdown, [](server_core& core) -> result<void> {
+      end_server(core, {exit_kind::shutdown, "stopped by its supervisor"});
+      return {};
+    });
+    if (stopped || stopped.error().code != errc::timeout) return;
+  }
+  const std::string why = shutdown > std::chrono::milliseconds::zero()
+                              ? "killed: it did not stop within its shutdown time of " +
+                                    std::to_string(shutdown.count()) + " ms"
+                              : "killed (brutal_kill)";
+  if (abandon(*child.core(), {exit_kind::shutdown, why}))
+    tell_from_supervisor(report::kind::supervisor,
+                         fmt::format("{} {}; abandoned: its state goes when its handler returns, without its terminate",
+                                     child.core()->label(), why));
 }
 
 template <class = void>
@@ -286,7 +284,7 @@ struct supervisor_implementation {
                                                                                               : "all_significant")
                         : ""));
     if (shuts_down)
-      end_after_this_handler(*s.self.core(),
+      end_later(*s.self.core(),
                              {exit_kind::shutdown, "auto_shutdown: significant child " + ended.spec.id + " ended"});
     if (type == restart::temporary) {
       s.children.erase(s.children.begin() + static_cast<std::ptrdiff_t>(at));
@@ -541,7 +539,7 @@ child_spec supervisor_child(std::string id, supervisor_flags flags, std::vector<
             if (!started) return started.error();
             return any_server(std::move(*started));
           },
-          restart_type, default_timeout, child_type::supervisor};
+          restart_type, infinity, child_type::supervisor};
 }
 
 template <class>
@@ -596,7 +594,7 @@ child_spec dynamic_supervisor_child(std::string id, dynamic_supervisor_flags fla
             if (!started) return started.error();
             return any_server(std::move(*started));
           },
-          restart_type, default_timeout, child_type::supervisor};
+          restart_type, infinity, child_type::supervisor};
 }
 
 template <class>

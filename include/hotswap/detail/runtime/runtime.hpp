@@ -196,39 +196,74 @@ void basic_timer_service<V>::entry::let_go() noexcept {
   if (target) std::exchange(target, nullptr)->release();
 }
 
-/// Ends a server on its own thread: terminate, free the state, fail what waits, tell monitors.
-/// (Also for a server whose init failed: it has no state.)
+/// What a server leaves to be told of its end.
+struct ended_lists {
+  std::vector<exit_monitor> monitors;
+  std::vector<server_core*> links;
+  std::vector<watched_server> watching;
+};
+
+/// Marks `server` ended for everyone else (not alive, its reason kept) and takes what is to be
+/// told; then frees its name and drops its timers. Once, by whoever comes first: its own end, or
+/// an abandon; false if it had been.
+template <class = void>
+bool mark_ended(server_core& server, const exit_reason& reason, ended_lists& told) noexcept {
+  std::string name;
+  {
+    const spin_guard hold(server.exit_lock);
+    if (!server.alive.load(std::memory_order_seq_cst)) return false;
+    server.alive.store(false, std::memory_order_seq_cst);
+    try {
+      name = server.name;
+      server.reason = reason;
+    } catch (...) {  // out of memory: the reason's text is lost, not the end
+      server.reason = {reason.kind, {}};
+    }
+    told = {std::move(server.monitors), std::move(server.links), std::move(server.watching)};
+  }
+  the_runtime().timers.forget(server);  // a timer of an hour would otherwise hold it (and its module) that long
+  if (!name.empty()) the_runtime().unregister_name(name, &server);
+  the_runtime().untrack(server);
+  return true;
+}
+
+/// Ends a server on its own thread: terminate, free the state, fail what waits, tell monitors
+/// and links. (Also for a server whose init failed: it has no state; and for one abandoned while
+/// its handler ran, whose end was told then: its terminate does not run.)
 template <class>
 void end_server(server_core& server, exit_reason reason) noexcept {
+  if (server.ended) return;
+  const bool abandoned = server.abandoned.load(std::memory_order_acquire);
   if (server.state) {
-    server.table->terminate(server.state, reason);
+    if (!abandoned) server.table->terminate(server.state, reason);
     server.table->destroy(server.state);
     server.state = nullptr;
   }
   server.ended = true;
   server.continuation = nullptr;
-  std::string name;
-  std::vector<exit_monitor> monitors;
-  std::vector<server_core*> links;
-  std::vector<watched_server> watching;
-  {
-    const spin_guard hold(server.exit_lock);
-    server.alive.store(false, std::memory_order_seq_cst);
-    name = server.name;
-    monitors = std::move(server.monitors);
-    links = std::move(server.links);
-    watching = std::move(server.watching);
-    server.reason = reason;
-  }
-  the_runtime().timers.forget(server);  // a timer of an hour would otherwise hold it (and its module) that long
-  if (!name.empty()) the_runtime().unregister_name(name, &server);
-  the_runtime().untrack(server);
+  ended_lists told;
+  const bool first = mark_ended(server, reason, told);
   server.suspended = false;
   envelope message;
   while (take_message(server, message)) refuse(server, message, errc::server_died);
   run_controls(server);  // fails each: ended
-  tell_exit(server, reason, std::move(monitors), std::move(links), std::move(watching));
+  if (first) tell_exit(server, server.reason, std::move(told.monitors), std::move(told.links), std::move(told.watching));
   server.release();  // the reference it held for being alive; whoever runs it holds another
+}
+
+/// OTP's brutal_kill, as close as threads allow: `server`, whose handler does not return, is
+/// ended for everyone else at once (not alive, its name free, its monitors and links told
+/// `reason`); its state is destroyed, without its terminate, when the handler returns, on its own
+/// thread (a stop queued for it, here, gets it there even if it is idle by then). False if it
+/// had ended already. Any thread but the server's.
+template <class = void>
+bool abandon(server_core& server, exit_reason reason) noexcept {
+  end_later(server, reason);  // first: once it is marked ended, nothing more can be sent to it
+  ended_lists told;
+  if (!mark_ended(server, reason, told)) return false;
+  server.abandoned.store(true, std::memory_order_release);
+  tell_exit(server, reason, std::move(told.monitors), std::move(told.links), std::move(told.watching));
+  return true;
 }
 
 /// Calls `on_exit` when `server` ends (at once if it has); the monitor's id, for remove_monitor.

@@ -89,6 +89,7 @@ struct server_core {
   // version of its code. `table_size` where it takes none.
   const std::uint32_t table_size, down_index, exit_index;
   std::atomic<bool> trapping_exits{false};
+  std::atomic<bool> abandoned{false};  // ended while a handler ran (runtime's abandon): no terminate
   mailbox inbox;
 
   bool ended = false;  // the receiver's own !alive: read for every message, so not on the senders' line

@@ -87,6 +87,18 @@ struct schema_of {};
 template <class T>
 struct type_name {};
 
+/// A field whose value never leaves the process: inspect prints it as `#secret`, and so do crash
+/// reports, sys views and the control socket's `state` (a password, a key). It migrates as its
+/// `T` does not: a `secret<T>` stays a `secret<T>`.
+template <class T>
+struct secret {
+  static constexpr std::string_view inspect_label = "#secret";
+  T value{};
+  friend bool operator==(const secret&, const secret&) = default;
+};
+template <class T>
+struct type_name<secret<T>> : detail::wrapper_name<"hotswap::secret", T> {};
+
 /// `T` is one of the versions `Schema` lists.
 template <class T, class Schema>
 concept listed_in = Schema::template lists<T>;

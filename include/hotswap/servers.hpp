@@ -232,7 +232,7 @@ result<void> reply(reply_to<Reply>& to, R&& value) {
 
 /// reply_to's canonical name, `hotswap::reply_to<` the reply's `>`: a field of a state's schema.
 template <class Reply>
-struct type_name<detail::deferred<Reply>> : detail::deferred_name<Reply> {};
+struct type_name<detail::deferred<Reply>> : detail::wrapper_name<"hotswap::reply_to", Reply> {};
 
 // -- starting --
 

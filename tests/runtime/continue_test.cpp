@@ -113,3 +113,66 @@ TEST_CASE("an idle timeout sends its info when no message came in time; a messag
   CHECK_THROWS_AS(hotswap::idle_timeout(steps, 1ms, Idle{}), std::logic_error);  // not in its handler
   REQUIRE(hotswap::stop(steps));
 }
+
+// -- what views show of a state --
+
+namespace testing::shown {
+struct Login {
+  std::string user;
+  hotswap::secret<std::string> password;
+  std::vector<hotswap::reply_to<long>> waiting;
+};
+struct Summary {
+  std::string user;
+  int waiting = 0;
+};
+}  // namespace testing::shown
+using LoginSchema = hotswap::schema<"Login", hotswap::version<1, testing::shown::Login>>;
+template <>
+struct hotswap::schema_of<testing::shown::Login> : LoginSchema {};
+template <>
+inline constexpr bool hotswap::enable_inspect<LoginSchema> = true;
+using SummarySchema = hotswap::schema<"Summary", hotswap::version<1, testing::shown::Summary>>;
+template <>
+struct hotswap::schema_of<testing::shown::Summary> : SummarySchema {};
+template <>
+inline constexpr bool hotswap::enable_inspect<SummarySchema> = true;
+
+namespace testing::shown {
+using Logins = hotswap::interface<"Logins", hotswap::info_msg<Crash>>;
+struct Plain {
+  using interface = Logins;
+  static constexpr int vsn = 1;
+  using state = Login;
+  static state init() { return {"ann", {"hunter2"}, {}}; }
+  static void handle_info(const Crash&, state&) { throw std::runtime_error("asked to crash"); }
+};
+struct Formatted : Plain {
+  static Summary format_status(const state& s) { return {s.user, static_cast<int>(s.waiting.size())}; }
+};
+
+std::string shown_state(const hotswap::implementation_table& table) {
+  auto state = Plain::init();
+  std::string out(256, '\0');
+  out.resize(table.inspect_state(&state, out.data(), out.size()));
+  return out;
+}
+}  // namespace testing::shown
+
+TEST_CASE("a secret field never leaves the process; format_status says what views show of a state") {
+  using namespace testing::shown;
+  static_assert(hotswap::type_description<Login> ==
+                "Login@1{user:string,password:hotswap::secret<string>,waiting:vector<hotswap::reply_to<i64>>}");
+  CHECK(shown_state(hotswap::table_of<Plain>) == R"(%Login{user: "ann", password: #secret, waiting: []})");
+  CHECK(shown_state(hotswap::table_of<Formatted>) == R"(%Summary{user: "ann", waiting: 0})");
+
+  std::vector<std::string> reports;
+  auto before = hotswap::set_report_sink([&](const hotswap::report& said) { reports.push_back(said.text); });
+  manual_executor here;
+  auto server = here.start<Plain>();
+  hotswap::send(server, Crash{});
+  hotswap::set_report_sink(std::move(before));
+  REQUIRE(reports.size() == 1);
+  CHECK(reports[0].find("hunter2") == std::string::npos);
+  CHECK(reports[0].find("password: #secret") != std::string::npos);
+}

@@ -4,15 +4,12 @@
 // fails the call at once with errc::no_reply.
 #pragma once
 
-#include <array>
 #include <atomic>
 #include <cstdint>
 #include <string_view>
 #include <utility>
 
 #include "../../result.hpp"
-#include "../common/type_name.hpp"
-#include "../schemas/describe.hpp"
 #include "reply_slot.hpp"
 
 namespace hotswap::detail {
@@ -29,6 +26,7 @@ struct deferred_record {
 template <class Reply>
 class deferred {
  public:
+  static constexpr std::string_view inspect_label = "#reply_to";  ///< how inspect prints it
   deferred() = default;
   /// Takes over answering `slot` (the table's handler makes it).
   explicit deferred(reply_slot_base* slot) : record_(new deferred_record{{1}, {false}, slot}) {}
@@ -77,28 +75,6 @@ class deferred {
     delete record;
   }
   deferred_record* record_ = nullptr;
-};
-
-/// The canonical name of hotswap::reply_to<Reply> (its hotswap::type_name): a state that keeps
-/// one is described, and migrated, with it.
-template <class Reply>
-struct deferred_name {
-  static constexpr std::string_view reply = [] {
-    if constexpr (describable<Reply>())
-      return description<Reply>;
-    else
-      return type_spelling<Reply>();
-  }();
-  static constexpr std::string_view prefix = "hotswap::reply_to<";
-  static constexpr auto chars = [] {
-    std::array<char, prefix.size() + reply.size() + 1> text{};
-    auto at = text.begin();
-    for (const char c : prefix) *at++ = c;
-    for (const char c : reply) *at++ = c;
-    *at = '>';
-    return text;
-  }();
-  static constexpr std::string_view value{chars.data(), chars.size()};
 };
 
 }  // namespace hotswap::detail

@@ -13,6 +13,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "../common/fixed_string.hpp"
 #include "../common/sinks.hpp"
 #include "../common/type_name.hpp"
 #include "../common/verdict.hpp"
@@ -165,6 +166,29 @@ struct type_description_of {
 template <class T>
 inline constexpr std::string_view description{type_description_of<T>::chars.data(),
                                               type_description_of<T>::chars.size()};
+
+/// The canonical name of a wrapper hotswap defines around `T` (`Name<` T's description `>`,
+/// or its spelling when it has none): what its hotswap::type_name says, so that a state holding
+/// one is described, and migrated, with it.
+template <fixed_string Name, class T>
+struct wrapper_name {
+  static constexpr std::string_view held = [] {
+    if constexpr (describable<T>())
+      return description<T>;
+    else
+      return type_spelling<T>();
+  }();
+  static constexpr auto chars = [] {
+    std::array<char, Name.view().size() + held.size() + 2> text{};
+    auto at = text.begin();
+    for (const char c : Name.view()) *at++ = c;
+    *at++ = '<';
+    for (const char c : held) *at++ = c;
+    *at = '>';
+    return text;
+  }();
+  static constexpr std::string_view value{chars.data(), chars.size()};
+};
 
 // ---- names for people: a server's state in status, state and tree, and in refusals ----
 

@@ -2,6 +2,7 @@
 // strings quoted and escaped (or as bytes), maps in key order, floats with a fraction.
 #pragma once
 
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <iterator>
@@ -167,10 +168,19 @@ Out inspect_map(Out out, const Map& map) {
   return out;
 }
 
+/// A type inspect prints as its label alone, whatever it holds: a hotswap::secret, a reply
+/// handle.
+template <class T>
+concept shown_as_label = requires {
+  { T::inspect_label } -> std::convertible_to<std::string_view>;
+};
+
 template <class Out, class T>
 Out inspect_to(Out out, const T& value) {
   constexpr field_kind kind = field_kind_of<T>;
-  if constexpr (kind == field_kind::version) {
+  if constexpr (shown_as_label<T>) {
+    return write_text(out, T::inspect_label);
+  } else if constexpr (kind == field_kind::version) {
     out = write_text(write_text(out, "%"), schema_of<T>::name);
     *out++ = '{';
     auto members = fields(value);
@@ -218,7 +228,7 @@ Out inspect_to(Out out, const T& value) {
 template <class T>
 constexpr bool inspect_enabled() {
   constexpr field_kind kind = field_kind_of<T>;
-  if constexpr (is_scalar(kind))
+  if constexpr (is_scalar(kind) || shown_as_label<T>)
     return true;
   else if constexpr (kind == field_kind::version)
     return enable_inspect<typename schema_of<T>::schema_type>&&[]<std::size_t... I>(std::index_sequence<I...>) {

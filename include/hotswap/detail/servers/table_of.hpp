@@ -279,6 +279,33 @@ struct table_parts {
   (std::make_index_sequence<interface::size>{});
 };
 
+/// What inspect shows of a server's state: `Implementation::format_status(state)` if it has one
+/// (OTP's format_status: what crash reports and the control socket's views show), else the state.
+template <class Implementation>
+std::size_t inspect_status(const void* state, char* out, std::size_t size) noexcept {
+  using S = typename Implementation::state;
+  try {
+    const auto shown = Implementation::format_status(*static_cast<const S*>(state));
+    return inspect_state<std::remove_cvref_t<decltype(shown)>>(&shown, out, size);
+  } catch (...) {  // format_status threw: nothing is shown
+    return 0;
+  }
+}
+
+template <class Implementation>
+constexpr auto inspect_of() -> std::size_t (*)(const void*, char*, std::size_t) noexcept {
+  using S = typename Implementation::state;
+  if constexpr (requires(const S& s) { Implementation::format_status(s); }) {
+    using shown = std::remove_cvref_t<decltype(Implementation::format_status(std::declval<const S&>()))>;
+    static_assert(inspect_enabled<shown>(),
+                  "hotswap: format_status returns what inspect prints: numbers, strings, containers of them, "
+                  "hotswap::secret, and versions of schemas that enable inspect");
+    return &inspect_status<Implementation>;
+  } else {
+    return inspect_state_of<S>();
+  }
+}
+
 template <class Implementation>
 constexpr implementation_table make_table() {
   using parts = table_parts<Implementation>;
@@ -305,7 +332,7 @@ constexpr implementation_table make_table() {
           &change_code<Implementation>,
           &down<Implementation>,
           &state_bytes<S>,
-          inspect_state_of<S>()};
+          inspect_of<Implementation>()};
 }
 
 // A class, not a function, reports the error: clang takes a function whose instantiation failed

@@ -873,3 +873,34 @@ TEST_CASE("the record's directory is refused when a directory above it could be 
   CHECK(booted.error().what.starts_with(open + "/releases: the directory " + open + " is writable by every user"));
   CHECK_FALSE(code.current("counter"));
 }
+
+TEST_CASE("a release upgrades a dynamic supervisor's 1,000 children on a module in one transaction, states kept") {
+  running_release shop;
+  auto pool = hotswap::start_dynamic_supervisor({}).value();
+  constexpr int many = 1000;
+  std::vector<hotswap::server_ref<Counter>> children;
+  for (int i = 0; i < many; ++i) {
+    auto child = hotswap::start_child(pool, hotswap::module_child<Counter>("", shop.code, "counter")).value();
+    children.push_back(*hotswap::server_ref<Counter>::from(child));
+    hotswap::cast(children.back(), Add{i});
+  }
+  const auto report = shop.releases.upgrade(shop.manifest("2", {"counter_v2", "minimal_v2"}));
+  REQUIRE(what(report) == "done");
+  CHECK(report.steps.size() == many + 3);  // the shop's a, b and c, and every child: one pause
+  bool kept = true;                        // one CHECK, not 1,000
+  for (int i = 0; i < many; ++i)
+    kept = kept && hotswap::call(children[static_cast<std::size_t>(i)], Get{}).value() == i &&
+           sys::get_status(children[static_cast<std::size_t>(i)]).value().vsn == 2;
+  CHECK(kept);
+  // A child restarted after the upgrade runs the new code, from init.
+  hotswap::send(children[0], testing::Crash{});
+  hotswap::server_ref<Counter> restarted;
+  REQUIRE(testing::eventually([&] {
+    const auto now = hotswap::call(pool, hotswap::which_children{}).value().at(0).server;
+    return now && now != children[0] && (restarted = *hotswap::server_ref<Counter>::from(now), true);
+  }));
+  CHECK(sys::get_status(restarted).value().vsn == 2);
+  CHECK(hotswap::call(restarted, Get{}).value() == 0);
+  REQUIRE(hotswap::stop(pool));
+  CHECK(hotswap::count_children(pool).error().code == hotswap::errc::no_server);
+}

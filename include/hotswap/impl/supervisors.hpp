@@ -159,7 +159,7 @@ struct supervisor_implementation {
     for (std::size_t i = from; i < std::min(to, s.children.size()); ++i) {
       state::running_child& child = s.children[i];
       if (child.server.alive()) continue;
-      auto started = child.spec.start();
+      auto started = start_supervised(child.spec.start);
       if (!started) return start_failure{i, std::move(started.error().what)};
       child.server = std::move(*started);
       tell(report::kind::progress,

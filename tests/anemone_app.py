@@ -33,7 +33,8 @@ class AnemoneApp:
         self.pid = self.process.pid
         self.lines, self.new_line = [], threading.Condition(threading.Lock())
         self.errors = []  # its standard error, read as it comes: a full pipe would stop the app
-        threading.Thread(target=self._read, daemon=True).start()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
         self.error_reader = threading.Thread(target=lambda: self.errors.extend(self.process.stderr), daemon=True)
         self.error_reader.start()
         self.socket = None
@@ -70,10 +71,12 @@ class AnemoneApp:
         with self.new_line:
             return [(int(m.group(1)), int(m.group(2))) for m in map(SCORES.match, self.lines) if m]
 
-    def stop(self):
-        """Ends the app as an operator does (SIGTERM); returns its exit status and standard error."""
+    def stop(self, sent=signal.SIGTERM):
+        """Ends the app as an operator does (SIGTERM); returns its exit status and standard error.
+        Its standard output has been read whole when this returns."""
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+            self.process.send_signal(sent)
         self.process.wait(timeout=60)
         self.error_reader.join(timeout=60)
+        self.reader.join(timeout=60)
         return self.process.returncode, "".join(self.errors)

@@ -8,7 +8,8 @@
 - Inspector: `[2] %Account{name: nil, score: 0, stage: 0}` before the upgrade line, then one
   `[code_change] %Account{name: nil, score: 0, stage: 0, active: true}` (printed by its v3
   code_change, before the upgrade ends), then `[3] %Account{...active: true}` only;
-- the final state, inspected, agrees with the last scores printed.
+- the final state, inspected, agrees with the last scores printed;
+- then the AccountManager's terminate, run by its stop (reason normal), prints those scores.
 With `live` (anemone_live, the servers loaded from modules, upgraded as release anemone 3): the
 v3 modules are loaded before the upgrade, and v2 purged (and unmapped: a purge that leaves a
 library mapped says why on its line) after it. With `live downgrade`, the program then goes
@@ -40,6 +41,7 @@ DOWNGRADED = "-- downgraded account_manager and inspector to v2 (release anemone
 DOWN_MODULES = ("-- loaded anemone.account_manager vsn 2", "-- loaded anemone.inspector vsn 2",
                 "-- purged anemone.account_manager vsn 3", "-- purged anemone.inspector vsn 3")
 SCORES = re.compile(r"alice: (\d+), bob: (\d+)$")
+TERMINATE = re.compile(r"account_manager terminate \(normal\): alice: (\d+), bob: (\d+)$")
 ACTIVE = ", active: true" if not downgrade else ""
 FINAL = re.compile(rf'%\{{"alice" => %Account\{{name: "Alice", score: (\d+), stage: 0{ACTIVE}\}}, '
                    rf'"bob" => %Account\{{name: "Bob", score: (\d+), stage: 1{ACTIVE}\}}\}}$')
@@ -70,11 +72,14 @@ if scores != expected:
     problems.append(f"scores are not consecutive ticks: {scores}")
 if len(scores) < 2 * ticks:
     problems.append(f"{len(scores)} ticks, expected at least {2 * ticks}")
-final = FINAL.match(lines[-1]) if lines else None
+final = FINAL.match(lines[-2]) if len(lines) > 1 else None
 if not final or (scores and tuple(map(int, final.groups())) != scores[-1]):
-    problems.append(f"the final state does not agree with the last scores: {lines[-1:]}")
+    problems.append(f"the final state does not agree with the last scores: {lines[-2:-1]}")
+terminated = TERMINATE.match(lines[-1]) if lines else None
+if not terminated or (scores and tuple(map(int, terminated.groups())) != scores[-1]):
+    problems.append(f"the AccountManager's terminate did not print the last scores last: {lines[-1:]}")
 module_lines = (*LOADED, *PURGED, *(DOWN_MODULES if downgrade else ())) if live else ()
-others = [l for l in lines if l not in (V2, V3, CHANGE, UPGRADED, DOWNGRADED, *module_lines) and not SCORES.match(l) and not FINAL.match(l)]
+others = [l for l in lines if l not in (V2, V3, CHANGE, UPGRADED, DOWNGRADED, *module_lines) and not SCORES.match(l) and not FINAL.match(l) and not TERMINATE.match(l)]
 if others:
     problems.append(f"unexpected lines: {others}")
 

@@ -2,9 +2,10 @@
 // interfaces that stay the same across both.
 //
 // AccountManager (registered as "account_manager") holds the accounts by key and on every tick
-// adds `stage + 1` to each score and prints `alice: 3, bob: 6`. Inspector (registered as
-// "inspector") prints `[2] %Account{name: nil, score: 0, stage: 0}` on every tick: its vsn and
-// an empty Account. Each ticks by a timer of its own, started in init.
+// adds `stage + 1` to each score and prints `alice: 3, bob: 6`; its terminate prints how it
+// ended and the scores it ends with, `account_manager terminate (shutdown): alice: 3, bob: 6`.
+// Inspector (registered as "inspector") prints `[2] %Account{name: nil, score: 0, stage: 0}` on
+// every tick: its vsn and an empty Account. Each ticks by a timer of its own, started in init.
 #pragma once
 
 #include <chrono>
@@ -37,6 +38,12 @@ void tick(Accounts& accounts) {
   for (auto& entry : accounts) entry.second.score += entry.second.stage + 1;
   fmt::print("alice: {}, bob: {}\n", accounts.at("alice").score, accounts.at("bob").score);
 }
+/// What the AccountManager's terminate prints: how it ended, and the scores it ends with.
+template <class Accounts>
+void goodbye(const hotswap::exit_reason& reason, const Accounts& accounts) {
+  fmt::print("account_manager terminate ({}): alice: {}, bob: {}\n", hotswap::to_string(reason.kind),
+             accounts.at("alice").score, accounts.at("bob").score);
+}
 template <class Accounts>
 std::map<std::string, int> scores(const Accounts& accounts) {
   std::map<std::string, int> out;
@@ -58,6 +65,7 @@ struct AccountManagerV2 {
   static std::map<std::string, int> handle_call(const Scores&, const state& accounts) {
     return detail::scores(accounts);
   }
+  static void terminate(const hotswap::exit_reason& reason, state& accounts) { detail::goodbye(reason, accounts); }
 };
 
 /// v3: the accounts are v3 Accounts (`active: true` added). Their migration is generated; from
@@ -79,6 +87,7 @@ struct AccountManagerV3 {
   static std::map<std::string, int> handle_call(const Scores&, const state& accounts) {
     return detail::scores(accounts);
   }
+  static void terminate(const hotswap::exit_reason& reason, state& accounts) { detail::goodbye(reason, accounts); }
 };
 
 /// The Inspector keeps nothing.

@@ -10,9 +10,10 @@
 // With --downgrade, it then goes back down to release anemone 2: the v3 code makes each server's
 // v2 state from its own (the accounts lose `active`, as Account's step from v3 to v2 declares).
 //
-// With --serve, it ticks on release anemone 2 until it is stopped (SIGINT or SIGTERM), with its
-// control socket open: an operator upgrades it from outside, as the article does from a remote
-// shell (`hotswapctl anemone upgrade .../anemone-3.release.json`; tools/run demo does so).
+// With --serve, it ticks on release anemone 2 until SIGINT or SIGTERM stops its servers (their
+// terminate runs: hotswap::stop_on_signals), with its control socket open: an operator upgrades
+// it from outside, as the article does from a remote shell (`hotswapctl anemone upgrade
+// .../anemone-3.release.json`; tools/run demo does so).
 //
 //     anemone_live [ticks before and after the upgrade = 5] [tick period in ms = 1000]
 //                  [directory of the modules and releases = where the build put them] [--downgrade]
@@ -34,6 +35,7 @@
 #include <hotswap/control.hpp>
 #include <hotswap/hotswap.hpp>
 #include <hotswap/releases.hpp>
+#include <hotswap/signals.hpp>
 
 #include "../anemone/run.hpp"
 
@@ -63,14 +65,11 @@ struct anemone_2 {
   }
 };
 
-/// Ticks on release anemone 2 until stopped, its control socket open.
+/// Ticks on release anemone 2 until SIGINT or SIGTERM, its control socket open. The signal stops
+/// the servers, newest first, as OTP's init:stop does: each one's terminate runs (the
+/// AccountManager's prints its last scores).
 int serve(Period period, const std::string& modules, bool development) {
-  // Stops are taken by sigwait below: blocked first, so that every thread started after inherits it.
-  sigset_t stops;
-  sigemptyset(&stops);
-  sigaddset(&stops, SIGINT);
-  sigaddset(&stops, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stops, nullptr);
+  hotswap::stop_on_signals signals({SIGTERM, SIGINT});
   std::setvbuf(stdout, nullptr, _IOLBF, 0);  // each tick's line as it happens, also into a pipe
 
   anemone_2 program(period, modules, development);
@@ -78,11 +77,9 @@ int serve(Period period, const std::string& modules, bool development) {
       or_exit(hotswap::open_control(program.code, program.releases, {.program = "anemone"}), "open_control");
   fmt::print(stderr, "-- anemone (pid {}) serves release anemone 2; control socket {}\n", ::getpid(), control.path());
 
-  int stopped = 0;
-  sigwait(&stops, &stopped);
-  fmt::print(stderr, "-- stopping ({})\n", stopped == SIGINT ? "SIGINT" : "SIGTERM");
-  or_exit(hotswap::stop(program.inspector), "stop");
-  or_exit(hotswap::stop(program.manager), "stop");
+  const int stopped = signals.wait();
+  fmt::print(stderr, "-- stopped ({})\n", stopped == SIGINT ? "SIGINT" : stopped == SIGTERM ? "SIGTERM" : "stop_all");
+  or_exit(signals.outcome(), "stop_all");
   return 0;
 }
 

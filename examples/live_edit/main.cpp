@@ -11,10 +11,8 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <chrono>
 #include <cstdio>
-#include <ctime>
 #include <mutex>
 #include <string>
 
@@ -22,27 +20,10 @@
 #include <fmt/format.h>
 
 #include <hotswap/hotswap.hpp>
+#include <hotswap/signals.hpp>
 #include <hotswap/watch.hpp>
 
 #include "life.hpp"
-
-namespace {
-
-/// Waits `period`, or less if SIGINT or SIGTERM comes (blocked in main, taken here): whether one came.
-bool stopped_within(std::chrono::milliseconds period) {
-  sigset_t stops;
-  sigemptyset(&stops);
-  sigaddset(&stops, SIGINT);
-  sigaddset(&stops, SIGTERM);
-  const timespec wait{static_cast<std::time_t>(period.count() / 1000),
-                      static_cast<long>(period.count() % 1000) * 1'000'000};
-  int taken = 0;
-  while ((taken = sigtimedwait(&stops, nullptr, &wait)) < 0 && errno == EINTR) {
-  }
-  return taken > 0;
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   int period_ms = 250;
@@ -60,11 +41,8 @@ int main(int argc, char** argv) {
       ->check(CLI::ExistingDirectory);
   CLI11_PARSE(app, argc, argv);
 
-  sigset_t stops;  // taken by stopped_within, before any thread starts (they inherit the mask)
-  sigemptyset(&stops);
-  sigaddset(&stops, SIGINT);
-  sigaddset(&stops, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stops, nullptr);
+  // Ctrl-C (or SIGTERM) stops the game's server, its terminate run, as OTP's init:stop does.
+  hotswap::stop_on_signals signals({SIGINT, SIGTERM});
 
   hotswap::registry().add<life::BoardSchema>();
   hotswap::code_server code({.development = true});
@@ -90,6 +68,7 @@ int main(int argc, char** argv) {
   if (!plain) fmt::print("\x1b[?25l");  // no cursor while the board is drawn in place
   for (long shown = 0; generations == 0 || shown < generations; ++shown) {
     auto frame = hotswap::call(game, life::Step{});
+    if (!frame && game.exit().kind == hotswap::exit_kind::shutdown) break;  // a signal stopped it meanwhile
     if (!frame && frame.error().code != hotswap::errc::handler_failed) {
       fmt::print(stderr, "live_edit: the game stopped: {}\n", frame.error().what);
       return 1;
@@ -105,8 +84,12 @@ int main(int argc, char** argv) {
           text, said);
     }
     std::fflush(stdout);
-    if (stopped_within(std::chrono::milliseconds(period_ms))) break;
+    if (signals.wait_for(std::chrono::milliseconds(period_ms))) break;  // the stop has ended
   }
   if (!plain) fmt::print("\x1b[?25h");
+  if (signals.signal() != 0) {  // the game's server is stopped, or being stopped: waited for
+    signals.wait();
+    return signals.outcome() ? 0 : 1;
+  }
   return hotswap::stop(game) ? 0 : 1;
 }

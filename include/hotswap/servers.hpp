@@ -489,6 +489,22 @@ using response = detail::response_message<Reply>;
 template <class Interface, class M, class Requester>
 std::uint64_t send_request(const server_ref<Interface>& to, M&& message, const server_ref<Requester>& requester);
 
+// -- the program's end --
+
+/// Stops the program's servers, as OTP's init:stop/0 stops its applications, and returns once
+/// they have ended: every server not started by a supervisor, the newest first, each by a stop
+/// with reason shutdown (its terminate runs; a supervisor stops its children, last started
+/// first, each within its shutdown time), each given `timeout_each` (a supervisor: for its whole
+/// tree). A supervisor's children are left to it (stopped first, it would restart them). Servers
+/// started while it runs are stopped too: it returns once a look at the live servers finds none
+/// it has not stopped. Fails with errc::timeout naming the servers that did not end in time (it
+/// goes on with the others: each such server ends once its handler or terminate returns), and,
+/// from a server's handler (which it would wait for), with errc::calling_self.
+template <class = void>
+result<void> stop_all(std::chrono::nanoseconds timeout_each = default_timeout) {
+  return detail::stop_servers(detail::the_runtime(), timeout_each);
+}
+
 // -- names --
 
 /// Registers `server` as `name`; false if the name is taken, the server already has a name, or

@@ -1,5 +1,6 @@
 // The test counter (tests/runtime/servers.hpp) as a module, in the version COUNTER_VERSION
 // names; one source, several libraries (tests/CMakeLists.txt), some of them broken on purpose.
+#include <cstdio>
 #include <stdexcept>
 #include <string>
 
@@ -24,6 +25,18 @@ struct CounterV1Grown : counter_handlers<v2::Count> {
 };
 }  // namespace testing
 HOTSWAP_MODULE("counter", testing::CounterV1Grown);
+#elif COUNTER_VERSION == 1 && defined(COUNTER_SAYS_TERMINATE)
+namespace testing {
+/// v1 whose terminate prints a line on standard output: what a process that ends with this
+/// server running must print (tests/modules/program_end_test.cpp).
+struct CounterV1Says : CounterV1 {
+  static void terminate(const hotswap::exit_reason& reason, state& s) {
+    std::printf("module counter %d terminate: %s\n", s.count, describe(reason).c_str());
+    std::fflush(stdout);
+  }
+};
+}  // namespace testing
+HOTSWAP_MODULE("counter", testing::CounterV1Says);
 #elif COUNTER_VERSION == 1
 HOTSWAP_MODULE("counter", testing::CounterV1);
 #elif COUNTER_VERSION == 2 && defined(COUNTER_REFUSES_13)

@@ -86,7 +86,9 @@ struct exit_log {
   }
 };
 inline exit_log& exits() {
-  static exit_log log;
+  // Never destroyed: the servers a test leaves running are stopped when the runtime is destroyed,
+  // after main, and their terminate writes here.
+  static exit_log& log = *new exit_log;
   return log;
 }
 inline std::string describe(const hotswap::exit_reason& reason) {

@@ -63,7 +63,7 @@ inline std::string refuse_children(const supervisor_flags& flags, const std::vec
 template <class = void>
 result<any_server> start_of(const child_spec& spec) {
   try {
-    return spec.start();
+    return start_supervised(spec.start);
   } catch (const std::exception& thrown) {
     return error{errc::init_failed, thrown.what()};
   } catch (...) {

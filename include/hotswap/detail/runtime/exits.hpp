@@ -133,14 +133,14 @@ bool down_awaited(server_core& watcher, envelope& message) noexcept {
 
 // -- links --
 
-/// A sys request that ends a server, nobody waiting for it (an exit signal, or a stop a server
-/// asks of itself).
+/// A sys request that ends a server: an exit signal, a stop a server asks of itself (nobody
+/// waits: the server frees it), or a stop of every server (waited for).
 struct ending_request final : control_request {
   exit_reason reason;
-  explicit ending_request(exit_reason why)
+  explicit ending_request(exit_reason why, bool waited = false)
       : control_request([](reply_slot_base* self) noexcept { delete static_cast<ending_request*>(self); }),
         reason(std::move(why)) {
-    state.store(abandoned, std::memory_order_relaxed);  // its server frees it once run
+    if (!waited) state.store(abandoned, std::memory_order_relaxed);
     run = [](control_request& self, server_core& server) noexcept {
       end_server(server, std::move(static_cast<ending_request&>(self).reason));
       self.finish(answered);

@@ -31,13 +31,26 @@ void free_server(server_core& server) noexcept {
   delete &server;
 }
 
+/// How long the runtime's destruction gives each server still running to stop (Erlang's
+/// default call timeout, as hotswap::default_timeout).
+inline constexpr std::chrono::milliseconds stop_timeout_at_exit{5000};
+
+template <class Runtime>
+result<void> stop_servers(Runtime& runtime, std::chrono::nanoseconds timeout_each);
+
 /// Registered names, and the servers alive.
 template <class>
 class basic_runtime {
  public:
   basic_runtime() : pool(hardware_threads()) {}
-  // At exit: no more ticks, then no more handlers (which could set timers).
+  // At exit: the servers still running are stopped as hotswap::stop_all stops them (a module's
+  // code is still loaded: its servers' leases hold it), then no more ticks, then no more
+  // handlers (which could set timers).
   ~basic_runtime() {
+    try {
+      (void)stop_servers(*this, stop_timeout_at_exit);
+    } catch (...) {  // out of memory: the servers left are dropped, as before there was a stop
+    }
     timers.stop();
     pool.stop();
   }
@@ -65,6 +78,10 @@ class basic_runtime {
   };
 
   std::uint64_t next_id() noexcept { return ids_.fetch_add(1, std::memory_order_relaxed); }
+
+  /// Bumped (and waiters woken) each time a stop of every server ends: what
+  /// hotswap::stop_on_signals waits on.
+  std::atomic<std::uint32_t> stops_ended{0};
 
   // -- the live servers, as Erlang's processes(): what observers list --
 
@@ -270,6 +287,70 @@ bool abandon(server_core& server, exit_reason reason) noexcept {
 template <class = void>
 std::uint64_t monitor(server_core& server, exit_callback on_exit) {
   return add_monitor(server, nullptr, std::move(on_exit));
+}
+
+// ---- the program's end ----
+
+/// Ends `server` with `reason` on its own thread, always sent (never run on this thread, as an
+/// idle server's sys request is), so that `timeout` bounds a terminate that blocks; false if it
+/// had not ended by then (its stop may take effect later: the server frees the request).
+template <class = void>
+bool end_within(server_core& server, exit_reason reason, std::chrono::nanoseconds timeout) {
+  auto* request = new ending_request(std::move(reason), true);
+  if (!server.deliver_control(*request)) {  // it had ended
+    delete request;
+    return true;
+  }
+  if (!request->wait(timeout, [] {})) return false;
+  delete request;
+  return true;
+}
+
+/// Stops every live server as hotswap::stop_all documents: the servers not started by a
+/// supervisor, newest first, each within `timeout_each`; then, if any server it has not tried
+/// is still running (started meanwhile, or a child its supervisor left), those the same way,
+/// until a look at the live servers finds none it has not tried.
+template <class Runtime>
+result<void> stop_servers(Runtime& program, std::chrono::nanoseconds timeout_each) {
+  if (current_server())
+    return error{errc::calling_self,
+                 "stop_all from a server's handler would wait for that server: call it from another thread, or raise "
+                 "a signal hotswap::stop_on_signals takes"};
+  struct held {  // the references each_live took, released however this ends
+    std::vector<server_core*> servers;
+    ~held() {
+      for (server_core* server : servers) server->release();
+    }
+  };
+  std::vector<std::uint64_t> tried;  // sorted
+  std::vector<std::string> late;
+  for (;;) {
+    held live;
+    program.each_live([&](server_core* server) { live.servers.push_back(server); });
+    const auto untried = [&](const server_core* server) {
+      return !std::binary_search(tried.begin(), tried.end(), server->id);
+    };
+    const bool top_left = std::any_of(live.servers.begin(), live.servers.end(), [&](const server_core* server) {
+      return untried(server) && !server->supervised;
+    });
+    const std::size_t tried_before = tried.size();
+    for (auto at = live.servers.rbegin(); at != live.servers.rend(); ++at) {
+      server_core& server = **at;
+      if (!untried(&server) || (top_left && server.supervised)) continue;
+      tried.push_back(server.id);
+      if (!end_within(server, {exit_kind::shutdown, "the program is stopping"}, timeout_each))
+        late.push_back(server.label());
+    }
+    if (tried.size() == tried_before) break;
+    std::sort(tried.begin(), tried.end());
+  }
+  futex_bump(program.stops_ended, 1 << 30);
+  if (late.empty()) return {};
+  std::string named;
+  for (std::size_t i = 0; i < late.size() && i < 8; ++i) named += (i ? ", " : "") + late[i];
+  if (late.size() > 8) named += " and " + std::to_string(late.size() - 8) + " more";
+  return error{errc::timeout, named + " did not stop within " + std::to_string(timeout_each.count() / 1'000'000) +
+                                  " ms (a handler or terminate that has not returned): the stop may yet take effect"};
 }
 
 }  // namespace hotswap::detail

@@ -125,6 +125,10 @@ struct server_core {
 
   server_core* live_prev = nullptr;  // the runtime's list of live servers (runtime::track)
   server_core* live_next = nullptr;
+  /// Started by a supervisor (set before it is tracked, fixed after): stop_all leaves it to its
+  /// supervisor, which would restart it.
+  bool supervised = false;
+  bool starting_child = false;  // a supervisor's, while its handler starts a child (start_supervised)
 
   spin_lock exit_lock;  // guards what follows: read by other threads
   std::string name;

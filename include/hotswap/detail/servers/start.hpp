@@ -37,7 +37,8 @@ result<server_core*> start_server(const implementation_table& table, const void*
     }
   } handle{new server_core(runtime.next_id(), table, runtime.free_core)};
   server_core* const core = handle.core;
-  core->acquire();                        // the reference for being alive
+  core->acquire();  // the reference for being alive
+  if (const server_core* starter = current_server()) core->supervised = starter->starting_child;
   if (!table_owner && building_module) {  // a module's server of its own: leased from it
     const lease_maker& leases = module_leases();
     table_owner = leases.make(pin_this_image());

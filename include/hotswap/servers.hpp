@@ -318,10 +318,11 @@ result<void> stop(const server_handle auto& server, exit_reason reason,
     detail::end_later(*server.core(), std::move(reason));
     return {};
   }
-  return detail::control<void>(server, timeout, [reason = std::move(reason)](detail::server_core& core) -> result<void> {
-    detail::end_server(core, reason);
-    return {};
-  });
+  return detail::control<void>(server, timeout,
+                               [reason = std::move(reason)](detail::server_core& core) -> result<void> {
+                                 detail::end_server(core, reason);
+                                 return {};
+                               });
 }
 
 /// Stops a server normally (reason normal), as above.

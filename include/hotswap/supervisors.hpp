@@ -60,7 +60,7 @@ struct child_spec {
   /// its state destroyed (without terminate) when the handler that holds it returns. brutal_kill
   /// abandons it at once; infinity waits (supervisor_child's default).
   std::chrono::milliseconds shutdown = default_timeout;
-  hotswap::child_type type = child_type::worker;         ///< supervisor_child sets it
+  hotswap::child_type type = child_type::worker;  ///< supervisor_child sets it
   /// Its end stops its supervisor, as its auto_shutdown says (OTP 24's significant child): only
   /// a transient or temporary child may be significant, and only under a supervisor whose
   /// auto_shutdown is not never (errc::bad_child_spec otherwise, as OTP refuses it).
@@ -165,8 +165,7 @@ using supervisor_interface =
 using dynamic_supervisor_interface =
     interface<"hotswap.dynamic_supervisor", call_msg<which_children, std::vector<child_info>>,
               call_msg<start_child_request, result<any_server>>, call_msg<terminate_server_request, result<void>>,
-              call_msg<count_children_request, child_counts>, info_msg<down>,
-              info_msg<detail::restart_dynamic_again>>;
+              call_msg<count_children_request, child_counts>, info_msg<down>, info_msg<detail::restart_dynamic_again>>;
 
 /// How long the functions below wait for a supervisor by default: as OTP's supervisor calls,
 /// for ever (a start runs the child's init, a stop waits its shutdown time).

@@ -1445,15 +1445,26 @@ inline nlohmann::json last_exit_json(const std::optional<exit_reason>& reason) {
   return {{"kind", std::string(to_string(reason->kind))}, {"what", reason->what}};
 }
 
+/// A supervisor's children (either kind's), or nullopt if `server` is no supervisor or did not
+/// answer.
+inline std::optional<std::vector<child_info>> children_of(const any_server& server, std::chrono::nanoseconds timeout) {
+  result<std::vector<child_info>> children = error{errc::no_server, {}};
+  if (auto supervisor = server_ref<supervisor_interface>::from(server))
+    children = call(*supervisor, which_children{}, timeout);
+  else if (auto dynamic = server_ref<dynamic_supervisor_interface>::from(server))
+    children = call(*dynamic, which_children{}, timeout);
+  if (!children) return std::nullopt;
+  return std::move(*children);
+}
+
 /// Every supervisor's children that run, by server id: their restarts and last exit.
 inline std::map<std::uint64_t, child_info> supervised_children(const std::vector<any_server>& servers,
                                                                std::chrono::nanoseconds timeout) {
   std::map<std::uint64_t, child_info> found;
   for (const auto& server : servers)
-    if (auto supervisor = server_ref<supervisor_interface>::from(server))
-      if (auto children = call(*supervisor, which_children{}, timeout))
-        for (auto& child : *children)
-          if (child.server) found.emplace(child.server.id(), std::move(child));
+    if (auto children = children_of(server, timeout))
+      for (auto& child : *children)
+        if (child.server) found.emplace(child.server.id(), std::move(child));
   return found;
 }
 
@@ -1550,8 +1561,7 @@ inline nlohmann::json tree_json(std::chrono::nanoseconds timeout) {
   for (auto& server : all_servers()) {
     node one{server, {}, {}};
     if (auto status = sys::get_status(server, timeout)) one.status = std::move(*status);
-    if (auto supervisor = server_ref<supervisor_interface>::from(server))
-      if (auto children = call(*supervisor, which_children{}, timeout)) one.children = std::move(*children);
+    if (auto children = children_of(server, timeout)) one.children = std::move(*children);
     for (const auto& child : one.children)
       if (child.server) owned.insert(child.server.id());
     nodes.emplace(server.id(), std::move(one));
@@ -1589,7 +1599,8 @@ inline nlohmann::json tree_json(std::chrono::nanoseconds timeout) {
         text.insert(text.find('\n', child_line),
                     fmt::format("  (restarts {}, last exit {})", one.restarts, last_exit_text(one.last_exit)));
     }
-    if (!found->second.children.empty() || server_ref<supervisor_interface>::from(found->second.server))
+    if (!found->second.children.empty() || server_ref<supervisor_interface>::from(found->second.server) ||
+        server_ref<dynamic_supervisor_interface>::from(found->second.server))
       out["children"] = std::move(children);
     return out;
   };

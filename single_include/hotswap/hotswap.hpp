@@ -22,6 +22,7 @@
 // Printing values as Elixir's inspect does (hotswap/inspect.hpp): structs as %Name{field: value},
 // strings quoted and escaped (or as bytes), maps in key order, floats with a fraction.
 
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <iterator>
@@ -114,6 +115,16 @@ enum class errc : std::uint8_t {
   bad_request,     ///< a control request that is not one: malformed, oversized, unknown, of wrong types
   not_permitted,   ///< a control request the peer's role does not grant (a viewer asking to operate)
   request_failed,  ///< a control request that threw in the program: answered with this, the program serves on
+  // Deferred replies (hotswap::reply_to).
+  no_reply,         ///< the server dropped the call's reply handle unanswered (it stopped, or let the handle go)
+  already_replied,  ///< a reply to a call that was answered already
+  // Supervisors' children (hotswap/supervisors.hpp): the supervisor and its children are left unchanged.
+  already_started,  ///< start_child: a running child has that id (OTP's already_started)
+  already_present,  ///< start_child: a stopped child has that id (OTP's already_present)
+  not_found,        ///< no child has that id, or is that server (OTP's not_found)
+  child_running,    ///< restart_child or delete_child of a child that runs (OTP's running)
+  max_children,     ///< a dynamic supervisor that has its max_children already (Elixir's max_children)
+  bad_child_spec,   ///< a child spec refused: an id given twice, no start, significant but permanent or unneeded
 };
 
 constexpr std::string_view to_string(errc code) noexcept {
@@ -192,6 +203,22 @@ constexpr std::string_view to_string(errc code) noexcept {
       return "not_permitted";
     case errc::request_failed:
       return "request_failed";
+    case errc::no_reply:
+      return "no_reply";
+    case errc::already_replied:
+      return "already_replied";
+    case errc::already_started:
+      return "already_started";
+    case errc::already_present:
+      return "already_present";
+    case errc::not_found:
+      return "not_found";
+    case errc::child_running:
+      return "child_running";
+    case errc::max_children:
+      return "max_children";
+    case errc::bad_child_spec:
+      return "bad_child_spec";
   }
   return "unknown";  // not an errc
 }
@@ -1429,10 +1456,19 @@ Out inspect_map(Out out, const Map& map) {
   return out;
 }
 
+/// A type inspect prints as its label alone, whatever it holds: a hotswap::secret, a reply
+/// handle.
+template <class T>
+concept shown_as_label = requires {
+  { T::inspect_label } -> std::convertible_to<std::string_view>;
+};
+
 template <class Out, class T>
 Out inspect_to(Out out, const T& value) {
   constexpr field_kind kind = field_kind_of<T>;
-  if constexpr (kind == field_kind::version) {
+  if constexpr (shown_as_label<T>) {
+    return write_text(out, T::inspect_label);
+  } else if constexpr (kind == field_kind::version) {
     out = write_text(write_text(out, "%"), schema_of<T>::name);
     *out++ = '{';
     auto members = fields(value);
@@ -1480,7 +1516,7 @@ Out inspect_to(Out out, const T& value) {
 template <class T>
 constexpr bool inspect_enabled() {
   constexpr field_kind kind = field_kind_of<T>;
-  if constexpr (is_scalar(kind))
+  if constexpr (is_scalar(kind) || shown_as_label<T>)
     return true;
   else if constexpr (kind == field_kind::version)
     return enable_inspect<typename schema_of<T>::schema_type>&&[]<std::size_t... I>(std::index_sequence<I...>) {
@@ -2106,6 +2142,29 @@ template <class T>
 inline constexpr std::string_view description{type_description_of<T>::chars.data(),
                                               type_description_of<T>::chars.size()};
 
+/// The canonical name of a wrapper hotswap defines around `T` (`Name<` T's description `>`,
+/// or its spelling when it has none): what its hotswap::type_name says, so that a state holding
+/// one is described, and migrated, with it.
+template <fixed_string Name, class T>
+struct wrapper_name {
+  static constexpr std::string_view held = [] {
+    if constexpr (describable<T>())
+      return description<T>;
+    else
+      return type_spelling<T>();
+  }();
+  static constexpr auto chars = [] {
+    std::array<char, Name.view().size() + held.size() + 2> text{};
+    auto at = text.begin();
+    for (const char c : Name.view()) *at++ = c;
+    *at++ = '<';
+    for (const char c : held) *at++ = c;
+    *at = '>';
+    return text;
+  }();
+  static constexpr std::string_view value{chars.data(), chars.size()};
+};
+
 // ---- names for people: a server's state in status, state and tree, and in refusals ----
 
 template <class T, class Sink>
@@ -2415,6 +2474,18 @@ struct schema_of {};
 /// schema that uses the type, so it must not depend on the compiler.
 template <class T>
 struct type_name {};
+
+/// A field whose value never leaves the process: inspect prints it as `#secret`, and so do crash
+/// reports, sys views and the control socket's `state` (a password, a key). It migrates as its
+/// `T` does not: a `secret<T>` stays a `secret<T>`.
+template <class T>
+struct secret {
+  static constexpr std::string_view inspect_label = "#secret";
+  T value{};
+  friend bool operator==(const secret&, const secret&) = default;
+};
+template <class T>
+struct type_name<secret<T>> : detail::wrapper_name<"hotswap::secret", T> {};
 
 /// `T` is one of the versions `Schema` lists.
 template <class T, class Schema>
@@ -3545,7 +3616,7 @@ inline constexpr int version_patch = HOTSWAP_VERSION_PATCH;
 // Generated by tools/headers_digest.py from every other header under include/hotswap; do not
 // edit. It enters the ABI fingerprint: a module built from other headers is refused.
 
-#define HOTSWAP_DETAIL_HEADERS_DIGEST "e9eaf05db3004db4"
+#define HOTSWAP_DETAIL_HEADERS_DIGEST "3e07306fc55b733e"
 
 #define HOTSWAP_DETAIL_TEXT(x) #x
 #define HOTSWAP_DETAIL_STRING(x) HOTSWAP_DETAIL_TEXT(x)
@@ -3714,6 +3785,8 @@ struct implementation_table {
   std::uint64_t state_fingerprint;
   std::string_view state_type;
   std::uint32_t message_count;
+  std::uint32_t down_index;    ///< the index of hotswap::down among its messages (message_count: not one)
+  std::uint32_t exit_index;    ///< and of hotswap::exit_signal
   const handler_fn* handlers;  ///< by message index in the interface
   const discard_fn* discards;  ///< by message index: drops a message undelivered
   const std::string_view* message_names;
@@ -5045,10 +5118,37 @@ class executor {
 /// Receives the exit of a monitored server.
 using exit_callback = std::function<void(std::uint64_t id, const exit_reason& reason)>;
 
-/// A monitor, and what keeps its code loaded (a module's), released after it.
+// ---- what a watcher receives ----
+
+/// The info a monitor delivers when the server it watches ends (OTP's {'DOWN', Ref, process,
+/// Pid, Reason}): hotswap::down.
+struct down_message {
+  std::uint64_t monitor = 0;  ///< the monitor's id (monitor_ref::id)
+  std::uint64_t server = 0;   ///< the server that ended
+  exit_reason reason{};
+};
+
+/// The info a server that traps exits receives when a server linked to it ends (OTP's {'EXIT',
+/// Pid, Reason}): hotswap::exit_signal.
+struct exit_message {
+  std::uint64_t server = 0;  ///< the linked server that ended
+  exit_reason reason{};
+};
+
+struct server_core;
+
+/// A monitor on a server (runtime/exits.hpp): the server told (a `down` info) or a callback,
+/// and what keeps the callback's code loaded (a module's), released after it.
 struct exit_monitor {
+  std::uint64_t ref = 0;
+  server_core* watcher = nullptr;  // holding a reference
   std::shared_ptr<const void> code;
   exit_callback call;
+};
+/// A monitor a server set on another, whose down it has not yet received.
+struct watched_server {
+  std::uint64_t ref;
+  server_core* server;  // holding a reference
 };
 
 /// A running server: its mailbox, its sys lane, its implementation table and state, and its sys
@@ -5068,6 +5168,11 @@ struct server_core {
   executor* runs_on = nullptr;
   const std::uint64_t id;
   const std::uint64_t interface_fingerprint;
+  // Where its interface takes what the runtime sends it (runtime/exits.hpp): the same in every
+  // version of its code. `table_size` where it takes none.
+  const std::uint32_t table_size, down_index, exit_index;
+  std::atomic<bool> trapping_exits{false};
+  std::atomic<bool> abandoned{false};  // ended while a handler ran (runtime's abandon): no terminate
   mailbox inbox;
 
   bool ended = false;  // the receiver's own !alive: read for every message, so not on the senders' line
@@ -5092,21 +5197,36 @@ struct server_core {
   /// on probation: hotswap::module_watch): true if it put the server back on code that serves,
   /// with its state, and the server lives on; false, or none, and the server crashes.
   std::function<bool(server_core& server, const std::string& why)> on_failure;
+  /// What a handler (or init) asked to run next, before any other message or sys request (OTP's
+  /// {continue, C}): hotswap::continue_with. It reports a throw in `result`.
+  std::function<void(void* state, outcome& result)> continuation;
+  /// The last idle timeout a handler set (OTP's {noreply, State, Timeout}): its info is handled
+  /// only if it is still the last one set and `handled` is still what it was then.
+  std::uint64_t idle_timeouts = 0, idle_mark = 0;
 
   std::unique_ptr<executor> own_thread;  // a thread of its own (an own_thread), if it runs on one
 
   server_core* live_prev = nullptr;  // the runtime's list of live servers (runtime::track)
   server_core* live_next = nullptr;
+  /// Started by a supervisor (set before it is tracked, fixed after): stop_all leaves it to its
+  /// supervisor, which would restart it.
+  bool supervised = false;
+  bool starting_child = false;  // a supervisor's, while its handler starts a child (start_supervised)
 
   spin_lock exit_lock;  // guards what follows: read by other threads
   std::string name;
-  std::vector<exit_monitor> monitors;
+  std::vector<exit_monitor> monitors;    // told when it ends
+  std::vector<watched_server> watching;  // the monitors it set on others, taken off when it ends
+  std::vector<server_core*> links;       // each holding a reference
   exit_reason reason;
 
   server_core(std::uint64_t server_id, const implementation_table& implementation,
               void (*free)(server_core& server) noexcept)
       : id(server_id),
         interface_fingerprint(implementation.interface_fingerprint),
+        table_size(implementation.message_count),
+        down_index(implementation.down_index),
+        exit_index(implementation.exit_index),
         table(&implementation),
         free_core(free) {}
 
@@ -5143,7 +5263,8 @@ struct server_core {
 
   /// Receiver: whether there is something to do now.
   bool has_input() noexcept {
-    return controls.load(std::memory_order_acquire) != nullptr || (!suspended && inbox.front() != nullptr);
+    return controls.load(std::memory_order_acquire) != nullptr || (!suspended && inbox.front() != nullptr) ||
+           continuation;
   }
 
  private:
@@ -5166,12 +5287,91 @@ struct server_core {
 #include <cstdint>
 #include <cstdlib>
 #include <exception>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <type_traits>
 #include <typeinfo>
 #include <utility>
 
+// ---- hotswap/detail/runtime/deferred_reply.hpp ----
+// A call answered later (OTP's gen_server:reply/2, CAF's response_promise): the caller's reply
+// slot, held by a counted handle that a handler keeps, hands to another server, or answers from
+// a timer's info. Answered once: a second answer is refused; the last copy dropped unanswered
+// fails the call at once with errc::no_reply.
+
+#include <atomic>
+#include <cstdint>
+#include <string_view>
+#include <utility>
+
+
+namespace hotswap::detail {
+
+/// What the copies of one handle share. Plain data: whichever image lets go last frees it.
+struct deferred_record {
+  std::atomic<std::uint32_t> holders{1};
+  std::atomic<bool> answered{false};
+  reply_slot_base* slot;
+};
+
+/// hotswap::reply_to<Reply>: the right to answer one call. Copies answer the same call; it is
+/// data of the runtime, not of the code, so a server keeps it in its state across upgrades.
+template <class Reply>
+class deferred {
+ public:
+  static constexpr std::string_view inspect_label = "#reply_to";  ///< how inspect prints it
+  deferred() = default;
+  /// Takes over answering `slot` (the table's handler makes it).
+  explicit deferred(reply_slot_base* slot) : record_(new deferred_record{{1}, {false}, slot}) {}
+  deferred(const deferred& other) noexcept : record_(other.record_) {
+    if (record_) record_->holders.fetch_add(1, std::memory_order_relaxed);
+  }
+  deferred(deferred&& other) noexcept : record_(std::exchange(other.record_, nullptr)) {}
+  deferred& operator=(deferred other) noexcept {
+    std::swap(record_, other.record_);
+    return *this;
+  }
+  ~deferred() { drop(); }
+
+  /// Answers the call: its caller's hotswap::call returns `value`. Refused with
+  /// errc::already_replied if it was answered (by any copy), errc::no_reply for an empty handle.
+  /// (A caller that has given up waiting gets nothing; that is no error, as in OTP.)
+  template <class R = Reply>
+  hotswap::result<void> reply(R&& value) {
+    if (!record_) return error{errc::no_reply, "an empty reply handle"};
+    Reply made(std::forward<R>(value));  // what can throw, before the call counts as answered
+    if (record_->answered.exchange(true, std::memory_order_acq_rel))
+      return error{errc::already_replied, "this call was answered already"};
+    static_cast<reply_slot<Reply>*>(record_->slot)->answer(std::move(made));
+    return {};
+  }
+  /// Whether it was answered (by any copy).
+  bool replied() const noexcept { return record_ && record_->answered.load(std::memory_order_acquire); }
+  explicit operator bool() const noexcept { return record_ != nullptr; }
+
+  /// The handler's own copy, after the handler threw: if no other copy holds the call and it is
+  /// unanswered, the call is handed back (true), for the crash to fail it as any call.
+  bool hand_back() noexcept {
+    if (!record_ || record_->holders.load(std::memory_order_acquire) != 1 ||
+        record_->answered.exchange(true, std::memory_order_acq_rel))
+      return false;
+    delete std::exchange(record_, nullptr);
+    return true;
+  }
+
+ private:
+  void drop() noexcept {
+    deferred_record* const record = std::exchange(record_, nullptr);
+    if (!record || record->holders.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+    if (!record->answered.exchange(true, std::memory_order_acq_rel))
+      record->slot->fail(errc::no_reply, "the server dropped the call unanswered");
+    delete record;
+  }
+  deferred_record* record_ = nullptr;
+};
+
+}  // namespace hotswap::detail
 // ---- hotswap/detail/schemas/state_size.hpp ----
 // How many bytes a state holds, for an upgrade's report: the value itself and what its fields'
 // containers hold on the heap, walked by field kind as inspect walks them.
@@ -5409,7 +5609,14 @@ template <class Implementation, class Message, class Reply>
 struct implementation_lacks_handle_call {
   static_assert(reported<implementation_lacks_handle_call>,
                 "hotswap: the implementation has no handler for this call; write "
-                "`static Reply handle_call(const Message&, state&);`");
+                "`static Reply handle_call(const Message&, state&);`, or, to answer later, "
+                "`static void handle_call(const Message&, state&, hotswap::reply_to<Reply>);`");
+};
+template <class Implementation, class Message, class Reply, class Returned>
+struct deferring_handle_call_returns_a_value {
+  static_assert(reported<deferring_handle_call_returns_a_value>,
+                "hotswap: a handle_call that takes a hotswap::reply_to answers through it (now or later) and returns "
+                "void");
 };
 template <class Implementation, class Message, class Reply, class Returned>
 struct handle_call_returns_the_wrong_type {
@@ -5482,13 +5689,35 @@ using extra_of = typename extra_type<Implementation>::type;
 template <class Implementation, class M, class S>
 using call_returns = decltype(Implementation::handle_call(std::declval<M&&>(), std::declval<S&>()));
 
+/// A call handler that takes the call's reply handle (OTP's handle_call/3 with From) and answers
+/// through it, now or later.
+template <class Implementation, class M, class S, class R>
+concept defers_reply = requires(M&& m, S& s, deferred<R> from) {
+  Implementation::handle_call(std::move(m), s, std::move(from));
+};
+/// Whether the handler of `Kind` is a call handler that takes the reply handle.
+template <class Implementation, class Kind>
+constexpr bool defers_reply_of() {
+  if constexpr (Kind::kind == message_kind::call)
+    return defers_reply<Implementation, typename Kind::message, typename Implementation::state, typename Kind::reply>;
+  else
+    return false;
+}
+
 template <class Implementation, class Kind>
 constexpr auto check_handler() {
   using M = typename Kind::message;
   using S = typename Implementation::state;
   if constexpr (Kind::kind == message_kind::call) {
     using R = typename Kind::reply;
-    if constexpr (!requires(M && m, S & s) { Implementation::handle_call(std::move(m), s); })
+    if constexpr (defers_reply<Implementation, M, S, R>) {
+      using returned =
+          decltype(Implementation::handle_call(std::declval<M&&>(), std::declval<S&>(), std::declval<deferred<R>>()));
+      if constexpr (std::is_void_v<returned>)
+        return verdict<no_error>{};
+      else
+        return verdict<errors::deferring_handle_call_returns_a_value<Implementation, M, R, returned>>{};
+    } else if constexpr (!requires(M && m, S & s) { Implementation::handle_call(std::move(m), s); })
       return verdict<errors::implementation_lacks_handle_call<Implementation, M, R>>{};
     else if constexpr (!std::is_convertible_v<call_returns<Implementation, M, S>, R>)
       return verdict<
@@ -5619,15 +5848,28 @@ void handle(void* state, envelope& message, outcome& result) noexcept {
   } consumed{message};
   S& s = *static_cast<S*>(state);
   M& m = unpack<M>(message);
-  report_failure(result, [&] {
-    if constexpr (Kind::kind == message_kind::call)
-      static_cast<reply_slot<typename Kind::reply>*>(static_cast<reply_slot_base*>(message.reply))
-          ->answer(typename Kind::reply(Implementation::handle_call(std::move(m), s)));
-    else if constexpr (Kind::kind == message_kind::cast)
-      Implementation::handle_cast(std::move(m), s);
-    else
-      Implementation::handle_info(std::move(m), s);
-  });
+  if constexpr (defers_reply_of<Implementation, Kind>()) {  // it answers through a reply_to
+    using R = typename Kind::reply;
+    reply_slot_base* const slot = static_cast<reply_slot_base*>(message.reply);
+    std::optional<deferred<R>> own;
+    report_failure(result, [&] {
+      own.emplace(slot);
+      message.reply = nullptr;  // the handle's now
+      Implementation::handle_call(std::move(m), s, deferred<R>(*own));
+    });
+    if (result.failed && own && own->hand_back()) message.reply = slot;  // the crash fails it
+    // `own` goes: if it was the last copy, unanswered, the caller hears no_reply now
+  } else {
+    report_failure(result, [&] {
+      if constexpr (Kind::kind == message_kind::call)
+        static_cast<reply_slot<typename Kind::reply>*>(static_cast<reply_slot_base*>(message.reply))
+            ->answer(typename Kind::reply(Implementation::handle_call(std::move(m), s)));
+      else if constexpr (Kind::kind == message_kind::cast)
+        Implementation::handle_cast(std::move(m), s);
+      else
+        Implementation::handle_info(std::move(m), s);
+    });
+  }
 }
 
 template <class Interface, std::size_t I>
@@ -5809,6 +6051,33 @@ struct table_parts {
   (std::make_index_sequence<interface::size>{});
 };
 
+/// What inspect shows of a server's state: `Implementation::format_status(state)` if it has one
+/// (OTP's format_status: what crash reports and the control socket's views show), else the state.
+template <class Implementation>
+std::size_t inspect_status(const void* state, char* out, std::size_t size) noexcept {
+  using S = typename Implementation::state;
+  try {
+    const auto shown = Implementation::format_status(*static_cast<const S*>(state));
+    return inspect_state<std::remove_cvref_t<decltype(shown)>>(&shown, out, size);
+  } catch (...) {  // format_status threw: nothing is shown
+    return 0;
+  }
+}
+
+template <class Implementation>
+constexpr auto inspect_of() -> std::size_t (*)(const void*, char*, std::size_t) noexcept {
+  using S = typename Implementation::state;
+  if constexpr (requires(const S& s) { Implementation::format_status(s); }) {
+    using shown = std::remove_cvref_t<decltype(Implementation::format_status(std::declval<const S&>()))>;
+    static_assert(inspect_enabled<shown>(),
+                  "hotswap: format_status returns what inspect prints: numbers, strings, containers of them, "
+                  "hotswap::secret, and versions of schemas that enable inspect");
+    return &inspect_status<Implementation>;
+  } else {
+    return inspect_state_of<S>();
+  }
+}
+
 template <class Implementation>
 constexpr implementation_table make_table() {
   using parts = table_parts<Implementation>;
@@ -5821,6 +6090,8 @@ constexpr implementation_table make_table() {
           value_fingerprint<S>,
           readable_name<S>,  // what status, state and tree show: the same on every compiler
           interface::size,
+          interface::template index_of<down_message>,
+          interface::template index_of<exit_message>,
           parts::handlers.data(),
           parts::discards.data(),
           interface::message_names.data(),
@@ -5833,7 +6104,7 @@ constexpr implementation_table make_table() {
           &change_code<Implementation>,
           &down<Implementation>,
           &state_bytes<S>,
-          inspect_state_of<S>()};
+          inspect_of<Implementation>()};
 }
 
 // A class, not a function, reports the error: clang takes a function whose instantiation failed
@@ -6447,13 +6718,33 @@ result<std::string> check_seal(std::string_view file, std::string_view section, 
 #include <type_traits>
 #include <utility>
 
-// ---- hotswap/detail/runtime/runtime.hpp ----
-// The runtime of a program: its pool, timers, server ids and registered names, and how a server
-// ends. One per program; a module's code reaches the program's (abi/image.hpp).
+// ---- hotswap/detail/runtime/requests.hpp ----
+// Calls sent without waiting (OTP's gen_server:send_request/2, and the request id collections of
+// OTP 25): each reply lands in a slot that, once answered, is handed to a collector the sender
+// waits on for one, any or all of its requests; or, sent from a server, travels back to it as a
+// `response` info, so that no worker blocks.
+//
+// A slot starts abandoned: whoever answers it (the server, or the runtime failing it) calls its
+// `free`, which hands it on instead of freeing it. So a slot is never waited on by its own
+// futex, and the collector may go before its slots do.
 
 #include <atomic>
 #include <cstdint>
+#include <cstring>
+#include <optional>
 #include <string>
+#include <utility>
+
+// ---- hotswap/detail/runtime/exits.hpp ----
+// How a server's end is told: monitors (Erlang's monitor/2: a `down` info to a server, or a
+// callback, exactly once) and links (link/1: an abnormal end stops the linked server, or reaches it
+// as an `exit_signal` info when it traps exits). One mechanism for every watcher: supervisors, a
+// release's grace period and programs use it alike, and each takes its monitors off when done.
+
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -6631,6 +6922,9 @@ runtime& the_runtime();
 /// A backlog has drained: its memory goes back to the system once the pool idles.
 template <class = void>
 void give_back_memory_when_idle() noexcept;
+/// A new id for a server or a monitor: unique in the program, never reused.
+template <class = void>
+std::uint64_t new_id() noexcept;
 /// Hands a report to the program's sink (the runtime's report_log).
 template <class = void>
 void write_report(const report& said) noexcept;
@@ -6688,6 +6982,10 @@ bool run_controls(server_core& server) noexcept {
 
 template <class = void>
 void end_server(server_core& server, exit_reason reason) noexcept;
+/// Receiver: whether the `down` in `message` is of a monitor still set (it is no longer), or of
+/// one taken off (demonitor): then it is dropped (runtime/exits.hpp).
+template <class = void>
+bool down_awaited(server_core& watcher, envelope& message) noexcept;
 
 /// What this pool worker is doing (null: not a pool worker).
 template <class = void>
@@ -6714,11 +7012,11 @@ void note_slow_handler(server_core& server, const implementation_table& table, s
 /// The first line of a crash report: the server, its code, the message, what was thrown, and
 /// the state it failed on as inspect shows it (at most `state_shown` bytes of it).
 template <class = void>
-std::string crash_report_text(server_core& server, const implementation_table& table, std::uint32_t kind,
+std::string crash_report_text(server_core& server, const implementation_table& table, std::string_view handling,
                               const outcome& result) {
   constexpr std::size_t state_shown = 512;
   std::string text = "crash report: " + visible(server.label(), false) + ", " + visible(table.name, false) + " vsn " +
-                     std::to_string(table.vsn) + ", handling " + visible(table.message_names[kind], false) + ": " +
+                     std::to_string(table.vsn) + ", handling " + visible(handling, false) + ": " +
                      (result.thrown.empty() ? "" : visible(result.thrown, false) + ": ") +
                      visible(result.what, false, state_shown);
   if (!table.inspect_state || !server.state) return text + "; its state is not shown (inspect is not enabled for it)";
@@ -6732,14 +7030,13 @@ std::string crash_report_text(server_core& server, const implementation_table& t
 /// kept (a development reload or a release on probation), else the server ends, crashed. Either
 /// way its trace hook hears of it, and a crash report goes to the program's sink.
 template <class = void>
-void handler_failed(server_core& server, envelope& message, outcome& result) noexcept {
+void handler_failed(server_core& server, std::string_view handling, reply_slot_base* reply, outcome& result) noexcept {
   const implementation_table& table = *server.table;
-  if (server.trace)
-    server.trace({trace_event::failed, table.message_names[message.kind], server.id, std::string_view(result.what)});
+  if (server.trace) server.trace({trace_event::failed, handling, server.id, std::string_view(result.what)});
   std::string text;
   try {
-    text = crash_report_text(server, table, message.kind, result);  // before the state goes
-  } catch (...) {                                                   // out of memory: no report
+    text = crash_report_text(server, table, handling, result);  // before the state goes
+  } catch (...) {                                               // out of memory: no report
   }
   if (auto guard = std::exchange(server.on_failure, nullptr); guard && guard(server, result.what)) {
     if (!text.empty()) try {
@@ -6748,11 +7045,11 @@ void handler_failed(server_core& server, envelope& message, outcome& result) noe
                           std::to_string(server.table->vsn) + ", its state kept"});
       } catch (...) {
       }
-    if (message.reply) static_cast<reply_slot_base*>(message.reply)->fail(errc::handler_failed, result.what);
+    if (reply) reply->fail(errc::handler_failed, result.what);
     return;  // back on the code before, its state kept: it serves on
   }
   if (!text.empty()) write_report({report::kind::crash, server.id, std::move(text) + "; the server crashed"});
-  if (message.reply) static_cast<reply_slot_base*>(message.reply)->fail(errc::server_died, result.what);
+  if (reply) reply->fail(errc::server_died, result.what);
   end_server(server, {exit_kind::crashed, std::move(result.what)});
 }
 
@@ -6764,14 +7061,27 @@ void dispatch(server_core& server, envelope& message) noexcept {
   const auto start = server.timing ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
   worker_activity* const activity = current_activity();
   const std::uint64_t tick = activity ? activity->enter() : 0;
+  ++server.handled;  // before: what the handler sets for "after me" (an idle timeout) counts it
   table.handlers[message.kind](server.state, message, result);
   if (activity)
     if (const std::int64_t slow_since = activity->leave(tick))
       note_slow_handler(server, table, message.kind, slow_since);
   if (server.timing) server.time_in_handlers += std::chrono::steady_clock::now() - start;
-  ++server.handled;
-  if (result.failed) return handler_failed(server, message, result);
+  if (result.failed)
+    return handler_failed(server, table.message_names[message.kind], static_cast<reply_slot_base*>(message.reply),
+                          result);
   if (server.trace) server.trace({trace_event::out, table.message_names[message.kind], server.id});
+}
+
+/// Runs the continuation a handler (or init) left (OTP's handle_continue), before anything else:
+/// a throw is a handler's.
+template <class = void>
+void run_continuation(server_core& server) noexcept {
+  const auto next = std::exchange(server.continuation, nullptr);
+  outcome result;
+  ++server.handled;
+  next(server.state, result);
+  if (result.failed) handler_failed(server, "its handle_continue", nullptr, result);
 }
 
 /// Handles up to `budget` messages, the sys lane first before each; true if that many were
@@ -6780,6 +7090,7 @@ template <class = void>
 bool handle_messages(server_core& server, unsigned budget) noexcept {
   envelope message;
   for (unsigned handled = 0; handled < budget; ++handled) {
+    if (server.continuation && !server.ended) run_continuation(server);
     if (server.controls.load(std::memory_order_relaxed)) run_controls(server);
     if (server.suspended) return false;
     if (!take_message(server, message)) {
@@ -6788,6 +7099,8 @@ bool handle_messages(server_core& server, unsigned budget) noexcept {
     }
     if (server.ended)
       refuse(server, message, errc::server_died);
+    else if (message.kind == server.down_index && !down_awaited(server, message))
+      server.table->discards[message.kind](message);
     else
       dispatch(server, message);
   }
@@ -6830,6 +7143,510 @@ void run_server(server_core& server, executor& on) noexcept {
 /// max_compensating in all (they stay, parked when idle, and are used first the next time).
 
 }  // namespace hotswap::detail
+
+namespace hotswap::detail {
+
+// -- monitors --
+
+/// Orders a server's `watching` by ref.
+struct by_ref_order {
+  bool operator()(const watched_server& entry, std::uint64_t ref) const noexcept { return entry.ref < ref; }
+  bool operator()(std::uint64_t ref, const watched_server& entry) const noexcept { return ref < entry.ref; }
+};
+inline constexpr by_ref_order by_ref{};
+
+/// Whether `reason` stops a linked server that does not trap exits (OTP: any but normal).
+inline bool abnormal(const exit_reason& reason) noexcept {
+  return reason.kind != exit_kind::normal;
+}
+
+/// Puts `message` in `to`'s mailbox as its info number `index` (false if `to` has ended, or its
+/// interface does not take it: `index` is its message count).
+template <class Message>
+bool deliver_info(server_core& to, std::uint32_t index, Message&& message) noexcept {
+  using M = std::remove_cvref_t<Message>;
+  if (index >= to.table_size) return false;
+  envelope packed{};
+  try {
+    pack(packed, std::forward<Message>(message));
+  } catch (...) {  // out of memory: the watcher is not told
+    return false;
+  }
+  const bool sent = to.deliver([&](envelope& into) noexcept {
+    std::memcpy(into.payload, packed.payload, sizeof packed.payload);
+    into.kind = index;
+    into.reply = nullptr;
+  });
+  if (!sent) discard<M>(packed);
+  return sent;
+}
+
+/// Takes `ref` out of the monitors `watcher` set; false if it was not there.
+template <class = void>
+bool forget_watching(server_core& watcher, std::uint64_t ref) noexcept {
+  server_core* watched = nullptr;
+  {
+    const spin_guard hold(watcher.exit_lock);
+    const auto at = std::lower_bound(watcher.watching.begin(), watcher.watching.end(), ref, by_ref);
+    if (at == watcher.watching.end() || at->ref != ref) return false;
+    watched = at->server;
+    watcher.watching.erase(at);
+  }
+  watched->release();
+  return true;
+}
+
+/// A monitor set by `watcher` (which will receive a `down` info) on `watched`, or a callback if
+/// `watcher` is null; its id (`ref`, never 0). If `watched` has ended, the down is delivered (the
+/// callback called) at once, as OTP's monitor of a dead process is told `noproc` at once.
+template <class = void>
+std::uint64_t add_monitor(server_core& watched, server_core* watcher, exit_callback on_exit,
+                          std::uint64_t ref = new_id()) {
+  if (watcher) {  // first in the watcher's list, so that its down is taken when it arrives
+    const spin_guard hold(watcher->exit_lock);
+    watched.acquire();
+    // Sorted by ref (a dynamic supervisor watches each of its many children): ids grow, so this
+    // is nearly always the end.
+    watcher->watching.insert(std::upper_bound(watcher->watching.begin(), watcher->watching.end(), ref, by_ref),
+                             {ref, &watched});
+  }
+  exit_reason ended;
+  {
+    const spin_guard hold(watched.exit_lock);
+    if (watched.alive.load(std::memory_order_seq_cst)) {
+      if (watcher) watcher->acquire();
+      watched.monitors.push_back({ref, watcher, watcher ? nullptr : pin_this_image(), std::move(on_exit)});
+      return ref;
+    }
+    ended = watched.reason;
+  }
+  if (watcher)
+    deliver_info(*watcher, watcher->down_index, down_message{ref, watched.id, std::move(ended)});
+  else
+    on_exit(watched.id, ended);
+  return ref;
+}
+
+/// Takes monitor `ref` off `watched` (and, for a server's monitor, a down already in its
+/// mailbox, as OTP's demonitor(Ref, [flush])); false if it had fired already.
+template <class = void>
+bool remove_monitor(server_core& watched, std::uint64_t ref) noexcept {
+  exit_monitor removed{};
+  {
+    const spin_guard hold(watched.exit_lock);
+    const auto at = std::find_if(watched.monitors.begin(), watched.monitors.end(),
+                                 [&](const exit_monitor& monitor) { return monitor.ref == ref; });
+    if (at != watched.monitors.end()) {
+      removed = std::move(*at);
+      watched.monitors.erase(at);
+    }
+  }
+  if (removed.watcher) {
+    forget_watching(*removed.watcher, ref);
+    removed.watcher->release();
+  }
+  const auto code = std::move(removed.code);  // the callback, a module's code, goes first
+  removed.call = nullptr;
+  return removed.ref != 0;
+}
+
+template <class>
+bool down_awaited(server_core& watcher, envelope& message) noexcept {
+  return forget_watching(watcher, unpack<down_message>(message).monitor);
+}
+
+// -- links --
+
+/// A sys request that ends a server: an exit signal, a stop a server asks of itself (nobody
+/// waits: the server frees it), or a stop of every server (waited for).
+struct ending_request final : control_request {
+  exit_reason reason;
+  explicit ending_request(exit_reason why, bool waited = false)
+      : control_request([](reply_slot_base* self) noexcept { delete static_cast<ending_request*>(self); }),
+        reason(std::move(why)) {
+    if (!waited) state.store(abandoned, std::memory_order_relaxed);
+    run = [](control_request& self, server_core& server) noexcept {
+      end_server(server, std::move(static_cast<ending_request&>(self).reason));
+      self.finish(answered);
+    };
+  }
+};
+
+/// Ends `server` with `reason` after the message it is handling (false if it has ended).
+template <class = void>
+bool end_later(server_core& server, exit_reason reason) noexcept {
+  ending_request* request;
+  try {
+    request = new ending_request(std::move(reason));
+  } catch (...) {
+    return false;
+  }
+  if (server.deliver_control(*request)) return true;
+  delete request;
+  return false;
+}
+
+/// `to` hears that linked server `from` ended with `reason`: as an info if it traps exits,
+/// else it ends too when the reason is abnormal, as Erlang's exit signals do.
+template <class = void>
+void signal_exit(server_core& to, std::uint64_t from, const exit_reason& reason) noexcept {
+  if (to.trapping_exits.load(std::memory_order_acquire)) {
+    try {
+      deliver_info(to, to.exit_index, exit_message{from, reason});
+    } catch (...) {  // out of memory copying the reason
+    }
+  } else if (abnormal(reason)) {
+    try {
+      end_later(to, reason);
+    } catch (...) {
+    }
+  }
+}
+
+/// Links `a` and `b` (each told of the other's end); if one has ended, the other is told at
+/// once. False if they are the same server.
+template <class = void>
+bool add_link(server_core& a, server_core& b) noexcept {
+  if (&a == &b) return false;
+  server_core& first = a.id < b.id ? a : b;  // one order of locking for every pair
+  server_core& second = a.id < b.id ? b : a;
+  server_core* ended = nullptr;
+  exit_reason reason;
+  {
+    const spin_guard hold_first(first.exit_lock);
+    const spin_guard hold_second(second.exit_lock);
+    const bool first_alive = first.alive.load(std::memory_order_seq_cst);
+    const bool second_alive = second.alive.load(std::memory_order_seq_cst);
+    if (first_alive && second_alive) {
+      if (std::find(first.links.begin(), first.links.end(), &second) == first.links.end()) {
+        first.acquire();
+        second.acquire();
+        first.links.push_back(&second);
+        second.links.push_back(&first);
+      }
+      return true;
+    }
+    if (first_alive != second_alive) {
+      ended = first_alive ? &second : &first;
+      reason = ended->reason;
+    }
+  }
+  if (ended) signal_exit(ended == &a ? b : a, ended->id, reason);
+  return true;
+}
+
+/// Unlinks `a` and `b`; false if they were not linked.
+template <class = void>
+bool remove_link(server_core& a, server_core& b) noexcept {
+  server_core& first = a.id < b.id ? a : b;
+  server_core& second = a.id < b.id ? b : a;
+  {
+    const spin_guard hold_first(first.exit_lock);
+    const spin_guard hold_second(second.exit_lock);
+    const auto at = std::find(first.links.begin(), first.links.end(), &second);
+    if (at == first.links.end()) return false;
+    first.links.erase(at);
+    second.links.erase(std::find(second.links.begin(), second.links.end(), &first));
+  }
+  first.release();
+  second.release();
+  return true;
+}
+
+// -- a server's end --
+
+/// Tells a server's end to its monitors and links, and takes the monitors it set on others off
+/// them: nothing it set outlives it. Called by end_server once, after the server is marked ended.
+template <class = void>
+void tell_exit(server_core& server, const exit_reason& reason, std::vector<exit_monitor> monitors,
+               std::vector<server_core*> links, std::vector<watched_server> watching) noexcept {
+  for (auto& monitor : monitors) {
+    if (monitor.watcher) {
+      try {
+        deliver_info(*monitor.watcher, monitor.watcher->down_index, down_message{monitor.ref, server.id, reason});
+      } catch (...) {
+      }
+      monitor.watcher->release();
+    } else {
+      try {
+        monitor.call(server.id, reason);
+      } catch (...) {  // a callback lets nothing out into the server's end
+      }
+      const auto code = std::move(monitor.code);  // released after its callback
+      monitor.call = nullptr;
+    }
+  }
+  for (server_core* linked : links) {
+    {
+      const spin_guard hold(linked->exit_lock);
+      const auto at = std::find(linked->links.begin(), linked->links.end(), &server);
+      if (at != linked->links.end()) {
+        linked->links.erase(at);
+        server.release();  // the reference the linked server's list held
+      }
+    }
+    signal_exit(*linked, server.id, reason);
+    linked->release();
+  }
+  for (const watched_server& entry : watching) {  // (clang 14 captures no structured binding)
+    const std::uint64_t ref = entry.ref;
+    server_core* const watched = entry.server;
+    exit_monitor removed{};
+    {
+      const spin_guard hold(watched->exit_lock);
+      const auto at = std::find_if(watched->monitors.begin(), watched->monitors.end(),
+                                   [&](const exit_monitor& monitor) { return monitor.ref == ref; });
+      if (at != watched->monitors.end()) {
+        removed = std::move(*at);
+        watched->monitors.erase(at);
+      }
+    }
+    if (removed.watcher) removed.watcher->release();
+    watched->release();
+  }
+}
+
+}  // namespace hotswap::detail
+
+namespace hotswap::detail {
+
+// -- waiting in the sender --
+
+/// Where the answered slots of one sender's requests gather. Plain data, counted: the sender
+/// and each slot not yet answered hold it, and whoever lets go last frees it.
+struct request_collector {
+  std::atomic<std::uint32_t> holders{1};
+  std::atomic<std::uint32_t> answers{0};  // bumped at each answer: the futex the sender waits on
+  spin_lock lock;                         // guards what follows
+  reply_slot_base* answered = nullptr;    // newest first, through collected_slot::next
+  bool closed = false;                    // the sender has gone: answers are freed as they come
+
+  void release() noexcept {
+    if (holders.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+};
+
+/// A request's slot while it waits for its answer, and after, in its collector's list.
+template <class Reply>
+struct collected_slot final : reply_slot<Reply> {
+  request_collector* collector;
+  reply_slot_base* next = nullptr;
+  std::uint64_t id;
+
+  collected_slot(request_collector& to, std::uint64_t request) : collector(&to), id(request) {
+    this->free = [](reply_slot_base* self) noexcept { static_cast<collected_slot*>(self)->collect(); };
+    this->state.store(reply_slot_base::abandoned, std::memory_order_relaxed);
+    collector->holders.fetch_add(1, std::memory_order_relaxed);
+  }
+
+ private:
+  void collect() noexcept {
+    request_collector* const to = collector;
+    bool taken;
+    {
+      const spin_guard hold(to->lock);
+      taken = !to->closed;
+      if (taken) next = std::exchange(to->answered, this);  // the sender's now: not touched after
+    }
+    if (!taken) delete this;
+    to->answers.fetch_add(1, std::memory_order_release);
+    futex_wake(to->answers, 1);
+    to->release();
+  }
+};
+
+/// The sender's side of its requests of reply type `Reply`: sends them and takes their answers,
+/// each tagged with its request id. Not shared between threads.
+template <class Reply>
+class request_box {
+ public:
+  request_box() : collector_(new request_collector) {}
+  request_box(request_box&& other) noexcept
+      : collector_(std::exchange(other.collector_, nullptr)), pending_(std::exchange(other.pending_, 0)) {}
+  request_box& operator=(request_box&& other) noexcept {
+    std::swap(collector_, other.collector_);
+    std::swap(pending_, other.pending_);
+    return *this;
+  }
+  /// Answers not yet taken are freed as they come (OTP's abandon).
+  ~request_box() {
+    if (!collector_) return;
+    reply_slot_base* answered;
+    {
+      const spin_guard hold(collector_->lock);
+      collector_->closed = true;
+      answered = std::exchange(collector_->answered, nullptr);
+    }
+    while (answered) {
+      auto* slot = static_cast<collected_slot<Reply>*>(answered);
+      answered = slot->next;
+      delete slot;
+    }
+    collector_->release();
+  }
+
+  /// Sends `message` to `to` as call number `kind`, its answer to come here; its id. If the server
+  /// had stopped, or `to` is null (an empty handle), the answer, errc::no_server, is here already.
+  template <class M>
+  std::uint64_t send(server_core* to, std::uint32_t kind, M&& message) {
+    const std::uint64_t id = new_id();
+    envelope packed{};
+    pack(packed, std::forward<M>(message));  // first: what throws, before anything is made
+    collected_slot<Reply>* slot;
+    try {
+      slot = new collected_slot<Reply>(*collector_, id);
+    } catch (...) {
+      discard<std::remove_cvref_t<M>>(packed);
+      throw;
+    }
+    ++pending_;
+    const bool sent = to && to->deliver([&](envelope& into) noexcept {
+      std::memcpy(into.payload, packed.payload, sizeof packed.payload);
+      into.kind = kind;
+      into.reply = static_cast<reply_slot_base*>(slot);
+    });
+    if (!sent) {
+      discard<std::remove_cvref_t<M>>(packed);
+      slot->fail(errc::no_server, to ? "the server had stopped" : "an empty server handle");
+    }
+    return id;
+  }
+
+  /// How many answers are still to be taken.
+  std::size_t pending() const noexcept { return pending_; }
+
+  /// The next answer to come (any request's), with its id; errc::timeout if none came in
+  /// `timeout`; nullopt if none is pending.
+  std::optional<std::pair<std::uint64_t, hotswap::result<Reply>>> take_any(std::chrono::nanoseconds timeout,
+                                                                           void (*before_parking)()) {
+    return take([](std::uint64_t) { return true; }, timeout, before_parking);
+  }
+  /// The answer of request `id`; nullopt if it is not pending (other answers stay to be taken).
+  std::optional<hotswap::result<Reply>> take_one(std::uint64_t id, std::chrono::nanoseconds timeout,
+                                                 void (*before_parking)()) {
+    auto taken = take([id](std::uint64_t answered) { return answered == id; }, timeout, before_parking);
+    if (!taken) return std::nullopt;
+    return std::move(taken->second);
+  }
+
+ private:
+  template <class Wanted>
+  std::optional<std::pair<std::uint64_t, hotswap::result<Reply>>> take(Wanted wanted, std::chrono::nanoseconds timeout,
+                                                                       void (*before_parking)()) {
+    if (pending_ == 0) return std::nullopt;
+    const auto deadline = std::chrono::steady_clock::now() + std::min(timeout, longest_wait);
+    bool parked_once = false;
+    for (;;) {
+      const std::uint32_t seen = collector_->answers.load(std::memory_order_acquire);
+      if (collected_slot<Reply>* slot = unlink(wanted)) {
+        --pending_;
+        const std::unique_ptr<collected_slot<Reply>> done(slot);
+        if (slot->value) return std::pair{slot->id, hotswap::result<Reply>(std::move(*slot->value))};
+        return std::pair{slot->id, hotswap::result<Reply>(slot->failure)};
+      }
+      const auto left = deadline - std::chrono::steady_clock::now();
+      if (left <= std::chrono::nanoseconds::zero())
+        return std::pair{std::uint64_t{0},
+                         hotswap::result<Reply>(error{
+                             errc::timeout, "no reply within " + std::to_string(timeout.count() / 1'000'000) + " ms"})};
+      if (!std::exchange(parked_once, true)) before_parking();
+      futex_wait(collector_->answers, seen, left);
+    }
+  }
+
+  /// The oldest answered slot that `wanted` takes, out of the list.
+  template <class Wanted>
+  collected_slot<Reply>* unlink(Wanted& wanted) {
+    const spin_guard hold(collector_->lock);
+    reply_slot_base** found_at = nullptr;
+    for (reply_slot_base** at = &collector_->answered; *at; at = &static_cast<collected_slot<Reply>*>(*at)->next)
+      if (wanted(static_cast<collected_slot<Reply>*>(*at)->id)) found_at = at;  // the last in the list: the oldest
+    if (!found_at) return nullptr;
+    auto* found = static_cast<collected_slot<Reply>*>(*found_at);
+    *found_at = found->next;
+    return found;
+  }
+
+  request_collector* collector_;
+  std::size_t pending_ = 0;
+};
+
+// -- answers as infos, to a server --
+
+/// hotswap::response<Reply>: the answer to a request a server sent (hotswap::send_request with a
+/// server to answer), as an info to that server.
+template <class Reply>
+struct response_message {
+  std::uint64_t request = 0;  ///< what send_request returned
+  hotswap::result<Reply> reply = error{errc::no_reply, {}};
+};
+
+/// A request's slot whose answer goes to a server's mailbox as a response info.
+template <class Reply>
+struct forwarded_slot final : reply_slot<Reply> {
+  server_core* requester;  // holding a reference
+  std::uint32_t index;     // of response_message<Reply> in its interface
+  std::uint64_t id;
+
+  forwarded_slot(server_core& to, std::uint32_t response_index, std::uint64_t request)
+      : requester(&to), index(response_index), id(request) {
+    this->free = [](reply_slot_base* self) noexcept { static_cast<forwarded_slot*>(self)->forward(); };
+    this->state.store(reply_slot_base::abandoned, std::memory_order_relaxed);
+    requester->acquire();
+  }
+
+ private:
+  void forward() noexcept {
+    try {
+      response_message<Reply> answer{
+          id, this->value ? hotswap::result<Reply>(std::move(*this->value)) : hotswap::result<Reply>(this->failure)};
+      deliver_info(*requester, index, std::move(answer));
+    } catch (...) {  // out of memory: the requester is not told
+    }
+    requester->release();
+    delete this;
+  }
+};
+
+/// Sends `message` to `to` as call number `kind`, its answer to go to `requester` as its info
+/// number `response_index`; the request's id. (A server that had stopped, or none: the answer,
+/// errc::no_server, is on its way already.)
+template <class Reply, class M>
+std::uint64_t send_forwarded(server_core* to, std::uint32_t kind, M&& message, server_core& requester,
+                             std::uint32_t response_index) {
+  const std::uint64_t id = new_id();
+  envelope packed{};
+  pack(packed, std::forward<M>(message));  // first: what throws, before anything is made
+  forwarded_slot<Reply>* slot;
+  try {
+    slot = new forwarded_slot<Reply>(requester, response_index, id);
+  } catch (...) {
+    discard<std::remove_cvref_t<M>>(packed);
+    throw;
+  }
+  const bool sent = to && to->deliver([&](envelope& into) noexcept {
+    std::memcpy(into.payload, packed.payload, sizeof packed.payload);
+    into.kind = kind;
+    into.reply = static_cast<reply_slot_base*>(slot);
+  });
+  if (!sent) {
+    discard<std::remove_cvref_t<M>>(packed);
+    slot->fail(errc::no_server, to ? "the server had stopped" : "an empty server handle");
+  }
+  return id;
+}
+
+}  // namespace hotswap::detail
+// ---- hotswap/detail/runtime/runtime.hpp ----
+// The runtime of a program: its pool, timers, server ids and registered names, and how a server
+// ends. One per program; a module's code reaches the program's (abi/image.hpp).
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
 // ---- hotswap/detail/runtime/own_thread.hpp ----
 // A thread of its own for a server whose handlers block.
 
@@ -7346,13 +8163,26 @@ void free_server(server_core& server) noexcept {
   delete &server;
 }
 
+/// How long the runtime's destruction gives each server still running to stop (Erlang's
+/// default call timeout, as hotswap::default_timeout).
+inline constexpr std::chrono::milliseconds stop_timeout_at_exit{5000};
+
+template <class Runtime>
+result<void> stop_servers(Runtime& runtime, std::chrono::nanoseconds timeout_each);
+
 /// Registered names, and the servers alive.
 template <class>
 class basic_runtime {
  public:
   basic_runtime() : pool(hardware_threads()) {}
-  // At exit: no more ticks, then no more handlers (which could set timers).
+  // At exit: the servers still running are stopped as hotswap::stop_all stops them (a module's
+  // code is still loaded: its servers' leases hold it), then no more ticks, then no more
+  // handlers (which could set timers).
   ~basic_runtime() {
+    try {
+      (void)stop_servers(*this, stop_timeout_at_exit);
+    } catch (...) {  // out of memory: the servers left are dropped, as before there was a stop
+    }
     timers.stop();
     pool.stop();
   }
@@ -7380,6 +8210,10 @@ class basic_runtime {
   };
 
   std::uint64_t next_id() noexcept { return ids_.fetch_add(1, std::memory_order_relaxed); }
+
+  /// Bumped (and waiters woken) each time a stop of every server ends: what
+  /// hotswap::stop_on_signals waits on.
+  std::atomic<std::uint32_t> stops_ended{0};
 
   // -- the live servers, as Erlang's processes(): what observers list --
 
@@ -7489,6 +8323,11 @@ void give_back_memory_when_idle() noexcept {
 }
 
 template <class>
+std::uint64_t new_id() noexcept {
+  return the_runtime().next_id();
+}
+
+template <class>
 void write_report(const report& said) noexcept {
   the_runtime().reports.write(said);
 }
@@ -7506,49 +8345,145 @@ void basic_timer_service<V>::entry::let_go() noexcept {
   if (target) std::exchange(target, nullptr)->release();
 }
 
-/// Ends a server on its own thread: terminate, free the state, fail what waits, tell monitors.
-/// (Also for a server whose init failed: it has no state.)
-template <class>
-void end_server(server_core& server, exit_reason reason) noexcept {
-  if (server.state) {
-    server.table->terminate(server.state, reason);
-    server.table->destroy(server.state);
-    server.state = nullptr;
-  }
-  server.ended = true;
-  std::string name;
+/// What a server leaves to be told of its end.
+struct ended_lists {
   std::vector<exit_monitor> monitors;
+  std::vector<server_core*> links;
+  std::vector<watched_server> watching;
+};
+
+/// Marks `server` ended for everyone else (not alive, its reason kept) and takes what is to be
+/// told; then frees its name and drops its timers. Once, by whoever comes first: its own end, or
+/// an abandon; false if it had been.
+template <class = void>
+bool mark_ended(server_core& server, const exit_reason& reason, ended_lists& told) noexcept {
+  std::string name;
   {
     const spin_guard hold(server.exit_lock);
+    if (!server.alive.load(std::memory_order_seq_cst)) return false;
     server.alive.store(false, std::memory_order_seq_cst);
-    name = server.name;
-    monitors = std::move(server.monitors);
-    server.reason = reason;
+    try {
+      name = server.name;
+      server.reason = reason;
+    } catch (...) {  // out of memory: the reason's text is lost, not the end
+      server.reason = {reason.kind, {}};
+    }
+    told = {std::move(server.monitors), std::move(server.links), std::move(server.watching)};
   }
   the_runtime().timers.forget(server);  // a timer of an hour would otherwise hold it (and its module) that long
   if (!name.empty()) the_runtime().unregister_name(name, &server);
   the_runtime().untrack(server);
+  return true;
+}
+
+/// Ends a server on its own thread: terminate, free the state, fail what waits, tell monitors
+/// and links. (Also for a server whose init failed: it has no state; and for one abandoned while
+/// its handler ran, whose end was told then: its terminate does not run.)
+template <class>
+void end_server(server_core& server, exit_reason reason) noexcept {
+  if (server.ended) return;
+  const bool abandoned = server.abandoned.load(std::memory_order_acquire);
+  if (server.state) {
+    if (!abandoned) server.table->terminate(server.state, reason);
+    server.table->destroy(server.state);
+    server.state = nullptr;
+  }
+  server.ended = true;
+  server.continuation = nullptr;
+  ended_lists told;
+  const bool first = mark_ended(server, reason, told);
   server.suspended = false;
   envelope message;
   while (take_message(server, message)) refuse(server, message, errc::server_died);
   run_controls(server);  // fails each: ended
-  for (auto& monitor : monitors) monitor.call(server.id, reason);
+  if (first)
+    tell_exit(server, server.reason, std::move(told.monitors), std::move(told.links), std::move(told.watching));
   server.release();  // the reference it held for being alive; whoever runs it holds another
 }
 
-/// Calls `on_exit` when `server` ends (at once if it has).
+/// OTP's brutal_kill, as close as threads allow: `server`, whose handler does not return, is
+/// ended for everyone else at once (not alive, its name free, its monitors and links told
+/// `reason`); its state is destroyed, without its terminate, when the handler returns, on its own
+/// thread (a stop queued for it, here, gets it there even if it is idle by then). False if it
+/// had ended already. Any thread but the server's.
 template <class = void>
-void monitor(server_core& server, exit_callback on_exit) {
-  exit_reason ended;
-  {
-    const spin_guard hold(server.exit_lock);
-    if (server.alive.load(std::memory_order_seq_cst)) {
-      server.monitors.push_back({pin_this_image(), std::move(on_exit)});
-      return;
-    }
-    ended = server.reason;
+bool abandon(server_core& server, exit_reason reason) noexcept {
+  end_later(server, reason);  // first: once it is marked ended, nothing more can be sent to it
+  ended_lists told;
+  if (!mark_ended(server, reason, told)) return false;
+  server.abandoned.store(true, std::memory_order_release);
+  tell_exit(server, reason, std::move(told.monitors), std::move(told.links), std::move(told.watching));
+  return true;
+}
+
+/// Calls `on_exit` when `server` ends (at once if it has); the monitor's id, for remove_monitor.
+template <class = void>
+std::uint64_t monitor(server_core& server, exit_callback on_exit) {
+  return add_monitor(server, nullptr, std::move(on_exit));
+}
+
+// ---- the program's end ----
+
+/// Ends `server` with `reason` on its own thread, always sent (never run on this thread, as an
+/// idle server's sys request is), so that `timeout` bounds a terminate that blocks; false if it
+/// had not ended by then (its stop may take effect later: the server frees the request).
+template <class = void>
+bool end_within(server_core& server, exit_reason reason, std::chrono::nanoseconds timeout) {
+  auto* request = new ending_request(std::move(reason), true);
+  if (!server.deliver_control(*request)) {  // it had ended
+    delete request;
+    return true;
   }
-  on_exit(server.id, ended);
+  if (!request->wait(timeout, [] {})) return false;
+  delete request;
+  return true;
+}
+
+/// Stops every live server as hotswap::stop_all documents: the servers not started by a
+/// supervisor, newest first, each within `timeout_each`; then, if any server it has not tried
+/// is still running (started meanwhile, or a child its supervisor left), those the same way,
+/// until a look at the live servers finds none it has not tried.
+template <class Runtime>
+result<void> stop_servers(Runtime& program, std::chrono::nanoseconds timeout_each) {
+  if (current_server())
+    return error{errc::calling_self,
+                 "stop_all from a server's handler would wait for that server: call it from another thread, or raise "
+                 "a signal hotswap::stop_on_signals takes"};
+  struct held {  // the references each_live took, released however this ends
+    std::vector<server_core*> servers;
+    ~held() {
+      for (server_core* server : servers) server->release();
+    }
+  };
+  std::vector<std::uint64_t> tried;  // sorted
+  std::vector<std::string> late;
+  for (;;) {
+    held live;
+    program.each_live([&](server_core* server) { live.servers.push_back(server); });
+    const auto untried = [&](const server_core* server) {
+      return !std::binary_search(tried.begin(), tried.end(), server->id);
+    };
+    const bool top_left = std::any_of(live.servers.begin(), live.servers.end(), [&](const server_core* server) {
+      return untried(server) && !server->supervised;
+    });
+    const std::size_t tried_before = tried.size();
+    for (auto at = live.servers.rbegin(); at != live.servers.rend(); ++at) {
+      server_core& server = **at;
+      if (!untried(&server) || (top_left && server.supervised)) continue;
+      tried.push_back(server.id);
+      if (!end_within(server, {exit_kind::shutdown, "the program is stopping"}, timeout_each))
+        late.push_back(server.label());
+    }
+    if (tried.size() == tried_before) break;
+    std::sort(tried.begin(), tried.end());
+  }
+  futex_bump(program.stops_ended, 1 << 30);
+  if (late.empty()) return {};
+  std::string named;
+  for (std::size_t i = 0; i < late.size() && i < 8; ++i) named += (i ? ", " : "") + late[i];
+  if (late.size() > 8) named += " and " + std::to_string(late.size() - 8) + " more";
+  return error{errc::timeout, named + " did not stop within " + std::to_string(timeout_each.count() / 1'000'000) +
+                                  " ms (a handler or terminate that has not returned): the stop may yet take effect"};
 }
 
 }  // namespace hotswap::detail
@@ -7804,7 +8739,8 @@ result<server_core*> start_server(const implementation_table& table, const void*
     }
   } handle{new server_core(runtime.next_id(), table, runtime.free_core)};
   server_core* const core = handle.core;
-  core->acquire();                        // the reference for being alive
+  core->acquire();  // the reference for being alive
+  if (const server_core* starter = current_server()) core->supervised = starter->starting_child;
   if (!table_owner && building_module) {  // a module's server of its own: leased from it
     const lease_maker& leases = module_leases();
     table_owner = leases.make(pin_this_image());
@@ -7836,7 +8772,8 @@ result<server_core*> start_server(const implementation_table& table, const void*
     if (core->own_thread) static_cast<detail::own_thread&>(*core->own_thread).wake();  // to see that it has ended
   }
   std::uint32_t quiet = server_core::running;
-  if (!core->run_state.compare_exchange_strong(quiet, server_core::idle)) core->runs_on->schedule(*core);
+  if (core->continuation || !core->run_state.compare_exchange_strong(quiet, server_core::idle))
+    core->runs_on->schedule(*core);  // what was sent meanwhile, or init's continuation, on its thread
   if (initialized.failed) return error{errc::init_failed, std::move(initialized.what)};
   return std::exchange(handle.core, nullptr);
 }
@@ -8046,6 +8983,46 @@ class server_ref : public any_server {
   explicit server_ref(any_server server) noexcept : any_server(std::move(server)) {}
 };
 
+// -- what follows a handler --
+
+/// OTP's {continue, Continue} and handle_continue/2: once the running handler (or init) returns,
+/// `Implementation::handle_continue(const Continue&, state&)` runs, before any other message or
+/// sys request; after init, on the server's own thread, once hotswap::start has returned (slow
+/// setup that should not hold the starter). A throw in it is a handler's. From a handler or the
+/// init of a server running `Implementation` (std::logic_error otherwise).
+template <class Implementation, class Continue>
+void continue_with(Continue continuation);
+
+/// OTP's {noreply, State, Timeout}: if no message comes within `after` of the running handler's
+/// return, the server receives the info `message` (a message that comes first, a suspension, or
+/// another idle_timeout cancels it). From a handler or the init of `self` (std::logic_error
+/// otherwise).
+template <class Interface, class M>
+void idle_timeout(const server_ref<Interface>& self, std::chrono::nanoseconds after, M message);
+
+// -- deferred replies --
+
+/// The right to answer one call, now or later (OTP's From in handle_call/3, answered by
+/// gen_server:reply/2; CAF's response_promise). A call handler that takes one,
+/// `static void handle_call(const Message&, state&, hotswap::reply_to<Reply> from)`, answers
+/// through it: at once, from another message's handler, from a timer's info, or from another
+/// server it hands the handle to. Copies answer the same call: the first answer is the reply,
+/// a second is refused (errc::already_replied). When the last copy goes unanswered (dropped, or
+/// its server stops with it in its state), the caller gets errc::no_reply at once. It is data of
+/// the runtime, not of the code: a server keeps it in its state across an upgrade.
+template <class Reply>
+using reply_to = detail::deferred<Reply>;
+
+/// OTP's gen_server:reply(From, Reply): `to.reply(value)`.
+template <class Reply, class R>
+result<void> reply(reply_to<Reply>& to, R&& value) {
+  return to.reply(std::forward<R>(value));
+}
+
+/// reply_to's canonical name, `hotswap::reply_to<` the reply's `>`: a field of a state's schema.
+template <class Reply>
+struct type_name<detail::deferred<Reply>> : detail::wrapper_name<"hotswap::reply_to", Reply> {};
+
 // -- starting --
 
 struct start_options {
@@ -8118,21 +9095,204 @@ server_ref<Interface> self() {
   return *typed;
 }
 
-/// Stops a server: its terminate runs (reason normal), calls still waiting fail with
-/// errc::server_died, its name is freed. From the server's own handler, the stop is queued and
-/// happens once the handler returns (this returns at once).
-result<void> stop(const server_handle auto& server, std::chrono::nanoseconds timeout = default_timeout) {
-  auto end = [](detail::server_core& core) -> result<void> {
-    detail::end_server(core, {exit_kind::normal, {}});
-    return {};
-  };
+/// Stops a server with `reason` (OTP's gen_server:stop/3): its terminate runs, calls still
+/// waiting fail with errc::server_died, its name is freed, its monitors and links are told the
+/// reason (a reason other than normal stops the servers linked to it that do not trap exits, and
+/// a transient child's supervisor restarts it). From the server's own handler, the stop is
+/// queued and happens once the handler returns (this returns at once): a call handler that
+/// stops its server this way still replies (OTP's {stop, Reason, Reply, State}).
+result<void> stop(const server_handle auto& server, exit_reason reason,
+                  std::chrono::nanoseconds timeout = default_timeout) {
   if (server && server.core() == detail::current_server()) {
-    auto* request = new detail::control_call<void, decltype(end)>(end);
-    request->state.store(detail::reply_slot_base::abandoned);  // nobody waits: the server frees it
-    if (!server.core()->deliver_control(*request)) delete request;
+    detail::end_later(*server.core(), std::move(reason));
     return {};
   }
-  return detail::control<void>(server, timeout, end);
+  return detail::control<void>(server, timeout,
+                               [reason = std::move(reason)](detail::server_core& core) -> result<void> {
+                                 detail::end_server(core, reason);
+                                 return {};
+                               });
+}
+
+/// Stops a server normally (reason normal), as above.
+result<void> stop(const server_handle auto& server, std::chrono::nanoseconds timeout = default_timeout) {
+  return stop(server, exit_reason{}, timeout);
+}
+
+// -- monitors and links --
+
+/// What a monitor tells the server that set it when the server it watches ends (OTP's {'DOWN',
+/// Ref, process, Pid, Reason}): its interface declares `info_msg<hotswap::down>`.
+using down = detail::down_message;
+/// What a server that traps exits receives when a server linked to it ends (OTP's {'EXIT', Pid,
+/// Reason}): its interface declares `info_msg<hotswap::exit_signal>`.
+using exit_signal = detail::exit_message;
+
+/// A monitor set, for demonitor.
+class monitor_ref {
+ public:
+  monitor_ref() = default;
+  /// The id its down carries (hotswap::down::monitor); 0 for none.
+  std::uint64_t id() const noexcept { return id_; }
+  explicit operator bool() const noexcept { return id_ != 0; }
+
+  /// (What monitor() makes.)
+  monitor_ref(std::uint64_t id, any_server watched, any_server watcher) noexcept
+      : id_(id), watched_(std::move(watched)), watcher_(std::move(watcher)) {}
+  const any_server& watched() const noexcept { return watched_; }
+  const any_server& watcher() const noexcept { return watcher_; }
+
+ private:
+  std::uint64_t id_ = 0;
+  any_server watched_, watcher_;
+};
+
+/// Erlang's monitor(process, Server): `watcher` receives one hotswap::down when `watched` ends,
+/// with its exit reason; at once if it has ended already. When `watcher` ends first, its
+/// monitors are taken off. Several monitors on one server are told each.
+template <class Interface>
+monitor_ref monitor(const server_ref<Interface>& watcher, const any_server& watched) {
+  static_assert(Interface::template index_of<down> != Interface::size,
+                "hotswap: a server that monitors another declares hotswap::info_msg<hotswap::down> in its interface");
+  if (!watcher || !watched) return {};
+  return {detail::add_monitor(*watched.core(), watcher.core(), {}), watched, watcher};
+}
+
+/// A monitor whose down is a call of `on_down`, once, on the thread where `watched` ends (at once,
+/// on this thread, if it has): for code that is not a server. It must not block.
+template <class = void>
+monitor_ref monitor(const any_server& watched, std::function<void(const down&)> on_down) {
+  if (!watched || !on_down) return {};
+  const std::uint64_t id = detail::new_id();
+  detail::add_monitor(
+      *watched.core(), nullptr,
+      [on_down = std::move(on_down), id](std::uint64_t server, const exit_reason& reason) {
+        on_down(down{id, server, reason});
+      },
+      id);
+  return {id, watched, {}};
+}
+
+/// Erlang's demonitor(Ref, [flush]): takes the monitor off, and a down already in the watcher's
+/// mailbox is dropped unhandled. True if its down is not (and will not be) handled or called;
+/// false if it was, or had begun to be.
+template <class = void>
+bool demonitor(monitor_ref& monitor) {
+  if (!monitor) return false;
+  bool taken_off = detail::remove_monitor(*monitor.watched().core(), monitor.id());
+  if (!taken_off && monitor.watcher()) taken_off = detail::forget_watching(*monitor.watcher().core(), monitor.id());
+  monitor = {};
+  return taken_off;
+}
+
+/// Erlang's link/2 (as link/1 from either side): each of `a` and `b` is told when the other
+/// ends. An end with a reason other than normal stops the other too, with the same reason, unless
+/// it traps exits (then it receives a hotswap::exit_signal). If one has ended already, the other
+/// is told at once. False for an empty handle or a server linked to itself.
+template <class = void>
+bool link(const any_server& a, const any_server& b) {
+  return a && b && detail::add_link(*a.core(), *b.core());
+}
+
+/// Erlang's unlink/1: false if they were not linked.
+template <class = void>
+bool unlink(const any_server& a, const any_server& b) {
+  return a && b && detail::remove_link(*a.core(), *b.core());
+}
+
+/// Erlang's process_flag(trap_exit, On): whether the ends of linked servers reach `server` as
+/// hotswap::exit_signal infos instead of stopping it.
+template <class Interface>
+void trap_exits(const server_ref<Interface>& server, bool on = true) {
+  static_assert(Interface::template index_of<exit_signal> != Interface::size,
+                "hotswap: a server that traps exits declares hotswap::info_msg<hotswap::exit_signal> in its "
+                "interface");
+  if (server) server.core()->trapping_exits.store(on, std::memory_order_release);
+}
+
+// -- requests sent without waiting --
+
+/// A call sent without waiting for its reply (OTP's gen_server:send_request/2): `wait` takes the
+/// reply (receive_response/2). Dropped unwaited, its reply is freed when it comes (OTP's
+/// abandon). Not shared between threads.
+template <class Reply>
+class request {
+ public:
+  request() = default;
+  /// The reply, waiting at most `timeout`: errc::timeout leaves the request pending (wait again),
+  /// errc::no_server, server_died, no_reply as a call's; errc::no_reply too once its reply has
+  /// been taken.
+  result<Reply> wait(std::chrono::nanoseconds timeout = default_timeout);
+  /// Unique in the process; what a `response` carries.
+  std::uint64_t id() const noexcept { return id_; }
+
+  /// (What send_request makes.)
+  request(detail::request_box<Reply> box, std::uint64_t id) noexcept : box_(std::move(box)), id_(id) {}
+
+ private:
+  detail::request_box<Reply> box_;
+  std::uint64_t id_ = 0;
+};
+
+/// Sends call `message` to `to` without waiting. (From a handler, a request waited on blocks
+/// the worker as a call does: pass the server to answer to, below, instead.)
+template <class Interface, class M>
+request<reply_of<Interface, M>> send_request(const server_ref<Interface>& to, M&& message);
+
+/// Many requests' replies, taken as they come (OTP 25's request id collections, CAF's
+/// fan_out_request): send to each, then wait for any or for all. Not shared between threads.
+template <class Reply>
+class request_set {
+ public:
+  /// Sends call `message` to `to` (any interface whose call has this reply type); the request's id.
+  template <class Interface, class M>
+  std::uint64_t send(const server_ref<Interface>& to, M&& message);
+  /// Requests whose reply has not been taken.
+  std::size_t pending() const noexcept { return sent_.size(); }
+  /// The first reply to come, of any pending request, with its request's id (OTP's
+  /// wait_response/3 on a collection); nullopt if none is pending; errc::timeout (id 0) if none
+  /// came in `timeout`.
+  std::optional<std::pair<std::uint64_t, result<Reply>>> wait_any(std::chrono::nanoseconds timeout = default_timeout);
+  /// The reply of every pending request, in the order sent, within one `timeout` for all; one
+  /// that did not come in time is errc::timeout, and stays pending.
+  std::vector<result<Reply>> wait_all(std::chrono::nanoseconds timeout = default_timeout);
+
+ private:
+  detail::request_box<Reply> box_;
+  std::vector<std::uint64_t> sent_;  // pending, in the order sent
+};
+
+/// Sends `message` to each of `to` at once and waits for all their replies, within one `timeout`:
+/// the replies in the order of `to` (OTP's multi_call, to servers rather than nodes).
+template <class Interface, class M>
+std::vector<result<reply_of<Interface, M>>> call_all(const std::vector<server_ref<Interface>>& to, const M& message,
+                                                     std::chrono::nanoseconds timeout = default_timeout);
+
+/// The reply to a request a server sent with send_request(to, message, requester): an info to
+/// `requester`, whose interface declares `info_msg<hotswap::response<Reply>>`. `request` is the
+/// id send_request returned.
+template <class Reply>
+using response = detail::response_message<Reply>;
+
+/// Sends call `message` to `to`; its reply comes back to `requester` (a server, usually
+/// self()) as a hotswap::response<Reply> info, so that no worker waits for it. The request's id.
+template <class Interface, class M, class Requester>
+std::uint64_t send_request(const server_ref<Interface>& to, M&& message, const server_ref<Requester>& requester);
+
+// -- the program's end --
+
+/// Stops the program's servers, as OTP's init:stop/0 stops its applications, and returns once
+/// they have ended: every server not started by a supervisor, the newest first, each by a stop
+/// with reason shutdown (its terminate runs; a supervisor stops its children, last started
+/// first, each within its shutdown time), each given `timeout_each` (a supervisor: for its whole
+/// tree). A supervisor's children are left to it (stopped first, it would restart them). Servers
+/// started while it runs are stopped too: it returns once a look at the live servers finds none
+/// it has not stopped. Fails with errc::timeout naming the servers that did not end in time (it
+/// goes on with the others: each such server ends once its handler or terminate returns), and,
+/// from a server's handler (which it would wait for), with errc::calling_self.
+template <class = void>
+result<void> stop_all(std::chrono::nanoseconds timeout_each = default_timeout) {
+  return detail::stop_servers(detail::the_runtime(), timeout_each);
 }
 
 // -- names --
@@ -8216,15 +9376,217 @@ report_sink set_report_sink(report_sink sink) {
 }
 
 }  // namespace hotswap
+
+// ---- hotswap/impl/servers.hpp ----
+// The bodies of <hotswap/servers.hpp> (its declarations, documented, are there): requests sent
+// without waiting. Included by servers.hpp only.
+
+#include <optional>
+#include <stdexcept>
+#include <utility>
+#include <vector>
+
+
+namespace hotswap {
+
+namespace detail {
+/// Sends call `message` of `Interface` to `to` through `box`; its request id.
+template <class Interface, class M, class Reply>
+std::uint64_t send_into(request_box<Reply>& box, const server_ref<Interface>& to, M&& message) {
+  using check = sent_check<Interface, M, message_kind::call>;
+  if constexpr (!fine<check>) {
+    (void)sizeof(error_of<check>);  // a message the interface does not call: reported once
+    __builtin_unreachable();
+  } else {
+    static_assert(std::is_same_v<reply_of<Interface, M>, Reply>,
+                  "hotswap: a request_set takes calls of one reply type: the Reply it is declared with");
+    return box.send(to.core(), Interface::template index_of<std::remove_cvref_t<M>>, std::forward<M>(message));
+  }
+}
+/// The idle timeout set `set` of a server: handles `message` if, when its time comes, it is
+/// still the last one set and the server has handled nothing since (a sys request: it runs on the
+/// server's thread, and is not counted as a message).
+template <class M>
+struct idle_check final : control_request {
+  std::uint64_t set, mark;
+  std::uint32_t kind;
+  M message;
+  idle_check(std::uint64_t which, std::uint64_t handled, std::uint32_t index, M info)
+      : control_request([](reply_slot_base* self) noexcept { delete static_cast<idle_check*>(self); }),
+        set(which),
+        mark(handled),
+        kind(index),
+        message(std::move(info)) {
+    state.store(abandoned, std::memory_order_relaxed);  // its server frees it once run
+    run = [](control_request& self, server_core& server) noexcept {
+      auto& check = static_cast<idle_check&>(self);
+      if (server.idle_timeouts == check.set && server.handled == check.mark && !server.suspended) {
+        envelope info{};
+        try {
+          pack(info, std::move(check.message));
+          info.kind = check.kind;
+          dispatch(server, info);
+        } catch (...) {  // out of memory boxing it: no timeout
+        }
+      }
+      self.finish(answered);
+    };
+  }
+};
+
+/// The running server, if it is `expected`'s; else std::logic_error naming `what`.
+inline server_core& running_server(const server_core* expected, const char* what) {
+  server_core* const current = current_server();
+  if (!current || (expected && current != expected))
+    throw std::logic_error(std::string("hotswap::") + what + " called outside a handler or init of the server");
+  return *current;
+}
+}  // namespace detail
+
+// -- what follows a handler --
+
+template <class Implementation, class Continue>
+void continue_with(Continue continuation) {
+  using S = typename Implementation::state;
+  static_assert(
+      requires(const Continue& c, S& s) { Implementation::handle_continue(c, s); },
+      "hotswap: continue_with<Implementation>(c) runs Implementation::handle_continue(const Continue&, "
+      "state&): write it");
+  detail::server_core& server = detail::running_server(nullptr, "continue_with");
+  if (server.table->state_fingerprint != detail::value_fingerprint<S>)
+    throw std::logic_error("hotswap::continue_with: the running server's state is not this implementation's");
+  server.continuation = [continuation = std::move(continuation)](void* state, detail::outcome& result) {
+    detail::report_failure(result, [&] { Implementation::handle_continue(continuation, *static_cast<S*>(state)); });
+  };
+}
+
+template <class Interface, class M>
+void idle_timeout(const server_ref<Interface>& self, std::chrono::nanoseconds after, M message) {
+  using check = detail::sent_check<Interface, M, detail::message_kind::info>;
+  if constexpr (!detail::fine<check>) {
+    (void)sizeof(detail::error_of<check>);  // an idle timeout sends an info: reported once
+    __builtin_unreachable();
+  } else {
+    detail::server_core& server = detail::running_server(self.core(), "idle_timeout");
+    const std::uint64_t set = ++server.idle_timeouts;
+    server.idle_mark = server.handled;
+    struct pending {  // what the timer holds until it fires, or goes with its server
+      detail::server_core* server = nullptr;
+      detail::idle_check<M>* request = nullptr;
+      ~pending() {
+        delete request;
+        if (server) server->release();
+      }
+    };
+    std::unique_ptr<detail::idle_check<M>> request(
+        new detail::idle_check<M>(set, server.handled, Interface::template index_of<M>, std::move(message)));
+    auto held = std::make_shared<pending>();
+    held->request = request.release();
+    server.acquire();
+    held->server = &server;
+    detail::the_runtime().timers.add(
+        std::chrono::duration_cast<std::chrono::steady_clock::duration>(after), {},
+        [held] {
+          detail::idle_check<M>* request = std::exchange(held->request, nullptr);
+          if (request && !held->server->deliver_control(*request)) delete request;
+          return false;
+        },
+        detail::pin_this_image(), &server);
+  }
+}
+
+// -- request --
+
+template <class Reply>
+result<Reply> request<Reply>::wait(std::chrono::nanoseconds timeout) {
+  if (!id_) return error{errc::no_reply, "an empty request"};
+  auto taken = box_.take_one(id_, timeout, &detail::before_parking<>);
+  if (!taken) return error{errc::no_reply, "its reply was taken already"};
+  return std::move(*taken);
+}
+
+template <class Interface, class M>
+request<reply_of<Interface, M>> send_request(const server_ref<Interface>& to, M&& message) {
+  detail::request_box<reply_of<Interface, M>> box;
+  const std::uint64_t id = detail::send_into(box, to, std::forward<M>(message));
+  return {std::move(box), id};
+}
+
+// -- request_set --
+
+template <class Reply>
+template <class Interface, class M>
+std::uint64_t request_set<Reply>::send(const server_ref<Interface>& to, M&& message) {
+  sent_.reserve(sent_.size() + 1);  // first: a request sent is always listed
+  sent_.push_back(detail::send_into(box_, to, std::forward<M>(message)));
+  return sent_.back();
+}
+
+template <class Reply>
+std::optional<std::pair<std::uint64_t, result<Reply>>> request_set<Reply>::wait_any(std::chrono::nanoseconds timeout) {
+  auto taken = box_.take_any(timeout, &detail::before_parking<>);
+  if (taken && taken->first) sent_.erase(std::find(sent_.begin(), sent_.end(), taken->first));
+  return taken;
+}
+
+template <class Reply>
+std::vector<result<Reply>> request_set<Reply>::wait_all(std::chrono::nanoseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + std::min(timeout, detail::longest_wait);
+  std::vector<result<Reply>> replies(sent_.size(), error{errc::timeout, "no reply in time"});
+  std::vector<std::uint64_t> waited = sent_;
+  while (!sent_.empty()) {
+    const auto left = std::max<std::chrono::nanoseconds>(deadline - std::chrono::steady_clock::now(), {});
+    auto taken = wait_any(left);
+    if (!taken || !taken->first) break;  // the time is up
+    replies[std::find(waited.begin(), waited.end(), taken->first) - waited.begin()] = std::move(taken->second);
+  }
+  return replies;
+}
+
+template <class Interface, class M>
+std::vector<result<reply_of<Interface, M>>> call_all(const std::vector<server_ref<Interface>>& to, const M& message,
+                                                     std::chrono::nanoseconds timeout) {
+  request_set<reply_of<Interface, M>> requests;
+  for (const auto& server : to) requests.send(server, message);
+  return requests.wait_all(timeout);
+}
+
+// -- requests answered to a server --
+
+template <class Interface, class M, class Requester>
+std::uint64_t send_request(const server_ref<Interface>& to, M&& message, const server_ref<Requester>& requester) {
+  using check = detail::sent_check<Interface, M, detail::message_kind::call>;
+  if constexpr (!detail::fine<check>) {
+    (void)sizeof(detail::error_of<check>);
+    __builtin_unreachable();
+  } else {
+    using Reply = reply_of<Interface, M>;
+    constexpr auto index = Requester::template index_of<response<Reply>>;
+    static_assert(index != Requester::size,
+                  "hotswap: a server that sends requests answered to it declares "
+                  "hotswap::info_msg<hotswap::response<Reply>> in its interface, for the Reply of the call it sends");
+    if (!requester) throw std::invalid_argument("hotswap: send_request answered to an empty server handle");
+    return detail::send_forwarded<Reply>(to.core(), Interface::template index_of<std::remove_cvref_t<M>>,
+                                         std::forward<M>(message), *requester.core(), index);
+  }
+}
+
+}  // namespace hotswap
 // ---- hotswap/supervisors.hpp ----
 // Supervisors, as Erlang's: a server that starts children in order, restarts them when they
 // end by its strategy and their restart type, gives up (and ends itself, which its own
 // supervisor sees) when restarts come faster than its intensity allows, and stops its children
-// in reverse order when it stops.
+// in reverse order when it stops. Children can be started, stopped and removed while it runs;
+// a dynamic supervisor (Elixir's DynamicSupervisor, OTP's simple_one_for_one) holds many
+// independent children started on demand.
 //
 //     auto root = hotswap::start_supervisor({.strategy = hotswap::strategy::one_for_one},
 //                                           {hotswap::child<CounterV1>("counter", {.name = "counter"})});
+//     auto jobs = hotswap::start_dynamic_supervisor({.max_children = 1000}).value();
+//     any_server job = hotswap::start_child(jobs, hotswap::child<JobV1>("", {}, hotswap::restart::temporary)).value();
 
+#include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -8232,9 +9594,10 @@ report_sink set_report_sink(report_sink sink) {
 #include <vector>
 
 // ---- hotswap/detail/servers/supervisor.hpp ----
-// What a supervisor's own implementation is told by itself (a child exited, a restart to try
-// again), named by supervisor_interface; and that implementation, declared (impl/supervisors.hpp
-// defines it).
+// What a supervisor's own implementation is told by itself (a restart to try again; a child's
+// end comes as any monitor's down), named by supervisor_interface and
+// dynamic_supervisor_interface; those implementations, declared (impl/supervisors.hpp defines
+// them); and how a supervisor starts a child, marked as its own (start_supervised).
 
 #include <cstddef>
 #include <cstdint>
@@ -8243,18 +9606,38 @@ report_sink set_report_sink(report_sink sink) {
 
 namespace hotswap::detail {
 
-struct child_exited {
-  std::uint64_t server;
-  exit_reason reason;
-};
-/// A restart that failed, tried again (as OTP's try_again_restart).
+/// A restart that failed, tried again (as OTP's try_again_restart): the child, by its id (an
+/// index would name another child once one before it is deleted).
 struct restart_again {
-  std::size_t child;
+  std::string id;
+};
+/// The same for a dynamic supervisor's child, by the server it last ran as.
+struct restart_dynamic_again {
+  std::uint64_t server;
 };
 
 /// The supervisor's own implementation (a template only to be compiled when used).
 template <class = void>
 struct supervisor_implementation;
+
+/// The dynamic supervisor's.
+template <class = void>
+struct dynamic_supervisor_implementation;
+
+/// Runs `start` (a child spec's start) from a supervisor's handler: the server it starts is
+/// marked supervised before it is tracked, so that hotswap::stop_all leaves it to this
+/// supervisor (which would restart it) even if it looks at the live servers meanwhile.
+template <class Start>
+auto start_supervised(const Start& start) {
+  struct marking {
+    server_core* supervisor;
+    ~marking() {
+      if (supervisor) supervisor->starting_child = false;
+    }
+  } mark{current_server()};
+  if (mark.supervisor) mark.supervisor->starting_child = true;
+  return start();
+}
 
 }  // namespace hotswap::detail
 
@@ -8276,17 +9659,35 @@ enum class restart {
   temporary,  ///< never (it is forgotten when it ends)
 };
 
+/// Whether a child is a supervisor (OTP's child type): what count_children counts it as.
+enum class child_type { worker, supervisor };
+
+/// A child's shutdown that abandons it at once, without its terminate (OTP's brutal_kill).
+inline constexpr std::chrono::milliseconds brutal_kill{0};
+/// A child's shutdown that waits for it for ever (OTP's infinity): a supervisor child's.
+inline constexpr std::chrono::milliseconds infinity = std::chrono::milliseconds::max();
+
 /// How to start and restart one child.
 struct child_spec {
-  std::string id;
+  std::string id;  ///< unique among a supervisor's children (a dynamic supervisor's have none: empty)
   std::function<result<any_server>()> start;
   hotswap::restart restart = restart::permanent;
-  std::chrono::milliseconds shutdown = default_timeout;  ///< how long stopping it may take
+  /// How long its stop (its terminate) may take: past it, the child is abandoned, as OTP's
+  /// brutal_kill as threads allow: told ended at once to its monitors and links, its name free,
+  /// its state destroyed (without terminate) when the handler that holds it returns. brutal_kill
+  /// abandons it at once; infinity waits (supervisor_child's default).
+  std::chrono::milliseconds shutdown = default_timeout;
+  hotswap::child_type type = child_type::worker;  ///< supervisor_child sets it
+  /// Its end stops its supervisor, as its auto_shutdown says (OTP 24's significant child): only
+  /// a transient or temporary child may be significant, and only under a supervisor whose
+  /// auto_shutdown is not never (errc::bad_child_spec otherwise, as OTP refuses it).
+  bool significant = false;
 };
 
 /// A child running `Implementation`, started with `options` (its init takes no argument).
 template <class Implementation>
-child_spec child(std::string id, start_options options = {}, restart restart_type = restart::permanent) {
+requires(!detail::init_takes_argument<Implementation>) child_spec
+    child(std::string id, start_options options = {}, restart restart_type = restart::permanent) {
   return {std::move(id),
           [options]() -> result<any_server> {
             auto started = start<Implementation>(options);
@@ -8296,41 +9697,197 @@ child_spec child(std::string id, start_options options = {}, restart restart_typ
           restart_type};
 }
 
+/// The same, passing `argument` (kept in the spec) to its init at each start: a dynamic
+/// supervisor's child for one connection, one job.
+template <class Implementation>
+requires detail::init_takes_argument<Implementation> child_spec child(std::string id,
+                                                                      detail::init_argument<Implementation> argument,
+                                                                      start_options options = {},
+                                                                      restart restart_type = restart::permanent) {
+  return {std::move(id),
+          [argument = std::move(argument), options]() -> result<any_server> {
+            auto started = start<Implementation>(argument, options);
+            if (!started) return started.error();
+            return any_server(std::move(*started));
+          },
+          restart_type};
+}
+
 // -- supervisors --
+
+/// When a supervisor stops itself because significant children ended by themselves (not
+/// restarted, and not stopped by the supervisor): OTP 24's auto_shutdown.
+enum class auto_shutdown {
+  never,            ///< never (no child may be significant)
+  any_significant,  ///< when any significant child ends
+  all_significant,  ///< when the last significant child that ran ends
+};
 
 struct supervisor_flags {
   hotswap::strategy strategy = strategy::one_for_one;
   int intensity = 1;                       ///< at most this many restarts (0 or more) ...
   std::chrono::milliseconds period{5000};  ///< ... in this period (more than 0), else the supervisor gives up
+  hotswap::auto_shutdown auto_shutdown = auto_shutdown::never;  ///< it then ends with reason shutdown
 };
 
 /// A child as which_children reports it.
 struct child_info {
-  std::string id;
+  std::string id;                          ///< empty for a dynamic supervisor's children
   any_server server;                       ///< empty while not running
   int restarts = 0;                        ///< how often it was restarted
   std::optional<exit_reason> last_exit{};  ///< how it last ended, if it has
+  hotswap::child_type type = child_type::worker;
 };
+
+/// What count_children answers (OTP's count_children).
+struct child_counts {
+  std::size_t specs = 0;        ///< children it knows, running or not
+  std::size_t active = 0;       ///< of them, those running
+  std::size_t supervisors = 0;  ///< of them, those whose type is supervisor, running or not
+  std::size_t workers = 0;      ///< and those whose type is worker
+};
+
+// The requests, as messages: the functions below send them (which_children is asked directly:
+// hotswap::call(sup, hotswap::which_children{})).
 struct which_children {};
+struct start_child_request {
+  child_spec spec;
+};
+struct terminate_child_request {
+  std::string id;
+};
+struct restart_child_request {
+  std::string id;
+};
+struct delete_child_request {
+  std::string id;
+};
+struct count_children_request {};
+struct get_childspec_request {
+  std::string id;
+};
+struct terminate_server_request {
+  std::uint64_t server;  ///< a dynamic supervisor's child, by its server's id
+};
 
 /// What a supervisor answers to.
-using supervisor_interface = interface<"hotswap.supervisor", call_msg<which_children, std::vector<child_info>>,
-                                       info_msg<detail::child_exited>, info_msg<detail::restart_again>>;
+using supervisor_interface =
+    interface<"hotswap.supervisor", call_msg<which_children, std::vector<child_info>>,
+              call_msg<start_child_request, result<any_server>>, call_msg<terminate_child_request, result<void>>,
+              call_msg<restart_child_request, result<any_server>>, call_msg<delete_child_request, result<void>>,
+              call_msg<count_children_request, child_counts>, call_msg<get_childspec_request, result<child_spec>>,
+              info_msg<down>, info_msg<detail::restart_again>>;
+
+/// What a dynamic supervisor answers to.
+using dynamic_supervisor_interface =
+    interface<"hotswap.dynamic_supervisor", call_msg<which_children, std::vector<child_info>>,
+              call_msg<start_child_request, result<any_server>>, call_msg<terminate_server_request, result<void>>,
+              call_msg<count_children_request, child_counts>, info_msg<down>, info_msg<detail::restart_dynamic_again>>;
+
+/// How long the functions below wait for a supervisor by default: as OTP's supervisor calls,
+/// for ever (a start runs the child's init, a stop waits its shutdown time).
+inline constexpr std::chrono::nanoseconds supervisor_timeout = std::chrono::nanoseconds::max();
 
 // What follows is templated on the supervisor's implementation only so that a program that
 // never starts a supervisor does not compile one.
 
 /// Starts a supervisor: its children start in order (if one fails, those started are stopped
 /// and the supervisor does not start). Flags with an intensity below 0 or a period not above 0
-/// are refused (errc::bad_flags), as OTP refuses them.
+/// are refused (errc::bad_flags), and children with an id given twice, no start function, or
+/// significant but permanent or under auto_shutdown never (errc::bad_child_spec), as OTP
+/// refuses them.
 template <class Implementation = detail::supervisor_implementation<>>
 result<server_ref<supervisor_interface>> start_supervisor(supervisor_flags flags, std::vector<child_spec> children,
                                                           start_options options = {});
 
-/// A supervisor as a child of another.
+/// A supervisor as a child of another (its type: supervisor).
 template <class Implementation = detail::supervisor_implementation<>>
 child_spec supervisor_child(std::string id, supervisor_flags flags, std::vector<child_spec> children,
                             restart restart_type = restart::permanent);
+
+// -- a running supervisor's children --
+// Each is a call to the supervisor, answered between its other messages: what it answers
+// follows every child exit it handled before.
+
+/// Adds a child at the end of the order and starts it (OTP's start_child): it is then
+/// restarted, and stopped, as those given at the start. Fails with errc::already_started if a
+/// running child has the id, errc::already_present if a stopped one has it, errc::bad_child_spec
+/// for a spec refused at the start too, or the child's own start error (the spec is then
+/// forgotten).
+template <class = void>
+result<any_server> start_child(const server_ref<supervisor_interface>& supervisor, child_spec spec,
+                               std::chrono::nanoseconds timeout = supervisor_timeout);
+
+/// Stops child `id` (within its shutdown time) and keeps its spec, not restarted until
+/// restart_child (a temporary child's spec is forgotten). errc::not_found if no child has the id;
+/// a child that is not running is left so, and this succeeds.
+template <class = void>
+result<void> terminate_child(const server_ref<supervisor_interface>& supervisor, const std::string& id,
+                             std::chrono::nanoseconds timeout = supervisor_timeout);
+
+/// Starts the stopped child `id` again from its spec. errc::child_running if it runs,
+/// errc::not_found if no child has the id, or the child's start error (the spec is kept).
+template <class = void>
+result<any_server> restart_child(const server_ref<supervisor_interface>& supervisor, const std::string& id,
+                                 std::chrono::nanoseconds timeout = supervisor_timeout);
+
+/// Forgets the stopped child `id`. errc::child_running if it runs, errc::not_found if no child has it.
+template <class = void>
+result<void> delete_child(const server_ref<supervisor_interface>& supervisor, const std::string& id,
+                          std::chrono::nanoseconds timeout = supervisor_timeout);
+
+/// How many children it has, running, supervisors and workers.
+template <class = void>
+result<child_counts> count_children(const server_ref<supervisor_interface>& supervisor,
+                                    std::chrono::nanoseconds timeout = supervisor_timeout);
+
+/// Child `id`'s spec. errc::not_found if no child has the id.
+template <class = void>
+result<child_spec> get_childspec(const server_ref<supervisor_interface>& supervisor, const std::string& id,
+                                 std::chrono::nanoseconds timeout = supervisor_timeout);
+
+// -- dynamic supervisors --
+
+/// A dynamic supervisor's flags (Elixir's DynamicSupervisor options, and its defaults).
+struct dynamic_supervisor_flags {
+  int intensity = 3;                          ///< at most this many restarts (0 or more) ...
+  std::chrono::milliseconds period{5000};     ///< ... in this period (more than 0), else it gives up
+  std::optional<std::size_t> max_children{};  ///< at most this many children at once (none: no limit)
+};
+
+/// Starts a dynamic supervisor (Elixir's DynamicSupervisor, OTP's simple_one_for_one): no
+/// children at first; each child started by start_child is independent of the others
+/// (one_for_one), restarted by its restart type, and forgotten once it ends for good (a
+/// temporary child, a transient one ending normally); stopping the supervisor stops them, last
+/// started first. Starting and stopping a child costs the same with 10 children or 100,000.
+/// Flags refused as start_supervisor refuses them: errc::bad_flags.
+template <class Implementation = detail::dynamic_supervisor_implementation<>>
+result<server_ref<dynamic_supervisor_interface>> start_dynamic_supervisor(dynamic_supervisor_flags flags = {},
+                                                                          start_options options = {});
+
+/// A dynamic supervisor as a child of another (its type: supervisor).
+template <class Implementation = detail::dynamic_supervisor_implementation<>>
+child_spec dynamic_supervisor_child(std::string id, dynamic_supervisor_flags flags = {},
+                                    restart restart_type = restart::permanent);
+
+/// Starts a child (its id may be empty: children are known by their server) and returns its
+/// server. Fails with errc::max_children when it has max_children children already,
+/// errc::bad_child_spec for a significant child (a dynamic supervisor has no auto_shutdown) or
+/// one without a start function, or the child's own start error.
+template <class = void>
+result<any_server> start_child(const server_ref<dynamic_supervisor_interface>& supervisor, child_spec spec,
+                               std::chrono::nanoseconds timeout = supervisor_timeout);
+
+/// Stops the child running as `child` (within its shutdown time) and forgets it.
+/// errc::not_found if it is none of this supervisor's children.
+template <class = void>
+result<void> terminate_child(const server_ref<dynamic_supervisor_interface>& supervisor, const any_server& child,
+                             std::chrono::nanoseconds timeout = supervisor_timeout);
+
+/// How many children it has (specs: all; active: those not waiting for a restart).
+template <class = void>
+result<child_counts> count_children(const server_ref<dynamic_supervisor_interface>& supervisor,
+                                    std::chrono::nanoseconds timeout = supervisor_timeout);
 
 // -- applications --
 
@@ -8361,12 +9918,18 @@ using application = basic_application<>;
 
 // ---- hotswap/impl/supervisors.hpp ----
 // The bodies of <hotswap/supervisors.hpp> (its declarations, documented, are there): the
-// supervisor's own implementation (its state, its restarts) and starting one. Included by
-// supervisors.hpp only.
+// supervisors' own implementations (their state, their restarts), starting one, and the
+// requests about their children. Included by supervisors.hpp only.
 
+#include <cstddef>
+#include <cstdint>
+#include <iterator>
+#include <list>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -8377,11 +9940,118 @@ namespace hotswap {
 
 namespace detail {
 /// Why flags are refused, as OTP refuses them (bad_intensity, bad_period); empty if they are not.
-inline std::string refuse_flags(const supervisor_flags& flags) {
-  if (flags.intensity < 0) return "the intensity must be 0 or more, not " + std::to_string(flags.intensity);
-  if (flags.period.count() <= 0)
-    return "the period must be more than 0, not " + std::to_string(flags.period.count()) + " ms";
+inline std::string refuse_flags(int intensity, std::chrono::milliseconds period) {
+  if (intensity < 0) return "the intensity must be 0 or more, not " + std::to_string(intensity);
+  if (period.count() <= 0) return "the period must be more than 0, not " + std::to_string(period.count()) + " ms";
   return {};
+}
+
+/// `child counter`, or `the child` for one without an id (a dynamic supervisor's).
+inline std::string child_named(const std::string& id) {
+  return id.empty() ? "the child" : "child " + id;
+}
+
+/// Why a child spec is refused, as OTP refuses it; empty if it is not.
+inline std::string refuse_child(const child_spec& spec, auto_shutdown mode) {
+  if (!spec.start) return child_named(spec.id) + " has no start function";
+  if (spec.significant && spec.restart == restart::permanent)
+    return child_named(spec.id) +
+           " is significant and permanent: only a transient or temporary child may be significant";
+  if (spec.significant && mode == auto_shutdown::never)
+    return child_named(spec.id) + " is significant, under a supervisor whose auto_shutdown is never";
+  return {};
+}
+
+/// Why a supervisor's children are refused; empty if they are not.
+inline std::string refuse_children(const supervisor_flags& flags, const std::vector<child_spec>& children) {
+  std::unordered_set<std::string> ids;
+  for (const auto& child : children) {
+    if (std::string refused = refuse_child(child, flags.auto_shutdown); !refused.empty()) return refused;
+    if (!ids.insert(child.id).second) return "child id " + child.id + " is given twice";
+  }
+  return {};
+}
+
+/// Runs a child's start function; one that throws fails as an init that throws does, and the
+/// supervisor lives on (OTP catches it too).
+template <class = void>
+result<any_server> start_of(const child_spec& spec) {
+  try {
+    return start_supervised(spec.start);
+  } catch (const std::exception& thrown) {
+    return error{errc::init_failed, thrown.what()};
+  } catch (...) {
+    return error{errc::init_failed, "an unknown exception"};
+  }
+}
+
+/// The one place a supervisor watches a child: a monitor, as any server's (OTP's supervisors
+/// link instead; a supervisor here stops its children in its terminate). Its down comes also if
+/// the child has ended already; it goes with the child, or with the supervisor.
+template <class Interface>
+void watch_child(const server_ref<Interface>& supervisor, const any_server& child) {
+  hotswap::monitor(supervisor, child);
+}
+
+/// A supervisor or progress report, from the supervisor's handler.
+template <class = void>
+void tell_from_supervisor(report::kind about, const std::string& what) {
+  server_core* self = current_server();
+  write_report(
+      {about, self ? self->id : 0, "supervisor report: " + (self ? self->label() : "a supervisor") + ": " + what});
+}
+
+/// Stops a child, within its shutdown time, else abandons it (brutal_kill: at once); its exit,
+/// told to the supervisor later, finds no child running as it and is let go.
+template <class = void>
+void stop_child(const any_server& child, std::chrono::milliseconds shutdown) {
+  if (shutdown > std::chrono::milliseconds::zero()) {
+    const auto stopped = control<void>(child, shutdown, [](server_core& core) -> result<void> {
+      end_server(core, {exit_kind::shutdown, "stopped by its supervisor"});
+      return {};
+    });
+    if (stopped || stopped.error().code != errc::timeout) return;
+  }
+  const std::string why =
+      shutdown > std::chrono::milliseconds::zero()
+          ? "killed: it did not stop within its shutdown time of " + std::to_string(shutdown.count()) + " ms"
+          : "killed (brutal_kill)";
+  if (abandon(*child.core(), {exit_kind::shutdown, why}))
+    tell_from_supervisor(report::kind::supervisor,
+                         fmt::format("{} {}; abandoned: its state goes when its handler returns, without its terminate",
+                                     child.core()->label(), why));
+}
+
+template <class = void>
+std::string describe_exit(const exit_reason& reason) {
+  return std::string(hotswap::to_string(reason.kind)) +
+         (reason.what.empty() ? "" : " (" + visible(reason.what, false, 512) + ")");
+}
+
+/// Counts a restart of `child` (as reports name it); more than `intensity` within `period` and
+/// the supervisor gives up: the handler throws, the supervisor crashes (its terminate stops its
+/// children) and its own supervisor decides what follows.
+template <class = void>
+void count_restart(std::vector<std::chrono::steady_clock::time_point>& restarts, int intensity,
+                   std::chrono::milliseconds period, const std::string& child) {
+  const auto now = std::chrono::steady_clock::now();
+  restarts.push_back(now);
+  const auto recent = std::find_if(restarts.begin(), restarts.end(), [&](auto at) { return now - at <= period; });
+  restarts.erase(restarts.begin(), recent);
+  if (static_cast<int>(restarts.size()) > intensity) {
+    tell_from_supervisor(report::kind::supervisor,
+                         fmt::format("gave up: more than {} restarts in {} ms ({} ended once too often); it stops its "
+                                     "children and ends",
+                                     intensity, period.count(), visible(child, false)));
+    throw std::runtime_error("reached the maximum restart intensity (" + child + " ended once too often)");
+  }
+}
+
+/// A call's answer that is itself a result, as one result.
+template <class T>
+result<T> answer_of(result<result<T>> reply) {
+  if (!reply) return reply.error();
+  return std::move(*reply);
 }
 
 struct supervisor_spec {
@@ -8395,6 +10065,7 @@ struct supervisor_state {
     any_server server;
     int restarts = 0;
     std::optional<exit_reason> last_exit = {};
+    bool restarting = false;  // a restart failed and is tried again (restart_again)
   };
   supervisor_flags flags;
   std::vector<running_child> children;
@@ -8426,13 +10097,83 @@ struct supervisor_implementation {
 
   static std::vector<child_info> handle_call(const which_children&, state& s) {
     std::vector<child_info> out;
+    out.reserve(s.children.size());
     for (const auto& child : s.children)
-      out.push_back(
-          {child.spec.id, child.server.alive() ? child.server : any_server{}, child.restarts, child.last_exit});
+      out.push_back({child.spec.id, child.server.alive() ? child.server : any_server{}, child.restarts, child.last_exit,
+                     child.spec.type});
     return out;
   }
 
-  static void handle_info(const child_exited& exited, state& s) {
+  static result<any_server> handle_call(const start_child_request& request, state& s) {
+    const child_spec& spec = request.spec;
+    if (std::string refused = refuse_child(spec, s.flags.auto_shutdown); !refused.empty())
+      return error{errc::bad_child_spec, std::move(refused)};
+    if (const auto at = find_id(s, spec.id)) {
+      const any_server& taken = s.children[*at].server;
+      if (taken)
+        return error{errc::already_started,
+                     "child " + spec.id + " already runs, as server " + std::to_string(taken.id())};
+      return error{errc::already_present,
+                   "child " + spec.id + " is present, stopped: restart_child or delete_child it"};
+    }
+    s.children.push_back({spec, {}});
+    if (const auto failed = try_start_children(s, s.children.size() - 1, s.children.size())) {
+      s.children.pop_back();
+      return error{failed->failure.code, "child " + spec.id + " did not start: " + failed->failure.what};
+    }
+    return s.children.back().server;
+  }
+
+  static result<void> handle_call(const terminate_child_request& request, state& s) {
+    const auto at = find_id(s, request.id);
+    if (!at) return not_found(request.id);
+    state::running_child& child = s.children[*at];
+    child.restarting = false;
+    const any_server stopping = std::exchange(child.server, {});
+    const std::chrono::milliseconds shutdown = child.spec.shutdown;
+    if (child.spec.restart == restart::temporary)  // OTP forgets a temporary child's spec once it ends
+      s.children.erase(s.children.begin() + static_cast<std::ptrdiff_t>(*at));
+    if (stopping) stop_child(stopping, shutdown);
+    return {};
+  }
+
+  static result<any_server> handle_call(const restart_child_request& request, state& s) {
+    const auto at = find_id(s, request.id);
+    if (!at) return not_found(request.id);
+    if (const any_server& running = s.children[*at].server)
+      return error{errc::child_running, "child " + request.id + " runs, as server " + std::to_string(running.id()) +
+                                            ": terminate_child first"};
+    if (const auto failed = try_start_children(s, *at, *at + 1))
+      return error{failed->failure.code, "child " + request.id + " did not start: " + failed->failure.what};
+    return s.children[*at].server;
+  }
+
+  static result<void> handle_call(const delete_child_request& request, state& s) {
+    const auto at = find_id(s, request.id);
+    if (!at) return not_found(request.id);
+    if (const any_server& running = s.children[*at].server)
+      return error{errc::child_running, "child " + request.id + " runs, as server " + std::to_string(running.id()) +
+                                            ": terminate_child first"};
+    s.children.erase(s.children.begin() + static_cast<std::ptrdiff_t>(*at));
+    return {};
+  }
+
+  static child_counts handle_call(const count_children_request&, state& s) {
+    child_counts counts{s.children.size(), 0, 0, 0};
+    for (const auto& child : s.children) {
+      if (child.server.alive()) ++counts.active;
+      ++(child.spec.type == child_type::supervisor ? counts.supervisors : counts.workers);
+    }
+    return counts;
+  }
+
+  static result<child_spec> handle_call(const get_childspec_request& request, state& s) {
+    const auto at = find_id(s, request.id);
+    if (!at) return not_found(request.id);
+    return s.children[*at].spec;
+  }
+
+  static void handle_info(const hotswap::down& exited, state& s) {
     std::size_t at = 0;
     while (at < s.children.size() && s.children[at].server.id() != exited.server) ++at;
     if (at == s.children.size()) return;  // one we stopped ourselves
@@ -8442,74 +10183,79 @@ struct supervisor_implementation {
     const restart type = ended.spec.restart;
     const bool restarted =
         type == restart::permanent || (type == restart::transient && exited.reason.kind == exit_kind::crashed);
-    tell(report::kind::supervisor, fmt::format("child {} (server {}) ended: {}; {}", visible(ended.spec.id, false),
-                                               exited.server, describe(exited.reason),
-                                               restarted                    ? "restarting it"
-                                               : type == restart::temporary ? "not restarted (temporary)"
-                                                                            : "not restarted (transient)"));
+    // OTP 24: a significant child that ended by itself, not restarted, may end the supervisor.
+    const bool shuts_down = !restarted && ended.spec.significant && auto_shutdown_now(s, at);
+    tell_from_supervisor(
+        report::kind::supervisor,
+        fmt::format("child {} (server {}) ended: {}; {}{}", visible(ended.spec.id, false), exited.server,
+                    describe_exit(exited.reason),
+                    restarted                    ? "restarting it"
+                    : type == restart::temporary ? "not restarted (temporary)"
+                                                 : "not restarted (transient)",
+                    shuts_down
+                        ? fmt::format("; it was significant: the supervisor shuts down (auto_shutdown {})",
+                                      s.flags.auto_shutdown == auto_shutdown::any_significant ? "any_significant"
+                                                                                              : "all_significant")
+                        : ""));
+    if (shuts_down)
+      end_later(*s.self.core(), {exit_kind::shutdown, "auto_shutdown: significant child " + ended.spec.id + " ended"});
     if (type == restart::temporary) {
       s.children.erase(s.children.begin() + static_cast<std::ptrdiff_t>(at));
       return;
     }
     if (!restarted) return;
-    count_restart(s, ended.spec.id);
+    count_restart(s.restarts, s.flags.intensity, s.flags.period, "child " + ended.spec.id);
     restart_from(s, at);
   }
 
   static void handle_info(const restart_again& again, state& s) {
-    if (again.child >= s.children.size() || s.children[again.child].server.alive()) return;
-    count_restart(s, s.children[again.child].spec.id);
-    restart_from(s, again.child);
+    const auto at = find_id(s, again.id);
+    if (!at || !s.children[*at].restarting || s.children[*at].server) return;  // started or stopped meanwhile
+    count_restart(s.restarts, s.flags.intensity, s.flags.period, "child " + again.id);
+    restart_from(s, *at);
   }
 
   static void terminate(const exit_reason&, state& s) { stop_children(s, 0); }
 
  private:
-  /// A supervisor or progress report, from the supervisor's handler.
-  static void tell(report::kind about, const std::string& what) {
-    server_core* self = current_server();
-    write_report(
-        {about, self ? self->id : 0, "supervisor report: " + (self ? self->label() : "a supervisor") + ": " + what});
+  static std::optional<std::size_t> find_id(const state& s, const std::string& id) {
+    for (std::size_t at = 0; at < s.children.size(); ++at)
+      if (s.children[at].spec.id == id) return at;
+    return std::nullopt;
   }
-  static std::string describe(const exit_reason& reason) {
-    return std::string(hotswap::to_string(reason.kind)) +
-           (reason.what.empty() ? "" : " (" + visible(reason.what, false, 512) + ")");
-  }
+  static error not_found(const std::string& id) { return {errc::not_found, "no child has the id " + id}; }
 
-  static void count_restart(state& s, const std::string& id) {
-    const auto now = std::chrono::steady_clock::now();
-    s.restarts.push_back(now);
-    const auto recent =
-        std::find_if(s.restarts.begin(), s.restarts.end(), [&](auto at) { return now - at <= s.flags.period; });
-    s.restarts.erase(s.restarts.begin(), recent);
-    if (static_cast<int>(s.restarts.size()) > s.flags.intensity) {
-      tell(report::kind::supervisor,
-           fmt::format("gave up: more than {} restarts in {} ms (child {} ended once too often); it stops its children "
-                       "and ends",
-                       s.flags.intensity, s.flags.period.count(), visible(id, false)));
-      throw std::runtime_error("reached the maximum restart intensity (child " + id + " ended once too often)");
-    }
+  /// Whether the end of significant child `at` ends the supervisor now: any_significant, or
+  /// all_significant and no other significant child runs (or waits for a restart).
+  static bool auto_shutdown_now(const state& s, std::size_t at) {
+    if (s.flags.auto_shutdown != auto_shutdown::all_significant) return s.flags.auto_shutdown != auto_shutdown::never;
+    for (std::size_t i = 0; i < s.children.size(); ++i)
+      if (i != at && s.children[i].spec.significant && (s.children[i].server || s.children[i].restarting)) return false;
+    return true;
   }
 
   /// Restarts child `at` as the strategy says; if one of them cannot start, those this restart
-  /// started are stopped again and it is tried again later, counting as another restart.
+  /// started are stopped again and the whole restart is tried again later (from `at`: with
+  /// rest_for_one, from the child that failed would leave those before it stopped), counting
+  /// as another restart.
   static void restart_from(state& s, std::size_t at) {
     const std::size_t first = s.flags.strategy == strategy::one_for_all ? 0 : at;
     const std::size_t last = s.flags.strategy == strategy::one_for_one ? at + 1 : s.children.size();
     if (s.flags.strategy != strategy::one_for_one) stop_children(s, first);
     for (std::size_t i = first; i < std::min(last, s.children.size()); ++i) ++s.children[i].restarts;
     if (const auto failed = try_start_children(s, first, last)) {
-      tell(report::kind::supervisor,
-           fmt::format("child {} did not start: {}; trying again", visible(s.children[failed->child].spec.id, false),
-                       visible(failed->why, false, 512)));
+      tell_from_supervisor(report::kind::supervisor, fmt::format("child {} did not start: {}; trying again",
+                                                                 visible(s.children[failed->child].spec.id, false),
+                                                                 visible(failed->failure.what, false, 512)));
       if (s.flags.strategy != strategy::one_for_one) stop_children(s, first);
-      hotswap::send(s.self, restart_again{failed->child});
+      s.children[at].restarting = true;
+      hotswap::send(s.self, restart_again{s.children[at].spec.id});
     }
   }
 
   struct start_failure {
     std::size_t child;
-    std::string why;
+    error failure;
   };
 
   /// Starts the children in [from, to) that do not run, in order, up to the first that cannot.
@@ -8517,14 +10263,13 @@ struct supervisor_implementation {
     for (std::size_t i = from; i < std::min(to, s.children.size()); ++i) {
       state::running_child& child = s.children[i];
       if (child.server.alive()) continue;
-      auto started = child.spec.start();
-      if (!started) return start_failure{i, std::move(started.error().what)};
+      auto started = start_of(child.spec);
+      if (!started) return start_failure{i, std::move(started.error())};
       child.server = std::move(*started);
-      tell(report::kind::progress,
-           fmt::format("started child {} as server {}", visible(child.spec.id, false), child.server.id()));
-      monitor(*child.server.core(), [self = s.self](std::uint64_t id, const exit_reason& reason) {
-        hotswap::send(self, child_exited{id, reason});
-      });
+      child.restarting = false;
+      tell_from_supervisor(report::kind::progress, fmt::format("started child {} as server {}",
+                                                               visible(child.spec.id, false), child.server.id()));
+      watch_child(s.self, child.server);
     }
     return std::nullopt;
   }
@@ -8532,19 +10277,158 @@ struct supervisor_implementation {
   /// At init: every child, in order, or an error naming the one that could not start.
   static void start_children(state& s, std::size_t from) {
     if (const auto failed = try_start_children(s, from, s.children.size()))
-      throw std::runtime_error("child " + s.children[failed->child].spec.id + " did not start: " + failed->why);
+      throw std::runtime_error("child " + s.children[failed->child].spec.id +
+                               " did not start: " + failed->failure.what);
   }
 
   static void stop_children(state& s, std::size_t from) {
     for (std::size_t i = s.children.size(); i-- > from;) {
       state::running_child& child = s.children[i];
-      if (!child.server) continue;
-      any_server stopping = std::exchange(child.server, {});
-      (void)control<void>(stopping, child.spec.shutdown, [](server_core& core) -> result<void> {
-        end_server(core, {exit_kind::shutdown, "stopped by its supervisor"});
-        return {};
-      });
+      if (child.server) stop_child(std::exchange(child.server, {}), child.spec.shutdown);
     }
+  }
+};
+
+struct dynamic_supervisor_state {
+  struct child {
+    child_spec spec;
+    any_server server;      // empty while it waits for a restart
+    std::uint64_t key = 0;  // the server it runs, or last ran while it waits: its key in by_server
+    int restarts = 0;
+    std::optional<exit_reason> last_exit = {};
+    bool waiting = false;  // for a restart that failed (restart_dynamic_again)
+  };
+  dynamic_supervisor_flags flags;
+  std::list<child> children;  // in start order (a restart keeps a child's place)
+  std::unordered_map<std::uint64_t, std::list<child>::iterator> by_server;
+  std::vector<std::chrono::steady_clock::time_point> restarts;  // at most intensity + 1, oldest first
+  std::size_t supervisors = 0;                                  // children of type supervisor
+  std::size_t waiting = 0;                                      // children waiting for a restart
+  server_ref<dynamic_supervisor_interface> self;
+};
+
+/// The dynamic supervisor's own implementation: children are found by their server in a hash
+/// map and kept in start order in a list, so that starting or stopping one is the same work
+/// however many there are. As OTP's simple_one_for_one, a child's start makes no progress
+/// report, and its end a supervisor report only when it crashed or was permanent.
+template <class>
+struct dynamic_supervisor_implementation {
+  using interface = dynamic_supervisor_interface;
+  static constexpr int vsn = 1;
+  using state = dynamic_supervisor_state;
+  using child = state::child;
+
+  static state init(const dynamic_supervisor_flags& flags) {
+    state s{flags, {}, {}, {}, 0, 0, hotswap::self<dynamic_supervisor_interface>()};
+    return s;
+  }
+
+  static std::vector<child_info> handle_call(const which_children&, state& s) {
+    std::vector<child_info> out;
+    out.reserve(s.children.size());
+    for (const auto& one : s.children)
+      out.push_back(
+          {one.spec.id, one.server.alive() ? one.server : any_server{}, one.restarts, one.last_exit, one.spec.type});
+    return out;
+  }
+
+  static result<any_server> handle_call(const start_child_request& request, state& s) {
+    if (std::string refused = refuse_child(request.spec, auto_shutdown::never); !refused.empty())
+      return error{errc::bad_child_spec, std::move(refused) + " (a dynamic supervisor has no auto_shutdown)"};
+    if (s.flags.max_children && s.children.size() >= *s.flags.max_children)
+      return error{errc::max_children, "the dynamic supervisor has its " + std::to_string(*s.flags.max_children) +
+                                           " children (max_children)"};
+    auto started = start_of(request.spec);
+    if (!started) return started.error();
+    child& added = s.children.emplace_back(child{request.spec, std::move(*started)});
+    added.key = added.server.id();
+    s.by_server.emplace(added.key, std::prev(s.children.end()));
+    if (added.spec.type == child_type::supervisor) ++s.supervisors;
+    watch_child(s.self, added.server);
+    return added.server;
+  }
+
+  static result<void> handle_call(const terminate_server_request& request, state& s) {
+    const auto found = s.by_server.find(request.server);
+    if (found == s.by_server.end())
+      return error{errc::not_found, "server " + std::to_string(request.server) + " is no child of this supervisor"};
+    const auto one = found->second;
+    const any_server stopping = std::move(one->server);
+    const std::chrono::milliseconds shutdown = one->spec.shutdown;
+    forget(s, one);
+    if (stopping) stop_child(stopping, shutdown);
+    return {};
+  }
+
+  static child_counts handle_call(const count_children_request&, state& s) {
+    return {s.children.size(), s.children.size() - s.waiting, s.supervisors, s.children.size() - s.supervisors};
+  }
+
+  static void handle_info(const hotswap::down& exited, state& s) {
+    const auto found = s.by_server.find(exited.server);
+    if (found == s.by_server.end() || found->second->server.id() != exited.server) return;  // stopped by us
+    const auto one = found->second;
+    one->server = {};
+    one->last_exit = exited.reason;
+    const restart type = one->spec.restart;
+    const bool crashed = exited.reason.kind == exit_kind::crashed;
+    const bool restarted = type == restart::permanent || (type == restart::transient && crashed);
+    if (crashed || type == restart::permanent)
+      tell_from_supervisor(report::kind::supervisor,
+                           fmt::format("child server {} ended: {}; {}", exited.server, describe_exit(exited.reason),
+                                       restarted                    ? "restarting it"
+                                       : type == restart::temporary ? "not restarted (temporary)"
+                                                                    : "not restarted (transient)"));
+    if (!restarted) {
+      forget(s, one);
+      return;
+    }
+    count_restart(s.restarts, s.flags.intensity, s.flags.period, "child server " + std::to_string(exited.server));
+    start_again(s, one);
+  }
+
+  static void handle_info(const restart_dynamic_again& again, state& s) {
+    const auto found = s.by_server.find(again.server);
+    if (found == s.by_server.end() || found->second->server) return;  // stopped meanwhile
+    count_restart(s.restarts, s.flags.intensity, s.flags.period, "child server " + std::to_string(again.server));
+    start_again(s, found->second);
+  }
+
+  /// Stops every child, last started first.
+  static void terminate(const exit_reason&, state& s) {
+    for (auto one = s.children.rbegin(); one != s.children.rend(); ++one)
+      if (one->server) stop_child(std::exchange(one->server, {}), one->spec.shutdown);
+  }
+
+ private:
+  using place = std::list<child>::iterator;
+
+  static void forget(state& s, place one) {
+    if (one->spec.type == child_type::supervisor) --s.supervisors;
+    if (one->waiting) --s.waiting;
+    s.by_server.erase(one->key);
+    s.children.erase(one);
+  }
+
+  /// Starts the child again; if it cannot start, tried again later, counting as another restart.
+  static void start_again(state& s, place one) {
+    ++one->restarts;
+    auto started = start_of(one->spec);
+    if (!started) {
+      tell_from_supervisor(report::kind::supervisor,
+                           fmt::format("child server {} did not start again: {}; trying again", one->key,
+                                       visible(started.error().what, false, 512)));
+      if (!std::exchange(one->waiting, true)) ++s.waiting;
+      hotswap::send(s.self, restart_dynamic_again{one->key});
+      return;
+    }
+    if (std::exchange(one->waiting, false)) --s.waiting;
+    one->server = std::move(*started);
+    auto entry = s.by_server.extract(one->key);  // known by its new server from now on
+    one->key = one->server.id();
+    entry.key() = one->key;
+    s.by_server.insert(std::move(entry));
+    watch_child(s.self, one->server);
   }
 };
 }  // namespace detail
@@ -8552,7 +10436,10 @@ struct supervisor_implementation {
 template <class Implementation>
 result<server_ref<supervisor_interface>> start_supervisor(supervisor_flags flags, std::vector<child_spec> children,
                                                           start_options options) {
-  if (std::string refused = detail::refuse_flags(flags); !refused.empty()) return error{errc::bad_flags, refused};
+  if (std::string refused = detail::refuse_flags(flags.intensity, flags.period); !refused.empty())
+    return error{errc::bad_flags, refused};
+  if (std::string refused = detail::refuse_children(flags, children); !refused.empty())
+    return error{errc::bad_child_spec, refused};
   return start<Implementation>(detail::supervisor_spec{flags, std::move(children)}, std::move(options));
 }
 
@@ -8565,7 +10452,81 @@ child_spec supervisor_child(std::string id, supervisor_flags flags, std::vector<
             if (!started) return started.error();
             return any_server(std::move(*started));
           },
-          restart_type};
+          restart_type, infinity, child_type::supervisor};
+}
+
+template <class>
+result<any_server> start_child(const server_ref<supervisor_interface>& supervisor, child_spec spec,
+                               std::chrono::nanoseconds timeout) {
+  return detail::answer_of(call(supervisor, start_child_request{std::move(spec)}, timeout));
+}
+
+template <class>
+result<void> terminate_child(const server_ref<supervisor_interface>& supervisor, const std::string& id,
+                             std::chrono::nanoseconds timeout) {
+  return detail::answer_of(call(supervisor, terminate_child_request{id}, timeout));
+}
+
+template <class>
+result<any_server> restart_child(const server_ref<supervisor_interface>& supervisor, const std::string& id,
+                                 std::chrono::nanoseconds timeout) {
+  return detail::answer_of(call(supervisor, restart_child_request{id}, timeout));
+}
+
+template <class>
+result<void> delete_child(const server_ref<supervisor_interface>& supervisor, const std::string& id,
+                          std::chrono::nanoseconds timeout) {
+  return detail::answer_of(call(supervisor, delete_child_request{id}, timeout));
+}
+
+template <class>
+result<child_counts> count_children(const server_ref<supervisor_interface>& supervisor,
+                                    std::chrono::nanoseconds timeout) {
+  return call(supervisor, count_children_request{}, timeout);
+}
+
+template <class>
+result<child_spec> get_childspec(const server_ref<supervisor_interface>& supervisor, const std::string& id,
+                                 std::chrono::nanoseconds timeout) {
+  return detail::answer_of(call(supervisor, get_childspec_request{id}, timeout));
+}
+
+template <class Implementation>
+result<server_ref<dynamic_supervisor_interface>> start_dynamic_supervisor(dynamic_supervisor_flags flags,
+                                                                          start_options options) {
+  if (std::string refused = detail::refuse_flags(flags.intensity, flags.period); !refused.empty())
+    return error{errc::bad_flags, refused};
+  return start<Implementation>(flags, std::move(options));
+}
+
+template <class Implementation>
+child_spec dynamic_supervisor_child(std::string id, dynamic_supervisor_flags flags, restart restart_type) {
+  return {std::move(id),
+          [flags]() -> result<any_server> {
+            auto started = start_dynamic_supervisor<Implementation>(flags);
+            if (!started) return started.error();
+            return any_server(std::move(*started));
+          },
+          restart_type, infinity, child_type::supervisor};
+}
+
+template <class>
+result<any_server> start_child(const server_ref<dynamic_supervisor_interface>& supervisor, child_spec spec,
+                               std::chrono::nanoseconds timeout) {
+  return detail::answer_of(call(supervisor, start_child_request{std::move(spec)}, timeout));
+}
+
+template <class>
+result<void> terminate_child(const server_ref<dynamic_supervisor_interface>& supervisor, const any_server& child,
+                             std::chrono::nanoseconds timeout) {
+  if (!child) return error{errc::not_found, "an empty server handle"};
+  return detail::answer_of(call(supervisor, terminate_server_request{child.id()}, timeout));
+}
+
+template <class>
+result<child_counts> count_children(const server_ref<dynamic_supervisor_interface>& supervisor,
+                                    std::chrono::nanoseconds timeout) {
+  return call(supervisor, count_children_request{}, timeout);
 }
 
 }  // namespace hotswap

@@ -893,6 +893,7 @@ class basic_release_handler {
   ~basic_release_handler() {
     grace_->stop();
     guard_probation(false);
+    unwatch_grace();
   }
 
   /// Loads the modules of the release in `manifest` (a program's first release), which becomes
@@ -1012,8 +1013,10 @@ class basic_release_handler {
   release_plan move_late_servers(const release_plan& plan, const upgrade_options& options, upgrade_report& report);
 
   /// The grace period `generation` watches the servers the plan moved: a crash of any rolls the
-  /// release back (the monitors outlive the period, and then do nothing), and each is guarded.
+  /// release back, and each is guarded. The monitors of the period before are taken off.
   void watch_grace(const release_plan& plan, std::uint64_t generation);
+  /// Takes the grace period's monitors off its servers.
+  void unwatch_grace();
   /// The guards of the servers the plan moves from a version before: a handler of the new code
   /// that throws puts its server back there, and has the release rolled back.
   std::vector<std::pair<any_server, detail::probation_guard>> probation_guards(const release_plan& plan,
@@ -1040,6 +1043,7 @@ class basic_release_handler {
   struct probation {
     std::vector<std::string> modules;
     std::vector<std::pair<any_server, detail::probation_guard>> servers;
+    std::vector<monitor_ref> monitors;  // on the servers the grace period watches
   } probation_;
   std::shared_ptr<detail::grace_watch> grace_ = std::make_shared<detail::grace_watch>(
       [this](std::uint64_t generation, const std::string& why) { roll_back_after_crash(generation, why); },
@@ -1847,16 +1851,22 @@ release_plan basic_release_handler<CodeServer>::move_late_servers(const release_
 template <class CodeServer>
 void basic_release_handler<CodeServer>::watch_grace(const release_plan& plan, std::uint64_t generation) {
   const std::weak_ptr<detail::grace_watch> watch = grace_;
+  unwatch_grace();
   for (const auto& change : plan.changes)
     for (const auto& server : change.servers)
-      detail::monitor(*server.server.core(),
-                      [watch, generation, label = server.label](std::uint64_t, const exit_reason& reason) {
-                        if (reason.kind != exit_kind::crashed) return;
-                        if (const auto alive = watch.lock())
-                          alive->crashed(generation, label + " crashed (" + reason.what + ")");
-                      });
+      probation_.monitors.push_back(
+          hotswap::monitor(server.server, [watch, generation, label = server.label](const down& ended) {
+            if (ended.reason.kind != exit_kind::crashed) return;
+            if (const auto alive = watch.lock())
+              alive->crashed(generation, label + " crashed (" + ended.reason.what + ")");
+          }));
   probation_.servers = probation_guards(plan, generation);  // with those the late move moved
   guard_probation(true);
+}
+
+template <class CodeServer>
+void basic_release_handler<CodeServer>::unwatch_grace() {
+  for (auto& monitor : std::exchange(probation_.monitors, {})) hotswap::demonitor(monitor);
 }
 
 template <class CodeServer>
@@ -1896,6 +1906,7 @@ void basic_release_handler<CodeServer>::end_probation(
     const std::vector<std::string>& still, const std::function<void(upgrade_stage, const std::string&)>& tell) {
   guard_probation(false);
   probation_.servers.clear();
+  unwatch_grace();
   for (const auto& module : std::exchange(probation_.modules, {})) {
     if (std::find(still.begin(), still.end(), module) != still.end()) continue;
     const module_ptr left = code_.old(module);

@@ -423,7 +423,7 @@ TEST_CASE("in a grace period a dry run is refused, and another upgrade ends the 
   hotswap::upgrade_options options;
   options.grace_period = std::chrono::hours(1);
   REQUIRE(shop.releases.upgrade(shop.manifest("2", {"counter_v2", "minimal_v2"}), options));
-  CHECK(monitors_on(shop.a) == 1);  // the grace period's
+  CHECK(monitors_on(shop.a) == 1);                                             // the grace period's
   const std::string three = shop.manifest("3", {"counter_v3", "minimal_v2"});  // counter vsn 3 refuses vsn 2
   const auto tried = shop.releases.dry_run(three);
   REQUIRE_FALSE(tried);
@@ -437,7 +437,7 @@ TEST_CASE("in a grace period a dry run is refused, and another upgrade ends the 
   CHECK(shop.code.current("counter")->vsn() == 2);  // release 2 runs on ...
   CHECK_FALSE(shop.code.old("counter"));            // ... its grace period over
   CHECK(shop.releases.which_releases()[1].status == hotswap::release_status::current);
-  CHECK(monitors_on(shop.a) == 0);  // the period's monitors went with it
+  CHECK(monitors_on(shop.a) == 0);          // the period's monitors went with it
   hotswap::send(shop.a, testing::Crash{});  // a crash is a crash now
   REQUIRE(testing::eventually([&] { return !shop.a.alive(); }));
   CHECK(shop.code.current("counter")->vsn() == 2);

@@ -41,8 +41,7 @@ struct WatcherV1 {
   static void handle_cast(const Forget&, state& s) { hotswap::demonitor(s.last); }
   static void handle_cast(const LinkTo& to, state&) { hotswap::link(hotswap::self<Watcher>(), to.server); }
   static void handle_info(const hotswap::down& d, state& s) {
-    s.heard.push_back("down " + std::to_string(d.monitor) + " " + std::to_string(d.server) + " " +
-                      describe(d.reason));
+    s.heard.push_back("down " + std::to_string(d.monitor) + " " + std::to_string(d.server) + " " + describe(d.reason));
   }
   static void handle_info(const hotswap::exit_signal& e, state& s) {
     s.heard.push_back("exit " + std::to_string(e.server) + " " + describe(e.reason));

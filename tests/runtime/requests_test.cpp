@@ -44,8 +44,7 @@ struct Desk {
   int generation = 2;
 };
 }  // namespace desk_v2
-using DeskSchema =
-    hotswap::schema<"Desk", hotswap::version<1, desk_v1::Desk>, hotswap::version<2, desk_v2::Desk>>;
+using DeskSchema = hotswap::schema<"Desk", hotswap::version<1, desk_v1::Desk>, hotswap::version<2, desk_v2::Desk>>;
 }  // namespace testing
 
 template <hotswap::listed_in<testing::DeskSchema> T>
@@ -116,8 +115,7 @@ struct RelayV1 {
 }  // namespace testing
 
 constexpr auto desk_description = hotswap::type_description<testing::desk_v1::Desk>;
-static_assert(desk_description ==
-              "Desk@1{waiting:vector<hotswap::reply_to<i64>>,said:vector<string>}");
+static_assert(desk_description == "Desk@1{waiting:vector<hotswap::reply_to<i64>>,said:vector<string>}");
 
 // -- deferred replies --
 
@@ -208,8 +206,7 @@ TEST_CASE("send_request: the reply is taken once; a timeout leaves it pending; a
   hotswap::cast(desk, Answer{4});
   REQUIRE(hotswap::stop(desk));
   CHECK(hotswap::send_request(desk, Ask{}).wait(60s).error().code == hotswap::errc::no_server);
-  CHECK(hotswap::send_request(hotswap::server_ref<Desk>{}, Ask{}).wait(60s).error().code ==
-        hotswap::errc::no_server);
+  CHECK(hotswap::send_request(hotswap::server_ref<Desk>{}, Ask{}).wait(60s).error().code == hotswap::errc::no_server);
 }
 
 TEST_CASE("a request set fans out to 100 servers and takes their replies as they come, or all in order") {

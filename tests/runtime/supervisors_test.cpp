@@ -688,7 +688,8 @@ struct TrackedCounter : counter_handlers<Tracked> {
 };
 }  // namespace testing
 
-TEST_CASE("a child that ignores its shutdown is abandoned: told ended at once, its state goes later without terminate") {
+TEST_CASE(
+    "a child that ignores its shutdown is abandoned: told ended at once, its state goes later without terminate") {
   tracked_states_destroyed = 0;
   hotswap::child_spec stuck = hotswap::child<TrackedCounter>("stuck", {.name = "stuck"});
   stuck.shutdown = std::chrono::milliseconds(50);
@@ -717,7 +718,7 @@ TEST_CASE("a child that ignores its shutdown is abandoned: told ended at once, i
   CHECK(reports[0].find("killed: it did not stop within its shutdown time of 50 ms; abandoned") != std::string::npos);
   held.open();
   REQUIRE(eventually([&] { return tracked_states_destroyed.load() == 1; }));  // its state went ...
-  CHECK(exits().take().empty());  // ... without its terminate
+  CHECK(exits().take().empty());                                              // ... without its terminate
   CHECK(downs.load() == 1);
   REQUIRE(hotswap::stop(sup));
 }

@@ -73,9 +73,10 @@ inline server_core& running_server(const server_core* expected, const char* what
 template <class Implementation, class Continue>
 void continue_with(Continue continuation) {
   using S = typename Implementation::state;
-  static_assert(requires(const Continue& c, S& s) { Implementation::handle_continue(c, s); },
-                "hotswap: continue_with<Implementation>(c) runs Implementation::handle_continue(const Continue&, "
-                "state&): write it");
+  static_assert(
+      requires(const Continue& c, S& s) { Implementation::handle_continue(c, s); },
+      "hotswap: continue_with<Implementation>(c) runs Implementation::handle_continue(const Continue&, "
+      "state&): write it");
   detail::server_core& server = detail::running_server(nullptr, "continue_with");
   if (server.table->state_fingerprint != detail::value_fingerprint<S>)
     throw std::logic_error("hotswap::continue_with: the running server's state is not this implementation's");

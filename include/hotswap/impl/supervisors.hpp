@@ -98,10 +98,10 @@ void stop_child(const any_server& child, std::chrono::milliseconds shutdown) {
     });
     if (stopped || stopped.error().code != errc::timeout) return;
   }
-  const std::string why = shutdown > std::chrono::milliseconds::zero()
-                              ? "killed: it did not stop within its shutdown time of " +
-                                    std::to_string(shutdown.count()) + " ms"
-                              : "killed (brutal_kill)";
+  const std::string why =
+      shutdown > std::chrono::milliseconds::zero()
+          ? "killed: it did not stop within its shutdown time of " + std::to_string(shutdown.count()) + " ms"
+          : "killed (brutal_kill)";
   if (abandon(*child.core(), {exit_kind::shutdown, why}))
     tell_from_supervisor(report::kind::supervisor,
                          fmt::format("{} {}; abandoned: its state goes when its handler returns, without its terminate",
@@ -284,8 +284,7 @@ struct supervisor_implementation {
                                                                                               : "all_significant")
                         : ""));
     if (shuts_down)
-      end_later(*s.self.core(),
-                             {exit_kind::shutdown, "auto_shutdown: significant child " + ended.spec.id + " ended"});
+      end_later(*s.self.core(), {exit_kind::shutdown, "auto_shutdown: significant child " + ended.spec.id + " ended"});
     if (type == restart::temporary) {
       s.children.erase(s.children.begin() + static_cast<std::ptrdiff_t>(at));
       return;

@@ -39,8 +39,8 @@ struct implementation_table {
   std::uint64_t state_fingerprint;
   std::string_view state_type;
   std::uint32_t message_count;
-  std::uint32_t down_index;  ///< the index of hotswap::down among its messages (message_count: not one)
-  std::uint32_t exit_index;  ///< and of hotswap::exit_signal
+  std::uint32_t down_index;    ///< the index of hotswap::down among its messages (message_count: not one)
+  std::uint32_t exit_index;    ///< and of hotswap::exit_signal
   const handler_fn* handlers;  ///< by message index in the interface
   const discard_fn* discards;  ///< by message index: drops a message undelivered
   const std::string_view* message_names;

@@ -133,12 +133,11 @@ std::string crash_report_text(server_core& server, const implementation_table& t
 template <class = void>
 void handler_failed(server_core& server, std::string_view handling, reply_slot_base* reply, outcome& result) noexcept {
   const implementation_table& table = *server.table;
-  if (server.trace)
-    server.trace({trace_event::failed, handling, server.id, std::string_view(result.what)});
+  if (server.trace) server.trace({trace_event::failed, handling, server.id, std::string_view(result.what)});
   std::string text;
   try {
     text = crash_report_text(server, table, handling, result);  // before the state goes
-  } catch (...) {                                                   // out of memory: no report
+  } catch (...) {                                               // out of memory: no report
   }
   if (auto guard = std::exchange(server.on_failure, nullptr); guard && guard(server, result.what)) {
     if (!text.empty()) try {

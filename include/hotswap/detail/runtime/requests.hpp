@@ -135,7 +135,7 @@ class request_box {
   /// The next answer to come (any request's), with its id; errc::timeout if none came in
   /// `timeout`; nullopt if none is pending.
   std::optional<std::pair<std::uint64_t, hotswap::result<Reply>>> take_any(std::chrono::nanoseconds timeout,
-                                                                          void (*before_parking)()) {
+                                                                           void (*before_parking)()) {
     return take([](std::uint64_t) { return true; }, timeout, before_parking);
   }
   /// The answer of request `id`; nullopt if it is not pending (other answers stay to be taken).
@@ -149,7 +149,7 @@ class request_box {
  private:
   template <class Wanted>
   std::optional<std::pair<std::uint64_t, hotswap::result<Reply>>> take(Wanted wanted, std::chrono::nanoseconds timeout,
-                                                                      void (*before_parking)()) {
+                                                                       void (*before_parking)()) {
     if (pending_ == 0) return std::nullopt;
     const auto deadline = std::chrono::steady_clock::now() + std::min(timeout, longest_wait);
     bool parked_once = false;
@@ -164,9 +164,8 @@ class request_box {
       const auto left = deadline - std::chrono::steady_clock::now();
       if (left <= std::chrono::nanoseconds::zero())
         return std::pair{std::uint64_t{0},
-                         hotswap::result<Reply>(error{errc::timeout, "no reply within " +
-                                                                         std::to_string(timeout.count() / 1'000'000) +
-                                                                         " ms"})};
+                         hotswap::result<Reply>(error{
+                             errc::timeout, "no reply within " + std::to_string(timeout.count() / 1'000'000) + " ms"})};
       if (!std::exchange(parked_once, true)) before_parking();
       futex_wait(collector_->answers, seen, left);
     }
@@ -216,8 +215,8 @@ struct forwarded_slot final : reply_slot<Reply> {
  private:
   void forward() noexcept {
     try {
-      response_message<Reply> answer{id, this->value ? hotswap::result<Reply>(std::move(*this->value))
-                                                     : hotswap::result<Reply>(this->failure)};
+      response_message<Reply> answer{
+          id, this->value ? hotswap::result<Reply>(std::move(*this->value)) : hotswap::result<Reply>(this->failure)};
       deliver_info(*requester, index, std::move(answer));
     } catch (...) {  // out of memory: the requester is not told
     }

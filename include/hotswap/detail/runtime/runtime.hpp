@@ -264,7 +264,8 @@ void end_server(server_core& server, exit_reason reason) noexcept {
   envelope message;
   while (take_message(server, message)) refuse(server, message, errc::server_died);
   run_controls(server);  // fails each: ended
-  if (first) tell_exit(server, server.reason, std::move(told.monitors), std::move(told.links), std::move(told.watching));
+  if (first)
+    tell_exit(server, server.reason, std::move(told.monitors), std::move(told.links), std::move(told.watching));
   server.release();  // the reference it held for being alive; whoever runs it holds another
 }
 

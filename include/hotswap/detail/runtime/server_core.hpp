@@ -132,7 +132,7 @@ struct server_core {
 
   spin_lock exit_lock;  // guards what follows: read by other threads
   std::string name;
-  std::vector<exit_monitor> monitors;   // told when it ends
+  std::vector<exit_monitor> monitors;    // told when it ends
   std::vector<watched_server> watching;  // the monitors it set on others, taken off when it ends
   std::vector<server_core*> links;       // each holding a reference
   exit_reason reason;

@@ -137,8 +137,8 @@ constexpr auto check_handler() {
   if constexpr (Kind::kind == message_kind::call) {
     using R = typename Kind::reply;
     if constexpr (defers_reply<Implementation, M, S, R>) {
-      using returned = decltype(Implementation::handle_call(std::declval<M&&>(), std::declval<S&>(),
-                                                            std::declval<deferred<R>>()));
+      using returned =
+          decltype(Implementation::handle_call(std::declval<M&&>(), std::declval<S&>(), std::declval<deferred<R>>()));
       if constexpr (std::is_void_v<returned>)
         return verdict<no_error>{};
       else

@@ -3,16 +3,20 @@
 // pause of a live upgrade of the two Anemone servers (by hand and as one transaction), 1,000
 // servers upgraded in one transaction, one server of 1,000,000 accounts upgraded beside the bare
 // migration of its state, the upgrade pause of a server with 0 to 1,000,000
-// messages queued, and 100,000 idle servers.
+// messages queued, and 100,000 idle servers; a deferred reply answered by another server beside
+// a plain call, 100 servers asked at once beside one after the other, a dynamic supervisor's
+// child started and terminated, and 100,000 dynamic children.
 //
 //   build/gcc/benchmarks/servers_benchmark '--benchmark_filter=-idle|upgrade_with_backlog' --benchmark_repetitions=5
-//   build/gcc/benchmarks/servers_benchmark --benchmark_filter=idle      (memory: one fresh run)
+//   build/gcc/benchmarks/servers_benchmark --benchmark_filter=idle_servers           (memory: one fresh run)
+//   build/gcc/benchmarks/servers_benchmark --benchmark_filter=idle_dynamic_children  (the same)
 //   build/gcc/benchmarks/servers_benchmark --benchmark_filter=upgrade_with_backlog/rounds:25/
 //
 // Latencies are timed one by one: p50_ns and p99_ns are percentiles of single round trips.
 // call_against_floor interleaves the floor and the calls and gives their ratio: the figure the
 // target is about (run apart, the host may have moved the cores in between).
 #include <fcntl.h>
+#include <malloc.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -27,6 +31,7 @@
 #include <benchmark/benchmark.h>
 
 #include <hotswap/releases.hpp>
+#include <hotswap/supervisors.hpp>
 
 #include "anemone/servers.hpp"
 #include "ledger.hpp"
@@ -174,6 +179,112 @@ void cast_throughput(benchmark::State& state) {
   (void)hotswap::stop(counter);
 }
 BENCHMARK(cast_throughput)->Arg(1'000'000)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// ---- a deferred reply, answered by another server, beside a plain call ----
+
+struct Ask {};
+struct Answer {  // a kept reply handle, handed to the server that answers it
+  hotswap::reply_to<long> to;
+};
+using Answerer = hotswap::interface<"Answerer", hotswap::cast_msg<Answer>>;
+struct AnswererImpl {
+  using interface = Answerer;
+  static constexpr int vsn = 1;
+  struct state {
+    long answered = 0;
+  };
+  static state init() { return {}; }
+  static void handle_cast(const Answer& answer, state& s) {
+    auto to = answer.to;  // the message is const: a copy answers the same call
+    (void)to.reply(++s.answered);
+  }
+};
+using Front = hotswap::interface<"Front", hotswap::call_msg<Get, long>, hotswap::call_msg<Ask, long>>;
+struct FrontImpl {
+  using interface = Front;
+  static constexpr int vsn = 1;
+  struct state {
+    hotswap::server_ref<Answerer> answerer;
+    long count = 0;
+  };
+  static state init(const hotswap::server_ref<Answerer>& answerer) { return {answerer}; }
+  static long handle_call(const Get&, const state& s) { return s.count; }
+  static void handle_call(const Ask&, state& s, hotswap::reply_to<long> from) {
+    hotswap::cast(s.answerer, Answer{std::move(from)});
+  }
+};
+
+// A call answered by its server beside one whose server hands the reply handle to a second
+// server, which answers it: one of each an iteration, the order turned each time, so that both
+// see the same machine. The goal: the deferred p50 within 1.5x of the plain call's.
+void deferred_against_call(benchmark::State& state) {
+  auto answerer = hotswap::start<AnswererImpl>().value();
+  auto front = hotswap::start<FrontImpl>(answerer).value();
+  std::vector<double> calls, deferred;
+  calls.reserve(1 << 20);
+  deferred.reserve(1 << 20);
+  const auto plain = [&] {
+    calls.push_back(timed_ns([&] { benchmark::DoNotOptimize(hotswap::call(front, Get{}).value()); }));
+  };
+  const auto handed_off = [&] {
+    deferred.push_back(timed_ns([&] { benchmark::DoNotOptimize(hotswap::call(front, Ask{}).value()); }));
+  };
+  std::uint64_t round = 0;
+  for (auto _ : state) {
+    if (round++ % 2 == 0) {
+      plain();
+      handed_off();
+    } else {
+      handed_off();
+      plain();
+    }
+  }
+  (void)hotswap::stop(front);
+  (void)hotswap::stop(answerer);
+  state.counters["call_p50_ns"] = percentile(calls, 0.50);
+  state.counters["call_p99_ns"] = percentile(calls, 0.99);
+  state.counters["deferred_p50_ns"] = percentile(deferred, 0.50);
+  state.counters["deferred_p99_ns"] = percentile(deferred, 0.99);
+  state.counters["p50_ratio"] = percentile(deferred, 0.50) / std::max(percentile(calls, 0.50), 1.0);
+}
+BENCHMARK(deferred_against_call)->UseRealTime();
+
+// ---- 100 servers asked at once (call_all), beside 100 calls one after the other ----
+
+// Each iteration asks the same 100 servers both ways, the order turned each time: the totals'
+// percentiles, and their ratio.
+void fan_out_against_calls(benchmark::State& state) {
+  std::vector<hotswap::server_ref<Counter>> servers;
+  for (std::int64_t i = 0; i < state.range(0); ++i) servers.push_back(hotswap::start<CounterImpl>().value());
+  std::vector<double> fanned, sequential;
+  const auto fan_out = [&] {
+    fanned.push_back(timed_ns([&] {
+      for (const auto& reply : hotswap::call_all(servers, Get{})) benchmark::DoNotOptimize(reply.value());
+    }));
+  };
+  const auto one_by_one = [&] {
+    sequential.push_back(timed_ns([&] {
+      for (const auto& server : servers) benchmark::DoNotOptimize(hotswap::call(server, Get{}).value());
+    }));
+  };
+  std::uint64_t round = 0;
+  for (auto _ : state) {
+    if (round++ % 2 == 0) {
+      fan_out();
+      one_by_one();
+    } else {
+      one_by_one();
+      fan_out();
+    }
+  }
+  for (auto& server : servers) (void)hotswap::stop(server);
+  state.counters["call_all_p50_ns"] = percentile(fanned, 0.50);
+  state.counters["call_all_p99_ns"] = percentile(fanned, 0.99);
+  state.counters["sequential_p50_ns"] = percentile(sequential, 0.50);
+  state.counters["sequential_p99_ns"] = percentile(sequential, 0.99);
+  state.counters["p50_ratio"] = percentile(fanned, 0.50) / std::max(percentile(sequential, 0.50), 1.0);
+}
+BENCHMARK(fan_out_against_calls)->ArgName("servers")->Arg(100)->UseRealTime()->Unit(benchmark::kMicrosecond);
 
 // ---- dispatch: the table's handler beside the handler called directly ----
 
@@ -483,6 +594,74 @@ void idle_servers(benchmark::State& state) {
   }
 }
 BENCHMARK(idle_servers)->Arg(100'000)->Iterations(1)->Unit(benchmark::kSecond);
+
+// ---- dynamic children: churn, and 100,000 of them ----
+
+/// Bytes malloc has handed out and not had back: unlike the resident size, it is right in a
+/// process that has freed memory before (as after another benchmark).
+std::size_t allocated_bytes() {
+  const auto info = mallinfo2();
+  return info.uordblks + info.hblkhd;
+}
+
+// A child started and terminated on a dynamic supervisor, each pair timed (Elixir's
+// DynamicSupervisor.start_child then terminate_child), with `children` others running beside:
+// the same cost at 0 and 100,000.
+void dynamic_churn(benchmark::State& state) {
+  auto supervisor = hotswap::start_dynamic_supervisor().value();
+  for (std::int64_t i = 0; i < state.range(0); ++i)
+    (void)hotswap::start_child(supervisor, hotswap::child<CounterImpl>("")).value();
+  std::vector<double> samples, starts, terminates;
+  samples.reserve(1 << 20);
+  starts.reserve(1 << 20);
+  terminates.reserve(1 << 20);
+  for (auto _ : state) {
+    hotswap::any_server child;
+    starts.push_back(
+        timed_ns([&] { child = hotswap::start_child(supervisor, hotswap::child<CounterImpl>("")).value(); }));
+    terminates.push_back(timed_ns([&] { (void)hotswap::terminate_child(supervisor, child).value(); }));
+    samples.push_back(starts.back() + terminates.back());
+  }
+  (void)hotswap::stop(supervisor);
+  report_latencies(state, samples);
+  state.counters["start_child_p50_ns"] = percentile(starts, 0.50);
+  state.counters["terminate_child_p50_ns"] = percentile(terminates, 0.50);
+}
+BENCHMARK(dynamic_churn)
+    ->ArgName("children")
+    ->Arg(0)
+    ->Arg(100'000)
+    ->Iterations(20'000)  // one run each: the 100,000 are started once
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+
+// 100,000 children of a dynamic supervisor: the memory of each (as idle_servers measures a
+// server: resident pages, beyond its state; and what malloc holds for it) and the time to start
+// one, then to stop them all with the supervisor.
+void idle_dynamic_children(benchmark::State& state) {
+  const auto count = static_cast<std::size_t>(state.range(0));
+  for (auto _ : state) {
+    auto supervisor = hotswap::start_dynamic_supervisor().value();
+    const std::size_t before = resident_bytes(), allocated_before = allocated_bytes();
+    const double spawn = timed_ns([&] {
+      for (std::size_t i = 0; i < count; ++i)
+        (void)hotswap::start_child(supervisor, hotswap::child<CounterImpl>("")).value();
+    });
+    const std::size_t after = resident_bytes(), allocated_after = allocated_bytes();
+    if (hotswap::count_children(supervisor).value().active != count) state.SkipWithError("a child is missing");
+    const double stop = timed_ns([&] { (void)hotswap::stop(supervisor).value(); });
+    const auto n = static_cast<double>(count);
+    state.counters["start_child_ns"] = spawn / n;
+    // Meaningful on a fresh process only (run it alone), as idle_servers' figure.
+    state.counters["bytes_per_child"] = (static_cast<double>(after) - static_cast<double>(before)) / n -
+                                        static_cast<double>(sizeof(CounterImpl::state));
+    state.counters["malloc_bytes_per_child"] =
+        (static_cast<double>(allocated_after) - static_cast<double>(allocated_before)) / n -
+        static_cast<double>(sizeof(CounterImpl::state));
+    state.counters["stop_ns_per_child"] = stop / n;
+  }
+}
+BENCHMARK(idle_dynamic_children)->Arg(100'000)->Iterations(1)->Unit(benchmark::kSecond);
 
 }  // namespace
 

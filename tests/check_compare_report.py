@@ -39,15 +39,17 @@ with tempfile.TemporaryDirectory() as out:
         "| call round trip, idle server, outside client | p50 | 0.3 us | 3 us | 100 us | 0.1× | 0.003× |",
         "| cast throughput, 1 producer -> 1 server | throughput | 40 M msg/s | 2 M msg/s | — | 20× | — |",
         "| upgrade pause of the two Anemone servers (suspend, change_code, resume) | p50 | 3 us | 9 us | — | 0.33× | — |",
+        "| dynamic child churn: start_child + terminate_child on a dynamic supervisor, a child | p50 | 9 us | 11 us | "
+        "45 us | 0.82× | 0.2× |",
     ]
     for line in expected:
         if line not in report.splitlines():
             problems.append(f"report.md lacks the line: {line}")
     rows = [line for line in report.splitlines() if line.startswith("| ") and not line.startswith("| workload")]
-    if len(rows) != 5:  # the header's rule, and one row per figure
-        problems.append(f"report.md has {len(rows)} table rows, not 5 (4 figures and the rule): {rows}")
+    if len(rows) != 6:  # the header's rule, and one row per figure
+        problems.append(f"report.md has {len(rows)} table rows, not 6 (5 figures and the rule): {rows}")
     svg, png = (out / "report.svg").read_text(), (out / "report.png").read_bytes()
-    if "<svg" not in svg or "call p50" not in svg or "upgrade_pause p50" not in svg:
+    if "<svg" not in svg or "call p50" not in svg or "upgrade_pause p50" not in svg or "churn p50" not in svg:
         problems.append("report.svg is not the chart: no <svg>, or a panel's title missing")
     if not png.startswith(b"\x89PNG\r\n\x1a\n") or len(png) < 10_000:
         problems.append(f"report.png is not a chart ({len(png)} bytes)")

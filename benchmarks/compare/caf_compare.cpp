@@ -1,9 +1,9 @@
 // CAF's side of the comparison (benchmarks/compare/compare.py), the idiomatic way for CAF 0.17:
 // a typed actor, called from outside by a blocking scoped_actor, cast to with send. One workload
 // a run, its figures as `metric NAME VALUE UNIT` lines. CAF has no hot code upgrade or module
-// loading: only call, cast and idle_memory.
+// loading: only call, cast, idle_memory and churn (a monitored actor spawned and told to exit).
 //
-//     caf_compare call|cast|idle_memory [--quick]
+//     caf_compare call|cast|idle_memory|churn [--quick]
 #include <unistd.h>
 
 #include <caf/all.hpp>
@@ -95,6 +95,23 @@ void idle_memory(caf::actor_system& system) {
   for (auto& actor : actors) self->send_exit(actor, caf::exit_reason::user_shutdown);
 }
 
+// A monitored actor spawned, told to exit, and its down message received: CAF has no
+// supervisor, and this is what a dynamic supervisor's start_child and terminate_child do.
+void churn(caf::actor_system& system) {
+  caf::scoped_actor self{system};
+  std::vector<double> samples;
+  for (int i = 0; i < (quick ? 100 : 20'000); ++i) {
+    const auto start = clock_type::now();
+    auto actor = system.spawn(counter);
+    self->monitor(actor);
+    self->send_exit(actor, caf::exit_reason::user_shutdown);
+    self->receive([](const caf::down_msg&) {});
+    samples.push_back(since_us(start));
+  }
+  metric("p50", bench::percentile(samples, 0.50), "us");
+  metric("p99", bench::percentile(samples, 0.99), "us");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -105,6 +122,7 @@ int main(int argc, char** argv) {
   if (workload == "call") return call(system), 0;
   if (workload == "cast") return cast(system), 0;
   if (workload == "idle_memory") return idle_memory(system), 0;
-  std::fprintf(stderr, "usage: caf_compare call|cast|idle_memory [--quick]\n");
+  if (workload == "churn") return churn(system), 0;
+  std::fprintf(stderr, "usage: caf_compare call|cast|idle_memory|churn [--quick]\n");
   return 64;
 }

@@ -1,12 +1,14 @@
 # Elixir/OTP's side of the comparison (benchmarks/compare/compare.py), the idiomatic way: a
 # GenServer, called and cast to from another process; upgrades by :sys.suspend, :sys.change_code
-# and :sys.resume; modules loaded with :code.load_binary and purged with :code.purge. One
-# workload a run, its figures as `metric NAME VALUE UNIT` lines.
+# and :sys.resume; modules loaded with :code.load_binary and purged with :code.purge; children
+# of a DynamicSupervisor started and terminated. One workload a run, its figures as
+# `metric NAME VALUE UNIT` lines.
 #
-#     elixir compare.exs call|cast|upgrade_pause|upgrade_100k|upgrade_1m|load_purge|idle_memory [--quick]
+#     elixir compare.exs call|cast|upgrade_pause|upgrade_100k|upgrade_1m|load_purge|idle_memory|churn [--quick]
 
 defmodule Compare.Counter do
   use GenServer
+  def start_link(total), do: GenServer.start_link(__MODULE__, total)
   def init(total), do: {:ok, total}
   def handle_call(:get, _from, total), do: {:reply, total, total}
   def handle_cast({:add, n}, total), do: {:noreply, total + n}
@@ -130,8 +132,22 @@ defmodule Compare do
     Enum.each(servers, &GenServer.stop/1)
   end
 
+  def run("churn", quick) do
+    {:ok, supervisor} = DynamicSupervisor.start_link(strategy: :one_for_one)
+
+    samples =
+      for _ <- 1..if(quick, do: 100, else: 20_000) do
+        timed_us(fn ->
+          {:ok, child} = DynamicSupervisor.start_child(supervisor, {Compare.Counter, 0})
+          :ok = DynamicSupervisor.terminate_child(supervisor, child)
+        end)
+      end
+
+    latencies(samples)
+  end
+
   def run(workload, _quick) do
-    IO.puts(:stderr, "usage: compare.exs call|cast|upgrade_pause|upgrade_100k|upgrade_1m|load_purge|idle_memory [--quick] (not #{workload})")
+    IO.puts(:stderr, "usage: compare.exs call|cast|upgrade_pause|upgrade_100k|upgrade_1m|load_purge|idle_memory|churn [--quick] (not #{workload})")
     System.halt(64)
   end
 

@@ -39,6 +39,7 @@ WORKLOADS = {
     "upgrade_1m": ("upgrade of one server holding 1,000,000 accounts", ["hotswap", "OTP"], True),
     "load_purge": ("load, then purge, a small module", ["hotswap", "OTP"], True),
     "idle_memory": ("memory per idle server", SYSTEMS, True),
+    "churn": ("dynamic child churn: start_child + terminate_child on a dynamic supervisor, a child", SYSTEMS, True),
 }
 
 

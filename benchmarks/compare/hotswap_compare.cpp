@@ -5,8 +5,9 @@
 //
 // WORKLOAD: floor (two threads bouncing a cache line), call, cast, upgrade_pause (the two Anemone
 // servers, v2 -> v3, as one transaction), upgrade_100k and upgrade_1m (one server holding that
-// many accounts), load_purge (a small module), idle_memory. --quick: a few rounds, for the test
-// that keeps the workloads from rotting.
+// many accounts), load_purge (a small module), idle_memory, churn (a child started and terminated
+// on a dynamic supervisor). --quick: a few rounds, for the test that keeps the workloads from
+// rotting.
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -21,6 +22,7 @@
 #include <fmt/format.h>
 
 #include <hotswap/releases.hpp>
+#include <hotswap/supervisors.hpp>
 
 #include "../ledger.hpp"
 #include "../percentile.hpp"
@@ -173,6 +175,20 @@ void idle_memory() {
   for (auto& server : servers) (void)hotswap::stop(server);
 }
 
+// -- dynamic child churn: a child started and terminated on a dynamic supervisor --
+
+void churn() {
+  auto supervisor = hotswap::start_dynamic_supervisor().value();
+  std::vector<double> samples;
+  for (int i = 0; i < (quick ? 100 : 20'000); ++i)
+    samples.push_back(timed_us([&] {
+      const auto child = hotswap::start_child(supervisor, hotswap::child<CounterImpl>("")).value();
+      (void)hotswap::terminate_child(supervisor, child).value();
+    }));
+  (void)hotswap::stop(supervisor);
+  latencies(samples);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -187,8 +203,9 @@ int main(int argc, char** argv) {
   if (workload == "upgrade_1m") return upgrade_accounts(1'000'000), 0;
   if (workload == "load_purge") return load_purge(), 0;
   if (workload == "idle_memory") return idle_memory(), 0;
+  if (workload == "churn") return churn(), 0;
   fmt::print(stderr,
-             "usage: hotswap_compare floor|call|cast|upgrade_pause|upgrade_100k|upgrade_1m|load_purge|idle_memory "
-             "[--quick]\n");
+             "usage: hotswap_compare floor|call|cast|upgrade_pause|upgrade_100k|upgrade_1m|load_purge|idle_memory|"
+             "churn [--quick]\n");
   return 64;
 }

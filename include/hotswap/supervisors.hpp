@@ -48,7 +48,9 @@ enum class child_type { worker, supervisor };
 /// A child's shutdown that abandons it at once, without its terminate (OTP's brutal_kill).
 inline constexpr std::chrono::milliseconds brutal_kill{0};
 /// A child's shutdown that waits for it for ever (OTP's infinity): a supervisor child's.
-inline constexpr std::chrono::milliseconds infinity = std::chrono::milliseconds::max();
+/// (The longest wait that still converts to nanoseconds, as the waits below take it.)
+inline constexpr std::chrono::milliseconds infinity =
+    std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::nanoseconds::max());
 
 /// How to start and restart one child.
 struct child_spec {

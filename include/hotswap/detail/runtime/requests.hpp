@@ -27,6 +27,33 @@
 
 namespace hotswap::detail {
 
+// -- sending --
+
+/// Sends call `message` to `to` as its message number `kind`, its answer to the slot
+/// `make_slot()` makes (after the message is packed: what throws comes first). A server that had
+/// stopped, or none (an empty handle), fails the slot at once with errc::no_server.
+template <class M, class MakeSlot>
+void send_call(server_core* to, std::uint32_t kind, M&& message, MakeSlot make_slot) {
+  envelope packed{};
+  pack(packed, std::forward<M>(message));
+  reply_slot_base* slot;
+  try {
+    slot = make_slot();
+  } catch (...) {
+    discard<std::remove_cvref_t<M>>(packed);
+    throw;
+  }
+  const bool sent = to && to->deliver([&](envelope& into) noexcept {
+    std::memcpy(into.payload, packed.payload, sizeof packed.payload);
+    into.kind = kind;
+    into.reply = slot;
+  });
+  if (!sent) {
+    discard<std::remove_cvref_t<M>>(packed);
+    slot->fail(errc::no_server, to ? "the server had stopped" : "an empty server handle");
+  }
+}
+
 // -- waiting in the sender --
 
 /// Where the answered slots of one sender's requests gather. Plain data, counted: the sender
@@ -107,25 +134,11 @@ class request_box {
   template <class M>
   std::uint64_t send(server_core* to, std::uint32_t kind, M&& message) {
     const std::uint64_t id = new_id();
-    envelope packed{};
-    pack(packed, std::forward<M>(message));  // first: what throws, before anything is made
-    collected_slot<Reply>* slot;
-    try {
-      slot = new collected_slot<Reply>(*collector_, id);
-    } catch (...) {
-      discard<std::remove_cvref_t<M>>(packed);
-      throw;
-    }
-    ++pending_;
-    const bool sent = to && to->deliver([&](envelope& into) noexcept {
-      std::memcpy(into.payload, packed.payload, sizeof packed.payload);
-      into.kind = kind;
-      into.reply = static_cast<reply_slot_base*>(slot);
+    send_call(to, kind, std::forward<M>(message), [&] {
+      auto* slot = new collected_slot<Reply>(*collector_, id);
+      ++pending_;
+      return slot;
     });
-    if (!sent) {
-      discard<std::remove_cvref_t<M>>(packed);
-      slot->fail(errc::no_server, to ? "the server had stopped" : "an empty server handle");
-    }
     return id;
   }
 
@@ -232,24 +245,8 @@ template <class Reply, class M>
 std::uint64_t send_forwarded(server_core* to, std::uint32_t kind, M&& message, server_core& requester,
                              std::uint32_t response_index) {
   const std::uint64_t id = new_id();
-  envelope packed{};
-  pack(packed, std::forward<M>(message));  // first: what throws, before anything is made
-  forwarded_slot<Reply>* slot;
-  try {
-    slot = new forwarded_slot<Reply>(requester, response_index, id);
-  } catch (...) {
-    discard<std::remove_cvref_t<M>>(packed);
-    throw;
-  }
-  const bool sent = to && to->deliver([&](envelope& into) noexcept {
-    std::memcpy(into.payload, packed.payload, sizeof packed.payload);
-    into.kind = kind;
-    into.reply = static_cast<reply_slot_base*>(slot);
-  });
-  if (!sent) {
-    discard<std::remove_cvref_t<M>>(packed);
-    slot->fail(errc::no_server, to ? "the server had stopped" : "an empty server handle");
-  }
+  send_call(to, kind, std::forward<M>(message),
+            [&] { return new forwarded_slot<Reply>(requester, response_index, id); });
   return id;
 }
 

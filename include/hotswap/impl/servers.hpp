@@ -60,7 +60,8 @@ struct idle_check final : control_request {
 };
 
 /// The running server, if it is `expected`'s; else std::logic_error naming `what`.
-inline server_core& running_server(const server_core* expected, const char* what) {
+template <class = void>
+server_core& running_server(const server_core* expected, const char* what) {
   server_core* const current = current_server();
   if (!current || (expected && current != expected))
     throw std::logic_error(std::string("hotswap::") + what + " called outside a handler or init of the server");

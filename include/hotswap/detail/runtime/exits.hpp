@@ -134,19 +134,22 @@ bool down_awaited(server_core& watcher, envelope& message) noexcept {
 // -- links --
 
 /// A sys request that ends a server: an exit signal, a stop a server asks of itself (nobody
-/// waits: the server frees it), or a stop of every server (waited for).
-struct ending_request final : control_request {
+/// waits: the server frees it), or a stop of every server (waited for). (A template only to be
+/// compiled where it is used: its run instantiates the whole of a server's end.)
+template <class = void>
+struct basic_ending_request final : control_request {
   exit_reason reason;
-  explicit ending_request(exit_reason why, bool waited = false)
-      : control_request([](reply_slot_base* self) noexcept { delete static_cast<ending_request*>(self); }),
+  explicit basic_ending_request(exit_reason why, bool waited = false)
+      : control_request([](reply_slot_base* self) noexcept { delete static_cast<basic_ending_request*>(self); }),
         reason(std::move(why)) {
     if (!waited) state.store(abandoned, std::memory_order_relaxed);
     run = [](control_request& self, server_core& server) noexcept {
-      end_server(server, std::move(static_cast<ending_request&>(self).reason));
+      end_server(server, std::move(static_cast<basic_ending_request&>(self).reason));
       self.finish(answered);
     };
   }
 };
+using ending_request = basic_ending_request<>;
 
 /// Ends `server` with `reason` after the message it is handling (false if it has ended).
 template <class = void>

@@ -904,3 +904,24 @@ TEST_CASE("a release upgrades a dynamic supervisor's 1,000 children on a module 
   REQUIRE(hotswap::stop(pool));
   CHECK(hotswap::count_children(pool).error().code == hotswap::errc::no_server);
 }
+
+TEST_CASE("monitors, links and requests reach a module's servers as the program's") {
+  running_release shop;
+  std::atomic<int> downs{0};
+  std::string why;
+  auto ref = hotswap::monitor(shop.a, [&](const hotswap::down& ended) {
+    why = ended.reason.what;
+    downs.fetch_add(1);
+  });
+  auto program_counter = hotswap::start<testing::CounterV1>().value();
+  REQUIRE(hotswap::link(shop.a, program_counter));
+  CHECK(hotswap::send_request(shop.b, Get{}).wait(60s).value() == 9);
+  const auto both = hotswap::call_all(std::vector{shop.a, shop.b}, Get{}, 60s);
+  CHECK(both.at(0).value() == 5);
+  CHECK(both.at(1).value() == 9);
+  hotswap::send(shop.a, testing::Crash{});  // the module's server crashes: the program's linked one ends too
+  REQUIRE(testing::eventually([&] { return downs.load() == 1 && !program_counter.alive(); }));
+  CHECK(why == "asked to crash");
+  CHECK(program_counter.exit().what == "asked to crash");
+  CHECK_FALSE(hotswap::demonitor(ref));
+}

@@ -86,9 +86,13 @@ struct exit_log {
   }
 };
 inline exit_log& exits() {
+#ifdef HOTSWAP_MODULE_BUILD
+  static exit_log log;  // a module's own, gone with it (a pointer to the heap would leak then)
+#else
   // Never destroyed: the servers a test leaves running are stopped when the runtime is destroyed,
   // after main, and their terminate writes here.
   static exit_log& log = *new exit_log;
+#endif
   return log;
 }
 inline std::string describe(const hotswap::exit_reason& reason) {

@@ -276,10 +276,13 @@ void end_server(server_core& server, exit_reason reason) noexcept {
 /// had ended already. Any thread but the server's.
 template <class = void>
 bool abandon(server_core& server, exit_reason reason) noexcept {
-  end_later(server, reason);  // first: once it is marked ended, nothing more can be sent to it
+  // Before the stop is sent (an idle server runs it at once, elsewhere): its end reads this.
+  // (If it is ending by itself meanwhile, its end read the flag before it marked itself ended,
+  // and the mark below fails: no harm.)
+  server.abandoned.store(true, std::memory_order_release);
+  end_later(server, reason);  // before the mark: once marked ended, nothing can be sent to it
   ended_lists told;
   if (!mark_ended(server, reason, told)) return false;
-  server.abandoned.store(true, std::memory_order_release);
   tell_exit(server, reason, std::move(told.monitors), std::move(told.links), std::move(told.watching));
   return true;
 }

@@ -121,6 +121,8 @@ TEST_CASE("a server's monitors on others are taken off when it ends: nothing it 
   CHECK(monitors_on(counter) == 2);
   REQUIRE(hotswap::stop(watcher));
   CHECK(monitors_on(counter) == 0);
+  (void)hotswap::monitor(watcher, counter);  // set by a watcher that has ended: nothing is kept
+  CHECK(monitors_on(counter) == 0);
   REQUIRE(hotswap::stop(counter));
   exits().take();
 }

@@ -80,6 +80,7 @@ std::uint64_t add_monitor(server_core& watched, server_core* watcher, exit_callb
                           std::uint64_t ref = new_id()) {
   if (watcher) {  // first in the watcher's list, so that its down is taken when it arrives
     const spin_guard hold(watcher->exit_lock);
+    if (!watcher->alive.load(std::memory_order_seq_cst)) return ref;  // it has ended: nobody to tell
     watched.acquire();
     // Sorted by ref (a dynamic supervisor watches each of its many children): ids grow, so this
     // is nearly always the end.

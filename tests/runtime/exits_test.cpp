@@ -144,7 +144,6 @@ TEST_CASE("a handler sets and takes off its own monitors") {
 }
 
 TEST_CASE("a callback monitor is called once, on the ending thread, or at once for a server that has ended") {
-  std::vector<std::string> calls;
   auto counter = hotswap::start<CounterV1>().value();
   std::atomic<int> called{0};
   std::string said;

@@ -1,5 +1,6 @@
-// The bodies of <hotswap/servers.hpp> (its declarations, documented, are there): requests sent
-// without waiting. Included by servers.hpp only.
+// The bodies of <hotswap/servers.hpp> (its declarations, documented, are there): what follows a
+// handler (continue_with, idle timeouts) and requests sent without waiting. Included by
+// servers.hpp only.
 #pragma once
 
 #include <optional>

@@ -2,4 +2,4 @@
 // edit. It enters the ABI fingerprint: a module built from other headers is refused.
 #pragma once
 
-#define HOTSWAP_DETAIL_HEADERS_DIGEST "ae89046679119e68"
+#define HOTSWAP_DETAIL_HEADERS_DIGEST "7b54834440e10402"

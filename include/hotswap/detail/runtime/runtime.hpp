@@ -287,12 +287,6 @@ bool abandon(server_core& server, exit_reason reason) noexcept {
   return true;
 }
 
-/// Calls `on_exit` when `server` ends (at once if it has); the monitor's id, for remove_monitor.
-template <class = void>
-std::uint64_t monitor(server_core& server, exit_callback on_exit) {
-  return add_monitor(server, nullptr, std::move(on_exit));
-}
-
 // ---- the program's end ----
 
 /// Ends `server` with `reason` on its own thread, always sent (never run on this thread, as an

@@ -83,7 +83,8 @@ try:
              "account_manager_v3.so", "inspector_v3.so"]
     example_inventory = yaml.safe_load((ROOT / "examples" / "fleet" / "inventory.yml").read_text())
     names = list(example_inventory["anemone"]["hosts"])
-    check(len(names) == 3, f"examples/fleet/inventory.yml has {len(names)} hosts, not 3")
+    if len(names) != 3:
+        sys.exit(f"examples/fleet/inventory.yml has {len(names)} hosts, not 3")
     release_dirs = []
     for i, name in enumerate(names):
         directory = f"{work}/{name}/release"

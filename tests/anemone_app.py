@@ -1,7 +1,7 @@
 """The Anemone app served with its control socket open, for the end-to-end tests that operate it
-from outside (check_operator.py, check_release_sequence.py, check_docs_commands.py):
+from outside (check_operator.py, check_release_sequence.py, check_docs_commands.py, check_fleet.py):
 
-    app = AnemoneApp(ANEMONE_LIVE, HOTSWAPCTL, MODULES_DIR)  # started on release anemone 2
+    app = AnemoneApp(ANEMONE_LIVE, HOTSWAPCTL, MODULES_DIR)  # on release anemone 2 (args=[...]: more arguments)
     app.wait_for_ticks(2)
     ... hotswapctl with env=app.env ...
     app.stop()
@@ -24,11 +24,11 @@ SCORES = re.compile(r"alice: (\d+), bob: (\d+)$")
 
 
 class AnemoneApp:
-    def __init__(self, app_path, ctl_path, modules, period_ms=20, prefix="hotswap-app-"):
+    def __init__(self, app_path, ctl_path, modules, period_ms=20, prefix="hotswap-app-", args=()):
         self.runtime = tempfile.mkdtemp(prefix=prefix)
         os.chmod(self.runtime, 0o700)
         self.env = dict(os.environ, XDG_RUNTIME_DIR=self.runtime)
-        self.process = subprocess.Popen([app_path, "--serve", str(period_ms), modules], stdout=subprocess.PIPE,
+        self.process = subprocess.Popen([app_path, "--serve", str(period_ms), modules, *args], stdout=subprocess.PIPE,
                                         stderr=subprocess.PIPE, text=True, env=self.env)
         self.pid = self.process.pid
         self.lines, self.new_line = [], threading.Condition(threading.Lock())

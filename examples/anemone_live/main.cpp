@@ -18,14 +18,20 @@
 //     anemone_live [ticks before and after the upgrade = 5] [tick period in ms = 1000]
 //                  [directory of the modules and releases = where the build put them] [--downgrade]
 //     anemone_live --serve [tick period in ms = 1000] [directory of the modules and releases] [--development]
+//                  [--trusted-key PUBLIC_KEY.pem]...
 //
 // (--development: its code server takes a rebuild of a module's vsn, as `hotswapctl anemone watch
-// DIR` reloads one: benchmarks/save_to_serving.py times that.)
+// DIR` reloads one: benchmarks/save_to_serving.py times that. --trusted-key: it takes only modules
+// signed by one of these keys, as a service that runs only its own pipeline's builds does; the
+// fleet's end-to-end test, tests/check_fleet.py, gives one host a release signed by another.)
 #include <signal.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -51,8 +57,9 @@ struct anemone_2 {
   hotswap::server_ref<AccountManagerInterface> manager;
   hotswap::server_ref<InspectorInterface> inspector;
 
-  anemone_2(Period period, const std::string& modules, bool development = false)
-      : code(hotswap::code_server_options{.development = development}) {
+  anemone_2(Period period, const std::string& modules, bool development = false,
+            std::vector<std::string> trusted_keys = {})
+      : code(hotswap::code_server_options{.trusted_keys = std::move(trusted_keys), .development = development}) {
     // The schema versions the v2 program was built with; v3 comes with the new modules.
     hotswap::registry().add(hotswap::describe<v1::Account>());
     hotswap::registry().add(hotswap::describe<v2::Account>());
@@ -68,11 +75,11 @@ struct anemone_2 {
 /// Ticks on release anemone 2 until SIGINT or SIGTERM, its control socket open. The signal stops
 /// the servers, newest first, as OTP's init:stop does: each one's terminate runs (the
 /// AccountManager's prints its last scores).
-int serve(Period period, const std::string& modules, bool development) {
+int serve(Period period, const std::string& modules, bool development, std::vector<std::string> trusted_keys) {
   hotswap::stop_on_signals signals({SIGTERM, SIGINT});
   std::setvbuf(stdout, nullptr, _IOLBF, 0);  // each tick's line as it happens, also into a pipe
 
-  anemone_2 program(period, modules, development);
+  anemone_2 program(period, modules, development, std::move(trusted_keys));
   const auto control =
       or_exit(hotswap::open_control(program.code, program.releases, {.program = "anemone"}), "open_control");
   fmt::print(stderr, "-- anemone (pid {}) serves release anemone 2; control socket {}\n", ::getpid(), control.path());
@@ -88,9 +95,24 @@ int serve(Period period, const std::string& modules, bool development) {
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   const bool development = std::erase(args, "--development") > 0;
+  std::vector<std::string> trusted_keys;  // each --trusted-key FILE's PEM
+  for (auto key = std::find(args.begin(), args.end(), "--trusted-key"); key != args.end();
+       key = std::find(args.begin(), args.end(), "--trusted-key")) {
+    if (key + 1 == args.end()) {
+      fmt::print(stderr, "anemone: --trusted-key needs a public key's file\n");
+      return 64;
+    }
+    std::ifstream file(key[1]);
+    if (!file) {
+      fmt::print(stderr, "anemone: cannot read the trusted key {}\n", key[1]);
+      return 1;
+    }
+    trusted_keys.emplace_back(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>());
+    args.erase(key, key + 2);
+  }
   if (std::erase(args, "--serve") > 0)
     return serve(Period{args.size() > 0 ? std::atoi(args[0].c_str()) : 1000},
-                 args.size() > 1 ? args[1] : ANEMONE_MODULES_DIR, development);
+                 args.size() > 1 ? args[1] : ANEMONE_MODULES_DIR, development, std::move(trusted_keys));
   const bool downgrade = std::erase(args, "--downgrade") > 0;
   const int ticks = args.size() > 0 ? std::atoi(args[0].c_str()) : 5;
   const Period period{args.size() > 1 ? std::atoi(args[1].c_str()) : 1000};

@@ -94,9 +94,16 @@ class module_version : public std::enable_shared_from_this<module_version> {
   const std::string& implementation() const noexcept { return note_.implementation; }
   const std::string& interface_name() const noexcept { return note_.interface_name; }
   std::uint64_t interface_fingerprint() const noexcept { return note_.interface; }
+  /// The fingerprints of its interface's versions (hotswap::follows), the first first, its own last.
+  const std::vector<std::uint64_t>& interface_lineage() const noexcept { return note_.interface_lineage; }
+  /// Its interface's messages by slot: each one's slot, the vsn it dates from, fingerprint and name.
+  using message_slot = detail::module_note_fields::message_slot;
+  const std::vector<message_slot>& messages() const noexcept { return note_.messages; }
+  /// Whether it implements `Interface`, or a later version of it.
   template <class Interface>
   bool implements() const noexcept {
-    return note_.interface == Interface::fingerprint;
+    return Interface::vsn <= note_.interface_lineage.size() &&
+           note_.interface_lineage[Interface::vsn - 1] == Interface::fingerprint;
   }
   /// The vsns its code_change starts from (its state_history), each with the state that vsn
   /// held, and whether this code makes that state from its own (`down`: a release going down to

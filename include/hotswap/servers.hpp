@@ -43,6 +43,7 @@
 #include "detail/servers/control.hpp"
 #include "detail/servers/implementation_checks.hpp"
 #include "detail/servers/interface.hpp"
+#include "detail/servers/interface_versions.hpp"
 #include "detail/servers/send.hpp"
 #include "detail/servers/start.hpp"
 #include "detail/servers/table_of.hpp"
@@ -79,33 +80,66 @@ struct info_msg {
   static constexpr detail::message_kind kind = detail::message_kind::info;
 };
 
-/// A stable interface: the calls (each with its reply type), casts and infos a server takes.
-/// Fixed across the versions of its implementations; a changed set is a new interface.
+/// Declares, first in an interface's list, that it is the next version of `Previous` (of the
+/// same name): a client built against `Previous` keeps calling a server that runs it. Its list
+/// then says what changed: a message of `Previous` listed with a later version of its schema (or
+/// its call with a later version of its reply's) replaces it; a new message is added; a message
+/// of `Previous` not listed is kept; hotswap::removed_msg<M> takes M away.
+template <class Previous>
+struct follows {
+  using message = follows;  // (as a message would say: checked once in the list)
+  static_assert(detail::is_interface<Previous>, "hotswap: hotswap::follows names the interface this one follows");
+};
+/// In a later version of an interface: `Message` of the version before is no longer taken
+/// (a client that sends it gets errc::wrong_interface).
+template <class Message>
+struct removed_msg {
+  using message = Message;
+};
+
+/// An interface: the calls (each with its reply type), casts and infos a server takes, fixed
+/// across the versions of its implementations; a later version of it lists hotswap::follows
+/// first (above). Each message has a slot, its number on the wire, the same in every version.
 template <detail::fixed_string Name, class... Kinds>
 struct interface {
+ private:
+  using layout = detail::interface_layout<Name, Kinds...>;
+
+ public:
   static constexpr std::string_view name = Name.view();
-  static constexpr std::uint32_t size = sizeof...(Kinds);
-  using kinds = detail::type_list<Kinds...>;
+  /// 1, or one more than the interface it follows.
+  static constexpr std::uint32_t vsn = layout::vsn;
+  /// The messages' slots (detail::slot: the kind now, since when, and what it was before).
+  using slots = typename layout::slots;
+  /// The messages an implementation handles (call_msg, cast_msg and info_msg).
+  using kinds = typename layout::live_kinds;
+  static constexpr std::uint32_t size = layout::size;
 
-  /// The position of `Message` in the interface (size when absent).
+  /// The slot of `Message` (size when absent, or removed).
   template <class Message>
-  static constexpr std::uint32_t index_of = detail::index_in<std::remove_cvref_t<Message>, Kinds...>();
+  static constexpr std::uint32_t index_of = layout::template index_of<std::remove_cvref_t<Message>>;
   template <std::size_t I>
-  using kind_at = std::tuple_element_t<I, std::tuple<Kinds...>>;
+  using kind_at = typename layout::template slot_at<I>::kind;
 
-  /// A hash of the name, and of each message's kind, name and fields (and reply) in order.
-  static constexpr std::uint64_t fingerprint = [] {
-    std::uint64_t hash = detail::fnv1a(Name.view());
-    ((hash = detail::kind_hash<Kinds>(detail::fnv1a(";", hash))), ...);
-    return hash;
-  }();
-  static constexpr std::array<std::string_view, sizeof...(Kinds)> message_names{
-      detail::type_spelling<typename Kinds::message>()...};
+  /// A hash of the name, and of each message's kind, name and fields (and reply) in order; for
+  /// a later version, of the one before and of each slot's vsn and kind.
+  static constexpr std::uint64_t fingerprint = layout::fingerprint;
+  /// The fingerprints of its versions, the first first, this one's last.
+  static constexpr auto lineage = layout::lineage;
+  static constexpr std::array<std::string_view, layout::size> message_names = layout::message_names;
 
  private:
   static_assert(sizeof(detail::error_of<decltype(detail::check_interface<interface, Kinds...>(
                            std::index_sequence_for<Kinds...>{}))>) != 0);  // a message listed twice, reported once
+  static_assert(sizeof(detail::error_of<decltype(detail::check_versions<interface>(std::type_identity<Kinds>{}...))>) !=
+                0);  // a change a later version may not make
 };
+
+/// A check that a client built against `Old` may talk to a server that runs `New`: true when
+/// `New` is `Old` or a later version of it; otherwise one compile error, naming the first of Old's
+/// messages New does not take as Old sends it. `static_assert(hotswap::compatible<V1, V2>);`
+template <class Old, class New>
+inline constexpr bool compatible = detail::compatibility<Old, New>::value;
 
 /// The reply type of call `Message` in `Interface`.
 template <class Interface, class Message>
@@ -184,11 +218,13 @@ class server_ref : public any_server {
  public:
   using interface = Interface;
   server_ref() = default;
-  /// The same server, if it has this interface.
+  /// The same server, if its code implements this interface (or a later version of it).
   static std::optional<server_ref> from(any_server server) {
-    if (!server || server.core()->interface_fingerprint != Interface::fingerprint) return std::nullopt;
+    if (!server || !server.core()->implements(Interface::fingerprint, Interface::vsn)) return std::nullopt;
     return server_ref(std::move(server));
   }
+  /// The same, or why not: errc::wrong_interface naming the interface it runs, or no_server.
+  static result<server_ref> of(any_server server);
 
  private:
   explicit server_ref(any_server server) noexcept : any_server(std::move(server)) {}
@@ -278,8 +314,8 @@ result<reply_of<Interface, M>> call(const server_ref<Interface>& to, M&& message
     __builtin_unreachable();
   }
   if (!to) return error{errc::no_server, "an empty server handle"};
-  return detail::call_server<reply_of<Interface, M>>(*to.core(), Interface::template index_of<std::remove_cvref_t<M>>,
-                                                     std::forward<M>(message), timeout);
+  return detail::call_server<reply_of<Interface, M>>(
+      *to.core(), detail::sent_as<Interface, std::remove_cvref_t<M>>::kind, std::forward<M>(message), timeout);
 }
 
 /// Sends a cast. False if the server had stopped (the message is dropped, as in Erlang).
@@ -362,64 +398,34 @@ class monitor_ref {
 /// with its exit reason; at once if it has ended already. When `watcher` ends first, its
 /// monitors are taken off. Several monitors on one server are told each.
 template <class Interface>
-monitor_ref monitor(const server_ref<Interface>& watcher, const any_server& watched) {
-  static_assert(Interface::template index_of<down> != Interface::size,
-                "hotswap: a server that monitors another declares hotswap::info_msg<hotswap::down> in its interface");
-  if (!watcher || !watched) return {};
-  return {detail::add_monitor(*watched.core(), watcher.core(), {}), watched, watcher};
-}
+monitor_ref monitor(const server_ref<Interface>& watcher, const any_server& watched);
 
 /// A monitor whose down is a call of `on_down`, once, on the thread where `watched` ends (at once,
 /// on this thread, if it has): for code that is not a server. It must not block.
 template <class = void>
-monitor_ref monitor(const any_server& watched, std::function<void(const down&)> on_down) {
-  if (!watched || !on_down) return {};
-  const std::uint64_t id = detail::new_id();
-  detail::add_monitor(
-      *watched.core(), nullptr,
-      [on_down = std::move(on_down), id](std::uint64_t server, const exit_reason& reason) {
-        on_down(down{id, server, reason});
-      },
-      id);
-  return {id, watched, {}};
-}
+monitor_ref monitor(const any_server& watched, std::function<void(const down&)> on_down);
 
 /// Erlang's demonitor(Ref, [flush]): takes the monitor off, and a down already in the watcher's
 /// mailbox is dropped unhandled. True if its down is not (and will not be) handled or called;
 /// false if it was, or had begun to be.
 template <class = void>
-bool demonitor(monitor_ref& monitor) {
-  if (!monitor) return false;
-  bool taken_off = detail::remove_monitor(*monitor.watched().core(), monitor.id());
-  if (!taken_off && monitor.watcher()) taken_off = detail::forget_watching(*monitor.watcher().core(), monitor.id());
-  monitor = {};
-  return taken_off;
-}
+bool demonitor(monitor_ref& monitor);
 
 /// Erlang's link/2 (as link/1 from either side): each of `a` and `b` is told when the other
 /// ends. An end with a reason other than normal stops the other too, with the same reason, unless
 /// it traps exits (then it receives a hotswap::exit_signal). If one has ended already, the other
 /// is told at once. False for an empty handle or a server linked to itself.
 template <class = void>
-bool link(const any_server& a, const any_server& b) {
-  return a && b && detail::add_link(*a.core(), *b.core());
-}
+bool link(const any_server& a, const any_server& b);
 
 /// Erlang's unlink/1: false if they were not linked.
 template <class = void>
-bool unlink(const any_server& a, const any_server& b) {
-  return a && b && detail::remove_link(*a.core(), *b.core());
-}
+bool unlink(const any_server& a, const any_server& b);
 
 /// Erlang's process_flag(trap_exit, On): whether the ends of linked servers reach `server` as
 /// hotswap::exit_signal infos instead of stopping it.
 template <class Interface>
-void trap_exits(const server_ref<Interface>& server, bool on = true) {
-  static_assert(Interface::template index_of<exit_signal> != Interface::size,
-                "hotswap: a server that traps exits declares hotswap::info_msg<hotswap::exit_signal> in its "
-                "interface");
-  if (server) server.core()->trapping_exits.store(on, std::memory_order_release);
-}
+void trap_exits(const server_ref<Interface>& server, bool on = true);
 
 // -- requests sent without waiting --
 

@@ -1,4 +1,7 @@
-// Counters that do not fit the test program, each in its own way, for the code server to refuse.
+// Counters that do not fit the test program, each in its own way, for the code server to refuse;
+// and one whose interface is a declared later version of the program's Counter, which it takes.
+#include <utility>
+
 #include <hotswap/modules.hpp>
 
 #include "../runtime/servers.hpp"
@@ -15,6 +18,19 @@ struct CounterV4 {
   static state init() { return {}; }
   static int handle_call(const testing::Get&, const state& s) { return static_cast<int>(s.count); }
   static void handle_cast(const testing::Add& add, state& s) { s.count += add.n; }
+};
+HOTSWAP_MODULE("counter", CounterV4);
+
+#elif defined(LATER_INTERFACE)
+// Counter version 2 (testing::CounterLater): adds Reset.
+struct CounterV4 : testing::counter_handlers<testing::v2::Count> {
+  using interface = testing::CounterLater;
+  static constexpr int vsn = 4;
+  using state = testing::v2::Count;
+  using state_history = hotswap::state_history<hotswap::version<2, testing::v2::Count>>;
+  static state init() { return {}; }
+  using counter_handlers::handle_call;
+  static long handle_call(const testing::Reset&, state& s) { return std::exchange(s.count, 0); }
 };
 HOTSWAP_MODULE("counter", CounterV4);
 

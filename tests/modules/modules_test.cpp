@@ -267,6 +267,39 @@ TEST_CASE("a failing code_change from a module leaves the server on its version,
   hotswap::stop(server).value();
 }
 
+TEST_CASE(
+    "a module whose interface is a declared later version of the running one is taken; earlier clients "
+    "keep calling, and going back refuses what only the later one takes") {
+  const scratch files;
+  hotswap::code_server code;
+  const auto v2 = code.load<Counter>(files.stage("counter_v2", "counter_v2.so")).value();
+  auto server = hotswap::start<Counter>(v2).value();
+  hotswap::cast(server, Add{5});
+  CHECK_FALSE(hotswap::server_ref<testing::CounterLater>::from(server));
+  const auto later = code.load<Counter>(files.stage("counter_later_interface", "counter_v4.so")).value();
+  CHECK(later->implements<Counter>());
+  CHECK(later->implements<testing::CounterLater>());
+  CHECK(later->interface_lineage() ==
+        std::vector<std::uint64_t>{Counter::fingerprint, testing::CounterLater::fingerprint});
+  REQUIRE(later->messages().size() == testing::CounterLater::size);
+  CHECK(later->messages().back().name == "testing::Reset");
+  CHECK(later->messages().back().since == 2);
+  upgrade(server, later, 2).value();
+  CHECK(get(server) == 5);  // the handle of Counter, built before the module
+  auto reset = hotswap::server_ref<testing::CounterLater>::of(server).value();
+  CHECK(hotswap::call(reset, testing::Reset{}).value() == 5);
+  hotswap::cast(server, Add{2});
+  CHECK(get(server) == 2);
+
+  // Back to vsn 2, an earlier version of the interface: Reset is refused, the rest serves.
+  upgrade(server, v2, 4).value();
+  const auto refused = hotswap::call(reset, testing::Reset{});
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().code == hotswap::errc::wrong_interface);
+  CHECK(get(server) == 2);
+  hotswap::stop(server).value();
+}
+
 TEST_CASE("force purge stops the servers on the old version") {
   const scratch files;
   hotswap::code_server code;
@@ -598,7 +631,8 @@ TEST_CASE("bad modules are refused with the file and the reason; nothing changes
        "a shared library without a hotswap module descriptor (HOTSWAP_MODULE in one of its sources)"},
       {files.stage("counter_old_abi", "old_abi.so"), hotswap::errc::abi_mismatch, "built for another ABI: "},
       {files.stage("counter_other_interface", "other_interface.so"), hotswap::errc::wrong_interface,
-       "variant::CounterV4 implements Counter with other messages than this program's Counter"},
+       "variant::CounterV4 implements Counter with other messages than this program's, and not as a declared "
+       "later version of it"},
       {files.stage("counter_other_schema", "other_schema.so"), hotswap::errc::schema_conflict,
        "its schema Count version 2 differs from this program's: count is i16 in it, i64 here (it has "
        "Count@2{count:i16,generation:i32}, this program Count@2{count:i64,generation:i32})"},
@@ -632,7 +666,9 @@ TEST_CASE("bad modules are refused with the file and the reason; nothing changes
   REQUIRE_FALSE(untyped);
   CHECK(untyped.error().code == hotswap::errc::wrong_interface);
   CHECK(untyped.error().what ==
-        untyped_path + ": counter vsn 4 implements Counter differently from the loaded vsn 2 (Counter)");
+        untyped_path +
+            ": counter vsn 4 implements Counter differently from the loaded vsn 2 (Counter), and not as a declared "
+            "later (or earlier) version of it: testing::Get is taken with another reply, or as another kind");
   // Nothing of the refused libraries stays mapped (the one whose initializer threw was opened).
   std::ifstream maps("/proc/self/maps");
   const std::string all{std::istreambuf_iterator<char>(maps), {}};

@@ -42,6 +42,9 @@ struct Gate {
 };
 using Counter = hotswap::interface<"Counter", hotswap::call_msg<Get, long>, hotswap::cast_msg<Add>,
                                    hotswap::cast_msg<Sleep>, hotswap::cast_msg<Gate>, hotswap::info_msg<Crash>>;
+/// Its next version: adds Reset (the count before).
+struct Reset {};
+using CounterLater = hotswap::interface<"Counter", hotswap::follows<Counter>, hotswap::call_msg<Reset, long>>;
 
 /// A gate for one handler: cast `message()`, wait for `entered()`, then `open()`.
 class gate {

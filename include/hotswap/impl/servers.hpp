@@ -1,6 +1,6 @@
 // The bodies of <hotswap/servers.hpp> (its declarations, documented, are there): what follows a
-// handler (continue_with, idle timeouts) and requests sent without waiting. Included by
-// servers.hpp only.
+// handler (continue_with, idle timeouts), requests sent without waiting, monitors and links.
+// Included by servers.hpp only.
 #pragma once
 
 #include <optional>
@@ -26,7 +26,7 @@ std::uint64_t send_into(request_box<Reply>& box, const server_ref<Interface>& to
   } else {
     static_assert(std::is_same_v<reply_of<Interface, M>, Reply>,
                   "hotswap: a request_set takes calls of one reply type: the Reply it is declared with");
-    return box.send(to.core(), Interface::template index_of<std::remove_cvref_t<M>>, std::forward<M>(message));
+    return box.send(to.core(), sent_as<Interface, std::remove_cvref_t<M>>::kind, std::forward<M>(message));
   }
 }
 /// The idle timeout set `set` of a server: handles `message` if, when its time comes, it is
@@ -37,11 +37,11 @@ struct idle_check final : control_request {
   std::uint64_t set, mark;
   std::uint32_t kind;
   M message;
-  idle_check(std::uint64_t which, std::uint64_t handled, std::uint32_t index, M info)
+  idle_check(std::uint64_t which, std::uint64_t handled, std::uint32_t sent_kind, M info)
       : control_request([](reply_slot_base* self) noexcept { delete static_cast<idle_check*>(self); }),
         set(which),
         mark(handled),
-        kind(index),
+        kind(sent_kind),
         message(std::move(info)) {
     state.store(abandoned, std::memory_order_relaxed);  // its server frees it once run
     run = [](control_request& self, server_core& server) noexcept {
@@ -49,7 +49,7 @@ struct idle_check final : control_request {
       if (server.idle_timeouts == check.set && server.handled == check.mark && !server.suspended) {
         envelope info{};
         try {
-          pack(info, std::move(check.message));
+          pack_sent<M>(info, check.kind, std::move(check.message));
           info.kind = check.kind;
           dispatch(server, info);
         } catch (...) {  // out of memory boxing it: no timeout
@@ -106,7 +106,7 @@ void idle_timeout(const server_ref<Interface>& self, std::chrono::nanoseconds af
       }
     };
     std::unique_ptr<detail::idle_check<M>> request(
-        new detail::idle_check<M>(set, server.handled, Interface::template index_of<M>, std::move(message)));
+        new detail::idle_check<M>(set, server.handled, detail::sent_as<Interface, M>::kind, std::move(message)));
     auto held = std::make_shared<pending>();
     held->request = request.release();
     server.acquire();
@@ -193,9 +193,71 @@ std::uint64_t send_request(const server_ref<Interface>& to, M&& message, const s
                   "hotswap: a server that sends requests answered to it declares "
                   "hotswap::info_msg<hotswap::response<Reply>> in its interface, for the Reply of the call it sends");
     if (!requester) throw std::invalid_argument("hotswap: send_request answered to an empty server handle");
-    return detail::send_forwarded<Reply>(to.core(), Interface::template index_of<std::remove_cvref_t<M>>,
+    return detail::send_forwarded<Reply>(to.core(), detail::sent_as<Interface, std::remove_cvref_t<M>>::kind,
                                          std::forward<M>(message), *requester.core(), index);
   }
+}
+
+// -- handles --
+
+template <class Interface>
+result<server_ref<Interface>> server_ref<Interface>::of(any_server server) {
+  if (!server) return error{errc::no_server, "an empty server handle"};
+  if (auto typed = from(server)) return *std::move(typed);
+  return error{errc::wrong_interface, server.core()->label() + " runs " + server.core()->interface_now() + ", not " +
+                                          std::string(Interface::name) +
+                                          (Interface::vsn > 1 ? " version " + std::to_string(Interface::vsn) : "") +
+                                          " or a later version of it"};
+}
+
+// -- monitors and links --
+
+template <class Interface>
+monitor_ref monitor(const server_ref<Interface>& watcher, const any_server& watched) {
+  static_assert(Interface::template index_of<down> != Interface::size,
+                "hotswap: a server that monitors another declares hotswap::info_msg<hotswap::down> in its interface");
+  if (!watcher || !watched) return {};
+  return {detail::add_monitor(*watched.core(), watcher.core(), {}), watched, watcher};
+}
+
+template <class Unused>
+monitor_ref monitor(const any_server& watched, std::function<void(const down&)> on_down) {
+  if (!watched || !on_down) return {};
+  const std::uint64_t id = detail::new_id();
+  detail::add_monitor(
+      *watched.core(), nullptr,
+      [on_down = std::move(on_down), id](std::uint64_t server, const exit_reason& reason) {
+        on_down(down{id, server, reason});
+      },
+      id);
+  return {id, watched, {}};
+}
+
+template <class Unused>
+bool demonitor(monitor_ref& monitor) {
+  if (!monitor) return false;
+  bool taken_off = detail::remove_monitor(*monitor.watched().core(), monitor.id());
+  if (!taken_off && monitor.watcher()) taken_off = detail::forget_watching(*monitor.watcher().core(), monitor.id());
+  monitor = {};
+  return taken_off;
+}
+
+template <class Unused>
+bool link(const any_server& a, const any_server& b) {
+  return a && b && detail::add_link(*a.core(), *b.core());
+}
+
+template <class Unused>
+bool unlink(const any_server& a, const any_server& b) {
+  return a && b && detail::remove_link(*a.core(), *b.core());
+}
+
+template <class Interface>
+void trap_exits(const server_ref<Interface>& server, bool on) {
+  static_assert(Interface::template index_of<exit_signal> != Interface::size,
+                "hotswap: a server that traps exits declares hotswap::info_msg<hotswap::exit_signal> in its "
+                "interface");
+  if (server) server.core()->trapping_exits.store(on, std::memory_order_release);
 }
 
 }  // namespace hotswap

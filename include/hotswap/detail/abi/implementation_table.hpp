@@ -44,6 +44,11 @@ struct implementation_table {
   const handler_fn* handlers;  ///< by message index in the interface
   const discard_fn* discards;  ///< by message index: drops a message undelivered
   const std::string_view* message_names;
+  /// Its interface's vsn, the fingerprints of every version up to it (the first first), and the
+  /// vsn each slot's kind dates from: a message sent as of a later vsn is not one it can take.
+  std::uint32_t interface_vsn;
+  const std::uint64_t* interface_lineage;
+  const std::uint32_t* slot_since;
   std::uint64_t init_argument_fingerprint;  ///< 0 when init takes no argument
   std::string_view init_argument_type;
   bool state_is_plain_data;  ///< holds nothing that points into the code (see detail::plain_data)
@@ -68,5 +73,25 @@ struct implementation_table {
   /// size of all of it; null when the state's schemas did not enable inspect.
   std::size_t (*inspect_state)(const void* state, char* out, std::size_t size) noexcept;
 };
+
+/// Whether `table` implements version `vsn` (of fingerprint `fingerprint`) of an interface, or
+/// a later version of it.
+inline bool implements(const implementation_table& table, std::uint64_t fingerprint, std::uint32_t vsn) noexcept {
+  return vsn >= 1 && vsn <= table.interface_vsn && table.interface_lineage[vsn - 1] == fingerprint;
+}
+
+/// Whether a server may change from one table to the other: they implement one interface, or
+/// one a declared later version of the other's (a handle of the later one is refused after a
+/// change to the earlier).
+inline bool same_interface_line(const implementation_table& a, const implementation_table& b) noexcept {
+  return implements(a, b.interface_fingerprint, b.interface_vsn) ||
+         implements(b, a.interface_fingerprint, a.interface_vsn);
+}
+
+/// `Counter`, or `Counter version 2` for a later version.
+inline std::string describe_interface(const implementation_table& table) {
+  return std::string(table.interface_name) +
+         (table.interface_vsn > 1 ? " version " + std::to_string(table.interface_vsn) : std::string());
+}
 
 }  // namespace hotswap::detail

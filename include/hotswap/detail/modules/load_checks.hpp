@@ -10,6 +10,7 @@
 
 #include "../../result.hpp"
 #include "../abi/abi_description.hpp"
+#include "../common/std_algorithm.hpp"
 #include "../runtime/server_core.hpp"
 #include "../schemas/version_info.hpp"
 #include "module_file.hpp"
@@ -28,6 +29,25 @@ std::string describe_users(const Version& version, const std::vector<Handle>& us
   return text;
 }
 
+/// Whether an interface of fingerprint `interface` is one of the versions in `lineage`.
+inline bool in_lineage(const std::vector<std::uint64_t>& lineage, std::uint64_t interface) {
+  return std::find(lineage.begin(), lineage.end(), interface) != lineage.end();
+}
+
+/// The first difference between the messages of two interfaces, said of the later one.
+inline std::string first_message_change(const std::vector<module_note_fields::message_slot>& before,
+                                        const std::vector<module_note_fields::message_slot>& after) {
+  for (const auto& message : before) {
+    if (message.slot >= after.size()) return message.name + " is not taken any more";
+    const auto& now = after[message.slot];
+    if (now.fingerprint != message.fingerprint)
+      return message.name == now.name ? message.name + " is taken with another reply, or as another kind"
+                                      : "in the place of " + message.name + " it takes " + now.name;
+  }
+  if (after.size() > before.size()) return after[before.size()].name + " is added";
+  return "its messages are the same, in another interface";
+}
+
 /// Checks a module's note against the program (`interface`: the one asked for, 0 for any;
 /// `known`: the program's schema registry) and the module's loaded versions (`now`, `before`:
 /// its current and old ones, or null); `older`: a release going down loads an older vsn;
@@ -40,16 +60,20 @@ result<void> check_fits(const module_note_fields& note, const std::string& path,
     return file_error(errc::abi_mismatch, path,
                       "built for another ABI: the module has \"" + note.abi_text + "\", this program \"" +
                           std::string(abi_description) + "\"");
-  if (interface && note.interface != interface)
+  if (interface && !in_lineage(note.interface_lineage, interface))
     return file_error(errc::wrong_interface, path,
                       note.implementation + " implements " + note.interface_name +
-                          (note.interface_name == interface_name ? " with other messages than" : ", not") +
-                          " this program's " + std::string(interface_name));
-  if (const ModulePtr& loaded = now ? now : before; loaded && note.interface != loaded->interface_fingerprint())
+                          (note.interface_name == interface_name
+                               ? " with other messages than this program's, and not as a declared later version of it"
+                               : ", not this program's " + std::string(interface_name)));
+  if (const ModulePtr& loaded = now ? now : before;
+      loaded && !in_lineage(note.interface_lineage, loaded->interface_fingerprint()) &&
+      !in_lineage(loaded->interface_lineage(), note.interface))
     return file_error(errc::wrong_interface, path,
                       note.name + " vsn " + std::to_string(note.vsn) + " implements " + note.interface_name +
                           " differently from the loaded vsn " + std::to_string(loaded->vsn()) + " (" +
-                          loaded->interface_name() + ")");
+                          loaded->interface_name() + "), and not as a declared later (or earlier) version of it: " +
+                          first_message_change(loaded->messages(), note.messages));
   if (now && development && !older && note.vsn == now->vsn()) {
     if (note.build == now->build())
       return file_error(

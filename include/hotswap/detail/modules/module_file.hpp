@@ -58,6 +58,8 @@ inline constexpr std::uint16_t this_machine = 0;  // none: modules are refused
 }  // namespace elf
 
 /// What a module's note says.
+/// The most slots (and versions) an interface has: what a message's kind word holds.
+inline constexpr std::size_t largest_slot = 0xffff;
 /// The longest schema description a note's is taken with (longer: the message says less).
 inline constexpr std::size_t largest_description = 4096;
 
@@ -66,6 +68,13 @@ struct module_note_fields {
   std::string abi_text, name, implementation, interface_name;
   int vsn = 0;
   std::uint64_t interface = 0;
+  std::vector<std::uint64_t> interface_lineage;  // the fingerprints of its interface's versions, up to its own
+  struct message_slot {                          // a message its interface takes (or took: removed)
+    std::uint32_t slot, since;
+    std::uint64_t fingerprint;  // of its kind, message and reply
+    std::string name;
+  };
+  std::vector<message_slot> messages;
   std::uint64_t state = 0;  // its state type's fingerprint
   struct earlier_state {    // a vsn its code_change starts from, and the state that vsn held
     int vsn;
@@ -338,6 +347,24 @@ result<module_note_fields> parse_module_note(std::string_view text, const std::s
     } else if (key == "interface") {
       if (!number(first, 16, note.interface)) return bad(line);
       note.interface_name = after_first;
+    } else if (key == "interface-version") {  // in order, from 1
+      std::size_t vsn = 0;
+      std::uint64_t fingerprint = 0;
+      if (!number(first, 10, vsn) || vsn != note.interface_lineage.size() + 1 || vsn > largest_slot ||
+          !number(after_first, 16, fingerprint))
+        return bad(line);
+      note.interface_lineage.push_back(fingerprint);
+    } else if (key == "message") {  // in order, from 0
+      const std::string_view since = after_first.substr(0, after_first.find(' '));
+      const std::string_view tail = since.size() < after_first.size() ? after_first.substr(since.size() + 1) : "";
+      const std::string_view fingerprint = tail.substr(0, tail.find(' '));
+      module_note_fields::message_slot message{0, 0, 0, {}};
+      if (!number(first, 10, message.slot) || message.slot != note.messages.size() || message.slot > largest_slot ||
+          !number(since, 10, message.since) || !number(fingerprint, 16, message.fingerprint) ||
+          fingerprint.size() >= tail.size())
+        return bad(line);
+      message.name = tail.substr(fingerprint.size() + 1);
+      note.messages.push_back(std::move(message));
     } else if (key == "state") {
       if (!number(rest, 16, note.state)) return bad(line);
     } else if (key == "from") {
@@ -368,6 +395,8 @@ result<module_note_fields> parse_module_note(std::string_view text, const std::s
     }
   }
   if (!header) return bad("hotswap module 1");
+  if (note.interface_lineage.empty() || note.interface_lineage.back() != note.interface)
+    return bad("interface-version " + std::to_string(note.interface_lineage.size()));
   if (!valid_module_name(note.name)) return bad("name " + note.name);
   return note;
 }

@@ -25,6 +25,7 @@
 #include "../schemas/field_kinds.hpp"
 #include "../schemas/version_info.hpp"
 #include "../servers/implementation_checks.hpp"
+#include "../servers/interface_versions.hpp"
 #include "../servers/table_of.hpp"
 #include "module_name.hpp"
 
@@ -98,6 +99,27 @@ constexpr void put_module_note(Sink& sink) {
   put_hex(sink, interface::fingerprint);
   sink.put(" ");
   sink.put(interface::name);
+  for (std::size_t i = 0; i < interface::lineage.size(); ++i) {  // interface-version 1 <fingerprint>
+    sink.put("\ninterface-version ");
+    put_number(sink, i + 1);
+    sink.put(" ");
+    put_hex(sink, interface::lineage[i]);
+  }
+  [&]<std::size_t... I>(std::index_sequence<I...>) {
+    auto message = [&]<std::size_t Index>(std::integral_constant<std::size_t, Index>) {
+      using Slot = slot_at<interface, Index>;  // message <slot> <since> <fingerprint> <name>
+      sink.put("\nmessage ");
+      put_number(sink, Index);
+      sink.put(" ");
+      put_number(sink, static_cast<std::size_t>(Slot::since));
+      sink.put(" ");
+      put_hex(sink, slot_hash<typename Slot::kind>(fnv1a_start));
+      sink.put(" ");
+      sink.put(slot_name<typename Slot::kind>());
+    };
+    (message(std::integral_constant<std::size_t, I>{}), ...);
+  }
+  (std::make_index_sequence<interface::size>{});
   sink.put("\nstate ");  // what a release checks a running server against before anything moves
   put_hex(sink, value_fingerprint<typename Implementation::state>);
   sink.put("\n");

@@ -50,11 +50,39 @@ bool take_message(server_core& server, envelope& out) noexcept {
   return true;
 }
 
+/// Whether `table` takes a message of kind word `kind`: not one sent as of a later version of
+/// the interface than it implements (a server downgraded since the handle was made).
+inline bool takes_kind(const implementation_table& table, std::uint32_t kind) noexcept {
+  const std::uint32_t slot = slot_of(kind);
+  return slot < table.message_count && sent_vsn_of(kind) <= table.slot_since[slot];
+}
+
+/// Drops a message unhandled, whatever version of the interface it was sent as.
+inline void drop_message(const implementation_table& table, envelope& message) noexcept {
+  if (takes_kind(table, message.kind))
+    table.discards[slot_of(message.kind)](message);
+  else
+    discard_unknown(message);
+}
+
 /// Answers a message that will never be handled: calls fail, the rest is dropped.
 template <class = void>
 void refuse(server_core& server, envelope& message, errc why) noexcept {
-  server.table->discards[message.kind](message);
+  drop_message(*server.table, message);
   if (message.reply) static_cast<reply_slot_base*>(message.reply)->fail(why, "the server has stopped");
+}
+
+/// Refuses a message sent as of a later version of the interface than the server runs: a call
+/// fails with errc::wrong_interface, the rest is dropped.
+template <class = void>
+void refuse_later(server_core& server, envelope& message) noexcept {
+  const implementation_table& table = *server.table;
+  discard_unknown(message);
+  if (message.reply)
+    static_cast<reply_slot_base*>(message.reply)
+        ->fail(errc::wrong_interface, "a message of version " + std::to_string(sent_vsn_of(message.kind)) + " of " +
+                                          std::string(table.interface_name) + ", and the server runs version " +
+                                          std::to_string(table.interface_vsn) + " (" + std::string(table.name) + ")");
 }
 
 /// Receiver side: runs the sys requests in the lane, oldest first (those of an ended server
@@ -97,7 +125,7 @@ worker_activity*& current_activity() noexcept {
 
 /// A handler the pool's monitor found slow has returned: counted, and kept if the slowest.
 template <class = void>
-void note_slow_handler(server_core& server, const implementation_table& table, std::uint32_t kind,
+void note_slow_handler(server_core& server, const implementation_table& table, std::uint32_t slot,
                        std::int64_t since) noexcept {
   const std::chrono::steady_clock::time_point began{std::chrono::steady_clock::duration(since)};
   const auto took = std::chrono::steady_clock::now() - began;
@@ -105,7 +133,7 @@ void note_slow_handler(server_core& server, const implementation_table& table, s
   if (took <= server.slowest_handler) return;
   server.slowest_handler = took;
   try {
-    server.slowest_message = table.message_names[kind];
+    server.slowest_message = table.message_names[slot];
   } catch (...) {  // out of memory: the time is kept without the name
   }
 }
@@ -157,21 +185,21 @@ void handler_failed(server_core& server, std::string_view handling, reply_slot_b
 template <class = void>
 void dispatch(server_core& server, envelope& message) noexcept {
   const implementation_table& table = *server.table;
-  if (server.trace) server.trace({trace_event::in, table.message_names[message.kind], server.id});
+  if (!takes_kind(table, message.kind)) return refuse_later(server, message);
+  const std::uint32_t slot = slot_of(message.kind);
+  if (server.trace) server.trace({trace_event::in, table.message_names[slot], server.id});
   outcome result;
   const auto start = server.timing ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
   worker_activity* const activity = current_activity();
   const std::uint64_t tick = activity ? activity->enter() : 0;
   ++server.handled;  // before: what the handler sets for "after me" (an idle timeout) counts it
-  table.handlers[message.kind](server.state, message, result);
+  table.handlers[slot](server.state, message, result);
   if (activity)
-    if (const std::int64_t slow_since = activity->leave(tick))
-      note_slow_handler(server, table, message.kind, slow_since);
+    if (const std::int64_t slow_since = activity->leave(tick)) note_slow_handler(server, table, slot, slow_since);
   if (server.timing) server.time_in_handlers += std::chrono::steady_clock::now() - start;
   if (result.failed)
-    return handler_failed(server, table.message_names[message.kind], static_cast<reply_slot_base*>(message.reply),
-                          result);
-  if (server.trace) server.trace({trace_event::out, table.message_names[message.kind], server.id});
+    return handler_failed(server, table.message_names[slot], static_cast<reply_slot_base*>(message.reply), result);
+  if (server.trace) server.trace({trace_event::out, table.message_names[slot], server.id});
 }
 
 /// Runs the continuation a handler (or init) left (OTP's handle_continue), before anything else:
@@ -201,7 +229,7 @@ bool handle_messages(server_core& server, unsigned budget) noexcept {
     if (server.ended)
       refuse(server, message, errc::server_died);
     else if (message.kind == server.down_index && !down_awaited(server, message))
-      server.table->discards[message.kind](message);
+      drop_message(*server.table, message);
     else
       dispatch(server, message);
   }

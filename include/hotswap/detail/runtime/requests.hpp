@@ -35,12 +35,12 @@ namespace hotswap::detail {
 template <class M, class MakeSlot>
 void send_call(server_core* to, std::uint32_t kind, M&& message, MakeSlot make_slot) {
   envelope packed{};
-  pack(packed, std::forward<M>(message));
+  pack_sent<std::remove_cvref_t<M>>(packed, kind, std::forward<M>(message));
   reply_slot_base* slot;
   try {
     slot = make_slot();
   } catch (...) {
-    discard<std::remove_cvref_t<M>>(packed);
+    discard_sent<std::remove_cvref_t<M>>(packed, kind);
     throw;
   }
   const bool sent = to && to->deliver([&](envelope& into) noexcept {
@@ -49,7 +49,7 @@ void send_call(server_core* to, std::uint32_t kind, M&& message, MakeSlot make_s
     into.reply = slot;
   });
   if (!sent) {
-    discard<std::remove_cvref_t<M>>(packed);
+    discard_sent<std::remove_cvref_t<M>>(packed, kind);
     slot->fail(errc::no_server, to ? "the server had stopped" : "an empty server handle");
   }
 }

@@ -84,7 +84,9 @@ struct server_core {
   std::atomic<std::uint32_t> references{1};  // one for being alive, one per handle, queue or timer
   executor* runs_on = nullptr;
   const std::uint64_t id;
-  const std::uint64_t interface_fingerprint;
+  /// The version of its interface its code implements: a sender's check of a message of a
+  /// later version than the first (the receiver checks again: detail::takes_kind).
+  std::atomic<std::uint32_t> interface_vsn;
   // Where its interface takes what the runtime sends it (runtime/exits.hpp): the same in every
   // version of its code. `table_size` where it takes none.
   const std::uint32_t table_size, down_index, exit_index;
@@ -131,6 +133,10 @@ struct server_core {
   bool starting_child = false;  // a supervisor's, while its handler starts a child (start_supervised)
 
   spin_lock exit_lock;  // guards what follows: read by other threads
+  /// Its code's interface_lineage (set before that code's hold is let go: set_interface), what
+  /// a handle of an interface is checked against (server_ref::from).
+  const std::uint64_t* interface_lineage;
+  std::string_view interface_name;
   std::string name;
   std::vector<exit_monitor> monitors;    // told when it ends
   std::vector<watched_server> watching;  // the monitors it set on others, taken off when it ends
@@ -140,18 +146,44 @@ struct server_core {
   server_core(std::uint64_t server_id, const implementation_table& implementation,
               void (*free)(server_core& server) noexcept)
       : id(server_id),
-        interface_fingerprint(implementation.interface_fingerprint),
+        interface_vsn(implementation.interface_vsn),
         table_size(implementation.message_count),
         down_index(implementation.down_index),
         exit_index(implementation.exit_index),
         table(&implementation),
-        free_core(free) {}
+        free_core(free),
+        interface_lineage(implementation.interface_lineage),
+        interface_name(implementation.interface_name) {}
 
   /// Any thread: `server 4 (counter)`, or `server 4` if it has no name: how messages name it.
   std::string label() {
     const spin_guard hold(exit_lock);
     return "server " + std::to_string(id) + (name.empty() ? "" : " (" + name + ")");
   }
+
+  /// On the server, as its code changes (before the hold on the code before is let go).
+  void set_interface(const implementation_table& now) noexcept {
+    const spin_guard hold(exit_lock);
+    interface_lineage = now.interface_lineage;
+    interface_name = now.interface_name;
+    interface_vsn.store(now.interface_vsn, std::memory_order_relaxed);
+  }
+  /// Any thread: `Counter`, or `Counter version 2`: the interface its code implements now.
+  std::string interface_now() {
+    const spin_guard hold(exit_lock);
+    const std::uint32_t vsn = interface_vsn.load(std::memory_order_relaxed);
+    return std::string(interface_name) + (vsn > 1 ? " version " + std::to_string(vsn) : std::string());
+  }
+  /// Any thread: whether its code implements the interface of fingerprint `fingerprint`, version
+  /// `vsn`, or a later version of it.
+  bool implements(std::uint64_t fingerprint, std::uint32_t vsn) {
+    const spin_guard hold(exit_lock);
+    return vsn >= 1 && vsn <= interface_vsn.load(std::memory_order_relaxed) &&
+           interface_lineage[vsn - 1] == fingerprint;
+  }
+  /// Any thread: whether its code takes a message dating from interface vsn `since` (of a
+  /// handle's interface that it implements).
+  bool takes(std::uint32_t since) const noexcept { return interface_vsn.load(std::memory_order_relaxed) >= since; }
 
   void acquire() noexcept { references.fetch_add(1, std::memory_order_relaxed); }
   void release() noexcept {

@@ -53,9 +53,12 @@ struct kept_code {
 template <class = void>
 result<void> check_change(const server_core& core, const implementation_table& table, int old_vsn) {
   const implementation_table& old = *core.table;
-  if (table.interface_fingerprint != old.interface_fingerprint)
-    return error{errc::wrong_interface, std::string(table.name) + " implements " + std::string(table.interface_name) +
-                                            ", the server " + std::string(old.interface_name)};
+  if (!same_interface_line(table, old))
+    return error{
+        errc::wrong_interface,
+        std::string(table.name) + " implements " + describe_interface(table) + ", the server " +
+            describe_interface(old) +
+            (table.interface_name == old.interface_name ? ": neither is a declared later version of the other" : "")};
   if (old_vsn != old.vsn)
     return error{errc::wrong_vsn, "the server runs vsn " + std::to_string(old.vsn) + " (" + std::string(old.name) +
                                       "), not vsn " + std::to_string(old_vsn)};
@@ -120,6 +123,7 @@ result<void> swap_code(server_core& core, const implementation_table& table, int
     core.state_owner = the_runtime().hold_both(core.state_owner, core.table_owner);
   core.state = state;
   core.table = &table;
+  core.set_interface(table);
   core.table_owner = std::move(owner);
   return {};
 }
@@ -137,6 +141,7 @@ result<void> switch_code(server_core& core, const implementation_table& table, i
 inline void revert_code(server_core& core, kept_code& kept) noexcept {
   if (!kept.handed_on) core.table->destroy(core.state);
   core.table = kept.table;
+  core.set_interface(*kept.table);
   core.state = kept.state;
   core.table_owner = std::move(kept.table_owner);
   core.state_owner = std::move(kept.state_owner);

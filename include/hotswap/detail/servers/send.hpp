@@ -16,6 +16,7 @@
 #include "../runtime/runtime.hpp"
 #include "../runtime/server_core.hpp"
 #include "interface.hpp"
+#include "interface_versions.hpp"
 
 namespace hotswap {
 template <class Interface>
@@ -29,19 +30,20 @@ namespace hotswap::detail {
 template <class M>
 class packed {
  public:
+  /// Packed as kind word `kind` says (detail/abi/envelope.hpp).
   template <class T>
-  explicit packed(T&& message) {
-    pack(bytes_, std::forward<T>(message));
+  packed(std::uint32_t kind, T&& message) : kind_(kind) {
+    pack_sent<M>(bytes_, kind, std::forward<T>(message));
   }
   ~packed() {
-    if (!sent_) discard<M>(bytes_);
+    if (!sent_) discard_sent<M>(bytes_, kind_);
   }
   packed(const packed&) = delete;
   packed& operator=(const packed&) = delete;
-  bool send(server_core& to, std::uint32_t kind, void* reply) {
+  bool send(server_core& to, void* reply) {
     sent_ = to.deliver([&](envelope& into) noexcept {
       std::memcpy(into.payload, bytes_.payload, sizeof bytes_.payload);
-      into.kind = kind;
+      into.kind = kind_;
       into.reply = reply;
     });
     return sent_;
@@ -49,6 +51,7 @@ class packed {
 
  private:
   envelope bytes_{};
+  std::uint32_t kind_;
   bool sent_ = false;
 };
 
@@ -63,7 +66,10 @@ bool send_kind(const server_ref<Interface>& to, M&& message) {
   } else {
     using T = std::remove_cvref_t<M>;
     if (!to) return false;
-    return packed<T>(std::forward<M>(message)).send(*to.core(), Interface::template index_of<T>, nullptr);
+    using sent = sent_as<Interface, T>;
+    if constexpr (sent::since > 1)  // a server downgraded below the message's version refuses it
+      if (!to.core()->takes(sent::since)) return false;
+    return packed<T>(sent::kind, std::forward<M>(message)).send(*to.core(), nullptr);
   }
 }
 
@@ -73,15 +79,15 @@ void before_parking() {
   if (pool) pool->blocking();
 }
 
-/// Sends `message` as a call (its index in the interface: `kind`) and waits for its reply of
-/// type `R`, at most `timeout`.
+/// Sends `message` as a call (its kind word: `kind`) and waits for its reply of type `R`, at
+/// most `timeout`.
 template <class R, class M>
 result<R> call_server(server_core& to, std::uint32_t kind, M&& message, std::chrono::nanoseconds timeout) {
   using T = std::remove_cvref_t<M>;
   if (&to == current_server()) return error{errc::calling_self, "it would wait for itself"};
   cached_slot<R> slot;
   reply_slot_base* const reply = slot.get();  // what the receiver casts the envelope's pointer back to
-  if (!packed<T>(std::forward<M>(message)).send(to, kind, reply)) return error{errc::no_server, {}};
+  if (!packed<T>(kind, std::forward<M>(message)).send(to, reply)) return error{errc::no_server, {}};
   if (!slot.get()->wait(timeout, before_parking<>)) {
     slot.abandon();
     return error{errc::timeout, "no reply within " + std::to_string(timeout.count() / 1'000'000) + " ms"};

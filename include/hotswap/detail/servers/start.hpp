@@ -85,9 +85,11 @@ result<server_ref<Interface>> start_as(const implementation_table& table, const 
                                        void (*bind_owner)(const void* table_owner,
                                                           server_core& server) noexcept = nullptr,
                                        executor* runs_on = nullptr) {
-  if (table.interface_fingerprint != Interface::fingerprint)
-    return error{errc::wrong_interface, std::string(table.name) + " implements " + std::string(table.interface_name) +
-                                            ", not " + std::string(Interface::name)};
+  if (!implements(table, Interface::fingerprint, Interface::vsn))
+    return error{errc::wrong_interface, std::string(table.name) + " implements " + describe_interface(table) +
+                                            ", not " + std::string(Interface::name) +
+                                            (Interface::vsn > 1 ? " version " + std::to_string(Interface::vsn) : "") +
+                                            (table.interface_name == Interface::name ? " or a later version" : "")};
   auto started = start_server(table, argument, name, on_own_thread, std::move(table_owner), bind_owner, runs_on);
   if (!started) return started.error();
   return *server_ref<Interface>::from(Handle(*started));

@@ -30,6 +30,7 @@
 #include "../schemas/state_size.hpp"
 #include "implementation_checks.hpp"
 #include "interface.hpp"
+#include "interface_versions.hpp"
 
 namespace hotswap::detail {
 
@@ -65,44 +66,92 @@ void report_failure(outcome& result, Body&& body) noexcept {
   }
 }
 
-template <class Implementation, std::size_t I>
-void handle(void* state, envelope& message, outcome& result) noexcept {
-  using Kind = typename Implementation::interface::template kind_at<I>;
+/// Runs the handler of slot kind `Kind` on a message sent as `Sent` (the same kind, or the one
+/// the slot held at an earlier interface vsn): the message migrated up, and a call's reply
+/// migrated down to what the caller waits for.
+template <class Implementation, class Kind, class Sent>
+void handle_sent(void* state, envelope& message, outcome& result) noexcept {
   using M = typename Kind::message;
+  using Arrived = typename Sent::message;
   using S = typename Implementation::state;
+  using none = std::conditional_t<sizeof(Arrived) != 0, no_extra, void>;  // complete where it is used
   struct consume {
     envelope& message;
-    ~consume() { discard<M>(message); }
+    ~consume() { discard_sent<Arrived>(message, message.kind); }
   } consumed{message};
   S& s = *static_cast<S*>(state);
-  M& m = unpack<M>(message);
+  Arrived& arrived = unpack_sent<Arrived>(message);
+  auto taken = [&]() -> decltype(auto) {  // the message as this version takes it
+    if constexpr (std::is_same_v<Arrived, M>)
+      return std::move(arrived);
+    else
+      return migrate_top<M>(Arrived(std::move(arrived)), none{});
+  };
   if constexpr (defers_reply_of<Implementation, Kind>()) {  // it answers through a reply_to
     using R = typename Kind::reply;
+    static_assert(std::is_same_v<R, typename Sent::reply>,
+                  "hotswap: a call whose reply changed between versions of the interface answers by returning "
+                  "it (the reply is migrated down for the callers built against an earlier version): a "
+                  "hotswap::reply_to cannot migrate it");
     reply_slot_base* const slot = static_cast<reply_slot_base*>(message.reply);
     std::optional<deferred<R>> own;
     report_failure(result, [&] {
       own.emplace(slot);
       message.reply = nullptr;  // the handle's now
-      Implementation::handle_call(std::move(m), s, deferred<R>(*own));
+      Implementation::handle_call(taken(), s, deferred<R>(*own));
     });
     if (result.failed && own && own->hand_back()) message.reply = slot;  // the crash fails it
     // `own` goes: if it was the last copy, unanswered, the caller hears no_reply now
   } else {
     report_failure(result, [&] {
-      if constexpr (Kind::kind == message_kind::call)
-        static_cast<reply_slot<typename Kind::reply>*>(static_cast<reply_slot_base*>(message.reply))
-            ->answer(typename Kind::reply(Implementation::handle_call(std::move(m), s)));
-      else if constexpr (Kind::kind == message_kind::cast)
-        Implementation::handle_cast(std::move(m), s);
-      else
-        Implementation::handle_info(std::move(m), s);
+      if constexpr (Kind::kind == message_kind::call) {
+        using R = typename Sent::reply;  // what the caller waits for
+        auto* slot = static_cast<reply_slot<R>*>(static_cast<reply_slot_base*>(message.reply));
+        if constexpr (std::is_same_v<R, typename Kind::reply>)
+          slot->answer(R(Implementation::handle_call(taken(), s)));
+        else
+          slot->answer(migrate_top<R>(typename Kind::reply(Implementation::handle_call(taken(), s)), none{}));
+      } else if constexpr (Kind::kind == message_kind::cast) {
+        Implementation::handle_cast(taken(), s);
+      } else {
+        Implementation::handle_info(taken(), s);
+      }
+    });
+  }
+}
+
+/// What a server answers a message of a slot its interface emptied (hotswap::removed_msg).
+template <class Interface, class Slot>
+void refuse_removed(envelope& message) noexcept {
+  with_sent_kind<Slot>(sent_vsn_of(message.kind), [&]<class Sent>(std::type_identity<Sent>) {
+    discard_sent<typename Sent::message>(message, message.kind);
+  });
+  if (message.reply)
+    static_cast<reply_slot_base*>(message.reply)
+        ->fail(errc::wrong_interface, std::string(type_spelling<typename Slot::kind::was::message>()) +
+                                          " is not taken since version " + std::to_string(Slot::since) + " of " +
+                                          std::string(Interface::name));
+}
+
+template <class Implementation, std::size_t I>
+void handle(void* state, envelope& message, outcome& result) noexcept {
+  using Interface = typename Implementation::interface;
+  using Slot = slot_at<Interface, I>;
+  if constexpr (is_gone<typename Slot::kind>) {
+    (void)state, (void)result;
+    refuse_removed<Interface, Slot>(message);
+  } else {
+    with_sent_kind<Slot>(sent_vsn_of(message.kind), [&]<class Sent>(std::type_identity<Sent>) {
+      handle_sent<Implementation, typename Slot::kind, Sent>(state, message, result);
     });
   }
 }
 
 template <class Interface, std::size_t I>
 void discard_message(envelope& message) noexcept {
-  discard<typename Interface::template kind_at<I>::message>(message);
+  with_sent_kind<slot_at<Interface, I>>(sent_vsn_of(message.kind), [&]<class Sent>(std::type_identity<Sent>) {
+    discard_sent<typename Sent::message>(message, message.kind);
+  });
 }
 
 template <class Implementation>
@@ -277,6 +326,9 @@ struct table_parts {
     return std::array<discard_fn, sizeof...(I)>{&discard_message<interface, I>...};
   }
   (std::make_index_sequence<interface::size>{});
+  static constexpr auto since = []<class... Slots>(type_list<Slots...>) {
+    return std::array<std::uint32_t, sizeof...(Slots)>{Slots::since...};
+  }(typename interface::slots{});
 };
 
 /// What inspect shows of a server's state: `Implementation::format_status(state)` if it has one
@@ -323,6 +375,9 @@ constexpr implementation_table make_table() {
           parts::handlers.data(),
           parts::discards.data(),
           interface::message_names.data(),
+          interface::vsn,
+          interface::lineage.data(),
+          parts::since.data(),
           argument_fingerprint<init_argument<Implementation>>,
           argument_spelling<init_argument<Implementation>>,
           plain_data<S>(),

@@ -11,6 +11,7 @@
 #include "../common/verdict.hpp"
 #include "../runtime/runtime.hpp"
 #include "interface.hpp"
+#include "interface_versions.hpp"
 
 namespace hotswap {
 template <class Interface>
@@ -35,7 +36,7 @@ std::shared_ptr<timer_service::entry> add_timer(const server_ref<Interface>& to,
     if (to) {
       envelope bytes{};
       pack(bytes, std::forward<M>(message));
-      bytes.kind = Interface::template index_of<T>;
+      bytes.kind = sent_as<Interface, T>::kind;  // in place: packed as any message
       return the_runtime().timers.add(delay, period, *to.core(), bytes);
     }
   }

@@ -148,6 +148,7 @@ TEST_CASE("a step failing after the servers were started, stopped and restarted 
                : "step 1 of 1 (server " + std::to_string(shop.c.id()) + ", change_code): minimal v2 refuses") +
               "; every server runs its old code with its old state");
     CHECK(lines.back().starts_with("rollback: "));
+    CHECK(report.servers.empty());
     // The started server is gone, its name free; beta and alpha are the very servers they were,
     // under their names, with their states and what was sent meanwhile.
     CHECK_FALSE(hotswap::whereis<Counter>("tallies"));

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -985,6 +986,7 @@ upgrade_report basic_release_handler<CodeServer>::run(const release_plan& plan, 
     undo(loaded, &plan);
     if (!probation) guard_probation(true);  // a rollback's: its grace period goes on
     let_go_of_resuming();
+    report.servers.clear();  // (none was started, stopped or restarted, in the end)
     return report;
   };
   for (const auto& start : plan.starts) {

@@ -40,16 +40,20 @@ function(hotswap_add_module target)
                      VERBATIM)
 endfunction()
 
-# hotswap_add_release(<name> VERSION <vsn> MODULES <module target>... [DESTINATION <directory>])
+# hotswap_add_release(<name> VERSION <vsn> MODULES <module target>... [DESTINATION <directory>]
+#                     [START <registered name>=<module name>...] [STOP <registered name>...]
+#                     [RESTART <registered name>...])
 #
 # A release for hotswap's release handler: its name, its vsn and its modules' files, written as
 # <name>-<vsn>.release.json into DESTINATION (by default the directory of the first module). A
 # module beside the manifest is named by its file name, others by their full path; the release
 # handler reads each module's name from its file (docs/releases.md describes the format). Each
 # of MODULES is a target hotswap_add_module made before: a name that is none, or another kind of
-# target (the program itself), is refused when the project is configured.
+# target (the program itself), is refused when the project is configured. START, STOP and RESTART
+# name the servers the release starts (on the named module's version in the release), stops and
+# restarts, by the names they are registered as.
 function(hotswap_add_release name)
-  cmake_parse_arguments(PARSE_ARGV 1 release "" "VERSION;DESTINATION" "MODULES")
+  cmake_parse_arguments(PARSE_ARGV 1 release "" "VERSION;DESTINATION" "MODULES;START;STOP;RESTART")
   foreach(word IN ITEMS name release_VERSION)
     if(NOT "${${word}}" MATCHES "^[A-Za-z0-9][A-Za-z0-9._-]*$")
       message(FATAL_ERROR "hotswap_add_release: a release's name and VERSION are letters, digits, '.', '_' and '-' "
@@ -83,6 +87,33 @@ function(hotswap_add_release name)
     list(APPEND files "\"$<IF:${beside},$<TARGET_FILE_NAME:${module}>,$<TARGET_FILE:${module}>>\"")
   endforeach()
   list(JOIN files ", " files)
+  # The servers it starts, stops and restarts: names as a release's (the handler checks them again).
+  set(steps)
+  set(starts)
+  foreach(start IN LISTS release_START)
+    if(NOT start MATCHES "^([A-Za-z0-9][A-Za-z0-9._-]*)=([A-Za-z0-9][A-Za-z0-9._-]*)$")
+      message(FATAL_ERROR "hotswap_add_release(${name}): START lists <registered name>=<module name>, not \"${start}\"")
+    endif()
+    list(APPEND starts "{\"name\": \"${CMAKE_MATCH_1}\", \"module\": \"${CMAKE_MATCH_2}\"}")
+  endforeach()
+  if(starts)
+    list(JOIN starts ", " starts)
+    string(APPEND steps ", \"start\": [${starts}]")
+  endif()
+  foreach(kind IN ITEMS STOP RESTART)
+    set(names)
+    foreach(server IN LISTS release_${kind})
+      if(NOT server MATCHES "^[A-Za-z0-9][A-Za-z0-9._-]*$")
+        message(FATAL_ERROR "hotswap_add_release(${name}): ${kind} lists registered names, not \"${server}\"")
+      endif()
+      list(APPEND names "\"${server}\"")
+    endforeach()
+    if(names)
+      list(JOIN names ", " names)
+      string(TOLOWER ${kind} key)
+      string(APPEND steps ", \"${key}\": [${names}]")
+    endif()
+  endforeach()
   file(GENERATE OUTPUT "${directory}/${name}-${release_VERSION}.release.json"
-       CONTENT "{\"hotswap_release\": 1, \"name\": \"${name}\", \"vsn\": \"${release_VERSION}\", \"modules\": [${files}]}\n")
+       CONTENT "{\"hotswap_release\": 1, \"name\": \"${name}\", \"vsn\": \"${release_VERSION}\", \"modules\": [${files}]${steps}}\n")
 endfunction()

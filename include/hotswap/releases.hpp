@@ -78,12 +78,18 @@ class upgrade_step {
 // -- running one --
 
 /// The stages of an upgrade, as upgrade_options::progress hears of them.
-enum class upgrade_stage { load, suspend, change_code, commit, resume, purge, rollback };
+enum class upgrade_stage { load, start, suspend, change_code, restart, commit, resume, stop, purge, rollback };
 
 constexpr std::string_view to_string(upgrade_stage stage) noexcept {
   switch (stage) {  // no default: -Wswitch names a stage missing here
     case upgrade_stage::load:
       return "load";
+    case upgrade_stage::start:
+      return "start";
+    case upgrade_stage::restart:
+      return "restart";
+    case upgrade_stage::stop:
+      return "stop";
     case upgrade_stage::suspend:
       return "suspend";
     case upgrade_stage::change_code:
@@ -150,6 +156,9 @@ struct upgrade_report {
   std::chrono::nanoseconds pause{};
   /// What the upgrade left for later, if anything: an old version still used, so not purged.
   std::vector<std::string> notes;
+  /// The servers the release started, stopped and restarted, a line each (`started leaderboard
+  /// (server 9) on tally vsn 1`); a dry run's: what it would do.
+  std::vector<std::string> servers;
   /// A dry run's report: each step's time is its migration's, made and thrown away, and the
   /// pause their sum (the pause to expect, the suspends and resumes aside).
   bool dry_run = false;
@@ -166,11 +175,18 @@ inline upgrade_report upgrade(const std::vector<upgrade_step>& steps, const upgr
 
 // -- releases --
 
-/// A release: a name, a vsn and its modules' files, as its manifest says.
+/// A server a release starts: registered as `name`, on the release's version of `module`.
+using server_start = detail::server_start;
+
+/// A release: a name, a vsn and its modules' files, as its manifest says, and the servers it
+/// starts, stops and restarts (by registered name; OTP's add_application, remove_application and
+/// restart_application).
 struct release {
   std::string name, vsn;
   std::vector<std::string> modules;  ///< the module files
   std::string manifest;              ///< the file it was read from
+  std::vector<server_start> start{};
+  std::vector<std::string> stop{}, restart{};
 };
 
 /// Reads the release manifest in `path` (errc::bad_release, saying why, if it cannot).
@@ -227,8 +243,44 @@ struct release_plan {
     /// is not loaded again, and is current again once its servers are on it.
     bool back = false;
   };
+  /// A server the release starts, before the pause, on its version of `module` (stopped again if
+  /// the upgrade fails). Going back to the permanent release, `held` is the server that release
+  /// stopped, kept suspended in its grace period: resumed with its state instead.
+  struct start_step {
+    std::string name;  ///< registered as
+    std::string module;
+    int vsn;
+    any_server held{};
+  };
+  /// A server the release stops: held with the others in the pause, stopped after the commit
+  /// (terminate runs, reason shutdown), or, in a grace period, kept suspended (its name free)
+  /// until the period ends, so that a rollback resumes it with its state.
+  struct stop_step {
+    std::string name;
+    any_server server;
+    std::string label;   ///< `server 4 (name)`
+    std::string module;  ///< the module it runs (empty: none), and its vsn
+    int vsn;
+  };
+  /// A server the release restarts: held in the pause, another started on the release's version
+  /// of its module, registered under its name at the commit; the old one ends after.
+  struct restart_step {
+    std::string name;
+    any_server server;
+    std::string label;
+    std::string module;
+    int from_vsn, to_vsn;
+    /// Empty: the new server's state is made from the old one's (as an upgrade in place makes it,
+    /// the old one ending without its terminate); else why not, and the new server starts from
+    /// its init (the old one stopped as a stop stops it).
+    std::string state_lost{};
+  };
+
   release from, to;
   std::vector<module_step> changes;
+  std::vector<start_step> starts{};
+  std::vector<stop_step> stops{};
+  std::vector<restart_step> restarts{};
   std::vector<std::string> retired;  ///< modules `to` does not have and nothing uses: retired, then purged
   std::vector<std::string> modules;  ///< every module of `to`, by name
 };
@@ -268,11 +320,13 @@ class basic_release_handler {
   }
   basic_release_handler(const basic_release_handler&) = delete;
   basic_release_handler& operator=(const basic_release_handler&) = delete;
-  /// A rollback under way finishes first; no other starts, and no server goes back any more.
+  /// A rollback under way finishes first; no other starts, and no server goes back any more. The
+  /// servers a release stopped in its grace period, held since, are stopped for good.
   ~basic_release_handler() {
     grace_->stop();
     guard_probation(false);
     unwatch_grace();
+    for (const auto& held : probation_.held) (void)hotswap::stop(held.second, exit_reason{exit_kind::shutdown, {}});
   }
 
   /// Loads the modules of the release in `manifest` (a program's first release), which becomes
@@ -391,11 +445,20 @@ class basic_release_handler {
   /// them in it.
   release_plan move_late_servers(const release_plan& plan, const upgrade_options& options, upgrade_report& report);
 
-  /// The grace period `generation` watches the servers the plan moved: a crash of any rolls the
-  /// release back, and each is guarded. The monitors of the period before are taken off.
-  void watch_grace(const release_plan& plan, std::uint64_t generation);
+  /// The grace period `generation` watches the servers the plan moved and those it `started`: a
+  /// crash of any rolls the release back, and each moved is guarded. The monitors of the period
+  /// before are taken off.
+  void watch_grace(const release_plan& plan, std::uint64_t generation, const std::vector<any_server>& started);
   /// Takes the grace period's monitors off its servers.
   void unwatch_grace();
+
+  /// The servers the release in `target` starts, stops and restarts, into `plan` (going back to
+  /// the permanent release, `back`: the undoing of what the releases since did instead); each
+  /// that cannot be is a reason. `notes`: the target's modules' notes.
+  void plan_server_steps(const release& target, const std::vector<detail::module_note_fields>& notes, bool back,
+                         std::chrono::nanoseconds timeout, release_plan& plan, std::vector<std::string>& reasons);
+  /// The loaded version `server` runs (its table's), or null.
+  module_ptr module_of(const any_server& server, const std::string& implementation) const;
   /// The guards of the servers the plan moves from a version before: a handler of the new code
   /// that throws puts its server back there, and has the release rolled back.
   std::vector<std::pair<any_server, detail::probation_guard>> probation_guards(const release_plan& plan,
@@ -423,7 +486,19 @@ class basic_release_handler {
     std::vector<std::string> modules;
     std::vector<std::pair<any_server, detail::probation_guard>> servers;
     std::vector<monitor_ref> monitors;  // on the servers the grace period watches
+    /// The servers it stopped, kept suspended (their names free) until it ends: a rollback
+    /// resumes them with their states.
+    std::vector<std::pair<std::string, any_server>> held;
   } probation_;
+  /// Each name a release since the permanent one started, stopped or restarted a server under,
+  /// and what ran under it then (`ran`: a server, on `module` if not empty): what going back to
+  /// the permanent release puts back.
+  struct name_before {
+    std::string name;
+    bool ran;
+    std::string module;
+  };
+  std::vector<name_before> names_before_;
   std::shared_ptr<detail::grace_watch> grace_ = std::make_shared<detail::grace_watch>(
       [this](std::uint64_t generation, const std::string& why) { roll_back_after_crash(generation, why); },
       [this](std::uint64_t generation) { grace_ended(generation); });

@@ -1,6 +1,7 @@
 // The minimal module's vsn 2 (its vsn 1 is minimal_module.cpp): its code_change adds 100 to the
 // state, or throws (MINIMAL_CHANGE_THROWS); with MINIMAL_THROWS_AT_LOAD, a static initializer
-// throws. The second interface of the release tests.
+// throws; with MINIMAL_INIT_TAKES_INT, its init takes an int. The second interface of the
+// release tests.
 #include <stdexcept>
 
 #include <hotswap/modules.hpp>
@@ -12,8 +13,18 @@ struct MinimalV2 {
   static constexpr int vsn = 2;
   using state = int;
   using state_history = hotswap::state_history<hotswap::version<1, int>>;
-  static state init() { return 2; }
-  static int handle_call(const Ping&, const state& s) { return s; }
+#ifdef MINIMAL_INIT_TAKES_INT  // (a server a release cannot start: it has no argument to give)
+  static state init(int first) {
+    return first;
+  }
+#else
+  static state init() {
+    return 2;
+  }
+#endif
+  static int handle_call(const Ping&, const state& s) {
+    return s;
+  }
   static state code_change(hotswap::from_vsn<1>, int&& old) {
 #ifdef MINIMAL_CHANGE_THROWS
     (void)old;

@@ -75,8 +75,9 @@ struct module_note_fields {
     std::string name;
   };
   std::vector<message_slot> messages;
-  std::uint64_t state = 0;  // its state type's fingerprint
-  struct earlier_state {    // a vsn its code_change starts from, and the state that vsn held
+  std::uint64_t state = 0;    // its state type's fingerprint
+  std::string init_argument;  // the type its init takes, as the compiler spells it (empty: none)
+  struct earlier_state {      // a vsn its code_change starts from, and the state that vsn held
     int vsn;
     std::uint64_t state;
     bool down = false;     // its code makes that state from its own (a release going down),
@@ -367,6 +368,8 @@ result<module_note_fields> parse_module_note(std::string_view text, const std::s
       note.messages.push_back(std::move(message));
     } else if (key == "state") {
       if (!number(rest, 16, note.state)) return bad(line);
+    } else if (key == "init") {
+      note.init_argument = rest;
     } else if (key == "from") {
       module_note_fields::earlier_state earlier{0, 0, false, {}};
       if (!number(first, 10, earlier.vsn) || !number(after_first, 16, earlier.state)) return bad(line);

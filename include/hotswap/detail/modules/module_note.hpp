@@ -1,8 +1,8 @@
 // What HOTSWAP_MODULE puts in a module: its note (one fact a line: ABI, name, vsn, implementation,
-// interface, its state and the vsns it changes code from, and every schema version its states and
-// extra hold), checked by the program before
-// any of the module's code runs, and its descriptor. Cost: one visit per schema version reached
-// from the state, its history and its extra; a schema reached twice is written once.
+// interface, its state, the argument its init takes if any, the vsns it changes code from, and
+// every schema version its states and extra hold), checked by the program before any of the
+// module's code runs, and its descriptor. Cost: one visit per schema version reached from the
+// state, its history and its extra; a schema reached twice is written once.
 #pragma once
 
 #include <array>
@@ -123,6 +123,11 @@ constexpr void put_module_note(Sink& sink) {
   sink.put("\nstate ");  // what a release checks a running server against before anything moves
   put_hex(sink, value_fingerprint<typename Implementation::state>);
   sink.put("\n");
+  if constexpr (init_takes_argument<Implementation>) {  // what a release that starts a server checks
+    sink.put("init ");
+    sink.put(argument_spelling<init_argument<Implementation>>);
+    sink.put("\n");
+  }
   [&]<class... Versions>(state_history<Versions...>) {
     auto from = [&]<class Earlier>(std::type_identity<Earlier>) {
       using Old = typename Earlier::type;

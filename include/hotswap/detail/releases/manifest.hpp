@@ -4,10 +4,16 @@
 //      "modules": ["account_manager_v3.so", "inspector_v3.so"]}
 //
 // Module files are relative to the manifest's directory unless absolute. Parsed by nlohmann/json.
+// It may also name the servers the release starts, stops and restarts, by registered name:
+//
+//      "start": [{"name": "leaderboard", "module": "anemone.leaderboard"}],
+//      "stop": ["inspector"], "restart": ["account_manager"]
 #pragma once
 
 #include <cstddef>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -17,11 +23,20 @@
 
 namespace hotswap::detail {
 
+/// A server a release starts: registered as `name`, on its module `module`.
+struct server_start {
+  std::string name, module;
+  bool operator==(const server_start&) const = default;
+};
+
 /// A release as its manifest says.
 struct release_manifest {
   std::string name, vsn;
   std::vector<std::string> modules;  // module files, as paths
   std::string path;                  // the manifest's
+  std::vector<server_start> start;   // the servers it starts,
+  std::vector<std::string> stop;     // stops,
+  std::vector<std::string> restart;  // and restarts, by registered name
 };
 
 /// A name or vsn: letters, digits, '.', '_' and '-', not first '.', '_' or '-' (what
@@ -37,6 +52,59 @@ inline bool valid_release_word(const std::string& word) {
 
 /// The largest manifest read: hotswap_add_release writes hundreds of bytes.
 inline constexpr std::size_t largest_manifest = std::size_t{1} << 20;
+/// The most servers a manifest's start, stop or restart may name (each is a step of one pause).
+inline constexpr std::size_t most_server_steps = 256;
+
+/// Reads the manifest's "start", "stop" and "restart" into `release`: why not, if they are not
+/// lists of what they must be (empty: they are, or are absent).
+inline std::string read_server_steps(const nlohmann::json& json, release_manifest& release) {
+  const std::string word = "a string of letters, digits, '.', '_' and '-'";
+  auto list = [&](const char* key) -> std::string {
+    const auto found = json.find(key);
+    if (found == json.end()) return {};
+    if (!found->is_array())
+      return "\"" + std::string(key) + "\" must be a list of " +
+             (key == std::string_view("start") ? "{\"name\": registered name, \"module\": module name}"
+                                               : "registered names");
+    if (found->size() > most_server_steps)
+      return "\"" + std::string(key) + "\" names " + std::to_string(found->size()) + " servers, more than " +
+             std::to_string(most_server_steps);
+    return {};
+  };
+  for (const char* key : {"start", "stop", "restart"})
+    if (auto wrong = list(key); !wrong.empty()) return wrong;
+  if (const auto start = json.find("start"); start != json.end())
+    for (std::size_t i = 0; i < start->size(); ++i) {
+      const auto& one = (*start)[i];
+      const std::string at = "\"start\"[" + std::to_string(i) + "]";
+      if (!one.is_object() || one.size() != 2 || !one.contains("name") || !one.contains("module"))
+        return at + " must be {\"name\": registered name, \"module\": module name}";
+      const auto& name = one["name"];
+      const auto& module = one["module"];
+      if (!name.is_string() || !valid_release_word(name.get<std::string>())) return at + ": \"name\" must be " + word;
+      if (!module.is_string() || !valid_module_name(module.get_ref<const std::string&>()))
+        return at + ": \"module\" must be a module's name (" + word + ")";
+      release.start.push_back({name.get<std::string>(), module.get<std::string>()});
+    }
+  for (auto [key, into] : {std::pair{"stop", &release.stop}, std::pair{"restart", &release.restart}})
+    if (const auto names = json.find(key); names != json.end())
+      for (std::size_t i = 0; i < names->size(); ++i) {
+        const auto& name = (*names)[i];
+        if (!name.is_string() || !valid_release_word(name.get<std::string>()))
+          return "\"" + std::string(key) + "\"[" + std::to_string(i) + "] must be a registered name (" + word + ")";
+        into->push_back(name.get<std::string>());
+      }
+  // A server is started, stopped or restarted once.
+  std::vector<std::string> named;
+  for (const auto& one : release.start) named.push_back(one.name);
+  named.insert(named.end(), release.stop.begin(), release.stop.end());
+  named.insert(named.end(), release.restart.begin(), release.restart.end());
+  for (std::size_t i = 0; i < named.size(); ++i)
+    for (std::size_t j = 0; j < i; ++j)
+      if (named[i] == named[j])
+        return "the server " + named[i] + " is named twice in \"start\", \"stop\" and \"restart\"";
+  return {};
+}
 
 /// Reads the manifest in `path` as a module's file is read (resolve_safe_path,
 /// read_module_file): every directory on the path safe, opened without blocking (a FIFO is
@@ -74,6 +142,7 @@ result<release_manifest> read_manifest(const std::string& path) {
     const auto& name_of_file = file.get_ref<const std::string&>();
     release.modules.push_back(name_of_file[0] == '/' ? name_of_file : directory + "/" + name_of_file);
   }
+  if (auto wrong = read_server_steps(json, release); !wrong.empty()) return bad(wrong);
   return release;
 }
 

@@ -1,6 +1,9 @@
 // An upgrade of many servers as one transaction: every server suspended in parallel under one
 // deadline, switched in order keeping its old table and state, then all committed or all put
 // back as they were. (OTP's release_handler suspends one by one and cannot undo a code_change.)
+// A step may also only hold its server: suspended with the others, never changed, and left
+// suspended on commit (a server the release stops, or restarts as another); and steps of the
+// caller's own (starting the servers that replace them) run after the changes, inside the pause.
 #pragma once
 
 #include <algorithm>
@@ -21,8 +24,8 @@ namespace hotswap::detail {
 
 /// One server's part, as the transaction runs it.
 struct transaction_step {
-  server_core* server;  // held by the caller's handles
-  const implementation_table* table;
+  server_core* server;                // held by the caller's handles
+  const implementation_table* table;  // null: the server is only held (suspended, not changed)
   int old_vsn;
   std::shared_ptr<const void> table_owner;
   std::shared_ptr<kept_code> kept = std::make_shared<kept_code>();  // written on the server
@@ -57,6 +60,16 @@ struct transaction_limits {
 /// committed, still suspended.
 enum class transaction_event { suspended, changed, committed };
 
+/// The caller's own part of a transaction, inside its pause, every server suspended: `prepare`,
+/// after the last change (a failure fails the transaction: what it did is undone by `undo`),
+/// `undo`, after a failure, before any server resumes (what `prepare` did, if anything), and
+/// `commit`, on success, before any server resumes.
+struct transaction_hooks {
+  std::function<std::optional<transaction_failure>(std::chrono::steady_clock::time_point budget_end)> prepare;
+  std::function<void()> undo;
+  std::function<void()> commit;
+};
+
 struct core_ref {  // what sent_control and control take: a handle, without a count of its own
   server_core* server;
   explicit operator bool() const noexcept { return server != nullptr; }
@@ -89,8 +102,8 @@ void to_every_server(std::vector<transaction_step>& steps, std::chrono::steady_c
 /// suspend or a change not answered by then, or a change ending past it, fails the transaction
 /// at once (errc::over_budget), and the changes after it are not tried.
 template <class Tell>
-transaction_outcome run_transaction(std::vector<transaction_step>& steps, const transaction_limits& limits,
-                                    Tell&& tell) {
+transaction_outcome run_transaction(std::vector<transaction_step>& steps, const transaction_limits& limits, Tell&& tell,
+                                    const transaction_hooks& hooks = {}) {
   using clock = std::chrono::steady_clock;
   using std::chrono::microseconds;
   const auto started = clock::now();
@@ -136,6 +149,7 @@ transaction_outcome run_transaction(std::vector<transaction_step>& steps, const 
   // Switch each, in order, keeping what it ran; the budget is checked after each.
   for (std::size_t i = 0; i < steps.size() && !failed; ++i) {
     transaction_step& step = steps[i];
+    if (!step.table) continue;  // held only
     step.attempted = true;
     const auto started = clock::now();
     const auto change_deadline = time_after(started, limits.change_timeout);
@@ -153,6 +167,13 @@ transaction_outcome run_transaction(std::vector<transaction_step>& steps, const 
       tell(transaction_event::changed, i);
     }
   }
+  bool prepared = false;
+  if (!failed && hooks.prepare) {
+    prepared = true;
+    if (auto refused = hooks.prepare(budget_end)) fail(refused->step, refused->stage, std::move(refused->failure));
+    if (!failed && clock::now() > budget_end) over_budget("the servers it restarts");
+  }
+  if (!failed && hooks.commit) hooks.commit();
   if (!failed) tell(transaction_event::committed, no_step);
 
   // Undo, last first, on each server that switched or may have (a switch that timed out may run
@@ -165,6 +186,7 @@ transaction_outcome run_transaction(std::vector<transaction_step>& steps, const 
       return {};
     };
   };
+  if (failed && prepared && hooks.undo) hooks.undo();
   if (failed)
     for (std::size_t i = steps.size(); i-- > 0;)
       if (steps[i].attempted) {
@@ -173,18 +195,19 @@ transaction_outcome run_transaction(std::vector<transaction_step>& steps, const 
 
   // Resume all, in parallel (a suspend that timed out may yet take effect: it is resumed too):
   // the messages sent meanwhile are handled now, in order. Each resume says when it ran: the
-  // pause ends at the last.
+  // pause ends at the last. A server only held stays suspended on commit: the caller's.
   auto resume = [](server_core& core) -> result<clock::time_point> {
     core.suspended = false;
     return clock::now();
   };
   std::vector<sent_control<clock::time_point, decltype(resume)>> resumed;
   resumed.reserve(steps.size());
-  for (auto& step : steps) resumed.emplace_back(core_ref{step.server}, resume);
+  const auto kept_suspended = [&](const transaction_step& step) { return !failed && !step.table; };
+  for (auto& step : steps) resumed.emplace_back(core_ref{kept_suspended(step) ? nullptr : step.server}, resume);
   auto last = started;
   const auto resume_deadline = time_after(clock::now(), limits.suspend_timeout);
   for (std::size_t i = 0; i < steps.size(); ++i) {
-    if (stuck[i]) continue;  // freed by the server once served
+    if (stuck[i] || kept_suspended(steps[i])) continue;  // freed by the server once served
     if (auto ran = resumed[i].wait_until(resume_deadline)) last = std::max(last, *ran);
   }
   outcome.pause = last - started;

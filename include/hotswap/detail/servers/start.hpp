@@ -21,14 +21,23 @@ class server_ref;
 
 namespace hotswap::detail {
 
+/// A state made already, which a server starts with instead of its init's (a release restarting
+/// a server hands it the state made from the one before), and the hold on the code it may point
+/// into.
+struct made_state {
+  void* state;
+  std::shared_ptr<const void> owner;
+};
+
 /// Starts a server on `table` (whose interface the caller checked): init runs on this thread,
-/// where it is the current server; then it runs on the pool (or `runs_on`: tests give a manual
-/// executor). The core, holding a reference for the caller, or why not.
+/// where it is the current server (or, given `made`, the server takes that state and init does
+/// not run); then it runs on the pool (or `runs_on`: tests give a manual executor). The core,
+/// holding a reference for the caller, or why not (a state made is then the caller's still).
 template <class = void>
 result<server_core*> start_server(const implementation_table& table, const void* argument, const std::string& name,
                                   bool on_own_thread, std::shared_ptr<const void> table_owner,
                                   void (*bind_owner)(const void* table_owner, server_core& server) noexcept,
-                                  executor* runs_on = nullptr) {
+                                  executor* runs_on = nullptr, made_state* made = nullptr) {
   runtime& runtime = the_runtime();
   struct reference {  // the caller's, released if the start fails (or throws)
     server_core* core;
@@ -57,7 +66,10 @@ result<server_core*> start_server(const implementation_table& table, const void*
   }
   if (!initialized.failed && !name.empty() && !runtime.register_name(name, *core))
     initialized = {true, "the name " + name + " is already registered"};
-  if (!initialized.failed) {
+  if (!initialized.failed && made) {
+    core->state = std::exchange(made->state, nullptr);
+    core->state_owner = std::move(made->owner);
+  } else if (!initialized.failed) {
     server_core*& current = current_server();
     server_core* const outer = std::exchange(current, core);
     core->state = table.init(argument, initialized);

@@ -1,0 +1,344 @@
+// Releases that change which servers run: a manifest's "start", "stop" and "restart", planned,
+// run inside the one upgrade, put back when any step fails, and undone by a rollback.
+#include <atomic>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <catch2/catch.hpp>
+#include <fmt/format.h>
+
+#include <hotswap/releases.hpp>
+
+#include "../runtime/servers.hpp"
+#include "shop.hpp"
+
+using namespace std::chrono_literals;
+using testing::Add;
+using testing::Counter;
+using testing::Get;
+using testing::running_release;
+using testing::what;
+namespace sys = hotswap::sys;
+
+namespace {
+/// Release shop `vsn` of `modules` (as running_release::manifest stages them), with `steps`
+/// (the JSON of "start", "stop" and "restart", each after a comma) added to its manifest.
+std::string with_steps(running_release& shop, const std::string& vsn, const std::vector<std::string>& modules,
+                       const std::string& steps) {
+  const std::string path = shop.manifest(vsn, modules);
+  std::string text = testing::read_bytes(path);
+  text.insert(text.rfind('}'), steps);
+  testing::write_bytes(path, text);
+  return path;
+}
+
+/// The shop with names: a registered as "alpha", b as "beta".
+struct named_shop : running_release {
+  named_shop() {
+    REQUIRE(hotswap::register_name("alpha", a));
+    REQUIRE(hotswap::register_name("beta", b));
+  }
+  ~named_shop() {  // what the releases started, whatever a test left
+    for (const char* name : {"alpha", "beta", "tallies", "local"})
+      if (auto left = hotswap::whereis<Counter>(name)) (void)hotswap::stop(*left);
+  }
+  /// Release 2: counter and minimal moved on, tally new; "tallies" started on tally, beta
+  /// stopped, alpha restarted (on counter vsn 2, its state handed over).
+  std::string release_2(const char* minimal = "minimal_v2", const char* counter = "counter_v2") {
+    return with_steps(*this, "2", {counter, minimal, "tally_v1"},
+                      R"(, "start": [{"name": "tallies", "module": "tally"}], "stop": ["beta"], )"
+                      R"("restart": ["alpha"])");
+  }
+};
+
+/// How `server` ended, once it has: its monitor's reason.
+struct ending {
+  std::mutex lock;
+  std::string reason;
+  hotswap::monitor_ref ref;
+  explicit ending(const hotswap::any_server& server)
+      : ref(hotswap::monitor(server, [this](const hotswap::down& ended) {
+          const std::lock_guard hold(lock);
+          reason = testing::describe(ended.reason);
+        })) {}
+  std::string said() {
+    const std::lock_guard hold(lock);
+    return reason;
+  }
+};
+}  // namespace
+
+TEST_CASE("a release starts, stops and restarts servers by name, in its plan and in its one pause") {
+  named_shop shop;
+  const auto target = shop.release_2();
+  const std::string dir = target.substr(0, target.rfind('/'));
+  const auto plan = shop.releases.plan(target).value();
+  const std::string a = std::to_string(shop.a.id()), b = std::to_string(shop.b.id()), c = std::to_string(shop.c.id());
+  CHECK(to_string(plan) ==
+        fmt::format("release shop 1 -> shop 2\n"
+                    "  counter 1 -> 2 ({0}/counter_v2-2.so)\n"
+                    "  minimal 1 -> 2 ({0}/minimal_v2-2.so)\n"
+                    "    server {3}: vsn 1 -> 2\n"
+                    "  tally new -> 1 ({0}/tally_v1-2.so)\n"
+                    "  start tallies: tally vsn 1\n"
+                    "  stop beta: server {2} (beta)\n"
+                    "  restart alpha: server {1} (alpha), counter vsn 1 -> 2, its state handed over\n",
+                    dir, a, b, c));
+  CHECK(shop.code.current("counter")->vsn() == 1);  // a plan changes nothing
+  CHECK_FALSE(hotswap::whereis<Counter>("tallies"));
+
+  ending beta(shop.b), alpha(shop.a);
+  hotswap::cast(shop.a, Add{2});
+  std::vector<std::string> lines;
+  const auto report = shop.releases.upgrade(target, shop.sending(&lines));
+  REQUIRE(what(report) == "done");
+  const auto tallies = hotswap::whereis<Counter>("tallies");
+  const auto restarted = hotswap::whereis<Counter>("alpha");
+  REQUIRE(tallies);
+  REQUIRE(restarted);
+  CHECK(report.servers == std::vector<std::string>{
+                              "started tallies: server " + std::to_string(tallies->id()) + " (tallies) on tally vsn 1",
+                              "restarted alpha: server " + a + " (alpha) -> server " + std::to_string(restarted->id()) +
+                                  " on counter vsn 2, its state handed over",
+                              "stopped beta: server " + b + " (beta)"});
+  CHECK(to_string(report).find("\nstopped beta: server " + b + " (beta)\n") != std::string::npos);
+  // The stages: the start before the pause, the restart in it after the changes, the stop after.
+  std::vector<std::string> stages;
+  for (const auto& line : lines) stages.push_back(line.substr(0, line.find(':')));
+  CHECK(stages == std::vector<std::string>{"load", "load", "load", "start", "suspend", "change_code", "restart",
+                                           "commit", "resume", "stop", "purge", "purge"});
+
+  CHECK(sys::get_status(*tallies).value().implementation == shop.code.current("tally")->implementation());
+  CHECK(hotswap::call(*tallies, Get{}).value() == 0);
+  // alpha: another server, on counter vsn 2, with the state the old one had (the Adds sent while
+  // it was held were for the old one: they failed with it).
+  CHECK(*restarted != hotswap::server_ref<Counter>(shop.a));
+  CHECK_FALSE(shop.a.alive());
+  CHECK(sys::get_status(*restarted).value().vsn == 2);
+  CHECK(hotswap::call(*restarted, Get{}).value() == 5 + 2);
+  CHECK(alpha.said() == "normal: restarted by release shop 2 as server " + std::to_string(restarted->id()));
+  // beta: stopped for good (no grace period), its name free.
+  CHECK_FALSE(shop.b.alive());
+  CHECK(beta.said() == "shutdown: stopped by release shop 2");
+  CHECK_FALSE(hotswap::whereis<Counter>("beta"));
+  CHECK(hotswap::call(shop.c, Ping{}).value() == 101);
+  CHECK_FALSE(shop.code.old("counter"));  // nothing left on vsn 1: purged
+  (void)hotswap::stop(*tallies);
+  (void)hotswap::stop(*restarted);
+}
+
+TEST_CASE("a step failing after the servers were started, stopped and restarted puts every server back") {
+  // minimal's code_change throws (a change in place, after the start); or alpha's handover does
+  // (counter vsn 2 refuses a count of 13).
+  for (const bool restart_fails : {false, true}) {
+    CAPTURE(restart_fails);
+    named_shop shop;
+    if (restart_fails) hotswap::cast(shop.a, Add{8});  // 13
+    const int a_count = restart_fails ? 13 : 5;
+    const auto target =
+        restart_fails ? shop.release_2("minimal_v2", "counter_v2_refuses_13") : shop.release_2("minimal_v2_refuses");
+    std::vector<std::string> lines;
+    const auto report = shop.releases.upgrade(target, shop.sending(&lines));
+    REQUIRE_FALSE(report);
+    CHECK(report.outcome.error().code == hotswap::errc::code_change_failed);
+    CHECK(report.outcome.error().what ==
+          (restart_fails
+               ? "restart: server " + std::to_string(shop.a.id()) + " (alpha): 13 is unlucky"
+               : "step 1 of 1 (server " + std::to_string(shop.c.id()) + ", change_code): minimal v2 refuses") +
+              "; every server runs its old code with its old state");
+    CHECK(lines.back().starts_with("rollback: "));
+    CHECK(report.servers.empty());
+    // The started server is gone, its name free; beta and alpha are the very servers they were,
+    // under their names, with their states and what was sent meanwhile.
+    CHECK_FALSE(hotswap::whereis<Counter>("tallies"));
+    CHECK(hotswap::whereis<Counter>("alpha") == hotswap::server_ref<Counter>(shop.a));
+    CHECK(hotswap::whereis<Counter>("beta") == hotswap::server_ref<Counter>(shop.b));
+    CHECK(hotswap::call(shop.a, Get{}).value() == a_count + shop.sent);
+    CHECK(hotswap::call(shop.b, Get{}).value() == 9 + shop.sent);
+    CHECK(sys::get_status(shop.a).value().implementation == "testing::CounterV1");
+    CHECK(sys::get_status(shop.b).value().implementation == "testing::CounterV1");
+    CHECK(hotswap::call(shop.c, Ping{}).value() == 1);
+    CHECK(shop.code.current("counter")->vsn() == 1);
+    CHECK_FALSE(shop.code.current("tally"));  // unloaded
+    CHECK(shop.releases.which_releases().size() == 1);
+  }
+}
+
+TEST_CASE("a rollback stops what the release started, starts again what it stopped and restarts back") {
+  SECTION("no grace period: a server stopped is started again from its init") {
+    named_shop shop;
+    REQUIRE(what(shop.releases.upgrade(shop.release_2())) == "done");
+    hotswap::cast(*hotswap::whereis<Counter>("alpha"), Add{1});
+    const auto plan = shop.releases.plan(shop.manifest("1", {"counter_v1", "minimal"})).value();
+    const std::string text = to_string(plan);
+    CHECK(text.find("  stop tallies: server ") != std::string::npos);
+    CHECK(text.find("  start beta: counter vsn 1\n") != std::string::npos);
+    CHECK(text.find("), counter vsn 2 -> 1, its state handed over\n") != std::string::npos);
+    const auto report = shop.releases.rollback();
+    REQUIRE(what(report) == "done");
+    CHECK_FALSE(hotswap::whereis<Counter>("tallies"));
+    const auto alpha = hotswap::whereis<Counter>("alpha"), beta = hotswap::whereis<Counter>("beta");
+    REQUIRE(alpha);
+    REQUIRE(beta);
+    CHECK(sys::get_status(*alpha).value().vsn == 1);
+    CHECK(hotswap::call(*alpha, Get{}).value() == 5 + 1);  // migrated down
+    CHECK(sys::get_status(*beta).value().vsn == 1);
+    CHECK(hotswap::call(*beta, Get{}).value() == 0);  // from its init: its state went with its stop
+    CHECK(shop.code.current("counter")->vsn() == 1);
+    CHECK(shop.releases.rollback().outcome.error().code == hotswap::errc::no_release);
+    (void)hotswap::stop(*alpha);
+    (void)hotswap::stop(*beta);
+  }
+  SECTION("in a grace period: a server stopped is held until it ends, and resumed with its state") {
+    named_shop shop;
+    hotswap::upgrade_options options;
+    options.grace_period = std::chrono::hours(1);
+    const auto report = shop.releases.upgrade(shop.release_2(), options);
+    REQUIRE(what(report) == "done");
+    CHECK(report.servers.back() == "stopped beta: server " + std::to_string(shop.b.id()) +
+                                       " (beta), held suspended until the grace period ends");
+    CHECK(shop.b.alive());
+    CHECK_FALSE(hotswap::whereis<Counter>("beta"));  // its name free
+    // A crash of the server it started rolls the release back, by itself.
+    hotswap::send(*hotswap::whereis<Counter>("tallies"), testing::Crash{});
+    REQUIRE(testing::eventually([&] { return shop.logged("rollback: rolled back: release shop 1 runs again"); }));
+    CHECK(shop.logged("start: resumed beta: server " + std::to_string(shop.b.id()) +
+                      " (beta), its state kept since it was stopped"));
+    CHECK(hotswap::whereis<Counter>("beta") == hotswap::server_ref<Counter>(shop.b));
+    CHECK(hotswap::call(shop.b, Get{}).value() == 9);  // the very server, its state kept
+    const auto alpha = hotswap::whereis<Counter>("alpha");
+    REQUIRE(alpha);
+    CHECK(sys::get_status(*alpha).value().vsn == 1);
+    CHECK(hotswap::call(*alpha, Get{}).value() == 5);
+    CHECK_FALSE(hotswap::whereis<Counter>("tallies"));
+    CHECK(shop.code.current("counter")->vsn() == 1);
+    (void)hotswap::stop(*alpha);
+  }
+  SECTION("made permanent: the server held is stopped for good") {
+    named_shop shop;
+    hotswap::upgrade_options options;
+    options.grace_period = std::chrono::hours(1);
+    REQUIRE(what(shop.releases.upgrade(shop.release_2(), options)) == "done");
+    ending beta(shop.b);
+    REQUIRE(shop.releases.make_permanent());
+    CHECK_FALSE(shop.b.alive());
+    CHECK(beta.said() == "shutdown: stopped by a release");
+    CHECK(shop.logged("stop: stopped beta: server " + std::to_string(shop.b.id()) +
+                      ", held since its release stopped it"));
+    (void)hotswap::stop(*hotswap::whereis<Counter>("tallies"));
+    (void)hotswap::stop(*hotswap::whereis<Counter>("alpha"));
+  }
+}
+
+TEST_CASE("a plan refuses the servers a release cannot start, stop or restart, each saying why") {
+  named_shop shop;
+  auto local = hotswap::start<testing::CounterV1>({.name = "local"}).value();  // the program's own code
+  REQUIRE(hotswap::register_name("gamma", shop.c));
+  const auto refused = shop.releases.plan(
+      with_steps(shop, "3", {"counter_v2", "minimal_v2_takes_int"},
+                 R"(, "start": [{"name": "alpha", "module": "counter"}, {"name": "t", "module": "tally"}, )"
+                 R"({"name": "pings", "module": "minimal"}], "stop": ["nobody"], "restart": ["local", "gamma"])"));
+  REQUIRE_FALSE(refused);
+  const std::string& why = refused.error().what;
+  CAPTURE(why);
+  CHECK(why.find("\n  - start alpha: the name is taken, by server " + std::to_string(shop.a.id()) + " (alpha)") !=
+        std::string::npos);
+  CHECK(why.find("\n  - start t: release shop 3 has no module tally") != std::string::npos);
+  CHECK(why.find("\n  - start pings: the init of minimal vsn 2 takes an argument (int): a release starts only "
+                 "servers whose init takes none") != std::string::npos);
+  CHECK(why.find("\n  - stop nobody: no server is registered as nobody") != std::string::npos);
+  CHECK(why.find("\n  - restart local: server " + std::to_string(local.id()) +
+                 " (local) runs no module (testing::CounterV1): only a module's server is restarted") !=
+        std::string::npos);
+  // gamma's state is handed over (minimal vsn 2 changes code from 1), but were it not, its init
+  // would need an argument: it is restarted all the same here.
+  CHECK(std::count(why.begin(), why.end(), '\n') == 5);
+  shop.check_release_1_runs();
+  (void)hotswap::stop(local);
+}
+
+TEST_CASE("a restart whose state cannot be handed over starts the new server from its init") {
+  named_shop shop;
+  // counter vsn 3 does not change code from vsn 1: in place, refused; restarted, from its init.
+  const auto target = with_steps(shop, "3", {"counter_v3", "minimal"}, R"(, "restart": ["alpha", "beta"])");
+  const auto plan = shop.releases.plan(target).value();
+  const std::string a = "server " + std::to_string(shop.a.id()) + " (alpha)";
+  CHECK(to_string(plan).find("  restart alpha: " + a + ", counter vsn 1 -> 3, state not kept (" + a +
+                             " runs vsn 1, which counter vsn 3 cannot change code from: its state_history lists "
+                             "vsns 2 (add hotswap::version<1, ...> there))\n") != std::string::npos);
+  ending alpha_ended(shop.a);
+  const auto report = shop.releases.upgrade(target);
+  REQUIRE(what(report) == "done");
+  const auto alpha = hotswap::whereis<Counter>("alpha");
+  REQUIRE(alpha);
+  CHECK(sys::get_status(*alpha).value().vsn == 3);
+  CHECK(hotswap::call(*alpha, Get{}).value() == 0);
+  CHECK(report.servers[0].ends_with("on counter vsn 3, from its init"));
+  CHECK(alpha_ended.said().starts_with("normal: restarted by release shop 3 as server "));
+  (void)hotswap::stop(*alpha);
+  (void)hotswap::stop(*hotswap::whereis<Counter>("beta"));
+}
+
+TEST_CASE("a dry run lists the servers a release would start, stop and restart, and fails where it would") {
+  named_shop shop;
+  auto report = shop.releases.dry_run(shop.release_2());
+  REQUIRE(what(report) == "done");
+  REQUIRE(report.servers.size() == 3);
+  CHECK(report.servers[0] == "would start tallies: tally vsn 1");
+  CHECK(report.servers[1] == "would stop beta: server " + std::to_string(shop.b.id()) + " (beta)");
+  CHECK(report.servers[2].starts_with("would restart alpha: server " + std::to_string(shop.a.id()) +
+                                      " (alpha) -> counter vsn 2, its state handed over, made in "));
+  shop.check_release_1_runs();
+  CHECK_FALSE(hotswap::whereis<Counter>("tallies"));
+  hotswap::cast(shop.a, Add{8});  // 13: counter vsn 2 refuses it
+  report = shop.releases.dry_run(shop.release_2("minimal_v2", "counter_v2_refuses_13"));
+  REQUIRE_FALSE(report);
+  CHECK(report.outcome.error().what ==
+        "restart alpha (server " + std::to_string(shop.a.id()) + " (alpha), dry run): 13 is unlucky; nothing changed");
+  CHECK(hotswap::call(shop.a, Get{}).value() == 13);
+  CHECK(sys::get_status(shop.a).value().vsn == 1);
+}
+
+TEST_CASE("a manifest's start, stop and restart are refused unless lists of names, saying why") {
+  const testing::scratch files;
+  auto refusal = [&](const std::string& steps) {
+    testing::write_bytes(files.dir + "/bad.json",
+                         R"({"hotswap_release": 1, "name": "a", "vsn": "1", "modules": ["x.so"])" + steps + "}");
+    const auto read = hotswap::read_release(files.dir + "/bad.json");
+    REQUIRE_FALSE(read);
+    CHECK(read.error().code == hotswap::errc::bad_release);
+    return read.error().what.substr(files.dir.size() + sizeof("/bad.json:"));
+  };
+  const std::string start_form = R"(must be {"name": registered name, "module": module name})";
+  CHECK(refusal(R"(, "start": {"name": "x", "module": "y"})") ==
+        R"("start" must be a list of {"name": registered name, "module": module name})");
+  CHECK(refusal(R"(, "stop": "inspector")") == R"("stop" must be a list of registered names)");
+  CHECK(refusal(R"(, "restart": null)") == R"("restart" must be a list of registered names)");
+  CHECK(refusal(R"(, "start": ["x"])") == "\"start\"[0] " + start_form);
+  CHECK(refusal(R"(, "start": [{"name": "x"}])") == "\"start\"[0] " + start_form);
+  CHECK(refusal(R"(, "start": [{"name": "x", "module": "y", "args": [1]}])") == "\"start\"[0] " + start_form);
+  CHECK(refusal(R"(, "start": [{"name": "x", "module": "y"}, {"name": 7, "module": "y"}])") ==
+        R"("start"[1]: "name" must be a string of letters, digits, '.', '_' and '-')");
+  CHECK(refusal(R"(, "start": [{"name": "x", "module": "../y"}])") ==
+        R"("start"[0]: "module" must be a module's name (a string of letters, digits, '.', '_' and '-'))");
+  CHECK(refusal(R"(, "stop": ["a b"])") ==
+        R"("stop"[0] must be a registered name (a string of letters, digits, '.', '_' and '-'))");
+  CHECK(refusal(R"(, "restart": ["ok", 1])") ==
+        R"("restart"[1] must be a registered name (a string of letters, digits, '.', '_' and '-'))");
+  CHECK(refusal(R"(, "stop": [")" + std::string(300, 'x') + "\"]") ==
+        R"("stop"[0] must be a registered name (a string of letters, digits, '.', '_' and '-'))");
+  std::string many;
+  for (int i = 0; i < 257; ++i) many += (i ? ", \"s" : "\"s") + std::to_string(i) + "\"";
+  CHECK(refusal(R"(, "stop": [)" + many + "]") == R"("stop" names 257 servers, more than 256)");
+  CHECK(refusal(R"(, "stop": ["x"], "restart": ["x"])") ==
+        R"(the server x is named twice in "start", "stop" and "restart")");
+}
+
+TEST_CASE("hotswap_add_release writes the servers a release starts, stops and restarts") {
+  const auto release = hotswap::read_release(std::string(HOTSWAP_TEST_MODULE_DIR) + "/counters-3.release.json");
+  REQUIRE(release);
+  CHECK(release->start == std::vector<hotswap::server_start>{{"tallies", "tally"}, {"pings", "minimal"}});
+  CHECK(release->stop == std::vector<std::string>{"inspector"});
+  CHECK(release->restart == std::vector<std::string>{"account_manager"});
+}

@@ -18,22 +18,28 @@
 //     anemone_live [ticks before and after the upgrade = 5] [tick period in ms = 1000]
 //                  [directory of the modules and releases = where the build put them] [--downgrade]
 //     anemone_live --serve [tick period in ms = 1000] [directory of the modules and releases] [--development]
-//                  [--trusted-key PUBLIC_KEY.pem]...
+//                  [--trusted-key PUBLIC_KEY.pem]... [--client]
 //
 // (--development: its code server takes a rebuild of a module's vsn, as `hotswapctl anemone watch
 // DIR` reloads one: benchmarks/save_to_serving.py times that. --trusted-key: it takes only modules
 // signed by one of these keys, as a service that runs only its own pipeline's builds does; the
-// fleet's end-to-end test, tests/check_fleet.py, gives one host a release signed by another.)
+// fleet's end-to-end test, tests/check_fleet.py, gives one host a release signed by another.
+// --client: a client calls the AccountManager across the upgrades, release 4's new message too:
+// tests/check_release_4.py.)
 #include <signal.h>
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include <fmt/format.h>
@@ -72,10 +78,64 @@ struct anemone_2 {
   }
 };
 
+/// --client: a client of the AccountManager built against the first version of its interface, as
+/// a service deployed before release anemone 4 would be, calling Scores every period across the
+/// upgrades (a call that fails is printed); and one built against release 4's (version 2: it
+/// takes Deactivate), which asks for its handle every period: once it has one (release 4 runs),
+/// it deactivates alice; once the server is back on an earlier version, that handle's Deactivate
+/// of bob is refused, and it says how.
+class client {
+ public:
+  client(hotswap::server_ref<AccountManagerInterface> manager, Period period)
+      : manager_(std::move(manager)), period_(period), thread_([this](std::stop_token stop) { run(stop); }) {}
+  ~client() {
+    thread_.request_stop();
+    thread_.join();
+    fmt::print("client: {} calls of Scores, {} failed\n", calls_, failed_);
+  }
+
+ private:
+  void run(std::stop_token stop) {
+    std::mutex lock;
+    std::condition_variable_any period_over;
+    std::optional<hotswap::server_ref<AccountManagerInterface2>> later;
+    bool refused = false;
+    for (std::unique_lock hold(lock); !stop.stop_requested();
+         period_over.wait_for(hold, stop, period_, [] { return false; })) {
+      ++calls_;
+      if (const auto scores = hotswap::call(manager_, Scores{}); !scores) {
+        ++failed_;
+        fmt::print("client: Scores failed: {}: {}\n", hotswap::to_string(scores.error().code), scores.error().what);
+      }
+      if (refused) continue;
+      if (!later) {
+        if (auto typed = hotswap::server_ref<AccountManagerInterface2>::of(manager_)) {
+          later = *typed;
+          const auto done = hotswap::call(*later, Deactivate{"alice"});
+          fmt::print("client: release 4's interface: deactivate alice: {}\n",
+                     done ? fmt::format("{}", *done) : std::string(hotswap::to_string(done.error().code)));
+        }
+      } else if (!hotswap::server_ref<AccountManagerInterface2>::from(manager_)) {
+        const auto done = hotswap::call(*later, Deactivate{"bob"});
+        refused = !done;
+        fmt::print("client: deactivate bob: {}\n",
+                   done ? fmt::format("{}", *done)
+                        : fmt::format("refused: {}: {}", hotswap::to_string(done.error().code), done.error().what));
+      }
+    }
+  }
+
+  hotswap::server_ref<AccountManagerInterface> manager_;
+  Period period_;
+  int calls_ = 0, failed_ = 0;
+  std::jthread thread_;
+};
+
 /// Ticks on release anemone 2 until SIGINT or SIGTERM, its control socket open. The signal stops
 /// the servers, newest first, as OTP's init:stop does: each one's terminate runs (the
 /// AccountManager's prints its last scores).
-int serve(Period period, const std::string& modules, bool development, std::vector<std::string> trusted_keys) {
+int serve(Period period, const std::string& modules, bool development, std::vector<std::string> trusted_keys,
+          bool with_client) {
   hotswap::stop_on_signals signals({SIGTERM, SIGINT});
   std::setvbuf(stdout, nullptr, _IOLBF, 0);  // each tick's line as it happens, also into a pipe
 
@@ -83,8 +143,11 @@ int serve(Period period, const std::string& modules, bool development, std::vect
   const auto control =
       or_exit(hotswap::open_control(program.code, program.releases, {.program = "anemone"}), "open_control");
   fmt::print(stderr, "-- anemone (pid {}) serves release anemone 2; control socket {}\n", ::getpid(), control.path());
+  std::optional<client> calling;
+  if (with_client) calling.emplace(program.manager, period);
 
   const int stopped = signals.wait();
+  calling.reset();  // (its calls after the servers stopped fail: no_server)
   fmt::print(stderr, "-- stopped ({})\n", stopped == SIGINT ? "SIGINT" : stopped == SIGTERM ? "SIGTERM" : "stop_all");
   or_exit(signals.outcome(), "stop_all");
   return 0;
@@ -110,9 +173,10 @@ int main(int argc, char** argv) {
     trusted_keys.emplace_back(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>());
     args.erase(key, key + 2);
   }
+  const bool with_client = std::erase(args, "--client") > 0;
   if (std::erase(args, "--serve") > 0)
     return serve(Period{args.size() > 0 ? std::atoi(args[0].c_str()) : 1000},
-                 args.size() > 1 ? args[1] : ANEMONE_MODULES_DIR, development, std::move(trusted_keys));
+                 args.size() > 1 ? args[1] : ANEMONE_MODULES_DIR, development, std::move(trusted_keys), with_client);
   const bool downgrade = std::erase(args, "--downgrade") > 0;
   const int ticks = args.size() > 0 ? std::atoi(args[0].c_str()) : 5;
   const Period period{args.size() > 1 ? std::atoi(args[1].c_str()) : 1000};

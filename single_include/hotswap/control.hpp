@@ -1395,6 +1395,7 @@ inline void to_json(nlohmann::json& out, const upgrade_report& report) {
          {"steps", std::move(steps)},
          {"pause_us", std::chrono::duration<double, std::micro>(report.pause).count()},
          {"notes", report.notes},
+         {"servers", report.servers},
          {"text", to_string(report)}};
 }
 
@@ -1413,9 +1414,29 @@ inline void to_json(nlohmann::json& out, const release_plan& plan) {
                        {"back", change.back},
                        {"servers", std::move(servers)}});
   }
+  json starts = json::array(), stops = json::array(), restarts = json::array();
+  for (const auto& start : plan.starts)
+    starts.push_back({{"name", start.name},
+                      {"module", start.module},
+                      {"vsn", start.vsn},
+                      {"resumes", start.held ? json(start.held.id()) : json(nullptr)}});
+  for (const auto& stop : plan.stops)
+    stops.push_back({{"name", stop.name}, {"server", stop.server.id()}, {"label", stop.label}});
+  for (const auto& restart : plan.restarts)
+    restarts.push_back({{"name", restart.name},
+                        {"server", restart.server.id()},
+                        {"label", restart.label},
+                        {"module", restart.module},
+                        {"from_vsn", restart.from_vsn},
+                        {"to_vsn", restart.to_vsn},
+                        {"state_kept", restart.state_lost.empty()},
+                        {"state_lost", restart.state_lost}});
   out = {{"from", {{"name", plan.from.name}, {"vsn", plan.from.vsn}}},
          {"to", {{"name", plan.to.name}, {"vsn", plan.to.vsn}}},
          {"changes", std::move(changes)},
+         {"start", std::move(starts)},
+         {"stop", std::move(stops)},
+         {"restart", std::move(restarts)},
          {"retired", plan.retired},
          {"text", to_string(plan)}};
 }

@@ -216,9 +216,15 @@ class grace_watch {
 //      "modules": ["account_manager_v3.so", "inspector_v3.so"]}
 //
 // Module files are relative to the manifest's directory unless absolute. Parsed by nlohmann/json.
+// It may also name the servers the release starts, stops and restarts, by registered name:
+//
+//      "start": [{"name": "leaderboard", "module": "anemone.leaderboard"}],
+//      "stop": ["inspector"], "restart": ["account_manager"]
 
 #include <cstddef>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -226,11 +232,20 @@ class grace_watch {
 
 namespace hotswap::detail {
 
+/// A server a release starts: registered as `name`, on its module `module`.
+struct server_start {
+  std::string name, module;
+  bool operator==(const server_start&) const = default;
+};
+
 /// A release as its manifest says.
 struct release_manifest {
   std::string name, vsn;
   std::vector<std::string> modules;  // module files, as paths
   std::string path;                  // the manifest's
+  std::vector<server_start> start;   // the servers it starts,
+  std::vector<std::string> stop;     // stops,
+  std::vector<std::string> restart;  // and restarts, by registered name
 };
 
 /// A name or vsn: letters, digits, '.', '_' and '-', not first '.', '_' or '-' (what
@@ -246,6 +261,59 @@ inline bool valid_release_word(const std::string& word) {
 
 /// The largest manifest read: hotswap_add_release writes hundreds of bytes.
 inline constexpr std::size_t largest_manifest = std::size_t{1} << 20;
+/// The most servers a manifest's start, stop or restart may name (each is a step of one pause).
+inline constexpr std::size_t most_server_steps = 256;
+
+/// Reads the manifest's "start", "stop" and "restart" into `release`: why not, if they are not
+/// lists of what they must be (empty: they are, or are absent).
+inline std::string read_server_steps(const nlohmann::json& json, release_manifest& release) {
+  const std::string word = "a string of letters, digits, '.', '_' and '-'";
+  auto list = [&](const char* key) -> std::string {
+    const auto found = json.find(key);
+    if (found == json.end()) return {};
+    if (!found->is_array())
+      return "\"" + std::string(key) + "\" must be a list of " +
+             (key == std::string_view("start") ? "{\"name\": registered name, \"module\": module name}"
+                                               : "registered names");
+    if (found->size() > most_server_steps)
+      return "\"" + std::string(key) + "\" names " + std::to_string(found->size()) + " servers, more than " +
+             std::to_string(most_server_steps);
+    return {};
+  };
+  for (const char* key : {"start", "stop", "restart"})
+    if (auto wrong = list(key); !wrong.empty()) return wrong;
+  if (const auto start = json.find("start"); start != json.end())
+    for (std::size_t i = 0; i < start->size(); ++i) {
+      const auto& one = (*start)[i];
+      const std::string at = "\"start\"[" + std::to_string(i) + "]";
+      if (!one.is_object() || one.size() != 2 || !one.contains("name") || !one.contains("module"))
+        return at + " must be {\"name\": registered name, \"module\": module name}";
+      const auto& name = one["name"];
+      const auto& module = one["module"];
+      if (!name.is_string() || !valid_release_word(name.get<std::string>())) return at + ": \"name\" must be " + word;
+      if (!module.is_string() || !valid_module_name(module.get_ref<const std::string&>()))
+        return at + ": \"module\" must be a module's name (" + word + ")";
+      release.start.push_back({name.get<std::string>(), module.get<std::string>()});
+    }
+  for (auto [key, into] : {std::pair{"stop", &release.stop}, std::pair{"restart", &release.restart}})
+    if (const auto names = json.find(key); names != json.end())
+      for (std::size_t i = 0; i < names->size(); ++i) {
+        const auto& name = (*names)[i];
+        if (!name.is_string() || !valid_release_word(name.get<std::string>()))
+          return "\"" + std::string(key) + "\"[" + std::to_string(i) + "] must be a registered name (" + word + ")";
+        into->push_back(name.get<std::string>());
+      }
+  // A server is started, stopped or restarted once.
+  std::vector<std::string> named;
+  for (const auto& one : release.start) named.push_back(one.name);
+  named.insert(named.end(), release.stop.begin(), release.stop.end());
+  named.insert(named.end(), release.restart.begin(), release.restart.end());
+  for (std::size_t i = 0; i < named.size(); ++i)
+    for (std::size_t j = 0; j < i; ++j)
+      if (named[i] == named[j])
+        return "the server " + named[i] + " is named twice in \"start\", \"stop\" and \"restart\"";
+  return {};
+}
 
 /// Reads the manifest in `path` as a module's file is read (resolve_safe_path,
 /// read_module_file): every directory on the path safe, opened without blocking (a FIFO is
@@ -283,6 +351,7 @@ result<release_manifest> read_manifest(const std::string& path) {
     const auto& name_of_file = file.get_ref<const std::string&>();
     release.modules.push_back(name_of_file[0] == '/' ? name_of_file : directory + "/" + name_of_file);
   }
+  if (auto wrong = read_server_steps(json, release); !wrong.empty()) return bad(wrong);
   return release;
 }
 
@@ -480,6 +549,9 @@ result<void> write_record(const record_directory& directory, const std::vector<r
 // An upgrade of many servers as one transaction: every server suspended in parallel under one
 // deadline, switched in order keeping its old table and state, then all committed or all put
 // back as they were. (OTP's release_handler suspends one by one and cannot undo a code_change.)
+// A step may also only hold its server: suspended with the others, never changed, and left
+// suspended on commit (a server the release stops, or restarts as another); and steps of the
+// caller's own (starting the servers that replace them) run after the changes, inside the pause.
 
 #include <algorithm>
 #include <chrono>
@@ -494,8 +566,8 @@ namespace hotswap::detail {
 
 /// One server's part, as the transaction runs it.
 struct transaction_step {
-  server_core* server;  // held by the caller's handles
-  const implementation_table* table;
+  server_core* server;                // held by the caller's handles
+  const implementation_table* table;  // null: the server is only held (suspended, not changed)
   int old_vsn;
   std::shared_ptr<const void> table_owner;
   std::shared_ptr<kept_code> kept = std::make_shared<kept_code>();  // written on the server
@@ -530,6 +602,16 @@ struct transaction_limits {
 /// committed, still suspended.
 enum class transaction_event { suspended, changed, committed };
 
+/// The caller's own part of a transaction, inside its pause, every server suspended: `prepare`,
+/// after the last change (a failure fails the transaction: what it did is undone by `undo`),
+/// `undo`, after a failure, before any server resumes (what `prepare` did, if anything), and
+/// `commit`, on success, before any server resumes.
+struct transaction_hooks {
+  std::function<std::optional<transaction_failure>(std::chrono::steady_clock::time_point budget_end)> prepare;
+  std::function<void()> undo;
+  std::function<void()> commit;
+};
+
 struct core_ref {  // what sent_control and control take: a handle, without a count of its own
   server_core* server;
   explicit operator bool() const noexcept { return server != nullptr; }
@@ -562,8 +644,8 @@ void to_every_server(std::vector<transaction_step>& steps, std::chrono::steady_c
 /// suspend or a change not answered by then, or a change ending past it, fails the transaction
 /// at once (errc::over_budget), and the changes after it are not tried.
 template <class Tell>
-transaction_outcome run_transaction(std::vector<transaction_step>& steps, const transaction_limits& limits,
-                                    Tell&& tell) {
+transaction_outcome run_transaction(std::vector<transaction_step>& steps, const transaction_limits& limits, Tell&& tell,
+                                    const transaction_hooks& hooks = {}) {
   using clock = std::chrono::steady_clock;
   using std::chrono::microseconds;
   const auto started = clock::now();
@@ -609,6 +691,7 @@ transaction_outcome run_transaction(std::vector<transaction_step>& steps, const 
   // Switch each, in order, keeping what it ran; the budget is checked after each.
   for (std::size_t i = 0; i < steps.size() && !failed; ++i) {
     transaction_step& step = steps[i];
+    if (!step.table) continue;  // held only
     step.attempted = true;
     const auto started = clock::now();
     const auto change_deadline = time_after(started, limits.change_timeout);
@@ -626,6 +709,13 @@ transaction_outcome run_transaction(std::vector<transaction_step>& steps, const 
       tell(transaction_event::changed, i);
     }
   }
+  bool prepared = false;
+  if (!failed && hooks.prepare) {
+    prepared = true;
+    if (auto refused = hooks.prepare(budget_end)) fail(refused->step, refused->stage, std::move(refused->failure));
+    if (!failed && clock::now() > budget_end) over_budget("the servers it restarts");
+  }
+  if (!failed && hooks.commit) hooks.commit();
   if (!failed) tell(transaction_event::committed, no_step);
 
   // Undo, last first, on each server that switched or may have (a switch that timed out may run
@@ -638,6 +728,7 @@ transaction_outcome run_transaction(std::vector<transaction_step>& steps, const 
       return {};
     };
   };
+  if (failed && prepared && hooks.undo) hooks.undo();
   if (failed)
     for (std::size_t i = steps.size(); i-- > 0;)
       if (steps[i].attempted) {
@@ -646,18 +737,19 @@ transaction_outcome run_transaction(std::vector<transaction_step>& steps, const 
 
   // Resume all, in parallel (a suspend that timed out may yet take effect: it is resumed too):
   // the messages sent meanwhile are handled now, in order. Each resume says when it ran: the
-  // pause ends at the last.
+  // pause ends at the last. A server only held stays suspended on commit: the caller's.
   auto resume = [](server_core& core) -> result<clock::time_point> {
     core.suspended = false;
     return clock::now();
   };
   std::vector<sent_control<clock::time_point, decltype(resume)>> resumed;
   resumed.reserve(steps.size());
-  for (auto& step : steps) resumed.emplace_back(core_ref{step.server}, resume);
+  const auto kept_suspended = [&](const transaction_step& step) { return !failed && !step.table; };
+  for (auto& step : steps) resumed.emplace_back(core_ref{kept_suspended(step) ? nullptr : step.server}, resume);
   auto last = started;
   const auto resume_deadline = time_after(clock::now(), limits.suspend_timeout);
   for (std::size_t i = 0; i < steps.size(); ++i) {
-    if (stuck[i]) continue;  // freed by the server once served
+    if (stuck[i] || kept_suspended(steps[i])) continue;  // freed by the server once served
     if (auto ran = resumed[i].wait_until(resume_deadline)) last = std::max(last, *ran);
   }
   outcome.pause = last - started;
@@ -699,12 +791,18 @@ class upgrade_step {
 // -- running one --
 
 /// The stages of an upgrade, as upgrade_options::progress hears of them.
-enum class upgrade_stage { load, suspend, change_code, commit, resume, purge, rollback };
+enum class upgrade_stage { load, start, suspend, change_code, restart, commit, resume, stop, purge, rollback };
 
 constexpr std::string_view to_string(upgrade_stage stage) noexcept {
   switch (stage) {  // no default: -Wswitch names a stage missing here
     case upgrade_stage::load:
       return "load";
+    case upgrade_stage::start:
+      return "start";
+    case upgrade_stage::restart:
+      return "restart";
+    case upgrade_stage::stop:
+      return "stop";
     case upgrade_stage::suspend:
       return "suspend";
     case upgrade_stage::change_code:
@@ -771,6 +869,9 @@ struct upgrade_report {
   std::chrono::nanoseconds pause{};
   /// What the upgrade left for later, if anything: an old version still used, so not purged.
   std::vector<std::string> notes;
+  /// The servers the release started, stopped and restarted, a line each (`started leaderboard
+  /// (server 9) on tally vsn 1`); a dry run's: what it would do.
+  std::vector<std::string> servers;
   /// A dry run's report: each step's time is its migration's, made and thrown away, and the
   /// pause their sum (the pause to expect, the suspends and resumes aside).
   bool dry_run = false;
@@ -787,11 +888,18 @@ inline upgrade_report upgrade(const std::vector<upgrade_step>& steps, const upgr
 
 // -- releases --
 
-/// A release: a name, a vsn and its modules' files, as its manifest says.
+/// A server a release starts: registered as `name`, on the release's version of `module`.
+using server_start = detail::server_start;
+
+/// A release: a name, a vsn and its modules' files, as its manifest says, and the servers it
+/// starts, stops and restarts (by registered name; OTP's add_application, remove_application and
+/// restart_application).
 struct release {
   std::string name, vsn;
   std::vector<std::string> modules;  ///< the module files
   std::string manifest;              ///< the file it was read from
+  std::vector<server_start> start{};
+  std::vector<std::string> stop{}, restart{};
 };
 
 /// Reads the release manifest in `path` (errc::bad_release, saying why, if it cannot).
@@ -848,8 +956,44 @@ struct release_plan {
     /// is not loaded again, and is current again once its servers are on it.
     bool back = false;
   };
+  /// A server the release starts, before the pause, on its version of `module` (stopped again if
+  /// the upgrade fails). Going back to the permanent release, `held` is the server that release
+  /// stopped, kept suspended in its grace period: resumed with its state instead.
+  struct start_step {
+    std::string name;  ///< registered as
+    std::string module;
+    int vsn;
+    any_server held{};
+  };
+  /// A server the release stops: held with the others in the pause, stopped after the commit
+  /// (terminate runs, reason shutdown), or, in a grace period, kept suspended (its name free)
+  /// until the period ends, so that a rollback resumes it with its state.
+  struct stop_step {
+    std::string name;
+    any_server server;
+    std::string label;   ///< `server 4 (name)`
+    std::string module;  ///< the module it runs (empty: none), and its vsn
+    int vsn;
+  };
+  /// A server the release restarts: held in the pause, another started on the release's version
+  /// of its module, registered under its name at the commit; the old one ends after.
+  struct restart_step {
+    std::string name;
+    any_server server;
+    std::string label;
+    std::string module;
+    int from_vsn, to_vsn;
+    /// Empty: the new server's state is made from the old one's (as an upgrade in place makes it,
+    /// the old one ending without its terminate); else why not, and the new server starts from
+    /// its init (the old one stopped as a stop stops it).
+    std::string state_lost{};
+  };
+
   release from, to;
   std::vector<module_step> changes;
+  std::vector<start_step> starts{};
+  std::vector<stop_step> stops{};
+  std::vector<restart_step> restarts{};
   std::vector<std::string> retired;  ///< modules `to` does not have and nothing uses: retired, then purged
   std::vector<std::string> modules;  ///< every module of `to`, by name
 };
@@ -889,11 +1033,13 @@ class basic_release_handler {
   }
   basic_release_handler(const basic_release_handler&) = delete;
   basic_release_handler& operator=(const basic_release_handler&) = delete;
-  /// A rollback under way finishes first; no other starts, and no server goes back any more.
+  /// A rollback under way finishes first; no other starts, and no server goes back any more. The
+  /// servers a release stopped in its grace period, held since, are stopped for good.
   ~basic_release_handler() {
     grace_->stop();
     guard_probation(false);
     unwatch_grace();
+    for (const auto& held : probation_.held) (void)hotswap::stop(held.second, exit_reason{exit_kind::shutdown, {}});
   }
 
   /// Loads the modules of the release in `manifest` (a program's first release), which becomes
@@ -1012,11 +1158,20 @@ class basic_release_handler {
   /// them in it.
   release_plan move_late_servers(const release_plan& plan, const upgrade_options& options, upgrade_report& report);
 
-  /// The grace period `generation` watches the servers the plan moved: a crash of any rolls the
-  /// release back, and each is guarded. The monitors of the period before are taken off.
-  void watch_grace(const release_plan& plan, std::uint64_t generation);
+  /// The grace period `generation` watches the servers the plan moved and those it `started`: a
+  /// crash of any rolls the release back, and each moved is guarded. The monitors of the period
+  /// before are taken off.
+  void watch_grace(const release_plan& plan, std::uint64_t generation, const std::vector<any_server>& started);
   /// Takes the grace period's monitors off its servers.
   void unwatch_grace();
+
+  /// The servers the release in `target` starts, stops and restarts, into `plan` (going back to
+  /// the permanent release, `back`: the undoing of what the releases since did instead); each
+  /// that cannot be is a reason. `notes`: the target's modules' notes.
+  void plan_server_steps(const release& target, const std::vector<detail::module_note_fields>& notes, bool back,
+                         std::chrono::nanoseconds timeout, release_plan& plan, std::vector<std::string>& reasons);
+  /// The loaded version `server` runs (its table's), or null.
+  module_ptr module_of(const any_server& server, const std::string& implementation) const;
   /// The guards of the servers the plan moves from a version before: a handler of the new code
   /// that throws puts its server back there, and has the release rolled back.
   std::vector<std::pair<any_server, detail::probation_guard>> probation_guards(const release_plan& plan,
@@ -1044,7 +1199,19 @@ class basic_release_handler {
     std::vector<std::string> modules;
     std::vector<std::pair<any_server, detail::probation_guard>> servers;
     std::vector<monitor_ref> monitors;  // on the servers the grace period watches
+    /// The servers it stopped, kept suspended (their names free) until it ends: a rollback
+    /// resumes them with their states.
+    std::vector<std::pair<std::string, any_server>> held;
   } probation_;
+  /// Each name a release since the permanent one started, stopped or restarted a server under,
+  /// and what ran under it then (`ran`: a server, on `module` if not empty): what going back to
+  /// the permanent release puts back.
+  struct name_before {
+    std::string name;
+    bool ran;
+    std::string module;
+  };
+  std::vector<name_before> names_before_;
   std::shared_ptr<detail::grace_watch> grace_ = std::make_shared<detail::grace_watch>(
       [this](std::uint64_t generation, const std::string& why) { roll_back_after_crash(generation, why); },
       [this](std::uint64_t generation) { grace_ended(generation); });
@@ -1064,6 +1231,7 @@ using release_handler = basic_release_handler<>;
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -1187,6 +1355,71 @@ inline std::string refuses_down(const module_version& now, const module_note_fie
 }
 }  // namespace detail
 
+namespace detail {
+/// Starts a server on `code`'s table, registered as `name` (none if empty): from its init, which
+/// must take no argument, or, given `made`, with that state.
+inline result<any_server> start_on_module(const module_ptr& code, const std::string& name, made_state* made) {
+  if (!code) return error{errc::no_module, "its module is not loaded"};
+  auto leased = made ? result<leased_table>(
+                           leased_table{&module_access<module_version>::table(*code), make_lease<module_version>(code)})
+                     : lease_to_start<void>(code);
+  if (!leased) return leased.error();
+  auto started = start_server(*leased->table, nullptr, name, false, std::move(leased->lease),
+                              &bind_lease<module_version>, nullptr, made);
+  if (!started) return started.error();
+  return any_server(*started);
+}
+
+/// A state made from a restarted server's, on it, for the server that replaces it; the same
+/// object as the server's own when it is handed on as it is (then it is not destroyed here).
+struct handover {
+  struct destroy {
+    const implementation_table* table;  // null: handed on, the old server's still
+    module_ptr code;                    // the code that destroys it, loaded until then
+    void operator()(void* state) const noexcept {
+      if (table) table->destroy(state);
+    }
+  };
+  std::unique_ptr<void, destroy> state;
+  bool handed_on;
+  std::shared_ptr<const void> owner;  // the code a state not plain data may point into
+};
+
+/// On the restarted server (suspended): the state `code`'s table makes from its own, as a change
+/// of code would make it, leaving its own intact.
+inline result<handover> hand_over(const any_server& server, const module_ptr& code, int vsn,
+                                  std::chrono::nanoseconds timeout) {
+  const implementation_table* table = &module_access<module_version>::table(*code);
+  return control<handover>(server, timeout, [table, code, vsn](server_core& core) -> result<handover> {
+    if (auto fits = check_change(core, *table, vsn); !fits) return fits.error();
+    outcome changed;
+    void* state = make_state(core, *table, vsn, {}, changed);
+    if (changed.failed) return error{errc::code_change_failed, std::move(changed.what)};
+    const bool handed_on = state == core.state;
+    handover made{std::unique_ptr<void, handover::destroy>(state, {handed_on ? nullptr : table, code}), handed_on, {}};
+    if (!core.table->state_is_plain_data && !table->state_is_plain_data)  // as swap_code keeps it
+      made.owner = the_runtime().hold_both(core.state_owner, core.table_owner);
+    return made;
+  });
+}
+
+/// On a server a release restarted, at the commit (or on the server that replaced it, when the
+/// upgrade fails): ends it, without its terminate when its state lives on in the other (its
+/// own, handed on, is not destroyed).
+inline void end_replaced(const any_server& server, bool kept, bool handed_on, exit_reason reason,
+                         std::chrono::nanoseconds timeout) {
+  (void)control<void>(server, timeout,
+                      [kept, handed_on, reason = std::move(reason)](server_core& core) -> result<void> {
+                        if (kept) {
+                          void* state = std::exchange(core.state, nullptr);
+                          if (!handed_on && state) core.table->destroy(state);
+                        }
+                        end_server(core, reason);
+                        return {};
+                      });
+}
+}  // namespace detail
+
 inline std::string to_string(const upgrade_report& report) {
   auto micros = [](std::chrono::nanoseconds time) { return std::chrono::duration<double, std::micro>(time).count(); };
   std::string text =
@@ -1200,11 +1433,16 @@ inline std::string to_string(const upgrade_report& report) {
   }
   text += fmt::format("{} {:.1f} us; {}\n", report.dry_run ? "dry run: expected pause" : "pause", micros(report.pause),
                       report ? std::string(report.dry_run ? "nothing changed" : "done") : report.outcome.error().what);
+  for (const auto& line : report.servers) text += line + "\n";
   for (const auto& note : report.notes) text += note + "\n";
   return text;
 }
 
-inline upgrade_report upgrade(const std::vector<upgrade_step>& steps, const upgrade_options& options) {
+namespace detail {
+/// hotswap::upgrade, and the servers `held` (suspended with the others, never changed, left
+/// suspended on commit: those a release stops or restarts), with `hooks` inside the pause.
+inline upgrade_report run_upgrade(const std::vector<upgrade_step>& steps, const std::vector<any_server>& held,
+                                  const upgrade_options& options, const transaction_hooks& hooks) {
   using std::chrono::duration_cast;
   using std::chrono::microseconds;
   upgrade_report report;
@@ -1212,8 +1450,9 @@ inline upgrade_report upgrade(const std::vector<upgrade_step>& steps, const upgr
     if (options.progress) options.progress(stage, line);
   };
   auto failure = [&](std::size_t i, const char* stage, const error& why) {
-    const std::string where = i == detail::no_step
-                                  ? std::string(stage)
+    const std::string where = i == detail::no_step ? std::string(stage)
+                              : i >= steps.size()  // a server held: one the release stops or restarts
+                                  ? "server " + std::to_string(held[i - steps.size()].id()) + " (held, " + stage + ")"
                                   : "step " + std::to_string(i + 1) + " of " + std::to_string(steps.size()) +
                                         " (server " + std::to_string(steps[i].server().id()) + ", " + stage + ")";
     return error{why.code, where + ": " + (why.what.empty() ? std::string(to_string(why.code)) : why.what) +
@@ -1241,6 +1480,7 @@ inline upgrade_report upgrade(const std::vector<upgrade_step>& steps, const upgr
                             run.back().table->vsn,
                             {}});
   }
+  for (const auto& server : held) run.push_back({server.core(), nullptr, 0, {}});
   const auto started = std::chrono::steady_clock::now();
   const auto outcome = detail::run_transaction(
       run, {options.suspend_timeout, options.change_timeout, options.pause_budget},
@@ -1248,7 +1488,7 @@ inline upgrade_report upgrade(const std::vector<upgrade_step>& steps, const upgr
         if (!options.progress) return;
         switch (event) {
           case detail::transaction_event::suspended:
-            return tell(upgrade_stage::suspend, fmt::format("suspended {} servers", steps.size()));
+            return tell(upgrade_stage::suspend, fmt::format("suspended {} servers", run.size()));
           case detail::transaction_event::changed:
             return tell(upgrade_stage::change_code,
                         fmt::format("{}: vsn {} -> {} ({}) in {} us", report.steps[i].server_label, steps[i].old_vsn(),
@@ -1259,7 +1499,9 @@ inline upgrade_report upgrade(const std::vector<upgrade_step>& steps, const upgr
                         fmt::format("committed after {} us",
                                     duration_cast<microseconds>(std::chrono::steady_clock::now() - started).count()));
         }
-      });
+      },
+      hooks);
+  run.resize(steps.size());  // (the servers held are the caller's)
   report.pause = outcome.pause;
   for (std::size_t i = 0; i < run.size(); ++i) report.steps[i].time = run[i].switch_time;
   if (const auto& failed = outcome.failed) {
@@ -1278,11 +1520,17 @@ inline upgrade_report upgrade(const std::vector<upgrade_step>& steps, const upgr
   }
   return report;
 }
+}  // namespace detail
+
+inline upgrade_report upgrade(const std::vector<upgrade_step>& steps, const upgrade_options& options) {
+  return detail::run_upgrade(steps, {}, options, {});
+}
 
 inline result<release> read_release(const std::string& path) {
   auto read = detail::read_manifest(path);
   if (!read) return read.error();
-  return release{std::move(read->name), std::move(read->vsn), std::move(read->modules), std::move(read->path)};
+  return release{std::move(read->name),  std::move(read->vsn),  std::move(read->modules), std::move(read->path),
+                 std::move(read->start), std::move(read->stop), std::move(read->restart)};
 }
 
 inline std::string to_string(const release_plan& plan) {
@@ -1294,8 +1542,20 @@ inline std::string to_string(const release_plan& plan) {
     for (const auto& server : change.servers)
       text += fmt::format("    {}: vsn {} -> {}\n", server.label, server.from_vsn, change.to_vsn);
   }
+  for (const auto& start : plan.starts)
+    text += start.held ? fmt::format("  start {}: {} resumed, its state kept since it was stopped\n", start.name,
+                                     start.held.core()->label())
+                       : fmt::format("  start {}: {} vsn {}\n", start.name, start.module, start.vsn);
+  for (const auto& stop : plan.stops) text += fmt::format("  stop {}: {}\n", stop.name, stop.label);
+  for (const auto& restart : plan.restarts)
+    text += fmt::format("  restart {}: {}, {} vsn {} -> {}, {}\n", restart.name, restart.label, restart.module,
+                        restart.from_vsn, restart.to_vsn,
+                        restart.state_lost.empty() ? std::string("its state handed over")
+                                                   : "state not kept (" + restart.state_lost + ")");
   for (const auto& module : plan.retired) text += fmt::format("  {} retired\n", module);
-  if (plan.changes.empty() && plan.retired.empty()) text += "  nothing changes\n";
+  if (plan.changes.empty() && plan.retired.empty() && plan.starts.empty() && plan.stops.empty() &&
+      plan.restarts.empty())
+    text += "  nothing changes\n";
   return text;
 }
 
@@ -1387,6 +1647,51 @@ upgrade_report basic_release_handler<CodeServer>::dry_run(const std::string& man
             fmt::format("{}: vsn {} -> {} ({}) would take {} us, making {}", server.label, server.from_vsn, table.vsn,
                         table.name, tried->time.count() / 1000, detail::print_bytes(tried->state_bytes)));
     }
+  // The servers it would start (each one's init checked: it takes no argument), stop, and restart
+  // (each state handed over made from the running one, timed, and thrown away).
+  const auto version_of = [&](const std::string& module) -> module_ptr {
+    for (std::size_t i = 0; i < planned->changes.size(); ++i)
+      if (planned->changes[i].module == module) return loaded[i];
+    return code_.current(module);
+  };
+  for (const auto& start : planned->starts) {
+    if (!report) break;
+    if (start.held) {
+      report.servers.push_back(fmt::format("would resume {}: {}", start.name, start.held.core()->label()));
+      continue;
+    }
+    if (auto fits = detail::lease_to_start<void>(version_of(start.module)); !fits) {
+      report.outcome = error{fits.error().code,
+                             fmt::format("start {} (dry run): {}; nothing changed", start.name, fits.error().what)};
+      break;
+    }
+    report.servers.push_back(fmt::format("would start {}: {} vsn {}", start.name, start.module, start.vsn));
+  }
+  for (const auto& stop : planned->stops)
+    if (report) report.servers.push_back(fmt::format("would stop {}: {}", stop.name, stop.label));
+  for (const auto& restart : planned->restarts) {
+    if (!report) break;
+    std::string how = "from its init (its state not kept)";
+    if (restart.state_lost.empty()) {
+      const module_ptr code = version_of(restart.module);
+      auto tried = detail::control<detail::tried_code>(
+          restart.server, options.change_timeout,
+          [table = &detail::module_access<module_version>::table(*code), code,
+           vsn = restart.from_vsn](detail::server_core& core) { return detail::try_code(core, *table, vsn); });
+      if (!tried) {
+        report.outcome = error{tried.error().code, fmt::format("restart {} ({}, dry run): {}; nothing changed",
+                                                               restart.name, restart.label, tried.error().what)};
+        break;
+      }
+      report.pause += tried->time;
+      how = fmt::format("its state handed over, made in {} us ({})", tried->time.count() / 1000,
+                        detail::print_bytes(tried->state_bytes));
+    }
+    report.servers.push_back(fmt::format("would restart {}: {} -> {} vsn {}, {}", restart.name, restart.label,
+                                         restart.module, restart.to_vsn, how));
+  }
+  if (options.progress)
+    for (const auto& line : report.servers) options.progress(upgrade_stage::start, line);
   undo(loaded, &*planned);
   return report;
 }
@@ -1421,6 +1726,7 @@ result<void> basic_release_handler<CodeServer>::make_permanent() {
   }
   grace_->start({});
   end_probation({}, log_);
+  names_before_.clear();
   return {};
 }
 
@@ -1587,11 +1893,15 @@ result<release_plan> basic_release_handler<CodeServer>::plan_locked(const std::s
   builds holds;  // the target's modules' builds
   if (target->name == from->name && target->vsn == from->vsn)
     return error{errc::plan_refused, "release " + target->name + " " + target->vsn + " is the one running"};
-  release_plan plan{*from, *target, {}, {}, {}};
+  release_plan plan;
+  plan.from = *from;
+  plan.to = *target;
   std::vector<std::string> reasons;
   std::vector<std::string> modules;                                 // the target's, by name
   std::vector<detail::module_note_fields::schema_version> schemas;  // the new modules'
   std::vector<std::string> schema_files;
+  std::vector<detail::module_note_fields> notes;                   // the target's modules'
+  std::vector<std::pair<any_server, std::string>> server_reasons;  // (those the release stops or restarts aside)
   for (const auto& file : target->modules) {
     auto note = access::read_note(code_, file);
     if (!note) {
@@ -1603,6 +1913,7 @@ result<release_plan> basic_release_handler<CodeServer>::plan_locked(const std::s
       continue;
     }
     modules.push_back(note->name);
+    notes.push_back(*note);
     holds.emplace_back(note->name, note->build);
     const module_ptr now = code_.current(note->name);
     if (now && now->vsn() == note->vsn) {  // this version is loaded: the servers left on the old one move to it
@@ -1642,20 +1953,40 @@ result<release_plan> basic_release_handler<CodeServer>::plan_locked(const std::s
       if (auto refused = down ? detail::refuses_down(*now, *note, label, status->vsn, status->state_fingerprint)
                               : detail::refuses_state(*note, label, status->vsn, status->state_fingerprint);
           !refused.empty())
-        reasons.push_back(std::move(refused));
+        server_reasons.emplace_back(server, std::move(refused));
       change.servers.push_back({std::move(server), label, status->vsn});
     }
     plan.changes.push_back(std::move(change));
   }
+  // The servers it starts, stops and restarts; going back to the permanent release, those the
+  // releases since started, stopped and restarted, put back.
+  const auto permanent = find(release_status::permanent);
+  const bool back = from->status == release_status::current && permanent != releases_.end() &&
+                    permanent->name == target->name && permanent->vsn == target->vsn;
+  plan_server_steps(*target, notes, back, timeout, plan, reasons);
+  const auto replaced = [&](const any_server& server) {  // stopped or restarted: not changed in place
+    return std::any_of(plan.stops.begin(), plan.stops.end(), [&](const auto& stop) { return stop.server == server; }) ||
+           std::any_of(plan.restarts.begin(), plan.restarts.end(),
+                       [&](const auto& restart) { return restart.server == server; });
+  };
+  for (auto& change : plan.changes)
+    std::erase_if(change.servers, [&](const release_plan::server_step& step) { return replaced(step.server); });
+  for (auto& [server, reason] : server_reasons)
+    if (!replaced(server)) reasons.push_back(std::move(reason));
   for (const auto& name : from->module_names)  // the running release's modules the target lacks
     if (std::find(modules.begin(), modules.end(), name) == modules.end()) {
       const module_ptr now = code_.current(name), left = code_.old(name);
-      if (now && !now->servers().empty())
-        reasons.push_back(detail::describe_users(*now, now->servers()) + ", and release " + target->name + " " +
-                          target->vsn + " does not have it");
-      else if (left && !left->servers().empty())
-        reasons.push_back(detail::describe_users(*left, left->servers()) + ", and release " + target->name + " " +
-                          target->vsn + " does not have it");
+      auto users = [&](const module_ptr& version) {  // but those the release stops
+        auto servers = version ? version->servers() : std::vector<any_server>{};
+        std::erase_if(servers, replaced);
+        return servers;
+      };
+      if (const auto on_now = users(now); !on_now.empty())
+        reasons.push_back(detail::describe_users(*now, on_now) + ", and release " + target->name + " " + target->vsn +
+                          " does not have it");
+      else if (const auto on_left = users(left); !on_left.empty())
+        reasons.push_back(detail::describe_users(*left, on_left) + ", and release " + target->name + " " + target->vsn +
+                          " does not have it");
       else if (now)
         plan.retired.push_back(name);
     }
@@ -1670,6 +2001,121 @@ result<release_plan> basic_release_handler<CodeServer>::plan_locked(const std::s
     return error{errc::plan_refused, std::move(why)};
   }
   return plan;
+}
+
+template <class CodeServer>
+module_ptr basic_release_handler<CodeServer>::module_of(const any_server& server,
+                                                        const std::string& implementation) const {
+  for (const auto& loaded : code_.all_loaded())
+    for (const module_ptr& version : {loaded.current, loaded.old})
+      if (version && version->implementation() == implementation) {
+        const auto users = version->servers();
+        if (std::find(users.begin(), users.end(), server) != users.end()) return version;
+      }
+  return nullptr;
+}
+
+template <class CodeServer>
+void basic_release_handler<CodeServer>::plan_server_steps(const release& target,
+                                                          const std::vector<detail::module_note_fields>& notes,
+                                                          bool back, std::chrono::nanoseconds timeout,
+                                                          release_plan& plan, std::vector<std::string>& reasons) {
+  const auto note_of = [&](const std::string& module) -> const detail::module_note_fields* {
+    for (const auto& note : notes)
+      if (note.name == module) return &note;
+    return nullptr;
+  };
+  const auto registered = [](const std::string& name) { return any_server(detail::the_runtime().whereis(name)); };
+  const std::string release_named = target.name + " " + target.vsn;
+  auto start = [&](const std::string& name, const std::string& module) {
+    const auto* note = note_of(module);
+    if (!note)
+      return reasons.push_back(fmt::format("start {}: release {} has no module {}", name, release_named, module));
+    if (!note->init_argument.empty())
+      return reasons.push_back(fmt::format(
+          "start {}: the init of {} vsn {} takes an argument ({}): a release starts only servers whose init takes none",
+          name, module, note->vsn, note->init_argument));
+    if (const any_server taken = registered(name))
+      return reasons.push_back(fmt::format("start {}: the name is taken, by {}", name, taken.core()->label()));
+    plan.starts.push_back({name, module, note->vsn});
+  };
+  struct found {  // the server registered under a name, what it runs and on which module
+    any_server server;
+    std::string label;
+    sys::status status;
+    module_ptr module;
+  };
+  auto find_server = [&](const char* doing, const std::string& name) -> std::optional<found> {
+    any_server server = registered(name);
+    if (!server) {
+      reasons.push_back(fmt::format("{} {}: no server is registered as {}", doing, name, name));
+      return std::nullopt;
+    }
+    std::string label = server.core()->label();
+    if (server.core()->supervised) {  // its supervisor would start it again
+      reasons.push_back(
+          fmt::format("{} {}: {} is a supervisor's child: its supervisor stops and starts it", doing, name, label));
+      return std::nullopt;
+    }
+    auto status = sys::get_status(server, timeout);
+    if (!status) {
+      reasons.push_back(fmt::format("{} {}: {}: {}", doing, name, label, status.error().what));
+      return std::nullopt;
+    }
+    module_ptr module = module_of(server, status->implementation);
+    return found{std::move(server), std::move(label), std::move(*status), std::move(module)};
+  };
+  auto stop = [&](const std::string& name) {
+    if (auto one = find_server("stop", name))
+      plan.stops.push_back(
+          {name, one->server, one->label, one->module ? one->module->name() : std::string(), one->status.vsn});
+  };
+  auto restart = [&](const std::string& name) {
+    auto one = find_server("restart", name);
+    if (!one) return;
+    if (!one->module)
+      return reasons.push_back(fmt::format("restart {}: {} runs no module ({}): only a module's server is restarted",
+                                           name, one->label, one->status.implementation));
+    const auto* note = note_of(one->module->name());
+    if (!note)
+      return reasons.push_back(fmt::format("restart {}: release {} has no module {}, which {} runs", name,
+                                           release_named, one->module->name(), one->label));
+    const int vsn = one->status.vsn;
+    // The state is handed over where a change in place could make it; else the new server starts
+    // from its init (OTP's restart_application loses it always).
+    std::string lost = note->vsn < one->module->vsn()
+                           ? detail::refuses_down(*one->module, *note, one->label, vsn, one->status.state_fingerprint)
+                           : detail::refuses_state(*note, one->label, vsn, one->status.state_fingerprint);
+    if (!lost.empty() && !note->init_argument.empty())
+      return reasons.push_back(fmt::format(
+          "restart {}: its state cannot be handed over ({}), and the init of {} vsn {} takes an argument ({})", name,
+          lost, note->name, note->vsn, note->init_argument));
+    plan.restarts.push_back({name, one->server, one->label, note->name, vsn, note->vsn, std::move(lost)});
+  };
+  if (!back) {
+    for (const auto& one : target.start) start(one.name, one.module);
+    for (const auto& name : target.stop) stop(name);
+    for (const auto& name : target.restart) restart(name);
+    return;
+  }
+  // Back to the permanent release: each name as it was then (the manifest's own steps were its
+  // way there).
+  for (const auto& before : names_before_) {
+    const any_server now = registered(before.name);
+    if (!before.ran && now) {
+      stop(before.name);
+    } else if (before.ran && now) {
+      restart(before.name);
+    } else if (before.ran) {
+      const auto held = std::find_if(probation_.held.begin(), probation_.held.end(),
+                                     [&](const auto& one) { return one.first == before.name && one.second.alive(); });
+      if (held != probation_.held.end())
+        plan.starts.push_back({before.name, before.module, 0, held->second});
+      else if (!before.module.empty())
+        start(before.name, before.module);
+      // (one that ran no module, stopped for good, cannot be started again)
+    }
+  }
 }
 
 template <class CodeServer>
@@ -1715,6 +2161,26 @@ upgrade_report basic_release_handler<CodeServer>::run(const release_plan& plan, 
   guard_probation(false);  // the last upgrade's guards would put a server back on its version before
   const bool back =
       std::any_of(plan.changes.begin(), plan.changes.end(), [](const auto& change) { return change.back; });
+  // The servers stopped in the grace period that the plan resumes (going back): not stopped with
+  // the period. If the plan fails, they are held again while it goes on, else stopped for good.
+  std::vector<std::pair<std::string, any_server>> resuming;
+  for (const auto& start : plan.starts)
+    if (start.held)
+      if (const auto held =
+              std::find(probation_.held.begin(), probation_.held.end(), std::pair{start.name, start.held});
+          held != probation_.held.end()) {
+        resuming.push_back(*held);
+        probation_.held.erase(held);
+      }
+  const std::string release_to = plan.to.name + " " + plan.to.vsn;
+  auto let_go_of_resuming = [&] {
+    for (auto& one : resuming)
+      if (back)
+        probation_.held.push_back(std::move(one));
+      else
+        (void)hotswap::stop(one.second, exit_reason{exit_kind::shutdown, "stopped by a release"},
+                            options.suspend_timeout);
+  };
   if (!back) {
     grace_->start({});  // a crash from now on is a crash, whether this upgrade succeeds or not
     end_probation({}, tell);
@@ -1722,6 +2188,7 @@ upgrade_report basic_release_handler<CodeServer>::run(const release_plan& plan, 
   std::vector<module_ptr> loaded;  // outside the pause: nothing runs on them yet
   if (!load_all(plan, options, report, loaded)) {
     guard_probation(true);  // a rollback's: its grace period goes on
+    let_go_of_resuming();
     return report;
   }
   // A grace period for a release that is not permanent (back to the permanent one, there is none
@@ -1742,13 +2209,18 @@ upgrade_report basic_release_handler<CodeServer>::run(const release_plan& plan, 
     probation_.servers = probation_guards(plan, generation);
     guard_probation(true);
   }
-  {
-    std::vector<upgrade_step> steps;
+  // The versions the servers it starts and restarts run: a changed module's as loaded, else the
+  // current one.
+  const auto version_of = [&](const std::string& module) -> module_ptr {
     for (std::size_t i = 0; i < plan.changes.size(); ++i)
-      for (const auto& server : plan.changes[i].servers) steps.emplace_back(server.server, loaded[i], server.from_vsn);
-    report = hotswap::upgrade(steps, options);
-  }  // the steps' leases go: a version rolled back from is held by nothing now
-  if (!report) {
+      if (plan.changes[i].module == module) return loaded[i];
+    return code_.current(module);
+  };
+  const exit_reason undone{exit_kind::shutdown, "release " + release_to + " was not installed"};
+  std::vector<any_server> started;  // before the pause, on the new code: stopped again if anything fails
+  auto failed = [&] {
+    for (auto one = started.rbegin(); one != started.rend(); ++one)
+      (void)hotswap::stop(*one, undone, options.suspend_timeout);
     if (probation) {
       guard_probation(false);
       probation_.servers.clear();
@@ -1756,8 +2228,142 @@ upgrade_report basic_release_handler<CodeServer>::run(const release_plan& plan, 
     }
     undo(loaded, &plan);
     if (!probation) guard_probation(true);  // a rollback's: its grace period goes on
+    let_go_of_resuming();
+    report.servers.clear();  // (none was started, stopped or restarted, in the end)
     return report;
+  };
+  for (const auto& start : plan.starts) {
+    if (start.held) continue;  // resumed at the commit
+    auto made = detail::start_on_module(version_of(start.module), start.name, nullptr);
+    if (!made) {
+      report.outcome = error{made.error().code, fmt::format("starting {} on {} vsn {}: {}; release {} {} runs on, "
+                                                            "unchanged",
+                                                            start.name, start.module, start.vsn, made.error().what,
+                                                            plan.from.name, plan.from.vsn)};
+      tell(upgrade_stage::rollback, report.outcome.error().what);
+      return failed();
+    }
+    started.push_back(*made);
+    report.servers.push_back(
+        fmt::format("started {}: {} on {} vsn {}", start.name, made->core()->label(), start.module, start.vsn));
+    tell(upgrade_stage::start, report.servers.back());
   }
+  // The servers it stops and restarts are held in the pause with the others; those that replace
+  // the restarted ones are made there, after the changes, and take their names at the commit.
+  struct replacement {
+    const release_plan::restart_step* step;
+    any_server server;
+    bool handed_on;
+  };
+  std::vector<replacement> replacements;
+  std::vector<std::string> restarted_lines, commit_notes;
+  std::vector<any_server> held;
+  for (const auto& stop : plan.stops) held.push_back(stop.server);
+  for (const auto& restart : plan.restarts) held.push_back(restart.server);
+  detail::transaction_hooks hooks;
+  hooks.prepare = [&](std::chrono::steady_clock::time_point budget_end) -> std::optional<detail::transaction_failure> {
+    for (const auto& restart : plan.restarts) {
+      const module_ptr code = version_of(restart.module);
+      const auto deadline =
+          std::min(budget_end, detail::time_after(std::chrono::steady_clock::now(), options.change_timeout));
+      detail::made_state made{nullptr, {}};
+      std::unique_ptr<void, detail::handover::destroy> unused{nullptr, {}};
+      bool handed_on = false;
+      if (restart.state_lost.empty()) {
+        auto handed =
+            detail::hand_over(restart.server, code, restart.from_vsn,
+                              std::max<std::chrono::nanoseconds>(deadline - std::chrono::steady_clock::now(), {}));
+        if (!handed)
+          return detail::transaction_failure{detail::no_step, "restart",
+                                             error{handed.error().code, restart.label + ": " + handed.error().what}};
+        handed_on = handed->handed_on;
+        made = {handed->state.get(), std::move(handed->owner)};
+        unused = std::move(handed->state);  // freed here unless the new server takes it
+      }
+      auto replaced_by = detail::start_on_module(code, "", restart.state_lost.empty() ? &made : nullptr);
+      if (!replaced_by)
+        return detail::transaction_failure{
+            detail::no_step, "restart",
+            error{replaced_by.error().code, restart.label + ": " + replaced_by.error().what}};
+      (void)unused.release();  // the new server's now
+      replacements.push_back({&restart, *replaced_by, handed_on});
+      restarted_lines.push_back(
+          fmt::format("restarted {}: {} -> server {} on {} vsn {}, {}", restart.name, restart.label, replaced_by->id(),
+                      restart.module, restart.to_vsn,
+                      restart.state_lost.empty() ? "its state handed over" : std::string("from its init")));
+      tell(upgrade_stage::restart, restarted_lines.back());
+    }
+    return std::nullopt;
+  };
+  hooks.undo = [&] {
+    for (auto one = replacements.rbegin(); one != replacements.rend(); ++one)
+      detail::end_replaced(one->server, one->step->state_lost.empty(), one->handed_on, undone, options.suspend_timeout);
+  };
+  hooks.commit = [&] {
+    for (const auto& one : replacements) {
+      // Ended normally (the servers linked to it go on), its name free for the new one.
+      detail::end_replaced(one.step->server, one.step->state_lost.empty(), one.handed_on,
+                           exit_reason{exit_kind::normal, fmt::format("restarted by release {} as server {}",
+                                                                      release_to, one.server.id())},
+                           options.suspend_timeout);
+      if (!register_name(one.step->name, one.server))
+        commit_notes.push_back(
+            fmt::format("server {} could not take the name {}: taken meanwhile", one.server.id(), one.step->name));
+    }
+    for (const auto& [name, server] : resuming) {
+      if (!register_name(name, server))
+        commit_notes.push_back(
+            fmt::format("{} could not take the name {} again: taken meanwhile", server.core()->label(), name));
+      (void)detail::control<void>(server, options.suspend_timeout, [](detail::server_core& core) -> result<void> {
+        core.suspended = false;
+        return {};
+      });
+    }
+  };
+  {
+    std::vector<upgrade_step> steps;
+    for (std::size_t i = 0; i < plan.changes.size(); ++i)
+      for (const auto& server : plan.changes[i].servers) steps.emplace_back(server.server, loaded[i], server.from_vsn);
+    auto servers = std::move(report.servers);
+    report = detail::run_upgrade(steps, held, options, hooks);
+    report.servers = std::move(servers);
+  }  // the steps' leases go: a version rolled back from is held by nothing now
+  if (!report) return failed();
+  report.servers.insert(report.servers.end(), restarted_lines.begin(), restarted_lines.end());
+  report.notes.insert(report.notes.end(), commit_notes.begin(), commit_notes.end());
+  for (const auto& [name, server] : resuming) {
+    report.servers.push_back(
+        fmt::format("resumed {}: {}, its state kept since it was stopped", name, server.core()->label()));
+    tell(upgrade_stage::start, report.servers.back());
+  }
+  // The servers it stops: for good, or, in a grace period, held until it ends (their names free).
+  for (const auto& stop : plan.stops) {
+    if (probation) {
+      detail::the_runtime().unregister_name(stop.name, stop.server.core());
+      probation_.held.emplace_back(stop.name, stop.server);
+      report.servers.push_back(
+          fmt::format("stopped {}: {}, held suspended until the grace period ends", stop.name, stop.label));
+    } else {
+      (void)hotswap::stop(stop.server, exit_reason{exit_kind::shutdown, "stopped by release " + release_to},
+                          options.suspend_timeout);
+      report.servers.push_back(fmt::format("stopped {}: {}", stop.name, stop.label));
+    }
+    tell(upgrade_stage::stop, report.servers.back());
+  }
+  // What each name held at the permanent release, for the way back to it.
+  if (const auto permanent = find(release_status::permanent);
+      permanent != releases_.end() && permanent->name == plan.to.name && permanent->vsn == plan.to.vsn) {
+    names_before_.clear();
+  } else {
+    auto before = [&](const std::string& name, bool ran, const std::string& module) {
+      if (std::none_of(names_before_.begin(), names_before_.end(), [&](const auto& one) { return one.name == name; }))
+        names_before_.push_back({name, ran, module});
+    };
+    for (const auto& start : plan.starts) before(start.name, false, {});
+    for (const auto& stop : plan.stops) before(stop.name, true, stop.module);
+    for (const auto& restart : plan.restarts) before(restart.name, true, restart.module);
+  }
+  for (const auto& one : replacements) started.push_back(one.server);  // watched in the grace period too
   loaded.clear();
   const release_plan moved = move_late_servers(plan, options, report);
   for (const auto& change : plan.changes)  // the versions gone back to are current again
@@ -1795,7 +2401,7 @@ upgrade_report basic_release_handler<CodeServer>::run(const release_plan& plan, 
   for (const auto& change : plan.changes)
     if (change.from_vsn && !change.back && probation) kept.push_back(change.module);
   probation_.modules = kept;
-  if (probation) watch_grace(moved, generation);
+  if (probation) watch_grace(moved, generation, started);
   for (const auto& module : plan.retired)
     if (auto retired = code_.retire(module); !retired) report.notes.push_back(retired.error().what);
   for (const auto& change : plan.changes) {
@@ -1830,6 +2436,10 @@ release_plan basic_release_handler<CodeServer>::move_late_servers(const release_
     for (auto& server : left->servers()) {
       const auto planned = [&](const release_plan::server_step& step) { return step.server == server; };
       if (std::any_of(change.servers.begin(), change.servers.end(), planned)) continue;
+      const auto stopped = [&](const auto& step) { return step.server == server; };  // held, suspended: not moved
+      if (std::any_of(plan.stops.begin(), plan.stops.end(), stopped) ||
+          std::any_of(plan.restarts.begin(), plan.restarts.end(), stopped))
+        continue;
       auto status = sys::get_status(server, options.suspend_timeout);
       if (!status || status->implementation != left->implementation()) continue;
       late.emplace_back(server, now, status->vsn);
@@ -1849,17 +2459,19 @@ release_plan basic_release_handler<CodeServer>::move_late_servers(const release_
 }
 
 template <class CodeServer>
-void basic_release_handler<CodeServer>::watch_grace(const release_plan& plan, std::uint64_t generation) {
+void basic_release_handler<CodeServer>::watch_grace(const release_plan& plan, std::uint64_t generation,
+                                                    const std::vector<any_server>& started) {
   const std::weak_ptr<detail::grace_watch> watch = grace_;
   unwatch_grace();
+  auto watched = [&](const any_server& server, std::string label) {
+    probation_.monitors.push_back(hotswap::monitor(server, [watch, generation, label](const down& ended) {
+      if (ended.reason.kind != exit_kind::crashed) return;
+      if (const auto alive = watch.lock()) alive->crashed(generation, label + " crashed (" + ended.reason.what + ")");
+    }));
+  };
   for (const auto& change : plan.changes)
-    for (const auto& server : change.servers)
-      probation_.monitors.push_back(
-          hotswap::monitor(server.server, [watch, generation, label = server.label](const down& ended) {
-            if (ended.reason.kind != exit_kind::crashed) return;
-            if (const auto alive = watch.lock())
-              alive->crashed(generation, label + " crashed (" + ended.reason.what + ")");
-          }));
+    for (const auto& server : change.servers) watched(server.server, server.label);
+  for (const auto& server : started) watched(server, server.core()->label());
   probation_.servers = probation_guards(plan, generation);  // with those the late move moved
   guard_probation(true);
 }
@@ -1907,6 +2519,13 @@ void basic_release_handler<CodeServer>::end_probation(
   guard_probation(false);
   probation_.servers.clear();
   unwatch_grace();
+  for (const auto& [name, server] : std::exchange(probation_.held, {})) {  // stopped for good now
+    (void)hotswap::stop(server, exit_reason{exit_kind::shutdown, "stopped by a release"},
+                        grace_options_.suspend_timeout);
+    if (tell)
+      tell(upgrade_stage::stop,
+           fmt::format("stopped {}: {}, held since its release stopped it", name, server.core()->label()));
+  }
   for (const auto& module : std::exchange(probation_.modules, {})) {
     if (std::find(still.begin(), still.end(), module) != still.end()) continue;
     const module_ptr left = code_.old(module);
@@ -1945,9 +2564,14 @@ void basic_release_handler<CodeServer>::grace_ended(std::uint64_t generation) {
 template <class CodeServer>
 std::string basic_release_handler<CodeServer>::went_back() {
   std::string labels;
+  const auto held = [&](const any_server& server) {  // stopped, not gone back
+    return std::any_of(probation_.held.begin(), probation_.held.end(),
+                       [&](const auto& one) { return one.second == server; });
+  };
   for (const auto& module : probation_.modules)
     if (const module_ptr kept = code_.old(module))
-      for (const auto& server : kept->servers()) labels += (labels.empty() ? "" : ", ") + server.core()->label();
+      for (const auto& server : kept->servers())
+        if (!held(server)) labels += (labels.empty() ? "" : ", ") + server.core()->label();
   return labels;
 }
 

@@ -138,13 +138,13 @@ constexpr bool with_sent_kind(std::uint32_t vsn, With&& with) {
   }(typename Slot::earlier{});
 }
 
-/// Slot `I` of `Interface`.
 template <std::size_t I, class List>
 struct list_at;
 template <std::size_t I, class... T>
 struct list_at<I, type_list<T...>> {
   using type = std::tuple_element_t<I, std::tuple<T...>>;
 };
+/// Slot `I` of `Interface`.
 template <class Interface, std::size_t I>
 using slot_at = typename list_at<I, typename Interface::slots>::type;
 
@@ -152,7 +152,12 @@ using slot_at = typename list_at<I, typename Interface::slots>::type;
 template <class Interface, class M>
 struct sent_as {
   static constexpr std::uint32_t index = Interface::template index_of<M>;
-  static constexpr std::uint32_t since = slot_at<Interface, index>::since;
+  static constexpr std::uint32_t since = [] {
+    if constexpr (index < Interface::size)
+      return slot_at<Interface, index>::since;
+    else
+      return 1u;  // not a message it takes: reported by the send's own check
+  }();
   static constexpr std::uint32_t kind =
       index | since << vsn_shift | (self_disposing<std::remove_cvref_t<M>>(since) ? boxed_bit : 0);
 };

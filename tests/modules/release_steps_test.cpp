@@ -9,6 +9,7 @@
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 
+#include <hotswap/control.hpp>
 #include <hotswap/releases.hpp>
 
 #include "../runtime/servers.hpp"
@@ -373,6 +374,11 @@ TEST_CASE("a release runs its modules' steps at their points, in order, and its 
                      "  apply tally:settle after_commit (vsn 1)\n"
                      "  apply tally:warm before_suspend (vsn 1)\n"
                      "  apply tally:warm after_commit (vsn 1)\n"));
+  const nlohmann::json listed = plan;  // hotswapctl plan --json
+  CHECK(listed["apply"] == nlohmann::json::parse(R"([{"module": "tally", "step": "settle", "at": "after_commit", )"
+                                                 R"("vsn": 1}, {"module": "tally", "step": "warm", "at": )"
+                                                 R"("before_suspend", "vsn": 1}, {"module": "tally", "step": "warm", )"
+                                                 R"("at": "after_commit", "vsn": 1}])"));
   std::vector<std::string> lines;
   const auto report = shop.releases.upgrade(target, shop.sending(&lines));
   REQUIRE(what(report) == "done");
@@ -386,6 +392,7 @@ TEST_CASE("a release runs its modules' steps at their points, in order, and its 
   CHECK(report.applied[1].starts_with("applied tally:settle after_commit in "));
   CHECK(report.applied[2].starts_with("applied tally:warm after_commit in "));
   CHECK(to_string(report).find("\n" + report.applied[1] + "\n") != std::string::npos);
+  CHECK(nlohmann::json(report)["applied"] == nlohmann::json(report.applied));
   // Each ran, on the module's code: what they sent the started server is there.
   const auto tallies = hotswap::whereis<Counter>("tallies");
   REQUIRE(tallies);
@@ -543,4 +550,35 @@ TEST_CASE("hotswap_add_release writes the steps a release applies") {
   REQUIRE(release);
   CHECK(release->apply ==
         std::vector<hotswap::apply_step>{{"tally", "warm", "before_suspend"}, {"tally", "settle", "after_commit"}});
+}
+
+TEST_CASE("a module's note lists its steps, each a line of its own, read as hostile input") {
+  const std::string bytes = testing::read_bytes(testing::built("tally_v1_steps"));
+  const auto sections = hotswap::detail::find_module_sections(bytes, "tally").value();
+  REQUIRE(sections.steps.size() == 4);
+  auto steps = hotswap::detail::parse_module_note(sections.note, "tally", sections.steps).value().steps;
+  std::sort(steps.begin(), steps.end());
+  CHECK(steps == std::vector<std::string>{"cold", "settle", "unsettled", "warm"});
+  auto refused = [&](const std::vector<std::string_view>& pieces) {
+    const auto read = hotswap::detail::parse_module_note(sections.note, "tally", pieces);
+    REQUIRE_FALSE(read);
+    CHECK(read.error().code == hotswap::errc::no_descriptor);
+    return read.error().what;
+  };
+  CHECK(refused({"step ../x\n"}) == "tally: an unreadable hotswap module note at \"step ../x\"");
+  CHECK(refused({"step a\n", "step a\n"}) == "tally: an unreadable hotswap module note at \"step a\"");
+  CHECK(refused({"step a\nstep b\n"}) == "tally: an unreadable hotswap module note at \"step a\"");
+  CHECK(refused({"step a"}) == "tally: an unreadable hotswap module note at \"step a\"");
+  CHECK(refused({"steps a\n"}) == "tally: an unreadable hotswap module note at \"steps a\"");
+  const std::string long_name = "step " + std::string(65, 'x') + "\n";
+  CHECK(refused({long_name}).starts_with("tally: an unreadable hotswap module note at \"step xxx"));
+  std::vector<std::string> many;
+  for (int i = 0; i < 65; ++i) many.push_back("step s" + std::to_string(i) + "\n");
+  CHECK(refused(std::vector<std::string_view>(many.begin(), many.end())) ==
+        "tally: a hotswap module note naming more than 64 steps");
+  // A module without steps lists none.
+  const std::string plain = testing::read_bytes(testing::built("tally_v1"));
+  const auto its = hotswap::detail::find_module_sections(plain, "tally").value();
+  CHECK(its.steps.empty());
+  CHECK(hotswap::detail::parse_module_note(its.note, "tally", its.steps).value().steps.empty());
 }

@@ -242,23 +242,31 @@ template <fixed_string Name>
 using step_name_check = std::conditional_t<valid_step_name(Name.view()), no_error,
                                            errors::step_name_is_invalid<spelled<errors::schema_named, Name>>>;
 
+/// Whether `F` is what HOTSWAP_MODULE_STEP takes: a function of no argument returning void or
+/// hotswap::result<void>.
+template <class F>
+constexpr bool is_step_function() {
+  if constexpr (!std::is_invocable_v<F>)
+    return false;
+  else
+    return std::is_void_v<std::invoke_result_t<F>> || std::is_same_v<std::invoke_result_t<F>, result<void>>;
+}
+
 template <auto Function>
-using step_function_check =
-    std::conditional_t<std::is_invocable_r_v<void, decltype(Function)> &&
-                           (std::is_void_v<std::invoke_result_t<decltype(Function)>> ||
-                            std::is_same_v<std::invoke_result_t<decltype(Function)>, result<void>>),
-                       no_error, errors::step_is_not_a_function_of_no_argument<decltype(Function)>>;
+using step_function_check = std::conditional_t<is_step_function<decltype(Function)>(), no_error,
+                                               errors::step_is_not_a_function_of_no_argument<decltype(Function)>>;
 
 /// Runs a step, in the module: what it throws, or the error it returns, is said in `result`.
 template <auto Function>
 void run_step(outcome& result) noexcept {
-  report_failure(result, [&] {
-    if constexpr (std::is_void_v<std::invoke_result_t<decltype(Function)>>) {
-      Function();
-    } else if (const hotswap::result<void> done = Function(); !done) {
-      result = {true, done.error().what.empty() ? std::string(to_string(done.error().code)) : done.error().what};
-    }
-  });
+  if constexpr (is_step_function<decltype(Function)>())  // (else step_function_check reports it)
+    report_failure(result, [&] {
+      if constexpr (std::is_void_v<std::invoke_result_t<decltype(Function)>>) {
+        Function();
+      } else if (const hotswap::result<void> done = Function(); !done) {
+        result = {true, done.error().what.empty() ? std::string(to_string(done.error().code)) : done.error().what};
+      }
+    });
 }
 
 }  // namespace hotswap::detail

@@ -42,7 +42,7 @@ endfunction()
 
 # hotswap_add_release(<name> VERSION <vsn> MODULES <module target>... [DESTINATION <directory>]
 #                     [START <registered name>=<module name>...] [STOP <registered name>...]
-#                     [RESTART <registered name>...])
+#                     [RESTART <registered name>...] [APPLY <module name>:<step>@<point>...])
 #
 # A release for hotswap's release handler: its name, its vsn and its modules' files, written as
 # <name>-<vsn>.release.json into DESTINATION (by default the directory of the first module). A
@@ -51,9 +51,11 @@ endfunction()
 # of MODULES is a target hotswap_add_module made before: a name that is none, or another kind of
 # target (the program itself), is refused when the project is configured. START, STOP and RESTART
 # name the servers the release starts (on the named module's version in the release), stops and
-# restarts, by the names they are registered as.
+# restarts, by the names they are registered as. APPLY names the steps of its modules
+# (HOTSWAP_MODULE_STEP) it runs, in order, each at a point of the upgrade: before_suspend or
+# after_commit (tally:warm_cache@before_suspend).
 function(hotswap_add_release name)
-  cmake_parse_arguments(PARSE_ARGV 1 release "" "VERSION;DESTINATION" "MODULES;START;STOP;RESTART")
+  cmake_parse_arguments(PARSE_ARGV 1 release "" "VERSION;DESTINATION" "MODULES;START;STOP;RESTART;APPLY")
   foreach(word IN ITEMS name release_VERSION)
     if(NOT "${${word}}" MATCHES "^[A-Za-z0-9][A-Za-z0-9._-]*$")
       message(FATAL_ERROR "hotswap_add_release: a release's name and VERSION are letters, digits, '.', '_' and '-' "
@@ -114,6 +116,18 @@ function(hotswap_add_release name)
       string(APPEND steps ", \"${key}\": [${names}]")
     endif()
   endforeach()
+  set(applies)
+  foreach(apply IN LISTS release_APPLY)
+    if(NOT apply MATCHES "^([A-Za-z0-9][A-Za-z0-9._-]*):([A-Za-z0-9][A-Za-z0-9._-]*)@(before_suspend|after_commit)$")
+      message(FATAL_ERROR "hotswap_add_release(${name}): APPLY lists <module name>:<step>@<point> (a point is "
+                          "before_suspend or after_commit), not \"${apply}\"")
+    endif()
+    list(APPEND applies "{\"module\": \"${CMAKE_MATCH_1}\", \"step\": \"${CMAKE_MATCH_2}\", \"at\": \"${CMAKE_MATCH_3}\"}")
+  endforeach()
+  if(applies)
+    list(JOIN applies ", " applies)
+    string(APPEND steps ", \"apply\": [${applies}]")
+  endif()
   file(GENERATE OUTPUT "${directory}/${name}-${release_VERSION}.release.json"
        CONTENT "{\"hotswap_release\": 1, \"name\": \"${name}\", \"vsn\": \"${release_VERSION}\", \"modules\": [${files}]${steps}}\n")
 endfunction()

@@ -24,6 +24,7 @@
 
 #include <dlfcn.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -68,6 +69,24 @@
       [[gnu::visibility("default")]] constinit const ::hotswap::detail::module_descriptor hotswap_module_descriptor = \
           ::hotswap::detail::make_descriptor<Implementation>(hotswap_module_note.data())
 
+/// Exports `function` (no argument; returning void, or hotswap::result<void>: what it throws or
+/// returns is its failure) as the step `name` (a string literal: letters, digits, '.', '_', '-')
+/// of this module, which a release manifest's "apply" runs at a named point of the upgrade
+/// (OTP's {apply, {M, F, A}}). Anywhere in the module's sources, once a step, beside HOTSWAP_MODULE.
+#define HOTSWAP_MODULE_STEP(name, function) HOTSWAP_MODULE_STEP_AT(name, function, __LINE__)
+#define HOTSWAP_MODULE_STEP_AT(name, function, line) HOTSWAP_MODULE_STEP_NAMED(name, function, line)
+#define HOTSWAP_MODULE_STEP_NAMED(name, function, line)                                                         \
+  static_assert(::hotswap::detail::building_module,                                                             \
+                "hotswap: HOTSWAP_MODULE_STEP exports a step of a module: build this file into a library made " \
+                "by hotswap_add_module() in CMake");                                                            \
+  static_assert(sizeof(::hotswap::detail::step_name_check<name>) != 0);                                         \
+  static_assert(sizeof(::hotswap::detail::step_function_check<function>) != 0);                                 \
+  [[gnu::used, gnu::retain, gnu::section("hotswap_module")]] constinit const auto hotswap_step_note_##line =    \
+      ::hotswap::detail::step_note<name>;                                                                       \
+  [[gnu::used, gnu::retain,                                                                                     \
+    gnu::section("hotswap_steps")]] constinit const ::hotswap::detail::module_step hotswap_step_##line = {      \
+      name, &::hotswap::detail::run_step<function>}
+
 namespace hotswap {
 
 /// What a module must share with the program that loads it: the compiler and its version, the
@@ -110,6 +129,21 @@ class module_version : public std::enable_shared_from_this<module_version> {
   /// that vsn) or why not (`not_down`: the first mistake of the migration down).
   using earlier_state = detail::module_note_fields::earlier_state;
   const std::vector<earlier_state>& history() const noexcept { return note_.history; }
+  /// The steps it exports (HOTSWAP_MODULE_STEP), by name, as its note lists them.
+  const std::vector<std::string>& steps() const noexcept { return note_.steps; }
+  /// Runs its step `name` on the calling thread, as a release's "apply" does: errc::step_failed
+  /// with what the step threw or returned (errc::not_found: it exports none of that name).
+  result<void> run_step(std::string_view name) const {
+    for (std::size_t i = 0; i < step_count_; ++i)
+      if (name == steps_[i].name) {
+        detail::outcome ran;
+        steps_[i].run(ran);
+        if (!ran.failed) return {};
+        return error{errc::step_failed, ran.thrown.empty() ? ran.what : ran.what + " (" + ran.thrown + " thrown)"};
+      }
+    return error{errc::not_found,
+                 note_.name + " vsn " + std::to_string(note_.vsn) + " exports no step " + std::string(name)};
+  }
 
   /// The servers using this version now: running its table, or holding a state it made that
   /// is not plain data.
@@ -132,12 +166,14 @@ class module_version : public std::enable_shared_from_this<module_version> {
 
   // Made by the code server only: `library` closes the library when the last holder lets go.
   module_version(detail::module_note_fields note, std::string path, std::string copy, const implementation_table* table,
-                 std::shared_ptr<void> library)
+                 std::shared_ptr<void> library, const detail::module_step* steps = nullptr, std::size_t step_count = 0)
       : note_(std::move(note)),
         path_(std::move(path)),
         copy_(std::move(copy)),
         table_(table),
-        library_(std::move(library)) {}
+        library_(std::move(library)),
+        steps_(steps),
+        step_count_(step_count) {}
 
  private:
   template <class>
@@ -148,6 +184,8 @@ class module_version : public std::enable_shared_from_this<module_version> {
   std::string path_, copy_;
   const implementation_table* table_;  // reached only with a lease (detail::module_access)
   std::shared_ptr<void> library_;
+  const detail::module_step* steps_;  // in the library, as its note lists them
+  std::size_t step_count_;
   mutable detail::spin_lock lock_;
   mutable std::vector<detail::lease<module_version>*> leases_;
 };

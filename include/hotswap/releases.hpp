@@ -78,7 +78,7 @@ class upgrade_step {
 // -- running one --
 
 /// The stages of an upgrade, as upgrade_options::progress hears of them.
-enum class upgrade_stage { load, start, suspend, change_code, restart, commit, resume, stop, purge, rollback };
+enum class upgrade_stage { load, start, suspend, change_code, restart, commit, resume, stop, purge, rollback, apply };
 
 constexpr std::string_view to_string(upgrade_stage stage) noexcept {
   switch (stage) {  // no default: -Wswitch names a stage missing here
@@ -102,6 +102,8 @@ constexpr std::string_view to_string(upgrade_stage stage) noexcept {
       return "purge";
     case upgrade_stage::rollback:
       return "rollback";
+    case upgrade_stage::apply:
+      return "apply";
   }
   return "?";
 }
@@ -159,6 +161,9 @@ struct upgrade_report {
   /// The servers the release started, stopped and restarted, a line each (`started leaderboard
   /// (server 9) on tally vsn 1`); a dry run's: what it would do.
   std::vector<std::string> servers;
+  /// The steps of its modules the release ran (its "apply"), a line each (`applied
+  /// tally:warm_cache before_suspend in 12 us`); a dry run's: what it would run (it runs none).
+  std::vector<std::string> applied{};
   /// A dry run's report: each step's time is its migration's, made and thrown away, and the
   /// pause their sum (the pause to expect, the suspends and resumes aside).
   bool dry_run = false;
@@ -177,16 +182,22 @@ inline upgrade_report upgrade(const std::vector<upgrade_step>& steps, const upgr
 
 /// A server a release starts: registered as `name`, on the release's version of `module`.
 using server_start = detail::server_start;
+/// A step of a module a release runs: the step `step` (HOTSWAP_MODULE_STEP) of the release's
+/// version of `module`, at the point `at` of the upgrade: "before_suspend" (after the loads and
+/// the servers it starts, before the pause: its failure leaves the program as it was) or
+/// "after_commit" (after the resume: its failure rolls the release back to the permanent one).
+using apply_step = detail::apply_step;
 
-/// A release: a name, a vsn and its modules' files, as its manifest says, and the servers it
-/// starts, stops and restarts (by registered name; OTP's add_application, remove_application and
-/// restart_application).
+/// A release: a name, a vsn and its modules' files, as its manifest says, the servers it starts,
+/// stops and restarts (by registered name; OTP's add_application, remove_application and
+/// restart_application), and the steps of its modules it runs (OTP's apply).
 struct release {
   std::string name, vsn;
   std::vector<std::string> modules;  ///< the module files
   std::string manifest;              ///< the file it was read from
   std::vector<server_start> start{};
   std::vector<std::string> stop{}, restart{};
+  std::vector<apply_step> apply{};
 };
 
 /// Reads the release manifest in `path` (errc::bad_release, saying why, if it cannot).
@@ -276,13 +287,21 @@ struct release_plan {
     std::string state_lost{};
   };
 
+  /// A step of a module the release runs, at `at`, on the release's version of `module` (`vsn`).
+  /// Going back to the permanent release, none runs (a step cannot be undone).
+  struct apply_plan {
+    std::string module, step, at;
+    int vsn;
+  };
+
   release from, to;
   std::vector<module_step> changes;
   std::vector<start_step> starts{};
   std::vector<stop_step> stops{};
   std::vector<restart_step> restarts{};
-  std::vector<std::string> retired;  ///< modules `to` does not have and nothing uses: retired, then purged
-  std::vector<std::string> modules;  ///< every module of `to`, by name
+  std::vector<apply_plan> applies{};  ///< in the manifest's order
+  std::vector<std::string> retired;   ///< modules `to` does not have and nothing uses: retired, then purged
+  std::vector<std::string> modules;   ///< every module of `to`, by name
 };
 
 /// The plan, a line for the release, then a line per module and per server.

@@ -61,6 +61,7 @@ enum class errc : std::uint8_t {
   plan_refused,    ///< a release whose plan does not validate (every reason is given)
   over_budget,     ///< an upgrade whose pause would exceed its budget: rolled back before resuming
   no_release,      ///< no release to go back to, or none to make permanent
+  step_failed,     ///< a module's step (HOTSWAP_MODULE_STEP) that a release ran threw or returned an error
   bad_control,     ///< a control socket that cannot be opened safely (its directory, its path)
   bad_request,     ///< a control request that is not one: malformed, oversized, unknown, of wrong types
   not_permitted,   ///< a control request the peer's role does not grant (a viewer asking to operate)
@@ -145,6 +146,8 @@ constexpr std::string_view to_string(errc code) noexcept {
       return "over_budget";
     case errc::no_release:
       return "no_release";
+    case errc::step_failed:
+      return "step_failed";
     case errc::bad_control:
       return "bad_control";
     case errc::bad_request:

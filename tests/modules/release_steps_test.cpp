@@ -1,5 +1,6 @@
 // Releases that change which servers run: a manifest's "start", "stop" and "restart", planned,
 // run inside the one upgrade, put back when any step fails, and undone by a rollback.
+#include <algorithm>
 #include <atomic>
 #include <mutex>
 #include <string>
@@ -8,6 +9,7 @@
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 
+#include <hotswap/control.hpp>
 #include <hotswap/releases.hpp>
 
 #include "../runtime/servers.hpp"
@@ -341,4 +343,242 @@ TEST_CASE("hotswap_add_release writes the servers a release starts, stops and re
   CHECK(release->start == std::vector<hotswap::server_start>{{"tallies", "tally"}, {"pings", "minimal"}});
   CHECK(release->stop == std::vector<std::string>{"inspector"});
   CHECK(release->restart == std::vector<std::string>{"account_manager"});
+}
+
+// -- apply steps (OTP's {apply, {M, F, A}}) --
+
+namespace {
+/// Release 2 of the shop: counter and minimal moved on, tally (with its steps) new and "tallies"
+/// started on it, and `apply` (the JSON list's items).
+std::string with_applies(running_release& shop, const std::string& apply) {
+  return with_steps(shop, "2", {"counter_v2", "minimal_v2", "tally_v1_steps"},
+                    R"(, "start": [{"name": "tallies", "module": "tally"}], "apply": [)" + apply + "]");
+}
+/// The stage of each progress line.
+std::vector<std::string> stages_of(const std::vector<std::string>& lines) {
+  std::vector<std::string> stages;
+  for (const auto& line : lines) stages.push_back(line.substr(0, line.find(':')));
+  return stages;
+}
+}  // namespace
+
+TEST_CASE("a release runs its modules' steps at their points, in order, and its plan lists them") {
+  named_shop shop;
+  const auto target = with_applies(shop, R"({"module": "tally", "step": "settle", "at": "after_commit"}, )"
+                                         R"({"module": "tally", "step": "warm", "at": "before_suspend"}, )"
+                                         R"({"module": "tally", "step": "warm", "at": "after_commit"})");
+  const auto plan = shop.releases.plan(target).value();
+  const std::string text = to_string(plan);
+  CHECK(
+      text.ends_with("  start tallies: tally vsn 1\n"
+                     "  apply tally:settle after_commit (vsn 1)\n"
+                     "  apply tally:warm before_suspend (vsn 1)\n"
+                     "  apply tally:warm after_commit (vsn 1)\n"));
+  const nlohmann::json listed = plan;  // hotswapctl plan --json
+  CHECK(listed["apply"] == nlohmann::json::parse(R"([{"module": "tally", "step": "settle", "at": "after_commit", )"
+                                                 R"("vsn": 1}, {"module": "tally", "step": "warm", "at": )"
+                                                 R"("before_suspend", "vsn": 1}, {"module": "tally", "step": "warm", )"
+                                                 R"("at": "after_commit", "vsn": 1}])"));
+  std::vector<std::string> lines;
+  const auto report = shop.releases.upgrade(target, shop.sending(&lines));
+  REQUIRE(what(report) == "done");
+  // The step before the pause after the server started, those after it once every change is
+  // done and purged, in the manifest's order.
+  CHECK(stages_of(lines) == std::vector<std::string>{"load", "load", "load", "start", "apply", "suspend", "change_code",
+                                                     "change_code", "change_code", "commit", "resume", "purge", "purge",
+                                                     "apply", "apply"});
+  REQUIRE(report.applied.size() == 3);
+  CHECK(report.applied[0].starts_with("applied tally:warm before_suspend in "));
+  CHECK(report.applied[1].starts_with("applied tally:settle after_commit in "));
+  CHECK(report.applied[2].starts_with("applied tally:warm after_commit in "));
+  CHECK(to_string(report).find("\n" + report.applied[1] + "\n") != std::string::npos);
+  CHECK(nlohmann::json(report)["applied"] == nlohmann::json(report.applied));
+  // Each ran, on the module's code: what they sent the started server is there.
+  const auto tallies = hotswap::whereis<Counter>("tallies");
+  REQUIRE(tallies);
+  CHECK(hotswap::call(*tallies, Get{}).value() == 1000 + 10 + 1000);
+  auto steps = shop.code.current("tally")->steps();
+  std::sort(steps.begin(), steps.end());
+  CHECK(steps == std::vector<std::string>{"cold", "settle", "unsettled", "warm"});
+  CHECK(shop.releases.which_releases().size() == 2);
+}
+
+TEST_CASE("a step failing before the pause leaves the program as it was") {
+  named_shop shop;
+  std::vector<std::string> lines;
+  const auto report =
+      shop.releases.upgrade(with_applies(shop, R"({"module": "tally", "step": "warm", "at": "before_suspend"}, )"
+                                               R"({"module": "tally", "step": "cold", "at": "before_suspend"}, )"
+                                               R"({"module": "tally", "step": "settle", "at": "after_commit"})"),
+                            shop.sending(&lines));
+  REQUIRE_FALSE(report);
+  CHECK(report.outcome.error().code == hotswap::errc::step_failed);
+  CHECK(report.outcome.error().what ==
+        "apply tally:cold before_suspend: the cache is cold (std::runtime_error thrown); release shop 1 runs on, "
+        "unchanged");
+  CHECK(stages_of(lines) == std::vector<std::string>{"load", "load", "load", "start", "apply", "rollback"});
+  REQUIRE(report.applied.size() == 1);  // what ran, ran
+  CHECK(report.applied[0].starts_with("applied tally:warm before_suspend in "));
+  CHECK(report.servers.empty());
+  CHECK_FALSE(hotswap::whereis<Counter>("tallies"));  // stopped again
+  CHECK_FALSE(shop.code.current("tally"));            // unloaded
+  CHECK(hotswap::whereis<Counter>("alpha") == hotswap::server_ref<Counter>(shop.a));
+  CHECK(hotswap::whereis<Counter>("beta") == hotswap::server_ref<Counter>(shop.b));
+  shop.check_release_1_runs();
+}
+
+TEST_CASE("a step failing after the commit rolls the whole release back, every server with its state") {
+  for (const bool grace : {false, true}) {
+    CAPTURE(grace);
+    named_shop shop;
+    std::vector<std::string> lines;
+    auto options = shop.sending(&lines);
+    if (grace) options.grace_period = std::chrono::hours(1);
+    const auto report =
+        shop.releases.upgrade(with_applies(shop, R"({"module": "tally", "step": "settle", "at": "after_commit"}, )"
+                                                 R"({"module": "tally", "step": "unsettled", "at": "after_commit"})"),
+                              options);
+    REQUIRE_FALSE(report);
+    CHECK(report.outcome.error().code == hotswap::errc::step_failed);
+    CHECK(report.outcome.error().what ==
+          "apply tally:unsettled after_commit: the books do not balance; rolled back: release shop 1 runs again");
+    const auto stages = stages_of(lines);
+    REQUIRE(std::find(stages.begin(), stages.end(), "rollback") != stages.end());
+    CHECK(*std::find(stages.begin(), stages.end(), "rollback") == lines.back().substr(0, 8));
+    CHECK(std::count(stages.begin(), stages.end(), "commit") == 2);  // the upgrade's, then the rollback's
+    CHECK(std::count(stages.begin(), stages.end(), "apply") == 1);   // settle; none going back
+    // The very servers, back on vsn 1 with their states migrated down (and what was sent
+    // during both pauses); the server it started stopped.
+    CHECK_FALSE(hotswap::whereis<Counter>("tallies"));
+    CHECK(hotswap::whereis<Counter>("alpha") == hotswap::server_ref<Counter>(shop.a));
+    CHECK(hotswap::call(shop.a, Get{}).value() == 5 + shop.sent);
+    CHECK(hotswap::call(shop.b, Get{}).value() == 9 + shop.sent);
+    CHECK(sys::get_status(shop.a).value().implementation == "testing::CounterV1");
+    CHECK(sys::get_status(shop.c).value().vsn == 1);
+    CHECK(shop.code.current("counter")->vsn() == 1);
+    CHECK(shop.code.current("minimal")->vsn() == 1);
+    const auto known = shop.releases.which_releases();
+    REQUIRE(known.size() == 2);
+    CHECK(known[0].vsn == "1");
+    CHECK(known[0].status == hotswap::release_status::permanent);
+    CHECK(known[1].status == hotswap::release_status::old);
+  }
+}
+
+TEST_CASE("a plan refuses a step its module does not export, a module not in the release, a point unknown") {
+  named_shop shop;
+  const auto refused =
+      shop.releases.plan(with_applies(shop, R"({"module": "tally", "step": "warm_cache", "at": "before_suspend"}, )"
+                                            R"({"module": "counter", "step": "warm", "at": "after_commit"}, )"
+                                            R"({"module": "inspector", "step": "warm", "at": "after_commit"}, )"
+                                            R"({"module": "tally", "step": "warm", "at": "at_lunch"})"));
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().code == hotswap::errc::plan_refused);
+  const std::string& why = refused.error().what;
+  CAPTURE(why);
+  auto said = [&](const std::string& reason) { return why.find("\n  - " + reason) != std::string::npos; };
+  CHECK(said("apply tally:warm_cache before_suspend: tally vsn 1 exports no step warm_cache (it exports "));
+  CHECK(said("apply counter:warm after_commit: counter vsn 2 exports no step warm (it exports none)"));
+  CHECK(said("apply inspector:warm after_commit: release shop 2 has no module inspector"));
+  CHECK(said("apply tally:warm at_lunch: no point of an upgrade is named at_lunch (before_suspend or after_commit)"));
+  CHECK(std::count(why.begin(), why.end(), '\n') == 4);
+  // Nothing ran: the upgrade is refused the same way.
+  const auto report = shop.releases.upgrade(with_applies(
+      shop,
+      R"({"module": "tally", "step": "warm", "at": "before_suspend"}, {"module": "tally", "step": "nope", "at": "after_commit"})"));
+  REQUIRE_FALSE(report);
+  CHECK(report.outcome.error().code == hotswap::errc::plan_refused);
+  CHECK(report.applied.empty());
+  shop.check_release_1_runs();
+}
+
+TEST_CASE("a dry run lists the steps a release would apply, and runs none") {
+  named_shop shop;
+  std::vector<std::string> lines;
+  hotswap::upgrade_options options;
+  options.progress = [&](hotswap::upgrade_stage stage, const std::string& line) {
+    lines.push_back(std::string(to_string(stage)) + ": " + line);
+  };
+  // cold would fail, and warm would find no "tallies": neither runs.
+  const auto report =
+      shop.releases.dry_run(with_applies(shop, R"({"module": "tally", "step": "warm", "at": "before_suspend"}, )"
+                                               R"({"module": "tally", "step": "cold", "at": "after_commit"})"),
+                            options);
+  REQUIRE(what(report) == "done");
+  CHECK(report.applied ==
+        std::vector<std::string>{"would apply tally:warm before_suspend", "would apply tally:cold after_commit"});
+  CHECK(std::find(lines.begin(), lines.end(), "apply: would apply tally:cold after_commit") != lines.end());
+  CHECK(to_string(report).find("\nwould apply tally:warm before_suspend\n") != std::string::npos);
+  shop.check_release_1_runs();
+  CHECK_FALSE(shop.code.current("tally"));
+}
+
+TEST_CASE("a manifest's apply is refused unless a list of module, step and point, saying why") {
+  const testing::scratch files;
+  auto refusal = [&](const std::string& apply) {
+    testing::write_bytes(
+        files.dir + "/bad.json",
+        R"({"hotswap_release": 1, "name": "a", "vsn": "1", "modules": ["x.so"], "apply": )" + apply + "}");
+    const auto read = hotswap::read_release(files.dir + "/bad.json");
+    REQUIRE_FALSE(read);
+    CHECK(read.error().code == hotswap::errc::bad_release);
+    return read.error().what.substr(files.dir.size() + sizeof("/bad.json:"));
+  };
+  const std::string form = R"(must be {"module": module name, "step": step name, "at": "before_suspend" or )"
+                           R"("after_commit"})";
+  CHECK(refusal(R"({"module": "x", "step": "y", "at": "after_commit"})") ==
+        "\"apply\" " + form.substr(0, 8) + "a list of " + form.substr(8));
+  CHECK(refusal(R"(["x:y"])") == "\"apply\"[0] " + form);
+  CHECK(refusal(R"([{"module": "x", "step": "y"}])") == "\"apply\"[0] " + form);
+  CHECK(refusal(R"([{"module": "x", "step": "y", "at": "after_commit", "args": []}])") == "\"apply\"[0] " + form);
+  CHECK(refusal(R"([{"module": "../x", "step": "y", "at": "after_commit"}])") ==
+        R"("apply"[0]: "module" must be a module's name (a string of letters, digits, '.', '_' and '-'))");
+  CHECK(refusal(R"([{"module": "x", "step": "y z", "at": "after_commit"}])") ==
+        R"("apply"[0]: "step" must be a step's name (a string of letters, digits, '.', '_' and '-', at most 64))");
+  CHECK(refusal(R"([{"module": "x", "step": ")" + std::string(65, 'y') + R"(", "at": "after_commit"}])") ==
+        R"("apply"[0]: "step" must be a step's name (a string of letters, digits, '.', '_' and '-', at most 64))");
+  CHECK(refusal(R"([{"module": "x", "step": "y", "at": 1}])") ==
+        R"("apply"[0]: "at" must be a point of the upgrade ("before_suspend" or "after_commit"))");
+  std::string many;
+  for (int i = 0; i < 65; ++i)
+    many += std::string(i ? ", " : "") + R"({"module": "x", "step": "y", "at": "after_commit"})";
+  CHECK(refusal("[" + many + "]") == R"("apply" names 65 steps, more than 64)");
+}
+
+TEST_CASE("hotswap_add_release writes the steps a release applies") {
+  const auto release = hotswap::read_release(std::string(HOTSWAP_TEST_MODULE_DIR) + "/counters-3.release.json");
+  REQUIRE(release);
+  CHECK(release->apply ==
+        std::vector<hotswap::apply_step>{{"tally", "warm", "before_suspend"}, {"tally", "settle", "after_commit"}});
+}
+
+TEST_CASE("a module's note lists its steps, each a line of its own, read as hostile input") {
+  const std::string bytes = testing::read_bytes(testing::built("tally_v1_steps"));
+  const auto sections = hotswap::detail::find_module_sections(bytes, "tally").value();
+  REQUIRE(sections.steps.size() == 4);
+  auto steps = hotswap::detail::parse_module_note(sections.note, "tally", sections.steps).value().steps;
+  std::sort(steps.begin(), steps.end());
+  CHECK(steps == std::vector<std::string>{"cold", "settle", "unsettled", "warm"});
+  auto refused = [&](const std::vector<std::string_view>& pieces) {
+    const auto read = hotswap::detail::parse_module_note(sections.note, "tally", pieces);
+    REQUIRE_FALSE(read);
+    CHECK(read.error().code == hotswap::errc::no_descriptor);
+    return read.error().what;
+  };
+  CHECK(refused({"step ../x\n"}) == "tally: an unreadable hotswap module note at \"step ../x\"");
+  CHECK(refused({"step a\n", "step a\n"}) == "tally: an unreadable hotswap module note at \"step a\"");
+  CHECK(refused({"step a\nstep b\n"}) == "tally: an unreadable hotswap module note at \"step a\"");
+  CHECK(refused({"step a"}) == "tally: an unreadable hotswap module note at \"step a\"");
+  CHECK(refused({"steps a\n"}) == "tally: an unreadable hotswap module note at \"steps a\"");
+  const std::string long_name = "step " + std::string(65, 'x') + "\n";
+  CHECK(refused({long_name}).starts_with("tally: an unreadable hotswap module note at \"step xxx"));
+  std::vector<std::string> many;
+  for (int i = 0; i < 65; ++i) many.push_back("step s" + std::to_string(i) + "\n");
+  CHECK(refused(std::vector<std::string_view>(many.begin(), many.end())) ==
+        "tally: a hotswap module note naming more than 64 steps");
+  // A module without steps lists none.
+  const std::string plain = testing::read_bytes(testing::built("tally_v1"));
+  const auto its = hotswap::detail::find_module_sections(plain, "tally").value();
+  CHECK(its.steps.empty());
+  CHECK(hotswap::detail::parse_module_note(its.note, "tally", its.steps).value().steps.empty());
 }

@@ -1,5 +1,9 @@
 // A counter whose state is a schema "Tally" whose vsn 2 adds a field that going down would drop
 // without a declaration: TALLY_VERSION 1 or 2. The release tests' undeclared lossy downgrade.
+// With TALLY_STEPS, it exports steps a release runs ("apply"): each adds to the server
+// registered as "tallies", or fails.
+#include <stdexcept>
+
 #include <hotswap/modules.hpp>
 
 #include "../runtime/servers.hpp"
@@ -34,3 +38,31 @@ struct Counter : testing::counter_handlers<std::conditional_t<Vsn == 1, v1::Tall
 }  // namespace tally
 
 HOTSWAP_MODULE("tally", tally::Counter<TALLY_VERSION>);
+
+#ifdef TALLY_STEPS
+namespace tally {
+/// Adds `amount` to the server registered as "tallies" (the one the release started).
+void add_to_tallies(int amount) {
+  const auto tallies = hotswap::whereis<testing::Counter>("tallies");
+  if (!tallies) throw std::runtime_error("no server is registered as tallies");
+  hotswap::cast(*tallies, testing::Add{amount});
+}
+void warm() {
+  add_to_tallies(1000);
+}
+hotswap::result<void> settle() {
+  add_to_tallies(10);
+  return {};
+}
+void cold() {
+  throw std::runtime_error("the cache is cold");
+}
+hotswap::result<void> unsettled() {
+  return hotswap::error{hotswap::errc::timeout, "the books do not balance"};
+}
+}  // namespace tally
+HOTSWAP_MODULE_STEP("warm", &tally::warm);
+HOTSWAP_MODULE_STEP("settle", &tally::settle);
+HOTSWAP_MODULE_STEP("cold", &tally::cold);
+HOTSWAP_MODULE_STEP("unsettled", &tally::unsettled);
+#endif

@@ -205,7 +205,7 @@ result<detail::module_note_fields> basic_code_server<Unused>::read_note(const st
   auto sealed = detail::check_seal(bytes, sections->seal, trusted_, path);
   if (!sealed) return sealed.error();
   text = sections->note;
-  auto note = detail::parse_module_note(text, path);
+  auto note = detail::parse_module_note(text, path, sections->steps);
   if (note) note->build = std::move(*sealed);
   return note;
 }
@@ -262,14 +262,24 @@ result<module_ptr> basic_code_server<Unused>::load_checked(const std::string& pa
   std::shared_ptr<void> library(handle, [closer = closer_, copy = *copy](void* opened) { closer->add(opened, copy); });
   closer_->opened(*copy);
   const auto* descriptor = static_cast<const detail::module_descriptor*>(::dlsym(handle, "hotswap_module_descriptor"));
+  std::size_t step_count = 0;
+  const detail::module_step* steps =
+      descriptor && descriptor->magic == detail::descriptor_magic ? descriptor->steps(step_count) : nullptr;
+  const auto steps_listed = [&] {  // the steps it exports are those its note lists
+    if (step_count != note->steps.size()) return false;
+    for (std::size_t i = 0; i < step_count; ++i)
+      if (std::find(note->steps.begin(), note->steps.end(), steps[i].name) == note->steps.end()) return false;
+    return true;
+  };
   if (!descriptor || descriptor->magic != detail::descriptor_magic || std::string_view(descriptor->note) != text ||
-      descriptor->table->interface_fingerprint != note->interface || descriptor->table->vsn != note->vsn) {
+      descriptor->table->interface_fingerprint != note->interface || descriptor->table->vsn != note->vsn ||
+      !steps_listed()) {
     library.reset();
     closer_->close_pending();
     return detail::file_error(errc::no_descriptor, path, "its descriptor is missing or disagrees with its note");
   }
-  auto version =
-      std::make_shared<module_version>(*note, path, directory() + "/" + *copy, descriptor->table, std::move(library));
+  auto version = std::make_shared<module_version>(*note, path, directory() + "/" + *copy, descriptor->table,
+                                                  std::move(library), steps, step_count);
   std::string failure;
   const detail::host_link host{&detail::the_runtime(), &registry(), version.get(),
                                [](const void* self) noexcept -> std::shared_ptr<const void> {

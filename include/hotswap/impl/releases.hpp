@@ -177,6 +177,43 @@ inline void end_replaced(const any_server& server, bool kept, bool handed_on, ex
 }
 }  // namespace detail
 
+namespace detail {
+/// The points of an upgrade at which a release runs its modules' steps.
+inline constexpr std::string_view apply_points[] = {"before_suspend", "after_commit"};
+
+/// The steps of its modules the release `target` runs, into `plan`; each that cannot be is a
+/// reason: a point the handler does not know, a module not in the release (`all_read`: each of
+/// its notes was read, else a module missing is its file's reason), a step its module's note
+/// does not list.
+inline void plan_apply_steps(const release& target, const std::vector<module_note_fields>& notes, bool all_read,
+                             release_plan& plan, std::vector<std::string>& reasons) {
+  for (const auto& apply : target.apply) {
+    const std::string named = fmt::format("apply {}:{} {}", apply.module, apply.step, apply.at);
+    const bool known_point =
+        std::find(std::begin(apply_points), std::end(apply_points), apply.at) != std::end(apply_points);
+    if (!known_point)
+      reasons.push_back(
+          fmt::format("{}: no point of an upgrade is named {} (before_suspend or after_commit)", named, apply.at));
+    const auto note =
+        std::find_if(notes.begin(), notes.end(), [&](const auto& one) { return one.name == apply.module; });
+    if (note == notes.end()) {
+      if (all_read)
+        reasons.push_back(
+            fmt::format("{}: release {} {} has no module {}", named, target.name, target.vsn, apply.module));
+      continue;
+    }
+    if (std::find(note->steps.begin(), note->steps.end(), apply.step) == note->steps.end()) {
+      std::string listed;
+      for (const auto& step : note->steps) listed += (listed.empty() ? "" : ", ") + step;
+      reasons.push_back(fmt::format("{}: {} vsn {} exports no step {} ({})", named, apply.module, note->vsn, apply.step,
+                                    listed.empty() ? "it exports none" : "it exports " + listed));
+      continue;
+    }
+    if (known_point) plan.applies.push_back({apply.module, apply.step, apply.at, note->vsn});
+  }
+}
+}  // namespace detail
+
 inline std::string to_string(const upgrade_report& report) {
   auto micros = [](std::chrono::nanoseconds time) { return std::chrono::duration<double, std::micro>(time).count(); };
   std::string text =
@@ -191,6 +228,7 @@ inline std::string to_string(const upgrade_report& report) {
   text += fmt::format("{} {:.1f} us; {}\n", report.dry_run ? "dry run: expected pause" : "pause", micros(report.pause),
                       report ? std::string(report.dry_run ? "nothing changed" : "done") : report.outcome.error().what);
   for (const auto& line : report.servers) text += line + "\n";
+  for (const auto& line : report.applied) text += line + "\n";
   for (const auto& note : report.notes) text += note + "\n";
   return text;
 }
@@ -287,7 +325,7 @@ inline result<release> read_release(const std::string& path) {
   auto read = detail::read_manifest(path);
   if (!read) return read.error();
   return release{std::move(read->name),  std::move(read->vsn),  std::move(read->modules), std::move(read->path),
-                 std::move(read->start), std::move(read->stop), std::move(read->restart)};
+                 std::move(read->start), std::move(read->stop), std::move(read->restart), std::move(read->apply)};
 }
 
 inline std::string to_string(const release_plan& plan) {
@@ -309,9 +347,11 @@ inline std::string to_string(const release_plan& plan) {
                         restart.from_vsn, restart.to_vsn,
                         restart.state_lost.empty() ? std::string("its state handed over")
                                                    : "state not kept (" + restart.state_lost + ")");
+  for (const auto& apply : plan.applies)
+    text += fmt::format("  apply {}:{} {} (vsn {})\n", apply.module, apply.step, apply.at, apply.vsn);
   for (const auto& module : plan.retired) text += fmt::format("  {} retired\n", module);
   if (plan.changes.empty() && plan.retired.empty() && plan.starts.empty() && plan.stops.empty() &&
-      plan.restarts.empty())
+      plan.restarts.empty() && plan.applies.empty())
     text += "  nothing changes\n";
   return text;
 }
@@ -449,6 +489,12 @@ upgrade_report basic_release_handler<CodeServer>::dry_run(const std::string& man
   }
   if (options.progress)
     for (const auto& line : report.servers) options.progress(upgrade_stage::start, line);
+  // The steps it would run: listed, not run (a step's effects cannot be thrown away).
+  for (const auto& apply : planned->applies)
+    if (report) {
+      report.applied.push_back(fmt::format("would apply {}:{} {}", apply.module, apply.step, apply.at));
+      if (options.progress) options.progress(upgrade_stage::apply, report.applied.back());
+    }
   undo(loaded, &*planned);
   return report;
 }
@@ -721,6 +767,8 @@ result<release_plan> basic_release_handler<CodeServer>::plan_locked(const std::s
   const bool back = from->status == release_status::current && permanent != releases_.end() &&
                     permanent->name == target->name && permanent->vsn == target->vsn;
   plan_server_steps(*target, notes, back, timeout, plan, reasons);
+  if (!back)  // (going back, none: a step cannot be undone, and the target's were its way there)
+    detail::plan_apply_steps(*target, notes, notes.size() == target->modules.size(), plan, reasons);
   const auto replaced = [&](const any_server& server) {  // stopped or restarted: not changed in place
     return std::any_of(plan.stops.begin(), plan.stops.end(), [&](const auto& stop) { return stop.server == server; }) ||
            std::any_of(plan.restarts.begin(), plan.restarts.end(),
@@ -966,10 +1014,10 @@ upgrade_report basic_release_handler<CodeServer>::run(const release_plan& plan, 
     probation_.servers = probation_guards(plan, generation);
     guard_probation(true);
   }
-  // The versions the servers it starts and restarts run: a changed module's as loaded, else the
-  // current one.
+  // The versions the servers it starts and restarts, and its steps, run: a changed module's as
+  // loaded, else (or once the loads are let go of, after the commit) the current one.
   const auto version_of = [&](const std::string& module) -> module_ptr {
-    for (std::size_t i = 0; i < plan.changes.size(); ++i)
+    for (std::size_t i = 0; i < plan.changes.size() && i < loaded.size(); ++i)
       if (plan.changes[i].module == module) return loaded[i];
     return code_.current(module);
   };
@@ -1004,6 +1052,30 @@ upgrade_report basic_release_handler<CodeServer>::run(const release_plan& plan, 
     report.servers.push_back(
         fmt::format("started {}: {} on {} vsn {}", start.name, made->core()->label(), start.module, start.vsn));
     tell(upgrade_stage::start, report.servers.back());
+  }
+  // The steps of its modules it runs at `point`, in order, on the release's versions: why the
+  // first that fails failed, if one does.
+  auto apply_at = [&](std::string_view point) -> std::optional<error> {
+    for (const auto& apply : plan.applies) {
+      if (apply.at != point) continue;
+      const module_ptr code = version_of(apply.module);
+      const auto began = std::chrono::steady_clock::now();
+      auto ran = code ? code->run_step(apply.step)
+                      : result<void>(error{errc::no_module, apply.module + " is no longer loaded"});
+      const std::string named = fmt::format("{}:{} {}", apply.module, apply.step, apply.at);
+      if (!ran) return error{ran.error().code, "apply " + named + ": " + ran.error().what};
+      report.applied.push_back(fmt::format(
+          "applied {} in {} us", named,
+          std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - began).count()));
+      tell(upgrade_stage::apply, report.applied.back());
+    }
+    return std::nullopt;
+  };
+  if (auto refused = apply_at("before_suspend")) {
+    report.outcome = error{refused->code, fmt::format("{}; release {} {} runs on, unchanged", refused->what,
+                                                      plan.from.name, plan.from.vsn)};
+    tell(upgrade_stage::rollback, report.outcome.error().what);
+    return failed();
   }
   // The servers it stops and restarts are held in the pause with the others; those that replace
   // the restarted ones are made there, after the changes, and take their names at the commit.
@@ -1082,8 +1154,10 @@ upgrade_report basic_release_handler<CodeServer>::run(const release_plan& plan, 
     for (std::size_t i = 0; i < plan.changes.size(); ++i)
       for (const auto& server : plan.changes[i].servers) steps.emplace_back(server.server, loaded[i], server.from_vsn);
     auto servers = std::move(report.servers);
+    auto applied = std::move(report.applied);
     report = detail::run_upgrade(steps, held, options, hooks);
     report.servers = std::move(servers);
+    report.applied = std::move(applied);
   }  // the steps' leases go: a version rolled back from is held by nothing now
   if (!report) return failed();
   report.servers.insert(report.servers.end(), restarted_lines.begin(), restarted_lines.end());
@@ -1172,6 +1246,20 @@ upgrade_report basic_release_handler<CodeServer>::run(const release_plan& plan, 
     tell(upgrade_stage::purge, line);
   }
   for (const auto& module : plan.retired) (void)code_.purge(module);
+  // The steps after the commit: one that fails rolls the whole release back, as a crash in its
+  // grace period does (every server back on the permanent release's code with its state).
+  if (auto refused = apply_at("after_commit")) {
+    const known& permanent = *find(release_status::permanent);
+    const std::string back_to = permanent.name + " " + permanent.vsn;
+    tell(upgrade_stage::rollback, fmt::format("{}: rolling back to {}", refused->what, back_to));
+    upgrade_options again = options;
+    again.grace_period = {};
+    const upgrade_report back = rollback_locked(again);
+    report.outcome =
+        error{refused->code, refused->what + (back ? "; rolled back: release " + back_to + " runs again"
+                                                   : "; the rollback failed: " + back.outcome.error().what)};
+    tell(upgrade_stage::rollback, report.outcome.error().what);
+  }
   return report;
 }
 

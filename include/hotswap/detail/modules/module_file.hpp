@@ -19,6 +19,7 @@
 
 #include "../../result.hpp"
 #include "../common/hash.hpp"
+#include "../common/std_algorithm.hpp"
 #include "module_name.hpp"
 
 namespace hotswap::detail {
@@ -91,7 +92,8 @@ struct module_note_fields {
     std::string description;  // Account@2{owner:string,balance:money}
   };
   std::vector<schema_version> schemas;
-  std::string build;  // not in the note: its seal's (check_seal), which covers the note and the code
+  std::vector<std::string> steps;  // the steps it exports (HOTSWAP_MODULE_STEP), by name
+  std::string build;               // not in the note: its seal's (check_seal), which covers the note and the code
 };
 
 template <class = void>
@@ -226,9 +228,12 @@ result<std::string> read_module_file(const std::string& resolved, const std::str
   return bytes;
 }
 
-/// What HOTSWAP_MODULE puts in a module's file: its note (text), and its seal (no data: none).
+/// What HOTSWAP_MODULE puts in a module's file: its note (text), and its seal (no data: none);
+/// and the lines of its steps (HOTSWAP_MODULE_STEP), each a piece of the note's section of its
+/// own, NUL-ended as the note is, in the order the linker put them.
 struct module_sections {
   std::string_view note, seal;
+  std::vector<std::string_view> steps;
 };
 
 /// The sections of an ELF shared library for this machine that HOTSWAP_MODULE makes, after
@@ -290,9 +295,22 @@ result<module_sections> find_module_sections(std::string_view file, const std::s
     if (name != "hotswap_module") continue;
     if (section.type != elf::progbits)
       return file_error(errc::no_descriptor, path, "its hotswap_module section holds no note");
-    std::string_view& note = found_sections.note;
-    note = file.substr(section.offset, section.size);
-    note = note.substr(0, note.find('\0'));
+    // Its pieces, each NUL-ended (zeros between them are the linker's padding): the note, which
+    // starts with its header, and the steps' lines.
+    std::string_view pieces = file.substr(section.offset, section.size);
+    found_sections.note = {};
+    found_sections.steps.clear();
+    while (!pieces.empty()) {
+      const std::string_view piece = pieces.substr(0, pieces.find('\0'));
+      pieces.remove_prefix(std::min(pieces.size(), piece.size() + 1));
+      if (piece.empty()) continue;
+      if (found_sections.note.empty() && (piece.starts_with("hotswap module") || !piece.starts_with("step ")))
+        found_sections.note = piece;
+      else if (found_sections.steps.size() < most_module_steps + 1)  // one more: refused, not read on
+        found_sections.steps.push_back(piece);
+      else
+        break;
+    }
     found = true;
   }
   if (!found)
@@ -308,7 +326,8 @@ result<module_sections> find_module_sections(std::string_view file, const std::s
 }
 
 template <class = void>
-result<module_note_fields> parse_module_note(std::string_view text, const std::string& path) {
+result<module_note_fields> parse_module_note(std::string_view text, const std::string& path,
+                                             const std::vector<std::string_view>& steps = {}) {
   module_note_fields note;
   auto bad = [&](std::string_view line) {
     return file_error(errc::no_descriptor, path, "an unreadable hotswap module note at \"" + std::string(line) + "\"");
@@ -401,6 +420,18 @@ result<module_note_fields> parse_module_note(std::string_view text, const std::s
   if (note.interface_lineage.empty() || note.interface_lineage.back() != note.interface)
     return bad("interface-version " + std::to_string(note.interface_lineage.size()));
   if (!valid_module_name(note.name)) return bad("name " + note.name);
+  // Each step a line of its own piece: `step warm_cache`, once.
+  if (steps.size() > most_module_steps)
+    return file_error(errc::no_descriptor, path,
+                      "a hotswap module note naming more than " + std::to_string(most_module_steps) + " steps");
+  for (const std::string_view piece : steps) {
+    const std::string_view line = piece.substr(0, piece.find('\n'));
+    const std::string_view name = line.starts_with("step ") ? line.substr(5) : std::string_view{};
+    if (line.size() + 1 != piece.size() || !valid_step_name(name) ||
+        std::find(note.steps.begin(), note.steps.end(), name) != note.steps.end())
+      return bad(line.substr(0, std::min<std::size_t>(line.size(), 80)));
+    note.steps.emplace_back(name);
+  }
   return note;
 }
 

@@ -8,11 +8,13 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <string_view>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
+#include "../../result.hpp"
 #include "../abi/abi_description.hpp"
 #include "../abi/module_descriptor.hpp"
 #include "../common/fixed_string.hpp"
@@ -34,6 +36,19 @@ template <class Name>
 struct module_name_is_invalid {
   static_assert(reported<module_name_is_invalid>,
                 "hotswap: a module's name names its files: use letters, digits, '.', '_' and '-' only, not first '.'");
+};
+
+template <class Name>
+struct step_name_is_invalid {
+  static_assert(reported<step_name_is_invalid>,
+                "hotswap: a step's name is what a release manifest's \"apply\" names: use letters, digits, '.', '_' "
+                "and '-' only, not first '.', '_' or '-', at most 64");
+};
+template <class Function>
+struct step_is_not_a_function_of_no_argument {
+  static_assert(reported<step_is_not_a_function_of_no_argument>,
+                "hotswap: HOTSWAP_MODULE_STEP takes a function of no argument returning void (it may throw) or "
+                "hotswap::result<void>");
 };
 
 }  // namespace hotswap::errors
@@ -201,8 +216,57 @@ void describe_schemas(std::vector<version_info>& out) {
 
 template <class Implementation>
 inline constexpr module_descriptor make_descriptor(const char* note) {
-  return {descriptor_magic, note, &checked_table<Implementation>::table, &describe_schemas<Implementation>,
-          &attach_module<Implementation>};
+  return {descriptor_magic,
+          note,
+          &checked_table<Implementation>::table,
+          &describe_schemas<Implementation>,
+          &attach_module<Implementation>,
+          &module_steps<Implementation>};
+}
+
+// -- steps (HOTSWAP_MODULE_STEP) --
+
+/// A step's line of the note, a piece of the hotswap_module section of its own (NUL-ended, as
+/// the note is): `step warm_cache`. The note's reader reads every piece of the section.
+template <fixed_string Name>
+inline constexpr auto step_note = [] {
+  constexpr std::string_view head = "step ";
+  std::array<char, head.size() + Name.view().size() + 2> text{};  // a newline and a NUL
+  for (std::size_t i = 0; i < head.size(); ++i) text[i] = head[i];
+  for (std::size_t i = 0; i < Name.view().size(); ++i) text[head.size() + i] = Name.view()[i];
+  text[text.size() - 2] = '\n';
+  return text;
+}();
+
+template <fixed_string Name>
+using step_name_check = std::conditional_t<valid_step_name(Name.view()), no_error,
+                                           errors::step_name_is_invalid<spelled<errors::schema_named, Name>>>;
+
+/// Whether `F` is what HOTSWAP_MODULE_STEP takes: a function of no argument returning void or
+/// hotswap::result<void>.
+template <class F>
+constexpr bool is_step_function() {
+  if constexpr (!std::is_invocable_v<F>)
+    return false;
+  else
+    return std::is_void_v<std::invoke_result_t<F>> || std::is_same_v<std::invoke_result_t<F>, result<void>>;
+}
+
+template <auto Function>
+using step_function_check = std::conditional_t<is_step_function<decltype(Function)>(), no_error,
+                                               errors::step_is_not_a_function_of_no_argument<decltype(Function)>>;
+
+/// Runs a step, in the module: what it throws, or the error it returns, is said in `result`.
+template <auto Function>
+void run_step(outcome& result) noexcept {
+  if constexpr (is_step_function<decltype(Function)>())  // (else step_function_check reports it)
+    report_failure(result, [&] {
+      if constexpr (std::is_void_v<std::invoke_result_t<decltype(Function)>>) {
+        Function();
+      } else if (const hotswap::result<void> done = Function(); !done) {
+        result = {true, done.error().what.empty() ? std::string(to_string(done.error().code)) : done.error().what};
+      }
+    });
 }
 
 }  // namespace hotswap::detail

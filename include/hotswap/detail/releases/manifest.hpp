@@ -8,6 +8,10 @@
 //
 //      "start": [{"name": "leaderboard", "module": "anemone.leaderboard"}],
 //      "stop": ["inspector"], "restart": ["account_manager"]
+//
+// and the steps of its modules it runs at named points of the upgrade (HOTSWAP_MODULE_STEP):
+//
+//      "apply": [{"module": "anemone.account_manager", "step": "warm_cache", "at": "before_suspend"}]
 #pragma once
 
 #include <cstddef>
@@ -29,6 +33,13 @@ struct server_start {
   bool operator==(const server_start&) const = default;
 };
 
+/// A step of a module a release runs (OTP's {apply, {M, F, A}}): `step` of the release's version
+/// of `module`, at the point `at` of the upgrade (the plan checks it is one it knows).
+struct apply_step {
+  std::string module, step, at;
+  bool operator==(const apply_step&) const = default;
+};
+
 /// A release as its manifest says.
 struct release_manifest {
   std::string name, vsn;
@@ -37,6 +48,7 @@ struct release_manifest {
   std::vector<server_start> start;   // the servers it starts,
   std::vector<std::string> stop;     // stops,
   std::vector<std::string> restart;  // and restarts, by registered name
+  std::vector<apply_step> apply;     // the steps it runs, in order
 };
 
 /// A name or vsn: letters, digits, '.', '_' and '-', not first '.', '_' or '-' (what
@@ -106,6 +118,36 @@ inline std::string read_server_steps(const nlohmann::json& json, release_manifes
   return {};
 }
 
+/// The most steps a manifest's "apply" may name.
+inline constexpr std::size_t most_apply_steps = 64;
+
+/// Reads the manifest's "apply" into `release`: why not, if it is not a list of
+/// {"module": module name, "step": step name, "at": point} (empty: it is, or is absent).
+inline std::string read_apply_steps(const nlohmann::json& json, release_manifest& release) {
+  const auto apply = json.find("apply");
+  if (apply == json.end()) return {};
+  const std::string form = R"({"module": module name, "step": step name, "at": "before_suspend" or "after_commit"})";
+  if (!apply->is_array()) return "\"apply\" must be a list of " + form;
+  if (apply->size() > most_apply_steps)
+    return "\"apply\" names " + std::to_string(apply->size()) + " steps, more than " + std::to_string(most_apply_steps);
+  const std::string word = "a string of letters, digits, '.', '_' and '-'";
+  for (std::size_t i = 0; i < apply->size(); ++i) {
+    const auto& one = (*apply)[i];
+    const std::string at = "\"apply\"[" + std::to_string(i) + "]";
+    if (!one.is_object() || one.size() != 3 || !one.contains("module") || !one.contains("step") || !one.contains("at"))
+      return at + " must be " + form;
+    const auto &module = one["module"], &step = one["step"], &point = one["at"];
+    if (!module.is_string() || !valid_module_name(module.get_ref<const std::string&>()))
+      return at + ": \"module\" must be a module's name (" + word + ")";
+    if (!step.is_string() || !valid_step_name(step.get_ref<const std::string&>()))
+      return at + ": \"step\" must be a step's name (" + word + ", at most 64)";
+    if (!point.is_string() || !valid_release_word(point.get<std::string>()))  // which points: the plan's check
+      return at + ": \"at\" must be a point of the upgrade (\"before_suspend\" or \"after_commit\")";
+    release.apply.push_back({module.get<std::string>(), step.get<std::string>(), point.get<std::string>()});
+  }
+  return {};
+}
+
 /// Reads the manifest in `path` as a module's file is read (resolve_safe_path,
 /// read_module_file): every directory on the path safe, opened without blocking (a FIFO is
 /// refused, not waited on), a regular file, its size checked before a byte is read. Every
@@ -143,6 +185,7 @@ result<release_manifest> read_manifest(const std::string& path) {
     release.modules.push_back(name_of_file[0] == '/' ? name_of_file : directory + "/" + name_of_file);
   }
   if (auto wrong = read_server_steps(json, release); !wrong.empty()) return bad(wrong);
+  if (auto wrong = read_apply_steps(json, release); !wrong.empty()) return bad(wrong);
   return release;
 }
 

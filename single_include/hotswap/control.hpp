@@ -1396,6 +1396,7 @@ inline void to_json(nlohmann::json& out, const upgrade_report& report) {
          {"pause_us", std::chrono::duration<double, std::micro>(report.pause).count()},
          {"notes", report.notes},
          {"servers", report.servers},
+         {"applied", report.applied},
          {"text", to_string(report)}};
 }
 
@@ -1431,12 +1432,16 @@ inline void to_json(nlohmann::json& out, const release_plan& plan) {
                         {"to_vsn", restart.to_vsn},
                         {"state_kept", restart.state_lost.empty()},
                         {"state_lost", restart.state_lost}});
+  json applies = json::array();
+  for (const auto& apply : plan.applies)
+    applies.push_back({{"module", apply.module}, {"step", apply.step}, {"at", apply.at}, {"vsn", apply.vsn}});
   out = {{"from", {{"name", plan.from.name}, {"vsn", plan.from.vsn}}},
          {"to", {{"name", plan.to.name}, {"vsn", plan.to.vsn}}},
          {"changes", std::move(changes)},
          {"start", std::move(starts)},
          {"stop", std::move(stops)},
          {"restart", std::move(restarts)},
+         {"apply", std::move(applies)},
          {"retired", plan.retired},
          {"text", to_string(plan)}};
 }

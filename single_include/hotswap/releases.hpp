@@ -220,6 +220,10 @@ class grace_watch {
 //
 //      "start": [{"name": "leaderboard", "module": "anemone.leaderboard"}],
 //      "stop": ["inspector"], "restart": ["account_manager"]
+//
+// and the steps of its modules it runs at named points of the upgrade (HOTSWAP_MODULE_STEP):
+//
+//      "apply": [{"module": "anemone.account_manager", "step": "warm_cache", "at": "before_suspend"}]
 
 #include <cstddef>
 #include <string>
@@ -238,6 +242,13 @@ struct server_start {
   bool operator==(const server_start&) const = default;
 };
 
+/// A step of a module a release runs (OTP's {apply, {M, F, A}}): `step` of the release's version
+/// of `module`, at the point `at` of the upgrade (the plan checks it is one it knows).
+struct apply_step {
+  std::string module, step, at;
+  bool operator==(const apply_step&) const = default;
+};
+
 /// A release as its manifest says.
 struct release_manifest {
   std::string name, vsn;
@@ -246,6 +257,7 @@ struct release_manifest {
   std::vector<server_start> start;   // the servers it starts,
   std::vector<std::string> stop;     // stops,
   std::vector<std::string> restart;  // and restarts, by registered name
+  std::vector<apply_step> apply;     // the steps it runs, in order
 };
 
 /// A name or vsn: letters, digits, '.', '_' and '-', not first '.', '_' or '-' (what
@@ -315,6 +327,36 @@ inline std::string read_server_steps(const nlohmann::json& json, release_manifes
   return {};
 }
 
+/// The most steps a manifest's "apply" may name.
+inline constexpr std::size_t most_apply_steps = 64;
+
+/// Reads the manifest's "apply" into `release`: why not, if it is not a list of
+/// {"module": module name, "step": step name, "at": point} (empty: it is, or is absent).
+inline std::string read_apply_steps(const nlohmann::json& json, release_manifest& release) {
+  const auto apply = json.find("apply");
+  if (apply == json.end()) return {};
+  const std::string form = R"({"module": module name, "step": step name, "at": "before_suspend" or "after_commit"})";
+  if (!apply->is_array()) return "\"apply\" must be a list of " + form;
+  if (apply->size() > most_apply_steps)
+    return "\"apply\" names " + std::to_string(apply->size()) + " steps, more than " + std::to_string(most_apply_steps);
+  const std::string word = "a string of letters, digits, '.', '_' and '-'";
+  for (std::size_t i = 0; i < apply->size(); ++i) {
+    const auto& one = (*apply)[i];
+    const std::string at = "\"apply\"[" + std::to_string(i) + "]";
+    if (!one.is_object() || one.size() != 3 || !one.contains("module") || !one.contains("step") || !one.contains("at"))
+      return at + " must be " + form;
+    const auto &module = one["module"], &step = one["step"], &point = one["at"];
+    if (!module.is_string() || !valid_module_name(module.get_ref<const std::string&>()))
+      return at + ": \"module\" must be a module's name (" + word + ")";
+    if (!step.is_string() || !valid_step_name(step.get_ref<const std::string&>()))
+      return at + ": \"step\" must be a step's name (" + word + ", at most 64)";
+    if (!point.is_string() || !valid_release_word(point.get<std::string>()))  // which points: the plan's check
+      return at + ": \"at\" must be a point of the upgrade (\"before_suspend\" or \"after_commit\")";
+    release.apply.push_back({module.get<std::string>(), step.get<std::string>(), point.get<std::string>()});
+  }
+  return {};
+}
+
 /// Reads the manifest in `path` as a module's file is read (resolve_safe_path,
 /// read_module_file): every directory on the path safe, opened without blocking (a FIFO is
 /// refused, not waited on), a regular file, its size checked before a byte is read. Every
@@ -352,6 +394,7 @@ result<release_manifest> read_manifest(const std::string& path) {
     release.modules.push_back(name_of_file[0] == '/' ? name_of_file : directory + "/" + name_of_file);
   }
   if (auto wrong = read_server_steps(json, release); !wrong.empty()) return bad(wrong);
+  if (auto wrong = read_apply_steps(json, release); !wrong.empty()) return bad(wrong);
   return release;
 }
 
@@ -791,7 +834,7 @@ class upgrade_step {
 // -- running one --
 
 /// The stages of an upgrade, as upgrade_options::progress hears of them.
-enum class upgrade_stage { load, start, suspend, change_code, restart, commit, resume, stop, purge, rollback };
+enum class upgrade_stage { load, start, suspend, change_code, restart, commit, resume, stop, purge, rollback, apply };
 
 constexpr std::string_view to_string(upgrade_stage stage) noexcept {
   switch (stage) {  // no default: -Wswitch names a stage missing here
@@ -815,6 +858,8 @@ constexpr std::string_view to_string(upgrade_stage stage) noexcept {
       return "purge";
     case upgrade_stage::rollback:
       return "rollback";
+    case upgrade_stage::apply:
+      return "apply";
   }
   return "?";
 }
@@ -872,6 +917,9 @@ struct upgrade_report {
   /// The servers the release started, stopped and restarted, a line each (`started leaderboard
   /// (server 9) on tally vsn 1`); a dry run's: what it would do.
   std::vector<std::string> servers;
+  /// The steps of its modules the release ran (its "apply"), a line each (`applied
+  /// tally:warm_cache before_suspend in 12 us`); a dry run's: what it would run (it runs none).
+  std::vector<std::string> applied{};
   /// A dry run's report: each step's time is its migration's, made and thrown away, and the
   /// pause their sum (the pause to expect, the suspends and resumes aside).
   bool dry_run = false;
@@ -890,16 +938,22 @@ inline upgrade_report upgrade(const std::vector<upgrade_step>& steps, const upgr
 
 /// A server a release starts: registered as `name`, on the release's version of `module`.
 using server_start = detail::server_start;
+/// A step of a module a release runs: the step `step` (HOTSWAP_MODULE_STEP) of the release's
+/// version of `module`, at the point `at` of the upgrade: "before_suspend" (after the loads and
+/// the servers it starts, before the pause: its failure leaves the program as it was) or
+/// "after_commit" (after the resume: its failure rolls the release back to the permanent one).
+using apply_step = detail::apply_step;
 
-/// A release: a name, a vsn and its modules' files, as its manifest says, and the servers it
-/// starts, stops and restarts (by registered name; OTP's add_application, remove_application and
-/// restart_application).
+/// A release: a name, a vsn and its modules' files, as its manifest says, the servers it starts,
+/// stops and restarts (by registered name; OTP's add_application, remove_application and
+/// restart_application), and the steps of its modules it runs (OTP's apply).
 struct release {
   std::string name, vsn;
   std::vector<std::string> modules;  ///< the module files
   std::string manifest;              ///< the file it was read from
   std::vector<server_start> start{};
   std::vector<std::string> stop{}, restart{};
+  std::vector<apply_step> apply{};
 };
 
 /// Reads the release manifest in `path` (errc::bad_release, saying why, if it cannot).
@@ -989,13 +1043,21 @@ struct release_plan {
     std::string state_lost{};
   };
 
+  /// A step of a module the release runs, at `at`, on the release's version of `module` (`vsn`).
+  /// Going back to the permanent release, none runs (a step cannot be undone).
+  struct apply_plan {
+    std::string module, step, at;
+    int vsn;
+  };
+
   release from, to;
   std::vector<module_step> changes;
   std::vector<start_step> starts{};
   std::vector<stop_step> stops{};
   std::vector<restart_step> restarts{};
-  std::vector<std::string> retired;  ///< modules `to` does not have and nothing uses: retired, then purged
-  std::vector<std::string> modules;  ///< every module of `to`, by name
+  std::vector<apply_plan> applies{};  ///< in the manifest's order
+  std::vector<std::string> retired;   ///< modules `to` does not have and nothing uses: retired, then purged
+  std::vector<std::string> modules;   ///< every module of `to`, by name
 };
 
 /// The plan, a line for the release, then a line per module and per server.
@@ -1420,6 +1482,43 @@ inline void end_replaced(const any_server& server, bool kept, bool handed_on, ex
 }
 }  // namespace detail
 
+namespace detail {
+/// The points of an upgrade at which a release runs its modules' steps.
+inline constexpr std::string_view apply_points[] = {"before_suspend", "after_commit"};
+
+/// The steps of its modules the release `target` runs, into `plan`; each that cannot be is a
+/// reason: a point the handler does not know, a module not in the release (`all_read`: each of
+/// its notes was read, else a module missing is its file's reason), a step its module's note
+/// does not list.
+inline void plan_apply_steps(const release& target, const std::vector<module_note_fields>& notes, bool all_read,
+                             release_plan& plan, std::vector<std::string>& reasons) {
+  for (const auto& apply : target.apply) {
+    const std::string named = fmt::format("apply {}:{} {}", apply.module, apply.step, apply.at);
+    const bool known_point =
+        std::find(std::begin(apply_points), std::end(apply_points), apply.at) != std::end(apply_points);
+    if (!known_point)
+      reasons.push_back(
+          fmt::format("{}: no point of an upgrade is named {} (before_suspend or after_commit)", named, apply.at));
+    const auto note =
+        std::find_if(notes.begin(), notes.end(), [&](const auto& one) { return one.name == apply.module; });
+    if (note == notes.end()) {
+      if (all_read)
+        reasons.push_back(
+            fmt::format("{}: release {} {} has no module {}", named, target.name, target.vsn, apply.module));
+      continue;
+    }
+    if (std::find(note->steps.begin(), note->steps.end(), apply.step) == note->steps.end()) {
+      std::string listed;
+      for (const auto& step : note->steps) listed += (listed.empty() ? "" : ", ") + step;
+      reasons.push_back(fmt::format("{}: {} vsn {} exports no step {} ({})", named, apply.module, note->vsn, apply.step,
+                                    listed.empty() ? "it exports none" : "it exports " + listed));
+      continue;
+    }
+    if (known_point) plan.applies.push_back({apply.module, apply.step, apply.at, note->vsn});
+  }
+}
+}  // namespace detail
+
 inline std::string to_string(const upgrade_report& report) {
   auto micros = [](std::chrono::nanoseconds time) { return std::chrono::duration<double, std::micro>(time).count(); };
   std::string text =
@@ -1434,6 +1533,7 @@ inline std::string to_string(const upgrade_report& report) {
   text += fmt::format("{} {:.1f} us; {}\n", report.dry_run ? "dry run: expected pause" : "pause", micros(report.pause),
                       report ? std::string(report.dry_run ? "nothing changed" : "done") : report.outcome.error().what);
   for (const auto& line : report.servers) text += line + "\n";
+  for (const auto& line : report.applied) text += line + "\n";
   for (const auto& note : report.notes) text += note + "\n";
   return text;
 }
@@ -1530,7 +1630,7 @@ inline result<release> read_release(const std::string& path) {
   auto read = detail::read_manifest(path);
   if (!read) return read.error();
   return release{std::move(read->name),  std::move(read->vsn),  std::move(read->modules), std::move(read->path),
-                 std::move(read->start), std::move(read->stop), std::move(read->restart)};
+                 std::move(read->start), std::move(read->stop), std::move(read->restart), std::move(read->apply)};
 }
 
 inline std::string to_string(const release_plan& plan) {
@@ -1552,9 +1652,11 @@ inline std::string to_string(const release_plan& plan) {
                         restart.from_vsn, restart.to_vsn,
                         restart.state_lost.empty() ? std::string("its state handed over")
                                                    : "state not kept (" + restart.state_lost + ")");
+  for (const auto& apply : plan.applies)
+    text += fmt::format("  apply {}:{} {} (vsn {})\n", apply.module, apply.step, apply.at, apply.vsn);
   for (const auto& module : plan.retired) text += fmt::format("  {} retired\n", module);
   if (plan.changes.empty() && plan.retired.empty() && plan.starts.empty() && plan.stops.empty() &&
-      plan.restarts.empty())
+      plan.restarts.empty() && plan.applies.empty())
     text += "  nothing changes\n";
   return text;
 }
@@ -1692,6 +1794,12 @@ upgrade_report basic_release_handler<CodeServer>::dry_run(const std::string& man
   }
   if (options.progress)
     for (const auto& line : report.servers) options.progress(upgrade_stage::start, line);
+  // The steps it would run: listed, not run (a step's effects cannot be thrown away).
+  for (const auto& apply : planned->applies)
+    if (report) {
+      report.applied.push_back(fmt::format("would apply {}:{} {}", apply.module, apply.step, apply.at));
+      if (options.progress) options.progress(upgrade_stage::apply, report.applied.back());
+    }
   undo(loaded, &*planned);
   return report;
 }
@@ -1964,6 +2072,8 @@ result<release_plan> basic_release_handler<CodeServer>::plan_locked(const std::s
   const bool back = from->status == release_status::current && permanent != releases_.end() &&
                     permanent->name == target->name && permanent->vsn == target->vsn;
   plan_server_steps(*target, notes, back, timeout, plan, reasons);
+  if (!back)  // (going back, none: a step cannot be undone, and the target's were its way there)
+    detail::plan_apply_steps(*target, notes, notes.size() == target->modules.size(), plan, reasons);
   const auto replaced = [&](const any_server& server) {  // stopped or restarted: not changed in place
     return std::any_of(plan.stops.begin(), plan.stops.end(), [&](const auto& stop) { return stop.server == server; }) ||
            std::any_of(plan.restarts.begin(), plan.restarts.end(),
@@ -2209,10 +2319,10 @@ upgrade_report basic_release_handler<CodeServer>::run(const release_plan& plan, 
     probation_.servers = probation_guards(plan, generation);
     guard_probation(true);
   }
-  // The versions the servers it starts and restarts run: a changed module's as loaded, else the
-  // current one.
+  // The versions the servers it starts and restarts, and its steps, run: a changed module's as
+  // loaded, else (or once the loads are let go of, after the commit) the current one.
   const auto version_of = [&](const std::string& module) -> module_ptr {
-    for (std::size_t i = 0; i < plan.changes.size(); ++i)
+    for (std::size_t i = 0; i < plan.changes.size() && i < loaded.size(); ++i)
       if (plan.changes[i].module == module) return loaded[i];
     return code_.current(module);
   };
@@ -2247,6 +2357,30 @@ upgrade_report basic_release_handler<CodeServer>::run(const release_plan& plan, 
     report.servers.push_back(
         fmt::format("started {}: {} on {} vsn {}", start.name, made->core()->label(), start.module, start.vsn));
     tell(upgrade_stage::start, report.servers.back());
+  }
+  // The steps of its modules it runs at `point`, in order, on the release's versions: why the
+  // first that fails failed, if one does.
+  auto apply_at = [&](std::string_view point) -> std::optional<error> {
+    for (const auto& apply : plan.applies) {
+      if (apply.at != point) continue;
+      const module_ptr code = version_of(apply.module);
+      const auto began = std::chrono::steady_clock::now();
+      auto ran = code ? code->run_step(apply.step)
+                      : result<void>(error{errc::no_module, apply.module + " is no longer loaded"});
+      const std::string named = fmt::format("{}:{} {}", apply.module, apply.step, apply.at);
+      if (!ran) return error{ran.error().code, "apply " + named + ": " + ran.error().what};
+      report.applied.push_back(fmt::format(
+          "applied {} in {} us", named,
+          std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - began).count()));
+      tell(upgrade_stage::apply, report.applied.back());
+    }
+    return std::nullopt;
+  };
+  if (auto refused = apply_at("before_suspend")) {
+    report.outcome = error{refused->code, fmt::format("{}; release {} {} runs on, unchanged", refused->what,
+                                                      plan.from.name, plan.from.vsn)};
+    tell(upgrade_stage::rollback, report.outcome.error().what);
+    return failed();
   }
   // The servers it stops and restarts are held in the pause with the others; those that replace
   // the restarted ones are made there, after the changes, and take their names at the commit.
@@ -2325,8 +2459,10 @@ upgrade_report basic_release_handler<CodeServer>::run(const release_plan& plan, 
     for (std::size_t i = 0; i < plan.changes.size(); ++i)
       for (const auto& server : plan.changes[i].servers) steps.emplace_back(server.server, loaded[i], server.from_vsn);
     auto servers = std::move(report.servers);
+    auto applied = std::move(report.applied);
     report = detail::run_upgrade(steps, held, options, hooks);
     report.servers = std::move(servers);
+    report.applied = std::move(applied);
   }  // the steps' leases go: a version rolled back from is held by nothing now
   if (!report) return failed();
   report.servers.insert(report.servers.end(), restarted_lines.begin(), restarted_lines.end());
@@ -2415,6 +2551,20 @@ upgrade_report basic_release_handler<CodeServer>::run(const release_plan& plan, 
     tell(upgrade_stage::purge, line);
   }
   for (const auto& module : plan.retired) (void)code_.purge(module);
+  // The steps after the commit: one that fails rolls the whole release back, as a crash in its
+  // grace period does (every server back on the permanent release's code with its state).
+  if (auto refused = apply_at("after_commit")) {
+    const known& permanent = *find(release_status::permanent);
+    const std::string back_to = permanent.name + " " + permanent.vsn;
+    tell(upgrade_stage::rollback, fmt::format("{}: rolling back to {}", refused->what, back_to));
+    upgrade_options again = options;
+    again.grace_period = {};
+    const upgrade_report back = rollback_locked(again);
+    report.outcome =
+        error{refused->code, refused->what + (back ? "; rolled back: release " + back_to + " runs again"
+                                                   : "; the rollback failed: " + back.outcome.error().what)};
+    tell(upgrade_stage::rollback, report.outcome.error().what);
+  }
   return report;
 }
 

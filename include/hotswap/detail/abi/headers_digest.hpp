@@ -2,4 +2,4 @@
 // edit. It enters the ABI fingerprint: a module built from other headers is refused.
 #pragma once
 
-#define HOTSWAP_DETAIL_HEADERS_DIGEST "b78721ff531af072"
+#define HOTSWAP_DETAIL_HEADERS_DIGEST "e12e7c579d3452ec"

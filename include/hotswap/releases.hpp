@@ -43,6 +43,7 @@
 #include "detail/releases/manifest.hpp"
 #include "detail/releases/release_record.hpp"
 #include "detail/releases/transaction.hpp"
+#include "detail/releases/unpacked.hpp"
 #include "modules.hpp"
 #include "result.hpp"
 #include "servers.hpp"
@@ -213,6 +214,13 @@ struct release_info {
   release_status status;
 };
 
+/// What remove_release did: the files it deleted, and what it kept and why.
+struct remove_report {
+  std::string name, vsn;
+  std::vector<std::string> removed;
+  std::vector<std::string> notes;
+};
+
 /// What a boot did: the release it booted, and what it left undone.
 struct boot_report {
   std::string name, vsn;
@@ -374,6 +382,14 @@ class basic_release_handler {
   /// Makes the current release permanent: the release the program boots, and the end of its
   /// grace period. The permanent one before it becomes old.
   result<void> make_permanent();
+
+  /// Forgets the release `name` `vsn` (OTP's remove_release): refused (errc::no_release) if it is
+  /// not known, permanent or current. Its record goes first; then, only if unpack put it in
+  /// place, the files of its own directory (`DIRECTORY/unpacked/NAME-VSN/`, in the handler's)
+  /// that no other known release's manifest names, and that directory once empty. Files anywhere
+  /// else are never deleted, whoever wrote them (a release of hotswap_add_release keeps its
+  /// build's files); a file it keeps, and why, is a note.
+  result<remove_report> remove_release(const std::string& name, const std::string& vsn);
 
  private:
   struct known : release {

@@ -234,6 +234,29 @@ TEST_CASE("an upgrade from outside streams its steps, then its report; the relea
         "release shop 3 is no downgrade: counter goes up from vsn 2 to 3 (upgrade it)");
 }
 
+TEST_CASE("remove-release forgets an old release from outside; the permanent one, or one not known, is refused") {
+  controlled_shop shop;
+  client operator_(shop.control.path());
+  REQUIRE(operator_.reply(
+              {{"command", "upgrade"}, {"release", shop.manifest("2", {"counter_v2", "minimal_v2"})}})["ok"] == true);
+  REQUIRE(operator_.reply({{"command", "make-permanent"}})["ok"] == true);
+  const json permanent = operator_.reply({{"command", "remove-release"}, {"name", "shop"}, {"vsn", "2"}});
+  CHECK(permanent["error"]["code"] == "no_release");
+  CHECK(permanent["error"]["message"] ==
+        "release shop 2 is permanent: the program boots it, so it is kept (make another release permanent first)");
+  CHECK(operator_.reply({{"command", "remove-release"}, {"name", "shop"}})["error"]["message"] ==
+        "remove-release needs \"vsn\"");
+  const json removed = operator_.reply({{"command", "remove-release"}, {"name", "shop"}, {"vsn", "1"}});
+  REQUIRE(removed["ok"] == true);
+  CHECK(removed["result"]["removed"] == json::array());
+  CHECK(removed["result"]["text"].get<std::string>().starts_with("removed release shop 1\n"));
+  const json releases = operator_.reply({{"command", "releases"}});
+  REQUIRE(releases["result"]["releases"].size() == 1);
+  CHECK(releases["result"]["releases"][0]["vsn"] == "2");
+  CHECK(operator_.reply({{"command", "remove-release"}, {"name", "shop"}, {"vsn", "1"}})["error"]["message"] ==
+        "release shop 1 is not known (known: shop 2)");
+}
+
 TEST_CASE("a refused or failing upgrade from outside leaves the release running as it was") {
   controlled_shop shop;
   client operator_(shop.control.path());

@@ -3,6 +3,7 @@
 // and refused with every reason, and a fault at every stage leaving the running release as it was.
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -924,4 +925,75 @@ TEST_CASE("monitors, links and requests reach a module's servers as the program'
   CHECK(why == "asked to crash");
   CHECK(program_counter.exit().what == "asked to crash");
   CHECK_FALSE(hotswap::demonitor(ref));
+}
+
+TEST_CASE("remove_release forgets an old release and deletes the files only it used, in its unpacked directory only") {
+  const testing::scratch kept;
+  const std::string directory = kept.dir + "/releases", own = directory + "/unpacked/shop-1";
+  for (const auto& made : {directory, directory + "/unpacked", own}) REQUIRE(::mkdir(made.c_str(), 0700) == 0);
+  running_release shop;  // (its files)
+  const auto put = [&](const std::string& module, const std::string& file) {
+    testing::write_bytes(own + "/" + file, testing::read_bytes(testing::built(module)));
+    return own + "/" + file;
+  };
+  // Release 1 as unpack puts it in place; release 2 shares its minimal module's file.
+  const std::string counter_1 = put("counter_v1", "counter-1.so"), minimal_1 = put("minimal", "minimal-1.so");
+  const std::string manifest_1 = own + "/shop-1.release.json", manifest_2 = shop.files.dir + "/shop-2.release.json";
+  testing::write_bytes(
+      manifest_1, R"({"hotswap_release": 1, "name": "shop", "vsn": "1", "modules": ["counter-1.so", "minimal-1.so"]})");
+  testing::write_bytes(manifest_2, R"({"hotswap_release": 1, "name": "shop", "vsn": "2", "modules": [")" +
+                                       shop.files.stage("counter_v2", "counter-2.so") + R"(", ")" + minimal_1 +
+                                       R"("]})");
+  const std::string manifest_3 = shop.manifest("3", {"counter_v2", "minimal_v2"});
+  hotswap::code_server code;
+  hotswap::release_handler releases(code, {.directory = directory});
+  REQUIRE(releases.boot(manifest_1));
+  REQUIRE(releases.upgrade(manifest_2));
+  REQUIRE(releases.make_permanent());
+  REQUIRE(releases.upgrade(manifest_3));  // current
+
+  // Refused, each saying why, and nothing deleted.
+  const auto refusal = [&](const std::string& vsn) {
+    auto removed = releases.remove_release("shop", vsn);
+    REQUIRE(!removed);
+    CHECK(removed.error().code == hotswap::errc::no_release);
+    return removed.error().what;
+  };
+  CHECK(refusal("2") ==
+        "release shop 2 is permanent: the program boots it, so it is kept (make another release permanent first)");
+  CHECK(refusal("3") == "release shop 3 is current: it runs (make-permanent or rollback first)");
+  CHECK(refusal("9") == "release shop 9 is not known (known: shop 2, shop 1, shop 3)");
+  CHECK(releases.which_releases().size() == 3);
+  CHECK(testing::read_bytes(counter_1).size() > 0);
+
+  // Release 1, old: forgotten, and the files only it named deleted; the file release 2 names kept.
+  const auto removed = releases.remove_release("shop", "1");
+  REQUIRE(removed);
+  CHECK(removed->removed == std::vector<std::string>{counter_1, manifest_1});
+  CHECK(removed->notes == std::vector<std::string>{minimal_1 + ": kept: another release names it"});
+  CHECK(::access(counter_1.c_str(), F_OK) != 0);
+  CHECK(::access(manifest_1.c_str(), F_OK) != 0);
+  CHECK(::access(minimal_1.c_str(), F_OK) == 0);
+  auto known = releases.which_releases();
+  REQUIRE(known.size() == 2);
+  CHECK((known[0].vsn == "2" && known[1].vsn == "3"));
+  CHECK(refusal("1") == "release shop 1 is not known (known: shop 2, shop 3)");
+
+  // Release 3, old after the rollback: forgotten, its files (hotswap_add_release's) all kept.
+  REQUIRE(releases.rollback());
+  const auto forgotten = releases.remove_release("shop", "3");
+  REQUIRE(forgotten);
+  CHECK(forgotten->removed.empty());
+  CHECK(forgotten->notes == std::vector<std::string>{"its files are not the release handler's (unpack did not put it "
+                                                     "in " +
+                                                     directory + "/unpacked/shop-3/): none deleted"});
+  CHECK(::access(manifest_3.c_str(), F_OK) == 0);
+
+  // The record forgets them too: the program started again knows release 2 alone.
+  hotswap::code_server again;
+  hotswap::release_handler restarted(again, {.directory = directory});
+  REQUIRE(restarted.boot());
+  known = restarted.which_releases();
+  REQUIRE(known.size() == 1);
+  CHECK((known[0].vsn == "2" && known[0].status == hotswap::release_status::permanent));
 }

@@ -488,6 +488,61 @@ result<void> basic_release_handler<CodeServer>::make_permanent() {
 }
 
 template <class CodeServer>
+result<remove_report> basic_release_handler<CodeServer>::remove_release(const std::string& name,
+                                                                        const std::string& vsn) {
+  const std::lock_guard one_at_a_time(operation_);
+  const auto found = std::find_if(releases_.begin(), releases_.end(),
+                                  [&](const known& one) { return one.name == name && one.vsn == vsn; });
+  if (found == releases_.end()) {
+    std::string listed;
+    for (const auto& one : releases_) listed += (listed.empty() ? "" : ", ") + one.name + " " + one.vsn;
+    return error{errc::no_release, fmt::format("release {} {} is not known (known: {})", detail::visible(name, false),
+                                               detail::visible(vsn, false), listed.empty() ? "none" : listed)};
+  }
+  if (found->status == release_status::permanent)
+    return error{errc::no_release, fmt::format("release {} {} is permanent: the program boots it, so it is kept "
+                                               "(make another release permanent first)",
+                                               name, vsn)};
+  if (found->status == release_status::current)
+    return error{errc::no_release,
+                 fmt::format("release {} {} is current: it runs (make-permanent or rollback first)", name, vsn)};
+  remove_report report{name, vsn, {}, {}};
+  const std::string place = detail::unpacked_place(name, vsn);
+  const std::string own = directory_.empty() ? std::string() : detail::absolute_path(directory_) + "/" + place + "/";
+  const bool unpacked = !own.empty() && found->manifest.starts_with(own);
+  // The files the other releases name, by their manifests (one that cannot be read may name any).
+  std::vector<std::string> named;
+  bool all_known = true;
+  if (unpacked)
+    for (const auto& one : releases_) {
+      if (&one == &*found) continue;
+      auto other = read_release(one.manifest);
+      if (!other) {
+        report.notes.push_back(
+            fmt::format("release {} {}: {}: so no file is deleted", one.name, one.vsn, other.error().what));
+        all_known = false;
+        continue;
+      }
+      named.push_back(detail::absolute_path(other->manifest));
+      for (const auto& file : other->modules) named.push_back(detail::absolute_path(file));
+    }
+  const auto before = releases_;
+  releases_.erase(found);
+  if (auto recorded = record(); !recorded) {
+    releases_ = before;  // not forgotten unless recorded so, and nothing deleted
+    return recorded.error();
+  }
+  if (!unpacked)
+    report.notes.push_back(
+        fmt::format("its files are not the release handler's (unpack did not put it in {}): none "
+                    "deleted",
+                    directory_.empty() ? std::string("a directory: none was given") : own));
+  else if (all_known)
+    report.removed = detail::remove_unpacked<>(record_, place, named, report.notes);
+  return report;
+}
+
+template <class CodeServer>
 upgrade_report basic_release_handler<CodeServer>::refused(error why) {
   upgrade_report report;
   report.outcome = std::move(why);

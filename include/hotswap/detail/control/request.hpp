@@ -144,6 +144,13 @@ inline const std::vector<operator_command>& operator_commands() {
        {},
        "back to the permanent release, every server keeping its state",
        "Installs the permanent release again: each server's state migrated down, none lost."},
+      {"unpack",
+       {{field::text, "archive", true, "the release's archive (NAME-VSN.release.tar, hotswap-seal pack makes one)"}},
+       "a release shipped as one archive checked and put in place (OTP's unpack_release)",
+       "Reads the archive (a flat tar of the manifest, the modules it names and their signature), checks every file "
+       "and, when the program trusts keys, the signature over them all and each module's seal, then puts the release "
+       "in the release handler's directory, recorded unpacked: upgrade its manifest (the path printed) to install "
+       "it. A refused archive leaves nothing behind."},
       {"remove-release",
        {{field::text, "name", true, "the release's name"}, {field::text, "vsn", true, "the release's vsn"}},
        "an old release forgotten, and the files only it used deleted (OTP's remove_release)",

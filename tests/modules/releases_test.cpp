@@ -1219,3 +1219,25 @@ TEST_CASE("unpack refuses a hostile archive, saying which file and why, and writ
   hotswap::release_handler nowhere(code);
   CHECK(nowhere.unpack(tar).error().code == hotswap::errc::no_release);
 }
+
+TEST_CASE("the archive hotswap_add_release_archive makes unpacks; its signature is checked before its modules") {
+  const std::string archive = std::string(HOTSWAP_TEST_MODULE_DIR) + "/counters-2.release.tar";
+  const testing::scratch kept;
+  {
+    hotswap::code_server code;
+    hotswap::release_handler releases(code, {.directory = kept.dir + "/open"});
+    const auto put = releases.unpack(archive);
+    REQUIRE(put);
+    CHECK(listed(kept.dir + "/open/unpacked/counters-2") ==
+          std::vector<std::string>{"counter_v2.so", "counters-2.release.json", "counters-2.release.sig",
+                                   "minimal_v2.so"});
+  }
+  // Signed by the trusted key, its modules are not: the signature verifies, the first module is refused.
+  hotswap::code_server code({.trusted_keys = {public_key("trusted")}});
+  hotswap::release_handler releases(code, {.directory = kept.dir + "/trusting"});
+  const auto put = releases.unpack(archive);
+  REQUIRE(!put);
+  CHECK(put.error().code == hotswap::errc::untrusted);
+  CHECK_THAT(put.error().what, Catch::Contains("/counter_v2.so: not signed, and this code server takes only modules"));
+  CHECK(listed(kept.dir + "/trusting/unpacked").empty());
+}

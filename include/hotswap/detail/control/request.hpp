@@ -111,7 +111,7 @@ inline const std::vector<operator_command>& operator_commands() {
        "stops when the client goes."},
       {"releases",
        {},
-       "the releases the program knows: permanent, current, old",
+       "the releases the program knows: permanent, current, old, unpacked",
        "Every release the release handler knows, with its vsn and status.",
        access_level::view},
       {"plan",

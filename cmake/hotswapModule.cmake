@@ -128,6 +128,42 @@ function(hotswap_add_release name)
     list(JOIN applies ", " applies)
     string(APPEND steps ", \"apply\": [${applies}]")
   endif()
+  # What hotswap_add_release_archive packs: the manifest, and the module targets it waits for.
+  set_property(GLOBAL PROPERTY hotswap_release_${name}_${release_VERSION}
+                               "${directory}/${name}-${release_VERSION}.release.json;${release_MODULES}")
   file(GENERATE OUTPUT "${directory}/${name}-${release_VERSION}.release.json"
        CONTENT "{\"hotswap_release\": 1, \"name\": \"${name}\", \"vsn\": \"${release_VERSION}\", \"modules\": [${files}]${steps}}\n")
+endfunction()
+
+# hotswap_add_release_archive(<name> VERSION <vsn> [SIGNING_KEY <private key>])
+#
+# The release hotswap_add_release(<name> VERSION <vsn> ...) made before, as one archive for a
+# release handler's unpack (`hotswapctl PROGRAM unpack ARCHIVE`): <name>-<vsn>.release.tar beside
+# its manifest, a flat tar of the manifest, its modules and, given a key (SIGNING_KEY, else
+# HOTSWAP_SIGNING_KEY), its signature, written by `hotswap-seal pack` (libarchive). Made with the
+# default build, by the target hotswap_release_archive_<name>_<vsn> (as a C identifier).
+function(hotswap_add_release_archive name)
+  cmake_parse_arguments(PARSE_ARGV 1 archive "" "VERSION;SIGNING_KEY" "")
+  get_property(made GLOBAL PROPERTY hotswap_release_${name}_${archive_VERSION})
+  if(NOT made)
+    message(FATAL_ERROR "hotswap_add_release_archive(${name} VERSION ${archive_VERSION}): no such release: "
+                        "hotswap_add_release(${name} VERSION ${archive_VERSION} ...) makes it, before")
+  endif()
+  list(POP_FRONT made manifest)
+  string(REGEX REPLACE "\\.json$" ".tar" packed "${manifest}")
+  set(key "${HOTSWAP_SIGNING_KEY}")
+  if(DEFINED archive_SIGNING_KEY)
+    set(key "${archive_SIGNING_KEY}")
+  endif()
+  set(sign)
+  if(key)
+    get_filename_component(key "${key}" ABSOLUTE)
+    set(sign --key ${key})
+  endif()
+  string(MAKE_C_IDENTIFIER "${name}_${archive_VERSION}" id)
+  add_custom_target(hotswap_release_archive_${id} ALL
+                    COMMAND ${CMAKE_COMMAND} -E rm -f ${packed}
+                    COMMAND hotswap::seal pack ${manifest} ${packed} ${sign}
+                    COMMENT "Packing release ${name} ${archive_VERSION}" VERBATIM)
+  add_dependencies(hotswap_release_archive_${id} ${made})
 endfunction()

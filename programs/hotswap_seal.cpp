@@ -5,6 +5,9 @@
 //   hotswap-seal keygen deploy.pem deploy.pub.pem   # an Ed25519 key pair (the secret one mode 0600)
 //   hotswap-seal seal module.so [--key deploy.pem]  # what hotswap_add_module does
 //   hotswap-seal verify module.so [--trusted deploy.pub.pem]...
+//   hotswap-seal pack anemone-3.release.json anemone-3.release.tar [--key deploy.pem]  # for unpack
+#include <archive.h>
+#include <archive_entry.h>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -19,11 +22,14 @@
 #include <vector>
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 #include <openssl/decoder.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
+#include <hotswap/detail/releases/manifest.hpp>
+#include <hotswap/detail/releases/release_archive.hpp>
 #include <hotswap/modules.hpp>
 
 namespace {
@@ -161,6 +167,76 @@ void verify(const std::string& path, const std::vector<std::string>& trusted_pat
             << (signed_ && trusted.empty() ? " (not checked: no --trusted key given)" : "") << "\n";
 }
 
+// -- pack --
+
+std::string sha256(const std::string& bytes) {
+  detail::sha256_hex digest;
+  digest.add(bytes.data(), bytes.size());
+  return digest.done();
+}
+
+/// The release in `manifest_path` as one archive for a release handler's unpack: a flat tar of
+/// its manifest (its modules named by file name), its module files (each sealed) and, given a
+/// key, the signature over the digests of them all (detail/releases/release_archive.hpp).
+/// Written by libarchive, to a new file.
+void pack(const std::string& manifest_path, const std::string& archive_path, const std::string& key_path) {
+  const auto release = detail::read_manifest<>(manifest_path);
+  if (!release) throw failure(release.error().what);
+  nlohmann::json manifest = nlohmann::json::parse(read_file(manifest_path));  // (read_manifest checked it)
+  std::vector<std::pair<std::string, std::string>> files, signed_files;       // (file name, bytes or digest)
+  manifest["modules"] = nlohmann::json::array();
+  for (const auto& path : release->modules) {
+    const std::string name = path.substr(path.rfind('/') + 1);
+    for (const auto& file : files)
+      if (file.first == name) throw failure(manifest_path + ": two of its modules are files named " + name);
+    const module_file module = read_module(path);  // sealed
+    signed_files.emplace_back(name, sha256(module.bytes));
+    files.emplace_back(name, module.bytes);
+    manifest["modules"].push_back(name);
+  }
+  const std::string stem = release->name + "-" + release->vsn + ".release";
+  const std::string text = manifest.dump(2) + "\n";
+  files.insert(files.begin(), {stem + ".json", text});
+  if (!key_path.empty()) {
+    const detail::evp_key key = read_secret_key(key_path);
+    const std::string message = detail::release_signature_message(sha256(text), signed_files);
+    unsigned char signature[64];
+    std::size_t size = sizeof signature;
+    const std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> signing(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+    if (!signing || EVP_DigestSignInit(signing.get(), nullptr, nullptr, nullptr, key.get()) != 1 ||
+        EVP_DigestSign(signing.get(), signature, &size, reinterpret_cast<const unsigned char*>(message.data()),
+                       message.size()) != 1)
+      throw failure(manifest_path + ": cannot sign it with " + key_path);
+    const detail::raw_key signer = detail::raw_public_key(key.get());
+    files.emplace_back(stem + ".sig", nlohmann::json{{"hotswap_release_signature", 1},
+                                                     {"signer", detail::hex(signer.data(), signer.size())},
+                                                     {"signature", detail::hex(signature, sizeof signature)}}
+                                              .dump() +
+                                          "\n");
+  }
+  const std::unique_ptr<archive, int (*)(archive*)> out(archive_write_new(), archive_write_free);
+  auto check = [&](bool done) {
+    if (!done)
+      throw failure(archive_path + ": cannot write it (" +
+                    (archive_error_string(out.get()) ? archive_error_string(out.get()) : "out of memory") + ")");
+  };
+  check(out && archive_write_set_format_pax_restricted(out.get()) == ARCHIVE_OK);
+  const int fd = ::open(archive_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) throw failure(archive_path + ": cannot create it (" + std::strerror(errno) + ")");
+  check(archive_write_open_fd(out.get(), fd) == ARCHIVE_OK);
+  for (const auto& [name, bytes] : files) {
+    const std::unique_ptr<archive_entry, void (*)(archive_entry*)> entry(archive_entry_new(), archive_entry_free);
+    archive_entry_set_pathname(entry.get(), name.c_str());
+    archive_entry_set_filetype(entry.get(), AE_IFREG);
+    archive_entry_set_perm(entry.get(), 0644);
+    archive_entry_set_size(entry.get(), static_cast<la_int64_t>(bytes.size()));
+    check(archive_write_header(out.get(), entry.get()) == ARCHIVE_OK);
+    check(archive_write_data(out.get(), bytes.data(), bytes.size()) == static_cast<la_ssize_t>(bytes.size()));
+  }
+  check(archive_write_close(out.get()) == ARCHIVE_OK);
+  if (::close(fd) != 0) throw failure(archive_path + ": cannot write it (" + std::strerror(errno) + ")");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -182,12 +258,21 @@ int main(int argc, char** argv) {
   verify_command->add_option("module", module, "The module file")->required()->check(CLI::ExistingFile);
   verify_command->add_option("--trusted", trusted, "A public key to require a signature by (repeatable)")
       ->check(CLI::ExistingFile);
+  std::string manifest, packed;
+  auto* pack_command = app.add_subcommand(
+      "pack", "Writes a release as one archive for unpack: its manifest, its modules, signed with --key");
+  pack_command->add_option("manifest", manifest, "The release's manifest (hotswap_add_release writes it)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  pack_command->add_option("archive", packed, "The archive to write (a new file: NAME-VSN.release.tar)")->required();
+  pack_command->add_option("--key", key, "A private key to sign the release with")->check(CLI::ExistingFile);
   CLI11_PARSE(app, argc, argv);
 
   try {
     if (*keygen_command) keygen(secret, published);
     if (*seal_command) seal(module, key);
     if (*verify_command) verify(module, trusted);
+    if (*pack_command) pack(manifest, packed, key);
   } catch (const std::exception& failed) {
     std::cerr << "hotswap-seal: " << failed.what() << "\n";
     return 1;

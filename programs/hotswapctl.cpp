@@ -446,7 +446,7 @@ int main(int argc, char** argv) {
               upper,
               [&requests, name, key](const std::string& value) {
                 // A path is the program's to open, from its own directory: made absolute here.
-                requests[name][key] = key == "release" || key == "file" || key == "directory"
+                requests[name][key] = key == "release" || key == "file" || key == "directory" || key == "archive"
                                           ? std::filesystem::absolute(value).string()
                                           : value;
               },

@@ -41,8 +41,10 @@
 #include "detail/modules/probation.hpp"
 #include "detail/releases/grace_period.hpp"
 #include "detail/releases/manifest.hpp"
+#include "detail/releases/release_archive.hpp"
 #include "detail/releases/release_record.hpp"
 #include "detail/releases/transaction.hpp"
+#include "detail/releases/unpacked.hpp"
 #include "modules.hpp"
 #include "result.hpp"
 #include "servers.hpp"
@@ -204,8 +206,9 @@ struct release {
 inline result<release> read_release(const std::string& path);
 
 /// As Erlang's release_handler:which_releases/0 says: the release the program runs and boots
-/// is permanent; one installed since, not yet made permanent, is current; one left is old.
-enum class release_status { permanent, current, old };
+/// is permanent; one installed since, not yet made permanent, is current; one left is old; one
+/// put in place by unpack and not yet installed is unpacked.
+enum class release_status { permanent, current, old, unpacked };
 
 constexpr std::string_view to_string(release_status status) noexcept {
   switch (status) {
@@ -215,6 +218,8 @@ constexpr std::string_view to_string(release_status status) noexcept {
       return "current";
     case release_status::old:
       return "old";
+    case release_status::unpacked:
+      return "unpacked";
   }
   return "?";
 }
@@ -222,6 +227,13 @@ constexpr std::string_view to_string(release_status status) noexcept {
 struct release_info {
   std::string name, vsn;
   release_status status;
+};
+
+/// What remove_release did: the files it deleted, and what it kept and why.
+struct remove_report {
+  std::string name, vsn;
+  std::vector<std::string> removed;
+  std::vector<std::string> notes;
 };
 
 /// What a boot did: the release it booted, and what it left undone.
@@ -393,6 +405,24 @@ class basic_release_handler {
   /// Makes the current release permanent: the release the program boots, and the end of its
   /// grace period. The permanent one before it becomes old.
   result<void> make_permanent();
+
+  /// Forgets the release `name` `vsn` (OTP's remove_release): refused (errc::no_release) if it is
+  /// not known, permanent or current. Its record goes first; then, only if unpack put it in
+  /// place, the files of its own directory (`DIRECTORY/unpacked/NAME-VSN/`, in the handler's)
+  /// that no other known release's manifest names, and that directory once empty. Files anywhere
+  /// else are never deleted, whoever wrote them (a release of hotswap_add_release keeps its
+  /// build's files); a file it keeps, and why, is a note.
+  result<remove_report> remove_release(const std::string& name, const std::string& vsn);
+
+  /// Puts the release shipped in the archive `archive` in place (OTP's unpack_release): reads it
+  /// as detail/releases/release_archive.hpp says (hostile until checked: bounded, flat, regular
+  /// files only) into a fresh directory in the handler's, checks that it holds its manifest, the
+  /// modules it names and nothing else, that its signature verifies by a key the code server
+  /// trusts (required when the code server has trusted keys), and each module's seal, signature
+  /// and note as load reads them; then moves it to `DIRECTORY/unpacked/NAME-VSN/` and records the
+  /// release unpacked, with its modules' builds. Any refusal leaves nothing behind. Returns the
+  /// release: upgrade(its manifest) installs it. Needs a directory (errc::no_release).
+  result<release> unpack(const std::string& archive);
 
  private:
   struct known : release {

@@ -15,6 +15,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -232,6 +233,76 @@ TEST_CASE("an upgrade from outside streams its steps, then its report; the relea
   CHECK(downgrade["error"]["code"] == "bad_request");
   CHECK(downgrade["error"]["message"] ==
         "release shop 3 is no downgrade: counter goes up from vsn 2 to 3 (upgrade it)");
+}
+
+TEST_CASE("remove-release forgets an old release from outside; the permanent one, or one not known, is refused") {
+  controlled_shop shop;
+  client operator_(shop.control.path());
+  REQUIRE(operator_.reply(
+              {{"command", "upgrade"}, {"release", shop.manifest("2", {"counter_v2", "minimal_v2"})}})["ok"] == true);
+  REQUIRE(operator_.reply({{"command", "make-permanent"}})["ok"] == true);
+  const json permanent = operator_.reply({{"command", "remove-release"}, {"name", "shop"}, {"vsn", "2"}});
+  CHECK(permanent["error"]["code"] == "no_release");
+  CHECK(permanent["error"]["message"] ==
+        "release shop 2 is permanent: the program boots it, so it is kept (make another release permanent first)");
+  CHECK(operator_.reply({{"command", "remove-release"}, {"name", "shop"}})["error"]["message"] ==
+        "remove-release needs \"vsn\"");
+  const json removed = operator_.reply({{"command", "remove-release"}, {"name", "shop"}, {"vsn", "1"}});
+  REQUIRE(removed["ok"] == true);
+  CHECK(removed["result"]["removed"] == json::array());
+  CHECK(removed["result"]["text"].get<std::string>().starts_with("removed release shop 1\n"));
+  const json releases = operator_.reply({{"command", "releases"}});
+  REQUIRE(releases["result"]["releases"].size() == 1);
+  CHECK(releases["result"]["releases"][0]["vsn"] == "2");
+  CHECK(operator_.reply({{"command", "remove-release"}, {"name", "shop"}, {"vsn", "1"}})["error"]["message"] ==
+        "release shop 1 is not known (known: shop 2)");
+}
+
+TEST_CASE("hotswapctl unpack puts a release archive in place, upgrade installs it, remove-release deletes it") {
+  running_release shop;  // (its files)
+  hotswap::code_server code;
+  const std::string directory = shop.files.dir + "/releases";
+  hotswap::release_handler releases(code, {.directory = directory});
+  REQUIRE(releases.boot(shop.manifest("1", {"counter_v1", "minimal"})));
+  hotswap::control_options options;
+  options.program = "unpacking";
+  options.directory = shop.files.dir + "/control";
+  auto control = hotswap::open_control(code, releases, options).value();
+  // Run from the directory of the archive hotswap_add_release_archive made: hotswapctl makes its path absolute.
+  const auto ctl = [&](const std::string& arguments) {
+    const int status = std::system(fmt::format("cd {} && {} -s {} {} >{}/out 2>&1", HOTSWAP_TEST_MODULE_DIR, HOTSWAPCTL,
+                                               control.path(), arguments, shop.files.dir)
+                                       .c_str());
+    return std::pair{WIFEXITED(status) ? WEXITSTATUS(status) : -1, testing::read_bytes(shop.files.dir + "/out")};
+  };
+  const std::string own = directory + "/unpacked/counters-2", manifest = own + "/counters-2.release.json";
+  auto [status, out] = ctl("unpack counters-2.release.tar");
+  CHECK(status == 0);
+  CHECK_THAT(out, Catch::Contains("unpacked release counters 2: " + manifest));
+  std::tie(status, out) = ctl("releases");
+  CHECK_THAT(out, Catch::Matches("(.|\\n)*counters +2 +unpacked(.|\\n)*"));
+  std::tie(status, out) = ctl("unpack counters-2.release.tar");
+  CHECK(status == 1);
+  CHECK_THAT(out, Catch::Contains("bad_release " + std::string(HOTSWAP_TEST_MODULE_DIR) +
+                                  "/counters-2.release.tar: release counters 2 is known already"));
+  std::tie(status, out) = ctl("unpack counters-2.release.json");  // not an archive
+  CHECK(status == 1);
+  CHECK_THAT(out, Catch::Contains("not a release archive (a tar file, gzip'd or not)"));
+
+  std::tie(status, out) = ctl("upgrade " + manifest);
+  CHECK(status == 0);
+  CHECK(code.current("counter")->vsn() == 2);
+  std::tie(status, out) = ctl("remove-release counters 2");
+  CHECK(status == 1);
+  CHECK_THAT(out,
+             Catch::Contains("no_release release counters 2 is current: it runs (make-permanent or rollback first)"));
+  std::tie(status, out) = ctl("rollback");
+  CHECK(status == 0);
+  std::tie(status, out) = ctl("remove-release counters 2");
+  CHECK(status == 0);
+  CHECK_THAT(out, Catch::Contains("removed release counters 2\n  deleted " + own + "/counter_v2.so\n"));
+  struct stat gone {};
+  CHECK(::stat(own.c_str(), &gone) != 0);
 }
 
 TEST_CASE("a refused or failing upgrade from outside leaves the release running as it was") {

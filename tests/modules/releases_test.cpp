@@ -1,11 +1,18 @@
 // The release handler with real modules: a release of three servers (two counters sharing a
 // schema, a minimal server of another interface) upgraded as one transaction, its plan derived
 // and refused with every reason, and a fault at every stage leaving the running release as it was.
+#include <archive.h>
+#include <archive_entry.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <random>
 #include <string>
@@ -924,4 +931,313 @@ TEST_CASE("monitors, links and requests reach a module's servers as the program'
   CHECK(why == "asked to crash");
   CHECK(program_counter.exit().what == "asked to crash");
   CHECK_FALSE(hotswap::demonitor(ref));
+}
+
+TEST_CASE("remove_release forgets an old release and deletes the files only it used, in its unpacked directory only") {
+  const testing::scratch kept;
+  const std::string directory = kept.dir + "/releases", own = directory + "/unpacked/shop-1";
+  for (const auto& made : {directory, directory + "/unpacked", own}) REQUIRE(::mkdir(made.c_str(), 0700) == 0);
+  running_release shop;  // (its files)
+  const auto put = [&](const std::string& module, const std::string& file) {
+    testing::write_bytes(own + "/" + file, testing::read_bytes(testing::built(module)));
+    return own + "/" + file;
+  };
+  // Release 1 as unpack puts it in place; release 2 shares its minimal module's file.
+  const std::string counter_1 = put("counter_v1", "counter-1.so"), minimal_1 = put("minimal", "minimal-1.so");
+  const std::string manifest_1 = own + "/shop-1.release.json", manifest_2 = shop.files.dir + "/shop-2.release.json";
+  testing::write_bytes(
+      manifest_1, R"({"hotswap_release": 1, "name": "shop", "vsn": "1", "modules": ["counter-1.so", "minimal-1.so"]})");
+  testing::write_bytes(manifest_2, R"({"hotswap_release": 1, "name": "shop", "vsn": "2", "modules": [")" +
+                                       shop.files.stage("counter_v2", "counter-2.so") + R"(", ")" + minimal_1 +
+                                       R"("]})");
+  const std::string manifest_3 = shop.manifest("3", {"counter_v2", "minimal_v2"});
+  hotswap::code_server code;
+  hotswap::release_handler releases(code, {.directory = directory});
+  REQUIRE(releases.boot(manifest_1));
+  REQUIRE(releases.upgrade(manifest_2));
+  REQUIRE(releases.make_permanent());
+  REQUIRE(releases.upgrade(manifest_3));  // current
+
+  // Refused, each saying why, and nothing deleted.
+  const auto refusal = [&](const std::string& vsn) {
+    auto removed = releases.remove_release("shop", vsn);
+    REQUIRE(!removed);
+    CHECK(removed.error().code == hotswap::errc::no_release);
+    return removed.error().what;
+  };
+  CHECK(refusal("2") ==
+        "release shop 2 is permanent: the program boots it, so it is kept (make another release permanent first)");
+  CHECK(refusal("3") == "release shop 3 is current: it runs (make-permanent or rollback first)");
+  CHECK(refusal("9") == "release shop 9 is not known (known: shop 2, shop 1, shop 3)");
+  CHECK(releases.which_releases().size() == 3);
+  CHECK(testing::read_bytes(counter_1).size() > 0);
+
+  // Release 1, old: forgotten, and the files only it named deleted; the file release 2 names kept.
+  const auto removed = releases.remove_release("shop", "1");
+  REQUIRE(removed);
+  CHECK(removed->removed == std::vector<std::string>{counter_1, manifest_1});
+  CHECK(removed->notes == std::vector<std::string>{minimal_1 + ": kept: another release names it"});
+  CHECK(::access(counter_1.c_str(), F_OK) != 0);
+  CHECK(::access(manifest_1.c_str(), F_OK) != 0);
+  CHECK(::access(minimal_1.c_str(), F_OK) == 0);
+  auto known = releases.which_releases();
+  REQUIRE(known.size() == 2);
+  CHECK((known[0].vsn == "2" && known[1].vsn == "3"));
+  CHECK(refusal("1") == "release shop 1 is not known (known: shop 2, shop 3)");
+
+  // Release 3, old after the rollback: forgotten, its files (hotswap_add_release's) all kept.
+  REQUIRE(releases.rollback());
+  const auto forgotten = releases.remove_release("shop", "3");
+  REQUIRE(forgotten);
+  CHECK(forgotten->removed.empty());
+  CHECK(forgotten->notes == std::vector<std::string>{"its files are not the release handler's (unpack did not put it "
+                                                     "in " +
+                                                     directory + "/unpacked/shop-3/): none deleted"});
+  CHECK(::access(manifest_3.c_str(), F_OK) == 0);
+
+  // The record forgets them too: the program started again knows release 2 alone.
+  hotswap::code_server again;
+  hotswap::release_handler restarted(again, {.directory = directory});
+  REQUIRE(restarted.boot());
+  known = restarted.which_releases();
+  REQUIRE(known.size() == 1);
+  CHECK((known[0].vsn == "2" && known[0].status == hotswap::release_status::permanent));
+}
+
+namespace {
+/// hotswap-seal pack of `manifest` into `archive`, signed with the test's key `signer` (none: not
+/// signed).
+void pack(const std::string& manifest, const std::string& archive, const std::string& signer = {}) {
+  const std::string key = signer.empty() ? "" : fmt::format(" --key {}/{}.pem", HOTSWAP_TEST_KEYS_DIR, signer);
+  REQUIRE(std::system(fmt::format("{} pack {} {}{}", HOTSWAP_SEAL, manifest, archive, key).c_str()) == 0);
+}
+std::string public_key(const std::string& name) {
+  return testing::read_bytes(std::string(HOTSWAP_TEST_KEYS_DIR) + "/" + name + ".pub.pem");
+}
+/// An entry of a tar file written as given, hostile or not.
+struct tar_entry {
+  std::string name, bytes;
+  unsigned type = AE_IFREG;
+  std::string symlink{}, hardlink{};
+};
+void write_tar(const std::string& path, const std::vector<tar_entry>& entries) {
+  archive* out = archive_write_new();
+  REQUIRE(archive_write_set_format_pax_restricted(out) == ARCHIVE_OK);
+  REQUIRE(archive_write_open_filename(out, path.c_str()) == ARCHIVE_OK);
+  for (const auto& one : entries) {
+    archive_entry* entry = archive_entry_new();
+    archive_entry_set_pathname(entry, one.name.c_str());
+    archive_entry_set_filetype(entry, one.type);
+    archive_entry_set_perm(entry, 0644);
+    if (!one.symlink.empty()) archive_entry_set_symlink(entry, one.symlink.c_str());
+    if (!one.hardlink.empty()) archive_entry_set_hardlink(entry, one.hardlink.c_str());
+    archive_entry_set_size(entry, one.type == AE_IFREG ? static_cast<la_int64_t>(one.bytes.size()) : 0);
+    REQUIRE(archive_write_header(out, entry) == ARCHIVE_OK);
+    if (!one.bytes.empty()) REQUIRE(archive_write_data(out, one.bytes.data(), one.bytes.size()) > 0);
+    archive_entry_free(entry);
+  }
+  REQUIRE(archive_write_close(out) == ARCHIVE_OK);
+  archive_write_free(out);
+}
+/// The names in `directory` (none if it is missing).
+std::vector<std::string> listed(const std::string& directory) {
+  std::vector<std::string> names;
+  if (DIR* open = ::opendir(directory.c_str())) {
+    while (const dirent* entry = ::readdir(open))
+      if (std::strcmp(entry->d_name, ".") != 0 && std::strcmp(entry->d_name, "..") != 0) names.push_back(entry->d_name);
+    ::closedir(open);
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+}  // namespace
+
+TEST_CASE("unpack puts a release archive in place, recorded unpacked; upgrade installs it; remove_release deletes it") {
+  const testing::scratch kept;
+  const std::string directory = kept.dir + "/releases", archive = kept.dir + "/shop-2.release.tar";
+  running_release shop;  // (its files)
+  pack(shop.manifest("2", {"counter_v2", "minimal_v2"}), archive);
+  hotswap::code_server code;
+  hotswap::release_handler releases(code, {.directory = directory});
+  REQUIRE(releases.boot(shop.manifest("1", {"counter_v1", "minimal"})));
+  auto a = hotswap::start<Counter>(code.current("counter")).value();
+  hotswap::cast(a, Add{5});
+
+  const auto put = releases.unpack(archive);
+  REQUIRE(put);
+  const std::string own = directory + "/unpacked/shop-2";
+  CHECK((put->name == "shop" && put->vsn == "2"));
+  CHECK(put->manifest == own + "/shop-2.release.json");
+  CHECK(put->modules == std::vector<std::string>{own + "/counter_v2-2.so", own + "/minimal_v2-2.so"});
+  CHECK(listed(own) == std::vector<std::string>{"counter_v2-2.so", "minimal_v2-2.so", "shop-2.release.json"});
+  CHECK(listed(directory + "/unpacked") == std::vector<std::string>{"shop-2"});
+  struct stat info {};
+  REQUIRE(::stat(own.c_str(), &info) == 0);
+  CHECK((info.st_mode & 0777) == 0700);
+  auto known = releases.which_releases();
+  REQUIRE(known.size() == 2);
+  CHECK((known[1].vsn == "2" && known[1].status == hotswap::release_status::unpacked));
+  CHECK(code.current("counter")->vsn() == 1);  // nothing loaded
+  CHECK(releases.unpack(archive).error().what ==
+        archive + ": release shop 2 is known already (remove-release it first)");
+  CHECK(listed(directory + "/unpacked") == std::vector<std::string>{"shop-2"});
+
+  // A program started again knows it unpacked.
+  {
+    hotswap::code_server again;
+    hotswap::release_handler restarted(again, {.directory = directory});
+    REQUIRE(restarted.boot());
+    known = restarted.which_releases();
+    REQUIRE(known.size() == 2);
+    CHECK((known[1].vsn == "2" && known[1].status == hotswap::release_status::unpacked));
+  }
+
+  // Installed by its manifest, as any release; once old, removed with its directory.
+  REQUIRE(releases.upgrade(put->manifest));
+  CHECK(hotswap::call(a, Get{}).value() == 5);
+  CHECK(code.current("counter")->vsn() == 2);
+  CHECK(releases.which_releases()[1].status == hotswap::release_status::current);
+  REQUIRE(releases.rollback());
+  const auto removed = releases.remove_release("shop", "2");
+  REQUIRE(removed);
+  CHECK(removed->removed ==
+        std::vector<std::string>{own + "/counter_v2-2.so", own + "/minimal_v2-2.so", own + "/shop-2.release.json"});
+  CHECK(removed->notes.empty());
+  CHECK(listed(directory + "/unpacked").empty());
+  (void)hotswap::stop(a);
+}
+
+TEST_CASE("unpack refuses an archive not signed by a key the code server trusts, or a module it would not load") {
+  const testing::scratch kept;
+  const std::string directory = kept.dir + "/releases";
+  const std::string manifest = kept.dir + "/signed-2.release.json";
+  kept.stage("minimal_signed_trusted", "minimal.so");
+  testing::write_bytes(manifest, R"({"hotswap_release": 1, "name": "signed", "vsn": "2", "modules": ["minimal.so"]})");
+  hotswap::code_server code({.trusted_keys = {public_key("trusted")}});
+  hotswap::release_handler releases(code, {.directory = directory});
+  const auto refused = [&](const std::string& archive) {
+    auto put = releases.unpack(archive);
+    REQUIRE(!put);
+    CHECK(listed(directory + "/unpacked").empty());  // nothing left behind
+    return put.error();
+  };
+  pack(manifest, kept.dir + "/unsigned.tar");
+  auto why = refused(kept.dir + "/unsigned.tar");
+  CHECK(why.code == hotswap::errc::untrusted);
+  CHECK(why.what == kept.dir +
+                        "/unsigned.tar: not signed (no signed-2.release.sig), and this code server takes only releases "
+                        "signed by a trusted key (hotswap-seal pack --key)");
+  pack(manifest, kept.dir + "/other.tar", "other");
+  why = refused(kept.dir + "/other.tar");
+  CHECK(why.code == hotswap::errc::untrusted);
+  CHECK_THAT(why.what, Catch::StartsWith(kept.dir + "/other.tar: signed-2.release.sig: signed by key "));
+  CHECK_THAT(why.what, Catch::EndsWith(", which this code server does not trust"));
+  // Signed by the trusted key, but one of its modules not: refused as load refuses it.
+  kept.stage("minimal", "minimal.so");
+  pack(manifest, kept.dir + "/module_unsigned.tar", "trusted");
+  why = refused(kept.dir + "/module_unsigned.tar");
+  CHECK(why.code == hotswap::errc::untrusted);
+  CHECK_THAT(why.what, Catch::Contains("minimal.so: not signed, and this code server takes only modules signed"));
+  // A file changed after it was signed: the signature no longer verifies.
+  kept.stage("minimal_signed_trusted", "minimal.so");
+  pack(manifest, kept.dir + "/signed.tar", "trusted");
+  const std::string signature = kept.dir + "/signature";
+  REQUIRE(std::system(fmt::format("tar -xOf {}/signed.tar signed-2.release.sig > {}", kept.dir, signature).c_str()) ==
+          0);
+  write_tar(kept.dir + "/changed.tar",
+            {{"signed-2.release.json",
+              R"({"hotswap_release": 1, "name": "signed", "vsn": "2", "modules": ["minimal.so"], "stop": ["x"]})"},
+             {"minimal.so", testing::read_bytes(kept.dir + "/minimal.so")},
+             {"signed-2.release.sig", testing::read_bytes(signature)}});
+  why = refused(kept.dir + "/changed.tar");
+  CHECK(why.code == hotswap::errc::untrusted);
+  CHECK_THAT(why.what, Catch::EndsWith(" does not verify: the manifest or a module is not what was signed"));
+  // Signed by the trusted key: taken.
+  const auto put = releases.unpack(kept.dir + "/signed.tar");
+  REQUIRE(put);
+  CHECK(listed(directory + "/unpacked/signed-2") ==
+        std::vector<std::string>{"minimal.so", "signed-2.release.json", "signed-2.release.sig"});
+}
+
+TEST_CASE("unpack refuses a hostile archive, saying which file and why, and writes nothing") {
+  const testing::scratch kept;
+  const std::string directory = kept.dir + "/releases", tar = kept.dir + "/hostile.tar";
+  hotswap::code_server code;
+  hotswap::release_handler releases(code, {.directory = directory});
+  const std::string manifest = R"({"hotswap_release": 1, "name": "shop", "vsn": "2", "modules": ["m.so"]})";
+  const std::string module = testing::read_bytes(testing::built("minimal"));
+  const auto refused = [&](const std::vector<tar_entry>& entries) {
+    write_tar(tar, entries);
+    auto put = releases.unpack(tar);
+    REQUIRE(!put);
+    CHECK(put.error().code == hotswap::errc::bad_release);
+    CHECK(listed(directory + "/unpacked").empty());
+    CHECK(listed(kept.dir) == std::vector<std::string>{"hostile.tar", "releases"});
+    return put.error().what.substr(tar.size() + 2);
+  };
+  CHECK(refused({{"../evil", "x"}}) == "../evil: a path out of the archive: a release archive holds file names only");
+  CHECK(refused({{"/tmp/evil", "x"}}) == "/tmp/evil: an absolute path: a release archive holds file names only");
+  CHECK(refused({{"sub/m.so", "x"}}) == "sub/m.so: in a directory: a release archive is flat");
+  CHECK(refused({{"m.so", "", AE_IFLNK, "/etc/passwd"}}) ==
+        "m.so: a link, a directory or a device: a release archive holds regular files only");
+  CHECK(refused({{"a", "x"}, {"m.so", "", AE_IFREG, "", "a"}}) ==
+        "m.so: a link, a directory or a device: a release archive holds regular files only");
+  CHECK(refused({{"sub", "", AE_IFDIR}}) ==
+        "sub/: a link, a directory or a device: a release archive holds regular files only");
+  CHECK(refused({{".hidden", "x"}}) ==
+        ".hidden: not a file name of letters, digits, '.', '_' and '-' (not first '.', '_' or '-')");
+  CHECK(refused({{"m.so", module}, {"m.so", module}}) == "m.so: twice in the archive");
+  CHECK(refused({{"m.so", module}}) == "holds no manifest (NAME-VSN.release.json)");
+  CHECK(refused({{"shop-2.release.json", manifest}, {"m.so", module}, {"extra", "x"}}) ==
+        "extra: a file its manifest does not name");
+  CHECK(refused({{"shop-3.release.json", manifest}, {"m.so", module}}) ==
+        "shop-3.release.json is release shop 2: it must be named shop-2.release.json");
+  CHECK(refused({{"shop-2.release.json", manifest}}) ==
+        "its manifest names m.so, which is not a file of the archive (an archive's manifest names its modules by file "
+        "name)");
+  // A header claiming more than a file of a release may hold: refused before a byte is read.
+  write_tar(tar, {{"m.so", "x"}});
+  std::string bytes = testing::read_bytes(tar);
+  REQUIRE(bytes.size() >= 512);
+  const std::string huge = fmt::format("{:011o}", (std::uint64_t{1} << 33) - 1);  // 8 GiB
+  std::memcpy(bytes.data() + 124, huge.c_str(), 12);
+  std::memset(bytes.data() + 148, ' ', 8);
+  unsigned sum = 0;
+  for (std::size_t i = 0; i < 512; ++i) sum += static_cast<unsigned char>(bytes[i]);
+  const std::string checksum = fmt::format("{:06o}", sum);
+  std::memcpy(bytes.data() + 148, checksum.c_str(), 7);
+  testing::write_bytes(tar, bytes);
+  auto put = releases.unpack(tar);
+  REQUIRE(!put);
+  CHECK(put.error().what == tar + ": m.so: 8589934591 bytes, more than the 256 MiB a file of a release may hold");
+  CHECK(listed(directory + "/unpacked").empty());
+  testing::write_bytes(tar, "not an archive at all, but long enough to be looked at as one......");
+  put = releases.unpack(tar);
+  REQUIRE(!put);
+  CHECK_THAT(put.error().what, Catch::StartsWith(tar + ": not a release archive (a tar file, gzip'd or not): "));
+  // No directory: nowhere to put it.
+  hotswap::release_handler nowhere(code);
+  CHECK(nowhere.unpack(tar).error().code == hotswap::errc::no_release);
+}
+
+TEST_CASE("the archive hotswap_add_release_archive makes unpacks; its signature is checked before its modules") {
+  const std::string archive = std::string(HOTSWAP_TEST_MODULE_DIR) + "/counters-2.release.tar";
+  const testing::scratch kept;
+  {
+    hotswap::code_server code;
+    hotswap::release_handler releases(code, {.directory = kept.dir + "/open"});
+    const auto put = releases.unpack(archive);
+    REQUIRE(put);
+    CHECK(listed(kept.dir + "/open/unpacked/counters-2") ==
+          std::vector<std::string>{"counter_v2.so", "counters-2.release.json", "counters-2.release.sig",
+                                   "minimal_v2.so"});
+  }
+  // Signed by the trusted key, its modules are not: the signature verifies, the first module is refused.
+  hotswap::code_server code({.trusted_keys = {public_key("trusted")}});
+  hotswap::release_handler releases(code, {.directory = kept.dir + "/trusting"});
+  const auto put = releases.unpack(archive);
+  REQUIRE(!put);
+  CHECK(put.error().code == hotswap::errc::untrusted);
+  CHECK_THAT(put.error().what, Catch::Contains("/counter_v2.so: not signed, and this code server takes only modules"));
+  CHECK(listed(kept.dir + "/trusting/unpacked").empty());
 }

@@ -513,6 +513,27 @@ void run_request(std::string_view line, const control_peer& peer, reply_lines& r
     if (!made) return reply.line(reply_line(false, nullptr, made.error()));
     return reply.line(reply_line(true, {{"text", "the current release is permanent\n"}}));
   }
+  if (command == "unpack") {
+    auto put = releases.unpack(request->archive);
+    if (!put) return reply.line(reply_line(false, nullptr, put.error()));
+    return reply.line(reply_line(true, {{"name", put->name},
+                                        {"vsn", put->vsn},
+                                        {"manifest", put->manifest},
+                                        {"text", fmt::format("unpacked release {} {}: {}\n(upgrade {} installs it)\n",
+                                                             put->name, put->vsn, put->manifest, put->manifest)}}));
+  }
+  if (command == "remove-release") {
+    auto removed = releases.remove_release(request->name, request->vsn);
+    if (!removed) return reply.line(reply_line(false, nullptr, removed.error()));
+    std::string text = fmt::format("removed release {} {}\n", removed->name, removed->vsn);
+    for (const auto& file : removed->removed) text += "  deleted " + file + "\n";
+    for (const auto& note : removed->notes) text += "  " + note + "\n";
+    return reply.line(reply_line(true, {{"name", removed->name},
+                                        {"vsn", removed->vsn},
+                                        {"removed", removed->removed},
+                                        {"notes", removed->notes},
+                                        {"text", text}}));
+  }
   if (command == "load") {
     auto loaded = code.load(request->file);
     if (!loaded) return reply.line(reply_line(false, nullptr, loaded.error()));

@@ -3,10 +3,16 @@
 // and what a plan checks of each server. Included by releases.hpp only.
 #pragma once
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -41,6 +47,12 @@ struct code_server_access {
   template <class CodeServer>
   static void undo_load(CodeServer& code, module_ptr version) {
     code.undo_load(std::move(version));
+  }
+  /// The keys the code server trusts, or why they are unusable (a key that did not parse).
+  template <class CodeServer>
+  static const std::vector<evp_key>& trusted(CodeServer& code, std::string& unusable) {
+    unusable = code.bad_key_;
+    return code.trusted_;
   }
 };
 
@@ -534,6 +546,178 @@ result<void> basic_release_handler<CodeServer>::make_permanent() {
 }
 
 template <class CodeServer>
+result<remove_report> basic_release_handler<CodeServer>::remove_release(const std::string& name,
+                                                                        const std::string& vsn) {
+  const std::lock_guard one_at_a_time(operation_);
+  const auto found = std::find_if(releases_.begin(), releases_.end(),
+                                  [&](const known& one) { return one.name == name && one.vsn == vsn; });
+  if (found == releases_.end()) {
+    std::string listed;
+    for (const auto& one : releases_) listed += (listed.empty() ? "" : ", ") + one.name + " " + one.vsn;
+    return error{errc::no_release, fmt::format("release {} {} is not known (known: {})", detail::visible(name, false),
+                                               detail::visible(vsn, false), listed.empty() ? "none" : listed)};
+  }
+  if (found->status == release_status::permanent)
+    return error{errc::no_release, fmt::format("release {} {} is permanent: the program boots it, so it is kept "
+                                               "(make another release permanent first)",
+                                               name, vsn)};
+  if (found->status == release_status::current)
+    return error{errc::no_release,
+                 fmt::format("release {} {} is current: it runs (make-permanent or rollback first)", name, vsn)};
+  remove_report report{name, vsn, {}, {}};
+  const std::string place = detail::unpacked_place(name, vsn);
+  const std::string own = directory_.empty() ? std::string() : detail::absolute_path(directory_) + "/" + place + "/";
+  const bool unpacked = !own.empty() && found->manifest.starts_with(own);
+  // The files the other releases name, by their manifests (one that cannot be read may name any).
+  std::vector<std::string> named;
+  bool all_known = true;
+  if (unpacked)
+    for (const auto& one : releases_) {
+      if (&one == &*found) continue;
+      auto other = read_release(one.manifest);
+      if (!other) {
+        report.notes.push_back(
+            fmt::format("release {} {}: {}: so no file is deleted", one.name, one.vsn, other.error().what));
+        all_known = false;
+        continue;
+      }
+      named.push_back(detail::absolute_path(other->manifest));
+      for (const auto& file : other->modules) named.push_back(detail::absolute_path(file));
+    }
+  const auto before = releases_;
+  releases_.erase(found);
+  if (auto recorded = record(); !recorded) {
+    releases_ = before;  // not forgotten unless recorded so, and nothing deleted
+    return recorded.error();
+  }
+  if (!unpacked)
+    report.notes.push_back(
+        fmt::format("its files are not the release handler's (unpack did not put it in {}): none "
+                    "deleted",
+                    directory_.empty() ? std::string("a directory: none was given") : own));
+  else if (all_known)
+    report.removed = detail::remove_unpacked<>(record_, place, named, report.notes);
+  return report;
+}
+
+template <class CodeServer>
+result<release> basic_release_handler<CodeServer>::unpack(const std::string& archive) {
+  const std::lock_guard one_at_a_time(operation_);
+  auto bad = [&](const std::string& why) { return error{errc::bad_release, archive + ": " + why}; };
+  if (directory_.empty())
+    return error{errc::no_release,
+                 "no directory was given (release_handler_options::directory): unpack puts a "
+                 "release there"};
+  if (record_.fd < 0)
+    if (auto opened = detail::open_record_directory<>(directory_, record_); !opened) return opened.error();
+  // A fresh directory of its own, in `unpacked` (made 0700, never through a link).
+  if (::mkdirat(record_.fd, "unpacked", 0700) != 0 && errno != EEXIST)
+    return error{errc::bad_release, directory_ + "/unpacked: " + std::strerror(errno)};
+  detail::record_directory unpacked;
+  unpacked.path = directory_ + "/unpacked";
+  unpacked.fd = ::openat(record_.fd, "unpacked", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (unpacked.fd < 0) return error{errc::bad_release, unpacked.path + ": " + std::strerror(errno)};
+  std::string fresh;
+  int into = -1;
+  for (int attempt = 0; into < 0 && attempt < 1000; ++attempt) {
+    fresh = ".unpacking-" + std::to_string(::getpid()) + "-" + std::to_string(attempt);
+    if (::mkdirat(unpacked.fd, fresh.c_str(), 0700) == 0)
+      into = ::openat(unpacked.fd, fresh.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    else if (errno != EEXIST)
+      break;
+  }
+  if (into < 0)
+    return error{errc::bad_release, unpacked.path + ": no directory could be made: " + std::strerror(errno)};
+  auto forget = [&](const std::string& place, error why) {  // nothing left behind
+    std::vector<std::string> ignored;
+    (void)detail::remove_unpacked<>(unpacked, place, {}, ignored);
+    return why;
+  };
+  auto files = detail::extract_release_archive<>(archive, into);
+  ::close(into);
+  if (!files) return forget(fresh, files.error());
+  const std::string at = detail::absolute_path(unpacked.path) + "/" + fresh;
+  std::vector<const detail::unpacked_file*> manifests;
+  for (const auto& file : *files)
+    if (file.name.ends_with(".release.json")) manifests.push_back(&file);
+  if (manifests.size() != 1)
+    return forget(fresh, bad(manifests.empty() ? "holds no manifest (NAME-VSN.release.json)"
+                                               : "holds more than one manifest (*.release.json)"));
+  auto target = read_release(at + "/" + manifests[0]->name);
+  if (!target) return forget(fresh, target.error());
+  const std::string stem = target->name + "-" + target->vsn + ".release";
+  if (manifests[0]->name != stem + ".json")
+    return forget(fresh, bad(fmt::format("{} is release {} {}: it must be named {}.json", manifests[0]->name,
+                                         target->name, target->vsn, stem)));
+  auto in_archive = [&](const std::string& name) {
+    return std::find_if(files->begin(), files->end(), [&](const auto& file) { return file.name == name; });
+  };
+  std::vector<std::pair<std::string, std::string>> signed_files;  // (file, sha256), in the manifest's order
+  for (const auto& path : target->modules) {
+    const std::string name = path.substr(path.rfind('/') + 1);
+    const auto found = in_archive(name);
+    if (path != at + "/" + name || found == files->end())
+      return forget(fresh, bad(fmt::format("its manifest names {}, which is not a file of the archive (an archive's "
+                                           "manifest names its modules by file name)",
+                                           path.starts_with(at + "/") ? path.substr(at.size() + 1) : path)));
+    signed_files.emplace_back(name, found->sha256);
+  }
+  for (const auto& file : *files)
+    if (file.name != manifests[0]->name && file.name != stem + ".sig" &&
+        std::none_of(signed_files.begin(), signed_files.end(), [&](const auto& one) { return one.first == file.name; }))
+      return forget(fresh, bad(file.name + ": a file its manifest does not name"));
+  // Signed by a key the code server trusts (when it trusts any), over every file's digest.
+  std::string unusable;
+  const auto& trusted = access::trusted(code_, unusable);
+  if (!unusable.empty()) return forget(fresh, error{errc::untrusted, archive + ": " + unusable});
+  if (!trusted.empty()) {
+    if (in_archive(stem + ".sig") == files->end())
+      return forget(fresh, error{errc::untrusted, archive + ": not signed (no " + stem +
+                                                      ".sig), and this code server takes only releases signed by a "
+                                                      "trusted key (hotswap-seal pack --key)"});
+    const std::string signature_path = at + "/" + stem + ".sig";
+    auto resolved = detail::resolve_safe_path(signature_path);
+    auto text = resolved ? detail::read_module_file(*resolved, signature_path, detail::largest_release_signature)
+                         : result<std::string>(resolved.error());
+    if (!text) return forget(fresh, error{errc::untrusted, text.error().what});
+    const std::string message = detail::release_signature_message(manifests[0]->sha256, signed_files);
+    if (auto verified = detail::check_release_signature<>(*text, message, trusted, archive + ": " + stem + ".sig");
+        !verified)
+      return forget(fresh, verified.error());
+  }
+  // Each module as load reads it: its seal (signed by a trusted key, given any) and its note.
+  builds ran;
+  std::vector<std::string> names;
+  for (const auto& file : target->modules) {
+    auto note = access::read_note(code_, file);
+    if (!note) return forget(fresh, error{note.error().code, archive + ": " + note.error().what});
+    ran.emplace_back(note->name, note->build);
+  }
+  if (std::any_of(releases_.begin(), releases_.end(),
+                  [&](const known& one) { return one.name == target->name && one.vsn == target->vsn; }))
+    return forget(
+        fresh, bad(fmt::format("release {} {} is known already (remove-release it first)", target->name, target->vsn)));
+  // In place, never over another directory.
+  const std::string place = target->name + "-" + target->vsn;
+  if (::renameat2(unpacked.fd, fresh.c_str(), unpacked.fd, place.c_str(), RENAME_NOREPLACE) != 0)
+    return forget(fresh, error{errc::bad_release, fmt::format("{}/{}: {}", unpacked.path, place,
+                                                              errno == EEXIST ? "already there (not a release known: "
+                                                                                "delete it, or remove-release)"
+                                                                              : std::strerror(errno))});
+  ::fsync(unpacked.fd);
+  const std::string own = detail::absolute_path(unpacked.path) + "/" + place;
+  release put{target->name, target->vsn,    {}, own + "/" + manifests[0]->name, target->start,
+              target->stop, target->restart};
+  for (const auto& [file, sha256] : signed_files) put.modules.push_back(own + "/" + file);
+  releases_.push_back({put, release_status::unpacked, {}, sorted(std::move(ran))});
+  if (auto recorded = record(); !recorded) {
+    releases_.pop_back();
+    return forget(place, recorded.error());
+  }
+  return put;
+}
+
+template <class CodeServer>
 upgrade_report basic_release_handler<CodeServer>::refused(error why) {
   upgrade_report report;
   report.outcome = std::move(why);
@@ -598,7 +782,10 @@ result<boot_report> basic_release_handler<CodeServer>::boot_locked(
   releases_.push_back({std::move(*target), release_status::permanent, std::move(names), sorted(std::move(ran))});
   for (const auto& one : recorded)
     if (&one != pinned)
-      releases_.push_back({release{one.name, one.vsn, {}, one.manifest}, release_status::old, {}, one.builds});
+      releases_.push_back({release{one.name, one.vsn, {}, one.manifest},
+                           one.status == "unpacked" ? release_status::unpacked : release_status::old,
+                           {},
+                           one.builds});
   boot_report report{releases_.front().name, releases_.front().vsn, {}};
   if (!directory_.empty() && entries() != recorded)  // written only when changed: a full disk does not stop a boot
     if (auto written = record(); !written)

@@ -27,7 +27,7 @@
 namespace hotswap::detail {
 
 struct recorded_release {
-  std::string name, vsn, manifest, status;  // status: permanent, current or old
+  std::string name, vsn, manifest, status;  // status: permanent, current, old or unpacked
   /// Its modules, (name, build), as they ran; none in a record written before builds were kept.
   std::vector<std::pair<std::string, std::string>> builds;
   bool operator==(const recorded_release&) const = default;
@@ -134,7 +134,8 @@ result<std::vector<recorded_release>> read_record(const record_directory& direct
       if (found == one.end() || !found->is_string()) return not_one();
       *out = found->template get<std::string>();
     }
-    if (entry.status != "permanent" && entry.status != "current" && entry.status != "old") return not_one();
+    if (entry.status != "permanent" && entry.status != "current" && entry.status != "old" && entry.status != "unpacked")
+      return not_one();
     if (const auto modules = one.find("modules"); modules != one.end()) {  // (absent in older records)
       if (!modules->is_object()) return not_one();
       for (const auto& [module, build] : modules->items()) {

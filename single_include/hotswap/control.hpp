@@ -99,6 +99,8 @@ struct operator_request {
   std::string module;           ///< purge: a module's name
   std::string directory;        ///< watch: a directory of module files
   std::string server;           ///< state, stats, log, trace: a server's registered name or id
+  std::string name, vsn;        ///< remove-release: a release's name and vsn
+  std::string archive;          ///< unpack: a release archive's path
   std::uint64_t count = 0;      ///< trace: how many messages
   bool force = false;           ///< purge: stop the servers still using the old version
   std::optional<bool> timing;   ///< stats: the timing of handlers switched on or off
@@ -181,7 +183,7 @@ inline const std::vector<operator_command>& operator_commands() {
        "stops when the client goes."},
       {"releases",
        {},
-       "the releases the program knows: permanent, current, old",
+       "the releases the program knows: permanent, current, old, unpacked",
        "Every release the release handler knows, with its vsn and status.",
        access_level::view},
       {"plan",
@@ -214,6 +216,19 @@ inline const std::vector<operator_command>& operator_commands() {
        {},
        "back to the permanent release, every server keeping its state",
        "Installs the permanent release again: each server's state migrated down, none lost."},
+      {"unpack",
+       {{field::text, "archive", true, "the release's archive (NAME-VSN.release.tar, hotswap-seal pack makes one)"}},
+       "a release shipped as one archive checked and put in place (OTP's unpack_release)",
+       "Reads the archive (a flat tar of the manifest, the modules it names and their signature), checks every file "
+       "and, when the program trusts keys, the signature over them all and each module's seal, then puts the release "
+       "in the release handler's directory, recorded unpacked: upgrade its manifest (the path printed) to install "
+       "it. A refused archive leaves nothing behind."},
+      {"remove-release",
+       {{field::text, "name", true, "the release's name"}, {field::text, "vsn", true, "the release's vsn"}},
+       "an old release forgotten, and the files only it used deleted (OTP's remove_release)",
+       "Forgets an old release (refused for the permanent and the current one, and a release not known) and "
+       "records that; if unpack put it in place, deletes the files of its directory in the release handler's that no "
+       "other known release names. Files anywhere else are never deleted."},
       {"load",
        {{field::text, "file", true, "the module file (a shared library built with hotswap_add_module)"}},
        "a module file loaded, checked before any of its code runs",
@@ -305,6 +320,9 @@ inline result<operator_request> decode_request(std::string_view line) {
          : key == "file"      ? request.file
          : key == "module"    ? request.module
          : key == "directory" ? request.directory
+         : key == "name"      ? request.name
+         : key == "vsn"       ? request.vsn
+         : key == "archive"   ? request.archive
                               : request.server) = value.get<std::string>();
         break;
     }
@@ -1865,6 +1883,27 @@ void run_request(std::string_view line, const control_peer& peer, reply_lines& r
     auto made = releases.make_permanent();
     if (!made) return reply.line(reply_line(false, nullptr, made.error()));
     return reply.line(reply_line(true, {{"text", "the current release is permanent\n"}}));
+  }
+  if (command == "unpack") {
+    auto put = releases.unpack(request->archive);
+    if (!put) return reply.line(reply_line(false, nullptr, put.error()));
+    return reply.line(reply_line(true, {{"name", put->name},
+                                        {"vsn", put->vsn},
+                                        {"manifest", put->manifest},
+                                        {"text", fmt::format("unpacked release {} {}: {}\n(upgrade {} installs it)\n",
+                                                             put->name, put->vsn, put->manifest, put->manifest)}}));
+  }
+  if (command == "remove-release") {
+    auto removed = releases.remove_release(request->name, request->vsn);
+    if (!removed) return reply.line(reply_line(false, nullptr, removed.error()));
+    std::string text = fmt::format("removed release {} {}\n", removed->name, removed->vsn);
+    for (const auto& file : removed->removed) text += "  deleted " + file + "\n";
+    for (const auto& note : removed->notes) text += "  " + note + "\n";
+    return reply.line(reply_line(true, {{"name", removed->name},
+                                        {"vsn", removed->vsn},
+                                        {"removed", removed->removed},
+                                        {"notes", removed->notes},
+                                        {"text", text}}));
   }
   if (command == "load") {
     auto loaded = code.load(request->file);

@@ -399,6 +399,223 @@ result<release_manifest> read_manifest(const std::string& path) {
 }
 
 }  // namespace hotswap::detail
+// ---- hotswap/detail/releases/release_archive.hpp ----
+// A release shipped as one archive (OTP's release_handler:unpack_release/1): a tar file (gzip'd
+// or not), flat, holding the manifest `NAME-VSN.release.json`, the module files it names by file
+// name, and `NAME-VSN.release.sig`, the signature hotswap-seal pack makes with a module signing key:
+//
+//     {"hotswap_release_signature": 1, "signer": "<raw Ed25519 public key, hex>", "signature": "<hex>"}
+//
+// over release_signature_message: the SHA-256 of the manifest and of each module file, in the
+// manifest's order. The archive is read by libarchive and treated as hostile: bounded in size and
+// entries, regular files only (no link, no directory), names plain (no '/', so no absolute path
+// and no `..`), each written with O_EXCL | O_NOFOLLOW into a fresh directory, its size checked
+// against its header before and as it is read.
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <new>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+
+namespace hotswap::detail {
+
+/// The largest archive unpack opens, the largest file in it, and the most files.
+inline constexpr std::uint64_t largest_release_archive = std::uint64_t{1} << 30;
+inline constexpr std::uint64_t largest_archive_entry = std::uint64_t{256} << 20;
+inline constexpr std::size_t most_archive_entries = 1024;
+/// The largest signature file read.
+inline constexpr std::size_t largest_release_signature = 4096;
+
+/// The SHA-256 of `bytes`, as hex, a piece at a time.
+struct sha256_hex {
+  md_context hashing{libcrypto::EVP_MD_CTX_new()};
+  sha256_hex() {
+    if (!hashing || !libcrypto::EVP_DigestInit_ex(hashing.get(), libcrypto::EVP_sha256(), nullptr))
+      throw std::bad_alloc();  // libcrypto fails only to allocate
+  }
+  void add(const void* bytes, std::size_t size) {
+    if (size && !libcrypto::EVP_DigestUpdate(hashing.get(), bytes, size)) throw std::bad_alloc();
+  }
+  std::string done() {
+    seal_digest digest{};
+    unsigned int size = 0;
+    if (!libcrypto::EVP_DigestFinal_ex(hashing.get(), digest.data(), &size)) throw std::bad_alloc();
+    return hex(digest.data(), digest.size());
+  }
+};
+
+/// What a release's signature signs: the digests of its manifest and of its module files (by file
+/// name, in the manifest's order), under a label of its own (no seal's signature verifies as one).
+inline std::string release_signature_message(const std::string& manifest_sha256,
+                                             const std::vector<std::pair<std::string, std::string>>& modules) {
+  std::string message = "hotswap release signature 1\nmanifest " + manifest_sha256 + "\n";
+  for (const auto& [file, sha256] : modules) message += "module " + file + " " + sha256 + "\n";
+  return message;
+}
+
+/// `text` read as hex into `into` (all of it, exactly): false if it is not.
+inline bool from_hex(std::string_view text, unsigned char* into, std::size_t size) {
+  auto digit = [](char c) {
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+  };
+  if (text.size() != 2 * size) return false;
+  for (std::size_t i = 0; i < size; ++i) {
+    const int high = digit(text[2 * i]), low = digit(text[2 * i + 1]);
+    if (high < 0 || low < 0) return false;
+    into[i] = static_cast<unsigned char>(high * 16 + low);
+  }
+  return true;
+}
+
+/// The signature `text` (of the file `path`) verifies `message` by one of `trusted`: its signer's
+/// key in hex, or why not (errc::untrusted).
+template <class = void>
+result<std::string> check_release_signature(const std::string& text, const std::string& message,
+                                            const std::vector<evp_key>& trusted, const std::string& path) {
+  const auto json = nlohmann::json::parse(text, nullptr, false);
+  raw_key signer{};
+  unsigned char signature[64];
+  if (json.is_discarded() || !json.is_object() || json.value("hotswap_release_signature", 0) != 1 ||
+      !json.contains("signer") || !json["signer"].is_string() || !json.contains("signature") ||
+      !json["signature"].is_string() ||
+      !from_hex(json["signer"].get_ref<const std::string&>(), signer.data(), signer.size()) ||
+      !from_hex(json["signature"].get_ref<const std::string&>(), signature, sizeof signature))
+    return error{errc::untrusted, path + ": not a release signature (hotswap-seal pack --key writes one)"};
+  const std::string named = hex(signer.data(), signer.size());
+  const auto key = std::find_if(trusted.begin(), trusted.end(),
+                                [&](const evp_key& candidate) { return raw_public_key(candidate.get()) == signer; });
+  if (key == trusted.end())
+    return error{errc::untrusted, path + ": signed by key " + named + ", which this code server does not trust"};
+  const md_context verifying(libcrypto::EVP_MD_CTX_new());
+  libcrypto::ERR_set_mark();
+  const bool verified =
+      verifying && libcrypto::EVP_DigestVerifyInit(verifying.get(), nullptr, nullptr, nullptr, key->get()) == 1 &&
+      libcrypto::EVP_DigestVerify(verifying.get(), signature, sizeof signature,
+                                  reinterpret_cast<const unsigned char*>(message.data()), message.size()) == 1;
+  libcrypto::ERR_pop_to_mark();
+  if (!verified)
+    return error{errc::untrusted, path + ": its signature by key " + named +
+                                      " does not verify: the manifest or a module is not what was signed"};
+  return named;
+}
+
+/// A file unpacked: its name and the SHA-256 of its bytes.
+struct unpacked_file {
+  std::string name, sha256;
+};
+
+/// Writes the files of the release archive `path` into the directory `into` (open; empty, made by
+/// the caller), refusing (errc::bad_release, naming the entry) the first that is not a plain
+/// regular file of a bounded size. What it wrote before a refusal is the caller's to delete.
+template <class = void>
+result<std::vector<unpacked_file>> extract_release_archive(const std::string& path, int into) {
+  auto bad = [&](const std::string& why) { return error{errc::bad_release, path + ": " + why}; };
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return bad(std::string("cannot be read: ") + std::strerror(errno));
+  struct stat info {};
+  if (::fstat(fd, &info) != 0 || !S_ISREG(info.st_mode) ||
+      static_cast<std::uint64_t>(info.st_size) > largest_release_archive) {
+    ::close(fd);
+    return bad(S_ISREG(info.st_mode) ? "larger than 1 GiB: not a release archive" : "not a regular file");
+  }
+  struct reader {
+    archive* read;
+    int fd;
+    ~reader() {
+      if (read) ::archive_read_free(read);
+      ::close(fd);
+    }
+  } reading{::archive_read_new(), fd};
+  if (!reading.read) throw std::bad_alloc();
+  ::archive_read_support_format_tar(reading.read);
+  ::archive_read_support_filter_gzip(reading.read);
+  auto said = [&] {
+    const char* why = ::archive_error_string(reading.read);
+    return std::string(why ? why : "unreadable");
+  };
+  if (::archive_read_open_fd(reading.read, fd, 64 * 1024) != ARCHIVE_OK)
+    return bad("not a release archive (a tar file, gzip'd or not): " + said());
+  std::vector<unpacked_file> files;
+  std::uint64_t total = 0;
+  std::vector<char> block(64 * 1024);
+  for (archive_entry* entry = nullptr;;) {
+    const int next = ::archive_read_next_header(reading.read, &entry);
+    if (next == ARCHIVE_EOF) break;
+    if (next != ARCHIVE_OK) return bad("not a release archive (a tar file, gzip'd or not): " + said());
+    if (files.size() == most_archive_entries)
+      return bad("more than " + std::to_string(most_archive_entries) + " files: not a release archive");
+    const char* named = ::archive_entry_pathname(entry);
+    const std::string name = named ? visible(named, false, 200) : std::string();
+    if (::archive_entry_hardlink(entry) || ::archive_entry_symlink(entry) ||
+        ::archive_entry_filetype(entry) != AE_IFREG)
+      return bad(name + ": a link, a directory or a device: a release archive holds regular files only");
+    if (name.starts_with('/')) return bad(name + ": an absolute path: a release archive holds file names only");
+    if (name == ".." || name.starts_with("../") || name.find("/../") != std::string::npos || name.ends_with("/.."))
+      return bad(name + ": a path out of the archive: a release archive holds file names only");
+    if (name.find('/') != std::string::npos) return bad(name + ": in a directory: a release archive is flat");
+    if (!valid_release_word(name))
+      return bad(name + ": not a file name of letters, digits, '.', '_' and '-' (not first '.', '_' or '-')");
+    if (!::archive_entry_size_is_set(entry)) return bad(name + ": its size is not in its header");
+    const auto size = static_cast<std::uint64_t>(::archive_entry_size(entry));
+    if (::archive_entry_size(entry) < 0 || size > largest_archive_entry)
+      return bad(name + ": " + std::to_string(::archive_entry_size(entry)) +
+                 " bytes, more than the 256 MiB a file of a release may hold");
+    if ((total += size) > largest_release_archive) return bad("more than 1 GiB of files: not a release archive");
+    const int out = ::openat(into, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (out < 0)
+      return bad(name +
+                 (errno == EEXIST ? std::string(": twice in the archive") : ": " + std::string(std::strerror(errno))));
+    sha256_hex digest;
+    std::uint64_t written = 0;
+    std::string why;
+    for (;;) {
+      const la_ssize_t got = ::archive_read_data(reading.read, block.data(), block.size());
+      if (got == 0) break;
+      if (got < 0) {
+        why = said();
+        break;
+      }
+      if ((written += static_cast<std::uint64_t>(got)) > size) {
+        why = "more bytes than its header says";
+        break;
+      }
+      digest.add(block.data(), static_cast<std::size_t>(got));
+      for (la_ssize_t done = 0; done < got && why.empty();) {
+        const ssize_t wrote = ::write(out, block.data() + done, static_cast<std::size_t>(got - done));
+        if (wrote < 0 && errno == EINTR) continue;
+        if (wrote <= 0) why = std::string("cannot be written: ") + std::strerror(errno);
+        done += wrote > 0 ? wrote : 0;
+      }
+      if (!why.empty()) break;
+    }
+    if (why.empty() && written != size) why = "fewer bytes than its header says";
+    if (why.empty() && ::fsync(out) != 0) why = std::string("cannot be written: ") + std::strerror(errno);
+    ::close(out);
+    if (!why.empty()) return bad(name + ": " + why);
+    files.push_back({name, digest.done()});
+  }
+  return files;
+}
+
+}  // namespace hotswap::detail
 // ---- hotswap/detail/releases/release_record.hpp ----
 // The release handler's record on disk: the releases it knows, their states, and each one's
 // modules by build, in `releases.json` in a directory of its own, so that a program started
@@ -426,7 +643,7 @@ result<release_manifest> read_manifest(const std::string& path) {
 namespace hotswap::detail {
 
 struct recorded_release {
-  std::string name, vsn, manifest, status;  // status: permanent, current or old
+  std::string name, vsn, manifest, status;  // status: permanent, current, old or unpacked
   /// Its modules, (name, build), as they ran; none in a record written before builds were kept.
   std::vector<std::pair<std::string, std::string>> builds;
   bool operator==(const recorded_release&) const = default;
@@ -533,7 +750,8 @@ result<std::vector<recorded_release>> read_record(const record_directory& direct
       if (found == one.end() || !found->is_string()) return not_one();
       *out = found->template get<std::string>();
     }
-    if (entry.status != "permanent" && entry.status != "current" && entry.status != "old") return not_one();
+    if (entry.status != "permanent" && entry.status != "current" && entry.status != "old" && entry.status != "unpacked")
+      return not_one();
     if (const auto modules = one.find("modules"); modules != one.end()) {  // (absent in older records)
       if (!modules->is_object()) return not_one();
       for (const auto& [module, build] : modules->items()) {
@@ -803,6 +1021,79 @@ transaction_outcome run_transaction(std::vector<transaction_step>& steps, const 
 }
 
 }  // namespace hotswap::detail
+// ---- hotswap/detail/releases/unpacked.hpp ----
+// The releases unpack puts in place: each in a directory of its own inside the release handler's,
+// `unpacked/NAME-VSN/`, and what remove_release deletes of it. Only that directory is ever
+// emptied: a release's files anywhere else were not put there by hotswap, and are kept.
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <vector>
+
+
+namespace hotswap::detail {
+
+/// Where, in the release handler's directory, unpack puts release `name` `vsn` (both
+/// valid_release_word: no '/', never "." or "..").
+inline std::string unpacked_place(const std::string& name, const std::string& vsn) {
+  return "unpacked/" + name + "-" + vsn;
+}
+
+/// Deletes the regular files of `place` (in `directory`, not through a link) that `keep` does not
+/// name (absolute paths), then `place` if it is left empty. Returns the files deleted; what it
+/// keeps, and why, goes to `notes`.
+template <class = void>
+std::vector<std::string> remove_unpacked(const record_directory& directory, const std::string& place,
+                                         const std::vector<std::string>& keep, std::vector<std::string>& notes) {
+  std::vector<std::string> removed;
+  const std::string path = absolute_path(directory.path) + "/" + place;
+  const int fd = ::openat(directory.fd, place.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    notes.push_back(path + ": " + std::strerror(errno) + ": no file deleted");
+    return removed;
+  }
+  DIR* listing = ::fdopendir(fd);
+  if (!listing) {
+    notes.push_back(path + ": " + std::strerror(errno) + ": no file deleted");
+    ::close(fd);
+    return removed;
+  }
+  std::vector<std::string> names;
+  while (const dirent* entry = ::readdir(listing))
+    if (std::strcmp(entry->d_name, ".") != 0 && std::strcmp(entry->d_name, "..") != 0)
+      names.emplace_back(entry->d_name);
+  std::sort(names.begin(), names.end());
+  std::size_t kept = 0;
+  for (const auto& name : names) {
+    const std::string file = path + "/" + name;
+    struct stat info {};
+    if (::fstatat(fd, name.c_str(), &info, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(info.st_mode)) {
+      notes.push_back(file + ": kept: not a regular file (unpack writes none)");
+      ++kept;
+    } else if (std::find(keep.begin(), keep.end(), file) != keep.end()) {
+      notes.push_back(file + ": kept: another release names it");
+      ++kept;
+    } else if (::unlinkat(fd, name.c_str(), 0) != 0) {
+      notes.push_back(file + ": kept: " + std::strerror(errno));
+      ++kept;
+    } else {
+      removed.push_back(file);
+    }
+  }
+  ::closedir(listing);  // (closes fd)
+  if (kept == 0 && ::unlinkat(directory.fd, place.c_str(), AT_REMOVEDIR) != 0)
+    notes.push_back(path + ": kept: " + std::strerror(errno));
+  return removed;
+}
+
+}  // namespace hotswap::detail
 
 namespace hotswap {
 
@@ -960,8 +1251,9 @@ struct release {
 inline result<release> read_release(const std::string& path);
 
 /// As Erlang's release_handler:which_releases/0 says: the release the program runs and boots
-/// is permanent; one installed since, not yet made permanent, is current; one left is old.
-enum class release_status { permanent, current, old };
+/// is permanent; one installed since, not yet made permanent, is current; one left is old; one
+/// put in place by unpack and not yet installed is unpacked.
+enum class release_status { permanent, current, old, unpacked };
 
 constexpr std::string_view to_string(release_status status) noexcept {
   switch (status) {
@@ -971,6 +1263,8 @@ constexpr std::string_view to_string(release_status status) noexcept {
       return "current";
     case release_status::old:
       return "old";
+    case release_status::unpacked:
+      return "unpacked";
   }
   return "?";
 }
@@ -978,6 +1272,13 @@ constexpr std::string_view to_string(release_status status) noexcept {
 struct release_info {
   std::string name, vsn;
   release_status status;
+};
+
+/// What remove_release did: the files it deleted, and what it kept and why.
+struct remove_report {
+  std::string name, vsn;
+  std::vector<std::string> removed;
+  std::vector<std::string> notes;
 };
 
 /// What a boot did: the release it booted, and what it left undone.
@@ -1150,6 +1451,24 @@ class basic_release_handler {
   /// grace period. The permanent one before it becomes old.
   result<void> make_permanent();
 
+  /// Forgets the release `name` `vsn` (OTP's remove_release): refused (errc::no_release) if it is
+  /// not known, permanent or current. Its record goes first; then, only if unpack put it in
+  /// place, the files of its own directory (`DIRECTORY/unpacked/NAME-VSN/`, in the handler's)
+  /// that no other known release's manifest names, and that directory once empty. Files anywhere
+  /// else are never deleted, whoever wrote them (a release of hotswap_add_release keeps its
+  /// build's files); a file it keeps, and why, is a note.
+  result<remove_report> remove_release(const std::string& name, const std::string& vsn);
+
+  /// Puts the release shipped in the archive `archive` in place (OTP's unpack_release): reads it
+  /// as detail/releases/release_archive.hpp says (hostile until checked: bounded, flat, regular
+  /// files only) into a fresh directory in the handler's, checks that it holds its manifest, the
+  /// modules it names and nothing else, that its signature verifies by a key the code server
+  /// trusts (required when the code server has trusted keys), and each module's seal, signature
+  /// and note as load reads them; then moves it to `DIRECTORY/unpacked/NAME-VSN/` and records the
+  /// release unpacked, with its modules' builds. Any refusal leaves nothing behind. Returns the
+  /// release: upgrade(its manifest) installs it. Needs a directory (errc::no_release).
+  result<release> unpack(const std::string& archive);
+
  private:
   struct known : release {
     release_status status;
@@ -1288,10 +1607,16 @@ using release_handler = basic_release_handler<>;
 // report and transaction, reading a release, a plan's text, the release handler's operations,
 // and what a plan checks of each server. Included by releases.hpp only.
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -1346,6 +1671,12 @@ struct code_server_access {
   template <class CodeServer>
   static void undo_load(CodeServer& code, module_ptr version) {
     code.undo_load(std::move(version));
+  }
+  /// The keys the code server trusts, or why they are unusable (a key that did not parse).
+  template <class CodeServer>
+  static const std::vector<evp_key>& trusted(CodeServer& code, std::string& unusable) {
+    unusable = code.bad_key_;
+    return code.trusted_;
   }
 };
 
@@ -1839,6 +2170,178 @@ result<void> basic_release_handler<CodeServer>::make_permanent() {
 }
 
 template <class CodeServer>
+result<remove_report> basic_release_handler<CodeServer>::remove_release(const std::string& name,
+                                                                        const std::string& vsn) {
+  const std::lock_guard one_at_a_time(operation_);
+  const auto found = std::find_if(releases_.begin(), releases_.end(),
+                                  [&](const known& one) { return one.name == name && one.vsn == vsn; });
+  if (found == releases_.end()) {
+    std::string listed;
+    for (const auto& one : releases_) listed += (listed.empty() ? "" : ", ") + one.name + " " + one.vsn;
+    return error{errc::no_release, fmt::format("release {} {} is not known (known: {})", detail::visible(name, false),
+                                               detail::visible(vsn, false), listed.empty() ? "none" : listed)};
+  }
+  if (found->status == release_status::permanent)
+    return error{errc::no_release, fmt::format("release {} {} is permanent: the program boots it, so it is kept "
+                                               "(make another release permanent first)",
+                                               name, vsn)};
+  if (found->status == release_status::current)
+    return error{errc::no_release,
+                 fmt::format("release {} {} is current: it runs (make-permanent or rollback first)", name, vsn)};
+  remove_report report{name, vsn, {}, {}};
+  const std::string place = detail::unpacked_place(name, vsn);
+  const std::string own = directory_.empty() ? std::string() : detail::absolute_path(directory_) + "/" + place + "/";
+  const bool unpacked = !own.empty() && found->manifest.starts_with(own);
+  // The files the other releases name, by their manifests (one that cannot be read may name any).
+  std::vector<std::string> named;
+  bool all_known = true;
+  if (unpacked)
+    for (const auto& one : releases_) {
+      if (&one == &*found) continue;
+      auto other = read_release(one.manifest);
+      if (!other) {
+        report.notes.push_back(
+            fmt::format("release {} {}: {}: so no file is deleted", one.name, one.vsn, other.error().what));
+        all_known = false;
+        continue;
+      }
+      named.push_back(detail::absolute_path(other->manifest));
+      for (const auto& file : other->modules) named.push_back(detail::absolute_path(file));
+    }
+  const auto before = releases_;
+  releases_.erase(found);
+  if (auto recorded = record(); !recorded) {
+    releases_ = before;  // not forgotten unless recorded so, and nothing deleted
+    return recorded.error();
+  }
+  if (!unpacked)
+    report.notes.push_back(
+        fmt::format("its files are not the release handler's (unpack did not put it in {}): none "
+                    "deleted",
+                    directory_.empty() ? std::string("a directory: none was given") : own));
+  else if (all_known)
+    report.removed = detail::remove_unpacked<>(record_, place, named, report.notes);
+  return report;
+}
+
+template <class CodeServer>
+result<release> basic_release_handler<CodeServer>::unpack(const std::string& archive) {
+  const std::lock_guard one_at_a_time(operation_);
+  auto bad = [&](const std::string& why) { return error{errc::bad_release, archive + ": " + why}; };
+  if (directory_.empty())
+    return error{errc::no_release,
+                 "no directory was given (release_handler_options::directory): unpack puts a "
+                 "release there"};
+  if (record_.fd < 0)
+    if (auto opened = detail::open_record_directory<>(directory_, record_); !opened) return opened.error();
+  // A fresh directory of its own, in `unpacked` (made 0700, never through a link).
+  if (::mkdirat(record_.fd, "unpacked", 0700) != 0 && errno != EEXIST)
+    return error{errc::bad_release, directory_ + "/unpacked: " + std::strerror(errno)};
+  detail::record_directory unpacked;
+  unpacked.path = directory_ + "/unpacked";
+  unpacked.fd = ::openat(record_.fd, "unpacked", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (unpacked.fd < 0) return error{errc::bad_release, unpacked.path + ": " + std::strerror(errno)};
+  std::string fresh;
+  int into = -1;
+  for (int attempt = 0; into < 0 && attempt < 1000; ++attempt) {
+    fresh = ".unpacking-" + std::to_string(::getpid()) + "-" + std::to_string(attempt);
+    if (::mkdirat(unpacked.fd, fresh.c_str(), 0700) == 0)
+      into = ::openat(unpacked.fd, fresh.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    else if (errno != EEXIST)
+      break;
+  }
+  if (into < 0)
+    return error{errc::bad_release, unpacked.path + ": no directory could be made: " + std::strerror(errno)};
+  auto forget = [&](const std::string& place, error why) {  // nothing left behind
+    std::vector<std::string> ignored;
+    (void)detail::remove_unpacked<>(unpacked, place, {}, ignored);
+    return why;
+  };
+  auto files = detail::extract_release_archive<>(archive, into);
+  ::close(into);
+  if (!files) return forget(fresh, files.error());
+  const std::string at = detail::absolute_path(unpacked.path) + "/" + fresh;
+  std::vector<const detail::unpacked_file*> manifests;
+  for (const auto& file : *files)
+    if (file.name.ends_with(".release.json")) manifests.push_back(&file);
+  if (manifests.size() != 1)
+    return forget(fresh, bad(manifests.empty() ? "holds no manifest (NAME-VSN.release.json)"
+                                               : "holds more than one manifest (*.release.json)"));
+  auto target = read_release(at + "/" + manifests[0]->name);
+  if (!target) return forget(fresh, target.error());
+  const std::string stem = target->name + "-" + target->vsn + ".release";
+  if (manifests[0]->name != stem + ".json")
+    return forget(fresh, bad(fmt::format("{} is release {} {}: it must be named {}.json", manifests[0]->name,
+                                         target->name, target->vsn, stem)));
+  auto in_archive = [&](const std::string& name) {
+    return std::find_if(files->begin(), files->end(), [&](const auto& file) { return file.name == name; });
+  };
+  std::vector<std::pair<std::string, std::string>> signed_files;  // (file, sha256), in the manifest's order
+  for (const auto& path : target->modules) {
+    const std::string name = path.substr(path.rfind('/') + 1);
+    const auto found = in_archive(name);
+    if (path != at + "/" + name || found == files->end())
+      return forget(fresh, bad(fmt::format("its manifest names {}, which is not a file of the archive (an archive's "
+                                           "manifest names its modules by file name)",
+                                           path.starts_with(at + "/") ? path.substr(at.size() + 1) : path)));
+    signed_files.emplace_back(name, found->sha256);
+  }
+  for (const auto& file : *files)
+    if (file.name != manifests[0]->name && file.name != stem + ".sig" &&
+        std::none_of(signed_files.begin(), signed_files.end(), [&](const auto& one) { return one.first == file.name; }))
+      return forget(fresh, bad(file.name + ": a file its manifest does not name"));
+  // Signed by a key the code server trusts (when it trusts any), over every file's digest.
+  std::string unusable;
+  const auto& trusted = access::trusted(code_, unusable);
+  if (!unusable.empty()) return forget(fresh, error{errc::untrusted, archive + ": " + unusable});
+  if (!trusted.empty()) {
+    if (in_archive(stem + ".sig") == files->end())
+      return forget(fresh, error{errc::untrusted, archive + ": not signed (no " + stem +
+                                                      ".sig), and this code server takes only releases signed by a "
+                                                      "trusted key (hotswap-seal pack --key)"});
+    const std::string signature_path = at + "/" + stem + ".sig";
+    auto resolved = detail::resolve_safe_path(signature_path);
+    auto text = resolved ? detail::read_module_file(*resolved, signature_path, detail::largest_release_signature)
+                         : result<std::string>(resolved.error());
+    if (!text) return forget(fresh, error{errc::untrusted, text.error().what});
+    const std::string message = detail::release_signature_message(manifests[0]->sha256, signed_files);
+    if (auto verified = detail::check_release_signature<>(*text, message, trusted, archive + ": " + stem + ".sig");
+        !verified)
+      return forget(fresh, verified.error());
+  }
+  // Each module as load reads it: its seal (signed by a trusted key, given any) and its note.
+  builds ran;
+  std::vector<std::string> names;
+  for (const auto& file : target->modules) {
+    auto note = access::read_note(code_, file);
+    if (!note) return forget(fresh, error{note.error().code, archive + ": " + note.error().what});
+    ran.emplace_back(note->name, note->build);
+  }
+  if (std::any_of(releases_.begin(), releases_.end(),
+                  [&](const known& one) { return one.name == target->name && one.vsn == target->vsn; }))
+    return forget(
+        fresh, bad(fmt::format("release {} {} is known already (remove-release it first)", target->name, target->vsn)));
+  // In place, never over another directory.
+  const std::string place = target->name + "-" + target->vsn;
+  if (::renameat2(unpacked.fd, fresh.c_str(), unpacked.fd, place.c_str(), RENAME_NOREPLACE) != 0)
+    return forget(fresh, error{errc::bad_release, fmt::format("{}/{}: {}", unpacked.path, place,
+                                                              errno == EEXIST ? "already there (not a release known: "
+                                                                                "delete it, or remove-release)"
+                                                                              : std::strerror(errno))});
+  ::fsync(unpacked.fd);
+  const std::string own = detail::absolute_path(unpacked.path) + "/" + place;
+  release put{target->name, target->vsn,    {}, own + "/" + manifests[0]->name, target->start,
+              target->stop, target->restart};
+  for (const auto& [file, sha256] : signed_files) put.modules.push_back(own + "/" + file);
+  releases_.push_back({put, release_status::unpacked, {}, sorted(std::move(ran))});
+  if (auto recorded = record(); !recorded) {
+    releases_.pop_back();
+    return forget(place, recorded.error());
+  }
+  return put;
+}
+
+template <class CodeServer>
 upgrade_report basic_release_handler<CodeServer>::refused(error why) {
   upgrade_report report;
   report.outcome = std::move(why);
@@ -1903,7 +2406,10 @@ result<boot_report> basic_release_handler<CodeServer>::boot_locked(
   releases_.push_back({std::move(*target), release_status::permanent, std::move(names), sorted(std::move(ran))});
   for (const auto& one : recorded)
     if (&one != pinned)
-      releases_.push_back({release{one.name, one.vsn, {}, one.manifest}, release_status::old, {}, one.builds});
+      releases_.push_back({release{one.name, one.vsn, {}, one.manifest},
+                           one.status == "unpacked" ? release_status::unpacked : release_status::old,
+                           {},
+                           one.builds});
   boot_report report{releases_.front().name, releases_.front().vsn, {}};
   if (!directory_.empty() && entries() != recorded)  // written only when changed: a full disk does not stop a boot
     if (auto written = record(); !written)

@@ -2,4 +2,4 @@
 // edit. It enters the ABI fingerprint: a module built from other headers is refused.
 #pragma once
 
-#define HOTSWAP_DETAIL_HEADERS_DIGEST "e12e7c579d3452ec"
+#define HOTSWAP_DETAIL_HEADERS_DIGEST "004955d6ff180e43"

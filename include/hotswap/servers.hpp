@@ -125,7 +125,7 @@ struct interface {
   /// a later version, of the one before and of each slot's vsn and kind.
   static constexpr std::uint64_t fingerprint = layout::fingerprint;
   /// The fingerprints of its versions, the first first, this one's last.
-  static constexpr auto lineage = layout::lineage;
+  static constexpr std::array<std::uint64_t, layout::vsn> lineage = layout::lineage;  // (typed: computed when used)
   static constexpr std::array<std::string_view, layout::size> message_names = layout::message_names;
 
  private:

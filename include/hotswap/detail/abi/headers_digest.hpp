@@ -2,4 +2,4 @@
 // edit. It enters the ABI fingerprint: a module built from other headers is refused.
 #pragma once
 
-#define HOTSWAP_DETAIL_HEADERS_DIGEST "004955d6ff180e43"
+#define HOTSWAP_DETAIL_HEADERS_DIGEST "19bded539488aead"

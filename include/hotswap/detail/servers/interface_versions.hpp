@@ -276,15 +276,13 @@ struct slot_layout<Previous, type_list<Slots...>> {
   static constexpr std::uint32_t index_of = index_in<Message, typename Slots::kind...>();
   template <std::size_t I>
   using slot_at = std::tuple_element_t<I, std::tuple<Slots...>>;
-  /// The slots' kinds now, the emptied ones left out: what an implementation handles.
-  using live_kinds =
-      decltype((type_list<>{} + ... +
-                std::conditional_t<is_gone<typename Slots::kind>, type_list<>, type_list<typename Slots::kind>>{}));
   static constexpr std::array<std::string_view, sizeof...(Slots)> message_names{slot_name<typename Slots::kind>()...};
 };
 
 template <fixed_string Name, class... Kinds>
 struct interface_layout : slot_layout<void, type_list<slot<Kinds, 1>...>> {
+  /// The slots' kinds now, the emptied ones left out: what an implementation handles.
+  using live_kinds = type_list<Kinds...>;
   /// A hash of the name, and of each message's kind, name and fields (and reply) in order.
   static constexpr std::uint64_t fingerprint = [] {
     std::uint64_t hash = fnv1a(Name.view());
@@ -320,6 +318,10 @@ struct interface_layout<Name, follows<Previous>, Entries...>
   using base =
       slot_layout<Previous,
                   typename later_slots<Previous::vsn + 1, typename Previous::slots, type_list<Entries...>>::type>;
+  using live_kinds = decltype([]<class... Slots>(type_list<Slots...>) {
+    return (type_list<>{} + ... +
+            std::conditional_t<is_gone<typename Slots::kind>, type_list<>, type_list<typename Slots::kind>>{});
+  }(typename base::slots{}));
   /// The version before's, then each slot's vsn and kind (the emptied ones' too), in order.
   static constexpr std::uint64_t fingerprint = []<class... Slots>(type_list<Slots...>) {
     std::uint64_t hash = fnv1a(" follows ", fnv1a(Name.view(), Previous::fingerprint));

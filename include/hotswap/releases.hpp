@@ -48,6 +48,7 @@
 #include "modules.hpp"
 #include "result.hpp"
 #include "servers.hpp"
+#include "supervisors.hpp"
 #include "sys.hpp"
 
 namespace hotswap {
@@ -190,9 +191,18 @@ using server_start = detail::server_start;
 /// "after_commit" (after the resume: its failure rolls the release back to the permanent one).
 using apply_step = detail::apply_step;
 
+/// A child a release puts under a running supervisor: `id`, a server on `module` (its current
+/// version at each start), registered as `name` (none if empty), restarted as `restart` says
+/// ("permanent", "transient" or "temporary"), given `shutdown_ms` to stop (0: brutal_kill).
+using supervised_child = detail::supervised_child;
+/// What a release changes of the children of the supervisor registered as `supervisor` (OTP's
+/// {update, Mod, supervisor}): the `children` it adds or whose specs it replaces (by id), and
+/// those it `remove`s.
+using supervisor_change = detail::supervisor_change;
+
 /// A release: a name, a vsn and its modules' files, as its manifest says, the servers it starts,
 /// stops and restarts (by registered name; OTP's add_application, remove_application and
-/// restart_application), and the steps of its modules it runs (OTP's apply).
+/// restart_application), its modules' steps it runs (OTP's apply), the supervisors it changes.
 struct release {
   std::string name, vsn;
   std::vector<std::string> modules;  ///< the module files
@@ -200,6 +210,7 @@ struct release {
   std::vector<server_start> start{};
   std::vector<std::string> stop{}, restart{};
   std::vector<apply_step> apply{};
+  std::vector<supervisor_change> supervisors{};
 };
 
 /// Reads the release manifest in `path` (errc::bad_release, saying why, if it cannot).
@@ -306,14 +317,26 @@ struct release_plan {
     int vsn;
   };
 
+  /// What the release changes of a running supervisor's children (as change_children): `put`
+  /// before the pause, `remove` after the commit. A failure before the commit puts the specs
+  /// back and stops those added. `lines` says what each of `put`, then of `remove`, is.
+  struct supervisor_step {
+    std::string supervisor;  ///< registered as
+    server_ref<supervisor_interface> server;
+    std::vector<child_spec> put;
+    std::vector<std::string> remove;
+    std::vector<std::string> lines;  ///< `add child leaderboard: leaderboard vsn 1, registered as leaderboard`
+  };
+
   release from, to;
   std::vector<module_step> changes;
   std::vector<start_step> starts{};
   std::vector<stop_step> stops{};
   std::vector<restart_step> restarts{};
   std::vector<apply_plan> applies{};  ///< in the manifest's order
-  std::vector<std::string> retired;   ///< modules `to` does not have and nothing uses: retired, then purged
-  std::vector<std::string> modules;   ///< every module of `to`, by name
+  std::vector<supervisor_step> supervisors{};
+  std::vector<std::string> retired;  ///< modules `to` does not have and nothing uses: retired, then purged
+  std::vector<std::string> modules;  ///< every module of `to`, by name
 };
 
 /// The plan, a line for the release, then a line per module and per server.
@@ -358,6 +381,8 @@ class basic_release_handler {
     guard_probation(false);
     unwatch_grace();
     for (const auto& held : probation_.held) (void)hotswap::stop(held.second, exit_reason{exit_kind::shutdown, {}});
+    const std::lock_guard gone(link_->lock);
+    link_->code = nullptr;
   }
 
   /// Loads the modules of the release in `manifest` (a program's first release), which becomes
@@ -548,6 +573,21 @@ class basic_release_handler {
     std::string module;
   };
   std::vector<name_before> names_before_;
+  /// Each child a release since the permanent one added to a supervisor, changed or removed,
+  /// and its spec then (none: it was added): what going back to the permanent release puts back.
+  struct child_before {
+    std::string supervisor, id;
+    std::optional<child_spec> spec;
+  };
+  std::vector<child_before> children_before_;
+  /// How the start functions of the children a release put under supervisors reach the code
+  /// server: through this handler, null once it is gone (such a child then fails to start).
+  struct code_link {
+    explicit code_link(CodeServer* to) : code(to) {}
+    std::mutex lock;
+    CodeServer* code;
+  };
+  std::shared_ptr<code_link> link_ = std::make_shared<code_link>(&code_);
   std::shared_ptr<detail::grace_watch> grace_ = std::make_shared<detail::grace_watch>(
       [this](std::uint64_t generation, const std::string& why) { roll_back_after_crash(generation, why); },
       [this](std::uint64_t generation) { grace_ended(generation); });

@@ -151,6 +151,10 @@ struct count_children_request {};
 struct get_childspec_request {
   std::string id;
 };
+struct change_children_request {
+  std::vector<child_spec> put;
+  std::vector<std::string> remove;
+};
 struct terminate_server_request {
   std::uint64_t server;  ///< a dynamic supervisor's child, by its server's id
 };
@@ -161,7 +165,8 @@ using supervisor_interface =
               call_msg<start_child_request, result<any_server>>, call_msg<terminate_child_request, result<void>>,
               call_msg<restart_child_request, result<any_server>>, call_msg<delete_child_request, result<void>>,
               call_msg<count_children_request, child_counts>, call_msg<get_childspec_request, result<child_spec>>,
-              info_msg<down>, info_msg<detail::restart_again>>;
+              call_msg<change_children_request, result<std::vector<child_spec>>>, info_msg<down>,
+              info_msg<detail::restart_again>>;
 
 /// What a dynamic supervisor answers to.
 using dynamic_supervisor_interface =
@@ -230,6 +235,22 @@ result<child_counts> count_children(const server_ref<supervisor_interface>& supe
 template <class = void>
 result<child_spec> get_childspec(const server_ref<supervisor_interface>& supervisor, const std::string& id,
                                  std::chrono::nanoseconds timeout = supervisor_timeout);
+
+/// Changes its children as one, between its other messages (what OTP's release handler does
+/// with `{update, Mod, supervisor}` and the terminate_child and delete_child after it; a release
+/// manifest's "supervisors"): each spec of `put` replaces the spec of the child with its id (the
+/// child runs on: the new spec takes effect at its next restart, as in OTP), or, no child having
+/// its id, is added at the end of the order and started; each child of `remove` is stopped
+/// (within its shutdown time, last in the order first) and forgotten. Checked whole before
+/// anything changes: errc::bad_child_spec for a spec start_child refuses or an id given twice,
+/// errc::not_found for an id to remove that no child has. If an added child cannot start, those
+/// this call started are stopped, the specs put back, and its start error returned. Returns the
+/// specs it replaced and removed, in that order: change_children(supervisor, them, the ids it
+/// added) undoes it (the removed children start again, at the end of the order).
+template <class = void>
+result<std::vector<child_spec>> change_children(const server_ref<supervisor_interface>& supervisor,
+                                                std::vector<child_spec> put, std::vector<std::string> remove,
+                                                std::chrono::nanoseconds timeout = supervisor_timeout);
 
 // -- dynamic supervisors --
 

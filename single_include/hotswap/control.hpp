@@ -1453,6 +1453,16 @@ inline void to_json(nlohmann::json& out, const release_plan& plan) {
   json applies = json::array();
   for (const auto& apply : plan.applies)
     applies.push_back({{"module", apply.module}, {"step", apply.step}, {"at", apply.at}, {"vsn", apply.vsn}});
+  json supervisors = json::array();
+  for (const auto& step : plan.supervisors) {
+    json put = json::array();
+    for (const auto& spec : step.put) put.push_back(spec.id);
+    supervisors.push_back({{"supervisor", step.supervisor},
+                           {"server", step.server.id()},
+                           {"put", std::move(put)},
+                           {"remove", step.remove},
+                           {"lines", step.lines}});
+  }
   out = {{"from", {{"name", plan.from.name}, {"vsn", plan.from.vsn}}},
          {"to", {{"name", plan.to.name}, {"vsn", plan.to.vsn}}},
          {"changes", std::move(changes)},
@@ -1460,6 +1470,7 @@ inline void to_json(nlohmann::json& out, const release_plan& plan) {
          {"stop", std::move(stops)},
          {"restart", std::move(restarts)},
          {"apply", std::move(applies)},
+         {"supervisors", std::move(supervisors)},
          {"retired", plan.retired},
          {"text", to_string(plan)}};
 }

@@ -224,8 +224,17 @@ class grace_watch {
 // and the steps of its modules it runs at named points of the upgrade (HOTSWAP_MODULE_STEP):
 //
 //      "apply": [{"module": "anemone.account_manager", "step": "warm_cache", "at": "before_suspend"}]
+//
+// and the children of running supervisors it adds, changes or removes (OTP's {update, Mod,
+// supervisor}), a supervisor by its registered name and a child by its id:
+//
+//      "supervisors": [{"supervisor": "anemone.sup", "remove": ["inspector"],
+//                       "children": [{"id": "leaderboard", "module": "anemone.leaderboard",
+//                                     "name": "leaderboard", "restart": "transient",
+//                                     "shutdown_ms": 2000}]}]
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -249,6 +258,25 @@ struct apply_step {
   bool operator==(const apply_step&) const = default;
 };
 
+/// A child a release puts under a running supervisor: a server on `module`, registered as `name`
+/// (none if empty), restarted as `restart` says ("permanent", "transient" or "temporary"),
+/// given `shutdown_ms` to stop (0: brutal_kill).
+struct supervised_child {
+  std::string id, module, name;
+  std::string restart = "permanent";
+  std::int64_t shutdown_ms = 5000;
+  bool operator==(const supervised_child&) const = default;
+};
+
+/// What a release changes of the children of the supervisor registered as `supervisor`: those
+/// it adds, or whose specs it replaces (by id), and those it removes.
+struct supervisor_change {
+  std::string supervisor;
+  std::vector<supervised_child> children;
+  std::vector<std::string> remove;
+  bool operator==(const supervisor_change&) const = default;
+};
+
 /// A release as its manifest says.
 struct release_manifest {
   std::string name, vsn;
@@ -258,6 +286,7 @@ struct release_manifest {
   std::vector<std::string> stop;     // stops,
   std::vector<std::string> restart;  // and restarts, by registered name
   std::vector<apply_step> apply;     // the steps it runs, in order
+  std::vector<supervisor_change> supervisors;
 };
 
 /// A name or vsn: letters, digits, '.', '_' and '-', not first '.', '_' or '-' (what
@@ -357,6 +386,100 @@ inline std::string read_apply_steps(const nlohmann::json& json, release_manifest
   return {};
 }
 
+/// The most supervisors a manifest's "supervisors" may change, and children it may name for one.
+inline constexpr std::size_t most_supervisor_changes = 64;
+inline constexpr std::size_t most_supervised_children = 256;
+/// The longest shutdown time a manifest may give a child: an hour.
+inline constexpr std::int64_t longest_shutdown_ms = 3'600'000;
+
+/// Reads one child of a manifest's "supervisors" (`at` names it): why not, if it is not one.
+inline std::string read_supervised_child(const nlohmann::json& one, const std::string& at, supervised_child& child) {
+  const std::string word = "a string of letters, digits, '.', '_' and '-'";
+  const std::string form = R"({"id": child id, "module": module name, and "name", "restart", "shutdown_ms" if wanted})";
+  if (!one.is_object() || !one.contains("id") || !one.contains("module")) return at + " must be " + form;
+  for (const auto& [key, value] : one.items()) {
+    if (key == "id" || key == "name") {
+      if (!value.is_string() || !valid_release_word(value.get<std::string>()))
+        return at + ": \"" + key + "\" must be " + word;
+      (key == "id" ? child.id : child.name) = value.get<std::string>();
+    } else if (key == "module") {
+      if (!value.is_string() || !valid_module_name(value.get_ref<const std::string&>()))
+        return at + ": \"module\" must be a module's name (" + word + ")";
+      child.module = value.get<std::string>();
+    } else if (key == "restart") {
+      if (!value.is_string() || (value != "permanent" && value != "transient" && value != "temporary"))
+        return at + R"(: "restart" must be "permanent", "transient" or "temporary")";
+      child.restart = value.get<std::string>();
+    } else if (key == "shutdown_ms") {
+      if (!value.is_number_integer() || value.get<std::int64_t>() < 0 ||
+          value.get<std::int64_t>() > longest_shutdown_ms)
+        return at + ": \"shutdown_ms\" must be a whole number of milliseconds from 0 (brutal_kill) to " +
+               std::to_string(longest_shutdown_ms);
+      child.shutdown_ms = value.get<std::int64_t>();
+    } else {
+      return at + " must be " + form;
+    }
+  }
+  return {};
+}
+
+/// Reads the manifest's "supervisors" into `release`: why not, if it is not a list of
+/// {"supervisor": registered name, "children": [...], "remove": [child ids]} (empty: it is, or
+/// is absent).
+inline std::string read_supervisor_changes(const nlohmann::json& json, release_manifest& release) {
+  const auto changes = json.find("supervisors");
+  if (changes == json.end()) return {};
+  const std::string form = R"({"supervisor": registered name, "children": [child specs], "remove": [child ids]})";
+  if (!changes->is_array()) return "\"supervisors\" must be a list of " + form;
+  if (changes->size() > most_supervisor_changes)
+    return "\"supervisors\" names " + std::to_string(changes->size()) + " supervisors, more than " +
+           std::to_string(most_supervisor_changes);
+  for (std::size_t i = 0; i < changes->size(); ++i) {
+    const auto& one = (*changes)[i];
+    const std::string at = "\"supervisors\"[" + std::to_string(i) + "]";
+    if (!one.is_object() || !one.contains("supervisor")) return at + " must be " + form;
+    supervisor_change change;
+    for (const auto& [key, value] : one.items()) {
+      if (key == "supervisor") {
+        if (!value.is_string() || !valid_release_word(value.get<std::string>()))
+          return at + ": \"supervisor\" must be a registered name (a string of letters, digits, '.', '_' and '-')";
+        change.supervisor = value.get<std::string>();
+      } else if (key == "children" || key == "remove") {
+        if (!value.is_array()) return at + ": \"" + key + "\" must be a list";
+        if (value.size() > most_supervised_children)
+          return at + ": \"" + key + "\" names " + std::to_string(value.size()) + " children, more than " +
+                 std::to_string(most_supervised_children);
+        for (std::size_t j = 0; j < value.size(); ++j) {
+          const std::string item = at + ".\"" + key + "\"[" + std::to_string(j) + "]";
+          if (key == "remove") {
+            if (!value[j].is_string() || !valid_release_word(value[j].get<std::string>()))
+              return item + " must be a child's id (a string of letters, digits, '.', '_' and '-')";
+            change.remove.push_back(value[j].get<std::string>());
+          } else {
+            supervised_child child;
+            if (auto wrong = read_supervised_child(value[j], item, child); !wrong.empty()) return wrong;
+            change.children.push_back(std::move(child));
+          }
+        }
+      } else {
+        return at + " must be " + form;
+      }
+    }
+    if (change.children.empty() && change.remove.empty())
+      return at + " changes nothing: give \"children\" or \"remove\"";
+    std::vector<std::string> ids = change.remove;
+    for (const auto& child : change.children) ids.push_back(child.id);
+    for (std::size_t j = 0; j < ids.size(); ++j)
+      for (std::size_t k = 0; k < j; ++k)
+        if (ids[j] == ids[k]) return at + ": the child " + ids[j] + " is named twice";
+    for (const auto& before : release.supervisors)
+      if (before.supervisor == change.supervisor)
+        return at + ": the supervisor " + change.supervisor + " is named twice";
+    release.supervisors.push_back(std::move(change));
+  }
+  return {};
+}
+
 /// Reads the manifest in `path` as a module's file is read (resolve_safe_path,
 /// read_module_file): every directory on the path safe, opened without blocking (a FIFO is
 /// refused, not waited on), a regular file, its size checked before a byte is read. Every
@@ -395,6 +518,7 @@ result<release_manifest> read_manifest(const std::string& path) {
   }
   if (auto wrong = read_server_steps(json, release); !wrong.empty()) return bad(wrong);
   if (auto wrong = read_apply_steps(json, release); !wrong.empty()) return bad(wrong);
+  if (auto wrong = read_supervisor_changes(json, release); !wrong.empty()) return bad(wrong);
   return release;
 }
 
@@ -1235,9 +1359,18 @@ using server_start = detail::server_start;
 /// "after_commit" (after the resume: its failure rolls the release back to the permanent one).
 using apply_step = detail::apply_step;
 
+/// A child a release puts under a running supervisor: `id`, a server on `module` (its current
+/// version at each start), registered as `name` (none if empty), restarted as `restart` says
+/// ("permanent", "transient" or "temporary"), given `shutdown_ms` to stop (0: brutal_kill).
+using supervised_child = detail::supervised_child;
+/// What a release changes of the children of the supervisor registered as `supervisor` (OTP's
+/// {update, Mod, supervisor}): the `children` it adds or whose specs it replaces (by id), and
+/// those it `remove`s.
+using supervisor_change = detail::supervisor_change;
+
 /// A release: a name, a vsn and its modules' files, as its manifest says, the servers it starts,
 /// stops and restarts (by registered name; OTP's add_application, remove_application and
-/// restart_application), and the steps of its modules it runs (OTP's apply).
+/// restart_application), its modules' steps it runs (OTP's apply), the supervisors it changes.
 struct release {
   std::string name, vsn;
   std::vector<std::string> modules;  ///< the module files
@@ -1245,6 +1378,7 @@ struct release {
   std::vector<server_start> start{};
   std::vector<std::string> stop{}, restart{};
   std::vector<apply_step> apply{};
+  std::vector<supervisor_change> supervisors{};
 };
 
 /// Reads the release manifest in `path` (errc::bad_release, saying why, if it cannot).
@@ -1351,14 +1485,26 @@ struct release_plan {
     int vsn;
   };
 
+  /// What the release changes of a running supervisor's children (as change_children): `put`
+  /// before the pause, `remove` after the commit. A failure before the commit puts the specs
+  /// back and stops those added. `lines` says what each of `put`, then of `remove`, is.
+  struct supervisor_step {
+    std::string supervisor;  ///< registered as
+    server_ref<supervisor_interface> server;
+    std::vector<child_spec> put;
+    std::vector<std::string> remove;
+    std::vector<std::string> lines;  ///< `add child leaderboard: leaderboard vsn 1, registered as leaderboard`
+  };
+
   release from, to;
   std::vector<module_step> changes;
   std::vector<start_step> starts{};
   std::vector<stop_step> stops{};
   std::vector<restart_step> restarts{};
   std::vector<apply_plan> applies{};  ///< in the manifest's order
-  std::vector<std::string> retired;   ///< modules `to` does not have and nothing uses: retired, then purged
-  std::vector<std::string> modules;   ///< every module of `to`, by name
+  std::vector<supervisor_step> supervisors{};
+  std::vector<std::string> retired;  ///< modules `to` does not have and nothing uses: retired, then purged
+  std::vector<std::string> modules;  ///< every module of `to`, by name
 };
 
 /// The plan, a line for the release, then a line per module and per server.
@@ -1403,6 +1549,8 @@ class basic_release_handler {
     guard_probation(false);
     unwatch_grace();
     for (const auto& held : probation_.held) (void)hotswap::stop(held.second, exit_reason{exit_kind::shutdown, {}});
+    const std::lock_guard gone(link_->lock);
+    link_->code = nullptr;
   }
 
   /// Loads the modules of the release in `manifest` (a program's first release), which becomes
@@ -1593,6 +1741,21 @@ class basic_release_handler {
     std::string module;
   };
   std::vector<name_before> names_before_;
+  /// Each child a release since the permanent one added to a supervisor, changed or removed,
+  /// and its spec then (none: it was added): what going back to the permanent release puts back.
+  struct child_before {
+    std::string supervisor, id;
+    std::optional<child_spec> spec;
+  };
+  std::vector<child_before> children_before_;
+  /// How the start functions of the children a release put under supervisors reach the code
+  /// server: through this handler, null once it is gone (such a child then fails to start).
+  struct code_link {
+    explicit code_link(CodeServer* to) : code(to) {}
+    std::mutex lock;
+    CodeServer* code;
+  };
+  std::shared_ptr<code_link> link_ = std::make_shared<code_link>(&code_);
   std::shared_ptr<detail::grace_watch> grace_ = std::make_shared<detail::grace_watch>(
       [this](std::uint64_t generation, const std::string& why) { roll_back_after_crash(generation, why); },
       [this](std::uint64_t generation) { grace_ended(generation); });
@@ -1761,6 +1924,29 @@ inline result<any_server> start_on_module(const module_ptr& code, const std::str
                               &bind_lease<module_version>, nullptr, made);
   if (!started) return started.error();
   return any_server(*started);
+}
+
+/// The spec of a child a release puts under a supervisor. Its start function (the program's
+/// code, not a module's) starts a server on its module's current version, reaching the code
+/// server through `link`, the release handler's: once the handler is gone, it fails.
+template <class Link>
+child_spec module_child(std::shared_ptr<Link> link, const supervised_child& child) {
+  const restart type = child.restart == "transient"   ? restart::transient
+                       : child.restart == "temporary" ? restart::temporary
+                                                      : restart::permanent;
+  return {child.id,
+          [link = std::move(link), module = child.module, name = child.name]() -> result<any_server> {
+            module_ptr code;
+            {
+              const std::lock_guard hold(link->lock);
+              if (!link->code)
+                return error{errc::no_module, "the release handler that put it under its supervisor is gone"};
+              code = link->code->current(module);
+            }
+            if (!code) return error{errc::no_module, module + " is not loaded"};
+            return start_on_module(code, name, nullptr);
+          },
+          type, std::chrono::milliseconds(child.shutdown_ms)};
 }
 
 /// A state made from a restarted server's, on it, for the server that replaces it; the same
@@ -1960,8 +2146,9 @@ inline upgrade_report upgrade(const std::vector<upgrade_step>& steps, const upgr
 inline result<release> read_release(const std::string& path) {
   auto read = detail::read_manifest(path);
   if (!read) return read.error();
-  return release{std::move(read->name),  std::move(read->vsn),  std::move(read->modules), std::move(read->path),
-                 std::move(read->start), std::move(read->stop), std::move(read->restart), std::move(read->apply)};
+  return release{std::move(read->name),    std::move(read->vsn),   std::move(read->modules),
+                 std::move(read->path),    std::move(read->start), std::move(read->stop),
+                 std::move(read->restart), std::move(read->apply), std::move(read->supervisors)};
 }
 
 inline std::string to_string(const release_plan& plan) {
@@ -1985,9 +2172,11 @@ inline std::string to_string(const release_plan& plan) {
                                                    : "state not kept (" + restart.state_lost + ")");
   for (const auto& apply : plan.applies)
     text += fmt::format("  apply {}:{} {} (vsn {})\n", apply.module, apply.step, apply.at, apply.vsn);
+  for (const auto& step : plan.supervisors)
+    for (const auto& line : step.lines) text += fmt::format("  supervisor {}: {}\n", step.supervisor, line);
   for (const auto& module : plan.retired) text += fmt::format("  {} retired\n", module);
   if (plan.changes.empty() && plan.retired.empty() && plan.starts.empty() && plan.stops.empty() &&
-      plan.restarts.empty() && plan.applies.empty())
+      plan.restarts.empty() && plan.applies.empty() && plan.supervisors.empty())
     text += "  nothing changes\n";
   return text;
 }
@@ -2123,6 +2312,9 @@ upgrade_report basic_release_handler<CodeServer>::dry_run(const std::string& man
     report.servers.push_back(fmt::format("would restart {}: {} -> {} vsn {}, {}", restart.name, restart.label,
                                          restart.module, restart.to_vsn, how));
   }
+  for (const auto& step : planned->supervisors)
+    for (const auto& line : step.lines)
+      if (report) report.servers.push_back(fmt::format("would change supervisor {}: {}", step.supervisor, line));
   if (options.progress)
     for (const auto& line : report.servers) options.progress(upgrade_stage::start, line);
   // The steps it would run: listed, not run (a step's effects cannot be thrown away).
@@ -2166,6 +2358,7 @@ result<void> basic_release_handler<CodeServer>::make_permanent() {
   grace_->start({});
   end_probation({}, log_);
   names_before_.clear();
+  children_before_.clear();
   return {};
 }
 
@@ -2580,8 +2773,17 @@ result<release_plan> basic_release_handler<CodeServer>::plan_locked(const std::s
   plan_server_steps(*target, notes, back, timeout, plan, reasons);
   if (!back)  // (going back, none: a step cannot be undone, and the target's were its way there)
     detail::plan_apply_steps(*target, notes, notes.size() == target->modules.size(), plan, reasons);
-  const auto replaced = [&](const any_server& server) {  // stopped or restarted: not changed in place
-    return std::any_of(plan.stops.begin(), plan.stops.end(), [&](const auto& stop) { return stop.server == server; }) ||
+  std::vector<any_server> removed;  // the supervisors' children it removes
+  for (const auto& step : plan.supervisors) {
+    if (step.remove.empty()) continue;
+    if (auto children = call(step.server, which_children{}, timeout))
+      for (const auto& child : *children)
+        if (child.server && std::find(step.remove.begin(), step.remove.end(), child.id) != step.remove.end())
+          removed.push_back(child.server);
+  }
+  const auto replaced = [&](const any_server& server) {  // stopped, restarted or removed: not changed in place
+    return std::find(removed.begin(), removed.end(), server) != removed.end() ||
+           std::any_of(plan.stops.begin(), plan.stops.end(), [&](const auto& stop) { return stop.server == server; }) ||
            std::any_of(plan.restarts.begin(), plan.restarts.end(),
                        [&](const auto& restart) { return restart.server == server; });
   };
@@ -2708,12 +2910,100 @@ void basic_release_handler<CodeServer>::plan_server_steps(const release& target,
           lost, note->name, note->vsn, note->init_argument));
     plan.restarts.push_back({name, one->server, one->label, note->name, vsn, note->vsn, std::move(lost)});
   };
+  // A supervisor's children: which there are, by id.
+  auto supervisor_of = [&](const std::string& name,
+                           std::vector<child_info>& children) -> std::optional<server_ref<supervisor_interface>> {
+    const any_server found = registered(name);
+    if (!found) {
+      if (!back) reasons.push_back(fmt::format("supervisor {}: no server is registered as {}", name, name));
+      return std::nullopt;  // (going back, one gone has nothing to put back)
+    }
+    auto supervisor = server_ref<supervisor_interface>::of(found);
+    auto known = supervisor ? call(*supervisor, which_children{}, timeout) : supervisor.error();
+    if (!known) {
+      reasons.push_back(fmt::format("supervisor {}: {}", name, known.error().what));
+      return std::nullopt;
+    }
+    children = std::move(*known);
+    return *supervisor;
+  };
+  const auto child_of = [](const std::vector<child_info>& children, const std::string& id) -> const child_info* {
+    for (const auto& child : children)
+      if (child.id == id) return &child;
+    return nullptr;
+  };
+  const auto running_as = [](const child_info* child) {
+    return child && child->server ? ": " + child->server.core()->label() : std::string(" (not running)");
+  };
   if (!back) {
     for (const auto& one : target.start) start(one.name, one.module);
     for (const auto& name : target.stop) stop(name);
     for (const auto& name : target.restart) restart(name);
+    for (const auto& change : target.supervisors) {
+      std::vector<child_info> children;
+      const auto supervisor = supervisor_of(change.supervisor, children);
+      if (!supervisor) continue;
+      release_plan::supervisor_step step{change.supervisor, *supervisor, {}, change.remove, {}};
+      for (const auto& child : change.children) {
+        const std::string named = fmt::format("supervisor {}: child {}", change.supervisor, child.id);
+        const auto* note = note_of(child.module);
+        if (!note) {
+          reasons.push_back(fmt::format("{}: release {} has no module {}", named, release_named, child.module));
+          continue;
+        }
+        if (!note->init_argument.empty()) {
+          reasons.push_back(
+              fmt::format("{}: the init of {} vsn {} takes an argument ({}): a release starts only "
+                          "servers whose init takes none",
+                          named, child.module, note->vsn, note->init_argument));
+          continue;
+        }
+        const child_info* now = child_of(children, child.id);
+        if (const any_server taken = registered(child.name); !now && !child.name.empty() && taken) {
+          reasons.push_back(fmt::format("{}: the name {} is taken, by {}", named, child.name, taken.core()->label()));
+          continue;
+        }
+        step.put.push_back(detail::module_child(link_, child));
+        step.lines.push_back(fmt::format("{} child {}: {} vsn {}{}{}", now ? "change" : "add", child.id, child.module,
+                                         note->vsn, child.name.empty() ? "" : ", registered as " + child.name,
+                                         now ? ", at its next restart" : ""));
+      }
+      for (const auto& id : change.remove) {
+        const child_info* now = child_of(children, id);
+        if (!now)
+          reasons.push_back(fmt::format("supervisor {}: remove {}: no child has the id {}", change.supervisor, id, id));
+        else
+          step.lines.push_back(fmt::format("remove child {}{}", id, running_as(now)));
+      }
+      plan.supervisors.push_back(std::move(step));
+    }
     return;
   }
+  // Back to the permanent release: each child a release since changed as it was then.
+  std::vector<std::vector<child_info>> known;  // each step's supervisor's children
+  for (const auto& before : children_before_) {
+    auto step = std::find_if(plan.supervisors.begin(), plan.supervisors.end(),
+                             [&](const auto& one) { return one.supervisor == before.supervisor; });
+    if (step == plan.supervisors.end()) {
+      std::vector<child_info> children;
+      const auto supervisor = supervisor_of(before.supervisor, children);
+      if (!supervisor) continue;
+      plan.supervisors.push_back({before.supervisor, *supervisor, {}, {}, {}});
+      known.push_back(std::move(children));
+      step = plan.supervisors.end() - 1;
+    }
+    const child_info* now = child_of(known[static_cast<std::size_t>(step - plan.supervisors.begin())], before.id);
+    if (before.spec) {
+      step->put.push_back(*before.spec);
+      step->lines.insert(
+          step->lines.begin() + static_cast<std::ptrdiff_t>(step->put.size() - 1),
+          now ? "put back child " + before.id + "'s spec, at its next restart" : "add child " + before.id + " again");
+    } else if (now) {
+      step->remove.push_back(before.id);
+      step->lines.push_back(fmt::format("remove child {}{}", before.id, running_as(now)));
+    }
+  }
+  std::erase_if(plan.supervisors, [](const auto& step) { return step.put.empty() && step.remove.empty(); });
   // Back to the permanent release: each name as it was then (the manifest's own steps were its
   // way there).
   for (const auto& before : names_before_) {
@@ -2834,7 +3124,15 @@ upgrade_report basic_release_handler<CodeServer>::run(const release_plan& plan, 
   };
   const exit_reason undone{exit_kind::shutdown, "release " + release_to + " was not installed"};
   std::vector<any_server> started;  // before the pause, on the new code: stopped again if anything fails
+  struct changed_children {         // a supervisor's, before the pause: put back if anything fails
+    const release_plan::supervisor_step* step;
+    std::vector<child_spec> before;  // the specs replaced
+    std::vector<std::string> added;
+  };
+  std::vector<changed_children> changed;
   auto failed = [&] {
+    for (auto one = changed.rbegin(); one != changed.rend(); ++one)
+      (void)change_children(one->step->server, std::move(one->before), one->added, options.suspend_timeout);
     for (auto one = started.rbegin(); one != started.rend(); ++one)
       (void)hotswap::stop(*one, undone, options.suspend_timeout);
     if (probation) {
@@ -2863,6 +3161,36 @@ upgrade_report basic_release_handler<CodeServer>::run(const release_plan& plan, 
     report.servers.push_back(
         fmt::format("started {}: {} on {} vsn {}", start.name, made->core()->label(), start.module, start.vsn));
     tell(upgrade_stage::start, report.servers.back());
+  }
+  // The supervisors' children it adds, and the specs it replaces (those it removes go after the
+  // commit, as the servers it stops).
+  for (const auto& step : plan.supervisors) {
+    if (step.put.empty()) continue;
+    auto before = change_children(step.server, step.put, {}, options.suspend_timeout);
+    if (!before) {
+      report.outcome =
+          error{before.error().code, fmt::format("supervisor {}: {}; release {} {} runs on, unchanged", step.supervisor,
+                                                 before.error().what, plan.from.name, plan.from.vsn)};
+      tell(upgrade_stage::rollback, report.outcome.error().what);
+      return failed();
+    }
+    std::vector<std::string> added;
+    for (const auto& spec : step.put)
+      if (std::none_of(before->begin(), before->end(), [&](const child_spec& one) { return one.id == spec.id; }))
+        added.push_back(spec.id);
+    const auto children = call(step.server, which_children{}, options.suspend_timeout);
+    for (const auto& spec : step.put) {
+      const bool adds = std::find(added.begin(), added.end(), spec.id) != added.end();
+      std::string as;
+      if (children)
+        for (const auto& child : *children)
+          if (child.id == spec.id && child.server) as = " as " + child.server.core()->label();
+      report.servers.push_back(
+          adds ? fmt::format("supervisor {}: added child {}{}", step.supervisor, spec.id, as)
+               : fmt::format("supervisor {}: replaced child {}'s spec, at its next restart", step.supervisor, spec.id));
+      tell(upgrade_stage::start, report.servers.back());
+    }
+    changed.push_back({&step, std::move(*before), std::move(added)});
   }
   // The steps of its modules it runs at `point`, in order, on the release's versions: why the
   // first that fails failed, if one does.
@@ -2992,11 +3320,41 @@ upgrade_report basic_release_handler<CodeServer>::run(const release_plan& plan, 
     }
     tell(upgrade_stage::stop, report.servers.back());
   }
-  // What each name held at the permanent release, for the way back to it.
+  // The supervisors' children it removes.
+  std::vector<std::pair<std::string, std::vector<child_spec>>> removed;  // (supervisor, specs)
+  for (const auto& step : plan.supervisors) {
+    if (step.remove.empty()) continue;
+    auto gone = change_children(step.server, {}, step.remove, options.suspend_timeout);
+    if (!gone) {
+      report.notes.push_back(fmt::format("supervisor {}: {}", step.supervisor, gone.error().what));
+      continue;
+    }
+    for (const auto& id : step.remove) {
+      report.servers.push_back(fmt::format("supervisor {}: removed child {}", step.supervisor, id));
+      tell(upgrade_stage::stop, report.servers.back());
+    }
+    removed.emplace_back(step.supervisor, std::move(*gone));
+  }
+  // What each name and child held at the permanent release, for the way back to it.
   if (const auto permanent = find(release_status::permanent);
       permanent != releases_.end() && permanent->name == plan.to.name && permanent->vsn == plan.to.vsn) {
     names_before_.clear();
+    children_before_.clear();
   } else {
+    auto child_before = [&](const std::string& supervisor, const std::string& id, std::optional<child_spec> spec) {
+      if (std::none_of(children_before_.begin(), children_before_.end(),
+                       [&](const auto& one) { return one.supervisor == supervisor && one.id == id; }))
+        children_before_.push_back({supervisor, id, std::move(spec)});
+    };
+    for (const auto& one : changed)
+      for (const auto& spec : one.step->put) {
+        const auto was = std::find_if(one.before.begin(), one.before.end(),
+                                      [&](const child_spec& before) { return before.id == spec.id; });
+        child_before(one.step->supervisor, spec.id,
+                     was == one.before.end() ? std::nullopt : std::optional<child_spec>(*was));
+      }
+    for (const auto& [supervisor, specs] : removed)
+      for (const auto& spec : specs) child_before(supervisor, spec.id, spec);
     auto before = [&](const std::string& name, bool ran, const std::string& module) {
       if (std::none_of(names_before_.begin(), names_before_.end(), [&](const auto& one) { return one.name == name; }))
         names_before_.push_back({name, ran, module});

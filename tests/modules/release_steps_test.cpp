@@ -582,3 +582,272 @@ TEST_CASE("a module's note lists its steps, each a line of its own, read as host
   CHECK(its.steps.empty());
   CHECK(hotswap::detail::parse_module_note(its.note, "tally", its.steps).value().steps.empty());
 }
+
+// -- supervisors' children (OTP's {update, Mod, supervisor}) --
+
+namespace {
+/// The shop with a supervisor registered as "shop.sup", its children the program's: "kept" and
+/// "leaving" (each registered under its id).
+struct supervised_shop : running_release {
+  hotswap::server_ref<hotswap::supervisor_interface> sup =
+      hotswap::start_supervisor({.intensity = 10},
+                                {hotswap::child<testing::CounterV1>("kept", {.name = "kept"}),
+                                 hotswap::child<testing::CounterV1>("leaving", {.name = "leaving"})},
+                                {.name = "shop.sup"})
+          .value();
+  ~supervised_shop() { (void)hotswap::stop(sup); }  // before the code server its children may run on
+
+  /// Release 2: tallying added (on tally, transient), kept's spec replaced (on tally, registered
+  /// as kept2), leaving removed; counter and minimal moved on as `minimal` says.
+  std::string release_2(const char* minimal = "minimal_v2") {
+    return with_steps(*this, "2", {"counter_v2", minimal, "tally_v1"},
+                      R"(, "supervisors": [{"supervisor": "shop.sup", "children": [)"
+                      R"({"id": "tallying", "module": "tally", "name": "tallying", "restart": "transient"}, )"
+                      R"({"id": "kept", "module": "tally", "name": "kept2", "shutdown_ms": 0}], )"
+                      R"("remove": ["leaving"]}])");
+  }
+  std::vector<std::string> ids() {
+    std::vector<std::string> out;
+    const auto children = hotswap::call(sup, hotswap::which_children{});
+    for (const auto& child : children.value()) out.push_back(child.id);
+    return out;
+  }
+  std::string label(const char* name) {
+    return "server " + std::to_string(hotswap::whereis<Counter>(name).value().id()) + " (" + name + ")";
+  }
+};
+}  // namespace
+
+TEST_CASE("a release adds, changes and removes a supervisor's children, in its plan and around its pause") {
+  supervised_shop shop;
+  const auto kept = hotswap::whereis<Counter>("kept").value(), leaving = hotswap::whereis<Counter>("leaving").value();
+  const auto target = shop.release_2();
+  const auto plan = shop.releases.plan(target).value();
+  const std::string text = to_string(plan);
+  CAPTURE(text);
+  CHECK(
+      text.ends_with("  supervisor shop.sup: add child tallying: tally vsn 1, registered as tallying\n"
+                     "  supervisor shop.sup: change child kept: tally vsn 1, registered as kept2, at its next "
+                     "restart\n"
+                     "  supervisor shop.sup: remove child leaving: " +
+                     shop.label("leaving") + "\n"));
+  const nlohmann::json listed = plan;  // hotswapctl plan --json
+  CHECK(listed["supervisors"] ==
+        nlohmann::json{{{"supervisor", "shop.sup"},
+                        {"server", shop.sup.id()},
+                        {"put", {"tallying", "kept"}},
+                        {"remove", {"leaving"}},
+                        {"lines",
+                         {"add child tallying: tally vsn 1, registered as tallying",
+                          "change child kept: tally vsn 1, registered as kept2, at its next restart",
+                          "remove child leaving: " + shop.label("leaving")}}}});
+  CHECK(shop.ids() == std::vector<std::string>{"kept", "leaving"});  // a plan changes nothing
+
+  auto dry = shop.releases.dry_run(target);
+  REQUIRE(what(dry) == "done");
+  CHECK(dry.servers == std::vector<std::string>{
+                           "would change supervisor shop.sup: add child tallying: tally vsn 1, registered as tallying",
+                           "would change supervisor shop.sup: change child kept: tally vsn 1, registered as kept2, at "
+                           "its next restart",
+                           "would change supervisor shop.sup: remove child leaving: " + shop.label("leaving")});
+  CHECK(shop.ids() == std::vector<std::string>{"kept", "leaving"});
+
+  std::vector<std::string> lines;
+  const auto report = shop.releases.upgrade(target, shop.sending(&lines));
+  REQUIRE(what(report) == "done");
+  const auto tallying = hotswap::whereis<Counter>("tallying");
+  REQUIRE(tallying);
+  CHECK(report.servers ==
+        std::vector<std::string>{"supervisor shop.sup: added child tallying as " + shop.label("tallying"),
+                                 "supervisor shop.sup: replaced child kept's spec, at its next restart",
+                                 "supervisor shop.sup: removed child leaving"});
+  // The children added before the pause, those removed after it.
+  CHECK(stages_of(lines) == std::vector<std::string>{"load", "load", "load", "start", "start", "suspend", "change_code",
+                                                     "change_code", "change_code", "commit", "resume", "stop", "purge",
+                                                     "purge"});
+  CHECK(shop.ids() == std::vector<std::string>{"kept", "tallying"});
+  CHECK(sys::get_status(*tallying).value().implementation == shop.code.current("tally")->implementation());
+  CHECK_FALSE(leaving.alive());
+  CHECK(leaving.exit().what == "stopped by its supervisor");
+  CHECK(hotswap::whereis<Counter>("kept") == kept);  // runs on: its new spec takes effect at its next restart
+  CHECK(hotswap::call(kept, Get{}).value() == 0);
+  const auto spec = hotswap::get_childspec(shop.sup, "kept").value();
+  CHECK(spec.shutdown == hotswap::brutal_kill);
+  CHECK(hotswap::get_childspec(shop.sup, "tallying").value().restart == hotswap::restart::transient);
+
+  // Restarted by the supervisor, each on the release's module (what kept's spec now says).
+  hotswap::send(kept, testing::Crash{});
+  REQUIRE(testing::eventually([&] { return hotswap::whereis<Counter>("kept2").has_value(); }));
+  CHECK(sys::get_status(*hotswap::whereis<Counter>("kept2")).value().implementation ==
+        shop.code.current("tally")->implementation());
+  hotswap::send(*tallying, testing::Crash{});
+  REQUIRE(testing::eventually([&] {
+    const auto now = hotswap::whereis<Counter>("tallying");
+    return now && *now != *tallying;
+  }));
+  testing::exits().take();
+}
+
+TEST_CASE("a step failing after a supervisor's children were changed puts them back") {
+  supervised_shop shop;
+  const auto kept = hotswap::whereis<Counter>("kept").value(), leaving = hotswap::whereis<Counter>("leaving").value();
+  const auto report = shop.releases.upgrade(shop.release_2("minimal_v2_refuses"));
+  REQUIRE_FALSE(report);
+  CHECK(report.outcome.error().what == "step 3 of 3 (server " + std::to_string(shop.c.id()) +
+                                           ", change_code): minimal v2 refuses; every server runs its old code "
+                                           "with its old state");
+  CHECK(shop.ids() == std::vector<std::string>{"kept", "leaving"});
+  CHECK_FALSE(hotswap::whereis<Counter>("tallying"));
+  CHECK(hotswap::whereis<Counter>("kept") == kept);
+  CHECK(hotswap::whereis<Counter>("leaving") == leaving);
+  CHECK(hotswap::get_childspec(shop.sup, "kept").value().shutdown == hotswap::default_timeout);  // its own again
+  hotswap::send(kept, testing::Crash{});
+  REQUIRE(testing::eventually([&] {
+    const auto now = hotswap::whereis<Counter>("kept");
+    return now && *now != kept;
+  }));
+  CHECK(sys::get_status(*hotswap::whereis<Counter>("kept")).value().implementation == "testing::CounterV1");
+  CHECK_FALSE(shop.code.current("tally"));  // unloaded
+  testing::exits().take();
+}
+
+TEST_CASE("a rollback puts a supervisor's children back as they were at the permanent release") {
+  supervised_shop shop;
+  hotswap::upgrade_options options;
+  options.grace_period = std::chrono::hours(1);
+  REQUIRE(what(shop.releases.upgrade(shop.release_2(), options)) == "done");
+  const auto tallying = hotswap::whereis<Counter>("tallying").value();
+  const auto kept = hotswap::whereis<Counter>("kept").value();
+  const auto plan = shop.releases.plan(shop.manifest("1", {"counter_v1", "minimal"})).value();
+  const std::string text = to_string(plan);
+  CAPTURE(text);
+  CHECK(text.find("  supervisor shop.sup: put back child kept's spec, at its next restart\n"
+                  "  supervisor shop.sup: add child leaving again\n"
+                  "  supervisor shop.sup: remove child tallying: " +
+                  shop.label("tallying") + "\n") != std::string::npos);
+  const auto back = shop.releases.rollback();
+  REQUIRE(what(back) == "done");
+  CHECK(shop.ids() == std::vector<std::string>{"kept", "leaving"});
+  CHECK_FALSE(tallying.alive());
+  CHECK(hotswap::whereis<Counter>("kept") == kept);
+  CHECK(sys::get_status(*hotswap::whereis<Counter>("leaving")).value().implementation == "testing::CounterV1");
+  CHECK(hotswap::get_childspec(shop.sup, "kept").value().shutdown == hotswap::default_timeout);
+  CHECK_FALSE(shop.code.current("tally"));  // retired and purged: nothing runs on it
+  testing::exits().take();
+}
+
+TEST_CASE("a plan refuses the supervisors' children a release cannot change, each saying why") {
+  supervised_shop shop;
+  REQUIRE(hotswap::register_name("alpha", shop.a));
+  const auto refused = shop.releases.plan(
+      with_steps(shop, "3", {"counter_v2", "minimal_v2_takes_int"},
+                 R"(, "supervisors": [{"supervisor": "shop.sup", "children": [{"id": "t", "module": "tally"}, )"
+                 R"({"id": "p", "module": "minimal"}, {"id": "named", "module": "counter", "name": "alpha"}], )"
+                 R"("remove": ["nobody"]}, {"supervisor": "nowhere", "remove": ["x"]}, )"
+                 R"({"supervisor": "alpha", "remove": ["x"]}])"));
+  REQUIRE_FALSE(refused);
+  const std::string& why = refused.error().what;
+  CAPTURE(why);
+  const std::string alpha = "server " + std::to_string(shop.a.id()) + " (alpha)";
+  CHECK(why.ends_with(
+      "\n  - supervisor shop.sup: child t: release shop 3 has no module tally"
+      "\n  - supervisor shop.sup: child p: the init of minimal vsn 2 takes an argument (int): a release starts only "
+      "servers whose init takes none"
+      "\n  - supervisor shop.sup: child named: the name alpha is taken, by " +
+      alpha +
+      "\n  - supervisor shop.sup: remove nobody: no child has the id nobody"
+      "\n  - supervisor nowhere: no server is registered as nowhere"
+      "\n  - supervisor alpha: " +
+      alpha + " runs Counter, not hotswap.supervisor or a later version of it"));
+  shop.check_release_1_runs();
+  CHECK(shop.ids() == std::vector<std::string>{"kept", "leaving"});
+}
+
+TEST_CASE("a manifest's supervisors are refused unless supervisors and children as they must be, saying why") {
+  const testing::scratch files;
+  auto refusal = [&](const std::string& steps) {
+    testing::write_bytes(
+        files.dir + "/bad.json",
+        R"({"hotswap_release": 1, "name": "a", "vsn": "1", "modules": ["x.so"], "supervisors": )" + steps + "}");
+    const auto read = hotswap::read_release(files.dir + "/bad.json");
+    REQUIRE_FALSE(read);
+    CHECK(read.error().code == hotswap::errc::bad_release);
+    return read.error().what.substr(files.dir.size() + sizeof("/bad.json:"));
+  };
+  const std::string form = R"({"supervisor": registered name, "children": [child specs], "remove": [child ids]})";
+  const std::string child_form =
+      R"({"id": child id, "module": module name, and "name", "restart", "shutdown_ms" if wanted})";
+  CHECK(refusal(R"({"supervisor": "s"})") == "\"supervisors\" must be a list of " + form);
+  CHECK(refusal(R"([{"remove": ["x"]}])") == "\"supervisors\"[0] must be " + form);
+  CHECK(refusal(R"([{"supervisor": "s", "add": []}])") == "\"supervisors\"[0] must be " + form);
+  CHECK(refusal(R"([{"supervisor": "s b", "remove": ["x"]}])") ==
+        R"("supervisors"[0]: "supervisor" must be a registered name (a string of letters, digits, '.', '_' and '-'))");
+  CHECK(refusal(R"([{"supervisor": "s"}])") == R"("supervisors"[0] changes nothing: give "children" or "remove")");
+  CHECK(refusal(R"([{"supervisor": "s", "remove": "x"}])") == R"("supervisors"[0]: "remove" must be a list)");
+  CHECK(refusal(R"([{"supervisor": "s", "remove": [1]}])") ==
+        R"("supervisors"[0]."remove"[0] must be a child's id (a string of letters, digits, '.', '_' and '-'))");
+  CHECK(refusal(R"([{"supervisor": "s", "children": [{"id": "x"}]}])") ==
+        "\"supervisors\"[0].\"children\"[0] must be " + child_form);
+  CHECK(refusal(R"([{"supervisor": "s", "children": [{"id": "x", "module": "m", "args": 1}]}])") ==
+        "\"supervisors\"[0].\"children\"[0] must be " + child_form);
+  CHECK(
+      refusal(R"([{"supervisor": "s", "children": [{"id": "x", "module": "../m"}]}])") ==
+      R"("supervisors"[0]."children"[0]: "module" must be a module's name (a string of letters, digits, '.', '_' and '-'))");
+  CHECK(refusal(R"([{"supervisor": "s", "children": [{"id": "x", "module": "m", "restart": "always"}]}])") ==
+        R"("supervisors"[0]."children"[0]: "restart" must be "permanent", "transient" or "temporary")");
+  CHECK(
+      refusal(R"([{"supervisor": "s", "children": [{"id": "x", "module": "m", "shutdown_ms": -1}]}])") ==
+      R"("supervisors"[0]."children"[0]: "shutdown_ms" must be a whole number of milliseconds from 0 (brutal_kill) to 3600000)");
+  CHECK(
+      refusal(R"([{"supervisor": "s", "children": [{"id": "x", "module": "m", "shutdown_ms": 1.5}]}])") ==
+      R"("supervisors"[0]."children"[0]: "shutdown_ms" must be a whole number of milliseconds from 0 (brutal_kill) to 3600000)");
+  CHECK(refusal(R"([{"supervisor": "s", "children": [{"id": "x", "module": "m"}], "remove": ["x"]}])") ==
+        R"("supervisors"[0]: the child x is named twice)");
+  CHECK(refusal(R"([{"supervisor": "s", "remove": ["x"]}, {"supervisor": "s", "remove": ["y"]}])") ==
+        R"("supervisors"[1]: the supervisor s is named twice)");
+  std::string many;
+  for (int i = 0; i < 257; ++i) many += (i ? ", \"c" : "\"c") + std::to_string(i) + "\"";
+  CHECK(refusal(R"([{"supervisor": "s", "remove": [)" + many + "]}]") ==
+        R"("supervisors"[0]: "remove" names 257 children, more than 256)");
+  const auto read = [&] {
+    testing::write_bytes(
+        files.dir + "/good.json",
+        R"({"hotswap_release": 1, "name": "a", "vsn": "1", "modules": ["x.so"], "supervisors": [{"supervisor": "s", )"
+        R"("children": [{"id": "x", "module": "m"}, {"id": "y", "module": "n", "name": "why", "restart": "temporary", )"
+        R"("shutdown_ms": 0}], "remove": ["z"]}]})");
+    return hotswap::read_release(files.dir + "/good.json");
+  }();
+  REQUIRE(read);
+  CHECK(read->supervisors == std::vector<hotswap::supervisor_change>{
+                                 {"s", {{"x", "m", "", "permanent", 5000}, {"y", "n", "why", "temporary", 0}}, {"z"}}});
+}
+
+TEST_CASE("a child a release put under a supervisor no longer starts once the release handler is gone, saying so") {
+  const testing::scratch files;
+  hotswap::code_server code;
+  auto sup = hotswap::start_supervisor({}, {}, {.name = "orphans.sup"}).value();
+  const auto release = [&](const std::string& vsn, const std::string& modules, const std::string& steps) {
+    const std::string path = files.dir + "/orphans-" + vsn + ".release.json";
+    testing::write_bytes(path, R"({"hotswap_release": 1, "name": "orphans", "vsn": ")" + vsn + R"(", "modules": [)" +
+                                   modules + "]" + steps + "}");
+    return path;
+  };
+  const std::string counter = '"' + files.stage("counter_v1", "counter_v1.so") + '"';
+  {
+    hotswap::release_handler releases(code);
+    REQUIRE(releases.boot(release("1", counter, "")));
+    const auto report = releases.upgrade(
+        release("2", counter + ", \"" + files.stage("tally_v1", "tally_v1.so") + '"',
+                R"(, "supervisors": [{"supervisor": "orphans.sup", "children": [{"id": "t", "module": "tally"}]}])"));
+    REQUIRE(what(report) == "done");
+    REQUIRE(hotswap::terminate_child(sup, "t"));
+    REQUIRE(hotswap::restart_child(sup, "t"));  // while the handler lives
+  }
+  REQUIRE(hotswap::terminate_child(sup, "t"));
+  const auto again = hotswap::restart_child(sup, "t");
+  REQUIRE_FALSE(again);
+  CHECK(again.error().code == hotswap::errc::no_module);
+  CHECK(again.error().what == "child t did not start: the release handler that put it under its supervisor is gone");
+  REQUIRE(hotswap::stop(sup));
+  testing::exits().take();
+}

@@ -433,6 +433,66 @@ TEST_CASE("a child added by start_child is restarted by the strategy, at the end
   exits().take();
 }
 
+TEST_CASE("change_children replaces specs, adds children and removes others as one, and is undone by its answer") {
+  auto sup = hotswap::start_supervisor({.intensity = 5}, {counter_child("chg_a"), counter_child("chg_b")}).value();
+  const auto a = named("chg_a"), b = named("chg_b");
+  auto before = hotswap::change_children(sup,
+                                         {hotswap::child<CounterV1>("chg_a", {.name = "chg_a_next"}),
+                                          counter_child("chg_c", hotswap::restart::transient)},
+                                         {"chg_b"})
+                    .value();
+  REQUIRE(before.size() == 2);  // the specs replaced, then those removed
+  CHECK(before[0].id == "chg_a");
+  CHECK(before[1].id == "chg_b");
+  CHECK(ids_of(sup) == std::vector<std::string>{"chg_a", "chg_c"});
+  CHECK(named("chg_a") == a);  // a replaced spec takes effect at the child's next restart
+  const auto c = named("chg_c");
+  CHECK(hotswap::get_childspec(sup, "chg_c").value().restart == hotswap::restart::transient);
+  CHECK_FALSE(b.alive());
+  CHECK(b.exit().what == "stopped by its supervisor");
+  hotswap::send(a, Crash{});
+  REQUIRE(eventually([&] { return hotswap::whereis<Counter>("chg_a_next").has_value(); }));
+  CHECK_FALSE(hotswap::whereis<Counter>("chg_a"));
+  exits().take();
+
+  // Its answer undoes it: the added child stopped, the replaced spec back, the removed child
+  // started again (at the end).
+  REQUIRE(hotswap::change_children(sup, std::move(before), {"chg_c"}));
+  CHECK(ids_of(sup) == std::vector<std::string>{"chg_a", "chg_b"});
+  CHECK_FALSE(c.alive());
+  CHECK(named("chg_b").alive());
+  const auto next = hotswap::whereis<Counter>("chg_a_next").value();
+  hotswap::send(next, Crash{});
+  REQUIRE(eventually([&] { return hotswap::whereis<Counter>("chg_a").has_value(); }));
+  exits().take();
+
+  // Checked whole first: nothing changes when one part is refused.
+  auto refused = hotswap::change_children(sup, {hotswap::child_spec{"chg_d", {}}}, {});
+  CHECK(refused.error().code == hotswap::errc::bad_child_spec);
+  CHECK(refused.error().what == "child chg_d has no start function");
+  refused = hotswap::change_children(sup, {}, {"chg_none"});
+  CHECK(refused.error().code == hotswap::errc::not_found);
+  CHECK(refused.error().what == "no child has the id chg_none");
+  refused = hotswap::change_children(sup, {counter_child("chg_b")}, {"chg_b"});
+  CHECK(refused.error().code == hotswap::errc::bad_child_spec);
+  CHECK(refused.error().what == "child id chg_b is given twice");
+  // A child that cannot start: those started by the call stopped, the specs put back.
+  const auto b2 = named("chg_b");
+  refused = hotswap::change_children(
+      sup,
+      {counter_child("chg_b", hotswap::restart::temporary), counter_child("chg_e"), hotswap::child<Refusing>("chg_r")},
+      {"chg_a"});
+  CHECK(refused.error().code == hotswap::errc::init_failed);
+  CHECK(refused.error().what == "child chg_r did not start: cannot");
+  CHECK(ids_of(sup) == std::vector<std::string>{"chg_a", "chg_b"});
+  CHECK_FALSE(hotswap::whereis<Counter>("chg_e"));
+  CHECK(hotswap::get_childspec(sup, "chg_b").value().restart == hotswap::restart::permanent);
+  CHECK(named("chg_b") == b2);
+  CHECK(named("chg_a").alive());
+  REQUIRE(hotswap::stop(sup));
+  exits().take();
+}
+
 // -- significant children and auto_shutdown --
 
 TEST_CASE("significant children: refused when permanent, under auto_shutdown never, and ids given twice") {

@@ -139,6 +139,29 @@ inline result<any_server> start_on_module(const module_ptr& code, const std::str
   return any_server(*started);
 }
 
+/// The spec of a child a release puts under a supervisor. Its start function (the program's
+/// code, not a module's) starts a server on its module's current version, reaching the code
+/// server through `link`, the release handler's: once the handler is gone, it fails.
+template <class Link>
+child_spec module_child(std::shared_ptr<Link> link, const supervised_child& child) {
+  const restart type = child.restart == "transient"   ? restart::transient
+                       : child.restart == "temporary" ? restart::temporary
+                                                      : restart::permanent;
+  return {child.id,
+          [link = std::move(link), module = child.module, name = child.name]() -> result<any_server> {
+            module_ptr code;
+            {
+              const std::lock_guard hold(link->lock);
+              if (!link->code)
+                return error{errc::no_module, "the release handler that put it under its supervisor is gone"};
+              code = link->code->current(module);
+            }
+            if (!code) return error{errc::no_module, module + " is not loaded"};
+            return start_on_module(code, name, nullptr);
+          },
+          type, std::chrono::milliseconds(child.shutdown_ms)};
+}
+
 /// A state made from a restarted server's, on it, for the server that replaces it; the same
 /// object as the server's own when it is handed on as it is (then it is not destroyed here).
 struct handover {
@@ -336,8 +359,9 @@ inline upgrade_report upgrade(const std::vector<upgrade_step>& steps, const upgr
 inline result<release> read_release(const std::string& path) {
   auto read = detail::read_manifest(path);
   if (!read) return read.error();
-  return release{std::move(read->name),  std::move(read->vsn),  std::move(read->modules), std::move(read->path),
-                 std::move(read->start), std::move(read->stop), std::move(read->restart), std::move(read->apply)};
+  return release{std::move(read->name),    std::move(read->vsn),   std::move(read->modules),
+                 std::move(read->path),    std::move(read->start), std::move(read->stop),
+                 std::move(read->restart), std::move(read->apply), std::move(read->supervisors)};
 }
 
 inline std::string to_string(const release_plan& plan) {
@@ -361,9 +385,11 @@ inline std::string to_string(const release_plan& plan) {
                                                    : "state not kept (" + restart.state_lost + ")");
   for (const auto& apply : plan.applies)
     text += fmt::format("  apply {}:{} {} (vsn {})\n", apply.module, apply.step, apply.at, apply.vsn);
+  for (const auto& step : plan.supervisors)
+    for (const auto& line : step.lines) text += fmt::format("  supervisor {}: {}\n", step.supervisor, line);
   for (const auto& module : plan.retired) text += fmt::format("  {} retired\n", module);
   if (plan.changes.empty() && plan.retired.empty() && plan.starts.empty() && plan.stops.empty() &&
-      plan.restarts.empty() && plan.applies.empty())
+      plan.restarts.empty() && plan.applies.empty() && plan.supervisors.empty())
     text += "  nothing changes\n";
   return text;
 }
@@ -499,6 +525,9 @@ upgrade_report basic_release_handler<CodeServer>::dry_run(const std::string& man
     report.servers.push_back(fmt::format("would restart {}: {} -> {} vsn {}, {}", restart.name, restart.label,
                                          restart.module, restart.to_vsn, how));
   }
+  for (const auto& step : planned->supervisors)
+    for (const auto& line : step.lines)
+      if (report) report.servers.push_back(fmt::format("would change supervisor {}: {}", step.supervisor, line));
   if (options.progress)
     for (const auto& line : report.servers) options.progress(upgrade_stage::start, line);
   // The steps it would run: listed, not run (a step's effects cannot be thrown away).
@@ -542,6 +571,7 @@ result<void> basic_release_handler<CodeServer>::make_permanent() {
   grace_->start({});
   end_probation({}, log_);
   names_before_.clear();
+  children_before_.clear();
   return {};
 }
 
@@ -956,8 +986,17 @@ result<release_plan> basic_release_handler<CodeServer>::plan_locked(const std::s
   plan_server_steps(*target, notes, back, timeout, plan, reasons);
   if (!back)  // (going back, none: a step cannot be undone, and the target's were its way there)
     detail::plan_apply_steps(*target, notes, notes.size() == target->modules.size(), plan, reasons);
-  const auto replaced = [&](const any_server& server) {  // stopped or restarted: not changed in place
-    return std::any_of(plan.stops.begin(), plan.stops.end(), [&](const auto& stop) { return stop.server == server; }) ||
+  std::vector<any_server> removed;  // the supervisors' children it removes
+  for (const auto& step : plan.supervisors) {
+    if (step.remove.empty()) continue;
+    if (auto children = call(step.server, which_children{}, timeout))
+      for (const auto& child : *children)
+        if (child.server && std::find(step.remove.begin(), step.remove.end(), child.id) != step.remove.end())
+          removed.push_back(child.server);
+  }
+  const auto replaced = [&](const any_server& server) {  // stopped, restarted or removed: not changed in place
+    return std::find(removed.begin(), removed.end(), server) != removed.end() ||
+           std::any_of(plan.stops.begin(), plan.stops.end(), [&](const auto& stop) { return stop.server == server; }) ||
            std::any_of(plan.restarts.begin(), plan.restarts.end(),
                        [&](const auto& restart) { return restart.server == server; });
   };
@@ -1084,12 +1123,100 @@ void basic_release_handler<CodeServer>::plan_server_steps(const release& target,
           lost, note->name, note->vsn, note->init_argument));
     plan.restarts.push_back({name, one->server, one->label, note->name, vsn, note->vsn, std::move(lost)});
   };
+  // A supervisor's children: which there are, by id.
+  auto supervisor_of = [&](const std::string& name,
+                           std::vector<child_info>& children) -> std::optional<server_ref<supervisor_interface>> {
+    const any_server found = registered(name);
+    if (!found) {
+      if (!back) reasons.push_back(fmt::format("supervisor {}: no server is registered as {}", name, name));
+      return std::nullopt;  // (going back, one gone has nothing to put back)
+    }
+    auto supervisor = server_ref<supervisor_interface>::of(found);
+    auto known = supervisor ? call(*supervisor, which_children{}, timeout) : supervisor.error();
+    if (!known) {
+      reasons.push_back(fmt::format("supervisor {}: {}", name, known.error().what));
+      return std::nullopt;
+    }
+    children = std::move(*known);
+    return *supervisor;
+  };
+  const auto child_of = [](const std::vector<child_info>& children, const std::string& id) -> const child_info* {
+    for (const auto& child : children)
+      if (child.id == id) return &child;
+    return nullptr;
+  };
+  const auto running_as = [](const child_info* child) {
+    return child && child->server ? ": " + child->server.core()->label() : std::string(" (not running)");
+  };
   if (!back) {
     for (const auto& one : target.start) start(one.name, one.module);
     for (const auto& name : target.stop) stop(name);
     for (const auto& name : target.restart) restart(name);
+    for (const auto& change : target.supervisors) {
+      std::vector<child_info> children;
+      const auto supervisor = supervisor_of(change.supervisor, children);
+      if (!supervisor) continue;
+      release_plan::supervisor_step step{change.supervisor, *supervisor, {}, change.remove, {}};
+      for (const auto& child : change.children) {
+        const std::string named = fmt::format("supervisor {}: child {}", change.supervisor, child.id);
+        const auto* note = note_of(child.module);
+        if (!note) {
+          reasons.push_back(fmt::format("{}: release {} has no module {}", named, release_named, child.module));
+          continue;
+        }
+        if (!note->init_argument.empty()) {
+          reasons.push_back(
+              fmt::format("{}: the init of {} vsn {} takes an argument ({}): a release starts only "
+                          "servers whose init takes none",
+                          named, child.module, note->vsn, note->init_argument));
+          continue;
+        }
+        const child_info* now = child_of(children, child.id);
+        if (const any_server taken = registered(child.name); !now && !child.name.empty() && taken) {
+          reasons.push_back(fmt::format("{}: the name {} is taken, by {}", named, child.name, taken.core()->label()));
+          continue;
+        }
+        step.put.push_back(detail::module_child(link_, child));
+        step.lines.push_back(fmt::format("{} child {}: {} vsn {}{}{}", now ? "change" : "add", child.id, child.module,
+                                         note->vsn, child.name.empty() ? "" : ", registered as " + child.name,
+                                         now ? ", at its next restart" : ""));
+      }
+      for (const auto& id : change.remove) {
+        const child_info* now = child_of(children, id);
+        if (!now)
+          reasons.push_back(fmt::format("supervisor {}: remove {}: no child has the id {}", change.supervisor, id, id));
+        else
+          step.lines.push_back(fmt::format("remove child {}{}", id, running_as(now)));
+      }
+      plan.supervisors.push_back(std::move(step));
+    }
     return;
   }
+  // Back to the permanent release: each child a release since changed as it was then.
+  std::vector<std::vector<child_info>> known;  // each step's supervisor's children
+  for (const auto& before : children_before_) {
+    auto step = std::find_if(plan.supervisors.begin(), plan.supervisors.end(),
+                             [&](const auto& one) { return one.supervisor == before.supervisor; });
+    if (step == plan.supervisors.end()) {
+      std::vector<child_info> children;
+      const auto supervisor = supervisor_of(before.supervisor, children);
+      if (!supervisor) continue;
+      plan.supervisors.push_back({before.supervisor, *supervisor, {}, {}, {}});
+      known.push_back(std::move(children));
+      step = plan.supervisors.end() - 1;
+    }
+    const child_info* now = child_of(known[static_cast<std::size_t>(step - plan.supervisors.begin())], before.id);
+    if (before.spec) {
+      step->put.push_back(*before.spec);
+      step->lines.insert(
+          step->lines.begin() + static_cast<std::ptrdiff_t>(step->put.size() - 1),
+          now ? "put back child " + before.id + "'s spec, at its next restart" : "add child " + before.id + " again");
+    } else if (now) {
+      step->remove.push_back(before.id);
+      step->lines.push_back(fmt::format("remove child {}{}", before.id, running_as(now)));
+    }
+  }
+  std::erase_if(plan.supervisors, [](const auto& step) { return step.put.empty() && step.remove.empty(); });
   // Back to the permanent release: each name as it was then (the manifest's own steps were its
   // way there).
   for (const auto& before : names_before_) {
@@ -1210,7 +1337,15 @@ upgrade_report basic_release_handler<CodeServer>::run(const release_plan& plan, 
   };
   const exit_reason undone{exit_kind::shutdown, "release " + release_to + " was not installed"};
   std::vector<any_server> started;  // before the pause, on the new code: stopped again if anything fails
+  struct changed_children {         // a supervisor's, before the pause: put back if anything fails
+    const release_plan::supervisor_step* step;
+    std::vector<child_spec> before;  // the specs replaced
+    std::vector<std::string> added;
+  };
+  std::vector<changed_children> changed;
   auto failed = [&] {
+    for (auto one = changed.rbegin(); one != changed.rend(); ++one)
+      (void)change_children(one->step->server, std::move(one->before), one->added, options.suspend_timeout);
     for (auto one = started.rbegin(); one != started.rend(); ++one)
       (void)hotswap::stop(*one, undone, options.suspend_timeout);
     if (probation) {
@@ -1239,6 +1374,36 @@ upgrade_report basic_release_handler<CodeServer>::run(const release_plan& plan, 
     report.servers.push_back(
         fmt::format("started {}: {} on {} vsn {}", start.name, made->core()->label(), start.module, start.vsn));
     tell(upgrade_stage::start, report.servers.back());
+  }
+  // The supervisors' children it adds, and the specs it replaces (those it removes go after the
+  // commit, as the servers it stops).
+  for (const auto& step : plan.supervisors) {
+    if (step.put.empty()) continue;
+    auto before = change_children(step.server, step.put, {}, options.suspend_timeout);
+    if (!before) {
+      report.outcome =
+          error{before.error().code, fmt::format("supervisor {}: {}; release {} {} runs on, unchanged", step.supervisor,
+                                                 before.error().what, plan.from.name, plan.from.vsn)};
+      tell(upgrade_stage::rollback, report.outcome.error().what);
+      return failed();
+    }
+    std::vector<std::string> added;
+    for (const auto& spec : step.put)
+      if (std::none_of(before->begin(), before->end(), [&](const child_spec& one) { return one.id == spec.id; }))
+        added.push_back(spec.id);
+    const auto children = call(step.server, which_children{}, options.suspend_timeout);
+    for (const auto& spec : step.put) {
+      const bool adds = std::find(added.begin(), added.end(), spec.id) != added.end();
+      std::string as;
+      if (children)
+        for (const auto& child : *children)
+          if (child.id == spec.id && child.server) as = " as " + child.server.core()->label();
+      report.servers.push_back(
+          adds ? fmt::format("supervisor {}: added child {}{}", step.supervisor, spec.id, as)
+               : fmt::format("supervisor {}: replaced child {}'s spec, at its next restart", step.supervisor, spec.id));
+      tell(upgrade_stage::start, report.servers.back());
+    }
+    changed.push_back({&step, std::move(*before), std::move(added)});
   }
   // The steps of its modules it runs at `point`, in order, on the release's versions: why the
   // first that fails failed, if one does.
@@ -1368,11 +1533,41 @@ upgrade_report basic_release_handler<CodeServer>::run(const release_plan& plan, 
     }
     tell(upgrade_stage::stop, report.servers.back());
   }
-  // What each name held at the permanent release, for the way back to it.
+  // The supervisors' children it removes.
+  std::vector<std::pair<std::string, std::vector<child_spec>>> removed;  // (supervisor, specs)
+  for (const auto& step : plan.supervisors) {
+    if (step.remove.empty()) continue;
+    auto gone = change_children(step.server, {}, step.remove, options.suspend_timeout);
+    if (!gone) {
+      report.notes.push_back(fmt::format("supervisor {}: {}", step.supervisor, gone.error().what));
+      continue;
+    }
+    for (const auto& id : step.remove) {
+      report.servers.push_back(fmt::format("supervisor {}: removed child {}", step.supervisor, id));
+      tell(upgrade_stage::stop, report.servers.back());
+    }
+    removed.emplace_back(step.supervisor, std::move(*gone));
+  }
+  // What each name and child held at the permanent release, for the way back to it.
   if (const auto permanent = find(release_status::permanent);
       permanent != releases_.end() && permanent->name == plan.to.name && permanent->vsn == plan.to.vsn) {
     names_before_.clear();
+    children_before_.clear();
   } else {
+    auto child_before = [&](const std::string& supervisor, const std::string& id, std::optional<child_spec> spec) {
+      if (std::none_of(children_before_.begin(), children_before_.end(),
+                       [&](const auto& one) { return one.supervisor == supervisor && one.id == id; }))
+        children_before_.push_back({supervisor, id, std::move(spec)});
+    };
+    for (const auto& one : changed)
+      for (const auto& spec : one.step->put) {
+        const auto was = std::find_if(one.before.begin(), one.before.end(),
+                                      [&](const child_spec& before) { return before.id == spec.id; });
+        child_before(one.step->supervisor, spec.id,
+                     was == one.before.end() ? std::nullopt : std::optional<child_spec>(*was));
+      }
+    for (const auto& [supervisor, specs] : removed)
+      for (const auto& spec : specs) child_before(supervisor, spec.id, spec);
     auto before = [&](const std::string& name, bool ran, const std::string& module) {
       if (std::none_of(names_before_.begin(), names_before_.end(), [&](const auto& one) { return one.name == name; }))
         names_before_.push_back({name, ran, module});

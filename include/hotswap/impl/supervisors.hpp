@@ -265,6 +265,53 @@ struct supervisor_implementation {
     return s.children[*at].spec;
   }
 
+  static result<std::vector<child_spec>> handle_call(const change_children_request& request, state& s) {
+    std::vector<std::string> ids;
+    for (const auto& spec : request.put) {
+      if (std::string refused = refuse_child(spec, s.flags.auto_shutdown); !refused.empty())
+        return error{errc::bad_child_spec, std::move(refused)};
+      ids.push_back(spec.id);
+    }
+    std::vector<std::size_t> leaving;
+    for (const auto& id : request.remove) {
+      const auto at = find_id(s, id);
+      if (!at) return not_found(id);
+      leaving.push_back(*at);
+      ids.push_back(id);
+    }
+    std::sort(ids.begin(), ids.end());
+    if (const auto twice = std::adjacent_find(ids.begin(), ids.end()); twice != ids.end())
+      return error{errc::bad_child_spec, "child id " + *twice + " is given twice"};
+    std::vector<child_spec> before;
+    const std::size_t first_added = s.children.size();
+    for (const auto& spec : request.put)
+      if (const auto at = find_id(s, spec.id))
+        before.push_back(std::exchange(s.children[*at].spec, spec));
+      else
+        s.children.push_back({spec, {}});
+    if (const auto failed = try_start_children(s, first_added, s.children.size())) {
+      const std::string id = s.children[failed->child].spec.id;
+      stop_children(s, first_added);
+      s.children.erase(s.children.begin() + static_cast<std::ptrdiff_t>(first_added), s.children.end());
+      for (auto& spec : before) s.children[*find_id(s, spec.id)].spec = std::move(spec);
+      return error{failed->failure.code, "child " + id + " did not start: " + failed->failure.what};
+    }
+    for (const auto& spec : before)
+      tell_from_supervisor(report::kind::progress, fmt::format("child {}'s spec replaced: it takes effect at its "
+                                                               "next restart",
+                                                               visible(spec.id, false)));
+    std::sort(leaving.begin(), leaving.end());
+    for (auto at = leaving.rbegin(); at != leaving.rend(); ++at) {  // stopped last first, as a supervisor stops
+      state::running_child& child = s.children[*at];
+      if (child.server) stop_child(std::exchange(child.server, {}), child.spec.shutdown);
+      tell_from_supervisor(report::kind::progress, fmt::format("child {} removed", visible(child.spec.id, false)));
+    }
+    for (const std::size_t at : leaving) before.push_back(s.children[at].spec);
+    for (auto at = leaving.rbegin(); at != leaving.rend(); ++at)
+      s.children.erase(s.children.begin() + static_cast<std::ptrdiff_t>(*at));
+    return before;
+  }
+
   static void handle_info(const hotswap::down& exited, state& s) {
     std::size_t at = 0;
     while (at < s.children.size() && s.children[at].server.id() != exited.server) ++at;
@@ -581,6 +628,13 @@ template <class>
 result<child_spec> get_childspec(const server_ref<supervisor_interface>& supervisor, const std::string& id,
                                  std::chrono::nanoseconds timeout) {
   return detail::answer_of(call(supervisor, get_childspec_request{id}, timeout));
+}
+
+template <class>
+result<std::vector<child_spec>> change_children(const server_ref<supervisor_interface>& supervisor,
+                                                std::vector<child_spec> put, std::vector<std::string> remove,
+                                                std::chrono::nanoseconds timeout) {
+  return detail::answer_of(call(supervisor, change_children_request{std::move(put), std::move(remove)}, timeout));
 }
 
 template <class Implementation>

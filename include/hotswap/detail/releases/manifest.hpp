@@ -12,9 +12,18 @@
 // and the steps of its modules it runs at named points of the upgrade (HOTSWAP_MODULE_STEP):
 //
 //      "apply": [{"module": "anemone.account_manager", "step": "warm_cache", "at": "before_suspend"}]
+//
+// and the children of running supervisors it adds, changes or removes (OTP's {update, Mod,
+// supervisor}), a supervisor by its registered name and a child by its id:
+//
+//      "supervisors": [{"supervisor": "anemone.sup", "remove": ["inspector"],
+//                       "children": [{"id": "leaderboard", "module": "anemone.leaderboard",
+//                                     "name": "leaderboard", "restart": "transient",
+//                                     "shutdown_ms": 2000}]}]
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -40,6 +49,25 @@ struct apply_step {
   bool operator==(const apply_step&) const = default;
 };
 
+/// A child a release puts under a running supervisor: a server on `module`, registered as `name`
+/// (none if empty), restarted as `restart` says ("permanent", "transient" or "temporary"),
+/// given `shutdown_ms` to stop (0: brutal_kill).
+struct supervised_child {
+  std::string id, module, name;
+  std::string restart = "permanent";
+  std::int64_t shutdown_ms = 5000;
+  bool operator==(const supervised_child&) const = default;
+};
+
+/// What a release changes of the children of the supervisor registered as `supervisor`: those
+/// it adds, or whose specs it replaces (by id), and those it removes.
+struct supervisor_change {
+  std::string supervisor;
+  std::vector<supervised_child> children;
+  std::vector<std::string> remove;
+  bool operator==(const supervisor_change&) const = default;
+};
+
 /// A release as its manifest says.
 struct release_manifest {
   std::string name, vsn;
@@ -49,6 +77,7 @@ struct release_manifest {
   std::vector<std::string> stop;     // stops,
   std::vector<std::string> restart;  // and restarts, by registered name
   std::vector<apply_step> apply;     // the steps it runs, in order
+  std::vector<supervisor_change> supervisors;
 };
 
 /// A name or vsn: letters, digits, '.', '_' and '-', not first '.', '_' or '-' (what
@@ -148,6 +177,100 @@ inline std::string read_apply_steps(const nlohmann::json& json, release_manifest
   return {};
 }
 
+/// The most supervisors a manifest's "supervisors" may change, and children it may name for one.
+inline constexpr std::size_t most_supervisor_changes = 64;
+inline constexpr std::size_t most_supervised_children = 256;
+/// The longest shutdown time a manifest may give a child: an hour.
+inline constexpr std::int64_t longest_shutdown_ms = 3'600'000;
+
+/// Reads one child of a manifest's "supervisors" (`at` names it): why not, if it is not one.
+inline std::string read_supervised_child(const nlohmann::json& one, const std::string& at, supervised_child& child) {
+  const std::string word = "a string of letters, digits, '.', '_' and '-'";
+  const std::string form = R"({"id": child id, "module": module name, and "name", "restart", "shutdown_ms" if wanted})";
+  if (!one.is_object() || !one.contains("id") || !one.contains("module")) return at + " must be " + form;
+  for (const auto& [key, value] : one.items()) {
+    if (key == "id" || key == "name") {
+      if (!value.is_string() || !valid_release_word(value.get<std::string>()))
+        return at + ": \"" + key + "\" must be " + word;
+      (key == "id" ? child.id : child.name) = value.get<std::string>();
+    } else if (key == "module") {
+      if (!value.is_string() || !valid_module_name(value.get_ref<const std::string&>()))
+        return at + ": \"module\" must be a module's name (" + word + ")";
+      child.module = value.get<std::string>();
+    } else if (key == "restart") {
+      if (!value.is_string() || (value != "permanent" && value != "transient" && value != "temporary"))
+        return at + R"(: "restart" must be "permanent", "transient" or "temporary")";
+      child.restart = value.get<std::string>();
+    } else if (key == "shutdown_ms") {
+      if (!value.is_number_integer() || value.get<std::int64_t>() < 0 ||
+          value.get<std::int64_t>() > longest_shutdown_ms)
+        return at + ": \"shutdown_ms\" must be a whole number of milliseconds from 0 (brutal_kill) to " +
+               std::to_string(longest_shutdown_ms);
+      child.shutdown_ms = value.get<std::int64_t>();
+    } else {
+      return at + " must be " + form;
+    }
+  }
+  return {};
+}
+
+/// Reads the manifest's "supervisors" into `release`: why not, if it is not a list of
+/// {"supervisor": registered name, "children": [...], "remove": [child ids]} (empty: it is, or
+/// is absent).
+inline std::string read_supervisor_changes(const nlohmann::json& json, release_manifest& release) {
+  const auto changes = json.find("supervisors");
+  if (changes == json.end()) return {};
+  const std::string form = R"({"supervisor": registered name, "children": [child specs], "remove": [child ids]})";
+  if (!changes->is_array()) return "\"supervisors\" must be a list of " + form;
+  if (changes->size() > most_supervisor_changes)
+    return "\"supervisors\" names " + std::to_string(changes->size()) + " supervisors, more than " +
+           std::to_string(most_supervisor_changes);
+  for (std::size_t i = 0; i < changes->size(); ++i) {
+    const auto& one = (*changes)[i];
+    const std::string at = "\"supervisors\"[" + std::to_string(i) + "]";
+    if (!one.is_object() || !one.contains("supervisor")) return at + " must be " + form;
+    supervisor_change change;
+    for (const auto& [key, value] : one.items()) {
+      if (key == "supervisor") {
+        if (!value.is_string() || !valid_release_word(value.get<std::string>()))
+          return at + ": \"supervisor\" must be a registered name (a string of letters, digits, '.', '_' and '-')";
+        change.supervisor = value.get<std::string>();
+      } else if (key == "children" || key == "remove") {
+        if (!value.is_array()) return at + ": \"" + key + "\" must be a list";
+        if (value.size() > most_supervised_children)
+          return at + ": \"" + key + "\" names " + std::to_string(value.size()) + " children, more than " +
+                 std::to_string(most_supervised_children);
+        for (std::size_t j = 0; j < value.size(); ++j) {
+          const std::string item = at + ".\"" + key + "\"[" + std::to_string(j) + "]";
+          if (key == "remove") {
+            if (!value[j].is_string() || !valid_release_word(value[j].get<std::string>()))
+              return item + " must be a child's id (a string of letters, digits, '.', '_' and '-')";
+            change.remove.push_back(value[j].get<std::string>());
+          } else {
+            supervised_child child;
+            if (auto wrong = read_supervised_child(value[j], item, child); !wrong.empty()) return wrong;
+            change.children.push_back(std::move(child));
+          }
+        }
+      } else {
+        return at + " must be " + form;
+      }
+    }
+    if (change.children.empty() && change.remove.empty())
+      return at + " changes nothing: give \"children\" or \"remove\"";
+    std::vector<std::string> ids = change.remove;
+    for (const auto& child : change.children) ids.push_back(child.id);
+    for (std::size_t j = 0; j < ids.size(); ++j)
+      for (std::size_t k = 0; k < j; ++k)
+        if (ids[j] == ids[k]) return at + ": the child " + ids[j] + " is named twice";
+    for (const auto& before : release.supervisors)
+      if (before.supervisor == change.supervisor)
+        return at + ": the supervisor " + change.supervisor + " is named twice";
+    release.supervisors.push_back(std::move(change));
+  }
+  return {};
+}
+
 /// Reads the manifest in `path` as a module's file is read (resolve_safe_path,
 /// read_module_file): every directory on the path safe, opened without blocking (a FIFO is
 /// refused, not waited on), a regular file, its size checked before a byte is read. Every
@@ -186,6 +309,7 @@ result<release_manifest> read_manifest(const std::string& path) {
   }
   if (auto wrong = read_server_steps(json, release); !wrong.empty()) return bad(wrong);
   if (auto wrong = read_apply_steps(json, release); !wrong.empty()) return bad(wrong);
+  if (auto wrong = read_supervisor_changes(json, release); !wrong.empty()) return bad(wrong);
   return release;
 }
 

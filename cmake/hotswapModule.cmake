@@ -42,7 +42,9 @@ endfunction()
 
 # hotswap_add_release(<name> VERSION <vsn> MODULES <module target>... [DESTINATION <directory>]
 #                     [START <registered name>=<module name>...] [STOP <registered name>...]
-#                     [RESTART <registered name>...] [APPLY <module name>:<step>@<point>...])
+#                     [RESTART <registered name>...] [APPLY <module name>:<step>@<point>...]
+#                     [SUPERVISE <supervisor>:<child id>=<module name>[,<option>=<value>...]...]
+#                     [UNSUPERVISE <supervisor>:<child id>...])
 #
 # A release for hotswap's release handler: its name, its vsn and its modules' files, written as
 # <name>-<vsn>.release.json into DESTINATION (by default the directory of the first module). A
@@ -53,9 +55,14 @@ endfunction()
 # name the servers the release starts (on the named module's version in the release), stops and
 # restarts, by the names they are registered as. APPLY names the steps of its modules
 # (HOTSWAP_MODULE_STEP) it runs, in order, each at a point of the upgrade: before_suspend or
-# after_commit (tally:warm_cache@before_suspend).
+# after_commit (tally:warm_cache@before_suspend). SUPERVISE names the children it adds to running
+# supervisors (by their registered names), or whose specs it changes, each a server on a module of
+# the release, with the options name=<registered name>, restart=permanent|transient|temporary and
+# shutdown_ms=<ms> if wanted (anemone.sup:leaderboard=anemone.leaderboard,restart=transient);
+# UNSUPERVISE the children it removes (anemone.sup:inspector).
 function(hotswap_add_release name)
-  cmake_parse_arguments(PARSE_ARGV 1 release "" "VERSION;DESTINATION" "MODULES;START;STOP;RESTART;APPLY")
+  cmake_parse_arguments(PARSE_ARGV 1 release "" "VERSION;DESTINATION"
+                        "MODULES;START;STOP;RESTART;APPLY;SUPERVISE;UNSUPERVISE")
   foreach(word IN ITEMS name release_VERSION)
     if(NOT "${${word}}" MATCHES "^[A-Za-z0-9][A-Za-z0-9._-]*$")
       message(FATAL_ERROR "hotswap_add_release: a release's name and VERSION are letters, digits, '.', '_' and '-' "
@@ -89,45 +96,81 @@ function(hotswap_add_release name)
     list(APPEND files "\"$<IF:${beside},$<TARGET_FILE_NAME:${module}>,$<TARGET_FILE:${module}>>\"")
   endforeach()
   list(JOIN files ", " files)
-  # The servers it starts, stops and restarts: names as a release's (the handler checks them again).
-  set(steps)
-  set(starts)
-  foreach(start IN LISTS release_START)
-    if(NOT start MATCHES "^([A-Za-z0-9][A-Za-z0-9._-]*)=([A-Za-z0-9][A-Za-z0-9._-]*)$")
-      message(FATAL_ERROR "hotswap_add_release(${name}): START lists <registered name>=<module name>, not \"${start}\"")
+  # The servers it starts, stops and restarts, the steps it applies and the supervisors' children
+  # it changes, each key's list of JSON values (the handler checks them again).
+  set(word "[A-Za-z0-9][A-Za-z0-9._-]*")
+  set(start)
+  foreach(one IN LISTS release_START)
+    if(NOT one MATCHES "^(${word})=(${word})$")
+      message(FATAL_ERROR "hotswap_add_release(${name}): START lists <registered name>=<module name>, not \"${one}\"")
     endif()
-    list(APPEND starts "{\"name\": \"${CMAKE_MATCH_1}\", \"module\": \"${CMAKE_MATCH_2}\"}")
+    list(APPEND start "{\"name\": \"${CMAKE_MATCH_1}\", \"module\": \"${CMAKE_MATCH_2}\"}")
   endforeach()
-  if(starts)
-    list(JOIN starts ", " starts)
-    string(APPEND steps ", \"start\": [${starts}]")
-  endif()
   foreach(kind IN ITEMS STOP RESTART)
-    set(names)
-    foreach(server IN LISTS release_${kind})
-      if(NOT server MATCHES "^[A-Za-z0-9][A-Za-z0-9._-]*$")
-        message(FATAL_ERROR "hotswap_add_release(${name}): ${kind} lists registered names, not \"${server}\"")
+    string(TOLOWER ${kind} key)
+    set(${key})
+    foreach(one IN LISTS release_${kind})
+      if(NOT one MATCHES "^${word}$")
+        message(FATAL_ERROR "hotswap_add_release(${name}): ${kind} lists registered names, not \"${one}\"")
       endif()
-      list(APPEND names "\"${server}\"")
+      list(APPEND ${key} "\"${one}\"")
     endforeach()
-    if(names)
-      list(JOIN names ", " names)
-      string(TOLOWER ${kind} key)
-      string(APPEND steps ", \"${key}\": [${names}]")
-    endif()
   endforeach()
-  set(applies)
-  foreach(apply IN LISTS release_APPLY)
-    if(NOT apply MATCHES "^([A-Za-z0-9][A-Za-z0-9._-]*):([A-Za-z0-9][A-Za-z0-9._-]*)@(before_suspend|after_commit)$")
+  set(apply)
+  foreach(one IN LISTS release_APPLY)
+    if(NOT one MATCHES "^(${word}):(${word})@(before_suspend|after_commit)$")
       message(FATAL_ERROR "hotswap_add_release(${name}): APPLY lists <module name>:<step>@<point> (a point is "
-                          "before_suspend or after_commit), not \"${apply}\"")
+                          "before_suspend or after_commit), not \"${one}\"")
     endif()
-    list(APPEND applies "{\"module\": \"${CMAKE_MATCH_1}\", \"step\": \"${CMAKE_MATCH_2}\", \"at\": \"${CMAKE_MATCH_3}\"}")
+    list(APPEND apply "{\"module\": \"${CMAKE_MATCH_1}\", \"step\": \"${CMAKE_MATCH_2}\", \"at\": \"${CMAKE_MATCH_3}\"}")
   endforeach()
-  if(applies)
-    list(JOIN applies ", " applies)
-    string(APPEND steps ", \"apply\": [${applies}]")
-  endif()
+  set(supervised)  # the supervisors, in the order first named
+  set(option "name=${word}|restart=(permanent|transient|temporary)|shutdown_ms=[0-9]+")
+  foreach(one IN LISTS release_SUPERVISE)
+    if(NOT one MATCHES "^(${word}):(${word})=(${word})((,(${option}))*)$")
+      message(FATAL_ERROR "hotswap_add_release(${name}): SUPERVISE lists <supervisor>:<child id>=<module name>, then "
+                          ",name=<registered name> ,restart=permanent|transient|temporary ,shutdown_ms=<ms> if "
+                          "wanted, not \"${one}\"")
+    endif()
+    set(child "{\"id\": \"${CMAKE_MATCH_2}\", \"module\": \"${CMAKE_MATCH_3}\"")
+    string(REPLACE "," ";" options "${CMAKE_MATCH_4}")
+    set(supervisor "${CMAKE_MATCH_1}")
+    foreach(given IN LISTS options)
+      if(given MATCHES "^shutdown_ms=(.*)$")
+        string(APPEND child ", \"shutdown_ms\": ${CMAKE_MATCH_1}")
+      elseif(given MATCHES "^(name|restart)=(.*)$")
+        string(APPEND child ", \"${CMAKE_MATCH_1}\": \"${CMAKE_MATCH_2}\"")
+      endif()
+    endforeach()
+    list(APPEND children_of_${supervisor} "${child}}")
+    list(APPEND supervised ${supervisor})
+  endforeach()
+  foreach(one IN LISTS release_UNSUPERVISE)
+    if(NOT one MATCHES "^(${word}):(${word})$")
+      message(FATAL_ERROR "hotswap_add_release(${name}): UNSUPERVISE lists <supervisor>:<child id>, not \"${one}\"")
+    endif()
+    list(APPEND remove_of_${CMAKE_MATCH_1} "\"${CMAKE_MATCH_2}\"")
+    list(APPEND supervised ${CMAKE_MATCH_1})
+  endforeach()
+  list(REMOVE_DUPLICATES supervised)
+  set(supervisors)
+  foreach(supervisor IN LISTS supervised)
+    set(entry "{\"supervisor\": \"${supervisor}\"")
+    foreach(key IN ITEMS children remove)
+      if(${key}_of_${supervisor})
+        list(JOIN ${key}_of_${supervisor} ", " values)
+        string(APPEND entry ", \"${key}\": [${values}]")
+      endif()
+    endforeach()
+    list(APPEND supervisors "${entry}}")
+  endforeach()
+  set(steps)
+  foreach(key IN ITEMS start stop restart apply supervisors)
+    if(${key})
+      list(JOIN ${key} ", " values)
+      string(APPEND steps ", \"${key}\": [${values}]")
+    endif()
+  endforeach()
   # What hotswap_add_release_archive packs: the manifest, and the module targets it waits for.
   set_property(GLOBAL PROPERTY hotswap_release_${name}_${release_VERSION}
                                "${directory}/${name}-${release_VERSION}.release.json;${release_MODULES}")

@@ -1,5 +1,6 @@
 """The Anemone app served with its control socket open, for the end-to-end tests that operate it
-from outside (check_operator.py, check_release_sequence.py, check_docs_commands.py, check_fleet.py):
+from outside (check_operator.py, check_release_sequence.py, check_docs_commands.py, check_fleet.py,
+check_grace.py, check_release_4.py):
 
     app = AnemoneApp(ANEMONE_LIVE, HOTSWAPCTL, MODULES_DIR)  # on release anemone 2 (args=[...]: more arguments)
     app.wait_for_ticks(2)
@@ -11,6 +12,7 @@ from outside (check_operator.py, check_release_sequence.py, check_docs_commands.
 read as they come. Waits are for events (a tick printed, the socket listed by hotswapctl), never
 for amounts of time.
 """
+import json
 import os
 import re
 import signal
@@ -25,6 +27,8 @@ SCORES = re.compile(r"alice: (\d+), bob: (\d+)$")
 
 class AnemoneApp:
     def __init__(self, app_path, ctl_path, modules, period_ms=20, prefix="hotswap-app-", args=()):
+        self.ctl_path = ctl_path
+        self.problems = []  # what check() found wrong
         self.runtime = tempfile.mkdtemp(prefix=prefix)
         os.chmod(self.runtime, 0o700)
         self.env = dict(os.environ, XDG_RUNTIME_DIR=self.runtime)
@@ -70,6 +74,32 @@ class AnemoneApp:
         """Each tick's (alice, bob), in order."""
         with self.new_line:
             return [(int(m.group(1)), int(m.group(2))) for m in map(SCORES.match, self.lines) if m]
+
+    # -- a test's checks, its problems listed in self.problems --
+
+    def check(self, condition, what):
+        if not condition:
+            self.problems.append(what)
+        return condition
+
+    def ctl(self, *args, status=0):
+        """hotswapctl --json -p PID ARGS: its reply, the last line (checked for the exit status)."""
+        run = subprocess.run([self.ctl_path, "--json", "-p", str(self.pid), *args], capture_output=True, text=True,
+                             env=self.env, timeout=120)
+        self.check(run.returncode == status, f"hotswapctl {' '.join(args)} exited with {run.returncode}, not "
+                                             f"{status}: {run.stdout}{run.stderr}")
+        lines = run.stdout.splitlines()
+        return json.loads(lines[-1]) if lines else {}
+
+    def until(self, happened, what):
+        """Waits for `happened` (each look reads what the app printed, or asks it), at most two minutes."""
+        deadline = time.monotonic() + 120
+        while not happened():
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                self.check(False, f"never: {what}")
+                return False
+            time.sleep(0.02)  # between two looks, not an amount waited for
+        return True
 
     def stop(self, sent=signal.SIGTERM):
         """Ends the app as an operator does (SIGTERM); returns its exit status and standard error.

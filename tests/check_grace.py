@@ -11,11 +11,8 @@ had, with no reset. Then anemone 3 with `--grace 0` purges the versions before a
 with a grace period keeps them until make-permanent. Waits are for events (a tick printed, a
 release's status), never for amounts of time.
 """
-import json
 import os
-import subprocess
 import sys
-import time
 
 sys.dont_write_bytecode = True  # the import below leaves no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -23,41 +20,12 @@ from anemone_app import AnemoneApp  # noqa: E402
 
 app_path, ctl_path, modules = sys.argv[1:4]
 V2, V3, FAULTY = (f"{modules}/anemone-{vsn}.release.json" for vsn in ("2", "3", "3-faulty"))
-problems = []
-
-
-def check(condition, what):
-    if not condition:
-        problems.append(what)
-    return condition
-
-
 app = AnemoneApp(app_path, ctl_path, modules, prefix="hotswap-grace-")
-
-
-def ctl(*args, status=0):
-    """hotswapctl --json anemone ARGS: its reply, the last line (checked for the exit status)."""
-    run = subprocess.run([ctl_path, "--json", "-p", str(app.pid), *args], capture_output=True, text=True, env=app.env,
-                         timeout=120)
-    check(run.returncode == status, f"hotswapctl {' '.join(args)} exited with {run.returncode}, not {status}: "
-                                    f"{run.stdout}{run.stderr}")
-    lines = run.stdout.splitlines()
-    return json.loads(lines[-1]) if lines else {}
+problems, check, ctl, until = app.problems, app.check, app.ctl, app.until
 
 
 def releases():
     return {(one["name"], one["vsn"]): one["status"] for one in ctl("releases")["result"]["releases"]}
-
-
-def until(happened, what):
-    """Waits for `happened` (each look is a request to the app), at most two minutes."""
-    deadline = time.monotonic() + 120
-    while not happened():
-        if time.monotonic() > deadline:
-            check(False, f"never: {what}")
-            return False
-        time.sleep(0.02)  # between two looks, not an amount waited for
-    return True
 
 
 def modules_loaded():

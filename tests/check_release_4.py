@@ -16,9 +16,7 @@ are for events (a line printed, a release's status), never for amounts of time.
 import json
 import os
 import re
-import subprocess
 import sys
-import time
 
 sys.dont_write_bytecode = True  # the import below leaves no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -26,37 +24,8 @@ from anemone_app import AnemoneApp  # noqa: E402
 
 app_path, ctl_path, modules = sys.argv[1:4]
 V3, V4 = (f"{modules}/anemone-{vsn}.release.json" for vsn in ("3", "4"))
-problems = []
-
-
-def check(condition, what):
-    if not condition:
-        problems.append(what)
-    return condition
-
-
 app = AnemoneApp(app_path, ctl_path, modules, prefix="hotswap-release4-", args=["--client"])
-
-
-def ctl(*args, status=0):
-    """hotswapctl --json -p PID ARGS: its reply, the last line (checked for the exit status)."""
-    run = subprocess.run([ctl_path, "--json", "-p", str(app.pid), *args], capture_output=True, text=True, env=app.env,
-                         timeout=120)
-    check(run.returncode == status, f"hotswapctl {' '.join(args)} exited with {run.returncode}, not {status}: "
-                                    f"{run.stdout}{run.stderr}")
-    lines = run.stdout.splitlines()
-    return json.loads(lines[-1]) if lines else {}
-
-
-def until(happened, what):
-    """Waits for `happened` (each look reads what the app printed, or asks it), at most two minutes."""
-    deadline = time.monotonic() + 120
-    while not happened():
-        if time.monotonic() > deadline or app.process.poll() is not None:
-            check(False, f"never: {what}")
-            return False
-        time.sleep(0.02)  # between two looks, not an amount waited for
-    return True
+problems, check, ctl, until = app.problems, app.check, app.ctl, app.until
 
 
 def printed(pattern):

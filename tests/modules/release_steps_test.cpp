@@ -822,6 +822,17 @@ TEST_CASE("a manifest's supervisors are refused unless supervisors and children 
                                  {"s", {{"x", "m", "", "permanent", 5000}, {"y", "n", "why", "temporary", 0}}, {"z"}}});
 }
 
+TEST_CASE("hotswap_add_release writes the supervisors' children a release changes") {
+  const auto release = hotswap::read_release(std::string(HOTSWAP_TEST_MODULE_DIR) + "/counters-3.release.json");
+  REQUIRE(release);
+  CHECK(release->supervisors ==
+        std::vector<hotswap::supervisor_change>{
+            {"shop.sup",
+             {{"tallying", "tally", "tallying", "transient", 5000}, {"kept", "tally", "", "permanent", 0}},
+             {"leaving"}},
+            {"jobs", {{"j", "minimal", "", "permanent", 5000}}, {}}});
+}
+
 TEST_CASE("a child a release put under a supervisor no longer starts once the release handler is gone, saying so") {
   const testing::scratch files;
   hotswap::code_server code;

@@ -36,18 +36,18 @@ enum class route : std::uint8_t {
 
 /// How the shards' replies become the client's.
 enum class combine : std::uint8_t {
-  single,    ///< the one reply as it is
-  array,     ///< an array of the replies (MGET)
-  sum,       ///< the integers summed (DEL, EXISTS, DBSIZE)
-  ok,        ///< +OK, or the first error (MSET, FLUSHALL)
-  concat,    ///< the arrays' elements in one array (KEYS)
+  single,  ///< the one reply as it is
+  array,   ///< an array of the replies (MGET)
+  sum,     ///< the integers summed (DEL, EXISTS, DBSIZE)
+  ok,      ///< +OK, or the first error (MSET, FLUSHALL)
+  concat,  ///< the arrays' elements in one array (KEYS)
 };
 
 struct command_spec {
   std::string_view name;  ///< lower case, as Redis declares it
   int arity;              ///< Redis's: n exactly when positive, at least -n when negative
   kv::route route;
-  int release;            ///< the kv release that brings it: 2 for the expiry commands
+  int release;  ///< the kv release that brings it: 2 for the expiry commands
   /// per_key: the arguments each key takes (MSET: 2) and the shard-side command per key.
   int key_step = 1;
   std::string_view shard_command = {};
@@ -61,63 +61,243 @@ struct command_spec {
 
 /// The table, sorted by name.
 inline constexpr std::array commands{
-    command_spec{"command", -1, route::connection, 1, 1, {}, combine::single, "loading stale", "server",
-                 "Get array of Redis command details", "2.8.13"},
-    command_spec{"config", -2, route::connection, 1, 1, {}, combine::single, "", "server",
-                 "A container for server configuration commands", "2.0.0"},
+    command_spec{"command",
+                 -1,
+                 route::connection,
+                 1,
+                 1,
+                 {},
+                 combine::single,
+                 "loading stale",
+                 "server",
+                 "Get array of Redis command details",
+                 "2.8.13"},
+    command_spec{"config",
+                 -2,
+                 route::connection,
+                 1,
+                 1,
+                 {},
+                 combine::single,
+                 "",
+                 "server",
+                 "A container for server configuration commands",
+                 "2.0.0"},
     command_spec{"dbsize", 1, route::all_shards, 1, 1, "DBSIZE", combine::sum, "readonly fast", "server",
                  "Return the number of keys in the selected database", "1.0.0"},
-    command_spec{"decr", 2, route::one_key, 1, 1, {}, combine::single, "write denyoom fast", "string",
-                 "Decrement the integer value of a key by one", "1.0.0"},
+    command_spec{"decr",
+                 2,
+                 route::one_key,
+                 1,
+                 1,
+                 {},
+                 combine::single,
+                 "write denyoom fast",
+                 "string",
+                 "Decrement the integer value of a key by one",
+                 "1.0.0"},
     command_spec{"del", -2, route::per_key, 1, 1, "DEL", combine::sum, "write", "generic", "Delete a key", "1.0.0"},
-    command_spec{"echo", 2, route::connection, 1, 1, {}, combine::single, "loading stale fast", "connection",
-                 "Echo the given string", "1.0.0"},
+    command_spec{"echo",
+                 2,
+                 route::connection,
+                 1,
+                 1,
+                 {},
+                 combine::single,
+                 "loading stale fast",
+                 "connection",
+                 "Echo the given string",
+                 "1.0.0"},
     command_spec{"exists", -2, route::per_key, 1, 1, "EXISTS", combine::sum, "readonly fast", "generic",
                  "Determine if a key exists", "1.0.0"},
-    command_spec{"expire", -3, route::one_key, 2, 1, {}, combine::single, "write fast", "generic",
-                 "Set a key's time to live in seconds", "1.0.0"},
+    command_spec{"expire",
+                 -3,
+                 route::one_key,
+                 2,
+                 1,
+                 {},
+                 combine::single,
+                 "write fast",
+                 "generic",
+                 "Set a key's time to live in seconds",
+                 "1.0.0"},
     command_spec{"flushall", -1, route::all_shards, 1, 1, "FLUSHALL", combine::ok, "write", "server",
                  "Remove all keys from all databases", "1.0.0"},
     command_spec{"flushdb", -1, route::all_shards, 1, 1, "FLUSHDB", combine::ok, "write", "server",
                  "Remove all keys from the current database", "1.0.0"},
-    command_spec{"get", 2, route::one_key, 1, 1, {}, combine::single, "readonly fast", "string",
-                 "Get the value of a key", "1.0.0"},
-    command_spec{"getset", 3, route::one_key, 1, 1, {}, combine::single, "write denyoom fast", "string",
-                 "Set the string value of a key and return its old value", "1.0.0"},
-    command_spec{"incr", 2, route::one_key, 1, 1, {}, combine::single, "write denyoom fast", "string",
-                 "Increment the integer value of a key by one", "1.0.0"},
-    command_spec{"incrby", 3, route::one_key, 1, 1, {}, combine::single, "write denyoom fast", "string",
-                 "Increment the integer value of a key by the given amount", "1.0.0"},
-    command_spec{"info", -1, route::connection, 1, 1, {}, combine::single, "loading stale", "server",
-                 "Get information and statistics about the server", "1.0.0"},
+    command_spec{"get",
+                 2,
+                 route::one_key,
+                 1,
+                 1,
+                 {},
+                 combine::single,
+                 "readonly fast",
+                 "string",
+                 "Get the value of a key",
+                 "1.0.0"},
+    command_spec{"getset",
+                 3,
+                 route::one_key,
+                 1,
+                 1,
+                 {},
+                 combine::single,
+                 "write denyoom fast",
+                 "string",
+                 "Set the string value of a key and return its old value",
+                 "1.0.0"},
+    command_spec{"incr",
+                 2,
+                 route::one_key,
+                 1,
+                 1,
+                 {},
+                 combine::single,
+                 "write denyoom fast",
+                 "string",
+                 "Increment the integer value of a key by one",
+                 "1.0.0"},
+    command_spec{"incrby",
+                 3,
+                 route::one_key,
+                 1,
+                 1,
+                 {},
+                 combine::single,
+                 "write denyoom fast",
+                 "string",
+                 "Increment the integer value of a key by the given amount",
+                 "1.0.0"},
+    command_spec{"info",
+                 -1,
+                 route::connection,
+                 1,
+                 1,
+                 {},
+                 combine::single,
+                 "loading stale",
+                 "server",
+                 "Get information and statistics about the server",
+                 "1.0.0"},
     command_spec{"keys", 2, route::all_shards, 1, 1, "KEYS", combine::concat, "readonly", "generic",
                  "Find all keys matching the given pattern", "1.0.0"},
-    command_spec{"lpop", -2, route::one_key, 1, 1, {}, combine::single, "write fast", "list",
-                 "Remove and get the first elements in a list", "1.0.0"},
-    command_spec{"lpush", -3, route::one_key, 1, 1, {}, combine::single, "write denyoom fast", "list",
-                 "Prepend one or multiple elements to a list", "1.0.0"},
-    command_spec{"lrange", 4, route::one_key, 1, 1, {}, combine::single, "readonly", "list",
-                 "Get a range of elements from a list", "1.0.0"},
+    command_spec{"lpop",
+                 -2,
+                 route::one_key,
+                 1,
+                 1,
+                 {},
+                 combine::single,
+                 "write fast",
+                 "list",
+                 "Remove and get the first elements in a list",
+                 "1.0.0"},
+    command_spec{"lpush",
+                 -3,
+                 route::one_key,
+                 1,
+                 1,
+                 {},
+                 combine::single,
+                 "write denyoom fast",
+                 "list",
+                 "Prepend one or multiple elements to a list",
+                 "1.0.0"},
+    command_spec{"lrange",
+                 4,
+                 route::one_key,
+                 1,
+                 1,
+                 {},
+                 combine::single,
+                 "readonly",
+                 "list",
+                 "Get a range of elements from a list",
+                 "1.0.0"},
     command_spec{"mget", -2, route::per_key, 1, 1, "MGET", combine::array, "readonly fast", "string",
                  "Get the values of all the given keys", "1.0.0"},
     command_spec{"mset", -3, route::per_key, 1, 2, "SET", combine::ok, "write denyoom", "string",
                  "Set multiple keys to multiple values", "1.0.1"},
-    command_spec{"persist", 2, route::one_key, 2, 1, {}, combine::single, "write fast", "generic",
-                 "Remove the expiration from a key", "2.2.0"},
-    command_spec{"ping", -1, route::connection, 1, 1, {}, combine::single, "fast", "connection", "Ping the server",
+    command_spec{"persist",
+                 2,
+                 route::one_key,
+                 2,
+                 1,
+                 {},
+                 combine::single,
+                 "write fast",
+                 "generic",
+                 "Remove the expiration from a key",
+                 "2.2.0"},
+    command_spec{
+        "ping", -1, route::connection, 1, 1, {}, combine::single, "fast", "connection", "Ping the server", "1.0.0"},
+    command_spec{"quit",
+                 -1,
+                 route::connection,
+                 1,
+                 1,
+                 {},
+                 combine::single,
+                 "noscript loading stale fast",
+                 "connection",
+                 "Close the connection",
                  "1.0.0"},
-    command_spec{"quit", -1, route::connection, 1, 1, {}, combine::single, "noscript loading stale fast",
-                 "connection", "Close the connection", "1.0.0"},
-    command_spec{"rpop", -2, route::one_key, 1, 1, {}, combine::single, "write fast", "list",
-                 "Remove and get the last elements in a list", "1.0.0"},
-    command_spec{"rpush", -3, route::one_key, 1, 1, {}, combine::single, "write denyoom fast", "list",
-                 "Append one or multiple elements to a list", "1.0.0"},
-    command_spec{"select", 2, route::connection, 1, 1, {}, combine::single, "loading stale fast", "connection",
-                 "Change the selected database for the current connection", "1.0.0"},
-    command_spec{"set", -3, route::one_key, 1, 1, {}, combine::single, "write denyoom", "string",
-                 "Set the string value of a key", "1.0.0"},
-    command_spec{"ttl", 2, route::one_key, 2, 1, {}, combine::single, "readonly fast", "generic",
-                 "Get the time to live for a key in seconds", "1.0.0"},
+    command_spec{"rpop",
+                 -2,
+                 route::one_key,
+                 1,
+                 1,
+                 {},
+                 combine::single,
+                 "write fast",
+                 "list",
+                 "Remove and get the last elements in a list",
+                 "1.0.0"},
+    command_spec{"rpush",
+                 -3,
+                 route::one_key,
+                 1,
+                 1,
+                 {},
+                 combine::single,
+                 "write denyoom fast",
+                 "list",
+                 "Append one or multiple elements to a list",
+                 "1.0.0"},
+    command_spec{"select",
+                 2,
+                 route::connection,
+                 1,
+                 1,
+                 {},
+                 combine::single,
+                 "loading stale fast",
+                 "connection",
+                 "Change the selected database for the current connection",
+                 "1.0.0"},
+    command_spec{"set",
+                 -3,
+                 route::one_key,
+                 1,
+                 1,
+                 {},
+                 combine::single,
+                 "write denyoom",
+                 "string",
+                 "Set the string value of a key",
+                 "1.0.0"},
+    command_spec{"ttl",
+                 2,
+                 route::one_key,
+                 2,
+                 1,
+                 {},
+                 combine::single,
+                 "readonly fast",
+                 "generic",
+                 "Get the time to live for a key in seconds",
+                 "1.0.0"},
 };
 
 /// Subcommands of the two containers, with Redis's arities.
@@ -168,8 +348,8 @@ struct info_fields {
 
 /// What the connection's commands need from around them.
 struct environment {
-  int release = 1;          ///< the kv release whose commands are served (2 adds expiry)
-  std::size_t shards = 1;   ///< the shard count: a key's shard is shard_of(key, shards)
+  int release = 1;                         ///< the kv release whose commands are served (2 adds expiry)
+  std::size_t shards = 1;                  ///< the shard count: a key's shard is shard_of(key, shards)
   std::function<info_fields()> info = {};  ///< asked by INFO only
 };
 
@@ -205,7 +385,9 @@ inline std::string upper(std::string_view text) {
 }
 
 /// A C string's view of an argument: Redis formats its errors with printf, which stops at a NUL.
-inline std::string_view c_string(std::string_view text) { return text.substr(0, text.find('\0')); }
+inline std::string_view c_string(std::string_view text) {
+  return text.substr(0, text.find('\0'));
+}
 
 inline std::string unknown_command(const std::vector<std::string>& argv) {
   std::string args;
@@ -284,19 +466,24 @@ inline std::string config_get(const std::vector<std::string>& argv) {
       {"save", ""},
       {"appendonly", "no"},
   }};
-  std::vector<std::string_view> found;
-  for (const auto& [name, value] : settings) {
-    for (std::size_t i = 2; i < argv.size(); ++i) {
-      const auto pattern = lower(argv[i]);
-      const bool glob = pattern.find_first_of("[*?") != std::string::npos;
-      if (glob ? glob_match(pattern, name) : pattern == name) {
-        found.push_back(name);
-        found.push_back(value);
-        break;
-      }
+  // As Redis: a name is looked up ignoring case and answered as given; a pattern (with `[*?`) is
+  // matched ignoring case against every name, answered with the setting's own name; each once.
+  std::vector<std::pair<std::string, std::string_view>> found;
+  const auto add = [&](std::string name, std::string_view value) {
+    if (std::none_of(found.begin(), found.end(), [&](const auto& entry) { return entry.first == name; }))
+      found.emplace_back(std::move(name), value);
+  };
+  for (std::size_t i = 2; i < argv.size(); ++i) {
+    const auto pattern = lower(argv[i]);
+    const bool glob = pattern.find_first_of("[*?") != std::string::npos;
+    for (const auto& [name, value] : settings) {
+      if (glob && glob_match(pattern, name)) add(std::string(name), value);
+      if (!glob && pattern == name) add(argv[i], value);
     }
   }
-  return reply::bulk_array(found);
+  std::string out = reply::array_header(2 * found.size());
+  for (const auto& [name, value] : found) out += reply::bulk(name) + reply::bulk(value);
+  return out;
 }
 
 inline std::string info(const std::vector<std::string>& argv, const environment& env) {
@@ -383,7 +570,7 @@ inline plan prepare(session& state, std::vector<std::string> argv, const environ
     case route::connection: {
       const auto& name = spec->name;
       if (name == "ping") {
-        out.reply = argv.size() > 2   ? detail::arity_error("ping")
+        out.reply = argv.size() > 2    ? detail::arity_error("ping")
                     : argv.size() == 2 ? reply::bulk(argv[1])
                                        : reply::simple("PONG");
       } else if (name == "echo") {
@@ -445,7 +632,8 @@ inline plan prepare(session& state, std::vector<std::string> argv, const environ
 /// The client's reply from the shards' replies to a plan's requests, in their order.
 inline std::string combine_replies(kv::combine how, std::vector<std::string> replies) {
   switch (how) {
-    case combine::single: return replies.empty() ? reply::error("ERR no reply") : std::move(replies.front());
+    case combine::single:
+      return replies.empty() ? reply::error("ERR no reply") : std::move(replies.front());
     case combine::array: {
       std::string out = reply::array_header(replies.size());
       for (const auto& one : replies) out += one;
@@ -472,7 +660,8 @@ inline std::string combine_replies(kv::combine how, std::vector<std::string> rep
         const auto count = one.starts_with('*') && end != std::string::npos
                                ? parse_integer(std::string_view(one).substr(1, end - 1))
                                : std::nullopt;
-        if (!count || *count < 0) return one.starts_with('-') ? one : reply::error("ERR a shard's reply is not an array");
+        if (!count || *count < 0)
+          return one.starts_with('-') ? one : reply::error("ERR a shard's reply is not an array");
         total += static_cast<std::size_t>(*count);
         body.append(one, end + 2);
       }

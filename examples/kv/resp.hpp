@@ -5,8 +5,8 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <limits>
 #include <iterator>
+#include <limits>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -46,7 +46,9 @@ inline std::optional<std::int64_t> parse_integer(std::string_view text) {
 // ---- replies ----
 
 namespace reply {
-inline std::string simple(std::string_view text) { return fmt::format("+{}\r\n", text); }
+inline std::string simple(std::string_view text) {
+  return fmt::format("+{}\r\n", text);
+}
 /// An error reply; `text` starts with its code ("ERR ...", "WRONGTYPE ..."). A CR or LF in it
 /// would break the framing, so it becomes a space, as Redis does.
 inline std::string error(std::string_view text) {
@@ -57,7 +59,9 @@ inline std::string error(std::string_view text) {
   out += "\r\n";
   return out;
 }
-inline std::string integer(std::int64_t value) { return fmt::format(":{}\r\n", value); }
+inline std::string integer(std::int64_t value) {
+  return fmt::format(":{}\r\n", value);
+}
 inline std::string bulk(std::string_view data) {
   std::string out = fmt::format("${}\r\n", data.size());
   out.reserve(out.size() + data.size() + 2);
@@ -65,10 +69,16 @@ inline std::string bulk(std::string_view data) {
   out += "\r\n";
   return out;
 }
-inline std::string null_bulk() { return "$-1\r\n"; }
+inline std::string null_bulk() {
+  return "$-1\r\n";
+}
 /// An array's header: its `count` elements, already encoded, follow it.
-inline std::string array_header(std::size_t count) { return fmt::format("*{}\r\n", count); }
-inline std::string null_array() { return "*-1\r\n"; }
+inline std::string array_header(std::size_t count) {
+  return fmt::format("*{}\r\n", count);
+}
+inline std::string null_array() {
+  return "*-1\r\n";
+}
 /// An array of encoded elements.
 inline std::string array(const std::vector<std::string>& elements) {
   std::string out = array_header(elements.size());
@@ -117,12 +127,24 @@ inline std::optional<std::vector<std::string>> split_inline(std::string_view lin
         } else if (c == '\\' && peek(1) != '\0') {
           ++at;
           switch (line[at]) {
-            case 'n': current += '\n'; break;
-            case 'r': current += '\r'; break;
-            case 't': current += '\t'; break;
-            case 'b': current += '\b'; break;
-            case 'a': current += '\a'; break;
-            default: current += line[at]; break;
+            case 'n':
+              current += '\n';
+              break;
+            case 'r':
+              current += '\r';
+              break;
+            case 't':
+              current += '\t';
+              break;
+            case 'b':
+              current += '\b';
+              break;
+            case 'a':
+              current += '\a';
+              break;
+            default:
+              current += line[at];
+              break;
           }
         } else if (c == '"') {
           if (peek(1) != '\0' && !blank(peek(1))) return std::nullopt;
@@ -150,10 +172,18 @@ inline std::optional<std::vector<std::string>> split_inline(std::string_view lin
           case '\n':
           case '\r':
           case '\t':
-          case '\0': done = true; break;
-          case '"': in_double = true; break;
-          case '\'': in_single = true; break;
-          default: current += c; break;
+          case '\0':
+            done = true;
+            break;
+          case '"':
+            in_double = true;
+            break;
+          case '\'':
+            in_single = true;
+            break;
+          default:
+            current += c;
+            break;
         }
       }
       if (at < line.size()) ++at;
@@ -215,7 +245,8 @@ struct request_parser {
   parse_status next() {
     for (;;) {
       switch (state) {
-        case failed: return parse_status::error;
+        case failed:
+          return parse_status::error;
         case start: {
           if (position == buffer.size()) return parse_status::need_more;
           if (buffer[position] != '*') {
@@ -260,7 +291,8 @@ struct request_parser {
           if (state == start) return parse_status::command;
           continue;
         }
-        default: return fail("Protocol error: parser state");
+        default:
+          return fail("Protocol error: parser state");
       }
     }
   }

@@ -162,7 +162,9 @@ inline bool glob_match(std::string_view pattern, std::string_view text) {
 namespace detail {
 
 template <class Value>
-inline constexpr bool expires = requires(Value& value) { value.expires_at; };
+inline constexpr bool expires = requires(Value& value) {
+  value.expires_at;
+};
 
 inline const std::string wrong_type = reply::error("WRONGTYPE Operation against a key holding the wrong kind of value");
 inline const std::string not_integer = reply::error("ERR value is not an integer or out of range");
@@ -365,9 +367,9 @@ std::string pop(Db& db, const std::vector<std::string>& argv, bool front) {
   const bool has_count = argv.size() == 3;
   std::int64_t count = 0;
   if (has_count) {
+    // Redis gives its range message for a count that is no integer too.
     const auto parsed = parse_integer(argv[2]);
-    if (!parsed) return not_integer;
-    if (*parsed < 0) return reply::error("ERR value is out of range, must be positive");
+    if (!parsed || *parsed < 0) return reply::error("ERR value is out of range, must be positive");
     count = *parsed;
   }
   auto* value = db.find(argv[1]);
@@ -434,7 +436,8 @@ std::string expire(Db& db, const std::vector<std::string>& argv) {
     else
       return reply::error(fmt::format("ERR Unsupported option {}", argv[j]));
   }
-  if (nx && (xx || gt || lt)) return reply::error("ERR NX and XX, GT or LT options at the same time are not compatible");
+  if (nx && (xx || gt || lt))
+    return reply::error("ERR NX and XX, GT or LT options at the same time are not compatible");
   if (gt && lt) return reply::error("ERR GT and LT options at the same time are not compatible");
   const auto given = parse_integer(argv[2]);
   if (!given) return not_integer;

@@ -55,7 +55,9 @@ parsed parse(std::string_view bytes, kv::request_parser limits = {}) {
   return one_go;
 }
 
-std::string error(std::string_view text) { return kv::reply::error(text); }
+std::string error(std::string_view text) {
+  return kv::reply::error(text);
+}
 
 /// A service of `shards` shards, each a store of type Store, at a settable clock.
 template <class Store>
@@ -133,8 +135,7 @@ TEST_CASE("kv resp: every bound and malformed header is a protocol error, and th
   CHECK(parse(std::string(64 * 1024 + 1, 'a')).error == error("ERR Protocol error: too big inline request"));
   CHECK(parse(std::string(64 * 1024, 'a') + "b\r\n").error == error("ERR Protocol error: too big inline request"));
   CHECK(parse("*" + std::string(64 * 1024 + 1, '1')).error == error("ERR Protocol error: too big mbulk count string"));
-  CHECK(parse("*1\r\n$" + std::string(64 * 1024, '1')).error ==
-        error("ERR Protocol error: too big bulk count string"));
+  CHECK(parse("*1\r\n$" + std::string(64 * 1024, '1')).error == error("ERR Protocol error: too big bulk count string"));
   // After an error, more bytes change nothing.
   kv::request_parser parser;
   parser.feed("*x\r\n");
@@ -267,6 +268,7 @@ TEST_CASE("kv commands: lists, and WRONGTYPE between lists and strings") {
   CHECK(kv({"RPOP", "l", "3"}) == "*3\r\n$1\r\ne\r\n$1\r\nd\r\n$1\r\nb\r\n");
   CHECK(kv({"LPOP", "l", "0"}) == "*0\r\n");
   CHECK(kv({"LPOP", "l", "-1"}) == error("ERR value is out of range, must be positive"));
+  CHECK(kv({"LPOP", "l", "x"}) == error("ERR value is out of range, must be positive"));
   CHECK(kv({"LPOP", "l", "1", "2"}) == error("ERR wrong number of arguments for 'lpop' command"));
   CHECK(kv({"LPOP", "l", "5"}) == "*1\r\n$1\r\na\r\n");
   CHECK(kv({"EXISTS", "l"}) == ":0\r\n");  // emptied: gone
@@ -371,8 +373,8 @@ TEST_CASE("kv commands: unknown commands, arities and the containers' subcommand
   CHECK(kv({"foo", "a\r\nb"}) == "-ERR unknown command 'foo', with args beginning with: 'a  b' \r\n");
   // Redis shows arguments while it has shown fewer than 128 bytes, the last one cut at 128.
   const std::string long_arg(200, 'x');
-  CHECK(kv({"foo", "ab", long_arg, "c"}) == error("ERR unknown command 'foo', with args beginning with: 'ab' '" +
-                                                  std::string(123, 'x') + "' "));
+  CHECK(kv({"foo", "ab", long_arg, "c"}) ==
+        error("ERR unknown command 'foo', with args beginning with: 'ab' '" + std::string(123, 'x') + "' "));
   CHECK(kv({std::string(200, 'f')}) ==
         error("ERR unknown command '" + std::string(128, 'f') + "', with args beginning with: "));
   CHECK(kv({"GET"}) == error("ERR wrong number of arguments for 'get' command"));
@@ -416,8 +418,8 @@ TEST_CASE("kv commands: the connection's own commands") {
   CHECK(kv({"CONFIG", "GET", "save"}) == "*2\r\n$4\r\nsave\r\n$0\r\n\r\n");
   CHECK(kv({"CONFIG", "GET", "appendonly"}) == "*2\r\n$10\r\nappendonly\r\n$2\r\nno\r\n");
   CHECK(kv({"CONFIG", "GET", "nothing"}) == "*0\r\n");
-  CHECK(kv({"CONFIG", "GET", "APPEND*", "sav?"}) ==
-        "*4\r\n$4\r\nsave\r\n$0\r\n\r\n$10\r\nappendonly\r\n$2\r\nno\r\n");
+  CHECK(kv({"CONFIG", "GET", "AppendOnly"}) == "*2\r\n$10\r\nAppendOnly\r\n$2\r\nno\r\n");  // as given
+  CHECK(kv({"CONFIG", "GET", "APPEND*", "sav?"}) == "*4\r\n$10\r\nappendonly\r\n$2\r\nno\r\n$4\r\nsave\r\n$0\r\n\r\n");
   // redis-cli's start (interactive): COMMAND DOCS, an array of name, docs pairs.
   const auto docs = kv({"COMMAND", "DOCS"});
   CHECK(docs.starts_with(kv::reply::array_header(2 * 26)));
@@ -427,8 +429,9 @@ TEST_CASE("kv commands: the connection's own commands") {
         "0\r\n$5\r\ngroup\r\n$6\r\nstring\r\n");
   CHECK(kv({"COMMAND", "COUNT"}) == ":26\r\n");
   CHECK(kv({"COMMAND"}).starts_with("*26\r\n*10\r\n$7\r\ncommand\r\n:-1\r\n"));
-  CHECK(kv({"COMMAND", "INFO", "get", "nothing"}) ==
-        "*2\r\n*10\r\n$3\r\nget\r\n:2\r\n*2\r\n+readonly\r\n+fast\r\n:1\r\n:1\r\n:1\r\n*0\r\n*0\r\n*0\r\n*0\r\n$-1\r\n");
+  CHECK(
+      kv({"COMMAND", "INFO", "get", "nothing"}) ==
+      "*2\r\n*10\r\n$3\r\nget\r\n:2\r\n*2\r\n+readonly\r\n+fast\r\n:1\r\n:1\r\n:1\r\n*0\r\n*0\r\n*0\r\n*0\r\n$-1\r\n");
   service<kv::v2::Store> kv2(2);
   CHECK(kv2({"COMMAND", "COUNT"}) == ":29\r\n");
   // INFO: the fields the caller gives.
@@ -448,8 +451,9 @@ TEST_CASE("kv commands: the connection's own commands") {
   CHECK(kv({"INFO", "nothing"}) == kv::reply::bulk(""));
   // QUIT says OK, then the connection closes.
   bool close = false;
-  CHECK(kv::run(kv.state, {"QUIT"}, kv.env, [](std::size_t, std::size_t, const argv_t&) { return std::string(); },
-                &close) == "+OK\r\n");
+  CHECK(kv::run(
+            kv.state, {"QUIT"}, kv.env, [](std::size_t, std::size_t, const argv_t&) { return std::string(); },
+            &close) == "+OK\r\n");
   CHECK(close);
 }
 

@@ -105,13 +105,13 @@ def cases(release):
          ["RPOP", "s", "1"], ["LRANGE", "s", "0", "1"], ["RPUSH", "l", "x"], ["GET", "l"], ["INCR", "l"],
          ["INCRBY", "l", "1"], ["SET", "l", "v", "GET"], ["SET", "l", "v"], ["GET", "l"])
     # Every shard.
-    keys = [f"key:{i}" for i in range(30)] + ["a*b", "a\\b", "h[e]llo", "hallo", "hello", "hbllo", "x?y"]
+    keys = [f"key:{i}" for i in range(30)] + ["a*b", "a\\b", "h[e]llo", "hallo", "hello", "hbllo", "x?y", ""]
     mset = ["MSET"] + [part for key in keys for part in (key, "v")]
     case("keys (keys)", mset, ["KEYS", "*"], ["KEYS", "key:1?"], ["KEYS", "key:[12]*"], ["KEYS", "key:[^1]"],
          ["KEYS", "key:[2-1]?"], ["KEYS", "h[ae]llo"], ["KEYS", "h[^e]llo"], ["KEYS", "h[a-b]llo"],
          ["KEYS", "a\\*b"], ["KEYS", "a\\\\b"], ["KEYS", "a*"], ["KEYS", "*\\?*"], ["KEYS", "h\\[e\\]llo"],
          ["KEYS", "h[e"], ["KEYS", "["], ["KEYS", "nothing*"], ["KEYS", "*a*a*a*a*a*a*a*a*a*a*a*a*a*b"],
-         ["KEYS", "k*y*:*1*"], ["KEYS", ""])
+         ["KEYS", "k*y*:*1*"], ["KEYS", ""], ["KEYS", "**"], ["EXISTS", ""], ["GET", ""])
     case("dbsize and flush", mset, ["DBSIZE"], ["SELECT", "3"], ["SET", "x", "y"], ["DBSIZE"], ["FLUSHDB"],
          ["DBSIZE"], ["SELECT", "0"], ["DBSIZE"], ["FLUSHALL", "now"], ["FLUSHALL", "SYNC", "x"],
          ["FLUSHDB", "x"], ["FLUSHALL", "ASYNC"], ["DBSIZE"], ["SET", "a", "b"], ["FLUSHALL", "sync"], ["DBSIZE"],

@@ -563,8 +563,10 @@ inline plan prepare(session& state, std::vector<std::string> argv, const environ
     out.reply = detail::arity_error(spec->name);
     return out;
   }
-  const auto request = [&](std::string_view key, std::vector<std::string> shard_argv) {
-    out.requests.push_back({shard_of(key, env.shards), state.db, std::move(shard_argv)});
+  // Each request's shard is hashed from its key before the arguments move into it: no key is copied.
+  const auto request = [&](std::vector<std::string> shard_argv) {
+    const auto shard = shard_of(shard_argv[1], env.shards);
+    out.requests.push_back({shard, state.db, std::move(shard_argv)});
   };
   switch (spec->route) {
     case route::connection: {
@@ -590,8 +592,7 @@ inline plan prepare(session& state, std::vector<std::string> argv, const environ
       return out;
     }
     case route::one_key: {
-      auto key = argv[1];
-      request(key, std::move(argv));
+      request(std::move(argv));
       return out;
     }
     case route::per_key: {
@@ -606,8 +607,7 @@ inline plan prepare(session& state, std::vector<std::string> argv, const environ
       for (std::size_t i = 1; i + step - 1 < argv.size(); i += step) {
         std::vector<std::string> one{std::string(spec->shard_command), std::move(argv[i])};
         if (step == 2) one.push_back(std::move(argv[i + 1]));
-        const std::string key = one[1];
-        request(key, std::move(one));
+        request(std::move(one));
       }
       return out;
     }

@@ -490,6 +490,35 @@ std::size_t count(const Store& store, std::size_t db) {
   return store.dbs.at(db).size();
 }
 
+/// Active expiry, as Redis's cycle does it between requests: visits up to `budget` hash buckets
+/// from `cursor` (0 to start) across the databases, deletes the keys found expired, and returns
+/// the cursor to pass next (0 once every bucket was visited). The caller keeps the cursor, as a
+/// SCAN client does; a rehash in between may make a sweep skip or revisit keys, never fail. A kv 1
+/// store has nothing to expire.
+template <class Store>
+std::uint64_t sweep(Store& store, std::uint64_t cursor, std::int64_t now_ms, std::size_t budget) {
+  using Value = typename std::remove_reference_t<decltype(store.dbs[0])>::mapped_type;
+  if constexpr (!detail::expires<Value>) {
+    return 0;
+  } else {
+    // The cursor: the database in its top byte, the bucket below.
+    std::size_t db = static_cast<std::size_t>(cursor >> 56);
+    std::size_t bucket = static_cast<std::size_t>(cursor & ((std::uint64_t{1} << 56) - 1));
+    std::vector<std::string> expired;
+    for (; db < store.dbs.size() && budget > 0; ++db, bucket = 0) {
+      auto& map = store.dbs[db];
+      for (; bucket < map.bucket_count() && budget > 0; ++bucket, --budget) {
+        for (auto entry = map.begin(bucket); entry != map.end(bucket); ++entry)
+          if (entry->second.expires_at != 0 && now_ms > entry->second.expires_at) expired.push_back(entry->first);
+      }
+      for (const auto& key : expired) map.erase(key);
+      expired.clear();
+      if (bucket < map.bucket_count()) return (std::uint64_t{db} << 56) | bucket;
+    }
+    return db < store.dbs.size() ? std::uint64_t{db} << 56 : 0;
+  }
+}
+
 /// Empties one database, or all of them.
 template <class Store>
 void flush(Store& store, std::optional<std::size_t> db = std::nullopt) {

@@ -358,6 +358,31 @@ TEST_CASE("kv commands: expiry in kv 2 (EX, PX, EXAT, PXAT, KEEPTTL, EXPIRE, TTL
   CHECK(kv({"TTL", "n"}) == ":100\r\n");
 }
 
+TEST_CASE("kv store: a sweep deletes expired keys that nothing touches, a budget of buckets at a time") {
+  kv::v2::Store store;
+  std::int64_t now = 1'000'000;
+  for (int i = 0; i < 1000; ++i) {
+    const auto key = std::to_string(i);
+    REQUIRE(kv::execute(store, i % 3, {"SET", key, "v"}, now) == "+OK\r\n");
+    if (i % 2 == 0) REQUIRE(kv::execute(store, i % 3, {"EXPIRE", key, "10"}, now) == ":1\r\n");
+  }
+  CHECK(kv::count(store, 0) + kv::count(store, 1) + kv::count(store, 2) == 1000);
+  std::uint64_t cursor = 0;
+  CHECK(kv::sweep(store, cursor, now + 10'000, 1'000'000) == 0);  // not yet expired: nothing goes
+  CHECK(kv::count(store, 0) + kv::count(store, 1) + kv::count(store, 2) == 1000);
+  now += 10'001;
+  int sweeps = 0;
+  do {
+    cursor = kv::sweep(store, cursor, now, 64);
+    ++sweeps;
+  } while (cursor != 0);
+  CHECK(sweeps > 3);  // the budget bounds each sweep
+  CHECK(kv::count(store, 0) + kv::count(store, 1) + kv::count(store, 2) == 500);
+  CHECK(kv::execute(store, 1, {"EXISTS", "1"}, now) == ":1\r\n");
+  kv::v1::Store old;
+  CHECK(kv::sweep(old, 0, now, 10) == 0);
+}
+
 TEST_CASE("kv commands: the expiry commands are kv 2's: unknown to kv 1") {
   service<kv::v1::Store> kv(1);
   CHECK(kv({"EXPIRE", "k", "10"}) == error("ERR unknown command 'EXPIRE', with args beginning with: 'k' '10' "));

@@ -212,6 +212,10 @@ struct request_parser {
   std::uint64_t max_bulk_length = 512ull * 1024 * 1024;
   std::uint64_t max_multibulk_length = 1024 * 1024;
   std::uint64_t max_inline_length = 64 * 1024;
+  /// The bytes of one command's arguments: past it the connection is closed without a reply, as
+  /// redis-server closes a client past its client-query-buffer-limit (1 GB). Redis counts only
+  /// its unparsed buffer, so a command of many large arguments is bounded here and not there.
+  std::uint64_t max_command_bytes = 1024ull * 1024 * 1024;
 
   enum phase : std::uint8_t { start, bulk_header, bulk_data, failed };
 
@@ -225,7 +229,8 @@ struct request_parser {
   std::uint64_t arguments_left = 0;  ///< of the multibulk in progress
   std::uint64_t bulk_left = 0;       ///< of the bulk in progress, its trailing CRLF included
   std::vector<std::string> argv;     ///< the command being read, then the one found
-  std::string error_text;            ///< once failed: the error, "ERR Protocol error: ..."
+  std::uint64_t command_bytes = 0;   ///< of the command being read
+  std::string error_text;            ///< once failed: the error, "ERR Protocol error: ..." (empty: none)
 
   /// Appends bytes. After an error they are ignored: the connection is closing.
   void feed(std::string_view bytes) {
@@ -261,6 +266,7 @@ struct request_parser {
             return fail("Protocol error: invalid multibulk length");
           if (*count <= 0) continue;  // `*0`, `*-1`: no command, as in Redis
           arguments_left = static_cast<std::uint64_t>(*count);
+          command_bytes = 0;
           argv.clear();
           argv.reserve(std::min<std::uint64_t>(arguments_left, 1024));  // grown as they arrive
           state = bulk_header;
@@ -283,6 +289,8 @@ struct request_parser {
           const std::uint64_t taken = std::min(available, bulk_left);
           // The data, without its two trailing bytes (which Redis skips unread, CRLF or not).
           const std::uint64_t data = bulk_left > 2 ? std::min(taken, bulk_left - 2) : 0;
+          command_bytes += data;
+          if (command_bytes > max_command_bytes) return fail({});
           argv.back().append(buffer, position, data);
           position += taken;
           bulk_left -= taken;
@@ -302,7 +310,8 @@ struct request_parser {
 
   bool closed() const { return state == failed; }
   /// The reply to send before closing, once next() said `error`.
-  std::string error_reply() const { return reply::error(error_text); }
+  /// (Empty when the connection is to close without one: a command past max_command_bytes.)
+  std::string error_reply() const { return error_text.empty() ? std::string() : reply::error(error_text); }
   /// Bytes held: the buffer and the command being read.
   std::size_t held() const {
     std::size_t total = buffer.capacity();
@@ -312,7 +321,7 @@ struct request_parser {
 
  private:
   parse_status fail(std::string text) {
-    error_text = "ERR " + std::move(text);
+    error_text = text.empty() ? std::string() : "ERR " + std::move(text);
     state = failed;
     buffer.clear();
     buffer.shrink_to_fit();

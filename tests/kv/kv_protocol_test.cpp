@@ -123,6 +123,14 @@ TEST_CASE("kv resp: every bound and malformed header is a protocol error, and th
   small.max_bulk_length = 4;
   CHECK(parse("*1\r\n$4\r\nabcd\r\n", small).commands == std::vector<argv_t>{{"abcd"}});
   CHECK(parse("*1\r\n$5\r\nabcde\r\n", small).error == error("ERR Protocol error: invalid bulk length"));
+  // A command's arguments together are bounded too: past it, the connection closes with no reply.
+  kv::request_parser short_commands;
+  short_commands.max_command_bytes = 6;
+  CHECK(parse("*2\r\n$3\r\nabc\r\n$3\r\ndef\r\n", short_commands).commands == std::vector<argv_t>{{"abc", "def"}});
+  kv::request_parser closing = short_commands;
+  CHECK(parse(closing, "*3\r\n$3\r\nabc\r\n$3\r\ndef\r\n$1\r\ng\r\n", false).commands.empty());
+  CHECK(closing.closed());
+  CHECK(closing.error_reply().empty());
   // A nested array, and anything else where a bulk is expected.
   CHECK(parse("*1\r\n*1\r\n$4\r\nPING\r\n").error == error("ERR Protocol error: expected '$', got '*'"));
   CHECK(parse("*2\r\n$3\r\nGET\r\n:1\r\n").error == error("ERR Protocol error: expected '$', got ':'"));
@@ -536,6 +544,9 @@ TEST_CASE("kv store: a kv 1 store migrates to kv 2 (no expiry) and back (expiry 
   static_assert(hotswap::vsn_of<kv::v2::Value> == 2 && hotswap::vsn_of<kv::v2::Store> == 2);
   static_assert(hotswap::migrates<kv::v1::Store, kv::v2::Store> && hotswap::migrates<kv::v2::Store, kv::v1::Store>);
   static_assert(hotswap::field_diff<kv::v1::Value, kv::v2::Value>::added[0] == "expires_at");
+  // A connection's parser and session are plain aggregates: they can be fields of a connection
+  // server's state schema, handed on across an upgrade.
+  static_assert(hotswap::field_count<kv::request_parser> == 13 && hotswap::field_count<kv::session> == 1);
   service<kv::v1::Store> one(1, 2);
   CHECK(one({"SET", "s", "text"}) == "+OK\r\n");
   CHECK(one({"RPUSH", "l", "a", "b"}) == ":2\r\n");

@@ -58,7 +58,10 @@ using detail::net::to_string;
 /// Copies share the connection; any thread may use it. It is data of the runtime, not of the
 /// code: kept in a server's state, it survives a change of code as it is (its canonical name is
 /// `hotswap::net::connection`, and every version of the state holds it unchanged), and its
-/// functions are the listener's code, in the program, never a module's.
+/// functions are the listener's code, in the program, never a module's. (In the state rather
+/// than in a table keyed by the server's id: such a table would have to be reached from each
+/// module's copy of the code, and looked up on every send; the state already travels with the
+/// server through every change of code.)
 class connection {
  public:
   connection() = default;

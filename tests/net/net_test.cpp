@@ -166,11 +166,23 @@ struct ServiceState {
   net::connection conn;
   std::string buffer;  // the protocol's state lives here: migrated with the rest on an upgrade
 };
+/// Its next version: a count of the data handled beside (the connection held as it is).
+struct ServiceStateV2 {
+  net::connection conn;
+  std::string buffer;
+  int handled = 0;
+};
+using ServiceStates =
+    hotswap::schema<"NetServiceState", hotswap::version<1, ServiceState>, hotswap::version<2, ServiceStateV2>>;
 
 }  // namespace
 
+template <hotswap::listed_in<ServiceStates> T>
+struct hotswap::schema_of<T> : ServiceStates {};
 template <>
-struct hotswap::schema_of<ServiceState> : hotswap::schema<"NetServiceState", hotswap::version<1, ServiceState>> {};
+struct hotswap::step<ServiceState, ServiceStateV2> {
+  static constexpr auto rules = hotswap::rules{hotswap::added<"handled">};
+};
 
 namespace {
 
@@ -213,6 +225,22 @@ struct ServiceV1 {
     s.conn.send("done\n");
     s.conn.read_more();
   }
+};
+
+/// The next version: echoes with a "v2:" before, counting.
+struct ServiceV2 {
+  using interface = Service;
+  static constexpr int vsn = 2;
+  using state = ServiceStateV2;
+  using state_history = hotswap::state_history<hotswap::version<1, ServiceState>>;
+  static state init(const net::connection& conn) { return {conn, {}, 0}; }
+  static void handle_info(const net::data& in, state& s) {
+    ++s.handled;
+    s.conn.send("v2:" + in.bytes);
+    s.conn.read_more();
+  }
+  static void handle_info(const net::closed&, state&) { (void)hotswap::stop(hotswap::self<Service>()); }
+  static void handle_cast(const More&, state&) {}
 };
 
 /// The server of a listener's first connection (of the `index`th, in the supervisor's order).
@@ -400,6 +428,29 @@ TEST_CASE("net: data read while its server is suspended is handled after the res
   one.send("z");
   CHECK(one.read(1) == "z");
   CHECK(saw().bytes_of(id) == "xyz");
+}
+
+TEST_CASE("net: a connection's server changes its code, its connection kept in its state, its client connected") {
+  saw().clear();
+  auto echo = net::listener::open<ServiceV1>(net::endpoint::tcp("127.0.0.1", 0)).value();
+  auto one = client::tcp(echo->port());
+  one.send("before\n");
+  CHECK(one.read(7) == "before\n");
+  const auto server = server_of(*echo);
+  const auto conn = connection_of(server);
+  REQUIRE(hotswap::sys::suspend(server));
+  one.send("during\n");  // read while suspended: handled by the new code, after the resume
+  REQUIRE(eventually([&] { return hotswap::sys::get_status(server).value().mailbox_length == 1; }));
+  REQUIRE(hotswap::sys::change_code(server, hotswap::table_of<ServiceV2>, 1));
+  REQUIRE(hotswap::sys::resume(server));
+  CHECK(one.read(10) == "v2:during\n");
+  one.send("after\n");
+  CHECK(one.read(9) == "v2:after\n");
+  const auto migrated = hotswap::sys::get_state<ServiceStateV2>(server).value();
+  CHECK(migrated.conn == conn);  // the same connection, handed on
+  CHECK(migrated.handled == 2);
+  CHECK(echo->counters().open == 1);
+  CHECK(echo->stop());
 }
 
 TEST_CASE("net: stop closes the listening socket, lets the request in hand finish, then stops the servers") {

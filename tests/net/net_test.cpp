@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -526,4 +527,28 @@ TEST_CASE("net: a listener destroyed with connections open and data in hand free
     std::string rest;
     (void)one.read_to_end(rest);
   }
+}
+
+TEST_CASE("net: an address that cannot be listened on is refused, and nothing is left running") {
+  auto first = net::listener::open<ServiceV1>(net::endpoint::tcp("127.0.0.1", 0)).value();
+  const auto taken = net::listener::open<ServiceV1>(net::endpoint::tcp("127.0.0.1", first->port()));
+  REQUIRE(!taken);
+  CHECK(taken.error().code == hotswap::errc::cannot_listen);
+  CHECK(taken.error().what.find("bind") != std::string::npos);
+  CHECK(net::listener::open<ServiceV1>(net::endpoint::tcp("not an address", 0)).error().code ==
+        hotswap::errc::cannot_listen);
+  const std::string file = temporary_socket("file");
+  {
+    std::FILE* made = std::fopen(file.c_str(), "w");
+    REQUIRE(made);
+    std::fclose(made);
+  }
+  CHECK(net::listener::open<ServiceV1>(net::endpoint::unix_socket(file)).error().code == hotswap::errc::cannot_listen);
+  CHECK(::access(file.c_str(), F_OK) == 0);  // not a socket: left as it was
+  ::unlink(file.c_str());
+  // Only the first listener's supervisor runs: the refused ones stopped theirs.
+  std::size_t supervisors = 0;
+  for (const auto& server : hotswap::all_servers())
+    supervisors += hotswap::server_ref<hotswap::dynamic_supervisor_interface>::from(server).has_value();
+  CHECK(supervisors == 1);
 }

@@ -162,6 +162,7 @@ class stream_connection final : public connection_core, public std::enable_share
     reading_ = false;
     if (gone_) return;
     if (failed) return ended_by(failed);
+    if (shared_->stopping.load(std::memory_order_acquire)) return;  // its bytes stay unread: no request starts now
     std::string bytes(limits_.read_size, '\0');  // only while a read is ready: idle connections hold no buffer
     error_code read_failed;
     const std::size_t got = socket_.read_some(boost::asio::buffer(bytes), read_failed);

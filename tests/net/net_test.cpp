@@ -552,3 +552,33 @@ TEST_CASE("net: an address that cannot be listened on is refused, and nothing is
     supervisors += hotswap::server_ref<hotswap::dynamic_supervisor_interface>::from(server).has_value();
   CHECK(supervisors == 1);
 }
+
+TEST_CASE("net: a connection whose server cannot start is closed, said in a line; the others are served") {
+  saw().clear();
+  std::mutex log_lock;
+  std::vector<std::string> logged;
+  auto service =
+      net::listener::open<ServiceV1>(net::endpoint::tcp("127.0.0.1", 0), {.max_connections = 1,
+                                                                          .log =
+                                                                              [&](const std::string& line) {
+                                                                                const std::lock_guard hold(log_lock);
+                                                                                logged.push_back(line);
+                                                                              }})
+          .value();
+  auto first = client::tcp(service->port());
+  first.send("one\n");
+  CHECK(first.read(4) == "one\n");
+  auto second = client::tcp(service->port());  // over max_children: closed at once
+  std::string rest;
+  (void)second.read_to_end(rest);
+  CHECK(rest.empty());
+  {
+    const std::lock_guard hold(log_lock);
+    REQUIRE(logged.size() == 1);
+    CHECK(logged[0].find("its server did not start (max_children") != std::string::npos);
+  }
+  first.send("two\n");
+  CHECK(first.read(4) == "two\n");
+  CHECK(service->counters().accepted == 2);
+  REQUIRE(eventually([&] { return service->counters().open == 1; }));
+}

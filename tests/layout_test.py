@@ -31,7 +31,7 @@ INCLUDE = ROOT / "include"
 
 # Lowest first. A detail folder and the public headers of its layer share a rank.
 LAYERS = ["common", "abi", "reflect", "schemas", "migrations", "runtime", "servers", "modules", "releases", "umbrella",
-          "development", "control", "signals"]
+          "development", "control", "signals", "net"]
 PUBLIC = {
     "version.hpp": "common", "result.hpp": "common",
     "schemas.hpp": "schemas", "inspect.hpp": "schemas",
@@ -43,6 +43,7 @@ PUBLIC = {
     "watch.hpp": "development",
     "control.hpp": "control",
     "signals.hpp": "signals",
+    "net.hpp": "net",
 }
 VOCABULARY = {"hotswap/result.hpp", "hotswap/version.hpp"}
 PUBLIC_LINES = 600

@@ -76,6 +76,7 @@ enum class errc : std::uint8_t {
   child_running,    ///< restart_child or delete_child of a child that runs (OTP's running)
   max_children,     ///< a dynamic supervisor that has its max_children already (Elixir's max_children)
   bad_child_spec,   ///< a child spec refused: an id given twice, no start, significant but permanent or unneeded
+  cannot_listen,    ///< a network listener that cannot listen: the address taken or invalid, the path not a socket
 };
 
 constexpr std::string_view to_string(errc code) noexcept {
@@ -172,6 +173,8 @@ constexpr std::string_view to_string(errc code) noexcept {
       return "max_children";
     case errc::bad_child_spec:
       return "bad_child_spec";
+    case errc::cannot_listen:
+      return "cannot_listen";
   }
   return "unknown";  // not an errc
 }

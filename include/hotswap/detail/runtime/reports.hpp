@@ -1,8 +1,8 @@
 // What hotswap says by itself, as OTP's logger hears it: a crash report when a handler throws, a
 // supervisor report when a child ends, cannot start, or its supervisor gives up, a progress
-// report when a child starts (hotswap::report). One line each, to the program's sink: by default
-// standard error, which, as OTP's default logger level, leaves progress reports out. The sink is
-// the runtime's, so a module's servers report to the program's.
+// report when a child starts, a network report when a connection is cut off (hotswap::report). One line each, to the
+// program's sink: by default standard error, which, as OTP's default logger level, leaves progress reports out. The
+// sink is the runtime's, so a module's servers report to the program's.
 #pragma once
 
 #include <cstdint>
@@ -17,7 +17,7 @@ namespace hotswap::detail {
 
 /// One report: what it is about, and its line (no newline; safe to show on a terminal).
 struct report {
-  enum class kind : std::uint8_t { crash, supervisor, progress } about;
+  enum class kind : std::uint8_t { crash, supervisor, progress, network } about;
   std::uint64_t server;  ///< the server that crashed, or the supervisor's child (0: none)
   std::string text;
 };

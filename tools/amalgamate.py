@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generates single_include/hotswap/hotswap.hpp from include/: every hotswap header inlined once,
 in include order, system includes kept. Beside it, single_include/hotswap/releases.hpp, watch.hpp,
-control.hpp and signals.hpp: the layers not in the umbrella header, each including the one below and
+control.hpp, signals.hpp and net.hpp: the layers not in the umbrella header, each including the one below and
 inlining the rest. First it stamps the headers' digest (tools/headers_digest.py), which the single header carries too.
 
     tools/amalgamate.py           write the digest and the single header
@@ -18,7 +18,7 @@ SOURCE = ROOT / "include/hotswap/hotswap.hpp"
 TARGET = ROOT / "single_include/hotswap/hotswap.hpp"
 # The layers above the umbrella header, lowest first: (header, what it is), each including the one before.
 ABOVE = [("releases.hpp", "releases"), ("watch.hpp", "development loop"), ("control.hpp", "control socket"),
-         ("signals.hpp", "stop on signals")]
+         ("signals.hpp", "stop on signals"), ("net.hpp", "network")]
 LOCAL_INCLUDE = re.compile(r'^#include "([^"]+)"\s*$')
 
 

@@ -43,7 +43,7 @@ inline std::optional<std::int64_t> parse_integer(std::string_view text) {
   return static_cast<std::int64_t>(value);
 }
 
-// ---- replies ----
+// -- replies --
 
 namespace reply {
 inline std::string simple(std::string_view text) {
@@ -95,7 +95,7 @@ std::string bulk_array(const Range& items) {
 inline const std::string ok = "+OK\r\n";
 }  // namespace reply
 
-// ---- requests ----
+// -- requests --
 
 /// Splits an inline command line as Redis's sdssplitargs: blanks separate arguments; "double
 /// quotes" take \n \r \t \b \a \xHH and \<any> escapes, 'single quotes' take \'; a closing quote

@@ -83,7 +83,7 @@ struct hotswap::step<kv::v2::Value, kv::v1::Value> {
 
 namespace kv {
 
-// ---- KEYS patterns ----
+// -- KEYS patterns --
 
 /// Redis's glob (stringmatchlen, case-sensitive): `*`, `?`, `[abc]`, `[^a]`, `[a-z]` (a reversed
 /// range is swapped), `\x` escapes (also inside brackets); an unclosed `[` runs to the pattern's
@@ -157,7 +157,7 @@ inline bool glob_match(std::string_view pattern, std::string_view text) {
   return p == pattern.size();
 }
 
-// ---- execution ----
+// -- execution --
 
 namespace detail {
 

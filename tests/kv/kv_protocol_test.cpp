@@ -79,7 +79,7 @@ struct service {
 
 }  // namespace
 
-// ---- the parser ----
+// -- the parser --
 
 TEST_CASE("kv resp: multibulk commands parse the same fed whole or byte by byte") {
   const auto result = parse("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nv\r\nal\r\n*1\r\n$4\r\nPING\r\n");
@@ -189,7 +189,7 @@ TEST_CASE("kv resp: integers are read as Redis's string2ll reads them") {
     CHECK_FALSE(kv::parse_integer(bad).has_value());
 }
 
-// ---- KEYS patterns ----
+// -- KEYS patterns --
 
 TEST_CASE("kv glob: Redis's KEYS patterns") {
   using kv::glob_match;
@@ -230,7 +230,7 @@ TEST_CASE("kv glob: a pattern of many stars takes polynomial time") {
   CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(20));
 }
 
-// ---- commands ----
+// -- commands --
 
 TEST_CASE("kv commands: strings, GETSET, INCR/DECR/INCRBY and their errors") {
   service<kv::v1::Store> kv(1);
@@ -538,7 +538,7 @@ TEST_CASE("kv commands: a shard checks what it is asked to run") {
   CHECK(kv::execute(store, 0, {"MGET", "k"}, 0) == "$-1\r\n");
 }
 
-// ---- the schema ----
+// -- the schema --
 
 TEST_CASE("kv store: a kv 1 store migrates to kv 2 (no expiry) and back (expiry dropped)") {
   static_assert(hotswap::vsn_of<kv::v2::Value> == 2 && hotswap::vsn_of<kv::v2::Store> == 2);

@@ -1926,11 +1926,12 @@ inline result<any_server> start_on_module(const module_ptr& code, const std::str
   return any_server(*started);
 }
 
-/// The spec of a child a release puts under a supervisor. Its start function (the program's
-/// code, not a module's) starts a server on its module's current version, reaching the code
-/// server through `link`, the release handler's: once the handler is gone, it fails.
+/// The spec of a child a release puts under a supervisor: hotswap::module_child's kind, untyped
+/// (a release knows modules by name only). Its start function (the program's code, not a
+/// module's) starts a server on its module's current version, reaching the code server through
+/// `link`, the release handler's: once the handler is gone, it fails.
 template <class Link>
-child_spec module_child(std::shared_ptr<Link> link, const supervised_child& child) {
+child_spec release_child(std::shared_ptr<Link> link, const supervised_child& child) {
   const restart type = child.restart == "transient"   ? restart::transient
                        : child.restart == "temporary" ? restart::temporary
                                                       : restart::permanent;
@@ -2963,7 +2964,7 @@ void basic_release_handler<CodeServer>::plan_server_steps(const release& target,
           reasons.push_back(fmt::format("{}: the name {} is taken, by {}", named, child.name, taken.core()->label()));
           continue;
         }
-        step.put.push_back(detail::module_child(link_, child));
+        step.put.push_back(detail::release_child(link_, child));
         step.lines.push_back(fmt::format("{} child {}: {} vsn {}{}{}", now ? "change" : "add", child.id, child.module,
                                          note->vsn, child.name.empty() ? "" : ", registered as " + child.name,
                                          now ? ", at its next restart" : ""));

@@ -142,8 +142,10 @@ TEST_CASE("kv resp: every bound and malformed header is a protocol error, and th
   CHECK(parse(std::string(64 * 1024, 'a')).error.empty());
   CHECK(parse(std::string(64 * 1024 + 1, 'a')).error == error("ERR Protocol error: too big inline request"));
   CHECK(parse(std::string(64 * 1024, 'a') + "b\r\n").error == error("ERR Protocol error: too big inline request"));
-  CHECK(parse("*" + std::string(64 * 1024 + 1, '1')).error == error("ERR Protocol error: too big mbulk count string"));
-  CHECK(parse("*1\r\n$" + std::string(64 * 1024, '1')).error == error("ERR Protocol error: too big bulk count string"));
+  CHECK(parse(std::string("*").append(64 * 1024 + 1, '1')).error ==
+        error("ERR Protocol error: too big mbulk count string"));
+  CHECK(parse(std::string("*1\r\n$").append(64 * 1024, '1')).error ==
+        error("ERR Protocol error: too big bulk count string"));
   // After an error, more bytes change nothing.
   kv::request_parser parser;
   parser.feed("*x\r\n");

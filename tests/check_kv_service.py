@@ -3,15 +3,18 @@
 
     check_kv_service.py HOTSWAP_KV HOTSWAPCTL MODULES_DIR
 
-hotswap-kv serves on a free port (--port 0: it prints the one it took) with its control socket in
-a runtime directory of its own. On release kv 1, tests/check_kv_commands.py compares redis-cli
-sessions against it with a real redis-server's. 1,000 keys are written with known values; then
-`hotswapctl upgrade kv-2.release.json` runs from outside while redis-benchmark (-c 50 -n 20000 -t
-set,get,incr -q) is going: redis-benchmark exits 0 and prints no error, and the keys read back
-equal, with no expiry. check_kv_commands.py runs for release 2 (expiry); 1,000 keys are written
-again, half with a TTL, and a downgrade to kv 1 from outside under redis-benchmark again drops
-the TTLs (kv 1 no longer knows TTL) and keeps every key. SIGTERM stops the service: exit status 0.
-Every wait is for an event (a line printed, output of redis-benchmark, a process's end).
+hotswap-kv serves on a free port (`hotswap-kv --port 0 --serve`: it prints the one it took; its
+modules and releases are the build's, MODULES_DIR) with its control socket in a runtime directory
+of its own. On release kv 1, tests/check_kv_commands.py compares redis-cli sessions against it
+with a real redis-server's. 1,000 keys are written with known values; then `hotswapctl upgrade
+kv-2.release.json` runs from outside while redis-benchmark (-c 50 -n 20000 -t set,get,incr -q)
+is going: redis-benchmark exits 0 and prints no error, and the keys read back equal, with no
+expiry. check_kv_commands.py runs for release 2 (expiry); 1,000 keys are written again, half with
+a TTL; three idle clients stay connected; a downgrade to kv 1 from outside, under redis-benchmark
+(-t set, its 50 connections open) again, drops the TTLs (kv 1 no longer knows TTL or EXPIRE, the
+idle clients too, their database still selected) and keeps every key; check_kv_commands.py runs
+for release 1 again. SIGTERM stops the service: exit status 0. Every wait is for an event (a line
+printed, redis-benchmark's progress, the service's connections, a process's end).
 """
 import json
 import os
@@ -45,7 +48,7 @@ def check(condition, what):
 runtime = tempfile.mkdtemp(prefix="hotswap-kv-")
 os.chmod(runtime, 0o700)
 env = dict(os.environ, XDG_RUNTIME_DIR=runtime)
-service = subprocess.Popen([kv_path, "--port", "0", "--modules", modules, "--serve"], stdout=subprocess.PIPE,
+service = subprocess.Popen([kv_path, "--port", "0", "--serve"], stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, text=True, env=env)
 errors = []  # its standard error, read as it comes
 error_reader = threading.Thread(target=lambda: errors.extend(service.stderr), daemon=True)
@@ -142,8 +145,8 @@ def ttls():
 
 
 def ctl(*args):
-    """hotswapctl --json -p PID ARGS: its reply, the last line."""
-    run = subprocess.run([ctl_path, "--json", "-p", str(service.pid), *args], capture_output=True, text=True, env=env,
+    """hotswapctl kv ARGS --json (the only kv in its runtime directory): its reply, the last line."""
+    run = subprocess.run([ctl_path, "kv", *args, "--json"], capture_output=True, text=True, env=env,
                          timeout=120)
     check(run.returncode == 0, f"hotswapctl {' '.join(args)} exited with {run.returncode}: {run.stdout}{run.stderr}")
     out = run.stdout.splitlines()

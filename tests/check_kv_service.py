@@ -185,9 +185,9 @@ def upgrade_under_benchmark(manifest, command, tests, open_before=0):
     steps = upgraded.get("result", {}).get("steps", [])
     connections = sum(1 for step in steps if step.get("to", "").startswith("kv::Connection"))
     shards = sum(1 for step in steps if step.get("to", "").startswith("kv::Shard"))
+    pause = upgraded.get("result", {}).get("pause_us")
     print(f"upgrade to {os.path.basename(manifest)} under redis-benchmark: ok {upgraded.get('ok')}, "
-          f"{shards} shards and {connections} connections changed, paused {upgraded.get('result', {}).get('pause_us')} us",
-          flush=True)
+          f"{shards} shards and {connections} connections changed, paused {pause} us", flush=True)
     for note in upgraded.get("result", {}).get("notes", []):
         print(f"  note: {note}", flush=True)
     check(upgraded.get("ok") is True, f"the upgrade to {manifest}: {upgraded}")

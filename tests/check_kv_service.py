@@ -201,39 +201,44 @@ def upgrade_under_benchmark(manifest, command, tests, open_before=0):
     print("\n".join(line for line in text.splitlines() if "requests per second" in line), flush=True)
 
 
-# -- kv 1: the commands as redis-server answers them --
-commands_match(1)
-write_keys("one")
+try:
+    # -- kv 1: the commands as redis-server answers them --
+    commands_match(1)
+    write_keys("one")
 
-# -- kv 1 -> 2 under redis-benchmark: the keys stay, with no expiry --
-upgrade_under_benchmark(os.path.join(modules, "kv-2.release.json"), BENCHMARK, ("SET", "GET", "INCR"))
-read_keys("one", "after the upgrade to kv 2")
-check(ttls() == [-1] * KEYS, "after the upgrade to kv 2, a key has an expiry")
-commands_match(2)
+    # -- kv 1 -> 2 under redis-benchmark: the keys stay, with no expiry --
+    upgrade_under_benchmark(os.path.join(modules, "kv-2.release.json"), BENCHMARK, ("SET", "GET", "INCR"))
+    read_keys("one", "after the upgrade to kv 2")
+    check(ttls() == [-1] * KEYS, "after the upgrade to kv 2, a key has an expiry")
+    commands_match(2)
 
-# -- kv 2 -> 1 under redis-benchmark: the keys stay, their TTLs dropped --
-write_keys("two", ttl_every=2)
-got = ttls()
-check(all((0 < got[i] <= 3600) if i % 2 == 0 else got[i] == -1 for i in range(KEYS)), "the TTLs under kv 2")
-idle = [Client() for _ in range(3)]  # connections open across the downgrade, idle
-check(all(one.run([["SELECT", "1"], ["SET", "idle", "kept"]]) == ["+OK", "+OK"] for one in idle), "idle clients")
-upgrade_under_benchmark(os.path.join(modules, "kv-1.release.json"), BENCHMARK_ONE_TEST, ("SET",), len(idle) + 50)
-read_keys("two", "after the downgrade to kv 1")
-for one in idle:  # still connected, on kv 1's code, their database still selected
-    got = one.run([["GET", "idle"], ["EXPIRE", "idle", "10"]])
-    check(got == [b"kept", "-ERR unknown command 'EXPIRE', with args beginning with: 'idle' '10' "],
-          f"an idle client after the downgrade: {got}")
-    one.close()
-check(ttls()[0] == "-ERR unknown command 'TTL', with args beginning with: 'kvtest:0' ",
-      f"kv 1 still answers TTL: {ttls()[0]}")
-commands_match(1)
+    # -- kv 2 -> 1 under redis-benchmark: the keys stay, their TTLs dropped --
+    write_keys("two", ttl_every=2)
+    got = ttls()
+    check(all((0 < got[i] <= 3600) if i % 2 == 0 else got[i] == -1 for i in range(KEYS)), "the TTLs under kv 2")
+    idle = [Client() for _ in range(3)]  # connections open across the downgrade, idle
+    check(all(one.run([["SELECT", "1"], ["SET", "idle", "kept"]]) == ["+OK", "+OK"] for one in idle), "idle clients")
+    upgrade_under_benchmark(os.path.join(modules, "kv-1.release.json"), BENCHMARK_ONE_TEST, ("SET",), len(idle) + 50)
+    read_keys("two", "after the downgrade to kv 1")
+    for one in idle:  # still connected, on kv 1's code, their database still selected
+        got = one.run([["GET", "idle"], ["EXPIRE", "idle", "10"]])
+        check(got == [b"kept", "-ERR unknown command 'EXPIRE', with args beginning with: 'idle' '10' "],
+              f"an idle client after the downgrade: {got}")
+        one.close()
+    check(ttls()[0] == "-ERR unknown command 'TTL', with args beginning with: 'kvtest:0' ",
+          f"kv 1 still answers TTL: {ttls()[0]}")
+    commands_match(1)
 
-# -- SIGTERM: the listener stops, then the servers; exit status 0 --
-service.send_signal(signal.SIGTERM)
-status = service.wait(timeout=120)
-error_reader.join(timeout=60)
-check(status == 0, f"hotswap-kv exited with {status} on SIGTERM: {''.join(errors)}")
-check(any("stopped (SIGTERM)" in line for line in errors), f"hotswap-kv did not say it stopped: {''.join(errors)}")
+    # -- SIGTERM: the listener stops, then the servers; exit status 0 --
+    service.send_signal(signal.SIGTERM)
+    status = service.wait(timeout=120)
+    error_reader.join(timeout=60)
+    check(status == 0, f"hotswap-kv exited with {status} on SIGTERM: {''.join(errors)}")
+    check(any("stopped (SIGTERM)" in line for line in errors), f"hotswap-kv did not say it stopped: {''.join(errors)}")
+finally:  # whatever failed, the service does not outlive the test
+    if service.poll() is None:
+        service.kill()
+        service.wait()
 
 if problems:
     print(f"{len(problems)} problems:\n" + "\n".join(problems))

@@ -124,21 +124,25 @@ struct ShardV2 {
 
 namespace detail {
 
-/// Sends what is complete at the front of `s.in_flight`, in order; at a command that closes,
+/// Replies held back while others are awaited, at most: past them they are sent at once.
+inline constexpr std::size_t max_held_replies = 64 * 1024;
+
+/// Sends what is complete at the front of `s.in_flight`, in order, in one write: once nothing
+/// is awaited any more (a pipeline's replies go together, not one small write each, which the
+/// client's delayed ACK would hold back), or past max_held_replies. At a command that closes,
 /// closes the connection and stops the server.
 template <int Release>
 void send_ready(ConnectionState& s) {
-  std::string out;
-  std::size_t done = 0;
+  std::size_t done = 0, bytes = 0;
   bool close = false;
-  for (; done < s.in_flight.size() && s.in_flight[done].awaited == 0; ++done) {
-    out += s.in_flight[done].reply;
-    if (s.in_flight[done].close) {
-      close = true;
-      ++done;
-      break;
-    }
+  for (; done < s.in_flight.size() && s.in_flight[done].awaited == 0 && !close; ++done) {
+    bytes += s.in_flight[done].reply.size();
+    close = s.in_flight[done].close;
   }
+  if (done == 0 || (done < s.in_flight.size() && !close && bytes < max_held_replies)) return;
+  std::string out;
+  out.reserve(bytes);
+  for (std::size_t i = 0; i < done; ++i) out += s.in_flight[i].reply;
   s.in_flight.erase(s.in_flight.begin(), s.in_flight.begin() + static_cast<std::ptrdiff_t>(done));
   if (!out.empty()) s.conn.send(std::move(out));
   if (close) {

@@ -582,3 +582,11 @@ TEST_CASE("net: a connection whose server cannot start is closed, said in a line
   CHECK(service->counters().accepted == 2);
   REQUIRE(eventually([&] { return service->counters().open == 1; }));
 }
+
+TEST_CASE("net: a state holding a connection is plain data: the code that made it is not kept loaded for it") {
+  // A connection's functions are the listener's, in the program: a server started on a version
+  // of a module and moved to another must not pin the first (a release going back to it would
+  // keep the newer version current, and start new connections on it).
+  STATIC_REQUIRE(hotswap::table_of<ServiceV1>.state_is_plain_data);
+  STATIC_REQUIRE(hotswap::table_of<ServiceV2>.state_is_plain_data);
+}

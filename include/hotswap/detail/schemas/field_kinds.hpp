@@ -139,13 +139,21 @@ constexpr bool all_held(Test test) {
   return [&]<class... Held>(type_list<Held...>) { return (test(std::type_identity<Held>{}) && ...); }(held_types<T>{});
 }
 
+/// A handle of the runtime's own whose functions are the program's code, never a module's
+/// (net::connection): a state holding one is still plain data. Specialized beside each.
+template <class T>
+inline constexpr bool runtime_handle = false;
+
 /// A type whose values hold nothing that points into code or constants: numbers, strings,
-/// schema versions, standard containers and aggregates of those. A state that is not keeps the
-/// code that made it loaded while it lives, also after change_code hands it on untouched.
+/// schema versions, standard containers and aggregates of those, the runtime's handles. A state
+/// that is not keeps the code that made it loaded while it lives, also after change_code hands
+/// it on untouched.
 template <class T>
 constexpr bool plain_data() {
   constexpr field_kind kind = field_kind_of<T>;
-  if constexpr (is_scalar(kind))
+  if constexpr (runtime_handle<T>)
+    return true;
+  else if constexpr (is_scalar(kind))
     return true;
   else if constexpr (kind != field_kind::version && kind != field_kind::other)
     return all_held<T>([]<class H>(std::type_identity<H>) { return plain_data<H>(); });

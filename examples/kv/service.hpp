@@ -1,0 +1,252 @@
+// The kv service's servers, built into its modules (shard_v1.cpp, shard_v2.cpp, connection_v1.cpp,
+// connection_v2.cpp) and named by its program (main.cpp): a shard holds one part of the store and
+// runs what kv::execute runs; a connection parses its client's requests and hands each to the
+// shards that hold its keys.
+//
+// A connection never waits for a shard in a handler: it sends its requests with
+// hotswap::send_request(shard, request, self) and the replies come back as infos. A release
+// suspends every connection and every shard as one transaction, in parallel: a connection
+// blocked in a call to a shard already suspended could not be suspended itself, and the upgrade
+// would time out. So the commands in flight are part of the connection's state, and their
+// replies, arriving while it is suspended, are handled by its new code after the resume.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include <hotswap/hotswap.hpp>
+#include <hotswap/net.hpp>
+
+#include "commands.hpp"
+#include "resp.hpp"
+#include "store.hpp"
+
+namespace kv {
+
+/// A shard's part of a command: kv::execute(store, db, argv).
+struct ShardRequest {
+  std::uint8_t db = 0;
+  std::vector<std::string> argv;
+};
+
+/// What a connection's server starts from: its connection and the program's shard count.
+struct ConnectionStart {
+  hotswap::net::connection conn;
+  std::uint64_t shards = 1;
+};
+
+/// A command whose reply is not sent yet: its reply already, or its shard requests' ids and
+/// the replies come so far.
+struct InFlight {
+  std::string reply;                    ///< the client's reply, once complete
+  std::vector<std::uint64_t> requests;  ///< send_request's ids, in the plan's order
+  std::vector<std::string> replies;     ///< the shards' replies, by the same index
+  std::uint64_t awaited = 0;            ///< replies still to come
+  kv::combine how = kv::combine::single;
+  bool close = false;  ///< QUIT, or a protocol error: close once the reply is sent
+};
+
+/// A connection's server's state: what it keeps across an upgrade. Plain data (the connection
+/// is the runtime's handle): handed on as it is between kv 1's code and kv 2's, it pins neither.
+struct ConnectionState {
+  hotswap::net::connection conn;
+  request_parser parser;
+  session client;
+  std::uint64_t shards = 1;
+  std::vector<InFlight> in_flight;  ///< in the order received: the replies go out in it
+  bool closing = false;             ///< a command that closes is in flight: nothing more is parsed
+};
+
+}  // namespace kv
+
+// The state's parts as schemas of their own (each a version 1): what the state's fingerprint is
+// made of, so that a later version of one is a migration, not a silent change.
+template <>
+struct hotswap::schema_of<kv::request_parser>
+    : hotswap::schema<"kv.RequestParser", hotswap::version<1, kv::request_parser>> {};
+template <>
+struct hotswap::schema_of<kv::session> : hotswap::schema<"kv.Session", hotswap::version<1, kv::session>> {};
+template <>
+struct hotswap::schema_of<kv::InFlight> : hotswap::schema<"kv.InFlight", hotswap::version<1, kv::InFlight>> {};
+template <>
+struct hotswap::schema_of<kv::ConnectionState>
+    : hotswap::schema<"kv.Connection", hotswap::version<1, kv::ConnectionState>> {};
+
+namespace kv {
+
+using ShardInterface = hotswap::interface<"kv.Shard", hotswap::call_msg<ShardRequest, std::string>>;
+using ConnectionInterface =
+    hotswap::interface<"kv.Connection", hotswap::info_msg<hotswap::net::data>, hotswap::info_msg<hotswap::net::closed>,
+                       hotswap::info_msg<hotswap::response<std::string>>>;
+
+/// The registered name of shard `index`.
+inline std::string shard_name(std::size_t index) {
+  return fmt::format("kv.shard.{}", index);
+}
+
+/// Commands of one connection in flight at most: past them nothing more is parsed (nor read)
+/// until replies come, so a pipelining client is held back, not buffered without bound.
+inline constexpr std::size_t max_in_flight = 256;
+
+inline std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+/// The shard's code, for kv 1's store (strings and lists) and kv 2's (with expiry).
+struct ShardV1 {
+  using interface = ShardInterface;
+  static constexpr int vsn = 1;
+  using state = v1::Store;
+  static state init() { return {}; }
+  static std::string handle_call(const ShardRequest& request, state& store) {
+    return execute(store, request.db, request.argv, now_ms());
+  }
+};
+
+struct ShardV2 {
+  using interface = ShardInterface;
+  static constexpr int vsn = 2;
+  using state = v2::Store;
+  // From kv 1's store, by the schema's steps (no value expires); down again the same way.
+  using state_history = hotswap::state_history<hotswap::version<1, v1::Store>>;
+  static state init() { return {}; }
+  static std::string handle_call(const ShardRequest& request, state& store) {
+    return execute(store, request.db, request.argv, now_ms());
+  }
+};
+
+namespace detail {
+
+/// Replies held back while others are awaited, at most: past them they are sent at once.
+inline constexpr std::size_t max_held_replies = 64 * 1024;
+
+/// Sends what is complete at the front of `s.in_flight`, in order, in one write: once nothing
+/// is awaited any more (a pipeline's replies go together, not one small write each, which the
+/// client's delayed ACK would hold back), or past max_held_replies. At a command that closes,
+/// closes the connection and stops the server.
+template <int Release>
+void send_ready(ConnectionState& s) {
+  std::size_t done = 0, bytes = 0;
+  bool close = false;
+  for (; done < s.in_flight.size() && s.in_flight[done].awaited == 0 && !close; ++done) {
+    bytes += s.in_flight[done].reply.size();
+    close = s.in_flight[done].close;
+  }
+  if (done == 0 || (done < s.in_flight.size() && !close && bytes < max_held_replies)) return;
+  std::string out;
+  out.reserve(bytes);
+  for (std::size_t i = 0; i < done; ++i) out += s.in_flight[i].reply;
+  s.in_flight.erase(s.in_flight.begin(), s.in_flight.begin() + static_cast<std::ptrdiff_t>(done));
+  if (!out.empty()) s.conn.send(std::move(out));
+  if (close) {
+    s.conn.close();
+    s.in_flight.clear();
+    (void)hotswap::stop(hotswap::self<ConnectionInterface>());  // once this handler returns
+  }
+}
+
+/// Parses what is buffered into commands and sends their shard requests, up to max_in_flight;
+/// then sends the replies ready, and reads more once everything buffered is parsed.
+template <int Release>
+void serve(ConnectionState& s) {
+  const environment env{.release = Release, .shards = static_cast<std::size_t>(s.shards)};
+  const auto self = hotswap::self<ConnectionInterface>();
+  bool need_more = false;
+  // Parsed until the buffer is used up or max_in_flight commands wait; what is ready is sent,
+  // which may make room for more (commands the connection answers itself, say).
+  for (;;) {
+    while (!s.closing && s.in_flight.size() < max_in_flight) {
+      const auto found = s.parser.next();
+      if (found == parse_status::need_more) {
+        need_more = true;
+        break;
+      }
+      InFlight command;
+      if (found == parse_status::error) {
+        command.reply = s.parser.error_reply();  // empty past the command's bound: closed without a reply
+        command.close = s.closing = true;
+        s.in_flight.push_back(std::move(command));
+        break;
+      }
+      plan todo = prepare(s.client, s.parser.take(), env);
+      command.close = s.closing = todo.close;
+      command.how = todo.combine;
+      command.reply = std::move(todo.reply);
+      command.awaited = todo.requests.size();
+      command.replies.resize(todo.requests.size());
+      command.requests.reserve(todo.requests.size());
+      for (std::size_t i = 0; i < todo.requests.size(); ++i) {
+        auto& request = todo.requests[i];
+        const auto shard = hotswap::whereis<ShardInterface>(shard_name(request.shard));
+        if (!shard) {
+          command.requests.push_back(0);
+          command.replies[i] = reply::error("ERR the shard is not running");
+          --command.awaited;
+          continue;
+        }
+        command.requests.push_back(
+            hotswap::send_request(*shard, ShardRequest{request.db, std::move(request.argv)}, self));
+      }
+      if (command.awaited == 0 && !command.requests.empty())
+        command.reply = combine_replies(command.how, std::move(command.replies));
+      s.in_flight.push_back(std::move(command));
+    }
+    send_ready<Release>(s);
+    if (need_more || s.closing || s.in_flight.size() >= max_in_flight) break;
+  }
+  if (need_more && !s.closing && s.conn.open()) s.conn.read_more();
+}
+
+template <int Release>
+void take_reply(const hotswap::response<std::string>& in, ConnectionState& s) {
+  for (auto& command : s.in_flight) {
+    for (std::size_t i = 0; i < command.requests.size(); ++i) {
+      if (command.requests[i] != in.request || in.request == 0) continue;
+      command.requests[i] = 0;
+      command.replies[i] = in.reply ? *in.reply
+                                    : reply::error(fmt::format("ERR the shard did not answer: {}",
+                                                               hotswap::to_string(in.reply.error().code)));
+      if (--command.awaited == 0) command.reply = combine_replies(command.how, std::move(command.replies));
+      // A full pipeline may have held back parsing: serve() parses on, then sends what is ready.
+      serve<Release>(s);
+      return;
+    }
+  }
+}
+
+}  // namespace detail
+
+/// The connection's code: kv 1's commands (Release 1) or kv 2's (with expiry). Both keep the
+/// same state, handed on as it is across an upgrade or a downgrade.
+template <int Release>
+struct Connection {
+  using interface = ConnectionInterface;
+  static constexpr int vsn = Release;
+  using state = ConnectionState;
+  static state init(const ConnectionStart& start) {
+    state made;
+    made.conn = start.conn;
+    made.shards = start.shards;
+    return made;
+  }
+  static void handle_info(const hotswap::net::data& in, state& s) {
+    s.parser.feed(in.bytes);
+    detail::serve<Release>(s);
+  }
+  static void handle_info(const hotswap::response<std::string>& in, state& s) { detail::take_reply<Release>(in, s); }
+  static void handle_info(const hotswap::net::closed&, state&) {
+    (void)hotswap::stop(hotswap::self<ConnectionInterface>());
+  }
+};
+
+using ConnectionV1 = Connection<1>;
+using ConnectionV2 = Connection<2>;
+
+}  // namespace kv

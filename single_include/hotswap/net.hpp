@@ -927,6 +927,11 @@ template <>
 struct type_name<net::connection> {
   static constexpr std::string_view value = "hotswap::net::connection";
 };
+/// Its functions are the listener's, in the program: a state holding one does not keep the code
+/// that made it loaded (a connection's server started on a version of a module, then moved to
+/// another, does not pin the first).
+template <>
+inline constexpr bool detail::runtime_handle<net::connection> = true;
 }  // namespace hotswap
 
 // ---- hotswap/impl/net.hpp ----

@@ -35,6 +35,17 @@ std::string with_steps(running_release& shop, const std::string& vsn, const std:
   return path;
 }
 
+/// Why read_release refuses a manifest of release a 1 with `more` (JSON members, each after a
+/// comma) after its modules: what it says after the file's name (errc::bad_release checked).
+std::string manifest_refusal(const testing::scratch& files, const std::string& more) {
+  testing::write_bytes(files.dir + "/bad.json",
+                       R"({"hotswap_release": 1, "name": "a", "vsn": "1", "modules": ["x.so"])" + more + "}");
+  const auto read = hotswap::read_release(files.dir + "/bad.json");
+  REQUIRE_FALSE(read);
+  CHECK(read.error().code == hotswap::errc::bad_release);
+  return read.error().what.substr(files.dir.size() + sizeof("/bad.json:"));
+}
+
 /// The shop with names: a registered as "alpha", b as "beta".
 struct named_shop : running_release {
   named_shop() {
@@ -304,14 +315,7 @@ TEST_CASE("a dry run lists the servers a release would start, stop and restart, 
 
 TEST_CASE("a manifest's start, stop and restart are refused unless lists of names, saying why") {
   const testing::scratch files;
-  auto refusal = [&](const std::string& steps) {
-    testing::write_bytes(files.dir + "/bad.json",
-                         R"({"hotswap_release": 1, "name": "a", "vsn": "1", "modules": ["x.so"])" + steps + "}");
-    const auto read = hotswap::read_release(files.dir + "/bad.json");
-    REQUIRE_FALSE(read);
-    CHECK(read.error().code == hotswap::errc::bad_release);
-    return read.error().what.substr(files.dir.size() + sizeof("/bad.json:"));
-  };
+  auto refusal = [&](const std::string& steps) { return manifest_refusal(files, steps); };
   const std::string start_form = R"(must be {"name": registered name, "module": module name})";
   CHECK(refusal(R"(, "start": {"name": "x", "module": "y"})") ==
         R"("start" must be a list of {"name": registered name, "module": module name})");
@@ -515,15 +519,7 @@ TEST_CASE("a dry run lists the steps a release would apply, and runs none") {
 
 TEST_CASE("a manifest's apply is refused unless a list of module, step and point, saying why") {
   const testing::scratch files;
-  auto refusal = [&](const std::string& apply) {
-    testing::write_bytes(
-        files.dir + "/bad.json",
-        R"({"hotswap_release": 1, "name": "a", "vsn": "1", "modules": ["x.so"], "apply": )" + apply + "}");
-    const auto read = hotswap::read_release(files.dir + "/bad.json");
-    REQUIRE_FALSE(read);
-    CHECK(read.error().code == hotswap::errc::bad_release);
-    return read.error().what.substr(files.dir.size() + sizeof("/bad.json:"));
-  };
+  auto refusal = [&](const std::string& apply) { return manifest_refusal(files, R"(, "apply": )" + apply); };
   const std::string form = R"(must be {"module": module name, "step": step name, "at": "before_suspend" or )"
                            R"("after_commit"})";
   CHECK(refusal(R"({"module": "x", "step": "y", "at": "after_commit"})") ==
@@ -765,15 +761,7 @@ TEST_CASE("a plan refuses the supervisors' children a release cannot change, eac
 
 TEST_CASE("a manifest's supervisors are refused unless supervisors and children as they must be, saying why") {
   const testing::scratch files;
-  auto refusal = [&](const std::string& steps) {
-    testing::write_bytes(
-        files.dir + "/bad.json",
-        R"({"hotswap_release": 1, "name": "a", "vsn": "1", "modules": ["x.so"], "supervisors": )" + steps + "}");
-    const auto read = hotswap::read_release(files.dir + "/bad.json");
-    REQUIRE_FALSE(read);
-    CHECK(read.error().code == hotswap::errc::bad_release);
-    return read.error().what.substr(files.dir.size() + sizeof("/bad.json:"));
-  };
+  auto refusal = [&](const std::string& changes) { return manifest_refusal(files, R"(, "supervisors": )" + changes); };
   const std::string form = R"({"supervisor": registered name, "children": [child specs], "remove": [child ids]})";
   const std::string child_form =
       R"({"id": child id, "module": module name, and "name", "restart", "shutdown_ms" if wanted})";

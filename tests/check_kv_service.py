@@ -9,7 +9,9 @@ of its own. On release kv 1, tests/check_kv_commands.py compares redis-cli sessi
 with a real redis-server's. 1,000 keys are written with known values; then `hotswapctl upgrade
 kv-2.release.json` runs from outside while redis-benchmark (-c 50 -n 20000 -t set,get,incr -q)
 is going: redis-benchmark exits 0 and prints no error, and the keys read back equal, with no
-expiry. check_kv_commands.py runs for release 2 (expiry); 1,000 keys are written again, half with
+expiry; the service's accepted connections (INFO's total_connections_received) grew by
+redis-benchmark's clients (50 a test) and its CONFIG GET's only: none dropped and reopened.
+check_kv_commands.py runs for release 2 (expiry); 1,000 keys are written again, half with
 a TTL; three idle clients stay connected; a downgrade to kv 1 from outside, under redis-benchmark
 pipelined (-P 16 -t set, its 50 connections open), drops the TTLs (kv 1 no longer knows TTL or EXPIRE, the
 idle clients too, their database still selected) and keeps every key; check_kv_commands.py runs
@@ -166,8 +168,18 @@ def connection_servers():
                if one.get("implementation", "").startswith("kv::Connection"))
 
 
+def info():
+    """INFO's fields, by a connection of its own (counted in total_connections_received)."""
+    client = Client()
+    text = client.run([["INFO"]])[0].decode()
+    client.close()
+    return dict(line.split(":", 1) for line in text.split("\r\n") if ":" in line)
+
+
 def upgrade_under_benchmark(manifest, command, tests, open_before=0):
-    """`hotswapctl upgrade manifest` once redis-benchmark's requests flow; checks redis-benchmark."""
+    """`hotswapctl upgrade manifest` once redis-benchmark's requests flow; checks redis-benchmark,
+    and that the service accepted no connection but its clients: none dropped and reopened."""
+    accepted_before = int(info()["total_connections_received"])
     benchmark = subprocess.Popen(command + ["-p", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     output = bytearray()
     while b"rps=" not in output:  # the event: its first progress line, requests flowing
@@ -199,6 +211,13 @@ def upgrade_under_benchmark(manifest, command, tests, open_before=0):
     check(not re.search(r"error|closed|refused", text, re.I), f"redis-benchmark printed an error: {text}")
     for test in tests:
         check(re.search(rf"^{test}: [\d.]+ requests per second", text, re.M), f"no {test} result: {text}")
+    # redis-benchmark opens its 50 clients for each test, and one connection before them (its CONFIG
+    # GET, as redis-server counts it too); this INFO's connection is one more.
+    accepted = int(info()["total_connections_received"]) - accepted_before
+    expected = 50 * len(tests) + 1 + 1
+    print(f"accepted during the run: {accepted} (redis-benchmark's {50 * len(tests)} clients, its CONFIG GET, "
+          "the INFO)", flush=True)
+    check(accepted == expected, f"the service accepted {accepted} connections under redis-benchmark, not {expected}")
     print("\n".join(line for line in text.splitlines() if "requests per second" in line), flush=True)
 
 

@@ -340,7 +340,8 @@ struct session {
 /// What INFO shows; the caller gives it.
 struct info_fields {
   std::string redis_version = "7.0.15";
-  std::uint64_t connected_clients = 0;
+  std::uint64_t connected_clients = 0;           ///< connections open now
+  std::uint64_t total_connections_received = 0;  ///< connections accepted since the start
   std::uint64_t used_memory = 0;
   std::array<std::uint64_t, databases> keys{};
   std::array<std::uint64_t, databases> expires{};
@@ -506,6 +507,8 @@ inline std::string info(const std::vector<std::string>& argv, const environment&
   if (wanted("server")) open("Server"), text += fmt::format("redis_version:{}\r\n", fields.redis_version);
   if (wanted("clients")) open("Clients"), text += fmt::format("connected_clients:{}\r\n", fields.connected_clients);
   if (wanted("memory")) open("Memory"), text += fmt::format("used_memory:{}\r\n", fields.used_memory);
+  if (wanted("stats"))
+    open("Stats"), text += fmt::format("total_connections_received:{}\r\n", fields.total_connections_received);
   if (wanted("keyspace")) {
     open("Keyspace");
     for (std::size_t db = 0; db < databases; ++db)

@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdint>
 #include <cstdio>
 #include <string>
@@ -39,6 +40,23 @@ T or_exit(hotswap::result<T> made, const char* what) {
   }
   if constexpr (!std::is_void_v<T>) return std::move(*made);
 }
+
+// The listener whose counters the stats server gives (INFO's connected_clients and
+// total_connections_received): set before the server starts, reset before the listener goes.
+std::atomic<const hotswap::net::listener*> the_listener{nullptr};
+
+struct StatsServer {
+  using interface = kv::StatsInterface;
+  static constexpr int vsn = 1;
+  using state = std::uint64_t;  // nothing kept
+  static state init() { return 0; }
+  static kv::Stats handle_call(const kv::StatsQuery&, state&) {
+    const auto* listening = the_listener.load();
+    if (listening == nullptr) return {};
+    const auto counters = listening->counters();
+    return {.accepted = counters.accepted, .open = counters.open};
+  }
+};
 
 }  // namespace
 
@@ -78,6 +96,8 @@ int main(int argc, char** argv) {
   auto listener = or_exit(hotswap::net::listener::open<kv::ConnectionInterface>(
                               hotswap::net::endpoint::tcp("127.0.0.1", port), child, connections),
                           "listen");
+  the_listener = listener.get();
+  or_exit(hotswap::start<StatsServer>({.name = kv::stats_name, .own_thread = true}), "start the stats server");
   const auto control = or_exit(hotswap::open_control(code, releases, {.program = "kv"}), "open_control");
   fmt::print("kv: serving on 127.0.0.1:{}, release kv 1\n", listener->port());
   fmt::print(stderr, "kv: pid {}, control socket {}\n", ::getpid(), control.path());
@@ -90,6 +110,7 @@ int main(int argc, char** argv) {
   // The listener first: no more clients, each connection's requests in hand answered; then the
   // connections' supervisor and the shards, newest first.
   const auto listener_stopped = listener->stop();
+  the_listener = nullptr;
   const auto all_stopped = hotswap::stop_all();
   fmt::print(stderr, "kv: stopped ({})\n", stopped_by == SIGINT ? "SIGINT" : "SIGTERM");
   if (!listener_stopped) fmt::print(stderr, "kv: the listener's stop: {}\n", listener_stopped.error().what);

@@ -41,6 +41,13 @@ struct ConnectionStart {
   std::uint64_t shards = 1;
 };
 
+/// INFO's question to the program (the server registered as stats_name): its listener's counters.
+struct StatsQuery {};
+struct Stats {
+  std::uint64_t accepted = 0;  ///< connections accepted since the start
+  std::uint64_t open = 0;      ///< of them, those open now
+};
+
 /// A command whose reply is not sent yet: its reply already, or its shard requests' ids and
 /// the replies come so far.
 struct InFlight {
@@ -84,6 +91,21 @@ using ShardInterface = hotswap::interface<"kv.Shard", hotswap::call_msg<ShardReq
 using ConnectionInterface =
     hotswap::interface<"kv.Connection", hotswap::info_msg<hotswap::net::data>, hotswap::info_msg<hotswap::net::closed>,
                        hotswap::info_msg<hotswap::response<std::string>>>;
+
+using StatsInterface = hotswap::interface<"kv.Stats", hotswap::call_msg<StatsQuery, Stats>>;
+inline constexpr const char* stats_name = "kv.stats";
+
+/// INFO's fields from the program's stats server (zero if it does not answer).
+inline info_fields program_info() {
+  info_fields fields;
+  const auto stats = hotswap::whereis<StatsInterface>(stats_name);
+  if (!stats) return fields;
+  const auto got = hotswap::call(*stats, StatsQuery{}, std::chrono::seconds(1));
+  if (!got) return fields;
+  fields.connected_clients = got->open;
+  fields.total_connections_received = got->accepted;
+  return fields;
+}
 
 /// The registered name of shard `index`.
 inline std::string shard_name(std::size_t index) {
@@ -156,7 +178,7 @@ void send_ready(ConnectionState& s) {
 /// then sends the replies ready, and reads more once everything buffered is parsed.
 template <int Release>
 void serve(ConnectionState& s) {
-  const environment env{.release = Release, .shards = static_cast<std::size_t>(s.shards)};
+  const environment env{.release = Release, .shards = static_cast<std::size_t>(s.shards), .info = program_info};
   const auto self = hotswap::self<ConnectionInterface>();
   bool need_more = false;
   // Parsed until the buffer is used up or max_in_flight commands wait; what is ready is sent,

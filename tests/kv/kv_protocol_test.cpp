@@ -473,16 +473,19 @@ TEST_CASE("kv commands: the connection's own commands") {
   kv.env.info = [] {
     kv::info_fields fields;
     fields.connected_clients = 3;
+    fields.total_connections_received = 7;
     fields.used_memory = 1024;
     fields.keys[0] = 2;
     fields.keys[15] = 1;
     fields.expires[15] = 1;
     return fields;
   };
-  CHECK(kv({"INFO"}) == kv::reply::bulk("# Server\r\nredis_version:7.0.15\r\n\r\n# Clients\r\nconnected_clients:3\r\n"
-                                        "\r\n# Memory\r\nused_memory:1024\r\n\r\n# Keyspace\r\ndb0:keys=2,expires=0,"
-                                        "avg_ttl=0\r\ndb15:keys=1,expires=1,avg_ttl=0\r\n"));
+  CHECK(kv({"INFO"}) ==
+        kv::reply::bulk("# Server\r\nredis_version:7.0.15\r\n\r\n# Clients\r\nconnected_clients:3\r\n"
+                        "\r\n# Memory\r\nused_memory:1024\r\n\r\n# Stats\r\ntotal_connections_received:7\r\n"
+                        "\r\n# Keyspace\r\ndb0:keys=2,expires=0,avg_ttl=0\r\ndb15:keys=1,expires=1,avg_ttl=0\r\n"));
   CHECK(kv({"INFO", "clients"}) == kv::reply::bulk("# Clients\r\nconnected_clients:3\r\n"));
+  CHECK(kv({"INFO", "stats"}) == kv::reply::bulk("# Stats\r\ntotal_connections_received:7\r\n"));
   CHECK(kv({"INFO", "nothing"}) == kv::reply::bulk(""));
   // QUIT says OK, then the connection closes.
   bool close = false;

@@ -13,7 +13,8 @@ release anemone 2 (tests/anemone_app.py), from the directory of its modules (whe
 its block (before the next command line) shows hotswapctl's error (`hotswapctl: upgrade refused:
 plan_refused ...`: 1, and the same error; `failed, rolled back`: 2). `watch` runs until Ctrl-C: it must print its first line,
 then it is interrupted. Lines the docs add are run as they come; a placeholder is run only as
-PLACEHOLDERS maps it, and one not mapped fails the test (show a real value, or map it here).
+PLACEHOLDERS maps it, and one not mapped fails the test (show a real value, or map it here). Lines
+addressed to another program than the Anemone app run in that program's test (ELSEWHERE).
 """
 import os
 import pathlib
@@ -51,6 +52,8 @@ PATHS = {
     "build/examples/anemone_modules": modules,
 }
 NO_MODULE = "/tmp/x.so"
+# Programs other than the Anemone app that the docs operate -> the test that runs their lines as shown.
+ELSEWHERE = {"kv": "tests/check_kv_service.py (example.kv_service)"}
 
 
 def sections(document):
@@ -72,7 +75,9 @@ def sections(document):
         if block is None:
             block = []
         shown = line.strip()
-        if COMMAND.match(shown):
+        if COMMAND.match(shown) and COMMAND.match(shown).group(1).split()[0] in ELSEWHERE:
+            block = None
+        elif COMMAND.match(shown):
             block.append(shown)
             found.append((title, number, shown, 0, None))
         elif found and block and found[-1][2] == block[-1] and (error := ERROR.match(shown)):

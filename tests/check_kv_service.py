@@ -38,6 +38,13 @@ BENCHMARK = ["redis-benchmark", "-c", "50", "-n", "20000", "-t", "set,get,incr",
 # end (the release handler's note "kv.connection vsn 2 is still used by ...: it stays current").
 BENCHMARK_PIPELINED = ["redis-benchmark", "-c", "50", "-n", "400000", "-P", "16", "-t", "set", "-q"]
 KEYS = 1000
+# The hotswapctl lines docs/net.md shows for the service: run here, as shown (their path, build/demo's,
+# this build's; `--json` added), for the upgrade and the downgrade (check_docs_commands.py leaves them
+# to this test).
+SHOWN = [re.sub(r"^\S*hotswapctl kv ", "", line.strip()).split()
+         for line in open(os.path.join(here, "..", "docs", "net.md"))
+         if re.match(r"^\s*\S*hotswapctl kv ", line)]
+SHOWN = [[word.replace("build/demo/examples/kv_modules", modules) for word in line] for line in SHOWN]
 problems = []
 
 
@@ -176,9 +183,10 @@ def info():
     return dict(line.split(":", 1) for line in text.split("\r\n") if ":" in line)
 
 
-def upgrade_under_benchmark(manifest, command, tests, open_before=0):
-    """`hotswapctl upgrade manifest` once redis-benchmark's requests flow; checks redis-benchmark,
+def upgrade_under_benchmark(args, command, tests, open_before=0):
+    """`hotswapctl kv ARGS` (an upgrade) once redis-benchmark's requests flow; checks redis-benchmark,
     and that the service accepted no connection but its clients: none dropped and reopened."""
+    manifest = args[-1]
     accepted_before = int(info()["total_connections_received"])
     benchmark = subprocess.Popen(command + ["-p", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     output = bytearray()
@@ -190,7 +198,7 @@ def upgrade_under_benchmark(manifest, command, tests, open_before=0):
     check(b"rps=" in output, f"redis-benchmark showed no progress: {output.decode(errors='replace')}")
     while open_before and connection_servers() < open_before and benchmark.poll() is None:
         time.sleep(0.02)  # between two looks at the service's connections, not an amount waited for
-    upgraded = ctl("upgrade", manifest)
+    upgraded = ctl(*args)
     running = benchmark.poll() is None
     output += benchmark.stdout.read()
     status = benchmark.wait(timeout=600)
@@ -227,7 +235,9 @@ try:
     write_keys("one")
 
     # -- kv 1 -> 2 under redis-benchmark: the keys stay, with no expiry --
-    upgrade_under_benchmark(os.path.join(modules, "kv-2.release.json"), BENCHMARK, ("SET", "GET", "INCR"))
+    check(SHOWN == [["upgrade", os.path.join(modules, f"kv-{vsn}.release.json")] for vsn in (2, 1)],
+          f"docs/net.md shows other hotswapctl lines for the service than the upgrade and downgrade: {SHOWN}")
+    upgrade_under_benchmark(SHOWN[0], BENCHMARK, ("SET", "GET", "INCR"))
     read_keys("one", "after the upgrade to kv 2")
     check(ttls() == [-1] * KEYS, "after the upgrade to kv 2, a key has an expiry")
     commands_match(2)
@@ -238,7 +248,7 @@ try:
     check(all((0 < got[i] <= 3600) if i % 2 == 0 else got[i] == -1 for i in range(KEYS)), "the TTLs under kv 2")
     idle = [Client() for _ in range(3)]  # connections open across the downgrade, idle
     check(all(one.run([["SELECT", "1"], ["SET", "idle", "kept"]]) == ["+OK", "+OK"] for one in idle), "idle clients")
-    upgrade_under_benchmark(os.path.join(modules, "kv-1.release.json"), BENCHMARK_PIPELINED, ("SET",), len(idle) + 50)
+    upgrade_under_benchmark(SHOWN[1], BENCHMARK_PIPELINED, ("SET",), len(idle) + 50)
     read_keys("two", "after the downgrade to kv 1")
     for one in idle:  # still connected, on kv 1's code, their database still selected
         got = one.run([["GET", "idle"], ["EXPIRE", "idle", "10"]])

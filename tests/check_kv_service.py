@@ -7,7 +7,7 @@ hotswap-kv serves on a free port (`hotswap-kv --port 0 --serve`: it prints the o
 modules and releases are the build's, MODULES_DIR) with its control socket in a runtime directory
 of its own. On release kv 1, tests/check_kv_commands.py compares redis-cli sessions against it
 with a real redis-server's. 1,000 keys are written with known values; then `hotswapctl upgrade
-kv-2.release.json` runs from outside while redis-benchmark (-c 50 -n 20000 -t set,get,incr -q)
+kv-2.release.json` runs from outside while redis-benchmark (-c 50 -n 100000 -t set,get,incr -q)
 is going: redis-benchmark exits 0 and prints no error, and the keys read back equal, with no
 expiry; the service's accepted connections (INFO's total_connections_received) grew by
 redis-benchmark's clients (50 a test) and its CONFIG GET's only: none dropped and reopened.
@@ -31,7 +31,10 @@ import time
 
 kv_path, ctl_path, modules = sys.argv[1:4]
 here = os.path.dirname(os.path.abspath(__file__))
-BENCHMARK = ["redis-benchmark", "-c", "50", "-n", "20000", "-t", "set,get,incr", "-q"]
+# The upgrade's: its 50 connections all open when it starts, each test long enough that the
+# transaction does not meet the clients redis-benchmark closes and opens between two tests (a
+# connection server that ends during a release's pause fails the release today: issue 29's note).
+BENCHMARK = ["redis-benchmark", "-c", "50", "-n", "100000", "-t", "set,get,incr", "-q"]
 # The downgrade's: pipelined (commands in flight in every connection across the transaction, their
 # replies handled by the new code), one test, its 50 connections all open (none opening) when it starts: a
 # connection accepted while a downgrade runs starts on the version left, still current until the
@@ -237,7 +240,7 @@ try:
     # -- kv 1 -> 2 under redis-benchmark: the keys stay, with no expiry --
     check(SHOWN == [["upgrade", os.path.join(modules, f"kv-{vsn}.release.json")] for vsn in (2, 1)],
           f"docs/net.md shows other hotswapctl lines for the service than the upgrade and downgrade: {SHOWN}")
-    upgrade_under_benchmark(SHOWN[0], BENCHMARK, ("SET", "GET", "INCR"))
+    upgrade_under_benchmark(SHOWN[0], BENCHMARK, ("SET", "GET", "INCR"), 50)
     read_keys("one", "after the upgrade to kv 2")
     check(ttls() == [-1] * KEYS, "after the upgrade to kv 2, a key has an expiry")
     commands_match(2)

@@ -271,9 +271,12 @@ inline std::string to_string(const upgrade_report& report) {
 
 namespace detail {
 /// hotswap::upgrade, and the servers `held` (suspended with the others, never changed, left
-/// suspended on commit: those a release stops or restarts), with `hooks` inside the pause.
+/// suspended on commit: those a release stops or restarts), with `hooks` inside the pause. With
+/// `leave_out_ended`, a server that ends before its suspend or change is left out, said in a
+/// note (the release handler's: a server may end any time; by hand, a step names one that must run).
 inline upgrade_report run_upgrade(const std::vector<upgrade_step>& steps, const std::vector<any_server>& held,
-                                  const upgrade_options& options, const transaction_hooks& hooks) {
+                                  const upgrade_options& options, const transaction_hooks& hooks,
+                                  bool leave_out_ended = false) {
   using std::chrono::duration_cast;
   using std::chrono::microseconds;
   upgrade_report report;
@@ -294,6 +297,7 @@ inline upgrade_report run_upgrade(const std::vector<upgrade_step>& steps, const 
   for (std::size_t i = 0; i < steps.size(); ++i) {
     const upgrade_step& step = steps[i];
     detail::transaction_step one{step.server().core(), step.table(), step.old_vsn(), {}};
+    one.may_end = leave_out_ended;
     if (!one.table) {
       auto leased = detail::lease_to_server(step.module(), step.server().core());
       if (!leased) {
@@ -311,7 +315,13 @@ inline upgrade_report run_upgrade(const std::vector<upgrade_step>& steps, const 
                             run.back().table->vsn,
                             {}});
   }
-  for (const auto& server : held) run.push_back({server.core(), nullptr, 0, {}});
+  for (const auto& server : held) {
+    run.push_back({server.core(), nullptr, 0, {}});
+    run.back().may_end = leave_out_ended;
+  }
+  const auto running = [&run] {
+    return std::count_if(run.begin(), run.end(), [](const detail::transaction_step& one) { return !one.ended; });
+  };
   const auto started = std::chrono::steady_clock::now();
   const auto outcome = detail::run_transaction(
       run, {options.suspend_timeout, options.change_timeout, options.pause_budget},
@@ -319,7 +329,7 @@ inline upgrade_report run_upgrade(const std::vector<upgrade_step>& steps, const 
         if (!options.progress) return;
         switch (event) {
           case detail::transaction_event::suspended:
-            return tell(upgrade_stage::suspend, fmt::format("suspended {} servers", run.size()));
+            return tell(upgrade_stage::suspend, fmt::format("suspended {} servers", running()));
           case detail::transaction_event::changed:
             return tell(upgrade_stage::change_code,
                         fmt::format("{}: vsn {} -> {} ({}) in {} us", report.steps[i].server_label, steps[i].old_vsn(),
@@ -335,12 +345,13 @@ inline upgrade_report run_upgrade(const std::vector<upgrade_step>& steps, const 
   run.resize(steps.size());  // (the servers held are the caller's)
   report.pause = outcome.pause;
   for (std::size_t i = 0; i < run.size(); ++i) report.steps[i].time = run[i].switch_time;
+  const auto changed = static_cast<std::size_t>(running());
   if (const auto& failed = outcome.failed) {
     report.outcome = failure(failed->step, failed->stage, failed->failure);
     tell(upgrade_stage::rollback, report.outcome.error().what);
   } else {
-    tell(upgrade_stage::resume, fmt::format("resumed {} servers: paused {} us", steps.size(),
-                                            duration_cast<microseconds>(report.pause).count()));
+    tell(upgrade_stage::resume,
+         fmt::format("resumed {} servers: paused {} us", changed, duration_cast<microseconds>(report.pause).count()));
     if (options.state_sizes)  // after the pause, all at once
       detail::to_every_server<std::size_t>(
           run, std::chrono::steady_clock::now() + options.change_timeout,
@@ -348,6 +359,19 @@ inline upgrade_report run_upgrade(const std::vector<upgrade_step>& steps, const 
           [&](std::size_t i, const result<std::size_t>& bytes) {
             if (bytes) report.steps[i].state_bytes = *bytes;
           });
+  }
+  if (changed < run.size()) {  // the steps of the servers left out go, said in a note each
+    std::size_t kept = 0;
+    for (std::size_t i = 0; i < run.size(); ++i) {
+      if (!run[i].ended) {
+        if (kept != i) report.steps[kept] = std::move(report.steps[i]);
+        ++kept;
+        continue;
+      }
+      report.notes.push_back(fmt::format("{} ended before its change to {} vsn {}: left out",
+                                         report.steps[i].server_label, report.steps[i].to, report.steps[i].to_vsn));
+    }
+    report.steps.resize(kept);
   }
   return report;
 }
@@ -1508,7 +1532,7 @@ upgrade_report basic_release_handler<CodeServer>::run(const release_plan& plan, 
       for (const auto& server : plan.changes[i].servers) steps.emplace_back(server.server, loaded[i], server.from_vsn);
     auto servers = std::move(report.servers);
     auto applied = std::move(report.applied);
-    report = detail::run_upgrade(steps, held, options, hooks);
+    report = detail::run_upgrade(steps, held, options, hooks, /*leave_out_ended=*/true);
     report.servers = std::move(servers);
     report.applied = std::move(applied);
   }  // the steps' leases go: a version rolled back from is held by nothing now

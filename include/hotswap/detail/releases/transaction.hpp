@@ -3,7 +3,9 @@
 // back as they were. (OTP's release_handler suspends one by one and cannot undo a code_change.)
 // A step may also only hold its server: suspended with the others, never changed, and left
 // suspended on commit (a server the release stops, or restarts as another); and steps of the
-// caller's own (starting the servers that replace them) run after the changes, inside the pause.
+// caller's own (starting the servers that replace them) run after the changes, inside the pause. A
+// server that ends before the transaction reaches it fails it, unless its step may end: then it
+// is left out (the release handler's servers: a connection closed during the pause).
 #pragma once
 
 #include <algorithm>
@@ -29,6 +31,8 @@ struct transaction_step {
   int old_vsn;
   std::shared_ptr<const void> table_owner;
   std::shared_ptr<kept_code> kept = std::make_shared<kept_code>();  // written on the server
+  bool may_end = false;    // a server that ends before its suspend or change is left out, not a failure
+  bool ended = false;      // ... and this one did (OTP's release_handler, too, skips a process gone)
   bool attempted = false;  // a switch was sent (if it timed out, it may yet run)
   std::chrono::nanoseconds switch_time{};
 };
@@ -140,6 +144,10 @@ transaction_outcome run_transaction(std::vector<transaction_step>& steps, const 
   const auto suspend_deadline = time_after(started, limits.suspend_timeout);
   to_every_server(steps, std::min(suspend_deadline, budget_end), suspend, [&](std::size_t i, result<void> answer) {
     if (answer) return;
+    if (answer.error().code == errc::no_server && steps[i].may_end) {
+      steps[i].ended = true;
+      return;
+    }
     stuck[i] = answer.error().code == errc::timeout;
     fail(i, "suspend", late(answer.error(), suspend_deadline));
   });
@@ -149,7 +157,7 @@ transaction_outcome run_transaction(std::vector<transaction_step>& steps, const 
   // Switch each, in order, keeping what it ran; the budget is checked after each.
   for (std::size_t i = 0; i < steps.size() && !failed; ++i) {
     transaction_step& step = steps[i];
-    if (!step.table) continue;  // held only
+    if (!step.table || step.ended) continue;  // held only, or left out
     step.attempted = true;
     const auto started = clock::now();
     const auto change_deadline = time_after(started, limits.change_timeout);
@@ -158,7 +166,11 @@ transaction_outcome run_transaction(std::vector<transaction_step>& steps, const 
         [table = step.table, vsn = step.old_vsn, owner = step.table_owner, kept = step.kept](server_core& core) mutable
         -> result<void> { return switch_code(core, *table, vsn, {}, std::move(owner), *kept); });
     step.switch_time = clock::now() - started;
-    if (!switched) {
+    if (!switched && switched.error().code == errc::no_server && step.may_end) {  // it ended while suspended
+      step.ended = true;
+      step.attempted = false;
+      step.switch_time = {};
+    } else if (!switched) {
       stuck[i] = switched.error().code == errc::timeout;
       fail(i, "change_code", late(switched.error(), change_deadline));
     } else if (clock::now() > budget_end) {
@@ -203,11 +215,12 @@ transaction_outcome run_transaction(std::vector<transaction_step>& steps, const 
   std::vector<sent_control<clock::time_point, decltype(resume)>> resumed;
   resumed.reserve(steps.size());
   const auto kept_suspended = [&](const transaction_step& step) { return !failed && !step.table; };
-  for (auto& step : steps) resumed.emplace_back(core_ref{kept_suspended(step) ? nullptr : step.server}, resume);
+  for (auto& step : steps)
+    resumed.emplace_back(core_ref{kept_suspended(step) || step.ended ? nullptr : step.server}, resume);
   auto last = started;
   const auto resume_deadline = time_after(clock::now(), limits.suspend_timeout);
   for (std::size_t i = 0; i < steps.size(); ++i) {
-    if (stuck[i] || kept_suspended(steps[i])) continue;  // freed by the server once served
+    if (stuck[i] || kept_suspended(steps[i]) || steps[i].ended) continue;  // freed by the server once served
     if (auto ran = resumed[i].wait_until(resume_deadline)) last = std::max(last, *ran);
   }
   outcome.pause = last - started;

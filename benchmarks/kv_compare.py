@@ -259,8 +259,12 @@ def measure(figure, system, options):
         server.stop()
 
 
+def number(value):
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
 def show(metrics):
-    return ", ".join(f"{name} {value:.4g} {unit}" for name, (value, unit) in metrics.items())
+    return ", ".join(f"{name} {number(value)} {unit}" for name, (value, unit) in metrics.items())
 
 
 def run_all(options):
@@ -281,7 +285,7 @@ def run_all(options):
     print(f"\nmedian over {options.rounds} interleaved rounds{' (quick: not figures to quote)' if options.quick else ''}")
     print(f"{'figure':<16} {'metric':<17} {'hotswap':>16} {'redis-server':>16} {'hotswap / redis':>16}")
     for (figure, name), row in medians.items():
-        cells = [f"{row[s][0]:.4g} {row[s][1]}" if s in row else "-" for s in SYSTEMS]
+        cells = [f"{number(row[s][0])} {row[s][1]}" if s in row else "-" for s in SYSTEMS]
         ratio = f"{row['hotswap'][0] / row['redis-server'][0]:.2f}x" if len(row) == 2 and row["redis-server"][0] else "-"
         print(f"{figure:<16} {name:<17} {cells[0]:>16} {cells[1]:>16} {ratio:>16}")
     load = {name: medians[("kv_upgrade_load", name)]["hotswap"][0] for name in ("steady_p99", "upgrade_p99",

@@ -49,7 +49,7 @@ with tempfile.TemporaryDirectory() as out:
         "| kv service: redis-benchmark -c 50 -t set,get | get_p99 | 600 us | 400 us | 1.5× |",
         "| kv service: redis-benchmark -c 50 -t set,get | set_rps | 100 k req/s | 125 k req/s | 0.8× |",
         "| kv service: RSS per idle connection (2,000 open) | bytes | 2,500 B | 1,200 B | 2.1× |",
-        "| kv service: kv 1 -> 2 -> 1 under 50 connections' SET/GET | upgrade_p99 | 900 us | — | — |",
+        "| kv service: kv 1 -> 2 -> 1 under 50 connections' SET/GET (50,000 keys) | upgrade_p99 | 900 us | — | — |",
     ]
     for line in expected:
         if line not in report.splitlines():

@@ -47,7 +47,7 @@ WORKLOADS = {
     "kv_set_get": ("kv service: redis-benchmark -c 50 -t set,get", KV_SYSTEMS, False),
     "kv_set_get_p16": ("kv service: redis-benchmark -c 50 -t set,get -P 16", KV_SYSTEMS, False),
     "kv_idle_memory": ("kv service: RSS per idle connection (2,000 open)", KV_SYSTEMS, True),
-    "kv_upgrade_load": ("kv service: kv 1 -> 2 -> 1 under 50 connections' SET/GET", ["hotswap"], True),
+    "kv_upgrade_load": ("kv service: kv 1 -> 2 -> 1 under 50 connections' SET/GET (50,000 keys)", ["hotswap"], True),
     "kv_upgrade_idle": ("kv service: kv 1 -> 2 -> 1 with 10,000 idle connections", ["hotswap"], True),
 }
 

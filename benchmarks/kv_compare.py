@@ -192,21 +192,25 @@ def upgrade_under_load(server, options):
         out = os.path.join(scratch, "samples")
         load = subprocess.Popen([options.paths.load, "--port", str(server.port), "--connections", str(CLIENTS),
                                  "--out", out], stdout=subprocess.PIPE, text=True)
-        ready = load.stdout.readline()  # the event: every connection has had a reply
-        if ready != f"kv_load: {CLIENTS} connections running\n":
-            load.kill()
-            fail(f"kv_load did not start: {ready!r}")
-        # The steady stretches are what is measured (the requests between the upgrades): a length
-        # of time is the point here, not a wait for something to happen.
-        time.sleep(options.steady)
-        up, up_start, up_end = server.upgrade(2)
-        time.sleep(options.steady)
-        down, down_start, down_end = server.upgrade(1)
-        time.sleep(options.steady)
-        load.send_signal(signal.SIGTERM)
-        said = load.communicate(timeout=DEADLINE)[0]
-        if load.returncode != 0:
-            fail(f"kv_load failed ({load.returncode}): {said}")
+        try:
+            ready = load.stdout.readline()  # the event: every connection has had a reply
+            if ready != f"kv_load: {CLIENTS} connections running\n":
+                fail(f"kv_load did not start: {ready!r}")
+            # The steady stretches are what is measured (the requests between the upgrades): a
+            # length of time is the point here, not a wait for something to happen.
+            time.sleep(options.steady)
+            up, up_start, up_end = server.upgrade(2)
+            time.sleep(options.steady)
+            down, down_start, down_end = server.upgrade(1)
+            time.sleep(options.steady)
+            load.send_signal(signal.SIGTERM)
+            said = load.communicate(timeout=DEADLINE)[0]
+            if load.returncode != 0:
+                fail(f"kv_load failed ({load.returncode}): {said}")
+        finally:  # whatever failed, the load does not outlive the run
+            if load.poll() is None:
+                load.kill()
+                load.wait()
         samples = array.array("q")
         with open(out, "rb") as file:
             samples.frombytes(file.read())

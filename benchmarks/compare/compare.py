@@ -1,18 +1,21 @@
 #!/usr/bin/env python3
-"""hotswap beside Erlang/OTP (Elixir) and CAF on the same machine, in one run, as a report and a chart.
+"""hotswap beside Erlang/OTP (Elixir) and CAF, and its kv service beside redis-server, on the same
+machine, in one run, as a report and a chart.
 
     compare.py run BUILD_DIR OUT_DIR [--rounds N] [--quick]   run every workload, then report
     compare.py report OUT_DIR                                  the report of OUT_DIR/results.json again
 
 `run` runs each workload on each system (hotswap: BUILD_DIR/benchmarks/hotswap_compare; OTP:
-`elixir compare.exs`; CAF: BUILD_DIR/benchmarks/caf_compare), interleaved: round after round, each
+`elixir compare.exs`; CAF: BUILD_DIR/benchmarks/caf_compare; the kv workloads, hotswap-kv's and
+redis-server's: `benchmarks/kv_compare.py ... --only WORKLOAD SYSTEM`), interleaved: round after round, each
 workload on every system one after the other, the order of the systems turned each round, so that
 all of them see the same machine (on a shared VM the host moves the cores and times swing 2-6x for
 seconds at a time). A system that is not installed is skipped, and said so. Each run prints
 `metric NAME VALUE UNIT` lines; `run` writes them all, with the machine, to OUT_DIR/results.json.
 
 `report` writes OUT_DIR/report.md (the median over rounds of each figure, per system, and the
-ratios hotswap/OTP and hotswap/CAF) and OUT_DIR/report.svg and report.png, drawn by gnuplot (a
+ratios hotswap/OTP and hotswap/CAF; the kv workloads in a table of their own, with the ratio
+hotswap/redis-server) and OUT_DIR/report.svg and report.png, drawn by gnuplot (a
 panel a figure, log scale where a panel's figures span more than 10x).
 """
 import argparse
@@ -28,6 +31,7 @@ import sys
 
 HERE = pathlib.Path(__file__).resolve().parent
 SYSTEMS = ["hotswap", "OTP", "CAF"]
+KV_SYSTEMS = ["hotswap", "redis-server"]  # the kv workloads' (examples/kv's hotswap-kv beside redis-server 7.0)
 # workload: (what it is, the systems that have it, lower is better)
 WORKLOADS = {
     "floor": ("ping-pong floor: a cache line bounced between two threads", ["hotswap"], True),
@@ -40,11 +44,16 @@ WORKLOADS = {
     "load_purge": ("load, then purge, a small module", ["hotswap", "OTP"], True),
     "idle_memory": ("memory per idle server", SYSTEMS, True),
     "churn": ("dynamic child churn: start_child + terminate_child on a dynamic supervisor, a child", SYSTEMS, True),
+    "kv_set_get": ("kv service: redis-benchmark -c 50 -t set,get", KV_SYSTEMS, False),
+    "kv_set_get_p16": ("kv service: redis-benchmark -c 50 -t set,get -P 16", KV_SYSTEMS, False),
+    "kv_idle_memory": ("kv service: RSS per idle connection (2,000 open)", KV_SYSTEMS, True),
+    "kv_upgrade_load": ("kv service: kv 1 -> 2 -> 1 under 50 connections' SET/GET (50,000 keys)", ["hotswap"], True),
+    "kv_upgrade_idle": ("kv service: kv 1 -> 2 -> 1 with 10,000 idle connections", ["hotswap"], True),
 }
 
 
 def commands(build):
-    """Each system's command, or why it is skipped."""
+    """Each system's command, or why it is skipped; "kv": the kv workloads' driver, or why they are."""
     found = {"hotswap": [f"{build}/benchmarks/hotswap_compare"]}
     if not os.access(found["hotswap"][0], os.X_OK):
         sys.exit(f"{found['hotswap'][0]} is not built: configure with -DHOTSWAP_BUILD_BENCHMARKS=ON")
@@ -53,7 +62,23 @@ def commands(build):
     caf = f"{build}/benchmarks/caf_compare"
     found["CAF"] = [caf] if os.access(caf, os.X_OK) else \
         "caf_compare is not built (libcaf-dev was not installed when the build was configured)"
+    found["redis-server"] = ["redis-server"] if shutil.which("redis-server") and shutil.which("redis-benchmark") else \
+        "redis-server is not installed (apt-get install redis-server redis-tools, or ./tools/run compare)"
+    kv = [f"{build}/examples/hotswap-kv", f"{build}/programs/hotswapctl", f"{build}/examples/kv_modules",
+          f"{build}/benchmarks/kv_load"]
+    found["kv"] = [sys.executable, str(HERE.parent / "kv_compare.py")] + kv if all(map(os.path.exists, kv)) else \
+        "hotswap-kv or kv_load is not built (configure with -DHOTSWAP_BUILD_EXAMPLES=ON)"
     return found
+
+
+def command(found, system, workload):
+    """The command that runs `workload` on `system`, or why it cannot run."""
+    if not workload.startswith("kv_"):
+        return found[system] if isinstance(found[system], str) else found[system] + [workload]
+    for needed in ("kv", system) if system != "hotswap" else ("kv",):
+        if isinstance(found[needed], str):
+            return found[needed]
+    return found["kv"] + ["--only", workload, system]
 
 
 def parse_metrics(text):
@@ -75,6 +100,12 @@ def version(argv, line=-1):
         return "not installed"
 
 
+def redis_version():
+    """redis-server's version (`Redis server v=7.0.15 sha=...`: 7.0.15)."""
+    words = [word for word in version(["redis-server", "--version"], 0).split() if word.startswith("v=")]
+    return words[0][2:] if words else "not installed"
+
+
 def machine():
     cpu = "?"
     try:
@@ -84,22 +115,22 @@ def machine():
     caf = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "libcaf-dev"], capture_output=True, text=True)
     return {"date": datetime.date.today().isoformat(), "cpu": cpu, "cores": os.cpu_count(),
             "kernel": platform.release(), "compiler": version(["c++", "--version"], 0),
-            "elixir": version(["elixir", "--version"]),
+            "elixir": version(["elixir", "--version"]), "redis": redis_version(),
             "caf": caf.stdout.strip() if caf.returncode == 0 and caf.stdout.strip() else "not installed"}
 
 
 def run(build, out, rounds, quick):
     systems = commands(build)
-    for name, command in systems.items():
-        if isinstance(command, str):
-            print(f"skipping {name}: {command}")
+    for name, found in systems.items():
+        if isinstance(found, str):
+            print(f"skipping {'the kv workloads' if name == 'kv' else name}: {found}")
     results = []
     for round_ in range(rounds):
         for workload, (_, having, _) in WORKLOADS.items():
-            present = [s for s in having if not isinstance(systems[s], str)]
-            turned = present[round_ % len(present):] + present[:round_ % len(present)]
+            present = [s for s in having if not isinstance(command(systems, s, workload), str)]
+            turned = present[round_ % len(present):] + present[:round_ % len(present)] if present else []
             for system in turned:
-                argv = systems[system] + [workload] + (["--quick"] if quick else [])
+                argv = command(systems, system, workload) + (["--quick"] if quick else [])
                 done = subprocess.run(argv, capture_output=True, text=True, timeout=1800)
                 metrics = parse_metrics(done.stdout)
                 if done.returncode != 0 or not metrics:
@@ -127,6 +158,12 @@ def medians(results):
     return table
 
 
+def number(value):
+    """Three significant digits, without an exponent (2,760, not 2.76e+03)."""
+    rounded = float(f"{value:.3g}")
+    return f"{value:.3g}" if abs(rounded) < 1000 else f"{rounded:,.0f}"
+
+
 def ratio(table_row, system):
     if "hotswap" not in table_row or system not in table_row or table_row[system][0] == 0:
         return "—"
@@ -143,13 +180,28 @@ def report(out):
              f"{' (quick: a few iterations each, not figures to quote)' if data['quick'] else ''}.", "",
              "| workload | figure | hotswap | OTP | CAF | hotswap / OTP | hotswap / CAF |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
+    kv = {key: row for key, row in table.items() if key[0].startswith("kv_")}
     for (workload, metric), row in table.items():
+        if (workload, metric) in kv:
+            continue
         unit = next(iter(row.values()))[1]
-        cells = [f"{row[s][0]:.3g} {unit}" if s in row else "—" for s in SYSTEMS]
+        cells = [f"{number(row[s][0])} {unit}" if s in row else "—" for s in SYSTEMS]
         lines.append(f"| {WORKLOADS[workload][0]} | {metric} | " + " | ".join(cells) +
                      f" | {ratio(row, 'OTP')} | {ratio(row, 'CAF')} |")
-    lines += ["", "Lower is better but for cast throughput. Ratios compare across machines; absolute figures do not.",
-              "", "![the comparison](report.svg)", ""]
+    lines += ["", "Lower is better but for cast throughput. Ratios compare across machines; absolute figures do not."]
+    if kv:
+        lines += ["", "## The kv service beside redis-server", "",
+                  f"examples/kv's hotswap-kv beside redis-server {m.get('redis', '?')}, each run on a server started "
+                  "for it (benchmarks/kv_compare.py).", "",
+                  "| workload | figure | hotswap | redis-server | hotswap / redis-server |", "| --- | --- | --- | --- | --- |"]
+        for (workload, metric), row in kv.items():
+            unit = next(iter(row.values()))[1]
+            cells = [f"{number(row[s][0])} {unit}" if s in row else "—" for s in KV_SYSTEMS]
+            lines.append(f"| {WORKLOADS[workload][0]} | {metric} | " + " | ".join(cells) +
+                         f" | {ratio(row, 'redis-server')} |")
+        lines += ["", "Higher is better for rps, lower for the rest. upgrade_p99: the requests that overlapped "
+                  "`hotswapctl kv upgrade`'s run, beside steady_p99, those that overlapped no upgrade."]
+    lines += ["", "![the comparison](report.svg)", ""]
     (out / "report.md").write_text("\n".join(lines))
     plot(table, data, out)
     print(f"wrote {out / 'report.md'}, {out / 'report.svg'} and {out / 'report.png'}")
@@ -157,22 +209,22 @@ def report(out):
 
 def plot_script(table, data, terminal, output):
     """The gnuplot script that draws the table: a panel a figure, log scale where it spans > 10x."""
-    colours = {"hotswap": "0xd62728", "OTP": "0x9467bd", "CAF": "0x1f77b4"}
+    colours = {"hotswap": "0xd62728", "OTP": "0x9467bd", "CAF": "0x1f77b4", "redis-server": "0x2ca02c"}
     columns = 4
     rows = (len(table) + columns - 1) // columns
     m = data["machine"]
     script = [f"set terminal {terminal} size {columns * 330},{rows * 280} font 'sans,10'", "set termoption noenhanced",
               f"set output '{output}'",
               "set style fill solid 0.9 noborder", "set boxwidth 0.6", "set grid ytics", "set format y '%g'",
-              f"set multiplot layout {rows},{columns} title \"hotswap, Erlang/OTP and CAF on one machine "
-              f"({m['date']}, {m['cores']} cores, median of {data['rounds']} rounds; lower is better but for cast)\""]
+              f"set multiplot layout {rows},{columns} title \"hotswap, Erlang/OTP, CAF and redis-server on one machine "
+              f"({m['date']}, {m['cores']} cores, median of {data['rounds']} rounds; lower is better but for cast and rps)\""]
     for (workload, metric), row in table.items():
-        systems = [s for s in SYSTEMS if s in row]
+        systems = [s for s in SYSTEMS + KV_SYSTEMS[1:] if s in row]
         values = [row[s][0] for s in systems]
         log = min(values) > 0 and max(values) / min(values) > 10
         script += [f"set title '{workload} {metric}'", f"set ylabel '{next(iter(row.values()))[1]}'",
                    "set logscale y" if log else "unset logscale y",
-                   f"set yrange [{min(values) / 3:g}:{max(values) * 6:g}]" if log else f"set yrange [0:{max(values) * 1.25:g}]",
+                   f"set yrange [{min(values) / 3:g}:{max(values) * 6:g}]" if log else f"set yrange [0:{max(max(values) * 1.25, 1e-9):g}]",
                    f"set xrange [-0.6:{len(systems) - 0.4}]",
                    "plot '-' using 0:2:3:xtic(1) with boxes lc rgb variable notitle, "
                    "'-' using 0:2:(sprintf('%.3g', $2)) with labels offset 0,0.7 notitle"]

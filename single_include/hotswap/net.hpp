@@ -229,10 +229,18 @@ class context {
 // off); closed once what was queued is written when its server closes it or ends.
 //
 // Everything that touches the socket runs on the connection's strand (its handlers, what
-// read_more, close and the server's end post), so threads of the pool may call it at once. What
-// runs for it holds it (a shared_ptr), and so does the handle in its server's state: nothing is
-// freed beneath a caller.
+// read_more, close and the server's end post), so threads of the pool may call it at once, but
+// two things, so that a request and its reply cost no hop to the strand but the read's own: a send
+// with nothing queued ahead of it is written on the server's thread, as far as the socket takes
+// it without blocking, under the lock the strand takes before it closes the socket; and
+// read_more only says so (an atomic handshake), the socket's readiness being awaited again as
+// soon as a read is delivered, and its bytes read only once the server has asked (left in the
+// socket until then: the client is held back, nothing is buffered here). What runs for it holds it (a
+// shared_ptr), and so does the handle in its server's state: nothing is freed beneath a caller.
 
+#include <sys/socket.h>
+
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -242,6 +250,7 @@ class context {
 #include <utility>
 
 #include <boost/asio/generic/stream_protocol.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/write.hpp>
 #include <fmt/format.h>
@@ -353,6 +362,9 @@ class stream_connection final : public connection_core, public std::enable_share
     shared_->open.fetch_add(1, std::memory_order_acq_rel);
     error_code ignored;
     socket_.non_blocking(true, ignored);
+    // A reply goes out as it is written, not held back for the previous one's ACK (Redis, too,
+    // sets it). A Unix socket refuses the option: nothing to do there.
+    socket_.set_option(boost::asio::ip::tcp::no_delay(true), ignored);
   }
 
   /// Binds its server and starts the first read (as {active, once} at the accept).
@@ -360,6 +372,7 @@ class stream_connection final : public connection_core, public std::enable_share
     post([self = shared_from_this(), told = std::move(told)]() mutable {
       if (self->gone_) return;
       self->events_ = std::move(told);
+      self->read_state_.store(wanted, std::memory_order_release);
       self->start_read();
     });
   }
@@ -385,6 +398,12 @@ class stream_connection final : public connection_core, public std::enable_share
     {
       const std::lock_guard hold(out_lock_);
       if (!writable_) return false;
+      if (queued_.empty() && !writing_now_ && !flush_posted_) {  // nothing ahead of it: written here
+        const auto wrote = ::send(socket_.native_handle(), bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (wrote == static_cast<ssize_t>(bytes.size())) return true;
+        if (wrote > 0) bytes.erase(0, static_cast<std::size_t>(wrote));
+        // The rest, or a failure (the strand's write then meets it), goes the strand's way.
+      }
       unread = queued_.size() + writing_.size() + bytes.size();
       if (unread <= limits_.max_pending) {
         if (queued_.empty())
@@ -403,10 +422,14 @@ class stream_connection final : public connection_core, public std::enable_share
   }
 
   void read_more() override {
-    post([self = shared_from_this()] {
-      self->release_hand();
-      self->start_read();
-    });
+    release_hand();
+    // Asked: the next readiness reads at once; or it came already and waits for this: read now.
+    auto state = read_state_.load(std::memory_order_acquire);
+    while (!(state & ready))
+      if (read_state_.compare_exchange_weak(state, state | wanted, std::memory_order_acq_rel)) return;
+    while (!read_state_.compare_exchange_weak(state, 0, std::memory_order_acq_rel)) {
+    }
+    post([self = shared_from_this()] { self->read_now(); });
   }
 
   void close() override {
@@ -439,30 +462,53 @@ class stream_connection final : public connection_core, public std::enable_share
     if (gone_ || reading_ || closing_ || !events_.data) return;
     if (shared_->stopping.load(std::memory_order_acquire)) return;  // the request in hand was the last
     reading_ = true;
-    socket_.async_wait(socket_type::wait_read,
-                       [self = shared_from_this()](const error_code& failed) { self->readable(failed); });
+    // A peek of one byte, not async_wait: Asio's reactor is edge-triggered, and a wait started
+    // after bytes came (between a read and this) would wait for the next ones; a receive first
+    // tries the socket. It reads nothing: the bytes wait in the socket until read_now.
+    socket_.async_receive(
+        boost::asio::buffer(&peeked_, 1), socket_type::message_peek,
+        [self = shared_from_this()](const error_code& failed, std::size_t) { self->readable(failed); });
   }
 
   void readable(const error_code& failed) {
     reading_ = false;
     if (gone_) return;
     if (failed) return ended_by(failed);
+    // Not asked yet: the bytes stay in the socket until read_more says so (and reads them).
+    auto state = read_state_.load(std::memory_order_acquire);
+    while (!(state & wanted))
+      if (read_state_.compare_exchange_weak(state, ready, std::memory_order_acq_rel)) return;
+    while (!read_state_.compare_exchange_weak(state, 0, std::memory_order_acq_rel)) {
+    }
+    read_now();
+  }
+
+  /// Reads what is there and hands it to the server, which has asked for it; then awaits the
+  /// next readiness at once.
+  void read_now() {
+    if (gone_ || closing_ || !events_.data) return;
     if (shared_->stopping.load(std::memory_order_acquire)) return;  // its bytes stay unread: no request starts now
-    std::string bytes(limits_.read_size, '\0');  // only while a read is ready: idle connections hold no buffer
+    // Read into the thread's buffer, then copied as long as it is: idle connections hold none.
+    thread_local std::string scratch;
+    if (scratch.size() < limits_.read_size) scratch.resize(limits_.read_size);
     error_code read_failed;
-    const std::size_t got = socket_.read_some(boost::asio::buffer(bytes), read_failed);
-    if (read_failed == boost::asio::error::would_block || read_failed == boost::asio::error::try_again)
+    const std::size_t got = socket_.read_some(boost::asio::buffer(scratch.data(), limits_.read_size), read_failed);
+    if (read_failed == boost::asio::error::would_block || read_failed == boost::asio::error::try_again) {
+      read_state_.fetch_or(wanted, std::memory_order_acq_rel);  // still asked
       return start_read();
+    }
     if (read_failed) return ended_by(read_failed);
-    bytes.resize(got);
     if (!events_.data) return;  // its server ended meanwhile
-    in_hand_ = true;
-    shared_->in_hand(+1);
+    std::string bytes(scratch.data(), got);
+    // Counted once while in hand: a read_more may come before it is delivered (the server asking
+    // again, parsed out): it is then released by the next.
+    if (!in_hand_.exchange(true, std::memory_order_acq_rel)) shared_->in_hand(+1);
     if (!events_.data(shared_from_this(), std::move(bytes))) {
       events_ = {};
       release_hand();
-      end(close_reason::closed, "its server has ended");
+      return end(close_reason::closed, "its server has ended");
     }
+    start_read();
   }
 
   void ended_by(const error_code& failed) {
@@ -520,8 +566,8 @@ class stream_connection final : public connection_core, public std::enable_share
     end(close_reason::cut_off, std::move(what));
   }
 
-  void release_hand() {
-    if (std::exchange(in_hand_, false)) shared_->in_hand(-1);
+  void release_hand() {  // (any thread)
+    if (in_hand_.exchange(false, std::memory_order_acq_rel)) shared_->in_hand(-1);
   }
 
   /// Closes the socket; its server is told why (unless it closed it, or has ended).
@@ -554,8 +600,13 @@ class stream_connection final : public connection_core, public std::enable_share
   limits limits_;
   events events_;
   std::atomic<bool> open_{false};
+  std::atomic<bool> in_hand_{false};  // a read delivered, the server not done with it (read_more, its end)
+  // The read's handshake: the server asked for more (read_more) / the socket is readable and not read.
+  static constexpr unsigned wanted = 1, ready = 2;
+  std::atomic<unsigned> read_state_{0};
   // On the strand:
-  bool reading_ = false, in_hand_ = false, closing_ = false, gone_ = false;
+  bool reading_ = false, closing_ = false, gone_ = false;
+  char peeked_ = 0;  // where the readiness's peek puts its byte (not used)
   // Under out_lock_ (send is called from the server's thread):
   mutable std::mutex out_lock_;
   std::string queued_, writing_;

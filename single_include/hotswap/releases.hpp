@@ -936,7 +936,9 @@ result<void> write_record(const record_directory& directory, const std::vector<r
 // back as they were. (OTP's release_handler suspends one by one and cannot undo a code_change.)
 // A step may also only hold its server: suspended with the others, never changed, and left
 // suspended on commit (a server the release stops, or restarts as another); and steps of the
-// caller's own (starting the servers that replace them) run after the changes, inside the pause.
+// caller's own (starting the servers that replace them) run after the changes, inside the pause. A
+// server that ends before the transaction reaches it fails it, unless its step may end: then it
+// is left out (the release handler's servers: a connection closed during the pause).
 
 #include <algorithm>
 #include <chrono>
@@ -956,6 +958,8 @@ struct transaction_step {
   int old_vsn;
   std::shared_ptr<const void> table_owner;
   std::shared_ptr<kept_code> kept = std::make_shared<kept_code>();  // written on the server
+  bool may_end = false;    // a server that ends before its suspend or change is left out, not a failure
+  bool ended = false;      // ... and this one did (OTP's release_handler, too, skips a process gone)
   bool attempted = false;  // a switch was sent (if it timed out, it may yet run)
   std::chrono::nanoseconds switch_time{};
 };
@@ -1067,6 +1071,10 @@ transaction_outcome run_transaction(std::vector<transaction_step>& steps, const 
   const auto suspend_deadline = time_after(started, limits.suspend_timeout);
   to_every_server(steps, std::min(suspend_deadline, budget_end), suspend, [&](std::size_t i, result<void> answer) {
     if (answer) return;
+    if (answer.error().code == errc::no_server && steps[i].may_end) {
+      steps[i].ended = true;
+      return;
+    }
     stuck[i] = answer.error().code == errc::timeout;
     fail(i, "suspend", late(answer.error(), suspend_deadline));
   });
@@ -1076,7 +1084,7 @@ transaction_outcome run_transaction(std::vector<transaction_step>& steps, const 
   // Switch each, in order, keeping what it ran; the budget is checked after each.
   for (std::size_t i = 0; i < steps.size() && !failed; ++i) {
     transaction_step& step = steps[i];
-    if (!step.table) continue;  // held only
+    if (!step.table || step.ended) continue;  // held only, or left out
     step.attempted = true;
     const auto started = clock::now();
     const auto change_deadline = time_after(started, limits.change_timeout);
@@ -1085,7 +1093,11 @@ transaction_outcome run_transaction(std::vector<transaction_step>& steps, const 
         [table = step.table, vsn = step.old_vsn, owner = step.table_owner, kept = step.kept](server_core& core) mutable
         -> result<void> { return switch_code(core, *table, vsn, {}, std::move(owner), *kept); });
     step.switch_time = clock::now() - started;
-    if (!switched) {
+    if (!switched && switched.error().code == errc::no_server && step.may_end) {  // it ended while suspended
+      step.ended = true;
+      step.attempted = false;
+      step.switch_time = {};
+    } else if (!switched) {
       stuck[i] = switched.error().code == errc::timeout;
       fail(i, "change_code", late(switched.error(), change_deadline));
     } else if (clock::now() > budget_end) {
@@ -1130,11 +1142,12 @@ transaction_outcome run_transaction(std::vector<transaction_step>& steps, const 
   std::vector<sent_control<clock::time_point, decltype(resume)>> resumed;
   resumed.reserve(steps.size());
   const auto kept_suspended = [&](const transaction_step& step) { return !failed && !step.table; };
-  for (auto& step : steps) resumed.emplace_back(core_ref{kept_suspended(step) ? nullptr : step.server}, resume);
+  for (auto& step : steps)
+    resumed.emplace_back(core_ref{kept_suspended(step) || step.ended ? nullptr : step.server}, resume);
   auto last = started;
   const auto resume_deadline = time_after(clock::now(), limits.suspend_timeout);
   for (std::size_t i = 0; i < steps.size(); ++i) {
-    if (stuck[i] || kept_suspended(steps[i])) continue;  // freed by the server once served
+    if (stuck[i] || kept_suspended(steps[i]) || steps[i].ended) continue;  // freed by the server once served
     if (auto ran = resumed[i].wait_until(resume_deadline)) last = std::max(last, *ran);
   }
   outcome.pause = last - started;
@@ -2058,9 +2071,12 @@ inline std::string to_string(const upgrade_report& report) {
 
 namespace detail {
 /// hotswap::upgrade, and the servers `held` (suspended with the others, never changed, left
-/// suspended on commit: those a release stops or restarts), with `hooks` inside the pause.
+/// suspended on commit: those a release stops or restarts), with `hooks` inside the pause. With
+/// `leave_out_ended`, a server that ends before its suspend or change is left out, said in a
+/// note (the release handler's: a server may end any time; by hand, a step names one that must run).
 inline upgrade_report run_upgrade(const std::vector<upgrade_step>& steps, const std::vector<any_server>& held,
-                                  const upgrade_options& options, const transaction_hooks& hooks) {
+                                  const upgrade_options& options, const transaction_hooks& hooks,
+                                  bool leave_out_ended = false) {
   using std::chrono::duration_cast;
   using std::chrono::microseconds;
   upgrade_report report;
@@ -2081,6 +2097,7 @@ inline upgrade_report run_upgrade(const std::vector<upgrade_step>& steps, const 
   for (std::size_t i = 0; i < steps.size(); ++i) {
     const upgrade_step& step = steps[i];
     detail::transaction_step one{step.server().core(), step.table(), step.old_vsn(), {}};
+    one.may_end = leave_out_ended;
     if (!one.table) {
       auto leased = detail::lease_to_server(step.module(), step.server().core());
       if (!leased) {
@@ -2098,7 +2115,13 @@ inline upgrade_report run_upgrade(const std::vector<upgrade_step>& steps, const 
                             run.back().table->vsn,
                             {}});
   }
-  for (const auto& server : held) run.push_back({server.core(), nullptr, 0, {}});
+  for (const auto& server : held) {
+    run.push_back({server.core(), nullptr, 0, {}});
+    run.back().may_end = leave_out_ended;
+  }
+  const auto running = [&run] {
+    return std::count_if(run.begin(), run.end(), [](const detail::transaction_step& one) { return !one.ended; });
+  };
   const auto started = std::chrono::steady_clock::now();
   const auto outcome = detail::run_transaction(
       run, {options.suspend_timeout, options.change_timeout, options.pause_budget},
@@ -2106,7 +2129,7 @@ inline upgrade_report run_upgrade(const std::vector<upgrade_step>& steps, const 
         if (!options.progress) return;
         switch (event) {
           case detail::transaction_event::suspended:
-            return tell(upgrade_stage::suspend, fmt::format("suspended {} servers", run.size()));
+            return tell(upgrade_stage::suspend, fmt::format("suspended {} servers", running()));
           case detail::transaction_event::changed:
             return tell(upgrade_stage::change_code,
                         fmt::format("{}: vsn {} -> {} ({}) in {} us", report.steps[i].server_label, steps[i].old_vsn(),
@@ -2122,12 +2145,13 @@ inline upgrade_report run_upgrade(const std::vector<upgrade_step>& steps, const 
   run.resize(steps.size());  // (the servers held are the caller's)
   report.pause = outcome.pause;
   for (std::size_t i = 0; i < run.size(); ++i) report.steps[i].time = run[i].switch_time;
+  const auto changed = static_cast<std::size_t>(running());
   if (const auto& failed = outcome.failed) {
     report.outcome = failure(failed->step, failed->stage, failed->failure);
     tell(upgrade_stage::rollback, report.outcome.error().what);
   } else {
-    tell(upgrade_stage::resume, fmt::format("resumed {} servers: paused {} us", steps.size(),
-                                            duration_cast<microseconds>(report.pause).count()));
+    tell(upgrade_stage::resume,
+         fmt::format("resumed {} servers: paused {} us", changed, duration_cast<microseconds>(report.pause).count()));
     if (options.state_sizes)  // after the pause, all at once
       detail::to_every_server<std::size_t>(
           run, std::chrono::steady_clock::now() + options.change_timeout,
@@ -2135,6 +2159,19 @@ inline upgrade_report run_upgrade(const std::vector<upgrade_step>& steps, const 
           [&](std::size_t i, const result<std::size_t>& bytes) {
             if (bytes) report.steps[i].state_bytes = *bytes;
           });
+  }
+  if (changed < run.size()) {  // the steps of the servers left out go, said in a note each
+    std::size_t kept = 0;
+    for (std::size_t i = 0; i < run.size(); ++i) {
+      if (!run[i].ended) {
+        if (kept != i) report.steps[kept] = std::move(report.steps[i]);
+        ++kept;
+        continue;
+      }
+      report.notes.push_back(fmt::format("{} ended before its change to {} vsn {}: left out",
+                                         report.steps[i].server_label, report.steps[i].to, report.steps[i].to_vsn));
+    }
+    report.steps.resize(kept);
   }
   return report;
 }
@@ -3295,7 +3332,7 @@ upgrade_report basic_release_handler<CodeServer>::run(const release_plan& plan, 
       for (const auto& server : plan.changes[i].servers) steps.emplace_back(server.server, loaded[i], server.from_vsn);
     auto servers = std::move(report.servers);
     auto applied = std::move(report.applied);
-    report = detail::run_upgrade(steps, held, options, hooks);
+    report = detail::run_upgrade(steps, held, options, hooks, /*leave_out_ended=*/true);
     report.servers = std::move(servers);
     report.applied = std::move(applied);
   }  // the steps' leases go: a version rolled back from is held by nothing now

@@ -53,7 +53,7 @@ PATHS = {
 }
 NO_MODULE = "/tmp/x.so"
 # Programs other than the Anemone app that the docs operate -> the test that runs their lines as shown.
-ELSEWHERE = {"kv": "tests/check_kv_service.py (example.kv_service)"}
+ELSEWHERE = {"kv": "tests/check_kv_service.py (example.kv_service): the README's section on it and docs/net.md's"}
 
 
 def sections(document):

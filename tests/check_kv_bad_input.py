@@ -25,21 +25,15 @@ import re
 import resource
 import select
 import socket
-import subprocess
 import sys
-import threading
+
+sys.dont_write_bytecode = True  # the import below leaves no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from kv_app import Client, KvService, RedisServer, check, encode, exchange, finish, info  # noqa: E402
 
 kv_path = sys.argv[1]
-problems = []
 IDLE_WANTED = 10000
 DEADLINE = 120  # seconds: what a wait may take before it is a failure (never waited out otherwise)
-
-
-def check(condition, what):
-    if not condition:
-        problems.append(what)
-        print(f"FAILED: {what}", flush=True)
-    return condition
 
 
 # The open-files limit: the idle connections' (the test's) and the services' (inherited).
@@ -52,43 +46,19 @@ IDLE = min(IDLE_WANTED, limit - 200)
 if IDLE < IDLE_WANTED:
     print(f"the open-files hard limit is {hard}: {IDLE} idle connections, not {IDLE_WANTED}", flush=True)
 
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 # Under AddressSanitizer (the sanitize suite), its quarantine keeps freed memory resident, up to
 # 256 MB: kept small, the service's RSS is what it holds, as without it.
 asan = os.environ.get("ASAN_OPTIONS", "")
-service_env = dict(os.environ, ASAN_OPTIONS=(asan + ":" if asan else "") + "quarantine_size_mb=4")
-service = subprocess.Popen([kv_path, "--port", "0", "--serve"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           text=True, env=service_env)
-errors = []
-error_reader = threading.Thread(target=lambda: errors.extend(service.stderr), daemon=True)
-error_reader.start()
-ready = service.stdout.readline()
-found = re.fullmatch(r"kv: serving on 127\.0\.0\.1:(\d+), release kv 1\n", ready)
-if not found:
-    service.kill()
-    service.wait()
-    sys.exit(f"hotswap-kv did not say it serves: {ready!r}{''.join(errors)}")
-port = int(found.group(1))
-atexit.register(lambda: service.poll() is None and service.kill())  # whatever failed, it does not outlive the test
-threading.Thread(target=lambda: service.stdout.read(), daemon=True).start()
+service = KvService([kv_path, "--port", "0", "--serve"],
+                    env=dict(os.environ, ASAN_OPTIONS=(asan + ":" if asan else "") + "quarantine_size_mb=4"))
+atexit.register(service.kill)  # whatever failed, it does not outlive the test
+port = service.port
 
 redis = None  # redis-server 7.0, the reference, if installed
-redis_port = free_port()
 try:
-    redis = subprocess.Popen(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
-                              "--appendonly", "no",
-                              "--maxclients", str(IDLE + 100)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    for line in redis.stdout:  # the event: it says it accepts connections
-        if "Ready to accept connections" in line:
-            break
-    atexit.register(lambda: redis.poll() is None and redis.kill())
-    threading.Thread(target=lambda: redis.stdout.read(), daemon=True).start()
+    redis = RedisServer(["--maxclients", str(IDLE + 100)])
+    atexit.register(redis.stop)
+    redis_port = redis.port
 except FileNotFoundError:
     print("redis-server is not installed: the malformed inputs are checked against expected texts", flush=True)
 
@@ -96,64 +66,6 @@ except FileNotFoundError:
 def connect(at):
     sock = socket.create_connection(("127.0.0.1", at), timeout=DEADLINE)
     return sock
-
-
-def encode(*args):
-    out = b"*%d\r\n" % len(args)
-    for arg in args:
-        arg = arg if isinstance(arg, bytes) else str(arg).encode()
-        out += b"$%d\r\n%s\r\n" % (len(arg), arg)
-    return out
-
-
-class Client:
-    """A RESP client on a socket: commands sent, replies read back in order."""
-
-    def __init__(self, at):
-        self.sock = connect(at)
-        self.buffer = b""
-
-    def _more(self):
-        chunk = self.sock.recv(65536)
-        if not chunk:
-            raise ConnectionError("the service closed the connection")
-        self.buffer += chunk
-
-    def _line(self):
-        while b"\r\n" not in self.buffer:
-            self._more()
-        line, self.buffer = self.buffer.split(b"\r\n", 1)
-        return line
-
-    def reply(self):
-        line = self._line()
-        kind, rest = line[:1], line[1:]
-        if kind == b"$":
-            if int(rest) < 0:
-                return None
-            while len(self.buffer) < int(rest) + 2:
-                self._more()
-            data, self.buffer = self.buffer[:int(rest)], self.buffer[int(rest) + 2:]
-            return data
-        if kind == b"*":
-            return [self.reply() for _ in range(int(rest))]
-        if kind == b":":
-            return int(rest)
-        return line.decode()
-
-    def run(self, *commands):
-        self.sock.sendall(b"".join(encode(*command) for command in commands))
-        return [self.reply() for _ in commands]
-
-    def close(self):
-        self.sock.close()
-
-
-def info(at=None):
-    client = Client(at or port)
-    text = client.run(["INFO"])[0].decode()
-    client.close()
-    return dict(line.split(":", 1) for line in text.split("\r\n") if ":" in line)
 
 
 def rss_kb(pid):
@@ -171,7 +83,7 @@ def wait_connected(expected, at=None):
     at each answer (a count reached), at most DEADLINE seconds' worth of answers."""
     got = None
     for _ in range(100000):
-        got = int(info(at)["connected_clients"]) - 1
+        got = int(info(at or port)["connected_clients"]) - 1
         if got == expected:
             return True
     return check(False, f"connected_clients stayed {got}, not {expected}")
@@ -193,34 +105,6 @@ def still_served(after):
         check(got == ["+PONG", "+OK", f"value {turn}".encode()], f"after {after}, a good client got {got}")
         if client is not kept:
             client.close()
-
-
-def exchange(at, payload):
-    """Sends `payload` (from a thread: the server may close before it takes it all) and reads until
-    the server closes: the bytes read and how it ended ("eof", or "reset")."""
-    sock = connect(at)
-
-    def send():
-        try:
-            sock.sendall(payload)
-        except OSError:
-            pass  # closed by the server before all was sent: what the reading side reports
-
-    sender = threading.Thread(target=send, daemon=True)
-    sender.start()
-    got = b""
-    ended = "eof"
-    try:
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            got += chunk
-    except ConnectionResetError:
-        ended = "reset"
-    sender.join(timeout=DEADLINE)
-    sock.close()
-    return got, ended
 
 
 # -- idle connections: served on, RSS per connection; all closed, connected_clients as before --
@@ -282,8 +166,8 @@ MALFORMED = [
     ("100,000 nested arrays", b"*1\r\n" * 100000, b"-ERR Protocol error: expected '$', got '*'\r\n"),
 ]
 for what, payload, expected in MALFORMED:
-    got, ended = exchange(port, payload)
-    reference = exchange(redis_port, payload)[0] if redis else expected
+    got, ended = exchange(("127.0.0.1", port), payload)
+    reference = exchange(redis.address(), payload)[0] if redis else expected
     print(f"{what}: {got!r}, then {ended}", flush=True)
     check(got == reference, f"{what}: the service sent {got!r}, redis-server {reference!r}")
     check(got == expected, f"{what}: the service sent {got!r}, not {expected!r}")
@@ -291,7 +175,7 @@ for what, payload, expected in MALFORMED:
 
 # -- a declared 512 MB bulk, a few bytes of it, then the client closes --
 before = rss_kb(service.pid)
-connected = int(info()["connected_clients"]) - 1
+connected = int(info(port)["connected_clients"]) - 1
 big = connect(port)
 big.sendall(b"*2\r\n$3\r\nSET\r\n$536870912\r\n" + b"x" * 1000)
 still_served("a declared 512 MB bulk, its bytes still to come")  # the bulk is read meanwhile
@@ -343,18 +227,12 @@ check(peak < (256 * VALUE + 4 * 1024 * 1024) // 1024 + 32 * 1024, f"RSS grew by 
 still_served("a client that never reads")
 
 kept.close()
-service.terminate()
-status = service.wait(timeout=DEADLINE)
-error_reader.join(timeout=DEADLINE)
-check(status == 0, f"hotswap-kv exited with {status} on SIGTERM: {''.join(errors)}")
+status, errors = service.stop()
+check(status == 0, f"hotswap-kv exited with {status} on SIGTERM: {errors}")
 # The cut-off was the service's (its bound on what a connection has queued), said in a log line.
-check(sum("cut off" in line for line in errors) == 1, f"the service's log of the cut-off: {''.join(errors)}")
+check(sum("cut off" in line for line in errors.splitlines()) == 1, f"the service's log of the cut-off: {errors}")
 if redis:
-    redis.terminate()
-    redis.wait(timeout=DEADLINE)
+    redis.stop()
 
-if problems:
-    print(f"{len(problems)} problems:\n" + "\n".join(problems))
-    sys.exit(1)
-print(f"kv service: malformed RESP as redis-server answers it, a 512 MB bulk, 100,000 nested arrays, a client that "
+finish(f"kv service: malformed RESP as redis-server answers it, a 512 MB bulk, 100,000 nested arrays, a client that "
       f"never reads and {IDLE} idle connections, each refused or closed or served, the others served throughout")

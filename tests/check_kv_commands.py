@@ -22,14 +22,14 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
-import threading
+
+sys.dont_write_bytecode = True  # the import below leaves no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from kv_app import RedisServer, exchange  # noqa: E402
 
 REDIS_CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"
-REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 TIMEOUT = 60  # seconds; a bound on a hang, not a wait
 
 
@@ -153,56 +153,6 @@ def raw_cases():
     ]
 
 
-# ---- servers ----
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class RedisServer:
-    """A redis-server on a free port in a temporary directory, until stop(). A thread reads its log
-    (so that it never blocks on a full pipe) and says when it is ready."""
-
-    def __init__(self, workdir, name):
-        self.process = None
-        self.log = []
-        for _ in range(5):  # another program may take the port between our probe and redis's bind
-            self.port = free_port()
-            self.process = subprocess.Popen(
-                [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                 "--dir", workdir, "--daemonize", "no", "--logfile", ""],
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-            ready = threading.Event()
-
-            def read(process=self.process, ready=ready):
-                for line in process.stdout:
-                    self.log.append(line)
-                    if "Ready to accept connections" in line:
-                        ready.set()
-                ready.set()  # it exited
-
-            threading.Thread(target=read, daemon=True).start()
-            ready.wait(TIMEOUT)
-            if self.process.poll() is None and ready.is_set():
-                return
-            self.stop()
-        raise RuntimeError(f"redis-server did not start: {''.join(self.log)}")
-
-    def address(self):
-        return ("127.0.0.1", self.port)
-
-    def stop(self):
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
 # ---- running the cases ----
 
 def cli(address, commands):
@@ -219,21 +169,6 @@ def cli_args(address, command):
     run = subprocess.run([REDIS_CLI, "-h", host, "-p", str(port), "--no-raw"] + command, capture_output=True,
                          timeout=TIMEOUT)
     return run.stdout.decode(errors="replace") + run.stderr.decode(errors="replace")
-
-
-def raw(address, data):
-    with socket.create_connection(address, timeout=TIMEOUT) as s:
-        s.sendall(data)
-        received = b""
-        while True:
-            try:
-                chunk = s.recv(65536)
-            except ConnectionResetError:
-                break
-            if not chunk:
-                break
-            received += chunk
-        return received
 
 
 def as_sets(output):
@@ -262,12 +197,11 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # so that `finally` stops the servers
 
     servers = []
-    workdir = tempfile.mkdtemp(prefix="check_kv_commands.")
     try:
-        reference = RedisServer(workdir, "reference")
+        reference = RedisServer()
         servers.append(reference)
         if options.reference:
-            target_server = RedisServer(workdir, "target")
+            target_server = RedisServer()
             servers.append(target_server)
             target = target_server.address()
         else:
@@ -297,7 +231,7 @@ def main():
             outputs = []
             for address in (reference.address(), target):
                 cli_args(address, ["FLUSHALL"])
-                outputs.append(raw(address, data))
+                outputs.append(exchange(address, data)[0])  # every byte until it closes
             if outputs[0] != outputs[1]:
                 print(f"DIFFERENT: raw bytes, {name}: {data[:200]!r}")
                 print(f"--- redis-server:\n{outputs[0]!r}\n--- target:\n{outputs[1]!r}")
@@ -309,7 +243,6 @@ def main():
     finally:
         for server in servers:
             server.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -56,14 +56,18 @@ BENCHMARK_REQUESTS = "100000"
 def shown(document, heading=None):
     """The command lines of the ```sh blocks of the section under `heading` (None: of every section),
     as words (a `# comment` after a command is the shell's)."""
-    lines, inside, fenced, language = [], heading is None, False, ""
+    lines, inside, fenced, language, continued = [], heading is None, False, "", ""
     for line in (ROOT / document).read_text().splitlines():
         if line.startswith("```"):
             fenced, language = not fenced, line[3:]
         elif not fenced and line.startswith("#") and heading is not None:
             inside = line.startswith(heading)
         elif inside and fenced and language == "sh" and line.strip():
-            lines.append(shlex.split(line, comments=True))
+            if line.endswith("\\"):  # the command goes on on the next line
+                continued += line[:-1]
+                continue
+            lines.append(shlex.split(continued + line, comments=True))
+            continued = ""
     return lines
 
 

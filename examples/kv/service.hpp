@@ -4,7 +4,9 @@
 // shards that hold its keys.
 //
 // A connection never waits for a shard in a handler: it sends its requests with
-// hotswap::send_request(shard, request, self) and the replies come back as infos. A release
+// hotswap::send_request(shard, request, self) and the replies come back as infos; one request a
+// shard for the commands parsed from one read (a pipeline's sixteen SETs are one message to each
+// shard, not sixteen). A release
 // suspends every connection and every shard as one transaction, in parallel: a connection
 // blocked in a call to a shard already suspended could not be suspended itself, and the upgrade
 // would time out. So the commands in flight are part of the connection's state, and their
@@ -30,9 +32,13 @@
 namespace kv {
 
 /// A shard's part of a command: kv::execute(store, db, argv).
-struct ShardRequest {
+struct ShardCommand {
   std::uint8_t db = 0;
   std::vector<std::string> argv;
+};
+/// A shard's parts of the commands one read brought, run in order; answered a reply each.
+struct ShardRequest {
+  std::vector<ShardCommand> commands;
 };
 
 /// What a connection's server starts from: its connection and the program's shard count.
@@ -48,11 +54,12 @@ struct Stats {
   std::uint64_t open = 0;      ///< of them, those open now
 };
 
-/// A command whose reply is not sent yet: its reply already, or its shard requests' ids and
-/// the replies come so far.
+/// A command whose reply is not sent yet: its reply already, or where its parts went (the shard
+/// request of each, and its place in that request's replies) and the replies come so far.
 struct InFlight {
   std::string reply;                    ///< the client's reply, once complete
-  std::vector<std::uint64_t> requests;  ///< send_request's ids, in the plan's order
+  std::vector<std::uint64_t> requests;  ///< send_request's ids, in the plan's order (0: answered)
+  std::vector<std::uint32_t> places;    ///< the part's place in its request's replies
   std::vector<std::string> replies;     ///< the shards' replies, by the same index
   std::uint64_t awaited = 0;            ///< replies still to come
   kv::combine how = kv::combine::single;
@@ -87,10 +94,11 @@ struct hotswap::schema_of<kv::ConnectionState>
 
 namespace kv {
 
-using ShardInterface = hotswap::interface<"kv.Shard", hotswap::call_msg<ShardRequest, std::string>>;
+using ShardReplies = std::vector<std::string>;
+using ShardInterface = hotswap::interface<"kv.Shard", hotswap::call_msg<ShardRequest, ShardReplies>>;
 using ConnectionInterface =
     hotswap::interface<"kv.Connection", hotswap::info_msg<hotswap::net::data>, hotswap::info_msg<hotswap::net::closed>,
-                       hotswap::info_msg<hotswap::response<std::string>>>;
+                       hotswap::info_msg<hotswap::response<ShardReplies>>>;
 
 using StatsInterface = hotswap::interface<"kv.Stats", hotswap::call_msg<StatsQuery, Stats>>;
 inline constexpr const char* stats_name = "kv.stats";
@@ -121,15 +129,23 @@ inline std::int64_t now_ms() {
       .count();
 }
 
+/// Runs a shard request's commands on `store`, in order.
+template <class Store>
+ShardReplies execute_all(const ShardRequest& request, Store& store) {
+  ShardReplies replies;
+  replies.reserve(request.commands.size());
+  const auto now = now_ms();
+  for (const auto& command : request.commands) replies.push_back(execute(store, command.db, command.argv, now));
+  return replies;
+}
+
 /// The shard's code, for kv 1's store (strings and lists) and kv 2's (with expiry).
 struct ShardV1 {
   using interface = ShardInterface;
   static constexpr int vsn = 1;
   using state = v1::Store;
   static state init() { return {}; }
-  static std::string handle_call(const ShardRequest& request, state& store) {
-    return execute(store, request.db, request.argv, now_ms());
-  }
+  static ShardReplies handle_call(const ShardRequest& request, state& store) { return execute_all(request, store); }
 };
 
 struct ShardV2 {
@@ -139,9 +155,7 @@ struct ShardV2 {
   // From kv 1's store, by the schema's steps (no value expires); down again the same way.
   using state_history = hotswap::state_history<hotswap::version<1, v1::Store>>;
   static state init() { return {}; }
-  static std::string handle_call(const ShardRequest& request, state& store) {
-    return execute(store, request.db, request.argv, now_ms());
-  }
+  static ShardReplies handle_call(const ShardRequest& request, state& store) { return execute_all(request, store); }
 };
 
 namespace detail {
@@ -174,6 +188,33 @@ void send_ready(ConnectionState& s) {
   }
 }
 
+/// The shard requests of one parse: each shard's parts, and which command's part each is.
+struct outgoing {
+  std::vector<ShardRequest> requests;                                // by shard
+  std::vector<std::vector<std::pair<std::size_t, std::size_t>>> of;  // by shard: (command, part)
+};
+
+/// Sends each shard its request, and notes its id in the commands' parts (indexes into
+/// s.in_flight: nothing is sent to the client between the parse and this).
+inline void dispatch(ConnectionState& s, outgoing& out, const hotswap::server_ref<ConnectionInterface>& self) {
+  for (std::size_t shard = 0; shard < out.requests.size(); ++shard) {
+    if (out.requests[shard].commands.empty()) continue;
+    const auto to = hotswap::whereis<ShardInterface>(shard_name(shard));
+    const std::uint64_t id = to ? hotswap::send_request(*to, std::move(out.requests[shard]), self) : 0;
+    out.requests[shard].commands.clear();
+    for (const auto& [index, part] : out.of[shard]) {
+      InFlight& command = s.in_flight[index];
+      if (id != 0) {
+        command.requests[part] = id;
+        continue;
+      }
+      command.replies[part] = reply::error("ERR the shard is not running");
+      if (--command.awaited == 0) command.reply = combine_replies(command.how, std::move(command.replies));
+    }
+    out.of[shard].clear();
+  }
+}
+
 /// Parses what is buffered into commands and sends their shard requests, up to max_in_flight;
 /// then sends the replies ready, and reads more once everything buffered is parsed.
 template <int Release>
@@ -181,6 +222,9 @@ void serve(ConnectionState& s) {
   const environment env{.release = Release, .shards = static_cast<std::size_t>(s.shards), .info = program_info};
   const auto self = hotswap::self<ConnectionInterface>();
   bool need_more = false;
+  outgoing out;
+  out.requests.resize(static_cast<std::size_t>(s.shards));
+  out.of.resize(static_cast<std::size_t>(s.shards));
   // Parsed until the buffer is used up or max_in_flight commands wait; what is ready is sent,
   // which may make room for more (commands the connection answers itself, say).
   for (;;) {
@@ -203,23 +247,18 @@ void serve(ConnectionState& s) {
       command.reply = std::move(todo.reply);
       command.awaited = todo.requests.size();
       command.replies.resize(todo.requests.size());
-      command.requests.reserve(todo.requests.size());
+      command.requests.resize(todo.requests.size());
+      command.places.resize(todo.requests.size());
       for (std::size_t i = 0; i < todo.requests.size(); ++i) {
         auto& request = todo.requests[i];
-        const auto shard = hotswap::whereis<ShardInterface>(shard_name(request.shard));
-        if (!shard) {
-          command.requests.push_back(0);
-          command.replies[i] = reply::error("ERR the shard is not running");
-          --command.awaited;
-          continue;
-        }
-        command.requests.push_back(
-            hotswap::send_request(*shard, ShardRequest{request.db, std::move(request.argv)}, self));
+        auto& to = out.requests[request.shard];
+        command.places[i] = static_cast<std::uint32_t>(to.commands.size());
+        to.commands.push_back(ShardCommand{request.db, std::move(request.argv)});
+        out.of[request.shard].emplace_back(s.in_flight.size(), i);
       }
-      if (command.awaited == 0 && !command.requests.empty())
-        command.reply = combine_replies(command.how, std::move(command.replies));
       s.in_flight.push_back(std::move(command));
     }
+    dispatch(s, out, self);
     send_ready<Release>(s);
     if (need_more || s.closing || s.in_flight.size() >= max_in_flight) break;
   }
@@ -227,20 +266,26 @@ void serve(ConnectionState& s) {
 }
 
 template <int Release>
-void take_reply(const hotswap::response<std::string>& in, ConnectionState& s) {
+void take_reply(const hotswap::response<ShardReplies>& in, ConnectionState& s) {
+  if (in.request == 0) return;
+  bool found = false;
   for (auto& command : s.in_flight) {
     for (std::size_t i = 0; i < command.requests.size(); ++i) {
-      if (command.requests[i] != in.request || in.request == 0) continue;
+      if (command.requests[i] != in.request) continue;
+      found = true;
       command.requests[i] = 0;
-      command.replies[i] = in.reply ? *in.reply
-                                    : reply::error(fmt::format("ERR the shard did not answer: {}",
-                                                               hotswap::to_string(in.reply.error().code)));
+      if (!in.reply)
+        command.replies[i] =
+            reply::error(fmt::format("ERR the shard did not answer: {}", hotswap::to_string(in.reply.error().code)));
+      else if (command.places[i] < in.reply->size())
+        command.replies[i] = (*in.reply)[command.places[i]];
+      else
+        command.replies[i] = reply::error("ERR the shard answered fewer replies than it was sent commands");
       if (--command.awaited == 0) command.reply = combine_replies(command.how, std::move(command.replies));
-      // A full pipeline may have held back parsing: serve() parses on, then sends what is ready.
-      serve<Release>(s);
-      return;
     }
   }
+  // A full pipeline may have held back parsing: serve() parses on, then sends what is ready.
+  if (found) serve<Release>(s);
 }
 
 }  // namespace detail
@@ -262,7 +307,7 @@ struct Connection {
     s.parser.feed(in.bytes);
     detail::serve<Release>(s);
   }
-  static void handle_info(const hotswap::response<std::string>& in, state& s) { detail::take_reply<Release>(in, s); }
+  static void handle_info(const hotswap::response<ShardReplies>& in, state& s) { detail::take_reply<Release>(in, s); }
   static void handle_info(const hotswap::net::closed&, state&) {
     (void)hotswap::stop(hotswap::self<ConnectionInterface>());
   }

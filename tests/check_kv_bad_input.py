@@ -47,10 +47,11 @@ if IDLE < IDLE_WANTED:
     print(f"the open-files hard limit is {hard}: {IDLE} idle connections, not {IDLE_WANTED}", flush=True)
 
 # Under AddressSanitizer (the sanitize suite), its quarantine keeps freed memory resident, up to
-# 256 MB: kept small, the service's RSS is what it holds, as without it.
+# 256 MB, and its allocator keeps what it freed for each size: the quarantine kept small and free
+# memory given back at once, the service's RSS is what it holds, as without it.
 asan = os.environ.get("ASAN_OPTIONS", "")
 service = KvService([kv_path, "--port", "0", "--serve"],
-                    env=dict(os.environ, ASAN_OPTIONS=(asan + ":" if asan else "") + "quarantine_size_mb=4"))
+                    env=dict(os.environ, ASAN_OPTIONS=(asan + ":" if asan else "") + "quarantine_size_mb=4:allocator_release_to_os_interval_ms=0"))
 atexit.register(service.kill)  # whatever failed, it does not outlive the test
 port = service.port
 

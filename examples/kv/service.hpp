@@ -177,8 +177,12 @@ void send_ready(ConnectionState& s) {
   }
   if (done == 0 || (done < s.in_flight.size() && !close && bytes < max_held_replies)) return;
   std::string out;
-  out.reserve(bytes);
-  for (std::size_t i = 0; i < done; ++i) out += s.in_flight[i].reply;
+  if (done == 1) {
+    out = std::move(s.in_flight.front().reply);  // one reply (unpipelined): sent as it is
+  } else {
+    out.reserve(bytes);
+    for (std::size_t i = 0; i < done; ++i) out += s.in_flight[i].reply;
+  }
   s.in_flight.erase(s.in_flight.begin(), s.in_flight.begin() + static_cast<std::ptrdiff_t>(done));
   if (!out.empty()) s.conn.send(std::move(out));
   if (close) {

@@ -1,10 +1,12 @@
 // The network layer (hotswap/net.hpp) with real sockets: echo over TCP and a Unix socket, many
-// connections at once, back-pressure ({active, once}), a close and a reset, a client that does
-// not read cut off while another is served, data that comes while its server is suspended, and
-// the listener's stop, hotswap::stop_all and its destructor with connections open. (Run under
-// ASan and TSan as well.) Every wait is for an event.
+// connections at once, back-pressure ({active, once}), TCP_NODELAY, a send written on the
+// server's thread, a close and a reset, a client that does not read cut off while another is served, data that comes
+// while its server is suspended, and the listener's stop, hotswap::stop_all and its destructor with connections open.
+// (Run under ASan and TSan as well.) Every wait is for an event.
+#include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -371,6 +373,78 @@ TEST_CASE("net: a server that has not finished its data gets no more: its client
   CHECK(one.read(written) == std::string(written, 'y').substr(0, written));  // echoed once read
   CHECK(saw().bytes_of(id) == "hold" + std::string(written, 'y'));
   CHECK(saw().datas_of(id) > 1);
+}
+
+/// This process's end of `peer`'s connection (the server's socket: the one whose peer is the
+/// client's address), or -1.
+int server_socket_of(const client& peer) {
+  sockaddr_storage mine{};
+  socklen_t mine_size = sizeof mine;
+  REQUIRE(::getsockname(peer.fd, reinterpret_cast<sockaddr*>(&mine), &mine_size) == 0);
+  int found = -1;
+  DIR* fds = ::opendir("/proc/self/fd");
+  REQUIRE(fds != nullptr);
+  while (const dirent* entry = ::readdir(fds)) {
+    const int fd = std::atoi(entry->d_name);
+    sockaddr_storage theirs{};
+    socklen_t theirs_size = sizeof theirs;
+    if (fd <= 2 || fd == peer.fd || ::getpeername(fd, reinterpret_cast<sockaddr*>(&theirs), &theirs_size) != 0)
+      continue;
+    if (theirs_size == mine_size && std::memcmp(&theirs, &mine, mine_size) == 0) found = fd;
+  }
+  ::closedir(fds);
+  return found;
+}
+
+TEST_CASE("net: a TCP connection is set TCP_NODELAY, as Redis sets its own") {
+  saw().clear();
+  auto echo = net::listener::open<ServiceV1>(net::endpoint::tcp("127.0.0.1", 0)).value();
+  auto one = client::tcp(echo->port());
+  one.send("hello\n");
+  CHECK(one.read(6) == "hello\n");  // accepted, and its server started
+  const int fd = server_socket_of(one);
+  REQUIRE(fd >= 0);
+  int nodelay = 0;
+  socklen_t size = sizeof nodelay;
+  REQUIRE(::getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &nodelay, &size) == 0);
+  CHECK(nodelay != 0);
+}
+
+TEST_CASE("net: a send with nothing queued is written on the server's thread: the listener's own is not needed") {
+  saw().clear();
+  // The listener's one thread is held in the second connection's child spec (run there, as it
+  // is accepted) while the first connection's server sends: its bytes must reach the client.
+  std::atomic<bool> holding{false}, released{false};
+  std::atomic<int> accepted{0};
+  auto pool = hotswap::start_dynamic_supervisor({}).value();
+  auto child = [&](const net::connection& conn) {
+    if (++accepted == 2) {
+      holding = true;
+      (void)eventually([&] { return released.load(); }, std::chrono::seconds(600));  // past the poll's bound
+    }
+    return hotswap::child<ServiceV1>("", conn);
+  };
+  auto service = net::listener::open<Service>(net::endpoint::tcp("127.0.0.1", 0), child, pool).value();
+  struct release_on_exit {  // whatever fails, the thread is let go before the listener goes
+    std::atomic<bool>& released;
+    ~release_on_exit() { released = true; }
+  } let_go{released};
+  auto one = client::tcp(service->port());
+  one.send("hold");
+  const auto server = server_of(*service);
+  REQUIRE(eventually([&] { return saw().datas_of(connection_of(server).id()) == 1; }));
+  auto two = client::tcp(service->port());  // accepted on the listener's thread, which it holds
+  REQUIRE(eventually([&] { return holding.load(); }));
+  hotswap::cast(server, More{});  // "done\n", sent by the first server on a worker of the pool
+  pollfd readable{one.fd, POLLIN, 0};
+  const bool came = ::poll(&readable, 1, 120 * 1000) == 1;  // a bound only: they come at once, or never
+  released = true;
+  CHECK(came);
+  CHECK(one.read(5) == "done\n");
+  two.send("two\n");
+  CHECK(two.read(4) == "two\n");
+  CHECK(service->stop());
+  CHECK(hotswap::stop(pool));
 }
 
 TEST_CASE("net: a client that never reads is cut off past the bound; another connection is served on") {

@@ -2703,7 +2703,9 @@ struct fmt::formatter<T, char> {
 
 // ---- hotswap/detail/migrations/apply.hpp ----
 // Migrating a value, once checks.hpp found nothing: step by step between versions, field by field
-// within a step, element by element within a container.
+// within a step, element by element within a container. A value given as an rvalue is moved
+// from; one given as a const (or any lvalue) is read, each part copied as it is used: a server's
+// old state, kept as it is for a rollback, is so migrated without a whole copy made first.
 
 #include <cstddef>
 #include <type_traits>
@@ -3098,19 +3100,40 @@ decltype(auto) call_declared(const Function& function, Value&& value, const Cont
 
 namespace hotswap::detail {
 
-template <class To, class From, class Context>
-To migrate_value(From&& from, const Context& context);
+template <class To, class Source, class Context>
+To migrate_value(Source&& from, const Context& context);
+
+// -- moved or read --
+
+/// Whether a migration given `Source` (a forwarding reference's type) reads it, not moves from it.
+template <class Source>
+inline constexpr bool reads_only =
+    std::is_lvalue_reference_v<Source> || std::is_const_v<std::remove_reference_t<Source>>;
+
+/// A part of the source, passed on as the source was given: moved out, or as a const lvalue.
+template <class Source, class Part>
+constexpr decltype(auto) part_of(Part& part) noexcept {
+  if constexpr (reads_only<Source>)
+    return std::as_const(part);
+  else
+    return std::move(part);
+}
+
+// -- one step, one version to the next --
 
 template <class Field, class Value>
 Field implicitly(Value&& value) {
   return std::forward<Value>(value);
 }
 
-template <class From, class To, class Context>
-To run_step(From&& from, const Context& context) {
+template <class From, class To, class Source, class Context>
+To run_step(Source&& from, const Context& context) {
   using Step = step<From, To>;
-  if constexpr (requires { Step::migrate(std::move(from), context); }) {
-    return Step::migrate(std::move(from), context);
+  if constexpr (requires(From && whole) { Step::migrate(std::move(whole), context); }) {
+    if constexpr (reads_only<Source>)
+      return Step::migrate(From(from), context);  // the step's own function takes its value whole
+    else
+      return Step::migrate(std::move(from), context);
   } else {
     constexpr auto plan = step_plan<From, To>;
     constexpr auto declared = rules_of<Step>();
@@ -3147,14 +3170,18 @@ To run_step(From&& from, const Context& context) {
         }();
         return std::move(std::get<position>(initialized));
       } else if constexpr (source.kind == source_kind::convert) {
-        return implicitly<Field>(call_declared(declared_function.template operator()<rule_kind::convert, New>(),
-                                               std::move(member<source.old_index>(old_fields)), context));
+        const auto& convert = declared_function.template operator()<rule_kind::convert, New>();
+        using Old = field_type<From, source.old_index>;
+        if constexpr (reads_only<Source>)  // a copy of its own: the function may take it by rvalue reference
+          return implicitly<Field>(call_declared(convert, Old(member<source.old_index>(old_fields)), context));
+        else
+          return implicitly<Field>(call_declared(convert, std::move(member<source.old_index>(old_fields)), context));
       } else {
         static_assert(source.kind == source_kind::moved);
         if constexpr (std::is_same_v<field_type<From, source.old_index>, Field>)
-          return std::move(member<source.old_index>(old_fields));
+          return part_of<Source>(member<source.old_index>(old_fields));
         else
-          return migrate_value<Field>(std::move(member<source.old_index>(old_fields)), context);
+          return migrate_value<Field>(part_of<Source>(member<source.old_index>(old_fields)), context);
       }
     };
     if constexpr (adds_before_the_end<plan>()) {
@@ -3192,15 +3219,17 @@ To run_step(From&& from, const Context& context) {
   }
 }
 
-/// Migrates a schema version to another version of the same schema, one step at a time.
-template <class To, class From, class Context>
-To migrate_versions(From&& from, const Context& context) {
+/// Migrates a schema version to another version of the same schema, one step at a time (what
+/// the first step made is moved from by the next).
+template <class To, class Source, class Context>
+To migrate_versions(Source&& from, const Context& context) {
+  using From = std::remove_cvref_t<Source>;
   constexpr int from_vsn = version_number<From>, to_vsn = version_number<To>;
   using Next = typename schema_of<From>::template type_of<(from_vsn < to_vsn ? from_vsn + 1 : from_vsn - 1)>;
   if constexpr (std::is_same_v<Next, To>)
-    return run_step<From, To>(std::move(from), context);  // built in place, not moved once more
+    return run_step<From, To>(std::forward<Source>(from), context);  // built in place, not moved once more
   else
-    return migrate_versions<To>(run_step<From, Next>(std::move(from), context), context);
+    return migrate_versions<To>(run_step<From, Next>(std::forward<Source>(from), context), context);
 }
 
 /// Converts to `To` by calling `make`, so that a container building a `To` from it in place
@@ -3215,13 +3244,13 @@ built_in_place<To, Make> in_place(Make make) {
   return {std::move(make)};
 }
 
-template <class To, class From, class Context>
-To migrate_value(From&& from, const Context& context) {
-  constexpr route way = route_of<From, To>();
+template <class To, class Source, class Context>
+To migrate_value(Source&& from, const Context& context) {
+  constexpr route way = route_of<std::remove_cvref_t<Source>, To>();
   if constexpr (way == route::same) {
-    return std::move(from);
+    return part_of<Source>(from);
   } else if constexpr (way == route::versions) {
-    return migrate_versions<To>(std::move(from), context);
+    return migrate_versions<To>(std::forward<Source>(from), context);
   } else if constexpr (way == route::widening) {
     return static_cast<To>(from);
   } else if constexpr (way == route::sequence) {
@@ -3229,13 +3258,13 @@ To migrate_value(From&& from, const Context& context) {
     out.reserve(from.size());
     for (auto& element : from)
       out.emplace_back(in_place<typename To::value_type>(
-          [&] { return migrate_value<typename To::value_type>(std::move(element), context); }));
+          [&] { return migrate_value<typename To::value_type>(part_of<Source>(element), context); }));
     return out;
   } else if constexpr (way == route::map && ordered_map<To>) {
     To out;
     for (auto& entry : from)  // not a structured binding: clang 14 cannot capture one
       out.emplace_hint(out.end(), entry.first, in_place<typename To::mapped_type>([&] {
-                         return migrate_value<typename To::mapped_type>(std::move(entry.second),
+                         return migrate_value<typename To::mapped_type>(part_of<Source>(entry.second),
                                                                         context.with_key(entry.first));
                        }));
     return out;
@@ -3244,19 +3273,19 @@ To migrate_value(From&& from, const Context& context) {
     out.reserve(from.size());
     for (auto& entry : from)
       out.emplace(entry.first, in_place<typename To::mapped_type>([&] {
-                    return migrate_value<typename To::mapped_type>(std::move(entry.second),
+                    return migrate_value<typename To::mapped_type>(part_of<Source>(entry.second),
                                                                    context.with_key(entry.first));
                   }));
     return out;
   } else if constexpr (way == route::optional) {
     if (!from) return To{};
-    return To{migrate_value<typename To::value_type>(std::move(*from), context)};
+    return To{migrate_value<typename To::value_type>(part_of<Source>(*from), context)};
   } else if constexpr (way == route::into_optional) {
-    return To{migrate_value<typename To::value_type>(std::move(from), context)};
+    return To{migrate_value<typename To::value_type>(std::forward<Source>(from), context)};
   } else {
     static_assert(way == route::array);
     return [&]<std::size_t... I>(std::index_sequence<I...>) {
-      return To{migrate_value<typename To::value_type>(std::move(from[I]), context)...};
+      return To{migrate_value<typename To::value_type>(part_of<Source>(from[I]), context)...};
     }
     (std::make_index_sequence<std::tuple_size_v<To>>{});
   }
@@ -3631,7 +3660,7 @@ inline constexpr int version_patch = HOTSWAP_VERSION_PATCH;
 // Generated by tools/headers_digest.py from every other header under include/hotswap; do not
 // edit. It enters the ABI fingerprint: a module built from other headers is refused.
 
-#define HOTSWAP_DETAIL_HEADERS_DIGEST "57f05f2a1f54584d"
+#define HOTSWAP_DETAIL_HEADERS_DIGEST "7ed7f34bdd21221c"
 
 #define HOTSWAP_DETAIL_TEXT(x) #x
 #define HOTSWAP_DETAIL_STRING(x) HOTSWAP_DETAIL_TEXT(x)
@@ -6682,7 +6711,8 @@ void destroy_state(void* state) noexcept {
   delete static_cast<typename Implementation::state*>(state);
 }
 
-/// Builds this implementation's state from a copy of the old one (the old stays intact).
+/// Builds this implementation's state from the old one, which stays intact: the generated
+/// migration reads it (copying each part as it is used); a code_change takes a copy of it.
 template <class Implementation, int Vsn, class Old>
 typename Implementation::state change_from(const Old& old, const extra_of<Implementation>& extra) {
   if constexpr (requires(Old && o) { Implementation::code_change(from_vsn<Vsn>{}, std::move(o), extra); })
@@ -6690,7 +6720,7 @@ typename Implementation::state change_from(const Old& old, const extra_of<Implem
   else if constexpr (writes_code_change<Implementation, Vsn, Old>)
     return Implementation::code_change(from_vsn<Vsn>{}, Old(old));
   else
-    return migrate_top<typename Implementation::state>(Old(old), extra);
+    return migrate_top<typename Implementation::state>(old, extra);
 }
 
 /// A rebuild of the same vsn whose state is now another version of its schema (a development
@@ -6711,7 +6741,7 @@ void* rebuilt_state(void* old_state, std::uint64_t old_fingerprint, const extra_
           using check = migration_check<Old, S, context<extra_of<Implementation>, no_key>>;
           if (value_fingerprint<Old> != old_fingerprint) return;
           if constexpr (fine<check>)
-            made = new S(migrate_top<S>(Old(*static_cast<const Old*>(old_state)), extra));
+            made = new S(migrate_top<S>(*static_cast<const Old*>(old_state), extra));
           else
             result = {true, "the state changed from " + std::string(type_spelling<Old>()) + " to " +
                                 std::string(type_spelling<S>()) + ", which the schema's steps do not migrate: " +
@@ -6773,7 +6803,7 @@ void* down_state(void* state, int vsn, std::uint64_t fingerprint, outcome& resul
     auto one = [&]<class Old>(std::type_identity<Old>) {
       using none = std::conditional_t<sizeof(Old) != 0, no_extra, void>;  // complete where it is used
       if constexpr (fine<down_check<Implementation, Old>>)
-        made = new Old(migrate_top<Old>(S(*static_cast<const S*>(state)), none{}));
+        made = new Old(migrate_top<Old>(*static_cast<const S*>(state), none{}));
     };
     (void)one;  // an empty history
     (void)((Versions::vsn == vsn && value_fingerprint<typename Versions::type> == fingerprint &&

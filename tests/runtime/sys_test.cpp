@@ -1,11 +1,15 @@
 // sys: suspend, resume, change_code, get_state, replace_state, get_status, statistics, trace;
-// and a hot swap under load.
+// a hot swap under load; and what a change of code allocates.
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <deque>
 #include <fstream>
+#include <map>
+#include <new>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -476,4 +480,112 @@ TEST_CASE("swap under load: 4 producers cast while the implementation swaps ever
   INFO("swaps: " << swaps);
   CHECK(swaps >= 10);
   REQUIRE(hotswap::stop(sink));
+}
+
+// ---- what a change of code allocates ----
+
+// Allocations counted, from every thread, while `counting` is set (this test executable's
+// operator new and delete: malloc and free, as the default ones).
+namespace {
+std::atomic<bool> counting{false};
+std::atomic<std::size_t> allocations{0};
+}  // namespace
+void* operator new(std::size_t size) {
+  if (counting.load(std::memory_order_relaxed)) allocations.fetch_add(1, std::memory_order_relaxed);
+  if (void* made = std::malloc(size == 0 ? 1 : size)) return made;
+  throw std::bad_alloc();
+}
+void* operator new[](std::size_t size) {
+  return ::operator new(size);
+}
+void operator delete(void* gone) noexcept {
+  std::free(gone);
+}
+void operator delete[](void* gone) noexcept {
+  std::free(gone);
+}
+void operator delete(void* gone, std::size_t) noexcept {
+  std::free(gone);
+}
+void operator delete[](void* gone, std::size_t) noexcept {
+  std::free(gone);
+}
+
+namespace book {
+struct Look {};
+namespace v1 {
+struct Entry {
+  std::string text;
+};
+struct Book {
+  std::map<std::string, Entry> entries;
+};
+}  // namespace v1
+namespace v2 {
+struct Entry {
+  std::string text;
+  int reads = 0;
+};
+struct Book {
+  std::map<std::string, Entry> entries;
+};
+}  // namespace v2
+using EntrySchema = hotswap::schema<"Entry", hotswap::version<1, v1::Entry>, hotswap::version<2, v2::Entry>>;
+using BookSchema = hotswap::schema<"Book", hotswap::version<1, v1::Book>, hotswap::version<2, v2::Book>>;
+using Books = hotswap::interface<"Books", hotswap::call_msg<Look, std::size_t>>;
+struct BookV1 {
+  using interface = Books;
+  static constexpr int vsn = 1;
+  using state = v1::Book;
+  static state init(std::size_t size) {
+    state made;
+    for (std::size_t i = 0; i < size; ++i)
+      made.entries.emplace("a key longer than fifteen " + std::to_string(i), v1::Entry{std::string(40, 'x')});
+    return made;
+  }
+  static std::size_t handle_call(const Look&, const state& s) { return s.entries.size(); }
+};
+struct BookV2 {
+  using interface = Books;
+  static constexpr int vsn = 2;
+  using state = v2::Book;
+  using state_history = hotswap::state_history<hotswap::version<1, v1::Book>>;
+  static state init(std::size_t) { return {}; }
+  static std::size_t handle_call(const Look&, const state& s) { return s.entries.size(); }
+};
+}  // namespace book
+
+template <hotswap::listed_in<book::EntrySchema> T>
+struct hotswap::schema_of<T> : book::EntrySchema {};
+template <hotswap::listed_in<book::BookSchema> T>
+struct hotswap::schema_of<T> : book::BookSchema {};
+template <>
+struct hotswap::step<book::v1::Entry, book::v2::Entry> {
+  static constexpr auto rules = hotswap::rules{hotswap::added<"reads">};
+};
+template <>
+struct hotswap::step<book::v2::Entry, book::v1::Entry> {
+  static constexpr auto rules = hotswap::rules{hotswap::removed<"reads">};
+};
+
+TEST_CASE("change_code reads the old state, kept for a rollback: each of its parts copied once, not the whole first") {
+  // 10,000 entries of a key and a text on the heap: the new map's node, key and text each, 3 a
+  // value; a copy of the old state first, then moved from, would be 5 (the copy's 3, then a node
+  // and a key: a map's keys are const, copied).
+  constexpr std::size_t size = 10'000;
+  auto server = hotswap::start<book::BookV1>(size).value();
+  REQUIRE(sys::suspend(server));
+  counting = true;
+  const auto changed = sys::change_code(server, hotswap::table_of<book::BookV2>, 1);
+  counting = false;
+  REQUIRE(changed);
+  REQUIRE(sys::resume(server));
+  INFO("allocations: " << allocations.load());
+  CHECK(allocations.load() >= 3 * size);
+  CHECK(allocations.load() < 3 * size + size / 2);
+  const auto state = sys::get_state<book::v2::Book>(server).value();
+  REQUIRE(state.entries.size() == size);
+  CHECK(state.entries.at("a key longer than fifteen 9999").text == std::string(40, 'x'));
+  CHECK(hotswap::call(server, book::Look{}).value() == size);
+  REQUIRE(hotswap::stop(server));
 }

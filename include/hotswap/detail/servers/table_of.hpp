@@ -181,7 +181,8 @@ void destroy_state(void* state) noexcept {
   delete static_cast<typename Implementation::state*>(state);
 }
 
-/// Builds this implementation's state from a copy of the old one (the old stays intact).
+/// Builds this implementation's state from the old one, which stays intact: the generated
+/// migration reads it (copying each part as it is used); a code_change takes a copy of it.
 template <class Implementation, int Vsn, class Old>
 typename Implementation::state change_from(const Old& old, const extra_of<Implementation>& extra) {
   if constexpr (requires(Old && o) { Implementation::code_change(from_vsn<Vsn>{}, std::move(o), extra); })
@@ -189,7 +190,7 @@ typename Implementation::state change_from(const Old& old, const extra_of<Implem
   else if constexpr (writes_code_change<Implementation, Vsn, Old>)
     return Implementation::code_change(from_vsn<Vsn>{}, Old(old));
   else
-    return migrate_top<typename Implementation::state>(Old(old), extra);
+    return migrate_top<typename Implementation::state>(old, extra);
 }
 
 /// A rebuild of the same vsn whose state is now another version of its schema (a development
@@ -210,7 +211,7 @@ void* rebuilt_state(void* old_state, std::uint64_t old_fingerprint, const extra_
           using check = migration_check<Old, S, context<extra_of<Implementation>, no_key>>;
           if (value_fingerprint<Old> != old_fingerprint) return;
           if constexpr (fine<check>)
-            made = new S(migrate_top<S>(Old(*static_cast<const Old*>(old_state)), extra));
+            made = new S(migrate_top<S>(*static_cast<const Old*>(old_state), extra));
           else
             result = {true, "the state changed from " + std::string(type_spelling<Old>()) + " to " +
                                 std::string(type_spelling<S>()) + ", which the schema's steps do not migrate: " +
@@ -272,7 +273,7 @@ void* down_state(void* state, int vsn, std::uint64_t fingerprint, outcome& resul
     auto one = [&]<class Old>(std::type_identity<Old>) {
       using none = std::conditional_t<sizeof(Old) != 0, no_extra, void>;  // complete where it is used
       if constexpr (fine<down_check<Implementation, Old>>)
-        made = new Old(migrate_top<Old>(S(*static_cast<const S*>(state)), none{}));
+        made = new Old(migrate_top<Old>(*static_cast<const S*>(state), none{}));
     };
     (void)one;  // an empty history
     (void)((Versions::vsn == vsn && value_fingerprint<typename Versions::type> == fingerprint &&

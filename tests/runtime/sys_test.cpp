@@ -4,17 +4,16 @@
 
 #include <atomic>
 #include <chrono>
-#include <cstdlib>
 #include <deque>
 #include <fstream>
 #include <map>
-#include <new>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include <catch2/catch.hpp>
 
+#include "allocations.hpp"
 #include "servers.hpp"
 
 using namespace testing;
@@ -484,33 +483,6 @@ TEST_CASE("swap under load: 4 producers cast while the implementation swaps ever
 
 // ---- what a change of code allocates ----
 
-// Allocations counted, from every thread, while `counting` is set (this test executable's
-// operator new and delete: malloc and free, as the default ones).
-namespace {
-std::atomic<bool> counting{false};
-std::atomic<std::size_t> allocations{0};
-}  // namespace
-void* operator new(std::size_t size) {
-  if (counting.load(std::memory_order_relaxed)) allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* made = std::malloc(size == 0 ? 1 : size)) return made;
-  throw std::bad_alloc();
-}
-void* operator new[](std::size_t size) {
-  return ::operator new(size);
-}
-void operator delete(void* gone) noexcept {
-  std::free(gone);
-}
-void operator delete[](void* gone) noexcept {
-  std::free(gone);
-}
-void operator delete(void* gone, std::size_t) noexcept {
-  std::free(gone);
-}
-void operator delete[](void* gone, std::size_t) noexcept {
-  std::free(gone);
-}
-
 namespace book {
 struct Look {};
 namespace v1 {
@@ -575,14 +547,14 @@ TEST_CASE("change_code reads the old state, kept for a rollback: each of its par
   constexpr std::size_t size = 10'000;
   auto server = hotswap::start<book::BookV1>(size).value();
   REQUIRE(sys::suspend(server));
-  counting = true;
+  count_allocations(true);  // of every thread
   const auto changed = sys::change_code(server, hotswap::table_of<book::BookV2>, 1);
-  counting = false;
+  count_allocations(false);
   REQUIRE(changed);
   REQUIRE(sys::resume(server));
-  INFO("allocations: " << allocations.load());
-  CHECK(allocations.load() >= 3 * size);
-  CHECK(allocations.load() < 3 * size + size / 2);
+  INFO("allocations: " << allocations_counted());
+  CHECK(allocations_counted() >= 3 * size);
+  CHECK(allocations_counted() < 3 * size + size / 2);
   const auto state = sys::get_state<book::v2::Book>(server).value();
   REQUIRE(state.entries.size() == size);
   CHECK(state.entries.at("a key longer than fifteen 9999").text == std::string(40, 'x'));

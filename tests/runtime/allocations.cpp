@@ -1,3 +1,5 @@
+// Every form that takes memory from malloc is replaced, so that AddressSanitizer sees malloc and
+// free paired (its own operator new is not mixed with this free); the aligned forms stay its own.
 #include "allocations.hpp"
 
 #include <atomic>
@@ -26,6 +28,16 @@ void* operator new(std::size_t size) {
 void* operator new[](std::size_t size) {
   return ::operator new(size);
 }
+void* operator new(std::size_t size, const std::nothrow_t&) noexcept {
+  try {
+    return ::operator new(size);
+  } catch (...) {
+    return nullptr;
+  }
+}
+void* operator new[](std::size_t size, const std::nothrow_t&) noexcept {
+  return ::operator new(size, std::nothrow);
+}
 void operator delete(void* gone) noexcept {
   std::free(gone);
 }
@@ -36,5 +48,11 @@ void operator delete(void* gone, std::size_t) noexcept {
   std::free(gone);
 }
 void operator delete[](void* gone, std::size_t) noexcept {
+  std::free(gone);
+}
+void operator delete(void* gone, const std::nothrow_t&) noexcept {
+  std::free(gone);
+}
+void operator delete[](void* gone, const std::nothrow_t&) noexcept {
   std::free(gone);
 }

@@ -481,6 +481,73 @@ TEST_CASE("swap under load: 4 producers cast while the implementation swaps ever
   REQUIRE(hotswap::stop(sink));
 }
 
+// ---- sys requests on the calling thread ----
+
+TEST_CASE("a sys request to a server a worker only watches runs on the calling thread") {
+  using hotswap::detail::server_core;
+  auto server = hotswap::start<SequenceImpl>().value();
+  std::atomic<std::uint32_t>& run_state = server.core()->run_state;
+  int taken = 0, tries = 0;
+  // The worker that answered watches the server a few microseconds for more, then leaves it
+  // idle: each try waits for one or the other, and goes on only in the first.
+  while (taken == 0 && ++tries < 100'000) {
+    REQUIRE(hotswap::call(server, Check{}).value() == 0);
+    std::uint32_t now = run_state.load();
+    for (; now != server_core::watched && now != server_core::idle; now = run_state.load()) std::this_thread::yield();
+    if (now != server_core::watched) continue;
+    std::thread::id ran_on;
+    REQUIRE(
+        sys::replace_state<std::vector<int>>(server, [&](std::vector<int>&) { ran_on = std::this_thread::get_id(); }));
+    CHECK(ran_on == std::this_thread::get_id());
+    ++taken;
+  }
+  INFO("tries: " << tries);
+  CHECK(taken == 1);
+  REQUIRE(hotswap::stop(server));
+}
+
+TEST_CASE("sys requests taking a server from its watching worker race its callers: order kept") {
+  auto server = hotswap::start<SequenceImpl>().value();
+  constexpr int count = 50'000, every = 4;
+  std::atomic<int> calls{0};
+  std::atomic<bool> sent{false}, disorder{false};
+  std::thread client([&] {
+    for (int i = 0; i < count; ++i) {
+      hotswap::cast(server, Numbered{i});
+      if (i % every != 0) continue;
+      // A call now and then: after each answer its worker watches the server for more.
+      const auto checked = hotswap::call(server, Check{});
+      if (!checked || *checked != i + 1) disorder = true;
+      ++calls;
+    }
+    sent = true;
+  });
+  // A round of sys requests after each call: the moment its worker watches the server.
+  int rounds = 0;
+  std::size_t seen = 0;
+  for (int answered = 0; !sent.load();) {
+    if (calls.load() == answered) {
+      std::this_thread::yield();
+      continue;
+    }
+    answered = calls.load();
+    REQUIRE(sys::suspend(server));
+    const auto state = sys::get_state<std::vector<int>>(server).value();
+    CHECK(state.size() >= seen);
+    seen = state.size();
+    REQUIRE(sys::replace_state<std::vector<int>>(server, [](std::vector<int>&) {}));
+    REQUIRE(sys::resume(server));
+    ++rounds;
+  }
+  client.join();
+  CHECK_FALSE(disorder.load());
+  CHECK(hotswap::call(server, Check{}).value() == count);
+  CHECK(sys::statistics(server).value().messages_handled == std::uint64_t{count} + count / every + 1);
+  INFO("rounds: " << rounds);
+  CHECK(rounds > 0);
+  REQUIRE(hotswap::stop(server));
+}
+
 // ---- what a change of code allocates ----
 
 namespace book {

@@ -238,7 +238,9 @@ bool handle_messages(server_core& server, unsigned budget) noexcept {
 
 /// Runs a server until it has nothing to do (or, when others wait for this thread, until it
 /// has had a fair share). After its mailbox empties it watches it a little longer, unless others
-/// wait: a caller that sends again soon is answered without a wake-up.
+/// wait: a caller that sends again soon is answered without a wake-up. While it only watches, the
+/// server is not this thread's: a sys request's caller may take it (run_control_here), and then
+/// this thread leaves it without touching it again.
 template <class = void>
 void run_server(server_core& server, executor& on) noexcept {
   constexpr unsigned fair_share = 256;
@@ -254,12 +256,25 @@ void run_server(server_core& server, executor& on) noexcept {
       on.schedule(server);  // still marked running: nobody else schedules it meanwhile
       break;
     }
-    if (!on.others_waiting() && !server.ended &&
-        spin_until([&] { return server.has_input() || on.others_waiting(); }) && server.has_input())
-      continue;
+    const bool watch = !on.others_waiting() && !server.ended;
     std::uint32_t expected = server_core::running;
+    if (!server.run_state.compare_exchange_strong(expected, watch ? server_core::watched : server_core::idle,
+                                                  std::memory_order_seq_cst)) {
+      server.run_state.exchange(server_core::running, std::memory_order_seq_cst);  // a message came meanwhile
+      continue;
+    }
+    if (!watch) break;
+    current = outer;
+    // Only the state is read while watching: a sender's notify sets a bit of it, a taker all of it.
+    spin_until([&] {
+      return server.run_state.load(std::memory_order_relaxed) != server_core::watched || on.others_waiting();
+    });
+    expected = server_core::watched;
     if (server.run_state.compare_exchange_strong(expected, server_core::idle, std::memory_order_seq_cst)) break;
-    server.run_state.exchange(server_core::running, std::memory_order_seq_cst);  // a message came meanwhile
+    if (expected != (server_core::watched | server_core::notified) ||
+        !server.run_state.compare_exchange_strong(expected, server_core::running, std::memory_order_seq_cst))
+      break;            // taken by a sys request's caller (who will hand it back to the pool if need be)
+    current = &server;  // a message came: handled here, without a wake-up
   }
   current = outer;
 }

@@ -77,7 +77,9 @@ struct watched_server {
 /// a suspended server leaves its normal messages in the mailbox, in order, untouched, and a busy
 /// one serves a sys request after the message it is handling, not after its backlog.
 struct server_core {
-  enum : std::uint32_t { idle = 0, running = 1, notified = 2 };
+  /// Who has it: nobody (idle); a thread running it (running); a worker that has run it dry and
+  /// watches for more, which anybody may take from it (watched). A sender sets `notified` on top.
+  enum : std::uint32_t { idle = 0, running = 1, notified = 2, watched = 4 };
 
   alignas(64) std::atomic<std::uint32_t> run_state{idle};
   std::atomic<bool> alive{true};

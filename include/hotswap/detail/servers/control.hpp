@@ -1,5 +1,5 @@
 // Sys requests (the machinery; hotswap/sys.hpp has the requests): a function run on the server
-// between two messages, also while it is suspended, on the calling thread when the server is idle.
+// between two messages, also while it is suspended, on the calling thread when no thread is inside its handler.
 #pragma once
 
 #include <cstdint>
@@ -50,15 +50,17 @@ hotswap::result<void> control_allowed(const Handle& server) {
   return {};
 }
 
-/// Runs `request` on this thread if the server (on the pool) is idle and no sys request is
-/// ahead of it: no worker has to be woken for it (a wake costs 20-80 us), whatever waits in
-/// the mailbox. False if it must be sent instead.
+/// Runs `request` on this thread if no thread is inside the server's handler (it is on the pool,
+/// idle or only watched by a worker) and no sys request is ahead of it: no worker has to be woken
+/// for it (a wake costs 20-80 us) or reached across cores, whatever waits in the mailbox. False
+/// if it must be sent instead.
 template <class = void>
 bool run_control_here(server_core& server, control_request& request) noexcept {
   if (server.runs_on != &the_runtime().pool) return false;
-  std::uint32_t expected = server_core::idle;
-  if (!server.run_state.compare_exchange_strong(expected, server_core::running, std::memory_order_seq_cst))
-    return false;
+  std::uint32_t expected = server.run_state.load(std::memory_order_relaxed);
+  do
+    if (expected != server_core::idle && (expected & ~server_core::notified) != server_core::watched) return false;
+  while (!server.run_state.compare_exchange_weak(expected, server_core::running, std::memory_order_seq_cst));
   const bool ran = server.controls.load(std::memory_order_acquire) == nullptr;
   if (ran) {
     server_core*& current = current_server();
@@ -70,10 +72,16 @@ bool run_control_here(server_core& server, control_request& request) noexcept {
     current = outer;
   }
   // Messages that were there, came meanwhile, or were held until a resume: the pool takes over.
-  expected = server_core::running;
-  if (server.has_input() ||
-      !server.run_state.compare_exchange_strong(expected, server_core::idle, std::memory_order_seq_cst))
-    server.runs_on->schedule(server);
+  // (Those that come to a suspended server wait for its resume: no worker is woken for them.)
+  for (;;) {
+    if (server.has_input()) {
+      server.runs_on->schedule(server);
+      break;
+    }
+    expected = server_core::running;
+    if (server.run_state.compare_exchange_strong(expected, server_core::idle, std::memory_order_seq_cst)) break;
+    server.run_state.exchange(server_core::running, std::memory_order_seq_cst);  // a message came meanwhile
+  }
   return ran;
 }
 

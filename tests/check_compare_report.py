@@ -39,7 +39,7 @@ with tempfile.TemporaryDirectory() as out:
         "| ping-pong floor: a cache line bounced between two threads | p50 | 0.2 us | — | — | — | — |",
         "| call round trip, idle server, outside client | p50 | 0.3 us | 3 us | 100 us | 0.1× | 0.003× |",
         "| cast throughput, 1 producer -> 1 server | throughput | 40 M msg/s | 2 M msg/s | — | 20× | — |",
-        "| upgrade pause of the two Anemone servers (suspend, change_code, resume) | p50 | 3 us | 9 us | — | 0.33× | — |",
+        "| upgrade pause of two servers, idle (suspend, change_code, resume) | p50 | 3 us | 9 us | — | 0.33× | — |",
         "| dynamic child churn: start_child + terminate_child on a dynamic supervisor, a child | p50 | 9 us | 11 us | "
         "45 us | 0.82× | 0.2× |",
         "## The kv service beside redis-server",

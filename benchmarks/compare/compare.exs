@@ -4,7 +4,7 @@
 # of a DynamicSupervisor started and terminated. One workload a run, its figures as
 # `metric NAME VALUE UNIT` lines.
 #
-#     elixir compare.exs call|cast|upgrade_pause|upgrade_100k|upgrade_1m|load_purge|idle_memory|churn [--quick]
+#     elixir compare.exs call|cast|upgrade_pause[_answered|_calling]|upgrade_100k|upgrade_1m|load_purge|idle_memory|churn [--quick]
 
 defmodule Compare.Counter do
   use GenServer
@@ -76,32 +76,9 @@ defmodule Compare do
     metric("throughput", count / took, "M msg/s")
   end
 
-  def run("upgrade_pause", quick) do
-    account = %{name: nil, score: 0, stage: 0}
-
-    samples =
-      for _ <- 1..if(quick, do: 5, else: 500) do
-        accounts = %{"alice" => %{account | name: "Alice"}, "bob" => %{account | name: "Bob", stage: 1}}
-        {:ok, manager} = GenServer.start(Compare.AccountManager, accounts)
-        {:ok, inspector} = GenServer.start(Compare.Inspector, account)
-
-        took =
-          timed_us(fn ->
-            :ok = :sys.suspend(manager)
-            :ok = :sys.suspend(inspector)
-            :ok = :sys.change_code(manager, Compare.AccountManager, "2", nil)
-            :ok = :sys.change_code(inspector, Compare.Inspector, "2", nil)
-            :ok = :sys.resume(inspector)
-            :ok = :sys.resume(manager)
-          end)
-
-        GenServer.stop(manager)
-        GenServer.stop(inspector)
-        took
-      end
-
-    latencies(samples)
-  end
+  def run("upgrade_pause", quick), do: upgrade_pause(:idle, quick)
+  def run("upgrade_pause_answered", quick), do: upgrade_pause(:answered, quick)
+  def run("upgrade_pause_calling", quick), do: upgrade_pause(:calling, quick)
 
   def run("upgrade_100k", quick), do: upgrade_accounts(if(quick, do: 1_000, else: 100_000), quick)
   def run("upgrade_1m", quick), do: upgrade_accounts(if(quick, do: 1_000, else: 1_000_000), quick)
@@ -147,8 +124,94 @@ defmodule Compare do
   end
 
   def run(workload, _quick) do
-    IO.puts(:stderr, "usage: compare.exs call|cast|upgrade_pause|upgrade_100k|upgrade_1m|load_purge|idle_memory|churn [--quick] (not #{workload})")
+    IO.puts(:stderr, "usage: compare.exs call|cast|upgrade_pause[_answered|_calling]|upgrade_100k|upgrade_1m|load_purge|idle_memory|churn [--quick] (not #{workload})")
     System.halt(64)
+  end
+
+  # The two servers met idle (started, never called), each having just answered a call, or with a
+  # client process calling the AccountManager throughout: the pause, and that client's slowest
+  # call during it.
+  defp upgrade_pause(met, quick) do
+    account = %{name: nil, score: 0, stage: 0}
+
+    rounds =
+      for _ <- 1..if(quick, do: 5, else: 500) do
+        accounts = %{"alice" => %{account | name: "Alice"}, "bob" => %{account | name: "Bob", stage: 1}}
+        {:ok, manager} = GenServer.start(Compare.AccountManager, accounts)
+        {:ok, inspector} = GenServer.start(Compare.Inspector, account)
+        client = if met == :calling, do: calling_client(manager)
+
+        if met == :answered do
+          GenServer.call(manager, :scores)
+          GenServer.call(inspector, :show)
+        end
+
+        took =
+          timed_us(fn ->
+            :ok = :sys.suspend(manager)
+            :ok = :sys.suspend(inspector)
+            :ok = :sys.change_code(manager, Compare.AccountManager, "2", nil)
+            :ok = :sys.change_code(inspector, Compare.Inspector, "2", nil)
+            :ok = :sys.resume(inspector)
+            :ok = :sys.resume(manager)
+          end)
+
+        worst = if client, do: stop_client(client)
+        GenServer.stop(manager)
+        GenServer.stop(inspector)
+        {took, worst}
+      end
+
+    latencies(Enum.map(rounds, &elem(&1, 0)))
+
+    if met == :calling do
+      worst = Enum.map(rounds, &elem(&1, 1))
+      metric("worst_call_p50", percentile(worst, 0.50), "us")
+      metric("worst_call_p99", percentile(worst, 0.99), "us")
+    end
+  end
+
+  # A process calling `manager` in a loop; its slowest call (ns) in atomics slot 1, its calls in
+  # 2; it stops when slot 3 is set. Returned once it has made a call.
+  defp calling_client(manager) do
+    counts = :atomics.new(3, signed: false)
+    pid = spawn(fn -> client_loop(manager, counts) end)
+    calls_reach(counts, 1)
+    {pid, counts}
+  end
+
+  defp client_loop(manager, counts) do
+    if :atomics.get(counts, 3) == 0 do
+      start = :erlang.monotonic_time(:nanosecond)
+      GenServer.call(manager, :scores)
+      raise_worst(counts, :erlang.monotonic_time(:nanosecond) - start)
+      :atomics.add(counts, 2, 1)
+      client_loop(manager, counts)
+    end
+  end
+
+  defp raise_worst(counts, took) do
+    worst = :atomics.get(counts, 1)
+    if took > worst and :atomics.compare_exchange(counts, 1, worst, took) != :ok, do: raise_worst(counts, took)
+  end
+
+  defp calls_reach(counts, n) do
+    if :atomics.get(counts, 2) < n do
+      :erlang.yield()
+      calls_reach(counts, n)
+    end
+  end
+
+  # The slowest call since the client started, once the call in flight has returned (us).
+  defp stop_client({pid, counts}) do
+    calls_reach(counts, :atomics.get(counts, 2) + 1)
+    worst = :atomics.get(counts, 1) / 1000
+    ref = Process.monitor(pid)
+    :atomics.put(counts, 3, 1)
+
+    receive do
+      {:DOWN, ^ref, :process, ^pid, _} -> worst
+    end
   end
 
   defp upgrade_accounts(count, quick) do

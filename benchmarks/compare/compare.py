@@ -2,7 +2,7 @@
 """hotswap beside Erlang/OTP (Elixir) and CAF, and its kv service beside redis-server, on the same
 machine, in one run, as a report and a chart.
 
-    compare.py run BUILD_DIR OUT_DIR [--rounds N] [--quick]   run every workload, then report
+    compare.py run BUILD_DIR OUT_DIR [--rounds N] [--quick] [--only W,...]   run every workload (or those), then report
     compare.py report OUT_DIR                                  the report of OUT_DIR/results.json again
 
 `run` runs each workload on each system (hotswap: BUILD_DIR/benchmarks/hotswap_compare; OTP:
@@ -37,8 +37,11 @@ WORKLOADS = {
     "floor": ("ping-pong floor: a cache line bounced between two threads", ["hotswap"], True),
     "call": ("call round trip, idle server, outside client", SYSTEMS, True),
     "cast": ("cast throughput, 1 producer -> 1 server", SYSTEMS, False),
-    "upgrade_pause": ("upgrade pause of the two Anemone servers (suspend, change_code, resume)", ["hotswap", "OTP"],
-                      True),
+    "upgrade_pause": ("upgrade pause of two servers, idle (suspend, change_code, resume)", ["hotswap", "OTP"], True),
+    "upgrade_pause_answered": ("upgrade pause of two servers, each having just answered a call", ["hotswap", "OTP"],
+                               True),
+    "upgrade_pause_calling": ("upgrade pause of two servers, a client calling one throughout", ["hotswap", "OTP"],
+                              True),
     "upgrade_100k": ("upgrade of one server holding 100,000 accounts", ["hotswap", "OTP"], True),
     "upgrade_1m": ("upgrade of one server holding 1,000,000 accounts", ["hotswap", "OTP"], True),
     "load_purge": ("load, then purge, a small module", ["hotswap", "OTP"], True),
@@ -119,7 +122,7 @@ def machine():
             "caf": caf.stdout.strip() if caf.returncode == 0 and caf.stdout.strip() else "not installed"}
 
 
-def run(build, out, rounds, quick):
+def run(build, out, rounds, quick, only=None):
     systems = commands(build)
     for name, found in systems.items():
         if isinstance(found, str):
@@ -127,6 +130,8 @@ def run(build, out, rounds, quick):
     results = []
     for round_ in range(rounds):
         for workload, (_, having, _) in WORKLOADS.items():
+            if only and workload not in only:
+                continue
             present = [s for s in having if not isinstance(command(systems, s, workload), str)]
             turned = present[round_ % len(present):] + present[:round_ % len(present)] if present else []
             for system in turned:
@@ -252,11 +257,14 @@ def main():
     running.add_argument("out", type=pathlib.Path)
     running.add_argument("--rounds", type=int, default=5)
     running.add_argument("--quick", action="store_true", help="a few iterations of each workload (the test)")
+    running.add_argument("--only", type=lambda text: text.split(","), help="these workloads, comma-separated")
     reporting = sub.add_parser("report")
     reporting.add_argument("out", type=pathlib.Path)
     arguments = parser.parse_args()
     if arguments.command == "run":
-        run(arguments.build.resolve(), arguments.out, arguments.rounds, arguments.quick)
+        if arguments.only and not set(arguments.only) <= set(WORKLOADS):
+            parser.error(f"--only: no such workload: {', '.join(sorted(set(arguments.only) - set(WORKLOADS)))}")
+        run(arguments.build.resolve(), arguments.out, arguments.rounds, arguments.quick, arguments.only)
     else:
         report(arguments.out)
 

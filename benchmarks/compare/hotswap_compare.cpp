@@ -14,6 +14,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -104,24 +105,93 @@ void cast() {
   metric("throughput", static_cast<double>(count) / took, "M msg/s");
 }
 
-// -- the upgrade pause of the two Anemone servers --
+// -- the upgrade pause of two servers: the Anemone AccountManager, and an Inspector --
 
-void upgrade_pause() {
+// The Inspector as compare.exs has it: an Account held, shown on a call; v3 adds `active`.
+struct Show {};
+using Inspector = hotswap::interface<"Compare.Inspector", hotswap::call_msg<Show, int>>;
+struct InspectorV2 {
+  using interface = Inspector;
+  static constexpr int vsn = 2;
+  using state = anemone::v2::Account;
+  static state init() { return {}; }
+  static int handle_call(const Show&, const state& account) { return account.score; }
+};
+struct InspectorV3 {
+  using interface = Inspector;
+  static constexpr int vsn = 3;
+  using state = anemone::v3::Account;
+  using state_history = hotswap::state_history<hotswap::version<2, anemone::v2::Account>>;
+  static state init() { return {}; }
+  static int handle_call(const Show&, const state& account) { return account.score; }
+};
+
+// How the servers are met by the upgrade: started and never called; each having just answered a
+// call (what a real upgrade meets); a client calling the AccountManager throughout.
+enum class servers_are { idle, answered, called };
+
+/// A client calling `manager` in a loop: its slowest call since the last look.
+class calling_client {
+ public:
+  explicit calling_client(hotswap::server_ref<anemone::AccountManagerInterface> manager)
+      : thread_([this, manager] {
+          while (!done_.load(std::memory_order_relaxed)) {
+            const auto took =
+                static_cast<std::uint64_t>(timed_us([&] { (void)hotswap::call(manager, anemone::Scores{}); }) * 1000);
+            std::uint64_t worst = worst_ns_.load(std::memory_order_relaxed);
+            while (took > worst && !worst_ns_.compare_exchange_weak(worst, took, std::memory_order_relaxed)) {
+            }
+            calls_.fetch_add(1, std::memory_order_release);
+            calls_.notify_all();
+          }
+        }) {}
+  ~calling_client() {
+    done_ = true;
+    thread_.join();
+  }
+  /// Starts a window: a call in flight now counts in it.
+  void open() {
+    calls_.wait(0, std::memory_order_acquire);
+    worst_ns_.store(0, std::memory_order_relaxed);
+  }
+  /// Ends it, once the call in flight has returned: the slowest call in it, in us.
+  double close() {
+    const std::uint64_t seen = calls_.load(std::memory_order_acquire);
+    // Parked, not spun: this thread, the client's and the two workers' share two cores.
+    for (std::uint64_t now = seen; now == seen; now = calls_.load(std::memory_order_acquire)) calls_.wait(now);
+    return static_cast<double>(worst_ns_.load(std::memory_order_relaxed)) / 1000;
+  }
+
+ private:
+  std::atomic<bool> done_{false};
+  std::atomic<std::uint64_t> worst_ns_{0}, calls_{0};
+  std::thread thread_;
+};
+
+void upgrade_pause(servers_are met) {
   using namespace anemone;
   std::fflush(stdout);
-  const int saved = dup(1);  // Inspector v3's code_change prints its line: not among the metrics
+  const int saved = dup(1);  // the AccountManager's terminate prints its line: not among the metrics
   const int null = open("/dev/null", O_WRONLY);
   dup2(null, 1);
-  std::vector<double> samples;
+  std::vector<double> samples, worst_calls;
   for (int i = 0; i < (quick ? 5 : 500); ++i) {
     const Period no_ticks = std::chrono::hours(1);
     auto manager = hotswap::start<AccountManagerV2>(no_ticks).value();
-    auto inspector = hotswap::start<InspectorV2>(no_ticks).value();
+    auto inspector = hotswap::start<InspectorV2>().value();
+    std::optional<calling_client> client;
+    if (met == servers_are::called) client.emplace(manager), client->open();
+    if (met == servers_are::answered) {
+      (void)hotswap::call(manager, Scores{}).value();
+      (void)hotswap::call(inspector, Show{}).value();
+    }
     samples.push_back(timed_us([&] {
       (void)hotswap::upgrade(
           {{manager, hotswap::table_of<AccountManagerV3>, 2}, {inspector, hotswap::table_of<InspectorV3>, 2}},
           {.state_sizes = false});
     }));
+    if (client) worst_calls.push_back(client->close());
+    client.reset();
     (void)hotswap::stop(manager);
     (void)hotswap::stop(inspector);
   }
@@ -130,6 +200,10 @@ void upgrade_pause() {
   close(saved);
   close(null);
   latencies(samples);
+  if (met == servers_are::called) {
+    metric("worst_call_p50", bench::percentile(worst_calls, 0.50), "us");
+    metric("worst_call_p99", bench::percentile(worst_calls, 0.99), "us");
+  }
 }
 
 // -- one server holding many accounts --
@@ -198,14 +272,17 @@ int main(int argc, char** argv) {
   if (workload == "floor") return floor(), 0;
   if (workload == "call") return call(), 0;
   if (workload == "cast") return cast(), 0;
-  if (workload == "upgrade_pause") return upgrade_pause(), 0;
+  if (workload == "upgrade_pause") return upgrade_pause(servers_are::idle), 0;
+  if (workload == "upgrade_pause_answered") return upgrade_pause(servers_are::answered), 0;
+  if (workload == "upgrade_pause_calling") return upgrade_pause(servers_are::called), 0;
   if (workload == "upgrade_100k") return upgrade_accounts(100'000), 0;
   if (workload == "upgrade_1m") return upgrade_accounts(1'000'000), 0;
   if (workload == "load_purge") return load_purge(), 0;
   if (workload == "idle_memory") return idle_memory(), 0;
   if (workload == "churn") return churn(), 0;
   fmt::print(stderr,
-             "usage: hotswap_compare floor|call|cast|upgrade_pause|upgrade_100k|upgrade_1m|load_purge|idle_memory|"
+             "usage: hotswap_compare "
+             "floor|call|cast|upgrade_pause[_answered|_calling]|upgrade_100k|upgrade_1m|load_purge|idle_memory|"
              "churn [--quick]\n");
   return 64;
 }

@@ -256,7 +256,8 @@ void run_server(server_core& server, executor& on) noexcept {
       on.schedule(server);  // still marked running: nobody else schedules it meanwhile
       break;
     }
-    const bool watch = !on.others_waiting() && !server.ended;
+    // A suspended server waits for its resume, which whoever runs it hands back to the pool.
+    const bool watch = !on.others_waiting() && !server.ended && !server.suspended;
     std::uint32_t expected = server_core::running;
     if (!server.run_state.compare_exchange_strong(expected, watch ? server_core::watched : server_core::idle,
                                                   std::memory_order_seq_cst)) {

@@ -56,7 +56,8 @@ hotswap::result<void> control_allowed(const Handle& server) {
 /// if it must be sent instead.
 template <class = void>
 bool run_control_here(server_core& server, control_request& request) noexcept {
-  if (server.runs_on != &the_runtime().pool) return false;
+  // A sys request ahead of it goes first: the one running or watching the server serves both.
+  if (server.runs_on != &the_runtime().pool || server.controls.load(std::memory_order_acquire)) return false;
   std::uint32_t expected = server.run_state.load(std::memory_order_relaxed);
   do
     if (expected != server_core::idle && (expected & ~server_core::notified) != server_core::watched) return false;

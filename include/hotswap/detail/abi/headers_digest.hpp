@@ -2,4 +2,4 @@
 // edit. It enters the ABI fingerprint: a module built from other headers is refused.
 #pragma once
 
-#define HOTSWAP_DETAIL_HEADERS_DIGEST "d6d2462937c509ed"
+#define HOTSWAP_DETAIL_HEADERS_DIGEST "364c6f5597871438"
